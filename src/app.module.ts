@@ -1,0 +1,55 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { AppConfig } from './config/app-config';
+import { HttpAuthGuard } from './controllers/auth';
+import { ClientController } from './controllers/client.controller';
+import { ExecutionController } from './controllers/execution.controller';
+import { OperationRpcController } from './controllers/operation-rpc.controller';
+import { OperationController } from './controllers/operation.controller';
+import { TargetController } from './controllers/target.controller';
+import { ItemProcessor, ItemReader, ItemWriter, SkipPolicy } from './interfaces/chunk.interfaces';
+import { CatalogService } from './services/catalog.service';
+import { ChunkProcessor } from './services/chunk-processor.service';
+import { ChunkReader } from './services/chunk-reader.service';
+import { ChunkStep } from './services/chunk-step.service';
+import { ChunkWriter } from './services/chunk-writer.service';
+import { ClientService } from './services/client.service';
+import { Database, dataSourceOptions } from './services/database';
+import { ExecutionService } from './services/execution.service';
+import { OperationValidator } from './services/operation-validator.service';
+import { OperationService } from './services/operation.service';
+import { OutboxRelay } from './services/outbox-relay.service';
+import { OutboxWakeup, PollerWakeup } from './services/poller-wakeup.service';
+import { Poller } from './services/poller.service';
+import { DataErrorSkipPolicy } from './services/skip-policy.service';
+
+@Module({})
+export class AppModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [TypeOrmModule.forRoot(dataSourceOptions(config))],
+      controllers: [OperationController, OperationRpcController, ExecutionController, TargetController, ClientController],
+      providers: [
+        { provide: AppConfig, useValue: config },
+        { provide: APP_GUARD, useClass: HttpAuthGuard },
+        Database,
+        CatalogService,
+        ClientService,
+        OperationValidator,
+        OperationService,
+        ExecutionService,
+        PollerWakeup,
+        OutboxWakeup,
+        { provide: ItemReader, useClass: ChunkReader },
+        { provide: ItemProcessor, useClass: ChunkProcessor },
+        { provide: ItemWriter, useClass: ChunkWriter },
+        { provide: SkipPolicy, useClass: DataErrorSkipPolicy },
+        ChunkStep,
+        Poller,
+        OutboxRelay,
+      ],
+    };
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * The service's configuration: read from the environment once, validated, typed.
+ * Nothing else in the code reads process.env.
+ */
+export type BatchRole = 'all' | 'api' | 'worker';
+
+export abstract class AppConfig {
+  nodeEnv: string;
+  port: number;
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  role: BatchRole;
+  db: { host: string; port: number; name: string; username: string; password: string; poolSize: number };
+  rmq: { url: string; queue: string; eventsExchange: string; prefetch: number };
+  redisUrl: string;
+  apiKeySecret: string;
+  adminApiKey: string | undefined;
+  targetSchemas: string[];
+  poll: { intervalMs: number; limit: number };
+  outboxIntervalMs: number;
+  catalogTtlMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(variable: string, problem: string) {
+    super(`Invalid configuration: ${variable} ${problem}`);
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const DEV_SECRET = 'batch-service-development-secret-change-me';
+
+function text(env: Env, name: string, fallback: string): string {
+  const value = env[name];
+  return value === undefined || value === '' ? fallback : value;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, `must be an integer, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
+  const value = text(env, name, fallback);
+  if (!allowed.includes(value as T)) throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${value}"`);
+  return value as T;
+}
+
+function url(env: Env, name: string, fallback: string, protocols: string[]): string {
+  const value = text(env, name, fallback);
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError(name, `must be a URL, got "${value}"`);
+  }
+  if (!protocols.includes(parsed.protocol)) throw new ConfigError(name, `must use ${protocols.join(' or ')}, got "${value}"`);
+  return value;
+}
+
+function name(env: Env, variable: string, fallback: string): string {
+  const value = text(env, variable, fallback);
+  if (!/^[A-Za-z0-9_.:-]{1,200}$/.test(value)) throw new ConfigError(variable, `must be 1..200 letters, digits or _.:-, got "${value}"`);
+  return value;
+}
+
+export function loadConfig(env: Env = process.env): AppConfig {
+  const nodeEnv = text(env, 'NODE_ENV', 'development');
+  const production = nodeEnv === 'production';
+  const apiKeySecret = text(env, 'API_KEY_ENCRYPTION_SECRET', production ? '' : DEV_SECRET);
+  if (production && apiKeySecret.length < 32) {
+    throw new ConfigError('API_KEY_ENCRYPTION_SECRET', 'must be set to at least 32 characters when NODE_ENV=production');
+  }
+  const adminApiKey = env.BATCH_ADMIN_API_KEY || undefined;
+  if (adminApiKey !== undefined && adminApiKey.length < (production ? 32 : 8)) {
+    throw new ConfigError('BATCH_ADMIN_API_KEY', `must be at least ${production ? 32 : 8} characters`);
+  }
+  const targetSchemas = text(env, 'BATCH_TARGET_SCHEMAS', 'public').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const schema of targetSchemas) {
+    if (!/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/.test(schema)) throw new ConfigError('BATCH_TARGET_SCHEMAS', `has an invalid schema name "${schema}"`);
+    if (schema === 'batch') throw new ConfigError('BATCH_TARGET_SCHEMAS', 'must not include the service\'s own schema "batch"');
+  }
+  if (targetSchemas.length === 0) throw new ConfigError('BATCH_TARGET_SCHEMAS', 'must name at least one schema');
+
+  return {
+    nodeEnv,
+    port: integer(env, 'PORT', 3000, 0, 65535),
+    logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['error', 'warn', 'info', 'debug'] as const),
+    role: oneOf(env, 'BATCH_ROLE', 'all', ['all', 'api', 'worker'] as const),
+    db: {
+      host: text(env, 'DB_HOST', '127.0.0.1'),
+      port: integer(env, 'DB_PORT', 5432, 1, 65535),
+      name: name(env, 'DB_NAME', 'batch_service'),
+      username: text(env, 'DB_USERNAME', 'postgres'),
+      password: env.DB_PASSWORD ?? '',
+      poolSize: integer(env, 'DB_POOL_SIZE', 10, 2, 200),
+    },
+    rmq: {
+      url: url(env, 'BATCH_SERVICE_RMQ_URL', 'amqp://guest:guest@127.0.0.1:5672', ['amqp:', 'amqps:']),
+      queue: name(env, 'BATCH_SERVICE_RMQ_QUEUE', 'batch_service'),
+      eventsExchange: name(env, 'BATCH_SERVICE_EVENTS_EXCHANGE', 'batch_service.events'),
+      prefetch: integer(env, 'BATCH_RMQ_PREFETCH', 200, 1, 10000),
+    },
+    redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    apiKeySecret,
+    adminApiKey,
+    targetSchemas,
+    poll: {
+      intervalMs: integer(env, 'BATCH_PROCESS_OPERATION_INTERVAL', 100, 1, 3_600_000),
+      limit: integer(env, 'BATCH_PROCESS_OPERATION_LIMIT', 1000, 1, 50_000),
+    },
+    outboxIntervalMs: integer(env, 'BATCH_OUTBOX_INTERVAL', 100, 1, 3_600_000),
+    catalogTtlMs: integer(env, 'BATCH_CATALOG_TTL', 5000, 0, 3_600_000),
+  };
+}

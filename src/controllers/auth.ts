@@ -1,0 +1,104 @@
+import {
+  CallHandler,
+  CanActivate,
+  createParamDecorator,
+  ExecutionContext,
+  Injectable,
+  NestInterceptor,
+  SetMetadata,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { RmqContext } from '@nestjs/microservices';
+import type { Request } from 'express';
+import { defer, finalize, from, Observable, switchMap } from 'rxjs';
+import { BatchError } from '../services/batch-error';
+import { AuthenticatedClient, ClientService } from '../services/client.service';
+
+/** The authenticated caller of each request (HTTP request object or RMQ context). */
+const CALLERS = new WeakMap<object, AuthenticatedClient>();
+const PUBLIC = 'batch:public';
+const ADMIN = 'batch:admin';
+
+/** No API key needed (health, metrics, dashboard). */
+export const Public = () => SetMetadata(PUBLIC, true);
+/** Only an admin client may call it. */
+export const AdminOnly = () => SetMetadata(ADMIN, true);
+
+/** The authenticated client of the request. */
+export const Caller = createParamDecorator((_: unknown, context: ExecutionContext): AuthenticatedClient => {
+  const holder = context.getType() === 'rpc' ? context.switchToRpc().getContext<RmqContext>() : context.switchToHttp().getRequest<Request>();
+  const client = CALLERS.get(holder);
+  if (!client) throw new BatchError('UNAUTHENTICATED', 'Missing or invalid API key');
+  return client;
+});
+
+function apiKeyOf(request: Request): string | undefined {
+  const header = request.headers['x-api-key'];
+  if (typeof header === 'string') return header;
+  const authorization = request.headers.authorization;
+  return authorization?.startsWith('Bearer ') ? authorization.slice('Bearer '.length).trim() : undefined;
+}
+
+/** REST: `x-api-key` or `Authorization: Bearer <key>`. */
+@Injectable()
+export class HttpAuthGuard implements CanActivate {
+  constructor(
+    private readonly clients: ClientService,
+    private readonly reflector: Reflector,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    if (context.getType() !== 'http') return true; // RPC calls authenticate in RpcCallInterceptor
+    const targets = [context.getHandler(), context.getClass()];
+    if (this.reflector.getAllAndOverride<boolean>(PUBLIC, targets)) return true;
+    const request = context.switchToHttp().getRequest<Request>();
+    const client = await this.clients.authenticate(apiKeyOf(request));
+    if (this.reflector.getAllAndOverride<boolean>(ADMIN, targets) && !client.admin) {
+      throw new BatchError('FORBIDDEN', 'Only an admin client may do this');
+    }
+    CALLERS.set(request, client);
+    return true;
+  }
+}
+
+const ACKED = new WeakSet<object>();
+
+/** Acknowledges an RPC request to the broker, once. */
+export function ackOnce(context: RmqContext): void {
+  const message = context.getMessage();
+  if (ACKED.has(message)) return;
+  ACKED.add(message);
+  context.getChannelRef().ack(message);
+}
+
+/**
+ * RPC: authenticates the AMQP header `x-api-key`, then acknowledges the request only when the handler has
+ * finished, so a request is acknowledged once its operation is durably stored (or rejected), never before.
+ */
+@Injectable()
+export class RpcCallInterceptor implements NestInterceptor {
+  constructor(private readonly clients: ClientService) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    if (context.getType() !== 'rpc') return next.handle();
+    const rmq = context.switchToRpc().getContext<RmqContext>();
+    const header = rmq.getMessage().properties.headers?.['x-api-key'];
+    return defer(() => from(this.clients.authenticate(typeof header === 'string' ? header : undefined))).pipe(
+      switchMap((client) => {
+        CALLERS.set(rmq, client);
+        return next.handle();
+      }),
+      finalize(() => ackOnce(rmq)),
+    );
+  }
+}
+
+/** The RPC request id (the NestJS wire format's `id`), used as the implicit idempotency key of a create. */
+export function rpcRequestId(context: RmqContext): string | undefined {
+  try {
+    const id = JSON.parse(context.getMessage().content.toString()).id;
+    return typeof id === 'string' && id.length > 0 && id.length <= 200 ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,56 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ClientService } from '../services/client.service';
+import { AdminOnly } from './auth';
+import { ClientCreateDto, ClientIdDto, ClientKeyDto, ClientResponseDto } from './dto/client.dto';
+import { ApiErrors } from './dto/error.dto';
+
+@ApiTags('clients (admin)')
+@ApiSecurity('api-key')
+@ApiErrors(401, 403, 503)
+@AdminOnly()
+@Controller('api/clients')
+export class ClientController {
+  constructor(private readonly clients: ClientService) {}
+
+  @Post()
+  @ApiOperation({ summary: 'Create a client; its API key is shown only in this response' })
+  @ApiCreatedResponse({ type: ClientKeyDto })
+  @ApiErrors(400, 409)
+  create(@Body() dto: ClientCreateDto): Promise<ClientKeyDto> {
+    return this.clients.create(dto);
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'All clients (never their keys)' })
+  @ApiOkResponse({ type: [ClientResponseDto] })
+  async list(): Promise<ClientResponseDto[]> {
+    return (await this.clients.list()).map((c) => ({
+      id: c.id,
+      name: c.name,
+      targets: c.targets,
+      admin: c.admin,
+      rateLimitPerSecond: c.rateLimitPerSecond,
+      createdAt: c.createdAt.toISOString(),
+      revokedAt: c.revokedAt?.toISOString() ?? null,
+    }));
+  }
+
+  @Post(':id/rotate-key')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Replace the client\'s key; the old one stops working at once' })
+  @ApiOkResponse({ type: ClientKeyDto })
+  @ApiErrors(404)
+  rotateKey(@Param() { id }: ClientIdDto): Promise<ClientKeyDto> {
+    return this.clients.rotateKey(id);
+  }
+
+  @Delete(':id')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Revoke the client: its key stops working at once' })
+  @ApiNoContentResponse()
+  @ApiErrors(404)
+  async revoke(@Param() { id }: ClientIdDto): Promise<void> {
+    await this.clients.revoke(id);
+  }
+}

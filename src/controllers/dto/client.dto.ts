@@ -1,0 +1,51 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ArrayMaxSize, ArrayMinSize, IsArray, IsBoolean, IsInt, IsOptional, IsString, Length, Matches, Max, Min } from 'class-validator';
+
+export class ClientCreateDto {
+  @ApiProperty({ example: 'billing', description: 'letters, digits, _ and -; the last word of its notifications\' routing key' })
+  @IsString()
+  @Matches(/^[A-Za-z0-9_-]{1,64}$/, { message: 'name must be 1..64 letters, digits, _ or -' })
+  name: string;
+
+  @ApiProperty({ example: ['reservations'], description: 'granted targets (`table`, `schema.table`) or `["*"]`' })
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(1000)
+  @IsString({ each: true })
+  @Length(1, 129, { each: true })
+  targets: string[];
+
+  @ApiPropertyOptional({ default: false })
+  @IsOptional()
+  @IsBoolean()
+  admin?: boolean;
+
+  @ApiPropertyOptional({ minimum: 1 })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(1_000_000)
+  rateLimitPerSecond?: number;
+}
+
+export class ClientIdDto {
+  @ApiProperty({ example: '2' })
+  @Matches(/^\d{1,18}$/, { message: 'id must be a decimal string' })
+  id: string;
+}
+
+export class ClientKeyDto {
+  @ApiProperty() id: string;
+  @ApiProperty() name: string;
+  @ApiProperty({ description: 'shown only here; store it now' }) apiKey: string;
+}
+
+export class ClientResponseDto {
+  @ApiProperty() id: string;
+  @ApiProperty() name: string;
+  @ApiProperty({ type: [String] }) targets: string[];
+  @ApiProperty() admin: boolean;
+  @ApiProperty({ type: Number, nullable: true }) rateLimitPerSecond: number | null;
+  @ApiProperty({ format: 'date-time' }) createdAt: string;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) revokedAt: string | null;
+}

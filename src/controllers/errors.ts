@@ -1,0 +1,60 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import { RmqContext } from '@nestjs/microservices';
+import { ValidationError } from 'class-validator';
+import type { Response } from 'express';
+import { Observable, throwError } from 'rxjs';
+import { BatchError, toBatchError } from '../services/batch-error';
+import { ackOnce } from './auth';
+
+/** ValidationPipe's errors as VALIDATION_FAILED, one detail per field. */
+export function validationFailed(errors: ValidationError[]): BatchError {
+  const problems = flatten(errors);
+  return new BatchError('VALIDATION_FAILED', problems.map((p) => `${p.field}: ${p.message}`).join('; ') || 'Invalid request', { problems });
+}
+
+function flatten(errors: ValidationError[], prefix = ''): { field: string; message: string }[] {
+  return errors.flatMap((error) => {
+    const field = prefix ? `${prefix}.${error.property}` : error.property;
+    const own = Object.values(error.constraints ?? {}).map((message) => ({ field, message }));
+    return [...own, ...flatten(error.children ?? [], field)];
+  });
+}
+
+const HTTP_CODES: Record<number, BatchError['code']> = {
+  400: 'VALIDATION_FAILED',
+  401: 'UNAUTHENTICATED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  409: 'CONFLICT',
+  413: 'PAYLOAD_TOO_LARGE',
+  429: 'RATE_LIMITED',
+  503: 'UNAVAILABLE',
+};
+
+/** Turns anything thrown into the contract's error shape: JSON body over REST, `err` over RPC. */
+@Catch()
+export class BatchErrorFilter implements ExceptionFilter {
+  private readonly logger = new Logger(BatchErrorFilter.name);
+
+  catch(exception: unknown, host: ArgumentsHost): Observable<never> | void {
+    const error = this.toBatchError(exception);
+    if (error.code === 'INTERNAL') this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
+    if (host.getType() === 'rpc') {
+      ackOnce(host.switchToRpc().getContext<RmqContext>());
+      return throwError(() => error.toResponse());
+    }
+    host.switchToHttp().getResponse<Response>().status(error.httpStatus).json(error.toResponse());
+  }
+
+  private toBatchError(exception: unknown): BatchError {
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      const code = HTTP_CODES[status] ?? (status < 500 ? 'VALIDATION_FAILED' : 'INTERNAL');
+      return new BatchError(code, exception.message);
+    }
+    const bodyParser = exception as { type?: string; status?: number; message?: string };
+    if (bodyParser?.type === 'entity.too.large') return new BatchError('PAYLOAD_TOO_LARGE', 'Request body too large');
+    if (bodyParser?.type === 'entity.parse.failed') return new BatchError('VALIDATION_FAILED', 'Malformed JSON body');
+    return toBatchError(exception);
+  }
+}

@@ -1,0 +1,43 @@
+import { Controller, UseInterceptors } from '@nestjs/common';
+import { Ctx, MessagePattern, Payload, RmqContext } from '@nestjs/microservices';
+import {
+  BATCH_PATTERNS,
+  ICreateBatchOperationResponse,
+  ICreateBatchOperationsResponse,
+  IGetBatchOperationResponse,
+} from '../interfaces/operation.interfaces';
+import { AuthenticatedClient } from '../services/client.service';
+import { OperationService } from '../services/operation.service';
+import { Caller, RpcCallInterceptor, rpcRequestId } from './auth';
+import { OperationCreateDto, OperationIdDto, OperationsCreateDto } from './dto/operation.dto';
+
+/** The RPC patterns of CONTRACT.md section 2, on the queue BATCH_SERVICE_RMQ_QUEUE. */
+@Controller()
+@UseInterceptors(RpcCallInterceptor)
+export class OperationRpcController {
+  constructor(private readonly operations: OperationService) {}
+
+  @MessagePattern(BATCH_PATTERNS.createOperation)
+  create(@Caller() client: AuthenticatedClient, @Payload() dto: OperationCreateDto, @Ctx() context: RmqContext): Promise<ICreateBatchOperationResponse> {
+    return this.operations.create(client, dto, rpcRequestId(context));
+  }
+
+  @MessagePattern(BATCH_PATTERNS.createOperations)
+  async createMany(
+    @Caller() client: AuthenticatedClient,
+    @Payload() dto: OperationsCreateDto,
+    @Ctx() context: RmqContext,
+  ): Promise<ICreateBatchOperationsResponse> {
+    return { operations: await this.operations.createMany(client, dto.operations, rpcRequestId(context)) };
+  }
+
+  @MessagePattern(BATCH_PATTERNS.getOperation)
+  get(@Caller() client: AuthenticatedClient, @Payload() { id }: OperationIdDto): Promise<IGetBatchOperationResponse> {
+    return this.operations.get(client, id);
+  }
+
+  @MessagePattern(BATCH_PATTERNS.cancelOperation)
+  cancel(@Caller() client: AuthenticatedClient, @Payload() { id }: OperationIdDto): Promise<IGetBatchOperationResponse> {
+    return this.operations.cancel(client, id);
+  }
+}

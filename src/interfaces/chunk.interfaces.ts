@@ -1,0 +1,74 @@
+import type { PoolClient } from 'pg';
+import type { IOperationError, OperationType, RowValues } from './operation.interfaces';
+
+/**
+ * The chunk engine's vocabulary, after Spring Batch: a reader claims a chunk of operations, a processor plans
+ * it into set-based statements, a writer runs each statement, and policies decide what a failure means.
+ */
+
+/** A pending operation claimed by a chunk transaction (its row stays locked until the chunk commits). */
+export interface ClaimedOperation {
+  id: string;
+  clientId: string;
+  clientName: string;
+  target: string;
+  type: OperationType;
+  values: RowValues | null;
+  key: RowValues | null;
+  conflictKey: string[] | null;
+  idempotencyKey: string | null;
+  label: string | null;
+}
+
+export interface OperationOutcome {
+  operation: ClaimedOperation;
+  status: 'COMPLETED' | 'FAILED';
+  rowsAffected: number | null;
+  error: IOperationError | null;
+}
+
+/** Operations of one target that one statement applies together, in order. */
+export interface StatementPlan {
+  target: string;
+  type: OperationType;
+  /** The columns the statement writes (values), in a fixed order. */
+  columns: string[];
+  operations: ClaimedOperation[];
+}
+
+/** What a chunk's planning gives: statements to run in order, and operations refused before any statement. */
+export interface ChunkPlan {
+  statements: StatementPlan[];
+  filtered: OperationOutcome[];
+}
+
+export abstract class ItemReader {
+  /** Claims up to `limit` pending operations in order of application, locked for this transaction. */
+  abstract read(tx: PoolClient, limit: number): Promise<ClaimedOperation[]>;
+}
+
+export abstract class ItemProcessor {
+  abstract process(chunk: ClaimedOperation[]): Promise<ChunkPlan>;
+}
+
+export abstract class ItemWriter {
+  /** Runs one statement; returns rowsAffected for each of the plan's operations, in order. */
+  abstract write(tx: PoolClient, plan: StatementPlan): Promise<number[]>;
+}
+
+export abstract class SkipPolicy {
+  /** True when the operation that raised `error` should end FAILED while the chunk goes on. */
+  abstract shouldSkip(error: unknown): boolean;
+}
+
+/** Counters of a step or a whole execution (Spring Batch's names). */
+export interface StepCounts {
+  readCount: number;
+  writeCount: number;
+  filterCount: number;
+  readSkipCount: number;
+  processSkipCount: number;
+  writeSkipCount: number;
+  commitCount: number;
+  rollbackCount: number;
+}

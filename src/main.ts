@@ -1,0 +1,79 @@
+import 'reflect-metadata';
+import { Logger, LogLevel, ValidationPipe } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { MicroserviceOptions, Transport } from '@nestjs/microservices';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { existsSync } from 'node:fs';
+import { AppModule } from './app.module';
+import { AppConfig, ConfigError, loadConfig } from './config/app-config';
+import { BatchErrorFilter, validationFailed } from './controllers/errors';
+import { ensureDatabase } from './services/database';
+
+const LOG_LEVELS: Record<AppConfig['logLevel'], LogLevel[]> = {
+  error: ['fatal', 'error'],
+  warn: ['fatal', 'error', 'warn'],
+  info: ['fatal', 'error', 'warn', 'log'],
+  debug: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'],
+};
+export const MAX_BODY_BYTES = '5mb';
+
+function readConfig(): AppConfig {
+  if (existsSync('.env')) process.loadEnvFile('.env');
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(1);
+    }
+    throw error;
+  }
+}
+
+async function bootstrap(): Promise<void> {
+  const config = readConfig();
+  await ensureDatabase(config.db);
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+    bodyParser: false,
+    logger: LOG_LEVELS[config.logLevel],
+  });
+  app.useBodyParser('json', { limit: MAX_BODY_BYTES });
+  app.useGlobalPipes(
+    new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, exceptionFactory: validationFailed }),
+  );
+  app.useGlobalFilters(new BatchErrorFilter());
+  app.enableShutdownHooks();
+
+  const swagger = new DocumentBuilder()
+    .setTitle('Batch Service')
+    .setDescription('Aggregates many small database writes into few large, transactional ones. See the README for the RPC contract.')
+    .setVersion('1')
+    .addApiKey({ type: 'apiKey', name: 'x-api-key', in: 'header', description: 'the client\'s API key (or Authorization: Bearer <key>)' }, 'api-key')
+    .build();
+  SwaggerModule.setup('api/docs', app, () => SwaggerModule.createDocument(app, swagger), { jsonDocumentUrl: 'api/docs-json' });
+
+  if (config.role !== 'worker') {
+    app.connectMicroservice<MicroserviceOptions>(
+      {
+        transport: Transport.RMQ,
+        options: {
+          urls: [config.rmq.url],
+          queue: config.rmq.queue,
+          queueOptions: { durable: true },
+          noAck: false,
+          prefetchCount: config.rmq.prefetch,
+        },
+      },
+      { inheritAppConfig: true },
+    );
+    await app.startAllMicroservices();
+  }
+  await app.listen(config.port);
+  new Logger('Bootstrap').log(`Batch Service (${config.role}) listening on port ${config.port}, RPC queue "${config.rmq.queue}"`);
+}
+
+bootstrap().catch((error) => {
+  console.error('Batch Service failed to start:', error);
+  process.exit(1);
+});

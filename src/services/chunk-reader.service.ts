@@ -1,0 +1,72 @@
+import { Injectable } from '@nestjs/common';
+import type { PoolClient } from 'pg';
+import { ClaimedOperation, ItemReader } from '../interfaces/chunk.interfaces';
+import type { OperationType, RowValues } from '../interfaces/operation.interfaces';
+import { INGEST_LOCK } from './operation.service';
+
+/** Key space of the transaction-scoped advisory locks that give one target to one worker at a time. */
+const TARGET_LOCK_SPACE = 4242;
+
+/**
+ * Claims pending operations in the contract's order of application: `priority DESC, id`, due ones only.
+ *
+ * - The id horizon: ids are allocated before their insert commits, so a larger id can become visible before a
+ *   smaller one. The reader reads the sequence, then waits for every ingest transaction that could hold an id
+ *   at or below it (they hold INGEST_LOCK shared), and claims only up to that horizon: no smaller id can appear
+ *   later, and per target nothing is applied ahead of an operation created before it.
+ * - One worker per target: a transaction-scoped advisory lock per target; targets locked elsewhere are left.
+ * - Rows are locked `FOR UPDATE SKIP LOCKED`; the lock is the claim, released by commit or rollback.
+ */
+@Injectable()
+export class ChunkReader extends ItemReader {
+  async read(tx: PoolClient, limit: number): Promise<ClaimedOperation[]> {
+    const [{ horizon }] = (await tx.query<{ horizon: string }>('SELECT last_value AS horizon FROM batch.operations_id_seq')).rows;
+    await tx.query('SELECT pg_advisory_lock($1)', [INGEST_LOCK]);
+    await tx.query('SELECT pg_advisory_unlock($1)', [INGEST_LOCK]);
+    const due = `o.status = 'PENDING' AND o.id <= $1 AND (o.not_before IS NULL OR o.not_before <= now())`;
+    const { rows: candidates } = await tx.query<{ target: string }>(
+      `SELECT DISTINCT target FROM (SELECT o.target FROM batch.operations o WHERE ${due} ORDER BY o.priority DESC, o.id LIMIT $2) p`,
+      [horizon, limit],
+    );
+    if (candidates.length === 0) return [];
+    const { rows: locked } = await tx.query<{ target: string }>(
+      `SELECT t AS target FROM unnest($1::text[]) t WHERE pg_try_advisory_xact_lock($2, hashtext(t))`,
+      [candidates.map((c) => c.target), TARGET_LOCK_SPACE],
+    );
+    if (locked.length === 0) return [];
+    const { rows } = await tx.query<ClaimRow>(
+      `SELECT o.id, o.client_id, c.name AS client_name, o.target, o.type, o.row_values, o.row_key, o.conflict_key, o.idempotency_key, o.label
+         FROM batch.operations o JOIN batch.clients c ON c.id = o.client_id
+        WHERE ${due} AND o.target = ANY($2)
+        ORDER BY o.priority DESC, o.id
+        LIMIT $3
+        FOR UPDATE OF o SKIP LOCKED`,
+      [horizon, locked.map((l) => l.target), limit],
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      clientId: r.client_id,
+      clientName: r.client_name,
+      target: r.target,
+      type: r.type,
+      values: r.row_values,
+      key: r.row_key,
+      conflictKey: r.conflict_key,
+      idempotencyKey: r.idempotency_key,
+      label: r.label,
+    }));
+  }
+}
+
+interface ClaimRow {
+  id: string;
+  client_id: string;
+  client_name: string;
+  target: string;
+  type: OperationType;
+  row_values: RowValues | null;
+  row_key: RowValues | null;
+  conflict_key: string[] | null;
+  idempotency_key: string | null;
+  label: string | null;
+}

@@ -1,0 +1,227 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { hostname } from 'node:os';
+import type { PoolClient } from 'pg';
+import { AppConfig } from '../config/app-config';
+import {
+  ClaimedOperation,
+  ItemProcessor,
+  ItemReader,
+  ItemWriter,
+  OperationOutcome,
+  SkipPolicy,
+  StatementPlan,
+  StepCounts,
+} from '../interfaces/chunk.interfaces';
+import { IOperationsSettledEvent, SETTLED_ROUTING_KEY_PREFIX } from '../interfaces/operation.interfaces';
+import { Database } from './database';
+import { isTransient } from './skip-policy.service';
+
+export interface ChunkResult {
+  executionId: string | null;
+  read: number;
+}
+
+interface StepRecord extends StepCounts {
+  name: string;
+  target: string;
+  type: string;
+  status: 'COMPLETED' | 'FAILED';
+  exitMessage: string | null;
+  startedAt: Date;
+  endedAt: Date;
+}
+
+const WORKER = `${hostname()}:${process.pid}`;
+
+/**
+ * One chunk, one transaction: claim, plan, write each statement (falling back to item-by-item under
+ * savepoints when one fails), then record outcomes, the execution with its steps, and the outbox rows.
+ * A crash anywhere rolls all of it back and the operations are simply claimed again.
+ */
+@Injectable()
+export class ChunkStep {
+  private readonly logger = new Logger(ChunkStep.name);
+
+  constructor(
+    private readonly db: Database,
+    private readonly config: AppConfig,
+    private readonly reader: ItemReader,
+    private readonly processor: ItemProcessor,
+    private readonly writer: ItemWriter,
+    private readonly skipPolicy: SkipPolicy,
+  ) {}
+
+  execute(): Promise<ChunkResult> {
+    return this.db.transaction(async (tx) => {
+      const startedAt = new Date();
+      const chunk = await this.reader.read(tx, this.config.poll.limit);
+      if (chunk.length === 0) return { executionId: null, read: 0 };
+      const plan = await this.processor.process(chunk);
+      const outcomes: OperationOutcome[] = [...plan.filtered];
+      const steps: StepRecord[] = [];
+      for (const statement of plan.statements) steps.push(await this.runStatement(tx, statement, outcomes));
+      const executionId = await this.record(tx, startedAt, chunk, plan.filtered.length, steps, outcomes);
+      return { executionId, read: chunk.length };
+    });
+  }
+
+  /** One statement for the whole plan; when it fails, one savepoint per operation, in order. */
+  private async runStatement(tx: PoolClient, plan: StatementPlan, outcomes: OperationOutcome[]): Promise<StepRecord> {
+    const step: StepRecord = {
+      ...emptyCounts(),
+      name: `${plan.type} ${plan.target} (${plan.columns.join(', ')})`,
+      target: plan.target,
+      type: plan.type,
+      status: 'COMPLETED',
+      exitMessage: null,
+      startedAt: new Date(),
+      endedAt: new Date(),
+      readCount: plan.operations.length,
+    };
+    await tx.query('SAVEPOINT statement');
+    try {
+      const rows = await this.writer.write(tx, plan);
+      await tx.query('RELEASE SAVEPOINT statement');
+      plan.operations.forEach((operation, i) => outcomes.push(completed(operation, rows[i])));
+      step.writeCount = plan.operations.length;
+    } catch (error) {
+      if (isTransient(error)) throw error;
+      await tx.query('ROLLBACK TO SAVEPOINT statement');
+      step.rollbackCount += 1;
+      step.exitMessage = `statement failed (${describe(error)}); applied item by item`;
+      for (const operation of plan.operations) {
+        const outcome = await this.runOne(tx, plan, operation);
+        outcomes.push(outcome);
+        if (outcome.status === 'COMPLETED') step.writeCount += 1;
+        else step.writeSkipCount += 1;
+      }
+    }
+    step.endedAt = new Date();
+    return step;
+  }
+
+  private async runOne(tx: PoolClient, plan: StatementPlan, operation: ClaimedOperation): Promise<OperationOutcome> {
+    await tx.query('SAVEPOINT item');
+    try {
+      const [rows] = await this.writer.write(tx, { ...plan, operations: [operation] });
+      await tx.query('RELEASE SAVEPOINT item');
+      return completed(operation, rows);
+    } catch (error) {
+      if (!this.skipPolicy.shouldSkip(error)) throw error;
+      await tx.query('ROLLBACK TO SAVEPOINT item');
+      const e = error as { code: string; message: string };
+      return { operation, status: 'FAILED', rowsAffected: null, error: { code: e.code, message: e.message } };
+    }
+  }
+
+  /** The job repository and the outbox, in the chunk's transaction. */
+  private async record(
+    tx: PoolClient,
+    startedAt: Date,
+    chunk: ClaimedOperation[],
+    filtered: number,
+    steps: StepRecord[],
+    outcomes: OperationOutcome[],
+  ): Promise<string> {
+    const totals = emptyCounts();
+    for (const step of steps) for (const counter of COUNTERS) totals[counter] += step[counter];
+    totals.readCount = chunk.length;
+    totals.processSkipCount = filtered;
+    totals.commitCount = 1;
+    const skips = totals.writeSkipCount + filtered;
+    const exitMessage = skips > 0 ? `${skips} of ${chunk.length} operations failed` : null;
+    const {
+      rows: [{ id: executionId, ended_at: endedAt }],
+    } = await tx.query<{ id: string; ended_at: Date }>(
+      `INSERT INTO batch.executions (status, exit_message, worker, read_count, write_count, filter_count, read_skip_count,
+                                     process_skip_count, write_skip_count, commit_count, rollback_count, started_at, ended_at)
+       VALUES ('COMPLETED', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, clock_timestamp()) RETURNING id, ended_at`,
+      [exitMessage, WORKER, ...COUNTERS.map((counter) => totals[counter]), startedAt],
+    );
+    if (steps.length > 0) {
+      await tx.query(
+        `INSERT INTO batch.execution_steps (execution_id, name, target, type, status, exit_message, read_count, write_count, filter_count,
+                                            read_skip_count, process_skip_count, write_skip_count, commit_count, rollback_count, started_at, ended_at)
+         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::int[], $9::int[], $10::int[],
+                                  $11::int[], $12::int[], $13::int[], $14::int[], $15::timestamptz[], $16::timestamptz[])`,
+        [
+          executionId,
+          steps.map((s) => s.name),
+          steps.map((s) => s.target),
+          steps.map((s) => s.type),
+          steps.map((s) => s.status),
+          steps.map((s) => s.exitMessage),
+          ...COUNTERS.map((counter) => steps.map((s) => (counter === 'commitCount' ? 1 : s[counter]))),
+          steps.map((s) => s.startedAt),
+          steps.map((s) => s.endedAt),
+        ],
+      );
+    }
+    await tx.query(
+      `UPDATE batch.operations o
+          SET status = v.status, rows_affected = v.rows_affected, error_code = v.error_code, error_message = v.error_message,
+              execution_id = $1, attempts = o.attempts + 1, settled_at = $7, updated_at = $7
+         FROM unnest($2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[]) AS v(id, status, rows_affected, error_code, error_message)
+        WHERE o.id = v.id`,
+      [
+        executionId,
+        outcomes.map((o) => o.operation.id),
+        outcomes.map((o) => o.status),
+        outcomes.map((o) => o.rowsAffected),
+        outcomes.map((o) => o.error?.code ?? null),
+        outcomes.map((o) => o.error?.message ?? null),
+        endedAt,
+      ],
+    );
+    const events = settledEvents(executionId, endedAt, outcomes);
+    await tx.query(`INSERT INTO batch.outbox (routing_key, payload) SELECT * FROM unnest($1::text[], $2::jsonb[])`, [
+      events.map((e) => SETTLED_ROUTING_KEY_PREFIX + e.client),
+      events.map((e) => JSON.stringify(e)),
+    ]);
+    if (skips > 0) this.logger.warn(`execution ${executionId}: ${exitMessage}`);
+    return executionId;
+  }
+}
+
+/** One notification per client, its operations in order of application. */
+export function settledEvents(executionId: string, settledAt: Date, outcomes: OperationOutcome[]): IOperationsSettledEvent[] {
+  const byClient = new Map<string, IOperationsSettledEvent>();
+  for (const { operation, status, rowsAffected, error } of [...outcomes].sort((a, b) => compareIds(a.operation.id, b.operation.id))) {
+    let event = byClient.get(operation.clientName);
+    if (!event) {
+      event = { type: 'operations.settled', client: operation.clientName, executionId, settledAt: settledAt.toISOString(), operations: [] };
+      byClient.set(operation.clientName, event);
+    }
+    event.operations.push({
+      id: operation.id,
+      status,
+      rowsAffected,
+      error,
+      target: operation.target,
+      type: operation.type,
+      idempotencyKey: operation.idempotencyKey,
+      label: operation.label,
+    });
+  }
+  return [...byClient.values()];
+}
+
+function compareIds(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+function completed(operation: ClaimedOperation, rowsAffected: number): OperationOutcome {
+  return { operation, status: 'COMPLETED', rowsAffected, error: null };
+}
+
+/** The counters in the order of their columns in batch.executions and batch.execution_steps. */
+const COUNTERS = ['readCount', 'writeCount', 'filterCount', 'readSkipCount', 'processSkipCount', 'writeSkipCount', 'commitCount', 'rollbackCount'] as const;
+
+export function emptyCounts(): StepCounts {
+  return Object.fromEntries(COUNTERS.map((counter) => [counter, 0])) as unknown as StepCounts;
+}
+
+function describe(error: unknown): string {
+  const e = error as { code?: string; message?: string };
+  return `${e.code ?? 'error'}: ${e.message ?? String(error)}`.slice(0, 500);
+}

@@ -1,0 +1,114 @@
+import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { createHmac, randomBytes } from 'node:crypto';
+import { AppConfig } from '../config/app-config';
+import { ClientEntity } from '../entities';
+import { BatchError } from './batch-error';
+import { Database } from './database';
+
+/** The caller of a request, once its API key is verified. */
+export class AuthenticatedClient {
+  constructor(
+    readonly id: string,
+    readonly name: string,
+    readonly admin: boolean,
+    readonly targets: string[],
+    readonly rateLimitPerSecond: number | null,
+  ) {}
+
+  /** A grant is `*`, a canonical `schema.table`, or a bare table name in any allowed schema. */
+  mayWrite(target: string): boolean {
+    const table = target.slice(target.indexOf('.') + 1);
+    return this.admin || this.targets.some((grant) => grant === '*' || grant === target || grant === table);
+  }
+
+  static of(entity: ClientEntity): AuthenticatedClient {
+    return new AuthenticatedClient(entity.id, entity.name, entity.admin, entity.targets, entity.rateLimitPerSecond);
+  }
+}
+
+export interface ClientCreate {
+  name: string;
+  targets: string[];
+  admin?: boolean;
+  rateLimitPerSecond?: number;
+}
+
+export const ADMIN_CLIENT_NAME = 'admin';
+
+/** Clients and their API keys. Keys are shown once and stored only as an HMAC keyed by API_KEY_ENCRYPTION_SECRET. */
+@Injectable()
+export class ClientService implements OnApplicationBootstrap {
+  private readonly logger = new Logger(ClientService.name);
+
+  constructor(
+    private readonly db: Database,
+    private readonly config: AppConfig,
+  ) {}
+
+  private get clients() {
+    return this.db.dataSource.getRepository(ClientEntity);
+  }
+
+  hashKey(apiKey: string): string {
+    return createHmac('sha256', this.config.apiKeySecret).update(apiKey).digest('hex');
+  }
+
+  /** The client whose key this is; UNAUTHENTICATED when there is none or it was revoked. */
+  async authenticate(apiKey: string | undefined): Promise<AuthenticatedClient> {
+    if (!apiKey || apiKey.length > 512) throw new BatchError('UNAUTHENTICATED', 'Missing or invalid API key');
+    // The lookup is by keyed hash, so timing reveals nothing about stored keys.
+    const client = await this.clients.findOneBy({ apiKeyHash: this.hashKey(apiKey) });
+    if (!client || client.revokedAt) throw new BatchError('UNAUTHENTICATED', 'Missing or invalid API key');
+    return AuthenticatedClient.of(client);
+  }
+
+  /** Creates or updates the built-in admin client from BATCH_ADMIN_API_KEY. */
+  async onApplicationBootstrap(): Promise<void> {
+    if (!this.config.adminApiKey) {
+      this.logger.warn('BATCH_ADMIN_API_KEY is not set: no admin client, so no clients can be created over REST');
+      return;
+    }
+    await this.db.query(
+      `INSERT INTO batch.clients (name, api_key_hash, targets, admin) VALUES ($1, $2, '{*}', true)
+       ON CONFLICT (name) DO UPDATE SET api_key_hash = EXCLUDED.api_key_hash, admin = true, targets = '{*}', revoked_at = NULL, updated_at = now()`,
+      [ADMIN_CLIENT_NAME, this.hashKey(this.config.adminApiKey)],
+    );
+  }
+
+  async create(request: ClientCreate): Promise<{ id: string; name: string; apiKey: string }> {
+    const apiKey = newApiKey();
+    const rows: { id: string }[] = await this.db.query(
+      `INSERT INTO batch.clients (name, api_key_hash, targets, admin, rate_limit_per_second) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (name) DO NOTHING RETURNING id`,
+      [request.name, this.hashKey(apiKey), request.targets, request.admin ?? false, request.rateLimitPerSecond ?? null],
+    );
+    if (rows.length === 0) throw new BatchError('CONFLICT', `A client named "${request.name}" exists already`);
+    return { id: rows[0].id, name: request.name, apiKey };
+  }
+
+  list(): Promise<ClientEntity[]> {
+    return this.clients.find({ order: { id: 'ASC' } });
+  }
+
+  async rotateKey(id: string): Promise<{ id: string; name: string; apiKey: string }> {
+    const apiKey = newApiKey();
+    const rows: { name: string }[] = await this.db.query(
+      `UPDATE batch.clients SET api_key_hash = $2, updated_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING name`,
+      [id, this.hashKey(apiKey)],
+    );
+    if (rows.length === 0) throw new BatchError('NOT_FOUND', `No active client ${id}`);
+    return { id, name: rows[0].name, apiKey };
+  }
+
+  async revoke(id: string): Promise<void> {
+    const rows = await this.db.query(
+      `UPDATE batch.clients SET revoked_at = now(), updated_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id`,
+      [id],
+    );
+    if (rows.length === 0) throw new BatchError('NOT_FOUND', `No active client ${id}`);
+  }
+}
+
+function newApiKey(): string {
+  return `bsk_${randomBytes(32).toString('base64url')}`;
+}

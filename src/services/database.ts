@@ -1,0 +1,82 @@
+import { Injectable } from '@nestjs/common';
+import { Client, Pool, PoolClient } from 'pg';
+import { DataSource, DataSourceOptions } from 'typeorm';
+import { AppConfig } from '../config/app-config';
+import { ENTITIES } from '../entities';
+import { InitialSchema1763700000000 } from '../migrations/1763700000000-initial-schema';
+
+export const MIGRATIONS = [InitialSchema1763700000000];
+
+/** Creates the service's database when it is missing and the user may create it. */
+export async function ensureDatabase(db: AppConfig['db']): Promise<void> {
+  const admin = new Client({ host: db.host, port: db.port, user: db.username, password: db.password, database: 'postgres' });
+  await admin.connect();
+  try {
+    const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [db.name]);
+    if (rowCount === 0) {
+      await admin.query(`CREATE DATABASE ${quoteIdent(db.name)}`).catch((error: { code?: string }) => {
+        if (error.code !== '42P04') throw error; // created meanwhile by another instance
+      });
+    }
+  } finally {
+    await admin.end();
+  }
+}
+
+export function dataSourceOptions(config: AppConfig): DataSourceOptions {
+  return {
+    type: 'postgres',
+    host: config.db.host,
+    port: config.db.port,
+    database: config.db.name,
+    username: config.db.username,
+    password: config.db.password,
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    migrationsRun: true,
+    migrationsTransactionMode: 'all',
+    synchronize: false,
+    logging: ['error', 'migration'],
+    applicationName: `batch-service:${config.role}`,
+    extra: { max: config.db.poolSize, connectionTimeoutMillis: 5000 },
+  };
+}
+
+/** Quotes an SQL identifier. Identifiers only ever come from the catalog or the configuration. */
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * Raw SQL on the pool TypeORM opened: rows as they come from `pg`, and explicit transactions on one
+ * connection. The chunk engine and the ingest path use it; TypeORM repositories serve simple reads.
+ */
+@Injectable()
+export class Database {
+  constructor(readonly dataSource: DataSource) {}
+
+  get pool(): Pool {
+    return (this.dataSource.driver as unknown as { master: Pool }).master;
+  }
+
+  async query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]> {
+    return (await this.pool.query(sql, params)).rows as T[];
+  }
+
+  /** Runs `work` in one transaction; rolls back when it throws. */
+  async transaction<T>(work: (tx: PoolClient) => Promise<T>): Promise<T> {
+    const tx = await this.pool.connect();
+    let broken = false;
+    try {
+      await tx.query('BEGIN');
+      const result = await work(tx);
+      await tx.query('COMMIT');
+      return result;
+    } catch (error) {
+      await tx.query('ROLLBACK').catch(() => (broken = true));
+      throw error;
+    } finally {
+      tx.release(broken ? true : undefined);
+    }
+  }
+}

@@ -1,0 +1,121 @@
+import { Injectable } from '@nestjs/common';
+import type { ICreateBatchOperationRequest, JsonValue, RowValues } from '../interfaces/operation.interfaces';
+import { BatchError } from './batch-error';
+import { CatalogService, TargetColumn, TargetTable, sameColumns } from './catalog.service';
+import { columnValueProblem, isNumericColumn } from './column-value';
+import type { AuthenticatedClient } from './client.service';
+
+/** An operation that passed every create-time check, with its target resolved to `schema.table`. */
+export interface ValidOperation {
+  target: string;
+  type: ICreateBatchOperationRequest['type'];
+  values: RowValues | null;
+  key: RowValues | null;
+  conflictKey: string[] | null;
+  idempotencyKey: string | null;
+  label: string | null;
+  priority: number;
+  notBefore: Date | null;
+}
+
+interface Problem {
+  code: 'VALIDATION_FAILED' | 'UNKNOWN_COLUMN';
+  field: string;
+  message: string;
+}
+
+/** Checks an operation against the live catalog and the client's grants (CONTRACT.md, section 1). */
+@Injectable()
+export class OperationValidator {
+  constructor(private readonly catalog: CatalogService) {}
+
+  async validate(client: AuthenticatedClient, request: ICreateBatchOperationRequest): Promise<ValidOperation> {
+    const columns = [...Object.keys(request.values ?? {}), ...Object.keys(request.key ?? {}), ...(request.conflictKey ?? [])];
+    const target = await this.catalog.findWithColumns(request.target, columns);
+    if (!target) throw new BatchError('UNKNOWN_TARGET', `Unknown target "${request.target}"`, { target: request.target });
+    if (!client.mayWrite(target.name)) {
+      throw new BatchError('FORBIDDEN', `Client "${client.name}" is not granted target "${target.name}"`, { target: target.name });
+    }
+    const problems = checkShape(target, request);
+    if (problems.length > 0) {
+      const unknown = problems.find((p) => p.code === 'UNKNOWN_COLUMN');
+      const first = unknown ?? problems[0];
+      throw new BatchError(first.code, first.message, { target: target.name, problems });
+    }
+    return {
+      target: target.name,
+      type: request.type,
+      values: request.values ?? null,
+      key: request.key ?? null,
+      conflictKey: request.type === 'upsert' ? (request.conflictKey ?? target.primaryKey) : null,
+      idempotencyKey: request.idempotencyKey ?? null,
+      label: request.label ?? null,
+      priority: request.priority ?? 0,
+      notBefore: request.notBefore ? new Date(request.notBefore) : null,
+    };
+  }
+}
+
+/** Every reason the operation cannot be applied as sent; empty when it can. */
+export function checkShape(target: TargetTable, request: ICreateBatchOperationRequest): Problem[] {
+  const problems: Problem[] = [];
+  const fail = (field: string, message: string) => problems.push({ code: 'VALIDATION_FAILED', field, message });
+  const values = request.values;
+  const key = request.key;
+  const needsValues = request.type !== 'delete';
+  const needsKey = request.type === 'update' || request.type === 'delete' || request.type === 'increment';
+
+  if (needsValues && (!values || Object.keys(values).length === 0)) fail('values', `${request.type} needs at least one column in "values"`);
+  if (!needsValues && values !== undefined) fail('values', 'delete takes no "values"');
+  if (needsKey && (!key || Object.keys(key).length === 0)) fail('key', `${request.type} needs a "key"`);
+  if (!needsKey && key !== undefined) fail('key', `${request.type} takes no "key"; it writes "values"`);
+  if (request.type !== 'upsert' && request.conflictKey !== undefined) fail('conflictKey', 'only upsert takes a "conflictKey"');
+
+  for (const [section, row] of [['values', values], ['key', key]] as const) {
+    for (const [name, value] of Object.entries(row ?? {})) {
+      const column = target.columns.get(name);
+      if (!column) {
+        problems.push({ code: 'UNKNOWN_COLUMN', field: `${section}.${name}`, message: `Unknown column "${name}" on target "${target.name}"` });
+        continue;
+      }
+      const problem = valueProblem(column, value, section === 'key' || request.type === 'increment');
+      if (problem) fail(`${section}.${name}`, `Column "${name}" ${problem}`);
+      if (section === 'values' && column.generatedAlways) fail(`values.${name}`, `Column "${name}" is generated and cannot be written`);
+      if (section === 'values' && request.type === 'increment' && !isNumericColumn(column)) {
+        fail(`values.${name}`, `Column "${name}" is not numeric and cannot be incremented`);
+      }
+    }
+  }
+  if (problems.length > 0) return problems;
+
+  if (needsKey && key && !target.uniqueKeys.some((k) => sameColumns(k, Object.keys(key)))) {
+    fail('key', `"key" must name exactly the primary key or one unique key of "${target.name}": ${describeKeys(target)}`);
+  }
+  if (request.type === 'insert' || request.type === 'upsert') {
+    for (const column of target.columns.values()) {
+      if (column.notNull && !column.hasDefault && !(column.name in values!)) fail(`values.${column.name}`, `Column "${column.name}" is required`);
+    }
+  }
+  if (request.type === 'upsert') {
+    const conflictKey = request.conflictKey ?? target.primaryKey;
+    if (!conflictKey) fail('conflictKey', `"${target.name}" has no primary key; give a "conflictKey"`);
+    else if (conflictKey.some((c) => !target.columns.has(c))) {
+      const column = conflictKey.find((c) => !target.columns.has(c))!;
+      problems.push({ code: 'UNKNOWN_COLUMN', field: 'conflictKey', message: `Unknown column "${column}" on target "${target.name}"` });
+    } else if (!target.uniqueKeys.some((k) => sameColumns(k, conflictKey))) {
+      fail('conflictKey', `"conflictKey" must name exactly the primary key or one unique key of "${target.name}": ${describeKeys(target)}`);
+    } else {
+      for (const c of conflictKey) if (!(c in values!) || values![c] === null) fail(`values.${c}`, `Column "${c}" of the conflict key needs a value`);
+    }
+  }
+  return problems;
+}
+
+function valueProblem(column: TargetColumn, value: JsonValue, notNull: boolean): string | null {
+  if (value === null) return notNull || column.notNull ? 'cannot be null' : null;
+  return columnValueProblem(column, value);
+}
+
+function describeKeys(target: TargetTable): string {
+  return target.uniqueKeys.length === 0 ? 'it has none' : target.uniqueKeys.map((k) => `(${k.join(', ')})`).join(' or ');
+}

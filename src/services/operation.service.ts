@@ -1,0 +1,217 @@
+import { Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type {
+  ICreateBatchOperationRequest,
+  ICreateBatchOperationResponse,
+  IGetBatchOperationResponse,
+  IOperationListResponse,
+  OperationStatus,
+  OperationType,
+  RowValues,
+} from '../interfaces/operation.interfaces';
+import { BatchError } from './batch-error';
+import { AuthenticatedClient } from './client.service';
+import { Database } from './database';
+import { OperationValidator, ValidOperation } from './operation-validator.service';
+import { PollerWakeup } from './poller-wakeup.service';
+
+/** Shared with the chunk reader: ingest holds it shared while it allocates ids and commits (see ChunkReader). */
+export const INGEST_LOCK = 4242_0001;
+
+export interface OperationRow {
+  id: string;
+  client_id: string;
+  target: string;
+  type: OperationType;
+  row_values: RowValues | null;
+  row_key: RowValues | null;
+  conflict_key: string[] | null;
+  idempotency_key: string | null;
+  label: string | null;
+  priority: number;
+  not_before: Date | null;
+  status: OperationStatus;
+  attempts: number;
+  rows_affected: number | null;
+  error_code: string | null;
+  error_message: string | null;
+  execution_id: string | null;
+  created_at: Date;
+  updated_at: Date;
+  settled_at: Date | null;
+}
+
+export interface OperationListQuery {
+  status?: OperationStatus;
+  target?: string;
+  label?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+const INSERT_SQL = `
+  INSERT INTO batch.operations
+         (client_id, target, type, row_values, row_key, conflict_key, idempotency_key, request_key, label, priority, not_before)
+  SELECT $1, i.target, i.type, i.row_values, i.row_key,
+         CASE WHEN i.conflict_key IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(i.conflict_key)) END,
+         i.idempotency_key, i.request_key, i.label, i.priority, i.not_before
+    FROM unnest($2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::jsonb[], $7::text[], $8::text[], $9::text[], $10::int2[], $11::timestamptz[])
+         WITH ORDINALITY AS i(target, type, row_values, row_key, conflict_key, idempotency_key, request_key, label, priority, not_before, ord)
+   ORDER BY i.ord
+  ON CONFLICT DO NOTHING
+  RETURNING id, status, created_at, request_key`;
+
+/** Creating, reading, cancelling and retrying operations: the domain behind both transports. */
+@Injectable()
+export class OperationService {
+  constructor(
+    private readonly db: Database,
+    private readonly validator: OperationValidator,
+    private readonly wakeup: PollerWakeup,
+  ) {}
+
+  async create(client: AuthenticatedClient, request: ICreateBatchOperationRequest, requestId?: string): Promise<ICreateBatchOperationResponse> {
+    const [created] = await this.createMany(client, [request], requestId);
+    return created;
+  }
+
+  /**
+   * Validates every operation, then stores all of them in one statement or none. `requestId` (the RPC request
+   * id) makes a redelivered request return what the first delivery stored instead of storing it again.
+   */
+  async createMany(client: AuthenticatedClient, requests: ICreateBatchOperationRequest[], requestId: string = randomUUID()): Promise<ICreateBatchOperationResponse[]> {
+    const operations: ValidOperation[] = [];
+    for (const [index, request] of requests.entries()) {
+      try {
+        operations.push(await this.validator.validate(client, request));
+      } catch (error) {
+        if (error instanceof BatchError && requests.length > 1) {
+          throw new BatchError(error.code, `operations[${index}]: ${error.message}`, { index, ...(error.details as object) });
+        }
+        throw error;
+      }
+    }
+    const requestKeys = operations.map((_, index) => `${requestId}#${index}`);
+    const inserted = await this.db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock_shared($1)', [INGEST_LOCK]);
+      const result = await tx.query<{ id: string; status: OperationStatus; created_at: Date; request_key: string }>(INSERT_SQL, [
+        client.id,
+        operations.map((o) => o.target),
+        operations.map((o) => o.type),
+        operations.map((o) => json(o.values)),
+        operations.map((o) => json(o.key)),
+        operations.map((o) => json(o.conflictKey)),
+        operations.map((o) => o.idempotencyKey),
+        requestKeys,
+        operations.map((o) => o.label),
+        operations.map((o) => o.priority),
+        operations.map((o) => o.notBefore),
+      ]);
+      return result.rows;
+    });
+    if (inserted.length > 0) this.wakeup.notify();
+    const byRequestKey = new Map(inserted.map((row) => [row.request_key, row]));
+    const missing = requestKeys.filter((key) => !byRequestKey.has(key));
+    const existing = missing.length === 0 ? [] : await this.findExisting(client, missing, operations);
+    return operations.map((operation, index) => {
+      const row = byRequestKey.get(requestKeys[index]);
+      if (row) return { id: row.id, status: row.status, createdAt: row.created_at.toISOString(), duplicate: false };
+      const first =
+        existing.find((e) => e.request_key === requestKeys[index]) ??
+        existing.find((e) => operation.idempotencyKey !== null && e.idempotency_key === operation.idempotencyKey);
+      if (!first) throw new BatchError('CONFLICT', 'The operation was created concurrently and is gone; retry');
+      return { id: first.id, status: first.status, createdAt: first.created_at.toISOString(), duplicate: true };
+    });
+  }
+
+  private findExisting(client: AuthenticatedClient, requestKeys: string[], operations: ValidOperation[]) {
+    return this.db.query<{ id: string; status: OperationStatus; created_at: Date; request_key: string; idempotency_key: string | null }>(
+      `SELECT id, status, created_at, request_key, idempotency_key FROM batch.operations
+        WHERE client_id = $1 AND (request_key = ANY($2) OR idempotency_key = ANY($3)) ORDER BY id`,
+      [client.id, requestKeys, operations.map((o) => o.idempotencyKey).filter((k) => k !== null)],
+    );
+  }
+
+  async get(client: AuthenticatedClient, id: string): Promise<IGetBatchOperationResponse> {
+    return toResponse(await this.findOwned(client, id));
+  }
+
+  async list(client: AuthenticatedClient, query: OperationListQuery): Promise<IOperationListResponse> {
+    const limit = query.limit ?? 50;
+    const rows = await this.db.query<OperationRow>(
+      `SELECT * FROM batch.operations
+        WHERE ($1::bigint IS NULL OR client_id = $1)
+          AND ($2::text IS NULL OR status = $2)
+          AND ($3::text IS NULL OR target = $3 OR split_part(target, '.', 2) = $3)
+          AND ($4::text IS NULL OR label = $4)
+          AND ($5::bigint IS NULL OR id < $5)
+        ORDER BY id DESC LIMIT $6`,
+      [client.admin ? null : client.id, query.status ?? null, query.target ?? null, query.label ?? null, query.cursor ?? null, limit + 1],
+    );
+    const items = rows.slice(0, limit).map(toResponse);
+    return { items, nextCursor: rows.length > limit ? items[items.length - 1].id : null };
+  }
+
+  /** PENDING → CANCELLED; CONFLICT from any other state. */
+  async cancel(client: AuthenticatedClient, id: string): Promise<IGetBatchOperationResponse> {
+    return this.transition(client, id, 'PENDING', `status = 'CANCELLED', settled_at = now()`);
+  }
+
+  /** FAILED → PENDING (same id), to be applied again; CONFLICT from any other state. */
+  async retry(client: AuthenticatedClient, id: string): Promise<IGetBatchOperationResponse> {
+    return this.transition(
+      client,
+      id,
+      'FAILED',
+      `status = 'PENDING', error_code = NULL, error_message = NULL, rows_affected = NULL, execution_id = NULL, settled_at = NULL`,
+    ).finally(() => this.wakeup.notify());
+  }
+
+  private async transition(client: AuthenticatedClient, id: string, from: OperationStatus, set: string): Promise<IGetBatchOperationResponse> {
+    await this.findOwned(client, id);
+    const rows = await this.db.query<OperationRow>(
+      `UPDATE batch.operations SET ${set}, updated_at = now() WHERE id = $1 AND status = $2 RETURNING *`,
+      [id, from],
+    );
+    if (rows.length === 0) {
+      const current = await this.findOwned(client, id);
+      throw new BatchError('CONFLICT', `Operation ${id} is ${current.status}, not ${from}`, { status: current.status });
+    }
+    return toResponse(rows[0]);
+  }
+
+  private async findOwned(client: AuthenticatedClient, id: string): Promise<OperationRow> {
+    if (!/^\d{1,18}$/.test(id)) throw new BatchError('NOT_FOUND', `No operation ${JSON.stringify(id).slice(0, 40)}`);
+    const [row] = await this.db.query<OperationRow>('SELECT * FROM batch.operations WHERE id = $1', [id]);
+    if (!row) throw new BatchError('NOT_FOUND', `No operation ${id}`);
+    if (!client.admin && row.client_id !== client.id) throw new BatchError('FORBIDDEN', `Operation ${id} belongs to another client`);
+    return row;
+  }
+}
+
+function json(value: unknown): string | null {
+  return value === null || value === undefined ? null : JSON.stringify(value);
+}
+
+export function toResponse(row: OperationRow): IGetBatchOperationResponse {
+  return {
+    id: row.id,
+    target: row.target,
+    type: row.type,
+    values: row.row_values,
+    key: row.row_key,
+    conflictKey: row.conflict_key,
+    idempotencyKey: row.idempotency_key,
+    label: row.label,
+    priority: row.priority,
+    notBefore: row.not_before?.toISOString() ?? null,
+    status: row.status,
+    attempts: row.attempts,
+    rowsAffected: row.rows_affected,
+    error: row.error_code === null ? null : { code: row.error_code, message: row.error_message ?? '' },
+    executionId: row.execution_id,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+    settledAt: row.settled_at?.toISOString() ?? null,
+  };
+}

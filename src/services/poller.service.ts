@@ -1,0 +1,59 @@
+import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { setTimeout as delay } from 'node:timers/promises';
+import { AppConfig } from '../config/app-config';
+import { ChunkStep } from './chunk-step.service';
+import { OutboxWakeup, PollerWakeup } from './poller-wakeup.service';
+
+const MAX_BACKOFF_MS = 30_000;
+
+/**
+ * The worker loop: runs chunks back to back while they come back full (drain), sleeps the interval (or until
+ * woken) when idle, and backs off exponentially while chunks fail.
+ */
+@Injectable()
+export class Poller implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(Poller.name);
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private readonly stopping = new AbortController();
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly step: ChunkStep,
+    private readonly wakeup: PollerWakeup,
+    private readonly outboxWakeup: OutboxWakeup,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    if (this.config.role === 'api') return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.running = false;
+    this.stopping.abort();
+    this.wakeup.notify();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (this.running) {
+      let full = false;
+      try {
+        const { read, executionId } = await this.step.execute();
+        if (executionId) this.outboxWakeup.notify();
+        full = read >= this.config.poll.limit;
+        failures = 0;
+      } catch (error) {
+        failures += 1;
+        const backoff = Math.min(this.config.poll.intervalMs * 2 ** failures, MAX_BACKOFF_MS);
+        this.logger.error(`chunk failed (attempt ${failures}), retrying in ${backoff} ms: ${(error as Error).message}`);
+        await delay(backoff, undefined, { signal: this.stopping.signal }).catch(() => undefined);
+        continue;
+      }
+      if (!full && this.running) await this.wakeup.sleep(this.config.poll.intervalMs);
+    }
+  }
+}
