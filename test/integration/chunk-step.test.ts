@@ -1,0 +1,144 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { ChunkStep } from '../../src/services/chunk-step.service';
+import { AuthenticatedClient } from '../../src/services/client.service';
+import { OperationService } from '../../src/services/operation.service';
+import { createTestApp, TestApp } from '../support/app-context';
+
+describe('chunk step (real PostgreSQL)', () => {
+  let t: TestApp;
+  let operations: OperationService;
+  let step: ChunkStep;
+  let billing: AuthenticatedClient;
+  let shipping: AuthenticatedClient;
+
+  before(async () => {
+    t = await createTestApp({ BATCH_PROCESS_OPERATION_LIMIT: '100' });
+    operations = t.get(OperationService);
+    step = t.get(ChunkStep);
+    billing = await t.client('billing');
+    shipping = await t.client('shipping');
+  });
+  after(() => t.close());
+
+  beforeEach(async () => {
+    await t.db.query(`DROP TABLE IF EXISTS public.items, public.parents, public.children`);
+    await t.db.query(`CREATE TABLE public.items (
+      id integer PRIMARY KEY, sku varchar(10) UNIQUE, qty integer NOT NULL DEFAULT 0 CHECK (qty >= 0), note text, seq bigserial)`);
+    await t.db.query(`DELETE FROM batch.operations; DELETE FROM batch.outbox`);
+  });
+
+  const insert = (values: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+    ({ target: 'items', type: 'insert' as const, values: values as never, ...extra });
+
+  async function statusOf(id: string) {
+    return (await t.db.query<{ status: string; rows_affected: number | null; error_code: string | null; execution_id: string | null }>(
+      'SELECT status, rows_affected, error_code, execution_id FROM batch.operations WHERE id = $1', [id]))[0];
+  }
+
+  it('applies a chunk of inserts as one statement and records outcomes, execution, steps and outbox', async () => {
+    const created = await operations.createMany(billing, Array.from({ length: 50 }, (_, i) => insert({ id: i + 1, sku: `s${i + 1}`, qty: i })));
+    const result = await step.execute();
+    assert.equal(result.read, 50);
+    const rows = await t.db.query<{ id: number; qty: number }>('SELECT id, qty FROM public.items ORDER BY id');
+    assert.equal(rows.length, 50);
+    assert.deepEqual(rows[49], { id: 50, qty: 49 });
+    for (const { id } of created) assert.deepEqual(await statusOf(id), { status: 'COMPLETED', rows_affected: 1, error_code: null, execution_id: result.executionId });
+    const [execution] = await t.db.query<Record<string, number | string>>('SELECT * FROM batch.executions WHERE id = $1', [result.executionId]);
+    assert.equal(execution.status, 'COMPLETED');
+    assert.equal(execution.read_count, 50);
+    assert.equal(execution.write_count, 50);
+    assert.equal(execution.write_skip_count, 0);
+    assert.equal(execution.commit_count, 1);
+    const steps = await t.db.query<Record<string, number | string>>('SELECT * FROM batch.execution_steps WHERE execution_id = $1', [result.executionId]);
+    assert.equal(steps.length, 1, 'one statement for the whole chunk');
+    assert.equal(steps[0].write_count, 50);
+    const outbox = await t.db.query<{ routing_key: string; payload: { operations: { id: string; status: string }[]; executionId: string } }>('SELECT routing_key, payload FROM batch.outbox');
+    assert.equal(outbox.length, 1);
+    assert.equal(outbox[0].routing_key, 'operations.settled.billing');
+    assert.equal(outbox[0].payload.executionId, result.executionId);
+    assert.deepEqual(outbox[0].payload.operations.map((o) => o.id), created.map((c) => c.id));
+    assert.equal((await step.execute()).read, 0, 'nothing is applied twice');
+  });
+
+  it('falls back to one-by-one when a statement fails: the failing operation is FAILED, the rest COMPLETED', async () => {
+    await t.db.query(`INSERT INTO public.items (id, sku) VALUES (1000, 'taken')`);
+    const created = await operations.createMany(billing, [
+      insert({ id: 1, sku: 'a', qty: 1 }),
+      insert({ id: 2, sku: 'taken', qty: 1 }), // unique violation on sku
+      insert({ id: 3, sku: 'c', qty: -1 }), // check violation
+      insert({ id: 1, sku: 'd', qty: 1 }), // duplicate primary key of the first operation
+      insert({ id: 5, sku: 'e', qty: 1 }),
+    ]);
+    const result = await step.execute();
+    const statuses = await Promise.all(created.map((c) => statusOf(c.id)));
+    assert.deepEqual(statuses.map((s) => [s.status, s.error_code, s.rows_affected]), [
+      ['COMPLETED', null, 1],
+      ['FAILED', '23505', null],
+      ['FAILED', '23514', null],
+      ['FAILED', '23505', null],
+      ['COMPLETED', null, 1],
+    ]);
+    const [failed] = await t.db.query<{ error_message: string }>('SELECT error_message FROM batch.operations WHERE id = $1', [created[1].id]);
+    assert.match(failed.error_message, /duplicate key value violates unique constraint/);
+    assert.deepEqual((await t.db.query('SELECT id, sku FROM public.items ORDER BY id')).map((r) => [r.id, r.sku]), [[1, 'a'], [5, 'e'], [1000, 'taken']]);
+    const [execution] = await t.db.query<Record<string, number | string>>('SELECT * FROM batch.executions WHERE id = $1', [result.executionId]);
+    assert.equal(execution.write_count, 2);
+    assert.equal(execution.write_skip_count, 3);
+    assert.equal(execution.rollback_count, 1);
+    assert.match(String(execution.exit_message), /3 of 5 operations failed/);
+  });
+
+  it('applies in order of application: priority first, then id; serial defaults follow that order', async () => {
+    const low = await operations.create(billing, insert({ id: 1, note: 'low' }, { priority: -5 }));
+    const normal = await operations.create(billing, insert({ id: 2, note: 'normal' }));
+    const high = await operations.create(billing, insert({ id: 3, note: 'high' }, { priority: 10 }));
+    await step.execute();
+    const rows = await t.db.query<{ id: number; seq: string }>('SELECT id, seq FROM public.items ORDER BY seq');
+    assert.deepEqual(rows.map((r) => r.id), [3, 2, 1]);
+    for (const c of [low, normal, high]) assert.equal((await statusOf(c.id)).status, 'COMPLETED');
+  });
+
+  it('keeps the order of inserts with different column sets', async () => {
+    await operations.createMany(billing, [insert({ id: 1 }), insert({ id: 2, note: 'x' }), insert({ id: 3 })]);
+    const { executionId } = await step.execute();
+    assert.deepEqual((await t.db.query('SELECT id FROM public.items ORDER BY seq')).map((r) => r.id), [1, 2, 3]);
+    assert.equal((await t.db.query('SELECT 1 FROM batch.execution_steps WHERE execution_id = $1', [executionId])).length, 3);
+  });
+
+  it('waits for notBefore without holding back later operations', async () => {
+    const later = await operations.create(billing, insert({ id: 1 }, { notBefore: new Date(Date.now() + 60_000).toISOString() }));
+    const now = await operations.create(billing, insert({ id: 2 }));
+    assert.equal((await step.execute()).read, 1);
+    assert.equal((await statusOf(later.id)).status, 'PENDING');
+    assert.equal((await statusOf(now.id)).status, 'COMPLETED');
+    await t.db.query(`UPDATE batch.operations SET not_before = now() - interval '1 second' WHERE id = $1`, [later.id]);
+    assert.equal((await step.execute()).read, 1);
+    assert.equal((await statusOf(later.id)).status, 'COMPLETED');
+  });
+
+  it('writes one notification per client, and claims no more than the chunk limit', async () => {
+    await operations.createMany(billing, Array.from({ length: 70 }, (_, i) => insert({ id: i + 1 })));
+    await operations.createMany(shipping, Array.from({ length: 70 }, (_, i) => insert({ id: i + 101 })));
+    assert.equal((await step.execute()).read, 100);
+    assert.equal((await step.execute()).read, 40);
+    const outbox = await t.db.query<{ routing_key: string; n: number }>(
+      `SELECT routing_key, sum(jsonb_array_length(payload->'operations'))::int AS n FROM batch.outbox GROUP BY routing_key ORDER BY routing_key`);
+    assert.deepEqual(outbox, [{ routing_key: 'operations.settled.billing', n: 70 }, { routing_key: 'operations.settled.shipping', n: 70 }]);
+  });
+
+  it('fails the operations of a target that was dropped after they were created', async () => {
+    const created = await operations.create(billing, insert({ id: 1 }));
+    await t.db.query('DROP TABLE public.items');
+    await step.execute();
+    assert.deepEqual(await statusOf(created.id), { status: 'FAILED', rows_affected: null, error_code: '42P01', execution_id: (await statusOf(created.id)).execution_id });
+  });
+
+  it('fails a value the database refuses at apply time (a cast the catalog could not foresee)', async () => {
+    await t.db.query(`CREATE TABLE public.parents (id int PRIMARY KEY)`);
+    await t.db.query(`CREATE TABLE public.children (id int PRIMARY KEY, parent_id int REFERENCES public.parents (id))`);
+    const orphan = await operations.create(billing, { target: 'children', type: 'insert', values: { id: 1, parent_id: 7 } });
+    await step.execute();
+    assert.equal((await statusOf(orphan.id)).error_code, '23503');
+  });
+});

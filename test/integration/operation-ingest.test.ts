@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { BatchError } from '../../src/services/batch-error';
+import { AuthenticatedClient } from '../../src/services/client.service';
+import { OperationService } from '../../src/services/operation.service';
+import { createTestApp, TestApp } from '../support/app-context';
+
+async function rejects(promise: Promise<unknown>, code: string, message?: RegExp): Promise<BatchError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof BatchError, `expected a BatchError, got ${String(error)}`);
+    assert.equal(error.code, code, error.message);
+    if (message) assert.match(error.message, message);
+    return error;
+  }
+  assert.fail(`expected ${code}`);
+}
+
+describe('operation ingest (real PostgreSQL)', () => {
+  let t: TestApp;
+  let operations: OperationService;
+  let billing: AuthenticatedClient;
+  let other: AuthenticatedClient;
+
+  before(async () => {
+    t = await createTestApp();
+    operations = t.get(OperationService);
+    await t.db.query(`CREATE TABLE public.accounts (id int PRIMARY KEY, email varchar(20) NOT NULL UNIQUE, balance numeric(8,2) DEFAULT 0, opened date)`);
+    await t.db.query(`CREATE TABLE public.secrets (id int PRIMARY KEY)`);
+    billing = await t.client('billing', ['accounts']);
+    other = await t.client('other', ['accounts']);
+  });
+  after(() => t.close());
+  beforeEach(() => t.db.query('DELETE FROM batch.operations'));
+
+  const count = async () => Number((await t.db.query<{ n: string }>('SELECT count(*) AS n FROM batch.operations'))[0].n);
+  const account = (id: number, extra: Record<string, unknown> = {}) => ({ target: 'accounts', type: 'insert' as const, values: { id, email: `a${id}@x`, ...extra } as never });
+
+  it('stores an operation with every field and answers with its id', async () => {
+    const notBefore = new Date(Date.now() + 1000).toISOString();
+    const created = await operations.create(billing, { ...account(1), idempotencyKey: 'k-1', priority: 7, notBefore, label: 'OPEN' });
+    assert.match(created.id, /^\d+$/);
+    assert.equal(created.status, 'PENDING');
+    assert.equal(created.duplicate, false);
+    const stored = await operations.get(billing, created.id);
+    assert.equal(stored.target, 'public.accounts');
+    assert.deepEqual(stored.values, { id: 1, email: 'a1@x' });
+    assert.equal(stored.idempotencyKey, 'k-1');
+    assert.equal(stored.priority, 7);
+    assert.equal(stored.notBefore, notBefore);
+    assert.equal(stored.label, 'OPEN');
+    assert.equal(stored.error, null);
+  });
+
+  it('gives increasing ids in request order and stores a bulk request all at once', async () => {
+    const created = await operations.createMany(billing, Array.from({ length: 20 }, (_, i) => account(i)));
+    const ids = created.map((c) => BigInt(c.id));
+    assert.deepEqual([...ids].sort((a, b) => (a < b ? -1 : 1)), ids);
+    assert.equal(await count(), 20);
+  });
+
+  it('stores nothing of a bulk request with one bad operation', async () => {
+    const error = await rejects(operations.createMany(billing, [account(1), account(2, { nope: 1 }), account(3)]), 'UNKNOWN_COLUMN', /operations\[1\]/);
+    assert.equal((error.details as { index: number }).index, 1);
+    assert.equal(await count(), 0);
+  });
+
+  it('returns the first operation for a repeated idempotency key, also within one request', async () => {
+    const first = await operations.create(billing, { ...account(1), idempotencyKey: 'same' });
+    const again = await operations.create(billing, { ...account(2), idempotencyKey: 'same' });
+    assert.deepEqual({ ...again, duplicate: false }, first);
+    assert.equal(again.duplicate, true);
+    const both = await operations.createMany(billing, [{ ...account(3), idempotencyKey: 'x' }, { ...account(4), idempotencyKey: 'x' }]);
+    assert.equal(both[1].id, both[0].id);
+    assert.equal(both[1].duplicate, true);
+    const otherClient = await operations.create(other, { ...account(5), idempotencyKey: 'same' });
+    assert.notEqual(otherClient.id, first.id, 'idempotency keys are per client');
+    assert.equal(await count(), 3);
+  });
+
+  it('stores nothing new when the same RPC request is delivered again', async () => {
+    const first = await operations.createMany(billing, [account(1), account(2)], 'request-42');
+    const redelivered = await operations.createMany(billing, [account(1), account(2)], 'request-42');
+    assert.deepEqual(redelivered.map((r) => r.id), first.map((r) => r.id));
+    assert.ok(redelivered.every((r) => r.duplicate));
+    assert.equal(await count(), 2);
+  });
+
+  it('rejects what the catalog refuses, with the contract error code, storing nothing', async () => {
+    await rejects(operations.create(billing, { target: 'nope', type: 'insert', values: { id: 1 } }), 'UNKNOWN_TARGET');
+    await rejects(operations.create(billing, { target: 'batch.operations', type: 'insert', values: { id: 1 } }), 'UNKNOWN_TARGET');
+    await rejects(operations.create(billing, { target: 'secrets', type: 'insert', values: { id: 1 } }), 'FORBIDDEN');
+    await rejects(operations.create(billing, account(1, { Email: 'x' })), 'UNKNOWN_COLUMN', /Email/);
+    await rejects(operations.create(billing, { target: 'accounts', type: 'insert', values: { id: 1 } }), 'VALIDATION_FAILED', /email.*required/);
+    await rejects(operations.create(billing, account(1, { email: null })), 'VALIDATION_FAILED', /cannot be null/);
+    await rejects(operations.create(billing, account(1, { email: 'x'.repeat(21) })), 'VALIDATION_FAILED', /longer than 20/);
+    await rejects(operations.create(billing, account(1, { balance: 1_000_000 })), 'VALIDATION_FAILED', /out of range/);
+    await rejects(operations.create(billing, account(1, { opened: '2026-02-30' })), 'VALIDATION_FAILED', /date/);
+    await rejects(operations.create(billing, account(2 ** 31)), 'VALIDATION_FAILED', /out of range/);
+    await rejects(operations.create(billing, { target: 'accounts', type: 'delete', key: { email: 'a@x', id: 1 } }), 'VALIDATION_FAILED', /primary key or one unique key/);
+    assert.equal(await count(), 0);
+  });
+
+  it('finds a target table and a column created after start', async () => {
+    await rejects(operations.create(billing, { target: 'accounts', type: 'insert', values: { id: 1, email: 'a@x', tier: 'gold' } }), 'UNKNOWN_COLUMN');
+    await t.db.query(`ALTER TABLE public.accounts ADD COLUMN tier text`);
+    await operations.create(billing, { target: 'accounts', type: 'insert', values: { id: 1, email: 'a@x', tier: 'gold' } });
+    const admin = await t.client('admin2', ['*']);
+    await t.db.query(`CREATE TABLE public.late (id int PRIMARY KEY)`);
+    await operations.create(admin, { target: 'late', type: 'insert', values: { id: 1 } });
+    assert.equal(await count(), 2);
+  });
+
+  it('cancels a pending operation once, and only its own client may', async () => {
+    const created = await operations.create(billing, account(1));
+    await rejects(operations.cancel(other, created.id), 'FORBIDDEN');
+    const cancelled = await operations.cancel(billing, created.id);
+    assert.equal(cancelled.status, 'CANCELLED');
+    assert.ok(cancelled.settledAt);
+    await rejects(operations.cancel(billing, created.id), 'CONFLICT', /CANCELLED/);
+    await rejects(operations.get(billing, '999999999'), 'NOT_FOUND');
+  });
+
+  it('retries a FAILED operation (same id) and refuses to retry any other', async () => {
+    const created = await operations.create(billing, account(1));
+    await rejects(operations.retry(billing, created.id), 'CONFLICT');
+    await t.db.query(`UPDATE batch.operations SET status = 'FAILED', error_code = '23505', error_message = 'dup', settled_at = now() WHERE id = $1`, [created.id]);
+    const retried = await operations.retry(billing, created.id);
+    assert.equal(retried.id, created.id);
+    assert.equal(retried.status, 'PENDING');
+    assert.equal(retried.error, null);
+  });
+
+  it('lists newest first with a keyset cursor, filtered, and only the client\'s own', async () => {
+    await operations.createMany(billing, Array.from({ length: 5 }, (_, i) => ({ ...account(i), label: i % 2 ? 'odd' : 'even' })));
+    await operations.create(other, account(99));
+    const page1 = await operations.list(billing, { limit: 2 });
+    assert.equal(page1.items.length, 2);
+    assert.ok(BigInt(page1.items[0].id) > BigInt(page1.items[1].id));
+    const page2 = await operations.list(billing, { limit: 2, cursor: page1.nextCursor! });
+    const page3 = await operations.list(billing, { limit: 2, cursor: page2.nextCursor! });
+    assert.equal(page3.items.length, 1);
+    assert.equal(page3.nextCursor, null);
+    assert.equal((await operations.list(billing, { label: 'odd' })).items.length, 2);
+    assert.equal((await operations.list(billing, { target: 'accounts', status: 'PENDING' })).items.length, 5);
+  });
+});

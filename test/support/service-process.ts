@@ -1,0 +1,110 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { dropDatabase, uniqueName } from './test-database';
+
+/** The built service (dist/src/main.js) started as a user would, on its own database, queue and exchange. */
+export interface ServiceProcess {
+  url: string;
+  env: Record<string, string>;
+  adminKey: string;
+  process: ChildProcess;
+  logs(): string;
+  /** SIGTERM and wait for the exit code. */
+  stop(): Promise<number | null>;
+  /** Stops the process and drops its database. */
+  destroy(): Promise<void>;
+}
+
+export const MAIN = join(__dirname, '..', '..', 'src', 'main.js');
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  return port;
+}
+
+export function serviceEnv(overrides: Record<string, string> = {}): Record<string, string> {
+  const name = uniqueName('batch_e2e');
+  return {
+    DB_NAME: name,
+    BATCH_SERVICE_RMQ_QUEUE: name,
+    BATCH_SERVICE_EVENTS_EXCHANGE: `${name}.events`,
+    BATCH_ADMIN_API_KEY: `admin-${name}`,
+    BATCH_PROCESS_OPERATION_INTERVAL: '50',
+    LOG_LEVEL: 'warn',
+    ...overrides,
+  };
+}
+
+export async function startService(env: Record<string, string> = serviceEnv()): Promise<ServiceProcess> {
+  const port = env.PORT ?? String(await freePort());
+  const fullEnv: Record<string, string> = { ...env, PORT: port };
+  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH ?? '', ...fullEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const url = `http://127.0.0.1:${port}`;
+  const exited = once(child, 'exit');
+  const service: ServiceProcess = {
+    url,
+    env: fullEnv,
+    adminKey: fullEnv.BATCH_ADMIN_API_KEY,
+    process: child,
+    logs: () => output,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const [code] = await exited;
+      return code as number | null;
+    },
+    destroy: async () => {
+      await service.stop();
+      await dropDatabase(fullEnv.DB_NAME);
+    },
+  };
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`service exited with ${child.exitCode}:\n${output}`);
+    try {
+      const response = await fetch(`${url}/api/docs-json`);
+      if (response.ok) return service;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`service did not start within 30 s:\n${output}`);
+}
+
+/** JSON over HTTP with an API key. */
+export async function http<T = unknown>(
+  service: ServiceProcess,
+  method: string,
+  path: string,
+  apiKey: string | null,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
+  const response = await fetch(service.url + path, {
+    method,
+    headers: { ...(apiKey ? { 'x-api-key': apiKey } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: (text ? JSON.parse(text) : null) as T };
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

@@ -1,0 +1,48 @@
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import { DataSource } from 'typeorm';
+import { AppConfig, loadConfig } from '../../src/config/app-config';
+import { dataSourceOptions, ensureDatabase } from '../../src/services/database';
+
+/** A fresh database per test file, with the real migrations applied; dropped by close(). */
+export interface TestDatabase {
+  name: string;
+  config: AppConfig;
+  dataSource: DataSource;
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`;
+}
+
+export function testConfig(env: Record<string, string> = {}): AppConfig {
+  return loadConfig({ BATCH_ROLE: 'api', DB_NAME: uniqueName('batch_test'), LOG_LEVEL: 'error', ...env });
+}
+
+export async function createTestDatabase(env: Record<string, string> = {}): Promise<TestDatabase> {
+  const config = testConfig(env);
+  await ensureDatabase(config.db);
+  const dataSource = await new DataSource(dataSourceOptions(config)).initialize();
+  return {
+    name: config.db.name,
+    config,
+    dataSource,
+    query: (sql, params) => dataSource.query(sql, params),
+    close: async () => {
+      if (dataSource.isInitialized) await dataSource.destroy();
+      await dropDatabase(config.db.name);
+    },
+  };
+}
+
+export async function dropDatabase(name: string): Promise<void> {
+  const admin = new Client({ host: '127.0.0.1', user: 'postgres', database: 'postgres' });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
+}
