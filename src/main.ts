@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Logger, LogLevel, ValidationPipe } from '@nestjs/common';
+import { INestApplication, Logger, LogLevel, ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MicroserviceOptions, Transport } from '@nestjs/microservices';
 import { NestExpressApplication } from '@nestjs/platform-express';
@@ -17,6 +17,19 @@ const LOG_LEVELS: Record<AppConfig['logLevel'], LogLevel[]> = {
   debug: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'],
 };
 export const MAX_BODY_BYTES = '5mb';
+const SHUTDOWN_TIMEOUT_MS = 30_000;
+const logger = new Logger('Bootstrap');
+
+/** Stops taking work, lets the chunk in flight finish, closes connections; exits 0, or 1 when that takes too long. */
+async function shutdown(app: INestApplication, signal: string): Promise<void> {
+  logger.log(`${signal}: shutting down`);
+  setTimeout(() => {
+    logger.error(`shutdown took longer than ${SHUTDOWN_TIMEOUT_MS} ms; exiting`);
+    process.exit(1);
+  }, SHUTDOWN_TIMEOUT_MS).unref();
+  await app.close();
+  process.exit(0);
+}
 
 function readConfig(): AppConfig {
   if (existsSync('.env')) process.loadEnvFile('.env');
@@ -43,7 +56,7 @@ async function bootstrap(): Promise<void> {
     new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, exceptionFactory: validationFailed }),
   );
   app.useGlobalFilters(new BatchErrorFilter());
-  app.enableShutdownHooks();
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void shutdown(app, signal));
 
   const swagger = new DocumentBuilder()
     .setTitle('Batch Service')
@@ -70,7 +83,7 @@ async function bootstrap(): Promise<void> {
     await app.startAllMicroservices();
   }
   await app.listen(config.port);
-  new Logger('Bootstrap').log(`Batch Service (${config.role}) listening on port ${config.port}, RPC queue "${config.rmq.queue}"`);
+  logger.log(`Batch Service (${config.role}) listening on port ${config.port}, RPC queue "${config.rmq.queue}"`);
 }
 
 bootstrap().catch((error) => {
