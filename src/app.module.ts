@@ -8,7 +8,8 @@ import { ExecutionController } from './controllers/execution.controller';
 import { OperationRpcController } from './controllers/operation-rpc.controller';
 import { OperationController } from './controllers/operation.controller';
 import { TargetController } from './controllers/target.controller';
-import { ItemProcessor, ItemReader, ItemWriter, SkipPolicy } from './interfaces/chunk.interfaces';
+import { BackOffPolicy, ChunkListener, ChunkListeners, ItemProcessor, ItemReader, ItemWriter, RetryPolicy, SkipPolicy } from './interfaces/chunk.interfaces';
+import { LoggingChunkListener, OutboxWakeupListener } from './services/chunk-listeners';
 import { CatalogService } from './services/catalog.service';
 import { ChunkProcessor } from './services/chunk-processor.service';
 import { ChunkReader } from './services/chunk-reader.service';
@@ -22,7 +23,7 @@ import { OperationService } from './services/operation.service';
 import { OutboxRelay } from './services/outbox-relay.service';
 import { OutboxWakeup, PollerWakeup } from './services/poller-wakeup.service';
 import { Poller } from './services/poller.service';
-import { DataErrorSkipPolicy } from './services/skip-policy.service';
+import { DataErrorSkipPolicy, ExponentialBackOffPolicy, TransientErrorRetryPolicy } from './services/skip-policy.service';
 
 @Module({})
 export class AppModule {
@@ -46,6 +47,15 @@ export class AppModule {
         { provide: ItemProcessor, useClass: ChunkProcessor },
         { provide: ItemWriter, useClass: ChunkWriter },
         { provide: SkipPolicy, useClass: DataErrorSkipPolicy },
+        { provide: RetryPolicy, useClass: TransientErrorRetryPolicy },
+        { provide: BackOffPolicy, useClass: ExponentialBackOffPolicy },
+        LoggingChunkListener,
+        OutboxWakeupListener,
+        {
+          provide: ChunkListeners,
+          inject: [LoggingChunkListener, OutboxWakeupListener],
+          useFactory: (...listeners: ChunkListener[]) => new ChunkListeners(listeners),
+        },
         ChunkStep,
         Poller,
         OutboxRelay,

@@ -15,7 +15,7 @@ export abstract class AppConfig {
   apiKeySecret: string;
   adminApiKey: string | undefined;
   targetSchemas: string[];
-  poll: { intervalMs: number; limit: number };
+  poll: { intervalMs: number; limit: number; statementMaxRows: number; skipLimit: number | null };
   outboxIntervalMs: number;
   catalogTtlMs: number;
 }
@@ -112,6 +112,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     poll: {
       intervalMs: integer(env, 'BATCH_PROCESS_OPERATION_INTERVAL', 100, 1, 3_600_000),
       limit: integer(env, 'BATCH_PROCESS_OPERATION_LIMIT', 1000, 1, 50_000),
+      statementMaxRows: integer(env, 'BATCH_STATEMENT_MAX_ROWS', 5000, 1, 50_000),
+      skipLimit: env.BATCH_SKIP_LIMIT ? integer(env, 'BATCH_SKIP_LIMIT', 0, 0, 1_000_000) : null,
     },
     outboxIntervalMs: integer(env, 'BATCH_OUTBOX_INTERVAL', 100, 1, 3_600_000),
     catalogTtlMs: integer(env, 'BATCH_CATALOG_TTL', 5000, 0, 3_600_000),

@@ -33,6 +33,8 @@ export interface StatementPlan {
   type: OperationType;
   /** The columns the statement writes (values), in a fixed order. */
   columns: string[];
+  /** update/delete/increment: the key columns; upsert: the conflict key; insert: null. */
+  keyColumns: string[] | null;
   operations: ClaimedOperation[];
 }
 
@@ -57,8 +59,39 @@ export abstract class ItemWriter {
 }
 
 export abstract class SkipPolicy {
-  /** True when the operation that raised `error` should end FAILED while the chunk goes on. */
-  abstract shouldSkip(error: unknown): boolean;
+  /**
+   * True when the operation that raised `error` should end FAILED while the chunk goes on; `skipped` is how many
+   * operations this execution has failed so far. False fails the whole execution (rolled back, retried later).
+   */
+  abstract shouldSkip(error: unknown, skipped: number): boolean;
+}
+
+export abstract class RetryPolicy {
+  /** True when `error` is transient: the chunk is rolled back and retried as a whole instead of failing items. */
+  abstract isRetryable(error: unknown): boolean;
+}
+
+export abstract class BackOffPolicy {
+  /** How long to wait before retry number `attempt` (1-based). */
+  abstract delayMs(attempt: number): number;
+}
+
+export interface ChunkSummary {
+  executionId: string;
+  read: number;
+  outcomes: OperationOutcome[];
+}
+
+/** Hooks around each chunk (metrics, notifications, logs); every method is optional. */
+export abstract class ChunkListener {
+  afterChunk?(summary: ChunkSummary): void;
+  afterChunkError?(error: unknown, read: number): void;
+  onSkip?(outcome: OperationOutcome): void;
+}
+
+/** All chunk listeners, as one injectable. */
+export class ChunkListeners {
+  constructor(readonly all: ChunkListener[]) {}
 }
 
 /** Counters of a step or a whole execution (Spring Batch's names). */

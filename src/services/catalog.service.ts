@@ -31,6 +31,13 @@ export interface TargetTable {
   primaryKey: string[] | null;
   /** Unique keys usable to address one row: the primary key first, then unique constraints and indexes. */
   uniqueKeys: string[][];
+  /**
+   * User triggers, a foreign key to itself, an exclusion constraint, or a partial or expression unique index:
+   * multi-row statements could differ from one-row statements (statement triggers fire once, self-references
+   * are checked at statement end, the planner cannot see those collisions), so each operation of such a table
+   * gets a statement of its own (still inside the chunk's transaction).
+   */
+  oneRowStatements: boolean;
 }
 
 interface ColumnRow {
@@ -72,6 +79,17 @@ const COLUMNS_SQL = `
     JOIN pg_type bt ON bt.oid = COALESCE(NULLIF(COALESCE(et.typbasetype, t.typbasetype), 0), et.oid, t.oid)
    WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1) AND n.nspname <> 'batch'
    ORDER BY n.nspname, c.relname, a.attnum`;
+
+const TABLES_SQL = `
+  SELECT n.nspname AS schema, c.relname AS table,
+         EXISTS (SELECT 1 FROM pg_trigger tg WHERE tg.tgrelid = c.oid AND NOT tg.tgisinternal)
+      OR EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conrelid = c.oid AND f.confrelid = c.oid)
+      OR EXISTS (SELECT 1 FROM pg_constraint x WHERE x.contype = 'x' AND x.conrelid = c.oid)
+      OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND (i.indpred IS NOT NULL OR i.indexprs IS NOT NULL))
+         AS one_row_statements
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1) AND n.nspname <> 'batch'`;
 
 const KEYS_SQL = `
   SELECT n.nspname AS schema, c.relname AS table, i.indisprimary AS primary,
@@ -143,16 +161,17 @@ export class CatalogService {
 
   private async load(): Promise<void> {
     const schemas = this.config.targetSchemas;
-    const [columns, keys]: [ColumnRow[], KeyRow[]] = await Promise.all([
+    const [columns, keys, flags] = await Promise.all([
       this.db.query<ColumnRow>(COLUMNS_SQL, [schemas]),
       this.db.query<KeyRow>(KEYS_SQL, [schemas]),
+      this.db.query<{ schema: string; table: string; one_row_statements: boolean }>(TABLES_SQL, [schemas]),
     ]);
     const tables = new Map<string, TargetTable>();
     for (const row of columns) {
       const name = `${row.schema}.${row.table}`;
       let table = tables.get(name);
       if (!table) {
-        table = { name, schema: row.schema, table: row.table, columns: new Map(), primaryKey: null, uniqueKeys: [] };
+        table = { name, schema: row.schema, table: row.table, columns: new Map(), primaryKey: null, uniqueKeys: [], oneRowStatements: false };
         tables.set(name, table);
       }
       table.columns.set(row.column, {
@@ -173,6 +192,10 @@ export class CatalogService {
       if (!table) continue;
       if (key.primary) table.primaryKey = key.columns;
       if (!table.uniqueKeys.some((k) => sameColumns(k, key.columns))) table.uniqueKeys.push(key.columns);
+    }
+    for (const flag of flags) {
+      const table = tables.get(`${flag.schema}.${flag.table}`);
+      if (table) table.oneRowStatements = flag.one_row_statements;
     }
     this.tables = tables;
     this.loadedAt = Date.now();

@@ -1,15 +1,16 @@
 import { Injectable } from '@nestjs/common';
+import { AppConfig } from '../config/app-config';
 import { ChunkPlan, ClaimedOperation, ItemProcessor, OperationOutcome, StatementPlan } from '../interfaces/chunk.interfaces';
 import { CatalogService } from './catalog.service';
+import { planStatements } from './statement-planner';
 
-/**
- * Plans a chunk into statements. Operations of one target keep their order; a run of consecutive inserts
- * with the same column set becomes one statement, so the statements, run in order, apply the operations in
- * exactly their order of application.
- */
+/** Plans a chunk, target by target, into set-based statements (see planStatements). */
 @Injectable()
 export class ChunkProcessor extends ItemProcessor {
-  constructor(private readonly catalog: CatalogService) {
+  constructor(
+    private readonly catalog: CatalogService,
+    private readonly config: AppConfig,
+  ) {
     super();
   }
 
@@ -17,13 +18,14 @@ export class ChunkProcessor extends ItemProcessor {
     const statements: StatementPlan[] = [];
     const filtered: OperationOutcome[] = [];
     for (const [target, operations] of groupByTarget(chunk)) {
-      if (!(await this.catalog.find(target))) {
+      const table = await this.catalog.find(target);
+      if (!table) {
         // The table is gone: applied one at a time, each would fail the same way.
         const error = { code: '42P01', message: `relation "${target}" does not exist` };
         filtered.push(...operations.map((operation) => ({ operation, status: 'FAILED' as const, rowsAffected: null, error })));
         continue;
       }
-      statements.push(...planTarget(operations));
+      statements.push(...planStatements(table, operations, this.config.poll.statementMaxRows));
     }
     return { statements, filtered };
   }
@@ -37,19 +39,4 @@ function groupByTarget(chunk: ClaimedOperation[]): Map<string, ClaimedOperation[
     else groups.set(operation.target, [operation]);
   }
   return groups;
-}
-
-/** Consecutive operations of the same type and column set share a statement. */
-export function planTarget(operations: ClaimedOperation[]): StatementPlan[] {
-  const plans: StatementPlan[] = [];
-  let current: StatementPlan | null = null;
-  for (const operation of operations) {
-    const columns = Object.keys(operation.values ?? {}).sort();
-    if (!current || current.type !== operation.type || current.columns.join('\u0000') !== columns.join('\u0000')) {
-      current = { target: operation.target, type: operation.type, columns, operations: [] };
-      plans.push(current);
-    }
-    current.operations.push(operation);
-  }
-  return plans;
 }

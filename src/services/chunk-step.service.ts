@@ -1,20 +1,21 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { hostname } from 'node:os';
 import type { PoolClient } from 'pg';
 import { AppConfig } from '../config/app-config';
 import {
+  ChunkListeners,
   ClaimedOperation,
   ItemProcessor,
   ItemReader,
   ItemWriter,
   OperationOutcome,
+  RetryPolicy,
   SkipPolicy,
   StatementPlan,
   StepCounts,
 } from '../interfaces/chunk.interfaces';
 import { IOperationsSettledEvent, SETTLED_ROUTING_KEY_PREFIX } from '../interfaces/operation.interfaces';
 import { Database } from './database';
-import { isTransient } from './skip-policy.service';
 
 export interface ChunkResult {
   executionId: string | null;
@@ -31,17 +32,23 @@ interface StepRecord extends StepCounts {
   endedAt: Date;
 }
 
+/** More operations failed than BATCH_SKIP_LIMIT allows: the execution fails and is rolled back. */
+export class SkipLimitExceededError extends Error {
+  constructor(limit: number | null, cause: unknown) {
+    super(`skip limit ${limit} exceeded; last error: ${describe(cause)}`);
+  }
+}
+
 const WORKER = `${hostname()}:${process.pid}`;
 
 /**
  * One chunk, one transaction: claim, plan, write each statement (falling back to item-by-item under
  * savepoints when one fails), then record outcomes, the execution with its steps, and the outbox rows.
- * A crash anywhere rolls all of it back and the operations are simply claimed again.
+ * A crash anywhere rolls all of it back and the operations are simply claimed again. A chunk that fails as a
+ * whole (a transient error, the skip limit) is recorded as a FAILED execution in a transaction of its own.
  */
 @Injectable()
 export class ChunkStep {
-  private readonly logger = new Logger(ChunkStep.name);
-
   constructor(
     private readonly db: Database,
     private readonly config: AppConfig,
@@ -49,27 +56,42 @@ export class ChunkStep {
     private readonly processor: ItemProcessor,
     private readonly writer: ItemWriter,
     private readonly skipPolicy: SkipPolicy,
+    private readonly retryPolicy: RetryPolicy,
+    private readonly listeners: ChunkListeners,
   ) {}
 
-  execute(): Promise<ChunkResult> {
-    return this.db.transaction(async (tx) => {
-      const startedAt = new Date();
-      const chunk = await this.reader.read(tx, this.config.poll.limit);
-      if (chunk.length === 0) return { executionId: null, read: 0 };
-      const plan = await this.processor.process(chunk);
-      const outcomes: OperationOutcome[] = [...plan.filtered];
-      const steps: StepRecord[] = [];
-      for (const statement of plan.statements) steps.push(await this.runStatement(tx, statement, outcomes));
-      const executionId = await this.record(tx, startedAt, chunk, plan.filtered.length, steps, outcomes);
-      return { executionId, read: chunk.length };
-    });
+  async execute(): Promise<ChunkResult> {
+    const startedAt = new Date();
+    let read = 0;
+    try {
+      const summary = await this.db.transaction(async (tx) => {
+        // Deferred constraints are checked per statement, so that their violations fail one operation, not the commit.
+        await tx.query('SET CONSTRAINTS ALL IMMEDIATE');
+        const chunk = await this.reader.read(tx, this.config.poll.limit);
+        read = chunk.length;
+        if (chunk.length === 0) return null;
+        const plan = await this.processor.process(chunk);
+        const outcomes: OperationOutcome[] = [...plan.filtered];
+        const steps: StepRecord[] = [];
+        for (const statement of plan.statements) steps.push(await this.runStatement(tx, statement, outcomes));
+        const executionId = await this.record(tx, startedAt, chunk, plan.filtered.length, steps, outcomes);
+        return { executionId, read, outcomes };
+      });
+      if (!summary) return { executionId: null, read: 0 };
+      for (const listener of this.listeners.all) listener.afterChunk?.(summary);
+      return { executionId: summary.executionId, read };
+    } catch (error) {
+      if (read > 0) await this.recordFailure(startedAt, read, error).catch(() => undefined);
+      for (const listener of this.listeners.all) listener.afterChunkError?.(error, read);
+      throw error;
+    }
   }
 
   /** One statement for the whole plan; when it fails, one savepoint per operation, in order. */
   private async runStatement(tx: PoolClient, plan: StatementPlan, outcomes: OperationOutcome[]): Promise<StepRecord> {
     const step: StepRecord = {
       ...emptyCounts(),
-      name: `${plan.type} ${plan.target} (${plan.columns.join(', ')})`,
+      name: `${plan.type} ${plan.target} (${plan.columns.join(', ')})${plan.keyColumns ? ` by (${plan.keyColumns.join(', ')})` : ''}`,
       target: plan.target,
       type: plan.type,
       status: 'COMPLETED',
@@ -77,6 +99,7 @@ export class ChunkStep {
       startedAt: new Date(),
       endedAt: new Date(),
       readCount: plan.operations.length,
+      commitCount: 1,
     };
     await tx.query('SAVEPOINT statement');
     try {
@@ -85,12 +108,12 @@ export class ChunkStep {
       plan.operations.forEach((operation, i) => outcomes.push(completed(operation, rows[i])));
       step.writeCount = plan.operations.length;
     } catch (error) {
-      if (isTransient(error)) throw error;
+      if (this.retryPolicy.isRetryable(error)) throw error;
       await tx.query('ROLLBACK TO SAVEPOINT statement');
       step.rollbackCount += 1;
       step.exitMessage = `statement failed (${describe(error)}); applied item by item`;
       for (const operation of plan.operations) {
-        const outcome = await this.runOne(tx, plan, operation);
+        const outcome = await this.runOne(tx, plan, operation, countSkips(outcomes));
         outcomes.push(outcome);
         if (outcome.status === 'COMPLETED') step.writeCount += 1;
         else step.writeSkipCount += 1;
@@ -100,17 +123,20 @@ export class ChunkStep {
     return step;
   }
 
-  private async runOne(tx: PoolClient, plan: StatementPlan, operation: ClaimedOperation): Promise<OperationOutcome> {
+  private async runOne(tx: PoolClient, plan: StatementPlan, operation: ClaimedOperation, skipped: number): Promise<OperationOutcome> {
     await tx.query('SAVEPOINT item');
     try {
       const [rows] = await this.writer.write(tx, { ...plan, operations: [operation] });
       await tx.query('RELEASE SAVEPOINT item');
       return completed(operation, rows);
     } catch (error) {
-      if (!this.skipPolicy.shouldSkip(error)) throw error;
+      if (this.retryPolicy.isRetryable(error)) throw error;
+      if (!this.skipPolicy.shouldSkip(error, skipped)) throw new SkipLimitExceededError(this.config.poll.skipLimit, error);
       await tx.query('ROLLBACK TO SAVEPOINT item');
       const e = error as { code: string; message: string };
-      return { operation, status: 'FAILED', rowsAffected: null, error: { code: e.code, message: e.message } };
+      const outcome: OperationOutcome = { operation, status: 'FAILED', rowsAffected: null, error: { code: e.code, message: e.message } };
+      for (const listener of this.listeners.all) listener.onSkip?.(outcome);
+      return outcome;
     }
   }
 
@@ -128,7 +154,7 @@ export class ChunkStep {
     totals.readCount = chunk.length;
     totals.processSkipCount = filtered;
     totals.commitCount = 1;
-    const skips = totals.writeSkipCount + filtered;
+    const skips = countSkips(outcomes);
     const exitMessage = skips > 0 ? `${skips} of ${chunk.length} operations failed` : null;
     const {
       rows: [{ id: executionId, ended_at: endedAt }],
@@ -151,7 +177,7 @@ export class ChunkStep {
           steps.map((s) => s.type),
           steps.map((s) => s.status),
           steps.map((s) => s.exitMessage),
-          ...COUNTERS.map((counter) => steps.map((s) => (counter === 'commitCount' ? 1 : s[counter]))),
+          ...COUNTERS.map((counter) => steps.map((s) => s[counter])),
           steps.map((s) => s.startedAt),
           steps.map((s) => s.endedAt),
         ],
@@ -178,12 +204,20 @@ export class ChunkStep {
       events.map((e) => SETTLED_ROUTING_KEY_PREFIX + e.client),
       events.map((e) => JSON.stringify(e)),
     ]);
-    if (skips > 0) this.logger.warn(`execution ${executionId}: ${exitMessage}`);
     return executionId;
+  }
+
+  /** A chunk that failed as a whole: visible in /api/executions while its operations wait to be retried. */
+  private async recordFailure(startedAt: Date, read: number, error: unknown): Promise<void> {
+    await this.db.query(
+      `INSERT INTO batch.executions (status, exit_message, worker, read_count, rollback_count, started_at, ended_at)
+       VALUES ('FAILED', $1, $2, $3, 1, $4, clock_timestamp())`,
+      [`rolled back, to be retried: ${describe(error)}`, WORKER, read, startedAt],
+    );
   }
 }
 
-/** One notification per client, its operations in order of application. */
+/** One notification per client, its operations in order of id. */
 export function settledEvents(executionId: string, settledAt: Date, outcomes: OperationOutcome[]): IOperationsSettledEvent[] {
   const byClient = new Map<string, IOperationsSettledEvent>();
   for (const { operation, status, rowsAffected, error } of [...outcomes].sort((a, b) => compareIds(a.operation.id, b.operation.id))) {
@@ -214,6 +248,10 @@ function completed(operation: ClaimedOperation, rowsAffected: number): Operation
   return { operation, status: 'COMPLETED', rowsAffected, error: null };
 }
 
+function countSkips(outcomes: OperationOutcome[]): number {
+  return outcomes.reduce((n, o) => n + (o.status === 'FAILED' ? 1 : 0), 0);
+}
+
 /** The counters in the order of their columns in batch.executions and batch.execution_steps. */
 const COUNTERS = ['readCount', 'writeCount', 'filterCount', 'readSkipCount', 'processSkipCount', 'writeSkipCount', 'commitCount', 'rollbackCount'] as const;
 
@@ -221,7 +259,7 @@ export function emptyCounts(): StepCounts {
   return Object.fromEntries(COUNTERS.map((counter) => [counter, 0])) as unknown as StepCounts;
 }
 
-function describe(error: unknown): string {
+export function describe(error: unknown): string {
   const e = error as { code?: string; message?: string };
   return `${e.code ?? 'error'}: ${e.message ?? String(error)}`.slice(0, 500);
 }

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import { ItemWriter, StatementPlan } from '../interfaces/chunk.interfaces';
 import { CatalogService } from './catalog.service';
-import { insertStatement } from './target-sql';
+import { targetStatement } from './target-sql';
 
 /** Runs one statement plan as one set-based statement with array parameters. */
 @Injectable()
@@ -14,14 +14,11 @@ export class ChunkWriter extends ItemWriter {
   async write(tx: PoolClient, plan: StatementPlan): Promise<number[]> {
     const table = await this.catalog.find(plan.target);
     if (!table) throw Object.assign(new Error(`relation "${plan.target}" does not exist`), { code: '42P01' });
-    switch (plan.type) {
-      case 'insert': {
-        const statement = insertStatement(table, plan);
-        await tx.query(statement.sql, statement.params);
-        return plan.operations.map(() => 1);
-      }
-      default:
-        throw new Error(`Operation type ${plan.type} is not applied yet`);
-    }
+    const statement = targetStatement(table, plan);
+    const result = await tx.query<{ ord: string }>(statement.sql, statement.params);
+    if (statement.everyRow) return plan.operations.map(() => 1);
+    const affected = plan.operations.map(() => 0);
+    for (const row of result.rows) affected[Number(row.ord) - 1] += 1;
+    return affected;
   }
 }

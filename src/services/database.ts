@@ -15,7 +15,8 @@ export async function ensureDatabase(db: AppConfig['db']): Promise<void> {
     const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [db.name]);
     if (rowCount === 0) {
       await admin.query(`CREATE DATABASE ${quoteIdent(db.name)}`).catch((error: { code?: string }) => {
-        if (error.code !== '42P04') throw error; // created meanwhile by another instance
+        // created meanwhile by another instance: "already exists", or a unique violation when both raced
+        if (error.code !== '42P04' && error.code !== '23505') throw error;
       });
     }
   } finally {

@@ -1,10 +1,9 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AppConfig } from '../config/app-config';
+import { BackOffPolicy } from '../interfaces/chunk.interfaces';
 import { ChunkStep } from './chunk-step.service';
-import { OutboxWakeup, PollerWakeup } from './poller-wakeup.service';
-
-const MAX_BACKOFF_MS = 30_000;
+import { PollerWakeup } from './poller-wakeup.service';
 
 /**
  * The worker loop: runs chunks back to back while they come back full (drain), sleeps the interval (or until
@@ -21,7 +20,7 @@ export class Poller implements OnApplicationBootstrap, OnApplicationShutdown {
     private readonly config: AppConfig,
     private readonly step: ChunkStep,
     private readonly wakeup: PollerWakeup,
-    private readonly outboxWakeup: OutboxWakeup,
+    private readonly backOff: BackOffPolicy,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -42,14 +41,13 @@ export class Poller implements OnApplicationBootstrap, OnApplicationShutdown {
     while (this.running) {
       let full = false;
       try {
-        const { read, executionId } = await this.step.execute();
-        if (executionId) this.outboxWakeup.notify();
+        const { read } = await this.step.execute();
         full = read >= this.config.poll.limit;
         failures = 0;
       } catch (error) {
         failures += 1;
-        const backoff = Math.min(this.config.poll.intervalMs * 2 ** failures, MAX_BACKOFF_MS);
-        this.logger.error(`chunk failed (attempt ${failures}), retrying in ${backoff} ms: ${(error as Error).message}`);
+        const backoff = this.backOff.delayMs(failures);
+        this.logger.warn(`retrying in ${backoff} ms (attempt ${failures}): ${(error as Error).message}`);
         await delay(backoff, undefined, { signal: this.stopping.signal }).catch(() => undefined);
         continue;
       }

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { SkipPolicy } from '../interfaces/chunk.interfaces';
+import { AppConfig } from '../config/app-config';
+import { BackOffPolicy, RetryPolicy, SkipPolicy } from '../interfaces/chunk.interfaces';
 
 /**
  * Transient SQLSTATEs: serialization failure, deadlock, lock timeout, statement cancelled, admin shutdown,
@@ -14,10 +15,38 @@ export function isTransient(error: unknown): boolean {
   return TRANSIENT_SQLSTATE.test(code) || !/^[0-9A-Z]{5}$/.test(code);
 }
 
-/** Skips (fails) the operation on data errors: constraint, cast, check, foreign key, trigger exceptions. */
+/** Retries the chunk on transient errors (isTransient). */
+@Injectable()
+export class TransientErrorRetryPolicy extends RetryPolicy {
+  isRetryable(error: unknown): boolean {
+    return isTransient(error);
+  }
+}
+
+/** Skips (fails) the operation on data errors — constraint, cast, check, foreign key, trigger — up to BATCH_SKIP_LIMIT per execution. */
 @Injectable()
 export class DataErrorSkipPolicy extends SkipPolicy {
-  shouldSkip(error: unknown): boolean {
-    return !isTransient(error);
+  constructor(private readonly config: AppConfig) {
+    super();
+  }
+
+  shouldSkip(error: unknown, skipped: number): boolean {
+    const limit = this.config.poll.skipLimit;
+    return !isTransient(error) && (limit === null || skipped < limit);
+  }
+}
+
+const MAX_BACKOFF_MS = 30_000;
+
+/** Exponential: interval × 2^attempt, capped at 30 s, with up to 20 % jitter so that workers do not retry in step. */
+@Injectable()
+export class ExponentialBackOffPolicy extends BackOffPolicy {
+  constructor(private readonly config: AppConfig) {
+    super();
+  }
+
+  delayMs(attempt: number): number {
+    const base = Math.min(this.config.poll.intervalMs * 2 ** attempt, MAX_BACKOFF_MS);
+    return Math.round(base * (1 - Math.random() * 0.2));
   }
 }

@@ -1,32 +1,113 @@
 import type { StatementPlan } from '../interfaces/chunk.interfaces';
+import type { JsonValue } from '../interfaces/operation.interfaces';
 import type { TargetColumn, TargetTable } from './catalog.service';
 import { toSqlText } from './column-value';
 import { quoteIdent } from './database';
 
 /**
- * The SQL that applies a statement plan to a target table. Each column travels as one text[] parameter, so
- * the parameter count stays constant whatever the number of rows; identifiers come only from the catalog.
+ * The SQL that applies a statement plan to a target table. Each column travels as one text[] parameter, so the
+ * parameter count stays constant whatever the number of rows (node-postgres wraps past 65,535 parameters).
+ * Values are cast to the column's type without its modifier; the assignment then applies length and precision
+ * exactly as a one-row statement would. Identifiers come only from the catalog.
+ *
+ * A statement either affects one row per operation when it succeeds (`everyRow`), or returns `ord`, the
+ * 1-based position of each operation whose row it affected.
  */
 export interface TargetStatement {
   sql: string;
   params: (string | null)[][];
+  everyRow: boolean;
+}
+
+export function targetStatement(table: TargetTable, plan: StatementPlan): TargetStatement {
+  switch (plan.type) {
+    case 'insert':
+      return insertStatement(table, plan);
+    case 'upsert':
+      return upsertStatement(table, plan);
+    case 'update':
+      return updateStatement(table, plan, (c, v) => `${quoteIdent(c.name)} = ${v}`);
+    case 'increment':
+      return updateStatement(table, plan, (c, v) => `${quoteIdent(c.name)} = t.${quoteIdent(c.name)} + ${v}`);
+    case 'delete':
+      return deleteStatement(table, plan);
+  }
 }
 
 export function qualifiedName(table: TargetTable): string {
   return `${quoteIdent(table.schema)}.${quoteIdent(table.table)}`;
 }
 
-/** `INSERT … SELECT … FROM unnest(…) WITH ORDINALITY ORDER BY ord`: rows go in in plan order. */
-export function insertStatement(table: TargetTable, plan: StatementPlan): TargetStatement {
-  const columns = plan.columns.map((name) => column(table, name));
-  const aliases = columns.map((_, i) => `c${i + 1}`);
+/**
+ * The operations as typed rows: `SELECT u.c1::type AS c1, …, u.ord FROM unnest($1::text[], …) WITH ORDINALITY`.
+ * Every value is cast for every operation, also where an update or delete then matches no row, as a one-row
+ * statement with a bad value would fail even when its WHERE matches nothing.
+ */
+function input(table: TargetTable, plan: StatementPlan, fields: { name: string; from: 'values' | 'key' }[]) {
+  const columns = fields.map((f) => column(table, f.name));
+  const params = fields.map((f, i) => plan.operations.map((op) => toSqlText(columns[i], (op[f.from] as Record<string, JsonValue> | null)?.[f.name])));
+  const aliases = fields.map((_, i) => `c${i + 1}`);
   const sql =
-    `INSERT INTO ${qualifiedName(table)} (${columns.map((c) => quoteIdent(c.name)).join(', ')}) ` +
-    `SELECT ${columns.map((c, i) => `v.${aliases[i]}::${c.castType}`).join(', ')} ` +
-    `FROM unnest(${columns.map((_, i) => `$${i + 1}::text[]`).join(', ')}) WITH ORDINALITY AS v(${aliases.join(', ')}, ord) ` +
-    `ORDER BY v.ord`;
-  const params = columns.map((c) => plan.operations.map((op) => toSqlText(c, op.values?.[c.name])));
-  return { sql, params };
+    `SELECT ${columns.map((c, i) => `u.${aliases[i]}::${c.castType} AS ${aliases[i]}`).join(', ')}, u.ord ` +
+    `FROM unnest(${fields.map((_, i) => `$${i + 1}::text[]`).join(', ')}) WITH ORDINALITY AS u(${aliases.join(', ')}, ord)`;
+  return { columns, params, sql, aliases };
+}
+
+/** `INSERT … SELECT … ORDER BY ord`: rows go in, and defaults are drawn, in plan order. */
+export function insertStatement(table: TargetTable, plan: StatementPlan): TargetStatement {
+  const rows = input(table, plan, plan.columns.map((name) => ({ name, from: 'values' as const })));
+  const sql =
+    `INSERT INTO ${qualifiedName(table)} (${rows.columns.map((c) => quoteIdent(c.name)).join(', ')}) ` +
+    `SELECT ${rows.aliases.map((a) => `v.${a}`).join(', ')} FROM (${rows.sql}) v ORDER BY v.ord`;
+  return { sql, params: rows.params, everyRow: true };
+}
+
+/**
+ * `INSERT … ON CONFLICT (key) DO UPDATE SET` every other given column. With nothing else to set, `DO NOTHING`,
+ * and the rows actually inserted are matched back to their operations by the conflict key.
+ */
+export function upsertStatement(table: TargetTable, plan: StatementPlan): TargetStatement {
+  const conflictKey = plan.keyColumns!;
+  const rows = input(table, plan, plan.columns.map((name) => ({ name, from: 'values' as const })));
+  const names = rows.columns.map((c) => quoteIdent(c.name)).join(', ');
+  const selected = rows.aliases.map((a) => `v.${a}`).join(', ');
+  const conflict = conflictKey.map(quoteIdent).join(', ');
+  const updates = rows.columns.filter((c) => !conflictKey.includes(c.name)).map((c) => `${quoteIdent(c.name)} = EXCLUDED.${quoteIdent(c.name)}`);
+  if (updates.length > 0) {
+    const sql =
+      `INSERT INTO ${qualifiedName(table)} (${names}) SELECT ${selected} FROM (${rows.sql}) v ORDER BY v.ord ` +
+      `ON CONFLICT (${conflict}) DO UPDATE SET ${updates.join(', ')}`;
+    return { sql, params: rows.params, everyRow: true };
+  }
+  const match = conflictKey.map((name) => `ins.${quoteIdent(name)} = v.${rows.aliases[plan.columns.indexOf(name)]}`);
+  const sql =
+    `WITH v AS MATERIALIZED (${rows.sql}), ` +
+    `ins AS (INSERT INTO ${qualifiedName(table)} (${names}) SELECT ${selected} FROM v ORDER BY v.ord ` +
+    `ON CONFLICT (${conflict}) DO NOTHING RETURNING ${conflictKey.map(quoteIdent).join(', ')}) ` +
+    `SELECT v.ord FROM v JOIN ins ON ${match.join(' AND ')}`;
+  return { sql, params: rows.params, everyRow: false };
+}
+
+/** `UPDATE … FROM (typed rows) WHERE key matches`: keys are distinct within a plan, so each row is hit at most once. */
+function updateStatement(table: TargetTable, plan: StatementPlan, assign: (column: TargetColumn, value: string) => string): TargetStatement {
+  const keyColumns = plan.keyColumns!;
+  const fields = [...plan.columns.map((name) => ({ name, from: 'values' as const })), ...keyColumns.map((name) => ({ name, from: 'key' as const }))];
+  const rows = input(table, plan, fields);
+  const sets = plan.columns.map((_, i) => assign(rows.columns[i], `v.${rows.aliases[i]}`));
+  const match = keyColumns.map((name, k) => `t.${quoteIdent(name)} = v.${rows.aliases[plan.columns.length + k]}`);
+  const sql =
+    `WITH v AS MATERIALIZED (${rows.sql}) ` +
+    `UPDATE ${qualifiedName(table)} AS t SET ${sets.join(', ')} FROM v WHERE ${match.join(' AND ')} RETURNING v.ord`;
+  return { sql, params: rows.params, everyRow: false };
+}
+
+/** `DELETE … USING (typed rows) WHERE key matches`. */
+export function deleteStatement(table: TargetTable, plan: StatementPlan): TargetStatement {
+  const keyColumns = plan.keyColumns!;
+  const rows = input(table, plan, keyColumns.map((name) => ({ name, from: 'key' as const })));
+  const match = keyColumns.map((name, k) => `t.${quoteIdent(name)} = v.${rows.aliases[k]}`);
+  const sql = `WITH v AS MATERIALIZED (${rows.sql}) DELETE FROM ${qualifiedName(table)} AS t USING v WHERE ${match.join(' AND ')} RETURNING v.ord`;
+  return { sql, params: rows.params, everyRow: false };
 }
 
 function column(table: TargetTable, name: string): TargetColumn {

@@ -1,0 +1,36 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { ChunkListener, ChunkSummary, OperationOutcome } from '../interfaces/chunk.interfaces';
+import { describe } from './chunk-step.service';
+import { OutboxWakeup } from './poller-wakeup.service';
+
+/** Logs what an operator must see: executions with failed operations, and chunks that failed as a whole. */
+@Injectable()
+export class LoggingChunkListener extends ChunkListener {
+  private readonly logger = new Logger('ChunkStep');
+
+  afterChunk({ executionId, read, outcomes }: ChunkSummary): void {
+    const failed = outcomes.filter((o) => o.status === 'FAILED').length;
+    if (failed > 0) this.logger.warn(`execution ${executionId}: ${failed} of ${read} operations failed`);
+    else this.logger.debug(`execution ${executionId}: ${read} operations completed`);
+  }
+
+  afterChunkError(error: unknown, read: number): void {
+    this.logger.error(`chunk of ${read} operations rolled back, to be retried: ${describe(error)}`);
+  }
+
+  onSkip({ operation, error }: OperationOutcome): void {
+    this.logger.debug(`operation ${operation.id} failed: ${error?.code} ${error?.message}`);
+  }
+}
+
+/** Wakes the outbox relay after each commit, so notifications leave at once. */
+@Injectable()
+export class OutboxWakeupListener extends ChunkListener {
+  constructor(private readonly wakeup: OutboxWakeup) {
+    super();
+  }
+
+  afterChunk(): void {
+    this.wakeup.notify();
+  }
+}

@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import type { ICreateBatchOperationRequest } from '../../src/interfaces/operation.interfaces';
+import { ChunkStep } from '../../src/services/chunk-step.service';
+import { AuthenticatedClient } from '../../src/services/client.service';
+import { OperationService } from '../../src/services/operation.service';
+import { createTestApp, TestApp } from '../support/app-context';
+
+describe('chunk engine: every type in batches, policies, job repository (real PostgreSQL)', () => {
+  let t: TestApp;
+  let operations: OperationService;
+  let step: ChunkStep;
+  let client: AuthenticatedClient;
+
+  before(async () => {
+    t = await createTestApp({ BATCH_PROCESS_OPERATION_LIMIT: '1000' });
+    operations = t.get(OperationService);
+    step = t.get(ChunkStep);
+    client = await t.client('engine');
+  });
+  after(() => t.close());
+
+  beforeEach(async () => {
+    t.db.config.poll.limit = 1000;
+    t.db.config.poll.statementMaxRows = 5000;
+    t.db.config.poll.skipLimit = null;
+    await t.db.query(`DROP TABLE IF EXISTS public.stock, public.wide, public.flaky, public.deferred, public.flags`);
+    await t.db.query(`CREATE TABLE public.stock (id int PRIMARY KEY, sku text NOT NULL UNIQUE, qty int NOT NULL DEFAULT 0 CHECK (qty >= 0), note text)`);
+    await t.db.query(`INSERT INTO public.stock SELECT g, 'sku' || g, 10 FROM generate_series(1, 200) g`);
+    await t.db.query(`DELETE FROM batch.operations; DELETE FROM batch.executions`);
+  });
+
+  async function run(ops: ICreateBatchOperationRequest[]) {
+    const created = await operations.createMany(client, ops);
+    const { executionId } = await step.execute();
+    const steps = await t.db.query<{ name: string; read_count: number; write_count: number }>(
+      'SELECT name, read_count, write_count FROM batch.execution_steps WHERE execution_id = $1 ORDER BY id', [executionId]);
+    const outcomes = await t.db.query<{ status: string; rows_affected: number | null; error_code: string | null }>(
+      'SELECT status, rows_affected, error_code FROM batch.operations WHERE id = ANY($1::bigint[]) ORDER BY id', [created.map((c) => c.id)]);
+    return { executionId, steps, outcomes };
+  }
+
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
+  it('applies 200 updates, increments, upserts and deletes each as one statement', async () => {
+    const updates = await run(range(200).map((id) => ({ target: 'stock', type: 'update' as const, key: { id }, values: { note: `n${id}` } })));
+    assert.equal(updates.steps.length, 1);
+    assert.ok(updates.outcomes.every((o) => o.status === 'COMPLETED' && o.rows_affected === 1));
+
+    const increments = await run(range(200).map((id) => ({ target: 'stock', type: 'increment' as const, key: { sku: `sku${id}` }, values: { qty: id } })));
+    assert.deepEqual(increments.steps.map((s) => s.name), ['increment public.stock (qty) by (sku)']);
+    assert.equal((await t.db.query<{ qty: number }>('SELECT qty FROM public.stock WHERE id = 7'))[0].qty, 17);
+
+    const upserts = await run(range(250).map((id) => ({ target: 'stock', type: 'upsert' as const, values: { id, sku: `sku${id}`, note: 'u' } })));
+    assert.equal(upserts.steps.length, 1);
+    assert.equal(Number((await t.db.query<{ n: string }>(`SELECT count(*) AS n FROM public.stock WHERE note = 'u'`))[0].n), 250);
+
+    const deletes = await run([...range(100), 999].map((id) => ({ target: 'stock', type: 'delete' as const, key: { id } })));
+    assert.equal(deletes.steps.length, 1);
+    assert.deepEqual(deletes.outcomes.at(-1), { status: 'COMPLETED', rows_affected: 0, error_code: null }, 'a delete that matches no row completes with 0');
+    assert.equal(Number((await t.db.query<{ n: string }>('SELECT count(*) AS n FROM public.stock'))[0].n), 150);
+  });
+
+  it('applies an insert, two updates and a delete of one row in rounds, ending as one at a time would', async () => {
+    const { steps, outcomes } = await run([
+      { target: 'stock', type: 'insert', values: { id: 500, sku: 'new' } },
+      { target: 'stock', type: 'update', key: { id: 500 }, values: { qty: 5 } },
+      { target: 'stock', type: 'update', key: { id: 1 }, values: { qty: 1 } },
+      { target: 'stock', type: 'increment', key: { id: 500 }, values: { qty: 2 } },
+      { target: 'stock', type: 'update', key: { id: 2 }, values: { qty: 2 } },
+      { target: 'stock', type: 'delete', key: { id: 500 } },
+      { target: 'stock', type: 'increment', key: { id: 500 }, values: { qty: 1 } },
+    ]);
+    assert.deepEqual(outcomes.map((o) => [o.status, o.rows_affected]), [
+      ['COMPLETED', 1], ['COMPLETED', 1], ['COMPLETED', 1], ['COMPLETED', 1], ['COMPLETED', 1], ['COMPLETED', 1], ['COMPLETED', 0],
+    ]);
+    assert.equal(steps.length, 5, 'the updates of rows 500, 1 and 2 share a statement; each later step on row 500 waits its round');
+    assert.deepEqual(await t.db.query('SELECT id, qty FROM public.stock WHERE id IN (1, 2, 500) ORDER BY id'), [{ id: 1, qty: 1 }, { id: 2, qty: 2 }]);
+  });
+
+  it('fails an increment that overflows or breaks a check, and keeps the rest', async () => {
+    const { outcomes } = await run([
+      { target: 'stock', type: 'increment', key: { id: 1 }, values: { qty: -11 } },
+      { target: 'stock', type: 'increment', key: { id: 2 }, values: { qty: 2_147_483_647 } },
+      { target: 'stock', type: 'increment', key: { id: 3 }, values: { qty: -10 } },
+    ]);
+    assert.deepEqual(outcomes.map((o) => o.error_code), ['23514', '22003', null]);
+  });
+
+  it('applies a chunk of 10,000 operations with 20 columns, split into statements of BATCH_STATEMENT_MAX_ROWS', async () => {
+    const columns = range(19).map((i) => `c${i}`);
+    await t.db.query(`CREATE TABLE public.wide (id int PRIMARY KEY, ${columns.map((c) => `${c} text`).join(', ')})`);
+    t.db.config.poll.limit = 10_000;
+    t.db.config.poll.statementMaxRows = 4000;
+    for (let from = 0; from < 10_000; from += 1000) {
+      await operations.createMany(client, range(1000).map((i) => ({
+        target: 'wide', type: 'insert' as const, values: Object.fromEntries([['id', from + i], ...columns.map((c) => [c, `${c}-${from + i}`])]),
+      })));
+    }
+    const { read, executionId } = await step.execute();
+    assert.equal(read, 10_000);
+    const steps = await t.db.query<{ write_count: number }>('SELECT write_count FROM batch.execution_steps WHERE execution_id = $1 ORDER BY id', [executionId]);
+    assert.deepEqual(steps.map((s) => s.write_count), [4000, 4000, 2000]);
+    assert.deepEqual(await t.db.query('SELECT c19 FROM public.wide WHERE id = 9999'), [{ c19: 'c19-9999' }]);
+  });
+
+  it('fails the execution visibly when more operations fail than BATCH_SKIP_LIMIT, applying none of them', async () => {
+    t.db.config.poll.skipLimit = 1;
+    const created = await operations.createMany(client, [
+      { target: 'stock', type: 'increment', key: { id: 1 }, values: { qty: -100 } },
+      { target: 'stock', type: 'increment', key: { id: 2 }, values: { qty: -100 } },
+      { target: 'stock', type: 'increment', key: { id: 3 }, values: { qty: 1 } },
+    ]);
+    await assert.rejects(step.execute(), /skip limit 1 exceeded/);
+    const [failed] = await t.db.query<{ status: string; exit_message: string; read_count: number }>(`SELECT status, exit_message, read_count FROM batch.executions ORDER BY id DESC LIMIT 1`);
+    assert.equal(failed.status, 'FAILED');
+    assert.match(failed.exit_message, /skip limit 1 exceeded/);
+    assert.equal(failed.read_count, 3);
+    assert.deepEqual((await t.db.query<{ status: string }>('SELECT DISTINCT status FROM batch.operations')).map((r) => r.status), ['PENDING']);
+    assert.equal((await t.db.query<{ qty: number }>('SELECT qty FROM public.stock WHERE id = 3'))[0].qty, 10, 'rolled back');
+    t.db.config.poll.skipLimit = 2;
+    await step.execute();
+    const statuses = await t.db.query<{ status: string }>('SELECT status FROM batch.operations WHERE id = ANY($1::bigint[]) ORDER BY id', [created.map((c) => c.id)]);
+    assert.deepEqual(statuses.map((s) => s.status), ['FAILED', 'FAILED', 'COMPLETED']);
+  });
+
+  it('rolls back the whole chunk on a transient error, records the failed execution, and applies it on retry', async () => {
+    await t.db.query(`CREATE TABLE public.flags (transient boolean NOT NULL)`);
+    await t.db.query(`INSERT INTO public.flags VALUES (true)`);
+    await t.db.query(`CREATE TABLE public.flaky (id int PRIMARY KEY)`);
+    await t.db.query(`CREATE OR REPLACE FUNCTION public.flaky_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF (SELECT transient FROM public.flags) THEN RAISE EXCEPTION 'simulated serialization failure' USING ERRCODE = '40001'; END IF; RETURN NEW; END $$`);
+    await t.db.query(`CREATE TRIGGER flaky_guard BEFORE INSERT ON public.flaky FOR EACH ROW EXECUTE FUNCTION public.flaky_guard()`);
+    const created = await operations.createMany(client, [
+      { target: 'stock', type: 'update', key: { id: 1 }, values: { note: 'with the chunk' } },
+      { target: 'flaky', type: 'insert', values: { id: 1 } },
+    ]);
+    await assert.rejects(step.execute(), (error: { code?: string }) => error.code === '40001');
+    const [failed] = await t.db.query<{ status: string; exit_message: string }>(`SELECT status, exit_message FROM batch.executions ORDER BY id DESC LIMIT 1`);
+    assert.equal(failed.status, 'FAILED');
+    assert.match(failed.exit_message, /40001/);
+    assert.equal((await t.db.query<{ note: string | null }>('SELECT note FROM public.stock WHERE id = 1'))[0].note, null, 'the whole chunk rolled back');
+    await t.db.query(`UPDATE public.flags SET transient = false`);
+    await step.execute();
+    const statuses = await t.db.query<{ status: string; attempts: number }>('SELECT status, attempts FROM batch.operations WHERE id = ANY($1::bigint[]) ORDER BY id', [created.map((c) => c.id)]);
+    assert.deepEqual(statuses, [{ status: 'COMPLETED', attempts: 1 }, { status: 'COMPLETED', attempts: 1 }]);
+  });
+
+  it('checks deferred constraints per statement, so a violation fails its operation and not the commit', async () => {
+    await t.db.query(`CREATE TABLE public.deferred (id int PRIMARY KEY, code text, CONSTRAINT deferred_code UNIQUE (code) DEFERRABLE INITIALLY DEFERRED)`);
+    const { outcomes } = await run([
+      { target: 'deferred', type: 'insert', values: { id: 1, code: 'x' } },
+      { target: 'deferred', type: 'insert', values: { id: 2, code: 'x' } },
+    ]);
+    assert.deepEqual(outcomes.map((o) => [o.status, o.error_code]), [['COMPLETED', null], ['FAILED', '23505']]);
+  });
+
+  it('retries a FAILED operation: it is applied again under the same id', async () => {
+    const [created] = await operations.createMany(client, [{ target: 'stock', type: 'insert', values: { id: 1, sku: 'dup' } }]);
+    await step.execute();
+    assert.equal((await operations.get(client, created.id)).status, 'FAILED');
+    await t.db.query('DELETE FROM public.stock WHERE id = 1');
+    await operations.retry(client, created.id);
+    await step.execute();
+    const retried = await operations.get(client, created.id);
+    assert.deepEqual([retried.status, retried.rowsAffected, retried.attempts, retried.error], ['COMPLETED', 1, 2, null]);
+  });
+});

@@ -1,0 +1,195 @@
+import fc from 'fast-check';
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { ICreateBatchOperationRequest, JsonValue } from '../../src/interfaces/operation.interfaces';
+import { BatchError } from '../../src/services/batch-error';
+import { ChunkStep } from '../../src/services/chunk-step.service';
+import { AuthenticatedClient } from '../../src/services/client.service';
+import { Database } from '../../src/services/database';
+import { OperationService } from '../../src/services/operation.service';
+import { createTestApp, TestApp } from '../support/app-context';
+
+/**
+ * The proof of CONTRACT.md section 1: random streams of all five operation types over a small key space, with
+ * failing operations mixed in, pushed through the real service path (create-time validation, ingest, chunk
+ * step with random chunk and statement sizes) must leave the same tables and the same outcomes as applying
+ * the same stream one operation at a time, in id order, each in its own transaction.
+ *
+ * `PROPERTY_RUNS=2000 PROPERTY_SEED=7 npm run test:property` runs it longer.
+ */
+const RUNS = Number(process.env.PROPERTY_RUNS ?? 100);
+const SEED = Number(process.env.PROPERTY_SEED ?? 20261121);
+
+const SCHEMA = (schema: string) => `
+  CREATE SCHEMA ${schema};
+  CREATE TABLE ${schema}.parents (id int PRIMARY KEY);
+  CREATE TABLE ${schema}.items (
+    id int PRIMARY KEY,
+    code text UNIQUE,
+    qty int NOT NULL DEFAULT 0 CHECK (qty >= 0),
+    price numeric(6,2),
+    note varchar(8),
+    parent_id int REFERENCES ${schema}.parents (id),
+    addr inet,
+    label text
+  );
+  CREATE TABLE ${schema}.counters (name text PRIMARY KEY, n int NOT NULL DEFAULT 0 CHECK (n < 10));`;
+
+const RESET = (schema: string) => `
+  TRUNCATE ${schema}.items, ${schema}.counters, ${schema}.parents;
+  ALTER TABLE ${schema}.items ALTER COLUMN label DROP NOT NULL;
+  INSERT INTO ${schema}.parents VALUES (1), (2), (3);
+  INSERT INTO ${schema}.items (id, code, qty, label) VALUES (1, 'a', 1, 'seed'), (2, 'b', 0, 'seed');
+  INSERT INTO ${schema}.counters (name, n) VALUES ('x', 8);`;
+
+// ---- generators: a small key space, so that operations collide; values that fail only in the database ----
+const id = fc.integer({ min: 1, max: 5 });
+const code = fc.constantFrom('a', 'b', 'c');
+const qty = fc.oneof(fc.integer({ min: -1, max: 4 }), fc.constant(2_000_000_000));
+const price = fc.constantFrom<JsonValue>(null, 1.5, '12.345', 9999.99);
+const note = fc.constantFrom<JsonValue>(null, 'x', 'hello');
+const parentId = fc.constantFrom<JsonValue>(null, 1, 3, 4); // 4 has no parent: foreign-key violation
+const addr = fc.constantFrom<JsonValue>(null, '10.0.0.1', 'bogus'); // inet is checked by the database only: a bad cast
+const label = fc.constantFrom<JsonValue>('L', null); // the column becomes NOT NULL after create: not-null violation
+
+const itemColumns = { code, qty, price, note, parent_id: parentId, addr, label };
+const itemKey = fc.oneof(id.map((v) => ({ id: v })), code.map((v) => ({ code: v })));
+const counterName = fc.constantFrom('x', 'y', 'z');
+
+const itemOperation: fc.Arbitrary<ICreateBatchOperationRequest> = fc.oneof(
+  fc.record({ id, ...itemColumns }, { requiredKeys: ['id'] }).map((values) => ({ target: 'items', type: 'insert' as const, values })),
+  fc
+    .tuple(fc.record({ id, ...itemColumns }, { requiredKeys: ['id', 'code'] }), fc.boolean())
+    .map(([values, byCode]) => ({ target: 'items', type: 'upsert' as const, values, ...(byCode ? { conflictKey: ['code'] } : {}) })),
+  fc
+    .tuple(itemKey, fc.record(itemColumns, { requiredKeys: [] }))
+    .filter(([, values]) => Object.keys(values).length > 0)
+    .map(([key, values]) => ({ target: 'items', type: 'update' as const, key, values })),
+  itemKey.map((key) => ({ target: 'items', type: 'delete' as const, key })),
+  fc.tuple(itemKey, qty).map(([key, delta]) => ({ target: 'items', type: 'increment' as const, key, values: { qty: delta } })),
+);
+
+const counterOperation: fc.Arbitrary<ICreateBatchOperationRequest> = fc.oneof(
+  fc.tuple(counterName, fc.integer({ min: -2, max: 12 })).map(([name, n]) => ({ target: 'counters', type: 'upsert' as const, values: { name, n } })),
+  fc.tuple(counterName, fc.integer({ min: -1, max: 4 })).map(([name, n]) => ({ target: 'counters', type: 'increment' as const, key: { name }, values: { n } })),
+  counterName.map((name) => ({ target: 'counters', type: 'delete' as const, key: { name } })),
+  counterName.map((name) => ({ target: 'counters', type: 'insert' as const, values: { name } })),
+);
+
+// Mostly one priority; where they differ, higher goes first among operations pending together (all are, here).
+const priority = fc.constantFrom(0, 0, 0, 0, 1, -1);
+const stream = fc.array(
+  fc.tuple(fc.oneof({ weight: 4, arbitrary: itemOperation }, { weight: 1, arbitrary: counterOperation }), priority).map(([op, p]) => (p ? { ...op, priority: p } : op)),
+  { minLength: 1, maxLength: 40 },
+);
+const chunking = fc.record({ limits: fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 5 }), statementMaxRows: fc.integer({ min: 1, max: 8 }) });
+
+interface Outcome {
+  status: string;
+  rowsAffected: number | null;
+  code: string | null;
+}
+
+describe('sequential equivalence (property, real PostgreSQL)', () => {
+  let t: TestApp;
+  let operations: OperationService;
+  let step: ChunkStep;
+  let client: AuthenticatedClient;
+
+  before(async () => {
+    t = await createTestApp({ BATCH_TARGET_SCHEMAS: 'batched', BATCH_CATALOG_TTL: '0' });
+    await t.db.query(SCHEMA('batched'));
+    await t.db.query(SCHEMA('reference'));
+    operations = t.get(OperationService);
+    step = t.get(ChunkStep);
+    client = await t.client('property');
+  });
+  after(() => t.close());
+
+  /** The meaning of each type, one operation in its own transaction (autocommit), written independently of the writer. */
+  async function applyOneAtATime(op: ICreateBatchOperationRequest): Promise<Outcome> {
+    const table = `reference.${op.target}`;
+    const values = op.values ?? {};
+    const key = op.key ?? {};
+    const columns = Object.keys(values);
+    const params = [...Object.values(values), ...Object.values(key)];
+    const where = Object.keys(key).map((c, i) => `${c} = $${columns.length + i + 1}`).join(' AND ');
+    let sql: string;
+    switch (op.type) {
+      case 'insert':
+        sql = `INSERT INTO ${table} (${columns}) VALUES (${columns.map((_, i) => `$${i + 1}`)})`;
+        break;
+      case 'upsert': {
+        const conflictKey = op.conflictKey ?? [op.target === 'items' ? 'id' : 'name'];
+        const others = columns.filter((c) => !conflictKey.includes(c));
+        sql =
+          `INSERT INTO ${table} (${columns}) VALUES (${columns.map((_, i) => `$${i + 1}`)}) ON CONFLICT (${conflictKey}) ` +
+          (others.length ? `DO UPDATE SET ${others.map((c) => `${c} = EXCLUDED.${c}`)}` : 'DO NOTHING');
+        break;
+      }
+      case 'update':
+        sql = `UPDATE ${table} SET ${columns.map((c, i) => `${c} = $${i + 1}`)} WHERE ${where}`;
+        break;
+      case 'increment':
+        sql = `UPDATE ${table} SET ${columns.map((c, i) => `${c} = ${c} + $${i + 1}`)} WHERE ${where}`;
+        break;
+      case 'delete':
+        sql = `DELETE FROM ${table} WHERE ${where}`;
+        break;
+    }
+    try {
+      const result = await t.get(Database).pool.query(sql, params);
+      return { status: 'COMPLETED', rowsAffected: result.rowCount, code: null };
+    } catch (error) {
+      return { status: 'FAILED', rowsAffected: null, code: (error as { code: string }).code };
+    }
+  }
+
+  async function table(schema: string, name: string) {
+    return t.db.query(`SELECT * FROM ${schema}.${name} ORDER BY 1`);
+  }
+
+  it(`holds for ${RUNS} random streams (seed ${SEED})`, async () => {
+    await fc.assert(
+      fc.asyncProperty(stream, chunking, async (ops, { limits, statementMaxRows }) => {
+        await t.db.query(`DELETE FROM batch.operations; DELETE FROM batch.outbox; ${RESET('batched')} ${RESET('reference')}`);
+        // Through the real create path; what create-time validation refuses is neither stored nor applied.
+        const accepted: { id: string; op: ICreateBatchOperationRequest }[] = [];
+        for (const op of ops) {
+          try {
+            accepted.push({ id: (await operations.create(client, op)).id, op });
+          } catch (error) {
+            if (!(error instanceof BatchError)) throw error;
+          }
+        }
+        await t.db.query(`ALTER TABLE batched.items ALTER COLUMN label SET NOT NULL; ALTER TABLE reference.items ALTER COLUMN label SET NOT NULL`).catch(() =>
+          t.db.query(`UPDATE batched.items SET label = 'seed'; UPDATE reference.items SET label = 'seed';
+                      ALTER TABLE batched.items ALTER COLUMN label SET NOT NULL; ALTER TABLE reference.items ALTER COLUMN label SET NOT NULL`),
+        );
+
+        const config = t.db.config.poll;
+        config.statementMaxRows = statementMaxRows;
+        for (let i = 0; ; i++) {
+          config.limit = limits[i % limits.length];
+          if ((await step.execute()).read === 0) break;
+        }
+
+        const expected = new Map<string, Outcome>();
+        const inOrderOfApplication = [...accepted].sort((a, b) => (b.op.priority ?? 0) - (a.op.priority ?? 0)); // stable: id order within a priority
+        for (const { id, op } of inOrderOfApplication) expected.set(id, await applyOneAtATime(op));
+        const actual = await t.db.query<{ status: string; rows_affected: number | null; error_code: string | null }>(
+          `SELECT status, rows_affected, error_code FROM batch.operations WHERE id = ANY($1::bigint[]) ORDER BY id`,
+          [accepted.map((a) => a.id)],
+        );
+        assert.deepEqual(
+          actual.map((a) => ({ status: a.status, rowsAffected: a.rows_affected, code: a.error_code })),
+          accepted.map((a) => expected.get(a.id)),
+          'every operation ends as it would one at a time',
+        );
+        assert.deepEqual(await table('batched', 'items'), await table('reference', 'items'), 'items');
+        assert.deepEqual(await table('batched', 'counters'), await table('reference', 'counters'), 'counters');
+      }),
+      { numRuns: RUNS, seed: SEED, includeErrorInReport: true },
+    );
+  });
+});
