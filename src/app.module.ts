@@ -23,6 +23,9 @@ import { OperationService } from './services/operation.service';
 import { OutboxRelay } from './services/outbox-relay.service';
 import { OutboxWakeup, PollerWakeup } from './services/poller-wakeup.service';
 import { Poller } from './services/poller.service';
+import { RedisService } from './services/redis.service';
+import { RetentionService } from './services/retention.service';
+import { WakeupChannel } from './services/wakeup-channel.service';
 import { DataErrorSkipPolicy, ExponentialBackOffPolicy, TransientErrorRetryPolicy } from './services/skip-policy.service';
 
 @Module({})
@@ -43,6 +46,8 @@ export class AppModule {
         ExecutionService,
         PollerWakeup,
         OutboxWakeup,
+        RedisService,
+        WakeupChannel,
         { provide: ItemReader, useClass: ChunkReader },
         { provide: ItemProcessor, useClass: ChunkProcessor },
         { provide: ItemWriter, useClass: ChunkWriter },
@@ -59,6 +64,7 @@ export class AppModule {
         ChunkStep,
         Poller,
         OutboxRelay,
+        RetentionService,
       ],
     };
   }

@@ -9,6 +9,8 @@ import { AppModule } from './app.module';
 import { AppConfig, ConfigError, loadConfig } from './config/app-config';
 import { BatchErrorFilter, validationFailed } from './controllers/errors';
 import { ensureDatabase } from './services/database';
+import { OutboxRelay } from './services/outbox-relay.service';
+import { Poller } from './services/poller.service';
 
 const LOG_LEVELS: Record<AppConfig['logLevel'], LogLevel[]> = {
   error: ['fatal', 'error'],
@@ -20,13 +22,19 @@ export const MAX_BODY_BYTES = '5mb';
 const SHUTDOWN_TIMEOUT_MS = 30_000;
 const logger = new Logger('Bootstrap');
 
-/** Stops taking work, lets the chunk in flight finish, closes connections; exits 0, or 1 when that takes too long. */
+/**
+ * Stops taking RPC requests (unacknowledged ones go back to the queue), lets the chunk in flight commit or roll
+ * back, publishes the notifications it wrote, closes connections; exits 0, or 1 when that takes too long.
+ */
 async function shutdown(app: INestApplication, signal: string): Promise<void> {
   logger.log(`${signal}: shutting down`);
   setTimeout(() => {
     logger.error(`shutdown took longer than ${SHUTDOWN_TIMEOUT_MS} ms; exiting`);
     process.exit(1);
   }, SHUTDOWN_TIMEOUT_MS).unref();
+  await Promise.all(app.getMicroservices().map((microservice) => microservice.close()));
+  await app.get(Poller).stop();
+  await app.get(OutboxRelay).stop();
   await app.close();
   process.exit(0);
 }

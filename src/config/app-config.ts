@@ -17,6 +17,7 @@ export abstract class AppConfig {
   targetSchemas: string[];
   poll: { intervalMs: number; limit: number; statementMaxRows: number; skipLimit: number | null };
   outboxIntervalMs: number;
+  retention: { hours: number; intervalMs: number };
   catalogTtlMs: number;
 }
 
@@ -116,6 +117,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
       skipLimit: env.BATCH_SKIP_LIMIT ? integer(env, 'BATCH_SKIP_LIMIT', 0, 0, 1_000_000) : null,
     },
     outboxIntervalMs: integer(env, 'BATCH_OUTBOX_INTERVAL', 100, 1, 3_600_000),
+    retention: {
+      hours: integer(env, 'BATCH_RETENTION_HOURS', 168, 1, 87_600),
+      intervalMs: integer(env, 'BATCH_RETENTION_INTERVAL', 60_000, 100, 86_400_000),
+    },
     catalogTtlMs: integer(env, 'BATCH_CATALOG_TTL', 5000, 0, 3_600_000),
   };
 }

@@ -4,8 +4,9 @@ import { DataSource, DataSourceOptions } from 'typeorm';
 import { AppConfig } from '../config/app-config';
 import { ENTITIES } from '../entities';
 import { InitialSchema1763700000000 } from '../migrations/1763700000000-initial-schema';
+import { RetentionIndexes1763800000000 } from '../migrations/1763800000000-retention-indexes';
 
-export const MIGRATIONS = [InitialSchema1763700000000];
+export const MIGRATIONS = [InitialSchema1763700000000, RetentionIndexes1763800000000];
 
 /** Creates the service's database when it is missing and the user may create it. */
 export async function ensureDatabase(db: AppConfig['db']): Promise<void> {

@@ -13,7 +13,7 @@ import { BatchError } from './batch-error';
 import { AuthenticatedClient } from './client.service';
 import { Database } from './database';
 import { OperationValidator, ValidOperation } from './operation-validator.service';
-import { PollerWakeup } from './poller-wakeup.service';
+import { WakeupChannel } from './wakeup-channel.service';
 
 /** Shared with the chunk reader: ingest holds it shared while it allocates ids and commits (see ChunkReader). */
 export const INGEST_LOCK = 4242_0001;
@@ -67,7 +67,7 @@ export class OperationService {
   constructor(
     private readonly db: Database,
     private readonly validator: OperationValidator,
-    private readonly wakeup: PollerWakeup,
+    private readonly wakeup: WakeupChannel,
   ) {}
 
   async create(client: AuthenticatedClient, request: ICreateBatchOperationRequest, requestId?: string): Promise<ICreateBatchOperationResponse> {

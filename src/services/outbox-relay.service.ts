@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import amqp, { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel } from 'amqplib';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -16,7 +16,7 @@ const MAX_BACKOFF_MS = 30_000;
  * outage in between leaves them unsent, so they are published again: delivery is at least once.
  */
 @Injectable()
-export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdown {
+export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(OutboxRelay.name);
   private connection: AmqpConnectionManager | null = null;
   private channel: ChannelWrapper | null = null;
@@ -44,11 +44,19 @@ export class OutboxRelay implements OnApplicationBootstrap, OnApplicationShutdow
     this.loop = this.run();
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  beforeApplicationShutdown(): Promise<void> {
+    return this.stop();
+  }
+
+  /** Stops the loop, publishes what is left (bounded by PUBLISH_TIMEOUT_MS), and closes the connection. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
     this.running = false;
     this.stopping.abort();
     this.wakeup.notify();
     await this.loop;
+    const deadline = Date.now() + PUBLISH_TIMEOUT_MS;
+    while (Date.now() < deadline && (await this.relayBatch().catch(() => 0)) > 0);
     await this.channel?.close().catch(() => undefined);
     await this.connection?.close().catch(() => undefined);
   }

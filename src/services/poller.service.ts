@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AppConfig } from '../config/app-config';
 import { BackOffPolicy } from '../interfaces/chunk.interfaces';
@@ -10,7 +10,7 @@ import { PollerWakeup } from './poller-wakeup.service';
  * woken) when idle, and backs off exponentially while chunks fail.
  */
 @Injectable()
-export class Poller implements OnApplicationBootstrap, OnApplicationShutdown {
+export class Poller implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(Poller.name);
   private running = false;
   private loop: Promise<void> | null = null;
@@ -29,7 +29,12 @@ export class Poller implements OnApplicationBootstrap, OnApplicationShutdown {
     this.loop = this.run();
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  beforeApplicationShutdown(): Promise<void> {
+    return this.stop();
+  }
+
+  /** Takes no new chunk; resolves when the chunk in flight has committed or rolled back. */
+  async stop(): Promise<void> {
     this.running = false;
     this.stopping.abort();
     this.wakeup.notify();

@@ -1,0 +1,68 @@
+import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { AppConfig } from '../config/app-config';
+import { Database } from './database';
+
+const BATCH_SIZE = 1000;
+
+/**
+ * Deletes what is older than BATCH_RETENTION_HOURS, in small batches so that no long lock or transaction
+ * builds up: settled operations, sent outbox rows, executions (with their steps). Idempotency keys are
+ * remembered for as long as their operation is kept.
+ */
+@Injectable()
+export class RetentionService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(RetentionService.name);
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<unknown> | null = null;
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly db: Database,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    if (this.config.role === 'api') return;
+    this.timer = setInterval(() => {
+      this.running ??= this.purge()
+        .catch((error: Error) => this.logger.warn(`retention failed: ${error.message}`))
+        .finally(() => (this.running = null));
+    }, this.config.retention.intervalMs);
+    this.timer.unref();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** Deletes everything past retention; returns how many rows of each kind. */
+  async purge(): Promise<{ operations: number; outbox: number; executions: number }> {
+    const cutoff = new Date(Date.now() - this.config.retention.hours * 3_600_000);
+    const result = {
+      operations: await this.inBatches(
+        `DELETE FROM batch.operations WHERE id IN (
+           SELECT id FROM batch.operations WHERE status <> 'PENDING' AND settled_at < $1 LIMIT ${BATCH_SIZE})`,
+        cutoff,
+      ),
+      outbox: await this.inBatches(
+        `DELETE FROM batch.outbox WHERE id IN (SELECT id FROM batch.outbox WHERE sent_at < $1 LIMIT ${BATCH_SIZE})`,
+        cutoff,
+      ),
+      executions: await this.inBatches(
+        `DELETE FROM batch.executions WHERE id IN (SELECT id FROM batch.executions WHERE ended_at < $1 LIMIT ${BATCH_SIZE})`,
+        cutoff,
+      ),
+    };
+    if (result.operations + result.outbox + result.executions > 0) this.logger.log(`retention deleted ${JSON.stringify(result)}`);
+    return result;
+  }
+
+  private async inBatches(sql: string, cutoff: Date): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const deleted = (await this.db.pool.query(sql, [cutoff])).rowCount ?? 0;
+      total += deleted;
+      if (deleted < BATCH_SIZE) return total;
+    }
+  }
+}

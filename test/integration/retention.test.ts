@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { ChunkStep } from '../../src/services/chunk-step.service';
+import { OperationService } from '../../src/services/operation.service';
+import { RetentionService } from '../../src/services/retention.service';
+import { createTestApp, TestApp } from '../support/app-context';
+
+describe('retention (real PostgreSQL)', () => {
+  let t: TestApp;
+
+  before(async () => {
+    t = await createTestApp({ BATCH_RETENTION_HOURS: '24' });
+    await t.db.query(`CREATE TABLE public.events (id int PRIMARY KEY)`);
+  });
+  after(() => t.close());
+
+  it('deletes settled operations, sent outbox rows and executions past retention, in batches, and nothing else', async () => {
+    const client = await t.client('retention');
+    const operations = t.get(OperationService);
+    for (let from = 0; from < 2500; from += 500) {
+      await operations.createMany(client, Array.from({ length: 500 }, (_, i) => ({ target: 'events', type: 'insert' as const, values: { id: from + i } })));
+    }
+    t.db.config.poll.limit = 5000;
+    await t.get(ChunkStep).execute();
+    await t.db.query(`UPDATE batch.outbox SET sent_at = now()`);
+    const pending = await operations.create(client, { target: 'events', type: 'insert', values: { id: -1 } });
+    const recent = await operations.create(client, { target: 'events', type: 'insert', values: { id: -2 } });
+    await operations.cancel(client, recent.id);
+    // Age everything but the two operations created last.
+    await t.db.query(`UPDATE batch.operations SET settled_at = now() - interval '25 hours' WHERE id < $1`, [pending.id]);
+    await t.db.query(`UPDATE batch.outbox SET sent_at = now() - interval '25 hours'`);
+    await t.db.query(`UPDATE batch.executions SET ended_at = now() - interval '25 hours'`);
+
+    const deleted = await t.get(RetentionService).purge();
+    assert.deepEqual(deleted, { operations: 2500, outbox: 1, executions: 1 });
+    const left = await t.db.query<{ id: string; status: string }>('SELECT id, status FROM batch.operations ORDER BY id');
+    assert.deepEqual(left, [{ id: pending.id, status: 'PENDING' }, { id: recent.id, status: 'CANCELLED' }]);
+    assert.equal((await t.db.query('SELECT 1 FROM batch.execution_steps')).length, 0, 'steps go with their execution');
+    assert.equal(Number((await t.db.query<{ n: string }>('SELECT count(*) AS n FROM public.events'))[0].n), 2500, 'targets are never touched');
+  });
+});
