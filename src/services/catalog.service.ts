@@ -64,7 +64,10 @@ interface KeyRow {
 
 const COLUMNS_SQL = `
   SELECT n.nspname AS schema, c.relname AS table, a.attname AS column,
-         format_type(a.atttypid, a.atttypmod) AS sql_type, format_type(a.atttypid, NULL) AS cast_type,
+         format_type(a.atttypid, a.atttypmod) AS sql_type,
+         -- without a modifier, "character" and "bit" mean length 1: cast to the unbounded bpchar and varbit instead
+         CASE t.typname WHEN 'bpchar' THEN 'bpchar' WHEN '_bpchar' THEN 'bpchar[]' WHEN 'bit' THEN 'varbit' WHEN '_bit' THEN 'varbit[]'
+                        ELSE format_type(a.atttypid, NULL) END AS cast_type,
          bt.typname AS base_type, (et.oid IS NOT NULL) AS is_array, a.atttypmod AS typmod,
          a.attnotnull AS not_null,
          (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '') AS has_default,

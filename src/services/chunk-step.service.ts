@@ -260,6 +260,6 @@ export function emptyCounts(): StepCounts {
 }
 
 export function describe(error: unknown): string {
-  const e = error as { code?: string; message?: string };
+  const e = (error ?? {}) as { code?: string; message?: string };
   return `${e.code ?? 'error'}: ${e.message ?? String(error)}`.slice(0, 500);
 }

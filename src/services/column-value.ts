@@ -14,8 +14,9 @@ const INTEGER_RANGES: Record<string, [bigint, bigint]> = {
 };
 const NUMERIC_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 const SPECIAL_FLOATS = /^[+-]?(nan|infinity|inf)$/i;
-const BOOLEAN_TEXT = /^(t|true|y|yes|on|1|f|false|n|no|off|0)$/i;
-const UUID_TEXT = /^\{?[0-9a-f]{4}(-?[0-9a-f]{4}){7}\}?$/i;
+/** What PostgreSQL's boolean input accepts: the words and their unambiguous prefixes, on/off, 1/0. */
+const BOOLEAN_TEXT = /^(t(r(ue?)?)?|f(a(l(se?)?)?)?|y(es?)?|no?|on|off?|1|0)$/i;
+const UUID_TEXT = /^([0-9a-f]{4}(-?[0-9a-f]{4}){7}|\{[0-9a-f]{4}(-?[0-9a-f]{4}){7}\})$/i;
 const DATE_TEXT = /^(\d{4})-(\d{2})-(\d{2})$/;
 const TIMESTAMP_TEXT = /^(\d{4})-(\d{2})-(\d{2})([T ](\d{2}):(\d{2})(:(\d{2})(\.\d{1,6})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$/i;
 const TIME_TEXT = /^(\d{2}):(\d{2})(:(\d{2})(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?$/i;
@@ -43,7 +44,7 @@ export function columnValueProblem(column: TargetColumn, value: JsonValue): stri
 
 function scalarProblem(column: TargetColumn, value: JsonValue): string | null {
   const type = column.baseType;
-  if (type === 'json' || type === 'jsonb') return JSON.stringify(value).includes('\\u0000') ? 'contains a NUL character' : null;
+  if (type === 'json' || type === 'jsonb') return containsNul(value) ? 'contains a NUL character' : null;
   if (typeof value === 'object') return `expects a scalar value (${column.sqlType}), got ${Array.isArray(value) ? 'an array' : 'an object'}`;
   if (typeof value === 'string' && value.includes('\u0000')) return 'contains a NUL character';
   if (type in INTEGER_RANGES) return integerProblem(column, value);
@@ -92,24 +93,27 @@ function numericProblem(column: TargetColumn, value: JsonValue): string | null {
   if (!NUMERIC_TEXT.test(text) || text.length > 1000) return `expects a number (${column.sqlType})`;
   if (column.typmod < 4) return null; // unconstrained numeric
   const precision = ((column.typmod - 4) >> 16) & 0xffff;
-  const scale = (column.typmod - 4) & 0xffff;
-  const integerDigits = roundedIntegerDigits(text, scale);
-  return integerDigits > precision - scale ? `is out of range for ${column.sqlType}` : null;
+  const scale = (((column.typmod - 4) & 0x7ff) ^ 0x400) - 0x400; // 11-bit signed: numeric(3,-1), numeric(2,5)
+  return roundedIntegerDigits(text, scale) > precision - scale ? `is out of range for ${column.sqlType}` : null;
 }
 
-/** Digits before the decimal point once the value is rounded to `scale` decimals, as PostgreSQL does. */
+/**
+ * Where the decimal point falls among the significant digits once the value is rounded to `scale` decimals,
+ * as PostgreSQL rounds: 123.4 → 3, 0.5 → 0, 0.00012 → -3; zero → -Infinity. The value fits numeric(p,s) when
+ * this is at most p − s.
+ */
 export function roundedIntegerDigits(text: string, scale: number): number {
   const match = /^[+-]?(\d*)\.?(\d*)(?:e([+-]?\d+))?$/i.exec(text)!;
   const exponent = Number(match[3] ?? 0);
   let digits = (match[1] + match[2]).replace(/^0+/, '');
   let pointAt = match[1].replace(/^0+/, '').length + exponent; // position of the decimal point in `digits`
-  if (digits === '') return 0;
+  if (digits === '') return -Infinity;
   if (match[1].replace(/^0+/, '') === '') {
     const leadingZeros = match[2].length - match[2].replace(/^0+/, '').length;
     pointAt = -leadingZeros + exponent;
   }
   const keep = pointAt + scale; // digits kept after rounding
-  if (keep < 0) return 0;
+  if (keep < 0) return -Infinity;
   if (keep < digits.length) {
     const roundUp = digits[keep] >= '5';
     digits = digits.slice(0, keep);
@@ -119,16 +123,18 @@ export function roundedIntegerDigits(text: string, scale: number): number {
       digits = rounded;
     }
   }
-  return Math.max(pointAt, 0);
+  if (/^0*$/.test(digits)) return -Infinity;
+  return pointAt - (digits.length - digits.replace(/^0+/, '').length);
 }
 
 function floatProblem(column: TargetColumn, value: JsonValue): string | null {
   const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : null;
   if (text === null || !(SPECIAL_FLOATS.test(text) || NUMERIC_TEXT.test(text))) return `expects a number (${column.sqlType})`;
-  const n = Number(text);
-  if (!SPECIAL_FLOATS.test(text) && !Number.isFinite(n)) return `is out of range for ${column.sqlType}`;
-  if (column.baseType === 'float4' && Math.abs(n) > 3.4028234663852886e38 && Number.isFinite(n)) return `is out of range for ${column.sqlType}`;
-  return null;
+  if (SPECIAL_FLOATS.test(text)) return null;
+  const n = column.baseType === 'float4' ? Math.fround(Number(text)) : Number(text);
+  const zeroText = !/[1-9]/.test(text.split(/e/i)[0]);
+  // Overflow to infinity and underflow to zero are errors in PostgreSQL (denormals are fine).
+  return !Number.isFinite(n) || (n === 0 && !zeroText) ? `is out of range for ${column.sqlType}` : null;
 }
 
 function textProblem(column: TargetColumn, text: string): string | null {
@@ -148,17 +154,25 @@ function dateProblem(match: RegExpExecArray | null): string | null {
   const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])];
   const date = new Date(Date.UTC(year, month - 1, day));
   if (year < 1 || date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day) return 'not a calendar date';
-  if (match[5] !== undefined && !isClockTime(match[5], match[6], match[8])) return 'not a time of day';
+  if (match[5] !== undefined && !isClockTime(match[5], match[6], match[8], match[9])) return 'not a time of day';
   return null;
 }
 
 function timeIsValid(match: RegExpExecArray | null): boolean {
-  return match !== null && isClockTime(match[1], match[2], match[4]);
+  return match !== null && isClockTime(match[1], match[2], match[4], match[5]);
 }
 
-function isClockTime(h: string, m: string, s: string | undefined): boolean {
-  const [hours, minutes, seconds] = [Number(h), Number(m), Number(s ?? 0)];
+/** 24:00:00 is allowed, as in PostgreSQL, but nothing after it. */
+function isClockTime(h: string, m: string, s: string | undefined, fraction: string | undefined): boolean {
+  const [hours, minutes, seconds] = [Number(h), Number(m), Number(s ?? 0) + Number(fraction ?? 0)];
   return minutes < 60 && seconds < 60 && (hours < 24 || (hours === 24 && minutes === 0 && seconds === 0));
+}
+
+function containsNul(value: JsonValue): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Array.isArray(value)) return value.some(containsNul);
+  if (value !== null && typeof value === 'object') return Object.entries(value).some(([k, v]) => k.includes('\u0000') || containsNul(v));
+  return false;
 }
 
 /** The text the writer binds for `value`; the statement casts it to the column's type. */

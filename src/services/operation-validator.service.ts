@@ -93,7 +93,7 @@ export function checkShape(target: TargetTable, request: ICreateBatchOperationRe
   }
   if (request.type === 'insert' || request.type === 'upsert') {
     for (const column of target.columns.values()) {
-      if (column.notNull && !column.hasDefault && !(column.name in values!)) fail(`values.${column.name}`, `Column "${column.name}" is required`);
+      if (column.notNull && !column.hasDefault && !Object.hasOwn(values!, column.name)) fail(`values.${column.name}`, `Column "${column.name}" is required`);
     }
   }
   if (request.type === 'upsert') {
@@ -105,7 +105,7 @@ export function checkShape(target: TargetTable, request: ICreateBatchOperationRe
     } else if (!target.uniqueKeys.some((k) => sameColumns(k, conflictKey))) {
       fail('conflictKey', `"conflictKey" must name exactly the primary key or one unique key of "${target.name}": ${describeKeys(target)}`);
     } else {
-      for (const c of conflictKey) if (!(c in values!) || values![c] === null) fail(`values.${c}`, `Column "${c}" of the conflict key needs a value`);
+      for (const c of conflictKey) if (!Object.hasOwn(values!, c) || values![c] === null) fail(`values.${c}`, `Column "${c}" of the conflict key needs a value`);
     }
   }
   return problems;

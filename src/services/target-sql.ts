@@ -79,12 +79,15 @@ export function upsertStatement(table: TargetTable, plan: StatementPlan): Target
       `ON CONFLICT (${conflict}) DO UPDATE SET ${updates.join(', ')}`;
     return { sql, params: rows.params, everyRow: true };
   }
-  const match = conflictKey.map((name) => `ins.${quoteIdent(name)} = v.${rows.aliases[plan.columns.indexOf(name)]}`);
+  // Rows inserted are matched back by their key, cast to the column's full type as the assignment stored it;
+  // where two operations give the same key, the first inserted the row and the second found it.
+  const keys = conflictKey.map(quoteIdent);
+  const match = conflictKey.map((name, k) => `ins.${keys[k]} = v.${rows.aliases[plan.columns.indexOf(name)]}::${rows.columns[plan.columns.indexOf(name)].sqlType}`);
   const sql =
     `WITH v AS MATERIALIZED (${rows.sql}), ` +
     `ins AS (INSERT INTO ${qualifiedName(table)} (${names}) SELECT ${selected} FROM v ORDER BY v.ord ` +
-    `ON CONFLICT (${conflict}) DO NOTHING RETURNING ${conflictKey.map(quoteIdent).join(', ')}) ` +
-    `SELECT v.ord FROM v JOIN ins ON ${match.join(' AND ')}`;
+    `ON CONFLICT (${conflict}) DO NOTHING RETURNING ${keys.join(', ')}) ` +
+    `SELECT min(v.ord) AS ord FROM v JOIN ins ON ${match.join(' AND ')} GROUP BY ${keys.map((k) => `ins.${k}`).join(', ')}`;
   return { sql, params: rows.params, everyRow: false };
 }
 

@@ -155,6 +155,24 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     assert.deepEqual(outcomes.map((o) => [o.status, o.error_code]), [['COMPLETED', null], ['FAILED', '23505']]);
   });
 
+  it('writes char(n) and bit(n) columns whole, and matches key-only upserts back through the stored key', async () => {
+    await t.db.query(`DROP TABLE IF EXISTS public.money`);
+    await t.db.query(`CREATE TABLE public.money (amount numeric(4,2) PRIMARY KEY, currency char(3), flags bit(3), codes char(2)[])`);
+    const { outcomes } = await run([
+      { target: 'money', type: 'insert', values: { amount: 1, currency: 'USD', flags: '101', codes: ['ab', 'c'] } },
+      { target: 'money', type: 'upsert', values: { amount: '1.005' } }, // stored as 1.01: a new row
+      { target: 'money', type: 'upsert', values: { amount: '1.00' } }, // the first row: nothing to do
+      { target: 'money', type: 'insert', values: { amount: 2, flags: '10' } }, // bit(3) needs 3 bits
+    ]);
+    assert.deepEqual(outcomes.map((o) => [o.status, o.rows_affected, o.error_code]), [
+      ['COMPLETED', 1, null], ['COMPLETED', 1, null], ['COMPLETED', 0, null], ['FAILED', null, '22026'],
+    ]);
+    assert.deepEqual(await t.db.query(`SELECT amount, currency, flags, codes FROM public.money ORDER BY amount`), [
+      { amount: '1.00', currency: 'USD', flags: '101', codes: ['ab', 'c '] },
+      { amount: '1.01', currency: null, flags: null, codes: null },
+    ]);
+  });
+
   it('retries a FAILED operation: it is applied again under the same id', async () => {
     const [created] = await operations.createMany(client, [{ target: 'stock', type: 'insert', values: { id: 1, sku: 'dup' } }]);
     await step.execute();

@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { loadConfig } from '../../src/config/app-config';
+import type { ClaimedOperation } from '../../src/interfaces/chunk.interfaces';
+import type { RowValues } from '../../src/interfaces/operation.interfaces';
+import type { CatalogService, TargetColumn, TargetTable } from '../../src/services/catalog.service';
+import { ChunkProcessor } from '../../src/services/chunk-processor.service';
+
+function target(name: string): TargetTable {
+  const [schema, table] = name.split('.');
+  const id: TargetColumn = {
+    name: 'id',
+    sqlType: 'integer',
+    castType: 'integer',
+    baseType: 'int4',
+    isArray: false,
+    typmod: -1,
+    notNull: true,
+    hasDefault: false,
+    generatedAlways: false,
+    enumLabels: null,
+  };
+  return { name, schema, table, columns: new Map([['id', id]]), primaryKey: ['id'], uniqueKeys: [['id']], oneRowStatements: false };
+}
+
+/** A catalog that knows only the given tables, and records what it was asked. */
+function catalog(names: string[]) {
+  const asked: string[] = [];
+  const tables = new Map(names.map((n) => [n, target(n)]));
+  const fake = { find: async (name: string) => (asked.push(name), tables.get(name) ?? null) };
+  return { catalog: fake as unknown as CatalogService, asked };
+}
+
+let nextId = 1;
+function insert(targetName: string, values: RowValues): ClaimedOperation {
+  return {
+    id: String(nextId++),
+    clientId: '1',
+    clientName: 'billing',
+    target: targetName,
+    type: 'insert',
+    values,
+    key: null,
+    conflictKey: null,
+    idempotencyKey: null,
+    label: null,
+  };
+}
+
+describe('ChunkProcessor', () => {
+  it('plans each target separately, looking each up once', async () => {
+    const { catalog: fake, asked } = catalog(['public.a', 'public.b']);
+    const processor = new ChunkProcessor(fake, loadConfig({}));
+    const chunk = [insert('public.a', { id: 1 }), insert('public.b', { id: 1 }), insert('public.a', { id: 2 })];
+    const { statements, filtered } = await processor.process(chunk);
+    assert.deepEqual(filtered, []);
+    assert.deepEqual(
+      statements.map((s) => [s.target, s.operations.map((o) => o.id)]),
+      [
+        ['public.a', [chunk[0].id, chunk[2].id]],
+        ['public.b', [chunk[1].id]],
+      ],
+    );
+    assert.deepEqual(asked, ['public.a', 'public.b']);
+  });
+
+  it('fails the operations of a table that no longer exists with 42P01, without a statement', async () => {
+    const { catalog: fake } = catalog(['public.a']);
+    const processor = new ChunkProcessor(fake, loadConfig({}));
+    const chunk = [insert('public.gone', { id: 1 }), insert('public.a', { id: 1 }), insert('public.gone', { id: 2 })];
+    const { statements, filtered } = await processor.process(chunk);
+    assert.deepEqual(
+      statements.map((s) => s.target),
+      ['public.a'],
+    );
+    assert.deepEqual(filtered, [
+      { operation: chunk[0], status: 'FAILED', rowsAffected: null, error: { code: '42P01', message: 'relation "public.gone" does not exist' } },
+      { operation: chunk[2], status: 'FAILED', rowsAffected: null, error: { code: '42P01', message: 'relation "public.gone" does not exist' } },
+    ]);
+  });
+
+  it('splits statements at BATCH_STATEMENT_MAX_ROWS', async () => {
+    const { catalog: fake } = catalog(['public.a']);
+    const processor = new ChunkProcessor(fake, loadConfig({ BATCH_STATEMENT_MAX_ROWS: '2' }));
+    const chunk = [1, 2, 3, 4, 5].map((id) => insert('public.a', { id }));
+    const { statements } = await processor.process(chunk);
+    assert.deepEqual(
+      statements.map((s) => s.operations.length),
+      [2, 2, 1],
+    );
+  });
+});

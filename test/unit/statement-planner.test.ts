@@ -1,0 +1,323 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { ClaimedOperation, StatementPlan } from '../../src/interfaces/chunk.interfaces';
+import type { OperationType, RowValues } from '../../src/interfaces/operation.interfaces';
+import type { TargetColumn, TargetTable } from '../../src/services/catalog.service';
+import { canonicalValue, planStatements } from '../../src/services/statement-planner';
+
+function col(name: string, baseType: string, options: Partial<TargetColumn> = {}): TargetColumn {
+  return {
+    name,
+    sqlType: baseType,
+    castType: baseType,
+    baseType,
+    isArray: false,
+    typmod: -1,
+    notNull: false,
+    hasDefault: false,
+    generatedAlways: false,
+    enumLabels: null,
+    ...options,
+  };
+}
+
+function table(uniqueKeys: string[][], extra: Partial<TargetTable> = {}): TargetTable {
+  const columns = [col('id', 'int4'), col('sku', 'text'), col('code', 'bpchar', { typmod: 9 }), col('qty', 'int4'), col('note', 'text')];
+  return {
+    name: 'public.items',
+    schema: 'public',
+    table: 'items',
+    columns: new Map(columns.map((c) => [c.name, c])),
+    primaryKey: ['id'],
+    uniqueKeys,
+    oneRowStatements: false,
+    ...extra,
+  };
+}
+
+/** id PRIMARY KEY, sku UNIQUE, code char(5) UNIQUE. */
+const items = table([['id'], ['sku'], ['code']]);
+/** id PRIMARY KEY only. */
+const single = table([['id']]);
+
+let nextId = 1;
+function op(type: OperationType, values: RowValues | null, key: RowValues | null = null, conflictKey: string[] | null = null): ClaimedOperation {
+  return { id: String(nextId++), clientId: '1', clientName: 'billing', target: 'public.items', type, values, key, conflictKey, idempotencyKey: null, label: null };
+}
+const insert = (values: RowValues) => op('insert', values);
+const upsert = (values: RowValues, conflictKey: string[] | null = null) => op('upsert', values, null, conflictKey);
+const update = (key: RowValues, values: RowValues = { qty: 1 }) => op('update', values, key);
+const increment = (key: RowValues, values: RowValues = { qty: 1 }) => op('increment', values, key);
+const remove = (key: RowValues) => op('delete', null, key);
+
+/** The statements as lists of operations, by the operations' positions in `operations` (0-based). */
+function groups(statements: StatementPlan[], operations: ClaimedOperation[]): number[][] {
+  return statements.map((s) => s.operations.map((o) => operations.indexOf(o)));
+}
+
+function plan(target: TargetTable, operations: ClaimedOperation[], maxRows = 1000): number[][] {
+  return groups(planStatements(target, operations, maxRows), operations);
+}
+
+describe('planStatements: inserts', () => {
+  it('plans nothing for no operations', () => {
+    assert.deepEqual(planStatements(items, [], 10), []);
+  });
+
+  it('puts consecutive inserts with the same column set into one statement, in order', () => {
+    const operations = [insert({ id: 1, sku: 'a' }), insert({ sku: 'b', id: 2 }), insert({ id: 3, sku: 'c' })];
+    const statements = planStatements(items, operations, 1000);
+    assert.equal(statements.length, 1);
+    assert.deepEqual(statements[0], { target: 'public.items', type: 'insert', columns: ['id', 'sku'], keyColumns: null, operations });
+  });
+
+  it('starts a new statement when the column set changes, and keeps inserts in their order', () => {
+    const operations = [insert({ id: 1, qty: 1 }), insert({ id: 2 }), insert({ id: 3 }), insert({ id: 4, qty: 1 }), insert({ id: 5, qty: 1, note: null })];
+    assert.deepEqual(plan(items, operations), [[0], [1, 2], [3], [4]]);
+  });
+
+  it('starts a new statement when the type changes, and keeps inserts and upserts in their order', () => {
+    const operations = [insert({ id: 1, qty: 1 }), insert({ id: 2, qty: 1 }), upsert({ id: 3, qty: 1 }), insert({ id: 4, qty: 1 })];
+    const statements = planStatements(items, operations, 1000);
+    assert.deepEqual(groups(statements, operations), [[0, 1], [2], [3]]);
+    assert.deepEqual(
+      statements.map((s) => s.type),
+      ['insert', 'upsert', 'insert'],
+    );
+  });
+
+  it('splits a statement at the maximum number of rows', () => {
+    const operations = Array.from({ length: 5 }, (_, i) => insert({ id: i }));
+    assert.deepEqual(plan(items, operations, 2), [[0, 1], [2, 3], [4]]);
+  });
+
+  it('puts two inserts of the same key into different statements', () => {
+    assert.deepEqual(plan(single, [insert({ id: 1 }), insert({ id: 1 })]), [[0], [1]]);
+    // the same id written differently is still the same row
+    assert.deepEqual(plan(single, [insert({ id: 7 }), insert({ id: ' +007' })]), [[0], [1]]);
+  });
+});
+
+describe('planStatements: keys and key columns', () => {
+  it('gives each statement the key columns its writer needs', () => {
+    const operations = [
+      insert({ id: 1 }),
+      upsert({ id: 2, qty: 1 }),
+      upsert({ id: 3, sku: 's', qty: 1 }, ['sku']),
+      update({ sku: 'x' }),
+      remove({ id: 9 }),
+      increment({ id: 8 }),
+    ];
+    assert.deepEqual(
+      planStatements(items, operations, 1000).map((s) => [s.type, s.columns, s.keyColumns]),
+      [
+        ['insert', ['id'], null],
+        ['upsert', ['id', 'qty'], ['id']],
+        ['upsert', ['id', 'qty', 'sku'], ['sku']],
+        ['update', ['qty'], ['sku']],
+        ['delete', [], ['id']],
+        ['increment', ['qty'], ['id']],
+      ],
+    );
+  });
+
+  it('sorts composite key columns', () => {
+    const composite = table([['id'], ['code', 'sku']]);
+    const [statement] = planStatements(composite, [update({ sku: 'a', code: 'b' })], 10);
+    assert.deepEqual(statement.keyColumns, ['code', 'sku']);
+  });
+});
+
+describe('planStatements: one statement never touches a row twice', () => {
+  it('updates of different rows share a statement; the same row again goes into a later one', () => {
+    assert.deepEqual(plan(items, [update({ id: 1 }), update({ id: 2 }), update({ id: 1 }), update({ id: 3 })]), [[0, 1], [2, 3]]);
+    assert.deepEqual(plan(items, [update({ id: 1 }), update({ id: 2 }), update({ id: 1 }), update({ id: 2 }), update({ id: 1 })]), [[0, 1], [2, 3], [4]]);
+  });
+
+  it('an increment of the same row twice is not merged', () => {
+    const operations = [increment({ id: 1 }, { qty: 5 }), increment({ id: 1 }, { qty: -5 })];
+    const statements = planStatements(items, operations, 1000);
+    assert.deepEqual(groups(statements, operations), [[0], [1]]);
+    assert.deepEqual(statements[1].operations[0].values, { qty: -5 });
+  });
+
+  it('insert then update, delete then insert of one row keep their order', () => {
+    assert.deepEqual(plan(items, [insert({ id: 1, qty: 1 }), update({ id: 1 })]), [[0], [1]]);
+    assert.deepEqual(plan(items, [remove({ id: 1 }), insert({ id: 1, qty: 1 })]), [[0], [1]]);
+    assert.deepEqual(plan(items, [insert({ id: 1, sku: 'a' }), update({ sku: 'a' })]), [[0], [1]]);
+  });
+
+  it('uuid keys are compared in canonical form', () => {
+    const byUuid = { ...single, columns: new Map([['id', col('id', 'uuid')], ['qty', col('qty', 'int4')]]) };
+    const a = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11';
+    assert.deepEqual(plan(byUuid, [update({ id: a }), update({ id: `{${a.toUpperCase()}}` })]), [[0], [1]]);
+  });
+});
+
+describe('planStatements: reordering only what commutes', () => {
+  it('an update may join an earlier statement past an insert of a known other row', () => {
+    assert.deepEqual(plan(items, [update({ id: 5 }), insert({ id: 7, sku: 'x' }), update({ id: 6 })]), [[0, 2], [1]]);
+  });
+
+  it('but not past an insert whose key is unknown (drawn from a default)', () => {
+    assert.deepEqual(plan(items, [update({ id: 5 }), insert({ sku: 'x' }), update({ id: 6 })]), [[0], [1], [2]]);
+  });
+
+  it('not past an operation addressing the table through another unique key', () => {
+    assert.deepEqual(plan(items, [update({ id: 1 }), update({ sku: 'a' }), update({ id: 2 })]), [[0], [1], [2]]);
+  });
+
+  it('not past an operation whose key has no canonical form (char(n))', () => {
+    assert.deepEqual(plan(items, [update({ id: 1 }), update({ code: 'x' }), update({ id: 2 })]), [[0], [1], [2]]);
+  });
+
+  it('not past an update that changes a unique column (a barrier)', () => {
+    assert.deepEqual(plan(items, [update({ id: 1 }), update({ id: 2 }, { sku: 'new' }), update({ id: 3 })]), [[0], [1], [2]]);
+    // the same with a column that is not unique: no barrier
+    assert.deepEqual(plan(items, [update({ id: 1 }), update({ id: 2 }, { note: 'n' }), update({ id: 3 })]), [[0, 2], [1]]);
+  });
+
+  it('with more than one unique key, deletes and inserts keep their relative order', () => {
+    assert.deepEqual(plan(items, [insert({ id: 1, sku: 'a' }), remove({ id: 2 }), insert({ id: 3, sku: 'b' })]), [[0], [1], [2]]);
+  });
+
+  it('with only the primary key, inserts of other rows may share a statement across a delete', () => {
+    assert.deepEqual(plan(single, [insert({ id: 1 }), remove({ id: 2 }), insert({ id: 3 })]), [[0, 2], [1]]);
+  });
+});
+
+describe('planStatements: tables that need one-row statements', () => {
+  it('gives every operation a statement of its own, in order', () => {
+    const triggered = table([['id']], { oneRowStatements: true });
+    const operations = [insert({ id: 1 }), insert({ id: 2 }), update({ id: 1 }), update({ id: 2 })];
+    const statements = planStatements(triggered, operations, 1000);
+    assert.deepEqual(groups(statements, operations), [[0], [1], [2], [3]]);
+    assert.deepEqual(
+      statements.map((s) => s.keyColumns),
+      [null, null, ['id'], ['id']],
+    );
+  });
+});
+
+describe('planStatements: invariants over random streams', () => {
+  /** A small deterministic generator, so that a failure is reproducible. */
+  function random(seed: number) {
+    let state = seed >>> 0;
+    return (n: number) => {
+      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+      return state % n;
+    };
+  }
+
+  function randomStream(next: (n: number) => number, length: number): ClaimedOperation[] {
+    return Array.from({ length }, () => {
+      const id = next(6);
+      const sku = `s${next(6)}`;
+      switch (next(7)) {
+        case 0:
+          return insert({ id, sku, qty: next(3) });
+        case 1:
+          return insert(next(2) ? { id } : { id, qty: 1 });
+        case 2:
+          return upsert({ id, qty: next(3) });
+        case 3:
+          return update(next(2) ? { id } : { sku }, { qty: next(3) });
+        case 4:
+          return increment({ id });
+        case 5:
+          return remove(next(2) ? { id } : { sku });
+        default:
+          return update({ id }, next(2) ? { note: 'n' } : { sku });
+      }
+    });
+  }
+
+  /** The (key, value) pairs naming the row an operation addresses or creates. */
+  function rowNames(operation: ClaimedOperation): string[] {
+    const row = operation.type === 'insert' || operation.type === 'upsert' ? operation.values! : operation.key!;
+    return ['id', 'sku'].filter((c) => row[c] !== undefined).map((c) => `${c}=${String(row[c])}`);
+  }
+
+  it('every operation is planned exactly once; statements are homogeneous and within the row limit', () => {
+    const next = random(1);
+    for (let run = 0; run < 300; run++) {
+      const operations = randomStream(next, 1 + next(40));
+      const maxRows = 1 + next(5);
+      const statements = planStatements(items, operations, maxRows);
+      const planned = statements.flatMap((s) => s.operations);
+      assert.equal(planned.length, operations.length);
+      assert.deepEqual(new Set(planned), new Set(operations));
+      for (const s of statements) {
+        assert.ok(s.operations.length >= 1 && s.operations.length <= maxRows);
+        for (const o of s.operations) {
+          assert.equal(o.type, s.type);
+          assert.deepEqual(Object.keys(o.values ?? {}).sort(), s.columns);
+        }
+      }
+    }
+  });
+
+  it('operations naming the same row are in different statements, in their order', () => {
+    const next = random(2);
+    for (let run = 0; run < 300; run++) {
+      const operations = randomStream(next, 1 + next(40));
+      const statements = planStatements(items, operations, 1000);
+      const statementOf = new Map(statements.flatMap((s, i) => s.operations.map((o) => [o, i] as const)));
+      for (let a = 0; a < operations.length; a++) {
+        for (let b = a + 1; b < operations.length; b++) {
+          const shared = rowNames(operations[a]).some((name) => rowNames(operations[b]).includes(name));
+          if (shared) {
+            assert.ok(
+              statementOf.get(operations[a])! < statementOf.get(operations[b])!,
+              `run ${run}: operations ${a} and ${b} name the same row but are planned in statements ${statementOf.get(operations[a])} and ${statementOf.get(operations[b])}`,
+            );
+          }
+        }
+      }
+    }
+  });
+
+  it('inserts and upserts keep their relative order', () => {
+    const next = random(3);
+    for (let run = 0; run < 300; run++) {
+      const operations = randomStream(next, 1 + next(40));
+      const statements = planStatements(items, operations, 1 + next(5));
+      const order = statements.flatMap((s) => s.operations).filter((o) => o.type === 'insert' || o.type === 'upsert');
+      assert.deepEqual(
+        order,
+        operations.filter((o) => o.type === 'insert' || o.type === 'upsert'),
+      );
+    }
+  });
+});
+
+describe('canonicalValue', () => {
+  it('gives integers one text however they are written', () => {
+    const int8 = col('id', 'int8');
+    assert.equal(canonicalValue(int8, 7), '7');
+    assert.equal(canonicalValue(int8, ' +007 '), '7');
+    assert.equal(canonicalValue(int8, '-0'), '0');
+    assert.equal(canonicalValue(int8, '9223372036854775807'), '9223372036854775807');
+  });
+
+  it('gives uuids one text however they are written', () => {
+    const uuid = col('id', 'uuid');
+    assert.equal(canonicalValue(uuid, '{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}'), canonicalValue(uuid, 'a0eebc999c0b4ef8bb6d6bb9bd380a11'));
+  });
+
+  it('takes text and enum labels as they are', () => {
+    assert.equal(canonicalValue(col('sku', 'text'), 'Ab '), 'Ab ');
+    assert.equal(canonicalValue(col('m', 'mood', { enumLabels: ['ok'] }), 'ok'), 'ok');
+  });
+
+  it('has none for types whose equal values can be written differently, for arrays, objects and null', () => {
+    assert.equal(canonicalValue(col('n', 'numeric'), '1.0'), null);
+    assert.equal(canonicalValue(col('c', 'bpchar'), 'a'), null);
+    assert.equal(canonicalValue(col('t', 'timestamptz'), '2026-01-01T00:00:00Z'), null);
+    assert.equal(canonicalValue(col('a', 'int4', { isArray: true }), [1]), null);
+    assert.equal(canonicalValue(col('j', 'text'), { a: 1 }), null);
+    assert.equal(canonicalValue(col('i', 'int4'), null), null);
+    assert.equal(canonicalValue(col('i', 'int4'), undefined), null);
+    assert.equal(canonicalValue(col('i', 'int4'), '1.5'), null);
+  });
+});
