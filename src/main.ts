@@ -11,6 +11,7 @@ import { BatchErrorFilter, validationFailed } from './controllers/errors';
 import { ensureDatabase } from './services/database';
 import { OutboxRelay } from './services/outbox-relay.service';
 import { Poller } from './services/poller.service';
+import { AMQP_SOCKET_OPTIONS } from './config/amqp';
 
 const LOG_LEVELS: Record<AppConfig['logLevel'], LogLevel[]> = {
   error: ['fatal', 'error'],
@@ -53,6 +54,9 @@ function readConfig(): AppConfig {
 }
 
 async function bootstrap(): Promise<void> {
+  // A reply published while the broker goes away rejects inside @nestjs/microservices, where nobody awaits it;
+  // the request is redelivered and answered again, so such a rejection is logged, not fatal.
+  process.on('unhandledRejection', (reason) => logger.error(`unhandled rejection: ${reason instanceof Error ? reason.message : String(reason)}`));
   const config = readConfig();
   await ensureDatabase(config.db);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
@@ -84,6 +88,7 @@ async function bootstrap(): Promise<void> {
           queueOptions: { durable: true },
           noAck: false,
           prefetchCount: config.rmq.prefetch,
+          socketOptions: AMQP_SOCKET_OPTIONS,
         },
       },
       { inheritAppConfig: true },

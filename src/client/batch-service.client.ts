@@ -1,6 +1,7 @@
 import { Injectable, OnModuleDestroy } from '@nestjs/common';
 import { ClientRMQ, RmqRecordBuilder } from '@nestjs/microservices';
 import { firstValueFrom, timeout } from 'rxjs';
+import { AMQP_SOCKET_OPTIONS } from '../config/amqp';
 import {
   BATCH_PATTERNS,
   ErrorCode,
@@ -22,10 +23,14 @@ export interface BatchServiceClientOptions {
   timeoutMs?: number;
 }
 
-/** An error answered by the Batch Service (CONTRACT.md section 2), or TIMEOUT when no answer came. */
+/**
+ * An error answered by the Batch Service (CONTRACT.md section 2); or, from this client, TIMEOUT when no answer
+ * came in time, DISCONNECTED when the broker connection was lost before the answer. After either, the request
+ * may or may not have been stored: repeat it with the same idempotencyKey to find out without a duplicate.
+ */
 export class BatchServiceError extends Error {
   constructor(
-    readonly code: ErrorCode | 'TIMEOUT',
+    readonly code: ErrorCode | 'TIMEOUT' | 'DISCONNECTED',
     message: string,
     readonly details?: unknown,
   ) {
@@ -40,7 +45,12 @@ export class BatchServiceClient implements OnModuleDestroy {
   private readonly timeoutMs: number;
 
   constructor(private readonly options: BatchServiceClientOptions) {
-    this.proxy = new ClientRMQ({ urls: [options.url], queue: options.queue ?? 'batch_service', queueOptions: { durable: true } });
+    this.proxy = new ClientRMQ({
+      urls: [options.url],
+      queue: options.queue ?? 'batch_service',
+      queueOptions: { durable: true },
+      socketOptions: AMQP_SOCKET_OPTIONS,
+    });
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
 
@@ -73,9 +83,12 @@ export class BatchServiceClient implements OnModuleDestroy {
     try {
       return await firstValueFrom(this.proxy.send<T>(pattern, record).pipe(timeout(this.timeoutMs)));
     } catch (error) {
-      const body = error as Partial<IBatchErrorResponse> & { name?: string; message?: string };
+      const body = error as Partial<IBatchErrorResponse> & { name?: string; message?: string; err?: Error };
       if (body?.status === 'error' && body.code) throw new BatchServiceError(body.code, body.message ?? body.code, body.details);
       if (body?.name === 'TimeoutError') throw new BatchServiceError('TIMEOUT', `No answer to ${pattern} within ${this.timeoutMs} ms`);
+      // amqp-connection-manager reports a lost connection as {err}, amqplib as "channel closed"
+      const lost = body?.err ?? (body?.message === 'channel closed' ? (error as Error) : null);
+      if (lost) throw new BatchServiceError('DISCONNECTED', `Broker connection lost during ${pattern}: ${lost.message}`);
       throw error;
     }
   }

@@ -63,12 +63,19 @@ export class HttpAuthGuard implements CanActivate {
 
 const ACKED = new WeakSet<object>();
 
-/** Acknowledges an RPC request to the broker, once. */
+/**
+ * Acknowledges an RPC request to the broker, once. When the channel it came on has closed meanwhile (the broker
+ * restarted), the broker requeues the request by itself, and its redelivery is answered from what was stored.
+ */
 export function ackOnce(context: RmqContext): void {
   const message = context.getMessage();
   if (ACKED.has(message)) return;
   ACKED.add(message);
-  context.getChannelRef().ack(message);
+  try {
+    context.getChannelRef().ack(message);
+  } catch {
+    // channel closed: nothing to acknowledge on any more
+  }
 }
 
 /**

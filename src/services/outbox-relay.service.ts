@@ -5,6 +5,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { AppConfig } from '../config/app-config';
 import { Database } from './database';
 import { OutboxWakeup } from './poller-wakeup.service';
+import { AMQP_SOCKET_OPTIONS } from '../config/amqp';
 
 const BATCH_SIZE = 500;
 const PUBLISH_TIMEOUT_MS = 10_000;
@@ -33,7 +34,7 @@ export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShu
   onApplicationBootstrap(): void {
     if (this.config.role === 'api') return;
     const exchange = this.config.rmq.eventsExchange;
-    this.connection = amqp.connect([this.config.rmq.url]);
+    this.connection = amqp.connect([this.config.rmq.url], AMQP_SOCKET_OPTIONS);
     this.connection.on('disconnect', ({ err }) => this.logger.warn(`broker connection lost: ${err?.message ?? 'closed'}`));
     this.channel = this.connection.createChannel({
       confirm: true,

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { BatchServiceError } from '../../src/client';
+import { restartRabbitMq, sleep } from '../support/faults';
+import { createCaller, settleAll, TestDb } from '../support/harness';
+import { serviceEnv, ServiceProcess, startService } from '../support/service-process';
+
+/**
+ * RabbitMQ restarted mid-load: the service reconnects by itself, callers that got an answer lose nothing,
+ * and the notifications written meanwhile are published once the broker is back.
+ */
+describe('fault: RabbitMQ restarted mid-load (built service, real broker and database)', () => {
+  let service: ServiceProcess;
+  let db: TestDb;
+
+  after(async () => {
+    await db?.close();
+    await service?.destroy();
+  });
+
+  it('reconnects, loses no acknowledged operation, and drains the outbox', async (t) => {
+    service = await startService(serviceEnv());
+    db = new TestDb(service.env.DB_NAME);
+    await db.query(`CREATE TABLE public.events (id bigserial PRIMARY KEY, ref text NOT NULL)`);
+    const caller = await createCaller(service, 'steady', ['events'], 5_000);
+
+    const acknowledged: string[] = [];
+    const errors = new Map<string, number>();
+    let stop = false;
+    const load = Promise.all(
+      Array.from({ length: 10 }, async (_, lane) => {
+        for (let i = 0; !stop; i++) {
+          try {
+            const { id } = await caller.rpc.createOperation({ target: 'events', type: 'insert', values: { ref: `${lane}-${i}` } });
+            acknowledged.push(id);
+          } catch (error) {
+            const code = error instanceof BatchServiceError ? error.code : (error as Error).message;
+            errors.set(code, (errors.get(code) ?? 0) + 1);
+            await sleep(100);
+          }
+        }
+      }),
+    );
+    await sleep(1000);
+    const before = acknowledged.length;
+    await restartRabbitMq(2000);
+    const afterRestart = acknowledged.length;
+    await sleep(6000);
+    stop = true;
+    await load;
+    t.diagnostic(`${before} acknowledged before the restart, ${afterRestart - before} during, ${acknowledged.length - afterRestart} after; errors: ${JSON.stringify([...errors])}`);
+    assert.ok(acknowledged.length > afterRestart + 50, 'the service answers again after the broker came back');
+
+    const settled = await settleAll(db, caller, 60_000);
+    const completed = new Set(settled.filter((o) => o.status === 'COMPLETED').map((o) => o.id));
+    assert.ok(acknowledged.every((id) => completed.has(id)), 'every acknowledged operation was applied');
+    assert.equal(await db.count(`SELECT count(*) AS n FROM public.events`), completed.size, 'each applied once');
+    assert.equal(await db.count(`SELECT count(*) AS n FROM batch.outbox WHERE sent_at IS NULL`), 0, 'the outbox drained');
+    await caller.close();
+  });
+});

@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { Client } from 'pg';
+import { BatchServiceClient, IOperationsSettledEvent, SettledEventsConsumer } from '../../src/client';
+import { eventually, http, ServiceProcess } from './service-process';
+
+export const RMQ_URL = 'amqp://guest:guest@127.0.0.1:5672';
+
+/** A connection to the service's database for a test, which survives a restart of PostgreSQL by reconnecting. */
+export class TestDb {
+  private client: Client | null = null;
+
+  constructor(private readonly database: string) {}
+
+  async query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (!this.client) {
+          const client = new Client({ host: '127.0.0.1', user: 'postgres', database: this.database });
+          client.on('error', () => (this.client = null));
+          await client.connect();
+          this.client = client;
+        }
+        return (await this.client.query(sql, params)).rows as T[];
+      } catch (error) {
+        this.client?.end().catch(() => undefined);
+        this.client = null;
+        if (attempt >= 20) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
+  }
+
+  async count(sql: string, params?: unknown[]): Promise<number> {
+    return Number((await this.query<{ n: string }>(sql, params))[0].n);
+  }
+
+  async close(): Promise<void> {
+    await this.client?.end().catch(() => undefined);
+  }
+}
+
+/** A calling service: a client with its key, an RPC client, and a durable queue of its settled notifications. */
+export interface Caller {
+  name: string;
+  apiKey: string;
+  rpc: BatchServiceClient;
+  notified: Map<string, IOperationsSettledEvent['operations'][number]>;
+  close(): Promise<void>;
+}
+
+export async function createCaller(service: ServiceProcess, name: string, targets: string[], timeoutMs = 15_000): Promise<Caller> {
+  const created = await http<{ apiKey: string }>(service, 'POST', '/api/clients', service.adminKey, { name, targets });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const rpc = new BatchServiceClient({ url: RMQ_URL, queue: service.env.BATCH_SERVICE_RMQ_QUEUE, apiKey: created.body.apiKey, timeoutMs });
+  const notified = new Map<string, IOperationsSettledEvent['operations'][number]>();
+  const queue = `${service.env.DB_NAME}.${name}.settled`;
+  const consumer = new SettledEventsConsumer({ url: RMQ_URL, exchange: service.env.BATCH_SERVICE_EVENTS_EXCHANGE, client: name, queue });
+  await consumer.start((event) => {
+    for (const operation of event.operations) notified.set(operation.id, operation);
+  });
+  return {
+    name,
+    apiKey: created.body.apiKey,
+    rpc,
+    notified,
+    close: async () => {
+      await rpc.close().catch(() => undefined);
+      await consumer.stop().catch(() => undefined);
+    },
+  };
+}
+
+/** Waits until no operation is PENDING, then until every settled one was notified to its caller. */
+export async function settleAll(db: TestDb, caller: Caller, timeoutMs = 60_000): Promise<{ id: string; status: string }[]> {
+  await eventually(async () => ((await db.count(`SELECT count(*) AS n FROM batch.operations WHERE status = 'PENDING'`)) === 0 ? true : undefined), timeoutMs, 'every operation to settle');
+  const settled = await db.query<{ id: string; status: string }>(`SELECT id, status FROM batch.operations WHERE status IN ('COMPLETED', 'FAILED') ORDER BY id`);
+  await eventually(async () => (settled.every((o) => caller.notified.has(o.id)) ? true : undefined), timeoutMs, 'every settled operation to be notified');
+  return settled;
+}
