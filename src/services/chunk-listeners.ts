@@ -15,7 +15,8 @@ export class LoggingChunkListener extends ChunkListener {
   }
 
   afterChunkError(error: unknown, read: number): void {
-    this.logger.error(`chunk of ${read} operations rolled back, to be retried: ${describe(error)}`);
+    const what = read > 0 ? `chunk of ${read} operations rolled back` : 'claim failed';
+    this.logger.error(`${what}, to be retried: ${describe(error)}`);
   }
 
   onSkip({ operation, error }: OperationOutcome): void {

@@ -38,7 +38,7 @@ export function dataSourceOptions(config: AppConfig): DataSourceOptions {
     migrationsRun: true,
     migrationsTransactionMode: 'all',
     synchronize: false,
-    logging: ['error', 'migration'],
+    logging: ['migration'], // failures are reported where they are handled, not as raw SQL
     applicationName: `batch-service:${config.role}`,
     extra: { max: config.db.poolSize, connectionTimeoutMillis: 5000 },
   };
@@ -65,10 +65,16 @@ export class Database {
     return (await this.pool.query(sql, params)).rows as T[];
   }
 
-  /** Runs `work` in one transaction; rolls back when it throws. */
+  /**
+   * Runs `work` in one transaction on one connection; rolls back when it throws. A connection that dies meanwhile
+   * (the database restarted) fails the running query, is destroyed instead of returned to the pool, and never
+   * raises an unhandled 'error' event.
+   */
   async transaction<T>(work: (tx: PoolClient) => Promise<T>): Promise<T> {
     const tx = await this.pool.connect();
     let broken = false;
+    const onError = () => (broken = true);
+    tx.on('error', onError);
     try {
       await tx.query('BEGIN');
       const result = await work(tx);
@@ -78,6 +84,7 @@ export class Database {
       await tx.query('ROLLBACK').catch(() => (broken = true));
       throw error;
     } finally {
+      tx.off('error', onError);
       tx.release(broken ? true : undefined);
     }
   }

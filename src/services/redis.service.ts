@@ -43,7 +43,7 @@ export class RedisService implements OnApplicationShutdown {
   private markUp(): void {
     if (!this.down) return;
     this.down = false;
-    this.logger.log('Redis is back');
+    this.logger.warn('Redis is back');
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { startRedis, stopRedis } from '../support/faults';
+import { createCaller, settleAll, TestDb } from '../support/harness';
+import { eventually, serviceEnv, ServiceProcess, startService } from '../support/service-process';
+
+/** Redis stopped: the service keeps working (workers poll on their interval) and says so in its log. */
+describe('fault: Redis stopped (built service, real broker and database)', () => {
+  const processes: ServiceProcess[] = [];
+  let db: TestDb;
+
+  after(async () => {
+    await startRedis();
+    for (const p of processes) await p.stop();
+    await db?.close();
+    await processes[0]?.destroy();
+  });
+
+  it('keeps applying operations across processes without Redis, and warns', async () => {
+    const env = serviceEnv({ BATCH_PROCESS_OPERATION_INTERVAL: '300' });
+    const api = await startService({ ...env, BATCH_ROLE: 'api' });
+    const worker = await startService({ ...env, BATCH_ROLE: 'worker' });
+    processes.push(api, worker);
+    db = new TestDb(env.DB_NAME);
+    await db.query(`CREATE TABLE public.events (id bigserial PRIMARY KEY, ref text NOT NULL)`);
+    const caller = await createCaller(api, 'steady', ['events']);
+
+    await stopRedis();
+    const { operations } = await caller.rpc.createOperations(Array.from({ length: 100 }, (_, i) => ({ target: 'events', type: 'insert' as const, values: { ref: `down-${i}` } })));
+    await eventually(async () => (/Redis unavailable/.test(worker.logs()) && /Redis unavailable/.test(api.logs()) ? true : undefined), 15_000, 'the Redis warning');
+    await settleAll(db, caller, 30_000);
+    assert.ok(operations.every((o) => caller.notified.get(o.id)?.status === 'COMPLETED'));
+
+    await startRedis();
+    await eventually(async () => (/Redis is back/.test(worker.logs()) ? true : undefined), 15_000, 'the worker to reconnect to Redis');
+    const more = await caller.rpc.createOperation({ target: 'events', type: 'insert', values: { ref: 'up' } });
+    await eventually(async () => caller.notified.get(more.id), 15_000, 'the operation after Redis came back');
+    assert.equal(await db.count(`SELECT count(*) AS n FROM public.events`), 101);
+    await caller.close();
+  });
+});
