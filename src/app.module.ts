@@ -23,6 +23,7 @@ import { OperationService } from './services/operation.service';
 import { OutboxRelay } from './services/outbox-relay.service';
 import { OutboxWakeup, PollerWakeup } from './services/poller-wakeup.service';
 import { Poller } from './services/poller.service';
+import { RateLimiter } from './services/rate-limiter.service';
 import { RedisService } from './services/redis.service';
 import { RetentionService } from './services/retention.service';
 import { WakeupChannel } from './services/wakeup-channel.service';
@@ -48,6 +49,7 @@ export class AppModule {
         OutboxWakeup,
         RedisService,
         WakeupChannel,
+        RateLimiter,
         { provide: ItemReader, useClass: ChunkReader },
         { provide: ItemProcessor, useClass: ChunkProcessor },
         { provide: ItemWriter, useClass: ChunkWriter },

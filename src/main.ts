@@ -19,7 +19,6 @@ const LOG_LEVELS: Record<AppConfig['logLevel'], LogLevel[]> = {
   info: ['fatal', 'error', 'warn', 'log'],
   debug: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'],
 };
-export const MAX_BODY_BYTES = '5mb';
 const SHUTDOWN_TIMEOUT_MS = 30_000;
 const logger = new Logger('Bootstrap');
 
@@ -63,7 +62,7 @@ async function bootstrap(): Promise<void> {
     bodyParser: false,
     logger: LOG_LEVELS[config.logLevel],
   });
-  app.useBodyParser('json', { limit: MAX_BODY_BYTES });
+  app.useBodyParser('json', { limit: config.limits.maxMessageBytes });
   app.useGlobalPipes(
     new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, exceptionFactory: validationFailed }),
   );
@@ -74,7 +73,8 @@ async function bootstrap(): Promise<void> {
     .setTitle('Batch Service')
     .setDescription('Aggregates many small database writes into few large, transactional ones. See the README for the RPC contract.')
     .setVersion('1')
-    .addApiKey({ type: 'apiKey', name: 'x-api-key', in: 'header', description: 'the client\'s API key (or Authorization: Bearer <key>)' }, 'api-key')
+    .addApiKey({ type: 'apiKey', name: 'x-api-key', in: 'header', description: 'the client\'s API key' }, 'api-key')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'the client\'s API key as a bearer token, instead of x-api-key' })
     .build();
   SwaggerModule.setup('api/docs', app, () => SwaggerModule.createDocument(app, swagger), { jsonDocumentUrl: 'api/docs-json' });
 

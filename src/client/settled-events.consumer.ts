@@ -18,6 +18,15 @@ export interface SettledEventsOptions {
  * Consumes `operations.settled` notifications for one client. The handler's promise decides the ack: resolved,
  * the message is acknowledged; rejected, it is requeued. Delivery is at least once: dedupe by operation id.
  */
+/** Acknowledges if the channel is still open; on a closed one the broker redelivers the message by itself. */
+function settle(acknowledge: () => void): void {
+  try {
+    acknowledge();
+  } catch {
+    // channel closed (broker restart): the message comes again, and the handler dedupes by operation id
+  }
+}
+
 export class SettledEventsConsumer {
   private connection: AmqpConnectionManager | null = null;
   private channel: ChannelWrapper | null = null;
@@ -39,8 +48,8 @@ export class SettledEventsConsumer {
           Promise.resolve()
             .then(() => handler(JSON.parse(message.content.toString()) as IOperationsSettledEvent))
             .then(
-              () => channel.ack(message),
-              () => channel.nack(message, false, true),
+              () => settle(() => channel.ack(message)),
+              () => settle(() => channel.nack(message, false, true)),
             );
         });
       },

@@ -18,6 +18,7 @@ export abstract class AppConfig {
   poll: { intervalMs: number; limit: number; statementMaxRows: number; skipLimit: number | null };
   outboxIntervalMs: number;
   retention: { hours: number; intervalMs: number };
+  limits: { maxMessageBytes: number; defaultRateLimitPerSecond: number | null };
   catalogTtlMs: number;
 }
 
@@ -30,6 +31,13 @@ export class ConfigError extends Error {
 type Env = Record<string, string | undefined>;
 
 const DEV_SECRET = 'batch-service-development-secret-change-me';
+
+const STRONG = 'at least 32 characters, at least 10 of them different (e.g. `openssl rand -hex 32`)';
+
+/** Long enough, and not a repetition of a few characters. */
+function isStrong(secret: string): boolean {
+  return secret.length >= 32 && new Set(secret).size >= 10;
+}
 
 function text(env: Env, name: string, fallback: string): string {
   const value = env[name];
@@ -73,13 +81,14 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const nodeEnv = text(env, 'NODE_ENV', 'development');
   const production = nodeEnv === 'production';
   const apiKeySecret = text(env, 'API_KEY_ENCRYPTION_SECRET', production ? '' : DEV_SECRET);
-  if (production && apiKeySecret.length < 32) {
-    throw new ConfigError('API_KEY_ENCRYPTION_SECRET', 'must be set to at least 32 characters when NODE_ENV=production');
+  if (production && (!isStrong(apiKeySecret) || apiKeySecret === DEV_SECRET)) {
+    throw new ConfigError('API_KEY_ENCRYPTION_SECRET', `must be a strong secret when NODE_ENV=production: ${STRONG}`);
   }
   const adminApiKey = env.BATCH_ADMIN_API_KEY || undefined;
-  if (adminApiKey !== undefined && adminApiKey.length < (production ? 32 : 8)) {
-    throw new ConfigError('BATCH_ADMIN_API_KEY', `must be at least ${production ? 32 : 8} characters`);
+  if (adminApiKey !== undefined && production && !isStrong(adminApiKey)) {
+    throw new ConfigError('BATCH_ADMIN_API_KEY', `is too weak for NODE_ENV=production: ${STRONG}`);
   }
+  if (adminApiKey !== undefined && adminApiKey.length < 8) throw new ConfigError('BATCH_ADMIN_API_KEY', 'must be at least 8 characters');
   const targetSchemas = text(env, 'BATCH_TARGET_SCHEMAS', 'public').split(',').map((s) => s.trim()).filter(Boolean);
   for (const schema of targetSchemas) {
     if (!/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/.test(schema)) throw new ConfigError('BATCH_TARGET_SCHEMAS', `has an invalid schema name "${schema}"`);
@@ -117,6 +126,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
       skipLimit: env.BATCH_SKIP_LIMIT ? integer(env, 'BATCH_SKIP_LIMIT', 0, 0, 1_000_000) : null,
     },
     outboxIntervalMs: integer(env, 'BATCH_OUTBOX_INTERVAL', 100, 1, 3_600_000),
+    limits: {
+      maxMessageBytes: integer(env, 'BATCH_MAX_MESSAGE_BYTES', 5 * 1024 * 1024, 1024, 512 * 1024 * 1024),
+      defaultRateLimitPerSecond: env.BATCH_DEFAULT_RATE_LIMIT ? integer(env, 'BATCH_DEFAULT_RATE_LIMIT', 0, 1, 10_000_000) : null,
+    },
     retention: {
       hours: integer(env, 'BATCH_RETENTION_HOURS', 168, 1, 87_600),
       intervalMs: integer(env, 'BATCH_RETENTION_INTERVAL', 60_000, 100, 86_400_000),

@@ -11,8 +11,10 @@ import { Reflector } from '@nestjs/core';
 import { RmqContext } from '@nestjs/microservices';
 import type { Request } from 'express';
 import { defer, finalize, from, Observable, switchMap } from 'rxjs';
+import { AppConfig } from '../config/app-config';
 import { BatchError } from '../services/batch-error';
 import { AuthenticatedClient, ClientService } from '../services/client.service';
+import { RateLimiter } from '../services/rate-limiter.service';
 
 /** The authenticated caller of each request (HTTP request object or RMQ context). */
 const CALLERS = new WeakMap<object, AuthenticatedClient>();
@@ -39,11 +41,18 @@ function apiKeyOf(request: Request): string | undefined {
   return authorization?.startsWith('Bearer ') ? authorization.slice('Bearer '.length).trim() : undefined;
 }
 
-/** REST: `x-api-key` or `Authorization: Bearer <key>`. */
+/** What a request costs against the client's rate limit: its number of operations, at least 1. */
+function costOf(body: unknown): number {
+  const operations = (body as { operations?: unknown } | null)?.operations;
+  return Array.isArray(operations) ? Math.max(1, operations.length) : 1;
+}
+
+/** REST: `x-api-key` or `Authorization: Bearer <key>`, then the client's rate limit. */
 @Injectable()
 export class HttpAuthGuard implements CanActivate {
   constructor(
     private readonly clients: ClientService,
+    private readonly rateLimiter: RateLimiter,
     private readonly reflector: Reflector,
   ) {}
 
@@ -56,6 +65,7 @@ export class HttpAuthGuard implements CanActivate {
     if (this.reflector.getAllAndOverride<boolean>(ADMIN, targets) && !client.admin) {
       throw new BatchError('FORBIDDEN', 'Only an admin client may do this');
     }
+    await this.rateLimiter.consume(client, costOf(request.body));
     CALLERS.set(request, client);
     return true;
   }
@@ -79,22 +89,33 @@ export function ackOnce(context: RmqContext): void {
 }
 
 /**
- * RPC: authenticates the AMQP header `x-api-key`, then acknowledges the request only when the handler has
- * finished, so a request is acknowledged once its operation is durably stored (or rejected), never before.
+ * RPC: checks the message size, authenticates the AMQP header `x-api-key`, applies the rate limit, and
+ * acknowledges the request only when the handler has finished, so a request is acknowledged once its operation
+ * is durably stored (or rejected), never before.
  */
 @Injectable()
 export class RpcCallInterceptor implements NestInterceptor {
-  constructor(private readonly clients: ClientService) {}
+  constructor(
+    private readonly clients: ClientService,
+    private readonly rateLimiter: RateLimiter,
+    private readonly config: AppConfig,
+  ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     if (context.getType() !== 'rpc') return next.handle();
     const rmq = context.switchToRpc().getContext<RmqContext>();
-    const header = rmq.getMessage().properties.headers?.['x-api-key'];
-    return defer(() => from(this.clients.authenticate(typeof header === 'string' ? header : undefined))).pipe(
-      switchMap((client) => {
-        CALLERS.set(rmq, client);
-        return next.handle();
-      }),
+    const message = rmq.getMessage();
+    const header = message.properties.headers?.['x-api-key'];
+    const admit = async () => {
+      if (message.content.length > this.config.limits.maxMessageBytes) {
+        throw new BatchError('PAYLOAD_TOO_LARGE', `Message of ${message.content.length} bytes is over the limit of ${this.config.limits.maxMessageBytes}`);
+      }
+      const client = await this.clients.authenticate(typeof header === 'string' ? header : undefined);
+      await this.rateLimiter.consume(client, costOf(context.switchToRpc().getData()));
+      CALLERS.set(rmq, client);
+    };
+    return defer(() => from(admit())).pipe(
+      switchMap(() => next.handle()),
       finalize(() => ackOnce(rmq)),
     );
   }

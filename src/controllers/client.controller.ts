@@ -1,5 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
-import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { ClientService } from '../services/client.service';
 import { AdminOnly } from './auth';
 import { ClientCreateDto, ClientIdDto, ClientKeyDto, ClientResponseDto } from './dto/client.dto';
@@ -7,7 +7,8 @@ import { ApiErrors } from './dto/error.dto';
 
 @ApiTags('clients (admin)')
 @ApiSecurity('api-key')
-@ApiErrors(401, 403, 503)
+@ApiBearerAuth()
+@ApiErrors(401, 403, 429, 503)
 @AdminOnly()
 @Controller('api/clients')
 export class ClientController {

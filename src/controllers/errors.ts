@@ -5,11 +5,17 @@ import type { Response } from 'express';
 import { Observable, throwError } from 'rxjs';
 import { BatchError, toBatchError } from '../services/batch-error';
 import { ackOnce } from './auth';
+import { MAX_BULK_OPERATIONS } from './dto/operation.dto';
 
-/** ValidationPipe's errors as VALIDATION_FAILED, one detail per field. */
+/**
+ * ValidationPipe's errors as VALIDATION_FAILED, one detail per field; more operations in one request than the
+ * bulk limit is PAYLOAD_TOO_LARGE.
+ */
 export function validationFailed(errors: ValidationError[]): BatchError {
   const problems = flatten(errors);
-  return new BatchError('VALIDATION_FAILED', problems.map((p) => `${p.field}: ${p.message}`).join('; ') || 'Invalid request', { problems });
+  const message = problems.map((p) => `${p.field}: ${p.message}`).join('; ').slice(0, 2000) || 'Invalid request';
+  const tooMany = errors.some((e) => e.property === 'operations' && Array.isArray(e.value) && e.value.length > MAX_BULK_OPERATIONS);
+  return new BatchError(tooMany ? 'PAYLOAD_TOO_LARGE' : 'VALIDATION_FAILED', message, { problems: problems.slice(0, 100) });
 }
 
 function flatten(errors: ValidationError[], prefix = ''): { field: string; message: string }[] {

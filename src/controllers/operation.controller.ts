@@ -1,5 +1,5 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
-import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { AuthenticatedClient } from '../services/client.service';
 import { OperationService } from '../services/operation.service';
 import { Caller } from './auth';
@@ -17,7 +17,8 @@ import {
 
 @ApiTags('operations')
 @ApiSecurity('api-key')
-@ApiErrors(401, 503)
+@ApiBearerAuth()
+@ApiErrors(401, 429, 503)
 @Controller('api/operations')
 export class OperationController {
   constructor(private readonly operations: OperationService) {}

@@ -1,5 +1,5 @@
 import { Controller, Get } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiProperty, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProperty, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { CatalogService } from '../services/catalog.service';
 import { AuthenticatedClient } from '../services/client.service';
 import { Caller } from './auth';
@@ -21,7 +21,8 @@ class TargetDto {
 
 @ApiTags('targets')
 @ApiSecurity('api-key')
-@ApiErrors(401, 503)
+@ApiBearerAuth()
+@ApiErrors(401, 429, 503)
 @Controller('api/targets')
 export class TargetController {
   constructor(private readonly catalog: CatalogService) {}

@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AppConfig } from '../config/app-config';
 import { ClientEntity } from '../entities';
 import { BatchError } from './batch-error';
@@ -56,9 +56,13 @@ export class ClientService implements OnApplicationBootstrap {
   /** The client whose key this is; UNAUTHENTICATED when there is none or it was revoked. */
   async authenticate(apiKey: string | undefined): Promise<AuthenticatedClient> {
     if (!apiKey || apiKey.length > 512) throw new BatchError('UNAUTHENTICATED', 'Missing or invalid API key');
-    // The lookup is by keyed hash, so timing reveals nothing about stored keys.
-    const client = await this.clients.findOneBy({ apiKeyHash: this.hashKey(apiKey) });
-    if (!client || client.revokedAt) throw new BatchError('UNAUTHENTICATED', 'Missing or invalid API key');
+    // Looked up by keyed hash (timing reveals nothing about stored keys), then compared in constant time.
+    // Nothing is cached, so a rotated or revoked key stops working at once on every instance.
+    const hash = this.hashKey(apiKey);
+    const client = await this.clients.findOneBy({ apiKeyHash: hash });
+    if (!client || client.revokedAt || !timingSafeEqual(Buffer.from(client.apiKeyHash), Buffer.from(hash))) {
+      throw new BatchError('UNAUTHENTICATED', 'Missing or invalid API key');
+    }
     return AuthenticatedClient.of(client);
   }
 

@@ -33,6 +33,10 @@ export function columnValueProblem(column: TargetColumn, value: JsonValue): stri
   if (value === null) return null;
   if (column.isArray) {
     if (!Array.isArray(value)) return `expects an array (${column.sqlType})`;
+    if (depthOf(value) > MAX_JSON_DEPTH) return `is nested deeper than ${MAX_JSON_DEPTH} levels`;
+    if (column.baseType !== 'json' && column.baseType !== 'jsonb' && !isRectangular(value)) {
+      return 'is not a rectangular array (PostgreSQL arrays need sub-arrays of matching dimensions)';
+    }
     for (const element of value.flat(Infinity as 1) as JsonValue[]) {
       const problem = element === null ? null : scalarProblem(column, element);
       if (problem) return `has an element that ${problem}`;
@@ -44,7 +48,7 @@ export function columnValueProblem(column: TargetColumn, value: JsonValue): stri
 
 function scalarProblem(column: TargetColumn, value: JsonValue): string | null {
   const type = column.baseType;
-  if (type === 'json' || type === 'jsonb') return containsNul(value) ? 'contains a NUL character' : null;
+  if (type === 'json' || type === 'jsonb') return jsonProblem(value);
   if (typeof value === 'object') return `expects a scalar value (${column.sqlType}), got ${Array.isArray(value) ? 'an array' : 'an object'}`;
   if (typeof value === 'string' && value.includes('\u0000')) return 'contains a NUL character';
   if (type in INTEGER_RANGES) return integerProblem(column, value);
@@ -166,6 +170,35 @@ function timeIsValid(match: RegExpExecArray | null): boolean {
 function isClockTime(h: string, m: string, s: string | undefined, fraction: string | undefined): boolean {
   const [hours, minutes, seconds] = [Number(h), Number(m), Number(s ?? 0) + Number(fraction ?? 0)];
   return minutes < 60 && seconds < 60 && (hours < 24 || (hours === 24 && minutes === 0 && seconds === 0));
+}
+
+export const MAX_JSON_DEPTH = 32;
+
+function jsonProblem(value: JsonValue): string | null {
+  if (depthOf(value) > MAX_JSON_DEPTH) return `is nested deeper than ${MAX_JSON_DEPTH} levels`;
+  if (Buffer.byteLength(JSON.stringify(value)) > MAX_TEXT_BYTES) return 'is too large';
+  return containsNul(value) ? 'contains a NUL character' : null;
+}
+
+/** Every level either holds only arrays, all of one length and shape, or no arrays at all. */
+function isRectangular(values: JsonValue[]): boolean {
+  const arrays = values.filter(Array.isArray) as JsonValue[][];
+  if (arrays.length === 0) return true;
+  if (arrays.length !== values.length) return false;
+  const shape = JSON.stringify(shapeOf(arrays[0]));
+  return arrays.every((a) => JSON.stringify(shapeOf(a)) === shape && isRectangular(a));
+}
+
+function shapeOf(value: JsonValue): number[] {
+  return Array.isArray(value) ? [value.length, ...(value.length > 0 ? shapeOf(value[0]) : [])] : [];
+}
+
+function depthOf(value: JsonValue): number {
+  if (value === null || typeof value !== 'object') return 0;
+  const children = Array.isArray(value) ? value : Object.values(value);
+  let deepest = 0;
+  for (const child of children) deepest = Math.max(deepest, depthOf(child));
+  return 1 + deepest;
 }
 
 function containsNul(value: JsonValue): boolean {

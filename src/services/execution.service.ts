@@ -1,9 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { ExecutionEntity } from '../entities';
 import { BatchError } from './batch-error';
+import type { AuthenticatedClient } from './client.service';
 import { Database } from './database';
 
-/** Reads the job repository: executions (batch runs) and their steps. */
+/**
+ * Reads the job repository: executions (batch runs) and their steps. An admin sees all; a client sees the
+ * executions that settled at least one of its operations, with only the steps on targets it may write.
+ */
 @Injectable()
 export class ExecutionService {
   constructor(private readonly db: Database) {}
@@ -12,17 +16,23 @@ export class ExecutionService {
     return this.db.dataSource.getRepository(ExecutionEntity);
   }
 
-  async list(limit = 50, cursor?: string): Promise<{ items: ExecutionEntity[]; nextCursor: string | null }> {
+  async list(client: AuthenticatedClient, limit = 50, cursor?: string): Promise<{ items: ExecutionEntity[]; nextCursor: string | null }> {
     const query = this.executions.createQueryBuilder('e').orderBy('e.id', 'DESC').limit(limit + 1);
-    if (cursor) query.where('e.id < :cursor', { cursor });
+    if (cursor) query.andWhere('e.id < :cursor', { cursor });
+    if (!client.admin) query.andWhere(OWN_OPERATION, { client: client.id });
     const rows = await query.getMany();
     const items = rows.slice(0, limit);
     return { items, nextCursor: rows.length > limit ? items[items.length - 1].id : null };
   }
 
-  async get(id: string): Promise<ExecutionEntity> {
-    const execution = await this.executions.findOne({ where: { id }, relations: { steps: true }, order: { steps: { id: 'ASC' } } });
+  async get(client: AuthenticatedClient, id: string): Promise<ExecutionEntity> {
+    const query = this.executions.createQueryBuilder('e').leftJoinAndSelect('e.steps', 's').where('e.id = :id', { id }).orderBy('s.id', 'ASC');
+    if (!client.admin) query.andWhere(OWN_OPERATION, { client: client.id });
+    const execution = await query.getOne();
     if (!execution) throw new BatchError('NOT_FOUND', `No execution ${id}`);
+    if (!client.admin) execution.steps = execution.steps?.filter((step) => client.mayWrite(step.target));
     return execution;
   }
 }
+
+const OWN_OPERATION = 'EXISTS (SELECT 1 FROM batch.operations o WHERE o.execution_id = e.id AND o.client_id = :client)';

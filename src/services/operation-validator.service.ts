@@ -56,6 +56,9 @@ export class OperationValidator {
   }
 }
 
+/** PostgreSQL's own limit of columns per table. */
+export const MAX_COLUMNS = 1600;
+
 /** Every reason the operation cannot be applied as sent; empty when it can. */
 export function checkShape(target: TargetTable, request: ICreateBatchOperationRequest): Problem[] {
   const problems: Problem[] = [];
@@ -65,6 +68,10 @@ export function checkShape(target: TargetTable, request: ICreateBatchOperationRe
   const needsValues = request.type !== 'delete';
   const needsKey = request.type === 'update' || request.type === 'delete' || request.type === 'increment';
 
+  for (const [section, row] of [['values', values], ['key', key]] as const) {
+    if (row && Object.keys(row).length > MAX_COLUMNS) fail(section, `"${section}" names more than ${MAX_COLUMNS} columns`);
+  }
+  if (problems.length > 0) return problems;
   if (needsValues && (!values || Object.keys(values).length === 0)) fail('values', `${request.type} needs at least one column in "values"`);
   if (!needsValues && values !== undefined) fail('values', 'delete takes no "values"');
   if (needsKey && (!key || Object.keys(key).length === 0)) fail('key', `${request.type} needs a "key"`);

@@ -41,13 +41,18 @@ describe('fault: RabbitMQ restarted mid-load (built service, real broker and dat
         }
       }),
     );
-    await sleep(1000);
-    const before = acknowledged.length;
-    await restartRabbitMq(2000);
-    const afterRestart = acknowledged.length;
-    await sleep(6000);
-    stop = true;
-    await load;
+    let before = 0;
+    let afterRestart = 0;
+    try {
+      await sleep(1000);
+      before = acknowledged.length;
+      await restartRabbitMq(2000);
+      afterRestart = acknowledged.length;
+      await sleep(6000);
+    } finally {
+      stop = true;
+      await load;
+    }
     t.diagnostic(`${before} acknowledged before the restart, ${afterRestart - before} during, ${acknowledged.length - afterRestart} after; errors: ${JSON.stringify([...errors])}`);
     assert.ok(acknowledged.length > afterRestart + 50, 'the service answers again after the broker came back');
 

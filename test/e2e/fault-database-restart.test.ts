@@ -44,13 +44,18 @@ describe('fault: PostgreSQL restarted mid-load (built service, real broker and d
         }
       }),
     );
-    await sleep(1000);
-    const before = acknowledged.length;
-    await restartPostgres();
-    const during = acknowledged.length - before;
-    await sleep(3000);
-    stop = true;
-    await load;
+    let before = 0;
+    let during = 0;
+    try {
+      await sleep(1000);
+      before = acknowledged.length;
+      await restartPostgres();
+      during = acknowledged.length - before;
+      await sleep(3000);
+    } finally {
+      stop = true;
+      await load;
+    }
     t.diagnostic(`${before} acknowledged before, ${during} during, ${acknowledged.length - before - during} after the restart; errors ${JSON.stringify([...errors])}; slowest call ${slowest} ms`);
     assert.ok((errors.get('UNAVAILABLE') ?? 0) > 0, 'ingest answered UNAVAILABLE while the database was down');
     assert.equal(errors.get('TIMEOUT'), undefined, 'no call hung until its timeout');

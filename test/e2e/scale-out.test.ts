@@ -20,7 +20,9 @@ describe('scale-out: two API and two worker processes (built service, real broke
 
   it('shares the load, applies everything once, and keeps per-target order', async () => {
     const env = serviceEnv({ BATCH_PROCESS_OPERATION_LIMIT: '250' });
-    processes.push(await startService({ ...env, BATCH_ROLE: 'api' }), await startService({ ...env, BATCH_ROLE: 'api' }));
+    processes.push(
+      ...(await Promise.all(['api', 'api', 'worker', 'worker'].map((role) => startService({ ...env, BATCH_ROLE: role })))),
+    );
     db = new TestDb(env.DB_NAME);
     const TARGETS = 6;
     for (let t = 0; t < TARGETS; t++) {
@@ -40,8 +42,6 @@ describe('scale-out: two API and two worker processes (built service, real broke
     const bulk = Array.from({ length: 10 }, (_, m) =>
       caller.rpc.createOperations(Array.from({ length: 1000 }, (_, i) => ({ target: 'events', type: 'insert' as const, values: { ref: `${m}-${i}` } }))),
     );
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    processes.push(await startService({ ...env, BATCH_ROLE: 'worker' }), await startService({ ...env, BATCH_ROLE: 'worker' }));
     await Promise.all([...toggles, ...bulk]);
 
     const settled = await settleAll(db, caller, 90_000);

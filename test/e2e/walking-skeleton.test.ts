@@ -158,6 +158,7 @@ describe('end to end: insert operations over RabbitMQ (built service, real broke
     const executions = await http<{ items: { id: string; readCount: number }[] }>(service, 'GET', '/api/executions?limit=3', apiKey);
     assert.equal(executions.status, 200);
     assert.equal(executions.body.items.length, 3);
+    assert.ok(executions.body.items.every((e) => e.readCount > 0));
     const targets = await http<{ name: string; primaryKey: string[] }[]>(service, 'GET', '/api/targets', apiKey);
     assert.deepEqual(targets.body.map((t) => [t.name, t.primaryKey]), [['public.reservations', ['id']]]);
     assert.equal((await http(service, 'GET', '/api/operations', null)).status, 401);

@@ -70,10 +70,14 @@ export async function createCaller(service: ServiceProcess, name: string, target
   };
 }
 
-/** Waits until no operation is PENDING, then until every settled one was notified to its caller. */
+/** Waits until no operation is PENDING, then until every settled one of the caller's was notified to it. */
 export async function settleAll(db: TestDb, caller: Caller, timeoutMs = 60_000): Promise<{ id: string; status: string }[]> {
   await eventually(async () => ((await db.count(`SELECT count(*) AS n FROM batch.operations WHERE status = 'PENDING'`)) === 0 ? true : undefined), timeoutMs, 'every operation to settle');
-  const settled = await db.query<{ id: string; status: string }>(`SELECT id, status FROM batch.operations WHERE status IN ('COMPLETED', 'FAILED') ORDER BY id`);
+  const settled = await db.query<{ id: string; status: string }>(
+    `SELECT o.id, o.status FROM batch.operations o JOIN batch.clients c ON c.id = o.client_id
+      WHERE o.status IN ('COMPLETED', 'FAILED') AND c.name = $1 ORDER BY o.id`,
+    [caller.name],
+  );
   await eventually(async () => (settled.every((o) => caller.notified.has(o.id)) ? true : undefined), timeoutMs, 'every settled operation to be notified');
   return settled;
 }

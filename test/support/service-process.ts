@@ -19,6 +19,12 @@ export interface ServiceProcess {
 
 export const MAIN = join(__dirname, '..', '..', 'src', 'main.js');
 
+/** Every service process a test started: killed when the test process exits, however it exits. */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 export async function freePort(): Promise<number> {
   const server = createServer();
   server.listen(0, '127.0.0.1');
@@ -45,6 +51,8 @@ export async function startService(env: Record<string, string> = serviceEnv()): 
   const port = env.PORT ?? String(await freePort());
   const fullEnv: Record<string, string> = { ...env, PORT: port };
   const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH ?? '', ...fullEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config/app-config';
 
-const STRONG_SECRET = 's'.repeat(32);
+const STRONG_SECRET = '0123456789abcdefghijklmnopqrstuv'; // 32 characters, 32 different
+const STRONG_ADMIN_KEY = 'admin-key-0123456789-abcdefghijk'; // 32 characters
 
 /** Asserts that loading `env` fails with a ConfigError naming `variable`. */
 function assertRejects(env: Record<string, string | undefined>, variable: string): void {
@@ -75,7 +76,7 @@ describe('loadConfig: valid values', () => {
       BATCH_SERVICE_EVENTS_EXCHANGE: 'events:x',
       REDIS_URL: 'rediss://cache:6380/2',
       API_KEY_ENCRYPTION_SECRET: STRONG_SECRET,
-      BATCH_ADMIN_API_KEY: 'a'.repeat(32),
+      BATCH_ADMIN_API_KEY: STRONG_ADMIN_KEY,
       BATCH_TARGET_SCHEMAS: ' public , sales,_x$1 ',
       BATCH_PROCESS_OPERATION_INTERVAL: '250',
       BATCH_PROCESS_OPERATION_LIMIT: '5000',
@@ -92,7 +93,7 @@ describe('loadConfig: valid values', () => {
     assert.equal(config.rmq.eventsExchange, 'events:x');
     assert.equal(config.redisUrl, 'rediss://cache:6380/2');
     assert.equal(config.apiKeySecret, STRONG_SECRET);
-    assert.equal(config.adminApiKey, 'a'.repeat(32));
+    assert.equal(config.adminApiKey, STRONG_ADMIN_KEY);
     assert.deepEqual(config.targetSchemas, ['public', 'sales', '_x$1']);
     assert.deepEqual(config.poll, { intervalMs: 250, limit: 5000, statementMaxRows: 200, skipLimit: 3 });
   });
@@ -200,6 +201,12 @@ describe('loadConfig: invalid values throw a ConfigError naming the variable', (
 
   it('production with an API_KEY_ENCRYPTION_SECRET shorter than 32 characters', () => {
     assertRejects({ NODE_ENV: 'production', API_KEY_ENCRYPTION_SECRET: 's'.repeat(31) }, 'API_KEY_ENCRYPTION_SECRET');
+  });
+
+  it('a production secret or admin key that repeats a few characters, or is the development secret', () => {
+    assertRejects({ NODE_ENV: 'production', API_KEY_ENCRYPTION_SECRET: 's'.repeat(64) }, 'API_KEY_ENCRYPTION_SECRET');
+    assertRejects({ NODE_ENV: 'production', API_KEY_ENCRYPTION_SECRET: 'batch-service-development-secret-change-me' }, 'API_KEY_ENCRYPTION_SECRET');
+    assertRejects({ NODE_ENV: 'production', API_KEY_ENCRYPTION_SECRET: STRONG_SECRET, BATCH_ADMIN_API_KEY: 'abababababababababababababababab' }, 'BATCH_ADMIN_API_KEY');
   });
 
   it('BATCH_ADMIN_API_KEY shorter than 8 characters', () => {

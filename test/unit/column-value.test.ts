@@ -459,3 +459,11 @@ describe('columnValueProblem: what PostgreSQL refuses or accepts at the edges', 
     rejects(col('bool'), /boolean/, 'o', 'yess', 'truth');
   });
 });
+
+describe('columnValueProblem: array shapes', () => {
+  it('accepts rectangular arrays of any dimension and refuses ragged ones', () => {
+    const tags = arrayOf('text', { sqlType: 'text[]' });
+    accepts(tags, [], ['a'], [['a', 'b'], ['c', 'd']], [[['x']]], [null, 'a']);
+    rejects(tags, /rectangular/, [['a'], 'b'], [['a'], ['b', 'c']], [[['a']], [['b'], ['c']]]);
+  });
+});

@@ -1,0 +1,259 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { BatchServiceClient, BatchServiceError } from '../../src/client';
+import { createCaller, RMQ_URL, settleAll, TestDb, type Caller } from '../support/harness';
+import { http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
+
+/**
+ * The bad-input suite: hundreds of malformed requests over RPC and REST — wrong types, unknown and look-alike
+ * identifiers, quoting and SQL injection in every string field, huge and deeply nested values, missing or
+ * forged keys, other clients' ids. Each gets the contract's error code, the service stays up, and the
+ * database holds exactly what it held before.
+ */
+type Expected = { code: string; status?: number };
+interface Case {
+  name: string;
+  rest?: { method: string; path: string; body?: unknown; key?: string | null; raw?: string };
+  rpc?: { pattern: string; data: unknown; key?: string | null };
+  expect: Expected;
+}
+
+const INJECTIONS = [
+  `'; DROP TABLE public.accounts; --`,
+  `" OR 1=1 --`,
+  `accounts"; DELETE FROM batch.clients; --`,
+  `\\'); TRUNCATE batch.operations; --`,
+  `$1); SELECT pg_sleep(10); --`,
+  `accounts UNION SELECT * FROM batch.clients`,
+  `public.accounts; COMMIT; DROP SCHEMA batch CASCADE`,
+  `pg_catalog.pg_authid`,
+];
+const LOOK_ALIKE_TARGETS = ['Accounts', 'accounts ', ' accounts', 'аccounts', 'accounts\u0000', 'public.Accounts', 'public..accounts', '"accounts"', 'public."accounts"', 'batch.clients', 'batch.operations', 'information_schema.tables', 'pg_catalog.pg_class', 'other.accounts', 'accounts.id', ''];
+const LOOK_ALIKE_COLUMNS = ['Email', 'email ', ' email', 'emaiI', 'e"mail', 'email\u0000', 'ctid', 'xmin', 'oid', '*', 'id, email', 'EMAIL'];
+
+const insert = (values: unknown, extra: Record<string, unknown> = {}) => ({ target: 'accounts', type: 'insert', values, ...extra });
+
+describe('bad input over RPC and REST (built service)', () => {
+  let service: ServiceProcess;
+  let db: TestDb;
+  let alice: Caller;
+  let bob: Caller;
+  let bobsOperation: string;
+  let alicesCompleted: string;
+  let revokedKey: string;
+
+  before(async () => {
+    service = await startService(serviceEnv());
+    db = new TestDb(service.env.DB_NAME);
+    await db.query(`CREATE TABLE public.accounts (id int PRIMARY KEY, email varchar(40) NOT NULL UNIQUE, balance numeric(10,2), tags text[], meta jsonb, opened date)`);
+    await db.query(`CREATE TABLE public.secret_stuff (id int PRIMARY KEY)`);
+    alice = await createCaller(service, 'alice', ['accounts']);
+    bob = await createCaller(service, 'bob', ['accounts']);
+    alicesCompleted = (await alice.rpc.createOperation(insert({ id: 1, email: 'a@x' }) as never)).id;
+    bobsOperation = (await bob.rpc.createOperation(insert({ id: 2, email: 'b@x' }) as never)).id;
+    await settleAll(db, alice);
+    const revoked = await http<{ id: string; apiKey: string }>(service, 'POST', '/api/clients', service.adminKey, { name: 'gone', targets: ['*'] });
+    revokedKey = revoked.body.apiKey;
+    assert.equal((await http(service, 'DELETE', `/api/clients/${revoked.body.id}`, service.adminKey)).status, 204);
+  });
+
+  after(async () => {
+    await alice?.close();
+    await bob?.close();
+    await db?.close();
+    await service?.destroy();
+  });
+
+  /** Everything the service stores, and the targets, as one fingerprint. */
+  async function fingerprint(): Promise<string> {
+    const tables = ['batch.operations', 'batch.clients', 'batch.outbox', 'batch.executions', 'batch.execution_steps', 'public.accounts', 'public.secret_stuff'];
+    const parts = await Promise.all(tables.map((t) => db.query<{ f: string }>(`SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) AS f FROM ${t} x`)));
+    return parts.map((p) => p[0].f).join(',') + (await db.query<{ f: string }>(`SELECT string_agg(tablename, ',' ORDER BY tablename) AS f FROM pg_tables WHERE schemaname IN ('public', 'batch')`))[0].f;
+  }
+
+  function cases(): Case[] {
+    const list: Case[] = [];
+    const create = (name: string, operation: unknown, code: string) => {
+      list.push({ name: `RPC createOperation: ${name}`, rpc: { pattern: 'createOperation', data: operation }, expect: { code } });
+      list.push({ name: `REST POST /api/operations: ${name}`, rest: { method: 'POST', path: '/api/operations', body: operation }, expect: { code } });
+    };
+    // wrong types and shapes
+    for (const target of [1, null, [], {}, true]) create(`target ${JSON.stringify(target)}`, insert({ id: 9, email: 'z@x' }, { target }), 'VALIDATION_FAILED');
+    for (const type of ['merge', 'INSERT', 1, null, '']) create(`type ${JSON.stringify(type)}`, insert({ id: 9, email: 'z@x' }, { type }), 'VALIDATION_FAILED');
+    for (const values of ['x', 1, [], [1, 2], true]) create(`values ${JSON.stringify(values)}`, insert(values), 'VALIDATION_FAILED');
+    for (const priority of [101, -101, 1.5, '1', null === null ? 'high' : 0]) create(`priority ${JSON.stringify(priority)}`, insert({ id: 9, email: 'z@x' }, { priority }), 'VALIDATION_FAILED');
+    for (const notBefore of ['tomorrow', 123, '2026-13-01T00:00:00Z', '2026-11-21 10:00']) create(`notBefore ${JSON.stringify(notBefore)}`, insert({ id: 9, email: 'z@x' }, { notBefore }), 'VALIDATION_FAILED');
+    for (const idempotencyKey of ['', 'k'.repeat(201), 5, ['k']]) create(`idempotencyKey ${JSON.stringify(idempotencyKey).slice(0, 20)}`, insert({ id: 9, email: 'z@x' }, { idempotencyKey }), 'VALIDATION_FAILED');
+    for (const label of ['l'.repeat(101), {}, 7]) create(`label ${JSON.stringify(label).slice(0, 20)}`, insert({ id: 9, email: 'z@x' }, { label }), 'VALIDATION_FAILED');
+    for (const conflictKey of ['id', [1], [], Array(33).fill('id')]) create(`conflictKey ${JSON.stringify(conflictKey).slice(0, 20)}`, { ...insert({ id: 9, email: 'z@x' }), type: 'upsert', conflictKey }, 'VALIDATION_FAILED');
+    create('an unknown field', insert({ id: 9, email: 'z@x' }, { sql: 'SELECT 1' }), 'VALIDATION_FAILED');
+    create('update without key', { target: 'accounts', type: 'update', values: { email: 'q@x' } }, 'VALIDATION_FAILED');
+    create('delete with values', { target: 'accounts', type: 'delete', key: { id: 1 }, values: { id: 1 } }, 'VALIDATION_FAILED');
+    create('key not a unique key', { target: 'accounts', type: 'delete', key: { balance: 1 } }, 'VALIDATION_FAILED');
+    create('increment of text', { target: 'accounts', type: 'increment', key: { id: 1 }, values: { email: 1 } }, 'VALIDATION_FAILED');
+    // values the column types refuse
+    for (const [values, why] of [
+      [{ id: 'nine', email: 'z@x' }, 'id not an integer'],
+      [{ id: 2 ** 31, email: 'z@x' }, 'id out of range'],
+      [{ id: 1.5, email: 'z@x' }, 'id a fraction'],
+      [{ id: 9, email: 'z'.repeat(41) }, 'email too long'],
+      [{ id: 9, email: null }, 'email null'],
+      [{ id: 9 }, 'email missing'],
+      [{ id: 9, email: 'z@x', balance: 1e12 }, 'balance out of range'],
+      [{ id: 9, email: 'z@x', balance: 'lots' }, 'balance not a number'],
+      [{ id: 9, email: 'z@x', opened: '2026-02-30' }, 'date not on the calendar'],
+      [{ id: 9, email: 'z@x', tags: 'x' }, 'array not an array'],
+      [{ id: 9, email: 'z@x', tags: [['a'], 'b'] }, 'a ragged array'],
+      [{ id: 9, email: 'z@x', tags: [['a'], ['b', 'c']] }, 'sub-arrays of different lengths'],
+      [{ id: 9, email: { $gt: '' } }, 'an object for text'],
+      [{ id: 9, email: 'z\u0000@x' }, 'a NUL character'],
+    ] as const) create(why, insert(values), 'VALIDATION_FAILED');
+    // huge and deeply nested
+    let nested: unknown = 'deep';
+    for (let i = 0; i < 40; i++) nested = { n: nested };
+    create('jsonb nested 40 levels', insert({ id: 9, email: 'z@x', meta: nested }), 'VALIDATION_FAILED');
+    let deeper: unknown = [];
+    for (let i = 0; i < 40; i++) deeper = [deeper];
+    create('array nested 40 levels', insert({ id: 9, email: 'z@x', tags: deeper }), 'VALIDATION_FAILED');
+    create('2000 columns', insert(Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`c${i}`, i]))), 'VALIDATION_FAILED');
+    create('a 2 MB jsonb value', insert({ id: 9, email: 'z@x', meta: { blob: 'x'.repeat(2 * 1024 * 1024) } }), 'VALIDATION_FAILED');
+    create('a 6 MB request', insert({ id: 9, email: 'z@x', meta: { blob: 'x'.repeat(6 * 1024 * 1024) } }), 'PAYLOAD_TOO_LARGE');
+    const bulk = (n: number) => ({ operations: Array.from({ length: n }, (_, i) => insert({ id: 1000 + i, email: `${i}@x` })) });
+    list.push({ name: 'RPC createOperations: 1001 operations', rpc: { pattern: 'createOperations', data: bulk(1001) }, expect: { code: 'PAYLOAD_TOO_LARGE' } });
+    list.push({ name: 'REST bulk: 1001 operations', rest: { method: 'POST', path: '/api/operations/bulk', body: bulk(1001) }, expect: { code: 'PAYLOAD_TOO_LARGE' } });
+    for (const operations of [[], 'x', null, [1], [null]]) {
+      list.push({ name: `RPC createOperations: ${JSON.stringify(operations)}`, rpc: { pattern: 'createOperations', data: { operations } }, expect: { code: 'VALIDATION_FAILED' } });
+      list.push({ name: `REST bulk: ${JSON.stringify(operations)}`, rest: { method: 'POST', path: '/api/operations/bulk', body: { operations } }, expect: { code: 'VALIDATION_FAILED' } });
+    }
+    const oneBad = { operations: [insert({ id: 50, email: 'ok@x' }), insert({ id: 51, email: 'ok2@x', nope: 1 })] };
+    list.push({ name: 'RPC createOperations: one bad among good', rpc: { pattern: 'createOperations', data: oneBad }, expect: { code: 'UNKNOWN_COLUMN' } });
+    list.push({ name: 'REST bulk: one bad among good', rest: { method: 'POST', path: '/api/operations/bulk', body: oneBad }, expect: { code: 'UNKNOWN_COLUMN' } });
+    // unknown, look-alike and injected identifiers
+    for (const target of [...LOOK_ALIKE_TARGETS, ...INJECTIONS]) create(`target ${JSON.stringify(target)}`, insert({ id: 9, email: 'z@x' }, { target }), target === '' ? 'VALIDATION_FAILED' : 'UNKNOWN_TARGET');
+    create('a target not granted', { target: 'secret_stuff', type: 'insert', values: { id: 1 } }, 'FORBIDDEN');
+    for (const column of [...LOOK_ALIKE_COLUMNS, ...INJECTIONS]) {
+      create(`column ${JSON.stringify(column)} in values`, insert({ id: 9, email: 'z@x', [column]: 1 }), 'UNKNOWN_COLUMN');
+      create(`column ${JSON.stringify(column)} in key`, { target: 'accounts', type: 'delete', key: { [column]: 1 } }, 'UNKNOWN_COLUMN');
+    }
+    for (const column of INJECTIONS) create(`conflictKey ${JSON.stringify(column)}`, { ...insert({ id: 9, email: 'z@x' }), type: 'upsert', conflictKey: [column] }, 'UNKNOWN_COLUMN');
+    for (const injection of INJECTIONS) {
+      create(`injection in a typed value`, insert({ id: injection, email: 'z@x' }), 'VALIDATION_FAILED');
+      create(`injection in type`, insert({ id: 9, email: 'z@x' }, { type: injection }), 'VALIDATION_FAILED');
+      create(`injection in notBefore`, insert({ id: 9, email: 'z@x' }, { notBefore: injection }), 'VALIDATION_FAILED');
+      create(`injection in priority`, insert({ id: 9, email: 'z@x' }, { priority: injection }), 'VALIDATION_FAILED');
+    }
+    // ids: malformed, injected, missing, other clients'
+    for (const id of ['1 OR 1=1', '1; DROP TABLE batch.operations', '-1', 'abc', '1.0', '9'.repeat(30), `${INJECTIONS[0]}`, '0x10']) {
+      list.push({ name: `RPC getOperation ${id}`, rpc: { pattern: 'getOperation', data: { id } }, expect: { code: 'VALIDATION_FAILED' } });
+      list.push({ name: `RPC cancelOperation ${id}`, rpc: { pattern: 'cancelOperation', data: { id } }, expect: { code: 'VALIDATION_FAILED' } });
+      list.push({ name: `REST GET operation ${id}`, rest: { method: 'GET', path: `/api/operations/${encodeURIComponent(id)}` }, expect: { code: 'VALIDATION_FAILED' } });
+      list.push({ name: `REST retry ${id}`, rest: { method: 'POST', path: `/api/operations/${encodeURIComponent(id)}/retry` }, expect: { code: 'VALIDATION_FAILED' } });
+    }
+    for (const data of [{}, { id: 5 }, { id: null }, { id: ['1'] }, 'x', null]) {
+      list.push({ name: `RPC getOperation ${JSON.stringify(data)}`, rpc: { pattern: 'getOperation', data }, expect: { code: 'VALIDATION_FAILED' } });
+    }
+    list.push({ name: 'RPC getOperation of nobody', rpc: { pattern: 'getOperation', data: { id: '999999999' } }, expect: { code: 'NOT_FOUND' } });
+    list.push({ name: 'REST GET operation of nobody', rest: { method: 'GET', path: '/api/operations/999999999' }, expect: { code: 'NOT_FOUND' } });
+    const others = () => bobsOperation;
+    list.push({ name: 'RPC getOperation of another client', rpc: { pattern: 'getOperation', data: { id: '<bob>' } }, expect: { code: 'FORBIDDEN' } });
+    list.push({ name: 'RPC cancelOperation of another client', rpc: { pattern: 'cancelOperation', data: { id: '<bob>' } }, expect: { code: 'FORBIDDEN' } });
+    for (const suffix of ['', '/cancel', '/retry']) {
+      list.push({ name: `REST ${suffix || 'GET'} another client's operation`, rest: { method: suffix ? 'POST' : 'GET', path: `/api/operations/<bob>${suffix}` }, expect: { code: 'FORBIDDEN' } });
+    }
+    list.push({ name: 'REST execution of another client', rest: { method: 'GET', path: '/api/executions/<bob-execution>' }, expect: { code: 'NOT_FOUND' } });
+    list.push({ name: 'RPC cancel of a settled operation', rpc: { pattern: 'cancelOperation', data: { id: '<alice>' } }, expect: { code: 'CONFLICT' } });
+    list.push({ name: 'REST retry of a completed operation', rest: { method: 'POST', path: '/api/operations/<alice>/retry' }, expect: { code: 'CONFLICT' } });
+    // list queries
+    for (const query of ['status=DONE', `status=${encodeURIComponent("PENDING' OR '1'='1")}`, 'limit=0', 'limit=501', 'limit=1;--', 'cursor=abc', `cursor=${encodeURIComponent(INJECTIONS[0])}`, 'nope=1', 'label=' + 'l'.repeat(101)]) {
+      list.push({ name: `REST list ?${query.slice(0, 30)}`, rest: { method: 'GET', path: `/api/operations?${query}` }, expect: { code: 'VALIDATION_FAILED' } });
+    }
+    // keys: missing, forged, revoked, oversized, and admin-only routes
+    for (const key of [null, '', 'bsk_forged', 'x'.repeat(10_000), INJECTIONS[0], '<revoked>']) {
+      const name = key === null ? 'no key' : `key ${JSON.stringify(key).slice(0, 20)}`;
+      list.push({ name: `RPC ${name}`, rpc: { pattern: 'createOperation', data: insert({ id: 9, email: 'z@x' }), key }, expect: { code: 'UNAUTHENTICATED' } });
+      list.push({ name: `REST ${name}`, rest: { method: 'POST', path: '/api/operations', body: insert({ id: 9, email: 'z@x' }), key }, expect: { code: 'UNAUTHENTICATED' } });
+      list.push({ name: `REST list, ${name}`, rest: { method: 'GET', path: '/api/operations', key }, expect: { code: 'UNAUTHENTICATED' } });
+    }
+    for (const [method, path, body] of [
+      ['POST', '/api/clients', { name: 'mallory', targets: ['*'], admin: true }],
+      ['GET', '/api/clients', undefined],
+      ['POST', '/api/clients/1/rotate-key', undefined],
+      ['DELETE', '/api/clients/1', undefined],
+    ] as const) {
+      list.push({ name: `REST ${method} ${path} as a client`, rest: { method, path, body }, expect: { code: 'FORBIDDEN' } });
+    }
+    for (const body of [{ name: 'bad name!', targets: ['*'] }, { name: 'x', targets: [] }, { name: 'x', targets: '*' }, { name: 'x', targets: ['*'], admin: 'yes' }, { name: 'x', targets: ['*'], rateLimitPerSecond: 0 }, { name: INJECTIONS[0], targets: ['*'] }]) {
+      list.push({ name: `REST admin POST /api/clients ${JSON.stringify(body).slice(0, 30)}`, rest: { method: 'POST', path: '/api/clients', body, key: '<admin>' }, expect: { code: 'VALIDATION_FAILED' } });
+    }
+    // unreadable bodies
+    for (const raw of ['{"target": "accounts", ', 'null', '"a string"', '[]', '{"target": "accounts", "type": "insert", "values": {"id": 1, "id": 2, "email": NaN}}']) {
+      list.push({ name: `REST raw body ${raw.slice(0, 20)}`, rest: { method: 'POST', path: '/api/operations', raw }, expect: { code: 'VALIDATION_FAILED' } });
+    }
+    return list.map((c) => resolveIds(c, others()));
+  }
+
+  function resolveIds(c: Case, bobs: string): Case {
+    const swap = (text: string) => text.replace('<bob>', bobs).replace('<alice>', alicesCompleted).replace('<bob-execution>', bobsExecution);
+    if (c.rest) c.rest.path = swap(c.rest.path);
+    if (c.rpc && typeof (c.rpc.data as { id?: unknown })?.id === 'string') (c.rpc.data as { id: string }).id = swap((c.rpc.data as { id: string }).id);
+    return c;
+  }
+
+  let bobsExecution = '';
+
+  async function send(c: Case): Promise<string> {
+    const keyFor = (key: string | null | undefined) => (key === undefined ? alice.apiKey : key === '<revoked>' ? revokedKey : key === '<admin>' ? service.adminKey : key);
+    if (c.rest) {
+      const key = keyFor(c.rest.key);
+      const response = await fetch(service.url + c.rest.path, {
+        method: c.rest.method,
+        headers: { ...(key === null ? {} : { 'x-api-key': key }), 'content-type': 'application/json' },
+        body: c.rest.raw ?? (c.rest.body === undefined ? undefined : JSON.stringify(c.rest.body)),
+      });
+      const body = (await response.json()) as { status: string; code: string; message: string };
+      assert.equal(body.status, 'error', `${c.name}: ${JSON.stringify(body).slice(0, 300)}`);
+      assert.equal(typeof body.message, 'string');
+      const statuses: Record<string, number> = { VALIDATION_FAILED: 400, UNKNOWN_TARGET: 400, UNKNOWN_COLUMN: 400, UNAUTHENTICATED: 401, FORBIDDEN: 403, NOT_FOUND: 404, CONFLICT: 409, PAYLOAD_TOO_LARGE: 413 };
+      assert.equal(response.status, statuses[body.code], `${c.name}: HTTP status of ${body.code}`);
+      return body.code;
+    }
+    const key = keyFor(c.rpc!.key);
+    const rpc = key === alice.apiKey ? alice.rpc : new BatchServiceClient({ url: RMQ_URL, queue: service.env.BATCH_SERVICE_RMQ_QUEUE, apiKey: key ?? '', timeoutMs: 15_000 });
+    try {
+      await (rpc as unknown as { call(pattern: string, data: unknown): Promise<unknown> }).call(c.rpc!.pattern, c.rpc!.data);
+      return 'OK';
+    } catch (error) {
+      assert.ok(error instanceof BatchServiceError, `${c.name}: ${String(error)}`);
+      return error.code;
+    } finally {
+      if (rpc !== alice.rpc) await rpc.close();
+    }
+  }
+
+  it('refuses every malformed request with the contract error, stays up, and stores nothing', async (t) => {
+    bobsExecution = (await db.query<{ execution_id: string }>(`SELECT execution_id FROM batch.operations WHERE id = $1`, [bobsOperation]))[0].execution_id;
+    await db.query(`UPDATE batch.operations SET execution_id = NULL WHERE id = $1`, [alicesCompleted]); // alice's run must not reveal bob's execution
+    const before = await fingerprint();
+    const all = cases();
+    assert.ok(all.length >= 200, `${all.length} cases`);
+    const wrong: string[] = [];
+    for (const c of all) {
+      const code = await send(c).catch((error: Error) => `threw ${error.message}`);
+      if (code !== c.expect.code) wrong.push(`${c.name}: expected ${c.expect.code}, got ${code}`);
+    }
+    t.diagnostic(`${all.length} malformed requests`);
+    assert.deepEqual(wrong, []);
+    assert.equal(service.process.exitCode, null, 'the service is still running');
+    assert.equal((await http(service, 'GET', '/api/targets', alice.apiKey)).status, 200);
+    assert.equal(await fingerprint(), before, 'the database holds exactly what it held before');
+  });
+
+  it('stores quoting and SQL in values as plain data, and applies it verbatim', async () => {
+    const { operations } = await alice.rpc.createOperations(INJECTIONS.map((text, i) => ({ target: 'accounts', type: 'insert' as const, values: { id: 100 + i, email: text.slice(0, 40), meta: { text } }, label: text.slice(0, 100), idempotencyKey: text })));
+    await settleAll(db, alice);
+    assert.ok(operations.every((o) => alice.notified.get(o.id)?.status === 'COMPLETED'));
+    const rows = await db.query<{ email: string; text: string }>(`SELECT email, meta->>'text' AS text FROM public.accounts WHERE id >= 100 ORDER BY id`);
+    assert.deepEqual(rows.map((r) => r.text), INJECTIONS);
+    assert.equal(await db.count(`SELECT count(*) AS n FROM batch.clients`), 4, 'no client was deleted (admin, alice, bob, the revoked one)');
+  });
+});

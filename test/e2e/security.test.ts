@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { BatchServiceClient, BatchServiceError } from '../../src/client';
+import { createCaller, RMQ_URL, settleAll, TestDb, type Caller } from '../support/harness';
+import { http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
+
+/** Keys, isolation and rate limits across two API instances (built service, real broker, database and Redis). */
+describe('security: keys, isolation, rate limits (two API instances)', () => {
+  const instances: ServiceProcess[] = [];
+  let db: TestDb;
+  let alice: Caller;
+  let bob: Caller;
+
+  before(async () => {
+    const env = serviceEnv();
+    instances.push(await startService(env), await startService({ ...env, BATCH_ROLE: 'api' }));
+    db = new TestDb(env.DB_NAME);
+    await db.query(`CREATE TABLE public.notes (id int PRIMARY KEY, body text)`);
+    await db.query(`CREATE TABLE public.private_notes (id int PRIMARY KEY)`);
+    alice = await createCaller(instances[0], 'alice', ['notes']);
+    bob = await createCaller(instances[0], 'bob', ['notes', 'private_notes']);
+  });
+
+  after(async () => {
+    await alice?.close();
+    await bob?.close();
+    for (const instance of instances) await instance.stop();
+    await db?.close();
+    await instances[0]?.destroy();
+  });
+
+  const status = (instance: ServiceProcess, key: string) => http(instance, 'GET', '/api/targets', key).then((r) => r.status);
+
+  it('stores keys only as keyed hashes', async () => {
+    const stored = await db.query<{ api_key_hash: string }>(`SELECT api_key_hash FROM batch.clients WHERE name = 'alice'`);
+    assert.match(stored[0].api_key_hash, /^[0-9a-f]{64}$/);
+    assert.notEqual(stored[0].api_key_hash, alice.apiKey);
+    assert.match(alice.apiKey, /^bsk_[A-Za-z0-9_-]{43}$/, '256 bits of randomness');
+    const listed = await http<Record<string, unknown>[]>(instances[0], 'GET', '/api/clients', instances[0].adminKey);
+    assert.ok(listed.body.every((c) => !('apiKey' in c) && !('apiKeyHash' in c)), 'keys are never listed');
+  });
+
+  it('rotates and revokes keys with effect at once on every instance', async () => {
+    const created = await http<{ id: string; apiKey: string }>(instances[0], 'POST', '/api/clients', instances[0].adminKey, { name: 'carol', targets: ['notes'] });
+    for (const instance of instances) assert.equal(await status(instance, created.body.apiKey), 200);
+    const rotated = await http<{ apiKey: string }>(instances[1], 'POST', `/api/clients/${created.body.id}/rotate-key`, instances[1].adminKey);
+    assert.equal(rotated.status, 200);
+    for (const instance of instances) {
+      assert.equal(await status(instance, created.body.apiKey), 401, 'the old key stops working at once');
+      assert.equal(await status(instance, rotated.body.apiKey), 200);
+    }
+    const bearer = await fetch(`${instances[1].url}/api/targets`, { headers: { authorization: `Bearer ${rotated.body.apiKey}` } });
+    assert.equal(bearer.status, 200, 'Authorization: Bearer works too');
+    assert.equal((await http(instances[0], 'DELETE', `/api/clients/${created.body.id}`, instances[0].adminKey)).status, 204);
+    for (const instance of instances) assert.equal(await status(instance, rotated.body.apiKey), 401, 'a revoked key stops working at once');
+    const rpc = new BatchServiceClient({ url: RMQ_URL, queue: instances[0].env.BATCH_SERVICE_RMQ_QUEUE, apiKey: rotated.body.apiKey, timeoutMs: 10_000 });
+    await assert.rejects(rpc.getOperation('1'), (e: BatchServiceError) => e.code === 'UNAUTHENTICATED');
+    await rpc.close();
+  });
+
+  it('shows a client only its own operations, executions and notifications', async () => {
+    const mine = await alice.rpc.createOperation({ target: 'notes', type: 'insert', values: { id: 1, body: 'alice' } });
+    const theirs = await bob.rpc.createOperation({ target: 'private_notes', type: 'insert', values: { id: 1 } });
+    await settleAll(db, alice);
+    await settleAll(db, bob);
+    assert.ok(!alice.notified.has(theirs.id) && !bob.notified.has(mine.id), 'notifications go to their own client only');
+    const list = await http<{ items: { id: string }[] }>(instances[0], 'GET', '/api/operations', alice.apiKey);
+    assert.deepEqual(list.body.items.map((o) => o.id), [mine.id]);
+    const bobsExecution = (await bob.rpc.getOperation(theirs.id)).executionId!;
+    const alicesExecution = (await alice.rpc.getOperation(mine.id)).executionId!;
+    const executions = await http<{ items: { id: string }[] }>(instances[0], 'GET', '/api/executions', alice.apiKey);
+    assert.ok(executions.body.items.every((e) => e.id !== bobsExecution || e.id === alicesExecution));
+    if (bobsExecution !== alicesExecution) {
+      assert.equal((await http(instances[0], 'GET', `/api/executions/${bobsExecution}`, alice.apiKey)).status, 404);
+    }
+    const own = await http<{ steps: { target: string }[] }>(instances[0], 'GET', `/api/executions/${alicesExecution}`, alice.apiKey);
+    assert.ok(own.body.steps.every((s) => s.target === 'public.notes'), 'steps on targets alice may not write are hidden');
+    const all = await http<{ items: unknown[] }>(instances[0], 'GET', '/api/operations', instances[0].adminKey);
+    assert.equal(all.body.items.length, 2, 'an admin sees all');
+    await assert.rejects(alice.rpc.createOperation({ target: 'private_notes', type: 'insert', values: { id: 2 } }), (e: BatchServiceError) => e.code === 'FORBIDDEN');
+  });
+
+  it('rate-limits a client over both transports with retryAfterMs, per client', async () => {
+    const created = await http<{ apiKey: string }>(instances[0], 'POST', '/api/clients', instances[0].adminKey, { name: 'slow', targets: ['notes'], rateLimitPerSecond: 5 });
+    const key = created.body.apiKey;
+    const rpc = new BatchServiceClient({ url: RMQ_URL, queue: instances[0].env.BATCH_SERVICE_RMQ_QUEUE, apiKey: key, timeoutMs: 10_000 });
+    const outcomes: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const response = await http<{ code?: string; details?: { retryAfterMs: number } }>(instances[i % 2], 'POST', '/api/operations', key, { target: 'notes', type: 'insert', values: { id: 100 + i } });
+      outcomes.push(response.status === 201 ? 'ok' : `${response.status} ${response.body.code}`);
+      if (response.status === 429) assert.ok(response.body.details!.retryAfterMs > 0 && response.body.details!.retryAfterMs <= 1000);
+    }
+    assert.deepEqual(outcomes.filter((o) => o === 'ok').length, 5, `a bucket of 5 shared by both instances: ${outcomes}`);
+    assert.ok(outcomes.slice(5).every((o) => o === '429 RATE_LIMITED'));
+    await assert.rejects(rpc.createOperation({ target: 'notes', type: 'insert', values: { id: 200 } }), (e: BatchServiceError) => e.code === 'RATE_LIMITED' && (e.details as { retryAfterMs: number }).retryAfterMs > 0);
+    assert.equal(await status(instances[0], alice.apiKey), 200, 'other clients are not affected');
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    assert.ok((await rpc.createOperation({ target: 'notes', type: 'insert', values: { id: 201 } })).id, 'allowed again after the wait');
+    await rpc.close();
+  });
+
+  it('documents the auth schemes and the error responses in Swagger', async () => {
+    const docs = await http<{ components: { securitySchemes: Record<string, { type: string }> }; paths: Record<string, Record<string, { responses: Record<string, unknown>; security: unknown[] }>> }>(instances[0], 'GET', '/api/docs-json', null);
+    assert.deepEqual(Object.keys(docs.body.components.securitySchemes).sort(), ['api-key', 'bearer']);
+    const create = docs.body.paths['/api/operations'].post;
+    for (const code of ['201', '400', '401', '403', '413', '429', '503']) assert.ok(create.responses[code], `POST /api/operations documents ${code}`);
+    assert.ok(docs.body.paths['/api/operations/{id}/cancel'].post.responses['409']);
+  });
+});
