@@ -7,6 +7,7 @@ import { ClientController } from './controllers/client.controller';
 import { ExecutionController } from './controllers/execution.controller';
 import { OperationRpcController } from './controllers/operation-rpc.controller';
 import { OperationController } from './controllers/operation.controller';
+import { StatsController } from './controllers/stats.controller';
 import { TargetController } from './controllers/target.controller';
 import { BackOffPolicy, ChunkListener, ChunkListeners, ItemProcessor, ItemReader, ItemWriter, RetryPolicy, SkipPolicy } from './interfaces/chunk.interfaces';
 import { LoggingChunkListener, OutboxWakeupListener } from './services/chunk-listeners';
@@ -26,6 +27,7 @@ import { Poller } from './services/poller.service';
 import { RateLimiter } from './services/rate-limiter.service';
 import { RedisService } from './services/redis.service';
 import { RetentionService } from './services/retention.service';
+import { StatsService } from './services/stats.service';
 import { WakeupChannel } from './services/wakeup-channel.service';
 import { DataErrorSkipPolicy, ExponentialBackOffPolicy, TransientErrorRetryPolicy } from './services/skip-policy.service';
 
@@ -35,7 +37,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [TypeOrmModule.forRoot(dataSourceOptions(config))],
-      controllers: [OperationController, OperationRpcController, ExecutionController, TargetController, ClientController],
+      controllers: [OperationController, OperationRpcController, ExecutionController, TargetController, StatsController, ClientController],
       providers: [
         { provide: AppConfig, useValue: config },
         { provide: APP_GUARD, useClass: HttpAuthGuard },
@@ -45,6 +47,7 @@ export class AppModule {
         OperationValidator,
         OperationService,
         ExecutionService,
+        StatsService,
         PollerWakeup,
         OutboxWakeup,
         RedisService,

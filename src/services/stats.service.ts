@@ -1,0 +1,59 @@
+import { Injectable } from '@nestjs/common';
+import type { OperationStatus } from '../interfaces/operation.interfaces';
+import type { AuthenticatedClient } from './client.service';
+import { Database } from './database';
+
+export interface QueueStats {
+  /** Operations by status, and by target and status. */
+  byStatus: Record<OperationStatus, number>;
+  byTarget: { target: string; status: OperationStatus; count: number }[];
+  /** Age in seconds of the oldest PENDING operation that is due (its notBefore passed), 0 when none. */
+  oldestPendingAgeSeconds: number;
+  /** Operations settled per minute over the last 15 minutes, oldest first. */
+  throughput: { minute: string; completed: number; failed: number }[];
+  /** Notifications written but not yet confirmed by the broker. */
+  outboxBacklog: number;
+}
+
+/**
+ * The queue at a glance, for /api/stats, the dashboard and the metrics. A client sees its own operations;
+ * an admin (or the service itself, with no client) sees all.
+ */
+@Injectable()
+export class StatsService {
+  constructor(private readonly db: Database) {}
+
+  async queue(client: AuthenticatedClient | null): Promise<QueueStats> {
+    const owner = client && !client.admin ? client.id : null;
+    const [byTarget, [age], throughput, [outbox]] = await Promise.all([
+      this.db.query<{ target: string; status: OperationStatus; count: number }>(
+        `SELECT target, status, count(*)::int AS count FROM batch.operations
+          WHERE ($1::bigint IS NULL OR client_id = $1) GROUP BY target, status ORDER BY target, status`,
+        [owner],
+      ),
+      this.db.query<{ seconds: number }>(
+        `SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS seconds FROM batch.operations
+          WHERE status = 'PENDING' AND (not_before IS NULL OR not_before <= now()) AND ($1::bigint IS NULL OR client_id = $1)`,
+        [owner],
+      ),
+      this.db.query<{ minute: Date; completed: number; failed: number }>(
+        `SELECT date_trunc('minute', settled_at) AS minute,
+                count(*) FILTER (WHERE status = 'COMPLETED')::int AS completed, count(*) FILTER (WHERE status = 'FAILED')::int AS failed
+           FROM batch.operations
+          WHERE status IN ('COMPLETED', 'FAILED') AND settled_at > now() - interval '15 minutes' AND ($1::bigint IS NULL OR client_id = $1)
+          GROUP BY 1 ORDER BY 1`,
+        [owner],
+      ),
+      this.db.query<{ count: number }>(`SELECT count(*)::int AS count FROM batch.outbox WHERE sent_at IS NULL`),
+    ]);
+    const byStatus: Record<OperationStatus, number> = { PENDING: 0, COMPLETED: 0, FAILED: 0, CANCELLED: 0 };
+    for (const row of byTarget) byStatus[row.status] += row.count;
+    return {
+      byStatus,
+      byTarget,
+      oldestPendingAgeSeconds: age.seconds,
+      throughput: throughput.map((t) => ({ minute: t.minute.toISOString(), completed: t.completed, failed: t.failed })),
+      outboxBacklog: owner === null ? outbox.count : 0,
+    };
+  }
+}
