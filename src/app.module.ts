@@ -4,6 +4,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { AppConfig } from './config/app-config';
 import { HttpAuthGuard } from './controllers/auth';
 import { ClientController } from './controllers/client.controller';
+import { DashboardController } from './controllers/dashboard.controller';
 import { ExecutionController } from './controllers/execution.controller';
 import { OperationRpcController } from './controllers/operation-rpc.controller';
 import { OperationController } from './controllers/operation.controller';
@@ -37,7 +38,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [TypeOrmModule.forRoot(dataSourceOptions(config))],
-      controllers: [OperationController, OperationRpcController, ExecutionController, TargetController, StatsController, ClientController],
+      controllers: [OperationController, OperationRpcController, ExecutionController, TargetController, StatsController, ClientController, DashboardController],
       providers: [
         { provide: AppConfig, useValue: config },
         { provide: APP_GUARD, useClass: HttpAuthGuard },
