@@ -1,6 +1,8 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
+import { APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
+import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { LoggerModule } from 'nestjs-pino';
 import { AppConfig } from './config/app-config';
 import { HttpAuthGuard } from './controllers/auth';
 import { ClientController } from './controllers/client.controller';
@@ -31,14 +33,21 @@ import { RetentionService } from './services/retention.service';
 import { StatsService } from './services/stats.service';
 import { WakeupChannel } from './services/wakeup-channel.service';
 import { DataErrorSkipPolicy, ExponentialBackOffPolicy, TransientErrorRetryPolicy } from './services/skip-policy.service';
+import { loggerParams } from './config/logging';
+import { HealthController } from './controllers/health.controller';
+import { MetricsController } from './controllers/metrics.controller';
+import { RpcCallObserver } from './controllers/rpc-call-observer';
+import { IngestListener, IngestListeners } from './interfaces/ingest.interfaces';
+import { BrokerHealthIndicator, DatabaseHealthIndicator, RedisHealthIndicator } from './services/health-indicators';
+import { Metrics, MetricsChunkListener, MetricsIngestListener } from './services/metrics.service';
 
 @Module({})
 export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [TypeOrmModule.forRoot(dataSourceOptions(config))],
-      controllers: [OperationController, OperationRpcController, ExecutionController, TargetController, StatsController, ClientController, DashboardController],
+      imports: [TypeOrmModule.forRoot(dataSourceOptions(config)), LoggerModule.forRoot(loggerParams(config)), TerminusModule],
+      controllers: [OperationController, OperationRpcController, ExecutionController, TargetController, StatsController, ClientController, DashboardController, HealthController, MetricsController],
       providers: [
         { provide: AppConfig, useValue: config },
         { provide: APP_GUARD, useClass: HttpAuthGuard },
@@ -62,15 +71,27 @@ export class AppModule {
         { provide: BackOffPolicy, useClass: ExponentialBackOffPolicy },
         LoggingChunkListener,
         OutboxWakeupListener,
+        MetricsChunkListener,
         {
           provide: ChunkListeners,
-          inject: [LoggingChunkListener, OutboxWakeupListener],
+          inject: [LoggingChunkListener, OutboxWakeupListener, MetricsChunkListener],
           useFactory: (...listeners: ChunkListener[]) => new ChunkListeners(listeners),
         },
         ChunkStep,
         Poller,
         OutboxRelay,
         RetentionService,
+        Metrics,
+        MetricsIngestListener,
+        {
+          provide: IngestListeners,
+          inject: [MetricsIngestListener],
+          useFactory: (...listeners: IngestListener[]) => new IngestListeners(listeners),
+        },
+        { provide: APP_INTERCEPTOR, useClass: RpcCallObserver },
+        DatabaseHealthIndicator,
+        BrokerHealthIndicator,
+        RedisHealthIndicator,
       ],
     };
   }

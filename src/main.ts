@@ -1,9 +1,10 @@
 import 'reflect-metadata';
-import { INestApplication, Logger, LogLevel, ValidationPipe } from '@nestjs/common';
+import { INestApplication, Logger, ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MicroserviceOptions, Transport } from '@nestjs/microservices';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { Logger as PinoNestLogger } from 'nestjs-pino';
 import { existsSync } from 'node:fs';
 import { AppModule } from './app.module';
 import { AppConfig, ConfigError, loadConfig } from './config/app-config';
@@ -12,13 +13,10 @@ import { ensureDatabase } from './services/database';
 import { OutboxRelay } from './services/outbox-relay.service';
 import { Poller } from './services/poller.service';
 import { AMQP_SOCKET_OPTIONS } from './config/amqp';
+import { httpRequestMetrics } from './controllers/http-request-metrics';
+import { BrokerHealthIndicator } from './services/health-indicators';
+import { Metrics } from './services/metrics.service';
 
-const LOG_LEVELS: Record<AppConfig['logLevel'], LogLevel[]> = {
-  error: ['fatal', 'error'],
-  warn: ['fatal', 'error', 'warn'],
-  info: ['fatal', 'error', 'warn', 'log'],
-  debug: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'],
-};
 const SHUTDOWN_TIMEOUT_MS = 30_000;
 const logger = new Logger('Bootstrap');
 
@@ -60,8 +58,10 @@ async function bootstrap(): Promise<void> {
   await ensureDatabase(config.db);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     bodyParser: false,
-    logger: LOG_LEVELS[config.logLevel],
+    bufferLogs: true,
   });
+  app.useLogger(app.get(PinoNestLogger)); // structured logs (src/config/logging.ts), LOG_LEVEL applied there
+  app.use(httpRequestMetrics(app.get(Metrics)));
   app.useBodyParser('json', { limit: config.limits.maxMessageBytes });
   app.useGlobalPipes(
     new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, exceptionFactory: validationFailed }),
@@ -79,7 +79,7 @@ async function bootstrap(): Promise<void> {
   SwaggerModule.setup('api/docs', app, () => SwaggerModule.createDocument(app, swagger), { jsonDocumentUrl: 'api/docs-json' });
 
   if (config.role !== 'worker') {
-    app.connectMicroservice<MicroserviceOptions>(
+    const rpc = app.connectMicroservice<MicroserviceOptions>(
       {
         transport: Transport.RMQ,
         options: {
@@ -93,6 +93,7 @@ async function bootstrap(): Promise<void> {
       },
       { inheritAppConfig: true },
     );
+    app.get(BrokerHealthIndicator).watchRpcConsumer(rpc.status);
     await app.startAllMicroservices();
   }
   await app.listen(config.port);

@@ -121,10 +121,21 @@ export class RpcCallInterceptor implements NestInterceptor {
   }
 }
 
-/** The RPC request id (the NestJS wire format's `id`), used as the implicit idempotency key of a create. */
+const REQUEST_IDS = new WeakMap<object, string | undefined>();
+
+/**
+ * The RPC request id (the NestJS wire format's `id`), used as the implicit idempotency key of a create and in the
+ * log context; read once per message.
+ */
 export function rpcRequestId(context: RmqContext): string | undefined {
+  const message = context.getMessage();
+  if (!REQUEST_IDS.has(message)) REQUEST_IDS.set(message, readRequestId(message.content));
+  return REQUEST_IDS.get(message);
+}
+
+function readRequestId(content: Buffer): string | undefined {
   try {
-    const id = JSON.parse(context.getMessage().content.toString()).id;
+    const id = JSON.parse(content.toString()).id;
     return typeof id === 'string' && id.length > 0 && id.length <= 200 ? id : undefined;
   } catch {
     return undefined;

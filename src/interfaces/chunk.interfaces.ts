@@ -80,6 +80,7 @@ export interface ChunkSummary {
   executionId: string;
   read: number;
   outcomes: OperationOutcome[];
+  startedAt: Date;
 }
 
 /** Hooks around each chunk (metrics, notifications, logs); every method is optional. */
@@ -87,6 +88,8 @@ export abstract class ChunkListener {
   afterChunk?(summary: ChunkSummary): void;
   afterChunkError?(error: unknown, read: number): void;
   onSkip?(outcome: OperationOutcome): void;
+  /** After each statement; `fallback` when it failed and its operations were applied one by one. */
+  onStatement?(plan: StatementPlan, fallback: boolean, durationMs: number): void;
 }
 
 /** All chunk listeners, as one injectable. */

@@ -3,15 +3,18 @@ import { ChunkListener, ChunkSummary, OperationOutcome } from '../interfaces/chu
 import { describe } from './chunk-step.service';
 import { OutboxWakeup } from './poller-wakeup.service';
 
-/** Logs what an operator must see: executions with failed operations, and chunks that failed as a whole. */
+/**
+ * Logs what an operator must see: executions with failed operations, and chunks that failed as a whole. Ids travel
+ * as structured fields (`executionId`, `operationId`) as well as in the message.
+ */
 @Injectable()
 export class LoggingChunkListener extends ChunkListener {
   private readonly logger = new Logger('ChunkStep');
 
   afterChunk({ executionId, read, outcomes }: ChunkSummary): void {
     const failed = outcomes.filter((o) => o.status === 'FAILED').length;
-    if (failed > 0) this.logger.warn(`execution ${executionId}: ${failed} of ${read} operations failed`);
-    else this.logger.debug(`execution ${executionId}: ${read} operations completed`);
+    if (failed > 0) this.logger.warn({ executionId, read, failed }, `execution ${executionId}: ${failed} of ${read} operations failed`);
+    else this.logger.debug({ executionId, read }, `execution ${executionId}: ${read} operations completed`);
   }
 
   afterChunkError(error: unknown, read: number): void {
@@ -20,7 +23,7 @@ export class LoggingChunkListener extends ChunkListener {
   }
 
   onSkip({ operation, error }: OperationOutcome): void {
-    this.logger.debug(`operation ${operation.id} failed: ${error?.code} ${error?.message}`);
+    this.logger.debug({ operationId: operation.id, errorCode: error?.code }, `operation ${operation.id} failed: ${error?.code} ${error?.message}`);
   }
 }
 

@@ -75,7 +75,7 @@ export class ChunkStep {
         const steps: StepRecord[] = [];
         for (const statement of plan.statements) steps.push(await this.runStatement(tx, statement, outcomes));
         const executionId = await this.record(tx, startedAt, chunk, plan.filtered.length, steps, outcomes);
-        return { executionId, read, outcomes };
+        return { executionId, read, outcomes, startedAt };
       });
       if (!summary) return { executionId: null, read: 0 };
       for (const listener of this.listeners.all) listener.afterChunk?.(summary);
@@ -120,6 +120,7 @@ export class ChunkStep {
       }
     }
     step.endedAt = new Date();
+    for (const listener of this.listeners.all) listener.onStatement?.(plan, step.rollbackCount > 0, step.endedAt.getTime() - step.startedAt.getTime());
     return step;
   }
 

@@ -9,6 +9,7 @@ import type {
   OperationType,
   RowValues,
 } from '../interfaces/operation.interfaces';
+import { IngestListeners } from '../interfaces/ingest.interfaces';
 import { BatchError } from './batch-error';
 import { AuthenticatedClient } from './client.service';
 import { Database } from './database';
@@ -68,6 +69,7 @@ export class OperationService {
     private readonly db: Database,
     private readonly validator: OperationValidator,
     private readonly wakeup: WakeupChannel,
+    private readonly listeners: IngestListeners,
   ) {}
 
   async create(client: AuthenticatedClient, request: ICreateBatchOperationRequest, requestId?: string): Promise<ICreateBatchOperationResponse> {
@@ -111,6 +113,8 @@ export class OperationService {
     });
     if (inserted.length > 0) this.wakeup.notify();
     const byRequestKey = new Map(inserted.map((row) => [row.request_key, row]));
+    const stored = operations.filter((_, index) => byRequestKey.has(requestKeys[index]));
+    for (const listener of this.listeners.all) listener.afterCreate?.(client, stored);
     const missing = requestKeys.filter((key) => !byRequestKey.has(key));
     const existing = missing.length === 0 ? [] : await this.findExisting(client, missing, operations);
     return operations.map((operation, index) => {

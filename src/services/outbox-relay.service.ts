@@ -49,6 +49,11 @@ export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShu
     return this.stop();
   }
 
+  /** Whether the relay's broker connection is up (false while it reconnects, and when this process does not relay). */
+  get brokerConnected(): boolean {
+    return this.connection?.isConnected() ?? false;
+  }
+
   /** Stops the loop, publishes what is left (bounded by PUBLISH_TIMEOUT_MS), and closes the connection. */
   async stop(): Promise<void> {
     if (!this.running) return;

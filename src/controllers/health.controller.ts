@@ -1,0 +1,46 @@
+import { Controller, Get, Res, ServiceUnavailableException } from '@nestjs/common';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { HealthCheck, HealthCheckResult, HealthCheckService } from '@nestjs/terminus';
+import type { Response } from 'express';
+import { BrokerHealthIndicator, DatabaseHealthIndicator, RedisHealthIndicator, withOptionalIndicator } from '../services/health-indicators';
+import { Public } from './auth';
+
+/** Readiness and liveness probes, in terminus' format; no API key needed. */
+@ApiTags('health')
+@Public()
+@Controller('health')
+export class HealthController {
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly database: DatabaseHealthIndicator,
+    private readonly broker: BrokerHealthIndicator,
+    private readonly redis: RedisHealthIndicator,
+  ) {}
+
+  @Get()
+  @HealthCheck()
+  @ApiOperation({
+    summary: 'Readiness: the database answers and the broker connections are up (503 otherwise)',
+    description: 'Redis is reported too, but it is optional: Redis down never makes the service unready.',
+  })
+  async readiness(@Res({ passthrough: true }) response: Response): Promise<HealthCheckResult> {
+    const [required, redis] = await Promise.all([
+      this.health
+        .check([() => this.database.check('database'), () => this.broker.check('broker')])
+        .catch((error: unknown) => {
+          if (!(error instanceof ServiceUnavailableException)) throw error;
+          response.status(503);
+          return error.getResponse() as HealthCheckResult;
+        }),
+      this.redis.check('redis'),
+    ]);
+    return withOptionalIndicator(required, redis);
+  }
+
+  @Get('live')
+  @HealthCheck()
+  @ApiOperation({ summary: 'Liveness: the process answers (no dependency is checked)' })
+  liveness(): Promise<HealthCheckResult> {
+    return this.health.check([]);
+  }
+}
