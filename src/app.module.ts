@@ -23,6 +23,7 @@ import { ClientService } from './services/client.service';
 import { Database, dataSourceOptions } from './services/database';
 import { ExecutionService } from './services/execution.service';
 import { OperationValidator } from './services/operation-validator.service';
+import { IngestBuffer } from './services/ingest-buffer.service';
 import { OperationService } from './services/operation.service';
 import { OutboxRelay } from './services/outbox-relay.service';
 import { OutboxWakeup, PollerWakeup } from './services/poller-wakeup.service';
@@ -56,6 +57,7 @@ export class AppModule {
         ClientService,
         OperationValidator,
         OperationService,
+        IngestBuffer,
         ExecutionService,
         StatsService,
         PollerWakeup,

@@ -10,7 +10,7 @@ export class OutboxMessageEntity {
   @Column({ name: 'routing_key', type: 'text' })
   routingKey: string;
 
-  @Column({ type: 'jsonb' })
+  @Column({ type: 'json' })
   payload: IOperationsSettledEvent;
 
   @Column({ name: 'created_at', type: 'timestamptz' })

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import { ClaimedOperation, ItemReader } from '../interfaces/chunk.interfaces';
 import type { OperationType, RowValues } from '../interfaces/operation.interfaces';
-import { INGEST_LOCK } from './operation.service';
+import { INGEST_LOCK } from './ingest-buffer.service';
 
 /** Key space of the transaction-scoped advisory locks that give one target to one worker at a time. */
 const TARGET_LOCK_SPACE = 4242;

@@ -201,7 +201,7 @@ export class ChunkStep {
       ],
     );
     const events = settledEvents(executionId, endedAt, outcomes);
-    await tx.query(`INSERT INTO batch.outbox (routing_key, payload) SELECT * FROM unnest($1::text[], $2::jsonb[])`, [
+    await tx.query(`INSERT INTO batch.outbox (routing_key, payload) SELECT * FROM unnest($1::text[], $2::json[])`, [
       events.map((e) => SETTLED_ROUTING_KEY_PREFIX + e.client),
       events.map((e) => JSON.stringify(e)),
     ]);

@@ -21,9 +21,6 @@ export class AuthenticatedClient {
     return this.admin || this.targets.some((grant) => grant === '*' || grant === target || grant === table);
   }
 
-  static of(entity: ClientEntity): AuthenticatedClient {
-    return new AuthenticatedClient(entity.id, entity.name, entity.admin, entity.targets, entity.rateLimitPerSecond);
-  }
 }
 
 export interface ClientCreate {
@@ -35,10 +32,21 @@ export interface ClientCreate {
 
 export const ADMIN_CLIENT_NAME = 'admin';
 
+interface ClientRow {
+  id: string;
+  name: string;
+  api_key_hash: string;
+  targets: string[];
+  admin: boolean;
+  rate_limit_per_second: number | null;
+  revoked_at: Date | null;
+}
+
 /** Clients and their API keys. Keys are shown once and stored only as an HMAC keyed by API_KEY_ENCRYPTION_SECRET. */
 @Injectable()
 export class ClientService implements OnApplicationBootstrap {
   private readonly logger = new Logger(ClientService.name);
+  private readonly lookups = new Map<string, Promise<ClientRow | undefined>>();
 
   constructor(
     private readonly db: Database,
@@ -57,13 +65,28 @@ export class ClientService implements OnApplicationBootstrap {
   async authenticate(apiKey: string | undefined): Promise<AuthenticatedClient> {
     if (!apiKey || apiKey.length > 512) throw new BatchError('UNAUTHENTICATED', 'Missing or invalid API key');
     // Looked up by keyed hash (timing reveals nothing about stored keys), then compared in constant time.
-    // Nothing is cached, so a rotated or revoked key stops working at once on every instance.
     const hash = this.hashKey(apiKey);
-    const client = await this.clients.findOneBy({ apiKeyHash: hash });
-    if (!client || client.revokedAt || !timingSafeEqual(Buffer.from(client.apiKeyHash), Buffer.from(hash))) {
+    const client = await this.lookup(hash);
+    if (!client || client.revoked_at || !timingSafeEqual(Buffer.from(client.api_key_hash), Buffer.from(hash))) {
       throw new BatchError('UNAUTHENTICATED', 'Missing or invalid API key');
     }
-    return AuthenticatedClient.of(client);
+    return new AuthenticatedClient(client.id, client.name, client.admin, client.targets, client.rate_limit_per_second);
+  }
+
+  /**
+   * Nothing is cached, so a rotated or revoked key stops working at once on every instance; but requests with
+   * the same key that arrive while its lookup is running share that lookup.
+   */
+  private lookup(hash: string): Promise<ClientRow | undefined> {
+    let pending = this.lookups.get(hash);
+    if (!pending) {
+      pending = this.db
+        .query<ClientRow>(`SELECT id, name, api_key_hash, targets, admin, rate_limit_per_second, revoked_at FROM batch.clients WHERE api_key_hash = $1`, [hash])
+        .then((rows) => rows[0])
+        .finally(() => this.lookups.delete(hash));
+      this.lookups.set(hash, pending);
+    }
+    return pending;
   }
 
   /** Creates or updates the built-in admin client from BATCH_ADMIN_API_KEY. */

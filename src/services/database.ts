@@ -5,8 +5,9 @@ import { AppConfig } from '../config/app-config';
 import { ENTITIES } from '../entities';
 import { InitialSchema1763700000000 } from '../migrations/1763700000000-initial-schema';
 import { RetentionIndexes1763800000000 } from '../migrations/1763800000000-retention-indexes';
+import { LighterSettlement1763900000000 } from '../migrations/1763900000000-lighter-settlement';
 
-export const MIGRATIONS = [InitialSchema1763700000000, RetentionIndexes1763800000000];
+export const MIGRATIONS = [InitialSchema1763700000000, RetentionIndexes1763800000000, LighterSettlement1763900000000];
 
 /** Creates the service's database when it is missing and the user may create it. */
 export async function ensureDatabase(db: AppConfig['db']): Promise<void> {

@@ -13,11 +13,9 @@ import { IngestListeners } from '../interfaces/ingest.interfaces';
 import { BatchError } from './batch-error';
 import { AuthenticatedClient } from './client.service';
 import { Database } from './database';
+import { IngestBuffer } from './ingest-buffer.service';
 import { OperationValidator, ValidOperation } from './operation-validator.service';
 import { WakeupChannel } from './wakeup-channel.service';
-
-/** Shared with the chunk reader: ingest holds it shared while it allocates ids and commits (see ChunkReader). */
-export const INGEST_LOCK = 4242_0001;
 
 export interface OperationRow {
   id: string;
@@ -50,24 +48,13 @@ export interface OperationListQuery {
   cursor?: string;
 }
 
-const INSERT_SQL = `
-  INSERT INTO batch.operations
-         (client_id, target, type, row_values, row_key, conflict_key, idempotency_key, request_key, label, priority, not_before)
-  SELECT $1, i.target, i.type, i.row_values, i.row_key,
-         CASE WHEN i.conflict_key IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(i.conflict_key)) END,
-         i.idempotency_key, i.request_key, i.label, i.priority, i.not_before
-    FROM unnest($2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::jsonb[], $7::text[], $8::text[], $9::text[], $10::int2[], $11::timestamptz[])
-         WITH ORDINALITY AS i(target, type, row_values, row_key, conflict_key, idempotency_key, request_key, label, priority, not_before, ord)
-   ORDER BY i.ord
-  ON CONFLICT DO NOTHING
-  RETURNING id, status, created_at, request_key`;
-
 /** Creating, reading, cancelling and retrying operations: the domain behind both transports. */
 @Injectable()
 export class OperationService {
   constructor(
     private readonly db: Database,
     private readonly validator: OperationValidator,
+    private readonly ingest: IngestBuffer,
     private readonly wakeup: WakeupChannel,
     private readonly listeners: IngestListeners,
   ) {}
@@ -78,8 +65,9 @@ export class OperationService {
   }
 
   /**
-   * Validates every operation, then stores all of them in one statement or none. `requestId` (the RPC request
-   * id) makes a redelivered request return what the first delivery stored instead of storing it again.
+   * Validates every operation, then stores all of them in one statement or none (through the group commit of
+   * IngestBuffer). `requestId` (the RPC request id) makes a redelivered request return what the first delivery
+   * stored instead of storing it again.
    */
   async createMany(client: AuthenticatedClient, requests: ICreateBatchOperationRequest[], requestId: string = randomUUID()): Promise<ICreateBatchOperationResponse[]> {
     const operations: ValidOperation[] = [];
@@ -94,23 +82,7 @@ export class OperationService {
       }
     }
     const requestKeys = operations.map((_, index) => `${requestId}#${index}`);
-    const inserted = await this.db.transaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock_shared($1)', [INGEST_LOCK]);
-      const result = await tx.query<{ id: string; status: OperationStatus; created_at: Date; request_key: string }>(INSERT_SQL, [
-        client.id,
-        operations.map((o) => o.target),
-        operations.map((o) => o.type),
-        operations.map((o) => json(o.values)),
-        operations.map((o) => json(o.key)),
-        operations.map((o) => json(o.conflictKey)),
-        operations.map((o) => o.idempotencyKey),
-        requestKeys,
-        operations.map((o) => o.label),
-        operations.map((o) => o.priority),
-        operations.map((o) => o.notBefore),
-      ]);
-      return result.rows;
-    });
+    const inserted = await this.ingest.store(client.id, operations, requestKeys);
     if (inserted.length > 0) this.wakeup.notify();
     const byRequestKey = new Map(inserted.map((row) => [row.request_key, row]));
     const stored = operations.filter((_, index) => byRequestKey.has(requestKeys[index]));
@@ -191,10 +163,6 @@ export class OperationService {
     if (!client.admin && row.client_id !== client.id) throw new BatchError('FORBIDDEN', `Operation ${id} belongs to another client`);
     return row;
   }
-}
-
-function json(value: unknown): string | null {
-  return value === null || value === undefined ? null : JSON.stringify(value);
 }
 
 export function toResponse(row: OperationRow): IGetBatchOperationResponse {

@@ -86,14 +86,14 @@ export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShu
   /** Publishes one batch of unsent messages; returns how many. */
   relayBatch(): Promise<number> {
     return this.db.transaction(async (tx) => {
-      const { rows } = await tx.query<{ id: string; routing_key: string; payload: unknown }>(
-        `SELECT id, routing_key, payload FROM batch.outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+      const { rows } = await tx.query<{ id: string; routing_key: string; payload: string }>(
+        `SELECT id, routing_key, payload::text AS payload FROM batch.outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
         [BATCH_SIZE],
       );
       if (rows.length === 0) return 0;
       await Promise.all(
         rows.map((row) =>
-          this.channel!.publish(this.config.rmq.eventsExchange, row.routing_key, Buffer.from(JSON.stringify(row.payload)), {
+          this.channel!.publish(this.config.rmq.eventsExchange, row.routing_key, Buffer.from(row.payload), {
             persistent: true,
             contentType: 'application/json',
             messageId: `outbox-${row.id}`,

@@ -6,8 +6,9 @@ const BATCH_SIZE = 1000;
 
 /**
  * Deletes what is older than BATCH_RETENTION_HOURS, in small batches so that no long lock or transaction
- * builds up: settled operations, sent outbox rows, executions (with their steps). Idempotency keys are
- * remembered for as long as their operation is kept.
+ * builds up: settled operations, sent outbox rows, executions (with their steps). Ids grow with time, so each
+ * batch walks the primary key from the oldest row. Idempotency keys are remembered for as long as their
+ * operation is kept.
  */
 @Injectable()
 export class RetentionService implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -41,11 +42,11 @@ export class RetentionService implements OnApplicationBootstrap, BeforeApplicati
     const result = {
       operations: await this.inBatches(
         `DELETE FROM batch.operations WHERE id IN (
-           SELECT id FROM batch.operations WHERE status <> 'PENDING' AND settled_at < $1 LIMIT ${BATCH_SIZE})`,
+           SELECT id FROM batch.operations WHERE status <> 'PENDING' AND settled_at < $1 ORDER BY id LIMIT ${BATCH_SIZE})`,
         cutoff,
       ),
       outbox: await this.inBatches(
-        `DELETE FROM batch.outbox WHERE id IN (SELECT id FROM batch.outbox WHERE sent_at < $1 LIMIT ${BATCH_SIZE})`,
+        `DELETE FROM batch.outbox WHERE id IN (SELECT id FROM batch.outbox WHERE sent_at < $1 ORDER BY id LIMIT ${BATCH_SIZE})`,
         cutoff,
       ),
       executions: await this.inBatches(

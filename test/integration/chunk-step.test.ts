@@ -123,7 +123,7 @@ describe('chunk step (real PostgreSQL)', () => {
     assert.equal((await step.execute()).read, 100);
     assert.equal((await step.execute()).read, 40);
     const outbox = await t.db.query<{ routing_key: string; n: number }>(
-      `SELECT routing_key, sum(jsonb_array_length(payload->'operations'))::int AS n FROM batch.outbox GROUP BY routing_key ORDER BY routing_key`);
+      `SELECT routing_key, sum(json_array_length(payload->'operations'))::int AS n FROM batch.outbox GROUP BY routing_key ORDER BY routing_key`);
     assert.deepEqual(outbox, [{ routing_key: 'operations.settled.billing', n: 70 }, { routing_key: 'operations.settled.shipping', n: 70 }]);
   });
 

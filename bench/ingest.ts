@@ -1,0 +1,65 @@
+import { ClientRMQ, RmqRecordBuilder } from '@nestjs/microservices';
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { firstValueFrom } from 'rxjs';
+
+import { AMQP_SOCKET_OPTIONS } from '../src/config/amqp';
+import { createCaller, RMQ_URL, TestDb } from '../test/support/harness';
+import { serviceEnv, startService } from '../test/support/service-process';
+import type { Figure } from './report';
+
+/** Runs `total` calls with `inFlight` of them outstanding at any time; returns calls per second. */
+export async function callsPerSecond(total: number, inFlight: number, call: (i: number) => Promise<unknown>): Promise<number> {
+  let next = 0;
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < total) await call(next++);
+    }),
+  );
+  return total / (Number(process.hrtime.bigint() - started) / 1e9);
+}
+
+/**
+ * Ingest: createOperation over RabbitMQ with `inFlight` requests outstanding, against a bare NestJS RMQ echo
+ * handler in the same run; and createOperations with 1,000 operations per message.
+ */
+export async function benchIngest(options: { requests: number; inFlight: number; bulkMessages: number }): Promise<Figure[]> {
+  const env = serviceEnv({ BATCH_ROLE: 'api', LOG_LEVEL: 'error' });
+  const echoQueue = `${env.BATCH_SERVICE_RMQ_QUEUE}.echo`;
+  const echo = fork(join(__dirname, 'echo-server.js'), [], { env: { ...process.env, ECHO_QUEUE: echoQueue }, stdio: 'inherit' });
+  await once(echo, 'message');
+  const service = await startService(env);
+  const db = new TestDb(env.DB_NAME);
+  try {
+    await db.query(`CREATE TABLE public.bench (id bigserial PRIMARY KEY, qty int NOT NULL, note text, at timestamptz, price numeric(12,2))`);
+    const caller = await createCaller(service, 'ingest', ['bench'], 60_000);
+    const echoClient = new ClientRMQ({ urls: [RMQ_URL], queue: echoQueue, queueOptions: { durable: true }, socketOptions: AMQP_SOCKET_OPTIONS });
+    const operation = (i: number) => ({ target: 'bench', type: 'insert' as const, values: { qty: i % 100, note: `note ${i}`, at: '2026-11-21T10:00:00Z', price: 9.5 } });
+    const echoOnce = (i: number) =>
+      firstValueFrom(echoClient.send('echo', new RmqRecordBuilder(operation(i)).setOptions({ headers: { 'x-api-key': caller.apiKey }, persistent: true }).build()));
+
+    await callsPerSecond(500, options.inFlight, echoOnce); // warm-up
+    await callsPerSecond(500, options.inFlight, (i) => caller.rpc.createOperation(operation(i)));
+    const echoRate = await callsPerSecond(options.requests, options.inFlight, echoOnce);
+    const createRate = await callsPerSecond(options.requests, options.inFlight, (i) => caller.rpc.createOperation(operation(i)));
+    const bulk = Array.from({ length: 1000 }, (_, i) => operation(i));
+    const bulkRate = (await callsPerSecond(options.bulkMessages, 4, () => caller.rpc.createOperations(bulk))) * 1000;
+    const stored = await db.count(`SELECT count(*) AS n FROM batch.operations`);
+    if (stored !== 500 + options.requests + options.bulkMessages * 1000) throw new Error(`ingest stored ${stored} operations`);
+
+    await echoClient.close();
+    await caller.close();
+    return [
+      { name: `ingest createOperation, ${options.inFlight} in flight`, value: createRate, unit: 'req/s', baseline: { name: 'NestJS RMQ echo', value: echoRate }, target: 0.7 },
+      { name: 'ingest createOperations, 1,000 per message', value: bulkRate, unit: 'ops/s', target: 50_000 },
+    ];
+  } finally {
+    echo.kill('SIGTERM');
+    await db.close();
+    await service.destroy();
+  }
+}
+
+

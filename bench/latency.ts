@@ -1,0 +1,72 @@
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createCaller, TestDb } from '../test/support/harness';
+import { serviceEnv, startService } from '../test/support/service-process';
+import type { Figure } from './report';
+
+function residentMegabytes(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Number(match[1]) / 1024 : NaN;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/**
+ * Latency and memory: a steady stream of createOperation calls at `rate` per second for `seconds`, each timed
+ * from the call to its settled notification; the service's resident memory sampled all along.
+ */
+export async function benchLatency(options: { rate: number; seconds: number; interval: number }): Promise<Figure[]> {
+  const service = await startService(serviceEnv({ BATCH_PROCESS_OPERATION_INTERVAL: String(options.interval), LOG_LEVEL: 'error' }));
+  const db = new TestDb(service.env.DB_NAME);
+  try {
+    await db.query(`CREATE TABLE public.bench (id bigserial PRIMARY KEY, qty int NOT NULL, note text)`);
+    const caller = await createCaller(service, 'latency', ['bench'], 30_000);
+    const sentAt = new Map<string, number>();
+    const latencies: number[] = [];
+    const memory: number[] = [];
+    caller.notified.set = function (id, operation) {
+      const sent = sentAt.get(id);
+      if (sent !== undefined && !Map.prototype.has.call(this, id)) latencies.push(performance.now() - sent);
+      return Map.prototype.set.call(this, id, operation);
+    };
+    const tick = 10; // ms
+    const perTick = (options.rate * tick) / 1000;
+    const pending: Promise<unknown>[] = [];
+    const started = performance.now();
+    let sent = 0;
+    let nextSample = started;
+    while (performance.now() - started < options.seconds * 1000) {
+      const due = Math.floor(((performance.now() - started) / 1000) * options.rate);
+      for (; sent < due; sent++) {
+        const at = performance.now();
+        pending.push(caller.rpc.createOperation({ target: 'bench', type: 'insert', values: { qty: sent % 100, note: `n${sent}` } }).then(({ id }) => sentAt.set(id, at)));
+      }
+      if (performance.now() >= nextSample) {
+        memory.push(residentMegabytes(service.process.pid!));
+        nextSample += 500;
+      }
+      await sleep(tick - ((performance.now() - started) % tick) || perTick);
+    }
+    await Promise.all(pending);
+    const deadline = performance.now() + 30_000;
+    while (latencies.length < sent && performance.now() < deadline) await sleep(50);
+    await caller.close();
+    if (latencies.length < sent) throw new Error(`only ${latencies.length} of ${sent} operations were notified`);
+    const sorted = latencies.sort((a, b) => a - b);
+    const third = Math.max(1, Math.floor(memory.length / 3));
+    const average = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+    const growth = average(memory.slice(-third)) - average(memory.slice(0, third));
+    const at = `${options.rate}/s, interval ${options.interval} ms`;
+    return [
+      { name: `latency p50 create → notified (${at})`, value: percentile(sorted, 50), unit: 'ms' },
+      { name: `latency p99 create → notified (${at})`, value: percentile(sorted, 99), unit: 'ms', target: options.interval === 100 ? 250 : options.interval + 250, max: true },
+      { name: `memory peak RSS (${options.seconds} s at ${options.rate}/s)`, value: Math.max(...memory), unit: 'MB', target: 300, max: true },
+      { name: `memory growth, last third vs first third of the run`, value: growth, unit: 'MB', target: 25, max: true, note: 'should stay flat' },
+    ];
+  } finally {
+    await db.close();
+    await service.destroy();
+  }
+}

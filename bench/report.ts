@@ -1,0 +1,78 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** One measured figure: its value, and where there is one, its baseline from the same run and the target ratio. */
+export interface Figure {
+  name: string;
+  value: number;
+  unit: string;
+  baseline?: { name: string; value: number };
+  /** The target: a minimum ratio to the baseline, or with `max`, a maximum value (or ratio). */
+  target?: number;
+  max?: boolean;
+  note?: string;
+}
+
+export function ratio(f: Figure): number | null {
+  return f.baseline ? f.value / f.baseline.value : null;
+}
+
+export function meets(f: Figure): boolean | null {
+  if (f.target === undefined) return null;
+  const measured = ratio(f) ?? f.value;
+  return f.max ? measured <= f.target : measured >= f.target;
+}
+
+const fmt = (n: number) => (Math.abs(n) >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2));
+
+export function table(figures: Figure[]): string {
+  const rows = [['figure', 'value', 'baseline', 'ratio', 'target', 'ok']];
+  for (const f of figures) {
+    const r = ratio(f);
+    const ok = meets(f);
+    rows.push([
+      f.name,
+      `${fmt(f.value)} ${f.unit}`,
+      f.baseline ? `${fmt(f.baseline.value)} (${f.baseline.name})` : '',
+      r === null ? '' : `${r.toFixed(2)}×`,
+      f.target === undefined ? '' : `${f.max ? '≤' : '≥'} ${f.target}${r === null ? ` ${f.unit}` : '×'}`,
+      ok === null ? '' : ok ? 'yes' : 'NO',
+    ]);
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
+  return rows.map((row) => row.map((cell, c) => cell.padEnd(widths[c])).join('  ')).join('\n');
+}
+
+/** A horizontal bar per figure with a target: measured against target, 1.0 = exactly on target. */
+export function svg(figures: Figure[]): string {
+  const shown = figures.filter((f) => f.target !== undefined);
+  const width = 760;
+  const bar = 22;
+  const left = 300;
+  const scale = (width - left - 60) / 2; // 2× target at the right edge
+  const lines = shown.map((f, i) => {
+    const measured = ratio(f) ?? f.value;
+    const score = Math.min(2, f.max ? f.target! / Math.max(measured, 1e-9) : measured / f.target!);
+    const y = 30 + i * (bar + 8);
+    const color = score >= 1 ? '#2e7d32' : '#c62828';
+    const label = `${fmt(measured)}${ratio(f) === null ? ` ${f.unit}` : '×'} (target ${f.max ? '≤' : '≥'} ${f.target})`;
+    return `<text x="${left - 8}" y="${y + 15}" text-anchor="end" font-size="12">${escape(f.name)}</text>` +
+      `<rect x="${left}" y="${y}" width="${Math.max(1, score * scale)}" height="${bar}" fill="${color}"/>` +
+      `<text x="${left + Math.max(1, score * scale) + 4}" y="${y + 15}" font-size="11">${escape(label)}</text>`;
+  });
+  const height = 40 + shown.length * (bar + 8);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">` +
+    `<rect width="100%" height="100%" fill="white"/><text x="10" y="18" font-size="13" font-weight="bold">Batch Service benchmark: measured ÷ target (line = target)</text>` +
+    `${lines.join('')}<line x1="${left + scale}" y1="24" x2="${left + scale}" y2="${height - 6}" stroke="#333" stroke-dasharray="4 3"/></svg>`;
+}
+
+function escape(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+export function save(directory: string, figures: Figure[], settings: Record<string, unknown>): void {
+  mkdirSync(directory, { recursive: true });
+  const results = figures.map((f) => ({ ...f, ratio: ratio(f), meetsTarget: meets(f) }));
+  writeFileSync(join(directory, 'latest.json'), JSON.stringify({ measuredAt: new Date().toISOString(), settings, results }, null, 2) + '\n');
+  writeFileSync(join(directory, 'latest.svg'), svg(figures) + '\n');
+}

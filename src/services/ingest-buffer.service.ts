@@ -1,0 +1,131 @@
+import { Injectable } from '@nestjs/common';
+import type { OperationStatus } from '../interfaces/operation.interfaces';
+import { isDatabaseUnavailable } from './batch-error';
+import { Database } from './database';
+import type { ValidOperation } from './operation-validator.service';
+
+/** Shared with the chunk reader: ingest holds it shared while it allocates ids and commits (see ChunkReader). */
+export const INGEST_LOCK = 4242_0001;
+
+export interface StoredRow {
+  id: string;
+  status: OperationStatus;
+  created_at: Date;
+  request_key: string;
+}
+
+interface Submission {
+  clientId: string;
+  operations: ValidOperation[];
+  requestKeys: string[];
+  resolve(rows: StoredRow[]): void;
+  reject(error: unknown): void;
+}
+
+/** Rows per INSERT at most; more wait for the next flush. */
+const MAX_ROWS = 5000;
+/** Flushes in flight at once: while they run, new submissions gather into the next one. */
+const MAX_FLUSHES = 2;
+
+const INSERT_SQL = `
+  INSERT INTO batch.operations
+         (client_id, target, type, row_values, row_key, conflict_key, idempotency_key, request_key, label, priority, not_before)
+  SELECT i.client_id, i.target, i.type, i.row_values, i.row_key,
+         CASE WHEN i.conflict_key IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(i.conflict_key)) END,
+         i.idempotency_key, i.request_key, i.label, i.priority, i.not_before
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::jsonb[], $7::text[], $8::text[], $9::text[], $10::int2[], $11::timestamptz[])
+         WITH ORDINALITY AS i(client_id, target, type, row_values, row_key, conflict_key, idempotency_key, request_key, label, priority, not_before, ord)
+   ORDER BY i.ord
+  ON CONFLICT DO NOTHING
+  RETURNING id, status, created_at, request_key, client_id`;
+
+/**
+ * Group commit for ingest: creates that arrive while a flush is running are stored together by the next one,
+ * as one multi-row INSERT in one transaction; each caller is answered after that commit. At low load a create is
+ * flushed on the next tick, alone; under load, hundreds share a commit. Ids are allocated in arrival order.
+ * Rows that hit a unique index (an idempotency key or request id seen before) are left out, not failed.
+ */
+@Injectable()
+export class IngestBuffer {
+  private queue: Submission[] = [];
+  private flushing = 0;
+  private scheduled = false;
+
+  constructor(private readonly db: Database) {}
+
+  /** Stores the operations; resolves with the rows actually inserted (duplicates are missing from it). */
+  store(clientId: string, operations: ValidOperation[], requestKeys: string[]): Promise<StoredRow[]> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ clientId, operations, requestKeys, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.flushing >= MAX_FLUSHES || this.queue.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flushNext();
+    });
+  }
+
+  private flushNext(): void {
+    const batch: Submission[] = [];
+    let rows = 0;
+    while (this.queue.length > 0 && (batch.length === 0 || rows + this.queue[0].operations.length <= MAX_ROWS)) {
+      const next = this.queue.shift()!;
+      batch.push(next);
+      rows += next.operations.length;
+    }
+    if (batch.length === 0) return;
+    this.flushing += 1;
+    void this.insert(batch).finally(() => {
+      this.flushing -= 1;
+      this.schedule();
+    });
+    this.schedule();
+  }
+
+  private async insert(batch: Submission[]): Promise<void> {
+    try {
+      const rows = await this.insertRows(batch);
+      const byKey = new Map(rows.map((row) => [`${row.client_id}\u0000${row.request_key}`, row]));
+      for (const submission of batch) {
+        submission.resolve(submission.requestKeys.map((key) => byKey.get(`${submission.clientId}\u0000${key}`)).filter((row) => row !== undefined));
+      }
+    } catch (error) {
+      if (batch.length > 1 && !isDatabaseUnavailable(error)) {
+        // Something in one submission broke the shared INSERT: store each on its own, so only that one fails.
+        await Promise.all(batch.map((submission) => this.insert([submission])));
+        return;
+      }
+      for (const submission of batch) submission.reject(error);
+    }
+  }
+
+  private insertRows(batch: Submission[]): Promise<(StoredRow & { client_id: string })[]> {
+    const all = batch.flatMap((s) => s.operations.map((operation, i) => ({ clientId: s.clientId, operation, requestKey: s.requestKeys[i] })));
+    return this.db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock_shared($1)', [INGEST_LOCK]);
+      const result = await tx.query<StoredRow & { client_id: string }>(INSERT_SQL, [
+        all.map((r) => r.clientId),
+        all.map((r) => r.operation.target),
+        all.map((r) => r.operation.type),
+        all.map((r) => json(r.operation.values)),
+        all.map((r) => json(r.operation.key)),
+        all.map((r) => json(r.operation.conflictKey)),
+        all.map((r) => r.operation.idempotencyKey),
+        all.map((r) => r.requestKey),
+        all.map((r) => r.operation.label),
+        all.map((r) => r.operation.priority),
+        all.map((r) => r.operation.notBefore),
+      ]);
+      return result.rows;
+    });
+  }
+}
+
+function json(value: unknown): string | null {
+  return value === null || value === undefined ? null : JSON.stringify(value);
+}
