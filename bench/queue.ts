@@ -1,5 +1,5 @@
 import type { PoolClient } from 'pg';
-import { ChunkReader } from '../src/services/chunk-reader.service';
+import { ItemReader } from '../src/interfaces/chunk.interfaces';
 import { Database } from '../src/services/database';
 import { createTestApp } from '../test/support/app-context';
 import type { Figure } from './report';
@@ -13,7 +13,7 @@ export async function benchQueue(options: { settled: number; chunk: number }): P
   try {
     const client = await t.client('queue');
     await t.db.query(`CREATE TABLE public.bench (id int PRIMARY KEY)`);
-    const reader = t.get(ChunkReader);
+    const reader = t.app.get<ItemReader>(ItemReader);
     const db = t.get(Database);
     const enqueue = (status: string, count: number) =>
       t.db.query(

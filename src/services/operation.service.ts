@@ -83,7 +83,7 @@ export class OperationService {
     }
     const requestKeys = operations.map((_, index) => `${requestId}#${index}`);
     const inserted = await this.ingest.store(client.id, operations, requestKeys);
-    if (inserted.length > 0) this.wakeup.notify();
+    if (inserted.length > 0) this.wakeup.notify(inserted.length);
     const byRequestKey = new Map(inserted.map((row) => [row.request_key, row]));
     const stored = operations.filter((_, index) => byRequestKey.has(requestKeys[index]));
     for (const listener of this.listeners.all) listener.afterCreate?.(client, stored);
@@ -140,7 +140,7 @@ export class OperationService {
       id,
       'FAILED',
       `status = 'PENDING', error_code = NULL, error_message = NULL, rows_affected = NULL, execution_id = NULL, settled_at = NULL`,
-    ).finally(() => this.wakeup.notify());
+    );
   }
 
   private async transition(client: AuthenticatedClient, id: string, from: OperationStatus, set: string): Promise<IGetBatchOperationResponse> {

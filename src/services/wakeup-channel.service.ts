@@ -5,14 +5,16 @@ import { PollerWakeup } from './poller-wakeup.service';
 import { RedisService } from './redis.service';
 
 /**
- * Wakes the workers of every process when operations are stored, over a Redis channel named after the
- * database (so that services on different databases never wake each other). Without Redis, workers in other
- * processes simply poll on their interval; the process that stored the operations is woken in memory anyway.
+ * Wakes the workers as soon as a chunk's worth of operations was stored (flush on size); smaller amounts wait
+ * for the poll interval (flush on time), so that chunks stay full under load and latency stays within the
+ * interval otherwise. Other processes are woken over a Redis channel named after the database (so that
+ * services on different databases never wake each other); without Redis they poll on their interval.
  */
 @Injectable()
 export class WakeupChannel implements OnApplicationBootstrap {
   private publisher: Redis | null = null;
   private pending = false;
+  private stored = 0;
   private readonly channel: string;
 
   constructor(
@@ -31,8 +33,11 @@ export class WakeupChannel implements OnApplicationBootstrap {
     subscriber.on('ready', () => void subscriber.subscribe(this.channel).catch(() => undefined));
   }
 
-  /** New work was committed: wake the local poller now, the others with one message per tick at most. */
-  notify(): void {
+  /** `count` operations were committed: once a chunk's worth has gathered, wake the pollers (remote ones with one message per tick at most). */
+  notify(count: number): void {
+    this.stored += count;
+    if (this.stored < this.config.poll.limit) return;
+    this.stored = 0;
     this.local.notify();
     if (this.pending || !this.publisher || this.publisher.status !== 'ready') return;
     this.pending = true;

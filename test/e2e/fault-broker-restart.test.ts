@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { BatchServiceError } from '../../src/client';
 import { restartRabbitMq, sleep } from '../support/faults';
-import { createCaller, settleAll, TestDb } from '../support/harness';
+import { createCaller, settleAll, steadyLoad, TestDb } from '../support/harness';
 import { serviceEnv, ServiceProcess, startService } from '../support/service-process';
 
 /**
@@ -24,23 +23,8 @@ describe('fault: RabbitMQ restarted mid-load (built service, real broker and dat
     await db.query(`CREATE TABLE public.events (id bigserial PRIMARY KEY, ref text NOT NULL)`);
     const caller = await createCaller(service, 'steady', ['events'], 5_000);
 
-    const acknowledged: string[] = [];
-    const errors = new Map<string, number>();
-    let stop = false;
-    const load = Promise.all(
-      Array.from({ length: 10 }, async (_, lane) => {
-        for (let i = 0; !stop; i++) {
-          try {
-            const { id } = await caller.rpc.createOperation({ target: 'events', type: 'insert', values: { ref: `${lane}-${i}` } });
-            acknowledged.push(id);
-          } catch (error) {
-            const code = error instanceof BatchServiceError ? error.code : (error as Error).message;
-            errors.set(code, (errors.get(code) ?? 0) + 1);
-            await sleep(100);
-          }
-        }
-      }),
-    );
+    const load = steadyLoad(caller, 10);
+    const { acknowledged, errors } = load;
     let before = 0;
     let afterRestart = 0;
     try {
@@ -50,8 +34,7 @@ describe('fault: RabbitMQ restarted mid-load (built service, real broker and dat
       afterRestart = acknowledged.length;
       await sleep(6000);
     } finally {
-      stop = true;
-      await load;
+      await load.stop();
     }
     t.diagnostic(`${before} acknowledged before the restart, ${afterRestart - before} during, ${acknowledged.length - afterRestart} after; errors: ${JSON.stringify([...errors])}`);
     assert.ok(acknowledged.length > afterRestart + 50, 'the service answers again after the broker came back');

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { BatchServiceError } from '../../src/client';
 import { restartPostgres, sleep } from '../support/faults';
-import { createCaller, settleAll, TestDb } from '../support/harness';
+import { createCaller, settleAll, steadyLoad, TestDb } from '../support/harness';
 import { http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
 
 /**
@@ -24,26 +23,8 @@ describe('fault: PostgreSQL restarted mid-load (built service, real broker and d
     await db.query(`CREATE TABLE public.events (id bigserial PRIMARY KEY, ref text NOT NULL)`);
     const caller = await createCaller(service, 'steady', ['events'], 10_000);
 
-    const acknowledged: string[] = [];
-    const errors = new Map<string, number>();
-    let slowest = 0;
-    let stop = false;
-    const load = Promise.all(
-      Array.from({ length: 8 }, async (_, lane) => {
-        for (let i = 0; !stop; i++) {
-          const started = Date.now();
-          try {
-            const { id } = await caller.rpc.createOperation({ target: 'events', type: 'insert', values: { ref: `${lane}-${i}` } });
-            acknowledged.push(id);
-          } catch (error) {
-            const code = error instanceof BatchServiceError ? error.code : String(error);
-            errors.set(code, (errors.get(code) ?? 0) + 1);
-            await sleep(50);
-          }
-          slowest = Math.max(slowest, Date.now() - started);
-        }
-      }),
-    );
+    const load = steadyLoad(caller, 8);
+    const { acknowledged, errors } = load;
     let before = 0;
     let during = 0;
     try {
@@ -53,9 +34,9 @@ describe('fault: PostgreSQL restarted mid-load (built service, real broker and d
       during = acknowledged.length - before;
       await sleep(3000);
     } finally {
-      stop = true;
-      await load;
+      await load.stop();
     }
+    const slowest = load.slowest();
     t.diagnostic(`${before} acknowledged before, ${during} during, ${acknowledged.length - before - during} after the restart; errors ${JSON.stringify([...errors])}; slowest call ${slowest} ms`);
     assert.ok((errors.get('UNAVAILABLE') ?? 0) > 0, 'ingest answered UNAVAILABLE while the database was down');
     assert.equal(errors.get('TIMEOUT'), undefined, 'no call hung until its timeout');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Client } from 'pg';
-import { BatchServiceClient, IOperationsSettledEvent, SettledEventsConsumer } from '../../src/client';
+import { BatchServiceClient, BatchServiceError, IOperationsSettledEvent, SettledEventsConsumer } from '../../src/client';
 import { eventually, http, ServiceProcess } from './service-process';
 
 export const RMQ_URL = 'amqp://guest:guest@127.0.0.1:5672';
@@ -80,4 +80,36 @@ export async function settleAll(db: TestDb, caller: Caller, timeoutMs = 60_000):
   );
   await eventually(async () => (settled.every((o) => caller.notified.has(o.id)) ? true : undefined), timeoutMs, 'every settled operation to be notified');
   return settled;
+}
+
+/** Lanes of createOperation calls, one after another per lane, until stopped: what was acknowledged and what failed. */
+export function steadyLoad(caller: Caller, lanes: number, target = 'events') {
+  const acknowledged: string[] = [];
+  const errors = new Map<string, number>();
+  let slowest = 0;
+  let stopped = false;
+  const running = Promise.all(
+    Array.from({ length: lanes }, async (_, lane) => {
+      for (let i = 0; !stopped; i++) {
+        const started = Date.now();
+        try {
+          acknowledged.push((await caller.rpc.createOperation({ target, type: 'insert', values: { ref: `${lane}-${i}` } })).id);
+        } catch (error) {
+          const code = error instanceof BatchServiceError ? error.code : String(error);
+          errors.set(code, (errors.get(code) ?? 0) + 1);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        slowest = Math.max(slowest, Date.now() - started);
+      }
+    }),
+  );
+  return {
+    acknowledged,
+    errors,
+    slowest: () => slowest,
+    stop: async () => {
+      stopped = true;
+      await running;
+    },
+  };
 }

@@ -3,24 +3,13 @@ import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/app-config';
 import type { ClaimedOperation } from '../../src/interfaces/chunk.interfaces';
 import type { RowValues } from '../../src/interfaces/operation.interfaces';
-import type { CatalogService, TargetColumn, TargetTable } from '../../src/services/catalog.service';
+import type { CatalogService, TargetTable } from '../../src/services/catalog.service';
 import { ChunkProcessor } from '../../src/services/chunk-processor.service';
+import { column, targetTable } from '../support/catalog-fixtures';
 
 function target(name: string): TargetTable {
-  const [schema, table] = name.split('.');
-  const id: TargetColumn = {
-    name: 'id',
-    sqlType: 'integer',
-    castType: 'integer',
-    baseType: 'int4',
-    isArray: false,
-    typmod: -1,
-    notNull: true,
-    hasDefault: false,
-    generatedAlways: false,
-    enumLabels: null,
-  };
-  return { name, schema, table, columns: new Map([['id', id]]), primaryKey: ['id'], uniqueKeys: [['id']], oneRowStatements: false };
+  const id = column('id', 'int4', { sqlType: 'integer', castType: 'integer', notNull: true });
+  return targetTable(name, [id], { primaryKey: ['id'], uniqueKeys: [['id']] });
 }
 
 /** A catalog that knows only the given tables, and records what it was asked. */

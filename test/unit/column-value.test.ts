@@ -2,24 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { JsonValue } from '../../src/interfaces/operation.interfaces';
 import type { TargetColumn } from '../../src/services/catalog.service';
+import { column } from '../support/catalog-fixtures';
 import { arrayLiteral, columnValueProblem, isNumericColumn, roundedIntegerDigits, toSqlText } from '../../src/services/column-value';
 
 /** A column as the catalog would describe it; `baseType` is the element type's for arrays. */
-function col(baseType: string, options: Partial<TargetColumn> = {}): TargetColumn {
-  return {
-    name: 'c',
-    sqlType: baseType,
-    castType: baseType,
-    baseType,
-    isArray: false,
-    typmod: -1,
-    notNull: false,
-    hasDefault: false,
-    generatedAlways: false,
-    enumLabels: null,
-    ...options,
-  };
-}
+const col = (baseType: string, options: Partial<TargetColumn> = {}): TargetColumn => column('c', baseType, options);
 
 const numeric = (precision: number, scale: number) =>
   col('numeric', { sqlType: `numeric(${precision},${scale})`, typmod: ((precision << 16) | (scale & 0x7ff)) + 4 });

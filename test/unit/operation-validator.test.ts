@@ -2,29 +2,15 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ICreateBatchOperationRequest, RowValues } from '../../src/interfaces/operation.interfaces';
 import type { TargetColumn, TargetTable } from '../../src/services/catalog.service';
+import { column, targetTable } from '../support/catalog-fixtures';
 import { checkShape } from '../../src/services/operation-validator.service';
 
 type Problems = ReturnType<typeof checkShape>;
 
-function col(name: string, baseType: string, options: Partial<TargetColumn> = {}): TargetColumn {
-  return {
-    name,
-    sqlType: baseType,
-    castType: baseType,
-    baseType,
-    isArray: false,
-    typmod: -1,
-    notNull: false,
-    hasDefault: false,
-    generatedAlways: false,
-    enumLabels: null,
-    ...options,
-  };
-}
+const col = column;
 
 function table(name: string, columns: TargetColumn[], primaryKey: string[] | null, uniqueKeys: string[][]): TargetTable {
-  const [schema, tableName] = name.split('.');
-  return { name, schema, table: tableName, columns: new Map(columns.map((c) => [c.name, c])), primaryKey, uniqueKeys, oneRowStatements: false };
+  return targetTable(name, columns, { primaryKey, uniqueKeys });
 }
 
 /**

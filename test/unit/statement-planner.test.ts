@@ -2,37 +2,15 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ClaimedOperation, StatementPlan } from '../../src/interfaces/chunk.interfaces';
 import type { OperationType, RowValues } from '../../src/interfaces/operation.interfaces';
-import type { TargetColumn, TargetTable } from '../../src/services/catalog.service';
+import type { TargetTable } from '../../src/services/catalog.service';
+import { column, targetTable } from '../support/catalog-fixtures';
 import { canonicalValue, planStatements } from '../../src/services/statement-planner';
 
-function col(name: string, baseType: string, options: Partial<TargetColumn> = {}): TargetColumn {
-  return {
-    name,
-    sqlType: baseType,
-    castType: baseType,
-    baseType,
-    isArray: false,
-    typmod: -1,
-    notNull: false,
-    hasDefault: false,
-    generatedAlways: false,
-    enumLabels: null,
-    ...options,
-  };
-}
+const col = column;
 
 function table(uniqueKeys: string[][], extra: Partial<TargetTable> = {}): TargetTable {
   const columns = [col('id', 'int4'), col('sku', 'text'), col('code', 'bpchar', { typmod: 9 }), col('qty', 'int4'), col('note', 'text')];
-  return {
-    name: 'public.items',
-    schema: 'public',
-    table: 'items',
-    columns: new Map(columns.map((c) => [c.name, c])),
-    primaryKey: ['id'],
-    uniqueKeys,
-    oneRowStatements: false,
-    ...extra,
-  };
+  return { ...targetTable('public.items', columns, { primaryKey: ['id'], uniqueKeys }), ...extra };
 }
 
 /** id PRIMARY KEY, sku UNIQUE, code char(5) UNIQUE. */

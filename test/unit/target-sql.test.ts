@@ -3,34 +3,15 @@ import { describe, it } from 'node:test';
 import type { ClaimedOperation, StatementPlan } from '../../src/interfaces/chunk.interfaces';
 import type { OperationType, RowValues } from '../../src/interfaces/operation.interfaces';
 import type { TargetColumn, TargetTable } from '../../src/services/catalog.service';
+import { column, targetTable } from '../support/catalog-fixtures';
 import { deleteStatement, insertStatement, qualifiedName, targetStatement, upsertStatement } from '../../src/services/target-sql';
 
 function col(name: string, baseType: string, castType: string, options: Partial<TargetColumn> = {}): TargetColumn {
-  return {
-    name,
-    sqlType: castType,
-    castType,
-    baseType,
-    isArray: false,
-    typmod: -1,
-    notNull: false,
-    hasDefault: false,
-    generatedAlways: false,
-    enumLabels: null,
-    ...options,
-  };
+  return column(name, baseType, { sqlType: castType, castType, ...options });
 }
 
 function table(schema: string, name: string, columns: TargetColumn[]): TargetTable {
-  return {
-    name: `${schema}.${name}`,
-    schema,
-    table: name,
-    columns: new Map(columns.map((c) => [c.name, c])),
-    primaryKey: ['id'],
-    uniqueKeys: [['id']],
-    oneRowStatements: false,
-  };
+  return targetTable(`${schema}.${name}`, columns, { primaryKey: ['id'], uniqueKeys: [['id']] });
 }
 
 function op(id: string, values: RowValues | null, key: RowValues | null = null): ClaimedOperation {
