@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { AppModule } from './app.module';
 import { AppConfig, ConfigError, loadConfig } from './config/app-config';
 import { BatchErrorFilter, validationFailed } from './controllers/errors';
-import { ensureDatabase } from './services/database';
+import { ensureDatabase, holdMigrationLock } from './services/database';
 import { OutboxRelay } from './services/outbox-relay.service';
 import { Poller } from './services/poller.service';
 import { AMQP_SOCKET_OPTIONS } from './config/amqp';
@@ -56,10 +56,11 @@ async function bootstrap(): Promise<void> {
   process.on('unhandledRejection', (reason) => logger.error(`unhandled rejection: ${reason instanceof Error ? reason.message : String(reason)}`));
   const config = readConfig();
   await ensureDatabase(config.db);
+  const releaseMigrationLock = await holdMigrationLock(config.db);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     bodyParser: false,
     bufferLogs: true,
-  });
+  }).finally(releaseMigrationLock);
   app.useLogger(app.get(PinoNestLogger)); // structured logs (src/config/logging.ts), LOG_LEVEL applied there
   app.use(httpRequestMetrics(app.get(Metrics)));
   app.useBodyParser('json', { limit: config.limits.maxMessageBytes });

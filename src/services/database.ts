@@ -26,6 +26,23 @@ export async function ensureDatabase(db: AppConfig['db']): Promise<void> {
   }
 }
 
+const MIGRATION_LOCK = 4242_0002;
+
+/**
+ * Serializes start-up across instances: the migrations run (when the app initializes TypeORM) while this
+ * session-level advisory lock is held, so that instances starting together on a new database do not race.
+ * Returns the release.
+ */
+export async function holdMigrationLock(db: AppConfig['db']): Promise<() => Promise<void>> {
+  const client = new Client({ host: db.host, port: db.port, user: db.username, password: db.password, database: db.name });
+  await client.connect();
+  await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+  return async () => {
+    await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
+    await client.end().catch(() => undefined);
+  };
+}
+
 export function dataSourceOptions(config: AppConfig): DataSourceOptions {
   return {
     type: 'postgres',
