@@ -1,27 +1,23 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { startRedis, stopRedis } from '../support/faults';
-import { createCaller, settleAll, TestDb } from '../support/harness';
-import { eventually, http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
+import { createCaller, ServiceGroup, settleAll } from '../support/harness';
+import { eventually, http, serviceEnv } from '../support/service-process';
 
 /** Redis stopped: the service keeps working (workers poll on their interval, rate limits fail open) and says so in its log. */
 describe('fault: Redis stopped (built service, real broker and database)', () => {
-  const processes: ServiceProcess[] = [];
-  let db: TestDb;
+  let group: ServiceGroup;
 
   after(async () => {
     await startRedis();
-    for (const p of processes) await p.stop();
-    await db?.close();
-    await processes[0]?.destroy();
+    await group?.close();
   });
 
   it('keeps applying operations across processes without Redis, and warns', async () => {
-    const env = serviceEnv({ BATCH_PROCESS_OPERATION_INTERVAL: '300' });
-    const api = await startService({ ...env, BATCH_ROLE: 'api' });
-    const worker = await startService({ ...env, BATCH_ROLE: 'worker' });
-    processes.push(api, worker);
-    db = new TestDb(env.DB_NAME);
+    group = new ServiceGroup(serviceEnv({ BATCH_PROCESS_OPERATION_INTERVAL: '300' }));
+    const db = group.db;
+    const api = await group.start('api');
+    const worker = await group.start('worker');
     await db.query(`CREATE TABLE public.events (id bigserial PRIMARY KEY, ref text NOT NULL)`);
     const caller = await createCaller(api, 'steady', ['events']);
 

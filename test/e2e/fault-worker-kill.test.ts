@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { sleep } from '../support/faults';
-import { createCaller, settleAll, TestDb } from '../support/harness';
-import { serviceEnv, ServiceProcess, startService } from '../support/service-process';
+import { createCaller, ServiceGroup, settleAll } from '../support/harness';
+import { serviceEnv } from '../support/service-process';
 
 /**
  * kill -9 of the worker at random moments while it applies tens of thousands of operations, several times in
@@ -10,20 +10,15 @@ import { serviceEnv, ServiceProcess, startService } from '../support/service-pro
  * settled one was notified at least once.
  */
 describe('fault: kill -9 of a worker mid-load (built service, real broker and database)', () => {
-  const processes: ServiceProcess[] = [];
-  let db: TestDb;
+  let group: ServiceGroup;
 
-  after(async () => {
-    for (const p of processes) await p.stop();
-    await db?.close();
-    await processes[0]?.destroy();
-  });
+  after(() => group?.close());
 
   it('loses nothing and applies nothing twice', async (t) => {
     const env = serviceEnv({ BATCH_PROCESS_OPERATION_LIMIT: '200' });
-    const api = await startService({ ...env, BATCH_ROLE: 'api' });
-    processes.push(api);
-    db = new TestDb(env.DB_NAME);
+    group = new ServiceGroup(env);
+    const db = group.db;
+    const api = await group.start('api');
     await db.query(`CREATE TABLE public.events (id bigserial PRIMARY KEY, ref bigint NOT NULL)`);
     await db.query(`CREATE TABLE public.counters (name text PRIMARY KEY, n bigint NOT NULL DEFAULT 0)`);
     await db.query(`INSERT INTO public.counters SELECT 'c' || g, 0 FROM generate_series(0, 9) g`);
@@ -43,8 +38,7 @@ describe('fault: kill -9 of a worker mid-load (built service, real broker and da
 
     const kills: number[] = [];
     for (let round = 0; round < 4; round++) {
-      const worker = await startService({ ...env, BATCH_ROLE: 'worker' });
-      processes.push(worker);
+      const worker = await group.start('worker');
       const delay = 100 + Math.floor(Math.random() * 500);
       kills.push(delay);
       await sleep(delay);
@@ -53,7 +47,7 @@ describe('fault: kill -9 of a worker mid-load (built service, real broker and da
     }
     const pendingAfterKills = await db.count(`SELECT count(*) AS n FROM batch.operations WHERE status = 'PENDING'`);
     t.diagnostic(`killed after ${kills.join(', ')} ms of work; ${pendingAfterKills} of ${INSERTS + INCREMENTS} operations still pending`);
-    processes.push(await startService({ ...env, BATCH_ROLE: 'worker' }));
+    await group.start('worker');
 
     const settled = await settleAll(db, caller, 90_000);
     assert.equal(settled.length, INSERTS + INCREMENTS, `kills after ${kills.join(', ')} ms; ${pendingAfterKills} pending after the kills`);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { createCaller, settleAll, TestDb } from '../support/harness';
-import { serviceEnv, ServiceProcess, startService } from '../support/service-process';
+import { createCaller, ServiceGroup, settleAll } from '../support/harness';
+import { serviceEnv } from '../support/service-process';
 
 /**
  * Two API processes and two worker processes side by side: they share the load, no operation is applied twice,
@@ -9,28 +9,21 @@ import { serviceEnv, ServiceProcess, startService } from '../support/service-pro
  * AND 1) would fail an operation if any two were swapped).
  */
 describe('scale-out: two API and two worker processes (built service, real broker and database)', () => {
-  const processes: ServiceProcess[] = [];
-  let db: TestDb;
+  let group: ServiceGroup;
 
-  after(async () => {
-    for (const p of processes) await p.stop();
-    await db?.close();
-    await processes[0]?.destroy();
-  });
+  after(() => group?.close());
 
   it('shares the load, applies everything once, and keeps per-target order', async () => {
-    const env = serviceEnv({ BATCH_PROCESS_OPERATION_LIMIT: '250' });
-    processes.push(
-      ...(await Promise.all(['api', 'api', 'worker', 'worker'].map((role) => startService({ ...env, BATCH_ROLE: role })))),
-    );
-    db = new TestDb(env.DB_NAME);
+    group = new ServiceGroup(serviceEnv({ BATCH_PROCESS_OPERATION_LIMIT: '250' }));
+    const db = group.db;
+    await Promise.all((['api', 'api', 'worker', 'worker'] as const).map((role) => group.start(role)));
     const TARGETS = 6;
     for (let t = 0; t < TARGETS; t++) {
       await db.query(`CREATE TABLE public.toggle${t} (id int PRIMARY KEY, n int NOT NULL CHECK (n BETWEEN 0 AND 1))`);
       await db.query(`INSERT INTO public.toggle${t} VALUES (1, 0)`);
     }
     await db.query(`CREATE TABLE public.events (id bigserial PRIMARY KEY, ref text NOT NULL)`);
-    const caller = await createCaller(processes[0], 'busy', ['*']);
+    const caller = await createCaller(group.processes[0], 'busy', ['*']);
 
     // Per target, one create after another (each after the previous one returned): +1, −1, +1, …
     const STEPS = 120;

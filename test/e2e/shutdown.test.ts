@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { sleep } from '../support/faults';
-import { createCaller, settleAll, TestDb } from '../support/harness';
-import { serviceEnv, ServiceProcess, startService } from '../support/service-process';
+import { createCaller, ServiceGroup, settleAll } from '../support/harness';
+import { serviceEnv } from '../support/service-process';
 
 /**
  * SIGTERM under load: the service stops taking requests, finishes or rolls back the chunk in flight, and exits 0
@@ -10,20 +10,14 @@ import { serviceEnv, ServiceProcess, startService } from '../support/service-pro
  * acknowledged is applied exactly once.
  */
 describe('SIGTERM during load (built service, real broker and database)', () => {
-  const processes: ServiceProcess[] = [];
-  let db: TestDb;
+  let group: ServiceGroup;
 
-  after(async () => {
-    for (const p of processes) await p.stop();
-    await db?.close();
-    await processes[0]?.destroy();
-  });
+  after(() => group?.close());
 
   it('exits cleanly and promptly, losing and repeating nothing', async (t) => {
-    const env = serviceEnv({ BATCH_PROCESS_OPERATION_LIMIT: '300' });
-    const first = await startService(env);
-    processes.push(first);
-    db = new TestDb(env.DB_NAME);
+    group = new ServiceGroup(serviceEnv({ BATCH_PROCESS_OPERATION_LIMIT: '300' }));
+    const db = group.db;
+    const first = await group.start();
     await db.query(`CREATE TABLE public.events (id bigserial PRIMARY KEY, ref text NOT NULL)`);
     const caller = await createCaller(first, 'steady', ['events'], 30_000);
 
@@ -38,7 +32,7 @@ describe('SIGTERM during load (built service, real broker and database)', () => 
     assert.equal(code, 0, first.logs());
     assert.ok(took < 15_000, `stopped within 15 s (${took} ms)`);
 
-    processes.push(await startService(env));
+    await group.start();
     const answers = await Promise.all(requests);
     const acknowledged = answers.flatMap((a) => a.operations.map((o) => o.id));
     assert.equal(new Set(acknowledged).size, 15_000, 'every request was answered, by one instance or the next');

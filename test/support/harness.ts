@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Client } from 'pg';
 import { BatchServiceClient, BatchServiceError, IOperationsSettledEvent, SettledEventsConsumer } from '../../src/client';
-import { eventually, http, ServiceProcess } from './service-process';
+import { eventually, http, ServiceProcess, startService } from './service-process';
 
 export const RMQ_URL = 'amqp://guest:guest@127.0.0.1:5672';
 
@@ -112,4 +112,29 @@ export function steadyLoad(caller: Caller, lanes: number, target = 'events') {
       await running;
     },
   };
+}
+
+/**
+ * Processes of the service sharing one database (api, worker, or a restarted instance), and a connection to that
+ * database; close() stops them all and drops the database.
+ */
+export class ServiceGroup {
+  readonly processes: ServiceProcess[] = [];
+  readonly db: TestDb;
+
+  constructor(readonly env: Record<string, string>) {
+    this.db = new TestDb(env.DB_NAME);
+  }
+
+  async start(role?: 'all' | 'api' | 'worker'): Promise<ServiceProcess> {
+    const started = await startService(role ? { ...this.env, BATCH_ROLE: role } : this.env);
+    this.processes.push(started);
+    return started;
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.processes) await p.stop();
+    await this.db.close();
+    await this.processes[0]?.destroy();
+  }
 }
