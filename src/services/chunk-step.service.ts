@@ -112,8 +112,9 @@ export class ChunkStep {
       await tx.query('ROLLBACK TO SAVEPOINT statement');
       step.rollbackCount += 1;
       step.exitMessage = `statement failed (${describe(error)}); applied item by item`;
+      const skippedBefore = countSkips(outcomes);
       for (const operation of plan.operations) {
-        const outcome = await this.runOne(tx, plan, operation, countSkips(outcomes));
+        const outcome = await this.runOne(tx, plan, operation, skippedBefore + step.writeSkipCount);
         outcomes.push(outcome);
         if (outcome.status === 'COMPLETED') step.writeCount += 1;
         else step.writeSkipCount += 1;
