@@ -87,7 +87,7 @@ export class AppModule {
         MetricsIngestListener,
         {
           provide: IngestListeners,
-          inject: [MetricsIngestListener],
+          inject: [MetricsIngestListener, WakeupChannel],
           useFactory: (...listeners: IngestListener[]) => new IngestListeners(listeners),
         },
         { provide: APP_INTERCEPTOR, useClass: RpcCallObserver },

@@ -15,7 +15,6 @@ import { AuthenticatedClient } from './client.service';
 import { Database } from './database';
 import { IngestBuffer } from './ingest-buffer.service';
 import { OperationValidator, ValidOperation } from './operation-validator.service';
-import { WakeupChannel } from './wakeup-channel.service';
 
 export interface OperationRow {
   id: string;
@@ -55,7 +54,6 @@ export class OperationService {
     private readonly db: Database,
     private readonly validator: OperationValidator,
     private readonly ingest: IngestBuffer,
-    private readonly wakeup: WakeupChannel,
     private readonly listeners: IngestListeners,
   ) {}
 
@@ -83,7 +81,6 @@ export class OperationService {
     }
     const requestKeys = operations.map((_, index) => `${requestId}#${index}`);
     const inserted = await this.ingest.store(client.id, operations, requestKeys);
-    if (inserted.length > 0) this.wakeup.notify(inserted.length);
     const byRequestKey = new Map(inserted.map((row) => [row.request_key, row]));
     const stored = operations.filter((_, index) => byRequestKey.has(requestKeys[index]));
     for (const listener of this.listeners.all) listener.afterCreate?.(client, stored);

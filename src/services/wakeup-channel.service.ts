@@ -1,6 +1,9 @@
 import { Injectable, OnApplicationBootstrap } from '@nestjs/common';
 import type Redis from 'ioredis';
 import { AppConfig } from '../config/app-config';
+import { IngestListener } from '../interfaces/ingest.interfaces';
+import type { AuthenticatedClient } from './client.service';
+import type { ValidOperation } from './operation-validator.service';
 import { PollerWakeup } from './poller-wakeup.service';
 import { RedisService } from './redis.service';
 
@@ -11,7 +14,7 @@ import { RedisService } from './redis.service';
  * services on different databases never wake each other); without Redis they poll on their interval.
  */
 @Injectable()
-export class WakeupChannel implements OnApplicationBootstrap {
+export class WakeupChannel extends IngestListener implements OnApplicationBootstrap {
   private publisher: Redis | null = null;
   private pending = false;
   private stored = 0;
@@ -22,6 +25,7 @@ export class WakeupChannel implements OnApplicationBootstrap {
     private readonly redis: RedisService,
     private readonly local: PollerWakeup,
   ) {
+    super();
     this.channel = `batch-service:${config.db.host}:${config.db.port}:${config.db.name}:wakeup`;
   }
 
@@ -33,9 +37,9 @@ export class WakeupChannel implements OnApplicationBootstrap {
     subscriber.on('ready', () => void subscriber.subscribe(this.channel).catch(() => undefined));
   }
 
-  /** `count` operations were committed: once a chunk's worth has gathered, wake the pollers (remote ones with one message per tick at most). */
-  notify(count: number): void {
-    this.stored += count;
+  /** Operations were committed: once a chunk's worth has gathered, wake the pollers (remote ones with one message per tick at most). */
+  afterCreate(_client: AuthenticatedClient, operations: ValidOperation[]): void {
+    this.stored += operations.length;
     if (this.stored < this.config.poll.limit) return;
     this.stored = 0;
     this.local.notify();
