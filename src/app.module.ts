@@ -37,7 +37,7 @@ import { DataErrorSkipPolicy, ExponentialBackOffPolicy, TransientErrorRetryPolic
 import { loggerParams } from './config/logging';
 import { HealthController } from './controllers/health.controller';
 import { MetricsController } from './controllers/metrics.controller';
-import { RpcCallObserver } from './controllers/rpc-call-observer';
+import { RpcCallInterceptor } from './controllers/rpc-call.interceptor';
 import { IngestListener, IngestListeners } from './interfaces/ingest.interfaces';
 import { BrokerHealthIndicator, DatabaseHealthIndicator, RedisHealthIndicator } from './services/health-indicators';
 import { Metrics, MetricsChunkListener, MetricsIngestListener } from './services/metrics.service';
@@ -90,7 +90,7 @@ export class AppModule {
           inject: [MetricsIngestListener, WakeupChannel],
           useFactory: (...listeners: IngestListener[]) => new IngestListeners(listeners),
         },
-        { provide: APP_INTERCEPTOR, useClass: RpcCallObserver },
+        { provide: APP_INTERCEPTOR, useClass: RpcCallInterceptor },
         DatabaseHealthIndicator,
         BrokerHealthIndicator,
         RedisHealthIndicator,

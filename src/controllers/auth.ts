@@ -1,17 +1,13 @@
 import {
-  CallHandler,
   CanActivate,
   createParamDecorator,
   ExecutionContext,
   Injectable,
-  NestInterceptor,
   SetMetadata,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { RmqContext } from '@nestjs/microservices';
 import type { Request } from 'express';
-import { defer, finalize, from, Observable, switchMap } from 'rxjs';
-import { AppConfig } from '../config/app-config';
 import { BatchError } from '../services/batch-error';
 import { AuthenticatedClient, ClientService } from '../services/client.service';
 import { RateLimiter } from '../services/rate-limiter.service';
@@ -42,9 +38,14 @@ function apiKeyOf(request: Request): string | undefined {
 }
 
 /** What a request costs against the client's rate limit: its number of operations, at least 1. */
-function costOf(body: unknown): number {
+export function costOf(body: unknown): number {
   const operations = (body as { operations?: unknown } | null)?.operations;
   return Array.isArray(operations) ? Math.max(1, operations.length) : 1;
+}
+
+/** Remembers the authenticated client of a request (HTTP request object or RMQ context) for @Caller(). */
+export function setCaller(holder: object, client: AuthenticatedClient): void {
+  CALLERS.set(holder, client);
 }
 
 /** REST: `x-api-key` or `Authorization: Bearer <key>`, then the client's rate limit. */
@@ -66,7 +67,7 @@ export class HttpAuthGuard implements CanActivate {
       throw new BatchError('FORBIDDEN', 'Only an admin client may do this');
     }
     await this.rateLimiter.consume(client, costOf(request.body));
-    CALLERS.set(request, client);
+    setCaller(request, client);
     return true;
   }
 }
@@ -85,39 +86,6 @@ export function ackOnce(context: RmqContext): void {
     context.getChannelRef().ack(message);
   } catch {
     // channel closed: nothing to acknowledge on any more
-  }
-}
-
-/**
- * RPC: checks the message size, authenticates the AMQP header `x-api-key`, applies the rate limit, and
- * acknowledges the request only when the handler has finished, so a request is acknowledged once its operation
- * is durably stored (or rejected), never before.
- */
-@Injectable()
-export class RpcCallInterceptor implements NestInterceptor {
-  constructor(
-    private readonly clients: ClientService,
-    private readonly rateLimiter: RateLimiter,
-    private readonly config: AppConfig,
-  ) {}
-
-  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    if (context.getType() !== 'rpc') return next.handle();
-    const rmq = context.switchToRpc().getContext<RmqContext>();
-    const message = rmq.getMessage();
-    const header = message.properties.headers?.['x-api-key'];
-    const admit = async () => {
-      if (message.content.length > this.config.limits.maxMessageBytes) {
-        throw new BatchError('PAYLOAD_TOO_LARGE', `Message of ${message.content.length} bytes is over the limit of ${this.config.limits.maxMessageBytes}`);
-      }
-      const client = await this.clients.authenticate(typeof header === 'string' ? header : undefined);
-      await this.rateLimiter.consume(client, costOf(context.switchToRpc().getData()));
-      CALLERS.set(rmq, client);
-    };
-    return defer(() => from(admit())).pipe(
-      switchMap(() => next.handle()),
-      finalize(() => ackOnce(rmq)),
-    );
   }
 }
 

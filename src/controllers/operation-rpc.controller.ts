@@ -1,4 +1,4 @@
-import { Controller, UseInterceptors } from '@nestjs/common';
+import { Controller } from '@nestjs/common';
 import { Ctx, MessagePattern, Payload, RmqContext } from '@nestjs/microservices';
 import {
   BATCH_PATTERNS,
@@ -8,12 +8,11 @@ import {
 } from '../interfaces/operation.interfaces';
 import { AuthenticatedClient } from '../services/client.service';
 import { OperationService } from '../services/operation.service';
-import { Caller, RpcCallInterceptor, rpcRequestId } from './auth';
+import { Caller, rpcRequestId } from './auth';
 import { OperationCreateDto, OperationIdDto, OperationsCreateDto } from './dto/operation.dto';
 
 /** The RPC patterns of CONTRACT.md section 2, on the queue BATCH_SERVICE_RMQ_QUEUE. */
 @Controller()
-@UseInterceptors(RpcCallInterceptor)
 export class OperationRpcController {
   constructor(private readonly operations: OperationService) {}
 
