@@ -20,18 +20,13 @@ const TARGET_LOCK_SPACE = 4242;
 @Injectable()
 export class ChunkReader extends ItemReader {
   async read(tx: PoolClient, limit: number): Promise<ClaimedOperation[]> {
-    const [{ horizon }] = (await tx.query<{ horizon: string }>('SELECT last_value AS horizon FROM batch.operations_id_seq')).rows;
-    await tx.query('SELECT pg_advisory_lock($1)', [INGEST_LOCK]);
-    await tx.query('SELECT pg_advisory_unlock($1)', [INGEST_LOCK]);
+    const [{ horizon }] = (await tx.query<{ horizon: string }>('SELECT batch.ingest_horizon($1) AS horizon', [INGEST_LOCK])).rows;
     const due = `o.status = 'PENDING' AND o.id <= $1 AND (o.not_before IS NULL OR o.not_before <= now())`;
-    const { rows: candidates } = await tx.query<{ target: string }>(
-      `SELECT DISTINCT target FROM (SELECT o.target FROM batch.operations o WHERE ${due} ORDER BY o.priority DESC, o.id LIMIT $2) p`,
-      [horizon, limit],
-    );
-    if (candidates.length === 0) return [];
     const { rows: locked } = await tx.query<{ target: string }>(
-      `SELECT t AS target FROM unnest($1::text[]) t WHERE pg_try_advisory_xact_lock($2, hashtext(t))`,
-      [candidates.map((c) => c.target), TARGET_LOCK_SPACE],
+      `WITH candidates AS MATERIALIZED (
+         SELECT DISTINCT target FROM (SELECT o.target FROM batch.operations o WHERE ${due} ORDER BY o.priority DESC, o.id LIMIT $2) p)
+       SELECT target FROM candidates WHERE pg_try_advisory_xact_lock($3, hashtext(target))`,
+      [horizon, limit, TARGET_LOCK_SPACE],
     );
     if (locked.length === 0) return [];
     const { rows } = await tx.query<ClaimRow>(

@@ -66,8 +66,9 @@ export class ChunkStep {
     try {
       const summary = await this.db.transaction(async (tx) => {
         // Deferred constraints are checked per statement, so that their violations fail one operation, not the commit.
-        await tx.query('SET CONSTRAINTS ALL IMMEDIATE');
-        const chunk = await this.reader.read(tx, this.config.poll.limit);
+        // Statements whose results are not needed are sent ahead of the next one instead of awaited on their own:
+        // under load every wait for a reply also waits its turn in the event loop.
+        const [, chunk] = await Promise.all([tx.query('SET CONSTRAINTS ALL IMMEDIATE'), this.reader.read(tx, this.config.poll.limit)]);
         read = chunk.length;
         if (chunk.length === 0) return null;
         const plan = await this.processor.process(chunk);
@@ -101,9 +102,8 @@ export class ChunkStep {
       readCount: plan.operations.length,
       commitCount: 1,
     };
-    await tx.query('SAVEPOINT statement');
     try {
-      const rows = await this.writer.write(tx, plan);
+      const [, rows] = await Promise.all([tx.query('SAVEPOINT statement'), this.writer.write(tx, plan)]);
       await tx.query('RELEASE SAVEPOINT statement');
       plan.operations.forEach((operation, i) => outcomes.push(completed(operation, rows[i])));
       step.writeCount = plan.operations.length;
@@ -126,9 +126,8 @@ export class ChunkStep {
   }
 
   private async runOne(tx: PoolClient, plan: StatementPlan, operation: ClaimedOperation, skipped: number): Promise<OperationOutcome> {
-    await tx.query('SAVEPOINT item');
     try {
-      const [rows] = await this.writer.write(tx, { ...plan, operations: [operation] });
+      const [, [rows]] = await Promise.all([tx.query('SAVEPOINT item'), this.writer.write(tx, { ...plan, operations: [operation] })]);
       await tx.query('RELEASE SAVEPOINT item');
       return completed(operation, rows);
     } catch (error) {
@@ -166,8 +165,9 @@ export class ChunkStep {
        VALUES ('COMPLETED', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, clock_timestamp()) RETURNING id, ended_at`,
       [exitMessage, WORKER, ...COUNTERS.map((counter) => totals[counter]), startedAt],
     );
-    if (steps.length > 0) {
-      await tx.query(
+    const events = settledEvents(executionId, endedAt, outcomes);
+    await Promise.all([
+      tx.query(
         `INSERT INTO batch.execution_steps (execution_id, name, target, type, status, exit_message, read_count, write_count, filter_count,
                                             read_skip_count, process_skip_count, write_skip_count, commit_count, rollback_count, started_at, ended_at)
          SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::int[], $9::int[], $10::int[],
@@ -183,28 +183,27 @@ export class ChunkStep {
           steps.map((s) => s.startedAt),
           steps.map((s) => s.endedAt),
         ],
-      );
-    }
-    await tx.query(
-      `UPDATE batch.operations o
-          SET status = v.status, rows_affected = v.rows_affected, error_code = v.error_code, error_message = v.error_message,
-              execution_id = $1, attempts = o.attempts + 1, settled_at = $7, updated_at = $7
-         FROM unnest($2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[]) AS v(id, status, rows_affected, error_code, error_message)
-        WHERE o.id = v.id`,
-      [
-        executionId,
-        outcomes.map((o) => o.operation.id),
-        outcomes.map((o) => o.status),
-        outcomes.map((o) => o.rowsAffected),
-        outcomes.map((o) => o.error?.code ?? null),
-        outcomes.map((o) => o.error?.message ?? null),
-        endedAt,
-      ],
-    );
-    const events = settledEvents(executionId, endedAt, outcomes);
-    await tx.query(`INSERT INTO batch.outbox (routing_key, payload) SELECT * FROM unnest($1::text[], $2::json[])`, [
-      events.map((e) => SETTLED_ROUTING_KEY_PREFIX + e.client),
-      events.map((e) => JSON.stringify(e)),
+      ),
+      tx.query(
+        `UPDATE batch.operations o
+            SET status = v.status, rows_affected = v.rows_affected, error_code = v.error_code, error_message = v.error_message,
+                execution_id = $1, attempts = o.attempts + 1, settled_at = $7, updated_at = $7
+           FROM unnest($2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[]) AS v(id, status, rows_affected, error_code, error_message)
+          WHERE o.id = v.id`,
+        [
+          executionId,
+          outcomes.map((o) => o.operation.id),
+          outcomes.map((o) => o.status),
+          outcomes.map((o) => o.rowsAffected),
+          outcomes.map((o) => o.error?.code ?? null),
+          outcomes.map((o) => o.error?.message ?? null),
+          endedAt,
+        ],
+      ),
+      tx.query(`INSERT INTO batch.outbox (routing_key, payload) SELECT * FROM unnest($1::text[], $2::json[])`, [
+        events.map((e) => SETTLED_ROUTING_KEY_PREFIX + e.client),
+        events.map((e) => JSON.stringify(e)),
+      ]),
     ]);
     return executionId;
   }

@@ -27,14 +27,20 @@ const MAX_ROWS = 5000;
 /** Flushes in flight at once: while they run, new submissions gather into the next one. */
 const MAX_FLUSHES = 2;
 
+/**
+ * One statement, its own transaction: the ingest lock (shared) is taken before the first id is drawn and held to
+ * the commit, which is what the chunk reader's id horizon relies on.
+ */
 const INSERT_SQL = `
+  WITH ingest AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($12))
   INSERT INTO batch.operations
          (client_id, target, type, row_values, row_key, conflict_key, idempotency_key, request_key, label, priority, not_before)
   SELECT i.client_id, i.target, i.type, i.row_values, i.row_key,
          CASE WHEN i.conflict_key IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(i.conflict_key)) END,
          i.idempotency_key, i.request_key, i.label, i.priority, i.not_before
     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::jsonb[], $7::text[], $8::text[], $9::text[], $10::int2[], $11::timestamptz[])
-         WITH ORDINALITY AS i(client_id, target, type, row_values, row_key, conflict_key, idempotency_key, request_key, label, priority, not_before, ord)
+         WITH ORDINALITY AS i(client_id, target, type, row_values, row_key, conflict_key, idempotency_key, request_key, label, priority, not_before, ord),
+         ingest
    ORDER BY i.ord
   ON CONFLICT DO NOTHING
   RETURNING id, status, created_at, request_key, client_id`;
@@ -106,23 +112,20 @@ export class IngestBuffer {
 
   private insertRows(batch: Submission[]): Promise<(StoredRow & { client_id: string })[]> {
     const all = batch.flatMap((s) => s.operations.map((operation, i) => ({ clientId: s.clientId, operation, requestKey: s.requestKeys[i] })));
-    return this.db.transaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock_shared($1)', [INGEST_LOCK]);
-      const result = await tx.query<StoredRow & { client_id: string }>(INSERT_SQL, [
-        all.map((r) => r.clientId),
-        all.map((r) => r.operation.target),
-        all.map((r) => r.operation.type),
-        all.map((r) => json(r.operation.values)),
-        all.map((r) => json(r.operation.key)),
-        all.map((r) => json(r.operation.conflictKey)),
-        all.map((r) => r.operation.idempotencyKey),
-        all.map((r) => r.requestKey),
-        all.map((r) => r.operation.label),
-        all.map((r) => r.operation.priority),
-        all.map((r) => r.operation.notBefore),
-      ]);
-      return result.rows;
-    });
+    return this.db.query<StoredRow & { client_id: string }>(INSERT_SQL, [
+      all.map((r) => r.clientId),
+      all.map((r) => r.operation.target),
+      all.map((r) => r.operation.type),
+      all.map((r) => json(r.operation.values)),
+      all.map((r) => json(r.operation.key)),
+      all.map((r) => json(r.operation.conflictKey)),
+      all.map((r) => r.operation.idempotencyKey),
+      all.map((r) => r.requestKey),
+      all.map((r) => r.operation.label),
+      all.map((r) => r.operation.priority),
+      all.map((r) => r.operation.notBefore),
+      INGEST_LOCK,
+    ]);
   }
 }
 
