@@ -29,10 +29,11 @@ export async function benchIngest(options: { requests: number; inFlight: number;
   const env = serviceEnv({ BATCH_ROLE: 'api', LOG_LEVEL: 'error' });
   const echoQueue = `${env.BATCH_SERVICE_RMQ_QUEUE}.echo`;
   const echo = fork(join(__dirname, 'echo-server.js'), [], { env: { ...process.env, ECHO_QUEUE: echoQueue }, stdio: 'inherit' });
-  await once(echo, 'message');
-  const service = await startService(env);
+  let service: Awaited<ReturnType<typeof startService>> | undefined;
   const db = new TestDb(env.DB_NAME);
   try {
+    await once(echo, 'message');
+    service = await startService(env);
     await db.query(`CREATE TABLE public.bench (id bigserial PRIMARY KEY, qty int NOT NULL, note text, at timestamptz, price numeric(12,2))`);
     const caller = await createCaller(service, 'ingest', ['bench'], 60_000);
     const echoClient = new ClientRMQ({ urls: [RMQ_URL], queue: echoQueue, queueOptions: { durable: true }, socketOptions: AMQP_SOCKET_OPTIONS });
@@ -58,7 +59,7 @@ export async function benchIngest(options: { requests: number; inFlight: number;
   } finally {
     echo.kill('SIGTERM');
     await db.close();
-    await service.destroy();
+    await service?.destroy();
   }
 }
 

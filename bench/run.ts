@@ -31,7 +31,7 @@ async function main(): Promise<void> {
     requests: Number(values.requests ?? (quick ? 5_000 : 30_000)),
     inFlight: 200,
     bulkMessages: quick ? 20 : 100,
-    latencySeconds: Number(values.seconds ?? (quick ? 8 : 60)),
+    latencySeconds: Number(values.seconds ?? (quick ? 8 : 600)),
     rate: 2_000,
     settled: Number(values.settled ?? (quick ? 300_000 : 5_000_000)),
   };

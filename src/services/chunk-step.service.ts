@@ -40,6 +40,8 @@ export class SkipLimitExceededError extends Error {
 }
 
 const WORKER = `${hostname()}:${process.pid}`;
+/** Deferred constraints are checked per statement, so that their violations fail one operation, not the commit. */
+const DEFERRED_CONSTRAINTS_PER_STATEMENT = 'SET CONSTRAINTS ALL IMMEDIATE';
 
 /**
  * One chunk, one transaction: claim, plan, write each statement (falling back to item-by-item under
@@ -64,11 +66,9 @@ export class ChunkStep {
     const startedAt = new Date();
     let read = 0;
     try {
+      // Every round trip counts: under load each wait for a reply also waits its turn in the event loop.
       const summary = await this.db.transaction(async (tx) => {
-        // Deferred constraints are checked per statement, so that their violations fail one operation, not the commit.
-        // Statements whose results are not needed are sent ahead of the next one instead of awaited on their own:
-        // under load every wait for a reply also waits its turn in the event loop.
-        const [, chunk] = await Promise.all([tx.query('SET CONSTRAINTS ALL IMMEDIATE'), this.reader.read(tx, this.config.poll.limit)]);
+        const chunk = await this.reader.read(tx, this.config.poll.limit);
         read = chunk.length;
         if (chunk.length === 0) return null;
         const plan = await this.processor.process(chunk);
@@ -77,7 +77,7 @@ export class ChunkStep {
         for (const statement of plan.statements) steps.push(await this.runStatement(tx, statement, outcomes));
         const executionId = await this.record(tx, startedAt, chunk, plan.filtered.length, steps, outcomes);
         return { executionId, read, outcomes, startedAt };
-      });
+      }, DEFERRED_CONSTRAINTS_PER_STATEMENT);
       if (!summary) return { executionId: null, read: 0 };
       for (const listener of this.listeners.all) listener.afterChunk?.(summary);
       return { executionId: summary.executionId, read };
@@ -102,8 +102,9 @@ export class ChunkStep {
       readCount: plan.operations.length,
       commitCount: 1,
     };
+    await tx.query('SAVEPOINT statement');
     try {
-      const [, rows] = await Promise.all([tx.query('SAVEPOINT statement'), this.writer.write(tx, plan)]);
+      const rows = await this.writer.write(tx, plan);
       await tx.query('RELEASE SAVEPOINT statement');
       plan.operations.forEach((operation, i) => outcomes.push(completed(operation, rows[i])));
       step.writeCount = plan.operations.length;
@@ -126,8 +127,9 @@ export class ChunkStep {
   }
 
   private async runOne(tx: PoolClient, plan: StatementPlan, operation: ClaimedOperation, skipped: number): Promise<OperationOutcome> {
+    await tx.query('SAVEPOINT item');
     try {
-      const [, [rows]] = await Promise.all([tx.query('SAVEPOINT item'), this.writer.write(tx, { ...plan, operations: [operation] })]);
+      const [rows] = await this.writer.write(tx, { ...plan, operations: [operation] });
       await tx.query('RELEASE SAVEPOINT item');
       return completed(operation, rows);
     } catch (error) {
@@ -166,45 +168,40 @@ export class ChunkStep {
       [exitMessage, WORKER, ...COUNTERS.map((counter) => totals[counter]), startedAt],
     );
     const events = settledEvents(executionId, endedAt, outcomes);
-    await Promise.all([
-      tx.query(
-        `INSERT INTO batch.execution_steps (execution_id, name, target, type, status, exit_message, read_count, write_count, filter_count,
+    // Steps, outcomes and outbox in one statement (data-modifying CTEs all run, whether or not they are read).
+    await tx.query(
+      `WITH steps AS (
+         INSERT INTO batch.execution_steps (execution_id, name, target, type, status, exit_message, read_count, write_count, filter_count,
                                             read_skip_count, process_skip_count, write_skip_count, commit_count, rollback_count, started_at, ended_at)
          SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::int[], $9::int[], $10::int[],
-                                  $11::int[], $12::int[], $13::int[], $14::int[], $15::timestamptz[], $16::timestamptz[])`,
-        [
-          executionId,
-          steps.map((s) => s.name),
-          steps.map((s) => s.target),
-          steps.map((s) => s.type),
-          steps.map((s) => s.status),
-          steps.map((s) => s.exitMessage),
-          ...COUNTERS.map((counter) => steps.map((s) => s[counter])),
-          steps.map((s) => s.startedAt),
-          steps.map((s) => s.endedAt),
-        ],
-      ),
-      tx.query(
-        `UPDATE batch.operations o
+                                  $11::int[], $12::int[], $13::int[], $14::int[], $15::timestamptz[], $16::timestamptz[])),
+       settled AS (
+         UPDATE batch.operations o
             SET status = v.status, rows_affected = v.rows_affected, error_code = v.error_code, error_message = v.error_message,
-                execution_id = $1, attempts = o.attempts + 1, settled_at = $7, updated_at = $7
-           FROM unnest($2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[]) AS v(id, status, rows_affected, error_code, error_message)
-          WHERE o.id = v.id`,
-        [
-          executionId,
-          outcomes.map((o) => o.operation.id),
-          outcomes.map((o) => o.status),
-          outcomes.map((o) => o.rowsAffected),
-          outcomes.map((o) => o.error?.code ?? null),
-          outcomes.map((o) => o.error?.message ?? null),
-          endedAt,
-        ],
-      ),
-      tx.query(`INSERT INTO batch.outbox (routing_key, payload) SELECT * FROM unnest($1::text[], $2::json[])`, [
+                execution_id = $1, attempts = o.attempts + 1, settled_at = $17, updated_at = $17
+           FROM unnest($18::bigint[], $19::text[], $20::int[], $21::text[], $22::text[]) AS v(id, status, rows_affected, error_code, error_message)
+          WHERE o.id = v.id)
+       INSERT INTO batch.outbox (routing_key, payload) SELECT * FROM unnest($23::text[], $24::json[])`,
+      [
+        executionId,
+        steps.map((s) => s.name),
+        steps.map((s) => s.target),
+        steps.map((s) => s.type),
+        steps.map((s) => s.status),
+        steps.map((s) => s.exitMessage),
+        ...COUNTERS.map((counter) => steps.map((s) => s[counter])),
+        steps.map((s) => s.startedAt),
+        steps.map((s) => s.endedAt),
+        endedAt,
+        outcomes.map((o) => o.operation.id),
+        outcomes.map((o) => o.status),
+        outcomes.map((o) => o.rowsAffected),
+        outcomes.map((o) => o.error?.code ?? null),
+        outcomes.map((o) => o.error?.message ?? null),
         events.map((e) => SETTLED_ROUTING_KEY_PREFIX + e.client),
         events.map((e) => JSON.stringify(e)),
-      ]),
-    ]);
+      ],
+    );
     return executionId;
   }
 

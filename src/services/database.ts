@@ -87,16 +87,16 @@ export class Database {
   /**
    * Runs `work` in one transaction on one connection; rolls back when it throws. A connection that dies meanwhile
    * (the database restarted) fails the running query, is destroyed instead of returned to the pool, and never
-   * raises an unhandled 'error' event.
+   * raises an unhandled 'error' event. `setup` (parameterless statements, such as SET) goes with the BEGIN.
    */
-  async transaction<T>(work: (tx: PoolClient) => Promise<T>): Promise<T> {
+  async transaction<T>(work: (tx: PoolClient) => Promise<T>, setup?: string): Promise<T> {
     const tx = await this.pool.connect();
     let broken = false;
     const onError = () => (broken = true);
     tx.on('error', onError);
     try {
-      // BEGIN is sent ahead of the work's first query rather than awaited on its own: one wait less.
-      const [, result] = await Promise.all([tx.query('BEGIN'), work(tx)]);
+      await tx.query(setup ? `BEGIN; ${setup}` : 'BEGIN');
+      const result = await work(tx);
       await tx.query('COMMIT');
       return result;
     } catch (error) {

@@ -18,6 +18,8 @@ export interface ServiceProcess {
 }
 
 export const MAIN = join(__dirname, '..', '..', 'src', 'main.js');
+/** As `npm start` and the Dockerfile run it: a larger young generation halves the time spent in scavenges under load. */
+export const NODE_FLAGS = ['--max-semi-space-size=32'];
 
 /** Every service process a test started: killed when the test process exits, however it exits. */
 const running = new Set<ChildProcess>();
@@ -50,7 +52,7 @@ export function serviceEnv(overrides: Record<string, string> = {}): Record<strin
 export async function startService(env: Record<string, string> = serviceEnv()): Promise<ServiceProcess> {
   const port = env.PORT ?? String(await freePort());
   const fullEnv: Record<string, string> = { ...env, PORT: port };
-  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH ?? '', ...fullEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, MAIN], { env: { PATH: process.env.PATH ?? '', ...fullEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   child.once('exit', () => running.delete(child));
   let output = '';
