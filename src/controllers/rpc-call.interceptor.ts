@@ -1,6 +1,6 @@
 import { CallHandler, ExecutionContext, Injectable, Logger, NestInterceptor } from '@nestjs/common';
 import { RmqContext } from '@nestjs/microservices';
-import { Observable } from 'rxjs';
+import { from, Observable, switchMap, tap } from 'rxjs';
 import { AppConfig } from '../config/app-config';
 import { BatchError, toBatchError } from '../services/batch-error';
 import { ClientService } from '../services/client.service';
@@ -41,32 +41,17 @@ export class RpcCallInterceptor implements NestInterceptor {
       const durationMs = Math.round(end({ outcome }) * 1000);
       this.logger.debug({ outcome, durationMs }, `${pattern} ${outcome} in ${durationMs} ms`);
     };
-    return new Observable((subscriber) => {
-      let inner: { unsubscribe(): void } | undefined;
-      // next.handle() binds the async context it is called in, so it is called inside the log context
+    // next.handle() binds the async context it is called in, so it is called inside the log context
+    return new Observable((subscriber) =>
       withLogFields(fields, () =>
-        this.admit(rmq, context.switchToRpc().getData()).then(
-          () => {
-            inner = next.handle().subscribe({
-              next: (value) => subscriber.next(value),
-              complete: () => {
-                finish('OK');
-                subscriber.complete();
-              },
-              error: (error: unknown) => {
-                finish(toBatchError(error).code);
-                subscriber.error(error);
-              },
-            });
-          },
-          (error: unknown) => {
-            finish(toBatchError(error).code);
-            subscriber.error(error);
-          },
-        ),
-      );
-      return () => inner?.unsubscribe();
-    });
+        from(this.admit(rmq, context.switchToRpc().getData()))
+          .pipe(
+            switchMap(() => next.handle()),
+            tap({ complete: () => finish('OK'), error: (error: unknown) => finish(toBatchError(error).code) }),
+          )
+          .subscribe(subscriber),
+      ),
+    );
   }
 
   private async admit(rmq: RmqContext, data: unknown): Promise<void> {

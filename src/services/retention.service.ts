@@ -8,7 +8,7 @@ const BATCH_SIZE = 1000;
  * Deletes what is older than BATCH_RETENTION_HOURS, in small batches so that no long lock or transaction
  * builds up: settled operations, sent outbox rows, executions (with their steps). Ids grow with time, so each
  * batch walks the primary key from the oldest row. Idempotency keys are remembered for as long as their
- * operation is kept.
+ * operation is kept. Where the server runs without autovacuum, the queue tables are vacuumed here too.
  */
 @Injectable()
 export class RetentionService implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -25,6 +25,7 @@ export class RetentionService implements OnApplicationBootstrap, BeforeApplicati
     if (this.config.role === 'api') return;
     this.timer = setInterval(() => {
       this.running ??= this.purge()
+        .then(() => this.vacuumWithoutAutovacuum())
         .catch((error: Error) => this.logger.warn(`retention failed: ${error.message}`))
         .finally(() => (this.running = null));
     }, this.config.retention.intervalMs);
@@ -56,6 +57,18 @@ export class RetentionService implements OnApplicationBootstrap, BeforeApplicati
     };
     if (result.operations + result.outbox + result.executions > 0) this.logger.log(`retention deleted ${JSON.stringify(result)}`);
     return result;
+  }
+
+  /**
+   * Every settled operation leaves a dead row version behind, and the claim's index walks past those until a
+   * vacuum clears them: the queue tables rely on autovacuum (their settings make it run often). On a server that
+   * runs without autovacuum, workers vacuum them here instead; returns whether it did.
+   */
+  async vacuumWithoutAutovacuum(): Promise<boolean> {
+    const [{ autovacuum }] = await this.db.query<{ autovacuum: string }>(`SELECT current_setting('autovacuum') AS autovacuum`);
+    if (autovacuum === 'on') return false;
+    await this.db.query('VACUUM (SKIP_LOCKED, ANALYZE) batch.operations, batch.outbox');
+    return true;
   }
 
   private async inBatches(sql: string, cutoff: Date): Promise<number> {

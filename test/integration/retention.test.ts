@@ -38,4 +38,18 @@ describe('retention (real PostgreSQL)', () => {
     assert.equal((await t.db.query('SELECT 1 FROM batch.execution_steps')).length, 0, 'steps go with their execution');
     assert.equal(Number((await t.db.query<{ n: string }>('SELECT count(*) AS n FROM public.events'))[0].n), 2500, 'targets are never touched');
   });
+
+  it('vacuums the queue tables when, and only when, the server runs without autovacuum', async () => {
+    const client = await t.client('vacuum');
+    const operations = t.get(OperationService);
+    await operations.createMany(client, Array.from({ length: 200 }, (_, i) => ({ target: 'events', type: 'insert' as const, values: { id: 10_000 + i } })));
+    await t.get(ChunkStep).execute(); // settling leaves a dead row version per operation
+    const [{ autovacuum }] = await t.db.query<{ autovacuum: string }>(`SELECT current_setting('autovacuum') AS autovacuum`);
+
+    const vacuumed = await t.get(RetentionService).vacuumWithoutAutovacuum();
+
+    assert.equal(vacuumed, autovacuum === 'off');
+    const [stats] = await t.db.query<{ vacuums: string }>(`SELECT pg_stat_get_vacuum_count('batch.operations'::regclass) AS vacuums`);
+    assert.equal(Number(stats.vacuums) > 0, vacuumed, `vacuum count ${stats.vacuums} with autovacuum ${autovacuum}`);
+  });
 });
