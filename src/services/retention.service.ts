@@ -60,9 +60,9 @@ export class RetentionService implements OnApplicationBootstrap, BeforeApplicati
   }
 
   /**
-   * Every settled operation leaves a dead row version behind, and the claim's index walks past those until a
-   * vacuum clears them: the queue tables rely on autovacuum (their settings make it run often). On a server that
-   * runs without autovacuum, workers vacuum them here instead; returns whether it did.
+   * Every settled operation leaves a dead row version behind (in the table and the claim's index) until a vacuum
+   * clears it; left alone, chunks slow down as they pile up. The queue tables rely on autovacuum (their settings
+   * make it run often); on a server that runs without it, workers vacuum them here instead. Returns whether it did.
    */
   async vacuumWithoutAutovacuum(): Promise<boolean> {
     const [{ autovacuum }] = await this.db.query<{ autovacuum: string }>(`SELECT current_setting('autovacuum') AS autovacuum`);
