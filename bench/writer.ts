@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { Client } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { ChunkStep } from '../src/services/chunk-step.service';
+import { clientConfig } from '../src/services/database';
 import { createTestApp, TestApp } from '../test/support/app-context';
 import type { Figure } from './report';
 
@@ -58,8 +59,7 @@ export async function benchWriter(options: { rows: number; sample: number; chunk
     // COPY statement to its completion: the database's own limit for bulk loading.
     const csv = Array.from({ length: options.rows }, (_, i) => `${i + 1},${(i + 1) % 100},${((i + 1) % 1000) / 10},note ${i + 1},2026-11-21T10:00:00Z\n`).join('');
     await prepare(t, 'insert', options.rows);
-    const { host, port, username, password, name } = t.db.config.db;
-    const copier = new Client({ host, port, user: username, password, database: name });
+    const copier = new Client(clientConfig(t.db.config.db));
     await copier.connect();
     const copyStarted = process.hrtime.bigint();
     await pipeline(Readable.from([Buffer.from(csv)]), copier.query(copyFrom(`COPY public.bench FROM STDIN WITH (FORMAT csv)`)));

@@ -18,7 +18,7 @@ import { existsSync } from 'node:fs';
 import { Client } from 'pg';
 import { BatchServiceClient, ICreateBatchOperationRequest, ISettledOperation, SettledEventsConsumer } from '../src/client';
 import { AppConfig, loadConfig } from '../src/config/app-config';
-import { quoteIdent } from '../src/services/database';
+import { clientConfig, quoteIdent } from '../src/services/database';
 
 const CLIENT_NAME = 'demo';
 const INVENTORY = 'demo_inventory';
@@ -58,7 +58,7 @@ const GUESTS = ['Ada', 'Grace', 'Alan', 'Edsger', 'Barbara', 'Donald', 'Margaret
 
 /** Creates the demo's target tables if missing; returns the next free reservation id. */
 async function createDemoTables(config: AppConfig): Promise<number> {
-  const db = new Client({ host: config.db.host, port: config.db.port, database: config.db.name, user: config.db.username, password: config.db.password });
+  const db = new Client(clientConfig(config.db));
   await db.connect();
   try {
     const schema = quoteIdent(config.targetSchemas[0]);

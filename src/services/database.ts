@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { Client, Pool, PoolClient } from 'pg';
+import { Client, ClientConfig, Pool, PoolClient } from 'pg';
 import { DataSource, DataSourceOptions } from 'typeorm';
 import { AppConfig } from '../config/app-config';
 import { ENTITIES } from '../entities';
@@ -10,9 +10,14 @@ import { IngestHorizon1764000000000 } from '../migrations/1764000000000-ingest-h
 
 export const MIGRATIONS = [InitialSchema1763700000000, RetentionIndexes1763800000000, LighterSettlement1763900000000, IngestHorizon1764000000000];
 
+/** Connection settings of a single pg Client for the configured database (or another one on the same server). */
+export function clientConfig(db: AppConfig['db'], database = db.name): ClientConfig {
+  return { host: db.host, port: db.port, user: db.username, password: db.password, database };
+}
+
 /** Creates the service's database when it is missing and the user may create it. */
 export async function ensureDatabase(db: AppConfig['db']): Promise<void> {
-  const admin = new Client({ host: db.host, port: db.port, user: db.username, password: db.password, database: 'postgres' });
+  const admin = new Client(clientConfig(db, 'postgres'));
   await admin.connect();
   try {
     const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [db.name]);
@@ -35,7 +40,7 @@ const MIGRATION_LOCK = 4242_0002;
  * Returns the release.
  */
 export async function holdMigrationLock(db: AppConfig['db']): Promise<() => Promise<void>> {
-  const client = new Client({ host: db.host, port: db.port, user: db.username, password: db.password, database: db.name });
+  const client = new Client(clientConfig(db));
   await client.connect();
   await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
   return async () => {

@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
 import { ChunkStep } from '../../src/services/chunk-step.service';
 import { AuthenticatedClient } from '../../src/services/client.service';
+import { clientConfig } from '../../src/services/database';
 import { INGEST_LOCK } from '../../src/services/ingest-buffer.service';
 import { OperationService } from '../../src/services/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
@@ -24,8 +25,7 @@ describe('ingest and the id horizon (real PostgreSQL)', () => {
     operations = t.get(OperationService);
     client = await t.client('horizon');
     await t.db.query(`CREATE TABLE public.counters (id int PRIMARY KEY, value int NOT NULL)`);
-    const { host, port, username, password, name } = t.db.config.db;
-    other = new Client({ host, port, user: username, password, database: name });
+    other = new Client(clientConfig(t.db.config.db));
     await other.connect();
   });
   after(async () => {
