@@ -169,6 +169,8 @@ export class ChunkStep {
     );
     const events = settledEvents(executionId, endedAt, outcomes);
     // Steps, outcomes and outbox in one statement (data-modifying CTEs all run, whether or not they are read).
+    // `o.id = ANY(ids)` lets the planner find the operations through the primary key: joined on the unnest alone,
+    // it hashes the whole operations table (all of its retained rows) for every chunk.
     await tx.query(
       `WITH steps AS (
          INSERT INTO batch.execution_steps (execution_id, name, target, type, status, exit_message, read_count, write_count, filter_count,
@@ -180,7 +182,7 @@ export class ChunkStep {
             SET status = v.status, rows_affected = v.rows_affected, error_code = v.error_code, error_message = v.error_message,
                 execution_id = $1, attempts = o.attempts + 1, settled_at = $17, updated_at = $17
            FROM unnest($18::bigint[], $19::text[], $20::int[], $21::text[], $22::text[]) AS v(id, status, rows_affected, error_code, error_message)
-          WHERE o.id = v.id)
+          WHERE o.id = v.id AND o.id = ANY($18::bigint[]))
        INSERT INTO batch.outbox (routing_key, payload) SELECT * FROM unnest($23::text[], $24::json[])`,
       [
         executionId,
