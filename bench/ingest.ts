@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { firstValueFrom } from 'rxjs';
 
 import { AMQP_SOCKET_OPTIONS } from '../src/config/amqp';
+import { CpuMeter } from './cpu';
 import { createCaller, RMQ_URL, TestDb } from '../test/support/harness';
 import { serviceEnv, startService } from '../test/support/service-process';
 import type { Figure } from './report';
@@ -43,18 +44,26 @@ export async function benchIngest(options: { requests: number; inFlight: number;
 
     await callsPerSecond(500, options.inFlight, echoOnce); // warm-up
     await callsPerSecond(500, options.inFlight, (i) => caller.rpc.createOperation(operation(i)));
+    // Where the machine's two cores go, per request: the service and the baseline share them with the broker,
+    // the database and this client.
+    let cpu = new CpuMeter({ 'echo handler': echo.pid! });
     const echoRate = await callsPerSecond(options.requests, options.inFlight, echoOnce);
+    const echoCpu = cpu.perUnit(options.requests);
+    cpu = new CpuMeter({ service: service.process.pid! });
     const createRate = await callsPerSecond(options.requests, options.inFlight, (i) => caller.rpc.createOperation(operation(i)));
+    const createCpu = cpu.perUnit(options.requests);
     const bulk = Array.from({ length: 1000 }, (_, i) => operation(i));
+    cpu = new CpuMeter({ service: service.process.pid! });
     const bulkRate = (await callsPerSecond(options.bulkMessages, 4, () => caller.rpc.createOperations(bulk))) * 1000;
+    const bulkCpu = cpu.perUnit(options.bulkMessages * 1000);
     const stored = await db.count(`SELECT count(*) AS n FROM batch.operations`);
     if (stored !== 500 + options.requests + options.bulkMessages * 1000) throw new Error(`ingest stored ${stored} operations`);
 
     await echoClient.close();
     await caller.close();
     return [
-      { name: `ingest createOperation, ${options.inFlight} in flight`, value: createRate, unit: 'req/s', baseline: { name: 'NestJS RMQ echo', value: echoRate }, target: 0.7 },
-      { name: 'ingest createOperations, 1,000 per message', value: bulkRate, unit: 'ops/s', target: 50_000 },
+      { name: `ingest createOperation, ${options.inFlight} in flight`, value: createRate, unit: 'req/s', baseline: { name: 'NestJS RMQ echo', value: echoRate }, target: 0.7, note: `CPU per request: ${createCpu}; echo: ${echoCpu}` },
+      { name: 'ingest createOperations, 1,000 per message', value: bulkRate, unit: 'ops/s', target: 50_000, note: `CPU per operation: ${bulkCpu}` },
     ];
   } finally {
     echo.kill('SIGTERM');

@@ -40,7 +40,8 @@ export function table(figures: Figure[]): string {
     ]);
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
-  return rows.map((row) => row.map((cell, c) => cell.padEnd(widths[c])).join('  ')).join('\n');
+  const notes = figures.filter((f) => f.note).map((f) => `- ${f.name}: ${f.note}`);
+  return [...rows.map((row) => row.map((cell, c) => cell.padEnd(widths[c])).join('  ')), ...(notes.length ? ['', ...notes] : [])].join('\n');
 }
 
 /** A horizontal bar per figure with a target: measured against target, 1.0 = exactly on target. */

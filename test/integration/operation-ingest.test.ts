@@ -132,6 +132,15 @@ describe('operation ingest (real PostgreSQL)', () => {
     assert.equal(retried.error, null);
   });
 
+  it('keeps every client an operation refers to: clients are revoked, never deleted', async () => {
+    await operations.create(billing, account(2));
+    for (const statement of [`DELETE FROM batch.clients WHERE id = ${billing.id}`, `TRUNCATE batch.clients CASCADE`]) {
+      await assert.rejects(t.db.query(statement), /revoked \(revoked_at\), never deleted/, statement);
+    }
+    const [{ n }] = await t.db.query<{ n: string }>(`SELECT count(*) AS n FROM batch.clients WHERE id = $1`, [billing.id]);
+    assert.equal(Number(n), 1);
+  });
+
   it('lists newest first with a keyset cursor, filtered, and only the client\'s own', async () => {
     await operations.createMany(billing, Array.from({ length: 5 }, (_, i) => ({ ...account(i), label: i % 2 ? 'odd' : 'even' })));
     await operations.create(other, account(99));

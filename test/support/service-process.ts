@@ -21,6 +21,12 @@ export const MAIN = join(__dirname, '..', '..', 'src', 'main.js');
 /** As `npm start` and the Dockerfile run it: a larger young generation halves the time spent in scavenges under load. */
 export const NODE_FLAGS = ['--max-semi-space-size=32'];
 
+/** `SERVICE_CPU_PROF_DIR=/tmp/prof npm run bench` writes a V8 CPU profile of each service process started there. */
+function cpuProfileFlags(): string[] {
+  const dir = process.env.SERVICE_CPU_PROF_DIR;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+}
+
 /** Every service process a test started: killed when the test process exits, however it exits. */
 const running = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -52,7 +58,7 @@ export function serviceEnv(overrides: Record<string, string> = {}): Record<strin
 export async function startService(env: Record<string, string> = serviceEnv()): Promise<ServiceProcess> {
   const port = env.PORT ?? String(await freePort());
   const fullEnv: Record<string, string> = { ...env, PORT: port };
-  const child = spawn(process.execPath, [...NODE_FLAGS, MAIN], { env: { PATH: process.env.PATH ?? '', ...fullEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, ...cpuProfileFlags(), MAIN], { env: { PATH: process.env.PATH ?? '', ...fullEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   child.once('exit', () => running.delete(child));
   let output = '';
