@@ -21,4 +21,4 @@ COPY --from=build /app/dist ./dist
 # The service reads .env from its working directory if present; configure it through the environment instead.
 USER node
 EXPOSE 3000
-CMD ["node", "--max-semi-space-size=32", "dist/src/main.js"]
+CMD ["node", "--max-semi-space-size=32", "--heap-growing-percent=100", "dist/src/main.js"]
