@@ -1,10 +1,10 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
+import { APP_GUARD } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { LoggerModule } from 'nestjs-pino';
 import { AppConfig } from './config/app-config';
-import { HttpAuthGuard } from './controllers/auth';
+import { AuthGuard } from './controllers/auth';
 import { ClientController } from './controllers/client.controller';
 import { DashboardController } from './controllers/dashboard.controller';
 import { ExecutionController } from './controllers/execution.controller';
@@ -37,7 +37,6 @@ import { DataErrorSkipPolicy, ExponentialBackOffPolicy, TransientErrorRetryPolic
 import { loggerParams } from './config/logging';
 import { HealthController } from './controllers/health.controller';
 import { MetricsController } from './controllers/metrics.controller';
-import { RpcCallInterceptor } from './controllers/rpc-call.interceptor';
 import { IngestListener, IngestListeners } from './interfaces/ingest.interfaces';
 import { BrokerHealthIndicator, DatabaseHealthIndicator, RedisHealthIndicator } from './services/health-indicators';
 import { Metrics, MetricsChunkListener, MetricsIngestListener } from './services/metrics.service';
@@ -51,7 +50,7 @@ export class AppModule {
       controllers: [OperationController, OperationRpcController, ExecutionController, TargetController, StatsController, ClientController, DashboardController, HealthController, MetricsController],
       providers: [
         { provide: AppConfig, useValue: config },
-        { provide: APP_GUARD, useClass: HttpAuthGuard },
+        { provide: APP_GUARD, useClass: AuthGuard },
         Database,
         CatalogService,
         ClientService,
@@ -90,7 +89,6 @@ export class AppModule {
           inject: [MetricsIngestListener, WakeupChannel],
           useFactory: (...listeners: IngestListener[]) => new IngestListeners(listeners),
         },
-        { provide: APP_INTERCEPTOR, useClass: RpcCallInterceptor },
         DatabaseHealthIndicator,
         BrokerHealthIndicator,
         RedisHealthIndicator,

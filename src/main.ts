@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { INestApplication, Logger, ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { MicroserviceOptions, Transport } from '@nestjs/microservices';
+import { MicroserviceOptions } from '@nestjs/microservices';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger as PinoNestLogger } from 'nestjs-pino';
@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { AppModule } from './app.module';
 import { AppConfig, ConfigError, loadConfig } from './config/app-config';
 import { BatchErrorFilter, validationFailed } from './controllers/errors';
+import { RpcServer } from './controllers/rpc-server';
 import { ensureDatabase, holdMigrationLock } from './services/database';
 import { OutboxRelay } from './services/outbox-relay.service';
 import { Poller } from './services/poller.service';
@@ -80,20 +81,18 @@ async function bootstrap(): Promise<void> {
   SwaggerModule.setup('api/docs', app, () => SwaggerModule.createDocument(app, swagger), { jsonDocumentUrl: 'api/docs-json' });
 
   if (config.role !== 'worker') {
-    const rpc = app.connectMicroservice<MicroserviceOptions>(
+    const server = new RpcServer(
       {
-        transport: Transport.RMQ,
-        options: {
-          urls: [config.rmq.url],
-          queue: config.rmq.queue,
-          queueOptions: { durable: true },
-          noAck: false,
-          prefetchCount: config.rmq.prefetch,
-          socketOptions: AMQP_SOCKET_OPTIONS,
-        },
+        urls: [config.rmq.url],
+        queue: config.rmq.queue,
+        queueOptions: { durable: true },
+        noAck: false,
+        prefetchCount: config.rmq.prefetch,
+        socketOptions: AMQP_SOCKET_OPTIONS,
       },
-      { inheritAppConfig: true },
+      app.get(Metrics),
     );
+    const rpc = app.connectMicroservice<MicroserviceOptions>({ strategy: server }, { inheritAppConfig: true });
     app.get(BrokerHealthIndicator).watchRpcConsumer(rpc.status);
     await app.startAllMicroservices();
   }

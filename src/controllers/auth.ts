@@ -8,6 +8,7 @@ import {
 import { Reflector } from '@nestjs/core';
 import { RmqContext } from '@nestjs/microservices';
 import type { Request } from 'express';
+import { AppConfig } from '../config/app-config';
 import { BatchError } from '../services/batch-error';
 import { AuthenticatedClient, ClientService } from '../services/client.service';
 import { RateLimiter } from '../services/rate-limiter.service';
@@ -38,27 +39,33 @@ function apiKeyOf(request: Request): string | undefined {
 }
 
 /** What a request costs against the client's rate limit: its number of operations, at least 1. */
-export function costOf(body: unknown): number {
+function costOf(body: unknown): number {
   const operations = (body as { operations?: unknown } | null)?.operations;
   return Array.isArray(operations) ? Math.max(1, operations.length) : 1;
 }
 
 /** Remembers the authenticated client of a request (HTTP request object or RMQ context) for @Caller(). */
-export function setCaller(holder: object, client: AuthenticatedClient): void {
+function setCaller(holder: object, client: AuthenticatedClient): void {
   CALLERS.set(holder, client);
 }
 
-/** REST: `x-api-key` or `Authorization: Bearer <key>`, then the client's rate limit. */
+/**
+ * Who may call, for both transports, then the client's rate limit:
+ * - REST: `x-api-key` or `Authorization: Bearer <key>`; admin-only routes; routes marked @Public need no key.
+ * - RPC: the message size limit first, then the AMQP header `x-api-key`.
+ */
 @Injectable()
-export class HttpAuthGuard implements CanActivate {
+export class AuthGuard implements CanActivate {
   constructor(
     private readonly clients: ClientService,
     private readonly rateLimiter: RateLimiter,
     private readonly reflector: Reflector,
+    private readonly config: AppConfig,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    if (context.getType() !== 'http') return true; // RPC calls authenticate in RpcCallInterceptor
+    if (context.getType() === 'rpc') return this.admitRpc(context.switchToRpc().getContext<RmqContext>(), context.switchToRpc().getData());
+    if (context.getType() !== 'http') return true;
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC, targets)) return true;
     const request = context.switchToHttp().getRequest<Request>();
@@ -68,6 +75,19 @@ export class HttpAuthGuard implements CanActivate {
     }
     await this.rateLimiter.consume(client, costOf(request.body));
     setCaller(request, client);
+    return true;
+  }
+
+  private async admitRpc(rmq: RmqContext, data: unknown): Promise<boolean> {
+    const message = rmq.getMessage();
+    const { maxMessageBytes } = this.config.limits;
+    if (message.content.length > maxMessageBytes) {
+      throw new BatchError('PAYLOAD_TOO_LARGE', `Message of ${message.content.length} bytes is over the limit of ${maxMessageBytes}`);
+    }
+    const header: unknown = message.properties.headers?.['x-api-key'];
+    const client = await this.clients.authenticate(typeof header === 'string' ? header : undefined);
+    await this.rateLimiter.consume(client, costOf(data));
+    setCaller(rmq, client);
     return true;
   }
 }

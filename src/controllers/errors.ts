@@ -4,8 +4,8 @@ import { ValidationError } from 'class-validator';
 import type { Response } from 'express';
 import { Observable, throwError } from 'rxjs';
 import { BatchError, toBatchError } from '../services/batch-error';
-import { ackOnce } from './auth';
 import { MAX_BULK_OPERATIONS } from './dto/operation.dto';
+import { setRpcOutcome } from './rpc-server';
 
 /**
  * ValidationPipe's errors as VALIDATION_FAILED, one detail per field; more operations in one request than the
@@ -46,7 +46,7 @@ export class BatchErrorFilter implements ExceptionFilter {
     const error = this.toBatchError(exception);
     if (error.code === 'INTERNAL') this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
     if (host.getType() === 'rpc') {
-      ackOnce(host.switchToRpc().getContext<RmqContext>());
+      setRpcOutcome(host.switchToRpc().getContext<RmqContext>(), error.code);
       return throwError(() => error.toResponse());
     }
     host.switchToHttp().getResponse<Response>().status(error.httpStatus).json(error.toResponse());

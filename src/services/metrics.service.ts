@@ -44,7 +44,7 @@ export function sharedFor<T>(ttlMs: number, load: () => Promise<T>, now: () => n
 
 /**
  * The service's Prometheus metrics, in a registry of this app's own (several apps in one process do not clash).
- * Counters and histograms are fed by the listeners below and by RpcCallInterceptor and httpRequestMetrics; the
+ * Counters and histograms are fed by the listeners below and by RpcServer and httpRequestMetrics; the
  * queue gauges are read from the database when scraped, at most once per QUEUE_STATS_TTL_MS.
  */
 @Injectable()
