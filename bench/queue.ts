@@ -24,7 +24,7 @@ export async function benchQueue(options: { settled: number; chunk: number }): P
       );
     const claimMs = async () => {
       const samples: number[] = [];
-      for (let i = 0; i < 25; i++) {
+      for (let i = 0; i < 101; i++) {
         const started = process.hrtime.bigint();
         await db.transaction(async (tx: PoolClient) => {
           const claimed = await reader.read(tx, options.chunk);
