@@ -36,9 +36,10 @@ export function planStatements(table: TargetTable, operations: ClaimedOperation[
   let lastDelete = -1;
   let floor = 0; // after the last barrier
   const deletesMeetInserts = table.uniqueKeys.length > 1;
+  const uniqueColumns = new Set(table.uniqueKeys.flat());
 
   for (const op of operations) {
-    const identity = identify(table, op);
+    const identity = identify(table, uniqueColumns, op);
     let min = identity.barrier ? statements.length : floor;
     for (const token of identity.tokens) min = Math.max(min, (lastOfToken.get(token) ?? -1) + 1);
     min = Math.max(min, lastUnknownKeyed + 1);
@@ -52,11 +53,13 @@ export function planStatements(table: TargetTable, operations: ClaimedOperation[
       for (const { keys, index } of lastInsertByKeys.values()) if (identity.key === null || !keys.includes(identity.key)) min = Math.max(min, index + 1);
     }
 
-    const shape = `${op.type}\u0000${columnsOf(op).join(',')}\u0000${keyColumnsOf(table, op)?.join(',')}`;
+    const columns = columnsOf(op);
+    const keyColumns = keyColumnsOf(table, op);
+    const shape = `${op.type}\u0000${columns.join(',')}\u0000${keyColumns?.join(',')}`;
     let index = lastOfShape.get(shape);
     if (index === undefined || index < min || statements[index].operations.length >= maxRowsPerStatement) {
       index = statements.length;
-      statements.push({ target: op.target, type: op.type, columns: columnsOf(op), keyColumns: keyColumnsOf(table, op), operations: [] });
+      statements.push({ target: op.target, type: op.type, columns, keyColumns, operations: [] });
       lastOfShape.set(shape, index);
     }
     statements[index].operations.push(op);
@@ -87,8 +90,7 @@ interface Identity {
   barrier: boolean;
 }
 
-function identify(table: TargetTable, op: ClaimedOperation): Identity {
-  const uniqueColumns = new Set(table.uniqueKeys.flat());
+function identify(table: TargetTable, uniqueColumns: Set<string>, op: ClaimedOperation): Identity {
   if (op.type === 'insert' || op.type === 'upsert') {
     const values = op.values ?? {};
     // An upsert that finds its row sets every other given column: where that is a unique column, the row's old
