@@ -8,7 +8,8 @@ import {
 } from '../interfaces/operation.interfaces';
 import { AuthenticatedClient } from '../services/client.service';
 import { OperationService } from '../services/operation.service';
-import { Caller, rpcRequestId } from './auth';
+import { Caller } from './auth';
+import { rpcRequestId } from './rpc-server';
 import { OperationCreateDto, OperationIdDto, OperationsCreateDto } from './dto/operation.dto';
 
 /** The RPC patterns of CONTRACT.md section 2, on the queue BATCH_SERVICE_RMQ_QUEUE. */

@@ -1,10 +1,19 @@
 import { Logger } from '@nestjs/common';
-import { RmqContext, RmqOptions, ServerRMQ } from '@nestjs/microservices';
+import { IncomingRequest, RmqContext, RmqOptions, ServerRMQ } from '@nestjs/microservices';
+import { IncomingRequestDeserializer } from '@nestjs/microservices/deserializers';
 import { withLogFields } from '../services/log-context';
 import { Metrics } from '../services/metrics.service';
-import { ackOnce, rpcRequestId } from './auth';
 
+const REQUEST_IDS = new WeakMap<object, string | undefined>();
 const OUTCOMES = new WeakMap<object, string>();
+
+/**
+ * The RPC request id (the NestJS wire format's `id`), used as the implicit idempotency key of a create and in the
+ * log context; noted as NestJS deserializes the message.
+ */
+export function rpcRequestId(context: RmqContext): string | undefined {
+  return REQUEST_IDS.get(context.getMessage().properties);
+}
 
 /** Records that an RPC call failed with the contract's error `code` (BatchErrorFilter); calls without one are OK. */
 export function setRpcOutcome(context: RmqContext, code: string): void {
@@ -27,7 +36,7 @@ export class RpcServer extends ServerRMQ {
     options: NonNullable<RmqOptions['options']>,
     private readonly metrics: Metrics,
   ) {
-    super(options);
+    super({ ...options, deserializer: new RequestIdDeserializer() });
     this.setOnProcessingStartHook((_transport, context, done) => this.serve(context as RmqContext, done));
   }
 
@@ -40,7 +49,7 @@ export class RpcServer extends ServerRMQ {
       try {
         await done();
       } finally {
-        ackOnce(rmq);
+        acknowledge(rmq);
         const outcome = OUTCOMES.get(rmq.getMessage()) ?? 'OK';
         const durationMs = Math.round(end({ outcome }) * 1000);
         this.log.debug({ outcome, durationMs }, `${pattern} ${outcome} in ${durationMs} ms`);
@@ -51,5 +60,27 @@ export class RpcServer extends ServerRMQ {
   /** Routes string patterns as they are: NestJS tries JSON.parse first, which throws for every one of them. */
   protected getRouteFromPattern(pattern: string): string {
     return pattern.startsWith('{') ? super.getRouteFromPattern(pattern) : this.normalizePattern(pattern);
+  }
+}
+
+/**
+ * Acknowledges an RPC request to the broker. When the channel it came on has closed meanwhile (the broker
+ * restarted), the broker requeues the request by itself, and its redelivery is answered from what was stored.
+ */
+function acknowledge(rmq: RmqContext): void {
+  try {
+    rmq.getChannelRef().ack(rmq.getMessage());
+  } catch {
+    // channel closed: nothing to acknowledge on any more
+  }
+}
+
+/** NestJS's own deserializer, noting each request's id by its message's properties (what the server passes it). */
+class RequestIdDeserializer extends IncomingRequestDeserializer {
+  deserialize(value: unknown, properties?: Record<string, unknown>): IncomingRequest {
+    const request = super.deserialize(value, properties) as IncomingRequest;
+    const id: unknown = request.id;
+    if (properties) REQUEST_IDS.set(properties, typeof id === 'string' && id.length > 0 && id.length <= 200 ? id : undefined);
+    return request;
   }
 }
