@@ -47,10 +47,10 @@ export function table(figures: Figure[]): string {
 /** A horizontal bar per figure with a target: measured against target, 1.0 = exactly on target. */
 export function svg(figures: Figure[]): string {
   const shown = figures.filter((f) => f.target !== undefined);
-  const width = 760;
+  const width = 960;
   const bar = 22;
-  const left = 300;
-  const scale = (width - left - 60) / 2; // 2× target at the right edge
+  const left = 380; // the figures' names
+  const scale = (width - left - 200) / 2; // 2× target, then room for the value
   const lines = shown.map((f, i) => {
     const measured = ratio(f) ?? f.value;
     const score = Math.min(2, f.max ? f.target! / Math.max(measured, 1e-9) : measured / f.target!);
