@@ -22,7 +22,7 @@ export const MAIN = join(__dirname, '..', '..', 'src', 'main.js');
  * As `npm start` and the Dockerfile run it: a larger young generation halves the time spent in scavenges under
  * load; a full collection once the old generation has doubled since the last one keeps the heap near its live size.
  */
-export const NODE_FLAGS = ['--max-semi-space-size=32', '--heap-growing-percent=100'];
+const NODE_FLAGS = ['--max-semi-space-size=32', '--heap-growing-percent=100'];
 
 /** `SERVICE_CPU_PROF_DIR=/tmp/prof npm run bench` writes a V8 CPU profile of each service process started there. */
 function cpuProfileFlags(): string[] {
