@@ -1,7 +1,7 @@
 import { Injectable, OnModuleDestroy } from '@nestjs/common';
-import { ClientRMQ, RmqRecordBuilder } from '@nestjs/microservices';
+import { RmqRecordBuilder } from '@nestjs/microservices';
 import { firstValueFrom, timeout } from 'rxjs';
-import { AMQP_SOCKET_OPTIONS } from '../config/amqp';
+import { AMQP_SOCKET_OPTIONS, RmqClient } from '../config/amqp';
 import {
   BATCH_PATTERNS,
   ErrorCode,
@@ -41,11 +41,11 @@ export class BatchServiceError extends Error {
 /** Typed RPC calls to the Batch Service over RabbitMQ. */
 @Injectable()
 export class BatchServiceClient implements OnModuleDestroy {
-  private readonly proxy: ClientRMQ;
+  private readonly proxy: RmqClient;
   private readonly timeoutMs: number;
 
   constructor(private readonly options: BatchServiceClientOptions) {
-    this.proxy = new ClientRMQ({
+    this.proxy = new RmqClient({
       urls: [options.url],
       queue: options.queue ?? 'batch_service',
       queueOptions: { durable: true },

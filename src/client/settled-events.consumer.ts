@@ -1,7 +1,7 @@
-import amqp, { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
+import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { IOperationsSettledEvent, SETTLED_ROUTING_KEY_PREFIX } from '../interfaces/operation.interfaces';
-import { AMQP_SOCKET_OPTIONS } from '../config/amqp';
+import { connectAmqp } from '../config/amqp';
 
 export interface SettledEventsOptions {
   url: string;
@@ -36,7 +36,7 @@ export class SettledEventsConsumer {
   async start(handler: (event: IOperationsSettledEvent) => Promise<void> | void): Promise<void> {
     const { url, client, queue } = this.options;
     const exchange = this.options.exchange ?? 'batch_service.events';
-    this.connection = amqp.connect([url], AMQP_SOCKET_OPTIONS);
+    this.connection = connectAmqp([url]);
     this.channel = this.connection.createChannel({
       setup: async (channel: ConfirmChannel) => {
         await channel.assertExchange(exchange, 'topic', { durable: true });

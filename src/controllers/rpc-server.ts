@@ -1,6 +1,8 @@
 import { Logger } from '@nestjs/common';
+import type { AmqpConnectionManager } from 'amqp-connection-manager';
 import { IncomingRequest, RmqContext, RmqOptions, ServerRMQ } from '@nestjs/microservices';
 import { IncomingRequestDeserializer } from '@nestjs/microservices/deserializers';
+import { coalesceFrameWrites } from '../config/amqp';
 import { withLogFields } from '../services/log-context';
 import { Metrics } from '../services/metrics.service';
 
@@ -55,6 +57,11 @@ export class RpcServer extends ServerRMQ {
         this.log.debug({ outcome, durationMs }, `${pattern} ${outcome} in ${durationMs} ms`);
       }
     });
+  }
+
+  /** The broker connection, its frame writes coalesced: a group commit's replies and acknowledgements leave in one write. */
+  createClient<T>(): T {
+    return coalesceFrameWrites(super.createClient<AmqpConnectionManager>()) as T;
   }
 
   /** Routes string patterns as they are: NestJS tries JSON.parse first, which throws for every one of them. */

@@ -1,11 +1,11 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
-import amqp, { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
+import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel } from 'amqplib';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AppConfig } from '../config/app-config';
 import { Database } from './database';
 import { OutboxWakeup } from './poller-wakeup.service';
-import { AMQP_SOCKET_OPTIONS } from '../config/amqp';
+import { connectAmqp } from '../config/amqp';
 
 const BATCH_SIZE = 500;
 const PUBLISH_TIMEOUT_MS = 10_000;
@@ -34,7 +34,7 @@ export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShu
   onApplicationBootstrap(): void {
     if (this.config.role === 'api') return;
     const exchange = this.config.rmq.eventsExchange;
-    this.connection = amqp.connect([this.config.rmq.url], AMQP_SOCKET_OPTIONS);
+    this.connection = connectAmqp([this.config.rmq.url]);
     this.connection.on('disconnect', ({ err }) => this.logger.warn(`broker connection lost: ${err?.message ?? 'closed'}`));
     this.channel = this.connection.createChannel({
       confirm: true,
