@@ -32,13 +32,12 @@ const MAX_FLUSHES = 2;
  * the commit, which is what the chunk reader's id horizon relies on.
  */
 const INSERT_SQL = `
-  WITH ingest AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($12))
+  WITH ingest AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($2))
   INSERT INTO batch.operations
          (client_id, target, type, row_values, row_key, conflict_key, idempotency_key, request_key, label, priority, not_before)
-  SELECT i.client_id, i.target, i.type, i.row_values, i.row_key,
-         CASE WHEN i.conflict_key IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(i.conflict_key)) END,
-         i.idempotency_key, i.request_key, i.label, i.priority, i.not_before
-    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::jsonb[], $7::text[], $8::text[], $9::text[], $10::int2[], $11::timestamptz[])
+  SELECT i.client_id, i.target, i.type, i.row_values, i.row_key, i.conflict_key, i.idempotency_key, i.request_key, i.label, i.priority, i.not_before
+    FROM ROWS FROM (json_to_recordset($1::json) AS (client_id bigint, target text, type text, row_values jsonb, row_key jsonb, conflict_key text[],
+                                                     idempotency_key text, request_key text, label text, priority int2, not_before timestamptz))
          WITH ORDINALITY AS i(client_id, target, type, row_values, row_key, conflict_key, idempotency_key, request_key, label, priority, not_before, ord),
          ingest
    ORDER BY i.ord
@@ -110,25 +109,23 @@ export class IngestBuffer {
     }
   }
 
+  /** The rows as one JSON text: node-postgres would otherwise escape every element of every array parameter. */
   private insertRows(batch: Submission[]): Promise<(StoredRow & { client_id: string })[]> {
-    const all = batch.flatMap((s) => s.operations.map((operation, i) => ({ clientId: s.clientId, operation, requestKey: s.requestKeys[i] })));
-    return this.db.query<StoredRow & { client_id: string }>(INSERT_SQL, [
-      all.map((r) => r.clientId),
-      all.map((r) => r.operation.target),
-      all.map((r) => r.operation.type),
-      all.map((r) => json(r.operation.values)),
-      all.map((r) => json(r.operation.key)),
-      all.map((r) => json(r.operation.conflictKey)),
-      all.map((r) => r.operation.idempotencyKey),
-      all.map((r) => r.requestKey),
-      all.map((r) => r.operation.label),
-      all.map((r) => r.operation.priority),
-      all.map((r) => r.operation.notBefore),
-      INGEST_LOCK,
-    ]);
+    const rows = batch.flatMap(({ clientId, operations, requestKeys }) =>
+      operations.map((operation, i) => ({
+        client_id: clientId,
+        target: operation.target,
+        type: operation.type,
+        row_values: operation.values,
+        row_key: operation.key,
+        conflict_key: operation.conflictKey,
+        idempotency_key: operation.idempotencyKey,
+        request_key: requestKeys[i],
+        label: operation.label,
+        priority: operation.priority,
+        not_before: operation.notBefore,
+      })),
+    );
+    return this.db.query<StoredRow & { client_id: string }>(INSERT_SQL, [JSON.stringify(rows), INGEST_LOCK]);
   }
-}
-
-function json(value: unknown): string | null {
-  return value === null || value === undefined ? null : JSON.stringify(value);
 }

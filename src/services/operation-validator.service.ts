@@ -29,31 +29,56 @@ interface Problem {
 export class OperationValidator {
   constructor(private readonly catalog: CatalogService) {}
 
-  async validate(client: AuthenticatedClient, request: ICreateBatchOperationRequest): Promise<ValidOperation> {
-    const columns = [...Object.keys(request.values ?? {}), ...Object.keys(request.key ?? {}), ...(request.conflictKey ?? [])];
-    const target = await this.catalog.findWithColumns(request.target, columns);
-    if (!target) throw new BatchError('UNKNOWN_TARGET', `Unknown target "${request.target}"`, { target: request.target });
-    if (!client.mayWrite(target.name)) {
-      throw new BatchError('FORBIDDEN', `Client "${client.name}" is not granted target "${target.name}"`, { target: target.name });
+  /**
+   * Validates the operations of one request, in order; the first invalid one fails the request (its error names
+   * its index when there are several). Each target is looked up once per request, again only for a column the
+   * cached catalog does not know yet.
+   */
+  async validateAll(client: AuthenticatedClient, requests: ICreateBatchOperationRequest[]): Promise<ValidOperation[]> {
+    const targets = new Map<string, TargetTable | null>();
+    const valid: ValidOperation[] = [];
+    for (const [index, request] of requests.entries()) {
+      const columns = [...Object.keys(request.values ?? {}), ...Object.keys(request.key ?? {}), ...(request.conflictKey ?? [])];
+      let target = targets.get(request.target);
+      if (target === undefined || (target !== null && columns.some((c) => !target!.columns.has(c)))) {
+        target = await this.catalog.findWithColumns(request.target, columns);
+        targets.set(request.target, target);
+      }
+      try {
+        valid.push(validate(client, request, target));
+      } catch (error) {
+        if (error instanceof BatchError && requests.length > 1) {
+          throw new BatchError(error.code, `operations[${index}]: ${error.message}`, { index, ...(error.details as object) });
+        }
+        throw error;
+      }
     }
-    const problems = checkShape(target, request);
-    if (problems.length > 0) {
-      const unknown = problems.find((p) => p.code === 'UNKNOWN_COLUMN');
-      const first = unknown ?? problems[0];
-      throw new BatchError(first.code, first.message, { target: target.name, problems });
-    }
-    return {
-      target: target.name,
-      type: request.type,
-      values: request.values ?? null,
-      key: request.key ?? null,
-      conflictKey: request.type === 'upsert' ? (request.conflictKey ?? target.primaryKey) : null,
-      idempotencyKey: request.idempotencyKey ?? null,
-      label: request.label ?? null,
-      priority: request.priority ?? 0,
-      notBefore: request.notBefore ? new Date(request.notBefore) : null,
-    };
+    return valid;
   }
+}
+
+function validate(client: AuthenticatedClient, request: ICreateBatchOperationRequest, target: TargetTable | null): ValidOperation {
+  if (!target) throw new BatchError('UNKNOWN_TARGET', `Unknown target "${request.target}"`, { target: request.target });
+  if (!client.mayWrite(target.name)) {
+    throw new BatchError('FORBIDDEN', `Client "${client.name}" is not granted target "${target.name}"`, { target: target.name });
+  }
+  const problems = checkShape(target, request);
+  if (problems.length > 0) {
+    const unknown = problems.find((p) => p.code === 'UNKNOWN_COLUMN');
+    const first = unknown ?? problems[0];
+    throw new BatchError(first.code, first.message, { target: target.name, problems });
+  }
+  return {
+    target: target.name,
+    type: request.type,
+    values: request.values ?? null,
+    key: request.key ?? null,
+    conflictKey: request.type === 'upsert' ? (request.conflictKey ?? target.primaryKey) : null,
+    idempotencyKey: request.idempotencyKey ?? null,
+    label: request.label ?? null,
+    priority: request.priority ?? 0,
+    notBefore: request.notBefore ? new Date(request.notBefore) : null,
+  };
 }
 
 /** PostgreSQL's own limit of columns per table. */

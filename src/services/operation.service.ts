@@ -68,17 +68,7 @@ export class OperationService {
    * stored instead of storing it again.
    */
   async createMany(client: AuthenticatedClient, requests: ICreateBatchOperationRequest[], requestId: string = randomUUID()): Promise<ICreateBatchOperationResponse[]> {
-    const operations: ValidOperation[] = [];
-    for (const [index, request] of requests.entries()) {
-      try {
-        operations.push(await this.validator.validate(client, request));
-      } catch (error) {
-        if (error instanceof BatchError && requests.length > 1) {
-          throw new BatchError(error.code, `operations[${index}]: ${error.message}`, { index, ...(error.details as object) });
-        }
-        throw error;
-      }
-    }
+    const operations = await this.validator.validateAll(client, requests);
     const requestKeys = operations.map((_, index) => `${requestId}#${index}`);
     const inserted = await this.ingest.store(client.id, operations, requestKeys);
     const byRequestKey = new Map(inserted.map((row) => [row.request_key, row]));
