@@ -183,7 +183,7 @@ export class ChunkStep {
                 execution_id = $1, attempts = o.attempts + 1, settled_at = $17, updated_at = $17
            FROM unnest($18::bigint[], $19::text[], $20::int[], $21::text[], $22::text[]) AS v(id, status, rows_affected, error_code, error_message)
           WHERE o.id = v.id AND o.id = ANY($18::bigint[]))
-       INSERT INTO batch.outbox (routing_key, payload) SELECT * FROM unnest($23::text[], $24::json[])`,
+       INSERT INTO batch.outbox (routing_key, payload) SELECT $23 || (e->>'client'), e FROM json_array_elements($24::json) AS e`,
       [
         executionId,
         steps.map((s) => s.name),
@@ -200,8 +200,8 @@ export class ChunkStep {
         outcomes.map((o) => o.rowsAffected),
         outcomes.map((o) => o.error?.code ?? null),
         outcomes.map((o) => o.error?.message ?? null),
-        events.map((e) => SETTLED_ROUTING_KEY_PREFIX + e.client),
-        events.map((e) => JSON.stringify(e)),
+        SETTLED_ROUTING_KEY_PREFIX,
+        JSON.stringify(events), // one text, not a json[] that node-postgres would escape element by element
       ],
     );
     return executionId;
