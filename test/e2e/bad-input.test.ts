@@ -83,8 +83,8 @@ describe('bad input over RPC and REST (built service)', () => {
     for (const values of ['x', 1, [], [1, 2], true]) create(`values ${JSON.stringify(values)}`, insert(values), 'VALIDATION_FAILED');
     for (const priority of [101, -101, 1.5, '1', null === null ? 'high' : 0]) create(`priority ${JSON.stringify(priority)}`, insert({ id: 9, email: 'z@x' }, { priority }), 'VALIDATION_FAILED');
     for (const notBefore of ['tomorrow', 123, '2026-13-01T00:00:00Z', '2026-11-21 10:00']) create(`notBefore ${JSON.stringify(notBefore)}`, insert({ id: 9, email: 'z@x' }, { notBefore }), 'VALIDATION_FAILED');
-    for (const idempotencyKey of ['', 'k'.repeat(201), 5, ['k']]) create(`idempotencyKey ${JSON.stringify(idempotencyKey).slice(0, 20)}`, insert({ id: 9, email: 'z@x' }, { idempotencyKey }), 'VALIDATION_FAILED');
-    for (const label of ['l'.repeat(101), {}, 7]) create(`label ${JSON.stringify(label).slice(0, 20)}`, insert({ id: 9, email: 'z@x' }, { label }), 'VALIDATION_FAILED');
+    for (const idempotencyKey of ['', 'k'.repeat(201), 5, ['k'], 'k\u0000ey']) create(`idempotencyKey ${JSON.stringify(idempotencyKey).slice(0, 20)}`, insert({ id: 9, email: 'z@x' }, { idempotencyKey }), 'VALIDATION_FAILED');
+    for (const label of ['l'.repeat(101), {}, 7, 'la\u0000bel']) create(`label ${JSON.stringify(label).slice(0, 20)}`, insert({ id: 9, email: 'z@x' }, { label }), 'VALIDATION_FAILED');
     for (const conflictKey of ['id', [1], [], Array(33).fill('id')]) create(`conflictKey ${JSON.stringify(conflictKey).slice(0, 20)}`, { ...insert({ id: 9, email: 'z@x' }), type: 'upsert', conflictKey }, 'VALIDATION_FAILED');
     create('an unknown field', insert({ id: 9, email: 'z@x' }, { sql: 'SELECT 1' }), 'VALIDATION_FAILED');
     create('update without key', { target: 'accounts', type: 'update', values: { email: 'q@x' } }, 'VALIDATION_FAILED');
@@ -164,7 +164,7 @@ describe('bad input over RPC and REST (built service)', () => {
     list.push({ name: 'RPC cancel of a settled operation', rpc: { pattern: 'cancelOperation', data: { id: '<alice>' } }, expect: { code: 'CONFLICT' } });
     list.push({ name: 'REST retry of a completed operation', rest: { method: 'POST', path: '/api/operations/<alice>/retry' }, expect: { code: 'CONFLICT' } });
     // list queries
-    for (const query of ['status=DONE', `status=${encodeURIComponent("PENDING' OR '1'='1")}`, 'limit=0', 'limit=501', 'limit=1;--', 'cursor=abc', `cursor=${encodeURIComponent(INJECTIONS[0])}`, 'nope=1', 'label=' + 'l'.repeat(101)]) {
+    for (const query of ['status=DONE', `status=${encodeURIComponent("PENDING' OR '1'='1")}`, 'limit=0', 'limit=501', 'limit=1;--', 'cursor=abc', `cursor=${encodeURIComponent(INJECTIONS[0])}`, 'nope=1', 'label=' + 'l'.repeat(101), 'label=a%00b', 'target=a%00b']) {
       list.push({ name: `REST list ?${query.slice(0, 30)}`, rest: { method: 'GET', path: `/api/operations?${query}` }, expect: { code: 'VALIDATION_FAILED' } });
     }
     // keys: missing, forged, revoked, oversized, and admin-only routes
@@ -182,7 +182,7 @@ describe('bad input over RPC and REST (built service)', () => {
     ] as const) {
       list.push({ name: `REST ${method} ${path} as a client`, rest: { method, path, body }, expect: { code: 'FORBIDDEN' } });
     }
-    for (const body of [{ name: 'bad name!', targets: ['*'] }, { name: 'x', targets: [] }, { name: 'x', targets: '*' }, { name: 'x', targets: ['*'], admin: 'yes' }, { name: 'x', targets: ['*'], rateLimitPerSecond: 0 }, { name: INJECTIONS[0], targets: ['*'] }]) {
+    for (const body of [{ name: 'bad name!', targets: ['*'] }, { name: 'x', targets: [] }, { name: 'x', targets: '*' }, { name: 'x', targets: ['*'], admin: 'yes' }, { name: 'x', targets: ['*'], rateLimitPerSecond: 0 }, { name: INJECTIONS[0], targets: ['*'] }, { name: 'x', targets: ['a\u0000b'] }]) {
       list.push({ name: `REST admin POST /api/clients ${JSON.stringify(body).slice(0, 30)}`, rest: { method: 'POST', path: '/api/clients', body, key: '<admin>' }, expect: { code: 'VALIDATION_FAILED' } });
     }
     // unreadable bodies

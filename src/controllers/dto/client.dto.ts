@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { ArrayMaxSize, ArrayMinSize, IsArray, IsBoolean, IsInt, IsOptional, IsString, Length, Matches, Max, Min } from 'class-validator';
+import { NoNulCharacter } from './no-nul-character';
 
 export class ClientCreateDto {
   @ApiProperty({ example: 'billing', description: 'letters, digits, _ and -; the last word of its notifications\' routing key' })
@@ -13,6 +14,7 @@ export class ClientCreateDto {
   @ArrayMaxSize(1000)
   @IsString({ each: true })
   @Length(1, 129, { each: true })
+  @NoNulCharacter({ each: true })
   targets: string[];
 
   @ApiPropertyOptional({ default: false })

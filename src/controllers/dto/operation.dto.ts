@@ -28,6 +28,7 @@ import {
   type OperationType,
   type RowValues,
 } from '../../interfaces/operation.interfaces';
+import { NoNulCharacter } from './no-nul-character';
 
 export const MAX_BULK_OPERATIONS = 1000;
 
@@ -73,6 +74,7 @@ export class OperationCreateDto implements ICreateBatchOperationRequest {
   @IsOptional()
   @IsString()
   @Length(1, 200)
+  @NoNulCharacter()
   idempotencyKey?: string;
 
   @ApiPropertyOptional({ minimum: -100, maximum: 100, default: 0, description: 'higher is applied earlier' })
@@ -91,6 +93,7 @@ export class OperationCreateDto implements ICreateBatchOperationRequest {
   @IsOptional()
   @IsString()
   @MaxLength(100)
+  @NoNulCharacter()
   label?: string;
 }
 
@@ -121,12 +124,14 @@ export class OperationListQueryDto {
   @IsOptional()
   @IsString()
   @MaxLength(129)
+  @NoNulCharacter()
   target?: string;
 
   @ApiPropertyOptional()
   @IsOptional()
   @IsString()
   @MaxLength(100)
+  @NoNulCharacter()
   label?: string;
 
   @ApiPropertyOptional({ minimum: 1, maximum: 500, default: 50 })
