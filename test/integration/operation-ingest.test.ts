@@ -106,10 +106,16 @@ describe('operation ingest (real PostgreSQL)', () => {
     await rejects(operations.create(billing, { target: 'accounts', type: 'insert', values: { id: 1, email: 'a@x', tier: 'gold' } }), 'UNKNOWN_COLUMN');
     await t.db.query(`ALTER TABLE public.accounts ADD COLUMN tier text`);
     await operations.create(billing, { target: 'accounts', type: 'insert', values: { id: 1, email: 'a@x', tier: 'gold' } });
+    // one request: its first operation finds the target as cached, its second names a column added since
+    await t.db.query(`ALTER TABLE public.accounts ADD COLUMN region text`);
+    await operations.createMany(billing, [
+      { target: 'accounts', type: 'insert', values: { id: 2, email: 'b@x' } },
+      { target: 'accounts', type: 'insert', values: { id: 3, email: 'c@x', region: 'eu' } },
+    ]);
     const admin = await t.client('admin2', ['*']);
     await t.db.query(`CREATE TABLE public.late (id int PRIMARY KEY)`);
     await operations.create(admin, { target: 'late', type: 'insert', values: { id: 1 } });
-    assert.equal(await count(), 2);
+    assert.equal(await count(), 4);
   });
 
   it('cancels a pending operation once, and only its own client may', async () => {
