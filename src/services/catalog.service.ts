@@ -129,7 +129,7 @@ export class CatalogService {
   /** Like find, but reloads when a column is missing (it may have been added since the last load). */
   async findWithColumns(name: string, columns: string[]): Promise<TargetTable | null> {
     const target = await this.find(name);
-    if (target && columns.some((c) => !target.columns.has(c))) {
+    if (target && !hasColumns(target, columns)) {
       await this.reload();
       return this.lookup(name);
     }
@@ -206,6 +206,11 @@ export class CatalogService {
 }
 
 /** True when both lists name the same columns, in any order. */
+/** Whether the table, as loaded, has every one of these columns. */
+export function hasColumns(table: TargetTable, columns: string[]): boolean {
+  return columns.every((c) => table.columns.has(c));
+}
+
 export function sameColumns(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((c) => b.includes(c));
 }

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { ICreateBatchOperationRequest, JsonValue, RowValues } from '../interfaces/operation.interfaces';
 import { BatchError } from './batch-error';
-import { CatalogService, TargetColumn, TargetTable, sameColumns } from './catalog.service';
+import { CatalogService, TargetColumn, TargetTable, hasColumns, sameColumns } from './catalog.service';
 import { columnValueProblem, isNumericColumn } from './column-value';
 import type { AuthenticatedClient } from './client.service';
 
@@ -40,7 +40,7 @@ export class OperationValidator {
     for (const [index, request] of requests.entries()) {
       const columns = [...Object.keys(request.values ?? {}), ...Object.keys(request.key ?? {}), ...(request.conflictKey ?? [])];
       let target = targets.get(request.target);
-      if (target === undefined || (target !== null && columns.some((c) => !target!.columns.has(c)))) {
+      if (target === undefined || (target !== null && !hasColumns(target, columns))) {
         target = await this.catalog.findWithColumns(request.target, columns);
         targets.set(request.target, target);
       }
