@@ -8,8 +8,16 @@ import { RetentionIndexes1763800000000 } from '../migrations/1763800000000-reten
 import { LighterSettlement1763900000000 } from '../migrations/1763900000000-lighter-settlement';
 import { IngestHorizon1764000000000 } from '../migrations/1764000000000-ingest-horizon';
 import { ClientsNeverDeleted1764100000000 } from '../migrations/1764100000000-clients-never-deleted';
+import { OperationCounts1764200000000 } from '../migrations/1764200000000-operation-counts';
 
-export const MIGRATIONS = [InitialSchema1763700000000, RetentionIndexes1763800000000, LighterSettlement1763900000000, IngestHorizon1764000000000, ClientsNeverDeleted1764100000000];
+export const MIGRATIONS = [
+  InitialSchema1763700000000,
+  RetentionIndexes1763800000000,
+  LighterSettlement1763900000000,
+  IngestHorizon1764000000000,
+  ClientsNeverDeleted1764100000000,
+  OperationCounts1764200000000,
+];
 
 /** Connection settings of a single pg Client for the configured database (or another one on the same server). */
 export function clientConfig(db: AppConfig['db'], database = db.name): ClientConfig {

@@ -1,6 +1,7 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { AppConfig } from '../config/app-config';
 import { Database } from './database';
+import { THROUGHPUT_SINCE } from './stats.service';
 
 const BATCH_SIZE = 1000;
 
@@ -8,7 +9,8 @@ const BATCH_SIZE = 1000;
  * Deletes what is older than BATCH_RETENTION_HOURS, in small batches so that no long lock or transaction
  * builds up: settled operations, sent outbox rows, executions (with their steps). Ids grow with time, so each
  * batch walks the primary key from the oldest row. Idempotency keys are remembered for as long as their
- * operation is kept. Where the server runs without autovacuum, the queue tables are vacuumed here too.
+ * operation is kept. Then the operation counts are folded, and where the server runs without autovacuum, the queue
+ * tables are vacuumed here too.
  */
 @Injectable()
 export class RetentionService implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -25,6 +27,7 @@ export class RetentionService implements OnApplicationBootstrap, BeforeApplicati
     if (this.config.role === 'api') return;
     this.timer = setInterval(() => {
       this.running ??= this.purge()
+        .then(() => this.foldCounts())
         .then(() => this.vacuumWithoutAutovacuum())
         .catch((error: Error) => this.logger.warn(`retention failed: ${error.message}`))
         .finally(() => (this.running = null));
@@ -60,6 +63,23 @@ export class RetentionService implements OnApplicationBootstrap, BeforeApplicati
   }
 
   /**
+   * Folds the rows of operation counts that statements have added since the last fold into one per client, target
+   * and status, keeping the last 15 minutes per minute (the throughput). One statement: readers see the counts
+   * before or after it, the same either way. Rows added meanwhile by transactions it cannot see are left for next time.
+   */
+  async foldCounts(): Promise<void> {
+    const recent = `minute >= ${THROUGHPUT_SINCE}`;
+    await this.db.query(`
+      WITH folded AS (DELETE FROM batch.operation_counts RETURNING *)
+      INSERT INTO batch.operation_counts
+      SELECT client_id, target, status, minute, sum(added), sum(removed)
+        FROM (SELECT client_id, target, status, CASE WHEN ${recent} THEN minute ELSE '-infinity' END AS minute,
+                     CASE WHEN ${recent} THEN added ELSE added - removed END AS added, CASE WHEN ${recent} THEN removed ELSE 0 END AS removed
+                FROM folded) f
+       GROUP BY 1, 2, 3, 4 HAVING sum(added) <> 0 OR sum(removed) <> 0`);
+  }
+
+  /**
    * Every settled operation leaves a dead row version behind (in the table and the claim's index) until a vacuum
    * clears it; left alone, chunks slow down as they pile up. The queue tables rely on autovacuum (their settings
    * make it run often); on a server that runs without it, workers vacuum them here instead. Returns whether it did.
@@ -67,7 +87,7 @@ export class RetentionService implements OnApplicationBootstrap, BeforeApplicati
   async vacuumWithoutAutovacuum(): Promise<boolean> {
     const [{ autovacuum }] = await this.db.query<{ autovacuum: string }>(`SELECT current_setting('autovacuum') AS autovacuum`);
     if (autovacuum === 'on') return false;
-    await this.db.query('VACUUM (SKIP_LOCKED, ANALYZE) batch.operations, batch.outbox');
+    await this.db.query('VACUUM (SKIP_LOCKED, ANALYZE) batch.operations, batch.outbox, batch.operation_counts');
     return true;
   }
 
