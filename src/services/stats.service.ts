@@ -19,6 +19,24 @@ export interface QueueStats {
 export const THROUGHPUT_SINCE = `date_trunc('minute', now()) - interval '14 minutes'`;
 
 /**
+ * The age of the oldest due PENDING operation: the first due one by id of each priority there is, found in the
+ * claim's index (priority, id) by a loose index scan over its priorities, so the cost does not grow with a backlog
+ * (counting through 200,000 pending rows took 90–800 ms). Ids are drawn in order of creation.
+ */
+const OLDEST_PENDING_AGE = `
+  WITH RECURSIVE priorities AS (
+    (SELECT priority FROM batch.operations WHERE status = 'PENDING' ORDER BY priority DESC LIMIT 1)
+    UNION ALL
+    SELECT (SELECT o.priority FROM batch.operations o WHERE o.status = 'PENDING' AND o.priority < p.priority ORDER BY o.priority DESC LIMIT 1)
+      FROM priorities p WHERE p.priority IS NOT NULL)
+  SELECT coalesce(extract(epoch FROM now() - min(oldest)), 0)::float8 AS seconds
+    FROM (SELECT (SELECT o.created_at FROM batch.operations o
+                   WHERE o.status = 'PENDING' AND o.priority = p.priority AND (o.not_before IS NULL OR o.not_before <= now())
+                     AND ($1::bigint IS NULL OR o.client_id = $1)
+                   ORDER BY o.priority DESC, o.id LIMIT 1) AS oldest
+            FROM priorities p WHERE p.priority IS NOT NULL) first_of_each_priority`;
+
+/**
  * The queue at a glance, for /api/stats, the dashboard and the metrics. A client sees its own operations;
  * an admin (or the service itself, with no client) sees all. Counts and throughput come from the counts the
  * database keeps as operations change (batch.operation_counts), so their cost does not grow with the table.
@@ -35,11 +53,7 @@ export class StatsService {
           WHERE ($1::bigint IS NULL OR client_id = $1) GROUP BY target, status HAVING sum(added - removed) <> 0 ORDER BY target, status`,
         [owner],
       ),
-      this.db.query<{ seconds: number }>(
-        `SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS seconds FROM batch.operations
-          WHERE status = 'PENDING' AND (not_before IS NULL OR not_before <= now()) AND ($1::bigint IS NULL OR client_id = $1)`,
-        [owner],
-      ),
+      this.db.query<{ seconds: number }>(OLDEST_PENDING_AGE, [owner]),
       this.db.query<{ minute: Date; completed: number; failed: number }>(
         `SELECT minute, coalesce(sum(added) FILTER (WHERE status = 'COMPLETED'), 0)::int AS completed,
                 coalesce(sum(added) FILTER (WHERE status = 'FAILED'), 0)::int AS failed
