@@ -1,8 +1,9 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ClientEntity } from '../entities';
 import { ClientService } from '../services/client.service';
 import { AdminOnly } from './auth';
-import { ClientCreateDto, ClientIdDto, ClientKeyDto, ClientResponseDto } from './dto/client.dto';
+import { ClientCreateDto, ClientIdDto, ClientKeyDto, ClientResponseDto, ClientUpdateDto } from './dto/client.dto';
 import { ApiErrors } from './dto/error.dto';
 
 @ApiTags('clients (admin)')
@@ -26,15 +27,15 @@ export class ClientController {
   @ApiOperation({ summary: 'All clients (never their keys)' })
   @ApiOkResponse({ type: [ClientResponseDto] })
   async list(): Promise<ClientResponseDto[]> {
-    return (await this.clients.list()).map((c) => ({
-      id: c.id,
-      name: c.name,
-      targets: c.targets,
-      admin: c.admin,
-      rateLimitPerSecond: c.rateLimitPerSecond,
-      createdAt: c.createdAt.toISOString(),
-      revokedAt: c.revokedAt?.toISOString() ?? null,
-    }));
+    return (await this.clients.list()).map(toResponse);
+  }
+
+  @Patch(':id')
+  @ApiOperation({ summary: 'Change a client\'s targets, admin flag or rate limit; from its next request on' })
+  @ApiOkResponse({ type: ClientResponseDto })
+  @ApiErrors(400, 404)
+  async update(@Param() { id }: ClientIdDto, @Body() dto: ClientUpdateDto): Promise<ClientResponseDto> {
+    return toResponse(await this.clients.update(id, dto));
   }
 
   @Post(':id/rotate-key')
@@ -54,4 +55,16 @@ export class ClientController {
   async revoke(@Param() { id }: ClientIdDto): Promise<void> {
     await this.clients.revoke(id);
   }
+}
+
+function toResponse(client: ClientEntity): ClientResponseDto {
+  return {
+    id: client.id,
+    name: client.name,
+    targets: client.targets,
+    admin: client.admin,
+    rateLimitPerSecond: client.rateLimitPerSecond,
+    createdAt: client.createdAt.toISOString(),
+    revokedAt: client.revokedAt?.toISOString() ?? null,
+  };
 }

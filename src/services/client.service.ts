@@ -27,8 +27,11 @@ export interface ClientCreate {
   name: string;
   targets: string[];
   admin?: boolean;
-  rateLimitPerSecond?: number;
+  rateLimitPerSecond?: number | null;
 }
+
+/** A change of a client's grants, admin flag or rate limit: absent fields are kept, a `null` rate limit removed. */
+export type ClientChange = Partial<Omit<ClientCreate, 'name'>>;
 
 export const ADMIN_CLIENT_NAME = 'admin';
 
@@ -125,6 +128,19 @@ export class ClientService implements OnApplicationBootstrap {
     );
     if (rows.length === 0) throw new BatchError('NOT_FOUND', `No active client ${id}`);
     return { id, name: rows[0].name, apiKey };
+  }
+
+  /** Takes effect with the client's next request on every instance (clients are looked up per request). */
+  async update(id: string, change: ClientChange): Promise<ClientEntity> {
+    const rows = await this.db.query(
+      `UPDATE batch.clients
+          SET targets = coalesce($2, targets), admin = coalesce($3, admin),
+              rate_limit_per_second = CASE WHEN $4 THEN $5 ELSE rate_limit_per_second END, updated_at = now()
+        WHERE id = $1 AND revoked_at IS NULL RETURNING id`,
+      [id, change.targets ?? null, change.admin ?? null, change.rateLimitPerSecond !== undefined, change.rateLimitPerSecond ?? null],
+    );
+    if (rows.length === 0) throw new BatchError('NOT_FOUND', `No active client ${id}`);
+    return this.clients.findOneByOrFail({ id });
   }
 
   async revoke(id: string): Promise<void> {

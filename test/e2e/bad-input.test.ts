@@ -179,11 +179,15 @@ describe('bad input over RPC and REST (built service)', () => {
       ['GET', '/api/clients', undefined],
       ['POST', '/api/clients/1/rotate-key', undefined],
       ['DELETE', '/api/clients/1', undefined],
+      ['PATCH', '/api/clients/1', { admin: true }],
     ] as const) {
       list.push({ name: `REST ${method} ${path} as a client`, rest: { method, path, body }, expect: { code: 'FORBIDDEN' } });
     }
     for (const body of [{ name: 'bad name!', targets: ['*'] }, { name: 'x', targets: [] }, { name: 'x', targets: '*' }, { name: 'x', targets: ['*'], admin: 'yes' }, { name: 'x', targets: ['*'], rateLimitPerSecond: 0 }, { name: INJECTIONS[0], targets: ['*'] }, { name: 'x', targets: ['a\u0000b'] }]) {
       list.push({ name: `REST admin POST /api/clients ${JSON.stringify(body).slice(0, 30)}`, rest: { method: 'POST', path: '/api/clients', body, key: '<admin>' }, expect: { code: 'VALIDATION_FAILED' } });
+    }
+    for (const body of [{ targets: [] }, { targets: '*' }, { admin: 'yes' }, { rateLimitPerSecond: 0 }, { rateLimitPerSecond: 1.5 }, { targets: ['a\u0000b'] }]) {
+      list.push({ name: `REST admin PATCH /api/clients/1 ${JSON.stringify(body)}`, rest: { method: 'PATCH', path: '/api/clients/1', body, key: '<admin>' }, expect: { code: 'VALIDATION_FAILED' } });
     }
     // unreadable bodies
     for (const raw of ['{"target": "accounts", ', 'null', '"a string"', '[]', '{"target": "accounts", "type": "insert", "values": {"id": 1, "id": 2, "email": NaN}}']) {

@@ -80,6 +80,29 @@ describe('security: keys, isolation, rate limits (two API instances)', () => {
     await assert.rejects(alice.rpc.createOperation({ target: 'private_notes', type: 'insert', values: { id: 2 } }), (e: BatchServiceError) => e.code === 'FORBIDDEN');
   });
 
+  it('changes a client\'s grants and rate limit with effect from its next request on every instance', async () => {
+    const created = await http<{ id: string; apiKey: string }>(instances[0], 'POST', '/api/clients', instances[0].adminKey, { name: 'dave', targets: ['notes'] });
+    const { id, apiKey } = created.body;
+    const create = (instance: ServiceProcess, target: string, row: number) =>
+      http<{ code?: string }>(instance, 'POST', '/api/operations', apiKey, { target, type: 'insert', values: { id: row } }).then((r) => r.body.code ?? r.status);
+    const change = (body: object) => http<Record<string, unknown>>(instances[1], 'PATCH', `/api/clients/${id}`, instances[1].adminKey, body);
+    assert.equal(await create(instances[0], 'private_notes', 10), 'FORBIDDEN');
+
+    const granted = await change({ targets: ['notes', 'private_notes'], rateLimitPerSecond: 1 });
+    assert.equal(granted.status, 200);
+    assert.deepEqual([granted.body.name, granted.body.targets, granted.body.admin, granted.body.rateLimitPerSecond], ['dave', ['notes', 'private_notes'], false, 1]);
+    assert.deepEqual([await create(instances[0], 'private_notes', 10), await create(instances[0], 'notes', 10)], [201, 'RATE_LIMITED']);
+
+    const unlimited = await change({ rateLimitPerSecond: null });
+    assert.deepEqual([unlimited.body.targets, unlimited.body.rateLimitPerSecond], [['notes', 'private_notes'], null], 'only the fields given change');
+    for (let row = 11; row < 15; row++) assert.equal(await create(instances[row % 2], 'notes', row), 201);
+    const listed = await http<{ id: string; rateLimitPerSecond: number | null }[]>(instances[0], 'GET', '/api/clients', instances[0].adminKey);
+    assert.equal(listed.body.find((c) => c.id === id)?.rateLimitPerSecond, null);
+
+    assert.equal((await http(instances[0], 'DELETE', `/api/clients/${id}`, instances[0].adminKey)).status, 204);
+    assert.equal((await change({ targets: ['*'] })).status, 404, 'a revoked client stays revoked');
+  });
+
   it('rate-limits a client over both transports with retryAfterMs, per client', async () => {
     const created = await http<{ apiKey: string }>(instances[0], 'POST', '/api/clients', instances[0].adminKey, { name: 'slow', targets: ['notes'], rateLimitPerSecond: 5 });
     const key = created.body.apiKey;

@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, OmitType, PartialType } from '@nestjs/swagger';
 import { ArrayMaxSize, ArrayMinSize, IsArray, IsBoolean, IsInt, IsOptional, IsString, Length, Matches, Max, Min } from 'class-validator';
 import { NoNulCharacter } from './no-nul-character';
 
@@ -22,13 +22,19 @@ export class ClientCreateDto {
   @IsBoolean()
   admin?: boolean;
 
-  @ApiPropertyOptional({ minimum: 1 })
+  @ApiPropertyOptional({ type: Number, minimum: 1, nullable: true, description: 'operations per second; none (null) by default' })
   @IsOptional()
   @IsInt()
   @Min(1)
   @Max(1_000_000)
-  rateLimitPerSecond?: number;
+  rateLimitPerSecond?: number | null;
 }
+
+/**
+ * What an admin may change of a client (PATCH): the fields given are set, the others kept. `rateLimitPerSecond: null`
+ * removes the client's own limit (BATCH_DEFAULT_RATE_LIMIT applies again).
+ */
+export class ClientUpdateDto extends PartialType(OmitType(ClientCreateDto, ['name'] as const)) {}
 
 export class ClientIdDto {
   @ApiProperty({ example: '2' })
