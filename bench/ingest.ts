@@ -39,7 +39,7 @@ export async function benchIngest(options: { requests: number; inFlight: number;
     service = await startService(env);
     await db.query(`CREATE TABLE public.bench (id bigserial PRIMARY KEY, qty int NOT NULL, note text, at timestamptz, price numeric(12,2))`);
     const caller = await createCaller(service, 'ingest', ['bench'], 60_000);
-    const echoClient = new RmqClient({ urls: [RMQ_URL], queue: echoQueue, queueOptions: { durable: true }, socketOptions: AMQP_SOCKET_OPTIONS });
+    const echoClient = new RmqClient({ urls: [RMQ_URL], queue: echoQueue, queueOptions: { durable: true, autoDelete: true }, socketOptions: AMQP_SOCKET_OPTIONS });
     const operation = (i: number) => ({ target: 'bench', type: 'insert' as const, values: { qty: i % 100, note: `note ${i}`, at: '2026-11-21T10:00:00Z', price: 9.5 } });
     const echoOnce = (i: number) =>
       firstValueFrom(echoClient.send('echo', new RmqRecordBuilder(operation(i)).setOptions({ headers: { 'x-api-key': caller.apiKey }, persistent: true }).build()));

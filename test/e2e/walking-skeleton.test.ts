@@ -2,9 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
 import { BatchServiceClient, BatchServiceError, IOperationsSettledEvent, SettledEventsConsumer } from '../../src/client';
-import { eventually, http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
-
-const RMQ_URL = 'amqp://guest:guest@127.0.0.1:5672';
+import { eventually, http, RMQ_URL, serviceEnv, ServiceProcess, startService } from '../support/service-process';
 
 /**
  * The whole path as another service sees it: the built service started as a user would, a client created over

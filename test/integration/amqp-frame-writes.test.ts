@@ -21,6 +21,7 @@ describe('AMQP frame writes (RabbitMQ)', () => {
   });
 
   after(async () => {
+    await channel?.deleteQueue(queue);
     await channel?.close();
     await manager?.close();
   });

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { Client } from 'pg';
 import { BatchServiceClient, BatchServiceError, IOperationsSettledEvent, SettledEventsConsumer } from '../../src/client';
-import { eventually, http, ServiceProcess, startService } from './service-process';
+import { eventually, http, RMQ_URL, ServiceProcess, startService } from './service-process';
 
-export const RMQ_URL = 'amqp://guest:guest@127.0.0.1:5672';
+export { RMQ_URL };
 
 /** A connection to the service's database for a test, which survives a restart of PostgreSQL by reconnecting. */
 export class TestDb {

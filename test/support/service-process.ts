@@ -1,8 +1,12 @@
+import { connect } from 'amqplib';
 import { ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { Client } from 'pg';
 import { dropDatabase, uniqueName } from './test-database';
+
+export const RMQ_URL = 'amqp://guest:guest@127.0.0.1:5672';
 
 /** The built service (dist/src/main.js) started as a user would, on its own database, queue and exchange. */
 export interface ServiceProcess {
@@ -13,7 +17,7 @@ export interface ServiceProcess {
   logs(): string;
   /** SIGTERM and wait for the exit code. */
   stop(): Promise<number | null>;
-  /** Stops the process and drops its database. */
+  /** Stops the process, deletes its queues and exchange from the broker, and drops its database. */
   destroy(): Promise<void>;
 }
 
@@ -82,6 +86,7 @@ export async function startService(env: Record<string, string> = serviceEnv()): 
     },
     destroy: async () => {
       await service.stop();
+      await deleteBrokerObjects(fullEnv);
       await dropDatabase(fullEnv.DB_NAME);
     },
   };
@@ -98,6 +103,25 @@ export async function startService(env: Record<string, string> = serviceEnv()): 
   }
   child.kill('SIGKILL');
   throw new Error(`service did not start within 30 s:\n${output}`);
+}
+
+/**
+ * What a test's service and its callers declared on the broker (all named after its database): the RPC queue, the
+ * events exchange, and each client's queue of settled notifications (see createCaller). Durable, so they would
+ * outlive the test.
+ */
+async function deleteBrokerObjects(env: Record<string, string>): Promise<void> {
+  const db = new Client({ host: '127.0.0.1', user: 'postgres', database: env.DB_NAME });
+  await db.connect();
+  const clients = await db.query<{ name: string }>('SELECT name FROM batch.clients').finally(() => db.end());
+  const broker = await connect(RMQ_URL);
+  try {
+    const channel = await broker.createChannel();
+    for (const queue of [env.BATCH_SERVICE_RMQ_QUEUE, ...clients.rows.map(({ name }) => `${env.DB_NAME}.${name}.settled`)]) await channel.deleteQueue(queue);
+    await channel.deleteExchange(env.BATCH_SERVICE_EVENTS_EXCHANGE);
+  } finally {
+    await broker.close();
+  }
 }
 
 /** JSON over HTTP with an API key. */
