@@ -168,7 +168,8 @@ export class ChunkStep {
       [exitMessage, WORKER, ...COUNTERS.map((counter) => totals[counter]), startedAt],
     );
     const events = settledEvents(executionId, endedAt, outcomes);
-    // Steps, outcomes and outbox in one statement (data-modifying CTEs all run, whether or not they are read).
+    // Steps, outcomes, the clients settled for and the outbox in one statement (data-modifying CTEs all run, whether
+    // or not they are read).
     // `o.id = ANY(ids)` lets the planner find the operations through the primary key: joined on the unnest alone,
     // it hashes the whole operations table (all of its retained rows) for every chunk.
     await tx.query(
@@ -182,7 +183,8 @@ export class ChunkStep {
             SET status = v.status, rows_affected = v.rows_affected, error_code = v.error_code, error_message = v.error_message,
                 execution_id = $1, attempts = o.attempts + 1, settled_at = $17, updated_at = $17
            FROM unnest($18::bigint[], $19::text[], $20::int[], $21::text[], $22::text[]) AS v(id, status, rows_affected, error_code, error_message)
-          WHERE o.id = v.id AND o.id = ANY($18::bigint[]))
+          WHERE o.id = v.id AND o.id = ANY($18::bigint[])),
+       clients AS (INSERT INTO batch.execution_clients (client_id, execution_id) SELECT unnest($25::bigint[]), $1)
        INSERT INTO batch.outbox (routing_key, payload) SELECT $23 || (e->>'client'), e FROM json_array_elements($24::json) AS e`,
       [
         executionId,
@@ -202,6 +204,7 @@ export class ChunkStep {
         outcomes.map((o) => o.error?.message ?? null),
         SETTLED_ROUTING_KEY_PREFIX,
         JSON.stringify(events), // one text, not a json[] that node-postgres would escape element by element
+        [...new Set(outcomes.map((o) => o.operation.clientId))],
       ],
     );
     return executionId;

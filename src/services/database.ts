@@ -9,6 +9,7 @@ import { LighterSettlement1763900000000 } from '../migrations/1763900000000-ligh
 import { IngestHorizon1764000000000 } from '../migrations/1764000000000-ingest-horizon';
 import { ClientsNeverDeleted1764100000000 } from '../migrations/1764100000000-clients-never-deleted';
 import { OperationCounts1764200000000 } from '../migrations/1764200000000-operation-counts';
+import { ExecutionClients1764300000000 } from '../migrations/1764300000000-execution-clients';
 
 export const MIGRATIONS = [
   InitialSchema1763700000000,
@@ -17,6 +18,7 @@ export const MIGRATIONS = [
   IngestHorizon1764000000000,
   ClientsNeverDeleted1764100000000,
   OperationCounts1764200000000,
+  ExecutionClients1764300000000,
 ];
 
 /** Connection settings of a single pg Client for the configured database (or another one on the same server). */

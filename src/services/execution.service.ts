@@ -35,4 +35,5 @@ export class ExecutionService {
   }
 }
 
-const OWN_OPERATION = 'EXISTS (SELECT 1 FROM batch.operations o WHERE o.execution_id = e.id AND o.client_id = :client)';
+/** The execution settled at least one of the client's operations (recorded with its outcomes). */
+const OWN_OPERATION = 'EXISTS (SELECT 1 FROM batch.execution_clients c WHERE c.client_id = :client AND c.execution_id = e.id)';
