@@ -4,11 +4,12 @@ import { Database } from './database';
 import { THROUGHPUT_SINCE } from './stats.service';
 
 const BATCH_SIZE = 1000;
+const MAX_ID = '9223372036854775807';
 
 /**
  * Deletes what is older than BATCH_RETENTION_HOURS, in small batches so that no long lock or transaction
  * builds up: settled operations, sent outbox rows, executions (with their steps). Ids grow with time, so each
- * batch walks the primary key from the oldest row. Idempotency keys are remembered for as long as their
+ * batch walks the primary key from the oldest row, up to the first operation created since the cutoff. Idempotency keys are remembered for as long as their
  * operation is kept. Then the operation counts are folded, and where the server runs without autovacuum, the queue
  * tables are vacuumed here too.
  */
@@ -43,19 +44,25 @@ export class RetentionService implements OnApplicationBootstrap, BeforeApplicati
   /** Deletes everything past retention; returns how many rows of each kind. */
   async purge(): Promise<{ operations: number; outbox: number; executions: number }> {
     const cutoff = new Date(Date.now() - this.config.retention.hours * 3_600_000);
+    // An operation settled before the cutoff was created before it, so none lies past the first one created since:
+    // the batches walk only the old rows, not (when there is nothing to delete) the whole table, seconds with millions.
+    const [{ horizon }] = await this.db.query<{ horizon: string | null }>(
+      `SELECT (SELECT id FROM batch.operations WHERE created_at >= $1 ORDER BY id LIMIT 1) AS horizon`,
+      [cutoff],
+    );
     const result = {
       operations: await this.inBatches(
         `DELETE FROM batch.operations WHERE id IN (
-           SELECT id FROM batch.operations WHERE status <> 'PENDING' AND settled_at < $1 ORDER BY id LIMIT ${BATCH_SIZE})`,
-        cutoff,
+           SELECT id FROM batch.operations WHERE id < $2 AND status <> 'PENDING' AND settled_at < $1 ORDER BY id LIMIT ${BATCH_SIZE})`,
+        [cutoff, horizon ?? MAX_ID],
       ),
       outbox: await this.inBatches(
         `DELETE FROM batch.outbox WHERE id IN (SELECT id FROM batch.outbox WHERE sent_at < $1 ORDER BY id LIMIT ${BATCH_SIZE})`,
-        cutoff,
+        [cutoff],
       ),
       executions: await this.inBatches(
         `DELETE FROM batch.executions WHERE id IN (SELECT id FROM batch.executions WHERE ended_at < $1 LIMIT ${BATCH_SIZE})`,
-        cutoff,
+        [cutoff],
       ),
     };
     if (result.operations + result.outbox + result.executions > 0) this.logger.log(`retention deleted ${JSON.stringify(result)}`);
@@ -91,10 +98,10 @@ export class RetentionService implements OnApplicationBootstrap, BeforeApplicati
     return true;
   }
 
-  private async inBatches(sql: string, cutoff: Date): Promise<number> {
+  private async inBatches(sql: string, params: unknown[]): Promise<number> {
     let total = 0;
     for (;;) {
-      const deleted = (await this.db.pool.query(sql, [cutoff])).rowCount ?? 0;
+      const deleted = (await this.db.pool.query(sql, params)).rowCount ?? 0;
       total += deleted;
       if (deleted < BATCH_SIZE) return total;
     }

@@ -45,7 +45,7 @@ describe('operation counts (real PostgreSQL)', () => {
         for (const { id, client_id } of await oldest('FAILED')) await operations.retry(owner(client_id), id);
       }),
       fc.constant(async () => {
-        await t.db.query(`UPDATE batch.operations SET settled_at = now() - interval '2 hours' WHERE id IN (SELECT id FROM batch.operations WHERE status <> 'PENDING' ORDER BY id LIMIT 3)`);
+        await t.db.query(`UPDATE batch.operations SET created_at = now() - interval '3 hours', settled_at = now() - interval '2 hours' WHERE id IN (SELECT id FROM batch.operations WHERE status <> 'PENDING' ORDER BY id LIMIT 3)`);
         await t.get(RetentionService).purge();
       }),
       fc.constant(() => t.get(RetentionService).foldCounts()),

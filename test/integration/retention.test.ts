@@ -27,7 +27,7 @@ describe('retention (real PostgreSQL)', () => {
     const recent = await operations.create(client, { target: 'events', type: 'insert', values: { id: -2 } });
     await operations.cancel(client, recent.id);
     // Age everything but the two operations created last.
-    await t.db.query(`UPDATE batch.operations SET settled_at = now() - interval '25 hours' WHERE id < $1`, [pending.id]);
+    await t.db.query(`UPDATE batch.operations SET created_at = now() - interval '26 hours', settled_at = now() - interval '25 hours' WHERE id < $1`, [pending.id]);
     await t.db.query(`UPDATE batch.outbox SET sent_at = now() - interval '25 hours'`);
     await t.db.query(`UPDATE batch.executions SET ended_at = now() - interval '25 hours'`);
 
