@@ -9,9 +9,9 @@ const MAX_ID = '9223372036854775807';
 /**
  * Deletes what is older than BATCH_RETENTION_HOURS, in small batches so that no long lock or transaction
  * builds up: settled operations, sent outbox rows, executions (with their steps). Ids grow with time, so each
- * batch walks the primary key from the oldest row, up to the first operation created since the cutoff. Idempotency keys are remembered for as long as their
- * operation is kept. Then the operation counts are folded, and where the server runs without autovacuum, the queue
- * tables are vacuumed here too.
+ * batch walks the primary key from the oldest row, up to the first operation created since the cutoff.
+ * Idempotency keys are remembered for as long as their operation is kept. Then the operation counts are folded,
+ * and where the server runs without autovacuum, the queue tables are vacuumed here too.
  */
 @Injectable()
 export class RetentionService implements OnApplicationBootstrap, BeforeApplicationShutdown {
