@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Client } from 'pg';
 import { BatchServiceClient, BatchServiceError, IOperationsSettledEvent, SettledEventsConsumer } from '../../src/client';
-import { eventually, http, RMQ_URL, ServiceProcess, startService } from './service-process';
+import { eventually, http, RMQ_URL, ServiceProcess, settledQueue, startService } from './service-process';
 
 export { RMQ_URL };
 
@@ -53,7 +53,7 @@ export async function createCaller(service: ServiceProcess, name: string, target
   assert.equal(created.status, 201, JSON.stringify(created.body));
   const rpc = new BatchServiceClient({ url: RMQ_URL, queue: service.env.BATCH_SERVICE_RMQ_QUEUE, apiKey: created.body.apiKey, timeoutMs });
   const notified = new Map<string, IOperationsSettledEvent['operations'][number]>();
-  const queue = `${service.env.DB_NAME}.${name}.settled`;
+  const queue = settledQueue(service.env, name);
   const consumer = new SettledEventsConsumer({ url: RMQ_URL, exchange: service.env.BATCH_SERVICE_EVENTS_EXCHANGE, client: name, queue });
   await consumer.start((event) => {
     for (const operation of event.operations) notified.set(operation.id, operation);

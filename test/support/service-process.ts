@@ -105,9 +105,14 @@ export async function startService(env: Record<string, string> = serviceEnv()): 
   throw new Error(`service did not start within 30 s:\n${output}`);
 }
 
+/** The durable queue of a test caller's settled notifications (see createCaller), named after its service's database. */
+export function settledQueue(env: Record<string, string>, clientName: string): string {
+  return `${env.DB_NAME}.${clientName}.settled`;
+}
+
 /**
  * What a test's service and its callers declared on the broker (all named after its database): the RPC queue, the
- * events exchange, and each client's queue of settled notifications (see createCaller). Durable, so they would
+ * events exchange, and each client's queue of settled notifications. Durable, so they would
  * outlive the test.
  */
 async function deleteBrokerObjects(env: Record<string, string>): Promise<void> {
@@ -117,7 +122,7 @@ async function deleteBrokerObjects(env: Record<string, string>): Promise<void> {
   const broker = await connect(RMQ_URL);
   try {
     const channel = await broker.createChannel();
-    for (const queue of [env.BATCH_SERVICE_RMQ_QUEUE, ...clients.rows.map(({ name }) => `${env.DB_NAME}.${name}.settled`)]) await channel.deleteQueue(queue);
+    for (const queue of [env.BATCH_SERVICE_RMQ_QUEUE, ...clients.rows.map(({ name }) => settledQueue(env, name))]) await channel.deleteQueue(queue);
     await channel.deleteExchange(env.BATCH_SERVICE_EVENTS_EXCHANGE);
   } finally {
     await broker.close();
