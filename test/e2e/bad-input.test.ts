@@ -236,7 +236,12 @@ describe('bad input over RPC and REST (built service)', () => {
 
   it('refuses every malformed request with the contract error, stays up, and stores nothing', async (t) => {
     bobsExecution = (await db.query<{ execution_id: string }>(`SELECT execution_id FROM batch.operations WHERE id = $1`, [bobsOperation]))[0].execution_id;
-    await db.query(`UPDATE batch.operations SET execution_id = NULL WHERE id = $1`, [alicesCompleted]); // alice's run must not reveal bob's execution
+    // Where one chunk settled both, that execution is alice's too: detach her from it, so that it is bob's alone.
+    await db.query(`UPDATE batch.operations SET execution_id = NULL WHERE id = $1`, [alicesCompleted]);
+    await db.query(`DELETE FROM batch.execution_clients WHERE execution_id = $1 AND client_id = (SELECT client_id FROM batch.operations WHERE id = $2)`, [
+      bobsExecution,
+      alicesCompleted,
+    ]);
     const before = await fingerprint();
     const all = cases();
     assert.ok(all.length >= 200, `${all.length} cases`);
