@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { INestApplication, Logger, ValidationPipe } from '@nestjs/common';
+import { INestApplication, Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MicroserviceOptions } from '@nestjs/microservices';
 import { NestExpressApplication } from '@nestjs/platform-express';
@@ -8,9 +8,11 @@ import { Logger as PinoNestLogger } from 'nestjs-pino';
 import { existsSync } from 'node:fs';
 import { AppModule } from './app.module';
 import { AppConfig, ConfigError, loadConfig } from './config/app-config';
-import { BatchErrorFilter, validationFailed } from './controllers/errors';
+import { BatchErrorFilter } from './controllers/errors';
+import { RequestValidationPipe } from './controllers/validation-pipe';
 import { RpcServer } from './controllers/rpc-server';
-import { ensureDatabase, holdMigrationLock } from './services/database';
+import { refuseDeepNesting, refuseUnacceptablePayload } from './controllers/request-body';
+import { prepareMigrations } from './services/database';
 import { OutboxRelay } from './services/outbox-relay.service';
 import { Poller } from './services/poller.service';
 import { AMQP_SOCKET_OPTIONS } from './config/amqp';
@@ -56,18 +58,16 @@ async function bootstrap(): Promise<void> {
   // the request is redelivered and answered again, so such a rejection is logged, not fatal.
   process.on('unhandledRejection', (reason) => logger.error(`unhandled rejection: ${reason instanceof Error ? reason.message : String(reason)}`));
   const config = readConfig();
-  await ensureDatabase(config.db);
-  const releaseMigrationLock = await holdMigrationLock(config.db);
+  const releaseMigrationLock = await prepareMigrations(config.db);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     bodyParser: false,
     bufferLogs: true,
   }).finally(releaseMigrationLock);
   app.useLogger(app.get(PinoNestLogger)); // structured logs (src/config/logging.ts), LOG_LEVEL applied there
   app.use(httpRequestMetrics(app.get(Metrics)));
-  app.useBodyParser('json', { limit: config.limits.maxMessageBytes });
-  app.useGlobalPipes(
-    new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, exceptionFactory: validationFailed }),
-  );
+  app.useBodyParser('json', { limit: config.limits.maxMessageBytes, verify: refuseDeepNesting });
+  app.use(refuseUnacceptablePayload);
+  app.useGlobalPipes(new RequestValidationPipe());
   app.useGlobalFilters(new BatchErrorFilter());
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void shutdown(app, signal));
 
@@ -91,6 +91,7 @@ async function bootstrap(): Promise<void> {
         socketOptions: AMQP_SOCKET_OPTIONS,
       },
       app.get(Metrics),
+      { maxMessageBytes: config.limits.maxMessageBytes, eventsExchange: config.rmq.eventsExchange },
     );
     const rpc = app.connectMicroservice<MicroserviceOptions>({ strategy: server }, { inheritAppConfig: true });
     app.get(BrokerHealthIndicator).watchRpcConsumer(rpc.status);

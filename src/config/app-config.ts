@@ -18,7 +18,7 @@ export abstract class AppConfig {
   poll: { intervalMs: number; limit: number; statementMaxRows: number; skipLimit: number | null };
   outboxIntervalMs: number;
   retention: { hours: number; intervalMs: number };
-  limits: { maxMessageBytes: number; defaultRateLimitPerSecond: number | null };
+  limits: { maxMessageBytes: number; defaultRateLimitPerSecond: number | null; notBeforeMaxDays: number };
   catalogTtlMs: number;
 }
 
@@ -93,6 +93,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
   for (const schema of targetSchemas) {
     if (!/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/.test(schema)) throw new ConfigError('BATCH_TARGET_SCHEMAS', `has an invalid schema name "${schema}"`);
     if (schema === 'batch') throw new ConfigError('BATCH_TARGET_SCHEMAS', 'must not include the service\'s own schema "batch"');
+    if (/^(pg_|information_schema$)/i.test(schema)) throw new ConfigError('BATCH_TARGET_SCHEMAS', `must not include the system schema "${schema}"`);
   }
   if (targetSchemas.length === 0) throw new ConfigError('BATCH_TARGET_SCHEMAS', 'must name at least one schema');
 
@@ -129,6 +130,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     limits: {
       maxMessageBytes: integer(env, 'BATCH_MAX_MESSAGE_BYTES', 5 * 1024 * 1024, 1024, 512 * 1024 * 1024),
       defaultRateLimitPerSecond: env.BATCH_DEFAULT_RATE_LIMIT ? integer(env, 'BATCH_DEFAULT_RATE_LIMIT', 0, 1, 10_000_000) : null,
+      notBeforeMaxDays: integer(env, 'BATCH_NOT_BEFORE_MAX_DAYS', 365, 1, 36_500),
     },
     retention: {
       hours: integer(env, 'BATCH_RETENTION_HOURS', 168, 1, 87_600),

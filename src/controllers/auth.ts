@@ -8,7 +8,6 @@ import {
 import { Reflector } from '@nestjs/core';
 import { RmqContext } from '@nestjs/microservices';
 import type { Request } from 'express';
-import { AppConfig } from '../config/app-config';
 import { BatchError } from '../services/batch-error';
 import { AuthenticatedClient, ClientService } from '../services/client.service';
 import { RateLimiter } from '../services/rate-limiter.service';
@@ -52,7 +51,7 @@ function setCaller(holder: object, client: AuthenticatedClient): void {
 /**
  * Who may call, for both transports, then the client's rate limit:
  * - REST: `x-api-key` or `Authorization: Bearer <key>`; admin-only routes; routes marked @Public need no key.
- * - RPC: the message size limit first, then the AMQP header `x-api-key`.
+ * - RPC: the AMQP header `x-api-key` (the message's size and shape are checked before, by RpcServer).
  */
 @Injectable()
 export class AuthGuard implements CanActivate {
@@ -60,7 +59,6 @@ export class AuthGuard implements CanActivate {
     private readonly clients: ClientService,
     private readonly rateLimiter: RateLimiter,
     private readonly reflector: Reflector,
-    private readonly config: AppConfig,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -80,10 +78,6 @@ export class AuthGuard implements CanActivate {
 
   private async admitRpc(rmq: RmqContext, data: unknown): Promise<boolean> {
     const message = rmq.getMessage();
-    const { maxMessageBytes } = this.config.limits;
-    if (message.content.length > maxMessageBytes) {
-      throw new BatchError('PAYLOAD_TOO_LARGE', `Message of ${message.content.length} bytes is over the limit of ${maxMessageBytes}`);
-    }
     const header: unknown = message.properties.headers?.['x-api-key'];
     const client = await this.clients.authenticate(typeof header === 'string' ? header : undefined);
     await this.rateLimiter.consume(client, costOf(data));

@@ -1,20 +1,19 @@
 import { Logger } from '@nestjs/common';
-import type { AmqpConnectionManager } from 'amqp-connection-manager';
-import { IncomingRequest, RmqContext, RmqOptions, ServerRMQ } from '@nestjs/microservices';
-import { IncomingRequestDeserializer } from '@nestjs/microservices/deserializers';
+import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
+import type { Channel, ConsumeMessage } from 'amqplib';
+import { RmqContext, RmqOptions, ServerRMQ } from '@nestjs/microservices';
 import { coalesceFrameWrites } from '../config/amqp';
+import { BatchError } from '../services/batch-error';
 import { withLogFields } from '../services/log-context';
 import { Metrics } from '../services/metrics.service';
+import { readRpcRequest, RpcRequest } from './request-body';
 
-const REQUEST_IDS = new WeakMap<object, string | undefined>();
+const REQUESTS = new WeakMap<object, RpcRequest>();
 const OUTCOMES = new WeakMap<object, string>();
 
-/**
- * The RPC request id (the NestJS wire format's `id`), used as the implicit idempotency key of a create and in the
- * log context; noted as NestJS deserializes the message.
- */
-export function rpcRequestId(context: RmqContext): string | undefined {
-  return REQUEST_IDS.get(context.getMessage().properties);
+/** The RPC request id (the wire format's `id`): the implicit idempotency key of a create, and in the log context. */
+export function rpcRequestId(context: RmqContext): string {
+  return REQUESTS.get(context.getMessage())!.id;
 }
 
 /** Records that an RPC call failed with the contract's error `code` (BatchErrorFilter); calls without one are OK. */
@@ -22,14 +21,24 @@ export function setRpcOutcome(context: RmqContext, code: string): void {
   OUTCOMES.set(context.getMessage(), code);
 }
 
+/** Where messages that cannot be served as requests are kept for an operator: `<queue>.dead-letter`. */
+export function deadLetterQueue(queue: string): string {
+  return `${queue}.dead-letter`;
+}
+
+/** The dead-letter queue keeps the newest messages only, so a flood of garbage cannot fill the broker. */
+const DEAD_LETTER_OPTIONS = { durable: true, arguments: { 'x-max-length': 10_000, 'x-max-length-bytes': 256 * 1024 * 1024, 'x-overflow': 'drop-head' } };
+
 /**
- * The RPC transport: NestJS's RMQ server, with every call framed by its processing hook rather than by an
- * interceptor (each interceptor costs NestJS two async-context bindings and rxjs layers per call, about a tenth
- * of a create's CPU). Admission (size, API key, rate limit) is AuthGuard's. Each call:
- * - runs with its request id, AMQP correlation id and pattern in the log context, so every line logged while
- *   serving it carries them, and is timed with its outcome: OK or the contract's error code (one line at debug);
- * - is acknowledged when its handler has finished, so a request is acknowledged once its operation is durably
- *   stored (or rejected), never before.
+ * The RPC transport: NestJS's RMQ server, with each message read by the service itself, so that every message taken
+ * from the queue is settled whatever its body:
+ * - over BATCH_MAX_MESSAGE_BYTES (checked on the raw bytes, before parsing): answered PAYLOAD_TOO_LARGE, acknowledged;
+ * - unreadable (not UTF-8 JSON, nested too deep, no string `pattern` and `id`) or an unknown pattern: answered
+ *   VALIDATION_FAILED when it has a `replyTo`, copied to the dead-letter queue (without its API key), acknowledged;
+ * - otherwise served by its handler and acknowledged when the handler has finished, so a create is acknowledged once
+ *   its operation is durably stored (or rejected), never before. A crash before that redelivers it.
+ * Each call runs with its request id, AMQP correlation id and pattern in the log context and is timed with its
+ * outcome: OK or the contract's error code. Admission (API key, rate limit) is AuthGuard's.
  */
 export class RpcServer extends ServerRMQ {
   private readonly log = new Logger('RpcCall');
@@ -37,26 +46,83 @@ export class RpcServer extends ServerRMQ {
   constructor(
     options: NonNullable<RmqOptions['options']>,
     private readonly metrics: Metrics,
+    private readonly settings: { maxMessageBytes: number; eventsExchange: string },
   ) {
-    super({ ...options, deserializer: new RequestIdDeserializer() });
-    this.setOnProcessingStartHook((_transport, context, done) => this.serve(context as RmqContext, done));
+    super(options);
   }
 
-  private serve(rmq: RmqContext, done: () => Promise<unknown>): Promise<void> {
-    const pattern = rmq.getPattern();
-    const correlationId: unknown = rmq.getMessage().properties.correlationId;
-    const fields = { requestId: rpcRequestId(rmq), correlationId: typeof correlationId === 'string' ? correlationId : undefined, pattern };
+  /**
+   * Besides the RPC queue: the dead-letter queue, and the events exchange, which callers bind their queues to; every
+   * role declares it (the relay's workers too), so callers may start before any worker has.
+   */
+  async setupChannel(channel: Channel, callback: () => void): Promise<void> {
+    await channel.assertQueue(deadLetterQueue(this.queue), DEAD_LETTER_OPTIONS);
+    await channel.assertExchange(this.settings.eventsExchange, 'topic', { durable: true });
+    return super.setupChannel(channel, callback);
+  }
+
+  async handleMessage(delivered: Record<string, unknown> | null, channel: Channel): Promise<void> {
+    if (!delivered) return;
+    const message = delivered as unknown as ConsumeMessage;
+    const read = readRpcRequest(message.content, this.settings.maxMessageBytes);
+    const handler = 'problem' in read ? null : this.getHandlerByPattern(read.pattern);
+    if ('problem' in read || !handler) {
+      const problem = 'problem' in read ? read.problem : new BatchError('VALIDATION_FAILED', `Unknown pattern ${JSON.stringify(read.pattern.slice(0, 100))}`);
+      return this.refuse(message, channel, problem, 'problem' in read ? undefined : read.id);
+    }
+    REQUESTS.set(message, read);
+    const context = new RmqContext([message, channel, read.pattern]);
+    const correlationId: unknown = message.properties.correlationId;
+    const fields = { requestId: read.id, correlationId: typeof correlationId === 'string' ? correlationId : undefined, pattern: read.pattern };
     return withLogFields(fields, async () => {
-      const end = this.metrics.rpcDuration.startTimer({ pattern });
+      const end = this.metrics.rpcDuration.startTimer({ pattern: read.pattern });
       try {
-        await done();
+        const response$ = this.transformToObservable(await handler(read.data, context));
+        this.send(response$, (reply) => this.sendMessage({ id: read.id, ...reply }, message.properties.replyTo, correlationId as string, context));
       } finally {
-        acknowledge(rmq);
-        const outcome = OUTCOMES.get(rmq.getMessage()) ?? 'OK';
+        acknowledge(channel, message);
+        const outcome = OUTCOMES.get(message) ?? 'OK';
         const durationMs = Math.round(end({ outcome }) * 1000);
-        this.log.debug({ outcome, durationMs }, `${pattern} ${outcome} in ${durationMs} ms`);
+        this.log.debug({ outcome, durationMs }, `${read.pattern} ${outcome} in ${durationMs} ms`);
       }
     });
+  }
+
+  /** Replies only where a reply can go; a reply that cannot be published (channel closed) is left to the redelivery. */
+  sendMessage<T>(reply: T, replyTo: unknown, correlationId: string, context: RmqContext): void {
+    if (typeof replyTo !== 'string' || replyTo === '') return;
+    this.onProcessingEndHook?.(this.transportId, context);
+    (this.channel as ChannelWrapper)
+      .sendToQueue(replyTo, Buffer.from(JSON.stringify(reply)), { correlationId })
+      .catch((error: Error) => this.log.warn(`reply to ${replyTo} not sent: ${error.message}`));
+  }
+
+  /** A message that is no request: answered when it can be, kept in the dead-letter queue unless too large, acknowledged. */
+  private refuse(message: ConsumeMessage, channel: Channel, problem: BatchError, id: string | undefined): void {
+    const { replyTo, correlationId, headers } = message.properties;
+    this.metrics.rpcDuration.observe({ pattern: 'unreadable', outcome: problem.code }, 0);
+    this.log.warn(`RPC message refused (${problem.code}): ${problem.message}`);
+    if (typeof replyTo === 'string' && replyTo !== '') {
+      const reply = { ...(id === undefined ? {} : { id }), err: problem.toResponse(), isDisposed: true };
+      try {
+        channel.sendToQueue(replyTo, Buffer.from(JSON.stringify(reply)), { correlationId });
+      } catch {
+        // channel closed: the message comes again
+      }
+    }
+    if (problem.code !== 'PAYLOAD_TOO_LARGE') {
+      const { 'x-api-key': _key, ...kept } = (headers ?? {}) as Record<string, unknown>;
+      try {
+        channel.sendToQueue(deadLetterQueue(this.queue), message.content, {
+          ...message.properties,
+          headers: { ...kept, 'x-refused-code': problem.code, 'x-refused-reason': problem.message.slice(0, 500) },
+          persistent: true,
+        });
+      } catch {
+        // channel closed: the message comes again
+      }
+    }
+    acknowledge(channel, message);
   }
 
   /** The broker connection, its frame writes coalesced: a group commit's replies and acknowledgements leave in one write. */
@@ -74,20 +140,10 @@ export class RpcServer extends ServerRMQ {
  * Acknowledges an RPC request to the broker. When the channel it came on has closed meanwhile (the broker
  * restarted), the broker requeues the request by itself, and its redelivery is answered from what was stored.
  */
-function acknowledge(rmq: RmqContext): void {
+function acknowledge(channel: Channel, message: ConsumeMessage): void {
   try {
-    rmq.getChannelRef().ack(rmq.getMessage());
+    channel.ack(message);
   } catch {
     // channel closed: nothing to acknowledge on any more
-  }
-}
-
-/** NestJS's own deserializer, noting each request's id by its message's properties (what the server passes it). */
-class RequestIdDeserializer extends IncomingRequestDeserializer {
-  deserialize(value: unknown, properties?: Record<string, unknown>): IncomingRequest {
-    const request = super.deserialize(value, properties) as IncomingRequest;
-    const id: unknown = request.id;
-    if (properties) REQUEST_IDS.set(properties, typeof id === 'string' && id.length > 0 && id.length <= 200 ? id : undefined);
-    return request;
   }
 }

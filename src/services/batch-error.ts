@@ -1,4 +1,5 @@
 import { ErrorCode, IBatchErrorResponse } from '../interfaces/operation.interfaces';
+import { isConnectionError } from './database-error';
 
 const HTTP_STATUS: Record<ErrorCode, number> = {
   VALIDATION_FAILED: 400,
@@ -33,20 +34,9 @@ export class BatchError extends Error {
   }
 }
 
-/** SQLSTATE classes that mean the database could not be reached or is going away. */
-const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|53)/;
-const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND']);
-
-export function isDatabaseUnavailable(error: unknown): boolean {
-  const e = error as { code?: string; message?: string };
-  if (typeof e?.code === 'string' && (UNAVAILABLE_SQLSTATE.test(e.code) || UNAVAILABLE_NODE_CODES.has(e.code))) return true;
-  const message = e?.message ?? '';
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i.test(message);
-}
-
 /** Maps anything thrown to a BatchError: known ones as they are, database outages as UNAVAILABLE. */
 export function toBatchError(error: unknown): BatchError {
   if (error instanceof BatchError) return error;
-  if (isDatabaseUnavailable(error)) return new BatchError('UNAVAILABLE', 'The database is unavailable; retry later');
+  if (isConnectionError(error)) return new BatchError('UNAVAILABLE', 'The database is unavailable; retry later');
   return new BatchError('INTERNAL', 'Internal error');
 }

@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { ChunkListener, ChunkSummary, OperationOutcome } from '../interfaces/chunk.interfaces';
-import { describe } from './chunk-step.service';
+import { logReason } from './database-error';
 import { OutboxWakeup } from './poller-wakeup.service';
 
 /**
@@ -19,7 +19,7 @@ export class LoggingChunkListener extends ChunkListener {
 
   afterChunkError(error: unknown, read: number): void {
     const what = read > 0 ? `chunk of ${read} operations rolled back` : 'claim failed';
-    this.logger.error(`${what}, to be retried: ${describe(error)}`);
+    this.logger.error(`${what}, to be retried: ${logReason(error)}`);
   }
 
   onSkip({ operation, error }: OperationOutcome): void {

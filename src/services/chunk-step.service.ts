@@ -16,6 +16,7 @@ import {
 } from '../interfaces/chunk.interfaces';
 import { IOperationsSettledEvent, SETTLED_ROUTING_KEY_PREFIX } from '../interfaces/operation.interfaces';
 import { Database } from './database';
+import { EngineError, publicReason } from './database-error';
 
 export interface ChunkResult {
   executionId: string | null;
@@ -33,9 +34,9 @@ interface StepRecord extends StepCounts {
 }
 
 /** More operations failed than BATCH_SKIP_LIMIT allows: the execution fails and is rolled back. */
-export class SkipLimitExceededError extends Error {
+export class SkipLimitExceededError extends EngineError {
   constructor(limit: number | null, cause: unknown) {
-    super(`skip limit ${limit} exceeded; last error: ${describe(cause)}`);
+    super(`skip limit ${limit} exceeded; last error: ${publicReason(cause)}`);
   }
 }
 
@@ -112,7 +113,7 @@ export class ChunkStep {
       if (this.retryPolicy.isRetryable(error)) throw error;
       await tx.query('ROLLBACK TO SAVEPOINT statement');
       step.rollbackCount += 1;
-      step.exitMessage = `statement failed (${describe(error)}); applied item by item`;
+      step.exitMessage = `statement failed with ${publicReason(error)}; applied item by item`;
       const skippedBefore = countSkips(outcomes);
       for (const operation of plan.operations) {
         const outcome = await this.runOne(tx, plan, operation, skippedBefore + step.writeSkipCount);
@@ -215,7 +216,7 @@ export class ChunkStep {
     await this.db.query(
       `INSERT INTO batch.executions (status, exit_message, worker, read_count, rollback_count, started_at, ended_at)
        VALUES ('FAILED', $1, $2, $3, 1, $4, clock_timestamp())`,
-      [`rolled back, to be retried: ${describe(error)}`, WORKER, read, startedAt],
+      [`rolled back, to be retried: ${publicReason(error)}`, WORKER, read, startedAt],
     );
   }
 }
@@ -260,9 +261,4 @@ const COUNTERS = ['readCount', 'writeCount', 'filterCount', 'readSkipCount', 'pr
 
 export function emptyCounts(): StepCounts {
   return Object.fromEntries(COUNTERS.map((counter) => [counter, 0])) as unknown as StepCounts;
-}
-
-export function describe(error: unknown): string {
-  const e = (error ?? {}) as { code?: string; message?: string };
-  return `${e.code ?? 'error'}: ${e.message ?? String(error)}`.slice(0, 500);
 }

@@ -130,27 +130,52 @@ export class ClientService implements OnApplicationBootstrap {
     return { id, name: rows[0].name, apiKey };
   }
 
-  /** Takes effect with the client's next request on every instance (clients are looked up per request). */
+  /**
+   * Takes effect with the client's next request on every instance (clients are looked up per request). Grants hold
+   * when operations are applied too: its pending operations on targets it may no longer write are cancelled with it.
+   */
   async update(id: string, change: ClientChange): Promise<ClientEntity> {
     const rows = await this.db.query(
-      `UPDATE batch.clients
-          SET targets = coalesce($2, targets), admin = coalesce($3, admin),
-              rate_limit_per_second = CASE WHEN $4 THEN $5 ELSE rate_limit_per_second END, updated_at = now()
-        WHERE id = $1 AND revoked_at IS NULL RETURNING id`,
+      `WITH client AS (
+         UPDATE batch.clients
+            SET targets = coalesce($2, targets), admin = coalesce($3, admin),
+                rate_limit_per_second = CASE WHEN $4 THEN $5 ELSE rate_limit_per_second END, updated_at = now()
+          WHERE id = $1 AND revoked_at IS NULL RETURNING id, targets, admin),
+       cancelled AS (${CANCEL_UNGRANTED})
+       SELECT id FROM client`,
       [id, change.targets ?? null, change.admin ?? null, change.rateLimitPerSecond !== undefined, change.rateLimitPerSecond ?? null],
     );
     if (rows.length === 0) throw new BatchError('NOT_FOUND', `No active client ${id}`);
     return this.clients.findOneByOrFail({ id });
   }
 
+  /** The key stops working at once; the client's pending operations are cancelled with it. */
   async revoke(id: string): Promise<void> {
     const rows = await this.db.query(
-      `UPDATE batch.clients SET revoked_at = now(), updated_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id`,
+      `WITH client AS (
+         UPDATE batch.clients SET revoked_at = now(), updated_at = now()
+          WHERE id = $1 AND revoked_at IS NULL RETURNING id, '{}'::text[] AS targets, false AS admin),
+       cancelled AS (${CANCEL_UNGRANTED})
+       SELECT id FROM client`,
       [id],
     );
     if (rows.length === 0) throw new BatchError('NOT_FOUND', `No active client ${id}`);
   }
 }
+
+/**
+ * Cancels the pending operations of the changed client (the CTE `client`: its id, and the targets and admin flag it
+ * holds now, none once revoked) on targets it may no longer write, as AuthenticatedClient.mayWrite decides: no
+ * operation is applied without a grant. An operation a chunk has claimed is waited for, and left as that chunk
+ * settled it.
+ */
+const CANCEL_UNGRANTED = `
+  UPDATE batch.operations o
+     SET status = 'CANCELLED', settled_at = now(), updated_at = now(),
+         error_code = 'FORBIDDEN', error_message = 'cancelled: the client is no longer granted this target'
+    FROM client c
+   WHERE o.client_id = c.id AND o.status = 'PENDING'
+     AND NOT (c.admin OR '*' = ANY (c.targets) OR o.target = ANY (c.targets) OR substr(o.target, strpos(o.target, '.') + 1) = ANY (c.targets))`;
 
 function newApiKey(): string {
   return `bsk_${randomBytes(32).toString('base64url')}`;

@@ -22,7 +22,8 @@ const TIMESTAMP_TEXT = /^(\d{4})-(\d{2})-(\d{2})([T ](\d{2}):(\d{2})(:(\d{2})(\.
 const TIME_TEXT = /^(\d{2}):(\d{2})(:(\d{2})(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?$/i;
 const NUMERIC_TYPES = new Set(['int2', 'int4', 'int8', 'numeric', 'float4', 'float8']);
 const TEXT_TYPES = new Set(['text', 'varchar', 'bpchar', 'name', 'citext']);
-export const MAX_TEXT_BYTES = 1024 * 1024;
+/** The largest value of any type, as its text (JSON for arrays and objects): 1 MB. */
+export const MAX_VALUE_BYTES = 1024 * 1024;
 
 export function isNumericColumn(column: TargetColumn): boolean {
   return !column.isArray && NUMERIC_TYPES.has(column.baseType);
@@ -31,6 +32,7 @@ export function isNumericColumn(column: TargetColumn): boolean {
 /** Returns why `value` cannot be stored in `column`, or null when it can. `null` itself is checked by the caller. */
 export function columnValueProblem(column: TargetColumn, value: JsonValue): string | null {
   if (value === null) return null;
+  if (encodedBytes(value) > MAX_VALUE_BYTES) return 'is larger than 1 MB';
   if (column.isArray) {
     if (!Array.isArray(value)) return `expects an array (${column.sqlType})`;
     if (depthOf(value) > MAX_JSON_DEPTH) return `is nested deeper than ${MAX_JSON_DEPTH} levels`;
@@ -67,10 +69,12 @@ function scalarProblem(column: TargetColumn, value: JsonValue): string | null {
     case 'date':
       return typeof value === 'string' && (isInfinity(value) || dateProblem(DATE_TEXT.exec(value)) === null) ? null : 'expects a date (YYYY-MM-DD)';
     case 'timestamp':
-    case 'timestamptz':
       return typeof value === 'string' && (isInfinity(value) || dateProblem(TIMESTAMP_TEXT.exec(value)) === null)
         ? null
         : 'expects an ISO-8601 date-time';
+    case 'timestamptz':
+      // Without a zone the instant would depend on the database session's time zone.
+      return typeof value === 'string' && (isInfinity(value) || isInstant(value)) ? null : 'expects an RFC 3339 date-time with a time zone (2026-11-21T10:00:00Z)';
     case 'time':
     case 'timetz':
       return typeof value === 'string' && timeIsValid(TIME_TEXT.exec(value)) ? null : 'expects a time (HH:MM[:SS])';
@@ -79,10 +83,18 @@ function scalarProblem(column: TargetColumn, value: JsonValue): string | null {
   }
   if (column.enumLabels) return column.enumLabels.includes(String(value)) ? null : `expects one of ${column.enumLabels.join(', ')}`;
   if (TEXT_TYPES.has(type)) return textProblem(column, String(value));
-  return typeof value === 'string' && Buffer.byteLength(value) > MAX_TEXT_BYTES ? 'is too long' : null;
+  return null;
+}
+
+function encodedBytes(value: JsonValue): number {
+  if (typeof value === 'string') return value.length * 3 <= MAX_VALUE_BYTES ? 0 : Buffer.byteLength(value);
+  return typeof value === 'object' ? Buffer.byteLength(JSON.stringify(value)) : 0;
 }
 
 function integerProblem(column: TargetColumn, value: JsonValue): string | null {
+  if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) {
+    return `is beyond 2^53 as a JSON number and may have been rounded: send it as a string (${column.sqlType})`;
+  }
   const text = typeof value === 'number' ? (Number.isInteger(value) ? BigInt(value).toString() : null) : typeof value === 'string' ? value.trim() : null;
   if (text === null || !/^[+-]?\d{1,20}$/.test(text)) return `expects an integer (${column.sqlType})`;
   const [min, max] = INTEGER_RANGES[column.baseType];
@@ -142,10 +154,15 @@ function floatProblem(column: TargetColumn, value: JsonValue): string | null {
 }
 
 function textProblem(column: TargetColumn, text: string): string | null {
-  if (Buffer.byteLength(text) > MAX_TEXT_BYTES) return 'is too long';
   const maxLength = column.typmod > 4 ? column.typmod - 4 : null;
   if (maxLength !== null && [...text.replace(/ +$/, '')].length > maxLength) return `is longer than ${maxLength} characters (${column.sqlType})`;
   return null;
+}
+
+/** A date-time with a time zone, on the calendar and the clock: `2026-11-21T10:00:00Z`, `2026-11-21 10:00+05:30`. */
+export function isInstant(text: string): boolean {
+  const match = TIMESTAMP_TEXT.exec(text);
+  return match?.[5] !== undefined && match[10] !== undefined && dateProblem(match) === null;
 }
 
 function isInfinity(text: string): boolean {
@@ -176,7 +193,6 @@ export const MAX_JSON_DEPTH = 32;
 
 function jsonProblem(value: JsonValue): string | null {
   if (depthOf(value) > MAX_JSON_DEPTH) return `is nested deeper than ${MAX_JSON_DEPTH} levels`;
-  if (Buffer.byteLength(JSON.stringify(value)) > MAX_TEXT_BYTES) return 'is too large';
   return containsNul(value) ? 'contains a NUL character' : null;
 }
 

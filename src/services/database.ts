@@ -27,7 +27,7 @@ export function clientConfig(db: AppConfig['db'], database = db.name): ClientCon
 }
 
 /** Creates the service's database when it is missing and the user may create it. */
-export async function ensureDatabase(db: AppConfig['db']): Promise<void> {
+async function ensureDatabase(db: AppConfig['db']): Promise<void> {
   const admin = new Client(clientConfig(db, 'postgres'));
   await admin.connect();
   try {
@@ -46,18 +46,37 @@ export async function ensureDatabase(db: AppConfig['db']): Promise<void> {
 const MIGRATION_LOCK = 4242_0002;
 
 /**
- * Serializes start-up across instances: the migrations run (when the app initializes TypeORM) while this
- * session-level advisory lock is held, so that instances starting together on a new database do not race.
- * Returns the release.
+ * Makes the database ready for its migrations and serializes start-up across instances: the migrations run (when
+ * the app initializes TypeORM) while this session-level advisory lock is held, so that instances starting together
+ * on a new database do not race. TypeORM's own table of applied migrations lives in the service's schema, never
+ * among the targets; a database from before that (the table in the search path's first schema, `public`) has it
+ * moved here first. Returns the release of the lock.
  */
-export async function holdMigrationLock(db: AppConfig['db']): Promise<() => Promise<void>> {
+export async function prepareMigrations(db: AppConfig['db']): Promise<() => Promise<void>> {
+  await ensureDatabase(db);
   const client = new Client(clientConfig(db));
   await client.connect();
-  await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
-  return async () => {
+  const release = async () => {
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
     await client.end().catch(() => undefined);
   };
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS batch`);
+    await client.query(`
+      DO $$
+      DECLARE ours boolean;
+      BEGIN
+        IF to_regclass('batch.migrations') IS NULL AND to_regclass('migrations') IS NOT NULL THEN
+          EXECUTE 'SELECT EXISTS (SELECT 1 FROM migrations WHERE name = $1)' INTO ours USING '${InitialSchema1763700000000.name}';
+          IF ours THEN ALTER TABLE migrations SET SCHEMA batch; END IF;
+        END IF;
+      END $$`);
+  } catch (error) {
+    await release();
+    throw error;
+  }
+  return release;
 }
 
 export function dataSourceOptions(config: AppConfig): DataSourceOptions {
@@ -68,6 +87,7 @@ export function dataSourceOptions(config: AppConfig): DataSourceOptions {
     database: config.db.name,
     username: config.db.username,
     password: config.db.password,
+    schema: 'batch', // where TypeORM keeps its table of applied migrations (the entities name their schema anyway)
     entities: ENTITIES,
     migrations: MIGRATIONS,
     migrationsRun: true,

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { OperationStatus } from '../interfaces/operation.interfaces';
-import { isDatabaseUnavailable } from './batch-error';
+import { isConnectionError } from './database-error';
 import { Database } from './database';
 import type { ValidOperation } from './operation-validator.service';
 
@@ -100,7 +100,7 @@ export class IngestBuffer {
         submission.resolve(submission.requestKeys.map((key) => byKey.get(`${submission.clientId}\u0000${key}`)).filter((row) => row !== undefined));
       }
     } catch (error) {
-      if (batch.length > 1 && !isDatabaseUnavailable(error)) {
+      if (batch.length > 1 && !isConnectionError(error)) {
         // Something in one submission broke the shared INSERT: store each on its own, so only that one fails.
         await Promise.all(batch.map((submission) => this.insert([submission])));
         return;

@@ -55,13 +55,13 @@ export class Metrics {
   readonly operationsCreated = new Counter({
     name: 'batch_operations_created_total',
     help: 'Operations stored by creates (duplicates of earlier creates are not counted)',
-    labelNames: ['target', 'client', 'type'] as const,
+    labelNames: ['target', 'type'] as const,
     registers: [this.registry],
   });
   readonly operationsSettled = new Counter({
     name: 'batch_operations_settled_total',
     help: 'Operations applied by this process\'s chunks, by outcome (COMPLETED or FAILED)',
-    labelNames: ['status', 'target', 'client'] as const,
+    labelNames: ['status', 'target'] as const,
     registers: [this.registry],
   });
   readonly chunkDuration = new Histogram({
@@ -157,8 +157,8 @@ export class MetricsIngestListener extends IngestListener {
     super();
   }
 
-  afterCreate(client: AuthenticatedClient, operations: ValidOperation[]): void {
-    for (const { target, type } of operations) this.metrics.operationsCreated.inc({ target, client: client.name, type });
+  afterCreate(_client: AuthenticatedClient, operations: ValidOperation[]): void {
+    for (const { target, type } of operations) this.metrics.operationsCreated.inc({ target, type });
   }
 }
 
@@ -173,7 +173,7 @@ export class MetricsChunkListener extends ChunkListener {
     this.metrics.chunkDuration.observe((Date.now() - startedAt.getTime()) / 1000);
     this.metrics.chunkSize.observe(read);
     for (const { operation, status } of outcomes) {
-      this.metrics.operationsSettled.inc({ status, target: operation.target, client: operation.clientName });
+      this.metrics.operationsSettled.inc({ status, target: operation.target });
     }
   }
 

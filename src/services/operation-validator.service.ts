@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { ICreateBatchOperationRequest, JsonValue, RowValues } from '../interfaces/operation.interfaces';
+import { AppConfig } from '../config/app-config';
 import { BatchError } from './batch-error';
 import { CatalogService, TargetColumn, TargetTable, hasColumns, sameColumns } from './catalog.service';
 import { columnValueProblem, isNumericColumn } from './column-value';
@@ -27,7 +28,10 @@ interface Problem {
 /** Checks an operation against the live catalog and the client's grants (CONTRACT.md, section 1). */
 @Injectable()
 export class OperationValidator {
-  constructor(private readonly catalog: CatalogService) {}
+  constructor(
+    private readonly catalog: CatalogService,
+    private readonly config: AppConfig,
+  ) {}
 
   /**
    * Validates the operations of one request, in order; the first invalid one fails the request (its error names
@@ -37,6 +41,7 @@ export class OperationValidator {
   async validateAll(client: AuthenticatedClient, requests: ICreateBatchOperationRequest[]): Promise<ValidOperation[]> {
     const targets = new Map<string, TargetTable | null>();
     const valid: ValidOperation[] = [];
+    const latestNotBefore = Date.now() + this.config.limits.notBeforeMaxDays * 86_400_000;
     for (const [index, request] of requests.entries()) {
       const columns = [...Object.keys(request.values ?? {}), ...Object.keys(request.key ?? {}), ...(request.conflictKey ?? [])];
       let target = targets.get(request.target);
@@ -45,7 +50,7 @@ export class OperationValidator {
         targets.set(request.target, target);
       }
       try {
-        valid.push(validate(client, request, target));
+        valid.push(validate(client, request, target, latestNotBefore));
       } catch (error) {
         if (error instanceof BatchError && requests.length > 1) {
           throw new BatchError(error.code, `operations[${index}]: ${error.message}`, { index, ...(error.details as object) });
@@ -57,7 +62,11 @@ export class OperationValidator {
   }
 }
 
-function validate(client: AuthenticatedClient, request: ICreateBatchOperationRequest, target: TargetTable | null): ValidOperation {
+function validate(client: AuthenticatedClient, request: ICreateBatchOperationRequest, target: TargetTable | null, latestNotBefore: number): ValidOperation {
+  const notBefore = request.notBefore === undefined ? null : new Date(request.notBefore);
+  if (notBefore && !(notBefore.getTime() <= latestNotBefore)) {
+    throw new BatchError('VALIDATION_FAILED', `notBefore is further ahead than BATCH_NOT_BEFORE_MAX_DAYS allows (until ${new Date(latestNotBefore).toISOString()})`);
+  }
   if (!target) throw new BatchError('UNKNOWN_TARGET', `Unknown target "${request.target}"`, { target: request.target });
   if (!client.mayWrite(target.name)) {
     throw new BatchError('FORBIDDEN', `Client "${client.name}" is not granted target "${target.name}"`, { target: target.name });
@@ -77,7 +86,7 @@ function validate(client: AuthenticatedClient, request: ICreateBatchOperationReq
     idempotencyKey: request.idempotencyKey ?? null,
     label: request.label ?? null,
     priority: request.priority ?? 0,
-    notBefore: request.notBefore ? new Date(request.notBefore) : null,
+    notBefore,
   };
 }
 

@@ -120,8 +120,10 @@ export class OperationService {
     return this.transition(client, id, 'PENDING', `status = 'CANCELLED', settled_at = now()`);
   }
 
-  /** FAILED → PENDING (same id), to be applied again; CONFLICT from any other state. */
+  /** FAILED → PENDING (same id), to be applied again; CONFLICT from any other state, FORBIDDEN without the grant now. */
   async retry(client: AuthenticatedClient, id: string): Promise<IGetBatchOperationResponse> {
+    const { target } = await this.findOwned(client, id);
+    if (!client.mayWrite(target)) throw new BatchError('FORBIDDEN', `Client "${client.name}" is no longer granted target "${target}"`, { target });
     return this.transition(
       client,
       id,

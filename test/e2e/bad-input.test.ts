@@ -1,8 +1,10 @@
+import amqp from 'amqplib';
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { BatchServiceClient, BatchServiceError } from '../../src/client';
 import { createCaller, RMQ_URL, settleAll, TestDb, type Caller } from '../support/harness';
-import { http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
+import { eventually, http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
 
 /**
  * The bad-input suite: hundreds of malformed requests over RPC and REST — wrong types, unknown and look-alike
@@ -14,7 +16,8 @@ type Expected = { code: string; status?: number };
 interface Case {
   name: string;
   rest?: { method: string; path: string; body?: unknown; key?: string | null; raw?: string };
-  rpc?: { pattern: string; data: unknown; key?: string | null };
+  /** `raw`: the whole message body as text, sent as it is (JSON.stringify could not write it). */
+  rpc?: { pattern: string; data: unknown; key?: string | null; raw?: string };
   expect: Expected;
 }
 
@@ -41,11 +44,16 @@ describe('bad input over RPC and REST (built service)', () => {
   let bobsOperation: string;
   let alicesCompleted: string;
   let revokedKey: string;
+  let broker: amqp.ChannelModel;
+  let channel: amqp.Channel;
+  let replyQueue: string;
+  const replies = new Map<string, { err?: { code: string } }>();
 
   before(async () => {
     service = await startService(serviceEnv());
     db = new TestDb(service.env.DB_NAME);
-    await db.query(`CREATE TABLE public.accounts (id int PRIMARY KEY, email varchar(40) NOT NULL UNIQUE, balance numeric(10,2), tags text[], meta jsonb, opened date)`);
+    await db.query(`CREATE TABLE public.accounts (id int PRIMARY KEY, email varchar(40) NOT NULL UNIQUE, balance numeric(10,2), tags text[], meta jsonb, opened date,
+                                                  ratio float8, due timestamptz, big bigint, photo bytea)`);
     await db.query(`CREATE TABLE public.secret_stuff (id int PRIMARY KEY)`);
     alice = await createCaller(service, 'alice', ['accounts']);
     bob = await createCaller(service, 'bob', ['accounts']);
@@ -55,9 +63,14 @@ describe('bad input over RPC and REST (built service)', () => {
     const revoked = await http<{ id: string; apiKey: string }>(service, 'POST', '/api/clients', service.adminKey, { name: 'gone', targets: ['*'] });
     revokedKey = revoked.body.apiKey;
     assert.equal((await http(service, 'DELETE', `/api/clients/${revoked.body.id}`, service.adminKey)).status, 204);
+    broker = await amqp.connect(RMQ_URL);
+    channel = await broker.createChannel();
+    replyQueue = (await channel.assertQueue('', { exclusive: true })).queue;
+    await channel.consume(replyQueue, (message) => message && replies.set(message.properties.correlationId, JSON.parse(message.content.toString())), { noAck: true });
   });
 
   after(async () => {
+    await broker?.close();
     await alice?.close();
     await bob?.close();
     await db?.close();
@@ -193,6 +206,38 @@ describe('bad input over RPC and REST (built service)', () => {
     for (const raw of ['{"target": "accounts", ', 'null', '"a string"', '[]', '{"target": "accounts", "type": "insert", "values": {"id": 1, "id": 2, "email": NaN}}']) {
       list.push({ name: `REST raw body ${raw.slice(0, 20)}`, rest: { method: 'POST', path: '/api/operations', raw }, expect: { code: 'VALIDATION_FAILED' } });
     }
+    // values that cannot be taken exactly: refused, never stored as something else
+    const raw = (name: string, body: string, code: string, bulk = false) => {
+      list.push({ name: `RPC raw: ${name}`, rpc: { pattern: bulk ? 'createOperations' : 'createOperation', data: null, raw: `{"pattern":"${bulk ? 'createOperations' : 'createOperation'}","id":"${randomUUID()}","data":${body}}` }, expect: { code } });
+      list.push({ name: `REST raw: ${name}`, rest: { method: 'POST', path: bulk ? '/api/operations/bulk' : '/api/operations', raw: body }, expect: { code } });
+    };
+    const row = (fields: string) => `{"target":"accounts","type":"insert","values":{"id":9,"email":"z@x"${fields}}}`;
+    raw('1e400 for a float column', row(',"ratio":1e400'), 'VALIDATION_FAILED');
+    raw('-1e400 inside jsonb', row(',"meta":{"n":-1e400}'), 'VALIDATION_FAILED');
+    raw('a lone surrogate in a value', row(',"meta":{"s":"\\ud800"}'), 'VALIDATION_FAILED');
+    raw('a lone surrogate in a text column', `{"target":"accounts","type":"insert","values":{"id":9,"email":"\\udc00"}}`, 'VALIDATION_FAILED');
+    raw('a lone surrogate in a label', `{"target":"accounts","type":"insert","values":{"id":9,"email":"z@x"},"label":"x\\ud83d"}`, 'VALIDATION_FAILED');
+    raw('a lone surrogate in a field name', row(',"\\ud800":1'), 'VALIDATION_FAILED');
+    raw('JSON nested 20,000 deep', row(`,"meta":${'['.repeat(20_000)}${']'.repeat(20_000)}`), 'VALIDATION_FAILED');
+    raw('"constructor" in values', row(',"constructor":1'), 'UNKNOWN_COLUMN');
+    raw('"toString" in values', row(',"toString":1'), 'UNKNOWN_COLUMN');
+    raw('"__proto__" in values', row(',"__proto__":{"id":1}'), 'UNKNOWN_COLUMN');
+    raw('"__proto__" in key', `{"target":"accounts","type":"delete","key":{"__proto__":1}}`, 'UNKNOWN_COLUMN');
+    raw('a top-level "constructor" field', `{"target":"accounts","type":"insert","values":{"id":9,"email":"z@x"},"constructor":"x"}`, 'VALIDATION_FAILED');
+    raw('a top-level "__proto__" field', `{"target":"accounts","type":"insert","values":{"id":9,"email":"z@x"},"__proto__":{"label":"x"}}`, 'VALIDATION_FAILED');
+    raw('"constructor" in a bulk operation', `{"operations":[{"target":"accounts","type":"insert","values":{"id":9,"email":"z@x"},"constructor":"x"}]}`, 'VALIDATION_FAILED', true);
+    list.push({ name: 'RPC raw: a lone surrogate in the request id', rpc: { pattern: 'createOperation', data: null, raw: `{"pattern":"createOperation","id":"\\ud800","data":${row('')}}` }, expect: { code: 'VALIDATION_FAILED' } });
+    for (const notBefore of ['2030-W01', '2030-100', '2026-11-21T10:00:00', '2026-11-21', '2026-11-21T10:00:00+25:00', new Date(Date.now() + 400 * 86_400_000).toISOString()]) {
+      create(`notBefore ${notBefore}`, insert({ id: 9, email: 'z@x' }, { notBefore }), 'VALIDATION_FAILED');
+    }
+    create('timestamptz without a zone', insert({ id: 9, email: 'z@x', due: '2026-11-21T10:00:00' }), 'VALIDATION_FAILED');
+    create('bigint beyond 2^53 as a JSON number', insert({ id: 9, email: 'z@x', big: 2 ** 60 }), 'VALIDATION_FAILED');
+    create('a 2 MB bytea value', insert({ id: 9, email: 'z@x', photo: `\\x${'ab'.repeat(1024 * 1024)}` }), 'VALIDATION_FAILED');
+    create('a 2 MB array', insert({ id: 9, email: 'z@x', tags: Array.from({ length: 2048 }, () => 'x'.repeat(1024)) }), 'VALIDATION_FAILED');
+    // the service's own tables are never targets
+    for (const target of ['migrations', 'public.migrations', 'batch.migrations', 'batch.pending']) {
+      create(`target ${target}`, { target, type: 'insert', values: { id: 1 } }, 'UNKNOWN_TARGET');
+    }
     return list.map((c) => resolveIds(c, others()));
   }
 
@@ -222,6 +267,7 @@ describe('bad input over RPC and REST (built service)', () => {
       return body.code;
     }
     const key = keyFor(c.rpc!.key);
+    if (c.rpc!.raw !== undefined) return sendRaw(c.rpc!.raw, key);
     const rpc = key === alice.apiKey ? alice.rpc : new BatchServiceClient({ url: RMQ_URL, queue: service.env.BATCH_SERVICE_RMQ_QUEUE, apiKey: key ?? '', timeoutMs: 15_000 });
     try {
       await (rpc as unknown as { call(pattern: string, data: unknown): Promise<unknown> }).call(c.rpc!.pattern, c.rpc!.data);
@@ -232,6 +278,14 @@ describe('bad input over RPC and REST (built service)', () => {
     } finally {
       if (rpc !== alice.rpc) await rpc.close();
     }
+  }
+
+  /** A message body sent as it is over AMQP; the code of its reply. */
+  async function sendRaw(body: string, key: string | null): Promise<string> {
+    const correlationId = randomUUID();
+    channel.sendToQueue(service.env.BATCH_SERVICE_RMQ_QUEUE, Buffer.from(body), { replyTo: replyQueue, correlationId, headers: key === null ? {} : { 'x-api-key': key } });
+    const reply = await eventually(async () => replies.get(correlationId), 15_000, 'the reply');
+    return reply.err?.code ?? 'OK';
   }
 
   it('refuses every malformed request with the contract error, stays up, and stores nothing', async (t) => {
@@ -255,6 +309,14 @@ describe('bad input over RPC and REST (built service)', () => {
     assert.equal(service.process.exitCode, null, 'the service is still running');
     assert.equal((await http(service, 'GET', '/api/targets', alice.apiKey)).status, 200);
     assert.equal(await fingerprint(), before, 'the database holds exactly what it held before');
+  });
+
+  it('never lists the service\'s own tables as targets, and names no client in the keyless metrics', async () => {
+    const targets = await http<{ name: string }[]>(service, 'GET', '/api/targets', service.adminKey);
+    assert.deepEqual(targets.body.map((t) => t.name).sort(), ['public.accounts', 'public.secret_stuff']);
+    const metrics = await (await fetch(`${service.url}/metrics`)).text();
+    assert.match(metrics, /batch_operations_created_total\{target="public.accounts",type="insert"\} \d/);
+    assert.doesNotMatch(metrics, /alice|bob/);
   });
 
   it('stores quoting and SQL in values as plain data, and applies it verbatim', async () => {

@@ -29,6 +29,8 @@ async function until<T>(actual: () => Promise<T>, expected: () => Promise<T>, wh
   }
 }
 
+/** A schedule far enough ahead to stay pending through the test, within BATCH_NOT_BEFORE_MAX_DAYS. */
+const MONTH_AHEAD = new Date(Date.now() + 30 * 86_400_000).toISOString();
 const number = (text: string | null) => Number((text ?? '').replace(/,/g, ''));
 
 /**
@@ -60,12 +62,12 @@ describe('dashboard: GET / in a browser (built service, real database and broker
     await caller.rpc.createOperation({ target: 'tickets', type: 'delete', key: { id: 12 }, label: 'REFUND' });
     doubleBooking = (await caller.rpc.createOperation({ target: 'seats', type: 'insert', values: { id: 21, seat: 'A1' }, label: 'DOUBLE_BOOKING' })).id;
     negativePrice = (await caller.rpc.createOperation({ target: 'seats', type: 'update', key: { id: 4 }, values: { price: -1 }, label: 'REPRICE' })).id;
-    const later = await caller.rpc.createOperation({ target: 'tickets', type: 'insert', values: { id: 99, seat_id: 5 }, notBefore: '2099-01-01T00:00:00Z' });
+    const later = await caller.rpc.createOperation({ target: 'tickets', type: 'insert', values: { id: 99, seat_id: 5 }, notBefore: MONTH_AHEAD });
     await caller.rpc.cancelOperation(later.id);
     const settled = await settleAll(db, caller);
     assert.deepEqual(settled.filter((o) => o.status === 'FAILED').map((o) => o.id), [doubleBooking, negativePrice]);
     // one that stays PENDING, so that every status shows a count
-    await caller.rpc.createOperation({ target: 'tickets', type: 'insert', values: { id: 100, seat_id: 6 }, notBefore: '2099-01-01T00:00:00Z', label: 'PRESALE' });
+    await caller.rpc.createOperation({ target: 'tickets', type: 'insert', values: { id: 100, seat_id: 6 }, notBefore: MONTH_AHEAD, label: 'PRESALE' });
 
     userDataDir = mkdtempSync(join(tmpdir(), 'batch-dashboard-'));
     browser = await chromium.launchPersistentContext(userDataDir, {

@@ -96,11 +96,11 @@ describe('operating it: metrics, health and structured logs (built service in pr
       return sum(current, 'batch_queue_operations', { status: 'COMPLETED' }) === 56 && sum(current, 'batch_outbox_backlog') === 0 ? current : undefined;
     }, 20_000, 'queue gauges after settlement');
 
-    assert.equal(sum(samples, 'batch_operations_created_total', { client: 'shop' }), 57);
-    assert.equal(sum(samples, 'batch_operations_created_total', { target: 'public.items', client: 'shop', type: 'insert' }), 57);
-    assert.equal(sum(samples, 'batch_operations_settled_total', { client: 'shop' }), 57);
-    assert.equal(sum(samples, 'batch_operations_settled_total', { status: 'COMPLETED', target: 'public.items', client: 'shop' }), 56);
-    assert.equal(sum(samples, 'batch_operations_settled_total', { status: 'FAILED', target: 'public.items', client: 'shop' }), 1);
+    assert.equal(sum(samples, 'batch_operations_created_total'), 57);
+    assert.equal(sum(samples, 'batch_operations_created_total', { target: 'public.items', type: 'insert' }), 57);
+    assert.equal(sum(samples, 'batch_operations_settled_total'), 57);
+    assert.equal(sum(samples, 'batch_operations_settled_total', { status: 'COMPLETED', target: 'public.items' }), 56);
+    assert.equal(sum(samples, 'batch_operations_settled_total', { status: 'FAILED', target: 'public.items' }), 1);
 
     assert.ok(sum(samples, 'batch_chunk_duration_seconds_count') > 0, 'committed chunks are timed');
     assert.ok(sum(samples, 'batch_chunk_duration_seconds_sum') > 0);

@@ -103,6 +103,32 @@ describe('security: keys, isolation, rate limits (two API instances)', () => {
     assert.equal((await change({ targets: ['*'] })).status, 404, 'a revoked client stays revoked');
   });
 
+  it('holds grants when operations are applied: retry re-checks them, a narrowed grant or a revocation cancels what is pending', async () => {
+    const created = await http<{ id: string; apiKey: string }>(instances[0], 'POST', '/api/clients', instances[0].adminKey, { name: 'erin', targets: ['notes', 'private_notes'] });
+    const { id, apiKey } = created.body;
+    const create = (body: object) => http<{ id: string }>(instances[1], 'POST', '/api/operations', apiKey, body).then((r) => r.body.id);
+    const read = (operation: string) => http<{ status: string; error: { code: string } | null }>(instances[0], 'GET', `/api/operations/${operation}`, instances[0].adminKey).then((r) => r.body);
+    const later = new Date(Date.now() + 3_600_000).toISOString();
+    await create({ target: 'private_notes', type: 'insert', values: { id: 500 } });
+    const failed = await create({ target: 'private_notes', type: 'insert', values: { id: 500 } });
+    for (let i = 0; (await read(failed)).status !== 'FAILED'; i++) {
+      assert.ok(i < 200, 'the duplicate failed');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const scheduledPrivate = await create({ target: 'private_notes', type: 'insert', values: { id: 501 }, notBefore: later });
+    const scheduledNote = await create({ target: 'notes', type: 'insert', values: { id: 501 }, notBefore: later });
+
+    assert.equal((await http(instances[1], 'PATCH', `/api/clients/${id}`, instances[1].adminKey, { targets: ['notes'] })).status, 200);
+    assert.deepEqual(await read(scheduledPrivate).then((o) => [o.status, o.error?.code]), ['CANCELLED', 'FORBIDDEN'], 'no longer granted: cancelled');
+    assert.equal((await read(scheduledNote)).status, 'PENDING', 'still granted: kept');
+    const retried = await http<{ code: string }>(instances[0], 'POST', `/api/operations/${failed}/retry`, apiKey);
+    assert.deepEqual([retried.status, retried.body.code], [403, 'FORBIDDEN']);
+    assert.equal((await read(failed)).status, 'FAILED');
+
+    assert.equal((await http(instances[0], 'DELETE', `/api/clients/${id}`, instances[0].adminKey)).status, 204);
+    assert.deepEqual(await read(scheduledNote).then((o) => [o.status, o.error?.code]), ['CANCELLED', 'FORBIDDEN'], 'revoked: everything pending is cancelled');
+  });
+
   it('rate-limits a client over both transports with retryAfterMs, per client', async () => {
     const created = await http<{ apiKey: string }>(instances[0], 'POST', '/api/clients', instances[0].adminKey, { name: 'slow', targets: ['notes'], rateLimitPerSecond: 5 });
     const key = created.body.apiKey;

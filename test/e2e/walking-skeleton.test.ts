@@ -168,3 +168,10 @@ describe('end to end: insert operations over RabbitMQ (built service, real broke
     for (const schema of ['OperationCreateDto', 'OperationResponseDto', 'ErrorResponseDto', 'ExecutionResponseDto']) assert.ok(docs.body.components.schemas[schema], schema);
   });
 });
+
+describe('start-up refuses an invalid configuration (built service)', () => {
+  it('exits 1 naming the variable, for a system schema among the targets', async () => {
+    const env = serviceEnv({ BATCH_TARGET_SCHEMAS: 'public,pg_catalog' });
+    await assert.rejects(startService(env), /service exited with 1:[\s\S]*BATCH_TARGET_SCHEMAS must not include the system schema "pg_catalog"/);
+  });
+});

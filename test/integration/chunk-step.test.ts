@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { ChunkStep } from '../../src/services/chunk-step.service';
 import { AuthenticatedClient } from '../../src/services/client.service';
+import { ExecutionService } from '../../src/services/execution.service';
 import { OperationService } from '../../src/services/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
 
@@ -22,7 +23,7 @@ describe('chunk step (real PostgreSQL)', () => {
   after(() => t.close());
 
   beforeEach(async () => {
-    await t.db.query(`DROP TABLE IF EXISTS public.items, public.parents, public.children`);
+    await t.db.query(`DROP TABLE IF EXISTS public.items, public.parents, public.children, public.hosts`);
     await t.db.query(`CREATE TABLE public.items (
       id integer PRIMARY KEY, sku varchar(10) UNIQUE, qty integer NOT NULL DEFAULT 0 CHECK (qty >= 0), note text, seq bigserial)`);
     await t.db.query(`DELETE FROM batch.operations; DELETE FROM batch.outbox`);
@@ -140,5 +141,19 @@ describe('chunk step (real PostgreSQL)', () => {
     const orphan = await operations.create(billing, { target: 'children', type: 'insert', values: { id: 1, parent_id: 7 } });
     await step.execute();
     assert.equal((await statusOf(orphan.id)).error_code, '23503');
+  });
+
+  it('shows the clients of a chunk what is safe for all of them: no client\'s value in execution or step messages', async () => {
+    await t.db.query(`CREATE TABLE public.hosts (id int PRIMARY KEY, addr inet)`);
+    const secret = await operations.create(billing, { target: 'hosts', type: 'insert', values: { id: 1, addr: 'BOB-SECRET-1' } });
+    const fine = await operations.create(shipping, { target: 'hosts', type: 'insert', values: { id: 2, addr: '10.0.0.1' } });
+    const { executionId } = await step.execute();
+    assert.equal((await statusOf(fine.id)).execution_id, executionId, 'both settled by one chunk');
+    const [own] = await t.db.query<{ error_code: string; error_message: string }>('SELECT error_code, error_message FROM batch.operations WHERE id = $1', [secret.id]);
+    assert.deepEqual([own.error_code, own.error_message.includes('BOB-SECRET-1')], ['22P02', true], 'its owner reads the database\'s message');
+    const seen = await t.get(ExecutionService).get(shipping, executionId!);
+    const messages = [seen.exitMessage, ...seen.steps!.map((s) => s.exitMessage)].join(' | ');
+    assert.match(messages, /statement failed with SQLSTATE 22P02; applied item by item/);
+    assert.doesNotMatch(messages, /SECRET/);
   });
 });

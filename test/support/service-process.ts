@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Client } from 'pg';
+import { deadLetterQueue } from '../../src/controllers/rpc-server';
 import { dropDatabase, uniqueName } from './test-database';
 
 export const RMQ_URL = 'amqp://guest:guest@127.0.0.1:5672';
@@ -111,8 +112,8 @@ export function settledQueue(env: Record<string, string>, clientName: string): s
 }
 
 /**
- * What a test's service and its callers declared on the broker (all named after its database): the RPC queue, the
- * events exchange, and each client's queue of settled notifications. Durable, so they would
+ * What a test's service and its callers declared on the broker (all named after its database): the RPC queue and its
+ * dead-letter queue, the events exchange, and each client's queue of settled notifications. Durable, so they would
  * outlive the test.
  */
 async function deleteBrokerObjects(env: Record<string, string>): Promise<void> {
@@ -122,7 +123,8 @@ async function deleteBrokerObjects(env: Record<string, string>): Promise<void> {
   const broker = await connect(RMQ_URL);
   try {
     const channel = await broker.createChannel();
-    for (const queue of [env.BATCH_SERVICE_RMQ_QUEUE, ...clients.rows.map(({ name }) => settledQueue(env, name))]) await channel.deleteQueue(queue);
+    const queues = [env.BATCH_SERVICE_RMQ_QUEUE, deadLetterQueue(env.BATCH_SERVICE_RMQ_QUEUE), ...clients.rows.map(({ name }) => settledQueue(env, name))];
+    for (const queue of queues) await channel.deleteQueue(queue);
     await channel.deleteExchange(env.BATCH_SERVICE_EVENTS_EXCHANGE);
   } finally {
     await broker.close();

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { AppConfig, loadConfig } from '../../src/config/app-config';
-import { dataSourceOptions, ensureDatabase } from '../../src/services/database';
+import { dataSourceOptions, prepareMigrations } from '../../src/services/database';
 
 /** A fresh database per test file, with the real migrations applied; dropped by close(). */
 export interface TestDatabase {
@@ -23,8 +23,8 @@ export function testConfig(env: Record<string, string> = {}): AppConfig {
 
 export async function createTestDatabase(env: Record<string, string> = {}): Promise<TestDatabase> {
   const config = testConfig(env);
-  await ensureDatabase(config.db);
-  const dataSource = await new DataSource(dataSourceOptions(config)).initialize();
+  const release = await prepareMigrations(config.db);
+  const dataSource = await new DataSource(dataSourceOptions(config)).initialize().finally(release);
   return {
     name: config.db.name,
     config,

@@ -190,6 +190,17 @@ describe('loadConfig: invalid values throw a ConfigError naming the variable', (
     assertRejects({ BATCH_TARGET_SCHEMAS: 'public, batch' }, 'BATCH_TARGET_SCHEMAS');
   });
 
+  it('BATCH_TARGET_SCHEMAS including a system schema', () => {
+    for (const schema of ['pg_catalog', 'information_schema', 'pg_toast', 'PG_CATALOG', 'pg_temp_3', 'public,information_schema']) {
+      assertRejects({ BATCH_TARGET_SCHEMAS: schema }, 'BATCH_TARGET_SCHEMAS');
+    }
+  });
+
+  it('BATCH_NOT_BEFORE_MAX_DAYS that is not a whole number of days from 1', () => {
+    assertRejects({ BATCH_NOT_BEFORE_MAX_DAYS: '0' }, 'BATCH_NOT_BEFORE_MAX_DAYS');
+    assertRejects({ BATCH_NOT_BEFORE_MAX_DAYS: '1.5' }, 'BATCH_NOT_BEFORE_MAX_DAYS');
+  });
+
   it('BATCH_TARGET_SCHEMAS naming no schema at all', () => {
     assertRejects({ BATCH_TARGET_SCHEMAS: ' , ' }, 'BATCH_TARGET_SCHEMAS');
   });

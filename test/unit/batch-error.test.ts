@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ERROR_CODES, ErrorCode } from '../../src/interfaces/operation.interfaces';
-import { BatchError, isDatabaseUnavailable, toBatchError } from '../../src/services/batch-error';
+import { BatchError, toBatchError } from '../../src/services/batch-error';
+import { isConnectionError } from '../../src/services/database-error';
 
 describe('BatchError', () => {
   it('maps every code to the HTTP status of CONTRACT.md section 2', () => {
@@ -74,7 +75,7 @@ describe('toBatchError', () => {
       const mapped = toBatchError(error);
       assert.equal(mapped.code, 'UNAVAILABLE', String((error as Error).message));
       assert.equal(mapped.httpStatus, 503);
-      assert.ok(isDatabaseUnavailable(error));
+      assert.ok(isConnectionError(error));
     }
   });
 
@@ -93,7 +94,7 @@ describe('toBatchError', () => {
       assert.equal(mapped.code, 'INTERNAL', String(error));
       assert.equal(mapped.httpStatus, 500);
       assert.doesNotMatch(mapped.message, /secret|duplicate|relation/);
-      assert.equal(isDatabaseUnavailable(error), false);
+      assert.equal(isConnectionError(error), false);
     }
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ClaimedOperation, OperationOutcome } from '../../src/interfaces/chunk.interfaces';
-import { describe as describeError, emptyCounts, settledEvents } from '../../src/services/chunk-step.service';
+import { emptyCounts, settledEvents } from '../../src/services/chunk-step.service';
 
 function operation(id: string, clientName: string, extra: Partial<ClaimedOperation> = {}): ClaimedOperation {
   return {
@@ -131,14 +131,5 @@ describe('emptyCounts', () => {
     const a = emptyCounts();
     a.readCount = 5;
     assert.equal(emptyCounts().readCount, 0);
-  });
-});
-
-describe('describe (error text for executions and logs)', () => {
-  it('names the SQLSTATE and message, and copes with null, strings and long messages', () => {
-    assert.equal(describeError({ code: '23505', message: 'duplicate key' }), '23505: duplicate key');
-    assert.equal(describeError(null), 'error: null');
-    assert.equal(describeError('boom'), 'error: boom');
-    assert.equal(describeError(new Error('x'.repeat(1000))).length, 500);
   });
 });

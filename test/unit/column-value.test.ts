@@ -56,9 +56,9 @@ describe('columnValueProblem: integers', () => {
     rejects(int8, /out of range for bigint/, '9223372036854775808', '-9223372036854775809', '99999999999999999999');
   });
 
-  it('int8 rejects a JSON number that already lost its last digits beyond the range', () => {
-    // 2^63 as a double: one past the maximum.
-    rejects(col('int8', { sqlType: 'bigint' }), /out of range/, 2 ** 63);
+  it('rejects JSON numbers beyond 2^53, which may have lost their last digits: they must come as strings', () => {
+    rejects(col('int8', { sqlType: 'bigint' }), /beyond 2\^53 .* send it as a string/, 2 ** 63, 2 ** 53, -(2 ** 53) - 2);
+    accepts(col('int8', { sqlType: 'bigint' }), 2 ** 53 - 1, -(2 ** 53) + 1, '9007199254740993');
   });
 
   it('rejects fractions, non-numeric text, booleans, objects and arrays', () => {
@@ -217,30 +217,35 @@ describe('columnValueProblem: date / timestamp / timestamptz / time', () => {
     rejects(col('date'), /expects a date/, 'not a date', '2026/01/05x', 20260105, '');
   });
 
-  for (const type of ['timestamp', 'timestamptz']) {
-    it(`${type} takes ISO-8601 date-times`, () => {
-      accepts(
-        col(type),
-        '2026-11-21T06:00:00.000Z',
-        '2026-11-21 06:00:00',
-        '2026-11-21T06:00',
-        '2026-11-21',
-        '2026-11-21T06:00:00.123456+05:30',
-        '2026-11-21T06:00:00-0800',
-        '2026-11-21T24:00:00',
-        'infinity',
-      );
-    });
+  it('timestamp takes ISO-8601 date-times, with or without a zone (PostgreSQL ignores it)', () => {
+    accepts(
+      col('timestamp'),
+      '2026-11-21T06:00:00.000Z',
+      '2026-11-21 06:00:00',
+      '2026-11-21T06:00',
+      '2026-11-21',
+      '2026-11-21T06:00:00.123456+05:30',
+      '2026-11-21T06:00:00-0800',
+      '2026-11-21T24:00:00',
+      'infinity',
+    );
+  });
 
+  it('timestamptz takes date-times with a zone only: without one the instant would depend on the session', () => {
+    accepts(col('timestamptz'), '2026-11-21T06:00:00.000Z', '2026-11-21T06:00:00.123456+05:30', '2026-11-21 06:00:00-0800', '2026-11-21T06:00Z', 'infinity');
+    rejects(col('timestamptz'), /with a time zone/, '2026-11-21 06:00:00', '2026-11-21T06:00', '2026-11-21', '2026-11-21T24:00:00');
+  });
+
+  for (const [type, message] of [['timestamp', /expects an ISO-8601 date-time/], ['timestamptz', /with a time zone/]] as const) {
     it(`${type} rejects impossible dates and times`, () => {
       rejects(
         col(type),
-        /expects an ISO-8601 date-time/,
+        message,
         '2026-02-30T00:00:00Z',
         '2026-11-21T25:00:00Z',
-        '2026-11-21T24:01:00',
-        '2026-11-21T12:60:00',
-        '2026-11-21T12:00:61',
+        '2026-11-21T24:01:00Z',
+        '2026-11-21T12:60:00Z',
+        '2026-11-21T12:00:61Z',
         'not a time',
         1763704800000,
       );
@@ -281,7 +286,7 @@ describe('columnValueProblem: text types', () => {
 
   it('text has no length limit short of the size limit', () => {
     accepts(col('text'), 'x'.repeat(100_000));
-    rejects(col('text'), /too long/, 'x'.repeat(1024 * 1024 + 1));
+    rejects(col('text'), /larger than 1 MB/, 'x'.repeat(1024 * 1024 + 1), 'é'.repeat(512 * 1024 + 1));
   });
 
   it('rejects a NUL character in text and varchar', () => {
@@ -346,7 +351,14 @@ describe('columnValueProblem: bytea and other types', () => {
 
   it('types the service does not check are left to the database', () => {
     accepts(col('inet'), '10.0.0.1', 'not an address', 12);
-    rejects(col('inet'), /too long/, 'x'.repeat(1024 * 1024 + 1));
+    rejects(col('inet'), /larger than 1 MB/, 'x'.repeat(1024 * 1024 + 1));
+  });
+
+  it('holds values of every type to 1 MB, arrays and bytes included', () => {
+    rejects(col('bytea'), /larger than 1 MB/, `\\x${'ab'.repeat(512 * 1024)}`);
+    rejects(arrayOf('text', { sqlType: 'text[]' }), /larger than 1 MB/, Array.from({ length: 1024 }, () => 'x'.repeat(1024)));
+    rejects(col('jsonb'), /larger than 1 MB/, { blob: 'x'.repeat(1024 * 1024) });
+    accepts(arrayOf('text', { sqlType: 'text[]' }), Array.from({ length: 1000 }, () => 'x'.repeat(1000)));
   });
 });
 

@@ -6,7 +6,6 @@ import {
   IsArray,
   IsIn,
   IsInt,
-  IsISO8601,
   IsObject,
   IsOptional,
   IsString,
@@ -15,8 +14,10 @@ import {
   Max,
   MaxLength,
   Min,
+  ValidateBy,
   ValidateNested,
 } from 'class-validator';
+import { isInstant } from '../../services/column-value';
 import {
   ICreateBatchOperationRequest,
   ICreateBatchOperationResponse,
@@ -84,9 +85,12 @@ export class OperationCreateDto implements ICreateBatchOperationRequest {
   @Max(100)
   priority?: number;
 
-  @ApiPropertyOptional({ format: 'date-time', description: 'not applied before this time' })
+  @ApiPropertyOptional({ format: 'date-time', description: 'not applied before this time: an RFC 3339 date-time with a zone, at most BATCH_NOT_BEFORE_MAX_DAYS ahead' })
   @IsOptional()
-  @IsISO8601({ strict: true, strictSeparator: true })
+  @ValidateBy({
+    name: 'isInstant',
+    validator: { validate: (value) => typeof value === 'string' && isInstant(value), defaultMessage: () => 'notBefore must be an RFC 3339 date-time with a time zone (2026-11-21T10:00:00Z)' },
+  })
   notBefore?: string;
 
   @ApiPropertyOptional({ maxLength: 100, example: 'MARKETPLACE_DEAL', description: 'echoed back in notifications' })

@@ -1,0 +1,103 @@
+import type { NextFunction, Request, Response } from 'express';
+import { BatchError } from '../services/batch-error';
+
+/**
+ * What every request body must be before any handler sees it, over both transports: JSON nested at most
+ * MAX_PAYLOAD_DEPTH levels, finite numbers only (JSON.parse turns `1e400` into Infinity, which would be stored as
+ * null), and well-formed Unicode (a lone surrogate, `"\ud800"`, is valid JSON text that PostgreSQL refuses).
+ */
+export const MAX_PAYLOAD_DEPTH = 64;
+
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+/** Why the parsed body cannot be taken as it is, or null. Iterative, so no nesting can overflow the stack. */
+export function payloadProblem(body: unknown): string | null {
+  const stack: [unknown, number][] = [[body, 0]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop()!;
+    if (typeof value === 'number') {
+      if (!Number.isFinite(value)) return 'a number is out of the range JSON numbers can be taken exactly in';
+    } else if (typeof value === 'string') {
+      if (LONE_SURROGATE.test(value)) return 'a string holds a lone UTF-16 surrogate (not Unicode text)';
+    } else if (value !== null && typeof value === 'object') {
+      if (depth >= MAX_PAYLOAD_DEPTH) return `the body is nested deeper than ${MAX_PAYLOAD_DEPTH} levels`;
+      for (const [key, child] of Object.entries(value)) {
+        if (LONE_SURROGATE.test(key)) return 'a field name holds a lone UTF-16 surrogate (not Unicode text)';
+        stack.push([child, depth + 1]);
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * The nesting depth of JSON text, counted without parsing it, up to `limit` (bodies are refused before a parser or
+ * anything recursive meets them).
+ */
+export function nestingOver(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
+
+export interface RpcRequest {
+  pattern: string;
+  id: string;
+  data: unknown;
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Reads one message of the RPC queue as the NestJS wire format `{"pattern", "id", "data"}`, or says why it is none:
+ * PAYLOAD_TOO_LARGE over `maxBytes` (the raw bytes, before anything is parsed), else VALIDATION_FAILED.
+ */
+export function readRpcRequest(content: Buffer, maxBytes: number): RpcRequest | { problem: BatchError } {
+  const refuse = (message: string) => ({ problem: new BatchError('VALIDATION_FAILED', message) });
+  if (content.length > maxBytes) {
+    return { problem: new BatchError('PAYLOAD_TOO_LARGE', `Message of ${content.length} bytes is over the limit of ${maxBytes}`) };
+  }
+  let text: string;
+  try {
+    text = UTF8.decode(content);
+  } catch {
+    return refuse('The message is not UTF-8 text');
+  }
+  if (nestingOver(text, MAX_PAYLOAD_DEPTH)) return refuse(`The message is nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return refuse('The message is not JSON');
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return refuse('The message must be a JSON object {"pattern", "id", "data"}');
+  const { pattern, id, data } = body as Record<string, unknown>;
+  if (typeof pattern !== 'string' || pattern.length === 0 || pattern.length > 100) return refuse('The message needs a string "pattern" (1..100 characters)');
+  if (typeof id !== 'string' || id.length === 0 || id.length > 200 || id.includes('\u0000')) {
+    return refuse('The message needs a string "id" (1..200 characters, no NUL), unique per request');
+  }
+  const problem = payloadProblem(body);
+  if (problem) return refuse(`The message is not acceptable: ${problem}`);
+  return { pattern, id, data };
+}
+
+/** Body parser `verify` hook for REST: JSON text nested too deep is refused before it is parsed. */
+export function refuseDeepNesting(_request: unknown, _response: unknown, body: Buffer): void {
+  if (nestingOver(body.toString(), MAX_PAYLOAD_DEPTH)) throw new BatchError('VALIDATION_FAILED', `The body is nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
+}
+
+/** Express middleware after the body parser: a REST body is held to what payloadProblem() asks of every request. */
+export function refuseUnacceptablePayload(request: Request, _response: Response, next: NextFunction): void {
+  const problem = payloadProblem(request.body);
+  next(problem ? new BatchError('VALIDATION_FAILED', `The body is not acceptable: ${problem}`) : undefined);
+}

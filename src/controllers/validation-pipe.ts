@@ -1,0 +1,62 @@
+import { ArgumentMetadata, ValidationPipe } from '@nestjs/common';
+import { RpcParamtype } from '@nestjs/microservices/enums/rpc-paramtype.enum';
+import { BatchError } from '../services/batch-error';
+import { validationFailed } from './errors';
+
+/** Field names that class-transformer passes over, as a prototype's members: refused like any other unknown field. */
+const RESERVED_FIELDS = new Set(['__proto__', 'constructor', 'prototype']);
+/** Rows of a target table: any column name is theirs, so they are kept as sent and checked against the catalog. */
+const ROWS = new Set(['values', 'key']);
+
+/** A row set aside: where it was (the keys from the request down to its holder, and its field) and the row itself. */
+type Row = { path: string[]; holder: Record<string, unknown>; field: string; row: object };
+
+/**
+ * The DTOs' validation for both transports (class-validator; unknown fields refused). class-transformer rebuilds every
+ * object it meets, dropping fields such as `constructor` or `__proto__` (or failing on them), so the rows of a request
+ * are set aside while it runs and put back as sent; any other object of the request with such a field is refused.
+ */
+export class RequestValidationPipe extends ValidationPipe {
+  constructor() {
+    super({ whitelist: true, forbidNonWhitelisted: true, transform: true, exceptionFactory: validationFailed });
+  }
+
+  async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    if (!isRequestBody(metadata)) return super.transform(value, metadata);
+    const rows: Row[] = [];
+    try {
+      const field = setRowsAside(value, [], rows);
+      if (field !== null) throw new BatchError('VALIDATION_FAILED', `${field}: property should not exist`, { problems: [{ field, message: 'property should not exist' }] });
+      const dto = await super.transform(value, metadata);
+      for (const { path, field, row } of rows) {
+        const holder = path.reduce<unknown>((object, key) => (object as Record<string, unknown> | undefined)?.[key], dto);
+        if (holder !== null && typeof holder === 'object') (holder as Record<string, unknown>)[field] = row;
+      }
+      return dto;
+    } finally {
+      for (const { holder, field, row } of rows) holder[field] = row;
+    }
+  }
+}
+
+/** A REST body or query, or an RPC payload: what a caller wrote (not a context object of the transport). */
+function isRequestBody({ type }: ArgumentMetadata): boolean {
+  return type === 'body' || type === 'query' || (type as unknown) === RpcParamtype.PAYLOAD;
+}
+
+/** Replaces each row (an object under `values` or `key`) by an empty one, noting it; returns a reserved field's path, if any. */
+function setRowsAside(value: unknown, path: string[], rows: Row[]): string | null {
+  if (value === null || typeof value !== 'object') return null;
+  const holder = value as Record<string, unknown>;
+  for (const [name, child] of Object.entries(holder)) {
+    if (RESERVED_FIELDS.has(name)) return [...path, name].join('.');
+    if (ROWS.has(name) && !Array.isArray(holder) && child !== null && typeof child === 'object' && !Array.isArray(child)) {
+      rows.push({ path, holder, field: name, row: child });
+      holder[name] = {};
+      continue;
+    }
+    const found = setRowsAside(child, [...path, name], rows);
+    if (found !== null) return found;
+  }
+  return null;
+}
