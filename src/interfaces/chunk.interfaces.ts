@@ -1,21 +1,23 @@
 import type { PoolClient } from 'pg';
-import type { IOperationError, OperationType, RowValues } from './operation.interfaces';
+import type { IOperationError, OperationType } from './operation.interfaces';
 
 /**
  * The chunk engine's vocabulary, after Spring Batch: a reader claims a chunk of operations, a processor plans
  * it into set-based statements, a writer runs each statement, and policies decide what a failure means.
  */
 
-/** A pending operation claimed by a chunk transaction (its row stays locked until the chunk commits). */
+/**
+ * A pending operation claimed by a chunk transaction (its row stays locked until the chunk commits). Its values stay
+ * in the database: statements read them from there; the planner needs only its shape and identity (row-identity.ts).
+ */
 export interface ClaimedOperation {
   id: string;
   clientId: string;
   clientName: string;
   target: string;
   type: OperationType;
-  values: RowValues | null;
-  key: RowValues | null;
-  conflictKey: string[] | null;
+  shape: string;
+  identity: string;
   idempotencyKey: string | null;
   label: string | null;
 }

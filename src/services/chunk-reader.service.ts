@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import { ClaimedOperation, ItemReader } from '../interfaces/chunk.interfaces';
-import type { OperationType, RowValues } from '../interfaces/operation.interfaces';
+import type { OperationType } from '../interfaces/operation.interfaces';
 import { INGEST_LOCK } from './ingest-buffer.service';
 
 /** Key space of the transaction-scoped advisory locks that give one target to one worker at a time. */
@@ -30,7 +30,8 @@ export class ChunkReader extends ItemReader {
     );
     if (locked.length === 0) return [];
     const { rows } = await tx.query<ClaimRow>(
-      `SELECT o.id, o.client_id, c.name AS client_name, o.target, o.type, o.row_values, o.row_key, o.conflict_key, o.idempotency_key, o.label
+      `SELECT o.id, o.client_id, c.name AS client_name, o.target, o.type, o.idempotency_key, o.label,
+              coalesce(o.shape, batch.shape_of(o.type, o.row_values, o.row_key, o.conflict_key)) AS shape, coalesce(o.identity, '') AS identity
          FROM batch.operations o JOIN batch.clients c ON c.id = o.client_id
         WHERE ${due} AND o.target = ANY($2)
         ORDER BY o.priority DESC, o.id
@@ -44,9 +45,8 @@ export class ChunkReader extends ItemReader {
       clientName: r.client_name,
       target: r.target,
       type: r.type,
-      values: r.row_values,
-      key: r.row_key,
-      conflictKey: r.conflict_key,
+      shape: r.shape,
+      identity: r.identity,
       idempotencyKey: r.idempotency_key,
       label: r.label,
     }));
@@ -59,9 +59,8 @@ interface ClaimRow {
   client_name: string;
   target: string;
   type: OperationType;
-  row_values: RowValues | null;
-  row_key: RowValues | null;
-  conflict_key: string[] | null;
+  shape: string;
+  identity: string;
   idempotency_key: string | null;
   label: string | null;
 }

@@ -10,6 +10,7 @@ import { IngestHorizon1764000000000 } from '../migrations/1764000000000-ingest-h
 import { ClientsNeverDeleted1764100000000 } from '../migrations/1764100000000-clients-never-deleted';
 import { OperationCounts1764200000000 } from '../migrations/1764200000000-operation-counts';
 import { ExecutionClients1764300000000 } from '../migrations/1764300000000-execution-clients';
+import { PlanningAtIngest1764400000000 } from '../migrations/1764400000000-planning-at-ingest';
 
 export const MIGRATIONS = [
   InitialSchema1763700000000,
@@ -19,6 +20,7 @@ export const MIGRATIONS = [
   ClientsNeverDeleted1764100000000,
   OperationCounts1764200000000,
   ExecutionClients1764300000000,
+  PlanningAtIngest1764400000000,
 ];
 
 /** Connection settings of a single pg Client for the configured database (or another one on the same server). */
@@ -102,6 +104,11 @@ export function dataSourceOptions(config: AppConfig): DataSourceOptions {
 /** Quotes an SQL identifier. Identifiers only ever come from the catalog or the configuration. */
 export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** Quotes a name from the catalog as an SQL string literal (an escape string: whatever standard_conforming_strings is). */
+export function quoteLiteral(name: string): string {
+  return `E'${name.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
 
 /**

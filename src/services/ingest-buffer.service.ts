@@ -34,11 +34,14 @@ const MAX_FLUSHES = 2;
 const INSERT_SQL = `
   WITH ingest AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($2))
   INSERT INTO batch.operations
-         (client_id, target, type, row_values, row_key, conflict_key, idempotency_key, request_key, label, priority, not_before)
-  SELECT i.client_id, i.target, i.type, i.row_values, i.row_key, i.conflict_key, i.idempotency_key, i.request_key, i.label, i.priority, i.not_before
+         (client_id, target, type, row_values, row_key, conflict_key, idempotency_key, request_key, label, priority, not_before, shape, identity)
+  SELECT i.client_id, i.target, i.type, i.row_values, i.row_key, i.conflict_key, i.idempotency_key, i.request_key, i.label, i.priority, i.not_before,
+         i.shape, i.identity
     FROM ROWS FROM (json_to_recordset($1::json) AS (client_id bigint, target text, type text, row_values jsonb, row_key jsonb, conflict_key text[],
-                                                     idempotency_key text, request_key text, label text, priority int2, not_before timestamptz))
-         WITH ORDINALITY AS i(client_id, target, type, row_values, row_key, conflict_key, idempotency_key, request_key, label, priority, not_before, ord),
+                                                     idempotency_key text, request_key text, label text, priority int2, not_before timestamptz,
+                                                     shape text, identity text))
+         WITH ORDINALITY AS i(client_id, target, type, row_values, row_key, conflict_key, idempotency_key, request_key, label, priority, not_before,
+                              shape, identity, ord),
          ingest
    ORDER BY i.ord
   ON CONFLICT DO NOTHING
@@ -124,6 +127,8 @@ export class IngestBuffer {
         label: operation.label,
         priority: operation.priority,
         not_before: operation.notBefore,
+        shape: operation.shape,
+        identity: operation.identity,
       })),
     );
     return this.db.query<StoredRow & { client_id: string }>(INSERT_SQL, [JSON.stringify(rows), INGEST_LOCK]);

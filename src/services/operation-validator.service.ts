@@ -4,10 +4,11 @@ import { AppConfig } from '../config/app-config';
 import { BatchError } from './batch-error';
 import { CatalogService, TargetColumn, TargetTable, hasColumns, sameColumns } from './catalog.service';
 import { columnValueProblem, isNumericColumn } from './column-value';
+import { Planning, planningOf } from './row-identity';
 import type { AuthenticatedClient } from './client.service';
 
-/** An operation that passed every create-time check, with its target resolved to `schema.table`. */
-export interface ValidOperation {
+/** An operation that passed every create-time check, with its target resolved to `schema.table`, and its planning. */
+export interface ValidOperation extends Planning {
   target: string;
   type: ICreateBatchOperationRequest['type'];
   values: RowValues | null;
@@ -77,12 +78,16 @@ function validate(client: AuthenticatedClient, request: ICreateBatchOperationReq
     const first = unknown ?? problems[0];
     throw new BatchError(first.code, first.message, { target: target.name, problems });
   }
-  return {
-    target: target.name,
+  const row = {
     type: request.type,
     values: request.values ?? null,
     key: request.key ?? null,
     conflictKey: request.type === 'upsert' ? (request.conflictKey ?? target.primaryKey) : null,
+  };
+  return {
+    target: target.name,
+    ...row,
+    ...planningOf(target, row),
     idempotencyKey: request.idempotencyKey ?? null,
     label: request.label ?? null,
     priority: request.priority ?? 0,

@@ -1,7 +1,6 @@
 import type { ClaimedOperation, StatementPlan } from '../interfaces/chunk.interfaces';
-import type { JsonValue } from '../interfaces/operation.interfaces';
-import type { TargetColumn, TargetTable } from './catalog.service';
-import { toSqlText } from './column-value';
+import type { TargetTable } from './catalog.service';
+import { keysVersion, parseIdentity, parseShape, Shape } from './row-identity';
 
 /**
  * Plans the operations of one target, in their order of application, into statements that — run in order —
@@ -21,12 +20,18 @@ import { toSqlText } from './column-value';
  *   one unique key, deletes and inserts/upserts keep their relative order.
  * Operations that commute can be reordered freely, so only these constraints need keeping. Failures stay
  * those of sequential execution: a failing statement is re-run one operation at a time, in order.
+ *
+ * It reads no values: each operation's shape and the rows it may touch were computed when it was created
+ * (row-identity.ts).
  */
 export function planStatements(table: TargetTable, operations: ClaimedOperation[], maxRowsPerStatement: number): StatementPlan[] {
   const statements: StatementPlan[] = [];
+  const alone = (op: ClaimedOperation, shape: Shape) => statements.push({ ...statementOf(op, shape), operations: [op] });
   if (table.oneRowStatements) {
-    return operations.map((op) => ({ target: op.target, type: op.type, columns: columnsOf(op), keyColumns: keyColumnsOf(table, op), operations: [op] }));
+    for (const op of operations) alone(op, parseShape(op.shape));
+    return statements;
   }
+  const version = keysVersion(table);
   const lastOfShape = new Map<string, number>();
   const lastOfToken = new Map<string, number>();
   const lastKeyedByKey = new Map<string, number>(); // key-addressed operations, by their (canonical) key
@@ -36,10 +41,16 @@ export function planStatements(table: TargetTable, operations: ClaimedOperation[
   let lastDelete = -1;
   let floor = 0; // after the last barrier
   const deletesMeetInserts = table.uniqueKeys.length > 1;
-  const uniqueColumns = new Set(table.uniqueKeys.flat());
 
   for (const op of operations) {
-    const identity = identify(table, uniqueColumns, op);
+    const shape = parseShape(op.shape);
+    if (shape.keysVersion !== version) {
+      // Its identity was computed against other unique keys than the table has now: a statement of its own, a barrier.
+      alone(op, shape);
+      floor = statements.length;
+      continue;
+    }
+    const identity = parseIdentity(op.identity);
     let min = identity.barrier ? statements.length : floor;
     for (const token of identity.tokens) min = Math.max(min, (lastOfToken.get(token) ?? -1) + 1);
     min = Math.max(min, lastUnknownKeyed + 1);
@@ -53,21 +64,18 @@ export function planStatements(table: TargetTable, operations: ClaimedOperation[
       for (const { keys, index } of lastInsertByKeys.values()) if (identity.key === null || !keys.includes(identity.key)) min = Math.max(min, index + 1);
     }
 
-    const columns = columnsOf(op);
-    const keyColumns = keyColumnsOf(table, op);
-    const shape = `${op.type}\u0000${columns.join(',')}\u0000${keyColumns?.join(',')}`;
-    let index = lastOfShape.get(shape);
+    let index = lastOfShape.get(op.shape);
     if (index === undefined || index < min || statements[index].operations.length >= maxRowsPerStatement) {
       index = statements.length;
-      statements.push({ target: op.target, type: op.type, columns, keyColumns, operations: [] });
-      lastOfShape.set(shape, index);
+      statements.push({ ...statementOf(op, shape), operations: [] });
+      lastOfShape.set(op.shape, index);
     }
     statements[index].operations.push(op);
 
     for (const token of identity.tokens) lastOfToken.set(token, Math.max(lastOfToken.get(token) ?? -1, index));
     if (identity.key === undefined) {
       lastInsert = Math.max(lastInsert, index);
-      const signature = identity.keys.join('\u0000');
+      const signature = identity.keys.join(' ');
       lastInsertByKeys.set(signature, { keys: identity.keys, index: Math.max(lastInsertByKeys.get(signature)?.index ?? -1, index) });
     } else if (identity.key === null) {
       lastUnknownKeyed = Math.max(lastUnknownKeyed, index);
@@ -80,81 +88,6 @@ export function planStatements(table: TargetTable, operations: ClaimedOperation[
   return statements;
 }
 
-interface Identity {
-  /** Strings naming the rows the operation touches: a unique key and its values. Equal tokens, same row. */
-  tokens: string[];
-  /** Key-addressed operations: their key's signature, or null when its values have no canonical form. */
-  key?: string | null;
-  /** Inserts and upserts: the signatures of the unique keys they give canonical values for. */
-  keys: string[];
-  barrier: boolean;
-}
-
-function identify(table: TargetTable, uniqueColumns: Set<string>, op: ClaimedOperation): Identity {
-  if (op.type === 'insert' || op.type === 'upsert') {
-    const values = op.values ?? {};
-    // An upsert that finds its row sets every other given column: where that is a unique column, the row's old
-    // value under that key is unknown here, so the key can no longer tell this row from others.
-    const conflictKey = op.conflictKey ?? table.primaryKey ?? [];
-    const changed = op.type === 'upsert' ? Object.keys(values).filter((c) => uniqueColumns.has(c) && !conflictKey.includes(c)) : [];
-    const tokens: string[] = [];
-    const keys: string[] = [];
-    for (const uniqueKey of table.uniqueKeys) {
-      if (!uniqueKey.every((c) => values[c] !== undefined && values[c] !== null)) continue;
-      const { token, canonical } = keyToken(table, uniqueKey, values);
-      tokens.push(token);
-      if (canonical && !uniqueKey.some((c) => changed.includes(c))) keys.push(signature(uniqueKey));
-    }
-    return { tokens, keys, barrier: false };
-  }
-  const keyColumns = Object.keys(op.key ?? {}).sort();
-  const { token, canonical } = keyToken(table, keyColumns, op.key ?? {});
-  const changesUniqueColumn = op.type !== 'delete' && Object.keys(op.values ?? {}).some((c) => uniqueColumns.has(c));
-  return { tokens: [token], key: canonical ? signature(keyColumns) : null, keys: [], barrier: changesUniqueColumn };
-}
-
-function keyToken(table: TargetTable, columns: string[], row: Record<string, JsonValue>): { token: string; canonical: boolean } {
-  const sorted = [...columns].sort();
-  let canonical = true;
-  const values = sorted.map((name) => {
-    const column = table.columns.get(name);
-    const value = column ? canonicalValue(column, row[name]) : null;
-    if (value !== null) return value;
-    canonical = false;
-    return column ? (toSqlText(column, row[name]) ?? '') : JSON.stringify(row[name]);
-  });
-  return { token: `${signature(sorted)}\u0001${values.join('\u0002')}`, canonical };
-}
-
-function signature(columns: string[]): string {
-  return [...columns].sort().join('\u0000');
-}
-
-/** The one text a value of this type has, where equal values always give equal texts; null when unknown. */
-export function canonicalValue(column: TargetColumn, value: JsonValue | undefined): string | null {
-  if (value === null || value === undefined || column.isArray || typeof value === 'object') return null;
-  const text = String(value);
-  switch (column.baseType) {
-    case 'int2':
-    case 'int4':
-    case 'int8':
-      return /^\s*[+-]?\d+\s*$/.test(text) ? BigInt(text.trim()).toString() : null;
-    case 'text':
-    case 'varchar':
-      return text;
-    case 'uuid':
-      return text.toLowerCase().replace(/[{}-]/g, '');
-    default:
-      return column.enumLabels ? text : null;
-  }
-}
-
-function columnsOf(op: ClaimedOperation): string[] {
-  return Object.keys(op.values ?? {}).sort();
-}
-
-function keyColumnsOf(table: TargetTable, op: ClaimedOperation): string[] | null {
-  if (op.type === 'insert') return null;
-  if (op.type === 'upsert') return op.conflictKey ?? table.primaryKey;
-  return Object.keys(op.key ?? {}).sort();
+function statementOf(op: ClaimedOperation, shape: Shape): Omit<StatementPlan, 'operations'> {
+  return { target: op.target, type: shape.type, columns: shape.columns, keyColumns: shape.keyColumns };
 }

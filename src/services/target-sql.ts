@@ -1,21 +1,19 @@
 import type { StatementPlan } from '../interfaces/chunk.interfaces';
-import type { JsonValue } from '../interfaces/operation.interfaces';
 import type { TargetColumn, TargetTable } from './catalog.service';
-import { toSqlText } from './column-value';
-import { quoteIdent } from './database';
+import { quoteIdent, quoteLiteral } from './database';
 
 /**
- * The SQL that applies a statement plan to a target table. Each column travels as one text[] parameter, so the
- * parameter count stays constant whatever the number of rows (node-postgres wraps past 65,535 parameters).
- * Values are cast to the column's type without its modifier; the assignment then applies length and precision
- * exactly as a one-row statement would. Identifiers come only from the catalog.
+ * The SQL that applies a statement plan to a target table. The values never travel through the service: each
+ * statement reads them from the operations' stored JSON (`batch.operations.row_values`, `row_key`), by the
+ * operations' ids, its one parameter. Values are cast to the column's type without its modifier; the assignment
+ * then applies length and precision exactly as a one-row statement would. Identifiers come only from the catalog.
  *
  * A statement either affects one row per operation when it succeeds (`everyRow`), or returns `ord`, the
  * 1-based position of each operation whose row it affected.
  */
 export interface TargetStatement {
   sql: string;
-  params: (string | null)[][];
+  params: [string[]];
   everyRow: boolean;
 }
 
@@ -39,18 +37,31 @@ export function qualifiedName(table: TargetTable): string {
 }
 
 /**
- * The operations as typed rows: `SELECT u.c1::type AS c1, …, u.ord FROM unnest($1::text[], …) WITH ORDINALITY`.
- * Every value is cast for every operation, also where an update or delete then matches no row, as a one-row
- * statement with a bad value would fail even when its WHERE matches nothing.
+ * The operations as typed rows: `SELECT (o.row_values->>'c')::type AS c1, …, u.ord FROM unnest($1::bigint[]) WITH
+ * ORDINALITY AS u(id, ord) JOIN batch.operations o ON o.id = u.id`. Every value is cast for every operation, also
+ * where an update or delete then matches no row, as a one-row statement with a bad value would fail even when its
+ * WHERE matches nothing.
  */
 function input(table: TargetTable, plan: StatementPlan, fields: { name: string; from: 'values' | 'key' }[]) {
   const columns = fields.map((f) => column(table, f.name));
-  const params = fields.map((f, i) => plan.operations.map((op) => toSqlText(columns[i], (op[f.from] as Record<string, JsonValue> | null)?.[f.name])));
   const aliases = fields.map((_, i) => `c${i + 1}`);
   const sql =
-    `SELECT ${columns.map((c, i) => `u.${aliases[i]}::${c.castType} AS ${aliases[i]}`).join(', ')}, u.ord ` +
-    `FROM unnest(${fields.map((_, i) => `$${i + 1}::text[]`).join(', ')}) WITH ORDINALITY AS u(${aliases.join(', ')}, ord)`;
-  return { columns, params, sql, aliases };
+    `SELECT ${columns.map((c, i) => `${storedValue(c, fields[i].from)} AS ${aliases[i]}`).join(', ')}, u.ord ` +
+    `FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, ord) JOIN batch.operations o ON o.id = u.id`;
+  return { columns, params: [plan.operations.map((op) => op.id)] as [string[]], sql, aliases };
+}
+
+/**
+ * A column's value read from an operation's stored JSON and cast to the column's type: JSON text for JSON columns
+ * (JSON null is SQL NULL), a PostgreSQL array literal for arrays (batch.array_literal), else the value's text.
+ */
+function storedValue(column: TargetColumn, from: 'values' | 'key'): string {
+  const source = `o.${from === 'values' ? 'row_values' : 'row_key'}`;
+  const name = quoteLiteral(column.name);
+  const json = column.baseType === 'json' || column.baseType === 'jsonb';
+  if (column.isArray) return `batch.array_literal(${source}->${name}, ${json})::${column.castType}`;
+  if (json) return `nullif(${source}->${name}, 'null')::${column.castType}`;
+  return `(${source}->>${name})::${column.castType}`;
 }
 
 /** `INSERT … SELECT … ORDER BY ord`: rows go in, and defaults are drawn, in plan order. */

@@ -173,6 +173,60 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     ]);
   });
 
+  it('writes every kind of value as sent: the statements read them from the stored JSON, never through the service', async () => {
+    await t.db.query(`DROP TABLE IF EXISTS public.kinds; DROP TYPE IF EXISTS public.mood`);
+    await t.db.query(`CREATE TYPE public.mood AS ENUM ('ok', 'it''s "fine"')`);
+    await t.db.query(`CREATE TABLE public.kinds (id int PRIMARY KEY, "odd 'name\\" text, big bigint, price numeric(12,4), ratio float8, flag bool, said text,
+                        doc jsonb, raw json, tags text[], grid int[][], docs jsonb[], bytes bytea, at timestamptz, day date, mood public.mood, ref uuid)`);
+    const values = {
+      id: 1,
+      "odd 'name\\": 'ünïcödé 🎉 "quoted" \\ back\nslash',
+      big: '9223372036854775807',
+      price: '12345678.1234',
+      ratio: 0.1,
+      flag: true,
+      said: 12.5,
+      doc: { nested: { list: [1, 'two', null, { three: 3 }] }, empty: {} },
+      raw: [1, { a: 'b' }],
+      tags: ['a"b', null, 'c\\d', '{braces}', ''],
+      grid: [[1, 2], [3, null]],
+      docs: [{ k: 1 }, null, ['x']],
+      bytes: '\\xdeadbeef',
+      at: '2026-11-21T10:00:00.5+05:30',
+      day: '2026-02-28',
+      mood: 'it\'s "fine"',
+      ref: '{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}',
+    };
+    const [created] = await operations.createMany(client, [
+      { target: 'kinds', type: 'insert', values },
+      { target: 'kinds', type: 'insert', values: { id: 2, doc: null, tags: null, raw: null } },
+    ]);
+    await step.execute();
+    assert.equal((await t.db.query<{ status: string }>('SELECT status FROM batch.operations WHERE id = $1', [created.id]))[0].status, 'COMPLETED');
+    const [row] = await t.db.query<Record<string, unknown>>(
+      `SELECT "odd 'name\\" AS odd, big::text, price::text, ratio, flag, said, doc, raw::text AS raw, tags, grid, docs, encode(bytes, 'hex') AS bytes,
+              to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') AS at, day::text, mood::text, ref::text FROM public.kinds WHERE id = 1`);
+    assert.deepEqual(row, {
+      odd: values["odd 'name\\"],
+      big: '9223372036854775807',
+      price: '12345678.1234',
+      ratio: 0.1,
+      flag: true,
+      said: '12.5',
+      doc: values.doc,
+      raw: '[1, {"a": "b"}]',
+      tags: values.tags,
+      grid: values.grid,
+      docs: values.docs,
+      bytes: 'deadbeef',
+      at: '2026-11-21 04:30:00.500',
+      day: '2026-02-28',
+      mood: 'it\'s "fine"',
+      ref: 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+    });
+    assert.deepEqual(await t.db.query('SELECT doc, tags, raw FROM public.kinds WHERE id = 2'), [{ doc: null, tags: null, raw: null }], 'JSON null is NULL');
+  });
+
   it('retries a FAILED operation: it is applied again under the same id', async () => {
     const [created] = await operations.createMany(client, [{ target: 'stock', type: 'insert', values: { id: 1, sku: 'dup' } }]);
     await step.execute();

@@ -6,6 +6,7 @@ import type { RowValues } from '../../src/interfaces/operation.interfaces';
 import type { CatalogService, TargetTable } from '../../src/services/catalog.service';
 import { ChunkProcessor } from '../../src/services/chunk-processor.service';
 import { column, targetTable } from '../support/catalog-fixtures';
+import { claimed } from '../support/claimed';
 
 function target(name: string): TargetTable {
   const id = column('id', 'int4', { sqlType: 'integer', castType: 'integer', notNull: true });
@@ -22,18 +23,7 @@ function catalog(names: string[]) {
 
 let nextId = 1;
 function insert(targetName: string, values: RowValues): ClaimedOperation {
-  return {
-    id: String(nextId++),
-    clientId: '1',
-    clientName: 'billing',
-    target: targetName,
-    type: 'insert',
-    values,
-    key: null,
-    conflictKey: null,
-    idempotencyKey: null,
-    label: null,
-  };
+  return claimed(target(targetName), { id: String(nextId++), type: 'insert', values, key: null, conflictKey: null });
 }
 
 describe('ChunkProcessor', () => {

@@ -10,9 +10,8 @@ function operation(id: string, clientName: string, extra: Partial<ClaimedOperati
     clientName,
     target: 'public.reservations',
     type: 'insert',
-    values: { id: Number(id) },
-    key: null,
-    conflictKey: null,
+    shape: '',
+    identity: '',
     idempotencyKey: null,
     label: null,
     ...extra,
@@ -55,7 +54,7 @@ describe('settledEvents', () => {
   });
 
   it('carries the database error of a failed operation', () => {
-    const op = operation('7', 'billing', { type: 'update', key: { id: 7 } });
+    const op = operation('7', 'billing', { type: 'update' });
     const [event] = settledEvents('3', settledAt, [failed(op, '23505', 'duplicate key value violates unique constraint "items_pkey"')]);
     assert.deepEqual(event.operations, [
       {

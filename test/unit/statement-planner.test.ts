@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { ClaimedOperation, StatementPlan } from '../../src/interfaces/chunk.interfaces';
+import type { StatementPlan } from '../../src/interfaces/chunk.interfaces';
 import type { OperationType, RowValues } from '../../src/interfaces/operation.interfaces';
 import type { TargetTable } from '../../src/services/catalog.service';
+import { canonicalValue } from '../../src/services/row-identity';
+import { planStatements as planClaimed } from '../../src/services/statement-planner';
 import { column, targetTable } from '../support/catalog-fixtures';
-import { canonicalValue, planStatements } from '../../src/services/statement-planner';
+import { claimed, RawOperation } from '../support/claimed';
 
 const col = column;
 
@@ -19,8 +21,16 @@ const items = table([['id'], ['sku'], ['code']]);
 const single = table([['id']]);
 
 let nextId = 1;
-function op(type: OperationType, values: RowValues | null, key: RowValues | null = null, conflictKey: string[] | null = null): ClaimedOperation {
-  return { id: String(nextId++), clientId: '1', clientName: 'billing', target: 'public.items', type, values, key, conflictKey, idempotencyKey: null, label: null };
+function op(type: OperationType, values: RowValues | null, key: RowValues | null = null, conflictKey: string[] | null = null): RawOperation {
+  return { id: String(nextId++), type, values, key, conflictKey };
+}
+
+type Planned = Omit<StatementPlan, 'operations'> & { operations: RawOperation[] };
+
+/** Plans the operations as a chunk claims them (their planning computed against `table`); statements list the given operations. */
+function planStatements(table: TargetTable, operations: RawOperation[], maxRows: number): Planned[] {
+  const raw = new Map<string, RawOperation>(operations.map((o) => [o.id, o]));
+  return planClaimed(table, operations.map((o) => claimed(table, o)), maxRows).map((s) => ({ ...s, operations: s.operations.map((o) => raw.get(o.id)!) }));
 }
 const insert = (values: RowValues) => op('insert', values);
 const upsert = (values: RowValues, conflictKey: string[] | null = null) => op('upsert', values, null, conflictKey);
@@ -29,11 +39,11 @@ const increment = (key: RowValues, values: RowValues = { qty: 1 }) => op('increm
 const remove = (key: RowValues) => op('delete', null, key);
 
 /** The statements as lists of operations, by the operations' positions in `operations` (0-based). */
-function groups(statements: StatementPlan[], operations: ClaimedOperation[]): number[][] {
+function groups(statements: Planned[], operations: RawOperation[]): number[][] {
   return statements.map((s) => s.operations.map((o) => operations.indexOf(o)));
 }
 
-function plan(target: TargetTable, operations: ClaimedOperation[], maxRows = 1000): number[][] {
+function plan(target: TargetTable, operations: RawOperation[], maxRows = 1000): number[][] {
   return groups(planStatements(target, operations, maxRows), operations);
 }
 
@@ -187,7 +197,7 @@ describe('planStatements: invariants over random streams', () => {
     };
   }
 
-  function randomStream(next: (n: number) => number, length: number): ClaimedOperation[] {
+  function randomStream(next: (n: number) => number, length: number): RawOperation[] {
     return Array.from({ length }, () => {
       const id = next(6);
       const sku = `s${next(6)}`;
@@ -211,7 +221,7 @@ describe('planStatements: invariants over random streams', () => {
   }
 
   /** The (key, value) pairs naming the row an operation addresses or creates. */
-  function rowNames(operation: ClaimedOperation): string[] {
+  function rowNames(operation: RawOperation): string[] {
     const row = operation.type === 'insert' || operation.type === 'upsert' ? operation.values! : operation.key!;
     return ['id', 'sku'].filter((c) => row[c] !== undefined).map((c) => `${c}=${String(row[c])}`);
   }

@@ -1,0 +1,28 @@
+import type { ClaimedOperation } from '../../src/interfaces/chunk.interfaces';
+import type { OperationType, RowValues } from '../../src/interfaces/operation.interfaces';
+import type { TargetTable } from '../../src/services/catalog.service';
+import { planningOf } from '../../src/services/row-identity';
+
+export interface RawOperation {
+  id: string;
+  type: OperationType;
+  values: RowValues | null;
+  key: RowValues | null;
+  conflictKey: string[] | null;
+}
+
+/** An operation as a chunk claims it: what create stored, its planning computed against `table` (row-identity.ts). */
+export function claimed(table: TargetTable, raw: RawOperation, extra: Partial<ClaimedOperation> = {}): ClaimedOperation {
+  const conflictKey = raw.type === 'upsert' ? (raw.conflictKey ?? table.primaryKey) : null;
+  return {
+    id: raw.id,
+    clientId: '1',
+    clientName: 'billing',
+    target: table.name,
+    type: raw.type,
+    ...planningOf(table, { ...raw, conflictKey }),
+    idempotencyKey: null,
+    label: null,
+    ...extra,
+  };
+}
