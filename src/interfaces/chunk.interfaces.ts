@@ -20,6 +20,8 @@ export interface ClaimedOperation {
   identity: string;
   idempotencyKey: string | null;
   label: string | null;
+  /** How many times it was applied before (it is PENDING again after a retry). */
+  attempts: number;
 }
 
 export interface OperationOutcome {

@@ -1,44 +1,99 @@
 import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
+import { AppConfig } from '../config/app-config';
 import { ClaimedOperation, ItemReader } from '../interfaces/chunk.interfaces';
 import type { OperationType } from '../interfaces/operation.interfaces';
 import { INGEST_LOCK } from './ingest-buffer.service';
 
 /** Key space of the transaction-scoped advisory locks that give one target to one worker at a time. */
 const TARGET_LOCK_SPACE = 4242;
+/** Scheduled operations made due per claim at most; more are made due by the next ones. */
+const PROMOTIONS = 10_000;
 
 /**
- * Claims pending operations in the contract's order of application: `priority DESC, id`, due ones only.
+ * The targets with due operations, each with its first one in order of application (`priority DESC, id`), found by a
+ * loose index scan of the pending set's due index: one descent per target, whatever the backlog. Scheduled
+ * operations whose time has come are made due first (their targets are among those returned; the claim, a statement
+ * of its own, sees them due), and the id horizon is taken (see ChunkReader); held targets are left out.
+ */
+const TARGETS_SQL = `
+  WITH RECURSIVE
+  promoted AS (
+    UPDATE batch.pending SET due_at = NULL
+     WHERE id IN (SELECT id FROM batch.pending WHERE due_at <= now() ORDER BY due_at LIMIT ${PROMOTIONS} FOR UPDATE SKIP LOCKED)
+    RETURNING target, priority, id, failures),
+  horizon AS MATERIALIZED (SELECT batch.ingest_horizon(${INGEST_LOCK}) AS id),
+  targets AS (
+    (SELECT target FROM batch.pending WHERE due_at IS NULL ORDER BY target LIMIT 1)
+    UNION ALL
+    SELECT (SELECT p.target FROM batch.pending p WHERE p.due_at IS NULL AND p.target > t.target ORDER BY p.target LIMIT 1)
+      FROM targets t WHERE t.target IS NOT NULL),
+  heads AS (
+    SELECT DISTINCT ON (target) target, priority, id, failures FROM (
+      SELECT t.target, head.priority, head.id, head.failures
+        FROM targets t
+        CROSS JOIN LATERAL (SELECT p.priority, p.id, p.failures FROM batch.pending p
+                             WHERE p.due_at IS NULL AND p.target = t.target ORDER BY p.priority DESC, p.id LIMIT 1) head
+       WHERE t.target IS NOT NULL
+      UNION ALL
+      SELECT target, priority, id, failures FROM promoted) due
+     ORDER BY target, priority DESC, id)
+  SELECT (SELECT id FROM horizon) AS horizon, target, failures
+    FROM heads
+   WHERE NOT EXISTS (SELECT 1 FROM batch.holds h WHERE h.target = heads.target AND h.until > now())
+   ORDER BY priority DESC, id`;
+
+/**
+ * Claims, target by target in the order given, each target's due operations up to the horizon in order of
+ * application, until the chunk's count and byte budget are reached: a target is locked (one worker per target) as
+ * the claim reaches it, so targets it does not reach stay free for other workers. Each target's walk stops at its
+ * cap: its cost does not depend on how many operations are pending or scheduled. The claim is a delete from the
+ * pending set (undone if the chunk rolls back); the operations' ids, types, shapes and identities come with it.
+ */
+const CLAIM_SQL = `
+  WITH claimed AS (
+    DELETE FROM batch.pending p WHERE p.id = ANY (ARRAY(
+      SELECT id FROM (
+        SELECT c.id, c.bytes, sum(c.bytes) OVER (ORDER BY t.n, c.priority DESC, c.id) AS running
+          FROM (SELECT t.target, t.cap, t.n FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS t(target, cap, n)) t
+          CROSS JOIN LATERAL (SELECT q.id, q.priority, q.bytes FROM batch.pending q
+                               WHERE q.due_at IS NULL AND q.target = t.target AND q.id <= $3
+                               ORDER BY q.priority DESC, q.id LIMIT t.cap) c
+         WHERE pg_try_advisory_xact_lock(${TARGET_LOCK_SPACE}, hashtext(t.target))
+         LIMIT $4) candidates
+       WHERE running - bytes < $5))
+    RETURNING p.id, p.target, p.priority, p.attempts, p.failures)
+  SELECT c.id, o.client_id, cl.name AS client_name, c.target, o.type, o.idempotency_key, o.label, c.attempts, c.failures,
+         coalesce(o.shape, batch.shape_of(o.type, o.row_values, o.row_key, o.conflict_key)) AS shape, coalesce(o.identity, '') AS identity
+    FROM claimed c JOIN batch.operations o ON o.id = c.id JOIN batch.clients cl ON cl.id = o.client_id
+   ORDER BY c.priority DESC, c.id`;
+
+/**
+ * Claims pending operations in the contract's order of application: per target, `priority DESC, id`, due ones only.
  *
  * - The id horizon: ids are allocated before their insert commits, so a larger id can become visible before a
  *   smaller one. The reader reads the sequence, then waits for every ingest transaction that could hold an id
- *   at or below it (they hold INGEST_LOCK shared), and claims only up to that horizon: no smaller id can appear
- *   later, and per target nothing is applied ahead of an operation created before it.
+ *   at or below it (they hold INGEST_LOCK shared), and claims only up to that horizon, in a statement of its own
+ *   (a snapshot taken after that wait): no smaller id can appear later, so per target nothing is applied ahead
+ *   of an operation created before it.
  * - One worker per target: a transaction-scoped advisory lock per target; targets locked elsewhere are left.
- * - Rows are locked `FOR UPDATE SKIP LOCKED`; the lock is the claim, released by commit or rollback.
  */
 @Injectable()
 export class ChunkReader extends ItemReader {
+  constructor(private readonly config: AppConfig) {
+    super();
+  }
+
   async read(tx: PoolClient, limit: number): Promise<ClaimedOperation[]> {
-    const [{ horizon }] = (await tx.query<{ horizon: string }>('SELECT batch.ingest_horizon($1) AS horizon', [INGEST_LOCK])).rows;
-    const due = `o.status = 'PENDING' AND o.id <= $1 AND (o.not_before IS NULL OR o.not_before <= now())`;
-    const { rows: locked } = await tx.query<{ target: string }>(
-      `WITH candidates AS MATERIALIZED (
-         SELECT DISTINCT target FROM (SELECT o.target FROM batch.operations o WHERE ${due} ORDER BY o.priority DESC, o.id LIMIT $2) p)
-       SELECT target FROM candidates WHERE pg_try_advisory_xact_lock($3, hashtext(target))`,
-      [horizon, limit, TARGET_LOCK_SPACE],
-    );
-    if (locked.length === 0) return [];
-    const { rows } = await tx.query<ClaimRow>(
-      `SELECT o.id, o.client_id, c.name AS client_name, o.target, o.type, o.idempotency_key, o.label,
-              coalesce(o.shape, batch.shape_of(o.type, o.row_values, o.row_key, o.conflict_key)) AS shape, coalesce(o.identity, '') AS identity
-         FROM batch.operations o JOIN batch.clients c ON c.id = o.client_id
-        WHERE ${due} AND o.target = ANY($2)
-        ORDER BY o.priority DESC, o.id
-        LIMIT $3
-        FOR UPDATE OF o SKIP LOCKED`,
-      [horizon, locked.map((l) => l.target), limit],
-    );
+    const { rows: targets } = await tx.query<{ horizon: string; target: string; failures: number }>(TARGETS_SQL);
+    if (targets.length === 0) return [];
+    const { rows } = await tx.query<ClaimRow>(CLAIM_SQL, [
+      targets.map((t) => t.target),
+      targets.map(() => limit),
+      targets[0].horizon,
+      limit,
+      this.config.poll.maxChunkBytes,
+    ]);
     return rows.map((r) => ({
       id: r.id,
       clientId: r.client_id,
@@ -49,6 +104,7 @@ export class ChunkReader extends ItemReader {
       identity: r.identity,
       idempotencyKey: r.idempotency_key,
       label: r.label,
+      attempts: r.attempts,
     }));
   }
 }
@@ -63,4 +119,6 @@ interface ClaimRow {
   identity: string;
   idempotency_key: string | null;
   label: string | null;
+  attempts: number;
+  failures: number;
 }

@@ -41,6 +41,8 @@ export class SkipLimitExceededError extends EngineError {
 }
 
 const WORKER = `${hostname()}:${process.pid}`;
+/** The database quotes values in its messages (`invalid input syntax for type inet: "…"`): kept to this length. */
+const MAX_ERROR_MESSAGE = 2000;
 /** Deferred constraints are checked per statement, so that their violations fail one operation, not the commit. */
 const DEFERRED_CONSTRAINTS_PER_STATEMENT = 'SET CONSTRAINTS ALL IMMEDIATE';
 
@@ -138,7 +140,7 @@ export class ChunkStep {
       if (!this.skipPolicy.shouldSkip(error, skipped)) throw new SkipLimitExceededError(this.config.poll.skipLimit, error);
       await tx.query('ROLLBACK TO SAVEPOINT item');
       const e = error as { code: string; message: string };
-      const outcome: OperationOutcome = { operation, status: 'FAILED', rowsAffected: null, error: { code: e.code, message: e.message } };
+      const outcome: OperationOutcome = { operation, status: 'FAILED', rowsAffected: null, error: { code: e.code, message: e.message.slice(0, MAX_ERROR_MESSAGE) } };
       for (const listener of this.listeners.all) listener.onSkip?.(outcome);
       return outcome;
     }
@@ -170,9 +172,8 @@ export class ChunkStep {
     );
     const events = settledEvents(executionId, endedAt, outcomes);
     // Steps, outcomes, the clients settled for and the outbox in one statement (data-modifying CTEs all run, whether
-    // or not they are read).
-    // `o.id = ANY(ids)` lets the planner find the operations through the primary key: joined on the unnest alone,
-    // it hashes the whole operations table (all of its retained rows) for every chunk.
+    // or not they are read). Outcomes and notifications travel as JSON texts, which node-postgres does not escape
+    // element by element as it does arrays.
     await tx.query(
       `WITH steps AS (
          INSERT INTO batch.execution_steps (execution_id, name, target, type, status, exit_message, read_count, write_count, filter_count,
@@ -180,13 +181,11 @@ export class ChunkStep {
          SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::int[], $9::int[], $10::int[],
                                   $11::int[], $12::int[], $13::int[], $14::int[], $15::timestamptz[], $16::timestamptz[])),
        settled AS (
-         UPDATE batch.operations o
-            SET status = v.status, rows_affected = v.rows_affected, error_code = v.error_code, error_message = v.error_message,
-                execution_id = $1, attempts = o.attempts + 1, settled_at = $17, updated_at = $17
-           FROM unnest($18::bigint[], $19::text[], $20::int[], $21::text[], $22::text[]) AS v(id, status, rows_affected, error_code, error_message)
-          WHERE o.id = v.id AND o.id = ANY($18::bigint[])),
-       clients AS (INSERT INTO batch.execution_clients (client_id, execution_id) SELECT unnest($25::bigint[]), $1)
-       INSERT INTO batch.outbox (routing_key, payload) SELECT $23 || (e->>'client'), e FROM json_array_elements($24::json) AS e`,
+         INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, rows_affected, error_code, error_message, execution_id, settled_at)
+         SELECT v.*, $1, $17 FROM json_to_recordset($18::json)
+           AS v(operation_id bigint, client_id bigint, target text, status text, attempts int, rows_affected int, error_code text, error_message text)),
+       clients AS (INSERT INTO batch.execution_clients (client_id, execution_id) SELECT unnest($21::bigint[]), $1)
+       INSERT INTO batch.outbox (routing_key, payload) SELECT $19 || (e->>'client'), e FROM json_array_elements($20::json) AS e`,
       [
         executionId,
         steps.map((s) => s.name),
@@ -198,13 +197,20 @@ export class ChunkStep {
         steps.map((s) => s.startedAt),
         steps.map((s) => s.endedAt),
         endedAt,
-        outcomes.map((o) => o.operation.id),
-        outcomes.map((o) => o.status),
-        outcomes.map((o) => o.rowsAffected),
-        outcomes.map((o) => o.error?.code ?? null),
-        outcomes.map((o) => o.error?.message ?? null),
+        JSON.stringify(
+          outcomes.map(({ operation, status, rowsAffected, error }) => ({
+            operation_id: operation.id,
+            client_id: operation.clientId,
+            target: operation.target,
+            status,
+            attempts: operation.attempts + 1,
+            rows_affected: rowsAffected,
+            error_code: error?.code ?? null,
+            error_message: error?.message ?? null,
+          })),
+        ),
         SETTLED_ROUTING_KEY_PREFIX,
-        JSON.stringify(events), // one text, not a json[] that node-postgres would escape element by element
+        JSON.stringify(events),
         [...new Set(outcomes.map((o) => o.operation.clientId))],
       ],
     );

@@ -141,7 +141,7 @@ export class ClientService implements OnApplicationBootstrap {
             SET targets = coalesce($2, targets), admin = coalesce($3, admin),
                 rate_limit_per_second = CASE WHEN $4 THEN $5 ELSE rate_limit_per_second END, updated_at = now()
           WHERE id = $1 AND revoked_at IS NULL RETURNING id, targets, admin),
-       cancelled AS (${CANCEL_UNGRANTED})
+       ${CANCEL_UNGRANTED}
        SELECT id FROM client`,
       [id, change.targets ?? null, change.admin ?? null, change.rateLimitPerSecond !== undefined, change.rateLimitPerSecond ?? null],
     );
@@ -155,7 +155,7 @@ export class ClientService implements OnApplicationBootstrap {
       `WITH client AS (
          UPDATE batch.clients SET revoked_at = now(), updated_at = now()
           WHERE id = $1 AND revoked_at IS NULL RETURNING id, '{}'::text[] AS targets, false AS admin),
-       cancelled AS (${CANCEL_UNGRANTED})
+       ${CANCEL_UNGRANTED}
        SELECT id FROM client`,
       [id],
     );
@@ -164,18 +164,20 @@ export class ClientService implements OnApplicationBootstrap {
 }
 
 /**
- * Cancels the pending operations of the changed client (the CTE `client`: its id, and the targets and admin flag it
+ * CTEs that cancel the pending operations of the changed client (the CTE `client`: its id, and the targets and admin flag it
  * holds now, none once revoked) on targets it may no longer write, as AuthenticatedClient.mayWrite decides: no
  * operation is applied without a grant. An operation a chunk has claimed is waited for, and left as that chunk
  * settled it.
  */
 const CANCEL_UNGRANTED = `
-  UPDATE batch.operations o
-     SET status = 'CANCELLED', settled_at = now(), updated_at = now(),
-         error_code = 'FORBIDDEN', error_message = 'cancelled: the client is no longer granted this target'
-    FROM client c
-   WHERE o.client_id = c.id AND o.status = 'PENDING'
-     AND NOT (c.admin OR '*' = ANY (c.targets) OR o.target = ANY (c.targets) OR substr(o.target, strpos(o.target, '.') + 1) = ANY (c.targets))`;
+  ungranted AS (
+    DELETE FROM batch.pending p USING client c
+     WHERE p.client_id = c.id
+       AND NOT (c.admin OR '*' = ANY (c.targets) OR p.target = ANY (c.targets) OR substr(p.target, strpos(p.target, '.') + 1) = ANY (c.targets))
+    RETURNING p.id, p.client_id, p.target, p.attempts),
+  cancelled AS (
+    INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, error_code, error_message, settled_at)
+    SELECT id, client_id, target, 'CANCELLED', attempts, 'FORBIDDEN', 'cancelled: the client is no longer granted this target', now() FROM ungranted)`;
 
 function newApiKey(): string {
   return `bsk_${randomBytes(32).toString('base64url')}`;

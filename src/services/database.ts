@@ -11,6 +11,7 @@ import { ClientsNeverDeleted1764100000000 } from '../migrations/1764100000000-cl
 import { OperationCounts1764200000000 } from '../migrations/1764200000000-operation-counts';
 import { ExecutionClients1764300000000 } from '../migrations/1764300000000-execution-clients';
 import { PlanningAtIngest1764400000000 } from '../migrations/1764400000000-planning-at-ingest';
+import { PendingAndOutcomes1764500000000 } from '../migrations/1764500000000-pending-and-outcomes';
 
 export const MIGRATIONS = [
   InitialSchema1763700000000,
@@ -21,6 +22,7 @@ export const MIGRATIONS = [
   OperationCounts1764200000000,
   ExecutionClients1764300000000,
   PlanningAtIngest1764400000000,
+  PendingAndOutcomes1764500000000,
 ];
 
 /** Connection settings of a single pg Client for the configured database (or another one on the same server). */

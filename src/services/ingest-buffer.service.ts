@@ -28,24 +28,30 @@ const MAX_ROWS = 5000;
 const MAX_FLUSHES = 2;
 
 /**
- * One statement, its own transaction: the ingest lock (shared) is taken before the first id is drawn and held to
- * the commit, which is what the chunk reader's id horizon relies on.
+ * One statement, its own transaction: the operations, and each one's row in the pending set (due, or due later when
+ * scheduled). The ingest lock (shared) is taken before the first id is drawn and held to the commit, which is what
+ * the chunk reader's id horizon relies on.
  */
 const INSERT_SQL = `
-  WITH ingest AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($2))
-  INSERT INTO batch.operations
-         (client_id, target, type, row_values, row_key, conflict_key, idempotency_key, request_key, label, priority, not_before, shape, identity)
-  SELECT i.client_id, i.target, i.type, i.row_values, i.row_key, i.conflict_key, i.idempotency_key, i.request_key, i.label, i.priority, i.not_before,
-         i.shape, i.identity
-    FROM ROWS FROM (json_to_recordset($1::json) AS (client_id bigint, target text, type text, row_values jsonb, row_key jsonb, conflict_key text[],
-                                                     idempotency_key text, request_key text, label text, priority int2, not_before timestamptz,
-                                                     shape text, identity text))
-         WITH ORDINALITY AS i(client_id, target, type, row_values, row_key, conflict_key, idempotency_key, request_key, label, priority, not_before,
-                              shape, identity, ord),
-         ingest
-   ORDER BY i.ord
-  ON CONFLICT DO NOTHING
-  RETURNING id, status, created_at, request_key, client_id`;
+  WITH ingest AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($2)),
+  stored AS (
+    INSERT INTO batch.operations
+           (client_id, target, type, row_values, row_key, conflict_key, idempotency_key, request_key, label, priority, not_before, shape, identity)
+    SELECT i.client_id, i.target, i.type, i.row_values, i.row_key, i.conflict_key, i.idempotency_key, i.request_key, i.label, i.priority, i.not_before,
+           i.shape, i.identity
+      FROM ROWS FROM (json_to_recordset($1::json) AS (client_id bigint, target text, type text, row_values jsonb, row_key jsonb, conflict_key text[],
+                                                       idempotency_key text, request_key text, label text, priority int2, not_before timestamptz,
+                                                       shape text, identity text))
+           WITH ORDINALITY AS i(client_id, target, type, row_values, row_key, conflict_key, idempotency_key, request_key, label, priority, not_before,
+                                shape, identity, ord),
+           ingest
+     ORDER BY i.ord
+    ON CONFLICT DO NOTHING
+    RETURNING id, client_id, target, priority, not_before, pg_column_size(row_values) AS bytes, created_at, request_key),
+  pending AS (
+    INSERT INTO batch.pending (id, client_id, target, priority, due_at, bytes)
+    SELECT id, client_id, target, priority, CASE WHEN not_before > now() THEN not_before END, coalesce(bytes, 0) FROM stored)
+  SELECT id, 'PENDING' AS status, created_at, request_key, client_id FROM stored`;
 
 /**
  * Group commit for ingest: creates that arrive while a flush is running are stored together by the next one,

@@ -47,6 +47,15 @@ export interface OperationListQuery {
   cursor?: string;
 }
 
+/** Where to find operations of each status (or of any), newest first, with their id, client and target. */
+const LISTED: Record<OperationStatus | 'ANY', string> = {
+  ANY: 'SELECT id, client_id, target FROM batch.operations',
+  PENDING: 'SELECT id, client_id, target FROM batch.pending',
+  COMPLETED: `SELECT operation_id AS id, client_id, target FROM batch.outcomes WHERE status = 'COMPLETED'`,
+  FAILED: `SELECT operation_id AS id, client_id, target FROM batch.outcomes WHERE status = 'FAILED'`,
+  CANCELLED: `SELECT operation_id AS id, client_id, target FROM batch.outcomes WHERE status = 'CANCELLED'`,
+};
+
 /** Creating, reading, cancelling and retrying operations: the domain behind both transports. */
 @Injectable()
 export class OperationService {
@@ -89,7 +98,7 @@ export class OperationService {
 
   private findExisting(client: AuthenticatedClient, requestKeys: string[], operations: ValidOperation[]) {
     return this.db.query<{ id: string; status: OperationStatus; created_at: Date; request_key: string; idempotency_key: string | null }>(
-      `SELECT id, status, created_at, request_key, idempotency_key FROM batch.operations
+      `SELECT id, status, created_at, request_key, idempotency_key FROM batch.operation_states
         WHERE client_id = $1 AND (request_key = ANY($2) OR idempotency_key = ANY($3)) ORDER BY id`,
       [client.id, requestKeys, operations.map((o) => o.idempotencyKey).filter((k) => k !== null)],
     );
@@ -99,28 +108,38 @@ export class OperationService {
     return toResponse(await this.findOwned(client, id));
   }
 
+  /** Newest first; a status filter walks the one table that holds operations of that status, through its index. */
   async list(client: AuthenticatedClient, query: OperationListQuery): Promise<IOperationListResponse> {
     const limit = query.limit ?? 50;
     const rows = await this.db.query<OperationRow>(
-      `SELECT * FROM batch.operations
-        WHERE ($1::bigint IS NULL OR client_id = $1)
-          AND ($2::text IS NULL OR status = $2)
-          AND ($3::text IS NULL OR target = $3 OR split_part(target, '.', 2) = $3)
-          AND ($4::text IS NULL OR label = $4)
-          AND ($5::bigint IS NULL OR id < $5)
-        ORDER BY id DESC LIMIT $6`,
-      [client.admin ? null : client.id, query.status ?? null, query.target ?? null, query.label ?? null, query.cursor ?? null, limit + 1],
+      `SELECT s.* FROM (${LISTED[query.status ?? 'ANY']}) d JOIN batch.operation_states s ON s.id = d.id
+        WHERE ($1::bigint IS NULL OR d.client_id = $1)
+          AND ($2::text IS NULL OR d.target = $2 OR substr(d.target, strpos(d.target, '.') + 1) = $2)
+          AND ($3::text IS NULL OR s.label = $3)
+          AND ($4::bigint IS NULL OR d.id < $4)
+        ORDER BY d.id DESC LIMIT $5`,
+      [client.admin ? null : client.id, query.target ?? null, query.label ?? null, query.cursor ?? null, limit + 1],
     );
     const items = rows.slice(0, limit).map(toResponse);
     return { items, nextCursor: rows.length > limit ? items[items.length - 1].id : null };
   }
 
-  /** PENDING → CANCELLED; CONFLICT from any other state. */
+  /** PENDING → CANCELLED (it leaves the pending set); CONFLICT from any other state. */
   async cancel(client: AuthenticatedClient, id: string): Promise<IGetBatchOperationResponse> {
-    return this.transition(client, id, 'PENDING', `status = 'CANCELLED', settled_at = now()`);
+    return this.transition(
+      client,
+      id,
+      'PENDING',
+      `WITH cancelled AS (DELETE FROM batch.pending WHERE id = $1 RETURNING id, client_id, target, attempts)
+       INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, settled_at)
+       SELECT id, client_id, target, 'CANCELLED', attempts, now() FROM cancelled RETURNING operation_id`,
+    );
   }
 
-  /** FAILED → PENDING (same id), to be applied again; CONFLICT from any other state, FORBIDDEN without the grant now. */
+  /**
+   * FAILED → PENDING (same id): its outcome goes and it is back in the pending set, due at once, to be applied again;
+   * CONFLICT from any other state, FORBIDDEN without the grant now.
+   */
   async retry(client: AuthenticatedClient, id: string): Promise<IGetBatchOperationResponse> {
     const { target } = await this.findOwned(client, id);
     if (!client.mayWrite(target)) throw new BatchError('FORBIDDEN', `Client "${client.name}" is no longer granted target "${target}"`, { target });
@@ -128,26 +147,25 @@ export class OperationService {
       client,
       id,
       'FAILED',
-      `status = 'PENDING', error_code = NULL, error_message = NULL, rows_affected = NULL, execution_id = NULL, settled_at = NULL`,
+      `WITH retried AS (DELETE FROM batch.outcomes WHERE operation_id = $1 AND status = 'FAILED' RETURNING operation_id, client_id, target, attempts)
+       INSERT INTO batch.pending (id, client_id, target, priority, attempts, bytes)
+       SELECT r.operation_id, r.client_id, r.target, o.priority, r.attempts, coalesce(pg_column_size(o.row_values), 0)
+         FROM retried r JOIN batch.operations o ON o.id = r.operation_id RETURNING id`,
     );
   }
 
-  private async transition(client: AuthenticatedClient, id: string, from: OperationStatus, set: string): Promise<IGetBatchOperationResponse> {
+  /** Runs `change` (one statement on the operation with id $1, returning a row when it applied) from status `from`. */
+  private async transition(client: AuthenticatedClient, id: string, from: OperationStatus, change: string): Promise<IGetBatchOperationResponse> {
     await this.findOwned(client, id);
-    const rows = await this.db.query<OperationRow>(
-      `UPDATE batch.operations SET ${set}, updated_at = now() WHERE id = $1 AND status = $2 RETURNING *`,
-      [id, from],
-    );
-    if (rows.length === 0) {
-      const current = await this.findOwned(client, id);
-      throw new BatchError('CONFLICT', `Operation ${id} is ${current.status}, not ${from}`, { status: current.status });
-    }
-    return toResponse(rows[0]);
+    const changed = await this.db.query(change, [id]);
+    const current = await this.findOwned(client, id);
+    if (changed.length === 0) throw new BatchError('CONFLICT', `Operation ${id} is ${current.status}, not ${from}`, { status: current.status });
+    return toResponse(current);
   }
 
   private async findOwned(client: AuthenticatedClient, id: string): Promise<OperationRow> {
     if (!/^\d{1,18}$/.test(id)) throw new BatchError('NOT_FOUND', `No operation ${JSON.stringify(id).slice(0, 40)}`);
-    const [row] = await this.db.query<OperationRow>('SELECT * FROM batch.operations WHERE id = $1', [id]);
+    const [row] = await this.db.query<OperationRow>('SELECT * FROM batch.operation_states WHERE id = $1', [id]);
     if (!row) throw new BatchError('NOT_FOUND', `No operation ${id}`);
     if (!client.admin && row.client_id !== client.id) throw new BatchError('FORBIDDEN', `Operation ${id} belongs to another client`);
     return row;

@@ -52,8 +52,11 @@ export class RetentionService implements OnApplicationBootstrap, BeforeApplicati
     );
     const result = {
       operations: await this.inBatches(
-        `DELETE FROM batch.operations WHERE id IN (
-           SELECT id FROM batch.operations WHERE id < $2 AND status <> 'PENDING' AND settled_at < $1 ORDER BY id LIMIT ${BATCH_SIZE})`,
+        `WITH old AS (
+           DELETE FROM batch.outcomes WHERE operation_id IN (
+             SELECT operation_id FROM batch.outcomes WHERE operation_id < $2 AND settled_at < $1 ORDER BY operation_id LIMIT ${BATCH_SIZE})
+           RETURNING operation_id)
+         DELETE FROM batch.operations WHERE id IN (SELECT operation_id FROM old)`,
         [cutoff, horizon ?? MAX_ID],
       ),
       outbox: await this.inBatches(
@@ -94,7 +97,7 @@ export class RetentionService implements OnApplicationBootstrap, BeforeApplicati
   async vacuumWithoutAutovacuum(): Promise<boolean> {
     const [{ autovacuum }] = await this.db.query<{ autovacuum: string }>(`SELECT current_setting('autovacuum') AS autovacuum`);
     if (autovacuum === 'on') return false;
-    await this.db.query('VACUUM (SKIP_LOCKED, ANALYZE) batch.operations, batch.outbox, batch.operation_counts');
+    await this.db.query('VACUUM (SKIP_LOCKED, ANALYZE) batch.pending, batch.outcomes, batch.operations, batch.outbox, batch.operation_counts');
     return true;
   }
 

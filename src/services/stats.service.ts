@@ -19,22 +19,28 @@ export interface QueueStats {
 export const THROUGHPUT_SINCE = `date_trunc('minute', now()) - interval '14 minutes'`;
 
 /**
- * The age of the oldest due PENDING operation: the first due one by id of each priority there is, found in the
- * claim's index (priority, id) by a loose index scan over its priorities, so the cost does not grow with a backlog
- * (counting through 200,000 pending rows took 90–800 ms). Ids are drawn in order of creation.
+ * The age of the oldest due PENDING operation: the first due one by id of each target and priority there is, found
+ * in the pending set's due index (target, priority, id) by a loose index scan over its (target, priority) pairs, so
+ * the cost does not grow with a backlog (counting through 200,000 pending rows took 90–800 ms). Ids are drawn in
+ * order of creation.
  */
 const OLDEST_PENDING_AGE = `
-  WITH RECURSIVE priorities AS (
-    (SELECT priority FROM batch.operations WHERE status = 'PENDING' ORDER BY priority DESC LIMIT 1)
+  WITH RECURSIVE pairs AS (
+    (SELECT target, priority FROM batch.pending WHERE due_at IS NULL ORDER BY target, priority DESC LIMIT 1)
     UNION ALL
-    SELECT (SELECT o.priority FROM batch.operations o WHERE o.status = 'PENDING' AND o.priority < p.priority ORDER BY o.priority DESC LIMIT 1)
-      FROM priorities p WHERE p.priority IS NOT NULL)
-  SELECT coalesce(extract(epoch FROM now() - min(oldest)), 0)::float8 AS seconds
-    FROM (SELECT (SELECT o.created_at FROM batch.operations o
-                   WHERE o.status = 'PENDING' AND o.priority = p.priority AND (o.not_before IS NULL OR o.not_before <= now())
-                     AND ($1::bigint IS NULL OR o.client_id = $1)
-                   ORDER BY o.priority DESC, o.id LIMIT 1) AS oldest
-            FROM priorities p WHERE p.priority IS NOT NULL) first_of_each_priority`;
+    SELECT next.target, next.priority FROM pairs p
+     CROSS JOIN LATERAL (
+       (SELECT p.target, q.priority FROM batch.pending q
+         WHERE q.due_at IS NULL AND q.target = p.target AND q.priority < p.priority ORDER BY q.priority DESC LIMIT 1)
+       UNION ALL
+       (SELECT q.target, q.priority FROM batch.pending q WHERE q.due_at IS NULL AND q.target > p.target ORDER BY q.target, q.priority DESC LIMIT 1)
+       LIMIT 1) next)
+  SELECT coalesce(extract(epoch FROM now() - min(o.created_at)), 0)::float8 AS seconds
+    FROM pairs p
+    CROSS JOIN LATERAL (SELECT q.id FROM batch.pending q
+                         WHERE q.due_at IS NULL AND q.target = p.target AND q.priority = p.priority AND ($1::bigint IS NULL OR q.client_id = $1)
+                         ORDER BY q.priority DESC, q.id LIMIT 1) first
+    JOIN batch.operations o ON o.id = first.id`;
 
 /**
  * The queue at a glance, for /api/stats, the dashboard and the metrics. A client sees its own operations;

@@ -79,7 +79,7 @@ describe('bad input over RPC and REST (built service)', () => {
 
   /** Everything the service stores, and the targets, as one fingerprint. */
   async function fingerprint(): Promise<string> {
-    const tables = ['batch.operations', 'batch.clients', 'batch.outbox', 'batch.executions', 'batch.execution_steps', 'public.accounts', 'public.secret_stuff'];
+    const tables = ['batch.operations', 'batch.pending', 'batch.outcomes', 'batch.clients', 'batch.outbox', 'batch.executions', 'batch.execution_steps', 'public.accounts', 'public.secret_stuff'];
     const parts = await Promise.all(tables.map((t) => db.query<{ f: string }>(`SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) AS f FROM ${t} x`)));
     return parts.map((p) => p[0].f).join(',') + (await db.query<{ f: string }>(`SELECT string_agg(tablename, ',' ORDER BY tablename) AS f FROM pg_tables WHERE schemaname IN ('public', 'batch')`))[0].f;
   }
@@ -289,10 +289,14 @@ describe('bad input over RPC and REST (built service)', () => {
   }
 
   it('refuses every malformed request with the contract error, stays up, and stores nothing', async (t) => {
-    bobsExecution = (await db.query<{ execution_id: string }>(`SELECT execution_id FROM batch.operations WHERE id = $1`, [bobsOperation]))[0].execution_id;
+    bobsExecution = (await db.query<{ execution_id: string }>(`SELECT execution_id FROM batch.operation_states WHERE id = $1`, [bobsOperation]))[0].execution_id;
     // Where one chunk settled both, that execution is alice's too: detach her from it, so that it is bob's alone.
-    await db.query(`UPDATE batch.operations SET execution_id = NULL WHERE id = $1`, [alicesCompleted]);
-    await db.query(`DELETE FROM batch.execution_clients WHERE execution_id = $1 AND client_id = (SELECT client_id FROM batch.operations WHERE id = $2)`, [
+    await db.query(
+      `WITH settled AS (DELETE FROM batch.outcomes WHERE operation_id = $1 RETURNING *)
+       INSERT INTO batch.outcomes SELECT operation_id, client_id, target, status, attempts, rows_affected, error_code, error_message, NULL, settled_at FROM settled`,
+      [alicesCompleted],
+    );
+    await db.query(`DELETE FROM batch.execution_clients WHERE execution_id = $1 AND client_id = (SELECT client_id FROM batch.operation_states WHERE id = $2)`, [
       bobsExecution,
       alicesCompleted,
     ]);

@@ -120,7 +120,7 @@ describe('dashboard: GET / in a browser (built service, real database and broker
     await page.getByTestId('status').filter({ hasText: 'Updated' }).waitFor({ timeout: 10_000 });
 
     const statusCounts = async () => {
-      const rows = await db.query<{ status: string; n: number }>(`SELECT status, count(*)::int AS n FROM batch.operations GROUP BY status`);
+      const rows = await db.query<{ status: string; n: number }>(`SELECT status, count(*)::int AS n FROM batch.operation_states GROUP BY status`);
       return Object.fromEntries(['PENDING', 'COMPLETED', 'FAILED', 'CANCELLED'].map((s) => [s, rows.find((r) => r.status === s)?.n ?? 0]));
     };
     await until(
@@ -139,7 +139,7 @@ describe('dashboard: GET / in a browser (built service, real database and broker
         await db.query<{ target: string; p: number; c: number; f: number; x: number }>(
           `SELECT target, count(*) FILTER (WHERE status = 'PENDING')::int AS p, count(*) FILTER (WHERE status = 'COMPLETED')::int AS c,
                   count(*) FILTER (WHERE status = 'FAILED')::int AS f, count(*) FILTER (WHERE status = 'CANCELLED')::int AS x
-             FROM batch.operations GROUP BY target ORDER BY target`,
+             FROM batch.operation_states GROUP BY target ORDER BY target`,
         )
       ).map((r) => [r.target, r.p, r.c, r.f, r.x]);
     await until(targetRows, targetCounts, 'counts by target');
@@ -150,7 +150,7 @@ describe('dashboard: GET / in a browser (built service, real database and broker
       (
         await db.query<{ c: number; f: number }>(
           `SELECT count(*) FILTER (WHERE status = 'COMPLETED')::int AS c, count(*) FILTER (WHERE status = 'FAILED')::int AS f
-             FROM batch.operations WHERE settled_at > now() - interval '15 minutes'`,
+             FROM batch.operation_states WHERE settled_at > now() - interval '15 minutes'`,
         )
       ).map((r) => [r.c, r.f])[0];
     await until(async () => [Number(await chart.getAttribute('data-completed')), Number(await chart.getAttribute('data-failed'))], settledRecently, 'throughput totals');
@@ -172,7 +172,7 @@ describe('dashboard: GET / in a browser (built service, real database and broker
 
     const failedRows = page.getByTestId('failed-row');
     assert.deepEqual(await failedRows.evaluateAll((rows) => rows.map((row) => row.getAttribute('data-id'))), [negativePrice, doubleBooking], 'newest first');
-    const failures = await db.query<{ id: string; code: string; message: string }>(`SELECT id, error_code AS code, error_message AS message FROM batch.operations WHERE status = 'FAILED' ORDER BY id DESC`);
+    const failures = await db.query<{ id: string; code: string; message: string }>(`SELECT id, error_code AS code, error_message AS message FROM batch.operation_states WHERE status = 'FAILED' ORDER BY id DESC`);
     for (const failure of failures) {
       const row = page.locator(`[data-testid="failed-row"][data-id="${failure.id}"]`);
       assert.equal(await row.getByTestId('failed-error-code').textContent(), failure.code);
@@ -197,7 +197,7 @@ describe('dashboard: GET / in a browser (built service, real database and broker
     await page.locator(`[data-testid="retry-button"][data-id="${doubleBooking}"]`).click();
     await page.getByTestId('notice').filter({ hasText: `Operation ${doubleBooking} is PENDING again` }).waitFor({ timeout: 10_000 });
     await until(
-      async () => (await db.query<{ status: string }>(`SELECT status FROM batch.operations WHERE id = $1`, [doubleBooking]))[0].status,
+      async () => (await db.query<{ status: string }>(`SELECT status FROM batch.operation_states WHERE id = $1`, [doubleBooking]))[0].status,
       async () => 'COMPLETED',
       'the retried operation',
     );

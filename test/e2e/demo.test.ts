@@ -48,7 +48,7 @@ describe('demo: a caller process streaming operations (built service, real datab
       await db.query<{ total: number; completed: number; failed: number; pending: number }>(
         `SELECT count(*)::int AS total, count(*) FILTER (WHERE o.status = 'COMPLETED')::int AS completed,
                 count(*) FILTER (WHERE o.status = 'FAILED')::int AS failed, count(*) FILTER (WHERE o.status = 'PENDING')::int AS pending
-           FROM batch.operations o JOIN batch.clients c ON c.id = o.client_id WHERE c.name = 'demo'`,
+           FROM batch.operation_states o JOIN batch.clients c ON c.id = o.client_id WHERE c.name = 'demo'`,
       )
     )[0];
 
@@ -63,7 +63,7 @@ describe('demo: a caller process streaming operations (built service, real datab
     assert.ok(reported.failed >= 3, 'some fail on purpose');
     assert.deepEqual(await ofDemo(), { total: reported.sent, completed: reported.completed, failed: reported.failed, pending: 0 });
 
-    const codes = await db.query<{ code: string }>(`SELECT DISTINCT error_code AS code FROM batch.operations WHERE status = 'FAILED' ORDER BY 1`);
+    const codes = await db.query<{ code: string }>(`SELECT DISTINCT error_code AS code FROM batch.operation_states WHERE status = 'FAILED' ORDER BY 1`);
     assert.deepEqual(codes.map((c) => c.code), ['23505', '23514'], 'unique and check violations, nothing unintended');
     const types = await db.query<{ type: string }>(`SELECT DISTINCT type FROM batch.operations ORDER BY 1`);
     assert.deepEqual(types.map((t) => t.type), ['delete', 'increment', 'insert', 'update', 'upsert']);

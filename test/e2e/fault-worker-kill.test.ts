@@ -45,7 +45,7 @@ describe('fault: kill -9 of a worker mid-load (built service, real broker and da
       worker.process.kill('SIGKILL');
       await worker.stop();
     }
-    const pendingAfterKills = await db.count(`SELECT count(*) AS n FROM batch.operations WHERE status = 'PENDING'`);
+    const pendingAfterKills = await db.count(`SELECT count(*) AS n FROM batch.operation_states WHERE status = 'PENDING'`);
     t.diagnostic(`killed after ${kills.join(', ')} ms of work; ${pendingAfterKills} of ${INSERTS + INCREMENTS} operations still pending`);
     await group.start('worker');
 

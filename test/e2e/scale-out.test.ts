@@ -39,7 +39,7 @@ describe('scale-out: two API and two worker processes (built service, real broke
 
     const settled = await settleAll(db, caller, 90_000);
     assert.equal(settled.length, TARGETS * STEPS + 10_000);
-    const failed = await db.query(`SELECT target, error_code FROM batch.operations WHERE status <> 'COMPLETED'`);
+    const failed = await db.query(`SELECT target, error_code FROM batch.operation_states WHERE status <> 'COMPLETED'`);
     assert.deepEqual(failed, [], 'no increment ran out of order');
     for (let t = 0; t < TARGETS; t++) assert.deepEqual(await db.query(`SELECT n FROM public.toggle${t}`), [{ n: 0 }]);
     assert.deepEqual(await db.query(`SELECT ref FROM public.events GROUP BY ref HAVING count(*) > 1`), [], 'nothing applied twice');

@@ -27,7 +27,7 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     await t.db.query(`DROP TABLE IF EXISTS public.stock, public.wide, public.flaky, public.deferred, public.flags`);
     await t.db.query(`CREATE TABLE public.stock (id int PRIMARY KEY, sku text NOT NULL UNIQUE, qty int NOT NULL DEFAULT 0 CHECK (qty >= 0), note text)`);
     await t.db.query(`INSERT INTO public.stock SELECT g, 'sku' || g, 10 FROM generate_series(1, 200) g`);
-    await t.db.query(`DELETE FROM batch.operations; DELETE FROM batch.executions`);
+    await t.db.query(`TRUNCATE batch.operations, batch.pending, batch.outcomes; DELETE FROM batch.executions`);
   });
 
   async function run(ops: ICreateBatchOperationRequest[]) {
@@ -36,7 +36,7 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     const steps = await t.db.query<{ name: string; read_count: number; write_count: number }>(
       'SELECT name, read_count, write_count FROM batch.execution_steps WHERE execution_id = $1 ORDER BY id', [executionId]);
     const outcomes = await t.db.query<{ status: string; rows_affected: number | null; error_code: string | null }>(
-      'SELECT status, rows_affected, error_code FROM batch.operations WHERE id = ANY($1::bigint[]) ORDER BY id', [created.map((c) => c.id)]);
+      'SELECT status, rows_affected, error_code FROM batch.operation_states WHERE id = ANY($1::bigint[]) ORDER BY id', [created.map((c) => c.id)]);
     return { executionId, steps, outcomes };
   }
 
@@ -116,11 +116,11 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     assert.equal(failed.status, 'FAILED');
     assert.match(failed.exit_message, /skip limit 1 exceeded/);
     assert.equal(failed.read_count, 3);
-    assert.deepEqual((await t.db.query<{ status: string }>('SELECT DISTINCT status FROM batch.operations')).map((r) => r.status), ['PENDING']);
+    assert.deepEqual((await t.db.query<{ status: string }>('SELECT DISTINCT status FROM batch.operation_states')).map((r) => r.status), ['PENDING']);
     assert.equal((await t.db.query<{ qty: number }>('SELECT qty FROM public.stock WHERE id = 3'))[0].qty, 10, 'rolled back');
     t.db.config.poll.skipLimit = 2;
     await step.execute();
-    const statuses = await t.db.query<{ status: string }>('SELECT status FROM batch.operations WHERE id = ANY($1::bigint[]) ORDER BY id', [created.map((c) => c.id)]);
+    const statuses = await t.db.query<{ status: string }>('SELECT status FROM batch.operation_states WHERE id = ANY($1::bigint[]) ORDER BY id', [created.map((c) => c.id)]);
     assert.deepEqual(statuses.map((s) => s.status), ['FAILED', 'FAILED', 'COMPLETED']);
   });
 
@@ -142,7 +142,7 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     assert.equal((await t.db.query<{ note: string | null }>('SELECT note FROM public.stock WHERE id = 1'))[0].note, null, 'the whole chunk rolled back');
     await t.db.query(`UPDATE public.flags SET transient = false`);
     await step.execute();
-    const statuses = await t.db.query<{ status: string; attempts: number }>('SELECT status, attempts FROM batch.operations WHERE id = ANY($1::bigint[]) ORDER BY id', [created.map((c) => c.id)]);
+    const statuses = await t.db.query<{ status: string; attempts: number }>('SELECT status, attempts FROM batch.operation_states WHERE id = ANY($1::bigint[]) ORDER BY id', [created.map((c) => c.id)]);
     assert.deepEqual(statuses, [{ status: 'COMPLETED', attempts: 1 }, { status: 'COMPLETED', attempts: 1 }]);
   });
 
@@ -202,7 +202,7 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
       { target: 'kinds', type: 'insert', values: { id: 2, doc: null, tags: null, raw: null } },
     ]);
     await step.execute();
-    assert.equal((await t.db.query<{ status: string }>('SELECT status FROM batch.operations WHERE id = $1', [created.id]))[0].status, 'COMPLETED');
+    assert.equal((await t.db.query<{ status: string }>('SELECT status FROM batch.operation_states WHERE id = $1', [created.id]))[0].status, 'COMPLETED');
     const [row] = await t.db.query<Record<string, unknown>>(
       `SELECT "odd 'name\\" AS odd, big::text, price::text, ratio, flag, said, doc, raw::text AS raw, tags, grid, docs, encode(bytes, 'hex') AS bytes,
               to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') AS at, day::text, mood::text, ref::text FROM public.kinds WHERE id = 1`);

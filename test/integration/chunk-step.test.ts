@@ -26,7 +26,7 @@ describe('chunk step (real PostgreSQL)', () => {
     await t.db.query(`DROP TABLE IF EXISTS public.items, public.parents, public.children, public.hosts`);
     await t.db.query(`CREATE TABLE public.items (
       id integer PRIMARY KEY, sku varchar(10) UNIQUE, qty integer NOT NULL DEFAULT 0 CHECK (qty >= 0), note text, seq bigserial)`);
-    await t.db.query(`DELETE FROM batch.operations; DELETE FROM batch.outbox`);
+    await t.db.query(`TRUNCATE batch.operations, batch.pending, batch.outcomes; DELETE FROM batch.outbox`);
   });
 
   const insert = (values: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
@@ -34,7 +34,7 @@ describe('chunk step (real PostgreSQL)', () => {
 
   async function statusOf(id: string) {
     return (await t.db.query<{ status: string; rows_affected: number | null; error_code: string | null; execution_id: string | null }>(
-      'SELECT status, rows_affected, error_code, execution_id FROM batch.operations WHERE id = $1', [id]))[0];
+      'SELECT status, rows_affected, error_code, execution_id FROM batch.operation_states WHERE id = $1', [id]))[0];
   }
 
   it('applies a chunk of inserts as one statement and records outcomes, execution, steps and outbox', async () => {
@@ -80,7 +80,7 @@ describe('chunk step (real PostgreSQL)', () => {
       ['FAILED', '23505', null],
       ['COMPLETED', null, 1],
     ]);
-    const [failed] = await t.db.query<{ error_message: string }>('SELECT error_message FROM batch.operations WHERE id = $1', [created[1].id]);
+    const [failed] = await t.db.query<{ error_message: string }>('SELECT error_message FROM batch.operation_states WHERE id = $1', [created[1].id]);
     assert.match(failed.error_message, /duplicate key value violates unique constraint/);
     assert.deepEqual((await t.db.query('SELECT id, sku FROM public.items ORDER BY id')).map((r) => [r.id, r.sku]), [[1, 'a'], [5, 'e'], [1000, 'taken']]);
     const [execution] = await t.db.query<Record<string, number | string>>('SELECT * FROM batch.executions WHERE id = $1', [result.executionId]);
@@ -113,7 +113,7 @@ describe('chunk step (real PostgreSQL)', () => {
     assert.equal((await step.execute()).read, 1);
     assert.equal((await statusOf(later.id)).status, 'PENDING');
     assert.equal((await statusOf(now.id)).status, 'COMPLETED');
-    await t.db.query(`UPDATE batch.operations SET not_before = now() - interval '1 second' WHERE id = $1`, [later.id]);
+    await t.db.query(`UPDATE batch.pending SET due_at = now() - interval '1 second' WHERE id = $1`, [later.id]);
     assert.equal((await step.execute()).read, 1);
     assert.equal((await statusOf(later.id)).status, 'COMPLETED');
   });
@@ -149,7 +149,7 @@ describe('chunk step (real PostgreSQL)', () => {
     const fine = await operations.create(shipping, { target: 'hosts', type: 'insert', values: { id: 2, addr: '10.0.0.1' } });
     const { executionId } = await step.execute();
     assert.equal((await statusOf(fine.id)).execution_id, executionId, 'both settled by one chunk');
-    const [own] = await t.db.query<{ error_code: string; error_message: string }>('SELECT error_code, error_message FROM batch.operations WHERE id = $1', [secret.id]);
+    const [own] = await t.db.query<{ error_code: string; error_message: string }>('SELECT error_code, error_message FROM batch.operation_states WHERE id = $1', [secret.id]);
     assert.deepEqual([own.error_code, own.error_message.includes('BOB-SECRET-1')], ['22P02', true], 'its owner reads the database\'s message');
     const seen = await t.get(ExecutionService).get(shipping, executionId!);
     const messages = [seen.exitMessage, ...seen.steps!.map((s) => s.exitMessage)].join(' | ');

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
-import { ExecutionClients1764300000000 } from '../../src/migrations/1764300000000-execution-clients';
 import { BatchError } from '../../src/services/batch-error';
 import { ChunkStep } from '../../src/services/chunk-step.service';
 import { AuthenticatedClient } from '../../src/services/client.service';
@@ -53,18 +52,5 @@ describe("a client's executions (real PostgreSQL)", () => {
     } finally {
       await locker.end();
     }
-  });
-
-  it('are counted by the migration from the operations settled before it', async () => {
-    const migration = new ExecutionClients1764300000000();
-    const runner = { query: (sql: string) => t.db.query(sql) } as Parameters<typeof migration.up>[0];
-    await migration.down(runner);
-    await migration.up(runner);
-    const rows = await t.db.query<{ client_id: string; execution_id: string }>(`SELECT client_id, execution_id FROM batch.execution_clients ORDER BY 2, 1`);
-    assert.deepEqual(rows, [
-      { client_id: one.id, execution_id: shared },
-      { client_id: two.id, execution_id: shared },
-      { client_id: one.id, execution_id: onlyOne },
-    ]);
   });
 });

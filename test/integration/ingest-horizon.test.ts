@@ -54,7 +54,10 @@ describe('ingest and the id horizon (real PostgreSQL)', () => {
     await other.query('SELECT pg_advisory_xact_lock_shared($1)', [INGEST_LOCK]);
     const [{ id: early }] = (
       await other.query<{ id: string }>(
-        `INSERT INTO batch.operations (client_id, target, type, row_values, row_key) VALUES ($1, 'public.counters', 'update', '{"value": 1}', '{"id": 1}') RETURNING id`,
+        `WITH stored AS (
+           INSERT INTO batch.operations (client_id, target, type, row_values, row_key) VALUES ($1, 'public.counters', 'update', '{"value": 1}', '{"id": 1}')
+           RETURNING id, client_id, target, priority)
+         INSERT INTO batch.pending (id, client_id, target, priority) SELECT * FROM stored RETURNING id`,
         [client.id],
       )
     ).rows;
@@ -68,7 +71,7 @@ describe('ingest and the id horizon (real PostgreSQL)', () => {
     await other.query('COMMIT');
     assert.equal((await chunk).read, 2);
 
-    const rows = await t.db.query<{ id: string; status: string }>('SELECT id, status FROM batch.operations WHERE id = ANY($1::bigint[]) ORDER BY id', [[early, late.id]]);
+    const rows = await t.db.query<{ id: string; status: string }>('SELECT id, status FROM batch.operation_states WHERE id = ANY($1::bigint[]) ORDER BY id', [[early, late.id]]);
     assert.deepEqual(rows.map((r) => r.status), ['COMPLETED', 'COMPLETED']);
     assert.deepEqual(await t.db.query('SELECT value FROM public.counters WHERE id = 1'), [{ value: 2 }], 'the larger id is applied last');
   });

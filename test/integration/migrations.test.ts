@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { DataSource } from 'typeorm';
+import { DataSource, DataSourceOptions } from 'typeorm';
+import { PendingAndOutcomes1764500000000 } from '../../src/migrations/1764500000000-pending-and-outcomes';
+import { ChunkStep } from '../../src/services/chunk-step.service';
 import { dataSourceOptions, MIGRATIONS, prepareMigrations } from '../../src/services/database';
+import { createTestApp, TestApp } from '../support/app-context';
 import { dropDatabase, testConfig } from '../support/test-database';
 
 describe('migrations (real PostgreSQL)', () => {
@@ -24,5 +27,59 @@ describe('migrations (real PostgreSQL)', () => {
     } finally {
       await upgraded.destroy();
     }
+  });
+});
+
+describe('upgrading a database with operations in it (real PostgreSQL)', () => {
+  const config = testConfig();
+  let app: TestApp | undefined;
+  after(async () => {
+    await app?.close();
+    await dropDatabase(config.db.name).catch(() => undefined);
+  });
+
+  const RECOUNT = `SELECT client_id, target, status, count(*)::int AS n FROM batch.operation_states GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`;
+  const KEPT = `SELECT client_id, target, status, sum(added - removed)::int AS n FROM batch.operation_counts GROUP BY 1, 2, 3 HAVING sum(added - removed) <> 0 ORDER BY 1, 2, 3`;
+
+  it('moves the pending ones into the pending set and the settled ones into outcomes, then applies what is due', async () => {
+    // The schema before the pending set: every operation one row, its status and outcome in it.
+    const before = MIGRATIONS.findIndex((m) => m === PendingAndOutcomes1764500000000);
+    const release = await prepareMigrations(config.db);
+    const old = await new DataSource({ ...dataSourceOptions(config), migrations: MIGRATIONS.slice(0, before) } as DataSourceOptions).initialize().finally(release);
+    await old.query(`CREATE TABLE public.items (id int PRIMARY KEY, note text)`);
+    const [{ id: client }] = await old.query(`INSERT INTO batch.clients (name, api_key_hash, targets) VALUES ('old', 'hash', '{*}') RETURNING id`);
+    const [{ id: execution }] = await old.query(
+      `INSERT INTO batch.executions (status, worker, started_at, ended_at) VALUES ('COMPLETED', 'w', now(), now()) RETURNING id`,
+    );
+    const insert = `INSERT INTO batch.operations (client_id, target, type, row_values, status, attempts, rows_affected, error_code, error_message, execution_id,
+                                                  settled_at, not_before) VALUES ($1, 'public.items', 'insert', $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`;
+    const rows: [object, string, number, number | null, string | null, string | null, string | null, Date | null, Date | null][] = [
+      [{ id: 1, note: 'done' }, 'COMPLETED', 1, 1, null, null, execution, new Date(), null],
+      [{ id: 1, note: 'dup' }, 'FAILED', 1, null, '23505', 'duplicate key', execution, new Date(), null],
+      [{ id: 3 }, 'CANCELLED', 0, null, null, null, null, new Date(), null],
+      [{ id: 4, note: 'due' }, 'PENDING', 0, null, null, null, null, null, null],
+      [{ id: 5, note: 'later' }, 'PENDING', 0, null, null, null, null, null, new Date(Date.now() + 3_600_000)],
+    ];
+    const ids: string[] = [];
+    for (const row of rows) ids.push((await old.query(insert, [client, ...row]))[0].id);
+    const states = await old.query(
+      `SELECT id, status, attempts, rows_affected, error_code, error_message, execution_id, settled_at FROM batch.operations ORDER BY id`,
+    );
+    await old.destroy();
+
+    app = await createTestApp({ DB_NAME: config.db.name }); // runs the rest of the migrations
+    assert.deepEqual(
+      await app.db.query(`SELECT id, status, attempts, rows_affected, error_code, error_message, execution_id, settled_at FROM batch.operation_states ORDER BY id`),
+      states,
+      'every operation reads as it did',
+    );
+    assert.deepEqual(
+      await app.db.query(`SELECT id, due_at IS NOT NULL AS scheduled FROM batch.pending ORDER BY id`),
+      [{ id: ids[3], scheduled: false }, { id: ids[4], scheduled: true }],
+    );
+    assert.deepEqual(await app.db.query(KEPT), await app.db.query(RECOUNT), 'the counts carry over');
+    assert.equal((await app.get(ChunkStep).execute()).read, 1, 'the due one is applied, without planning stored for it');
+    assert.deepEqual(await app.db.query(`SELECT id, note FROM public.items ORDER BY id`), [{ id: 4, note: 'due' }]);
+    assert.deepEqual(await app.db.query(KEPT), await app.db.query(RECOUNT));
   });
 });

@@ -32,7 +32,7 @@ describe('operation ingest (real PostgreSQL)', () => {
     other = await t.client('other', ['accounts']);
   });
   after(() => t.close());
-  beforeEach(() => t.db.query('DELETE FROM batch.operations'));
+  beforeEach(() => t.db.query('TRUNCATE batch.operations, batch.pending, batch.outcomes'));
 
   const count = async () => Number((await t.db.query<{ n: string }>('SELECT count(*) AS n FROM batch.operations'))[0].n);
   const account = (id: number, extra: Record<string, unknown> = {}) => ({ target: 'accounts', type: 'insert' as const, values: { id, email: `a${id}@x`, ...extra } as never });
@@ -131,7 +131,12 @@ describe('operation ingest (real PostgreSQL)', () => {
   it('retries a FAILED operation (same id) and refuses to retry any other', async () => {
     const created = await operations.create(billing, account(1));
     await rejects(operations.retry(billing, created.id), 'CONFLICT');
-    await t.db.query(`UPDATE batch.operations SET status = 'FAILED', error_code = '23505', error_message = 'dup', settled_at = now() WHERE id = $1`, [created.id]);
+    await t.db.query(
+      `WITH claimed AS (DELETE FROM batch.pending WHERE id = $1 RETURNING id, client_id, target)
+       INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, error_code, error_message, settled_at)
+       SELECT id, client_id, target, 'FAILED', 1, '23505', 'dup', now() FROM claimed`,
+      [created.id],
+    );
     const retried = await operations.retry(billing, created.id);
     assert.equal(retried.id, created.id);
     assert.equal(retried.status, 'PENDING');

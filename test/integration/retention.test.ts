@@ -27,13 +27,14 @@ describe('retention (real PostgreSQL)', () => {
     const recent = await operations.create(client, { target: 'events', type: 'insert', values: { id: -2 } });
     await operations.cancel(client, recent.id);
     // Age everything but the two operations created last.
-    await t.db.query(`UPDATE batch.operations SET created_at = now() - interval '26 hours', settled_at = now() - interval '25 hours' WHERE id < $1`, [pending.id]);
+    await t.db.query(`UPDATE batch.operations SET created_at = now() - interval '26 hours' WHERE id < $1`, [pending.id]);
+    await t.db.query(`UPDATE batch.outcomes SET settled_at = now() - interval '25 hours' WHERE operation_id < $1`, [pending.id]);
     await t.db.query(`UPDATE batch.outbox SET sent_at = now() - interval '25 hours'`);
     await t.db.query(`UPDATE batch.executions SET ended_at = now() - interval '25 hours'`);
 
     const deleted = await t.get(RetentionService).purge();
     assert.deepEqual(deleted, { operations: 2500, outbox: 1, executions: 1 });
-    const left = await t.db.query<{ id: string; status: string }>('SELECT id, status FROM batch.operations ORDER BY id');
+    const left = await t.db.query<{ id: string; status: string }>('SELECT id, status FROM batch.operation_states ORDER BY id');
     assert.deepEqual(left, [{ id: pending.id, status: 'PENDING' }, { id: recent.id, status: 'CANCELLED' }]);
     assert.equal((await t.db.query('SELECT 1 FROM batch.execution_steps')).length, 0, 'steps go with their execution');
     assert.equal(Number((await t.db.query<{ n: string }>('SELECT count(*) AS n FROM public.events'))[0].n), 2500, 'targets are never touched');

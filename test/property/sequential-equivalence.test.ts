@@ -152,7 +152,7 @@ describe('sequential equivalence (property, real PostgreSQL)', () => {
   it(`holds for ${RUNS} random streams (seed ${SEED})`, async () => {
     await fc.assert(
       fc.asyncProperty(stream, chunking, async (ops, { limits, statementMaxRows }) => {
-        await t.db.query(`DELETE FROM batch.operations; DELETE FROM batch.outbox; ${RESET('batched')} ${RESET('reference')}`);
+        await t.db.query(`TRUNCATE batch.operations, batch.pending, batch.outcomes; DELETE FROM batch.outbox; ${RESET('batched')} ${RESET('reference')}`);
         // Through the real create path; what create-time validation refuses is neither stored nor applied.
         const accepted: { id: string; op: ICreateBatchOperationRequest }[] = [];
         for (const op of ops) {
@@ -178,7 +178,7 @@ describe('sequential equivalence (property, real PostgreSQL)', () => {
         const inOrderOfApplication = [...accepted].sort((a, b) => (b.op.priority ?? 0) - (a.op.priority ?? 0)); // stable: id order within a priority
         for (const { id, op } of inOrderOfApplication) expected.set(id, await applyOneAtATime(op));
         const actual = await t.db.query<{ status: string; rows_affected: number | null; error_code: string | null }>(
-          `SELECT status, rows_affected, error_code FROM batch.operations WHERE id = ANY($1::bigint[]) ORDER BY id`,
+          `SELECT status, rows_affected, error_code FROM batch.operation_states WHERE id = ANY($1::bigint[]) ORDER BY id`,
           [accepted.map((a) => a.id)],
         );
         assert.deepEqual(

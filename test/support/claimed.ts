@@ -23,6 +23,7 @@ export function claimed(table: TargetTable, raw: RawOperation, extra: Partial<Cl
     ...planningOf(table, { ...raw, conflictKey }),
     idempotencyKey: null,
     label: null,
+    attempts: 0,
     ...extra,
   };
 }

@@ -72,9 +72,9 @@ export async function createCaller(service: ServiceProcess, name: string, target
 
 /** Waits until no operation is PENDING, then until every settled one of the caller's was notified to it. */
 export async function settleAll(db: TestDb, caller: Caller, timeoutMs = 60_000): Promise<{ id: string; status: string }[]> {
-  await eventually(async () => ((await db.count(`SELECT count(*) AS n FROM batch.operations WHERE status = 'PENDING'`)) === 0 ? true : undefined), timeoutMs, 'every operation to settle');
+  await eventually(async () => ((await db.count(`SELECT count(*) AS n FROM batch.operation_states WHERE status = 'PENDING'`)) === 0 ? true : undefined), timeoutMs, 'every operation to settle');
   const settled = await db.query<{ id: string; status: string }>(
-    `SELECT o.id, o.status FROM batch.operations o JOIN batch.clients c ON c.id = o.client_id
+    `SELECT o.id, o.status FROM batch.operation_states o JOIN batch.clients c ON c.id = o.client_id
       WHERE o.status IN ('COMPLETED', 'FAILED') AND c.name = $1 ORDER BY o.id`,
     [caller.name],
   );

@@ -14,6 +14,7 @@ function operation(id: string, clientName: string, extra: Partial<ClaimedOperati
     identity: '',
     idempotencyKey: null,
     label: null,
+    attempts: 0,
     ...extra,
   };
 }
