@@ -33,7 +33,7 @@ import { RedisService } from './services/redis.service';
 import { RetentionService } from './services/retention.service';
 import { StatsService } from './services/stats.service';
 import { WakeupChannel } from './services/wakeup-channel.service';
-import { DataErrorSkipPolicy, ExponentialBackOffPolicy, TransientErrorRetryPolicy } from './services/skip-policy.service';
+import { ChunkRetryPolicy, DataErrorSkipPolicy, ExponentialBackOffPolicy } from './services/chunk-policies';
 import { loggerParams } from './config/logging';
 import { HealthController } from './controllers/health.controller';
 import { MetricsController } from './controllers/metrics.controller';
@@ -68,7 +68,7 @@ export class AppModule {
         { provide: ItemProcessor, useClass: ChunkProcessor },
         { provide: ItemWriter, useClass: ChunkWriter },
         { provide: SkipPolicy, useClass: DataErrorSkipPolicy },
-        { provide: RetryPolicy, useClass: TransientErrorRetryPolicy },
+        { provide: RetryPolicy, useClass: ChunkRetryPolicy },
         { provide: BackOffPolicy, useClass: ExponentialBackOffPolicy },
         LoggingChunkListener,
         OutboxWakeupListener,

@@ -15,7 +15,15 @@ export abstract class AppConfig {
   apiKeySecret: string;
   adminApiKey: string | undefined;
   targetSchemas: string[];
-  poll: { intervalMs: number; limit: number; statementMaxRows: number; skipLimit: number | null; maxChunkBytes: number };
+  poll: {
+    intervalMs: number;
+    limit: number;
+    statementMaxRows: number;
+    skipLimit: number | null;
+    maxChunkBytes: number;
+    maxStatementBytes: number;
+    retryLimit: number;
+  };
   outboxIntervalMs: number;
   retention: { hours: number; intervalMs: number };
   limits: { maxMessageBytes: number; defaultRateLimitPerSecond: number | null; notBeforeMaxDays: number };
@@ -126,6 +134,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
       statementMaxRows: integer(env, 'BATCH_STATEMENT_MAX_ROWS', 5000, 1, 50_000),
       skipLimit: env.BATCH_SKIP_LIMIT ? integer(env, 'BATCH_SKIP_LIMIT', 0, 0, 1_000_000) : null,
       maxChunkBytes: integer(env, 'BATCH_CHUNK_MAX_BYTES', 64 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+      maxStatementBytes: integer(env, 'BATCH_STATEMENT_MAX_BYTES', 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+      retryLimit: integer(env, 'BATCH_CHUNK_RETRY_LIMIT', 3, 0, 100),
     },
     outboxIntervalMs: integer(env, 'BATCH_OUTBOX_INTERVAL', 100, 1, 3_600_000),
     limits: {

@@ -22,6 +22,10 @@ export interface ClaimedOperation {
   label: string | null;
   /** How many times it was applied before (it is PENDING again after a retry). */
   attempts: number;
+  /** How many chunks it was in that failed as a whole. */
+  failures: number;
+  /** The size of its values, for the chunk's and the statements' byte budgets. */
+  bytes: number;
 }
 
 export interface OperationOutcome {
@@ -71,8 +75,15 @@ export abstract class SkipPolicy {
 }
 
 export abstract class RetryPolicy {
-  /** True when `error` is transient: the chunk is rolled back and retried as a whole instead of failing items. */
+  /** True when `error` fails the chunk as a whole (rolled back, claimed again) rather than the operation at hand. */
   abstract isRetryable(error: unknown): boolean;
+  /**
+   * How many operations of a target to claim next after `failed` of them were in a chunk that failed as a whole for
+   * the `failures`-th time: as many while retries are left, then fewer and fewer, down to one.
+   */
+  abstract nextChunkSize(failed: number, failures: number): number;
+  /** True when a chunk of `claimed` operations failed as a whole for the `failures`-th time is one that cannot be applied. */
+  abstract givesUp(claimed: number, failures: number): boolean;
 }
 
 export abstract class BackOffPolicy {

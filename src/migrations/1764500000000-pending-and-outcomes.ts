@@ -9,7 +9,8 @@ import { MigrationInterface, QueryRunner } from 'typeorm';
  *   claim promotes them, so any number of them costs the claim nothing;
  * - batch.outcomes records, insert-only, how each operation settled (COMPLETED, FAILED, CANCELLED); a retry deletes
  *   the outcome and puts the operation back into the pending set;
- * - batch.holds keeps a target out of claims while a chunk of it that failed as a whole waits to be retried.
+ * - batch.holds keeps a target out of claims while a chunk of it that failed as a whole waits to be retried, and
+ *   says how many of its operations the next chunk takes (fewer and fewer, once retries are spent).
  * An operation's status is PENDING while it is in the pending set, else its outcome's (view batch.operation_states).
  * The counts of batch.operation_counts are kept by triggers on the pending set and the outcomes instead (a claim, an
  * outcome, a cancel or a retry each count as one status left and one entered, as before).
@@ -47,7 +48,7 @@ export class PendingAndOutcomes1764500000000 implements MigrationInterface {
       )`);
     await db.query(`CREATE INDEX outcomes_failed ON batch.outcomes (operation_id DESC) WHERE status = 'FAILED'`);
     await db.query(`CREATE INDEX outcomes_cancelled ON batch.outcomes (operation_id DESC) WHERE status = 'CANCELLED'`);
-    await db.query(`CREATE TABLE batch.holds (target text PRIMARY KEY, until timestamptz NOT NULL)`);
+    await db.query(`CREATE TABLE batch.holds (target text PRIMARY KEY, until timestamptz NOT NULL, chunk_size integer NOT NULL)`);
 
     await db.query(`
       INSERT INTO batch.pending (id, client_id, target, priority, due_at, attempts, bytes)

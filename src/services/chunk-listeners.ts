@@ -18,8 +18,8 @@ export class LoggingChunkListener extends ChunkListener {
   }
 
   afterChunkError(error: unknown, read: number): void {
-    const what = read > 0 ? `chunk of ${read} operations rolled back` : 'claim failed';
-    this.logger.error(`${what}, to be retried: ${logReason(error)}`);
+    const what = read > 0 ? `chunk of ${read} operations failed as a whole and rolled back` : 'claim failed';
+    this.logger.error(`${what}: ${logReason(error)}`);
   }
 
   onSkip({ operation, error }: OperationOutcome): void {

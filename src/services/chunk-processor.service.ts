@@ -25,7 +25,7 @@ export class ChunkProcessor extends ItemProcessor {
         filtered.push(...operations.map((operation) => ({ operation, status: 'FAILED' as const, rowsAffected: null, error })));
         continue;
       }
-      statements.push(...planStatements(table, operations, this.config.poll.statementMaxRows));
+      statements.push(...planStatements(table, operations, { rows: this.config.poll.statementMaxRows, bytes: this.config.poll.maxStatementBytes }));
     }
     return { statements, filtered };
   }

@@ -38,10 +38,10 @@ const TARGETS_SQL = `
       UNION ALL
       SELECT target, priority, id, failures FROM promoted) due
      ORDER BY target, priority DESC, id)
-  SELECT (SELECT id FROM horizon) AS horizon, target, failures
-    FROM heads
-   WHERE NOT EXISTS (SELECT 1 FROM batch.holds h WHERE h.target = heads.target AND h.until > now())
-   ORDER BY priority DESC, id`;
+  SELECT (SELECT id FROM horizon) AS horizon, heads.target, heads.failures, h.chunk_size
+    FROM heads LEFT JOIN batch.holds h ON h.target = heads.target
+   WHERE h.until IS NULL OR h.until <= now()
+   ORDER BY heads.priority DESC, heads.id`;
 
 /**
  * Claims, target by target in the order given, each target's due operations up to the horizon in order of
@@ -62,8 +62,8 @@ const CLAIM_SQL = `
          WHERE pg_try_advisory_xact_lock(${TARGET_LOCK_SPACE}, hashtext(t.target))
          LIMIT $4) candidates
        WHERE running - bytes < $5))
-    RETURNING p.id, p.target, p.priority, p.attempts, p.failures)
-  SELECT c.id, o.client_id, cl.name AS client_name, c.target, o.type, o.idempotency_key, o.label, c.attempts, c.failures,
+    RETURNING p.id, p.target, p.priority, p.attempts, p.failures, p.bytes)
+  SELECT c.id, o.client_id, cl.name AS client_name, c.target, o.type, o.idempotency_key, o.label, c.attempts, c.failures, c.bytes,
          coalesce(o.shape, batch.shape_of(o.type, o.row_values, o.row_key, o.conflict_key)) AS shape, coalesce(o.identity, '') AS identity
     FROM claimed c JOIN batch.operations o ON o.id = c.id JOIN batch.clients cl ON cl.id = o.client_id
    ORDER BY c.priority DESC, c.id`;
@@ -77,19 +77,30 @@ const CLAIM_SQL = `
  *   (a snapshot taken after that wait): no smaller id can appear later, so per target nothing is applied ahead
  *   of an operation created before it.
  * - One worker per target: a transaction-scoped advisory lock per target; targets locked elsewhere are left.
+ * - A target whose first operation was in a chunk that failed as a whole is claimed alone, as many operations as its
+ *   hold says (the retry policy's: retried whole, then split); such chunks take turns with the other targets'
+ *   chunks, so that those keep flowing while it is worked out.
  */
 @Injectable()
 export class ChunkReader extends ItemReader {
+  private lastWasSuspect = false;
+
   constructor(private readonly config: AppConfig) {
     super();
   }
 
   async read(tx: PoolClient, limit: number): Promise<ClaimedOperation[]> {
-    const { rows: targets } = await tx.query<{ horizon: string; target: string; failures: number }>(TARGETS_SQL);
+    const { rows: targets } = await tx.query<{ horizon: string; target: string; failures: number; chunk_size: number | null }>(TARGETS_SQL);
     if (targets.length === 0) return [];
+    const suspect = targets.find((t) => t.failures > 0);
+    const healthy = targets.filter((t) => t.failures === 0);
+    this.lastWasSuspect = suspect !== undefined && (healthy.length === 0 || !this.lastWasSuspect);
+    const claims = this.lastWasSuspect
+      ? [{ target: suspect!.target, cap: Math.min(limit, suspect!.chunk_size ?? limit) }]
+      : healthy.map((t) => ({ target: t.target, cap: limit }));
     const { rows } = await tx.query<ClaimRow>(CLAIM_SQL, [
-      targets.map((t) => t.target),
-      targets.map(() => limit),
+      claims.map((c) => c.target),
+      claims.map((c) => c.cap),
       targets[0].horizon,
       limit,
       this.config.poll.maxChunkBytes,
@@ -105,6 +116,8 @@ export class ChunkReader extends ItemReader {
       idempotencyKey: r.idempotency_key,
       label: r.label,
       attempts: r.attempts,
+      failures: r.failures,
+      bytes: r.bytes,
     }));
   }
 }
@@ -121,4 +134,5 @@ interface ClaimRow {
   label: string | null;
   attempts: number;
   failures: number;
+  bytes: number;
 }

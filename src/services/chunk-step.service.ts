@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import type { PoolClient } from 'pg';
 import { AppConfig } from '../config/app-config';
 import {
+  BackOffPolicy,
   ChunkListeners,
   ClaimedOperation,
   ItemProcessor,
@@ -16,7 +17,7 @@ import {
 } from '../interfaces/chunk.interfaces';
 import { IOperationsSettledEvent, SETTLED_ROUTING_KEY_PREFIX } from '../interfaces/operation.interfaces';
 import { Database } from './database';
-import { EngineError, publicReason } from './database-error';
+import { EngineError, isConnectionError, operationError, publicReason } from './database-error';
 
 export interface ChunkResult {
   executionId: string | null;
@@ -36,21 +37,24 @@ interface StepRecord extends StepCounts {
 /** More operations failed than BATCH_SKIP_LIMIT allows: the execution fails and is rolled back. */
 export class SkipLimitExceededError extends EngineError {
   constructor(limit: number | null, cause: unknown) {
-    super(`skip limit ${limit} exceeded; last error: ${publicReason(cause)}`);
+    super(`skip limit ${limit} exceeded; last error: ${publicReason(cause)}`, { cause });
   }
 }
 
 const WORKER = `${hostname()}:${process.pid}`;
-/** The database quotes values in its messages (`invalid input syntax for type inet: "…"`): kept to this length. */
-const MAX_ERROR_MESSAGE = 2000;
 /** Deferred constraints are checked per statement, so that their violations fail one operation, not the commit. */
 const DEFERRED_CONSTRAINTS_PER_STATEMENT = 'SET CONSTRAINTS ALL IMMEDIATE';
 
 /**
  * One chunk, one transaction: claim, plan, write each statement (falling back to item-by-item under
  * savepoints when one fails), then record outcomes, the execution with its steps, and the outbox rows.
- * A crash anywhere rolls all of it back and the operations are simply claimed again. A chunk that fails as a
- * whole (a transient error, the skip limit) is recorded as a FAILED execution in a transaction of its own.
+ * A crash anywhere rolls all of it back and the operations are simply claimed again.
+ *
+ * A chunk that fails as a whole is recorded as a FAILED execution in a transaction of its own. When the database
+ * could not be reached, that is all (the poller waits and tries again); otherwise each of its operations counts
+ * the failure, its targets are held back for a while (the back-off policy) while retries are left, and they are
+ * claimed in ever smaller chunks after that (the retry policy), until an operation alone in its chunk that fails
+ * again ends FAILED with the error, and the others are applied.
  */
 @Injectable()
 export class ChunkStep {
@@ -62,33 +66,93 @@ export class ChunkStep {
     private readonly writer: ItemWriter,
     private readonly skipPolicy: SkipPolicy,
     private readonly retryPolicy: RetryPolicy,
+    private readonly backOffPolicy: BackOffPolicy,
     private readonly listeners: ChunkListeners,
   ) {}
 
+  /** Runs one chunk; throws only when the database could not be reached (or the claim itself failed). */
   async execute(): Promise<ChunkResult> {
     const startedAt = new Date();
-    let read = 0;
+    let chunk: ClaimedOperation[] = [];
     try {
       // Every round trip counts: under load each wait for a reply also waits its turn in the event loop.
       const summary = await this.db.transaction(async (tx) => {
-        const chunk = await this.reader.read(tx, this.config.poll.limit);
-        read = chunk.length;
+        chunk = await this.reader.read(tx, this.config.poll.limit);
         if (chunk.length === 0) return null;
         const plan = await this.processor.process(chunk);
         const outcomes: OperationOutcome[] = [...plan.filtered];
         const steps: StepRecord[] = [];
         for (const statement of plan.statements) steps.push(await this.runStatement(tx, statement, outcomes));
         const executionId = await this.record(tx, startedAt, chunk, plan.filtered.length, steps, outcomes);
-        return { executionId, read, outcomes, startedAt };
+        return { executionId, read: chunk.length, outcomes, startedAt };
       }, DEFERRED_CONSTRAINTS_PER_STATEMENT);
       if (!summary) return { executionId: null, read: 0 };
       for (const listener of this.listeners.all) listener.afterChunk?.(summary);
-      return { executionId: summary.executionId, read };
+      return { executionId: summary.executionId, read: summary.read };
     } catch (error) {
-      if (read > 0) await this.recordFailure(startedAt, read, error).catch(() => undefined);
-      for (const listener of this.listeners.all) listener.afterChunkError?.(error, read);
-      throw error;
+      for (const listener of this.listeners.all) listener.afterChunkError?.(error, chunk.length);
+      if (chunk.length === 0 || isConnectionError(error)) {
+        if (chunk.length > 0) await this.recordFailure(startedAt, chunk, error, 'to be retried').catch(() => undefined);
+        throw error;
+      }
+      return this.failChunk(startedAt, chunk, error);
     }
+  }
+
+  /** A chunk that failed as a whole, though the database answers: counted against its operations (see ChunkStep). */
+  private async failChunk(startedAt: Date, chunk: ClaimedOperation[], error: unknown): Promise<ChunkResult> {
+    const failures = chunk.reduce((most, op) => Math.max(most, op.failures), 0) + 1;
+    if (this.retryPolicy.givesUp(chunk.length, failures)) return this.giveUp(startedAt, chunk[0], failures, error);
+    const retries = this.config.poll.retryLimit;
+    const holdMs = failures <= retries ? this.backOffPolicy.delayMs(failures) : 0;
+    const failed = new Map<string, number>(); // operations of each target in the chunk
+    for (const { target } of chunk) failed.set(target, (failed.get(target) ?? 0) + 1);
+    const sizes = new Map([...failed].map(([target, count]) => [target, this.retryPolicy.nextChunkSize(count, failures)]));
+    const next = failures <= retries ? `to be retried in ${holdMs} ms` : `to be claimed in chunks of ${[...new Set(sizes.values())].join(', ')}`;
+    await this.db.query(
+      `WITH counted AS (UPDATE batch.pending SET failures = failures + 1 WHERE id = ANY($1::bigint[]))
+       INSERT INTO batch.holds (target, until, chunk_size) SELECT target, now() + $4 * interval '1 millisecond', size FROM unnest($2::text[], $3::int[]) AS h(target, size)
+       ON CONFLICT (target) DO UPDATE SET until = EXCLUDED.until, chunk_size = EXCLUDED.chunk_size`,
+      [chunk.map((op) => op.id), [...sizes.keys()], [...sizes.values()], holdMs],
+    );
+    return { executionId: await this.recordFailure(startedAt, chunk, error, `failure ${failures}, ${next}`), read: chunk.length };
+  }
+
+  /** An operation alone in a chunk that failed as a whole once more: it cannot be applied, and ends FAILED. */
+  private async giveUp(startedAt: Date, operation: ClaimedOperation, failures: number, error: unknown): Promise<ChunkResult> {
+    const outcome: OperationOutcome = { operation, status: 'FAILED', rowsAffected: null, error: operationError(error) };
+    const step: StepRecord = {
+      ...emptyCounts(),
+      name: `gave up ${operation.type} ${operation.target}`,
+      target: operation.target,
+      type: operation.type,
+      status: 'FAILED',
+      exitMessage: `its chunk failed as a whole ${failures} times: ${publicReason(error)}`,
+      startedAt,
+      endedAt: new Date(),
+      readCount: 1,
+      writeSkipCount: 1,
+      rollbackCount: failures,
+    };
+    const summary = await this.db.transaction(async (tx) => {
+      // Found: the target's other operations go back to whole chunks.
+      const [{ claimed }] = (
+        await tx.query<{ claimed: boolean }>(
+          `WITH claimed AS (DELETE FROM batch.pending WHERE id = $1 RETURNING id), released AS (DELETE FROM batch.holds WHERE target = $2)
+           SELECT EXISTS (SELECT 1 FROM claimed) AS claimed`,
+          [operation.id, operation.target],
+        )
+      ).rows;
+      if (!claimed) return null; // cancelled meanwhile
+      const executionId = await this.record(tx, startedAt, [operation], 0, [step], [outcome]);
+      return { executionId, read: 1, outcomes: [outcome], startedAt };
+    });
+    if (!summary) return { executionId: null, read: 1 };
+    for (const listener of this.listeners.all) {
+      listener.onSkip?.(outcome);
+      listener.afterChunk?.(summary);
+    }
+    return { executionId: summary.executionId, read: 1 };
   }
 
   /** One statement for the whole plan; when it fails, one savepoint per operation, in order. */
@@ -139,8 +203,7 @@ export class ChunkStep {
       if (this.retryPolicy.isRetryable(error)) throw error;
       if (!this.skipPolicy.shouldSkip(error, skipped)) throw new SkipLimitExceededError(this.config.poll.skipLimit, error);
       await tx.query('ROLLBACK TO SAVEPOINT item');
-      const e = error as { code: string; message: string };
-      const outcome: OperationOutcome = { operation, status: 'FAILED', rowsAffected: null, error: { code: e.code, message: e.message.slice(0, MAX_ERROR_MESSAGE) } };
+      const outcome: OperationOutcome = { operation, status: 'FAILED', rowsAffected: null, error: operationError(error) };
       for (const listener of this.listeners.all) listener.onSkip?.(outcome);
       return outcome;
     }
@@ -217,13 +280,14 @@ export class ChunkStep {
     return executionId;
   }
 
-  /** A chunk that failed as a whole: visible in /api/executions while its operations wait to be retried. */
-  private async recordFailure(startedAt: Date, read: number, error: unknown): Promise<void> {
-    await this.db.query(
+  /** A chunk that failed as a whole: visible in /api/executions (to admins) while its operations wait. */
+  private async recordFailure(startedAt: Date, chunk: ClaimedOperation[], error: unknown, next: string): Promise<string> {
+    const [{ id }] = await this.db.query<{ id: string }>(
       `INSERT INTO batch.executions (status, exit_message, worker, read_count, rollback_count, started_at, ended_at)
-       VALUES ('FAILED', $1, $2, $3, 1, $4, clock_timestamp())`,
-      [`rolled back, to be retried: ${publicReason(error)}`, WORKER, read, startedAt],
+       VALUES ('FAILED', $1, $2, $3, 1, $4, clock_timestamp()) RETURNING id`,
+      [`rolled back (${next}): ${publicReason(error)}`, WORKER, chunk.length, startedAt],
     );
+    return id;
   }
 }
 

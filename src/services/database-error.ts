@@ -1,3 +1,5 @@
+import type { IOperationError } from '../interfaces/operation.interfaces';
+
 /**
  * What an error from the database (or from the way to it) means, in one place: the ingest path, the chunk engine and
  * the transports ask here.
@@ -42,6 +44,20 @@ export function publicReason(error: unknown): string {
   if (state === null) return isConnectionError(error) ? 'the database connection failed' : `an error in the service (${errorName(error)})`;
   const { constraint, column } = error as { constraint?: string; column?: string };
   return `SQLSTATE ${state}${constraint ? ` (constraint ${constraint})` : column ? ` (column ${column})` : ''}`;
+}
+
+/** The database quotes values in its messages (`invalid input syntax for type inet: "…"`): kept to this length. */
+const MAX_ERROR_MESSAGE = 2000;
+
+/**
+ * An operation's own error, read by its owner and admins: the SQLSTATE and the database's message (of the cause,
+ * for an error of the engine such as the skip limit), or INTERNAL for an error of the service.
+ */
+export function operationError(error: unknown): IOperationError {
+  const cause = error instanceof EngineError && error.cause !== undefined ? error.cause : error;
+  const code = sqlState(cause);
+  if (code !== null) return { code, message: String((cause as Error).message).slice(0, MAX_ERROR_MESSAGE) };
+  return { code: 'INTERNAL', message: `the service could not apply it: ${publicReason(cause)}` };
 }
 
 /** The whole story, for the service's own log. */

@@ -22,9 +22,14 @@ import { keysVersion, parseIdentity, parseShape, Shape } from './row-identity';
  * those of sequential execution: a failing statement is re-run one operation at a time, in order.
  *
  * It reads no values: each operation's shape and the rows it may touch were computed when it was created
- * (row-identity.ts).
+ * (row-identity.ts). A statement holds at most `limits.rows` operations and `limits.bytes` of their values.
  */
-export function planStatements(table: TargetTable, operations: ClaimedOperation[], maxRowsPerStatement: number): StatementPlan[] {
+export interface StatementLimits {
+  rows: number;
+  bytes: number;
+}
+
+export function planStatements(table: TargetTable, operations: ClaimedOperation[], limits: StatementLimits): StatementPlan[] {
   const statements: StatementPlan[] = [];
   const alone = (op: ClaimedOperation, shape: Shape) => statements.push({ ...statementOf(op, shape), operations: [op] });
   if (table.oneRowStatements) {
@@ -32,6 +37,7 @@ export function planStatements(table: TargetTable, operations: ClaimedOperation[
     return statements;
   }
   const version = keysVersion(table);
+  const bytes: number[] = []; // of each statement's values
   const lastOfShape = new Map<string, number>();
   const lastOfToken = new Map<string, number>();
   const lastKeyedByKey = new Map<string, number>(); // key-addressed operations, by their (canonical) key
@@ -47,6 +53,7 @@ export function planStatements(table: TargetTable, operations: ClaimedOperation[
     if (shape.keysVersion !== version) {
       // Its identity was computed against other unique keys than the table has now: a statement of its own, a barrier.
       alone(op, shape);
+      bytes.push(op.bytes);
       floor = statements.length;
       continue;
     }
@@ -65,12 +72,14 @@ export function planStatements(table: TargetTable, operations: ClaimedOperation[
     }
 
     let index = lastOfShape.get(op.shape);
-    if (index === undefined || index < min || statements[index].operations.length >= maxRowsPerStatement) {
+    if (index === undefined || index < min || statements[index].operations.length >= limits.rows || bytes[index] + op.bytes > limits.bytes) {
       index = statements.length;
       statements.push({ ...statementOf(op, shape), operations: [] });
+      bytes.push(0);
       lastOfShape.set(op.shape, index);
     }
     statements[index].operations.push(op);
+    bytes[index] += op.bytes;
 
     for (const token of identity.tokens) lastOfToken.set(token, Math.max(lastOfToken.get(token) ?? -1, index));
     if (identity.key === undefined) {

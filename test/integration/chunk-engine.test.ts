@@ -24,10 +24,11 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     t.db.config.poll.limit = 1000;
     t.db.config.poll.statementMaxRows = 5000;
     t.db.config.poll.skipLimit = null;
+    t.db.config.poll.retryLimit = 3;
     await t.db.query(`DROP TABLE IF EXISTS public.stock, public.wide, public.flaky, public.deferred, public.flags`);
     await t.db.query(`CREATE TABLE public.stock (id int PRIMARY KEY, sku text NOT NULL UNIQUE, qty int NOT NULL DEFAULT 0 CHECK (qty >= 0), note text)`);
     await t.db.query(`INSERT INTO public.stock SELECT g, 'sku' || g, 10 FROM generate_series(1, 200) g`);
-    await t.db.query(`TRUNCATE batch.operations, batch.pending, batch.outcomes; DELETE FROM batch.executions`);
+    await t.db.query(`TRUNCATE batch.operations, batch.pending, batch.outcomes, batch.holds; DELETE FROM batch.executions`);
   });
 
   async function run(ops: ICreateBatchOperationRequest[]) {
@@ -104,27 +105,43 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     assert.deepEqual(await t.db.query('SELECT c19 FROM public.wide WHERE id = 9999'), [{ c19: 'c19-9999' }]);
   });
 
-  it('fails the execution visibly when more operations fail than BATCH_SKIP_LIMIT, applying none of them', async () => {
+  /** Runs chunks until none is left to claim (targets held back after a failure are let go at once). */
+  async function drain(maxChunks = 50): Promise<number> {
+    for (let chunks = 0; chunks < maxChunks; chunks++) {
+      await t.db.query(`UPDATE batch.holds SET until = now()`);
+      if ((await step.execute()).read === 0) return chunks;
+    }
+    throw new Error(`still claiming after ${maxChunks} chunks`);
+  }
+
+  const statusesOf = (created: { id: string }[]) =>
+    t.db.query<{ status: string; error_code: string | null }>('SELECT status, error_code FROM batch.operation_states WHERE id = ANY($1::bigint[]) ORDER BY id', [
+      created.map((c) => c.id),
+    ]);
+
+  it('ends a chunk over BATCH_SKIP_LIMIT visibly, rolled back, then applies it in parts within the limit: no loop', async () => {
     t.db.config.poll.skipLimit = 1;
+    t.db.config.poll.retryLimit = 0;
     const created = await operations.createMany(client, [
       { target: 'stock', type: 'increment', key: { id: 1 }, values: { qty: -100 } },
       { target: 'stock', type: 'increment', key: { id: 2 }, values: { qty: -100 } },
       { target: 'stock', type: 'increment', key: { id: 3 }, values: { qty: 1 } },
     ]);
-    await assert.rejects(step.execute(), /skip limit 1 exceeded/);
+    assert.equal((await step.execute()).read, 3);
     const [failed] = await t.db.query<{ status: string; exit_message: string; read_count: number }>(`SELECT status, exit_message, read_count FROM batch.executions ORDER BY id DESC LIMIT 1`);
-    assert.equal(failed.status, 'FAILED');
-    assert.match(failed.exit_message, /skip limit 1 exceeded/);
-    assert.equal(failed.read_count, 3);
-    assert.deepEqual((await t.db.query<{ status: string }>('SELECT DISTINCT status FROM batch.operation_states')).map((r) => r.status), ['PENDING']);
+    assert.deepEqual([failed.status, failed.read_count], ['FAILED', 3]);
+    assert.match(failed.exit_message, /^rolled back \(failure 1, to be claimed in chunks of 2\): skip limit 1 exceeded; last error: SQLSTATE 23514/);
+    assert.deepEqual((await statusesOf(created)).map((r) => r.status), ['PENDING', 'PENDING', 'PENDING']);
     assert.equal((await t.db.query<{ qty: number }>('SELECT qty FROM public.stock WHERE id = 3'))[0].qty, 10, 'rolled back');
-    t.db.config.poll.skipLimit = 2;
-    await step.execute();
-    const statuses = await t.db.query<{ status: string }>('SELECT status FROM batch.operation_states WHERE id = ANY($1::bigint[]) ORDER BY id', [created.map((c) => c.id)]);
-    assert.deepEqual(statuses.map((s) => s.status), ['FAILED', 'FAILED', 'COMPLETED']);
+    assert.ok((await drain()) <= 6, 'split until each part is within the limit');
+    assert.deepEqual(await statusesOf(created), [
+      { status: 'FAILED', error_code: '23514' },
+      { status: 'FAILED', error_code: '23514' },
+      { status: 'COMPLETED', error_code: null },
+    ]);
   });
 
-  it('rolls back the whole chunk on a transient error, records the failed execution, and applies it on retry', async () => {
+  it('rolls back the whole chunk on a transient error, holds its targets back for a while, and applies it on retry', async () => {
     await t.db.query(`CREATE TABLE public.flags (transient boolean NOT NULL)`);
     await t.db.query(`INSERT INTO public.flags VALUES (true)`);
     await t.db.query(`CREATE TABLE public.flaky (id int PRIMARY KEY)`);
@@ -135,15 +152,48 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
       { target: 'stock', type: 'update', key: { id: 1 }, values: { note: 'with the chunk' } },
       { target: 'flaky', type: 'insert', values: { id: 1 } },
     ]);
-    await assert.rejects(step.execute(), (error: { code?: string }) => error.code === '40001');
+    assert.equal((await step.execute()).read, 2);
     const [failed] = await t.db.query<{ status: string; exit_message: string }>(`SELECT status, exit_message FROM batch.executions ORDER BY id DESC LIMIT 1`);
     assert.equal(failed.status, 'FAILED');
-    assert.match(failed.exit_message, /40001/);
+    assert.match(failed.exit_message, /^rolled back \(failure 1, to be retried in \d+ ms\): SQLSTATE 40001$/);
     assert.equal((await t.db.query<{ note: string | null }>('SELECT note FROM public.stock WHERE id = 1'))[0].note, null, 'the whole chunk rolled back');
+    assert.deepEqual((await t.db.query(`SELECT target FROM batch.holds WHERE until > now() ORDER BY target`)).map((h) => h.target), ['public.flaky', 'public.stock']);
+    assert.equal((await step.execute()).read, 0, 'held back');
     await t.db.query(`UPDATE public.flags SET transient = false`);
-    await step.execute();
+    await drain();
     const statuses = await t.db.query<{ status: string; attempts: number }>('SELECT status, attempts FROM batch.operation_states WHERE id = ANY($1::bigint[]) ORDER BY id', [created.map((c) => c.id)]);
     assert.deepEqual(statuses, [{ status: 'COMPLETED', attempts: 1 }, { status: 'COMPLETED', attempts: 1 }]);
+  });
+
+  it('fails a poison operation alone after bounded retries and a split, and applies the others', async () => {
+    t.db.config.poll.retryLimit = 2;
+    await t.db.query(`CREATE TABLE public.flaky (id int PRIMARY KEY, v text)`);
+    await t.db.query(`CREATE OR REPLACE FUNCTION public.flaky_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.v = 'poison' THEN RAISE EXCEPTION 'a deadlock that never passes' USING ERRCODE = '40P01'; END IF; RETURN NEW; END $$`);
+    await t.db.query(`CREATE TRIGGER flaky_guard BEFORE INSERT ON public.flaky FOR EACH ROW EXECUTE FUNCTION public.flaky_guard()`);
+    const created = await operations.createMany(client, Array.from({ length: 40 }, (_, i) => ({ target: 'flaky', type: 'insert' as const, values: { id: i, v: i === 25 ? 'poison' : 'ok' } })));
+    const chunks = await drain();
+    assert.ok(chunks <= 16, `${chunks} chunks: retried twice, then halved down to the one`);
+    const statuses = await statusesOf(created);
+    assert.deepEqual(statuses[25], { status: 'FAILED', error_code: '40P01' });
+    assert.ok(statuses.every((s, i) => i === 25 || s.status === 'COMPLETED'));
+    assert.equal(Number((await t.db.query<{ n: string }>('SELECT count(*) AS n FROM public.flaky'))[0].n), 39);
+    const [gaveUp] = await t.db.query<{ name: string; exit_message: string }>(`SELECT name, exit_message FROM batch.execution_steps WHERE status = 'FAILED'`);
+    assert.deepEqual([gaveUp.name, gaveUp.exit_message], ['gave up insert public.flaky', 'its chunk failed as a whole 9 times: SQLSTATE 40P01']);
+    const [own] = await t.db.query<{ error_message: string }>('SELECT error_message FROM batch.operation_states WHERE id = $1', [created[25].id]);
+    assert.equal(own.error_message, 'a deadlock that never passes');
+  });
+
+  it('fails an operation the service cannot plan (an error without a SQLSTATE) alone, with INTERNAL', async () => {
+    t.db.config.poll.retryLimit = 0;
+    const created = await operations.createMany(client, range(6).map((id) => ({ target: 'stock', type: 'update' as const, key: { id }, values: { note: 'planned' } })));
+    await t.db.query(`UPDATE batch.operations SET shape = 'not a shape' WHERE id = $1`, [created[2].id]);
+    await drain();
+    const statuses = await statusesOf(created);
+    assert.deepEqual(statuses[2], { status: 'FAILED', error_code: 'INTERNAL' });
+    assert.ok(statuses.every((s, i) => i === 2 || s.status === 'COMPLETED'));
+    const [own] = await t.db.query<{ error_message: string }>('SELECT error_message FROM batch.operation_states WHERE id = $1', [created[2].id]);
+    assert.equal(own.error_message, 'the service could not apply it: an error in the service (SyntaxError)');
   });
 
   it('checks deferred constraints per statement, so a violation fails its operation and not the commit', async () => {

@@ -24,6 +24,8 @@ export function claimed(table: TargetTable, raw: RawOperation, extra: Partial<Cl
     idempotencyKey: null,
     label: null,
     attempts: 0,
+    failures: 0,
+    bytes: 0,
     ...extra,
   };
 }

@@ -83,6 +83,8 @@ describe('loadConfig: valid values', () => {
       BATCH_STATEMENT_MAX_ROWS: '200',
       BATCH_SKIP_LIMIT: '3',
       BATCH_CHUNK_MAX_BYTES: '1048576',
+      BATCH_STATEMENT_MAX_BYTES: '65536',
+      BATCH_CHUNK_RETRY_LIMIT: '5',
       BATCH_NOT_BEFORE_MAX_DAYS: '30',
     });
     assert.equal(config.nodeEnv, 'production');
@@ -97,7 +99,7 @@ describe('loadConfig: valid values', () => {
     assert.equal(config.apiKeySecret, STRONG_SECRET);
     assert.equal(config.adminApiKey, STRONG_ADMIN_KEY);
     assert.deepEqual(config.targetSchemas, ['public', 'sales', '_x$1']);
-    assert.deepEqual(config.poll, { intervalMs: 250, limit: 5000, statementMaxRows: 200, skipLimit: 3, maxChunkBytes: 1_048_576 });
+    assert.deepEqual(config.poll, { intervalMs: 250, limit: 5000, statementMaxRows: 200, skipLimit: 3, maxChunkBytes: 1_048_576, maxStatementBytes: 65_536, retryLimit: 5 });
     assert.equal(config.limits.notBeforeMaxDays, 30);
   });
 

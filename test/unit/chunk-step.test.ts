@@ -15,6 +15,8 @@ function operation(id: string, clientName: string, extra: Partial<ClaimedOperati
     idempotencyKey: null,
     label: null,
     attempts: 0,
+    failures: 0,
+    bytes: 0,
     ...extra,
   };
 }

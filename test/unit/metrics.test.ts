@@ -27,7 +27,7 @@ function sample(text: string, name: string): number | undefined {
 }
 
 function operation(id: string, target: string, clientName: string): ClaimedOperation {
-  return { id, clientId: '1', clientName, target, type: 'insert', shape: '', identity: '', idempotencyKey: null, label: null, attempts: 0 };
+  return { id, clientId: '1', clientName, target, type: 'insert', shape: '', identity: '', idempotencyKey: null, label: null, attempts: 0, failures: 0, bytes: 0 };
 }
 
 const outcome = (op: ClaimedOperation, status: 'COMPLETED' | 'FAILED'): OperationOutcome => ({ operation: op, status, rowsAffected: status === 'COMPLETED' ? 1 : null, error: null });

@@ -30,7 +30,7 @@ type Planned = Omit<StatementPlan, 'operations'> & { operations: RawOperation[] 
 /** Plans the operations as a chunk claims them (their planning computed against `table`); statements list the given operations. */
 function planStatements(table: TargetTable, operations: RawOperation[], maxRows: number): Planned[] {
   const raw = new Map<string, RawOperation>(operations.map((o) => [o.id, o]));
-  return planClaimed(table, operations.map((o) => claimed(table, o)), maxRows).map((s) => ({ ...s, operations: s.operations.map((o) => raw.get(o.id)!) }));
+  return planClaimed(table, operations.map((o) => claimed(table, o)), { rows: maxRows, bytes: Infinity }).map((s) => ({ ...s, operations: s.operations.map((o) => raw.get(o.id)!) }));
 }
 const insert = (values: RowValues) => op('insert', values);
 const upsert = (values: RowValues, conflictKey: string[] | null = null) => op('upsert', values, null, conflictKey);

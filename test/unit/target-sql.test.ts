@@ -16,7 +16,7 @@ function table(schema: string, name: string, columns: TargetColumn[]): TargetTab
 
 /** The writer reads only the operations' ids: their values are read from the database. */
 function op(id: string): ClaimedOperation {
-  return { id, clientId: '1', clientName: 'billing', target: 'public.items', type: 'insert', shape: '', identity: '', idempotencyKey: null, label: null, attempts: 0 };
+  return { id, clientId: '1', clientName: 'billing', target: 'public.items', type: 'insert', shape: '', identity: '', idempotencyKey: null, label: null, attempts: 0, failures: 0, bytes: 0 };
 }
 
 function plan(target: TargetTable, type: OperationType, columns: string[], keyColumns: string[] | null, ids: string[] = ['1']): StatementPlan {
