@@ -16,7 +16,7 @@ const PROMOTIONS = 10_000;
  * operations whose time has come are made due first (their targets are among those returned; the claim, a statement
  * of its own, sees them due), and the id horizon is taken (see ChunkReader); held targets are left out.
  */
-const TARGETS_SQL = `
+export const TARGETS_SQL = `
   WITH RECURSIVE
   promoted AS (
     UPDATE batch.pending SET due_at = NULL
@@ -50,17 +50,18 @@ const TARGETS_SQL = `
  * cap: its cost does not depend on how many operations are pending or scheduled. The claim is a delete from the
  * pending set (undone if the chunk rolls back); the operations' ids, types, shapes and identities come with it.
  */
-const CLAIM_SQL = `
+export const CLAIM_SQL = `
   WITH claimed AS (
     DELETE FROM batch.pending p WHERE p.id = ANY (ARRAY(
       SELECT id FROM (
-        SELECT c.id, c.bytes, sum(c.bytes) OVER (ORDER BY t.n, c.priority DESC, c.id) AS running
-          FROM (SELECT t.target, t.cap, t.n FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS t(target, cap, n)) t
-          CROSS JOIN LATERAL (SELECT q.id, q.priority, q.bytes FROM batch.pending q
-                               WHERE q.due_at IS NULL AND q.target = t.target AND q.id <= $3
-                               ORDER BY q.priority DESC, q.id LIMIT t.cap) c
-         WHERE pg_try_advisory_xact_lock(${TARGET_LOCK_SPACE}, hashtext(t.target))
-         LIMIT $4) candidates
+        SELECT id, bytes, sum(bytes) OVER (ORDER BY n, priority DESC, id) AS running FROM (
+          SELECT t.n, c.id, c.priority, c.bytes
+            FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS t(target, cap, n)
+            CROSS JOIN LATERAL (SELECT q.id, q.priority, q.bytes FROM batch.pending q
+                                 WHERE q.due_at IS NULL AND q.target = t.target AND q.id <= $3
+                                 ORDER BY q.priority DESC, q.id LIMIT t.cap) c
+           WHERE pg_try_advisory_xact_lock(${TARGET_LOCK_SPACE}, hashtext(t.target))
+           LIMIT $4) reached) budgeted
        WHERE running - bytes < $5))
     RETURNING p.id, p.target, p.priority, p.attempts, p.failures, p.bytes)
   SELECT c.id, o.client_id, cl.name AS client_name, c.target, o.type, o.idempotency_key, o.label, c.attempts, c.failures, c.bytes,

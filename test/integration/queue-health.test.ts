@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { ChunkStep } from '../../src/services/chunk-step.service';
+import { CLAIM_SQL, TARGETS_SQL } from '../../src/services/chunk-reader.service';
+import { Database } from '../../src/services/database';
 import { OperationService } from '../../src/services/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
 
@@ -41,5 +43,59 @@ describe('queue health: a chunk reads the queue\'s tables through their indexes 
     assert.equal((await t.get(ChunkStep).execute()).read, 1000);
 
     assert.deepEqual(await seqScans(101_000), before, 'sequential scans of the queue\'s tables during the chunk');
+  });
+});
+
+describe('queue health: what the claim reads does not grow with the backlog or with scheduled operations (real PostgreSQL)', () => {
+  let t: TestApp;
+  let client: string;
+
+  before(async () => {
+    t = await createTestApp();
+    client = (await t.client('backlog')).id;
+  });
+  after(() => t.close());
+
+  /** Operations straight into the tables, as ingest stores them: `count` on `target`, due or `scheduled` a day ahead. */
+  async function store(target: string, count: number, scheduled = false): Promise<void> {
+    await t.db.query(
+      `WITH stored AS (
+         INSERT INTO batch.operations (client_id, target, type, row_values, not_before)
+         SELECT $1, $2, 'insert', jsonb_build_object('id', g), CASE WHEN $4 THEN now() + interval '1 day' END FROM generate_series(1, $3) g
+         RETURNING id, client_id, target, priority, not_before)
+       INSERT INTO batch.pending (id, client_id, target, priority, due_at) SELECT id, client_id, target, priority, not_before FROM stored`,
+      [client, target, count, scheduled],
+    );
+    await t.db.query(`ANALYZE batch.pending`);
+  }
+
+  /** Shared buffers the two claim statements touch to claim up to 1,000 operations (rolled back, so nothing changes). */
+  async function claimBuffers(): Promise<{ buffers: number; claimed: number }> {
+    const connection = await t.get(Database).pool.connect();
+    try {
+      await connection.query('BEGIN');
+      const plan = async (sql: string, params?: unknown[]) => (await connection.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql}`, params)).rows[0]['QUERY PLAN'][0];
+      const targets = await plan(TARGETS_SQL);
+      const heads = (await connection.query(TARGETS_SQL)).rows as { horizon: string; target: string }[];
+      const claim = await plan(CLAIM_SQL, [heads.map((h) => h.target), heads.map(() => 1000), heads[0]?.horizon ?? '0', 1000, 64 * 1024 * 1024]);
+      const buffers = (p: { Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }) => p.Plan['Shared Hit Blocks'] + p.Plan['Shared Read Blocks'];
+      return { buffers: buffers(targets) + buffers(claim), claimed: claim.Plan['Actual Rows'] };
+    } finally {
+      await connection.query('ROLLBACK');
+      connection.release();
+    }
+  }
+
+  it('touches a few buffers per claimed operation, with or without 200,000 due on another target and 1,000,000 scheduled', async () => {
+    await store('public.due', 1000);
+    await store('public.backlog', 200_000);
+    const backlog = await claimBuffers();
+    await store('public.later', 1_000_000, true);
+    const scheduled = await claimBuffers();
+    for (const { claimed, buffers } of [backlog, scheduled]) {
+      assert.equal(claimed, 1000);
+      assert.ok(buffers < 16 * claimed, `${buffers} buffers to claim ${claimed}: a walk of the index, not of the backlog`);
+    }
+    assert.ok(scheduled.buffers <= backlog.buffers * 1.1, `${scheduled.buffers} buffers with a million scheduled, ${backlog.buffers} without`);
   });
 });
