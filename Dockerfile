@@ -1,24 +1,27 @@
-# Batch Service image: one image for every role (BATCH_ROLE=all|api|worker).
+# Batch Service image: one image for every role (BATCH_ROLE=all|api|worker), on Node 24 (LTS).
 #   docker build -t batch-service .
 #   docker run --rm -e NODE_ENV=production -e API_KEY_ENCRYPTION_SECRET=... -p 3000:3000 batch-service
 
 # ---- build: all dependencies, compile TypeScript to dist/ ----
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci
+RUN npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
 # ---- runtime: production dependencies and the compiled output only ----
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY --from=build /app/dist ./dist
 # The service reads .env from its working directory if present; configure it through the environment instead.
 USER node
 EXPOSE 3000
+# Ready when /health says so (database and broker up); the image has no curl, Node's fetch does the request.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 CMD ["node", "--max-semi-space-size=32", "--heap-growing-percent=100", "dist/src/main.js"]

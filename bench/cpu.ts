@@ -39,7 +39,8 @@ export class CpuMeter {
   /** Microseconds of CPU per unit of work (request, operation) since the meter was made, by party, e.g. "service 230 µs, broker 105 µs, …". */
   perUnit(units: number): string {
     const used = new Map<string, number>();
-    for (const [party, pid] of this.parties()) used.set(party, (used.get(party) ?? 0) + cpuSecondsOf(pid) - (this.started.get(pid) ?? 0));
+    for (const [party, pid] of this.parties())
+      used.set(party, (used.get(party) ?? 0) + cpuSecondsOf(pid) - (this.started.get(pid) ?? 0));
     return [...used].map(([party, seconds]) => `${party} ${Math.round((seconds * 1e6) / units)} µs`).join(', ');
   }
 

@@ -19,7 +19,12 @@ class EchoModule {}
 async function main(): Promise<void> {
   const app = await NestFactory.createMicroservice<MicroserviceOptions>(EchoModule, {
     transport: Transport.RMQ,
-    options: { urls: [process.env.BATCH_SERVICE_RMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672'], queue: process.env.ECHO_QUEUE, queueOptions: { durable: true, autoDelete: true }, socketOptions: AMQP_SOCKET_OPTIONS },
+    options: {
+      urls: [process.env.BATCH_SERVICE_RMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672'],
+      queue: process.env.ECHO_QUEUE,
+      queueOptions: { durable: true, autoDelete: true },
+      socketOptions: AMQP_SOCKET_OPTIONS,
+    },
     logger: ['error'],
   });
   await app.listen();

@@ -11,7 +11,11 @@ import { serviceEnv, startService } from '../test/support/service-process';
 import type { Figure } from './report';
 
 /** Runs `total` calls with `inFlight` of them outstanding at any time; returns calls per second. */
-export async function callsPerSecond(total: number, inFlight: number, call: (i: number) => Promise<unknown>): Promise<number> {
+export async function callsPerSecond(
+  total: number,
+  inFlight: number,
+  call: (i: number) => Promise<unknown>,
+): Promise<number> {
   let next = 0;
   const started = process.hrtime.bigint();
   await Promise.all(
@@ -28,21 +32,46 @@ const INGEST_ROUNDS = 3;
  * Ingest: createOperation over RabbitMQ with `inFlight` requests outstanding, against a bare NestJS RMQ echo
  * handler in the same run; and createOperations with 1,000 operations per message.
  */
-export async function benchIngest(options: { requests: number; inFlight: number; bulkMessages: number }): Promise<Figure[]> {
+export async function benchIngest(options: {
+  requests: number;
+  inFlight: number;
+  bulkMessages: number;
+}): Promise<Figure[]> {
   const env = serviceEnv({ BATCH_ROLE: 'api', LOG_LEVEL: 'error' });
   const echoQueue = `${env.BATCH_SERVICE_RMQ_QUEUE}.echo`;
-  const echo = fork(join(__dirname, 'echo-server.js'), [], { env: { ...process.env, ECHO_QUEUE: echoQueue }, stdio: 'inherit' });
+  const echo = fork(join(__dirname, 'echo-server.js'), [], {
+    env: { ...process.env, ECHO_QUEUE: echoQueue },
+    stdio: 'inherit',
+  });
   let service: Awaited<ReturnType<typeof startService>> | undefined;
   const db = new TestDb(env.DB_NAME);
   try {
     await once(echo, 'message');
     service = await startService(env);
-    await db.query(`CREATE TABLE public.bench (id bigserial PRIMARY KEY, qty int NOT NULL, note text, at timestamptz, price numeric(12,2))`);
+    await db.query(
+      `CREATE TABLE public.bench (id bigserial PRIMARY KEY, qty int NOT NULL, note text, at timestamptz, price numeric(12,2))`,
+    );
     const caller = await createCaller(service, 'ingest', ['bench'], 60_000);
-    const echoClient = new RmqClient({ urls: [RMQ_URL], queue: echoQueue, queueOptions: { durable: true, autoDelete: true }, socketOptions: AMQP_SOCKET_OPTIONS });
-    const operation = (i: number) => ({ target: 'bench', type: 'insert' as const, values: { qty: i % 100, note: `note ${i}`, at: '2026-11-21T10:00:00Z', price: 9.5 } });
+    const echoClient = new RmqClient({
+      urls: [RMQ_URL],
+      queue: echoQueue,
+      queueOptions: { durable: true, autoDelete: true },
+      socketOptions: AMQP_SOCKET_OPTIONS,
+    });
+    const operation = (i: number) => ({
+      target: 'bench',
+      type: 'insert' as const,
+      values: { qty: i % 100, note: `note ${i}`, at: '2026-11-21T10:00:00Z', price: 9.5 },
+    });
     const echoOnce = (i: number) =>
-      firstValueFrom(echoClient.send('echo', new RmqRecordBuilder(operation(i)).setOptions({ headers: { 'x-api-key': caller.apiKey }, persistent: true }).build()));
+      firstValueFrom(
+        echoClient.send(
+          'echo',
+          new RmqRecordBuilder(operation(i))
+            .setOptions({ headers: { 'x-api-key': caller.apiKey }, persistent: true })
+            .build(),
+        ),
+      );
 
     await callsPerSecond(500, options.inFlight, echoOnce); // warm-up
     await callsPerSecond(500, options.inFlight, (i) => caller.rpc.createOperation(operation(i)));
@@ -56,7 +85,9 @@ export async function benchIngest(options: { requests: number; inFlight: number;
       const echoRate = await callsPerSecond(perRound, options.inFlight, echoOnce);
       const echoCpu = cpu.perUnit(perRound);
       cpu = new CpuMeter({ service: service.process.pid! });
-      const createRate = await callsPerSecond(perRound, options.inFlight, (i) => caller.rpc.createOperation(operation(i)));
+      const createRate = await callsPerSecond(perRound, options.inFlight, (i) =>
+        caller.rpc.createOperation(operation(i)),
+      );
       rounds.push({ echoRate, createRate, echoCpu, createCpu: cpu.perUnit(perRound) });
     }
     rounds.sort((a, b) => a.createRate / a.echoRate - b.createRate / b.echoRate);
@@ -67,13 +98,27 @@ export async function benchIngest(options: { requests: number; inFlight: number;
     const bulkRate = (await callsPerSecond(options.bulkMessages, 4, () => caller.rpc.createOperations(bulk))) * 1000;
     const bulkCpu = cpu.perUnit(options.bulkMessages * 1000);
     const stored = await db.count(`SELECT count(*) AS n FROM batch.operations`);
-    if (stored !== 500 + perRound * INGEST_ROUNDS + options.bulkMessages * 1000) throw new Error(`ingest stored ${stored} operations`);
+    if (stored !== 500 + perRound * INGEST_ROUNDS + options.bulkMessages * 1000)
+      throw new Error(`ingest stored ${stored} operations`);
 
     await echoClient.close();
     await caller.close();
     return [
-      { name: `ingest createOperation, ${options.inFlight} in flight`, value: createRate, unit: 'req/s', baseline: { name: 'NestJS RMQ echo', value: echoRate }, target: 0.7, note: `rounds ${ratios}; CPU per request: ${createCpu}; echo: ${echoCpu}` },
-      { name: 'ingest createOperations, 1,000 per message', value: bulkRate, unit: 'ops/s', target: 50_000, note: `CPU per operation: ${bulkCpu}` },
+      {
+        name: `ingest createOperation, ${options.inFlight} in flight`,
+        value: createRate,
+        unit: 'req/s',
+        baseline: { name: 'NestJS RMQ echo', value: echoRate },
+        target: 0.7,
+        note: `rounds ${ratios}; CPU per request: ${createCpu}; echo: ${echoCpu}`,
+      },
+      {
+        name: 'ingest createOperations, 1,000 per message',
+        value: bulkRate,
+        unit: 'ops/s',
+        target: 50_000,
+        note: `CPU per operation: ${bulkCpu}`,
+      },
     ];
   } finally {
     echo.kill('SIGTERM');
@@ -81,5 +126,3 @@ export async function benchIngest(options: { requests: number; inFlight: number;
     await service?.destroy();
   }
 }
-
-

@@ -19,7 +19,9 @@ function percentile(sorted: number[], p: number): number {
  * all along.
  */
 export async function benchLatency(options: { rate: number; seconds: number; interval: number }): Promise<Figure[]> {
-  const service = await startService(serviceEnv({ BATCH_PROCESS_OPERATION_INTERVAL: String(options.interval), LOG_LEVEL: 'error' }));
+  const service = await startService(
+    serviceEnv({ BATCH_PROCESS_OPERATION_INTERVAL: String(options.interval), LOG_LEVEL: 'error' }),
+  );
   const db = new TestDb(service.env.DB_NAME);
   try {
     await db.query(`CREATE TABLE public.bench (id bigserial PRIMARY KEY, qty int NOT NULL, note text)`);
@@ -51,12 +53,14 @@ export async function benchLatency(options: { rate: number; seconds: number; int
         const measured = at - started >= warmUpMs;
         if (measured) measuredCount += 1;
         outstanding += 1;
-        void caller.rpc.createOperation({ target: 'bench', type: 'insert', values: { qty: sent % 100, note: `n${sent}` } }).then(({ id }) => {
-          outstanding -= 1;
-          if (!measured) return;
-          sentAt.set(id, at);
-          if (firstMeasured === null || BigInt(id) < firstMeasured) firstMeasured = BigInt(id);
-        });
+        void caller.rpc
+          .createOperation({ target: 'bench', type: 'insert', values: { qty: sent % 100, note: `n${sent}` } })
+          .then(({ id }) => {
+            outstanding -= 1;
+            if (!measured) return;
+            sentAt.set(id, at);
+            if (firstMeasured === null || BigInt(id) < firstMeasured) firstMeasured = BigInt(id);
+          });
       }
       if (performance.now() - started >= warmUpMs && performance.now() >= nextSample) {
         memory.push(residentMegabytes(service.process.pid!));
@@ -68,7 +72,8 @@ export async function benchLatency(options: { rate: number; seconds: number; int
     while (outstanding > 0 && performance.now() < deadline) await sleep(50);
     while (latencies.length < measuredCount && performance.now() < deadline) await sleep(50);
     await caller.close();
-    if (latencies.length < measuredCount) throw new Error(`only ${latencies.length} of ${measuredCount} operations were notified`);
+    if (latencies.length < measuredCount)
+      throw new Error(`only ${latencies.length} of ${measuredCount} operations were notified`);
     const sorted = latencies.sort((a, b) => a - b);
     // The service's share, on the database's clock: from the commit of the create to the commit of its chunk.
     const [{ p99: settledP99 }] = await db.query<{ p99: number }>(
@@ -81,10 +86,29 @@ export async function benchLatency(options: { rate: number; seconds: number; int
     const at = `${options.rate}/s, interval ${options.interval} ms`;
     return [
       { name: `latency p50 create → notified (${at})`, value: percentile(sorted, 50), unit: 'ms' },
-      { name: `latency p99 create → notified (${at})`, value: percentile(sorted, 99), unit: 'ms', target: options.interval === 100 ? 250 : options.interval + 250, max: true },
+      {
+        name: `latency p99 create → notified (${at})`,
+        value: percentile(sorted, 99),
+        unit: 'ms',
+        target: options.interval === 100 ? 250 : options.interval + 250,
+        max: true,
+      },
       { name: `  of which created → settled p99 (database clock)`, value: settledP99, unit: 'ms' },
-      { name: `memory peak RSS (${options.seconds} s at ${options.rate}/s)`, value: Math.max(...memory), unit: 'MB', target: 300, max: true },
-      { name: `memory growth, last third vs first third of the run`, value: growth, unit: 'MB', target: 25, max: true, note: 'should stay flat' },
+      {
+        name: `memory peak RSS (${options.seconds} s at ${options.rate}/s)`,
+        value: Math.max(...memory),
+        unit: 'MB',
+        target: 300,
+        max: true,
+      },
+      {
+        name: `memory growth, last third vs first third of the run`,
+        value: growth,
+        unit: 'MB',
+        target: 25,
+        max: true,
+        note: 'should stay flat',
+      },
     ];
   } finally {
     await db.close();

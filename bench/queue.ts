@@ -37,16 +37,22 @@ export async function benchQueue(options: { settled: number; chunk: number }): P
         [client.id, status, count],
       );
     const claim = () =>
-      db.transaction(async (tx: PoolClient) => {
-        const claimed = await reader.read(tx, options.chunk);
-        if (claimed.length !== options.chunk) throw new Error(`claimed ${claimed.length}`);
-        throw Object.assign(new Error('rollback'), { rollback: true });
-      }).catch((error: { rollback?: boolean }) => {
-        if (!error.rollback) throw error;
-      });
+      db
+        .transaction(async (tx: PoolClient) => {
+          const claimed = await reader.read(tx, options.chunk);
+          if (claimed.length !== options.chunk) throw new Error(`claimed ${claimed.length}`);
+          throw Object.assign(new Error('rollback'), { rollback: true });
+        })
+        .catch((error: { rollback?: boolean }) => {
+          if (!error.rollback) throw error;
+        });
     const stats = () => t.get(StatsService).queue(null);
     const retention = () => t.get(RetentionService).purge(); // nothing is old enough to go
-    const measure = async () => ({ claim: await medianMs(claim), stats: await medianMs(stats), retention: await medianMs(retention) });
+    const measure = async () => ({
+      claim: await medianMs(claim),
+      stats: await medianMs(stats),
+      retention: await medianMs(retention),
+    });
     await enqueue('PENDING', options.chunk);
     await t.db.query('VACUUM ANALYZE batch.operations');
     const empty = await measure();
@@ -63,7 +69,11 @@ export async function benchQueue(options: { settled: number; chunk: number }): P
       target: 1.25,
       max: true,
     });
-    return [figure(`claim ${options.chunk}`, 'claim'), figure('queue stats', 'stats'), figure('retention run, nothing to delete', 'retention')];
+    return [
+      figure(`claim ${options.chunk}`, 'claim'),
+      figure('queue stats', 'stats'),
+      figure('retention run, nothing to delete', 'retention'),
+    ];
   } finally {
     await t.close();
   }

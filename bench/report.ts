@@ -41,7 +41,10 @@ export function table(figures: Figure[]): string {
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   const notes = figures.filter((f) => f.note).map((f) => `- ${f.name}: ${f.note}`);
-  return [...rows.map((row) => row.map((cell, c) => cell.padEnd(widths[c])).join('  ')), ...(notes.length ? ['', ...notes] : [])].join('\n');
+  return [
+    ...rows.map((row) => row.map((cell, c) => cell.padEnd(widths[c])).join('  ')),
+    ...(notes.length ? ['', ...notes] : []),
+  ].join('\n');
 }
 
 /** A horizontal bar per figure with a target: measured against target, 1.0 = exactly on target. */
@@ -57,14 +60,18 @@ export function svg(figures: Figure[]): string {
     const y = 30 + i * (bar + 8);
     const color = score >= 1 ? '#2e7d32' : '#c62828';
     const label = `${fmt(measured)}${ratio(f) === null ? ` ${f.unit}` : '×'} (target ${f.max ? '≤' : '≥'} ${f.target})`;
-    return `<text x="${left - 8}" y="${y + 15}" text-anchor="end" font-size="12">${escape(f.name)}</text>` +
+    return (
+      `<text x="${left - 8}" y="${y + 15}" text-anchor="end" font-size="12">${escape(f.name)}</text>` +
       `<rect x="${left}" y="${y}" width="${Math.max(1, score * scale)}" height="${bar}" fill="${color}"/>` +
-      `<text x="${left + Math.max(1, score * scale) + 4}" y="${y + 15}" font-size="11">${escape(label)}</text>`;
+      `<text x="${left + Math.max(1, score * scale) + 4}" y="${y + 15}" font-size="11">${escape(label)}</text>`
+    );
   });
   const height = 40 + shown.length * (bar + 8);
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">` +
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">` +
     `<rect width="100%" height="100%" fill="white"/><text x="10" y="18" font-size="13" font-weight="bold">Batch Service benchmark: measured ÷ target (line = target)</text>` +
-    `${lines.join('')}<line x1="${left + scale}" y1="24" x2="${left + scale}" y2="${height - 6}" stroke="#333" stroke-dasharray="4 3"/></svg>`;
+    `${lines.join('')}<line x1="${left + scale}" y1="24" x2="${left + scale}" y2="${height - 6}" stroke="#333" stroke-dasharray="4 3"/></svg>`
+  );
 }
 
 function escape(text: string): string {
@@ -74,6 +81,9 @@ function escape(text: string): string {
 export function save(directory: string, figures: Figure[], settings: Record<string, unknown>): void {
   mkdirSync(directory, { recursive: true });
   const results = figures.map((f) => ({ ...f, ratio: ratio(f), meetsTarget: meets(f) }));
-  writeFileSync(join(directory, 'latest.json'), JSON.stringify({ measuredAt: new Date().toISOString(), settings, results }, null, 2) + '\n');
+  writeFileSync(
+    join(directory, 'latest.json'),
+    JSON.stringify({ measuredAt: new Date().toISOString(), settings, results }, null, 2) + '\n',
+  );
   writeFileSync(join(directory, 'latest.svg'), svg(figures) + '\n');
 }

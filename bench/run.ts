@@ -42,7 +42,9 @@ async function main(): Promise<void> {
   if (!only || only.includes('latency')) {
     figures.push(...(await benchLatency({ rate: settings.rate, seconds: settings.latencySeconds, interval: 100 })));
     // "never worse than interval + 250 ms at any interval": a short run at a few more intervals
-    if (!quick) for (const interval of [10, 1000, 5000]) figures.push(...(await benchLatency({ rate: settings.rate, seconds: 20, interval })).slice(0, 2));
+    if (!quick)
+      for (const interval of [10, 1000, 5000])
+        figures.push(...(await benchLatency({ rate: settings.rate, seconds: 20, interval })).slice(0, 2));
   }
   if (!only || only.includes('queue')) figures.push(...(await benchQueue({ settled: settings.settled, chunk: 1000 })));
   console.log(table(figures));

@@ -48,7 +48,10 @@ async function drain(t: TestApp): Promise<number> {
 }
 
 export async function benchWriter(options: { rows: number; sample: number; chunk: number }): Promise<Figure[]> {
-  const t = await createTestApp({ BATCH_PROCESS_OPERATION_LIMIT: String(options.chunk), BATCH_STATEMENT_MAX_ROWS: String(options.chunk) });
+  const t = await createTestApp({
+    BATCH_PROCESS_OPERATION_LIMIT: String(options.chunk),
+    BATCH_STATEMENT_MAX_ROWS: String(options.chunk),
+  });
   const figures: Figure[] = [];
   try {
     const client = await t.client('bench');
@@ -57,12 +60,18 @@ export async function benchWriter(options: { rows: number; sample: number; chunk
 
     // COPY FROM STDIN of the same rows into the same table, over a connection of the same kind, timed from the
     // COPY statement to its completion: the database's own limit for bulk loading.
-    const csv = Array.from({ length: options.rows }, (_, i) => `${i + 1},${(i + 1) % 100},${((i + 1) % 1000) / 10},note ${i + 1},2026-11-21T10:00:00Z\n`).join('');
+    const csv = Array.from(
+      { length: options.rows },
+      (_, i) => `${i + 1},${(i + 1) % 100},${((i + 1) % 1000) / 10},note ${i + 1},2026-11-21T10:00:00Z\n`,
+    ).join('');
     await prepare(t, 'insert', options.rows);
     const copier = new Client(clientConfig(t.db.config.db));
     await copier.connect();
     const copyStarted = process.hrtime.bigint();
-    await pipeline(Readable.from([Buffer.from(csv)]), copier.query(copyFrom(`COPY public.bench FROM STDIN WITH (FORMAT csv)`)));
+    await pipeline(
+      Readable.from([Buffer.from(csv)]),
+      copier.query(copyFrom(`COPY public.bench FROM STDIN WITH (FORMAT csv)`)),
+    );
     const copyRate = options.rows / (Number(process.hrtime.bigint() - copyStarted) / 1e9);
     await copier.end();
     figures.push({ name: 'COPY (baseline)', value: copyRate, unit: 'rows/s' });
@@ -72,7 +81,9 @@ export async function benchWriter(options: { rows: number; sample: number; chunk
       await t.db.query(enqueueSql(type), [client.id, 1, options.rows]);
       await t.db.query(`VACUUM ANALYZE batch.operations`);
       const batchRate = options.rows / (await drain(t));
-      const completed = Number((await t.db.query<{ n: string }>(`SELECT count(*) AS n FROM batch.operations WHERE status = 'COMPLETED'`))[0].n);
+      const completed = Number(
+        (await t.db.query<{ n: string }>(`SELECT count(*) AS n FROM batch.operations WHERE status = 'COMPLETED'`))[0].n,
+      );
       if (completed !== options.rows) throw new Error(`${type}: ${completed} of ${options.rows} completed`);
 
       await prepare(t, type, options.rows);
@@ -81,8 +92,20 @@ export async function benchWriter(options: { rows: number; sample: number; chunk
       const singleRate = options.sample / (await drain(t));
       t.db.config.poll.limit = options.chunk;
 
-      figures.push({ name: `writer ${type}`, value: batchRate, unit: 'ops/s', baseline: { name: 'COPY', value: copyRate }, target: type === 'insert' ? 0.5 : undefined });
-      figures.push({ name: `writer ${type} vs one at a time`, value: batchRate, unit: 'ops/s', baseline: { name: 'one op per transaction', value: singleRate }, target: 25 });
+      figures.push({
+        name: `writer ${type}`,
+        value: batchRate,
+        unit: 'ops/s',
+        baseline: { name: 'COPY', value: copyRate },
+        target: type === 'insert' ? 0.5 : undefined,
+      });
+      figures.push({
+        name: `writer ${type} vs one at a time`,
+        value: batchRate,
+        unit: 'ops/s',
+        baseline: { name: 'one op per transaction', value: singleRate },
+        target: 25,
+      });
     }
   } finally {
     await t.close();

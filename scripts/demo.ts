@@ -16,7 +16,12 @@
 import { Logger } from '@nestjs/common';
 import { existsSync } from 'node:fs';
 import { Client } from 'pg';
-import { BatchServiceClient, ICreateBatchOperationRequest, ISettledOperation, SettledEventsConsumer } from '../src/client';
+import {
+  BatchServiceClient,
+  ICreateBatchOperationRequest,
+  ISettledOperation,
+  SettledEventsConsumer,
+} from '../src/client';
 import { AppConfig, loadConfig } from '../src/config/app-config';
 import { clientConfig, quoteIdent } from '../src/services/database';
 
@@ -42,19 +47,52 @@ export function demoOptions(argv: string[], env: Record<string, string | undefin
   const number = (raw: string | undefined, fallback: number, min: number, max: number, what: string): number => {
     if (raw === undefined || raw === '') return fallback;
     const value = Number(raw);
-    if (!Number.isFinite(value) || value < min || value > max) throw new Error(`${what} must be a number from ${min} to ${max}, got "${raw}"`);
+    if (!Number.isFinite(value) || value < min || value > max)
+      throw new Error(`${what} must be a number from ${min} to ${max}, got "${raw}"`);
     return value;
   };
   return {
-    durationSeconds: number(flag('duration') ?? env.DEMO_DURATION_SECONDS, 60, 1, 3600, 'duration (--duration, DEMO_DURATION_SECONDS)'),
+    durationSeconds: number(
+      flag('duration') ?? env.DEMO_DURATION_SECONDS,
+      60,
+      1,
+      3600,
+      'duration (--duration, DEMO_DURATION_SECONDS)',
+    ),
     rate: number(flag('rate') ?? env.DEMO_RATE, 50, 1, 5000, 'rate (--rate, DEMO_RATE)'),
   };
 }
 
 // ---------- the world the demo writes to ----------
 
-const SKUS = ['TENT-2P', 'TENT-4P', 'STOVE', 'LANTERN', 'KAYAK', 'PADDLE', 'BIKE-M', 'BIKE-L', 'HELMET', 'SUP-BOARD', 'SNOWSHOE', 'SLED'];
-const GUESTS = ['Ada', 'Grace', 'Alan', 'Edsger', 'Barbara', 'Donald', 'Margaret', 'Ken', 'Frances', 'Tony', 'Radia', 'Niklaus'];
+const SKUS = [
+  'TENT-2P',
+  'TENT-4P',
+  'STOVE',
+  'LANTERN',
+  'KAYAK',
+  'PADDLE',
+  'BIKE-M',
+  'BIKE-L',
+  'HELMET',
+  'SUP-BOARD',
+  'SNOWSHOE',
+  'SLED',
+];
+const GUESTS = [
+  'Ada',
+  'Grace',
+  'Alan',
+  'Edsger',
+  'Barbara',
+  'Donald',
+  'Margaret',
+  'Ken',
+  'Frances',
+  'Tony',
+  'Radia',
+  'Niklaus',
+];
 
 /** Creates the demo's target tables if missing; returns the next free reservation id. */
 async function createDemoTables(config: AppConfig): Promise<number> {
@@ -76,7 +114,9 @@ async function createDemoTables(config: AppConfig): Promise<number> {
       status text NOT NULL DEFAULT 'HELD',
       created_at timestamptz NOT NULL DEFAULT now()
     )`);
-    const [{ max }] = (await db.query<{ max: string }>(`SELECT coalesce(max(id), 0)::text AS max FROM ${schema}.${RESERVATIONS}`)).rows;
+    const [{ max }] = (
+      await db.query<{ max: string }>(`SELECT coalesce(max(id), 0)::text AS max FROM ${schema}.${RESERVATIONS}`)
+    ).rows;
     return Number(max) + 1;
   } finally {
     await db.end();
@@ -86,8 +126,26 @@ async function createDemoTables(config: AppConfig): Promise<number> {
 /** One step of the stream; the plan repeats every 20 operations, one of which is a mistake. */
 type Step = 'reserve' | 'confirm' | 'cancel' | 'add-seat' | 'take-stock' | 'restock' | 'mistake';
 const PLAN: Step[] = [
-  'reserve', 'take-stock', 'reserve', 'confirm', 'reserve', 'take-stock', 'restock', 'reserve', 'confirm', 'add-seat',
-  'reserve', 'take-stock', 'reserve', 'cancel', 'reserve', 'confirm', 'reserve', 'take-stock', 'mistake', 'confirm',
+  'reserve',
+  'take-stock',
+  'reserve',
+  'confirm',
+  'reserve',
+  'take-stock',
+  'restock',
+  'reserve',
+  'confirm',
+  'add-seat',
+  'reserve',
+  'take-stock',
+  'reserve',
+  'cancel',
+  'reserve',
+  'confirm',
+  'reserve',
+  'take-stock',
+  'mistake',
+  'confirm',
 ];
 const MISTAKES = ['double-booking', 'oversell', 'too-many-seats'] as const;
 
@@ -104,7 +162,12 @@ function restock(sku: string): ICreateBatchOperationRequest {
   return {
     target: INVENTORY,
     type: 'upsert',
-    values: { sku, name: sku.toLowerCase().replace('-', ' '), stock: between(300, 500), price: (between(1500, 9000) / 100).toFixed(2) },
+    values: {
+      sku,
+      name: sku.toLowerCase().replace('-', ' '),
+      stock: between(300, 500),
+      price: (between(1500, 9000) / 100).toFixed(2),
+    },
     priority: 10,
     label: 'RESTOCK',
   };
@@ -127,11 +190,28 @@ function reserve(): ICreateBatchOperationRequest & { reservationId: number } {
 function mistake(): ICreateBatchOperationRequest {
   switch (MISTAKES[mistakes++ % MISTAKES.length]) {
     case 'double-booking': // 23505 unique violation: that id was just reserved
-      return { target: RESERVATIONS, type: 'insert', values: { id: lastReservationId, sku: pick(SKUS), guest: pick(GUESTS), seats: 1 }, label: 'RESERVE' };
+      return {
+        target: RESERVATIONS,
+        type: 'insert',
+        values: { id: lastReservationId, sku: pick(SKUS), guest: pick(GUESTS), seats: 1 },
+        label: 'RESERVE',
+      };
     case 'oversell': // 23514 check violation: stock cannot go below 0
-      return { target: INVENTORY, type: 'increment', key: { sku: pick(SKUS) }, values: { stock: -100_000 }, label: 'TAKE_STOCK' };
+      return {
+        target: INVENTORY,
+        type: 'increment',
+        key: { sku: pick(SKUS) },
+        values: { stock: -100_000 },
+        label: 'TAKE_STOCK',
+      };
     case 'too-many-seats': // 23514 check violation: at most 10 seats
-      return { target: RESERVATIONS, type: 'update', key: { id: lastReservationId }, values: { seats: 12 }, label: 'ADD_SEAT' };
+      return {
+        target: RESERVATIONS,
+        type: 'update',
+        key: { id: lastReservationId },
+        values: { seats: 12 },
+        label: 'ADD_SEAT',
+      };
   }
 }
 
@@ -141,13 +221,31 @@ function nextOperation(step: Step): ICreateBatchOperationRequest & { reservation
     case 'reserve':
       return reserve();
     case 'confirm':
-      return { target: RESERVATIONS, type: 'update', key: { id: pick(held) }, values: { status: 'CONFIRMED' }, label: 'CONFIRM' };
+      return {
+        target: RESERVATIONS,
+        type: 'update',
+        key: { id: pick(held) },
+        values: { status: 'CONFIRMED' },
+        label: 'CONFIRM',
+      };
     case 'cancel':
       return { target: RESERVATIONS, type: 'delete', key: { id: held.shift()! }, label: 'CANCEL' };
     case 'add-seat':
-      return { target: RESERVATIONS, type: 'increment', key: { id: pick(held) }, values: { seats: 1 }, label: 'ADD_SEAT' };
+      return {
+        target: RESERVATIONS,
+        type: 'increment',
+        key: { id: pick(held) },
+        values: { seats: 1 },
+        label: 'ADD_SEAT',
+      };
     case 'take-stock':
-      return { target: INVENTORY, type: 'increment', key: { sku: pick(SKUS) }, values: { stock: -between(1, 3) }, label: 'TAKE_STOCK' };
+      return {
+        target: INVENTORY,
+        type: 'increment',
+        key: { sku: pick(SKUS) },
+        values: { stock: -between(1, 3) },
+        label: 'TAKE_STOCK',
+      };
     case 'restock':
       return restock(pick(SKUS));
     case 'mistake':
@@ -212,9 +310,15 @@ async function rest<T>(baseUrl: string, adminKey: string, method: string, path: 
 
 /** The key of the client `demo`: created with the demo's targets, or, when it exists, a fresh key for it. */
 async function demoClientKey(baseUrl: string, adminKey: string, rate: number): Promise<string> {
-  const clients = await rest<{ id: string; name: string; revokedAt: string | null }[]>(baseUrl, adminKey, 'GET', '/api/clients');
+  const clients = await rest<{ id: string; name: string; revokedAt: string | null }[]>(
+    baseUrl,
+    adminKey,
+    'GET',
+    '/api/clients',
+  );
   const existing = clients.find((c) => c.name === CLIENT_NAME && c.revokedAt === null);
-  if (existing) return (await rest<{ apiKey: string }>(baseUrl, adminKey, 'POST', `/api/clients/${existing.id}/rotate-key`)).apiKey;
+  if (existing)
+    return (await rest<{ apiKey: string }>(baseUrl, adminKey, 'POST', `/api/clients/${existing.id}/rotate-key`)).apiKey;
   const created = await rest<{ apiKey: string }>(baseUrl, adminKey, 'POST', '/api/clients', {
     name: CLIENT_NAME,
     targets: [INVENTORY, RESERVATIONS],
@@ -237,43 +341,61 @@ async function main(): Promise<number> {
   const baseUrl = `http://127.0.0.1:${config.port}`;
   const dashboard = `http://localhost:${config.port}/`;
   if (!config.adminApiKey) {
-    console.error('[demo] BATCH_ADMIN_API_KEY is not set: start the service with one and give the demo the same, e.g.\n' +
-      '         BATCH_ADMIN_API_KEY=local-admin-key npm start      (one terminal)\n' +
-      '         BATCH_ADMIN_API_KEY=local-admin-key npm run demo   (another)');
+    console.error(
+      '[demo] BATCH_ADMIN_API_KEY is not set: start the service with one and give the demo the same, e.g.\n' +
+        '         BATCH_ADMIN_API_KEY=local-admin-key npm start      (one terminal)\n' +
+        '         BATCH_ADMIN_API_KEY=local-admin-key npm run demo   (another)',
+    );
     return 1;
   }
   try {
     await rest(baseUrl, config.adminApiKey, 'GET', '/api/stats');
   } catch (error) {
-    console.error(`[demo] The Batch Service does not answer at ${baseUrl} with this admin key (${(error as Error).message}).\n` +
-      '       Start it first, with the same BATCH_ADMIN_API_KEY: BATCH_ADMIN_API_KEY=<key> npm start');
+    console.error(
+      `[demo] The Batch Service does not answer at ${baseUrl} with this admin key (${(error as Error).message}).\n` +
+        '       Start it first, with the same BATCH_ADMIN_API_KEY: BATCH_ADMIN_API_KEY=<key> npm start',
+    );
     return 1;
   }
 
   nextReservationId = await createDemoTables(config);
   const apiKey = await demoClientKey(baseUrl, config.adminApiKey, rate);
   const tally = new Tally();
-  const events = new SettledEventsConsumer({ url: config.rmq.url, exchange: config.rmq.eventsExchange, client: CLIENT_NAME });
+  const events = new SettledEventsConsumer({
+    url: config.rmq.url,
+    exchange: config.rmq.eventsExchange,
+    client: CLIENT_NAME,
+  });
   await events.start((event) => event.operations.forEach((operation) => tally.onSettled(operation)));
   const rpc = new BatchServiceClient({ url: config.rmq.url, queue: config.rmq.queue, apiKey });
 
   const send = (operations: (ICreateBatchOperationRequest & { reservationId?: number })[]): Promise<void> => {
     tally.inFlight += operations.length;
-    const requests = operations.map(({ reservationId, ...operation }) => ({ operation, reservationId: reservationId ?? 0 }));
-    const call = requests.length === 1
-      ? rpc.createOperation(requests[0].operation).then((created) => [created])
-      : rpc.createOperations(requests.map((r) => r.operation)).then((created) => created.operations);
-    return call.then(
-      (created) => created.forEach((c, i) => tally.onCreated(c.id, requests[i].reservationId)),
-      (error: Error & { code?: string }) => {
-        tally.rejected += operations.length;
-        tally.lastRejection = `${error.code ?? 'ERROR'}: ${error.message}`;
-      },
-    ).finally(() => (tally.inFlight -= operations.length));
+    const requests = operations.map(({ reservationId, ...operation }) => ({
+      operation,
+      reservationId: reservationId ?? 0,
+    }));
+    const call =
+      requests.length === 1
+        ? rpc.createOperation(requests[0].operation).then((created) => [created])
+        : rpc.createOperations(requests.map((r) => r.operation)).then((created) => created.operations);
+    return call
+      .then(
+        (created) => created.forEach((c, i) => tally.onCreated(c.id, requests[i].reservationId)),
+        (error: Error & { code?: string }) => {
+          tally.rejected += operations.length;
+          tally.lastRejection = `${error.code ?? 'ERROR'}: ${error.message}`;
+        },
+      )
+      .finally(() => (tally.inFlight -= operations.length));
   };
 
-  console.log(`[demo] Sending about ${rate} operations/s for ${durationSeconds} s as client "${CLIENT_NAME}" to ${INVENTORY} and ${RESERVATIONS}.`);
-  console.log(`[demo] Watch them on the dashboard: ${dashboard}  (API key: the BATCH_ADMIN_API_KEY you started the service with)`);
+  console.log(
+    `[demo] Sending about ${rate} operations/s for ${durationSeconds} s as client "${CLIENT_NAME}" to ${INVENTORY} and ${RESERVATIONS}.`,
+  );
+  console.log(
+    `[demo] Watch them on the dashboard: ${dashboard}  (API key: the BATCH_ADMIN_API_KEY you started the service with)`,
+  );
   let stopping = false;
   process.once('SIGINT', () => {
     stopping = true;
@@ -286,7 +408,8 @@ async function main(): Promise<number> {
   let nextLine = started + 1000;
   while (!stopping && Date.now() - started < durationSeconds * 1000) {
     const due = Math.floor(((Date.now() - started) / 1000) * rate) + SKUS.length;
-    for (; planned < due && tally.inFlight < MAX_IN_FLIGHT; planned++) requests.push(send([nextOperation(PLAN[planned % PLAN.length])]));
+    for (; planned < due && tally.inFlight < MAX_IN_FLIGHT; planned++)
+      requests.push(send([nextOperation(PLAN[planned % PLAN.length])]));
     if (Date.now() >= nextLine) {
       console.log(line(Date.now() - started, tally));
       nextLine += 1000;
@@ -306,9 +429,16 @@ async function main(): Promise<number> {
   await rpc.close();
   await events.stop();
 
-  console.log(`[demo] Done: sent ${tally.sent}, settled ${tally.settled} (${tally.settled - tally.failed} completed, ${tally.failed} failed), rejected ${tally.rejected}.`);
-  console.log(`[demo] The failed ones are on the dashboard with their database errors, each with a Retry button: ${dashboard}`);
-  if (tally.unsettled > 0) console.error(`[demo] ${tally.unsettled} operations were not notified within ${DRAIN_TIMEOUT_MS / 1000} s after the last send.`);
+  console.log(
+    `[demo] Done: sent ${tally.sent}, settled ${tally.settled} (${tally.settled - tally.failed} completed, ${tally.failed} failed), rejected ${tally.rejected}.`,
+  );
+  console.log(
+    `[demo] The failed ones are on the dashboard with their database errors, each with a Retry button: ${dashboard}`,
+  );
+  if (tally.unsettled > 0)
+    console.error(
+      `[demo] ${tally.unsettled} operations were not notified within ${DRAIN_TIMEOUT_MS / 1000} s after the last send.`,
+    );
   return tally.unsettled === 0 && tally.rejected === 0 ? 0 : 1;
 }
 

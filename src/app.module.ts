@@ -12,7 +12,16 @@ import { OperationRpcController } from './controllers/operation-rpc.controller';
 import { OperationController } from './controllers/operation.controller';
 import { StatsController } from './controllers/stats.controller';
 import { TargetController } from './controllers/target.controller';
-import { BackOffPolicy, ChunkListener, ChunkListeners, ItemProcessor, ItemReader, ItemWriter, RetryPolicy, SkipPolicy } from './interfaces/chunk.interfaces';
+import {
+  BackOffPolicy,
+  ChunkListener,
+  ChunkListeners,
+  ItemProcessor,
+  ItemReader,
+  ItemWriter,
+  RetryPolicy,
+  SkipPolicy,
+} from './interfaces/chunk.interfaces';
 import { LoggingChunkListener, OutboxWakeupListener } from './services/chunk-listeners';
 import { CatalogService } from './services/catalog.service';
 import { ChunkProcessor } from './services/chunk-processor.service';
@@ -46,8 +55,22 @@ export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [TypeOrmModule.forRoot(dataSourceOptions(config)), LoggerModule.forRoot(loggerParams(config)), TerminusModule],
-      controllers: [OperationController, OperationRpcController, ExecutionController, TargetController, StatsController, ClientController, DashboardController, HealthController, MetricsController],
+      imports: [
+        TypeOrmModule.forRoot(dataSourceOptions(config)),
+        LoggerModule.forRoot(loggerParams(config)),
+        TerminusModule,
+      ],
+      controllers: [
+        OperationController,
+        OperationRpcController,
+        ExecutionController,
+        TargetController,
+        StatsController,
+        ClientController,
+        DashboardController,
+        HealthController,
+        MetricsController,
+      ],
       providers: [
         { provide: AppConfig, useValue: config },
         { provide: APP_GUARD, useClass: AuthGuard },

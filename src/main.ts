@@ -56,7 +56,9 @@ function readConfig(): AppConfig {
 async function bootstrap(): Promise<void> {
   // A reply published while the broker goes away rejects inside @nestjs/microservices, where nobody awaits it;
   // the request is redelivered and answered again, so such a rejection is logged, not fatal.
-  process.on('unhandledRejection', (reason) => logger.error(`unhandled rejection: ${reason instanceof Error ? reason.message : String(reason)}`));
+  process.on('unhandledRejection', (reason) =>
+    logger.error(`unhandled rejection: ${reason instanceof Error ? reason.message : String(reason)}`),
+  );
   const config = readConfig();
   const releaseMigrationLock = await prepareMigrations(config.db);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
@@ -73,12 +75,20 @@ async function bootstrap(): Promise<void> {
 
   const swagger = new DocumentBuilder()
     .setTitle('Batch Service')
-    .setDescription('Aggregates many small database writes into few large, transactional ones. See the README for the RPC contract.')
+    .setDescription(
+      'Aggregates many small database writes into few large, transactional ones. See the README for the RPC contract.',
+    )
     .setVersion('1')
-    .addApiKey({ type: 'apiKey', name: 'x-api-key', in: 'header', description: 'the client\'s API key' }, 'api-key')
-    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'the client\'s API key as a bearer token, instead of x-api-key' })
+    .addApiKey({ type: 'apiKey', name: 'x-api-key', in: 'header', description: "the client's API key" }, 'api-key')
+    .addBearerAuth({
+      type: 'http',
+      scheme: 'bearer',
+      description: "the client's API key as a bearer token, instead of x-api-key",
+    })
     .build();
-  SwaggerModule.setup('api/docs', app, () => SwaggerModule.createDocument(app, swagger), { jsonDocumentUrl: 'api/docs-json' });
+  SwaggerModule.setup('api/docs', app, () => SwaggerModule.createDocument(app, swagger), {
+    jsonDocumentUrl: 'api/docs-json',
+  });
 
   if (config.role !== 'worker') {
     const server = new RpcServer(

@@ -15,12 +15,20 @@ export class BatchServiceClientModule {
     };
   }
 
-  static registerAsync(options: { imports?: DynamicModule['imports']; inject?: never[]; useFactory: (...args: never[]) => BatchServiceClientOptions | Promise<BatchServiceClientOptions> }): DynamicModule {
+  static registerAsync(options: {
+    imports?: DynamicModule['imports'];
+    inject?: never[];
+    useFactory: (...args: never[]) => BatchServiceClientOptions | Promise<BatchServiceClientOptions>;
+  }): DynamicModule {
     return {
       module: BatchServiceClientModule,
       imports: options.imports ?? [],
       providers: [
-        { provide: BatchServiceClient, inject: options.inject ?? [], useFactory: async (...args: never[]) => new BatchServiceClient(await options.useFactory(...args)) },
+        {
+          provide: BatchServiceClient,
+          inject: options.inject ?? [],
+          useFactory: async (...args: never[]) => new BatchServiceClient(await options.useFactory(...args)),
+        },
       ],
       exports: [BatchServiceClient],
     };

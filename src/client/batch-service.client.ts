@@ -79,16 +79,21 @@ export class BatchServiceClient implements OnModuleDestroy {
   }
 
   private async call<T>(pattern: string, data: unknown): Promise<T> {
-    const record = new RmqRecordBuilder(data).setOptions({ headers: { 'x-api-key': this.options.apiKey }, persistent: true }).build();
+    const record = new RmqRecordBuilder(data)
+      .setOptions({ headers: { 'x-api-key': this.options.apiKey }, persistent: true })
+      .build();
     try {
       return await firstValueFrom(this.proxy.send<T>(pattern, record).pipe(timeout(this.timeoutMs)));
     } catch (error) {
       const body = error as Partial<IBatchErrorResponse> & { name?: string; message?: string; err?: Error };
-      if (body?.status === 'error' && body.code) throw new BatchServiceError(body.code, body.message ?? body.code, body.details);
-      if (body?.name === 'TimeoutError') throw new BatchServiceError('TIMEOUT', `No answer to ${pattern} within ${this.timeoutMs} ms`);
+      if (body?.status === 'error' && body.code)
+        throw new BatchServiceError(body.code, body.message ?? body.code, body.details);
+      if (body?.name === 'TimeoutError')
+        throw new BatchServiceError('TIMEOUT', `No answer to ${pattern} within ${this.timeoutMs} ms`);
       // amqp-connection-manager reports a lost connection as {err}, amqplib as "channel closed"
       const lost = body?.err ?? (body?.message === 'channel closed' ? (error as Error) : null);
-      if (lost) throw new BatchServiceError('DISCONNECTED', `Broker connection lost during ${pattern}: ${lost.message}`);
+      if (lost)
+        throw new BatchServiceError('DISCONNECTED', `Broker connection lost during ${pattern}: ${lost.message}`);
       throw error;
     }
   }

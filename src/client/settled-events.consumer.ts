@@ -40,7 +40,10 @@ export class SettledEventsConsumer {
     this.channel = this.connection.createChannel({
       setup: async (channel: ConfirmChannel) => {
         await channel.assertExchange(exchange, 'topic', { durable: true });
-        const { queue: name } = await channel.assertQueue(queue ?? '', queue ? { durable: true } : { exclusive: true, autoDelete: true });
+        const { queue: name } = await channel.assertQueue(
+          queue ?? '',
+          queue ? { durable: true } : { exclusive: true, autoDelete: true },
+        );
         await channel.bindQueue(name, exchange, SETTLED_ROUTING_KEY_PREFIX + client);
         await channel.prefetch(this.options.prefetch ?? 100);
         await channel.consume(name, (message: ConsumeMessage | null) => {

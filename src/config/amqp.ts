@@ -26,7 +26,9 @@ export function connectAmqp(urls: string[]): AmqpConnectionManager {
  * connection the manager opens, reconnections included.
  */
 export function coalesceFrameWrites(manager: AmqpConnectionManager): AmqpConnectionManager {
-  manager.on('connect', ({ connection }) => corkEachTurn((connection as unknown as { connection: { stream: Socket } }).connection.stream));
+  manager.on('connect', ({ connection }) =>
+    corkEachTurn((connection as unknown as { connection: { stream: Socket } }).connection.stream),
+  );
   return manager;
 }
 

@@ -63,7 +63,8 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
 
 function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
   const value = text(env, name, fallback);
-  if (!allowed.includes(value as T)) throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${value}"`);
+  if (!allowed.includes(value as T))
+    throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${value}"`);
   return value as T;
 }
 
@@ -75,13 +76,15 @@ function url(env: Env, name: string, fallback: string, protocols: string[]): str
   } catch {
     throw new ConfigError(name, `must be a URL, got "${value}"`);
   }
-  if (!protocols.includes(parsed.protocol)) throw new ConfigError(name, `must use ${protocols.join(' or ')}, got "${value}"`);
+  if (!protocols.includes(parsed.protocol))
+    throw new ConfigError(name, `must use ${protocols.join(' or ')}, got "${value}"`);
   return value;
 }
 
 function name(env: Env, variable: string, fallback: string): string {
   const value = text(env, variable, fallback);
-  if (!/^[A-Za-z0-9_.:-]{1,200}$/.test(value)) throw new ConfigError(variable, `must be 1..200 letters, digits or _.:-, got "${value}"`);
+  if (!/^[A-Za-z0-9_.:-]{1,200}$/.test(value))
+    throw new ConfigError(variable, `must be 1..200 letters, digits or _.:-, got "${value}"`);
   return value;
 }
 
@@ -96,12 +99,19 @@ export function loadConfig(env: Env = process.env): AppConfig {
   if (adminApiKey !== undefined && production && !isStrong(adminApiKey)) {
     throw new ConfigError('BATCH_ADMIN_API_KEY', `is too weak for NODE_ENV=production: ${STRONG}`);
   }
-  if (adminApiKey !== undefined && adminApiKey.length < 8) throw new ConfigError('BATCH_ADMIN_API_KEY', 'must be at least 8 characters');
-  const targetSchemas = text(env, 'BATCH_TARGET_SCHEMAS', 'public').split(',').map((s) => s.trim()).filter(Boolean);
+  if (adminApiKey !== undefined && adminApiKey.length < 8)
+    throw new ConfigError('BATCH_ADMIN_API_KEY', 'must be at least 8 characters');
+  const targetSchemas = text(env, 'BATCH_TARGET_SCHEMAS', 'public')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const schema of targetSchemas) {
-    if (!/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/.test(schema)) throw new ConfigError('BATCH_TARGET_SCHEMAS', `has an invalid schema name "${schema}"`);
-    if (schema === 'batch') throw new ConfigError('BATCH_TARGET_SCHEMAS', 'must not include the service\'s own schema "batch"');
-    if (/^(pg_|information_schema$)/i.test(schema)) throw new ConfigError('BATCH_TARGET_SCHEMAS', `must not include the system schema "${schema}"`);
+    if (!/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/.test(schema))
+      throw new ConfigError('BATCH_TARGET_SCHEMAS', `has an invalid schema name "${schema}"`);
+    if (schema === 'batch')
+      throw new ConfigError('BATCH_TARGET_SCHEMAS', 'must not include the service\'s own schema "batch"');
+    if (/^(pg_|information_schema$)/i.test(schema))
+      throw new ConfigError('BATCH_TARGET_SCHEMAS', `must not include the system schema "${schema}"`);
   }
   if (targetSchemas.length === 0) throw new ConfigError('BATCH_TARGET_SCHEMAS', 'must name at least one schema');
 
@@ -140,7 +150,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
     outboxIntervalMs: integer(env, 'BATCH_OUTBOX_INTERVAL', 100, 1, 3_600_000),
     limits: {
       maxMessageBytes: integer(env, 'BATCH_MAX_MESSAGE_BYTES', 5 * 1024 * 1024, 1024, 512 * 1024 * 1024),
-      defaultRateLimitPerSecond: env.BATCH_DEFAULT_RATE_LIMIT ? integer(env, 'BATCH_DEFAULT_RATE_LIMIT', 0, 1, 10_000_000) : null,
+      defaultRateLimitPerSecond: env.BATCH_DEFAULT_RATE_LIMIT
+        ? integer(env, 'BATCH_DEFAULT_RATE_LIMIT', 0, 1, 10_000_000)
+        : null,
       notBeforeMaxDays: integer(env, 'BATCH_NOT_BEFORE_MAX_DAYS', 365, 1, 36_500),
     },
     retention: {

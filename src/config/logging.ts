@@ -65,7 +65,8 @@ export function loggerParams(config: AppConfig): Params {
       quietReqLogger: true,
       customAttributeKeys: { reqId: 'requestId' },
       customLogLevel: (req, res, error) => httpLogLevel(urlOf(req), res.statusCode, error),
-      customSuccessMessage: (req, res, responseTime) => `${req.method} ${urlOf(req)} ${res.statusCode} in ${responseTime} ms`,
+      customSuccessMessage: (req, res, responseTime) =>
+        `${req.method} ${urlOf(req)} ${res.statusCode} in ${responseTime} ms`,
       customErrorMessage: (req, res, error) => `${req.method} ${urlOf(req)} ${res.statusCode}: ${error.message}`,
       serializers: {
         req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url }),

@@ -1,10 +1,4 @@
-import {
-  CanActivate,
-  createParamDecorator,
-  ExecutionContext,
-  Injectable,
-  SetMetadata,
-} from '@nestjs/common';
+import { CanActivate, createParamDecorator, ExecutionContext, Injectable, SetMetadata } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { RmqContext } from '@nestjs/microservices';
 import type { Request } from 'express';
@@ -24,7 +18,10 @@ export const AdminOnly = () => SetMetadata(ADMIN, true);
 
 /** The authenticated client of the request. */
 export const Caller = createParamDecorator((_: unknown, context: ExecutionContext): AuthenticatedClient => {
-  const holder = context.getType() === 'rpc' ? context.switchToRpc().getContext<RmqContext>() : context.switchToHttp().getRequest<Request>();
+  const holder =
+    context.getType() === 'rpc'
+      ? context.switchToRpc().getContext<RmqContext>()
+      : context.switchToHttp().getRequest<Request>();
   const client = CALLERS.get(holder);
   if (!client) throw new BatchError('UNAUTHENTICATED', 'Missing or invalid API key');
   return client;
@@ -62,7 +59,8 @@ export class AuthGuard implements CanActivate {
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    if (context.getType() === 'rpc') return this.admitRpc(context.switchToRpc().getContext<RmqContext>(), context.switchToRpc().getData());
+    if (context.getType() === 'rpc')
+      return this.admitRpc(context.switchToRpc().getContext<RmqContext>(), context.switchToRpc().getData());
     if (context.getType() !== 'http') return true;
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC, targets)) return true;

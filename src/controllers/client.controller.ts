@@ -1,5 +1,13 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post } from '@nestjs/common';
-import { ApiBearerAuth, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import {
+  ApiBearerAuth,
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiSecurity,
+  ApiTags,
+} from '@nestjs/swagger';
 import { ClientEntity } from '../entities';
 import { ClientService } from '../services/client.service';
 import { AdminOnly } from './auth';
@@ -31,7 +39,7 @@ export class ClientController {
   }
 
   @Patch(':id')
-  @ApiOperation({ summary: 'Change a client\'s targets, admin flag or rate limit; from its next request on' })
+  @ApiOperation({ summary: "Change a client's targets, admin flag or rate limit; from its next request on" })
   @ApiOkResponse({ type: ClientResponseDto })
   @ApiErrors(400, 404)
   async update(@Param() { id }: ClientIdDto, @Body() dto: ClientUpdateDto): Promise<ClientResponseDto> {
@@ -40,7 +48,7 @@ export class ClientController {
 
   @Post(':id/rotate-key')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Replace the client\'s key; the old one stops working at once' })
+  @ApiOperation({ summary: "Replace the client's key; the old one stops working at once" })
   @ApiOkResponse({ type: ClientKeyDto })
   @ApiErrors(404)
   rotateKey(@Param() { id }: ClientIdDto): Promise<ClientKeyDto> {

@@ -13,9 +13,17 @@ import { setRpcOutcome } from './rpc-server';
  */
 export function validationFailed(errors: ValidationError[]): BatchError {
   const problems = flatten(errors);
-  const message = problems.map((p) => `${p.field}: ${p.message}`).join('; ').slice(0, 2000) || 'Invalid request';
-  const tooMany = errors.some((e) => e.property === 'operations' && Array.isArray(e.value) && e.value.length > MAX_BULK_OPERATIONS);
-  return new BatchError(tooMany ? 'PAYLOAD_TOO_LARGE' : 'VALIDATION_FAILED', message, { problems: problems.slice(0, 100) });
+  const message =
+    problems
+      .map((p) => `${p.field}: ${p.message}`)
+      .join('; ')
+      .slice(0, 2000) || 'Invalid request';
+  const tooMany = errors.some(
+    (e) => e.property === 'operations' && Array.isArray(e.value) && e.value.length > MAX_BULK_OPERATIONS,
+  );
+  return new BatchError(tooMany ? 'PAYLOAD_TOO_LARGE' : 'VALIDATION_FAILED', message, {
+    problems: problems.slice(0, 100),
+  });
 }
 
 function flatten(errors: ValidationError[], prefix = ''): { field: string; message: string }[] {
@@ -44,7 +52,8 @@ export class BatchErrorFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): Observable<never> | void {
     const error = this.toBatchError(exception);
-    if (error.code === 'INTERNAL') this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
+    if (error.code === 'INTERNAL')
+      this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
     if (host.getType() === 'rpc') {
       setRpcOutcome(host.switchToRpc().getContext<RmqContext>(), error.code);
       return throwError(() => error.toResponse());

@@ -16,7 +16,9 @@ export class ExecutionController {
   constructor(private readonly executions: ExecutionService) {}
 
   @Get()
-  @ApiOperation({ summary: 'Batch runs, newest first, with their counters (a client sees those that settled its operations)' })
+  @ApiOperation({
+    summary: 'Batch runs, newest first, with their counters (a client sees those that settled its operations)',
+  })
   @ApiOkResponse({ type: ExecutionListDto })
   @ApiErrors(400)
   list(@Caller() client: AuthenticatedClient, @Query() query: ExecutionListQueryDto): Promise<ExecutionListDto> {

@@ -2,7 +2,12 @@ import { Controller, Get, Res, ServiceUnavailableException } from '@nestjs/commo
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckResult, HealthCheckService } from '@nestjs/terminus';
 import type { Response } from 'express';
-import { BrokerHealthIndicator, DatabaseHealthIndicator, RedisHealthIndicator, withOptionalIndicator } from '../services/health-indicators';
+import {
+  BrokerHealthIndicator,
+  DatabaseHealthIndicator,
+  RedisHealthIndicator,
+  withOptionalIndicator,
+} from '../services/health-indicators';
 import { Public } from './auth';
 
 /** Readiness and liveness probes, in terminus' format; no API key needed. */

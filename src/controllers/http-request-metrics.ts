@@ -11,7 +11,9 @@ export function routeOf(request: Pick<Request, 'baseUrl'> & { route?: { path?: u
 export function httpRequestMetrics(metrics: Metrics) {
   return (request: Request, response: Response, next: NextFunction): void => {
     const end = metrics.httpDuration.startTimer();
-    response.once('finish', () => end({ method: request.method, route: routeOf(request), code: String(response.statusCode) }));
+    response.once('finish', () =>
+      end({ method: request.method, route: routeOf(request), code: String(response.statusCode) }),
+    );
     next();
   };
 }

@@ -18,7 +18,11 @@ export class OperationRpcController {
   constructor(private readonly operations: OperationService) {}
 
   @MessagePattern(BATCH_PATTERNS.createOperation)
-  create(@Caller() client: AuthenticatedClient, @Payload() dto: OperationCreateDto, @Ctx() context: RmqContext): Promise<ICreateBatchOperationResponse> {
+  create(
+    @Caller() client: AuthenticatedClient,
+    @Payload() dto: OperationCreateDto,
+    @Ctx() context: RmqContext,
+  ): Promise<ICreateBatchOperationResponse> {
     return this.operations.create(client, dto, rpcRequestId(context));
   }
 
@@ -37,7 +41,10 @@ export class OperationRpcController {
   }
 
   @MessagePattern(BATCH_PATTERNS.cancelOperation)
-  cancel(@Caller() client: AuthenticatedClient, @Payload() { id }: OperationIdDto): Promise<IGetBatchOperationResponse> {
+  cancel(
+    @Caller() client: AuthenticatedClient,
+    @Payload() { id }: OperationIdDto,
+  ): Promise<IGetBatchOperationResponse> {
     return this.operations.cancel(client, id);
   }
 }

@@ -35,7 +35,10 @@ export class OperationController {
   @ApiOperation({ summary: 'Create 1..1000 operations, all or none (as createOperations)' })
   @ApiCreatedResponse({ type: OperationsCreatedDto })
   @ApiErrors(400, 403, 413, 429)
-  async createMany(@Caller() client: AuthenticatedClient, @Body() dto: OperationsCreateDto): Promise<OperationsCreatedDto> {
+  async createMany(
+    @Caller() client: AuthenticatedClient,
+    @Body() dto: OperationsCreateDto,
+  ): Promise<OperationsCreatedDto> {
     return { operations: await this.operations.createMany(client, dto.operations) };
   }
 

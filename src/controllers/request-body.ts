@@ -40,7 +40,8 @@ export function nestingOver(text: string, limit: number): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x7b || c === 0x5b) {
@@ -65,7 +66,12 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
 export function readRpcRequest(content: Buffer, maxBytes: number): RpcRequest | { problem: BatchError } {
   const refuse = (message: string) => ({ problem: new BatchError('VALIDATION_FAILED', message) });
   if (content.length > maxBytes) {
-    return { problem: new BatchError('PAYLOAD_TOO_LARGE', `Message of ${content.length} bytes is over the limit of ${maxBytes}`) };
+    return {
+      problem: new BatchError(
+        'PAYLOAD_TOO_LARGE',
+        `Message of ${content.length} bytes is over the limit of ${maxBytes}`,
+      ),
+    };
   }
   let text: string;
   try {
@@ -73,16 +79,19 @@ export function readRpcRequest(content: Buffer, maxBytes: number): RpcRequest | 
   } catch {
     return refuse('The message is not UTF-8 text');
   }
-  if (nestingOver(text, MAX_PAYLOAD_DEPTH)) return refuse(`The message is nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
+  if (nestingOver(text, MAX_PAYLOAD_DEPTH))
+    return refuse(`The message is nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
     return refuse('The message is not JSON');
   }
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) return refuse('The message must be a JSON object {"pattern", "id", "data"}');
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    return refuse('The message must be a JSON object {"pattern", "id", "data"}');
   const { pattern, id, data } = body as Record<string, unknown>;
-  if (typeof pattern !== 'string' || pattern.length === 0 || pattern.length > 100) return refuse('The message needs a string "pattern" (1..100 characters)');
+  if (typeof pattern !== 'string' || pattern.length === 0 || pattern.length > 100)
+    return refuse('The message needs a string "pattern" (1..100 characters)');
   if (typeof id !== 'string' || id.length === 0 || id.length > 200 || id.includes('\u0000')) {
     return refuse('The message needs a string "id" (1..200 characters, no NUL), unique per request');
   }
@@ -93,7 +102,8 @@ export function readRpcRequest(content: Buffer, maxBytes: number): RpcRequest | 
 
 /** Body parser `verify` hook for REST: JSON text nested too deep is refused before it is parsed. */
 export function refuseDeepNesting(_request: unknown, _response: unknown, body: Buffer): void {
-  if (nestingOver(body.toString(), MAX_PAYLOAD_DEPTH)) throw new BatchError('VALIDATION_FAILED', `The body is nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
+  if (nestingOver(body.toString(), MAX_PAYLOAD_DEPTH))
+    throw new BatchError('VALIDATION_FAILED', `The body is nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
 }
 
 /** Express middleware after the body parser: a REST body is held to what payloadProblem() asks of every request. */

@@ -27,7 +27,10 @@ export function deadLetterQueue(queue: string): string {
 }
 
 /** The dead-letter queue keeps the newest messages only, so a flood of garbage cannot fill the broker. */
-const DEAD_LETTER_OPTIONS = { durable: true, arguments: { 'x-max-length': 10_000, 'x-max-length-bytes': 256 * 1024 * 1024, 'x-overflow': 'drop-head' } };
+const DEAD_LETTER_OPTIONS = {
+  durable: true,
+  arguments: { 'x-max-length': 10_000, 'x-max-length-bytes': 256 * 1024 * 1024, 'x-overflow': 'drop-head' },
+};
 
 /**
  * The RPC transport: NestJS's RMQ server, with each message read by the service itself, so that every message taken
@@ -67,18 +70,27 @@ export class RpcServer extends ServerRMQ {
     const read = readRpcRequest(message.content, this.settings.maxMessageBytes);
     const handler = 'problem' in read ? null : this.getHandlerByPattern(read.pattern);
     if ('problem' in read || !handler) {
-      const problem = 'problem' in read ? read.problem : new BatchError('VALIDATION_FAILED', `Unknown pattern ${JSON.stringify(read.pattern.slice(0, 100))}`);
+      const problem =
+        'problem' in read
+          ? read.problem
+          : new BatchError('VALIDATION_FAILED', `Unknown pattern ${JSON.stringify(read.pattern.slice(0, 100))}`);
       return this.refuse(message, channel, problem, 'problem' in read ? undefined : read.id);
     }
     REQUESTS.set(message, read);
     const context = new RmqContext([message, channel, read.pattern]);
     const correlationId: unknown = message.properties.correlationId;
-    const fields = { requestId: read.id, correlationId: typeof correlationId === 'string' ? correlationId : undefined, pattern: read.pattern };
+    const fields = {
+      requestId: read.id,
+      correlationId: typeof correlationId === 'string' ? correlationId : undefined,
+      pattern: read.pattern,
+    };
     return withLogFields(fields, async () => {
       const end = this.metrics.rpcDuration.startTimer({ pattern: read.pattern });
       try {
         const response$ = this.transformToObservable(await handler(read.data, context));
-        this.send(response$, (reply) => this.sendMessage({ id: read.id, ...reply }, message.properties.replyTo, correlationId as string, context));
+        this.send(response$, (reply) =>
+          this.sendMessage({ id: read.id, ...reply }, message.properties.replyTo, correlationId as string, context),
+        );
       } finally {
         acknowledge(channel, message);
         const outcome = OUTCOMES.get(message) ?? 'OK';

@@ -7,7 +7,8 @@ import { ApiErrors } from './dto/error.dto';
 
 class TargetCountDto {
   @ApiProperty() target: string;
-  @ApiProperty({ enum: ['PENDING', 'COMPLETED', 'FAILED', 'CANCELLED'] }) status: 'PENDING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
+  @ApiProperty({ enum: ['PENDING', 'COMPLETED', 'FAILED', 'CANCELLED'] }) status:
+    'PENDING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
   @ApiProperty() count: number;
 }
 
@@ -21,8 +22,10 @@ class StatsDto implements QueueStats {
   @ApiProperty({ example: { PENDING: 3, COMPLETED: 1200, FAILED: 2, CANCELLED: 0 } }) byStatus: QueueStats['byStatus'];
   @ApiProperty({ type: [TargetCountDto] }) byTarget: TargetCountDto[];
   @ApiProperty({ description: 'age in seconds of the oldest due PENDING operation' }) oldestPendingAgeSeconds: number;
-  @ApiProperty({ type: [ThroughputDto], description: 'settled per minute, last 15 minutes' }) throughput: ThroughputDto[];
-  @ApiProperty({ description: 'notifications not yet confirmed by the broker (admin only; 0 for clients)' }) outboxBacklog: number;
+  @ApiProperty({ type: [ThroughputDto], description: 'settled per minute, last 15 minutes' })
+  throughput: ThroughputDto[];
+  @ApiProperty({ description: 'notifications not yet confirmed by the broker (admin only; 0 for clients)' })
+  outboxBacklog: number;
 }
 
 @ApiTags('stats')

@@ -35,7 +35,12 @@ export class TargetController {
       .filter((t) => client.mayWrite(t.name))
       .map((t) => ({
         name: t.name,
-        columns: [...t.columns.values()].map((c) => ({ name: c.name, type: c.sqlType, nullable: !c.notNull, hasDefault: c.hasDefault })),
+        columns: [...t.columns.values()].map((c) => ({
+          name: c.name,
+          type: c.sqlType,
+          nullable: !c.notNull,
+          hasDefault: c.hasDefault,
+        })),
         primaryKey: t.primaryKey,
         uniqueKeys: t.uniqueKeys,
       }));

@@ -26,10 +26,16 @@ export class RequestValidationPipe extends ValidationPipe {
     const rows: Row[] = [];
     try {
       const field = setRowsAside(value, [], rows);
-      if (field !== null) throw new BatchError('VALIDATION_FAILED', `${field}: property should not exist`, { problems: [{ field, message: 'property should not exist' }] });
+      if (field !== null)
+        throw new BatchError('VALIDATION_FAILED', `${field}: property should not exist`, {
+          problems: [{ field, message: 'property should not exist' }],
+        });
       const dto = await super.transform(value, metadata);
       for (const { path, field, row } of rows) {
-        const holder = path.reduce<unknown>((object, key) => (object as Record<string, unknown> | undefined)?.[key], dto);
+        const holder = path.reduce<unknown>(
+          (object, key) => (object as Record<string, unknown> | undefined)?.[key],
+          dto,
+        );
         if (holder !== null && typeof holder === 'object') (holder as Record<string, unknown>)[field] = row;
       }
       return dto;
@@ -50,7 +56,13 @@ function setRowsAside(value: unknown, path: string[], rows: Row[]): string | nul
   const holder = value as Record<string, unknown>;
   for (const [name, child] of Object.entries(holder)) {
     if (RESERVED_FIELDS.has(name)) return [...path, name].join('.');
-    if (ROWS.has(name) && !Array.isArray(holder) && child !== null && typeof child === 'object' && !Array.isArray(child)) {
+    if (
+      ROWS.has(name) &&
+      !Array.isArray(holder) &&
+      child !== null &&
+      typeof child === 'object' &&
+      !Array.isArray(child)
+    ) {
       rows.push({ path, holder, field: name, row: child });
       holder[name] = {};
       continue;

@@ -80,9 +80,15 @@ export class InitialSchema1763700000000 implements MigrationInterface {
         settled_at timestamptz
       )`);
     // The claim: pending rows in order of application; small because settled rows leave it.
-    await db.query(`CREATE INDEX operations_pending ON batch.operations (priority DESC, id) INCLUDE (target, not_before) WHERE status = 'PENDING'`);
-    await db.query(`CREATE UNIQUE INDEX operations_idempotency_key ON batch.operations (client_id, idempotency_key) WHERE idempotency_key IS NOT NULL`);
-    await db.query(`CREATE UNIQUE INDEX operations_request_key ON batch.operations (client_id, request_key) WHERE request_key IS NOT NULL`);
+    await db.query(
+      `CREATE INDEX operations_pending ON batch.operations (priority DESC, id) INCLUDE (target, not_before) WHERE status = 'PENDING'`,
+    );
+    await db.query(
+      `CREATE UNIQUE INDEX operations_idempotency_key ON batch.operations (client_id, idempotency_key) WHERE idempotency_key IS NOT NULL`,
+    );
+    await db.query(
+      `CREATE UNIQUE INDEX operations_request_key ON batch.operations (client_id, request_key) WHERE request_key IS NOT NULL`,
+    );
     await db.query(`CREATE INDEX operations_client ON batch.operations (client_id, id DESC)`);
     await db.query(`CREATE INDEX operations_status ON batch.operations (status, id DESC)`);
     await db.query(`

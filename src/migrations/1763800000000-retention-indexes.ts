@@ -9,13 +9,17 @@ export class RetentionIndexes1763800000000 implements MigrationInterface {
     await db.query(`CREATE INDEX outbox_sent ON batch.outbox (sent_at) WHERE sent_at IS NOT NULL`);
     await db.query(`CREATE INDEX executions_ended ON batch.executions (ended_at)`);
     // The queue table churns: vacuum it often so that the claim's partial index stays small.
-    await db.query(`ALTER TABLE batch.operations SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_analyze_scale_factor = 0.02)`);
+    await db.query(
+      `ALTER TABLE batch.operations SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_analyze_scale_factor = 0.02)`,
+    );
     await db.query(`ALTER TABLE batch.outbox SET (autovacuum_vacuum_scale_factor = 0.01)`);
   }
 
   async down(db: QueryRunner): Promise<void> {
     await db.query(`ALTER TABLE batch.outbox RESET (autovacuum_vacuum_scale_factor)`);
-    await db.query(`ALTER TABLE batch.operations RESET (autovacuum_vacuum_scale_factor, autovacuum_analyze_scale_factor)`);
+    await db.query(
+      `ALTER TABLE batch.operations RESET (autovacuum_vacuum_scale_factor, autovacuum_analyze_scale_factor)`,
+    );
     await db.query(`DROP INDEX batch.executions_ended`);
     await db.query(`DROP INDEX batch.outbox_sent`);
     await db.query(`DROP INDEX batch.operations_settled`);

@@ -14,12 +14,16 @@ export class ClientsNeverDeleted1764100000000 implements MigrationInterface {
       BEGIN
         RAISE EXCEPTION 'batch.clients rows are revoked (revoked_at), never deleted: operations refer to them';
       END $$`);
-    await db.query(`CREATE TRIGGER clients_never_deleted BEFORE DELETE OR TRUNCATE ON batch.clients FOR EACH STATEMENT EXECUTE FUNCTION batch.clients_are_revoked_not_deleted()`);
+    await db.query(
+      `CREATE TRIGGER clients_never_deleted BEFORE DELETE OR TRUNCATE ON batch.clients FOR EACH STATEMENT EXECUTE FUNCTION batch.clients_are_revoked_not_deleted()`,
+    );
     await db.query(`ALTER TABLE batch.operations DROP CONSTRAINT operations_client_id_fkey`);
   }
 
   async down(db: QueryRunner): Promise<void> {
-    await db.query(`ALTER TABLE batch.operations ADD CONSTRAINT operations_client_id_fkey FOREIGN KEY (client_id) REFERENCES batch.clients (id)`);
+    await db.query(
+      `ALTER TABLE batch.operations ADD CONSTRAINT operations_client_id_fkey FOREIGN KEY (client_id) REFERENCES batch.clients (id)`,
+    );
     await db.query(`DROP TRIGGER clients_never_deleted ON batch.clients`);
     await db.query(`DROP FUNCTION batch.clients_are_revoked_not_deleted()`);
   }

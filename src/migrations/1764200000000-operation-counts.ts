@@ -49,7 +49,9 @@ export class OperationCounts1764200000000 implements MigrationInterface {
                     FOR EACH STATEMENT EXECUTE FUNCTION batch.count_operation_changes()`);
     await db.query(`CREATE TRIGGER count_deletes AFTER DELETE ON batch.operations REFERENCING OLD TABLE AS old_rows
                     FOR EACH STATEMENT EXECUTE FUNCTION batch.count_operation_changes()`);
-    await db.query(`CREATE TRIGGER count_truncates AFTER TRUNCATE ON batch.operations FOR EACH STATEMENT EXECUTE FUNCTION batch.count_operation_changes()`);
+    await db.query(
+      `CREATE TRIGGER count_truncates AFTER TRUNCATE ON batch.operations FOR EACH STATEMENT EXECUTE FUNCTION batch.count_operation_changes()`,
+    );
     // The operations already stored (the triggers hold off writers until this migration commits); those settled in
     // the last 15 minutes by the minute they settled in, so the throughput shown carries over.
     await db.query(`

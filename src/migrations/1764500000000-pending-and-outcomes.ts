@@ -32,7 +32,9 @@ export class PendingAndOutcomes1764500000000 implements MigrationInterface {
       )`);
     await db.query(`CREATE INDEX pending_due ON batch.pending (target, priority DESC, id) WHERE due_at IS NULL`);
     await db.query(`CREATE INDEX pending_scheduled ON batch.pending (due_at) WHERE due_at IS NOT NULL`);
-    await db.query(`ALTER TABLE batch.pending SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_insert_scale_factor = 0.01)`);
+    await db.query(
+      `ALTER TABLE batch.pending SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_insert_scale_factor = 0.01)`,
+    );
     await db.query(`
       CREATE TABLE batch.outcomes (
         operation_id bigint PRIMARY KEY,
@@ -48,7 +50,9 @@ export class PendingAndOutcomes1764500000000 implements MigrationInterface {
       )`);
     await db.query(`CREATE INDEX outcomes_failed ON batch.outcomes (operation_id DESC) WHERE status = 'FAILED'`);
     await db.query(`CREATE INDEX outcomes_cancelled ON batch.outcomes (operation_id DESC) WHERE status = 'CANCELLED'`);
-    await db.query(`CREATE TABLE batch.holds (target text PRIMARY KEY, until timestamptz NOT NULL, chunk_size integer NOT NULL)`);
+    await db.query(
+      `CREATE TABLE batch.holds (target text PRIMARY KEY, until timestamptz NOT NULL, chunk_size integer NOT NULL)`,
+    );
 
     await db.query(`
       INSERT INTO batch.pending (id, client_id, target, priority, due_at, attempts, bytes)
@@ -60,7 +64,8 @@ export class PendingAndOutcomes1764500000000 implements MigrationInterface {
         FROM batch.operations WHERE status <> 'PENDING'`);
 
     // Counts: the same rows of batch.operation_counts, now added by the pending set (PENDING) and the outcomes.
-    for (const trigger of ['count_inserts', 'count_updates', 'count_deletes', 'count_truncates']) await db.query(`DROP TRIGGER ${trigger} ON batch.operations`);
+    for (const trigger of ['count_inserts', 'count_updates', 'count_deletes', 'count_truncates'])
+      await db.query(`DROP TRIGGER ${trigger} ON batch.operations`);
     await db.query(`DROP FUNCTION batch.count_operation_changes()`);
     // One function per table, each counting inserts, deletes, the net change of updates, and truncation.
     const counted = { pending: `'PENDING'`, outcomes: 'status' };
@@ -86,9 +91,15 @@ export class PendingAndOutcomes1764500000000 implements MigrationInterface {
           RETURN NULL;
         END $$`);
       const count = `FOR EACH STATEMENT EXECUTE FUNCTION batch.count_${table}_changes()`;
-      await db.query(`CREATE TRIGGER count_inserts AFTER INSERT ON batch.${table} REFERENCING NEW TABLE AS new_rows ${count}`);
-      await db.query(`CREATE TRIGGER count_updates AFTER UPDATE ON batch.${table} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows ${count}`);
-      await db.query(`CREATE TRIGGER count_deletes AFTER DELETE ON batch.${table} REFERENCING OLD TABLE AS old_rows ${count}`);
+      await db.query(
+        `CREATE TRIGGER count_inserts AFTER INSERT ON batch.${table} REFERENCING NEW TABLE AS new_rows ${count}`,
+      );
+      await db.query(
+        `CREATE TRIGGER count_updates AFTER UPDATE ON batch.${table} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows ${count}`,
+      );
+      await db.query(
+        `CREATE TRIGGER count_deletes AFTER DELETE ON batch.${table} REFERENCING OLD TABLE AS old_rows ${count}`,
+      );
       await db.query(`CREATE TRIGGER count_truncates AFTER TRUNCATE ON batch.${table} ${count}`);
     }
 
@@ -97,7 +108,9 @@ export class PendingAndOutcomes1764500000000 implements MigrationInterface {
     await db.query(`
       ALTER TABLE batch.operations DROP COLUMN status, DROP COLUMN attempts, DROP COLUMN rows_affected, DROP COLUMN error_code,
         DROP COLUMN error_message, DROP COLUMN execution_id, DROP COLUMN updated_at, DROP COLUMN settled_at`);
-    await db.query(`ALTER TABLE batch.operations RESET (autovacuum_vacuum_scale_factor, autovacuum_analyze_scale_factor)`);
+    await db.query(
+      `ALTER TABLE batch.operations RESET (autovacuum_vacuum_scale_factor, autovacuum_analyze_scale_factor)`,
+    );
 
     // Each operation as callers see it: for the service's reads, and for whoever looks in with psql.
     await db.query(`

@@ -30,7 +30,12 @@ export class BatchError extends Error {
   }
 
   toResponse(): IBatchErrorResponse {
-    return { status: 'error', code: this.code, message: this.message, ...(this.details === undefined ? {} : { details: this.details }) };
+    return {
+      status: 'error',
+      code: this.code,
+      message: this.message,
+      ...(this.details === undefined ? {} : { details: this.details }),
+    };
   }
 }
 

@@ -174,7 +174,15 @@ export class CatalogService {
       const name = `${row.schema}.${row.table}`;
       let table = tables.get(name);
       if (!table) {
-        table = { name, schema: row.schema, table: row.table, columns: new Map(), primaryKey: null, uniqueKeys: [], oneRowStatements: false };
+        table = {
+          name,
+          schema: row.schema,
+          table: row.table,
+          columns: new Map(),
+          primaryKey: null,
+          uniqueKeys: [],
+          oneRowStatements: false,
+        };
         tables.set(name, table);
       }
       table.columns.set(row.column, {

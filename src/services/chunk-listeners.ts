@@ -13,7 +13,11 @@ export class LoggingChunkListener extends ChunkListener {
 
   afterChunk({ executionId, read, outcomes }: ChunkSummary): void {
     const failed = outcomes.filter((o) => o.status === 'FAILED').length;
-    if (failed > 0) this.logger.warn({ executionId, read, failed }, `execution ${executionId}: ${failed} of ${read} operations failed`);
+    if (failed > 0)
+      this.logger.warn(
+        { executionId, read, failed },
+        `execution ${executionId}: ${failed} of ${read} operations failed`,
+      );
     else this.logger.debug({ executionId, read }, `execution ${executionId}: ${read} operations completed`);
   }
 
@@ -23,7 +27,10 @@ export class LoggingChunkListener extends ChunkListener {
   }
 
   onSkip({ operation, error }: OperationOutcome): void {
-    this.logger.debug({ operationId: operation.id, errorCode: error?.code }, `operation ${operation.id} failed: ${error?.code} ${error?.message}`);
+    this.logger.debug(
+      { operationId: operation.id, errorCode: error?.code },
+      `operation ${operation.id} failed: ${error?.code} ${error?.message}`,
+    );
   }
 }
 

@@ -1,6 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { AppConfig } from '../config/app-config';
-import { ChunkPlan, ClaimedOperation, ItemProcessor, OperationOutcome, StatementPlan } from '../interfaces/chunk.interfaces';
+import {
+  ChunkPlan,
+  ClaimedOperation,
+  ItemProcessor,
+  OperationOutcome,
+  StatementPlan,
+} from '../interfaces/chunk.interfaces';
 import { CatalogService } from './catalog.service';
 import { planStatements } from './statement-planner';
 
@@ -22,10 +28,17 @@ export class ChunkProcessor extends ItemProcessor {
       if (!table) {
         // The table is gone: applied one at a time, each would fail the same way.
         const error = { code: '42P01', message: `relation "${target}" does not exist` };
-        filtered.push(...operations.map((operation) => ({ operation, status: 'FAILED' as const, rowsAffected: null, error })));
+        filtered.push(
+          ...operations.map((operation) => ({ operation, status: 'FAILED' as const, rowsAffected: null, error })),
+        );
         continue;
       }
-      statements.push(...planStatements(table, operations, { rows: this.config.poll.statementMaxRows, bytes: this.config.poll.maxStatementBytes }));
+      statements.push(
+        ...planStatements(table, operations, {
+          rows: this.config.poll.statementMaxRows,
+          bytes: this.config.poll.maxStatementBytes,
+        }),
+      );
     }
     return { statements, filtered };
   }

@@ -91,7 +91,12 @@ export class ChunkReader extends ItemReader {
   }
 
   async read(tx: PoolClient, limit: number): Promise<ClaimedOperation[]> {
-    const { rows: targets } = await tx.query<{ horizon: string; target: string; failures: number; chunk_size: number | null }>(TARGETS_SQL);
+    const { rows: targets } = await tx.query<{
+      horizon: string;
+      target: string;
+      failures: number;
+      chunk_size: number | null;
+    }>(TARGETS_SQL);
     if (targets.length === 0) return [];
     const suspect = targets.find((t) => t.failures > 0);
     const healthy = targets.filter((t) => t.failures === 0);

@@ -107,19 +107,32 @@ export class ChunkStep {
     const holdMs = failures <= retries ? this.backOffPolicy.delayMs(failures) : 0;
     const failed = new Map<string, number>(); // operations of each target in the chunk
     for (const { target } of chunk) failed.set(target, (failed.get(target) ?? 0) + 1);
-    const sizes = new Map([...failed].map(([target, count]) => [target, this.retryPolicy.nextChunkSize(count, failures)]));
-    const next = failures <= retries ? `to be retried in ${holdMs} ms` : `to be claimed in chunks of ${[...new Set(sizes.values())].join(', ')}`;
+    const sizes = new Map(
+      [...failed].map(([target, count]) => [target, this.retryPolicy.nextChunkSize(count, failures)]),
+    );
+    const next =
+      failures <= retries
+        ? `to be retried in ${holdMs} ms`
+        : `to be claimed in chunks of ${[...new Set(sizes.values())].join(', ')}`;
     await this.db.query(
       `WITH counted AS (UPDATE batch.pending SET failures = failures + 1 WHERE id = ANY($1::bigint[]))
        INSERT INTO batch.holds (target, until, chunk_size) SELECT target, now() + $4 * interval '1 millisecond', size FROM unnest($2::text[], $3::int[]) AS h(target, size)
        ON CONFLICT (target) DO UPDATE SET until = EXCLUDED.until, chunk_size = EXCLUDED.chunk_size`,
       [chunk.map((op) => op.id), [...sizes.keys()], [...sizes.values()], holdMs],
     );
-    return { executionId: await this.recordFailure(startedAt, chunk, error, `failure ${failures}, ${next}`), read: chunk.length };
+    return {
+      executionId: await this.recordFailure(startedAt, chunk, error, `failure ${failures}, ${next}`),
+      read: chunk.length,
+    };
   }
 
   /** An operation alone in a chunk that failed as a whole once more: it cannot be applied, and ends FAILED. */
-  private async giveUp(startedAt: Date, operation: ClaimedOperation, failures: number, error: unknown): Promise<ChunkResult> {
+  private async giveUp(
+    startedAt: Date,
+    operation: ClaimedOperation,
+    failures: number,
+    error: unknown,
+  ): Promise<ChunkResult> {
     const outcome: OperationOutcome = { operation, status: 'FAILED', rowsAffected: null, error: operationError(error) };
     const step: StepRecord = {
       ...emptyCounts(),
@@ -189,11 +202,17 @@ export class ChunkStep {
       }
     }
     step.endedAt = new Date();
-    for (const listener of this.listeners.all) listener.onStatement?.(plan, step.rollbackCount > 0, step.endedAt.getTime() - step.startedAt.getTime());
+    for (const listener of this.listeners.all)
+      listener.onStatement?.(plan, step.rollbackCount > 0, step.endedAt.getTime() - step.startedAt.getTime());
     return step;
   }
 
-  private async runOne(tx: PoolClient, plan: StatementPlan, operation: ClaimedOperation, skipped: number): Promise<OperationOutcome> {
+  private async runOne(
+    tx: PoolClient,
+    plan: StatementPlan,
+    operation: ClaimedOperation,
+    skipped: number,
+  ): Promise<OperationOutcome> {
     await tx.query('SAVEPOINT item');
     try {
       const [rows] = await this.writer.write(tx, { ...plan, operations: [operation] });
@@ -201,9 +220,15 @@ export class ChunkStep {
       return completed(operation, rows);
     } catch (error) {
       if (this.retryPolicy.isRetryable(error)) throw error;
-      if (!this.skipPolicy.shouldSkip(error, skipped)) throw new SkipLimitExceededError(this.config.poll.skipLimit, error);
+      if (!this.skipPolicy.shouldSkip(error, skipped))
+        throw new SkipLimitExceededError(this.config.poll.skipLimit, error);
       await tx.query('ROLLBACK TO SAVEPOINT item');
-      const outcome: OperationOutcome = { operation, status: 'FAILED', rowsAffected: null, error: operationError(error) };
+      const outcome: OperationOutcome = {
+        operation,
+        status: 'FAILED',
+        rowsAffected: null,
+        error: operationError(error),
+      };
       for (const listener of this.listeners.all) listener.onSkip?.(outcome);
       return outcome;
     }
@@ -281,7 +306,12 @@ export class ChunkStep {
   }
 
   /** A chunk that failed as a whole: visible in /api/executions (to admins) while its operations wait. */
-  private async recordFailure(startedAt: Date, chunk: ClaimedOperation[], error: unknown, next: string): Promise<string> {
+  private async recordFailure(
+    startedAt: Date,
+    chunk: ClaimedOperation[],
+    error: unknown,
+    next: string,
+  ): Promise<string> {
     const [{ id }] = await this.db.query<{ id: string }>(
       `INSERT INTO batch.executions (status, exit_message, worker, read_count, rollback_count, started_at, ended_at)
        VALUES ('FAILED', $1, $2, $3, 1, $4, clock_timestamp()) RETURNING id`,
@@ -292,12 +322,24 @@ export class ChunkStep {
 }
 
 /** One notification per client, its operations in order of id. */
-export function settledEvents(executionId: string, settledAt: Date, outcomes: OperationOutcome[]): IOperationsSettledEvent[] {
+export function settledEvents(
+  executionId: string,
+  settledAt: Date,
+  outcomes: OperationOutcome[],
+): IOperationsSettledEvent[] {
   const byClient = new Map<string, IOperationsSettledEvent>();
-  for (const { operation, status, rowsAffected, error } of [...outcomes].sort((a, b) => compareIds(a.operation.id, b.operation.id))) {
+  for (const { operation, status, rowsAffected, error } of [...outcomes].sort((a, b) =>
+    compareIds(a.operation.id, b.operation.id),
+  )) {
     let event = byClient.get(operation.clientName);
     if (!event) {
-      event = { type: 'operations.settled', client: operation.clientName, executionId, settledAt: settledAt.toISOString(), operations: [] };
+      event = {
+        type: 'operations.settled',
+        client: operation.clientName,
+        executionId,
+        settledAt: settledAt.toISOString(),
+        operations: [],
+      };
       byClient.set(operation.clientName, event);
     }
     event.operations.push({
@@ -327,7 +369,16 @@ function countSkips(outcomes: OperationOutcome[]): number {
 }
 
 /** The counters in the order of their columns in batch.executions and batch.execution_steps. */
-const COUNTERS = ['readCount', 'writeCount', 'filterCount', 'readSkipCount', 'processSkipCount', 'writeSkipCount', 'commitCount', 'rollbackCount'] as const;
+const COUNTERS = [
+  'readCount',
+  'writeCount',
+  'filterCount',
+  'readSkipCount',
+  'processSkipCount',
+  'writeSkipCount',
+  'commitCount',
+  'rollbackCount',
+] as const;
 
 export function emptyCounts(): StepCounts {
   return Object.fromEntries(COUNTERS.map((counter) => [counter, 0])) as unknown as StepCounts;

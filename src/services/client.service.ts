@@ -20,7 +20,6 @@ export class AuthenticatedClient {
     const table = target.slice(target.indexOf('.') + 1);
     return this.admin || this.targets.some((grant) => grant === '*' || grant === target || grant === table);
   }
-
 }
 
 export interface ClientCreate {
@@ -84,7 +83,10 @@ export class ClientService implements OnApplicationBootstrap {
     let pending = this.lookups.get(hash);
     if (!pending) {
       pending = this.db
-        .query<ClientRow>(`SELECT id, name, api_key_hash, targets, admin, rate_limit_per_second, revoked_at FROM batch.clients WHERE api_key_hash = $1`, [hash])
+        .query<ClientRow>(
+          `SELECT id, name, api_key_hash, targets, admin, rate_limit_per_second, revoked_at FROM batch.clients WHERE api_key_hash = $1`,
+          [hash],
+        )
         .then((rows) => rows[0])
         .finally(() => this.lookups.delete(hash));
       this.lookups.set(hash, pending);
@@ -143,7 +145,13 @@ export class ClientService implements OnApplicationBootstrap {
           WHERE id = $1 AND revoked_at IS NULL RETURNING id, targets, admin),
        ${CANCEL_UNGRANTED}
        SELECT id FROM client`,
-      [id, change.targets ?? null, change.admin ?? null, change.rateLimitPerSecond !== undefined, change.rateLimitPerSecond ?? null],
+      [
+        id,
+        change.targets ?? null,
+        change.admin ?? null,
+        change.rateLimitPerSecond !== undefined,
+        change.rateLimitPerSecond ?? null,
+      ],
     );
     if (rows.length === 0) throw new BatchError('NOT_FOUND', `No active client ${id}`);
     return this.clients.findOneByOrFail({ id });

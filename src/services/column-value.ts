@@ -18,7 +18,8 @@ const SPECIAL_FLOATS = /^[+-]?(nan|infinity|inf)$/i;
 const BOOLEAN_TEXT = /^(t(r(ue?)?)?|f(a(l(se?)?)?)?|y(es?)?|no?|on|off?|1|0)$/i;
 const UUID_TEXT = /^([0-9a-f]{4}(-?[0-9a-f]{4}){7}|\{[0-9a-f]{4}(-?[0-9a-f]{4}){7}\})$/i;
 const DATE_TEXT = /^(\d{4})-(\d{2})-(\d{2})$/;
-const TIMESTAMP_TEXT = /^(\d{4})-(\d{2})-(\d{2})([T ](\d{2}):(\d{2})(:(\d{2})(\.\d{1,6})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$/i;
+const TIMESTAMP_TEXT =
+  /^(\d{4})-(\d{2})-(\d{2})([T ](\d{2}):(\d{2})(:(\d{2})(\.\d{1,6})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$/i;
 const TIME_TEXT = /^(\d{2}):(\d{2})(:(\d{2})(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?$/i;
 const NUMERIC_TYPES = new Set(['int2', 'int4', 'int8', 'numeric', 'float4', 'float8']);
 const TEXT_TYPES = new Set(['text', 'varchar', 'bpchar', 'name', 'citext']);
@@ -51,7 +52,8 @@ export function columnValueProblem(column: TargetColumn, value: JsonValue): stri
 function scalarProblem(column: TargetColumn, value: JsonValue): string | null {
   const type = column.baseType;
   if (type === 'json' || type === 'jsonb') return jsonProblem(value);
-  if (typeof value === 'object') return `expects a scalar value (${column.sqlType}), got ${Array.isArray(value) ? 'an array' : 'an object'}`;
+  if (typeof value === 'object')
+    return `expects a scalar value (${column.sqlType}), got ${Array.isArray(value) ? 'an array' : 'an object'}`;
   if (typeof value === 'string' && value.includes('\u0000')) return 'contains a NUL character';
   if (type in INTEGER_RANGES) return integerProblem(column, value);
   switch (type) {
@@ -67,21 +69,26 @@ function scalarProblem(column: TargetColumn, value: JsonValue): string | null {
     case 'uuid':
       return typeof value === 'string' && UUID_TEXT.test(value) ? null : 'expects a UUID';
     case 'date':
-      return typeof value === 'string' && (isInfinity(value) || dateProblem(DATE_TEXT.exec(value)) === null) ? null : 'expects a date (YYYY-MM-DD)';
+      return typeof value === 'string' && (isInfinity(value) || dateProblem(DATE_TEXT.exec(value)) === null)
+        ? null
+        : 'expects a date (YYYY-MM-DD)';
     case 'timestamp':
       return typeof value === 'string' && (isInfinity(value) || dateProblem(TIMESTAMP_TEXT.exec(value)) === null)
         ? null
         : 'expects an ISO-8601 date-time';
     case 'timestamptz':
       // Without a zone the instant would depend on the database session's time zone.
-      return typeof value === 'string' && (isInfinity(value) || isInstant(value)) ? null : 'expects an RFC 3339 date-time with a time zone (2026-11-21T10:00:00Z)';
+      return typeof value === 'string' && (isInfinity(value) || isInstant(value))
+        ? null
+        : 'expects an RFC 3339 date-time with a time zone (2026-11-21T10:00:00Z)';
     case 'time':
     case 'timetz':
       return typeof value === 'string' && timeIsValid(TIME_TEXT.exec(value)) ? null : 'expects a time (HH:MM[:SS])';
     case 'bytea':
       return typeof value === 'string' && /^\\x([0-9a-f]{2})*$/i.test(value) ? null : 'expects hex bytes (\\x…)';
   }
-  if (column.enumLabels) return column.enumLabels.includes(String(value)) ? null : `expects one of ${column.enumLabels.join(', ')}`;
+  if (column.enumLabels)
+    return column.enumLabels.includes(String(value)) ? null : `expects one of ${column.enumLabels.join(', ')}`;
   if (TEXT_TYPES.has(type)) return textProblem(column, String(value));
   return null;
 }
@@ -95,7 +102,14 @@ function integerProblem(column: TargetColumn, value: JsonValue): string | null {
   if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) {
     return `is beyond 2^53 as a JSON number and may have been rounded: send it as a string (${column.sqlType})`;
   }
-  const text = typeof value === 'number' ? (Number.isInteger(value) ? BigInt(value).toString() : null) : typeof value === 'string' ? value.trim() : null;
+  const text =
+    typeof value === 'number'
+      ? Number.isInteger(value)
+        ? BigInt(value).toString()
+        : null
+      : typeof value === 'string'
+        ? value.trim()
+        : null;
   if (text === null || !/^[+-]?\d{1,20}$/.test(text)) return `expects an integer (${column.sqlType})`;
   const [min, max] = INTEGER_RANGES[column.baseType];
   const n = BigInt(text);
@@ -103,7 +117,14 @@ function integerProblem(column: TargetColumn, value: JsonValue): string | null {
 }
 
 function numericProblem(column: TargetColumn, value: JsonValue): string | null {
-  const text = typeof value === 'number' ? (Number.isFinite(value) ? String(value) : null) : typeof value === 'string' ? value.trim() : null;
+  const text =
+    typeof value === 'number'
+      ? Number.isFinite(value)
+        ? String(value)
+        : null
+      : typeof value === 'string'
+        ? value.trim()
+        : null;
   if (text === null) return `expects a number (${column.sqlType})`;
   if (SPECIAL_FLOATS.test(text)) return null;
   if (!NUMERIC_TEXT.test(text) || text.length > 1000) return `expects a number (${column.sqlType})`;
@@ -145,7 +166,8 @@ export function roundedIntegerDigits(text: string, scale: number): number {
 
 function floatProblem(column: TargetColumn, value: JsonValue): string | null {
   const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : null;
-  if (text === null || !(SPECIAL_FLOATS.test(text) || NUMERIC_TEXT.test(text))) return `expects a number (${column.sqlType})`;
+  if (text === null || !(SPECIAL_FLOATS.test(text) || NUMERIC_TEXT.test(text)))
+    return `expects a number (${column.sqlType})`;
   if (SPECIAL_FLOATS.test(text)) return null;
   const n = column.baseType === 'float4' ? Math.fround(Number(text)) : Number(text);
   const zeroText = !/[1-9]/.test(text.split(/e/i)[0]);
@@ -155,7 +177,8 @@ function floatProblem(column: TargetColumn, value: JsonValue): string | null {
 
 function textProblem(column: TargetColumn, text: string): string | null {
   const maxLength = column.typmod > 4 ? column.typmod - 4 : null;
-  if (maxLength !== null && [...text.replace(/ +$/, '')].length > maxLength) return `is longer than ${maxLength} characters (${column.sqlType})`;
+  if (maxLength !== null && [...text.replace(/ +$/, '')].length > maxLength)
+    return `is longer than ${maxLength} characters (${column.sqlType})`;
   return null;
 }
 
@@ -220,7 +243,8 @@ function depthOf(value: JsonValue): number {
 function containsNul(value: JsonValue): boolean {
   if (typeof value === 'string') return value.includes('\u0000');
   if (Array.isArray(value)) return value.some(containsNul);
-  if (value !== null && typeof value === 'object') return Object.entries(value).some(([k, v]) => k.includes('\u0000') || containsNul(v));
+  if (value !== null && typeof value === 'object')
+    return Object.entries(value).some(([k, v]) => k.includes('\u0000') || containsNul(v));
   return false;
 }
 

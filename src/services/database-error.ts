@@ -7,13 +7,22 @@ import type { IOperationError } from '../interfaces/operation.interfaces';
 
 /** SQLSTATE classes meaning the database cannot be reached or is going away: connection, shutdown, resources. */
 const CONNECTION_SQLSTATE = /^(08|57P0[1-3]|53)/;
-const CONNECTION_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH']);
-const CONNECTION_MESSAGES = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i;
+const CONNECTION_NODE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+]);
+const CONNECTION_MESSAGES =
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i;
 
 /** The database could not be reached, or went away: nothing about the work itself; retry once it is back. */
 export function isConnectionError(error: unknown): boolean {
   const e = error as { code?: unknown; message?: unknown } | null | undefined;
-  if (typeof e?.code === 'string' && (CONNECTION_SQLSTATE.test(e.code) || CONNECTION_NODE_CODES.has(e.code))) return true;
+  if (typeof e?.code === 'string' && (CONNECTION_SQLSTATE.test(e.code) || CONNECTION_NODE_CODES.has(e.code)))
+    return true;
   return typeof e?.message === 'string' && CONNECTION_MESSAGES.test(e.message);
 }
 
@@ -41,7 +50,10 @@ export class EngineError extends Error {}
 export function publicReason(error: unknown): string {
   if (error instanceof EngineError) return error.message;
   const state = sqlState(error);
-  if (state === null) return isConnectionError(error) ? 'the database connection failed' : `an error in the service (${errorName(error)})`;
+  if (state === null)
+    return isConnectionError(error)
+      ? 'the database connection failed'
+      : `an error in the service (${errorName(error)})`;
   const { constraint, column } = error as { constraint?: string; column?: string };
   return `SQLSTATE ${state}${constraint ? ` (constraint ${constraint})` : column ? ` (column ${column})` : ''}`;
 }
@@ -63,7 +75,10 @@ export function operationError(error: unknown): IOperationError {
 /** The whole story, for the service's own log. */
 export function logReason(error: unknown): string {
   const e = (error ?? {}) as { code?: unknown; message?: unknown };
-  return `${typeof e.code === 'string' ? e.code : errorName(error)}: ${typeof e.message === 'string' ? e.message : String(error)}`.slice(0, 500);
+  return `${typeof e.code === 'string' ? e.code : errorName(error)}: ${typeof e.message === 'string' ? e.message : String(error)}`.slice(
+    0,
+    500,
+  );
 }
 
 function errorName(error: unknown): string {

@@ -16,8 +16,15 @@ export class ExecutionService {
     return this.db.dataSource.getRepository(ExecutionEntity);
   }
 
-  async list(client: AuthenticatedClient, limit = 50, cursor?: string): Promise<{ items: ExecutionEntity[]; nextCursor: string | null }> {
-    const query = this.executions.createQueryBuilder('e').orderBy('e.id', 'DESC').limit(limit + 1);
+  async list(
+    client: AuthenticatedClient,
+    limit = 50,
+    cursor?: string,
+  ): Promise<{ items: ExecutionEntity[]; nextCursor: string | null }> {
+    const query = this.executions
+      .createQueryBuilder('e')
+      .orderBy('e.id', 'DESC')
+      .limit(limit + 1);
     if (cursor) query.andWhere('e.id < :cursor', { cursor });
     if (!client.admin) query.andWhere(OWN_OPERATION, { client: client.id });
     const rows = await query.getMany();
@@ -26,7 +33,11 @@ export class ExecutionService {
   }
 
   async get(client: AuthenticatedClient, id: string): Promise<ExecutionEntity> {
-    const query = this.executions.createQueryBuilder('e').leftJoinAndSelect('e.steps', 's').where('e.id = :id', { id }).orderBy('s.id', 'ASC');
+    const query = this.executions
+      .createQueryBuilder('e')
+      .leftJoinAndSelect('e.steps', 's')
+      .where('e.id = :id', { id })
+      .orderBy('s.id', 'ASC');
     if (!client.admin) query.andWhere(OWN_OPERATION, { client: client.id });
     const execution = await query.getOne();
     if (!execution) throw new BatchError('NOT_FOUND', `No execution ${id}`);
@@ -36,4 +47,5 @@ export class ExecutionService {
 }
 
 /** The execution settled at least one of the client's operations (recorded with its outcomes). */
-const OWN_OPERATION = 'EXISTS (SELECT 1 FROM batch.execution_clients c WHERE c.client_id = :client AND c.execution_id = e.id)';
+const OWN_OPERATION =
+  'EXISTS (SELECT 1 FROM batch.execution_clients c WHERE c.client_id = :client AND c.execution_id = e.id)';

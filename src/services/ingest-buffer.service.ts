@@ -106,7 +106,11 @@ export class IngestBuffer {
       const rows = await this.insertRows(batch);
       const byKey = new Map(rows.map((row) => [`${row.client_id}\u0000${row.request_key}`, row]));
       for (const submission of batch) {
-        submission.resolve(submission.requestKeys.map((key) => byKey.get(`${submission.clientId}\u0000${key}`)).filter((row) => row !== undefined));
+        submission.resolve(
+          submission.requestKeys
+            .map((key) => byKey.get(`${submission.clientId}\u0000${key}`))
+            .filter((row) => row !== undefined),
+        );
       }
     } catch (error) {
       if (batch.length > 1 && !isConnectionError(error)) {

@@ -60,7 +60,7 @@ export class Metrics {
   });
   readonly operationsSettled = new Counter({
     name: 'batch_operations_settled_total',
-    help: 'Operations applied by this process\'s chunks, by outcome (COMPLETED or FAILED)',
+    help: "Operations applied by this process's chunks, by outcome (COMPLETED or FAILED)",
     labelNames: ['status', 'target'] as const,
     registers: [this.registry],
   });
@@ -133,7 +133,9 @@ export class Metrics {
       help: 'Operations in the queue table by status (all clients)',
       labelNames: ['status'],
       registers: [this.registry],
-      collect: fromQueue((gauge, { byStatus }) => OPERATION_STATUSES.forEach((status) => gauge.set({ status }, byStatus[status]))),
+      collect: fromQueue((gauge, { byStatus }) =>
+        OPERATION_STATUSES.forEach((status) => gauge.set({ status }, byStatus[status])),
+      ),
     });
     new Gauge({
       name: 'batch_queue_oldest_pending_age_seconds',

@@ -44,7 +44,11 @@ export class OperationValidator {
     const valid: ValidOperation[] = [];
     const latestNotBefore = Date.now() + this.config.limits.notBeforeMaxDays * 86_400_000;
     for (const [index, request] of requests.entries()) {
-      const columns = [...Object.keys(request.values ?? {}), ...Object.keys(request.key ?? {}), ...(request.conflictKey ?? [])];
+      const columns = [
+        ...Object.keys(request.values ?? {}),
+        ...Object.keys(request.key ?? {}),
+        ...(request.conflictKey ?? []),
+      ];
       let target = targets.get(request.target);
       if (target === undefined || (target !== null && !hasColumns(target, columns))) {
         target = await this.catalog.findWithColumns(request.target, columns);
@@ -54,7 +58,10 @@ export class OperationValidator {
         valid.push(validate(client, request, target, latestNotBefore));
       } catch (error) {
         if (error instanceof BatchError && requests.length > 1) {
-          throw new BatchError(error.code, `operations[${index}]: ${error.message}`, { index, ...(error.details as object) });
+          throw new BatchError(error.code, `operations[${index}]: ${error.message}`, {
+            index,
+            ...(error.details as object),
+          });
         }
         throw error;
       }
@@ -63,14 +70,24 @@ export class OperationValidator {
   }
 }
 
-function validate(client: AuthenticatedClient, request: ICreateBatchOperationRequest, target: TargetTable | null, latestNotBefore: number): ValidOperation {
+function validate(
+  client: AuthenticatedClient,
+  request: ICreateBatchOperationRequest,
+  target: TargetTable | null,
+  latestNotBefore: number,
+): ValidOperation {
   const notBefore = request.notBefore === undefined ? null : new Date(request.notBefore);
   if (notBefore && !(notBefore.getTime() <= latestNotBefore)) {
-    throw new BatchError('VALIDATION_FAILED', `notBefore is further ahead than BATCH_NOT_BEFORE_MAX_DAYS allows (until ${new Date(latestNotBefore).toISOString()})`);
+    throw new BatchError(
+      'VALIDATION_FAILED',
+      `notBefore is further ahead than BATCH_NOT_BEFORE_MAX_DAYS allows (until ${new Date(latestNotBefore).toISOString()})`,
+    );
   }
   if (!target) throw new BatchError('UNKNOWN_TARGET', `Unknown target "${request.target}"`, { target: request.target });
   if (!client.mayWrite(target.name)) {
-    throw new BatchError('FORBIDDEN', `Client "${client.name}" is not granted target "${target.name}"`, { target: target.name });
+    throw new BatchError('FORBIDDEN', `Client "${client.name}" is not granted target "${target.name}"`, {
+      target: target.name,
+    });
   }
   const problems = checkShape(target, request);
   if (problems.length > 0) {
@@ -107,26 +124,40 @@ export function checkShape(target: TargetTable, request: ICreateBatchOperationRe
   const needsValues = request.type !== 'delete';
   const needsKey = request.type === 'update' || request.type === 'delete' || request.type === 'increment';
 
-  for (const [section, row] of [['values', values], ['key', key]] as const) {
-    if (row && Object.keys(row).length > MAX_COLUMNS) fail(section, `"${section}" names more than ${MAX_COLUMNS} columns`);
+  for (const [section, row] of [
+    ['values', values],
+    ['key', key],
+  ] as const) {
+    if (row && Object.keys(row).length > MAX_COLUMNS)
+      fail(section, `"${section}" names more than ${MAX_COLUMNS} columns`);
   }
   if (problems.length > 0) return problems;
-  if (needsValues && (!values || Object.keys(values).length === 0)) fail('values', `${request.type} needs at least one column in "values"`);
+  if (needsValues && (!values || Object.keys(values).length === 0))
+    fail('values', `${request.type} needs at least one column in "values"`);
   if (!needsValues && values !== undefined) fail('values', 'delete takes no "values"');
   if (needsKey && (!key || Object.keys(key).length === 0)) fail('key', `${request.type} needs a "key"`);
   if (!needsKey && key !== undefined) fail('key', `${request.type} takes no "key"; it writes "values"`);
-  if (request.type !== 'upsert' && request.conflictKey !== undefined) fail('conflictKey', 'only upsert takes a "conflictKey"');
+  if (request.type !== 'upsert' && request.conflictKey !== undefined)
+    fail('conflictKey', 'only upsert takes a "conflictKey"');
 
-  for (const [section, row] of [['values', values], ['key', key]] as const) {
+  for (const [section, row] of [
+    ['values', values],
+    ['key', key],
+  ] as const) {
     for (const [name, value] of Object.entries(row ?? {})) {
       const column = target.columns.get(name);
       if (!column) {
-        problems.push({ code: 'UNKNOWN_COLUMN', field: `${section}.${name}`, message: `Unknown column "${name}" on target "${target.name}"` });
+        problems.push({
+          code: 'UNKNOWN_COLUMN',
+          field: `${section}.${name}`,
+          message: `Unknown column "${name}" on target "${target.name}"`,
+        });
         continue;
       }
       const problem = valueProblem(column, value, section === 'key' || request.type === 'increment');
       if (problem) fail(`${section}.${name}`, `Column "${name}" ${problem}`);
-      if (section === 'values' && column.generatedAlways) fail(`values.${name}`, `Column "${name}" is generated and cannot be written`);
+      if (section === 'values' && column.generatedAlways)
+        fail(`values.${name}`, `Column "${name}" is generated and cannot be written`);
       if (section === 'values' && request.type === 'increment' && !isNumericColumn(column)) {
         fail(`values.${name}`, `Column "${name}" is not numeric and cannot be incremented`);
       }
@@ -135,11 +166,15 @@ export function checkShape(target: TargetTable, request: ICreateBatchOperationRe
   if (problems.length > 0) return problems;
 
   if (needsKey && key && !target.uniqueKeys.some((k) => sameColumns(k, Object.keys(key)))) {
-    fail('key', `"key" must name exactly the primary key or one unique key of "${target.name}": ${describeKeys(target)}`);
+    fail(
+      'key',
+      `"key" must name exactly the primary key or one unique key of "${target.name}": ${describeKeys(target)}`,
+    );
   }
   if (request.type === 'insert' || request.type === 'upsert') {
     for (const column of target.columns.values()) {
-      if (column.notNull && !column.hasDefault && !Object.hasOwn(values!, column.name)) fail(`values.${column.name}`, `Column "${column.name}" is required`);
+      if (column.notNull && !column.hasDefault && !Object.hasOwn(values!, column.name))
+        fail(`values.${column.name}`, `Column "${column.name}" is required`);
     }
   }
   if (request.type === 'upsert') {
@@ -147,11 +182,20 @@ export function checkShape(target: TargetTable, request: ICreateBatchOperationRe
     if (!conflictKey) fail('conflictKey', `"${target.name}" has no primary key; give a "conflictKey"`);
     else if (conflictKey.some((c) => !target.columns.has(c))) {
       const column = conflictKey.find((c) => !target.columns.has(c))!;
-      problems.push({ code: 'UNKNOWN_COLUMN', field: 'conflictKey', message: `Unknown column "${column}" on target "${target.name}"` });
+      problems.push({
+        code: 'UNKNOWN_COLUMN',
+        field: 'conflictKey',
+        message: `Unknown column "${column}" on target "${target.name}"`,
+      });
     } else if (!target.uniqueKeys.some((k) => sameColumns(k, conflictKey))) {
-      fail('conflictKey', `"conflictKey" must name exactly the primary key or one unique key of "${target.name}": ${describeKeys(target)}`);
+      fail(
+        'conflictKey',
+        `"conflictKey" must name exactly the primary key or one unique key of "${target.name}": ${describeKeys(target)}`,
+      );
     } else {
-      for (const c of conflictKey) if (!Object.hasOwn(values!, c) || values![c] === null) fail(`values.${c}`, `Column "${c}" of the conflict key needs a value`);
+      for (const c of conflictKey)
+        if (!Object.hasOwn(values!, c) || values![c] === null)
+          fail(`values.${c}`, `Column "${c}" of the conflict key needs a value`);
     }
   }
   return problems;
@@ -163,5 +207,7 @@ function valueProblem(column: TargetColumn, value: JsonValue, notNull: boolean):
 }
 
 function describeKeys(target: TargetTable): string {
-  return target.uniqueKeys.length === 0 ? 'it has none' : target.uniqueKeys.map((k) => `(${k.join(', ')})`).join(' or ');
+  return target.uniqueKeys.length === 0
+    ? 'it has none'
+    : target.uniqueKeys.map((k) => `(${k.join(', ')})`).join(' or ');
 }

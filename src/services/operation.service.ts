@@ -66,7 +66,11 @@ export class OperationService {
     private readonly listeners: IngestListeners,
   ) {}
 
-  async create(client: AuthenticatedClient, request: ICreateBatchOperationRequest, requestId?: string): Promise<ICreateBatchOperationResponse> {
+  async create(
+    client: AuthenticatedClient,
+    request: ICreateBatchOperationRequest,
+    requestId?: string,
+  ): Promise<ICreateBatchOperationResponse> {
     const [created] = await this.createMany(client, [request], requestId);
     return created;
   }
@@ -76,7 +80,11 @@ export class OperationService {
    * IngestBuffer). `requestId` (the RPC request id) makes a redelivered request return what the first delivery
    * stored instead of storing it again.
    */
-  async createMany(client: AuthenticatedClient, requests: ICreateBatchOperationRequest[], requestId: string = randomUUID()): Promise<ICreateBatchOperationResponse[]> {
+  async createMany(
+    client: AuthenticatedClient,
+    requests: ICreateBatchOperationRequest[],
+    requestId: string = randomUUID(),
+  ): Promise<ICreateBatchOperationResponse[]> {
     const operations = await this.validator.validateAll(client, requests);
     const requestKeys = operations.map((_, index) => `${requestId}#${index}`);
     const inserted = await this.ingest.store(client.id, operations, requestKeys);
@@ -97,7 +105,13 @@ export class OperationService {
   }
 
   private findExisting(client: AuthenticatedClient, requestKeys: string[], operations: ValidOperation[]) {
-    return this.db.query<{ id: string; status: OperationStatus; created_at: Date; request_key: string; idempotency_key: string | null }>(
+    return this.db.query<{
+      id: string;
+      status: OperationStatus;
+      created_at: Date;
+      request_key: string;
+      idempotency_key: string | null;
+    }>(
       `SELECT id, status, created_at, request_key, idempotency_key FROM batch.operation_states
         WHERE client_id = $1 AND (request_key = ANY($2) OR idempotency_key = ANY($3)) ORDER BY id`,
       [client.id, requestKeys, operations.map((o) => o.idempotencyKey).filter((k) => k !== null)],
@@ -142,7 +156,8 @@ export class OperationService {
    */
   async retry(client: AuthenticatedClient, id: string): Promise<IGetBatchOperationResponse> {
     const { target } = await this.findOwned(client, id);
-    if (!client.mayWrite(target)) throw new BatchError('FORBIDDEN', `Client "${client.name}" is no longer granted target "${target}"`, { target });
+    if (!client.mayWrite(target))
+      throw new BatchError('FORBIDDEN', `Client "${client.name}" is no longer granted target "${target}"`, { target });
     return this.transition(
       client,
       id,
@@ -155,11 +170,17 @@ export class OperationService {
   }
 
   /** Runs `change` (one statement on the operation with id $1, returning a row when it applied) from status `from`. */
-  private async transition(client: AuthenticatedClient, id: string, from: OperationStatus, change: string): Promise<IGetBatchOperationResponse> {
+  private async transition(
+    client: AuthenticatedClient,
+    id: string,
+    from: OperationStatus,
+    change: string,
+  ): Promise<IGetBatchOperationResponse> {
     await this.findOwned(client, id);
     const changed = await this.db.query(change, [id]);
     const current = await this.findOwned(client, id);
-    if (changed.length === 0) throw new BatchError('CONFLICT', `Operation ${id} is ${current.status}, not ${from}`, { status: current.status });
+    if (changed.length === 0)
+      throw new BatchError('CONFLICT', `Operation ${id} is ${current.status}, not ${from}`, { status: current.status });
     return toResponse(current);
   }
 
@@ -167,7 +188,8 @@ export class OperationService {
     if (!/^\d{1,18}$/.test(id)) throw new BatchError('NOT_FOUND', `No operation ${JSON.stringify(id).slice(0, 40)}`);
     const [row] = await this.db.query<OperationRow>('SELECT * FROM batch.operation_states WHERE id = $1', [id]);
     if (!row) throw new BatchError('NOT_FOUND', `No operation ${id}`);
-    if (!client.admin && row.client_id !== client.id) throw new BatchError('FORBIDDEN', `Operation ${id} belongs to another client`);
+    if (!client.admin && row.client_id !== client.id)
+      throw new BatchError('FORBIDDEN', `Operation ${id} belongs to another client`);
     return row;
   }
 }

@@ -35,7 +35,9 @@ export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShu
     if (this.config.role === 'api') return;
     const exchange = this.config.rmq.eventsExchange;
     this.connection = connectAmqp([this.config.rmq.url]);
-    this.connection.on('disconnect', ({ err }) => this.logger.warn(`broker connection lost: ${err?.message ?? 'closed'}`));
+    this.connection.on('disconnect', ({ err }) =>
+      this.logger.warn(`broker connection lost: ${err?.message ?? 'closed'}`),
+    );
     this.channel = this.connection.createChannel({
       confirm: true,
       publishTimeout: PUBLISH_TIMEOUT_MS,

@@ -44,7 +44,7 @@ export class Poller implements OnApplicationBootstrap, BeforeApplicationShutdown
   private async run(): Promise<void> {
     let failures = 0;
     while (this.running) {
-      let full = false;
+      let full: boolean;
       try {
         const { read } = await this.step.execute();
         full = read >= this.config.poll.limit;

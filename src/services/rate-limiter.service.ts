@@ -48,10 +48,17 @@ export class RateLimiter implements OnApplicationBootstrap {
     const key = `batch-service:${this.config.db.name}:rate:${client.id}`;
     let wait: number;
     try {
-      wait = await (this.redis as Redis & { tokenBucket(key: string, rate: number, cost: number): Promise<number> }).tokenBucket(key, rate, cost);
+      wait = await (
+        this.redis as Redis & { tokenBucket(key: string, rate: number, cost: number): Promise<number> }
+      ).tokenBucket(key, rate, cost);
     } catch {
       return; // fail open: Redis trouble never blocks callers
     }
-    if (wait > 0) throw new BatchError('RATE_LIMITED', `Client "${client.name}" is over its rate limit of ${rate} operations per second`, { retryAfterMs: wait });
+    if (wait > 0)
+      throw new BatchError(
+        'RATE_LIMITED',
+        `Client "${client.name}" is over its rate limit of ${rate} operations per second`,
+        { retryAfterMs: wait },
+      );
   }
 }

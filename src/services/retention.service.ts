@@ -68,7 +68,8 @@ export class RetentionService implements OnApplicationBootstrap, BeforeApplicati
         [cutoff],
       ),
     };
-    if (result.operations + result.outbox + result.executions > 0) this.logger.log(`retention deleted ${JSON.stringify(result)}`);
+    if (result.operations + result.outbox + result.executions > 0)
+      this.logger.log(`retention deleted ${JSON.stringify(result)}`);
     return result;
   }
 
@@ -95,9 +96,13 @@ export class RetentionService implements OnApplicationBootstrap, BeforeApplicati
    * make it run often); on a server that runs without it, workers vacuum them here instead. Returns whether it did.
    */
   async vacuumWithoutAutovacuum(): Promise<boolean> {
-    const [{ autovacuum }] = await this.db.query<{ autovacuum: string }>(`SELECT current_setting('autovacuum') AS autovacuum`);
+    const [{ autovacuum }] = await this.db.query<{ autovacuum: string }>(
+      `SELECT current_setting('autovacuum') AS autovacuum`,
+    );
     if (autovacuum === 'on') return false;
-    await this.db.query('VACUUM (SKIP_LOCKED, ANALYZE) batch.pending, batch.outcomes, batch.operations, batch.outbox, batch.operation_counts');
+    await this.db.query(
+      'VACUUM (SKIP_LOCKED, ANALYZE) batch.pending, batch.outcomes, batch.operations, batch.outbox, batch.operation_counts',
+    );
     return true;
   }
 

@@ -35,11 +35,16 @@ export interface Identity {
   barrier: boolean;
 }
 
-type Operation = Pick<ICreateBatchOperationRequest, 'type'> & { values: RowValues | null; key: RowValues | null; conflictKey: string[] | null };
+type Operation = Pick<ICreateBatchOperationRequest, 'type'> & {
+  values: RowValues | null;
+  key: RowValues | null;
+  conflictKey: string[] | null;
+};
 
 export function planningOf(table: TargetTable, op: Operation): Planning {
   const columns = Object.keys(op.values ?? {}).sort();
-  const keyColumns = op.type === 'insert' ? null : op.type === 'upsert' ? op.conflictKey : Object.keys(op.key ?? {}).sort();
+  const keyColumns =
+    op.type === 'insert' ? null : op.type === 'upsert' ? op.conflictKey : Object.keys(op.key ?? {}).sort();
   const { tokens, key, keys, barrier } = identify(table, op);
   return {
     shape: JSON.stringify([op.type, columns, keyColumns, keysVersion(table)]),
@@ -53,7 +58,12 @@ const shapes = new Map<string, Shape>();
 export function parseShape(text: string): Shape {
   let shape = shapes.get(text);
   if (!shape) {
-    const [type, columns, keyColumns, keysVersion] = JSON.parse(text) as [Shape['type'], string[], string[] | null, string];
+    const [type, columns, keyColumns, keysVersion] = JSON.parse(text) as [
+      Shape['type'],
+      string[],
+      string[] | null,
+      string,
+    ];
     shape = { type, columns, keyColumns, keysVersion };
     if (shapes.size > 10_000) shapes.clear();
     shapes.set(text, shape);
@@ -73,7 +83,9 @@ export function parseIdentity(text: string): Identity {
 
 /** The table's unique keys and their columns' types: what identities depend on. */
 export function keysVersion(table: TargetTable): string {
-  const keys = table.uniqueKeys.map((k) => k.map((name) => [name, table.columns.get(name)?.baseType, table.columns.get(name)?.isArray]));
+  const keys = table.uniqueKeys.map((k) =>
+    k.map((name) => [name, table.columns.get(name)?.baseType, table.columns.get(name)?.isArray]),
+  );
   return hash(JSON.stringify(keys));
 }
 
@@ -84,7 +96,8 @@ function identify(table: TargetTable, op: Operation): Identity {
     // An upsert that finds its row sets every other given column: where that is a unique column, the row's old
     // value under that key is unknown here, so the key can no longer tell this row from others.
     const conflictKey = op.conflictKey ?? table.primaryKey ?? [];
-    const changed = op.type === 'upsert' ? Object.keys(values).filter((c) => uniqueColumns.has(c) && !conflictKey.includes(c)) : [];
+    const changed =
+      op.type === 'upsert' ? Object.keys(values).filter((c) => uniqueColumns.has(c) && !conflictKey.includes(c)) : [];
     const tokens: string[] = [];
     const keys: string[] = [];
     for (const [index, uniqueKey] of table.uniqueKeys.entries()) {
@@ -97,9 +110,16 @@ function identify(table: TargetTable, op: Operation): Identity {
   }
   const keyColumns = Object.keys(op.key ?? {});
   const { token, canonical } = keyToken(table, keyColumns, op.key ?? {});
-  const index = table.uniqueKeys.findIndex((k) => k.length === keyColumns.length && k.every((c) => keyColumns.includes(c)));
+  const index = table.uniqueKeys.findIndex(
+    (k) => k.length === keyColumns.length && k.every((c) => keyColumns.includes(c)),
+  );
   const changesUniqueColumn = op.type !== 'delete' && Object.keys(op.values ?? {}).some((c) => uniqueColumns.has(c));
-  return { tokens: [token], key: canonical && index >= 0 ? keyName(index) : null, keys: [], barrier: changesUniqueColumn };
+  return {
+    tokens: [token],
+    key: canonical && index >= 0 ? keyName(index) : null,
+    keys: [],
+    barrier: changesUniqueColumn,
+  };
 }
 
 /** The hashed name of the row that these key columns and values address. */

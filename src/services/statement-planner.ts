@@ -29,9 +29,14 @@ export interface StatementLimits {
   bytes: number;
 }
 
-export function planStatements(table: TargetTable, operations: ClaimedOperation[], limits: StatementLimits): StatementPlan[] {
+export function planStatements(
+  table: TargetTable,
+  operations: ClaimedOperation[],
+  limits: StatementLimits,
+): StatementPlan[] {
   const statements: StatementPlan[] = [];
-  const alone = (op: ClaimedOperation, shape: Shape) => statements.push({ ...statementOf(op, shape), operations: [op] });
+  const alone = (op: ClaimedOperation, shape: Shape) =>
+    statements.push({ ...statementOf(op, shape), operations: [op] });
   if (table.oneRowStatements) {
     for (const op of operations) alone(op, parseShape(op.shape));
     return statements;
@@ -68,11 +73,17 @@ export function planStatements(table: TargetTable, operations: ClaimedOperation[
     } else {
       if (deletesMeetInserts && op.type === 'delete') min = Math.max(min, lastInsert + 1);
       for (const [key, index] of lastKeyedByKey) if (key !== identity.key) min = Math.max(min, index + 1);
-      for (const { keys, index } of lastInsertByKeys.values()) if (identity.key === null || !keys.includes(identity.key)) min = Math.max(min, index + 1);
+      for (const { keys, index } of lastInsertByKeys.values())
+        if (identity.key === null || !keys.includes(identity.key)) min = Math.max(min, index + 1);
     }
 
     let index = lastOfShape.get(op.shape);
-    if (index === undefined || index < min || statements[index].operations.length >= limits.rows || bytes[index] + op.bytes > limits.bytes) {
+    if (
+      index === undefined ||
+      index < min ||
+      statements[index].operations.length >= limits.rows ||
+      bytes[index] + op.bytes > limits.bytes
+    ) {
       index = statements.length;
       statements.push({ ...statementOf(op, shape), operations: [] });
       bytes.push(0);
@@ -85,7 +96,10 @@ export function planStatements(table: TargetTable, operations: ClaimedOperation[
     if (identity.key === undefined) {
       lastInsert = Math.max(lastInsert, index);
       const signature = identity.keys.join(' ');
-      lastInsertByKeys.set(signature, { keys: identity.keys, index: Math.max(lastInsertByKeys.get(signature)?.index ?? -1, index) });
+      lastInsertByKeys.set(signature, {
+        keys: identity.keys,
+        index: Math.max(lastInsertByKeys.get(signature)?.index ?? -1, index),
+      });
     } else if (identity.key === null) {
       lastUnknownKeyed = Math.max(lastUnknownKeyed, index);
     } else {

@@ -66,7 +66,11 @@ function storedValue(column: TargetColumn, from: 'values' | 'key'): string {
 
 /** `INSERT … SELECT … ORDER BY ord`: rows go in, and defaults are drawn, in plan order. */
 export function insertStatement(table: TargetTable, plan: StatementPlan): TargetStatement {
-  const rows = input(table, plan, plan.columns.map((name) => ({ name, from: 'values' as const })));
+  const rows = input(
+    table,
+    plan,
+    plan.columns.map((name) => ({ name, from: 'values' as const })),
+  );
   const sql =
     `INSERT INTO ${qualifiedName(table)} (${rows.columns.map((c) => quoteIdent(c.name)).join(', ')}) ` +
     `SELECT ${rows.aliases.map((a) => `v.${a}`).join(', ')} FROM (${rows.sql}) v ORDER BY v.ord`;
@@ -79,11 +83,17 @@ export function insertStatement(table: TargetTable, plan: StatementPlan): Target
  */
 export function upsertStatement(table: TargetTable, plan: StatementPlan): TargetStatement {
   const conflictKey = plan.keyColumns!;
-  const rows = input(table, plan, plan.columns.map((name) => ({ name, from: 'values' as const })));
+  const rows = input(
+    table,
+    plan,
+    plan.columns.map((name) => ({ name, from: 'values' as const })),
+  );
   const names = rows.columns.map((c) => quoteIdent(c.name)).join(', ');
   const selected = rows.aliases.map((a) => `v.${a}`).join(', ');
   const conflict = conflictKey.map(quoteIdent).join(', ');
-  const updates = rows.columns.filter((c) => !conflictKey.includes(c.name)).map((c) => `${quoteIdent(c.name)} = EXCLUDED.${quoteIdent(c.name)}`);
+  const updates = rows.columns
+    .filter((c) => !conflictKey.includes(c.name))
+    .map((c) => `${quoteIdent(c.name)} = EXCLUDED.${quoteIdent(c.name)}`);
   if (updates.length > 0) {
     const sql =
       `INSERT INTO ${qualifiedName(table)} (${names}) SELECT ${selected} FROM (${rows.sql}) v ORDER BY v.ord ` +
@@ -93,7 +103,10 @@ export function upsertStatement(table: TargetTable, plan: StatementPlan): Target
   // Rows inserted are matched back by their key, cast to the column's full type as the assignment stored it;
   // where two operations give the same key, the first inserted the row and the second found it.
   const keys = conflictKey.map(quoteIdent);
-  const match = conflictKey.map((name, k) => `ins.${keys[k]} = v.${rows.aliases[plan.columns.indexOf(name)]}::${rows.columns[plan.columns.indexOf(name)].sqlType}`);
+  const match = conflictKey.map(
+    (name, k) =>
+      `ins.${keys[k]} = v.${rows.aliases[plan.columns.indexOf(name)]}::${rows.columns[plan.columns.indexOf(name)].sqlType}`,
+  );
   const sql =
     `WITH v AS MATERIALIZED (${rows.sql}), ` +
     `ins AS (INSERT INTO ${qualifiedName(table)} (${names}) SELECT ${selected} FROM v ORDER BY v.ord ` +
@@ -103,9 +116,16 @@ export function upsertStatement(table: TargetTable, plan: StatementPlan): Target
 }
 
 /** `UPDATE … FROM (typed rows) WHERE key matches`: keys are distinct within a plan, so each row is hit at most once. */
-function updateStatement(table: TargetTable, plan: StatementPlan, assign: (column: TargetColumn, value: string) => string): TargetStatement {
+function updateStatement(
+  table: TargetTable,
+  plan: StatementPlan,
+  assign: (column: TargetColumn, value: string) => string,
+): TargetStatement {
   const keyColumns = plan.keyColumns!;
-  const fields = [...plan.columns.map((name) => ({ name, from: 'values' as const })), ...keyColumns.map((name) => ({ name, from: 'key' as const }))];
+  const fields = [
+    ...plan.columns.map((name) => ({ name, from: 'values' as const })),
+    ...keyColumns.map((name) => ({ name, from: 'key' as const })),
+  ];
   const rows = input(table, plan, fields);
   const sets = plan.columns.map((_, i) => assign(rows.columns[i], `v.${rows.aliases[i]}`));
   const match = keyColumns.map((name, k) => `t.${quoteIdent(name)} = v.${rows.aliases[plan.columns.length + k]}`);
@@ -118,7 +138,11 @@ function updateStatement(table: TargetTable, plan: StatementPlan, assign: (colum
 /** `DELETE … USING (typed rows) WHERE key matches`. */
 export function deleteStatement(table: TargetTable, plan: StatementPlan): TargetStatement {
   const keyColumns = plan.keyColumns!;
-  const rows = input(table, plan, keyColumns.map((name) => ({ name, from: 'key' as const })));
+  const rows = input(
+    table,
+    plan,
+    keyColumns.map((name) => ({ name, from: 'key' as const })),
+  );
   const match = keyColumns.map((name, k) => `t.${quoteIdent(name)} = v.${rows.aliases[k]}`);
   const sql = `WITH v AS MATERIALIZED (${rows.sql}) DELETE FROM ${qualifiedName(table)} AS t USING v WHERE ${match.join(' AND ')} RETURNING v.ord`;
   return { sql, params: rows.params, everyRow: false };
@@ -127,5 +151,18 @@ export function deleteStatement(table: TargetTable, plan: StatementPlan): Target
 function column(table: TargetTable, name: string): TargetColumn {
   const found = table.columns.get(name);
   // A column dropped since the operation was created: let the database name the error.
-  return found ?? { name, sqlType: 'text', castType: 'text', baseType: 'text', isArray: false, typmod: -1, notNull: false, hasDefault: false, generatedAlways: false, enumLabels: null };
+  return (
+    found ?? {
+      name,
+      sqlType: 'text',
+      castType: 'text',
+      baseType: 'text',
+      isArray: false,
+      typmod: -1,
+      notNull: false,
+      hasDefault: false,
+      generatedAlways: false,
+      enumLabels: null,
+    }
+  );
 }

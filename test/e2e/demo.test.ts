@@ -10,7 +10,10 @@ import { serviceEnv, ServiceProcess, startService } from '../support/service-pro
 const DEMO = join(__dirname, '..', '..', 'scripts', 'demo.js');
 
 async function runDemo(service: ServiceProcess, args: string[]): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, [DEMO, ...args], { env: { PATH: process.env.PATH ?? '', ...service.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [DEMO, ...args], {
+    env: { PATH: process.env.PATH ?? '', ...service.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (chunk) => (output += chunk));
   child.stderr.on('data', (chunk) => (output += chunk));
@@ -56,18 +59,37 @@ describe('demo: a caller process streaming operations (built service, real datab
     const { code, output } = await runDemo(service, ['--duration', '3', '--rate', '40']);
     assert.equal(code, 0, output);
     assert.match(output, new RegExp(`dashboard: http://localhost:${service.env.PORT}/`));
-    assert.ok(output.split('\n').filter((l) => /^\[demo\] +\d+ s {2}sent \d+/.test(l)).length >= 2, `a line every second:\n${output}`);
+    assert.ok(
+      output.split('\n').filter((l) => /^\[demo\] +\d+ s {2}sent \d+/.test(l)).length >= 2,
+      `a line every second:\n${output}`,
+    );
     const reported = summary(output);
     assert.ok(reported.sent >= 100, `about 40/s for 3 s plus the initial restock: ${reported.sent}`);
     assert.equal(reported.settled, reported.sent, 'every operation was settled and notified before it stopped');
     assert.ok(reported.failed >= 3, 'some fail on purpose');
-    assert.deepEqual(await ofDemo(), { total: reported.sent, completed: reported.completed, failed: reported.failed, pending: 0 });
+    assert.deepEqual(await ofDemo(), {
+      total: reported.sent,
+      completed: reported.completed,
+      failed: reported.failed,
+      pending: 0,
+    });
 
-    const codes = await db.query<{ code: string }>(`SELECT DISTINCT error_code AS code FROM batch.operation_states WHERE status = 'FAILED' ORDER BY 1`);
-    assert.deepEqual(codes.map((c) => c.code), ['23505', '23514'], 'unique and check violations, nothing unintended');
+    const codes = await db.query<{ code: string }>(
+      `SELECT DISTINCT error_code AS code FROM batch.operation_states WHERE status = 'FAILED' ORDER BY 1`,
+    );
+    assert.deepEqual(
+      codes.map((c) => c.code),
+      ['23505', '23514'],
+      'unique and check violations, nothing unintended',
+    );
     const types = await db.query<{ type: string }>(`SELECT DISTINCT type FROM batch.operations ORDER BY 1`);
-    assert.deepEqual(types.map((t) => t.type), ['delete', 'increment', 'insert', 'update', 'upsert']);
-    const [{ n: reservations }] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.demo_reservations`);
+    assert.deepEqual(
+      types.map((t) => t.type),
+      ['delete', 'increment', 'insert', 'update', 'upsert'],
+    );
+    const [{ n: reservations }] = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM public.demo_reservations`,
+    );
     const [{ n: skus }] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.demo_inventory`);
     assert.ok(reservations > 0);
     assert.equal(skus, 12);
@@ -82,13 +104,18 @@ describe('demo: a caller process streaming operations (built service, real datab
     assert.equal(now.total - first.total, reported.sent);
     assert.equal(now.failed - first.failed, reported.failed);
     assert.equal(now.pending, 0);
-    const [{ n: clients }] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM batch.clients WHERE name = 'demo'`);
+    const [{ n: clients }] = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM batch.clients WHERE name = 'demo'`,
+    );
     assert.equal(clients, 1);
   });
 
   it('refuses to start without the admin key, saying what to do', async () => {
     const { BATCH_ADMIN_API_KEY: _, ...withoutKey } = service.env;
-    const child = spawn(process.execPath, [DEMO], { env: { PATH: process.env.PATH ?? '', ...withoutKey }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [DEMO], {
+      env: { PATH: process.env.PATH ?? '', ...withoutKey },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stderr.on('data', (chunk) => (output += chunk));
     const [code] = await once(child, 'exit');

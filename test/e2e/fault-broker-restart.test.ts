@@ -25,8 +25,8 @@ describe('fault: RabbitMQ restarted mid-load (built service, real broker and dat
 
     const load = steadyLoad(caller, 10);
     const { acknowledged, errors } = load;
-    let before = 0;
-    let afterRestart = 0;
+    let before: number;
+    let afterRestart: number;
     try {
       await sleep(1000);
       before = acknowledged.length;
@@ -36,14 +36,23 @@ describe('fault: RabbitMQ restarted mid-load (built service, real broker and dat
     } finally {
       await load.stop();
     }
-    t.diagnostic(`${before} acknowledged before the restart, ${afterRestart - before} during, ${acknowledged.length - afterRestart} after; errors: ${JSON.stringify([...errors])}`);
+    t.diagnostic(
+      `${before} acknowledged before the restart, ${afterRestart - before} during, ${acknowledged.length - afterRestart} after; errors: ${JSON.stringify([...errors])}`,
+    );
     assert.ok(acknowledged.length > afterRestart + 50, 'the service answers again after the broker came back');
 
     const settled = await settleAll(db, caller, 60_000);
     const completed = new Set(settled.filter((o) => o.status === 'COMPLETED').map((o) => o.id));
-    assert.ok(acknowledged.every((id) => completed.has(id)), 'every acknowledged operation was applied');
+    assert.ok(
+      acknowledged.every((id) => completed.has(id)),
+      'every acknowledged operation was applied',
+    );
     assert.equal(await db.count(`SELECT count(*) AS n FROM public.events`), completed.size, 'each applied once');
-    assert.equal(await db.count(`SELECT count(*) AS n FROM batch.outbox WHERE sent_at IS NULL`), 0, 'the outbox drained');
+    assert.equal(
+      await db.count(`SELECT count(*) AS n FROM batch.outbox WHERE sent_at IS NULL`),
+      0,
+      'the outbox drained',
+    );
     await caller.close();
   });
 });

@@ -25,8 +25,8 @@ describe('fault: PostgreSQL restarted mid-load (built service, real broker and d
 
     const load = steadyLoad(caller, 8);
     const { acknowledged, errors } = load;
-    let before = 0;
-    let during = 0;
+    let before: number;
+    let during: number;
     try {
       await sleep(1000);
       before = acknowledged.length;
@@ -37,7 +37,9 @@ describe('fault: PostgreSQL restarted mid-load (built service, real broker and d
       await load.stop();
     }
     const slowest = load.slowest();
-    t.diagnostic(`${before} acknowledged before, ${during} during, ${acknowledged.length - before - during} after the restart; errors ${JSON.stringify([...errors])}; slowest call ${slowest} ms`);
+    t.diagnostic(
+      `${before} acknowledged before, ${during} during, ${acknowledged.length - before - during} after the restart; errors ${JSON.stringify([...errors])}; slowest call ${slowest} ms`,
+    );
     assert.ok((errors.get('UNAVAILABLE') ?? 0) > 0, 'ingest answered UNAVAILABLE while the database was down');
     assert.equal(errors.get('TIMEOUT'), undefined, 'no call hung until its timeout');
     assert.ok(acknowledged.length > before + during + 50, 'ingest works again after the restart');
@@ -46,7 +48,10 @@ describe('fault: PostgreSQL restarted mid-load (built service, real broker and d
 
     const settled = await settleAll(db, caller, 60_000);
     const completed = new Set(settled.filter((o) => o.status === 'COMPLETED').map((o) => o.id));
-    assert.ok(acknowledged.every((id) => completed.has(id)), 'every acknowledged operation was applied');
+    assert.ok(
+      acknowledged.every((id) => completed.has(id)),
+      'every acknowledged operation was applied',
+    );
     assert.equal(await db.count(`SELECT count(*) AS n FROM public.events`), completed.size, 'each applied once');
     await caller.close();
   });

@@ -21,19 +21,41 @@ describe('fault: Redis stopped (built service, real broker and database)', () =>
     await db.query(`CREATE TABLE public.events (id bigserial PRIMARY KEY, ref text NOT NULL)`);
     const caller = await createCaller(api, 'steady', ['events']);
 
-    const limited = await http<{ apiKey: string }>(api, 'POST', '/api/clients', api.adminKey, { name: 'limited', targets: ['events'], rateLimitPerSecond: 1 });
+    const limited = await http<{ apiKey: string }>(api, 'POST', '/api/clients', api.adminKey, {
+      name: 'limited',
+      targets: ['events'],
+      rateLimitPerSecond: 1,
+    });
     await stopRedis();
     for (let i = 0; i < 5; i++) {
-      const response = await http(api, 'POST', '/api/operations', limited.body.apiKey, { target: 'events', type: 'insert', values: { ref: `limited-${i}` } });
+      const response = await http(api, 'POST', '/api/operations', limited.body.apiKey, {
+        target: 'events',
+        type: 'insert',
+        values: { ref: `limited-${i}` },
+      });
       assert.equal(response.status, 201, 'the rate limit fails open without Redis');
     }
-    const { operations } = await caller.rpc.createOperations(Array.from({ length: 100 }, (_, i) => ({ target: 'events', type: 'insert' as const, values: { ref: `down-${i}` } })));
-    await eventually(async () => (/Redis unavailable/.test(worker.logs()) && /Redis unavailable/.test(api.logs()) ? true : undefined), 15_000, 'the Redis warning');
+    const { operations } = await caller.rpc.createOperations(
+      Array.from({ length: 100 }, (_, i) => ({
+        target: 'events',
+        type: 'insert' as const,
+        values: { ref: `down-${i}` },
+      })),
+    );
+    await eventually(
+      async () => (/Redis unavailable/.test(worker.logs()) && /Redis unavailable/.test(api.logs()) ? true : undefined),
+      15_000,
+      'the Redis warning',
+    );
     await settleAll(db, caller, 30_000);
     assert.ok(operations.every((o) => caller.notified.get(o.id)?.status === 'COMPLETED'));
 
     await startRedis();
-    await eventually(async () => (/Redis is back/.test(worker.logs()) ? true : undefined), 15_000, 'the worker to reconnect to Redis');
+    await eventually(
+      async () => (/Redis is back/.test(worker.logs()) ? true : undefined),
+      15_000,
+      'the worker to reconnect to Redis',
+    );
     const more = await caller.rpc.createOperation({ target: 'events', type: 'insert', values: { ref: 'up' } });
     await eventually(async () => caller.notified.get(more.id), 15_000, 'the operation after Redis came back');
     assert.equal(await db.count(`SELECT count(*) AS n FROM public.events`), 106);

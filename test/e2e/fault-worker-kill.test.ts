@@ -28,10 +28,19 @@ describe('fault: kill -9 of a worker mid-load (built service, real broker and da
     const INCREMENTS = 6_000;
     const requests = [
       ...Array.from({ length: INSERTS / 1000 }, (_, m) =>
-        Array.from({ length: 1000 }, (_, i) => ({ target: 'events', type: 'insert' as const, values: { ref: m * 1000 + i } })),
+        Array.from({ length: 1000 }, (_, i) => ({
+          target: 'events',
+          type: 'insert' as const,
+          values: { ref: m * 1000 + i },
+        })),
       ),
       ...Array.from({ length: INCREMENTS / 1000 }, () =>
-        Array.from({ length: 1000 }, (_, i) => ({ target: 'counters', type: 'increment' as const, key: { name: `c${i % 10}` }, values: { n: 1 } })),
+        Array.from({ length: 1000 }, (_, i) => ({
+          target: 'counters',
+          type: 'increment' as const,
+          key: { name: `c${i % 10}` },
+          values: { n: 1 },
+        })),
       ),
     ];
     await Promise.all(requests.map((operations) => caller.rpc.createOperations(operations)));
@@ -45,16 +54,32 @@ describe('fault: kill -9 of a worker mid-load (built service, real broker and da
       worker.process.kill('SIGKILL');
       await worker.stop();
     }
-    const pendingAfterKills = await db.count(`SELECT count(*) AS n FROM batch.operation_states WHERE status = 'PENDING'`);
-    t.diagnostic(`killed after ${kills.join(', ')} ms of work; ${pendingAfterKills} of ${INSERTS + INCREMENTS} operations still pending`);
+    const pendingAfterKills = await db.count(
+      `SELECT count(*) AS n FROM batch.operation_states WHERE status = 'PENDING'`,
+    );
+    t.diagnostic(
+      `killed after ${kills.join(', ')} ms of work; ${pendingAfterKills} of ${INSERTS + INCREMENTS} operations still pending`,
+    );
     await group.start('worker');
 
     const settled = await settleAll(db, caller, 90_000);
-    assert.equal(settled.length, INSERTS + INCREMENTS, `kills after ${kills.join(', ')} ms; ${pendingAfterKills} pending after the kills`);
+    assert.equal(
+      settled.length,
+      INSERTS + INCREMENTS,
+      `kills after ${kills.join(', ')} ms; ${pendingAfterKills} pending after the kills`,
+    );
     assert.ok(settled.every((o) => o.status === 'COMPLETED'));
-    assert.deepEqual(await db.query(`SELECT ref FROM public.events GROUP BY ref HAVING count(*) > 1`), [], 'no insert applied twice');
+    assert.deepEqual(
+      await db.query(`SELECT ref FROM public.events GROUP BY ref HAVING count(*) > 1`),
+      [],
+      'no insert applied twice',
+    );
     assert.equal(await db.count(`SELECT count(*) AS n FROM public.events`), INSERTS);
-    assert.equal(await db.count(`SELECT sum(n) AS n FROM public.counters`), INCREMENTS, 'no increment applied twice or lost');
+    assert.equal(
+      await db.count(`SELECT sum(n) AS n FROM public.counters`),
+      INCREMENTS,
+      'no increment applied twice or lost',
+    );
     assert.equal(await db.count(`SELECT count(*) AS n FROM batch.outbox WHERE sent_at IS NULL`), 0);
     await caller.close();
   });

@@ -19,17 +19,29 @@ describe('intake under garbage (built service, API role only, raw AMQP)', () => 
   let channel: amqp.Channel;
   let replyQueue: string;
   let apiKey: string;
-  const replies = new Map<string, { id?: string; err?: { status: string; code: string; message: string }; isDisposed?: boolean }>();
+  const replies = new Map<
+    string,
+    { id?: string; err?: { status: string; code: string; message: string }; isDisposed?: boolean }
+  >();
 
   before(async () => {
     service = await startService(serviceEnv({ BATCH_ROLE: 'api' }));
     db = new TestDb(service.env.DB_NAME);
     await db.query(`CREATE TABLE public.events (id bigserial PRIMARY KEY, ref text NOT NULL)`);
-    apiKey = (await http<{ apiKey: string }>(service, 'POST', '/api/clients', service.adminKey, { name: 'raw', targets: ['events'] })).body.apiKey;
+    apiKey = (
+      await http<{ apiKey: string }>(service, 'POST', '/api/clients', service.adminKey, {
+        name: 'raw',
+        targets: ['events'],
+      })
+    ).body.apiKey;
     connection = await amqp.connect(RMQ_URL);
     channel = await connection.createChannel();
     replyQueue = (await channel.assertQueue('', { exclusive: true })).queue;
-    await channel.consume(replyQueue, (message) => message && replies.set(message.properties.correlationId, JSON.parse(message.content.toString())), { noAck: true });
+    await channel.consume(
+      replyQueue,
+      (message) => message && replies.set(message.properties.correlationId, JSON.parse(message.content.toString())),
+      { noAck: true },
+    );
   });
 
   after(async () => {
@@ -81,33 +93,66 @@ describe('intake under garbage (built service, API role only, raw AMQP)', () => 
       }
     }
     const tooLarge = randomUUID();
-    channel.sendToQueue(service.env.BATCH_SERVICE_RMQ_QUEUE, Buffer.alloc(6 * 1024 * 1024, 0x20), { replyTo: replyQueue, correlationId: tooLarge, headers: { 'x-api-key': apiKey } });
+    channel.sendToQueue(service.env.BATCH_SERVICE_RMQ_QUEUE, Buffer.alloc(6 * 1024 * 1024, 0x20), {
+      replyTo: replyQueue,
+      correlationId: tooLarge,
+      headers: { 'x-api-key': apiKey },
+    });
 
-    const client = new BatchServiceClient({ url: RMQ_URL, queue: service.env.BATCH_SERVICE_RMQ_QUEUE, apiKey, timeoutMs: 20_000 });
+    const client = new BatchServiceClient({
+      url: RMQ_URL,
+      queue: service.env.BATCH_SERVICE_RMQ_QUEUE,
+      apiKey,
+      timeoutMs: 20_000,
+    });
     const started = Date.now();
-    const created = await client.createOperation({ target: 'events', type: 'insert', values: { ref: 'after the flood' } });
+    const created = await client.createOperation({
+      target: 'events',
+      type: 'insert',
+      values: { ref: 'after the flood' },
+    });
     const tookMs = Date.now() - started;
     await client.close();
     assert.equal(created.status, 'PENDING');
     assert.ok(tookMs < 10_000, `answered in ${tookMs} ms behind ${sent} unreadable messages`);
 
-    await eventually(async () => (answered.every((id) => replies.has(id)) && replies.has(tooLarge) ? true : undefined), 20_000, 'every reply');
+    await eventually(
+      async () => (answered.every((id) => replies.has(id)) && replies.has(tooLarge) ? true : undefined),
+      20_000,
+      'every reply',
+    );
     for (const id of answered) {
       const reply = replies.get(id)!;
-      assert.deepEqual([reply.err?.status, reply.err?.code, reply.isDisposed], ['error', 'VALIDATION_FAILED', true], JSON.stringify(reply).slice(0, 200));
+      assert.deepEqual(
+        [reply.err?.status, reply.err?.code, reply.isDisposed],
+        ['error', 'VALIDATION_FAILED', true],
+        JSON.stringify(reply).slice(0, 200),
+      );
     }
     assert.equal(replies.get(tooLarge)!.err?.code, 'PAYLOAD_TOO_LARGE');
 
     const dead = deadLetterQueue(service.env.BATCH_SERVICE_RMQ_QUEUE);
-    await eventually(async () => ((await channel.checkQueue(dead)).messageCount === sent ? true : undefined), 20_000, `${sent} dead-lettered messages`);
+    await eventually(
+      async () => ((await channel.checkQueue(dead)).messageCount === sent ? true : undefined),
+      20_000,
+      `${sent} dead-lettered messages`,
+    );
     const kept = await channel.get(dead, { noAck: true });
     assert.ok(kept, 'a dead-lettered message');
     assert.equal(kept.properties.headers?.['x-api-key'], undefined, 'dead-lettered without its API key');
     assert.equal(kept.properties.headers?.['x-refused-code'], 'VALIDATION_FAILED');
-    assert.equal(await db.count(`SELECT count(*) AS n FROM batch.operations`), 1, 'nothing but the valid create was stored');
+    assert.equal(
+      await db.count(`SELECT count(*) AS n FROM batch.operations`),
+      1,
+      'nothing but the valid create was stored',
+    );
 
     // Whatever the service had taken but not acknowledged goes back to the queue when it stops: there is none.
     assert.equal(await service.stop(), 0);
-    assert.equal((await channel.checkQueue(service.env.BATCH_SERVICE_RMQ_QUEUE)).messageCount, 0, 'nothing ready or unacknowledged');
+    assert.equal(
+      (await channel.checkQueue(service.env.BATCH_SERVICE_RMQ_QUEUE)).messageCount,
+      0,
+      'nothing ready or unacknowledged',
+    );
   });
 });

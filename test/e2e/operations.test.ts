@@ -44,19 +44,48 @@ describe('operating it: metrics, health and structured logs (built service in pr
 
   before(async () => {
     service = await startService(
-      serviceEnv({ NODE_ENV: 'production', LOG_LEVEL: 'debug', API_KEY_ENCRYPTION_SECRET: STRONG_SECRET, BATCH_ADMIN_API_KEY: adminKey }),
+      serviceEnv({
+        NODE_ENV: 'production',
+        LOG_LEVEL: 'debug',
+        API_KEY_ENCRYPTION_SECRET: STRONG_SECRET,
+        BATCH_ADMIN_API_KEY: adminKey,
+      }),
     );
     db = new TestDb(service.env.DB_NAME);
     await db.query(`CREATE TABLE public.items (id int PRIMARY KEY, name text NOT NULL UNIQUE)`);
     shop = await createCaller(service, 'shop', ['items']);
 
     // 50 in one bulk request, 5 one by one plus a repeated one (not stored again), 1 that fails, 1 over REST: 57 stored
-    await shop.rpc.createOperations(Array.from({ length: 50 }, (_, i) => ({ target: 'items', type: 'insert' as const, values: { id: i, name: `bulk-${i}` } })));
-    for (let i = 0; i < 5; i++) await shop.rpc.createOperation({ target: 'items', type: 'insert', values: { id: 100 + i, name: `one-${i}` }, idempotencyKey: `one-${i}` });
-    const repeated = await shop.rpc.createOperation({ target: 'items', type: 'insert', values: { id: 100, name: 'one-0' }, idempotencyKey: 'one-0' });
+    await shop.rpc.createOperations(
+      Array.from({ length: 50 }, (_, i) => ({
+        target: 'items',
+        type: 'insert' as const,
+        values: { id: i, name: `bulk-${i}` },
+      })),
+    );
+    for (let i = 0; i < 5; i++)
+      await shop.rpc.createOperation({
+        target: 'items',
+        type: 'insert',
+        values: { id: 100 + i, name: `one-${i}` },
+        idempotencyKey: `one-${i}`,
+      });
+    const repeated = await shop.rpc.createOperation({
+      target: 'items',
+      type: 'insert',
+      values: { id: 100, name: 'one-0' },
+      idempotencyKey: 'one-0',
+    });
     assert.equal(repeated.duplicate, true);
-    const failing = await shop.rpc.createOperation({ target: 'items', type: 'insert', values: { id: 200, name: 'bulk-0' } });
-    await assert.rejects(shop.rpc.createOperation({ target: 'items', type: 'insert', values: { id: 'x', name: 'bad' } }), (e: BatchServiceError) => e.code === 'VALIDATION_FAILED');
+    const failing = await shop.rpc.createOperation({
+      target: 'items',
+      type: 'insert',
+      values: { id: 200, name: 'bulk-0' },
+    });
+    await assert.rejects(
+      shop.rpc.createOperation({ target: 'items', type: 'insert', values: { id: 'x', name: 'bad' } }),
+      (e: BatchServiceError) => e.code === 'VALIDATION_FAILED',
+    );
     const rest = await fetch(`${service.url}/api/operations`, {
       method: 'POST',
       headers: { 'x-api-key': shop.apiKey, 'content-type': 'application/json', 'x-request-id': 'abc-123' },
@@ -91,10 +120,17 @@ describe('operating it: metrics, health and structured logs (built service in pr
 
   it('counts what was created and settled, chunks, statements and fallbacks, and shows an empty queue', async () => {
     // the queue gauges are read at most once a second: wait for a reading taken after everything settled
-    const samples = await eventually(async () => {
-      const current = parseMetrics(await (await fetch(`${service.url}/metrics`)).text());
-      return sum(current, 'batch_queue_operations', { status: 'COMPLETED' }) === 56 && sum(current, 'batch_outbox_backlog') === 0 ? current : undefined;
-    }, 20_000, 'queue gauges after settlement');
+    const samples = await eventually(
+      async () => {
+        const current = parseMetrics(await (await fetch(`${service.url}/metrics`)).text());
+        return sum(current, 'batch_queue_operations', { status: 'COMPLETED' }) === 56 &&
+          sum(current, 'batch_outbox_backlog') === 0
+          ? current
+          : undefined;
+      },
+      20_000,
+      'queue gauges after settlement',
+    );
 
     assert.equal(sum(samples, 'batch_operations_created_total'), 57);
     assert.equal(sum(samples, 'batch_operations_created_total', { target: 'public.items', type: 'insert' }), 57);
@@ -107,7 +143,10 @@ describe('operating it: metrics, health and structured logs (built service in pr
     assert.equal(sum(samples, 'batch_chunk_operations_sum'), 57, 'the chunks claimed every operation once');
     assert.equal(sum(samples, 'batch_chunk_operations_count'), sum(samples, 'batch_chunk_duration_seconds_count'));
     assert.ok(sum(samples, 'batch_statements_total', { target: 'public.items', type: 'insert' }) >= 1);
-    assert.ok(sum(samples, 'batch_statement_fallbacks_total', { target: 'public.items', type: 'insert' }) >= 1, 'the unique violation made a statement fall back');
+    assert.ok(
+      sum(samples, 'batch_statement_fallbacks_total', { target: 'public.items', type: 'insert' }) >= 1,
+      'the unique violation made a statement fall back',
+    );
     assert.ok(sum(samples, 'batch_statement_fallbacks_total') <= sum(samples, 'batch_statements_total'));
     assert.equal(sum(samples, 'batch_chunk_failures_total'), 0);
 
@@ -116,11 +155,33 @@ describe('operating it: metrics, health and structured logs (built service in pr
     assert.equal(sum(samples, 'batch_queue_operations', { status: 'CANCELLED' }), 0);
     assert.equal(sum(samples, 'batch_queue_oldest_pending_age_seconds'), 0);
 
-    assert.equal(sum(samples, 'batch_rpc_request_duration_seconds_count', { pattern: 'createOperations', outcome: 'OK' }), 1);
-    assert.equal(sum(samples, 'batch_rpc_request_duration_seconds_count', { pattern: 'createOperation', outcome: 'OK' }), 7);
-    assert.equal(sum(samples, 'batch_rpc_request_duration_seconds_count', { pattern: 'createOperation', outcome: 'VALIDATION_FAILED' }), 1);
-    assert.equal(sum(samples, 'batch_http_request_duration_seconds_count', { method: 'POST', route: '/api/operations', code: '201' }), 1);
-    assert.equal(sum(samples, 'batch_http_request_duration_seconds_count', { method: 'POST', route: '/api/clients', code: '201' }), 1);
+    assert.equal(
+      sum(samples, 'batch_rpc_request_duration_seconds_count', { pattern: 'createOperations', outcome: 'OK' }),
+      1,
+    );
+    assert.equal(
+      sum(samples, 'batch_rpc_request_duration_seconds_count', { pattern: 'createOperation', outcome: 'OK' }),
+      7,
+    );
+    assert.equal(
+      sum(samples, 'batch_rpc_request_duration_seconds_count', {
+        pattern: 'createOperation',
+        outcome: 'VALIDATION_FAILED',
+      }),
+      1,
+    );
+    assert.equal(
+      sum(samples, 'batch_http_request_duration_seconds_count', {
+        method: 'POST',
+        route: '/api/operations',
+        code: '201',
+      }),
+      1,
+    );
+    assert.equal(
+      sum(samples, 'batch_http_request_duration_seconds_count', { method: 'POST', route: '/api/clients', code: '201' }),
+      1,
+    );
 
     assert.ok(samples.has('process_cpu_user_seconds_total'), 'default process metrics');
     assert.ok(sum(samples, 'process_resident_memory_bytes') > 0);
@@ -128,13 +189,23 @@ describe('operating it: metrics, health and structured logs (built service in pr
   });
 
   it('is ready when the database, the broker and Redis are up, and says so without a key', async () => {
-    const health = await eventually(async () => {
-      const response = await http<{ status: string; info: Record<string, { status: string }>; error: object; details: Record<string, { status: string }> }>(service, 'GET', '/health', null);
-      return response.status === 200 ? response : undefined;
-    }, 10_000, 'readiness');
+    const health = await eventually(
+      async () => {
+        const response = await http<{
+          status: string;
+          info: Record<string, { status: string }>;
+          error: object;
+          details: Record<string, { status: string }>;
+        }>(service, 'GET', '/health', null);
+        return response.status === 200 ? response : undefined;
+      },
+      10_000,
+      'readiness',
+    );
     assert.equal(health.body.status, 'ok');
     assert.deepEqual(Object.keys(health.body.details).sort(), ['broker', 'database', 'redis']);
-    for (const dependency of ['database', 'broker', 'redis']) assert.equal(health.body.details[dependency].status, 'up', dependency);
+    for (const dependency of ['database', 'broker', 'redis'])
+      assert.equal(health.body.details[dependency].status, 'up', dependency);
     assert.deepEqual(health.body.error, {});
     assert.equal((health.body.details.redis as { optional?: boolean }).optional, true);
   });
@@ -146,7 +217,12 @@ describe('operating it: metrics, health and structured logs (built service in pr
   });
 
   it('documents /health, /health/live and /metrics in the OpenAPI document', async () => {
-    const docs = await http<{ paths: Record<string, { get?: { responses: Record<string, unknown> } }> }>(service, 'GET', '/api/docs-json', null);
+    const docs = await http<{ paths: Record<string, { get?: { responses: Record<string, unknown> } }> }>(
+      service,
+      'GET',
+      '/api/docs-json',
+      null,
+    );
     assert.ok(docs.body.paths['/health']?.get?.responses['503'], '/health documents its 503');
     assert.ok(docs.body.paths['/health/live']?.get);
     assert.ok(docs.body.paths['/metrics']?.get);
@@ -156,20 +232,24 @@ describe('operating it: metrics, health and structured logs (built service in pr
     const generated = await fetch(`${service.url}/api/targets`, { headers: { 'x-api-key': shop.apiKey } });
     const generatedId = generated.headers.get('x-request-id') ?? '';
     assert.match(generatedId, UUID, 'a request without x-request-id gets a generated one');
-    const lines = await eventually(async () => {
-      const parsed = service
-        .logs()
-        .split('\n')
-        .filter((line) => line.trim() !== '')
-        .map((line) => {
-          try {
-            return JSON.parse(line) as LogLine;
-          } catch {
-            assert.fail(`not a JSON line: ${line}`);
-          }
-        });
-      return parsed.some((l) => l.requestId === generatedId) ? parsed : undefined;
-    }, 5000, 'the log line of the last request');
+    const lines = await eventually(
+      async () => {
+        const parsed = service
+          .logs()
+          .split('\n')
+          .filter((line) => line.trim() !== '')
+          .map((line) => {
+            try {
+              return JSON.parse(line) as LogLine;
+            } catch {
+              assert.fail(`not a JSON line: ${line}`);
+            }
+          });
+        return parsed.some((l) => l.requestId === generatedId) ? parsed : undefined;
+      },
+      5000,
+      'the log line of the last request',
+    );
 
     for (const line of lines) {
       assert.equal(typeof line.msg, 'string', JSON.stringify(line));
@@ -198,7 +278,8 @@ describe('operating it: metrics, health and structured logs (built service in pr
     assert.equal(chunk.failed, 1);
 
     const all = service.logs();
-    for (const secret of [shop.apiKey, adminKey, STRONG_SECRET]) assert.ok(!all.includes(secret), 'no key or secret is logged');
+    for (const secret of [shop.apiKey, adminKey, STRONG_SECRET])
+      assert.ok(!all.includes(secret), 'no key or secret is logged');
   });
 });
 
@@ -215,9 +296,19 @@ describe('operating it: human-readable logs in development', () => {
   });
 
   it('writes one readable line per entry, with the request id of an HTTP request', async () => {
-    const response = await fetch(`${service.url}/api/stats`, { headers: { 'x-api-key': service.adminKey, 'x-request-id': 'abc-123' } });
+    const response = await fetch(`${service.url}/api/stats`, {
+      headers: { 'x-api-key': service.adminKey, 'x-request-id': 'abc-123' },
+    });
     assert.equal(response.status, 200);
-    const line = await eventually(async () => service.logs().split('\n').find((l) => l.includes('GET /api/stats 200')), 5000, 'the request line');
+    const line = await eventually(
+      async () =>
+        service
+          .logs()
+          .split('\n')
+          .find((l) => l.includes('GET /api/stats 200')),
+      5000,
+      'the request line',
+    );
     assert.match(line, /INFO.*GET \/api\/stats 200 in \d+ ms.*"requestId":"abc-123"/);
     assert.throws(() => JSON.parse(line));
     assert.match(service.logs(), /INFO: \[Bootstrap\] Batch Service \(all\) listening on port/);
@@ -229,7 +320,13 @@ describe('operating it: readiness when a dependency is down', () => {
   let service: ServiceProcess;
 
   before(async () => {
-    service = await startService(serviceEnv({ BATCH_ROLE: 'worker', BATCH_SERVICE_RMQ_URL: 'amqp://guest:guest@127.0.0.1:1', REDIS_URL: 'redis://127.0.0.1:1' }));
+    service = await startService(
+      serviceEnv({
+        BATCH_ROLE: 'worker',
+        BATCH_SERVICE_RMQ_URL: 'amqp://guest:guest@127.0.0.1:1',
+        REDIS_URL: 'redis://127.0.0.1:1',
+      }),
+    );
   });
 
   after(async () => {
@@ -237,7 +334,12 @@ describe('operating it: readiness when a dependency is down', () => {
   });
 
   it('answers 503 naming the broker, lists Redis as down but optional, and stays alive', async () => {
-    type Health = { status: string; info: Record<string, unknown>; error: Record<string, { status: string; optional?: boolean }>; details: Record<string, { status: string; optional?: boolean }> };
+    type Health = {
+      status: string;
+      info: Record<string, unknown>;
+      error: Record<string, { status: string; optional?: boolean }>;
+      details: Record<string, { status: string; optional?: boolean }>;
+    };
     const health = await http<Health>(service, 'GET', '/health', null);
     assert.equal(health.status, 503);
     assert.equal(health.body.status, 'error');

@@ -22,11 +22,20 @@ describe('RPC delivery (built service, raw AMQP)', () => {
     service = await startService(serviceEnv({ BATCH_RMQ_PREFETCH: '5' }));
     db = new TestDb(service.env.DB_NAME);
     await db.query(`CREATE TABLE public.events (id bigserial PRIMARY KEY, ref text NOT NULL)`);
-    apiKey = (await http<{ apiKey: string }>(service, 'POST', '/api/clients', service.adminKey, { name: 'raw', targets: ['events'] })).body.apiKey;
+    apiKey = (
+      await http<{ apiKey: string }>(service, 'POST', '/api/clients', service.adminKey, {
+        name: 'raw',
+        targets: ['events'],
+      })
+    ).body.apiKey;
     connection = await amqp.connect(RMQ_URL);
     channel = await connection.createChannel();
     replyQueue = (await channel.assertQueue('', { exclusive: true })).queue;
-    await channel.consume(replyQueue, (message) => message && replies.set(message.properties.correlationId, JSON.parse(message.content.toString())), { noAck: true });
+    await channel.consume(
+      replyQueue,
+      (message) => message && replies.set(message.properties.correlationId, JSON.parse(message.content.toString())),
+      { noAck: true },
+    );
   });
 
   after(async () => {
@@ -37,41 +46,79 @@ describe('RPC delivery (built service, raw AMQP)', () => {
 
   function send(body: string, headers: Record<string, string> = { 'x-api-key': apiKey }): string {
     const correlationId = randomUUID();
-    channel.sendToQueue(service.env.BATCH_SERVICE_RMQ_QUEUE, Buffer.from(body), { replyTo: replyQueue, correlationId, headers, persistent: true });
+    channel.sendToQueue(service.env.BATCH_SERVICE_RMQ_QUEUE, Buffer.from(body), {
+      replyTo: replyQueue,
+      correlationId,
+      headers,
+      persistent: true,
+    });
     return correlationId;
   }
 
-  const reply = (correlationId: string) => eventually(async () => replies.get(correlationId), 10_000, 'the reply') as Promise<Record<string, unknown>>;
+  const reply = (correlationId: string) =>
+    eventually(async () => replies.get(correlationId), 10_000, 'the reply') as Promise<Record<string, unknown>>;
 
   it('answers a redelivered request (same request id) with the operation it stored the first time', async () => {
-    const request = JSON.stringify({ pattern: 'createOperation', id: 'request-1', data: { target: 'events', type: 'insert', values: { ref: 'once' } } });
+    const request = JSON.stringify({
+      pattern: 'createOperation',
+      id: 'request-1',
+      data: { target: 'events', type: 'insert', values: { ref: 'once' } },
+    });
     const first = (await reply(send(request))).response as { id: string; duplicate: boolean };
     const again = (await reply(send(request))).response as { id: string; duplicate: boolean };
     assert.equal(again.id, first.id);
     assert.deepEqual([first.duplicate, again.duplicate], [false, true]);
-    const bulk = JSON.stringify({ pattern: 'createOperations', id: 'request-2', data: { operations: [{ target: 'events', type: 'insert', values: { ref: 'a' } }, { target: 'events', type: 'insert', values: { ref: 'b' } }] } });
+    const bulk = JSON.stringify({
+      pattern: 'createOperations',
+      id: 'request-2',
+      data: {
+        operations: [
+          { target: 'events', type: 'insert', values: { ref: 'a' } },
+          { target: 'events', type: 'insert', values: { ref: 'b' } },
+        ],
+      },
+    });
     const one = (await reply(send(bulk))).response as { operations: { id: string }[] };
     const two = (await reply(send(bulk))).response as { operations: { id: string; duplicate: boolean }[] };
-    assert.deepEqual(two.operations.map((o) => o.id), one.operations.map((o) => o.id));
+    assert.deepEqual(
+      two.operations.map((o) => o.id),
+      one.operations.map((o) => o.id),
+    );
     assert.equal(await db.count(`SELECT count(*) AS n FROM batch.operations`), 3);
   });
 
   it('answers and acknowledges rejected, unauthenticated, unreadable and unknown requests, so none stays in the queue', async () => {
-    const rejected = await reply(send(JSON.stringify({ pattern: 'createOperation', id: 'r-bad', data: { target: 'events', type: 'insert', values: { nope: 1 } } })));
+    const rejected = await reply(
+      send(
+        JSON.stringify({
+          pattern: 'createOperation',
+          id: 'r-bad',
+          data: { target: 'events', type: 'insert', values: { nope: 1 } },
+        }),
+      ),
+    );
     assert.equal((rejected.err as { code: string }).code, 'UNKNOWN_COLUMN');
     assert.equal(rejected.isDisposed, true);
-    const anonymous = await reply(send(JSON.stringify({ pattern: 'getOperation', id: 'r-anon', data: { id: '1' } }), {}));
+    const anonymous = await reply(
+      send(JSON.stringify({ pattern: 'getOperation', id: 'r-anon', data: { id: '1' } }), {}),
+    );
     assert.equal((anonymous.err as { code: string }).code, 'UNAUTHENTICATED');
     const unknown = await reply(send(JSON.stringify({ pattern: 'dropTables', id: 'r-unknown', data: {} })));
     assert.ok(unknown.err);
     send('{ not json');
     // More bad requests than the prefetch allows in flight: had any stayed unacknowledged, the rest would stall.
-    const many = Array.from({ length: 20 }, (_, i) => send(JSON.stringify({ pattern: 'getOperation', id: `r-${i}`, data: { id: 'x' } })));
+    const many = Array.from({ length: 20 }, (_, i) =>
+      send(JSON.stringify({ pattern: 'getOperation', id: `r-${i}`, data: { id: 'x' } })),
+    );
     for (const id of many) assert.equal(((await reply(id)).err as { code: string }).code, 'VALIDATION_FAILED');
-    await eventually(async () => {
-      const { messageCount } = await channel.checkQueue(service.env.BATCH_SERVICE_RMQ_QUEUE);
-      return messageCount === 0 ? true : undefined;
-    }, 10_000, 'the queue to be empty');
+    await eventually(
+      async () => {
+        const { messageCount } = await channel.checkQueue(service.env.BATCH_SERVICE_RMQ_QUEUE);
+        return messageCount === 0 ? true : undefined;
+      },
+      10_000,
+      'the queue to be empty',
+    );
     assert.equal(await db.count(`SELECT count(*) AS n FROM batch.operations`), 3, 'nothing stored');
   });
 });

@@ -29,11 +29,22 @@ describe('scale-out: two API and two worker processes (built service, real broke
     const STEPS = 120;
     const toggles = Array.from({ length: TARGETS }, async (_, t) => {
       for (let i = 0; i < STEPS; i++) {
-        await caller.rpc.createOperation({ target: `toggle${t}`, type: 'increment', key: { id: 1 }, values: { n: i % 2 === 0 ? 1 : -1 } });
+        await caller.rpc.createOperation({
+          target: `toggle${t}`,
+          type: 'increment',
+          key: { id: 1 },
+          values: { n: i % 2 === 0 ? 1 : -1 },
+        });
       }
     });
     const bulk = Array.from({ length: 10 }, (_, m) =>
-      caller.rpc.createOperations(Array.from({ length: 1000 }, (_, i) => ({ target: 'events', type: 'insert' as const, values: { ref: `${m}-${i}` } }))),
+      caller.rpc.createOperations(
+        Array.from({ length: 1000 }, (_, i) => ({
+          target: 'events',
+          type: 'insert' as const,
+          values: { ref: `${m}-${i}` },
+        })),
+      ),
     );
     await Promise.all([...toggles, ...bulk]);
 
@@ -42,9 +53,15 @@ describe('scale-out: two API and two worker processes (built service, real broke
     const failed = await db.query(`SELECT target, error_code FROM batch.operation_states WHERE status <> 'COMPLETED'`);
     assert.deepEqual(failed, [], 'no increment ran out of order');
     for (let t = 0; t < TARGETS; t++) assert.deepEqual(await db.query(`SELECT n FROM public.toggle${t}`), [{ n: 0 }]);
-    assert.deepEqual(await db.query(`SELECT ref FROM public.events GROUP BY ref HAVING count(*) > 1`), [], 'nothing applied twice');
+    assert.deepEqual(
+      await db.query(`SELECT ref FROM public.events GROUP BY ref HAVING count(*) > 1`),
+      [],
+      'nothing applied twice',
+    );
     assert.equal(await db.count(`SELECT count(*) AS n FROM public.events`), 10_000);
-    const workers = await db.query<{ worker: string }>(`SELECT DISTINCT worker FROM batch.executions WHERE status = 'COMPLETED'`);
+    const workers = await db.query<{ worker: string }>(
+      `SELECT DISTINCT worker FROM batch.executions WHERE status = 'COMPLETED'`,
+    );
     assert.equal(workers.length, 2, 'both workers applied chunks');
     await caller.close();
   });

@@ -29,31 +29,59 @@ describe('security: keys, isolation, rate limits (two API instances)', () => {
     await instances[0]?.destroy();
   });
 
-  const status = (instance: ServiceProcess, key: string) => http(instance, 'GET', '/api/targets', key).then((r) => r.status);
+  const status = (instance: ServiceProcess, key: string) =>
+    http(instance, 'GET', '/api/targets', key).then((r) => r.status);
 
   it('stores keys only as keyed hashes', async () => {
-    const stored = await db.query<{ api_key_hash: string }>(`SELECT api_key_hash FROM batch.clients WHERE name = 'alice'`);
+    const stored = await db.query<{ api_key_hash: string }>(
+      `SELECT api_key_hash FROM batch.clients WHERE name = 'alice'`,
+    );
     assert.match(stored[0].api_key_hash, /^[0-9a-f]{64}$/);
     assert.notEqual(stored[0].api_key_hash, alice.apiKey);
     assert.match(alice.apiKey, /^bsk_[A-Za-z0-9_-]{43}$/, '256 bits of randomness');
     const listed = await http<Record<string, unknown>[]>(instances[0], 'GET', '/api/clients', instances[0].adminKey);
-    assert.ok(listed.body.every((c) => !('apiKey' in c) && !('apiKeyHash' in c)), 'keys are never listed');
+    assert.ok(
+      listed.body.every((c) => !('apiKey' in c) && !('apiKeyHash' in c)),
+      'keys are never listed',
+    );
   });
 
   it('rotates and revokes keys with effect at once on every instance', async () => {
-    const created = await http<{ id: string; apiKey: string }>(instances[0], 'POST', '/api/clients', instances[0].adminKey, { name: 'carol', targets: ['notes'] });
+    const created = await http<{ id: string; apiKey: string }>(
+      instances[0],
+      'POST',
+      '/api/clients',
+      instances[0].adminKey,
+      { name: 'carol', targets: ['notes'] },
+    );
     for (const instance of instances) assert.equal(await status(instance, created.body.apiKey), 200);
-    const rotated = await http<{ apiKey: string }>(instances[1], 'POST', `/api/clients/${created.body.id}/rotate-key`, instances[1].adminKey);
+    const rotated = await http<{ apiKey: string }>(
+      instances[1],
+      'POST',
+      `/api/clients/${created.body.id}/rotate-key`,
+      instances[1].adminKey,
+    );
     assert.equal(rotated.status, 200);
     for (const instance of instances) {
       assert.equal(await status(instance, created.body.apiKey), 401, 'the old key stops working at once');
       assert.equal(await status(instance, rotated.body.apiKey), 200);
     }
-    const bearer = await fetch(`${instances[1].url}/api/targets`, { headers: { authorization: `Bearer ${rotated.body.apiKey}` } });
+    const bearer = await fetch(`${instances[1].url}/api/targets`, {
+      headers: { authorization: `Bearer ${rotated.body.apiKey}` },
+    });
     assert.equal(bearer.status, 200, 'Authorization: Bearer works too');
-    assert.equal((await http(instances[0], 'DELETE', `/api/clients/${created.body.id}`, instances[0].adminKey)).status, 204);
-    for (const instance of instances) assert.equal(await status(instance, rotated.body.apiKey), 401, 'a revoked key stops working at once');
-    const rpc = new BatchServiceClient({ url: RMQ_URL, queue: instances[0].env.BATCH_SERVICE_RMQ_QUEUE, apiKey: rotated.body.apiKey, timeoutMs: 10_000 });
+    assert.equal(
+      (await http(instances[0], 'DELETE', `/api/clients/${created.body.id}`, instances[0].adminKey)).status,
+      204,
+    );
+    for (const instance of instances)
+      assert.equal(await status(instance, rotated.body.apiKey), 401, 'a revoked key stops working at once');
+    const rpc = new BatchServiceClient({
+      url: RMQ_URL,
+      queue: instances[0].env.BATCH_SERVICE_RMQ_QUEUE,
+      apiKey: rotated.body.apiKey,
+      timeoutMs: 10_000,
+    });
     await assert.rejects(rpc.getOperation('1'), (e: BatchServiceError) => e.code === 'UNAUTHENTICATED');
     await rpc.close();
   });
@@ -63,9 +91,15 @@ describe('security: keys, isolation, rate limits (two API instances)', () => {
     const theirs = await bob.rpc.createOperation({ target: 'private_notes', type: 'insert', values: { id: 1 } });
     await settleAll(db, alice);
     await settleAll(db, bob);
-    assert.ok(!alice.notified.has(theirs.id) && !bob.notified.has(mine.id), 'notifications go to their own client only');
+    assert.ok(
+      !alice.notified.has(theirs.id) && !bob.notified.has(mine.id),
+      'notifications go to their own client only',
+    );
     const list = await http<{ items: { id: string }[] }>(instances[0], 'GET', '/api/operations', alice.apiKey);
-    assert.deepEqual(list.body.items.map((o) => o.id), [mine.id]);
+    assert.deepEqual(
+      list.body.items.map((o) => o.id),
+      [mine.id],
+    );
     const bobsExecution = (await bob.rpc.getOperation(theirs.id)).executionId!;
     const alicesExecution = (await alice.rpc.getOperation(mine.id)).executionId!;
     const executions = await http<{ items: { id: string }[] }>(instances[0], 'GET', '/api/executions', alice.apiKey);
@@ -73,30 +107,67 @@ describe('security: keys, isolation, rate limits (two API instances)', () => {
     if (bobsExecution !== alicesExecution) {
       assert.equal((await http(instances[0], 'GET', `/api/executions/${bobsExecution}`, alice.apiKey)).status, 404);
     }
-    const own = await http<{ steps: { target: string }[] }>(instances[0], 'GET', `/api/executions/${alicesExecution}`, alice.apiKey);
-    assert.ok(own.body.steps.every((s) => s.target === 'public.notes'), 'steps on targets alice may not write are hidden');
+    const own = await http<{ steps: { target: string }[] }>(
+      instances[0],
+      'GET',
+      `/api/executions/${alicesExecution}`,
+      alice.apiKey,
+    );
+    assert.ok(
+      own.body.steps.every((s) => s.target === 'public.notes'),
+      'steps on targets alice may not write are hidden',
+    );
     const all = await http<{ items: unknown[] }>(instances[0], 'GET', '/api/operations', instances[0].adminKey);
     assert.equal(all.body.items.length, 2, 'an admin sees all');
-    await assert.rejects(alice.rpc.createOperation({ target: 'private_notes', type: 'insert', values: { id: 2 } }), (e: BatchServiceError) => e.code === 'FORBIDDEN');
+    await assert.rejects(
+      alice.rpc.createOperation({ target: 'private_notes', type: 'insert', values: { id: 2 } }),
+      (e: BatchServiceError) => e.code === 'FORBIDDEN',
+    );
   });
 
-  it('changes a client\'s grants and rate limit with effect from its next request on every instance', async () => {
-    const created = await http<{ id: string; apiKey: string }>(instances[0], 'POST', '/api/clients', instances[0].adminKey, { name: 'dave', targets: ['notes'] });
+  it("changes a client's grants and rate limit with effect from its next request on every instance", async () => {
+    const created = await http<{ id: string; apiKey: string }>(
+      instances[0],
+      'POST',
+      '/api/clients',
+      instances[0].adminKey,
+      { name: 'dave', targets: ['notes'] },
+    );
     const { id, apiKey } = created.body;
     const create = (instance: ServiceProcess, target: string, row: number) =>
-      http<{ code?: string }>(instance, 'POST', '/api/operations', apiKey, { target, type: 'insert', values: { id: row } }).then((r) => r.body.code ?? r.status);
-    const change = (body: object) => http<Record<string, unknown>>(instances[1], 'PATCH', `/api/clients/${id}`, instances[1].adminKey, body);
+      http<{ code?: string }>(instance, 'POST', '/api/operations', apiKey, {
+        target,
+        type: 'insert',
+        values: { id: row },
+      }).then((r) => r.body.code ?? r.status);
+    const change = (body: object) =>
+      http<Record<string, unknown>>(instances[1], 'PATCH', `/api/clients/${id}`, instances[1].adminKey, body);
     assert.equal(await create(instances[0], 'private_notes', 10), 'FORBIDDEN');
 
     const granted = await change({ targets: ['notes', 'private_notes'], rateLimitPerSecond: 1 });
     assert.equal(granted.status, 200);
-    assert.deepEqual([granted.body.name, granted.body.targets, granted.body.admin, granted.body.rateLimitPerSecond], ['dave', ['notes', 'private_notes'], false, 1]);
-    assert.deepEqual([await create(instances[0], 'private_notes', 10), await create(instances[0], 'notes', 10)], [201, 'RATE_LIMITED']);
+    assert.deepEqual(
+      [granted.body.name, granted.body.targets, granted.body.admin, granted.body.rateLimitPerSecond],
+      ['dave', ['notes', 'private_notes'], false, 1],
+    );
+    assert.deepEqual(
+      [await create(instances[0], 'private_notes', 10), await create(instances[0], 'notes', 10)],
+      [201, 'RATE_LIMITED'],
+    );
 
     const unlimited = await change({ rateLimitPerSecond: null });
-    assert.deepEqual([unlimited.body.targets, unlimited.body.rateLimitPerSecond], [['notes', 'private_notes'], null], 'only the fields given change');
+    assert.deepEqual(
+      [unlimited.body.targets, unlimited.body.rateLimitPerSecond],
+      [['notes', 'private_notes'], null],
+      'only the fields given change',
+    );
     for (let row = 11; row < 15; row++) assert.equal(await create(instances[row % 2], 'notes', row), 201);
-    const listed = await http<{ id: string; rateLimitPerSecond: number | null }[]>(instances[0], 'GET', '/api/clients', instances[0].adminKey);
+    const listed = await http<{ id: string; rateLimitPerSecond: number | null }[]>(
+      instances[0],
+      'GET',
+      '/api/clients',
+      instances[0].adminKey,
+    );
     assert.equal(listed.body.find((c) => c.id === id)?.rateLimitPerSecond, null);
 
     assert.equal((await http(instances[0], 'DELETE', `/api/clients/${id}`, instances[0].adminKey)).status, 204);
@@ -104,10 +175,23 @@ describe('security: keys, isolation, rate limits (two API instances)', () => {
   });
 
   it('holds grants when operations are applied: retry re-checks them, a narrowed grant or a revocation cancels what is pending', async () => {
-    const created = await http<{ id: string; apiKey: string }>(instances[0], 'POST', '/api/clients', instances[0].adminKey, { name: 'erin', targets: ['notes', 'private_notes'] });
+    const created = await http<{ id: string; apiKey: string }>(
+      instances[0],
+      'POST',
+      '/api/clients',
+      instances[0].adminKey,
+      { name: 'erin', targets: ['notes', 'private_notes'] },
+    );
     const { id, apiKey } = created.body;
-    const create = (body: object) => http<{ id: string }>(instances[1], 'POST', '/api/operations', apiKey, body).then((r) => r.body.id);
-    const read = (operation: string) => http<{ status: string; error: { code: string } | null }>(instances[0], 'GET', `/api/operations/${operation}`, instances[0].adminKey).then((r) => r.body);
+    const create = (body: object) =>
+      http<{ id: string }>(instances[1], 'POST', '/api/operations', apiKey, body).then((r) => r.body.id);
+    const read = (operation: string) =>
+      http<{ status: string; error: { code: string } | null }>(
+        instances[0],
+        'GET',
+        `/api/operations/${operation}`,
+        instances[0].adminKey,
+      ).then((r) => r.body);
     const later = new Date(Date.now() + 3_600_000).toISOString();
     await create({ target: 'private_notes', type: 'insert', values: { id: 500 } });
     const failed = await create({ target: 'private_notes', type: 'insert', values: { id: 500 } });
@@ -115,44 +199,90 @@ describe('security: keys, isolation, rate limits (two API instances)', () => {
       assert.ok(i < 200, 'the duplicate failed');
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    const scheduledPrivate = await create({ target: 'private_notes', type: 'insert', values: { id: 501 }, notBefore: later });
+    const scheduledPrivate = await create({
+      target: 'private_notes',
+      type: 'insert',
+      values: { id: 501 },
+      notBefore: later,
+    });
     const scheduledNote = await create({ target: 'notes', type: 'insert', values: { id: 501 }, notBefore: later });
 
-    assert.equal((await http(instances[1], 'PATCH', `/api/clients/${id}`, instances[1].adminKey, { targets: ['notes'] })).status, 200);
-    assert.deepEqual(await read(scheduledPrivate).then((o) => [o.status, o.error?.code]), ['CANCELLED', 'FORBIDDEN'], 'no longer granted: cancelled');
+    assert.equal(
+      (await http(instances[1], 'PATCH', `/api/clients/${id}`, instances[1].adminKey, { targets: ['notes'] })).status,
+      200,
+    );
+    assert.deepEqual(
+      await read(scheduledPrivate).then((o) => [o.status, o.error?.code]),
+      ['CANCELLED', 'FORBIDDEN'],
+      'no longer granted: cancelled',
+    );
     assert.equal((await read(scheduledNote)).status, 'PENDING', 'still granted: kept');
     const retried = await http<{ code: string }>(instances[0], 'POST', `/api/operations/${failed}/retry`, apiKey);
     assert.deepEqual([retried.status, retried.body.code], [403, 'FORBIDDEN']);
     assert.equal((await read(failed)).status, 'FAILED');
 
     assert.equal((await http(instances[0], 'DELETE', `/api/clients/${id}`, instances[0].adminKey)).status, 204);
-    assert.deepEqual(await read(scheduledNote).then((o) => [o.status, o.error?.code]), ['CANCELLED', 'FORBIDDEN'], 'revoked: everything pending is cancelled');
+    assert.deepEqual(
+      await read(scheduledNote).then((o) => [o.status, o.error?.code]),
+      ['CANCELLED', 'FORBIDDEN'],
+      'revoked: everything pending is cancelled',
+    );
   });
 
   it('rate-limits a client over both transports with retryAfterMs, per client', async () => {
-    const created = await http<{ apiKey: string }>(instances[0], 'POST', '/api/clients', instances[0].adminKey, { name: 'slow', targets: ['notes'], rateLimitPerSecond: 5 });
+    const created = await http<{ apiKey: string }>(instances[0], 'POST', '/api/clients', instances[0].adminKey, {
+      name: 'slow',
+      targets: ['notes'],
+      rateLimitPerSecond: 5,
+    });
     const key = created.body.apiKey;
-    const rpc = new BatchServiceClient({ url: RMQ_URL, queue: instances[0].env.BATCH_SERVICE_RMQ_QUEUE, apiKey: key, timeoutMs: 10_000 });
+    const rpc = new BatchServiceClient({
+      url: RMQ_URL,
+      queue: instances[0].env.BATCH_SERVICE_RMQ_QUEUE,
+      apiKey: key,
+      timeoutMs: 10_000,
+    });
     const outcomes: string[] = [];
     for (let i = 0; i < 8; i++) {
-      const response = await http<{ code?: string; details?: { retryAfterMs: number } }>(instances[i % 2], 'POST', '/api/operations', key, { target: 'notes', type: 'insert', values: { id: 100 + i } });
+      const response = await http<{ code?: string; details?: { retryAfterMs: number } }>(
+        instances[i % 2],
+        'POST',
+        '/api/operations',
+        key,
+        { target: 'notes', type: 'insert', values: { id: 100 + i } },
+      );
       outcomes.push(response.status === 201 ? 'ok' : `${response.status} ${response.body.code}`);
-      if (response.status === 429) assert.ok(response.body.details!.retryAfterMs > 0 && response.body.details!.retryAfterMs <= 1000);
+      if (response.status === 429)
+        assert.ok(response.body.details!.retryAfterMs > 0 && response.body.details!.retryAfterMs <= 1000);
     }
-    assert.deepEqual(outcomes.filter((o) => o === 'ok').length, 5, `a bucket of 5 shared by both instances: ${outcomes}`);
+    assert.deepEqual(
+      outcomes.filter((o) => o === 'ok').length,
+      5,
+      `a bucket of 5 shared by both instances: ${outcomes}`,
+    );
     assert.ok(outcomes.slice(5).every((o) => o === '429 RATE_LIMITED'));
-    await assert.rejects(rpc.createOperation({ target: 'notes', type: 'insert', values: { id: 200 } }), (e: BatchServiceError) => e.code === 'RATE_LIMITED' && (e.details as { retryAfterMs: number }).retryAfterMs > 0);
+    await assert.rejects(
+      rpc.createOperation({ target: 'notes', type: 'insert', values: { id: 200 } }),
+      (e: BatchServiceError) => e.code === 'RATE_LIMITED' && (e.details as { retryAfterMs: number }).retryAfterMs > 0,
+    );
     assert.equal(await status(instances[0], alice.apiKey), 200, 'other clients are not affected');
     await new Promise((resolve) => setTimeout(resolve, 1100));
-    assert.ok((await rpc.createOperation({ target: 'notes', type: 'insert', values: { id: 201 } })).id, 'allowed again after the wait');
+    assert.ok(
+      (await rpc.createOperation({ target: 'notes', type: 'insert', values: { id: 201 } })).id,
+      'allowed again after the wait',
+    );
     await rpc.close();
   });
 
   it('documents the auth schemes and the error responses in Swagger', async () => {
-    const docs = await http<{ components: { securitySchemes: Record<string, { type: string }> }; paths: Record<string, Record<string, { responses: Record<string, unknown>; security: unknown[] }>> }>(instances[0], 'GET', '/api/docs-json', null);
+    const docs = await http<{
+      components: { securitySchemes: Record<string, { type: string }> };
+      paths: Record<string, Record<string, { responses: Record<string, unknown>; security: unknown[] }>>;
+    }>(instances[0], 'GET', '/api/docs-json', null);
     assert.deepEqual(Object.keys(docs.body.components.securitySchemes).sort(), ['api-key', 'bearer']);
     const create = docs.body.paths['/api/operations'].post;
-    for (const code of ['201', '400', '401', '403', '413', '429', '503']) assert.ok(create.responses[code], `POST /api/operations documents ${code}`);
+    for (const code of ['201', '400', '401', '403', '413', '429', '503'])
+      assert.ok(create.responses[code], `POST /api/operations documents ${code}`);
     assert.ok(docs.body.paths['/api/operations/{id}/cancel'].post.responses['409']);
   });
 });

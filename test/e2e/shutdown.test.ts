@@ -22,7 +22,13 @@ describe('SIGTERM during load (built service, real broker and database)', () => 
     const caller = await createCaller(first, 'steady', ['events'], 30_000);
 
     const requests = Array.from({ length: 30 }, (_, m) =>
-      caller.rpc.createOperations(Array.from({ length: 500 }, (_, i) => ({ target: 'events', type: 'insert' as const, values: { ref: `${m}-${i}` } }))),
+      caller.rpc.createOperations(
+        Array.from({ length: 500 }, (_, i) => ({
+          target: 'events',
+          type: 'insert' as const,
+          values: { ref: `${m}-${i}` },
+        })),
+      ),
     );
     await sleep(300);
     const stopping = Date.now();
@@ -39,7 +45,11 @@ describe('SIGTERM during load (built service, real broker and database)', () => 
     const settled = await settleAll(db, caller, 60_000);
     assert.equal(settled.length, 15_000, 'a redelivered request stored nothing twice');
     assert.ok(settled.every((o) => o.status === 'COMPLETED'));
-    assert.deepEqual(await db.query(`SELECT ref FROM public.events GROUP BY ref HAVING count(*) > 1`), [], 'nothing applied twice');
+    assert.deepEqual(
+      await db.query(`SELECT ref FROM public.events GROUP BY ref HAVING count(*) > 1`),
+      [],
+      'nothing applied twice',
+    );
     assert.equal(await db.count(`SELECT count(*) AS n FROM public.events`), 15_000);
     await caller.close();
   });

@@ -16,7 +16,10 @@ describe('AMQP frame writes (RabbitMQ)', () => {
 
   before(async () => {
     manager = connectAmqp([RMQ_URL]);
-    channel = manager.createChannel({ confirm: true, setup: (c: ConfirmChannel) => c.assertQueue(queue, { autoDelete: true }) });
+    channel = manager.createChannel({
+      confirm: true,
+      setup: (c: ConfirmChannel) => c.assertQueue(queue, { autoDelete: true }),
+    });
     await channel.waitForConnect();
   });
 

@@ -26,39 +26,74 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     t.db.config.poll.skipLimit = null;
     t.db.config.poll.retryLimit = 3;
     await t.db.query(`DROP TABLE IF EXISTS public.stock, public.wide, public.flaky, public.deferred, public.flags`);
-    await t.db.query(`CREATE TABLE public.stock (id int PRIMARY KEY, sku text NOT NULL UNIQUE, qty int NOT NULL DEFAULT 0 CHECK (qty >= 0), note text)`);
+    await t.db.query(
+      `CREATE TABLE public.stock (id int PRIMARY KEY, sku text NOT NULL UNIQUE, qty int NOT NULL DEFAULT 0 CHECK (qty >= 0), note text)`,
+    );
     await t.db.query(`INSERT INTO public.stock SELECT g, 'sku' || g, 10 FROM generate_series(1, 200) g`);
-    await t.db.query(`TRUNCATE batch.operations, batch.pending, batch.outcomes, batch.holds; DELETE FROM batch.executions`);
+    await t.db.query(
+      `TRUNCATE batch.operations, batch.pending, batch.outcomes, batch.holds; DELETE FROM batch.executions`,
+    );
   });
 
   async function run(ops: ICreateBatchOperationRequest[]) {
     const created = await operations.createMany(client, ops);
     const { executionId } = await step.execute();
     const steps = await t.db.query<{ name: string; read_count: number; write_count: number }>(
-      'SELECT name, read_count, write_count FROM batch.execution_steps WHERE execution_id = $1 ORDER BY id', [executionId]);
+      'SELECT name, read_count, write_count FROM batch.execution_steps WHERE execution_id = $1 ORDER BY id',
+      [executionId],
+    );
     const outcomes = await t.db.query<{ status: string; rows_affected: number | null; error_code: string | null }>(
-      'SELECT status, rows_affected, error_code FROM batch.operation_states WHERE id = ANY($1::bigint[]) ORDER BY id', [created.map((c) => c.id)]);
+      'SELECT status, rows_affected, error_code FROM batch.operation_states WHERE id = ANY($1::bigint[]) ORDER BY id',
+      [created.map((c) => c.id)],
+    );
     return { executionId, steps, outcomes };
   }
 
   const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 
   it('applies 200 updates, increments, upserts and deletes each as one statement', async () => {
-    const updates = await run(range(200).map((id) => ({ target: 'stock', type: 'update' as const, key: { id }, values: { note: `n${id}` } })));
+    const updates = await run(
+      range(200).map((id) => ({ target: 'stock', type: 'update' as const, key: { id }, values: { note: `n${id}` } })),
+    );
     assert.equal(updates.steps.length, 1);
     assert.ok(updates.outcomes.every((o) => o.status === 'COMPLETED' && o.rows_affected === 1));
 
-    const increments = await run(range(200).map((id) => ({ target: 'stock', type: 'increment' as const, key: { sku: `sku${id}` }, values: { qty: id } })));
-    assert.deepEqual(increments.steps.map((s) => s.name), ['increment public.stock (qty) by (sku)']);
+    const increments = await run(
+      range(200).map((id) => ({
+        target: 'stock',
+        type: 'increment' as const,
+        key: { sku: `sku${id}` },
+        values: { qty: id },
+      })),
+    );
+    assert.deepEqual(
+      increments.steps.map((s) => s.name),
+      ['increment public.stock (qty) by (sku)'],
+    );
     assert.equal((await t.db.query<{ qty: number }>('SELECT qty FROM public.stock WHERE id = 7'))[0].qty, 17);
 
-    const upserts = await run(range(250).map((id) => ({ target: 'stock', type: 'upsert' as const, values: { id, sku: `sku${id}`, note: 'u' } })));
+    const upserts = await run(
+      range(250).map((id) => ({
+        target: 'stock',
+        type: 'upsert' as const,
+        values: { id, sku: `sku${id}`, note: 'u' },
+      })),
+    );
     assert.equal(upserts.steps.length, 1);
-    assert.equal(Number((await t.db.query<{ n: string }>(`SELECT count(*) AS n FROM public.stock WHERE note = 'u'`))[0].n), 250);
+    assert.equal(
+      Number((await t.db.query<{ n: string }>(`SELECT count(*) AS n FROM public.stock WHERE note = 'u'`))[0].n),
+      250,
+    );
 
-    const deletes = await run([...range(100), 999].map((id) => ({ target: 'stock', type: 'delete' as const, key: { id } })));
+    const deletes = await run(
+      [...range(100), 999].map((id) => ({ target: 'stock', type: 'delete' as const, key: { id } })),
+    );
     assert.equal(deletes.steps.length, 1);
-    assert.deepEqual(deletes.outcomes.at(-1), { status: 'COMPLETED', rows_affected: 0, error_code: null }, 'a delete that matches no row completes with 0');
+    assert.deepEqual(
+      deletes.outcomes.at(-1),
+      { status: 'COMPLETED', rows_affected: 0, error_code: null },
+      'a delete that matches no row completes with 0',
+    );
     assert.equal(Number((await t.db.query<{ n: string }>('SELECT count(*) AS n FROM public.stock'))[0].n), 150);
   });
 
@@ -72,11 +107,27 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
       { target: 'stock', type: 'delete', key: { id: 500 } },
       { target: 'stock', type: 'increment', key: { id: 500 }, values: { qty: 1 } },
     ]);
-    assert.deepEqual(outcomes.map((o) => [o.status, o.rows_affected]), [
-      ['COMPLETED', 1], ['COMPLETED', 1], ['COMPLETED', 1], ['COMPLETED', 1], ['COMPLETED', 1], ['COMPLETED', 1], ['COMPLETED', 0],
+    assert.deepEqual(
+      outcomes.map((o) => [o.status, o.rows_affected]),
+      [
+        ['COMPLETED', 1],
+        ['COMPLETED', 1],
+        ['COMPLETED', 1],
+        ['COMPLETED', 1],
+        ['COMPLETED', 1],
+        ['COMPLETED', 1],
+        ['COMPLETED', 0],
+      ],
+    );
+    assert.equal(
+      steps.length,
+      5,
+      'the updates of rows 500, 1 and 2 share a statement; each later step on row 500 waits its round',
+    );
+    assert.deepEqual(await t.db.query('SELECT id, qty FROM public.stock WHERE id IN (1, 2, 500) ORDER BY id'), [
+      { id: 1, qty: 1 },
+      { id: 2, qty: 2 },
     ]);
-    assert.equal(steps.length, 5, 'the updates of rows 500, 1 and 2 share a statement; each later step on row 500 waits its round');
-    assert.deepEqual(await t.db.query('SELECT id, qty FROM public.stock WHERE id IN (1, 2, 500) ORDER BY id'), [{ id: 1, qty: 1 }, { id: 2, qty: 2 }]);
   });
 
   it('fails an increment that overflows or breaks a check, and keeps the rest', async () => {
@@ -85,7 +136,10 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
       { target: 'stock', type: 'increment', key: { id: 2 }, values: { qty: 2_147_483_647 } },
       { target: 'stock', type: 'increment', key: { id: 3 }, values: { qty: -10 } },
     ]);
-    assert.deepEqual(outcomes.map((o) => o.error_code), ['23514', '22003', null]);
+    assert.deepEqual(
+      outcomes.map((o) => o.error_code),
+      ['23514', '22003', null],
+    );
   });
 
   it('applies a chunk of 10,000 operations with 20 columns, split into statements of BATCH_STATEMENT_MAX_ROWS', async () => {
@@ -94,14 +148,25 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     t.db.config.poll.limit = 10_000;
     t.db.config.poll.statementMaxRows = 4000;
     for (let from = 0; from < 10_000; from += 1000) {
-      await operations.createMany(client, range(1000).map((i) => ({
-        target: 'wide', type: 'insert' as const, values: Object.fromEntries([['id', from + i], ...columns.map((c) => [c, `${c}-${from + i}`])]),
-      })));
+      await operations.createMany(
+        client,
+        range(1000).map((i) => ({
+          target: 'wide',
+          type: 'insert' as const,
+          values: Object.fromEntries([['id', from + i], ...columns.map((c) => [c, `${c}-${from + i}`])]),
+        })),
+      );
     }
     const { read, executionId } = await step.execute();
     assert.equal(read, 10_000);
-    const steps = await t.db.query<{ write_count: number }>('SELECT write_count FROM batch.execution_steps WHERE execution_id = $1 ORDER BY id', [executionId]);
-    assert.deepEqual(steps.map((s) => s.write_count), [4000, 4000, 2000]);
+    const steps = await t.db.query<{ write_count: number }>(
+      'SELECT write_count FROM batch.execution_steps WHERE execution_id = $1 ORDER BY id',
+      [executionId],
+    );
+    assert.deepEqual(
+      steps.map((s) => s.write_count),
+      [4000, 4000, 2000],
+    );
     assert.deepEqual(await t.db.query('SELECT c19 FROM public.wide WHERE id = 9999'), [{ c19: 'c19-9999' }]);
   });
 
@@ -115,9 +180,10 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
   }
 
   const statusesOf = (created: { id: string }[]) =>
-    t.db.query<{ status: string; error_code: string | null }>('SELECT status, error_code FROM batch.operation_states WHERE id = ANY($1::bigint[]) ORDER BY id', [
-      created.map((c) => c.id),
-    ]);
+    t.db.query<{ status: string; error_code: string | null }>(
+      'SELECT status, error_code FROM batch.operation_states WHERE id = ANY($1::bigint[]) ORDER BY id',
+      [created.map((c) => c.id)],
+    );
 
   it('ends a chunk over BATCH_SKIP_LIMIT visibly, rolled back, then applies it in parts within the limit: no loop', async () => {
     t.db.config.poll.skipLimit = 1;
@@ -128,11 +194,23 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
       { target: 'stock', type: 'increment', key: { id: 3 }, values: { qty: 1 } },
     ]);
     assert.equal((await step.execute()).read, 3);
-    const [failed] = await t.db.query<{ status: string; exit_message: string; read_count: number }>(`SELECT status, exit_message, read_count FROM batch.executions ORDER BY id DESC LIMIT 1`);
+    const [failed] = await t.db.query<{ status: string; exit_message: string; read_count: number }>(
+      `SELECT status, exit_message, read_count FROM batch.executions ORDER BY id DESC LIMIT 1`,
+    );
     assert.deepEqual([failed.status, failed.read_count], ['FAILED', 3]);
-    assert.match(failed.exit_message, /^rolled back \(failure 1, to be claimed in chunks of 2\): skip limit 1 exceeded; last error: SQLSTATE 23514/);
-    assert.deepEqual((await statusesOf(created)).map((r) => r.status), ['PENDING', 'PENDING', 'PENDING']);
-    assert.equal((await t.db.query<{ qty: number }>('SELECT qty FROM public.stock WHERE id = 3'))[0].qty, 10, 'rolled back');
+    assert.match(
+      failed.exit_message,
+      /^rolled back \(failure 1, to be claimed in chunks of 2\): skip limit 1 exceeded; last error: SQLSTATE 23514/,
+    );
+    assert.deepEqual(
+      (await statusesOf(created)).map((r) => r.status),
+      ['PENDING', 'PENDING', 'PENDING'],
+    );
+    assert.equal(
+      (await t.db.query<{ qty: number }>('SELECT qty FROM public.stock WHERE id = 3'))[0].qty,
+      10,
+      'rolled back',
+    );
     assert.ok((await drain()) <= 6, 'split until each part is within the limit');
     assert.deepEqual(await statusesOf(created), [
       { status: 'FAILED', error_code: '23514' },
@@ -147,22 +225,39 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     await t.db.query(`CREATE TABLE public.flaky (id int PRIMARY KEY)`);
     await t.db.query(`CREATE OR REPLACE FUNCTION public.flaky_guard() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF (SELECT transient FROM public.flags) THEN RAISE EXCEPTION 'simulated serialization failure' USING ERRCODE = '40001'; END IF; RETURN NEW; END $$`);
-    await t.db.query(`CREATE TRIGGER flaky_guard BEFORE INSERT ON public.flaky FOR EACH ROW EXECUTE FUNCTION public.flaky_guard()`);
+    await t.db.query(
+      `CREATE TRIGGER flaky_guard BEFORE INSERT ON public.flaky FOR EACH ROW EXECUTE FUNCTION public.flaky_guard()`,
+    );
     const created = await operations.createMany(client, [
       { target: 'stock', type: 'update', key: { id: 1 }, values: { note: 'with the chunk' } },
       { target: 'flaky', type: 'insert', values: { id: 1 } },
     ]);
     assert.equal((await step.execute()).read, 2);
-    const [failed] = await t.db.query<{ status: string; exit_message: string }>(`SELECT status, exit_message FROM batch.executions ORDER BY id DESC LIMIT 1`);
+    const [failed] = await t.db.query<{ status: string; exit_message: string }>(
+      `SELECT status, exit_message FROM batch.executions ORDER BY id DESC LIMIT 1`,
+    );
     assert.equal(failed.status, 'FAILED');
     assert.match(failed.exit_message, /^rolled back \(failure 1, to be retried in \d+ ms\): SQLSTATE 40001$/);
-    assert.equal((await t.db.query<{ note: string | null }>('SELECT note FROM public.stock WHERE id = 1'))[0].note, null, 'the whole chunk rolled back');
-    assert.deepEqual((await t.db.query(`SELECT target FROM batch.holds WHERE until > now() ORDER BY target`)).map((h) => h.target), ['public.flaky', 'public.stock']);
+    assert.equal(
+      (await t.db.query<{ note: string | null }>('SELECT note FROM public.stock WHERE id = 1'))[0].note,
+      null,
+      'the whole chunk rolled back',
+    );
+    assert.deepEqual(
+      (await t.db.query(`SELECT target FROM batch.holds WHERE until > now() ORDER BY target`)).map((h) => h.target),
+      ['public.flaky', 'public.stock'],
+    );
     assert.equal((await step.execute()).read, 0, 'held back');
     await t.db.query(`UPDATE public.flags SET transient = false`);
     await drain();
-    const statuses = await t.db.query<{ status: string; attempts: number }>('SELECT status, attempts FROM batch.operation_states WHERE id = ANY($1::bigint[]) ORDER BY id', [created.map((c) => c.id)]);
-    assert.deepEqual(statuses, [{ status: 'COMPLETED', attempts: 1 }, { status: 'COMPLETED', attempts: 1 }]);
+    const statuses = await t.db.query<{ status: string; attempts: number }>(
+      'SELECT status, attempts FROM batch.operation_states WHERE id = ANY($1::bigint[]) ORDER BY id',
+      [created.map((c) => c.id)],
+    );
+    assert.deepEqual(statuses, [
+      { status: 'COMPLETED', attempts: 1 },
+      { status: 'COMPLETED', attempts: 1 },
+    ]);
   });
 
   it('fails a poison operation alone after bounded retries and a split, and applies the others', async () => {
@@ -170,53 +265,92 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     await t.db.query(`CREATE TABLE public.flaky (id int PRIMARY KEY, v text)`);
     await t.db.query(`CREATE OR REPLACE FUNCTION public.flaky_guard() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF NEW.v = 'poison' THEN RAISE EXCEPTION 'a deadlock that never passes' USING ERRCODE = '40P01'; END IF; RETURN NEW; END $$`);
-    await t.db.query(`CREATE TRIGGER flaky_guard BEFORE INSERT ON public.flaky FOR EACH ROW EXECUTE FUNCTION public.flaky_guard()`);
-    const created = await operations.createMany(client, Array.from({ length: 40 }, (_, i) => ({ target: 'flaky', type: 'insert' as const, values: { id: i, v: i === 25 ? 'poison' : 'ok' } })));
+    await t.db.query(
+      `CREATE TRIGGER flaky_guard BEFORE INSERT ON public.flaky FOR EACH ROW EXECUTE FUNCTION public.flaky_guard()`,
+    );
+    const created = await operations.createMany(
+      client,
+      Array.from({ length: 40 }, (_, i) => ({
+        target: 'flaky',
+        type: 'insert' as const,
+        values: { id: i, v: i === 25 ? 'poison' : 'ok' },
+      })),
+    );
     const chunks = await drain();
     assert.ok(chunks <= 16, `${chunks} chunks: retried twice, then halved down to the one`);
     const statuses = await statusesOf(created);
     assert.deepEqual(statuses[25], { status: 'FAILED', error_code: '40P01' });
     assert.ok(statuses.every((s, i) => i === 25 || s.status === 'COMPLETED'));
     assert.equal(Number((await t.db.query<{ n: string }>('SELECT count(*) AS n FROM public.flaky'))[0].n), 39);
-    const [gaveUp] = await t.db.query<{ name: string; exit_message: string }>(`SELECT name, exit_message FROM batch.execution_steps WHERE status = 'FAILED'`);
-    assert.deepEqual([gaveUp.name, gaveUp.exit_message], ['gave up insert public.flaky', 'its chunk failed as a whole 9 times: SQLSTATE 40P01']);
-    const [own] = await t.db.query<{ error_message: string }>('SELECT error_message FROM batch.operation_states WHERE id = $1', [created[25].id]);
+    const [gaveUp] = await t.db.query<{ name: string; exit_message: string }>(
+      `SELECT name, exit_message FROM batch.execution_steps WHERE status = 'FAILED'`,
+    );
+    assert.deepEqual(
+      [gaveUp.name, gaveUp.exit_message],
+      ['gave up insert public.flaky', 'its chunk failed as a whole 9 times: SQLSTATE 40P01'],
+    );
+    const [own] = await t.db.query<{ error_message: string }>(
+      'SELECT error_message FROM batch.operation_states WHERE id = $1',
+      [created[25].id],
+    );
     assert.equal(own.error_message, 'a deadlock that never passes');
   });
 
   it('fails an operation the service cannot plan (an error without a SQLSTATE) alone, with INTERNAL', async () => {
     t.db.config.poll.retryLimit = 0;
-    const created = await operations.createMany(client, range(6).map((id) => ({ target: 'stock', type: 'update' as const, key: { id }, values: { note: 'planned' } })));
+    const created = await operations.createMany(
+      client,
+      range(6).map((id) => ({ target: 'stock', type: 'update' as const, key: { id }, values: { note: 'planned' } })),
+    );
     await t.db.query(`UPDATE batch.operations SET shape = 'not a shape' WHERE id = $1`, [created[2].id]);
     await drain();
     const statuses = await statusesOf(created);
     assert.deepEqual(statuses[2], { status: 'FAILED', error_code: 'INTERNAL' });
     assert.ok(statuses.every((s, i) => i === 2 || s.status === 'COMPLETED'));
-    const [own] = await t.db.query<{ error_message: string }>('SELECT error_message FROM batch.operation_states WHERE id = $1', [created[2].id]);
+    const [own] = await t.db.query<{ error_message: string }>(
+      'SELECT error_message FROM batch.operation_states WHERE id = $1',
+      [created[2].id],
+    );
     assert.equal(own.error_message, 'the service could not apply it: an error in the service (SyntaxError)');
   });
 
   it('checks deferred constraints per statement, so a violation fails its operation and not the commit', async () => {
-    await t.db.query(`CREATE TABLE public.deferred (id int PRIMARY KEY, code text, CONSTRAINT deferred_code UNIQUE (code) DEFERRABLE INITIALLY DEFERRED)`);
+    await t.db.query(
+      `CREATE TABLE public.deferred (id int PRIMARY KEY, code text, CONSTRAINT deferred_code UNIQUE (code) DEFERRABLE INITIALLY DEFERRED)`,
+    );
     const { outcomes } = await run([
       { target: 'deferred', type: 'insert', values: { id: 1, code: 'x' } },
       { target: 'deferred', type: 'insert', values: { id: 2, code: 'x' } },
     ]);
-    assert.deepEqual(outcomes.map((o) => [o.status, o.error_code]), [['COMPLETED', null], ['FAILED', '23505']]);
+    assert.deepEqual(
+      outcomes.map((o) => [o.status, o.error_code]),
+      [
+        ['COMPLETED', null],
+        ['FAILED', '23505'],
+      ],
+    );
   });
 
   it('writes char(n) and bit(n) columns whole, and matches key-only upserts back through the stored key', async () => {
     await t.db.query(`DROP TABLE IF EXISTS public.money`);
-    await t.db.query(`CREATE TABLE public.money (amount numeric(4,2) PRIMARY KEY, currency char(3), flags bit(3), codes char(2)[])`);
+    await t.db.query(
+      `CREATE TABLE public.money (amount numeric(4,2) PRIMARY KEY, currency char(3), flags bit(3), codes char(2)[])`,
+    );
     const { outcomes } = await run([
       { target: 'money', type: 'insert', values: { amount: 1, currency: 'USD', flags: '101', codes: ['ab', 'c'] } },
       { target: 'money', type: 'upsert', values: { amount: '1.005' } }, // stored as 1.01: a new row
       { target: 'money', type: 'upsert', values: { amount: '1.00' } }, // the first row: nothing to do
       { target: 'money', type: 'insert', values: { amount: 2, flags: '10' } }, // bit(3) needs 3 bits
     ]);
-    assert.deepEqual(outcomes.map((o) => [o.status, o.rows_affected, o.error_code]), [
-      ['COMPLETED', 1, null], ['COMPLETED', 1, null], ['COMPLETED', 0, null], ['FAILED', null, '22026'],
-    ]);
+    assert.deepEqual(
+      outcomes.map((o) => [o.status, o.rows_affected, o.error_code]),
+      [
+        ['COMPLETED', 1, null],
+        ['COMPLETED', 1, null],
+        ['COMPLETED', 0, null],
+        ['FAILED', null, '22026'],
+      ],
+    );
     assert.deepEqual(await t.db.query(`SELECT amount, currency, flags, codes FROM public.money ORDER BY amount`), [
       { amount: '1.00', currency: 'USD', flags: '101', codes: ['ab', 'c '] },
       { amount: '1.01', currency: null, flags: null, codes: null },
@@ -226,7 +360,8 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
   it('writes every kind of value as sent: the statements read them from the stored JSON, never through the service', async () => {
     await t.db.query(`DROP TABLE IF EXISTS public.kinds; DROP TYPE IF EXISTS public.mood`);
     await t.db.query(`CREATE TYPE public.mood AS ENUM ('ok', 'it''s "fine"')`);
-    await t.db.query(`CREATE TABLE public.kinds (id int PRIMARY KEY, "odd 'name\\" text, big bigint, price numeric(12,4), ratio float8, flag bool, said text,
+    await t.db
+      .query(`CREATE TABLE public.kinds (id int PRIMARY KEY, "odd 'name\\" text, big bigint, price numeric(12,4), ratio float8, flag bool, said text,
                         doc jsonb, raw json, tags text[], grid int[][], docs jsonb[], bytes bytea, at timestamptz, day date, mood public.mood, ref uuid)`);
     const values = {
       id: 1,
@@ -239,7 +374,10 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
       doc: { nested: { list: [1, 'two', null, { three: 3 }] }, empty: {} },
       raw: [1, { a: 'b' }],
       tags: ['a"b', null, 'c\\d', '{braces}', ''],
-      grid: [[1, 2], [3, null]],
+      grid: [
+        [1, 2],
+        [3, null],
+      ],
       docs: [{ k: 1 }, null, ['x']],
       bytes: '\\xdeadbeef',
       at: '2026-11-21T10:00:00.5+05:30',
@@ -252,10 +390,15 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
       { target: 'kinds', type: 'insert', values: { id: 2, doc: null, tags: null, raw: null } },
     ]);
     await step.execute();
-    assert.equal((await t.db.query<{ status: string }>('SELECT status FROM batch.operation_states WHERE id = $1', [created.id]))[0].status, 'COMPLETED');
+    assert.equal(
+      (await t.db.query<{ status: string }>('SELECT status FROM batch.operation_states WHERE id = $1', [created.id]))[0]
+        .status,
+      'COMPLETED',
+    );
     const [row] = await t.db.query<Record<string, unknown>>(
       `SELECT "odd 'name\\" AS odd, big::text, price::text, ratio, flag, said, doc, raw::text AS raw, tags, grid, docs, encode(bytes, 'hex') AS bytes,
-              to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') AS at, day::text, mood::text, ref::text FROM public.kinds WHERE id = 1`);
+              to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') AS at, day::text, mood::text, ref::text FROM public.kinds WHERE id = 1`,
+    );
     assert.deepEqual(row, {
       odd: values["odd 'name\\"],
       big: '9223372036854775807',
@@ -274,17 +417,26 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
       mood: 'it\'s "fine"',
       ref: 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
     });
-    assert.deepEqual(await t.db.query('SELECT doc, tags, raw FROM public.kinds WHERE id = 2'), [{ doc: null, tags: null, raw: null }], 'JSON null is NULL');
+    assert.deepEqual(
+      await t.db.query('SELECT doc, tags, raw FROM public.kinds WHERE id = 2'),
+      [{ doc: null, tags: null, raw: null }],
+      'JSON null is NULL',
+    );
   });
 
   it('retries a FAILED operation: it is applied again under the same id', async () => {
-    const [created] = await operations.createMany(client, [{ target: 'stock', type: 'insert', values: { id: 1, sku: 'dup' } }]);
+    const [created] = await operations.createMany(client, [
+      { target: 'stock', type: 'insert', values: { id: 1, sku: 'dup' } },
+    ]);
     await step.execute();
     assert.equal((await operations.get(client, created.id)).status, 'FAILED');
     await t.db.query('DELETE FROM public.stock WHERE id = 1');
     await operations.retry(client, created.id);
     await step.execute();
     const retried = await operations.get(client, created.id);
-    assert.deepEqual([retried.status, retried.rowsAffected, retried.attempts, retried.error], ['COMPLETED', 1, 2, null]);
+    assert.deepEqual(
+      [retried.status, retried.rowsAffected, retried.attempts, retried.error],
+      ['COMPLETED', 1, 2, null],
+    );
   });
 });

@@ -29,36 +29,67 @@ describe('chunk step (real PostgreSQL)', () => {
     await t.db.query(`TRUNCATE batch.operations, batch.pending, batch.outcomes; DELETE FROM batch.outbox`);
   });
 
-  const insert = (values: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
-    ({ target: 'items', type: 'insert' as const, values: values as never, ...extra });
+  const insert = (values: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+    target: 'items',
+    type: 'insert' as const,
+    values: values as never,
+    ...extra,
+  });
 
   async function statusOf(id: string) {
-    return (await t.db.query<{ status: string; rows_affected: number | null; error_code: string | null; execution_id: string | null }>(
-      'SELECT status, rows_affected, error_code, execution_id FROM batch.operation_states WHERE id = $1', [id]))[0];
+    return (
+      await t.db.query<{
+        status: string;
+        rows_affected: number | null;
+        error_code: string | null;
+        execution_id: string | null;
+      }>('SELECT status, rows_affected, error_code, execution_id FROM batch.operation_states WHERE id = $1', [id])
+    )[0];
   }
 
   it('applies a chunk of inserts as one statement and records outcomes, execution, steps and outbox', async () => {
-    const created = await operations.createMany(billing, Array.from({ length: 50 }, (_, i) => insert({ id: i + 1, sku: `s${i + 1}`, qty: i })));
+    const created = await operations.createMany(
+      billing,
+      Array.from({ length: 50 }, (_, i) => insert({ id: i + 1, sku: `s${i + 1}`, qty: i })),
+    );
     const result = await step.execute();
     assert.equal(result.read, 50);
     const rows = await t.db.query<{ id: number; qty: number }>('SELECT id, qty FROM public.items ORDER BY id');
     assert.equal(rows.length, 50);
     assert.deepEqual(rows[49], { id: 50, qty: 49 });
-    for (const { id } of created) assert.deepEqual(await statusOf(id), { status: 'COMPLETED', rows_affected: 1, error_code: null, execution_id: result.executionId });
-    const [execution] = await t.db.query<Record<string, number | string>>('SELECT * FROM batch.executions WHERE id = $1', [result.executionId]);
+    for (const { id } of created)
+      assert.deepEqual(await statusOf(id), {
+        status: 'COMPLETED',
+        rows_affected: 1,
+        error_code: null,
+        execution_id: result.executionId,
+      });
+    const [execution] = await t.db.query<Record<string, number | string>>(
+      'SELECT * FROM batch.executions WHERE id = $1',
+      [result.executionId],
+    );
     assert.equal(execution.status, 'COMPLETED');
     assert.equal(execution.read_count, 50);
     assert.equal(execution.write_count, 50);
     assert.equal(execution.write_skip_count, 0);
     assert.equal(execution.commit_count, 1);
-    const steps = await t.db.query<Record<string, number | string>>('SELECT * FROM batch.execution_steps WHERE execution_id = $1', [result.executionId]);
+    const steps = await t.db.query<Record<string, number | string>>(
+      'SELECT * FROM batch.execution_steps WHERE execution_id = $1',
+      [result.executionId],
+    );
     assert.equal(steps.length, 1, 'one statement for the whole chunk');
     assert.equal(steps[0].write_count, 50);
-    const outbox = await t.db.query<{ routing_key: string; payload: { operations: { id: string; status: string }[]; executionId: string } }>('SELECT routing_key, payload FROM batch.outbox');
+    const outbox = await t.db.query<{
+      routing_key: string;
+      payload: { operations: { id: string; status: string }[]; executionId: string };
+    }>('SELECT routing_key, payload FROM batch.outbox');
     assert.equal(outbox.length, 1);
     assert.equal(outbox[0].routing_key, 'operations.settled.billing');
     assert.equal(outbox[0].payload.executionId, result.executionId);
-    assert.deepEqual(outbox[0].payload.operations.map((o) => o.id), created.map((c) => c.id));
+    assert.deepEqual(
+      outbox[0].payload.operations.map((o) => o.id),
+      created.map((c) => c.id),
+    );
     assert.equal((await step.execute()).read, 0, 'nothing is applied twice');
   });
 
@@ -73,20 +104,36 @@ describe('chunk step (real PostgreSQL)', () => {
     ]);
     const result = await step.execute();
     const statuses = await Promise.all(created.map((c) => statusOf(c.id)));
-    assert.deepEqual(statuses.map((s) => [s.status, s.error_code, s.rows_affected]), [
-      ['COMPLETED', null, 1],
-      ['FAILED', '23505', null],
-      ['FAILED', '23514', null],
-      ['FAILED', '23505', null],
-      ['COMPLETED', null, 1],
-    ]);
-    const [failed] = await t.db.query<{ error_message: string }>('SELECT error_message FROM batch.operation_states WHERE id = $1', [created[1].id]);
+    assert.deepEqual(
+      statuses.map((s) => [s.status, s.error_code, s.rows_affected]),
+      [
+        ['COMPLETED', null, 1],
+        ['FAILED', '23505', null],
+        ['FAILED', '23514', null],
+        ['FAILED', '23505', null],
+        ['COMPLETED', null, 1],
+      ],
+    );
+    const [failed] = await t.db.query<{ error_message: string }>(
+      'SELECT error_message FROM batch.operation_states WHERE id = $1',
+      [created[1].id],
+    );
     assert.match(failed.error_message, /duplicate key value violates unique constraint/);
-    assert.deepEqual((await t.db.query('SELECT id, sku FROM public.items ORDER BY id')).map((r) => [r.id, r.sku]), [[1, 'a'], [5, 'e'], [1000, 'taken']]);
-    const [execution] = await t.db.query<Record<string, number | string>>('SELECT * FROM batch.executions WHERE id = $1', [result.executionId]);
+    assert.deepEqual(
+      (await t.db.query('SELECT id, sku FROM public.items ORDER BY id')).map((r) => [r.id, r.sku]),
+      [
+        [1, 'a'],
+        [5, 'e'],
+        [1000, 'taken'],
+      ],
+    );
+    const [execution] = await t.db.query<Record<string, number | string>>(
+      'SELECT * FROM batch.executions WHERE id = $1',
+      [result.executionId],
+    );
     assert.equal(execution.write_count, 2);
     assert.equal(execution.write_skip_count, 3);
-    assert.equal(execution.rollback_count, 2, 'two statements: the second insert of id 1 cannot share the first one\'s');
+    assert.equal(execution.rollback_count, 2, "two statements: the second insert of id 1 cannot share the first one's");
     assert.match(String(execution.exit_message), /3 of 5 operations failed/);
   });
 
@@ -96,19 +143,31 @@ describe('chunk step (real PostgreSQL)', () => {
     const high = await operations.create(billing, insert({ id: 3, note: 'high' }, { priority: 10 }));
     await step.execute();
     const rows = await t.db.query<{ id: number; seq: string }>('SELECT id, seq FROM public.items ORDER BY seq');
-    assert.deepEqual(rows.map((r) => r.id), [3, 2, 1]);
+    assert.deepEqual(
+      rows.map((r) => r.id),
+      [3, 2, 1],
+    );
     for (const c of [low, normal, high]) assert.equal((await statusOf(c.id)).status, 'COMPLETED');
   });
 
   it('keeps the order of inserts with different column sets', async () => {
     await operations.createMany(billing, [insert({ id: 1 }), insert({ id: 2, note: 'x' }), insert({ id: 3 })]);
     const { executionId } = await step.execute();
-    assert.deepEqual((await t.db.query('SELECT id FROM public.items ORDER BY seq')).map((r) => r.id), [1, 2, 3]);
-    assert.equal((await t.db.query('SELECT 1 FROM batch.execution_steps WHERE execution_id = $1', [executionId])).length, 3);
+    assert.deepEqual(
+      (await t.db.query('SELECT id FROM public.items ORDER BY seq')).map((r) => r.id),
+      [1, 2, 3],
+    );
+    assert.equal(
+      (await t.db.query('SELECT 1 FROM batch.execution_steps WHERE execution_id = $1', [executionId])).length,
+      3,
+    );
   });
 
   it('waits for notBefore without holding back later operations', async () => {
-    const later = await operations.create(billing, insert({ id: 1 }, { notBefore: new Date(Date.now() + 60_000).toISOString() }));
+    const later = await operations.create(
+      billing,
+      insert({ id: 1 }, { notBefore: new Date(Date.now() + 60_000).toISOString() }),
+    );
     const now = await operations.create(billing, insert({ id: 2 }));
     assert.equal((await step.execute()).read, 1);
     assert.equal((await statusOf(later.id)).status, 'PENDING');
@@ -119,38 +178,72 @@ describe('chunk step (real PostgreSQL)', () => {
   });
 
   it('writes one notification per client, and claims no more than the chunk limit', async () => {
-    await operations.createMany(billing, Array.from({ length: 70 }, (_, i) => insert({ id: i + 1 })));
-    await operations.createMany(shipping, Array.from({ length: 70 }, (_, i) => insert({ id: i + 101 })));
+    await operations.createMany(
+      billing,
+      Array.from({ length: 70 }, (_, i) => insert({ id: i + 1 })),
+    );
+    await operations.createMany(
+      shipping,
+      Array.from({ length: 70 }, (_, i) => insert({ id: i + 101 })),
+    );
     assert.equal((await step.execute()).read, 100);
     assert.equal((await step.execute()).read, 40);
     const outbox = await t.db.query<{ routing_key: string; n: number }>(
-      `SELECT routing_key, sum(json_array_length(payload->'operations'))::int AS n FROM batch.outbox GROUP BY routing_key ORDER BY routing_key`);
-    assert.deepEqual(outbox, [{ routing_key: 'operations.settled.billing', n: 70 }, { routing_key: 'operations.settled.shipping', n: 70 }]);
+      `SELECT routing_key, sum(json_array_length(payload->'operations'))::int AS n FROM batch.outbox GROUP BY routing_key ORDER BY routing_key`,
+    );
+    assert.deepEqual(outbox, [
+      { routing_key: 'operations.settled.billing', n: 70 },
+      { routing_key: 'operations.settled.shipping', n: 70 },
+    ]);
   });
 
   it('fails the operations of a target that was dropped after they were created', async () => {
     const created = await operations.create(billing, insert({ id: 1 }));
     await t.db.query('DROP TABLE public.items');
     await step.execute();
-    assert.deepEqual(await statusOf(created.id), { status: 'FAILED', rows_affected: null, error_code: '42P01', execution_id: (await statusOf(created.id)).execution_id });
+    assert.deepEqual(await statusOf(created.id), {
+      status: 'FAILED',
+      rows_affected: null,
+      error_code: '42P01',
+      execution_id: (await statusOf(created.id)).execution_id,
+    });
   });
 
   it('fails a value the database refuses at apply time (a cast the catalog could not foresee)', async () => {
     await t.db.query(`CREATE TABLE public.parents (id int PRIMARY KEY)`);
     await t.db.query(`CREATE TABLE public.children (id int PRIMARY KEY, parent_id int REFERENCES public.parents (id))`);
-    const orphan = await operations.create(billing, { target: 'children', type: 'insert', values: { id: 1, parent_id: 7 } });
+    const orphan = await operations.create(billing, {
+      target: 'children',
+      type: 'insert',
+      values: { id: 1, parent_id: 7 },
+    });
     await step.execute();
     assert.equal((await statusOf(orphan.id)).error_code, '23503');
   });
 
-  it('shows the clients of a chunk what is safe for all of them: no client\'s value in execution or step messages', async () => {
+  it("shows the clients of a chunk what is safe for all of them: no client's value in execution or step messages", async () => {
     await t.db.query(`CREATE TABLE public.hosts (id int PRIMARY KEY, addr inet)`);
-    const secret = await operations.create(billing, { target: 'hosts', type: 'insert', values: { id: 1, addr: 'BOB-SECRET-1' } });
-    const fine = await operations.create(shipping, { target: 'hosts', type: 'insert', values: { id: 2, addr: '10.0.0.1' } });
+    const secret = await operations.create(billing, {
+      target: 'hosts',
+      type: 'insert',
+      values: { id: 1, addr: 'BOB-SECRET-1' },
+    });
+    const fine = await operations.create(shipping, {
+      target: 'hosts',
+      type: 'insert',
+      values: { id: 2, addr: '10.0.0.1' },
+    });
     const { executionId } = await step.execute();
     assert.equal((await statusOf(fine.id)).execution_id, executionId, 'both settled by one chunk');
-    const [own] = await t.db.query<{ error_code: string; error_message: string }>('SELECT error_code, error_message FROM batch.operation_states WHERE id = $1', [secret.id]);
-    assert.deepEqual([own.error_code, own.error_message.includes('BOB-SECRET-1')], ['22P02', true], 'its owner reads the database\'s message');
+    const [own] = await t.db.query<{ error_code: string; error_message: string }>(
+      'SELECT error_code, error_message FROM batch.operation_states WHERE id = $1',
+      [secret.id],
+    );
+    assert.deepEqual(
+      [own.error_code, own.error_message.includes('BOB-SECRET-1')],
+      ['22P02', true],
+      "its owner reads the database's message",
+    );
     const seen = await t.get(ExecutionService).get(shipping, executionId!);
     const messages = [seen.exitMessage, ...seen.steps!.map((s) => s.exitMessage)].join(' | ');
     assert.match(messages, /statement failed with SQLSTATE 22P02; applied item by item/);

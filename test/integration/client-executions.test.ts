@@ -33,8 +33,14 @@ describe("a client's executions (real PostgreSQL)", () => {
 
   it('are the executions that settled at least one of its operations, completed or failed', async () => {
     const executions = t.get(ExecutionService);
-    assert.deepEqual((await executions.list(one)).items.map((e) => e.id), [onlyOne, shared]);
-    assert.deepEqual((await executions.list(two)).items.map((e) => e.id), [shared]);
+    assert.deepEqual(
+      (await executions.list(one)).items.map((e) => e.id),
+      [onlyOne, shared],
+    );
+    assert.deepEqual(
+      (await executions.list(two)).items.map((e) => e.id),
+      [shared],
+    );
     assert.equal((await executions.get(one, onlyOne)).id, onlyOne);
     await assert.rejects(executions.get(two, onlyOne), (e: BatchError) => e.code === 'NOT_FOUND');
   });
@@ -47,7 +53,10 @@ describe("a client's executions (real PostgreSQL)", () => {
       await locker.query('LOCK TABLE batch.operations IN ACCESS EXCLUSIVE MODE');
       const executions = t.get(ExecutionService);
       const read = Promise.all([executions.list(one), executions.get(two, shared)]);
-      const outcome = await Promise.race([read.then(() => 'read'), sleep(5000).then(() => 'blocked on batch.operations')]);
+      const outcome = await Promise.race([
+        read.then(() => 'read'),
+        sleep(5000).then(() => 'blocked on batch.operations'),
+      ]);
       assert.equal(outcome, 'read');
     } finally {
       await locker.end();

@@ -33,7 +33,8 @@ describe('ingest and the id horizon (real PostgreSQL)', () => {
     await t.close();
   });
 
-  const lastId = async () => (await t.db.query<{ id: string }>('SELECT last_value AS id FROM batch.operations_id_seq'))[0].id;
+  const lastId = async () =>
+    (await t.db.query<{ id: string }>('SELECT last_value AS id FROM batch.operations_id_seq'))[0].id;
 
   it('a create takes the ingest lock before it draws an id', async () => {
     await operations.create(client, { target: 'counters', type: 'insert', values: { id: 0, value: 0 } }); // the sequence has been used
@@ -61,18 +62,36 @@ describe('ingest and the id horizon (real PostgreSQL)', () => {
         [client.id],
       )
     ).rows;
-    const late = await operations.create(client, { target: 'counters', type: 'update', key: { id: 1 }, values: { value: 2 } });
+    const late = await operations.create(client, {
+      target: 'counters',
+      type: 'update',
+      key: { id: 1 },
+      values: { value: 2 },
+    });
     assert.ok(BigInt(late.id) > BigInt(early));
 
     let settled = false;
-    const chunk = t.get(ChunkStep).execute().finally(() => (settled = true));
+    const chunk = t
+      .get(ChunkStep)
+      .execute()
+      .finally(() => (settled = true));
     await sleep(300);
     assert.equal(settled, false, 'the chunk waits at the horizon');
     await other.query('COMMIT');
     assert.equal((await chunk).read, 2);
 
-    const rows = await t.db.query<{ id: string; status: string }>('SELECT id, status FROM batch.operation_states WHERE id = ANY($1::bigint[]) ORDER BY id', [[early, late.id]]);
-    assert.deepEqual(rows.map((r) => r.status), ['COMPLETED', 'COMPLETED']);
-    assert.deepEqual(await t.db.query('SELECT value FROM public.counters WHERE id = 1'), [{ value: 2 }], 'the larger id is applied last');
+    const rows = await t.db.query<{ id: string; status: string }>(
+      'SELECT id, status FROM batch.operation_states WHERE id = ANY($1::bigint[]) ORDER BY id',
+      [[early, late.id]],
+    );
+    assert.deepEqual(
+      rows.map((r) => r.status),
+      ['COMPLETED', 'COMPLETED'],
+    );
+    assert.deepEqual(
+      await t.db.query('SELECT value FROM public.counters WHERE id = 1'),
+      [{ value: 2 }],
+      'the larger id is applied last',
+    );
   });
 });

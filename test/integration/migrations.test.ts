@@ -11,7 +11,7 @@ describe('migrations (real PostgreSQL)', () => {
   const config = testConfig();
   after(() => dropDatabase(config.db.name));
 
-  it('moves TypeORM\'s table of applied migrations out of the targets\' schema, and runs none twice', async () => {
+  it("moves TypeORM's table of applied migrations out of the targets' schema, and runs none twice", async () => {
     // The layout before: TypeORM's table in the search path's first schema, public, among the targets.
     let release = await prepareMigrations(config.db);
     const before = await new DataSource(dataSourceOptions(config)).initialize().finally(release);
@@ -23,7 +23,11 @@ describe('migrations (real PostgreSQL)', () => {
     try {
       const tables = await upgraded.query(`SELECT schemaname FROM pg_tables WHERE tablename = 'migrations'`);
       assert.deepEqual(tables, [{ schemaname: 'batch' }], 'moved, not copied');
-      assert.equal((await upgraded.query(`SELECT count(*)::int AS n FROM batch.migrations`))[0].n, MIGRATIONS.length, 'none ran again');
+      assert.equal(
+        (await upgraded.query(`SELECT count(*)::int AS n FROM batch.migrations`))[0].n,
+        MIGRATIONS.length,
+        'none ran again',
+      );
     } finally {
       await upgraded.destroy();
     }
@@ -45,15 +49,32 @@ describe('upgrading a database with operations in it (real PostgreSQL)', () => {
     // The schema before the pending set: every operation one row, its status and outcome in it.
     const before = MIGRATIONS.findIndex((m) => m === PendingAndOutcomes1764500000000);
     const release = await prepareMigrations(config.db);
-    const old = await new DataSource({ ...dataSourceOptions(config), migrations: MIGRATIONS.slice(0, before) } as DataSourceOptions).initialize().finally(release);
+    const old = await new DataSource({
+      ...dataSourceOptions(config),
+      migrations: MIGRATIONS.slice(0, before),
+    } as DataSourceOptions)
+      .initialize()
+      .finally(release);
     await old.query(`CREATE TABLE public.items (id int PRIMARY KEY, note text)`);
-    const [{ id: client }] = await old.query(`INSERT INTO batch.clients (name, api_key_hash, targets) VALUES ('old', 'hash', '{*}') RETURNING id`);
+    const [{ id: client }] = await old.query(
+      `INSERT INTO batch.clients (name, api_key_hash, targets) VALUES ('old', 'hash', '{*}') RETURNING id`,
+    );
     const [{ id: execution }] = await old.query(
       `INSERT INTO batch.executions (status, worker, started_at, ended_at) VALUES ('COMPLETED', 'w', now(), now()) RETURNING id`,
     );
     const insert = `INSERT INTO batch.operations (client_id, target, type, row_values, status, attempts, rows_affected, error_code, error_message, execution_id,
                                                   settled_at, not_before) VALUES ($1, 'public.items', 'insert', $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`;
-    const rows: [object, string, number, number | null, string | null, string | null, string | null, Date | null, Date | null][] = [
+    const rows: [
+      object,
+      string,
+      number,
+      number | null,
+      string | null,
+      string | null,
+      string | null,
+      Date | null,
+      Date | null,
+    ][] = [
       [{ id: 1, note: 'done' }, 'COMPLETED', 1, 1, null, null, execution, new Date(), null],
       [{ id: 1, note: 'dup' }, 'FAILED', 1, null, '23505', 'duplicate key', execution, new Date(), null],
       [{ id: 3 }, 'CANCELLED', 0, null, null, null, null, new Date(), null],
@@ -69,16 +90,22 @@ describe('upgrading a database with operations in it (real PostgreSQL)', () => {
 
     app = await createTestApp({ DB_NAME: config.db.name }); // runs the rest of the migrations
     assert.deepEqual(
-      await app.db.query(`SELECT id, status, attempts, rows_affected, error_code, error_message, execution_id, settled_at FROM batch.operation_states ORDER BY id`),
+      await app.db.query(
+        `SELECT id, status, attempts, rows_affected, error_code, error_message, execution_id, settled_at FROM batch.operation_states ORDER BY id`,
+      ),
       states,
       'every operation reads as it did',
     );
-    assert.deepEqual(
-      await app.db.query(`SELECT id, due_at IS NOT NULL AS scheduled FROM batch.pending ORDER BY id`),
-      [{ id: ids[3], scheduled: false }, { id: ids[4], scheduled: true }],
-    );
+    assert.deepEqual(await app.db.query(`SELECT id, due_at IS NOT NULL AS scheduled FROM batch.pending ORDER BY id`), [
+      { id: ids[3], scheduled: false },
+      { id: ids[4], scheduled: true },
+    ]);
     assert.deepEqual(await app.db.query(KEPT), await app.db.query(RECOUNT), 'the counts carry over');
-    assert.equal((await app.get(ChunkStep).execute()).read, 1, 'the due one is applied, without planning stored for it');
+    assert.equal(
+      (await app.get(ChunkStep).execute()).read,
+      1,
+      'the due one is applied, without planning stored for it',
+    );
     assert.deepEqual(await app.db.query(`SELECT id, note FROM public.items ORDER BY id`), [{ id: 4, note: 'due' }]);
     assert.deepEqual(await app.db.query(KEPT), await app.db.query(RECOUNT));
   });

@@ -27,14 +27,25 @@ describe('operation counts (real PostgreSQL)', () => {
 
   it('equal a count of the operations table after any sequence of creates, chunks, cancels, retries, retention and folds', async () => {
     const operations = t.get(OperationService);
-    const oldest = (status: string) => t.db.query<{ id: string; client_id: string }>(`SELECT id, client_id FROM batch.operation_states WHERE status = $1 ORDER BY id LIMIT 1`, [status]);
+    const oldest = (status: string) =>
+      t.db.query<{ id: string; client_id: string }>(
+        `SELECT id, client_id FROM batch.operation_states WHERE status = $1 ORDER BY id LIMIT 1`,
+        [status],
+      );
     const owner = (clientId: string) => clients.find((c) => c.id === clientId)!;
     const action = fc.oneof(
       fc
-        .record({ client: fc.constantFrom(0, 1), target: fc.constantFrom('a', 'b'), ids: fc.array(fc.integer({ min: 0, max: 30 }), { minLength: 1, maxLength: 8 }) })
+        .record({
+          client: fc.constantFrom(0, 1),
+          target: fc.constantFrom('a', 'b'),
+          ids: fc.array(fc.integer({ min: 0, max: 30 }), { minLength: 1, maxLength: 8 }),
+        })
         .map((create) => async () => {
           // Ids repeat across runs and within a request: their inserts fail when applied, so outcomes are mixed.
-          await operations.createMany(clients[create.client], create.ids.map((id) => ({ target: create.target, type: 'insert' as const, values: { id } })));
+          await operations.createMany(
+            clients[create.client],
+            create.ids.map((id) => ({ target: create.target, type: 'insert' as const, values: { id } })),
+          );
         }),
       fc.constant(async () => void (await t.get(ChunkStep).execute())),
       fc.constant(async () => {
@@ -63,17 +74,28 @@ describe('operation counts (real PostgreSQL)', () => {
     const [{ n }] = await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM batch.operations`);
     assert.ok(n > 50, `the runs stored ${n} operations`);
     const { byStatus } = await t.get(StatsService).queue(null);
-    assert.equal(Object.values(byStatus).reduce((sum, count) => sum + count, 0), n);
+    assert.equal(
+      Object.values(byStatus).reduce((sum, count) => sum + count, 0),
+      n,
+    );
   });
 
   it('keep settled operations per minute for 15 minutes through folds; older minutes fold into one row', async () => {
     const client = await t.client('throughput');
     const operations = t.get(OperationService);
-    await operations.createMany(client, [100, 101, 101].map((id) => ({ target: 'a', type: 'insert' as const, values: { id } })));
+    await operations.createMany(
+      client,
+      [100, 101, 101].map((id) => ({ target: 'a', type: 'insert' as const, values: { id } })),
+    );
     await t.get(ChunkStep).execute();
     // As if these had been settled 20 minutes ago: the same counts, an older minute.
-    await t.db.query(`UPDATE batch.operation_counts SET minute = minute - interval '20 minutes' WHERE client_id = $1`, [client.id]);
-    await operations.createMany(client, [102, 102].map((id) => ({ target: 'a', type: 'insert' as const, values: { id } })));
+    await t.db.query(`UPDATE batch.operation_counts SET minute = minute - interval '20 minutes' WHERE client_id = $1`, [
+      client.id,
+    ]);
+    await operations.createMany(
+      client,
+      [102, 102].map((id) => ({ target: 'a', type: 'insert' as const, values: { id } })),
+    );
     await t.get(ChunkStep).execute();
     const before = await t.get(StatsService).queue(client);
 
@@ -92,7 +114,10 @@ describe('operation counts (real PostgreSQL)', () => {
     );
     assert.deepEqual(
       rows.map((r) => [r.minute.valueOf() === -Infinity ? '-infinity' : 'recent', Number(r.added), Number(r.removed)]),
-      [['-infinity', 2, 0], ['recent', 1, 0]],
+      [
+        ['-infinity', 2, 0],
+        ['recent', 1, 0],
+      ],
     );
   });
 });

@@ -26,7 +26,9 @@ describe('operation ingest (real PostgreSQL)', () => {
   before(async () => {
     t = await createTestApp();
     operations = t.get(OperationService);
-    await t.db.query(`CREATE TABLE public.accounts (id int PRIMARY KEY, email varchar(20) NOT NULL UNIQUE, balance numeric(8,2) DEFAULT 0, opened date)`);
+    await t.db.query(
+      `CREATE TABLE public.accounts (id int PRIMARY KEY, email varchar(20) NOT NULL UNIQUE, balance numeric(8,2) DEFAULT 0, opened date)`,
+    );
     await t.db.query(`CREATE TABLE public.secrets (id int PRIMARY KEY)`);
     billing = await t.client('billing', ['accounts']);
     other = await t.client('other', ['accounts']);
@@ -34,12 +36,23 @@ describe('operation ingest (real PostgreSQL)', () => {
   after(() => t.close());
   beforeEach(() => t.db.query('TRUNCATE batch.operations, batch.pending, batch.outcomes'));
 
-  const count = async () => Number((await t.db.query<{ n: string }>('SELECT count(*) AS n FROM batch.operations'))[0].n);
-  const account = (id: number, extra: Record<string, unknown> = {}) => ({ target: 'accounts', type: 'insert' as const, values: { id, email: `a${id}@x`, ...extra } as never });
+  const count = async () =>
+    Number((await t.db.query<{ n: string }>('SELECT count(*) AS n FROM batch.operations'))[0].n);
+  const account = (id: number, extra: Record<string, unknown> = {}) => ({
+    target: 'accounts',
+    type: 'insert' as const,
+    values: { id, email: `a${id}@x`, ...extra } as never,
+  });
 
   it('stores an operation with every field and answers with its id', async () => {
     const notBefore = new Date(Date.now() + 1000).toISOString();
-    const created = await operations.create(billing, { ...account(1), idempotencyKey: 'k-1', priority: 7, notBefore, label: 'OPEN' });
+    const created = await operations.create(billing, {
+      ...account(1),
+      idempotencyKey: 'k-1',
+      priority: 7,
+      notBefore,
+      label: 'OPEN',
+    });
     assert.match(created.id, /^\d+$/);
     assert.equal(created.status, 'PENDING');
     assert.equal(created.duplicate, false);
@@ -54,14 +67,24 @@ describe('operation ingest (real PostgreSQL)', () => {
   });
 
   it('gives increasing ids in request order and stores a bulk request all at once', async () => {
-    const created = await operations.createMany(billing, Array.from({ length: 20 }, (_, i) => account(i)));
+    const created = await operations.createMany(
+      billing,
+      Array.from({ length: 20 }, (_, i) => account(i)),
+    );
     const ids = created.map((c) => BigInt(c.id));
-    assert.deepEqual([...ids].sort((a, b) => (a < b ? -1 : 1)), ids);
+    assert.deepEqual(
+      [...ids].sort((a, b) => (a < b ? -1 : 1)),
+      ids,
+    );
     assert.equal(await count(), 20);
   });
 
   it('stores nothing of a bulk request with one bad operation', async () => {
-    const error = await rejects(operations.createMany(billing, [account(1), account(2, { nope: 1 }), account(3)]), 'UNKNOWN_COLUMN', /operations\[1\]/);
+    const error = await rejects(
+      operations.createMany(billing, [account(1), account(2, { nope: 1 }), account(3)]),
+      'UNKNOWN_COLUMN',
+      /operations\[1\]/,
+    );
     assert.equal((error.details as { index: number }).index, 1);
     assert.equal(await count(), 0);
   });
@@ -71,7 +94,10 @@ describe('operation ingest (real PostgreSQL)', () => {
     const again = await operations.create(billing, { ...account(2), idempotencyKey: 'same' });
     assert.deepEqual({ ...again, duplicate: false }, first);
     assert.equal(again.duplicate, true);
-    const both = await operations.createMany(billing, [{ ...account(3), idempotencyKey: 'x' }, { ...account(4), idempotencyKey: 'x' }]);
+    const both = await operations.createMany(billing, [
+      { ...account(3), idempotencyKey: 'x' },
+      { ...account(4), idempotencyKey: 'x' },
+    ]);
     assert.equal(both[1].id, both[0].id);
     assert.equal(both[1].duplicate, true);
     const otherClient = await operations.create(other, { ...account(5), idempotencyKey: 'same' });
@@ -82,30 +108,55 @@ describe('operation ingest (real PostgreSQL)', () => {
   it('stores nothing new when the same RPC request is delivered again', async () => {
     const first = await operations.createMany(billing, [account(1), account(2)], 'request-42');
     const redelivered = await operations.createMany(billing, [account(1), account(2)], 'request-42');
-    assert.deepEqual(redelivered.map((r) => r.id), first.map((r) => r.id));
+    assert.deepEqual(
+      redelivered.map((r) => r.id),
+      first.map((r) => r.id),
+    );
     assert.ok(redelivered.every((r) => r.duplicate));
     assert.equal(await count(), 2);
   });
 
   it('rejects what the catalog refuses, with the contract error code, storing nothing', async () => {
     await rejects(operations.create(billing, { target: 'nope', type: 'insert', values: { id: 1 } }), 'UNKNOWN_TARGET');
-    await rejects(operations.create(billing, { target: 'batch.operations', type: 'insert', values: { id: 1 } }), 'UNKNOWN_TARGET');
+    await rejects(
+      operations.create(billing, { target: 'batch.operations', type: 'insert', values: { id: 1 } }),
+      'UNKNOWN_TARGET',
+    );
     await rejects(operations.create(billing, { target: 'secrets', type: 'insert', values: { id: 1 } }), 'FORBIDDEN');
     await rejects(operations.create(billing, account(1, { Email: 'x' })), 'UNKNOWN_COLUMN', /Email/);
-    await rejects(operations.create(billing, { target: 'accounts', type: 'insert', values: { id: 1 } }), 'VALIDATION_FAILED', /email.*required/);
+    await rejects(
+      operations.create(billing, { target: 'accounts', type: 'insert', values: { id: 1 } }),
+      'VALIDATION_FAILED',
+      /email.*required/,
+    );
     await rejects(operations.create(billing, account(1, { email: null })), 'VALIDATION_FAILED', /cannot be null/);
-    await rejects(operations.create(billing, account(1, { email: 'x'.repeat(21) })), 'VALIDATION_FAILED', /longer than 20/);
+    await rejects(
+      operations.create(billing, account(1, { email: 'x'.repeat(21) })),
+      'VALIDATION_FAILED',
+      /longer than 20/,
+    );
     await rejects(operations.create(billing, account(1, { balance: 1_000_000 })), 'VALIDATION_FAILED', /out of range/);
     await rejects(operations.create(billing, account(1, { opened: '2026-02-30' })), 'VALIDATION_FAILED', /date/);
     await rejects(operations.create(billing, account(2 ** 31)), 'VALIDATION_FAILED', /out of range/);
-    await rejects(operations.create(billing, { target: 'accounts', type: 'delete', key: { email: 'a@x', id: 1 } }), 'VALIDATION_FAILED', /primary key or one unique key/);
+    await rejects(
+      operations.create(billing, { target: 'accounts', type: 'delete', key: { email: 'a@x', id: 1 } }),
+      'VALIDATION_FAILED',
+      /primary key or one unique key/,
+    );
     assert.equal(await count(), 0);
   });
 
   it('finds a target table and a column created after start', async () => {
-    await rejects(operations.create(billing, { target: 'accounts', type: 'insert', values: { id: 1, email: 'a@x', tier: 'gold' } }), 'UNKNOWN_COLUMN');
+    await rejects(
+      operations.create(billing, { target: 'accounts', type: 'insert', values: { id: 1, email: 'a@x', tier: 'gold' } }),
+      'UNKNOWN_COLUMN',
+    );
     await t.db.query(`ALTER TABLE public.accounts ADD COLUMN tier text`);
-    await operations.create(billing, { target: 'accounts', type: 'insert', values: { id: 1, email: 'a@x', tier: 'gold' } });
+    await operations.create(billing, {
+      target: 'accounts',
+      type: 'insert',
+      values: { id: 1, email: 'a@x', tier: 'gold' },
+    });
     // one request: its first operation finds the target as cached, its second names a column added since
     await t.db.query(`ALTER TABLE public.accounts ADD COLUMN region text`);
     await operations.createMany(billing, [
@@ -148,12 +199,17 @@ describe('operation ingest (real PostgreSQL)', () => {
     for (const statement of [`DELETE FROM batch.clients WHERE id = ${billing.id}`, `TRUNCATE batch.clients CASCADE`]) {
       await assert.rejects(t.db.query(statement), /revoked \(revoked_at\), never deleted/, statement);
     }
-    const [{ n }] = await t.db.query<{ n: string }>(`SELECT count(*) AS n FROM batch.clients WHERE id = $1`, [billing.id]);
+    const [{ n }] = await t.db.query<{ n: string }>(`SELECT count(*) AS n FROM batch.clients WHERE id = $1`, [
+      billing.id,
+    ]);
     assert.equal(Number(n), 1);
   });
 
-  it('lists newest first with a keyset cursor, filtered, and only the client\'s own', async () => {
-    await operations.createMany(billing, Array.from({ length: 5 }, (_, i) => ({ ...account(i), label: i % 2 ? 'odd' : 'even' })));
+  it("lists newest first with a keyset cursor, filtered, and only the client's own", async () => {
+    await operations.createMany(
+      billing,
+      Array.from({ length: 5 }, (_, i) => ({ ...account(i), label: i % 2 ? 'odd' : 'even' })),
+    );
     await operations.create(other, account(99));
     const page1 = await operations.list(billing, { limit: 2 });
     assert.equal(page1.items.length, 2);

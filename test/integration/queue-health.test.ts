@@ -7,7 +7,7 @@ import { Database } from '../../src/services/database';
 import { OperationService } from '../../src/services/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
 
-describe('queue health: a chunk reads the queue\'s tables through their indexes (real PostgreSQL)', () => {
+describe("queue health: a chunk reads the queue's tables through their indexes (real PostgreSQL)", () => {
   let t: TestApp;
 
   before(async () => {
@@ -20,8 +20,10 @@ describe('queue health: a chunk reads the queue\'s tables through their indexes 
   async function seqScans(settled: number): Promise<Record<string, number>> {
     for (const deadline = Date.now() + 15_000; Date.now() < deadline; await sleep(100)) {
       const rows = await t.db.query<{ relname: string; seq_scan: string; n_tup_ins: string }>(
-        `SELECT relname, seq_scan, n_tup_ins FROM pg_stat_user_tables WHERE schemaname = 'batch' AND relname IN ('operations', 'pending', 'outcomes')`);
-      if (Number(rows.find((r) => r.relname === 'outcomes')?.n_tup_ins) >= settled) return Object.fromEntries(rows.map((r) => [r.relname, Number(r.seq_scan)]));
+        `SELECT relname, seq_scan, n_tup_ins FROM pg_stat_user_tables WHERE schemaname = 'batch' AND relname IN ('operations', 'pending', 'outcomes')`,
+      );
+      if (Number(rows.find((r) => r.relname === 'outcomes')?.n_tup_ins) >= settled)
+        return Object.fromEntries(rows.map((r) => [r.relname, Number(r.seq_scan)]));
     }
     throw new Error('statistics were not published');
   }
@@ -36,13 +38,16 @@ describe('queue health: a chunk reads the queue\'s tables through their indexes 
        SELECT id, client_id, target, 'COMPLETED', 1, 1, now() FROM settled`,
       [client.id],
     );
-    await t.get(OperationService).createMany(client, Array.from({ length: 1000 }, (_, i) => ({ target: 'events', type: 'insert' as const, values: { id: i } })));
+    await t.get(OperationService).createMany(
+      client,
+      Array.from({ length: 1000 }, (_, i) => ({ target: 'events', type: 'insert' as const, values: { id: i } })),
+    );
     await t.db.query(`ANALYZE batch.operations, batch.pending, batch.outcomes`);
     const before = await seqScans(100_000);
 
     assert.equal((await t.get(ChunkStep).execute()).read, 1000);
 
-    assert.deepEqual(await seqScans(101_000), before, 'sequential scans of the queue\'s tables during the chunk');
+    assert.deepEqual(await seqScans(101_000), before, "sequential scans of the queue's tables during the chunk");
   });
 });
 
@@ -74,11 +79,19 @@ describe('queue health: what the claim reads does not grow with the backlog or w
     const connection = await t.get(Database).pool.connect();
     try {
       await connection.query('BEGIN');
-      const plan = async (sql: string, params?: unknown[]) => (await connection.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql}`, params)).rows[0]['QUERY PLAN'][0];
+      const plan = async (sql: string, params?: unknown[]) =>
+        (await connection.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql}`, params)).rows[0]['QUERY PLAN'][0];
       const targets = await plan(TARGETS_SQL);
       const heads = (await connection.query(TARGETS_SQL)).rows as { horizon: string; target: string }[];
-      const claim = await plan(CLAIM_SQL, [heads.map((h) => h.target), heads.map(() => 1000), heads[0]?.horizon ?? '0', 1000, 64 * 1024 * 1024]);
-      const buffers = (p: { Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }) => p.Plan['Shared Hit Blocks'] + p.Plan['Shared Read Blocks'];
+      const claim = await plan(CLAIM_SQL, [
+        heads.map((h) => h.target),
+        heads.map(() => 1000),
+        heads[0]?.horizon ?? '0',
+        1000,
+        64 * 1024 * 1024,
+      ]);
+      const buffers = (p: { Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }) =>
+        p.Plan['Shared Hit Blocks'] + p.Plan['Shared Read Blocks'];
       return { buffers: buffers(targets) + buffers(claim), claimed: claim.Plan['Actual Rows'] };
     } finally {
       await connection.query('ROLLBACK');
@@ -94,8 +107,14 @@ describe('queue health: what the claim reads does not grow with the backlog or w
     const scheduled = await claimBuffers();
     for (const { claimed, buffers } of [backlog, scheduled]) {
       assert.equal(claimed, 1000);
-      assert.ok(buffers < 16 * claimed, `${buffers} buffers to claim ${claimed}: a walk of the index, not of the backlog`);
+      assert.ok(
+        buffers < 16 * claimed,
+        `${buffers} buffers to claim ${claimed}: a walk of the index, not of the backlog`,
+      );
     }
-    assert.ok(scheduled.buffers <= backlog.buffers * 1.1, `${scheduled.buffers} buffers with a million scheduled, ${backlog.buffers} without`);
+    assert.ok(
+      scheduled.buffers <= backlog.buffers * 1.1,
+      `${scheduled.buffers} buffers with a million scheduled, ${backlog.buffers} without`,
+    );
   });
 });

@@ -18,7 +18,14 @@ describe('retention (real PostgreSQL)', () => {
     const client = await t.client('retention');
     const operations = t.get(OperationService);
     for (let from = 0; from < 2500; from += 500) {
-      await operations.createMany(client, Array.from({ length: 500 }, (_, i) => ({ target: 'events', type: 'insert' as const, values: { id: from + i } })));
+      await operations.createMany(
+        client,
+        Array.from({ length: 500 }, (_, i) => ({
+          target: 'events',
+          type: 'insert' as const,
+          values: { id: from + i },
+        })),
+      );
     }
     t.db.config.poll.limit = 5000;
     await t.get(ChunkStep).execute();
@@ -27,30 +34,54 @@ describe('retention (real PostgreSQL)', () => {
     const recent = await operations.create(client, { target: 'events', type: 'insert', values: { id: -2 } });
     await operations.cancel(client, recent.id);
     // Age everything but the two operations created last.
-    await t.db.query(`UPDATE batch.operations SET created_at = now() - interval '26 hours' WHERE id < $1`, [pending.id]);
-    await t.db.query(`UPDATE batch.outcomes SET settled_at = now() - interval '25 hours' WHERE operation_id < $1`, [pending.id]);
+    await t.db.query(`UPDATE batch.operations SET created_at = now() - interval '26 hours' WHERE id < $1`, [
+      pending.id,
+    ]);
+    await t.db.query(`UPDATE batch.outcomes SET settled_at = now() - interval '25 hours' WHERE operation_id < $1`, [
+      pending.id,
+    ]);
     await t.db.query(`UPDATE batch.outbox SET sent_at = now() - interval '25 hours'`);
     await t.db.query(`UPDATE batch.executions SET ended_at = now() - interval '25 hours'`);
 
     const deleted = await t.get(RetentionService).purge();
     assert.deepEqual(deleted, { operations: 2500, outbox: 1, executions: 1 });
-    const left = await t.db.query<{ id: string; status: string }>('SELECT id, status FROM batch.operation_states ORDER BY id');
-    assert.deepEqual(left, [{ id: pending.id, status: 'PENDING' }, { id: recent.id, status: 'CANCELLED' }]);
+    const left = await t.db.query<{ id: string; status: string }>(
+      'SELECT id, status FROM batch.operation_states ORDER BY id',
+    );
+    assert.deepEqual(left, [
+      { id: pending.id, status: 'PENDING' },
+      { id: recent.id, status: 'CANCELLED' },
+    ]);
     assert.equal((await t.db.query('SELECT 1 FROM batch.execution_steps')).length, 0, 'steps go with their execution');
-    assert.equal(Number((await t.db.query<{ n: string }>('SELECT count(*) AS n FROM public.events'))[0].n), 2500, 'targets are never touched');
+    assert.equal(
+      Number((await t.db.query<{ n: string }>('SELECT count(*) AS n FROM public.events'))[0].n),
+      2500,
+      'targets are never touched',
+    );
   });
 
   it('vacuums the queue tables when, and only when, the server runs without autovacuum', async () => {
     const client = await t.client('vacuum');
     const operations = t.get(OperationService);
-    await operations.createMany(client, Array.from({ length: 200 }, (_, i) => ({ target: 'events', type: 'insert' as const, values: { id: 10_000 + i } })));
+    await operations.createMany(
+      client,
+      Array.from({ length: 200 }, (_, i) => ({
+        target: 'events',
+        type: 'insert' as const,
+        values: { id: 10_000 + i },
+      })),
+    );
     await t.get(ChunkStep).execute(); // settling leaves a dead row version per operation
-    const [{ autovacuum }] = await t.db.query<{ autovacuum: string }>(`SELECT current_setting('autovacuum') AS autovacuum`);
+    const [{ autovacuum }] = await t.db.query<{ autovacuum: string }>(
+      `SELECT current_setting('autovacuum') AS autovacuum`,
+    );
 
     const vacuumed = await t.get(RetentionService).vacuumWithoutAutovacuum();
 
     assert.equal(vacuumed, autovacuum === 'off');
-    const [stats] = await t.db.query<{ vacuums: string }>(`SELECT pg_stat_get_vacuum_count('batch.operations'::regclass) AS vacuums`);
+    const [stats] = await t.db.query<{ vacuums: string }>(
+      `SELECT pg_stat_get_vacuum_count('batch.operations'::regclass) AS vacuums`,
+    );
     assert.equal(Number(stats.vacuums) > 0, vacuumed, `vacuum count ${stats.vacuums} with autovacuum ${autovacuum}`);
   });
 });

@@ -19,7 +19,10 @@ describe('queue stats (real PostgreSQL)', () => {
     const operations = t.get(OperationService);
     const one = await t.client('one');
     const two = await t.client('two');
-    await operations.createMany(one, [1, 2, 2].map((id) => ({ target: 'a', type: 'insert' as const, values: { id } })));
+    await operations.createMany(
+      one,
+      [1, 2, 2].map((id) => ({ target: 'a', type: 'insert' as const, values: { id } })),
+    );
     await t.get(ChunkStep).execute();
     await operations.create(one, { target: 'b', type: 'insert', values: { id: 1 } });
     await operations.create(two, { target: 'b', type: 'insert', values: { id: 2 } });
@@ -27,9 +30,18 @@ describe('queue stats (real PostgreSQL)', () => {
     // priority, and an even older one not yet due.
     await operations.create(one, { target: 'b', type: 'insert', values: { id: 3 }, priority: 5 });
     await operations.create(two, { target: 'b', type: 'insert', values: { id: 4 }, priority: -1 });
-    await operations.create(one, { target: 'b', type: 'insert', values: { id: 5 }, priority: -3, notBefore: new Date(Date.now() + 3_600_000).toISOString() });
+    await operations.create(one, {
+      target: 'b',
+      type: 'insert',
+      values: { id: 5 },
+      priority: -3,
+      notBefore: new Date(Date.now() + 3_600_000).toISOString(),
+    });
     const age = (id: number, seconds: number) =>
-      t.db.query(`UPDATE batch.operations SET created_at = now() - $2 * interval '1 second' WHERE target = 'public.b' AND row_values->>'id' = $1`, [String(id), seconds]);
+      t.db.query(
+        `UPDATE batch.operations SET created_at = now() - $2 * interval '1 second' WHERE target = 'public.b' AND row_values->>'id' = $1`,
+        [String(id), seconds],
+      );
     await age(1, 90);
     await age(2, 60);
     await age(3, 30);
@@ -43,16 +55,25 @@ describe('queue stats (real PostgreSQL)', () => {
       { target: 'public.a', status: 'FAILED', count: 1 },
       { target: 'public.b', status: 'PENDING', count: 5 },
     ]);
-    assert.ok(all.oldestPendingAgeSeconds >= 150 && all.oldestPendingAgeSeconds < 180, `${all.oldestPendingAgeSeconds}`);
+    assert.ok(
+      all.oldestPendingAgeSeconds >= 150 && all.oldestPendingAgeSeconds < 180,
+      `${all.oldestPendingAgeSeconds}`,
+    );
     assert.equal(all.throughput.length, 1);
     assert.deepEqual([all.throughput[0].completed, all.throughput[0].failed], [2, 1]);
     assert.equal(all.outboxBacklog, 1);
 
     const own = await t.get(StatsService).queue(two);
     assert.deepEqual(own.byStatus, { PENDING: 2, COMPLETED: 0, FAILED: 0, CANCELLED: 0 });
-    assert.ok(own.oldestPendingAgeSeconds >= 150 && own.oldestPendingAgeSeconds < 180, `${own.oldestPendingAgeSeconds}`);
+    assert.ok(
+      own.oldestPendingAgeSeconds >= 150 && own.oldestPendingAgeSeconds < 180,
+      `${own.oldestPendingAgeSeconds}`,
+    );
     assert.equal(own.outboxBacklog, 0);
     const first = await t.get(StatsService).queue(one);
-    assert.ok(first.oldestPendingAgeSeconds >= 90 && first.oldestPendingAgeSeconds < 120, `${first.oldestPendingAgeSeconds}`);
+    assert.ok(
+      first.oldestPendingAgeSeconds >= 90 && first.oldestPendingAgeSeconds < 120,
+      `${first.oldestPendingAgeSeconds}`,
+    );
   });
 });

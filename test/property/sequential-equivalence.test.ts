@@ -53,25 +53,41 @@ const addr = fc.constantFrom<JsonValue>(null, '10.0.0.1', 'bogus'); // inet is c
 const label = fc.constantFrom<JsonValue>('L', null); // the column becomes NOT NULL after create: not-null violation
 
 const itemColumns = { code, qty, price, note, parent_id: parentId, addr, label };
-const itemKey = fc.oneof(id.map((v) => ({ id: v })), code.map((v) => ({ code: v })));
+const itemKey = fc.oneof(
+  id.map((v) => ({ id: v })),
+  code.map((v) => ({ code: v })),
+);
 const counterName = fc.constantFrom('x', 'y', 'z');
 
 const itemOperation: fc.Arbitrary<ICreateBatchOperationRequest> = fc.oneof(
-  fc.record({ id, ...itemColumns }, { requiredKeys: ['id'] }).map((values) => ({ target: 'items', type: 'insert' as const, values })),
+  fc
+    .record({ id, ...itemColumns }, { requiredKeys: ['id'] })
+    .map((values) => ({ target: 'items', type: 'insert' as const, values })),
   fc
     .tuple(fc.record({ id, ...itemColumns }, { requiredKeys: ['id', 'code'] }), fc.boolean())
-    .map(([values, byCode]) => ({ target: 'items', type: 'upsert' as const, values, ...(byCode ? { conflictKey: ['code'] } : {}) })),
+    .map(([values, byCode]) => ({
+      target: 'items',
+      type: 'upsert' as const,
+      values,
+      ...(byCode ? { conflictKey: ['code'] } : {}),
+    })),
   fc
     .tuple(itemKey, fc.record(itemColumns, { requiredKeys: [] }))
     .filter(([, values]) => Object.keys(values).length > 0)
     .map(([key, values]) => ({ target: 'items', type: 'update' as const, key, values })),
   itemKey.map((key) => ({ target: 'items', type: 'delete' as const, key })),
-  fc.tuple(itemKey, qty).map(([key, delta]) => ({ target: 'items', type: 'increment' as const, key, values: { qty: delta } })),
+  fc
+    .tuple(itemKey, qty)
+    .map(([key, delta]) => ({ target: 'items', type: 'increment' as const, key, values: { qty: delta } })),
 );
 
 const counterOperation: fc.Arbitrary<ICreateBatchOperationRequest> = fc.oneof(
-  fc.tuple(counterName, fc.integer({ min: -2, max: 12 })).map(([name, n]) => ({ target: 'counters', type: 'upsert' as const, values: { name, n } })),
-  fc.tuple(counterName, fc.integer({ min: -1, max: 4 })).map(([name, n]) => ({ target: 'counters', type: 'increment' as const, key: { name }, values: { n } })),
+  fc
+    .tuple(counterName, fc.integer({ min: -2, max: 12 }))
+    .map(([name, n]) => ({ target: 'counters', type: 'upsert' as const, values: { name, n } })),
+  fc
+    .tuple(counterName, fc.integer({ min: -1, max: 4 }))
+    .map(([name, n]) => ({ target: 'counters', type: 'increment' as const, key: { name }, values: { n } })),
   counterName.map((name) => ({ target: 'counters', type: 'delete' as const, key: { name } })),
   counterName.map((name) => ({ target: 'counters', type: 'insert' as const, values: { name } })),
 );
@@ -79,10 +95,15 @@ const counterOperation: fc.Arbitrary<ICreateBatchOperationRequest> = fc.oneof(
 // Mostly one priority; where they differ, higher goes first among operations pending together (all are, here).
 const priority = fc.constantFrom(0, 0, 0, 0, 1, -1);
 const stream = fc.array(
-  fc.tuple(fc.oneof({ weight: 4, arbitrary: itemOperation }, { weight: 1, arbitrary: counterOperation }), priority).map(([op, p]) => (p ? { ...op, priority: p } : op)),
+  fc
+    .tuple(fc.oneof({ weight: 4, arbitrary: itemOperation }, { weight: 1, arbitrary: counterOperation }), priority)
+    .map(([op, p]) => (p ? { ...op, priority: p } : op)),
   { minLength: 1, maxLength: 40 },
 );
-const chunking = fc.record({ limits: fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 5 }), statementMaxRows: fc.integer({ min: 1, max: 8 }) });
+const chunking = fc.record({
+  limits: fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 5 }),
+  statementMaxRows: fc.integer({ min: 1, max: 8 }),
+});
 
 interface Outcome {
   status: string;
@@ -113,7 +134,9 @@ describe('sequential equivalence (property, real PostgreSQL)', () => {
     const key = op.key ?? {};
     const columns = Object.keys(values);
     const params = [...Object.values(values), ...Object.values(key)];
-    const where = Object.keys(key).map((c, i) => `${c} = $${columns.length + i + 1}`).join(' AND ');
+    const where = Object.keys(key)
+      .map((c, i) => `${c} = $${columns.length + i + 1}`)
+      .join(' AND ');
     let sql: string;
     switch (op.type) {
       case 'insert':
@@ -152,7 +175,9 @@ describe('sequential equivalence (property, real PostgreSQL)', () => {
   it(`holds for ${RUNS} random streams (seed ${SEED})`, async () => {
     await fc.assert(
       fc.asyncProperty(stream, chunking, async (ops, { limits, statementMaxRows }) => {
-        await t.db.query(`TRUNCATE batch.operations, batch.pending, batch.outcomes; DELETE FROM batch.outbox; ${RESET('batched')} ${RESET('reference')}`);
+        await t.db.query(
+          `TRUNCATE batch.operations, batch.pending, batch.outcomes; DELETE FROM batch.outbox; ${RESET('batched')} ${RESET('reference')}`,
+        );
         // Through the real create path; what create-time validation refuses is neither stored nor applied.
         const accepted: { id: string; op: ICreateBatchOperationRequest }[] = [];
         for (const op of ops) {
@@ -162,10 +187,14 @@ describe('sequential equivalence (property, real PostgreSQL)', () => {
             if (!(error instanceof BatchError)) throw error;
           }
         }
-        await t.db.query(`ALTER TABLE batched.items ALTER COLUMN label SET NOT NULL; ALTER TABLE reference.items ALTER COLUMN label SET NOT NULL`).catch(() =>
-          t.db.query(`UPDATE batched.items SET label = 'seed'; UPDATE reference.items SET label = 'seed';
+        await t.db
+          .query(
+            `ALTER TABLE batched.items ALTER COLUMN label SET NOT NULL; ALTER TABLE reference.items ALTER COLUMN label SET NOT NULL`,
+          )
+          .catch(() =>
+            t.db.query(`UPDATE batched.items SET label = 'seed'; UPDATE reference.items SET label = 'seed';
                       ALTER TABLE batched.items ALTER COLUMN label SET NOT NULL; ALTER TABLE reference.items ALTER COLUMN label SET NOT NULL`),
-        );
+          );
 
         const config = t.db.config.poll;
         config.statementMaxRows = statementMaxRows;

@@ -18,7 +18,20 @@ export function column(name: string, baseType: string, options: Partial<TargetCo
 }
 
 /** A target table `schema.table` with the given columns and keys. */
-export function targetTable(name: string, columns: TargetColumn[], keys: Partial<Pick<TargetTable, 'primaryKey' | 'uniqueKeys' | 'oneRowStatements'>> = {}): TargetTable {
+export function targetTable(
+  name: string,
+  columns: TargetColumn[],
+  keys: Partial<Pick<TargetTable, 'primaryKey' | 'uniqueKeys' | 'oneRowStatements'>> = {},
+): TargetTable {
   const [schema, table] = name.split('.');
-  return { name, schema, table, columns: new Map(columns.map((c) => [c.name, c])), primaryKey: null, uniqueKeys: [], oneRowStatements: false, ...keys };
+  return {
+    name,
+    schema,
+    table,
+    columns: new Map(columns.map((c) => [c.name, c])),
+    primaryKey: null,
+    uniqueKeys: [],
+    oneRowStatements: false,
+    ...keys,
+  };
 }

@@ -12,7 +12,11 @@ export interface RawOperation {
 }
 
 /** An operation as a chunk claims it: what create stored, its planning computed against `table` (row-identity.ts). */
-export function claimed(table: TargetTable, raw: RawOperation, extra: Partial<ClaimedOperation> = {}): ClaimedOperation {
+export function claimed(
+  table: TargetTable,
+  raw: RawOperation,
+  extra: Partial<ClaimedOperation> = {},
+): ClaimedOperation {
   const conflictKey = raw.type === 'upsert' ? (raw.conflictKey ?? table.primaryKey) : null;
   return {
     id: raw.id,

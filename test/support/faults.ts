@@ -36,7 +36,9 @@ export async function restartRabbitMq(downMs: number): Promise<void> {
 /** Restarts PostgreSQL (fast shutdown: every connection is terminated). */
 export async function restartPostgres(): Promise<void> {
   const version = readdirSync('/etc/postgresql')[0];
-  await run('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'restart', '-m', 'fast'], { timeout: 60_000 });
+  await run('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'restart', '-m', 'fast'], {
+    timeout: 60_000,
+  });
   await until(succeeds('pg_isready', ['-q', '-h', '127.0.0.1', '-p', '5432']), 'PostgreSQL');
 }
 
@@ -47,5 +49,9 @@ export async function stopRedis(): Promise<void> {
 
 export async function startRedis(): Promise<void> {
   await run('redis-server', ['--daemonize', 'yes', '--bind', '127.0.0.1', '--port', '6379', '--save', '']);
-  await until(async () => (await run('redis-cli', ['-h', '127.0.0.1', 'ping']).catch(() => ({ stdout: '' }))).stdout.trim() === 'PONG', 'Redis');
+  await until(
+    async () =>
+      (await run('redis-cli', ['-h', '127.0.0.1', 'ping']).catch(() => ({ stdout: '' }))).stdout.trim() === 'PONG',
+    'Redis',
+  );
 }

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { Client } from 'pg';
-import { BatchServiceClient, BatchServiceError, IOperationsSettledEvent, SettledEventsConsumer } from '../../src/client';
+import {
+  BatchServiceClient,
+  BatchServiceError,
+  IOperationsSettledEvent,
+  SettledEventsConsumer,
+} from '../../src/client';
 import { eventually, http, RMQ_URL, ServiceProcess, settledQueue, startService } from './service-process';
 
 export { RMQ_URL };
@@ -48,13 +53,28 @@ export interface Caller {
   close(): Promise<void>;
 }
 
-export async function createCaller(service: ServiceProcess, name: string, targets: string[], timeoutMs = 15_000): Promise<Caller> {
+export async function createCaller(
+  service: ServiceProcess,
+  name: string,
+  targets: string[],
+  timeoutMs = 15_000,
+): Promise<Caller> {
   const created = await http<{ apiKey: string }>(service, 'POST', '/api/clients', service.adminKey, { name, targets });
   assert.equal(created.status, 201, JSON.stringify(created.body));
-  const rpc = new BatchServiceClient({ url: RMQ_URL, queue: service.env.BATCH_SERVICE_RMQ_QUEUE, apiKey: created.body.apiKey, timeoutMs });
+  const rpc = new BatchServiceClient({
+    url: RMQ_URL,
+    queue: service.env.BATCH_SERVICE_RMQ_QUEUE,
+    apiKey: created.body.apiKey,
+    timeoutMs,
+  });
   const notified = new Map<string, IOperationsSettledEvent['operations'][number]>();
   const queue = settledQueue(service.env, name);
-  const consumer = new SettledEventsConsumer({ url: RMQ_URL, exchange: service.env.BATCH_SERVICE_EVENTS_EXCHANGE, client: name, queue });
+  const consumer = new SettledEventsConsumer({
+    url: RMQ_URL,
+    exchange: service.env.BATCH_SERVICE_EVENTS_EXCHANGE,
+    client: name,
+    queue,
+  });
   await consumer.start((event) => {
     for (const operation of event.operations) notified.set(operation.id, operation);
   });
@@ -71,14 +91,29 @@ export async function createCaller(service: ServiceProcess, name: string, target
 }
 
 /** Waits until no operation is PENDING, then until every settled one of the caller's was notified to it. */
-export async function settleAll(db: TestDb, caller: Caller, timeoutMs = 60_000): Promise<{ id: string; status: string }[]> {
-  await eventually(async () => ((await db.count(`SELECT count(*) AS n FROM batch.operation_states WHERE status = 'PENDING'`)) === 0 ? true : undefined), timeoutMs, 'every operation to settle');
+export async function settleAll(
+  db: TestDb,
+  caller: Caller,
+  timeoutMs = 60_000,
+): Promise<{ id: string; status: string }[]> {
+  await eventually(
+    async () =>
+      (await db.count(`SELECT count(*) AS n FROM batch.operation_states WHERE status = 'PENDING'`)) === 0
+        ? true
+        : undefined,
+    timeoutMs,
+    'every operation to settle',
+  );
   const settled = await db.query<{ id: string; status: string }>(
     `SELECT o.id, o.status FROM batch.operation_states o JOIN batch.clients c ON c.id = o.client_id
       WHERE o.status IN ('COMPLETED', 'FAILED') AND c.name = $1 ORDER BY o.id`,
     [caller.name],
   );
-  await eventually(async () => (settled.every((o) => caller.notified.has(o.id)) ? true : undefined), timeoutMs, 'every settled operation to be notified');
+  await eventually(
+    async () => (settled.every((o) => caller.notified.has(o.id)) ? true : undefined),
+    timeoutMs,
+    'every settled operation to be notified',
+  );
   return settled;
 }
 
@@ -93,7 +128,9 @@ export function steadyLoad(caller: Caller, lanes: number, target = 'events') {
       for (let i = 0; !stopped; i++) {
         const started = Date.now();
         try {
-          acknowledged.push((await caller.rpc.createOperation({ target, type: 'insert', values: { ref: `${lane}-${i}` } })).id);
+          acknowledged.push(
+            (await caller.rpc.createOperation({ target, type: 'insert', values: { ref: `${lane}-${i}` } })).id,
+          );
         } catch (error) {
           const code = error instanceof BatchServiceError ? error.code : String(error);
           errors.set(code, (errors.get(code) ?? 0) + 1);

@@ -66,7 +66,10 @@ export function serviceEnv(overrides: Record<string, string> = {}): Record<strin
 export async function startService(env: Record<string, string> = serviceEnv()): Promise<ServiceProcess> {
   const port = env.PORT ?? String(await freePort());
   const fullEnv: Record<string, string> = { ...env, PORT: port };
-  const child = spawn(process.execPath, [...NODE_FLAGS, ...cpuProfileFlags(), MAIN], { env: { PATH: process.env.PATH ?? '', ...fullEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, ...cpuProfileFlags(), MAIN], {
+    env: { PATH: process.env.PATH ?? '', ...fullEnv },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   running.add(child);
   child.once('exit', () => running.delete(child));
   let output = '';
@@ -123,7 +126,11 @@ async function deleteBrokerObjects(env: Record<string, string>): Promise<void> {
   const broker = await connect(RMQ_URL);
   try {
     const channel = await broker.createChannel();
-    const queues = [env.BATCH_SERVICE_RMQ_QUEUE, deadLetterQueue(env.BATCH_SERVICE_RMQ_QUEUE), ...clients.rows.map(({ name }) => settledQueue(env, name))];
+    const queues = [
+      env.BATCH_SERVICE_RMQ_QUEUE,
+      deadLetterQueue(env.BATCH_SERVICE_RMQ_QUEUE),
+      ...clients.rows.map(({ name }) => settledQueue(env, name)),
+    ];
     for (const queue of queues) await channel.deleteQueue(queue);
     await channel.deleteExchange(env.BATCH_SERVICE_EVENTS_EXCHANGE);
   } finally {
@@ -141,7 +148,10 @@ export async function http<T = unknown>(
 ): Promise<{ status: number; body: T }> {
   const response = await fetch(service.url + path, {
     method,
-    headers: { ...(apiKey ? { 'x-api-key': apiKey } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: {
+      ...(apiKey ? { 'x-api-key': apiKey } : {}),
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await response.text();
@@ -149,7 +159,11 @@ export async function http<T = unknown>(
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
-export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  timeoutMs = 20_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();

@@ -50,7 +50,13 @@ describe('loadConfig: defaults (CONTRACT.md section 5)', () => {
   });
 
   it('treats empty strings as unset', () => {
-    const empty = loadConfig({ PORT: '', BATCH_ROLE: '', DB_HOST: '', BATCH_TARGET_SCHEMAS: '', BATCH_ADMIN_API_KEY: '' });
+    const empty = loadConfig({
+      PORT: '',
+      BATCH_ROLE: '',
+      DB_HOST: '',
+      BATCH_TARGET_SCHEMAS: '',
+      BATCH_ADMIN_API_KEY: '',
+    });
     assert.equal(empty.port, 3000);
     assert.equal(empty.role, 'all');
     assert.equal(empty.db.host, '127.0.0.1');
@@ -91,7 +97,14 @@ describe('loadConfig: valid values', () => {
     assert.equal(config.port, 8080);
     assert.equal(config.logLevel, 'debug');
     assert.equal(config.role, 'worker');
-    assert.deepEqual(config.db, { host: 'db.internal', port: 6543, name: 'batch-prod', username: 'svc', password: 'p@ss word', poolSize: 10 });
+    assert.deepEqual(config.db, {
+      host: 'db.internal',
+      port: 6543,
+      name: 'batch-prod',
+      username: 'svc',
+      password: 'p@ss word',
+      poolSize: 10,
+    });
     assert.equal(config.rmq.url, 'amqps://u:p@rabbit:5671/vhost');
     assert.equal(config.rmq.queue, 'batch.queue');
     assert.equal(config.rmq.eventsExchange, 'events:x');
@@ -99,7 +112,15 @@ describe('loadConfig: valid values', () => {
     assert.equal(config.apiKeySecret, STRONG_SECRET);
     assert.equal(config.adminApiKey, STRONG_ADMIN_KEY);
     assert.deepEqual(config.targetSchemas, ['public', 'sales', '_x$1']);
-    assert.deepEqual(config.poll, { intervalMs: 250, limit: 5000, statementMaxRows: 200, skipLimit: 3, maxChunkBytes: 1_048_576, maxStatementBytes: 65_536, retryLimit: 5 });
+    assert.deepEqual(config.poll, {
+      intervalMs: 250,
+      limit: 5000,
+      statementMaxRows: 200,
+      skipLimit: 3,
+      maxChunkBytes: 1_048_576,
+      maxStatementBytes: 65_536,
+      retryLimit: 5,
+    });
     assert.equal(config.limits.notBeforeMaxDays, 30);
   });
 
@@ -123,7 +144,10 @@ describe('loadConfig: valid values', () => {
   });
 
   it('accepts a 32-character secret in production', () => {
-    assert.equal(loadConfig({ NODE_ENV: 'production', API_KEY_ENCRYPTION_SECRET: STRONG_SECRET }).apiKeySecret, STRONG_SECRET);
+    assert.equal(
+      loadConfig({ NODE_ENV: 'production', API_KEY_ENCRYPTION_SECRET: STRONG_SECRET }).apiKeySecret,
+      STRONG_SECRET,
+    );
   });
 });
 
@@ -196,7 +220,14 @@ describe('loadConfig: invalid values throw a ConfigError naming the variable', (
   });
 
   it('BATCH_TARGET_SCHEMAS including a system schema', () => {
-    for (const schema of ['pg_catalog', 'information_schema', 'pg_toast', 'PG_CATALOG', 'pg_temp_3', 'public,information_schema']) {
+    for (const schema of [
+      'pg_catalog',
+      'information_schema',
+      'pg_toast',
+      'PG_CATALOG',
+      'pg_temp_3',
+      'public,information_schema',
+    ]) {
       assertRejects({ BATCH_TARGET_SCHEMAS: schema }, 'BATCH_TARGET_SCHEMAS');
     }
   });
@@ -221,8 +252,18 @@ describe('loadConfig: invalid values throw a ConfigError naming the variable', (
 
   it('a production secret or admin key that repeats a few characters, or is the development secret', () => {
     assertRejects({ NODE_ENV: 'production', API_KEY_ENCRYPTION_SECRET: 's'.repeat(64) }, 'API_KEY_ENCRYPTION_SECRET');
-    assertRejects({ NODE_ENV: 'production', API_KEY_ENCRYPTION_SECRET: 'batch-service-development-secret-change-me' }, 'API_KEY_ENCRYPTION_SECRET');
-    assertRejects({ NODE_ENV: 'production', API_KEY_ENCRYPTION_SECRET: STRONG_SECRET, BATCH_ADMIN_API_KEY: 'abababababababababababababababab' }, 'BATCH_ADMIN_API_KEY');
+    assertRejects(
+      { NODE_ENV: 'production', API_KEY_ENCRYPTION_SECRET: 'batch-service-development-secret-change-me' },
+      'API_KEY_ENCRYPTION_SECRET',
+    );
+    assertRejects(
+      {
+        NODE_ENV: 'production',
+        API_KEY_ENCRYPTION_SECRET: STRONG_SECRET,
+        BATCH_ADMIN_API_KEY: 'abababababababababababababababab',
+      },
+      'BATCH_ADMIN_API_KEY',
+    );
   });
 
   it('BATCH_ADMIN_API_KEY shorter than 8 characters', () => {

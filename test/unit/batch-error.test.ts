@@ -32,7 +32,12 @@ describe('BatchError', () => {
 
   it('toResponse() gives {status: "error", code, message, details}', () => {
     const response = new BatchError('RATE_LIMITED', 'Too many requests', { retryAfterMs: 250 }).toResponse();
-    assert.deepEqual(response, { status: 'error', code: 'RATE_LIMITED', message: 'Too many requests', details: { retryAfterMs: 250 } });
+    assert.deepEqual(response, {
+      status: 'error',
+      code: 'RATE_LIMITED',
+      message: 'Too many requests',
+      details: { retryAfterMs: 250 },
+    });
   });
 
   it('toResponse() leaves details out when there are none', () => {
@@ -43,8 +48,18 @@ describe('BatchError', () => {
   });
 
   it('toResponse() keeps falsy details such as null and 0', () => {
-    assert.deepEqual(new BatchError('CONFLICT', 'x', null).toResponse(), { status: 'error', code: 'CONFLICT', message: 'x', details: null });
-    assert.deepEqual(new BatchError('CONFLICT', 'x', 0).toResponse(), { status: 'error', code: 'CONFLICT', message: 'x', details: 0 });
+    assert.deepEqual(new BatchError('CONFLICT', 'x', null).toResponse(), {
+      status: 'error',
+      code: 'CONFLICT',
+      message: 'x',
+      details: null,
+    });
+    assert.deepEqual(new BatchError('CONFLICT', 'x', 0).toResponse(), {
+      status: 'error',
+      code: 'CONFLICT',
+      message: 'x',
+      details: 0,
+    });
   });
 });
 

@@ -19,18 +19,33 @@ describe('ChunkRetryPolicy', () => {
 
   it('fails the operation at hand on anything else: what the database refuses, and errors of the service', () => {
     for (const code of DATA_ERRORS) assert.equal(policy.isRetryable(pgError(code)), false, code);
-    for (const error of [new RangeError('Invalid string length'), new TypeError('x is undefined'), null, undefined, { code: 23505 }]) {
+    for (const error of [
+      new RangeError('Invalid string length'),
+      new TypeError('x is undefined'),
+      null,
+      undefined,
+      { code: 23505 },
+    ]) {
       assert.equal(policy.isRetryable(error), false, String(error));
     }
   });
 
   it('claims as many again while retries are left, then halves what failed with each further failure, down to one', () => {
-    assert.deepEqual([1, 2, 3].map((failures) => policy.nextChunkSize(1000, failures)), [1000, 1000, 1000]);
-    assert.deepEqual([1000, 500, 7, 2, 1].map((failed) => policy.nextChunkSize(failed, 4)), [500, 250, 4, 1, 1]);
+    assert.deepEqual(
+      [1, 2, 3].map((failures) => policy.nextChunkSize(1000, failures)),
+      [1000, 1000, 1000],
+    );
+    assert.deepEqual(
+      [1000, 500, 7, 2, 1].map((failed) => policy.nextChunkSize(failed, 4)),
+      [500, 250, 4, 1, 1],
+    );
   });
 
   it('gives up on an operation alone in its chunk once the retries are spent, and never on a larger chunk', () => {
-    assert.deepEqual([1, 2, 3, 4].map((failures) => policy.givesUp(1, failures)), [false, false, false, true]);
+    assert.deepEqual(
+      [1, 2, 3, 4].map((failures) => policy.givesUp(1, failures)),
+      [false, false, false, true],
+    );
     assert.equal(policy.givesUp(2, 40), false);
   });
 });

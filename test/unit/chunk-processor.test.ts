@@ -53,8 +53,18 @@ describe('ChunkProcessor', () => {
       ['public.a'],
     );
     assert.deepEqual(filtered, [
-      { operation: chunk[0], status: 'FAILED', rowsAffected: null, error: { code: '42P01', message: 'relation "public.gone" does not exist' } },
-      { operation: chunk[2], status: 'FAILED', rowsAffected: null, error: { code: '42P01', message: 'relation "public.gone" does not exist' } },
+      {
+        operation: chunk[0],
+        status: 'FAILED',
+        rowsAffected: null,
+        error: { code: '42P01', message: 'relation "public.gone" does not exist' },
+      },
+      {
+        operation: chunk[2],
+        status: 'FAILED',
+        rowsAffected: null,
+        error: { code: '42P01', message: 'relation "public.gone" does not exist' },
+      },
     ]);
   });
 

@@ -21,7 +21,12 @@ function operation(id: string, clientName: string, extra: Partial<ClaimedOperati
   };
 }
 
-const completed = (op: ClaimedOperation, rowsAffected = 1): OperationOutcome => ({ operation: op, status: 'COMPLETED', rowsAffected, error: null });
+const completed = (op: ClaimedOperation, rowsAffected = 1): OperationOutcome => ({
+  operation: op,
+  status: 'COMPLETED',
+  rowsAffected,
+  error: null,
+});
 const failed = (op: ClaimedOperation, code: string, message: string): OperationOutcome => ({
   operation: op,
   status: 'FAILED',
@@ -58,7 +63,9 @@ describe('settledEvents', () => {
 
   it('carries the database error of a failed operation', () => {
     const op = operation('7', 'billing', { type: 'update' });
-    const [event] = settledEvents('3', settledAt, [failed(op, '23505', 'duplicate key value violates unique constraint "items_pkey"')]);
+    const [event] = settledEvents('3', settledAt, [
+      failed(op, '23505', 'duplicate key value violates unique constraint "items_pkey"'),
+    ]);
     assert.deepEqual(event.operations, [
       {
         id: '7',
@@ -83,8 +90,20 @@ describe('settledEvents', () => {
     const events = settledEvents('5', settledAt, outcomes);
     assert.equal(events.length, 2);
     const byClient = new Map(events.map((e) => [e.client, e]));
-    assert.deepEqual(byClient.get('billing')!.operations.map((o) => [o.id, o.status]), [['1', 'COMPLETED'], ['3', 'FAILED']]);
-    assert.deepEqual(byClient.get('shipping')!.operations.map((o) => [o.id, o.status, o.rowsAffected]), [['2', 'COMPLETED', 1], ['4', 'COMPLETED', 0]]);
+    assert.deepEqual(
+      byClient.get('billing')!.operations.map((o) => [o.id, o.status]),
+      [
+        ['1', 'COMPLETED'],
+        ['3', 'FAILED'],
+      ],
+    );
+    assert.deepEqual(
+      byClient.get('shipping')!.operations.map((o) => [o.id, o.status, o.rowsAffected]),
+      [
+        ['2', 'COMPLETED', 1],
+        ['4', 'COMPLETED', 0],
+      ],
+    );
     for (const event of events) {
       assert.equal(event.type, 'operations.settled');
       assert.equal(event.executionId, '5');
@@ -94,20 +113,37 @@ describe('settledEvents', () => {
 
   it('orders operations by numeric id, not as text (9 before 10, 99 before 100)', () => {
     const ids = ['100', '10', '9', '99', '1000', '2', '11'];
-    const [event] = settledEvents('1', settledAt, ids.map((id) => completed(operation(id, 'billing'))));
-    assert.deepEqual(event.operations.map((o) => o.id), ['2', '9', '10', '11', '99', '100', '1000']);
+    const [event] = settledEvents(
+      '1',
+      settledAt,
+      ids.map((id) => completed(operation(id, 'billing'))),
+    );
+    assert.deepEqual(
+      event.operations.map((o) => o.id),
+      ['2', '9', '10', '11', '99', '100', '1000'],
+    );
   });
 
   it('orders ids beyond the safe integer range correctly', () => {
     const ids = ['9007199254740993', '9007199254740992', '10000000000000000'];
-    const [event] = settledEvents('1', settledAt, ids.map((id) => completed(operation(id, 'billing'))));
-    assert.deepEqual(event.operations.map((o) => o.id), ['9007199254740992', '9007199254740993', '10000000000000000']);
+    const [event] = settledEvents(
+      '1',
+      settledAt,
+      ids.map((id) => completed(operation(id, 'billing'))),
+    );
+    assert.deepEqual(
+      event.operations.map((o) => o.id),
+      ['9007199254740992', '9007199254740993', '10000000000000000'],
+    );
   });
 
   it('does not reorder the outcomes it was given', () => {
     const outcomes = [completed(operation('10', 'billing')), completed(operation('9', 'billing'))];
     settledEvents('1', settledAt, outcomes);
-    assert.deepEqual(outcomes.map((o) => o.operation.id), ['10', '9']);
+    assert.deepEqual(
+      outcomes.map((o) => o.operation.id),
+      ['10', '9'],
+    );
   });
 
   it('sends nothing for no outcomes', () => {

@@ -3,14 +3,21 @@ import { describe, it } from 'node:test';
 import type { JsonValue } from '../../src/interfaces/operation.interfaces';
 import type { TargetColumn } from '../../src/services/catalog.service';
 import { column } from '../support/catalog-fixtures';
-import { arrayLiteral, columnValueProblem, isNumericColumn, roundedIntegerDigits, toSqlText } from '../../src/services/column-value';
+import {
+  arrayLiteral,
+  columnValueProblem,
+  isNumericColumn,
+  roundedIntegerDigits,
+  toSqlText,
+} from '../../src/services/column-value';
 
 /** A column as the catalog would describe it; `baseType` is the element type's for arrays. */
 const col = (baseType: string, options: Partial<TargetColumn> = {}): TargetColumn => column('c', baseType, options);
 
 const numeric = (precision: number, scale: number) =>
   col('numeric', { sqlType: `numeric(${precision},${scale})`, typmod: ((precision << 16) | (scale & 0x7ff)) + 4 });
-const varchar = (n: number) => col('varchar', { sqlType: `character varying(${n})`, castType: 'character varying', typmod: n + 4 });
+const varchar = (n: number) =>
+  col('varchar', { sqlType: `character varying(${n})`, castType: 'character varying', typmod: n + 4 });
 const bpchar = (n: number) => col('bpchar', { sqlType: `character(${n})`, castType: 'character', typmod: n + 4 });
 const arrayOf = (baseType: string, options: Partial<TargetColumn> = {}) =>
   col(baseType, { sqlType: `${baseType}[]`, castType: `${baseType}[]`, isArray: true, ...options });
@@ -57,7 +64,13 @@ describe('columnValueProblem: integers', () => {
   });
 
   it('rejects JSON numbers beyond 2^53, which may have lost their last digits: they must come as strings', () => {
-    rejects(col('int8', { sqlType: 'bigint' }), /beyond 2\^53 .* send it as a string/, 2 ** 63, 2 ** 53, -(2 ** 53) - 2);
+    rejects(
+      col('int8', { sqlType: 'bigint' }),
+      /beyond 2\^53 .* send it as a string/,
+      2 ** 63,
+      2 ** 53,
+      -(2 ** 53) - 2,
+    );
     accepts(col('int8', { sqlType: 'bigint' }), 2 ** 53 - 1, -(2 ** 53) + 1, '9007199254740993');
   });
 
@@ -210,7 +223,17 @@ describe('columnValueProblem: date / timestamp / timestamptz / time', () => {
   });
 
   it('date rejects impossible calendar dates', () => {
-    rejects(col('date'), /expects a date/, '2026-02-30', '2026-02-29', '1900-02-29', '2026-13-01', '2026-00-10', '2026-04-31', '0000-01-01');
+    rejects(
+      col('date'),
+      /expects a date/,
+      '2026-02-30',
+      '2026-02-29',
+      '1900-02-29',
+      '2026-13-01',
+      '2026-00-10',
+      '2026-04-31',
+      '0000-01-01',
+    );
   });
 
   it('date rejects other formats and non-strings', () => {
@@ -232,11 +255,28 @@ describe('columnValueProblem: date / timestamp / timestamptz / time', () => {
   });
 
   it('timestamptz takes date-times with a zone only: without one the instant would depend on the session', () => {
-    accepts(col('timestamptz'), '2026-11-21T06:00:00.000Z', '2026-11-21T06:00:00.123456+05:30', '2026-11-21 06:00:00-0800', '2026-11-21T06:00Z', 'infinity');
-    rejects(col('timestamptz'), /with a time zone/, '2026-11-21 06:00:00', '2026-11-21T06:00', '2026-11-21', '2026-11-21T24:00:00');
+    accepts(
+      col('timestamptz'),
+      '2026-11-21T06:00:00.000Z',
+      '2026-11-21T06:00:00.123456+05:30',
+      '2026-11-21 06:00:00-0800',
+      '2026-11-21T06:00Z',
+      'infinity',
+    );
+    rejects(
+      col('timestamptz'),
+      /with a time zone/,
+      '2026-11-21 06:00:00',
+      '2026-11-21T06:00',
+      '2026-11-21',
+      '2026-11-21T24:00:00',
+    );
   });
 
-  for (const [type, message] of [['timestamp', /expects an ISO-8601 date-time/], ['timestamptz', /with a time zone/]] as const) {
+  for (const [type, message] of [
+    ['timestamp', /expects an ISO-8601 date-time/],
+    ['timestamptz', /with a time zone/],
+  ] as const) {
     it(`${type} rejects impossible dates and times`, () => {
       rejects(
         col(type),
@@ -325,7 +365,16 @@ describe('columnValueProblem: json / jsonb', () => {
 
 describe('columnValueProblem: arrays', () => {
   it('takes arrays whose elements fit, including NULL elements and nested arrays', () => {
-    accepts(arrayOf('int4'), [], [1, 2, null], [[1, 2], [3, 4]], ['5']);
+    accepts(
+      arrayOf('int4'),
+      [],
+      [1, 2, null],
+      [
+        [1, 2],
+        [3, 4],
+      ],
+      ['5'],
+    );
     accepts(arrayOf('text'), ['a', null, '"quoted"']);
   });
 
@@ -334,7 +383,11 @@ describe('columnValueProblem: arrays', () => {
     rejects(ints, /has an element that is out of range for smallint\[\]/, [1, 40000]);
     rejects(ints, /has an element that expects an integer/, [[1], ['x']]);
     rejects(ints, /has an element that expects a scalar value/, [{ a: 1 }]);
-    rejects(arrayOf('varchar', { sqlType: 'character varying(2)[]', typmod: 6 }), /has an element that is longer than 2/, ['ab', 'abc']);
+    rejects(
+      arrayOf('varchar', { sqlType: 'character varying(2)[]', typmod: 6 }),
+      /has an element that is longer than 2/,
+      ['ab', 'abc'],
+    );
     rejects(arrayOf('text'), /has an element that contains a NUL/, ['ok', 'x\u0000']);
   });
 
@@ -356,15 +409,23 @@ describe('columnValueProblem: bytea and other types', () => {
 
   it('holds values of every type to 1 MB, arrays and bytes included', () => {
     rejects(col('bytea'), /larger than 1 MB/, `\\x${'ab'.repeat(512 * 1024)}`);
-    rejects(arrayOf('text', { sqlType: 'text[]' }), /larger than 1 MB/, Array.from({ length: 1024 }, () => 'x'.repeat(1024)));
+    rejects(
+      arrayOf('text', { sqlType: 'text[]' }),
+      /larger than 1 MB/,
+      Array.from({ length: 1024 }, () => 'x'.repeat(1024)),
+    );
     rejects(col('jsonb'), /larger than 1 MB/, { blob: 'x'.repeat(1024 * 1024) });
-    accepts(arrayOf('text', { sqlType: 'text[]' }), Array.from({ length: 1000 }, () => 'x'.repeat(1000)));
+    accepts(
+      arrayOf('text', { sqlType: 'text[]' }),
+      Array.from({ length: 1000 }, () => 'x'.repeat(1000)),
+    );
   });
 });
 
 describe('isNumericColumn', () => {
   it('is true for numeric scalar types only', () => {
-    for (const type of ['int2', 'int4', 'int8', 'numeric', 'float4', 'float8']) assert.equal(isNumericColumn(col(type)), true, type);
+    for (const type of ['int2', 'int4', 'int8', 'numeric', 'float4', 'float8'])
+      assert.equal(isNumericColumn(col(type)), true, type);
     for (const type of ['text', 'bool', 'money', 'jsonb']) assert.equal(isNumericColumn(col(type)), false, type);
     assert.equal(isNumericColumn(arrayOf('int4')), false);
   });
@@ -397,13 +458,22 @@ describe('toSqlText', () => {
   it('encodes arrays as array literals, quoting every element', () => {
     assert.equal(toSqlText(arrayOf('int4'), [1, null, 3]), '{"1",NULL,"3"}');
     assert.equal(toSqlText(arrayOf('text'), ['a"b', 'c\\d', 'NULL', '', 'x,y']), '{"a\\"b","c\\\\d","NULL","","x,y"}');
-    assert.equal(toSqlText(arrayOf('int4'), [[1, 2], [3, null]]), '{{"1","2"},{"3",NULL}}');
+    assert.equal(
+      toSqlText(arrayOf('int4'), [
+        [1, 2],
+        [3, null],
+      ]),
+      '{{"1","2"},{"3",NULL}}',
+    );
     assert.equal(toSqlText(arrayOf('bool'), [true, false]), '{"true","false"}');
     assert.equal(toSqlText(arrayOf('int4'), []), '{}');
   });
 
   it('encodes jsonb[] elements as JSON text; inner JSON arrays stay one element', () => {
-    assert.equal(toSqlText(arrayOf('jsonb'), [{ a: 'x"y' }, null, 'str', [1, 2]]), '{"{\\"a\\":\\"x\\\\\\"y\\"}",NULL,"\\"str\\"","[1,2]"}');
+    assert.equal(
+      toSqlText(arrayOf('jsonb'), [{ a: 'x"y' }, null, 'str', [1, 2]]),
+      '{"{\\"a\\":\\"x\\\\\\"y\\"}",NULL,"\\"str\\"","[1,2]"}',
+    );
   });
 });
 
@@ -421,11 +491,17 @@ describe('arrayLiteral', () => {
   });
 
   it('without nested, inner arrays are encoded as single elements', () => {
-    assert.equal(arrayLiteral([[1, 2], { k: 'v' }], (v) => JSON.stringify(v), false), '{"[1,2]","{\\"k\\":\\"v\\"}"}');
+    assert.equal(
+      arrayLiteral([[1, 2], { k: 'v' }], (v) => JSON.stringify(v), false),
+      '{"[1,2]","{\\"k\\":\\"v\\"}"}',
+    );
   });
 
   it('uses the encoder for every non-null element', () => {
-    assert.equal(arrayLiteral([1, 2], (v) => `<${String(v)}>`, true), '{"<1>","<2>"}');
+    assert.equal(
+      arrayLiteral([1, 2], (v) => `<${String(v)}>`, true),
+      '{"<1>","<2>"}',
+    );
   });
 });
 
@@ -462,7 +538,17 @@ describe('columnValueProblem: what PostgreSQL refuses or accepts at the edges', 
 describe('columnValueProblem: array shapes', () => {
   it('accepts rectangular arrays of any dimension and refuses ragged ones', () => {
     const tags = arrayOf('text', { sqlType: 'text[]' });
-    accepts(tags, [], ['a'], [['a', 'b'], ['c', 'd']], [[['x']]], [null, 'a']);
+    accepts(
+      tags,
+      [],
+      ['a'],
+      [
+        ['a', 'b'],
+        ['c', 'd'],
+      ],
+      [[['x']]],
+      [null, 'a'],
+    );
     rejects(tags, /rectangular/, [['a'], 'b'], [['a'], ['b', 'c']], [[['a']], [['b'], ['c']]]);
   });
 });

@@ -2,18 +2,26 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isConcurrencyConflict, logReason, publicReason, sqlState } from '../../src/services/database-error';
 
-const pgError = (code: string, extra: Record<string, string> = {}) => Object.assign(new Error(`error ${code}: "BOB-SECRET-1"`), { code, ...extra });
+const pgError = (code: string, extra: Record<string, string> = {}) =>
+  Object.assign(new Error(`error ${code}: "BOB-SECRET-1"`), { code, ...extra });
 
 describe('publicReason (what every client of a chunk may read)', () => {
   it('names the SQLSTATE and the constraint or column, never the message that may quote a value', () => {
     assert.equal(publicReason(pgError('22P02')), 'SQLSTATE 22P02');
-    assert.equal(publicReason(pgError('23505', { constraint: 'accounts_email_key' })), 'SQLSTATE 23505 (constraint accounts_email_key)');
+    assert.equal(
+      publicReason(pgError('23505', { constraint: 'accounts_email_key' })),
+      'SQLSTATE 23505 (constraint accounts_email_key)',
+    );
     assert.equal(publicReason(pgError('23502', { column: 'email' })), 'SQLSTATE 23502 (column email)');
-    for (const error of [pgError('22P02'), pgError('23505', { constraint: 'c' })]) assert.doesNotMatch(publicReason(error), /SECRET/);
+    for (const error of [pgError('22P02'), pgError('23505', { constraint: 'c' })])
+      assert.doesNotMatch(publicReason(error), /SECRET/);
   });
 
   it('names only the kind of anything that is not the database answering', () => {
-    assert.equal(publicReason(new RangeError('Invalid string length BOB-SECRET-1')), 'an error in the service (RangeError)');
+    assert.equal(
+      publicReason(new RangeError('Invalid string length BOB-SECRET-1')),
+      'an error in the service (RangeError)',
+    );
     assert.equal(publicReason(new Error('Connection terminated unexpectedly')), 'the database connection failed');
     assert.equal(publicReason(null), 'an error in the service (object)');
   });
@@ -36,7 +44,8 @@ describe('sqlState and isConcurrencyConflict', () => {
   });
 
   it('knows serialization failures, deadlocks, lock timeouts and cancelled statements', () => {
-    for (const code of ['40001', '40P01', '55P03', '57014']) assert.equal(isConcurrencyConflict(pgError(code)), true, code);
+    for (const code of ['40001', '40P01', '55P03', '57014'])
+      assert.equal(isConcurrencyConflict(pgError(code)), true, code);
     for (const code of ['23505', '08006', '22P02']) assert.equal(isConcurrencyConflict(pgError(code)), false, code);
   });
 });

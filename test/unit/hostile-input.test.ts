@@ -35,19 +35,31 @@ const accounts = targetTable(
   ],
   { primaryKey: ['id'], uniqueKeys: [['id'], ['email']] },
 );
-const catalog = { findWithColumns: async (name: string) => (name === 'accounts' || name === 'public.accounts' ? accounts : null) } as unknown as CatalogService;
+const catalog = {
+  findWithColumns: async (name: string) => (name === 'accounts' || name === 'public.accounts' ? accounts : null),
+} as unknown as CatalogService;
 const validator = new OperationValidator(catalog, loadConfig({}));
 const pipe = new RequestValidationPipe();
 const client = new AuthenticatedClient('1', 'caller', false, ['accounts'], null);
-const CALLER_CODES = new Set(['VALIDATION_FAILED', 'UNKNOWN_TARGET', 'UNKNOWN_COLUMN', 'FORBIDDEN', 'PAYLOAD_TOO_LARGE']);
+const CALLER_CODES = new Set([
+  'VALIDATION_FAILED',
+  'UNKNOWN_TARGET',
+  'UNKNOWN_COLUMN',
+  'FORBIDDEN',
+  'PAYLOAD_TOO_LARGE',
+]);
 
 /** The codes a request body ends with (null: accepted), as the service's transports would answer it. */
-async function answer(body: unknown, dto: typeof OperationCreateDto | typeof OperationsCreateDto): Promise<string | null> {
+async function answer(
+  body: unknown,
+  dto: typeof OperationCreateDto | typeof OperationsCreateDto,
+): Promise<string | null> {
   try {
     const problem = payloadProblem(body);
     if (problem) return 'VALIDATION_FAILED';
-    const request = await pipe.transform(body, { type: (RpcParamtype.PAYLOAD as unknown) as 'body', metatype: dto });
-    const operations = dto === OperationsCreateDto ? (request as OperationsCreateDto).operations : [request as OperationCreateDto];
+    const request = await pipe.transform(body, { type: RpcParamtype.PAYLOAD as unknown as 'body', metatype: dto });
+    const operations =
+      dto === OperationsCreateDto ? (request as OperationsCreateDto).operations : [request as OperationCreateDto];
     await validator.validateAll(client, operations);
     return null;
   } catch (error) {
@@ -57,18 +69,61 @@ async function answer(body: unknown, dto: typeof OperationCreateDto | typeof Ope
 
 const value = fc.oneof(
   fc.jsonValue({ maxDepth: 4 }),
-  fc.constantFrom(1e308 * 10, -Infinity, NaN, '\ud800', 'x\u0000', 2 ** 60, '2026-11-21T10:00:00', '2030-W01', { __proto__: null }, [[1], 2]),
+  fc.constantFrom(
+    1e308 * 10,
+    -Infinity,
+    NaN,
+    '\ud800',
+    'x\u0000',
+    2 ** 60,
+    '2026-11-21T10:00:00',
+    '2030-W01',
+    { __proto__: null },
+    [[1], 2],
+  ),
 );
-const field = fc.constantFrom('target', 'type', 'values', 'key', 'conflictKey', 'idempotencyKey', 'priority', 'notBefore', 'label', 'constructor', '__proto__', 'extra');
-const column_ = fc.constantFrom('id', 'email', 'balance', 'ratio', 'tags', 'meta', 'due', 'big', 'photo', 'ref', 'constructor', '__proto__', 'toString', 'nope', '');
+const field = fc.constantFrom(
+  'target',
+  'type',
+  'values',
+  'key',
+  'conflictKey',
+  'idempotencyKey',
+  'priority',
+  'notBefore',
+  'label',
+  'constructor',
+  '__proto__',
+  'extra',
+);
+const column_ = fc.constantFrom(
+  'id',
+  'email',
+  'balance',
+  'ratio',
+  'tags',
+  'meta',
+  'due',
+  'big',
+  'photo',
+  'ref',
+  'constructor',
+  '__proto__',
+  'toString',
+  'nope',
+  '',
+);
 const row = fc.dictionary(column_, value, { maxKeys: 6 });
 const operation = fc
-  .record({
-    target: fc.oneof(fc.constantFrom('accounts', 'public.accounts', 'batch.pending', 'pg_catalog.pg_class'), value),
-    type: fc.oneof(fc.constantFrom('insert', 'upsert', 'update', 'delete', 'increment'), value),
-    values: fc.oneof(row, value),
-    key: fc.oneof(row, value),
-  }, { requiredKeys: ['target', 'type'] })
+  .record(
+    {
+      target: fc.oneof(fc.constantFrom('accounts', 'public.accounts', 'batch.pending', 'pg_catalog.pg_class'), value),
+      type: fc.oneof(fc.constantFrom('insert', 'upsert', 'update', 'delete', 'increment'), value),
+      values: fc.oneof(row, value),
+      key: fc.oneof(row, value),
+    },
+    { requiredKeys: ['target', 'type'] },
+  )
   .chain((base) => fc.dictionary(field, value, { maxKeys: 3 }).map((extra) => ({ ...base, ...extra })));
 
 describe('hostile input (property): never INTERNAL', () => {
@@ -84,20 +139,33 @@ describe('hostile input (property): never INTERNAL', () => {
 
   it('answers every random bulk create the same way', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.record({ operations: fc.array(operation, { maxLength: 5 }) }), value), async (body) => {
-        const code = await answer(JSON.parse(JSON.stringify(body) ?? 'null'), OperationsCreateDto);
-        assert.ok(code === null || CALLER_CODES.has(code), `${code} for ${JSON.stringify(body)?.slice(0, 300)}`);
-      }),
+      fc.asyncProperty(
+        fc.oneof(fc.record({ operations: fc.array(operation, { maxLength: 5 }) }), value),
+        async (body) => {
+          const code = await answer(JSON.parse(JSON.stringify(body) ?? 'null'), OperationsCreateDto);
+          assert.ok(code === null || CALLER_CODES.has(code), `${code} for ${JSON.stringify(body)?.slice(0, 300)}`);
+        },
+      ),
       { numRuns: 1000, seed: 20261122 },
     );
   });
 
   it('reads every random RPC message as a request or refuses it with VALIDATION_FAILED', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 200 }).map((bytes) => Buffer.from(bytes)), fc.jsonValue().map((v) => Buffer.from(JSON.stringify(v) ?? ''))), (content) => {
-        const read = readRpcRequest(content, 1024);
-        assert.ok(!('problem' in read) || read.problem.code === 'VALIDATION_FAILED' || read.problem.code === 'PAYLOAD_TOO_LARGE');
-      }),
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 200 }).map((bytes) => Buffer.from(bytes)),
+          fc.jsonValue().map((v) => Buffer.from(JSON.stringify(v) ?? '')),
+        ),
+        (content) => {
+          const read = readRpcRequest(content, 1024);
+          assert.ok(
+            !('problem' in read) ||
+              read.problem.code === 'VALIDATION_FAILED' ||
+              read.problem.code === 'PAYLOAD_TOO_LARGE',
+          );
+        },
+      ),
       { numRuns: 3000, seed: 20261122 },
     );
   });

@@ -8,7 +8,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{1
 
 describe('requestIdOf', () => {
   it('keeps an incoming x-request-id of visible ASCII characters', () => {
-    for (const id of ['abc-123', 'a', '0f8fad5b-d9cb-469f-a165-70867728950e', 'trace:1/2=x', 'x'.repeat(128)]) assert.equal(requestIdOf(id), id);
+    for (const id of ['abc-123', 'a', '0f8fad5b-d9cb-469f-a165-70867728950e', 'trace:1/2=x', 'x'.repeat(128)])
+      assert.equal(requestIdOf(id), id);
   });
 
   it('generates a UUID when there is none, or when it is empty, too long, repeated or not printable ASCII', () => {
@@ -45,12 +46,19 @@ describe('log context', () => {
       const inner = await withLogFields({ executionId: '5' }, async () => logFields());
       return [logFields(), inner];
     });
-    assert.deepEqual(seen, [{ requestId: 'r-1', pattern: 'createOperation' }, { requestId: 'r-1', pattern: 'createOperation', executionId: '5' }]);
+    assert.deepEqual(seen, [
+      { requestId: 'r-1', pattern: 'createOperation' },
+      { requestId: 'r-1', pattern: 'createOperation', executionId: '5' },
+    ]);
     assert.deepEqual(logFields(), {});
   });
 
   it('keeps concurrent units of work apart', async () => {
-    const run = (id: string, ms: number) => withLogFields({ requestId: id }, async () => (await new Promise((r) => setTimeout(r, ms)), logFields().requestId));
+    const run = (id: string, ms: number) =>
+      withLogFields(
+        { requestId: id },
+        async () => (await new Promise((r) => setTimeout(r, ms)), logFields().requestId),
+      );
     assert.deepEqual(await Promise.all([run('a', 5), run('b', 1)]), ['a', 'b']);
   });
 });

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { ChunkSummary, ClaimedOperation, OperationOutcome, StatementPlan } from '../../src/interfaces/chunk.interfaces';
+import type {
+  ChunkSummary,
+  ClaimedOperation,
+  OperationOutcome,
+  StatementPlan,
+} from '../../src/interfaces/chunk.interfaces';
 import { AuthenticatedClient } from '../../src/services/client.service';
 import { Metrics, MetricsChunkListener, MetricsIngestListener, sharedFor } from '../../src/services/metrics.service';
 import type { ValidOperation } from '../../src/services/operation-validator.service';
@@ -27,17 +32,39 @@ function sample(text: string, name: string): number | undefined {
 }
 
 function operation(id: string, target: string, clientName: string): ClaimedOperation {
-  return { id, clientId: '1', clientName, target, type: 'insert', shape: '', identity: '', idempotencyKey: null, label: null, attempts: 0, failures: 0, bytes: 0 };
+  return {
+    id,
+    clientId: '1',
+    clientName,
+    target,
+    type: 'insert',
+    shape: '',
+    identity: '',
+    idempotencyKey: null,
+    label: null,
+    attempts: 0,
+    failures: 0,
+    bytes: 0,
+  };
 }
 
-const outcome = (op: ClaimedOperation, status: 'COMPLETED' | 'FAILED'): OperationOutcome => ({ operation: op, status, rowsAffected: status === 'COMPLETED' ? 1 : null, error: null });
+const outcome = (op: ClaimedOperation, status: 'COMPLETED' | 'FAILED'): OperationOutcome => ({
+  operation: op,
+  status,
+  rowsAffected: status === 'COMPLETED' ? 1 : null,
+  error: null,
+});
 
 describe('sharedFor', () => {
   it('shares a load in flight, serves its value for ttl after it settled, then loads again', async () => {
     let clock = 0;
     let loads = 0;
     let release!: (n: number) => void;
-    const shared = sharedFor(1000, () => new Promise<number>((resolve) => ((loads += 1), (release = resolve))), () => clock);
+    const shared = sharedFor(
+      1000,
+      () => new Promise<number>((resolve) => ((loads += 1), (release = resolve))),
+      () => clock,
+    );
     const first = shared();
     const second = shared();
     clock = 5000; // still in flight: shared however long it takes
@@ -58,7 +85,11 @@ describe('sharedFor', () => {
   it('serves a failure for ttl as well, so that an outage is not hammered', async () => {
     let clock = 0;
     let loads = 0;
-    const shared = sharedFor(1000, async () => ((loads += 1), Promise.reject(new Error('down'))), () => clock);
+    const shared = sharedFor(
+      1000,
+      async () => ((loads += 1), Promise.reject(new Error('down'))),
+      () => clock,
+    );
     await assert.rejects(shared(), /down/);
     clock = 999;
     await assert.rejects(shared(), /down/);
@@ -91,7 +122,12 @@ describe('Metrics', () => {
     fail = true;
     await new Promise((resolve) => setTimeout(resolve, 1050)); // past the cache
     const text = await metrics.registry.metrics();
-    for (const name of ['batch_outbox_backlog', 'batch_queue_oldest_pending_age_seconds', 'batch_queue_operations{status="PENDING"}', 'batch_queue_operations{status="FAILED"}']) {
+    for (const name of [
+      'batch_outbox_backlog',
+      'batch_queue_oldest_pending_age_seconds',
+      'batch_queue_operations{status="PENDING"}',
+      'batch_queue_operations{status="FAILED"}',
+    ]) {
       assert.ok(Number.isNaN(sample(text, name)), `${name} is NaN`);
     }
     assert.ok(sample(text, 'process_cpu_user_seconds_total')! >= 0, 'default process metrics are still there');
@@ -111,7 +147,11 @@ describe('metrics listeners', () => {
     const metrics = new Metrics(stats());
     const client = new AuthenticatedClient('1', 'booking', false, ['*'], null);
     const created = (target: string, type: ValidOperation['type']) => ({ target, type }) as ValidOperation;
-    new MetricsIngestListener(metrics).afterCreate(client, [created('public.a', 'insert'), created('public.a', 'insert'), created('public.b', 'delete')]);
+    new MetricsIngestListener(metrics).afterCreate(client, [
+      created('public.a', 'insert'),
+      created('public.a', 'insert'),
+      created('public.b', 'delete'),
+    ]);
     const text = await metrics.registry.metrics();
     assert.equal(sample(text, 'batch_operations_created_total{target="public.a",type="insert"}'), 2);
     assert.equal(sample(text, 'batch_operations_created_total{target="public.b",type="delete"}'), 1);
@@ -124,7 +164,12 @@ describe('metrics listeners', () => {
     const a = operation('1', 'public.a', 'booking');
     const b = operation('2', 'public.a', 'billing');
     const c = operation('3', 'public.a', 'booking');
-    const summary: ChunkSummary = { executionId: '9', read: 3, outcomes: [outcome(a, 'COMPLETED'), outcome(b, 'COMPLETED'), outcome(c, 'FAILED')], startedAt: new Date(Date.now() - 200) };
+    const summary: ChunkSummary = {
+      executionId: '9',
+      read: 3,
+      outcomes: [outcome(a, 'COMPLETED'), outcome(b, 'COMPLETED'), outcome(c, 'FAILED')],
+      startedAt: new Date(Date.now() - 200),
+    };
     listener.afterChunk(summary);
     listener.afterChunkError();
     const text = await metrics.registry.metrics();
@@ -142,7 +187,13 @@ describe('metrics listeners', () => {
   it('count statements and their fallbacks, and time them', async () => {
     const metrics = new Metrics(stats());
     const listener = new MetricsChunkListener(metrics);
-    const plan: StatementPlan = { target: 'public.a', type: 'update', columns: ['x'], keyColumns: ['id'], operations: [] };
+    const plan: StatementPlan = {
+      target: 'public.a',
+      type: 'update',
+      columns: ['x'],
+      keyColumns: ['id'],
+      operations: [],
+    };
     listener.onStatement(plan, false, 4);
     listener.onStatement(plan, true, 30);
     listener.onStatement({ ...plan, type: 'insert', keyColumns: null }, false, 2);

@@ -9,7 +9,12 @@ type Problems = ReturnType<typeof checkShape>;
 
 const col = column;
 
-function table(name: string, columns: TargetColumn[], primaryKey: string[] | null, uniqueKeys: string[][]): TargetTable {
+function table(
+  name: string,
+  columns: TargetColumn[],
+  primaryKey: string[] | null,
+  uniqueKeys: string[][],
+): TargetTable {
   return targetTable(name, columns, { primaryKey, uniqueKeys });
 }
 
@@ -42,7 +47,10 @@ const logs = table('public.logs', [col('ref', 'int4'), col('msg', 'text')], null
 /** public.events: no key at all. */
 const events = table('public.events', [col('msg', 'text')], null, []);
 
-function request(type: ICreateBatchOperationRequest['type'], rest: Partial<ICreateBatchOperationRequest> = {}): ICreateBatchOperationRequest {
+function request(
+  type: ICreateBatchOperationRequest['type'],
+  rest: Partial<ICreateBatchOperationRequest> = {},
+): ICreateBatchOperationRequest {
   return { target: 'items', type, ...rest };
 }
 
@@ -55,7 +63,12 @@ function assertValid(problems: Problems): void {
 }
 
 /** Asserts that exactly one problem concerns `field`, with the given code and a message matching `message`. */
-function assertProblem(problems: Problems, field: string, code: 'VALIDATION_FAILED' | 'UNKNOWN_COLUMN', message: RegExp): void {
+function assertProblem(
+  problems: Problems,
+  field: string,
+  code: 'VALIDATION_FAILED' | 'UNKNOWN_COLUMN',
+  message: RegExp,
+): void {
   const matching = problems.filter((p) => p.field === field);
   assert.equal(matching.length, 1, `expected one problem on ${field}, got ${JSON.stringify(problems)}`);
   assert.equal(matching[0].code, code);
@@ -65,16 +78,34 @@ function assertProblem(problems: Problems, field: string, code: 'VALIDATION_FAIL
 describe('checkShape: insert', () => {
   it('accepts a row with every required column', () => {
     assertValid(checkShape(items, request('insert', { values: { id: 1, name: 'a' } })));
-    assertValid(checkShape(items, request('insert', { values: { id: 1, name: 'a', sku: null, note: null, tags: ['x', null], price: '12.34' } })));
+    assertValid(
+      checkShape(
+        items,
+        request('insert', { values: { id: 1, name: 'a', sku: null, note: null, tags: ['x', null], price: '12.34' } }),
+      ),
+    );
   });
 
   it('needs values', () => {
-    assertProblem(checkShape(items, request('insert')), 'values', 'VALIDATION_FAILED', /insert needs at least one column/);
-    assertProblem(checkShape(items, request('insert', { values: {} })), 'values', 'VALIDATION_FAILED', /insert needs at least one column/);
+    assertProblem(
+      checkShape(items, request('insert')),
+      'values',
+      'VALIDATION_FAILED',
+      /insert needs at least one column/,
+    );
+    assertProblem(
+      checkShape(items, request('insert', { values: {} })),
+      'values',
+      'VALIDATION_FAILED',
+      /insert needs at least one column/,
+    );
   });
 
   it('takes no key and no conflictKey', () => {
-    const problems = checkShape(items, request('insert', { values: { id: 1, name: 'a' }, key: { id: 1 }, conflictKey: ['id'] }));
+    const problems = checkShape(
+      items,
+      request('insert', { values: { id: 1, name: 'a' }, key: { id: 1 }, conflictKey: ['id'] }),
+    );
     assertProblem(problems, 'key', 'VALIDATION_FAILED', /insert takes no "key"/);
     assertProblem(problems, 'conflictKey', 'VALIDATION_FAILED', /only upsert takes a "conflictKey"/);
   });
@@ -86,8 +117,18 @@ describe('checkShape: insert', () => {
   });
 
   it('refuses null for a NOT NULL column, with or without a default', () => {
-    assertProblem(checkShape(items, request('insert', { values: { id: 1, name: null } })), 'values.name', 'VALIDATION_FAILED', /cannot be null/);
-    assertProblem(checkShape(items, request('insert', { values: { id: 1, name: 'a', qty: null } })), 'values.qty', 'VALIDATION_FAILED', /cannot be null/);
+    assertProblem(
+      checkShape(items, request('insert', { values: { id: 1, name: null } })),
+      'values.name',
+      'VALIDATION_FAILED',
+      /cannot be null/,
+    );
+    assertProblem(
+      checkShape(items, request('insert', { values: { id: 1, name: 'a', qty: null } })),
+      'values.qty',
+      'VALIDATION_FAILED',
+      /cannot be null/,
+    );
   });
 
   it('reports an unknown column as UNKNOWN_COLUMN; names match exactly', () => {
@@ -106,7 +147,10 @@ describe('checkShape: insert', () => {
   });
 
   it('refuses a value its column type cannot take', () => {
-    const problems = checkShape(items, request('insert', { values: { id: 'x', name: 'a', sku: 'elevenchars', price: 123456789.999 } }));
+    const problems = checkShape(
+      items,
+      request('insert', { values: { id: 'x', name: 'a', sku: 'elevenchars', price: 123456789.999 } }),
+    );
     assertProblem(problems, 'values.id', 'VALIDATION_FAILED', /Column "id" expects an integer/);
     assertProblem(problems, 'values.sku', 'VALIDATION_FAILED', /Column "sku" is longer than 10 characters/);
     assertProblem(problems, 'values.price', 'VALIDATION_FAILED', /Column "price" is out of range for numeric\(10,2\)/);
@@ -129,7 +173,12 @@ describe('checkShape: upsert', () => {
 
   it('accepts a unique key as conflictKey, in any column order', () => {
     assertValid(checkShape(items, request('upsert', { values: { id: 1, name: 'a', sku: 's' }, conflictKey: ['sku'] })));
-    assertValid(checkShape(items, request('upsert', { values: { id: 1, name: 'a', tenant: 2, code: 'c' }, conflictKey: ['code', 'tenant'] })));
+    assertValid(
+      checkShape(
+        items,
+        request('upsert', { values: { id: 1, name: 'a', tenant: 2, code: 'c' }, conflictKey: ['code', 'tenant'] }),
+      ),
+    );
   });
 
   it('needs a non-null value for each conflictKey column', () => {
@@ -150,7 +199,10 @@ describe('checkShape: upsert', () => {
   it('refuses a conflictKey that is not exactly a primary or unique key', () => {
     for (const conflictKey of [['note'], ['tenant'], ['id', 'sku'], []]) {
       assertProblem(
-        checkShape(items, request('upsert', { values: { id: 1, name: 'a', note: 'n', tenant: 1, sku: 's' }, conflictKey })),
+        checkShape(
+          items,
+          request('upsert', { values: { id: 1, name: 'a', note: 'n', tenant: 1, sku: 's' }, conflictKey }),
+        ),
         'conflictKey',
         'VALIDATION_FAILED',
         /must name exactly the primary key or one unique key of "public.items": \(id\) or \(sku\) or \(tenant, code\)/,
@@ -168,15 +220,30 @@ describe('checkShape: upsert', () => {
   });
 
   it('needs a conflictKey when the table has no primary key', () => {
-    assertProblem(checkShape(logs, request('upsert', { target: 'logs', values: { ref: 1 } })), 'conflictKey', 'VALIDATION_FAILED', /has no primary key/);
-    assertValid(checkShape(logs, request('upsert', { target: 'logs', values: { ref: 1, msg: 'm' }, conflictKey: ['ref'] })));
+    assertProblem(
+      checkShape(logs, request('upsert', { target: 'logs', values: { ref: 1 } })),
+      'conflictKey',
+      'VALIDATION_FAILED',
+      /has no primary key/,
+    );
+    assertValid(
+      checkShape(logs, request('upsert', { target: 'logs', values: { ref: 1, msg: 'm' }, conflictKey: ['ref'] })),
+    );
   });
 
   it('still requires NOT NULL columns without default, refuses a key and generated columns', () => {
     const problems = checkShape(items, request('upsert', { values: { id: 1 }, key: { id: 1 } }));
     assertProblem(problems, 'key', 'VALIDATION_FAILED', /upsert takes no "key"/);
-    assert.deepEqual(checkShape(items, request('upsert', { values: { id: 1 } })).map((p) => p.field), ['values.name']);
-    assertProblem(checkShape(items, request('upsert', { values: { id: 1, name: 'a', total: 1 } })), 'values.total', 'VALIDATION_FAILED', /generated/);
+    assert.deepEqual(
+      checkShape(items, request('upsert', { values: { id: 1 } })).map((p) => p.field),
+      ['values.name'],
+    );
+    assertProblem(
+      checkShape(items, request('upsert', { values: { id: 1, name: 'a', total: 1 } })),
+      'values.total',
+      'VALIDATION_FAILED',
+      /generated/,
+    );
   });
 });
 
@@ -194,7 +261,12 @@ describe('checkShape: update', () => {
     const problems = checkShape(items, request('update'));
     assertProblem(problems, 'values', 'VALIDATION_FAILED', /update needs at least one column/);
     assertProblem(problems, 'key', 'VALIDATION_FAILED', /update needs a "key"/);
-    assertProblem(checkShape(items, request('update', { values: { qty: 1 }, key: {} })), 'key', 'VALIDATION_FAILED', /update needs a "key"/);
+    assertProblem(
+      checkShape(items, request('update', { values: { qty: 1 }, key: {} })),
+      'key',
+      'VALIDATION_FAILED',
+      /update needs a "key"/,
+    );
   });
 
   it('refuses a key that is not exactly a primary or unique key', () => {
@@ -219,17 +291,37 @@ describe('checkShape: update', () => {
   });
 
   it('refuses null in the key, even for a nullable column', () => {
-    assertProblem(checkShape(items, request('update', { values: { qty: 1 }, key: { sku: null } })), 'key.sku', 'VALIDATION_FAILED', /cannot be null/);
-    assertProblem(checkShape(items, request('update', { values: { qty: 1 }, key: { id: null } })), 'key.id', 'VALIDATION_FAILED', /cannot be null/);
+    assertProblem(
+      checkShape(items, request('update', { values: { qty: 1 }, key: { sku: null } })),
+      'key.sku',
+      'VALIDATION_FAILED',
+      /cannot be null/,
+    );
+    assertProblem(
+      checkShape(items, request('update', { values: { qty: 1 }, key: { id: null } })),
+      'key.id',
+      'VALIDATION_FAILED',
+      /cannot be null/,
+    );
   });
 
   it('refuses null for a NOT NULL column, allows it for a nullable one', () => {
-    assertProblem(checkShape(items, request('update', { values: { name: null }, key: { id: 1 } })), 'values.name', 'VALIDATION_FAILED', /cannot be null/);
+    assertProblem(
+      checkShape(items, request('update', { values: { name: null }, key: { id: 1 } })),
+      'values.name',
+      'VALIDATION_FAILED',
+      /cannot be null/,
+    );
     assertValid(checkShape(items, request('update', { values: { note: null }, key: { id: 1 } })));
   });
 
   it('refuses a key value its column cannot take', () => {
-    assertProblem(checkShape(items, request('update', { values: { qty: 1 }, key: { id: 2 ** 31 } })), 'key.id', 'VALIDATION_FAILED', /out of range/);
+    assertProblem(
+      checkShape(items, request('update', { values: { qty: 1 }, key: { id: 2 ** 31 } })),
+      'key.id',
+      'VALIDATION_FAILED',
+      /out of range/,
+    );
   });
 
   it('reports unknown columns in values and key as UNKNOWN_COLUMN', () => {
@@ -239,7 +331,10 @@ describe('checkShape: update', () => {
   });
 
   it('refuses a generated column and a conflictKey', () => {
-    const problems = checkShape(items, request('update', { values: { total: 1 }, key: { id: 1 }, conflictKey: ['id'] }));
+    const problems = checkShape(
+      items,
+      request('update', { values: { total: 1 }, key: { id: 1 }, conflictKey: ['id'] }),
+    );
     assertProblem(problems, 'values.total', 'VALIDATION_FAILED', /generated/);
     assertProblem(problems, 'conflictKey', 'VALIDATION_FAILED', /only upsert/);
   });
@@ -252,17 +347,37 @@ describe('checkShape: delete', () => {
   });
 
   it('takes no values, not even empty ones', () => {
-    assertProblem(checkShape(items, request('delete', { key: { id: 1 }, values: { note: 'x' } })), 'values', 'VALIDATION_FAILED', /delete takes no "values"/);
-    assertProblem(checkShape(items, request('delete', { key: { id: 1 }, values: {} })), 'values', 'VALIDATION_FAILED', /delete takes no "values"/);
+    assertProblem(
+      checkShape(items, request('delete', { key: { id: 1 }, values: { note: 'x' } })),
+      'values',
+      'VALIDATION_FAILED',
+      /delete takes no "values"/,
+    );
+    assertProblem(
+      checkShape(items, request('delete', { key: { id: 1 }, values: {} })),
+      'values',
+      'VALIDATION_FAILED',
+      /delete takes no "values"/,
+    );
   });
 
   it('needs a key that is a primary or unique key', () => {
     assertProblem(checkShape(items, request('delete')), 'key', 'VALIDATION_FAILED', /delete needs a "key"/);
-    assertProblem(checkShape(items, request('delete', { key: { name: 'a' } })), 'key', 'VALIDATION_FAILED', /must name exactly/);
+    assertProblem(
+      checkShape(items, request('delete', { key: { name: 'a' } })),
+      'key',
+      'VALIDATION_FAILED',
+      /must name exactly/,
+    );
   });
 
   it('refuses a conflictKey', () => {
-    assertProblem(checkShape(items, request('delete', { key: { id: 1 }, conflictKey: ['id'] })), 'conflictKey', 'VALIDATION_FAILED', /only upsert/);
+    assertProblem(
+      checkShape(items, request('delete', { key: { id: 1 }, conflictKey: ['id'] })),
+      'conflictKey',
+      'VALIDATION_FAILED',
+      /only upsert/,
+    );
   });
 });
 
@@ -284,26 +399,59 @@ describe('checkShape: increment', () => {
       /Column "note" is not numeric and cannot be incremented/,
     );
     const problems = checkShape(items, request('increment', { values: { tags: ['a'] }, key: { id: 1 } }));
-    assert.ok(problems.some((p) => p.field === 'values.tags' && /not numeric/.test(p.message)), JSON.stringify(problems));
+    assert.ok(
+      problems.some((p) => p.field === 'values.tags' && /not numeric/.test(p.message)),
+      JSON.stringify(problems),
+    );
   });
 
   it('refuses a null delta even for a nullable column', () => {
-    assertProblem(checkShape(items, request('increment', { values: { price: null }, key: { id: 1 } })), 'values.price', 'VALIDATION_FAILED', /cannot be null/);
+    assertProblem(
+      checkShape(items, request('increment', { values: { price: null }, key: { id: 1 } })),
+      'values.price',
+      'VALIDATION_FAILED',
+      /cannot be null/,
+    );
   });
 
   it('refuses a delta the column type cannot take', () => {
-    assertProblem(checkShape(items, request('increment', { values: { qty: 1.5 }, key: { id: 1 } })), 'values.qty', 'VALIDATION_FAILED', /expects an integer/);
+    assertProblem(
+      checkShape(items, request('increment', { values: { qty: 1.5 }, key: { id: 1 } })),
+      'values.qty',
+      'VALIDATION_FAILED',
+      /expects an integer/,
+    );
   });
 
   it('refuses a generated column and a non-unique key', () => {
-    assertProblem(checkShape(items, request('increment', { values: { total: 1 }, key: { id: 1 } })), 'values.total', 'VALIDATION_FAILED', /generated/);
-    assertProblem(checkShape(items, request('increment', { values: { qty: 1 }, key: { qty: 1 } })), 'key', 'VALIDATION_FAILED', /must name exactly/);
+    assertProblem(
+      checkShape(items, request('increment', { values: { total: 1 }, key: { id: 1 } })),
+      'values.total',
+      'VALIDATION_FAILED',
+      /generated/,
+    );
+    assertProblem(
+      checkShape(items, request('increment', { values: { qty: 1 }, key: { qty: 1 } })),
+      'key',
+      'VALIDATION_FAILED',
+      /must name exactly/,
+    );
   });
 });
 
 describe('checkShape: column names that are also Object.prototype members', () => {
   it('reports a required column named constructor as missing', () => {
-    const odd = table('public.odd', [col('id', 'int4', { notNull: true }), col('constructor', 'text', { notNull: true })], ['id'], [['id']]);
-    assertProblem(checkShape(odd, request('insert', { target: 'odd', values: { id: 1 } })), 'values.constructor', 'VALIDATION_FAILED', /required/);
+    const odd = table(
+      'public.odd',
+      [col('id', 'int4', { notNull: true }), col('constructor', 'text', { notNull: true })],
+      ['id'],
+      [['id']],
+    );
+    assertProblem(
+      checkShape(odd, request('insert', { target: 'odd', values: { id: 1 } })),
+      'values.constructor',
+      'VALIDATION_FAILED',
+      /required/,
+    );
   });
 });

@@ -11,7 +11,13 @@ import { claimed, RawOperation } from '../support/claimed';
 const col = column;
 
 function table(uniqueKeys: string[][], extra: Partial<TargetTable> = {}): TargetTable {
-  const columns = [col('id', 'int4'), col('sku', 'text'), col('code', 'bpchar', { typmod: 9 }), col('qty', 'int4'), col('note', 'text')];
+  const columns = [
+    col('id', 'int4'),
+    col('sku', 'text'),
+    col('code', 'bpchar', { typmod: 9 }),
+    col('qty', 'int4'),
+    col('note', 'text'),
+  ];
   return { ...targetTable('public.items', columns, { primaryKey: ['id'], uniqueKeys }), ...extra };
 }
 
@@ -21,7 +27,12 @@ const items = table([['id'], ['sku'], ['code']]);
 const single = table([['id']]);
 
 let nextId = 1;
-function op(type: OperationType, values: RowValues | null, key: RowValues | null = null, conflictKey: string[] | null = null): RawOperation {
+function op(
+  type: OperationType,
+  values: RowValues | null,
+  key: RowValues | null = null,
+  conflictKey: string[] | null = null,
+): RawOperation {
   return { id: String(nextId++), type, values, key, conflictKey };
 }
 
@@ -30,7 +41,11 @@ type Planned = Omit<StatementPlan, 'operations'> & { operations: RawOperation[] 
 /** Plans the operations as a chunk claims them (their planning computed against `table`); statements list the given operations. */
 function planStatements(table: TargetTable, operations: RawOperation[], maxRows: number): Planned[] {
   const raw = new Map<string, RawOperation>(operations.map((o) => [o.id, o]));
-  return planClaimed(table, operations.map((o) => claimed(table, o)), { rows: maxRows, bytes: Infinity }).map((s) => ({ ...s, operations: s.operations.map((o) => raw.get(o.id)!) }));
+  return planClaimed(
+    table,
+    operations.map((o) => claimed(table, o)),
+    { rows: maxRows, bytes: Infinity },
+  ).map((s) => ({ ...s, operations: s.operations.map((o) => raw.get(o.id)!) }));
 }
 const insert = (values: RowValues) => op('insert', values);
 const upsert = (values: RowValues, conflictKey: string[] | null = null) => op('upsert', values, null, conflictKey);
@@ -56,16 +71,33 @@ describe('planStatements: inserts', () => {
     const operations = [insert({ id: 1, sku: 'a' }), insert({ sku: 'b', id: 2 }), insert({ id: 3, sku: 'c' })];
     const statements = planStatements(items, operations, 1000);
     assert.equal(statements.length, 1);
-    assert.deepEqual(statements[0], { target: 'public.items', type: 'insert', columns: ['id', 'sku'], keyColumns: null, operations });
+    assert.deepEqual(statements[0], {
+      target: 'public.items',
+      type: 'insert',
+      columns: ['id', 'sku'],
+      keyColumns: null,
+      operations,
+    });
   });
 
   it('starts a new statement when the column set changes, and keeps inserts in their order', () => {
-    const operations = [insert({ id: 1, qty: 1 }), insert({ id: 2 }), insert({ id: 3 }), insert({ id: 4, qty: 1 }), insert({ id: 5, qty: 1, note: null })];
+    const operations = [
+      insert({ id: 1, qty: 1 }),
+      insert({ id: 2 }),
+      insert({ id: 3 }),
+      insert({ id: 4, qty: 1 }),
+      insert({ id: 5, qty: 1, note: null }),
+    ];
     assert.deepEqual(plan(items, operations), [[0], [1, 2], [3], [4]]);
   });
 
   it('starts a new statement when the type changes, and keeps inserts and upserts in their order', () => {
-    const operations = [insert({ id: 1, qty: 1 }), insert({ id: 2, qty: 1 }), upsert({ id: 3, qty: 1 }), insert({ id: 4, qty: 1 })];
+    const operations = [
+      insert({ id: 1, qty: 1 }),
+      insert({ id: 2, qty: 1 }),
+      upsert({ id: 3, qty: 1 }),
+      insert({ id: 4, qty: 1 }),
+    ];
     const statements = planStatements(items, operations, 1000);
     assert.deepEqual(groups(statements, operations), [[0, 1], [2], [3]]);
     assert.deepEqual(
@@ -118,8 +150,14 @@ describe('planStatements: keys and key columns', () => {
 
 describe('planStatements: one statement never touches a row twice', () => {
   it('updates of different rows share a statement; the same row again goes into a later one', () => {
-    assert.deepEqual(plan(items, [update({ id: 1 }), update({ id: 2 }), update({ id: 1 }), update({ id: 3 })]), [[0, 1], [2, 3]]);
-    assert.deepEqual(plan(items, [update({ id: 1 }), update({ id: 2 }), update({ id: 1 }), update({ id: 2 }), update({ id: 1 })]), [[0, 1], [2, 3], [4]]);
+    assert.deepEqual(plan(items, [update({ id: 1 }), update({ id: 2 }), update({ id: 1 }), update({ id: 3 })]), [
+      [0, 1],
+      [2, 3],
+    ]);
+    assert.deepEqual(
+      plan(items, [update({ id: 1 }), update({ id: 2 }), update({ id: 1 }), update({ id: 2 }), update({ id: 1 })]),
+      [[0, 1], [2, 3], [4]],
+    );
   });
 
   it('an increment of the same row twice is not merged', () => {
@@ -136,7 +174,13 @@ describe('planStatements: one statement never touches a row twice', () => {
   });
 
   it('uuid keys are compared in canonical form', () => {
-    const byUuid = { ...single, columns: new Map([['id', col('id', 'uuid')], ['qty', col('qty', 'int4')]]) };
+    const byUuid = {
+      ...single,
+      columns: new Map([
+        ['id', col('id', 'uuid')],
+        ['qty', col('qty', 'int4')],
+      ]),
+    };
     const a = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11';
     assert.deepEqual(plan(byUuid, [update({ id: a }), update({ id: `{${a.toUpperCase()}}` })]), [[0], [1]]);
   });
@@ -160,13 +204,24 @@ describe('planStatements: reordering only what commutes', () => {
   });
 
   it('not past an update that changes a unique column (a barrier)', () => {
-    assert.deepEqual(plan(items, [update({ id: 1 }), update({ id: 2 }, { sku: 'new' }), update({ id: 3 })]), [[0], [1], [2]]);
+    assert.deepEqual(plan(items, [update({ id: 1 }), update({ id: 2 }, { sku: 'new' }), update({ id: 3 })]), [
+      [0],
+      [1],
+      [2],
+    ]);
     // the same with a column that is not unique: no barrier
-    assert.deepEqual(plan(items, [update({ id: 1 }), update({ id: 2 }, { note: 'n' }), update({ id: 3 })]), [[0, 2], [1]]);
+    assert.deepEqual(plan(items, [update({ id: 1 }), update({ id: 2 }, { note: 'n' }), update({ id: 3 })]), [
+      [0, 2],
+      [1],
+    ]);
   });
 
   it('with more than one unique key, deletes and inserts keep their relative order', () => {
-    assert.deepEqual(plan(items, [insert({ id: 1, sku: 'a' }), remove({ id: 2 }), insert({ id: 3, sku: 'b' })]), [[0], [1], [2]]);
+    assert.deepEqual(plan(items, [insert({ id: 1, sku: 'a' }), remove({ id: 2 }), insert({ id: 3, sku: 'b' })]), [
+      [0],
+      [1],
+      [2],
+    ]);
   });
 
   it('with only the primary key, inserts of other rows may share a statement across a delete', () => {
@@ -290,7 +345,10 @@ describe('canonicalValue', () => {
 
   it('gives uuids one text however they are written', () => {
     const uuid = col('id', 'uuid');
-    assert.equal(canonicalValue(uuid, '{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}'), canonicalValue(uuid, 'a0eebc999c0b4ef8bb6d6bb9bd380a11'));
+    assert.equal(
+      canonicalValue(uuid, '{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}'),
+      canonicalValue(uuid, 'a0eebc999c0b4ef8bb6d6bb9bd380a11'),
+    );
   });
 
   it('takes text and enum labels as they are', () => {

@@ -3,7 +3,13 @@ import { describe, it } from 'node:test';
 import type { ClaimedOperation, StatementPlan } from '../../src/interfaces/chunk.interfaces';
 import type { OperationType } from '../../src/interfaces/operation.interfaces';
 import type { TargetColumn, TargetTable } from '../../src/services/catalog.service';
-import { deleteStatement, insertStatement, qualifiedName, targetStatement, upsertStatement } from '../../src/services/target-sql';
+import {
+  deleteStatement,
+  insertStatement,
+  qualifiedName,
+  targetStatement,
+  upsertStatement,
+} from '../../src/services/target-sql';
 import { column, targetTable } from '../support/catalog-fixtures';
 
 function col(name: string, baseType: string, castType: string, options: Partial<TargetColumn> = {}): TargetColumn {
@@ -16,10 +22,29 @@ function table(schema: string, name: string, columns: TargetColumn[]): TargetTab
 
 /** The writer reads only the operations' ids: their values are read from the database. */
 function op(id: string): ClaimedOperation {
-  return { id, clientId: '1', clientName: 'billing', target: 'public.items', type: 'insert', shape: '', identity: '', idempotencyKey: null, label: null, attempts: 0, failures: 0, bytes: 0 };
+  return {
+    id,
+    clientId: '1',
+    clientName: 'billing',
+    target: 'public.items',
+    type: 'insert',
+    shape: '',
+    identity: '',
+    idempotencyKey: null,
+    label: null,
+    attempts: 0,
+    failures: 0,
+    bytes: 0,
+  };
 }
 
-function plan(target: TargetTable, type: OperationType, columns: string[], keyColumns: string[] | null, ids: string[] = ['1']): StatementPlan {
+function plan(
+  target: TargetTable,
+  type: OperationType,
+  columns: string[],
+  keyColumns: string[] | null,
+  ids: string[] = ['1'],
+): StatementPlan {
   return { target: target.name, type, columns, keyColumns, operations: ids.map((id) => ({ ...op(id), type })) };
 }
 
@@ -38,7 +63,8 @@ const items = table('public', 'items', [
 ]);
 
 /** The typed rows every statement reads: its columns from the stored JSON, by the operations' ids. */
-const FROM_OPERATIONS = 'FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, ord) JOIN batch.operations o ON o.id = u.id';
+const FROM_OPERATIONS =
+  'FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, ord) JOIN batch.operations o ON o.id = u.id';
 
 describe('qualifiedName', () => {
   it('quotes schema and table, doubling embedded double quotes', () => {
@@ -64,7 +90,7 @@ describe('insertStatement', () => {
     assert.doesNotMatch(sql, /numeric\(10,2\)|varying\(10\)/);
   });
 
-  it('binds the operations\' ids, in plan order, as its one parameter whatever the number of rows', () => {
+  it("binds the operations' ids, in plan order, as its one parameter whatever the number of rows", () => {
     const ids = Array.from({ length: 5000 }, (_, i) => String(i + 1));
     const { sql, params } = insertStatement(items, plan(items, 'insert', ['id', 'sku'], null, ids));
     assert.deepEqual(params, [ids]);
@@ -97,7 +123,10 @@ describe('insertStatement', () => {
 
   it('casts a column missing from the catalog as text, leaving the error to the database', () => {
     const { sql } = insertStatement(items, plan(items, 'insert', ['gone'], null));
-    assert.match(sql, /^INSERT INTO "public"\."items" \("gone"\) SELECT v\.c1 FROM \(SELECT \(o\.row_values->>E'gone'\)::text AS c1, u\.ord /);
+    assert.match(
+      sql,
+      /^INSERT INTO "public"\."items" \("gone"\) SELECT v\.c1 FROM \(SELECT \(o\.row_values->>E'gone'\)::text AS c1, u\.ord /,
+    );
   });
 });
 
@@ -163,7 +192,10 @@ describe('targetStatement: update and increment', () => {
   it('quotes odd column names in SET and WHERE', () => {
     const odd = table('s', 't', [col('id', 'int4', 'integer'), col('we"ird', 'int4', 'integer')]);
     const statement = targetStatement(odd, plan(odd, 'increment', ['we"ird'], ['id']));
-    assert.match(statement.sql, /UPDATE "s"\."t" AS t SET "we""ird" = t\."we""ird" \+ v\.c1 FROM v WHERE t\."id" = v\.c2/);
+    assert.match(
+      statement.sql,
+      /UPDATE "s"\."t" AS t SET "we""ird" = t\."we""ird" \+ v\.c1 FROM v WHERE t\."id" = v\.c2/,
+    );
   });
 });
 

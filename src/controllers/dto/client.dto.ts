@@ -1,9 +1,24 @@
 import { ApiProperty, ApiPropertyOptional, OmitType, PartialType } from '@nestjs/swagger';
-import { ArrayMaxSize, ArrayMinSize, IsArray, IsBoolean, IsInt, IsOptional, IsString, Length, Matches, Max, Min } from 'class-validator';
+import {
+  ArrayMaxSize,
+  ArrayMinSize,
+  IsArray,
+  IsBoolean,
+  IsInt,
+  IsOptional,
+  IsString,
+  Length,
+  Matches,
+  Max,
+  Min,
+} from 'class-validator';
 import { NoNulCharacter } from './no-nul-character';
 
 export class ClientCreateDto {
-  @ApiProperty({ example: 'billing', description: 'letters, digits, _ and -; the last word of its notifications\' routing key' })
+  @ApiProperty({
+    example: 'billing',
+    description: "letters, digits, _ and -; the last word of its notifications' routing key",
+  })
   @IsString()
   @Matches(/^[A-Za-z0-9_-]{1,64}$/, { message: 'name must be 1..64 letters, digits, _ or -' })
   name: string;
@@ -22,7 +37,12 @@ export class ClientCreateDto {
   @IsBoolean()
   admin?: boolean;
 
-  @ApiPropertyOptional({ type: Number, minimum: 1, nullable: true, description: 'operations per second; none (null) by default' })
+  @ApiPropertyOptional({
+    type: Number,
+    minimum: 1,
+    nullable: true,
+    description: 'operations per second; none (null) by default',
+  })
   @IsOptional()
   @IsInt()
   @Min(1)

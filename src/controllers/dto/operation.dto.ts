@@ -34,7 +34,10 @@ import { NoNulCharacter } from './no-nul-character';
 export const MAX_BULK_OPERATIONS = 1000;
 
 export class OperationCreateDto implements ICreateBatchOperationRequest {
-  @ApiProperty({ example: 'reservations', description: '`table` or `schema.table` in BATCH_TARGET_SCHEMAS, granted to the client' })
+  @ApiProperty({
+    example: 'reservations',
+    description: '`table` or `schema.table` in BATCH_TARGET_SCHEMAS, granted to the client',
+  })
   @IsString()
   @Length(1, 129)
   target: string;
@@ -71,7 +74,11 @@ export class OperationCreateDto implements ICreateBatchOperationRequest {
   @IsString({ each: true })
   conflictKey?: string[];
 
-  @ApiPropertyOptional({ minLength: 1, maxLength: 200, description: 'a second create with the same key returns the first operation' })
+  @ApiPropertyOptional({
+    minLength: 1,
+    maxLength: 200,
+    description: 'a second create with the same key returns the first operation',
+  })
   @IsOptional()
   @IsString()
   @Length(1, 200)
@@ -85,11 +92,18 @@ export class OperationCreateDto implements ICreateBatchOperationRequest {
   @Max(100)
   priority?: number;
 
-  @ApiPropertyOptional({ format: 'date-time', description: 'not applied before this time: an RFC 3339 date-time with a zone, at most BATCH_NOT_BEFORE_MAX_DAYS ahead' })
+  @ApiPropertyOptional({
+    format: 'date-time',
+    description:
+      'not applied before this time: an RFC 3339 date-time with a zone, at most BATCH_NOT_BEFORE_MAX_DAYS ahead',
+  })
   @IsOptional()
   @ValidateBy({
     name: 'isInstant',
-    validator: { validate: (value) => typeof value === 'string' && isInstant(value), defaultMessage: () => 'notBefore must be an RFC 3339 date-time with a time zone (2026-11-21T10:00:00Z)' },
+    validator: {
+      validate: (value) => typeof value === 'string' && isInstant(value),
+      defaultMessage: () => 'notBefore must be an RFC 3339 date-time with a time zone (2026-11-21T10:00:00Z)',
+    },
   })
   notBefore?: string;
 
@@ -156,7 +170,8 @@ export class OperationCreatedDto implements ICreateBatchOperationResponse {
   @ApiProperty({ example: '1001' }) id: string;
   @ApiProperty({ enum: OPERATION_STATUSES }) status: OperationStatus;
   @ApiProperty({ format: 'date-time' }) createdAt: string;
-  @ApiProperty({ description: 'true when an earlier create with the same idempotency key (or request id) stored it' }) duplicate: boolean;
+  @ApiProperty({ description: 'true when an earlier create with the same idempotency key (or request id) stored it' })
+  duplicate: boolean;
 }
 
 export class OperationsCreatedDto {
@@ -191,5 +206,6 @@ export class OperationResponseDto implements IGetBatchOperationResponse {
 
 export class OperationListDto {
   @ApiProperty({ type: [OperationResponseDto] }) items: OperationResponseDto[];
-  @ApiProperty({ type: String, nullable: true, description: 'pass as `cursor` for the next page; null on the last' }) nextCursor: string | null;
+  @ApiProperty({ type: String, nullable: true, description: 'pass as `cursor` for the next page; null on the last' })
+  nextCursor: string | null;
 }
