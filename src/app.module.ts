@@ -27,6 +27,7 @@ import { CatalogService } from './services/catalog.service';
 import { ChunkProcessor } from './services/chunk-processor.service';
 import { ChunkReader } from './services/chunk-reader.service';
 import { ChunkStep } from './services/chunk-step.service';
+import { JobRepository } from './services/job-repository';
 import { ChunkWriter } from './services/chunk-writer.service';
 import { ClientService } from './services/client.service';
 import { Database, dataSourceOptions } from './services/database';
@@ -101,6 +102,7 @@ export class AppModule {
           inject: [LoggingChunkListener, OutboxWakeupListener, MetricsChunkListener],
           useFactory: (...listeners: ChunkListener[]) => new ChunkListeners(listeners),
         },
+        JobRepository,
         ChunkStep,
         Poller,
         OutboxRelay,

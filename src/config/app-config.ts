@@ -18,6 +18,7 @@ export abstract class AppConfig {
   poll: {
     intervalMs: number;
     limit: number;
+    maxLimit: number;
     statementMaxRows: number;
     skipLimit: number | null;
     maxChunkBytes: number;
@@ -114,6 +115,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       throw new ConfigError('BATCH_TARGET_SCHEMAS', `must not include the system schema "${schema}"`);
   }
   if (targetSchemas.length === 0) throw new ConfigError('BATCH_TARGET_SCHEMAS', 'must name at least one schema');
+  const chunkLimit = integer(env, 'BATCH_PROCESS_OPERATION_LIMIT', 1000, 1, 50_000);
 
   return {
     nodeEnv,
@@ -140,7 +142,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     targetSchemas,
     poll: {
       intervalMs: integer(env, 'BATCH_PROCESS_OPERATION_INTERVAL', 100, 1, 3_600_000),
-      limit: integer(env, 'BATCH_PROCESS_OPERATION_LIMIT', 1000, 1, 50_000),
+      limit: chunkLimit,
+      maxLimit: Math.max(chunkLimit, integer(env, 'BATCH_CHUNK_MAX_OPERATIONS', 20_000, 1, 100_000)),
       statementMaxRows: integer(env, 'BATCH_STATEMENT_MAX_ROWS', 5000, 1, 50_000),
       skipLimit: env.BATCH_SKIP_LIMIT ? integer(env, 'BATCH_SKIP_LIMIT', 0, 0, 1_000_000) : null,
       maxChunkBytes: integer(env, 'BATCH_CHUNK_MAX_BYTES', 64 * 1024 * 1024, 1024, 1024 * 1024 * 1024),

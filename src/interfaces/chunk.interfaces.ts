@@ -13,13 +13,10 @@ import type { IOperationError, OperationType } from './operation.interfaces';
 export interface ClaimedOperation {
   id: string;
   clientId: string;
-  clientName: string;
   target: string;
-  type: OperationType;
+  /** Its type, columns and key columns, and the version of the table's keys its identity was computed against. */
   shape: string;
   identity: string;
-  idempotencyKey: string | null;
-  label: string | null;
   /** How many times it was applied before (it is PENDING again after a retry). */
   attempts: number;
   /** How many chunks it was in that failed as a whole. */

@@ -12,6 +12,7 @@ import { MigrationInterface, QueryRunner } from 'typeorm';
  * - batch.holds keeps a target out of claims while a chunk of it that failed as a whole waits to be retried, and
  *   says how many of its operations the next chunk takes (fewer and fewer, once retries are spent).
  * An operation's status is PENDING while it is in the pending set, else its outcome's (view batch.operation_states).
+ * The pending set keeps each operation's planning (shape, identity), so that a claim reads nothing else.
  * The counts of batch.operation_counts are kept by triggers on the pending set and the outcomes instead (a claim, an
  * outcome, a cancel or a retry each count as one status left and one entered, as before).
  */
@@ -28,7 +29,9 @@ export class PendingAndOutcomes1764500000000 implements MigrationInterface {
         due_at timestamptz,
         attempts integer NOT NULL DEFAULT 0,
         failures integer NOT NULL DEFAULT 0,
-        bytes integer NOT NULL DEFAULT 0
+        bytes integer NOT NULL DEFAULT 0,
+        shape text NOT NULL,
+        identity text NOT NULL
       )`);
     await db.query(`CREATE INDEX pending_due ON batch.pending (target, priority DESC, id) WHERE due_at IS NULL`);
     await db.query(`CREATE INDEX pending_scheduled ON batch.pending (due_at) WHERE due_at IS NOT NULL`);
@@ -55,8 +58,9 @@ export class PendingAndOutcomes1764500000000 implements MigrationInterface {
     );
 
     await db.query(`
-      INSERT INTO batch.pending (id, client_id, target, priority, due_at, attempts, bytes)
-      SELECT id, client_id, target, priority, CASE WHEN not_before > now() THEN not_before END, attempts, coalesce(pg_column_size(row_values), 0)
+      INSERT INTO batch.pending (id, client_id, target, priority, due_at, attempts, bytes, shape, identity)
+      SELECT id, client_id, target, priority, CASE WHEN not_before > now() THEN not_before END, attempts, coalesce(pg_column_size(row_values), 0),
+             coalesce(shape, batch.shape_of(type, row_values, row_key, conflict_key)), coalesce(identity, '')
         FROM batch.operations WHERE status = 'PENDING'`);
     await db.query(`
       INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, rows_affected, error_code, error_message, execution_id, settled_at)
@@ -102,6 +106,30 @@ export class PendingAndOutcomes1764500000000 implements MigrationInterface {
       );
       await db.query(`CREATE TRIGGER count_truncates AFTER TRUNCATE ON batch.${table} ${count}`);
     }
+
+    // Notifications are written with the chunk as references (the client's operations in the execution) and made into
+    // their message when the relay publishes them (batch.settled_event), off the chunk's path; a reference whose
+    // outcomes are about to change (a retry) gets its message first.
+    await db.query(
+      `ALTER TABLE batch.outbox ALTER COLUMN payload DROP NOT NULL, ADD COLUMN execution_id bigint, ADD COLUMN client_id bigint, ADD COLUMN ids bigint[]`,
+    );
+    await db.query(`ALTER TABLE batch.outbox ALTER COLUMN payload SET STORAGE EXTERNAL`);
+    await db.query(`
+      CREATE FUNCTION batch.settled_event(outbox_id bigint) RETURNS json LANGUAGE sql STABLE AS $$
+        SELECT json_build_object(
+                 'type', 'operations.settled', 'client', c.name, 'executionId', ob.execution_id::text,
+                 'settledAt', to_char(e.ended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                 'operations', coalesce((
+                   SELECT json_agg(json_build_object(
+                            'id', o.id::text, 'status', oc.status, 'rowsAffected', oc.rows_affected,
+                            'error', CASE WHEN oc.error_code IS NULL THEN NULL ELSE json_build_object('code', oc.error_code, 'message', oc.error_message) END,
+                            'target', o.target, 'type', o.type, 'idempotencyKey', o.idempotency_key, 'label', o.label) ORDER BY o.id)
+                     FROM unnest(ob.ids) AS i(id)
+                     JOIN batch.operations o ON o.id = i.id
+                     JOIN batch.outcomes oc ON oc.operation_id = i.id AND oc.execution_id = ob.execution_id), '[]'))
+          FROM batch.outbox ob JOIN batch.clients c ON c.id = ob.client_id JOIN batch.executions e ON e.id = ob.execution_id
+         WHERE ob.id = outbox_id
+      $$`);
 
     await db.query(`DROP INDEX batch.operations_pending`);
     await db.query(`DROP INDEX batch.operations_failed`);

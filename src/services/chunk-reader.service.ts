@@ -2,7 +2,6 @@ import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import { AppConfig } from '../config/app-config';
 import { ClaimedOperation, ItemReader } from '../interfaces/chunk.interfaces';
-import type { OperationType } from '../interfaces/operation.interfaces';
 import { INGEST_LOCK } from './ingest-buffer.service';
 
 /** Key space of the transaction-scoped advisory locks that give one target to one worker at a time. */
@@ -48,7 +47,8 @@ export const TARGETS_SQL = `
  * application, until the chunk's count and byte budget are reached: a target is locked (one worker per target) as
  * the claim reaches it, so targets it does not reach stay free for other workers. Each target's walk stops at its
  * cap: its cost does not depend on how many operations are pending or scheduled. The claim is a delete from the
- * pending set (undone if the chunk rolls back); the operations' ids, types, shapes and identities come with it.
+ * pending set (undone if the chunk rolls back), which holds all the claim returns: each operation's id, client, attempts
+ * and failures, and its planning (shape, identity); nothing is read from the operations themselves.
  */
 export const CLAIM_SQL = `
   WITH claimed AS (
@@ -63,11 +63,8 @@ export const CLAIM_SQL = `
            WHERE pg_try_advisory_xact_lock(${TARGET_LOCK_SPACE}, hashtext(t.target))
            LIMIT $4) reached) budgeted
        WHERE running - bytes < $5))
-    RETURNING p.id, p.target, p.priority, p.attempts, p.failures, p.bytes)
-  SELECT c.id, o.client_id, cl.name AS client_name, c.target, o.type, o.idempotency_key, o.label, c.attempts, c.failures, c.bytes,
-         coalesce(o.shape, batch.shape_of(o.type, o.row_values, o.row_key, o.conflict_key)) AS shape, coalesce(o.identity, '') AS identity
-    FROM claimed c JOIN batch.operations o ON o.id = c.id JOIN batch.clients cl ON cl.id = o.client_id
-   ORDER BY c.priority DESC, c.id`;
+    RETURNING p.id, p.client_id, p.target, p.priority, p.attempts, p.failures, p.bytes, p.shape, p.identity)
+  SELECT id, client_id, target, attempts, failures, bytes, shape, identity FROM claimed ORDER BY priority DESC, id`;
 
 /**
  * Claims pending operations in the contract's order of application: per target, `priority DESC, id`, due ones only.
@@ -114,13 +111,9 @@ export class ChunkReader extends ItemReader {
     return rows.map((r) => ({
       id: r.id,
       clientId: r.client_id,
-      clientName: r.client_name,
       target: r.target,
-      type: r.type,
       shape: r.shape,
       identity: r.identity,
-      idempotencyKey: r.idempotency_key,
-      label: r.label,
       attempts: r.attempts,
       failures: r.failures,
       bytes: r.bytes,
@@ -131,13 +124,9 @@ export class ChunkReader extends ItemReader {
 interface ClaimRow {
   id: string;
   client_id: string;
-  client_name: string;
   target: string;
-  type: OperationType;
   shape: string;
   identity: string;
-  idempotency_key: string | null;
-  label: string | null;
   attempts: number;
   failures: number;
   bytes: number;

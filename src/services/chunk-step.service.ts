@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import { hostname } from 'node:os';
 import type { PoolClient } from 'pg';
 import { AppConfig } from '../config/app-config';
 import {
@@ -13,25 +12,17 @@ import {
   RetryPolicy,
   SkipPolicy,
   StatementPlan,
-  StepCounts,
 } from '../interfaces/chunk.interfaces';
-import { IOperationsSettledEvent, SETTLED_ROUTING_KEY_PREFIX } from '../interfaces/operation.interfaces';
 import { Database } from './database';
 import { EngineError, isConnectionError, operationError, publicReason } from './database-error';
+import { emptyCounts, JobRepository, StepRecord } from './job-repository';
+import { parseShape } from './row-identity';
 
 export interface ChunkResult {
   executionId: string | null;
   read: number;
-}
-
-interface StepRecord extends StepCounts {
-  name: string;
-  target: string;
-  type: string;
-  status: 'COMPLETED' | 'FAILED';
-  exitMessage: string | null;
-  startedAt: Date;
-  endedAt: Date;
+  /** The chunk took as much as it could (its count limit, or half its byte budget): there may be more at once. */
+  full: boolean;
 }
 
 /** More operations failed than BATCH_SKIP_LIMIT allows: the execution fails and is rolled back. */
@@ -41,13 +32,12 @@ export class SkipLimitExceededError extends EngineError {
   }
 }
 
-const WORKER = `${hostname()}:${process.pid}`;
 /** Deferred constraints are checked per statement, so that their violations fail one operation, not the commit. */
 const DEFERRED_CONSTRAINTS_PER_STATEMENT = 'SET CONSTRAINTS ALL IMMEDIATE';
 
 /**
- * One chunk, one transaction: claim, plan, write each statement (falling back to item-by-item under
- * savepoints when one fails), then record outcomes, the execution with its steps, and the outbox rows.
+ * One chunk, one transaction: claim (reader), plan (processor), write each statement (writer; falling back to
+ * item-by-item under savepoints when one fails, the skip policy deciding), then record it all (job repository).
  * A crash anywhere rolls all of it back and the operations are simply claimed again.
  *
  * A chunk that fails as a whole is recorded as a FAILED execution in a transaction of its own. When the database
@@ -67,32 +57,38 @@ export class ChunkStep {
     private readonly skipPolicy: SkipPolicy,
     private readonly retryPolicy: RetryPolicy,
     private readonly backOffPolicy: BackOffPolicy,
+    private readonly jobRepository: JobRepository,
     private readonly listeners: ChunkListeners,
   ) {}
 
-  /** Runs one chunk; throws only when the database could not be reached (or the claim itself failed). */
-  async execute(): Promise<ChunkResult> {
+  /** Runs a chunk of up to `limit` operations; throws only when the database could not be reached (or the claim failed). */
+  async execute(limit = this.config.poll.limit): Promise<ChunkResult> {
     const startedAt = new Date();
     let chunk: ClaimedOperation[] = [];
     try {
       // Every round trip counts: under load each wait for a reply also waits its turn in the event loop.
       const summary = await this.db.transaction(async (tx) => {
-        chunk = await this.reader.read(tx, this.config.poll.limit);
+        chunk = await this.reader.read(tx, limit);
         if (chunk.length === 0) return null;
         const plan = await this.processor.process(chunk);
         const outcomes: OperationOutcome[] = [...plan.filtered];
         const steps: StepRecord[] = [];
         for (const statement of plan.statements) steps.push(await this.runStatement(tx, statement, outcomes));
-        const executionId = await this.record(tx, startedAt, chunk, plan.filtered.length, steps, outcomes);
-        return { executionId, read: chunk.length, outcomes, startedAt };
+        const record = { startedAt, read: chunk.length, filtered: plan.filtered.length, steps, outcomes };
+        return { ...record, executionId: await this.jobRepository.recordChunk(tx, record) };
       }, DEFERRED_CONSTRAINTS_PER_STATEMENT);
-      if (!summary) return { executionId: null, read: 0 };
+      if (!summary) return { executionId: null, read: 0, full: false };
       for (const listener of this.listeners.all) listener.afterChunk?.(summary);
-      return { executionId: summary.executionId, read: summary.read };
+      const bytes = chunk.reduce((sum, op) => sum + op.bytes, 0);
+      const full = summary.read >= limit || bytes * 2 >= this.config.poll.maxChunkBytes;
+      return { executionId: summary.executionId, read: summary.read, full };
     } catch (error) {
       for (const listener of this.listeners.all) listener.afterChunkError?.(error, chunk.length);
       if (chunk.length === 0 || isConnectionError(error)) {
-        if (chunk.length > 0) await this.recordFailure(startedAt, chunk, error, 'to be retried').catch(() => undefined);
+        if (chunk.length > 0)
+          await this.jobRepository
+            .recordFailure(startedAt, chunk.length, error, 'to be retried')
+            .catch(() => undefined);
         throw error;
       }
       return this.failChunk(startedAt, chunk, error);
@@ -116,14 +112,18 @@ export class ChunkStep {
         : `to be claimed in chunks of ${[...new Set(sizes.values())].join(', ')}`;
     await this.db.query(
       `WITH counted AS (UPDATE batch.pending SET failures = failures + 1 WHERE id = ANY($1::bigint[]))
-       INSERT INTO batch.holds (target, until, chunk_size) SELECT target, now() + $4 * interval '1 millisecond', size FROM unnest($2::text[], $3::int[]) AS h(target, size)
+       INSERT INTO batch.holds (target, until, chunk_size)
+       SELECT target, now() + $4 * interval '1 millisecond', size FROM unnest($2::text[], $3::int[]) AS h(target, size)
        ON CONFLICT (target) DO UPDATE SET until = EXCLUDED.until, chunk_size = EXCLUDED.chunk_size`,
       [chunk.map((op) => op.id), [...sizes.keys()], [...sizes.values()], holdMs],
     );
-    return {
-      executionId: await this.recordFailure(startedAt, chunk, error, `failure ${failures}, ${next}`),
-      read: chunk.length,
-    };
+    const executionId = await this.jobRepository.recordFailure(
+      startedAt,
+      chunk.length,
+      error,
+      `failure ${failures}, ${next}`,
+    );
+    return { executionId, read: chunk.length, full: true };
   }
 
   /** An operation alone in a chunk that failed as a whole once more: it cannot be applied, and ends FAILED. */
@@ -134,11 +134,12 @@ export class ChunkStep {
     error: unknown,
   ): Promise<ChunkResult> {
     const outcome: OperationOutcome = { operation, status: 'FAILED', rowsAffected: null, error: operationError(error) };
+    const type = typeOf(operation);
     const step: StepRecord = {
       ...emptyCounts(),
-      name: `gave up ${operation.type} ${operation.target}`,
+      name: `gave up ${type} ${operation.target}`,
       target: operation.target,
-      type: operation.type,
+      type,
       status: 'FAILED',
       exitMessage: `its chunk failed as a whole ${failures} times: ${publicReason(error)}`,
       startedAt,
@@ -157,15 +158,15 @@ export class ChunkStep {
         )
       ).rows;
       if (!claimed) return null; // cancelled meanwhile
-      const executionId = await this.record(tx, startedAt, [operation], 0, [step], [outcome]);
-      return { executionId, read: 1, outcomes: [outcome], startedAt };
+      const record = { startedAt, read: 1, filtered: 0, steps: [step], outcomes: [outcome] };
+      return { ...record, executionId: await this.jobRepository.recordChunk(tx, record) };
     });
-    if (!summary) return { executionId: null, read: 1 };
+    if (!summary) return { executionId: null, read: 1, full: true };
     for (const listener of this.listeners.all) {
       listener.onSkip?.(outcome);
       listener.afterChunk?.(summary);
     }
-    return { executionId: summary.executionId, read: 1 };
+    return { executionId: summary.executionId, read: 1, full: true };
   }
 
   /** One statement for the whole plan; when it fails, one savepoint per operation, in order. */
@@ -193,7 +194,7 @@ export class ChunkStep {
       await tx.query('ROLLBACK TO SAVEPOINT statement');
       step.rollbackCount += 1;
       step.exitMessage = `statement failed with ${publicReason(error)}; applied item by item`;
-      const skippedBefore = countSkips(outcomes);
+      const skippedBefore = outcomes.filter((o) => o.status === 'FAILED').length;
       for (const operation of plan.operations) {
         const outcome = await this.runOne(tx, plan, operation, skippedBefore + step.writeSkipCount);
         outcomes.push(outcome);
@@ -202,8 +203,9 @@ export class ChunkStep {
       }
     }
     step.endedAt = new Date();
-    for (const listener of this.listeners.all)
+    for (const listener of this.listeners.all) {
       listener.onStatement?.(plan, step.rollbackCount > 0, step.endedAt.getTime() - step.startedAt.getTime());
+    }
     return step;
   }
 
@@ -233,153 +235,17 @@ export class ChunkStep {
       return outcome;
     }
   }
-
-  /** The job repository and the outbox, in the chunk's transaction. */
-  private async record(
-    tx: PoolClient,
-    startedAt: Date,
-    chunk: ClaimedOperation[],
-    filtered: number,
-    steps: StepRecord[],
-    outcomes: OperationOutcome[],
-  ): Promise<string> {
-    const totals = emptyCounts();
-    for (const step of steps) for (const counter of COUNTERS) totals[counter] += step[counter];
-    totals.readCount = chunk.length;
-    totals.processSkipCount = filtered;
-    totals.commitCount = 1;
-    const skips = countSkips(outcomes);
-    const exitMessage = skips > 0 ? `${skips} of ${chunk.length} operations failed` : null;
-    const {
-      rows: [{ id: executionId, ended_at: endedAt }],
-    } = await tx.query<{ id: string; ended_at: Date }>(
-      `INSERT INTO batch.executions (status, exit_message, worker, read_count, write_count, filter_count, read_skip_count,
-                                     process_skip_count, write_skip_count, commit_count, rollback_count, started_at, ended_at)
-       VALUES ('COMPLETED', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, clock_timestamp()) RETURNING id, ended_at`,
-      [exitMessage, WORKER, ...COUNTERS.map((counter) => totals[counter]), startedAt],
-    );
-    const events = settledEvents(executionId, endedAt, outcomes);
-    // Steps, outcomes, the clients settled for and the outbox in one statement (data-modifying CTEs all run, whether
-    // or not they are read). Outcomes and notifications travel as JSON texts, which node-postgres does not escape
-    // element by element as it does arrays.
-    await tx.query(
-      `WITH steps AS (
-         INSERT INTO batch.execution_steps (execution_id, name, target, type, status, exit_message, read_count, write_count, filter_count,
-                                            read_skip_count, process_skip_count, write_skip_count, commit_count, rollback_count, started_at, ended_at)
-         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::int[], $9::int[], $10::int[],
-                                  $11::int[], $12::int[], $13::int[], $14::int[], $15::timestamptz[], $16::timestamptz[])),
-       settled AS (
-         INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, rows_affected, error_code, error_message, execution_id, settled_at)
-         SELECT v.*, $1, $17 FROM json_to_recordset($18::json)
-           AS v(operation_id bigint, client_id bigint, target text, status text, attempts int, rows_affected int, error_code text, error_message text)),
-       clients AS (INSERT INTO batch.execution_clients (client_id, execution_id) SELECT unnest($21::bigint[]), $1)
-       INSERT INTO batch.outbox (routing_key, payload) SELECT $19 || (e->>'client'), e FROM json_array_elements($20::json) AS e`,
-      [
-        executionId,
-        steps.map((s) => s.name),
-        steps.map((s) => s.target),
-        steps.map((s) => s.type),
-        steps.map((s) => s.status),
-        steps.map((s) => s.exitMessage),
-        ...COUNTERS.map((counter) => steps.map((s) => s[counter])),
-        steps.map((s) => s.startedAt),
-        steps.map((s) => s.endedAt),
-        endedAt,
-        JSON.stringify(
-          outcomes.map(({ operation, status, rowsAffected, error }) => ({
-            operation_id: operation.id,
-            client_id: operation.clientId,
-            target: operation.target,
-            status,
-            attempts: operation.attempts + 1,
-            rows_affected: rowsAffected,
-            error_code: error?.code ?? null,
-            error_message: error?.message ?? null,
-          })),
-        ),
-        SETTLED_ROUTING_KEY_PREFIX,
-        JSON.stringify(events),
-        [...new Set(outcomes.map((o) => o.operation.clientId))],
-      ],
-    );
-    return executionId;
-  }
-
-  /** A chunk that failed as a whole: visible in /api/executions (to admins) while its operations wait. */
-  private async recordFailure(
-    startedAt: Date,
-    chunk: ClaimedOperation[],
-    error: unknown,
-    next: string,
-  ): Promise<string> {
-    const [{ id }] = await this.db.query<{ id: string }>(
-      `INSERT INTO batch.executions (status, exit_message, worker, read_count, rollback_count, started_at, ended_at)
-       VALUES ('FAILED', $1, $2, $3, 1, $4, clock_timestamp()) RETURNING id`,
-      [`rolled back (${next}): ${publicReason(error)}`, WORKER, chunk.length, startedAt],
-    );
-    return id;
-  }
-}
-
-/** One notification per client, its operations in order of id. */
-export function settledEvents(
-  executionId: string,
-  settledAt: Date,
-  outcomes: OperationOutcome[],
-): IOperationsSettledEvent[] {
-  const byClient = new Map<string, IOperationsSettledEvent>();
-  for (const { operation, status, rowsAffected, error } of [...outcomes].sort((a, b) =>
-    compareIds(a.operation.id, b.operation.id),
-  )) {
-    let event = byClient.get(operation.clientName);
-    if (!event) {
-      event = {
-        type: 'operations.settled',
-        client: operation.clientName,
-        executionId,
-        settledAt: settledAt.toISOString(),
-        operations: [],
-      };
-      byClient.set(operation.clientName, event);
-    }
-    event.operations.push({
-      id: operation.id,
-      status,
-      rowsAffected,
-      error,
-      target: operation.target,
-      type: operation.type,
-      idempotencyKey: operation.idempotencyKey,
-      label: operation.label,
-    });
-  }
-  return [...byClient.values()];
-}
-
-function compareIds(a: string, b: string): number {
-  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }
 
 function completed(operation: ClaimedOperation, rowsAffected: number): OperationOutcome {
   return { operation, status: 'COMPLETED', rowsAffected, error: null };
 }
 
-function countSkips(outcomes: OperationOutcome[]): number {
-  return outcomes.reduce((n, o) => n + (o.status === 'FAILED' ? 1 : 0), 0);
-}
-
-/** The counters in the order of their columns in batch.executions and batch.execution_steps. */
-const COUNTERS = [
-  'readCount',
-  'writeCount',
-  'filterCount',
-  'readSkipCount',
-  'processSkipCount',
-  'writeSkipCount',
-  'commitCount',
-  'rollbackCount',
-] as const;
-
-export function emptyCounts(): StepCounts {
-  return Object.fromEntries(COUNTERS.map((counter) => [counter, 0])) as unknown as StepCounts;
+/** The operation's type, as far as its stored shape can be read: this one may be why it cannot be applied. */
+function typeOf(operation: ClaimedOperation): string {
+  try {
+    return parseShape(operation.shape).type;
+  } catch {
+    return 'operation';
+  }
 }

@@ -15,10 +15,10 @@ export class ChunkWriter extends ItemWriter {
     const table = await this.catalog.find(plan.target);
     if (!table) throw Object.assign(new Error(`relation "${plan.target}" does not exist`), { code: '42P01' });
     const statement = targetStatement(table, plan);
-    const result = await tx.query<{ ord: string }>(statement.sql, statement.params);
+    const result = await tx.query<{ op: string }>(statement.sql, statement.params);
     if (statement.everyRow) return plan.operations.map(() => 1);
-    const affected = plan.operations.map(() => 0);
-    for (const row of result.rows) affected[Number(row.ord) - 1] += 1;
-    return affected;
+    const affected = new Map(plan.operations.map((op) => [op.id, 0]));
+    for (const { op } of result.rows) affected.set(op, affected.get(op)! + 1);
+    return [...affected.values()];
   }
 }

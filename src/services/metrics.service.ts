@@ -174,9 +174,14 @@ export class MetricsChunkListener extends ChunkListener {
   afterChunk({ read, outcomes, startedAt }: ChunkSummary): void {
     this.metrics.chunkDuration.observe((Date.now() - startedAt.getTime()) / 1000);
     this.metrics.chunkSize.observe(read);
+    const settled = new Map<string, { status: string; target: string; count: number }>();
     for (const { operation, status } of outcomes) {
-      this.metrics.operationsSettled.inc({ status, target: operation.target });
+      const key = `${status}\u0000${operation.target}`;
+      const counted = settled.get(key) ?? settled.set(key, { status, target: operation.target, count: 0 }).get(key)!;
+      counted.count += 1;
     }
+    for (const { status, target, count } of settled.values())
+      this.metrics.operationsSettled.inc({ status, target }, count);
   }
 
   afterChunkError(): void {

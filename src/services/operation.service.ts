@@ -56,6 +56,13 @@ const LISTED: Record<OperationStatus | 'ANY', string> = {
   CANCELLED: `SELECT operation_id AS id, client_id, target FROM batch.outcomes WHERE status = 'CANCELLED'`,
 };
 
+/**
+ * A notification not yet published is made from the outcomes when it is (batch.settled_event): before an outcome it
+ * refers to goes (a retry), its message is made now, as it was settled.
+ */
+const NOTIFY_BEFORE_OUTCOMES_CHANGE = `
+  UPDATE batch.outbox SET payload = batch.settled_event(id) WHERE sent_at IS NULL AND payload IS NULL AND $1::bigint = ANY (ids)`;
+
 /** Creating, reading, cancelling and retrying operations: the domain behind both transports. */
 @Injectable()
 export class OperationService {
@@ -162,9 +169,11 @@ export class OperationService {
       client,
       id,
       'FAILED',
-      `WITH retried AS (DELETE FROM batch.outcomes WHERE operation_id = $1 AND status = 'FAILED' RETURNING operation_id, client_id, target, attempts)
-       INSERT INTO batch.pending (id, client_id, target, priority, attempts, bytes)
-       SELECT r.operation_id, r.client_id, r.target, o.priority, r.attempts, coalesce(pg_column_size(o.row_values), 0)
+      `WITH notified AS (${NOTIFY_BEFORE_OUTCOMES_CHANGE}),
+       retried AS (DELETE FROM batch.outcomes WHERE operation_id = $1 AND status = 'FAILED' RETURNING operation_id, client_id, target, attempts)
+       INSERT INTO batch.pending (id, client_id, target, priority, attempts, bytes, shape, identity)
+       SELECT r.operation_id, r.client_id, r.target, o.priority, r.attempts, coalesce(pg_column_size(o.row_values), 0),
+              coalesce(o.shape, batch.shape_of(o.type, o.row_values, o.row_key, o.conflict_key)), coalesce(o.identity, '')
          FROM retried r JOIN batch.operations o ON o.id = r.operation_id RETURNING id`,
     );
   }

@@ -12,7 +12,9 @@ const PUBLISH_TIMEOUT_MS = 10_000;
 const MAX_BACKOFF_MS = 30_000;
 
 /**
- * Publishes the outbox after commit: locks a batch of unsent rows, publishes each as a persistent message on
+ * Publishes the outbox after commit: locks a batch of unsent rows, makes each into its message (a chunk writes a
+ * reference to the operations it settled for a client; batch.settled_event makes the message from their outcomes,
+ * here, off the chunk's path), publishes each as a persistent message on
  * a confirm channel, and marks them sent only once the broker confirmed all of them. A crash or a broker
  * outage in between leaves them unsent, so they are published again: delivery is at least once.
  */
@@ -89,7 +91,8 @@ export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShu
   relayBatch(): Promise<number> {
     return this.db.transaction(async (tx) => {
       const { rows } = await tx.query<{ id: string; routing_key: string; payload: string }>(
-        `SELECT id, routing_key, payload::text AS payload FROM batch.outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+        `SELECT id, routing_key, coalesce(payload, batch.settled_event(id))::text AS payload
+           FROM batch.outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
         [BATCH_SIZE],
       );
       if (rows.length === 0) return 0;

@@ -7,7 +7,11 @@ import { PollerWakeup } from './poller-wakeup.service';
 
 /**
  * The worker loop: runs chunks back to back while they come back full (drain), sleeps the interval (or until
- * woken) when idle, and backs off exponentially while chunks fail.
+ * woken) when idle, and backs off exponentially while the database cannot be reached.
+ *
+ * Chunks are sized to the backlog: BATCH_PROCESS_OPERATION_LIMIT while the queue is short (small chunks, short
+ * waits), twice as many after each full one while a backlog drains, up to BATCH_CHUNK_MAX_OPERATIONS: a commit costs
+ * as much as thousands of rows, and large chunks spread it (always within the chunk's byte budget).
  */
 @Injectable()
 export class Poller implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -42,15 +46,18 @@ export class Poller implements OnApplicationBootstrap, BeforeApplicationShutdown
   }
 
   private async run(): Promise<void> {
+    const { limit: base, maxLimit } = this.config.poll;
+    let limit = base;
     let failures = 0;
     while (this.running) {
       let full: boolean;
       try {
-        const { read } = await this.step.execute();
-        full = read >= this.config.poll.limit;
+        full = (await this.step.execute(limit)).full;
+        limit = full ? Math.min(maxLimit, limit * 2) : base;
         failures = 0;
       } catch (error) {
         failures += 1;
+        limit = base;
         const backoff = this.backOff.delayMs(failures);
         this.logger.warn(`retrying in ${backoff} ms (attempt ${failures}): ${(error as Error).message}`);
         await delay(backoff, undefined, { signal: this.stopping.signal }).catch(() => undefined);

@@ -71,7 +71,7 @@ export function planStatements(
       if (deletesMeetInserts) min = Math.max(min, lastDelete + 1);
       for (const [key, index] of lastKeyedByKey) if (!identity.keys.includes(key)) min = Math.max(min, index + 1);
     } else {
-      if (deletesMeetInserts && op.type === 'delete') min = Math.max(min, lastInsert + 1);
+      if (deletesMeetInserts && shape.type === 'delete') min = Math.max(min, lastInsert + 1);
       for (const [key, index] of lastKeyedByKey) if (key !== identity.key) min = Math.max(min, index + 1);
       for (const { keys, index } of lastInsertByKeys.values())
         if (identity.key === null || !keys.includes(identity.key)) min = Math.max(min, index + 1);
@@ -105,7 +105,7 @@ export function planStatements(
     } else {
       lastKeyedByKey.set(identity.key, Math.max(lastKeyedByKey.get(identity.key) ?? -1, index));
     }
-    if (op.type === 'delete') lastDelete = Math.max(lastDelete, index);
+    if (shape.type === 'delete') lastDelete = Math.max(lastDelete, index);
     if (identity.barrier) floor = index + 1;
   }
   return statements;

@@ -8,8 +8,8 @@ import { quoteIdent, quoteLiteral } from './database';
  * operations' ids, its one parameter. Values are cast to the column's type without its modifier; the assignment
  * then applies length and precision exactly as a one-row statement would. Identifiers come only from the catalog.
  *
- * A statement either affects one row per operation when it succeeds (`everyRow`), or returns `ord`, the
- * 1-based position of each operation whose row it affected.
+ * A statement either affects one row per operation when it succeeds (`everyRow`), or returns `op`, the id of each
+ * operation whose row it affected.
  */
 export interface TargetStatement {
   sql: string;
@@ -37,19 +37,23 @@ export function qualifiedName(table: TargetTable): string {
 }
 
 /**
- * The operations as typed rows: `SELECT (o.row_values->>'c')::type AS c1, …, u.ord FROM unnest($1::bigint[]) WITH
- * ORDINALITY AS u(id, ord) JOIN batch.operations o ON o.id = u.id`. Every value is cast for every operation, also
- * where an update or delete then matches no row, as a one-row statement with a bad value would fail even when its
- * WHERE matches nothing.
+ * The operations as typed rows, found through the primary key: `SELECT (o.row_values->>'c')::type AS c1, …, o.id AS op,
+ * o.priority FROM batch.operations o WHERE o.id = ANY($1)` (joined to an unnest of the ids instead, a plan may walk
+ * the operations table from its start). A statement's operations are in the order of application of their chunk,
+ * `priority DESC, id` (PLAN_ORDER). Every value is cast for every operation, also where an update or delete then
+ * matches no row, as a one-row statement with a bad value would fail even when its WHERE matches nothing.
  */
 function input(table: TargetTable, plan: StatementPlan, fields: { name: string; from: 'values' | 'key' }[]) {
   const columns = fields.map((f) => column(table, f.name));
   const aliases = fields.map((_, i) => `c${i + 1}`);
   const sql =
-    `SELECT ${columns.map((c, i) => `${storedValue(c, fields[i].from)} AS ${aliases[i]}`).join(', ')}, u.ord ` +
-    `FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, ord) JOIN batch.operations o ON o.id = u.id`;
+    `SELECT ${columns.map((c, i) => `${storedValue(c, fields[i].from)} AS ${aliases[i]}`).join(', ')}, o.id AS op, o.priority ` +
+    `FROM batch.operations o WHERE o.id = ANY ($1::bigint[])`;
   return { columns, params: [plan.operations.map((op) => op.id)] as [string[]], sql, aliases };
 }
+
+/** The order of a statement's operations: their chunk's order of application. */
+const PLAN_ORDER = 'v.priority DESC, v.op';
 
 /**
  * A column's value read from an operation's stored JSON and cast to the column's type: JSON text for JSON columns
@@ -64,7 +68,7 @@ function storedValue(column: TargetColumn, from: 'values' | 'key'): string {
   return `(${source}->>${name})::${column.castType}`;
 }
 
-/** `INSERT … SELECT … ORDER BY ord`: rows go in, and defaults are drawn, in plan order. */
+/** `INSERT … SELECT … ORDER BY` plan order: rows go in, and defaults are drawn, in that order. */
 export function insertStatement(table: TargetTable, plan: StatementPlan): TargetStatement {
   const rows = input(
     table,
@@ -73,7 +77,7 @@ export function insertStatement(table: TargetTable, plan: StatementPlan): Target
   );
   const sql =
     `INSERT INTO ${qualifiedName(table)} (${rows.columns.map((c) => quoteIdent(c.name)).join(', ')}) ` +
-    `SELECT ${rows.aliases.map((a) => `v.${a}`).join(', ')} FROM (${rows.sql}) v ORDER BY v.ord`;
+    `SELECT ${rows.aliases.map((a) => `v.${a}`).join(', ')} FROM (${rows.sql}) v ORDER BY ${PLAN_ORDER}`;
   return { sql, params: rows.params, everyRow: true };
 }
 
@@ -96,7 +100,7 @@ export function upsertStatement(table: TargetTable, plan: StatementPlan): Target
     .map((c) => `${quoteIdent(c.name)} = EXCLUDED.${quoteIdent(c.name)}`);
   if (updates.length > 0) {
     const sql =
-      `INSERT INTO ${qualifiedName(table)} (${names}) SELECT ${selected} FROM (${rows.sql}) v ORDER BY v.ord ` +
+      `INSERT INTO ${qualifiedName(table)} (${names}) SELECT ${selected} FROM (${rows.sql}) v ORDER BY ${PLAN_ORDER} ` +
       `ON CONFLICT (${conflict}) DO UPDATE SET ${updates.join(', ')}`;
     return { sql, params: rows.params, everyRow: true };
   }
@@ -109,9 +113,10 @@ export function upsertStatement(table: TargetTable, plan: StatementPlan): Target
   );
   const sql =
     `WITH v AS MATERIALIZED (${rows.sql}), ` +
-    `ins AS (INSERT INTO ${qualifiedName(table)} (${names}) SELECT ${selected} FROM v ORDER BY v.ord ` +
+    `ins AS (INSERT INTO ${qualifiedName(table)} (${names}) SELECT ${selected} FROM v ORDER BY ${PLAN_ORDER} ` +
     `ON CONFLICT (${conflict}) DO NOTHING RETURNING ${keys.join(', ')}) ` +
-    `SELECT min(v.ord) AS ord FROM v JOIN ins ON ${match.join(' AND ')} GROUP BY ${keys.map((k) => `ins.${k}`).join(', ')}`;
+    `SELECT (array_agg(v.op ORDER BY ${PLAN_ORDER}))[1] AS op FROM v JOIN ins ON ${match.join(' AND ')} ` +
+    `GROUP BY ${keys.map((k) => `ins.${k}`).join(', ')}`;
   return { sql, params: rows.params, everyRow: false };
 }
 
@@ -131,7 +136,7 @@ function updateStatement(
   const match = keyColumns.map((name, k) => `t.${quoteIdent(name)} = v.${rows.aliases[plan.columns.length + k]}`);
   const sql =
     `WITH v AS MATERIALIZED (${rows.sql}) ` +
-    `UPDATE ${qualifiedName(table)} AS t SET ${sets.join(', ')} FROM v WHERE ${match.join(' AND ')} RETURNING v.ord`;
+    `UPDATE ${qualifiedName(table)} AS t SET ${sets.join(', ')} FROM v WHERE ${match.join(' AND ')} RETURNING v.op`;
   return { sql, params: rows.params, everyRow: false };
 }
 
@@ -144,7 +149,7 @@ export function deleteStatement(table: TargetTable, plan: StatementPlan): Target
     keyColumns.map((name) => ({ name, from: 'key' as const })),
   );
   const match = keyColumns.map((name, k) => `t.${quoteIdent(name)} = v.${rows.aliases[k]}`);
-  const sql = `WITH v AS MATERIALIZED (${rows.sql}) DELETE FROM ${qualifiedName(table)} AS t USING v WHERE ${match.join(' AND ')} RETURNING v.ord`;
+  const sql = `WITH v AS MATERIALIZED (${rows.sql}) DELETE FROM ${qualifiedName(table)} AS t USING v WHERE ${match.join(' AND ')} RETURNING v.op`;
   return { sql, params: rows.params, everyRow: false };
 }
 

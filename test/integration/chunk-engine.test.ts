@@ -302,7 +302,7 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
       client,
       range(6).map((id) => ({ target: 'stock', type: 'update' as const, key: { id }, values: { note: 'planned' } })),
     );
-    await t.db.query(`UPDATE batch.operations SET shape = 'not a shape' WHERE id = $1`, [created[2].id]);
+    await t.db.query(`UPDATE batch.pending SET shape = 'not a shape' WHERE id = $1`, [created[2].id]);
     await drain();
     const statuses = await statusesOf(created);
     assert.deepEqual(statuses[2], { status: 'FAILED', error_code: 'INTERNAL' });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { ChunkStep } from '../../src/services/chunk-step.service';
 import { AuthenticatedClient } from '../../src/services/client.service';
+import type { IOperationsSettledEvent } from '../../src/interfaces/operation.interfaces';
 import { ExecutionService } from '../../src/services/execution.service';
 import { OperationService } from '../../src/services/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
@@ -82,7 +83,7 @@ describe('chunk step (real PostgreSQL)', () => {
     const outbox = await t.db.query<{
       routing_key: string;
       payload: { operations: { id: string; status: string }[]; executionId: string };
-    }>('SELECT routing_key, payload FROM batch.outbox');
+    }>('SELECT routing_key, batch.settled_event(id) AS payload FROM batch.outbox');
     assert.equal(outbox.length, 1);
     assert.equal(outbox[0].routing_key, 'operations.settled.billing');
     assert.equal(outbox[0].payload.executionId, result.executionId);
@@ -189,7 +190,8 @@ describe('chunk step (real PostgreSQL)', () => {
     assert.equal((await step.execute()).read, 100);
     assert.equal((await step.execute()).read, 40);
     const outbox = await t.db.query<{ routing_key: string; n: number }>(
-      `SELECT routing_key, sum(json_array_length(payload->'operations'))::int AS n FROM batch.outbox GROUP BY routing_key ORDER BY routing_key`,
+      `SELECT routing_key, sum(json_array_length(batch.settled_event(id)->'operations'))::int AS n FROM batch.outbox
+        GROUP BY routing_key ORDER BY routing_key`,
     );
     assert.deepEqual(outbox, [
       { routing_key: 'operations.settled.billing', n: 70 },
@@ -248,5 +250,83 @@ describe('chunk step (real PostgreSQL)', () => {
     const messages = [seen.exitMessage, ...seen.steps!.map((s) => s.exitMessage)].join(' | ');
     assert.match(messages, /statement failed with SQLSTATE 22P02; applied item by item/);
     assert.doesNotMatch(messages, /SECRET/);
+  });
+
+  describe('the settled notification (batch.settled_event, made when the relay publishes)', () => {
+    const event = async (clientName: string) =>
+      (
+        await t.db.query<{ payload: IOperationsSettledEvent }>(
+          `SELECT batch.settled_event(id) AS payload FROM batch.outbox WHERE routing_key = $1 ORDER BY id DESC LIMIT 1`,
+          [`operations.settled.${clientName}`],
+        )
+      )[0].payload;
+
+    it('is the operations.settled message of CONTRACT.md section 3, field for field', async () => {
+      await t.db.query(`INSERT INTO public.items (id, sku) VALUES (1000, 'taken')`);
+      const [ok, dup] = await operations.createMany(billing, [
+        insert({ id: 1, sku: 'a' }, { idempotencyKey: 'r-1', label: 'RESERVE' }),
+        insert({ id: 2, sku: 'taken' }),
+      ]);
+      const { executionId } = await step.execute();
+      const [{ ended }] = await t.db.query<{ ended: Date }>(
+        'SELECT ended_at AS ended FROM batch.executions WHERE id = $1',
+        [executionId],
+      );
+      assert.deepEqual(await event('billing'), {
+        type: 'operations.settled',
+        client: 'billing',
+        executionId,
+        settledAt: ended.toISOString(),
+        operations: [
+          {
+            id: ok.id,
+            status: 'COMPLETED',
+            rowsAffected: 1,
+            error: null,
+            target: 'public.items',
+            type: 'insert',
+            idempotencyKey: 'r-1',
+            label: 'RESERVE',
+          },
+          {
+            id: dup.id,
+            status: 'FAILED',
+            rowsAffected: null,
+            error: { code: '23505', message: 'duplicate key value violates unique constraint "items_sku_key"' },
+            target: 'public.items',
+            type: 'insert',
+            idempotencyKey: null,
+            label: null,
+          },
+        ],
+      });
+    });
+
+    it('orders operations by numeric id, beyond the safe integer range too', async () => {
+      await t.db.query(`SELECT setval('batch.operations_id_seq', 9007199254740990)`);
+      const created = await operations.createMany(
+        billing,
+        Array.from({ length: 5 }, (_, i) => insert({ id: i + 1 })),
+      );
+      await step.execute();
+      assert.deepEqual(
+        (await event('billing')).operations.map((o) => o.id),
+        created.map((c) => c.id),
+      );
+      assert.deepEqual(created.map((c) => c.id).slice(2, 4), ['9007199254740993', '9007199254740994']);
+    });
+
+    it('is made at once, as it was settled, when an operation it holds is retried before it was published', async () => {
+      const [failedOne] = await operations.createMany(billing, [insert({ id: 1, qty: -1 })]);
+      await step.execute();
+      await operations.retry(billing, failedOne.id);
+      const [row] = await t.db.query<{ payload: IOperationsSettledEvent | null }>(
+        `SELECT payload FROM batch.outbox ORDER BY id DESC LIMIT 1`,
+      );
+      assert.deepEqual(
+        row.payload!.operations.map((o) => [o.id, o.status, o.error?.code]),
+        [[failedOne.id, 'FAILED', '23514']],
+      );
+    });
   });
 });

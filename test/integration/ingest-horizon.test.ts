@@ -57,8 +57,8 @@ describe('ingest and the id horizon (real PostgreSQL)', () => {
       await other.query<{ id: string }>(
         `WITH stored AS (
            INSERT INTO batch.operations (client_id, target, type, row_values, row_key) VALUES ($1, 'public.counters', 'update', '{"value": 1}', '{"id": 1}')
-           RETURNING id, client_id, target, priority)
-         INSERT INTO batch.pending (id, client_id, target, priority) SELECT * FROM stored RETURNING id`,
+           RETURNING id, client_id, target, priority, batch.shape_of(type, row_values, row_key, conflict_key) AS shape)
+         INSERT INTO batch.pending (id, client_id, target, priority, shape, identity) SELECT *, '' FROM stored RETURNING id`,
         [client.id],
       )
     ).rows;

@@ -67,8 +67,9 @@ describe('queue health: what the claim reads does not grow with the backlog or w
       `WITH stored AS (
          INSERT INTO batch.operations (client_id, target, type, row_values, not_before)
          SELECT $1, $2, 'insert', jsonb_build_object('id', g), CASE WHEN $4 THEN now() + interval '1 day' END FROM generate_series(1, $3) g
-         RETURNING id, client_id, target, priority, not_before)
-       INSERT INTO batch.pending (id, client_id, target, priority, due_at) SELECT id, client_id, target, priority, not_before FROM stored`,
+         RETURNING id, client_id, target, priority, not_before, batch.shape_of(type, row_values, row_key, conflict_key) AS shape)
+       INSERT INTO batch.pending (id, client_id, target, priority, due_at, shape, identity)
+       SELECT id, client_id, target, priority, not_before, shape, '' FROM stored`,
       [client, target, count, scheduled],
     );
     await t.db.query(`ANALYZE batch.pending`);

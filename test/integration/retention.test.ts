@@ -27,8 +27,7 @@ describe('retention (real PostgreSQL)', () => {
         })),
       );
     }
-    t.db.config.poll.limit = 5000;
-    await t.get(ChunkStep).execute();
+    await t.get(ChunkStep).execute(5000);
     await t.db.query(`UPDATE batch.outbox SET sent_at = now()`);
     const pending = await operations.create(client, { target: 'events', type: 'insert', values: { id: -1 } });
     const recent = await operations.create(client, { target: 'events', type: 'insert', values: { id: -2 } });
@@ -58,6 +57,26 @@ describe('retention (real PostgreSQL)', () => {
       2500,
       'targets are never touched',
     );
+  });
+
+  it('keeps the outcomes a notification not sent yet is built from, whatever their age', async () => {
+    const client = await t.client('retention-unsent');
+    const operations = t.get(OperationService);
+    const created = await operations.createMany(
+      client,
+      [1, 2, 3].map((i) => ({ target: 'events', type: 'insert' as const, values: { id: 10_000 + i } })),
+    );
+    await t.get(ChunkStep).execute(100);
+    const ids = created.map((op) => op.id);
+    await t.db.query(`UPDATE batch.operations SET created_at = now() - interval '26 hours'`);
+    await t.db.query(
+      `UPDATE batch.outcomes SET settled_at = now() - interval '25 hours' WHERE operation_id = ANY($1)`,
+      [ids],
+    );
+
+    assert.equal((await t.get(RetentionService).purge()).operations, 0, 'the relay (down for a day) has not sent it');
+    await t.db.query(`UPDATE batch.outbox SET sent_at = now() - interval '25 hours' WHERE sent_at IS NULL`);
+    assert.equal((await t.get(RetentionService).purge()).operations, 3, 'once sent, they go');
   });
 
   it('vacuums the queue tables when, and only when, the server runs without autovacuum', async () => {

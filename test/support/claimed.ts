@@ -21,12 +21,8 @@ export function claimed(
   return {
     id: raw.id,
     clientId: '1',
-    clientName: 'billing',
     target: table.name,
-    type: raw.type,
     ...planningOf(table, { ...raw, conflictKey }),
-    idempotencyKey: null,
-    label: null,
     attempts: 0,
     failures: 0,
     bytes: 0,

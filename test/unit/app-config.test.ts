@@ -44,6 +44,7 @@ describe('loadConfig: defaults (CONTRACT.md section 5)', () => {
   it('has positive polling defaults and no skip limit', () => {
     assert.equal(config.poll.intervalMs, 100);
     assert.equal(config.poll.limit, 1000);
+    assert.equal(config.poll.maxLimit, 20_000);
     assert.equal(config.poll.statementMaxRows, 5000);
     assert.equal(config.poll.skipLimit, null);
     assert.ok(config.apiKeySecret.length >= 32, 'development falls back to a built-in secret');
@@ -86,6 +87,7 @@ describe('loadConfig: valid values', () => {
       BATCH_TARGET_SCHEMAS: ' public , sales,_x$1 ',
       BATCH_PROCESS_OPERATION_INTERVAL: '250',
       BATCH_PROCESS_OPERATION_LIMIT: '5000',
+      BATCH_CHUNK_MAX_OPERATIONS: '40000',
       BATCH_STATEMENT_MAX_ROWS: '200',
       BATCH_SKIP_LIMIT: '3',
       BATCH_CHUNK_MAX_BYTES: '1048576',
@@ -115,6 +117,7 @@ describe('loadConfig: valid values', () => {
     assert.deepEqual(config.poll, {
       intervalMs: 250,
       limit: 5000,
+      maxLimit: 40_000,
       statementMaxRows: 200,
       skipLimit: 3,
       maxChunkBytes: 1_048_576,
@@ -136,6 +139,7 @@ describe('loadConfig: valid values', () => {
 
   it('accepts a skip limit of 0 (fail the execution at the first failed operation)', () => {
     assert.equal(loadConfig({ BATCH_SKIP_LIMIT: '0' }).poll.skipLimit, 0);
+    assert.equal(loadConfig({ BATCH_PROCESS_OPERATION_LIMIT: '30000' }).poll.maxLimit, 30_000, 'never below the limit');
     assert.equal(loadConfig({ BATCH_SKIP_LIMIT: '' }).poll.skipLimit, null);
   });
 

@@ -31,21 +31,8 @@ function sample(text: string, name: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(name.length + 1));
 }
 
-function operation(id: string, target: string, clientName: string): ClaimedOperation {
-  return {
-    id,
-    clientId: '1',
-    clientName,
-    target,
-    type: 'insert',
-    shape: '',
-    identity: '',
-    idempotencyKey: null,
-    label: null,
-    attempts: 0,
-    failures: 0,
-    bytes: 0,
-  };
+function operation(id: string, target: string, clientId: string): ClaimedOperation {
+  return { id, clientId, target, shape: '', identity: '', attempts: 0, failures: 0, bytes: 0 };
 }
 
 const outcome = (op: ClaimedOperation, status: 'COMPLETED' | 'FAILED'): OperationOutcome => ({

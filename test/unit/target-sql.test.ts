@@ -22,20 +22,7 @@ function table(schema: string, name: string, columns: TargetColumn[]): TargetTab
 
 /** The writer reads only the operations' ids: their values are read from the database. */
 function op(id: string): ClaimedOperation {
-  return {
-    id,
-    clientId: '1',
-    clientName: 'billing',
-    target: 'public.items',
-    type: 'insert',
-    shape: '',
-    identity: '',
-    idempotencyKey: null,
-    label: null,
-    attempts: 0,
-    failures: 0,
-    bytes: 0,
-  };
+  return { id, clientId: '1', target: 'public.items', shape: '', identity: '', attempts: 0, failures: 0, bytes: 0 };
 }
 
 function plan(
@@ -45,7 +32,7 @@ function plan(
   keyColumns: string[] | null,
   ids: string[] = ['1'],
 ): StatementPlan {
-  return { target: target.name, type, columns, keyColumns, operations: ids.map((id) => ({ ...op(id), type })) };
+  return { target: target.name, type, columns, keyColumns, operations: ids.map(op) };
 }
 
 const items = table('public', 'items', [
@@ -62,9 +49,8 @@ const items = table('public', 'items', [
   col('code', 'text', 'text'),
 ]);
 
-/** The typed rows every statement reads: its columns from the stored JSON, by the operations' ids. */
-const FROM_OPERATIONS =
-  'FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, ord) JOIN batch.operations o ON o.id = u.id';
+/** The typed rows every statement reads: its columns from the stored JSON, found by the operations' ids. */
+const FROM_OPERATIONS = 'o.id AS op, o.priority FROM batch.operations o WHERE o.id = ANY ($1::bigint[])';
 
 describe('qualifiedName', () => {
   it('quotes schema and table, doubling embedded double quotes', () => {
@@ -79,8 +65,8 @@ describe('insertStatement', () => {
     assert.equal(
       statement.sql,
       'INSERT INTO "public"."items" ("id", "price", "sku") SELECT v.c1, v.c2, v.c3 FROM (' +
-        "SELECT (o.row_values->>E'id')::integer AS c1, (o.row_values->>E'price')::numeric AS c2, (o.row_values->>E'sku')::character varying AS c3, u.ord " +
-        `${FROM_OPERATIONS}) v ORDER BY v.ord`,
+        "SELECT (o.row_values->>E'id')::integer AS c1, (o.row_values->>E'price')::numeric AS c2, (o.row_values->>E'sku')::character varying AS c3, " +
+        `${FROM_OPERATIONS}) v ORDER BY v.priority DESC, v.op`,
     );
     assert.equal(statement.everyRow, true);
   });
@@ -110,22 +96,22 @@ describe('insertStatement', () => {
     assert.equal(
       sql,
       'INSERT INTO "my schema"."we""ird" ("a""b", "it\'s\\") SELECT v.c1, v.c2 FROM (' +
-        "SELECT (o.row_values->>E'a\"b')::text AS c1, (o.row_values->>E'it''s\\\\')::integer AS c2, u.ord " +
-        `${FROM_OPERATIONS}) v ORDER BY v.ord`,
+        "SELECT (o.row_values->>E'a\"b')::text AS c1, (o.row_values->>E'it''s\\\\')::integer AS c2, " +
+        `${FROM_OPERATIONS}) v ORDER BY v.priority DESC, v.op`,
     );
   });
 
   it('uses quoted user-defined cast types as the catalog spells them', () => {
     const withEnum = table('public', 'moods', [col('m', 'mood', '"Mood"', { enumLabels: ['ok'] })]);
     const { sql } = insertStatement(withEnum, plan(withEnum, 'insert', ['m'], null));
-    assert.match(sql, /SELECT \(o\.row_values->>E'm'\)::"Mood" AS c1, u\.ord FROM/);
+    assert.match(sql, /SELECT \(o\.row_values->>E'm'\)::"Mood" AS c1, o\.id AS op, o\.priority FROM/);
   });
 
   it('casts a column missing from the catalog as text, leaving the error to the database', () => {
     const { sql } = insertStatement(items, plan(items, 'insert', ['gone'], null));
     assert.match(
       sql,
-      /^INSERT INTO "public"\."items" \("gone"\) SELECT v\.c1 FROM \(SELECT \(o\.row_values->>E'gone'\)::text AS c1, u\.ord /,
+      /^INSERT INTO "public"\."items" \("gone"\) SELECT v\.c1 FROM \(SELECT \(o\.row_values->>E'gone'\)::text AS c1, o\.id AS op/,
     );
   });
 });
@@ -136,8 +122,8 @@ describe('upsertStatement', () => {
     assert.equal(
       statement.sql,
       'INSERT INTO "public"."items" ("id", "note", "qty") SELECT v.c1, v.c2, v.c3 FROM (' +
-        "SELECT (o.row_values->>E'id')::integer AS c1, (o.row_values->>E'note')::text AS c2, (o.row_values->>E'qty')::integer AS c3, u.ord " +
-        `${FROM_OPERATIONS}) v ORDER BY v.ord ON CONFLICT ("id") DO UPDATE SET "note" = EXCLUDED."note", "qty" = EXCLUDED."qty"`,
+        "SELECT (o.row_values->>E'id')::integer AS c1, (o.row_values->>E'note')::text AS c2, (o.row_values->>E'qty')::integer AS c3, " +
+        `${FROM_OPERATIONS}) v ORDER BY v.priority DESC, v.op ON CONFLICT ("id") DO UPDATE SET "note" = EXCLUDED."note", "qty" = EXCLUDED."qty"`,
     );
     assert.equal(statement.everyRow, true);
   });
@@ -146,11 +132,12 @@ describe('upsertStatement', () => {
     const statement = upsertStatement(items, plan(items, 'upsert', ['code', 'tenant'], ['tenant', 'code']));
     assert.equal(
       statement.sql,
-      "WITH v AS MATERIALIZED (SELECT (o.row_values->>E'code')::text AS c1, (o.row_values->>E'tenant')::integer AS c2, u.ord " +
+      "WITH v AS MATERIALIZED (SELECT (o.row_values->>E'code')::text AS c1, (o.row_values->>E'tenant')::integer AS c2, " +
         `${FROM_OPERATIONS}), ` +
-        'ins AS (INSERT INTO "public"."items" ("code", "tenant") SELECT v.c1, v.c2 FROM v ORDER BY v.ord ' +
+        'ins AS (INSERT INTO "public"."items" ("code", "tenant") SELECT v.c1, v.c2 FROM v ORDER BY v.priority DESC, v.op ' +
         'ON CONFLICT ("tenant", "code") DO NOTHING RETURNING "tenant", "code") ' +
-        'SELECT min(v.ord) AS ord FROM v JOIN ins ON ins."tenant" = v.c2::integer AND ins."code" = v.c1::text GROUP BY ins."tenant", ins."code"',
+        'SELECT (array_agg(v.op ORDER BY v.priority DESC, v.op))[1] AS op FROM v JOIN ins ON ins."tenant" = v.c2::integer AND ins."code" = v.c1::text ' +
+        'GROUP BY ins."tenant", ins."code"',
     );
     assert.equal(statement.everyRow, false);
   });
@@ -162,13 +149,13 @@ describe('upsertStatement', () => {
 });
 
 describe('targetStatement: update and increment', () => {
-  it('update: UPDATE … AS t SET … FROM materialized typed rows WHERE the key (read from the stored key) matches RETURNING v.ord', () => {
+  it('update: UPDATE … AS t SET … FROM materialized typed rows WHERE the key (read from the stored key) matches RETURNING v.op', () => {
     const statement = targetStatement(items, plan(items, 'update', ['note', 'qty'], ['id'], ['1', '2']));
     assert.equal(
       statement.sql,
-      "WITH v AS MATERIALIZED (SELECT (o.row_values->>E'note')::text AS c1, (o.row_values->>E'qty')::integer AS c2, (o.row_key->>E'id')::integer AS c3, u.ord " +
+      "WITH v AS MATERIALIZED (SELECT (o.row_values->>E'note')::text AS c1, (o.row_values->>E'qty')::integer AS c2, (o.row_key->>E'id')::integer AS c3, " +
         `${FROM_OPERATIONS}) ` +
-        'UPDATE "public"."items" AS t SET "note" = v.c1, "qty" = v.c2 FROM v WHERE t."id" = v.c3 RETURNING v.ord',
+        'UPDATE "public"."items" AS t SET "note" = v.c1, "qty" = v.c2 FROM v WHERE t."id" = v.c3 RETURNING v.op',
     );
     assert.equal(statement.everyRow, false);
     assert.deepEqual(statement.params, [['1', '2']]);
@@ -176,16 +163,16 @@ describe('targetStatement: update and increment', () => {
 
   it('update by a composite key matches every key column', () => {
     const statement = targetStatement(items, plan(items, 'update', ['qty'], ['code', 'tenant']));
-    assert.match(statement.sql, / WHERE t\."code" = v\.c2 AND t\."tenant" = v\.c3 RETURNING v\.ord$/);
+    assert.match(statement.sql, / WHERE t\."code" = v\.c2 AND t\."tenant" = v\.c3 RETURNING v\.op$/);
   });
 
   it('increment adds each delta to the current value', () => {
     const statement = targetStatement(items, plan(items, 'increment', ['price', 'qty'], ['id']));
     assert.equal(
       statement.sql,
-      "WITH v AS MATERIALIZED (SELECT (o.row_values->>E'price')::numeric AS c1, (o.row_values->>E'qty')::integer AS c2, (o.row_key->>E'id')::integer AS c3, u.ord " +
+      "WITH v AS MATERIALIZED (SELECT (o.row_values->>E'price')::numeric AS c1, (o.row_values->>E'qty')::integer AS c2, (o.row_key->>E'id')::integer AS c3, " +
         `${FROM_OPERATIONS}) ` +
-        'UPDATE "public"."items" AS t SET "price" = t."price" + v.c1, "qty" = t."qty" + v.c2 FROM v WHERE t."id" = v.c3 RETURNING v.ord',
+        'UPDATE "public"."items" AS t SET "price" = t."price" + v.c1, "qty" = t."qty" + v.c2 FROM v WHERE t."id" = v.c3 RETURNING v.op',
     );
   });
 
@@ -200,13 +187,13 @@ describe('targetStatement: update and increment', () => {
 });
 
 describe('deleteStatement', () => {
-  it('DELETE … USING materialized typed rows WHERE the key matches RETURNING v.ord', () => {
+  it('DELETE … USING materialized typed rows WHERE the key matches RETURNING v.op', () => {
     const p = plan(items, 'delete', [], ['id'], ['1', '2']);
     const statement = deleteStatement(items, p);
     assert.equal(
       statement.sql,
-      `WITH v AS MATERIALIZED (SELECT (o.row_key->>E'id')::integer AS c1, u.ord ${FROM_OPERATIONS}) ` +
-        'DELETE FROM "public"."items" AS t USING v WHERE t."id" = v.c1 RETURNING v.ord',
+      `WITH v AS MATERIALIZED (SELECT (o.row_key->>E'id')::integer AS c1, ${FROM_OPERATIONS}) ` +
+        'DELETE FROM "public"."items" AS t USING v WHERE t."id" = v.c1 RETURNING v.op',
     );
     assert.equal(statement.everyRow, false);
     assert.deepEqual(statement.params, [['1', '2']]);

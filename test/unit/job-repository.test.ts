@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { ClaimedOperation, OperationOutcome } from '../../src/interfaces/chunk.interfaces';
+import {
+  emptyCounts,
+  RECORD_CHUNK_SQL,
+  recordChunkParams,
+  StepRecord,
+  WORKER,
+} from '../../src/services/job-repository';
+
+function operation(id: string, clientId: string, target = 'public.reservations', attempts = 0): ClaimedOperation {
+  return { id, clientId, target, shape: '', identity: '', attempts, failures: 0, bytes: 0 };
+}
+
+const completed = (op: ClaimedOperation, rowsAffected = 1): OperationOutcome => ({
+  operation: op,
+  status: 'COMPLETED',
+  rowsAffected,
+  error: null,
+});
+const failed = (op: ClaimedOperation, code: string, message: string): OperationOutcome => ({
+  operation: op,
+  status: 'FAILED',
+  rowsAffected: null,
+  error: { code, message },
+});
+
+const startedAt = new Date('2026-11-21T06:00:00.000Z');
+const step: StepRecord = {
+  ...emptyCounts(),
+  name: 'insert public.reservations (id)',
+  target: 'public.reservations',
+  type: 'insert',
+  status: 'COMPLETED',
+  exitMessage: 'statement failed with SQLSTATE 23505; applied item by item',
+  startedAt,
+  endedAt: startedAt,
+  readCount: 3,
+  writeCount: 2,
+  writeSkipCount: 1,
+  commitCount: 1,
+  rollbackCount: 1,
+};
+
+describe('the job repository: what a chunk records, in one statement', () => {
+  it('writes the execution, its steps, the outcomes, the clients settled for and one notification per client', () => {
+    for (const write of [
+      'INSERT INTO batch.executions',
+      'INSERT INTO batch.execution_steps',
+      'INSERT INTO batch.outcomes',
+      'INSERT INTO batch.execution_clients',
+      'INSERT INTO batch.outbox (routing_key, execution_id, client_id, ids)',
+    ]) {
+      assert.ok(RECORD_CHUNK_SQL.includes(write), write);
+    }
+    assert.deepEqual(
+      RECORD_CHUNK_SQL.match(/\$\d+/g)!
+        .map((p) => Number(p.slice(1)))
+        .sort((a, b) => a - b)
+        .at(-1),
+      10,
+      'ten parameters',
+    );
+  });
+
+  it('passes the execution and its steps as JSON named like their columns, the operations as array literals', () => {
+    const outcomes = [
+      completed(operation('11', '1')),
+      failed(operation('12', '2', 'public.stock', 2), '23505', 'duplicate key'),
+      completed(operation('13', '1'), 0),
+      completed(operation('14', '1', 'public.stock')),
+    ];
+    const [execution, steps, ids, clients, targets, targetNames, attempts, rows, failures, prefix] = recordChunkParams({
+      startedAt,
+      read: 5,
+      filtered: 1,
+      steps: [step],
+      outcomes,
+    });
+    assert.deepEqual(JSON.parse(execution as string), {
+      exit_message: '1 of 5 operations failed',
+      worker: WORKER,
+      read_count: 5,
+      write_count: 2,
+      filter_count: 0,
+      read_skip_count: 0,
+      process_skip_count: 1,
+      write_skip_count: 1,
+      commit_count: 1,
+      rollback_count: 1,
+      started_at: '2026-11-21T06:00:00.000Z',
+    });
+    assert.deepEqual(JSON.parse(steps as string)[0], {
+      name: 'insert public.reservations (id)',
+      target: 'public.reservations',
+      type: 'insert',
+      status: 'COMPLETED',
+      exit_message: 'statement failed with SQLSTATE 23505; applied item by item',
+      read_count: 3,
+      write_count: 2,
+      filter_count: 0,
+      read_skip_count: 0,
+      process_skip_count: 0,
+      write_skip_count: 1,
+      commit_count: 1,
+      rollback_count: 1,
+      started_at: '2026-11-21T06:00:00.000Z',
+      ended_at: '2026-11-21T06:00:00.000Z',
+    });
+    assert.deepEqual(
+      [ids, clients, targets, targetNames, attempts, rows],
+      ['{11,12,13,14}', '{1,2,1,1}', '{1,2,1,2}', ['public.reservations', 'public.stock'], '{0,2,0,0}', '{1,NULL,0,1}'],
+    );
+    assert.deepEqual(JSON.parse(failures as string), [{ id: '12', code: '23505', message: 'duplicate key' }]);
+    assert.equal(prefix, 'operations.settled.');
+  });
+
+  it('says nothing failed when nothing did', () => {
+    const [execution, , , , , , , , failures] = recordChunkParams({
+      startedAt,
+      read: 1,
+      filtered: 0,
+      steps: [],
+      outcomes: [completed(operation('1', '1'))],
+    });
+    assert.equal(JSON.parse(execution as string).exit_message, null);
+    assert.equal(failures, '[]');
+  });
+
+  it('counts from zero: a fresh object each time', () => {
+    const a = emptyCounts();
+    a.readCount = 5;
+    assert.equal(emptyCounts().readCount, 0);
+  });
+});
