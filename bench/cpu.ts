@@ -27,7 +27,7 @@ function cpuSecondsOf(pid: number): number {
 
 /**
  * Where the machine's CPU goes during a phase of the benchmark: the named processes (the service, or the
- * baseline's process), this benchmark process as the client, RabbitMQ and PostgreSQL (all of their processes).
+ * baseline's process), this benchmark process as the client, RabbitMQ, PostgreSQL and Redis (all of their processes).
  */
 export class CpuMeter {
   private readonly started: Map<number, number>;
@@ -41,7 +41,11 @@ export class CpuMeter {
     const used = new Map<string, number>();
     for (const [party, pid] of this.parties())
       used.set(party, (used.get(party) ?? 0) + cpuSecondsOf(pid) - (this.started.get(pid) ?? 0));
-    return [...used].map(([party, seconds]) => `${party} ${Math.round((seconds * 1e6) / units)} µs`).join(', ');
+    return [...used]
+      .map(([party, seconds]) => [party, Math.round((seconds * 1e6) / units)] as const)
+      .filter(([, micros]) => micros > 0)
+      .map(([party, micros]) => `${party} ${micros} µs`)
+      .join(', ');
   }
 
   private parties(): [string, number][] {
@@ -50,6 +54,7 @@ export class CpuMeter {
       ['client', process.pid],
       ...pidsNamed('beam.smp').map((pid): [string, number] => ['broker', pid]),
       ...pidsNamed('postgres').map((pid): [string, number] => ['database', pid]),
+      ...pidsNamed('redis-server').map((pid): [string, number] => ['redis', pid]),
     ];
   }
 }

@@ -2,13 +2,11 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Client } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { BatchServiceClient, ICreateBatchOperationRequest, SettledEventsConsumer } from '../src/client';
+import { BatchServiceClient, ICreateBatchOperationRequest } from '../src/client';
+import { bullmqRate } from './bullmq';
 import { CpuMeter } from './cpu';
-import { RMQ_URL, TestDb } from '../test/support/harness';
-import { http, serviceEnv } from '../test/support/service-process';
-import { dropDatabase } from '../test/support/test-database';
 import type { Figure } from './report';
-import { npmStart, NpmService } from './service';
+import { BenchService } from './service';
 
 /** The target every figure writes: five columns of common types. */
 export const TABLE = `(id int PRIMARY KEY, qty int NOT NULL, price numeric(12,2), note text, at timestamptz)`;
@@ -33,66 +31,6 @@ export function operation(type: Type, i: number): ICreateBatchOperationRequest {
 
 /** Row i as COPY's text format reads it (the same values as operation i's insert). */
 export const copyLine = (i: number) => `${i}\t${i % 100}\t${(i % 1000) / 10}\tnote ${i}\t2026-11-21T10:00:00Z\n`;
-
-/** The API and worker processes of one service, started with `npm start`, on a database, queue and exchange of their own. */
-export class BenchService {
-  readonly env = serviceEnv({ LOG_LEVEL: 'error', BATCH_PROCESS_OPERATION_INTERVAL: '100' });
-  readonly db = new TestDb(this.env.DB_NAME);
-  api!: NpmService;
-  worker!: NpmService;
-  apiKey = '';
-
-  async start(extraEnv: Record<string, string> = {}): Promise<void> {
-    Object.assign(this.env, extraEnv);
-    this.api = await npmStart({ ...this.env, BATCH_ROLE: 'api' });
-    this.worker = await npmStart({ ...this.env, BATCH_ROLE: 'worker' });
-    const created = await http<{ apiKey: string }>(
-      { url: this.api.url, adminKey: this.env.BATCH_ADMIN_API_KEY } as never,
-      'POST',
-      '/api/clients',
-      this.env.BATCH_ADMIN_API_KEY,
-      { name: 'bench', targets: ['*'] },
-    );
-    this.apiKey = created.body.apiKey;
-  }
-
-  rpc(): BatchServiceClient {
-    return new BatchServiceClient({
-      url: RMQ_URL,
-      queue: this.env.BATCH_SERVICE_RMQ_QUEUE,
-      apiKey: this.apiKey,
-      timeoutMs: 120_000,
-    });
-  }
-
-  /** Counts the operations notified to the bench client; `settled()` resolves once `count` have been. */
-  async notifications(): Promise<{ settled(count: number): Promise<number>; stop(): Promise<void> }> {
-    let seen = 0;
-    let waiter: { count: number; resolve: (at: number) => void } | null = null;
-    const consumer = new SettledEventsConsumer({
-      url: RMQ_URL,
-      exchange: this.env.BATCH_SERVICE_EVENTS_EXCHANGE,
-      client: 'bench',
-      prefetch: 200,
-    });
-    await consumer.start((event) => {
-      seen += event.operations.length;
-      if (waiter && seen >= waiter.count) waiter.resolve(Date.now());
-    });
-    return {
-      settled: (count) =>
-        seen >= count ? Promise.resolve(Date.now()) : new Promise((resolve) => (waiter = { count, resolve })),
-      stop: () => consumer.stop(),
-    };
-  }
-
-  async stop(): Promise<void> {
-    await this.worker?.stop();
-    await this.api?.stop();
-    await this.db.close();
-    await dropDatabase(this.env.DB_NAME);
-  }
-}
 
 /** Sends operations 1..count (or `from`..) in messages of 1,000, four in flight. */
 export async function fill(
@@ -148,7 +86,7 @@ export async function drainBacklog(service: BenchService, type: Type, rows: numb
   await lock.query('BEGIN');
   await lock.query('LOCK TABLE public.bench IN ACCESS EXCLUSIVE MODE');
   await fill(rpc, rows, (i) => operation(type, i));
-  const cpu = new CpuMeter({ api: service.api.pid(), worker: service.worker.pid() });
+  const cpu = new CpuMeter(service.pids());
   const released = Date.now();
   await lock.query('COMMIT');
   await lock.end();
@@ -157,34 +95,36 @@ export async function drainBacklog(service: BenchService, type: Type, rows: numb
   await notified.stop();
   await rpc.close();
 
-  const [run] = await db.query<{
-    settled: string;
-    completed: string;
-    first: Date;
-    fifth: Date;
-    fourFifths: Date;
-    last: Date;
-    chunks: string;
-  }>(
-    `SELECT count(*) AS settled, count(*) FILTER (WHERE status = 'COMPLETED') AS completed,
-            min(settled_at) AS first, percentile_disc(0.2) WITHIN GROUP (ORDER BY settled_at) AS fifth,
-            percentile_disc(0.8) WITHIN GROUP (ORDER BY settled_at) AS "fourFifths", max(settled_at) AS last,
-            count(DISTINCT execution_id) AS chunks
-       FROM (SELECT * FROM batch.outcomes ORDER BY operation_id OFFSET $1) o`,
+  // Every operation of a chunk is settled at the chunk's end: the drain is the chunks' end times.
+  const chunks = await db.query<{ settled: Date; operations: number; completed: number }>(
+    `SELECT settled_at AS settled, count(*)::int AS operations, count(*) FILTER (WHERE status = 'COMPLETED')::int AS completed
+       FROM (SELECT * FROM batch.outcomes ORDER BY operation_id OFFSET $1) o GROUP BY execution_id, settled_at ORDER BY settled_at`,
     [settledBefore],
   );
-  if (Number(run.completed) !== rows) throw new Error(`${type}: ${run.completed} of ${rows} completed`);
-  const seconds = (run.last.getTime() - released) / 1000;
-  const fifthSeconds = (run.fifth.getTime() - released) / 1000;
-  const lastFifthSeconds = (run.last.getTime() - run.fourFifths.getTime()) / 1000;
+  const completed = chunks.reduce((sum, chunk) => sum + chunk.completed, 0);
+  if (completed !== rows) throw new Error(`${type}: ${completed} of ${rows} completed`);
+  const ends = [released, ...chunks.map((chunk) => chunk.settled.getTime())];
+  const timed = chunks.map((chunk, i) => ({ operations: chunk.operations, ms: ends[i + 1] - ends[i] }));
   return {
-    rate: rows / seconds,
+    rate: rows / ((ends[ends.length - 1] - released) / 1000),
     notifiedRate: rows / ((notifiedAt - released) / 1000),
-    firstFifth: (0.2 * rows) / fifthSeconds,
-    lastFifth: (0.2 * rows) / lastFifthSeconds,
-    chunks: Number(run.chunks),
+    firstFifth: fifthRate(timed, rows),
+    lastFifth: fifthRate(timed.reverse(), rows),
+    chunks: chunks.length,
     cpu: cpuPerOperation,
   };
+}
+
+/** Operations per second over the first chunks that hold a fifth of the backlog (each chunk timed from the one before). */
+function fifthRate(chunks: { operations: number; ms: number }[], rows: number): number {
+  let operations = 0;
+  let ms = 0;
+  for (const chunk of chunks) {
+    operations += chunk.operations;
+    ms += chunk.ms;
+    if (operations >= rows / 5) break;
+  }
+  return operations / (ms / 1000);
 }
 
 /** COPY of `rows` rows into a fresh table of the same shape, committed every `perCommit` rows; rows per second. */
@@ -230,80 +170,94 @@ export async function perRowRate(database: string, rows: number): Promise<number
 }
 
 /**
- * The drain as users get it: one worker started with `npm start` at the default chunk limit, a backlog of each type
- * filled through RPC, against COPY of the same rows (in one transaction and committed per 1,000), the caller's own
- * per-row autocommit INSERT, and (bullmq.ts) a BullMQ queue with a NestJS worker.
+ * The drain as users get it: one worker started with `npm start` at the default chunk limit (and an API process taking
+ * the RPC fill), a backlog of each type, against COPY of the same rows (in one transaction and committed per 1,000),
+ * the caller's own per-row autocommit INSERT, and a BullMQ queue with a NestJS worker (bullmq.ts).
  */
 export async function benchDrain(options: {
   rows: number;
   otherRows: number;
   sample: number;
+  bullmqRows: number;
   scheduled: number;
-}): Promise<{ figures: Figure[]; service: BenchService }> {
+}): Promise<Figure[]> {
   const service = new BenchService();
-  await service.start();
-  const figures: Figure[] = [];
-  const database = service.env.DB_NAME;
-  const insert = await drainBacklog(service, 'insert', options.rows);
-  const copy = await copyRate(database, options.rows);
-  const copyPerChunk = await copyRate(database, options.rows, 1000);
-  const perRow = await perRowRate(database, options.sample);
-  figures.push(
-    {
-      name: `drain insert, ${options.rows.toLocaleString('en-US')} pending`,
-      value: insert.rate,
-      unit: 'ops/s',
-      baseline: { name: 'COPY, one transaction', value: copy },
-      target: 0.25,
-      note: `CPU per operation: ${insert.cpu}; ${insert.chunks} chunks`,
-    },
-    {
-      name: 'drain insert vs COPY committed per 1,000',
-      value: insert.rate,
-      unit: 'ops/s',
-      baseline: { name: 'COPY per 1,000', value: copyPerChunk },
-    },
-    {
-      name: 'drain insert vs per-row INSERT',
-      value: insert.rate,
-      unit: 'ops/s',
-      baseline: { name: 'autocommit INSERT per row', value: perRow },
-      target: 30,
-    },
-    {
-      name: 'drain insert: first fifth vs last fifth',
-      value: insert.firstFifth,
-      unit: 'ops/s',
-      baseline: { name: 'last fifth', value: insert.lastFifth },
-      target: 0.8,
-    },
-    {
-      name: 'drain insert, notified',
-      value: insert.notifiedRate,
-      unit: 'ops/s',
-      baseline: { name: 'COPY, one transaction', value: copy },
-    },
-  );
-  if (options.scheduled > 0) {
-    const crowded = await drainBacklog(service, 'insert', options.rows, options.scheduled);
-    figures.push({
-      name: `drain insert with ${options.scheduled.toLocaleString('en-US')} scheduled a day ahead`,
-      value: crowded.rate,
-      unit: 'ops/s',
-      baseline: { name: 'without them', value: insert.rate },
-      target: 0.8,
-      note: `CPU per operation: ${crowded.cpu}`,
-    });
+  try {
+    await service.start(['api', 'worker']);
+    const database = service.env.DB_NAME;
+    const size = (n: number) => n.toLocaleString('en-US');
+    const insert = await drainBacklog(service, 'insert', options.rows);
+    const copy = await copyRate(database, options.rows);
+    const copyPerChunk = await copyRate(database, options.rows, 1000);
+    const perRow = await perRowRate(database, options.sample);
+    const bullmq = await bullmqRate(database, options.bullmqRows);
+    const figures: Figure[] = [
+      {
+        name: `drain insert, ${size(options.rows)} pending`,
+        value: insert.rate,
+        unit: 'ops/s',
+        baseline: { name: 'COPY, one transaction', value: copy },
+        target: 0.25,
+        note: `CPU per operation: ${insert.cpu}; ${insert.chunks} chunks`,
+      },
+      {
+        name: 'drain insert vs COPY committed per 1,000',
+        value: insert.rate,
+        unit: 'ops/s',
+        baseline: { name: 'COPY per 1,000', value: copyPerChunk },
+      },
+      {
+        name: 'drain insert vs per-row INSERT',
+        value: insert.rate,
+        unit: 'ops/s',
+        baseline: { name: `autocommit INSERT per row (${size(options.sample)})`, value: perRow },
+        target: 30,
+      },
+      {
+        name: 'drain insert vs BullMQ + NestJS worker',
+        value: insert.rate,
+        unit: 'ops/s',
+        baseline: { name: `BullMQ, a job per row (${size(options.bullmqRows)})`, value: bullmq.rate },
+        target: 1,
+        note: `BullMQ CPU per row: ${bullmq.cpu}`,
+      },
+      {
+        name: 'drain insert: first fifth vs last fifth',
+        value: insert.firstFifth,
+        unit: 'ops/s',
+        baseline: { name: 'last fifth', value: insert.lastFifth },
+        target: 0.8,
+      },
+      {
+        name: 'drain insert, notified',
+        value: insert.notifiedRate,
+        unit: 'ops/s',
+        baseline: { name: 'COPY, one transaction', value: copy },
+      },
+    ];
+    for (const type of TYPES.filter((t) => t !== 'insert')) {
+      const drained = await drainBacklog(service, type, options.otherRows);
+      figures.push({
+        name: `drain ${type}, ${size(options.otherRows)} pending`,
+        value: drained.rate,
+        unit: 'ops/s',
+        baseline: { name: 'COPY (inserts)', value: copy },
+        note: `CPU per operation: ${drained.cpu}`,
+      });
+    }
+    if (options.scheduled > 0) {
+      const crowded = await drainBacklog(service, 'insert', options.rows, options.scheduled);
+      figures.push({
+        name: `drain insert with ${size(options.scheduled)} scheduled a day ahead`,
+        value: crowded.rate,
+        unit: 'ops/s',
+        baseline: { name: 'without them', value: insert.rate },
+        target: 0.8,
+        note: `CPU per operation: ${crowded.cpu}`,
+      });
+    }
+    return figures;
+  } finally {
+    await service.stop();
   }
-  for (const type of TYPES.filter((t) => t !== 'insert')) {
-    const drained = await drainBacklog(service, type, options.otherRows);
-    figures.push({
-      name: `drain ${type}, ${options.otherRows.toLocaleString('en-US')} pending`,
-      value: drained.rate,
-      unit: 'ops/s',
-      baseline: { name: 'COPY (inserts)', value: copy },
-      note: `CPU per operation: ${drained.cpu}`,
-    });
-  }
-  return { figures, service };
 }

@@ -6,9 +6,9 @@ import { firstValueFrom } from 'rxjs';
 
 import { AMQP_SOCKET_OPTIONS, RmqClient } from '../src/config/amqp';
 import { CpuMeter } from './cpu';
-import { createCaller, RMQ_URL, TestDb } from '../test/support/harness';
-import { serviceEnv, startService } from '../test/support/service-process';
+import { RMQ_URL } from '../test/support/harness';
 import type { Figure } from './report';
+import { BenchService } from './service';
 
 /** Runs `total` calls with `inFlight` of them outstanding at any time; returns calls per second. */
 export async function callsPerSecond(
@@ -37,21 +37,21 @@ export async function benchIngest(options: {
   inFlight: number;
   bulkMessages: number;
 }): Promise<Figure[]> {
-  const env = serviceEnv({ BATCH_ROLE: 'api', LOG_LEVEL: 'error' });
-  const echoQueue = `${env.BATCH_SERVICE_RMQ_QUEUE}.echo`;
+  const service = new BenchService();
+  const echoQueue = `${service.env.BATCH_SERVICE_RMQ_QUEUE}.echo`;
   const echo = fork(join(__dirname, 'echo-server.js'), [], {
     env: { ...process.env, ECHO_QUEUE: echoQueue },
     stdio: 'inherit',
   });
-  let service: Awaited<ReturnType<typeof startService>> | undefined;
-  const db = new TestDb(env.DB_NAME);
+  const { db } = service;
   try {
     await once(echo, 'message');
-    service = await startService(env);
+    await service.start(['api']);
     await db.query(
       `CREATE TABLE public.bench (id bigserial PRIMARY KEY, qty int NOT NULL, note text, at timestamptz, price numeric(12,2))`,
     );
-    const caller = await createCaller(service, 'ingest', ['bench'], 60_000);
+    const rpc = service.rpc();
+    const api = service.process('api').pid();
     const echoClient = new RmqClient({
       urls: [RMQ_URL],
       queue: echoQueue,
@@ -68,13 +68,13 @@ export async function benchIngest(options: {
         echoClient.send(
           'echo',
           new RmqRecordBuilder(operation(i))
-            .setOptions({ headers: { 'x-api-key': caller.apiKey }, persistent: true })
+            .setOptions({ headers: { 'x-api-key': service.apiKey }, persistent: true })
             .build(),
         ),
       );
 
     await callsPerSecond(500, options.inFlight, echoOnce); // warm-up
-    await callsPerSecond(500, options.inFlight, (i) => caller.rpc.createOperation(operation(i)));
+    await callsPerSecond(500, options.inFlight, (i) => rpc.createOperation(operation(i)));
     // Echo and create take turns, and the round with the median ratio is reported: the machine's speed drifts, and
     // the ratio of two runs made one right after the other is steadier than either rate. Where the machine's two
     // cores go, per request: the service and the baseline share them with the broker, the database and this client.
@@ -84,25 +84,23 @@ export async function benchIngest(options: {
       let cpu = new CpuMeter({ 'echo handler': echo.pid! });
       const echoRate = await callsPerSecond(perRound, options.inFlight, echoOnce);
       const echoCpu = cpu.perUnit(perRound);
-      cpu = new CpuMeter({ service: service.process.pid! });
-      const createRate = await callsPerSecond(perRound, options.inFlight, (i) =>
-        caller.rpc.createOperation(operation(i)),
-      );
+      cpu = new CpuMeter({ service: api });
+      const createRate = await callsPerSecond(perRound, options.inFlight, (i) => rpc.createOperation(operation(i)));
       rounds.push({ echoRate, createRate, echoCpu, createCpu: cpu.perUnit(perRound) });
     }
     rounds.sort((a, b) => a.createRate / a.echoRate - b.createRate / b.echoRate);
     const { echoRate, createRate, echoCpu, createCpu } = rounds[Math.floor(INGEST_ROUNDS / 2)];
     const ratios = rounds.map((r) => (r.createRate / r.echoRate).toFixed(2)).join(', ');
     const bulk = Array.from({ length: 1000 }, (_, i) => operation(i));
-    const cpu = new CpuMeter({ service: service.process.pid! });
-    const bulkRate = (await callsPerSecond(options.bulkMessages, 4, () => caller.rpc.createOperations(bulk))) * 1000;
+    const cpu = new CpuMeter({ service: api });
+    const bulkRate = (await callsPerSecond(options.bulkMessages, 4, () => rpc.createOperations(bulk))) * 1000;
     const bulkCpu = cpu.perUnit(options.bulkMessages * 1000);
     const stored = await db.count(`SELECT count(*) AS n FROM batch.operations`);
     if (stored !== 500 + perRound * INGEST_ROUNDS + options.bulkMessages * 1000)
       throw new Error(`ingest stored ${stored} operations`);
 
     await echoClient.close();
-    await caller.close();
+    await rpc.close();
     return [
       {
         name: `ingest createOperation, ${options.inFlight} in flight`,
@@ -122,7 +120,6 @@ export async function benchIngest(options: {
     ];
   } finally {
     echo.kill('SIGTERM');
-    await db.close();
-    await service?.destroy();
+    await service.stop();
   }
 }

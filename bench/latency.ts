@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createCaller, TestDb } from '../test/support/harness';
-import { serviceEnv, startService } from '../test/support/service-process';
 import type { Figure } from './report';
+import { BenchService } from './service';
 
 function residentMegabytes(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -19,25 +18,28 @@ function percentile(sorted: number[], p: number): number {
  * all along.
  */
 export async function benchLatency(options: { rate: number; seconds: number; interval: number }): Promise<Figure[]> {
-  const service = await startService(
-    serviceEnv({ BATCH_PROCESS_OPERATION_INTERVAL: String(options.interval), LOG_LEVEL: 'error' }),
-  );
-  const db = new TestDb(service.env.DB_NAME);
+  const service = new BenchService();
+  service.env.BATCH_PROCESS_OPERATION_INTERVAL = String(options.interval);
+  const { db } = service;
   try {
+    await service.start(['all']);
+    const pid = service.process('all').pid();
     await db.query(`CREATE TABLE public.bench (id bigserial PRIMARY KEY, qty int NOT NULL, note text)`);
-    const caller = await createCaller(service, 'latency', ['bench'], 30_000);
+    const rpc = service.rpc();
     // Only what is in flight is kept (a 10-minute run creates over a million operations): a measured operation
-    // leaves `sentAt` with its first notification, and notifications are not stored.
+    // leaves `sentAt` with its first notification, and a notification is kept only until its create's reply, if it
+    // came first.
     const sentAt = new Map<string, number>();
+    const notifiedFirst = new Map<string, number>();
     const latencies: number[] = [];
     let firstMeasured: bigint | null = null;
     const memory: number[] = [];
-    caller.notified.set = function (id) {
+    const notified = await service.notifications((id) => {
       const sent = sentAt.get(id);
-      if (sent !== undefined) latencies.push(performance.now() - sent);
+      if (sent === undefined) notifiedFirst.set(id, performance.now());
+      else latencies.push(performance.now() - sent);
       sentAt.delete(id);
-      return this;
-    };
+    });
     const tick = 10; // ms
     const perTick = (options.rate * tick) / 1000;
     let outstanding = 0;
@@ -53,17 +55,20 @@ export async function benchLatency(options: { rate: number; seconds: number; int
         const measured = at - started >= warmUpMs;
         if (measured) measuredCount += 1;
         outstanding += 1;
-        void caller.rpc
+        void rpc
           .createOperation({ target: 'bench', type: 'insert', values: { qty: sent % 100, note: `n${sent}` } })
           .then(({ id }) => {
             outstanding -= 1;
+            const notifiedAt = notifiedFirst.get(id);
+            notifiedFirst.delete(id);
             if (!measured) return;
-            sentAt.set(id, at);
+            if (notifiedAt === undefined) sentAt.set(id, at);
+            else latencies.push(notifiedAt - at);
             if (firstMeasured === null || BigInt(id) < firstMeasured) firstMeasured = BigInt(id);
           });
       }
       if (performance.now() - started >= warmUpMs && performance.now() >= nextSample) {
-        memory.push(residentMegabytes(service.process.pid!));
+        memory.push(residentMegabytes(pid));
         nextSample += 500;
       }
       await sleep(tick - ((performance.now() - started) % tick) || perTick);
@@ -71,13 +76,15 @@ export async function benchLatency(options: { rate: number; seconds: number; int
     const deadline = performance.now() + 30_000;
     while (outstanding > 0 && performance.now() < deadline) await sleep(50);
     while (latencies.length < measuredCount && performance.now() < deadline) await sleep(50);
-    await caller.close();
+    await notified.stop();
+    await rpc.close();
     if (latencies.length < measuredCount)
       throw new Error(`only ${latencies.length} of ${measuredCount} operations were notified`);
     const sorted = latencies.sort((a, b) => a - b);
     // The service's share, on the database's clock: from the commit of the create to the commit of its chunk.
     const [{ p99: settledP99 }] = await db.query<{ p99: number }>(
-      `SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM settled_at - created_at) * 1000) AS p99 FROM batch.operations WHERE id >= $1`,
+      `SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM o.settled_at - op.created_at) * 1000) AS p99
+         FROM batch.outcomes o JOIN batch.operations op ON op.id = o.operation_id WHERE o.operation_id >= $1`,
       [String(firstMeasured)],
     );
     const third = Math.max(1, Math.floor(memory.length / 3));
@@ -111,7 +118,6 @@ export async function benchLatency(options: { rate: number; seconds: number; int
       },
     ];
   } finally {
-    await db.close();
-    await service.destroy();
+    await service.stop();
   }
 }

@@ -1,6 +1,7 @@
 import type { PoolClient } from 'pg';
 import { ItemReader } from '../src/interfaces/chunk.interfaces';
 import { Database } from '../src/services/database';
+import { OperationService } from '../src/services/operation.service';
 import { RetentionService } from '../src/services/retention.service';
 import { StatsService } from '../src/services/stats.service';
 import { createTestApp } from '../test/support/app-context';
@@ -18,7 +19,7 @@ async function medianMs(run: () => Promise<unknown>): Promise<number> {
 }
 
 /**
- * Queue health: the cost of claiming a chunk of 1,000 pending operations, of the queue stats (/api/stats, the
+ * Queue health, measured in-process (the service's own classes, no broker): the cost of claiming a chunk of 1,000 pending operations, of the queue stats (/api/stats, the
  * dashboard, every metrics scrape) and of a retention run with nothing old enough to delete, with no settled
  * operations in the table, and again with `settled` of them (as after millions of operations, all retained).
  */
@@ -29,12 +30,15 @@ export async function benchQueue(options: { settled: number; chunk: number }): P
     await t.db.query(`CREATE TABLE public.bench (id int PRIMARY KEY)`);
     const reader = t.app.get<ItemReader>(ItemReader);
     const db = t.get(Database);
-    const enqueue = (status: string, count: number) =>
+    const settle = (count: number) =>
       t.db.query(
-        `INSERT INTO batch.operations (client_id, target, type, row_values, status, settled_at)
-         SELECT $1, 'public.bench', 'insert', jsonb_build_object('id', g), $2, CASE WHEN $2 = 'PENDING' THEN NULL ELSE now() END
-           FROM generate_series(1, $3::int) g`,
-        [client.id, status, count],
+        `WITH settled AS (
+           INSERT INTO batch.operations (client_id, target, type, row_values)
+           SELECT $1, 'public.bench', 'insert', jsonb_build_object('id', -g) FROM generate_series(1, $2::int) g
+           RETURNING id, client_id, target)
+         INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, rows_affected, settled_at)
+         SELECT id, client_id, target, 'COMPLETED', 1, 1, now() FROM settled`,
+        [client.id, count],
       );
     const claim = () =>
       db
@@ -53,14 +57,22 @@ export async function benchQueue(options: { settled: number; chunk: number }): P
       stats: await medianMs(stats),
       retention: await medianMs(retention),
     });
-    await enqueue('PENDING', options.chunk);
-    await t.db.query('VACUUM ANALYZE batch.operations');
+    await t.get(OperationService).createMany(
+      client,
+      Array.from({ length: options.chunk }, (_, i) => ({
+        target: 'bench',
+        type: 'insert' as const,
+        values: { id: i },
+      })),
+    );
+    await t.db.query('VACUUM ANALYZE batch.operations, batch.pending, batch.outcomes');
     const empty = await measure();
-    await enqueue('COMPLETED', options.settled);
+    for (let done = 0; done < options.settled; done += 1_000_000)
+      await settle(Math.min(1_000_000, options.settled - done));
     await t.get(RetentionService).foldCounts();
-    await t.db.query('VACUUM ANALYZE batch.operations');
+    await t.db.query('VACUUM ANALYZE batch.operations, batch.pending, batch.outcomes');
     const full = await measure();
-    const settled = `${options.settled.toLocaleString('en-US')} settled rows (median)`;
+    const settled = `${options.settled.toLocaleString('en-US')} settled rows (in-process, median)`;
     const figure = (name: string, key: keyof typeof full): Figure => ({
       name: `${name} with ${settled}`,
       value: full[key],

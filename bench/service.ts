@@ -2,7 +2,10 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort } from '../test/support/service-process';
+import { BatchServiceClient, SettledEventsConsumer } from '../src/client';
+import { RMQ_URL, TestDb } from '../test/support/harness';
+import { freePort, http, serviceEnv } from '../test/support/service-process';
+import { dropDatabase } from '../test/support/test-database';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -89,4 +92,84 @@ async function serviceProcessOf(npm: number): Promise<number> {
     level = level.flatMap(children);
   }
   throw new Error('the service process was not found under npm start');
+}
+
+type Role = 'all' | 'api' | 'worker';
+
+/**
+ * A service started with `npm start` on a database, queue and exchange of its own, on the README's defaults: one
+ * process per role given (`all`, as `npm start` alone runs it; or `api` and `worker` apart), and a client `bench`
+ * allowed every target.
+ */
+export class BenchService {
+  readonly env = serviceEnv({ LOG_LEVEL: 'error', BATCH_PROCESS_OPERATION_INTERVAL: '100' });
+  readonly db = new TestDb(this.env.DB_NAME);
+  readonly processes = new Map<Role, NpmService>();
+  apiKey = '';
+
+  /** The process of a role (`api` and `worker` are the same process when it runs as `all`). */
+  process(role: Role): NpmService {
+    const started = this.processes.get(role) ?? this.processes.get('all');
+    if (!started) throw new Error(`no ${role} process was started`);
+    return started;
+  }
+
+  /** The service's processes by role, for a CpuMeter. */
+  pids(): Record<string, number> {
+    return Object.fromEntries([...this.processes].map(([role, started]) => [`service (${role})`, started.pid()]));
+  }
+
+  async start(roles: Role[]): Promise<void> {
+    for (const role of roles) this.processes.set(role, await npmStart({ ...this.env, BATCH_ROLE: role }));
+    const created = await http<{ apiKey: string }>(
+      { url: this.process('api').url, adminKey: this.env.BATCH_ADMIN_API_KEY } as never,
+      'POST',
+      '/api/clients',
+      this.env.BATCH_ADMIN_API_KEY,
+      { name: 'bench', targets: ['*'] },
+    );
+    this.apiKey = created.body.apiKey;
+  }
+
+  rpc(): BatchServiceClient {
+    return new BatchServiceClient({
+      url: RMQ_URL,
+      queue: this.env.BATCH_SERVICE_RMQ_QUEUE,
+      apiKey: this.apiKey,
+      timeoutMs: 120_000,
+    });
+  }
+
+  /**
+   * Counts the operations notified to the bench client (and hands each id to `each`); `settled()` resolves once
+   * `count` have been.
+   */
+  async notifications(
+    each: (id: string) => void = () => undefined,
+  ): Promise<{ settled(count: number): Promise<number>; stop(): Promise<void> }> {
+    let seen = 0;
+    let waiter: { count: number; resolve: (at: number) => void } | null = null;
+    const consumer = new SettledEventsConsumer({
+      url: RMQ_URL,
+      exchange: this.env.BATCH_SERVICE_EVENTS_EXCHANGE,
+      client: 'bench',
+      prefetch: 200,
+    });
+    await consumer.start((event) => {
+      for (const operation of event.operations) each(operation.id);
+      seen += event.operations.length;
+      if (waiter && seen >= waiter.count) waiter.resolve(Date.now());
+    });
+    return {
+      settled: (count) =>
+        seen >= count ? Promise.resolve(Date.now()) : new Promise((resolve) => (waiter = { count, resolve })),
+      stop: () => consumer.stop(),
+    };
+  }
+
+  async stop(): Promise<void> {
+    for (const started of [...this.processes.values()].reverse()) await started.stop();
+    await this.db.close();
+    await dropDatabase(this.env.DB_NAME);
+  }
 }
