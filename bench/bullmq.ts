@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { QUEUE, RowJob } from './bullmq-worker';
 import { CpuMeter } from './cpu';
-import { TABLE } from './drain';
+import { TABLE } from './target';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 

@@ -1,9 +1,9 @@
 import type { PoolClient } from 'pg';
 import { ItemReader } from '../src/interfaces/chunk.interfaces';
-import { Database } from '../src/services/database';
-import { OperationService } from '../src/services/operation.service';
-import { RetentionService } from '../src/services/retention.service';
-import { StatsService } from '../src/services/stats.service';
+import { Database } from '../src/services/storage/database';
+import { OperationService } from '../src/services/ingest/operation.service';
+import { RetentionService } from '../src/services/storage/retention.service';
+import { StatsService } from '../src/services/observability/stats.service';
 import { createTestApp } from '../test/support/app-context';
 import type { Figure } from './report';
 

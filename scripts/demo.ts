@@ -23,7 +23,7 @@ import {
   SettledEventsConsumer,
 } from '../src/client';
 import { AppConfig, loadConfig } from '../src/config/app-config';
-import { clientConfig, quoteIdent } from '../src/services/database';
+import { clientConfig, quoteIdent } from '../src/services/storage/database';
 
 const CLIENT_NAME = 'demo';
 const INVENTORY = 'demo_inventory';

@@ -22,34 +22,42 @@ import {
   RetryPolicy,
   SkipPolicy,
 } from './interfaces/chunk.interfaces';
-import { LoggingChunkListener, OutboxWakeupListener } from './services/chunk-listeners';
-import { CatalogService } from './services/catalog.service';
-import { ChunkProcessor } from './services/chunk-processor.service';
-import { ChunkReader } from './services/chunk-reader.service';
-import { ChunkStep } from './services/chunk-step.service';
-import { JobRepository } from './services/job-repository';
-import { ChunkWriter } from './services/chunk-writer.service';
-import { ClientService } from './services/client.service';
-import { Database, dataSourceOptions } from './services/database';
-import { ExecutionService } from './services/execution.service';
-import { OperationValidator } from './services/operation-validator.service';
-import { IngestBuffer } from './services/ingest-buffer.service';
-import { OperationService } from './services/operation.service';
-import { OutboxRelay } from './services/outbox-relay.service';
-import { OutboxWakeup, PollerWakeup } from './services/poller-wakeup.service';
-import { Poller } from './services/poller.service';
-import { RateLimiter } from './services/rate-limiter.service';
-import { RedisService } from './services/redis.service';
-import { RetentionService } from './services/retention.service';
-import { StatsService } from './services/stats.service';
-import { WakeupChannel } from './services/wakeup-channel.service';
-import { ChunkRetryPolicy, DataErrorSkipPolicy, ExponentialBackOffPolicy } from './services/chunk-policies';
+import { LoggingChunkListener } from './services/engine/logging-chunk-listener';
+import { OutboxWakeup, OutboxWakeupListener } from './services/outbox/outbox-wakeup';
+import { CatalogService } from './services/storage/catalog.service';
+import { ChunkProcessor } from './services/engine/chunk-processor.service';
+import { ChunkReader } from './services/engine/chunk-reader.service';
+import { ChunkStep } from './services/engine/chunk-step.service';
+import { JobRepository } from './services/engine/job-repository';
+import { ChunkWriter } from './services/engine/chunk-writer.service';
+import { ClientService } from './services/access/client.service';
+import { Database, dataSourceOptions } from './services/storage/database';
+import { ExecutionService } from './services/observability/execution.service';
+import { OperationValidator } from './services/ingest/operation-validator.service';
+import { IngestBuffer } from './services/ingest/ingest-buffer.service';
+import { OperationService } from './services/ingest/operation.service';
+import { OutboxRelay } from './services/outbox/outbox-relay.service';
+import { PollerWakeup } from './services/engine/poller-wakeup.service';
+import { Poller } from './services/engine/poller.service';
+import { RateLimiter } from './services/access/rate-limiter.service';
+import { RedisService } from './services/storage/redis.service';
+import { RetentionSchedule, RetentionService } from './services/storage/retention.service';
+import { StatsService } from './services/observability/stats.service';
+import { PollerWakeupBroadcast, PollerWakeupSubscriber } from './services/engine/poller-wakeup-broadcast.service';
+import { ChunkRetryPolicy, DataErrorSkipPolicy, ExponentialBackOffPolicy } from './services/engine/chunk-policies';
 import { loggerParams } from './config/logging';
 import { HealthController } from './controllers/health.controller';
 import { MetricsController } from './controllers/metrics.controller';
 import { IngestListener, IngestListeners } from './interfaces/ingest.interfaces';
-import { BrokerHealthIndicator, DatabaseHealthIndicator, RedisHealthIndicator } from './services/health-indicators';
-import { Metrics, MetricsChunkListener, MetricsIngestListener } from './services/metrics.service';
+import {
+  BrokerHealthIndicator,
+  DatabaseHealthIndicator,
+  RedisHealthIndicator,
+} from './services/observability/health-indicators';
+import { Metrics, MetricsChunkListener, MetricsIngestListener } from './services/observability/metrics.service';
+
+/** What only worker processes run (roles worker and all): the loops that apply chunks, publish and clean up. */
+const WORKER_LOOPS = [Poller, OutboxRelay, RetentionSchedule, PollerWakeupSubscriber];
 
 @Module({})
 export class AppModule {
@@ -86,7 +94,7 @@ export class AppModule {
         PollerWakeup,
         OutboxWakeup,
         RedisService,
-        WakeupChannel,
+        PollerWakeupBroadcast,
         RateLimiter,
         { provide: ItemReader, useClass: ChunkReader },
         { provide: ItemProcessor, useClass: ChunkProcessor },
@@ -104,19 +112,18 @@ export class AppModule {
         },
         JobRepository,
         ChunkStep,
-        Poller,
-        OutboxRelay,
         RetentionService,
         Metrics,
         MetricsIngestListener,
         {
           provide: IngestListeners,
-          inject: [MetricsIngestListener, WakeupChannel],
+          inject: [MetricsIngestListener, PollerWakeupBroadcast],
           useFactory: (...listeners: IngestListener[]) => new IngestListeners(listeners),
         },
         DatabaseHealthIndicator,
         BrokerHealthIndicator,
         RedisHealthIndicator,
+        ...(config.role === 'api' ? [] : WORKER_LOOPS),
       ],
     };
   }

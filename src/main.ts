@@ -12,13 +12,13 @@ import { BatchErrorFilter } from './controllers/errors';
 import { RequestValidationPipe } from './controllers/validation-pipe';
 import { RpcServer } from './controllers/rpc-server';
 import { refuseDeepNesting, refuseUnacceptablePayload } from './controllers/request-body';
-import { prepareMigrations } from './services/database';
-import { OutboxRelay } from './services/outbox-relay.service';
-import { Poller } from './services/poller.service';
+import { prepareMigrations } from './services/storage/database';
+import { OutboxRelay } from './services/outbox/outbox-relay.service';
+import { Poller } from './services/engine/poller.service';
 import { AMQP_SOCKET_OPTIONS } from './config/amqp';
 import { httpRequestMetrics } from './controllers/http-request-metrics';
-import { BrokerHealthIndicator } from './services/health-indicators';
-import { Metrics } from './services/metrics.service';
+import { BrokerHealthIndicator } from './services/observability/health-indicators';
+import { Metrics } from './services/observability/metrics.service';
 
 const SHUTDOWN_TIMEOUT_MS = 30_000;
 const logger = new Logger('Bootstrap');
@@ -34,8 +34,10 @@ async function shutdown(app: INestApplication, signal: string): Promise<void> {
     process.exit(1);
   }, SHUTDOWN_TIMEOUT_MS).unref();
   await Promise.all(app.getMicroservices().map((microservice) => microservice.close()));
-  await app.get(Poller).stop();
-  await app.get(OutboxRelay).stop();
+  if (app.get(AppConfig).role !== 'api') {
+    await app.get(Poller).stop(); // the chunk in flight first,
+    await app.get(OutboxRelay).stop(); // then the notifications it wrote
+  }
   await app.close();
   process.exit(0);
 }

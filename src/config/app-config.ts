@@ -4,18 +4,26 @@
  */
 export type BatchRole = 'all' | 'api' | 'worker';
 
+/** Read-only: built once at boot (frozen); a test that needs other settings builds a config of its own. */
 export abstract class AppConfig {
-  nodeEnv: string;
-  port: number;
-  logLevel: 'error' | 'warn' | 'info' | 'debug';
-  role: BatchRole;
-  db: { host: string; port: number; name: string; username: string; password: string; poolSize: number };
-  rmq: { url: string; queue: string; eventsExchange: string; prefetch: number };
-  redisUrl: string;
-  apiKeySecret: string;
-  adminApiKey: string | undefined;
-  targetSchemas: string[];
-  poll: {
+  readonly nodeEnv: string;
+  readonly port: number;
+  readonly logLevel: 'error' | 'warn' | 'info' | 'debug';
+  readonly role: BatchRole;
+  readonly db: Readonly<{
+    host: string;
+    port: number;
+    name: string;
+    username: string;
+    password: string;
+    poolSize: number;
+  }>;
+  readonly rmq: Readonly<{ url: string; queue: string; eventsExchange: string; prefetch: number }>;
+  readonly redisUrl: string;
+  readonly apiKeySecret: string;
+  readonly adminApiKey: string | undefined;
+  readonly targetSchemas: readonly string[];
+  readonly poll: Readonly<{
     intervalMs: number;
     limit: number;
     maxLimit: number;
@@ -24,11 +32,15 @@ export abstract class AppConfig {
     maxChunkBytes: number;
     maxStatementBytes: number;
     retryLimit: number;
-  };
-  outboxIntervalMs: number;
-  retention: { hours: number; intervalMs: number };
-  limits: { maxMessageBytes: number; defaultRateLimitPerSecond: number | null; notBeforeMaxDays: number };
-  catalogTtlMs: number;
+  }>;
+  readonly outboxIntervalMs: number;
+  readonly retention: Readonly<{ hours: number; intervalMs: number }>;
+  readonly limits: Readonly<{
+    maxMessageBytes: number;
+    defaultRateLimitPerSecond: number | null;
+    notBeforeMaxDays: number;
+  }>;
+  readonly catalogTtlMs: number;
 }
 
 export class ConfigError extends Error {
@@ -117,7 +129,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
   if (targetSchemas.length === 0) throw new ConfigError('BATCH_TARGET_SCHEMAS', 'must name at least one schema');
   const chunkLimit = integer(env, 'BATCH_PROCESS_OPERATION_LIMIT', 1000, 1, 50_000);
 
-  return {
+  return deepFreeze({
     nodeEnv,
     port: integer(env, 'PORT', 3000, 0, 65535),
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['error', 'warn', 'info', 'debug'] as const),
@@ -163,5 +175,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
       intervalMs: integer(env, 'BATCH_RETENTION_INTERVAL', 60_000, 100, 86_400_000),
     },
     catalogTtlMs: integer(env, 'BATCH_CATALOG_TTL', 5000, 0, 3_600_000),
-  };
+  });
+}
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const field of Object.values(value))
+    if (field !== null && typeof field === 'object') deepFreeze(field as object);
+  return Object.freeze(value);
 }

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Params } from 'nestjs-pino';
 import pino, { Level, LoggerOptions } from 'pino';
 import pretty from 'pino-pretty';
-import { logFields } from '../services/log-context';
+import { logFields } from './log-context';
 import { AppConfig } from './app-config';
 
 /** An incoming `x-request-id` is kept when it is 1..128 visible ASCII characters; otherwise one is generated. */

@@ -3,8 +3,8 @@ import { Reflector } from '@nestjs/core';
 import { RmqContext } from '@nestjs/microservices';
 import type { Request } from 'express';
 import { BatchError } from '../services/batch-error';
-import { AuthenticatedClient, ClientService } from '../services/client.service';
-import { RateLimiter } from '../services/rate-limiter.service';
+import { AuthenticatedClient, ClientService } from '../services/access/client.service';
+import { RateLimiter } from '../services/access/rate-limiter.service';
 
 /** The authenticated caller of each request (HTTP request object or RMQ context). */
 const CALLERS = new WeakMap<object, AuthenticatedClient>();

@@ -9,7 +9,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { ClientEntity } from '../entities';
-import { ClientService } from '../services/client.service';
+import { ClientService } from '../services/access/client.service';
 import { AdminOnly } from './auth';
 import { ClientCreateDto, ClientIdDto, ClientKeyDto, ClientResponseDto, ClientUpdateDto } from './dto/client.dto';
 import { ApiErrors } from './dto/error.dto';

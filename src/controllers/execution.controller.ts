@@ -1,7 +1,7 @@
 import { Controller, Get, Param, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
-import { AuthenticatedClient } from '../services/client.service';
-import { ExecutionService } from '../services/execution.service';
+import { AuthenticatedClient } from '../services/access/client.service';
+import { ExecutionService } from '../services/observability/execution.service';
 import { Caller } from './auth';
 import { ApiErrors } from './dto/error.dto';
 import { ExecutionListDto, ExecutionListQueryDto, ExecutionResponseDto } from './dto/execution.dto';

@@ -7,7 +7,7 @@ import {
   DatabaseHealthIndicator,
   RedisHealthIndicator,
   withOptionalIndicator,
-} from '../services/health-indicators';
+} from '../services/observability/health-indicators';
 import { Public } from './auth';
 
 /** Readiness and liveness probes, in terminus' format; no API key needed. */

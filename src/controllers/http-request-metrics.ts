@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import { Metrics } from '../services/metrics.service';
+import { Metrics } from '../services/observability/metrics.service';
 
 /** The route a request matched, as declared (`/api/operations/:id`), or `unmatched`: bounded label values. */
 export function routeOf(request: Pick<Request, 'baseUrl'> & { route?: { path?: unknown } }): string {

@@ -1,7 +1,7 @@
 import { Controller, Get, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { Metrics } from '../services/metrics.service';
+import { Metrics } from '../services/observability/metrics.service';
 import { Public } from './auth';
 
 /** Prometheus scrapes; no API key needed. */

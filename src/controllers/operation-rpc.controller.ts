@@ -6,8 +6,8 @@ import {
   ICreateBatchOperationsResponse,
   IGetBatchOperationResponse,
 } from '../interfaces/operation.interfaces';
-import { AuthenticatedClient } from '../services/client.service';
-import { OperationService } from '../services/operation.service';
+import { AuthenticatedClient } from '../services/access/client.service';
+import { OperationService } from '../services/ingest/operation.service';
 import { Caller } from './auth';
 import { rpcRequestId } from './rpc-server';
 import { OperationCreateDto, OperationIdDto, OperationsCreateDto } from './dto/operation.dto';

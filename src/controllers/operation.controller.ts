@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
-import { AuthenticatedClient } from '../services/client.service';
-import { OperationService } from '../services/operation.service';
+import { AuthenticatedClient } from '../services/access/client.service';
+import { OperationService } from '../services/ingest/operation.service';
 import { Caller } from './auth';
 import { ApiErrors } from './dto/error.dto';
 import {

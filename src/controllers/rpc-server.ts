@@ -4,8 +4,8 @@ import type { Channel, ConsumeMessage } from 'amqplib';
 import { RmqContext, RmqOptions, ServerRMQ } from '@nestjs/microservices';
 import { coalesceFrameWrites } from '../config/amqp';
 import { BatchError } from '../services/batch-error';
-import { withLogFields } from '../services/log-context';
-import { Metrics } from '../services/metrics.service';
+import { withLogFields } from '../config/log-context';
+import { Metrics } from '../services/observability/metrics.service';
 import { readRpcRequest, RpcRequest } from './request-body';
 
 const REQUESTS = new WeakMap<object, RpcRequest>();

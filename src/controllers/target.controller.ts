@@ -1,7 +1,7 @@
 import { Controller, Get } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProperty, ApiSecurity, ApiTags } from '@nestjs/swagger';
-import { CatalogService } from '../services/catalog.service';
-import { AuthenticatedClient } from '../services/client.service';
+import { CatalogService } from '../services/storage/catalog.service';
+import { AuthenticatedClient } from '../services/access/client.service';
 import { Caller } from './auth';
 import { ApiErrors } from './dto/error.dto';
 

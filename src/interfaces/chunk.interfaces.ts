@@ -1,4 +1,5 @@
 import type { PoolClient } from 'pg';
+import type { TargetTable } from './catalog.interfaces';
 import type { IOperationError, OperationType } from './operation.interfaces';
 
 /**
@@ -34,7 +35,8 @@ export interface OperationOutcome {
 
 /** Operations of one target that one statement applies together, in order. */
 export interface StatementPlan {
-  target: string;
+  /** The target table as the catalog described it when the chunk was planned. */
+  table: TargetTable;
   type: OperationType;
   /** The columns the statement writes (values), in a fixed order. */
   columns: string[];

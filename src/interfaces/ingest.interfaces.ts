@@ -1,10 +1,15 @@
-import type { AuthenticatedClient } from '../services/client.service';
-import type { ValidOperation } from '../services/operation-validator.service';
+import type { OperationType } from './operation.interfaces';
 
-/** Hooks around ingest (metrics); every method is optional. */
+/** What ingest listeners learn of each operation a create stored. */
+export interface StoredOperation {
+  target: string;
+  type: OperationType;
+}
+
+/** Hooks around ingest (metrics, waking the pollers); every method is optional. */
 export abstract class IngestListener {
   /** After a create committed, with the operations it stored (duplicates of earlier creates are left out). */
-  afterCreate?(client: AuthenticatedClient, operations: ValidOperation[]): void;
+  afterCreate?(operations: readonly StoredOperation[]): void;
 }
 
 /** All ingest listeners, as one injectable. */

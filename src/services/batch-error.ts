@@ -1,5 +1,5 @@
 import { ErrorCode, IBatchErrorResponse } from '../interfaces/operation.interfaces';
-import { isConnectionError } from './database-error';
+import { isConnectionError } from './storage/database-error';
 
 const HTTP_STATUS: Record<ErrorCode, number> = {
   VALIDATION_FAILED: 400,

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { BatchServiceClient, BatchServiceError } from '../../src/client';
 import { createCaller, RMQ_URL, settleAll, TestDb, type Caller } from '../support/harness';
+import { openRawRpc } from '../support/raw-rpc';
 import { eventually, http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
 
 /**
@@ -82,7 +83,7 @@ describe('bad input over RPC and REST (built service)', () => {
   let broker: amqp.ChannelModel;
   let channel: amqp.Channel;
   let replyQueue: string;
-  const replies = new Map<string, { err?: { code: string } }>();
+  let replies: Map<string, { err?: { code: string } }>;
 
   before(async () => {
     service = await startService(serviceEnv());
@@ -101,14 +102,7 @@ describe('bad input over RPC and REST (built service)', () => {
     });
     revokedKey = revoked.body.apiKey;
     assert.equal((await http(service, 'DELETE', `/api/clients/${revoked.body.id}`, service.adminKey)).status, 204);
-    broker = await amqp.connect(RMQ_URL);
-    channel = await broker.createChannel();
-    replyQueue = (await channel.assertQueue('', { exclusive: true })).queue;
-    await channel.consume(
-      replyQueue,
-      (message) => message && replies.set(message.properties.correlationId, JSON.parse(message.content.toString())),
-      { noAck: true },
-    );
+    ({ connection: broker, channel, replyQueue, replies } = await openRawRpc<{ err?: { code: string } }>());
   });
 
   after(async () => {

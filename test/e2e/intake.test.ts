@@ -5,7 +5,10 @@ import { after, before, describe, it } from 'node:test';
 import { BatchServiceClient } from '../../src/client';
 import { deadLetterQueue } from '../../src/controllers/rpc-server';
 import { RMQ_URL, TestDb } from '../support/harness';
+import { openRawRpc } from '../support/raw-rpc';
 import { eventually, http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
+
+type IntakeReply = { id?: string; err?: { status: string; code: string; message: string }; isDisposed?: boolean };
 
 /**
  * Intake never wedges: whatever arrives on the RPC queue is settled — answered where it can be, dead-lettered when it
@@ -19,10 +22,7 @@ describe('intake under garbage (built service, API role only, raw AMQP)', () => 
   let channel: amqp.Channel;
   let replyQueue: string;
   let apiKey: string;
-  const replies = new Map<
-    string,
-    { id?: string; err?: { status: string; code: string; message: string }; isDisposed?: boolean }
-  >();
+  let replies: Map<string, IntakeReply>;
 
   before(async () => {
     service = await startService(serviceEnv({ BATCH_ROLE: 'api' }));
@@ -34,14 +34,7 @@ describe('intake under garbage (built service, API role only, raw AMQP)', () => 
         targets: ['events'],
       })
     ).body.apiKey;
-    connection = await amqp.connect(RMQ_URL);
-    channel = await connection.createChannel();
-    replyQueue = (await channel.assertQueue('', { exclusive: true })).queue;
-    await channel.consume(
-      replyQueue,
-      (message) => message && replies.set(message.properties.correlationId, JSON.parse(message.content.toString())),
-      { noAck: true },
-    );
+    ({ connection, channel, replyQueue, replies } = await openRawRpc<IntakeReply>());
   });
 
   after(async () => {

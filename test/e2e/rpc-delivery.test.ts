@@ -2,7 +2,8 @@ import amqp from 'amqplib';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { RMQ_URL, TestDb } from '../support/harness';
+import { TestDb } from '../support/harness';
+import { openRawRpc } from '../support/raw-rpc';
 import { eventually, http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
 
 /**
@@ -15,7 +16,7 @@ describe('RPC delivery (built service, raw AMQP)', () => {
   let connection: amqp.ChannelModel;
   let channel: amqp.Channel;
   let replyQueue: string;
-  const replies = new Map<string, unknown>();
+  let replies: Map<string, Record<string, unknown>>;
   let apiKey: string;
 
   before(async () => {
@@ -28,14 +29,7 @@ describe('RPC delivery (built service, raw AMQP)', () => {
         targets: ['events'],
       })
     ).body.apiKey;
-    connection = await amqp.connect(RMQ_URL);
-    channel = await connection.createChannel();
-    replyQueue = (await channel.assertQueue('', { exclusive: true })).queue;
-    await channel.consume(
-      replyQueue,
-      (message) => message && replies.set(message.properties.correlationId, JSON.parse(message.content.toString())),
-      { noAck: true },
-    );
+    ({ connection, channel, replyQueue, replies } = await openRawRpc());
   });
 
   after(async () => {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import type { ICreateBatchOperationRequest } from '../../src/interfaces/operation.interfaces';
-import { ChunkStep } from '../../src/services/chunk-step.service';
-import { AuthenticatedClient } from '../../src/services/client.service';
-import { OperationService } from '../../src/services/operation.service';
+import { ChunkStep } from '../../src/services/engine/chunk-step.service';
+import { AuthenticatedClient } from '../../src/services/access/client.service';
+import { OperationService } from '../../src/services/ingest/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
 
 describe('chunk engine: every type in batches, policies, job repository (real PostgreSQL)', () => {
@@ -20,11 +20,18 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
   });
   after(() => t.close());
 
+  /** AppConfig is read-only: a test that needs other engine settings runs a chunk step of its own on this database. */
+  const others: TestApp[] = [];
+  async function stepWith(env: Record<string, string>): Promise<ChunkStep> {
+    const other = await t.withConfig(env);
+    others.push(other);
+    return other.get(ChunkStep);
+  }
+  afterEach(async () => {
+    for (const other of others.splice(0)) await other.close();
+  });
+
   beforeEach(async () => {
-    t.db.config.poll.limit = 1000;
-    t.db.config.poll.statementMaxRows = 5000;
-    t.db.config.poll.skipLimit = null;
-    t.db.config.poll.retryLimit = 3;
     await t.db.query(`DROP TABLE IF EXISTS public.stock, public.wide, public.flaky, public.deferred, public.flags`);
     await t.db.query(
       `CREATE TABLE public.stock (id int PRIMARY KEY, sku text NOT NULL UNIQUE, qty int NOT NULL DEFAULT 0 CHECK (qty >= 0), note text)`,
@@ -145,8 +152,7 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
   it('applies a chunk of 10,000 operations with 20 columns, split into statements of BATCH_STATEMENT_MAX_ROWS', async () => {
     const columns = range(19).map((i) => `c${i}`);
     await t.db.query(`CREATE TABLE public.wide (id int PRIMARY KEY, ${columns.map((c) => `${c} text`).join(', ')})`);
-    t.db.config.poll.limit = 10_000;
-    t.db.config.poll.statementMaxRows = 4000;
+    const step = await stepWith({ BATCH_PROCESS_OPERATION_LIMIT: '10000', BATCH_STATEMENT_MAX_ROWS: '4000' });
     for (let from = 0; from < 10_000; from += 1000) {
       await operations.createMany(
         client,
@@ -171,10 +177,10 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
   });
 
   /** Runs chunks until none is left to claim (targets held back after a failure are let go at once). */
-  async function drain(maxChunks = 50): Promise<number> {
+  async function drain(chunkStep = step, maxChunks = 50): Promise<number> {
     for (let chunks = 0; chunks < maxChunks; chunks++) {
       await t.db.query(`UPDATE batch.holds SET until = now()`);
-      if ((await step.execute()).read === 0) return chunks;
+      if ((await chunkStep.execute()).read === 0) return chunks;
     }
     throw new Error(`still claiming after ${maxChunks} chunks`);
   }
@@ -186,8 +192,7 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     );
 
   it('ends a chunk over BATCH_SKIP_LIMIT visibly, rolled back, then applies it in parts within the limit: no loop', async () => {
-    t.db.config.poll.skipLimit = 1;
-    t.db.config.poll.retryLimit = 0;
+    const step = await stepWith({ BATCH_SKIP_LIMIT: '1', BATCH_CHUNK_RETRY_LIMIT: '0' });
     const created = await operations.createMany(client, [
       { target: 'stock', type: 'increment', key: { id: 1 }, values: { qty: -100 } },
       { target: 'stock', type: 'increment', key: { id: 2 }, values: { qty: -100 } },
@@ -211,7 +216,7 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
       10,
       'rolled back',
     );
-    assert.ok((await drain()) <= 6, 'split until each part is within the limit');
+    assert.ok((await drain(step)) <= 6, 'split until each part is within the limit');
     assert.deepEqual(await statusesOf(created), [
       { status: 'FAILED', error_code: '23514' },
       { status: 'FAILED', error_code: '23514' },
@@ -261,7 +266,7 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
   });
 
   it('fails a poison operation alone after bounded retries and a split, and applies the others', async () => {
-    t.db.config.poll.retryLimit = 2;
+    const step = await stepWith({ BATCH_CHUNK_RETRY_LIMIT: '2' });
     await t.db.query(`CREATE TABLE public.flaky (id int PRIMARY KEY, v text)`);
     await t.db.query(`CREATE OR REPLACE FUNCTION public.flaky_guard() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF NEW.v = 'poison' THEN RAISE EXCEPTION 'a deadlock that never passes' USING ERRCODE = '40P01'; END IF; RETURN NEW; END $$`);
@@ -276,7 +281,7 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
         values: { id: i, v: i === 25 ? 'poison' : 'ok' },
       })),
     );
-    const chunks = await drain();
+    const chunks = await drain(step);
     assert.ok(chunks <= 16, `${chunks} chunks: retried twice, then halved down to the one`);
     const statuses = await statusesOf(created);
     assert.deepEqual(statuses[25], { status: 'FAILED', error_code: '40P01' });
@@ -297,13 +302,13 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
   });
 
   it('fails an operation the service cannot plan (an error without a SQLSTATE) alone, with INTERNAL', async () => {
-    t.db.config.poll.retryLimit = 0;
+    const step = await stepWith({ BATCH_CHUNK_RETRY_LIMIT: '0' });
     const created = await operations.createMany(
       client,
       range(6).map((id) => ({ target: 'stock', type: 'update' as const, key: { id }, values: { note: 'planned' } })),
     );
     await t.db.query(`UPDATE batch.pending SET shape = 'not a shape' WHERE id = $1`, [created[2].id]);
-    await drain();
+    await drain(step);
     const statuses = await statusesOf(created);
     assert.deepEqual(statuses[2], { status: 'FAILED', error_code: 'INTERNAL' });
     assert.ok(statuses.every((s, i) => i === 2 || s.status === 'COMPLETED'));

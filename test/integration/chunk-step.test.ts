@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { ChunkStep } from '../../src/services/chunk-step.service';
-import { AuthenticatedClient } from '../../src/services/client.service';
+import { ChunkStep } from '../../src/services/engine/chunk-step.service';
+import { AuthenticatedClient } from '../../src/services/access/client.service';
 import type { IOperationsSettledEvent } from '../../src/interfaces/operation.interfaces';
-import { ExecutionService } from '../../src/services/execution.service';
-import { OperationService } from '../../src/services/operation.service';
+import { ExecutionService } from '../../src/services/observability/execution.service';
+import { OperationService } from '../../src/services/ingest/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
 
 describe('chunk step (real PostgreSQL)', () => {

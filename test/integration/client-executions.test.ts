@@ -3,10 +3,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
 import { BatchError } from '../../src/services/batch-error';
-import { ChunkStep } from '../../src/services/chunk-step.service';
-import { AuthenticatedClient } from '../../src/services/client.service';
-import { ExecutionService } from '../../src/services/execution.service';
-import { OperationService } from '../../src/services/operation.service';
+import { ChunkStep } from '../../src/services/engine/chunk-step.service';
+import { AuthenticatedClient } from '../../src/services/access/client.service';
+import { ExecutionService } from '../../src/services/observability/execution.service';
+import { OperationService } from '../../src/services/ingest/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
 
 describe("a client's executions (real PostgreSQL)", () => {

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
-import { ChunkStep } from '../../src/services/chunk-step.service';
-import { AuthenticatedClient } from '../../src/services/client.service';
-import { clientConfig } from '../../src/services/database';
-import { INGEST_LOCK } from '../../src/services/ingest-buffer.service';
-import { OperationService } from '../../src/services/operation.service';
+import { ChunkStep } from '../../src/services/engine/chunk-step.service';
+import { AuthenticatedClient } from '../../src/services/access/client.service';
+import { clientConfig } from '../../src/services/storage/database';
+import { INGEST_LOCK } from '../../src/services/storage/advisory-locks';
+import { OperationService } from '../../src/services/ingest/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
 
 /**

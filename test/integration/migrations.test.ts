@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { DataSource, DataSourceOptions } from 'typeorm';
 import { PendingAndOutcomes1764500000000 } from '../../src/migrations/1764500000000-pending-and-outcomes';
-import { ChunkStep } from '../../src/services/chunk-step.service';
-import { dataSourceOptions, MIGRATIONS, prepareMigrations } from '../../src/services/database';
+import { ChunkStep } from '../../src/services/engine/chunk-step.service';
+import { dataSourceOptions, MIGRATIONS, prepareMigrations } from '../../src/services/storage/database';
 import { createTestApp, TestApp } from '../support/app-context';
 import { dropDatabase, testConfig } from '../support/test-database';
 

@@ -1,11 +1,11 @@
 import fc from 'fast-check';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ChunkStep } from '../../src/services/chunk-step.service';
-import { AuthenticatedClient } from '../../src/services/client.service';
-import { OperationService } from '../../src/services/operation.service';
-import { RetentionService } from '../../src/services/retention.service';
-import { StatsService } from '../../src/services/stats.service';
+import { ChunkStep } from '../../src/services/engine/chunk-step.service';
+import { AuthenticatedClient } from '../../src/services/access/client.service';
+import { OperationService } from '../../src/services/ingest/operation.service';
+import { RetentionService } from '../../src/services/storage/retention.service';
+import { StatsService } from '../../src/services/observability/stats.service';
 import { createTestApp, TestApp } from '../support/app-context';
 
 /** Counts by client, target and status: `recount` of the operations table, `kept` the counts the database keeps. */

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { BatchError } from '../../src/services/batch-error';
-import { AuthenticatedClient } from '../../src/services/client.service';
-import { OperationService } from '../../src/services/operation.service';
+import { AuthenticatedClient } from '../../src/services/access/client.service';
+import { OperationService } from '../../src/services/ingest/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
 
 async function rejects(promise: Promise<unknown>, code: string, message?: RegExp): Promise<BatchError> {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { ChunkStep } from '../../src/services/chunk-step.service';
-import { CLAIM_SQL, TARGETS_SQL } from '../../src/services/chunk-reader.service';
-import { Database } from '../../src/services/database';
-import { OperationService } from '../../src/services/operation.service';
+import { ChunkStep } from '../../src/services/engine/chunk-step.service';
+import { CLAIM_SQL, TARGETS_SQL } from '../../src/services/engine/chunk-reader.service';
+import { Database } from '../../src/services/storage/database';
+import { OperationService } from '../../src/services/ingest/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
 
 describe("queue health: a chunk reads the queue's tables through their indexes (real PostgreSQL)", () => {

@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ICreateBatchOperationRequest, JsonValue } from '../../src/interfaces/operation.interfaces';
 import { BatchError } from '../../src/services/batch-error';
-import { ChunkStep } from '../../src/services/chunk-step.service';
-import { AuthenticatedClient } from '../../src/services/client.service';
-import { Database } from '../../src/services/database';
-import { OperationService } from '../../src/services/operation.service';
+import { ChunkStep } from '../../src/services/engine/chunk-step.service';
+import { AuthenticatedClient } from '../../src/services/access/client.service';
+import { Database } from '../../src/services/storage/database';
+import { OperationService } from '../../src/services/ingest/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
 
 /**
@@ -100,9 +100,10 @@ const stream = fc.array(
     .map(([op, p]) => (p ? { ...op, priority: p } : op)),
   { minLength: 1, maxLength: 40 },
 );
+const MAX_STATEMENT_ROWS = 8;
 const chunking = fc.record({
   limits: fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 5 }),
-  statementMaxRows: fc.integer({ min: 1, max: 8 }),
+  statementMaxRows: fc.integer({ min: 1, max: MAX_STATEMENT_ROWS }),
 });
 
 interface Outcome {
@@ -114,7 +115,8 @@ interface Outcome {
 describe('sequential equivalence (property, real PostgreSQL)', () => {
   let t: TestApp;
   let operations: OperationService;
-  let step: ChunkStep;
+  /** A chunk step per statement size (AppConfig is read-only), index = BATCH_STATEMENT_MAX_ROWS. */
+  const engines: TestApp[] = [];
   let client: AuthenticatedClient;
 
   before(async () => {
@@ -122,10 +124,14 @@ describe('sequential equivalence (property, real PostgreSQL)', () => {
     await t.db.query(SCHEMA('batched'));
     await t.db.query(SCHEMA('reference'));
     operations = t.get(OperationService);
-    step = t.get(ChunkStep);
+    for (let rows = 1; rows <= MAX_STATEMENT_ROWS; rows++)
+      engines[rows] = await t.withConfig({ BATCH_STATEMENT_MAX_ROWS: String(rows) });
     client = await t.client('property');
   });
-  after(() => t.close());
+  after(async () => {
+    for (const engine of engines.filter(Boolean)) await engine.close();
+    await t.close();
+  });
 
   /** The meaning of each type, one operation in its own transaction (autocommit), written independently of the writer. */
   async function applyOneAtATime(op: ICreateBatchOperationRequest): Promise<Outcome> {
@@ -196,12 +202,8 @@ describe('sequential equivalence (property, real PostgreSQL)', () => {
                       ALTER TABLE batched.items ALTER COLUMN label SET NOT NULL; ALTER TABLE reference.items ALTER COLUMN label SET NOT NULL`),
           );
 
-        const config = t.db.config.poll;
-        config.statementMaxRows = statementMaxRows;
-        for (let i = 0; ; i++) {
-          config.limit = limits[i % limits.length];
-          if ((await step.execute()).read === 0) break;
-        }
+        const step = engines[statementMaxRows].get(ChunkStep);
+        for (let i = 0; ; i++) if ((await step.execute(limits[i % limits.length])).read === 0) break;
 
         const expected = new Map<string, Outcome>();
         const inOrderOfApplication = [...accepted].sort((a, b) => (b.op.priority ?? 0) - (a.op.priority ?? 0)); // stable: id order within a priority

@@ -1,4 +1,4 @@
-import type { TargetColumn, TargetTable } from '../../src/services/catalog.service';
+import type { TargetColumn, TargetTable } from '../../src/interfaces/catalog.interfaces';
 
 /** A column as the catalog describes it; by default nullable, without default, typed by its base type. */
 export function column(name: string, baseType: string, options: Partial<TargetColumn> = {}): TargetColumn {

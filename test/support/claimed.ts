@@ -1,7 +1,7 @@
 import type { ClaimedOperation } from '../../src/interfaces/chunk.interfaces';
 import type { OperationType, RowValues } from '../../src/interfaces/operation.interfaces';
-import type { TargetTable } from '../../src/services/catalog.service';
-import { planningOf } from '../../src/services/row-identity';
+import type { TargetTable } from '../../src/interfaces/catalog.interfaces';
+import { planningOf } from '../../src/services/ingest/row-identity';
 
 export interface RawOperation {
   id: string;

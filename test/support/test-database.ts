@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { AppConfig, loadConfig } from '../../src/config/app-config';
-import { dataSourceOptions, prepareMigrations } from '../../src/services/database';
+import { dataSourceOptions, prepareMigrations } from '../../src/services/storage/database';
 
 /** A fresh database per test file, with the real migrations applied; dropped by close(). */
 export interface TestDatabase {

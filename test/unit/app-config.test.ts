@@ -140,6 +140,8 @@ describe('loadConfig: valid values', () => {
   it('accepts a skip limit of 0 (fail the execution at the first failed operation)', () => {
     assert.equal(loadConfig({ BATCH_SKIP_LIMIT: '0' }).poll.skipLimit, 0);
     assert.equal(loadConfig({ BATCH_PROCESS_OPERATION_LIMIT: '30000' }).poll.maxLimit, 30_000, 'never below the limit');
+    const config = loadConfig({});
+    assert.throws(() => ((config.poll as { limit: number }).limit = 5), TypeError, 'read-only: built once, frozen');
     assert.equal(loadConfig({ BATCH_SKIP_LIMIT: '' }).poll.skipLimit, null);
   });
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ERROR_CODES, ErrorCode } from '../../src/interfaces/operation.interfaces';
 import { BatchError, toBatchError } from '../../src/services/batch-error';
-import { isConnectionError } from '../../src/services/database-error';
+import { isConnectionError } from '../../src/services/storage/database-error';
 
 describe('BatchError', () => {
   it('maps every code to the HTTP status of CONTRACT.md section 2', () => {

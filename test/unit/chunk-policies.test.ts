@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/app-config';
-import { ChunkRetryPolicy, DataErrorSkipPolicy, ExponentialBackOffPolicy } from '../../src/services/chunk-policies';
+import {
+  ChunkRetryPolicy,
+  DataErrorSkipPolicy,
+  ExponentialBackOffPolicy,
+} from '../../src/services/engine/chunk-policies';
 
 const pgError = (code: string) => Object.assign(new Error(`error ${code}`), { code });
 

@@ -3,8 +3,9 @@ import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/app-config';
 import type { ClaimedOperation } from '../../src/interfaces/chunk.interfaces';
 import type { RowValues } from '../../src/interfaces/operation.interfaces';
-import type { CatalogService, TargetTable } from '../../src/services/catalog.service';
-import { ChunkProcessor } from '../../src/services/chunk-processor.service';
+import type { TargetTable } from '../../src/interfaces/catalog.interfaces';
+import type { CatalogService } from '../../src/services/storage/catalog.service';
+import { ChunkProcessor } from '../../src/services/engine/chunk-processor.service';
 import { column, targetTable } from '../support/catalog-fixtures';
 import { claimed } from '../support/claimed';
 
@@ -34,7 +35,7 @@ describe('ChunkProcessor', () => {
     const { statements, filtered } = await processor.process(chunk);
     assert.deepEqual(filtered, []);
     assert.deepEqual(
-      statements.map((s) => [s.target, s.operations.map((o) => o.id)]),
+      statements.map((s) => [s.table.name, s.operations.map((o) => o.id)]),
       [
         ['public.a', [chunk[0].id, chunk[2].id]],
         ['public.b', [chunk[1].id]],
@@ -49,7 +50,7 @@ describe('ChunkProcessor', () => {
     const chunk = [insert('public.gone', { id: 1 }), insert('public.a', { id: 1 }), insert('public.gone', { id: 2 })];
     const { statements, filtered } = await processor.process(chunk);
     assert.deepEqual(
-      statements.map((s) => s.target),
+      statements.map((s) => s.table.name),
       ['public.a'],
     );
     assert.deepEqual(filtered, [

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { JsonValue } from '../../src/interfaces/operation.interfaces';
-import type { TargetColumn } from '../../src/services/catalog.service';
+import type { TargetColumn } from '../../src/interfaces/catalog.interfaces';
 import { column } from '../support/catalog-fixtures';
 import {
   arrayLiteral,
@@ -9,7 +9,7 @@ import {
   isNumericColumn,
   roundedIntegerDigits,
   toSqlText,
-} from '../../src/services/column-value';
+} from '../../src/services/ingest/column-value';
 
 /** A column as the catalog would describe it; `baseType` is the element type's for arrays. */
 const col = (baseType: string, options: Partial<TargetColumn> = {}): TargetColumn => column('c', baseType, options);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isConcurrencyConflict, logReason, publicReason, sqlState } from '../../src/services/database-error';
+import { isConcurrencyConflict, logReason, publicReason, sqlState } from '../../src/services/storage/database-error';
 
 const pgError = (code: string, extra: Record<string, string> = {}) =>
   Object.assign(new Error(`error ${code}: "BOB-SECRET-1"`), { code, ...extra });

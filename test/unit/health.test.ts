@@ -3,16 +3,16 @@ import { describe, it } from 'node:test';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { BehaviorSubject } from 'rxjs';
 import type { AppConfig } from '../../src/config/app-config';
-import type { Database } from '../../src/services/database';
+import type { Database } from '../../src/services/storage/database';
 import {
   BrokerHealthIndicator,
   DatabaseHealthIndicator,
   RedisHealthIndicator,
   withOptionalIndicator,
   withTimeout,
-} from '../../src/services/health-indicators';
-import type { OutboxRelay } from '../../src/services/outbox-relay.service';
-import type { RedisService } from '../../src/services/redis.service';
+} from '../../src/services/observability/health-indicators';
+import type { OutboxRelay } from '../../src/services/outbox/outbox-relay.service';
+import type { RedisService } from '../../src/services/storage/redis.service';
 
 describe('withOptionalIndicator', () => {
   const ready = {
@@ -63,7 +63,7 @@ describe('BrokerHealthIndicator', () => {
     new BrokerHealthIndicator(
       new HealthIndicatorService(),
       { role } as AppConfig,
-      { brokerConnected: relayConnected } as OutboxRelay,
+      role === 'api' ? undefined : ({ brokerConnected: relayConnected } as OutboxRelay), // registered in worker processes only
     );
 
   it('is up when the RPC consumer and the outbox relay are connected (role all)', () => {

@@ -8,9 +8,9 @@ import { BatchErrorFilter } from '../../src/controllers/errors';
 import { payloadProblem, readRpcRequest } from '../../src/controllers/request-body';
 import { RequestValidationPipe } from '../../src/controllers/validation-pipe';
 import { BatchError } from '../../src/services/batch-error';
-import type { CatalogService } from '../../src/services/catalog.service';
-import { AuthenticatedClient } from '../../src/services/client.service';
-import { OperationValidator } from '../../src/services/operation-validator.service';
+import type { CatalogService } from '../../src/services/storage/catalog.service';
+import { AuthenticatedClient } from '../../src/services/access/client.service';
+import { OperationValidator } from '../../src/services/ingest/operation-validator.service';
 import { column, targetTable } from '../support/catalog-fixtures';
 
 /**

@@ -7,7 +7,7 @@ import {
   recordChunkParams,
   StepRecord,
   WORKER,
-} from '../../src/services/job-repository';
+} from '../../src/services/engine/job-repository';
 
 function operation(id: string, clientId: string, target = 'public.reservations', attempts = 0): ClaimedOperation {
   return { id, clientId, target, shape: '', identity: '', attempts, failures: 0, bytes: 0 };

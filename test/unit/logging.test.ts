@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { httpLogLevel, requestIdOf } from '../../src/config/logging';
 import { routeOf } from '../../src/controllers/http-request-metrics';
-import { logFields, withLogFields } from '../../src/services/log-context';
+import { logFields, withLogFields } from '../../src/config/log-context';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ICreateBatchOperationRequest, RowValues } from '../../src/interfaces/operation.interfaces';
-import type { TargetColumn, TargetTable } from '../../src/services/catalog.service';
+import type { TargetColumn, TargetTable } from '../../src/interfaces/catalog.interfaces';
 import { column, targetTable } from '../support/catalog-fixtures';
-import { checkShape } from '../../src/services/operation-validator.service';
+import { checkShape } from '../../src/services/ingest/operation-validator.service';
 
 type Problems = ReturnType<typeof checkShape>;
 

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { StatementPlan } from '../../src/interfaces/chunk.interfaces';
 import type { OperationType, RowValues } from '../../src/interfaces/operation.interfaces';
-import type { TargetTable } from '../../src/services/catalog.service';
-import { canonicalValue } from '../../src/services/row-identity';
-import { planStatements as planClaimed } from '../../src/services/statement-planner';
+import type { TargetTable } from '../../src/interfaces/catalog.interfaces';
+import { canonicalValue } from '../../src/services/ingest/row-identity';
+import { planStatements as planClaimed } from '../../src/services/engine/statement-planner';
 import { column, targetTable } from '../support/catalog-fixtures';
 import { claimed, RawOperation } from '../support/claimed';
 
@@ -72,7 +72,7 @@ describe('planStatements: inserts', () => {
     const statements = planStatements(items, operations, 1000);
     assert.equal(statements.length, 1);
     assert.deepEqual(statements[0], {
-      target: 'public.items',
+      table: items,
       type: 'insert',
       columns: ['id', 'sku'],
       keyColumns: null,

@@ -2,14 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ClaimedOperation, StatementPlan } from '../../src/interfaces/chunk.interfaces';
 import type { OperationType } from '../../src/interfaces/operation.interfaces';
-import type { TargetColumn, TargetTable } from '../../src/services/catalog.service';
+import type { TargetColumn, TargetTable } from '../../src/interfaces/catalog.interfaces';
 import {
   deleteStatement,
   insertStatement,
   qualifiedName,
   targetStatement,
   upsertStatement,
-} from '../../src/services/target-sql';
+} from '../../src/services/engine/target-sql';
 import { column, targetTable } from '../support/catalog-fixtures';
 
 function col(name: string, baseType: string, castType: string, options: Partial<TargetColumn> = {}): TargetColumn {
@@ -32,7 +32,7 @@ function plan(
   keyColumns: string[] | null,
   ids: string[] = ['1'],
 ): StatementPlan {
-  return { target: target.name, type, columns, keyColumns, operations: ids.map(op) };
+  return { table: target, type, columns, keyColumns, operations: ids.map(op) };
 }
 
 const items = table('public', 'items', [
@@ -144,13 +144,13 @@ describe('upsertStatement', () => {
 
   it('is what targetStatement builds for an upsert plan', () => {
     const p = plan(items, 'upsert', ['id', 'qty'], ['id']);
-    assert.deepEqual(targetStatement(items, p), upsertStatement(items, p));
+    assert.deepEqual(targetStatement(p), upsertStatement(items, p));
   });
 });
 
 describe('targetStatement: update and increment', () => {
   it('update: UPDATE … AS t SET … FROM materialized typed rows WHERE the key (read from the stored key) matches RETURNING v.op', () => {
-    const statement = targetStatement(items, plan(items, 'update', ['note', 'qty'], ['id'], ['1', '2']));
+    const statement = targetStatement(plan(items, 'update', ['note', 'qty'], ['id'], ['1', '2']));
     assert.equal(
       statement.sql,
       "WITH v AS MATERIALIZED (SELECT (o.row_values->>E'note')::text AS c1, (o.row_values->>E'qty')::integer AS c2, (o.row_key->>E'id')::integer AS c3, " +
@@ -162,12 +162,12 @@ describe('targetStatement: update and increment', () => {
   });
 
   it('update by a composite key matches every key column', () => {
-    const statement = targetStatement(items, plan(items, 'update', ['qty'], ['code', 'tenant']));
+    const statement = targetStatement(plan(items, 'update', ['qty'], ['code', 'tenant']));
     assert.match(statement.sql, / WHERE t\."code" = v\.c2 AND t\."tenant" = v\.c3 RETURNING v\.op$/);
   });
 
   it('increment adds each delta to the current value', () => {
-    const statement = targetStatement(items, plan(items, 'increment', ['price', 'qty'], ['id']));
+    const statement = targetStatement(plan(items, 'increment', ['price', 'qty'], ['id']));
     assert.equal(
       statement.sql,
       "WITH v AS MATERIALIZED (SELECT (o.row_values->>E'price')::numeric AS c1, (o.row_values->>E'qty')::integer AS c2, (o.row_key->>E'id')::integer AS c3, " +
@@ -178,7 +178,7 @@ describe('targetStatement: update and increment', () => {
 
   it('quotes odd column names in SET and WHERE', () => {
     const odd = table('s', 't', [col('id', 'int4', 'integer'), col('we"ird', 'int4', 'integer')]);
-    const statement = targetStatement(odd, plan(odd, 'increment', ['we"ird'], ['id']));
+    const statement = targetStatement(plan(odd, 'increment', ['we"ird'], ['id']));
     assert.match(
       statement.sql,
       /UPDATE "s"\."t" AS t SET "we""ird" = t\."we""ird" \+ v\.c1 FROM v WHERE t\."id" = v\.c2/,
@@ -197,6 +197,6 @@ describe('deleteStatement', () => {
     );
     assert.equal(statement.everyRow, false);
     assert.deepEqual(statement.params, [['1', '2']]);
-    assert.deepEqual(targetStatement(items, p), statement);
+    assert.deepEqual(targetStatement(p), statement);
   });
 });

@@ -17,7 +17,7 @@ import {
   ValidateBy,
   ValidateNested,
 } from 'class-validator';
-import { isInstant } from '../../services/column-value';
+import { isInstant } from '../../services/ingest/column-value';
 import {
   ICreateBatchOperationRequest,
   ICreateBatchOperationResponse,

@@ -1,0 +1,37 @@
+/** A column of a target table, as the live catalog describes it. */
+export interface TargetColumn {
+  name: string;
+  /** The type as SQL spells it (`format_type`), used for casts: `numeric(10,2)`, `character varying(20)`, `integer[]`. */
+  sqlType: string;
+  /** The type without its modifier, for the writer's casts: the assignment to the column then applies length and
+   *  precision exactly as a one-row INSERT or UPDATE would (an explicit cast to `varchar(3)` would truncate instead). */
+  castType: string;
+  /** The base type's name (`int4`, `numeric`, `varchar`, …); for arrays, the element type's. */
+  baseType: string;
+  isArray: boolean;
+  /** Type modifier: length for char types, precision/scale for numeric; -1 when none. */
+  typmod: number;
+  notNull: boolean;
+  hasDefault: boolean;
+  /** GENERATED ALWAYS (identity or stored expression): cannot be written. */
+  generatedAlways: boolean;
+  enumLabels: string[] | null;
+}
+
+export interface TargetTable {
+  /** Canonical `schema.table`. */
+  name: string;
+  schema: string;
+  table: string;
+  columns: Map<string, TargetColumn>;
+  primaryKey: string[] | null;
+  /** Unique keys usable to address one row: the primary key first, then unique constraints and indexes. */
+  uniqueKeys: string[][];
+  /**
+   * User triggers, a foreign key to itself, an exclusion constraint, or a partial or expression unique index:
+   * multi-row statements could differ from one-row statements (statement triggers fire once, self-references
+   * are checked at statement end, the planner cannot see those collisions), so each operation of such a table
+   * gets a statement of its own (still inside the chunk's transaction).
+   */
+  oneRowStatements: boolean;
+}

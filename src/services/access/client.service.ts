@@ -1,0 +1,192 @@
+import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { AppConfig } from '../../config/app-config';
+import { ClientEntity } from '../../entities';
+import { BatchError } from '../batch-error';
+import { Database } from '../storage/database';
+
+/** The caller of a request, once its API key is verified. */
+export class AuthenticatedClient {
+  constructor(
+    readonly id: string,
+    readonly name: string,
+    readonly admin: boolean,
+    readonly targets: string[],
+    readonly rateLimitPerSecond: number | null,
+  ) {}
+
+  /** A grant is `*`, a canonical `schema.table`, or a bare table name in any allowed schema. */
+  mayWrite(target: string): boolean {
+    const table = target.slice(target.indexOf('.') + 1);
+    return this.admin || this.targets.some((grant) => grant === '*' || grant === target || grant === table);
+  }
+}
+
+export interface ClientCreate {
+  name: string;
+  targets: string[];
+  admin?: boolean;
+  rateLimitPerSecond?: number | null;
+}
+
+/** A change of a client's grants, admin flag or rate limit: absent fields are kept, a `null` rate limit removed. */
+export type ClientChange = Partial<Omit<ClientCreate, 'name'>>;
+
+export const ADMIN_CLIENT_NAME = 'admin';
+
+interface ClientRow {
+  id: string;
+  name: string;
+  api_key_hash: string;
+  targets: string[];
+  admin: boolean;
+  rate_limit_per_second: number | null;
+  revoked_at: Date | null;
+}
+
+/** Clients and their API keys. Keys are shown once and stored only as an HMAC keyed by API_KEY_ENCRYPTION_SECRET. */
+@Injectable()
+export class ClientService implements OnApplicationBootstrap {
+  private readonly logger = new Logger(ClientService.name);
+  private readonly lookups = new Map<string, Promise<ClientRow | undefined>>();
+
+  constructor(
+    private readonly db: Database,
+    private readonly config: AppConfig,
+  ) {}
+
+  private get clients() {
+    return this.db.dataSource.getRepository(ClientEntity);
+  }
+
+  hashKey(apiKey: string): string {
+    return createHmac('sha256', this.config.apiKeySecret).update(apiKey).digest('hex');
+  }
+
+  /** The client whose key this is; UNAUTHENTICATED when there is none or it was revoked. */
+  async authenticate(apiKey: string | undefined): Promise<AuthenticatedClient> {
+    if (!apiKey || apiKey.length > 512) throw new BatchError('UNAUTHENTICATED', 'Missing or invalid API key');
+    // Looked up by keyed hash (timing reveals nothing about stored keys), then compared in constant time.
+    const hash = this.hashKey(apiKey);
+    const client = await this.lookup(hash);
+    if (!client || client.revoked_at || !timingSafeEqual(Buffer.from(client.api_key_hash), Buffer.from(hash))) {
+      throw new BatchError('UNAUTHENTICATED', 'Missing or invalid API key');
+    }
+    return new AuthenticatedClient(client.id, client.name, client.admin, client.targets, client.rate_limit_per_second);
+  }
+
+  /**
+   * Nothing is cached, so a rotated or revoked key stops working at once on every instance; but requests with
+   * the same key that arrive while its lookup is running share that lookup.
+   */
+  private lookup(hash: string): Promise<ClientRow | undefined> {
+    let pending = this.lookups.get(hash);
+    if (!pending) {
+      pending = this.db
+        .query<ClientRow>(
+          `SELECT id, name, api_key_hash, targets, admin, rate_limit_per_second, revoked_at FROM batch.clients WHERE api_key_hash = $1`,
+          [hash],
+        )
+        .then((rows) => rows[0])
+        .finally(() => this.lookups.delete(hash));
+      this.lookups.set(hash, pending);
+    }
+    return pending;
+  }
+
+  /** Creates or updates the built-in admin client from BATCH_ADMIN_API_KEY. */
+  async onApplicationBootstrap(): Promise<void> {
+    if (!this.config.adminApiKey) {
+      this.logger.warn('BATCH_ADMIN_API_KEY is not set: no admin client, so no clients can be created over REST');
+      return;
+    }
+    await this.db.query(
+      `INSERT INTO batch.clients (name, api_key_hash, targets, admin) VALUES ($1, $2, '{*}', true)
+       ON CONFLICT (name) DO UPDATE SET api_key_hash = EXCLUDED.api_key_hash, admin = true, targets = '{*}', revoked_at = NULL, updated_at = now()`,
+      [ADMIN_CLIENT_NAME, this.hashKey(this.config.adminApiKey)],
+    );
+  }
+
+  async create(request: ClientCreate): Promise<{ id: string; name: string; apiKey: string }> {
+    const apiKey = newApiKey();
+    const rows: { id: string }[] = await this.db.query(
+      `INSERT INTO batch.clients (name, api_key_hash, targets, admin, rate_limit_per_second) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (name) DO NOTHING RETURNING id`,
+      [request.name, this.hashKey(apiKey), request.targets, request.admin ?? false, request.rateLimitPerSecond ?? null],
+    );
+    if (rows.length === 0) throw new BatchError('CONFLICT', `A client named "${request.name}" exists already`);
+    return { id: rows[0].id, name: request.name, apiKey };
+  }
+
+  list(): Promise<ClientEntity[]> {
+    return this.clients.find({ order: { id: 'ASC' } });
+  }
+
+  async rotateKey(id: string): Promise<{ id: string; name: string; apiKey: string }> {
+    const apiKey = newApiKey();
+    const rows: { name: string }[] = await this.db.query(
+      `UPDATE batch.clients SET api_key_hash = $2, updated_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING name`,
+      [id, this.hashKey(apiKey)],
+    );
+    if (rows.length === 0) throw new BatchError('NOT_FOUND', `No active client ${id}`);
+    return { id, name: rows[0].name, apiKey };
+  }
+
+  /**
+   * Takes effect with the client's next request on every instance (clients are looked up per request). Grants hold
+   * when operations are applied too: its pending operations on targets it may no longer write are cancelled with it.
+   */
+  async update(id: string, change: ClientChange): Promise<ClientEntity> {
+    const rows = await this.db.query(
+      `WITH client AS (
+         UPDATE batch.clients
+            SET targets = coalesce($2, targets), admin = coalesce($3, admin),
+                rate_limit_per_second = CASE WHEN $4 THEN $5 ELSE rate_limit_per_second END, updated_at = now()
+          WHERE id = $1 AND revoked_at IS NULL RETURNING id, targets, admin),
+       ${CANCEL_UNGRANTED}
+       SELECT id FROM client`,
+      [
+        id,
+        change.targets ?? null,
+        change.admin ?? null,
+        change.rateLimitPerSecond !== undefined,
+        change.rateLimitPerSecond ?? null,
+      ],
+    );
+    if (rows.length === 0) throw new BatchError('NOT_FOUND', `No active client ${id}`);
+    return this.clients.findOneByOrFail({ id });
+  }
+
+  /** The key stops working at once; the client's pending operations are cancelled with it. */
+  async revoke(id: string): Promise<void> {
+    const rows = await this.db.query(
+      `WITH client AS (
+         UPDATE batch.clients SET revoked_at = now(), updated_at = now()
+          WHERE id = $1 AND revoked_at IS NULL RETURNING id, '{}'::text[] AS targets, false AS admin),
+       ${CANCEL_UNGRANTED}
+       SELECT id FROM client`,
+      [id],
+    );
+    if (rows.length === 0) throw new BatchError('NOT_FOUND', `No active client ${id}`);
+  }
+}
+
+/**
+ * CTEs that cancel the pending operations of the changed client (the CTE `client`: its id, and the targets and admin flag it
+ * holds now, none once revoked) on targets it may no longer write, as AuthenticatedClient.mayWrite decides: no
+ * operation is applied without a grant. An operation a chunk has claimed is waited for, and left as that chunk
+ * settled it.
+ */
+const CANCEL_UNGRANTED = `
+  ungranted AS (
+    DELETE FROM batch.pending p USING client c
+     WHERE p.client_id = c.id
+       AND NOT (c.admin OR '*' = ANY (c.targets) OR p.target = ANY (c.targets) OR substr(p.target, strpos(p.target, '.') + 1) = ANY (c.targets))
+    RETURNING p.id, p.client_id, p.target, p.attempts),
+  cancelled AS (
+    INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, error_code, error_message, settled_at)
+    SELECT id, client_id, target, 'CANCELLED', attempts, 'FORBIDDEN', 'cancelled: the client is no longer granted this target', now() FROM ungranted)`;
+
+function newApiKey(): string {
+  return `bsk_${randomBytes(32).toString('base64url')}`;
+}

@@ -1,0 +1,237 @@
+import { Injectable } from '@nestjs/common';
+import type { PoolClient } from 'pg';
+import { AppConfig } from '../../config/app-config';
+import {
+  BackOffPolicy,
+  ChunkListeners,
+  ClaimedOperation,
+  ItemProcessor,
+  ItemReader,
+  ItemWriter,
+  OperationOutcome,
+  RetryPolicy,
+  SkipPolicy,
+  StatementPlan,
+} from '../../interfaces/chunk.interfaces';
+import { Database } from '../storage/database';
+import { EngineError, isConnectionError, operationError, publicReason } from '../storage/database-error';
+import { emptyCounts, JobRepository, StepRecord } from './job-repository';
+import { parseShape } from '../ingest/row-identity';
+
+export interface ChunkResult {
+  executionId: string | null;
+  read: number;
+  /** The chunk took as much as it could (its count limit, or half its byte budget): there may be more at once. */
+  full: boolean;
+}
+
+/** More operations failed than BATCH_SKIP_LIMIT allows: the execution fails and is rolled back. */
+export class SkipLimitExceededError extends EngineError {
+  constructor(limit: number | null, cause: unknown) {
+    super(`skip limit ${limit} exceeded; last error: ${publicReason(cause)}`, { cause });
+  }
+}
+
+/** Deferred constraints are checked per statement, so that their violations fail one operation, not the commit. */
+const DEFERRED_CONSTRAINTS_PER_STATEMENT = 'SET CONSTRAINTS ALL IMMEDIATE';
+
+/**
+ * One chunk, one transaction: claim (reader), plan (processor), write each statement (writer; falling back to
+ * item-by-item under savepoints when one fails, the skip policy deciding), then record it all (job repository).
+ * A crash anywhere rolls all of it back and the operations are simply claimed again.
+ *
+ * A chunk that fails as a whole is recorded as a FAILED execution in a transaction of its own. When the database
+ * could not be reached, that is all (the poller waits and tries again); otherwise each of its operations counts
+ * the failure, its targets are held back for a while (the back-off policy) while retries are left, and they are
+ * claimed in ever smaller chunks after that (the retry policy), until an operation alone in its chunk that fails
+ * again ends FAILED with the error, and the others are applied.
+ */
+@Injectable()
+export class ChunkStep {
+  constructor(
+    private readonly db: Database,
+    private readonly config: AppConfig,
+    private readonly reader: ItemReader,
+    private readonly processor: ItemProcessor,
+    private readonly writer: ItemWriter,
+    private readonly skipPolicy: SkipPolicy,
+    private readonly retryPolicy: RetryPolicy,
+    private readonly backOffPolicy: BackOffPolicy,
+    private readonly jobRepository: JobRepository,
+    private readonly listeners: ChunkListeners,
+  ) {}
+
+  /** Runs a chunk of up to `limit` operations; throws only when the database could not be reached (or the claim failed). */
+  async execute(limit = this.config.poll.limit): Promise<ChunkResult> {
+    const startedAt = new Date();
+    let chunk: ClaimedOperation[] = [];
+    try {
+      // Every round trip counts: under load each wait for a reply also waits its turn in the event loop.
+      const summary = await this.db.transaction(async (tx) => {
+        chunk = await this.reader.read(tx, limit);
+        if (chunk.length === 0) return null;
+        const plan = await this.processor.process(chunk);
+        const outcomes: OperationOutcome[] = [...plan.filtered];
+        const steps: StepRecord[] = [];
+        for (const statement of plan.statements) steps.push(await this.runStatement(tx, statement, outcomes));
+        const record = { startedAt, read: chunk.length, filtered: plan.filtered.length, steps, outcomes };
+        return { ...record, executionId: await this.jobRepository.recordChunk(tx, record) };
+      }, DEFERRED_CONSTRAINTS_PER_STATEMENT);
+      if (!summary) return { executionId: null, read: 0, full: false };
+      for (const listener of this.listeners.all) listener.afterChunk?.(summary);
+      const bytes = chunk.reduce((sum, op) => sum + op.bytes, 0);
+      const full = summary.read >= limit || bytes * 2 >= this.config.poll.maxChunkBytes;
+      return { executionId: summary.executionId, read: summary.read, full };
+    } catch (error) {
+      for (const listener of this.listeners.all) listener.afterChunkError?.(error, chunk.length);
+      if (chunk.length === 0 || isConnectionError(error)) {
+        if (chunk.length > 0)
+          await this.jobRepository
+            .recordFailure(startedAt, chunk.length, error, 'to be retried')
+            .catch(() => undefined);
+        throw error;
+      }
+      return this.failChunk(startedAt, chunk, error);
+    }
+  }
+
+  /** A chunk that failed as a whole, though the database answers: counted against its operations (see ChunkStep). */
+  private async failChunk(startedAt: Date, chunk: ClaimedOperation[], error: unknown): Promise<ChunkResult> {
+    const failures = chunk.reduce((most, op) => Math.max(most, op.failures), 0) + 1;
+    if (this.retryPolicy.givesUp(chunk.length, failures)) return this.giveUp(startedAt, chunk[0], failures, error);
+    const retries = this.config.poll.retryLimit;
+    const holdMs = failures <= retries ? this.backOffPolicy.delayMs(failures) : 0;
+    const failed = new Map<string, number>(); // operations of each target in the chunk
+    for (const { target } of chunk) failed.set(target, (failed.get(target) ?? 0) + 1);
+    const sizes = new Map(
+      [...failed].map(([target, count]) => [target, this.retryPolicy.nextChunkSize(count, failures)]),
+    );
+    const next =
+      failures <= retries
+        ? `to be retried in ${holdMs} ms`
+        : `to be claimed in chunks of ${[...new Set(sizes.values())].join(', ')}`;
+    await this.jobRepository.holdBack(chunk, sizes, holdMs);
+    const executionId = await this.jobRepository.recordFailure(
+      startedAt,
+      chunk.length,
+      error,
+      `failure ${failures}, ${next}`,
+    );
+    return { executionId, read: chunk.length, full: true };
+  }
+
+  /** An operation alone in a chunk that failed as a whole once more: it cannot be applied, and ends FAILED. */
+  private async giveUp(
+    startedAt: Date,
+    operation: ClaimedOperation,
+    failures: number,
+    error: unknown,
+  ): Promise<ChunkResult> {
+    const outcome: OperationOutcome = { operation, status: 'FAILED', rowsAffected: null, error: operationError(error) };
+    const type = typeOf(operation);
+    const step: StepRecord = {
+      ...emptyCounts(),
+      name: `gave up ${type} ${operation.target}`,
+      target: operation.target,
+      type,
+      status: 'FAILED',
+      exitMessage: `its chunk failed as a whole ${failures} times: ${publicReason(error)}`,
+      startedAt,
+      endedAt: new Date(),
+      readCount: 1,
+      writeSkipCount: 1,
+      rollbackCount: failures,
+    };
+    const summary = await this.db.transaction(async (tx) => {
+      if (!(await this.jobRepository.takeAlone(tx, operation))) return null; // cancelled meanwhile
+      const record = { startedAt, read: 1, filtered: 0, steps: [step], outcomes: [outcome] };
+      return { ...record, executionId: await this.jobRepository.recordChunk(tx, record) };
+    });
+    if (!summary) return { executionId: null, read: 1, full: true };
+    for (const listener of this.listeners.all) {
+      listener.onSkip?.(outcome);
+      listener.afterChunk?.(summary);
+    }
+    return { executionId: summary.executionId, read: 1, full: true };
+  }
+
+  /** One statement for the whole plan; when it fails, one savepoint per operation, in order. */
+  private async runStatement(tx: PoolClient, plan: StatementPlan, outcomes: OperationOutcome[]): Promise<StepRecord> {
+    const step: StepRecord = {
+      ...emptyCounts(),
+      name: `${plan.type} ${plan.table.name} (${plan.columns.join(', ')})${plan.keyColumns ? ` by (${plan.keyColumns.join(', ')})` : ''}`,
+      target: plan.table.name,
+      type: plan.type,
+      status: 'COMPLETED',
+      exitMessage: null,
+      startedAt: new Date(),
+      endedAt: new Date(),
+      readCount: plan.operations.length,
+      commitCount: 1,
+    };
+    await tx.query('SAVEPOINT statement');
+    try {
+      const rows = await this.writer.write(tx, plan);
+      await tx.query('RELEASE SAVEPOINT statement');
+      plan.operations.forEach((operation, i) => outcomes.push(completed(operation, rows[i])));
+      step.writeCount = plan.operations.length;
+    } catch (error) {
+      if (this.retryPolicy.isRetryable(error)) throw error;
+      await tx.query('ROLLBACK TO SAVEPOINT statement');
+      step.rollbackCount += 1;
+      step.exitMessage = `statement failed with ${publicReason(error)}; applied item by item`;
+      const skippedBefore = outcomes.filter((o) => o.status === 'FAILED').length;
+      for (const operation of plan.operations) {
+        const outcome = await this.runOne(tx, plan, operation, skippedBefore + step.writeSkipCount);
+        outcomes.push(outcome);
+        if (outcome.status === 'COMPLETED') step.writeCount += 1;
+        else step.writeSkipCount += 1;
+      }
+    }
+    step.endedAt = new Date();
+    for (const listener of this.listeners.all) {
+      listener.onStatement?.(plan, step.rollbackCount > 0, step.endedAt.getTime() - step.startedAt.getTime());
+    }
+    return step;
+  }
+
+  private async runOne(
+    tx: PoolClient,
+    plan: StatementPlan,
+    operation: ClaimedOperation,
+    skipped: number,
+  ): Promise<OperationOutcome> {
+    await tx.query('SAVEPOINT item');
+    try {
+      const [rows] = await this.writer.write(tx, { ...plan, operations: [operation] });
+      await tx.query('RELEASE SAVEPOINT item');
+      return completed(operation, rows);
+    } catch (error) {
+      if (this.retryPolicy.isRetryable(error)) throw error;
+      if (!this.skipPolicy.shouldSkip(error, skipped))
+        throw new SkipLimitExceededError(this.config.poll.skipLimit, error);
+      await tx.query('ROLLBACK TO SAVEPOINT item');
+      const outcome: OperationOutcome = {
+        operation,
+        status: 'FAILED',
+        rowsAffected: null,
+        error: operationError(error),
+      };
+      for (const listener of this.listeners.all) listener.onSkip?.(outcome);
+      return outcome;
+    }
+  }
+}
+
+function completed(operation: ClaimedOperation, rowsAffected: number): OperationOutcome {
+  return { operation, status: 'COMPLETED', rowsAffected, error: null };
+}
+
+/** The operation's type, as far as its stored shape can be read: this one may be why it cannot be applied. */
+function typeOf(operation: ClaimedOperation): string {
+  try {
+    return parseShape(operation.shape).type;
+  } catch {
+    return 'operation';
+  }
+}

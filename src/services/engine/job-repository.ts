@@ -1,0 +1,189 @@
+import { Injectable } from '@nestjs/common';
+import { hostname } from 'node:os';
+import type { PoolClient } from 'pg';
+import type { ClaimedOperation, OperationOutcome, StepCounts } from '../../interfaces/chunk.interfaces';
+import { SETTLED_ROUTING_KEY_PREFIX } from '../../interfaces/operation.interfaces';
+import { Database } from '../storage/database';
+import { publicReason } from '../storage/database-error';
+
+/** A statement of a chunk (Spring Batch's step), as the job repository records it. */
+export interface StepRecord extends StepCounts {
+  name: string;
+  target: string;
+  type: string;
+  status: 'COMPLETED' | 'FAILED';
+  exitMessage: string | null;
+  startedAt: Date;
+  endedAt: Date;
+}
+
+/** A chunk that committed: the outcome of every operation it claimed, and its statements. */
+export interface ChunkRecord {
+  startedAt: Date;
+  read: number;
+  /** Operations the processor refused before any statement (their table is gone). */
+  filtered: number;
+  steps: StepRecord[];
+  outcomes: OperationOutcome[];
+}
+
+export const WORKER = `${hostname()}:${process.pid}`;
+
+/** The counters in the order of Spring Batch's names, as the columns of batch.executions and batch.execution_steps. */
+export const COUNTERS = [
+  'readCount',
+  'writeCount',
+  'filterCount',
+  'readSkipCount',
+  'processSkipCount',
+  'writeSkipCount',
+  'commitCount',
+  'rollbackCount',
+] as const;
+
+export function emptyCounts(): StepCounts {
+  return Object.fromEntries(COUNTERS.map((counter) => [counter, 0])) as unknown as StepCounts;
+}
+
+/**
+ * Everything a chunk records, in its own transaction and one statement (data-modifying CTEs all run): the execution
+ * (ended now), its steps, each operation's outcome, which clients it settled for, and one notification per client
+ * as a reference to its operations in the execution, made into its message when the relay publishes it
+ * (batch.settled_event). The execution and its steps travel as JSON named like their columns; the operations as
+ * array literals, which PostgreSQL reads faster than JSON records and node-postgres does not escape.
+ *
+ * $1 execution, $2 steps (JSON); per operation: $3 id, $4 client, $5 target (index into $6, the targets), $7 attempts
+ * before, $8 rows affected (NULL when it failed); $9 the failures' codes and messages (JSON); $10 the routing key's
+ * prefix.
+ */
+export const RECORD_CHUNK_SQL = `
+  WITH execution AS (
+    INSERT INTO batch.executions (status, exit_message, worker, read_count, write_count, filter_count, read_skip_count, process_skip_count,
+                                  write_skip_count, commit_count, rollback_count, started_at, ended_at)
+    SELECT 'COMPLETED', exit_message, worker, read_count, write_count, filter_count, read_skip_count, process_skip_count, write_skip_count,
+           commit_count, rollback_count, started_at, clock_timestamp()
+      FROM json_populate_record(NULL::batch.executions, $1::json)
+    RETURNING id, ended_at),
+  steps AS (
+    INSERT INTO batch.execution_steps (execution_id, name, target, type, status, exit_message, read_count, write_count, filter_count,
+                                       read_skip_count, process_skip_count, write_skip_count, commit_count, rollback_count, started_at, ended_at)
+    SELECT e.id, s.name, s.target, s.type, s.status, s.exit_message, s.read_count, s.write_count, s.filter_count, s.read_skip_count,
+           s.process_skip_count, s.write_skip_count, s.commit_count, s.rollback_count, s.started_at, s.ended_at
+      FROM execution e, json_populate_recordset(NULL::batch.execution_steps, $2::json) s),
+  operations AS MATERIALIZED (
+    SELECT * FROM unnest($3::bigint[], $4::bigint[], $5::int[], $7::int[], $8::int[]) AS o(id, client_id, target, attempts, rows_affected)),
+  settled AS (
+    INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, rows_affected, error_code, error_message, execution_id, settled_at)
+    SELECT o.id, o.client_id, ($6::text[])[o.target], CASE WHEN f.id IS NULL THEN 'COMPLETED' ELSE 'FAILED' END, o.attempts + 1,
+           o.rows_affected, f.code, f.message, e.id, e.ended_at
+      FROM execution e, operations o LEFT JOIN json_to_recordset($9::json) AS f(id bigint, code text, message text) ON f.id = o.id),
+  clients AS (
+    INSERT INTO batch.execution_clients (client_id, execution_id)
+    SELECT DISTINCT o.client_id, e.id FROM execution e, operations o),
+  notified AS (
+    INSERT INTO batch.outbox (routing_key, execution_id, client_id, ids)
+    SELECT $10 || c.name, e.id, c.id, g.ids
+      FROM execution e, (SELECT client_id, array_agg(id ORDER BY id) AS ids FROM operations GROUP BY client_id) g
+      JOIN batch.clients c ON c.id = g.client_id)
+  SELECT id FROM execution`;
+
+/** A PostgreSQL array literal of numbers (and NULLs): read by PostgreSQL at once, never escaped element by element. */
+function numbers(values: (string | number | null)[]): string {
+  return `{${values.map((value) => value ?? 'NULL').join(',')}}`;
+}
+
+/** The parameters of RECORD_CHUNK_SQL for a chunk. */
+export function recordChunkParams({ startedAt, read, filtered, steps, outcomes }: ChunkRecord): unknown[] {
+  const totals = emptyCounts();
+  for (const step of steps) for (const counter of COUNTERS) totals[counter] += step[counter];
+  const failed = outcomes.filter((o) => o.status === 'FAILED');
+  const execution = {
+    exit_message: failed.length > 0 ? `${failed.length} of ${read} operations failed` : null,
+    worker: WORKER,
+    ...columns({ ...totals, readCount: read, processSkipCount: filtered, commitCount: 1 }),
+    started_at: startedAt,
+  };
+  const stepRows = steps.map((step) => ({
+    name: step.name,
+    target: step.target,
+    type: step.type,
+    status: step.status,
+    exit_message: step.exitMessage,
+    ...columns(step),
+    started_at: step.startedAt,
+    ended_at: step.endedAt,
+  }));
+  const targets = [...new Set(outcomes.map((o) => o.operation.target))];
+  const targetIndex = new Map(targets.map((target, i) => [target, i + 1]));
+  return [
+    JSON.stringify(execution),
+    JSON.stringify(stepRows),
+    numbers(outcomes.map((o) => o.operation.id)),
+    numbers(outcomes.map((o) => o.operation.clientId)),
+    numbers(outcomes.map((o) => targetIndex.get(o.operation.target)!)),
+    targets,
+    numbers(outcomes.map((o) => o.operation.attempts)),
+    numbers(outcomes.map((o) => o.rowsAffected)),
+    JSON.stringify(failed.map((o) => ({ id: o.operation.id, code: o.error!.code, message: o.error!.message }))),
+    SETTLED_ROUTING_KEY_PREFIX,
+  ];
+}
+
+/** Spring Batch's counters as the columns they are stored in. */
+function columns(counts: StepCounts): Record<string, number> {
+  return Object.fromEntries(
+    COUNTERS.map((counter) => [counter.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), counts[counter]]),
+  );
+}
+
+/**
+ * The job repository, after Spring Batch's: every chunk's execution, its steps and counters, its operations'
+ * outcomes and notifications; and the chunks that failed as a whole, with what that means for their operations.
+ */
+@Injectable()
+export class JobRepository {
+  constructor(private readonly db: Database) {}
+
+  /** Records a chunk in its transaction; returns the execution's id. */
+  async recordChunk(tx: PoolClient, chunk: ChunkRecord): Promise<string> {
+    const { rows } = await tx.query<{ id: string }>(RECORD_CHUNK_SQL, recordChunkParams(chunk));
+    return rows[0].id;
+  }
+
+  /**
+   * A chunk that failed as a whole: each of its operations counts the failure, and each of its targets is held back
+   * for `holdMs`, then claimed in chunks of the given size (the retry policy's).
+   */
+  async holdBack(chunk: ClaimedOperation[], chunkSizes: Map<string, number>, holdMs: number): Promise<void> {
+    await this.db.query(
+      `WITH counted AS (UPDATE batch.pending SET failures = failures + 1 WHERE id = ANY($1::bigint[]))
+       INSERT INTO batch.holds (target, until, chunk_size)
+       SELECT target, now() + $4 * interval '1 millisecond', size FROM unnest($2::text[], $3::int[]) AS h(target, size)
+       ON CONFLICT (target) DO UPDATE SET until = EXCLUDED.until, chunk_size = EXCLUDED.chunk_size`,
+      [chunk.map((op) => op.id), [...chunkSizes.keys()], [...chunkSizes.values()], holdMs],
+    );
+  }
+
+  /**
+   * Takes an operation the engine gives up on out of the pending set, and lets its target go back to whole chunks;
+   * false when it is no longer pending (cancelled meanwhile).
+   */
+  async takeAlone(tx: PoolClient, operation: ClaimedOperation): Promise<boolean> {
+    const { rows } = await tx.query<{ taken: boolean }>(
+      `WITH taken AS (DELETE FROM batch.pending WHERE id = $1 RETURNING id), released AS (DELETE FROM batch.holds WHERE target = $2)
+       SELECT EXISTS (SELECT 1 FROM taken) AS taken`,
+      [operation.id, operation.target],
+    );
+    return rows[0].taken;
+  }
+
+  /** A chunk that failed as a whole: visible in /api/executions (to admins) while its operations wait. */
+  async recordFailure(startedAt: Date, read: number, error: unknown, next: string): Promise<string> {
+    const [{ id }] = await this.db.query<{ id: string }>(
+      `INSERT INTO batch.executions (status, exit_message, worker, read_count, rollback_count, started_at, ended_at)
+       VALUES ('FAILED', $1, $2, $3, 1, $4, clock_timestamp()) RETURNING id`,
+      [`rolled back (${next}): ${publicReason(error)}`, WORKER, read, startedAt],
+    );
+    return id;
+  }
+}

@@ -1,0 +1,116 @@
+import type { ClaimedOperation, StatementPlan } from '../../interfaces/chunk.interfaces';
+import type { TargetTable } from '../../interfaces/catalog.interfaces';
+import { keysVersion, parseIdentity, parseShape, Shape } from '../ingest/row-identity';
+
+/**
+ * Plans the operations of one target, in their order of application, into statements that — run in order —
+ * give exactly the result of running the operations one at a time.
+ *
+ * Each operation joins the last statement of its shape (type, columns, key) unless an earlier operation it
+ * does not commute with forbids it, in which case it opens a new statement at the end:
+ * - the same row (a shared key value) → a later statement: one statement never touches a row twice;
+ * - rows that cannot be told apart (addressed through different unique keys, or keys whose values have no
+ *   canonical form here) → a later statement;
+ * - inserts and upserts keep their relative order (defaults such as sequences are drawn in that order), which
+ *   a statement preserves (`ORDER BY ord`), so they may share one;
+ * - an update or increment that changes a unique or primary-key column could collide with anything: a
+ *   barrier that everything before it precedes and everything after it follows; an upsert that may change
+ *   one keeps its order with every operation addressed through that key;
+ * - a delete frees every unique value of its row, which an insert into another row may need: with more than
+ *   one unique key, deletes and inserts/upserts keep their relative order.
+ * Operations that commute can be reordered freely, so only these constraints need keeping. Failures stay
+ * those of sequential execution: a failing statement is re-run one operation at a time, in order.
+ *
+ * It reads no values: each operation's shape and the rows it may touch were computed when it was created
+ * (row-identity.ts). A statement holds at most `limits.rows` operations and `limits.bytes` of their values.
+ */
+export interface StatementLimits {
+  rows: number;
+  bytes: number;
+}
+
+export function planStatements(
+  table: TargetTable,
+  operations: ClaimedOperation[],
+  limits: StatementLimits,
+): StatementPlan[] {
+  const statements: StatementPlan[] = [];
+  const alone = (op: ClaimedOperation, shape: Shape) =>
+    statements.push({ ...statementOf(table, shape), operations: [op] });
+  if (table.oneRowStatements) {
+    for (const op of operations) alone(op, parseShape(op.shape));
+    return statements;
+  }
+  const version = keysVersion(table);
+  const bytes: number[] = []; // of each statement's values
+  const lastOfShape = new Map<string, number>();
+  const lastOfToken = new Map<string, number>();
+  const lastKeyedByKey = new Map<string, number>(); // key-addressed operations, by their (canonical) key
+  const lastInsertByKeys = new Map<string, { keys: string[]; index: number }>(); // inserts/upserts, by the keys they give
+  let lastUnknownKeyed = -1; // key-addressed operations whose key has no canonical form
+  let lastInsert = -1;
+  let lastDelete = -1;
+  let floor = 0; // after the last barrier
+  const deletesMeetInserts = table.uniqueKeys.length > 1;
+
+  for (const op of operations) {
+    const shape = parseShape(op.shape);
+    if (shape.keysVersion !== version) {
+      // Its identity was computed against other unique keys than the table has now: a statement of its own, a barrier.
+      alone(op, shape);
+      bytes.push(op.bytes);
+      floor = statements.length;
+      continue;
+    }
+    const identity = parseIdentity(op.identity);
+    let min = identity.barrier ? statements.length : floor;
+    for (const token of identity.tokens) min = Math.max(min, (lastOfToken.get(token) ?? -1) + 1);
+    min = Math.max(min, lastUnknownKeyed + 1);
+    if (identity.key === undefined) {
+      min = Math.max(min, lastInsert);
+      if (deletesMeetInserts) min = Math.max(min, lastDelete + 1);
+      for (const [key, index] of lastKeyedByKey) if (!identity.keys.includes(key)) min = Math.max(min, index + 1);
+    } else {
+      if (deletesMeetInserts && shape.type === 'delete') min = Math.max(min, lastInsert + 1);
+      for (const [key, index] of lastKeyedByKey) if (key !== identity.key) min = Math.max(min, index + 1);
+      for (const { keys, index } of lastInsertByKeys.values())
+        if (identity.key === null || !keys.includes(identity.key)) min = Math.max(min, index + 1);
+    }
+
+    let index = lastOfShape.get(op.shape);
+    if (
+      index === undefined ||
+      index < min ||
+      statements[index].operations.length >= limits.rows ||
+      bytes[index] + op.bytes > limits.bytes
+    ) {
+      index = statements.length;
+      statements.push({ ...statementOf(table, shape), operations: [] });
+      bytes.push(0);
+      lastOfShape.set(op.shape, index);
+    }
+    statements[index].operations.push(op);
+    bytes[index] += op.bytes;
+
+    for (const token of identity.tokens) lastOfToken.set(token, Math.max(lastOfToken.get(token) ?? -1, index));
+    if (identity.key === undefined) {
+      lastInsert = Math.max(lastInsert, index);
+      const signature = identity.keys.join(' ');
+      lastInsertByKeys.set(signature, {
+        keys: identity.keys,
+        index: Math.max(lastInsertByKeys.get(signature)?.index ?? -1, index),
+      });
+    } else if (identity.key === null) {
+      lastUnknownKeyed = Math.max(lastUnknownKeyed, index);
+    } else {
+      lastKeyedByKey.set(identity.key, Math.max(lastKeyedByKey.get(identity.key) ?? -1, index));
+    }
+    if (shape.type === 'delete') lastDelete = Math.max(lastDelete, index);
+    if (identity.barrier) floor = index + 1;
+  }
+  return statements;
+}
+
+function statementOf(table: TargetTable, shape: Shape): Omit<StatementPlan, 'operations'> {
+  return { table, type: shape.type, columns: shape.columns, keyColumns: shape.keyColumns };
+}

@@ -1,0 +1,174 @@
+import type { StatementPlan } from '../../interfaces/chunk.interfaces';
+import type { TargetColumn, TargetTable } from '../../interfaces/catalog.interfaces';
+import { quoteIdent, quoteLiteral } from '../storage/database';
+
+/**
+ * The SQL that applies a statement plan to a target table. The values never travel through the service: each
+ * statement reads them from the operations' stored JSON (`batch.operations.row_values`, `row_key`), by the
+ * operations' ids, its one parameter. Values are cast to the column's type without its modifier; the assignment
+ * then applies length and precision exactly as a one-row statement would. Identifiers come only from the catalog.
+ *
+ * A statement either affects one row per operation when it succeeds (`everyRow`), or returns `op`, the id of each
+ * operation whose row it affected.
+ */
+export interface TargetStatement {
+  sql: string;
+  params: [string[]];
+  everyRow: boolean;
+}
+
+export function targetStatement(plan: StatementPlan): TargetStatement {
+  const { table } = plan;
+  switch (plan.type) {
+    case 'insert':
+      return insertStatement(table, plan);
+    case 'upsert':
+      return upsertStatement(table, plan);
+    case 'update':
+      return updateStatement(table, plan, (c, v) => `${quoteIdent(c.name)} = ${v}`);
+    case 'increment':
+      return updateStatement(table, plan, (c, v) => `${quoteIdent(c.name)} = t.${quoteIdent(c.name)} + ${v}`);
+    case 'delete':
+      return deleteStatement(table, plan);
+  }
+}
+
+export function qualifiedName(table: TargetTable): string {
+  return `${quoteIdent(table.schema)}.${quoteIdent(table.table)}`;
+}
+
+/**
+ * The operations as typed rows, found through the primary key: `SELECT (o.row_values->>'c')::type AS c1, …, o.id AS op,
+ * o.priority FROM batch.operations o WHERE o.id = ANY($1)` (joined to an unnest of the ids instead, a plan may walk
+ * the operations table from its start). A statement's operations are in the order of application of their chunk,
+ * `priority DESC, id` (PLAN_ORDER). Every value is cast for every operation, also where an update or delete then
+ * matches no row, as a one-row statement with a bad value would fail even when its WHERE matches nothing.
+ */
+function input(table: TargetTable, plan: StatementPlan, fields: { name: string; from: 'values' | 'key' }[]) {
+  const columns = fields.map((f) => column(table, f.name));
+  const aliases = fields.map((_, i) => `c${i + 1}`);
+  const sql =
+    `SELECT ${columns.map((c, i) => `${storedValue(c, fields[i].from)} AS ${aliases[i]}`).join(', ')}, o.id AS op, o.priority ` +
+    `FROM batch.operations o WHERE o.id = ANY ($1::bigint[])`;
+  return { columns, params: [plan.operations.map((op) => op.id)] as [string[]], sql, aliases };
+}
+
+/** The order of a statement's operations: their chunk's order of application. */
+const PLAN_ORDER = 'v.priority DESC, v.op';
+
+/**
+ * A column's value read from an operation's stored JSON and cast to the column's type: JSON text for JSON columns
+ * (JSON null is SQL NULL), a PostgreSQL array literal for arrays (batch.array_literal), else the value's text.
+ */
+function storedValue(column: TargetColumn, from: 'values' | 'key'): string {
+  const source = `o.${from === 'values' ? 'row_values' : 'row_key'}`;
+  const name = quoteLiteral(column.name);
+  const json = column.baseType === 'json' || column.baseType === 'jsonb';
+  if (column.isArray) return `batch.array_literal(${source}->${name}, ${json})::${column.castType}`;
+  if (json) return `nullif(${source}->${name}, 'null')::${column.castType}`;
+  return `(${source}->>${name})::${column.castType}`;
+}
+
+/** `INSERT … SELECT … ORDER BY` plan order: rows go in, and defaults are drawn, in that order. */
+export function insertStatement(table: TargetTable, plan: StatementPlan): TargetStatement {
+  const rows = input(
+    table,
+    plan,
+    plan.columns.map((name) => ({ name, from: 'values' as const })),
+  );
+  const sql =
+    `INSERT INTO ${qualifiedName(table)} (${rows.columns.map((c) => quoteIdent(c.name)).join(', ')}) ` +
+    `SELECT ${rows.aliases.map((a) => `v.${a}`).join(', ')} FROM (${rows.sql}) v ORDER BY ${PLAN_ORDER}`;
+  return { sql, params: rows.params, everyRow: true };
+}
+
+/**
+ * `INSERT … ON CONFLICT (key) DO UPDATE SET` every other given column. With nothing else to set, `DO NOTHING`,
+ * and the rows actually inserted are matched back to their operations by the conflict key.
+ */
+export function upsertStatement(table: TargetTable, plan: StatementPlan): TargetStatement {
+  const conflictKey = plan.keyColumns!;
+  const rows = input(
+    table,
+    plan,
+    plan.columns.map((name) => ({ name, from: 'values' as const })),
+  );
+  const names = rows.columns.map((c) => quoteIdent(c.name)).join(', ');
+  const selected = rows.aliases.map((a) => `v.${a}`).join(', ');
+  const conflict = conflictKey.map(quoteIdent).join(', ');
+  const updates = rows.columns
+    .filter((c) => !conflictKey.includes(c.name))
+    .map((c) => `${quoteIdent(c.name)} = EXCLUDED.${quoteIdent(c.name)}`);
+  if (updates.length > 0) {
+    const sql =
+      `INSERT INTO ${qualifiedName(table)} (${names}) SELECT ${selected} FROM (${rows.sql}) v ORDER BY ${PLAN_ORDER} ` +
+      `ON CONFLICT (${conflict}) DO UPDATE SET ${updates.join(', ')}`;
+    return { sql, params: rows.params, everyRow: true };
+  }
+  // Rows inserted are matched back by their key, cast to the column's full type as the assignment stored it;
+  // where two operations give the same key, the first inserted the row and the second found it.
+  const keys = conflictKey.map(quoteIdent);
+  const match = conflictKey.map(
+    (name, k) =>
+      `ins.${keys[k]} = v.${rows.aliases[plan.columns.indexOf(name)]}::${rows.columns[plan.columns.indexOf(name)].sqlType}`,
+  );
+  const sql =
+    `WITH v AS MATERIALIZED (${rows.sql}), ` +
+    `ins AS (INSERT INTO ${qualifiedName(table)} (${names}) SELECT ${selected} FROM v ORDER BY ${PLAN_ORDER} ` +
+    `ON CONFLICT (${conflict}) DO NOTHING RETURNING ${keys.join(', ')}) ` +
+    `SELECT (array_agg(v.op ORDER BY ${PLAN_ORDER}))[1] AS op FROM v JOIN ins ON ${match.join(' AND ')} ` +
+    `GROUP BY ${keys.map((k) => `ins.${k}`).join(', ')}`;
+  return { sql, params: rows.params, everyRow: false };
+}
+
+/** `UPDATE … FROM (typed rows) WHERE key matches`: keys are distinct within a plan, so each row is hit at most once. */
+function updateStatement(
+  table: TargetTable,
+  plan: StatementPlan,
+  assign: (column: TargetColumn, value: string) => string,
+): TargetStatement {
+  const keyColumns = plan.keyColumns!;
+  const fields = [
+    ...plan.columns.map((name) => ({ name, from: 'values' as const })),
+    ...keyColumns.map((name) => ({ name, from: 'key' as const })),
+  ];
+  const rows = input(table, plan, fields);
+  const sets = plan.columns.map((_, i) => assign(rows.columns[i], `v.${rows.aliases[i]}`));
+  const match = keyColumns.map((name, k) => `t.${quoteIdent(name)} = v.${rows.aliases[plan.columns.length + k]}`);
+  const sql =
+    `WITH v AS MATERIALIZED (${rows.sql}) ` +
+    `UPDATE ${qualifiedName(table)} AS t SET ${sets.join(', ')} FROM v WHERE ${match.join(' AND ')} RETURNING v.op`;
+  return { sql, params: rows.params, everyRow: false };
+}
+
+/** `DELETE … USING (typed rows) WHERE key matches`. */
+export function deleteStatement(table: TargetTable, plan: StatementPlan): TargetStatement {
+  const keyColumns = plan.keyColumns!;
+  const rows = input(
+    table,
+    plan,
+    keyColumns.map((name) => ({ name, from: 'key' as const })),
+  );
+  const match = keyColumns.map((name, k) => `t.${quoteIdent(name)} = v.${rows.aliases[k]}`);
+  const sql = `WITH v AS MATERIALIZED (${rows.sql}) DELETE FROM ${qualifiedName(table)} AS t USING v WHERE ${match.join(' AND ')} RETURNING v.op`;
+  return { sql, params: rows.params, everyRow: false };
+}
+
+function column(table: TargetTable, name: string): TargetColumn {
+  const found = table.columns.get(name);
+  // A column dropped since the operation was created: let the database name the error.
+  return (
+    found ?? {
+      name,
+      sqlType: 'text',
+      castType: 'text',
+      baseType: 'text',
+      isArray: false,
+      typmod: -1,
+      notNull: false,
+      hasDefault: false,
+      generatedAlways: false,
+      enumLabels: null,
+    }
+  );
+}

@@ -1,0 +1,214 @@
+import { Injectable } from '@nestjs/common';
+import type { ICreateBatchOperationRequest, JsonValue, RowValues } from '../../interfaces/operation.interfaces';
+import { AppConfig } from '../../config/app-config';
+import { BatchError } from '../batch-error';
+import type { TargetColumn, TargetTable } from '../../interfaces/catalog.interfaces';
+import { CatalogService, hasColumns, sameColumns } from '../storage/catalog.service';
+import { columnValueProblem, isNumericColumn } from './column-value';
+import { Planning, planningOf } from './row-identity';
+import type { AuthenticatedClient } from '../access/client.service';
+
+/** An operation that passed every create-time check, with its target resolved to `schema.table`, and its planning. */
+export interface ValidOperation extends Planning {
+  target: string;
+  type: ICreateBatchOperationRequest['type'];
+  values: RowValues | null;
+  key: RowValues | null;
+  conflictKey: string[] | null;
+  idempotencyKey: string | null;
+  label: string | null;
+  priority: number;
+  notBefore: Date | null;
+}
+
+interface Problem {
+  code: 'VALIDATION_FAILED' | 'UNKNOWN_COLUMN';
+  field: string;
+  message: string;
+}
+
+/** Checks an operation against the live catalog and the client's grants (CONTRACT.md, section 1). */
+@Injectable()
+export class OperationValidator {
+  constructor(
+    private readonly catalog: CatalogService,
+    private readonly config: AppConfig,
+  ) {}
+
+  /**
+   * Validates the operations of one request, in order; the first invalid one fails the request (its error names
+   * its index when there are several). Each target is looked up once per request, again only for a column the
+   * cached catalog does not know yet.
+   */
+  async validateAll(client: AuthenticatedClient, requests: ICreateBatchOperationRequest[]): Promise<ValidOperation[]> {
+    const targets = new Map<string, TargetTable | null>();
+    const valid: ValidOperation[] = [];
+    const latestNotBefore = Date.now() + this.config.limits.notBeforeMaxDays * 86_400_000;
+    for (const [index, request] of requests.entries()) {
+      const columns = [
+        ...Object.keys(request.values ?? {}),
+        ...Object.keys(request.key ?? {}),
+        ...(request.conflictKey ?? []),
+      ];
+      let target = targets.get(request.target);
+      if (target === undefined || (target !== null && !hasColumns(target, columns))) {
+        target = await this.catalog.findWithColumns(request.target, columns);
+        targets.set(request.target, target);
+      }
+      try {
+        valid.push(validate(client, request, target, latestNotBefore));
+      } catch (error) {
+        if (error instanceof BatchError && requests.length > 1) {
+          throw new BatchError(error.code, `operations[${index}]: ${error.message}`, {
+            index,
+            ...(error.details as object),
+          });
+        }
+        throw error;
+      }
+    }
+    return valid;
+  }
+}
+
+function validate(
+  client: AuthenticatedClient,
+  request: ICreateBatchOperationRequest,
+  target: TargetTable | null,
+  latestNotBefore: number,
+): ValidOperation {
+  const notBefore = request.notBefore === undefined ? null : new Date(request.notBefore);
+  if (notBefore && !(notBefore.getTime() <= latestNotBefore)) {
+    throw new BatchError(
+      'VALIDATION_FAILED',
+      `notBefore is further ahead than BATCH_NOT_BEFORE_MAX_DAYS allows (until ${new Date(latestNotBefore).toISOString()})`,
+    );
+  }
+  if (!target) throw new BatchError('UNKNOWN_TARGET', `Unknown target "${request.target}"`, { target: request.target });
+  if (!client.mayWrite(target.name)) {
+    throw new BatchError('FORBIDDEN', `Client "${client.name}" is not granted target "${target.name}"`, {
+      target: target.name,
+    });
+  }
+  const problems = checkShape(target, request);
+  if (problems.length > 0) {
+    const unknown = problems.find((p) => p.code === 'UNKNOWN_COLUMN');
+    const first = unknown ?? problems[0];
+    throw new BatchError(first.code, first.message, { target: target.name, problems });
+  }
+  const row = {
+    type: request.type,
+    values: request.values ?? null,
+    key: request.key ?? null,
+    conflictKey: request.type === 'upsert' ? (request.conflictKey ?? target.primaryKey) : null,
+  };
+  return {
+    target: target.name,
+    ...row,
+    ...planningOf(target, row),
+    idempotencyKey: request.idempotencyKey ?? null,
+    label: request.label ?? null,
+    priority: request.priority ?? 0,
+    notBefore,
+  };
+}
+
+/** PostgreSQL's own limit of columns per table. */
+export const MAX_COLUMNS = 1600;
+
+/** Every reason the operation cannot be applied as sent; empty when it can. */
+export function checkShape(target: TargetTable, request: ICreateBatchOperationRequest): Problem[] {
+  const problems: Problem[] = [];
+  const fail = (field: string, message: string) => problems.push({ code: 'VALIDATION_FAILED', field, message });
+  const values = request.values;
+  const key = request.key;
+  const needsValues = request.type !== 'delete';
+  const needsKey = request.type === 'update' || request.type === 'delete' || request.type === 'increment';
+
+  for (const [section, row] of [
+    ['values', values],
+    ['key', key],
+  ] as const) {
+    if (row && Object.keys(row).length > MAX_COLUMNS)
+      fail(section, `"${section}" names more than ${MAX_COLUMNS} columns`);
+  }
+  if (problems.length > 0) return problems;
+  if (needsValues && (!values || Object.keys(values).length === 0))
+    fail('values', `${request.type} needs at least one column in "values"`);
+  if (!needsValues && values !== undefined) fail('values', 'delete takes no "values"');
+  if (needsKey && (!key || Object.keys(key).length === 0)) fail('key', `${request.type} needs a "key"`);
+  if (!needsKey && key !== undefined) fail('key', `${request.type} takes no "key"; it writes "values"`);
+  if (request.type !== 'upsert' && request.conflictKey !== undefined)
+    fail('conflictKey', 'only upsert takes a "conflictKey"');
+
+  for (const [section, row] of [
+    ['values', values],
+    ['key', key],
+  ] as const) {
+    for (const [name, value] of Object.entries(row ?? {})) {
+      const column = target.columns.get(name);
+      if (!column) {
+        problems.push({
+          code: 'UNKNOWN_COLUMN',
+          field: `${section}.${name}`,
+          message: `Unknown column "${name}" on target "${target.name}"`,
+        });
+        continue;
+      }
+      const problem = valueProblem(column, value, section === 'key' || request.type === 'increment');
+      if (problem) fail(`${section}.${name}`, `Column "${name}" ${problem}`);
+      if (section === 'values' && column.generatedAlways)
+        fail(`values.${name}`, `Column "${name}" is generated and cannot be written`);
+      if (section === 'values' && request.type === 'increment' && !isNumericColumn(column)) {
+        fail(`values.${name}`, `Column "${name}" is not numeric and cannot be incremented`);
+      }
+    }
+  }
+  if (problems.length > 0) return problems;
+
+  if (needsKey && key && !target.uniqueKeys.some((k) => sameColumns(k, Object.keys(key)))) {
+    fail(
+      'key',
+      `"key" must name exactly the primary key or one unique key of "${target.name}": ${describeKeys(target)}`,
+    );
+  }
+  if (request.type === 'insert' || request.type === 'upsert') {
+    for (const column of target.columns.values()) {
+      if (column.notNull && !column.hasDefault && !Object.hasOwn(values!, column.name))
+        fail(`values.${column.name}`, `Column "${column.name}" is required`);
+    }
+  }
+  if (request.type === 'upsert') {
+    const conflictKey = request.conflictKey ?? target.primaryKey;
+    if (!conflictKey) fail('conflictKey', `"${target.name}" has no primary key; give a "conflictKey"`);
+    else if (conflictKey.some((c) => !target.columns.has(c))) {
+      const column = conflictKey.find((c) => !target.columns.has(c))!;
+      problems.push({
+        code: 'UNKNOWN_COLUMN',
+        field: 'conflictKey',
+        message: `Unknown column "${column}" on target "${target.name}"`,
+      });
+    } else if (!target.uniqueKeys.some((k) => sameColumns(k, conflictKey))) {
+      fail(
+        'conflictKey',
+        `"conflictKey" must name exactly the primary key or one unique key of "${target.name}": ${describeKeys(target)}`,
+      );
+    } else {
+      for (const c of conflictKey)
+        if (!Object.hasOwn(values!, c) || values![c] === null)
+          fail(`values.${c}`, `Column "${c}" of the conflict key needs a value`);
+    }
+  }
+  return problems;
+}
+
+function valueProblem(column: TargetColumn, value: JsonValue, notNull: boolean): string | null {
+  if (value === null) return notNull || column.notNull ? 'cannot be null' : null;
+  return columnValueProblem(column, value);
+}
+
+function describeKeys(target: TargetTable): string {
+  return target.uniqueKeys.length === 0
+    ? 'it has none'
+    : target.uniqueKeys.map((k) => `(${k.join(', ')})`).join(' or ');
+}

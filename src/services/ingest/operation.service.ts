@@ -1,0 +1,221 @@
+import { Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type {
+  ICreateBatchOperationRequest,
+  ICreateBatchOperationResponse,
+  IGetBatchOperationResponse,
+  IOperationListResponse,
+  OperationStatus,
+  OperationType,
+  RowValues,
+} from '../../interfaces/operation.interfaces';
+import { IngestListeners } from '../../interfaces/ingest.interfaces';
+import { BatchError } from '../batch-error';
+import { AuthenticatedClient } from '../access/client.service';
+import { Database } from '../storage/database';
+import { MAKE_UNSENT_MESSAGES_OF_OPERATION } from '../outbox/settled-events';
+import { IngestBuffer } from './ingest-buffer.service';
+import { OperationValidator, ValidOperation } from './operation-validator.service';
+
+export interface OperationRow {
+  id: string;
+  client_id: string;
+  target: string;
+  type: OperationType;
+  row_values: RowValues | null;
+  row_key: RowValues | null;
+  conflict_key: string[] | null;
+  idempotency_key: string | null;
+  label: string | null;
+  priority: number;
+  not_before: Date | null;
+  status: OperationStatus;
+  attempts: number;
+  rows_affected: number | null;
+  error_code: string | null;
+  error_message: string | null;
+  execution_id: string | null;
+  created_at: Date;
+  updated_at: Date;
+  settled_at: Date | null;
+}
+
+export interface OperationListQuery {
+  status?: OperationStatus;
+  target?: string;
+  label?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+/** Where to find operations of each status (or of any), newest first, with their id, client and target. */
+const LISTED: Record<OperationStatus | 'ANY', string> = {
+  ANY: 'SELECT id, client_id, target FROM batch.operations',
+  PENDING: 'SELECT id, client_id, target FROM batch.pending',
+  COMPLETED: `SELECT operation_id AS id, client_id, target FROM batch.outcomes WHERE status = 'COMPLETED'`,
+  FAILED: `SELECT operation_id AS id, client_id, target FROM batch.outcomes WHERE status = 'FAILED'`,
+  CANCELLED: `SELECT operation_id AS id, client_id, target FROM batch.outcomes WHERE status = 'CANCELLED'`,
+};
+
+/** Creating, reading, cancelling and retrying operations: the domain behind both transports. */
+@Injectable()
+export class OperationService {
+  constructor(
+    private readonly db: Database,
+    private readonly validator: OperationValidator,
+    private readonly ingest: IngestBuffer,
+    private readonly listeners: IngestListeners,
+  ) {}
+
+  async create(
+    client: AuthenticatedClient,
+    request: ICreateBatchOperationRequest,
+    requestId?: string,
+  ): Promise<ICreateBatchOperationResponse> {
+    const [created] = await this.createMany(client, [request], requestId);
+    return created;
+  }
+
+  /**
+   * Validates every operation, then stores all of them in one statement or none (through the group commit of
+   * IngestBuffer). `requestId` (the RPC request id) makes a redelivered request return what the first delivery
+   * stored instead of storing it again.
+   */
+  async createMany(
+    client: AuthenticatedClient,
+    requests: ICreateBatchOperationRequest[],
+    requestId: string = randomUUID(),
+  ): Promise<ICreateBatchOperationResponse[]> {
+    const operations = await this.validator.validateAll(client, requests);
+    const requestKeys = operations.map((_, index) => `${requestId}#${index}`);
+    const inserted = await this.ingest.store(client.id, operations, requestKeys);
+    const byRequestKey = new Map(inserted.map((row) => [row.request_key, row]));
+    const stored = operations.filter((_, index) => byRequestKey.has(requestKeys[index]));
+    for (const listener of this.listeners.all) listener.afterCreate?.(stored);
+    const missing = requestKeys.filter((key) => !byRequestKey.has(key));
+    const existing = missing.length === 0 ? [] : await this.findExisting(client, missing, operations);
+    return operations.map((operation, index) => {
+      const row = byRequestKey.get(requestKeys[index]);
+      if (row) return { id: row.id, status: row.status, createdAt: row.created_at.toISOString(), duplicate: false };
+      const first =
+        existing.find((e) => e.request_key === requestKeys[index]) ??
+        existing.find((e) => operation.idempotencyKey !== null && e.idempotency_key === operation.idempotencyKey);
+      if (!first) throw new BatchError('CONFLICT', 'The operation was created concurrently and is gone; retry');
+      return { id: first.id, status: first.status, createdAt: first.created_at.toISOString(), duplicate: true };
+    });
+  }
+
+  private findExisting(client: AuthenticatedClient, requestKeys: string[], operations: ValidOperation[]) {
+    return this.db.query<{
+      id: string;
+      status: OperationStatus;
+      created_at: Date;
+      request_key: string;
+      idempotency_key: string | null;
+    }>(
+      `SELECT id, status, created_at, request_key, idempotency_key FROM batch.operation_states
+        WHERE client_id = $1 AND (request_key = ANY($2) OR idempotency_key = ANY($3)) ORDER BY id`,
+      [client.id, requestKeys, operations.map((o) => o.idempotencyKey).filter((k) => k !== null)],
+    );
+  }
+
+  async get(client: AuthenticatedClient, id: string): Promise<IGetBatchOperationResponse> {
+    return toResponse(await this.findOwned(client, id));
+  }
+
+  /** Newest first; a status filter walks the one table that holds operations of that status, through its index. */
+  async list(client: AuthenticatedClient, query: OperationListQuery): Promise<IOperationListResponse> {
+    const limit = query.limit ?? 50;
+    const rows = await this.db.query<OperationRow>(
+      `SELECT s.* FROM (${LISTED[query.status ?? 'ANY']}) d JOIN batch.operation_states s ON s.id = d.id
+        WHERE ($1::bigint IS NULL OR d.client_id = $1)
+          AND ($2::text IS NULL OR d.target = $2 OR substr(d.target, strpos(d.target, '.') + 1) = $2)
+          AND ($3::text IS NULL OR s.label = $3)
+          AND ($4::bigint IS NULL OR d.id < $4)
+        ORDER BY d.id DESC LIMIT $5`,
+      [client.admin ? null : client.id, query.target ?? null, query.label ?? null, query.cursor ?? null, limit + 1],
+    );
+    const items = rows.slice(0, limit).map(toResponse);
+    return { items, nextCursor: rows.length > limit ? items[items.length - 1].id : null };
+  }
+
+  /** PENDING → CANCELLED (it leaves the pending set); CONFLICT from any other state. */
+  async cancel(client: AuthenticatedClient, id: string): Promise<IGetBatchOperationResponse> {
+    return this.transition(
+      client,
+      id,
+      'PENDING',
+      `WITH cancelled AS (DELETE FROM batch.pending WHERE id = $1 RETURNING id, client_id, target, attempts)
+       INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, settled_at)
+       SELECT id, client_id, target, 'CANCELLED', attempts, now() FROM cancelled RETURNING operation_id`,
+    );
+  }
+
+  /**
+   * FAILED → PENDING (same id): its outcome goes and it is back in the pending set, due at once, to be applied again;
+   * CONFLICT from any other state, FORBIDDEN without the grant now.
+   */
+  async retry(client: AuthenticatedClient, id: string): Promise<IGetBatchOperationResponse> {
+    const { target } = await this.findOwned(client, id);
+    if (!client.mayWrite(target))
+      throw new BatchError('FORBIDDEN', `Client "${client.name}" is no longer granted target "${target}"`, { target });
+    return this.transition(
+      client,
+      id,
+      'FAILED',
+      `WITH notified AS (${MAKE_UNSENT_MESSAGES_OF_OPERATION}),
+       retried AS (DELETE FROM batch.outcomes WHERE operation_id = $1 AND status = 'FAILED' RETURNING operation_id, client_id, target, attempts)
+       INSERT INTO batch.pending (id, client_id, target, priority, attempts, bytes, shape, identity)
+       SELECT r.operation_id, r.client_id, r.target, o.priority, r.attempts, coalesce(pg_column_size(o.row_values), 0),
+              coalesce(o.shape, batch.shape_of(o.type, o.row_values, o.row_key, o.conflict_key)), coalesce(o.identity, '')
+         FROM retried r JOIN batch.operations o ON o.id = r.operation_id RETURNING id`,
+    );
+  }
+
+  /** Runs `change` (one statement on the operation with id $1, returning a row when it applied) from status `from`. */
+  private async transition(
+    client: AuthenticatedClient,
+    id: string,
+    from: OperationStatus,
+    change: string,
+  ): Promise<IGetBatchOperationResponse> {
+    await this.findOwned(client, id);
+    const changed = await this.db.query(change, [id]);
+    const current = await this.findOwned(client, id);
+    if (changed.length === 0)
+      throw new BatchError('CONFLICT', `Operation ${id} is ${current.status}, not ${from}`, { status: current.status });
+    return toResponse(current);
+  }
+
+  private async findOwned(client: AuthenticatedClient, id: string): Promise<OperationRow> {
+    if (!/^\d{1,18}$/.test(id)) throw new BatchError('NOT_FOUND', `No operation ${JSON.stringify(id).slice(0, 40)}`);
+    const [row] = await this.db.query<OperationRow>('SELECT * FROM batch.operation_states WHERE id = $1', [id]);
+    if (!row) throw new BatchError('NOT_FOUND', `No operation ${id}`);
+    if (!client.admin && row.client_id !== client.id)
+      throw new BatchError('FORBIDDEN', `Operation ${id} belongs to another client`);
+    return row;
+  }
+}
+
+export function toResponse(row: OperationRow): IGetBatchOperationResponse {
+  return {
+    id: row.id,
+    target: row.target,
+    type: row.type,
+    values: row.row_values,
+    key: row.row_key,
+    conflictKey: row.conflict_key,
+    idempotencyKey: row.idempotency_key,
+    label: row.label,
+    priority: row.priority,
+    notBefore: row.not_before?.toISOString() ?? null,
+    status: row.status,
+    attempts: row.attempts,
+    rowsAffected: row.rows_affected,
+    error: row.error_code === null ? null : { code: row.error_code, message: row.error_message ?? '' },
+    executionId: row.execution_id,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+    settledAt: row.settled_at?.toISOString() ?? null,
+  };
+}

@@ -1,0 +1,113 @@
+import { Injectable, OnApplicationBootstrap, Optional } from '@nestjs/common';
+import { HealthCheckResult, HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
+import type Redis from 'ioredis';
+import type { Observable } from 'rxjs';
+import { AppConfig } from '../../config/app-config';
+import { Database } from '../storage/database';
+import { OutboxRelay } from '../outbox/outbox-relay.service';
+import { RedisService } from '../storage/redis.service';
+
+const DATABASE_TIMEOUT_MS = 2000;
+const REDIS_TIMEOUT_MS = 1000;
+
+/** Rejects with `timeout of N ms exceeded` when `work` takes longer than `ms` (the work itself goes on). */
+export async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timeout of ${ms} ms exceeded`)), ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The database answers `SELECT 1` within DATABASE_TIMEOUT_MS, on the service's own pool. */
+@Injectable()
+export class DatabaseHealthIndicator {
+  constructor(
+    private readonly indicators: HealthIndicatorService,
+    private readonly db: Database,
+  ) {}
+
+  async check(key: 'database'): Promise<HealthIndicatorResult<'database'>> {
+    const indicator = this.indicators.check(key);
+    try {
+      await withTimeout(this.db.query('SELECT 1'), DATABASE_TIMEOUT_MS);
+      return indicator.up();
+    } catch (error) {
+      return indicator.down({ message: (error as Error).message });
+    }
+  }
+}
+
+/**
+ * The service's own broker connections are up: the RPC consumer's (roles api and all) and the outbox relay's (roles
+ * worker and all). Both reconnect by themselves; while either is down, this process cannot do its part.
+ */
+@Injectable()
+export class BrokerHealthIndicator {
+  private rpcConsumer = 'not connected yet';
+
+  constructor(
+    private readonly indicators: HealthIndicatorService,
+    private readonly config: AppConfig,
+    @Optional() private readonly relay?: OutboxRelay,
+  ) {}
+
+  /** Follows the RPC consumer's connection (the RMQ microservice's status: connected, disconnected, blocked, …). */
+  watchRpcConsumer(status: Observable<string>): void {
+    status.subscribe((state) => (this.rpcConsumer = state === 'unblocked' ? 'connected' : state));
+  }
+
+  check(key: 'broker'): HealthIndicatorResult<'broker'> {
+    const connections: Record<string, string> = {};
+    if (this.config.role !== 'worker') connections.rpcConsumer = this.rpcConsumer;
+    if (this.relay) connections.outboxRelay = this.relay.brokerConnected ? 'connected' : 'disconnected';
+    const up = Object.values(connections).every((state) => state === 'connected');
+    return up ? this.indicators.check(key).up(connections) : this.indicators.check(key).down(connections);
+  }
+}
+
+/** Redis answers PING within REDIS_TIMEOUT_MS, on a connection of its own. */
+@Injectable()
+export class RedisHealthIndicator implements OnApplicationBootstrap {
+  private connection: Redis | null = null;
+
+  constructor(
+    private readonly indicators: HealthIndicatorService,
+    private readonly redis: RedisService,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.connection = this.redis.connect('health');
+  }
+
+  async check(key: 'redis'): Promise<HealthIndicatorResult<'redis'>> {
+    const indicator = this.indicators.check(key);
+    try {
+      if (!this.connection) throw new Error('not connected yet');
+      await withTimeout(this.connection.ping(), REDIS_TIMEOUT_MS);
+      return indicator.up();
+    } catch (error) {
+      return indicator.down({ message: (error as Error).message });
+    }
+  }
+}
+
+/**
+ * Adds an optional indicator's result to a health check's: listed under `details` (and `info` or `error`), marked
+ * `optional: true`, without changing the overall status.
+ */
+export function withOptionalIndicator(result: HealthCheckResult, optional: HealthIndicatorResult): HealthCheckResult {
+  const entries = Object.entries(optional).map(([key, value]) => [key, { ...value, optional: true }] as const);
+  const up = Object.fromEntries(entries.filter(([, value]) => value.status === 'up'));
+  const down = Object.fromEntries(entries.filter(([, value]) => value.status !== 'up'));
+  return {
+    ...result,
+    info: { ...result.info, ...up },
+    error: { ...result.error, ...down },
+    details: { ...result.details, ...Object.fromEntries(entries) },
+  };
+}

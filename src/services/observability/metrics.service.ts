@@ -1,0 +1,194 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { ChunkListener, ChunkSummary, StatementPlan } from '../../interfaces/chunk.interfaces';
+import { IngestListener, StoredOperation } from '../../interfaces/ingest.interfaces';
+import { OPERATION_STATUSES } from '../../interfaces/operation.interfaces';
+import { QueueStats, StatsService } from './stats.service';
+
+/** How long one reading of the queue serves scrapes, so that a scrape storm cannot load the database. */
+export const QUEUE_STATS_TTL_MS = 1000;
+
+/** What the queue gauges show while the database cannot be read: NaN, neither a stale value nor a false 0. */
+const UNREADABLE_QUEUE: QueueStats = {
+  byStatus: { PENDING: NaN, COMPLETED: NaN, FAILED: NaN, CANCELLED: NaN },
+  byTarget: [],
+  oldestPendingAgeSeconds: NaN,
+  throughput: [],
+  outboxBacklog: NaN,
+};
+
+const SECONDS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const CHUNK_SIZES = [1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000];
+
+/**
+ * `load`, shared: calls while one is in flight get the same promise, and its result (value or error) serves
+ * further calls for `ttlMs` after it settled.
+ */
+export function sharedFor<T>(ttlMs: number, load: () => Promise<T>, now: () => number = Date.now): () => Promise<T> {
+  let current: Promise<T> | null = null;
+  let settledAt: number | null = null;
+  return () => {
+    if (current && (settledAt === null || now() - settledAt < ttlMs)) return current;
+    settledAt = null;
+    const loading = load();
+    current = loading;
+    const settle = () => {
+      if (current === loading) settledAt = now();
+    };
+    loading.then(settle, settle);
+    return loading;
+  };
+}
+
+/**
+ * The service's Prometheus metrics, in a registry of this app's own (several apps in one process do not clash).
+ * Counters and histograms are fed by the listeners below and by RpcServer and httpRequestMetrics; the
+ * queue gauges are read from the database when scraped, at most once per QUEUE_STATS_TTL_MS.
+ */
+@Injectable()
+export class Metrics {
+  private readonly logger = new Logger('Metrics');
+  readonly registry = new Registry();
+
+  readonly operationsCreated = new Counter({
+    name: 'batch_operations_created_total',
+    help: 'Operations stored by creates (duplicates of earlier creates are not counted)',
+    labelNames: ['target', 'type'] as const,
+    registers: [this.registry],
+  });
+  readonly operationsSettled = new Counter({
+    name: 'batch_operations_settled_total',
+    help: "Operations applied by this process's chunks, by outcome (COMPLETED or FAILED)",
+    labelNames: ['status', 'target'] as const,
+    registers: [this.registry],
+  });
+  readonly chunkDuration = new Histogram({
+    name: 'batch_chunk_duration_seconds',
+    help: 'Duration of committed chunk transactions, from claim to commit',
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
+  readonly chunkSize = new Histogram({
+    name: 'batch_chunk_operations',
+    help: 'Operations claimed by each committed chunk',
+    buckets: CHUNK_SIZES,
+    registers: [this.registry],
+  });
+  readonly chunkFailures = new Counter({
+    name: 'batch_chunk_failures_total',
+    help: 'Chunks rolled back as a whole, to be retried (transient errors, skip limit, claim failures)',
+    registers: [this.registry],
+  });
+  readonly statements = new Counter({
+    name: 'batch_statements_total',
+    help: 'Set-based statements executed by chunks',
+    labelNames: ['target', 'type'] as const,
+    registers: [this.registry],
+  });
+  readonly statementFallbacks = new Counter({
+    name: 'batch_statement_fallbacks_total',
+    help: 'Statements that failed and whose operations were then applied one by one',
+    labelNames: ['target', 'type'] as const,
+    registers: [this.registry],
+  });
+  readonly statementDuration = new Histogram({
+    name: 'batch_statement_duration_seconds',
+    help: 'Duration of each statement, including its item-by-item fallback',
+    labelNames: ['type', 'fallback'] as const,
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
+  readonly rpcDuration = new Histogram({
+    name: 'batch_rpc_request_duration_seconds',
+    help: 'Duration of RPC requests, by pattern and outcome (OK or the error code)',
+    labelNames: ['pattern', 'outcome'] as const,
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
+  readonly httpDuration = new Histogram({
+    name: 'batch_http_request_duration_seconds',
+    help: 'Duration of HTTP requests, by method, route and status code',
+    labelNames: ['method', 'route', 'code'] as const,
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
+
+  constructor(stats: StatsService) {
+    collectDefaultMetrics({ register: this.registry });
+    const queue = sharedFor(QUEUE_STATS_TTL_MS, () => stats.queue(null));
+    const logger = this.logger;
+    const fromQueue = (read: (gauge: Gauge<string>, stats: QueueStats) => void) =>
+      async function collect(this: Gauge<string>): Promise<void> {
+        try {
+          read(this, await queue());
+        } catch (error) {
+          read(this, UNREADABLE_QUEUE);
+          logger.debug(`queue metrics unavailable: ${(error as Error).message}`);
+        }
+      };
+    new Gauge({
+      name: 'batch_queue_operations',
+      help: 'Operations in the queue table by status (all clients)',
+      labelNames: ['status'],
+      registers: [this.registry],
+      collect: fromQueue((gauge, { byStatus }) =>
+        OPERATION_STATUSES.forEach((status) => gauge.set({ status }, byStatus[status])),
+      ),
+    });
+    new Gauge({
+      name: 'batch_queue_oldest_pending_age_seconds',
+      help: 'Age of the oldest PENDING operation that is due (0 when none)',
+      registers: [this.registry],
+      collect: fromQueue((gauge, { oldestPendingAgeSeconds }) => gauge.set(oldestPendingAgeSeconds)),
+    });
+    new Gauge({
+      name: 'batch_outbox_backlog',
+      help: 'Notifications written but not yet confirmed by the broker',
+      registers: [this.registry],
+      collect: fromQueue((gauge, { outboxBacklog }) => gauge.set(outboxBacklog)),
+    });
+  }
+}
+
+/** Counts operations as creates store them. */
+@Injectable()
+export class MetricsIngestListener extends IngestListener {
+  constructor(private readonly metrics: Metrics) {
+    super();
+  }
+
+  afterCreate(operations: readonly StoredOperation[]): void {
+    for (const { target, type } of operations) this.metrics.operationsCreated.inc({ target, type });
+  }
+}
+
+/** Chunk, statement and outcome metrics. */
+@Injectable()
+export class MetricsChunkListener extends ChunkListener {
+  constructor(private readonly metrics: Metrics) {
+    super();
+  }
+
+  afterChunk({ read, outcomes, startedAt }: ChunkSummary): void {
+    this.metrics.chunkDuration.observe((Date.now() - startedAt.getTime()) / 1000);
+    this.metrics.chunkSize.observe(read);
+    const settled = new Map<string, { status: string; target: string; count: number }>();
+    for (const { operation, status } of outcomes) {
+      const key = `${status}\u0000${operation.target}`;
+      const counted = settled.get(key) ?? settled.set(key, { status, target: operation.target, count: 0 }).get(key)!;
+      counted.count += 1;
+    }
+    for (const { status, target, count } of settled.values())
+      this.metrics.operationsSettled.inc({ status, target }, count);
+  }
+
+  afterChunkError(): void {
+    this.metrics.chunkFailures.inc();
+  }
+
+  onStatement({ table: { name: target }, type }: StatementPlan, fallback: boolean, durationMs: number): void {
+    this.metrics.statements.inc({ target, type });
+    if (fallback) this.metrics.statementFallbacks.inc({ target, type });
+    this.metrics.statementDuration.observe({ type, fallback: String(fallback) }, durationMs / 1000);
+  }
+}

@@ -1,0 +1,90 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
+import type { ConfirmChannel } from 'amqplib';
+import { AppConfig } from '../../config/app-config';
+import { Database } from '../storage/database';
+import { WorkerLoop } from '../worker-loop';
+import { OutboxWakeup } from './outbox-wakeup';
+import { UNSENT_MESSAGES_SQL } from './settled-events';
+import { connectAmqp } from '../../config/amqp';
+
+const BATCH_SIZE = 500;
+const PUBLISH_TIMEOUT_MS = 10_000;
+
+/**
+ * Publishes the outbox after commit: locks a batch of unsent rows, makes each into its message (a chunk writes a
+ * reference to the operations it settled for a client; batch.settled_event makes the message from their outcomes,
+ * here, off the chunk's path), publishes each as a persistent message on
+ * a confirm channel, and marks them sent only once the broker confirmed all of them. A crash or a broker
+ * outage in between leaves them unsent, so they are published again: delivery is at least once.
+ */
+@Injectable()
+export class OutboxRelay extends WorkerLoop {
+  protected readonly logger = new Logger(OutboxRelay.name);
+  private connection: AmqpConnectionManager | null = null;
+  private channel: ChannelWrapper | null = null;
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly db: Database,
+    wakeup: OutboxWakeup,
+  ) {
+    super(wakeup, config.outboxIntervalMs);
+  }
+
+  onApplicationBootstrap(): void {
+    const exchange = this.config.rmq.eventsExchange;
+    this.connection = connectAmqp([this.config.rmq.url]);
+    this.connection.on('disconnect', ({ err }) =>
+      this.logger.warn(`broker connection lost: ${err?.message ?? 'closed'}`),
+    );
+    this.channel = this.connection.createChannel({
+      confirm: true,
+      publishTimeout: PUBLISH_TIMEOUT_MS,
+      setup: (channel: ConfirmChannel) => channel.assertExchange(exchange, 'topic', { durable: true }),
+    });
+    super.onApplicationBootstrap();
+  }
+
+  /** Whether the relay's broker connection is up (false while it reconnects). */
+  get brokerConnected(): boolean {
+    return this.connection?.isConnected() ?? false;
+  }
+
+  /** Stops the loop, publishes what is left (bounded by PUBLISH_TIMEOUT_MS), and closes the connection. */
+  async stop(): Promise<void> {
+    if (!this.connection) return;
+    await super.stop();
+    const deadline = Date.now() + PUBLISH_TIMEOUT_MS;
+    while (Date.now() < deadline && (await this.relayBatch().catch(() => 0)) > 0);
+    await this.channel?.close().catch(() => undefined);
+    await this.connection.close().catch(() => undefined);
+    this.connection = null;
+  }
+
+  protected async turn(): Promise<boolean> {
+    return (await this.relayBatch()) === BATCH_SIZE;
+  }
+
+  /** Publishes one batch of unsent messages; returns how many. */
+  relayBatch(): Promise<number> {
+    return this.db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ id: string; routing_key: string; payload: string }>(UNSENT_MESSAGES_SQL, [
+        BATCH_SIZE,
+      ]);
+      if (rows.length === 0) return 0;
+      await Promise.all(
+        rows.map((row) =>
+          this.channel!.publish(this.config.rmq.eventsExchange, row.routing_key, Buffer.from(row.payload), {
+            persistent: true,
+            contentType: 'application/json',
+            messageId: `outbox-${row.id}`,
+            type: 'operations.settled',
+          }),
+        ),
+      );
+      await tx.query(`UPDATE batch.outbox SET sent_at = now() WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
+      return rows.length;
+    });
+  }
+}

@@ -1,0 +1,11 @@
+/**
+ * The service's PostgreSQL advisory locks, in one place so that no two share a key. Keys of one bigint; the target
+ * locks use the two-int form, (TARGET_LOCK_SPACE, hashtext(target)), which cannot meet a one-key lock.
+ */
+
+/** Ingest holds it shared from drawing its first id to its commit; the claim's id horizon waits for none of them. */
+export const INGEST_LOCK = 4242_0001;
+/** Held by the instance running the migrations at start, so that instances starting together do not race. */
+export const MIGRATION_LOCK = 4242_0002;
+/** Key space of the transaction-scoped locks that give one target to one worker at a time. */
+export const TARGET_LOCK_SPACE = 4242;

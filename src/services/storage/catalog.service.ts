@@ -1,0 +1,187 @@
+import { Injectable } from '@nestjs/common';
+import { AppConfig } from '../../config/app-config';
+import type { TargetTable } from '../../interfaces/catalog.interfaces';
+import { Database } from './database';
+
+interface ColumnRow {
+  schema: string;
+  table: string;
+  column: string;
+  sql_type: string;
+  cast_type: string;
+  base_type: string;
+  is_array: boolean;
+  typmod: number;
+  not_null: boolean;
+  has_default: boolean;
+  generated_always: boolean;
+  enum_labels: string[] | null;
+}
+
+interface KeyRow {
+  schema: string;
+  table: string;
+  primary: boolean;
+  columns: string[];
+}
+
+const COLUMNS_SQL = `
+  SELECT n.nspname AS schema, c.relname AS table, a.attname AS column,
+         format_type(a.atttypid, a.atttypmod) AS sql_type,
+         -- without a modifier, "character" and "bit" mean length 1: cast to the unbounded bpchar and varbit instead
+         CASE t.typname WHEN 'bpchar' THEN 'bpchar' WHEN '_bpchar' THEN 'bpchar[]' WHEN 'bit' THEN 'varbit' WHEN '_bit' THEN 'varbit[]'
+                        ELSE format_type(a.atttypid, NULL) END AS cast_type,
+         bt.typname AS base_type, (et.oid IS NOT NULL) AS is_array, a.atttypmod AS typmod,
+         a.attnotnull AS not_null,
+         (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '') AS has_default,
+         (a.attidentity = 'a' OR a.attgenerated <> '') AS generated_always,
+         CASE WHEN bt.typtype = 'e'
+              THEN ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = bt.oid ORDER BY e.enumsortorder) END AS enum_labels
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    JOIN pg_type t ON t.oid = a.atttypid
+    LEFT JOIN pg_type et ON t.typcategory = 'A' AND et.oid = t.typelem
+    JOIN pg_type bt ON bt.oid = COALESCE(NULLIF(COALESCE(et.typbasetype, t.typbasetype), 0), et.oid, t.oid)
+   WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1) AND n.nspname <> 'batch'
+   ORDER BY n.nspname, c.relname, a.attnum`;
+
+const TABLES_SQL = `
+  SELECT n.nspname AS schema, c.relname AS table,
+         EXISTS (SELECT 1 FROM pg_trigger tg WHERE tg.tgrelid = c.oid AND NOT tg.tgisinternal)
+      OR EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conrelid = c.oid AND f.confrelid = c.oid)
+      OR EXISTS (SELECT 1 FROM pg_constraint x WHERE x.contype = 'x' AND x.conrelid = c.oid)
+      OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND (i.indpred IS NOT NULL OR i.indexprs IS NOT NULL))
+         AS one_row_statements
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1) AND n.nspname <> 'batch'`;
+
+const KEYS_SQL = `
+  SELECT n.nspname AS schema, c.relname AS table, i.indisprimary AS primary,
+         ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord) AS columns
+    FROM pg_index i
+    JOIN pg_class c ON c.oid = i.indrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indisvalid
+     AND c.relkind IN ('r', 'p') AND n.nspname = ANY($1) AND n.nspname <> 'batch'
+   ORDER BY i.indisprimary DESC, i.indexrelid`;
+
+/**
+ * The target tables, discovered from the live database catalog of the allowed schemas.
+ * Cached for BATCH_CATALOG_TTL ms; a miss reloads at once, so tables and columns created after start are found.
+ */
+@Injectable()
+export class CatalogService {
+  private tables = new Map<string, TargetTable>();
+  private loadedAt = 0;
+  private loading: Promise<void> | null = null;
+
+  constructor(
+    private readonly db: Database,
+    private readonly config: AppConfig,
+  ) {}
+
+  /** Resolves `table` or `schema.table` to a target, or null when there is none in the allowed schemas. */
+  async find(name: string): Promise<TargetTable | null> {
+    await this.ensureFresh();
+    return this.lookup(name) ?? (await this.reload(), this.lookup(name));
+  }
+
+  /** Like find, but reloads when a column is missing (it may have been added since the last load). */
+  async findWithColumns(name: string, columns: string[]): Promise<TargetTable | null> {
+    const target = await this.find(name);
+    if (target && !hasColumns(target, columns)) {
+      await this.reload();
+      return this.lookup(name);
+    }
+    return target;
+  }
+
+  async list(): Promise<TargetTable[]> {
+    await this.ensureFresh();
+    return [...this.tables.values()];
+  }
+
+  private lookup(name: string): TargetTable | null {
+    const direct = this.tables.get(name);
+    if (direct) return direct;
+    if (name.includes('.')) return null;
+    for (const schema of this.config.targetSchemas) {
+      const table = this.tables.get(`${schema}.${name}`);
+      if (table) return table;
+    }
+    return null;
+  }
+
+  private async ensureFresh(): Promise<void> {
+    if (Date.now() - this.loadedAt > this.config.catalogTtlMs) await this.reload();
+  }
+
+  /** Loads the catalog; concurrent callers share one load. */
+  reload(): Promise<void> {
+    this.loading ??= this.load().finally(() => (this.loading = null));
+    return this.loading;
+  }
+
+  private async load(): Promise<void> {
+    const schemas = this.config.targetSchemas;
+    const [columns, keys, flags] = await Promise.all([
+      this.db.query<ColumnRow>(COLUMNS_SQL, [schemas]),
+      this.db.query<KeyRow>(KEYS_SQL, [schemas]),
+      this.db.query<{ schema: string; table: string; one_row_statements: boolean }>(TABLES_SQL, [schemas]),
+    ]);
+    const tables = new Map<string, TargetTable>();
+    for (const row of columns) {
+      const name = `${row.schema}.${row.table}`;
+      let table = tables.get(name);
+      if (!table) {
+        table = {
+          name,
+          schema: row.schema,
+          table: row.table,
+          columns: new Map(),
+          primaryKey: null,
+          uniqueKeys: [],
+          oneRowStatements: false,
+        };
+        tables.set(name, table);
+      }
+      table.columns.set(row.column, {
+        name: row.column,
+        sqlType: row.sql_type,
+        castType: row.cast_type,
+        baseType: row.base_type,
+        isArray: row.is_array,
+        typmod: row.typmod,
+        notNull: row.not_null,
+        hasDefault: row.has_default,
+        generatedAlways: row.generated_always,
+        enumLabels: row.enum_labels,
+      });
+    }
+    for (const key of keys) {
+      const table = tables.get(`${key.schema}.${key.table}`);
+      if (!table) continue;
+      if (key.primary) table.primaryKey = key.columns;
+      if (!table.uniqueKeys.some((k) => sameColumns(k, key.columns))) table.uniqueKeys.push(key.columns);
+    }
+    for (const flag of flags) {
+      const table = tables.get(`${flag.schema}.${flag.table}`);
+      if (table) table.oneRowStatements = flag.one_row_statements;
+    }
+    this.tables = tables;
+    this.loadedAt = Date.now();
+  }
+}
+
+/** True when both lists name the same columns, in any order. */
+/** Whether the table, as loaded, has every one of these columns. */
+export function hasColumns(table: TargetTable, columns: string[]): boolean {
+  return columns.every((c) => table.columns.has(c));
+}
+
+export function sameColumns(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((c) => b.includes(c));
+}

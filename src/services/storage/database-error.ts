@@ -1,0 +1,86 @@
+import type { IOperationError } from '../../interfaces/operation.interfaces';
+
+/**
+ * What an error from the database (or from the way to it) means, in one place: the ingest path, the chunk engine and
+ * the transports ask here.
+ */
+
+/** SQLSTATE classes meaning the database cannot be reached or is going away: connection, shutdown, resources. */
+const CONNECTION_SQLSTATE = /^(08|57P0[1-3]|53)/;
+const CONNECTION_NODE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+]);
+const CONNECTION_MESSAGES =
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i;
+
+/** The database could not be reached, or went away: nothing about the work itself; retry once it is back. */
+export function isConnectionError(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown } | null | undefined;
+  if (typeof e?.code === 'string' && (CONNECTION_SQLSTATE.test(e.code) || CONNECTION_NODE_CODES.has(e.code)))
+    return true;
+  return typeof e?.message === 'string' && CONNECTION_MESSAGES.test(e.message);
+}
+
+/** Serialization failure, deadlock, lock timeout, statement cancelled: the work met other work, and may pass again. */
+const CONFLICT_SQLSTATE = new Set(['40001', '40P01', '55P03', '57014']);
+
+export function isConcurrencyConflict(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' && CONFLICT_SQLSTATE.has(code);
+}
+
+/** The SQLSTATE of an error the database raised, or null for anything else. */
+export function sqlState(error: unknown): string | null {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : null;
+}
+
+/** An error the chunk engine raises itself (the skip limit, say): its message names no client's value. */
+export class EngineError extends Error {}
+
+/**
+ * What may be shown to every client whose operations a chunk settled: the SQLSTATE and the constraint or column, never
+ * the database's message, which may quote one client's value (`invalid input syntax for type inet: "…"`).
+ */
+export function publicReason(error: unknown): string {
+  if (error instanceof EngineError) return error.message;
+  const state = sqlState(error);
+  if (state === null)
+    return isConnectionError(error)
+      ? 'the database connection failed'
+      : `an error in the service (${errorName(error)})`;
+  const { constraint, column } = error as { constraint?: string; column?: string };
+  return `SQLSTATE ${state}${constraint ? ` (constraint ${constraint})` : column ? ` (column ${column})` : ''}`;
+}
+
+/** The database quotes values in its messages (`invalid input syntax for type inet: "…"`): kept to this length. */
+const MAX_ERROR_MESSAGE = 2000;
+
+/**
+ * An operation's own error, read by its owner and admins: the SQLSTATE and the database's message (of the cause,
+ * for an error of the engine such as the skip limit), or INTERNAL for an error of the service.
+ */
+export function operationError(error: unknown): IOperationError {
+  const cause = error instanceof EngineError && error.cause !== undefined ? error.cause : error;
+  const code = sqlState(cause);
+  if (code !== null) return { code, message: String((cause as Error).message).slice(0, MAX_ERROR_MESSAGE) };
+  return { code: 'INTERNAL', message: `the service could not apply it: ${publicReason(cause)}` };
+}
+
+/** The whole story, for the service's own log. */
+export function logReason(error: unknown): string {
+  const e = (error ?? {}) as { code?: unknown; message?: unknown };
+  return `${typeof e.code === 'string' ? e.code : errorName(error)}: ${typeof e.message === 'string' ? e.message : String(error)}`.slice(
+    0,
+    500,
+  );
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : typeof error;
+}

@@ -1,0 +1,154 @@
+import { Injectable } from '@nestjs/common';
+import { Client, ClientConfig, Pool, PoolClient } from 'pg';
+import { DataSource, DataSourceOptions } from 'typeorm';
+import { AppConfig } from '../../config/app-config';
+import { MIGRATION_LOCK } from './advisory-locks';
+import { ENTITIES } from '../../entities';
+import { InitialSchema1763700000000 } from '../../migrations/1763700000000-initial-schema';
+import { RetentionIndexes1763800000000 } from '../../migrations/1763800000000-retention-indexes';
+import { LighterSettlement1763900000000 } from '../../migrations/1763900000000-lighter-settlement';
+import { IngestHorizon1764000000000 } from '../../migrations/1764000000000-ingest-horizon';
+import { ClientsNeverDeleted1764100000000 } from '../../migrations/1764100000000-clients-never-deleted';
+import { OperationCounts1764200000000 } from '../../migrations/1764200000000-operation-counts';
+import { ExecutionClients1764300000000 } from '../../migrations/1764300000000-execution-clients';
+import { PlanningAtIngest1764400000000 } from '../../migrations/1764400000000-planning-at-ingest';
+import { PendingAndOutcomes1764500000000 } from '../../migrations/1764500000000-pending-and-outcomes';
+
+export const MIGRATIONS = [
+  InitialSchema1763700000000,
+  RetentionIndexes1763800000000,
+  LighterSettlement1763900000000,
+  IngestHorizon1764000000000,
+  ClientsNeverDeleted1764100000000,
+  OperationCounts1764200000000,
+  ExecutionClients1764300000000,
+  PlanningAtIngest1764400000000,
+  PendingAndOutcomes1764500000000,
+];
+
+/** Connection settings of a single pg Client for the configured database (or another one on the same server). */
+export function clientConfig(db: AppConfig['db'], database = db.name): ClientConfig {
+  return { host: db.host, port: db.port, user: db.username, password: db.password, database };
+}
+
+/** Creates the service's database when it is missing and the user may create it. */
+async function ensureDatabase(db: AppConfig['db']): Promise<void> {
+  const admin = new Client(clientConfig(db, 'postgres'));
+  await admin.connect();
+  try {
+    const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [db.name]);
+    if (rowCount === 0) {
+      await admin.query(`CREATE DATABASE ${quoteIdent(db.name)}`).catch((error: { code?: string }) => {
+        // created meanwhile by another instance: "already exists", or a unique violation when both raced
+        if (error.code !== '42P04' && error.code !== '23505') throw error;
+      });
+    }
+  } finally {
+    await admin.end();
+  }
+}
+
+/**
+ * Makes the database ready for its migrations and serializes start-up across instances: the migrations run (when
+ * the app initializes TypeORM) while this session-level advisory lock is held, so that instances starting together
+ * on a new database do not race. TypeORM's own table of applied migrations lives in the service's schema, never
+ * among the targets; a database from before that (the table in the search path's first schema, `public`) has it
+ * moved here first. Returns the release of the lock.
+ */
+export async function prepareMigrations(db: AppConfig['db']): Promise<() => Promise<void>> {
+  await ensureDatabase(db);
+  const client = new Client(clientConfig(db));
+  await client.connect();
+  const release = async () => {
+    await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
+    await client.end().catch(() => undefined);
+  };
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS batch`);
+    await client.query(`
+      DO $$
+      DECLARE ours boolean;
+      BEGIN
+        IF to_regclass('batch.migrations') IS NULL AND to_regclass('migrations') IS NOT NULL THEN
+          EXECUTE 'SELECT EXISTS (SELECT 1 FROM migrations WHERE name = $1)' INTO ours USING '${InitialSchema1763700000000.name}';
+          IF ours THEN ALTER TABLE migrations SET SCHEMA batch; END IF;
+        END IF;
+      END $$`);
+  } catch (error) {
+    await release();
+    throw error;
+  }
+  return release;
+}
+
+export function dataSourceOptions(config: AppConfig): DataSourceOptions {
+  return {
+    type: 'postgres',
+    host: config.db.host,
+    port: config.db.port,
+    database: config.db.name,
+    username: config.db.username,
+    password: config.db.password,
+    schema: 'batch', // where TypeORM keeps its table of applied migrations (the entities name their schema anyway)
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    migrationsRun: true,
+    migrationsTransactionMode: 'all',
+    synchronize: false,
+    logging: ['migration'], // failures are reported where they are handled, not as raw SQL
+    applicationName: `batch-service:${config.role}`,
+    extra: { max: config.db.poolSize, connectionTimeoutMillis: 5000 },
+  };
+}
+
+/** Quotes an SQL identifier. Identifiers only ever come from the catalog or the configuration. */
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** Quotes a name from the catalog as an SQL string literal (an escape string: whatever standard_conforming_strings is). */
+export function quoteLiteral(name: string): string {
+  return `E'${name.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+/**
+ * Raw SQL on the pool TypeORM opened: rows as they come from `pg`, and explicit transactions on one
+ * connection. The chunk engine and the ingest path use it; TypeORM repositories serve simple reads.
+ */
+@Injectable()
+export class Database {
+  constructor(readonly dataSource: DataSource) {}
+
+  get pool(): Pool {
+    return (this.dataSource.driver as unknown as { master: Pool }).master;
+  }
+
+  async query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]> {
+    return (await this.pool.query(sql, params)).rows as T[];
+  }
+
+  /**
+   * Runs `work` in one transaction on one connection; rolls back when it throws. A connection that dies meanwhile
+   * (the database restarted) fails the running query, is destroyed instead of returned to the pool, and never
+   * raises an unhandled 'error' event. `setup` (parameterless statements, such as SET) goes with the BEGIN.
+   */
+  async transaction<T>(work: (tx: PoolClient) => Promise<T>, setup?: string): Promise<T> {
+    const tx = await this.pool.connect();
+    let broken = false;
+    const onError = () => (broken = true);
+    tx.on('error', onError);
+    try {
+      await tx.query(setup ? `BEGIN; ${setup}` : 'BEGIN');
+      const result = await work(tx);
+      await tx.query('COMMIT');
+      return result;
+    } catch (error) {
+      await tx.query('ROLLBACK').catch(() => (broken = true));
+      throw error;
+    } finally {
+      tx.off('error', onError);
+      tx.release(broken ? true : undefined);
+    }
+  }
+}

@@ -1,0 +1,136 @@
+import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { AppConfig } from '../../config/app-config';
+import { Database } from './database';
+import { THROUGHPUT_SINCE } from '../observability/stats.service';
+
+const BATCH_SIZE = 1000;
+const MAX_ID = '9223372036854775807';
+
+/**
+ * Deletes what is older than BATCH_RETENTION_HOURS, in small batches so that no long lock or transaction
+ * builds up: settled operations, sent outbox rows, executions (with their steps). Ids grow with time, so each
+ * batch walks the primary key from the oldest row, up to the first operation created since the cutoff.
+ * Idempotency keys are remembered for as long as their operation is kept. Then the operation counts are folded,
+ * and where the server runs without autovacuum, the queue tables are vacuumed here too.
+ */
+@Injectable()
+export class RetentionService {
+  private readonly logger = new Logger(RetentionService.name);
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly db: Database,
+  ) {}
+
+  /** One run: purge, fold the counts, vacuum where autovacuum is off. */
+  async run(): Promise<void> {
+    await this.purge();
+    await this.foldCounts();
+    await this.vacuumWithoutAutovacuum();
+  }
+
+  /** Deletes everything past retention; returns how many rows of each kind. */
+  async purge(): Promise<{ operations: number; outbox: number; executions: number }> {
+    const cutoff = new Date(Date.now() - this.config.retention.hours * 3_600_000);
+    // An operation settled before the cutoff was created before it, so none lies past the first one created since:
+    // the batches walk only the old rows, not (when there is nothing to delete) the whole table, seconds with millions.
+    // Nor past the first operation of a notification not sent yet: it is built from the outcomes when it is sent.
+    const [{ horizon }] = await this.db.query<{ horizon: string | null }>(
+      `SELECT least(
+         (SELECT id FROM batch.operations WHERE created_at >= $1 ORDER BY id LIMIT 1),
+         (SELECT min(ids[1]) FROM batch.outbox WHERE sent_at IS NULL AND payload IS NULL)) AS horizon`,
+      [cutoff],
+    );
+    const result = {
+      operations: await this.inBatches(
+        `WITH old AS (
+           DELETE FROM batch.outcomes WHERE operation_id IN (
+             SELECT operation_id FROM batch.outcomes WHERE operation_id < $2 AND settled_at < $1 ORDER BY operation_id LIMIT ${BATCH_SIZE})
+           RETURNING operation_id)
+         DELETE FROM batch.operations WHERE id IN (SELECT operation_id FROM old)`,
+        [cutoff, horizon ?? MAX_ID],
+      ),
+      outbox: await this.inBatches(
+        `DELETE FROM batch.outbox WHERE id IN (SELECT id FROM batch.outbox WHERE sent_at < $1 ORDER BY id LIMIT ${BATCH_SIZE})`,
+        [cutoff],
+      ),
+      executions: await this.inBatches(
+        `DELETE FROM batch.executions WHERE id IN (SELECT id FROM batch.executions WHERE ended_at < $1 LIMIT ${BATCH_SIZE})`,
+        [cutoff],
+      ),
+    };
+    if (result.operations + result.outbox + result.executions > 0)
+      this.logger.log(`retention deleted ${JSON.stringify(result)}`);
+    return result;
+  }
+
+  /**
+   * Folds the rows of operation counts that statements have added since the last fold into one per client, target
+   * and status, keeping the last 15 minutes per minute (the throughput). One statement: readers see the counts
+   * before or after it, the same either way. Rows added meanwhile by transactions it cannot see are left for next time.
+   */
+  async foldCounts(): Promise<void> {
+    const recent = `minute >= ${THROUGHPUT_SINCE}`;
+    await this.db.query(`
+      WITH folded AS (DELETE FROM batch.operation_counts RETURNING *)
+      INSERT INTO batch.operation_counts
+      SELECT client_id, target, status, minute, sum(added), sum(removed)
+        FROM (SELECT client_id, target, status, CASE WHEN ${recent} THEN minute ELSE '-infinity' END AS minute,
+                     CASE WHEN ${recent} THEN added ELSE added - removed END AS added, CASE WHEN ${recent} THEN removed ELSE 0 END AS removed
+                FROM folded) f
+       GROUP BY 1, 2, 3, 4 HAVING sum(added) <> 0 OR sum(removed) <> 0`);
+  }
+
+  /**
+   * Every settled operation leaves a dead row version behind (in the table and the claim's index) until a vacuum
+   * clears it; left alone, chunks slow down as they pile up. The queue tables rely on autovacuum (their settings
+   * make it run often); on a server that runs without it, workers vacuum them here instead. Returns whether it did.
+   */
+  async vacuumWithoutAutovacuum(): Promise<boolean> {
+    const [{ autovacuum }] = await this.db.query<{ autovacuum: string }>(
+      `SELECT current_setting('autovacuum') AS autovacuum`,
+    );
+    if (autovacuum === 'on') return false;
+    await this.db.query(
+      'VACUUM (SKIP_LOCKED, ANALYZE) batch.pending, batch.outcomes, batch.operations, batch.outbox, batch.operation_counts',
+    );
+    return true;
+  }
+
+  private async inBatches(sql: string, params: unknown[]): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const deleted = (await this.db.pool.query(sql, params)).rowCount ?? 0;
+      total += deleted;
+      if (deleted < BATCH_SIZE) return total;
+    }
+  }
+}
+
+/** Runs retention every BATCH_RETENTION_INTERVAL, one run at a time, in worker processes. */
+@Injectable()
+export class RetentionSchedule implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(RetentionSchedule.name);
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<unknown> | null = null;
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly retention: RetentionService,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.timer = setInterval(() => {
+      this.running ??= this.retention
+        .run()
+        .catch((error: Error) => this.logger.warn(`retention failed: ${error.message}`))
+        .finally(() => (this.running = null));
+    }, this.config.retention.intervalMs);
+    this.timer.unref();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+  }
+}
