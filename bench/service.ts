@@ -1,6 +1,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BatchServiceClient, SettledEventsConsumer } from '../src/client';
 import { RMQ_URL, TestDb } from '../test/support/harness';
@@ -45,7 +45,7 @@ export async function npmStart(env: Record<string, string>): Promise<NpmService>
       break;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  const service = await serviceProcessOf(child.pid!);
+  const service = serviceProcessOf(child.pid!);
   return {
     url,
     pid: () => service,
@@ -70,8 +70,7 @@ function startCommand(): string[] {
 }
 
 /** The node process that npm started (npm → sh → node), found through /proc. */
-async function serviceProcessOf(npm: number): Promise<number> {
-  const { readdirSync } = await import('node:fs');
+function serviceProcessOf(npm: number): number {
   const children = (pid: number) =>
     readdirSync('/proc')
       .filter((entry) => /^\d+$/.test(entry))

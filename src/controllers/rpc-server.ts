@@ -68,13 +68,14 @@ export class RpcServer extends ServerRMQ {
     if (!delivered) return;
     const message = delivered as unknown as ConsumeMessage;
     const read = readRpcRequest(message.content, this.settings.maxMessageBytes);
-    const handler = 'problem' in read ? null : this.getHandlerByPattern(read.pattern);
-    if ('problem' in read || !handler) {
-      const problem =
-        'problem' in read
-          ? read.problem
-          : new BatchError('VALIDATION_FAILED', `Unknown pattern ${JSON.stringify(read.pattern.slice(0, 100))}`);
-      return this.refuse(message, channel, problem, 'problem' in read ? undefined : read.id);
+    if ('problem' in read) return this.refuse(message, channel, read.problem, undefined);
+    const handler = this.getHandlerByPattern(read.pattern);
+    if (!handler) {
+      const unknown = new BatchError(
+        'VALIDATION_FAILED',
+        `Unknown pattern ${JSON.stringify(read.pattern.slice(0, 100))}`,
+      );
+      return this.refuse(message, channel, unknown, read.id);
     }
     REQUESTS.set(message, read);
     const context = new RmqContext([message, channel, read.pattern]);
@@ -92,7 +93,7 @@ export class RpcServer extends ServerRMQ {
           this.sendMessage({ id: read.id, ...reply }, message.properties.replyTo, correlationId as string, context),
         );
       } finally {
-        acknowledge(channel, message);
+        whileOpen(() => channel.ack(message));
         const outcome = OUTCOMES.get(message) ?? 'OK';
         const durationMs = Math.round(end({ outcome }) * 1000);
         this.log.debug({ outcome, durationMs }, `${read.pattern} ${outcome} in ${durationMs} ms`);
@@ -116,25 +117,19 @@ export class RpcServer extends ServerRMQ {
     this.log.warn(`RPC message refused (${problem.code}): ${problem.message}`);
     if (typeof replyTo === 'string' && replyTo !== '') {
       const reply = { ...(id === undefined ? {} : { id }), err: problem.toResponse(), isDisposed: true };
-      try {
-        channel.sendToQueue(replyTo, Buffer.from(JSON.stringify(reply)), { correlationId });
-      } catch {
-        // channel closed: the message comes again
-      }
+      whileOpen(() => channel.sendToQueue(replyTo, Buffer.from(JSON.stringify(reply)), { correlationId }));
     }
     if (problem.code !== 'PAYLOAD_TOO_LARGE') {
       const { 'x-api-key': _key, ...kept } = (headers ?? {}) as Record<string, unknown>;
-      try {
+      whileOpen(() =>
         channel.sendToQueue(deadLetterQueue(this.queue), message.content, {
           ...message.properties,
           headers: { ...kept, 'x-refused-code': problem.code, 'x-refused-reason': problem.message.slice(0, 500) },
           persistent: true,
-        });
-      } catch {
-        // channel closed: the message comes again
-      }
+        }),
+      );
     }
-    acknowledge(channel, message);
+    whileOpen(() => channel.ack(message));
   }
 
   /** The broker connection, its frame writes coalesced: a group commit's replies and acknowledgements leave in one write. */
@@ -149,13 +144,14 @@ export class RpcServer extends ServerRMQ {
 }
 
 /**
- * Acknowledges an RPC request to the broker. When the channel it came on has closed meanwhile (the broker
- * restarted), the broker requeues the request by itself, and its redelivery is answered from what was stored.
+ * Does something on the channel a request came on (acknowledge it, answer it, dead-letter it). When that channel has
+ * closed meanwhile (the broker restarted), the broker requeues the request by itself, and its redelivery is handled
+ * from what was stored: nothing is left to do on it.
  */
-function acknowledge(channel: Channel, message: ConsumeMessage): void {
+function whileOpen(action: () => unknown): void {
   try {
-    channel.ack(message);
+    action();
   } catch {
-    // channel closed: nothing to acknowledge on any more
+    // channel closed: the request comes again
   }
 }

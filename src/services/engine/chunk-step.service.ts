@@ -99,17 +99,16 @@ export class ChunkStep {
   private async failChunk(startedAt: Date, chunk: ClaimedOperation[], error: unknown): Promise<ChunkResult> {
     const failures = chunk.reduce((most, op) => Math.max(most, op.failures), 0) + 1;
     if (this.retryPolicy.givesUp(chunk.length, failures)) return this.giveUp(startedAt, chunk[0], failures, error);
-    const retries = this.config.poll.retryLimit;
-    const holdMs = failures <= retries ? this.backOffPolicy.delayMs(failures) : 0;
+    const retried = failures <= this.config.poll.retryLimit; // else split (the retry policy's next chunk sizes)
+    const holdMs = retried ? this.backOffPolicy.delayMs(failures) : 0;
     const failed = new Map<string, number>(); // operations of each target in the chunk
     for (const { target } of chunk) failed.set(target, (failed.get(target) ?? 0) + 1);
     const sizes = new Map(
       [...failed].map(([target, count]) => [target, this.retryPolicy.nextChunkSize(count, failures)]),
     );
-    const next =
-      failures <= retries
-        ? `to be retried in ${holdMs} ms`
-        : `to be claimed in chunks of ${[...new Set(sizes.values())].join(', ')}`;
+    const next = retried
+      ? `to be retried in ${holdMs} ms`
+      : `to be claimed in chunks of ${[...new Set(sizes.values())].join(', ')}`;
     await this.jobRepository.holdBack(chunk, sizes, holdMs);
     const executionId = await this.jobRepository.recordFailure(
       startedAt,

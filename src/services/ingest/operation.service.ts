@@ -143,7 +143,7 @@ export class OperationService {
   async cancel(client: AuthenticatedClient, id: string): Promise<IGetBatchOperationResponse> {
     return this.transition(
       client,
-      id,
+      await this.findOwned(client, id),
       'PENDING',
       `WITH cancelled AS (DELETE FROM batch.pending WHERE id = $1 RETURNING id, client_id, target, attempts)
        INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, settled_at)
@@ -156,12 +156,13 @@ export class OperationService {
    * CONFLICT from any other state, FORBIDDEN without the grant now.
    */
   async retry(client: AuthenticatedClient, id: string): Promise<IGetBatchOperationResponse> {
-    const { target } = await this.findOwned(client, id);
+    const operation = await this.findOwned(client, id);
+    const { target } = operation;
     if (!client.mayWrite(target))
       throw new BatchError('FORBIDDEN', `Client "${client.name}" is no longer granted target "${target}"`, { target });
     return this.transition(
       client,
-      id,
+      operation,
       'FAILED',
       `WITH notified AS (${MAKE_UNSENT_MESSAGES_OF_OPERATION}),
        retried AS (DELETE FROM batch.outcomes WHERE operation_id = $1 AND status = 'FAILED' RETURNING operation_id, client_id, target, attempts)
@@ -172,14 +173,16 @@ export class OperationService {
     );
   }
 
-  /** Runs `change` (one statement on the operation with id $1, returning a row when it applied) from status `from`. */
+  /**
+   * Runs `change` (one statement on the operation with id $1, returning a row when it applied) on an operation the
+   * client owns (found by findOwned), from status `from`.
+   */
   private async transition(
     client: AuthenticatedClient,
-    id: string,
+    { id }: OperationRow,
     from: OperationStatus,
     change: string,
   ): Promise<IGetBatchOperationResponse> {
-    await this.findOwned(client, id);
     const changed = await this.db.query(change, [id]);
     const current = await this.findOwned(client, id);
     if (changed.length === 0)
