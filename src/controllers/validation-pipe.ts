@@ -2,6 +2,7 @@ import { ArgumentMetadata, ValidationPipe } from '@nestjs/common';
 import { RpcParamtype } from '@nestjs/microservices/enums/rpc-paramtype.enum';
 import { BatchError } from '../services/batch-error';
 import { validationFailed } from './errors';
+import { acceptedAsSent } from './validation-precheck';
 
 /** Field names that class-transformer passes over, as a prototype's members: refused like any other unknown field. */
 const RESERVED_FIELDS = new Set(['__proto__', 'constructor', 'prototype']);
@@ -15,6 +16,8 @@ type Row = { path: string[]; holder: Record<string, unknown>; field: string; row
  * The DTOs' validation for both transports (class-validator; unknown fields refused). class-transformer rebuilds every
  * object it meets, dropping fields such as `constructor` or `__proto__` (or failing on them), so the rows of a request
  * are set aside while it runs and put back as sent; any other object of the request with such a field is refused.
+ * A body that the DTO's constraints accept as it was sent is handed on as it is, checked field by field without
+ * class-transformer (acceptedAsSent); the pipe's full way is for the others, and says why they are refused.
  */
 export class RequestValidationPipe extends ValidationPipe {
   constructor() {
@@ -23,6 +26,12 @@ export class RequestValidationPipe extends ValidationPipe {
 
   async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     if (!isRequestBody(metadata)) return super.transform(value, metadata);
+    if (metadata.metatype && acceptedAsSent(metadata.metatype, value)) return value;
+    return this.transformWithRowsAside(value, metadata);
+  }
+
+  /** The full way for a request body: class-transformer and class-validator, with its rows set aside. */
+  async transformWithRowsAside(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     const rows: Row[] = [];
     try {
       const field = setRowsAside(value, [], rows);
