@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { DataSource, DataSourceOptions } from 'typeorm';
 import { PendingAndOutcomes1764500000000 } from '../../src/migrations/1764500000000-pending-and-outcomes';
-import { SettledEventRecords1764600000000 } from '../../src/migrations/1764600000000-settled-event-records';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { dataSourceOptions, MIGRATIONS, prepareMigrations } from '../../src/services/storage/database';
 import { createTestApp, TestApp } from '../support/app-context';
@@ -109,51 +108,5 @@ describe('upgrading a database with operations in it (real PostgreSQL)', () => {
     );
     assert.deepEqual(await app.db.query(`SELECT id, note FROM public.items ORDER BY id`), [{ id: 4, note: 'due' }]);
     assert.deepEqual(await app.db.query(KEPT), await app.db.query(RECOUNT));
-  });
-});
-
-describe('notifications made from records (real PostgreSQL)', () => {
-  const config = testConfig();
-  after(() => dropDatabase(config.db.name).catch(() => undefined));
-
-  it('makes the same message as before the upgrade, and after reverting it', async () => {
-    const upgrade = MIGRATIONS.findIndex((m) => m === SettledEventRecords1764600000000);
-    const release = await prepareMigrations(config.db);
-    const db = await new DataSource({ ...dataSourceOptions(config), migrations: MIGRATIONS.slice(0, upgrade) })
-      .initialize()
-      .finally(release);
-    try {
-      await db.query(`INSERT INTO batch.clients (id, name, api_key_hash) VALUES (7, 'ünïcode "client"', 'hash')`);
-      await db.query(
-        `INSERT INTO batch.executions (id, status, worker, started_at, ended_at) VALUES (9, 'COMPLETED', 'w', now(), now())`,
-      );
-      await db.query(`
-        INSERT INTO batch.operations (id, client_id, target, type, row_values, idempotency_key, label, shape, identity) VALUES
-          (1, 7, 'public.items', 'insert', '{"id": 1}', 'key "1"', 'lab\\el', 's', '1'),
-          (2, 7, 'public.items', 'update', '{"id": 2}', NULL, NULL, 's', '2')`);
-      await db.query(`
-        INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, rows_affected, error_code, error_message, execution_id, settled_at) VALUES
-          (1, 7, 'public.items', 'COMPLETED', 1, 1, NULL, NULL, 9, now()),
-          (2, 7, 'public.items', 'FAILED', 2, NULL, '23514', 'violates "check" ✘', 9, now())`);
-      const [{ id }] = await db.query(
-        `INSERT INTO batch.outbox (routing_key, execution_id, client_id, ids) VALUES ('k', 9, 7, '{1,2}') RETURNING id`,
-      );
-      const message = async () =>
-        JSON.parse((await db.query(`SELECT batch.settled_event($1)::text AS m`, [id]))[0].m) as unknown;
-      const before = await message();
-      assert.equal((before as { operations: unknown[] }).operations.length, 2);
-
-      const runner = db.createQueryRunner();
-      try {
-        await new SettledEventRecords1764600000000().up(runner);
-        assert.deepEqual(await message(), before);
-        await new SettledEventRecords1764600000000().down(runner);
-        assert.deepEqual(await message(), before);
-      } finally {
-        await runner.release();
-      }
-    } finally {
-      await db.destroy();
-    }
   });
 });

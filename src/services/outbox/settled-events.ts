@@ -1,7 +1,7 @@
 /**
  * The `operations.settled` notifications (CONTRACT.md, section 3). A chunk writes, with its work, one outbox row per
  * client naming the operations it settled (JobRepository); the message itself is made from their outcomes by
- * `batch.settled_event(outbox_id)` (migrations 1764500000000, 1764600000000) when the relay sends it, off the chunk's path.
+ * `batch.settled_event(outbox_id)` (migration 1764500000000) when the relay sends it, off the chunk's path.
  */
 
 /** Unsent messages, oldest first, each as the text to publish; locked so that relays share the work. */

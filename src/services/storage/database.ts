@@ -13,7 +13,6 @@ import { OperationCounts1764200000000 } from '../../migrations/1764200000000-ope
 import { ExecutionClients1764300000000 } from '../../migrations/1764300000000-execution-clients';
 import { PlanningAtIngest1764400000000 } from '../../migrations/1764400000000-planning-at-ingest';
 import { PendingAndOutcomes1764500000000 } from '../../migrations/1764500000000-pending-and-outcomes';
-import { SettledEventRecords1764600000000 } from '../../migrations/1764600000000-settled-event-records';
 
 export const MIGRATIONS = [
   InitialSchema1763700000000,
@@ -25,7 +24,6 @@ export const MIGRATIONS = [
   ExecutionClients1764300000000,
   PlanningAtIngest1764400000000,
   PendingAndOutcomes1764500000000,
-  SettledEventRecords1764600000000,
 ];
 
 /** Connection settings of a single pg Client for the configured database (or another one on the same server). */
