@@ -24,6 +24,9 @@ export interface ClaimedOperation {
   failures: number;
   /** The size of its values, for the chunk's and the statements' byte budgets. */
   bytes: number;
+  /** Echoed in its notification. */
+  idempotencyKey: string | null;
+  label: string | null;
 }
 
 export interface OperationOutcome {

@@ -83,7 +83,7 @@ describe('chunk step (real PostgreSQL)', () => {
     const outbox = await t.db.query<{
       routing_key: string;
       payload: { operations: { id: string; status: string }[]; executionId: string };
-    }>('SELECT routing_key, batch.settled_event(id) AS payload FROM batch.outbox');
+    }>('SELECT routing_key, payload::json AS payload FROM batch.outbox');
     assert.equal(outbox.length, 1);
     assert.equal(outbox[0].routing_key, 'operations.settled.billing');
     assert.equal(outbox[0].payload.executionId, result.executionId);
@@ -190,7 +190,7 @@ describe('chunk step (real PostgreSQL)', () => {
     assert.equal((await step.execute()).read, 100);
     assert.equal((await step.execute()).read, 40);
     const outbox = await t.db.query<{ routing_key: string; n: number }>(
-      `SELECT routing_key, sum(json_array_length(batch.settled_event(id)->'operations'))::int AS n FROM batch.outbox
+      `SELECT routing_key, sum(json_array_length(payload::json->'operations'))::int AS n FROM batch.outbox
         GROUP BY routing_key ORDER BY routing_key`,
     );
     assert.deepEqual(outbox, [
@@ -252,11 +252,11 @@ describe('chunk step (real PostgreSQL)', () => {
     assert.doesNotMatch(messages, /SECRET/);
   });
 
-  describe('the settled notification (batch.settled_event, made when the relay publishes)', () => {
+  describe('the settled notification (written whole with the chunk)', () => {
     const event = async (clientName: string) =>
       (
         await t.db.query<{ payload: IOperationsSettledEvent }>(
-          `SELECT batch.settled_event(id) AS payload FROM batch.outbox WHERE routing_key = $1 ORDER BY id DESC LIMIT 1`,
+          `SELECT payload::json AS payload FROM batch.outbox WHERE routing_key = $1 ORDER BY id DESC LIMIT 1`,
           [`operations.settled.${clientName}`],
         )
       )[0].payload;
@@ -316,12 +316,12 @@ describe('chunk step (real PostgreSQL)', () => {
       assert.deepEqual(created.map((c) => c.id).slice(2, 4), ['9007199254740993', '9007199254740994']);
     });
 
-    it('is made at once, as it was settled, when an operation it holds is retried before it was published', async () => {
+    it('says how it was settled even when an operation it holds is retried before it was published', async () => {
       const [failedOne] = await operations.createMany(billing, [insert({ id: 1, qty: -1 })]);
       await step.execute();
       await operations.retry(billing, failedOne.id);
       const [row] = await t.db.query<{ payload: IOperationsSettledEvent | null }>(
-        `SELECT payload FROM batch.outbox ORDER BY id DESC LIMIT 1`,
+        `SELECT payload::json AS payload FROM batch.outbox ORDER BY id DESC LIMIT 1`,
       );
       assert.deepEqual(
         row.payload!.operations.map((o) => [o.id, o.status, o.error?.code]),

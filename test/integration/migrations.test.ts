@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { DataSource, DataSourceOptions } from 'typeorm';
 import { PendingAndOutcomes1764500000000 } from '../../src/migrations/1764500000000-pending-and-outcomes';
+import { NotificationsWrittenWithChunks1764700000000 } from '../../src/migrations/1764700000000-notifications-written-with-chunks';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { dataSourceOptions, MIGRATIONS, prepareMigrations } from '../../src/services/storage/database';
 import { createTestApp, TestApp } from '../support/app-context';
@@ -108,5 +109,60 @@ describe('upgrading a database with operations in it (real PostgreSQL)', () => {
     );
     assert.deepEqual(await app.db.query(`SELECT id, note FROM public.items ORDER BY id`), [{ id: 4, note: 'due' }]);
     assert.deepEqual(await app.db.query(KEPT), await app.db.query(RECOUNT));
+  });
+});
+
+describe('notifications written with their chunk (real PostgreSQL)', () => {
+  const config = testConfig();
+  after(() => dropDatabase(config.db.name).catch(() => undefined));
+
+  it('makes unsent references into their message, and keeps what pending operations echo', async () => {
+    const upgrade = MIGRATIONS.findIndex((m) => m === NotificationsWrittenWithChunks1764700000000);
+    const release = await prepareMigrations(config.db);
+    const db = await new DataSource({ ...dataSourceOptions(config), migrations: MIGRATIONS.slice(0, upgrade) })
+      .initialize()
+      .finally(release);
+    try {
+      await db.query(`INSERT INTO batch.clients (id, name, api_key_hash) VALUES (7, 'ünï "client"', 'hash')`);
+      await db.query(
+        `INSERT INTO batch.executions (id, status, worker, started_at, ended_at) VALUES (9, 'COMPLETED', 'w', now(), now())`,
+      );
+      await db.query(`
+        INSERT INTO batch.operations (id, client_id, target, type, row_values, idempotency_key, label, shape, identity) VALUES
+          (1, 7, 'public.items', 'insert', '{"id": 1}', 'key "1"', 'lab\\el', 's', '1'),
+          (2, 7, 'public.items', 'update', '{"id": 2}', NULL, NULL, 's', '2'),
+          (3, 7, 'public.items', 'insert', '{"id": 3}', 'k3', 'pending', 's', '3')`);
+      await db.query(`
+        INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, rows_affected, error_code, error_message, execution_id, settled_at) VALUES
+          (1, 7, 'public.items', 'COMPLETED', 1, 1, NULL, NULL, 9, now()),
+          (2, 7, 'public.items', 'FAILED', 2, NULL, '23514', 'violates "check" ✘', 9, now())`);
+      await db.query(
+        `INSERT INTO batch.pending (id, client_id, target, priority, shape, identity) VALUES (3, 7, 'public.items', 0, 's', '3')`,
+      );
+      const [{ id }] = await db.query(
+        `INSERT INTO batch.outbox (routing_key, execution_id, client_id, ids) VALUES ('k', 9, 7, '{1,2}') RETURNING id`,
+      );
+      const [{ message }] = await db.query(`SELECT batch.settled_event($1)::text AS message`, [id]);
+      assert.equal((JSON.parse(message) as { operations: unknown[] }).operations.length, 2);
+
+      const runner = db.createQueryRunner();
+      try {
+        await new NotificationsWrittenWithChunks1764700000000().up(runner);
+      } finally {
+        await runner.release();
+      }
+      const [{ payload }] = await db.query(`SELECT payload FROM batch.outbox WHERE id = $1`, [id]);
+      assert.deepEqual(JSON.parse(payload), JSON.parse(message), 'the message it would have been');
+      assert.deepEqual(await db.query(`SELECT id, idempotency_key, label FROM batch.pending`), [
+        { id: '3', idempotency_key: 'k3', label: 'pending' },
+      ]);
+      assert.deepEqual(
+        await db.query(`SELECT proname FROM pg_proc WHERE proname = 'settled_event'`),
+        [],
+        'nothing makes messages later any more',
+      );
+    } finally {
+      await db.destroy();
+    }
   });
 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { IOperationsSettledEvent } from '../../src/interfaces/operation.interfaces';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { OperationService } from '../../src/services/ingest/operation.service';
 import { RetentionService } from '../../src/services/storage/retention.service';
@@ -59,7 +60,7 @@ describe('retention (real PostgreSQL)', () => {
     );
   });
 
-  it('keeps the outcomes a notification not sent yet is built from, whatever their age', async () => {
+  it('leaves a notification not sent yet whole when its operations go', async () => {
     const client = await t.client('retention-unsent');
     const operations = t.get(OperationService);
     const created = await operations.createMany(
@@ -74,9 +75,15 @@ describe('retention (real PostgreSQL)', () => {
       [ids],
     );
 
-    assert.equal((await t.get(RetentionService).purge()).operations, 0, 'the relay (down for a day) has not sent it');
-    await t.db.query(`UPDATE batch.outbox SET sent_at = now() - interval '25 hours' WHERE sent_at IS NULL`);
-    assert.equal((await t.get(RetentionService).purge()).operations, 3, 'once sent, they go');
+    assert.deepEqual(await t.get(RetentionService).purge(), { operations: 3, outbox: 0, executions: 0 });
+    const [{ payload }] = await t.db.query<{ payload: string }>(
+      `SELECT payload FROM batch.outbox WHERE sent_at IS NULL ORDER BY id DESC LIMIT 1`,
+    );
+    assert.deepEqual(
+      (JSON.parse(payload) as IOperationsSettledEvent).operations.map((op) => [op.id, op.status]),
+      ids.map((id) => [id, 'COMPLETED']),
+      'the relay (down for a day) still has all of it to send',
+    );
   });
 
   it('vacuums the queue tables when, and only when, the server runs without autovacuum', async () => {

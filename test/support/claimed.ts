@@ -26,6 +26,8 @@ export function claimed(
     attempts: 0,
     failures: 0,
     bytes: 0,
+    idempotencyKey: null,
+    label: null,
     ...extra,
   };
 }

@@ -8,9 +8,22 @@ import {
   StepRecord,
   WORKER,
 } from '../../src/services/engine/job-repository';
+import { settledOperations } from '../../src/services/outbox/settled-events';
 
 function operation(id: string, clientId: string, target = 'public.reservations', attempts = 0): ClaimedOperation {
-  return { id, clientId, target, shape: '', identity: '', attempts, failures: 0, bytes: 0 };
+  const shape = JSON.stringify(['upsert', ['id', 'note'], ['id'], '1']);
+  return {
+    id,
+    clientId,
+    target,
+    shape,
+    identity: '',
+    attempts,
+    failures: 0,
+    bytes: 0,
+    idempotencyKey: null,
+    label: null,
+  };
 }
 
 const completed = (op: ClaimedOperation, rowsAffected = 1): OperationOutcome => ({
@@ -50,7 +63,7 @@ describe('the job repository: what a chunk records, in one statement', () => {
       'INSERT INTO batch.execution_steps',
       'INSERT INTO batch.outcomes',
       'INSERT INTO batch.execution_clients',
-      'INSERT INTO batch.outbox (routing_key, execution_id, client_id, ids)',
+      'INSERT INTO batch.outbox (routing_key, execution_id, client_id, payload)',
     ]) {
       assert.ok(RECORD_CHUNK_SQL.includes(write), write);
     }
@@ -59,8 +72,8 @@ describe('the job repository: what a chunk records, in one statement', () => {
         .map((p) => Number(p.slice(1)))
         .sort((a, b) => a - b)
         .at(-1),
-      10,
-      'ten parameters',
+      12,
+      'twelve parameters',
     );
   });
 
@@ -71,13 +84,14 @@ describe('the job repository: what a chunk records, in one statement', () => {
       completed(operation('13', '1'), 0),
       completed(operation('14', '1', 'public.stock')),
     ];
-    const [execution, steps, ids, clients, targets, targetNames, attempts, rows, failures, prefix] = recordChunkParams({
-      startedAt,
-      read: 5,
-      filtered: 1,
-      steps: [step],
-      outcomes,
-    });
+    const [execution, steps, ids, clients, targets, targetNames, attempts, rows, failures, prefix, notified, lists] =
+      recordChunkParams({
+        startedAt,
+        read: 5,
+        filtered: 1,
+        steps: [step],
+        outcomes,
+      });
     assert.deepEqual(JSON.parse(execution as string), {
       exit_message: '1 of 5 operations failed',
       worker: WORKER,
@@ -114,6 +128,44 @@ describe('the job repository: what a chunk records, in one statement', () => {
     );
     assert.deepEqual(JSON.parse(failures as string), [{ id: '12', code: '23505', message: 'duplicate key' }]);
     assert.equal(prefix, 'operations.settled.');
+    assert.deepEqual(notified, ['1', '2']);
+    const [first, second] = (lists as string).split('\u0001').map((list) => JSON.parse(list) as unknown[]);
+    assert.deepEqual(
+      first.map((op) => (op as { id: string }).id),
+      ['11', '13', '14'],
+    );
+    assert.deepEqual(second, [
+      {
+        id: '12',
+        status: 'FAILED',
+        rowsAffected: null,
+        error: { code: '23505', message: 'duplicate key' },
+        target: 'public.stock',
+        type: 'upsert',
+        idempotencyKey: null,
+        label: null,
+      },
+    ]);
+  });
+
+  it("lists each client's settled operations in order of id, with what they echo", () => {
+    const labelled = { ...operation('9', '1'), idempotencyKey: 'k\u0001"', label: 'l' };
+    const { clientIds, lists } = settledOperations([completed(operation('10', '1')), completed(labelled)]);
+    assert.deepEqual(clientIds, ['1']);
+    assert.ok(!lists.includes('\u0001'), 'the separator never appears inside a list');
+    assert.deepEqual(JSON.parse(lists), [
+      {
+        id: '9',
+        status: 'COMPLETED',
+        rowsAffected: 1,
+        error: null,
+        target: 'public.reservations',
+        type: 'upsert',
+        idempotencyKey: 'k\u0001"',
+        label: 'l',
+      },
+      { ...JSON.parse(lists)[1], id: '10' },
+    ]);
   });
 
   it('says nothing failed when nothing did', () => {

@@ -37,7 +37,18 @@ function sample(text: string, name: string): number | undefined {
 }
 
 function operation(id: string, target: string, clientId: string): ClaimedOperation {
-  return { id, clientId, target, shape: '', identity: '', attempts: 0, failures: 0, bytes: 0 };
+  return {
+    id,
+    clientId,
+    target,
+    shape: '',
+    identity: '',
+    attempts: 0,
+    failures: 0,
+    bytes: 0,
+    idempotencyKey: null,
+    label: null,
+  };
 }
 
 const outcome = (op: ClaimedOperation, status: 'COMPLETED' | 'FAILED'): OperationOutcome => ({

@@ -22,7 +22,18 @@ function table(schema: string, name: string, columns: TargetColumn[]): TargetTab
 
 /** The writer reads only the operations' ids: their values are read from the database. */
 function op(id: string): ClaimedOperation {
-  return { id, clientId: '1', target: 'public.items', shape: '', identity: '', attempts: 0, failures: 0, bytes: 0 };
+  return {
+    id,
+    clientId: '1',
+    target: 'public.items',
+    shape: '',
+    identity: '',
+    attempts: 0,
+    failures: 0,
+    bytes: 0,
+    idempotencyKey: null,
+    label: null,
+  };
 }
 
 function plan(

@@ -46,7 +46,8 @@ export const TARGETS_SQL = `
  * the claim reaches it, so targets it does not reach stay free for other workers. Each target's walk stops at its
  * cap: its cost does not depend on how many operations are pending or scheduled. The claim is a delete from the
  * pending set (undone if the chunk rolls back), which holds all the claim returns: each operation's id, client, attempts
- * and failures, and its planning (shape, identity); nothing is read from the operations themselves.
+ * and failures, its planning (shape, identity), and what its notification echoes (idempotency key, label); nothing
+ * is read from the operations themselves.
  */
 export const CLAIM_SQL = `
   WITH claimed AS (
@@ -61,8 +62,9 @@ export const CLAIM_SQL = `
            WHERE pg_try_advisory_xact_lock(${TARGET_LOCK_SPACE}, hashtext(t.target))
            LIMIT $4) reached) budgeted
        WHERE running - bytes < $5))
-    RETURNING p.id, p.client_id, p.target, p.priority, p.attempts, p.failures, p.bytes, p.shape, p.identity)
-  SELECT id, client_id AS "clientId", target, attempts, failures, bytes, shape, identity FROM claimed ORDER BY priority DESC, id`;
+    RETURNING p.id, p.client_id, p.target, p.priority, p.attempts, p.failures, p.bytes, p.shape, p.identity, p.idempotency_key, p.label)
+  SELECT id, client_id AS "clientId", target, attempts, failures, bytes, shape, identity, idempotency_key AS "idempotencyKey", label
+    FROM claimed ORDER BY priority DESC, id`;
 
 /**
  * Claims pending operations in the contract's order of application: per target, `priority DESC, id`, due ones only.

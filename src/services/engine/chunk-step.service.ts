@@ -16,7 +16,7 @@ import {
 import { Database } from '../storage/database';
 import { EngineError, isConnectionError, operationError, publicReason } from '../storage/database-error';
 import { emptyCounts, JobRepository, StepRecord } from './job-repository';
-import { parseShape } from '../ingest/row-identity';
+import { shapeType } from '../ingest/row-identity';
 
 export interface ChunkResult {
   executionId: string | null;
@@ -127,7 +127,7 @@ export class ChunkStep {
     error: unknown,
   ): Promise<ChunkResult> {
     const outcome: OperationOutcome = { operation, status: 'FAILED', rowsAffected: null, error: operationError(error) };
-    const type = typeOf(operation);
+    const type = shapeType(operation.shape) ?? 'operation'; // this may be why it cannot be applied
     const step: StepRecord = {
       ...emptyCounts(),
       name: `gave up ${type} ${operation.target}`,
@@ -224,13 +224,4 @@ export class ChunkStep {
 
 function completed(operation: ClaimedOperation, rowsAffected: number): OperationOutcome {
   return { operation, status: 'COMPLETED', rowsAffected, error: null };
-}
-
-/** The operation's type, as far as its stored shape can be read: this one may be why it cannot be applied. */
-function typeOf(operation: ClaimedOperation): string {
-  try {
-    return parseShape(operation.shape).type;
-  } catch {
-    return 'operation';
-  }
 }

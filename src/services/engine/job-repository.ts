@@ -5,6 +5,7 @@ import type { ClaimedOperation, OperationOutcome, StepCounts } from '../../inter
 import { SETTLED_ROUTING_KEY_PREFIX } from '../../interfaces/operation.interfaces';
 import { Database } from '../storage/database';
 import { publicReason } from '../storage/database-error';
+import { SETTLED_EVENT_SQL, settledLists, settledOperations } from '../outbox/settled-events';
 
 /** A statement of a chunk (Spring Batch's step), as the job repository records it. */
 export interface StepRecord extends StepCounts {
@@ -48,13 +49,13 @@ export function emptyCounts(): StepCounts {
 /**
  * Everything a chunk records, in its own transaction and one statement (data-modifying CTEs all run): the execution
  * (ended now), its steps, each operation's outcome, which clients it settled for, and one notification per client
- * as a reference to its operations in the execution, made into its message when the relay publishes it
- * (batch.settled_event). The execution and its steps travel as JSON named like their columns; the operations as
- * array literals, which PostgreSQL reads faster than JSON records and node-postgres does not escape.
+ * (settled-events.ts). The execution and its steps travel as JSON named like their columns; the operations as array
+ * literals, which PostgreSQL reads faster than JSON records and node-postgres does not escape; the notifications'
+ * lists of operations as text, never parsed here.
  *
  * $1 execution, $2 steps (JSON); per operation: $3 id, $4 client, $5 target (index into $6, the targets), $7 attempts
  * before, $8 rows affected (NULL when it failed); $9 the failures' codes and messages (JSON); $10 the routing key's
- * prefix.
+ * prefix; $11 the notified clients, $12 their lists of settled operations (JSON text, joined by LIST_SEPARATOR).
  */
 export const RECORD_CHUNK_SQL = `
   WITH execution AS (
@@ -70,7 +71,7 @@ export const RECORD_CHUNK_SQL = `
     SELECT e.id, s.name, s.target, s.type, s.status, s.exit_message, s.read_count, s.write_count, s.filter_count, s.read_skip_count,
            s.process_skip_count, s.write_skip_count, s.commit_count, s.rollback_count, s.started_at, s.ended_at
       FROM execution e, json_populate_recordset(NULL::batch.execution_steps, $2::json) s),
-  operations AS MATERIALIZED (
+  operations AS (
     SELECT * FROM unnest($3::bigint[], $4::bigint[], $5::int[], $7::int[], $8::int[]) AS o(id, client_id, target, attempts, rows_affected)),
   settled AS (
     INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, rows_affected, error_code, error_message, execution_id, settled_at)
@@ -79,12 +80,12 @@ export const RECORD_CHUNK_SQL = `
       FROM execution e, operations o LEFT JOIN json_to_recordset($9::json) AS f(id bigint, code text, message text) ON f.id = o.id),
   clients AS (
     INSERT INTO batch.execution_clients (client_id, execution_id)
-    SELECT DISTINCT o.client_id, e.id FROM execution e, operations o),
+    SELECT m.client_id, e.id FROM execution e, unnest($11::bigint[]) AS m(client_id)),
   notified AS (
-    INSERT INTO batch.outbox (routing_key, execution_id, client_id, ids)
-    SELECT $10 || c.name, e.id, c.id, g.ids
-      FROM execution e, (SELECT client_id, array_agg(id ORDER BY id) AS ids FROM operations GROUP BY client_id) g
-      JOIN batch.clients c ON c.id = g.client_id)
+    INSERT INTO batch.outbox (routing_key, execution_id, client_id, payload)
+    SELECT $10 || c.name, e.id, c.id, ${SETTLED_EVENT_SQL}
+      FROM execution e, unnest($11::bigint[], ${settledLists('$12')}) AS m(client_id, operations)
+      JOIN batch.clients c ON c.id = m.client_id)
   SELECT id FROM execution`;
 
 /** A PostgreSQL array literal of numbers (and NULLs): read by PostgreSQL at once, never escaped element by element. */
@@ -114,6 +115,7 @@ export function recordChunkParams({ startedAt, read, filtered, steps, outcomes }
     ended_at: step.endedAt,
   }));
   const targets = [...new Set(outcomes.map((o) => o.operation.target))];
+  const notified = settledOperations(outcomes);
   const targetIndex = new Map(targets.map((target, i) => [target, i + 1]));
   return [
     JSON.stringify(execution),
@@ -126,6 +128,8 @@ export function recordChunkParams({ startedAt, read, filtered, steps, outcomes }
     numbers(outcomes.map((o) => o.rowsAffected)),
     JSON.stringify(failed.map((o) => ({ id: o.operation.id, code: o.error!.code, message: o.error!.message }))),
     SETTLED_ROUTING_KEY_PREFIX,
+    notified.clientIds,
+    notified.lists,
   ];
 }
 

@@ -46,10 +46,12 @@ const INSERT_SQL = `
            ingest
      ORDER BY i.ord
     ON CONFLICT DO NOTHING
-    RETURNING id, client_id, target, priority, not_before, pg_column_size(row_values) AS bytes, shape, identity, created_at, request_key),
+    RETURNING id, client_id, target, priority, not_before, pg_column_size(row_values) AS bytes, shape, identity, idempotency_key, label, created_at,
+              request_key),
   pending AS (
-    INSERT INTO batch.pending (id, client_id, target, priority, due_at, bytes, shape, identity)
-    SELECT id, client_id, target, priority, CASE WHEN not_before > now() THEN not_before END, coalesce(bytes, 0), shape, identity FROM stored)
+    INSERT INTO batch.pending (id, client_id, target, priority, due_at, bytes, shape, identity, idempotency_key, label)
+    SELECT id, client_id, target, priority, CASE WHEN not_before > now() THEN not_before END, coalesce(bytes, 0), shape, identity, idempotency_key, label
+      FROM stored)
   SELECT id, 'PENDING' AS status, created_at, request_key, client_id FROM stored`;
 
 /**

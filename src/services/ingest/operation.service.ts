@@ -13,7 +13,6 @@ import { IngestListeners } from '../../interfaces/ingest.interfaces';
 import { BatchError } from '../batch-error';
 import { AuthenticatedClient } from '../access/client.service';
 import { Database } from '../storage/database';
-import { MAKE_UNSENT_MESSAGES_OF_OPERATION } from '../outbox/settled-events';
 import { IngestBuffer } from './ingest-buffer.service';
 import { OperationValidator, ValidOperation } from './operation-validator.service';
 
@@ -164,11 +163,11 @@ export class OperationService {
       client,
       operation,
       'FAILED',
-      `WITH notified AS (${MAKE_UNSENT_MESSAGES_OF_OPERATION}),
-       retried AS (DELETE FROM batch.outcomes WHERE operation_id = $1 AND status = 'FAILED' RETURNING operation_id, client_id, target, attempts)
-       INSERT INTO batch.pending (id, client_id, target, priority, attempts, bytes, shape, identity)
+      `WITH retried AS (DELETE FROM batch.outcomes WHERE operation_id = $1 AND status = 'FAILED' RETURNING operation_id, client_id, target, attempts)
+       INSERT INTO batch.pending (id, client_id, target, priority, attempts, bytes, shape, identity, idempotency_key, label)
        SELECT r.operation_id, r.client_id, r.target, o.priority, r.attempts, coalesce(pg_column_size(o.row_values), 0),
-              coalesce(o.shape, batch.shape_of(o.type, o.row_values, o.row_key, o.conflict_key)), coalesce(o.identity, '')
+              coalesce(o.shape, batch.shape_of(o.type, o.row_values, o.row_key, o.conflict_key)), coalesce(o.identity, ''),
+              o.idempotency_key, o.label
          FROM retried r JOIN batch.operations o ON o.id = r.operation_id RETURNING id`,
     );
   }

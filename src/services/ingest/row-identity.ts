@@ -71,6 +71,15 @@ export function parseShape(text: string): Shape {
   return shape;
 }
 
+/** The type a stored shape names; undefined when the shape cannot be read (its operation cannot be applied). */
+export function shapeType(text: string): Shape['type'] | undefined {
+  try {
+    return parseShape(text).type;
+  } catch {
+    return undefined;
+  }
+}
+
 export function parseIdentity(text: string): Identity {
   const [tokens, key, keys, barrier] = text.split('|');
   return {

@@ -5,18 +5,20 @@ import { AppConfig } from '../../config/app-config';
 import { Database } from '../storage/database';
 import { WorkerLoop } from '../worker-loop';
 import { OutboxWakeup } from './outbox-wakeup';
-import { UNSENT_MESSAGES_SQL } from './settled-events';
 import { connectAmqp } from '../../config/amqp';
 
 const BATCH_SIZE = 500;
 const PUBLISH_TIMEOUT_MS = 10_000;
 
+/** Unsent messages, oldest first; locked so that relays share the work. */
+const UNSENT_MESSAGES_SQL = `
+  SELECT id, routing_key, payload FROM batch.outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`;
+
 /**
- * Publishes the outbox after commit: locks a batch of unsent rows, makes each into its message (a chunk writes a
- * reference to the operations it settled for a client; batch.settled_event makes the message from their outcomes,
- * here, off the chunk's path), publishes each as a persistent message on
- * a confirm channel, and marks them sent only once the broker confirmed all of them. A crash or a broker
- * outage in between leaves them unsent, so they are published again: delivery is at least once.
+ * Publishes the outbox after commit (each message as a chunk wrote it, settled-events.ts): locks a batch of unsent
+ * rows, publishes each as a persistent message on a confirm channel, and marks them sent only once the broker
+ * confirmed all of them. A crash or a broker outage in between leaves them unsent, so they are published again:
+ * delivery is at least once.
  */
 @Injectable()
 export class OutboxRelay extends WorkerLoop {

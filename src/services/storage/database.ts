@@ -13,6 +13,7 @@ import { OperationCounts1764200000000 } from '../../migrations/1764200000000-ope
 import { ExecutionClients1764300000000 } from '../../migrations/1764300000000-execution-clients';
 import { PlanningAtIngest1764400000000 } from '../../migrations/1764400000000-planning-at-ingest';
 import { PendingAndOutcomes1764500000000 } from '../../migrations/1764500000000-pending-and-outcomes';
+import { NotificationsWrittenWithChunks1764700000000 } from '../../migrations/1764700000000-notifications-written-with-chunks';
 
 export const MIGRATIONS = [
   InitialSchema1763700000000,
@@ -24,6 +25,7 @@ export const MIGRATIONS = [
   ExecutionClients1764300000000,
   PlanningAtIngest1764400000000,
   PendingAndOutcomes1764500000000,
+  NotificationsWrittenWithChunks1764700000000,
 ];
 
 /** Connection settings of a single pg Client for the configured database (or another one on the same server). */

@@ -34,11 +34,8 @@ export class RetentionService {
     const cutoff = new Date(Date.now() - this.config.retention.hours * 3_600_000);
     // An operation settled before the cutoff was created before it, so none lies past the first one created since:
     // the batches walk only the old rows, not (when there is nothing to delete) the whole table, seconds with millions.
-    // Nor past the first operation of a notification not sent yet: it is built from the outcomes when it is sent.
     const [{ horizon }] = await this.db.query<{ horizon: string | null }>(
-      `SELECT least(
-         (SELECT id FROM batch.operations WHERE created_at >= $1 ORDER BY id LIMIT 1),
-         (SELECT min(ids[1]) FROM batch.outbox WHERE sent_at IS NULL AND payload IS NULL)) AS horizon`,
+      `SELECT (SELECT id FROM batch.operations WHERE created_at >= $1 ORDER BY id LIMIT 1) AS horizon`,
       [cutoff],
     );
     const result = {
