@@ -8,7 +8,7 @@ import {
   StepRecord,
   WORKER,
 } from '../../src/services/engine/job-repository';
-import { settledOperations } from '../../src/services/outbox/settled-events';
+import { MAX_LIST_CHARS, settledOperations } from '../../src/services/outbox/settled-events';
 
 function operation(id: string, clientId: string, target = 'public.reservations', attempts = 0): ClaimedOperation {
   const shape = JSON.stringify(['upsert', ['id', 'note'], ['id'], '1']);
@@ -57,7 +57,7 @@ const step: StepRecord = {
 };
 
 describe('the job repository: what a chunk records, in one statement', () => {
-  it('writes the execution, its steps, the outcomes, the clients settled for and one notification per client', () => {
+  it('writes the execution, its steps, the outcomes, the clients settled for and their notifications', () => {
     for (const write of [
       'INSERT INTO batch.executions',
       'INSERT INTO batch.execution_steps',
@@ -166,6 +166,19 @@ describe('the job repository: what a chunk records, in one statement', () => {
       },
       { ...JSON.parse(lists)[1], id: '10' },
     ]);
+  });
+
+  it("cuts a client's list into messages of at most MAX_LIST_CHARS (and one operation)", () => {
+    const label = 'x'.repeat(MAX_LIST_CHARS / 4);
+    const outcomes = Array.from({ length: 10 }, (_, i) => completed({ ...operation(String(i + 1), '1'), label }));
+    const { clientIds, lists } = settledOperations([...outcomes, completed(operation('11', '2'))]);
+    const parsed = lists.split('\u0001').map((list) => JSON.parse(list) as { id: string }[]);
+    assert.deepEqual(clientIds, ['1', '1', '1', '1', '2']);
+    assert.deepEqual(
+      parsed.map((list) => list.map((op) => op.id)),
+      [['1', '2', '3'], ['4', '5', '6'], ['7', '8', '9'], ['10'], ['11']],
+    );
+    for (const list of lists.split('\u0001')) assert.ok(list.length <= MAX_LIST_CHARS);
   });
 
   it('says nothing failed when nothing did', () => {

@@ -55,7 +55,7 @@ export function emptyCounts(): StepCounts {
  *
  * $1 execution, $2 steps (JSON); per operation: $3 id, $4 client, $5 target (index into $6, the targets), $7 attempts
  * before, $8 rows affected (NULL when it failed); $9 the failures' codes and messages (JSON); $10 the routing key's
- * prefix; $11 the notified clients, $12 their lists of settled operations (JSON text, joined by LIST_SEPARATOR).
+ * prefix; $11 and $12 the notifications' clients and lists of settled operations (settledOperations).
  */
 export const RECORD_CHUNK_SQL = `
   WITH execution AS (
@@ -80,7 +80,7 @@ export const RECORD_CHUNK_SQL = `
       FROM execution e, operations o LEFT JOIN json_to_recordset($9::json) AS f(id bigint, code text, message text) ON f.id = o.id),
   clients AS (
     INSERT INTO batch.execution_clients (client_id, execution_id)
-    SELECT m.client_id, e.id FROM execution e, unnest($11::bigint[]) AS m(client_id)),
+    SELECT DISTINCT m.client_id, e.id FROM execution e, unnest($11::bigint[]) AS m(client_id)),
   notified AS (
     INSERT INTO batch.outbox (routing_key, execution_id, client_id, payload)
     SELECT $10 || c.name, e.id, c.id, ${SETTLED_EVENT_SQL}

@@ -7,12 +7,19 @@ import { WorkerLoop } from '../worker-loop';
 import { OutboxWakeup } from './outbox-wakeup';
 import { connectAmqp } from '../../config/amqp';
 
+/** Messages per batch at most, and their size at most (beyond the first): a backlog of large ones fits in memory. */
 const BATCH_SIZE = 500;
+const BATCH_BYTES = 16 * 1024 * 1024;
 const PUBLISH_TIMEOUT_MS = 10_000;
 
-/** Unsent messages, oldest first; locked so that relays share the work. */
-const UNSENT_MESSAGES_SQL = `
-  SELECT id, routing_key, payload FROM batch.outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`;
+/** Unsent messages, oldest first, up to $1 of them and $2 bytes; locked so that relays share the work. */
+export const UNSENT_MESSAGES_SQL = `
+  SELECT id, routing_key, payload FROM batch.outbox
+   WHERE sent_at IS NULL AND id = ANY (ARRAY(
+     SELECT id FROM (SELECT id, octet_length(payload) AS size, sum(octet_length(payload)) OVER (ORDER BY id) AS running
+                       FROM batch.outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1) unsent
+      WHERE running - size < $2))
+   ORDER BY id FOR UPDATE SKIP LOCKED`;
 
 /**
  * Publishes the outbox after commit (each message as a chunk wrote it, settled-events.ts): locks a batch of unsent
@@ -65,7 +72,7 @@ export class OutboxRelay extends WorkerLoop {
   }
 
   protected async turn(): Promise<boolean> {
-    return (await this.relayBatch()) === BATCH_SIZE;
+    return (await this.relayBatch()) > 0;
   }
 
   /** Publishes one batch of unsent messages; returns how many. */
@@ -73,6 +80,7 @@ export class OutboxRelay extends WorkerLoop {
     return this.db.transaction(async (tx) => {
       const { rows } = await tx.query<{ id: string; routing_key: string; payload: string }>(UNSENT_MESSAGES_SQL, [
         BATCH_SIZE,
+        BATCH_BYTES,
       ]);
       if (rows.length === 0) return 0;
       await Promise.all(

@@ -4,23 +4,27 @@ import { shapeType } from '../ingest/row-identity';
 
 /**
  * The `operations.settled` notifications (CONTRACT.md, section 3). A chunk writes, with its work, one outbox row per
- * client holding its whole message: the worker makes each client's list of operations (settledOperations), and the
- * chunk's statement puts it into the message with the client's name, the execution and when it ended
- * (SETTLED_EVENT_SQL). The relay publishes the text as it is.
+ * client (more for a large chunk) holding its whole message: the worker makes the lists of operations
+ * (settledOperations), and the chunk's statement puts each into its message with the client's name, the execution
+ * and when it ended (SETTLED_EVENT_SQL). The relay publishes the text as it is.
  */
 
 /**
- * Each client's settled operations, in order of id, as JSON text: its clients' ids, and their lists joined by
- * LIST_SEPARATOR (see settledLists).
+ * A message's list is cut at about this many characters: no message grows past what brokers and consumers take
+ * comfortably, however large the chunk (the contract lets one client's operations come in several messages).
+ */
+export const MAX_LIST_CHARS = 1_000_000;
+
+/**
+ * Each message's settled operations, in order of id, as JSON text: one list per client, or more past MAX_LIST_CHARS;
+ * the clients' ids, one per list, and the lists joined by LIST_SEPARATOR (see settledLists).
  */
 export function settledOperations(outcomes: OperationOutcome[]): { clientIds: string[]; lists: string } {
-  const byClient = new Map<string, ISettledOperation[]>();
+  const byClient = new Map<string, { items: string[]; chars: number }[]>();
   for (const { operation, status, rowsAffected, error } of [...outcomes].sort((a, b) =>
     byId(a.operation.id, b.operation.id),
   )) {
-    let list = byClient.get(operation.clientId);
-    if (!list) byClient.set(operation.clientId, (list = []));
-    list.push({
+    const item = JSON.stringify({
       id: operation.id,
       status,
       rowsAffected,
@@ -29,15 +33,27 @@ export function settledOperations(outcomes: OperationOutcome[]): { clientIds: st
       type: shapeType(operation.shape) ?? (null as unknown as OperationType), // unreadable: it failed for that
       idempotencyKey: operation.idempotencyKey,
       label: operation.label,
-    });
+    } satisfies ISettledOperation);
+    const lists = byClient.get(operation.clientId) ?? [];
+    byClient.set(operation.clientId, lists);
+    const list = lists.at(-1);
+    if (list && list.chars + item.length <= MAX_LIST_CHARS) {
+      list.items.push(item);
+      list.chars += item.length + 1;
+    } else lists.push({ items: [item], chars: item.length + 2 });
   }
-  return {
-    clientIds: [...byClient.keys()],
-    lists: [...byClient.values()].map((list) => JSON.stringify(list)).join(LIST_SEPARATOR),
-  };
+  const clientIds: string[] = [];
+  const texts: string[] = [];
+  for (const [clientId, lists] of byClient) {
+    for (const { items } of lists) {
+      clientIds.push(clientId);
+      texts.push(`[${items.join(',')}]`);
+    }
+  }
+  return { clientIds, lists: texts.join(LIST_SEPARATOR) };
 }
 
-/** Between two clients' lists: a control character, which JSON text never holds unescaped. */
+/** Between two lists: a control character, which JSON text never holds unescaped. */
 const LIST_SEPARATOR = '\u0001';
 
 /** The lists of settledOperations() in SQL, from the parameter holding them. */
@@ -46,7 +62,7 @@ export function settledLists(parameter: string): string {
 }
 
 /**
- * The message of each client, over `e` (the execution, as inserted) and `m` (client_id, operations: the client's list);
+ * The message of each list, over `e` (the execution, as inserted) and `m` (client_id, operations: the list);
  * the fields other than the operations are made here, where the execution's id and end are known.
  */
 export const SETTLED_EVENT_SQL = `
