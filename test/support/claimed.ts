@@ -31,3 +31,20 @@ export function claimed(
     ...extra,
   };
 }
+
+/** A claimed operation where only its id and what is given matter (no planning). */
+export function claimedId(id: string, extra: Partial<ClaimedOperation> = {}): ClaimedOperation {
+  return {
+    id,
+    clientId: '1',
+    target: 'public.items',
+    shape: '',
+    identity: '',
+    attempts: 0,
+    failures: 0,
+    bytes: 0,
+    idempotencyKey: null,
+    label: null,
+    ...extra,
+  };
+}

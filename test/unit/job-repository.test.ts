@@ -9,21 +9,11 @@ import {
   WORKER,
 } from '../../src/services/engine/job-repository';
 import { MAX_LIST_CHARS, settledOperations } from '../../src/services/outbox/settled-events';
+import { claimedId } from '../support/claimed';
 
 function operation(id: string, clientId: string, target = 'public.reservations', attempts = 0): ClaimedOperation {
   const shape = JSON.stringify(['upsert', ['id', 'note'], ['id'], '1']);
-  return {
-    id,
-    clientId,
-    target,
-    shape,
-    identity: '',
-    attempts,
-    failures: 0,
-    bytes: 0,
-    idempotencyKey: null,
-    label: null,
-  };
+  return claimedId(id, { clientId, target, shape, attempts });
 }
 
 const completed = (op: ClaimedOperation, rowsAffected = 1): OperationOutcome => ({

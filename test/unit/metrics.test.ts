@@ -15,6 +15,7 @@ import {
   sharedFor,
 } from '../../src/services/observability/metrics.service';
 import type { QueueStats, StatsService } from '../../src/services/observability/stats.service';
+import { claimedId } from '../support/claimed';
 
 const QUEUE: QueueStats = {
   byStatus: { PENDING: 3, COMPLETED: 40, FAILED: 2, CANCELLED: 1 },
@@ -37,18 +38,7 @@ function sample(text: string, name: string): number | undefined {
 }
 
 function operation(id: string, target: string, clientId: string): ClaimedOperation {
-  return {
-    id,
-    clientId,
-    target,
-    shape: '',
-    identity: '',
-    attempts: 0,
-    failures: 0,
-    bytes: 0,
-    idempotencyKey: null,
-    label: null,
-  };
+  return claimedId(id, { target, clientId });
 }
 
 const outcome = (op: ClaimedOperation, status: 'COMPLETED' | 'FAILED'): OperationOutcome => ({

@@ -11,6 +11,7 @@ import {
   upsertStatement,
 } from '../../src/services/engine/target-sql';
 import { column, targetTable } from '../support/catalog-fixtures';
+import { claimedId } from '../support/claimed';
 
 function col(name: string, baseType: string, castType: string, options: Partial<TargetColumn> = {}): TargetColumn {
   return column(name, baseType, { sqlType: castType, castType, ...options });
@@ -22,18 +23,7 @@ function table(schema: string, name: string, columns: TargetColumn[]): TargetTab
 
 /** The writer reads only the operations' ids: their values are read from the database. */
 function op(id: string): ClaimedOperation {
-  return {
-    id,
-    clientId: '1',
-    target: 'public.items',
-    shape: '',
-    identity: '',
-    attempts: 0,
-    failures: 0,
-    bytes: 0,
-    idempotencyKey: null,
-    label: null,
-  };
+  return claimedId(id);
 }
 
 function plan(
