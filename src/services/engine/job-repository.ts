@@ -48,7 +48,7 @@ export function emptyCounts(): StepCounts {
 
 /**
  * Everything a chunk records, in its own transaction and one statement (data-modifying CTEs all run): the execution
- * (ended now), its steps, each operation's outcome, which clients it settled for, and one notification per client
+ * (ended now), its steps, each operation's outcome, which clients it settled for, and their notifications
  * (settled-events.ts). The execution and its steps travel as JSON named like their columns; the operations as array
  * literals, which PostgreSQL reads faster than JSON records and node-postgres does not escape; the notifications'
  * lists of operations as text, never parsed here.

@@ -37,7 +37,7 @@ export function settledOperations(outcomes: OperationOutcome[]): { clientIds: st
     const lists = byClient.get(operation.clientId) ?? [];
     byClient.set(operation.clientId, lists);
     const list = lists.at(-1);
-    if (list && list.chars + item.length <= MAX_LIST_CHARS) {
+    if (list && list.chars + 1 + item.length <= MAX_LIST_CHARS) {
       list.items.push(item);
       list.chars += item.length + 1;
     } else lists.push({ items: [item], chars: item.length + 2 });
