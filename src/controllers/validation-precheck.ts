@@ -1,5 +1,6 @@
 import {
   getMetadataStorage,
+  MetadataStorage,
   ValidationArguments,
   ValidationTypes,
   ValidatorConstraintInterface,
@@ -47,7 +48,7 @@ function compile(type: object): Check {
   if (rules.length === 0 || converted > 0) return NEVER;
   const fields: [string, FieldCheck][] = [];
   for (const [property, propertyRules] of Object.entries(storage.groupByPropertyName(rules))) {
-    const field = compileField(target, property, propertyRules);
+    const field = compileField(storage, target, property, propertyRules);
     if (!field) return NEVER;
     fields.push([property, field]);
   }
@@ -64,7 +65,12 @@ function compile(type: object): Check {
  * One property's rules, in ValidationExecutor's order; undefined when one of them is of a kind not handled here, or
  * class-transformer would convert the value (@Transform, or @Type other than a nested DTO's).
  */
-function compileField(target: new () => object, property: string, rules: ValidationMetadata[]): FieldCheck | undefined {
+function compileField(
+  storage: MetadataStorage,
+  target: new () => object,
+  property: string,
+  rules: ValidationMetadata[],
+): FieldCheck | undefined {
   if (transformMetadata.findTransformMetadatas(target, property, TransformationType.PLAIN_TO_CLASS).length > 0)
     return undefined;
   const typeMetadata = transformMetadata.findTypeMetadata(target, property);
@@ -75,7 +81,7 @@ function compileField(target: new () => object, property: string, rules: Validat
     if (rule.type === ValidationTypes.CONDITIONAL_VALIDATION) conditions.push(rule);
     else if (rule.type === ValidationTypes.CUSTOM_VALIDATION || rule.type === ValidationTypes.IS_DEFINED) {
       if (rule.validateIf) return undefined;
-      for (const { async, instance } of getMetadataStorage().getTargetValidatorConstraints(rule.constraintCls)) {
+      for (const { async, instance } of storage.getTargetValidatorConstraints(rule.constraintCls)) {
         if (async) return undefined;
         constraints.push({ rule, constraint: instance as ValidatorConstraintInterface });
       }

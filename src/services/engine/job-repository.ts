@@ -115,8 +115,8 @@ export function recordChunkParams({ startedAt, read, filtered, steps, outcomes }
     ended_at: step.endedAt,
   }));
   const targets = [...new Set(outcomes.map((o) => o.operation.target))];
-  const notified = settledOperations(outcomes);
   const targetIndex = new Map(targets.map((target, i) => [target, i + 1]));
+  const notified = settledOperations(outcomes);
   return [
     JSON.stringify(execution),
     JSON.stringify(stepRows),
