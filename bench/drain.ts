@@ -57,7 +57,9 @@ export async function drainBacklog(service: BenchService, type: Type, rows: numb
     await db.query(`CREATE TABLE IF NOT EXISTS public.bench_later ${TABLE}`);
     await fill(rpc, scheduled, (i) => ({ ...operation('insert', i), target: 'bench_later', notBefore: later }));
   }
-  const settledBefore = Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM batch.outcomes`))[0].n);
+  const [{ last: executionsBefore }] = await db.query<{ last: string }>(
+    `SELECT coalesce(max(id), 0) AS last FROM batch.executions`,
+  );
   const lock = new Client({ host: '127.0.0.1', user: 'postgres', database: service.env.DB_NAME });
   await lock.connect();
   await lock.query('BEGIN');
@@ -74,9 +76,9 @@ export async function drainBacklog(service: BenchService, type: Type, rows: numb
 
   // Every operation of a chunk is settled at the chunk's end: the drain is the chunks' end times.
   const chunks = await db.query<{ settled: Date; operations: number; completed: number }>(
-    `SELECT settled_at AS settled, count(*)::int AS operations, count(*) FILTER (WHERE status = 'COMPLETED')::int AS completed
-       FROM (SELECT * FROM batch.outcomes ORDER BY operation_id OFFSET $1) o GROUP BY execution_id, settled_at ORDER BY settled_at`,
-    [settledBefore],
+    `SELECT ended_at AS settled, read_count AS operations, write_count AS completed
+       FROM batch.executions WHERE id > $1 AND status = 'COMPLETED' ORDER BY ended_at`,
+    [executionsBefore],
   );
   const completed = chunks.reduce((sum, chunk) => sum + chunk.completed, 0);
   if (completed !== rows) throw new Error(`${type}: ${completed} of ${rows} completed`);

@@ -85,8 +85,8 @@ export async function benchLatency(options: { rate: number; seconds: number; int
     const sorted = latencies.sort((a, b) => a - b);
     // The service's share, on the database's clock: from the commit of the create to the commit of its chunk.
     const [{ p99: settledP99 }] = await db.query<{ p99: number }>(
-      `SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM o.settled_at - op.created_at) * 1000) AS p99
-         FROM batch.outcomes o JOIN batch.operations op ON op.id = o.operation_id WHERE o.operation_id >= $1`,
+      `SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM op.settled_at - op.created_at) * 1000) AS p99
+         FROM batch.operation_states op WHERE op.id >= $1`,
       [String(firstMeasured)],
     );
     const third = Math.max(1, Math.floor(memory.length / 3));

@@ -30,14 +30,22 @@ export async function benchQueue(options: { settled: number; chunk: number }): P
     await t.db.query(`CREATE TABLE public.bench (id int PRIMARY KEY)`);
     const reader = t.app.get<ItemReader>(ItemReader);
     const db = t.get(Database);
+    // settled as chunks record them: one in a hundred failed (an outcome row), the others completed in runs
     const settle = (count: number) =>
       t.db.query(
         `WITH settled AS (
            INSERT INTO batch.operations (client_id, target, type, row_values)
            SELECT $1, 'public.bench', 'insert', jsonb_build_object('id', -g) FROM generate_series(1, $2::int) g
-           RETURNING id, client_id, target)
-         INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, rows_affected, settled_at)
-         SELECT id, client_id, target, 'COMPLETED', 1, 1, now() FROM settled`,
+           RETURNING id, client_id, target),
+         numbered AS (SELECT id, client_id, target, row_number() OVER (ORDER BY id) - 1 AS n FROM settled),
+         failed AS (
+           INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, error_code, error_message, settled_at)
+           SELECT id, client_id, target, 'FAILED', 1, '23505', 'duplicate key', now() FROM numbered WHERE n % 100 = 99),
+         runs AS (
+           INSERT INTO batch.settled_runs (first_id, last_id, execution_id, settled_at)
+           SELECT min(id), max(id), 0, now() FROM numbered WHERE n % 100 <> 99 GROUP BY n / 100)
+         INSERT INTO batch.operation_counts (client_id, target, status, minute, added, removed)
+         SELECT $1, 'public.bench', 'COMPLETED', date_trunc('minute', now()), count(*), 0 FROM numbered WHERE n % 100 <> 99`,
         [client.id, count],
       );
     const claim = () =>
@@ -65,12 +73,12 @@ export async function benchQueue(options: { settled: number; chunk: number }): P
         values: { id: i },
       })),
     );
-    await t.db.query('VACUUM ANALYZE batch.operations, batch.pending, batch.outcomes');
+    await t.db.query('VACUUM ANALYZE batch.operations, batch.pending, batch.outcomes, batch.settled_runs');
     const empty = await measure();
     for (let done = 0; done < options.settled; done += 1_000_000)
       await settle(Math.min(1_000_000, options.settled - done));
     await t.get(RetentionService).foldCounts();
-    await t.db.query('VACUUM ANALYZE batch.operations, batch.pending, batch.outcomes');
+    await t.db.query('VACUUM ANALYZE batch.operations, batch.pending, batch.outcomes, batch.settled_runs');
     const full = await measure();
     const settled = `${options.settled.toLocaleString('en-US')} settled rows (in-process, median)`;
     const figure = (name: string, key: keyof typeof full): Figure => ({

@@ -3,6 +3,7 @@ import { after, describe, it } from 'node:test';
 import { DataSource, DataSourceOptions } from 'typeorm';
 import { PendingAndOutcomes1764500000000 } from '../../src/migrations/1764500000000-pending-and-outcomes';
 import { NotificationsWrittenWithChunks1764700000000 } from '../../src/migrations/1764700000000-notifications-written-with-chunks';
+import { SettledRuns1764800000000 } from '../../src/migrations/1764800000000-settled-runs';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { dataSourceOptions, MIGRATIONS, prepareMigrations } from '../../src/services/storage/database';
 import { createTestApp, TestApp } from '../support/app-context';
@@ -164,5 +165,67 @@ describe('notifications written with their chunk (real PostgreSQL)', () => {
     } finally {
       await db.destroy();
     }
+  });
+});
+
+describe('completions recorded as runs (real PostgreSQL)', () => {
+  const config = testConfig();
+  let app: TestApp | undefined;
+  after(async () => {
+    await app?.close();
+    await dropDatabase(config.db.name).catch(() => undefined);
+  });
+
+  it('reads the operations settled before as they were, and records new completions as runs', async () => {
+    const upgrade = MIGRATIONS.findIndex((m) => m === SettledRuns1764800000000);
+    const release = await prepareMigrations(config.db);
+    const old = await new DataSource({ ...dataSourceOptions(config), migrations: MIGRATIONS.slice(0, upgrade) })
+      .initialize()
+      .finally(release);
+    await old.query(`CREATE TABLE public.items (id int PRIMARY KEY)`);
+    const [{ id: client }] = await old.query(
+      `INSERT INTO batch.clients (name, api_key_hash, targets) VALUES ('old', 'hash', '{*}') RETURNING id`,
+    );
+    // as the service before stored them: each settled operation with its outcome row, counted by the triggers
+    await old.query(
+      `INSERT INTO batch.operations (id, client_id, target, type, row_values, shape, identity)
+       SELECT g, $1, 'public.items', 'insert', jsonb_build_object('id', g), batch.shape_of('insert', jsonb_build_object('id', g), NULL, NULL), ''
+         FROM generate_series(1, 6) g`,
+      [client],
+    );
+    await old.query(`SELECT setval('batch.operations_id_seq', 6)`);
+    await old.query(
+      `INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, rows_affected, error_code, error_message, execution_id, settled_at) VALUES
+         (1, $1, 'public.items', 'COMPLETED', 1, 1, NULL, NULL, 5, now()),
+         (2, $1, 'public.items', 'COMPLETED', 1, 0, NULL, NULL, 5, now()),
+         (3, $1, 'public.items', 'FAILED', 1, NULL, '23505', 'duplicate key', 5, now()),
+         (4, $1, 'public.items', 'CANCELLED', 0, NULL, NULL, NULL, NULL, now())`,
+      [client],
+    );
+    await old.query(
+      `INSERT INTO batch.pending (id, client_id, target, priority, shape, identity)
+       SELECT id, client_id, target, priority, shape, identity FROM batch.operations WHERE id IN (5, 6)`,
+    );
+    const STATES = `SELECT id, status, attempts, rows_affected, error_code, execution_id, settled_at FROM batch.operation_states ORDER BY id`;
+    const states = await old.query(STATES);
+    await old.destroy();
+
+    app = await createTestApp({ DB_NAME: config.db.name }); // runs the rest of the migrations
+    assert.deepEqual(await app.db.query(STATES), states, 'every operation reads as it did');
+    const RECOUNT = `SELECT client_id, target, status, count(*)::int AS n FROM batch.operation_states GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`;
+    const KEPT = `SELECT client_id, target, status, sum(added - removed)::int AS n FROM batch.operation_counts GROUP BY 1, 2, 3 HAVING sum(added - removed) <> 0 ORDER BY 1, 2, 3`;
+
+    const { executionId, read } = await app.get(ChunkStep).execute();
+    assert.equal(read, 2);
+    assert.deepEqual(await app.db.query(`SELECT first_id, last_id, execution_id FROM batch.settled_runs`), [
+      { first_id: '5', last_id: '6', execution_id: executionId },
+    ]);
+    assert.deepEqual(
+      await app.db.query(
+        `SELECT id, status, attempts, rows_affected, execution_id FROM batch.operation_states WHERE id >= '5' ORDER BY id`,
+      ),
+      ['5', '6'].map((id) => ({ id, status: 'COMPLETED', attempts: 1, rows_affected: 1, execution_id: executionId })),
+    );
+    assert.deepEqual(await app.db.query(KEPT), await app.db.query(RECOUNT), 'runs are counted');
   });
 });

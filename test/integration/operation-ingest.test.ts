@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { BatchError } from '../../src/services/batch-error';
 import { AuthenticatedClient } from '../../src/services/access/client.service';
+import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { OperationService } from '../../src/services/ingest/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
 
@@ -34,7 +35,7 @@ describe('operation ingest (real PostgreSQL)', () => {
     other = await t.client('other', ['accounts']);
   });
   after(() => t.close());
-  beforeEach(() => t.db.query('TRUNCATE batch.operations, batch.pending, batch.outcomes'));
+  beforeEach(() => t.db.query('TRUNCATE batch.operations, batch.pending, batch.outcomes, batch.settled_runs'));
 
   const count = async () =>
     Number((await t.db.query<{ n: string }>('SELECT count(*) AS n FROM batch.operations'))[0].n);
@@ -220,5 +221,42 @@ describe('operation ingest (real PostgreSQL)', () => {
     assert.equal(page3.nextCursor, null);
     assert.equal((await operations.list(billing, { label: 'odd' })).items.length, 2);
     assert.equal((await operations.list(billing, { target: 'accounts', status: 'PENDING' })).items.length, 5);
+  });
+
+  it('lists each status wherever it is recorded (runs or rows), not walking a backlog that came after', async () => {
+    const created = await operations.createMany(billing, [
+      ...[1, 2, 3].map((id) => account(id)), // completed, in a run
+      account(1), // failed: duplicate
+      { target: 'accounts', type: 'update' as const, key: { id: 9 }, values: { balance: 1 } }, // completed, no row
+      ...[4, 5].map((id) => account(id)), // completed, in a run
+      account(6), // cancelled
+    ]);
+    const ids = created.map((c) => c.id);
+    await operations.cancel(billing, ids[7]);
+    await t.get(ChunkStep).execute();
+    await operations.createMany(
+      billing,
+      Array.from({ length: 20 }, (_, i) => account(100 + i)),
+    ); // pending, newer than all of it
+    await t.db.query('ANALYZE batch.operations');
+    const listed = async (status: 'COMPLETED' | 'FAILED' | 'CANCELLED') => {
+      const pages: string[][] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await operations.list(billing, { status, limit: 2, cursor });
+        assert.ok(page.items.every((op) => op.status === status));
+        pages.push(page.items.map((op) => op.id));
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+      return pages;
+    };
+    assert.deepEqual(await listed('COMPLETED'), [
+      [ids[6], ids[5]],
+      [ids[4], ids[2]],
+      [ids[1], ids[0]],
+    ]);
+    assert.deepEqual(await listed('FAILED'), [[ids[3]]]);
+    assert.deepEqual(await listed('CANCELLED'), [[ids[7]]]);
+    assert.equal((await operations.list(other, { status: 'COMPLETED' })).items.length, 0, 'only its own');
   });
 });

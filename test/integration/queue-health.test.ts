@@ -16,13 +16,15 @@ describe("queue health: a chunk reads the queue's tables through their indexes (
   });
   after(() => t.close());
 
-  /** Sequential scans of the queue's tables, once PostgreSQL has published at least `settled` outcomes inserted. */
+  /** Sequential scans of the queue's tables, once PostgreSQL has published at least `settled` outcome rows and runs inserted. */
   async function seqScans(settled: number): Promise<Record<string, number>> {
     for (const deadline = Date.now() + 15_000; Date.now() < deadline; await sleep(100)) {
       const rows = await t.db.query<{ relname: string; seq_scan: string; n_tup_ins: string }>(
-        `SELECT relname, seq_scan, n_tup_ins FROM pg_stat_user_tables WHERE schemaname = 'batch' AND relname IN ('operations', 'pending', 'outcomes')`,
+        `SELECT relname, seq_scan, n_tup_ins FROM pg_stat_user_tables
+          WHERE schemaname = 'batch' AND relname IN ('operations', 'pending', 'outcomes', 'settled_runs')`,
       );
-      if (Number(rows.find((r) => r.relname === 'outcomes')?.n_tup_ins) >= settled)
+      const inserted = (table: string) => Number(rows.find((r) => r.relname === table)?.n_tup_ins);
+      if (inserted('outcomes') + inserted('settled_runs') >= settled)
         return Object.fromEntries(rows.map((r) => [r.relname, Number(r.seq_scan)]));
     }
     throw new Error('statistics were not published');
@@ -30,24 +32,33 @@ describe("queue health: a chunk reads the queue's tables through their indexes (
 
   it('claims and settles a chunk without scanning the settled rows', async () => {
     const client = await t.client('health');
+    // 100,000 settled with an outcome row each, and 100,000 in runs of 1,000
     await t.db.query(
       `WITH settled AS (
          INSERT INTO batch.operations (client_id, target, type, row_values)
-         SELECT $1, 'public.events', 'insert', jsonb_build_object('id', -g) FROM generate_series(1, 100000) g RETURNING id, client_id, target)
-       INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, rows_affected, settled_at)
-       SELECT id, client_id, target, 'COMPLETED', 1, 1, now() FROM settled`,
+         SELECT $1, 'public.events', 'insert', jsonb_build_object('id', -g) FROM generate_series(1, 200000) g RETURNING id, client_id, target),
+       numbered AS (SELECT id, client_id, target, row_number() OVER (ORDER BY id) - 1 AS n FROM settled),
+       rows AS (
+         INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, rows_affected, settled_at)
+         SELECT id, client_id, target, 'COMPLETED', 1, 1, now() FROM numbered WHERE n < 100000)
+       INSERT INTO batch.settled_runs (first_id, last_id, execution_id, settled_at)
+       SELECT min(id), max(id), 0, now() FROM numbered WHERE n >= 100000 GROUP BY n / 1000`,
       [client.id],
     );
     await t.get(OperationService).createMany(
       client,
       Array.from({ length: 1000 }, (_, i) => ({ target: 'events', type: 'insert' as const, values: { id: i } })),
     );
-    await t.db.query(`ANALYZE batch.operations, batch.pending, batch.outcomes`);
-    const before = await seqScans(100_000);
+    await t.db.query(`ANALYZE batch.operations, batch.pending, batch.outcomes, batch.settled_runs`);
+    const before = await seqScans(100_000 + 100);
 
     assert.equal((await t.get(ChunkStep).execute()).read, 1000);
 
-    assert.deepEqual(await seqScans(101_000), before, "sequential scans of the queue's tables during the chunk");
+    assert.deepEqual(
+      await seqScans(100_000 + 100 + 1),
+      before,
+      "sequential scans of the queue's tables during the chunk",
+    );
   });
 });
 

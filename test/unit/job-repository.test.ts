@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import type { ClaimedOperation, OperationOutcome } from '../../src/interfaces/chunk.interfaces';
 import {
   emptyCounts,
+  idRuns,
   RECORD_CHUNK_SQL,
   recordChunkParams,
   StepRecord,
@@ -52,6 +53,8 @@ describe('the job repository: what a chunk records, in one statement', () => {
       'INSERT INTO batch.executions',
       'INSERT INTO batch.execution_steps',
       'INSERT INTO batch.outcomes',
+      'INSERT INTO batch.settled_runs',
+      'INSERT INTO batch.operation_counts',
       'INSERT INTO batch.execution_clients',
       'INSERT INTO batch.outbox (routing_key, execution_id, client_id, payload)',
     ]) {
@@ -62,26 +65,46 @@ describe('the job repository: what a chunk records, in one statement', () => {
         .map((p) => Number(p.slice(1)))
         .sort((a, b) => a - b)
         .at(-1),
-      12,
-      'twelve parameters',
+      17,
+      'seventeen parameters',
     );
   });
 
-  it('passes the execution and its steps as JSON named like their columns, the operations as array literals', () => {
+  it('passes the execution and its steps as JSON named like their columns, plain completions as runs, other outcomes as rows', () => {
     const outcomes = [
       completed(operation('11', '1')),
       failed(operation('12', '2', 'public.stock', 2), '23505', 'duplicate key'),
       completed(operation('13', '1'), 0),
       completed(operation('14', '1', 'public.stock')),
+      completed(operation('16', '1', 'public.stock')),
+      completed(operation('15', '1', 'public.stock')),
+      completed(operation('17', '1', 'public.stock', 1)),
     ];
-    const [execution, steps, ids, clients, targets, targetNames, attempts, rows, failures, prefix, notified, lists] =
-      recordChunkParams({
-        startedAt,
-        read: 5,
-        filtered: 1,
-        steps: [step],
-        outcomes,
-      });
+    const [
+      execution,
+      steps,
+      targetNames,
+      ids,
+      clients,
+      targets,
+      attempts,
+      rows,
+      failures,
+      firsts,
+      lasts,
+      countClients,
+      countTargets,
+      counts,
+      prefix,
+      notified,
+      lists,
+    ] = recordChunkParams({
+      startedAt,
+      read: 5,
+      filtered: 1,
+      steps: [step],
+      outcomes,
+    });
     assert.deepEqual(JSON.parse(execution as string), {
       exit_message: '1 of 5 operations failed',
       worker: WORKER,
@@ -112,9 +135,17 @@ describe('the job repository: what a chunk records, in one statement', () => {
       started_at: '2026-11-21T06:00:00.000Z',
       ended_at: '2026-11-21T06:00:00.000Z',
     });
+    assert.deepEqual(targetNames, ['public.reservations', 'public.stock']);
     assert.deepEqual(
-      [ids, clients, targets, targetNames, attempts, rows],
-      ['{11,12,13,14}', '{1,2,1,1}', '{1,2,1,2}', ['public.reservations', 'public.stock'], '{0,2,0,0}', '{1,NULL,0,1}'],
+      [ids, clients, targets, attempts, rows],
+      ['{12,13,17}', '{2,1,1}', '{2,1,2}', '{2,0,1}', '{NULL,0,1}'],
+      'outcome rows: failed, no row affected, a second attempt',
+    );
+    assert.deepEqual([firsts, lasts], ['{11,14}', '{11,16}'], 'runs of consecutive ids');
+    assert.deepEqual(
+      [countClients, countTargets, counts],
+      ['{1,1}', '{1,2}', '{1,3}'],
+      'completed in runs, by client and target',
     );
     assert.deepEqual(JSON.parse(failures as string), [{ id: '12', code: '23505', message: 'duplicate key' }]);
     assert.equal(prefix, 'operations.settled.');
@@ -122,7 +153,7 @@ describe('the job repository: what a chunk records, in one statement', () => {
     const [first, second] = (lists as string).split('\u0001').map((list) => JSON.parse(list) as unknown[]);
     assert.deepEqual(
       first.map((op) => (op as { id: string }).id),
-      ['11', '13', '14'],
+      ['11', '13', '14', '15', '16', '17'],
     );
     assert.deepEqual(second, [
       {
@@ -181,6 +212,19 @@ describe('the job repository: what a chunk records, in one statement', () => {
     });
     assert.equal(JSON.parse(execution as string).exit_message, null);
     assert.equal(failures, '[]');
+  });
+
+  it('finds the runs of consecutive ids, in order, whatever the order given and however large the ids', () => {
+    assert.deepEqual(idRuns([]), []);
+    assert.deepEqual(idRuns(['5', '3', '4', '9', '1']), [
+      ['1', '1'],
+      ['3', '5'],
+      ['9', '9'],
+    ]);
+    assert.deepEqual(idRuns(['9007199254740993', '9007199254740992', '10']), [
+      ['10', '10'],
+      ['9007199254740992', '9007199254740993'],
+    ]);
   });
 
   it('counts from zero: a fresh object each time', () => {

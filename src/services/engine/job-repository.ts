@@ -49,13 +49,16 @@ export function emptyCounts(): StepCounts {
 /**
  * Everything a chunk records, in its own transaction and one statement (data-modifying CTEs all run): the execution
  * (ended now), its steps, each operation's outcome, which clients it settled for, and their notifications
- * (settled-events.ts). The execution and its steps travel as JSON named like their columns; the operations as array
- * literals, which PostgreSQL reads faster than JSON records and node-postgres does not escape; the notifications'
- * lists of operations as text, never parsed here.
+ * (settled-events.ts). Operations that completed plainly (one row affected, first attempt: nearly all of them) are
+ * recorded as runs of consecutive ids with their counts (batch.settled_runs); every other outcome as a row of its
+ * own. The execution and its steps travel as JSON named like their columns; the outcome rows as array literals,
+ * which PostgreSQL reads faster than JSON records and node-postgres does not escape; the notifications' lists of
+ * operations as text, never parsed here.
  *
- * $1 execution, $2 steps (JSON); per operation: $3 id, $4 client, $5 target (index into $6, the targets), $7 attempts
- * before, $8 rows affected (NULL when it failed); $9 the failures' codes and messages (JSON); $10 the routing key's
- * prefix; $11 and $12 the notifications' clients and lists of settled operations (settledOperations).
+ * $1 execution, $2 steps (JSON); $3 the targets (others refer to them by index); outcome rows: $4 id, $5 client,
+ * $6 target, $7 attempts before, $8 rows affected (NULL when it failed), $9 the failures' codes and messages (JSON);
+ * runs: $10 first and $11 last ids; their counts: $12 client, $13 target, $14 operations; $15 the routing key's
+ * prefix; $16 and $17 the notifications' clients and lists of settled operations (settledOperations).
  */
 export const RECORD_CHUNK_SQL = `
   WITH execution AS (
@@ -72,25 +75,49 @@ export const RECORD_CHUNK_SQL = `
            s.process_skip_count, s.write_skip_count, s.commit_count, s.rollback_count, s.started_at, s.ended_at
       FROM execution e, json_populate_recordset(NULL::batch.execution_steps, $2::json) s),
   operations AS (
-    SELECT * FROM unnest($3::bigint[], $4::bigint[], $5::int[], $7::int[], $8::int[]) AS o(id, client_id, target, attempts, rows_affected)),
+    SELECT * FROM unnest($4::bigint[], $5::bigint[], $6::int[], $7::int[], $8::int[]) AS o(id, client_id, target, attempts, rows_affected)),
   settled AS (
     INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, rows_affected, error_code, error_message, execution_id, settled_at)
-    SELECT o.id, o.client_id, ($6::text[])[o.target], CASE WHEN f.id IS NULL THEN 'COMPLETED' ELSE 'FAILED' END, o.attempts + 1,
+    SELECT o.id, o.client_id, ($3::text[])[o.target], CASE WHEN f.id IS NULL THEN 'COMPLETED' ELSE 'FAILED' END, o.attempts + 1,
            o.rows_affected, f.code, f.message, e.id, e.ended_at
       FROM execution e, operations o LEFT JOIN json_to_recordset($9::json) AS f(id bigint, code text, message text) ON f.id = o.id),
+  runs AS (
+    INSERT INTO batch.settled_runs (first_id, last_id, execution_id, settled_at)
+    SELECT r.first_id, r.last_id, e.id, e.ended_at FROM execution e, unnest($10::bigint[], $11::bigint[]) AS r(first_id, last_id)),
+  counted AS (
+    INSERT INTO batch.operation_counts (client_id, target, status, minute, added, removed)
+    SELECT c.client_id, ($3::text[])[c.target], 'COMPLETED', date_trunc('minute', now()), c.n, 0
+      FROM unnest($12::bigint[], $13::int[], $14::int[]) AS c(client_id, target, n)),
   clients AS (
     INSERT INTO batch.execution_clients (client_id, execution_id)
-    SELECT DISTINCT m.client_id, e.id FROM execution e, unnest($11::bigint[]) AS m(client_id)),
+    SELECT DISTINCT m.client_id, e.id FROM execution e, unnest($16::bigint[]) AS m(client_id)),
   notified AS (
     INSERT INTO batch.outbox (routing_key, execution_id, client_id, payload)
-    SELECT $10 || c.name, e.id, c.id, ${SETTLED_EVENT_SQL}
-      FROM execution e, unnest($11::bigint[], ${settledLists('$12')}) AS m(client_id, operations)
+    SELECT $15 || c.name, e.id, c.id, ${SETTLED_EVENT_SQL}
+      FROM execution e, unnest($16::bigint[], ${settledLists('$17')}) AS m(client_id, operations)
       JOIN batch.clients c ON c.id = m.client_id)
   SELECT id FROM execution`;
 
 /** A PostgreSQL array literal of numbers (and NULLs): read by PostgreSQL at once, never escaped element by element. */
 function numbers(values: (string | number | null)[]): string {
   return `{${values.map((value) => value ?? 'NULL').join(',')}}`;
+}
+
+/** Completed with one row affected on its first attempt: recorded in a run, not in a row of its own. */
+function isPlain(outcome: OperationOutcome): boolean {
+  return outcome.status === 'COMPLETED' && outcome.rowsAffected === 1 && outcome.operation.attempts === 0;
+}
+
+/** The given ids (decimal strings, distinct) as runs of consecutive ids, in order: [first, last] pairs. */
+export function idRuns(ids: string[]): [string, string][] {
+  const sorted = ids.map(BigInt).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const runs: [bigint, bigint][] = [];
+  for (const id of sorted) {
+    const run = runs.at(-1);
+    if (run && run[1] + 1n === id) run[1] = id;
+    else runs.push([id, id]);
+  }
+  return runs.map(([first, last]) => [String(first), String(last)]);
 }
 
 /** The parameters of RECORD_CHUNK_SQL for a chunk. */
@@ -116,17 +143,32 @@ export function recordChunkParams({ startedAt, read, filtered, steps, outcomes }
   }));
   const targets = [...new Set(outcomes.map((o) => o.operation.target))];
   const targetIndex = new Map(targets.map((target, i) => [target, i + 1]));
+  const plain = outcomes.filter(isPlain);
+  const rows = outcomes.filter((o) => !isPlain(o));
+  const runs = idRuns(plain.map((o) => o.operation.id));
+  const counts = new Map<string, { clientId: string; target: number; n: number }>();
+  for (const { operation } of plain) {
+    const key = `${operation.clientId} ${operation.target}`;
+    const count = counts.get(key) ?? { clientId: operation.clientId, target: targetIndex.get(operation.target)!, n: 0 };
+    count.n += 1;
+    counts.set(key, count);
+  }
   const notified = settledOperations(outcomes);
   return [
     JSON.stringify(execution),
     JSON.stringify(stepRows),
-    numbers(outcomes.map((o) => o.operation.id)),
-    numbers(outcomes.map((o) => o.operation.clientId)),
-    numbers(outcomes.map((o) => targetIndex.get(o.operation.target)!)),
     targets,
-    numbers(outcomes.map((o) => o.operation.attempts)),
-    numbers(outcomes.map((o) => o.rowsAffected)),
+    numbers(rows.map((o) => o.operation.id)),
+    numbers(rows.map((o) => o.operation.clientId)),
+    numbers(rows.map((o) => targetIndex.get(o.operation.target)!)),
+    numbers(rows.map((o) => o.operation.attempts)),
+    numbers(rows.map((o) => o.rowsAffected)),
     JSON.stringify(failed.map((o) => ({ id: o.operation.id, code: o.error!.code, message: o.error!.message }))),
+    numbers(runs.map(([first]) => first)),
+    numbers(runs.map(([, last]) => last)),
+    numbers([...counts.values()].map((c) => c.clientId)),
+    numbers([...counts.values()].map((c) => c.target)),
+    numbers([...counts.values()].map((c) => c.n)),
     SETTLED_ROUTING_KEY_PREFIX,
     notified.clientIds,
     notified.lists,

@@ -47,11 +47,18 @@ export interface OperationListQuery {
   cursor?: string;
 }
 
-/** Where to find operations of each status (or of any), newest first, with their id, client and target. */
+/**
+ * Where to find operations of each status (or of any), newest first, with their id, client and target: the table
+ * that holds only operations of that status, through its index. Completed ones are mostly recorded as runs of ids
+ * (batch.settled_runs), so they are found among the operations, from the last one settled on (not through a backlog
+ * that came after it).
+ */
 const LISTED: Record<OperationStatus | 'ANY', string> = {
   ANY: 'SELECT id, client_id, target FROM batch.operations',
   PENDING: 'SELECT id, client_id, target FROM batch.pending',
-  COMPLETED: `SELECT operation_id AS id, client_id, target FROM batch.outcomes WHERE status = 'COMPLETED'`,
+  COMPLETED: `SELECT id, client_id, target FROM batch.operations
+               WHERE id <= (SELECT greatest((SELECT last_id FROM batch.settled_runs ORDER BY first_id DESC LIMIT 1),
+                                            (SELECT max(operation_id) FROM batch.outcomes)))`,
   FAILED: `SELECT operation_id AS id, client_id, target FROM batch.outcomes WHERE status = 'FAILED'`,
   CANCELLED: `SELECT operation_id AS id, client_id, target FROM batch.outcomes WHERE status = 'CANCELLED'`,
 };
@@ -122,7 +129,7 @@ export class OperationService {
     return toResponse(await this.findOwned(client, id));
   }
 
-  /** Newest first; a status filter walks the one table that holds operations of that status, through its index. */
+  /** Newest first; a status filter walks where operations of that status are (LISTED). */
   async list(client: AuthenticatedClient, query: OperationListQuery): Promise<IOperationListResponse> {
     const limit = query.limit ?? 50;
     const rows = await this.db.query<OperationRow>(
@@ -131,8 +138,16 @@ export class OperationService {
           AND ($2::text IS NULL OR d.target = $2 OR substr(d.target, strpos(d.target, '.') + 1) = $2)
           AND ($3::text IS NULL OR s.label = $3)
           AND ($4::bigint IS NULL OR d.id < $4)
+          AND ($6::text IS NULL OR s.status = $6)
         ORDER BY d.id DESC LIMIT $5`,
-      [client.admin ? null : client.id, query.target ?? null, query.label ?? null, query.cursor ?? null, limit + 1],
+      [
+        client.admin ? null : client.id,
+        query.target ?? null,
+        query.label ?? null,
+        query.cursor ?? null,
+        limit + 1,
+        query.status ?? null,
+      ],
     );
     const items = rows.slice(0, limit).map(toResponse);
     return { items, nextCursor: rows.length > limit ? items[items.length - 1].id : null };

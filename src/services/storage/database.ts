@@ -14,6 +14,7 @@ import { ExecutionClients1764300000000 } from '../../migrations/1764300000000-ex
 import { PlanningAtIngest1764400000000 } from '../../migrations/1764400000000-planning-at-ingest';
 import { PendingAndOutcomes1764500000000 } from '../../migrations/1764500000000-pending-and-outcomes';
 import { NotificationsWrittenWithChunks1764700000000 } from '../../migrations/1764700000000-notifications-written-with-chunks';
+import { SettledRuns1764800000000 } from '../../migrations/1764800000000-settled-runs';
 
 export const MIGRATIONS = [
   InitialSchema1763700000000,
@@ -26,6 +27,7 @@ export const MIGRATIONS = [
   PlanningAtIngest1764400000000,
   PendingAndOutcomes1764500000000,
   NotificationsWrittenWithChunks1764700000000,
+  SettledRuns1764800000000,
 ];
 
 /** Connection settings of a single pg Client for the configured database (or another one on the same server). */

@@ -4,6 +4,8 @@ import { Database } from './database';
 import { THROUGHPUT_SINCE } from '../observability/stats.service';
 
 const BATCH_SIZE = 1000;
+/** Runs hold up to a chunk's operations each: a few per statement. */
+const RUNS_PER_BATCH = 10;
 const MAX_ID = '9223372036854775807';
 
 /**
@@ -39,14 +41,15 @@ export class RetentionService {
       [cutoff],
     );
     const result = {
-      operations: await this.inBatches(
-        `WITH old AS (
-           DELETE FROM batch.outcomes WHERE operation_id IN (
-             SELECT operation_id FROM batch.outcomes WHERE operation_id < $2 AND settled_at < $1 ORDER BY operation_id LIMIT ${BATCH_SIZE})
-           RETURNING operation_id)
-         DELETE FROM batch.operations WHERE id IN (SELECT operation_id FROM old)`,
-        [cutoff, horizon ?? MAX_ID],
-      ),
+      operations:
+        (await this.inBatches(
+          `WITH old AS (
+             DELETE FROM batch.outcomes WHERE operation_id IN (
+               SELECT operation_id FROM batch.outcomes WHERE operation_id < $2 AND settled_at < $1 ORDER BY operation_id LIMIT ${BATCH_SIZE})
+             RETURNING operation_id)
+           DELETE FROM batch.operations WHERE id IN (SELECT operation_id FROM old)`,
+          [cutoff, horizon ?? MAX_ID],
+        )) + (await this.purgeRuns(cutoff, horizon ?? MAX_ID)),
       outbox: await this.inBatches(
         `DELETE FROM batch.outbox WHERE id IN (SELECT id FROM batch.outbox WHERE sent_at < $1 ORDER BY id LIMIT ${BATCH_SIZE})`,
         [cutoff],
@@ -89,9 +92,33 @@ export class RetentionService {
     );
     if (autovacuum === 'on') return false;
     await this.db.query(
-      'VACUUM (SKIP_LOCKED, ANALYZE) batch.pending, batch.outcomes, batch.operations, batch.outbox, batch.operation_counts',
+      'VACUUM (SKIP_LOCKED, ANALYZE) batch.pending, batch.outcomes, batch.settled_runs, batch.operations, batch.outbox, batch.operation_counts',
     );
     return true;
+  }
+
+  /**
+   * Runs of operations completed before the cutoff, a few at a time, with their operations; their counts go as the
+   * outcomes' triggers take off those of the outcome rows.
+   */
+  private async purgeRuns(cutoff: Date, horizon: string): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const [{ runs, operations }] = await this.db.query<{ runs: number; operations: number }>(
+        `WITH old AS (
+           DELETE FROM batch.settled_runs WHERE first_id IN (
+             SELECT first_id FROM batch.settled_runs WHERE first_id < $2 AND settled_at < $1 ORDER BY first_id LIMIT ${RUNS_PER_BATCH})
+           RETURNING first_id, last_id),
+         gone AS (DELETE FROM batch.operations o USING old WHERE o.id BETWEEN old.first_id AND old.last_id RETURNING o.client_id, o.target),
+         counted AS (
+           INSERT INTO batch.operation_counts (client_id, target, status, minute, added, removed)
+           SELECT client_id, target, 'COMPLETED', date_trunc('minute', now()), 0, count(*) FROM gone GROUP BY 1, 2)
+         SELECT (SELECT count(*) FROM old)::int AS runs, (SELECT count(*) FROM gone)::int AS operations`,
+        [cutoff, horizon],
+      );
+      total += operations;
+      if (runs < RUNS_PER_BATCH) return total;
+    }
   }
 
   private async inBatches(sql: string, params: unknown[]): Promise<number> {
