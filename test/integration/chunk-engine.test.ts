@@ -32,7 +32,9 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
   });
 
   beforeEach(async () => {
-    await t.db.query(`DROP TABLE IF EXISTS public.stock, public.wide, public.flaky, public.deferred, public.flags`);
+    await t.db.query(
+      `DROP TABLE IF EXISTS public.stock, public.wide, public.flaky, public.deferred, public.flags, public.hosts`,
+    );
     await t.db.query(
       `CREATE TABLE public.stock (id int PRIMARY KEY, sku text NOT NULL UNIQUE, qty int NOT NULL DEFAULT 0 CHECK (qty >= 0), note text)`,
     );
@@ -102,6 +104,24 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
       'a delete that matches no row completes with 0',
     );
     assert.equal(Number((await t.db.query<{ n: string }>('SELECT count(*) AS n FROM public.stock'))[0].n), 150);
+  });
+
+  it('fails an update or a delete whose value only the database can refuse, also when no row matches', async () => {
+    await t.db.query(`CREATE TABLE public.hosts (id int PRIMARY KEY, addr inet UNIQUE)`); // empty
+    const { outcomes } = await run([
+      { target: 'hosts', type: 'update', key: { id: 1 }, values: { addr: 'bogus' } },
+      { target: 'hosts', type: 'delete', key: { addr: 'bogus' } },
+      { target: 'hosts', type: 'update', key: { id: 2 }, values: { addr: '10.0.0.1' } },
+    ]);
+    assert.deepEqual(
+      outcomes.map((o) => [o.status, o.error_code]),
+      [
+        ['FAILED', '22P02'],
+        ['FAILED', '22P02'],
+        ['COMPLETED', null],
+      ],
+      'as one at a time: a one-row statement casts its values before its WHERE matches nothing',
+    );
   });
 
   it('applies an insert, two updates and a delete of one row in rounds, ending as one at a time would', async () => {

@@ -3,7 +3,6 @@ import { describe, it } from 'node:test';
 import type { ClaimedOperation, OperationOutcome } from '../../src/interfaces/chunk.interfaces';
 import {
   emptyCounts,
-  idRuns,
   RECORD_CHUNK_SQL,
   recordChunkParams,
   StepRecord,
@@ -212,19 +211,6 @@ describe('the job repository: what a chunk records, in one statement', () => {
     });
     assert.equal(JSON.parse(execution as string).exit_message, null);
     assert.equal(failures, '[]');
-  });
-
-  it('finds the runs of consecutive ids, in order, whatever the order given and however large the ids', () => {
-    assert.deepEqual(idRuns([]), []);
-    assert.deepEqual(idRuns(['5', '3', '4', '9', '1']), [
-      ['1', '1'],
-      ['3', '5'],
-      ['9', '9'],
-    ]);
-    assert.deepEqual(idRuns(['9007199254740993', '9007199254740992', '10']), [
-      ['10', '10'],
-      ['9007199254740992', '9007199254740993'],
-    ]);
   });
 
   it('counts from zero: a fresh object each time', () => {

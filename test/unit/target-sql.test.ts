@@ -50,8 +50,13 @@ const items = table('public', 'items', [
   col('code', 'text', 'text'),
 ]);
 
-/** The typed rows every statement reads: its columns from the stored JSON, found by the operations' ids. */
-const FROM_OPERATIONS = 'o.id AS op, o.priority FROM batch.operations o WHERE o.id = ANY ($1::bigint[])';
+/** The typed rows every statement reads: its columns from the stored JSON, found by runs of the operations' ids. */
+/** How an update or delete ends: it returns the operations whose row it changed, and counts (casts) every typed row. */
+const CASTING_EVERY_ROW =
+  ' RETURNING v.op) SELECT op FROM changed UNION ALL SELECT NULL FROM (SELECT count(*) AS n FROM v) every_row WHERE n < 0';
+
+const FROM_OPERATIONS =
+  'o.id AS op, o.priority FROM unnest($1::bigint[], $2::bigint[]) AS r(first_id, last_id) JOIN batch.operations o ON o.id BETWEEN r.first_id AND r.last_id';
 
 describe('qualifiedName', () => {
   it('quotes schema and table, doubling embedded double quotes', () => {
@@ -77,11 +82,11 @@ describe('insertStatement', () => {
     assert.doesNotMatch(sql, /numeric\(10,2\)|varying\(10\)/);
   });
 
-  it("binds the operations' ids, in plan order, as its one parameter whatever the number of rows", () => {
-    const ids = Array.from({ length: 5000 }, (_, i) => String(i + 1));
+  it("binds the runs of the operations' ids as its two parameters whatever the number of rows", () => {
+    const ids = [...Array.from({ length: 5000 }, (_, i) => String(i + 1)), '7000', '6999'];
     const { sql, params } = insertStatement(items, plan(items, 'insert', ['id', 'sku'], null, ids));
-    assert.deepEqual(params, [ids]);
-    assert.deepEqual(sql.match(/\$\d+/g), ['$1']);
+    assert.deepEqual(params, ['{1,6999}', '{5000,7000}']);
+    assert.deepEqual(sql.match(/\$\d+/g), ['$1', '$2']);
   });
 
   it('reads JSON columns as JSON (JSON null as NULL) and arrays as array literals', () => {
@@ -150,21 +155,21 @@ describe('upsertStatement', () => {
 });
 
 describe('targetStatement: update and increment', () => {
-  it('update: UPDATE … AS t SET … FROM materialized typed rows WHERE the key (read from the stored key) matches RETURNING v.op', () => {
+  it('update: UPDATE … AS t SET … FROM materialized typed rows WHERE the key (read from the stored key) matches, casting every row', () => {
     const statement = targetStatement(plan(items, 'update', ['note', 'qty'], ['id'], ['1', '2']));
     assert.equal(
       statement.sql,
       "WITH v AS MATERIALIZED (SELECT (o.row_values->>E'note')::text AS c1, (o.row_values->>E'qty')::integer AS c2, (o.row_key->>E'id')::integer AS c3, " +
-        `${FROM_OPERATIONS}) ` +
-        'UPDATE "public"."items" AS t SET "note" = v.c1, "qty" = v.c2 FROM v WHERE t."id" = v.c3 RETURNING v.op',
+        `${FROM_OPERATIONS}), changed AS (` +
+        `UPDATE "public"."items" AS t SET "note" = v.c1, "qty" = v.c2 FROM v WHERE t."id" = v.c3${CASTING_EVERY_ROW}`,
     );
     assert.equal(statement.everyRow, false);
-    assert.deepEqual(statement.params, [['1', '2']]);
+    assert.deepEqual(statement.params, ['{1}', '{2}']);
   });
 
   it('update by a composite key matches every key column', () => {
     const statement = targetStatement(plan(items, 'update', ['qty'], ['code', 'tenant']));
-    assert.match(statement.sql, / WHERE t\."code" = v\.c2 AND t\."tenant" = v\.c3 RETURNING v\.op$/);
+    assert.ok(statement.sql.endsWith(` WHERE t."code" = v.c2 AND t."tenant" = v.c3${CASTING_EVERY_ROW}`));
   });
 
   it('increment adds each delta to the current value', () => {
@@ -172,8 +177,8 @@ describe('targetStatement: update and increment', () => {
     assert.equal(
       statement.sql,
       "WITH v AS MATERIALIZED (SELECT (o.row_values->>E'price')::numeric AS c1, (o.row_values->>E'qty')::integer AS c2, (o.row_key->>E'id')::integer AS c3, " +
-        `${FROM_OPERATIONS}) ` +
-        'UPDATE "public"."items" AS t SET "price" = t."price" + v.c1, "qty" = t."qty" + v.c2 FROM v WHERE t."id" = v.c3 RETURNING v.op',
+        `${FROM_OPERATIONS}), changed AS (` +
+        `UPDATE "public"."items" AS t SET "price" = t."price" + v.c1, "qty" = t."qty" + v.c2 FROM v WHERE t."id" = v.c3${CASTING_EVERY_ROW}`,
     );
   });
 
@@ -188,16 +193,16 @@ describe('targetStatement: update and increment', () => {
 });
 
 describe('deleteStatement', () => {
-  it('DELETE … USING materialized typed rows WHERE the key matches RETURNING v.op', () => {
+  it('DELETE … USING materialized typed rows WHERE the key matches, casting every row', () => {
     const p = plan(items, 'delete', [], ['id'], ['1', '2']);
     const statement = deleteStatement(items, p);
     assert.equal(
       statement.sql,
-      `WITH v AS MATERIALIZED (SELECT (o.row_key->>E'id')::integer AS c1, ${FROM_OPERATIONS}) ` +
-        'DELETE FROM "public"."items" AS t USING v WHERE t."id" = v.c1 RETURNING v.op',
+      `WITH v AS MATERIALIZED (SELECT (o.row_key->>E'id')::integer AS c1, ${FROM_OPERATIONS}), changed AS (` +
+        `DELETE FROM "public"."items" AS t USING v WHERE t."id" = v.c1${CASTING_EVERY_ROW}`,
     );
     assert.equal(statement.everyRow, false);
-    assert.deepEqual(statement.params, [['1', '2']]);
+    assert.deepEqual(statement.params, ['{1}', '{2}']);
     assert.deepEqual(targetStatement(p), statement);
   });
 });

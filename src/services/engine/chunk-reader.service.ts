@@ -48,23 +48,30 @@ export const TARGETS_SQL = `
  * pending set (undone if the chunk rolls back), which holds all the claim returns: each operation's id, client, attempts
  * and failures, its planning (shape, identity), and what its notification echoes (idempotency key, label); nothing
  * is read from the operations themselves.
+ *
+ * The rows come back in no particular order (a delete returns them as it finds them): the reader orders them.
  */
 export const CLAIM_SQL = `
-  WITH claimed AS (
-    DELETE FROM batch.pending p WHERE p.id = ANY (ARRAY(
-      SELECT id FROM (
-        SELECT id, bytes, sum(bytes) OVER (ORDER BY n, priority DESC, id) AS running FROM (
-          SELECT t.n, c.id, c.priority, c.bytes
-            FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS t(target, cap, n)
-            CROSS JOIN LATERAL (SELECT q.id, q.priority, q.bytes FROM batch.pending q
-                                 WHERE q.due_at IS NULL AND q.target = t.target AND q.id <= $3
-                                 ORDER BY q.priority DESC, q.id LIMIT t.cap) c
-           WHERE pg_try_advisory_xact_lock(${TARGET_LOCK_SPACE}, hashtext(t.target))
-           LIMIT $4) reached) budgeted
-       WHERE running - bytes < $5))
-    RETURNING p.id, p.client_id, p.target, p.priority, p.attempts, p.failures, p.bytes, p.shape, p.identity, p.idempotency_key, p.label)
-  SELECT id, client_id AS "clientId", target, attempts, failures, bytes, shape, identity, idempotency_key AS "idempotencyKey", label
-    FROM claimed ORDER BY priority DESC, id`;
+  DELETE FROM batch.pending p WHERE p.id = ANY (ARRAY(
+    SELECT id FROM (
+      SELECT id, bytes, sum(bytes) OVER (ORDER BY n, priority DESC, id) AS running FROM (
+        SELECT t.n, c.id, c.priority, c.bytes
+          FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS t(target, cap, n)
+          CROSS JOIN LATERAL (SELECT q.id, q.priority, q.bytes FROM batch.pending q
+                               WHERE q.due_at IS NULL AND q.target = t.target AND q.id <= $3
+                               ORDER BY q.priority DESC, q.id LIMIT t.cap) c
+         WHERE pg_try_advisory_xact_lock(${TARGET_LOCK_SPACE}, hashtext(t.target))
+         LIMIT $4) reached) budgeted
+     WHERE running - bytes < $5))
+  RETURNING p.id, p.client_id AS "clientId", p.target, p.priority, p.attempts, p.failures, p.bytes, p.shape, p.identity,
+            p.idempotency_key AS "idempotencyKey", p.label`;
+
+/** The order of application across a chunk: priority first, then id (decimal strings: the shorter is the smaller). */
+function inOrderOfApplication(a: ClaimedRow, b: ClaimedRow): number {
+  return b.priority - a.priority || a.id.length - b.id.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+type ClaimedRow = ClaimedOperation & { priority: number };
 
 /**
  * Claims pending operations in the contract's order of application: per target, `priority DESC, id`, due ones only.
@@ -101,13 +108,13 @@ export class ChunkReader extends ItemReader {
     const claims = this.lastWasSuspect
       ? [{ target: suspect!.target, cap: Math.min(limit, suspect!.chunk_size ?? limit) }]
       : healthy.map((t) => ({ target: t.target, cap: limit }));
-    const { rows } = await tx.query<ClaimedOperation>(CLAIM_SQL, [
+    const { rows } = await tx.query<ClaimedRow>(CLAIM_SQL, [
       claims.map((c) => c.target),
       claims.map((c) => c.cap),
       targets[0].horizon,
       limit,
       this.config.poll.maxChunkBytes,
     ]);
-    return rows;
+    return rows.sort(inOrderOfApplication);
   }
 }

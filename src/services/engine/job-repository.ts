@@ -3,7 +3,8 @@ import { hostname } from 'node:os';
 import type { PoolClient } from 'pg';
 import type { ClaimedOperation, OperationOutcome, StepCounts } from '../../interfaces/chunk.interfaces';
 import { SETTLED_ROUTING_KEY_PREFIX } from '../../interfaces/operation.interfaces';
-import { Database } from '../storage/database';
+import { Database, numberArray } from '../storage/database';
+import { runParams } from './id-runs';
 import { publicReason } from '../storage/database-error';
 import { SETTLED_EVENT_SQL, settledLists, settledOperations } from '../outbox/settled-events';
 
@@ -98,26 +99,9 @@ export const RECORD_CHUNK_SQL = `
       JOIN batch.clients c ON c.id = m.client_id)
   SELECT id FROM execution`;
 
-/** A PostgreSQL array literal of numbers (and NULLs): read by PostgreSQL at once, never escaped element by element. */
-function numbers(values: (string | number | null)[]): string {
-  return `{${values.map((value) => value ?? 'NULL').join(',')}}`;
-}
-
 /** Completed with one row affected on its first attempt: recorded in a run, not in a row of its own. */
 function isPlain(outcome: OperationOutcome): boolean {
   return outcome.status === 'COMPLETED' && outcome.rowsAffected === 1 && outcome.operation.attempts === 0;
-}
-
-/** The given ids (decimal strings, distinct) as runs of consecutive ids, in order: [first, last] pairs. */
-export function idRuns(ids: string[]): [string, string][] {
-  const sorted = ids.map(BigInt).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const runs: [bigint, bigint][] = [];
-  for (const id of sorted) {
-    const run = runs.at(-1);
-    if (run && run[1] + 1n === id) run[1] = id;
-    else runs.push([id, id]);
-  }
-  return runs.map(([first, last]) => [String(first), String(last)]);
 }
 
 /** The parameters of RECORD_CHUNK_SQL for a chunk. */
@@ -145,7 +129,6 @@ export function recordChunkParams({ startedAt, read, filtered, steps, outcomes }
   const targetIndex = new Map(targets.map((target, i) => [target, i + 1]));
   const plain = outcomes.filter(isPlain);
   const rows = outcomes.filter((o) => !isPlain(o));
-  const runs = idRuns(plain.map((o) => o.operation.id));
   const counts = new Map<string, { clientId: string; target: number; n: number }>();
   for (const { operation } of plain) {
     const key = `${operation.clientId} ${operation.target}`;
@@ -158,17 +141,16 @@ export function recordChunkParams({ startedAt, read, filtered, steps, outcomes }
     JSON.stringify(execution),
     JSON.stringify(stepRows),
     targets,
-    numbers(rows.map((o) => o.operation.id)),
-    numbers(rows.map((o) => o.operation.clientId)),
-    numbers(rows.map((o) => targetIndex.get(o.operation.target)!)),
-    numbers(rows.map((o) => o.operation.attempts)),
-    numbers(rows.map((o) => o.rowsAffected)),
+    numberArray(rows.map((o) => o.operation.id)),
+    numberArray(rows.map((o) => o.operation.clientId)),
+    numberArray(rows.map((o) => targetIndex.get(o.operation.target)!)),
+    numberArray(rows.map((o) => o.operation.attempts)),
+    numberArray(rows.map((o) => o.rowsAffected)),
     JSON.stringify(failed.map((o) => ({ id: o.operation.id, code: o.error!.code, message: o.error!.message }))),
-    numbers(runs.map(([first]) => first)),
-    numbers(runs.map(([, last]) => last)),
-    numbers([...counts.values()].map((c) => c.clientId)),
-    numbers([...counts.values()].map((c) => c.target)),
-    numbers([...counts.values()].map((c) => c.n)),
+    ...runParams(plain.map((o) => o.operation.id)),
+    numberArray([...counts.values()].map((c) => c.clientId)),
+    numberArray([...counts.values()].map((c) => c.target)),
+    numberArray([...counts.values()].map((c) => c.n)),
     SETTLED_ROUTING_KEY_PREFIX,
     notified.clientIds,
     notified.lists,

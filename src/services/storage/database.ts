@@ -116,6 +116,11 @@ export function quoteLiteral(name: string): string {
   return `E'${name.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
 
+/** A PostgreSQL array literal of numbers (and NULLs): read by PostgreSQL at once, never escaped element by element. */
+export function numberArray(values: (string | number | null)[]): string {
+  return `{${values.map((value) => value ?? 'NULL').join(',')}}`;
+}
+
 /**
  * Raw SQL on the pool TypeORM opened: rows as they come from `pg`, and explicit transactions on one
  * connection. The chunk engine and the ingest path use it; TypeORM repositories serve simple reads.

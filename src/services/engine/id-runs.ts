@@ -1,0 +1,23 @@
+import { numberArray } from '../storage/database';
+
+/**
+ * Runs of consecutive ids: how a chunk addresses its operations in bulk. A backlog written in bulk has consecutive
+ * ids, so a chunk's thousands of operations are a few runs: a statement reads them by ranges of the primary key
+ * instead of looking each one up, and a chunk records its completions as one row per run (batch.settled_runs).
+ */
+export function idRuns(ids: string[]): [string, string][] {
+  const sorted = ids.map(BigInt).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const runs: [bigint, bigint][] = [];
+  for (const id of sorted) {
+    const run = runs.at(-1);
+    if (run && run[1] + 1n === id) run[1] = id;
+    else runs.push([id, id]);
+  }
+  return runs.map(([first, last]) => [String(first), String(last)]);
+}
+
+/** The runs of the given ids as two parameters, their first and their last ids (PostgreSQL array literals). */
+export function runParams(ids: string[]): [string, string] {
+  const runs = idRuns(ids);
+  return [numberArray(runs.map(([first]) => first)), numberArray(runs.map(([, last]) => last))];
+}
