@@ -7,6 +7,9 @@ import { ExecutionService } from '../../src/services/observability/execution.ser
 import { OperationService } from '../../src/services/ingest/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
 
+/** A notification's text, as the relay sends it (over `o`, the outbox row). */
+const MESSAGE = 'coalesce(payload, batch.settled_message(o))';
+
 describe('chunk step (real PostgreSQL)', () => {
   let t: TestApp;
   let operations: OperationService;
@@ -83,7 +86,7 @@ describe('chunk step (real PostgreSQL)', () => {
     const outbox = await t.db.query<{
       routing_key: string;
       payload: { operations: { id: string; status: string }[]; executionId: string };
-    }>('SELECT routing_key, payload::json AS payload FROM batch.outbox');
+    }>(`SELECT routing_key, ${MESSAGE}::json AS payload FROM batch.outbox o`);
     assert.equal(outbox.length, 1);
     assert.equal(outbox[0].routing_key, 'operations.settled.billing');
     assert.equal(outbox[0].payload.executionId, result.executionId);
@@ -190,7 +193,7 @@ describe('chunk step (real PostgreSQL)', () => {
     assert.equal((await step.execute()).read, 100);
     assert.equal((await step.execute()).read, 40);
     const outbox = await t.db.query<{ routing_key: string; n: number }>(
-      `SELECT routing_key, sum(json_array_length(payload::json->'operations'))::int AS n FROM batch.outbox
+      `SELECT routing_key, sum(json_array_length(${MESSAGE}::json->'operations'))::int AS n FROM batch.outbox o
         GROUP BY routing_key ORDER BY routing_key`,
     );
     assert.deepEqual(outbox, [
@@ -252,11 +255,11 @@ describe('chunk step (real PostgreSQL)', () => {
     assert.doesNotMatch(messages, /SECRET/);
   });
 
-  describe('the settled notification (written whole with the chunk)', () => {
+  describe('the settled notification (written with the chunk, its text made when it is sent)', () => {
     const event = async (clientName: string) =>
       (
         await t.db.query<{ payload: IOperationsSettledEvent }>(
-          `SELECT payload::json AS payload FROM batch.outbox WHERE routing_key = $1 ORDER BY id DESC LIMIT 1`,
+          `SELECT ${MESSAGE}::json AS payload FROM batch.outbox o WHERE routing_key = $1 ORDER BY id DESC LIMIT 1`,
           [`operations.settled.${clientName}`],
         )
       )[0].payload;
@@ -264,7 +267,7 @@ describe('chunk step (real PostgreSQL)', () => {
     it('is the operations.settled message of CONTRACT.md section 3, field for field', async () => {
       await t.db.query(`INSERT INTO public.items (id, sku) VALUES (1000, 'taken')`);
       const [ok, dup] = await operations.createMany(billing, [
-        insert({ id: 1, sku: 'a' }, { idempotencyKey: 'r-1', label: 'RESERVE' }),
+        insert({ id: 1, sku: 'a' }, { idempotencyKey: 'r-1 "ü\\', label: 'RÉSERVE 🎫' }),
         insert({ id: 2, sku: 'taken' }),
       ]);
       const { executionId } = await step.execute();
@@ -285,8 +288,8 @@ describe('chunk step (real PostgreSQL)', () => {
             error: null,
             target: 'public.items',
             type: 'insert',
-            idempotencyKey: 'r-1',
-            label: 'RESERVE',
+            idempotencyKey: 'r-1 "ü\\',
+            label: 'RÉSERVE 🎫',
           },
           {
             id: dup.id,
@@ -321,7 +324,7 @@ describe('chunk step (real PostgreSQL)', () => {
       await step.execute();
       await operations.retry(billing, failedOne.id);
       const [row] = await t.db.query<{ payload: IOperationsSettledEvent | null }>(
-        `SELECT payload::json AS payload FROM batch.outbox ORDER BY id DESC LIMIT 1`,
+        `SELECT ${MESSAGE}::json AS payload FROM batch.outbox o ORDER BY id DESC LIMIT 1`,
       );
       assert.deepEqual(
         row.payload!.operations.map((o) => [o.id, o.status, o.error?.code]),

@@ -4,8 +4,12 @@ import { DataSource, DataSourceOptions } from 'typeorm';
 import { PendingAndOutcomes1764500000000 } from '../../src/migrations/1764500000000-pending-and-outcomes';
 import { NotificationsWrittenWithChunks1764700000000 } from '../../src/migrations/1764700000000-notifications-written-with-chunks';
 import { SettledRuns1764800000000 } from '../../src/migrations/1764800000000-settled-runs';
+import { MessagesMadeWhenSent1764900000000 } from '../../src/migrations/1764900000000-messages-made-when-sent';
+import { UNSENT_MESSAGES_SQL } from '../../src/services/outbox/outbox-relay.service';
+import type { IOperationsSettledEvent } from '../../src/interfaces/operation.interfaces';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
-import { dataSourceOptions, MIGRATIONS, prepareMigrations } from '../../src/services/storage/database';
+import { OperationService } from '../../src/services/ingest/operation.service';
+import { Database, dataSourceOptions, MIGRATIONS, prepareMigrations } from '../../src/services/storage/database';
 import { createTestApp, TestApp } from '../support/app-context';
 import { dropDatabase, testConfig } from '../support/test-database';
 
@@ -227,5 +231,51 @@ describe('completions recorded as runs (real PostgreSQL)', () => {
       ['5', '6'].map((id) => ({ id, status: 'COMPLETED', attempts: 1, rows_affected: 1, execution_id: executionId })),
     );
     assert.deepEqual(await app.db.query(KEPT), await app.db.query(RECOUNT), 'runs are counted');
+  });
+});
+
+describe('messages made when they are sent (real PostgreSQL)', () => {
+  const config = testConfig();
+  let app: TestApp | undefined;
+  after(async () => {
+    await app?.close();
+    await dropDatabase(config.db.name).catch(() => undefined);
+  });
+
+  it('sends a message written whole before as it is, and makes the text of those written since', async () => {
+    const upgrade = MIGRATIONS.findIndex((m) => m === MessagesMadeWhenSent1764900000000);
+    const release = await prepareMigrations(config.db);
+    const old = await new DataSource({ ...dataSourceOptions(config), migrations: MIGRATIONS.slice(0, upgrade) })
+      .initialize()
+      .finally(release);
+    await old.query(`CREATE TABLE public.items (id int PRIMARY KEY)`);
+    const written = '{"type":"operations.settled","client":"old","operations":[]}';
+    await old.query(`INSERT INTO batch.outbox (routing_key, payload) VALUES ('operations.settled.old', $1)`, [written]);
+    await old.destroy();
+
+    app = await createTestApp({ DB_NAME: config.db.name }); // runs the rest of the migrations
+    const client = await app.client('new');
+    const [created] = await app
+      .get(OperationService)
+      .createMany(client, [{ target: 'items', type: 'insert', values: { id: 1 } }]);
+    const { executionId } = await app.get(ChunkStep).execute();
+    const sent = await app
+      .get(Database)
+      .transaction(async (tx) => (await tx.query<{ payload: string }>(UNSENT_MESSAGES_SQL, [10, 10_000_000])).rows);
+    assert.equal(sent[0].payload, written, 'as it was written');
+    const made = JSON.parse(sent[1].payload) as IOperationsSettledEvent;
+    assert.equal(made.executionId, executionId);
+    assert.deepEqual(made.operations, [
+      {
+        id: created.id,
+        status: 'COMPLETED',
+        rowsAffected: 1,
+        error: null,
+        target: 'public.items',
+        type: 'insert',
+        idempotencyKey: null,
+        label: null,
+      },
+    ]);
   });
 });

@@ -24,4 +24,32 @@ describe('the outbox relay takes a bounded batch (real PostgreSQL)', () => {
     assert.equal(await unsent(500, 250), 3, '100 + 100 + 100 bytes: the third starts below the budget');
     assert.equal(await unsent(500, 1), 1, 'a message larger than the budget still goes, alone');
   });
+
+  it("makes messages on connections that never compile a plan (PostgreSQL's JIT took longer than making them)", async () => {
+    assert.deepEqual(await t.get(Database).query(`SHOW jit`), [{ jit: 'off' }]);
+  });
+
+  it('counts a message written as what it reports by its estimated size, and makes its text', async () => {
+    const client = await t.client('relayed');
+    const [{ id: execution }] = await t.db.query<{ id: string }>(
+      `INSERT INTO batch.executions (status, worker, started_at, ended_at) VALUES ('COMPLETED', 'w', now(), now()) RETURNING id`,
+    );
+    await t.db.query(`UPDATE batch.outbox SET sent_at = now()`);
+    await t.db.query(
+      `INSERT INTO batch.outbox (routing_key, execution_id, client_id, operations, size)
+       SELECT 'k', $1, $2, '{}', 100 FROM generate_series(1, 3)`,
+      [execution, client.id],
+    );
+    assert.equal(await unsent(500, 150), 2, '100 + 100 bytes: the second starts below the budget');
+    const texts = await t
+      .get(Database)
+      .transaction(async (tx) => (await tx.query<{ payload: string }>(UNSENT_MESSAGES_SQL, [1, 1000])).rows);
+    assert.deepEqual(JSON.parse(texts[0].payload), {
+      type: 'operations.settled',
+      client: 'relayed',
+      executionId: execution,
+      settledAt: JSON.parse(texts[0].payload).settledAt,
+      operations: [],
+    });
+  });
 });

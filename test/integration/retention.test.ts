@@ -70,12 +70,14 @@ describe('retention (real PostgreSQL)', () => {
     const operations = t.get(OperationService);
     const created = await operations.createMany(
       client,
-      [1, 2, 3].map((i) => ({ target: 'events', type: 'insert' as const, values: { id: 10_000 + i } })),
+      [1, 2, 1].map((i) => ({ target: 'events', type: 'insert' as const, values: { id: 10_000 + i } })),
     );
     await t.get(ChunkStep).execute(100);
     const ids = created.map((op) => op.id);
     await t.db.query(`UPDATE batch.operations SET created_at = now() - interval '26 hours'`);
     await ageSettled(`BETWEEN ${ids[0]} AND ${ids[2]}`);
+    // written with the chunk that settled them: as old as they are
+    await t.db.query(`UPDATE batch.outbox SET created_at = now() - interval '25 hours' WHERE sent_at IS NULL`);
 
     assert.deepEqual(await t.get(RetentionService).purge(), { operations: 3, outbox: 0, executions: 0 });
     const [{ payload }] = await t.db.query<{ payload: string }>(
@@ -83,7 +85,11 @@ describe('retention (real PostgreSQL)', () => {
     );
     assert.deepEqual(
       (JSON.parse(payload) as IOperationsSettledEvent).operations.map((op) => [op.id, op.status]),
-      ids.map((id) => [id, 'COMPLETED']),
+      [
+        [ids[0], 'COMPLETED'],
+        [ids[1], 'COMPLETED'],
+        [ids[2], 'FAILED'],
+      ],
       'the relay (down for a day) still has all of it to send',
     );
   });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { idRuns, runParams } from '../../src/services/engine/id-runs';
+import { idRuns, runParams } from '../../src/services/storage/id-runs';
 
 describe('runs of consecutive ids', () => {
   it('finds them in order, whatever the order given and however large the ids', () => {

@@ -8,7 +8,7 @@ import {
   StepRecord,
   WORKER,
 } from '../../src/services/engine/job-repository';
-import { MAX_LIST_CHARS, settledOperations } from '../../src/services/outbox/settled-events';
+import { MAX_MESSAGE_CHARS, settledMessages } from '../../src/services/outbox/settled-events';
 import { claimedId } from '../support/claimed';
 
 function operation(id: string, clientId: string, target = 'public.reservations', attempts = 0): ClaimedOperation {
@@ -55,7 +55,7 @@ describe('the job repository: what a chunk records, in one statement', () => {
       'INSERT INTO batch.settled_runs',
       'INSERT INTO batch.operation_counts',
       'INSERT INTO batch.execution_clients',
-      'INSERT INTO batch.outbox (routing_key, execution_id, client_id, payload)',
+      'INSERT INTO batch.outbox (routing_key, execution_id, client_id, operations, exceptions, size)',
     ]) {
       assert.ok(RECORD_CHUNK_SQL.includes(write), write);
     }
@@ -64,8 +64,8 @@ describe('the job repository: what a chunk records, in one statement', () => {
         .map((p) => Number(p.slice(1)))
         .sort((a, b) => a - b)
         .at(-1),
-      17,
-      'seventeen parameters',
+      19,
+      'nineteen parameters',
     );
   });
 
@@ -95,8 +95,10 @@ describe('the job repository: what a chunk records, in one statement', () => {
       countTargets,
       counts,
       prefix,
-      notified,
-      lists,
+      messageClients,
+      messageOperations,
+      messageExceptions,
+      messageSizes,
     ] = recordChunkParams({
       startedAt,
       read: 5,
@@ -148,57 +150,50 @@ describe('the job repository: what a chunk records, in one statement', () => {
     );
     assert.deepEqual(JSON.parse(failures as string), [{ id: '12', code: '23505', message: 'duplicate key' }]);
     assert.equal(prefix, 'operations.settled.');
-    assert.deepEqual(notified, ['1', '2']);
-    const [first, second] = (lists as string).split('\u0001').map((list) => JSON.parse(list) as unknown[]);
+    assert.deepEqual(messageClients, ['1', '2']);
+    assert.deepEqual(messageOperations, ['{[11,11],[13,17]}', '{[12,12]}'], "each client's operations, as runs");
     assert.deepEqual(
-      first.map((op) => (op as { id: string }).id),
-      ['11', '13', '14', '15', '16', '17'],
+      (messageExceptions as string[]).map((e) => JSON.parse(e) as unknown),
+      [
+        { '13': '"status":"COMPLETED","rowsAffected":0,"error":null' },
+        { '12': '"status":"FAILED","rowsAffected":null,"error":{"code":"23505","message":"duplicate key"}' },
+      ],
+      'the outcomes but "completed, one row affected", as the fields of their notification',
     );
-    assert.deepEqual(second, [
-      {
-        id: '12',
-        status: 'FAILED',
-        rowsAffected: null,
-        error: { code: '23505', message: 'duplicate key' },
-        target: 'public.stock',
-        type: 'upsert',
-        idempotencyKey: null,
-        label: null,
-      },
-    ]);
+    assert.ok((messageSizes as number[]).every((size) => size > 0));
   });
 
-  it("lists each client's settled operations in order of id, with what they echo", () => {
-    const labelled = { ...operation('9', '1'), idempotencyKey: 'k\u0001"', label: 'l' };
-    const { clientIds, lists } = settledOperations([completed(operation('10', '1')), completed(labelled)]);
-    assert.deepEqual(clientIds, ['1']);
-    assert.ok(!lists.includes('\u0001'), 'the separator never appears inside a list');
-    assert.deepEqual(JSON.parse(lists), [
-      {
-        id: '9',
-        status: 'COMPLETED',
-        rowsAffected: 1,
-        error: null,
-        target: 'public.reservations',
-        type: 'upsert',
-        idempotencyKey: 'k\u0001"',
-        label: 'l',
-      },
-      { ...JSON.parse(lists)[1], id: '10' },
+  it("writes each client's message as the ids it reports, with no exceptions when every operation completed plainly", () => {
+    const messages = settledMessages([
+      completed(operation('10', '1')),
+      completed({ ...operation('9', '1'), idempotencyKey: 'k"', label: 'l' }),
+      completed(operation('3', '2')),
     ]);
+    assert.deepEqual(
+      messages.map(({ clientId, operations, exceptions }) => ({ clientId, operations, exceptions })),
+      [
+        { clientId: '2', operations: '{[3,3]}', exceptions: null },
+        { clientId: '1', operations: '{[9,10]}', exceptions: null },
+      ],
+    );
   });
 
-  it("cuts a client's list into messages of at most MAX_LIST_CHARS (and one operation)", () => {
-    const label = 'x'.repeat(MAX_LIST_CHARS / 4);
+  it("cuts a client's operations into messages of at most about MAX_MESSAGE_CHARS (and one operation)", () => {
+    const label = 'x'.repeat(MAX_MESSAGE_CHARS / 4);
     const outcomes = Array.from({ length: 10 }, (_, i) => completed({ ...operation(String(i + 1), '1'), label }));
-    const { clientIds, lists } = settledOperations([...outcomes, completed(operation('11', '2'))]);
-    const parsed = lists.split('\u0001').map((list) => JSON.parse(list) as { id: string }[]);
-    assert.deepEqual(clientIds, ['1', '1', '1', '1', '2']);
+    const messages = settledMessages([...outcomes, completed(operation('11', '2'))]);
     assert.deepEqual(
-      parsed.map((list) => list.map((op) => op.id)),
-      [['1', '2', '3'], ['4', '5', '6'], ['7', '8', '9'], ['10'], ['11']],
+      messages.map((m) => [m.clientId, m.operations]),
+      [
+        ['1', '{[1,3]}'],
+        ['1', '{[4,6]}'],
+        ['1', '{[7,9]}'],
+        ['1', '{[10,10]}'],
+        ['2', '{[11,11]}'],
+      ],
     );
-    for (const list of lists.split('\u0001')) assert.ok(list.length <= MAX_LIST_CHARS);
+    for (const { size } of messages) assert.ok(size <= MAX_MESSAGE_CHARS);
+    assert.ok(messages[0].size > 3 * label.length, 'the estimate counts what the text holds');
   });
 
   it('says nothing failed when nothing did', () => {

@@ -4,9 +4,9 @@ import type { PoolClient } from 'pg';
 import type { ClaimedOperation, OperationOutcome, StepCounts } from '../../interfaces/chunk.interfaces';
 import { SETTLED_ROUTING_KEY_PREFIX } from '../../interfaces/operation.interfaces';
 import { Database, numberArray } from '../storage/database';
-import { runParams } from './id-runs';
+import { runParams } from '../storage/id-runs';
 import { publicReason } from '../storage/database-error';
-import { SETTLED_EVENT_SQL, settledLists, settledOperations } from '../outbox/settled-events';
+import { settledMessages } from '../outbox/settled-events';
 
 /** A statement of a chunk (Spring Batch's step), as the job repository records it. */
 export interface StepRecord extends StepCounts {
@@ -53,13 +53,13 @@ export function emptyCounts(): StepCounts {
  * (settled-events.ts). Operations that completed plainly (one row affected, first attempt: nearly all of them) are
  * recorded as runs of consecutive ids with their counts (batch.settled_runs); every other outcome as a row of its
  * own. The execution and its steps travel as JSON named like their columns; the outcome rows as array literals,
- * which PostgreSQL reads faster than JSON records and node-postgres does not escape; the notifications' lists of
- * operations as text, never parsed here.
+ * which PostgreSQL reads faster than JSON records and node-postgres does not escape; each notification as what it
+ * reports, its text made when it is sent.
  *
  * $1 execution, $2 steps (JSON); $3 the targets (others refer to them by index); outcome rows: $4 id, $5 client,
  * $6 target, $7 attempts before, $8 rows affected (NULL when it failed), $9 the failures' codes and messages (JSON);
  * runs: $10 first and $11 last ids; their counts: $12 client, $13 target, $14 operations; $15 the routing key's
- * prefix; $16 and $17 the notifications' clients and lists of settled operations (settledOperations).
+ * prefix; the notifications (settledMessages): $16 client, $17 operations, $18 exceptions, $19 size.
  */
 export const RECORD_CHUNK_SQL = `
   WITH execution AS (
@@ -93,9 +93,9 @@ export const RECORD_CHUNK_SQL = `
     INSERT INTO batch.execution_clients (client_id, execution_id)
     SELECT DISTINCT m.client_id, e.id FROM execution e, unnest($16::bigint[]) AS m(client_id)),
   notified AS (
-    INSERT INTO batch.outbox (routing_key, execution_id, client_id, payload)
-    SELECT $15 || c.name, e.id, c.id, ${SETTLED_EVENT_SQL}
-      FROM execution e, unnest($16::bigint[], ${settledLists('$17')}) AS m(client_id, operations)
+    INSERT INTO batch.outbox (routing_key, execution_id, client_id, operations, exceptions, size)
+    SELECT $15 || c.name, e.id, c.id, m.operations, m.exceptions, m.size
+      FROM execution e, unnest($16::bigint[], $17::int8multirange[], $18::jsonb[], $19::int[]) AS m(client_id, operations, exceptions, size)
       JOIN batch.clients c ON c.id = m.client_id)
   SELECT id FROM execution`;
 
@@ -136,7 +136,7 @@ export function recordChunkParams({ startedAt, read, filtered, steps, outcomes }
     count.n += 1;
     counts.set(key, count);
   }
-  const notified = settledOperations(outcomes);
+  const messages = settledMessages(outcomes);
   return [
     JSON.stringify(execution),
     JSON.stringify(stepRows),
@@ -152,8 +152,10 @@ export function recordChunkParams({ startedAt, read, filtered, steps, outcomes }
     numberArray([...counts.values()].map((c) => c.target)),
     numberArray([...counts.values()].map((c) => c.n)),
     SETTLED_ROUTING_KEY_PREFIX,
-    notified.clientIds,
-    notified.lists,
+    messages.map((m) => m.clientId),
+    messages.map((m) => m.operations),
+    messages.map((m) => m.exceptions),
+    messages.map((m) => m.size),
   ];
 }
 

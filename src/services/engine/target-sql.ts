@@ -1,7 +1,7 @@
 import type { StatementPlan } from '../../interfaces/chunk.interfaces';
 import type { TargetColumn, TargetTable } from '../../interfaces/catalog.interfaces';
 import { quoteIdent, quoteLiteral } from '../storage/database';
-import { runParams } from './id-runs';
+import { runParams } from '../storage/id-runs';
 
 /**
  * The SQL that applies a statement plan to a target table. The values never travel through the service: each

@@ -12,11 +12,14 @@ const BATCH_SIZE = 500;
 const BATCH_BYTES = 16 * 1024 * 1024;
 const PUBLISH_TIMEOUT_MS = 10_000;
 
-/** Unsent messages, oldest first, up to $1 of them and $2 bytes; locked so that relays share the work. */
+/**
+ * Unsent messages, oldest first, up to $1 of them and about $2 bytes, each made into its text (batch.settled_message)
+ * unless it was written whole; locked so that relays share the work.
+ */
 export const UNSENT_MESSAGES_SQL = `
-  SELECT id, routing_key, payload FROM batch.outbox
+  SELECT id, routing_key, coalesce(payload, batch.settled_message(o)) AS payload FROM batch.outbox o
    WHERE sent_at IS NULL AND id = ANY (ARRAY(
-     SELECT id FROM (SELECT id, octet_length(payload) AS size, sum(octet_length(payload)) OVER (ORDER BY id) AS running
+     SELECT id FROM (SELECT id, coalesce(size, octet_length(payload)) AS size, sum(coalesce(size, octet_length(payload))) OVER (ORDER BY id) AS running
                        FROM batch.outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1) unsent
       WHERE running - size < $2))
    ORDER BY id FOR UPDATE SKIP LOCKED`;

@@ -1,76 +1,91 @@
 import type { OperationOutcome } from '../../interfaces/chunk.interfaces';
-import type { ISettledOperation, OperationType } from '../../interfaces/operation.interfaces';
-import { shapeType } from '../ingest/row-identity';
+import { idRuns } from '../storage/id-runs';
 
 /**
  * The `operations.settled` notifications (CONTRACT.md, section 3). A chunk writes, with its work, one outbox row per
- * client (more for a large chunk) holding its whole message: the worker makes the lists of operations
- * (settledOperations), and the chunk's statement puts each into its message with the client's name, the execution
- * and when it ended (SETTLED_EVENT_SQL). The relay publishes the text as it is.
+ * client (more for a large chunk) saying what its message reports (settledMessages); the message's text is made when
+ * it is sent, in PostgreSQL (batch.settled_message, migration 1764900000000): the client's name, the execution and
+ * when it ended, and each operation in order of id with its outcome, target, type, idempotency key and label.
  */
 
-/**
- * A message's list is cut at about this many characters: no message grows past what brokers and consumers take
- * comfortably, however large the chunk (the contract lets one client's operations come in several messages).
- */
-export const MAX_LIST_CHARS = 1_000_000;
+/** A message as the outbox holds it until it is sent. */
+export interface SettledMessage {
+  clientId: string;
+  /** The ids of the operations it reports, as an int8multirange literal. */
+  operations: string;
+  /** The outcomes other than "completed, one row affected", by operation id: each one's fields as JSON text. */
+  exceptions: string | null;
+  /** The length of its text, about. */
+  size: number;
+}
 
 /**
- * Each message's settled operations, in order of id, as JSON text: one list per client, or more past MAX_LIST_CHARS;
- * the clients' ids, one per list, and the lists joined by LIST_SEPARATOR (see settledLists).
+ * A message is cut at about this many characters: none grows past what brokers and consumers take comfortably,
+ * however large the chunk (the contract lets one client's operations come in several messages).
  */
-export function settledOperations(outcomes: OperationOutcome[]): { clientIds: string[]; lists: string } {
-  const byClient = new Map<string, { items: string[]; chars: number }[]>();
-  for (const { operation, status, rowsAffected, error } of [...outcomes].sort((a, b) =>
-    byId(a.operation.id, b.operation.id),
-  )) {
-    const item = JSON.stringify({
-      id: operation.id,
-      status,
-      rowsAffected,
-      error,
-      target: operation.target,
-      type: shapeType(operation.shape) ?? (null as unknown as OperationType), // unreadable: it failed for that
-      idempotencyKey: operation.idempotencyKey,
-      label: operation.label,
-    } satisfies ISettledOperation);
-    const lists = byClient.get(operation.clientId) ?? [];
-    byClient.set(operation.clientId, lists);
-    const list = lists.at(-1);
-    if (list && list.chars + 1 + item.length <= MAX_LIST_CHARS) {
-      list.items.push(item);
-      list.chars += item.length + 1;
-    } else lists.push({ items: [item], chars: item.length + 2 });
-  }
-  const clientIds: string[] = [];
-  const texts: string[] = [];
-  for (const [clientId, lists] of byClient) {
-    for (const { items } of lists) {
-      clientIds.push(clientId);
-      texts.push(`[${items.join(',')}]`);
+export const MAX_MESSAGE_CHARS = 1_000_000;
+
+/** A message's text around its operations: type, client (a name of up to 100 characters), execution, time. */
+const ENVELOPE_CHARS = 300;
+/** An operation's text but for its id, outcome, target, type, idempotency key and label (and the comma after it). */
+const ITEM_CHARS = '{"id":"",,"target":,"type":"","idempotencyKey":,"label":},'.length;
+/** The outcome of nearly every operation, as batch.settled_message writes it when the message has no other. */
+const PLAIN_OUTCOME = '"status":"COMPLETED","rowsAffected":1,"error":null';
+const LONGEST_TYPE = 'increment'.length;
+
+/** The messages of a chunk's outcomes: each client's operations in order of id, cut at about MAX_MESSAGE_CHARS. */
+export function settledMessages(outcomes: OperationOutcome[]): SettledMessage[] {
+  const open = new Map<string, { ids: string[]; exceptions: Record<string, string>; size: number }>();
+  const messages: SettledMessage[] = [];
+  const close = (clientId: string) => {
+    const { ids, exceptions, size } = open.get(clientId)!;
+    const runs = idRuns(ids).map(([first, last]) => `[${first},${last}]`);
+    const exceptional = Object.keys(exceptions).length > 0;
+    messages.push({
+      clientId,
+      operations: `{${runs.join(',')}}`,
+      exceptions: exceptional ? JSON.stringify(exceptions) : null,
+      size,
+    });
+    open.delete(clientId);
+  };
+  const targets = new Map<string, number>();
+  for (const { operation, status, rowsAffected, error } of [...outcomes].sort(byId)) {
+    const outcome =
+      status === 'COMPLETED' && rowsAffected === 1
+        ? null
+        : JSON.stringify({ status, rowsAffected, error }).slice(1, -1);
+    let target = targets.get(operation.target);
+    if (target === undefined) targets.set(operation.target, (target = JSON.stringify(operation.target).length));
+    const size =
+      ITEM_CHARS +
+      operation.id.length +
+      (outcome ?? PLAIN_OUTCOME).length +
+      target +
+      LONGEST_TYPE +
+      jsonLength(operation.idempotencyKey) +
+      jsonLength(operation.label);
+    let message = open.get(operation.clientId);
+    if (message && message.size + size > MAX_MESSAGE_CHARS) {
+      close(operation.clientId);
+      message = undefined;
     }
+    if (!message) open.set(operation.clientId, (message = { ids: [], exceptions: {}, size: ENVELOPE_CHARS }));
+    message.ids.push(operation.id);
+    if (outcome !== null) message.exceptions[operation.id] = outcome;
+    message.size += size;
   }
-  return { clientIds, lists: texts.join(LIST_SEPARATOR) };
+  for (const clientId of [...open.keys()]) close(clientId);
+  return messages;
 }
 
-/** Between two lists: a control character, which JSON text never holds unescaped. */
-const LIST_SEPARATOR = '\u0001';
-
-/** The lists of settledOperations() in SQL, from the parameter holding them. */
-export function settledLists(parameter: string): string {
-  return `string_to_array(${parameter}, chr(1))`;
+function jsonLength(text: string | null): number {
+  return text === null ? 'null'.length : JSON.stringify(text).length;
 }
-
-/**
- * The message of each list, over `e` (the execution, as inserted) and `m` (client_id, operations: the list);
- * the fields other than the operations are made here, where the execution's id and end are known.
- */
-export const SETTLED_EVENT_SQL = `
-  '{"type":"operations.settled","client":' || to_json(c.name)::text || ',"executionId":"' || e.id
-  || '","settledAt":"' || to_char(e.ended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
-  || '","operations":' || m.operations || '}'`;
 
 /** Ids are decimal strings of up to 18 digits: the shorter is the smaller. */
-function byId(a: string, b: string): number {
-  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+function byId(a: OperationOutcome, b: OperationOutcome): number {
+  const x = a.operation.id;
+  const y = b.operation.id;
+  return x.length - y.length || (x < y ? -1 : x > y ? 1 : 0);
 }

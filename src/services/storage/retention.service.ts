@@ -40,6 +40,11 @@ export class RetentionService {
       `SELECT (SELECT id FROM batch.operations WHERE created_at >= $1 ORDER BY id LIMIT 1) AS horizon`,
       [cutoff],
     );
+    // A message not sent yet (the broker down for as long) is made into its text before the operations it reports go.
+    await this.db.query(
+      `UPDATE batch.outbox o SET payload = batch.settled_message(o) WHERE sent_at IS NULL AND payload IS NULL AND created_at < $1`,
+      [cutoff],
+    );
     const result = {
       operations:
         (await this.inBatches(

@@ -1,4 +1,4 @@
-import { numberArray } from '../storage/database';
+import { numberArray } from './database';
 
 /**
  * Runs of consecutive ids: how a chunk addresses its operations in bulk. A backlog written in bulk has consecutive
