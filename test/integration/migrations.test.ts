@@ -5,7 +5,7 @@ import { PendingAndOutcomes1764500000000 } from '../../src/migrations/1764500000
 import { NotificationsWrittenWithChunks1764700000000 } from '../../src/migrations/1764700000000-notifications-written-with-chunks';
 import { SettledRuns1764800000000 } from '../../src/migrations/1764800000000-settled-runs';
 import { MessagesMadeWhenSent1764900000000 } from '../../src/migrations/1764900000000-messages-made-when-sent';
-import { UNSENT_MESSAGES_SQL } from '../../src/services/outbox/outbox-relay.service';
+import { unsentMessages } from '../../src/services/outbox/outbox-relay.service';
 import type { IOperationsSettledEvent } from '../../src/interfaces/operation.interfaces';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { OperationService } from '../../src/services/ingest/operation.service';
@@ -259,11 +259,9 @@ describe('messages made when they are sent (real PostgreSQL)', () => {
       .get(OperationService)
       .createMany(client, [{ target: 'items', type: 'insert', values: { id: 1 } }]);
     const { executionId } = await app.get(ChunkStep).execute();
-    const sent = await app
-      .get(Database)
-      .transaction(async (tx) => (await tx.query<{ payload: string }>(UNSENT_MESSAGES_SQL, [10, 10_000_000])).rows);
-    assert.equal(sent[0].payload, written, 'as it was written');
-    const made = JSON.parse(sent[1].payload) as IOperationsSettledEvent;
+    const sent = await app.get(Database).transaction((tx) => unsentMessages(tx, 10, 10_000_000));
+    assert.equal(sent[0].payload.toString('utf8'), written, 'as it was written');
+    const made = JSON.parse(sent[1].payload.toString('utf8')) as IOperationsSettledEvent;
     assert.equal(made.executionId, executionId);
     assert.deepEqual(made.operations, [
       {

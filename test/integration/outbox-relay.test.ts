@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { UNSENT_MESSAGES_SQL } from '../../src/services/outbox/outbox-relay.service';
+import { unsentMessages } from '../../src/services/outbox/outbox-relay.service';
 import { Database } from '../../src/services/storage/database';
 import { createTestApp, TestApp } from '../support/app-context';
 
@@ -16,7 +16,7 @@ describe('the outbox relay takes a bounded batch (real PostgreSQL)', () => {
   after(() => t.close());
 
   const unsent = (count: number, bytes: number) =>
-    t.get(Database).transaction(async (tx) => (await tx.query(UNSENT_MESSAGES_SQL, [count, bytes])).rows.length);
+    t.get(Database).transaction(async (tx) => (await unsentMessages(tx, count, bytes)).length);
 
   it('takes the oldest unsent messages up to a count and, beyond the first, up to a size', async () => {
     assert.equal(await unsent(500, 1_000_000), 5);
@@ -41,14 +41,13 @@ describe('the outbox relay takes a bounded batch (real PostgreSQL)', () => {
       [execution, client.id],
     );
     assert.equal(await unsent(500, 150), 2, '100 + 100 bytes: the second starts below the budget');
-    const texts = await t
-      .get(Database)
-      .transaction(async (tx) => (await tx.query<{ payload: string }>(UNSENT_MESSAGES_SQL, [1, 1000])).rows);
-    assert.deepEqual(JSON.parse(texts[0].payload), {
+    const [{ payload }] = await t.get(Database).transaction((tx) => unsentMessages(tx, 1, 1000));
+    const message = JSON.parse(payload.toString('utf8')) as { settledAt: string };
+    assert.deepEqual(message, {
       type: 'operations.settled',
       client: 'relayed',
       executionId: execution,
-      settledAt: JSON.parse(texts[0].payload).settledAt,
+      settledAt: message.settledAt,
       operations: [],
     });
   });

@@ -125,32 +125,41 @@ export function recordChunkParams({ startedAt, read, filtered, steps, outcomes }
     started_at: step.startedAt,
     ended_at: step.endedAt,
   }));
-  const targets = [...new Set(outcomes.map((o) => o.operation.target))];
-  const targetIndex = new Map(targets.map((target, i) => [target, i + 1]));
-  const plain = outcomes.filter(isPlain);
-  const rows = outcomes.filter((o) => !isPlain(o));
-  const counts = new Map<string, { clientId: string; target: number; n: number }>();
-  for (const { operation } of plain) {
-    const key = `${operation.clientId} ${operation.target}`;
-    const count = counts.get(key) ?? { clientId: operation.clientId, target: targetIndex.get(operation.target)!, n: 0 };
-    count.n += 1;
-    counts.set(key, count);
+  const targetIndex = new Map<string, number>();
+  const plain: string[] = [];
+  const rows: OperationOutcome[] = [];
+  const plainCounts = new Map<number, Map<string, number>>(); // by target, then client
+  for (const outcome of outcomes) {
+    const { id, clientId, target } = outcome.operation;
+    let index = targetIndex.get(target);
+    if (index === undefined) targetIndex.set(target, (index = targetIndex.size + 1));
+    if (!isPlain(outcome)) {
+      rows.push(outcome);
+      continue;
+    }
+    plain.push(id);
+    let byClient = plainCounts.get(index);
+    if (!byClient) plainCounts.set(index, (byClient = new Map()));
+    byClient.set(clientId, (byClient.get(clientId) ?? 0) + 1);
   }
+  const counts = [...plainCounts].flatMap(([target, byClient]) =>
+    [...byClient].map(([clientId, n]) => ({ clientId, target, n })),
+  );
   const messages = settledMessages(outcomes);
   return [
     JSON.stringify(execution),
     JSON.stringify(stepRows),
-    targets,
+    [...targetIndex.keys()],
     numberArray(rows.map((o) => o.operation.id)),
     numberArray(rows.map((o) => o.operation.clientId)),
     numberArray(rows.map((o) => targetIndex.get(o.operation.target)!)),
     numberArray(rows.map((o) => o.operation.attempts)),
     numberArray(rows.map((o) => o.rowsAffected)),
     JSON.stringify(failed.map((o) => ({ id: o.operation.id, code: o.error!.code, message: o.error!.message }))),
-    ...runParams(plain.map((o) => o.operation.id)),
-    numberArray([...counts.values()].map((c) => c.clientId)),
-    numberArray([...counts.values()].map((c) => c.target)),
-    numberArray([...counts.values()].map((c) => c.n)),
+    ...runParams(plain),
+    numberArray(counts.map((c) => c.clientId)),
+    numberArray(counts.map((c) => c.target)),
+    numberArray(counts.map((c) => c.n)),
     SETTLED_ROUTING_KEY_PREFIX,
     messages.map((m) => m.clientId),
     messages.map((m) => m.operations),

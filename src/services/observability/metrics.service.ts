@@ -172,14 +172,14 @@ export class MetricsChunkListener extends ChunkListener {
   afterChunk({ read, outcomes, startedAt }: ChunkSummary): void {
     this.metrics.chunkDuration.observe((Date.now() - startedAt.getTime()) / 1000);
     this.metrics.chunkSize.observe(read);
-    const settled = new Map<string, { status: string; target: string; count: number }>();
+    const settled = new Map<string, Map<string, number>>(); // by status, then target
     for (const { operation, status } of outcomes) {
-      const key = `${status}\u0000${operation.target}`;
-      const counted = settled.get(key) ?? settled.set(key, { status, target: operation.target, count: 0 }).get(key)!;
-      counted.count += 1;
+      let byTarget = settled.get(status);
+      if (!byTarget) settled.set(status, (byTarget = new Map()));
+      byTarget.set(operation.target, (byTarget.get(operation.target) ?? 0) + 1);
     }
-    for (const { status, target, count } of settled.values())
-      this.metrics.operationsSettled.inc({ status, target }, count);
+    for (const [status, byTarget] of settled)
+      for (const [target, count] of byTarget) this.metrics.operationsSettled.inc({ status, target }, count);
   }
 
   afterChunkError(): void {
