@@ -33,7 +33,7 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
 
   beforeEach(async () => {
     await t.db.query(
-      `DROP TABLE IF EXISTS public.stock, public.wide, public.flaky, public.deferred, public.flags, public.hosts`,
+      `DROP TABLE IF EXISTS public.stock, public.wide, public.flaky, public.deferred, public.flags, public.notes, public.hosts`,
     );
     await t.db.query(
       `CREATE TABLE public.stock (id int PRIMARY KEY, sku text NOT NULL UNIQUE, qty int NOT NULL DEFAULT 0 CHECK (qty >= 0), note text)`,
@@ -122,6 +122,36 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
       ],
       'as one at a time: a one-row statement casts its values before its WHERE matches nothing',
     );
+  });
+
+  it('claims up to its byte budget, shared equally among the targets it reaches', async () => {
+    await t.db.query(
+      `CREATE TABLE public.flags (id int PRIMARY KEY, note text); CREATE TABLE public.notes (LIKE public.flags)`,
+    );
+    const note = 'x'.repeat(1000);
+    const [{ bytes }] = await t.db.query<{ bytes: number }>(`SELECT pg_column_size($1::jsonb) AS bytes`, [
+      JSON.stringify({ id: 1, note }),
+    ]);
+    const budgeted = await stepWith({ BATCH_CHUNK_MAX_BYTES: String(bytes * 10) });
+    const created = await operations.createMany(client, [
+      ...range(20).map((id) => ({ target: 'flags', type: 'insert' as const, values: { id, note } })),
+      ...range(20).map((id) => ({ target: 'notes', type: 'insert' as const, values: { id, note } })),
+    ]);
+    const settledBy = async () =>
+      (
+        await t.db.query<{ target: string; n: number }>(
+          `SELECT target, count(*)::int AS n FROM batch.operation_states WHERE id = ANY($1) AND status <> 'PENDING' GROUP BY 1 ORDER BY 1`,
+          [created.map((c) => c.id)],
+        )
+      ).map((r) => [r.target, r.n]);
+
+    assert.equal((await budgeted.execute()).read, 10, 'two targets, five operations of the budget each');
+    assert.deepEqual(await settledBy(), [
+      ['public.flags', 5],
+      ['public.notes', 5],
+    ]);
+    await t.db.query(`DELETE FROM batch.pending WHERE target = 'public.notes'`);
+    assert.equal((await budgeted.execute()).read, 10, 'one target, the whole budget');
   });
 
   it('applies an insert, two updates and a delete of one row in rounds, ending as one at a time would', async () => {

@@ -42,36 +42,88 @@ export const TARGETS_SQL = `
 
 /**
  * Claims, target by target in the order given, each target's due operations up to the horizon in order of
- * application, until the chunk's count and byte budget are reached: a target is locked (one worker per target) as
- * the claim reaches it, so targets it does not reach stay free for other workers. Each target's walk stops at its
- * cap: its cost does not depend on how many operations are pending or scheduled. The claim is a delete from the
- * pending set (undone if the chunk rolls back), which holds all the claim returns: each operation's id, client, attempts
- * and failures, its planning (shape, identity), and what its notification echoes (idempotency key, label); nothing
- * is read from the operations themselves.
+ * application, until the chunk's count is reached and, per target, its share of the byte budget (the budget divided
+ * among the targets): a target is locked (one worker per target) as the claim reaches it, so targets it does not reach
+ * stay free for other workers. Each target's walk stops at its cap: its cost does not depend on how many operations
+ * are pending or scheduled. The claim is a delete from the pending set (undone if the chunk rolls back), which holds
+ * all the claim returns: each operation's id, client, attempts and failures, its planning (shape, identity), and what
+ * its notification echoes (idempotency key, label); nothing is read from the operations themselves.
  *
- * The rows come back in no particular order (a delete returns them as it finds them): the reader orders them.
+ * What a walk takes is deleted by runs of consecutive ids (within a target and a priority, the walk's ids less their
+ * places in it are equal along a run), a range of the primary key each, where a lookup per id read ~3 times the
+ * buffers; the walk's order serves its running sums, so nothing is sorted. The rows come back in no particular order:
+ * the reader orders them.
  */
 export const CLAIM_SQL = `
-  DELETE FROM batch.pending p WHERE p.id = ANY (ARRAY(
-    SELECT id FROM (
-      SELECT id, bytes, sum(bytes) OVER (ORDER BY n, priority DESC, id) AS running FROM (
-        SELECT t.n, c.id, c.priority, c.bytes
-          FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS t(target, cap, n)
-          CROSS JOIN LATERAL (SELECT q.id, q.priority, q.bytes FROM batch.pending q
-                               WHERE q.due_at IS NULL AND q.target = t.target AND q.id <= $3
-                               ORDER BY q.priority DESC, q.id LIMIT t.cap) c
-         WHERE pg_try_advisory_xact_lock(${TARGET_LOCK_SPACE}, hashtext(t.target))
-         LIMIT $4) reached) budgeted
-     WHERE running - bytes < $5))
-  RETURNING p.id, p.client_id AS "clientId", p.target, p.priority, p.attempts, p.failures, p.bytes, p.shape, p.identity,
-            p.idempotency_key AS "idempotencyKey", p.label`;
+  WITH walked AS MATERIALIZED (
+    SELECT t.n, c.id, c.priority, c.bytes, c.running, c.id - c.place AS run
+      FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS t(target, cap, n)
+      CROSS JOIN LATERAL (
+        SELECT q.id, q.priority, q.bytes, sum(q.bytes) OVER walk AS running, row_number() OVER walk AS place
+          FROM batch.pending q
+         WHERE q.due_at IS NULL AND q.target = t.target AND q.id <= $3
+        WINDOW walk AS (ORDER BY q.priority DESC, q.id)
+         ORDER BY q.priority DESC, q.id LIMIT t.cap) c
+     WHERE pg_try_advisory_xact_lock(${TARGET_LOCK_SPACE}, hashtext(t.target))
+     LIMIT $4),
+  runs AS (
+    SELECT min(id) AS first_id, max(id) AS last_id FROM walked
+     WHERE running - bytes < $5 / cardinality($1::text[]) GROUP BY n, priority, run)
+  DELETE FROM batch.pending p USING runs WHERE p.id BETWEEN runs.first_id AND runs.last_id
+  RETURNING p.id, p.client_id, p.target, p.priority, p.attempts, p.failures, p.bytes, p.shape, p.identity, p.idempotency_key, p.label`;
 
-/** The order of application across a chunk: priority first, then id (decimal strings: the shorter is the smaller). */
-function inOrderOfApplication(a: ClaimedRow, b: ClaimedRow): number {
-  return b.priority - a.priority || a.id.length - b.id.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+/** A row of CLAIM_SQL as node-postgres gives it in array mode (its objects took twice as long, 50 ms for 20,000). */
+type ClaimedRow = [
+  string,
+  string,
+  string,
+  number,
+  number,
+  number,
+  number,
+  string,
+  string,
+  string | null,
+  string | null,
+];
+
+/** A claimed operation, and its priority for ordering the chunk. */
+function claimed([
+  id,
+  clientId,
+  target,
+  priority,
+  attempts,
+  failures,
+  bytes,
+  shape,
+  identity,
+  idempotencyKey,
+  label,
+]: ClaimedRow) {
+  return {
+    priority,
+    operation: {
+      id,
+      clientId,
+      target,
+      shape,
+      identity,
+      attempts,
+      failures,
+      bytes,
+      idempotencyKey,
+      label,
+    },
+  };
 }
 
-type ClaimedRow = ClaimedOperation & { priority: number };
+/** The order of application across a chunk: priority first, then id (decimal strings: the shorter is the smaller). */
+function inOrderOfApplication(a: { priority: number; operation: ClaimedOperation }, b: typeof a): number {
+  const x = a.operation.id;
+  const y = b.operation.id;
+  return b.priority - a.priority || x.length - y.length || (x < y ? -1 : x > y ? 1 : 0);
+}
 
 /**
  * Claims pending operations in the contract's order of application: per target, `priority DESC, id`, due ones only.
@@ -108,13 +160,20 @@ export class ChunkReader extends ItemReader {
     const claims = this.lastWasSuspect
       ? [{ target: suspect!.target, cap: Math.min(limit, suspect!.chunk_size ?? limit) }]
       : healthy.map((t) => ({ target: t.target, cap: limit }));
-    const { rows } = await tx.query<ClaimedRow>(CLAIM_SQL, [
-      claims.map((c) => c.target),
-      claims.map((c) => c.cap),
-      targets[0].horizon,
-      limit,
-      this.config.poll.maxChunkBytes,
-    ]);
-    return rows.sort(inOrderOfApplication);
+    const { rows } = await tx.query<ClaimedRow>({
+      text: CLAIM_SQL,
+      values: [
+        claims.map((c) => c.target),
+        claims.map((c) => c.cap),
+        targets[0].horizon,
+        limit,
+        this.config.poll.maxChunkBytes,
+      ],
+      rowMode: 'array',
+    });
+    return rows
+      .map(claimed)
+      .sort(inOrderOfApplication)
+      .map((c) => c.operation);
   }
 }
