@@ -18,6 +18,8 @@ export interface ClaimedOperation {
   /** Its type, columns and key columns, and the version of the table's keys its identity was computed against. */
   shape: string;
   identity: string;
+  /** Higher is applied earlier (order of application: priority, then id). */
+  priority: number;
   /** How many times it was applied before (it is PENDING again after a retry). */
   attempts: number;
   /** How many chunks it was in that failed as a whole. */

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { StatementPlan } from '../../src/interfaces/chunk.interfaces';
 import type { OperationType, RowValues } from '../../src/interfaces/operation.interfaces';
 import type { TargetTable } from '../../src/interfaces/catalog.interfaces';
-import { canonicalValue } from '../../src/services/ingest/row-identity';
+import { canonicalValue, parseIdentity, planningOf } from '../../src/services/ingest/row-identity';
 import { planStatements as planClaimed } from '../../src/services/engine/statement-planner';
 import { column, targetTable } from '../support/catalog-fixtures';
 import { claimed, RawOperation } from '../support/claimed';
@@ -365,5 +365,27 @@ describe('canonicalValue', () => {
     assert.equal(canonicalValue(col('i', 'int4'), null), null);
     assert.equal(canonicalValue(col('i', 'int4'), undefined), null);
     assert.equal(canonicalValue(col('i', 'int4'), '1.5'), null);
+  });
+});
+
+describe('parseIdentity: the stored identity, read back', () => {
+  it('reads what planningOf wrote, for every way an operation addresses its rows', () => {
+    const identity = (type: OperationType, values: RowValues | null, key: RowValues | null) =>
+      parseIdentity(planningOf(items, { type, values, key, conflictKey: null }).identity);
+    const insert = identity('insert', { id: 1, sku: 'a', code: 'x' }, null);
+    assert.equal(insert.tokens.length, 3);
+    assert.deepEqual([insert.key, insert.keys, insert.barrier], [undefined, ['k0', 'k1'], false]);
+    const update = identity('update', { note: 'n' }, { sku: 'a' });
+    assert.deepEqual([update.tokens.length, update.key, update.keys, update.barrier], [1, 'k1', [], false]);
+    assert.equal(update.tokens[0], insert.tokens[1], 'the same row, the same token');
+    const barrier = identity('update', { sku: 'b' }, { id: 1 });
+    assert.deepEqual([barrier.key, barrier.barrier], ['k0', true]);
+    const unknown = identity('delete', null, { code: 'x' });
+    assert.equal(unknown.key, null, 'char(n) values have no canonical form here');
+  });
+
+  it('reads an identity stored without one (before planning was stored) as touching nothing known', () => {
+    assert.deepEqual(parseIdentity(''), { tokens: [], key: undefined, keys: [], barrier: false });
+    assert.deepEqual(parseIdentity('a b'), { tokens: ['a', 'b'], key: undefined, keys: [], barrier: false });
   });
 });

@@ -80,14 +80,26 @@ export function shapeType(text: string): Shape['type'] | undefined {
   }
 }
 
+/** How identities address their rows (all but the tokens): few of them, shared by many operations. */
+const addressings = new Map<string, Omit<Identity, 'tokens'>>();
+
+/** The stored identity, parsed; what follows its tokens repeats (every insert of a table gives the same keys). */
 export function parseIdentity(text: string): Identity {
-  const [tokens, key, keys, barrier] = text.split('|');
-  return {
-    tokens: tokens ? tokens.split(' ') : [],
-    key: key === '' ? undefined : key === '?' ? null : key,
-    keys: keys ? keys.split(' ') : [],
-    barrier: barrier === 'b',
-  };
+  const end = text.indexOf('|');
+  const tokens = end < 0 ? text : text.slice(0, end);
+  const rest = end < 0 ? '' : text.slice(end + 1);
+  let addressing = addressings.get(rest);
+  if (!addressing) {
+    const [key, keys, barrier] = rest.split('|');
+    addressing = {
+      key: key === '' ? undefined : key === '?' ? null : key,
+      keys: keys ? keys.split(' ') : [],
+      barrier: barrier === 'b',
+    };
+    if (addressings.size > 10_000) addressings.clear();
+    addressings.set(rest, addressing);
+  }
+  return { tokens: tokens ? tokens.split(' ') : [], ...addressing };
 }
 
 /** The table's unique keys and their columns' types: what identities depend on. */
