@@ -260,8 +260,8 @@ describe('messages made when they are sent (real PostgreSQL)', () => {
       .createMany(client, [{ target: 'items', type: 'insert', values: { id: 1 } }]);
     const { executionId } = await app.get(ChunkStep).execute();
     const sent = await app.get(Database).transaction((tx) => unsentMessages(tx, 10, 10_000_000));
-    assert.equal(sent[0].payload.toString('utf8'), written, 'as it was written');
-    const made = JSON.parse(sent[1].payload.toString('utf8')) as IOperationsSettledEvent;
+    assert.equal(sent[0].payload, written, 'as it was written');
+    const made = JSON.parse(sent[1].payload) as IOperationsSettledEvent;
     assert.equal(made.executionId, executionId);
     assert.deepEqual(made.operations, [
       {

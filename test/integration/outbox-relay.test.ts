@@ -29,6 +29,18 @@ describe('the outbox relay takes a bounded batch (real PostgreSQL)', () => {
     assert.deepEqual(await t.get(Database).query(`SHOW jit`), [{ jit: 'off' }]);
   });
 
+  it('reads every id as it is (ids in bytes of 0x80 and more too)', async () => {
+    await t.db.query(`UPDATE batch.outbox SET sent_at = now()`);
+    const ids = ['200', '1099511627776'];
+    for (const id of ids)
+      await t.db.query(`INSERT INTO batch.outbox (id, routing_key, payload) VALUES ($1, 'k', 'x')`, [id]);
+    const read = await t.get(Database).transaction((tx) => unsentMessages(tx, 500, 1_000_000));
+    assert.deepEqual(
+      read.map((m) => m.id),
+      ids,
+    );
+  });
+
   it('counts a message written as what it reports by its estimated size, and makes its text', async () => {
     const client = await t.client('relayed');
     const [{ id: execution }] = await t.db.query<{ id: string }>(
@@ -42,7 +54,7 @@ describe('the outbox relay takes a bounded batch (real PostgreSQL)', () => {
     );
     assert.equal(await unsent(500, 150), 2, '100 + 100 bytes: the second starts below the budget');
     const [{ payload }] = await t.get(Database).transaction((tx) => unsentMessages(tx, 1, 1000));
-    const message = JSON.parse(payload.toString('utf8')) as { settledAt: string };
+    const message = JSON.parse(payload) as { settledAt: string };
     assert.deepEqual(message, {
       type: 'operations.settled',
       client: 'relayed',

@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel } from 'amqplib';
-import { PoolClient, types } from 'pg';
+import type { PoolClient } from 'pg';
 import { AppConfig } from '../../config/app-config';
 import { Database } from '../storage/database';
 import { WorkerLoop } from '../worker-loop';
@@ -15,36 +15,23 @@ const PUBLISH_TIMEOUT_MS = 10_000;
 
 /**
  * Unsent messages, oldest first, up to $1 of them and about $2 bytes, each made into its text (batch.settled_message)
- * unless it was written whole, as the UTF-8 bytes it is published as; locked so that relays share the work.
+ * unless it was written whole; locked so that relays share the work.
  */
 const UNSENT_MESSAGES_SQL = `
-  SELECT id, routing_key, convert_to(coalesce(payload, batch.settled_message(o)), 'UTF8') AS payload FROM batch.outbox o
+  SELECT id, routing_key, coalesce(payload, batch.settled_message(o)) AS payload FROM batch.outbox o
    WHERE sent_at IS NULL AND id = ANY (ARRAY(
      SELECT id FROM (SELECT id, coalesce(size, octet_length(payload)) AS size, sum(coalesce(size, octet_length(payload))) OVER (ORDER BY id) AS running
                        FROM batch.outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1) unsent
       WHERE running - size < $2))
    ORDER BY id FOR UPDATE SKIP LOCKED`;
 
-/**
- * The relay's rows in binary, the message's bytes (bytea) as they come: never decoded into a string and encoded back
- * (a chunk's messages are megabytes). node-postgres has no binary parser for bytea; the others are its own.
- */
-const BYTEA = 17;
-const AS_BYTES = {
-  binary: true,
-  types: {
-    getTypeParser: (oid: number, format?: 'text' | 'binary') =>
-      oid === BYTEA ? (bytes: Buffer) => bytes : types.getTypeParser(oid, format),
-  },
-};
-
-/** Unsent messages, locked for this transaction (UNSENT_MESSAGES_SQL), each with its bytes. */
+/** Unsent messages, locked for this transaction (UNSENT_MESSAGES_SQL), each with its text. */
 export async function unsentMessages(
   tx: PoolClient,
   count: number,
   bytes: number,
-): Promise<{ id: string; routing_key: string; payload: Buffer }[]> {
-  return (await tx.query({ text: UNSENT_MESSAGES_SQL, values: [count, bytes], ...AS_BYTES })).rows;
+): Promise<{ id: string; routing_key: string; payload: string }[]> {
+  return (await tx.query(UNSENT_MESSAGES_SQL, [count, bytes])).rows;
 }
 
 /**
@@ -108,7 +95,7 @@ export class OutboxRelay extends WorkerLoop {
       if (rows.length === 0) return 0;
       await Promise.all(
         rows.map((row) =>
-          this.channel!.publish(this.config.rmq.eventsExchange, row.routing_key, row.payload, {
+          this.channel!.publish(this.config.rmq.eventsExchange, row.routing_key, Buffer.from(row.payload), {
             persistent: true,
             contentType: 'application/json',
             messageId: `outbox-${row.id}`,
