@@ -5,6 +5,7 @@ import { PendingAndOutcomes1764500000000 } from '../../src/migrations/1764500000
 import { NotificationsWrittenWithChunks1764700000000 } from '../../src/migrations/1764700000000-notifications-written-with-chunks';
 import { SettledRuns1764800000000 } from '../../src/migrations/1764800000000-settled-runs';
 import { MessagesMadeWhenSent1764900000000 } from '../../src/migrations/1764900000000-messages-made-when-sent';
+import { RequestsRecordedOnce1765000000000 } from '../../src/migrations/1765000000000-requests-recorded-once';
 import { unsentMessages } from '../../src/services/outbox/outbox-relay.service';
 import type { IOperationsSettledEvent } from '../../src/interfaces/operation.interfaces';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
@@ -275,5 +276,51 @@ describe('messages made when they are sent (real PostgreSQL)', () => {
         label: null,
       },
     ]);
+  });
+});
+
+describe('requests recorded once (real PostgreSQL)', () => {
+  const config = testConfig();
+  let app: TestApp | undefined;
+  after(async () => {
+    await app?.close();
+    await dropDatabase(config.db.name).catch(() => undefined);
+  });
+
+  it("finds a request stored before the upgrade by its operations' request keys, and stores nothing again", async () => {
+    const upgrade = MIGRATIONS.findIndex((m) => m === RequestsRecordedOnce1765000000000);
+    const release = await prepareMigrations(config.db);
+    const old = await new DataSource({ ...dataSourceOptions(config), migrations: MIGRATIONS.slice(0, upgrade) })
+      .initialize()
+      .finally(release);
+    await old.query(`CREATE TABLE public.items (id int PRIMARY KEY)`);
+    const [{ id: client }] = await old.query(
+      `INSERT INTO batch.clients (name, api_key_hash, targets) VALUES ('old', 'hash', '{*}') RETURNING id`,
+    );
+    // as the service before stored a request of two: a request key on each operation
+    const stored = await old.query(
+      `INSERT INTO batch.operations (client_id, target, type, row_values, request_key, shape, identity)
+       SELECT $1, 'public.items', 'insert', jsonb_build_object('id', g), 'request-1#' || (g - 1), '', '' FROM generate_series(1, 2) g
+       RETURNING id`,
+      [client],
+    );
+    await old.query(
+      `INSERT INTO batch.pending (id, client_id, target, priority, shape, identity) SELECT id, $1, 'public.items', 0, '', '' FROM batch.operations`,
+      [client],
+    );
+    await old.destroy();
+
+    app = await createTestApp({ DB_NAME: config.db.name }); // runs the rest of the migrations
+    const [caller] = await app.db.query<{ id: string }>(`SELECT id FROM batch.clients WHERE name = 'old'`);
+    const again = await app.get(OperationService).createMany(
+      { id: caller.id, name: 'old', admin: false, mayWrite: () => true } as never,
+      [1, 2].map((id) => ({ target: 'items', type: 'insert' as const, values: { id } })),
+      'request-1',
+    );
+    assert.deepEqual(
+      again.map((r) => [r.id, r.duplicate]),
+      stored.map((s: { id: string }) => [s.id, true]),
+    );
+    assert.equal((await app.db.query(`SELECT 1 FROM batch.operations`)).length, 2);
   });
 });

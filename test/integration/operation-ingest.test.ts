@@ -117,6 +117,32 @@ describe('operation ingest (real PostgreSQL)', () => {
     assert.equal(await count(), 2);
   });
 
+  it('answers a request delivered twice at once with what one of them stored, in request order', async () => {
+    const request = [
+      { ...account(1), idempotencyKey: 'k' },
+      account(2),
+      { ...account(3), idempotencyKey: 'k' }, // the same key as the first: stored once
+      account(4),
+    ];
+    const [one, two] = await Promise.all([
+      operations.createMany(billing, request, 'request-7'),
+      operations.createMany(billing, request, 'request-7'),
+    ]);
+    assert.deepEqual(
+      two.map((r) => r.id),
+      one.map((r) => r.id),
+    );
+    assert.equal(one[2].id, one[0].id);
+    assert.deepEqual(
+      one.map((r) => r.duplicate),
+      [false, false, true, false],
+    );
+    assert.ok(two.every((r) => r.duplicate));
+    assert.equal(await count(), 3);
+    const another = await operations.createMany(other, [account(5)], 'request-7');
+    assert.equal(another[0].duplicate, false, "requests are each client's own");
+  });
+
   it('rejects what the catalog refuses, with the contract error code, storing nothing', async () => {
     await rejects(operations.create(billing, { target: 'nope', type: 'insert', values: { id: 1 } }), 'UNKNOWN_TARGET');
     await rejects(

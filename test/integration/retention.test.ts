@@ -40,16 +40,21 @@ describe('retention (real PostgreSQL)', () => {
     const pending = await operations.create(client, { target: 'events', type: 'insert', values: { id: -1 } });
     const recent = await operations.create(client, { target: 'events', type: 'insert', values: { id: -2 } });
     await operations.cancel(client, recent.id);
-    // Age everything but the two operations created last.
+    // Age everything but the two operations created last (and their requests).
     await t.db.query(`UPDATE batch.operations SET created_at = now() - interval '26 hours' WHERE id < $1`, [
       pending.id,
     ]);
+    await t.db.query(
+      `UPDATE batch.requests SET created_at = now() - interval '26 hours'
+        WHERE id < (SELECT request_ref FROM batch.operations WHERE id = $1)`,
+      [pending.id],
+    );
     await ageSettled(`< ${pending.id}`);
     await t.db.query(`UPDATE batch.outbox SET sent_at = now() - interval '25 hours'`);
     await t.db.query(`UPDATE batch.executions SET ended_at = now() - interval '25 hours'`);
 
     const deleted = await t.get(RetentionService).purge();
-    assert.deepEqual(deleted, { operations: 2501, outbox: 1, executions: 1 });
+    assert.deepEqual(deleted, { operations: 2501, requests: 6, outbox: 1, executions: 1 });
     const left = await t.db.query<{ id: string; status: string }>(
       'SELECT id, status FROM batch.operation_states ORDER BY id',
     );
@@ -79,7 +84,7 @@ describe('retention (real PostgreSQL)', () => {
     // written with the chunk that settled them: as old as they are
     await t.db.query(`UPDATE batch.outbox SET created_at = now() - interval '25 hours' WHERE sent_at IS NULL`);
 
-    assert.deepEqual(await t.get(RetentionService).purge(), { operations: 3, outbox: 0, executions: 0 });
+    assert.deepEqual(await t.get(RetentionService).purge(), { operations: 3, requests: 0, outbox: 0, executions: 0 });
     const [{ payload }] = await t.db.query<{ payload: string }>(
       `SELECT payload FROM batch.outbox WHERE sent_at IS NULL ORDER BY id DESC LIMIT 1`,
     );

@@ -9,14 +9,14 @@ export interface StoredRow {
   id: string;
   status: OperationStatus;
   created_at: Date;
-  request_key: string;
 }
 
 interface Submission {
   clientId: string;
+  /** The request the operations came in (the RPC message's id): a request is stored once. */
+  requestId: string;
   operations: ValidOperation[];
-  requestKeys: string[];
-  resolve(rows: StoredRow[]): void;
+  resolve(rows: (StoredRow | null)[]): void;
   reject(error: unknown): void;
 }
 
@@ -26,33 +26,43 @@ const MAX_ROWS = 5000;
 const MAX_FLUSHES = 2;
 
 /**
- * One statement, its own transaction: the operations, and each one's row in the pending set (due, or due later when
- * scheduled). The ingest lock (shared) is taken before the first id is drawn and held to the commit, which is what
- * the chunk reader's id horizon relies on. The rows come as one JSON text, read as jsonb: parsed once into its binary
- * form, where json would be parsed to check it and again for each record (5 % less database time per flush).
+ * One statement, its own transaction: each request recorded once (batch.requests; a request recorded before is left
+ * out, operations and all), its operations, and each one's row in the pending set (due, or due later when scheduled).
+ * An operation whose idempotency key its client used before is left out. The ingest lock (shared) is taken before the
+ * first id is drawn and held to the commit, which is what the chunk reader's id horizon relies on. The rows come as one
+ * JSON text, read as jsonb: parsed once into its binary form, where json would be parsed to check it and again for
+ * each record (5 % less database time per flush).
  */
 const INSERT_SQL = `
   WITH ingest AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($2)),
+  input AS MATERIALIZED (
+    SELECT * FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (client_id bigint, request_id text, request_index int, target text, type text,
+                                                              row_values jsonb, row_key jsonb, conflict_key text[], idempotency_key text, label text,
+                                                              priority int2, not_before timestamptz, shape text, identity text))
+           WITH ORDINALITY AS i(client_id, request_id, request_index, target, type, row_values, row_key, conflict_key, idempotency_key, label,
+                                priority, not_before, shape, identity, ord)),
+  requests AS (
+    INSERT INTO batch.requests (client_id, request_id)
+    SELECT DISTINCT i.client_id, i.request_id FROM input i, ingest
+    ON CONFLICT (client_id, request_id) DO NOTHING
+    RETURNING id, client_id, request_id),
   stored AS (
     INSERT INTO batch.operations
-           (client_id, target, type, row_values, row_key, conflict_key, idempotency_key, request_key, label, priority, not_before, shape, identity)
-    SELECT i.client_id, i.target, i.type, i.row_values, i.row_key, i.conflict_key, i.idempotency_key, i.request_key, i.label, i.priority, i.not_before,
-           i.shape, i.identity
-      FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (client_id bigint, target text, type text, row_values jsonb, row_key jsonb, conflict_key text[],
-                                                       idempotency_key text, request_key text, label text, priority int2, not_before timestamptz,
-                                                       shape text, identity text))
-           WITH ORDINALITY AS i(client_id, target, type, row_values, row_key, conflict_key, idempotency_key, request_key, label, priority, not_before,
-                                shape, identity, ord),
-           ingest
+           (client_id, target, type, row_values, row_key, conflict_key, idempotency_key, request_ref, request_index, label, priority, not_before,
+            shape, identity)
+    SELECT i.client_id, i.target, i.type, i.row_values, i.row_key, i.conflict_key, i.idempotency_key, r.id, i.request_index, i.label, i.priority,
+           i.not_before, i.shape, i.identity
+      FROM input i JOIN requests r ON r.client_id = i.client_id AND r.request_id = i.request_id
      ORDER BY i.ord
-    ON CONFLICT DO NOTHING
+    ON CONFLICT (client_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, client_id, target, priority, not_before, pg_column_size(row_values) AS bytes, shape, identity, idempotency_key, label, created_at,
-              request_key),
+              request_ref, request_index),
   pending AS (
     INSERT INTO batch.pending (id, client_id, target, priority, due_at, bytes, shape, identity, idempotency_key, label)
     SELECT id, client_id, target, priority, CASE WHEN not_before > now() THEN not_before END, coalesce(bytes, 0), shape, identity, idempotency_key, label
       FROM stored)
-  SELECT id, 'PENDING' AS status, created_at, request_key, client_id FROM stored`;
+  SELECT s.id, 'PENDING' AS status, s.created_at, r.client_id, r.request_id, s.request_index
+    FROM stored s JOIN requests r ON r.id = s.request_ref`;
 
 /**
  * Group commit for ingest: creates that arrive while a flush is running are stored together by the next one,
@@ -68,10 +78,13 @@ export class IngestBuffer {
 
   constructor(private readonly db: Database) {}
 
-  /** Stores the operations; resolves with the rows actually inserted (duplicates are missing from it). */
-  store(clientId: string, operations: ValidOperation[], requestKeys: string[]): Promise<StoredRow[]> {
+  /**
+   * Stores the operations of a request; resolves with each one's row, or null where nothing was stored: all of them
+   * when the request was stored before, one whose idempotency key its client used before.
+   */
+  store(clientId: string, requestId: string, operations: ValidOperation[]): Promise<(StoredRow | null)[]> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ clientId, operations, requestKeys, resolve, reject });
+      this.queue.push({ clientId, requestId, operations, resolve, reject });
       this.schedule();
     });
   }
@@ -87,12 +100,23 @@ export class IngestBuffer {
 
   private flushNext(): void {
     const batch: Submission[] = [];
+    const waiting: Submission[] = [];
+    const requests = new Set<string>();
     let rows = 0;
-    while (this.queue.length > 0 && (batch.length === 0 || rows + this.queue[0].operations.length <= MAX_ROWS)) {
-      const next = this.queue.shift()!;
+    let full = false;
+    for (const next of this.queue) {
+      const request = `${next.clientId}\u0000${next.requestId}`;
+      // A request delivered again while its first delivery waits goes in a later flush, which finds it stored.
+      full ||= batch.length > 0 && rows + next.operations.length > MAX_ROWS;
+      if (full || requests.has(request)) {
+        waiting.push(next);
+        continue;
+      }
       batch.push(next);
+      requests.add(request);
       rows += next.operations.length;
     }
+    this.queue = waiting;
     if (batch.length === 0) return;
     this.flushing += 1;
     void this.insert(batch).finally(() => {
@@ -104,15 +128,13 @@ export class IngestBuffer {
 
   private async insert(batch: Submission[]): Promise<void> {
     try {
-      const rows = await this.insertRows(batch);
-      const byKey = new Map(rows.map((row) => [`${row.client_id}\u0000${row.request_key}`, row]));
-      for (const submission of batch) {
-        submission.resolve(
-          submission.requestKeys
-            .map((key) => byKey.get(`${submission.clientId}\u0000${key}`))
-            .filter((row) => row !== undefined),
-        );
-      }
+      const byRequest = new Map<string, (StoredRow | null)[]>(
+        batch.map((s) => [`${s.clientId}\u0000${s.requestId}`, s.operations.map(() => null)]),
+      );
+      for (const { client_id, request_id, request_index, ...row } of await this.insertRows(batch))
+        byRequest.get(`${client_id}\u0000${request_id}`)![request_index] = row;
+      for (const submission of batch)
+        submission.resolve(byRequest.get(`${submission.clientId}\u0000${submission.requestId}`)!);
     } catch (error) {
       if (batch.length > 1 && !isConnectionError(error)) {
         // Something in one submission broke the shared INSERT: store each on its own, so only that one fails.
@@ -124,17 +146,20 @@ export class IngestBuffer {
   }
 
   /** The rows as one JSON text: node-postgres would otherwise escape every element of every array parameter. */
-  private insertRows(batch: Submission[]): Promise<(StoredRow & { client_id: string })[]> {
-    const rows = batch.flatMap(({ clientId, operations, requestKeys }) =>
+  private insertRows(
+    batch: Submission[],
+  ): Promise<(StoredRow & { client_id: string; request_id: string; request_index: number })[]> {
+    const rows = batch.flatMap(({ clientId, requestId, operations }) =>
       operations.map((operation, i) => ({
         client_id: clientId,
+        request_id: requestId,
+        request_index: i,
         target: operation.target,
         type: operation.type,
         row_values: operation.values,
         row_key: operation.key,
         conflict_key: operation.conflictKey,
         idempotency_key: operation.idempotencyKey,
-        request_key: requestKeys[i],
         label: operation.label,
         priority: operation.priority,
         not_before: operation.notBefore,
@@ -142,6 +167,6 @@ export class IngestBuffer {
         identity: operation.identity,
       })),
     );
-    return this.db.query<StoredRow & { client_id: string }>(INSERT_SQL, [JSON.stringify(rows), INGEST_LOCK]);
+    return this.db.query(INSERT_SQL, [JSON.stringify(rows), INGEST_LOCK]);
   }
 }

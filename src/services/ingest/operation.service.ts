@@ -93,35 +93,48 @@ export class OperationService {
     requestId: string = randomUUID(),
   ): Promise<ICreateBatchOperationResponse[]> {
     const operations = await this.validator.validateAll(client, requests);
-    const requestKeys = operations.map((_, index) => `${requestId}#${index}`);
-    const inserted = await this.ingest.store(client.id, operations, requestKeys);
-    const byRequestKey = new Map(inserted.map((row) => [row.request_key, row]));
-    const stored = operations.filter((_, index) => byRequestKey.has(requestKeys[index]));
+    const rows = await this.ingest.store(client.id, requestId, operations);
+    const stored = operations.filter((_, index) => rows[index] !== null);
     for (const listener of this.listeners.all) listener.afterCreate?.(stored);
-    const missing = requestKeys.filter((key) => !byRequestKey.has(key));
-    const existing = missing.length === 0 ? [] : await this.findExisting(client, missing, operations);
+    const existing = stored.length === operations.length ? [] : await this.findExisting(client, requestId, operations);
     return operations.map((operation, index) => {
-      const row = byRequestKey.get(requestKeys[index]);
+      const row = rows[index];
       if (row) return { id: row.id, status: row.status, createdAt: row.created_at.toISOString(), duplicate: false };
       const first =
-        existing.find((e) => e.request_key === requestKeys[index]) ??
+        existing.find((e) => e.request_index === index) ??
         existing.find((e) => operation.idempotencyKey !== null && e.idempotency_key === operation.idempotencyKey);
       if (!first) throw new BatchError('CONFLICT', 'The operation was created concurrently and is gone; retry');
       return { id: first.id, status: first.status, createdAt: first.created_at.toISOString(), duplicate: true };
     });
   }
 
-  private findExisting(client: AuthenticatedClient, requestKeys: string[], operations: ValidOperation[]) {
+  /**
+   * What a request stored when it was delivered before (each operation with its place in the request), and the
+   * operations of the client with the requests' idempotency keys. Operations stored before requests were recorded
+   * (batch.requests) carry their place in their request key instead.
+   */
+  private findExisting(client: AuthenticatedClient, requestId: string, operations: ValidOperation[]) {
     return this.db.query<{
       id: string;
       status: OperationStatus;
       created_at: Date;
-      request_key: string;
+      request_index: number | null;
       idempotency_key: string | null;
     }>(
-      `SELECT id, status, created_at, request_key, idempotency_key FROM batch.operation_states
-        WHERE client_id = $1 AND (request_key = ANY($2) OR idempotency_key = ANY($3)) ORDER BY id`,
-      [client.id, requestKeys, operations.map((o) => o.idempotencyKey).filter((k) => k !== null)],
+      `SELECT id, status, created_at, request_index, idempotency_key FROM batch.operation_states
+        WHERE request_ref = (SELECT id FROM batch.requests WHERE client_id = $1 AND request_id = $2)
+       UNION ALL
+       SELECT id, status, created_at, substr(request_key, length($2) + 2)::int, idempotency_key FROM batch.operation_states
+        WHERE client_id = $1 AND request_key = ANY($3)
+       UNION ALL
+       SELECT id, status, created_at, NULL, idempotency_key FROM batch.operation_states
+        WHERE client_id = $1 AND idempotency_key = ANY($4)`,
+      [
+        client.id,
+        requestId,
+        operations.map((_, index) => `${requestId}#${index}`),
+        operations.map((o) => o.idempotencyKey).filter((k) => k !== null),
+      ],
     );
   }
 

@@ -16,6 +16,7 @@ import { PendingAndOutcomes1764500000000 } from '../../migrations/1764500000000-
 import { NotificationsWrittenWithChunks1764700000000 } from '../../migrations/1764700000000-notifications-written-with-chunks';
 import { SettledRuns1764800000000 } from '../../migrations/1764800000000-settled-runs';
 import { MessagesMadeWhenSent1764900000000 } from '../../migrations/1764900000000-messages-made-when-sent';
+import { RequestsRecordedOnce1765000000000 } from '../../migrations/1765000000000-requests-recorded-once';
 
 export const MIGRATIONS = [
   InitialSchema1763700000000,
@@ -30,6 +31,7 @@ export const MIGRATIONS = [
   NotificationsWrittenWithChunks1764700000000,
   SettledRuns1764800000000,
   MessagesMadeWhenSent1764900000000,
+  RequestsRecordedOnce1765000000000,
 ];
 
 /** Connection settings of a single pg Client for the configured database (or another one on the same server). */

@@ -10,9 +10,10 @@ const MAX_ID = '9223372036854775807';
 
 /**
  * Deletes what is older than BATCH_RETENTION_HOURS, in small batches so that no long lock or transaction
- * builds up: settled operations, sent outbox rows, executions (with their steps). Ids grow with time, so each
- * batch walks the primary key from the oldest row, up to the first operation created since the cutoff.
- * Idempotency keys are remembered for as long as their operation is kept. Then the operation counts are folded,
+ * builds up: settled operations, requests, sent outbox rows, executions (with their steps). Ids grow with time, so
+ * each batch walks the primary key from the oldest row, up to the first operation (request) created since the cutoff.
+ * Idempotency keys and requests are remembered for as long as operations of their time are kept. Then the operation
+ * counts are folded,
  * and where the server runs without autovacuum, the queue tables are vacuumed here too.
  */
 @Injectable()
@@ -32,12 +33,16 @@ export class RetentionService {
   }
 
   /** Deletes everything past retention; returns how many rows of each kind. */
-  async purge(): Promise<{ operations: number; outbox: number; executions: number }> {
+  async purge(): Promise<{ operations: number; requests: number; outbox: number; executions: number }> {
     const cutoff = new Date(Date.now() - this.config.retention.hours * 3_600_000);
     // An operation settled before the cutoff was created before it, so none lies past the first one created since:
     // the batches walk only the old rows, not (when there is nothing to delete) the whole table, seconds with millions.
-    const [{ horizon }] = await this.db.query<{ horizon: string | null }>(
-      `SELECT (SELECT id FROM batch.operations WHERE created_at >= $1 ORDER BY id LIMIT 1) AS horizon`,
+    const [{ horizon, requestHorizon }] = await this.db.query<{
+      horizon: string | null;
+      requestHorizon: string | null;
+    }>(
+      `SELECT (SELECT id FROM batch.operations WHERE created_at >= $1 ORDER BY id LIMIT 1) AS horizon,
+              (SELECT id FROM batch.requests WHERE created_at >= $1 ORDER BY id LIMIT 1) AS "requestHorizon"`,
       [cutoff],
     );
     // A message not sent yet (the broker down for as long) is made into its text before the operations it reports go.
@@ -55,6 +60,11 @@ export class RetentionService {
            DELETE FROM batch.operations WHERE id IN (SELECT operation_id FROM old)`,
           [cutoff, horizon ?? MAX_ID],
         )) + (await this.purgeRuns(cutoff, horizon ?? MAX_ID)),
+      // a request is remembered (a redelivery stores nothing) as long as operations created with it
+      requests: await this.inBatches(
+        `DELETE FROM batch.requests WHERE id IN (SELECT id FROM batch.requests WHERE id < $1 ORDER BY id LIMIT ${BATCH_SIZE})`,
+        [requestHorizon ?? MAX_ID],
+      ),
       outbox: await this.inBatches(
         `DELETE FROM batch.outbox WHERE id IN (SELECT id FROM batch.outbox WHERE sent_at < $1 ORDER BY id LIMIT ${BATCH_SIZE})`,
         [cutoff],
@@ -64,7 +74,7 @@ export class RetentionService {
         [cutoff],
       ),
     };
-    if (result.operations + result.outbox + result.executions > 0)
+    if (result.operations + result.requests + result.outbox + result.executions > 0)
       this.logger.log(`retention deleted ${JSON.stringify(result)}`);
     return result;
   }
@@ -97,7 +107,7 @@ export class RetentionService {
     );
     if (autovacuum === 'on') return false;
     await this.db.query(
-      'VACUUM (SKIP_LOCKED, ANALYZE) batch.pending, batch.outcomes, batch.settled_runs, batch.operations, batch.outbox, batch.operation_counts',
+      'VACUUM (SKIP_LOCKED, ANALYZE) batch.pending, batch.outcomes, batch.settled_runs, batch.operations, batch.requests, batch.outbox, batch.operation_counts',
     );
     return true;
   }
