@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { types } from 'pg';
 import type { OperationStatus } from '../../interfaces/operation.interfaces';
 import { isConnectionError } from '../storage/database-error';
 import { INGEST_LOCK } from '../storage/advisory-locks';
@@ -8,7 +9,8 @@ import type { ValidOperation } from './operation-validator.service';
 export interface StoredRow {
   id: string;
   status: OperationStatus;
-  created_at: Date;
+  /** ISO-8601, as responses give it. */
+  createdAt: string;
 }
 
 interface Submission {
@@ -61,8 +63,11 @@ const INSERT_SQL = `
     INSERT INTO batch.pending (id, client_id, target, priority, due_at, bytes, shape, identity, idempotency_key, label)
     SELECT id, client_id, target, priority, CASE WHEN not_before > now() THEN not_before END, coalesce(bytes, 0), shape, identity, idempotency_key, label
       FROM stored)
-  SELECT s.id, 'PENDING' AS status, s.created_at, r.client_id, r.request_id, s.request_index
+  SELECT s.id, s.created_at::text AS created_at, r.client_id, r.request_id, s.request_index
     FROM stored s JOIN requests r ON r.id = s.request_ref`;
+
+/** timestamptz as node-postgres reads it, for the one creation time that a flush's operations share. */
+const parseTimestamp = types.getTypeParser(types.builtins.TIMESTAMPTZ) as (text: string) => Date;
 
 /**
  * Group commit for ingest: creates that arrive while a flush is running are stored together by the next one,
@@ -131,8 +136,15 @@ export class IngestBuffer {
       const byRequest = new Map<string, (StoredRow | null)[]>(
         batch.map((s) => [`${s.clientId}\u0000${s.requestId}`, s.operations.map(() => null)]),
       );
-      for (const { client_id, request_id, request_index, ...row } of await this.insertRows(batch))
-        byRequest.get(`${client_id}\u0000${request_id}`)![request_index] = row;
+      let created = { text: '', iso: '' }; // the flush's operations were created at once: read and written once
+      for (const { id, created_at, client_id, request_id, request_index } of await this.insertRows(batch)) {
+        if (created_at !== created.text) created = { text: created_at, iso: parseTimestamp(created_at).toISOString() };
+        byRequest.get(`${client_id}\u0000${request_id}`)![request_index] = {
+          id,
+          status: 'PENDING',
+          createdAt: created.iso,
+        };
+      }
       for (const submission of batch)
         submission.resolve(byRequest.get(`${submission.clientId}\u0000${submission.requestId}`)!);
     } catch (error) {
@@ -148,7 +160,7 @@ export class IngestBuffer {
   /** The rows as one JSON text: node-postgres would otherwise escape every element of every array parameter. */
   private insertRows(
     batch: Submission[],
-  ): Promise<(StoredRow & { client_id: string; request_id: string; request_index: number })[]> {
+  ): Promise<{ id: string; created_at: string; client_id: string; request_id: string; request_index: number }[]> {
     const rows = batch.flatMap(({ clientId, requestId, operations }) =>
       operations.map((operation, i) => ({
         client_id: clientId,

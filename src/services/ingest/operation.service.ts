@@ -99,7 +99,7 @@ export class OperationService {
     const existing = stored.length === operations.length ? [] : await this.findExisting(client, requestId, operations);
     return operations.map((operation, index) => {
       const row = rows[index];
-      if (row) return { id: row.id, status: row.status, createdAt: row.created_at.toISOString(), duplicate: false };
+      if (row) return { ...row, duplicate: false };
       const first =
         existing.find((e) => e.request_index === index) ??
         existing.find((e) => operation.idempotencyKey !== null && e.idempotency_key === operation.idempotencyKey);

@@ -102,12 +102,18 @@ export function parseIdentity(text: string): Identity {
   return { tokens: tokens ? tokens.split(' ') : [], ...addressing };
 }
 
-/** The table's unique keys and their columns' types: what identities depend on. */
+const keysVersions = new WeakMap<TargetTable, string>();
+
+/** The table's unique keys and their columns' types: what identities depend on (once per table the catalog loads). */
 export function keysVersion(table: TargetTable): string {
-  const keys = table.uniqueKeys.map((k) =>
-    k.map((name) => [name, table.columns.get(name)?.baseType, table.columns.get(name)?.isArray]),
-  );
-  return hash(JSON.stringify(keys));
+  let version = keysVersions.get(table);
+  if (version === undefined) {
+    const keys = table.uniqueKeys.map((k) =>
+      k.map((name) => [name, table.columns.get(name)?.baseType, table.columns.get(name)?.isArray]),
+    );
+    keysVersions.set(table, (version = hash(JSON.stringify(keys))));
+  }
+  return version;
 }
 
 function identify(table: TargetTable, op: Operation): Identity {

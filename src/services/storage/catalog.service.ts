@@ -176,12 +176,12 @@ export class CatalogService {
   }
 }
 
-/** True when both lists name the same columns, in any order. */
 /** Whether the table, as loaded, has every one of these columns. */
 export function hasColumns(table: TargetTable, columns: string[]): boolean {
   return columns.every((c) => table.columns.has(c));
 }
 
+/** True when both lists name the same columns, in any order. */
 export function sameColumns(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((c) => b.includes(c));
 }
