@@ -73,12 +73,16 @@ export async function benchQueue(options: { settled: number; chunk: number }): P
         values: { id: i },
       })),
     );
-    await t.db.query('VACUUM ANALYZE batch.operations, batch.pending, batch.outcomes, batch.settled_runs');
+    await t.db.query(
+      'VACUUM ANALYZE batch.operations, batch.streams, batch.deferred, batch.outcomes, batch.settled_runs',
+    );
     const empty = await measure();
     for (let done = 0; done < options.settled; done += 1_000_000)
       await settle(Math.min(1_000_000, options.settled - done));
     await t.get(RetentionService).foldCounts();
-    await t.db.query('VACUUM ANALYZE batch.operations, batch.pending, batch.outcomes, batch.settled_runs');
+    await t.db.query(
+      'VACUUM ANALYZE batch.operations, batch.streams, batch.deferred, batch.outcomes, batch.settled_runs',
+    );
     const full = await measure();
     const settled = `${options.settled.toLocaleString('en-US')} settled rows (in-process, median)`;
     const figure = (name: string, key: keyof typeof full): Figure => ({

@@ -8,7 +8,7 @@ import type { IOperationError, OperationType } from './operation.interfaces';
  */
 
 /**
- * A pending operation claimed by a chunk transaction (its row stays locked until the chunk commits). Its values stay
+ * A pending operation claimed by a chunk transaction (its target stays locked until the chunk commits). Its values stay
  * in the database: statements read them from there; the planner needs only its shape and identity (row-identity.ts).
  */
 export interface ClaimedOperation {
@@ -29,6 +29,8 @@ export interface ClaimedOperation {
   /** Echoed in its notification. */
   idempotencyKey: string | null;
   label: string | null;
+  /** Read from the deferred set (scheduled, retried or held back), not from its stream. */
+  deferred: boolean;
 }
 
 export interface OperationOutcome {

@@ -119,7 +119,8 @@ describe('bad input over RPC and REST (built service)', () => {
   async function fingerprint(): Promise<string> {
     const tables = [
       'batch.operations',
-      'batch.pending',
+      'batch.deferred',
+      'batch.streams',
       'batch.outcomes',
       'batch.settled_runs',
       'batch.clients',
@@ -582,7 +583,7 @@ describe('bad input over RPC and REST (built service)', () => {
       'VALIDATION_FAILED',
     );
     // the service's own tables are never targets
-    for (const target of ['migrations', 'public.migrations', 'batch.migrations', 'batch.pending']) {
+    for (const target of ['migrations', 'public.migrations', 'batch.migrations', 'batch.deferred']) {
       create(`target ${target}`, { target, type: 'insert', values: { id: 1 } }, 'UNKNOWN_TARGET');
     }
     return list.map((c) => resolveIds(c, others()));

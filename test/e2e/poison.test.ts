@@ -75,7 +75,10 @@ describe('a poison operation fails alone while other targets flow (built service
     );
     assert.deepEqual(await statusOf(poison), { status: 'FAILED', error_code: '40P01' });
     await eventually(
-      async () => ((await db.count(`SELECT count(*) AS n FROM batch.pending`)) === 0 ? true : undefined),
+      async () =>
+        (await db.count(`SELECT count(*) AS n FROM batch.operation_states WHERE status = 'PENDING'`)) === 0
+          ? true
+          : undefined,
       30_000,
       'the rest applied',
     );

@@ -40,7 +40,7 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     );
     await t.db.query(`INSERT INTO public.stock SELECT g, 'sku' || g, 10 FROM generate_series(1, 200) g`);
     await t.db.query(
-      `TRUNCATE batch.operations, batch.pending, batch.outcomes, batch.holds; DELETE FROM batch.executions`,
+      `TRUNCATE batch.operations, batch.streams, batch.deferred, batch.outcomes, batch.holds; DELETE FROM batch.executions`,
     );
   });
 
@@ -150,7 +150,9 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
       ['public.flags', 5],
       ['public.notes', 5],
     ]);
-    await t.db.query(`DELETE FROM batch.pending WHERE target = 'public.notes'`);
+    await t.db.query(
+      `UPDATE batch.streams SET taken_through = (SELECT max(id) FROM batch.operations) WHERE target = 'public.notes'`,
+    );
     assert.equal((await budgeted.execute()).read, 10, 'one target, the whole budget');
   });
 
@@ -357,7 +359,7 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
       client,
       range(6).map((id) => ({ target: 'stock', type: 'update' as const, key: { id }, values: { note: 'planned' } })),
     );
-    await t.db.query(`UPDATE batch.pending SET shape = 'not a shape' WHERE id = $1`, [created[2].id]);
+    await t.db.query(`UPDATE batch.operations SET shape = 'not a shape' WHERE id = $1`, [created[2].id]);
     await drain(step);
     const statuses = await statusesOf(created);
     assert.deepEqual(statuses[2], { status: 'FAILED', error_code: 'INTERNAL' });

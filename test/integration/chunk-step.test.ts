@@ -30,7 +30,9 @@ describe('chunk step (real PostgreSQL)', () => {
     await t.db.query(`DROP TABLE IF EXISTS public.items, public.parents, public.children, public.hosts`);
     await t.db.query(`CREATE TABLE public.items (
       id integer PRIMARY KEY, sku varchar(10) UNIQUE, qty integer NOT NULL DEFAULT 0 CHECK (qty >= 0), note text, seq bigserial)`);
-    await t.db.query(`TRUNCATE batch.operations, batch.pending, batch.outcomes; DELETE FROM batch.outbox`);
+    await t.db.query(
+      `TRUNCATE batch.operations, batch.streams, batch.deferred, batch.outcomes; DELETE FROM batch.outbox`,
+    );
   });
 
   const insert = (values: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
@@ -176,7 +178,7 @@ describe('chunk step (real PostgreSQL)', () => {
     assert.equal((await step.execute()).read, 1);
     assert.equal((await statusOf(later.id)).status, 'PENDING');
     assert.equal((await statusOf(now.id)).status, 'COMPLETED');
-    await t.db.query(`UPDATE batch.pending SET due_at = now() - interval '1 second' WHERE id = $1`, [later.id]);
+    await t.db.query(`UPDATE batch.deferred SET due_at = now() - interval '1 second' WHERE id = $1`, [later.id]);
     assert.equal((await step.execute()).read, 1);
     assert.equal((await statusOf(later.id)).status, 'COMPLETED');
   });

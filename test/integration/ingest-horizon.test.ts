@@ -55,10 +55,9 @@ describe('ingest and the id horizon (real PostgreSQL)', () => {
     await other.query('SELECT pg_advisory_xact_lock_shared($1)', [INGEST_LOCK]);
     const [{ id: early }] = (
       await other.query<{ id: string }>(
-        `WITH stored AS (
-           INSERT INTO batch.operations (client_id, target, type, row_values, row_key) VALUES ($1, 'public.counters', 'update', '{"value": 1}', '{"id": 1}')
-           RETURNING id, client_id, target, priority, batch.shape_of(type, row_values, row_key, conflict_key) AS shape)
-         INSERT INTO batch.pending (id, client_id, target, priority, shape, identity) SELECT *, '' FROM stored RETURNING id`,
+        `INSERT INTO batch.operations (client_id, target, type, row_values, row_key, shape, identity)
+         SELECT $1, 'public.counters', 'update', v, k, batch.shape_of('update', v, k, NULL), ''
+           FROM (SELECT '{"value": 1}'::jsonb AS v, '{"id": 1}'::jsonb AS k) input RETURNING id`,
         [client.id],
       )
     ).rows;

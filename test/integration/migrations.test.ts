@@ -6,6 +6,7 @@ import { NotificationsWrittenWithChunks1764700000000 } from '../../src/migration
 import { SettledRuns1764800000000 } from '../../src/migrations/1764800000000-settled-runs';
 import { MessagesMadeWhenSent1764900000000 } from '../../src/migrations/1764900000000-messages-made-when-sent';
 import { RequestsRecordedOnce1765000000000 } from '../../src/migrations/1765000000000-requests-recorded-once';
+import { OperationsTakenFromStreams1765100000000 } from '../../src/migrations/1765100000000-operations-taken-from-streams';
 import { unsentMessages } from '../../src/services/outbox/outbox-relay.service';
 import type { IOperationsSettledEvent } from '../../src/interfaces/operation.interfaces';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
@@ -103,7 +104,7 @@ describe('upgrading a database with operations in it (real PostgreSQL)', () => {
       states,
       'every operation reads as it did',
     );
-    assert.deepEqual(await app.db.query(`SELECT id, due_at IS NOT NULL AS scheduled FROM batch.pending ORDER BY id`), [
+    assert.deepEqual(await app.db.query(`SELECT id, due_at IS NOT NULL AS scheduled FROM batch.deferred ORDER BY id`), [
       { id: ids[3], scheduled: false },
       { id: ids[4], scheduled: true },
     ]);
@@ -322,5 +323,96 @@ describe('requests recorded once (real PostgreSQL)', () => {
       stored.map((s: { id: string }) => [s.id, true]),
     );
     assert.equal((await app.db.query(`SELECT 1 FROM batch.operations`)).length, 2);
+  });
+});
+
+describe('operations taken from streams (real PostgreSQL)', () => {
+  const config = testConfig();
+  let app: TestApp | undefined;
+  after(async () => {
+    await app?.close();
+    await dropDatabase(config.db.name).catch(() => undefined);
+  });
+
+  it('keeps what was pending in the deferred set, starts each stream after it, and takes new operations from streams', async () => {
+    const upgrade = MIGRATIONS.findIndex((m) => m === OperationsTakenFromStreams1765100000000);
+    const release = await prepareMigrations(config.db);
+    const old = await new DataSource({ ...dataSourceOptions(config), migrations: MIGRATIONS.slice(0, upgrade) })
+      .initialize()
+      .finally(release);
+    await old.query(`CREATE TABLE public.items (id int PRIMARY KEY, applied bigint GENERATED ALWAYS AS IDENTITY)`);
+    const [{ id: client }] = await old.query(
+      `INSERT INTO batch.clients (name, api_key_hash, targets) VALUES ('old', 'hash', '{*}') RETURNING id`,
+    );
+    // as the service before stored them: 1-2 completed in a run, 3 failed, 4 cancelled, 5 retried (pending again),
+    // 6 pending, 7 pending at priority 5, 8 scheduled; pending ones in the pending set, counted by its triggers
+    await old.query(
+      `INSERT INTO batch.operations (id, client_id, target, type, row_values, priority, not_before, shape, identity)
+       SELECT g, $1, 'public.items', 'insert', jsonb_build_object('id', g), CASE WHEN g = 7 THEN 5 ELSE 0 END,
+              CASE WHEN g = 8 THEN now() + interval '1 hour' END, batch.shape_of('insert', jsonb_build_object('id', g), NULL, NULL), ''
+         FROM generate_series(1, 8) g`,
+      [client],
+    );
+    await old.query(`SELECT setval('batch.operations_id_seq', 8)`);
+    await old.query(
+      `INSERT INTO batch.settled_runs (first_id, last_id, execution_id, settled_at) VALUES (1, 2, 5, now())`,
+    );
+    await old.query(
+      `INSERT INTO batch.operation_counts (client_id, target, status, minute, added, removed) VALUES ($1, 'public.items', 'COMPLETED', now(), 2, 0)`,
+      [client],
+    );
+    await old.query(
+      `INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, error_code, error_message, execution_id, settled_at) VALUES
+         (3, $1, 'public.items', 'FAILED', 1, '23505', 'duplicate key', 5, now()),
+         (4, $1, 'public.items', 'CANCELLED', 0, NULL, NULL, NULL, now())`,
+      [client],
+    );
+    await old.query(
+      `INSERT INTO batch.pending (id, client_id, target, priority, due_at, attempts, shape, identity)
+       SELECT id, client_id, target, priority, not_before, CASE WHEN id = 5 THEN 1 ELSE 0 END, shape, identity
+         FROM batch.operations WHERE id >= 5`,
+    );
+    const STATES = `SELECT id, status, attempts, rows_affected, error_code, execution_id, settled_at FROM batch.operation_states ORDER BY id`;
+    const states = await old.query(STATES);
+    await old.destroy();
+
+    app = await createTestApp({ DB_NAME: config.db.name }); // runs the rest of the migrations
+    const RECOUNT = `SELECT client_id, target, status, count(*)::int AS n FROM batch.operation_states GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`;
+    const KEPT = `SELECT client_id, target, status, sum(added - removed)::int AS n FROM batch.operation_counts GROUP BY 1, 2, 3 HAVING sum(added - removed) <> 0 ORDER BY 1, 2, 3`;
+    assert.deepEqual(await app.db.query(STATES), states, 'every operation reads as it did');
+    assert.deepEqual(await app.db.query(KEPT), await app.db.query(RECOUNT), 'the counts carry over');
+    assert.deepEqual(
+      await app.db.query(`SELECT id FROM batch.deferred ORDER BY id`),
+      [5, 6, 7, 8].map((id) => ({ id: String(id) })),
+    );
+    assert.deepEqual(
+      await app.db.query(`SELECT target, priority, taken_through FROM batch.streams ORDER BY priority`),
+      [
+        { target: 'public.items', priority: 0, taken_through: '8' },
+        { target: 'public.items', priority: 5, taken_through: '7' },
+      ],
+    );
+
+    const caller = await app.client('new');
+    const [created] = await app
+      .get(OperationService)
+      .createMany(caller, [{ target: 'items', type: 'insert', values: { id: 9 } }]);
+    assert.equal((await app.get(ChunkStep).execute()).read, 4, 'the due ones of the deferred set, then the stream');
+    assert.deepEqual(
+      (await app.db.query<{ id: number }>(`SELECT id FROM public.items ORDER BY applied`)).map((r) => r.id),
+      [7, 5, 6, 9],
+      'priority first, then id',
+    );
+    assert.equal(
+      (await app.db.query(`SELECT taken_through FROM batch.streams WHERE priority = 0`))[0].taken_through,
+      created.id,
+    );
+    const [scheduled] = await app.db.query<{ id: string; status: string }>(
+      `SELECT id, status FROM batch.operation_states WHERE id = 8`,
+    );
+    assert.equal(scheduled.status, 'PENDING', 'the scheduled one waits for its time');
+    await app.get(OperationService).cancel({ ...caller, admin: true } as never, '8');
+    assert.deepEqual(await app.db.query(`SELECT id FROM batch.deferred`), []);
+    assert.deepEqual(await app.db.query(KEPT), await app.db.query(RECOUNT), 'and are kept since');
   });
 });

@@ -35,7 +35,9 @@ describe('operation ingest (real PostgreSQL)', () => {
     other = await t.client('other', ['accounts']);
   });
   after(() => t.close());
-  beforeEach(() => t.db.query('TRUNCATE batch.operations, batch.pending, batch.outcomes, batch.settled_runs'));
+  beforeEach(() =>
+    t.db.query('TRUNCATE batch.operations, batch.streams, batch.deferred, batch.outcomes, batch.settled_runs'),
+  );
 
   const count = async () =>
     Number((await t.db.query<{ n: string }>('SELECT count(*) AS n FROM batch.operations'))[0].n);
@@ -210,7 +212,8 @@ describe('operation ingest (real PostgreSQL)', () => {
     const created = await operations.create(billing, account(1));
     await rejects(operations.retry(billing, created.id), 'CONFLICT');
     await t.db.query(
-      `WITH claimed AS (DELETE FROM batch.pending WHERE id = $1 RETURNING id, client_id, target)
+      `WITH claimed AS (SELECT id, client_id, target, priority FROM batch.operations WHERE id = $1),
+       passed AS (UPDATE batch.streams s SET taken_through = c.id FROM claimed c WHERE s.target = c.target AND s.priority = c.priority)
        INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, error_code, error_message, settled_at)
        SELECT id, client_id, target, 'FAILED', 1, '23505', 'dup', now() FROM claimed`,
       [created.id],
@@ -260,12 +263,19 @@ describe('operation ingest (real PostgreSQL)', () => {
     const ids = created.map((c) => c.id);
     await operations.cancel(billing, ids[7]);
     await t.get(ChunkStep).execute();
-    await operations.createMany(
-      billing,
-      Array.from({ length: 20 }, (_, i) => account(100 + i)),
-    ); // pending, newer than all of it
+    const pending = (
+      await operations.createMany(
+        billing,
+        Array.from({ length: 20 }, (_, i) => account(100 + i)),
+      )
+    ).map((c) => c.id); // pending in their stream, newer than all of it
+    const [scheduled] = await operations.createMany(billing, [
+      { ...account(200), notBefore: new Date(Date.now() + 3_600_000).toISOString() },
+    ]); // pending in the deferred set
+    await operations.cancel(billing, pending[5]); // cancelled, still after its stream's position
+    await operations.create(other, account(300)); // another client's
     await t.db.query('ANALYZE batch.operations');
-    const listed = async (status: 'COMPLETED' | 'FAILED' | 'CANCELLED') => {
+    const listed = async (status: 'PENDING' | 'COMPLETED' | 'FAILED' | 'CANCELLED') => {
       const pages: string[][] = [];
       let cursor: string | undefined;
       do {
@@ -282,7 +292,12 @@ describe('operation ingest (real PostgreSQL)', () => {
       [ids[1], ids[0]],
     ]);
     assert.deepEqual(await listed('FAILED'), [[ids[3]]]);
-    assert.deepEqual(await listed('CANCELLED'), [[ids[7]]]);
+    assert.deepEqual(await listed('CANCELLED'), [[pending[5], ids[7]]]);
+    const newestFirst = [scheduled.id, ...pending.filter((_, i) => i !== 5).reverse()];
+    assert.deepEqual(
+      await listed('PENDING'),
+      Array.from({ length: newestFirst.length / 2 }, (_, i) => newestFirst.slice(2 * i, 2 * i + 2)),
+    );
     assert.equal((await operations.list(other, { status: 'COMPLETED' })).items.length, 0, 'only its own');
   });
 });

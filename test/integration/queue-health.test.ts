@@ -16,12 +16,16 @@ describe("queue health: a chunk reads the queue's tables through their indexes (
   });
   after(() => t.close());
 
-  /** Sequential scans of the queue's tables, once PostgreSQL has published at least `settled` outcome rows and runs inserted. */
+  /**
+   * Sequential scans of the tables that grow with what was settled, once PostgreSQL has published at least `settled`
+   * outcome rows and runs inserted. (The streams and the deferred set are tiny here, where a scan is the better plan;
+   * the next test claims with a million operations deferred.)
+   */
   async function seqScans(settled: number): Promise<Record<string, number>> {
     for (const deadline = Date.now() + 15_000; Date.now() < deadline; await sleep(100)) {
       const rows = await t.db.query<{ relname: string; seq_scan: string; n_tup_ins: string }>(
         `SELECT relname, seq_scan, n_tup_ins FROM pg_stat_user_tables
-          WHERE schemaname = 'batch' AND relname IN ('operations', 'pending', 'outcomes', 'settled_runs')`,
+          WHERE schemaname = 'batch' AND relname IN ('operations', 'outcomes', 'settled_runs')`,
       );
       const inserted = (table: string) => Number(rows.find((r) => r.relname === table)?.n_tup_ins);
       if (inserted('outcomes') + inserted('settled_runs') >= settled)
@@ -32,7 +36,7 @@ describe("queue health: a chunk reads the queue's tables through their indexes (
 
   it('claims and settles a chunk without scanning the settled rows', async () => {
     const client = await t.client('health');
-    // 100,000 settled with an outcome row each, and 100,000 in runs of 1,000
+    // 100,000 settled with an outcome row each, and 100,000 in runs of 1,000: their stream taken past them
     await t.db.query(
       `WITH settled AS (
          INSERT INTO batch.operations (client_id, target, type, row_values)
@@ -40,16 +44,18 @@ describe("queue health: a chunk reads the queue's tables through their indexes (
        numbered AS (SELECT id, client_id, target, row_number() OVER (ORDER BY id) - 1 AS n FROM settled),
        rows AS (
          INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, rows_affected, settled_at)
-         SELECT id, client_id, target, 'COMPLETED', 1, 1, now() FROM numbered WHERE n < 100000)
-       INSERT INTO batch.settled_runs (first_id, last_id, execution_id, settled_at)
-       SELECT min(id), max(id), 0, now() FROM numbered WHERE n >= 100000 GROUP BY n / 1000`,
+         SELECT id, client_id, target, 'COMPLETED', 1, 1, now() FROM numbered WHERE n < 100000),
+       runs AS (
+         INSERT INTO batch.settled_runs (first_id, last_id, execution_id, settled_at)
+         SELECT min(id), max(id), 0, now() FROM numbered WHERE n >= 100000 GROUP BY n / 1000)
+       INSERT INTO batch.streams (target, priority, taken_through) SELECT 'public.events', 0, max(id) FROM settled`,
       [client.id],
     );
     await t.get(OperationService).createMany(
       client,
       Array.from({ length: 1000 }, (_, i) => ({ target: 'events', type: 'insert' as const, values: { id: i } })),
     );
-    await t.db.query(`ANALYZE batch.operations, batch.pending, batch.outcomes, batch.settled_runs`);
+    await t.db.query(`ANALYZE batch.operations, batch.streams, batch.deferred, batch.outcomes, batch.settled_runs`);
     const before = await seqScans(100_000 + 100);
 
     assert.equal((await t.get(ChunkStep).execute()).read, 1000);
@@ -72,18 +78,24 @@ describe('queue health: what the claim reads does not grow with the backlog or w
   });
   after(() => t.close());
 
-  /** Operations straight into the tables, as ingest stores them: `count` on `target`, due or `scheduled` a day ahead. */
+  /**
+   * Operations straight into the tables, as ingest stores them: `count` on `target`, in its stream, or `scheduled` a
+   * day ahead in the deferred set.
+   */
   async function store(target: string, count: number, scheduled = false): Promise<void> {
     await t.db.query(
       `WITH stored AS (
-         INSERT INTO batch.operations (client_id, target, type, row_values, not_before)
-         SELECT $1, $2, 'insert', jsonb_build_object('id', g), CASE WHEN $4 THEN now() + interval '1 day' END FROM generate_series(1, $3) g
-         RETURNING id, client_id, target, priority, not_before, batch.shape_of(type, row_values, row_key, conflict_key) AS shape)
-       INSERT INTO batch.pending (id, client_id, target, priority, due_at, shape, identity)
-       SELECT id, client_id, target, priority, not_before, shape, '' FROM stored`,
+         INSERT INTO batch.operations (client_id, target, type, row_values, not_before, shape, identity)
+         SELECT $1, $2, 'insert', v, CASE WHEN $4 THEN now() + interval '1 day' END, batch.shape_of('insert', v, NULL, NULL), ''
+           FROM generate_series(1, $3) g, jsonb_build_object('id', g) v
+         RETURNING id, client_id, target, priority, not_before, shape),
+       deferred AS (
+         INSERT INTO batch.deferred (id, client_id, target, priority, due_at, shape, identity)
+         SELECT id, client_id, target, priority, not_before, shape, '' FROM stored WHERE not_before IS NOT NULL)
+       INSERT INTO batch.streams (target, priority) VALUES ($2, 0) ON CONFLICT DO NOTHING`,
       [client, target, count, scheduled],
     );
-    await t.db.query(`ANALYZE batch.pending`);
+    await t.db.query(`ANALYZE batch.operations, batch.deferred`);
   }
 
   /** Shared buffers the two claim statements touch to claim up to 1,000 operations (rolled back, so nothing changes). */
@@ -100,7 +112,6 @@ describe('queue health: what the claim reads does not grow with the backlog or w
         heads.map(() => 1000),
         heads[0]?.horizon ?? '0',
         1000,
-        64 * 1024 * 1024,
       ]);
       const buffers = (p: { Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }) =>
         p.Plan['Shared Hit Blocks'] + p.Plan['Shared Read Blocks'];
@@ -120,12 +131,13 @@ describe('queue health: what the claim reads does not grow with the backlog or w
     for (const { claimed, buffers } of [backlog, scheduled]) {
       assert.equal(claimed, 1000);
       assert.ok(
-        buffers < 16 * claimed,
+        buffers < 2 * claimed,
         `${buffers} buffers to claim ${claimed}: a walk of the index, not of the backlog`,
       );
     }
+    // a million scheduled may deepen an index by a level, never add a read per operation
     assert.ok(
-      scheduled.buffers <= backlog.buffers * 1.1,
+      scheduled.buffers <= backlog.buffers + scheduled.claimed / 10,
       `${scheduled.buffers} buffers with a million scheduled, ${backlog.buffers} without`,
     );
   });

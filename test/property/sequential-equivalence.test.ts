@@ -182,7 +182,7 @@ describe('sequential equivalence (property, real PostgreSQL)', () => {
     await fc.assert(
       fc.asyncProperty(stream, chunking, async (ops, { limits, statementMaxRows }) => {
         await t.db.query(
-          `TRUNCATE batch.operations, batch.pending, batch.outcomes; DELETE FROM batch.outbox; ${RESET('batched')} ${RESET('reference')}`,
+          `TRUNCATE batch.operations, batch.streams, batch.deferred, batch.outcomes; DELETE FROM batch.outbox; ${RESET('batched')} ${RESET('reference')}`,
         );
         // Through the real create path; what create-time validation refuses is neither stored nor applied.
         const accepted: { id: string; op: ICreateBatchOperationRequest }[] = [];

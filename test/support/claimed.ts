@@ -29,6 +29,7 @@ export function claimed(
     bytes: 0,
     idempotencyKey: null,
     label: null,
+    deferred: false,
     ...extra,
   };
 }
@@ -47,6 +48,7 @@ export function claimedId(id: string, extra: Partial<ClaimedOperation> = {}): Cl
     bytes: 0,
     idempotencyKey: null,
     label: null,
+    deferred: false,
     ...extra,
   };
 }

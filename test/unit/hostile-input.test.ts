@@ -117,7 +117,7 @@ const row = fc.dictionary(column_, value, { maxKeys: 6 });
 const operation = fc
   .record(
     {
-      target: fc.oneof(fc.constantFrom('accounts', 'public.accounts', 'batch.pending', 'pg_catalog.pg_class'), value),
+      target: fc.oneof(fc.constantFrom('accounts', 'public.accounts', 'batch.deferred', 'pg_catalog.pg_class'), value),
       type: fc.oneof(fc.constantFrom('insert', 'upsert', 'update', 'delete', 'increment'), value),
       values: fc.oneof(row, value),
       key: fc.oneof(row, value),

@@ -11,9 +11,10 @@ import {
 import { MAX_MESSAGE_CHARS, settledMessages } from '../../src/services/outbox/settled-events';
 import { claimedId } from '../support/claimed';
 
+/** An operation read from its stream, or when it was applied before (a retry), from the deferred set. */
 function operation(id: string, clientId: string, target = 'public.reservations', attempts = 0): ClaimedOperation {
   const shape = JSON.stringify(['upsert', ['id', 'note'], ['id'], '1']);
-  return claimedId(id, { clientId, target, shape, attempts });
+  return claimedId(id, { clientId, target, shape, attempts, deferred: attempts > 0 });
 }
 
 const completed = (op: ClaimedOperation, rowsAffected = 1): OperationOutcome => ({
@@ -56,6 +57,8 @@ describe('the job repository: what a chunk records, in one statement', () => {
       'INSERT INTO batch.operation_counts',
       'INSERT INTO batch.execution_clients',
       'INSERT INTO batch.outbox (routing_key, execution_id, client_id, operations, exceptions, size)',
+      'UPDATE batch.streams',
+      'DELETE FROM batch.deferred',
     ]) {
       assert.ok(RECORD_CHUNK_SQL.includes(write), write);
     }
@@ -64,8 +67,8 @@ describe('the job repository: what a chunk records, in one statement', () => {
         .map((p) => Number(p.slice(1)))
         .sort((a, b) => a - b)
         .at(-1),
-      19,
-      'nineteen parameters',
+      24,
+      'twenty-four parameters',
     );
   });
 
@@ -93,12 +96,17 @@ describe('the job repository: what a chunk records, in one statement', () => {
       lasts,
       countClients,
       countTargets,
-      counts,
+      countsCompleted,
+      countsSettled,
       prefix,
       messageClients,
       messageOperations,
       messageExceptions,
       messageSizes,
+      streamTargets,
+      streamPriorities,
+      streamLasts,
+      deferred,
     ] = recordChunkParams({
       startedAt,
       read: 5,
@@ -144,10 +152,16 @@ describe('the job repository: what a chunk records, in one statement', () => {
     );
     assert.deepEqual([firsts, lasts], ['{11,14}', '{11,16}'], 'runs of consecutive ids');
     assert.deepEqual(
-      [countClients, countTargets, counts],
-      ['{1,1}', '{1,2}', '{1,3}'],
-      'completed in runs, by client and target',
+      [countClients, countTargets, countsCompleted, countsSettled],
+      ['{1,2,1}', '{1,2,2}', '{1,0,3}', '{2,1,4}'],
+      'by client and target: completed in runs, and settled (no longer pending)',
     );
+    assert.deepEqual(
+      [streamTargets, streamPriorities, streamLasts],
+      ['{1,2}', '{0,0}', '{13,16}'],
+      'each stream read from, with the last id taken from it',
+    );
+    assert.equal(deferred, '{12,17}', 'those read from the deferred set');
     assert.deepEqual(JSON.parse(failures as string), [{ id: '12', code: '23505', message: 'duplicate key' }]);
     assert.equal(prefix, 'operations.settled.');
     assert.deepEqual(messageClients, ['1', '2']);

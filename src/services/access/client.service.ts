@@ -3,7 +3,10 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AppConfig } from '../../config/app-config';
 import { ClientEntity } from '../../entities';
 import { BatchError } from '../batch-error';
+import type { PoolClient } from 'pg';
 import { Database } from '../storage/database';
+import { lockTargets } from '../storage/advisory-locks';
+import { afterPosition } from '../storage/streams';
 
 /** The caller of a request, once its API key is verified. */
 export class AuthenticatedClient {
@@ -137,55 +140,75 @@ export class ClientService implements OnApplicationBootstrap {
    * when operations are applied too: its pending operations on targets it may no longer write are cancelled with it.
    */
   async update(id: string, change: ClientChange): Promise<ClientEntity> {
-    const rows = await this.db.query(
-      `WITH client AS (
-         UPDATE batch.clients
+    const updated = await this.db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ targets: string[]; admin: boolean }>(
+        `UPDATE batch.clients
             SET targets = coalesce($2, targets), admin = coalesce($3, admin),
                 rate_limit_per_second = CASE WHEN $4 THEN $5 ELSE rate_limit_per_second END, updated_at = now()
-          WHERE id = $1 AND revoked_at IS NULL RETURNING id, targets, admin),
-       ${CANCEL_UNGRANTED}
-       SELECT id FROM client`,
-      [
-        id,
-        change.targets ?? null,
-        change.admin ?? null,
-        change.rateLimitPerSecond !== undefined,
-        change.rateLimitPerSecond ?? null,
-      ],
-    );
-    if (rows.length === 0) throw new BatchError('NOT_FOUND', `No active client ${id}`);
+          WHERE id = $1 AND revoked_at IS NULL RETURNING targets, admin`,
+        [
+          id,
+          change.targets ?? null,
+          change.admin ?? null,
+          change.rateLimitPerSecond !== undefined,
+          change.rateLimitPerSecond ?? null,
+        ],
+      );
+      if (rows.length > 0) await cancelUngranted(tx, id, rows[0].targets, rows[0].admin);
+      return rows.length > 0;
+    });
+    if (!updated) throw new BatchError('NOT_FOUND', `No active client ${id}`);
     return this.clients.findOneByOrFail({ id });
   }
 
   /** The key stops working at once; the client's pending operations are cancelled with it. */
   async revoke(id: string): Promise<void> {
-    const rows = await this.db.query(
-      `WITH client AS (
-         UPDATE batch.clients SET revoked_at = now(), updated_at = now()
-          WHERE id = $1 AND revoked_at IS NULL RETURNING id, '{}'::text[] AS targets, false AS admin),
-       ${CANCEL_UNGRANTED}
-       SELECT id FROM client`,
-      [id],
-    );
-    if (rows.length === 0) throw new BatchError('NOT_FOUND', `No active client ${id}`);
+    const revoked = await this.db.transaction(async (tx) => {
+      const { rowCount } = await tx.query(
+        `UPDATE batch.clients SET revoked_at = now(), updated_at = now() WHERE id = $1 AND revoked_at IS NULL`,
+        [id],
+      );
+      if (rowCount) await cancelUngranted(tx, id, [], false);
+      return Boolean(rowCount);
+    });
+    if (!revoked) throw new BatchError('NOT_FOUND', `No active client ${id}`);
   }
 }
 
 /**
- * CTEs that cancel the pending operations of the changed client (the CTE `client`: its id, and the targets and admin flag it
- * holds now, none once revoked) on targets it may no longer write, as AuthenticatedClient.mayWrite decides: no
- * operation is applied without a grant. An operation a chunk has claimed is waited for, and left as that chunk
- * settled it.
+ * Cancels the pending operations of a client on the targets it may no longer write with these grants (as
+ * AuthenticatedClient.mayWrite decides): no operation is applied without a grant. Those targets are locked first: an
+ * operation a chunk has read is waited for, and left as that chunk settled it.
  */
-const CANCEL_UNGRANTED = `
-  ungranted AS (
-    DELETE FROM batch.pending p USING client c
-     WHERE p.client_id = c.id
-       AND NOT (c.admin OR '*' = ANY (c.targets) OR p.target = ANY (c.targets) OR substr(p.target, strpos(p.target, '.') + 1) = ANY (c.targets))
-    RETURNING p.id, p.client_id, p.target, p.attempts),
-  cancelled AS (
-    INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, error_code, error_message, settled_at)
-    SELECT id, client_id, target, 'CANCELLED', attempts, 'FORBIDDEN', 'cancelled: the client is no longer granted this target', now() FROM ungranted)`;
+async function cancelUngranted(tx: PoolClient, clientId: string, targets: string[], admin: boolean): Promise<void> {
+  const { rows } = await tx.query<{ target: string }>(
+    `SELECT target FROM (SELECT target FROM batch.streams UNION SELECT target FROM batch.deferred WHERE client_id = $1) t
+      WHERE NOT ($3 OR '*' = ANY ($2::text[]) OR target = ANY ($2::text[]) OR substr(target, strpos(target, '.') + 1) = ANY ($2::text[]))`,
+    [clientId, targets, admin],
+  );
+  const ungranted = rows.map((r) => r.target);
+  if (ungranted.length === 0) return;
+  await lockTargets(tx, ungranted);
+  await tx.query(
+    `WITH cancelled AS (
+       SELECT d.id, d.client_id, d.target, d.attempts FROM batch.deferred d WHERE d.client_id = $1 AND d.target = ANY ($2::text[])
+       UNION ALL
+       SELECT o.id, o.client_id, o.target, 0 FROM batch.streams s
+        CROSS JOIN LATERAL (
+          SELECT o.id, o.client_id, o.target FROM batch.operations o
+           WHERE ${afterPosition('o', 's')} AND o.client_id = $1
+             AND NOT EXISTS (SELECT FROM batch.outcomes x WHERE x.operation_id = o.id)) o
+        WHERE s.target = ANY ($2::text[])),
+     undeferred AS (DELETE FROM batch.deferred d USING cancelled c WHERE d.id = c.id),
+     counted AS (
+       INSERT INTO batch.operation_counts (client_id, target, status, minute, added, removed)
+       SELECT client_id, target, 'PENDING', date_trunc('minute', now()), 0, count(*) FROM cancelled GROUP BY 1, 2)
+     INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, error_code, error_message, settled_at)
+     SELECT id, client_id, target, 'CANCELLED', attempts, 'FORBIDDEN', 'cancelled: the client is no longer granted this target', now()
+       FROM cancelled`,
+    [clientId, ungranted],
+  );
+}
 
 function newApiKey(): string {
   return `bsk_${randomBytes(32).toString('base64url')}`;

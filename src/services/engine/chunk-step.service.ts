@@ -126,7 +126,6 @@ export class ChunkStep {
     failures: number,
     error: unknown,
   ): Promise<ChunkResult> {
-    const outcome: OperationOutcome = { operation, status: 'FAILED', rowsAffected: null, error: operationError(error) };
     const type = shapeType(operation.shape) ?? 'operation'; // this may be why it cannot be applied
     const step: StepRecord = {
       ...emptyCounts(),
@@ -142,13 +141,20 @@ export class ChunkStep {
       rollbackCount: failures,
     };
     const summary = await this.db.transaction(async (tx) => {
-      if (!(await this.jobRepository.takeAlone(tx, operation))) return null; // cancelled meanwhile
+      const taken = await this.jobRepository.takeAlone(tx, operation);
+      if (!taken) return null; // cancelled meanwhile
+      const outcome: OperationOutcome = {
+        operation: taken,
+        status: 'FAILED',
+        rowsAffected: null,
+        error: operationError(error),
+      };
       const record = { startedAt, read: 1, filtered: 0, steps: [step], outcomes: [outcome] };
       return { ...record, executionId: await this.jobRepository.recordChunk(tx, record) };
     });
     if (!summary) return { executionId: null, read: 1, full: true };
     for (const listener of this.listeners.all) {
-      listener.onSkip?.(outcome);
+      listener.onSkip?.(summary.outcomes[0]);
       listener.afterChunk?.(summary);
     }
     return { executionId: summary.executionId, read: 1, full: true };

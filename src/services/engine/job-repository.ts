@@ -6,6 +6,7 @@ import { SETTLED_ROUTING_KEY_PREFIX } from '../../interfaces/operation.interface
 import { Database, numberArray } from '../storage/database';
 import { runParams } from '../storage/id-runs';
 import { publicReason } from '../storage/database-error';
+import { lockTargets } from '../storage/advisory-locks';
 import { settledMessages } from '../outbox/settled-events';
 
 /** A statement of a chunk (Spring Batch's step), as the job repository records it. */
@@ -48,18 +49,21 @@ export function emptyCounts(): StepCounts {
 }
 
 /**
- * Everything a chunk records, in its own transaction and one statement (data-modifying CTEs all run): the execution
- * (ended now), its steps, each operation's outcome, which clients it settled for, and their notifications
- * (settled-events.ts). Operations that completed plainly (one row affected, first attempt: nearly all of them) are
- * recorded as runs of consecutive ids with their counts (batch.settled_runs); every other outcome as a row of its
- * own. The execution and its steps travel as JSON named like their columns; the outcome rows as array literals,
+ * Everything a chunk records, in its own transaction and one statement (data-modifying CTEs all run): what it took
+ * (its streams' positions move past the operations it read from them; those it read from the deferred set leave it),
+ * the execution (ended now), its steps, each operation's outcome, which clients it settled for, and their
+ * notifications (settled-events.ts). Operations that completed plainly (one row affected, first attempt: nearly all
+ * of them) are recorded as runs of consecutive ids (batch.settled_runs); every other outcome as a row of its own. The
+ * counts: PENDING less every operation settled, COMPLETED more by those in runs (the outcome rows' trigger counts
+ * theirs). The execution and its steps travel as JSON named like their columns; the outcome rows as array literals,
  * which PostgreSQL reads faster than JSON records and node-postgres does not escape; each notification as what it
  * reports, its text made when it is sent.
  *
  * $1 execution, $2 steps (JSON); $3 the targets (others refer to them by index); outcome rows: $4 id, $5 client,
  * $6 target, $7 attempts before, $8 rows affected (NULL when it failed), $9 the failures' codes and messages (JSON);
- * runs: $10 first and $11 last ids; their counts: $12 client, $13 target, $14 operations; $15 the routing key's
- * prefix; the notifications (settledMessages): $16 client, $17 operations, $18 exceptions, $19 size.
+ * runs: $10 first and $11 last ids; counts: $12 client, $13 target, $14 completed in runs, $15 settled; $16 the routing
+ * key's prefix; the notifications (settledMessages): $17 client, $18 operations, $19 exceptions, $20 size; the streams
+ * taken from: $21 target, $22 priority, $23 last id taken; $24 the ids taken from the deferred set.
  */
 export const RECORD_CHUNK_SQL = `
   WITH execution AS (
@@ -87,16 +91,23 @@ export const RECORD_CHUNK_SQL = `
     SELECT r.first_id, r.last_id, e.id, e.ended_at FROM execution e, unnest($10::bigint[], $11::bigint[]) AS r(first_id, last_id)),
   counted AS (
     INSERT INTO batch.operation_counts (client_id, target, status, minute, added, removed)
-    SELECT c.client_id, ($3::text[])[c.target], 'COMPLETED', date_trunc('minute', now()), c.n, 0
-      FROM unnest($12::bigint[], $13::int[], $14::int[]) AS c(client_id, target, n)),
+    SELECT c.client_id, ($3::text[])[c.target], n.status, date_trunc('minute', now()), n.added, n.removed
+      FROM unnest($12::bigint[], $13::int[], $14::int[], $15::int[]) AS c(client_id, target, completed, settled)
+     CROSS JOIN LATERAL (VALUES ('COMPLETED', c.completed, 0), ('PENDING', 0, c.settled)) AS n(status, added, removed)
+     WHERE n.added + n.removed > 0),
   clients AS (
     INSERT INTO batch.execution_clients (client_id, execution_id)
-    SELECT DISTINCT m.client_id, e.id FROM execution e, unnest($16::bigint[]) AS m(client_id)),
+    SELECT DISTINCT m.client_id, e.id FROM execution e, unnest($17::bigint[]) AS m(client_id)),
   notified AS (
     INSERT INTO batch.outbox (routing_key, execution_id, client_id, operations, exceptions, size)
-    SELECT $15 || c.name, e.id, c.id, m.operations, m.exceptions, m.size
-      FROM execution e, unnest($16::bigint[], $17::int8multirange[], $18::jsonb[], $19::int[]) AS m(client_id, operations, exceptions, size)
-      JOIN batch.clients c ON c.id = m.client_id)
+    SELECT $16 || c.name, e.id, c.id, m.operations, m.exceptions, m.size
+      FROM execution e, unnest($17::bigint[], $18::int8multirange[], $19::jsonb[], $20::int[]) AS m(client_id, operations, exceptions, size)
+      JOIN batch.clients c ON c.id = m.client_id),
+  passed AS (
+    UPDATE batch.streams s SET taken_through = greatest(s.taken_through, t.last_id)
+      FROM unnest($21::int[], $22::int[], $23::bigint[]) AS t(target, priority, last_id)
+     WHERE s.target = ($3::text[])[t.target] AND s.priority = t.priority),
+  undeferred AS (DELETE FROM batch.deferred WHERE id = ANY ($24::bigint[]))
   SELECT id FROM execution`;
 
 /** Completed with one row affected on its first attempt: recorded in a run, not in a row of its own. */
@@ -128,23 +139,30 @@ export function recordChunkParams({ startedAt, read, filtered, steps, outcomes }
   const targetIndex = new Map<string, number>();
   const plain: string[] = [];
   const rows: OperationOutcome[] = [];
-  const plainCounts = new Map<number, Map<string, number>>(); // by target, then client
+  const counts = new Map<string, { clientId: string; target: number; completed: number; settled: number }>();
+  const streams = new Map<string, { target: number; priority: number; last: string }>(); // the last id read of each
+  const deferred: string[] = [];
   for (const outcome of outcomes) {
-    const { id, clientId, target } = outcome.operation;
+    const { id, clientId, target, priority } = outcome.operation;
     let index = targetIndex.get(target);
     if (index === undefined) targetIndex.set(target, (index = targetIndex.size + 1));
+    const key = `${clientId} ${index}`;
+    let count = counts.get(key);
+    if (!count) counts.set(key, (count = { clientId, target: index, completed: 0, settled: 0 }));
+    count.settled += 1;
+    if (outcome.operation.deferred) deferred.push(id);
+    else {
+      const stream = streams.get(`${index} ${priority}`);
+      if (!stream) streams.set(`${index} ${priority}`, { target: index, priority, last: id });
+      else if (isAfter(id, stream.last)) stream.last = id;
+    }
     if (!isPlain(outcome)) {
       rows.push(outcome);
       continue;
     }
     plain.push(id);
-    let byClient = plainCounts.get(index);
-    if (!byClient) plainCounts.set(index, (byClient = new Map()));
-    byClient.set(clientId, (byClient.get(clientId) ?? 0) + 1);
+    count.completed += 1;
   }
-  const counts = [...plainCounts].flatMap(([target, byClient]) =>
-    [...byClient].map(([clientId, n]) => ({ clientId, target, n })),
-  );
   const messages = settledMessages(outcomes);
   return [
     JSON.stringify(execution),
@@ -157,15 +175,25 @@ export function recordChunkParams({ startedAt, read, filtered, steps, outcomes }
     numberArray(rows.map((o) => o.rowsAffected)),
     JSON.stringify(failed.map((o) => ({ id: o.operation.id, code: o.error!.code, message: o.error!.message }))),
     ...runParams(plain),
-    numberArray(counts.map((c) => c.clientId)),
-    numberArray(counts.map((c) => c.target)),
-    numberArray(counts.map((c) => c.n)),
+    numberArray([...counts.values()].map((c) => c.clientId)),
+    numberArray([...counts.values()].map((c) => c.target)),
+    numberArray([...counts.values()].map((c) => c.completed)),
+    numberArray([...counts.values()].map((c) => c.settled)),
     SETTLED_ROUTING_KEY_PREFIX,
     messages.map((m) => m.clientId),
     messages.map((m) => m.operations),
     messages.map((m) => m.exceptions),
     messages.map((m) => m.size),
+    numberArray([...streams.values()].map((s) => s.target)),
+    numberArray([...streams.values()].map((s) => s.priority)),
+    numberArray([...streams.values()].map((s) => s.last)),
+    numberArray(deferred),
   ];
+}
+
+/** Ids are decimal strings: the longer is the larger. */
+function isAfter(id: string, other: string): boolean {
+  return id.length > other.length || (id.length === other.length && id > other);
 }
 
 /** Spring Batch's counters as the columns they are stored in. */
@@ -190,30 +218,56 @@ export class JobRepository {
   }
 
   /**
-   * A chunk that failed as a whole: each of its operations counts the failure, and each of its targets is held back
-   * for `holdMs`, then claimed in chunks of the given size (the retry policy's).
+   * A chunk that failed as a whole: each of its operations still pending counts the failure in the deferred set (those
+   * it read from their stream are set apart there, and the stream's position moves past them), and each of its targets
+   * is held back for `holdMs`, then claimed in chunks of the given size (the retry policy's). Its targets are locked
+   * first, so that what it reads is what other workers committed meanwhile.
    */
   async holdBack(chunk: ClaimedOperation[], chunkSizes: Map<string, number>, holdMs: number): Promise<void> {
-    await this.db.query(
-      `WITH counted AS (UPDATE batch.pending SET failures = failures + 1 WHERE id = ANY($1::bigint[]))
-       INSERT INTO batch.holds (target, until, chunk_size)
-       SELECT target, now() + $4 * interval '1 millisecond', size FROM unnest($2::text[], $3::int[]) AS h(target, size)
-       ON CONFLICT (target) DO UPDATE SET until = EXCLUDED.until, chunk_size = EXCLUDED.chunk_size`,
-      [chunk.map((op) => op.id), [...chunkSizes.keys()], [...chunkSizes.values()], holdMs],
-    );
+    await this.db.transaction(async (tx) => {
+      await lockTargets(tx, [...chunkSizes.keys()]);
+      await tx.query(
+        `WITH chunk AS (SELECT * FROM unnest($1::bigint[], $2::bool[]) AS c(id, deferred)),
+         counted AS (UPDATE batch.deferred d SET failures = d.failures + 1 FROM chunk c WHERE c.deferred AND d.id = c.id),
+         set_apart AS (
+           INSERT INTO batch.deferred (id, client_id, target, priority, failures, bytes, shape, identity, idempotency_key, label)
+           SELECT o.id, o.client_id, o.target, o.priority, 1, coalesce(pg_column_size(o.row_values), 0), o.shape, o.identity,
+                  o.idempotency_key, o.label
+             FROM chunk c JOIN batch.operations o ON o.id = c.id JOIN batch.streams s ON s.target = o.target AND s.priority = o.priority
+            WHERE NOT c.deferred AND o.id > s.taken_through AND NOT EXISTS (SELECT FROM batch.outcomes x WHERE x.operation_id = o.id)
+           RETURNING id, target, priority),
+         passed AS (
+           UPDATE batch.streams s SET taken_through = a.last_id
+             FROM (SELECT target, priority, max(id) AS last_id FROM set_apart GROUP BY 1, 2) a
+            WHERE s.target = a.target AND s.priority = a.priority)
+         INSERT INTO batch.holds (target, until, chunk_size)
+         SELECT target, now() + $5 * interval '1 millisecond', size FROM unnest($3::text[], $4::int[]) AS h(target, size)
+         ON CONFLICT (target) DO UPDATE SET until = EXCLUDED.until, chunk_size = EXCLUDED.chunk_size`,
+        [
+          chunk.map((op) => op.id),
+          chunk.map((op) => op.deferred),
+          [...chunkSizes.keys()],
+          [...chunkSizes.values()],
+          holdMs,
+        ],
+      );
+    });
   }
 
   /**
-   * Takes an operation the engine gives up on out of the pending set, and lets its target go back to whole chunks;
-   * false when it is no longer pending (cancelled meanwhile).
+   * An operation the engine gives up on, as it is once its target is locked (in the deferred set or still in its
+   * stream); null when it is no longer pending (cancelled meanwhile). Its target goes back to whole chunks. Recording
+   * its outcome takes it (recordChunk).
    */
-  async takeAlone(tx: PoolClient, operation: ClaimedOperation): Promise<boolean> {
-    const { rows } = await tx.query<{ taken: boolean }>(
-      `WITH taken AS (DELETE FROM batch.pending WHERE id = $1 RETURNING id), released AS (DELETE FROM batch.holds WHERE target = $2)
-       SELECT EXISTS (SELECT 1 FROM taken) AS taken`,
+  async takeAlone(tx: PoolClient, operation: ClaimedOperation): Promise<ClaimedOperation | null> {
+    await lockTargets(tx, [operation.target]);
+    const { rows } = await tx.query<{ pending: boolean; deferred: boolean }>(
+      `WITH released AS (DELETE FROM batch.holds WHERE target = $2)
+       SELECT EXISTS (SELECT FROM batch.operation_states WHERE id = $1 AND status = 'PENDING') AS pending,
+              EXISTS (SELECT FROM batch.deferred WHERE id = $1) AS deferred`,
       [operation.id, operation.target],
     );
-    return rows[0].taken;
+    return rows[0].pending ? { ...operation, deferred: rows[0].deferred } : null;
   }
 
   /** A chunk that failed as a whole: visible in /api/executions (to admins) while its operations wait. */

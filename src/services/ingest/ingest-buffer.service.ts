@@ -29,7 +29,8 @@ const MAX_FLUSHES = 2;
 
 /**
  * One statement, its own transaction: each request recorded once (batch.requests; a request recorded before is left
- * out, operations and all), its operations, and each one's row in the pending set (due, or due later when scheduled).
+ * out, operations and all), and its operations, which join their stream (target and priority: a row of batch.streams
+ * for a stream new to it) and count as PENDING; one with a not-before time goes into the deferred set, due then.
  * An operation whose idempotency key its client used before is left out. The ingest lock (shared) is taken before the
  * first id is drawn and held to the commit, which is what the chunk reader's id horizon relies on. The rows come as one
  * JSON text, read as jsonb: parsed once into its binary form, where json would be parsed to check it and again for
@@ -59,10 +60,18 @@ const INSERT_SQL = `
     ON CONFLICT (client_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, client_id, target, priority, not_before, pg_column_size(row_values) AS bytes, shape, identity, idempotency_key, label, created_at,
               request_ref, request_index),
-  pending AS (
-    INSERT INTO batch.pending (id, client_id, target, priority, due_at, bytes, shape, identity, idempotency_key, label)
+  deferred AS (
+    INSERT INTO batch.deferred (id, client_id, target, priority, due_at, bytes, shape, identity, idempotency_key, label)
     SELECT id, client_id, target, priority, CASE WHEN not_before > now() THEN not_before END, coalesce(bytes, 0), shape, identity, idempotency_key, label
-      FROM stored)
+      FROM stored WHERE not_before IS NOT NULL),
+  streams AS (
+    INSERT INTO batch.streams (target, priority)
+    SELECT DISTINCT s.target, s.priority FROM stored s
+     WHERE NOT EXISTS (SELECT FROM batch.streams x WHERE x.target = s.target AND x.priority = s.priority)
+    ON CONFLICT DO NOTHING),
+  counted AS (
+    INSERT INTO batch.operation_counts (client_id, target, status, minute, added, removed)
+    SELECT client_id, target, 'PENDING', date_trunc('minute', now()), count(*), 0 FROM stored GROUP BY 1, 2)
   SELECT s.id, s.created_at::text AS created_at, r.client_id, r.request_id, s.request_index
     FROM stored s JOIN requests r ON r.id = s.request_ref`;
 

@@ -13,6 +13,8 @@ import { IngestListeners } from '../../interfaces/ingest.interfaces';
 import { BatchError } from '../batch-error';
 import { AuthenticatedClient } from '../access/client.service';
 import { Database } from '../storage/database';
+import { lockTargets } from '../storage/advisory-locks';
+import { afterPosition, MAX_ID } from '../storage/streams';
 import { IngestBuffer } from './ingest-buffer.service';
 import { OperationValidator, ValidOperation } from './operation-validator.service';
 
@@ -49,13 +51,23 @@ export interface OperationListQuery {
 
 /**
  * Where to find operations of each status (or of any), newest first, with their id, client and target: the table
- * that holds only operations of that status, through its index. Completed ones are mostly recorded as runs of ids
- * (batch.settled_runs), so they are found among the operations, from the last one settled on (not through a backlog
- * that came after it).
+ * that holds only operations of that status, through its index. Pending ones are in the deferred set or in their
+ * stream after its position: each stream gives its newest page at most, with every filter applied ($1 client, $2
+ * target, $3 label, $4 cursor, $5 the page), so that no page is cut short later. Completed ones are mostly recorded as
+ * runs of ids (batch.settled_runs), so they are found among the operations, from the last one settled on (not through
+ * a backlog that came after it).
  */
 const LISTED: Record<OperationStatus | 'ANY', string> = {
   ANY: 'SELECT id, client_id, target FROM batch.operations',
-  PENDING: 'SELECT id, client_id, target FROM batch.pending',
+  PENDING: `SELECT id, client_id, target FROM batch.deferred
+            UNION ALL
+            SELECT o.id, o.client_id, o.target FROM batch.streams s
+             CROSS JOIN LATERAL (
+               SELECT o.id, o.client_id, o.target FROM batch.operations o
+                WHERE ${afterPosition('o', 's', `coalesce($4::bigint - 1, ${MAX_ID})`)} AND ($1::bigint IS NULL OR o.client_id = $1) AND ($3::text IS NULL OR o.label = $3)
+                  AND NOT EXISTS (SELECT FROM batch.outcomes x WHERE x.operation_id = o.id)
+                ORDER BY o.target DESC, o.priority DESC, o.id DESC LIMIT $5) o
+             WHERE $2::text IS NULL OR s.target = $2 OR substr(s.target, strpos(s.target, '.') + 1) = $2`,
   COMPLETED: `SELECT id, client_id, target FROM batch.operations
                WHERE id <= (SELECT greatest((SELECT last_id FROM batch.settled_runs ORDER BY first_id DESC LIMIT 1),
                                             (SELECT max(operation_id) FROM batch.outcomes)))`,
@@ -166,20 +178,24 @@ export class OperationService {
     return { items, nextCursor: rows.length > limit ? items[items.length - 1].id : null };
   }
 
-  /** PENDING → CANCELLED (it leaves the pending set); CONFLICT from any other state. */
+  /** PENDING → CANCELLED (leaving the deferred set if it is there); CONFLICT from any other state. */
   async cancel(client: AuthenticatedClient, id: string): Promise<IGetBatchOperationResponse> {
     return this.transition(
       client,
       await this.findOwned(client, id),
       'PENDING',
-      `WITH cancelled AS (DELETE FROM batch.pending WHERE id = $1 RETURNING id, client_id, target, attempts)
+      `WITH cancelled AS (SELECT id, client_id, target, attempts FROM batch.operation_states WHERE id = $1 AND status = 'PENDING'),
+       undeferred AS (DELETE FROM batch.deferred d USING cancelled c WHERE d.id = c.id),
+       counted AS (
+         INSERT INTO batch.operation_counts (client_id, target, status, minute, added, removed)
+         SELECT client_id, target, 'PENDING', date_trunc('minute', now()), 0, 1 FROM cancelled)
        INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, settled_at)
        SELECT id, client_id, target, 'CANCELLED', attempts, now() FROM cancelled RETURNING operation_id`,
     );
   }
 
   /**
-   * FAILED → PENDING (same id): its outcome goes and it is back in the pending set, due at once, to be applied again;
+   * FAILED → PENDING (same id): its outcome goes and it is in the deferred set, due at once, to be applied again;
    * CONFLICT from any other state, FORBIDDEN without the grant now.
    */
   async retry(client: AuthenticatedClient, id: string): Promise<IGetBatchOperationResponse> {
@@ -191,8 +207,11 @@ export class OperationService {
       client,
       operation,
       'FAILED',
-      `WITH retried AS (DELETE FROM batch.outcomes WHERE operation_id = $1 AND status = 'FAILED' RETURNING operation_id, client_id, target, attempts)
-       INSERT INTO batch.pending (id, client_id, target, priority, attempts, bytes, shape, identity, idempotency_key, label)
+      `WITH retried AS (DELETE FROM batch.outcomes WHERE operation_id = $1 AND status = 'FAILED' RETURNING operation_id, client_id, target, attempts),
+       counted AS (
+         INSERT INTO batch.operation_counts (client_id, target, status, minute, added, removed)
+         SELECT client_id, target, 'PENDING', date_trunc('minute', now()), 1, 0 FROM retried)
+       INSERT INTO batch.deferred (id, client_id, target, priority, attempts, bytes, shape, identity, idempotency_key, label)
        SELECT r.operation_id, r.client_id, r.target, o.priority, r.attempts, coalesce(pg_column_size(o.row_values), 0),
               coalesce(o.shape, batch.shape_of(o.type, o.row_values, o.row_key, o.conflict_key)), coalesce(o.identity, ''),
               o.idempotency_key, o.label
@@ -202,15 +221,19 @@ export class OperationService {
 
   /**
    * Runs `change` (one statement on the operation with id $1, returning a row when it applied) on an operation the
-   * client owns (found by findOwned), from status `from`.
+   * client owns (found by findOwned), from status `from`, once its target is locked: a chunk that read the operation
+   * has committed, and no chunk reads it until this commits.
    */
   private async transition(
     client: AuthenticatedClient,
-    { id }: OperationRow,
+    { id, target }: OperationRow,
     from: OperationStatus,
     change: string,
   ): Promise<IGetBatchOperationResponse> {
-    const changed = await this.db.query(change, [id]);
+    const changed = await this.db.transaction(async (tx) => {
+      await lockTargets(tx, [target]);
+      return (await tx.query(change, [id])).rows;
+    });
     const current = await this.findOwned(client, id);
     if (changed.length === 0)
       throw new BatchError('CONFLICT', `Operation ${id} is ${current.status}, not ${from}`, { status: current.status });

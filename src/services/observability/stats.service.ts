@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { OperationStatus } from '../../interfaces/operation.interfaces';
 import type { AuthenticatedClient } from '../access/client.service';
 import { Database } from '../storage/database';
+import { afterPosition } from '../storage/streams';
 
 export interface QueueStats {
   /** Operations by status, and by target and status. */
@@ -19,28 +20,35 @@ export interface QueueStats {
 export const THROUGHPUT_SINCE = `date_trunc('minute', now()) - interval '14 minutes'`;
 
 /**
- * The age of the oldest due PENDING operation: the first due one by id of each target and priority there is, found
- * in the pending set's due index (target, priority, id) by a loose index scan over its (target, priority) pairs, so
- * the cost does not grow with a backlog (counting through 200,000 pending rows took 90–800 ms). Ids are drawn in
+ * The age of the oldest due PENDING operation: the first one after each stream's position (one probe of the stream
+ * index per stream, passing over cancelled ones), and the first due one by id of each target and priority in the
+ * deferred set, found in its due index (target, priority, id) by a loose index scan over its (target, priority) pairs;
+ * so the cost does not grow with a backlog (counting through 200,000 pending rows took 90–800 ms). Ids are drawn in
  * order of creation.
  */
 const OLDEST_PENDING_AGE = `
   WITH RECURSIVE pairs AS (
-    (SELECT target, priority FROM batch.pending WHERE due_at IS NULL ORDER BY target, priority DESC LIMIT 1)
+    (SELECT target, priority FROM batch.deferred WHERE due_at IS NULL ORDER BY target, priority DESC LIMIT 1)
     UNION ALL
     SELECT next.target, next.priority FROM pairs p
      CROSS JOIN LATERAL (
-       (SELECT p.target, q.priority FROM batch.pending q
+       (SELECT p.target, q.priority FROM batch.deferred q
          WHERE q.due_at IS NULL AND q.target = p.target AND q.priority < p.priority ORDER BY q.priority DESC LIMIT 1)
        UNION ALL
-       (SELECT q.target, q.priority FROM batch.pending q WHERE q.due_at IS NULL AND q.target > p.target ORDER BY q.target, q.priority DESC LIMIT 1)
-       LIMIT 1) next)
+       (SELECT q.target, q.priority FROM batch.deferred q WHERE q.due_at IS NULL AND q.target > p.target ORDER BY q.target, q.priority DESC LIMIT 1)
+       LIMIT 1) next),
+  firsts AS (
+    SELECT first.id FROM pairs p
+     CROSS JOIN LATERAL (SELECT q.id FROM batch.deferred q
+                          WHERE q.due_at IS NULL AND q.target = p.target AND q.priority = p.priority AND ($1::bigint IS NULL OR q.client_id = $1)
+                          ORDER BY q.priority DESC, q.id LIMIT 1) first
+    UNION ALL
+    SELECT first.id FROM batch.streams s
+     CROSS JOIN LATERAL (SELECT o.id FROM batch.operations o
+                          WHERE ${afterPosition('o', 's')} AND ($1::bigint IS NULL OR o.client_id = $1) AND NOT EXISTS (SELECT FROM batch.outcomes x WHERE x.operation_id = o.id)
+                          ORDER BY o.target, o.priority, o.id LIMIT 1) first)
   SELECT coalesce(extract(epoch FROM now() - min(o.created_at)), 0)::float8 AS seconds
-    FROM pairs p
-    CROSS JOIN LATERAL (SELECT q.id FROM batch.pending q
-                         WHERE q.due_at IS NULL AND q.target = p.target AND q.priority = p.priority AND ($1::bigint IS NULL OR q.client_id = $1)
-                         ORDER BY q.priority DESC, q.id LIMIT 1) first
-    JOIN batch.operations o ON o.id = first.id`;
+    FROM firsts f JOIN batch.operations o ON o.id = f.id`;
 
 /**
  * The queue at a glance, for /api/stats, the dashboard and the metrics. A client sees its own operations;

@@ -1,3 +1,5 @@
+import type { PoolClient } from 'pg';
+
 /**
  * The service's PostgreSQL advisory locks, in one place so that no two share a key. Keys of one bigint; the target
  * locks use the two-int form, (TARGET_LOCK_SPACE, hashtext(target)), which cannot meet a one-key lock.
@@ -9,3 +11,16 @@ export const INGEST_LOCK = 4242_0001;
 export const MIGRATION_LOCK = 4242_0002;
 /** Key space of the transaction-scoped locks that give one target to one worker at a time. */
 export const TARGET_LOCK_SPACE = 4242;
+
+/**
+ * Waits for the target locks of these targets, held to the end of the transaction: a chunk holds its targets' while it
+ * runs, so what the transaction reads next (each statement takes its own snapshot) is what the last chunk committed,
+ * and no chunk reads these targets until it ends. Taken in one order, so that no two such transactions wait for each
+ * other (chunks never wait: they pass over targets locked elsewhere).
+ */
+export async function lockTargets(tx: PoolClient, targets: string[]): Promise<void> {
+  await tx.query(
+    `SELECT pg_advisory_xact_lock(${TARGET_LOCK_SPACE}, hashtext(t)) FROM (SELECT DISTINCT unnest($1::text[]) AS t ORDER BY 1) locked`,
+    [targets],
+  );
+}

@@ -17,6 +17,7 @@ import { NotificationsWrittenWithChunks1764700000000 } from '../../migrations/17
 import { SettledRuns1764800000000 } from '../../migrations/1764800000000-settled-runs';
 import { MessagesMadeWhenSent1764900000000 } from '../../migrations/1764900000000-messages-made-when-sent';
 import { RequestsRecordedOnce1765000000000 } from '../../migrations/1765000000000-requests-recorded-once';
+import { OperationsTakenFromStreams1765100000000 } from '../../migrations/1765100000000-operations-taken-from-streams';
 
 export const MIGRATIONS = [
   InitialSchema1763700000000,
@@ -32,6 +33,7 @@ export const MIGRATIONS = [
   SettledRuns1764800000000,
   MessagesMadeWhenSent1764900000000,
   RequestsRecordedOnce1765000000000,
+  OperationsTakenFromStreams1765100000000,
 ];
 
 /** Connection settings of a single pg Client for the configured database (or another one on the same server). */

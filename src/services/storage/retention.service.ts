@@ -1,12 +1,12 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config';
 import { Database } from './database';
+import { MAX_ID } from './streams';
 import { THROUGHPUT_SINCE } from '../observability/stats.service';
 
 const BATCH_SIZE = 1000;
 /** Runs hold up to a chunk's operations each: a few per statement. */
 const RUNS_PER_BATCH = 10;
-const MAX_ID = '9223372036854775807';
 
 /**
  * Deletes what is older than BATCH_RETENTION_HOURS, in small batches so that no long lock or transaction
@@ -107,7 +107,7 @@ export class RetentionService {
     );
     if (autovacuum === 'on') return false;
     await this.db.query(
-      'VACUUM (SKIP_LOCKED, ANALYZE) batch.pending, batch.outcomes, batch.settled_runs, batch.operations, batch.requests, batch.outbox, batch.operation_counts',
+      'VACUUM (SKIP_LOCKED, ANALYZE) batch.deferred, batch.streams, batch.outcomes, batch.settled_runs, batch.operations, batch.requests, batch.outbox, batch.operation_counts',
     );
     return true;
   }

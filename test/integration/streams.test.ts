@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { ItemReader } from '../../src/interfaces/chunk.interfaces';
+import { AuthenticatedClient } from '../../src/services/access/client.service';
+import { TARGETS_SQL } from '../../src/services/engine/chunk-reader.service';
+import { ChunkStep } from '../../src/services/engine/chunk-step.service';
+import { JobRepository } from '../../src/services/engine/job-repository';
+import { BatchError } from '../../src/services/batch-error';
+import { OperationService } from '../../src/services/ingest/operation.service';
+import { Database } from '../../src/services/storage/database';
+import { createTestApp, TestApp } from '../support/app-context';
+
+describe('streams: each target and priority taken in order of id from its position, deferred operations merged in (real PostgreSQL)', () => {
+  let t: TestApp;
+  let operations: OperationService;
+  let step: ChunkStep;
+  let client: AuthenticatedClient;
+
+  before(async () => {
+    t = await createTestApp({ BATCH_PROCESS_OPERATION_LIMIT: '1000', BATCH_PROCESS_OPERATION_INTERVAL: '10' });
+    operations = t.get(OperationService);
+    step = t.get(ChunkStep);
+    client = await t.client('streams');
+  });
+  after(() => t.close());
+
+  beforeEach(async () => {
+    // `applied` is drawn as rows go in: the order in which the operations were applied
+    await t.db.query(`DROP TABLE IF EXISTS public.items, public.flags`);
+    await t.db.query(`TRUNCATE batch.operations, batch.streams, batch.deferred, batch.outcomes, batch.holds`);
+    await t.db.query(`CREATE TABLE public.items (id int PRIMARY KEY, applied bigint GENERATED ALWAYS AS IDENTITY)`);
+  });
+
+  const insert = (id: number, extra: object = {}) => ({
+    target: 'items',
+    type: 'insert' as const,
+    values: { id },
+    ...extra,
+  });
+  const position = async () =>
+    (
+      await t.db.query<{ taken_through: string }>(
+        `SELECT taken_through FROM batch.streams WHERE target = 'public.items' AND priority = 0`,
+      )
+    )[0].taken_through;
+  const applied = async () =>
+    (await t.db.query<{ id: number }>(`SELECT id FROM public.items ORDER BY applied`)).map((r) => r.id);
+  const targetsWithWork = async () =>
+    (await t.db.query<{ target: string }>(TARGETS_SQL)).map((r) => r.target).filter((n) => n === 'public.items');
+  /** Chunks until nothing is pending, waiting out holds. */
+  async function drain(): Promise<void> {
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
+      if ((await step.execute()).read > 0) continue;
+      const [{ n }] = await t.db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM batch.operation_states WHERE status = 'PENDING'`,
+      );
+      if (n === 0) return;
+      await sleep(20);
+    }
+    throw new Error('the queue did not drain');
+  }
+
+  it('passes over cancelled operations, and moves on a stream that holds nothing else up to the horizon', async () => {
+    const created = await operations.createMany(
+      client,
+      [1, 2, 3, 4, 5].map((id) => insert(id)),
+    );
+    await operations.cancel(client, created[1].id);
+    await operations.cancel(client, created[4].id);
+    assert.equal((await step.execute()).read, 3);
+    assert.deepEqual(await applied(), [1, 3, 4]);
+    assert.equal(await position(), created[3].id, 'taken through the last one applied');
+
+    assert.deepEqual(await targetsWithWork(), ['public.items'], 'a cancelled one lies after the position');
+    assert.equal((await step.execute()).read, 0);
+    assert.ok(BigInt(await position()) >= BigInt(created[4].id), 'moved past it');
+    assert.deepEqual(await targetsWithWork(), [], 'nothing left to look at');
+
+    const [later] = await operations.createMany(client, [insert(6)]);
+    assert.equal((await step.execute()).read, 1);
+    assert.equal(await position(), later.id);
+    assert.deepEqual(await applied(), [1, 3, 4, 6]);
+  });
+
+  it('makes a cancel wait for the chunk that read its operation, then finds what that chunk settled', async () => {
+    const created = await operations.createMany(
+      client,
+      [1, 2, 3].map((id) => insert(id)),
+    );
+    let cancel: Promise<unknown> | undefined;
+    let cancelled = false;
+    await t.get(Database).transaction(async (tx) => {
+      const read = await t.app.get<ItemReader>(ItemReader).read(tx, 10);
+      assert.equal(read.length, 3);
+      cancel = operations.cancel(client, created[1].id).finally(() => (cancelled = true));
+      await sleep(300);
+      assert.equal(cancelled, false, 'the cancel waits for the chunk');
+      const outcomes = read.map((operation) => ({
+        operation,
+        status: 'COMPLETED' as const,
+        rowsAffected: 1,
+        error: null,
+      }));
+      await t.get(JobRepository).recordChunk(tx, { startedAt: new Date(), read: 3, filtered: 0, steps: [], outcomes });
+    });
+    await assert.rejects(cancel!, (error: BatchError) => error.code === 'CONFLICT' && /COMPLETED/.test(error.message));
+    assert.equal(await position(), created[2].id);
+    assert.equal((await step.execute()).read, 0, 'nothing is read twice');
+  });
+
+  it('sets the operations of a chunk that failed as a whole apart, moves their stream past them, and applies them first', async () => {
+    await t.db.query(`CREATE TABLE public.flags (transient boolean NOT NULL)`);
+    await t.db.query(`INSERT INTO public.flags VALUES (true)`);
+    await t.db.query(`CREATE OR REPLACE FUNCTION public.items_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF (SELECT transient FROM public.flags) THEN RAISE EXCEPTION 'simulated deadlock' USING ERRCODE = '40P01'; END IF; RETURN NEW; END $$`);
+    await t.db.query(
+      `CREATE TRIGGER items_guard BEFORE INSERT ON public.items FOR EACH ROW EXECUTE FUNCTION public.items_guard()`,
+    );
+    const first = await operations.createMany(
+      client,
+      [1, 2, 3].map((id) => insert(id)),
+    );
+    assert.equal((await step.execute()).read, 3);
+    assert.deepEqual(
+      await t.db.query(`SELECT id, failures FROM batch.deferred ORDER BY id`),
+      first.map(({ id }) => ({ id, failures: 1 })),
+      'set apart, each with the failure counted',
+    );
+    assert.equal(await position(), first[2].id, 'their stream moved past them');
+
+    const [later] = await operations.createMany(client, [insert(4)]);
+    await t.db.query(`UPDATE public.flags SET transient = false`);
+    await drain();
+    assert.deepEqual(await applied(), [1, 2, 3, 4], 'in order of id, the deferred ones merged with their stream');
+    assert.equal(await position(), later.id);
+    assert.deepEqual(await t.db.query(`SELECT id FROM batch.deferred`), []);
+    assert.deepEqual(
+      await t.db.query(`SELECT DISTINCT status, attempts FROM batch.operation_states WHERE id = ANY ($1::bigint[])`, [
+        [...first, later].map((c) => c.id),
+      ]),
+      [{ status: 'COMPLETED', attempts: 1 }],
+    );
+  });
+
+  it('merges a scheduled operation that came due into its stream in order of id', async () => {
+    const [scheduled] = await operations.createMany(client, [
+      insert(1, { notBefore: new Date(Date.now() + 300).toISOString() }),
+    ]);
+    await operations.createMany(client, [insert(2)]);
+    assert.equal((await step.execute()).read, 1, 'the later one does not wait for it');
+    await sleep(400);
+    const [after] = await operations.createMany(client, [insert(3)]);
+    await drain();
+    assert.deepEqual(await applied(), [2, 1, 3], 'due before the third was created: applied before it');
+    assert.deepEqual(await t.db.query(`SELECT id FROM batch.deferred`), []);
+    assert.equal(await position(), after.id);
+    assert.ok(BigInt(scheduled.id) < BigInt(after.id));
+  });
+});
