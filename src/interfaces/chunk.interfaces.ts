@@ -8,31 +8,38 @@ import type { IOperationError, OperationType } from './operation.interfaces';
  */
 
 /**
- * A pending operation claimed by a chunk transaction (its target stays locked until the chunk commits). Its values stay
- * in the database: statements read them from there; the planner needs only its shape and identity (row-identity.ts).
+ * A pending operation claimed by a chunk transaction, or a run of them: operations alike (one client, target, shape and
+ * priority, inserts or upserts read from their stream) with consecutive ids, claimed, applied and recorded together.
+ * Its target stays locked until the chunk commits. Its values stay in the database: statements read them from there;
+ * the planner needs only its shape and identity (row-identity.ts), and a run needs no planning (a statement keeps
+ * inserts and upserts in order, and one that meets a row twice fails and is applied one at a time).
  */
 export interface ClaimedOperation {
+  /** Its id; a run's first. */
   id: string;
+  /** 1, or how many operations the run holds: the ids from `id` on. */
+  count: number;
   clientId: string;
   target: string;
   /** Its type, columns and key columns, and the version of the table's keys its identity was computed against. */
   shape: string;
-  identity: string;
+  /** The rows it may touch; null for a run. */
+  identity: string | null;
   /** Higher is applied earlier (order of application: priority, then id). */
   priority: number;
   /** How many times it was applied before (it is PENDING again after a retry). */
   attempts: number;
   /** How many chunks it was in that failed as a whole. */
   failures: number;
-  /** The size of its values, for the chunk's and the statements' byte budgets. */
+  /** The size of its values (a run's, together), for the chunk's and the statements' byte budgets. */
   bytes: number;
-  /** Echoed in its notification. */
-  idempotencyKey: string | null;
-  label: string | null;
+  /** The length of its idempotency key and label as JSON, which its notification echoes (a run's, together). */
+  chars: number;
   /** Read from the deferred set (scheduled, retried or held back), not from its stream. */
   deferred: boolean;
 }
 
+/** How an operation settled; a run's operations all completed, each affecting one row. */
 export interface OperationOutcome {
   operation: ClaimedOperation;
   status: 'COMPLETED' | 'FAILED';
@@ -68,8 +75,11 @@ export abstract class ItemProcessor {
 }
 
 export abstract class ItemWriter {
-  /** Runs one statement; returns rowsAffected for each of the plan's operations, in order. */
-  abstract write(tx: PoolClient, plan: StatementPlan): Promise<number[]>;
+  /**
+   * Runs one statement; returns null when each of its operations affected one row, else the rows each affected, in
+   * order, its runs taken apart (eachOperation).
+   */
+  abstract write(tx: PoolClient, plan: StatementPlan): Promise<number[] | null>;
 }
 
 export abstract class SkipPolicy {

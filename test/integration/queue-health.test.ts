@@ -107,15 +107,13 @@ describe('queue health: what the claim reads does not grow with the backlog or w
         (await connection.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql}`, params)).rows[0]['QUERY PLAN'][0];
       const targets = await plan(TARGETS_SQL);
       const heads = (await connection.query(TARGETS_SQL)).rows as { horizon: string; target: string }[];
-      const claim = await plan(CLAIM_SQL, [
-        heads.map((h) => h.target),
-        heads.map(() => 1000),
-        heads[0]?.horizon ?? '0',
-        1000,
-      ]);
+      const params = [heads.map((h) => h.target), heads.map(() => 1000), heads[0]?.horizon ?? '0', 1000];
+      const claim = await plan(CLAIM_SQL, params);
+      const [{ claimed }] = (await connection.query(`SELECT sum(count)::int AS claimed FROM (${CLAIM_SQL}) c`, params))
+        .rows as { claimed: number }[];
       const buffers = (p: { Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }) =>
         p.Plan['Shared Hit Blocks'] + p.Plan['Shared Read Blocks'];
-      return { buffers: buffers(targets) + buffers(claim), claimed: claim.Plan['Actual Rows'] };
+      return { buffers: buffers(targets) + buffers(claim), claimed };
     } finally {
       await connection.query('ROLLBACK');
       connection.release();

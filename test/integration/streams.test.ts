@@ -92,7 +92,11 @@ describe('streams: each target and priority taken in order of id from its positi
     let cancelled = false;
     await t.get(Database).transaction(async (tx) => {
       const read = await t.app.get<ItemReader>(ItemReader).read(tx, 10);
-      assert.equal(read.length, 3);
+      assert.deepEqual(
+        read.map((r) => [r.id, r.count]),
+        [[created[0].id, 3]],
+        'one run',
+      );
       cancel = operations.cancel(client, created[1].id).finally(() => (cancelled = true));
       await sleep(300);
       assert.equal(cancelled, false, 'the cancel waits for the chunk');
@@ -156,5 +160,72 @@ describe('streams: each target and priority taken in order of id from its positi
     assert.deepEqual(await t.db.query(`SELECT id FROM batch.deferred`), []);
     assert.equal(await position(), after.id);
     assert.ok(BigInt(scheduled.id) < BigInt(after.id));
+  });
+});
+
+describe("runs: a stream's leading inserts and upserts claimed whole (real PostgreSQL)", () => {
+  let t: TestApp;
+  let operations: OperationService;
+  let alice: AuthenticatedClient;
+  let bob: AuthenticatedClient;
+
+  before(async () => {
+    t = await createTestApp({ BATCH_PROCESS_OPERATION_LIMIT: '1000' });
+    operations = t.get(OperationService);
+    alice = await t.client('alice');
+    bob = await t.client('bob');
+    await t.db.query(`CREATE TABLE public.items (id int PRIMARY KEY, qty int, note text)`);
+  });
+  after(() => t.close());
+
+  const insert = (id: number) => ({ target: 'items', type: 'insert' as const, values: { id, qty: 1 } });
+
+  it("claims runs of one client and shape, in order of id, then each operation after the stream's first update", async () => {
+    const created = [
+      ...(await operations.createMany(alice, [insert(1), insert(2), insert(3)])),
+      ...(await operations.createMany(bob, [insert(4), insert(5)])),
+      ...(await operations.createMany(alice, [
+        { target: 'items', type: 'insert', values: { id: 6, note: 'another shape' } },
+        insert(7),
+        { target: 'items', type: 'update', key: { id: 2 }, values: { qty: 5 } },
+        insert(8),
+      ])),
+    ];
+    const ids = created.map((c) => c.id);
+    await t
+      .get(Database)
+      .transaction(async (tx) => {
+        const read = await t.app.get<ItemReader>(ItemReader).read(tx, 100);
+        assert.deepEqual(
+          read.map((r) => [r.id, r.count, r.clientId, r.identity === null]),
+          [
+            [ids[0], 3, alice.id, true],
+            [ids[3], 2, bob.id, true],
+            [ids[5], 1, alice.id, true],
+            [ids[6], 1, alice.id, true],
+            [ids[7], 1, alice.id, false],
+            [ids[8], 1, alice.id, false],
+          ],
+        );
+        throw Object.assign(new Error('rollback'), { rollback: true });
+      })
+      .catch((error: { rollback?: boolean }) => assert.ok(error.rollback));
+
+    assert.equal((await t.get(ChunkStep).execute()).read, 9);
+    assert.deepEqual(await t.db.query(`SELECT id, qty, note FROM public.items ORDER BY id`), [
+      { id: 1, qty: 1, note: null },
+      { id: 2, qty: 5, note: null },
+      { id: 3, qty: 1, note: null },
+      { id: 4, qty: 1, note: null },
+      { id: 5, qty: 1, note: null },
+      { id: 6, qty: null, note: 'another shape' },
+      { id: 7, qty: 1, note: null },
+      { id: 8, qty: 1, note: null },
+    ]);
+    assert.deepEqual(
+      await t.db.query(`SELECT first_id, last_id FROM batch.settled_runs ORDER BY first_id`),
+      [{ first_id: ids[0], last_id: ids[8] }],
+      'completed plainly: one run of ids, whoever sent them',
+    );
   });
 });

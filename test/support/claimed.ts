@@ -27,9 +27,9 @@ export function claimed(
     attempts: 0,
     failures: 0,
     bytes: 0,
-    idempotencyKey: null,
-    label: null,
+    chars: 8,
     deferred: false,
+    count: 1,
     ...extra,
   };
 }
@@ -46,9 +46,9 @@ export function claimedId(id: string, extra: Partial<ClaimedOperation> = {}): Cl
     attempts: 0,
     failures: 0,
     bytes: 0,
-    idempotencyKey: null,
-    label: null,
+    chars: 8,
     deferred: false,
+    count: 1,
     ...extra,
   };
 }

@@ -180,7 +180,7 @@ describe('the job repository: what a chunk records, in one statement', () => {
   it("writes each client's message as the ids it reports, with no exceptions when every operation completed plainly", () => {
     const messages = settledMessages([
       completed(operation('10', '1')),
-      completed({ ...operation('9', '1'), idempotencyKey: 'k"', label: 'l' }),
+      completed({ ...operation('9', '1'), chars: '"k\\""'.length + '"l"'.length }),
       completed(operation('3', '2')),
     ]);
     assert.deepEqual(
@@ -194,7 +194,8 @@ describe('the job repository: what a chunk records, in one statement', () => {
 
   it("cuts a client's operations into messages of at most about MAX_MESSAGE_CHARS (and one operation)", () => {
     const label = 'x'.repeat(MAX_MESSAGE_CHARS / 4);
-    const outcomes = Array.from({ length: 10 }, (_, i) => completed({ ...operation(String(i + 1), '1'), label }));
+    const chars = JSON.stringify(label).length + 'null'.length; // a label, no idempotency key
+    const outcomes = Array.from({ length: 10 }, (_, i) => completed({ ...operation(String(i + 1), '1'), chars }));
     const messages = settledMessages([...outcomes, completed(operation('11', '2'))]);
     assert.deepEqual(
       messages.map((m) => [m.clientId, m.operations]),
@@ -208,6 +209,46 @@ describe('the job repository: what a chunk records, in one statement', () => {
     );
     for (const { size } of messages) assert.ok(size <= MAX_MESSAGE_CHARS);
     assert.ok(messages[0].size > 3 * label.length, 'the estimate counts what the text holds');
+  });
+
+  it("cuts a run across messages by its operations' average size, reporting each operation once", () => {
+    const each = 4_000; // each operation's label and key, as JSON
+    const run = { ...operation('1', '1'), count: 600, chars: 600 * each };
+    const messages = settledMessages([completed(run), completed({ ...operation('601', '1'), chars: 8 })]);
+    const fits = Math.floor(MAX_MESSAGE_CHARS / each); // and a little less: each operation's id, outcome, target, type
+    assert.deepEqual(messages[0].operations, `{[1,${messages[0].operations.match(/,(\d+)\]/)![1]}]}`);
+    const firstLast = Number(messages[0].operations.match(/,(\d+)\]/)![1]);
+    assert.ok(firstLast > fits * 0.9 && firstLast <= fits, `${firstLast} operations in the first, about ${fits} fit`);
+    assert.equal(messages.at(-1)!.operations.match(/,(\d+)\]\}$/)![1], '601', 'every operation, each once');
+    for (const { size } of messages) assert.ok(size <= MAX_MESSAGE_CHARS);
+    const reported = messages.map((m) =>
+      m.operations
+        .match(/\[(\d+),(\d+)\]/)!
+        .slice(1)
+        .map(Number),
+    );
+    reported.forEach(([first], i) => i > 0 && assert.equal(first, reported[i - 1][1] + 1, 'next to the last one'));
+  });
+
+  it('records a run of completions as a run of ids and counts its operations; its stream is taken through its last id', () => {
+    const params = recordChunkParams({
+      startedAt,
+      read: 1002,
+      filtered: 0,
+      steps: [],
+      outcomes: [
+        completed({ ...operation('100', '1'), count: 1000 }),
+        completed(operation('1100', '1')),
+        completed(operation('1101', '2')),
+      ],
+    });
+    assert.deepEqual(params.slice(9, 11), ['{100}', '{1101}'], 'runs that meet are one, whoever sent them');
+    assert.deepEqual(
+      params.slice(11, 15),
+      ['{1,2}', '{1,1}', '{1001,1}', '{1001,1}'],
+      'completed and settled by client',
+    );
+    assert.deepEqual(params.slice(20, 24), ['{1}', '{0}', '{1101}', '{}'], 'the stream and its last id');
   });
 
   it('says nothing failed when nothing did', () => {

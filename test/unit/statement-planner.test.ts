@@ -4,9 +4,9 @@ import type { StatementPlan } from '../../src/interfaces/chunk.interfaces';
 import type { OperationType, RowValues } from '../../src/interfaces/operation.interfaces';
 import type { TargetTable } from '../../src/interfaces/catalog.interfaces';
 import { canonicalValue, parseIdentity, planningOf } from '../../src/services/ingest/row-identity';
-import { planStatements as planClaimed } from '../../src/services/engine/statement-planner';
+import { planRuns, planStatements as planClaimed } from '../../src/services/engine/statement-planner';
 import { column, targetTable } from '../support/catalog-fixtures';
-import { claimed, RawOperation } from '../support/claimed';
+import { claimed, claimedId, RawOperation } from '../support/claimed';
 
 const col = column;
 
@@ -387,5 +387,52 @@ describe('parseIdentity: the stored identity, read back', () => {
   it('reads an identity stored without one (before planning was stored) as touching nothing known', () => {
     assert.deepEqual(parseIdentity(''), { tokens: [], key: undefined, keys: [], barrier: false });
     assert.deepEqual(parseIdentity('a b'), { tokens: ['a', 'b'], key: undefined, keys: [], barrier: false });
+  });
+});
+
+describe('planning runs: inserts and upserts taken whole from a stream', () => {
+  const shapeOf = (values: RowValues) => claimed(single, op('insert', values)).shape;
+  const run = (id: string, count: number, shape = shapeOf({ id: 1, qty: 1 }), bytes = count * 10) =>
+    claimedId(id, { count, shape, bytes, chars: 8 * count, identity: null, target: single.name });
+  const spans = (statements: StatementPlan[]) => statements.map((s) => s.operations.map((o) => `${o.id}+${o.count}`));
+
+  it('fills each statement up to its rows in order, cutting a run where a statement is full', () => {
+    const statements = planRuns(single, [run('1', 3), run('10', 4), run('20', 1)], { rows: 5, bytes: Infinity });
+    assert.deepEqual(spans(statements), [
+      ['1+3', '10+2'],
+      ['12+2', '20+1'],
+    ]);
+    assert.deepEqual(
+      statements.map((s) => [s.type, s.columns]),
+      [
+        ['insert', ['id', 'qty']],
+        ['insert', ['id', 'qty']],
+      ],
+    );
+    assert.deepEqual(
+      statements[0].operations.map((o) => o.bytes),
+      [30, 20],
+      'a run cut shares its bytes',
+    );
+  });
+
+  it('starts a statement where the shape changes, keeping the order of application', () => {
+    const other = shapeOf({ id: 1, note: 'n' });
+    assert.deepEqual(
+      spans(planRuns(single, [run('1', 2), run('3', 1, other), run('4', 2)], { rows: 100, bytes: Infinity })),
+      [['1+2'], ['3+1'], ['4+2']],
+    );
+  });
+
+  it("cuts by bytes at the run's average size, and gives every operation its own statement where the table needs one", () => {
+    assert.deepEqual(spans(planRuns(single, [run('1', 10, undefined, 100)], { rows: 100, bytes: 35 })), [
+      ['1+4'],
+      ['5+4'],
+      ['9+2'],
+    ]);
+    assert.deepEqual(
+      spans(planRuns({ ...single, oneRowStatements: true }, [run('1', 3)], { rows: 100, bytes: Infinity })),
+      [['1+1'], ['2+1'], ['3+1']],
+    );
   });
 });

@@ -8,9 +8,10 @@ import {
   StatementPlan,
 } from '../../interfaces/chunk.interfaces';
 import { CatalogService } from '../storage/catalog.service';
-import { planStatements } from './statement-planner';
+import { planRuns, planStatements } from './statement-planner';
+import { eachOperation } from './runs';
 
-/** Plans a chunk, target by target, into set-based statements (see planStatements). */
+/** Plans a chunk, target by target, into set-based statements (see planStatements and planRuns). */
 @Injectable()
 export class ChunkProcessor extends ItemProcessor {
   constructor(
@@ -29,19 +30,32 @@ export class ChunkProcessor extends ItemProcessor {
         // The table is gone: applied one at a time, each would fail the same way.
         const error = { code: '42P01', message: `relation "${target}" does not exist` };
         filtered.push(
-          ...operations.map((operation) => ({ operation, status: 'FAILED' as const, rowsAffected: null, error })),
+          ...operations
+            .flatMap(eachOperation)
+            .map((operation) => ({ operation, status: 'FAILED' as const, rowsAffected: null, error })),
         );
         continue;
       }
-      statements.push(
-        ...planStatements(table, operations, {
-          rows: this.config.poll.statementMaxRows,
-          bytes: this.config.poll.maxStatementBytes,
-        }),
-      );
+      const limits = { rows: this.config.poll.statementMaxRows, bytes: this.config.poll.maxStatementBytes };
+      for (const part of parts(operations))
+        statements.push(...(part[0].identity === null ? planRuns : planStatements)(table, part, limits));
     }
     return { statements, filtered };
   }
+}
+
+/**
+ * A target's claimed operations in order, cut where runs give way to operations one by one or back: each part is
+ * planned on its own and its statements follow the previous part's, as its operations follow theirs.
+ */
+function parts(operations: ClaimedOperation[]): ClaimedOperation[][] {
+  const cut: ClaimedOperation[][] = [];
+  for (const operation of operations) {
+    const last = cut.at(-1);
+    if (last && (last[0].identity === null) === (operation.identity === null)) last.push(operation);
+    else cut.push([operation]);
+  }
+  return cut;
 }
 
 function groupByTarget(chunk: ClaimedOperation[]): Map<string, ClaimedOperation[]> {

@@ -4,6 +4,7 @@ import { AppConfig } from '../../config/app-config';
 import { ClaimedOperation, ItemReader } from '../../interfaces/chunk.interfaces';
 import { INGEST_LOCK, TARGET_LOCK_SPACE } from '../storage/advisory-locks';
 import { afterPosition } from '../storage/streams';
+import { splitRun } from './runs';
 
 /** Scheduled operations made due per claim at most; more are made due by the next ones. */
 const PROMOTIONS = 10_000;
@@ -59,8 +60,8 @@ export const CLAIM_SQL = `SELECT * FROM batch.claim($1::text[], $2::int[], $3::b
 /** A row of CLAIM_SQL as node-postgres gives it in array mode (its objects took twice as long, 50 ms for 20,000). */
 type ClaimedRow = [
   string,
-  string,
   number,
+  string,
   number,
   number,
   number,
@@ -68,37 +69,25 @@ type ClaimedRow = [
   string,
   string,
   string | null,
-  string | null,
+  string,
   boolean,
 ];
 
 /**
- * The claimed operations, each target's cut at its share of the byte budget (the budget divided among the targets): a
- * target's rows come in order of application, so what it takes is a prefix, and what is left stays to be claimed again.
+ * The claimed operations and runs, each target's cut at its share of the byte budget (the budget divided among the
+ * targets): a target's rows come in order of application, so what it takes is a prefix, and what is left stays to be
+ * claimed again. A run is cut by its average size.
  */
 function withinBudget(rows: ClaimedRow[], targets: string[], share: number): ClaimedOperation[] {
   const operations: ClaimedOperation[] = [];
   let target = -1;
   let bytes = 0;
-  for (const [
-    id,
-    clientId,
-    n,
-    priority,
-    attempts,
-    failures,
-    size,
-    shape,
-    identity,
-    idempotencyKey,
-    label,
-    deferred,
-  ] of rows) {
+  for (const [id, count, clientId, n, priority, attempts, failures, size, shape, identity, chars, deferred] of rows) {
     if (n !== target) [target, bytes] = [n, 0];
     else if (bytes >= share) continue;
-    bytes += size;
-    operations.push({
+    const claimed: ClaimedOperation = {
       id,
+      count,
       clientId,
       target: targets[n - 1],
       shape,
@@ -106,11 +95,16 @@ function withinBudget(rows: ClaimedRow[], targets: string[], share: number): Cla
       priority,
       attempts,
       failures,
-      bytes: size,
-      idempotencyKey,
-      label,
+      bytes: Number(size),
+      chars: Number(chars),
       deferred,
-    });
+    };
+    const [taken] =
+      bytes + claimed.bytes > share
+        ? splitRun(claimed, Math.ceil(((share - bytes) * count) / claimed.bytes))
+        : [claimed];
+    bytes += taken.bytes;
+    operations.push(taken);
   }
   return operations;
 }

@@ -17,6 +17,7 @@ import { Database } from '../storage/database';
 import { EngineError, isConnectionError, operationError, publicReason } from '../storage/database-error';
 import { emptyCounts, JobRepository, StepRecord } from './job-repository';
 import { shapeType } from '../ingest/row-identity';
+import { eachOperation, operationCount } from './runs';
 
 export interface ChunkResult {
   executionId: string | null;
@@ -74,7 +75,7 @@ export class ChunkStep {
         const outcomes: OperationOutcome[] = [...plan.filtered];
         const steps: StepRecord[] = [];
         for (const statement of plan.statements) steps.push(await this.runStatement(tx, statement, outcomes));
-        const record = { startedAt, read: chunk.length, filtered: plan.filtered.length, steps, outcomes };
+        const record = { startedAt, read: operationCount(chunk), filtered: plan.filtered.length, steps, outcomes };
         return { ...record, executionId: await this.jobRepository.recordChunk(tx, record) };
       }, DEFERRED_CONSTRAINTS_PER_STATEMENT);
       if (!summary) return { executionId: null, read: 0, full: false };
@@ -83,12 +84,11 @@ export class ChunkStep {
       const full = summary.read >= limit || bytes * 2 >= this.config.poll.maxChunkBytes;
       return { executionId: summary.executionId, read: summary.read, full };
     } catch (error) {
-      for (const listener of this.listeners.all) listener.afterChunkError?.(error, chunk.length);
-      if (chunk.length === 0 || isConnectionError(error)) {
-        if (chunk.length > 0)
-          await this.jobRepository
-            .recordFailure(startedAt, chunk.length, error, 'to be retried')
-            .catch(() => undefined);
+      const read = operationCount(chunk);
+      for (const listener of this.listeners.all) listener.afterChunkError?.(error, read);
+      if (read === 0 || isConnectionError(error)) {
+        if (read > 0)
+          await this.jobRepository.recordFailure(startedAt, read, error, 'to be retried').catch(() => undefined);
         throw error;
       }
       return this.failChunk(startedAt, chunk, error);
@@ -98,11 +98,12 @@ export class ChunkStep {
   /** A chunk that failed as a whole, though the database answers: counted against its operations (see ChunkStep). */
   private async failChunk(startedAt: Date, chunk: ClaimedOperation[], error: unknown): Promise<ChunkResult> {
     const failures = chunk.reduce((most, op) => Math.max(most, op.failures), 0) + 1;
-    if (this.retryPolicy.givesUp(chunk.length, failures)) return this.giveUp(startedAt, chunk[0], failures, error);
+    const read = operationCount(chunk);
+    if (this.retryPolicy.givesUp(read, failures)) return this.giveUp(startedAt, chunk[0], failures, error);
     const retried = failures <= this.config.poll.retryLimit; // else split (the retry policy's next chunk sizes)
     const holdMs = retried ? this.backOffPolicy.delayMs(failures) : 0;
     const failed = new Map<string, number>(); // operations of each target in the chunk
-    for (const { target } of chunk) failed.set(target, (failed.get(target) ?? 0) + 1);
+    for (const { target, count } of chunk) failed.set(target, (failed.get(target) ?? 0) + count);
     const sizes = new Map(
       [...failed].map(([target, count]) => [target, this.retryPolicy.nextChunkSize(count, failures)]),
     );
@@ -110,13 +111,8 @@ export class ChunkStep {
       ? `to be retried in ${holdMs} ms`
       : `to be claimed in chunks of ${[...new Set(sizes.values())].join(', ')}`;
     await this.jobRepository.holdBack(chunk, sizes, holdMs);
-    const executionId = await this.jobRepository.recordFailure(
-      startedAt,
-      chunk.length,
-      error,
-      `failure ${failures}, ${next}`,
-    );
-    return { executionId, read: chunk.length, full: true };
+    const executionId = await this.jobRepository.recordFailure(startedAt, read, error, `failure ${failures}, ${next}`);
+    return { executionId, read, full: true };
   }
 
   /** An operation alone in a chunk that failed as a whole once more: it cannot be applied, and ends FAILED. */
@@ -171,22 +167,24 @@ export class ChunkStep {
       exitMessage: null,
       startedAt: new Date(),
       endedAt: new Date(),
-      readCount: plan.operations.length,
+      readCount: operationCount(plan.operations),
       commitCount: 1,
     };
     await tx.query('SAVEPOINT statement');
     try {
       const rows = await this.writer.write(tx, plan);
       await tx.query('RELEASE SAVEPOINT statement');
-      plan.operations.forEach((operation, i) => outcomes.push(completed(operation, rows[i])));
-      step.writeCount = plan.operations.length;
+      if (rows === null) for (const operation of plan.operations) outcomes.push(completed(operation, 1));
+      else
+        plan.operations.flatMap(eachOperation).forEach((operation, i) => outcomes.push(completed(operation, rows[i])));
+      step.writeCount = step.readCount;
     } catch (error) {
       if (this.retryPolicy.isRetryable(error)) throw error;
       await tx.query('ROLLBACK TO SAVEPOINT statement');
       step.rollbackCount += 1;
       step.exitMessage = `statement failed with ${publicReason(error)}; applied item by item`;
       const skippedBefore = outcomes.filter((o) => o.status === 'FAILED').length;
-      for (const operation of plan.operations) {
+      for (const operation of plan.operations.flatMap(eachOperation)) {
         const outcome = await this.runOne(tx, plan, operation, skippedBefore + step.writeSkipCount);
         outcomes.push(outcome);
         if (outcome.status === 'COMPLETED') step.writeCount += 1;
@@ -208,7 +206,7 @@ export class ChunkStep {
   ): Promise<OperationOutcome> {
     await tx.query('SAVEPOINT item');
     try {
-      const [rows] = await this.writer.write(tx, { ...plan, operations: [operation] });
+      const [rows] = (await this.writer.write(tx, { ...plan, operations: [operation] })) ?? [1];
       await tx.query('RELEASE SAVEPOINT item');
       return completed(operation, rows);
     } catch (error) {

@@ -4,7 +4,7 @@ import type { PoolClient } from 'pg';
 import type { ClaimedOperation, OperationOutcome, StepCounts } from '../../interfaces/chunk.interfaces';
 import { SETTLED_ROUTING_KEY_PREFIX } from '../../interfaces/operation.interfaces';
 import { Database, numberArray } from '../storage/database';
-import { runParams } from '../storage/id-runs';
+import { lastId, runParams } from '../storage/id-runs';
 import { publicReason } from '../storage/database-error';
 import { lockTargets } from '../storage/advisory-locks';
 import { settledMessages } from '../outbox/settled-events';
@@ -137,31 +137,32 @@ export function recordChunkParams({ startedAt, read, filtered, steps, outcomes }
     ended_at: step.endedAt,
   }));
   const targetIndex = new Map<string, number>();
-  const plain: string[] = [];
+  const plain: ClaimedOperation[] = [];
   const rows: OperationOutcome[] = [];
   const counts = new Map<string, { clientId: string; target: number; completed: number; settled: number }>();
   const streams = new Map<string, { target: number; priority: number; last: string }>(); // the last id read of each
   const deferred: string[] = [];
   for (const outcome of outcomes) {
-    const { id, clientId, target, priority } = outcome.operation;
+    const { id, count: operations, clientId, target, priority } = outcome.operation;
     let index = targetIndex.get(target);
     if (index === undefined) targetIndex.set(target, (index = targetIndex.size + 1));
     const key = `${clientId} ${index}`;
     let count = counts.get(key);
     if (!count) counts.set(key, (count = { clientId, target: index, completed: 0, settled: 0 }));
-    count.settled += 1;
+    count.settled += operations;
     if (outcome.operation.deferred) deferred.push(id);
     else {
+      const last = lastId(outcome.operation);
       const stream = streams.get(`${index} ${priority}`);
-      if (!stream) streams.set(`${index} ${priority}`, { target: index, priority, last: id });
-      else if (isAfter(id, stream.last)) stream.last = id;
+      if (!stream) streams.set(`${index} ${priority}`, { target: index, priority, last });
+      else if (isAfter(last, stream.last)) stream.last = last;
     }
     if (!isPlain(outcome)) {
       rows.push(outcome);
       continue;
     }
-    plain.push(id);
-    count.completed += 1;
+    plain.push(outcome.operation);
+    count.completed += operations;
   }
   const messages = settledMessages(outcomes);
   return [
@@ -227,7 +228,9 @@ export class JobRepository {
     await this.db.transaction(async (tx) => {
       await lockTargets(tx, [...chunkSizes.keys()]);
       await tx.query(
-        `WITH chunk AS (SELECT * FROM unnest($1::bigint[], $2::bool[]) AS c(id, deferred)),
+        `WITH chunk AS (
+           SELECT id, c.deferred FROM unnest($1::bigint[], $2::int[], $3::bool[]) AS c(first_id, count, deferred),
+                  generate_series(c.first_id, c.first_id + c.count - 1) AS id),
          counted AS (UPDATE batch.deferred d SET failures = d.failures + 1 FROM chunk c WHERE c.deferred AND d.id = c.id),
          set_apart AS (
            INSERT INTO batch.deferred (id, client_id, target, priority, failures, bytes, shape, identity, idempotency_key, label)
@@ -241,10 +244,11 @@ export class JobRepository {
              FROM (SELECT target, priority, max(id) AS last_id FROM set_apart GROUP BY 1, 2) a
             WHERE s.target = a.target AND s.priority = a.priority)
          INSERT INTO batch.holds (target, until, chunk_size)
-         SELECT target, now() + $5 * interval '1 millisecond', size FROM unnest($3::text[], $4::int[]) AS h(target, size)
+         SELECT target, now() + $6 * interval '1 millisecond', size FROM unnest($4::text[], $5::int[]) AS h(target, size)
          ON CONFLICT (target) DO UPDATE SET until = EXCLUDED.until, chunk_size = EXCLUDED.chunk_size`,
         [
           chunk.map((op) => op.id),
+          chunk.map((op) => op.count),
           chunk.map((op) => op.deferred),
           [...chunkSizes.keys()],
           [...chunkSizes.values()],

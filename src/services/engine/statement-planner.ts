@@ -1,6 +1,7 @@
 import type { ClaimedOperation, StatementPlan } from '../../interfaces/chunk.interfaces';
 import type { TargetTable } from '../../interfaces/catalog.interfaces';
 import { keysVersion, parseIdentity, parseShape, Shape } from '../ingest/row-identity';
+import { splitRun } from './runs';
 
 /**
  * Plans the operations of one target, in their order of application, into statements that — run in order —
@@ -62,7 +63,7 @@ export function planStatements(
       floor = statements.length;
       continue;
     }
-    const identity = parseIdentity(op.identity);
+    const identity = parseIdentity(op.identity ?? '');
     let min = identity.barrier ? statements.length : floor;
     for (const token of identity.tokens) min = Math.max(min, (lastOfToken.get(token) ?? -1) + 1);
     min = Math.max(min, lastUnknownKeyed + 1);
@@ -107,6 +108,39 @@ export function planStatements(
     }
     if (shape.type === 'delete') lastDelete = Math.max(lastDelete, index);
     if (identity.barrier) floor = index + 1;
+  }
+  return statements;
+}
+
+/**
+ * Plans runs (inserts and upserts taken from one stream, in order of application) into statements, in that order: each
+ * run joins the last statement while its shape is the same and the statement has room (`limits.rows` operations,
+ * `limits.bytes` of values: a run is cut by its average size), else starts the next one. Their order is all that
+ * must be kept: a statement inserts in plan order, and where two of its operations meet one row it fails and is
+ * applied one at a time, as they would be. Where the table needs statements of one row, every operation gets its own.
+ */
+export function planRuns(table: TargetTable, runs: ClaimedOperation[], limits: StatementLimits): StatementPlan[] {
+  const statements: StatementPlan[] = [];
+  const maxRows = table.oneRowStatements ? 1 : limits.rows;
+  let rows = 0;
+  let bytes = 0;
+  for (const run of runs) {
+    for (let rest: ClaimedOperation | null = run; rest;) {
+      let last = statements.at(-1);
+      if (!last || last.operations[0].shape !== rest.shape || rows >= maxRows || bytes >= limits.bytes) {
+        statements.push((last = { ...statementOf(table, parseShape(rest.shape)), operations: [] }));
+        [rows, bytes] = [0, 0];
+      }
+      const room = Math.min(
+        maxRows - rows,
+        rest.bytes > limits.bytes - bytes ? Math.ceil(((limits.bytes - bytes) * rest.count) / rest.bytes) : rest.count,
+      );
+      const [head, next]: [ClaimedOperation, ClaimedOperation | null] = splitRun(rest, room);
+      last.operations.push(head);
+      rows += head.count;
+      bytes += head.bytes;
+      rest = next;
+    }
   }
   return statements;
 }

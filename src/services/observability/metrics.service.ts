@@ -176,7 +176,7 @@ export class MetricsChunkListener extends ChunkListener {
     for (const { operation, status } of outcomes) {
       let byTarget = settled.get(status);
       if (!byTarget) settled.set(status, (byTarget = new Map()));
-      byTarget.set(operation.target, (byTarget.get(operation.target) ?? 0) + 1);
+      byTarget.set(operation.target, (byTarget.get(operation.target) ?? 0) + operation.count);
     }
     for (const [status, byTarget] of settled)
       for (const [target, count] of byTarget) this.metrics.operationsSettled.inc({ status, target }, count);

@@ -1,5 +1,6 @@
-import type { OperationOutcome } from '../../interfaces/chunk.interfaces';
-import { idRuns } from '../storage/id-runs';
+import type { ClaimedOperation, OperationOutcome } from '../../interfaces/chunk.interfaces';
+import { IdSpan, idRuns, lastId } from '../storage/id-runs';
+import { splitRun } from '../engine/runs';
 
 /**
  * The `operations.settled` notifications (CONTRACT.md, section 3). A chunk writes, with its work, one outbox row per
@@ -33,13 +34,16 @@ const ITEM_CHARS = '{"id":"",,"target":,"type":"","idempotencyKey":,"label":},'.
 const PLAIN_OUTCOME = '"status":"COMPLETED","rowsAffected":1,"error":null';
 const LONGEST_TYPE = 'increment'.length;
 
-/** The messages of a chunk's outcomes: each client's operations in order of id, cut at about MAX_MESSAGE_CHARS. */
+/**
+ * The messages of a chunk's outcomes: each client's operations in order of id, cut at about MAX_MESSAGE_CHARS (a run
+ * where it does not fit, by its operations' average size).
+ */
 export function settledMessages(outcomes: OperationOutcome[]): SettledMessage[] {
-  const open = new Map<string, { ids: string[]; exceptions: Record<string, string>; size: number }>();
+  const open = new Map<string, { spans: IdSpan[]; exceptions: Record<string, string>; size: number }>();
   const messages: SettledMessage[] = [];
   const close = (clientId: string) => {
-    const { ids, exceptions, size } = open.get(clientId)!;
-    const runs = idRuns(ids).map(([first, last]) => `[${first},${last}]`);
+    const { spans, exceptions, size } = open.get(clientId)!;
+    const runs = idRuns(spans).map(([first, last]) => `[${first},${last}]`);
     const exceptional = Object.keys(exceptions).length > 0;
     messages.push({
       clientId,
@@ -57,30 +61,25 @@ export function settledMessages(outcomes: OperationOutcome[]): SettledMessage[] 
         : JSON.stringify({ status, rowsAffected, error }).slice(1, -1);
     let target = targets.get(operation.target);
     if (target === undefined) targets.set(operation.target, (target = JSON.stringify(operation.target).length));
-    const size =
-      ITEM_CHARS +
-      operation.id.length +
-      (outcome ?? PLAIN_OUTCOME).length +
-      target +
-      LONGEST_TYPE +
-      jsonLength(operation.idempotencyKey) +
-      jsonLength(operation.label);
-    let message = open.get(operation.clientId);
-    if (message && message.size + size > MAX_MESSAGE_CHARS) {
-      close(operation.clientId);
-      message = undefined;
+    // each operation's text but for its idempotency key and label (chars): the last id's length is the longest
+    const each = ITEM_CHARS + lastId(operation).length + (outcome ?? PLAIN_OUTCOME).length + target + LONGEST_TYPE;
+    for (let rest: ClaimedOperation | null = operation; rest;) {
+      let message = open.get(rest.clientId);
+      const fits = (size: number) => Math.floor((MAX_MESSAGE_CHARS - size) / (each + rest!.chars / rest!.count));
+      if (message && fits(message.size) < 1) {
+        close(rest.clientId);
+        message = undefined;
+      }
+      if (!message) open.set(rest.clientId, (message = { spans: [], exceptions: {}, size: ENVELOPE_CHARS }));
+      const [head, next]: [ClaimedOperation, ClaimedOperation | null] = splitRun(rest, Math.max(1, fits(message.size)));
+      message.spans.push(head);
+      if (outcome !== null) message.exceptions[head.id] = outcome;
+      message.size += each * head.count + head.chars;
+      rest = next;
     }
-    if (!message) open.set(operation.clientId, (message = { ids: [], exceptions: {}, size: ENVELOPE_CHARS }));
-    message.ids.push(operation.id);
-    if (outcome !== null) message.exceptions[operation.id] = outcome;
-    message.size += size;
   }
   for (const clientId of [...open.keys()]) close(clientId);
   return messages;
-}
-
-function jsonLength(text: string | null): number {
-  return text === null ? 'null'.length : JSON.stringify(text).length;
 }
 
 /** Ids are decimal strings of up to 18 digits: the shorter is the smaller. */

@@ -1,26 +1,46 @@
 import { numberArray } from './database';
 
+/** Operations by their first id and how many consecutive ids from it: one operation (count 1), or a run of them. */
+export interface IdSpan {
+  id: string;
+  count: number;
+}
+
 /**
  * Runs of consecutive ids: how a chunk addresses its operations in bulk. A backlog written in bulk has consecutive
  * ids, so a chunk's thousands of operations are a few runs: a statement reads them by ranges of the primary key
- * instead of looking each one up, and a chunk records its completions as one row per run (batch.settled_runs).
+ * instead of looking each one up, and a chunk records its completions as one row per run (batch.settled_runs). Ids,
+ * or spans of them, in any order; spans that meet are merged.
  */
-export function idRuns(ids: string[]): [string, string][] {
+export function idRuns(spans: (string | IdSpan)[]): [string, string][] {
+  const all = spans.map((span) => (typeof span === 'string' ? { id: span, count: 1 } : span));
   // Numbers where every id is one exactly (15 digits at most: ids of a billion a day for 2,700 years), else BigInts.
-  const exact = ids.every((id) => id.length <= 15);
-  const sorted: (number | bigint)[] = exact ? ids.map(Number) : ids.map(BigInt);
-  sorted.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const exact = all.every(({ id }) => id.length <= 15);
+  const bounds: [number | bigint, number | bigint][] = all.map(({ id, count }) =>
+    exact ? [Number(id), Number(id) + count - 1] : [BigInt(id), BigInt(id) + BigInt(count - 1)],
+  );
+  bounds.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const runs: [number | bigint, number | bigint][] = [];
-  for (const id of sorted) {
+  for (const [first, last] of bounds) {
     const run = runs.at(-1);
-    if (run && (exact ? (run[1] as number) + 1 : (run[1] as bigint) + 1n) === id) run[1] = id;
-    else runs.push([id, id]);
+    if (run && (exact ? (run[1] as number) + 1 : (run[1] as bigint) + 1n) === first) run[1] = last;
+    else runs.push([first, last]);
   }
   return runs.map(([first, last]) => [String(first), String(last)]);
 }
 
 /** The runs of the given ids as two parameters, their first and their last ids (PostgreSQL array literals). */
-export function runParams(ids: string[]): [string, string] {
-  const runs = idRuns(ids);
+export function runParams(spans: (string | IdSpan)[]): [string, string] {
+  const runs = idRuns(spans);
   return [numberArray(runs.map(([first]) => first)), numberArray(runs.map(([, last]) => last))];
+}
+
+/** The id `offset` places after `id`. */
+export function idAfter(id: string, offset: number): string {
+  return offset === 0 ? id : (BigInt(id) + BigInt(offset)).toString();
+}
+
+/** The last id of a span. */
+export function lastId({ id, count }: IdSpan): string {
+  return idAfter(id, count - 1);
 }
