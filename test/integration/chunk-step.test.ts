@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
+import { ItemWriter } from '../../src/interfaces/chunk.interfaces';
 import { AuthenticatedClient } from '../../src/services/access/client.service';
 import type { IOperationsSettledEvent } from '../../src/interfaces/operation.interfaces';
 import { ExecutionService } from '../../src/services/observability/execution.service';
@@ -143,6 +144,36 @@ describe('chunk step (real PostgreSQL)', () => {
     assert.match(String(execution.exit_message), /3 of 5 operations failed/);
   });
 
+  it('finds one bad operation among 1,000 in halves, in ~2 log2(1,000) statements, applying the rest in order', async () => {
+    const large = await t.withConfig({ BATCH_PROCESS_OPERATION_LIMIT: '1000' });
+    try {
+      const writer = large.app.get<ItemWriter>(ItemWriter);
+      const write = writer.write.bind(writer);
+      let statements = 0;
+      writer.write = (tx, plan) => ((statements += 1), write(tx, plan));
+      await t.db.query(`INSERT INTO public.items (id, sku) VALUES (5000, 'taken')`);
+      const created = await operations.createMany(
+        billing,
+        Array.from({ length: 1000 }, (_, i) => insert({ id: i + 1, sku: i === 699 ? 'taken' : `s${i + 1}` })),
+      );
+      assert.equal((await large.get(ChunkStep).execute()).read, 1000);
+      assert.ok(statements <= 1 + 2 * Math.ceil(Math.log2(1000)), `${statements} statements`);
+      const failed = await t.db.query<{ id: string; error_code: string }>(
+        `SELECT id, error_code FROM batch.operation_states WHERE id = ANY ($1::bigint[]) AND status <> 'COMPLETED'`,
+        [created.map((c) => c.id)],
+      );
+      assert.deepEqual(failed, [{ id: created[699].id, error_code: '23505' }]);
+      const applied = await t.db.query<{ id: number }>(`SELECT id FROM public.items WHERE id < 5000 ORDER BY seq`);
+      assert.deepEqual(
+        applied.map((r) => r.id),
+        Array.from({ length: 1000 }, (_, i) => i + 1).filter((id) => id !== 700),
+        'in order of id, all but the bad one',
+      );
+    } finally {
+      await large.close();
+    }
+  });
+
   it('applies in order of application: priority first, then id; serial defaults follow that order', async () => {
     const low = await operations.create(billing, insert({ id: 1, note: 'low' }, { priority: -5 }));
     const normal = await operations.create(billing, insert({ id: 2, note: 'normal' }));
@@ -253,7 +284,7 @@ describe('chunk step (real PostgreSQL)', () => {
     );
     const seen = await t.get(ExecutionService).get(shipping, executionId!);
     const messages = [seen.exitMessage, ...seen.steps!.map((s) => s.exitMessage)].join(' | ');
-    assert.match(messages, /statement failed with SQLSTATE 22P02; applied item by item/);
+    assert.match(messages, /statement failed with SQLSTATE 22P02; applied in parts down to the failing operations/);
     assert.doesNotMatch(messages, /SECRET/);
   });
 
