@@ -10,6 +10,13 @@ export const MAX_PAYLOAD_DEPTH = 64;
 
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
+/**
+ * What in JSON text could parse to a lone surrogate (text decoded from UTF-8 holds none: only an escape of one can) or
+ * to a number that is not finite (an exponent, or hundreds of digits). Text without any has nothing payloadProblem
+ * looks for but its nesting, which nestingOver counts on the text.
+ */
+const MAYBE_UNACCEPTABLE = /\\u[dD][89a-fA-F]|\d[eE]|\d{300}/;
+
 /** Why the parsed body cannot be taken as it is, or null. Iterative, so no nesting can overflow the stack. */
 export function payloadProblem(body: unknown): string | null {
   const stack: [unknown, number][] = [[body, 0]];
@@ -95,7 +102,7 @@ export function readRpcRequest(content: Buffer, maxBytes: number): RpcRequest | 
   if (typeof id !== 'string' || id.length === 0 || id.length > 200 || id.includes('\u0000')) {
     return refuse('The message needs a string "id" (1..200 characters, no NUL), unique per request');
   }
-  const problem = payloadProblem(body);
+  const problem = MAYBE_UNACCEPTABLE.test(text) ? payloadProblem(body) : null;
   if (problem) return refuse(`The message is not acceptable: ${problem}`);
   return { pattern, id, data };
 }

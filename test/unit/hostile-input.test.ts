@@ -169,4 +169,36 @@ describe('hostile input (property): never INTERNAL', () => {
       { numRuns: 3000, seed: 20261122 },
     );
   });
+
+  it('refuses as the walk of the parsed message would: what its text shows nothing of is never walked wrongly', () => {
+    const leaf = fc.constantFrom(
+      '"\\ud800"',
+      '"\\uDFFF"',
+      '"\\ud83d\\ude00"', // a pair: well-formed
+      '"\\u00e9"',
+      '1e400',
+      '-1E+400',
+      '1e5',
+      '"1e400"',
+      '12.5',
+      '"x"',
+      'null',
+      '9'.repeat(310),
+    );
+    const json = fc.letrec((tie) => ({
+      value: fc.oneof({ depthSize: 'small' }, leaf, tie('array'), tie('object')),
+      array: fc.array(tie('value'), { maxLength: 4 }).map((items) => `[${items.join(',')}]`),
+      object: fc
+        .array(fc.tuple(fc.constantFrom('"a"', '"\\ud800"', '"b"'), tie('value')), { maxLength: 4 })
+        .map((entries) => `{${entries.map(([key, value]) => `${key}:${value}`).join(',')}}`),
+    })).value;
+    fc.assert(
+      fc.property(json, (data) => {
+        const text = `{"pattern":"p","id":"i","data":${data}}`;
+        const read = readRpcRequest(Buffer.from(text), 1 << 20);
+        assert.equal('problem' in read, payloadProblem(JSON.parse(text)) !== null, text);
+      }),
+      { numRuns: 3000, seed: 20261123 },
+    );
+  });
 });
