@@ -139,7 +139,7 @@ export class ChunkReader extends ItemReader {
       target: string;
       failures: number;
       chunk_size: number | null;
-    }>(TARGETS_SQL);
+    }>({ name: 'chunk-targets', text: TARGETS_SQL });
     if (targets.length === 0) return [];
     const suspect = targets.find((t) => t.failures > 0);
     const healthy = targets.filter((t) => t.failures === 0);
@@ -149,6 +149,7 @@ export class ChunkReader extends ItemReader {
       : healthy.map((t) => ({ target: t.target, cap: limit }));
     const names = claims.map((c) => c.target);
     const { rows } = await tx.query<ClaimedRow>({
+      name: 'chunk-claim',
       text: CLAIM_SQL,
       values: [names, claims.map((c) => c.cap), targets[0].horizon, limit],
       rowMode: 'array',

@@ -214,7 +214,11 @@ export class JobRepository {
 
   /** Records a chunk in its transaction; returns the execution's id. */
   async recordChunk(tx: PoolClient, chunk: ChunkRecord): Promise<string> {
-    const { rows } = await tx.query<{ id: string }>(RECORD_CHUNK_SQL, recordChunkParams(chunk));
+    const { rows } = await tx.query<{ id: string }>({
+      name: 'chunk-record',
+      text: RECORD_CHUNK_SQL,
+      values: recordChunkParams(chunk),
+    });
     return rows[0].id;
   }
 

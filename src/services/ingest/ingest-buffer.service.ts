@@ -3,7 +3,7 @@ import { types } from 'pg';
 import type { OperationStatus } from '../../interfaces/operation.interfaces';
 import { isConnectionError } from '../storage/database-error';
 import { INGEST_LOCK } from '../storage/advisory-locks';
-import { Database } from '../storage/database';
+import { Database, NamedStatement } from '../storage/database';
 import type { ValidOperation } from './operation-validator.service';
 
 export interface StoredRow {
@@ -81,8 +81,8 @@ const insertSql = (idempotencyKeys: boolean) => `
   SELECT s.id, s.created_at::text AS created_at, r.client_id, r.request_id, s.request_index
     FROM stored s JOIN requests r ON r.id = s.request_ref`;
 
-const INSERT_SQL = insertSql(false);
-const INSERT_WITH_KEYS_SQL = insertSql(true);
+const INSERT: NamedStatement = { name: 'ingest-flush', text: insertSql(false) };
+const INSERT_WITH_KEYS: NamedStatement = { name: 'ingest-flush-with-keys', text: insertSql(true) };
 
 /** timestamptz as node-postgres reads it, for the one creation time that a flush's operations share. */
 const parseTimestamp = types.getTypeParser(types.builtins.TIMESTAMPTZ) as (text: string) => Date;
@@ -198,6 +198,6 @@ export class IngestBuffer {
       })),
     );
     const keys = rows.some((row) => row.idempotency_key !== null);
-    return this.db.query(keys ? INSERT_WITH_KEYS_SQL : INSERT_SQL, [JSON.stringify(rows), INGEST_LOCK]);
+    return this.db.query(keys ? INSERT_WITH_KEYS : INSERT, [JSON.stringify(rows), INGEST_LOCK]);
   }
 }

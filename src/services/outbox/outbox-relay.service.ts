@@ -31,7 +31,7 @@ export async function unsentMessages(
   count: number,
   bytes: number,
 ): Promise<{ id: string; routing_key: string; payload: string }[]> {
-  return (await tx.query(UNSENT_MESSAGES_SQL, [count, bytes])).rows;
+  return (await tx.query({ name: 'relay-unsent', text: UNSENT_MESSAGES_SQL, values: [count, bytes] })).rows;
 }
 
 /**
@@ -103,7 +103,11 @@ export class OutboxRelay extends WorkerLoop {
           }),
         ),
       );
-      await tx.query(`UPDATE batch.outbox SET sent_at = now() WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
+      await tx.query({
+        name: 'relay-sent',
+        text: `UPDATE batch.outbox SET sent_at = now() WHERE id = ANY($1::bigint[])`,
+        values: [rows.map((r) => r.id)],
+      });
       return rows.length;
     });
   }

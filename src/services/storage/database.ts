@@ -134,6 +134,18 @@ export function numberArray(values: (string | number | null)[]): string {
 }
 
 /**
+ * A statement node-postgres prepares once per connection, under its name, and runs by name after: the statements that
+ * run all the time (an ingest flush; a chunk's targets, claim and record; the relay's) took 3-4 times as long when
+ * PostgreSQL parsed and planned them at every run (0.93 against 0.31 ms for a flush of one create, 0.80 against 0.20
+ * for a chunk's targets). PostgreSQL plans one again when a table's statistics change (ANALYZE). Only for texts of
+ * their own: node-postgres refuses a name given to two texts.
+ */
+export interface NamedStatement {
+  name: string;
+  text: string;
+}
+
+/**
  * Raw SQL on the pool TypeORM opened: rows as they come from `pg`, and explicit transactions on one
  * connection. The chunk engine and the ingest path use it; TypeORM repositories serve simple reads.
  */
@@ -145,8 +157,9 @@ export class Database {
     return (this.dataSource.driver as unknown as { master: Pool }).master;
   }
 
-  async query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]> {
-    return (await this.pool.query(sql, params)).rows as T[];
+  async query<T = Record<string, unknown>>(sql: string | NamedStatement, params?: unknown[]): Promise<T[]> {
+    const statement = typeof sql === 'string' ? { text: sql } : sql;
+    return (await this.pool.query({ ...statement, values: params })).rows as T[];
   }
 
   /**
