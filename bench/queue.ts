@@ -1,6 +1,7 @@
 import type { PoolClient } from 'pg';
 import { ItemReader } from '../src/interfaces/chunk.interfaces';
 import { Database } from '../src/services/storage/database';
+import { operationCount } from '../src/services/storage/id-runs';
 import { OperationService } from '../src/services/ingest/operation.service';
 import { RetentionService } from '../src/services/storage/retention.service';
 import { StatsService } from '../src/services/observability/stats.service';
@@ -52,7 +53,7 @@ export async function benchQueue(options: { settled: number; chunk: number }): P
       db
         .transaction(async (tx: PoolClient) => {
           const claimed = await reader.read(tx, options.chunk);
-          if (claimed.length !== options.chunk) throw new Error(`claimed ${claimed.length}`);
+          if (operationCount(claimed) !== options.chunk) throw new Error(`claimed ${operationCount(claimed)}`);
           throw Object.assign(new Error('rollback'), { rollback: true });
         })
         .catch((error: { rollback?: boolean }) => {

@@ -14,6 +14,16 @@ import { OperationService } from '../../src/services/ingest/operation.service';
 import { Database, dataSourceOptions, MIGRATIONS, prepareMigrations } from '../../src/services/storage/database';
 import { createTestApp, TestApp } from '../support/app-context';
 import { dropDatabase, testConfig } from '../support/test-database';
+import type { AppConfig } from '../../src/config/app-config';
+
+/** The database of `config` with the migrations before `migration` applied: the schema an upgrade starts from. */
+async function schemaBefore(config: AppConfig, migration: (typeof MIGRATIONS)[number]): Promise<DataSource> {
+  const release = await prepareMigrations(config.db);
+  const migrations = MIGRATIONS.slice(0, MIGRATIONS.indexOf(migration));
+  return new DataSource({ ...dataSourceOptions(config), migrations } as DataSourceOptions)
+    .initialize()
+    .finally(release);
+}
 
 describe('migrations (real PostgreSQL)', () => {
   const config = testConfig();
@@ -55,14 +65,7 @@ describe('upgrading a database with operations in it (real PostgreSQL)', () => {
 
   it('moves the pending ones into the pending set and the settled ones into outcomes, then applies what is due', async () => {
     // The schema before the pending set: every operation one row, its status and outcome in it.
-    const before = MIGRATIONS.findIndex((m) => m === PendingAndOutcomes1764500000000);
-    const release = await prepareMigrations(config.db);
-    const old = await new DataSource({
-      ...dataSourceOptions(config),
-      migrations: MIGRATIONS.slice(0, before),
-    } as DataSourceOptions)
-      .initialize()
-      .finally(release);
+    const old = await schemaBefore(config, PendingAndOutcomes1764500000000);
     await old.query(`CREATE TABLE public.items (id int PRIMARY KEY, note text)`);
     const [{ id: client }] = await old.query(
       `INSERT INTO batch.clients (name, api_key_hash, targets) VALUES ('old', 'hash', '{*}') RETURNING id`,
@@ -124,11 +127,7 @@ describe('notifications written with their chunk (real PostgreSQL)', () => {
   after(() => dropDatabase(config.db.name).catch(() => undefined));
 
   it('makes unsent references into their message, and keeps what pending operations echo', async () => {
-    const upgrade = MIGRATIONS.findIndex((m) => m === NotificationsWrittenWithChunks1764700000000);
-    const release = await prepareMigrations(config.db);
-    const db = await new DataSource({ ...dataSourceOptions(config), migrations: MIGRATIONS.slice(0, upgrade) })
-      .initialize()
-      .finally(release);
+    const db = await schemaBefore(config, NotificationsWrittenWithChunks1764700000000);
     try {
       await db.query(`INSERT INTO batch.clients (id, name, api_key_hash) VALUES (7, 'ünï "client"', 'hash')`);
       await db.query(
@@ -183,11 +182,7 @@ describe('completions recorded as runs (real PostgreSQL)', () => {
   });
 
   it('reads the operations settled before as they were, and records new completions as runs', async () => {
-    const upgrade = MIGRATIONS.findIndex((m) => m === SettledRuns1764800000000);
-    const release = await prepareMigrations(config.db);
-    const old = await new DataSource({ ...dataSourceOptions(config), migrations: MIGRATIONS.slice(0, upgrade) })
-      .initialize()
-      .finally(release);
+    const old = await schemaBefore(config, SettledRuns1764800000000);
     await old.query(`CREATE TABLE public.items (id int PRIMARY KEY)`);
     const [{ id: client }] = await old.query(
       `INSERT INTO batch.clients (name, api_key_hash, targets) VALUES ('old', 'hash', '{*}') RETURNING id`,
@@ -245,11 +240,7 @@ describe('messages made when they are sent (real PostgreSQL)', () => {
   });
 
   it('sends a message written whole before as it is, and makes the text of those written since', async () => {
-    const upgrade = MIGRATIONS.findIndex((m) => m === MessagesMadeWhenSent1764900000000);
-    const release = await prepareMigrations(config.db);
-    const old = await new DataSource({ ...dataSourceOptions(config), migrations: MIGRATIONS.slice(0, upgrade) })
-      .initialize()
-      .finally(release);
+    const old = await schemaBefore(config, MessagesMadeWhenSent1764900000000);
     await old.query(`CREATE TABLE public.items (id int PRIMARY KEY)`);
     const written = '{"type":"operations.settled","client":"old","operations":[]}';
     await old.query(`INSERT INTO batch.outbox (routing_key, payload) VALUES ('operations.settled.old', $1)`, [written]);
@@ -289,11 +280,7 @@ describe('requests recorded once (real PostgreSQL)', () => {
   });
 
   it("finds a request stored before the upgrade by its operations' request keys, and stores nothing again", async () => {
-    const upgrade = MIGRATIONS.findIndex((m) => m === RequestsRecordedOnce1765000000000);
-    const release = await prepareMigrations(config.db);
-    const old = await new DataSource({ ...dataSourceOptions(config), migrations: MIGRATIONS.slice(0, upgrade) })
-      .initialize()
-      .finally(release);
+    const old = await schemaBefore(config, RequestsRecordedOnce1765000000000);
     await old.query(`CREATE TABLE public.items (id int PRIMARY KEY)`);
     const [{ id: client }] = await old.query(
       `INSERT INTO batch.clients (name, api_key_hash, targets) VALUES ('old', 'hash', '{*}') RETURNING id`,
@@ -335,11 +322,7 @@ describe('operations taken from streams (real PostgreSQL)', () => {
   });
 
   it('keeps what was pending in the deferred set, starts each stream after it, and takes new operations from streams', async () => {
-    const upgrade = MIGRATIONS.findIndex((m) => m === OperationsTakenFromStreams1765100000000);
-    const release = await prepareMigrations(config.db);
-    const old = await new DataSource({ ...dataSourceOptions(config), migrations: MIGRATIONS.slice(0, upgrade) })
-      .initialize()
-      .finally(release);
+    const old = await schemaBefore(config, OperationsTakenFromStreams1765100000000);
     await old.query(`CREATE TABLE public.items (id int PRIMARY KEY, applied bigint GENERATED ALWAYS AS IDENTITY)`);
     const [{ id: client }] = await old.query(
       `INSERT INTO batch.clients (name, api_key_hash, targets) VALUES ('old', 'hash', '{*}') RETURNING id`,

@@ -9,7 +9,7 @@ import {
 } from '../../interfaces/chunk.interfaces';
 import { CatalogService } from '../storage/catalog.service';
 import { planRuns, planStatements } from './statement-planner';
-import { eachOperation } from './runs';
+import { eachOperation } from '../storage/id-runs';
 
 /** Plans a chunk, target by target, into set-based statements (see planStatements and planRuns). */
 @Injectable()

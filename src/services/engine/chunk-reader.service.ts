@@ -4,7 +4,7 @@ import { AppConfig } from '../../config/app-config';
 import { ClaimedOperation, ItemReader } from '../../interfaces/chunk.interfaces';
 import { INGEST_LOCK, TARGET_LOCK_SPACE } from '../storage/advisory-locks';
 import { afterPosition } from '../storage/streams';
-import { splitRun } from './runs';
+import { splitRun } from '../storage/id-runs';
 
 /** Scheduled operations made due per claim at most; more are made due by the next ones. */
 const PROMOTIONS = 10_000;

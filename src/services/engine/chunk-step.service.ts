@@ -17,7 +17,7 @@ import { Database } from '../storage/database';
 import { EngineError, isConnectionError, operationError, publicReason } from '../storage/database-error';
 import { emptyCounts, JobRepository, StepRecord } from './job-repository';
 import { shapeType } from '../ingest/row-identity';
-import { eachOperation, operationCount, splitRun } from './runs';
+import { eachOperation, operationCount, splitRun } from '../storage/id-runs';
 
 export interface ChunkResult {
   executionId: string | null;
@@ -171,7 +171,7 @@ export class ChunkStep {
       commitCount: 1,
     };
     const error = await this.applyPart(tx, plan, outcomes, step);
-    if (error) {
+    if (error !== null) {
       step.rollbackCount += 1;
       step.exitMessage = `statement failed with ${publicReason(error)}; applied in parts down to the failing operations`;
       const skipped = outcomes.filter((o) => o.status === 'FAILED').length;
@@ -185,8 +185,8 @@ export class ChunkStep {
   }
 
   /**
-   * A plan's operations as one statement under a savepoint: their outcomes when it succeeds; else the error of the
-   * data, rolled back to the savepoint (an error of the chunk as a whole is thrown).
+   * A plan's operations as one statement under a savepoint: null and their outcomes when it succeeds; else the error of
+   * the data, rolled back to the savepoint (an error of the chunk as a whole is thrown).
    */
   private async applyPart(
     tx: PoolClient,

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import { ItemWriter, StatementPlan } from '../../interfaces/chunk.interfaces';
 import { targetStatement } from './target-sql';
-import { eachOperation } from './runs';
+import { eachOperation } from '../storage/id-runs';
 
 /** Runs one statement plan as one set-based statement reading the operations' stored values by id. */
 @Injectable()

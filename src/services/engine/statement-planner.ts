@@ -1,7 +1,7 @@
 import type { ClaimedOperation, StatementPlan } from '../../interfaces/chunk.interfaces';
 import type { TargetTable } from '../../interfaces/catalog.interfaces';
 import { keysVersion, parseIdentity, parseShape, Shape } from '../ingest/row-identity';
-import { splitRun } from './runs';
+import { splitRun } from '../storage/id-runs';
 
 /**
  * Plans the operations of one target, in their order of application, into statements that — run in order —

@@ -3,6 +3,7 @@ import type { OperationStatus } from '../../interfaces/operation.interfaces';
 import type { AuthenticatedClient } from '../access/client.service';
 import { Database } from '../storage/database';
 import { afterPosition } from '../storage/streams';
+import { THROUGHPUT_SINCE } from '../storage/retention.service';
 
 export interface QueueStats {
   /** Operations by status, and by target and status. */
@@ -15,9 +16,6 @@ export interface QueueStats {
   /** Notifications written but not yet confirmed by the broker. */
   outboxBacklog: number;
 }
-
-/** The first minute of the throughput: the last 15 minutes, the current one included. */
-export const THROUGHPUT_SINCE = `date_trunc('minute', now()) - interval '14 minutes'`;
 
 /**
  * The age of the oldest due PENDING operation: the first one after each stream's position (one probe of the stream

@@ -1,6 +1,5 @@
 import type { ClaimedOperation, OperationOutcome } from '../../interfaces/chunk.interfaces';
-import { IdSpan, idRuns, lastId } from '../storage/id-runs';
-import { splitRun } from '../engine/runs';
+import { IdSpan, idRuns, lastId, splitRun } from '../storage/id-runs';
 
 /**
  * The `operations.settled` notifications (CONTRACT.md, section 3). A chunk writes, with its work, one outbox row per

@@ -6,6 +6,12 @@ export interface IdSpan {
   count: number;
 }
 
+/** A run of operations with what it carries besides its ids, known of it as a whole: its values' size, and its notification's. */
+export interface Run extends IdSpan {
+  bytes: number;
+  chars: number;
+}
+
 /**
  * Runs of consecutive ids: how a chunk addresses its operations in bulk. A backlog written in bulk has consecutive
  * ids, so a chunk's thousands of operations are a few runs: a statement reads them by ranges of the primary key
@@ -43,4 +49,37 @@ export function idAfter(id: string, offset: number): string {
 /** The last id of a span. */
 export function lastId({ id, count }: IdSpan): string {
   return idAfter(id, count - 1);
+}
+
+/** How many operations these are, each run counted whole. */
+export function operationCount(runs: IdSpan[]): number {
+  let count = 0;
+  for (const run of runs) count += run.count;
+  return count;
+}
+
+/** A run's first `count` operations, and the rest (null when none is left), each with its share of bytes and chars. */
+export function splitRun<T extends Run>(run: T, count: number): [T, T | null] {
+  if (count >= run.count) return [run, null];
+  const share = (total: number) => Math.round((total * count) / run.count);
+  const head = { ...run, count, bytes: share(run.bytes), chars: share(run.chars) };
+  const rest = {
+    ...run,
+    id: idAfter(run.id, count),
+    count: run.count - count,
+    bytes: run.bytes - head.bytes,
+    chars: run.chars - head.chars,
+  };
+  return [head, rest];
+}
+
+/** A run taken apart into its operations, in order of id (an operation alone: itself). */
+export function eachOperation<T extends Run>(run: T): T[] {
+  const operations: T[] = [];
+  for (let rest: T | null = run; rest;) {
+    const [head, next]: [T, T | null] = splitRun(rest, 1);
+    operations.push(head);
+    rest = next;
+  }
+  return operations;
 }

@@ -2,7 +2,9 @@ import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap }
 import { AppConfig } from '../../config/app-config';
 import { Database } from './database';
 import { MAX_ID } from './streams';
-import { THROUGHPUT_SINCE } from '../observability/stats.service';
+
+/** The first minute of the throughput (/api/stats): the last 15 minutes, the current one included, kept per minute. */
+export const THROUGHPUT_SINCE = `date_trunc('minute', now()) - interval '14 minutes'`;
 
 const BATCH_SIZE = 1000;
 /** Runs hold up to a chunk's operations each: a few per statement. */

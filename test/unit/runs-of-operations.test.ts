@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { eachOperation, operationCount, splitRun } from '../../src/services/engine/runs';
+import { eachOperation, operationCount, splitRun } from '../../src/services/storage/id-runs';
 import { claimedId } from '../support/claimed';
 
-describe('runs of claimed operations', () => {
+describe('runs of claimed operations (storage/id-runs)', () => {
   const run = claimedId('9007199254740990', { count: 4, bytes: 10, chars: 33 });
 
   it('counts the operations of runs, and cuts a run keeping every byte and char', () => {
