@@ -7,6 +7,7 @@ import { SettledRuns1764800000000 } from '../../src/migrations/1764800000000-set
 import { MessagesMadeWhenSent1764900000000 } from '../../src/migrations/1764900000000-messages-made-when-sent';
 import { RequestsRecordedOnce1765000000000 } from '../../src/migrations/1765000000000-requests-recorded-once';
 import { OperationsTakenFromStreams1765100000000 } from '../../src/migrations/1765100000000-operations-taken-from-streams';
+import { RequestsWithTheirIds1765200000000 } from '../../src/migrations/1765200000000-requests-with-their-ids';
 import { unsentMessages } from '../../src/services/outbox/outbox-relay.service';
 import type { IOperationsSettledEvent } from '../../src/interfaces/operation.interfaces';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
@@ -397,5 +398,53 @@ describe('operations taken from streams (real PostgreSQL)', () => {
     await app.get(OperationService).cancel({ ...caller, admin: true } as never, '8');
     assert.deepEqual(await app.db.query(`SELECT id FROM batch.deferred`), []);
     assert.deepEqual(await app.db.query(KEPT), await app.db.query(RECOUNT), 'and are kept since');
+  });
+});
+
+describe('requests with the range of their ids (real PostgreSQL)', () => {
+  const config = testConfig();
+  let app: TestApp | undefined;
+  after(async () => {
+    await app?.close();
+    await dropDatabase(config.db.name).catch(() => undefined);
+  });
+
+  it('finds what a request stored before the upgrade when it is delivered again, and stores nothing again', async () => {
+    const old = await schemaBefore(config, RequestsWithTheirIds1765200000000);
+    await old.query(`CREATE TABLE public.items (id int PRIMARY KEY)`);
+    const [{ id: client }] = await old.query(
+      `INSERT INTO batch.clients (name, api_key_hash, targets) VALUES ('old', 'hash', '{*}') RETURNING id`,
+    );
+    // as the service before stored two requests of two, their operations interleaved
+    const requests = await old.query(
+      `INSERT INTO batch.requests (client_id, request_id) VALUES ($1, 'request-1'), ($1, 'request-2') RETURNING id`,
+      [client],
+    );
+    const stored = await old.query(
+      `INSERT INTO batch.operations (client_id, target, type, row_values, request_ref, request_index, shape, identity)
+       SELECT $1, 'public.items', 'insert', jsonb_build_object('id', g), CASE WHEN g % 2 = 1 THEN $2 ELSE $3 END::bigint, (g - 1) / 2, '', ''
+         FROM generate_series(1, 4) g
+       RETURNING id`,
+      [client, requests[0].id, requests[1].id],
+    );
+    await old.destroy();
+
+    app = await createTestApp({ DB_NAME: config.db.name }); // runs the rest of the migrations
+    const [caller] = await app.db.query<{ id: string }>(`SELECT id FROM batch.clients WHERE name = 'old'`);
+    const again = await app.get(OperationService).createMany(
+      { id: caller.id, name: 'old', admin: false, mayWrite: () => true } as never,
+      [2, 4].map((id) => ({ target: 'items', type: 'insert' as const, values: { id } })),
+      'request-2',
+    );
+    assert.deepEqual(
+      again.map((r) => [r.id, r.duplicate]),
+      [stored[1].id, stored[3].id].map((id: string) => [id, true]),
+    );
+    assert.equal((await app.db.query(`SELECT 1 FROM batch.operations`)).length, 4);
+    assert.deepEqual(
+      await app.db.query(`SELECT indexname FROM pg_indexes WHERE indexname = 'operations_request'`),
+      [],
+      'the index of request_ref is gone',
+    );
   });
 });

@@ -133,8 +133,9 @@ export class OperationService {
       request_index: number | null;
       idempotency_key: string | null;
     }>(
-      `SELECT id, status, created_at, request_index, idempotency_key FROM batch.operation_states
-        WHERE request_ref = (SELECT id FROM batch.requests WHERE client_id = $1 AND request_id = $2)
+      `SELECT s.id, s.status, s.created_at, s.request_index, s.idempotency_key
+         FROM batch.requests r JOIN batch.operation_states s ON s.id BETWEEN r.first_id AND r.last_id AND s.request_ref = r.id
+        WHERE r.client_id = $1 AND r.request_id = $2
        UNION ALL
        SELECT id, status, created_at, substr(request_key, length($2) + 2)::int, idempotency_key FROM batch.operation_states
         WHERE client_id = $1 AND request_key = ANY($3)

@@ -18,6 +18,7 @@ import { SettledRuns1764800000000 } from '../../migrations/1764800000000-settled
 import { MessagesMadeWhenSent1764900000000 } from '../../migrations/1764900000000-messages-made-when-sent';
 import { RequestsRecordedOnce1765000000000 } from '../../migrations/1765000000000-requests-recorded-once';
 import { OperationsTakenFromStreams1765100000000 } from '../../migrations/1765100000000-operations-taken-from-streams';
+import { RequestsWithTheirIds1765200000000 } from '../../migrations/1765200000000-requests-with-their-ids';
 
 export const MIGRATIONS = [
   InitialSchema1763700000000,
@@ -34,6 +35,7 @@ export const MIGRATIONS = [
   MessagesMadeWhenSent1764900000000,
   RequestsRecordedOnce1765000000000,
   OperationsTakenFromStreams1765100000000,
+  RequestsWithTheirIds1765200000000,
 ];
 
 /** Connection settings of a single pg Client for the configured database (or another one on the same server). */
