@@ -36,7 +36,7 @@ async function main(): Promise<void> {
     scheduled: Number(values.scheduled ?? (quick ? 0 : 1_000_000)),
     requests: Number(values.requests ?? (quick ? 3_000 : 30_000)),
     inFlight: 200,
-    bulkMessages: Number(values['bulk-messages'] ?? (quick ? 10 : 100)),
+    bulkMessages: Number(values['bulk-messages'] ?? (quick ? 10 : 300)),
     latencySeconds: Number(values.seconds ?? (quick ? 8 : 600)),
     rate: 2_000,
     settled: Number(values.settled ?? (quick ? 200_000 : 5_000_000)),

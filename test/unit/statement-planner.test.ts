@@ -384,6 +384,28 @@ describe('parseIdentity: the stored identity, read back', () => {
     assert.equal(unknown.key, null, 'char(n) values have no canonical form here');
   });
 
+  it('gives operations of the same type, columns and key one shape, whatever order they name them in', () => {
+    const shape = (
+      type: OperationType,
+      values: RowValues | null,
+      key: RowValues | null,
+      conflictKey: string[] | null = null,
+    ) => planningOf(items, { type, values, key, conflictKey }).shape;
+    const insert = shape('insert', { id: 1, sku: 'a' }, null);
+    assert.equal(shape('insert', { sku: 'b', id: 2 }, null), insert);
+    assert.deepEqual(JSON.parse(insert).slice(0, 3), ['insert', ['id', 'sku'], null]);
+    assert.notEqual(shape('insert', { id: 1, note: 'n' }, null), insert, 'other columns');
+    assert.notEqual(shape('upsert', { id: 1, sku: 'a' }, null, ['id']), insert, 'another type');
+    assert.notEqual(
+      shape('upsert', { id: 1, sku: 'a' }, null, ['sku']),
+      shape('upsert', { id: 1, sku: 'a' }, null, ['id']),
+    );
+    const update = shape('update', { note: 'n', qty: 1 }, { id: 1 });
+    assert.equal(shape('update', { qty: 2, note: 'm' }, { id: 2 }), update);
+    assert.notEqual(shape('update', { note: 'n', qty: 1 }, { sku: 'a' }), update, 'another key');
+    assert.notEqual(shape('update', { note: 'n' }, { id: 1 }), update);
+  });
+
   it('reads an identity stored without one (before planning was stored) as touching nothing known', () => {
     assert.deepEqual(parseIdentity(''), { tokens: [], key: undefined, keys: [], barrier: false });
     assert.deepEqual(parseIdentity('a b'), { tokens: ['a', 'b'], key: undefined, keys: [], barrier: false });

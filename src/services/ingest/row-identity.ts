@@ -42,14 +42,35 @@ type Operation = Pick<ICreateBatchOperationRequest, 'type'> & {
 };
 
 export function planningOf(table: TargetTable, op: Operation): Planning {
-  const columns = Object.keys(op.values ?? {}).sort();
-  const keyColumns =
-    op.type === 'insert' ? null : op.type === 'upsert' ? op.conflictKey : Object.keys(op.key ?? {}).sort();
   const { tokens, key, keys, barrier } = identify(table, op);
   return {
-    shape: JSON.stringify([op.type, columns, keyColumns, keysVersion(table)]),
+    shape: shapeOf(table, op),
     identity: `${tokens.join(' ')}|${key === undefined ? '' : (key ?? '?')}|${keys.join(' ')}|${barrier ? 'b' : ''}`,
   };
+}
+
+/** Per table, the shapes of its operations by their columns as given: a bulk request's operations repeat a few. */
+const shapesOfTables = new WeakMap<TargetTable, Map<string, string>>();
+
+function shapeOf(table: TargetTable, op: Operation): string {
+  const columns = Object.keys(op.values ?? {});
+  const keyColumns = op.type === 'upsert' ? (op.conflictKey ?? []) : Object.keys(op.key ?? {});
+  // no identifier holds a NUL
+  const given = `${op.type}\u0000${columns.length}\u0000${columns.join('\u0000')}\u0000${keyColumns.join('\u0000')}`;
+  let shapes = shapesOfTables.get(table);
+  if (!shapes) shapesOfTables.set(table, (shapes = new Map()));
+  let shape = shapes.get(given);
+  if (shape === undefined) {
+    shape = JSON.stringify([
+      op.type,
+      [...columns].sort(),
+      op.type === 'insert' ? null : op.type === 'upsert' ? op.conflictKey : [...keyColumns].sort(),
+      keysVersion(table),
+    ]);
+    if (shapes.size >= 1000) shapes.clear();
+    shapes.set(given, shape);
+  }
+  return shape;
 }
 
 const shapes = new Map<string, Shape>();
@@ -116,8 +137,11 @@ export function keysVersion(table: TargetTable): string {
   return version;
 }
 
+const uniqueColumnsOfTables = new WeakMap<TargetTable, Set<string>>();
+
 function identify(table: TargetTable, op: Operation): Identity {
-  const uniqueColumns = new Set(table.uniqueKeys.flat());
+  let uniqueColumns = uniqueColumnsOfTables.get(table);
+  if (!uniqueColumns) uniqueColumnsOfTables.set(table, (uniqueColumns = new Set(table.uniqueKeys.flat())));
   if (op.type === 'insert' || op.type === 'upsert') {
     const values = op.values ?? {};
     // An upsert that finds its row sets every other given column: where that is a unique column, the row's old
