@@ -26,6 +26,20 @@ async function schemaBefore(config: AppConfig, migration: (typeof MIGRATIONS)[nu
     .finally(release);
 }
 
+/**
+ * A test database to upgrade: `upgraded()` starts the service on it, which runs the migrations not applied yet; the
+ * service and the database go after the tests.
+ */
+function databaseToUpgrade(): { config: AppConfig; upgraded(): Promise<TestApp> } {
+  const config = testConfig();
+  let app: TestApp | undefined;
+  after(async () => {
+    await app?.close();
+    await dropDatabase(config.db.name).catch(() => undefined);
+  });
+  return { config, upgraded: async () => (app = await createTestApp({ DB_NAME: config.db.name })) };
+}
+
 describe('migrations (real PostgreSQL)', () => {
   const config = testConfig();
   after(() => dropDatabase(config.db.name));
@@ -54,12 +68,7 @@ describe('migrations (real PostgreSQL)', () => {
 });
 
 describe('upgrading a database with operations in it (real PostgreSQL)', () => {
-  const config = testConfig();
-  let app: TestApp | undefined;
-  after(async () => {
-    await app?.close();
-    await dropDatabase(config.db.name).catch(() => undefined);
-  });
+  const { config, upgraded } = databaseToUpgrade();
 
   const RECOUNT = `SELECT client_id, target, status, count(*)::int AS n FROM batch.operation_states GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`;
   const KEPT = `SELECT client_id, target, status, sum(added - removed)::int AS n FROM batch.operation_counts GROUP BY 1, 2, 3 HAVING sum(added - removed) <> 0 ORDER BY 1, 2, 3`;
@@ -100,7 +109,7 @@ describe('upgrading a database with operations in it (real PostgreSQL)', () => {
     );
     await old.destroy();
 
-    app = await createTestApp({ DB_NAME: config.db.name }); // runs the rest of the migrations
+    const app = await upgraded(); // runs the rest of the migrations
     assert.deepEqual(
       await app.db.query(
         `SELECT id, status, attempts, rows_affected, error_code, error_message, execution_id, settled_at FROM batch.operation_states ORDER BY id`,
@@ -175,12 +184,7 @@ describe('notifications written with their chunk (real PostgreSQL)', () => {
 });
 
 describe('completions recorded as runs (real PostgreSQL)', () => {
-  const config = testConfig();
-  let app: TestApp | undefined;
-  after(async () => {
-    await app?.close();
-    await dropDatabase(config.db.name).catch(() => undefined);
-  });
+  const { config, upgraded } = databaseToUpgrade();
 
   it('reads the operations settled before as they were, and records new completions as runs', async () => {
     const old = await schemaBefore(config, SettledRuns1764800000000);
@@ -212,7 +216,7 @@ describe('completions recorded as runs (real PostgreSQL)', () => {
     const states = await old.query(STATES);
     await old.destroy();
 
-    app = await createTestApp({ DB_NAME: config.db.name }); // runs the rest of the migrations
+    const app = await upgraded(); // runs the rest of the migrations
     assert.deepEqual(await app.db.query(STATES), states, 'every operation reads as it did');
     const RECOUNT = `SELECT client_id, target, status, count(*)::int AS n FROM batch.operation_states GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`;
     const KEPT = `SELECT client_id, target, status, sum(added - removed)::int AS n FROM batch.operation_counts GROUP BY 1, 2, 3 HAVING sum(added - removed) <> 0 ORDER BY 1, 2, 3`;
@@ -233,12 +237,7 @@ describe('completions recorded as runs (real PostgreSQL)', () => {
 });
 
 describe('messages made when they are sent (real PostgreSQL)', () => {
-  const config = testConfig();
-  let app: TestApp | undefined;
-  after(async () => {
-    await app?.close();
-    await dropDatabase(config.db.name).catch(() => undefined);
-  });
+  const { config, upgraded } = databaseToUpgrade();
 
   it('sends a message written whole before as it is, and makes the text of those written since', async () => {
     const old = await schemaBefore(config, MessagesMadeWhenSent1764900000000);
@@ -247,7 +246,7 @@ describe('messages made when they are sent (real PostgreSQL)', () => {
     await old.query(`INSERT INTO batch.outbox (routing_key, payload) VALUES ('operations.settled.old', $1)`, [written]);
     await old.destroy();
 
-    app = await createTestApp({ DB_NAME: config.db.name }); // runs the rest of the migrations
+    const app = await upgraded(); // runs the rest of the migrations
     const client = await app.client('new');
     const [created] = await app
       .get(OperationService)
@@ -273,12 +272,7 @@ describe('messages made when they are sent (real PostgreSQL)', () => {
 });
 
 describe('requests recorded once (real PostgreSQL)', () => {
-  const config = testConfig();
-  let app: TestApp | undefined;
-  after(async () => {
-    await app?.close();
-    await dropDatabase(config.db.name).catch(() => undefined);
-  });
+  const { config, upgraded } = databaseToUpgrade();
 
   it("finds a request stored before the upgrade by its operations' request keys, and stores nothing again", async () => {
     const old = await schemaBefore(config, RequestsRecordedOnce1765000000000);
@@ -299,7 +293,7 @@ describe('requests recorded once (real PostgreSQL)', () => {
     );
     await old.destroy();
 
-    app = await createTestApp({ DB_NAME: config.db.name }); // runs the rest of the migrations
+    const app = await upgraded(); // runs the rest of the migrations
     const [caller] = await app.db.query<{ id: string }>(`SELECT id FROM batch.clients WHERE name = 'old'`);
     const again = await app.get(OperationService).createMany(
       { id: caller.id, name: 'old', admin: false, mayWrite: () => true } as never,
@@ -315,12 +309,7 @@ describe('requests recorded once (real PostgreSQL)', () => {
 });
 
 describe('operations taken from streams (real PostgreSQL)', () => {
-  const config = testConfig();
-  let app: TestApp | undefined;
-  after(async () => {
-    await app?.close();
-    await dropDatabase(config.db.name).catch(() => undefined);
-  });
+  const { config, upgraded } = databaseToUpgrade();
 
   it('keeps what was pending in the deferred set, starts each stream after it, and takes new operations from streams', async () => {
     const old = await schemaBefore(config, OperationsTakenFromStreams1765100000000);
@@ -360,7 +349,7 @@ describe('operations taken from streams (real PostgreSQL)', () => {
     const states = await old.query(STATES);
     await old.destroy();
 
-    app = await createTestApp({ DB_NAME: config.db.name }); // runs the rest of the migrations
+    const app = await upgraded(); // runs the rest of the migrations
     const RECOUNT = `SELECT client_id, target, status, count(*)::int AS n FROM batch.operation_states GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`;
     const KEPT = `SELECT client_id, target, status, sum(added - removed)::int AS n FROM batch.operation_counts GROUP BY 1, 2, 3 HAVING sum(added - removed) <> 0 ORDER BY 1, 2, 3`;
     assert.deepEqual(await app.db.query(STATES), states, 'every operation reads as it did');
@@ -402,12 +391,7 @@ describe('operations taken from streams (real PostgreSQL)', () => {
 });
 
 describe('requests with the range of their ids (real PostgreSQL)', () => {
-  const config = testConfig();
-  let app: TestApp | undefined;
-  after(async () => {
-    await app?.close();
-    await dropDatabase(config.db.name).catch(() => undefined);
-  });
+  const { config, upgraded } = databaseToUpgrade();
 
   it('finds what a request stored before the upgrade when it is delivered again, and stores nothing again', async () => {
     const old = await schemaBefore(config, RequestsWithTheirIds1765200000000);
@@ -429,7 +413,7 @@ describe('requests with the range of their ids (real PostgreSQL)', () => {
     );
     await old.destroy();
 
-    app = await createTestApp({ DB_NAME: config.db.name }); // runs the rest of the migrations
+    const app = await upgraded(); // runs the rest of the migrations
     const [caller] = await app.db.query<{ id: string }>(`SELECT id FROM batch.clients WHERE name = 'old'`);
     const again = await app.get(OperationService).createMany(
       { id: caller.id, name: 'old', admin: false, mayWrite: () => true } as never,
