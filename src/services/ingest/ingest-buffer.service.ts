@@ -92,7 +92,7 @@ const insertSql = (idempotencyKeys: boolean) => `
   counted AS (
     INSERT INTO batch.operation_counts (client_id, target, status, minute, added, removed)
     SELECT client_id, target, 'PENDING', date_trunc('minute', now()), count(*), 0 FROM stored GROUP BY 1, 2)
-  SELECT s.id, s.created_at::text AS created_at, i.submission, s.request_index
+  SELECT s.id, s.created_at::text AS created_at, i.submission::int AS submission, s.request_index
     FROM stored s JOIN requests r ON r.id = s.request_ref JOIN submitted i ON i.client_id = r.client_id AND i.request_id = r.request_id`;
 
 const INSERT: NamedStatement = { name: 'ingest-flush', text: insertSql(false) };
