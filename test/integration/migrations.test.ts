@@ -26,6 +26,17 @@ async function schemaBefore(config: AppConfig, migration: (typeof MIGRATIONS)[nu
     .finally(release);
 }
 
+/** The client that the service before stored, granted every target: its id. */
+async function oldClient(db: DataSource): Promise<string> {
+  const [{ id }] = await db.query(
+    `INSERT INTO batch.clients (name, api_key_hash, targets) VALUES ('old', 'hash', '{*}') RETURNING id`,
+  );
+  return String(id);
+}
+
+/** That client as the service authenticates it. */
+const asOldClient = (id: string) => ({ id, name: 'old', admin: false, mayWrite: () => true }) as never;
+
 /**
  * A test database to upgrade: `upgraded()` starts the service on it, which runs the migrations not applied yet; the
  * service and the database go after the tests.
@@ -77,9 +88,7 @@ describe('upgrading a database with operations in it (real PostgreSQL)', () => {
     // The schema before the pending set: every operation one row, its status and outcome in it.
     const old = await schemaBefore(config, PendingAndOutcomes1764500000000);
     await old.query(`CREATE TABLE public.items (id int PRIMARY KEY, note text)`);
-    const [{ id: client }] = await old.query(
-      `INSERT INTO batch.clients (name, api_key_hash, targets) VALUES ('old', 'hash', '{*}') RETURNING id`,
-    );
+    const client = await oldClient(old);
     const [{ id: execution }] = await old.query(
       `INSERT INTO batch.executions (status, worker, started_at, ended_at) VALUES ('COMPLETED', 'w', now(), now()) RETURNING id`,
     );
@@ -189,9 +198,7 @@ describe('completions recorded as runs (real PostgreSQL)', () => {
   it('reads the operations settled before as they were, and records new completions as runs', async () => {
     const old = await schemaBefore(config, SettledRuns1764800000000);
     await old.query(`CREATE TABLE public.items (id int PRIMARY KEY)`);
-    const [{ id: client }] = await old.query(
-      `INSERT INTO batch.clients (name, api_key_hash, targets) VALUES ('old', 'hash', '{*}') RETURNING id`,
-    );
+    const client = await oldClient(old);
     // as the service before stored them: each settled operation with its outcome row, counted by the triggers
     await old.query(
       `INSERT INTO batch.operations (id, client_id, target, type, row_values, shape, identity)
@@ -277,9 +284,7 @@ describe('requests recorded once (real PostgreSQL)', () => {
   it("finds a request stored before the upgrade by its operations' request keys, and stores nothing again", async () => {
     const old = await schemaBefore(config, RequestsRecordedOnce1765000000000);
     await old.query(`CREATE TABLE public.items (id int PRIMARY KEY)`);
-    const [{ id: client }] = await old.query(
-      `INSERT INTO batch.clients (name, api_key_hash, targets) VALUES ('old', 'hash', '{*}') RETURNING id`,
-    );
+    const client = await oldClient(old);
     // as the service before stored a request of two: a request key on each operation
     const stored = await old.query(
       `INSERT INTO batch.operations (client_id, target, type, row_values, request_key, shape, identity)
@@ -294,9 +299,8 @@ describe('requests recorded once (real PostgreSQL)', () => {
     await old.destroy();
 
     const app = await upgraded(); // runs the rest of the migrations
-    const [caller] = await app.db.query<{ id: string }>(`SELECT id FROM batch.clients WHERE name = 'old'`);
     const again = await app.get(OperationService).createMany(
-      { id: caller.id, name: 'old', admin: false, mayWrite: () => true } as never,
+      asOldClient(client),
       [1, 2].map((id) => ({ target: 'items', type: 'insert' as const, values: { id } })),
       'request-1',
     );
@@ -314,9 +318,7 @@ describe('operations taken from streams (real PostgreSQL)', () => {
   it('keeps what was pending in the deferred set, starts each stream after it, and takes new operations from streams', async () => {
     const old = await schemaBefore(config, OperationsTakenFromStreams1765100000000);
     await old.query(`CREATE TABLE public.items (id int PRIMARY KEY, applied bigint GENERATED ALWAYS AS IDENTITY)`);
-    const [{ id: client }] = await old.query(
-      `INSERT INTO batch.clients (name, api_key_hash, targets) VALUES ('old', 'hash', '{*}') RETURNING id`,
-    );
+    const client = await oldClient(old);
     // as the service before stored them: 1-2 completed in a run, 3 failed, 4 cancelled, 5 retried (pending again),
     // 6 pending, 7 pending at priority 5, 8 scheduled; pending ones in the pending set, counted by its triggers
     await old.query(
@@ -396,9 +398,7 @@ describe('requests with the range of their ids (real PostgreSQL)', () => {
   it('finds what a request stored before the upgrade when it is delivered again, and stores nothing again', async () => {
     const old = await schemaBefore(config, RequestsWithTheirIds1765200000000);
     await old.query(`CREATE TABLE public.items (id int PRIMARY KEY)`);
-    const [{ id: client }] = await old.query(
-      `INSERT INTO batch.clients (name, api_key_hash, targets) VALUES ('old', 'hash', '{*}') RETURNING id`,
-    );
+    const client = await oldClient(old);
     // as the service before stored two requests of two, their operations interleaved
     const requests = await old.query(
       `INSERT INTO batch.requests (client_id, request_id) VALUES ($1, 'request-1'), ($1, 'request-2') RETURNING id`,
@@ -414,9 +414,8 @@ describe('requests with the range of their ids (real PostgreSQL)', () => {
     await old.destroy();
 
     const app = await upgraded(); // runs the rest of the migrations
-    const [caller] = await app.db.query<{ id: string }>(`SELECT id FROM batch.clients WHERE name = 'old'`);
     const again = await app.get(OperationService).createMany(
-      { id: caller.id, name: 'old', admin: false, mayWrite: () => true } as never,
+      asOldClient(client),
       [2, 4].map((id) => ({ target: 'items', type: 'insert' as const, values: { id } })),
       'request-2',
     );
