@@ -16,6 +16,7 @@ import { prepareMigrations } from './services/storage/database';
 import { OutboxRelay } from './services/outbox/outbox-relay.service';
 import { Poller } from './services/engine/poller.service';
 import { AMQP_SOCKET_OPTIONS } from './config/amqp';
+import { httpLogger } from './config/logging';
 import { httpRequestMetrics } from './controllers/http-request-metrics';
 import { BrokerHealthIndicator } from './services/observability/health-indicators';
 import { Metrics } from './services/observability/metrics.service';
@@ -68,6 +69,7 @@ async function bootstrap(): Promise<void> {
     bufferLogs: true,
   }).finally(releaseMigrationLock);
   app.useLogger(app.get(PinoNestLogger)); // structured logs (src/config/logging.ts), LOG_LEVEL applied there
+  app.use(httpLogger(config));
   app.use(httpRequestMetrics(app.get(Metrics)));
   app.useBodyParser('json', { limit: config.limits.maxMessageBytes, verify: refuseDeepNesting });
   app.use(refuseUnacceptablePayload);

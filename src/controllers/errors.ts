@@ -1,11 +1,11 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import { RmqContext } from '@nestjs/microservices';
 import { ValidationError } from 'class-validator';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
 import { Observable, throwError } from 'rxjs';
 import { BatchError, toBatchError } from '../services/batch-error';
 import { MAX_BULK_OPERATIONS } from './dto/operation.dto';
-import { setRpcOutcome } from './rpc-server';
+import { rpcRequestId, setRpcOutcome } from './rpc-server';
 
 /**
  * ValidationPipe's errors as VALIDATION_FAILED, one detail per field; more operations in one request than the
@@ -52,10 +52,16 @@ export class BatchErrorFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): Observable<never> | void {
     const error = this.toBatchError(exception);
-    if (error.code === 'INTERNAL')
-      this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
-    if (host.getType() === 'rpc') {
-      setRpcOutcome(host.switchToRpc().getContext<RmqContext>(), error.code);
+    const rpc = host.getType() === 'rpc' ? host.switchToRpc().getContext<RmqContext>() : undefined;
+    if (error.code === 'INTERNAL') {
+      const requestId = rpc ? rpcRequestId(rpc) : host.switchToHttp().getRequest<Request>().id;
+      this.logger.error(
+        { requestId },
+        exception instanceof Error ? (exception.stack ?? exception.message) : String(exception),
+      );
+    }
+    if (rpc) {
+      setRpcOutcome(rpc, error.code);
       return throwError(() => error.toResponse());
     }
     host.switchToHttp().getResponse<Response>().status(error.httpStatus).json(error.toResponse());

@@ -4,7 +4,6 @@ import type { Channel, ConsumeMessage } from 'amqplib';
 import { RmqContext, RmqOptions, ServerRMQ } from '@nestjs/microservices';
 import { coalesceFrameWrites } from '../config/amqp';
 import { BatchError } from '../services/batch-error';
-import { withLogFields } from '../config/log-context';
 import { Metrics } from '../services/observability/metrics.service';
 import { readRpcRequest, RpcRequest } from './request-body';
 
@@ -40,8 +39,8 @@ const DEAD_LETTER_OPTIONS = {
  *   VALIDATION_FAILED when it has a `replyTo`, copied to the dead-letter queue (without its API key), acknowledged;
  * - otherwise served by its handler and acknowledged when the handler has finished, so a create is acknowledged once
  *   its operation is durably stored (or rejected), never before. A crash before that redelivers it.
- * Each call runs with its request id, AMQP correlation id and pattern in the log context and is timed with its
- * outcome: OK or the contract's error code. Admission (API key, rate limit) is AuthGuard's.
+ * Each call is timed with its outcome (OK or the contract's error code) and logged at debug with its request id, AMQP
+ * correlation id and pattern. Admission (API key, rate limit) is AuthGuard's.
  */
 export class RpcServer extends ServerRMQ {
   private readonly log = new Logger('RpcCall');
@@ -80,25 +79,25 @@ export class RpcServer extends ServerRMQ {
     REQUESTS.set(message, read);
     const context = new RmqContext([message, channel, read.pattern]);
     const correlationId: unknown = message.properties.correlationId;
-    const fields = {
-      requestId: read.id,
-      correlationId: typeof correlationId === 'string' ? correlationId : undefined,
-      pattern: read.pattern,
-    };
-    return withLogFields(fields, async () => {
-      const end = this.metrics.rpcDuration.startTimer({ pattern: read.pattern });
-      try {
-        const response$ = this.transformToObservable(await handler(read.data, context));
-        this.send(response$, (reply) =>
-          this.sendMessage({ id: read.id, ...reply }, message.properties.replyTo, correlationId as string, context),
-        );
-      } finally {
-        whileOpen(() => channel.ack(message));
-        const outcome = OUTCOMES.get(message) ?? 'OK';
-        const durationMs = Math.round(end({ outcome }) * 1000);
-        this.log.debug({ outcome, durationMs }, `${read.pattern} ${outcome} in ${durationMs} ms`);
-      }
-    });
+    const end = this.metrics.rpcDuration.startTimer({ pattern: read.pattern });
+    try {
+      const response$ = this.transformToObservable(await handler(read.data, context));
+      this.send(response$, (reply) =>
+        this.sendMessage({ id: read.id, ...reply }, message.properties.replyTo, correlationId as string, context),
+      );
+    } finally {
+      whileOpen(() => channel.ack(message));
+      const outcome = OUTCOMES.get(message) ?? 'OK';
+      const durationMs = Math.round(end({ outcome }) * 1000);
+      const call = {
+        requestId: read.id,
+        correlationId: textOrUndefined(correlationId),
+        pattern: read.pattern,
+        outcome,
+        durationMs,
+      };
+      this.log.debug(call, `${read.pattern} ${outcome} in ${durationMs} ms`);
+    }
   }
 
   /** Replies only where a reply can go; a reply that cannot be published (channel closed) is left to the redelivery. */
@@ -148,6 +147,10 @@ export class RpcServer extends ServerRMQ {
  * closed meanwhile (the broker restarted), the broker requeues the request by itself, and its redelivery is handled
  * from what was stored: nothing is left to do on it.
  */
+function textOrUndefined(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
 function whileOpen(action: () => unknown): void {
   try {
     action();

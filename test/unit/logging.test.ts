@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { httpLogLevel, requestIdOf } from '../../src/config/logging';
 import { routeOf } from '../../src/controllers/http-request-metrics';
-import { logFields, withLogFields } from '../../src/config/log-context';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -35,31 +34,6 @@ describe('httpLogLevel', () => {
     }
     assert.equal(httpLogLevel('/healthz', 200), 'info');
     assert.equal(httpLogLevel('/api/metrics', 200), 'info');
-  });
-});
-
-describe('log context', () => {
-  it('gives every line of a unit of work its fields, also after awaits, nested ones added to the outer ones', async () => {
-    assert.deepEqual(logFields(), {});
-    const seen = await withLogFields({ requestId: 'r-1', pattern: 'createOperation' }, async () => {
-      await new Promise((resolve) => setTimeout(resolve, 1));
-      const inner = await withLogFields({ executionId: '5' }, async () => logFields());
-      return [logFields(), inner];
-    });
-    assert.deepEqual(seen, [
-      { requestId: 'r-1', pattern: 'createOperation' },
-      { requestId: 'r-1', pattern: 'createOperation', executionId: '5' },
-    ]);
-    assert.deepEqual(logFields(), {});
-  });
-
-  it('keeps concurrent units of work apart', async () => {
-    const run = (id: string, ms: number) =>
-      withLogFields(
-        { requestId: id },
-        async () => (await new Promise((r) => setTimeout(r, ms)), logFields().requestId),
-      );
-    assert.deepEqual(await Promise.all([run('a', 5), run('b', 1)]), ['a', 'b']);
   });
 });
 
