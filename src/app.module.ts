@@ -31,6 +31,7 @@ import { ChunkStep } from './services/engine/chunk-step.service';
 import { JobRepository } from './services/engine/job-repository';
 import { ChunkWriter } from './services/engine/chunk-writer.service';
 import { ClientService } from './services/access/client.service';
+import { ClientChanges } from './services/access/client-changes';
 import { Database, dataSourceOptions } from './services/storage/database';
 import { ExecutionService } from './services/observability/execution.service';
 import { OperationValidator } from './services/ingest/operation-validator.service';
@@ -86,6 +87,7 @@ export class AppModule {
         Database,
         CatalogService,
         ClientService,
+        ClientChanges,
         OperationValidator,
         OperationService,
         IngestBuffer,

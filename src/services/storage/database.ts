@@ -19,6 +19,7 @@ import { MessagesMadeWhenSent1764900000000 } from '../../migrations/176490000000
 import { RequestsRecordedOnce1765000000000 } from '../../migrations/1765000000000-requests-recorded-once';
 import { OperationsTakenFromStreams1765100000000 } from '../../migrations/1765100000000-operations-taken-from-streams';
 import { RequestsWithTheirIds1765200000000 } from '../../migrations/1765200000000-requests-with-their-ids';
+import { ClientChangesNotified1765300000000 } from '../../migrations/1765300000000-client-changes-notified';
 
 export const MIGRATIONS = [
   InitialSchema1763700000000,
@@ -36,6 +37,7 @@ export const MIGRATIONS = [
   RequestsRecordedOnce1765000000000,
   OperationsTakenFromStreams1765100000000,
   RequestsWithTheirIds1765200000000,
+  ClientChangesNotified1765300000000,
 ];
 
 /** Connection settings of a single pg Client for the configured database (or another one on the same server). */
