@@ -25,10 +25,24 @@ describe('clients kept while their changes are heard', () => {
   /** A client whose key this process keeps: authenticated once changes are heard. */
   async function keptClient(name: string): Promise<{ id: string; apiKey: string }> {
     const created = await clients.create({ name, targets: ['*'] });
-    await eventually(async () => changes.watch() || undefined, 5000, 'listening for client changes');
+    await listening();
     await clients.authenticate(created.apiKey);
     return created;
   }
+
+  const listening = () => eventually(async () => changes.watch() || undefined, 5000, 'listening for client changes');
+
+  /** Until the key is refused as the change `what` reaches this process. */
+  const refusedSoon = (apiKey: string, what: string) =>
+    eventually(
+      () =>
+        clients.authenticate(apiKey).then(
+          () => undefined,
+          (error: unknown) => unauthenticated(error) || undefined,
+        ),
+      2000,
+      what,
+    );
 
   /** A change this process is not told of: what it answers then shows whether it looked the client up. */
   async function revokeUnheard(id: string): Promise<void> {
@@ -43,15 +57,7 @@ describe('clients kept while their changes are heard', () => {
 
     await t.db.query(`ALTER TABLE batch.clients ENABLE TRIGGER clients_changed`);
     await t.db.query(`UPDATE batch.clients SET updated_at = now() WHERE name = 'nobody'`);
-    await eventually(
-      () =>
-        clients.authenticate(apiKey).then(
-          () => undefined,
-          (error: unknown) => unauthenticated(error) || undefined,
-        ),
-      2000,
-      'the revocation, once a change was notified',
-    );
+    await refusedSoon(apiKey, 'the revocation, once a change was notified');
   });
 
   it('forgets at once what its own changes touch: rotation, grants and revocation', async () => {
@@ -72,15 +78,7 @@ describe('clients kept while their changes are heard', () => {
       `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
         WHERE application_name = 'batch-service:client-changes' AND datname = current_database()`,
     );
-    await eventually(
-      () =>
-        clients.authenticate(apiKey).then(
-          () => undefined,
-          (error: unknown) => unauthenticated(error) || undefined,
-        ),
-      2000,
-      'the revocation, looked up once the listening connection was lost',
-    );
-    await eventually(async () => changes.watch() || undefined, 5000, 'listening again');
+    await refusedSoon(apiKey, 'the revocation, looked up once the listening connection was lost');
+    await listening();
   });
 });
