@@ -78,12 +78,12 @@ function escape(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-export function save(directory: string, figures: Figure[], settings: Record<string, unknown>): void {
+/** Writes `<name>.json` (figures, ratios, settings) and `<name>.svg` (the chart) into `directory`; returns their paths. */
+export function save(directory: string, name: string, figures: Figure[], settings: Record<string, unknown>): string[] {
   mkdirSync(directory, { recursive: true });
   const results = figures.map((f) => ({ ...f, ratio: ratio(f), meetsTarget: meets(f) }));
-  writeFileSync(
-    join(directory, 'latest.json'),
-    JSON.stringify({ measuredAt: new Date().toISOString(), settings, results }, null, 2) + '\n',
-  );
-  writeFileSync(join(directory, 'latest.svg'), svg(figures) + '\n');
+  const [json, chart] = [join(directory, `${name}.json`), join(directory, `${name}.svg`)];
+  writeFileSync(json, JSON.stringify({ measuredAt: new Date().toISOString(), settings, results }, null, 2) + '\n');
+  writeFileSync(chart, svg(figures) + '\n');
+  return [json, chart];
 }

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Logger } from '@nestjs/common';
 import { Figure, save, table } from './report';
@@ -7,15 +7,29 @@ import { benchIngest } from './ingest';
 import { benchLatency } from './latency';
 import { benchQueue } from './queue';
 
+const USAGE = `npm run bench [-- options]: the service started with npm start, driven through RabbitMQ, every figure
+against a baseline measured in the same run.
+  --quick                  a run under a minute (small sizes, one latency interval)
+  --only SECTIONS          some of drain,ingest,latency,queue
+  --rows N                 the insert backlog (1,000,000; quick 20,000)
+  --other-rows N           each other type's backlog (200,000; quick 5,000)
+  --scheduled N            operations scheduled a day ahead behind the inserts (1,000,000; quick 0)
+  --requests N             single creates, over three rounds (30,000; quick 3,000)
+  --bulk-messages N        createOperations messages of 1,000 (300; quick 10)
+  --seconds N              the latency run (600; quick 8)
+  --settled N              settled operations for queue health (5,000,000; quick 200,000)
+A full run (no options) writes bench/results/latest.json and .svg, the results the README shows; any other run
+writes bench/results/partial.json and .svg (not committed).`;
+
 /**
  * `npm run bench`: the service started as the README starts it (`npm start`), driven through RabbitMQ, every figure
- * against a baseline measured in the same run. `--quick` for a run under a minute; sizes one by one
- * (`npm run bench -- --rows 200000`), sections with `--only drain,ingest,latency,queue`.
+ * against a baseline measured in the same run (USAGE).
  */
 async function main(): Promise<void> {
   Logger.overrideLogger(['error']); // the baselines' NestJS clients in this process
   const { values } = parseArgs({
     options: {
+      help: { type: 'boolean', short: 'h', default: false },
       quick: { type: 'boolean', default: false },
       rows: { type: 'string' },
       'other-rows': { type: 'string' },
@@ -27,6 +41,8 @@ async function main(): Promise<void> {
       only: { type: 'string' },
     },
   });
+  if (values.help) return console.log(USAGE);
+  const full = !values.quick && Object.keys(values).every((option) => option === 'help' || option === 'quick');
   const quick = values.quick;
   const settings = {
     rows: Number(values.rows ?? (quick ? 20_000 : 1_000_000)),
@@ -55,14 +71,15 @@ async function main(): Promise<void> {
   }
   if (runs('queue')) figures.push(...(await benchQueue({ settled: settings.settled, chunk: 1000 })));
   console.log(table(figures));
-  save(join(__dirname, '..', '..', 'bench', 'results'), figures, settings);
-  console.log('\nwritten: bench/results/latest.json, bench/results/latest.svg');
+  const written = save(join(__dirname, '..', '..', 'bench', 'results'), full ? 'latest' : 'partial', figures, settings);
+  console.log(`\nwritten: ${written.map((path) => relative(process.cwd(), path)).join(', ')}`);
 }
 
 main().then(
   () => process.exit(0),
-  (error) => {
-    console.error(error);
+  (error: Error & { code?: string }) => {
+    if (error.code?.startsWith('ERR_PARSE_ARGS')) console.error(`${error.message}\n\n${USAGE}`);
+    else console.error(error);
     process.exit(1);
   },
 );
