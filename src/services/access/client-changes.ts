@@ -17,6 +17,7 @@ export class ClientChanges implements OnApplicationShutdown {
   private readonly logger = new Logger(ClientChanges.name);
   private readonly callbacks: (() => void)[] = [];
   private connection: Client | null = null;
+  private retry: NodeJS.Timeout | null = null;
   private listening = false;
   private stopped = false;
 
@@ -28,7 +29,7 @@ export class ClientChanges implements OnApplicationShutdown {
 
   /** Whether changes are heard now: what is read from batch.clients stays current until the next `changed`. */
   watch(): boolean {
-    if (!this.connection && !this.stopped) this.listen();
+    if (!this.connection && !this.retry && !this.stopped) this.listen();
     return this.listening;
   }
 
@@ -45,7 +46,11 @@ export class ClientChanges implements OnApplicationShutdown {
       this.listening = false;
       this.changed();
       connection.end().catch(() => undefined);
-      if (!this.stopped) setTimeout(() => this.watch(), RECONNECT_MS).unref();
+      if (this.stopped) return;
+      this.retry = setTimeout(() => {
+        this.retry = null;
+        this.watch();
+      }, RECONNECT_MS).unref();
     };
     connection.on('error', lost);
     connection.on('end', () => lost());
@@ -66,6 +71,7 @@ export class ClientChanges implements OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
+    if (this.retry) clearTimeout(this.retry);
     const connection = this.connection;
     this.connection = null;
     this.listening = false;
