@@ -142,15 +142,16 @@ export class RpcServer extends ServerRMQ {
   }
 }
 
+/** An AMQP property as the log line takes it: text, or left out. */
+function textOrUndefined(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
 /**
  * Does something on the channel a request came on (acknowledge it, answer it, dead-letter it). When that channel has
  * closed meanwhile (the broker restarted), the broker requeues the request by itself, and its redelivery is handled
  * from what was stored: nothing is left to do on it.
  */
-function textOrUndefined(value: unknown): string | undefined {
-  return typeof value === 'string' ? value : undefined;
-}
-
 function whileOpen(action: () => unknown): void {
   try {
     action();
