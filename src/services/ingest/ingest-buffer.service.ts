@@ -29,7 +29,13 @@ interface Submission {
  * Single creates still share flushes, hundreds at a time under load.
  */
 const MAX_ROWS = 1000;
-/** Flushes in flight at once (connections of the pool): while they run, new submissions gather into the next ones. */
+/**
+ * Flushes in flight at once (connections of the pool). Of those, one at a time gathers what is waiting (fewer rows
+ * than MAX_ROWS); the others start only when what waits fills a flush (a bulk request of 1,000 operations, say). So
+ * single creates gather into one flush at a time: four at once stored ~40 creates each under load, whose fixed
+ * costs (the plan's start, the commit) cost PostgreSQL 41-49 us of CPU per create instead of 31 (quick runs,
+ * alternated), while bulk requests are stored four at a time.
+ */
 const MAX_FLUSHES = 4;
 
 /**
@@ -110,7 +116,10 @@ const parseTimestamp = types.getTypeParser(types.builtins.TIMESTAMPTZ) as (text:
 @Injectable()
 export class IngestBuffer {
   private queue: Submission[] = [];
+  private queuedRows = 0;
   private flushing = 0;
+  /** Flushes running with fewer rows than MAX_ROWS. */
+  private gathering = 0;
   private scheduled = false;
 
   constructor(private readonly db: Database) {}
@@ -122,12 +131,14 @@ export class IngestBuffer {
   store(clientId: string, requestId: string, operations: ValidOperation[]): Promise<(StoredRow | null)[]> {
     return new Promise((resolve, reject) => {
       this.queue.push({ clientId, requestId, operations, resolve, reject });
+      this.queuedRows += operations.length;
       this.schedule();
     });
   }
 
   private schedule(): void {
     if (this.scheduled || this.flushing >= MAX_FLUSHES || this.queue.length === 0) return;
+    if (this.gathering > 0 && this.queuedRows < MAX_ROWS) return; // gathers until the running gathering flush ends
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -154,10 +165,14 @@ export class IngestBuffer {
       rows += next.operations.length;
     }
     this.queue = waiting;
+    this.queuedRows -= rows;
     if (batch.length === 0) return;
+    const gathering = rows < MAX_ROWS ? 1 : 0;
     this.flushing += 1;
+    this.gathering += gathering;
     void this.insert(batch).finally(() => {
       this.flushing -= 1;
+      this.gathering -= gathering;
       this.schedule();
     });
     this.schedule();
