@@ -7,17 +7,28 @@ import { benchIngest } from './ingest';
 import { benchLatency } from './latency';
 import { benchQueue } from './queue';
 
+/** The sizes a run takes as options: the setting each gives, its default in a full run and in a quick one. */
+const SIZES = {
+  rows: { setting: 'rows', full: 1_000_000, quick: 20_000, what: 'the insert backlog' },
+  'other-rows': { setting: 'otherRows', full: 200_000, quick: 5_000, what: "each other type's backlog" },
+  scheduled: { setting: 'scheduled', full: 1_000_000, quick: 0, what: 'operations scheduled a day ahead' },
+  requests: { setting: 'requests', full: 30_000, quick: 3_000, what: 'single creates, over three rounds' },
+  'bulk-messages': { setting: 'bulkMessages', full: 300, quick: 10, what: 'createOperations messages of 1,000' },
+  seconds: { setting: 'latencySeconds', full: 600, quick: 8, what: 'the latency run' },
+  settled: { setting: 'settled', full: 5_000_000, quick: 200_000, what: 'settled operations for queue health' },
+} as const;
+type SizeSetting = (typeof SIZES)[keyof typeof SIZES]['setting'];
+
 const USAGE = `npm run bench [-- options]: the service started with npm start, driven through RabbitMQ, every figure
 against a baseline measured in the same run.
   --quick                  a run under a minute (small sizes, one latency interval)
   --only SECTIONS          some of drain,ingest,latency,queue
-  --rows N                 the insert backlog (1,000,000; quick 20,000)
-  --other-rows N           each other type's backlog (200,000; quick 5,000)
-  --scheduled N            operations scheduled a day ahead behind the inserts (1,000,000; quick 0)
-  --requests N             single creates, over three rounds (30,000; quick 3,000)
-  --bulk-messages N        createOperations messages of 1,000 (300; quick 10)
-  --seconds N              the latency run (600; quick 8)
-  --settled N              settled operations for queue health (5,000,000; quick 200,000)
+${Object.entries(SIZES)
+  .map(
+    ([option, size]) =>
+      `  --${`${option} N`.padEnd(23)}${size.what} (${size.full.toLocaleString('en')}; quick ${size.quick.toLocaleString('en')})`,
+  )
+  .join('\n')}
 A full run (no options) writes bench/results/latest.json and .svg, the results the README shows; any other run
 writes bench/results/partial.json and .svg (not committed).`;
 
@@ -27,35 +38,30 @@ writes bench/results/partial.json and .svg (not committed).`;
  */
 async function main(): Promise<void> {
   Logger.overrideLogger(['error']); // the baselines' NestJS clients in this process
+  const sizeOptions = Object.fromEntries(Object.keys(SIZES).map((option) => [option, { type: 'string' as const }]));
   const { values } = parseArgs({
     options: {
       help: { type: 'boolean', short: 'h', default: false },
       quick: { type: 'boolean', default: false },
-      rows: { type: 'string' },
-      'other-rows': { type: 'string' },
-      scheduled: { type: 'string' },
-      requests: { type: 'string' },
-      'bulk-messages': { type: 'string' },
-      seconds: { type: 'string' },
-      settled: { type: 'string' },
       only: { type: 'string' },
+      ...sizeOptions,
     },
   });
   if (values.help) return console.log(USAGE);
   const full = !values.quick && Object.keys(values).every((option) => option === 'help' || option === 'quick');
   const quick = values.quick;
+  const sizes = Object.fromEntries(
+    Object.entries(SIZES).map(([option, size]) => [
+      size.setting,
+      Number((values as Record<string, unknown>)[option] ?? (quick ? size.quick : size.full)),
+    ]),
+  ) as Record<SizeSetting, number>;
   const settings = {
-    rows: Number(values.rows ?? (quick ? 20_000 : 1_000_000)),
-    otherRows: Number(values['other-rows'] ?? (quick ? 5_000 : 200_000)),
+    ...sizes,
     sample: quick ? 1_000 : 5_000,
     bullmqRows: quick ? 5_000 : 100_000,
-    scheduled: Number(values.scheduled ?? (quick ? 0 : 1_000_000)),
-    requests: Number(values.requests ?? (quick ? 3_000 : 30_000)),
     inFlight: 200,
-    bulkMessages: Number(values['bulk-messages'] ?? (quick ? 10 : 300)),
-    latencySeconds: Number(values.seconds ?? (quick ? 8 : 600)),
     rate: 2_000,
-    settled: Number(values.settled ?? (quick ? 200_000 : 5_000_000)),
   };
   const only = values.only?.split(',');
   const runs = (section: string) => !only || only.includes(section);
