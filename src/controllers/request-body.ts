@@ -12,10 +12,16 @@ const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
 /**
  * What in JSON text could parse to a lone surrogate (text decoded from UTF-8 holds none: only an escape of one can) or
- * to a number that is not finite (an exponent, or hundreds of digits). Text without any has nothing payloadProblem
- * looks for but its nesting, which nestingOver counts on the text.
+ * to a number that is not finite: a number with an exponent (a number starts after `:`, `,`, `[` or white space, so
+ * the digits and `e` of a request id such as a UUID, `…-4e0b-…`, do not count), or hundreds of digits. Text without
+ * any has nothing payloadProblem looks for but its nesting, which nestingOver counts on the text.
  */
-const MAYBE_UNACCEPTABLE = /\\u[dD][89a-fA-F]|\d[eE]|\d{300}/;
+const MAYBE_UNACCEPTABLE = /\\u[dD][89a-fA-F]|[:,[\s]-?\d+(?:\.\d+)?[eE]|\d{300}/;
+
+/** Whether payloadProblem must walk the body parsed from this text; when false, it would find nothing. */
+export function mayBeUnacceptable(text: string): boolean {
+  return MAYBE_UNACCEPTABLE.test(text);
+}
 
 /** Why the parsed body cannot be taken as it is, or null. Iterative, so no nesting can overflow the stack. */
 export function payloadProblem(body: unknown): string | null {
@@ -102,7 +108,7 @@ export function readRpcRequest(content: Buffer, maxBytes: number): RpcRequest | 
   if (typeof id !== 'string' || id.length === 0 || id.length > 200 || id.includes('\u0000')) {
     return refuse('The message needs a string "id" (1..200 characters, no NUL), unique per request');
   }
-  const problem = MAYBE_UNACCEPTABLE.test(text) ? payloadProblem(body) : null;
+  const problem = mayBeUnacceptable(text) ? payloadProblem(body) : null;
   if (problem) return refuse(`The message is not acceptable: ${problem}`);
   return { pattern, id, data };
 }

@@ -5,7 +5,7 @@ import { RpcParamtype } from '@nestjs/microservices/enums/rpc-paramtype.enum';
 import { loadConfig } from '../../src/config/app-config';
 import { OperationCreateDto, OperationsCreateDto } from '../../src/controllers/dto/operation.dto';
 import { BatchErrorFilter } from '../../src/controllers/errors';
-import { payloadProblem, readRpcRequest } from '../../src/controllers/request-body';
+import { mayBeUnacceptable, payloadProblem, readRpcRequest } from '../../src/controllers/request-body';
 import { RequestValidationPipe } from '../../src/controllers/validation-pipe';
 import { BatchError } from '../../src/services/batch-error';
 import type { CatalogService } from '../../src/services/storage/catalog.service';
@@ -178,6 +178,9 @@ describe('hostile input (property): never INTERNAL', () => {
       '"\\u00e9"',
       '1e400',
       '-1E+400',
+      ' 1e400',
+      '-0.5e400',
+      `${'9'.repeat(250)}e60`,
       '1e5',
       '"1e400"',
       '12.5',
@@ -193,12 +196,24 @@ describe('hostile input (property): never INTERNAL', () => {
         .map((entries) => `{${entries.map(([key, value]) => `${key}:${value}`).join(',')}}`),
     })).value;
     fc.assert(
-      fc.property(json, (data) => {
-        const text = `{"pattern":"p","id":"i","data":${data}}`;
+      fc.property(json, fc.constantFrom(':', ': ', ':\n\t'), (data, colon) => {
+        const text = `{"pattern":"p","id":"i","data"${colon}${data}}`;
         const read = readRpcRequest(Buffer.from(text), 1 << 20);
         assert.equal('problem' in read, payloadProblem(JSON.parse(text)) !== null, text);
       }),
       { numRuns: 3000, seed: 20261123 },
     );
+  });
+
+  it('walks no message for what its request id or its strings hold: a UUID with digits before an e is no exponent', () => {
+    fc.assert(
+      fc.property(fc.uuid(), fc.stringMatching(/^[a-z0-9.-]*$/), fc.integer(), (id, note, qty) => {
+        const text = JSON.stringify({ pattern: 'createOperation', id, data: { target: 't', values: { qty, note } } });
+        assert.equal(mayBeUnacceptable(text), false, text);
+      }),
+      { numRuns: 1000, seed: 20261123 },
+    );
+    assert.equal(mayBeUnacceptable('{"pattern":"p","id":"9a6c4a82-c6a2-4e0b-b869-633c38a2a55e","data":{}}'), false);
+    assert.equal(mayBeUnacceptable('{"data":[1,2.5e3]}'), true);
   });
 });
