@@ -26,7 +26,12 @@ export async function callsPerSecond(
   return total / (Number(process.hrtime.bigint() - started) / 1e9);
 }
 
-const INGEST_ROUNDS = 3;
+/**
+ * Echo and create take turns in this many rounds, each going first in every other round, and the round with the
+ * median ratio is reported: the machine's speed drifts by a third within minutes, and adjacent rounds of one build
+ * gave ratios 0.48 to 0.65, so three rounds' median moved with whichever round was lucky.
+ */
+const INGEST_ROUNDS = 9;
 /** Bulk messages sent before the bulk figure is timed, as the single creates have theirs: the first ones compile the bulk path. */
 const BULK_WARM_UP = 10;
 
@@ -80,19 +85,26 @@ export async function benchIngest(options: {
     // Echo and create take turns, and the round with the median ratio is reported: the machine's speed drifts, and
     // the ratio of two runs made one right after the other is steadier than either rate. Where the machine's two
     // cores go, per request: the service and the baseline share them with the broker, the database and this client.
-    const rounds: { echoRate: number; createRate: number; echoCpu: string; createCpu: string }[] = [];
     const perRound = Math.ceil(options.requests / INGEST_ROUNDS);
+    const timed = async (named: Record<string, number>, call: (i: number) => Promise<unknown>) => {
+      const cpu = new CpuMeter(named);
+      const rate = await callsPerSecond(perRound, options.inFlight, call);
+      return { rate, cpu: cpu.perUnit(perRound) };
+    };
+    const echoTurn = () => timed({ 'echo handler': echo.pid! }, echoOnce);
+    const createTurn = () => timed({ service: api }, (i) => rpc.createOperation(operation(i)));
+    type Turn = Awaited<ReturnType<typeof timed>>;
+    const rounds: { echoed: Turn; created: Turn; ratio: number }[] = [];
     for (let round = 0; round < INGEST_ROUNDS; round++) {
-      let cpu = new CpuMeter({ 'echo handler': echo.pid! });
-      const echoRate = await callsPerSecond(perRound, options.inFlight, echoOnce);
-      const echoCpu = cpu.perUnit(perRound);
-      cpu = new CpuMeter({ service: api });
-      const createRate = await callsPerSecond(perRound, options.inFlight, (i) => rpc.createOperation(operation(i)));
-      rounds.push({ echoRate, createRate, echoCpu, createCpu: cpu.perUnit(perRound) });
+      const echoFirst = round % 2 === 0;
+      const first = await (echoFirst ? echoTurn() : createTurn());
+      const second = await (echoFirst ? createTurn() : echoTurn());
+      const [echoed, created] = echoFirst ? [first, second] : [second, first];
+      rounds.push({ echoed, created, ratio: created.rate / echoed.rate });
     }
-    rounds.sort((a, b) => a.createRate / a.echoRate - b.createRate / b.echoRate);
-    const { echoRate, createRate, echoCpu, createCpu } = rounds[Math.floor(INGEST_ROUNDS / 2)];
-    const ratios = rounds.map((r) => (r.createRate / r.echoRate).toFixed(2)).join(', ');
+    rounds.sort((a, b) => a.ratio - b.ratio);
+    const { echoed, created } = rounds[Math.floor(INGEST_ROUNDS / 2)];
+    const spread = `${rounds[0].ratio.toFixed(2)}–${rounds[INGEST_ROUNDS - 1].ratio.toFixed(2)}`;
     const bulk = Array.from({ length: 1000 }, (_, i) => operation(i));
     await callsPerSecond(BULK_WARM_UP, 4, () => rpc.createOperations(bulk));
     const cpu = new CpuMeter({ service: api });
@@ -107,11 +119,11 @@ export async function benchIngest(options: {
     return [
       {
         name: `ingest createOperation, ${options.inFlight} in flight`,
-        value: createRate,
+        value: created.rate,
         unit: 'req/s',
-        baseline: { name: 'NestJS RMQ echo', value: echoRate },
+        baseline: { name: 'NestJS RMQ echo', value: echoed.rate },
         target: 0.7,
-        note: `rounds ${ratios}; CPU per request: ${createCpu}; echo: ${echoCpu}`,
+        note: `median of ${INGEST_ROUNDS} rounds, ${spread}; CPU per request: ${created.cpu}; echo: ${echoed.cpu}`,
       },
       {
         name: 'ingest createOperations, 1,000 per message',

@@ -12,7 +12,7 @@ const SIZES = {
   rows: { setting: 'rows', full: 1_000_000, quick: 20_000, what: 'the insert backlog' },
   'other-rows': { setting: 'otherRows', full: 200_000, quick: 5_000, what: "each other type's backlog" },
   scheduled: { setting: 'scheduled', full: 1_000_000, quick: 0, what: 'operations scheduled a day ahead' },
-  requests: { setting: 'requests', full: 30_000, quick: 3_000, what: 'single creates, over three rounds' },
+  requests: { setting: 'requests', full: 45_000, quick: 9_000, what: 'single creates, over nine rounds' },
   'bulk-messages': { setting: 'bulkMessages', full: 300, quick: 10, what: 'createOperations messages of 1,000' },
   seconds: { setting: 'latencySeconds', full: 600, quick: 8, what: 'the latency run' },
   settled: { setting: 'settled', full: 5_000_000, quick: 200_000, what: 'settled operations for queue health' },
