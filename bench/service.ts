@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BatchServiceClient, SettledEventsConsumer } from '../src/client';
 import { RMQ_URL, TestDb } from '../test/support/harness';
-import { freePort, http, serviceEnv } from '../test/support/service-process';
+import { deleteBrokerObjects, freePort, http, serviceEnv } from '../test/support/service-process';
 import { dropDatabase } from '../test/support/test-database';
 
 const ROOT = join(__dirname, '..', '..');
@@ -166,9 +166,11 @@ export class BenchService {
     };
   }
 
+  /** Stops the processes, then deletes what the run declared on the broker and its database. */
   async stop(): Promise<void> {
     for (const started of [...this.processes.values()].reverse()) await started.stop();
     await this.db.close();
+    await deleteBrokerObjects(this.env);
     await dropDatabase(this.env.DB_NAME);
   }
 }

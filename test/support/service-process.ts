@@ -117,9 +117,9 @@ export function settledQueue(env: Record<string, string>, clientName: string): s
 /**
  * What a test's service and its callers declared on the broker (all named after its database): the RPC queue and its
  * dead-letter queue, the events exchange, and each client's queue of settled notifications. Durable, so they would
- * outlive the test.
+ * outlive the test (or the benchmark run), and are deleted with it.
  */
-async function deleteBrokerObjects(env: Record<string, string>): Promise<void> {
+export async function deleteBrokerObjects(env: Record<string, string>): Promise<void> {
   const db = new Client({ host: '127.0.0.1', user: 'postgres', database: env.DB_NAME });
   await db.connect();
   const clients = await db.query<{ name: string }>('SELECT name FROM batch.clients').finally(() => db.end());
