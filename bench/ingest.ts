@@ -82,9 +82,9 @@ export async function benchIngest(options: {
 
     await callsPerSecond(500, options.inFlight, echoOnce); // warm-up
     await callsPerSecond(500, options.inFlight, (i) => rpc.createOperation(operation(i)));
-    // Echo and create take turns, and the round with the median ratio is reported: the machine's speed drifts, and
-    // the ratio of two runs made one right after the other is steadier than either rate. Where the machine's two
-    // cores go, per request: the service and the baseline share them with the broker, the database and this client.
+    // The ratio of two runs made one right after the other is steadier than either rate (INGEST_ROUNDS). Where the
+    // machine's two cores go, per request: the service and the baseline share them with the broker, the database and
+    // this client.
     const perRound = Math.ceil(options.requests / INGEST_ROUNDS);
     const timed = async (named: Record<string, number>, call: (i: number) => Promise<unknown>) => {
       const cpu = new CpuMeter(named);
