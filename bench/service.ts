@@ -166,11 +166,15 @@ export class BenchService {
     };
   }
 
-  /** Stops the processes, then deletes what the run declared on the broker and its database. */
+  /**
+   * Stops the processes, then deletes what the run declared on the broker (once a process has started: what names it
+   * is read from the database the service made) and its database.
+   */
   async stop(): Promise<void> {
-    for (const started of [...this.processes.values()].reverse()) await started.stop();
+    const started = [...this.processes.values()];
+    for (const role of started.reverse()) await role.stop();
     await this.db.close();
-    await deleteBrokerObjects(this.env);
+    if (started.length > 0) await deleteBrokerObjects(this.env);
     await dropDatabase(this.env.DB_NAME);
   }
 }
