@@ -1,6 +1,6 @@
 import { Injectable, OnModuleDestroy } from '@nestjs/common';
 import { RmqRecordBuilder } from '@nestjs/microservices';
-import { firstValueFrom, timeout } from 'rxjs';
+import { firstValueFrom, lastValueFrom, timeout } from 'rxjs';
 import { AMQP_SOCKET_OPTIONS, RmqClient } from '../config/amqp';
 import {
   BATCH_PATTERNS,
@@ -38,7 +38,18 @@ export class BatchServiceError extends Error {
   }
 }
 
-/** Typed RPC calls to the Batch Service over RabbitMQ. */
+/**
+ * Typed RPC calls to the Batch Service over RabbitMQ.
+ *
+ * `createOperation(s)` send a request and resolve with the answer once the operations are durably stored (ids,
+ * `duplicate`), or reject with the contract's error: use them when you need the id, want to know that the
+ * operations were accepted, or want back-pressure (a caller that awaits its calls never runs ahead of the service).
+ * `emitOperation(s)` publish an event and resolve once the broker has it: nothing is answered, and an operation the
+ * service refuses (a bad key or value, over the rate limit) lands in the dead-letter queue for an operator, not with
+ * you. Enough for writes whose outcome you learn from the `operations.settled` notifications anyway. An event is
+ * stored at least once (a crash before its acknowledgement stores it again): give each an `idempotencyKey` to make
+ * it exactly once.
+ */
 @Injectable()
 export class BatchServiceClient implements OnModuleDestroy {
   private readonly proxy: RmqClient;
@@ -62,6 +73,16 @@ export class BatchServiceClient implements OnModuleDestroy {
     return this.call(BATCH_PATTERNS.createOperations, { operations });
   }
 
+  /** Publishes a `createOperation` event; resolves once the broker confirmed it (see the class's comment). */
+  emitOperation(operation: ICreateBatchOperationRequest): Promise<void> {
+    return this.emit(BATCH_PATTERNS.createOperation, operation);
+  }
+
+  /** Publishes a `createOperations` event (1..1000 operations, all stored or none); resolves once the broker has it. */
+  emitOperations(operations: ICreateBatchOperationRequest[]): Promise<void> {
+    return this.emit(BATCH_PATTERNS.createOperations, { operations });
+  }
+
   getOperation(id: string): Promise<IGetBatchOperationResponse> {
     return this.call(BATCH_PATTERNS.getOperation, { id });
   }
@@ -78,23 +99,36 @@ export class BatchServiceClient implements OnModuleDestroy {
     return this.close();
   }
 
-  private async call<T>(pattern: string, data: unknown): Promise<T> {
-    const record = new RmqRecordBuilder(data)
+  private record(data: unknown) {
+    return new RmqRecordBuilder(data)
       .setOptions({ headers: { 'x-api-key': this.options.apiKey }, persistent: true })
       .build();
-    try {
-      return await firstValueFrom(this.proxy.send<T>(pattern, record).pipe(timeout(this.timeoutMs)));
-    } catch (error) {
-      const body = error as Partial<IBatchErrorResponse> & { name?: string; message?: string; err?: Error };
-      if (body?.status === 'error' && body.code)
-        throw new BatchServiceError(body.code, body.message ?? body.code, body.details);
-      if (body?.name === 'TimeoutError')
-        throw new BatchServiceError('TIMEOUT', `No answer to ${pattern} within ${this.timeoutMs} ms`);
-      // amqp-connection-manager reports a lost connection as {err}, amqplib as "channel closed"
-      const lost = body?.err ?? (body?.message === 'channel closed' ? (error as Error) : null);
-      if (lost)
-        throw new BatchServiceError('DISCONNECTED', `Broker connection lost during ${pattern}: ${lost.message}`);
-      throw error;
-    }
+  }
+
+  private async emit(pattern: string, data: unknown): Promise<void> {
+    const published$ = this.proxy.emit(pattern, this.record(data)).pipe(timeout(this.timeoutMs));
+    await lastValueFrom(published$, { defaultValue: undefined }).catch((error: unknown) => {
+      throw this.failure(pattern, error);
+    });
+  }
+
+  private async call<T>(pattern: string, data: unknown): Promise<T> {
+    const answer$ = this.proxy.send<T>(pattern, this.record(data)).pipe(timeout(this.timeoutMs));
+    return firstValueFrom(answer$).catch((error: unknown) => {
+      throw this.failure(pattern, error);
+    });
+  }
+
+  /** What went wrong with a call, as a BatchServiceError where it has a code; anything else as it was thrown. */
+  private failure(pattern: string, error: unknown): unknown {
+    const body = error as Partial<IBatchErrorResponse> & { name?: string; message?: string; err?: Error };
+    if (body?.status === 'error' && body.code)
+      return new BatchServiceError(body.code, body.message ?? body.code, body.details);
+    if (body?.name === 'TimeoutError')
+      return new BatchServiceError('TIMEOUT', `No answer to ${pattern} within ${this.timeoutMs} ms`);
+    // amqp-connection-manager reports a lost connection as {err}, amqplib as "channel closed"
+    const lost = body?.err ?? (body?.message === 'channel closed' ? (error as Error) : null);
+    if (lost) return new BatchServiceError('DISCONNECTED', `Broker connection lost during ${pattern}: ${lost.message}`);
+    return error;
   }
 }

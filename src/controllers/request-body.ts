@@ -64,17 +64,19 @@ export function nestingOver(text: string, limit: number): boolean {
   return false;
 }
 
+/** A message of the RPC queue: a request (with its `id`) or an event (without: NestJS's `emit`). */
 export interface RpcRequest {
   pattern: string;
-  id: string;
+  id: string | undefined;
   data: unknown;
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
- * Reads one message of the RPC queue as the NestJS wire format `{"pattern", "id", "data"}`, or says why it is none:
- * PAYLOAD_TOO_LARGE over `maxBytes` (the raw bytes, before anything is parsed), else VALIDATION_FAILED.
+ * Reads one message of the RPC queue as the NestJS wire format `{"pattern", "id", "data"}` (an event has no `id`), or
+ * says why it is none: PAYLOAD_TOO_LARGE over `maxBytes` (the raw bytes, before anything is parsed), else
+ * VALIDATION_FAILED.
  */
 export function readRpcRequest(content: Buffer, maxBytes: number): RpcRequest | { problem: BatchError } {
   const refuse = (message: string) => ({ problem: new BatchError('VALIDATION_FAILED', message) });
@@ -105,8 +107,8 @@ export function readRpcRequest(content: Buffer, maxBytes: number): RpcRequest | 
   const { pattern, id, data } = body as Record<string, unknown>;
   if (typeof pattern !== 'string' || pattern.length === 0 || pattern.length > 100)
     return refuse('The message needs a string "pattern" (1..100 characters)');
-  if (typeof id !== 'string' || id.length === 0 || id.length > 200 || id.includes('\u0000')) {
-    return refuse('The message needs a string "id" (1..200 characters, no NUL), unique per request');
+  if (id !== undefined && (typeof id !== 'string' || id.length === 0 || id.length > 200 || id.includes('\u0000'))) {
+    return refuse('A request needs a string "id" (1..200 characters, no NUL), unique per request');
   }
   const problem = mayBeUnacceptable(text) ? payloadProblem(body) : null;
   if (problem) return refuse(`The message is not acceptable: ${problem}`);

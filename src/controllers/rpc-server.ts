@@ -1,13 +1,16 @@
 import { Logger } from '@nestjs/common';
 import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
 import type { Channel, ConsumeMessage } from 'amqplib';
+import { randomUUID } from 'node:crypto';
+import { lastValueFrom } from 'rxjs';
 import { RmqContext, RmqOptions, ServerRMQ } from '@nestjs/microservices';
 import { coalesceFrameWrites } from '../config/amqp';
+import { BATCH_EVENT_PATTERNS } from '../interfaces/operation.interfaces';
 import { BatchError } from '../services/batch-error';
 import { Metrics } from '../services/observability/metrics.service';
 import { readRpcRequest, RpcRequest } from './request-body';
 
-const REQUESTS = new WeakMap<object, RpcRequest>();
+const REQUESTS = new WeakMap<object, RpcRequest & { id: string }>();
 const OUTCOMES = new WeakMap<object, string>();
 
 /** The RPC request id (the wire format's `id`): the implicit idempotency key of a create, and in the log context. */
@@ -31,14 +34,21 @@ const DEAD_LETTER_OPTIONS = {
   arguments: { 'x-max-length': 10_000, 'x-max-length-bytes': 256 * 1024 * 1024, 'x-overflow': 'drop-head' },
 };
 
+/** How long an event that found the database unreachable waits before it goes back to the queue. */
+const EVENT_REQUEUE_DELAY_MS = 1000;
+
 /**
  * The RPC transport: NestJS's RMQ server, with each message read by the service itself, so that every message taken
  * from the queue is settled whatever its body:
  * - over BATCH_MAX_MESSAGE_BYTES (checked on the raw bytes, before parsing): answered PAYLOAD_TOO_LARGE, acknowledged;
- * - unreadable (not UTF-8 JSON, nested too deep, no string `pattern` and `id`) or an unknown pattern: answered
- *   VALIDATION_FAILED when it has a `replyTo`, copied to the dead-letter queue (without its API key), acknowledged;
+ * - unreadable (not UTF-8 JSON, nested too deep, no string `pattern`, a `replyTo` without a string `id`) or an unknown
+ *   pattern: answered VALIDATION_FAILED when it has a `replyTo`, copied to the dead-letter queue (without its API
+ *   key), acknowledged;
  * - otherwise served by its handler and acknowledged when the handler has finished, so a create is acknowledged once
  *   its operation is durably stored (or rejected), never before. A crash before that redelivers it.
+ * An event (NestJS's `emit`: no `id`, no `replyTo`) is served like a request and answered to nobody: one that is
+ * refused is dead-lettered with its error, one that met an unreachable database goes back to the queue. It gets an id
+ * of its own, so a redelivered event is stored again unless its operations carry idempotency keys.
  * Each call is timed with its outcome (OK or the contract's error code) and logged at debug with its request id, AMQP
  * correlation id and pattern. Admission (API key, rate limit) is AuthGuard's.
  */
@@ -66,8 +76,16 @@ export class RpcServer extends ServerRMQ {
   async handleMessage(delivered: Record<string, unknown> | null, channel: Channel): Promise<void> {
     if (!delivered) return;
     const message = delivered as unknown as ConsumeMessage;
+    const replyTo = textOrUndefined(message.properties.replyTo) || undefined;
     const read = readRpcRequest(message.content, this.settings.maxMessageBytes);
     if ('problem' in read) return this.refuse(message, channel, read.problem, undefined);
+    if (read.id === undefined && replyTo !== undefined) {
+      const noId = new BatchError(
+        'VALIDATION_FAILED',
+        'A request with a replyTo needs a string "id", unique per request',
+      );
+      return this.refuse(message, channel, noId, undefined);
+    }
     const handler = this.getHandlerByPattern(read.pattern);
     if (!handler) {
       const unknown = new BatchError(
@@ -76,27 +94,45 @@ export class RpcServer extends ServerRMQ {
       );
       return this.refuse(message, channel, unknown, read.id);
     }
-    REQUESTS.set(message, read);
+    if (read.id === undefined && !BATCH_EVENT_PATTERNS.includes(read.pattern)) {
+      const notEvent = new BatchError(
+        'VALIDATION_FAILED',
+        `${read.pattern} is answered only as a request (send, not emit); events may be ${BATCH_EVENT_PATTERNS.join(' or ')}`,
+      );
+      return this.refuse(message, channel, notEvent, undefined);
+    }
+    const call = { ...read, id: read.id ?? randomUUID() };
+    REQUESTS.set(message, call);
     const context = new RmqContext([message, channel, read.pattern]);
     const correlationId: unknown = message.properties.correlationId;
     const end = this.metrics.rpcDuration.startTimer({ pattern: read.pattern });
+    let settle = () => channel.ack(message);
     try {
       const response$ = this.transformToObservable(await handler(read.data, context));
-      this.send(response$, (reply) =>
-        this.sendMessage({ id: read.id, ...reply }, message.properties.replyTo, correlationId as string, context),
-      );
+      if (replyTo !== undefined) {
+        this.send(response$, (reply) =>
+          this.sendMessage({ id: call.id, ...reply }, replyTo, correlationId as string, context),
+        );
+      } else {
+        const refused = await lastValueFrom(response$, { defaultValue: null }).then(
+          () => null,
+          (error: unknown) => BatchError.fromResponse(error),
+        );
+        if (refused?.code === 'UNAVAILABLE') settle = () => requeueLater(channel, message);
+        else if (refused) this.deadLetter(message, channel, refused, read.pattern);
+      }
     } finally {
-      whileOpen(() => channel.ack(message));
+      whileOpen(settle);
       const outcome = OUTCOMES.get(message) ?? 'OK';
       const durationMs = Math.round(end({ outcome }) * 1000);
-      const call = {
-        requestId: read.id,
+      const logged = {
+        requestId: call.id,
         correlationId: textOrUndefined(correlationId),
         pattern: read.pattern,
         outcome,
         durationMs,
       };
-      this.log.debug(call, `${read.pattern} ${outcome} in ${durationMs} ms`);
+      this.log.debug(logged, `${read.pattern} ${outcome} in ${durationMs} ms`);
     }
   }
 
@@ -111,24 +147,39 @@ export class RpcServer extends ServerRMQ {
 
   /** A message that is no request: answered when it can be, kept in the dead-letter queue unless too large, acknowledged. */
   private refuse(message: ConsumeMessage, channel: Channel, problem: BatchError, id: string | undefined): void {
-    const { replyTo, correlationId, headers } = message.properties;
+    const { replyTo, correlationId } = message.properties;
     this.metrics.rpcDuration.observe({ pattern: 'unreadable', outcome: problem.code }, 0);
     this.log.warn(`RPC message refused (${problem.code}): ${problem.message}`);
     if (typeof replyTo === 'string' && replyTo !== '') {
       const reply = { ...(id === undefined ? {} : { id }), err: problem.toResponse(), isDisposed: true };
       whileOpen(() => channel.sendToQueue(replyTo, Buffer.from(JSON.stringify(reply)), { correlationId }));
     }
-    if (problem.code !== 'PAYLOAD_TOO_LARGE') {
-      const { 'x-api-key': _key, ...kept } = (headers ?? {}) as Record<string, unknown>;
-      whileOpen(() =>
-        channel.sendToQueue(deadLetterQueue(this.queue), message.content, {
-          ...message.properties,
-          headers: { ...kept, 'x-refused-code': problem.code, 'x-refused-reason': problem.message.slice(0, 500) },
-          persistent: true,
-        }),
-      );
-    }
+    if (problem.code !== 'PAYLOAD_TOO_LARGE') this.deadLetter(message, channel, problem, 'unreadable');
     whileOpen(() => channel.ack(message));
+  }
+
+  /**
+   * A copy of a refused message for an operator, in `<queue>.dead-letter`: its body and properties as sent, without
+   * the API key, with why it was refused in the headers `x-refused-code`, `x-refused-reason` and, when the error has
+   * them, `x-refused-details` (JSON). `pattern` is a known pattern, or `unreadable`.
+   */
+  private deadLetter(message: ConsumeMessage, channel: Channel, problem: BatchError, pattern: string): void {
+    this.metrics.rpcDeadLettered.inc({ pattern, code: problem.code });
+    const { 'x-api-key': _key, ...kept } = (message.properties.headers ?? {}) as Record<string, unknown>;
+    const details =
+      problem.details === undefined ? {} : { 'x-refused-details': JSON.stringify(problem.details).slice(0, 2000) };
+    whileOpen(() =>
+      channel.sendToQueue(deadLetterQueue(this.queue), message.content, {
+        ...message.properties,
+        headers: {
+          ...kept,
+          'x-refused-code': problem.code,
+          'x-refused-reason': problem.message.slice(0, 500),
+          ...details,
+        },
+        persistent: true,
+      }),
+    );
   }
 
   /** The broker connection, its frame writes coalesced: a group commit's replies and acknowledgements leave in one write. */
@@ -140,6 +191,11 @@ export class RpcServer extends ServerRMQ {
   protected getRouteFromPattern(pattern: string): string {
     return pattern.startsWith('{') ? super.getRouteFromPattern(pattern) : this.normalizePattern(pattern);
   }
+}
+
+/** An event that met an unreachable database goes back to the queue, a moment later so that it does not spin. */
+function requeueLater(channel: Channel, message: ConsumeMessage): void {
+  setTimeout(() => whileOpen(() => channel.nack(message, false, true)), EVENT_REQUEUE_DELAY_MS).unref();
 }
 
 /** An AMQP property as the log line takes it: text, or left out. */

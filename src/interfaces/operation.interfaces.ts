@@ -122,4 +122,10 @@ export const BATCH_PATTERNS = {
   cancelOperation: 'cancelOperation',
 } as const;
 
+/** The patterns also taken as events (NestJS `emit`: no answer); any other sent as an event is refused. */
+export const BATCH_EVENT_PATTERNS: readonly string[] = [
+  BATCH_PATTERNS.createOperation,
+  BATCH_PATTERNS.createOperations,
+];
+
 export const SETTLED_ROUTING_KEY_PREFIX = 'operations.settled.';

@@ -29,6 +29,14 @@ export class BatchError extends Error {
     return HTTP_STATUS[this.code];
   }
 
+  /** The error a handler answered (its toResponse()), as a BatchError again; anything else is INTERNAL. */
+  static fromResponse(response: unknown): BatchError {
+    const { status, code, message, details } = (response ?? {}) as Partial<IBatchErrorResponse>;
+    if (status === 'error' && typeof code === 'string' && code in HTTP_STATUS)
+      return new BatchError(code, String(message ?? code), details);
+    return new BatchError('INTERNAL', 'Internal error');
+  }
+
   toResponse(): IBatchErrorResponse {
     return {
       status: 'error',

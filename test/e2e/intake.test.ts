@@ -63,7 +63,9 @@ describe('intake under garbage (built service, API role only, raw AMQP)', () => 
       Buffer.from('"createOperation"'),
       Buffer.from('{"data":{"target":"events"}}'),
       Buffer.from('{"pattern":42,"id":"x","data":{}}'),
-      Buffer.from('{"pattern":"createOperation","data":{"target":"events","type":"insert","values":{"ref":"no id"}}}'),
+      // an event (no id): refused for its value or its key; with a replyTo, a request without its id
+      Buffer.from('{"pattern":"createOperation","data":{"target":"events","type":"insert","values":{"ref":null}}}'),
+      Buffer.from('{"pattern":"getOperation","data":{"id":"1"}}'), // not taken as an event
       Buffer.from('{"pattern":"dropTables","id":"x","data":{}}'),
       Buffer.from('{"pattern":"createOperation","id":"\\ud800","data":{}}'),
       Buffer.from(`{"pattern":"createOperation","id":"deep","data":${nested}}`),

@@ -150,6 +150,15 @@ describe('hostile input (property): never INTERNAL', () => {
     );
   });
 
+  it('reads a message without an id as an event, and refuses an id that is no string', () => {
+    const event = readRpcRequest(Buffer.from('{"pattern":"createOperation","data":{"a":1}}'), 1024);
+    assert.deepEqual(event, { pattern: 'createOperation', id: undefined, data: { a: 1 } });
+    for (const id of ['42', '""', 'null', '"\\u0000"', `"${'x'.repeat(201)}"`]) {
+      const read = readRpcRequest(Buffer.from(`{"pattern":"createOperation","id":${id},"data":{}}`), 1024);
+      assert.ok('problem' in read && read.problem.code === 'VALIDATION_FAILED', id);
+    }
+  });
+
   it('reads every random RPC message as a request or refuses it with VALIDATION_FAILED', () => {
     fc.assert(
       fc.property(

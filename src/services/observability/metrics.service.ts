@@ -105,6 +105,12 @@ export class Metrics {
     buckets: SECONDS,
     registers: [this.registry],
   });
+  readonly rpcDeadLettered = new Counter({
+    name: 'batch_rpc_dead_lettered_total',
+    help: 'RPC messages copied to the dead-letter queue, by pattern (unreadable when none is known) and error code',
+    labelNames: ['pattern', 'code'] as const,
+    registers: [this.registry],
+  });
   readonly httpDuration = new Histogram({
     name: 'batch_http_request_duration_seconds',
     help: 'Duration of HTTP requests, by method, route and status code',
