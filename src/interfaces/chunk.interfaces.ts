@@ -74,12 +74,25 @@ export abstract class ItemProcessor {
   abstract process(chunk: ClaimedOperation[]): Promise<ChunkPlan>;
 }
 
+/** An operation of a statement applied in parts: the rows it affected, or the database's error of its own. */
+export interface PartOutcome {
+  operation: ClaimedOperation;
+  rowsAffected: number | null;
+  error: { code: string; message: string } | null;
+}
+
 export abstract class ItemWriter {
   /**
    * Runs one statement; returns null when each of its operations affected one row, else the rows each affected, in
    * order, its runs taken apart (eachOperation).
    */
   abstract write(tx: PoolClient, plan: StatementPlan): Promise<number[] | null>;
+  /**
+   * Applies a statement of several operations that failed as a whole in parts, in order, down to its failing
+   * operations, each alone: each operation's outcome in order (its runs taken apart), and how many statements that
+   * took. An error that fails the chunk as a whole (RetryPolicy) is thrown.
+   */
+  abstract writeInParts(tx: PoolClient, plan: StatementPlan): Promise<{ outcomes: PartOutcome[]; statements: number }>;
 }
 
 export abstract class SkipPolicy {

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
-import { ItemWriter } from '../../src/interfaces/chunk.interfaces';
 import { AuthenticatedClient } from '../../src/services/access/client.service';
 import type { IOperationsSettledEvent } from '../../src/interfaces/operation.interfaces';
 import { ExecutionService } from '../../src/services/observability/execution.service';
@@ -42,6 +41,15 @@ describe('chunk step (real PostgreSQL)', () => {
     values: values as never,
     ...extra,
   });
+
+  /** How many statements a chunk's steps ran, as their exit messages say. */
+  async function statementsOf(executionId: string): Promise<number> {
+    const steps = await t.db.query<{ exit_message: string | null }>(
+      'SELECT exit_message FROM batch.execution_steps WHERE execution_id = $1',
+      [executionId],
+    );
+    return steps.reduce((sum, s) => sum + Number(/\((\d+) statements\)/.exec(s.exit_message ?? '')?.[1] ?? 1), 0);
+  }
 
   async function statusOf(id: string) {
     return (
@@ -147,17 +155,14 @@ describe('chunk step (real PostgreSQL)', () => {
   it('finds one bad operation among 1,000 in halves, in ~2 log2(1,000) statements, applying the rest in order', async () => {
     const large = await t.withConfig({ BATCH_PROCESS_OPERATION_LIMIT: '1000' });
     try {
-      const writer = large.app.get<ItemWriter>(ItemWriter);
-      const write = writer.write.bind(writer);
-      let statements = 0;
-      writer.write = (tx, plan) => ((statements += 1), write(tx, plan));
       await t.db.query(`INSERT INTO public.items (id, sku) VALUES (5000, 'taken')`);
       const created = await operations.createMany(
         billing,
         Array.from({ length: 1000 }, (_, i) => insert({ id: i + 1, sku: i === 699 ? 'taken' : `s${i + 1}` })),
       );
-      assert.equal((await large.get(ChunkStep).execute()).read, 1000);
-      assert.ok(statements <= 1 + 2 * Math.ceil(Math.log2(1000)), `${statements} statements`);
+      const { read, executionId } = await large.get(ChunkStep).execute();
+      assert.equal(read, 1000);
+      assert.ok((await statementsOf(executionId!)) <= 1 + 2 * Math.ceil(Math.log2(1000)));
       const failed = await t.db.query<{ id: string; error_code: string }>(
         `SELECT id, error_code FROM batch.operation_states WHERE id = ANY ($1::bigint[]) AND status <> 'COMPLETED'`,
         [created.map((c) => c.id)],
@@ -170,6 +175,81 @@ describe('chunk step (real PostgreSQL)', () => {
         'in order of id, all but the bad one',
       );
     } finally {
+      await large.close();
+    }
+  });
+
+  it('applies a statement whose operations mostly fail one at a time, not in halves of halves', async () => {
+    const large = await t.withConfig({ BATCH_PROCESS_OPERATION_LIMIT: '1000' });
+    try {
+      const good = new Set([3, 500, 501, 998]);
+      await t.db.query(`INSERT INTO public.items (id) SELECT g FROM generate_series(1, 1000) g WHERE g <> ALL ($1)`, [
+        [...good],
+      ]);
+      await operations.createMany(
+        billing,
+        Array.from({ length: 1000 }, (_, i) => insert({ id: i + 1, note: 'new' })),
+      );
+      const { executionId } = await large.get(ChunkStep).execute();
+      const statements = await statementsOf(executionId!);
+      assert.ok(statements <= 1000 + 2 * Math.ceil(Math.log2(1000)), `${statements} statements`);
+      assert.deepEqual(
+        (await t.db.query<{ id: number }>(`SELECT id FROM public.items WHERE note = 'new' ORDER BY id`)).map(
+          (r) => r.id,
+        ),
+        [...good],
+      );
+    } finally {
+      await large.close();
+    }
+  });
+
+  it('holds a bounded number of subtransactions and locks however many operations of a chunk fail', async () => {
+    const large = await t.withConfig({ BATCH_PROCESS_OPERATION_LIMIT: '50000' });
+    const watcher = await t.db.dataSource.createQueryRunner();
+    try {
+      await t.db.query(`INSERT INTO public.items (id) SELECT generate_series(1, 10000)`);
+      // 9,000 failing inserts of one shape (one statement, applied in parts), then 1,000 of two shapes in turns (a
+      // statement each, each failing whole)
+      const created = [];
+      for (let from = 0; from < 10_000; from += 1000)
+        created.push(
+          ...(await operations.createMany(
+            billing,
+            Array.from({ length: 1000 }, (_, i) =>
+              insert(from + i < 9000 || i % 2 ? { id: from + i + 1 } : { id: from + i + 1, note: 'x' }),
+            ),
+          )),
+        );
+      const other = await operations.create(shipping, insert({ id: 20_000 }));
+      let most = 0;
+      let watching = true;
+      const watched = (async () => {
+        while (watching) {
+          const [{ n }] = (await watcher.query(
+            `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+              WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()`,
+          )) as { n: number }[];
+          most = Math.max(most, n);
+        }
+      })();
+      const result = await large
+        .get(ChunkStep)
+        .execute(50_000)
+        .finally(() => (watching = false));
+      await watched;
+      assert.equal(result.read, 10_001);
+      assert.ok(most < 100, `${most} locks held at most`);
+      assert.equal((await statusOf(created[0].id)).error_code, '23505');
+      assert.equal(
+        await t.db
+          .query(`SELECT count(*)::int AS n FROM batch.operation_states WHERE status = 'FAILED'`)
+          .then(([row]) => row.n as number),
+        10_000,
+      );
+      assert.equal((await statusOf(other.id)).status, 'COMPLETED');
+    } finally {
+      await watcher.release();
       await large.close();
     }
   });

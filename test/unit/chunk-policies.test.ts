@@ -9,7 +9,7 @@ import {
 
 const pgError = (code: string) => Object.assign(new Error(`error ${code}`), { code });
 
-const CHUNK_LEVEL = ['40001', '40P01', '55P03', '57014', '08006', '08000', '57P01', '53300'];
+const CHUNK_LEVEL = ['40001', '40P01', '55P03', '57014', '08006', '08000', '57P01', '53300', '53200', '53400'];
 const DATA_ERRORS = ['23505', '23503', '23514', '22P02', '42703', '23502', '22003', '22001', '42P01', 'P0001', '21000'];
 
 describe('ChunkRetryPolicy', () => {

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isConcurrencyConflict, logReason, publicReason, sqlState } from '../../src/services/storage/database-error';
+import {
+  CHUNK_FAILURE_SQLSTATE,
+  isConcurrencyConflict,
+  logReason,
+  publicReason,
+  sqlState,
+} from '../../src/services/storage/database-error';
 
 const pgError = (code: string, extra: Record<string, string> = {}) =>
   Object.assign(new Error(`error ${code}: "BOB-SECRET-1"`), { code, ...extra });
@@ -43,9 +49,17 @@ describe('sqlState and isConcurrencyConflict', () => {
     assert.equal(sqlState({ code: 23505 }), null);
   });
 
-  it('knows serialization failures, deadlocks, lock timeouts and cancelled statements', () => {
-    for (const code of ['40001', '40P01', '55P03', '57014'])
+  it('knows serialization failures, deadlocks, lock timeouts, cancelled statements and limits of the server', () => {
+    for (const code of ['40001', '40P01', '55P03', '57014', '53200', '53400'])
       assert.equal(isConcurrencyConflict(pgError(code)), true, code);
-    for (const code of ['23505', '08006', '22P02']) assert.equal(isConcurrencyConflict(pgError(code)), false, code);
+    for (const code of ['23505', '08006', '22P02', '53300', '53100'])
+      assert.equal(isConcurrencyConflict(pgError(code)), false, code);
+  });
+
+  it('gives PostgreSQL the SQLSTATEs that fail a chunk as a whole, connection losses and conflicts alike', () => {
+    const failsChunk = new RegExp(CHUNK_FAILURE_SQLSTATE);
+    for (const code of ['40001', '40P01', '55P03', '57014', '53200', '53400', '08006', '57P01', '53300'])
+      assert.match(code, failsChunk);
+    for (const code of ['23505', '22P02', '42703', 'P0001']) assert.doesNotMatch(code, failsChunk);
   });
 });

@@ -17,7 +17,7 @@ import { Database } from '../storage/database';
 import { EngineError, isConnectionError, operationError, publicReason } from '../storage/database-error';
 import { emptyCounts, JobRepository, StepRecord } from './job-repository';
 import { shapeType } from '../ingest/row-identity';
-import { eachOperation, operationCount, splitRun } from '../storage/id-runs';
+import { eachOperation, operationCount } from '../storage/id-runs';
 
 export interface ChunkResult {
   executionId: string | null;
@@ -170,7 +170,7 @@ export class ChunkStep {
       readCount: operationCount(plan.operations),
       commitCount: 1,
     };
-    const error = await this.applyPart(tx, plan, outcomes, step);
+    const error = await this.applyWhole(tx, plan, outcomes, step);
     if (error !== null) {
       step.rollbackCount += 1;
       step.exitMessage = `statement failed with ${publicReason(error)}; applied in parts down to the failing operations`;
@@ -188,16 +188,16 @@ export class ChunkStep {
    * A plan's operations as one statement under a savepoint: null and their outcomes when it succeeds; else the error of
    * the data, rolled back to the savepoint (an error of the chunk as a whole is thrown).
    */
-  private async applyPart(
+  private async applyWhole(
     tx: PoolClient,
     plan: StatementPlan,
     outcomes: OperationOutcome[],
     step: StepRecord,
   ): Promise<unknown> {
-    await tx.query('SAVEPOINT part');
+    await tx.query('SAVEPOINT statement');
     try {
       const rows = await this.writer.write(tx, plan);
-      await tx.query('RELEASE SAVEPOINT part');
+      await tx.query('RELEASE SAVEPOINT statement');
       if (rows === null) for (const operation of plan.operations) outcomes.push(completed(operation, 1));
       else
         plan.operations.flatMap(eachOperation).forEach((operation, i) => outcomes.push(completed(operation, rows[i])));
@@ -205,16 +205,18 @@ export class ChunkStep {
       return null;
     } catch (error) {
       if (this.retryPolicy.isRetryable(error)) throw error;
-      await tx.query('ROLLBACK TO SAVEPOINT part');
+      // Released too: a savepoint rolled back to stays open, and each open level takes a transaction id and a lock at
+      // the next write, so failed statements would pile locks up to the end of the server's lock table.
+      await tx.query('ROLLBACK TO SAVEPOINT statement; RELEASE SAVEPOINT statement');
       return error;
     }
   }
 
   /**
    * The operations of a statement that failed with `error`: one alone fails with it (the skip policy decides, counting
-   * `skipped` before this statement); more are applied in two halves, each as a statement, in order, and a half that
-   * fails is settled so in turn. A statement over a part, in order, gives what applying that part one at a time would,
-   * so the halves do too; one bad operation among 20,000 takes ~30 statements to find, where one at a time took 20,000.
+   * `skipped` before this statement); more are applied in parts down to the failing operations (ItemWriter), each
+   * of which the skip policy decides the same way. A statement over a part, in order, gives what applying that part
+   * one at a time would, so the parts do too.
    */
   private async settleFailed(
     tx: PoolClient,
@@ -224,46 +226,30 @@ export class ChunkStep {
     step: StepRecord,
     skipped: number,
   ): Promise<void> {
-    if (operationCount(plan.operations) > 1) {
-      for (const half of halves(plan)) {
-        const failed = await this.applyPart(tx, half, outcomes, step);
-        if (failed !== null) await this.settleFailed(tx, half, failed, outcomes, step, skipped);
+    const parts =
+      operationCount(plan.operations) > 1
+        ? await this.writer.writeInParts(tx, plan)
+        : { outcomes: [{ operation: plan.operations[0], rowsAffected: null, error }], statements: 0 };
+    step.exitMessage += ` (${parts.statements + 1} statements)`;
+    for (const part of parts.outcomes) {
+      if (part.error === null) {
+        outcomes.push(completed(part.operation, part.rowsAffected!));
+        step.writeCount += 1;
+        continue;
       }
-      return;
+      if (!this.skipPolicy.shouldSkip(part.error, skipped + step.writeSkipCount))
+        throw new SkipLimitExceededError(this.config.poll.skipLimit, part.error);
+      const outcome: OperationOutcome = {
+        operation: part.operation,
+        status: 'FAILED',
+        rowsAffected: null,
+        error: operationError(part.error),
+      };
+      outcomes.push(outcome);
+      step.writeSkipCount += 1;
+      for (const listener of this.listeners.all) listener.onSkip?.(outcome);
     }
-    if (!this.skipPolicy.shouldSkip(error, skipped + step.writeSkipCount))
-      throw new SkipLimitExceededError(this.config.poll.skipLimit, error);
-    const outcome: OperationOutcome = {
-      operation: plan.operations[0],
-      status: 'FAILED',
-      rowsAffected: null,
-      error: operationError(error),
-    };
-    outcomes.push(outcome);
-    step.writeSkipCount += 1;
-    for (const listener of this.listeners.all) listener.onSkip?.(outcome);
   }
-}
-
-/** A plan of more than one operation as two, its operations cut in half (a run where it spans the middle). */
-function halves(plan: StatementPlan): [StatementPlan, StatementPlan] {
-  let left = Math.ceil(operationCount(plan.operations) / 2);
-  const first: ClaimedOperation[] = [];
-  const second: ClaimedOperation[] = [];
-  for (const operation of plan.operations) {
-    if (left <= 0) {
-      second.push(operation);
-      continue;
-    }
-    const [head, rest] = splitRun(operation, left);
-    first.push(head);
-    if (rest) second.push(rest);
-    left -= head.count;
-  }
-  return [
-    { ...plan, operations: first },
-    { ...plan, operations: second },
-  ];
 }
 
 function completed(operation: ClaimedOperation, rowsAffected: number): OperationOutcome {

@@ -1,8 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
-import { ItemWriter, StatementPlan } from '../../interfaces/chunk.interfaces';
+import { ItemWriter, PartOutcome, StatementPlan } from '../../interfaces/chunk.interfaces';
 import { targetStatement } from './target-sql';
 import { eachOperation } from '../storage/id-runs';
+import { numberArray } from '../storage/database';
+import { CHUNK_FAILURE_SQLSTATE } from '../storage/database-error';
 
 /** Runs one statement plan as one set-based statement reading the operations' stored values by id. */
 @Injectable()
@@ -14,5 +16,29 @@ export class ChunkWriter extends ItemWriter {
     const affected = new Map(plan.operations.flatMap(eachOperation).map((op) => [op.id, 0]));
     for (const { op } of result.rows) affected.set(op, affected.get(op)! + 1);
     return [...affected.values()];
+  }
+
+  /** The same statement over parts of its operations, inside the database: batch.apply_in_parts (one round trip). */
+  async writeInParts(tx: PoolClient, plan: StatementPlan): Promise<{ outcomes: PartOutcome[]; statements: number }> {
+    const statement = targetStatement(plan);
+    const operations = new Map(plan.operations.flatMap(eachOperation).map((op) => [op.id, op]));
+    const { rows } = await tx.query<{
+      op: string;
+      affected: number | null;
+      code: string | null;
+      message: string | null;
+      statements: number;
+    }>('SELECT * FROM batch.apply_in_parts($1, $2::bigint[], $3, $4)', [
+      statement.sql,
+      numberArray([...operations.keys()]),
+      statement.everyRow,
+      CHUNK_FAILURE_SQLSTATE,
+    ]);
+    const outcomes = rows.map(({ op, affected, code, message }) => ({
+      operation: operations.get(op)!,
+      rowsAffected: affected,
+      error: code === null ? null : { code, message: message ?? '' },
+    }));
+    return { outcomes, statements: rows.at(-1)?.statements ?? 0 };
   }
 }

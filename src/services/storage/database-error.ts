@@ -5,8 +5,11 @@ import type { IOperationError } from '../../interfaces/operation.interfaces';
  * the transports ask here.
  */
 
-/** SQLSTATE classes meaning the database cannot be reached or is going away: connection, shutdown, resources. */
-const CONNECTION_SQLSTATE = /^(08|57P0[1-3]|53)/;
+/**
+ * SQLSTATEs meaning the database cannot be reached or take work now: connection, shutdown, too many connections, disk
+ * full. Nothing about the work itself: wait, and retry once it is back.
+ */
+const CONNECTION_SQLSTATE = /^(08|57P0[1-3]|53[013]00)/;
 const CONNECTION_NODE_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -26,13 +29,22 @@ export function isConnectionError(error: unknown): boolean {
   return typeof e?.message === 'string' && CONNECTION_MESSAGES.test(e.message);
 }
 
-/** Serialization failure, deadlock, lock timeout, statement cancelled: the work met other work, and may pass again. */
-const CONFLICT_SQLSTATE = new Set(['40001', '40P01', '55P03', '57014']);
+/**
+ * The work met other work (serialization failure, deadlock, lock timeout, statement cancelled) or a limit of the server
+ * (out of memory or of its lock table, a configured limit): it may pass again, or in smaller parts.
+ */
+const CONFLICT_SQLSTATE = /^(40001|40P01|55P03|57014|53200|53400)$/;
 
 export function isConcurrencyConflict(error: unknown): boolean {
   const code = (error as { code?: unknown } | null | undefined)?.code;
-  return typeof code === 'string' && CONFLICT_SQLSTATE.has(code);
+  return typeof code === 'string' && CONFLICT_SQLSTATE.test(code);
 }
+
+/**
+ * The SQLSTATEs that fail a chunk as a whole rather than an operation (connection lost or a conflict), as a regular
+ * expression PostgreSQL reads too (batch.apply_in_parts raises them again).
+ */
+export const CHUNK_FAILURE_SQLSTATE = `${CONNECTION_SQLSTATE.source}|${CONFLICT_SQLSTATE.source}`;
 
 /** The SQLSTATE of an error the database raised, or null for anything else. */
 export function sqlState(error: unknown): string | null {

@@ -20,6 +20,7 @@ import { RequestsRecordedOnce1765000000000 } from '../../migrations/176500000000
 import { OperationsTakenFromStreams1765100000000 } from '../../migrations/1765100000000-operations-taken-from-streams';
 import { RequestsWithTheirIds1765200000000 } from '../../migrations/1765200000000-requests-with-their-ids';
 import { ClientChangesNotified1765300000000 } from '../../migrations/1765300000000-client-changes-notified';
+import { StatementsAppliedInParts1765400000000 } from '../../migrations/1765400000000-statements-applied-in-parts';
 
 export const MIGRATIONS = [
   InitialSchema1763700000000,
@@ -38,6 +39,7 @@ export const MIGRATIONS = [
   OperationsTakenFromStreams1765100000000,
   RequestsWithTheirIds1765200000000,
   ClientChangesNotified1765300000000,
+  StatementsAppliedInParts1765400000000,
 ];
 
 /** Connection settings of a single pg Client for the configured database (or another one on the same server). */
