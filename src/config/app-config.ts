@@ -32,6 +32,7 @@ export abstract class AppConfig {
     maxChunkBytes: number;
     maxStatementBytes: number;
     retryLimit: number;
+    lockTimeoutMs: number;
   }>;
   readonly outboxIntervalMs: number;
   readonly retention: Readonly<{ hours: number; intervalMs: number }>;
@@ -161,6 +162,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxChunkBytes: integer(env, 'BATCH_CHUNK_MAX_BYTES', 64 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
       maxStatementBytes: integer(env, 'BATCH_STATEMENT_MAX_BYTES', 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
       retryLimit: integer(env, 'BATCH_CHUNK_RETRY_LIMIT', 3, 0, 100),
+      lockTimeoutMs: integer(env, 'BATCH_LOCK_TIMEOUT', 1000, 0, 3_600_000),
     },
     outboxIntervalMs: integer(env, 'BATCH_OUTBOX_INTERVAL', 100, 1, 3_600_000),
     limits: {

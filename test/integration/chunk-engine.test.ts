@@ -276,7 +276,7 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     ]);
   });
 
-  it('rolls back the whole chunk on a transient error, holds its targets back for a while, and applies it on retry', async () => {
+  it('rolls back a target whose statement met a transient error, holds it back for a while, and applies it on retry; its chunk commits the others', async () => {
     await t.db.query(`CREATE TABLE public.flags (transient boolean NOT NULL)`);
     await t.db.query(`INSERT INTO public.flags VALUES (true)`);
     await t.db.query(`CREATE TABLE public.flaky (id int PRIMARY KEY)`);
@@ -286,23 +286,31 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
       `CREATE TRIGGER flaky_guard BEFORE INSERT ON public.flaky FOR EACH ROW EXECUTE FUNCTION public.flaky_guard()`,
     );
     const created = await operations.createMany(client, [
-      { target: 'stock', type: 'update', key: { id: 1 }, values: { note: 'with the chunk' } },
       { target: 'flaky', type: 'insert', values: { id: 1 } },
+      { target: 'flaky', type: 'insert', values: { id: 2 } },
+      { target: 'stock', type: 'update', key: { id: 1 }, values: { note: 'with the chunk' } },
     ]);
-    assert.equal((await step.execute()).read, 2);
-    const [failed] = await t.db.query<{ status: string; exit_message: string }>(
-      `SELECT status, exit_message FROM batch.executions ORDER BY id DESC LIMIT 1`,
-    );
-    assert.equal(failed.status, 'FAILED');
-    assert.match(failed.exit_message, /^rolled back \(failure 1, to be retried in \d+ ms\): SQLSTATE 40001$/);
-    assert.equal(
-      (await t.db.query<{ note: string | null }>('SELECT note FROM public.stock WHERE id = 1'))[0].note,
-      null,
-      'the whole chunk rolled back',
+    assert.equal((await step.execute()).read, 3);
+    const executions = await t.db.query<{ status: string; exit_message: string | null; read_count: number }>(
+      `SELECT status, exit_message, read_count FROM batch.executions ORDER BY id`,
     );
     assert.deepEqual(
+      executions.map((e) => [e.status, e.read_count]),
+      [
+        ['COMPLETED', 1],
+        ['FAILED', 2],
+      ],
+    );
+    assert.match(executions[1].exit_message!, /^rolled back \(failure 1, to be retried in \d+ ms\): SQLSTATE 40001$/);
+    assert.equal(
+      (await t.db.query<{ note: string | null }>('SELECT note FROM public.stock WHERE id = 1'))[0].note,
+      'with the chunk',
+      'the other target committed',
+    );
+    assert.equal(await t.db.query(`SELECT * FROM public.flaky`).then((rows) => rows.length), 0);
+    assert.deepEqual(
       (await t.db.query(`SELECT target FROM batch.holds WHERE until > now() ORDER BY target`)).map((h) => h.target),
-      ['public.flaky', 'public.stock'],
+      ['public.flaky'],
     );
     assert.equal((await step.execute()).read, 0, 'held back');
     await t.db.query(`UPDATE public.flags SET transient = false`);
@@ -314,7 +322,48 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     assert.deepEqual(statuses, [
       { status: 'COMPLETED', attempts: 1 },
       { status: 'COMPLETED', attempts: 1 },
+      { status: 'COMPLETED', attempts: 1 },
     ]);
+  });
+
+  it('leaves a target whose row is locked elsewhere alone for a while, counting no failure, while the others flow', async () => {
+    const step = await stepWith({ BATCH_LOCK_TIMEOUT: '200' });
+    await t.db.query(`CREATE TABLE public.notes (id int PRIMARY KEY, v text)`);
+    const statusOf = async (id: string) =>
+      (await t.db.query<{ status: string }>('SELECT status FROM batch.operation_states WHERE id = $1', [id]))[0];
+    const outside = await t.db.dataSource.createQueryRunner();
+    try {
+      const [increment, upsert] = await operations.createMany(client, [
+        { target: 'stock', type: 'increment', key: { id: 1 }, values: { qty: 1 } },
+        { target: 'notes', type: 'upsert', values: { id: 1, v: 'x' } },
+      ]);
+      await outside.startTransaction();
+      await outside.query(`SELECT * FROM public.stock WHERE id = 1 FOR UPDATE`);
+      assert.equal((await step.execute()).read, 2);
+      assert.equal((await statusOf(upsert.id)).status, 'COMPLETED', 'the other target applied');
+      assert.equal((await statusOf(increment.id)).status, 'PENDING');
+      const [held] = await t.db.query<{ exit_message: string }>(
+        `SELECT exit_message FROM batch.executions WHERE status = 'FAILED' ORDER BY id DESC LIMIT 1`,
+      );
+      assert.match(held.exit_message, /row is locked elsewhere; public.stock left alone for \d+ ms\): SQLSTATE 55P03$/);
+      for (let round = 0; round < 5; round++) {
+        await t.db.query(`UPDATE batch.holds SET until = now()`);
+        await step.execute();
+      }
+      assert.equal((await statusOf(increment.id)).status, 'PENDING', 'deferred as long as the row is locked');
+      const [{ failures }] = await t.db.query<{ failures: number }>(
+        `SELECT coalesce((SELECT failures FROM batch.deferred WHERE id = $1), 0) AS failures`,
+        [increment.id],
+      );
+      assert.equal(failures, 0, 'no failure counted');
+      await outside.commitTransaction();
+      await t.db.query(`UPDATE batch.holds SET until = now()`);
+      await step.execute();
+      assert.equal((await statusOf(increment.id)).status, 'COMPLETED');
+    } finally {
+      if (outside.isTransactionActive) await outside.rollbackTransaction();
+      await outside.release();
+    }
   });
 
   it('fails a poison operation alone after bounded retries and a split, and applies the others', async () => {

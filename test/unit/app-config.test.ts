@@ -93,6 +93,7 @@ describe('loadConfig: valid values', () => {
       BATCH_CHUNK_MAX_BYTES: '1048576',
       BATCH_STATEMENT_MAX_BYTES: '65536',
       BATCH_CHUNK_RETRY_LIMIT: '5',
+      BATCH_LOCK_TIMEOUT: '2500',
       BATCH_NOT_BEFORE_MAX_DAYS: '30',
     });
     assert.equal(config.nodeEnv, 'production');
@@ -123,6 +124,7 @@ describe('loadConfig: valid values', () => {
       maxChunkBytes: 1_048_576,
       maxStatementBytes: 65_536,
       retryLimit: 5,
+      lockTimeoutMs: 2500,
     });
     assert.equal(config.limits.notBeforeMaxDays, 30);
   });

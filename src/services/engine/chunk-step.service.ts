@@ -14,8 +14,16 @@ import {
   StatementPlan,
 } from '../../interfaces/chunk.interfaces';
 import { Database } from '../storage/database';
-import { EngineError, isConnectionError, operationError, publicReason } from '../storage/database-error';
+import {
+  EngineError,
+  isConcurrencyConflict,
+  isConnectionError,
+  isLockTimeout,
+  operationError,
+  publicReason,
+} from '../storage/database-error';
 import { emptyCounts, JobRepository, StepRecord } from './job-repository';
+import { backOffMs } from '../worker-loop';
 import { shapeType } from '../ingest/row-identity';
 import { eachOperation, operationCount } from '../storage/id-runs';
 
@@ -66,6 +74,7 @@ export class ChunkStep {
   async execute(limit = this.config.poll.limit): Promise<ChunkResult> {
     const startedAt = new Date();
     let chunk: ClaimedOperation[] = [];
+    const held: HeldTarget[] = [];
     try {
       // Every round trip counts: under load each wait for a reply also waits its turn in the event loop.
       const summary = await this.db.transaction(async (tx) => {
@@ -74,15 +83,25 @@ export class ChunkStep {
         const plan = await this.processor.process(chunk);
         const outcomes: OperationOutcome[] = [...plan.filtered];
         const steps: StepRecord[] = [];
-        for (const statement of plan.statements) steps.push(await this.runStatement(tx, statement, outcomes));
-        const record = { startedAt, read: operationCount(chunk), filtered: plan.filtered.length, steps, outcomes };
+        // Each target under a savepoint of its own, the one before released as the next is taken; the lock timeout
+        // holds from the first (the claim's waits are its own).
+        let savepoint = `SET LOCAL lock_timeout = ${this.config.poll.lockTimeoutMs}; SAVEPOINT target`;
+        for (const statements of byTarget(plan.statements)) {
+          await tx.query(savepoint);
+          savepoint = 'RELEASE SAVEPOINT target; SAVEPOINT target';
+          const conflict = await this.applyTarget(tx, statements, outcomes, steps);
+          if (conflict) held.push(conflict);
+        }
+        if (outcomes.length === 0) return null; // every target held back
+        const record = { startedAt, read: settledCount(outcomes), filtered: plan.filtered.length, steps, outcomes };
         return { ...record, executionId: await this.jobRepository.recordChunk(tx, record) };
       }, DEFERRED_CONSTRAINTS_PER_STATEMENT);
-      if (!summary) return { executionId: null, read: 0, full: false };
-      for (const listener of this.listeners.all) listener.afterChunk?.(summary);
+      for (const { operations, error } of held) await this.failChunk(startedAt, operations, error);
+      if (summary) for (const listener of this.listeners.all) listener.afterChunk?.(summary);
+      const read = operationCount(chunk);
       const bytes = chunk.reduce((sum, op) => sum + op.bytes, 0);
-      const full = summary.read >= limit || bytes * 2 >= this.config.poll.maxChunkBytes;
-      return { executionId: summary.executionId, read: summary.read, full };
+      const full = read > 0 && (read >= limit || bytes * 2 >= this.config.poll.maxChunkBytes);
+      return { executionId: summary?.executionId ?? null, read, full };
     } catch (error) {
       const read = operationCount(chunk);
       for (const listener of this.listeners.all) listener.afterChunkError?.(error, read);
@@ -95,10 +114,48 @@ export class ChunkStep {
     }
   }
 
-  /** A chunk that failed as a whole, though the database answers: counted against its operations (see ChunkStep). */
+  /**
+   * A target's statements, in order, under the savepoint `target`: when one meets other work (a row locked elsewhere
+   * past the lock timeout, a deadlock, a cancelled statement, a limit of the server), the target's work is rolled
+   * back and its operations are left pending, returned to be held back (failChunk), while the chunk goes on with its
+   * other targets. Anything else that fails a chunk (a lost connection, the skip limit) is thrown.
+   */
+  private async applyTarget(
+    tx: PoolClient,
+    statements: StatementPlan[],
+    outcomes: OperationOutcome[],
+    steps: StepRecord[],
+  ): Promise<HeldTarget | null> {
+    const [settled, ran] = [outcomes.length, steps.length];
+    try {
+      for (const statement of statements) steps.push(await this.runStatement(tx, statement, outcomes));
+      return null;
+    } catch (error) {
+      if (!isConcurrencyConflict(error)) throw error;
+      await tx.query('ROLLBACK TO SAVEPOINT target');
+      outcomes.length = settled;
+      steps.length = ran;
+      return { operations: statements.flatMap((statement) => statement.operations), error };
+    }
+  }
+
+  /**
+   * A chunk that failed as a whole, or a target of a chunk that met other work, though the database answers: counted
+   * against its operations (see ChunkStep). A row locked elsewhere is no fault of the operations: their targets are
+   * only left alone for a while (JobRepository.deferTargets), however many times that happens.
+   */
   private async failChunk(startedAt: Date, chunk: ClaimedOperation[], error: unknown): Promise<ChunkResult> {
-    const failures = chunk.reduce((most, op) => Math.max(most, op.failures), 0) + 1;
     const read = operationCount(chunk);
+    if (isLockTimeout(error)) {
+      const targets = [...new Set(chunk.map((op) => op.target))];
+      const { intervalMs, lockTimeoutMs } = this.config.poll;
+      const holdMs = await this.jobRepository.deferTargets(targets, (deferrals) =>
+        backOffMs(Math.max(intervalMs, lockTimeoutMs), deferrals),
+      );
+      const next = `a row is locked elsewhere; ${targets.join(', ')} left alone for ${holdMs} ms`;
+      return { executionId: await this.jobRepository.recordFailure(startedAt, read, error, next), read, full: true };
+    }
+    const failures = chunk.reduce((most, op) => Math.max(most, op.failures), 0) + 1;
     if (this.retryPolicy.givesUp(read, failures)) return this.giveUp(startedAt, chunk[0], failures, error);
     const retried = failures <= this.config.poll.retryLimit; // else split (the retry policy's next chunk sizes)
     const holdMs = retried ? this.backOffPolicy.delayMs(failures) : 0;
@@ -250,6 +307,28 @@ export class ChunkStep {
       for (const listener of this.listeners.all) listener.onSkip?.(outcome);
     }
   }
+}
+
+/** A target of a chunk whose statements met other work: its operations, left pending, and why. */
+interface HeldTarget {
+  operations: ClaimedOperation[];
+  error: unknown;
+}
+
+/** A chunk's statements, target by target (the processor plans them so: each target's in order, one after another). */
+function byTarget(statements: StatementPlan[]): StatementPlan[][] {
+  const targets: StatementPlan[][] = [];
+  for (const statement of statements) {
+    const last = targets.at(-1);
+    if (last && last[0].operations[0].target === statement.operations[0].target) last.push(statement);
+    else targets.push([statement]);
+  }
+  return targets;
+}
+
+/** How many operations these outcomes settle, each run counted whole. */
+function settledCount(outcomes: OperationOutcome[]): number {
+  return operationCount(outcomes.map((outcome) => outcome.operation));
 }
 
 function completed(operation: ClaimedOperation, rowsAffected: number): OperationOutcome {

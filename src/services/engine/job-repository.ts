@@ -32,6 +32,9 @@ export interface ChunkRecord {
 
 export const WORKER = `${hostname()}:${process.pid}`;
 
+/** A hold's chunk size when it does not cut the target's chunks (batch.holds.chunk_size is never null). */
+const MAX_CHUNK_SIZE = 2 ** 31 - 1;
+
 /** The counters in the order of Spring Batch's names, as the columns of batch.executions and batch.execution_steps. */
 export const COUNTERS = [
   'readCount',
@@ -259,6 +262,30 @@ export class JobRepository {
           holdMs,
         ],
       );
+    });
+  }
+
+  /**
+   * Targets whose statements waited past the lock timeout for a row locked elsewhere: left out of claims for
+   * `delayMs(deferrals)`, deferrals counting the times in a row (a hold that ended over a minute ago starts again at
+   * one). Their operations count no failure and keep their places. Returns the delay.
+   */
+  async deferTargets(targets: string[], delayMs: (deferrals: number) => number): Promise<number> {
+    return this.db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ deferrals: number }>(
+        `INSERT INTO batch.holds (target, until, chunk_size, deferrals)
+         SELECT target, now(), $2, 1 FROM unnest($1::text[]) AS target
+         ON CONFLICT (target) DO UPDATE
+            SET deferrals = CASE WHEN batch.holds.until < now() - interval '1 minute' THEN 1 ELSE batch.holds.deferrals + 1 END
+         RETURNING deferrals`,
+        [targets, MAX_CHUNK_SIZE],
+      );
+      const ms = delayMs(Math.max(...rows.map((row) => row.deferrals)));
+      await tx.query(`UPDATE batch.holds SET until = now() + $2 * interval '1 millisecond' WHERE target = ANY ($1)`, [
+        targets,
+        ms,
+      ]);
+      return ms;
     });
   }
 

@@ -40,6 +40,11 @@ export function isConcurrencyConflict(error: unknown): boolean {
   return typeof code === 'string' && CONFLICT_SQLSTATE.test(code);
 }
 
+/** A lock waited for longer than lock_timeout: a row (or table) held by another transaction, maybe another application's. */
+export function isLockTimeout(error: unknown): boolean {
+  return sqlState(error) === '55P03';
+}
+
 /**
  * The SQLSTATEs that fail a chunk as a whole rather than an operation (connection lost or a conflict), as a regular
  * expression PostgreSQL reads too (batch.apply_in_parts raises them again).

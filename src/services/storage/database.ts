@@ -21,6 +21,7 @@ import { OperationsTakenFromStreams1765100000000 } from '../../migrations/176510
 import { RequestsWithTheirIds1765200000000 } from '../../migrations/1765200000000-requests-with-their-ids';
 import { ClientChangesNotified1765300000000 } from '../../migrations/1765300000000-client-changes-notified';
 import { StatementsAppliedInParts1765400000000 } from '../../migrations/1765400000000-statements-applied-in-parts';
+import { TargetsDeferredOnLocks1765500000000 } from '../../migrations/1765500000000-targets-deferred-on-locks';
 
 export const MIGRATIONS = [
   InitialSchema1763700000000,
@@ -40,6 +41,7 @@ export const MIGRATIONS = [
   RequestsWithTheirIds1765200000000,
   ClientChangesNotified1765300000000,
   StatementsAppliedInParts1765400000000,
+  TargetsDeferredOnLocks1765500000000,
 ];
 
 /** Connection settings of a single pg Client for the configured database (or another one on the same server). */
