@@ -11,7 +11,7 @@ import { AppConfig, ConfigError, loadConfig } from './config/app-config';
 import { BatchErrorFilter } from './controllers/errors';
 import { RequestValidationPipe } from './controllers/validation-pipe';
 import { RpcServer } from './controllers/rpc-server';
-import { refuseDeepNesting, refuseUnacceptablePayload } from './controllers/request-body';
+import { JSON_CONTENT_TYPES, readJsonBody, writeExactJson } from './controllers/request-body';
 import { prepareMigrations } from './services/storage/database';
 import { OutboxRelay } from './services/outbox/outbox-relay.service';
 import { Poller } from './services/engine/poller.service';
@@ -71,8 +71,9 @@ async function bootstrap(): Promise<void> {
   app.useLogger(app.get(PinoNestLogger)); // structured logs (src/config/logging.ts), LOG_LEVEL applied there
   app.use(httpLogger(config));
   app.use(httpRequestMetrics(app.get(Metrics)));
-  app.useBodyParser('json', { limit: config.limits.maxMessageBytes, verify: refuseDeepNesting });
-  app.use(refuseUnacceptablePayload);
+  app.useBodyParser('text', { type: JSON_CONTENT_TYPES, limit: config.limits.maxMessageBytes });
+  app.use(readJsonBody);
+  app.use(writeExactJson);
   app.useGlobalPipes(new RequestValidationPipe());
   app.useGlobalFilters(new BatchErrorFilter());
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void shutdown(app, signal));

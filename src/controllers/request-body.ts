@@ -1,26 +1,33 @@
 import type { NextFunction, Request, Response } from 'express';
 import { BatchError } from '../services/batch-error';
+import {
+  decimalOf,
+  JsonNumber,
+  mayBeInexact,
+  numericRangeProblem,
+  parseJson,
+  stringifyJson,
+} from '../services/exact-json';
 
 /**
  * What every request body must be before any handler sees it, over both transports: JSON nested at most
- * MAX_PAYLOAD_DEPTH levels, finite numbers only (JSON.parse turns `1e400` into Infinity, which would be stored as
- * null), and well-formed Unicode (a lone surrogate, `"\ud800"`, is valid JSON text that PostgreSQL refuses).
+ * MAX_PAYLOAD_DEPTH levels, numbers taken exactly (exact-json.ts) and within what PostgreSQL can hold, and well-formed
+ * Unicode (a lone surrogate, `"\ud800"`, is valid JSON text that PostgreSQL refuses).
  */
 export const MAX_PAYLOAD_DEPTH = 64;
 
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
 /**
- * What in JSON text could parse to a lone surrogate (text decoded from UTF-8 holds none: only an escape of one can) or
- * to a number that is not finite: a number with an exponent (a number starts after `:`, `,`, `[` or white space, so
- * the digits and `e` of a request id such as a UUID, `…-4e0b-…`, do not count), or hundreds of digits. Text without
- * any has nothing payloadProblem looks for but its nesting, which nestingOver counts on the text.
+ * What in JSON text could parse to a lone surrogate (text decoded from UTF-8 holds none: only an escape of one can),
+ * or to a number kept exactly (mayBeInexact), which must be within PostgreSQL's range. Text without either has
+ * nothing payloadProblem looks for but its nesting, which nestingOver counts on the text.
  */
-const MAYBE_UNACCEPTABLE = /\\u[dD][89a-fA-F]|[:,[\s]-?\d+(?:\.\d+)?[eE]|\d{300}/;
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
 
 /** Whether payloadProblem must walk the body parsed from this text; when false, it would find nothing. */
 export function mayBeUnacceptable(text: string): boolean {
-  return MAYBE_UNACCEPTABLE.test(text);
+  return SURROGATE_ESCAPE.test(text) || mayBeInexact(text);
 }
 
 /** Why the parsed body cannot be taken as it is, or null. Iterative, so no nesting can overflow the stack. */
@@ -28,8 +35,9 @@ export function payloadProblem(body: unknown): string | null {
   const stack: [unknown, number][] = [[body, 0]];
   while (stack.length > 0) {
     const [value, depth] = stack.pop()!;
-    if (typeof value === 'number') {
-      if (!Number.isFinite(value)) return 'a number is out of the range JSON numbers can be taken exactly in';
+    if (value instanceof JsonNumber) {
+      const problem = numericRangeProblem(decimalOf(value.text)!);
+      if (problem) return `a number ${problem}, more than PostgreSQL holds`;
     } else if (typeof value === 'string') {
       if (LONE_SURROGATE.test(value)) return 'a string holds a lone UTF-16 surrogate (not Unicode text)';
     } else if (value !== null && typeof value === 'object') {
@@ -98,7 +106,7 @@ export function readRpcRequest(content: Buffer, maxBytes: number): RpcRequest | 
     return refuse(`The message is nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
   let body: unknown;
   try {
-    body = JSON.parse(text);
+    body = parseJson(text);
   } catch {
     return refuse('The message is not JSON');
   }
@@ -115,14 +123,41 @@ export function readRpcRequest(content: Buffer, maxBytes: number): RpcRequest | 
   return { pattern, id, data };
 }
 
-/** Body parser `verify` hook for REST: JSON text nested too deep is refused before it is parsed. */
-export function refuseDeepNesting(_request: unknown, _response: unknown, body: Buffer): void {
-  if (nestingOver(body.toString(), MAX_PAYLOAD_DEPTH))
-    throw new BatchError('VALIDATION_FAILED', `The body is nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
+/** The content types read as JSON: application/json and application/*+json, as body-parser's json parser takes them. */
+export const JSON_CONTENT_TYPES = ['application/json', 'application/*+json'];
+
+/**
+ * Express middleware after the text body parser (for JSON_CONTENT_TYPES): a REST body read as the RPC reader reads a
+ * message, nesting counted on the text, numbers exact (parseJson), and held to payloadProblem(); an object or an
+ * array, as body-parser's strict json parser wants.
+ */
+export function readJsonBody(request: Request, _response: Response, next: NextFunction): void {
+  const text: unknown = request.body;
+  if (typeof text !== 'string') return next();
+  if (text === '') {
+    request.body = {}; // as body-parser's json parser reads an empty body
+    return next();
+  }
+  const refuse = (message: string) => next(new BatchError('VALIDATION_FAILED', message));
+  if (nestingOver(text, MAX_PAYLOAD_DEPTH)) return refuse(`The body is nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
+  let body: unknown;
+  try {
+    body = parseJson(text);
+  } catch (error) {
+    return refuse(`Malformed JSON body: ${(error as Error).message}`);
+  }
+  if (body === null || typeof body !== 'object') return refuse('The body must be a JSON object or array');
+  const problem = mayBeUnacceptable(text) ? payloadProblem(body) : null;
+  if (problem) return refuse(`The body is not acceptable: ${problem}`);
+  request.body = body;
+  next();
 }
 
-/** Express middleware after the body parser: a REST body is held to what payloadProblem() asks of every request. */
-export function refuseUnacceptablePayload(request: Request, _response: Response, next: NextFunction): void {
-  const problem = payloadProblem(request.body);
-  next(problem ? new BatchError('VALIDATION_FAILED', `The body is not acceptable: ${problem}`) : undefined);
+/** Express middleware: JSON responses written by stringifyJson, so that exact numbers go out as they came in. */
+export function writeExactJson(_request: Request, response: Response, next: NextFunction): void {
+  response.json = (body: unknown) => {
+    if (!response.get('Content-Type')) response.type('json');
+    return response.send(stringifyJson(body));
+  };
+  next();
 }

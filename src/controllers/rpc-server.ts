@@ -7,6 +7,7 @@ import { RmqContext, RmqOptions, ServerRMQ } from '@nestjs/microservices';
 import { coalesceFrameWrites } from '../config/amqp';
 import { BATCH_EVENT_PATTERNS } from '../interfaces/operation.interfaces';
 import { BatchError } from '../services/batch-error';
+import { stringifyJson } from '../services/exact-json';
 import { Metrics } from '../services/observability/metrics.service';
 import { readRpcRequest, RpcRequest } from './request-body';
 
@@ -141,7 +142,7 @@ export class RpcServer extends ServerRMQ {
     if (typeof replyTo !== 'string' || replyTo === '') return;
     this.onProcessingEndHook?.(this.transportId, context);
     (this.channel as ChannelWrapper)
-      .sendToQueue(replyTo, Buffer.from(JSON.stringify(reply)), { correlationId })
+      .sendToQueue(replyTo, Buffer.from(stringifyJson(reply)), { correlationId })
       .catch((error: Error) => this.log.warn(`reply to ${replyTo} not sent: ${error.message}`));
   }
 
@@ -152,7 +153,7 @@ export class RpcServer extends ServerRMQ {
     this.log.warn(`RPC message refused (${problem.code}): ${problem.message}`);
     if (typeof replyTo === 'string' && replyTo !== '') {
       const reply = { ...(id === undefined ? {} : { id }), err: problem.toResponse(), isDisposed: true };
-      whileOpen(() => channel.sendToQueue(replyTo, Buffer.from(JSON.stringify(reply)), { correlationId }));
+      whileOpen(() => channel.sendToQueue(replyTo, Buffer.from(stringifyJson(reply)), { correlationId }));
     }
     if (problem.code !== 'PAYLOAD_TOO_LARGE') this.deadLetter(message, channel, problem, 'unreadable');
     whileOpen(() => channel.ack(message));

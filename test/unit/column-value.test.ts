@@ -3,13 +3,8 @@ import { describe, it } from 'node:test';
 import type { JsonValue } from '../../src/interfaces/operation.interfaces';
 import type { TargetColumn } from '../../src/interfaces/catalog.interfaces';
 import { column } from '../support/catalog-fixtures';
-import {
-  arrayLiteral,
-  columnValueProblem,
-  isNumericColumn,
-  roundedIntegerDigits,
-  toSqlText,
-} from '../../src/services/ingest/column-value';
+import { columnValueProblem, isNumericColumn, roundedIntegerDigits } from '../../src/services/ingest/column-value';
+import { ExactJsonValue, JsonNumber } from '../../src/services/exact-json';
 
 /** A column as the catalog would describe it; `baseType` is the element type's for arrays. */
 const col = (baseType: string, options: Partial<TargetColumn> = {}): TargetColumn => column('c', baseType, options);
@@ -22,13 +17,13 @@ const bpchar = (n: number) => col('bpchar', { sqlType: `character(${n})`, castTy
 const arrayOf = (baseType: string, options: Partial<TargetColumn> = {}) =>
   col(baseType, { sqlType: `${baseType}[]`, castType: `${baseType}[]`, isArray: true, ...options });
 
-function accepts(column: TargetColumn, ...values: JsonValue[]): void {
+function accepts(column: TargetColumn, ...values: ExactJsonValue[]): void {
   for (const value of values) {
     assert.equal(columnValueProblem(column, value), null, `${column.sqlType} should accept ${JSON.stringify(value)}`);
   }
 }
 
-function rejects(column: TargetColumn, expected: RegExp, ...values: JsonValue[]): void {
+function rejects(column: TargetColumn, expected: RegExp, ...values: ExactJsonValue[]): void {
   for (const value of values) {
     const problem = columnValueProblem(column, value);
     assert.notEqual(problem, null, `${column.sqlType} should reject ${JSON.stringify(value)}`);
@@ -63,15 +58,17 @@ describe('columnValueProblem: integers', () => {
     rejects(int8, /out of range for bigint/, '9223372036854775808', '-9223372036854775809', '99999999999999999999');
   });
 
-  it('rejects JSON numbers beyond 2^53, which may have lost their last digits: they must come as strings', () => {
-    rejects(
-      col('int8', { sqlType: 'bigint' }),
-      /beyond 2\^53 .* send it as a string/,
-      2 ** 63,
-      2 ** 53,
-      -(2 ** 53) - 2,
-    );
-    accepts(col('int8', { sqlType: 'bigint' }), 2 ** 53 - 1, -(2 ** 53) + 1, '9007199254740993');
+  it('takes JSON numbers exactly, beyond 2^53 too, and refuses them out of range', () => {
+    const int8 = col('int8', { sqlType: 'bigint' });
+    accepts(int8, 2 ** 53, new JsonNumber('9007199254740993'), new JsonNumber('-9223372036854775808'), 1e18);
+    rejects(int8, /out of range for bigint/, 2 ** 63, new JsonNumber('9223372036854775808'), 1e21);
+    rejects(int8, /expects an integer/, new JsonNumber('9007199254740993.5'), new JsonNumber('1.0000000000000000001'));
+  });
+
+  it("reads text as PostgreSQL's integer input does: ASCII white space only", () => {
+    const int4 = col('int4', { sqlType: 'integer' });
+    accepts(int4, ' 12 ', '\t12\n', '\v\f12\r');
+    rejects(int4, /expects an integer/, '\u00a012', '12\u2008', '\u202812', '\ufeff12', '12\u3000');
   });
 
   it('rejects fractions, non-numeric text, booleans, objects and arrays', () => {
@@ -151,24 +148,42 @@ describe('columnValueProblem: numeric(p,s)', () => {
     rejects(n, /out of range/, '123456789012345678901.1');
   });
 
-  it('unconstrained numeric takes any number, NaN and Infinity', () => {
+  it('unconstrained numeric takes any number PostgreSQL holds, exactly', () => {
     const n = col('numeric');
-    accepts(n, '1e400', '123456789012345678901234567890.123', 'NaN', '-Infinity', 1e300);
+    accepts(n, '1e400', '123456789012345678901234567890.123', 1e300, new JsonNumber('0.1234567890123456789'));
+    accepts(n, new JsonNumber('1e131071'), '1e-16383', '1'.repeat(1001));
+    rejects(n, /131072 digits before/, new JsonNumber('1e131072'), '1e131072');
+    rejects(n, /16383 digits after/, '1e-16384', new JsonNumber('1.5e-16383'));
+  });
+
+  it('refuses NaN and the infinities, which numeric holds but no check or sum means anything with', () => {
+    for (const column of [col('numeric'), numeric(5, 2)])
+      rejects(column, /takes no NaN or infinity/, 'NaN', '+NaN', '-Infinity', 'Infinity', ' inf ', '-inf');
   });
 
   it('rejects text that is not a number', () => {
-    rejects(numeric(4, 2), /expects a number \(numeric\(4,2\)\)/, 'abc', '1.2.3', '', '1e', true);
-    rejects(col('numeric'), /expects a number/, '1'.repeat(1001));
+    rejects(numeric(4, 2), /expects a number \(numeric\(4,2\)\)/, 'abc', '1.2.3', '', '1e', true, '\u00a01.5');
   });
 });
 
 describe('columnValueProblem: float4 / float8', () => {
-  it('float8 takes numbers, numeric text and the special values', () => {
-    accepts(col('float8'), 1.5, '-2.5e10', 'NaN', 'Infinity', '-inf', 1.7976931348623157e308);
+  it('float8 takes numbers, numeric text and the special values (IEEE 754 values, as PostgreSQL takes them)', () => {
+    accepts(col('float8'), 1.5, '-2.5e10', 'NaN', '+NaN', 'Infinity', '-inf', 1.7976931348623157e308);
+    accepts(col('float8'), new JsonNumber('0.1234567890123456789'), ' 1.5 ');
+  });
+
+  it('float8 reads text as PostgreSQL does: ASCII white space only', () => {
+    rejects(col('float8'), /expects a number/, '\u00a01.5', '1.5\u2028', '\ufeff1.5');
   });
 
   it('float8 rejects text beyond its range', () => {
-    rejects(col('float8', { sqlType: 'double precision' }), /out of range for double precision/, '1e309', '-1e400');
+    rejects(
+      col('float8', { sqlType: 'double precision' }),
+      /out of range for double precision/,
+      '1e309',
+      '-1e400',
+      new JsonNumber('1e400'),
+    );
   });
 
   it('float4 rejects magnitudes beyond 3.4028234663852886e38', () => {
@@ -188,7 +203,7 @@ describe('columnValueProblem: bool', () => {
   });
 
   it('rejects anything else', () => {
-    rejects(col('bool', { sqlType: 'boolean' }), /expects a boolean \(boolean\)/, 'maybe', 2, '', 'truthy');
+    rejects(col('bool', { sqlType: 'boolean' }), /expects a boolean \(boolean\)/, 'maybe', 2, '', 'truthy', '\u00a0on');
   });
 });
 
@@ -254,6 +269,26 @@ describe('columnValueProblem: date / timestamp / timestamptz / time', () => {
     );
   });
 
+  it('takes time zone offsets up to 15:59 either way, as PostgreSQL does', () => {
+    accepts(col('timestamptz'), '2026-01-01T00:00:00+15:59', '2026-01-01T00:00:00-1559', '2026-01-01T00:00:00+14');
+    rejects(
+      col('timestamptz'),
+      /with a time zone/,
+      '2026-01-01T00:00:00+16:00',
+      '2026-01-01T00:00:00+14:60',
+      '2026-01-01T00:00:00+99',
+    );
+    rejects(col('timestamp'), /ISO-8601/, '2026-01-01T00:00:00+16:00');
+    rejects(col('timetz'), /expects a time/, '08:00:00+16:00', '08:00:00+14:60');
+  });
+
+  it('takes infinity and -infinity for dates and timestamps, not +infinity', () => {
+    for (const type of ['date', 'timestamp', 'timestamptz']) {
+      accepts(col(type), 'infinity', '-infinity', 'Infinity');
+      rejects(col(type), /expects/, '+infinity');
+    }
+  });
+
   it('timestamptz takes date-times with a zone only: without one the instant would depend on the session', () => {
     accepts(
       col('timestamptz'),
@@ -314,9 +349,11 @@ describe('columnValueProblem: text types', () => {
     rejects(varchar(3), /longer than 3/, '   abcd', 'ab cd');
   });
 
-  it('varchar(n) checks numbers and booleans by their text', () => {
-    accepts(varchar(3), 123);
-    rejects(varchar(3), /longer than 3/, 1234, true, false);
+  it('varchar(n) checks numbers and booleans by the text PostgreSQL gives them', () => {
+    accepts(varchar(3), 123, 1e2);
+    accepts(varchar(4), new JsonNumber('1.50'));
+    rejects(varchar(3), /longer than 3/, 1234, true, false, new JsonNumber('1.50'));
+    rejects(varchar(5), /longer than 5/, 1e21, 1e-7); // 1000000000000000000000 and 0.0000001, not 1e+21 and 1e-7
   });
 
   it('bpchar(n) has the same length rule', () => {
@@ -394,6 +431,15 @@ describe('columnValueProblem: arrays', () => {
   it('rejects a scalar for an array column', () => {
     rejects(arrayOf('int4', { sqlType: 'integer[]' }), /expects an array \(integer\[\]\)/, 1, '{1,2}', { a: 1 });
   });
+
+  it('rejects what PostgreSQL cannot read as an array: an empty sub-array, more than 6 dimensions', () => {
+    rejects(arrayOf('int4'), /not a rectangular array/, [[]], [[[]]], [[1], []]);
+    let deep: JsonValue = [1];
+    for (let i = 0; i < 6; i++) deep = [deep];
+    rejects(arrayOf('int4'), /more than 6 dimensions/, deep);
+    accepts(arrayOf('int4'), (deep as JsonValue[])[0]);
+    accepts(arrayOf('jsonb'), [[]], deep);
+  });
 });
 
 describe('columnValueProblem: bytea and other types', () => {
@@ -428,80 +474,6 @@ describe('isNumericColumn', () => {
       assert.equal(isNumericColumn(col(type)), true, type);
     for (const type of ['text', 'bool', 'money', 'jsonb']) assert.equal(isNumericColumn(col(type)), false, type);
     assert.equal(isNumericColumn(arrayOf('int4')), false);
-  });
-});
-
-describe('toSqlText', () => {
-  it('is null for null and for a missing value', () => {
-    assert.equal(toSqlText(col('int4'), null), null);
-    assert.equal(toSqlText(col('int4'), undefined), null);
-    assert.equal(toSqlText(arrayOf('text'), null), null);
-    assert.equal(toSqlText(col('jsonb'), null), null);
-  });
-
-  it('passes scalars as their text', () => {
-    assert.equal(toSqlText(col('int8'), '9223372036854775807'), '9223372036854775807');
-    assert.equal(toSqlText(col('int4'), 42), '42');
-    assert.equal(toSqlText(numeric(4, 2), 12.5), '12.5');
-    assert.equal(toSqlText(col('bool'), false), 'false');
-    assert.equal(toSqlText(col('text'), 'he said "hi" \\ bye'), 'he said "hi" \\ bye');
-    assert.equal(toSqlText(col('text'), ''), '');
-  });
-
-  it('passes json and jsonb values as JSON text, strings included', () => {
-    assert.equal(toSqlText(col('jsonb'), { a: [1, 'x'], b: null }), '{"a":[1,"x"],"b":null}');
-    assert.equal(toSqlText(col('json'), 'text'), '"text"');
-    assert.equal(toSqlText(col('jsonb'), 5), '5');
-    assert.equal(toSqlText(col('jsonb'), [1, 2]), '[1,2]');
-  });
-
-  it('encodes arrays as array literals, quoting every element', () => {
-    assert.equal(toSqlText(arrayOf('int4'), [1, null, 3]), '{"1",NULL,"3"}');
-    assert.equal(toSqlText(arrayOf('text'), ['a"b', 'c\\d', 'NULL', '', 'x,y']), '{"a\\"b","c\\\\d","NULL","","x,y"}');
-    assert.equal(
-      toSqlText(arrayOf('int4'), [
-        [1, 2],
-        [3, null],
-      ]),
-      '{{"1","2"},{"3",NULL}}',
-    );
-    assert.equal(toSqlText(arrayOf('bool'), [true, false]), '{"true","false"}');
-    assert.equal(toSqlText(arrayOf('int4'), []), '{}');
-  });
-
-  it('encodes jsonb[] elements as JSON text; inner JSON arrays stay one element', () => {
-    assert.equal(
-      toSqlText(arrayOf('jsonb'), [{ a: 'x"y' }, null, 'str', [1, 2]]),
-      '{"{\\"a\\":\\"x\\\\\\"y\\"}",NULL,"\\"str\\"","[1,2]"}',
-    );
-  });
-});
-
-describe('arrayLiteral', () => {
-  it('quotes " and \\ inside elements', () => {
-    assert.equal(arrayLiteral(['"', '\\', '\\"'], String, true), '{"\\"","\\\\","\\\\\\""}');
-  });
-
-  it('writes SQL NULL for null elements, without quotes', () => {
-    assert.equal(arrayLiteral([null, 'null', null], String, true), '{NULL,"null",NULL}');
-  });
-
-  it('with nested, inner arrays become further dimensions', () => {
-    assert.equal(arrayLiteral([[['a']], [['b']]], String, true), '{{{"a"}},{{"b"}}}');
-  });
-
-  it('without nested, inner arrays are encoded as single elements', () => {
-    assert.equal(
-      arrayLiteral([[1, 2], { k: 'v' }], (v) => JSON.stringify(v), false),
-      '{"[1,2]","{\\"k\\":\\"v\\"}"}',
-    );
-  });
-
-  it('uses the encoder for every non-null element', () => {
-    assert.equal(
-      arrayLiteral([1, 2], (v) => `<${String(v)}>`, true),
-      '{"<1>","<2>"}',
-    );
   });
 });
 

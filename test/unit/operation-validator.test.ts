@@ -423,6 +423,30 @@ describe('checkShape: increment', () => {
     );
   });
 
+  it('refuses NaN and the infinities as deltas, for numeric and float columns alike', () => {
+    const gauges = table(
+      'public.gauges',
+      [col('id', 'int4', { notNull: true }), col('level', 'float8'), col('balance', 'numeric')],
+      ['id'],
+      [['id']],
+    );
+    for (const delta of ['NaN', '+NaN', 'Infinity', '-inf']) {
+      assertProblem(
+        checkShape(gauges, request('increment', { target: 'gauges', values: { level: delta }, key: { id: 1 } })),
+        'values.level',
+        'VALIDATION_FAILED',
+        /cannot be incremented by NaN or an infinity/,
+      );
+      assertProblem(
+        checkShape(gauges, request('increment', { target: 'gauges', values: { balance: delta }, key: { id: 1 } })),
+        'values.balance',
+        'VALIDATION_FAILED',
+        /takes no NaN or infinity/,
+      );
+    }
+    assertValid(checkShape(gauges, request('update', { target: 'gauges', values: { level: 'NaN' }, key: { id: 1 } })));
+  });
+
   it('refuses a generated column and a non-unique key', () => {
     assertProblem(
       checkShape(items, request('increment', { values: { total: 1 }, key: { id: 1 } })),

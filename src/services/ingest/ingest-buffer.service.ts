@@ -5,6 +5,7 @@ import { isConnectionError } from '../storage/database-error';
 import { INGEST_LOCK } from '../storage/advisory-locks';
 import { Database, NamedStatement } from '../storage/database';
 import type { ValidOperation } from './operation-validator.service';
+import { stringifyJson } from '../exact-json';
 
 export interface StoredRow {
   id: string;
@@ -222,6 +223,6 @@ export class IngestBuffer {
       })),
     }));
     const keys = batch.some(({ operations }) => operations.some((operation) => operation.idempotencyKey !== null));
-    return this.db.query(keys ? INSERT_WITH_KEYS : INSERT, [JSON.stringify(requests), INGEST_LOCK]);
+    return this.db.query(keys ? INSERT_WITH_KEYS : INSERT, [stringifyJson(requests), INGEST_LOCK]);
   }
 }

@@ -4,7 +4,7 @@ import { AppConfig } from '../../config/app-config';
 import { BatchError } from '../batch-error';
 import type { TargetColumn, TargetTable } from '../../interfaces/catalog.interfaces';
 import { CatalogService, hasColumns, sameColumns } from '../storage/catalog.service';
-import { columnValueProblem, isNumericColumn } from './column-value';
+import { columnValueProblem, incrementProblem, isNumericColumn } from './column-value';
 import { Planning, planningOf } from './row-identity';
 import type { AuthenticatedClient } from '../access/client.service';
 
@@ -78,6 +78,8 @@ function validate(
   latestNotBefore: number,
 ): ValidOperation {
   const notBefore = request.notBefore === undefined ? null : new Date(request.notBefore);
+  if (notBefore && notBefore.getTime() < EARLIEST_INSTANT)
+    throw new BatchError('VALIDATION_FAILED', 'notBefore is before the year 1 (UTC), which PostgreSQL cannot hold');
   if (notBefore && !(notBefore.getTime() <= latestNotBefore)) {
     throw new BatchError(
       'VALIDATION_FAILED',
@@ -112,6 +114,9 @@ function validate(
     notBefore,
   };
 }
+
+/** 0001-01-01T00:00:00Z: an earlier instant is a year before 1 in UTC, which a timestamptz without BC cannot take. */
+const EARLIEST_INSTANT = new Date('0001-01-01T00:00:00Z').getTime();
 
 /** PostgreSQL's own limit of columns per table. */
 export const MAX_COLUMNS = 1600;
@@ -155,7 +160,9 @@ export function checkShape(target: TargetTable, request: ICreateBatchOperationRe
         });
         continue;
       }
-      const problem = valueProblem(column, value, section === 'key' || request.type === 'increment');
+      const increment = section === 'values' && request.type === 'increment';
+      const problem =
+        valueProblem(column, value, section === 'key' || increment) ?? (increment ? incrementProblem(value) : null);
       if (problem) fail(`${section}.${name}`, `Column "${name}" ${problem}`);
       if (section === 'values' && column.generatedAlways)
         fail(`values.${name}`, `Column "${name}" is generated and cannot be written`);

@@ -1,5 +1,7 @@
 import type { ICreateBatchOperationRequest, JsonValue, RowValues } from '../../interfaces/operation.interfaces';
 import type { TargetColumn, TargetTable } from '../../interfaces/catalog.interfaces';
+import { scalarText } from './column-value';
+import { JsonNumber } from '../exact-json';
 
 /**
  * What the statement planner needs to know of an operation, computed once when it is created (with the values and
@@ -194,13 +196,14 @@ function keyName(index: number): string {
 
 /** The one text a value of this type has, where equal values always give equal texts; null when unknown. */
 export function canonicalValue(column: TargetColumn, value: JsonValue | undefined): string | null {
-  if (value === null || value === undefined || column.isArray || typeof value === 'object') return null;
-  const text = String(value);
+  if (value === null || value === undefined || column.isArray) return null;
+  if (typeof value === 'object' && !(value instanceof JsonNumber)) return null;
+  const text = scalarText(value);
   switch (column.baseType) {
     case 'int2':
     case 'int4':
     case 'int8':
-      return /^\s*[+-]?\d+\s*$/.test(text) ? BigInt(text.trim()).toString() : null;
+      return /^[ \t\n\r\v\f]*[+-]?\d+[ \t\n\r\v\f]*$/.test(text) ? BigInt(text.trim()).toString() : null;
     case 'text':
     case 'varchar':
       return text;

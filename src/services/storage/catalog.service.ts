@@ -31,8 +31,10 @@ const COLUMNS_SQL = `
          -- without a modifier, "character" and "bit" mean length 1: cast to the unbounded bpchar and varbit instead
          CASE t.typname WHEN 'bpchar' THEN 'bpchar' WHEN '_bpchar' THEN 'bpchar[]' WHEN 'bit' THEN 'varbit' WHEN '_bit' THEN 'varbit[]'
                         ELSE format_type(a.atttypid, NULL) END AS cast_type,
-         bt.typname AS base_type, (et.oid IS NOT NULL) AS is_array, a.atttypmod AS typmod,
-         a.attnotnull AS not_null,
+         bt.typname AS base_type, (et.oid IS NOT NULL) AS is_array,
+         -- a domain's modifier and NOT NULL are the column's too (its CHECK constraints are left to the database)
+         coalesce(nullif(a.atttypmod, -1), nullif(et.typtypmod, -1), nullif(t.typtypmod, -1), -1) AS typmod,
+         (a.attnotnull OR (t.typtype = 'd' AND t.typnotnull)) AS not_null,
          (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '') AS has_default,
          (a.attidentity = 'a' OR a.attgenerated <> '') AS generated_always,
          CASE WHEN bt.typtype = 'e'

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { Client, ClientConfig, Pool, PoolClient } from 'pg';
+import { Client, ClientConfig, Pool, PoolClient, types } from 'pg';
+import { parseJson } from '../exact-json';
 import { DataSource, DataSourceOptions } from 'typeorm';
 import { AppConfig } from '../../config/app-config';
 import { MIGRATION_LOCK } from './advisory-locks';
@@ -122,9 +123,16 @@ export function dataSourceOptions(config: AppConfig): DataSourceOptions {
       // The service's statements are short even over thousands of rows: compiling one (PostgreSQL's JIT, for a plan
       // estimated expensive) took 50-200 ms, more than running it, and never paid back here.
       options: '-c jit=off',
+      // jsonb read as exactly as requests are (an operation's values, echoed by getOperation)
+      types: {
+        getTypeParser: (oid: number, format?: 'text' | 'binary') =>
+          oid === JSONB_OID ? parseJson : types.getTypeParser(oid, format),
+      },
     },
   };
 }
+
+const JSONB_OID = 3802;
 
 /** Quotes an SQL identifier. Identifiers only ever come from the catalog or the configuration. */
 export function quoteIdent(name: string): string {
