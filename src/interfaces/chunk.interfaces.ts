@@ -70,8 +70,14 @@ export abstract class ItemReader {
   abstract read(tx: PoolClient, limit: number): Promise<ClaimedOperation[]>;
 }
 
+/** Who may write what, as the chunk's transaction reads the clients: a revoked client may write nothing. */
+export interface Grants {
+  mayWrite(clientId: string, target: string): boolean;
+}
+
 export abstract class ItemProcessor {
-  abstract process(chunk: ClaimedOperation[]): Promise<ChunkPlan>;
+  /** Plans the chunk; an operation its client may no longer write (Grants) is refused, not planned. */
+  abstract process(chunk: ClaimedOperation[], grants: Grants): Promise<ChunkPlan>;
 }
 
 /** An operation of a statement applied in parts: the rows it affected, or the database's error of its own. */

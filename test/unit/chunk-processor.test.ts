@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/app-config';
-import type { ClaimedOperation } from '../../src/interfaces/chunk.interfaces';
+import type { ClaimedOperation, Grants } from '../../src/interfaces/chunk.interfaces';
 import type { RowValues } from '../../src/interfaces/operation.interfaces';
 import type { TargetTable } from '../../src/interfaces/catalog.interfaces';
 import type { CatalogService } from '../../src/services/storage/catalog.service';
@@ -22,6 +22,9 @@ function catalog(names: string[]) {
   return { catalog: fake as unknown as CatalogService, asked };
 }
 
+/** Grants of clients that may write every target. */
+const everyone: Grants = { mayWrite: () => true };
+
 let nextId = 1;
 function insert(targetName: string, values: RowValues): ClaimedOperation {
   return claimed(target(targetName), { id: String(nextId++), type: 'insert', values, key: null, conflictKey: null });
@@ -32,7 +35,7 @@ describe('ChunkProcessor', () => {
     const { catalog: fake, asked } = catalog(['public.a', 'public.b']);
     const processor = new ChunkProcessor(fake, loadConfig({}));
     const chunk = [insert('public.a', { id: 1 }), insert('public.b', { id: 1 }), insert('public.a', { id: 2 })];
-    const { statements, filtered } = await processor.process(chunk);
+    const { statements, filtered } = await processor.process(chunk, everyone);
     assert.deepEqual(filtered, []);
     assert.deepEqual(
       statements.map((s) => [s.table.name, s.operations.map((o) => o.id)]),
@@ -48,7 +51,7 @@ describe('ChunkProcessor', () => {
     const { catalog: fake } = catalog(['public.a']);
     const processor = new ChunkProcessor(fake, loadConfig({}));
     const chunk = [insert('public.gone', { id: 1 }), insert('public.a', { id: 1 }), insert('public.gone', { id: 2 })];
-    const { statements, filtered } = await processor.process(chunk);
+    const { statements, filtered } = await processor.process(chunk, everyone);
     assert.deepEqual(
       statements.map((s) => s.table.name),
       ['public.a'],
@@ -69,11 +72,31 @@ describe('ChunkProcessor', () => {
     ]);
   });
 
+  it('refuses with FORBIDDEN, without a statement, what a client may no longer write', async () => {
+    const { catalog: fake } = catalog(['public.a', 'public.b']);
+    const processor = new ChunkProcessor(fake, loadConfig({}));
+    const chunk = [insert('public.a', { id: 1 }), insert('public.b', { id: 1 }), insert('public.a', { id: 2 })];
+    chunk[2].clientId = 'revoked';
+    const grants: Grants = { mayWrite: (clientId, target) => clientId !== 'revoked' && target === 'public.a' };
+    const { statements, filtered } = await processor.process(chunk, grants);
+    assert.deepEqual(
+      statements.map((s) => [s.table.name, s.operations.map((o) => o.id)]),
+      [['public.a', [chunk[0].id]]],
+    );
+    assert.deepEqual(
+      filtered.map((f) => [f.operation.id, f.status, f.error?.code]),
+      [
+        [chunk[2].id, 'FAILED', 'FORBIDDEN'],
+        [chunk[1].id, 'FAILED', 'FORBIDDEN'],
+      ],
+    );
+  });
+
   it('splits statements at BATCH_STATEMENT_MAX_ROWS', async () => {
     const { catalog: fake } = catalog(['public.a']);
     const processor = new ChunkProcessor(fake, loadConfig({ BATCH_STATEMENT_MAX_ROWS: '2' }));
     const chunk = [1, 2, 3, 4, 5].map((id) => insert('public.a', { id }));
-    const { statements } = await processor.process(chunk);
+    const { statements } = await processor.process(chunk, everyone);
     assert.deepEqual(
       statements.map((s) => s.operations.length),
       [2, 2, 1],

@@ -4,8 +4,9 @@ import { AppConfig } from '../../config/app-config';
 import { ClientEntity } from '../../entities';
 import { BatchError } from '../batch-error';
 import type { PoolClient } from 'pg';
-import { Database } from '../storage/database';
-import { lockTargets } from '../storage/advisory-locks';
+import { Database, numberArray } from '../storage/database';
+import type { Grants } from '../../interfaces/chunk.interfaces';
+import { CLIENT_LOCK_SPACE, lockClient, lockTargets } from '../storage/advisory-locks';
 import { afterPosition } from '../storage/streams';
 import { ClientChanges } from './client-changes';
 
@@ -19,11 +20,15 @@ export class AuthenticatedClient {
     readonly rateLimitPerSecond: number | null,
   ) {}
 
-  /** A grant is `*`, a canonical `schema.table`, or a bare table name in any allowed schema. */
   mayWrite(target: string): boolean {
-    const table = target.slice(target.indexOf('.') + 1);
-    return this.admin || this.targets.some((grant) => grant === '*' || grant === target || grant === table);
+    return mayWrite(this, target);
   }
+}
+
+/** A grant is `*`, a canonical `schema.table`, or a bare table name in any allowed schema. Admins may write all. */
+function mayWrite({ admin, targets }: { admin: boolean; targets: string[] }, target: string): boolean {
+  const table = target.slice(target.indexOf('.') + 1);
+  return admin || targets.some((grant) => grant === '*' || grant === target || grant === table);
 }
 
 export interface ClientCreate {
@@ -150,11 +155,26 @@ export class ClientService implements OnApplicationBootstrap {
   }
 
   /**
-   * Takes effect with the client's next request on every instance (as the change commits). Grants hold
-   * when operations are applied too: its pending operations on targets it may no longer write are cancelled with it.
+   * The grants of these clients as a chunk's transaction `tx` reads them, once no revocation or change of theirs is in
+   * progress (batch.client_grants); a revoked client may write nothing.
+   */
+  async grantsNow(tx: PoolClient, clientIds: string[]): Promise<Grants> {
+    const { rows } = await tx.query<{ id: string; targets: string[]; admin: boolean }>({
+      name: 'client-grants',
+      text: `SELECT * FROM batch.client_grants($1::bigint[], ${CLIENT_LOCK_SPACE})`,
+      values: [numberArray(clientIds)],
+    });
+    const clients = new Map(rows.map((row) => [row.id, row]));
+    return { mayWrite: (clientId, target) => clients.has(clientId) && mayWrite(clients.get(clientId)!, target) };
+  }
+
+  /**
+   * Takes effect with the client's next request on every instance (as the change commits). Grants hold when
+   * operations are applied too: its pending operations on targets it may no longer write are cancelled with it, and a
+   * chunk reads its grants after the change (ChunkStep).
    */
   async update(id: string, change: ClientChange): Promise<ClientEntity> {
-    const updated = await this.db.transaction(async (tx) => {
+    const updated = await this.changeClient(id, async (tx) => {
       const { rows } = await tx.query<{ targets: string[]; admin: boolean }>(
         `UPDATE batch.clients
             SET targets = coalesce($2, targets), admin = coalesce($3, admin),
@@ -168,43 +188,61 @@ export class ClientService implements OnApplicationBootstrap {
           change.rateLimitPerSecond ?? null,
         ],
       );
-      if (rows.length > 0) await cancelUngranted(tx, id, rows[0].targets, rows[0].admin);
-      return rows.length > 0;
+      return rows[0] ?? null;
     });
-    this.known.clear();
     if (!updated) throw new BatchError('NOT_FOUND', `No active client ${id}`);
     return this.clients.findOneByOrFail({ id });
   }
 
   /** The key stops working at once; the client's pending operations are cancelled with it. */
   async revoke(id: string): Promise<void> {
-    const revoked = await this.db.transaction(async (tx) => {
+    const revoked = await this.changeClient(id, async (tx) => {
       const { rowCount } = await tx.query(
         `UPDATE batch.clients SET revoked_at = now(), updated_at = now() WHERE id = $1 AND revoked_at IS NULL`,
         [id],
       );
-      if (rowCount) await cancelUngranted(tx, id, [], false);
-      return Boolean(rowCount);
+      return rowCount ? { targets: [], admin: false } : null;
     });
-    this.known.clear();
     if (!revoked) throw new BatchError('NOT_FOUND', `No active client ${id}`);
+  }
+
+  /**
+   * A change of a client's grants (`change` returns them as they are now, or null when there is no such active
+   * client), then its pending operations on targets it may no longer write cancelled. The targets' locks are taken
+   * first, as chunks take them, then the client's: a chunk that read the client's grants before has committed, and
+   * one that reads them after sees the change. Whatever it applied was applied before this is answered.
+   */
+  private async changeClient(
+    id: string,
+    change: (tx: PoolClient) => Promise<{ targets: string[]; admin: boolean } | null>,
+  ): Promise<boolean> {
+    const changed = await this.db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ target: string }>(
+        `SELECT target FROM batch.streams UNION SELECT target FROM batch.deferred WHERE client_id = $1`,
+        [id],
+      );
+      await lockTargets(
+        tx,
+        rows.map((row) => row.target),
+      );
+      await lockClient(tx, id);
+      const grants = await change(tx);
+      if (grants)
+        await cancelUngranted(
+          tx,
+          id,
+          rows.map((row) => row.target).filter((t) => !mayWrite(grants, t)),
+        );
+      return grants !== null;
+    });
+    this.known.clear(); // at once here; the notification may come later
+    return changed;
   }
 }
 
-/**
- * Cancels the pending operations of a client on the targets it may no longer write with these grants (as
- * AuthenticatedClient.mayWrite decides): no operation is applied without a grant. Those targets are locked first: an
- * operation a chunk has read is waited for, and left as that chunk settled it.
- */
-async function cancelUngranted(tx: PoolClient, clientId: string, targets: string[], admin: boolean): Promise<void> {
-  const { rows } = await tx.query<{ target: string }>(
-    `SELECT target FROM (SELECT target FROM batch.streams UNION SELECT target FROM batch.deferred WHERE client_id = $1) t
-      WHERE NOT ($3 OR '*' = ANY ($2::text[]) OR target = ANY ($2::text[]) OR substr(target, strpos(target, '.') + 1) = ANY ($2::text[]))`,
-    [clientId, targets, admin],
-  );
-  const ungranted = rows.map((r) => r.target);
+/** Cancels the pending operations of a client on these targets, whose locks the transaction holds. */
+async function cancelUngranted(tx: PoolClient, clientId: string, ungranted: string[]): Promise<void> {
   if (ungranted.length === 0) return;
-  await lockTargets(tx, ungranted);
   await tx.query(
     `WITH cancelled AS (
        SELECT d.id, d.client_id, d.target, d.attempts FROM batch.deferred d WHERE d.client_id = $1 AND d.target = ANY ($2::text[])

@@ -3,10 +3,12 @@ import { AppConfig } from '../../config/app-config';
 import {
   ChunkPlan,
   ClaimedOperation,
+  Grants,
   ItemProcessor,
   OperationOutcome,
   StatementPlan,
 } from '../../interfaces/chunk.interfaces';
+import type { IOperationError } from '../../interfaces/operation.interfaces';
 import { CatalogService } from '../storage/catalog.service';
 import { planRuns, planStatements } from './statement-planner';
 import { eachOperation } from '../storage/id-runs';
@@ -21,19 +23,27 @@ export class ChunkProcessor extends ItemProcessor {
     super();
   }
 
-  async process(chunk: ClaimedOperation[]): Promise<ChunkPlan> {
+  async process(chunk: ClaimedOperation[], grants: Grants): Promise<ChunkPlan> {
     const statements: StatementPlan[] = [];
     const filtered: OperationOutcome[] = [];
-    for (const [target, operations] of groupByTarget(chunk)) {
+    const refuse = (operations: ClaimedOperation[], error: IOperationError) =>
+      filtered.push(
+        ...operations
+          .flatMap(eachOperation)
+          .map((operation) => ({ operation, status: 'FAILED' as const, rowsAffected: null, error })),
+      );
+    for (const [target, claimed] of groupByTarget(chunk)) {
+      const operations = claimed.filter((operation) => grants.mayWrite(operation.clientId, target));
+      // Revoked, or no longer granted the target, since the operation was created.
+      refuse(
+        claimed.filter((operation) => !operations.includes(operation)),
+        { code: 'FORBIDDEN', message: `the client may no longer write ${target}` },
+      );
+      if (operations.length === 0) continue;
       const table = await this.catalog.find(target);
       if (!table) {
         // The table is gone: applied one at a time, each would fail the same way.
-        const error = { code: '42P01', message: `relation "${target}" does not exist` };
-        filtered.push(
-          ...operations
-            .flatMap(eachOperation)
-            .map((operation) => ({ operation, status: 'FAILED' as const, rowsAffected: null, error })),
-        );
+        refuse(operations, { code: '42P01', message: `relation "${target}" does not exist` });
         continue;
       }
       const limits = { rows: this.config.poll.statementMaxRows, bytes: this.config.poll.maxStatementBytes };

@@ -14,6 +14,7 @@ import {
   StatementPlan,
 } from '../../interfaces/chunk.interfaces';
 import { Database } from '../storage/database';
+import { ClientService } from '../access/client.service';
 import {
   EngineError,
   isConcurrencyConflict,
@@ -68,6 +69,7 @@ export class ChunkStep {
     private readonly backOffPolicy: BackOffPolicy,
     private readonly jobRepository: JobRepository,
     private readonly listeners: ChunkListeners,
+    private readonly clients: ClientService,
   ) {}
 
   /** Runs a chunk of up to `limit` operations; throws only when the database could not be reached (or the claim failed). */
@@ -80,7 +82,8 @@ export class ChunkStep {
       const summary = await this.db.transaction(async (tx) => {
         chunk = await this.reader.read(tx, limit);
         if (chunk.length === 0) return null;
-        const plan = await this.processor.process(chunk);
+        const clientIds = [...new Set(chunk.map((operation) => operation.clientId))];
+        const plan = await this.processor.process(chunk, await this.clients.grantsNow(tx, clientIds));
         const outcomes: OperationOutcome[] = [...plan.filtered];
         const steps: StepRecord[] = [];
         // Each target under a savepoint of its own, the one before released as the next is taken; the lock timeout

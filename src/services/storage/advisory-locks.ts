@@ -11,6 +11,11 @@ export const INGEST_LOCK = 4242_0001;
 export const MIGRATION_LOCK = 4242_0002;
 /** Key space of the transaction-scoped locks that give one target to one worker at a time. */
 export const TARGET_LOCK_SPACE = 4242;
+/**
+ * Key space of the clients' locks, (CLIENT_LOCK_SPACE, id mod 2^31 - 1): a chunk holds its clients' shared while it reads
+ * their grants (batch.client_grants); a revocation or a change of grants holds the client's exclusively.
+ */
+export const CLIENT_LOCK_SPACE = 4243;
 
 /**
  * Waits for the target locks of these targets, held to the end of the transaction: a chunk holds its targets' while it
@@ -23,4 +28,12 @@ export async function lockTargets(tx: PoolClient, targets: string[]): Promise<vo
     `SELECT pg_advisory_xact_lock(${TARGET_LOCK_SPACE}, hashtext(t)) FROM (SELECT DISTINCT unnest($1::text[]) AS t ORDER BY 1) locked`,
     [targets],
   );
+}
+
+/**
+ * Waits for the lock of a client, held to the end of the transaction, against every chunk reading its grants. Taken
+ * after the targets' locks (lockTargets), as chunks take theirs, so that the two never wait for each other.
+ */
+export async function lockClient(tx: PoolClient, id: string): Promise<void> {
+  await tx.query(`SELECT pg_advisory_xact_lock(${CLIENT_LOCK_SPACE}, ($1::bigint % 2147483647)::int)`, [id]);
 }

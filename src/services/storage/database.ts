@@ -23,6 +23,7 @@ import { RequestsWithTheirIds1765200000000 } from '../../migrations/176520000000
 import { ClientChangesNotified1765300000000 } from '../../migrations/1765300000000-client-changes-notified';
 import { StatementsAppliedInParts1765400000000 } from '../../migrations/1765400000000-statements-applied-in-parts';
 import { TargetsDeferredOnLocks1765500000000 } from '../../migrations/1765500000000-targets-deferred-on-locks';
+import { GrantsReadByChunks1765600000000 } from '../../migrations/1765600000000-grants-read-by-chunks';
 
 export const MIGRATIONS = [
   InitialSchema1763700000000,
@@ -43,6 +44,7 @@ export const MIGRATIONS = [
   ClientChangesNotified1765300000000,
   StatementsAppliedInParts1765400000000,
   TargetsDeferredOnLocks1765500000000,
+  GrantsReadByChunks1765600000000,
 ];
 
 /** Connection settings of a single pg Client for the configured database (or another one on the same server). */
