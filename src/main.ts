@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { AppModule } from './app.module';
 import { AppConfig, ConfigError, loadConfig } from './config/app-config';
 import { BatchErrorFilter } from './controllers/errors';
+import { BytesInFlight } from './controllers/bytes-in-flight';
 import { RequestValidationPipe } from './controllers/validation-pipe';
 import { RpcServer } from './controllers/rpc-server';
 import { JSON_CONTENT_TYPES, readJsonBody, writeExactJson } from './controllers/request-body';
@@ -71,6 +72,8 @@ async function bootstrap(): Promise<void> {
   app.useLogger(app.get(PinoNestLogger)); // structured logs (src/config/logging.ts), LOG_LEVEL applied there
   app.use(httpLogger(config));
   app.use(httpRequestMetrics(app.get(Metrics)));
+  const bytesInFlight = new BytesInFlight(config.limits.maxBytesInFlight);
+  app.use(bytesInFlight.forHttp(config.limits.maxMessageBytes));
   app.useBodyParser('text', { type: JSON_CONTENT_TYPES, limit: config.limits.maxMessageBytes });
   app.use(readJsonBody);
   app.use(writeExactJson);
@@ -106,7 +109,7 @@ async function bootstrap(): Promise<void> {
         socketOptions: AMQP_SOCKET_OPTIONS,
       },
       app.get(Metrics),
-      { maxMessageBytes: config.limits.maxMessageBytes, eventsExchange: config.rmq.eventsExchange },
+      { maxMessageBytes: config.limits.maxMessageBytes, eventsExchange: config.rmq.eventsExchange, bytesInFlight },
     );
     const rpc = app.connectMicroservice<MicroserviceOptions>({ strategy: server }, { inheritAppConfig: true });
     app.get(BrokerHealthIndicator).watchRpcConsumer(rpc.status);

@@ -38,6 +38,7 @@ export abstract class AppConfig {
   readonly retention: Readonly<{ hours: number; intervalMs: number }>;
   readonly limits: Readonly<{
     maxMessageBytes: number;
+    maxBytesInFlight: number;
     defaultRateLimitPerSecond: number | null;
     notBeforeMaxDays: number;
   }>;
@@ -167,6 +168,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     outboxIntervalMs: integer(env, 'BATCH_OUTBOX_INTERVAL', 100, 1, 3_600_000),
     limits: {
       maxMessageBytes: integer(env, 'BATCH_MAX_MESSAGE_BYTES', 5 * 1024 * 1024, 1024, 512 * 1024 * 1024),
+      maxBytesInFlight: integer(env, 'BATCH_MAX_BYTES_IN_FLIGHT', 32 * 1024 * 1024, 1024, 16 * 1024 * 1024 * 1024),
       defaultRateLimitPerSecond: env.BATCH_DEFAULT_RATE_LIMIT
         ? integer(env, 'BATCH_DEFAULT_RATE_LIMIT', 0, 1, 10_000_000)
         : null,

@@ -7,6 +7,7 @@ import { RmqContext, RmqOptions, ServerRMQ } from '@nestjs/microservices';
 import { coalesceFrameWrites } from '../config/amqp';
 import { BATCH_EVENT_PATTERNS } from '../interfaces/operation.interfaces';
 import { BatchError } from '../services/batch-error';
+import type { BytesInFlight } from './bytes-in-flight';
 import { stringifyJson } from '../services/exact-json';
 import { Metrics } from '../services/observability/metrics.service';
 import { readRpcRequest, RpcRequest } from './request-body';
@@ -59,7 +60,7 @@ export class RpcServer extends ServerRMQ {
   constructor(
     options: NonNullable<RmqOptions['options']>,
     private readonly metrics: Metrics,
-    private readonly settings: { maxMessageBytes: number; eventsExchange: string },
+    private readonly settings: { maxMessageBytes: number; eventsExchange: string; bytesInFlight: BytesInFlight },
   ) {
     super(options);
   }
@@ -77,6 +78,16 @@ export class RpcServer extends ServerRMQ {
   async handleMessage(delivered: Record<string, unknown> | null, channel: Channel): Promise<void> {
     if (!delivered) return;
     const message = delivered as unknown as ConsumeMessage;
+    const release = await this.settings.bytesInFlight.acquire(message.content.length);
+    try {
+      await this.serve(message, channel);
+    } finally {
+      release();
+    }
+  }
+
+  /** One message of the queue, once its bytes fit in the budget (BytesInFlight): see the class. */
+  private async serve(message: ConsumeMessage, channel: Channel): Promise<void> {
     const replyTo = textOrUndefined(message.properties.replyTo) || undefined;
     const read = readRpcRequest(message.content, this.settings.maxMessageBytes);
     if ('problem' in read) return this.refuse(message, channel, read.problem, undefined);

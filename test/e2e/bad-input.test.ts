@@ -89,7 +89,8 @@ describe('bad input over RPC and REST (built service)', () => {
     service = await startService(serviceEnv());
     db = new TestDb(service.env.DB_NAME);
     await db.query(`CREATE TABLE public.accounts (id int PRIMARY KEY, email varchar(40) NOT NULL UNIQUE, balance numeric(10,2), tags text[], meta jsonb, opened date,
-                                                  ratio float8, due timestamptz, big bigint, photo bytea)`);
+                                                  ratio float8, due timestamptz, big bigint, photo bytea, n52 numeric(5,2),
+                                                  code varchar(5), flag boolean, qty int, grid int[], stamp timetz)`);
     await db.query(`CREATE TABLE public.secret_stuff (id int PRIMARY KEY)`);
     alice = await createCaller(service, 'alice', ['accounts']);
     bob = await createCaller(service, 'bob', ['accounts']);
@@ -587,6 +588,39 @@ describe('bad input over RPC and REST (built service)', () => {
       insert({ id: 9, email: 'z@x', tags: Array.from({ length: 2048 }, () => 'x'.repeat(1024)) }),
       'VALIDATION_FAILED',
     );
+    // values accepted at create before and refused when applied: now refused at create
+    const edges: [string, Record<string, unknown>][] = [
+      ['numeric(5,2) Infinity', { n52: 'Infinity' }],
+      ['numeric(5,2) -Infinity', { n52: '-Infinity' }],
+      ['numeric(5,2) +NaN', { n52: '+NaN' }],
+      ['numeric NaN', { balance: 'NaN' }],
+      ['integer text after NBSP', { qty: '\u00a012' }],
+      ['integer text before U+2008', { qty: '12\u2008' }],
+      ['integer text after U+2028', { qty: '\u202812' }],
+      ['integer text after a BOM', { qty: '\ufeff12' }],
+      ['boolean text after NBSP', { flag: '\u00a0true' }],
+      ['float text after a BOM', { ratio: '\ufeff1.5' }],
+      ['varchar(5) given the JSON number 1e21', { code: 1e21 }],
+      ['an offset of +16:00', { due: '2026-01-01T00:00:00+16:00' }],
+      ['an offset of +14:60', { due: '2026-01-01T00:00:00+14:60' }],
+      ['an offset of +99', { due: '2026-01-01T00:00:00+99' }],
+      ['+infinity for a date', { opened: '+infinity' }],
+      ['an empty sub-array', { grid: [[]] }],
+      ['an array of 7 dimensions', { grid: [[[[[[[1]]]]]]] }],
+      ['a time with an offset of +16', { stamp: '08:00:00+16:00' }],
+    ];
+    for (const [name, values] of edges) create(name, insert({ id: 9, email: 'z@x', ...values }), 'VALIDATION_FAILED');
+    create(
+      'notBefore before the year 1 in UTC',
+      insert({ id: 9, email: 'z@x' }, { notBefore: '0001-01-01T00:00:00+14:00' }),
+      'VALIDATION_FAILED',
+    );
+    create(
+      'an increment by NaN',
+      { target: 'accounts', type: 'increment', key: { id: 1 }, values: { ratio: 'NaN' } },
+      'VALIDATION_FAILED',
+    );
+    raw('a number beyond numeric in a numeric column', row(',"balance":1e131072'), 'VALIDATION_FAILED');
     // the service's own tables are never targets
     for (const target of ['migrations', 'public.migrations', 'batch.migrations', 'batch.deferred']) {
       create(`target ${target}`, { target, type: 'insert', values: { id: 1 } }, 'UNKNOWN_TARGET');

@@ -5,6 +5,8 @@ import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { CLAIM_SQL, TARGETS_SQL } from '../../src/services/engine/chunk-reader.service';
 import { Database } from '../../src/services/storage/database';
 import { OperationService } from '../../src/services/ingest/operation.service';
+import { AuthenticatedClient } from '../../src/services/access/client.service';
+import { StatsService } from '../../src/services/observability/stats.service';
 import { createTestApp, TestApp } from '../support/app-context';
 
 describe("queue health: a chunk reads the queue's tables through their indexes (real PostgreSQL)", () => {
@@ -138,5 +140,96 @@ describe('queue health: what the claim reads does not grow with the backlog or w
       scheduled.buffers <= backlog.buffers + scheduled.claimed / 10,
       `${scheduled.buffers} buffers with a million scheduled, ${backlog.buffers} without`,
     );
+  });
+});
+
+describe("queue health: what a client reads of the queue does not grow with other clients' backlogs (real PostgreSQL)", () => {
+  let t: TestApp;
+  let own: AuthenticatedClient;
+  let other: AuthenticatedClient;
+
+  before(async () => {
+    t = await createTestApp();
+    own = await t.client('own');
+    other = await t.client('other');
+    await t.db.query(`CREATE TABLE public.shared (id int PRIMARY KEY)`);
+    await t.db.query(`CREATE TABLE public.apart (id int PRIMARY KEY)`);
+    const operations = t.get(OperationService);
+    // the client's own: some settled, some pending on the same target, one failed, one scheduled
+    await operations.createMany(
+      own,
+      [1, 2, 2].map((id) => ({ target: 'shared', type: 'insert' as const, values: { id } })),
+    );
+    await t.get(ChunkStep).execute();
+    await operations.create(own, {
+      target: 'apart',
+      type: 'insert',
+      values: { id: 1 },
+      notBefore: new Date(Date.now() + 86_400_000).toISOString(),
+    });
+  });
+  after(() => t.close());
+
+  /** `count` pending operations of the other client on public.shared, in its stream, as ingest stores them. */
+  async function backlog(count: number): Promise<void> {
+    await t.db.query(
+      `INSERT INTO batch.operations (client_id, target, type, row_values, shape, identity)
+       SELECT $1, 'public.shared', 'insert', v, batch.shape_of('insert', v, NULL, NULL), ''
+         FROM generate_series(1000, 999 + $2) g, jsonb_build_object('id', g) v`,
+      [other.id, count],
+    );
+    await t.db.query(`ANALYZE batch.operations, batch.deferred, batch.outcomes, batch.operation_counts`);
+  }
+
+  /** Shared buffers a statement touches, run as the service runs it (its text and parameters). */
+  async function buffers(sql: string, params: unknown[]): Promise<number> {
+    const [
+      {
+        'QUERY PLAN': [plan],
+      },
+    ] = await t.db.query<{
+      'QUERY PLAN': { Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }[];
+    }>(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql}`, params);
+    return plan.Plan['Shared Hit Blocks'] + plan.Plan['Shared Read Blocks'];
+  }
+
+  /** What the client's stats and its listings of each status read, each as the service sends it. */
+  async function reads(): Promise<Record<string, number>> {
+    const database = t.get(Database);
+    const seen: Record<string, number> = {};
+    const query = database.query.bind(database);
+    const record = (name: string) => {
+      database.query = (async (sql: string | { text: string }, params?: unknown[]) => {
+        const text = typeof sql === 'string' ? sql : sql.text;
+        if (params?.[0] === own.id) seen[`${name}: ${text.slice(0, 60)}`] = await buffers(text, params);
+        return query(sql as string, params);
+      }) as Database['query'];
+    };
+    try {
+      record('stats');
+      const stats = await t.get(StatsService).queue(own);
+      assert.equal(stats.byStatus.PENDING, 1);
+      for (const status of ['PENDING', 'COMPLETED', 'FAILED', 'CANCELLED', undefined] as const) {
+        record(`list ${status ?? 'ANY'}`);
+        await t.get(OperationService).list(own, { status, limit: 50 });
+      }
+    } finally {
+      database.query = query;
+    }
+    return seen;
+  }
+
+  it("reads as much for a client's stats and listings with 300,000 of another client's operations pending as without", async () => {
+    const without = await reads();
+    await backlog(300_000);
+    const withBacklog = await reads();
+    assert.deepEqual(Object.keys(withBacklog), Object.keys(without));
+    for (const [statement, read] of Object.entries(withBacklog))
+      assert.ok(
+        read <= without[statement] + 10 && read < 100,
+        `${statement}: ${read} buffers, ${without[statement]} without`,
+      );
+    const listed = await t.get(OperationService).list(own, { status: 'PENDING', limit: 50 });
+    assert.equal(listed.items.length, 1);
   });
 });

@@ -26,8 +26,8 @@ describe('queue stats (real PostgreSQL)', () => {
     await t.get(ChunkStep).execute();
     await operations.create(one, { target: 'b', type: 'insert', values: { id: 1 } });
     await operations.create(two, { target: 'b', type: 'insert', values: { id: 2 } });
-    // The oldest due one of each priority counts: a newer one first in line, another client's older one at a lower
-    // priority, and an even older one not yet due.
+    // The oldest due one counts, whatever its priority (another client's older one at a lower priority), not one
+    // that is not yet due however old. Ids grow in creation order, so ages do too.
     await operations.create(one, { target: 'b', type: 'insert', values: { id: 3 }, priority: 5 });
     await operations.create(two, { target: 'b', type: 'insert', values: { id: 4 }, priority: -1 });
     await operations.create(one, {
@@ -42,10 +42,10 @@ describe('queue stats (real PostgreSQL)', () => {
         `UPDATE batch.operations SET created_at = now() - $2 * interval '1 second' WHERE target = 'public.b' AND row_values->>'id' = $1`,
         [String(id), seconds],
       );
-    await age(1, 90);
-    await age(2, 60);
-    await age(3, 30);
-    await age(4, 150);
+    await age(1, 180);
+    await age(2, 150);
+    await age(3, 120);
+    await age(4, 90);
     await age(5, 300);
 
     const all = await t.get(StatsService).queue(null);
@@ -56,7 +56,7 @@ describe('queue stats (real PostgreSQL)', () => {
       { target: 'public.b', status: 'PENDING', count: 5 },
     ]);
     assert.ok(
-      all.oldestPendingAgeSeconds >= 150 && all.oldestPendingAgeSeconds < 180,
+      all.oldestPendingAgeSeconds >= 180 && all.oldestPendingAgeSeconds < 210,
       `${all.oldestPendingAgeSeconds}`,
     );
     assert.equal(all.throughput.length, 1);
@@ -69,10 +69,13 @@ describe('queue stats (real PostgreSQL)', () => {
       own.oldestPendingAgeSeconds >= 150 && own.oldestPendingAgeSeconds < 180,
       `${own.oldestPendingAgeSeconds}`,
     );
+    await t.db.query(`DELETE FROM batch.operations WHERE target = 'public.b' AND row_values->>'id' = '2'`);
+    const lower = await t.get(StatsService).queue(two);
+    assert.ok(lower.oldestPendingAgeSeconds >= 90 && lower.oldestPendingAgeSeconds < 120, 'at a lower priority');
     assert.equal(own.outboxBacklog, 0);
     const first = await t.get(StatsService).queue(one);
     assert.ok(
-      first.oldestPendingAgeSeconds >= 90 && first.oldestPendingAgeSeconds < 120,
+      first.oldestPendingAgeSeconds >= 180 && first.oldestPendingAgeSeconds < 210,
       `${first.oldestPendingAgeSeconds}`,
     );
   });

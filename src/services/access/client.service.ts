@@ -43,6 +43,37 @@ export type ClientChange = Partial<Omit<ClientCreate, 'name'>>;
 
 export const ADMIN_CLIENT_NAME = 'admin';
 
+/** Keys' clients kept at most (known ones and keys of no client): a flood of random keys empties it, nothing more. */
+const MAX_KEPT = 10_000;
+
+/**
+ * Lookups of keys that begin in one turn of the event loop, answered by one call of `load` for all of them: a map from
+ * key to what was found (a key not in it found nothing).
+ */
+class Batched<K, V> {
+  private waiting = new Map<K, { resolve(value: V | undefined): void; reject(error: unknown): void }[]>();
+
+  constructor(private readonly load: (keys: K[]) => Promise<Map<K, V>>) {}
+
+  find(key: K): Promise<V | undefined> {
+    return new Promise((resolve, reject) => {
+      if (this.waiting.size === 0) setImmediate(() => this.flush());
+      const waiters = this.waiting.get(key);
+      if (waiters) waiters.push({ resolve, reject });
+      else this.waiting.set(key, [{ resolve, reject }]);
+    });
+  }
+
+  private flush(): void {
+    const waiting = this.waiting;
+    this.waiting = new Map();
+    this.load([...waiting.keys()]).then(
+      (found) => waiting.forEach((waiters, key) => waiters.forEach((w) => w.resolve(found.get(key)))),
+      (error: unknown) => waiting.forEach((waiters) => waiters.forEach((w) => w.reject(error))),
+    );
+  }
+}
+
 interface ClientRow {
   id: string;
   name: string;
@@ -65,6 +96,14 @@ interface ClientRow {
 export class ClientService implements OnApplicationBootstrap {
   private readonly logger = new Logger(ClientService.name);
   private readonly known = new Map<string, Promise<ClientRow | undefined>>();
+  private readonly lookups = new Batched<string, ClientRow>(async (hashes) => {
+    const rows = await this.db.query<ClientRow>(
+      `SELECT id, name, api_key_hash, targets, admin, rate_limit_per_second, revoked_at FROM batch.clients
+        WHERE api_key_hash = ANY ($1::text[])`,
+      [hashes],
+    );
+    return new Map(rows.map((row) => [row.api_key_hash, row]));
+  });
 
   constructor(
     private readonly db: Database,
@@ -95,21 +134,19 @@ export class ClientService implements OnApplicationBootstrap {
   }
 
   /**
-   * The client of a key's hash: the one kept, or looked up, once for the requests that ask meanwhile. Kept when it
-   * is a client and changes were heard when the lookup began; a key of no client is not.
+   * The client of a key's hash, or undefined for a key of no client: the one kept, or looked up once for the requests
+   * that ask meanwhile. Kept, a key of no client too, when changes were heard when the lookup began, so that a flood
+   * of wrong keys costs no query each; at most MAX_KEPT of them, forgotten all at once past that. Lookups that begin
+   * in one turn of the event loop share one query.
    */
   private lookup(hash: string): Promise<ClientRow | undefined> {
     let client = this.known.get(hash);
     if (!client) {
+      if (this.known.size >= MAX_KEPT) this.known.clear();
       const keep = this.changes.watch();
-      const looked = this.db
-        .query<ClientRow>(
-          `SELECT id, name, api_key_hash, targets, admin, rate_limit_per_second, revoked_at FROM batch.clients WHERE api_key_hash = $1`,
-          [hash],
-        )
-        .then((rows) => rows[0]);
+      const looked = this.lookups.find(hash);
       const forget = () => this.known.get(hash) === looked && this.known.delete(hash);
-      looked.then((row) => (row && keep) || forget(), forget);
+      looked.then(() => keep || forget(), forget);
       this.known.set(hash, (client = looked));
     }
     return client;

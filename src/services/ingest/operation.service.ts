@@ -50,6 +50,13 @@ export interface OperationListQuery {
 }
 
 /**
+ * A client's ($1) operations before the cursor ($4), as a range of an index by client and id: a row comparison, which
+ * no index by id alone serves (with client_id = $1 as an equality, the planner may walk the primary key instead,
+ * filtering its way through other clients' operations).
+ */
+const OWN_BEFORE_CURSOR = `(o.client_id, o.id) < ($1, coalesce($4::bigint, ${MAX_ID})) AND o.client_id = $1`;
+
+/**
  * Where to find operations of each status (or of any), newest first, with their id, client and target: the table
  * that holds only operations of that status, through its index. Pending ones are in the deferred set or in their
  * stream after its position: each stream gives its newest page at most, with every filter applied ($1 client, $2
@@ -73,6 +80,25 @@ const LISTED: Record<OperationStatus | 'ANY', string> = {
                                             (SELECT max(operation_id) FROM batch.outcomes)))`,
   FAILED: `SELECT operation_id AS id, client_id, target FROM batch.outcomes WHERE status = 'FAILED'`,
   CANCELLED: `SELECT operation_id AS id, client_id, target FROM batch.outcomes WHERE status = 'CANCELLED'`,
+};
+
+/**
+ * The same for one client ($1), through its own indexes (by client and id), so that what a listing reads never grows
+ * with other clients' operations: all of its operations newest first (the status is filtered after), its pending ones
+ * among those after the slowest stream's position (any before it is settled, unless deferred), and its outcome rows.
+ */
+const LISTED_FOR_CLIENT: Record<OperationStatus | 'ANY', string> = {
+  ANY: `SELECT id, client_id, target FROM batch.operations o WHERE ${OWN_BEFORE_CURSOR}`,
+  PENDING: `SELECT id, client_id, target FROM batch.deferred o WHERE ${OWN_BEFORE_CURSOR}
+            UNION ALL
+            SELECT o.id, o.client_id, o.target FROM batch.operations o JOIN batch.streams s ON s.target = o.target AND s.priority = o.priority
+             WHERE ${OWN_BEFORE_CURSOR} AND (o.client_id, o.id) > ($1, (SELECT coalesce(min(taken_through), 0) FROM batch.streams))
+               AND o.not_before IS NULL AND o.id > s.taken_through AND NOT EXISTS (SELECT FROM batch.outcomes x WHERE x.operation_id = o.id)`,
+  COMPLETED: `SELECT id, client_id, target FROM batch.operations o WHERE ${OWN_BEFORE_CURSOR}`,
+  FAILED: `SELECT operation_id AS id, client_id, target FROM batch.outcomes o
+            WHERE (o.client_id, o.operation_id) < ($1, coalesce($4::bigint, ${MAX_ID})) AND o.client_id = $1 AND status = 'FAILED'`,
+  CANCELLED: `SELECT operation_id AS id, client_id, target FROM batch.outcomes o
+               WHERE (o.client_id, o.operation_id) < ($1, coalesce($4::bigint, ${MAX_ID})) AND o.client_id = $1 AND status = 'CANCELLED'`,
 };
 
 /** Creating, reading, cancelling and retrying operations: the domain behind both transports. */
@@ -155,11 +181,12 @@ export class OperationService {
     return toResponse(await this.findOwned(client, id));
   }
 
-  /** Newest first; a status filter walks where operations of that status are (LISTED). */
+  /** Newest first; a status filter walks where operations of that status are (LISTED, or LISTED_FOR_CLIENT). */
   async list(client: AuthenticatedClient, query: OperationListQuery): Promise<IOperationListResponse> {
     const limit = query.limit ?? 50;
+    const listed = (client.admin ? LISTED : LISTED_FOR_CLIENT)[query.status ?? 'ANY'];
     const rows = await this.db.query<OperationRow>(
-      `SELECT s.* FROM (${LISTED[query.status ?? 'ANY']}) d JOIN batch.operation_states s ON s.id = d.id
+      `SELECT s.* FROM (${listed}) d JOIN batch.operation_states s ON s.id = d.id
         WHERE ($1::bigint IS NULL OR d.client_id = $1)
           AND ($2::text IS NULL OR d.target = $2 OR substr(d.target, strpos(d.target, '.') + 1) = $2)
           AND ($3::text IS NULL OR s.label = $3)

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { OperationStatus } from '../../interfaces/operation.interfaces';
 import type { AuthenticatedClient } from '../access/client.service';
 import { Database } from '../storage/database';
-import { afterPosition } from '../storage/streams';
+import { afterPosition, MAX_ID } from '../storage/streams';
 import { THROUGHPUT_SINCE } from '../storage/retention.service';
 
 export interface QueueStats {
@@ -18,7 +18,7 @@ export interface QueueStats {
 }
 
 /**
- * The age of the oldest due PENDING operation: the first one after each stream's position (one probe of the stream
+ * The age of the oldest due PENDING operation of all clients: the first one after each stream's position (one probe of the stream
  * index per stream, passing over cancelled ones), and the first due one by id of each target and priority in the
  * deferred set, found in its due index (target, priority, id) by a loose index scan over its (target, priority) pairs;
  * so the cost does not grow with a backlog (counting through 200,000 pending rows took 90–800 ms). Ids are drawn in
@@ -38,15 +38,31 @@ const OLDEST_PENDING_AGE = `
   firsts AS (
     SELECT first.id FROM pairs p
      CROSS JOIN LATERAL (SELECT q.id FROM batch.deferred q
-                          WHERE q.due_at IS NULL AND q.target = p.target AND q.priority = p.priority AND ($1::bigint IS NULL OR q.client_id = $1)
+                          WHERE q.due_at IS NULL AND q.target = p.target AND q.priority = p.priority
                           ORDER BY q.priority DESC, q.id LIMIT 1) first
     UNION ALL
     SELECT first.id FROM batch.streams s
      CROSS JOIN LATERAL (SELECT o.id FROM batch.operations o
-                          WHERE ${afterPosition('o', 's')} AND ($1::bigint IS NULL OR o.client_id = $1) AND NOT EXISTS (SELECT FROM batch.outcomes x WHERE x.operation_id = o.id)
+                          WHERE ${afterPosition('o', 's')} AND NOT EXISTS (SELECT FROM batch.outcomes x WHERE x.operation_id = o.id)
                           ORDER BY o.target, o.priority, o.id LIMIT 1) first)
   SELECT coalesce(extract(epoch FROM now() - min(o.created_at)), 0)::float8 AS seconds
     FROM firsts f JOIN batch.operations o ON o.id = f.id`;
+
+/**
+ * The age of one client's ($1) oldest due PENDING operation, through its own indexes (by client and id), so that the
+ * cost never grows with other clients' backlogs: its first operation after the slowest stream's position that is past
+ * its own stream's and has no outcome, and its first due one in the deferred set.
+ */
+const OLDEST_OWN_PENDING_AGE = `
+  SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS seconds FROM (
+    (SELECT o.created_at FROM batch.operations o JOIN batch.streams s ON s.target = o.target AND s.priority = o.priority
+      WHERE (o.client_id, o.id) > ($1, (SELECT coalesce(min(taken_through), 0) FROM batch.streams)) AND (o.client_id, o.id) <= ($1, ${MAX_ID})
+        AND o.not_before IS NULL AND o.id > s.taken_through AND NOT EXISTS (SELECT FROM batch.outcomes x WHERE x.operation_id = o.id)
+      ORDER BY o.client_id, o.id LIMIT 1)
+    UNION ALL
+    (SELECT o.created_at FROM batch.deferred d JOIN batch.operations o ON o.id = d.id
+      WHERE (d.client_id, d.id) >= ($1, 0) AND (d.client_id, d.id) <= ($1, ${MAX_ID}) AND d.due_at IS NULL
+      ORDER BY d.client_id, d.id LIMIT 1)) firsts`;
 
 /**
  * The queue at a glance, for /api/stats, the dashboard and the metrics. A client sees its own operations;
@@ -65,7 +81,9 @@ export class StatsService {
           WHERE ($1::bigint IS NULL OR client_id = $1) GROUP BY target, status HAVING sum(added - removed) <> 0 ORDER BY target, status`,
         [owner],
       ),
-      this.db.query<{ seconds: number }>(OLDEST_PENDING_AGE, [owner]),
+      owner === null
+        ? this.db.query<{ seconds: number }>(OLDEST_PENDING_AGE)
+        : this.db.query<{ seconds: number }>(OLDEST_OWN_PENDING_AGE, [owner]),
       this.db.query<{ minute: Date; completed: number; failed: number }>(
         `SELECT minute, coalesce(sum(added) FILTER (WHERE status = 'COMPLETED'), 0)::int AS completed,
                 coalesce(sum(added) FILTER (WHERE status = 'FAILED'), 0)::int AS failed

@@ -24,6 +24,8 @@ import { ClientChangesNotified1765300000000 } from '../../migrations/17653000000
 import { StatementsAppliedInParts1765400000000 } from '../../migrations/1765400000000-statements-applied-in-parts';
 import { TargetsDeferredOnLocks1765500000000 } from '../../migrations/1765500000000-targets-deferred-on-locks';
 import { GrantsReadByChunks1765600000000 } from '../../migrations/1765600000000-grants-read-by-chunks';
+import { ClientsReadThroughTheirIndexes1765700000000 } from '../../migrations/1765700000000-clients-read-through-their-indexes';
+import { ClientInsertsNotified1765800000000 } from '../../migrations/1765800000000-client-inserts-notified';
 
 export const MIGRATIONS = [
   InitialSchema1763700000000,
@@ -45,6 +47,8 @@ export const MIGRATIONS = [
   StatementsAppliedInParts1765400000000,
   TargetsDeferredOnLocks1765500000000,
   GrantsReadByChunks1765600000000,
+  ClientsReadThroughTheirIndexes1765700000000,
+  ClientInsertsNotified1765800000000,
 ];
 
 /** Connection settings of a single pg Client for the configured database (or another one on the same server). */
