@@ -26,9 +26,12 @@ export class BytesInFlight {
     return this.take(bytes);
   }
 
-  /** Takes `bytes` from the budget once they fit, after those that waited before; resolves with their release. */
-  acquire(bytes: number): Promise<() => void> {
-    if (this.fits(bytes) && this.waiting.length === 0) return Promise.resolve(this.take(bytes));
+  /**
+   * Takes `bytes` from the budget once they fit, after those that waited before: their release, at once when they fit
+   * now (nothing to wait for on the way of nearly every message), else a promise of it.
+   */
+  acquire(bytes: number): (() => void) | Promise<() => void> {
+    if (this.fits(bytes) && this.waiting.length === 0) return this.take(bytes);
     return new Promise((admitted) => this.waiting.push({ bytes, admitted }));
   }
 

@@ -78,7 +78,8 @@ export class RpcServer extends ServerRMQ {
   async handleMessage(delivered: Record<string, unknown> | null, channel: Channel): Promise<void> {
     if (!delivered) return;
     const message = delivered as unknown as ConsumeMessage;
-    const release = await this.settings.bytesInFlight.acquire(message.content.length);
+    const admitted = this.settings.bytesInFlight.acquire(message.content.length);
+    const release = typeof admitted === 'function' ? admitted : await admitted;
     try {
       await this.serve(message, channel);
     } finally {

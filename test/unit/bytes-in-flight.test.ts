@@ -24,9 +24,9 @@ describe('BytesInFlight', () => {
   it('lets RPC messages wait their turn, in order, each admitted as the bytes before it are released', async () => {
     const budget = new BytesInFlight(100);
     const order: string[] = [];
-    const first = await budget.acquire(80);
-    const second = budget.acquire(50).then((release) => (order.push('second'), release));
-    const third = budget.acquire(10).then((release) => (order.push('third'), release));
+    const first = budget.acquire(80) as () => void;
+    const second = (budget.acquire(50) as Promise<() => void>).then((release) => (order.push('second'), release));
+    const third = (budget.acquire(10) as Promise<() => void>).then((release) => (order.push('third'), release));
     await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(order, [], 'nothing passes one that waits');
     assert.throws(() => budget.admit(1), BatchError, 'nor does a REST request');
