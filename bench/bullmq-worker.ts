@@ -4,6 +4,7 @@ import { Module, OnModuleDestroy } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { Job } from 'bullmq';
 import { Pool } from 'pg';
+import { dbClientConfig } from '../test/support/shared-services';
 
 /**
  * The alternative users would pick: a BullMQ queue with a NestJS worker (the stack of the team's other workers)
@@ -21,7 +22,7 @@ export interface RowJob {
   at: string;
 }
 
-const pool = new Pool({ host: '127.0.0.1', user: 'postgres', database: process.env.DB_NAME, max: 10 });
+const pool = new Pool({ ...dbClientConfig(process.env.DB_NAME!), max: 10 });
 
 @Processor(QUEUE, { concurrency: CONCURRENCY })
 class RowWriter extends WorkerHost implements OnModuleDestroy {

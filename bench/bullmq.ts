@@ -7,6 +7,7 @@ import { Client } from 'pg';
 import { QUEUE, RowJob } from './bullmq-worker';
 import { CpuMeter } from './cpu';
 import { TABLE } from './target';
+import { dbClientConfig } from '../test/support/shared-services';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -17,7 +18,7 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
  */
 export async function bullmqRate(database: string, rows: number): Promise<{ rate: number; cpu: string }> {
   const prefix = `bench-${process.pid}`;
-  const db = new Client({ host: '127.0.0.1', user: 'postgres', database });
+  const db = new Client(dbClientConfig(database));
   await db.connect();
   const queue = new Queue<RowJob>(QUEUE, { connection: { url: REDIS_URL }, prefix });
   const worker = fork(join(__dirname, 'bullmq-worker.js'), [], {

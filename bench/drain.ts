@@ -8,6 +8,7 @@ import { CpuMeter } from './cpu';
 import type { Figure } from './report';
 import { copyLine, operation, TABLE, TYPES, Type } from './target';
 import { BenchService } from './service';
+import { dbClientConfig } from '../test/support/shared-services';
 
 /** Sends operations 1..count (or `from`..) in messages of 1,000, four in flight. */
 export async function fill(
@@ -60,7 +61,7 @@ export async function drainBacklog(service: BenchService, type: Type, rows: numb
   const [{ last: executionsBefore }] = await db.query<{ last: string }>(
     `SELECT coalesce(max(id), 0) AS last FROM batch.executions`,
   );
-  const lock = new Client({ host: '127.0.0.1', user: 'postgres', database: service.env.DB_NAME });
+  const lock = new Client(dbClientConfig(service.env.DB_NAME));
   await lock.connect();
   await lock.query('BEGIN');
   await lock.query('LOCK TABLE public.bench IN ACCESS EXCLUSIVE MODE');
@@ -108,7 +109,7 @@ function fifthRate(chunks: { operations: number; ms: number }[], rows: number): 
 
 /** COPY of `rows` rows into a fresh table of the same shape, committed every `perCommit` rows; rows per second. */
 export async function copyRate(database: string, rows: number, perCommit = rows): Promise<number> {
-  const copier = new Client({ host: '127.0.0.1', user: 'postgres', database });
+  const copier = new Client(dbClientConfig(database));
   await copier.connect();
   try {
     await copier.query(`DROP TABLE IF EXISTS public.bench_copy; CREATE TABLE public.bench_copy ${TABLE}`);
@@ -129,7 +130,7 @@ export async function copyRate(database: string, rows: number, perCommit = rows)
 
 /** What a caller would do without the service: one autocommit INSERT per row, one connection; rows per second. */
 export async function perRowRate(database: string, rows: number): Promise<number> {
-  const client = new Client({ host: '127.0.0.1', user: 'postgres', database });
+  const client = new Client(dbClientConfig(database));
   await client.connect();
   try {
     await client.query(`DROP TABLE IF EXISTS public.bench_rows; CREATE TABLE public.bench_rows ${TABLE}`);

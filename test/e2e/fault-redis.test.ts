@@ -1,20 +1,25 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
-import { startRedis, stopRedis } from '../support/faults';
+import { after, before, describe, it } from 'node:test';
+import { PrivateRedis, REDIS_MISSING, startRedis } from '../support/private-services';
 import { createCaller, ServiceGroup, settleAll } from '../support/harness';
 import { eventually, http, serviceEnv } from '../support/service-process';
 
-/** Redis stopped: the service keeps working (workers poll on their interval, rate limits fail open) and says so in its log. */
-describe('fault: Redis stopped (built service, real broker and database)', () => {
+/** Redis (a private server of the test's own) stopped: the service keeps working (workers poll on their interval, rate limits fail open) and says so in its log. */
+describe('fault: Redis stopped (built service, private Redis)', { skip: REDIS_MISSING ?? false }, () => {
+  let redis: PrivateRedis;
   let group: ServiceGroup;
 
+  before(async () => {
+    redis = await startRedis();
+  });
+
   after(async () => {
-    await startRedis();
     await group?.close();
+    await redis?.destroy();
   });
 
   it('keeps applying operations across processes without Redis, and warns', async () => {
-    group = new ServiceGroup(serviceEnv({ BATCH_PROCESS_OPERATION_INTERVAL: '300' }));
+    group = new ServiceGroup(serviceEnv({ BATCH_PROCESS_OPERATION_INTERVAL: '300', REDIS_URL: redis.url }));
     const db = group.db;
     const api = await group.start('api');
     const worker = await group.start('worker');
@@ -26,7 +31,7 @@ describe('fault: Redis stopped (built service, real broker and database)', () =>
       targets: ['events'],
       rateLimitPerSecond: 1,
     });
-    await stopRedis();
+    await redis.stop();
     for (let i = 0; i < 5; i++) {
       const response = await http(api, 'POST', '/api/operations', limited.body.apiKey, {
         target: 'events',
@@ -50,7 +55,7 @@ describe('fault: Redis stopped (built service, real broker and database)', () =>
     await settleAll(db, caller, 30_000);
     assert.ok(operations.every((o) => caller.notified.get(o.id)?.status === 'COMPLETED'));
 
-    await startRedis();
+    await redis.start();
     await eventually(
       async () => (/Redis is back/.test(worker.logs()) ? true : undefined),
       15_000,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { sleep } from '../support/faults';
+import { sleep } from '../support/private-services';
 import { createCaller, ServiceGroup, settleAll } from '../support/harness';
 import { serviceEnv } from '../support/service-process';
 

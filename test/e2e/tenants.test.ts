@@ -6,6 +6,7 @@ import { Client } from 'pg';
 import { Caller, createCaller, settleAll, steadyLoad, TestDb } from '../support/harness';
 import { openRawRpc } from '../support/raw-rpc';
 import { eventually, http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
+import { dbClientConfig } from '../support/shared-services';
 
 /**
  * One caller's bad day stays its own (built service, real database and broker): what a client does, or has done to
@@ -111,7 +112,7 @@ describe("one caller's bad day stays its own (built service)", () => {
           values: { id: from + i + 1 },
         })),
       );
-    const locks = new Client({ host: '127.0.0.1', user: 'postgres', database: service.env.DB_NAME });
+    const locks = new Client(dbClientConfig(service.env.DB_NAME));
     await locks.connect();
     let most = 0;
     let watching = true;
@@ -156,7 +157,7 @@ describe("one caller's bad day stays its own (built service)", () => {
   it('holds back only the target of a row another application keeps locked', async () => {
     const caller = await createCaller(service, 'stocker', ['stock', 'other_ledger']);
     callers.push(caller);
-    const outside = new Client({ host: '127.0.0.1', user: 'postgres', database: service.env.DB_NAME });
+    const outside = new Client(dbClientConfig(service.env.DB_NAME));
     await outside.connect();
     try {
       await outside.query('BEGIN');

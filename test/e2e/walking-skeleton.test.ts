@@ -8,6 +8,7 @@ import {
   SettledEventsConsumer,
 } from '../../src/client';
 import { eventually, http, RMQ_URL, serviceEnv, ServiceProcess, startService } from '../support/service-process';
+import { dbClientConfig } from '../support/shared-services';
 
 /**
  * The whole path as another service sees it: the built service started as a user would, a client created over
@@ -24,7 +25,7 @@ describe('end to end: insert operations over RabbitMQ (built service, real broke
 
   before(async () => {
     service = await startService(serviceEnv());
-    db = new Client({ host: '127.0.0.1', user: 'postgres', database: service.env.DB_NAME });
+    db = new Client(dbClientConfig(service.env.DB_NAME));
     await db.connect();
     await db.query(
       `CREATE TABLE public.reservations (id bigint PRIMARY KEY, seat text NOT NULL UNIQUE, guest varchar(40), created_at timestamptz DEFAULT now())`,

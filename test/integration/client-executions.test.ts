@@ -8,6 +8,7 @@ import { AuthenticatedClient } from '../../src/services/access/client.service';
 import { ExecutionService } from '../../src/services/observability/execution.service';
 import { OperationService } from '../../src/services/ingest/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
+import { dbClientConfig } from '../support/shared-services';
 
 describe("a client's executions (real PostgreSQL)", () => {
   let t: TestApp;
@@ -46,7 +47,7 @@ describe("a client's executions (real PostgreSQL)", () => {
   });
 
   it('are found without reading the operations table', async () => {
-    const locker = new Client({ host: '127.0.0.1', user: 'postgres', database: t.db.name });
+    const locker = new Client(dbClientConfig(t.db.name));
     await locker.connect();
     try {
       await locker.query('BEGIN');

@@ -7,6 +7,7 @@ import {
   SettledEventsConsumer,
 } from '../../src/client';
 import { eventually, http, RMQ_URL, ServiceProcess, settledQueue, startService } from './service-process';
+import { dbClientConfig } from './shared-services';
 
 export { RMQ_URL };
 
@@ -14,13 +15,17 @@ export { RMQ_URL };
 export class TestDb {
   private client: Client | null = null;
 
-  constructor(private readonly database: string) {}
+  /** `env`: a service's, when it names another database server than the shared one. */
+  constructor(
+    private readonly database: string,
+    private readonly env: Record<string, string> = {},
+  ) {}
 
   async query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]> {
     for (let attempt = 0; ; attempt++) {
       try {
         if (!this.client) {
-          const client = new Client({ host: '127.0.0.1', user: 'postgres', database: this.database });
+          const client = new Client(dbClientConfig(this.database, this.env));
           client.on('error', () => (this.client = null));
           await client.connect();
           this.client = client;
@@ -62,7 +67,7 @@ export async function createCaller(
   const created = await http<{ apiKey: string }>(service, 'POST', '/api/clients', service.adminKey, { name, targets });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   const rpc = new BatchServiceClient({
-    url: RMQ_URL,
+    url: service.env.BATCH_SERVICE_RMQ_URL ?? RMQ_URL,
     queue: service.env.BATCH_SERVICE_RMQ_QUEUE,
     apiKey: created.body.apiKey,
     timeoutMs,
@@ -70,7 +75,7 @@ export async function createCaller(
   const notified = new Map<string, IOperationsSettledEvent['operations'][number]>();
   const queue = settledQueue(service.env, name);
   const consumer = new SettledEventsConsumer({
-    url: RMQ_URL,
+    url: service.env.BATCH_SERVICE_RMQ_URL ?? RMQ_URL,
     exchange: service.env.BATCH_SERVICE_EVENTS_EXCHANGE,
     client: name,
     queue,
@@ -160,7 +165,7 @@ export class ServiceGroup {
   readonly db: TestDb;
 
   constructor(readonly env: Record<string, string>) {
-    this.db = new TestDb(env.DB_NAME);
+    this.db = new TestDb(env.DB_NAME, env);
   }
 
   async start(role?: 'all' | 'api' | 'worker'): Promise<ServiceProcess> {

@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { deadLetterQueue } from '../../src/controllers/rpc-server';
 import { dropDatabase, uniqueName } from './test-database';
+import { dbClientConfig, RMQ_URL, sharedServicesEnv } from './shared-services';
 
-export const RMQ_URL = 'amqp://guest:guest@127.0.0.1:5672';
+export { RMQ_URL };
 
 /** The built service (dist/src/main.js) started as a user would, on its own database, queue and exchange. */
 export interface ServiceProcess {
@@ -53,6 +54,7 @@ export async function freePort(): Promise<number> {
 export function serviceEnv(overrides: Record<string, string> = {}): Record<string, string> {
   const name = uniqueName('batch_e2e');
   return {
+    ...sharedServicesEnv(),
     DB_NAME: name,
     BATCH_SERVICE_RMQ_QUEUE: name,
     BATCH_SERVICE_EVENTS_EXCHANGE: `${name}.events`,
@@ -91,7 +93,7 @@ export async function startService(env: Record<string, string> = serviceEnv()): 
     destroy: async () => {
       await service.stop();
       await deleteBrokerObjects(fullEnv);
-      await dropDatabase(fullEnv.DB_NAME);
+      await dropDatabase(fullEnv.DB_NAME, fullEnv);
     },
   };
   const deadline = Date.now() + 30_000;
@@ -120,10 +122,10 @@ export function settledQueue(env: Record<string, string>, clientName: string): s
  * outlive the test (or the benchmark run), and are deleted with it.
  */
 export async function deleteBrokerObjects(env: Record<string, string>): Promise<void> {
-  const db = new Client({ host: '127.0.0.1', user: 'postgres', database: env.DB_NAME });
+  const db = new Client(dbClientConfig(env.DB_NAME, env));
   await db.connect();
   const clients = await db.query<{ name: string }>('SELECT name FROM batch.clients').finally(() => db.end());
-  const broker = await connect(RMQ_URL);
+  const broker = await connect(env.BATCH_SERVICE_RMQ_URL ?? RMQ_URL);
   try {
     const channel = await broker.createChannel();
     const queues = [

@@ -3,6 +3,7 @@ import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { AppConfig, loadConfig } from '../../src/config/app-config';
 import { dataSourceOptions, prepareMigrations } from '../../src/services/storage/database';
+import { dbClientConfig, sharedServicesEnv } from './shared-services';
 
 /** A fresh database per test file, with the real migrations applied; dropped by close(). */
 export interface TestDatabase {
@@ -18,7 +19,13 @@ export function uniqueName(prefix: string): string {
 }
 
 export function testConfig(env: Record<string, string> = {}): AppConfig {
-  return loadConfig({ BATCH_ROLE: 'api', DB_NAME: uniqueName('batch_test'), LOG_LEVEL: 'error', ...env });
+  return loadConfig({
+    ...sharedServicesEnv(),
+    BATCH_ROLE: 'api',
+    DB_NAME: uniqueName('batch_test'),
+    LOG_LEVEL: 'error',
+    ...env,
+  });
 }
 
 export async function createTestDatabase(env: Record<string, string> = {}): Promise<TestDatabase> {
@@ -37,8 +44,9 @@ export async function createTestDatabase(env: Record<string, string> = {}): Prom
   };
 }
 
-export async function dropDatabase(name: string): Promise<void> {
-  const admin = new Client({ host: '127.0.0.1', user: 'postgres', database: 'postgres' });
+/** Drops a test's database, on the server its service's `env` names (the shared one by default). */
+export async function dropDatabase(name: string, env: Record<string, string> = {}): Promise<void> {
+  const admin = new Client(dbClientConfig('postgres', env));
   await admin.connect();
   try {
     await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);

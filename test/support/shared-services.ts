@@ -1,0 +1,53 @@
+import type { ClientConfig } from 'pg';
+import { loadConfig } from '../../src/config/app-config';
+
+/**
+ * Where the tests find PostgreSQL, RabbitMQ and Redis: where the service's own variables say, with its defaults
+ * (DB_HOST, DB_PORT, DB_USERNAME, DB_PASSWORD, BATCH_SERVICE_RMQ_URL, REDIS_URL), so that `npm test` uses the services
+ * a user runs wherever they run. Tests never stop or reconfigure them; fault tests break private instances of their
+ * own (private-services.ts).
+ */
+const COORDINATES = ['DB_HOST', 'DB_PORT', 'DB_USERNAME', 'DB_PASSWORD', 'BATCH_SERVICE_RMQ_URL', 'REDIS_URL'] as const;
+
+const given = Object.fromEntries(
+  COORDINATES.filter((name) => process.env[name] !== undefined).map((name) => [name, process.env[name]!]),
+);
+const config = loadConfig(given);
+
+export const RMQ_URL = config.rmq.url;
+
+export const REDIS_URL = config.redisUrl;
+
+/** The PostgreSQL server of the tests: host, port, user and password. */
+export type DbServer = Pick<ClientConfig, 'host' | 'port' | 'user' | 'password'>;
+
+export const SHARED_DB: DbServer = {
+  host: config.db.host,
+  port: config.db.port,
+  user: config.db.username,
+  password: config.db.password,
+};
+
+/** The service's variables that point it at the shared services. */
+export function sharedServicesEnv(): Record<string, string> {
+  return {
+    DB_HOST: config.db.host,
+    DB_PORT: String(config.db.port),
+    DB_USERNAME: config.db.username,
+    DB_PASSWORD: config.db.password,
+    BATCH_SERVICE_RMQ_URL: RMQ_URL,
+    REDIS_URL,
+  };
+}
+
+/** A connection's settings for a database of a test's server (the shared one unless a service's env names another). */
+export function dbClientConfig(database: string, env: Record<string, string | undefined> = {}): ClientConfig {
+  return {
+    ...SHARED_DB,
+    ...(env.DB_HOST ? { host: env.DB_HOST } : {}),
+    ...(env.DB_PORT ? { port: Number(env.DB_PORT) } : {}),
+    ...(env.DB_USERNAME ? { user: env.DB_USERNAME } : {}),
+    ...(env.DB_PASSWORD !== undefined ? { password: env.DB_PASSWORD } : {}),
+    database,
+  };
+}
