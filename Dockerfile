@@ -18,10 +18,12 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY --from=build /app/dist ./dist
+COPY scripts/node-flags ./scripts/
 # The service reads .env from its working directory if present; configure it through the environment instead.
 USER node
 EXPOSE 3000
 # Ready when /health says so (database and broker up); the image has no curl, Node's fetch does the request.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "--max-semi-space-size=32", "--heap-growing-percent=100", "dist/src/main.js"]
+# With the Node flags of `npm start` (scripts/node-flags); exec, so that node gets the signals.
+CMD ["sh", "-c", "exec node $(cat scripts/node-flags) dist/src/main.js"]

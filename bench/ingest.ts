@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { firstValueFrom } from 'rxjs';
 
-import { AMQP_SOCKET_OPTIONS, RmqClient } from '../src/config/amqp';
+import { AMQP_SOCKET_OPTIONS, RmqClient, SILENT_LOGGER } from '../src/config/amqp';
 import { CpuMeter } from './cpu';
 import { RMQ_URL } from '../test/support/harness';
 import type { Figure } from './report';
@@ -59,12 +59,15 @@ export async function benchIngest(options: {
     );
     const rpc = service.rpc();
     const api = service.process('api').pid();
-    const echoClient = new RmqClient({
-      urls: [RMQ_URL],
-      queue: echoQueue,
-      queueOptions: { durable: true, autoDelete: true },
-      socketOptions: AMQP_SOCKET_OPTIONS,
-    });
+    const echoClient = new RmqClient(
+      {
+        urls: [RMQ_URL],
+        queue: echoQueue,
+        queueOptions: { durable: true, autoDelete: true },
+        socketOptions: AMQP_SOCKET_OPTIONS,
+      },
+      SILENT_LOGGER,
+    );
     const operation = (i: number) => ({
       target: 'bench',
       type: 'insert' as const,

@@ -2,15 +2,19 @@
 // whenever the build changes it.
 'use strict';
 const { spawn, spawnSync } = require('node:child_process');
+const { readFileSync } = require('node:fs');
 const { join } = require('node:path');
 
 const root = join(__dirname, '..');
 const tsc = require.resolve('typescript/bin/tsc', { paths: [root] });
 const build = ['-p', 'tsconfig.build.json'];
+const nodeFlags = readFileSync(join(root, 'scripts', 'node-flags'), 'utf8')
+  .trim()
+  .split(/\s+/); // npm start's
 if (spawnSync(process.execPath, [tsc, ...build], { cwd: root, stdio: 'inherit' }).status !== 0) process.exit(1);
 const children = [
   spawn(process.execPath, [tsc, ...build, '--watch', '--preserveWatchOutput'], { cwd: root, stdio: 'inherit' }),
-  spawn(process.execPath, ['--watch-path=dist/src', '--max-semi-space-size=32', 'dist/src/main.js'], {
+  spawn(process.execPath, ['--watch-path=dist/src', ...nodeFlags, 'dist/src/main.js'], {
     cwd: root,
     stdio: 'inherit',
   }),

@@ -1,7 +1,7 @@
-import { Injectable, OnModuleDestroy } from '@nestjs/common';
+import { Injectable, LoggerService, OnModuleDestroy } from '@nestjs/common';
 import { RmqRecordBuilder } from '@nestjs/microservices';
 import { firstValueFrom, lastValueFrom, timeout } from 'rxjs';
-import { AMQP_SOCKET_OPTIONS, RmqClient } from '../config/amqp';
+import { AMQP_SOCKET_OPTIONS, RmqClient, SILENT_LOGGER } from '../config/amqp';
 import {
   BATCH_PATTERNS,
   ErrorCode,
@@ -21,6 +21,8 @@ export interface BatchServiceClientOptions {
   apiKey: string;
   /** How long to wait for a reply; default 30 s. */
   timeoutMs?: number;
+  /** Where the broker connection's events (connected, lost) are written; by default nowhere. */
+  logger?: LoggerService;
 }
 
 /**
@@ -56,12 +58,15 @@ export class BatchServiceClient implements OnModuleDestroy {
   private readonly timeoutMs: number;
 
   constructor(private readonly options: BatchServiceClientOptions) {
-    this.proxy = new RmqClient({
-      urls: [options.url],
-      queue: options.queue ?? 'batch_service',
-      queueOptions: { durable: true },
-      socketOptions: AMQP_SOCKET_OPTIONS,
-    });
+    this.proxy = new RmqClient(
+      {
+        urls: [options.url],
+        queue: options.queue ?? 'batch_service',
+        queueOptions: { durable: true },
+        socketOptions: AMQP_SOCKET_OPTIONS,
+      },
+      options.logger ?? SILENT_LOGGER,
+    );
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
 

@@ -1,4 +1,5 @@
-import { ClientRMQ } from '@nestjs/microservices';
+import type { LoggerService } from '@nestjs/common';
+import { ClientRMQ, RmqOptions } from '@nestjs/microservices';
 import amqp, { AmqpConnectionManager } from 'amqp-connection-manager';
 import type { Socket } from 'node:net';
 
@@ -32,8 +33,19 @@ export function coalesceFrameWrites(manager: AmqpConnectionManager): AmqpConnect
   return manager;
 }
 
-/** NestJS's RMQ client with coalesced frame writes: the service's clients, and the benchmark's echo client. */
+/** Nest's Logger interface with nothing written: what a client of the service logs unless its caller gives a logger. */
+export const SILENT_LOGGER: LoggerService = { log() {}, error() {}, warn() {} };
+
+/**
+ * NestJS's RMQ client with coalesced frame writes: the service's clients, and the benchmark's echo client. It logs
+ * through `logger` (NestJS's client writes its own lines to stdout, a caller's stdout).
+ */
 export class RmqClient extends ClientRMQ {
+  constructor(options: NonNullable<RmqOptions['options']>, logger: LoggerService) {
+    super(options);
+    (this as unknown as { logger: LoggerService }).logger = logger;
+  }
+
   createClient(): AmqpConnectionManager {
     return coalesceFrameWrites(super.createClient());
   }

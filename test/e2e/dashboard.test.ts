@@ -1,22 +1,20 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BrowserContext, chromium, Page } from 'playwright-core';
+import { findChromium, HOW_TO_GET_A_BROWSER } from '../support/browser';
 import { createCaller, settleAll, TestDb, type Caller } from '../support/harness';
 import { http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
 
-/** Debian's Chromium (`apt-get install chromium`); Playwright never downloads a browser here. */
-const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM = findChromium();
 /**
- * Without the browser this test says why it did not run, and passes: `npm test` needs nothing that `npm install` does
- * not bring. `.ci/run` installs the browser and sets BATCH_TEST_REQUIRE_BROWSER=1, so there a missing one fails.
+ * Without a browser this test says why it did not run and how to get one, and passes: `npm test` needs nothing that
+ * `npm install` does not bring. `.ci/run` installs a browser and sets BATCH_TEST_REQUIRE_BROWSER=1, so there a missing
+ * one fails.
  */
-const NO_BROWSER =
-  !existsSync(CHROMIUM) && process.env.BATCH_TEST_REQUIRE_BROWSER !== '1'
-    ? `Chromium is not installed at ${CHROMIUM}: install it (Debian: sudo apt-get install chromium) to run the dashboard's browser test`
-    : false;
+const NO_BROWSER = CHROMIUM === null && process.env.BATCH_TEST_REQUIRE_BROWSER !== '1' ? HOW_TO_GET_A_BROWSER : false;
 const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
@@ -144,7 +142,7 @@ describe('dashboard: GET / in a browser (built service, real database and broker
 
     userDataDir = mkdtempSync(join(tmpdir(), 'batch-dashboard-'));
     browser = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
+      executablePath: CHROMIUM ?? undefined,
       headless: true,
       args: CHROMIUM_ARGS,
       viewport: { width: 1360, height: 900 },

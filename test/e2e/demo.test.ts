@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { TestDb } from '../support/harness';
 import { serviceEnv, ServiceProcess, startService } from '../support/service-process';
 
-/** The compiled `npm run demo` script (dist/scripts/demo.js next to dist/test/). */
+/** The compiled `npm run demo` script (build/scripts/demo.js next to build/test/). */
 const DEMO = join(__dirname, '..', '..', 'scripts', 'demo.js');
 
 async function runDemo(service: ServiceProcess, args: string[]): Promise<{ code: number | null; output: string }> {

@@ -44,9 +44,11 @@ describe('docker-compose.yml and the Dockerfile', () => {
     );
     assert.match(dockerfile, /^HEALTHCHECK .*\n\s+CMD \["node", "-e", "fetch\('http:\/\/127\.0\.0\.1:'/m);
     const start = JSON.parse(read('package.json')).scripts.start as string;
+    assert.match(start, /\$\(cat scripts\/node-flags\)/, 'npm start takes the Node flags from their one place');
     assert.ok(
-      dockerfile.includes(`CMD ${JSON.stringify(start.split(' '))}`.replace(/","/g, '", "')),
+      dockerfile.includes(`CMD ["sh", "-c", "exec ${start}"]`),
       'the image starts the service as npm start does',
     );
+    assert.match(dockerfile, /^COPY scripts\/node-flags /m);
   });
 });
