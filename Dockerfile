@@ -1,11 +1,14 @@
 # Batch Service image: one image for every role (BATCH_ROLE=all|api|worker), on Node 24 (LTS).
 #   docker build -t batch-service .
-#   docker run --rm -e NODE_ENV=production -e API_KEY_ENCRYPTION_SECRET=... -p 3000:3000 batch-service
+#   docker run --rm -p 3000:3000 -e DB_HOST=... -e BATCH_SERVICE_RMQ_URL=... -e REDIS_URL=... batch-service
+#   (against `docker compose up -d postgres rabbitmq redis`, see the README)
 
 # ---- build: all dependencies, compile TypeScript to dist/ ----
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# the stand-in for an optional native package of the benchmark's BullMQ (package.json's overrides): npm ci needs it
+COPY bench/msgpackr-extract-absent ./bench/msgpackr-extract-absent
 RUN npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
@@ -19,6 +22,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY scripts/node-flags ./scripts/
+# the functions and views the service applies at start (src/migrations/definitions), read where they are written
+COPY src/migrations/definitions ./src/migrations/definitions
 # The service reads .env from its working directory if present; configure it through the environment instead.
 USER node
 EXPOSE 3000

@@ -13,7 +13,7 @@ import { BytesInFlight } from './controllers/bytes-in-flight';
 import { RequestValidationPipe } from './controllers/validation-pipe';
 import { RpcServer } from './controllers/rpc-server';
 import { JSON_CONTENT_TYPES, readJsonBody, writeExactJson } from './controllers/request-body';
-import { prepareMigrations } from './services/storage/database';
+import { migrate } from './services/storage/database';
 import { OutboxRelay } from './services/outbox/outbox-relay.service';
 import { Poller } from './services/engine/poller.service';
 import { AMQP_SOCKET_OPTIONS } from './config/amqp';
@@ -64,11 +64,11 @@ async function bootstrap(): Promise<void> {
     logger.error(`unhandled rejection: ${reason instanceof Error ? reason.message : String(reason)}`),
   );
   const config = readConfig();
-  const releaseMigrationLock = await prepareMigrations(config.db);
+  await migrate(config);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     bodyParser: false,
     bufferLogs: true,
-  }).finally(releaseMigrationLock);
+  });
   app.useLogger(app.get(PinoNestLogger)); // structured logs (src/config/logging.ts), LOG_LEVEL applied there
   app.use(httpLogger(config));
   app.use(httpRequestMetrics(app.get(Metrics)));

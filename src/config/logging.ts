@@ -59,8 +59,8 @@ function urlOf(req: IncomingMessage): string {
 /**
  * nestjs-pino: the Nest logger writes through the root logger, and nothing more. Its per-request context (every line
  * logged while serving an HTTP request carrying that request's id) is left out: it rests on AsyncLocalStorage, whose
- * promise hooks cost every request of either transport ~15-20 µs of CPU on Node 20 (a fifth of a single create's) as
- * soon as one HTTP request, a probe, has run. Each request's own line carries its id instead (httpLogger, RpcServer),
+ * promise hooks cost every request of either transport a good share of a single create's CPU on Node 20 as soon as
+ * one HTTP request, a probe, has run (performance log). Each request's own line carries its id instead (httpLogger, RpcServer),
  * and so do the errors logged for it (BatchErrorFilter).
  */
 export function loggerParams(config: AppConfig): Params {

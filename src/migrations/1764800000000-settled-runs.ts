@@ -3,9 +3,8 @@ import { MigrationInterface, QueryRunner } from 'typeorm';
 /**
  * A chunk records the operations it completed plainly as runs of consecutive ids instead of a row each: a run
  * [first_id, last_id] says that every operation with an id in it completed in that execution, affecting one row, on
- * its first attempt. Inserting one narrow outcome row per operation cost ~3 µs of the database per operation (the
- * row, its index entries and their WAL, ~60 ms for a chunk of 20,000), more than a third of a drained insert's
- * database time; a backlog written in bulk settles as a few runs per chunk. Every other outcome (FAILED, CANCELLED,
+ * its first attempt. Inserting one narrow outcome row per operation (the row, its index entries and their WAL) cost
+ * more than a third of a drained insert's database time; a backlog written in bulk settles as a few runs per chunk. Every other outcome (FAILED, CANCELLED,
  * rows affected other than one, a retried operation) keeps its row in batch.outcomes, which stays as it is: the rows
  * already there remain each operation's outcome.
  *

@@ -4,9 +4,9 @@ import { MigrationInterface, QueryRunner } from 'typeorm';
  * A chunk writes each notification as what it reports, not as its text: the ids of the client's operations it settled
  * (a multirange: a backlog written in bulk is a few runs of ids), the outcomes other than "completed, one row
  * affected" as JSON fragments by id (usually none), and its size, estimated. The text is made when the message is
- * sent, by batch.settled_message, on the relay's connection: writing it with the chunk took ~90 ms of a 20,000-operation
- * chunk's ~355 (the text made by the worker, 3.4 MB sent as a parameter, written to TOAST and WAL), all on the path of
- * the next chunk, where making it takes ~1.8 µs per operation of another backend.
+ * sent, by batch.settled_message, on the relay's connection: writing it with the chunk took a quarter of a large
+ * chunk's time (the text made by the worker, sent as a parameter, written to TOAST and WAL), all on the path of the
+ * next chunk, where making it takes another backend's time instead.
  *
  * A message reports what the operation was when it settled: its outcome, if not the plain one, is in the message
  * itself (a retry later deletes the outcome row), and the rest (target, type, idempotency key, label) is never

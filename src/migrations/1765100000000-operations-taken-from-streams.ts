@@ -8,8 +8,8 @@ import { MigrationInterface, QueryRunner } from 'typeorm';
  * id up to which chunks have taken it (taken_through). A chunk reads the operations after it (a range of the index,
  * stopping at the chunk's limit) and moves it on when it records what it took, in the same transaction. So ingest
  * writes an operation and nothing else for it, and taking it writes nothing per operation: the pending set's insert,
- * its delete by the claim and their count triggers cost ~4 µs of the database per operation, the claim's walk with it
- * ~60 ms of a 20,000-operation chunk; reading those operations takes ~12.
+ * its delete by the claim and their count triggers cost the database per operation, and the claim's walk with it
+ * several times what reading those operations takes.
  *
  * What does not flow in order of id is set apart in batch.deferred (the pending set, renamed): operations scheduled
  * ahead (never in a stream), retried ones, and ones held back after their chunk failed as a whole; when those are set
@@ -97,8 +97,8 @@ export class OperationsTakenFromStreams1765100000000 implements MigrationInterfa
     // in order of application, takes nothing (the chunk's record does), and only moves on a stream that holds nothing
     // to take up to the horizon but cancelled operations. It reads ranges of indexes that stop at its limit: a scan of
     // a table or of a whole index range is never the better plan, whatever the statistics say, and while a backlog is
-    // being written they are stale (estimating a hundred rows where there are 300,000, the planner read them all
-    // through a bitmap and sorted them: 240 ms where the range takes 5).
+    // being written they are stale (estimating a hundred rows where there are hundreds of thousands, the planner read
+    // them all through a bitmap and sorted them).
     await db.query(`
       CREATE FUNCTION batch.claim(targets text[], caps int[], horizon bigint, max_operations int, target_lock_space int)
       RETURNS TABLE (id bigint, count int, client_id bigint, target_index int, priority smallint, attempts int, failures int,

@@ -3,7 +3,7 @@ import { MigrationInterface, QueryRunner } from 'typeorm';
 /**
  * A request knows the range of its operations' ids (first_id, last_id), drawn when it is stored, so a redelivered
  * request finds what it stored by a range of the primary key (and request_ref) instead of an index of request_ref,
- * which every stored operation paid for (~1.5 µs of the database per operation of a bulk ingest). Requests stored
+ * which every stored operation paid for. Requests stored
  * before are given the range of the operations that refer to them.
  */
 export class RequestsWithTheirIds1765200000000 implements MigrationInterface {

@@ -12,7 +12,16 @@ import { unsentMessages } from '../../src/services/outbox/outbox-relay.service';
 import type { IOperationsSettledEvent } from '../../src/interfaces/operation.interfaces';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { OperationService } from '../../src/services/ingest/operation.service';
-import { Database, dataSourceOptions, MIGRATIONS, prepareMigrations } from '../../src/services/storage/database';
+import {
+  applyDefinitions,
+  Database,
+  dataSourceOptions,
+  migrate,
+  MIGRATIONS,
+  prepareMigrations,
+} from '../../src/services/storage/database';
+import { newSchema, SCHEMA_FILE } from '../../scripts/schema';
+import { readFileSync } from 'node:fs';
 import { createTestApp, TestApp } from '../support/app-context';
 import { dropDatabase, testConfig } from '../support/test-database';
 import type { AppConfig } from '../../src/config/app-config';
@@ -50,6 +59,41 @@ function databaseToUpgrade(): { config: AppConfig; upgraded(): Promise<TestApp> 
   });
   return { config, upgraded: async () => (app = await createTestApp({ DB_NAME: config.db.name })) };
 }
+
+describe('the schema in one place (real PostgreSQL)', () => {
+  it('is docs/schema.sql: what the migrations and the definitions make of a new database', async () => {
+    assert.equal(
+      await newSchema(),
+      readFileSync(SCHEMA_FILE, 'utf8'),
+      'docs/schema.sql is not the schema the migrations make: run `npm run schema` and commit it',
+    );
+  });
+
+  it('applies the definitions once after the migrations, and again only when they change', async () => {
+    const config = testConfig();
+    try {
+      await migrate(config);
+      const source = await new DataSource({ ...dataSourceOptions(config), migrationsRun: false }).initialize();
+      try {
+        const applied = async () =>
+          (await source.query(`SELECT checksum, applied_at FROM batch.definitions`)) as object[];
+        const first = await applied();
+        assert.equal(first.length, 1);
+        await source.query(`DROP VIEW batch.operation_states`); // as if a definition had changed since
+        await applyDefinitions(source);
+        assert.deepEqual(await applied(), first, 'nothing applied while the files are the ones applied last');
+        await source.query(`UPDATE batch.definitions SET checksum = 'older'`);
+        await applyDefinitions(source);
+        assert.equal((await source.query(`SELECT count(*)::int AS n FROM batch.operation_states`))[0].n, 0);
+        assert.notDeepEqual(await applied(), first);
+      } finally {
+        await source.destroy();
+      }
+    } finally {
+      await dropDatabase(config.db.name);
+    }
+  });
+});
 
 describe('migrations (real PostgreSQL)', () => {
   const config = testConfig();

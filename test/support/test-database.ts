@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { AppConfig, loadConfig } from '../../src/config/app-config';
-import { dataSourceOptions, prepareMigrations } from '../../src/services/storage/database';
+import { dataSourceOptions, migrate } from '../../src/services/storage/database';
 import { dbClientConfig, sharedServicesEnv } from './shared-services';
 
 /** A fresh database per test file, with the real migrations applied; dropped by close(). */
@@ -30,8 +30,8 @@ export function testConfig(env: Record<string, string> = {}): AppConfig {
 
 export async function createTestDatabase(env: Record<string, string> = {}): Promise<TestDatabase> {
   const config = testConfig(env);
-  const release = await prepareMigrations(config.db);
-  const dataSource = await new DataSource(dataSourceOptions(config)).initialize().finally(release);
+  await migrate(config);
+  const dataSource = await new DataSource({ ...dataSourceOptions(config), migrationsRun: false }).initialize();
   return {
     name: config.db.name,
     config,

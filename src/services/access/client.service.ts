@@ -88,9 +88,9 @@ interface ClientRow {
  * Clients and their API keys. Keys are shown once and stored only as an HMAC keyed by API_KEY_ENCRYPTION_SECRET.
  * The clients that keys authenticated are kept by that hash while changes of clients are heard (ClientChanges), and
  * forgotten at each change: a rotated or revoked key stops working at once on the instance that changed it, and as
- * the change commits on the others (the notification's way, a millisecond here); while changes cannot be heard,
- * every request looks its client up. Looking it up was a query per request (with a few hundred requests in flight,
- * one per wave of them): single creates 0.50 -> 0.56x the echo in quick runs, PostgreSQL's CPU 40 -> 31 us a create.
+ * the change commits on the others (the notification's way); while changes cannot be heard, every request looks its
+ * client up. Looking it up was a query per wave of requests in flight, a large share of a single create's cost in the
+ * database (performance log).
  */
 @Injectable()
 export class ClientService implements OnApplicationBootstrap {

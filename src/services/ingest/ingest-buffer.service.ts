@@ -26,16 +26,15 @@ interface Submission {
 /**
  * Rows per INSERT at most; more wait for the next flush. A bulk request is a flush of its own: merging several gained
  * nothing (each commits a thousand rows already) and held the first one's reply back until the last was stored, which
- * left a caller with a few requests in flight waiting instead of sending (4 in flight of 1,000: 35-40k -> 46k ops/s).
+ * left a caller with a few requests in flight waiting instead of sending.
  * Single creates still share flushes, hundreds at a time under load.
  */
 const MAX_ROWS = 1000;
 /**
  * Flushes in flight at once (connections of the pool). Of those, one at a time gathers what is waiting (fewer rows
  * than MAX_ROWS); the others start only when what waits fills a flush (a bulk request of 1,000 operations, say). So
- * single creates gather into one flush at a time: four at once stored ~40 creates each under load, whose fixed
- * costs (the plan's start, the commit) cost PostgreSQL 41-49 us of CPU per create instead of 31 (quick runs,
- * alternated), while bulk requests are stored four at a time.
+ * single creates gather into one flush at a time: four at once stored a few creates each under load, and each flush's
+ * fixed costs (the plan's start, the commit) were shared by few, while bulk requests are stored four at a time.
  */
 const MAX_FLUSHES = 4;
 
@@ -44,15 +43,14 @@ const MAX_FLUSHES = 4;
  * out, operations and all), and its operations, which join their stream (target and priority: a row of batch.streams
  * for a stream new to it) and count as PENDING; one with a not-before time goes into the deferred set, due then.
  * An operation whose idempotency key its client used before is left out (the conflict clause goes only into a flush
- * that has keys: checking it cost ~1.4 µs per operation without any). The ingest lock (shared) is taken before the
+ * that has keys: checking it costs every operation, with keys or without). The ingest lock (shared) is taken before the
  * first id is drawn and held to the commit, which is what the chunk reader's id horizon relies on. The ids are drawn
  * in the order of the flush, before the request is recorded with their range (what a redelivery reads).
  *
  * The flush comes as one JSON text, read as jsonb (parsed once into its binary form, where json would be parsed to
  * check it and again for each record): its requests, each with its client, its id and its operations, which leave
  * out what they do not have (a field left out reads as null). Naming every field of every operation, client and
- * request included, made the text twice as long (~400 bytes an operation), and sending and reading it cost both
- * sides ~2 µs an operation. Each row stored is answered with its request's place in the flush and its own in the
+ * request included, made the text twice as long, and sending and reading it cost both sides. Each row stored is answered with its request's place in the flush and its own in the
  * request.
  */
 const insertSql = (idempotencyKeys: boolean) => `

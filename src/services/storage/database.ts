@@ -1,55 +1,29 @@
 import { Injectable } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Client, ClientConfig, Pool, PoolClient, types } from 'pg';
 import { parseJson } from '../exact-json';
-import { DataSource, DataSourceOptions } from 'typeorm';
+import { DataSource, DataSourceOptions, MigrationInterface } from 'typeorm';
 import { AppConfig } from '../../config/app-config';
 import { MIGRATION_LOCK } from './advisory-locks';
 import { ENTITIES } from '../../entities';
-import { InitialSchema1763700000000 } from '../../migrations/1763700000000-initial-schema';
-import { RetentionIndexes1763800000000 } from '../../migrations/1763800000000-retention-indexes';
-import { LighterSettlement1763900000000 } from '../../migrations/1763900000000-lighter-settlement';
-import { IngestHorizon1764000000000 } from '../../migrations/1764000000000-ingest-horizon';
-import { ClientsNeverDeleted1764100000000 } from '../../migrations/1764100000000-clients-never-deleted';
-import { OperationCounts1764200000000 } from '../../migrations/1764200000000-operation-counts';
-import { ExecutionClients1764300000000 } from '../../migrations/1764300000000-execution-clients';
-import { PlanningAtIngest1764400000000 } from '../../migrations/1764400000000-planning-at-ingest';
-import { PendingAndOutcomes1764500000000 } from '../../migrations/1764500000000-pending-and-outcomes';
-import { NotificationsWrittenWithChunks1764700000000 } from '../../migrations/1764700000000-notifications-written-with-chunks';
-import { SettledRuns1764800000000 } from '../../migrations/1764800000000-settled-runs';
-import { MessagesMadeWhenSent1764900000000 } from '../../migrations/1764900000000-messages-made-when-sent';
-import { RequestsRecordedOnce1765000000000 } from '../../migrations/1765000000000-requests-recorded-once';
-import { OperationsTakenFromStreams1765100000000 } from '../../migrations/1765100000000-operations-taken-from-streams';
-import { RequestsWithTheirIds1765200000000 } from '../../migrations/1765200000000-requests-with-their-ids';
-import { ClientChangesNotified1765300000000 } from '../../migrations/1765300000000-client-changes-notified';
-import { StatementsAppliedInParts1765400000000 } from '../../migrations/1765400000000-statements-applied-in-parts';
-import { TargetsDeferredOnLocks1765500000000 } from '../../migrations/1765500000000-targets-deferred-on-locks';
-import { GrantsReadByChunks1765600000000 } from '../../migrations/1765600000000-grants-read-by-chunks';
-import { ClientsReadThroughTheirIndexes1765700000000 } from '../../migrations/1765700000000-clients-read-through-their-indexes';
-import { ClientInsertsNotified1765800000000 } from '../../migrations/1765800000000-client-inserts-notified';
 
-export const MIGRATIONS = [
-  InitialSchema1763700000000,
-  RetentionIndexes1763800000000,
-  LighterSettlement1763900000000,
-  IngestHorizon1764000000000,
-  ClientsNeverDeleted1764100000000,
-  OperationCounts1764200000000,
-  ExecutionClients1764300000000,
-  PlanningAtIngest1764400000000,
-  PendingAndOutcomes1764500000000,
-  NotificationsWrittenWithChunks1764700000000,
-  SettledRuns1764800000000,
-  MessagesMadeWhenSent1764900000000,
-  RequestsRecordedOnce1765000000000,
-  OperationsTakenFromStreams1765100000000,
-  RequestsWithTheirIds1765200000000,
-  ClientChangesNotified1765300000000,
-  StatementsAppliedInParts1765400000000,
-  TargetsDeferredOnLocks1765500000000,
-  GrantsReadByChunks1765600000000,
-  ClientsReadThroughTheirIndexes1765700000000,
-  ClientInsertsNotified1765800000000,
-];
+/**
+ * The migrations, one class a file in src/migrations named after its timestamp, in their order: each file's exported
+ * class.
+ */
+export const MIGRATIONS: (new () => MigrationInterface)[] = readdirSync(join(__dirname, '..', '..', 'migrations'))
+  .filter((file) => /^\d{13}-.*\.js$/.test(file))
+  .sort()
+  .map((file) => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the files found are the list: none is named twice
+    const module = require(join(__dirname, '..', '..', 'migrations', file)) as Record<
+      string,
+      new () => MigrationInterface
+    >;
+    return Object.values(module)[0];
+  });
 
 /** Connection settings of a single pg Client for the configured database (or another one on the same server). */
 export function clientConfig(db: AppConfig['db'], database = db.name): ClientConfig {
@@ -96,7 +70,7 @@ export async function prepareMigrations(db: AppConfig['db']): Promise<() => Prom
       DECLARE ours boolean;
       BEGIN
         IF to_regclass('batch.migrations') IS NULL AND to_regclass('migrations') IS NOT NULL THEN
-          EXECUTE 'SELECT EXISTS (SELECT 1 FROM migrations WHERE name = $1)' INTO ours USING '${InitialSchema1763700000000.name}';
+          EXECUTE 'SELECT EXISTS (SELECT 1 FROM migrations WHERE name = $1)' INTO ours USING '${MIGRATIONS[0].name}';
           IF ours THEN ALTER TABLE migrations SET SCHEMA batch; END IF;
         END IF;
       END $$`);
@@ -107,6 +81,50 @@ export async function prepareMigrations(db: AppConfig['db']): Promise<() => Prom
   return release;
 }
 
+/**
+ * Where the long-lived functions and views are defined, one file each, in the repository (dist/ and build/ both sit
+ * three folders above this file's): read where they are written, so that no build step copies them.
+ */
+export const DEFINITIONS = join(__dirname, '..', '..', '..', '..', 'src', 'migrations', 'definitions');
+
+/**
+ * Applies the definitions (DEFINITIONS, in the order of their names) when they are not the ones applied last: each
+ * replaces its function or view. Versioned migrations keep the texts of their time; these are the current ones.
+ */
+export async function applyDefinitions(source: DataSource): Promise<void> {
+  const texts = readdirSync(DEFINITIONS)
+    .filter((file) => file.endsWith('.sql'))
+    .sort()
+    .map((file) => readFileSync(join(DEFINITIONS, file), 'utf8'));
+  const checksum = createHash('sha256').update(texts.join('\u0000')).digest('hex');
+  const [applied] = (await source.query('SELECT checksum FROM batch.definitions')) as { checksum: string }[];
+  if (applied?.checksum === checksum) return;
+  await source.transaction(async (manager) => {
+    for (const text of texts) await manager.query(text);
+    await manager.query('DELETE FROM batch.definitions');
+    await manager.query('INSERT INTO batch.definitions (checksum) VALUES ($1)', [checksum]);
+  });
+}
+
+/**
+ * Brings the database to the current schema before anything uses it: creates it when missing, runs the migrations not
+ * applied yet, then the definitions; one instance at a time (prepareMigrations' lock).
+ */
+export async function migrate(config: AppConfig): Promise<void> {
+  const release = await prepareMigrations(config.db);
+  try {
+    const source = await new DataSource(dataSourceOptions(config)).initialize();
+    try {
+      await applyDefinitions(source);
+    } finally {
+      await source.destroy();
+    }
+  } finally {
+    await release();
+  }
+}
+
+/** TypeORM's options for the service's database; `migrationsRun` is for migrate(), which runs them first. */
 export function dataSourceOptions(config: AppConfig): DataSourceOptions {
   return {
     type: 'postgres',
@@ -127,7 +145,7 @@ export function dataSourceOptions(config: AppConfig): DataSourceOptions {
       max: config.db.poolSize,
       connectionTimeoutMillis: 5000,
       // The service's statements are short even over thousands of rows: compiling one (PostgreSQL's JIT, for a plan
-      // estimated expensive) took 50-200 ms, more than running it, and never paid back here.
+      // estimated expensive) took longer than running it, and never paid back.
       options: '-c jit=off',
       // jsonb read as exactly as requests are (an operation's values, echoed by getOperation)
       types: {
@@ -157,9 +175,8 @@ export function numberArray(values: (string | number | null)[]): string {
 
 /**
  * A statement node-postgres prepares once per connection, under its name, and runs by name after: the statements that
- * run all the time (an ingest flush; a chunk's targets, claim and record; the relay's) took 3-4 times as long when
- * PostgreSQL parsed and planned them at every run (0.93 against 0.31 ms for a flush of one create, 0.80 against 0.20
- * for a chunk's targets). PostgreSQL plans one again when a table's statistics change (ANALYZE). Only for texts of
+ * run all the time (an ingest flush; a chunk's targets, claim and record; the relay's) took several times as long when
+ * PostgreSQL parsed and planned them at every run. PostgreSQL plans one again when a table's statistics change (ANALYZE). Only for texts of
  * their own: node-postgres refuses a name given to two texts.
  */
 export interface NamedStatement {

@@ -1,0 +1,106 @@
+-- The claim of a chunk, target by target: each is locked before anything of it is read, so that every query reading
+-- it (a statement of a VOLATILE function takes its own snapshot) sees what committed before the lock, such as a cancel.
+-- Each target's streams with work, highest priority first, each merged with the target's due deferred operations of its
+-- priority, in order of id, up to the target's cap and the chunk's limit. A stream with nothing deferred or cancelled to
+-- merge gives its leading inserts and upserts as runs: operations of one client and shape with consecutive ids, a row
+-- each (count, and bytes and chars together), which the chunk applies without planning them one by one; what follows
+-- them, and every other stream, one operation a row. It returns each target's operations in order of application, takes
+-- nothing (the chunk's record does), and only moves on a stream that holds nothing to take up to the horizon but
+-- cancelled operations. A stream is a range of its index, bounded by row comparisons, (target, priority, id) > (its
+-- target, its priority, its position): only that index serves them. It reads ranges of indexes that stop at its limit:
+-- a scan of a table or of a whole index range is never the better plan, whatever the statistics say, and while a backlog
+-- is being written they are stale.
+CREATE OR REPLACE FUNCTION batch.claim(targets text[], caps integer[], horizon bigint, max_operations integer, target_lock_space integer)
+ RETURNS TABLE(id bigint, count integer, client_id bigint, target_index integer, priority smallint, attempts integer, failures integer, bytes bigint, shape text, identity text, chars bigint, deferred boolean)
+ LANGUAGE plpgsql
+ SET enable_seqscan TO 'off'
+ SET enable_bitmapscan TO 'off'
+AS $$
+  DECLARE
+    t int;
+    stream record;
+    cap int;
+    left_operations int := max_operations;
+    after bigint;
+    in_runs int;
+    one_by_one int;
+    runs record;
+  BEGIN
+    FOR t IN 1 .. cardinality(targets) LOOP
+      EXIT WHEN left_operations <= 0;
+      CONTINUE WHEN NOT pg_try_advisory_xact_lock(target_lock_space, hashtext(targets[t]));
+      cap := least(caps[t], left_operations);
+      FOR stream IN
+        SELECT s.priority, s.taken_through, w.stream, w.deferred,
+               EXISTS (SELECT FROM batch.outcomes x
+                        WHERE x.status = 'CANCELLED' AND x.target = s.target AND x.operation_id > s.taken_through) AS cancelled
+          FROM batch.streams s
+         CROSS JOIN LATERAL (
+           SELECT (SELECT o.id FROM batch.operations o
+                    WHERE (o.target, o.priority, o.id) > (s.target, s.priority, s.taken_through) AND (o.target, o.priority, o.id) <= (s.target, s.priority, horizon) AND o.not_before IS NULL
+                    ORDER BY o.target, o.priority, o.id LIMIT 1) IS NOT NULL AS stream,
+                  (SELECT d.id FROM batch.deferred d
+                    WHERE d.due_at IS NULL AND d.target = s.target AND d.priority = s.priority AND d.id <= horizon
+                    ORDER BY d.target, d.priority DESC, d.id LIMIT 1) IS NOT NULL AS deferred) w
+         WHERE s.target = targets[t] AND (w.stream OR w.deferred)
+         ORDER BY s.priority DESC
+      LOOP
+        EXIT WHEN cap <= 0;
+        after := stream.taken_through;
+        in_runs := 0;
+        one_by_one := 0;
+        IF NOT stream.deferred AND NOT stream.cancelled THEN
+          SELECT array_agg(r.first_id ORDER BY r.first_id) AS ids, array_agg(r.n ORDER BY r.first_id) AS counts,
+                 array_agg(r.client_id ORDER BY r.first_id) AS clients, array_agg(r.bytes ORDER BY r.first_id) AS bytes,
+                 array_agg(r.shape ORDER BY r.first_id) AS shapes, array_agg(r.chars ORDER BY r.first_id) AS chars,
+                 coalesce(sum(r.n), 0)::int AS n, max(r.last_id) AS last_id
+            INTO runs
+            FROM (SELECT min(w.id) AS first_id, max(w.id) AS last_id, count(*)::int AS n, w.client_id, w.shape,
+                         sum(w.bytes) AS bytes, sum(w.chars) AS chars
+                    FROM (SELECT w.*, w.id - row_number() OVER (PARTITION BY w.client_id, w.shape ORDER BY w.id) AS run
+                            FROM (SELECT o.id, o.client_id, o.shape, coalesce(pg_column_size(o.row_values), 0) AS bytes,
+                                         (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4)) AS chars,
+                                         bool_and(o.type IN ('insert', 'upsert'))
+                                           OVER (ORDER BY o.target, o.priority, o.id ROWS UNBOUNDED PRECEDING) AS leading
+                                    FROM batch.operations o
+                                   WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, stream.taken_through) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
+                                   ORDER BY o.target, o.priority, o.id LIMIT cap) w
+                           WHERE w.leading) w
+                   GROUP BY w.client_id, w.shape, w.run) r;
+          IF runs.n > 0 THEN
+            RETURN QUERY SELECT u.id, u.count, u.client_id, t, stream.priority, 0, 0, u.bytes, u.shape, NULL::text, u.chars, false
+                           FROM unnest(runs.ids, runs.counts, runs.clients, runs.bytes, runs.shapes, runs.chars)
+                                AS u(id, count, client_id, bytes, shape, chars);
+            in_runs := runs.n;
+            after := runs.last_id;
+          END IF;
+        END IF;
+        IF in_runs < cap THEN
+          RETURN QUERY
+            (SELECT o.id, 1, o.client_id, t, o.priority, 0, 0, coalesce(pg_column_size(o.row_values), 0)::bigint, o.shape,
+                    o.identity, (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4))::bigint,
+                    false
+               FROM batch.operations o
+              WHERE stream.stream AND (o.target, o.priority, o.id) > (targets[t], stream.priority, after) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
+                AND (NOT stream.cancelled OR NOT EXISTS (SELECT FROM batch.outcomes x WHERE x.operation_id = o.id))
+              ORDER BY o.target, o.priority, o.id LIMIT cap - in_runs)
+            UNION ALL
+            (SELECT d.id, 1, d.client_id, t, d.priority, d.attempts, d.failures, d.bytes::bigint, d.shape, d.identity,
+                    (coalesce(length(to_json(d.idempotency_key)::text), 4) + coalesce(length(to_json(d.label)::text), 4))::bigint,
+                    true
+               FROM batch.deferred d
+              WHERE stream.deferred AND d.due_at IS NULL AND d.target = targets[t] AND d.priority = stream.priority AND d.id <= horizon
+              ORDER BY d.target, d.priority DESC, d.id LIMIT cap - in_runs)
+            ORDER BY 1 LIMIT cap - in_runs;
+          GET DIAGNOSTICS one_by_one = ROW_COUNT;
+        END IF;
+        IF in_runs + one_by_one = 0 THEN
+          UPDATE batch.streams s SET taken_through = greatest(s.taken_through, horizon)
+           WHERE s.target = targets[t] AND s.priority = stream.priority;
+        END IF;
+        cap := cap - in_runs - one_by_one;
+        left_operations := left_operations - in_runs - one_by_one;
+      END LOOP;
+    END LOOP;
+  END
+$$;

@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { loadConfig } from '../../src/config/app-config';
+
+const ROOT = join(__dirname, '..', '..', '..');
+const read = (file: string) => readFileSync(join(ROOT, file), 'utf8');
+
+/** The README's table under "Configure it": each variable with its default (null when it is unset by default). */
+function readmeTable(): Map<string, string | null> {
+  const section = read('README.md').split('## Configure it')[1].split('\n## ')[0];
+  const rows = new Map<string, string | null>();
+  for (const [, name, fallback] of section.matchAll(/^\| `([A-Z][A-Z0-9_]+)` +\| ([^|]*?) +\|/gm))
+    rows.set(name, /^`[^`]*`$/.test(fallback) ? fallback.slice(1, -1) : null);
+  return rows;
+}
+
+/** .env.example: each variable with its value, null when it is commented out (unset). */
+function envExample(): Map<string, string | null> {
+  const variables = new Map<string, string | null>();
+  for (const [, commented, name, value] of read('.env.example').matchAll(/^(# )?([A-Z][A-Z0-9_]+)=(.*)$/gm))
+    variables.set(name, commented ? null : value);
+  return variables;
+}
+
+/** The variables the configuration loader reads, from its source (every name it hands to a reader, or reads). */
+function loaderVariables(): Set<string> {
+  const source = read('src/config/app-config.ts');
+  return new Set([...source.matchAll(/(?:env, '|env\.)([A-Z][A-Z0-9_]+)/g)].map((match) => match[1]));
+}
+
+describe('the configuration, written in three places', () => {
+  it('names the same variables in the README, .env.example and the loader', () => {
+    const loader = [...loaderVariables()].sort();
+    assert.deepEqual([...readmeTable().keys()].sort(), loader, 'README');
+    assert.deepEqual([...envExample().keys()].sort(), loader, '.env.example');
+  });
+
+  it('gives the same defaults: the README as .env.example, and .env.example as the loader', () => {
+    const example = envExample();
+    for (const [name, fallback] of readmeTable()) assert.equal(fallback, example.get(name), name);
+    const set = Object.fromEntries([...example].filter(([, value]) => value !== null)) as Record<string, string>;
+    assert.deepEqual(loadConfig(set), loadConfig({}), '.env.example sets every variable to its default');
+  });
+});
