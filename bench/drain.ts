@@ -59,7 +59,7 @@ export async function drainBacklog(service: BenchService, type: Type, rows: numb
     await fill(rpc, scheduled, (i) => ({ ...operation('insert', i), target: 'bench_later', notBefore: later }));
   }
   const [{ last: executionsBefore }] = await db.query<{ last: string }>(
-    `SELECT coalesce(max(id), 0) AS last FROM batch.executions`,
+    `SELECT coalesce(max(id), 0) AS last FROM batch.chunks`,
   );
   const lock = new Client(dbClientConfig(service.env.DB_NAME));
   await lock.connect();
@@ -78,7 +78,7 @@ export async function drainBacklog(service: BenchService, type: Type, rows: numb
   // Every operation of a chunk is settled at the chunk's end: the drain is the chunks' end times.
   const chunks = await db.query<{ settled: Date; operations: number; completed: number }>(
     `SELECT ended_at AS settled, read_count AS operations, write_count AS completed
-       FROM batch.executions WHERE id > $1 AND status = 'COMPLETED' ORDER BY ended_at`,
+       FROM batch.chunks WHERE id > $1 AND status = 'COMPLETED' ORDER BY ended_at`,
     [executionsBefore],
   );
   const completed = chunks.reduce((sum, chunk) => sum + chunk.completed, 0);

@@ -43,7 +43,7 @@ export async function benchQueue(options: { settled: number; chunk: number }): P
            INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, error_code, error_message, settled_at)
            SELECT id, client_id, target, 'FAILED', 1, '23505', 'duplicate key', now() FROM numbered WHERE n % 100 = 99),
          runs AS (
-           INSERT INTO batch.settled_runs (first_id, last_id, execution_id, settled_at)
+           INSERT INTO batch.settled_runs (first_id, last_id, chunk_id, settled_at)
            SELECT min(id), max(id), 0, now() FROM numbered WHERE n % 100 <> 99 GROUP BY n / 100)
          INSERT INTO batch.operation_counts (client_id, target, status, minute, added, removed)
          SELECT $1, 'public.bench', 'COMPLETED', date_trunc('minute', now()), count(*), 0 FROM numbered WHERE n % 100 <> 99`,

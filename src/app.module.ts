@@ -7,7 +7,7 @@ import { AppConfig } from './config/app-config';
 import { AuthGuard } from './controllers/auth';
 import { ClientController } from './controllers/client.controller';
 import { DashboardController } from './controllers/dashboard.controller';
-import { ExecutionController } from './controllers/execution.controller';
+import { ChunkController } from './controllers/chunk.controller';
 import { OperationRpcController } from './controllers/operation-rpc.controller';
 import { OperationController } from './controllers/operation.controller';
 import { StatsController } from './controllers/stats.controller';
@@ -28,12 +28,12 @@ import { CatalogService } from './services/storage/catalog.service';
 import { ChunkProcessor } from './services/engine/chunk-processor.service';
 import { ChunkReader } from './services/engine/chunk-reader.service';
 import { ChunkStep } from './services/engine/chunk-step.service';
-import { JobRepository } from './services/engine/job-repository';
+import { ChunkRepository } from './services/engine/chunk-repository';
 import { ChunkWriter } from './services/engine/chunk-writer.service';
 import { ClientService } from './services/access/client.service';
 import { ClientChanges } from './services/access/client-changes';
 import { Database, dataSourceOptions } from './services/storage/database';
-import { ExecutionService } from './services/observability/execution.service';
+import { ChunkService } from './services/observability/chunk.service';
 import { OperationValidator } from './services/ingest/operation-validator.service';
 import { IngestBuffer } from './services/ingest/ingest-buffer.service';
 import { OperationService } from './services/ingest/operation.service';
@@ -73,7 +73,7 @@ export class AppModule {
       controllers: [
         OperationController,
         OperationRpcController,
-        ExecutionController,
+        ChunkController,
         TargetController,
         StatsController,
         ClientController,
@@ -91,7 +91,7 @@ export class AppModule {
         OperationValidator,
         OperationService,
         IngestBuffer,
-        ExecutionService,
+        ChunkService,
         StatsService,
         PollerWakeup,
         OutboxWakeup,
@@ -112,7 +112,7 @@ export class AppModule {
           inject: [LoggingChunkListener, OutboxWakeupListener, MetricsChunkListener],
           useFactory: (...listeners: ChunkListener[]) => new ChunkListeners(listeners),
         },
-        JobRepository,
+        ChunkRepository,
         ChunkStep,
         RetentionService,
         Metrics,

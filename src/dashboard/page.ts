@@ -230,10 +230,10 @@ const SCRIPT = String.raw`
     return 10 * magnitude;
   }
 
-  function renderExecutions(items) {
+  function renderChunks(items) {
     var rows = items.map(function (e) {
       var skips = e.readSkipCount + e.processSkipCount + e.writeSkipCount;
-      return el('tr', { 'data-testid': 'execution-row', 'data-id': e.id }, [
+      return el('tr', { 'data-testid': 'chunk-row', 'data-id': e.id }, [
         el('td', {}, [e.id]),
         el('td', {}, [badge(e.status)]),
         el('td', {}, [clock(e.startedAt)]),
@@ -247,7 +247,7 @@ const SCRIPT = String.raw`
         el('td', { class: 'message' }, [e.exitMessage || '']),
       ]);
     });
-    fill(byId('executions'), rows, 11, 'No executions yet');
+    fill(byId('chunks'), rows, 11, 'No chunks yet');
   }
 
   function renderFailed(items, total) {
@@ -299,7 +299,7 @@ const SCRIPT = String.raw`
       if (mine !== generation) return;
       renderStats(results[0]);
       renderThroughput(results[0].throughput);
-      renderExecutions(results[1].items);
+      renderChunks(results[1].items);
       renderFailed(results[2].items, results[0].byStatus.FAILED);
       showStatus('Updated ' + clock(new Date().toISOString()) + ' · every ' + REFRESH_MS / 1000 + ' s', 'ok');
     } catch (error) {
@@ -361,10 +361,10 @@ const BODY = `
     </section>
   </div>
   <section class="panel">
-    <h2>Recent executions <small>one chunk transaction each, with its counters</small></h2>
-    <table data-testid="executions-table">
+    <h2>Recent chunks <small>one transaction each, with its counters</small></h2>
+    <table data-testid="chunks-table">
       <thead><tr><th>#</th><th>Status</th><th>Started</th><th class="n">Took</th><th class="n">Read</th><th class="n">Written</th><th class="n">Filtered</th><th class="n">Skipped</th><th class="n">Commits</th><th class="n">Rollbacks</th><th>Exit message</th></tr></thead>
-      <tbody id="executions"></tbody>
+      <tbody id="chunks"></tbody>
     </table>
   </section>
   <section class="panel">

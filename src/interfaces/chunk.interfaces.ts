@@ -127,7 +127,7 @@ export abstract class BackOffPolicy {
 }
 
 export interface ChunkSummary {
-  executionId: string;
+  chunkId: string;
   read: number;
   outcomes: OperationOutcome[];
   startedAt: Date;

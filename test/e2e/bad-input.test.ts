@@ -126,8 +126,8 @@ describe('bad input over RPC and REST (built service)', () => {
       'batch.settled_runs',
       'batch.clients',
       'batch.outbox',
-      'batch.executions',
-      'batch.execution_steps',
+      'batch.chunks',
+      'batch.chunk_steps',
       'public.accounts',
       'public.secret_stuff',
     ];
@@ -704,10 +704,8 @@ describe('bad input over RPC and REST (built service)', () => {
 
   it('refuses every malformed request with the contract error, stays up, and stores nothing', async (t) => {
     bobsExecution = (
-      await db.query<{ execution_id: string }>(`SELECT execution_id FROM batch.operation_states WHERE id = $1`, [
-        bobsOperation,
-      ])
-    )[0].execution_id;
+      await db.query<{ chunk_id: string }>(`SELECT chunk_id FROM batch.operation_states WHERE id = $1`, [bobsOperation])
+    )[0].chunk_id;
     const before = await fingerprint();
     const all = cases();
     assert.ok(all.length >= 200, `${all.length} cases`);

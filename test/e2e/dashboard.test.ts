@@ -186,7 +186,7 @@ describe('dashboard: GET / in a browser (built service, real database and broker
     assert.equal(await page.getByTestId('count-COMPLETED').textContent(), '–', 'nothing is shown without a valid key');
   });
 
-  it('shows the counts, targets, throughput, executions and failures that the database holds', async () => {
+  it('shows the counts, targets, throughput, chunks and failures that the database holds', async () => {
     await page.getByTestId('api-key-input').fill(service.adminKey);
     await page.getByTestId('api-key-save').click();
     await page.getByTestId('status').filter({ hasText: 'Updated' }).waitFor({ timeout: 10_000 });
@@ -266,18 +266,15 @@ describe('dashboard: GET / in a browser (built service, real database and broker
     assert.ok(drawn >= 1, 'at least one bar is drawn');
 
     await until(
+      async () => page.getByTestId('chunk-row').evaluateAll((rows) => rows.map((row) => row.getAttribute('data-id'))),
       async () =>
-        page.getByTestId('execution-row').evaluateAll((rows) => rows.map((row) => row.getAttribute('data-id'))),
-      async () =>
-        (await db.query<{ id: string }>(`SELECT id FROM batch.executions ORDER BY id DESC LIMIT 10`)).map((r) => r.id),
-      'recent executions',
+        (await db.query<{ id: string }>(`SELECT id FROM batch.chunks ORDER BY id DESC LIMIT 10`)).map((r) => r.id),
+      'recent chunks',
     );
     const [newest] = await db.query<{ id: string; read_count: number; write_count: number }>(
-      `SELECT id, read_count, write_count FROM batch.executions ORDER BY id DESC LIMIT 1`,
+      `SELECT id, read_count, write_count FROM batch.chunks ORDER BY id DESC LIMIT 1`,
     );
-    const newestCells = await page
-      .locator(`[data-testid="execution-row"][data-id="${newest.id}"] td`)
-      .allTextContents();
+    const newestCells = await page.locator(`[data-testid="chunk-row"][data-id="${newest.id}"] td`).allTextContents();
     assert.equal(number(newestCells[4]), newest.read_count, 'read count');
     assert.equal(number(newestCells[5]), newest.write_count, 'write count');
 

@@ -274,7 +274,7 @@ describe('operating it: metrics, health and structured logs (built service in pr
 
     const chunk = lines.find((l) => l.context === 'ChunkStep' && l.level === 'warn');
     assert.ok(chunk, 'the execution with a failed operation is logged');
-    assert.equal(chunk.executionId, failedExecutionId);
+    assert.equal(chunk.chunkId, failedExecutionId);
     assert.equal(chunk.failed, 1);
 
     const all = service.logs();

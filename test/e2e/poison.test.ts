@@ -51,7 +51,7 @@ describe('a poison operation fails alone while other targets flow (built service
     const poison = operations[60].id;
     await eventually(
       async () =>
-        (await db.count(`SELECT count(*) AS n FROM batch.executions WHERE status = 'FAILED'`)) > 0 ? true : undefined,
+        (await db.count(`SELECT count(*) AS n FROM batch.chunks WHERE status = 'FAILED'`)) > 0 ? true : undefined,
       10_000,
       'the poisoned chunk to fail',
     );

@@ -60,7 +60,7 @@ describe('scale-out: two API and two worker processes (built service, real broke
     );
     assert.equal(await db.count(`SELECT count(*) AS n FROM public.events`), 10_000);
     const workers = await db.query<{ worker: string }>(
-      `SELECT DISTINCT worker FROM batch.executions WHERE status = 'COMPLETED'`,
+      `SELECT DISTINCT worker FROM batch.chunks WHERE status = 'COMPLETED'`,
     );
     assert.equal(workers.length, 2, 'both workers applied chunks');
     await caller.close();

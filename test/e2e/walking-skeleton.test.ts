@@ -288,7 +288,7 @@ describe('end to end: insert operations over RabbitMQ (built service, real broke
     ]) {
       assert.ok(docs.body.paths[path], `Swagger documents ${path}`);
     }
-    for (const schema of ['OperationCreateDto', 'OperationResponseDto', 'ErrorResponseDto', 'ExecutionResponseDto'])
+    for (const schema of ['OperationCreateDto', 'OperationResponseDto', 'ErrorResponseDto', 'ChunkResponseDto'])
       assert.ok(docs.body.components.schemas[schema], schema);
   });
 });

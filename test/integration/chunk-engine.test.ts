@@ -40,15 +40,15 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     );
     await t.db.query(`INSERT INTO public.stock SELECT g, 'sku' || g, 10 FROM generate_series(1, 200) g`);
     await t.db.query(
-      `TRUNCATE batch.operations, batch.streams, batch.deferred, batch.outcomes, batch.holds; DELETE FROM batch.executions`,
+      `TRUNCATE batch.operations, batch.streams, batch.deferred, batch.outcomes, batch.holds; DELETE FROM batch.chunks`,
     );
   });
 
   async function run(ops: ICreateBatchOperationRequest[]) {
     const created = await operations.createMany(client, ops);
-    const { executionId } = await step.execute();
+    const { chunkId: executionId } = await step.execute();
     const steps = await t.db.query<{ name: string; read_count: number; write_count: number }>(
-      'SELECT name, read_count, write_count FROM batch.execution_steps WHERE execution_id = $1 ORDER BY id',
+      'SELECT name, read_count, write_count FROM batch.chunk_steps WHERE chunk_id = $1 ORDER BY id',
       [executionId],
     );
     const outcomes = await t.db.query<{ status: string; rows_affected: number | null; error_code: string | null }>(
@@ -215,10 +215,10 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
         })),
       );
     }
-    const { read, executionId } = await step.execute();
+    const { read, chunkId: executionId } = await step.execute();
     assert.equal(read, 10_000);
     const steps = await t.db.query<{ write_count: number }>(
-      'SELECT write_count FROM batch.execution_steps WHERE execution_id = $1 ORDER BY id',
+      'SELECT write_count FROM batch.chunk_steps WHERE chunk_id = $1 ORDER BY id',
       [executionId],
     );
     assert.deepEqual(
@@ -252,7 +252,7 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     ]);
     assert.equal((await step.execute()).read, 3);
     const [failed] = await t.db.query<{ status: string; exit_message: string; read_count: number }>(
-      `SELECT status, exit_message, read_count FROM batch.executions ORDER BY id DESC LIMIT 1`,
+      `SELECT status, exit_message, read_count FROM batch.chunks ORDER BY id DESC LIMIT 1`,
     );
     assert.deepEqual([failed.status, failed.read_count], ['FAILED', 3]);
     assert.match(
@@ -292,7 +292,7 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     ]);
     assert.equal((await step.execute()).read, 3);
     const executions = await t.db.query<{ status: string; exit_message: string | null; read_count: number }>(
-      `SELECT status, exit_message, read_count FROM batch.executions ORDER BY id`,
+      `SELECT status, exit_message, read_count FROM batch.chunks ORDER BY id`,
     );
     assert.deepEqual(
       executions.map((e) => [e.status, e.read_count]),
@@ -343,7 +343,7 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
       assert.equal((await statusOf(upsert.id)).status, 'COMPLETED', 'the other target applied');
       assert.equal((await statusOf(increment.id)).status, 'PENDING');
       const [held] = await t.db.query<{ exit_message: string }>(
-        `SELECT exit_message FROM batch.executions WHERE status = 'FAILED' ORDER BY id DESC LIMIT 1`,
+        `SELECT exit_message FROM batch.chunks WHERE status = 'FAILED' ORDER BY id DESC LIMIT 1`,
       );
       assert.match(held.exit_message, /row is locked elsewhere; public.stock left alone for \d+ ms\): SQLSTATE 55P03$/);
       for (let round = 0; round < 5; round++) {
@@ -389,7 +389,7 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     assert.ok(statuses.every((s, i) => i === 25 || s.status === 'COMPLETED'));
     assert.equal(Number((await t.db.query<{ n: string }>('SELECT count(*) AS n FROM public.flaky'))[0].n), 39);
     const [gaveUp] = await t.db.query<{ name: string; exit_message: string }>(
-      `SELECT name, exit_message FROM batch.execution_steps WHERE status = 'FAILED'`,
+      `SELECT name, exit_message FROM batch.chunk_steps WHERE status = 'FAILED'`,
     );
     assert.deepEqual(
       [gaveUp.name, gaveUp.exit_message],

@@ -3,7 +3,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { AuthenticatedClient } from '../../src/services/access/client.service';
 import type { IOperationsSettledEvent } from '../../src/interfaces/operation.interfaces';
-import { ExecutionService } from '../../src/services/observability/execution.service';
+import { ChunkService } from '../../src/services/observability/chunk.service';
 import { OperationService } from '../../src/services/ingest/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
 
@@ -45,7 +45,7 @@ describe('chunk step (real PostgreSQL)', () => {
   /** How many statements a chunk's steps ran, as their exit messages say. */
   async function statementsOf(executionId: string): Promise<number> {
     const steps = await t.db.query<{ exit_message: string | null }>(
-      'SELECT exit_message FROM batch.execution_steps WHERE execution_id = $1',
+      'SELECT exit_message FROM batch.chunk_steps WHERE chunk_id = $1',
       [executionId],
     );
     return steps.reduce((sum, s) => sum + Number(/\((\d+) statements\)/.exec(s.exit_message ?? '')?.[1] ?? 1), 0);
@@ -57,8 +57,8 @@ describe('chunk step (real PostgreSQL)', () => {
         status: string;
         rows_affected: number | null;
         error_code: string | null;
-        execution_id: string | null;
-      }>('SELECT status, rows_affected, error_code, execution_id FROM batch.operation_states WHERE id = $1', [id])
+        chunk_id: string | null;
+      }>('SELECT status, rows_affected, error_code, chunk_id FROM batch.operation_states WHERE id = $1', [id])
     )[0];
   }
 
@@ -77,20 +77,19 @@ describe('chunk step (real PostgreSQL)', () => {
         status: 'COMPLETED',
         rows_affected: 1,
         error_code: null,
-        execution_id: result.executionId,
+        chunk_id: result.chunkId,
       });
-    const [execution] = await t.db.query<Record<string, number | string>>(
-      'SELECT * FROM batch.executions WHERE id = $1',
-      [result.executionId],
-    );
+    const [execution] = await t.db.query<Record<string, number | string>>('SELECT * FROM batch.chunks WHERE id = $1', [
+      result.chunkId,
+    ]);
     assert.equal(execution.status, 'COMPLETED');
     assert.equal(execution.read_count, 50);
     assert.equal(execution.write_count, 50);
     assert.equal(execution.write_skip_count, 0);
     assert.equal(execution.commit_count, 1);
     const steps = await t.db.query<Record<string, number | string>>(
-      'SELECT * FROM batch.execution_steps WHERE execution_id = $1',
-      [result.executionId],
+      'SELECT * FROM batch.chunk_steps WHERE chunk_id = $1',
+      [result.chunkId],
     );
     assert.equal(steps.length, 1, 'one statement for the whole chunk');
     assert.equal(steps[0].write_count, 50);
@@ -100,7 +99,7 @@ describe('chunk step (real PostgreSQL)', () => {
     }>(`SELECT routing_key, ${MESSAGE}::json AS payload FROM batch.outbox o`);
     assert.equal(outbox.length, 1);
     assert.equal(outbox[0].routing_key, 'operations.settled.billing');
-    assert.equal(outbox[0].payload.executionId, result.executionId);
+    assert.equal(outbox[0].payload.executionId, result.chunkId);
     assert.deepEqual(
       outbox[0].payload.operations.map((o) => o.id),
       created.map((c) => c.id),
@@ -142,10 +141,9 @@ describe('chunk step (real PostgreSQL)', () => {
         [1000, 'taken'],
       ],
     );
-    const [execution] = await t.db.query<Record<string, number | string>>(
-      'SELECT * FROM batch.executions WHERE id = $1',
-      [result.executionId],
-    );
+    const [execution] = await t.db.query<Record<string, number | string>>('SELECT * FROM batch.chunks WHERE id = $1', [
+      result.chunkId,
+    ]);
     assert.equal(execution.write_count, 2);
     assert.equal(execution.write_skip_count, 3);
     assert.equal(execution.rollback_count, 1, 'one statement for the run of inserts, then one at a time');
@@ -160,7 +158,7 @@ describe('chunk step (real PostgreSQL)', () => {
         billing,
         Array.from({ length: 1000 }, (_, i) => insert({ id: i + 1, sku: i === 699 ? 'taken' : `s${i + 1}` })),
       );
-      const { read, executionId } = await large.get(ChunkStep).execute();
+      const { read, chunkId: executionId } = await large.get(ChunkStep).execute();
       assert.equal(read, 1000);
       assert.ok((await statementsOf(executionId!)) <= 1 + 2 * Math.ceil(Math.log2(1000)));
       const failed = await t.db.query<{ id: string; error_code: string }>(
@@ -190,7 +188,7 @@ describe('chunk step (real PostgreSQL)', () => {
         billing,
         Array.from({ length: 1000 }, (_, i) => insert({ id: i + 1, note: 'new' })),
       );
-      const { executionId } = await large.get(ChunkStep).execute();
+      const { chunkId: executionId } = await large.get(ChunkStep).execute();
       const statements = await statementsOf(executionId!);
       assert.ok(statements <= 1000 + 2 * Math.ceil(Math.log2(1000)), `${statements} statements`);
       assert.deepEqual(
@@ -269,15 +267,12 @@ describe('chunk step (real PostgreSQL)', () => {
 
   it('keeps the order of inserts with different column sets', async () => {
     await operations.createMany(billing, [insert({ id: 1 }), insert({ id: 2, note: 'x' }), insert({ id: 3 })]);
-    const { executionId } = await step.execute();
+    const { chunkId: executionId } = await step.execute();
     assert.deepEqual(
       (await t.db.query('SELECT id FROM public.items ORDER BY seq')).map((r) => r.id),
       [1, 2, 3],
     );
-    assert.equal(
-      (await t.db.query('SELECT 1 FROM batch.execution_steps WHERE execution_id = $1', [executionId])).length,
-      3,
-    );
+    assert.equal((await t.db.query('SELECT 1 FROM batch.chunk_steps WHERE chunk_id = $1', [executionId])).length, 3);
   });
 
   it('waits for notBefore without holding back later operations', async () => {
@@ -323,7 +318,7 @@ describe('chunk step (real PostgreSQL)', () => {
       status: 'FAILED',
       rows_affected: null,
       error_code: '42P01',
-      execution_id: (await statusOf(created.id)).execution_id,
+      chunk_id: (await statusOf(created.id)).chunk_id,
     });
   });
 
@@ -351,8 +346,8 @@ describe('chunk step (real PostgreSQL)', () => {
       type: 'insert',
       values: { id: 2, addr: '10.0.0.1' },
     });
-    const { executionId } = await step.execute();
-    assert.equal((await statusOf(fine.id)).execution_id, executionId, 'both settled by one chunk');
+    const { chunkId: executionId } = await step.execute();
+    assert.equal((await statusOf(fine.id)).chunk_id, executionId, 'both settled by one chunk');
     const [own] = await t.db.query<{ error_code: string; error_message: string }>(
       'SELECT error_code, error_message FROM batch.operation_states WHERE id = $1',
       [secret.id],
@@ -362,7 +357,7 @@ describe('chunk step (real PostgreSQL)', () => {
       ['22P02', true],
       "its owner reads the database's message",
     );
-    const seen = await t.get(ExecutionService).get(shipping, executionId!);
+    const seen = await t.get(ChunkService).get(shipping, executionId!);
     const messages = [seen.exitMessage, ...seen.steps!.map((s) => s.exitMessage)].join(' | ');
     assert.match(messages, /statement failed with SQLSTATE 22P02; applied in parts down to the failing operations/);
     assert.doesNotMatch(messages, /SECRET/);
@@ -383,9 +378,9 @@ describe('chunk step (real PostgreSQL)', () => {
         insert({ id: 1, sku: 'a' }, { idempotencyKey: 'r-1 "ü\\', label: 'RÉSERVE 🎫' }),
         insert({ id: 2, sku: 'taken' }),
       ]);
-      const { executionId } = await step.execute();
+      const { chunkId: executionId } = await step.execute();
       const [{ ended }] = await t.db.query<{ ended: Date }>(
-        'SELECT ended_at AS ended FROM batch.executions WHERE id = $1',
+        'SELECT ended_at AS ended FROM batch.chunks WHERE id = $1',
         [executionId],
       );
       assert.deepEqual(await event('billing'), {

@@ -158,14 +158,14 @@ describe('upgrading a database with operations in it (real PostgreSQL)', () => {
     const ids: string[] = [];
     for (const row of rows) ids.push((await old.query(insert, [client, ...row]))[0].id);
     const states = await old.query(
-      `SELECT id, status, attempts, rows_affected, error_code, error_message, execution_id, settled_at FROM batch.operations ORDER BY id`,
+      `SELECT id, status, attempts, rows_affected, error_code, error_message, execution_id AS chunk_id, settled_at FROM batch.operations ORDER BY id`,
     );
     await old.destroy();
 
     const app = await upgraded(); // runs the rest of the migrations
     assert.deepEqual(
       await app.db.query(
-        `SELECT id, status, attempts, rows_affected, error_code, error_message, execution_id, settled_at FROM batch.operation_states ORDER BY id`,
+        `SELECT id, status, attempts, rows_affected, error_code, error_message, chunk_id, settled_at FROM batch.operation_states ORDER BY id`,
       ),
       states,
       'every operation reads as it did',
@@ -263,25 +263,27 @@ describe('completions recorded as runs (real PostgreSQL)', () => {
       `INSERT INTO batch.pending (id, client_id, target, priority, shape, identity)
        SELECT id, client_id, target, priority, shape, identity FROM batch.operations WHERE id IN (5, 6)`,
     );
-    const STATES = `SELECT id, status, attempts, rows_affected, error_code, execution_id, settled_at FROM batch.operation_states ORDER BY id`;
-    const states = await old.query(STATES);
+    // the chunk's id was execution_id before the chunks were named so
+    const STATES = (chunk: string) =>
+      `SELECT id, status, attempts, rows_affected, error_code, ${chunk} AS chunk_id, settled_at FROM batch.operation_states ORDER BY id`;
+    const states = await old.query(STATES('execution_id'));
     await old.destroy();
 
     const app = await upgraded(); // runs the rest of the migrations
-    assert.deepEqual(await app.db.query(STATES), states, 'every operation reads as it did');
+    assert.deepEqual(await app.db.query(STATES('chunk_id')), states, 'every operation reads as it did');
     const RECOUNT = `SELECT client_id, target, status, count(*)::int AS n FROM batch.operation_states GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`;
     const KEPT = `SELECT client_id, target, status, sum(added - removed)::int AS n FROM batch.operation_counts GROUP BY 1, 2, 3 HAVING sum(added - removed) <> 0 ORDER BY 1, 2, 3`;
 
-    const { executionId, read } = await app.get(ChunkStep).execute();
+    const { chunkId, read } = await app.get(ChunkStep).execute();
     assert.equal(read, 2);
-    assert.deepEqual(await app.db.query(`SELECT first_id, last_id, execution_id FROM batch.settled_runs`), [
-      { first_id: '5', last_id: '6', execution_id: executionId },
+    assert.deepEqual(await app.db.query(`SELECT first_id, last_id, chunk_id FROM batch.settled_runs`), [
+      { first_id: '5', last_id: '6', chunk_id: chunkId },
     ]);
     assert.deepEqual(
       await app.db.query(
-        `SELECT id, status, attempts, rows_affected, execution_id FROM batch.operation_states WHERE id >= '5' ORDER BY id`,
+        `SELECT id, status, attempts, rows_affected, chunk_id FROM batch.operation_states WHERE id >= '5' ORDER BY id`,
       ),
-      ['5', '6'].map((id) => ({ id, status: 'COMPLETED', attempts: 1, rows_affected: 1, execution_id: executionId })),
+      ['5', '6'].map((id) => ({ id, status: 'COMPLETED', attempts: 1, rows_affected: 1, chunk_id: chunkId })),
     );
     assert.deepEqual(await app.db.query(KEPT), await app.db.query(RECOUNT), 'runs are counted');
   });
@@ -302,11 +304,11 @@ describe('messages made when they are sent (real PostgreSQL)', () => {
     const [created] = await app
       .get(OperationService)
       .createMany(client, [{ target: 'items', type: 'insert', values: { id: 1 } }]);
-    const { executionId } = await app.get(ChunkStep).execute();
+    const { chunkId } = await app.get(ChunkStep).execute();
     const sent = await app.get(Database).transaction((tx) => unsentMessages(tx, 10, 10_000_000));
     assert.equal(sent[0].payload, written, 'as it was written');
     const made = JSON.parse(sent[1].payload) as IOperationsSettledEvent;
-    assert.equal(made.executionId, executionId);
+    assert.equal(made.executionId, chunkId);
     assert.deepEqual(made.operations, [
       {
         id: created.id,
@@ -391,14 +393,16 @@ describe('operations taken from streams (real PostgreSQL)', () => {
        SELECT id, client_id, target, priority, not_before, CASE WHEN id = 5 THEN 1 ELSE 0 END, shape, identity
          FROM batch.operations WHERE id >= 5`,
     );
-    const STATES = `SELECT id, status, attempts, rows_affected, error_code, execution_id, settled_at FROM batch.operation_states ORDER BY id`;
-    const states = await old.query(STATES);
+    // the chunk's id was execution_id before the chunks were named so
+    const STATES = (chunk: string) =>
+      `SELECT id, status, attempts, rows_affected, error_code, ${chunk} AS chunk_id, settled_at FROM batch.operation_states ORDER BY id`;
+    const states = await old.query(STATES('execution_id'));
     await old.destroy();
 
     const app = await upgraded(); // runs the rest of the migrations
     const RECOUNT = `SELECT client_id, target, status, count(*)::int AS n FROM batch.operation_states GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`;
     const KEPT = `SELECT client_id, target, status, sum(added - removed)::int AS n FROM batch.operation_counts GROUP BY 1, 2, 3 HAVING sum(added - removed) <> 0 ORDER BY 1, 2, 3`;
-    assert.deepEqual(await app.db.query(STATES), states, 'every operation reads as it did');
+    assert.deepEqual(await app.db.query(STATES('chunk_id')), states, 'every operation reads as it did');
     assert.deepEqual(await app.db.query(KEPT), await app.db.query(RECOUNT), 'the counts carry over');
     assert.deepEqual(
       await app.db.query(`SELECT id FROM batch.deferred ORDER BY id`),

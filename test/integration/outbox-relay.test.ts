@@ -44,11 +44,11 @@ describe('the outbox relay takes a bounded batch (real PostgreSQL)', () => {
   it('counts a message written as what it reports by its estimated size, and makes its text', async () => {
     const client = await t.client('relayed');
     const [{ id: execution }] = await t.db.query<{ id: string }>(
-      `INSERT INTO batch.executions (status, worker, started_at, ended_at) VALUES ('COMPLETED', 'w', now(), now()) RETURNING id`,
+      `INSERT INTO batch.chunks (status, worker, started_at, ended_at) VALUES ('COMPLETED', 'w', now(), now()) RETURNING id`,
     );
     await t.db.query(`UPDATE batch.outbox SET sent_at = now()`);
     await t.db.query(
-      `INSERT INTO batch.outbox (routing_key, execution_id, client_id, operations, size)
+      `INSERT INTO batch.outbox (routing_key, chunk_id, client_id, operations, size)
        SELECT 'k', $1, $2, '{}', 100 FROM generate_series(1, 3)`,
       [execution, client.id],
     );

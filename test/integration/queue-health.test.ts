@@ -48,7 +48,7 @@ describe("queue health: a chunk reads the queue's tables through their indexes (
          INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, rows_affected, settled_at)
          SELECT id, client_id, target, 'COMPLETED', 1, 1, now() FROM numbered WHERE n < 100000),
        runs AS (
-         INSERT INTO batch.settled_runs (first_id, last_id, execution_id, settled_at)
+         INSERT INTO batch.settled_runs (first_id, last_id, chunk_id, settled_at)
          SELECT min(id), max(id), 0, now() FROM numbered WHERE n >= 100000 GROUP BY n / 1000)
        INSERT INTO batch.streams (target, priority, taken_through) SELECT 'public.events', 0, max(id) FROM settled`,
       [client.id],

@@ -51,7 +51,7 @@ describe('retention (real PostgreSQL)', () => {
     );
     await ageSettled(`< ${pending.id}`);
     await t.db.query(`UPDATE batch.outbox SET sent_at = now() - interval '25 hours'`);
-    await t.db.query(`UPDATE batch.executions SET ended_at = now() - interval '25 hours'`);
+    await t.db.query(`UPDATE batch.chunks SET ended_at = now() - interval '25 hours'`);
 
     const deleted = await t.get(RetentionService).purge();
     assert.deepEqual(deleted, { operations: 2501, requests: 6, outbox: 1, executions: 1 });
@@ -62,7 +62,7 @@ describe('retention (real PostgreSQL)', () => {
       { id: pending.id, status: 'PENDING' },
       { id: recent.id, status: 'CANCELLED' },
     ]);
-    assert.equal((await t.db.query('SELECT 1 FROM batch.execution_steps')).length, 0, 'steps go with their execution');
+    assert.equal((await t.db.query('SELECT 1 FROM batch.chunk_steps')).length, 0, 'steps go with their execution');
     assert.equal(
       Number((await t.db.query<{ n: string }>('SELECT count(*) AS n FROM public.events'))[0].n),
       2500,

@@ -5,7 +5,7 @@ import { ItemReader } from '../../src/interfaces/chunk.interfaces';
 import { AuthenticatedClient } from '../../src/services/access/client.service';
 import { TARGETS_SQL } from '../../src/services/engine/chunk-reader.service';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
-import { JobRepository } from '../../src/services/engine/job-repository';
+import { ChunkRepository } from '../../src/services/engine/chunk-repository';
 import { BatchError } from '../../src/services/batch-error';
 import { OperationService } from '../../src/services/ingest/operation.service';
 import { Database } from '../../src/services/storage/database';
@@ -106,7 +106,9 @@ describe('streams: each target and priority taken in order of id from its positi
         rowsAffected: 1,
         error: null,
       }));
-      await t.get(JobRepository).recordChunk(tx, { startedAt: new Date(), read: 3, filtered: 0, steps: [], outcomes });
+      await t
+        .get(ChunkRepository)
+        .recordChunk(tx, { startedAt: new Date(), read: 3, filtered: 0, steps: [], outcomes });
     });
     await assert.rejects(cancel!, (error: BatchError) => error.code === 'CONFLICT' && /COMPLETED/.test(error.message));
     assert.equal(await position(), created[2].id);

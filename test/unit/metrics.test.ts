@@ -157,7 +157,7 @@ describe('metrics listeners', () => {
     const b = operation('2', 'public.a', 'billing');
     const c = operation('3', 'public.a', 'booking');
     const summary: ChunkSummary = {
-      executionId: '9',
+      chunkId: '9',
       read: 3,
       outcomes: [outcome(a, 'COMPLETED'), outcome(b, 'COMPLETED'), outcome(c, 'FAILED')],
       startedAt: new Date(Date.now() - 200),

@@ -19,6 +19,6 @@ AS $$
              FROM unnest(message.operations) AS r(ids)
              JOIN batch.operations o ON o.id >= lower(r.ids) AND o.id < upper(r.ids)), '')
       || ']}'
-    FROM batch.clients c, batch.executions e
-   WHERE c.id = message.client_id AND e.id = message.execution_id
+    FROM batch.clients c, batch.chunks e
+   WHERE c.id = message.client_id AND e.id = message.chunk_id
 $$;

@@ -53,7 +53,7 @@ export const TARGETS_SQL = `
  * up to the horizon in order of application, until the chunk's count is reached: its streams after their positions,
  * merged with its due deferred operations. Each read is a range of an index that stops at the chunk's limit: its cost
  * does not depend on how many operations are pending or scheduled. Nothing is taken yet: the chunk's record moves the
- * streams on and deletes the deferred operations it took (JobRepository).
+ * streams on and deletes the deferred operations it took (ChunkRepository).
  */
 export const CLAIM_SQL = `SELECT * FROM batch.claim($1::text[], $2::int[], $3::bigint, $4::int, ${TARGET_LOCK_SPACE})`;
 
@@ -119,7 +119,7 @@ function withinBudget(rows: ClaimedRow[], targets: string[], share: number): Cla
  *   of an operation created before it.
  * - One worker per target: a transaction-scoped advisory lock per target, taken before anything of it is read, so that
  *   what the claim reads is what committed before (a cancel, say); targets locked elsewhere are left.
- * - What a chunk reads is taken when it is recorded, in the same transaction (JobRepository.recordChunk): its streams'
+ * - What a chunk reads is taken when it is recorded, in the same transaction (ChunkRepository.recordChunk): its streams'
  *   positions move past what it took from them, and what it took from the deferred set leaves it.
  * - A target whose first operation was in a chunk that failed as a whole is claimed alone, as many operations as its
  *   hold says (the retry policy's: retried whole, then split); such chunks take turns with the other targets'

@@ -23,19 +23,19 @@ import {
   operationError,
   publicReason,
 } from '../storage/database-error';
-import { emptyCounts, JobRepository, StepRecord } from './job-repository';
+import { emptyCounts, ChunkRepository, StepRecord } from './chunk-repository';
 import { backOffMs } from '../worker-loop';
 import { shapeType } from '../ingest/row-identity';
 import { eachOperation, operationCount } from '../storage/id-runs';
 
 export interface ChunkResult {
-  executionId: string | null;
+  chunkId: string | null;
   read: number;
   /** The chunk took as much as it could (its count limit, or half its byte budget): there may be more at once. */
   full: boolean;
 }
 
-/** More operations failed than BATCH_SKIP_LIMIT allows: the execution fails and is rolled back. */
+/** More operations failed than BATCH_SKIP_LIMIT allows: the chunk fails and is rolled back. */
 export class SkipLimitExceededError extends EngineError {
   constructor(limit: number | null, cause: unknown) {
     super(`skip limit ${limit} exceeded; last error: ${publicReason(cause)}`, { cause });
@@ -50,7 +50,7 @@ const DEFERRED_CONSTRAINTS_PER_STATEMENT = 'SET CONSTRAINTS ALL IMMEDIATE';
  * item-by-item under savepoints when one fails, the skip policy deciding), then record it all (job repository).
  * A crash anywhere rolls all of it back and the operations are simply claimed again.
  *
- * A chunk that fails as a whole is recorded as a FAILED execution in a transaction of its own. When the database
+ * A chunk that fails as a whole is recorded as a FAILED chunk in a transaction of its own. When the database
  * could not be reached, that is all (the poller waits and tries again); otherwise each of its operations counts
  * the failure, its targets are held back for a while (the back-off policy) while retries are left, and they are
  * claimed in ever smaller chunks after that (the retry policy), until an operation alone in its chunk that fails
@@ -67,7 +67,7 @@ export class ChunkStep {
     private readonly skipPolicy: SkipPolicy,
     private readonly retryPolicy: RetryPolicy,
     private readonly backOffPolicy: BackOffPolicy,
-    private readonly jobRepository: JobRepository,
+    private readonly chunkRepository: ChunkRepository,
     private readonly listeners: ChunkListeners,
     private readonly clients: ClientService,
   ) {}
@@ -97,20 +97,20 @@ export class ChunkStep {
         }
         if (outcomes.length === 0) return null; // every target held back
         const record = { startedAt, read: settledCount(outcomes), filtered: plan.filtered.length, steps, outcomes };
-        return { ...record, executionId: await this.jobRepository.recordChunk(tx, record) };
+        return { ...record, chunkId: await this.chunkRepository.recordChunk(tx, record) };
       }, DEFERRED_CONSTRAINTS_PER_STATEMENT);
       for (const { operations, error } of held) await this.failChunk(startedAt, operations, error);
       if (summary) for (const listener of this.listeners.all) listener.afterChunk?.(summary);
       const read = operationCount(chunk);
       const bytes = chunk.reduce((sum, op) => sum + op.bytes, 0);
       const full = read > 0 && (read >= limit || bytes * 2 >= this.config.poll.maxChunkBytes);
-      return { executionId: summary?.executionId ?? null, read, full };
+      return { chunkId: summary?.chunkId ?? null, read, full };
     } catch (error) {
       const read = operationCount(chunk);
       for (const listener of this.listeners.all) listener.afterChunkError?.(error, read);
       if (read === 0 || isConnectionError(error)) {
         if (read > 0)
-          await this.jobRepository.recordFailure(startedAt, read, error, 'to be retried').catch(() => undefined);
+          await this.chunkRepository.recordFailure(startedAt, read, error, 'to be retried').catch(() => undefined);
         throw error;
       }
       return this.failChunk(startedAt, chunk, error);
@@ -145,18 +145,18 @@ export class ChunkStep {
   /**
    * A chunk that failed as a whole, or a target of a chunk that met other work, though the database answers: counted
    * against its operations (see ChunkStep). A row locked elsewhere is no fault of the operations: their targets are
-   * only left alone for a while (JobRepository.deferTargets), however many times that happens.
+   * only left alone for a while (ChunkRepository.deferTargets), however many times that happens.
    */
   private async failChunk(startedAt: Date, chunk: ClaimedOperation[], error: unknown): Promise<ChunkResult> {
     const read = operationCount(chunk);
     if (isLockTimeout(error)) {
       const targets = [...new Set(chunk.map((op) => op.target))];
       const { intervalMs, lockTimeoutMs } = this.config.poll;
-      const holdMs = await this.jobRepository.deferTargets(targets, (deferrals) =>
+      const holdMs = await this.chunkRepository.deferTargets(targets, (deferrals) =>
         backOffMs(Math.max(intervalMs, lockTimeoutMs), deferrals),
       );
       const next = `a row is locked elsewhere; ${targets.join(', ')} left alone for ${holdMs} ms`;
-      return { executionId: await this.jobRepository.recordFailure(startedAt, read, error, next), read, full: true };
+      return { chunkId: await this.chunkRepository.recordFailure(startedAt, read, error, next), read, full: true };
     }
     const failures = chunk.reduce((most, op) => Math.max(most, op.failures), 0) + 1;
     if (this.retryPolicy.givesUp(read, failures)) return this.giveUp(startedAt, chunk[0], failures, error);
@@ -170,9 +170,9 @@ export class ChunkStep {
     const next = retried
       ? `to be retried in ${holdMs} ms`
       : `to be claimed in chunks of ${[...new Set(sizes.values())].join(', ')}`;
-    await this.jobRepository.holdBack(chunk, sizes, holdMs);
-    const executionId = await this.jobRepository.recordFailure(startedAt, read, error, `failure ${failures}, ${next}`);
-    return { executionId, read, full: true };
+    await this.chunkRepository.holdBack(chunk, sizes, holdMs);
+    const chunkId = await this.chunkRepository.recordFailure(startedAt, read, error, `failure ${failures}, ${next}`);
+    return { chunkId, read, full: true };
   }
 
   /** An operation alone in a chunk that failed as a whole once more: it cannot be applied, and ends FAILED. */
@@ -197,7 +197,7 @@ export class ChunkStep {
       rollbackCount: failures,
     };
     const summary = await this.db.transaction(async (tx) => {
-      const taken = await this.jobRepository.takeAlone(tx, operation);
+      const taken = await this.chunkRepository.takeAlone(tx, operation);
       if (!taken) return null; // cancelled meanwhile
       const outcome: OperationOutcome = {
         operation: taken,
@@ -206,14 +206,14 @@ export class ChunkStep {
         error: operationError(error),
       };
       const record = { startedAt, read: 1, filtered: 0, steps: [step], outcomes: [outcome] };
-      return { ...record, executionId: await this.jobRepository.recordChunk(tx, record) };
+      return { ...record, chunkId: await this.chunkRepository.recordChunk(tx, record) };
     });
-    if (!summary) return { executionId: null, read: 1, full: true };
+    if (!summary) return { chunkId: null, read: 1, full: true };
     for (const listener of this.listeners.all) {
       listener.onSkip?.(summary.outcomes[0]);
       listener.afterChunk?.(summary);
     }
-    return { executionId: summary.executionId, read: 1, full: true };
+    return { chunkId: summary.chunkId, read: 1, full: true };
   }
 
   /** One statement for the whole plan; when it fails, its operations in parts (settleFailed). */

@@ -3,21 +3,18 @@ import { ChunkListener, ChunkSummary, OperationOutcome } from '../../interfaces/
 import { logReason } from '../storage/database-error';
 
 /**
- * Logs what an operator must see: executions with failed operations, and chunks that failed as a whole. Ids travel
- * as structured fields (`executionId`, `operationId`) as well as in the message.
+ * Logs what an operator must see: chunks with failed operations, and chunks that failed as a whole. Ids travel
+ * as structured fields (`chunkId`, `operationId`) as well as in the message.
  */
 @Injectable()
 export class LoggingChunkListener extends ChunkListener {
   private readonly logger = new Logger('ChunkStep');
 
-  afterChunk({ executionId, read, outcomes }: ChunkSummary): void {
+  afterChunk({ chunkId, read, outcomes }: ChunkSummary): void {
     const failed = outcomes.filter((o) => o.status === 'FAILED').length;
     if (failed > 0)
-      this.logger.warn(
-        { executionId, read, failed },
-        `execution ${executionId}: ${failed} of ${read} operations failed`,
-      );
-    else this.logger.debug({ executionId, read }, `execution ${executionId}: ${read} operations completed`);
+      this.logger.warn({ chunkId, read, failed }, `chunk ${chunkId}: ${failed} of ${read} operations failed`);
+    else this.logger.debug({ chunkId, read }, `chunk ${chunkId}: ${read} operations completed`);
   }
 
   afterChunkError(error: unknown, read: number): void {

@@ -35,7 +35,7 @@ export interface OperationRow {
   rows_affected: number | null;
   error_code: string | null;
   error_message: string | null;
-  execution_id: string | null;
+  chunk_id: string | null;
   created_at: Date;
   updated_at: Date;
   settled_at: Date | null;
@@ -294,7 +294,7 @@ export function toResponse(row: OperationRow): IGetBatchOperationResponse {
     attempts: row.attempts,
     rowsAffected: row.rows_affected,
     error: row.error_code === null ? null : { code: row.error_code, message: row.error_message ?? '' },
-    executionId: row.execution_id,
+    executionId: row.chunk_id,
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
     settledAt: row.settled_at?.toISOString() ?? null,

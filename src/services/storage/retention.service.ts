@@ -72,7 +72,7 @@ export class RetentionService {
         [cutoff],
       ),
       executions: await this.inBatches(
-        `DELETE FROM batch.executions WHERE id IN (SELECT id FROM batch.executions WHERE ended_at < $1 LIMIT ${BATCH_SIZE})`,
+        `DELETE FROM batch.chunks WHERE id IN (SELECT id FROM batch.chunks WHERE ended_at < $1 LIMIT ${BATCH_SIZE})`,
         [cutoff],
       ),
     };

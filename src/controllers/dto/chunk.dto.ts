@@ -2,7 +2,7 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, Matches, Max, Min } from 'class-validator';
 
-export class ExecutionListQueryDto {
+export class ChunkListQueryDto {
   @ApiPropertyOptional({ minimum: 1, maximum: 500, default: 50 })
   @IsOptional()
   @Type(() => Number)
@@ -28,7 +28,7 @@ export class StepCountsDto {
   @ApiProperty() rollbackCount: number;
 }
 
-export class ExecutionStepDto extends StepCountsDto {
+export class ChunkStepDto extends StepCountsDto {
   @ApiProperty() id: string;
   @ApiProperty({ example: 'insert public.reservations (id, seat)' }) name: string;
   @ApiProperty() target: string;
@@ -39,17 +39,17 @@ export class ExecutionStepDto extends StepCountsDto {
   @ApiProperty({ format: 'date-time' }) endedAt: Date;
 }
 
-export class ExecutionResponseDto extends StepCountsDto {
+export class ChunkResponseDto extends StepCountsDto {
   @ApiProperty() id: string;
   @ApiProperty({ enum: ['COMPLETED', 'FAILED'] }) status: string;
   @ApiProperty({ type: String, nullable: true }) exitMessage: string | null;
   @ApiProperty() worker: string;
   @ApiProperty({ format: 'date-time' }) startedAt: Date;
   @ApiProperty({ format: 'date-time' }) endedAt: Date;
-  @ApiPropertyOptional({ type: [ExecutionStepDto] }) steps?: ExecutionStepDto[];
+  @ApiPropertyOptional({ type: [ChunkStepDto] }) steps?: ChunkStepDto[];
 }
 
-export class ExecutionListDto {
-  @ApiProperty({ type: [ExecutionResponseDto] }) items: ExecutionResponseDto[];
+export class ChunkListDto {
+  @ApiProperty({ type: [ChunkResponseDto] }) items: ChunkResponseDto[];
   @ApiProperty({ type: String, nullable: true }) nextCursor: string | null;
 }

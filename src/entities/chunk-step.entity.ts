@@ -1,18 +1,19 @@
 import { Column, Entity, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from 'typeorm';
-import { ExecutionEntity, StepCounters } from './execution.entity';
+import { ChunkEntity, StepCounters } from './chunk.entity';
 
-/** One statement plan of an execution: a group of operations of one target, type and column set. */
-@Entity({ schema: 'batch', name: 'execution_steps' })
-export class ExecutionStepEntity extends StepCounters {
+/** One statement plan of a chunk: a group of operations of one target, type and column set. */
+@Entity({ schema: 'batch', name: 'chunk_steps' })
+export class ChunkStepEntity extends StepCounters {
   @PrimaryGeneratedColumn({ type: 'bigint' })
   id: string;
 
-  @Column({ name: 'execution_id', type: 'bigint' })
+  /** Its chunk's id, as GET /api/executions names it. */
+  @Column({ name: 'chunk_id', type: 'bigint' })
   executionId: string;
 
-  @ManyToOne(() => ExecutionEntity, (execution) => execution.steps)
-  @JoinColumn({ name: 'execution_id' })
-  execution?: ExecutionEntity;
+  @ManyToOne(() => ChunkEntity, (chunk) => chunk.steps)
+  @JoinColumn({ name: 'chunk_id' })
+  chunk?: ChunkEntity;
 
   @Column({ type: 'text' })
   name: string;

@@ -1,35 +1,35 @@
 import { Controller, Get, Param, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { AuthenticatedClient } from '../services/access/client.service';
-import { ExecutionService } from '../services/observability/execution.service';
+import { ChunkService } from '../services/observability/chunk.service';
 import { Caller } from './auth';
 import { ApiErrors } from './dto/error.dto';
-import { ExecutionListDto, ExecutionListQueryDto, ExecutionResponseDto } from './dto/execution.dto';
+import { ChunkListDto, ChunkListQueryDto, ChunkResponseDto } from './dto/chunk.dto';
 import { OperationIdDto } from './dto/operation.dto';
 
-@ApiTags('executions')
+@ApiTags('chunks')
 @ApiSecurity('api-key')
 @ApiBearerAuth()
 @ApiErrors(401, 429, 503)
 @Controller('api/executions')
-export class ExecutionController {
-  constructor(private readonly executions: ExecutionService) {}
+export class ChunkController {
+  constructor(private readonly chunks: ChunkService) {}
 
   @Get()
   @ApiOperation({
     summary: 'Batch runs, newest first, with their counters (a client sees those that settled its operations)',
   })
-  @ApiOkResponse({ type: ExecutionListDto })
+  @ApiOkResponse({ type: ChunkListDto })
   @ApiErrors(400)
-  list(@Caller() client: AuthenticatedClient, @Query() query: ExecutionListQueryDto): Promise<ExecutionListDto> {
-    return this.executions.list(client, query.limit, query.cursor);
+  list(@Caller() client: AuthenticatedClient, @Query() query: ChunkListQueryDto): Promise<ChunkListDto> {
+    return this.chunks.list(client, query.limit, query.cursor);
   }
 
   @Get(':id')
   @ApiOperation({ summary: 'One batch run with its steps' })
-  @ApiOkResponse({ type: ExecutionResponseDto })
+  @ApiOkResponse({ type: ChunkResponseDto })
   @ApiErrors(404)
-  get(@Caller() client: AuthenticatedClient, @Param() { id }: OperationIdDto): Promise<ExecutionResponseDto> {
-    return this.executions.get(client, id);
+  get(@Caller() client: AuthenticatedClient, @Param() { id }: OperationIdDto): Promise<ChunkResponseDto> {
+    return this.chunks.get(client, id);
   }
 }

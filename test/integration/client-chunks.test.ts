@@ -5,7 +5,7 @@ import { Client } from 'pg';
 import { BatchError } from '../../src/services/batch-error';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { AuthenticatedClient } from '../../src/services/access/client.service';
-import { ExecutionService } from '../../src/services/observability/execution.service';
+import { ChunkService } from '../../src/services/observability/chunk.service';
 import { OperationService } from '../../src/services/ingest/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
 import { dbClientConfig } from '../support/shared-services';
@@ -26,14 +26,14 @@ describe("a client's executions (real PostgreSQL)", () => {
     const insert = (id: number) => ({ target: 'items', type: 'insert' as const, values: { id } });
     await operations.createMany(one, [insert(1), insert(2)]);
     await operations.create(two, insert(3));
-    shared = (await t.get(ChunkStep).execute()).executionId!;
+    shared = (await t.get(ChunkStep).execute()).chunkId!;
     await operations.create(one, insert(1)); // fails: a duplicate key, settled all the same
-    onlyOne = (await t.get(ChunkStep).execute()).executionId!;
+    onlyOne = (await t.get(ChunkStep).execute()).chunkId!;
   });
   after(() => t.close());
 
   it('are the executions that settled at least one of its operations, completed or failed', async () => {
-    const executions = t.get(ExecutionService);
+    const executions = t.get(ChunkService);
     assert.deepEqual(
       (await executions.list(one)).items.map((e) => e.id),
       [onlyOne, shared],
@@ -52,7 +52,7 @@ describe("a client's executions (real PostgreSQL)", () => {
     try {
       await locker.query('BEGIN');
       await locker.query('LOCK TABLE batch.operations IN ACCESS EXCLUSIVE MODE');
-      const executions = t.get(ExecutionService);
+      const executions = t.get(ChunkService);
       const read = Promise.all([executions.list(one), executions.get(two, shared)]);
       const outcome = await Promise.race([
         read.then(() => 'read'),

@@ -35,7 +35,7 @@ export const WORKER = `${hostname()}:${process.pid}`;
 /** A hold's chunk size when it does not cut the target's chunks (batch.holds.chunk_size is never null). */
 const MAX_CHUNK_SIZE = 2 ** 31 - 1;
 
-/** The counters in the order of Spring Batch's names, as the columns of batch.executions and batch.execution_steps. */
+/** The counters in the order of Spring Batch's names, as the columns of batch.chunks and batch.chunk_steps. */
 export const COUNTERS = [
   'readCount',
   'writeCount',
@@ -54,44 +54,44 @@ export function emptyCounts(): StepCounts {
 /**
  * Everything a chunk records, in its own transaction and one statement (data-modifying CTEs all run): what it took
  * (its streams' positions move past the operations it read from them; those it read from the deferred set leave it),
- * the execution (ended now), its steps, each operation's outcome, which clients it settled for, and their
+ * the chunk (ended now), its steps, each operation's outcome, which clients it settled for, and their
  * notifications (settled-events.ts). Operations that completed plainly (one row affected, first attempt: nearly all
  * of them) are recorded as runs of consecutive ids (batch.settled_runs); every other outcome as a row of its own. The
  * counts: PENDING less every operation settled, COMPLETED more by those in runs (the outcome rows' trigger counts
- * theirs). The execution and its steps travel as JSON named like their columns; the outcome rows as array literals,
+ * theirs). The chunk and its steps travel as JSON named like their columns; the outcome rows as array literals,
  * which PostgreSQL reads faster than JSON records and node-postgres does not escape; each notification as what it
  * reports, its text made when it is sent.
  *
- * $1 execution, $2 steps (JSON); $3 the targets (others refer to them by index); outcome rows: $4 id, $5 client,
+ * $1 chunk, $2 steps (JSON); $3 the targets (others refer to them by index); outcome rows: $4 id, $5 client,
  * $6 target, $7 attempts before, $8 rows affected (NULL when it failed), $9 the failures' codes and messages (JSON);
  * runs: $10 first and $11 last ids; counts: $12 client, $13 target, $14 completed in runs, $15 settled; $16 the routing
  * key's prefix; the notifications (settledMessages): $17 client, $18 operations, $19 exceptions, $20 size; the streams
  * taken from: $21 target, $22 priority, $23 last id taken; $24 the ids taken from the deferred set.
  */
 export const RECORD_CHUNK_SQL = `
-  WITH execution AS (
-    INSERT INTO batch.executions (status, exit_message, worker, read_count, write_count, filter_count, read_skip_count, process_skip_count,
+  WITH chunk AS (
+    INSERT INTO batch.chunks (status, exit_message, worker, read_count, write_count, filter_count, read_skip_count, process_skip_count,
                                   write_skip_count, commit_count, rollback_count, started_at, ended_at)
     SELECT 'COMPLETED', exit_message, worker, read_count, write_count, filter_count, read_skip_count, process_skip_count, write_skip_count,
            commit_count, rollback_count, started_at, clock_timestamp()
-      FROM json_populate_record(NULL::batch.executions, $1::json)
+      FROM json_populate_record(NULL::batch.chunks, $1::json)
     RETURNING id, ended_at),
   steps AS (
-    INSERT INTO batch.execution_steps (execution_id, name, target, type, status, exit_message, read_count, write_count, filter_count,
+    INSERT INTO batch.chunk_steps (chunk_id, name, target, type, status, exit_message, read_count, write_count, filter_count,
                                        read_skip_count, process_skip_count, write_skip_count, commit_count, rollback_count, started_at, ended_at)
     SELECT e.id, s.name, s.target, s.type, s.status, s.exit_message, s.read_count, s.write_count, s.filter_count, s.read_skip_count,
            s.process_skip_count, s.write_skip_count, s.commit_count, s.rollback_count, s.started_at, s.ended_at
-      FROM execution e, json_populate_recordset(NULL::batch.execution_steps, $2::json) s),
+      FROM chunk e, json_populate_recordset(NULL::batch.chunk_steps, $2::json) s),
   operations AS (
     SELECT * FROM unnest($4::bigint[], $5::bigint[], $6::int[], $7::int[], $8::int[]) AS o(id, client_id, target, attempts, rows_affected)),
   settled AS (
-    INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, rows_affected, error_code, error_message, execution_id, settled_at)
+    INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, rows_affected, error_code, error_message, chunk_id, settled_at)
     SELECT o.id, o.client_id, ($3::text[])[o.target], CASE WHEN f.id IS NULL THEN 'COMPLETED' ELSE 'FAILED' END, o.attempts + 1,
            o.rows_affected, f.code, f.message, e.id, e.ended_at
-      FROM execution e, operations o LEFT JOIN json_to_recordset($9::json) AS f(id bigint, code text, message text) ON f.id = o.id),
+      FROM chunk e, operations o LEFT JOIN json_to_recordset($9::json) AS f(id bigint, code text, message text) ON f.id = o.id),
   runs AS (
-    INSERT INTO batch.settled_runs (first_id, last_id, execution_id, settled_at)
-    SELECT r.first_id, r.last_id, e.id, e.ended_at FROM execution e, unnest($10::bigint[], $11::bigint[]) AS r(first_id, last_id)),
+    INSERT INTO batch.settled_runs (first_id, last_id, chunk_id, settled_at)
+    SELECT r.first_id, r.last_id, e.id, e.ended_at FROM chunk e, unnest($10::bigint[], $11::bigint[]) AS r(first_id, last_id)),
   counted AS (
     INSERT INTO batch.operation_counts (client_id, target, status, minute, added, removed)
     SELECT c.client_id, ($3::text[])[c.target], n.status, date_trunc('minute', now()), n.added, n.removed
@@ -99,19 +99,19 @@ export const RECORD_CHUNK_SQL = `
      CROSS JOIN LATERAL (VALUES ('COMPLETED', c.completed, 0), ('PENDING', 0, c.settled)) AS n(status, added, removed)
      WHERE n.added + n.removed > 0),
   clients AS (
-    INSERT INTO batch.execution_clients (client_id, execution_id)
-    SELECT DISTINCT m.client_id, e.id FROM execution e, unnest($17::bigint[]) AS m(client_id)),
+    INSERT INTO batch.chunk_clients (client_id, chunk_id)
+    SELECT DISTINCT m.client_id, e.id FROM chunk e, unnest($17::bigint[]) AS m(client_id)),
   notified AS (
-    INSERT INTO batch.outbox (routing_key, execution_id, client_id, operations, exceptions, size)
+    INSERT INTO batch.outbox (routing_key, chunk_id, client_id, operations, exceptions, size)
     SELECT $16 || c.name, e.id, c.id, m.operations, m.exceptions, m.size
-      FROM execution e, unnest($17::bigint[], $18::int8multirange[], $19::jsonb[], $20::int[]) AS m(client_id, operations, exceptions, size)
+      FROM chunk e, unnest($17::bigint[], $18::int8multirange[], $19::jsonb[], $20::int[]) AS m(client_id, operations, exceptions, size)
       JOIN batch.clients c ON c.id = m.client_id),
   passed AS (
     UPDATE batch.streams s SET taken_through = greatest(s.taken_through, t.last_id)
       FROM unnest($21::int[], $22::int[], $23::bigint[]) AS t(target, priority, last_id)
      WHERE s.target = ($3::text[])[t.target] AND s.priority = t.priority),
   undeferred AS (DELETE FROM batch.deferred WHERE id = ANY ($24::bigint[]))
-  SELECT id FROM execution`;
+  SELECT id FROM chunk`;
 
 /** Completed with one row affected on its first attempt: recorded in a run, not in a row of its own. */
 function isPlain(outcome: OperationOutcome): boolean {
@@ -123,7 +123,7 @@ export function recordChunkParams({ startedAt, read, filtered, steps, outcomes }
   const totals = emptyCounts();
   for (const step of steps) for (const counter of COUNTERS) totals[counter] += step[counter];
   const failed = outcomes.filter((o) => o.status === 'FAILED');
-  const execution = {
+  const chunk = {
     exit_message: failed.length > 0 ? `${failed.length} of ${read} operations failed` : null,
     worker: WORKER,
     ...columns({ ...totals, readCount: read, processSkipCount: filtered, commitCount: 1 }),
@@ -169,7 +169,7 @@ export function recordChunkParams({ startedAt, read, filtered, steps, outcomes }
   }
   const messages = settledMessages(outcomes);
   return [
-    JSON.stringify(execution),
+    JSON.stringify(chunk),
     JSON.stringify(stepRows),
     [...targetIndex.keys()],
     numberArray(rows.map((o) => o.operation.id)),
@@ -208,14 +208,14 @@ function columns(counts: StepCounts): Record<string, number> {
 }
 
 /**
- * The job repository, after Spring Batch's: every chunk's execution, its steps and counters, its operations'
+ * The queue's repository, after Spring Batch's job repository: every chunk, its steps and counters, its operations'
  * outcomes and notifications; and the chunks that failed as a whole, with what that means for their operations.
  */
 @Injectable()
-export class JobRepository {
+export class ChunkRepository {
   constructor(private readonly db: Database) {}
 
-  /** Records a chunk in its transaction; returns the execution's id. */
+  /** Records a chunk in its transaction; returns its id. */
   async recordChunk(tx: PoolClient, chunk: ChunkRecord): Promise<string> {
     const { rows } = await tx.query<{ id: string }>({
       name: 'chunk-record',
@@ -308,7 +308,7 @@ export class JobRepository {
   /** A chunk that failed as a whole: visible in /api/executions (to admins) while its operations wait. */
   async recordFailure(startedAt: Date, read: number, error: unknown, next: string): Promise<string> {
     const [{ id }] = await this.db.query<{ id: string }>(
-      `INSERT INTO batch.executions (status, exit_message, worker, read_count, rollback_count, started_at, ended_at)
+      `INSERT INTO batch.chunks (status, exit_message, worker, read_count, rollback_count, started_at, ended_at)
        VALUES ('FAILED', $1, $2, $3, 1, $4, clock_timestamp()) RETURNING id`,
       [`rolled back (${next}): ${publicReason(error)}`, WORKER, read, startedAt],
     );

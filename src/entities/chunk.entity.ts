@@ -1,7 +1,7 @@
 import { Column, Entity, OneToMany, PrimaryGeneratedColumn } from 'typeorm';
-import { ExecutionStepEntity } from './execution-step.entity';
+import { ChunkStepEntity } from './chunk-step.entity';
 
-/** Spring Batch style counters, kept for a whole execution and for each of its steps. */
+/** Spring Batch's counters, kept for a whole chunk or step execution and for each of its steps. */
 export abstract class StepCounters {
   @Column({ name: 'read_count', type: 'integer', default: 0 })
   readCount: number;
@@ -29,8 +29,8 @@ export abstract class StepCounters {
 }
 
 /** One chunk transaction (a batch run): what it read, wrote and skipped, and how it ended. */
-@Entity({ schema: 'batch', name: 'executions' })
-export class ExecutionEntity extends StepCounters {
+@Entity({ schema: 'batch', name: 'chunks' })
+export class ChunkEntity extends StepCounters {
   @PrimaryGeneratedColumn({ type: 'bigint' })
   id: string;
 
@@ -50,6 +50,6 @@ export class ExecutionEntity extends StepCounters {
   @Column({ name: 'ended_at', type: 'timestamptz' })
   endedAt: Date;
 
-  @OneToMany(() => ExecutionStepEntity, (step) => step.execution)
-  steps?: ExecutionStepEntity[];
+  @OneToMany(() => ChunkStepEntity, (step) => step.chunk)
+  steps?: ChunkStepEntity[];
 }

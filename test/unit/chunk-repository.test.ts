@@ -7,7 +7,7 @@ import {
   recordChunkParams,
   StepRecord,
   WORKER,
-} from '../../src/services/engine/job-repository';
+} from '../../src/services/engine/chunk-repository';
 import { MAX_MESSAGE_CHARS, settledMessages } from '../../src/services/outbox/settled-events';
 import { claimedId } from '../support/claimed';
 
@@ -50,13 +50,13 @@ const step: StepRecord = {
 describe('the job repository: what a chunk records, in one statement', () => {
   it('writes the execution, its steps, the outcomes, the clients settled for and their notifications', () => {
     for (const write of [
-      'INSERT INTO batch.executions',
-      'INSERT INTO batch.execution_steps',
+      'INSERT INTO batch.chunks',
+      'INSERT INTO batch.chunk_steps',
       'INSERT INTO batch.outcomes',
       'INSERT INTO batch.settled_runs',
       'INSERT INTO batch.operation_counts',
-      'INSERT INTO batch.execution_clients',
-      'INSERT INTO batch.outbox (routing_key, execution_id, client_id, operations, exceptions, size)',
+      'INSERT INTO batch.chunk_clients',
+      'INSERT INTO batch.outbox (routing_key, chunk_id, client_id, operations, exceptions, size)',
       'UPDATE batch.streams',
       'DELETE FROM batch.deferred',
     ]) {
