@@ -66,6 +66,7 @@ CREATE TABLE batch.clients (
   created_at timestamp with time zone NOT NULL DEFAULT now(),
   updated_at timestamp with time zone NOT NULL DEFAULT now(),
   revoked_at timestamp with time zone,
+  sources text[] NOT NULL DEFAULT '{}'::text[],
   CONSTRAINT clients_rate_limit_per_second_check CHECK ((rate_limit_per_second > 0)),
   CONSTRAINT clients_pkey PRIMARY KEY (id),
   CONSTRAINT clients_api_key_hash_key UNIQUE (api_key_hash),
@@ -107,6 +108,81 @@ CREATE TABLE batch.holds (
   deferrals integer NOT NULL DEFAULT 0,
   CONSTRAINT holds_pkey PRIMARY KEY (target)
 );
+
+CREATE TABLE batch.job_executions (
+  id bigint NOT NULL DEFAULT nextval('batch.job_executions_id_seq'::regclass),
+  instance_id bigint NOT NULL,
+  job text NOT NULL,
+  client_id bigint NOT NULL,
+  parameters jsonb NOT NULL,
+  options jsonb NOT NULL,
+  status text NOT NULL,
+  exit_code text,
+  exit_description text,
+  start_count integer NOT NULL,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  started_at timestamp with time zone,
+  ended_at timestamp with time zone,
+  lease_owner text,
+  lease_until timestamp with time zone,
+  CONSTRAINT job_executions_status_check CHECK ((status = ANY (ARRAY['STARTING'::text, 'STARTED'::text, 'STOPPING'::text, 'STOPPED'::text, 'COMPLETED'::text, 'FAILED'::text, 'ABANDONED'::text]))),
+  CONSTRAINT job_executions_client_id_fkey FOREIGN KEY (client_id) REFERENCES batch.clients(id),
+  CONSTRAINT job_executions_instance_id_fkey FOREIGN KEY (instance_id) REFERENCES batch.job_instances(id),
+  CONSTRAINT job_executions_pkey PRIMARY KEY (id)
+);
+
+CREATE INDEX job_executions_client ON batch.job_executions USING btree (client_id, id);
+CREATE INDEX job_executions_instance ON batch.job_executions USING btree (instance_id, id);
+CREATE INDEX job_executions_job ON batch.job_executions USING btree (job, id);
+CREATE UNIQUE INDEX job_executions_done ON batch.job_executions USING btree (instance_id) WHERE (status = ANY (ARRAY['COMPLETED'::text, 'ABANDONED'::text]));
+CREATE UNIQUE INDEX job_executions_running ON batch.job_executions USING btree (instance_id) WHERE (status = ANY (ARRAY['STARTING'::text, 'STARTED'::text, 'STOPPING'::text]));
+
+CREATE TABLE batch.job_instances (
+  id bigint NOT NULL DEFAULT nextval('batch.job_instances_id_seq'::regclass),
+  job text NOT NULL,
+  client_id bigint NOT NULL,
+  identity text NOT NULL,
+  parameters jsonb NOT NULL,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  CONSTRAINT job_instances_client_id_fkey FOREIGN KEY (client_id) REFERENCES batch.clients(id),
+  CONSTRAINT job_instances_pkey PRIMARY KEY (id),
+  CONSTRAINT job_instances_identity UNIQUE (client_id, job, identity)
+);
+
+CREATE TABLE batch.job_rejects (
+  id bigint NOT NULL DEFAULT nextval('batch.job_rejects_id_seq'::regclass),
+  job_execution_id bigint NOT NULL,
+  step text NOT NULL,
+  line bigint,
+  byte_offset bigint,
+  column_name text,
+  code text NOT NULL,
+  message text NOT NULL,
+  record text,
+  CONSTRAINT job_rejects_job_execution_id_fkey FOREIGN KEY (job_execution_id) REFERENCES batch.job_executions(id) ON DELETE CASCADE,
+  CONSTRAINT job_rejects_pkey PRIMARY KEY (id)
+);
+
+CREATE INDEX job_rejects_execution ON batch.job_rejects USING btree (job_execution_id, id);
+
+CREATE TABLE batch.job_schedules (
+  name text NOT NULL,
+  job text NOT NULL,
+  cron text NOT NULL,
+  time_zone text NOT NULL,
+  parameters jsonb NOT NULL,
+  options jsonb NOT NULL,
+  client_id bigint NOT NULL,
+  backfill_seconds integer NOT NULL DEFAULT 0,
+  next_tick_at timestamp with time zone NOT NULL,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  CONSTRAINT job_schedules_backfill_seconds_check CHECK ((backfill_seconds >= 0)),
+  CONSTRAINT job_schedules_client_id_fkey FOREIGN KEY (client_id) REFERENCES batch.clients(id),
+  CONSTRAINT job_schedules_pkey PRIMARY KEY (name)
+);
+
+CREATE INDEX job_schedules_next_tick ON batch.job_schedules USING btree (next_tick_at);
 
 CREATE TABLE batch.migrations (
   id integer NOT NULL DEFAULT nextval('batch.migrations_id_seq'::regclass),
@@ -214,6 +290,36 @@ CREATE TABLE batch.settled_runs (
   CONSTRAINT settled_runs_check CHECK ((last_id >= first_id)),
   CONSTRAINT settled_runs_pkey PRIMARY KEY (first_id)
 );
+
+CREATE TABLE batch.step_executions (
+  id bigint NOT NULL DEFAULT nextval('batch.step_executions_id_seq'::regclass),
+  job_execution_id bigint NOT NULL,
+  name text NOT NULL,
+  partition text,
+  status text NOT NULL,
+  exit_code text,
+  exit_description text,
+  read_count bigint NOT NULL DEFAULT 0,
+  write_count bigint NOT NULL DEFAULT 0,
+  filter_count bigint NOT NULL DEFAULT 0,
+  read_skip_count bigint NOT NULL DEFAULT 0,
+  process_skip_count bigint NOT NULL DEFAULT 0,
+  write_skip_count bigint NOT NULL DEFAULT 0,
+  commit_count bigint NOT NULL DEFAULT 0,
+  rollback_count bigint NOT NULL DEFAULT 0,
+  execution_context jsonb NOT NULL DEFAULT '{}'::jsonb,
+  started_at timestamp with time zone,
+  ended_at timestamp with time zone,
+  updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  lease_owner text,
+  lease_until timestamp with time zone,
+  CONSTRAINT step_executions_status_check CHECK ((status = ANY (ARRAY['STARTING'::text, 'STARTED'::text, 'STOPPING'::text, 'STOPPED'::text, 'COMPLETED'::text, 'FAILED'::text, 'ABANDONED'::text]))),
+  CONSTRAINT step_executions_job_execution_id_fkey FOREIGN KEY (job_execution_id) REFERENCES batch.job_executions(id) ON DELETE CASCADE,
+  CONSTRAINT step_executions_pkey PRIMARY KEY (id),
+  CONSTRAINT step_executions_name UNIQUE NULLS NOT DISTINCT (job_execution_id, name, partition)
+);
+
+CREATE INDEX step_executions_open_partitions ON batch.step_executions USING btree (id) WHERE ((partition IS NOT NULL) AND (status = ANY (ARRAY['STARTING'::text, 'STARTED'::text])));
 
 CREATE TABLE batch.streams (
   target text NOT NULL,
@@ -507,6 +613,69 @@ AS $function$
     PERFORM pg_advisory_lock(ingest_lock);
     PERFORM pg_advisory_unlock(ingest_lock);
     RETURN horizon;
+  END
+$function$
+;
+
+CREATE OR REPLACE FUNCTION batch.job_finished(ids bigint[])
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  INSERT INTO batch.outbox (routing_key, payload, client_id)
+  SELECT 'jobs.finished.' || c.name,
+         json_build_object(
+           'type', 'job.finished', 'client', c.name, 'executionId', e.id::text, 'job', e.job,
+           'instanceId', e.instance_id::text, 'parameters', e.parameters, 'status', e.status,
+           'exitStatus', json_build_object('code', e.exit_code, 'description', e.exit_description),
+           'readCount', t.read_count, 'writeCount', t.write_count, 'skipCount', t.skip_count,
+           'startedAt', to_char(e.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'endedAt', to_char(e.ended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))::text,
+         c.id
+    FROM batch.job_executions e
+    JOIN batch.clients c ON c.id = e.client_id
+   CROSS JOIN LATERAL (
+     SELECT coalesce(sum(s.read_count), 0) AS read_count, coalesce(sum(s.write_count), 0) AS write_count,
+            coalesce(sum(s.read_skip_count + s.process_skip_count + s.write_skip_count), 0) AS skip_count
+       FROM batch.step_executions s WHERE s.job_execution_id = e.id) t
+   WHERE e.id = ANY (ids)
+   ORDER BY e.id
+$function$
+;
+
+CREATE OR REPLACE FUNCTION batch.launch_job(client_id bigint, job text, identity text, parameters jsonb, options jsonb, start_limit integer, restartable boolean)
+ RETURNS TABLE(execution_id bigint, outcome text)
+ LANGUAGE plpgsql
+AS $function$
+  DECLARE
+    instance bigint;
+    blocking record;
+    starts integer;
+    latest bigint;
+  BEGIN
+    INSERT INTO batch.job_instances AS i (job, client_id, identity, parameters)
+    VALUES (launch_job.job, launch_job.client_id, launch_job.identity, launch_job.parameters)
+    ON CONFLICT ON CONSTRAINT job_instances_identity DO UPDATE SET job = i.job
+    RETURNING i.id INTO instance;
+    SELECT e.id, e.status INTO blocking FROM batch.job_executions e
+     WHERE e.instance_id = instance AND e.status IN ('STARTING', 'STARTED', 'STOPPING', 'COMPLETED', 'ABANDONED')
+     ORDER BY e.id DESC LIMIT 1;
+    IF FOUND THEN
+      RETURN QUERY SELECT blocking.id,
+        CASE WHEN blocking.status IN ('COMPLETED', 'ABANDONED') THEN 'JOB_INSTANCE_COMPLETE' ELSE 'JOB_EXECUTION_RUNNING' END;
+      RETURN;
+    END IF;
+    SELECT count(*), max(e.id) INTO starts, latest FROM batch.job_executions e WHERE e.instance_id = instance;
+    IF starts > 0 AND NOT restartable THEN
+      RETURN QUERY SELECT latest, 'JOB_NOT_RESTARTABLE';
+    ELSIF starts >= start_limit THEN
+      RETURN QUERY SELECT latest, 'START_LIMIT_EXCEEDED';
+    ELSE
+      RETURN QUERY
+        INSERT INTO batch.job_executions (instance_id, job, client_id, parameters, options, status, start_count)
+        VALUES (instance, launch_job.job, launch_job.client_id, launch_job.parameters, launch_job.options, 'STARTING',
+                starts + 1)
+        RETURNING id, 'LAUNCHED';
+    END IF;
   END
 $function$
 ;

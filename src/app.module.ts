@@ -1,5 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
+import { APP_GUARD, DiscoveryModule } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { LoggerModule } from 'nestjs-pino';
@@ -56,9 +56,23 @@ import {
   RedisHealthIndicator,
 } from './services/observability/health-indicators';
 import { Metrics, MetricsChunkListener, MetricsIngestListener } from './services/observability/metrics.service';
+import { JobController, JobScheduleController } from './controllers/job.controller';
+import { JobRpcController } from './controllers/job-rpc.controller';
+import { CopyJob } from './services/jobs/copy-job';
+import { JobOperator } from './services/jobs/job-operator.service';
+import { JobRegistry } from './services/jobs/job-registry.service';
+import { JobRepository } from './services/jobs/job-repository';
+import { JobRunner } from './services/jobs/job-runner.service';
+import { JobSchedules, ScheduleLoop, ScheduleWakeup } from './services/jobs/job-schedules.service';
+import { JobSignals, JobWakeup } from './services/jobs/job-signals';
+import { JobWorker } from './services/jobs/job-worker.service';
+import { MetricsJobListener } from './services/observability/metrics-job-listener';
 
-/** What only worker processes run (roles worker and all): the loops that apply chunks, publish and clean up. */
-const WORKER_LOOPS = [Poller, OutboxRelay, RetentionSchedule, PollerWakeupSubscriber];
+/**
+ * What only worker processes run (roles worker and all): the loops that apply chunks, run jobs, launch scheduled ones,
+ * publish and clean up.
+ */
+const WORKER_LOOPS = [Poller, OutboxRelay, RetentionSchedule, PollerWakeupSubscriber, JobWorker, ScheduleLoop];
 
 @Module({})
 export class AppModule {
@@ -69,6 +83,7 @@ export class AppModule {
         TypeOrmModule.forRoot({ ...dataSourceOptions(config), migrationsRun: false }), // main.ts migrated first
         LoggerModule.forRoot(loggerParams(config)),
         TerminusModule,
+        DiscoveryModule,
       ],
       controllers: [
         OperationController,
@@ -80,6 +95,9 @@ export class AppModule {
         DashboardController,
         HealthController,
         MetricsController,
+        JobController,
+        JobScheduleController,
+        JobRpcController,
       ],
       providers: [
         { provide: AppConfig, useValue: config },
@@ -125,6 +143,16 @@ export class AppModule {
         DatabaseHealthIndicator,
         BrokerHealthIndicator,
         RedisHealthIndicator,
+        JobRegistry,
+        JobRepository,
+        JobRunner,
+        JobOperator,
+        JobWakeup,
+        JobSignals,
+        JobSchedules,
+        ScheduleWakeup,
+        MetricsJobListener,
+        CopyJob,
         ...(config.role === 'api' ? [] : WORKER_LOOPS),
       ],
     };

@@ -16,6 +16,8 @@ import { JSON_CONTENT_TYPES, readJsonBody, writeExactJson } from './controllers/
 import { migrate } from './services/storage/database';
 import { OutboxRelay } from './services/outbox/outbox-relay.service';
 import { Poller } from './services/engine/poller.service';
+import { JobWorker } from './services/jobs/job-worker.service';
+import { ScheduleLoop } from './services/jobs/job-schedules.service';
 import { AMQP_SOCKET_OPTIONS } from './config/amqp';
 import { httpLogger } from './config/logging';
 import { httpRequestMetrics } from './controllers/http-request-metrics';
@@ -27,7 +29,8 @@ const logger = new Logger('Bootstrap');
 
 /**
  * Stops taking RPC requests (unacknowledged ones go back to the queue), lets the chunk in flight commit or roll
- * back, publishes the notifications it wrote, closes connections; exits 0, or 1 when that takes too long.
+ * back, hands running job executions back to other workers, publishes the notifications written, closes connections;
+ * exits 0, or 1 when that takes too long.
  */
 async function shutdown(app: INestApplication, signal: string): Promise<void> {
   logger.log(`${signal}: shutting down`);
@@ -37,8 +40,10 @@ async function shutdown(app: INestApplication, signal: string): Promise<void> {
   }, SHUTDOWN_TIMEOUT_MS).unref();
   await Promise.all(app.getMicroservices().map((microservice) => microservice.close()));
   if (app.get(AppConfig).role !== 'api') {
-    await app.get(Poller).stop(); // the chunk in flight first,
-    await app.get(OutboxRelay).stop(); // then the notifications it wrote
+    await app.get(ScheduleLoop).stop();
+    // the chunks in flight first (jobs hand theirs back to other workers at a chunk boundary),
+    await Promise.all([app.get(Poller).stop(), app.get(JobWorker).stop()]);
+    await app.get(OutboxRelay).stop(); // then the notifications they wrote
   }
   await app.close();
   process.exit(0);

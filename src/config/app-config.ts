@@ -23,6 +23,8 @@ export abstract class AppConfig {
   readonly apiKeySecret: string;
   readonly adminApiKey: string | undefined;
   readonly targetSchemas: readonly string[];
+  /** The schemas `copy` jobs may read (BATCH_SOURCE_SCHEMAS, by default the target schemas). */
+  readonly sourceSchemas: readonly string[];
   readonly poll: Readonly<{
     intervalMs: number;
     limit: number;
@@ -35,6 +37,7 @@ export abstract class AppConfig {
     lockTimeoutMs: number;
   }>;
   readonly outboxIntervalMs: number;
+  readonly jobs: Readonly<{ leaseMs: number; pollIntervalMs: number; concurrency: number }>;
   readonly retention: Readonly<{ hours: number; intervalMs: number }>;
   readonly limits: Readonly<{
     maxMessageBytes: number;
@@ -116,19 +119,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
   }
   if (adminApiKey !== undefined && adminApiKey.length < 8)
     throw new ConfigError('BATCH_ADMIN_API_KEY', 'must be at least 8 characters');
-  const targetSchemas = text(env, 'BATCH_TARGET_SCHEMAS', 'public')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  for (const schema of targetSchemas) {
-    if (!/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/.test(schema))
-      throw new ConfigError('BATCH_TARGET_SCHEMAS', `has an invalid schema name "${schema}"`);
-    if (schema === 'batch')
-      throw new ConfigError('BATCH_TARGET_SCHEMAS', 'must not include the service\'s own schema "batch"');
-    if (/^(pg_|information_schema$)/i.test(schema))
-      throw new ConfigError('BATCH_TARGET_SCHEMAS', `must not include the system schema "${schema}"`);
-  }
-  if (targetSchemas.length === 0) throw new ConfigError('BATCH_TARGET_SCHEMAS', 'must name at least one schema');
+  const targetSchemas = schemas(env, 'BATCH_TARGET_SCHEMAS', 'public');
+  const sourceSchemas = schemas(env, 'BATCH_SOURCE_SCHEMAS', targetSchemas.join(','));
   const chunkLimit = integer(env, 'BATCH_PROCESS_OPERATION_LIMIT', 1000, 1, 50_000);
 
   return deepFreeze({
@@ -154,6 +146,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     apiKeySecret,
     adminApiKey,
     targetSchemas,
+    sourceSchemas,
     poll: {
       intervalMs: integer(env, 'BATCH_PROCESS_OPERATION_INTERVAL', 100, 1, 3_600_000),
       limit: chunkLimit,
@@ -166,6 +159,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
       lockTimeoutMs: integer(env, 'BATCH_LOCK_TIMEOUT', 1000, 0, 3_600_000),
     },
     outboxIntervalMs: integer(env, 'BATCH_OUTBOX_INTERVAL', 100, 1, 3_600_000),
+    jobs: {
+      leaseMs: integer(env, 'BATCH_JOB_LEASE_MS', 30_000, 1000, 3_600_000),
+      pollIntervalMs: integer(env, 'BATCH_JOB_POLL_INTERVAL', 1000, 10, 60_000),
+      concurrency: integer(env, 'BATCH_JOB_CONCURRENCY', 2, 1, 64),
+    },
     limits: {
       maxMessageBytes: integer(env, 'BATCH_MAX_MESSAGE_BYTES', 5 * 1024 * 1024, 1024, 512 * 1024 * 1024),
       maxBytesInFlight: integer(env, 'BATCH_MAX_BYTES_IN_FLIGHT', 32 * 1024 * 1024, 1024, 16 * 1024 * 1024 * 1024),
@@ -180,6 +178,23 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     catalogTtlMs: integer(env, 'BATCH_CATALOG_TTL', 5000, 0, 3_600_000),
   });
+}
+
+/** A comma-separated list of schemas a table may be in: valid names, never the service's own or a system schema. */
+function schemas(env: Env, variable: string, fallback: string): string[] {
+  const names = text(env, variable, fallback)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const schema of names) {
+    if (!/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/.test(schema))
+      throw new ConfigError(variable, `has an invalid schema name "${schema}"`);
+    if (schema === 'batch') throw new ConfigError(variable, 'must not include the service\'s own schema "batch"');
+    if (/^(pg_|information_schema$)/i.test(schema))
+      throw new ConfigError(variable, `must not include the system schema "${schema}"`);
+  }
+  if (names.length === 0) throw new ConfigError(variable, 'must name at least one schema');
+  return names;
 }
 
 function deepFreeze<T extends object>(value: T): T {

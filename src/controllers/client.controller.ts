@@ -39,7 +39,7 @@ export class ClientController {
   }
 
   @Patch(':id')
-  @ApiOperation({ summary: "Change a client's targets, admin flag or rate limit; from its next request on" })
+  @ApiOperation({ summary: "Change a client's targets, sources, admin flag or rate limit; from its next request on" })
   @ApiOkResponse({ type: ClientResponseDto })
   @ApiErrors(400, 404)
   async update(@Param() { id }: ClientIdDto, @Body() dto: ClientUpdateDto): Promise<ClientResponseDto> {
@@ -70,6 +70,7 @@ function toResponse(client: ClientEntity): ClientResponseDto {
     id: client.id,
     name: client.name,
     targets: client.targets,
+    sources: client.sources,
     admin: client.admin,
     rateLimitPerSecond: client.rateLimitPerSecond,
     createdAt: client.createdAt.toISOString(),

@@ -6,8 +6,11 @@ import { acceptedAsSent } from './validation-precheck';
 
 /** Field names that class-transformer passes over, as a prototype's members: refused like any other unknown field. */
 const RESERVED_FIELDS = new Set(['__proto__', 'constructor', 'prototype']);
-/** Rows of a target table: any column name is theirs, so they are kept as sent and checked against the catalog. */
-const ROWS = new Set(['values', 'key']);
+/**
+ * Rows of a target table, and a job's parameters and options: any name is theirs, so they are kept as sent and checked
+ * by the service, against the catalog or the job's definition.
+ */
+const ROWS = new Set(['values', 'key', 'parameters', 'options']);
 
 /** A row set aside: where it was (the keys from the request down to its holder, and its field) and the row itself. */
 type Row = { path: string[]; holder: Record<string, unknown>; field: string; row: object };

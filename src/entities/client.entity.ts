@@ -16,6 +16,10 @@ export class ClientEntity {
   @Column({ type: 'text', array: true })
   targets: string[];
 
+  /** Tables its `copy` jobs may read, as `schema.table`, or `*` for all (in BATCH_SOURCE_SCHEMAS). */
+  @Column({ type: 'text', array: true, default: () => "'{}'" })
+  sources: string[];
+
   @Column({ type: 'boolean', default: false })
   admin: boolean;
 

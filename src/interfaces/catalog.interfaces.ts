@@ -35,3 +35,15 @@ export interface TargetTable {
    */
   oneRowStatements: boolean;
 }
+
+/** A table or view a `copy` job may read (in BATCH_SOURCE_SCHEMAS), as the live catalog describes it. */
+export interface SourceTable {
+  /** Canonical `schema.table`. */
+  name: string;
+  schema: string;
+  table: string;
+  /** Each column's type without its modifier (`format_type`), for casts, in the table's order. */
+  columns: Map<string, string>;
+  /** The single column of its primary key; null for a view, or a key of several columns. */
+  key: string | null;
+}

@@ -237,7 +237,9 @@ describe('chunk step (real PostgreSQL)', () => {
         .finally(() => (watching = false));
       await watched;
       assert.equal(result.read, 10_001);
-      assert.ok(most < 100, `${most} locks held at most`);
+      // a lock per open subtransaction would be thousands here; the relations a chunk reads and writes (tables and
+      // their indexes, of the service and the targets) are about a hundred
+      assert.ok(most < 200, `${most} locks held at most`);
       assert.equal((await statusOf(created[0].id)).error_code, '23505');
       assert.equal(
         await t.db

@@ -32,6 +32,18 @@ export class ClientCreateDto {
   @NoNulCharacter({ each: true })
   targets: string[];
 
+  @ApiPropertyOptional({
+    example: ['reservations_archive'],
+    description: 'tables its copy jobs may read (`table`, `schema.table`) or `["*"]`; none by default',
+  })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(1000)
+  @IsString({ each: true })
+  @Length(1, 129, { each: true })
+  @NoNulCharacter({ each: true })
+  sources?: string[];
+
   @ApiPropertyOptional({ default: false })
   @IsOptional()
   @IsBoolean()
@@ -72,6 +84,7 @@ export class ClientResponseDto {
   @ApiProperty() id: string;
   @ApiProperty() name: string;
   @ApiProperty({ type: [String] }) targets: string[];
+  @ApiProperty({ type: [String] }) sources: string[];
   @ApiProperty() admin: boolean;
   @ApiProperty({ type: Number, nullable: true }) rateLimitPerSecond: number | null;
   @ApiProperty({ format: 'date-time' }) createdAt: string;

@@ -9,6 +9,7 @@ import type { Grants } from '../../interfaces/chunk.interfaces';
 import { CLIENT_LOCK_SPACE, lockClient, lockTargets } from '../storage/advisory-locks';
 import { afterPosition } from '../storage/streams';
 import { ClientChanges } from './client-changes';
+import type { JobGrants } from '../jobs/job-definition';
 
 /** The caller of a request, once its API key is verified. */
 export class AuthenticatedClient {
@@ -18,6 +19,7 @@ export class AuthenticatedClient {
     readonly admin: boolean,
     readonly targets: string[],
     readonly rateLimitPerSecond: number | null,
+    readonly sources: string[] = [],
   ) {}
 
   mayWrite(target: string): boolean {
@@ -25,15 +27,36 @@ export class AuthenticatedClient {
   }
 }
 
-/** A grant is `*`, a canonical `schema.table`, or a bare table name in any allowed schema. Admins may write all. */
+/** A grant is `*`, a canonical `schema.table`, or a bare table name in any allowed schema. */
+function granted(grants: string[], table: string): boolean {
+  const bare = table.slice(table.indexOf('.') + 1);
+  return grants.some((grant) => grant === '*' || grant === table || grant === bare);
+}
+
+/** Admins may write all targets. */
 function mayWrite({ admin, targets }: { admin: boolean; targets: string[] }, target: string): boolean {
-  const table = target.slice(target.indexOf('.') + 1);
-  return admin || targets.some((grant) => grant === '*' || grant === target || grant === table);
+  return admin || granted(targets, target);
+}
+
+/**
+ * What a client is not granted of the tables a job reads and writes (`schema.table` each), said for its owner; null
+ * when it is granted all. Admins may read and write all.
+ */
+export function missingGrant(
+  client: { admin: boolean; targets: string[]; sources: string[] },
+  { reads, writes }: JobGrants,
+): string | null {
+  if (client.admin) return null;
+  const unread = reads.find((table) => !granted(client.sources, table));
+  if (unread) return `the client may not read ${unread} (its sources)`;
+  const unwritten = writes.find((table) => !granted(client.targets, table));
+  return unwritten ? `the client may not write ${unwritten} (its targets)` : null;
 }
 
 export interface ClientCreate {
   name: string;
   targets: string[];
+  sources?: string[];
   admin?: boolean;
   rateLimitPerSecond?: number | null;
 }
@@ -79,6 +102,7 @@ interface ClientRow {
   name: string;
   api_key_hash: string;
   targets: string[];
+  sources: string[];
   admin: boolean;
   rate_limit_per_second: number | null;
   revoked_at: Date | null;
@@ -98,7 +122,7 @@ export class ClientService implements OnApplicationBootstrap {
   private readonly known = new Map<string, Promise<ClientRow | undefined>>();
   private readonly lookups = new Batched<string, ClientRow>(async (hashes) => {
     const rows = await this.db.query<ClientRow>(
-      `SELECT id, name, api_key_hash, targets, admin, rate_limit_per_second, revoked_at FROM batch.clients
+      `SELECT id, name, api_key_hash, targets, sources, admin, rate_limit_per_second, revoked_at FROM batch.clients
         WHERE api_key_hash = ANY ($1::text[])`,
       [hashes],
     );
@@ -130,7 +154,14 @@ export class ClientService implements OnApplicationBootstrap {
     if (!client || client.revoked_at || !timingSafeEqual(Buffer.from(client.api_key_hash), Buffer.from(hash))) {
       throw new BatchError('UNAUTHENTICATED', 'Missing or invalid API key');
     }
-    return new AuthenticatedClient(client.id, client.name, client.admin, client.targets, client.rate_limit_per_second);
+    return new AuthenticatedClient(
+      client.id,
+      client.name,
+      client.admin,
+      client.targets,
+      client.rate_limit_per_second,
+      client.sources,
+    );
   }
 
   /**
@@ -168,9 +199,16 @@ export class ClientService implements OnApplicationBootstrap {
   async create(request: ClientCreate): Promise<{ id: string; name: string; apiKey: string }> {
     const apiKey = newApiKey();
     const rows: { id: string }[] = await this.db.query(
-      `INSERT INTO batch.clients (name, api_key_hash, targets, admin, rate_limit_per_second) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (name) DO NOTHING RETURNING id`,
-      [request.name, this.hashKey(apiKey), request.targets, request.admin ?? false, request.rateLimitPerSecond ?? null],
+      `INSERT INTO batch.clients (name, api_key_hash, targets, sources, admin, rate_limit_per_second)
+       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING RETURNING id`,
+      [
+        request.name,
+        this.hashKey(apiKey),
+        request.targets,
+        request.sources ?? [],
+        request.admin ?? false,
+        request.rateLimitPerSecond ?? null,
+      ],
     );
     if (rows.length === 0) throw new BatchError('CONFLICT', `A client named "${request.name}" exists already`);
     return { id: rows[0].id, name: request.name, apiKey };
@@ -205,6 +243,16 @@ export class ClientService implements OnApplicationBootstrap {
     return { mayWrite: (clientId, target) => clients.has(clientId) && mayWrite(clients.get(clientId)!, target) };
   }
 
+  /** What the client (by id) is not granted of a job's tables, as it is now; a revoked client nothing. */
+  async missingGrant(clientId: string, grants: JobGrants): Promise<string | null> {
+    const [client] = await this.db.query<ClientRow>(
+      `SELECT targets, sources, admin, revoked_at FROM batch.clients WHERE id = $1`,
+      [clientId],
+    );
+    if (!client || client.revoked_at) return 'the client was revoked';
+    return missingGrant(client, grants);
+  }
+
   /**
    * Takes effect with the client's next request on every instance (as the change commits). Grants hold when
    * operations are applied too: its pending operations on targets it may no longer write are cancelled with it, and a
@@ -215,7 +263,8 @@ export class ClientService implements OnApplicationBootstrap {
       const { rows } = await tx.query<{ targets: string[]; admin: boolean }>(
         `UPDATE batch.clients
             SET targets = coalesce($2, targets), admin = coalesce($3, admin),
-                rate_limit_per_second = CASE WHEN $4 THEN $5 ELSE rate_limit_per_second END, updated_at = now()
+                rate_limit_per_second = CASE WHEN $4 THEN $5 ELSE rate_limit_per_second END,
+                sources = coalesce($6, sources), updated_at = now()
           WHERE id = $1 AND revoked_at IS NULL RETURNING targets, admin`,
         [
           id,
@@ -223,6 +272,7 @@ export class ClientService implements OnApplicationBootstrap {
           change.admin ?? null,
           change.rateLimitPerSecond !== undefined,
           change.rateLimitPerSecond ?? null,
+          change.sources ?? null,
         ],
       );
       return rows[0] ?? null;

@@ -5,9 +5,12 @@ import { IngestListener, StoredOperation } from '../../interfaces/ingest.interfa
 import { RedisService } from '../storage/redis.service';
 import { PollerWakeup } from './poller-wakeup.service';
 
-/** The Redis channel of one service's processes: named after the database, so services on others never wake these. */
-function channelOf(config: AppConfig): string {
-  return `batch-service:${config.db.host}:${config.db.port}:${config.db.name}:wakeup`;
+/**
+ * A Redis channel of one service's processes (`wakeup` for pollers, `jobs` for job workers): named after the database,
+ * so services on others never wake these.
+ */
+export function channelOf(config: AppConfig, name = 'wakeup'): string {
+  return `batch-service:${config.db.host}:${config.db.port}:${config.db.name}:${name}`;
 }
 
 /**

@@ -111,6 +111,18 @@ export class Metrics {
     labelNames: ['pattern', 'code'] as const,
     registers: [this.registry],
   });
+  readonly jobRows = new Counter({
+    name: 'batch_job_rows_total',
+    help: "Items (rows) written by this process's job chunks, by job",
+    labelNames: ['job'] as const,
+    registers: [this.registry],
+  });
+  readonly jobLeaseLosses = new Counter({
+    name: 'batch_job_lease_losses_total',
+    help: 'Job executions and partitions whose worker stopped renewing its lease, seen by this process, by job',
+    labelNames: ['job'] as const,
+    registers: [this.registry],
+  });
   readonly httpDuration = new Histogram({
     name: 'batch_http_request_duration_seconds',
     help: 'Duration of HTTP requests, by method, route and status code',

@@ -7,11 +7,17 @@ import { Database } from '../storage/database';
 import { WorkerLoop } from '../worker-loop';
 import { OutboxWakeup } from './outbox-wakeup';
 import { connectAmqp } from '../../config/amqp';
+import { JOB_FINISHED_ROUTING_KEY_PREFIX } from '../../interfaces/job.interfaces';
 
 /** Messages per batch at most, and their size at most (beyond the first): a backlog of large ones fits in memory. */
 const BATCH_SIZE = 500;
 const BATCH_BYTES = 16 * 1024 * 1024;
 const PUBLISH_TIMEOUT_MS = 10_000;
+
+/** The AMQP `type` of an outbox message, so consumers can tell the two kinds apart without parsing. */
+function messageType(routingKey: string): string {
+  return routingKey.startsWith(JOB_FINISHED_ROUTING_KEY_PREFIX) ? 'job.finished' : 'operations.settled';
+}
 
 /**
  * Unsent messages, oldest first, up to $1 of them and about $2 bytes, each made into its text (batch.settled_message)
@@ -99,7 +105,7 @@ export class OutboxRelay extends WorkerLoop {
             persistent: true,
             contentType: 'application/json',
             messageId: `outbox-${row.id}`,
-            type: 'operations.settled',
+            type: messageType(row.routing_key),
           }),
         ),
       );

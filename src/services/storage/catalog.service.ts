@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config';
-import type { TargetTable } from '../../interfaces/catalog.interfaces';
+import type { SourceTable, TargetTable } from '../../interfaces/catalog.interfaces';
 import { Database } from './database';
 
 interface ColumnRow {
@@ -71,6 +71,21 @@ const KEYS_SQL = `
    ORDER BY i.indisprimary DESC, i.indexrelid`;
 
 /**
+ * A table, view or materialized view of the source schemas ($1) named $3 (in schema $2, or the first of them that has
+ * it), with its columns and the column of its primary key when that has one.
+ */
+const SOURCE_SQL = `
+  SELECT n.nspname AS schema, c.relname AS table, a.attname AS column, format_type(a.atttypid, NULL) AS cast_type,
+         (SELECT k.attname FROM pg_index i JOIN pg_attribute k ON k.attrelid = i.indrelid AND k.attnum = i.indkey[0]
+           WHERE i.indrelid = c.oid AND i.indisprimary AND i.indnkeyatts = 1) AS key
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+   WHERE c.relkind IN ('r', 'p', 'v', 'm') AND n.nspname = ANY ($1) AND n.nspname <> 'batch'
+     AND c.relname = $3 AND ($2::text IS NULL OR n.nspname = $2)
+   ORDER BY array_position($1, n.nspname::text), a.attnum`;
+
+/**
  * The target tables, discovered from the live database catalog of the allowed schemas.
  * Cached for BATCH_CATALOG_TTL ms; a miss reloads at once, so tables and columns created after start are found.
  */
@@ -99,6 +114,28 @@ export class CatalogService {
       return this.lookup(name);
     }
     return target;
+  }
+
+  /** A table or view of BATCH_SOURCE_SCHEMAS (`table` or `schema.table`), read from the catalog as it is now. */
+  async source(name: string): Promise<SourceTable | null> {
+    const dot = name.indexOf('.');
+    const [schema, table] = dot < 0 ? [null, name] : [name.slice(0, dot), name.slice(dot + 1)];
+    const rows = await this.db.query<{
+      schema: string;
+      table: string;
+      column: string;
+      cast_type: string;
+      key: string | null;
+    }>(SOURCE_SQL, [this.config.sourceSchemas, schema, table]);
+    if (rows.length === 0) return null;
+    const found = rows.filter((row) => row.schema === rows[0].schema);
+    return {
+      name: `${rows[0].schema}.${rows[0].table}`,
+      schema: rows[0].schema,
+      table: rows[0].table,
+      columns: new Map(found.map((row) => [row.column, row.cast_type])),
+      key: rows[0].key,
+    };
   }
 
   async list(): Promise<TargetTable[]> {

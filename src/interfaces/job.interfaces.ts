@@ -1,0 +1,166 @@
+/** The public contract of jobs (CONTRACT.md section 6): what callers send and receive. */
+
+export const JOB_STATUSES = ['STARTING', 'STARTED', 'STOPPING', 'STOPPED', 'COMPLETED', 'FAILED', 'ABANDONED'] as const;
+/** Spring Batch's BatchStatus. */
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+/** Statuses an execution ends in: nothing runs after them. */
+export const FINAL_JOB_STATUSES: readonly JobStatus[] = ['COMPLETED', 'FAILED', 'STOPPED', 'ABANDONED'];
+
+/** A flat JSON object: parameters and options are made of these. */
+export type JobParameterValue = string | number | boolean | null | string[] | Record<string, string>;
+export type JobParameters = Record<string, JobParameterValue>;
+
+export interface IExitStatus {
+  /** COMPLETED, COMPLETED_WITH_SKIPS, FAILED, STOPPED, or a step's own code. */
+  code: string;
+  description: string | null;
+}
+
+export interface IJobProgress {
+  unit: string;
+  done: number;
+  total: number | null;
+  perSecond: number | null;
+  etaSeconds: number | null;
+}
+
+export interface IStepExecution {
+  name: string;
+  status: JobStatus;
+  exitStatus: IExitStatus | null;
+  readCount: number;
+  writeCount: number;
+  filterCount: number;
+  readSkipCount: number;
+  processSkipCount: number;
+  writeSkipCount: number;
+  commitCount: number;
+  rollbackCount: number;
+  startedAt: string | null;
+  endedAt: string | null;
+}
+
+export interface IJobExecution {
+  id: string;
+  job: string;
+  instanceId: string;
+  parameters: JobParameters;
+  options: JobParameters;
+  client: string;
+  status: JobStatus;
+  exitStatus: IExitStatus | null;
+  createdAt: string;
+  startedAt: string | null;
+  endedAt: string | null;
+  startCount: number;
+  progress: IJobProgress | null;
+  steps: IStepExecution[];
+}
+
+export interface IJobExecutionList {
+  items: IJobExecution[];
+  nextCursor: string | null;
+}
+
+export interface ILaunchJobRequest {
+  job: string;
+  parameters?: JobParameters;
+  options?: JobParameters;
+}
+
+export interface IJobExecutionIdRequest {
+  id: string;
+}
+
+export interface IListJobExecutionsRequest {
+  job?: string;
+  status?: JobStatus;
+  limit?: number;
+  cursor?: string;
+}
+
+export type JobParameterType = 'string' | 'integer' | 'number' | 'boolean' | 'key' | 'names' | 'mapping' | 'timestamp';
+
+export interface IJobParameterDescription {
+  name: string;
+  type: JobParameterType;
+  required: boolean;
+  default: JobParameterValue | undefined;
+  description: string;
+}
+
+export interface IJobDefinition {
+  name: string;
+  description: string;
+  steps: string[];
+  parameters: IJobParameterDescription[];
+  options: IJobParameterDescription[];
+  startLimit: number;
+  restartable: boolean;
+}
+
+export interface IJobDefinitionList {
+  jobs: IJobDefinition[];
+}
+
+export interface IJobReject {
+  line: number | null;
+  byteOffset: number | null;
+  column: string | null;
+  code: string;
+  message: string;
+  record: string | null;
+}
+
+export interface IJobRejectList {
+  items: IJobReject[];
+  nextCursor: string | null;
+}
+
+export interface IJobSchedule {
+  name: string;
+  job: string;
+  cron: string;
+  timeZone: string;
+  parameters: JobParameters;
+  options: JobParameters;
+  client: string;
+  backfillSeconds: number;
+  nextTickAt: string;
+}
+
+/** The `job.finished` notification (CONTRACT.md section 6). */
+export interface IJobFinishedEvent {
+  type: 'job.finished';
+  client: string;
+  executionId: string;
+  job: string;
+  instanceId: string;
+  parameters: JobParameters;
+  status: JobStatus;
+  exitStatus: IExitStatus;
+  readCount: number;
+  writeCount: number;
+  skipCount: number;
+  startedAt: string | null;
+  endedAt: string;
+}
+
+/** The RPC patterns of jobs, on the queue BATCH_SERVICE_RMQ_QUEUE. */
+export const JOB_PATTERNS = {
+  listJobs: 'listJobs',
+  launchJob: 'launchJob',
+  listJobExecutions: 'listJobExecutions',
+  getJobExecution: 'getJobExecution',
+  stopJobExecution: 'stopJobExecution',
+  restartJobExecution: 'restartJobExecution',
+  abandonJobExecution: 'abandonJobExecution',
+  getJobRejects: 'getJobRejects',
+} as const;
+
+export const JOB_FINISHED_ROUTING_KEY_PREFIX = 'jobs.finished.';
+
+/** Why a launch was refused with CONFLICT: `details.reason`. */
+export type JobConflictReason =
+  'JOB_EXECUTION_RUNNING' | 'JOB_INSTANCE_COMPLETE' | 'START_LIMIT_EXCEEDED' | 'JOB_NOT_RESTARTABLE';

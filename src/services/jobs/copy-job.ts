@@ -1,0 +1,359 @@
+import { Injectable } from '@nestjs/common';
+import type { PoolClient } from 'pg';
+import type { SourceTable, TargetTable } from '../../interfaces/catalog.interfaces';
+import type { JobParameters } from '../../interfaces/job.interfaces';
+import { BatchError } from '../batch-error';
+import { CatalogService, sameColumns } from '../storage/catalog.service';
+import { Database, quoteIdent } from '../storage/database';
+import { isConcurrencyConflict, isConnectionError, sqlState } from '../storage/database-error';
+import {
+  job,
+  JobDefinition,
+  JobRun,
+  Partition,
+  partitioned,
+  skip,
+  StepRun,
+  tasklet,
+  underSavepoint,
+} from './job-definition';
+import { keyText, namesOf } from './job-parameters';
+import { BatchJob, JobProvider } from './job-registry.service';
+
+/** What a copy runs: its tables, the columns written from the columns read, the key, and its chunk statement. */
+interface CopyPlan {
+  source: SourceTable;
+  target: TargetTable;
+  key: string;
+  keyType: string;
+  /** Target column ← source column. */
+  columns: [string, string][];
+  conflictKey: string[] | null;
+}
+
+/** One chunk's statement's answer: rows read, rows written, and the last key read (the next chunk starts after it). */
+interface CopiedPart {
+  read: number;
+  written: number;
+  last: string | null;
+}
+
+const INTEGER_TYPES = ['smallint', 'integer', 'bigint'];
+
+/**
+ * The built-in `copy` job (CONTRACT.md section 6): rows of a source table or view into a target table, in chunks
+ * ordered by a unique key, the rows never leaving PostgreSQL: each chunk is one `INSERT … SELECT … WHERE key > $last
+ * ORDER BY key LIMIT n` (upserts `ON CONFLICT … DO UPDATE`), committed with the position. A chunk the target refuses
+ * is split in halves down to the rows it refuses, each skipped as the `skipLimit` option allows. The key range is cut
+ * into `partitions` ranges (integer keys) that any workers copy side by side.
+ */
+@Injectable()
+@BatchJob()
+export class CopyJob implements JobProvider {
+  readonly definition: JobDefinition;
+  /** Each run's plan, worked out once per worker that runs it. */
+  private readonly plans = new WeakMap<JobRun, Promise<CopyPlan>>();
+
+  constructor(
+    private readonly db: Database,
+    private readonly catalog: CatalogService,
+  ) {
+    this.definition = job('copy')
+      .describe('Copies rows of a table or view into a target table inside PostgreSQL, in chunks ordered by a key')
+      .parameter('source', { type: 'string', required: true, description: 'the table or view read (`schema.table`)' })
+      .parameter('target', { type: 'string', required: true, description: 'the table written (`schema.table`)' })
+      .parameter('mode', {
+        type: 'string',
+        values: ['insert', 'upsert'],
+        default: 'insert',
+        description: 'how rows are written',
+      })
+      .parameter('conflictKey', {
+        type: 'names',
+        description: 'upsert: a unique key of the target (default its primary key)',
+      })
+      .parameter('columns', {
+        type: 'mapping',
+        description: 'target column → source column (default the columns both have, by name)',
+      })
+      .parameter('keyColumn', {
+        type: 'string',
+        description: "the source's unique column the rows are read in order of (default its single-column primary key)",
+      })
+      .parameter('from', { type: 'key', description: 'copy rows whose key is greater than this' })
+      .parameter('to', { type: 'key', description: 'copy rows whose key is at most this' })
+      .option('chunkSize', { type: 'integer', default: 10_000, min: 1, max: 1_000_000, description: 'rows per chunk' })
+      .option('skipLimit', { type: 'integer', default: 0, min: 0, description: 'rows the target may refuse' })
+      .option('partitions', {
+        type: 'integer',
+        default: 1,
+        min: 1,
+        max: 64,
+        description: 'key ranges copied side by side by any workers (integer keys)',
+      })
+      .grants(async (parameters) => ({
+        reads: [(await this.catalog.source(String(parameters.source)))?.name ?? String(parameters.source)],
+        writes: [(await this.catalog.find(String(parameters.target)))?.name ?? String(parameters.target)],
+      }))
+      .validate((parameters) => this.validate(parameters))
+      .step(
+        'copy',
+        partitioned(
+          (run) => this.partitions(run),
+          tasklet(
+            (tx, step) => this.copyChunk(tx, step),
+            (step) => this.open(step),
+          ),
+        ),
+      )
+      .build();
+  }
+
+  /** Checks what a launch names before anything runs, down to a plan of the statement the database accepts. */
+  private async validate(parameters: JobParameters): Promise<void> {
+    const plan = await this.planOf(parameters);
+    const [from, to] = [keyText(parameters.from), keyText(parameters.to)];
+    const cast = (value: string | null, name: string) =>
+      this.db.query(`SELECT $1::${plan.keyType}`, [value]).catch((error: unknown) => {
+        throw invalid(name, `is not a value of the key column's type ${plan.keyType}: ${(error as Error).message}`);
+      });
+    await cast(from, 'from');
+    await cast(to, 'to');
+    if (from !== null && to !== null) {
+      const [{ inverted }] = await this.db.query<{ inverted: boolean }>(
+        `SELECT $1::${plan.keyType} > $2::${plan.keyType} AS inverted`,
+        [from, to],
+      );
+      if (inverted) throw invalid('from', 'is greater than to');
+    }
+    const statement = chunkStatement(plan, from, to, 1);
+    await this.db.query(`EXPLAIN ${statement.text}`, statement.values).catch((error: unknown) => {
+      throw new BatchError(
+        'VALIDATION_FAILED',
+        `the target does not take the rows as mapped: SQLSTATE ${sqlState(error) ?? '?'}: ${(error as Error).message}`,
+      );
+    });
+  }
+
+  /** The tables and columns a launch names, resolved in the catalog; the contract's error for each that is not there. */
+  private async planOf(parameters: JobParameters): Promise<CopyPlan> {
+    const target = await this.catalog.find(String(parameters.target));
+    if (!target) throw new BatchError('UNKNOWN_TARGET', `No target table ${String(parameters.target)}`);
+    const source = await this.catalog.source(String(parameters.source));
+    if (!source) throw new BatchError('UNKNOWN_TARGET', `No source table or view ${String(parameters.source)}`);
+    const columns = mappedColumns(parameters.columns as Record<string, string> | undefined, source, target);
+    const key = parameters.keyColumn === undefined ? source.key : String(parameters.keyColumn);
+    if (key === null)
+      throw invalid('keyColumn', `is needed: ${source.name} has no primary key of one column to read it in order of`);
+    if (!source.columns.has(key)) throw unknownColumn(source.name, key);
+    let conflictKey: string[] | null = null;
+    if (parameters.mode === 'upsert') {
+      conflictKey = parameters.conflictKey === undefined ? target.primaryKey : namesOf(parameters.conflictKey);
+      if (!conflictKey) throw invalid('conflictKey', `is needed: ${target.name} has no primary key`);
+      if (!target.uniqueKeys.some((unique) => sameColumns(unique, conflictKey!)))
+        throw invalid('conflictKey', `is not a unique key of ${target.name}`);
+      const unwritten = conflictKey.find((column) => !columns.some(([written]) => written === column));
+      if (unwritten) throw invalid('conflictKey', `names ${unwritten}, which the copy does not write`);
+    }
+    return { source, target, key, keyType: source.columns.get(key)!, columns, conflictKey };
+  }
+
+  private plan(run: JobRun): Promise<CopyPlan> {
+    let plan = this.plans.get(run);
+    if (!plan) this.plans.set(run, (plan = this.planOf(run.parameters)));
+    return plan;
+  }
+
+  /**
+   * The key range cut into the `partitions` option's number of ranges of about as many keys (for an integer key
+   * between its least and greatest value; any other key is one range).
+   */
+  private async partitions(run: JobRun): Promise<Partition[]> {
+    const plan = await this.plan(run);
+    const [from, to] = [keyText(run.parameters.from), keyText(run.parameters.to)];
+    const whole: Partition[] = [{ name: '1', context: { position: from, to } }];
+    const count = Number(run.options.partitions);
+    if (count === 1 || !INTEGER_TYPES.includes(plan.keyType)) return whole;
+    const { where, values } = range(plan, from, to);
+    const [keys] = await this.db.query<{ least: string | null; greatest: string | null }>(
+      `SELECT min(${quoteIdent(plan.key)})::text AS least, max(${quoteIdent(plan.key)})::text AS greatest
+         FROM ${sourceName(plan)} ${where}`,
+      values,
+    );
+    if (keys.least === null || keys.greatest === null) return whole;
+    const low = BigInt(keys.least) - 1n;
+    const high = BigInt(keys.greatest);
+    const cut = (i: number) => (low + ((high - low) * BigInt(i)) / BigInt(count)).toString();
+    return Array.from({ length: count }, (_, i) => ({
+      name: String(i + 1),
+      context: { position: i === 0 ? from : cut(i), to: i === count - 1 ? to : cut(i + 1) },
+    }));
+  }
+
+  /** A partition starts or resumes: how many rows its range holds now, for its progress. */
+  private async open(step: StepRun): Promise<void> {
+    if (typeof step.context.total === 'number') return;
+    const plan = await this.plan(step.job);
+    const { position, to } = step.context as { position: string | null; to: string | null };
+    const { where, values } = range(plan, position, to);
+    const [{ total }] = await this.db.query<{ total: number }>(
+      `SELECT count(*)::float8 AS total FROM ${sourceName(plan)} ${where}`,
+      values,
+    );
+    step.context.total = total;
+    step.context.done ??= 0;
+    step.progress(Number(step.context.done), total, 'rows');
+  }
+
+  /** One chunk of the partition's range, after its position. */
+  private async copyChunk(tx: PoolClient, step: StepRun): Promise<'CONTINUABLE' | 'FINISHED'> {
+    const plan = await this.plan(step.job);
+    const size = Number(step.job.options.chunkSize);
+    const part = await this.copyPart(tx, plan, step, (step.context.position as string | null) ?? null, size);
+    if (part.last !== null) step.context.position = part.last;
+    step.context.done = Number(step.context.done ?? 0) + part.read;
+    step.progress(Number(step.context.done), Number(step.context.total ?? 0) || null, 'rows');
+    return part.read < size ? 'FINISHED' : 'CONTINUABLE';
+  }
+
+  /**
+   * Up to `limit` rows after `after`, under a savepoint; when the target refuses them, the first half and then the
+   * rest, down to single rows, each refused one skipped (skip policy).
+   */
+  private async copyPart(
+    tx: PoolClient,
+    plan: CopyPlan,
+    step: StepRun,
+    after: string | null,
+    limit: number,
+  ): Promise<CopiedPart> {
+    const to = (step.context.to as string | null) ?? null;
+    let copied: CopiedPart | null = null;
+    let failure: unknown = null;
+    await underSavepoint(
+      tx,
+      async () => {
+        const { rows } = await tx.query<CopiedPart>(chunkStatement(plan, after, to, limit));
+        copied = rows[0];
+      },
+      (error) => (failure = error),
+    );
+    if (copied !== null) {
+      const { read, written } = copied as CopiedPart;
+      step.counts.readCount += read;
+      step.counts.writeCount += written;
+      step.counts.filterCount += read - written;
+      return copied;
+    }
+    if (isConnectionError(failure) || isConcurrencyConflict(failure)) throw failure;
+    step.counts.rollbackCount += 1;
+    if (limit === 1) {
+      const { where, values } = range(plan, after, to);
+      const { rows } = await tx.query<{ key: string }>(
+        `SELECT ${quoteIdent(plan.key)}::text AS key FROM ${sourceName(plan)} ${where} ORDER BY ${quoteIdent(plan.key)} LIMIT 1`,
+        values,
+      );
+      skip(step, failure, `${plan.key} = ${rows[0].key}`);
+      step.counts.readCount += 1;
+      step.counts.writeSkipCount += 1;
+      return { read: 1, written: 0, last: rows[0].key };
+    }
+    const half = Math.ceil(limit / 2);
+    const first = await this.copyPart(tx, plan, step, after, half);
+    if (first.read < half) return first;
+    const rest = await this.copyPart(tx, plan, step, first.last, limit - half);
+    return { read: first.read + rest.read, written: first.written + rest.written, last: rest.last ?? first.last };
+  }
+}
+
+/**
+ * The target columns written and the source columns they are read from: the mapping given, or every writable column
+ * of the target that the source has by name.
+ */
+function mappedColumns(
+  mapping: Record<string, string> | undefined,
+  source: SourceTable,
+  target: TargetTable,
+): [string, string][] {
+  if (mapping) {
+    for (const [written, read] of Object.entries(mapping)) {
+      if (!target.columns.has(written)) throw unknownColumn(target.name, written);
+      if (!source.columns.has(read)) throw unknownColumn(source.name, read);
+    }
+    return Object.entries(mapping);
+  }
+  const common = [...target.columns.values()]
+    .filter((column) => !column.generatedAlways && source.columns.has(column.name))
+    .map((column): [string, string] => [column.name, column.name]);
+  if (common.length === 0)
+    throw invalid('columns', `are needed: ${source.name} and ${target.name} have no column of the same name`);
+  return common;
+}
+
+function sourceName(plan: CopyPlan): string {
+  return `${quoteIdent(plan.source.schema)}.${quoteIdent(plan.source.table)}`;
+}
+
+/**
+ * The WHERE clause of a key range after `after` (exclusive; none: from the first) up to `to` (inclusive; none: to the
+ * last), and its parameters, numbered from $1.
+ */
+function range(plan: CopyPlan, after: string | null, to: string | null): { where: string; values: string[] } {
+  const key = quoteIdent(plan.key);
+  const conditions: string[] = [];
+  const values: string[] = [];
+  for (const [bound, operator] of [
+    [after, '>'],
+    [to, '<='],
+  ] as const) {
+    if (bound === null) continue;
+    values.push(bound);
+    conditions.push(`${key} ${operator} $${values.length}::${plan.keyType}`);
+  }
+  return { where: conditions.length ? `WHERE ${conditions.join(' AND ')}` : '', values };
+}
+
+/**
+ * A chunk's statement and its parameters: up to `limit` rows of the range in order of the key (one index range scan,
+ * however far the copy is), written by one INSERT; it answers the rows read and written and the last key. Sent as
+ * text: an unnamed statement is planned for its bounds at each run.
+ */
+function chunkStatement(
+  plan: CopyPlan,
+  after: string | null,
+  to: string | null,
+  limit: number,
+): { text: string; values: unknown[] } {
+  const key = quoteIdent(plan.key);
+  const { where, values } = range(plan, after, to);
+  const read = plan.columns.map(([, column], i) => `${quoteIdent(column)} AS c${i}`).join(', ');
+  const written = plan.columns.map(([column]) => quoteIdent(column)).join(', ');
+  const columns = plan.columns.map((_, i) => `c${i}`).join(', ');
+  let upsert = '';
+  if (plan.conflictKey) {
+    // in order of the key, so that of two rows with one conflict key the later one wins, as one at a time would
+    const updated = plan.columns.filter(([column]) => !plan.conflictKey!.includes(column));
+    upsert = `ORDER BY k ON CONFLICT (${plan.conflictKey.map(quoteIdent).join(', ')}) ${
+      updated.length
+        ? `DO UPDATE SET ${updated.map(([c]) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}`
+        : 'DO NOTHING'
+    }`;
+  }
+  const text = `
+    WITH chunk AS MATERIALIZED (
+      SELECT ${key} AS k, ${read} FROM ${sourceName(plan)} ${where} ORDER BY ${key} LIMIT $${values.length + 1}),
+    written AS (
+      INSERT INTO ${quoteIdent(plan.target.schema)}.${quoteIdent(plan.target.table)} (${written})
+      SELECT ${columns} FROM chunk ${upsert} RETURNING 1)
+    SELECT (SELECT count(*) FROM chunk)::int AS read, (SELECT count(*) FROM written)::int AS written,
+           (SELECT k FROM chunk ORDER BY k DESC LIMIT 1)::text AS last`;
+  return { text, values: [...values, limit] };
+}
+
+function invalid(field: string, message: string): BatchError {
+  return new BatchError('VALIDATION_FAILED', `${field}: ${message}`, { problems: [{ field, message }] });
+}
+
+function unknownColumn(table: string, column: string): BatchError {
+  return new BatchError('UNKNOWN_COLUMN', `${table} has no column ${column}`, { table, column });
+}

@@ -1,0 +1,378 @@
+import type { PoolClient } from 'pg';
+import type { StepCounts } from '../../interfaces/chunk.interfaces';
+import type {
+  IJobDefinition,
+  IJobParameterDescription,
+  IJobReject,
+  JobParameters,
+  JobParameterType,
+  JobParameterValue,
+} from '../../interfaces/job.interfaces';
+
+/**
+ * How a job is defined (CONTRACT.md section 6, after Spring Batch): a name, typed parameters (identifying) and options
+ * (not), steps run in order unless a step's exit code routes elsewhere, a start limit. A step is a tasklet run again
+ * and again, each run one transaction that also saves the step's position and counters, until it says FINISHED; a
+ * chunk-oriented step (reader → processor → writer) and a partitioned step are built on that. Written with `job()`:
+ *
+ *     job('nightly-totals')
+ *       .describe('Sums the day into totals')
+ *       .parameter('day', { type: 'string', required: true, description: 'YYYY-MM-DD' })
+ *       .step('sum', tasklet(async (tx, step) => { await tx.query('…'); return 'FINISHED'; }))
+ *       .build();
+ */
+
+export interface ParameterSpec {
+  type: JobParameterType;
+  description: string;
+  required?: boolean;
+  default?: JobParameterValue;
+  /** The values a string may take. */
+  values?: readonly string[];
+  /** Bounds of an integer or number. */
+  min?: number;
+  max?: number;
+}
+
+/** A job's execution as its steps see it. */
+export interface JobRun {
+  readonly id: string;
+  readonly job: string;
+  readonly clientId: string;
+  readonly parameters: JobParameters;
+  readonly options: JobParameters;
+}
+
+/**
+ * A step's execution (a partition's, in a partitioned step) as its work sees it: Spring Batch's StepContribution and
+ * ExecutionContext. `context` is saved with each committed chunk, and is what a restart or another worker resumes
+ * from; `counts` are this chunk's, added to the step's on commit.
+ */
+export interface StepRun {
+  readonly job: JobRun;
+  readonly name: string;
+  /** The partition's name, in a partitioned step. */
+  readonly partition: string | null;
+  readonly context: Record<string, unknown>;
+  readonly counts: StepCounts;
+  /** Items the step skipped in the chunks committed before this one (this execution's). */
+  readonly skippedBefore: number;
+  /** A code of the step's own to route on (`on(code)`); by default COMPLETED (or COMPLETED_WITH_SKIPS). */
+  exitCode: string | null;
+  /** Records an item the step skipped; committed with the chunk. */
+  reject(reject: IJobReject): void;
+  /** How far the step is: `done` of `total` (null when unknown) in `unit`s. */
+  progress(done: number, total: number | null, unit?: string): void;
+}
+
+export type RepeatStatus = 'CONTINUABLE' | 'FINISHED';
+
+/** One chunk of a step's work, in the transaction that saves its position. */
+export type Tasklet = (tx: PoolClient, step: StepRun) => Promise<RepeatStatus>;
+
+export interface TaskletStep {
+  kind: 'tasklet';
+  /** Called each time the step (or partition) starts or resumes, outside any chunk: totals, resolved bounds. */
+  open?: (step: StepRun) => Promise<void>;
+  execute: Tasklet;
+}
+
+/** One partition of a partitioned step: its name and the context it starts with (its bounds). */
+export interface Partition {
+  name: string;
+  context: Record<string, unknown>;
+}
+
+/**
+ * A step whose input is split into partitions (a key range, say), each run as `step` by whichever worker claims it;
+ * the step ends when every partition has.
+ */
+export interface PartitionedStep {
+  kind: 'partitioned';
+  partitions: (job: JobRun) => Promise<Partition[]>;
+  step: TaskletStep;
+}
+
+export type StepDefinition = TaskletStep | PartitionedStep;
+
+/** Where a step's exit code leads: another step, or the job's end (completed, or failed). */
+export type Transition = { to: string } | { end: true } | { fail: true };
+
+export interface JobStep {
+  name: string;
+  definition: StepDefinition;
+  /** Exit code (or `*`) → where it leads; otherwise the next step when it completed, the job's end when not. */
+  transitions: Map<string, Transition>;
+}
+
+/** What a launch needs its client to be granted: tables to read and tables to write. */
+export interface JobGrants {
+  reads: string[];
+  writes: string[];
+}
+
+export interface JobDefinition {
+  name: string;
+  description: string;
+  parameters: Map<string, ParameterSpec>;
+  options: Map<string, ParameterSpec>;
+  steps: JobStep[];
+  startLimit: number;
+  restartable: boolean;
+  /** The grants a launch with these parameters needs (tables as `schema.table`). */
+  grants: (parameters: JobParameters) => Promise<JobGrants>;
+  /**
+   * Checks at launch that go beyond types (tables, columns): throws the contract's error (UNKNOWN_TARGET,
+   * UNKNOWN_COLUMN, VALIDATION_FAILED) before anything runs.
+   */
+  validate: (parameters: JobParameters, options: JobParameters) => Promise<void>;
+}
+
+/** The default start limit: starts per instance, the first included. */
+export const DEFAULT_START_LIMIT = 3;
+
+export function tasklet(execute: Tasklet, open?: TaskletStep['open']): TaskletStep {
+  return { kind: 'tasklet', execute, open };
+}
+
+export function partitioned(partitions: PartitionedStep['partitions'], step: TaskletStep): PartitionedStep {
+  return { kind: 'partitioned', partitions, step };
+}
+
+/** Reads the next items of a step, advancing the position kept in `step.context`; none left: an empty list. */
+export type ItemReader<T> = (tx: PoolClient, step: StepRun, count: number) => Promise<T[]>;
+/** An item as it is to be written, or null to filter it out; throwing skips it (a process skip). */
+export type ItemProcessor<T, U> = (item: T, step: StepRun) => Promise<U | null> | U | null;
+/** Writes a chunk's items; when it throws, each item is written alone to find the ones to skip. */
+export type ItemWriter<U> = (tx: PoolClient, items: U[], step: StepRun) => Promise<void>;
+
+export interface ChunkOrientedStep<T, U> {
+  reader: ItemReader<T>;
+  processor?: ItemProcessor<T, U>;
+  writer: ItemWriter<U>;
+  /** Items per chunk; the `chunkSize` option overrides it. */
+  chunkSize: number;
+  open?: TaskletStep['open'];
+  /** How an item is shown in a reject. */
+  describe?: (item: T) => string;
+}
+
+/**
+ * A chunk-oriented step: each chunk reads up to chunkSize items, processes them and writes them in one transaction
+ * with the step's position. An item the processor or the writer refuses is skipped (recorded as a reject) while the
+ * `skipLimit` option (default 0) allows, else the step fails; when the writer refuses a chunk, its items are written
+ * one at a time, each under a savepoint, to find which.
+ */
+export function chunk<T, U = T>(definition: ChunkOrientedStep<T, U>): TaskletStep {
+  const { reader, writer, describe = (item: T) => JSON.stringify(item) } = definition;
+  const process = definition.processor ?? ((item: T) => item as unknown as U);
+  return tasklet(async (tx, step) => {
+    const size = Number(step.job.options.chunkSize ?? definition.chunkSize);
+    const items = await reader(tx, step, size);
+    step.counts.readCount += items.length;
+    const processed: { item: T; output: U }[] = [];
+    for (const item of items) {
+      try {
+        const output = await process(item, step);
+        if (output === null) step.counts.filterCount += 1;
+        else processed.push({ item, output });
+      } catch (error) {
+        skip(step, error, describe(item));
+        step.counts.processSkipCount += 1;
+      }
+    }
+    await writeOrSkip(tx, step, processed, writer, describe);
+    return items.length < size ? 'FINISHED' : 'CONTINUABLE';
+  }, definition.open);
+}
+
+async function writeOrSkip<T, U>(
+  tx: PoolClient,
+  step: StepRun,
+  processed: { item: T; output: U }[],
+  writer: ItemWriter<U>,
+  describe: (item: T) => string,
+): Promise<void> {
+  if (processed.length === 0) return;
+  if (
+    await underSavepoint(tx, () =>
+      writer(
+        tx,
+        processed.map((p) => p.output),
+        step,
+      ),
+    )
+  ) {
+    step.counts.writeCount += processed.length;
+    return;
+  }
+  step.counts.rollbackCount += 1;
+  for (const { item, output } of processed) {
+    let failure: unknown = null;
+    const written = await underSavepoint(
+      tx,
+      () => writer(tx, [output], step),
+      (error) => (failure = error),
+    );
+    if (written) step.counts.writeCount += 1;
+    else {
+      skip(step, failure, describe(item));
+      step.counts.writeSkipCount += 1;
+    }
+  }
+}
+
+/** Runs `work` under a savepoint: true when it succeeded, false (rolled back to the savepoint) when it threw. */
+export async function underSavepoint(
+  tx: PoolClient,
+  work: () => Promise<unknown>,
+  failed: (error: unknown) => void = () => undefined,
+): Promise<boolean> {
+  await tx.query('SAVEPOINT item');
+  try {
+    await work();
+    await tx.query('RELEASE SAVEPOINT item');
+    return true;
+  } catch (error) {
+    await tx.query('ROLLBACK TO SAVEPOINT item; RELEASE SAVEPOINT item');
+    failed(error);
+    return false;
+  }
+}
+
+/** Thrown when a step skipped more items than its `skipLimit` option allows: the step fails. */
+export class SkipLimitExceeded extends Error {
+  constructor(limit: number, cause: unknown) {
+    super(`skip limit ${limit} exceeded`, { cause });
+  }
+}
+
+/** Records a skipped item, or fails the step when that is one more than the `skipLimit` option allows. */
+export function skip(step: StepRun, error: unknown, record: string | null): void {
+  const limit = Number(step.job.options.skipLimit ?? 0);
+  const { code, message } = errorOf(error);
+  const skipped = step.counts.readSkipCount + step.counts.processSkipCount + step.counts.writeSkipCount;
+  if (skipped + step.skippedBefore >= limit) throw new SkipLimitExceeded(limit, error);
+  step.reject({ line: null, byteOffset: null, column: null, code, message, record });
+}
+
+function errorOf(error: unknown): { code: string; message: string } {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  const code = typeof e?.code === 'string' ? e.code : 'ITEM_FAILED';
+  return { code, message: String(e?.message ?? error).slice(0, 2000) };
+}
+
+/** Starts a job definition (see the comment at the top of this file). */
+export function job(name: string): JobBuilder {
+  return new JobBuilder(name);
+}
+
+export class JobBuilder {
+  private readonly definition: JobDefinition;
+
+  constructor(name: string) {
+    this.definition = {
+      name,
+      description: '',
+      parameters: new Map(),
+      options: new Map(),
+      steps: [],
+      startLimit: DEFAULT_START_LIMIT,
+      restartable: true,
+      grants: async () => ({ reads: [], writes: [] }),
+      validate: async () => undefined,
+    };
+  }
+
+  describe(description: string): this {
+    this.definition.description = description;
+    return this;
+  }
+
+  /** An identifying parameter: launches with other values are other instances. */
+  parameter(name: string, spec: ParameterSpec): this {
+    this.definition.parameters.set(name, spec);
+    return this;
+  }
+
+  /** An option (chunkSize, skipLimit, …): a restart may change it; it does not identify the instance. */
+  option(name: string, spec: ParameterSpec): this {
+    this.definition.options.set(name, spec);
+    return this;
+  }
+
+  startLimit(limit: number): this {
+    this.definition.startLimit = limit;
+    return this;
+  }
+
+  /** An execution that failed or stopped is never started again: its instance is done. */
+  preventRestart(): this {
+    this.definition.restartable = false;
+    return this;
+  }
+
+  grants(grants: JobDefinition['grants']): this {
+    this.definition.grants = grants;
+    return this;
+  }
+
+  validate(validate: JobDefinition['validate']): this {
+    this.definition.validate = validate;
+    return this;
+  }
+
+  step(name: string, definition: StepDefinition): this {
+    if (this.definition.steps.some((step) => step.name === name)) throw new Error(`step ${name} defined twice`);
+    this.definition.steps.push({ name, definition, transitions: new Map() });
+    return this;
+  }
+
+  /** Where the last step leads when it exits with `code` (`*`: any other code). */
+  on(code: string): { to: (step: string) => JobBuilder; end: () => JobBuilder; fail: () => JobBuilder } {
+    const last = this.definition.steps.at(-1);
+    if (!last) throw new Error('on() needs a step before it');
+    const route = (transition: Transition) => (last.transitions.set(code, transition), this);
+    return { to: (step) => route({ to: step }), end: () => route({ end: true }), fail: () => route({ fail: true }) };
+  }
+
+  build(): JobDefinition {
+    const names = new Set(this.definition.steps.map((step) => step.name));
+    if (names.size === 0) throw new Error(`job ${this.definition.name} has no step`);
+    for (const step of this.definition.steps)
+      for (const transition of step.transitions.values())
+        if ('to' in transition && !names.has(transition.to))
+          throw new Error(`job ${this.definition.name}: step ${step.name} leads to no step ${transition.to}`);
+    return this.definition;
+  }
+}
+
+/** Where a step that exited with `code` leads (see JobStep.transitions). */
+export function nextStep(definition: JobDefinition, step: JobStep, code: string, status: string): Transition {
+  const routed = step.transitions.get(code) ?? step.transitions.get('*');
+  if (routed) return routed;
+  if (status !== 'COMPLETED') return { fail: true };
+  const following = definition.steps[definition.steps.indexOf(step) + 1];
+  return following ? { to: following.name } : { end: true };
+}
+
+/** A definition as GET /api/jobs lists it. */
+export function describeJob(definition: JobDefinition): IJobDefinition {
+  const list = (specs: Map<string, ParameterSpec>): IJobParameterDescription[] =>
+    [...specs].map(([name, spec]) => ({
+      name,
+      type: spec.type,
+      required: spec.required ?? false,
+      default: spec.default,
+      description: spec.values ? `${spec.description} (${spec.values.join(' | ')})` : spec.description,
+    }));
+  return {
+    name: definition.name,
+    description: definition.description,
+    steps: definition.steps.map((step) => step.name),
+    parameters: list(definition.parameters),
+    options: list(definition.options),
+    startLimit: definition.startLimit,
+    restartable: definition.restartable,
+  };
+}

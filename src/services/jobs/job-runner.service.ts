@@ -1,0 +1,410 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { IJobReject, JobStatus } from '../../interfaces/job.interfaces';
+import { AppConfig } from '../../config/app-config';
+import { ClientService } from '../access/client.service';
+import { emptyCounts } from '../engine/chunk-repository';
+import { Database } from '../storage/database';
+import { isConcurrencyConflict, isConnectionError, logReason } from '../storage/database-error';
+import { backOffMs } from '../worker-loop';
+import {
+  JobDefinition,
+  JobRun,
+  JobStep,
+  nextStep,
+  PartitionedStep,
+  RepeatStatus,
+  SkipLimitExceeded,
+  StepRun,
+  TaskletStep,
+} from './job-definition';
+import { withDefaults } from './job-parameters';
+import { JobRegistry } from './job-registry.service';
+import { Ending, ExecutionRow, isRunning, JobRepository, LeaseLost, StepRow } from './job-repository';
+import { JobSignals } from './job-signals';
+
+/** How often the owner of a partitioned step looks whether its partitions have ended. */
+const PARTITION_POLL_MS = 200;
+/** Times a chunk that met other transactions (deadlock, serialization failure) is tried again before the step fails. */
+const CONFLICT_RETRIES = 3;
+
+/**
+ * What a worker holds (an execution it runs, or a partition), kept current by its lease renewals (JobWorker):
+ * `handBack` at the worker's shutdown, `stopping` when a stop was requested, and what it lost.
+ */
+export class Hold {
+  handBack = false;
+  stopping = false;
+  lost = false;
+  readonly steps = new Set<string>();
+  readonly lostSteps = new Set<string>();
+
+  constructor(readonly executionId: string | null) {}
+}
+
+/**
+ * Runs what a worker claimed: an execution's flow of steps (as its owner), or a partition of a partitioned step. A
+ * step is its tasklet run again and again, each run one transaction guarded by the lease that also saves the step's
+ * position, counters and rejects (JobRepository.saveChunk): a chunk is committed with its position or not at all,
+ * so whoever continues the step, after a restart, a hand-back or a lost lease, neither repeats nor misses one.
+ */
+@Injectable()
+export class JobRunner {
+  private readonly logger = new Logger(JobRunner.name);
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly db: Database,
+    private readonly repository: JobRepository,
+    private readonly registry: JobRegistry,
+    private readonly clients: ClientService,
+    private readonly signals: JobSignals,
+  ) {}
+
+  /** Runs an execution this worker (`owner`) claimed until it ends, is handed back, or the lease is lost. */
+  async runExecution(owner: string, row: ExecutionRow, hold: Hold): Promise<void> {
+    const definition = this.registry.get(row.job);
+    const run = definition ? jobRun(definition, row) : null;
+    try {
+      const ending = await this.decide(owner, definition, row, run, hold);
+      if (ending === null) {
+        await this.repository.handBack(owner, row.id, []);
+        this.signals.wake();
+        return;
+      }
+      await this.repository.endExecution(row.id, owner, ending);
+      this.signals.finished();
+      if (run) this.registry.notify(row.job, 'afterJob', run, ending);
+    } catch (error) {
+      if (error instanceof LeaseLost || hold.lost) return;
+      // the database is gone or the service failed: the lease runs out, and the execution ends FAILED with that
+      this.logger.error(`execution ${row.id} (${row.job}) stopped: ${logReason(error)}`);
+    }
+  }
+
+  /** How the execution ends, or null when it was handed back. */
+  private async decide(
+    owner: string,
+    definition: JobDefinition | undefined,
+    row: ExecutionRow,
+    run: JobRun | null,
+    hold: Hold,
+  ): Promise<Ending | null> {
+    if (!definition || !run) return failed(`no job named ${row.job} is defined in this version of the service`);
+    if (row.status === 'STOPPING') return { status: 'STOPPED', code: 'STOPPED', description: null };
+    const refused = await this.clients.missingGrant(row.client_id, await definition.grants(run.parameters));
+    if (refused) return failed(`FORBIDDEN: ${refused}`);
+    if (row.first_start) this.registry.notify(row.job, 'beforeJob', run);
+    return this.runFlow(owner, definition, row, run, hold);
+  }
+
+  /** The job's steps from the first, each leading to the next by its exit code (JobStep.transitions). */
+  private async runFlow(
+    owner: string,
+    definition: JobDefinition,
+    row: ExecutionRow,
+    run: JobRun,
+    hold: Hold,
+  ): Promise<Ending | null> {
+    const visited = new Set<string>();
+    let step = definition.steps[0];
+    for (;;) {
+      if (visited.has(step.name)) return failed(`the flow came back to step ${step.name}`);
+      visited.add(step.name);
+      const ending = await this.runStep(owner, step, row, run, hold);
+      if (ending === null) return null;
+      if (ending.status === 'STOPPED') return { status: 'STOPPED', code: 'STOPPED', description: ending.description };
+      const next = nextStep(definition, step, ending.code, ending.status);
+      if ('to' in next) {
+        step = definition.steps.find((s) => s.name === next.to)!;
+        continue;
+      }
+      if ('fail' in next) {
+        const code = ending.code === 'COMPLETED' || ending.code === 'COMPLETED_WITH_SKIPS' ? 'FAILED' : ending.code;
+        return { status: 'FAILED', code, description: ending.description ?? `step ${step.name} exited ${ending.code}` };
+      }
+      if (!STANDARD_CODES.includes(ending.code)) return { status: 'COMPLETED', code: ending.code, description: null };
+      const skipped = await this.repository.hasSkips(row.id);
+      return { status: 'COMPLETED', code: skipped ? 'COMPLETED_WITH_SKIPS' : 'COMPLETED', description: null };
+    }
+  }
+
+  /**
+   * A step of the flow: its ending when it ended in this execution already (before a hand-back) or completed in an
+   * earlier one of the instance (not run again); else run, from where the instance's last run of it stopped.
+   */
+  private async runStep(
+    owner: string,
+    step: JobStep,
+    row: ExecutionRow,
+    run: JobRun,
+    hold: Hold,
+  ): Promise<Ending | null> {
+    let current = await this.repository.step(row.id, step.name);
+    if (current && !isRunning(current.status)) return endingOf(current);
+    let prior: StepRow | null = null;
+    if (current) await this.repository.takeStep(current, owner);
+    else {
+      prior = await this.repository.priorStep(row.instance_id, row.id, step.name);
+      if (prior?.status === 'COMPLETED') return endingOf(prior);
+      const resumed = step.definition.kind === 'tasklet' ? (prior?.execution_context ?? {}) : {};
+      current = await this.repository.startStep(row.id, step.name, owner, resumed);
+    }
+    hold.steps.add(current.id);
+    try {
+      return step.definition.kind === 'tasklet'
+        ? await this.runTasklet(owner, current, step.definition, run, hold)
+        : await this.runPartitioned(owner, current, step.definition, run, hold, prior);
+    } finally {
+      hold.steps.delete(current.id);
+    }
+  }
+
+  /**
+   * A partitioned step, as its execution's owner: makes the partitions (on a restart, the last run's unfinished ones,
+   * from where they stopped), runs those it can claim, and ends the step once every partition has ended.
+   */
+  private async runPartitioned(
+    owner: string,
+    step: StepRow,
+    definition: PartitionedStep,
+    run: JobRun,
+    hold: Hold,
+    prior: StepRow | null,
+  ): Promise<Ending | null> {
+    if (!step.execution_context.partitioned) {
+      const partitions = prior?.execution_context.partitioned
+        ? await this.repository.unfinishedPartitions(prior)
+        : await definition.partitions(run);
+      await this.repository.createPartitions(step, owner, partitions);
+      this.signals.wake();
+    }
+    for (;;) {
+      if (hold.handBack) return this.handBack(owner, step);
+      if (hold.lost) throw new LeaseLost();
+      if (hold.stopping) await this.repository.stopOpenPartitions(step);
+      else {
+        const partition = await this.repository.claimPartition(owner, leaseMs(this.config), run.id);
+        if (partition) {
+          await this.runClaimedPartition(owner, partition, definition.step, run, hold);
+          continue;
+        }
+      }
+      const statuses = await this.repository.partitionStatuses(step);
+      if (statuses.every((status) => !isRunning(status))) {
+        const ending = partitionsEnding(statuses);
+        await this.repository.endStep(step, owner, ending);
+        return ending;
+      }
+      await delay(PARTITION_POLL_MS);
+    }
+  }
+
+  /** Runs a partition this worker claimed, of an execution another worker (or this one) owns. */
+  async runPartition(owner: string, partition: StepRow, hold: Hold): Promise<void> {
+    try {
+      const row = await this.repository.executionOf(partition.job_execution_id);
+      const definition = this.registry.get(row.job);
+      const step = definition?.steps.find((s) => s.name === partition.name)?.definition;
+      if (!definition || step?.kind !== 'partitioned') {
+        await this.repository.endStep(partition, owner, failed(`no partitioned step ${partition.name} in ${row.job}`));
+        return;
+      }
+      await this.runClaimedPartition(owner, partition, step.step, jobRun(definition, row), hold);
+    } catch (error) {
+      if (!(error instanceof LeaseLost)) this.logger.error(`partition ${partition.id} stopped: ${logReason(error)}`);
+    }
+  }
+
+  private async runClaimedPartition(
+    owner: string,
+    partition: StepRow,
+    definition: TaskletStep,
+    run: JobRun,
+    hold: Hold,
+  ): Promise<void> {
+    hold.steps.add(partition.id);
+    try {
+      await this.runTasklet(owner, partition, definition, run, hold);
+    } catch (error) {
+      if (!(error instanceof LeaseLost) || hold.lost) throw error;
+    } finally {
+      hold.steps.delete(partition.id);
+      hold.lostSteps.delete(partition.id);
+    }
+  }
+
+  /**
+   * A tasklet step (or partition), chunk after chunk until it says FINISHED, a stop was requested, the worker hands it
+   * back, or a chunk fails: a lost connection is waited out, a conflict with other transactions tried again, anything
+   * else fails the step.
+   */
+  private async runTasklet(
+    owner: string,
+    row: StepRow,
+    definition: TaskletStep,
+    run: JobRun,
+    hold: Hold,
+  ): Promise<Ending | null> {
+    const step = new ChunkContext(run, row);
+    this.registry.notify(run.job, 'beforeStep', step);
+    if (definition.open) {
+      await definition.open(step);
+      await this.repository.saveContext(row, owner, step.context);
+      step.committed();
+    }
+    let attempts = 0;
+    for (;;) {
+      if (hold.handBack) return this.handBack(owner, row);
+      if (hold.lost || hold.lostSteps.has(row.id)) throw new LeaseLost();
+      let status: RepeatStatus | 'STOP';
+      try {
+        status = await this.chunk(owner, row, definition, step);
+        attempts = 0;
+      } catch (error) {
+        step.rolledBack();
+        if (error instanceof LeaseLost) throw error;
+        attempts += 1;
+        if (isConnectionError(error)) {
+          await delay(backOffMs(this.config.jobs.pollIntervalMs, attempts));
+          continue;
+        }
+        await this.repository.countRollback(row, owner);
+        if (isConcurrencyConflict(error) && attempts <= CONFLICT_RETRIES) continue;
+        return this.endStep(owner, row, step, failed(failureOf(error)));
+      }
+      if (status === 'STOP')
+        return this.endStep(owner, row, step, { status: 'STOPPED', code: 'STOPPED', description: null });
+      if (status === 'FINISHED') {
+        const code = step.exitCode ?? (step.skipped > 0 ? 'COMPLETED_WITH_SKIPS' : 'COMPLETED');
+        return this.endStep(owner, row, step, { status: 'COMPLETED', code, description: null });
+      }
+    }
+  }
+
+  /** One chunk: the guard (lease, stop), the tasklet, and what it did saved, in one transaction. */
+  private async chunk(
+    owner: string,
+    row: StepRow,
+    definition: TaskletStep,
+    step: ChunkContext,
+  ): Promise<RepeatStatus | 'STOP'> {
+    const status = await this.db.transaction(async (tx) => {
+      if ((await this.repository.guardChunk(tx, row.id, owner)) === 'STOPPING') return 'STOP';
+      const repeat = await definition.execute(tx, step);
+      await this.repository.saveChunk(tx, row, step.counts, step.context, step.rejects);
+      return repeat;
+    });
+    if (status !== 'STOP') {
+      this.registry.notify(step.job.job, 'afterChunk', step);
+      for (const reject of step.rejects) this.registry.notify(step.job.job, 'onSkip', step, reject);
+      step.committed();
+    }
+    return status;
+  }
+
+  private async endStep(owner: string, row: StepRow, step: StepRun, ending: Ending): Promise<Ending> {
+    await this.repository.endStep(row, owner, ending);
+    this.registry.notify(step.job.job, 'afterStep', step, ending);
+    return ending;
+  }
+
+  private async handBack(owner: string, row: StepRow): Promise<null> {
+    await this.repository.handBack(owner, null, [row.id]);
+    return null;
+  }
+}
+
+/** What a claim or a renewal of a lease is good for: three quarters of BATCH_JOB_LEASE_MS (see JobWorker). */
+export function leaseMs(config: AppConfig): number {
+  return Math.round((config.jobs.leaseMs * 3) / 4);
+}
+
+const STANDARD_CODES = ['COMPLETED', 'COMPLETED_WITH_SKIPS', 'FAILED', 'STOPPED'];
+
+/**
+ * A step's StepRun across its chunks: the context as last committed plus what the chunk in flight changed (rolled
+ * back with it), the chunk's counts and rejects, and the skips committed before.
+ */
+class ChunkContext implements StepRun {
+  readonly name: string;
+  readonly partition: string | null;
+  context: Record<string, unknown>;
+  counts = emptyCounts();
+  rejects: IJobReject[] = [];
+  exitCode: string | null = null;
+  skipped: number;
+  private saved: Record<string, unknown>;
+
+  constructor(
+    readonly job: JobRun,
+    row: StepRow,
+  ) {
+    this.name = row.name;
+    this.partition = row.partition;
+    this.saved = row.execution_context;
+    this.context = structuredClone(this.saved);
+    this.skipped = row.skips;
+  }
+
+  get skippedBefore(): number {
+    return this.skipped;
+  }
+
+  reject(reject: IJobReject): void {
+    this.rejects.push(reject);
+  }
+
+  progress(done: number, total: number | null, unit = 'items'): void {
+    this.context.progress = { unit, done, total };
+  }
+
+  /** The chunk committed: its context is the saved one, its counts are the step's. */
+  committed(): void {
+    const { readSkipCount, processSkipCount, writeSkipCount } = this.counts;
+    this.skipped += readSkipCount + processSkipCount + writeSkipCount;
+    this.saved = this.context;
+    this.context = structuredClone(this.saved);
+    this.counts = emptyCounts();
+    this.rejects = [];
+  }
+
+  /** The chunk rolled back: back to the saved context. */
+  rolledBack(): void {
+    this.context = structuredClone(this.saved);
+    this.counts = emptyCounts();
+    this.rejects = [];
+  }
+}
+
+function jobRun(definition: JobDefinition, row: ExecutionRow): JobRun {
+  return {
+    id: row.id,
+    job: row.job,
+    clientId: row.client_id,
+    parameters: withDefaults(definition.parameters, row.parameters),
+    options: withDefaults(definition.options, row.options),
+  };
+}
+
+function failed(description: string): Ending {
+  return { status: 'FAILED', code: 'FAILED', description };
+}
+
+function endingOf(step: StepRow): Ending {
+  return { status: step.status, code: step.exit_code ?? step.status, description: step.exit_description };
+}
+
+/** A partitioned step ends FAILED when a partition did, else STOPPED when one stopped, else COMPLETED. */
+function partitionsEnding(statuses: JobStatus[]): Ending {
+  const count = (status: JobStatus) => statuses.filter((s) => s === status).length;
+  if (count('FAILED') > 0) return failed(`${count('FAILED')} of ${statuses.length} partitions failed`);
+  if (count('STOPPED') > 0) return { status: 'STOPPED', code: 'STOPPED', description: null };
+  return { status: 'COMPLETED', code: 'COMPLETED', description: null };
+}
+
+/** Why a chunk failed, for its owner: the skip limit with the item's error, or the error itself. */
+function failureOf(error: unknown): string {
+  if (error instanceof SkipLimitExceeded) return `${error.message}: ${logReason(error.cause)}`;
+  return logReason(error);
+}

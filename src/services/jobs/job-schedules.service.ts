@@ -1,0 +1,226 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { Cron } from 'croner';
+import type { PoolClient } from 'pg';
+import type { IJobSchedule, JobParameters } from '../../interfaces/job.interfaces';
+import { BatchError } from '../batch-error';
+import { stringifyJson } from '../exact-json';
+import { Database } from '../storage/database';
+import { logReason } from '../storage/database-error';
+import { WorkerLoop, Wakeup } from '../worker-loop';
+import { SCHEDULED_AT } from './job-parameters';
+import { JobOperator, Launcher } from './job-operator.service';
+import { JobRegistry } from './job-registry.service';
+
+export interface ScheduleRequest {
+  job: string;
+  cron: string;
+  timeZone?: string;
+  parameters?: unknown;
+  options?: unknown;
+  client: string;
+  backfillSeconds?: number;
+}
+
+/**
+ * How late a tick may be launched without a backfill window: a worker that was busy or paused for a moment still
+ * launches it; one that was down longer launches only the ticks within `backfillSeconds`.
+ */
+const LATE_TICK_MS = 10_000;
+/** Ticks launched for one schedule in one turn at most (a long backfill of a frequent schedule goes on in the next). */
+const MAX_TICKS_PER_TURN = 100;
+
+interface ScheduleRow {
+  name: string;
+  job: string;
+  cron: string;
+  time_zone: string;
+  parameters: JobParameters;
+  options: JobParameters;
+  client: string;
+  backfill_seconds: number;
+  next_tick_at: Date;
+}
+
+/**
+ * Schedules (CONTRACT.md section 6): each launches its job as its client at each tick of its cron expression, with the
+ * identifying parameter `scheduledAt`. A schedule's row holds its next tick; the worker that launches due ticks locks
+ * the row (SKIP LOCKED) and moves the next tick on in the transaction of the launches, so that across any number of
+ * processes each tick is launched once; and as `scheduledAt` identifies the instance, the launcher would refuse a
+ * second launch of a tick anyway.
+ */
+@Injectable()
+export class JobSchedules {
+  private readonly logger = new Logger('JobSchedules');
+
+  constructor(
+    private readonly db: Database,
+    private readonly registry: JobRegistry,
+    private readonly operator: JobOperator,
+  ) {}
+
+  /** Creates or replaces a schedule; its ticks are launched from the first one after this answers. */
+  async put(name: string, request: ScheduleRequest): Promise<IJobSchedule> {
+    const definition = this.registry.get(request.job);
+    if (!definition) throw new BatchError('NOT_FOUND', `No job named ${request.job}`);
+    const timeZone = request.timeZone ?? 'UTC';
+    const cron = cronOf(request.cron, timeZone);
+    const [client] = await this.db.query<Launcher>(
+      `SELECT id, admin, targets, sources FROM batch.clients WHERE name = $1 AND revoked_at IS NULL`,
+      [request.client],
+    );
+    if (!client) throw invalid('client', `no active client is named ${request.client}`);
+    if (typeof request.parameters === 'object' && request.parameters !== null && SCHEDULED_AT in request.parameters)
+      throw invalid(`parameters.${SCHEDULED_AT}`, 'is given by each tick');
+    const launch = await this.operator.check(client, definition, request.parameters, request.options);
+    await this.db.query(
+      `INSERT INTO batch.job_schedules (name, job, cron, time_zone, parameters, options, client_id, backfill_seconds, next_tick_at)
+       VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7, $8, $9)
+       ON CONFLICT (name) DO UPDATE SET job = EXCLUDED.job, cron = EXCLUDED.cron, time_zone = EXCLUDED.time_zone,
+         parameters = EXCLUDED.parameters, options = EXCLUDED.options, client_id = EXCLUDED.client_id,
+         backfill_seconds = EXCLUDED.backfill_seconds, next_tick_at = EXCLUDED.next_tick_at, updated_at = now()`,
+      [
+        name,
+        definition.name,
+        request.cron,
+        timeZone,
+        stringifyJson(launch.parameters),
+        stringifyJson(launch.options),
+        client.id,
+        request.backfillSeconds ?? 0,
+        cron.nextRun(new Date()),
+      ],
+    );
+    return (await this.list(name))[0];
+  }
+
+  async list(name?: string): Promise<IJobSchedule[]> {
+    const rows = await this.db.query<ScheduleRow>(
+      `SELECT s.name, s.job, s.cron, s.time_zone, s.parameters, s.options, c.name AS client, s.backfill_seconds,
+              s.next_tick_at
+         FROM batch.job_schedules s JOIN batch.clients c ON c.id = s.client_id
+        WHERE $1::text IS NULL OR s.name = $1 ORDER BY s.name`,
+      [name ?? null],
+    );
+    return rows.map((row) => ({
+      name: row.name,
+      job: row.job,
+      cron: row.cron,
+      timeZone: row.time_zone,
+      parameters: row.parameters,
+      options: row.options,
+      client: row.client,
+      backfillSeconds: row.backfill_seconds,
+      nextTickAt: row.next_tick_at.toISOString(),
+    }));
+  }
+
+  /** Deletes a schedule: no tick of it is launched after this answers. */
+  async delete(name: string): Promise<void> {
+    const rows = await this.db.query(`DELETE FROM batch.job_schedules WHERE name = $1 RETURNING 1`, [name]);
+    if (rows.length === 0) throw new BatchError('NOT_FOUND', `No schedule named ${name}`);
+  }
+
+  /** Launches the ticks that are due, each once; answers how many schedules had some. */
+  tick(): Promise<number> {
+    return this.db.transaction(async (tx) => {
+      const { rows } = await tx.query<ScheduleRow & { now: Date; client_id: string } & Launcher>(
+        `SELECT s.name, s.job, s.cron, s.time_zone, s.parameters, s.options, s.backfill_seconds, s.next_tick_at,
+                c.name AS client, c.id, c.admin, c.targets, c.sources, now() AS now
+           FROM batch.job_schedules s JOIN batch.clients c ON c.id = s.client_id
+          WHERE s.next_tick_at <= now() ORDER BY s.next_tick_at LIMIT 20 FOR UPDATE OF s SKIP LOCKED`,
+      );
+      for (const schedule of rows) await this.launchDue(tx, schedule, schedule);
+      return rows.length;
+    });
+  }
+
+  /** A schedule's due ticks, each launched unless it is older than its backfill window, and its next tick moved on. */
+  private async launchDue(tx: PoolClient, schedule: ScheduleRow & { now: Date }, client: Launcher): Promise<void> {
+    const cron = new Cron(schedule.cron, { timezone: schedule.time_zone, paused: true });
+    const oldest = schedule.now.getTime() - Math.max(schedule.backfill_seconds * 1000, LATE_TICK_MS);
+    let tick: Date | null = schedule.next_tick_at;
+    for (let n = 0; tick && tick <= schedule.now && n < MAX_TICKS_PER_TURN; n++) {
+      if (tick.getTime() >= oldest) await this.launchTick(tx, schedule, client, tick);
+      tick = cron.nextRun(tick);
+    }
+    await tx.query(`UPDATE batch.job_schedules SET next_tick_at = $2 WHERE name = $1`, [
+      schedule.name,
+      tick ?? new Date('9999-12-31T00:00:00Z'),
+    ]);
+  }
+
+  private async launchTick(tx: PoolClient, schedule: ScheduleRow, client: Launcher, tick: Date): Promise<void> {
+    const definition = this.registry.get(schedule.job);
+    const parameters = { ...schedule.parameters, [SCHEDULED_AT]: tick.toISOString() };
+    await tx.query('SAVEPOINT tick');
+    try {
+      if (!definition) throw new BatchError('NOT_FOUND', `no job named ${schedule.job}`);
+      const launch = await this.operator.check(client, definition, parameters, schedule.options);
+      await this.operator.decide(tx, client, definition, launch);
+      await tx.query('RELEASE SAVEPOINT tick');
+    } catch (error) {
+      await tx.query('ROLLBACK TO SAVEPOINT tick; RELEASE SAVEPOINT tick');
+      const reason = error instanceof BatchError ? `${error.code}: ${error.message}` : logReason(error);
+      this.logger.warn(`schedule ${schedule.name}: the tick of ${tick.toISOString()} was not launched: ${reason}`);
+    }
+  }
+}
+
+/** Wakes the schedule loop (schedules changed). */
+@Injectable()
+export class ScheduleWakeup extends Wakeup {}
+
+/** How often a worker looks for due ticks: each is launched within a second of its time. */
+const SCHEDULE_POLL_MS = 250;
+
+/** A worker process's loop that launches the schedules' due ticks. */
+@Injectable()
+export class ScheduleLoop extends WorkerLoop {
+  protected readonly logger = new Logger(ScheduleLoop.name);
+
+  constructor(
+    private readonly schedules: JobSchedules,
+    wakeup: ScheduleWakeup,
+  ) {
+    super(wakeup, SCHEDULE_POLL_MS);
+  }
+
+  protected async turn(): Promise<boolean> {
+    return (await this.schedules.tick()) > 0;
+  }
+}
+
+/**
+ * A cron expression of five fields (minute first) or six (second first) in a time zone, as croner reads it; one that
+ * does not parse, never fires or fires more often than once a second, or a time zone that does not exist, is
+ * VALIDATION_FAILED.
+ */
+export function cronOf(expression: string, timeZone: string): Cron {
+  const fields = String(expression).trim().split(/\s+/).length;
+  if (typeof expression !== 'string' || expression.length > 200 || (fields !== 5 && fields !== 6))
+    throw invalid('cron', 'must have five fields (minute first) or six (second first)');
+  if (!validTimeZone(timeZone)) throw invalid('timeZone', `is not a time zone (IANA, such as Europe/Berlin)`);
+  let cron: Cron;
+  try {
+    cron = new Cron(expression, { timezone: timeZone, paused: true });
+  } catch (error) {
+    throw invalid('cron', `does not parse: ${(error as Error).message}`);
+  }
+  const [first, second] = cron.nextRuns(2);
+  if (!first) throw invalid('cron', 'never fires');
+  if (second && second.getTime() - first.getTime() < 1000) throw invalid('cron', 'fires more often than once a second');
+  return cron;
+}
+
+function validTimeZone(timeZone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone });
+    return typeof timeZone === 'string' && timeZone.length > 0;
+  } catch {
+    return false;
+  }
+}
+
+function invalid(field: string, message: string): BatchError {
+  return new BatchError('VALIDATION_FAILED', `${field}: ${message}`, { problems: [{ field, message }] });
+}

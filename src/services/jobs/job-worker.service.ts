@@ -1,0 +1,108 @@
+import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { AppConfig } from '../../config/app-config';
+import { logReason } from '../storage/database-error';
+import { Metrics } from '../observability/metrics.service';
+import { WorkerLoop } from '../worker-loop';
+import { JobOperator } from './job-operator.service';
+import { JobRepository } from './job-repository';
+import { Hold, JobRunner, leaseMs } from './job-runner.service';
+import { JobSignals, JobWakeup } from './job-signals';
+
+/**
+ * A worker process's share of the jobs: runs up to BATCH_JOB_CONCURRENCY executions and partitions at a time, claimed
+ * with SKIP LOCKED, any worker any one. What it holds it holds by a lease, renewed four times per lease (each renewal
+ * good for three quarters of BATCH_JOB_LEASE_MS), so that two renewals may be late before it runs out, and a worker
+ * that died is seen within the lease: its executions end FAILED and are launched again within their job's start
+ * limit, its partitions go to another. At shutdown (SIGTERM) it hands what it runs back at the next chunk boundary,
+ * for another worker to continue, as the same execution.
+ */
+@Injectable()
+export class JobWorker extends WorkerLoop implements OnApplicationBootstrap {
+  protected readonly logger = new Logger(JobWorker.name);
+  /** This process, as the leases name it. */
+  readonly owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  private readonly holds = new Map<Hold, Promise<void>>();
+  private renewals: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly repository: JobRepository,
+    private readonly runner: JobRunner,
+    private readonly operator: JobOperator,
+    private readonly signals: JobSignals,
+    private readonly metrics: Metrics,
+    private readonly jobWakeup: JobWakeup,
+  ) {
+    super(jobWakeup, config.jobs.pollIntervalMs);
+  }
+
+  onApplicationBootstrap(): void {
+    this.renewals = setInterval(() => void this.renew(), this.config.jobs.leaseMs / 4);
+    super.onApplicationBootstrap();
+  }
+
+  /** Hands everything back at the next chunk boundary, waits for that, then stops. */
+  async stop(): Promise<void> {
+    for (const hold of this.holds.keys()) hold.handBack = true;
+    await super.stop();
+    await Promise.all(this.holds.values());
+    if (this.renewals) clearInterval(this.renewals);
+    this.renewals = null;
+  }
+
+  protected async turn(): Promise<boolean> {
+    await this.reap();
+    while (this.holds.size < this.config.jobs.concurrency) {
+      const execution = await this.repository.claimExecution(this.owner, leaseMs(this.config));
+      if (execution) {
+        this.hold(new Hold(execution.id), (hold) => this.runner.runExecution(this.owner, execution, hold));
+        continue;
+      }
+      const partition = await this.repository.claimPartition(this.owner, leaseMs(this.config));
+      if (!partition) break;
+      this.hold(new Hold(null), (hold) => this.runner.runPartition(this.owner, partition, hold));
+    }
+    return false;
+  }
+
+  /** Ends what dead workers held, launches it again within its start limit, and frees their partitions. */
+  private async reap(): Promise<void> {
+    const { ended, partitions } = await this.repository.reapExpired((tx, lost) => this.operator.restartLost(tx, lost));
+    for (const { job } of [...ended, ...partitions]) this.metrics.jobLeaseLosses.inc({ job });
+    if (ended.length > 0) this.signals.finished();
+    if (ended.length > 0 || partitions.length > 0) this.jobWakeup.notify();
+  }
+
+  private hold(hold: Hold, run: (hold: Hold) => Promise<void>): void {
+    const done = run(hold)
+      .catch((error: unknown) => this.logger.error(`job work stopped: ${logReason(error)}`))
+      .finally(() => {
+        this.holds.delete(hold);
+        if (!hold.handBack) this.jobWakeup.notify(); // a slot is free
+      });
+    this.holds.set(hold, done);
+  }
+
+  /** Renews every lease this worker holds; what was not renewed was lost, and is given up at its next chunk. */
+  private async renew(): Promise<void> {
+    const holds = [...this.holds.keys()];
+    const executions = holds.flatMap((hold) => (hold.executionId ? [hold.executionId] : []));
+    const steps = holds.flatMap((hold) => [...hold.steps]);
+    if (executions.length === 0 && steps.length === 0) return;
+    try {
+      const held = await this.repository.renew(this.owner, leaseMs(this.config), executions, steps);
+      for (const hold of holds) {
+        if (hold.executionId) {
+          const status = held.executions.get(hold.executionId);
+          if (status === undefined) hold.lost = true;
+          hold.stopping = status === 'STOPPING';
+        }
+        for (const step of hold.steps) if (!held.steps.has(step)) hold.lostSteps.add(step);
+      }
+    } catch (error) {
+      this.logger.warn(`could not renew job leases: ${logReason(error)}`);
+    }
+  }
+}
