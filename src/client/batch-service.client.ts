@@ -11,6 +11,14 @@ import {
   ICreateBatchOperationsResponse,
   IGetBatchOperationResponse,
 } from '../interfaces/operation.interfaces';
+import {
+  FINAL_JOB_STATUSES,
+  IJobExecution,
+  IJobExecutionList,
+  JOB_PATTERNS,
+  JobParameters,
+  JobStatus,
+} from '../interfaces/job.interfaces';
 
 export interface BatchServiceClientOptions {
   /** AMQP URL of the broker, e.g. amqp://guest:guest@127.0.0.1:5672 */
@@ -94,6 +102,50 @@ export class BatchServiceClient implements OnModuleDestroy {
 
   cancelOperation(id: string): Promise<IGetBatchOperationResponse> {
     return this.call(BATCH_PATTERNS.cancelOperation, { id });
+  }
+
+  /** Launches `job` (CONTRACT.md section 6): the new execution, STARTING; CONFLICT when its instance runs or ran. */
+  launchJob(job: string, parameters: JobParameters = {}, options: JobParameters = {}): Promise<IJobExecution> {
+    return this.call(JOB_PATTERNS.launchJob, { job, parameters, options });
+  }
+
+  getJobExecution(id: string): Promise<IJobExecution> {
+    return this.call(JOB_PATTERNS.getJobExecution, { id });
+  }
+
+  listJobExecutions(
+    query: { job?: string; status?: JobStatus; limit?: number; cursor?: string } = {},
+  ): Promise<IJobExecutionList> {
+    return this.call(JOB_PATTERNS.listJobExecutions, query);
+  }
+
+  stopJobExecution(id: string): Promise<IJobExecution> {
+    return this.call(JOB_PATTERNS.stopJobExecution, { id });
+  }
+
+  restartJobExecution(id: string): Promise<IJobExecution> {
+    return this.call(JOB_PATTERNS.restartJobExecution, { id });
+  }
+
+  /**
+   * Polls an execution until it ended (COMPLETED, FAILED, STOPPED or ABANDONED) and resolves with it; TIMEOUT after
+   * `timeoutMs` (default: no limit). A JobFinishedConsumer hears the end without polling.
+   */
+  async waitForJobExecution(
+    id: string,
+    { intervalMs = 500, timeoutMs = Infinity }: { intervalMs?: number; timeoutMs?: number } = {},
+  ): Promise<IJobExecution> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const execution = await this.getJobExecution(id);
+      if (FINAL_JOB_STATUSES.includes(execution.status)) return execution;
+      if (Date.now() + intervalMs > deadline)
+        throw new BatchServiceError(
+          'TIMEOUT',
+          `Job execution ${id} was still ${execution.status} after ${timeoutMs} ms`,
+        );
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,7 @@
 import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { IOperationsSettledEvent, SETTLED_ROUTING_KEY_PREFIX } from '../interfaces/operation.interfaces';
+import { IJobFinishedEvent, JOB_FINISHED_ROUTING_KEY_PREFIX } from '../interfaces/job.interfaces';
 import { connectAmqp } from '../config/amqp';
 
 export interface SettledEventsOptions {
@@ -14,10 +15,6 @@ export interface SettledEventsOptions {
   prefetch?: number;
 }
 
-/**
- * Consumes `operations.settled` notifications for one client. The handler's promise decides the ack: resolved,
- * the message is acknowledged; rejected, it is requeued. Delivery is at least once: dedupe by operation id.
- */
 /** Acknowledges if the channel is still open; on a closed one the broker redelivers the message by itself. */
 function settle(acknowledge: () => void): void {
   try {
@@ -27,13 +24,20 @@ function settle(acknowledge: () => void): void {
   }
 }
 
-export class SettledEventsConsumer {
+/**
+ * Consumes one kind of the service's notifications for one client. The handler's promise decides the ack: resolved,
+ * the message is acknowledged; rejected, it is requeued. Delivery is at least once.
+ */
+abstract class EventsConsumer<Event> {
   private connection: AmqpConnectionManager | null = null;
   private channel: ChannelWrapper | null = null;
 
-  constructor(private readonly options: SettledEventsOptions) {}
+  constructor(
+    private readonly options: SettledEventsOptions,
+    private readonly routingKeyPrefix: string,
+  ) {}
 
-  async start(handler: (event: IOperationsSettledEvent) => Promise<void> | void): Promise<void> {
+  async start(handler: (event: Event) => Promise<void> | void): Promise<void> {
     const { url, client, queue } = this.options;
     const exchange = this.options.exchange ?? 'batch_service.events';
     this.connection = connectAmqp([url]);
@@ -44,12 +48,12 @@ export class SettledEventsConsumer {
           queue ?? '',
           queue ? { durable: true } : { exclusive: true, autoDelete: true },
         );
-        await channel.bindQueue(name, exchange, SETTLED_ROUTING_KEY_PREFIX + client);
+        await channel.bindQueue(name, exchange, this.routingKeyPrefix + client);
         await channel.prefetch(this.options.prefetch ?? 100);
         await channel.consume(name, (message: ConsumeMessage | null) => {
           if (!message) return;
           Promise.resolve()
-            .then(() => handler(JSON.parse(message.content.toString()) as IOperationsSettledEvent))
+            .then(() => handler(JSON.parse(message.content.toString()) as Event))
             .then(
               () => settle(() => channel.ack(message)),
               () => settle(() => channel.nack(message, false, true)),
@@ -63,5 +67,19 @@ export class SettledEventsConsumer {
   async stop(): Promise<void> {
     await this.channel?.close();
     await this.connection?.close();
+  }
+}
+
+/** `operations.settled` notifications of one client: dedupe by operation id. */
+export class SettledEventsConsumer extends EventsConsumer<IOperationsSettledEvent> {
+  constructor(options: SettledEventsOptions) {
+    super(options, SETTLED_ROUTING_KEY_PREFIX);
+  }
+}
+
+/** `job.finished` notifications of one client's job executions: dedupe by executionId. */
+export class JobFinishedConsumer extends EventsConsumer<IJobFinishedEvent> {
+  constructor(options: SettledEventsOptions) {
+    super(options, JOB_FINISHED_ROUTING_KEY_PREFIX);
   }
 }

@@ -8,6 +8,9 @@ import { MessagesMadeWhenSent1764900000000 } from '../../src/migrations/17649000
 import { RequestsRecordedOnce1765000000000 } from '../../src/migrations/1765000000000-requests-recorded-once';
 import { OperationsTakenFromStreams1765100000000 } from '../../src/migrations/1765100000000-operations-taken-from-streams';
 import { RequestsWithTheirIds1765200000000 } from '../../src/migrations/1765200000000-requests-with-their-ids';
+import { Jobs1766100000000 } from '../../src/migrations/1766100000000-jobs';
+import { JobOperator } from '../../src/services/jobs/job-operator.service';
+import { BatchError } from '../../src/services/batch-error';
 import { unsentMessages } from '../../src/services/outbox/outbox-relay.service';
 import type { IOperationsSettledEvent } from '../../src/interfaces/operation.interfaces';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
@@ -476,6 +479,35 @@ describe('requests with the range of their ids (real PostgreSQL)', () => {
       await app.db.query(`SELECT indexname FROM pg_indexes WHERE indexname = 'operations_request'`),
       [],
       'the index of request_ref is gone',
+    );
+  });
+});
+
+describe('jobs added to a database in use (real PostgreSQL)', () => {
+  const { config, upgraded } = databaseToUpgrade();
+
+  it('keeps the clients and their operations; a client copies nothing until it is granted sources', async () => {
+    const old = await schemaBefore(config, Jobs1766100000000);
+    await old.query(`CREATE TABLE public.items (id int PRIMARY KEY); CREATE TABLE public.copies (id int PRIMARY KEY)`);
+    const client = await oldClient(old);
+    await old.query(
+      `INSERT INTO batch.operations (client_id, target, type, row_values, shape, identity)
+       SELECT $1, 'public.items', 'insert', jsonb_build_object('id', g), '', '' FROM generate_series(1, 3) g`,
+      [client],
+    );
+    await old.destroy();
+
+    const app = await upgraded();
+    assert.equal((await app.db.query(`SELECT 1 FROM batch.operations`)).length, 3);
+    const [row] = await app.db.query<{ targets: string[]; sources: string[] }>(
+      `SELECT targets, sources FROM batch.clients WHERE id = $1`,
+      [client],
+    );
+    assert.deepEqual(row, { targets: ['*'], sources: [] });
+    const launcher = { id: client, name: 'old', admin: false, targets: ['*'], sources: [] } as never;
+    await assert.rejects(
+      app.get(JobOperator).launch(launcher, 'copy', { source: 'public.items', target: 'public.copies' }, {}),
+      (e: unknown) => e instanceof BatchError && e.code === 'FORBIDDEN',
     );
   });
 });

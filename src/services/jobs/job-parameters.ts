@@ -69,7 +69,7 @@ function checkAll(
     else values[name] = value as JobParameterValue;
   }
   for (const [name, spec] of specs)
-    if (spec.required && !(name in values)) problems.push({ field: `${what}.${name}`, message: 'is required' });
+    if (spec.required && !(name in object)) problems.push({ field: `${what}.${name}`, message: 'is required' });
   return values;
 }
 
@@ -138,7 +138,7 @@ function mappingProblem(value: unknown): string | null {
 
 /**
  * What identifies an instance of `job` with these parameters: a hash of them and the defaults of those not given, in a
- * canonical form (keys sorted, a timestamp as its instant in UTC), so that the same parameters written differently
+ * canonical form (keys sorted, a timestamp as its instant in UTC, a key bound as text), so that the same parameters written differently
  * (a default given or left out) are the same instance.
  */
 export function instanceIdentity(definition: JobDefinition, given: JobParameters): string {
@@ -157,6 +157,7 @@ export function instanceIdentity(definition: JobDefinition, given: JobParameters
 function canonicalValue(spec: ParameterSpec, value: JobParameterValue): unknown {
   if (spec.type === 'timestamp' && typeof value === 'string') return new Date(value).toISOString();
   if (spec.type === 'names') return namesOf(value);
+  if (spec.type === 'key') return keyText(value);
   if (spec.type === 'mapping' && value !== null && typeof value === 'object')
     return Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return value;

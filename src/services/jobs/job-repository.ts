@@ -53,6 +53,13 @@ export interface Ending {
   description: string | null;
 }
 
+/** Where a partition of a step is, and why it failed. */
+export interface PartitionStatus {
+  partition: string;
+  status: JobStatus;
+  description: string | null;
+}
+
 export type LaunchOutcome = 'LAUNCHED' | JobConflictReason;
 
 const RUNNING: JobStatus[] = ['STARTING', 'STARTED', 'STOPPING'];
@@ -502,12 +509,12 @@ export class JobRepository {
   }
 
   /** The statuses of a partitioned step's partitions. */
-  async partitionStatuses(step: StepRow): Promise<JobStatus[]> {
-    const rows = await this.db.query<{ status: JobStatus }>(
-      `SELECT status FROM batch.step_executions WHERE job_execution_id = $1 AND name = $2 AND partition IS NOT NULL`,
+  async partitionStatuses(step: StepRow): Promise<PartitionStatus[]> {
+    return this.db.query<PartitionStatus>(
+      `SELECT partition, status, exit_description AS description FROM batch.step_executions
+        WHERE job_execution_id = $1 AND name = $2 AND partition IS NOT NULL ORDER BY partition`,
       [step.job_execution_id, step.name],
     );
-    return rows.map((row) => row.status);
   }
 
   /** Partitions nobody runs of a step whose execution is stopping: STOPPED, as nobody will run them now. */

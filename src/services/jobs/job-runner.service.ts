@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { IJobReject, JobStatus } from '../../interfaces/job.interfaces';
+import type { IJobReject } from '../../interfaces/job.interfaces';
 import { AppConfig } from '../../config/app-config';
 import { ClientService } from '../access/client.service';
 import { emptyCounts } from '../engine/chunk-repository';
@@ -20,7 +20,7 @@ import {
 } from './job-definition';
 import { withDefaults } from './job-parameters';
 import { JobRegistry } from './job-registry.service';
-import { Ending, ExecutionRow, isRunning, JobRepository, LeaseLost, StepRow } from './job-repository';
+import { Ending, ExecutionRow, isRunning, JobRepository, LeaseLost, PartitionStatus, StepRow } from './job-repository';
 import { JobSignals } from './job-signals';
 
 /** How often the owner of a partitioned step looks whether its partitions have ended. */
@@ -190,9 +190,9 @@ export class JobRunner {
           continue;
         }
       }
-      const statuses = await this.repository.partitionStatuses(step);
-      if (statuses.every((status) => !isRunning(status))) {
-        const ending = partitionsEnding(statuses);
+      const partitions = await this.repository.partitionStatuses(step);
+      if (partitions.every(({ status }) => !isRunning(status))) {
+        const ending = partitionsEnding(partitions);
         await this.repository.endStep(step, owner, ending);
         return ending;
       }
@@ -395,11 +395,19 @@ function endingOf(step: StepRow): Ending {
   return { status: step.status, code: step.exit_code ?? step.status, description: step.exit_description };
 }
 
-/** A partitioned step ends FAILED when a partition did, else STOPPED when one stopped, else COMPLETED. */
-function partitionsEnding(statuses: JobStatus[]): Ending {
-  const count = (status: JobStatus) => statuses.filter((s) => s === status).length;
-  if (count('FAILED') > 0) return failed(`${count('FAILED')} of ${statuses.length} partitions failed`);
-  if (count('STOPPED') > 0) return { status: 'STOPPED', code: 'STOPPED', description: null };
+/**
+ * A partitioned step ends FAILED when a partition did (described by the first that did), else STOPPED when one
+ * stopped, else COMPLETED.
+ */
+function partitionsEnding(partitions: PartitionStatus[]): Ending {
+  const failures = partitions.filter(({ status }) => status === 'FAILED');
+  if (failures.length === 1 && partitions.length === 1) return failed(failures[0].description ?? 'failed');
+  if (failures.length > 0)
+    return failed(
+      `${failures.length} of ${partitions.length} partitions failed; ${failures[0].partition}: ${failures[0].description}`,
+    );
+  if (partitions.some(({ status }) => status === 'STOPPED'))
+    return { status: 'STOPPED', code: 'STOPPED', description: null };
   return { status: 'COMPLETED', code: 'COMPLETED', description: null };
 }
 

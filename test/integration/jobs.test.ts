@@ -1,0 +1,331 @@
+import assert from 'node:assert/strict';
+import { Injectable, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { after, before, describe, it } from 'node:test';
+import type { PoolClient } from 'pg';
+import { AppModule } from '../../src/app.module';
+import type { IJobExecution } from '../../src/interfaces/job.interfaces';
+import { AuthenticatedClient, ClientService } from '../../src/services/access/client.service';
+import { BatchError } from '../../src/services/batch-error';
+import { job, tasklet, type JobDefinition, type StepRun } from '../../src/services/jobs/job-definition';
+import { JobOperator } from '../../src/services/jobs/job-operator.service';
+import { AfterStep, BatchJob, OnSkip } from '../../src/services/jobs/job-registry.service';
+import { JobRepository } from '../../src/services/jobs/job-repository';
+import { Hold, JobRunner } from '../../src/services/jobs/job-runner.service';
+import { JobSchedules } from '../../src/services/jobs/job-schedules.service';
+import { createTestDatabase, TestDatabase, testConfig } from '../support/test-database';
+
+/** A job whose first step routes on a code of its own: `count` exits EMPTY when the table has no rows. */
+@BatchJob()
+@Injectable()
+class FlowJob {
+  readonly definition: JobDefinition = job('flow')
+    .describe('routes on a custom exit code')
+    .parameter('table', { type: 'string', required: true, description: 'a table' })
+    .step(
+      'count',
+      tasklet(async (tx: PoolClient, step: StepRun) => {
+        const { rows } = await tx.query(`SELECT count(*)::int AS n FROM ${String(step.job.parameters.table)}`);
+        step.exitCode = rows[0].n === 0 ? 'EMPTY' : null;
+        return 'FINISHED';
+      }),
+    )
+    .on('EMPTY')
+    .to('fill')
+    .step(
+      'report',
+      tasklet(async (tx) => (await tx.query(`INSERT INTO flow_log VALUES ('report')`), 'FINISHED')),
+    )
+    .on('*')
+    .end()
+    .step(
+      'fill',
+      tasklet(async (tx) => (await tx.query(`INSERT INTO flow_log VALUES ('fill')`), 'FINISHED')),
+    )
+    .build();
+
+  readonly stepsEnded: string[] = [];
+
+  @AfterStep('flow')
+  ended(step: StepRun): void {
+    this.stepsEnded.push(step.name);
+  }
+
+  @OnSkip()
+  skipped(): void {
+    // listeners of all jobs are found on any provider; this one only has to be callable
+  }
+}
+
+@Module({ providers: [FlowJob] })
+class FlowJobModule {}
+
+interface Jobs {
+  db: TestDatabase;
+  operator: JobOperator;
+  repository: JobRepository;
+  client: AuthenticatedClient;
+  /** Runs what is claimable (executions, then partitions) until nothing is, as one worker named `owner`. */
+  runAll(owner?: string): Promise<void>;
+  execution(id: string): Promise<IJobExecution>;
+  close(): Promise<void>;
+}
+
+async function startJobs(): Promise<Jobs> {
+  const db = await createTestDatabase();
+  const app = await NestFactory.createApplicationContext(
+    { module: class TestRoot {}, imports: [AppModule.forRoot(db.config), FlowJobModule] },
+    { logger: ['error'] },
+  );
+  const clients = app.get(ClientService);
+  const created = await clients.create({ name: 'copier', targets: ['public.dst', 'public.flow_log'] });
+  await db.query(`UPDATE batch.clients SET sources = '{public.src}' WHERE name = 'copier'`);
+  const client = await clients.authenticate(created.apiKey);
+  const repository = app.get(JobRepository);
+  const runner = app.get(JobRunner);
+  const operator = app.get(JobOperator);
+  return {
+    db,
+    operator,
+    repository,
+    client: client!,
+    runAll: async (owner = 'worker-a') => {
+      for (;;) {
+        const execution = await repository.claimExecution(owner, 30_000);
+        if (execution) {
+          await runner.runExecution(owner, execution, new Hold(execution.id));
+          continue;
+        }
+        const partition = await repository.claimPartition(owner, 30_000);
+        if (!partition) return;
+        await runner.runPartition(owner, partition, new Hold(null));
+      }
+    },
+    execution: (id) => operator.get(client!, id),
+    close: async () => {
+      await app.close();
+      await db.close();
+    },
+  };
+}
+
+const TABLE = `(id int PRIMARY KEY, qty int, price numeric(12,2), note text, at timestamptz)`;
+
+async function conflictOf(promise: Promise<unknown>): Promise<Record<string, unknown>> {
+  const error = await promise.then(
+    () => assert.fail('expected a CONFLICT'),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof BatchError, String(error));
+  assert.equal(error.code, 'CONFLICT', error.message);
+  return error.details as Record<string, unknown>;
+}
+
+describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
+  let jobs: Jobs;
+  before(async () => {
+    jobs = await startJobs();
+    await jobs.db.query(`CREATE TABLE src ${TABLE}; CREATE TABLE dst ${TABLE}; CREATE TABLE flow_log (step text)`);
+    await jobs.db.query(
+      `INSERT INTO src SELECT g, g % 100, g / 7.0, 'note ' || g, now() FROM generate_series(1, 50000) g`,
+    );
+  });
+  after(() => jobs.close());
+
+  it('20 concurrent launches of one instance make exactly one execution; after COMPLETED it is refused', async () => {
+    const parameters = { source: 'public.src', target: 'public.dst', to: 10000 };
+    const launches = await Promise.allSettled(
+      Array.from({ length: 20 }, () => jobs.operator.launch(jobs.client, 'copy', parameters, { chunkSize: 3000 })),
+    );
+    const launched = launches.filter((l) => l.status === 'fulfilled').map((l) => l.value);
+    assert.equal(launched.length, 1);
+    const executionId = launched[0].id;
+    for (const refused of launches.filter((l) => l.status === 'rejected')) {
+      const error = refused.reason as BatchError;
+      assert.equal(error.code, 'CONFLICT');
+      assert.deepEqual(error.details, { reason: 'JOB_EXECUTION_RUNNING', executionId });
+    }
+    assert.equal((await jobs.db.query(`SELECT 1 FROM batch.job_instances`)).length, 1);
+
+    await jobs.runAll();
+    const done = await jobs.execution(executionId);
+    assert.equal(done.status, 'COMPLETED');
+    assert.equal(done.steps[0].writeCount, 10000);
+    assert.equal(done.steps[0].commitCount, 4);
+    assert.deepEqual(
+      await conflictOf(jobs.operator.launch(jobs.client, 'copy', parameters, {})),
+      { reason: 'JOB_INSTANCE_COMPLETE', executionId },
+      'options do not identify an instance',
+    );
+  });
+
+  it('a restart after FAILED resumes at the last committed chunk: nothing read twice, nothing missed', async () => {
+    await jobs.db.query(`ALTER TABLE dst ADD CONSTRAINT not_25001 CHECK (id <> 25001)`);
+    const parameters = { source: 'public.src', target: 'public.dst', from: 10000, to: '40000' };
+    const first = await jobs.operator.launch(jobs.client, 'copy', parameters, { chunkSize: 5000 });
+    await jobs.runAll();
+    const failed = await jobs.execution(first.id);
+    assert.equal(failed.status, 'FAILED');
+    assert.match(failed.exitStatus!.description ?? '', /not_25001|skip/);
+    assert.equal(failed.steps[0].writeCount, 15000, 'the chunks before the bad row stay');
+    assert.equal(await countOf(jobs.db, 'dst'), 25000);
+
+    await jobs.db.query(`ALTER TABLE dst DROP CONSTRAINT not_25001`);
+    const second = await jobs.operator.restart(jobs.client, first.id);
+    assert.equal(second.startCount, 2);
+    assert.equal(second.instanceId, first.instanceId);
+    await jobs.runAll();
+    const completed = await jobs.execution(second.id);
+    assert.equal(completed.status, 'COMPLETED');
+    assert.equal(completed.steps[0].readCount, 15000, 'the restart reads only what the failed run did not commit');
+    assert.equal(completed.progress?.done, 30000);
+    assert.equal(await countOf(jobs.db, 'dst'), 40000);
+    await conflictOf(jobs.operator.restart(jobs.client, second.id));
+  });
+
+  it('a partitioned copy: every key range by whichever worker claims it, the step the sum of its partitions', async () => {
+    const launched = await jobs.operator.launch(
+      jobs.client,
+      'copy',
+      { source: 'public.src', target: 'public.dst', from: 40000, mode: 'upsert' },
+      { partitions: 4, chunkSize: 1000 },
+    );
+    await Promise.all([jobs.runAll('worker-a'), jobs.runAll('worker-b')]);
+    const done = await jobs.execution(launched.id);
+    assert.equal(done.status, 'COMPLETED');
+    assert.equal(done.steps.length, 1);
+    assert.equal(done.steps[0].writeCount, 10000);
+    const partitions = await jobs.db.query<{ partition: string; owner: string }>(
+      `SELECT partition FROM batch.step_executions WHERE job_execution_id = $1 AND partition IS NOT NULL`,
+      [launched.id],
+    );
+    assert.equal(partitions.length, 4);
+    assert.equal(await countOf(jobs.db, 'dst'), 50000);
+    const [{ diff }] = await jobs.db.query<{ diff: string }>(
+      `SELECT count(*) AS diff FROM (SELECT * FROM src EXCEPT SELECT * FROM dst) d`,
+    );
+    assert.equal(Number(diff), 0);
+  });
+
+  it('a dead worker: its execution is FAILED once the lease ran out, launched again up to startLimit', async () => {
+    const launched = await jobs.operator.launch(
+      jobs.client,
+      'copy',
+      { source: 'public.src', target: 'public.dst', from: 0, to: 100, mode: 'upsert' },
+      {},
+    );
+    const restarted: string[] = [];
+    for (let start = 1; start <= 3; start++) {
+      const claimed = await jobs.repository.claimExecution('dead-worker', 1);
+      assert.ok(claimed, `start ${start} was launched`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const { ended } = await jobs.repository.reapExpired((tx, lost) => jobs.operator.restartLost(tx, lost));
+      assert.deepEqual(
+        ended.map((e) => e.id),
+        [claimed.id],
+      );
+      restarted.push(claimed.id);
+      const lost = await jobs.execution(claimed.id);
+      assert.equal(lost.status, 'FAILED');
+      assert.match(lost.exitStatus?.description ?? '', /lease/);
+    }
+    assert.equal(restarted[0], launched.id);
+    assert.equal(await jobs.repository.claimExecution('dead-worker', 1), null, 'startLimit 3: no fourth start');
+    assert.deepEqual(await conflictOf(jobs.operator.restart(jobs.client, restarted[2])), {
+      reason: 'START_LIMIT_EXCEEDED',
+      executionId: restarted[2],
+    });
+  });
+
+  it('flow: a step exiting with a custom code routes to the step named for it; listeners see each step', async () => {
+    const table = jobs.db.query.bind(jobs.db);
+    const empty = await jobs.operator.launch(jobs.client, 'flow', { table: 'flow_log' }, {});
+    await jobs.runAll();
+    assert.deepEqual(
+      (await table<{ step: string }>(`SELECT step FROM flow_log`)).map((r) => r.step),
+      ['fill'],
+    );
+    const full = await jobs.operator.launch(jobs.client, 'flow', { table: 'public.flow_log' }, {});
+    await jobs.runAll();
+    assert.deepEqual(
+      (await table<{ step: string }>(`SELECT step FROM flow_log ORDER BY step`)).map((r) => r.step),
+      ['fill', 'report'],
+    );
+    const first = await jobs.execution(empty.id);
+    assert.deepEqual(
+      first.steps.map((s) => [s.name, s.exitStatus?.code]),
+      [
+        ['count', 'EMPTY'],
+        ['fill', 'COMPLETED'],
+      ],
+    );
+    assert.equal((await jobs.execution(full.id)).status, 'COMPLETED');
+  });
+
+  it('a schedule ticking on two processes launches each tick once; missed ticks within backfill are launched', async () => {
+    const processes = await Promise.all(
+      [1, 2].map(() =>
+        NestFactory.createApplicationContext(AppModule.forRoot(testConfig({ DB_NAME: jobs.db.name })), {
+          logger: ['error'],
+        }),
+      ),
+    );
+    try {
+      const [here, there] = processes.map((p) => p.get(JobSchedules));
+      await here.put('every-second', {
+        job: 'copy',
+        cron: '* * * * * *',
+        client: 'copier',
+        parameters: { source: 'public.src', target: 'public.dst', mode: 'upsert', to: 10 },
+      });
+      const until = Date.now() + 3200;
+      while (Date.now() < until) {
+        await Promise.all([here.tick(), there.tick(), here.tick()]);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const ticks = await scheduledTicks(jobs.db);
+      assert.ok(ticks.length >= 3 && ticks.length <= 4, `ticks: ${ticks.join(', ')}`);
+      assert.equal(new Set(ticks).size, ticks.length, 'no tick launched twice');
+      for (let i = 1; i < ticks.length; i++)
+        assert.equal(Date.parse(ticks[i]) - Date.parse(ticks[i - 1]), 1000, 'no tick missed');
+
+      // the service was down 30 s: the ticks of the last 15 s (backfillSeconds) are launched, the older ones not
+      await here.put('every-second', {
+        job: 'copy',
+        cron: '* * * * * *',
+        client: 'copier',
+        parameters: { source: 'public.src', target: 'public.dst', mode: 'upsert', to: 20 },
+        backfillSeconds: 15,
+      });
+      await jobs.db.query(
+        `UPDATE batch.job_schedules SET next_tick_at = date_trunc('second', now()) - interval '30 seconds'`,
+      );
+      await there.tick();
+      const backfilled = (await scheduledTicks(jobs.db, 20)).map((t) => Date.parse(t));
+      assert.ok(backfilled.length >= 15 && backfilled.length <= 17, `backfilled ${backfilled.length}`);
+      assert.ok(Date.now() - backfilled[0] <= 16_000, 'nothing older than the backfill window');
+
+      await here.delete('every-second');
+      const before = (await scheduledTicks(jobs.db, 20)).length;
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      await there.tick();
+      assert.equal((await scheduledTicks(jobs.db, 20)).length, before, 'no tick after the delete');
+    } finally {
+      await Promise.all(processes.map((p) => p.close()));
+    }
+  });
+});
+
+async function countOf(db: TestDatabase, table: string): Promise<number> {
+  return Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`))[0].n);
+}
+
+/** The `scheduledAt` of the executions launched with `to` = `to`, in order. */
+async function scheduledTicks(db: TestDatabase, to = 10): Promise<string[]> {
+  const rows = await db.query<{ at: string }>(
+    `SELECT e.parameters->>'scheduledAt' AS at FROM batch.job_executions e
+      WHERE e.parameters->>'scheduledAt' IS NOT NULL AND (e.parameters->>'to')::int = $1 ORDER BY 1`,
+    [to],
+  );
+  return rows.map((r) => r.at);
+}
