@@ -8,8 +8,84 @@ function residentMegabytes(pid: number): number {
   return match ? Number(match[1]) / 1024 : NaN;
 }
 
-function percentile(sorted: number[], p: number): number {
+export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/**
+ * A steady stream of createOperation calls at `rate` per second into `bench`, until stopped: each call made while
+ * `measuring` is timed from the call to its settled notification (`latencies`) and to its reply (`replies`).
+ */
+export class CreateStream {
+  measuring = false;
+  readonly latencies: number[] = [];
+  readonly replies: number[] = [];
+  /** The first measured operation's id. */
+  firstMeasured: bigint | null = null;
+  measured = 0;
+  private outstanding = 0;
+  private stopped = false;
+  private running: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly service: BenchService,
+    private readonly rate: number,
+  ) {}
+
+  async start(): Promise<void> {
+    const rpc = this.service.rpc();
+    // Only what is in flight is kept (a 10-minute run creates over a million operations): a measured operation
+    // leaves `sentAt` with its first notification, and a notification is kept only until its create's reply, if it
+    // came first.
+    const sentAt = new Map<string, number>();
+    const notifiedFirst = new Map<string, number>();
+    const notified = await this.service.notifications((id) => {
+      const sent = sentAt.get(id);
+      if (sent === undefined) notifiedFirst.set(id, performance.now());
+      else this.latencies.push(performance.now() - sent);
+      sentAt.delete(id);
+    });
+    const tick = 10; // ms
+    const started = performance.now();
+    this.running = (async () => {
+      for (let sent = 0; !this.stopped;) {
+        const due = Math.floor(((performance.now() - started) / 1000) * this.rate);
+        for (; sent < due; sent++) {
+          const at = performance.now();
+          const measured = this.measuring;
+          if (measured) this.measured += 1;
+          this.outstanding += 1;
+          void rpc
+            .createOperation({ target: 'bench', type: 'insert', values: { qty: sent % 100, note: `n${sent}` } })
+            .then(({ id }) => {
+              this.outstanding -= 1;
+              if (measured) this.replies.push(performance.now() - at);
+              const notifiedAt = notifiedFirst.get(id);
+              notifiedFirst.delete(id);
+              if (!measured) return;
+              if (notifiedAt === undefined) sentAt.set(id, at);
+              else this.latencies.push(notifiedAt - at);
+              if (this.firstMeasured === null || BigInt(id) < this.firstMeasured) this.firstMeasured = BigInt(id);
+            });
+        }
+        await sleep(tick - ((performance.now() - started) % tick));
+      }
+      const deadline = performance.now() + 30_000;
+      while (this.outstanding > 0 && performance.now() < deadline) await sleep(50);
+      while (this.latencies.length < this.measured && performance.now() < deadline) await sleep(50);
+      await notified.stop();
+      await rpc.close();
+      if (this.latencies.length < this.measured)
+        throw new Error(`only ${this.latencies.length} of ${this.measured} operations were notified`);
+    })();
+  }
+
+  /** Stops sending, waits for what was measured to be notified; the latencies, sorted. */
+  async stop(): Promise<number[]> {
+    this.stopped = true;
+    await this.running;
+    return this.latencies.sort((a, b) => a - b);
+  }
 }
 
 /**
@@ -25,64 +101,18 @@ export async function benchLatency(options: { rate: number; seconds: number; int
     await service.start(['all']);
     const pid = service.process('all').pid();
     await db.query(`CREATE TABLE public.bench (id bigserial PRIMARY KEY, qty int NOT NULL, note text)`);
-    const rpc = service.rpc();
-    // Only what is in flight is kept (a 10-minute run creates over a million operations): a measured operation
-    // leaves `sentAt` with its first notification, and a notification is kept only until its create's reply, if it
-    // came first.
-    const sentAt = new Map<string, number>();
-    const notifiedFirst = new Map<string, number>();
-    const latencies: number[] = [];
-    const replies: number[] = [];
-    let firstMeasured: bigint | null = null;
+    const stream = new CreateStream(service, options.rate);
+    await stream.start();
+    await sleep(3000); // JIT, pools and caches first: measured from then on
+    stream.measuring = true;
     const memory: number[] = [];
-    const notified = await service.notifications((id) => {
-      const sent = sentAt.get(id);
-      if (sent === undefined) notifiedFirst.set(id, performance.now());
-      else latencies.push(performance.now() - sent);
-      sentAt.delete(id);
-    });
-    const tick = 10; // ms
-    const perTick = (options.rate * tick) / 1000;
-    let outstanding = 0;
-    const started = performance.now();
-    let sent = 0;
-    let measuredCount = 0;
-    let nextSample = started;
-    const warmUpMs = 3000; // JIT, pools and caches first: measured from then on
-    while (performance.now() - started < options.seconds * 1000 + warmUpMs) {
-      const due = Math.floor(((performance.now() - started) / 1000) * options.rate);
-      for (; sent < due; sent++) {
-        const at = performance.now();
-        const measured = at - started >= warmUpMs;
-        if (measured) measuredCount += 1;
-        outstanding += 1;
-        void rpc
-          .createOperation({ target: 'bench', type: 'insert', values: { qty: sent % 100, note: `n${sent}` } })
-          .then(({ id }) => {
-            outstanding -= 1;
-            if (measured) replies.push(performance.now() - at);
-            const notifiedAt = notifiedFirst.get(id);
-            notifiedFirst.delete(id);
-            if (!measured) return;
-            if (notifiedAt === undefined) sentAt.set(id, at);
-            else latencies.push(notifiedAt - at);
-            if (firstMeasured === null || BigInt(id) < firstMeasured) firstMeasured = BigInt(id);
-          });
-      }
-      if (performance.now() - started >= warmUpMs && performance.now() >= nextSample) {
-        memory.push(residentMegabytes(pid));
-        nextSample += 500;
-      }
-      await sleep(tick - ((performance.now() - started) % tick) || perTick);
+    const until = performance.now() + options.seconds * 1000;
+    while (performance.now() < until) {
+      memory.push(residentMegabytes(pid));
+      await sleep(500);
     }
-    const deadline = performance.now() + 30_000;
-    while (outstanding > 0 && performance.now() < deadline) await sleep(50);
-    while (latencies.length < measuredCount && performance.now() < deadline) await sleep(50);
-    await notified.stop();
-    await rpc.close();
-    if (latencies.length < measuredCount)
-      throw new Error(`only ${latencies.length} of ${measuredCount} operations were notified`);
-    const sorted = latencies.sort((a, b) => a - b);
+    const sorted = await stream.stop();
+    const { replies, firstMeasured } = stream;
     // The service's share, on the database's clock: from the commit of the create to the commit of its chunk.
     const [{ p99: settledP99 }] = await db.query<{ p99: number }>(
       `SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM op.settled_at - op.created_at) * 1000) AS p99

@@ -98,7 +98,7 @@ type Role = 'all' | 'api' | 'worker';
 /**
  * A service started with `npm start` on a database, queue and exchange of its own, on the README's defaults: one
  * process per role given (`all`, as `npm start` alone runs it; or `api` and `worker` apart), and a client `bench`
- * allowed every target.
+ * allowed every target and source.
  */
 export class BenchService {
   readonly env = serviceEnv({ LOG_LEVEL: 'error', BATCH_PROCESS_OPERATION_INTERVAL: '100' });
@@ -125,7 +125,7 @@ export class BenchService {
       'POST',
       '/api/clients',
       this.env.BATCH_ADMIN_API_KEY,
-      { name: 'bench', targets: ['*'] },
+      { name: 'bench', targets: ['*'], sources: ['*'] },
     );
     this.apiKey = created.body.apiKey;
   }
