@@ -109,6 +109,26 @@ CREATE TABLE batch.holds (
   CONSTRAINT holds_pkey PRIMARY KEY (target)
 );
 
+CREATE TABLE batch.import_blocks (
+  file_id bigint NOT NULL,
+  byte_offset bigint NOT NULL,
+  data bytea NOT NULL,
+  CONSTRAINT import_blocks_file_id_fkey FOREIGN KEY (file_id) REFERENCES batch.import_files(id) ON DELETE CASCADE,
+  CONSTRAINT import_blocks_pkey PRIMARY KEY (file_id, byte_offset)
+);
+
+CREATE TABLE batch.import_files (
+  id bigint NOT NULL DEFAULT nextval('batch.import_files_id_seq'::regclass),
+  client_id bigint NOT NULL,
+  sha256 text NOT NULL,
+  gzip boolean NOT NULL,
+  bytes bigint NOT NULL,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  CONSTRAINT import_files_client_id_fkey FOREIGN KEY (client_id) REFERENCES batch.clients(id),
+  CONSTRAINT import_files_pkey PRIMARY KEY (id),
+  CONSTRAINT import_files_sha256 UNIQUE (client_id, sha256)
+);
+
 CREATE TABLE batch.job_executions (
   id bigint NOT NULL DEFAULT nextval('batch.job_executions_id_seq'::regclass),
   instance_id bigint NOT NULL,

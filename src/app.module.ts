@@ -58,6 +58,10 @@ import {
 import { Metrics, MetricsChunkListener, MetricsIngestListener } from './services/observability/metrics.service';
 import { JobController, JobScheduleController } from './controllers/job.controller';
 import { JobRpcController } from './controllers/job-rpc.controller';
+import { ImportController } from './controllers/import.controller';
+import { ImportFiles } from './services/imports/import-files';
+import { ImportJob } from './services/imports/import-job';
+import { ImportUploads } from './services/imports/import-uploads.service';
 import { CopyJob } from './services/jobs/copy-job';
 import { JobOperator } from './services/jobs/job-operator.service';
 import { JobRegistry } from './services/jobs/job-registry.service';
@@ -96,6 +100,7 @@ export class AppModule {
         HealthController,
         MetricsController,
         JobController,
+        ImportController,
         JobScheduleController,
         JobRpcController,
       ],
@@ -153,6 +158,9 @@ export class AppModule {
         ScheduleWakeup,
         MetricsJobListener,
         CopyJob,
+        ImportJob,
+        ImportFiles,
+        ImportUploads,
         ...(config.role === 'api' ? [] : WORKER_LOOPS),
       ],
     };

@@ -6,6 +6,7 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger as PinoNestLogger } from 'nestjs-pino';
 import { existsSync } from 'node:fs';
+import type { NextFunction, Request, Response } from 'express';
 import { AppModule } from './app.module';
 import { AppConfig, ConfigError, loadConfig } from './config/app-config';
 import { BatchErrorFilter } from './controllers/errors';
@@ -78,7 +79,11 @@ async function bootstrap(): Promise<void> {
   app.use(httpLogger(config));
   app.use(httpRequestMetrics(app.get(Metrics)));
   const bytesInFlight = new BytesInFlight(config.limits.maxBytesInFlight);
-  app.use(bytesInFlight.forHttp(config.limits.maxMessageBytes));
+  const admitted = bytesInFlight.forHttp(config.limits.maxMessageBytes);
+  // an import's body is streamed into storage in blocks, never held whole: it takes nothing of the budget
+  app.use((request: Request, response: Response, next: NextFunction) =>
+    request.path === '/api/imports' ? next() : admitted(request, response, next),
+  );
   app.useBodyParser('text', { type: JSON_CONTENT_TYPES, limit: config.limits.maxMessageBytes });
   app.use(readJsonBody);
   app.use(writeExactJson);

@@ -4,16 +4,12 @@ import { NestFactory } from '@nestjs/core';
 import { after, before, describe, it } from 'node:test';
 import type { PoolClient } from 'pg';
 import { AppModule } from '../../src/app.module';
-import type { IJobExecution } from '../../src/interfaces/job.interfaces';
-import { AuthenticatedClient, ClientService } from '../../src/services/access/client.service';
 import { BatchError } from '../../src/services/batch-error';
 import { job, tasklet, type JobDefinition, type StepRun } from '../../src/services/jobs/job-definition';
-import { JobOperator } from '../../src/services/jobs/job-operator.service';
 import { AfterStep, BatchJob, OnSkip } from '../../src/services/jobs/job-registry.service';
-import { JobRepository } from '../../src/services/jobs/job-repository';
-import { Hold, JobRunner } from '../../src/services/jobs/job-runner.service';
 import { JobSchedules } from '../../src/services/jobs/job-schedules.service';
-import { createTestDatabase, TestDatabase, testConfig } from '../support/test-database';
+import { Jobs, startJobs } from '../support/jobs-app';
+import { TestDatabase, testConfig } from '../support/test-database';
 
 /** A job whose first step routes on a code of its own: `count` exits EMPTY when the table has no rows. */
 @BatchJob()
@@ -60,55 +56,6 @@ class FlowJob {
 @Module({ providers: [FlowJob] })
 class FlowJobModule {}
 
-interface Jobs {
-  db: TestDatabase;
-  operator: JobOperator;
-  repository: JobRepository;
-  client: AuthenticatedClient;
-  /** Runs what is claimable (executions, then partitions) until nothing is, as one worker named `owner`. */
-  runAll(owner?: string): Promise<void>;
-  execution(id: string): Promise<IJobExecution>;
-  close(): Promise<void>;
-}
-
-async function startJobs(): Promise<Jobs> {
-  const db = await createTestDatabase();
-  const app = await NestFactory.createApplicationContext(
-    { module: class TestRoot {}, imports: [AppModule.forRoot(db.config), FlowJobModule] },
-    { logger: ['error'] },
-  );
-  const clients = app.get(ClientService);
-  const created = await clients.create({ name: 'copier', targets: ['public.dst', 'public.flow_log'] });
-  await db.query(`UPDATE batch.clients SET sources = '{public.src}' WHERE name = 'copier'`);
-  const client = await clients.authenticate(created.apiKey);
-  const repository = app.get(JobRepository);
-  const runner = app.get(JobRunner);
-  const operator = app.get(JobOperator);
-  return {
-    db,
-    operator,
-    repository,
-    client: client!,
-    runAll: async (owner = 'worker-a') => {
-      for (;;) {
-        const execution = await repository.claimExecution(owner, 30_000);
-        if (execution) {
-          await runner.runExecution(owner, execution, new Hold(execution.id));
-          continue;
-        }
-        const partition = await repository.claimPartition(owner, 30_000);
-        if (!partition) return;
-        await runner.runPartition(owner, partition, new Hold(null));
-      }
-    },
-    execution: (id) => operator.get(client!, id),
-    close: async () => {
-      await app.close();
-      await db.close();
-    },
-  };
-}
-
 const TABLE = `(id int PRIMARY KEY, qty int, price numeric(12,2), note text, at timestamptz)`;
 
 async function conflictOf(promise: Promise<unknown>): Promise<Record<string, unknown>> {
@@ -124,7 +71,7 @@ async function conflictOf(promise: Promise<unknown>): Promise<Record<string, unk
 describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
   let jobs: Jobs;
   before(async () => {
-    jobs = await startJobs();
+    jobs = await startJobs({ targets: ['public.dst', 'public.flow_log'], sources: ['public.src'] }, [FlowJobModule]);
     await jobs.db.query(`CREATE TABLE src ${TABLE}; CREATE TABLE dst ${TABLE}; CREATE TABLE flow_log (step text)`);
     await jobs.db.query(
       `INSERT INTO src SELECT g, g % 100, g / 7.0, 'note ' || g, now() FROM generate_series(1, 50000) g`,

@@ -243,17 +243,25 @@ export async function underSavepoint(
 /** Thrown when a step skipped more items than its `skipLimit` option allows: the step fails. */
 export class SkipLimitExceeded extends Error {
   constructor(limit: number, cause: unknown) {
-    super(`skip limit ${limit} exceeded`, { cause });
+    super(`${limit + 1} items refused, more than the skip limit of ${limit}`, { cause });
   }
 }
 
-/** Records a skipped item, or fails the step when that is one more than the `skipLimit` option allows. */
-export function skip(step: StepRun, error: unknown, record: string | null): void {
+/**
+ * Records a skipped item (where it is, for an item of a file), or fails the step when that is one more than the
+ * `skipLimit` option allows.
+ */
+export function skip(
+  step: StepRun,
+  error: unknown,
+  record: string | null,
+  at: Partial<Pick<IJobReject, 'line' | 'byteOffset' | 'column'>> = {},
+): void {
   const limit = Number(step.job.options.skipLimit ?? 0);
   const { code, message } = errorOf(error);
   const skipped = step.counts.readSkipCount + step.counts.processSkipCount + step.counts.writeSkipCount;
   if (skipped + step.skippedBefore >= limit) throw new SkipLimitExceeded(limit, error);
-  step.reject({ line: null, byteOffset: null, column: null, code, message, record });
+  step.reject({ line: null, byteOffset: null, column: null, ...at, code, message, record });
 }
 
 function errorOf(error: unknown): { code: string; message: string } {

@@ -1,0 +1,90 @@
+import { Injectable } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import type { PoolClient } from 'pg';
+import { BatchError } from '../batch-error';
+import { Database } from '../storage/database';
+
+/** The size of a stored block: a chunk reads the blocks its byte range touches. */
+export const BLOCK_BYTES = 1 << 20;
+
+/** An uploaded data set as stored: its id and its size (decompressed). */
+export interface ImportFile {
+  id: string;
+  bytes: number;
+}
+
+/**
+ * The uploaded data sets, in PostgreSQL (batch.import_files and their blocks), where any worker reads them. A file is
+ * written inside the upload's transaction, block by block as the body arrives, so a broken upload leaves nothing; it
+ * is known by its client and the sha256 of the body as sent, and an upload of the same bytes again keeps the file
+ * stored first.
+ */
+@Injectable()
+export class ImportFiles {
+  constructor(private readonly db: Database) {}
+
+  /** Starts a file in `tx`; its blocks are added with `append`, and `finish` names it by its sha256. */
+  async create(tx: PoolClient, clientId: string, gzip: boolean): Promise<string> {
+    const { rows } = await tx.query<{ id: string }>(
+      `INSERT INTO batch.import_files (client_id, sha256, gzip, bytes) VALUES ($1, $2, $3, 0) RETURNING id`,
+      [clientId, `uploading-${randomBytes(12).toString('hex')}`, gzip],
+    );
+    return rows[0].id;
+  }
+
+  async append(tx: PoolClient, fileId: string, offset: number, data: Buffer): Promise<void> {
+    await tx.query({
+      name: 'import-block',
+      text: `INSERT INTO batch.import_blocks (file_id, byte_offset, data) VALUES ($1, $2, $3)`,
+      values: [fileId, offset, data],
+    });
+  }
+
+  /**
+   * Names the file by the sha256 of the body as sent; when the client stored the same body before, the new copy is
+   * dropped and the one stored first is used (the same bytes sent once compressed and once not are refused: they are
+   * two data sets of one name). Returns the file's id.
+   */
+  async finish(tx: PoolClient, clientId: string, fileId: string, sha256: string, bytes: number): Promise<string> {
+    const { rows } = await tx.query<{ id: string; same: boolean }>(
+      `SELECT f.id, f.gzip = n.gzip AS same FROM batch.import_files f, batch.import_files n
+        WHERE f.client_id = $1 AND f.sha256 = $2 AND n.id = $3`,
+      [clientId, sha256, fileId],
+    );
+    if (rows.length > 0) {
+      if (!rows[0].same)
+        throw new BatchError(
+          'VALIDATION_FAILED',
+          'These bytes were uploaded before with another Content-Encoding: send them as then, or add a runId',
+        );
+      await tx.query(`DELETE FROM batch.import_files WHERE id = $1`, [fileId]);
+      return rows[0].id;
+    }
+    await tx.query(`UPDATE batch.import_files SET sha256 = $2, bytes = $3 WHERE id = $1`, [fileId, sha256, bytes]);
+    return fileId;
+  }
+
+  /** The client's file of this sha256, or null. */
+  async find(clientId: string, sha256: string): Promise<ImportFile | null> {
+    const [row] = await this.db.query<{ id: string; bytes: string }>(
+      `SELECT id, bytes FROM batch.import_files WHERE client_id = $1 AND sha256 = $2`,
+      [clientId, sha256],
+    );
+    return row ? { id: row.id, bytes: Number(row.bytes) } : null;
+  }
+
+  /** The bytes of a file from `offset`, `length` of them at most (fewer at its end). */
+  async read(tx: PoolClient, fileId: string, offset: number, length: number): Promise<Buffer> {
+    const first = Math.floor(offset / BLOCK_BYTES) * BLOCK_BYTES;
+    const { rows } = await tx.query<{ byte_offset: string; data: Buffer }>({
+      name: 'import-blocks',
+      text: `SELECT byte_offset, data FROM batch.import_blocks
+              WHERE file_id = $1 AND byte_offset >= $2 AND byte_offset < $3 ORDER BY byte_offset`,
+      values: [fileId, first, offset + length],
+    });
+    if (rows.length === 0) return Buffer.alloc(0);
+    const joined = rows.length === 1 ? rows[0].data : Buffer.concat(rows.map((row) => row.data));
+    const start = offset - Number(rows[0].byte_offset);
+    return joined.subarray(start, start + length);
+  }
+}

@@ -1,0 +1,533 @@
+import { Injectable } from '@nestjs/common';
+import type { PoolClient } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { TargetTable } from '../../interfaces/catalog.interfaces';
+import type { JobParameters } from '../../interfaces/job.interfaces';
+import { BatchError } from '../batch-error';
+import { job, JobDefinition, JobRun, skip, StepRun, tasklet, underSavepoint } from '../jobs/job-definition';
+import { namesOf } from '../jobs/job-parameters';
+import { BatchJob, JobProvider } from '../jobs/job-registry.service';
+import { CatalogService, sameColumns } from '../storage/catalog.service';
+import { quoteIdent } from '../storage/database';
+import { isConcurrencyConflict, isConnectionError } from '../storage/database-error';
+import { ImportFile, ImportFiles } from './import-files';
+import { scanRecords, ScannedRecords } from './record-scanner';
+import { csvFields, ndjsonRecord, RecordProblem } from './records';
+
+/** Bytes read for a chunk at first; doubled while not even one record fits (a 10 MB field), up to the most. */
+const FIRST_WINDOW = 4 << 20;
+const MOST_WINDOW = 1 << 30;
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+/** A reject keeps this much of its record's text. */
+const RECORD_TEXT = 1024;
+
+/** What an import runs with: its target, how the data set is written, and how COPY reads it. */
+export interface ImportPlan {
+  target: TargetTable;
+  format: 'csv' | 'ndjson';
+  conflictKey: string[] | null;
+  header: boolean;
+  /** The columns of a CSV file without a header (the `columns` parameter, or every writable column in order). */
+  columns: string[];
+  delimiter: string;
+  quote: string;
+  /** The text of NULL in CSV; null: COPY's default, the empty unquoted field. */
+  nullText: string | null;
+}
+
+/** A record a chunk refuses, kept until the chunk's end so that its rejects are recorded in file order. */
+interface Refusal {
+  error: unknown;
+  origin: { line: number; byteOffset: number; text: string };
+  column: string | null;
+  /** Unreadable (malformed JSON, an unknown key), or refused by the target. */
+  read: boolean;
+}
+
+/** Records of a chunk as COPY takes them: their bytes, where each starts, and where each came from in the file. */
+interface Records {
+  data: Buffer;
+  /** Where each record starts in `data`, and where the last one ends: one more than the records. */
+  bounds: number[];
+  /** The physical line of `data` where each record starts (a quoted newline makes a record two lines). */
+  lines: number[];
+  origin(i: number): { line: number; byteOffset: number; text: string };
+}
+
+/**
+ * The built-in `import` (CONTRACT.md section 7): an uploaded CSV or NDJSON data set (ImportFiles) into a target table.
+ * A chunk is `chunkSize` records found by a quote-aware scan of the stored bytes (record-scanner.ts), whose raw bytes
+ * go to `COPY … FROM STDIN` (an NDJSON record is first made a CSV line); an upsert copies them into a temporary table
+ * and writes them with `INSERT … SELECT … ON CONFLICT`. The step's position (byte offset and line) is saved with
+ * each chunk, so a restart reads on from there. A chunk COPY refuses is narrowed to the records at fault by the line
+ * COPY names (a refusal without one is bisected), and each is a reject with its line, byte offset and column.
+ */
+@BatchJob()
+@Injectable()
+export class ImportJob implements JobProvider {
+  readonly definition: JobDefinition;
+  private readonly plans = new WeakMap<JobRun, Promise<ImportPlan>>();
+
+  constructor(
+    private readonly catalog: CatalogService,
+    private readonly files: ImportFiles,
+  ) {
+    this.definition = job('import')
+      .describe('Loads an uploaded CSV or NDJSON data set into a target table (POST /api/imports)')
+      .parameter('target', { type: 'string', required: true, description: 'the table written (`schema.table`)' })
+      .parameter('mode', {
+        type: 'string',
+        values: ['insert', 'upsert'],
+        default: 'insert',
+        description: 'how records are written',
+      })
+      .parameter('conflictKey', {
+        type: 'names',
+        description: 'upsert: a unique key of the target (default its primary key)',
+      })
+      .parameter('columns', { type: 'names', description: 'CSV without a header: the columns of its fields, in order' })
+      .parameter('format', { type: 'string', values: ['csv', 'ndjson'], required: true, description: 'the format' })
+      .parameter('sha256', { type: 'string', required: true, description: 'of the body as uploaded' })
+      .parameter('runId', { type: 'string', description: 'any text, to load the same data set once more' })
+      .option('header', { type: 'boolean', default: true, description: 'CSV: the first record names the columns' })
+      .option('delimiter', { type: 'string', default: ',', description: 'CSV: the field delimiter, one character' })
+      .option('quote', { type: 'string', default: '"', description: 'CSV: the quote, one character' })
+      .option('null', { type: 'string', description: 'CSV: the text of NULL (default the empty unquoted field)' })
+      .option('skipLimit', { type: 'integer', default: 0, min: 0, description: 'records that may be rejected' })
+      .option('chunkSize', {
+        type: 'integer',
+        default: 50_000,
+        min: 1,
+        max: 1_000_000,
+        description: 'records per chunk',
+      })
+      .grants(async (parameters) => ({
+        reads: [],
+        writes: [(await this.catalog.find(String(parameters.target)))?.name ?? String(parameters.target)],
+      }))
+      .validate(async (parameters, options) => {
+        const plan = await this.planOf(parameters, options);
+        if (plan.format === 'csv' && !plan.header) checkColumns(plan, plan.columns);
+      })
+      .step(
+        'load',
+        tasklet(
+          (tx, step) => this.loadChunk(tx, step),
+          (step) => this.open(step),
+        ),
+      )
+      .build();
+  }
+
+  /** The launch's target and COPY settings, checked: the contract's error for what is not right. */
+  async planOf(parameters: JobParameters, options: JobParameters): Promise<ImportPlan> {
+    const target = await this.catalog.find(String(parameters.target));
+    if (!target) throw new BatchError('UNKNOWN_TARGET', `No target table ${String(parameters.target)}`);
+    let conflictKey: string[] | null = null;
+    if (parameters.mode === 'upsert') {
+      conflictKey = parameters.conflictKey === undefined ? target.primaryKey : namesOf(parameters.conflictKey);
+      if (!conflictKey) throw invalid('conflictKey', `is needed: ${target.name} has no primary key`);
+      if (!target.uniqueKeys.some((unique) => sameColumns(unique, conflictKey!)))
+        throw invalid('conflictKey', `is not a unique key of ${target.name}`);
+    }
+    const delimiter = String(options.delimiter ?? ',');
+    const quote = String(options.quote ?? '"');
+    for (const [name, char] of [
+      ['delimiter', delimiter],
+      ['quote', quote],
+    ])
+      if (Buffer.byteLength(char) !== 1 || char === '\n' || char === '\r')
+        throw invalid(name, 'must be one single-byte character other than a newline');
+    if (delimiter === quote) throw invalid('quote', 'must differ from the delimiter');
+    const columns =
+      parameters.columns === undefined
+        ? [...target.columns.values()].filter((c) => !c.generatedAlways).map((c) => c.name)
+        : namesOf(parameters.columns)!;
+    return {
+      target,
+      format: parameters.format === 'ndjson' ? 'ndjson' : 'csv',
+      conflictKey,
+      header: options.header !== false,
+      columns,
+      delimiter,
+      quote,
+      nullText: options.null === undefined ? null : String(options.null),
+    };
+  }
+
+  private plan(run: JobRun): Promise<ImportPlan> {
+    let plan = this.plans.get(run);
+    if (!plan) this.plans.set(run, (plan = this.planOf(run.parameters, run.options)));
+    return plan;
+  }
+
+  private async fileOf(run: JobRun): Promise<ImportFile> {
+    const file = await this.files.find(run.clientId, String(run.parameters.sha256));
+    if (!file) throw new Error(`the data set ${String(run.parameters.sha256)} of this import is no longer stored`);
+    return file;
+  }
+
+  /** The step starts or resumes: its progress is the bytes read of the file's. */
+  private async open(step: StepRun): Promise<void> {
+    const file = await this.fileOf(step.job);
+    step.context.offset ??= 0;
+    step.context.line ??= 1;
+    step.progress(Number(step.context.offset), file.bytes, 'bytes');
+  }
+
+  /** The next `chunkSize` records after the saved position, loaded; the position moved past them. */
+  private async loadChunk(tx: PoolClient, step: StepRun): Promise<'CONTINUABLE' | 'FINISHED'> {
+    const plan = await this.plan(step.job);
+    const file = await this.fileOf(step.job);
+    let offset = Number(step.context.offset ?? 0);
+    let line = Number(step.context.line ?? 1);
+    if (offset === 0) {
+      const head = await this.files.read(tx, file.id, 0, BOM.length);
+      if (head.equals(BOM)) offset = BOM.length;
+    }
+    const quote = plan.format === 'csv' ? plan.quote.charCodeAt(0) : null;
+    if (plan.format === 'csv' && step.context.columns === undefined) {
+      if (plan.header) {
+        const header = await this.scan(tx, file, offset, line, 1, quote);
+        const text = header.buffer.toString('utf8', 0, header.records.end).replace(/\r?\n$/, '');
+        step.context.columns = checkColumns(plan, csvFields(text, plan.delimiter, plan.quote));
+        offset += header.records.end;
+        line = header.records.endLine;
+      } else step.context.columns = plan.columns;
+    }
+    const size = Number(step.job.options.chunkSize);
+    const { buffer, records: scanned, atEnd } = await this.scan(tx, file, offset, line, size, quote);
+    const count = recordsKept(buffer, scanned, atEnd);
+    const refused: Refusal[] = [];
+    if (count > 0) {
+      if (plan.format === 'csv') {
+        const records = csvRecords(buffer, scanned, count, offset);
+        await this.load(tx, plan, step, refused, step.context.columns as string[], records);
+      } else await this.loadNdjson(tx, plan, step, refused, buffer, scanned, count, offset);
+    }
+    for (const { error, origin, column, read } of refused.sort((a, b) => a.origin.byteOffset - b.origin.byteOffset)) {
+      skip(step, error, origin.text, { line: origin.line, byteOffset: origin.byteOffset, column });
+      if (read) step.counts.readSkipCount += 1;
+      else step.counts.writeSkipCount += 1;
+    }
+    step.counts.readCount += count;
+    step.context.offset = offset + scanned.end;
+    step.context.line = scanned.endLine;
+    step.progress(Number(step.context.offset), file.bytes, 'bytes');
+    return atEnd && scanned.end >= buffer.length ? 'FINISHED' : 'CONTINUABLE';
+  }
+
+  /** Up to `max` records from `offset`: the bytes read (from `offset`) and where the records are in them. */
+  private async scan(
+    tx: PoolClient,
+    file: ImportFile,
+    offset: number,
+    line: number,
+    max: number,
+    quote: number | null,
+  ): Promise<{ buffer: Buffer; records: ScannedRecords; atEnd: boolean }> {
+    for (let window = FIRST_WINDOW; ; window *= 2) {
+      const buffer = await this.files.read(tx, file.id, offset, window);
+      const atEnd = offset + buffer.length >= file.bytes;
+      const records = scanRecords(buffer, 0, max, quote, atEnd, line);
+      if (records.starts.length > 0 || atEnd) return { buffer, records, atEnd };
+      if (window >= MOST_WINDOW) throw new Error(`a record at line ${line} is longer than ${MOST_WINDOW} bytes`);
+    }
+  }
+
+  /** NDJSON records made CSV lines, loaded in runs of records with the same keys (a COPY names its columns). */
+  private async loadNdjson(
+    tx: PoolClient,
+    plan: ImportPlan,
+    step: StepRun,
+    refused: Refusal[],
+    buffer: Buffer,
+    scanned: ScannedRecords,
+    count: number,
+    base: number,
+  ): Promise<void> {
+    const origin = (i: number) => ({
+      line: scanned.lines[i],
+      byteOffset: base + scanned.starts[i],
+      text: recordText(buffer, scanned.starts[i], endOf(scanned, i)),
+    });
+    let run: { columns: string; lines: Buffer[]; origins: number[] } | null = null;
+    const flush = async () => {
+      if (!run) return;
+      const { lines, origins } = run;
+      const bounds = [0];
+      const physical = [1];
+      for (const bytes of lines) {
+        bounds.push(bounds[bounds.length - 1] + bytes.length);
+        physical.push(physical[physical.length - 1] + newlines(bytes));
+      }
+      await this.load(tx, plan, step, refused, run.columns.split(','), {
+        data: Buffer.concat(lines),
+        bounds,
+        lines: physical,
+        origin: (i) => origin(origins[i]),
+      });
+      run = null;
+    };
+    for (let i = 0; i < count; i++) {
+      const text = buffer.toString('utf8', scanned.starts[i], endOf(scanned, i)).trim();
+      if (text === '') continue; // a blank line is no record
+      let record;
+      try {
+        record = ndjsonRecord(text, plan.target.columns);
+      } catch (error) {
+        if (!(error instanceof RecordProblem)) throw error;
+        refused.push({ error, origin: origin(i), column: error.column, read: true });
+        continue;
+      }
+      const columns = record.columns.join(',');
+      if (run && run.columns !== columns) await flush();
+      run ??= { columns, lines: [], origins: [] };
+      run.lines.push(Buffer.from(record.line));
+      run.origins.push(i);
+    }
+    await flush();
+  }
+
+  /** Records into the target: COPY for an insert; COPY into a temporary table and INSERT … ON CONFLICT for an upsert. */
+  private async load(
+    tx: PoolClient,
+    plan: ImportPlan,
+    step: StepRun,
+    refused: Refusal[],
+    columns: string[],
+    records: Records,
+  ): Promise<void> {
+    const list = columns.map(quoteIdent).join(', ');
+    const options = copyOptions(plan);
+    if (!plan.conflictKey) {
+      const copy = `COPY ${tableName(plan.target)} (${list}) FROM STDIN WITH (${options})`;
+      await this.copyRecords(tx, step, refused, copy, records, 0, records.bounds.length - 1, null);
+      return;
+    }
+    await tx.query(
+      `CREATE TEMP TABLE IF NOT EXISTS import_rows ON COMMIT DROP AS SELECT ${list} FROM ${tableName(plan.target)} WITH NO DATA;
+       ALTER TABLE import_rows ADD COLUMN ord bigint GENERATED ALWAYS AS IDENTITY`,
+    );
+    const loaded: number[] = [];
+    const copy = `COPY import_rows (${list}) FROM STDIN WITH (${options})`;
+    await this.copyRecords(tx, step, refused, copy, records, 0, records.bounds.length - 1, loaded);
+    const { rows } = await tx.query<{ ord: string }>(`SELECT ord FROM import_rows ORDER BY ord`);
+    const ords = rows.map((row) => row.ord);
+    await this.upsertRows(tx, plan, step, refused, columns, records, ords, loaded, 0, ords.length);
+    await tx.query(`DROP TABLE import_rows`);
+  }
+
+  /**
+   * COPY of records [from, to) under a savepoint. Refused at a line, the records before that line are copied again,
+   * the record on it is tried alone (rejected when it is refused again: COPY counts some quoted newlines and not
+   * others, so its line only says where to look), and the rest copied in turn; refused without a line, halved.
+   * `loaded` collects what went in.
+   */
+  private async copyRecords(
+    tx: PoolClient,
+    step: StepRun,
+    refused: Refusal[],
+    copy: string,
+    records: Records,
+    from: number,
+    to: number,
+    loaded: number[] | null,
+  ): Promise<void> {
+    const attempt = async (first: number, end: number): Promise<unknown> => {
+      let failure: unknown = null;
+      const data = records.data.subarray(records.bounds[first], records.bounds[end]);
+      if (
+        await underSavepoint(
+          tx,
+          () => copyInto(tx, copy, data),
+          (error) => (failure = error),
+        )
+      ) {
+        if (loaded) for (let i = first; i < end; i++) loaded.push(i);
+        else step.counts.writeCount += end - first;
+        return null;
+      }
+      if (isConnectionError(failure) || isConcurrencyConflict(failure)) throw failure;
+      return failure;
+    };
+    for (let start = from; start < to;) {
+      const failure = await attempt(start, to);
+      if (failure === null) return;
+      const line = copyLineOf(failure);
+      if (line === null) {
+        if (to - start === 1) return refuse(refused, records, start, failure);
+        const middle = Math.floor((start + to) / 2);
+        await this.copyRecords(tx, step, refused, copy, records, start, middle, loaded);
+        return this.copyRecords(tx, step, refused, copy, records, middle, to, loaded);
+      }
+      let suspect = start;
+      while (suspect + 1 < to && records.lines[suspect + 1] - records.lines[start] < line) suspect += 1;
+      if (suspect > start) await this.copyRecords(tx, step, refused, copy, records, start, suspect, loaded);
+      const alone = suspect === start && to - start === 1 ? failure : await attempt(suspect, suspect + 1);
+      if (alone !== null) refuse(refused, records, suspect, alone);
+      start = suspect + 1;
+    }
+  }
+
+  /**
+   * The copied rows [from, to) (their `ords`) written to the target, the last of each conflict key winning, as one
+   * upsert at a time would leave it; refused, halved down to the rows at fault, each rejected.
+   */
+  private async upsertRows(
+    tx: PoolClient,
+    plan: ImportPlan,
+    step: StepRun,
+    refused: Refusal[],
+    columns: string[],
+    records: Records,
+    ords: string[],
+    loaded: number[],
+    from: number,
+    to: number,
+  ): Promise<void> {
+    if (from >= to) return;
+    let failure: unknown = null;
+    const upsert = upsertStatement(plan, columns);
+    if (
+      await underSavepoint(
+        tx,
+        () => tx.query(upsert, [ords[from], ords[to - 1]]),
+        (e) => (failure = e),
+      )
+    ) {
+      step.counts.writeCount += to - from;
+      return;
+    }
+    if (isConnectionError(failure) || isConcurrencyConflict(failure)) throw failure;
+    if (to - from === 1) return refuse(refused, records, loaded[from], failure);
+    const middle = Math.floor((from + to) / 2);
+    await this.upsertRows(tx, plan, step, refused, columns, records, ords, loaded, from, middle);
+    await this.upsertRows(tx, plan, step, refused, columns, records, ords, loaded, middle, to);
+  }
+}
+
+/**
+ * The columns a CSV header (or the `columns` parameter) names, checked against the target: each a writable column,
+ * none twice, every NOT NULL column without a default among them, and for an upsert its conflict key.
+ */
+export function checkColumns(plan: ImportPlan, columns: string[]): string[] {
+  const { target } = plan;
+  const seen = new Set<string>();
+  for (const name of columns) {
+    const column = target.columns.get(name);
+    if (!column) throw new BatchError('UNKNOWN_COLUMN', `${target.name} has no column ${name}`, { column: name });
+    if (column.generatedAlways) throw invalid('columns', `${name} is generated and cannot be written`);
+    if (seen.has(name)) throw invalid('columns', `${name} is named twice`);
+    seen.add(name);
+  }
+  const missing = [...target.columns.values()].find(
+    (c) => c.notNull && !c.hasDefault && !c.generatedAlways && !seen.has(c.name),
+  );
+  if (missing)
+    throw invalid('columns', `${missing.name} is NOT NULL without a default, and the data has no such column`);
+  const unkeyed = plan.conflictKey?.find((name) => !seen.has(name));
+  if (unkeyed) throw invalid('columns', `the conflict key's ${unkeyed} is not among the data's columns`);
+  return columns;
+}
+
+/** How many of the scanned records are loaded: all but blank lines at the very end of the file. */
+function recordsKept(buffer: Buffer, scanned: ScannedRecords, atEnd: boolean): number {
+  let count = scanned.starts.length;
+  if (!atEnd) return count;
+  while (
+    count > 0 &&
+    buffer
+      .subarray(scanned.starts[count - 1], endOf(scanned, count - 1))
+      .toString()
+      .trim() === ''
+  )
+    count -= 1;
+  return count;
+}
+
+function endOf(scanned: ScannedRecords, i: number): number {
+  return i + 1 < scanned.starts.length ? scanned.starts[i + 1] : scanned.end;
+}
+
+function csvRecords(buffer: Buffer, scanned: ScannedRecords, count: number, base: number): Records {
+  const bounds = scanned.starts.slice(0, count);
+  bounds.push(count < scanned.starts.length ? scanned.starts[count] : scanned.end);
+  return {
+    data: buffer,
+    bounds,
+    lines: scanned.lines,
+    origin: (i) => ({
+      line: scanned.lines[i],
+      byteOffset: base + scanned.starts[i],
+      text: recordText(buffer, bounds[i], bounds[i + 1]),
+    }),
+  };
+}
+
+function refuse(refused: Refusal[], records: Records, i: number, error: unknown): void {
+  refused.push({ error, origin: records.origin(i), column: columnOf(error), read: false });
+}
+
+function newlines(bytes: Buffer): number {
+  let count = 0;
+  for (let at = bytes.indexOf(0x0a); at >= 0; at = bytes.indexOf(0x0a, at + 1)) count += 1;
+  return count;
+}
+
+/** A record's text for its reject: its first RECORD_TEXT bytes, without its newline. */
+function recordText(buffer: Buffer, start: number, end: number): string {
+  return buffer.toString('utf8', start, Math.min(end, start + RECORD_TEXT)).replace(/\r?\n$/, '');
+}
+
+/** The record (1-based, of the COPY's data) COPY names in its error's context: `COPY t, line 3, column qty: …`. */
+function copyLineOf(error: unknown): number | null {
+  const match = /^COPY [^,]*, line (\d+)/m.exec(String((error as { where?: unknown })?.where ?? ''));
+  return match ? Number(match[1]) : null;
+}
+
+function columnOf(error: unknown): string | null {
+  const e = error as { where?: unknown; column?: unknown } | null;
+  const match = /^COPY [^,]*, line \d+, column ([^:]+):/m.exec(String(e?.where ?? ''));
+  return match ? match[1] : typeof e?.column === 'string' ? e.column : null;
+}
+
+function copyInto(tx: PoolClient, copy: string, data: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const stream = tx.query(copyFrom(copy));
+    stream.on('error', reject);
+    stream.on('finish', resolve);
+    stream.end(data);
+  });
+}
+
+function copyOptions(plan: ImportPlan): string {
+  if (plan.format === 'ndjson') return 'FORMAT csv'; // the lines ndjsonRecord made
+  const options = [`FORMAT csv`, `DELIMITER ${literal(plan.delimiter)}`, `QUOTE ${literal(plan.quote)}`];
+  if (plan.nullText !== null) options.push(`NULL ${literal(plan.nullText)}`);
+  return options.join(', ');
+}
+
+function upsertStatement(plan: ImportPlan, columns: string[]): string {
+  const key = plan.conflictKey!.map(quoteIdent).join(', ');
+  const list = columns.map(quoteIdent).join(', ');
+  const updated = columns.filter((column) => !plan.conflictKey!.includes(column));
+  const action = updated.length
+    ? `DO UPDATE SET ${updated.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}`
+    : 'DO NOTHING';
+  return `INSERT INTO ${tableName(plan.target)} (${list})
+          SELECT DISTINCT ON (${key}) ${list} FROM import_rows WHERE ord BETWEEN $1 AND $2 ORDER BY ${key}, ord DESC
+          ON CONFLICT (${key}) ${action}`;
+}
+
+function tableName(target: TargetTable): string {
+  return `${quoteIdent(target.schema)}.${quoteIdent(target.table)}`;
+}
+
+function literal(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`;
+}
+
+function invalid(field: string, message: string): BatchError {
+  return new BatchError('VALIDATION_FAILED', `${field}: ${message}`, { problems: [{ field, message }] });
+}

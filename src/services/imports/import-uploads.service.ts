@@ -1,0 +1,222 @@
+import { Injectable } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { PassThrough, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import type { PoolClient } from 'pg';
+import { AppConfig } from '../../config/app-config';
+import type { IJobExecution, JobParameters } from '../../interfaces/job.interfaces';
+import { AuthenticatedClient } from '../access/client.service';
+import { BatchError } from '../batch-error';
+import { withDefaults } from '../jobs/job-parameters';
+import { JobOperator } from '../jobs/job-operator.service';
+import { JobSignals } from '../jobs/job-signals';
+import { Database } from '../storage/database';
+import { BLOCK_BYTES, ImportFiles } from './import-files';
+import { checkColumns, ImportJob, ImportPlan } from './import-job';
+import { scanRecords } from './record-scanner';
+import { csvFields, ndjsonRecord, RecordProblem } from './records';
+
+/** How an upload is described: the query of POST /api/imports and two headers. */
+export interface UploadRequest {
+  query: Record<string, unknown>;
+  contentType: string | undefined;
+  contentEncoding: string | undefined;
+}
+
+const PARAMETERS = ['target', 'mode', 'conflictKey', 'columns', 'format', 'runId'];
+const OPTIONS = ['header', 'delimiter', 'quote', 'null', 'skipLimit', 'chunkSize'];
+const FORMATS: Record<string, string> = {
+  'text/csv': 'csv',
+  'application/csv': 'csv',
+  'application/x-ndjson': 'ndjson',
+  'application/ndjson': 'ndjson',
+  'application/jsonl': 'ndjson',
+};
+/** A CSV header (or NDJSON first record) longer than this is refused before more of the body is stored. */
+const MOST_HEADER_BYTES = 16 << 20;
+
+/**
+ * POST /api/imports: the body streamed into ImportFiles inside one transaction (its sha256 computed on the way, its
+ * size counted after decompression against BATCH_IMPORT_MAX_BYTES, its header checked against the catalog as soon as
+ * it has arrived), and the `import` job launched in the same transaction. So the 202 comes once the data is durable,
+ * and an upload that breaks off, is refused or is too large leaves nothing and launches nothing.
+ */
+@Injectable()
+export class ImportUploads {
+  constructor(
+    private readonly config: AppConfig,
+    private readonly db: Database,
+    private readonly operator: JobOperator,
+    private readonly job: ImportJob,
+    private readonly files: ImportFiles,
+    private readonly signals: JobSignals,
+  ) {}
+
+  async upload(client: AuthenticatedClient, request: UploadRequest, body: Readable): Promise<IJobExecution> {
+    const { parameters, options } = launchOf(request);
+    const definition = this.job.definition;
+    // everything but the data checked before any of it is stored; the sha256 is known at its end
+    const launch = await this.operator.check(client, definition, { ...parameters, sha256: 'pending' }, options);
+    const plan = await this.job.planOf(
+      withDefaults(definition.parameters, launch.parameters),
+      withDefaults(definition.options, launch.options),
+    );
+    const executionId = await this.db.transaction(async (tx) => {
+      const sha256 = await this.store(tx, client, plan, request, body);
+      return this.operator.decide(tx, client, definition, {
+        parameters: { ...launch.parameters, sha256 },
+        options: launch.options,
+      });
+    });
+    this.signals.wake(); // now that it is committed
+    return this.operator.get(client, executionId);
+  }
+
+  /** The body stored block by block in `tx`: the sha256 of the body as sent. */
+  private async store(
+    tx: PoolClient,
+    client: AuthenticatedClient,
+    plan: ImportPlan,
+    request: UploadRequest,
+    body: Readable,
+  ): Promise<string> {
+    const gzip = /^\s*gzip\s*$/i.test(request.contentEncoding ?? '');
+    if (request.contentEncoding && !gzip && !/^\s*identity\s*$/i.test(request.contentEncoding))
+      throw new BatchError('VALIDATION_FAILED', `Content-Encoding ${request.contentEncoding} is not taken (gzip is)`);
+    const fileId = await this.files.create(tx, client.id, gzip);
+    const hash = createHash('sha256');
+    const hashed = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        hash.update(chunk);
+        done(null, chunk);
+      },
+    });
+    const limit = this.config.limits.maxImportBytes;
+    let stored = 0;
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    let head: Buffer | null = Buffer.alloc(0); // until the header is checked
+    const append = async (final: boolean) => {
+      const data = Buffer.concat(pending);
+      let offset = 0;
+      for (; data.length - offset >= BLOCK_BYTES || (final && offset < data.length); offset += BLOCK_BYTES) {
+        const block = data.subarray(offset, offset + BLOCK_BYTES);
+        await this.files.append(tx, fileId, stored, block);
+        stored += block.length;
+      }
+      pending = offset < data.length ? [data.subarray(offset)] : [];
+      pendingBytes = data.length - offset;
+    };
+    let received = 0;
+    let refused: BatchError | null = null; // the pipeline reports its own abort, not why
+    // the request is piped rather than part of the pipeline, so that a refusal leaves it open to be answered
+    body.once('error', (error) => hashed.destroy(error));
+    body.once('close', () => {
+      if ((body as { complete?: boolean }).complete === false) hashed.destroy(new Error('the upload broke off'));
+    });
+    body.pipe(hashed);
+    await pipeline(hashed, gzip ? createGunzip() : new PassThrough(), async (source: AsyncIterable<Buffer>) => {
+      for await (const chunk of source) {
+        received += chunk.length;
+        if (received > limit)
+          throw (refused = new BatchError(
+            'PAYLOAD_TOO_LARGE',
+            `The data set is larger than ${limit} bytes (decompressed)`,
+          ));
+        if (head) {
+          head = Buffer.concat([head, chunk]);
+          try {
+            if (checkHead(plan, head, false)) head = null;
+          } catch (error) {
+            throw (refused = error as BatchError);
+          }
+        }
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        if (pendingBytes >= BLOCK_BYTES) await append(false);
+      }
+    }).catch((error: unknown) => {
+      body.unpipe(hashed);
+      body.resume(); // read to its end, unstored, so that the answer reaches the caller
+      if (refused) throw refused;
+      if (error instanceof BatchError) throw error;
+      if ((error as { code?: string }).code?.startsWith('Z_'))
+        throw new BatchError('VALIDATION_FAILED', `The body is not valid gzip: ${(error as Error).message}`);
+      throw error;
+    });
+    await append(true);
+    if (received === 0) throw new BatchError('VALIDATION_FAILED', 'The data set is empty');
+    if (head) checkHead(plan, head, true);
+    const sha256 = hash.digest('hex');
+    await this.files.finish(tx, client.id, fileId, sha256, received);
+    return sha256;
+  }
+}
+
+/** The import's parameters and options from the query (typed as the job declares them) and the content type. */
+function launchOf(request: UploadRequest): { parameters: JobParameters; options: JobParameters } {
+  const parameters: Record<string, unknown> = {};
+  const options: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(request.query)) {
+    if (typeof value !== 'string') throw invalid(name.slice(0, 100), 'must be given once, as text');
+    if (PARAMETERS.includes(name)) parameters[name] = value;
+    else if (OPTIONS.includes(name)) options[name] = typed(value);
+    else throw invalid(name.slice(0, 100), 'is not a parameter of an import');
+  }
+  parameters.format ??= FORMATS[(request.contentType ?? '').split(';')[0].trim().toLowerCase()];
+  if (parameters.format === undefined)
+    throw invalid('format', 'is needed: format=csv or ndjson, or Content-Type text/csv or application/x-ndjson');
+  if (options.null === '') delete options.null; // the empty unquoted field, COPY's own default
+  return { parameters: parameters as JobParameters, options: options as JobParameters };
+}
+
+/** A query value as the type it spells (a count, a flag), else the text: the job's checks say what is wrong. */
+function typed(value: string): string | number | boolean {
+  if (/^\d{1,15}$/.test(value)) return Number(value);
+  if (value === 'true' || value === 'false') return value === 'true';
+  return value;
+}
+
+/**
+ * The start of the data set checked against the catalog once its first record has arrived: a CSV header's columns
+ * (checkColumns), an NDJSON first record's keys. False while it has not arrived.
+ */
+function checkHead(plan: ImportPlan, head: Buffer, atEnd: boolean): boolean {
+  if (plan.format === 'csv' && !plan.header) return true;
+  const start = head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? 3 : 0;
+  const quote = plan.format === 'csv' ? plan.quote.charCodeAt(0) : null;
+  for (let from = start, line = 1; ;) {
+    const scanned = scanRecords(head, from, 1, quote, atEnd, line);
+    if (scanned.starts.length === 0) {
+      if (atEnd) return true;
+      if (head.length > MOST_HEADER_BYTES) throw invalid('header', `is longer than ${MOST_HEADER_BYTES} bytes`);
+      return false;
+    }
+    const text = head.toString('utf8', from, scanned.end).replace(/\r?\n$/, '');
+    if (plan.format === 'csv') {
+      checkColumns(plan, csvFields(text, plan.delimiter, plan.quote));
+      return true;
+    }
+    if (text.trim() !== '') {
+      try {
+        ndjsonRecord(text, plan.target.columns);
+      } catch (error) {
+        // a malformed record is a reject of the load; a key that is no column refuses the whole data set
+        if (error instanceof RecordProblem && error.code === 'UNKNOWN_COLUMN')
+          throw new BatchError('UNKNOWN_COLUMN', `${plan.target.name} has no column ${error.column}`, {
+            column: error.column,
+          });
+        if (!(error instanceof RecordProblem)) throw error;
+      }
+      return true;
+    }
+    from = scanned.end;
+    line = scanned.endLine;
+  }
+}
+
+function invalid(field: string, message: string): BatchError {
+  return new BatchError('VALIDATION_FAILED', `${field}: ${message}`, { problems: [{ field, message }] });
+}

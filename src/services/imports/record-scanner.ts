@@ -1,0 +1,70 @@
+const NEWLINE = 0x0a;
+
+/** Records found in a buffer: where each starts, on which line, and how far the scan got. */
+export interface ScannedRecords {
+  /** Offset in the buffer where each record starts; `end` is one past the last one's end (its newline included). */
+  starts: number[];
+  /** The file's physical line (1-based) where each record starts. */
+  lines: number[];
+  /** Offset in the buffer after the last complete record. */
+  end: number;
+  /** The physical line at `end`. */
+  endLine: number;
+  /** A quoted field was still open where the data ended (only at the end of the file). */
+  unterminated: boolean;
+}
+
+/**
+ * Finds up to `max` records of CSV (`quote` given: a newline inside quotes belongs to the field, RFC 4180's doubled
+ * quote toggles twice and so changes nothing) or NDJSON (`quote` null: a record is a line) in `buffer` from `from`,
+ * without parsing their fields: COPY parses them. A record is complete at its newline; at the end of the file
+ * (`atEnd`) the last one is complete without one. `line` is the physical line at `from`.
+ */
+export function scanRecords(
+  buffer: Buffer,
+  from: number,
+  max: number,
+  quote: number | null,
+  atEnd: boolean,
+  line: number,
+): ScannedRecords {
+  const starts: number[] = [];
+  const lines: number[] = [];
+  let position = from;
+  let current = line;
+  // where the next quote is (searched again only once passed), so that a record without one is found by indexOf alone
+  let nextQuote = quote === null ? -1 : buffer.indexOf(quote, from);
+  while (starts.length < max && position < buffer.length) {
+    const start = position;
+    const startLine = current;
+    if (nextQuote >= 0 && nextQuote < position) nextQuote = buffer.indexOf(quote!, position);
+    let newline = buffer.indexOf(NEWLINE, position);
+    let quoted = false;
+    if (nextQuote >= 0 && (newline < 0 || nextQuote < newline)) {
+      newline = -1;
+      for (let i = nextQuote; i < buffer.length; i++) {
+        const byte = buffer[i];
+        if (byte === quote) quoted = !quoted;
+        else if (byte === NEWLINE) {
+          if (!quoted) {
+            newline = i;
+            break;
+          }
+          current += 1;
+        }
+      }
+      nextQuote = newline < 0 ? -1 : buffer.indexOf(quote!, newline);
+    }
+    if (newline < 0) {
+      if (!atEnd) return { starts, lines, end: start, endLine: startLine, unterminated: false };
+      starts.push(start);
+      lines.push(startLine);
+      return { starts, lines, end: buffer.length, endLine: current, unterminated: quoted };
+    }
+    starts.push(start);
+    lines.push(startLine);
+    position = newline + 1;
+    current += 1;
+  }
+  return { starts, lines, end: position, endLine: current, unterminated: false };
+}

@@ -1,0 +1,228 @@
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { after, before, describe, it } from 'node:test';
+import type { IJobExecution, IJobReject } from '../../src/interfaces/job.interfaces';
+import { BatchError } from '../../src/services/batch-error';
+import { ImportUploads, UploadRequest } from '../../src/services/imports/import-uploads.service';
+import { Jobs, startJobs } from '../support/jobs-app';
+
+const TABLE = `(id int PRIMARY KEY, qty int CHECK (qty >= 0), note text)`;
+
+/** An upload of `body` (in pieces of `piece` bytes, as a socket delivers it) with the query given. */
+function upload(
+  jobs: Jobs,
+  query: Record<string, string>,
+  body: string | Buffer,
+  headers: Partial<UploadRequest> = {},
+) {
+  const data = typeof body === 'string' ? Buffer.from(body) : body;
+  const pieces = Array.from({ length: Math.ceil(data.length / 7) }, (_, i) => data.subarray(i * 7, i * 7 + 7));
+  return jobs.app
+    .get(ImportUploads)
+    .upload(
+      jobs.client,
+      { query, contentType: 'text/csv', contentEncoding: undefined, ...headers },
+      Readable.from(pieces),
+    );
+}
+
+async function refusal(promise: Promise<unknown>): Promise<{ code: string; message: string }> {
+  const error = await promise.then(
+    () => assert.fail('expected a refusal'),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof BatchError, String(error));
+  return { code: error.code, message: error.message };
+}
+
+describe('imports on PostgreSQL: upload, load, rejects, restart', () => {
+  let jobs: Jobs;
+  const rows = (table = 'items') => jobs.db.query(`SELECT * FROM ${table} ORDER BY id`);
+  const rejects = async (id: string) =>
+    (await jobs.operator.rejects(jobs.client, id, 1000)).items.map((r: IJobReject) => [r.line, r.code, r.column]);
+  const stored = async () =>
+    Number((await jobs.db.query<{ n: string }>(`SELECT count(*) AS n FROM batch.import_files`))[0].n);
+  const run = async (launched: IJobExecution) => {
+    await jobs.runAll();
+    return jobs.execution(launched.id);
+  };
+
+  before(async () => {
+    jobs = await startJobs({ targets: ['public.items', 'public.others'] }, [], { BATCH_IMPORT_MAX_BYTES: '100000' });
+    await jobs.db.query(`CREATE TABLE items ${TABLE}; CREATE TABLE others ${TABLE}`);
+  });
+  after(() => jobs.close());
+
+  it('loads a CSV file: quoted newlines, doubled quotes, CRLF, a BOM; every bad record a reject with its line', async () => {
+    const csv =
+      '\ufeffid,qty,note\r\n1,5,"two\r\nlines"\r\n2,x,bad qty\r\n3,-1,check\r\n4,4,"say ""hi"""\r\n4,5,twice\r\n5,,\r\n6,1,"é ü 😀"\r\n7,1\r\n8,1,a,b';
+    const launched = await upload(jobs, { target: 'items', skipLimit: '10', chunkSize: '3' }, csv);
+    assert.equal(launched.status, 'STARTING');
+    assert.equal(launched.parameters.format, 'csv');
+    const done = await run(launched);
+    assert.deepEqual([done.status, done.exitStatus?.code], ['COMPLETED', 'COMPLETED_WITH_SKIPS']);
+    assert.deepEqual(
+      [done.steps[0].readCount, done.steps[0].writeCount, done.steps[0].writeSkipCount, done.steps[0].commitCount],
+      [9, 4, 5, 3],
+    );
+    assert.deepEqual(done.progress && [done.progress.unit, done.progress.done === done.progress.total], [
+      'bytes',
+      true,
+    ]);
+    assert.deepEqual(await rows(), [
+      { id: 1, qty: 5, note: 'two\r\nlines' },
+      { id: 4, qty: 4, note: 'say "hi"' },
+      { id: 5, qty: null, note: null },
+      { id: 6, qty: 1, note: 'é ü 😀' },
+    ]);
+    assert.deepEqual(await rejects(launched.id), [
+      [4, '22P02', 'qty'],
+      [5, '23514', null],
+      [7, '23505', null],
+      [10, '22P04', null],
+      [11, '22P04', null],
+    ]);
+    const [first] = (await jobs.operator.rejects(jobs.client, launched.id)).items;
+    assert.deepEqual(first, {
+      line: 4,
+      byteOffset: 34,
+      column: 'qty',
+      code: '22P02',
+      message: 'invalid input syntax for type integer: "x"',
+      record: '2,x,bad qty',
+    });
+  });
+
+  it('runs an instance once: the same data again is refused, with a runId loaded again from the stored file', async () => {
+    const csv = 'id,qty,note\n100,1,a\n';
+    const first = await upload(jobs, { target: 'items' }, csv);
+    await run(first);
+    const before = await stored();
+    const again = await refusal(upload(jobs, { target: 'items' }, csv));
+    assert.equal(again.code, 'CONFLICT');
+    assert.equal(await stored(), before, 'nothing more stored');
+    const rerun = await upload(jobs, { target: 'others', runId: 'again' }, csv);
+    assert.equal((await run(rerun)).status, 'COMPLETED');
+    assert.equal(await stored(), before, 'the file stored first is used');
+    assert.equal((await rows('others')).length, 1);
+  });
+
+  it('upserts: the last record of a key wins, a refused one leaves the one before it', async () => {
+    await jobs.db.query(`INSERT INTO others VALUES (1, 1, 'old'), (2, 2, 'old')`);
+    const csv = 'id,qty,note\n1,10,first\n3,3,new\n1,11,second\n2,-2,refused\n3,30,newer\n';
+    const launched = await upload(jobs, { target: 'others', mode: 'upsert', skipLimit: '5' }, csv);
+    const done = await run(launched);
+    assert.equal(done.exitStatus?.code, 'COMPLETED_WITH_SKIPS');
+    assert.deepEqual(await rows('others'), [
+      { id: 1, qty: 11, note: 'second' },
+      { id: 2, qty: 2, note: 'old' },
+      { id: 3, qty: 30, note: 'newer' },
+      { id: 100, qty: 1, note: 'a' },
+    ]);
+    assert.deepEqual(await rejects(launched.id), [[5, '23514', null]]);
+  });
+
+  it('NDJSON, gzip: records of the keys they have, exact numbers, malformed lines rejected', async () => {
+    const ndjson = [
+      '{"id": 200, "qty": 1, "note": "a"}',
+      '{"id": 201, "note": "no qty"}',
+      'not json',
+      '',
+      '{"id": 202, "qty": 12345678901234567890}',
+      '{"id": 203, "qty": 3, "extra": 1}',
+      '{"id": 204, "qty": 4, "note": "last"}',
+    ].join('\n');
+    const launched = await upload(jobs, { target: 'items', skipLimit: '3' }, gzipSync(ndjson), {
+      contentType: 'application/x-ndjson',
+      contentEncoding: 'gzip',
+    });
+    assert.equal(launched.parameters.format, 'ndjson');
+    assert.equal((await run(launched)).exitStatus?.code, 'COMPLETED_WITH_SKIPS');
+    assert.deepEqual(await jobs.db.query(`SELECT id, qty, note FROM items WHERE id >= 200 ORDER BY id`), [
+      { id: 200, qty: 1, note: 'a' },
+      { id: 201, qty: null, note: 'no qty' },
+      { id: 204, qty: 4, note: 'last' },
+    ]);
+    assert.deepEqual(await rejects(launched.id), [
+      [3, 'MALFORMED_JSON', null],
+      [5, '22003', 'qty'],
+      [6, 'UNKNOWN_COLUMN', 'extra'],
+    ]);
+  });
+
+  it('fails past skipLimit keeping the chunks before; a restart goes on from the saved offset', async () => {
+    await jobs.db.query(`ALTER TABLE items ADD CONSTRAINT below_1015 CHECK (id < 1015)`);
+    const csv = 'id,qty,note\n' + Array.from({ length: 30 }, (_, i) => `${1000 + i},1,n${i}\n`).join('');
+    const launched = await upload(jobs, { target: 'items', chunkSize: '5' }, csv);
+    const failed = await run(launched);
+    assert.equal(failed.status, 'FAILED');
+    assert.match(failed.exitStatus?.description ?? '', /skip limit of 0.*below_1015/);
+    assert.equal(failed.steps[0].writeCount, 15, 'the chunks before the bad record stay');
+    await jobs.db.query(`ALTER TABLE items DROP CONSTRAINT below_1015`);
+    const restarted = await jobs.operator.restart(jobs.client, launched.id);
+    const done = await run(restarted);
+    assert.equal(done.status, 'COMPLETED');
+    assert.equal(done.steps[0].readCount, 15, 'read on from the saved offset, not from the start');
+    const loaded = await jobs.db.query(`SELECT id FROM items WHERE id >= 1000 ORDER BY id`);
+    assert.deepEqual(
+      loaded.map((r) => r.id),
+      Array.from({ length: 30 }, (_, i) => 1000 + i),
+    );
+  });
+
+  it('refuses a bad upload in its answer, storing and launching nothing', async () => {
+    const executions = async () =>
+      Number((await jobs.db.query<{ n: string }>(`SELECT count(*) AS n FROM batch.job_executions`))[0].n);
+    const [files, launched] = [await stored(), await executions()];
+    const cases: [() => Promise<unknown>, string][] = [
+      [() => upload(jobs, { target: 'items' }, 'id,nope\n1,2\n'), 'UNKNOWN_COLUMN'],
+      [() => upload(jobs, { target: 'items' }, 'id,qty,qty\n1,2,3\n'), 'VALIDATION_FAILED'],
+      [() => upload(jobs, { target: 'items' }, 'qty,note\n1,a\n'), 'VALIDATION_FAILED'],
+      [() => upload(jobs, { target: 'items', mode: 'upsert', conflictKey: 'qty' }, 'id\n1\n'), 'VALIDATION_FAILED'],
+      [() => upload(jobs, { target: 'items' }, ''), 'VALIDATION_FAILED'],
+      [() => upload(jobs, { target: 'items' }, 'id\n1\n', { contentType: 'text/plain' }), 'VALIDATION_FAILED'],
+      [() => upload(jobs, { target: 'items', format: 'xml' }, 'id\n1\n'), 'VALIDATION_FAILED'],
+      [() => upload(jobs, { target: 'items', nope: '1' }, 'id\n1\n'), 'VALIDATION_FAILED'],
+      [() => upload(jobs, { target: 'items', chunkSize: '0' }, 'id\n1\n'), 'VALIDATION_FAILED'],
+      [() => upload(jobs, { target: 'items', delimiter: ';;' }, 'id\n1\n'), 'VALIDATION_FAILED'],
+      [() => upload(jobs, { target: 'items' }, 'not gzip', { contentEncoding: 'gzip' }), 'VALIDATION_FAILED'],
+      [() => upload(jobs, { target: 'items' }, 'id\n1\n', { contentEncoding: 'br' }), 'VALIDATION_FAILED'],
+      [() => upload(jobs, { target: 'items', header: 'false', columns: 'id,ghost' }, '1,2\n'), 'UNKNOWN_COLUMN'],
+      [() => upload(jobs, { target: 'secret' }, 'id\n1\n'), 'FORBIDDEN'],
+      [() => upload(jobs, { target: 'items' }, `id,note\n1,${'x'.repeat(200_000)}\n`), 'PAYLOAD_TOO_LARGE'],
+      [
+        () => upload(jobs, { target: 'items' }, gzipSync(Buffer.alloc(10_000_000)), { contentEncoding: 'gzip' }),
+        'PAYLOAD_TOO_LARGE',
+      ],
+      [
+        () => upload(jobs, { target: 'items' }, '{"nope": 1}\n', { contentType: 'application/x-ndjson' }),
+        'UNKNOWN_COLUMN',
+      ],
+    ];
+    for (const [answer, code] of cases) assert.equal((await refusal(answer())).code, code, answer.toString());
+    const broken = new Readable({
+      read() {
+        this.push('id,qty\n1,1\n');
+        this.destroy(new Error('the caller went away'));
+      },
+    });
+    await assert.rejects(
+      jobs.app
+        .get(ImportUploads)
+        .upload(
+          jobs.client,
+          { query: { target: 'items' }, contentType: 'text/csv', contentEncoding: undefined },
+          broken,
+        ),
+      /went away/,
+    );
+    assert.deepEqual([await stored(), await executions()], [files, launched]);
+  });
+
+  it('a file of only a header loads nothing and completes', async () => {
+    const launched = await upload(jobs, { target: 'items', runId: 'empty' }, 'id,qty,note\n');
+    const done = await run(launched);
+    assert.deepEqual([done.status, done.steps[0].readCount], ['COMPLETED', 0]);
+  });
+});
