@@ -312,9 +312,20 @@ export class ImportJob implements JobProvider {
     const loaded: number[] = [];
     const copy = `COPY import_rows (${list}) FROM STDIN WITH (${options})`;
     await this.copyRecords(tx, step, refused, copy, records, 0, records.bounds.length - 1, loaded);
-    const { rows } = await tx.query<{ ord: string }>(`SELECT ord FROM import_rows ORDER BY ord`);
-    const ords = rows.map((row) => row.ord);
-    await this.upsertRows(tx, plan, step, refused, columns, records, ords, loaded, 0, ords.length);
+    // the n-th record of each conflict key in layer n: a layer writes each key once, and the layers go in order, so
+    // that every record is applied (or refused) after the ones of its key before it, as one at a time would
+    const key = plan.conflictKey.map(quoteIdent).join(', ');
+    const { rows } = await tx.query<{ ord: string; layer: number }>(
+      `SELECT ord, (row_number() OVER (PARTITION BY ${key} ORDER BY ord))::int AS layer FROM import_rows ORDER BY ord`,
+    );
+    const layers: { ords: string[]; records: number[] }[] = [];
+    rows.forEach(({ ord, layer }, i) => {
+      layers[layer - 1] ??= { ords: [], records: [] };
+      layers[layer - 1].ords.push(ord);
+      layers[layer - 1].records.push(loaded[i]);
+    });
+    const upsert = upsertStatement(plan, columns);
+    for (const layer of layers) await this.upsertRows(tx, step, refused, upsert, records, layer, 0, layer.ords.length);
     await tx.query(`DROP TABLE import_rows`);
   }
 
@@ -370,29 +381,24 @@ export class ImportJob implements JobProvider {
     }
   }
 
-  /**
-   * The copied rows [from, to) (their `ords`) written to the target, the last of each conflict key winning, as one
-   * upsert at a time would leave it; refused, halved down to the rows at fault, each rejected.
-   */
+  /** The copied rows [from, to) of a layer written to the target; refused, halved down to the rows at fault. */
   private async upsertRows(
     tx: PoolClient,
-    plan: ImportPlan,
     step: StepRun,
     refused: Refusal[],
-    columns: string[],
+    upsert: string,
     records: Records,
-    ords: string[],
-    loaded: number[],
+    layer: { ords: string[]; records: number[] },
     from: number,
     to: number,
   ): Promise<void> {
     if (from >= to) return;
     let failure: unknown = null;
-    const upsert = upsertStatement(plan, columns);
+    const ords = layer.ords.slice(from, to);
     if (
       await underSavepoint(
         tx,
-        () => tx.query(upsert, [ords[from], ords[to - 1]]),
+        () => tx.query(upsert, [ords]),
         (e) => (failure = e),
       )
     ) {
@@ -400,10 +406,10 @@ export class ImportJob implements JobProvider {
       return;
     }
     if (isConnectionError(failure) || isConcurrencyConflict(failure)) throw failure;
-    if (to - from === 1) return refuse(refused, records, loaded[from], failure);
+    if (to - from === 1) return refuse(refused, records, layer.records[from], failure);
     const middle = Math.floor((from + to) / 2);
-    await this.upsertRows(tx, plan, step, refused, columns, records, ords, loaded, from, middle);
-    await this.upsertRows(tx, plan, step, refused, columns, records, ords, loaded, middle, to);
+    await this.upsertRows(tx, step, refused, upsert, records, layer, from, middle);
+    await this.upsertRows(tx, step, refused, upsert, records, layer, middle, to);
   }
 }
 
@@ -516,8 +522,7 @@ function upsertStatement(plan: ImportPlan, columns: string[]): string {
     ? `DO UPDATE SET ${updated.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}`
     : 'DO NOTHING';
   return `INSERT INTO ${tableName(plan.target)} (${list})
-          SELECT DISTINCT ON (${key}) ${list} FROM import_rows WHERE ord BETWEEN $1 AND $2 ORDER BY ${key}, ord DESC
-          ON CONFLICT (${key}) ${action}`;
+          SELECT ${list} FROM import_rows WHERE ord = ANY($1::bigint[]) ORDER BY ${key} ON CONFLICT (${key}) ${action}`;
 }
 
 function tableName(target: TargetTable): string {
