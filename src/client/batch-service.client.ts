@@ -1,10 +1,10 @@
 import { Injectable, LoggerService, OnModuleDestroy } from '@nestjs/common';
 import { RmqRecordBuilder } from '@nestjs/microservices';
+import type { Readable } from 'node:stream';
 import { firstValueFrom, lastValueFrom, timeout } from 'rxjs';
 import { AMQP_SOCKET_OPTIONS, RmqClient, SILENT_LOGGER } from '../config/amqp';
 import {
   BATCH_PATTERNS,
-  ErrorCode,
   IBatchErrorResponse,
   ICreateBatchOperationRequest,
   ICreateBatchOperationResponse,
@@ -19,6 +19,8 @@ import {
   JobParameters,
   JobStatus,
 } from '../interfaces/job.interfaces';
+import { BatchServiceError } from './batch-service.error';
+import { importFile, ImportParams } from './import-file';
 
 export interface BatchServiceClientOptions {
   /** AMQP URL of the broker, e.g. amqp://guest:guest@127.0.0.1:5672 */
@@ -31,21 +33,8 @@ export interface BatchServiceClientOptions {
   timeoutMs?: number;
   /** Where the broker connection's events (connected, lost) are written; by default nowhere. */
   logger?: LoggerService;
-}
-
-/**
- * An error answered by the Batch Service (CONTRACT.md section 2); or, from this client, TIMEOUT when no answer
- * came in time, DISCONNECTED when the broker connection was lost before the answer. After either, the request
- * may or may not have been stored: repeat it with the same idempotencyKey to find out without a duplicate.
- */
-export class BatchServiceError extends Error {
-  constructor(
-    readonly code: ErrorCode | 'TIMEOUT' | 'DISCONNECTED',
-    message: string,
-    readonly details?: unknown,
-  ) {
-    super(message);
-  }
+  /** The service's HTTP address (e.g. http://127.0.0.1:3000), for importFile: uploads go over HTTP. */
+  httpUrl?: string;
 }
 
 /**
@@ -146,6 +135,20 @@ export class BatchServiceClient implements OnModuleDestroy {
         );
       await new Promise((resolve) => setTimeout(resolve, intervalMs));
     }
+  }
+
+  /**
+   * Uploads a CSV or NDJSON data set (a path, or a stream) to be loaded into a table by the job `import` (CONTRACT.md
+   * section 7), streamed over HTTP (the `httpUrl` option); resolves with the execution once the service stored the
+   * whole body. `waitForJobExecution` awaits its end.
+   */
+  importFile(
+    source: string | Readable,
+    params: ImportParams,
+    onProgress?: (sent: number, total: number | null) => void,
+  ): Promise<IJobExecution> {
+    if (!this.options.httpUrl) throw new Error("importFile needs the httpUrl option: the service's HTTP address");
+    return importFile({ url: this.options.httpUrl, apiKey: this.options.apiKey }, source, params, onProgress);
   }
 
   async close(): Promise<void> {
