@@ -4,6 +4,7 @@ import { Logger } from '@nestjs/common';
 import { Figure, save, table } from './report';
 import { benchDrain } from './drain';
 import { benchIngest } from './ingest';
+import { benchImports } from './imports';
 import { benchJobs } from './jobs';
 import { benchLatency } from './latency';
 import { benchQueue } from './queue';
@@ -23,7 +24,7 @@ type SizeSetting = (typeof SIZES)[keyof typeof SIZES]['setting'];
 const USAGE = `npm run bench [-- options]: the service started with npm start, driven through RabbitMQ, every figure
 against a baseline measured in the same run.
   --quick                  a run under a minute (small sizes, one latency interval)
-  --only SECTIONS          some of drain,ingest,latency,queue,jobs
+  --only SECTIONS          some of drain,ingest,latency,queue,jobs,imports
 ${Object.entries(SIZES)
   .map(
     ([option, size]) =>
@@ -77,6 +78,7 @@ async function main(): Promise<void> {
         figures.push(...(await benchLatency({ rate: settings.rate, seconds: 20, interval })).slice(0, 2));
   }
   if (runs('jobs')) figures.push(...(await benchJobs({ rows: settings.rows, rate: 1_000 })));
+  if (runs('imports')) figures.push(...(await benchImports({ rows: settings.rows })));
   if (runs('queue')) figures.push(...(await benchQueue({ settled: settings.settled, chunk: 1000 })));
   console.log(table(figures));
   const written = save(join(__dirname, '..', '..', 'bench', 'results'), full ? 'latest' : 'partial', figures, settings);
