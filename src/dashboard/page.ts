@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 /**
  * The operator's dashboard (`GET /`): one static page, plain JavaScript and CSS, no build step and nothing loaded
  * from elsewhere. It asks for an API key (kept in localStorage, sent as `x-api-key`) and polls the REST API:
- * `/api/stats`, `/api/executions`, `/api/operations?status=FAILED`. Everything it shows is written with
+ * `/api/stats`, `/api/executions`, `/api/operations?status=FAILED`, `/api/jobs/executions`. Everything it shows is written with
  * `textContent` or `setAttribute`, never as HTML, because operation errors carry database messages.
  *
  * Kept as a TypeScript module so that `tsc` ships it in dist/ with the rest of the code.
@@ -43,6 +43,7 @@ main { padding: 20px 24px 8px; display: grid; gap: 20px; max-width: 1400px; }
 @media (max-width: 1000px) { .row { grid-template-columns: minmax(0, 1fr); } }
 .panel { background: var(--paper); border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px; overflow-x: auto; }
 .panel h2 { margin: 0 0 10px; font-size: 15px; font-weight: 650; }
+.panel table + h2 { margin-top: 18px; }
 .panel h2 small { margin-left: 8px; color: var(--muted); font-weight: 400; font-size: 12px; }
 svg { display: block; width: 100%; height: auto; }
 svg text { font-size: 11px; fill: var(--muted); }
@@ -67,7 +68,13 @@ code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px
 .badge.PENDING { color: var(--pending); background: var(--pending-bg); }
 .badge.COMPLETED { color: var(--completed); background: var(--completed-bg); }
 .badge.FAILED { color: var(--failed); background: var(--failed-bg); }
-.badge.CANCELLED { color: var(--cancelled); background: var(--cancelled-bg); }
+.badge.CANCELLED, .badge.ABANDONED { color: var(--cancelled); background: var(--cancelled-bg); }
+.badge.STARTING, .badge.STARTED, .badge.STOPPING { color: var(--accent); background: #eff4ff; }
+.badge.STOPPED { color: var(--pending); background: var(--pending-bg); }
+.progress { display: inline-block; width: 160px; height: 8px; margin-right: 8px; border-radius: 4px; background: var(--line); vertical-align: middle; overflow: hidden; }
+.progress > span { display: block; height: 100%; background: var(--accent); }
+.progress.unknown > span { width: 30%; opacity: .5; }
+td.actions button { padding: 2px 10px; font-size: 12px; }
 footer { padding: 4px 24px 20px; color: var(--muted); font-size: 12px; }
 footer a { color: var(--accent); }
 `;
@@ -269,6 +276,76 @@ const SCRIPT = String.raw`
     byId('failed-note').textContent = total > items.length ? 'newest ' + items.length + ' of ' + count(total) : '';
   }
 
+  var RUNNING = ['STARTING', 'STARTED', 'STOPPING'];
+
+  function written(execution) {
+    return execution.steps.reduce(function (sum, step) { return sum + step.writeCount; }, 0);
+  }
+
+  /** A bar of done / total, with the rate and the time left; a bar without an end when the total is unknown. */
+  function progressCell(progress) {
+    if (!progress) return el('td', { 'data-testid': 'job-progress' }, ['']);
+    var share = progress.total ? Math.min(1, progress.done / progress.total) : null;
+    var fillNode = el('span', {}, []);
+    if (share !== null) fillNode.style.width = (share * 100).toFixed(1) + '%'; // CSSOM: the policy allows no style attribute
+    var bar = el('span', { class: share === null ? 'progress unknown' : 'progress' }, [fillNode]);
+    var text = (share === null ? count(progress.done) + ' ' + progress.unit : (share * 100).toFixed(0) + ' %') +
+      (progress.perSecond ? ' · ' + count(Math.round(progress.perSecond)) + ' ' + progress.unit + '/s' : '') +
+      (progress.etaSeconds !== null && progress.etaSeconds !== undefined ? ' · ' + age(progress.etaSeconds) + ' left' : '');
+    return el('td', { 'data-testid': 'job-progress', 'data-done': String(progress.done), 'data-total': String(progress.total) }, [bar, text]);
+  }
+
+  function jobAction(execution) {
+    var action = RUNNING.indexOf(execution.status) >= 0 && execution.status !== 'STOPPING' ? 'stop'
+      : execution.status === 'FAILED' || execution.status === 'STOPPED' ? 'restart' : null;
+    if (!action) return el('td', { class: 'actions' }, []);
+    var button = el('button', { type: 'button', 'data-testid': 'job-' + action, 'data-id': execution.id }, [action === 'stop' ? 'Stop' : 'Restart']);
+    button.addEventListener('click', function () { controlJob(execution.id, action, button); });
+    return el('td', { class: 'actions' }, [button]);
+  }
+
+  function renderJobs(items) {
+    var running = items.filter(function (e) { return RUNNING.indexOf(e.status) >= 0; });
+    var ended = items.filter(function (e) { return RUNNING.indexOf(e.status) < 0; });
+    fill(byId('jobs-running'), running.map(function (e) {
+      return el('tr', { 'data-testid': 'job-running-row', 'data-id': e.id, 'data-status': e.status }, [
+        el('td', {}, [e.id]),
+        el('td', {}, [el('code', {}, [e.job])]),
+        el('td', {}, [badge(e.status)]),
+        progressCell(e.progress),
+        el('td', {}, [clock(e.startedAt)]),
+        numberCell(written(e)),
+        jobAction(e),
+      ]);
+    }), 7, 'No job running');
+    fill(byId('jobs-history'), ended.map(function (e) {
+      return el('tr', { 'data-testid': 'job-history-row', 'data-id': e.id, 'data-status': e.status }, [
+        el('td', {}, [e.id]),
+        el('td', {}, [el('code', {}, [e.job])]),
+        el('td', {}, [badge(e.status)]),
+        el('td', {}, [e.exitStatus ? e.exitStatus.code : '']),
+        el('td', {}, [clock(e.startedAt)]),
+        el('td', {}, [clock(e.endedAt)]),
+        numberCell(written(e)),
+        el('td', { class: 'n' }, [count(e.startCount)]),
+        el('td', { class: 'message' }, [e.exitStatus && e.exitStatus.description ? e.exitStatus.description : '']),
+        jobAction(e),
+      ]);
+    }), 10, 'No job has ended yet');
+  }
+
+  async function controlJob(id, action, button) {
+    button.disabled = true;
+    try {
+      var execution = await api('POST', '/api/jobs/executions/' + encodeURIComponent(id) + '/' + action);
+      notify(action === 'stop' ? 'Job execution ' + id + ' is ' + execution.status + '.' : 'Job execution ' + id + ' restarted as ' + execution.id + '.', '');
+      await refresh();
+    } catch (error) {
+      notify((action === 'stop' ? 'Stop' : 'Restart') + ' of job execution ' + id + ' failed: ' + error.message, 'error');
+      button.disabled = false;
+    }
+  }
+
   async function retryOperation(id, button) {
     button.disabled = true;
     button.textContent = 'Retrying…';
@@ -295,12 +372,14 @@ const SCRIPT = String.raw`
         api('GET', '/api/stats'),
         api('GET', '/api/executions?limit=10'),
         api('GET', '/api/operations?status=FAILED&limit=20'),
+        api('GET', '/api/jobs/executions?limit=20'),
       ]);
       if (mine !== generation) return;
       renderStats(results[0]);
       renderThroughput(results[0].throughput);
       renderChunks(results[1].items);
       renderFailed(results[2].items, results[0].byStatus.FAILED);
+      renderJobs(results[3].items);
       showStatus('Updated ' + clock(new Date().toISOString()) + ' · every ' + REFRESH_MS / 1000 + ' s', 'ok');
     } catch (error) {
       if (mine !== generation) return;
@@ -368,6 +447,18 @@ const BODY = `
     </table>
   </section>
   <section class="panel">
+    <h2>Jobs running <small>with their progress; stopped at the next chunk</small></h2>
+    <table data-testid="jobs-running-table">
+      <thead><tr><th>#</th><th>Job</th><th>Status</th><th>Progress</th><th>Started</th><th class="n">Written</th><th></th></tr></thead>
+      <tbody id="jobs-running"></tbody>
+    </table>
+    <h2>Job history <small>the newest executions that ended</small></h2>
+    <table data-testid="jobs-history-table">
+      <thead><tr><th>#</th><th>Job</th><th>Status</th><th>Exit</th><th>Started</th><th>Ended</th><th class="n">Written</th><th class="n">Starts</th><th>Description</th><th></th></tr></thead>
+      <tbody id="jobs-history"></tbody>
+    </table>
+  </section>
+  <section class="panel">
     <h2>Failed operations <small id="failed-note" data-testid="failed-note"></small></h2>
     <table data-testid="failed-table">
       <thead><tr><th>#</th><th>Target</th><th>Type</th><th>Label</th><th>Error</th><th>Message</th><th>Failed at</th><th></th></tr></thead>
@@ -375,7 +466,7 @@ const BODY = `
     </table>
   </section>
 </main>
-<footer>Reads <code>/api/stats</code>, <code>/api/executions</code> and <code>/api/operations</code> with your key · <a href="/api/docs">API docs</a></footer>
+<footer>Reads <code>/api/stats</code>, <code>/api/executions</code>, <code>/api/operations</code> and <code>/api/jobs/executions</code> with your key · <a href="/api/docs">API docs</a></footer>
 `;
 
 export const DASHBOARD_HTML = `<!doctype html>

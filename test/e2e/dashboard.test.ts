@@ -342,4 +342,52 @@ describe('dashboard: GET / in a browser (built service, real database and broker
     assert.equal(number(await page.getByTestId('count-FAILED').textContent()), 1);
     assert.deepEqual(pageErrors, [], 'no script errors and no blocked script or style in the page');
   });
+
+  it('shows a running job with its progress, stops it, restarts it, and shows it completed in the history', async () => {
+    await db.query(
+      `CREATE TABLE public.seats_copy (LIKE public.seats); ALTER TABLE public.seats_copy ADD PRIMARY KEY (id)`,
+    );
+    await db.query(
+      `CREATE TABLE public.seat_archive (id int PRIMARY KEY, seat text, price numeric(8,2));
+       INSERT INTO public.seat_archive SELECT g, 'S' || g, 1 FROM generate_series(1, 400000) g`,
+    );
+    const copier = await http<{ apiKey: string }>(service, 'POST', '/api/clients', service.adminKey, {
+      name: 'archivist',
+      targets: ['public.seats_copy'],
+      sources: ['public.seat_archive'],
+    });
+    const launched = await http<{ id: string }>(service, 'POST', '/api/jobs/copy/executions', copier.body.apiKey, {
+      parameters: { source: 'public.seat_archive', target: 'public.seats_copy' },
+      options: { chunkSize: 200 },
+    });
+    assert.equal(launched.status, 202, JSON.stringify(launched.body));
+    const running = page.locator(`[data-testid="job-running-row"][data-id="${launched.body.id}"]`);
+    await running.locator('[data-testid="job-progress"][data-total="400000"]').waitFor({ timeout: 15_000 });
+    const done = Number(await running.getByTestId('job-progress').getAttribute('data-done'));
+    assert.ok(done >= 0 && done < 400_000, `progress ${done} of 400,000`);
+    assert.equal(await running.locator('.progress > span').count(), 1, 'a progress bar');
+    await page.screenshot({ path: SCREENSHOT.replace('.png', '-jobs.png'), fullPage: true });
+    await running.getByTestId('job-stop').click();
+    const stopped = page.locator(
+      `[data-testid="job-history-row"][data-id="${launched.body.id}"][data-status="STOPPED"]`,
+    );
+    await stopped.waitFor({ timeout: 15_000 });
+    const kept = await db.count(`SELECT count(*) AS n FROM public.seats_copy`);
+    assert.ok(kept > 0 && kept < 400_000, `${kept} rows copied before the stop stay`);
+
+    await stopped.getByTestId('job-restart').click();
+    await page
+      .getByTestId('notice')
+      .filter({ hasText: `Job execution ${launched.body.id} restarted as` })
+      .waitFor();
+    const restartedId = /restarted as (\d+)/.exec((await page.getByTestId('notice').textContent()) ?? '')![1];
+    await page
+      .locator(`[data-testid="job-history-row"][data-id="${restartedId}"][data-status="COMPLETED"]`)
+      .waitFor({ timeout: 60_000 });
+    assert.equal(await db.count(`SELECT count(*) AS n FROM public.seats_copy`), 400_000);
+    const cells = await page.locator(`[data-testid="job-history-row"][data-id="${restartedId}"] td`).allTextContents();
+    assert.equal(number(cells[6]), 400_000 - kept, 'written by the restart: what the stopped one had not');
+    assert.equal(cells[7], '2', 'the instance started twice');
+    assert.deepEqual(pageErrors, [], 'no script errors and no blocked script or style in the page');
+  });
 });
