@@ -187,10 +187,18 @@ console.log(JSON.stringify({ status: created.status, refused: refused instanceof
   const [url, queue, exchange, apiKey, settled, label] = process.argv.slice(2);
   const events = new SettledEventsConsumer({ url, exchange, client: 'shipping', queue: settled });
   const batch = new BatchServiceClient({ url, queue, apiKey, timeoutMs: 15000 });
+  const heard = new Map();
+  let wanted = null;
+  let found;
+  const notified = new Promise((resolve) => (found = resolve));
+  // listening before creating, so that the notification finds the queue bound
+  await events.start(async (event) => {
+    for (const o of event.operations) heard.set(o.id, o);
+    if (wanted && heard.has(wanted)) found(heard.get(wanted));
+  });
   const created = await batch.createOperation({ target: 'parcels', type: 'insert', values: { id: 5, label } });
-  const notified = new Promise((resolve) =>
-    events.start(async (event) => { const own = event.operations.find((o) => o.id === created.id); if (own) resolve(own); }),
-  );
+  wanted = created.id;
+  if (heard.has(wanted)) found(heard.get(wanted));
   const read = await batch.getOperation(created.id);
   const event = await notified;
   await batch.close();

@@ -127,8 +127,10 @@ describe('the Dockerfile, stage by stage without a Docker engine', () => {
       }
       assert.equal(status, 200, `the image's command did not answer /health:\n${output}`);
     } finally {
-      service.kill('SIGTERM');
-      await new Promise((resolve) => service.once('exit', resolve));
+      if (service.exitCode === null && service.signalCode === null) {
+        service.kill('SIGTERM');
+        await new Promise((resolve) => service.once('exit', resolve));
+      }
     }
   });
 });

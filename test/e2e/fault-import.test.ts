@@ -56,7 +56,8 @@ describe('fault: imports through killed processes (built service, real broker an
             [launched.instanceId],
           );
           if (!row || Number(row.commits) < chunks) return undefined;
-          return group.processes.find((p) => p.process.pid === Number(row.owner.split(':')[1]));
+          // a killed owner holds the execution until its lease runs out: wait for a live one
+          return alive().find((p) => p.process.pid === Number(row.owner.split(':')[1]));
         },
         60_000,
         'a worker to load',

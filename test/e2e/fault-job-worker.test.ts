@@ -65,7 +65,8 @@ describe('fault: job workers killed and stopped mid-copy (built service, real br
         );
         if (!row || Number(row.commits) < chunks) return undefined;
         const pid = Number(row.owner.split(':')[1]);
-        return group.processes.find((p) => p.process.pid === pid);
+        // a killed owner holds the execution until its lease runs out: wait for a live one
+        return alive().find((p) => p.process.pid === pid);
       },
       60_000,
       'a worker to run the copy',

@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import type { IJobExecution, IJobReject } from '../../src/interfaces/job.interfaces';
 import { BatchError } from '../../src/services/batch-error';
 import { ImportUploads, UploadRequest } from '../../src/services/imports/import-uploads.service';
+import { RetentionService } from '../../src/services/storage/retention.service';
 import { Jobs, startJobs } from '../support/jobs-app';
 
 const TABLE = `(id int PRIMARY KEY, qty int CHECK (qty >= 0), note text)`;
@@ -218,6 +219,19 @@ describe('imports on PostgreSQL: upload, load, rejects, restart', () => {
       /went away/,
     );
     assert.deepEqual([await stored(), await executions()], [files, launched]);
+  });
+
+  it('keeps an uploaded file while an import of it runs, and deletes it past retention', async () => {
+    const launched = await upload(jobs, { target: 'items', runId: 'kept' }, 'id,qty,note\n7000,1,a\n');
+    const sha256 = launched.parameters.sha256;
+    await jobs.db.query(`UPDATE batch.import_files SET created_at = now() - interval '1 year'`);
+    const retention = jobs.app.get(RetentionService);
+    const before = await stored();
+    assert.equal((await retention.purge()).importFiles, before - 1, 'all but the one an import of which runs');
+    assert.deepEqual(await jobs.db.query(`SELECT sha256 FROM batch.import_files`), [{ sha256 }]);
+    await run(launched);
+    assert.equal((await retention.purge()).importFiles, 1);
+    assert.equal(await stored(), 0);
   });
 
   it('a file of only a header loads nothing and completes', async () => {

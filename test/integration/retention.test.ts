@@ -54,7 +54,7 @@ describe('retention (real PostgreSQL)', () => {
     await t.db.query(`UPDATE batch.chunks SET ended_at = now() - interval '25 hours'`);
 
     const deleted = await t.get(RetentionService).purge();
-    assert.deepEqual(deleted, { operations: 2501, requests: 6, outbox: 1, executions: 1 });
+    assert.deepEqual(deleted, { operations: 2501, requests: 6, outbox: 1, executions: 1, importFiles: 0 });
     const left = await t.db.query<{ id: string; status: string }>(
       'SELECT id, status FROM batch.operation_states ORDER BY id',
     );
@@ -84,7 +84,13 @@ describe('retention (real PostgreSQL)', () => {
     // written with the chunk that settled them: as old as they are
     await t.db.query(`UPDATE batch.outbox SET created_at = now() - interval '25 hours' WHERE sent_at IS NULL`);
 
-    assert.deepEqual(await t.get(RetentionService).purge(), { operations: 3, requests: 0, outbox: 0, executions: 0 });
+    assert.deepEqual(await t.get(RetentionService).purge(), {
+      operations: 3,
+      requests: 0,
+      outbox: 0,
+      executions: 0,
+      importFiles: 0,
+    });
     const [{ payload }] = await t.db.query<{ payload: string }>(
       `SELECT payload FROM batch.outbox WHERE sent_at IS NULL ORDER BY id DESC LIMIT 1`,
     );

@@ -76,15 +76,14 @@ export class ImportFiles {
   /** The bytes of a file from `offset`, `length` of them at most (fewer at its end). */
   async read(tx: PoolClient, fileId: string, offset: number, length: number): Promise<Buffer> {
     const first = Math.floor(offset / BLOCK_BYTES) * BLOCK_BYTES;
-    const { rows } = await tx.query<{ byte_offset: string; data: Buffer }>({
+    const { rows } = await tx.query<{ data: Buffer }>({
       name: 'import-blocks',
-      text: `SELECT byte_offset, data FROM batch.import_blocks
+      text: `SELECT data FROM batch.import_blocks
               WHERE file_id = $1 AND byte_offset >= $2 AND byte_offset < $3 ORDER BY byte_offset`,
       values: [fileId, first, offset + length],
     });
     if (rows.length === 0) return Buffer.alloc(0);
     const joined = rows.length === 1 ? rows[0].data : Buffer.concat(rows.map((row) => row.data));
-    const start = offset - Number(rows[0].byte_offset);
-    return joined.subarray(start, start + length);
+    return joined.subarray(offset - first, offset - first + length); // blocks start at multiples of BLOCK_BYTES
   }
 }

@@ -14,8 +14,9 @@ import { ImportFile, ImportFiles } from './import-files';
 import { scanRecords, ScannedRecords } from './record-scanner';
 import { csvFields, ndjsonRecord, RecordProblem } from './records';
 
-/** Bytes read for a chunk at first; doubled while not even one record fits (a 10 MB field), up to the most. */
+/** Bytes read for a chunk at first (then as many as its records took last time); doubled while too few. */
 const FIRST_WINDOW = 4 << 20;
+const SMALL_WINDOW = 64 << 10;
 const MOST_WINDOW = 1 << 30;
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 /** A reject keeps this much of its record's text. */
@@ -188,7 +189,7 @@ export class ImportJob implements JobProvider {
     const quote = plan.format === 'csv' ? plan.quote.charCodeAt(0) : null;
     if (plan.format === 'csv' && step.context.columns === undefined) {
       if (plan.header) {
-        const header = await this.scan(tx, file, offset, line, 1, quote);
+        const header = await this.scan(tx, file, offset, line, 1, quote, SMALL_WINDOW);
         const text = header.buffer.toString('utf8', 0, header.records.end).replace(/\r?\n$/, '');
         step.context.columns = checkColumns(plan, csvFields(text, plan.delimiter, plan.quote));
         offset += header.records.end;
@@ -196,7 +197,8 @@ export class ImportJob implements JobProvider {
       } else step.context.columns = plan.columns;
     }
     const size = Number(step.job.options.chunkSize);
-    const { buffer, records: scanned, atEnd } = await this.scan(tx, file, offset, line, size, quote);
+    const window = Number(step.context.window ?? FIRST_WINDOW);
+    const { buffer, records: scanned, atEnd } = await this.scan(tx, file, offset, line, size, quote, window);
     const count = recordsKept(buffer, scanned, atEnd);
     const refused: Refusal[] = [];
     if (count > 0) {
@@ -211,6 +213,8 @@ export class ImportJob implements JobProvider {
       else step.counts.writeSkipCount += 1;
     }
     step.counts.readCount += count;
+    // a full chunk's bytes, and a little more, are what the next one reads first
+    if (scanned.starts.length === size) step.context.window = Math.max(SMALL_WINDOW, Math.ceil(scanned.end * 1.05));
     step.context.offset = offset + scanned.end;
     step.context.line = scanned.endLine;
     step.progress(Number(step.context.offset), file.bytes, 'bytes');
@@ -225,8 +229,9 @@ export class ImportJob implements JobProvider {
     line: number,
     max: number,
     quote: number | null,
+    first: number,
   ): Promise<{ buffer: Buffer; records: ScannedRecords; atEnd: boolean }> {
-    for (let window = FIRST_WINDOW; ; window *= 2) {
+    for (let window = first; ; window *= 2) {
       const buffer = await this.files.read(tx, file.id, offset, window);
       const atEnd = offset + buffer.length >= file.bytes;
       const records = scanRecords(buffer, 0, max, quote, atEnd, line);

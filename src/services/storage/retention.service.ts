@@ -12,7 +12,7 @@ const RUNS_PER_BATCH = 10;
 
 /**
  * Deletes what is older than BATCH_RETENTION_HOURS, in small batches so that no long lock or transaction
- * builds up: settled operations, requests, sent outbox rows, executions (with their steps). Ids grow with time, so
+ * builds up: settled operations, requests, sent outbox rows, chunks (with their steps), uploaded data sets. Ids grow with time, so
  * each batch walks the primary key from the oldest row, up to the first operation (request) created since the cutoff.
  * Idempotency keys and requests are remembered for as long as operations of their time are kept. Then the operation
  * counts are folded,
@@ -35,7 +35,13 @@ export class RetentionService {
   }
 
   /** Deletes everything past retention; returns how many rows of each kind. */
-  async purge(): Promise<{ operations: number; requests: number; outbox: number; executions: number }> {
+  async purge(): Promise<{
+    operations: number;
+    requests: number;
+    outbox: number;
+    executions: number;
+    importFiles: number;
+  }> {
     const cutoff = new Date(Date.now() - this.config.retention.hours * 3_600_000);
     // An operation settled before the cutoff was created before it, so none lies past the first one created since:
     // the batches walk only the old rows, not (when there is nothing to delete) the whole table, seconds with millions.
@@ -75,8 +81,19 @@ export class RetentionService {
         `DELETE FROM batch.chunks WHERE id IN (SELECT id FROM batch.chunks WHERE ended_at < $1 LIMIT ${BATCH_SIZE})`,
         [cutoff],
       ),
+      // an uploaded data set, once no execution of an import of it runs (one that failed cannot be restarted after)
+      importFiles: await this.inBatches(
+        `DELETE FROM batch.import_files WHERE id IN (
+           SELECT f.id FROM batch.import_files f
+            WHERE f.created_at < $1 AND NOT EXISTS (
+              SELECT 1 FROM batch.job_instances i JOIN batch.job_executions e ON e.instance_id = i.id
+               WHERE i.client_id = f.client_id AND i.job = 'import' AND i.parameters->>'sha256' = f.sha256
+                 AND e.status IN ('STARTING', 'STARTED', 'STOPPING'))
+            LIMIT 10)`,
+        [cutoff],
+      ),
     };
-    if (result.operations + result.requests + result.outbox + result.executions > 0)
+    if (Object.values(result).some((deleted) => deleted > 0))
       this.logger.log(`retention deleted ${JSON.stringify(result)}`);
     return result;
   }
