@@ -48,6 +48,11 @@ export class BatchError extends Error {
 }
 
 /** Maps anything thrown to a BatchError: known ones as they are, database outages as UNAVAILABLE. */
+/** VALIDATION_FAILED for one field, named in `details.problems` as the request validation names them. */
+export function invalidField(field: string, message: string): BatchError {
+  return new BatchError('VALIDATION_FAILED', `${field}: ${message}`, { problems: [{ field, message }] });
+}
+
 export function toBatchError(error: unknown): BatchError {
   if (error instanceof BatchError) return error;
   if (isConnectionError(error)) return new BatchError('UNAVAILABLE', 'The database is unavailable; retry later');

@@ -3,11 +3,12 @@ import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { TargetTable } from '../../interfaces/catalog.interfaces';
 import type { JobParameters } from '../../interfaces/job.interfaces';
-import { BatchError } from '../batch-error';
+import { BatchError, invalidField } from '../batch-error';
 import { job, JobDefinition, JobRun, skip, StepRun, tasklet, underSavepoint } from '../jobs/job-definition';
 import { namesOf } from '../jobs/job-parameters';
 import { BatchJob, JobProvider } from '../jobs/job-registry.service';
-import { CatalogService, sameColumns } from '../storage/catalog.service';
+import { CONFLICT_KEY, conflictKeyOf, MODE } from '../jobs/write-mode';
+import { CatalogService } from '../storage/catalog.service';
 import { quoteIdent } from '../storage/database';
 import { isConcurrencyConflict, isConnectionError } from '../storage/database-error';
 import { ImportFile, ImportFiles } from './import-files';
@@ -76,16 +77,8 @@ export class ImportJob implements JobProvider {
     this.definition = job('import')
       .describe('Loads an uploaded CSV or NDJSON data set into a target table (POST /api/imports)')
       .parameter('target', { type: 'string', required: true, description: 'the table written (`schema.table`)' })
-      .parameter('mode', {
-        type: 'string',
-        values: ['insert', 'upsert'],
-        default: 'insert',
-        description: 'how records are written',
-      })
-      .parameter('conflictKey', {
-        type: 'names',
-        description: 'upsert: a unique key of the target (default its primary key)',
-      })
+      .parameter('mode', MODE)
+      .parameter('conflictKey', CONFLICT_KEY)
       .parameter('columns', { type: 'names', description: 'CSV without a header: the columns of its fields, in order' })
       .parameter('format', { type: 'string', values: ['csv', 'ndjson'], required: true, description: 'the format' })
       .parameter('sha256', { type: 'string', required: true, description: 'of the body as uploaded' })
@@ -124,13 +117,7 @@ export class ImportJob implements JobProvider {
   async planOf(parameters: JobParameters, options: JobParameters): Promise<ImportPlan> {
     const target = await this.catalog.find(String(parameters.target));
     if (!target) throw new BatchError('UNKNOWN_TARGET', `No target table ${String(parameters.target)}`);
-    let conflictKey: string[] | null = null;
-    if (parameters.mode === 'upsert') {
-      conflictKey = parameters.conflictKey === undefined ? target.primaryKey : namesOf(parameters.conflictKey);
-      if (!conflictKey) throw invalid('conflictKey', `is needed: ${target.name} has no primary key`);
-      if (!target.uniqueKeys.some((unique) => sameColumns(unique, conflictKey!)))
-        throw invalid('conflictKey', `is not a unique key of ${target.name}`);
-    }
+    const conflictKey = conflictKeyOf(parameters, target);
     const delimiter = String(options.delimiter ?? ',');
     const quote = String(options.quote ?? '"');
     for (const [name, char] of [
@@ -138,8 +125,8 @@ export class ImportJob implements JobProvider {
       ['quote', quote],
     ])
       if (Buffer.byteLength(char) !== 1 || char === '\n' || char === '\r')
-        throw invalid(name, 'must be one single-byte character other than a newline');
-    if (delimiter === quote) throw invalid('quote', 'must differ from the delimiter');
+        throw invalidField(name, 'must be one single-byte character other than a newline');
+    if (delimiter === quote) throw invalidField('quote', 'must differ from the delimiter');
     const columns =
       parameters.columns === undefined
         ? [...target.columns.values()].filter((c) => !c.generatedAlways).map((c) => c.name)
@@ -428,17 +415,17 @@ export function checkColumns(plan: ImportPlan, columns: string[]): string[] {
   for (const name of columns) {
     const column = target.columns.get(name);
     if (!column) throw new BatchError('UNKNOWN_COLUMN', `${target.name} has no column ${name}`, { column: name });
-    if (column.generatedAlways) throw invalid('columns', `${name} is generated and cannot be written`);
-    if (seen.has(name)) throw invalid('columns', `${name} is named twice`);
+    if (column.generatedAlways) throw invalidField('columns', `${name} is generated and cannot be written`);
+    if (seen.has(name)) throw invalidField('columns', `${name} is named twice`);
     seen.add(name);
   }
   const missing = [...target.columns.values()].find(
     (c) => c.notNull && !c.hasDefault && !c.generatedAlways && !seen.has(c.name),
   );
   if (missing)
-    throw invalid('columns', `${missing.name} is NOT NULL without a default, and the data has no such column`);
+    throw invalidField('columns', `${missing.name} is NOT NULL without a default, and the data has no such column`);
   const unkeyed = plan.conflictKey?.find((name) => !seen.has(name));
-  if (unkeyed) throw invalid('columns', `the conflict key's ${unkeyed} is not among the data's columns`);
+  if (unkeyed) throw invalidField('columns', `the conflict key's ${unkeyed} is not among the data's columns`);
   return columns;
 }
 
@@ -536,8 +523,4 @@ function tableName(target: TargetTable): string {
 
 function literal(text: string): string {
   return `'${text.replace(/'/g, "''")}'`;
-}
-
-function invalid(field: string, message: string): BatchError {
-  return new BatchError('VALIDATION_FAILED', `${field}: ${message}`, { problems: [{ field, message }] });
 }

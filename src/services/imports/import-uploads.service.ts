@@ -8,7 +8,7 @@ import type { PoolClient } from 'pg';
 import { AppConfig } from '../../config/app-config';
 import type { IJobExecution, JobParameters } from '../../interfaces/job.interfaces';
 import { AuthenticatedClient } from '../access/client.service';
-import { BatchError } from '../batch-error';
+import { BatchError, invalidField } from '../batch-error';
 import { withDefaults } from '../jobs/job-parameters';
 import { JobOperator } from '../jobs/job-operator.service';
 import { JobSignals } from '../jobs/job-signals';
@@ -160,14 +160,14 @@ function launchOf(request: UploadRequest): { parameters: JobParameters; options:
   const parameters: Record<string, unknown> = {};
   const options: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(request.query)) {
-    if (typeof value !== 'string') throw invalid(name.slice(0, 100), 'must be given once, as text');
+    if (typeof value !== 'string') throw invalidField(name.slice(0, 100), 'must be given once, as text');
     if (PARAMETERS.includes(name)) parameters[name] = value;
     else if (OPTIONS.includes(name)) options[name] = typed(value);
-    else throw invalid(name.slice(0, 100), 'is not a parameter of an import');
+    else throw invalidField(name.slice(0, 100), 'is not a parameter of an import');
   }
   parameters.format ??= FORMATS[(request.contentType ?? '').split(';')[0].trim().toLowerCase()];
   if (parameters.format === undefined)
-    throw invalid('format', 'is needed: format=csv or ndjson, or Content-Type text/csv or application/x-ndjson');
+    throw invalidField('format', 'is needed: format=csv or ndjson, or Content-Type text/csv or application/x-ndjson');
   if (options.null === '') delete options.null; // the empty unquoted field, COPY's own default
   return { parameters: parameters as JobParameters, options: options as JobParameters };
 }
@@ -191,7 +191,7 @@ function checkHead(plan: ImportPlan, head: Buffer, atEnd: boolean): boolean {
     const scanned = scanRecords(head, from, 1, quote, atEnd, line);
     if (scanned.starts.length === 0) {
       if (atEnd) return true;
-      if (head.length > MOST_HEADER_BYTES) throw invalid('header', `is longer than ${MOST_HEADER_BYTES} bytes`);
+      if (head.length > MOST_HEADER_BYTES) throw invalidField('header', `is longer than ${MOST_HEADER_BYTES} bytes`);
       return false;
     }
     const text = head.toString('utf8', from, scanned.end).replace(/\r?\n$/, '');
@@ -215,8 +215,4 @@ function checkHead(plan: ImportPlan, head: Buffer, atEnd: boolean): boolean {
     from = scanned.end;
     line = scanned.endLine;
   }
-}
-
-function invalid(field: string, message: string): BatchError {
-  return new BatchError('VALIDATION_FAILED', `${field}: ${message}`, { problems: [{ field, message }] });
 }

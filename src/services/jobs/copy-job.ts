@@ -2,8 +2,8 @@ import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import type { SourceTable, TargetTable } from '../../interfaces/catalog.interfaces';
 import type { JobParameters } from '../../interfaces/job.interfaces';
-import { BatchError } from '../batch-error';
-import { CatalogService, sameColumns } from '../storage/catalog.service';
+import { BatchError, invalidField } from '../batch-error';
+import { CatalogService } from '../storage/catalog.service';
 import { Database, quoteIdent } from '../storage/database';
 import { isConcurrencyConflict, isConnectionError, sqlState } from '../storage/database-error';
 import {
@@ -17,8 +17,9 @@ import {
   tasklet,
   underSavepoint,
 } from './job-definition';
-import { keyText, namesOf } from './job-parameters';
+import { keyText } from './job-parameters';
 import { BatchJob, JobProvider } from './job-registry.service';
+import { CONFLICT_KEY, conflictKeyOf, MODE } from './write-mode';
 
 /** What a copy runs: its tables, the columns written from the columns read, the key, and its chunk statement. */
 interface CopyPlan {
@@ -62,16 +63,8 @@ export class CopyJob implements JobProvider {
       .describe('Copies rows of a table or view into a target table inside PostgreSQL, in chunks ordered by a key')
       .parameter('source', { type: 'string', required: true, description: 'the table or view read (`schema.table`)' })
       .parameter('target', { type: 'string', required: true, description: 'the table written (`schema.table`)' })
-      .parameter('mode', {
-        type: 'string',
-        values: ['insert', 'upsert'],
-        default: 'insert',
-        description: 'how rows are written',
-      })
-      .parameter('conflictKey', {
-        type: 'names',
-        description: 'upsert: a unique key of the target (default its primary key)',
-      })
+      .parameter('mode', MODE)
+      .parameter('conflictKey', CONFLICT_KEY)
       .parameter('columns', {
         type: 'mapping',
         description: 'target column → source column (default the columns both have, by name)',
@@ -115,7 +108,10 @@ export class CopyJob implements JobProvider {
     const [from, to] = [keyText(parameters.from), keyText(parameters.to)];
     const cast = (value: string | null, name: string) =>
       this.db.query(`SELECT $1::${plan.keyType}`, [value]).catch((error: unknown) => {
-        throw invalid(name, `is not a value of the key column's type ${plan.keyType}: ${(error as Error).message}`);
+        throw invalidField(
+          name,
+          `is not a value of the key column's type ${plan.keyType}: ${(error as Error).message}`,
+        );
       });
     await cast(from, 'from');
     await cast(to, 'to');
@@ -124,7 +120,7 @@ export class CopyJob implements JobProvider {
         `SELECT $1::${plan.keyType} > $2::${plan.keyType} AS inverted`,
         [from, to],
       );
-      if (inverted) throw invalid('from', 'is greater than to');
+      if (inverted) throw invalidField('from', 'is greater than to');
     }
     const statement = chunkStatement(plan, from, to, 1);
     await this.db.query(`EXPLAIN ${statement.text}`, statement.values).catch((error: unknown) => {
@@ -144,17 +140,14 @@ export class CopyJob implements JobProvider {
     const columns = mappedColumns(parameters.columns as Record<string, string> | undefined, source, target);
     const key = parameters.keyColumn === undefined ? source.key : String(parameters.keyColumn);
     if (key === null)
-      throw invalid('keyColumn', `is needed: ${source.name} has no primary key of one column to read it in order of`);
+      throw invalidField(
+        'keyColumn',
+        `is needed: ${source.name} has no primary key of one column to read it in order of`,
+      );
     if (!source.columns.has(key)) throw unknownColumn(source.name, key);
-    let conflictKey: string[] | null = null;
-    if (parameters.mode === 'upsert') {
-      conflictKey = parameters.conflictKey === undefined ? target.primaryKey : namesOf(parameters.conflictKey);
-      if (!conflictKey) throw invalid('conflictKey', `is needed: ${target.name} has no primary key`);
-      if (!target.uniqueKeys.some((unique) => sameColumns(unique, conflictKey!)))
-        throw invalid('conflictKey', `is not a unique key of ${target.name}`);
-      const unwritten = conflictKey.find((column) => !columns.some(([written]) => written === column));
-      if (unwritten) throw invalid('conflictKey', `names ${unwritten}, which the copy does not write`);
-    }
+    const conflictKey = conflictKeyOf(parameters, target);
+    const unwritten = conflictKey?.find((column) => !columns.some(([written]) => written === column));
+    if (unwritten) throw invalidField('conflictKey', `names ${unwritten}, which the copy does not write`);
     return { source, target, key, keyType: source.columns.get(key)!, columns, conflictKey };
   }
 
@@ -286,7 +279,7 @@ function mappedColumns(
     .filter((column) => !column.generatedAlways && source.columns.has(column.name))
     .map((column): [string, string] => [column.name, column.name]);
   if (common.length === 0)
-    throw invalid('columns', `are needed: ${source.name} and ${target.name} have no column of the same name`);
+    throw invalidField('columns', `are needed: ${source.name} and ${target.name} have no column of the same name`);
   return common;
 }
 
@@ -370,10 +363,6 @@ function returnedKey(plan: CopyPlan): string | null {
   if (!mapped || plan.target.columns.get(mapped[0])?.castType !== plan.keyType) return null;
   const nothingUpdated = plan.conflictKey && plan.columns.every(([column]) => plan.conflictKey!.includes(column));
   return nothingUpdated ? null : mapped[0];
-}
-
-function invalid(field: string, message: string): BatchError {
-  return new BatchError('VALIDATION_FAILED', `${field}: ${message}`, { problems: [{ field, message }] });
 }
 
 function unknownColumn(table: string, column: string): BatchError {

@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { Cron } from 'croner';
 import type { PoolClient } from 'pg';
 import type { IJobSchedule, JobParameters } from '../../interfaces/job.interfaces';
-import { BatchError } from '../batch-error';
+import { BatchError, invalidField } from '../batch-error';
 import { stringifyJson } from '../exact-json';
 import { Database } from '../storage/database';
 import { logReason } from '../storage/database-error';
@@ -68,9 +68,9 @@ export class JobSchedules {
       `SELECT id, admin, targets, sources FROM batch.clients WHERE name = $1 AND revoked_at IS NULL`,
       [request.client],
     );
-    if (!client) throw invalid('client', `no active client is named ${request.client}`);
+    if (!client) throw invalidField('client', `no active client is named ${request.client}`);
     if (typeof request.parameters === 'object' && request.parameters !== null && SCHEDULED_AT in request.parameters)
-      throw invalid(`parameters.${SCHEDULED_AT}`, 'is given by each tick');
+      throw invalidField(`parameters.${SCHEDULED_AT}`, 'is given by each tick');
     const launch = await this.operator.check(client, definition, request.parameters, request.options);
     await this.db.query(
       `INSERT INTO batch.job_schedules (name, job, cron, time_zone, parameters, options, client_id, backfill_seconds, next_tick_at)
@@ -198,17 +198,18 @@ export class ScheduleLoop extends WorkerLoop {
 export function cronOf(expression: string, timeZone: string): Cron {
   const fields = String(expression).trim().split(/\s+/).length;
   if (typeof expression !== 'string' || expression.length > 200 || (fields !== 5 && fields !== 6))
-    throw invalid('cron', 'must have five fields (minute first) or six (second first)');
-  if (!validTimeZone(timeZone)) throw invalid('timeZone', `is not a time zone (IANA, such as Europe/Berlin)`);
+    throw invalidField('cron', 'must have five fields (minute first) or six (second first)');
+  if (!validTimeZone(timeZone)) throw invalidField('timeZone', `is not a time zone (IANA, such as Europe/Berlin)`);
   let cron: Cron;
   try {
     cron = new Cron(expression, { timezone: timeZone, paused: true });
   } catch (error) {
-    throw invalid('cron', `does not parse: ${(error as Error).message}`);
+    throw invalidField('cron', `does not parse: ${(error as Error).message}`);
   }
   const [first, second] = cron.nextRuns(2);
-  if (!first) throw invalid('cron', 'never fires');
-  if (second && second.getTime() - first.getTime() < 1000) throw invalid('cron', 'fires more often than once a second');
+  if (!first) throw invalidField('cron', 'never fires');
+  if (second && second.getTime() - first.getTime() < 1000)
+    throw invalidField('cron', 'fires more often than once a second');
   return cron;
 }
 
@@ -219,8 +220,4 @@ function validTimeZone(timeZone: string): boolean {
   } catch {
     return false;
   }
-}
-
-function invalid(field: string, message: string): BatchError {
-  return new BatchError('VALIDATION_FAILED', `${field}: ${message}`, { problems: [{ field, message }] });
 }
