@@ -106,6 +106,12 @@ describe('fault: job workers killed and stopped mid-copy (built service, real br
     );
     assert.match(done[0].exit_description ?? '', /lease/);
     await assertCopied('killed');
+    let seen = 0;
+    for (const process of alive()) {
+      const metrics = await (await fetch(`${process.url}/metrics`)).text();
+      seen += Number(/batch_job_lease_losses_total\{job="copy"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    }
+    assert.ok(seen >= 1, 'the lease losses are counted by the workers that saw them');
   });
 
   it('startLimit: a copy whose worker dies at every start ends FAILED and is not started again', async () => {

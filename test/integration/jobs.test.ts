@@ -53,7 +53,22 @@ class FlowJob {
   }
 }
 
-@Module({ providers: [FlowJob] })
+/** A job started once per instance: its step fails while the table `once_target` is missing. */
+@BatchJob()
+@Injectable()
+class OnceJob {
+  readonly definition: JobDefinition = job('once')
+    .describe('never started twice')
+    .parameter('day', { type: 'string', required: true, description: 'a day' })
+    .preventRestart()
+    .step(
+      'write',
+      tasklet(async (tx) => (await tx.query(`INSERT INTO once_target VALUES (1)`), 'FINISHED')),
+    )
+    .build();
+}
+
+@Module({ providers: [FlowJob, OnceJob] })
 class FlowJobModule {}
 
 const TABLE = `(id int PRIMARY KEY, qty int, price numeric(12,2), note text, at timestamptz)`;
@@ -207,6 +222,35 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
       ],
     );
     assert.equal((await jobs.execution(full.id)).status, 'COMPLETED');
+  });
+
+  it('preventRestart: an instance that failed is not started again', async () => {
+    const failed = await jobs.operator.launch(jobs.client, 'once', { day: 'monday' }, {});
+    await jobs.runAll();
+    assert.equal((await jobs.execution(failed.id)).status, 'FAILED');
+    assert.deepEqual(await conflictOf(jobs.operator.restart(jobs.client, failed.id)), {
+      reason: 'JOB_NOT_RESTARTABLE',
+      executionId: failed.id,
+    });
+  });
+
+  it('grants are checked again when a worker starts an execution: a narrowed client runs nothing', async () => {
+    const launched = await jobs.operator.launch(
+      jobs.client,
+      'copy',
+      { source: 'public.src', target: 'public.dst', mode: 'upsert', to: 5 },
+      {},
+    );
+    await jobs.db.query(`UPDATE batch.clients SET sources = '{}' WHERE name = 'copier'`);
+    try {
+      await jobs.runAll();
+      const refused = await jobs.execution(launched.id);
+      assert.equal(refused.status, 'FAILED');
+      assert.match(refused.exitStatus?.description ?? '', /^FORBIDDEN: .*public\.src/);
+      assert.deepEqual(refused.steps, [], 'no step ran');
+    } finally {
+      await jobs.db.query(`UPDATE batch.clients SET sources = '{public.src}' WHERE name = 'copier'`);
+    }
   });
 
   it('a schedule ticking on two processes launches each tick once; missed ticks within backfill are launched', async () => {
