@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import type { PoolClient } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { BatchError } from '../batch-error';
 import { Database } from '../storage/database';
 
@@ -73,8 +73,11 @@ export class ImportFiles {
     return row ? { id: row.id, bytes: Number(row.bytes) } : null;
   }
 
-  /** The bytes of a file from `offset`, `length` of them at most (fewer at its end). */
-  async read(tx: PoolClient, fileId: string, offset: number, length: number): Promise<Buffer> {
+  /**
+   * The bytes of a file from `offset`, `length` of them at most (fewer at its end); read in `tx`, or on a connection of
+   * the pool (blocks never change once committed).
+   */
+  async read(tx: PoolClient | Pool, fileId: string, offset: number, length: number): Promise<Buffer> {
     const first = Math.floor(offset / BLOCK_BYTES) * BLOCK_BYTES;
     const { rows } = await tx.query<{ data: Buffer }>({
       name: 'import-blocks',
