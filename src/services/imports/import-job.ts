@@ -70,8 +70,8 @@ export class ImportJob implements JobProvider {
   readonly definition: JobDefinition;
   private readonly plans = new WeakMap<JobRun, Promise<ImportPlan>>();
   /**
-   * The next chunk's bytes of each file being loaded, read on another connection while this chunk's COPY runs (the
-   * read is a quarter of a load's time), by the offset and length they are for.
+   * The next chunk's bytes of each file being loaded, read on another connection while this chunk's COPY runs (so
+   * that the database works on both at once: reading them back is a good share of a load), by offset and length.
    */
   private readonly prefetched = new Map<string, { offset: number; length: number; bytes: Promise<Buffer | null> }>();
 
