@@ -324,20 +324,24 @@ export class ImportJob implements JobProvider {
     const loaded: number[] = [];
     const copy = `COPY import_rows (${list}) FROM STDIN WITH (${options})`;
     await this.copyRecords(tx, step, refused, copy, records, 0, records.bounds.length - 1, loaded);
-    // the n-th record of each conflict key in layer n: a layer writes each key once, and the layers go in order, so
-    // that every record is applied (or refused) after the ones of its key before it, as one at a time would
     const key = plan.conflictKey.map(quoteIdent).join(', ');
-    const { rows } = await tx.query<{ ord: string; layer: number }>(
-      `SELECT ord, (row_number() OVER (PARTITION BY ${key} ORDER BY ord))::int AS layer FROM import_rows ORDER BY ord`,
-    );
-    const layers: { ords: string[]; records: number[] }[] = [];
-    rows.forEach(({ ord, layer }, i) => {
-      layers[layer - 1] ??= { ords: [], records: [] };
-      layers[layer - 1].ords.push(ord);
-      layers[layer - 1].records.push(loaded[i]);
-    });
-    const upsert = upsertStatement(plan, columns);
-    for (const layer of layers) await this.upsertRows(tx, step, refused, upsert, records, layer, 0, layer.ords.length);
+    if (await this.upsertAll(tx, plan, columns, key)) step.counts.writeCount += loaded.length;
+    else {
+      // the n-th record of each conflict key in layer n: a layer writes each key once, and the layers go in order, so
+      // that every record is applied (or refused) after the ones of its key before it, as one at a time would
+      const { rows } = await tx.query<{ ord: string; layer: number }>(
+        `SELECT ord, (row_number() OVER (PARTITION BY ${key} ORDER BY ord))::int AS layer FROM import_rows ORDER BY ord`,
+      );
+      const layers: { ords: string[]; records: number[] }[] = [];
+      rows.forEach(({ ord, layer }, i) => {
+        layers[layer - 1] ??= { ords: [], records: [] };
+        layers[layer - 1].ords.push(ord);
+        layers[layer - 1].records.push(loaded[i]);
+      });
+      const upsert = upsertStatement(plan, columns, 'ord = ANY($1::bigint[])');
+      for (const layer of layers)
+        await this.upsertRows(tx, step, refused, upsert, records, layer, 0, layer.ords.length);
+    }
     await tx.query(`DROP TABLE import_rows`);
   }
 
@@ -391,6 +395,29 @@ export class ImportJob implements JobProvider {
       if (alone !== null) refuse(refused, records, suspect, alone);
       start = suspect + 1;
     }
+  }
+
+  /**
+   * The copied rows in one statement, when no two have one conflict key (as most data sets): true when it went in;
+   * false when it must go in layers, or was refused (then halved down to the rows at fault).
+   */
+  private async upsertAll(tx: PoolClient, plan: ImportPlan, columns: string[], key: string): Promise<boolean> {
+    const { rows } = await tx.query<{ once: boolean }>(
+      `SELECT count(*) = count(DISTINCT (${key})) AS once FROM import_rows`,
+    );
+    if (!rows[0].once) return false;
+    let failure: unknown = null;
+    const upsert = upsertStatement(plan, columns, 'true');
+    if (
+      await underSavepoint(
+        tx,
+        () => tx.query(upsert),
+        (e) => (failure = e),
+      )
+    )
+      return true;
+    if (isConnectionError(failure) || isConcurrencyConflict(failure)) throw failure;
+    return false;
   }
 
   /** The copied rows [from, to) of a layer written to the target; refused, halved down to the rows at fault. */
@@ -526,7 +553,8 @@ function copyOptions(plan: ImportPlan): string {
   return options.join(', ');
 }
 
-function upsertStatement(plan: ImportPlan, columns: string[]): string {
+/** The upsert of the copied rows that `where` keeps. */
+function upsertStatement(plan: ImportPlan, columns: string[], where: string): string {
   const key = plan.conflictKey!.map(quoteIdent).join(', ');
   const list = columns.map(quoteIdent).join(', ');
   const updated = columns.filter((column) => !plan.conflictKey!.includes(column));
@@ -534,7 +562,7 @@ function upsertStatement(plan: ImportPlan, columns: string[]): string {
     ? `DO UPDATE SET ${updated.map((c) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}`
     : 'DO NOTHING';
   return `INSERT INTO ${tableName(plan.target)} (${list})
-          SELECT ${list} FROM import_rows WHERE ord = ANY($1::bigint[]) ORDER BY ${key} ON CONFLICT (${key}) ${action}`;
+          SELECT ${list} FROM import_rows WHERE ${where} ORDER BY ${key} ON CONFLICT (${key}) ${action}`;
 }
 
 function tableName(target: TargetTable): string {
