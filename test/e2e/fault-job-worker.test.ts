@@ -164,9 +164,11 @@ describe('fault: job workers killed and stopped mid-copy (built service, real br
       parameters: { source: 'public.src', target: 'public.ticks', mode: 'upsert', to: 10 },
     });
     assert.equal(put.status, 200, JSON.stringify(put.body));
+    const putAt = Date.now();
     await sleep(15_000);
     await killAndReplace(alive()[0]);
     await sleep(15_000);
+    const deleting = Date.now();
     assert.equal((await http(alive()[0], 'DELETE', '/api/jobs/schedules/every-second', first.adminKey)).status, 204);
     const ticks = await group.db.query<{ at: string; executions: string; completed: string }>(
       `SELECT i.parameters->>'scheduledAt' AS at, count(e.id) AS executions,
@@ -174,9 +176,17 @@ describe('fault: job workers killed and stopped mid-copy (built service, real br
          FROM batch.job_instances i JOIN batch.job_executions e ON e.instance_id = i.id
         WHERE i.parameters ? 'scheduledAt' GROUP BY 1 ORDER BY 1`,
     );
-    assert.ok(ticks.length >= 29 && ticks.length <= 31, `${ticks.length} ticks`);
+    // from the first tick after the PUT was answered to one before the DELETE was, every second once
+    const [firstTick, lastTick] = [Date.parse(ticks[0].at), Date.parse(ticks.at(-1)!.at)];
+    assert.ok(firstTick > putAt - 1000 && firstTick <= putAt + 1000, `the first tick ${ticks[0].at}`);
+    assert.ok(lastTick >= deleting - Number(LEASE_MS) - 1000, `the last tick ${ticks.at(-1)!.at}`);
     for (let i = 1; i < ticks.length; i++)
       assert.equal(Date.parse(ticks[i].at) - Date.parse(ticks[i - 1].at), 1000, `the tick after ${ticks[i - 1].at}`);
+    assert.deepEqual(
+      ticks.filter((t) => Number(t.executions) > 1 && Number(t.completed) > 1),
+      [],
+      'no tick completed twice',
+    );
     await eventually(
       async () => {
         const open = await group.db.count(
