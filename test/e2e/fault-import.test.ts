@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import type { IJobExecution } from '../../src/interfaces/job.interfaces';
 import { ServiceGroup } from '../support/harness';
 import { sleep } from '../support/private-services';
-import { eventually, http, serviceEnv, ServiceProcess } from '../support/service-process';
+import { eventually, http, serviceEnv } from '../support/service-process';
 
 const ROWS = 300_000;
 const CSV = `id,qty,note\n${Array.from({ length: ROWS }, (_, i) => `${i + 1},${i % 97},"n ${i + 1}"`).join('\n')}\n`;
@@ -31,12 +31,7 @@ describe('fault: imports through killed processes (built service, real broker an
   });
   after(() => group?.close());
 
-  const alive = () => group.processes.filter((p) => p.process.exitCode === null && p.process.signalCode === null);
-  const killAndReplace = async (victim: ServiceProcess) => {
-    victim.process.kill('SIGKILL');
-    await new Promise((resolve) => victim.process.once('exit', resolve));
-    await group.start();
-  };
+  const alive = () => group.alive();
 
   it('kill -9 of the worker mid-load, twice: taken over after the lease, every record loaded once', async () => {
     const response = await fetch(`${alive()[0].url}/api/imports?target=items&chunkSize=5000`, {
@@ -47,23 +42,9 @@ describe('fault: imports through killed processes (built service, real broker an
     const launched = (await response.json()) as IJobExecution;
     assert.equal(response.status, 202, JSON.stringify(launched));
     for (const chunks of [2, 25]) {
-      const victim = await eventually(
-        async () => {
-          const [row] = await group.db.query<{ owner: string; commits: string }>(
-            `SELECT e.lease_owner AS owner, coalesce(sum(s.commit_count), 0) AS commits
-               FROM batch.job_executions e LEFT JOIN batch.step_executions s ON s.job_execution_id = e.id
-              WHERE e.instance_id = $1 AND e.status = 'STARTED' AND e.lease_owner IS NOT NULL GROUP BY e.id`,
-            [launched.instanceId],
-          );
-          if (!row || Number(row.commits) < chunks) return undefined;
-          // a killed owner holds the execution until its lease runs out: wait for a live one
-          return alive().find((p) => p.process.pid === Number(row.owner.split(':')[1]));
-        },
-        60_000,
-        'a worker to load',
-      );
+      const victim = await group.leaseHolder(launched.instanceId, chunks);
       await sleep(Math.random() * 100);
-      await killAndReplace(victim);
+      await group.killAndReplace(victim);
     }
     const statuses = await eventually(
       async () => {

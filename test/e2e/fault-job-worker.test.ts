@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sleep } from '../support/private-services';
 import { ServiceGroup } from '../support/harness';
-import { eventually, http, serviceEnv, ServiceProcess } from '../support/service-process';
+import { eventually, http, serviceEnv } from '../support/service-process';
 import type { IJobExecution } from '../../src/interfaces/job.interfaces';
 
 const TABLE = `(id int PRIMARY KEY, qty int, price numeric(12,2), note text, at timestamptz)`;
@@ -39,7 +39,7 @@ describe('fault: job workers killed and stopped mid-copy (built service, real br
 
   after(() => group?.close());
 
-  const alive = () => group.processes.filter((p) => p.process.exitCode === null && p.process.signalCode === null);
+  const alive = () => group.alive();
   const launch = async (target: string, options: Record<string, unknown> = {}) => {
     const { status, body } = await http<IJobExecution>(alive()[0], 'POST', '/api/jobs/copy/executions', key, {
       parameters: { source: 'public.src', target: `public.${target}` },
@@ -53,29 +53,6 @@ describe('fault: job workers killed and stopped mid-copy (built service, real br
       `SELECT id, status, exit_description, lease_owner FROM batch.job_executions WHERE instance_id = $1 ORDER BY id`,
       [instanceId],
     );
-  /** The process holding the instance's running execution, once it has committed `chunks` chunks of it. */
-  const ownerAfter = (instanceId: string, chunks: number) =>
-    eventually(
-      async () => {
-        const [row] = await group.db.query<{ owner: string; commits: string }>(
-          `SELECT e.lease_owner AS owner, coalesce(sum(s.commit_count), 0) AS commits
-             FROM batch.job_executions e LEFT JOIN batch.step_executions s ON s.job_execution_id = e.id
-            WHERE e.instance_id = $1 AND e.status = 'STARTED' AND e.lease_owner IS NOT NULL GROUP BY e.id`,
-          [instanceId],
-        );
-        if (!row || Number(row.commits) < chunks) return undefined;
-        const pid = Number(row.owner.split(':')[1]);
-        // a killed owner holds the execution until its lease runs out: wait for a live one
-        return alive().find((p) => p.process.pid === pid);
-      },
-      60_000,
-      'a worker to run the copy',
-    );
-  const killAndReplace = async (victim: ServiceProcess) => {
-    victim.process.kill('SIGKILL');
-    await new Promise((resolve) => victim.process.once('exit', resolve));
-    await group.start();
-  };
   const assertCopied = async (table: string) => {
     assert.equal(await group.db.count(`SELECT count(*) AS n FROM ${table}`), ROWS, `${table}: no row lost or doubled`);
     assert.equal(
@@ -88,9 +65,9 @@ describe('fault: job workers killed and stopped mid-copy (built service, real br
   it('kill -9 mid-copy, twice: the execution fails within the lease, is restarted, and completes exactly', async () => {
     const launched = await launch('killed');
     for (const chunks of [3, 40]) {
-      const victim = await ownerAfter(launched.instanceId, chunks);
+      const victim = await group.leaseHolder(launched.instanceId, chunks);
       await sleep(Math.random() * 150); // mid-chunk or right after a commit
-      await killAndReplace(victim);
+      await group.killAndReplace(victim);
     }
     const done = await eventually(
       async () => {
@@ -116,7 +93,8 @@ describe('fault: job workers killed and stopped mid-copy (built service, real br
 
   it('startLimit: a copy whose worker dies at every start ends FAILED and is not started again', async () => {
     const launched = await launch('limited');
-    for (let start = 1; start <= 3; start++) await killAndReplace(await ownerAfter(launched.instanceId, 2));
+    for (let start = 1; start <= 3; start++)
+      await group.killAndReplace(await group.leaseHolder(launched.instanceId, 2));
     const ended = await eventually(
       async () => {
         const executions = await executionsOf(launched.instanceId);
@@ -138,7 +116,7 @@ describe('fault: job workers killed and stopped mid-copy (built service, real br
 
   it('SIGTERM: the worker hands the copy back at a chunk boundary and another continues the same execution', async () => {
     const launched = await launch('stopped');
-    const owner = await ownerAfter(launched.instanceId, 5);
+    const owner = await group.leaseHolder(launched.instanceId, 5);
     assert.equal(await owner.stop(), 0);
     await group.start();
     const done = await eventually(
@@ -166,7 +144,7 @@ describe('fault: job workers killed and stopped mid-copy (built service, real br
     assert.equal(put.status, 200, JSON.stringify(put.body));
     const putAt = Date.now();
     await sleep(15_000);
-    await killAndReplace(alive()[0]);
+    await group.killAndReplace(alive()[0]);
     await sleep(15_000);
     const deleting = Date.now();
     assert.equal((await http(alive()[0], 'DELETE', '/api/jobs/schedules/every-second', first.adminKey)).status, 204);

@@ -174,6 +174,37 @@ export class ServiceGroup {
     return started;
   }
 
+  /** The processes not killed or stopped. */
+  alive(): ServiceProcess[] {
+    return this.processes.filter((p) => p.process.exitCode === null && p.process.signalCode === null);
+  }
+
+  /** kill -9 of `victim`, then a process of the same settings in its place. */
+  async killAndReplace(victim: ServiceProcess): Promise<void> {
+    victim.process.kill('SIGKILL');
+    await new Promise((resolve) => victim.process.once('exit', resolve));
+    await this.start();
+  }
+
+  /** The live process running the job instance's execution, once that has committed `chunks` chunks. */
+  leaseHolder(instanceId: string, chunks: number): Promise<ServiceProcess> {
+    return eventually(
+      async () => {
+        const [row] = await this.db.query<{ owner: string; commits: string }>(
+          `SELECT e.lease_owner AS owner, coalesce(sum(s.commit_count), 0) AS commits
+             FROM batch.job_executions e LEFT JOIN batch.step_executions s ON s.job_execution_id = e.id
+            WHERE e.instance_id = $1 AND e.status = 'STARTED' AND e.lease_owner IS NOT NULL GROUP BY e.id`,
+          [instanceId],
+        );
+        if (!row || Number(row.commits) < chunks) return undefined;
+        // a killed owner holds the execution until its lease runs out: wait for a live one
+        return this.alive().find((p) => p.process.pid === Number(row.owner.split(':')[1]));
+      },
+      60_000,
+      'a worker to run the job',
+    );
+  }
+
   async close(): Promise<void> {
     for (const p of this.processes) await p.stop();
     await this.db.close();
