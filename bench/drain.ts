@@ -40,16 +40,27 @@ interface Drained {
   cpu: string;
 }
 
+/** A backlog to drain: `count` operations made by `make` (1-based), into the bench table seeded with `seeded` rows. */
+interface Backlog {
+  count: number;
+  make: (i: number) => ICreateBatchOperationRequest;
+  seeded: number;
+  scheduled?: number;
+}
+
 /**
- * Drains a backlog of `rows` operations of one type: the backlog is filled through RPC while the target is locked
- * (the worker's first chunk waits on it), then released; the drain is timed from the release to the last operation
- * settled (its commit made the target rows visible), the notifications to the last one received.
+ * Drains a backlog: it is filled through RPC with no worker running, then a worker is started with `npm start`, as a
+ * deploy after an outage would find it; the drain is timed from its first chunk's start to the last operation settled
+ * (its commit made the target rows visible), the notifications to the last one received. The worker is stopped after.
  */
-export async function drainBacklog(service: BenchService, type: Type, rows: number, scheduled = 0): Promise<Drained> {
+export async function drainBacklog(service: BenchService, backlog: Backlog): Promise<Drained> {
   const { db } = service;
+  const { count, scheduled = 0 } = backlog;
   await db.query(`DROP TABLE IF EXISTS public.bench; CREATE TABLE public.bench ${TABLE}`);
-  if (type !== 'insert')
-    await db.query(`INSERT INTO public.bench SELECT g, 1, 1, 'seed', now() FROM generate_series(1, $1) g`, [rows]);
+  if (backlog.seeded > 0)
+    await db.query(`INSERT INTO public.bench SELECT g, 1, 1, 'seed', now() FROM generate_series(1, $1) g`, [
+      backlog.seeded,
+    ]);
   await db.query(`VACUUM ANALYZE public.bench`);
   const rpc = service.rpc();
   const notified = await service.notifications();
@@ -58,38 +69,34 @@ export async function drainBacklog(service: BenchService, type: Type, rows: numb
     await db.query(`CREATE TABLE IF NOT EXISTS public.bench_later ${TABLE}`);
     await fill(rpc, scheduled, (i) => ({ ...operation('insert', i), target: 'bench_later', notBefore: later }));
   }
-  const [{ last: executionsBefore }] = await db.query<{ last: string }>(
+  const [{ last: chunksBefore }] = await db.query<{ last: string }>(
     `SELECT coalesce(max(id), 0) AS last FROM batch.chunks`,
   );
-  const lock = new Client(dbClientConfig(service.env.DB_NAME));
-  await lock.connect();
-  await lock.query('BEGIN');
-  await lock.query('LOCK TABLE public.bench IN ACCESS EXCLUSIVE MODE');
-  await fill(rpc, rows, (i) => operation(type, i));
+  await fill(rpc, count, backlog.make);
+  await service.startRole('worker');
   const cpu = new CpuMeter(service.pids());
-  const released = Date.now();
-  await lock.query('COMMIT');
-  await lock.end();
-  const notifiedAt = await notified.settled(rows);
-  const cpuPerOperation = cpu.perUnit(rows);
+  const notifiedAt = await notified.settled(count);
+  const cpuPerOperation = cpu.perUnit(count);
   await notified.stop();
   await rpc.close();
+  await service.stopRole('worker');
 
   // Every operation of a chunk is settled at the chunk's end: the drain is the chunks' end times.
-  const chunks = await db.query<{ settled: Date; operations: number; completed: number }>(
-    `SELECT ended_at AS settled, read_count AS operations, write_count AS completed
+  const chunks = await db.query<{ started: Date; settled: Date; operations: number; completed: number }>(
+    `SELECT started_at AS started, ended_at AS settled, read_count AS operations, write_count AS completed
        FROM batch.chunks WHERE id > $1 AND status = 'COMPLETED' ORDER BY ended_at`,
-    [executionsBefore],
+    [chunksBefore],
   );
   const completed = chunks.reduce((sum, chunk) => sum + chunk.completed, 0);
-  if (completed !== rows) throw new Error(`${type}: ${completed} of ${rows} completed`);
-  const ends = [released, ...chunks.map((chunk) => chunk.settled.getTime())];
+  if (completed !== count) throw new Error(`${completed} of ${count} completed`);
+  const began = Math.min(...chunks.map((chunk) => chunk.started.getTime()));
+  const ends = [began, ...chunks.map((chunk) => chunk.settled.getTime())];
   const timed = chunks.map((chunk, i) => ({ operations: chunk.operations, ms: ends[i + 1] - ends[i] }));
   return {
-    rate: rows / ((ends[ends.length - 1] - released) / 1000),
-    notifiedRate: rows / ((notifiedAt - released) / 1000),
-    firstFifth: fifthRate(timed, rows),
-    lastFifth: fifthRate(timed.reverse(), rows),
+    rate: count / ((ends[ends.length - 1] - began) / 1000),
+    notifiedRate: count / ((notifiedAt - began) / 1000),
+    firstFifth: fifthRate(timed, count),
+    lastFifth: fifthRate(timed.reverse(), count),
     chunks: chunks.length,
     cpu: cpuPerOperation,
   };
@@ -150,9 +157,67 @@ export async function perRowRate(database: string, rows: number): Promise<number
 }
 
 /**
+ * Each type's statement written by hand, as a caller batching on their own would: values bound as arrays (`unnest`), one
+ * transaction per 1,000 rows, into a table of the same shape holding `rows` rows (none for inserts, whose baseline is
+ * COPY); rows per second.
+ */
+const HAND_WRITTEN: Record<Exclude<Type, 'insert'>, { sql: string; values: (i: number) => unknown[] }> = {
+  upsert: {
+    sql: `INSERT INTO public.bench_hand SELECT * FROM unnest($1::int[], $2::int[], $3::numeric[], $4::text[], $5::timestamptz[])
+          ON CONFLICT (id) DO UPDATE SET qty = excluded.qty, price = excluded.price, note = excluded.note, at = excluded.at`,
+    values: (i) => Object.values(operation('upsert', i).values!),
+  },
+  update: {
+    sql: `UPDATE public.bench_hand t SET qty = v.qty, note = v.note
+            FROM unnest($1::int[], $2::int[], $3::text[]) AS v(id, qty, note) WHERE t.id = v.id`,
+    values: (i) => [i, ...Object.values(operation('update', i).values!)],
+  },
+  increment: {
+    sql: `UPDATE public.bench_hand t SET qty = t.qty + v.qty FROM unnest($1::int[], $2::int[]) AS v(id, qty) WHERE t.id = v.id`,
+    values: (i) => [i, ...Object.values(operation('increment', i).values!)],
+  },
+  delete: {
+    sql: `DELETE FROM public.bench_hand t USING unnest($1::int[]) AS v(id) WHERE t.id = v.id`,
+    values: (i) => [i],
+  },
+};
+
+export async function handWrittenRate(database: string, type: Exclude<Type, 'insert'>, rows: number): Promise<number> {
+  const client = new Client(dbClientConfig(database));
+  await client.connect();
+  const { sql, values } = HAND_WRITTEN[type];
+  try {
+    await client.query(`DROP TABLE IF EXISTS public.bench_hand; CREATE TABLE public.bench_hand ${TABLE}`);
+    await client.query(`INSERT INTO public.bench_hand SELECT g, 1, 1, 'seed', now() FROM generate_series(1, $1) g`, [
+      rows,
+    ]);
+    await client.query(`VACUUM ANALYZE public.bench_hand`);
+    const started = process.hrtime.bigint();
+    for (let first = 1; first <= rows; first += 1000) {
+      const batch = Array.from({ length: Math.min(1000, rows + 1 - first) }, (_, k) => values(first + k));
+      const columns = batch[0].map((_, c) => batch.map((row) => row[c]));
+      await client.query('BEGIN');
+      await client.query(sql, columns);
+      await client.query('COMMIT');
+    }
+    return rows / (Number(process.hrtime.bigint() - started) / 1e9);
+  } finally {
+    await client.query(`DROP TABLE IF EXISTS public.bench_hand`).catch(() => undefined);
+    await client.end();
+  }
+}
+
+/** Operation i of a mixed backlog: each row gets an insert, then two increments and an update, in that order. */
+export function mixedOperation(i: number): ICreateBatchOperationRequest {
+  const row = Math.ceil(i / 4);
+  return operation((['insert', 'increment', 'increment', 'update'] as const)[(i - 1) % 4], row);
+}
+
+/**
  * The drain as users get it: one worker started with `npm start` at the default chunk limit (and an API process taking
- * the RPC fill), a backlog of each type, against COPY of the same rows (in one transaction and committed per 1,000),
- * the caller's own per-row autocommit INSERT, and a BullMQ queue with a NestJS worker (bullmq.ts).
+ * the RPC fill), a backlog of each type and a mixed one; inserts against COPY of the same rows (in one transaction and
+ * committed per 1,000), the caller's own per-row autocommit INSERT, and a BullMQ queue with a NestJS worker
+ * (bullmq.ts); each other type against its statement written by hand (HAND_WRITTEN).
  */
 export async function benchDrain(options: {
   rows: number;
@@ -163,10 +228,10 @@ export async function benchDrain(options: {
 }): Promise<Figure[]> {
   const service = new BenchService();
   try {
-    await service.start(['api', 'worker']);
+    await service.start(['api']);
     const database = service.env.DB_NAME;
     const size = (n: number) => n.toLocaleString('en-US');
-    const insert = await drainBacklog(service, 'insert', options.rows);
+    const insert = await drainBacklog(service, { count: options.rows, make: (i) => operation('insert', i), seeded: 0 });
     const copy = await copyRate(database, options.rows);
     const copyPerChunk = await copyRate(database, options.rows, 1000);
     const perRow = await perRowRate(database, options.sample);
@@ -216,17 +281,33 @@ export async function benchDrain(options: {
       },
     ];
     for (const type of TYPES.filter((t) => t !== 'insert')) {
-      const drained = await drainBacklog(service, type, options.otherRows);
+      const rows = options.otherRows;
+      const drained = await drainBacklog(service, { count: rows, make: (i) => operation(type, i), seeded: rows });
       figures.push({
-        name: `drain ${type}, ${size(options.otherRows)} pending`,
+        name: `drain ${type}, ${size(rows)} pending`,
         value: drained.rate,
         unit: 'ops/s',
-        baseline: { name: 'COPY (inserts)', value: copy },
-        note: `CPU per operation: ${drained.cpu}`,
+        baseline: { name: `${type} by hand, arrays, per 1,000`, value: await handWrittenRate(database, type, rows) },
+        target: 0.6,
+        note: `CPU per operation: ${drained.cpu}; ${drained.chunks} chunks`,
       });
     }
+    const mixed = await drainBacklog(service, { count: options.otherRows, make: mixedOperation, seeded: 0 });
+    figures.push({
+      name: `drain mixed (insert, 2 increments, update a row), ${size(options.otherRows)}`,
+      value: mixed.rate,
+      unit: 'ops/s',
+      baseline: { name: 'inserts alone', value: insert.rate },
+      target: 0.5,
+      note: `CPU per operation: ${mixed.cpu}; ${mixed.chunks} chunks`,
+    });
     if (options.scheduled > 0) {
-      const crowded = await drainBacklog(service, 'insert', options.rows, options.scheduled);
+      const crowded = await drainBacklog(service, {
+        count: options.rows,
+        make: (i) => operation('insert', i),
+        seeded: 0,
+        scheduled: options.scheduled,
+      });
       figures.push({
         name: `drain insert with ${size(options.scheduled)} scheduled a day ahead`,
         value: crowded.rate,

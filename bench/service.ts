@@ -63,10 +63,10 @@ export async function npmStart(env: Record<string, string>): Promise<NpmService>
 function startCommand(): string[] {
   const dir = process.env.SERVICE_CPU_PROF_DIR;
   if (!dir) return ['npm', 'start', '--silent'];
-  const [, ...flags] = (
-    JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }
-  ).scripts.start.split(' ');
-  return [process.execPath, '--cpu-prof', `--cpu-prof-dir=${dir}`, ...flags];
+  const flags = readFileSync(join(ROOT, 'scripts', 'node-flags'), 'utf8')
+    .trim()
+    .split(/\s+/);
+  return [process.execPath, '--cpu-prof', `--cpu-prof-dir=${dir}`, ...flags, 'dist/src/main.js'];
 }
 
 /** The node process that npm started (npm → sh → node), found through /proc. */
@@ -119,7 +119,7 @@ export class BenchService {
   }
 
   async start(roles: Role[]): Promise<void> {
-    for (const role of roles) this.processes.set(role, await npmStart({ ...this.env, BATCH_ROLE: role }));
+    for (const role of roles) await this.startRole(role);
     const created = await http<{ apiKey: string }>(
       { url: this.process('api').url, adminKey: this.env.BATCH_ADMIN_API_KEY } as never,
       'POST',
@@ -128,6 +128,17 @@ export class BenchService {
       { name: 'bench', targets: ['*'], sources: ['*'] },
     );
     this.apiKey = created.body.apiKey;
+  }
+
+  /** Starts one more process of a role (`npm start`), once /health/live answers. */
+  async startRole(role: Role): Promise<void> {
+    this.processes.set(role, await npmStart({ ...this.env, BATCH_ROLE: role }));
+  }
+
+  /** Stops a role's process (SIGTERM, as a deploy would). */
+  async stopRole(role: Role): Promise<void> {
+    await this.processes.get(role)?.stop();
+    this.processes.delete(role);
   }
 
   rpc(): BatchServiceClient {

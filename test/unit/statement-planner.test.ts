@@ -150,14 +150,32 @@ describe('planStatements: keys and key columns', () => {
 
 describe('planStatements: one statement never touches a row twice', () => {
   it('updates of different rows share a statement; the same row again goes into a later one', () => {
+    // the k-th update of a row goes into the k-th statement, also after a row's second update
     assert.deepEqual(plan(items, [update({ id: 1 }), update({ id: 2 }), update({ id: 1 }), update({ id: 3 })]), [
-      [0, 1],
-      [2, 3],
+      [0, 1, 3],
+      [2],
     ]);
     assert.deepEqual(
       plan(items, [update({ id: 1 }), update({ id: 2 }), update({ id: 1 }), update({ id: 2 }), update({ id: 1 })]),
       [[0, 1], [2, 3], [4]],
     );
+  });
+
+  it('rows that each get an insert, two increments and an update take four statements, however many rows', () => {
+    const operations = [1, 2, 3].flatMap((id) => [
+      insert({ id, qty: 0 }),
+      increment({ id }),
+      increment({ id }),
+      update({ id }, { note: 'x' }),
+    ]);
+    assert.deepEqual(plan(single, operations), [
+      [0, 4, 8],
+      [1, 5, 9],
+      [2, 6, 10],
+      [3, 7, 11],
+    ]);
+    // a statement that is full is passed over: the next row's k-th operation goes into a later one of its shape
+    assert.deepEqual(plan(single, operations, 2), [[0, 4], [1, 5], [2, 6], [3, 7], [8], [9], [10], [11]]);
   });
 
   it('an increment of the same row twice is not merged', () => {

@@ -33,12 +33,11 @@ export class ChunkProcessor extends ItemProcessor {
           .map((operation) => ({ operation, status: 'FAILED' as const, rowsAffected: null, error })),
       );
     for (const [target, claimed] of groupByTarget(chunk)) {
-      const operations = claimed.filter((operation) => grants.mayWrite(operation.clientId, target));
-      // Revoked, or no longer granted the target, since the operation was created.
-      refuse(
-        claimed.filter((operation) => !operations.includes(operation)),
-        { code: 'FORBIDDEN', message: `the client may no longer write ${target}` },
-      );
+      const operations: ClaimedOperation[] = [];
+      const forbidden: ClaimedOperation[] = []; // revoked, or no longer granted the target, since it was created
+      for (const operation of claimed)
+        (grants.mayWrite(operation.clientId, target) ? operations : forbidden).push(operation);
+      refuse(forbidden, { code: 'FORBIDDEN', message: `the client may no longer write ${target}` });
       if (operations.length === 0) continue;
       const table = await this.catalog.find(target);
       if (!table) {

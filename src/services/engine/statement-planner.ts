@@ -7,8 +7,10 @@ import { splitRun } from '../storage/id-runs';
  * Plans the operations of one target, in their order of application, into statements that — run in order —
  * give exactly the result of running the operations one at a time.
  *
- * Each operation joins the last statement of its shape (type, columns, key) unless an earlier operation it
- * does not commute with forbids it, in which case it opens a new statement at the end:
+ * Each operation joins the first statement of its shape (type, columns, key) that has room and that no earlier
+ * operation it does not commute with forbids (one at or after every statement holding such an operation); where there
+ * is none, it opens a new statement at the end. So the k-th operation on a row goes into the k-th statement of its
+ * shape, however the shapes of different rows interleave. What forbids a statement:
  * - the same row (a shared key value) → a later statement: one statement never touches a row twice;
  * - rows that cannot be told apart (addressed through different unique keys, or keys whose values have no
  *   canonical form here) → a later statement;
@@ -44,7 +46,7 @@ export function planStatements(
   }
   const version = keysVersion(table);
   const bytes: number[] = []; // of each statement's values
-  const lastOfShape = new Map<string, number>();
+  const openOfShape = new Map<string, number[]>(); // the statements of each shape with room, in order
   const lastOfToken = new Map<string, number>();
   const lastKeyedByKey = new Map<string, number>(); // key-addressed operations, by their (canonical) key
   const lastInsertByKeys = new Map<string, { keys: string[]; index: number }>(); // inserts/upserts, by the keys they give
@@ -78,20 +80,21 @@ export function planStatements(
         if (identity.key === null || !keys.includes(identity.key)) min = Math.max(min, index + 1);
     }
 
-    let index = lastOfShape.get(op.shape);
-    if (
-      index === undefined ||
-      index < min ||
-      statements[index].operations.length >= limits.rows ||
-      bytes[index] + op.bytes > limits.bytes
-    ) {
+    const open = openOfShape.get(op.shape) ?? [];
+    let at = firstAtLeast(open, min);
+    while (at < open.length && bytes[open[at]] + op.bytes > limits.bytes) at++;
+    let index = open[at];
+    if (index === undefined) {
       index = statements.length;
       statements.push({ ...statementOf(table, shape), operations: [] });
       bytes.push(0);
-      lastOfShape.set(op.shape, index);
+      open.push(index);
+      openOfShape.set(op.shape, open);
+      at = open.length - 1;
     }
     statements[index].operations.push(op);
     bytes[index] += op.bytes;
+    if (statements[index].operations.length >= limits.rows) open.splice(at, 1);
 
     for (const token of identity.tokens) lastOfToken.set(token, Math.max(lastOfToken.get(token) ?? -1, index));
     if (identity.key === undefined) {
@@ -110,6 +113,17 @@ export function planStatements(
     if (identity.barrier) floor = index + 1;
   }
   return statements;
+}
+
+/** The position of the first of `sorted` (ascending) that is at least `min`. */
+function firstAtLeast(sorted: number[], min: number): number {
+  let [low, high] = [0, sorted.length];
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (sorted[middle] < min) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }
 
 /**
