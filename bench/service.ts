@@ -1,4 +1,4 @@
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -58,11 +58,13 @@ export async function npmStart(env: Record<string, string>): Promise<NpmService>
 
 /**
  * `npm start`; or, with `SERVICE_CPU_PROF_DIR=/tmp/prof npm run bench`, npm start's own command with V8's CPU profiler
- * added (it cannot be given through NODE_OPTIONS), writing a profile of each service process there.
+ * added (it cannot be given through NODE_OPTIONS), writing a profile of each service process there; built first when
+ * stale, as npm start's prestart does.
  */
 function startCommand(): string[] {
   const dir = process.env.SERVICE_CPU_PROF_DIR;
   if (!dir) return ['npm', 'start', '--silent'];
+  execFileSync(process.execPath, [join(ROOT, 'scripts', 'build-if-stale.js')], { stdio: 'inherit' }); // as prestart
   const flags = readFileSync(join(ROOT, 'scripts', 'node-flags'), 'utf8')
     .trim()
     .split(/\s+/);

@@ -412,7 +412,6 @@ AS $function$
     returned bigint[];
     failed int := 0;
     settled int := 0;
-    r record;
   BEGIN
     statements := 0;
     WHILE cardinality(parts) > 0 LOOP
@@ -426,15 +425,13 @@ AS $function$
         CONTINUE;
       END IF;
       part := ids[lo:hi - 1];
-      returned := '{}';
+      returned := NULL;
       statements := statements + 1;
       BEGIN
         IF every_row THEN
           EXECUTE statement USING part, part;
         ELSE
-          FOR r IN EXECUTE statement USING part, part LOOP
-            returned := returned || r.op::bigint;
-          END LOOP;
+          EXECUTE statement USING part, part INTO returned;
         END IF;
       EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
@@ -454,7 +451,7 @@ AS $function$
       END;
       settled := settled + (hi - lo);
       RETURN QUERY
-        SELECT p.id, CASE WHEN every_row THEN 1 ELSE coalesce(c.n, 0) END, NULL::text, NULL::text, statements
+        SELECT p.id, CASE WHEN returned IS NULL THEN 1 ELSE coalesce(c.n, 0) END, NULL::text, NULL::text, statements
           FROM unnest(part) WITH ORDINALITY AS p(id, place)
           LEFT JOIN (SELECT x, count(*)::int AS n FROM unnest(returned) AS x GROUP BY x) c ON c.x = p.id
          ORDER BY p.place;
@@ -495,23 +492,26 @@ AS $function$
     in_runs int;
     one_by_one int;
     runs record;
+    lead_n int;
+    keyed_lead boolean;
   BEGIN
     FOR t IN 1 .. cardinality(targets) LOOP
       EXIT WHEN left_operations <= 0;
       CONTINUE WHEN NOT pg_try_advisory_xact_lock(target_lock_space, hashtext(targets[t]));
       cap := least(caps[t], left_operations);
       FOR stream IN
-        SELECT s.priority, s.taken_through, w.stream, w.deferred,
+        SELECT s.priority, s.taken_through, w.stream, w.first_type, w.deferred,
                EXISTS (SELECT FROM batch.outcomes x
                         WHERE x.status = 'CANCELLED' AND x.target = s.target AND x.operation_id > s.taken_through) AS cancelled
           FROM batch.streams s
          CROSS JOIN LATERAL (
-           SELECT (SELECT o.id FROM batch.operations o
-                    WHERE (o.target, o.priority, o.id) > (s.target, s.priority, s.taken_through) AND (o.target, o.priority, o.id) <= (s.target, s.priority, horizon) AND o.not_before IS NULL
-                    ORDER BY o.target, o.priority, o.id LIMIT 1) IS NOT NULL AS stream,
+           SELECT head.type IS NOT NULL AS stream, head.type AS first_type,
                   (SELECT d.id FROM batch.deferred d
                     WHERE d.due_at IS NULL AND d.target = s.target AND d.priority = s.priority AND d.id <= horizon
-                    ORDER BY d.target, d.priority DESC, d.id LIMIT 1) IS NOT NULL AS deferred) w
+                    ORDER BY d.target, d.priority DESC, d.id LIMIT 1) IS NOT NULL AS deferred
+             FROM (SELECT (SELECT o.type FROM batch.operations o
+                            WHERE (o.target, o.priority, o.id) > (s.target, s.priority, s.taken_through) AND (o.target, o.priority, o.id) <= (s.target, s.priority, horizon) AND o.not_before IS NULL
+                            ORDER BY o.target, o.priority, o.id LIMIT 1) AS type) head) w
          WHERE s.target = targets[t] AND (w.stream OR w.deferred)
          ORDER BY s.priority DESC
       LOOP
@@ -519,7 +519,25 @@ AS $function$
         after := stream.taken_through;
         in_runs := 0;
         one_by_one := 0;
-        IF NOT stream.deferred AND NOT stream.cancelled THEN
+        lead_n := cap;
+        keyed_lead := coalesce(NOT stream.deferred AND NOT stream.cancelled AND stream.first_type NOT IN ('insert', 'upsert'), false);
+        IF keyed_lead THEN
+          -- Key-addressed operations lead: as many as address pairwise different rows through one unique key, with
+          -- canonical key values (the identity's key kN) and no unique column changed (no barrier b).
+          SELECT count(*) INTO lead_n
+            FROM (SELECT bool_and(coalesce(w.keyed AND w.key = w.first_key AND w.nth = 1, false))
+                           OVER (ORDER BY w.id ROWS UNBOUNDED PRECEDING) AS leading
+                    FROM (SELECT a.*, first_value(a.key) OVER (ORDER BY a.id) AS first_key,
+                                 row_number() OVER (PARTITION BY a.token ORDER BY a.id) AS nth
+                            FROM (SELECT o.id, split_part(o.identity, '|', 1) AS token, split_part(o.identity, '|', 2) AS key,
+                                         o.type IN ('update', 'delete', 'increment') AND split_part(o.identity, '|', 2) LIKE 'k%'
+                                           AND split_part(o.identity, '|', 4) = '' AS keyed
+                                    FROM batch.operations o
+                                   WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, stream.taken_through) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
+                                   ORDER BY o.target, o.priority, o.id LIMIT cap) a) w) l
+           WHERE l.leading;
+        END IF;
+        IF NOT stream.deferred AND NOT stream.cancelled AND lead_n > 0 THEN
           SELECT array_agg(r.first_id ORDER BY r.first_id) AS ids, array_agg(r.n ORDER BY r.first_id) AS counts,
                  array_agg(r.client_id ORDER BY r.first_id) AS clients, array_agg(r.bytes ORDER BY r.first_id) AS bytes,
                  array_agg(r.shape ORDER BY r.first_id) AS shapes, array_agg(r.chars ORDER BY r.first_id) AS chars,
@@ -530,11 +548,11 @@ AS $function$
                     FROM (SELECT w.*, w.id - row_number() OVER (PARTITION BY w.client_id, w.shape ORDER BY w.id) AS run
                             FROM (SELECT o.id, o.client_id, o.shape, coalesce(pg_column_size(o.row_values), 0) AS bytes,
                                          (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4)) AS chars,
-                                         bool_and(o.type IN ('insert', 'upsert'))
+                                         bool_and(keyed_lead OR o.type IN ('insert', 'upsert'))
                                            OVER (ORDER BY o.target, o.priority, o.id ROWS UNBOUNDED PRECEDING) AS leading
                                     FROM batch.operations o
                                    WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, stream.taken_through) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
-                                   ORDER BY o.target, o.priority, o.id LIMIT cap) w
+                                   ORDER BY o.target, o.priority, o.id LIMIT lead_n) w
                            WHERE w.leading) w
                    GROUP BY w.client_id, w.shape, w.run) r;
           IF runs.n > 0 THEN

@@ -51,9 +51,11 @@ const items = table('public', 'items', [
 ]);
 
 /** The typed rows every statement reads: its columns from the stored JSON, found by runs of the operations' ids. */
-/** How an update or delete ends: it returns the operations whose row it changed, and counts (casts) every typed row. */
-const CASTING_EVERY_ROW =
-  ' RETURNING v.op) SELECT op FROM changed UNION ALL SELECT NULL FROM (SELECT count(*) AS n FROM v) every_row WHERE n < 0';
+/** How a statement tells which operations affected a row: NULL when all did, else their ids; it counts (casts) every typed row. */
+const AFFECTED =
+  "SELECT CASE WHEN count(*) = (SELECT count(*) FROM v) THEN NULL ELSE coalesce(array_agg(op), '{}') END AS ops FROM changed";
+/** How an update or delete ends. */
+const CASTING_EVERY_ROW = ` RETURNING v.op) ${AFFECTED}`;
 
 const FROM_OPERATIONS =
   'o.id AS op, o.priority FROM unnest($1::bigint[], $2::bigint[]) AS r(first_id, last_id) JOIN batch.operations o ON o.id BETWEEN r.first_id AND r.last_id';
@@ -141,9 +143,9 @@ describe('upsertStatement', () => {
       "WITH v AS MATERIALIZED (SELECT (o.row_values->>E'code')::text AS c1, (o.row_values->>E'tenant')::integer AS c2, " +
         `${FROM_OPERATIONS}), ` +
         'ins AS (INSERT INTO "public"."items" ("code", "tenant") SELECT v.c1, v.c2 FROM v ORDER BY v.priority DESC, v.op ' +
-        'ON CONFLICT ("tenant", "code") DO NOTHING RETURNING "tenant", "code") ' +
-        'SELECT (array_agg(v.op ORDER BY v.priority DESC, v.op))[1] AS op FROM v JOIN ins ON ins."tenant" = v.c2::integer AND ins."code" = v.c1::text ' +
-        'GROUP BY ins."tenant", ins."code"',
+        'ON CONFLICT ("tenant", "code") DO NOTHING RETURNING "tenant", "code"), ' +
+        'changed AS (SELECT (array_agg(v.op ORDER BY v.priority DESC, v.op))[1] AS op FROM v JOIN ins ON ins."tenant" = v.c2::integer AND ins."code" = v.c1::text ' +
+        `GROUP BY ins."tenant", ins."code") ${AFFECTED}`,
     );
     assert.equal(statement.everyRow, false);
   });

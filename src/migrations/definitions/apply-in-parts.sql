@@ -1,5 +1,6 @@
 -- A statement that failed, applied again in parts down to its failing operations, inside the database (one round
--- trip for the whole fallback). `statement` is the writer's SQL over the runs of ids $1 and $2, `ids` its operations in
+-- trip for the whole fallback). `statement` is the writer's SQL over the runs of ids $1 and $2 (unless `every_row`, it
+-- returns one row: NULL when every operation affected a row, else the ids of those that did), `ids` its operations in
 -- order of application; it failed as a whole, so its two halves come first. A part is tried as one statement in a block
 -- of its own (a subtransaction, released or rolled back at once, so none stays open); one that fails is split in two
 -- halves, the first ceil(n/2) operations applied first. A part at least as large as one failure per operation settled so
@@ -21,7 +22,6 @@ AS $$
     returned bigint[];
     failed int := 0;
     settled int := 0;
-    r record;
   BEGIN
     statements := 0;
     WHILE cardinality(parts) > 0 LOOP
@@ -35,15 +35,13 @@ AS $$
         CONTINUE;
       END IF;
       part := ids[lo:hi - 1];
-      returned := '{}';
+      returned := NULL;
       statements := statements + 1;
       BEGIN
         IF every_row THEN
           EXECUTE statement USING part, part;
         ELSE
-          FOR r IN EXECUTE statement USING part, part LOOP
-            returned := returned || r.op::bigint;
-          END LOOP;
+          EXECUTE statement USING part, part INTO returned;
         END IF;
       EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
@@ -63,7 +61,7 @@ AS $$
       END;
       settled := settled + (hi - lo);
       RETURN QUERY
-        SELECT p.id, CASE WHEN every_row THEN 1 ELSE coalesce(c.n, 0) END, NULL::text, NULL::text, statements
+        SELECT p.id, CASE WHEN returned IS NULL THEN 1 ELSE coalesce(c.n, 0) END, NULL::text, NULL::text, statements
           FROM unnest(part) WITH ORDINALITY AS p(id, place)
           LEFT JOIN (SELECT x, count(*)::int AS n FROM unnest(returned) AS x GROUP BY x) c ON c.x = p.id
          ORDER BY p.place;

@@ -2,9 +2,11 @@
 -- it (a statement of a VOLATILE function takes its own snapshot) sees what committed before the lock, such as a cancel.
 -- Each target's streams with work, highest priority first, each merged with the target's due deferred operations of its
 -- priority, in order of id, up to the target's cap and the chunk's limit. A stream with nothing deferred or cancelled to
--- merge gives its leading inserts and upserts as runs: operations of one client and shape with consecutive ids, a row
--- each (count, and bytes and chars together), which the chunk applies without planning them one by one; what follows
--- them, and every other stream, one operation a row. It returns each target's operations in order of application, takes
+-- merge gives its leading operations as runs: operations of one client and shape with consecutive ids, a row each
+-- (count, and bytes and chars together), which the chunk applies without planning them one by one. Leading are its
+-- first inserts and upserts, or its first updates, deletes and increments as long as each addresses another row through
+-- the same unique key (a statement must not meet a row twice: where an insert would fail, an update would not). What
+-- follows them, and every other stream, one operation a row. It returns each target's operations in order of application, takes
 -- nothing (the chunk's record does), and only moves on a stream that holds nothing to take up to the horizon but
 -- cancelled operations. A stream is a range of its index, bounded by row comparisons, (target, priority, id) > (its
 -- target, its priority, its position): only that index serves them. It reads ranges of indexes that stop at its limit:
@@ -25,23 +27,26 @@ AS $$
     in_runs int;
     one_by_one int;
     runs record;
+    lead_n int;
+    keyed_lead boolean;
   BEGIN
     FOR t IN 1 .. cardinality(targets) LOOP
       EXIT WHEN left_operations <= 0;
       CONTINUE WHEN NOT pg_try_advisory_xact_lock(target_lock_space, hashtext(targets[t]));
       cap := least(caps[t], left_operations);
       FOR stream IN
-        SELECT s.priority, s.taken_through, w.stream, w.deferred,
+        SELECT s.priority, s.taken_through, w.stream, w.first_type, w.deferred,
                EXISTS (SELECT FROM batch.outcomes x
                         WHERE x.status = 'CANCELLED' AND x.target = s.target AND x.operation_id > s.taken_through) AS cancelled
           FROM batch.streams s
          CROSS JOIN LATERAL (
-           SELECT (SELECT o.id FROM batch.operations o
-                    WHERE (o.target, o.priority, o.id) > (s.target, s.priority, s.taken_through) AND (o.target, o.priority, o.id) <= (s.target, s.priority, horizon) AND o.not_before IS NULL
-                    ORDER BY o.target, o.priority, o.id LIMIT 1) IS NOT NULL AS stream,
+           SELECT head.type IS NOT NULL AS stream, head.type AS first_type,
                   (SELECT d.id FROM batch.deferred d
                     WHERE d.due_at IS NULL AND d.target = s.target AND d.priority = s.priority AND d.id <= horizon
-                    ORDER BY d.target, d.priority DESC, d.id LIMIT 1) IS NOT NULL AS deferred) w
+                    ORDER BY d.target, d.priority DESC, d.id LIMIT 1) IS NOT NULL AS deferred
+             FROM (SELECT (SELECT o.type FROM batch.operations o
+                            WHERE (o.target, o.priority, o.id) > (s.target, s.priority, s.taken_through) AND (o.target, o.priority, o.id) <= (s.target, s.priority, horizon) AND o.not_before IS NULL
+                            ORDER BY o.target, o.priority, o.id LIMIT 1) AS type) head) w
          WHERE s.target = targets[t] AND (w.stream OR w.deferred)
          ORDER BY s.priority DESC
       LOOP
@@ -49,7 +54,25 @@ AS $$
         after := stream.taken_through;
         in_runs := 0;
         one_by_one := 0;
-        IF NOT stream.deferred AND NOT stream.cancelled THEN
+        lead_n := cap;
+        keyed_lead := coalesce(NOT stream.deferred AND NOT stream.cancelled AND stream.first_type NOT IN ('insert', 'upsert'), false);
+        IF keyed_lead THEN
+          -- Key-addressed operations lead: as many as address pairwise different rows through one unique key, with
+          -- canonical key values (the identity's key kN) and no unique column changed (no barrier b).
+          SELECT count(*) INTO lead_n
+            FROM (SELECT bool_and(coalesce(w.keyed AND w.key = w.first_key AND w.nth = 1, false))
+                           OVER (ORDER BY w.id ROWS UNBOUNDED PRECEDING) AS leading
+                    FROM (SELECT a.*, first_value(a.key) OVER (ORDER BY a.id) AS first_key,
+                                 row_number() OVER (PARTITION BY a.token ORDER BY a.id) AS nth
+                            FROM (SELECT o.id, split_part(o.identity, '|', 1) AS token, split_part(o.identity, '|', 2) AS key,
+                                         o.type IN ('update', 'delete', 'increment') AND split_part(o.identity, '|', 2) LIKE 'k%'
+                                           AND split_part(o.identity, '|', 4) = '' AS keyed
+                                    FROM batch.operations o
+                                   WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, stream.taken_through) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
+                                   ORDER BY o.target, o.priority, o.id LIMIT cap) a) w) l
+           WHERE l.leading;
+        END IF;
+        IF NOT stream.deferred AND NOT stream.cancelled AND lead_n > 0 THEN
           SELECT array_agg(r.first_id ORDER BY r.first_id) AS ids, array_agg(r.n ORDER BY r.first_id) AS counts,
                  array_agg(r.client_id ORDER BY r.first_id) AS clients, array_agg(r.bytes ORDER BY r.first_id) AS bytes,
                  array_agg(r.shape ORDER BY r.first_id) AS shapes, array_agg(r.chars ORDER BY r.first_id) AS chars,
@@ -60,11 +83,11 @@ AS $$
                     FROM (SELECT w.*, w.id - row_number() OVER (PARTITION BY w.client_id, w.shape ORDER BY w.id) AS run
                             FROM (SELECT o.id, o.client_id, o.shape, coalesce(pg_column_size(o.row_values), 0) AS bytes,
                                          (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4)) AS chars,
-                                         bool_and(o.type IN ('insert', 'upsert'))
+                                         bool_and(keyed_lead OR o.type IN ('insert', 'upsert'))
                                            OVER (ORDER BY o.target, o.priority, o.id ROWS UNBOUNDED PRECEDING) AS leading
                                     FROM batch.operations o
                                    WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, stream.taken_through) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
-                                   ORDER BY o.target, o.priority, o.id LIMIT cap) w
+                                   ORDER BY o.target, o.priority, o.id LIMIT lead_n) w
                            WHERE w.leading) w
                    GROUP BY w.client_id, w.shape, w.run) r;
           IF runs.n > 0 THEN

@@ -11,10 +11,11 @@ import { CHUNK_FAILURE_SQLSTATE } from '../storage/database-error';
 export class ChunkWriter extends ItemWriter {
   async write(tx: PoolClient, plan: StatementPlan): Promise<number[] | null> {
     const statement = targetStatement(plan);
-    const result = await tx.query<{ op: string }>(statement.sql, statement.params);
-    if (statement.everyRow) return null;
+    const result = await tx.query<{ ops: string[] | null }>(statement.sql, statement.params);
+    const changed = statement.everyRow ? null : result.rows[0].ops;
+    if (changed === null) return null;
     const affected = new Map(plan.operations.flatMap(eachOperation).map((op) => [op.id, 0]));
-    for (const { op } of result.rows) affected.set(op, affected.get(op)! + 1);
+    for (const op of changed) affected.set(op, affected.get(op)! + 1);
     return [...affected.values()];
   }
 

@@ -127,22 +127,35 @@ function firstAtLeast(sorted: number[], min: number): number {
 }
 
 /**
- * Plans runs (inserts and upserts taken from one stream, in order of application) into statements, in that order: each
- * run joins the last statement while its shape is the same and the statement has room (`limits.rows` operations,
- * `limits.bytes` of values: a run is cut by its average size), else starts the next one. Their order is all that
- * must be kept: a statement inserts in plan order, and where two of its operations meet one row it fails and is
- * applied one at a time, as they would be. Where the table needs statements of one row, every operation gets its own.
+ * Plans runs (a stream's leading operations, in order of application: see batch.claim) into statements, in that order:
+ * each run joins the last statement while its shape is the same and the statement has room (`limits.rows` operations,
+ * `limits.bytes` of values: a run is cut by its average size), else starts the next one. For inserts and upserts their
+ * order is all that must be kept: a statement inserts in plan order, and where two of its operations meet one row it
+ * fails and is applied one at a time, as they would be. Updates, deletes and increments lead a stream only where each
+ * addresses another row through the same unique key, so they commute; a statement takes them from one stream only
+ * (one priority), as another stream's may address the same rows. Where the table needs statements of one row, every
+ * operation gets its own.
  */
 export function planRuns(table: TargetTable, runs: ClaimedOperation[], limits: StatementLimits): StatementPlan[] {
   const statements: StatementPlan[] = [];
-  const maxRows = table.oneRowStatements ? 1 : limits.rows;
+  const version = keysVersion(table);
   let rows = 0;
   let bytes = 0;
   for (const run of runs) {
+    const shape = parseShape(run.shape);
+    const keyed = shape.type !== 'insert' && shape.type !== 'upsert';
+    // Rows told apart against other unique keys than the table has now may be one row: one operation a statement.
+    const maxRows = table.oneRowStatements || (keyed && shape.keysVersion !== version) ? 1 : limits.rows;
     for (let rest: ClaimedOperation | null = run; rest;) {
       let last = statements.at(-1);
-      if (!last || last.operations[0].shape !== rest.shape || rows >= maxRows || bytes >= limits.bytes) {
-        statements.push((last = { ...statementOf(table, parseShape(rest.shape)), operations: [] }));
+      if (
+        !last ||
+        last.operations[0].shape !== rest.shape ||
+        (keyed && last.operations[0].priority !== rest.priority) || // other streams may address the same rows
+        rows >= maxRows ||
+        bytes >= limits.bytes
+      ) {
+        statements.push((last = { ...statementOf(table, shape), operations: [] }));
         [rows, bytes] = [0, 0];
       }
       const room = Math.min(

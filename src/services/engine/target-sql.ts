@@ -9,8 +9,9 @@ import { runParams } from '../storage/id-runs';
  * operations' ids, its one parameter. Values are cast to the column's type without its modifier; the assignment
  * then applies length and precision exactly as a one-row statement would. Identifiers come only from the catalog.
  *
- * A statement either affects one row per operation when it succeeds (`everyRow`), or returns `op`, the id of each
- * operation whose row it affected.
+ * A statement either affects one row per operation when it succeeds (`everyRow`), or returns one row, `ops`: NULL when
+ * every operation affected a row (the usual case, told without a row per operation), else the id of each operation
+ * whose row it affected (affectedOperations).
  */
 export interface TargetStatement {
   sql: string;
@@ -118,9 +119,9 @@ export function upsertStatement(table: TargetTable, plan: StatementPlan): Target
   const sql =
     `WITH v AS MATERIALIZED (${rows.sql}), ` +
     `ins AS (INSERT INTO ${qualifiedName(table)} (${names}) SELECT ${selected} FROM v ORDER BY ${PLAN_ORDER} ` +
-    `ON CONFLICT (${conflict}) DO NOTHING RETURNING ${keys.join(', ')}) ` +
-    `SELECT (array_agg(v.op ORDER BY ${PLAN_ORDER}))[1] AS op FROM v JOIN ins ON ${match.join(' AND ')} ` +
-    `GROUP BY ${keys.map((k) => `ins.${k}`).join(', ')}`;
+    `ON CONFLICT (${conflict}) DO NOTHING RETURNING ${keys.join(', ')}), ` +
+    `changed AS (SELECT (array_agg(v.op ORDER BY ${PLAN_ORDER}))[1] AS op FROM v JOIN ins ON ${match.join(' AND ')} ` +
+    `GROUP BY ${keys.map((k) => `ins.${k}`).join(', ')}) ${AFFECTED_OPERATIONS}`;
   return { sql, params: rows.params, everyRow: false };
 }
 
@@ -162,16 +163,22 @@ export function deleteStatement(table: TargetTable, plan: StatementPlan): Target
 }
 
 /**
+ * The one row of a statement that tells which operations affected a row, from `changed` (an operation's id per row it
+ * affected, at most one each) and `v` (the statement's typed rows): `ops` NULL when all of them did, else those ids.
+ * Counting `v` also casts every value of it (castingEveryRow).
+ */
+const AFFECTED_OPERATIONS =
+  `SELECT CASE WHEN count(*) = (SELECT count(*) FROM v) THEN NULL ELSE coalesce(array_agg(op), '{}') END AS ops ` +
+  `FROM changed`;
+
+/**
  * An UPDATE or DELETE `… FROM v` (the typed rows) reads them only as far as its join needs: where nothing can match (an
  * empty table read first by a hash join, say) it reads none, and a value that cannot be cast fails nothing. A one-row
  * statement casts its values whether or not its WHERE matches a row; so the statement also counts the typed rows,
- * casting every value, and returns the operations whose row it changed.
+ * casting every value, and tells the operations whose row it changed (AFFECTED_OPERATIONS).
  */
 function castingEveryRow(rows: string, change: string): string {
-  return (
-    `WITH v AS MATERIALIZED (${rows}), changed AS (${change} RETURNING v.op) ` +
-    `SELECT op FROM changed UNION ALL SELECT NULL FROM (SELECT count(*) AS n FROM v) every_row WHERE n < 0`
-  );
+  return `WITH v AS MATERIALIZED (${rows}), changed AS (${change} RETURNING v.op) ${AFFECTED_OPERATIONS}`;
 }
 
 function column(table: TargetTable, name: string): TargetColumn {
