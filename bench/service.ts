@@ -19,7 +19,7 @@ export interface NpmService {
 
 /**
  * `npm start` (which builds only when dist/ is stale, then runs node with the README's flags) in its own process group,
- * so that stopping it stops npm and the service; resolves once /health/live answers.
+ * so that stopping it stops npm and the service; resolves once /health answers that it is ready.
  */
 export async function npmStart(env: Record<string, string>): Promise<NpmService> {
   const port = String(await freePort());
@@ -37,7 +37,7 @@ export async function npmStart(env: Record<string, string>): Promise<NpmService>
     if (child.exitCode !== null) throw new Error(`npm start exited with ${child.exitCode}`);
     if (Date.now() > deadline) throw new Error('the service did not start within 120 s');
     if (
-      await fetch(`${url}/health/live`).then(
+      await fetch(`${url}/health`).then(
         (r) => r.ok,
         () => false,
       )
