@@ -107,9 +107,9 @@ export async function benchLatency(options: { rate: number; seconds: number; int
   service.env.BATCH_PROCESS_OPERATION_INTERVAL = String(options.interval);
   const { db } = service;
   try {
-    await db.query(`CREATE TABLE public.bench (id bigserial PRIMARY KEY, qty int NOT NULL, note text)`);
-    await service.start(['all']);
+    await service.start(['all']); // it makes its database
     const pid = service.process('all').pid();
+    await db.query(`CREATE TABLE public.bench (id bigserial PRIMARY KEY, qty int NOT NULL, note text)`);
     const firstMinute = Math.min(60, options.seconds);
     const stream = new CreateStream(service, options.rate, firstMinute);
     stream.measuring = true;

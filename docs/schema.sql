@@ -500,18 +500,19 @@ AS $function$
       CONTINUE WHEN NOT pg_try_advisory_xact_lock(target_lock_space, hashtext(targets[t]));
       cap := least(caps[t], left_operations);
       FOR stream IN
-        SELECT s.priority, s.taken_through, w.stream, w.first_type, w.deferred,
+        SELECT s.priority, s.taken_through, w.stream, w.types, w.deferred,
                EXISTS (SELECT FROM batch.outcomes x
                         WHERE x.status = 'CANCELLED' AND x.target = s.target AND x.operation_id > s.taken_through) AS cancelled
           FROM batch.streams s
          CROSS JOIN LATERAL (
-           SELECT head.type IS NOT NULL AS stream, head.type AS first_type,
+           SELECT head.types IS NOT NULL AS stream, head.types,
                   (SELECT d.id FROM batch.deferred d
                     WHERE d.due_at IS NULL AND d.target = s.target AND d.priority = s.priority AND d.id <= horizon
                     ORDER BY d.target, d.priority DESC, d.id LIMIT 1) IS NOT NULL AS deferred
-             FROM (SELECT (SELECT o.type FROM batch.operations o
-                            WHERE (o.target, o.priority, o.id) > (s.target, s.priority, s.taken_through) AND (o.target, o.priority, o.id) <= (s.target, s.priority, horizon) AND o.not_before IS NULL
-                            ORDER BY o.target, o.priority, o.id LIMIT 1) AS type) head) w
+             FROM (SELECT (SELECT array_agg(f.type) FROM (
+                              SELECT o.type FROM batch.operations o
+                               WHERE (o.target, o.priority, o.id) > (s.target, s.priority, s.taken_through) AND (o.target, o.priority, o.id) <= (s.target, s.priority, horizon) AND o.not_before IS NULL
+                               ORDER BY o.target, o.priority, o.id LIMIT 64) f) AS types) head) w
          WHERE s.target = targets[t] AND (w.stream OR w.deferred)
          ORDER BY s.priority DESC
       LOOP
@@ -519,9 +520,14 @@ AS $function$
         after := stream.taken_through;
         in_runs := 0;
         one_by_one := 0;
-        lead_n := cap;
-        keyed_lead := coalesce(NOT stream.deferred AND NOT stream.cancelled AND stream.first_type NOT IN ('insert', 'upsert'), false);
-        IF keyed_lead THEN
+        -- Where the stream's first operations change from inserts and upserts to the other types or back, what leads
+        -- it ends (so that a stream of a few of each does not read a whole chunk's worth to find its runs).
+        SELECT coalesce(min(u.k) - 1, cap) INTO lead_n
+          FROM unnest(stream.types) WITH ORDINALITY AS u(type, k)
+         WHERE (u.type IN ('insert', 'upsert')) <> (stream.types[1] IN ('insert', 'upsert'));
+        lead_n := least(lead_n, cap);
+        keyed_lead := coalesce(NOT stream.deferred AND NOT stream.cancelled AND stream.types[1] NOT IN ('insert', 'upsert'), false);
+        IF keyed_lead AND lead_n > 0 THEN
           -- Key-addressed operations lead: as many as address pairwise different rows through one unique key, with
           -- canonical key values (the identity's key kN) and no unique column changed (no barrier b).
           SELECT count(*) INTO lead_n
@@ -534,7 +540,7 @@ AS $function$
                                            AND split_part(o.identity, '|', 4) = '' AS keyed
                                     FROM batch.operations o
                                    WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, stream.taken_through) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
-                                   ORDER BY o.target, o.priority, o.id LIMIT cap) a) w) l
+                                   ORDER BY o.target, o.priority, o.id LIMIT lead_n) a) w) l
            WHERE l.leading;
         END IF;
         IF NOT stream.deferred AND NOT stream.cancelled AND lead_n > 0 THEN
@@ -563,7 +569,18 @@ AS $function$
             after := runs.last_id;
           END IF;
         END IF;
-        IF in_runs < cap THEN
+        IF in_runs < cap AND NOT stream.deferred THEN
+          -- Nothing to merge: the stream in its index's order, not sorted again.
+          RETURN QUERY
+            SELECT o.id, 1, o.client_id, t, o.priority, 0, 0, coalesce(pg_column_size(o.row_values), 0)::bigint, o.shape,
+                   o.identity, (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4))::bigint,
+                   false
+              FROM batch.operations o
+             WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, after) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
+               AND (NOT stream.cancelled OR NOT EXISTS (SELECT FROM batch.outcomes x WHERE x.operation_id = o.id))
+             ORDER BY o.target, o.priority, o.id LIMIT cap - in_runs;
+          GET DIAGNOSTICS one_by_one = ROW_COUNT;
+        ELSIF in_runs < cap THEN
           RETURN QUERY
             (SELECT o.id, 1, o.client_id, t, o.priority, 0, 0, coalesce(pg_column_size(o.row_values), 0)::bigint, o.shape,
                     o.identity, (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4))::bigint,
