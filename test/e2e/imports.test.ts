@@ -8,7 +8,9 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { BatchServiceClient, BatchServiceError, IJobExecution, IJobRejectList } from '../../src/client';
+import { Client } from 'pg';
 import { TestDb } from '../support/harness';
+import { dbClientConfig } from '../support/shared-services';
 import { http, RMQ_URL, serviceEnv, ServiceProcess, startService } from '../support/service-process';
 
 const run = promisify(execFile);
@@ -120,6 +122,35 @@ describe('imports (built service, real broker and database)', () => {
       );
     } finally {
       await client.close();
+    }
+  });
+
+  it('a running import shows its progress in /metrics, and no longer once it ended', async () => {
+    const csv = 'id,qty,note\n101,1,a\n102,2,b\n';
+    const metrics = async () => (await fetch(`${service.url}/metrics`)).text();
+    const locker = new Client(dbClientConfig(service.env.DB_NAME));
+    await locker.connect();
+    try {
+      // The table held locked: the import has started and opened its step (its total known), and waits to load.
+      await locker.query(`BEGIN; LOCK TABLE others IN ACCESS EXCLUSIVE MODE`);
+      const launched = await post(service, '/api/imports?target=others&runId=progress', key, csv);
+      assert.equal(launched.status, 202);
+      const line = (measure: string, value: number) =>
+        `batch_job_progress_${measure}{job="import",execution="${launched.body.id}",unit="bytes"} ${value}`;
+      const deadline = Date.now() + 60_000;
+      let text = await metrics();
+      while (!text.includes(line('total', Buffer.byteLength(csv))) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        text = await metrics();
+      }
+      assert.ok(text.includes(line('total', Buffer.byteLength(csv))), 'the total bytes of the running import');
+      assert.ok(text.includes(line('done', 0)), 'nothing loaded yet');
+      await locker.query('COMMIT');
+      assert.equal((await finished(launched.body.id!)).status, 'COMPLETED');
+      await new Promise((resolve) => setTimeout(resolve, 1100)); // what a scrape reads is kept for a second
+      assert.ok(!(await metrics()).includes(`execution="${launched.body.id}"`));
+    } finally {
+      await locker.end();
     }
   });
 

@@ -1,13 +1,17 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Gauge } from 'prom-client';
 import type { StepRun } from '../jobs/job-definition';
+import type { IJobProgress } from '../../interfaces/job.interfaces';
 import { AfterChunk } from '../jobs/job-registry.service';
 import { JobRepository } from '../jobs/job-repository';
 import { Metrics, QUEUE_STATS_TTL_MS, sharedFor } from './metrics.service';
 
+/** Running executions whose progress a scrape shows at most (the newest). */
+const RUNNING_SHOWN = 100;
+
 /**
- * The jobs' metrics: rows written, counted as chunks commit (a job listener like any other), and executions by job
- * and status, read from the database when scraped (at most once per QUEUE_STATS_TTL_MS).
+ * The jobs' metrics: rows written, counted as chunks commit (a job listener like any other); executions by job and
+ * status, and the running ones' progress, read from the database when scraped (at most once per QUEUE_STATS_TTL_MS).
  */
 @Injectable()
 export class MetricsJobListener {
@@ -33,6 +37,35 @@ export class MetricsJobListener {
         }
       },
     });
+
+    // The running executions' progress (an import's bytes, a copy's rows), as their JobExecution gives it.
+    const running = sharedFor(QUEUE_STATS_TTL_MS, () => jobs.executions({ status: 'STARTED', limit: RUNNING_SHOWN }));
+    const progressGauge = (name: string, help: string, read: (progress: IJobProgress) => number | null) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['job', 'execution', 'unit'],
+        registers: [metrics.registry],
+        async collect(this: Gauge<string>): Promise<void> {
+          this.reset();
+          try {
+            for (const { job, id, progress } of await running()) {
+              const value = progress && read(progress);
+              if (value !== null && value !== undefined) this.set({ job, execution: id, unit: progress!.unit }, value);
+            }
+          } catch (error) {
+            logger.debug(`job progress unavailable: ${(error as Error).message}`);
+          }
+        },
+      });
+    progressGauge('batch_job_progress_done', 'Running job executions: units done (bytes of an import)', (p) => p.done);
+    progressGauge('batch_job_progress_total', 'Running job executions: units in all, where known', (p) => p.total);
+    progressGauge('batch_job_progress_per_second', 'Running job executions: units done per second', (p) => p.perSecond);
+    progressGauge(
+      'batch_job_progress_eta_seconds',
+      'Running job executions: seconds left, where known',
+      (p) => p.etaSeconds,
+    );
   }
 
   @AfterChunk()
