@@ -40,6 +40,12 @@ interface Drained {
   cpu: string;
 }
 
+/** Fills a fresh bench table with rows 1..`rows` for the other types to change, and analyzes it. */
+async function seed(db: { query(text: string, values?: unknown[]): Promise<unknown> }, table: string, rows: number) {
+  await db.query(`INSERT INTO ${table} SELECT g, 1, 1, 'seed', now() FROM generate_series(1, $1) g`, [rows]);
+  await db.query(`VACUUM ANALYZE ${table}`);
+}
+
 /** A backlog to drain: `count` operations made by `make` (1-based), into the bench table seeded with `seeded` rows. */
 interface Backlog {
   count: number;
@@ -57,11 +63,7 @@ export async function drainBacklog(service: BenchService, backlog: Backlog): Pro
   const { db } = service;
   const { count, scheduled = 0 } = backlog;
   await db.query(`DROP TABLE IF EXISTS public.bench; CREATE TABLE public.bench ${TABLE}`);
-  if (backlog.seeded > 0)
-    await db.query(`INSERT INTO public.bench SELECT g, 1, 1, 'seed', now() FROM generate_series(1, $1) g`, [
-      backlog.seeded,
-    ]);
-  await db.query(`VACUUM ANALYZE public.bench`);
+  await seed(db, 'public.bench', backlog.seeded);
   const rpc = service.rpc();
   const notified = await service.notifications();
   if (scheduled > 0) {
@@ -188,10 +190,7 @@ export async function handWrittenRate(database: string, type: Exclude<Type, 'ins
   const { sql, values } = HAND_WRITTEN[type];
   try {
     await client.query(`DROP TABLE IF EXISTS public.bench_hand; CREATE TABLE public.bench_hand ${TABLE}`);
-    await client.query(`INSERT INTO public.bench_hand SELECT g, 1, 1, 'seed', now() FROM generate_series(1, $1) g`, [
-      rows,
-    ]);
-    await client.query(`VACUUM ANALYZE public.bench_hand`);
+    await seed(client, 'public.bench_hand', rows);
     const started = process.hrtime.bigint();
     for (let first = 1; first <= rows; first += 1000) {
       const batch = Array.from({ length: Math.min(1000, rows + 1 - first) }, (_, k) => values(first + k));

@@ -132,7 +132,7 @@ export class BenchService {
     this.apiKey = created.body.apiKey;
   }
 
-  /** Starts one more process of a role (`npm start`), once /health/live answers. */
+  /** Starts one more process of a role (`npm start`), once /health answers that it is ready. */
   async startRole(role: Role): Promise<void> {
     this.processes.set(role, await npmStart({ ...this.env, BATCH_ROLE: role }));
   }
