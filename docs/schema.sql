@@ -781,3 +781,18 @@ AS $function$
     '')::text
 $function$
 ;
+
+CREATE OR REPLACE FUNCTION batch.through_key_index(statement text, first_ids bigint[], last_ids bigint[])
+ RETURNS bigint[]
+ LANGUAGE plpgsql
+ SET enable_mergejoin TO 'off'
+ SET enable_hashjoin TO 'off'
+AS $function$
+  DECLARE
+    ops bigint[];
+  BEGIN
+    EXECUTE statement USING first_ids, last_ids INTO ops;
+    RETURN ops;
+  END
+$function$
+;

@@ -175,10 +175,12 @@ const AFFECTED_OPERATIONS =
  * An UPDATE or DELETE `… FROM v` (the typed rows) reads them only as far as its join needs: where nothing can match (an
  * empty table read first by a hash join, say) it reads none, and a value that cannot be cast fails nothing. A one-row
  * statement casts its values whether or not its WHERE matches a row; so the statement also counts the typed rows,
- * casting every value, and tells the operations whose row it changed (AFFECTED_OPERATIONS).
+ * casting every value, and tells the operations whose row it changed (AFFECTED_OPERATIONS). It runs through
+ * batch.through_key_index, which finds each row by one lookup of the key's index.
  */
 function castingEveryRow(rows: string, change: string): string {
-  return `WITH v AS MATERIALIZED (${rows}), changed AS (${change} RETURNING v.op) ${AFFECTED_OPERATIONS}`;
+  const statement = `WITH v AS MATERIALIZED (${rows}), changed AS (${change} RETURNING v.op) ${AFFECTED_OPERATIONS}`;
+  return `SELECT batch.through_key_index(${quoteLiteral(statement)}, $1, $2) AS ops`;
 }
 
 function column(table: TargetTable, name: string): TargetColumn {
