@@ -230,4 +230,64 @@ describe("runs: a stream's leading inserts and upserts claimed whole (real Postg
       'completed plainly: one run of ids, whoever sent them',
     );
   });
+
+  it('claims leading increments as one run up to the first that meets a row again', async () => {
+    await t.db.query(`CREATE TABLE public.counters (id int PRIMARY KEY, n int NOT NULL CHECK (n < 3))`);
+    await t.db.query(`INSERT INTO public.counters SELECT g, 0 FROM generate_series(1, 4) g`);
+    const increment = (id: number) => ({
+      target: 'counters',
+      type: 'increment' as const,
+      key: { id },
+      values: { n: 1 },
+    });
+    const claimed = async () => {
+      let read: [string, number, boolean][] = [];
+      await t
+        .get(Database)
+        .transaction(async (tx) => {
+          read = (await t.app.get<ItemReader>(ItemReader).read(tx, 100)).map((r) => [
+            r.id,
+            r.count,
+            r.identity === null,
+          ]);
+          throw Object.assign(new Error('rollback'), { rollback: true });
+        })
+        .catch((error: { rollback?: boolean }) => assert.ok(error.rollback));
+      return read;
+    };
+
+    const distinct = (await operations.createMany(alice, [increment(1), increment(2), increment(3)])).map((c) => c.id);
+    assert.deepEqual(await claimed(), [[distinct[0], 3, true]], 'each row once: one run');
+    assert.equal((await t.get(ChunkStep).execute()).read, 3);
+
+    const again = (await operations.createMany(alice, [1, 4, 1, 1, 2].map(increment))).map((c) => c.id);
+    assert.deepEqual(
+      await claimed(),
+      [
+        [again[0], 2, true],
+        [again[2], 1, false],
+        [again[3], 1, false],
+        [again[4], 1, false],
+      ],
+      'the third meets row 1 again: it and what follows, one by one',
+    );
+    assert.equal((await t.get(ChunkStep).execute()).read, 5);
+    assert.deepEqual(await t.db.query(`SELECT id, n FROM public.counters ORDER BY id`), [
+      { id: 1, n: 2 },
+      { id: 2, n: 2 },
+      { id: 3, n: 1 },
+      { id: 4, n: 1 },
+    ]);
+    assert.deepEqual(
+      await t.db.query(
+        `SELECT status, error_code FROM batch.operation_states WHERE id = ANY($1::bigint[]) ORDER BY id`,
+        [again.slice(2, 4)],
+      ),
+      [
+        { status: 'FAILED', error_code: '23514' },
+        { status: 'FAILED', error_code: '23514' },
+      ],
+      "row 1's third and fourth increments break its check, as each would alone",
+    );
+  });
 });

@@ -176,7 +176,9 @@ describe('targetStatement: update and increment', () => {
 
   it('update by a composite key matches every key column', () => {
     const statement = targetStatement(plan(items, 'update', ['qty'], ['code', 'tenant']));
-    assert.ok(statement.sql.includes(` WHERE t."code" = v.c2 AND t."tenant" = v.c3${CASTING_EVERY_ROW.replace(/'/g, "''")}'`));
+    assert.ok(
+      statement.sql.includes(` WHERE t."code" = v.c2 AND t."tenant" = v.c3${CASTING_EVERY_ROW.replace(/'/g, "''")}'`),
+    );
   });
 
   it('increment adds each delta to the current value', () => {

@@ -29,6 +29,7 @@ AS $$
     runs record;
     lead_n int;
     keyed_lead boolean;
+    lead record;
   BEGIN
     FOR t IN 1 .. cardinality(targets) LOOP
       EXIT WHEN left_operations <= 0;
@@ -62,46 +63,71 @@ AS $$
          WHERE (u.type IN ('insert', 'upsert')) <> (stream.types[1] IN ('insert', 'upsert'));
         lead_n := least(lead_n, cap);
         keyed_lead := coalesce(NOT stream.deferred AND NOT stream.cancelled AND stream.types[1] NOT IN ('insert', 'upsert'), false);
-        IF keyed_lead AND lead_n > 0 THEN
-          -- Key-addressed operations lead: as many as address pairwise different rows through one unique key, with
-          -- canonical key values (the identity's key kN) and no unique column changed (no barrier b).
-          SELECT count(*) INTO lead_n
-            FROM (SELECT bool_and(coalesce(w.keyed AND w.key = w.first_key AND w.nth = 1, false))
-                           OVER (ORDER BY w.id ROWS UNBOUNDED PRECEDING) AS leading
-                    FROM (SELECT a.*, first_value(a.key) OVER (ORDER BY a.id) AS first_key,
-                                 row_number() OVER (PARTITION BY a.token ORDER BY a.id) AS nth
-                            FROM (SELECT o.id, split_part(o.identity, '|', 1) AS token, split_part(o.identity, '|', 2) AS key,
-                                         o.type IN ('update', 'delete', 'increment') AND split_part(o.identity, '|', 2) LIKE 'k%'
-                                           AND split_part(o.identity, '|', 4) = '' AS keyed
-                                    FROM batch.operations o
-                                   WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, stream.taken_through) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
-                                   ORDER BY o.target, o.priority, o.id LIMIT lead_n) a) w) l
-           WHERE l.leading;
-        END IF;
         IF NOT stream.deferred AND NOT stream.cancelled AND lead_n > 0 THEN
-          SELECT array_agg(r.first_id ORDER BY r.first_id) AS ids, array_agg(r.n ORDER BY r.first_id) AS counts,
-                 array_agg(r.client_id ORDER BY r.first_id) AS clients, array_agg(r.bytes ORDER BY r.first_id) AS bytes,
-                 array_agg(r.shape ORDER BY r.first_id) AS shapes, array_agg(r.chars ORDER BY r.first_id) AS chars,
-                 coalesce(sum(r.n), 0)::int AS n, max(r.last_id) AS last_id
-            INTO runs
-            FROM (SELECT min(w.id) AS first_id, max(w.id) AS last_id, count(*)::int AS n, w.client_id, w.shape,
-                         sum(w.bytes) AS bytes, sum(w.chars) AS chars
-                    FROM (SELECT w.*, w.id - row_number() OVER (PARTITION BY w.client_id, w.shape ORDER BY w.id) AS run
-                            FROM (SELECT o.id, o.client_id, o.shape, coalesce(pg_column_size(o.row_values), 0) AS bytes,
-                                         (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4)) AS chars,
-                                         bool_and(keyed_lead OR o.type IN ('insert', 'upsert'))
-                                           OVER (ORDER BY o.target, o.priority, o.id ROWS UNBOUNDED PRECEDING) AS leading
-                                    FROM batch.operations o
-                                   WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, stream.taken_through) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
-                                   ORDER BY o.target, o.priority, o.id LIMIT lead_n) w
-                           WHERE w.leading) w
-                   GROUP BY w.client_id, w.shape, w.run) r;
-          IF runs.n > 0 THEN
-            RETURN QUERY SELECT u.id, u.count, u.client_id, t, stream.priority, 0, 0, u.bytes, u.shape, NULL::text, u.chars, false
-                           FROM unnest(runs.ids, runs.counts, runs.clients, runs.bytes, runs.shapes, runs.chars)
-                                AS u(id, count, client_id, bytes, shape, chars);
-            in_runs := runs.n;
-            after := runs.last_id;
+          -- The usual lead of a backlog, told in one pass: one run (one client and shape, consecutive ids) of operations
+          -- that all lead (see above), the key-addressed ones through one key, each row once. Else the passes below.
+          SELECT count(*)::int AS n, min(a.id) AS first_id, max(a.id) AS last_id, min(a.client_id) AS client_id,
+                 max(a.client_id) AS last_client_id, min(a.shape) AS shape, max(a.shape) AS last_shape,
+                 sum(a.bytes) AS bytes, sum(a.chars) AS chars, bool_and(a.leads) AS leads,
+                 count(DISTINCT a.token) AS tokens, min(a.key) AS key, max(a.key) AS last_key
+            INTO lead
+            FROM (SELECT o.id, o.client_id, o.shape COLLATE "C" AS shape, coalesce(pg_column_size(o.row_values), 0) AS bytes,
+                         (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4)) AS chars,
+                         CASE WHEN keyed_lead THEN o.type IN ('update', 'delete', 'increment') AND split_part(o.identity, '|', 2) LIKE 'k%'
+                                                   AND split_part(o.identity, '|', 4) = ''
+                              ELSE o.type IN ('insert', 'upsert') END AS leads,
+                         CASE WHEN keyed_lead THEN split_part(o.identity, '|', 1) COLLATE "C" END AS token,
+                         CASE WHEN keyed_lead THEN split_part(o.identity, '|', 2) COLLATE "C" END AS key
+                    FROM batch.operations o
+                   WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, stream.taken_through) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
+                   ORDER BY o.target, o.priority, o.id LIMIT lead_n) a;
+          IF lead.leads AND lead.last_id - lead.first_id + 1 = lead.n AND lead.client_id = lead.last_client_id
+             AND lead.shape = lead.last_shape AND (NOT keyed_lead OR (lead.tokens = lead.n AND lead.key = lead.last_key)) THEN
+            RETURN QUERY SELECT lead.first_id, lead.n, lead.client_id, t, stream.priority, 0, 0, lead.bytes::bigint,
+                                lead.shape::text, NULL::text, lead.chars::bigint, false;
+            in_runs := lead.n;
+            after := lead.last_id;
+          ELSE
+            IF keyed_lead THEN
+              -- Key-addressed operations lead: as many as address pairwise different rows through one unique key, with
+              -- canonical key values (the identity's key kN) and no unique column changed (no barrier b).
+              SELECT count(*) INTO lead_n
+                FROM (SELECT bool_and(coalesce(w.keyed AND w.key = w.first_key AND w.nth = 1, false))
+                               OVER (ORDER BY w.id ROWS UNBOUNDED PRECEDING) AS leading
+                        FROM (SELECT a.*, first_value(a.key) OVER (ORDER BY a.id) AS first_key,
+                                     row_number() OVER (PARTITION BY a.token ORDER BY a.id) AS nth
+                                FROM (SELECT o.id, split_part(o.identity, '|', 1) COLLATE "C" AS token, split_part(o.identity, '|', 2) AS key,
+                                             o.type IN ('update', 'delete', 'increment') AND split_part(o.identity, '|', 2) LIKE 'k%'
+                                               AND split_part(o.identity, '|', 4) = '' AS keyed
+                                        FROM batch.operations o
+                                       WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, stream.taken_through) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
+                                       ORDER BY o.target, o.priority, o.id LIMIT lead_n) a) w) l
+               WHERE l.leading;
+            END IF;
+            SELECT array_agg(r.first_id ORDER BY r.first_id) AS ids, array_agg(r.n ORDER BY r.first_id) AS counts,
+                   array_agg(r.client_id ORDER BY r.first_id) AS clients, array_agg(r.bytes ORDER BY r.first_id) AS bytes,
+                   array_agg(r.shape ORDER BY r.first_id) AS shapes, array_agg(r.chars ORDER BY r.first_id) AS chars,
+                   coalesce(sum(r.n), 0)::int AS n, max(r.last_id) AS last_id
+              INTO runs
+              FROM (SELECT min(w.id) AS first_id, max(w.id) AS last_id, count(*)::int AS n, w.client_id, w.shape,
+                           sum(w.bytes) AS bytes, sum(w.chars) AS chars
+                      FROM (SELECT w.*, w.id - row_number() OVER (PARTITION BY w.client_id, w.shape ORDER BY w.id) AS run
+                              FROM (SELECT o.id, o.client_id, o.shape COLLATE "C" AS shape, coalesce(pg_column_size(o.row_values), 0) AS bytes,
+                                           (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4)) AS chars,
+                                           bool_and(keyed_lead OR o.type IN ('insert', 'upsert'))
+                                             OVER (ORDER BY o.target, o.priority, o.id ROWS UNBOUNDED PRECEDING) AS leading
+                                      FROM batch.operations o
+                                     WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, stream.taken_through) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
+                                     ORDER BY o.target, o.priority, o.id LIMIT lead_n) w
+                             WHERE w.leading) w
+                     GROUP BY w.client_id, w.shape, w.run) r;
+            IF runs.n > 0 THEN
+              RETURN QUERY SELECT u.id, u.count, u.client_id, t, stream.priority, 0, 0, u.bytes, u.shape::text, NULL::text, u.chars, false
+                             FROM unnest(runs.ids, runs.counts, runs.clients, runs.bytes, runs.shapes, runs.chars)
+                                  AS u(id, count, client_id, bytes, shape, chars);
+              in_runs := runs.n;
+              after := runs.last_id;
+            END IF;
           END IF;
         END IF;
         IF in_runs < cap AND NOT stream.deferred THEN
