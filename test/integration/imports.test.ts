@@ -50,7 +50,9 @@ describe('imports on PostgreSQL: upload, load, rejects, restart', () => {
   };
 
   before(async () => {
-    jobs = await startJobs({ targets: ['public.items', 'public.others'] }, [], { BATCH_IMPORT_MAX_BYTES: '100000' });
+    jobs = await startJobs({ targets: ['public.items', 'public.others', 'public.children'] }, [], {
+      BATCH_IMPORT_MAX_BYTES: '100000',
+    });
     await jobs.db.query(`CREATE TABLE items ${TABLE}; CREATE TABLE others ${TABLE}`);
   });
   after(() => jobs.close());
@@ -93,6 +95,23 @@ describe('imports on PostgreSQL: upload, load, rejects, restart', () => {
       message: 'invalid input syntax for type integer: "x"',
       record: '2,x,bad qty',
     });
+  });
+
+  it('rejects what one record at a time would: a record refused for another one that is itself refused loads', async () => {
+    await jobs.db.query(`CREATE TABLE parents (id int PRIMARY KEY); INSERT INTO parents VALUES (1);
+      CREATE TABLE children (id int PRIMARY KEY, parent int REFERENCES parents)`);
+    // COPY meets the second 7 as a duplicate (line 4) before it checks the first one's parent (at its end): the
+    // second 7 goes in once the first is refused
+    const csv = 'id,parent\n1,1\n7,2\n7,1\n3,1\n';
+    const launched = await upload(jobs, { target: 'children', skipLimit: '10' }, csv);
+    const done = await run(launched);
+    assert.deepEqual([done.status, done.steps[0].writeCount, done.steps[0].writeSkipCount], ['COMPLETED', 3, 1]);
+    assert.deepEqual(await rows('children'), [
+      { id: 1, parent: 1 },
+      { id: 3, parent: 1 },
+      { id: 7, parent: 1 },
+    ]);
+    assert.deepEqual(await rejects(launched.id), [[3, '23503', null]]);
   });
 
   it('runs an instance once: the same data again is refused, with a runId loaded again from the stored file', async () => {

@@ -20,6 +20,8 @@ const FIRST_WINDOW = 4 << 20;
 const SMALL_WINDOW = 64 << 10;
 const MOST_WINDOW = 1 << 30;
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+/** Records a sifting window holds at first, and after a refusal at least (ImportJob.sift). */
+const SIFT_WINDOW = 1024;
 /** A reject keeps this much of its record's text. */
 const RECORD_TEXT = 1024;
 
@@ -314,7 +316,14 @@ export class ImportJob implements JobProvider {
     const options = copyOptions(plan);
     if (!plan.conflictKey) {
       const copy = `COPY ${tableName(plan.target)} (${list}) FROM STDIN WITH (${options})`;
-      await this.copyRecords(tx, step, refused, copy, records, 0, records.bounds.length - 1, null);
+      const count = records.bounds.length - 1;
+      const failure = await attemptCopy(tx, copy, records, 0, count);
+      if (failure === null) step.counts.writeCount += count;
+      else {
+        const sifted = await this.sift(tx, plan, columns, refused, records, failure);
+        if (sifted) await this.copyRecords(tx, step, refused, copy, sifted, 0, sifted.bounds.length - 1, null);
+        else await this.copyRecords(tx, step, refused, copy, records, 0, count, null, failure);
+      }
       return;
     }
     await tx.query(
@@ -360,26 +369,17 @@ export class ImportJob implements JobProvider {
     from: number,
     to: number,
     loaded: number[] | null,
+    failed?: unknown,
   ): Promise<void> {
     const attempt = async (first: number, end: number): Promise<unknown> => {
-      let failure: unknown = null;
-      const data = records.data.subarray(records.bounds[first], records.bounds[end]);
-      if (
-        await underSavepoint(
-          tx,
-          () => copyInto(tx, copy, data),
-          (error) => (failure = error),
-        )
-      ) {
-        if (loaded) for (let i = first; i < end; i++) loaded.push(i);
-        else step.counts.writeCount += end - first;
-        return null;
-      }
-      if (isConnectionError(failure) || isConcurrencyConflict(failure)) throw failure;
-      return failure;
+      const failure = await attemptCopy(tx, copy, records, first, end);
+      if (failure !== null) return failure;
+      if (loaded) for (let i = first; i < end; i++) loaded.push(i);
+      else step.counts.writeCount += end - first;
+      return null;
     };
     for (let start = from; start < to;) {
-      const failure = await attempt(start, to);
+      const failure = start === from && failed !== undefined ? failed : await attempt(start, to);
       if (failure === null) return;
       const line = copyLineOf(failure);
       if (line === null) {
@@ -395,6 +395,58 @@ export class ImportJob implements JobProvider {
       if (alone !== null) refuse(refused, records, suspect, alone);
       start = suspect + 1;
     }
+  }
+
+  /**
+   * A chunk the target refused, sifted before it is copied again (the refusal named its record, and the records before
+   * it went in): the records after it are copied into a scratch table of the same columns (temporary: no index, no
+   * WAL, about twice COPY's speed) in windows, each refused window going on after the record it names, each taken one
+   * doubling the next. Those records cannot be read or cast whatever the table holds: they are rejected, and the
+   * chunk's other records are returned to be copied into the target at once, where only what the scratch table cannot
+   * tell (a constraint, a trigger) is narrowed record by record (copyRecords). Each record is read once more, not twice
+   * (nor sent whole again for every refusal). Null, and nothing rejected, when the refusal names no single-line record.
+   */
+  private async sift(
+    tx: PoolClient,
+    plan: ImportPlan,
+    columns: string[],
+    refused: Refusal[],
+    records: Records,
+    failure: unknown,
+  ): Promise<Records | null> {
+    const count = records.bounds.length - 1;
+    let bad = recordAt(records, 0, count, failure);
+    if (bad === null) return null;
+    const rejected = [bad];
+    refuse(refused, records, bad, failure);
+    const list = columns.map(quoteIdent).join(', ');
+    await tx.query(
+      `DROP TABLE IF EXISTS import_sift; CREATE TEMP TABLE import_sift ON COMMIT DROP AS SELECT ${list} FROM ${tableName(plan.target)} WITH NO DATA;
+       SAVEPOINT sift`,
+    );
+    // one savepoint for the whole sifting: rolling back to it keeps it
+    const copy = `COPY import_sift (${list}) FROM STDIN WITH (${copyOptions(plan)})`;
+    for (let start = bad + 1, window = SIFT_WINDOW; start < count;) {
+      const end = Math.min(count, start + window);
+      const data = records.data.subarray(records.bounds[start], records.bounds[end]);
+      const refusal = await copyInto(tx, copy, data).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      if (refusal === null) {
+        [start, window] = [end, window * 2];
+        continue;
+      }
+      if (isConnectionError(refusal) || isConcurrencyConflict(refusal)) throw refusal;
+      await tx.query('ROLLBACK TO SAVEPOINT sift');
+      const next = recordAt(records, start, end, refusal);
+      if (next === null) break; // the target's COPY narrows it
+      rejected.push(next);
+      refuse(refused, records, next, refusal);
+      [start, window, bad] = [next + 1, Math.max(SIFT_WINDOW, 2 * (next - bad)), next];
+    }
+    await tx.query(`RELEASE SAVEPOINT sift; DROP TABLE import_sift`);
+    return without(records, rejected);
   }
 
   /**
@@ -544,6 +596,61 @@ function copyInto(tx: PoolClient, copy: string, data: Buffer): Promise<void> {
     stream.on('finish', resolve);
     stream.end(data);
   });
+}
+
+/** A COPY of records [first, end) under a savepoint: null when they went in, else why not (a lost connection thrown). */
+async function attemptCopy(
+  tx: PoolClient,
+  copy: string,
+  records: Records,
+  first: number,
+  end: number,
+): Promise<unknown> {
+  let failure: unknown = null;
+  const data = records.data.subarray(records.bounds[first], records.bounds[end]);
+  if (
+    await underSavepoint(
+      tx,
+      () => copyInto(tx, copy, data),
+      (error) => (failure = error),
+    )
+  )
+    return null;
+  if (isConnectionError(failure) || isConcurrencyConflict(failure)) throw failure;
+  return failure;
+}
+
+/**
+ * The record a refused COPY of records [first, end) names, where it is refused for its own text, whatever the table
+ * holds or the records before it do: a data exception (SQLSTATE class 22: a value that cannot be read or cast, a wrong
+ * number of fields) raised by COPY itself, not by a trigger; and where its line says which record for certain: every
+ * record before it in the COPY is one line (else COPY's count is a hint only). Null otherwise.
+ */
+function recordAt(records: Records, first: number, end: number, failure: unknown): number | null {
+  const { code, where } = (failure ?? {}) as { code?: unknown; where?: unknown };
+  const line = copyLineOf(failure);
+  if (line === null || !String(code).startsWith('22') || !String(where).startsWith('COPY ')) return null;
+  const record = first + line - 1;
+  return record < end && records.lines[record] - records.lines[first] === record - first ? record : null;
+}
+
+/** The records but the rejected ones (given in order), as one COPY's data; each keeps its place in the file. */
+function without(records: Records, rejected: number[]): Records {
+  const kept: number[] = [];
+  const parts: Buffer[] = [];
+  let from = 0;
+  for (const bad of [...rejected, records.bounds.length - 1]) {
+    for (let i = from; i < bad; i++) kept.push(i);
+    if (bad > from) parts.push(records.data.subarray(records.bounds[from], records.bounds[bad]));
+    from = bad + 1;
+  }
+  const bounds = [0];
+  const lines = [0];
+  for (const [k, i] of kept.entries()) {
+    bounds.push(bounds[k] + records.bounds[i + 1] - records.bounds[i]);
+    if (k + 1 < kept.length) lines.push(lines[k] + records.lines[i + 1] - records.lines[i]);
+  }
+  return { data: Buffer.concat(parts), bounds, lines, origin: (k) => records.origin(kept[k]) };
 }
 
 function copyOptions(plan: ImportPlan): string {
