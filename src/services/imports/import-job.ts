@@ -71,6 +71,7 @@ interface Records {
 export class ImportJob implements JobProvider {
   readonly definition: JobDefinition;
   private readonly plans = new WeakMap<JobRun, Promise<ImportPlan>>();
+  private readonly fileOfRun = new WeakMap<JobRun, Promise<ImportFile>>();
   /**
    * The next chunk's bytes of each file being loaded, read on another connection while this chunk's COPY runs (so
    * that the database works on both at once: reading them back is a good share of a load), by offset and length.
@@ -157,9 +158,17 @@ export class ImportJob implements JobProvider {
     return plan;
   }
 
-  private async fileOf(run: JobRun): Promise<ImportFile> {
-    const file = await this.files.find(run.clientId, String(run.parameters.sha256));
-    if (!file) throw new Error(`the data set ${String(run.parameters.sha256)} of this import is no longer stored`);
+  /** The run's data set, looked up once a run (it never changes while an import of it runs). */
+  private fileOf(run: JobRun): Promise<ImportFile> {
+    let file = this.fileOfRun.get(run);
+    if (!file) {
+      file = this.files.find(run.clientId, String(run.parameters.sha256)).then((found) => {
+        if (!found) throw new Error(`the data set ${String(run.parameters.sha256)} of this import is no longer stored`);
+        return found;
+      });
+      this.fileOfRun.set(run, file);
+      file.catch(() => this.fileOfRun.delete(run));
+    }
     return file;
   }
 
