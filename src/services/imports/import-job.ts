@@ -73,10 +73,10 @@ export class ImportJob implements JobProvider {
   private readonly plans = new WeakMap<JobRun, Promise<ImportPlan>>();
   private readonly fileOfRun = new WeakMap<JobRun, Promise<ImportFile>>();
   /**
-   * The next chunk's bytes of each file being loaded, read on another connection while this chunk's COPY runs (so
-   * that the database works on both at once: reading them back is a good share of a load), by offset and length.
+   * The next chunk of each file being loaded, read on another connection and scanned while this chunk's COPY runs (so
+   * that the database and the service work on both at once), by where it starts and how many bytes it read.
    */
-  private readonly prefetched = new Map<string, { offset: number; length: number; bytes: Promise<Buffer | null> }>();
+  private readonly ahead = new Map<string, { offset: number; window: number; scan: Promise<Scan | null> }>();
 
   constructor(
     private readonly db: Database,
@@ -205,7 +205,7 @@ export class ImportJob implements JobProvider {
     const { buffer, records: scanned, atEnd } = await this.scan(tx, file, offset, line, size, quote, window);
     const count = recordsKept(buffer, scanned, atEnd);
     const next = scanned.starts.length === size ? Math.max(SMALL_WINDOW, Math.ceil(scanned.end * 1.05)) : window;
-    if (!atEnd) this.prefetch(file, offset + scanned.end, next);
+    if (!atEnd) this.readAhead(file, offset + scanned.end, next, scanned.endLine, size, quote);
     const refused: Refusal[] = [];
     if (count > 0) {
       if (plan.format === 'csv') {
@@ -235,27 +235,25 @@ export class ImportJob implements JobProvider {
     max: number,
     quote: number | null,
     first: number,
-  ): Promise<{ buffer: Buffer; records: ScannedRecords; atEnd: boolean }> {
+  ): Promise<Scan> {
+    const ahead = this.ahead.get(file.id);
+    this.ahead.delete(file.id);
+    const scanned = ahead && ahead.offset === offset && ahead.window === first ? await ahead.scan : null;
+    if (scanned) return scanned;
     for (let window = first; ; window *= 2) {
-      const buffer =
-        (await this.prefetchedBytes(file, offset, window)) ?? (await this.files.read(tx, file.id, offset, window));
-      const atEnd = offset + buffer.length >= file.bytes;
-      const records = scanRecords(buffer, 0, max, quote, atEnd, line);
-      if (records.starts.length > 0 || atEnd) return { buffer, records, atEnd };
+      const found = scanWindow(await this.files.read(tx, file.id, offset, window), file, offset, line, max, quote);
+      if (found) return found;
       if (window >= MOST_WINDOW) throw new Error(`a record at line ${line} is longer than ${MOST_WINDOW} bytes`);
     }
   }
 
-  private prefetch(file: ImportFile, offset: number, length: number): void {
-    // failed, the bytes are read again in the chunk's transaction
-    const bytes = this.files.read(this.db.pool, file.id, offset, length).catch(() => null);
-    this.prefetched.set(file.id, { offset, length, bytes });
-  }
-
-  private async prefetchedBytes(file: ImportFile, offset: number, length: number): Promise<Buffer | null> {
-    const ahead = this.prefetched.get(file.id);
-    this.prefetched.delete(file.id);
-    return ahead && ahead.offset === offset && ahead.length === length ? ahead.bytes : null;
+  /** Reads and scans the next chunk ahead, on a connection of the pool (failed, it is read again in its chunk). */
+  private readAhead(file: ImportFile, offset: number, window: number, line: number, max: number, quote: number | null) {
+    const scan = this.files.read(this.db.pool, file.id, offset, window).then(
+      (buffer) => scanWindow(buffer, file, offset, line, max, quote),
+      () => null,
+    );
+    this.ahead.set(file.id, { offset, window, scan });
   }
 
   /** NDJSON records made CSV lines, loaded in runs of records with the same keys (a COPY names its columns). */
@@ -535,6 +533,27 @@ export function checkColumns(plan: ImportPlan, columns: string[]): string[] {
   const unkeyed = plan.conflictKey?.find((name) => !seen.has(name));
   if (unkeyed) throw invalidField('columns', `the conflict key's ${unkeyed} is not among the data's columns`);
   return columns;
+}
+
+/** A window of a file's bytes from some offset, and the records found in it. */
+interface Scan {
+  buffer: Buffer;
+  records: ScannedRecords;
+  atEnd: boolean;
+}
+
+/** Up to `max` records found in the bytes read from `offset`; null when there is none and the file goes on. */
+function scanWindow(
+  buffer: Buffer,
+  file: ImportFile,
+  offset: number,
+  line: number,
+  max: number,
+  quote: number | null,
+): Scan | null {
+  const atEnd = offset + buffer.length >= file.bytes;
+  const records = scanRecords(buffer, 0, max, quote, atEnd, line);
+  return records.starts.length > 0 || atEnd ? { buffer, records, atEnd } : null;
 }
 
 /** How many of the scanned records are loaded: all but blank lines at the very end of the file. */
