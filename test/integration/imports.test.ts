@@ -153,22 +153,28 @@ describe('imports on PostgreSQL: upload, load, rejects, restart', () => {
       '{"id": 203, "qty": 3, "extra": 1}',
       '{"id": 204, "qty": 4, "note": "last"}',
     ].join('\n');
-    const launched = await upload(jobs, { target: 'items', skipLimit: '3' }, gzipSync(ndjson), {
-      contentType: 'application/x-ndjson',
-      contentEncoding: 'gzip',
-    });
-    assert.equal(launched.parameters.format, 'ndjson');
-    assert.equal((await run(launched)).exitStatus?.code, 'COMPLETED_WITH_SKIPS');
-    assert.deepEqual(await jobs.db.query(`SELECT id, qty, note FROM items WHERE id >= 200 ORDER BY id`), [
-      { id: 200, qty: 1, note: 'a' },
-      { id: 201, qty: null, note: 'no qty' },
-      { id: 204, qty: 4, note: 'last' },
-    ]);
-    assert.deepEqual(await rejects(launched.id), [
-      [3, 'MALFORMED_JSON', null],
-      [5, '22003', 'qty'],
-      [6, 'UNKNOWN_COLUMN', 'extra'],
-    ]);
+    // in one chunk, and in chunks of two (each one's records made CSV lines while the one before is copied)
+    for (const [target, options] of [
+      ['items', {}],
+      ['others', { chunkSize: '2' }],
+    ] as const) {
+      const launched = await upload(jobs, { target, skipLimit: '3', ...options }, gzipSync(ndjson), {
+        contentType: 'application/x-ndjson',
+        contentEncoding: 'gzip',
+      });
+      assert.equal(launched.parameters.format, 'ndjson');
+      assert.equal((await run(launched)).exitStatus?.code, 'COMPLETED_WITH_SKIPS');
+      assert.deepEqual(await jobs.db.query(`SELECT id, qty, note FROM ${target} WHERE id >= 200 ORDER BY id`), [
+        { id: 200, qty: 1, note: 'a' },
+        { id: 201, qty: null, note: 'no qty' },
+        { id: 204, qty: 4, note: 'last' },
+      ]);
+      assert.deepEqual(await rejects(launched.id), [
+        [3, 'MALFORMED_JSON', null],
+        [5, '22003', 'qty'],
+        [6, 'UNKNOWN_COLUMN', 'extra'],
+      ]);
+    }
   });
 
   it('fails past skipLimit keeping the chunks before; a restart goes on from the saved offset', async () => {

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { TargetTable } from '../../interfaces/catalog.interfaces';
+import type { TargetColumn, TargetTable } from '../../interfaces/catalog.interfaces';
 import type { JobParameters } from '../../interfaces/job.interfaces';
 import { BatchError, invalidField } from '../batch-error';
 import { job, JobDefinition, JobRun, skip, StepRun, tasklet, underSavepoint } from '../jobs/job-definition';
@@ -202,16 +202,19 @@ export class ImportJob implements JobProvider {
     }
     const size = Number(step.job.options.chunkSize);
     const window = Number(step.context.window ?? FIRST_WINDOW);
-    const { buffer, records: scanned, atEnd } = await this.scan(tx, file, offset, line, size, quote, window);
+    const { buffer, records: scanned, atEnd, converted } = await this.scan(tx, file, offset, line, size, quote, window);
     const count = recordsKept(buffer, scanned, atEnd);
     const next = scanned.starts.length === size ? Math.max(SMALL_WINDOW, Math.ceil(scanned.end * 1.05)) : window;
-    if (!atEnd) this.readAhead(file, offset + scanned.end, next, scanned.endLine, size, quote);
+    if (!atEnd) this.readAhead(plan, file, offset + scanned.end, next, scanned.endLine, size);
     const refused: Refusal[] = [];
     if (count > 0) {
       if (plan.format === 'csv') {
         const records = csvRecords(buffer, scanned, count, offset);
         await this.load(tx, plan, step, refused, step.context.columns as string[], records);
-      } else await this.loadNdjson(tx, plan, step, refused, buffer, scanned, count, offset);
+      } else {
+        const lines = converted ?? (await ndjsonLines(buffer, scanned, count, offset, plan.target.columns));
+        await this.loadNdjson(tx, plan, step, refused, lines);
+      }
     }
     for (const { error, origin, column, read } of refused.sort((a, b) => a.origin.byteOffset - b.origin.byteOffset)) {
       skip(step, error, origin.text, { line: origin.line, byteOffset: origin.byteOffset, column });
@@ -247,67 +250,36 @@ export class ImportJob implements JobProvider {
     }
   }
 
-  /** Reads and scans the next chunk ahead, on a connection of the pool (failed, it is read again in its chunk). */
-  private readAhead(file: ImportFile, offset: number, window: number, line: number, max: number, quote: number | null) {
-    const scan = this.files.read(this.db.pool, file.id, offset, window).then(
-      (buffer) => scanWindow(buffer, file, offset, line, max, quote),
-      () => null,
-    );
+  /**
+   * Reads and scans the next chunk ahead, on a connection of the pool, and makes its NDJSON records CSV lines
+   * (failed, it is read again in its chunk).
+   */
+  private readAhead(plan: ImportPlan, file: ImportFile, offset: number, window: number, line: number, max: number) {
+    const quote = plan.format === 'csv' ? plan.quote.charCodeAt(0) : null;
+    const scan = this.files
+      .read(this.db.pool, file.id, offset, window)
+      .then(async (buffer) => {
+        const found = scanWindow(buffer, file, offset, line, max, quote);
+        if (found && plan.format === 'ndjson') {
+          const count = recordsKept(found.buffer, found.records, found.atEnd);
+          found.converted = await ndjsonLines(found.buffer, found.records, count, offset, plan.target.columns);
+        }
+        return found;
+      })
+      .catch(() => null);
     this.ahead.set(file.id, { offset, window, scan });
   }
 
-  /** NDJSON records made CSV lines, loaded in runs of records with the same keys (a COPY names its columns). */
+  /** NDJSON records made CSV lines (ndjsonLines), loaded run by run; the unreadable ones refused. */
   private async loadNdjson(
     tx: PoolClient,
     plan: ImportPlan,
     step: StepRun,
     refused: Refusal[],
-    buffer: Buffer,
-    scanned: ScannedRecords,
-    count: number,
-    base: number,
+    lines: NdjsonLines,
   ): Promise<void> {
-    const origin = (i: number) => ({
-      line: scanned.lines[i],
-      byteOffset: base + scanned.starts[i],
-      text: recordText(buffer, scanned.starts[i], endOf(scanned, i)),
-    });
-    let run: { columns: string; lines: Buffer[]; origins: number[] } | null = null;
-    const flush = async () => {
-      if (!run) return;
-      const { lines, origins } = run;
-      const bounds = [0];
-      const physical = [1];
-      for (const bytes of lines) {
-        bounds.push(bounds[bounds.length - 1] + bytes.length);
-        physical.push(physical[physical.length - 1] + newlines(bytes));
-      }
-      await this.load(tx, plan, step, refused, run.columns.split(','), {
-        data: Buffer.concat(lines),
-        bounds,
-        lines: physical,
-        origin: (i) => origin(origins[i]),
-      });
-      run = null;
-    };
-    for (let i = 0; i < count; i++) {
-      const text = buffer.toString('utf8', scanned.starts[i], endOf(scanned, i)).trim();
-      if (text === '') continue; // a blank line is no record
-      let record;
-      try {
-        record = ndjsonRecord(text, plan.target.columns);
-      } catch (error) {
-        if (!(error instanceof RecordProblem)) throw error;
-        refused.push({ error, origin: origin(i), column: error.column, read: true });
-        continue;
-      }
-      const columns = record.columns.join(',');
-      if (run && run.columns !== columns) await flush();
-      run ??= { columns, lines: [], origins: [] };
-      run.lines.push(Buffer.from(record.line));
-      run.origins.push(i);
-    }
-    await flush();
+    refused.push(...lines.unreadable);
+    for (const run of lines.runs) await this.load(tx, plan, step, refused, run.columns, run.records);
   }
 
   /** Records into the target: COPY for an insert; COPY into a temporary table and INSERT … ON CONFLICT for an upsert. */
@@ -535,11 +507,78 @@ export function checkColumns(plan: ImportPlan, columns: string[]): string[] {
   return columns;
 }
 
-/** A window of a file's bytes from some offset, and the records found in it. */
+/** A window of a file's bytes from some offset, and the records found in it (NDJSON: made CSV lines, when ahead). */
 interface Scan {
   buffer: Buffer;
   records: ScannedRecords;
   atEnd: boolean;
+  converted?: NdjsonLines;
+}
+
+/** A chunk's NDJSON records as CSV lines, in runs of records with the same keys (a COPY names its columns). */
+interface NdjsonLines {
+  runs: { columns: string[]; records: Records }[];
+  /** Records that are no JSON object of the target's columns. */
+  unreadable: Refusal[];
+}
+
+/** Records converted between two turns of the event loop, so that a chunk's conversion does not hold it up. */
+const CONVERTED_PER_TURN = 1000;
+
+/**
+ * The `count` NDJSON records scanned in `buffer` (read from `base`), each made a CSV line by ndjsonRecord (blank lines
+ * are no records).
+ */
+async function ndjsonLines(
+  buffer: Buffer,
+  scanned: ScannedRecords,
+  count: number,
+  base: number,
+  columns: Map<string, TargetColumn>,
+): Promise<NdjsonLines> {
+  const origin = (i: number) => ({
+    line: scanned.lines[i],
+    byteOffset: base + scanned.starts[i],
+    text: recordText(buffer, scanned.starts[i], endOf(scanned, i)),
+  });
+  const converted: NdjsonLines = { runs: [], unreadable: [] };
+  let run: { key: string; columns: string[]; lines: string[]; origins: number[] } | null = null;
+  const close = () => {
+    if (!run) return;
+    const { lines, origins } = run;
+    const bounds = [0];
+    const physical = [1];
+    for (const text of lines) {
+      bounds.push(bounds[bounds.length - 1] + Buffer.byteLength(text));
+      physical.push(physical[physical.length - 1] + newlines(text));
+    }
+    const data = Buffer.from(lines.join(''));
+    converted.runs.push({
+      columns: run.columns,
+      records: { data, bounds, lines: physical, origin: (i) => origin(origins[i]) },
+    });
+    run = null;
+  };
+  for (let i = 0; i < count; i++) {
+    if (i > 0 && i % CONVERTED_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
+    const text = buffer.toString('utf8', scanned.starts[i], endOf(scanned, i)).trim();
+    if (text === '') continue; // a blank line is no record
+    let record;
+    try {
+      record = ndjsonRecord(text, columns);
+    } catch (error) {
+      if (!(error instanceof RecordProblem)) throw error;
+      converted.unreadable.push({ error, origin: origin(i), column: error.column, read: true });
+      continue;
+    }
+    const key = record.columns.join('\u0000'); // no identifier holds a NUL
+    if (run && run.key !== key) close();
+    run ??= { key, columns: record.columns, lines: [], origins: [] };
+    run.lines.push(record.line);
+    run.origins.push(i);
+  }
+  close();
+  return converted;
 }
 
 /** Up to `max` records found in the bytes read from `offset`; null when there is none and the file goes on. */
@@ -594,9 +633,9 @@ function refuse(refused: Refusal[], records: Records, i: number, error: unknown)
   refused.push({ error, origin: records.origin(i), column: columnOf(error), read: false });
 }
 
-function newlines(bytes: Buffer): number {
+function newlines(text: string): number {
   let count = 0;
-  for (let at = bytes.indexOf(0x0a); at >= 0; at = bytes.indexOf(0x0a, at + 1)) count += 1;
+  for (let at = text.indexOf('\n'); at >= 0; at = text.indexOf('\n', at + 1)) count += 1;
   return count;
 }
 
