@@ -18,6 +18,7 @@ const SIZES = {
   'bulk-messages': { setting: 'bulkMessages', full: 300, quick: 10, what: 'createOperations messages of 1,000' },
   seconds: { setting: 'latencySeconds', full: 600, quick: 8, what: 'the latency run' },
   settled: { setting: 'settled', full: 5_000_000, quick: 200_000, what: 'settled operations for queue health' },
+  'memory-rows': { setting: 'memoryRows', full: 10_000_000, quick: 0, what: 'the import whose memory is watched' },
 } as const;
 type SizeSetting = (typeof SIZES)[keyof typeof SIZES]['setting'];
 
@@ -78,7 +79,7 @@ async function main(): Promise<void> {
         figures.push(...(await benchLatency({ rate: settings.rate, seconds: 20, interval })).slice(0, 2));
   }
   if (runs('jobs')) figures.push(...(await benchJobs({ rows: settings.rows, rate: 1_000 })));
-  if (runs('imports')) figures.push(...(await benchImports({ rows: settings.rows })));
+  if (runs('imports')) figures.push(...(await benchImports(settings)));
   if (runs('queue')) figures.push(...(await benchQueue({ settled: settings.settled, chunk: 1000 })));
   console.log(table(figures));
   const written = save(join(__dirname, '..', '..', 'bench', 'results'), full ? 'latest' : 'partial', figures, settings);

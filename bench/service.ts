@@ -9,6 +9,12 @@ import { dropDatabase } from '../test/support/test-database';
 
 const ROOT = join(__dirname, '..', '..');
 
+/** A process's resident memory (VmRSS), in MB. */
+export function residentMegabytes(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Number(match[1]) / 1024 : NaN;
+}
+
 /** A service process started the way the README starts it: `npm start`, with its role and names in the environment. */
 export interface NpmService {
   url: string;
