@@ -3,7 +3,14 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { TargetColumn } from '../../src/interfaces/catalog.interfaces';
 import { scanRecords } from '../../src/services/imports/record-scanner';
-import { csvFields, ndjsonRecord, RecordProblem } from '../../src/services/imports/records';
+import {
+  ByteWriter,
+  csvFields,
+  flatRecordInto,
+  ndjsonRecord,
+  RecordKeys,
+  RecordProblem,
+} from '../../src/services/imports/records';
 
 const QUOTE = '"'.charCodeAt(0);
 const scan = (text: string, max = 100, atEnd = true, quote: number | null = QUOTE) =>
@@ -112,5 +119,64 @@ describe('records', () => {
         text,
       );
     }
+  });
+
+  describe('flat records, written from their bytes', () => {
+    const flat = (text: string, keys: RecordKeys = { names: [], bytes: [] }) => {
+      const out = new ByteWriter();
+      const data = Buffer.from(`${text}\n`);
+      const names = flatRecordInto(data, 0, data.length, columns, out, keys);
+      return names && { columns: names, line: out.data().toString() };
+    };
+
+    it('writes the line ndjsonRecord writes, or leaves the record to it', () => {
+      const space = fc.constantFrom('', ' ', '  ', '\t', '\r');
+      const key = fc.constantFrom('id', 'note', 'tags', 'doc', 'nope', '1', 'n"o', 'é');
+      const value = fc.oneof(
+        fc
+          .string({ unit: fc.constantFrom('a', 'é', '😀', '"', '\\', '\n', ',', ' ', '\u0001') })
+          .map((t) => JSON.stringify(t)),
+        fc.constantFrom(
+          '0',
+          '-0',
+          '7',
+          '-12',
+          '1.50',
+          '0.1',
+          '1.0',
+          '0.0000001',
+          '123456789012345',
+          '1234567890123456',
+        ),
+        fc.constantFrom('1e2', '2E-3', '12345678901234567890.5', '01', '1.', '.5', '+1', '-', 'NaN'),
+        fc.constantFrom('true', 'false', 'null', 'nul', 'tru', '[1,"a"]', '{"x":1}', '[]'),
+        fc.constantFrom('"a\tb"', '"x\u0001"', '"open'), // raw control characters, no end: not JSON
+      );
+      const field = fc
+        .tuple(space, key, space, space, value, space)
+        .map(([a, k, b, c, v, d]) => `${a}"${k}"${b}:${c}${v}${d}`);
+      const record = fc
+        .tuple(fc.array(field, { maxLength: 5 }), space, space, fc.constantFrom('', '', '', ',', '}', 'x'))
+        .map(([fields, before, after, junk]) => `${before}{${fields.join(',')}}${junk}${after}`);
+      fc.assert(
+        fc.property(record, (text) => {
+          const written = flat(text);
+          if (written === null) return;
+          assert.deepEqual(written, ndjsonRecord(text.trim(), columns));
+        }),
+        { numRuns: 2000 },
+      );
+    });
+
+    it('takes the records most data sets hold, and the keys of the record before when they are the same', () => {
+      const keys: RecordKeys = { names: [], bytes: [] };
+      const first = flat('{"id":1,"note":"a b","doc":null, "tags": "x"}', keys);
+      assert.deepEqual(first, { columns: ['id', 'note', 'doc', 'tags'], line: '1,"a b",,"x"\n' });
+      const second = flat('{"id":2.50,"note":"é","doc":true,"tags":"y"}', keys);
+      assert.deepEqual(second, { columns: ['id', 'note', 'doc', 'tags'], line: '2.5,"é",true,"y"\n' });
+      assert.equal(second!.columns, first!.columns, 'the same names, not new ones');
+      for (const text of ['{"id":1e2}', '{"note":"a\\"b"}', '{"id":[1]}', '{}', '{"id":1,"id":2}', '{"nope":1}'])
+        assert.equal(flat(text), null, text);
+    });
   });
 });

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { isUtf8 } from 'node:buffer';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { TargetColumn, TargetTable } from '../../interfaces/catalog.interfaces';
@@ -13,7 +14,7 @@ import { Database, quoteIdent } from '../storage/database';
 import { isConcurrencyConflict, isConnectionError } from '../storage/database-error';
 import { ImportFile, ImportFiles } from './import-files';
 import { scanRecords, ScannedRecords } from './record-scanner';
-import { csvFields, ndjsonRecord, RecordProblem } from './records';
+import { ByteWriter, csvFields, flatRecordInto, ndjsonRecord, RecordKeys, RecordProblem } from './records';
 
 /** Bytes read for a chunk at first (then as many as its records took last time); doubled while too few. */
 const FIRST_WINDOW = 4 << 20;
@@ -526,8 +527,9 @@ interface NdjsonLines {
 const CONVERTED_PER_TURN = 1000;
 
 /**
- * The `count` NDJSON records scanned in `buffer` (read from `base`), each made a CSV line by ndjsonRecord (blank lines
- * are no records).
+ * The `count` NDJSON records scanned in `buffer` (read from `base`), each made a CSV line: written from its bytes where
+ * it is flat (flatRecordInto, most records), else by ndjsonRecord from its text (blank lines are no records). Bytes
+ * that are not UTF-8 are all read as text, as ndjsonRecord reads them.
  */
 async function ndjsonLines(
   buffer: Buffer,
@@ -542,40 +544,52 @@ async function ndjsonLines(
     text: recordText(buffer, scanned.starts[i], endOf(scanned, i)),
   });
   const converted: NdjsonLines = { runs: [], unreadable: [] };
-  let run: { key: string; columns: string[]; lines: string[]; origins: number[] } | null = null;
+  const utf8 = isUtf8(buffer.subarray(scanned.starts[0] ?? 0, count > 0 ? endOf(scanned, count - 1) : 0));
+  const keys: RecordKeys = { names: [], bytes: [] };
+  let run: { columns: string[]; out: ByteWriter; bounds: number[]; lines: number[]; origins: number[] } | null = null;
   const close = () => {
     if (!run) return;
-    const { lines, origins } = run;
-    const bounds = [0];
-    const physical = [1];
-    for (const text of lines) {
-      bounds.push(bounds[bounds.length - 1] + Buffer.byteLength(text));
-      physical.push(physical[physical.length - 1] + newlines(text));
-    }
-    const data = Buffer.from(lines.join(''));
+    const { origins } = run;
     converted.runs.push({
       columns: run.columns,
-      records: { data, bounds, lines: physical, origin: (i) => origin(origins[i]) },
+      records: { data: run.out.data(), bounds: run.bounds, lines: run.lines, origin: (i) => origin(origins[i]) },
     });
     run = null;
   };
+  /** The run the record of these columns goes in: the open one, or a new one after it. */
+  const runOf = (names: string[]) => {
+    if (run && run.columns !== names && run.columns.join('\u0000') !== names.join('\u0000')) close(); // no identifier holds a NUL
+    return (run ??= { columns: names, out: new ByteWriter(), bounds: [0], lines: [1], origins: [] });
+  };
+  const flat = new ByteWriter();
   for (let i = 0; i < count; i++) {
     if (i > 0 && i % CONVERTED_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
-    const text = buffer.toString('utf8', scanned.starts[i], endOf(scanned, i)).trim();
-    if (text === '') continue; // a blank line is no record
-    let record;
-    try {
-      record = ndjsonRecord(text, columns);
-    } catch (error) {
-      if (!(error instanceof RecordProblem)) throw error;
-      converted.unreadable.push({ error, origin: origin(i), column: error.column, read: true });
-      continue;
+    const [start, end] = [scanned.starts[i], endOf(scanned, i)];
+    flat.length = 0;
+    const names = utf8 ? flatRecordInto(buffer, start, end, columns, flat, keys) : null;
+    let line: Buffer;
+    let target: ReturnType<typeof runOf>;
+    if (names) {
+      target = runOf(names);
+      line = flat.data();
+    } else {
+      const text = buffer.toString('utf8', start, end).trim();
+      if (text === '') continue; // a blank line is no record
+      let record;
+      try {
+        record = ndjsonRecord(text, columns);
+      } catch (error) {
+        if (!(error instanceof RecordProblem)) throw error;
+        converted.unreadable.push({ error, origin: origin(i), column: error.column, read: true });
+        continue;
+      }
+      target = runOf(record.columns);
+      line = Buffer.from(record.line);
     }
-    const key = record.columns.join('\u0000'); // no identifier holds a NUL
-    if (run && run.key !== key) close();
-    run ??= { key, columns: record.columns, lines: [], origins: [] };
-    run.lines.push(record.line);
-    run.origins.push(i);
+    target.out.bytes(line, 0, line.length);
+    target.bounds.push(target.out.length);
+    target.lines.push(target.lines[target.lines.length - 1] + newlines(line));
+    target.origins.push(i);
   }
   close();
   return converted;
@@ -633,9 +647,9 @@ function refuse(refused: Refusal[], records: Records, i: number, error: unknown)
   refused.push({ error, origin: records.origin(i), column: columnOf(error), read: false });
 }
 
-function newlines(text: string): number {
+function newlines(bytes: Buffer): number {
   let count = 0;
-  for (let at = text.indexOf('\n'); at >= 0; at = text.indexOf('\n', at + 1)) count += 1;
+  for (let at = bytes.indexOf(0x0a); at >= 0; at = bytes.indexOf(0x0a, at + 1)) count += 1;
   return count;
 }
 

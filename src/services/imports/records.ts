@@ -85,3 +85,150 @@ function arrayLiteral(values: unknown[]): string {
   };
   return `{${values.map(element).join(',')}}`;
 }
+
+/** Bytes written one after another into a buffer that grows as needed. */
+export class ByteWriter {
+  private buffer = Buffer.allocUnsafe(1 << 16);
+  /** How many bytes are written; set back to drop what was written since. */
+  length = 0;
+
+  private room(bytes: number): void {
+    if (this.length + bytes <= this.buffer.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + bytes));
+    this.buffer.copy(grown, 0, 0, this.length);
+    this.buffer = grown;
+  }
+
+  byte(value: number): void {
+    this.room(1);
+    this.buffer[this.length++] = value;
+  }
+
+  bytes(source: Buffer, start: number, end: number): void {
+    this.room(end - start);
+    this.length += source.copy(this.buffer, this.length, start, end);
+  }
+
+  text(text: string): void {
+    this.room(Buffer.byteLength(text));
+    this.length += this.buffer.write(text, this.length);
+  }
+
+  data(): Buffer {
+    return this.buffer.subarray(0, this.length);
+  }
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+const OPEN = 0x7b;
+const CLOSE = 0x7d;
+const NEWLINE = 0x0a;
+/** JSON's white space. */
+const SPACE = new Uint8Array(256);
+for (const byte of [0x20, 0x09, 0x0a, 0x0d]) SPACE[byte] = 1;
+/** What ends a literal (a number, true, false or null) in an object: white space, a comma, the object's end. */
+const LITERAL_END = new Uint8Array(256);
+for (const byte of [0x20, 0x09, 0x0a, 0x0d, COMMA, CLOSE]) LITERAL_END[byte] = 1;
+/** A number JSON.parse reads exactly and String() writes back as a decimal: no exponent, under 16 characters. */
+const SHORT_NUMBER = /^-?(?:0|[1-9]\d*)(\.\d+)?$/;
+
+/** The names of the last record's keys, and their bytes, which the next record's keys are compared with first. */
+export interface RecordKeys {
+  names: string[];
+  bytes: Buffer[];
+}
+
+/**
+ * ndjsonRecord for the records most data sets hold, read from the UTF-8 bytes [start, end) of `data` and written to
+ * `out` as the same CSV line, without making the record a string or parsing it into values: an object of known
+ * columns, each once, whose values are strings without escapes or control characters, true, false, null, or numbers
+ * without an exponent under 16 characters. Returns the record's column names (the last record's, `keys`, when they
+ * are the same), or null, having written nothing, for any other record (ndjsonRecord then reads it). The bytes must
+ * be valid UTF-8 (a string's bytes are written as they are).
+ */
+export function flatRecordInto(
+  data: Buffer,
+  start: number,
+  end: number,
+  columns: Map<string, TargetColumn>,
+  out: ByteWriter,
+  keys: RecordKeys,
+): string[] | null {
+  const mark = out.length;
+  const fail = () => {
+    out.length = mark;
+    return null;
+  };
+  const names: string[] = [];
+  let at = skipSpace(data, start, end);
+  if (data[at] !== OPEN) return fail();
+  at = skipSpace(data, at + 1, end);
+  if (data[at] === CLOSE) return fail(); // {} is left to ndjsonRecord
+  for (;;) {
+    if (data[at] !== QUOTE) return fail();
+    const nameEnd = plainStringEnd(data, at + 1, end);
+    if (nameEnd < 0) return fail();
+    const k = names.length;
+    const same = k < keys.bytes.length && data.compare(keys.bytes[k], 0, keys.bytes[k].length, at + 1, nameEnd) === 0;
+    const name = same ? keys.names[k] : data.toString('utf8', at + 1, nameEnd);
+    // a key that may be an array index comes first among an object's keys; a key given twice keeps its last value
+    const lead = data[at + 1];
+    if (!columns.has(name) || (lead >= 0x30 && lead <= 0x39) || names.includes(name)) return fail();
+    names.push(name);
+    at = skipSpace(data, nameEnd + 1, end);
+    if (data[at] !== COLON) return fail();
+    at = skipSpace(data, at + 1, end);
+    if (k > 0) out.byte(COMMA);
+    if (data[at] === QUOTE) {
+      const valueEnd = plainStringEnd(data, at + 1, end);
+      if (valueEnd < 0) return fail();
+      out.bytes(data, at, valueEnd + 1); // quoted as CSV quotes it: no quote inside
+      at = valueEnd + 1;
+    } else {
+      let literalEnd = at;
+      while (literalEnd < end && !LITERAL_END[data[literalEnd]]) literalEnd++;
+      if (!writeLiteral(data, at, literalEnd, out)) return fail();
+      at = literalEnd;
+    }
+    at = skipSpace(data, at, end);
+    if (data[at] === CLOSE) {
+      if (skipSpace(data, at + 1, end) !== end) return fail();
+      out.byte(NEWLINE);
+      if (names.length === keys.names.length && names.every((name, i) => name === keys.names[i])) return keys.names;
+      keys.names = names;
+      keys.bytes = names.map((name) => Buffer.from(name));
+      return names;
+    }
+    if (data[at] !== COMMA) return fail();
+    at = skipSpace(data, at + 1, end);
+  }
+}
+
+/** A literal as csvField writes its value: null as nothing, true and false as they are, a number as String() does. */
+function writeLiteral(data: Buffer, start: number, end: number, out: ByteWriter): boolean {
+  const literal = data.toString('latin1', start, end);
+  if (literal === 'null') return true;
+  if (literal === 'true' || literal === 'false' || (literal.length < 16 && SHORT_NUMBER.test(literal))) {
+    out.text(literal === 'true' || literal === 'false' ? literal : String(Number(literal)));
+    return true;
+  }
+  return false;
+}
+
+/** Where the JSON string whose text starts at `at` ends (its closing quote), when it holds no escape and no control character; else -1. */
+function plainStringEnd(data: Buffer, at: number, end: number): number {
+  for (let i = at; i < end; i++) {
+    const byte = data[i];
+    if (byte === QUOTE) return i;
+    if (byte === BACKSLASH || byte < 0x20) return -1;
+  }
+  return -1;
+}
+
+function skipSpace(data: Buffer, at: number, end: number): number {
+  while (at < end && SPACE[data[at]]) at++;
+  return at;
+}
