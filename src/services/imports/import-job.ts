@@ -546,7 +546,8 @@ async function ndjsonLines(
   const converted: NdjsonLines = { runs: [], unreadable: [] };
   const utf8 = isUtf8(buffer.subarray(scanned.starts[0] ?? 0, count > 0 ? endOf(scanned, count - 1) : 0));
   const keys: RecordKeys = { names: [], bytes: [] };
-  let run: { columns: string[]; out: ByteWriter; bounds: number[]; lines: number[]; origins: number[] } | null = null;
+  type Run = { columns: string[]; out: ByteWriter; bounds: number[]; lines: number[]; origins: number[] };
+  let run = null as Run | null; // set by the closures below
   const close = () => {
     if (!run) return;
     const { origins } = run;
@@ -556,40 +557,53 @@ async function ndjsonLines(
     });
     run = null;
   };
-  /** The run the record of these columns goes in: the open one, or a new one after it. */
-  const runOf = (names: string[]) => {
-    if (run && run.columns !== names && run.columns.join('\u0000') !== names.join('\u0000')) close(); // no identifier holds a NUL
-    return (run ??= { columns: names, out: new ByteWriter(), bounds: [0], lines: [1], origins: [] });
+  /** A new run after the open one, its bytes in `out`. */
+  const open = (columns: string[], out = new ByteWriter()): Run => {
+    close();
+    return (run = { columns, out, bounds: [0], lines: [1], origins: [] });
   };
-  const flat = new ByteWriter();
+  const add = (to: Run, i: number, newlines: number) => {
+    to.bounds.push(to.out.length);
+    to.lines.push(to.lines[to.lines.length - 1] + newlines);
+    to.origins.push(i);
+  };
+  let spare = new ByteWriter(); // where a record is written while no run is open
   for (let i = 0; i < count; i++) {
     if (i > 0 && i % CONVERTED_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
     const [start, end] = [scanned.starts[i], endOf(scanned, i)];
-    flat.length = 0;
-    const names = utf8 ? flatRecordInto(buffer, start, end, columns, flat, keys) : null;
-    let line: Buffer;
-    let target: ReturnType<typeof runOf>;
+    // a flat record is written straight into the open run, and moved when it starts another
+    const out: ByteWriter = run ? run.out : spare;
+    const mark = out.length;
+    const names = utf8 ? flatRecordInto(buffer, start, end, columns, out, keys) : null;
     if (names) {
-      target = runOf(names);
-      line = flat.data();
-    } else {
-      const text = buffer.toString('utf8', start, end).trim();
-      if (text === '') continue; // a blank line is no record
-      let record;
-      try {
-        record = ndjsonRecord(text, columns);
-      } catch (error) {
-        if (!(error instanceof RecordProblem)) throw error;
-        converted.unreadable.push({ error, origin: origin(i), column: error.column, read: true });
-        continue;
+      let to: Run;
+      if (!run) {
+        to = open(names, spare);
+        spare = new ByteWriter();
+      } else if (sameColumns(run.columns, names)) to = run;
+      else {
+        const line = Buffer.from(out.data().subarray(mark));
+        out.length = mark;
+        to = open(names);
+        to.out.bytes(line, 0, line.length);
       }
-      target = runOf(record.columns);
-      line = Buffer.from(record.line);
+      add(to, i, 1); // a flat record's line holds no newline but its end
+      continue;
     }
-    target.out.bytes(line, 0, line.length);
-    target.bounds.push(target.out.length);
-    target.lines.push(target.lines[target.lines.length - 1] + newlines(line));
-    target.origins.push(i);
+    const text = buffer.toString('utf8', start, end).trim();
+    if (text === '') continue; // a blank line is no record
+    let record;
+    try {
+      record = ndjsonRecord(text, columns);
+    } catch (error) {
+      if (!(error instanceof RecordProblem)) throw error;
+      converted.unreadable.push({ error, origin: origin(i), column: error.column, read: true });
+      continue;
+    }
+    const to: Run = run && sameColumns(run.columns, record.columns) ? run : open(record.columns);
+    const line = Buffer.from(record.line);
+    to.out.bytes(line, 0, line.length);
+    add(to, i, newlines(line));
   }
   close();
   return converted;
@@ -645,6 +659,10 @@ function csvRecords(buffer: Buffer, scanned: ScannedRecords, count: number, base
 
 function refuse(refused: Refusal[], records: Records, i: number, error: unknown): void {
   refused.push({ error, origin: records.origin(i), column: columnOf(error), read: false });
+}
+
+function sameColumns(a: string[], b: string[]): boolean {
+  return a === b || (a.length === b.length && a.every((name, i) => name === b[i]));
 }
 
 function newlines(bytes: Buffer): number {

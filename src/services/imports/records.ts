@@ -86,6 +86,9 @@ function arrayLiteral(values: unknown[]): string {
   return `{${values.map(element).join(',')}}`;
 }
 
+/** Up to how many bytes a loop copies faster than Buffer.copy. */
+const SHORT_COPY = 32;
+
 /** Bytes written one after another into a buffer that grows as needed. */
 export class ByteWriter {
   private buffer = Buffer.allocUnsafe(1 << 16);
@@ -106,7 +109,8 @@ export class ByteWriter {
 
   bytes(source: Buffer, start: number, end: number): void {
     this.room(end - start);
-    this.length += source.copy(this.buffer, this.length, start, end);
+    if (end - start > SHORT_COPY) this.length += source.copy(this.buffer, this.length, start, end);
+    else for (let i = start; i < end; i++) this.buffer[this.length++] = source[i]; // no native call for a few bytes
   }
 
   text(text: string): void {
@@ -126,6 +130,12 @@ const COLON = 0x3a;
 const OPEN = 0x7b;
 const CLOSE = 0x7d;
 const NEWLINE = 0x0a;
+const MINUS = 0x2d;
+const POINT = 0x2e;
+const ZERO = 0x30;
+const NULL = Buffer.from('null');
+const TRUE = Buffer.from('true');
+const FALSE = Buffer.from('false');
 /** JSON's white space. */
 const SPACE = new Uint8Array(256);
 for (const byte of [0x20, 0x09, 0x0a, 0x0d]) SPACE[byte] = 1;
@@ -172,11 +182,11 @@ export function flatRecordInto(
     const nameEnd = plainStringEnd(data, at + 1, end);
     if (nameEnd < 0) return fail();
     const k = names.length;
-    const same = k < keys.bytes.length && data.compare(keys.bytes[k], 0, keys.bytes[k].length, at + 1, nameEnd) === 0;
+    const same = k < keys.bytes.length && sameBytes(data, at + 1, nameEnd, keys.bytes[k]);
     const name = same ? keys.names[k] : data.toString('utf8', at + 1, nameEnd);
     // a key that may be an array index comes first among an object's keys; a key given twice keeps its last value
     const lead = data[at + 1];
-    if (!columns.has(name) || (lead >= 0x30 && lead <= 0x39) || names.includes(name)) return fail();
+    if (!columns.has(name) || isDigit(lead) || names.includes(name)) return fail();
     names.push(name);
     at = skipSpace(data, nameEnd + 1, end);
     if (data[at] !== COLON) return fail();
@@ -209,13 +219,48 @@ export function flatRecordInto(
 
 /** A literal as csvField writes its value: null as nothing, true and false as they are, a number as String() does. */
 function writeLiteral(data: Buffer, start: number, end: number, out: ByteWriter): boolean {
+  if (sameBytes(data, start, end, NULL)) return true;
+  if (sameBytes(data, start, end, TRUE) || sameBytes(data, start, end, FALSE) || writtenAsIs(data, start, end)) {
+    out.bytes(data, start, end);
+    return true;
+  }
   const literal = data.toString('latin1', start, end);
-  if (literal === 'null') return true;
-  if (literal === 'true' || literal === 'false' || (literal.length < 16 && SHORT_NUMBER.test(literal))) {
-    out.text(literal === 'true' || literal === 'false' ? literal : String(Number(literal)));
+  if (literal.length < 16 && SHORT_NUMBER.test(literal)) {
+    out.text(String(Number(literal)));
     return true;
   }
   return false;
+}
+
+/**
+ * Whether the bytes are a number String(Number()) writes back the same: under 16 characters (at most 15 digits, which
+ * a double keeps), no leading zero, a fraction that ends in a digit other than 0 and, below 1, starts with one (no
+ * exponent), and not -0.
+ */
+function writtenAsIs(data: Buffer, start: number, end: number): boolean {
+  if (end - start >= 16) return false;
+  let at = data[start] === MINUS ? start + 1 : start;
+  const integerStart = at;
+  while (at < end && isDigit(data[at])) at++;
+  const integerDigits = at - integerStart;
+  if (integerDigits === 0 || (integerDigits > 1 && data[integerStart] === ZERO)) return false;
+  if (at === end) return !(data[integerStart] === ZERO && integerStart > start); // -0 is written 0
+  if (data[at] !== POINT) return false;
+  const fractionStart = ++at;
+  while (at < end && isDigit(data[at])) at++;
+  if (at !== end || at === fractionStart || data[end - 1] === ZERO) return false;
+  return data[integerStart] !== ZERO || data[fractionStart] !== ZERO;
+}
+
+function isDigit(byte: number): boolean {
+  return byte >= ZERO && byte <= ZERO + 9;
+}
+
+/** Whether the bytes [start, end) of `data` are `bytes` (for a few bytes a loop beats Buffer.compare's native call). */
+function sameBytes(data: Buffer, start: number, end: number, bytes: Buffer): boolean {
+  if (end - start !== bytes.length) return false;
+  for (let i = 0; i < bytes.length; i++) if (data[start + i] !== bytes[i]) return false;
+  return true;
 }
 
 /** Where the JSON string whose text starts at `at` ends (its closing quote), when it holds no escape and no control character; else -1. */
