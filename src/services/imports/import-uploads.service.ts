@@ -98,16 +98,24 @@ export class ImportUploads {
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     let head: Buffer | null = Buffer.alloc(0); // until the header is checked
+    // the whole blocks received so far (all of it when final) go to the database while the next ones are received: one
+    // write in flight at a time, awaited before the next
+    let writing: Promise<void> = Promise.resolve();
     const append = async (final: boolean) => {
       const data = Buffer.concat(pending);
-      let offset = 0;
-      for (; data.length - offset >= BLOCK_BYTES || (final && offset < data.length); offset += BLOCK_BYTES) {
-        const block = data.subarray(offset, offset + BLOCK_BYTES);
-        await this.files.append(tx, fileId, stored, block);
-        stored += block.length;
-      }
-      pending = offset < data.length ? [data.subarray(offset)] : [];
-      pendingBytes = data.length - offset;
+      const whole = final ? data.length : data.length - (data.length % BLOCK_BYTES);
+      pending = whole < data.length ? [data.subarray(whole)] : [];
+      pendingBytes = data.length - whole;
+      await writing;
+      writing = (async () => {
+        for (let offset = 0; offset < whole; offset += BLOCK_BYTES) {
+          const block = data.subarray(offset, Math.min(whole, offset + BLOCK_BYTES));
+          await this.files.append(tx, fileId, stored, block);
+          stored += block.length;
+        }
+      })();
+      writing.catch(() => undefined); // awaited at the next append or the end; meanwhile not an unhandled rejection
+      if (final) await writing;
     };
     let received = 0;
     let refused: BatchError | null = null; // the pipeline reports its own abort, not why
@@ -137,9 +145,10 @@ export class ImportUploads {
         pendingBytes += chunk.length;
         if (pendingBytes >= BLOCK_BYTES) await append(false);
       }
-    }).catch((error: unknown) => {
+    }).catch(async (error: unknown) => {
       body.unpipe(hashed);
       body.resume(); // read to its end, unstored, so that the answer reaches the caller
+      await writing.catch(() => undefined); // the transaction is rolled back only once no write uses it
       if (refused) throw refused;
       if (error instanceof BatchError) throw error;
       if ((error as { code?: string }).code?.startsWith('Z_'))
