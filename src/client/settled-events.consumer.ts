@@ -13,6 +13,11 @@ export interface SettledEventsOptions {
   /** A durable queue name, so notifications wait while the consumer is down; default a server-named, exclusive queue. */
   queue?: string;
   prefetch?: number;
+  /**
+   * Hears a failure to set the consumer up again after the broker connection came back (the next reconnect tries
+   * again); by default nothing. A failure of the first setup rejects `start()` instead.
+   */
+  onError?: (error: Error) => void;
 }
 
 /** Acknowledges if the channel is still open; on a closed one the broker redelivers the message by itself. */
@@ -61,7 +66,18 @@ abstract class EventsConsumer<Event> {
         });
       },
     });
-    await this.channel.waitForConnect();
+    // a setup that fails is an 'error' event of the channel: unheard, it would end the caller's process as an
+    // unhandled rejection (and the channel never connects)
+    let started = false;
+    const channel = this.channel;
+    await new Promise<void>((resolve, reject) => {
+      channel.on('error', (error: Error) => (started ? this.options.onError?.(error) : reject(error)));
+      channel.waitForConnect().then(resolve, reject);
+    }).catch(async (error: unknown) => {
+      await this.stop();
+      throw error;
+    });
+    started = true;
   }
 
   async stop(): Promise<void> {

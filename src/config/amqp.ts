@@ -1,6 +1,6 @@
 import type { LoggerService } from '@nestjs/common';
 import { ClientRMQ, RmqOptions } from '@nestjs/microservices';
-import amqp, { AmqpConnectionManager } from 'amqp-connection-manager';
+import amqp, { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
 import type { Socket } from 'node:net';
 
 /**
@@ -48,6 +48,19 @@ export class RmqClient extends ClientRMQ {
 
   createClient(): AmqpConnectionManager {
     return coalesceFrameWrites(super.createClient());
+  }
+
+  /**
+   * The channel, its setup failures logged: a setup that fails when the connection comes back (the channel ended
+   * midway, say) is an 'error' event of the channel that, unheard, ends the caller's process as an unhandled rejection;
+   * the next reconnect sets it up again.
+   */
+  createChannel(): Promise<void> {
+    const created = super.createChannel();
+    (this as unknown as { channel: ChannelWrapper }).channel.on('error', (error: Error) =>
+      this.logger.error(`broker channel setup failed: ${error.message}`),
+    );
+    return created;
   }
 }
 

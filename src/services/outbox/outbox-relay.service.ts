@@ -71,6 +71,8 @@ export class OutboxRelay extends WorkerLoop {
       publishTimeout: PUBLISH_TIMEOUT_MS,
       setup: (channel: ConfirmChannel) => channel.assertExchange(exchange, 'topic', { durable: true }),
     });
+    // a setup that fails (the channel ended midway) is tried again at the next reconnect; unheard, it is a rejection
+    this.channel.on('error', (error: Error) => this.logger.warn(`broker channel setup failed: ${error.message}`));
     super.onApplicationBootstrap();
   }
 
