@@ -19,17 +19,34 @@ export interface Run extends IdSpan {
  * or spans of them, in any order; spans that meet are merged.
  */
 export function idRuns(spans: (string | IdSpan)[]): [string, string][] {
-  const all = spans.map((span) => (typeof span === 'string' ? { id: span, count: 1 } : span));
+  const ids = spans.map((span) => (typeof span === 'string' ? span : span.id));
+  const counts = spans.map((span) => (typeof span === 'string' ? 1 : span.count));
   // Numbers where every id is one exactly (15 digits at most: ids of a billion a day for 2,700 years), else BigInts.
-  const exact = all.every(({ id }) => id.length <= 15);
-  const bounds: [number | bigint, number | bigint][] = all.map(({ id, count }) =>
-    exact ? [Number(id), Number(id) + count - 1] : [BigInt(id), BigInt(id) + BigInt(count - 1)],
-  );
+  if (!ids.every((id) => id.length <= 15)) return bigIdRuns(ids, counts);
+  const firsts = ids.map(Number);
+  const order = firsts.map((_, i) => i);
+  // a chunk's spans come nearly always in order of id: sorted only when they are not
+  if (firsts.some((first, i) => i > 0 && first < firsts[i - 1])) order.sort((a, b) => firsts[a] - firsts[b]);
+  const runs: [string, string][] = [];
+  let [first, last] = [NaN, NaN];
+  for (const i of order) {
+    if (firsts[i] === last + 1) last = firsts[i] + counts[i] - 1;
+    else {
+      if (!Number.isNaN(first)) runs.push([String(first), String(last)]);
+      [first, last] = [firsts[i], firsts[i] + counts[i] - 1];
+    }
+  }
+  if (!Number.isNaN(first)) runs.push([String(first), String(last)]);
+  return runs;
+}
+
+function bigIdRuns(ids: string[], counts: number[]): [string, string][] {
+  const bounds = ids.map((id, i): [bigint, bigint] => [BigInt(id), BigInt(id) + BigInt(counts[i] - 1)]);
   bounds.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const runs: [number | bigint, number | bigint][] = [];
+  const runs: [bigint, bigint][] = [];
   for (const [first, last] of bounds) {
     const run = runs.at(-1);
-    if (run && (exact ? (run[1] as number) + 1 : (run[1] as bigint) + 1n) === first) run[1] = last;
+    if (run && run[1] + 1n === first) run[1] = last;
     else runs.push([first, last]);
   }
   return runs.map(([first, last]) => [String(first), String(last)]);
