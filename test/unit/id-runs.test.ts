@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { idRuns, runParams } from '../../src/services/storage/id-runs';
 
 describe('runs of consecutive ids', () => {
@@ -14,6 +15,36 @@ describe('runs of consecutive ids', () => {
       ['10', '10'],
       ['9007199254740992', '9007199254740993'],
     ]);
+  });
+
+  it('merges spans that meet, in or out of order, as the ids they hold one by one would', () => {
+    const span = fc.record({ id: fc.integer({ min: 1, max: 200 }), count: fc.integer({ min: 1, max: 5 }) });
+    // disjoint spans: each id in at most one
+    const spans = fc.uniqueArray(span, { selector: (s) => s.id, maxLength: 40 }).map((all) => {
+      const taken = new Set<number>();
+      return all.filter(({ id, count }) => {
+        const ids = Array.from({ length: count }, (_, k) => id + k);
+        if (ids.some((i) => taken.has(i))) return false;
+        ids.forEach((i) => taken.add(i));
+        return true;
+      });
+    });
+    fc.assert(
+      fc.property(spans, (given) => {
+        const ids = given
+          .flatMap(({ id, count }) => Array.from({ length: count }, (_, k) => id + k))
+          .sort((a, b) => a - b);
+        const expected: [string, string][] = [];
+        for (const id of ids) {
+          const run = expected.at(-1);
+          if (run && Number(run[1]) + 1 === id) run[1] = String(id);
+          else expected.push([String(id), String(id)]);
+        }
+        assert.deepEqual(idRuns(given.map(({ id, count }) => ({ id: String(id), count }))), expected);
+        assert.deepEqual(idRuns(ids.map(String).reverse()), expected);
+      }),
+      { seed: 7, numRuns: 300 },
+    );
   });
 
   it('passes them as two array literals, the first ids and the last ids', () => {

@@ -23,21 +23,31 @@ export function idRuns(spans: (string | IdSpan)[]): [string, string][] {
   const counts = spans.map((span) => (typeof span === 'string' ? 1 : span.count));
   // Numbers where every id is one exactly (15 digits at most: ids of a billion a day for 2,700 years), else BigInts.
   if (!ids.every((id) => id.length <= 15)) return bigIdRuns(ids, counts);
-  const firsts = ids.map(Number);
-  const order = firsts.map((_, i) => i);
-  // a chunk's spans come nearly always in order of id: sorted only when they are not
-  if (firsts.some((first, i) => i > 0 && first < firsts[i - 1])) order.sort((a, b) => firsts[a] - firsts[b]);
-  const runs: [string, string][] = [];
-  let [first, last] = [NaN, NaN];
-  for (const i of order) {
-    if (firsts[i] === last + 1) last = firsts[i] + counts[i] - 1;
-    else {
-      if (!Number.isNaN(first)) runs.push([String(first), String(last)]);
-      [first, last] = [firsts[i], firsts[i] + counts[i] - 1];
-    }
+  const firsts = Float64Array.from(ids, Number);
+  const lasts = firsts.map((first, i) => first + counts[i] - 1);
+  if (firsts.some((first, i) => i > 0 && first < firsts[i - 1])) sortTogether(firsts, lasts);
+  const runs: [number, number][] = [];
+  for (let i = 0; i < firsts.length; i++) {
+    const run = runs.at(-1);
+    if (run && firsts[i] === run[1] + 1) run[1] = lasts[i];
+    else runs.push([firsts[i], lasts[i]]);
   }
-  if (!Number.isNaN(first)) runs.push([String(first), String(last)]);
-  return runs;
+  return runs.map(([first, last]) => [String(first), String(last)]);
+}
+
+/**
+ * Spans in order of their first ids. A chunk's spans come in order, but its outcomes in the order of its statements:
+ * single operations, sorted as numbers, natively.
+ */
+function sortTogether(firsts: Float64Array, lasts: Float64Array): void {
+  if (firsts.every((first, i) => first === lasts[i])) {
+    lasts.set(firsts.sort());
+    return;
+  }
+  const order = Array.from(firsts.keys()).sort((a, b) => firsts[a] - firsts[b]);
+  const [sortedFirsts, sortedLasts] = [order.map((i) => firsts[i]), order.map((i) => lasts[i])];
+  firsts.set(sortedFirsts);
+  lasts.set(sortedLasts);
 }
 
 function bigIdRuns(ids: string[], counts: number[]): [string, string][] {
