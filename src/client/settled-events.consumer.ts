@@ -81,7 +81,8 @@ abstract class EventsConsumer<Event> {
   }
 
   async stop(): Promise<void> {
-    await this.channel?.close();
+    // a channel the broker has just closed (its setup refused) rejects its close: the connection closes all the same
+    await this.channel?.close().catch(() => undefined);
     await this.connection?.close();
   }
 }

@@ -51,6 +51,17 @@ export class RmqClient extends ClientRMQ {
   }
 
   /**
+   * Closes the connection even when closing the channel fails: a channel the broker has just closed (its setup
+   * refused) rejects its close, NestJS's close then stops before the connection, and its socket keeps the caller's
+   * process alive.
+   */
+  async close(): Promise<void> {
+    await this.channel?.close().catch(() => undefined);
+    this.channel = null;
+    await super.close();
+  }
+
+  /**
    * The channel, its setup failures logged: a setup that fails when the connection comes back (the channel ended
    * midway, say) is an 'error' event of the channel that, unheard, ends the caller's process as an unhandled rejection;
    * the next reconnect sets it up again.
