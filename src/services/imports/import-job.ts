@@ -313,9 +313,9 @@ export class ImportJob implements JobProvider {
     const loaded: number[] = [];
     const copy = `COPY import_rows (${list}) FROM STDIN WITH (${options})`;
     await this.copyRecords(tx, step, refused, copy, records, 0, records.bounds.length - 1, loaded);
-    const key = plan.conflictKey.map(quoteIdent).join(', ');
-    if (await this.upsertAll(tx, plan, columns, key)) step.counts.writeCount += loaded.length;
+    if (await this.upsertAll(tx, plan, columns)) step.counts.writeCount += loaded.length;
     else {
+      const key = plan.conflictKey.map(quoteIdent).join(', ');
       // the n-th record of each conflict key in layer n: a layer writes each key once, and the layers go in order, so
       // that every record is applied (or refused) after the ones of its key before it, as one at a time would
       const { rows } = await tx.query<{ ord: string; layer: number }>(
@@ -430,14 +430,12 @@ export class ImportJob implements JobProvider {
   }
 
   /**
-   * The copied rows in one statement, when no two have one conflict key (as most data sets): true when it went in;
-   * false when it must go in layers, or was refused (then halved down to the rows at fault).
+   * The copied rows in one statement, as most data sets can go: true when it went in; false when it must go in layers,
+   * or was refused (then halved down to the rows at fault). Two rows of one conflict key need layers only where they
+   * update: PostgreSQL refuses a statement that would change one row twice (21000); with nothing but key columns to
+   * write, rows of one key are the same row, and the one statement leaves what the layers would.
    */
-  private async upsertAll(tx: PoolClient, plan: ImportPlan, columns: string[], key: string): Promise<boolean> {
-    const { rows } = await tx.query<{ once: boolean }>(
-      `SELECT count(*) = count(DISTINCT (${key})) AS once FROM import_rows`,
-    );
-    if (!rows[0].once) return false;
+  private async upsertAll(tx: PoolClient, plan: ImportPlan, columns: string[]): Promise<boolean> {
     let failure: unknown = null;
     const upsert = upsertStatement(plan, columns, 'true');
     if (
