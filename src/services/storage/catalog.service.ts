@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config';
 import type { SourceTable, TargetTable } from '../../interfaces/catalog.interfaces';
 import { Database } from './database';
@@ -88,9 +88,11 @@ const SOURCE_SQL = `
 /**
  * The target tables, discovered from the live database catalog of the allowed schemas.
  * Cached for BATCH_CATALOG_TTL ms; a miss reloads at once, so tables and columns created after start are found.
+ * Loaded before the process says it is ready, so that the first requests and the first chunk do not wait for it.
  */
 @Injectable()
-export class CatalogService {
+export class CatalogService implements OnApplicationBootstrap {
+  private readonly logger = new Logger(CatalogService.name);
   private tables = new Map<string, TargetTable>();
   private loadedAt = 0;
   private loading: Promise<void> | null = null;
@@ -99,6 +101,11 @@ export class CatalogService {
     private readonly db: Database,
     private readonly config: AppConfig,
   ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    // not fatal: the first lookup loads it again
+    await this.reload().catch((error: Error) => this.logger.warn(`catalog not loaded at start: ${error.message}`));
+  }
 
   /** Resolves `table` or `schema.table` to a target, or null when there is none in the allowed schemas. */
   async find(name: string): Promise<TargetTable | null> {

@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { CatalogService } from '../../src/services/storage/catalog.service';
+import { Database } from '../../src/services/storage/database';
+import { createTestApp, TestApp } from '../support/app-context';
+
+describe('catalog: loaded before a process says it is ready (real PostgreSQL)', () => {
+  let first: TestApp;
+
+  before(async () => {
+    first = await createTestApp({ BATCH_ROLE: 'api' });
+    await first.db.query(`CREATE TABLE public.preloaded (id int PRIMARY KEY, note text)`);
+  });
+  after(() => first.close());
+
+  it('knows the tables that existed at start without reading the database again', async () => {
+    const started = await first.withConfig({ BATCH_ROLE: 'api' }); // a process started after the table was made
+    try {
+      const db = started.get(Database);
+      const query = db.query.bind(db);
+      let queries = 0;
+      db.query = ((...args: Parameters<Database['query']>) => {
+        queries += 1;
+        return query(...args);
+      }) as Database['query'];
+      const table = await started.get(CatalogService).find('preloaded');
+      assert.equal(table?.name, 'public.preloaded');
+      assert.deepEqual([...table.columns.keys()].sort(), ['id', 'note']);
+      assert.equal(queries, 0, 'the first lookup waited for no load');
+    } finally {
+      await started.close();
+    }
+  });
+
+  it('still finds a table made after start', async () => {
+    await first.db.query(`CREATE TABLE public.made_later (id int PRIMARY KEY)`);
+    const table = await first.get(CatalogService).find('made_later');
+    assert.equal(table?.name, 'public.made_later');
+  });
+});
