@@ -808,6 +808,33 @@ AS $function$
 $function$
 ;
 
+CREATE OR REPLACE FUNCTION batch.through_key_index(change text, exact text, first_ids bigint[], last_ids bigint[])
+ RETURNS bigint[]
+ LANGUAGE plpgsql
+ SET enable_mergejoin TO 'off'
+ SET enable_hashjoin TO 'off'
+ SET enable_seqscan TO 'off'
+AS $function$
+  DECLARE
+    changed bigint;
+    ops bigint[];
+  BEGIN
+    BEGIN
+      EXECUTE change USING first_ids, last_ids;
+      GET DIAGNOSTICS changed = ROW_COUNT;
+      IF changed = (SELECT sum(r.last_id - r.first_id + 1) FROM unnest(first_ids, last_ids) AS r(first_id, last_id)) THEN
+        RETURN NULL;
+      END IF;
+      RAISE SQLSTATE 'BS001'; -- undoes it
+    EXCEPTION WHEN SQLSTATE 'BS001' THEN
+      NULL;
+    END;
+    EXECUTE exact USING first_ids, last_ids INTO ops;
+    RETURN ops;
+  END
+$function$
+;
+
 CREATE OR REPLACE FUNCTION batch.through_key_index(statement text, first_ids bigint[], last_ids bigint[])
  RETURNS bigint[]
  LANGUAGE plpgsql

@@ -2,7 +2,8 @@
 -- the operations' typed rows, returning one row of ids), run with nested loops only: each of its rows one lookup of
 -- the key's index. Left to choose, the planner joins a statement's thousands of rows with a merge join, which reads
 -- the index from its start up to the highest key, or with a hash join, which reads the whole table: either costs
--- more the larger the table grows, however few rows the statement changes.
+-- more the larger the table grows, however few rows the statement changes. (Processes of an earlier build call this
+-- form while a deploy replaces them; the service itself calls the one below.)
 CREATE OR REPLACE FUNCTION batch.through_key_index(statement text, first_ids bigint[], last_ids bigint[])
  RETURNS bigint[]
  LANGUAGE plpgsql
@@ -13,6 +14,39 @@ AS $$
     ops bigint[];
   BEGIN
     EXECUTE statement USING first_ids, last_ids INTO ops;
+    RETURN ops;
+  END
+$$;
+
+-- The same, for a statement given twice: `change`, the bare UPDATE or DELETE over the typed rows, and `exact`, the
+-- statement that also tells which operations changed a row (above). Within a statement keys are distinct and each names
+-- one row at most, so where `change` changed as many rows as the runs hold operations, each operation changed its row,
+-- and every value was cast on the way: NULL, as `exact` would say. Else what it did is undone and `exact` runs. `change`
+-- does without what `exact` pays for every operation (the typed rows kept to be counted, an id returned per row).
+-- Not kept apart, its typed rows are planned from an estimate (a range of ids per run, costed as a ninth of the queue):
+-- no sequential scan, so that the queue is read by its index, a run at a time, and the rows found by their key.
+CREATE OR REPLACE FUNCTION batch.through_key_index(change text, exact text, first_ids bigint[], last_ids bigint[])
+ RETURNS bigint[]
+ LANGUAGE plpgsql
+ SET enable_mergejoin TO 'off'
+ SET enable_hashjoin TO 'off'
+ SET enable_seqscan TO 'off'
+AS $$
+  DECLARE
+    changed bigint;
+    ops bigint[];
+  BEGIN
+    BEGIN
+      EXECUTE change USING first_ids, last_ids;
+      GET DIAGNOSTICS changed = ROW_COUNT;
+      IF changed = (SELECT sum(r.last_id - r.first_id + 1) FROM unnest(first_ids, last_ids) AS r(first_id, last_id)) THEN
+        RETURN NULL;
+      END IF;
+      RAISE SQLSTATE 'BS001'; -- undoes it
+    EXCEPTION WHEN SQLSTATE 'BS001' THEN
+      NULL;
+    END;
+    EXECUTE exact USING first_ids, last_ids INTO ops;
     RETURN ops;
   END
 $$;

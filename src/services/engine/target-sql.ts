@@ -141,7 +141,7 @@ function updateStatement(
   const match = keyColumns.map((name, k) => `t.${quoteIdent(name)} = v.${rows.aliases[plan.columns.length + k]}`);
   const sql = castingEveryRow(
     rows.sql,
-    `UPDATE ${qualifiedName(table)} AS t SET ${sets.join(', ')} FROM v WHERE ${match.join(' AND ')}`,
+    (v) => `UPDATE ${qualifiedName(table)} AS t SET ${sets.join(', ')} FROM ${v} WHERE ${match.join(' AND ')}`,
   );
   return { sql, params: rows.params, everyRow: false };
 }
@@ -157,7 +157,7 @@ export function deleteStatement(table: TargetTable, plan: StatementPlan): Target
   const match = keyColumns.map((name, k) => `t.${quoteIdent(name)} = v.${rows.aliases[k]}`);
   const sql = castingEveryRow(
     rows.sql,
-    `DELETE FROM ${qualifiedName(table)} AS t USING v WHERE ${match.join(' AND ')}`,
+    (v) => `DELETE FROM ${qualifiedName(table)} AS t USING ${v} WHERE ${match.join(' AND ')}`,
   );
   return { sql, params: rows.params, everyRow: false };
 }
@@ -176,11 +176,12 @@ const AFFECTED_OPERATIONS =
  * empty table read first by a hash join, say) it reads none, and a value that cannot be cast fails nothing. A one-row
  * statement casts its values whether or not its WHERE matches a row; so the statement also counts the typed rows,
  * casting every value, and tells the operations whose row it changed (AFFECTED_OPERATIONS). It runs through
- * batch.through_key_index, which finds each row by one lookup of the key's index.
+ * batch.through_key_index, which finds each row by one lookup of the key's index, and which runs the change alone
+ * first: where it changes a row per operation, as nearly always, that says all (see there).
  */
-function castingEveryRow(rows: string, change: string): string {
-  const statement = `WITH v AS MATERIALIZED (${rows}), changed AS (${change} RETURNING v.op) ${AFFECTED_OPERATIONS}`;
-  return `SELECT batch.through_key_index(${quoteLiteral(statement)}, $1, $2) AS ops`;
+function castingEveryRow(rows: string, change: (v: string) => string): string {
+  const exact = `WITH v AS MATERIALIZED (${rows}), changed AS (${change('v')} RETURNING v.op) ${AFFECTED_OPERATIONS}`;
+  return `SELECT batch.through_key_index(${quoteLiteral(change(`(${rows}) v`))}, ${quoteLiteral(exact)}, $1, $2) AS ops`;
 }
 
 function column(table: TargetTable, name: string): TargetColumn {
