@@ -54,11 +54,8 @@ export const TARGETS_SQL = `
  * merged with its due deferred operations. Each read is a range of an index that stops at the chunk's limit: its cost
  * does not depend on how many operations are pending or scheduled. Nothing is taken yet: the chunk's record moves the
  * streams on and deletes the deferred operations it took (ChunkRepository).
- */
-export const CLAIM_SQL = `SELECT * FROM batch.claim($1::text[], $2::int[], $3::bigint, $4::int, ${TARGET_LOCK_SPACE})`;
-
-/**
- * The claim's rows as one text, a line each, fields apart by tabs (no field holds either: shapes are JSON, identities
+ *
+ * Its rows come as one text, a line each, fields apart by tabs (no field holds either: shapes are JSON, identities
  * hashes and key numbers; a null identity is empty): node-postgres decoded each of 12 fields of each row into a string
  * of its own, most of the worker's time for a chunk of operations that come one a row.
  */
