@@ -356,21 +356,33 @@ describe('dashboard: GET / in a browser (built service, real database and broker
       targets: ['public.seats_copy'],
       sources: ['public.seat_archive'],
     });
-    const launched = await http<{ id: string }>(service, 'POST', '/api/jobs/copy/executions', copier.body.apiKey, {
-      parameters: { source: 'public.seat_archive', target: 'public.seats_copy' },
-      options: { chunkSize: 200 },
-    });
-    assert.equal(launched.status, 202, JSON.stringify(launched.body));
-    const running = page.locator(`[data-testid="job-running-row"][data-id="${launched.body.id}"]`);
-    await running.locator('[data-testid="job-progress"][data-total="400000"]').waitFor({ timeout: 15_000 });
-    const done = Number(await running.getByTestId('job-progress').getAttribute('data-done'));
-    assert.ok(done >= 0 && done < 400_000, `progress ${done} of 400,000`);
-    assert.equal(await running.locator('.progress > span').count(), 1, 'a progress bar');
-    await page.screenshot({ path: SCREENSHOT.replace('.png', '-jobs.png'), fullPage: true });
-    await running.getByTestId('job-stop').click();
-    const stopped = page.locator(
-      `[data-testid="job-history-row"][data-id="${launched.body.id}"][data-status="STOPPED"]`,
-    );
+    // The copy's target held locked from the launch's answer until the stop is sent: the job starts and shows its
+    // progress, and cannot end before it is stopped (400,000 rows went by in a few seconds, the click sometimes after).
+    const locker = new TestDb(service.env.DB_NAME);
+    let launchedId: string;
+    try {
+      const launched = await http<{ id: string }>(service, 'POST', '/api/jobs/copy/executions', copier.body.apiKey, {
+        parameters: { source: 'public.seat_archive', target: 'public.seats_copy' },
+        options: { chunkSize: 200 },
+      });
+      await locker.query('BEGIN; LOCK TABLE public.seats_copy IN SHARE MODE');
+      assert.equal(launched.status, 202, JSON.stringify(launched.body));
+      launchedId = launched.body.id;
+      const running = page.locator(`[data-testid="job-running-row"][data-id="${launchedId}"]`);
+      await running.locator('[data-testid="job-progress"][data-total="400000"]').waitFor({ timeout: 15_000 });
+      const done = Number(await running.getByTestId('job-progress').getAttribute('data-done'));
+      assert.ok(done >= 0 && done < 400_000, `progress ${done} of 400,000`);
+      assert.equal(await running.locator('.progress > span').count(), 1, 'a progress bar');
+      await page.screenshot({ path: SCREENSHOT.replace('.png', '-jobs.png'), fullPage: true });
+      await Promise.all([
+        page.waitForRequest((request) => request.url().endsWith(`/api/jobs/executions/${launchedId}/stop`)),
+        running.getByTestId('job-stop').click(),
+      ]);
+    } finally {
+      await locker.query('COMMIT').catch(() => undefined);
+      await locker.close();
+    }
+    const stopped = page.locator(`[data-testid="job-history-row"][data-id="${launchedId}"][data-status="STOPPED"]`);
     await stopped.waitFor({ timeout: 15_000 });
     const kept = await db.count(`SELECT count(*) AS n FROM public.seats_copy`);
     assert.ok(kept > 0 && kept < 400_000, `${kept} rows copied before the stop stay`);
@@ -378,7 +390,7 @@ describe('dashboard: GET / in a browser (built service, real database and broker
     await stopped.getByTestId('job-restart').click();
     await page
       .getByTestId('notice')
-      .filter({ hasText: `Job execution ${launched.body.id} restarted as` })
+      .filter({ hasText: `Job execution ${launchedId} restarted as` })
       .waitFor();
     const restartedId = /restarted as (\d+)/.exec((await page.getByTestId('notice').textContent()) ?? '')![1];
     await page
