@@ -4,7 +4,7 @@ import { CatalogService } from '../../src/services/storage/catalog.service';
 import { Database } from '../../src/services/storage/database';
 import { createTestApp, TestApp } from '../support/app-context';
 
-describe('catalog: loaded before a process says it is ready (real PostgreSQL)', () => {
+describe('what a process has ready before it says it is ready (real PostgreSQL)', () => {
   let first: TestApp;
 
   before(async () => {
@@ -12,6 +12,18 @@ describe('catalog: loaded before a process says it is ready (real PostgreSQL)', 
     await first.db.query(`CREATE TABLE public.preloaded (id int PRIMARY KEY, note text)`);
   });
   after(() => first.close());
+
+  it('has every connection of its database pool open and idle', async () => {
+    const started = await first.withConfig({ BATCH_ROLE: 'api', DB_POOL_SIZE: '4' });
+    try {
+      const { pool } = started.get(Database);
+      assert.deepEqual([pool.totalCount, pool.idleCount], [4, 4]);
+      await Promise.all(Array.from({ length: 4 }, () => started.get(Database).query('SELECT pg_sleep(0.01)')));
+      assert.equal(pool.totalCount, 4, 'the work found its connections open');
+    } finally {
+      await started.close();
+    }
+  });
 
   it('knows the tables that existed at start without reading the database again', async () => {
     const started = await first.withConfig({ BATCH_ROLE: 'api' }); // a process started after the table was made
