@@ -265,3 +265,27 @@ describe('imports on PostgreSQL: upload, load, rejects, restart', () => {
     assert.deepEqual([done.status, done.steps[0].readCount], ['COMPLETED', 0]);
   });
 });
+
+describe('imports on PostgreSQL: a file of many chunks', () => {
+  let jobs: Jobs;
+  before(async () => {
+    jobs = await startJobs({ targets: ['public.items'] });
+    await jobs.db.query(`CREATE TABLE items ${TABLE}`);
+  });
+  after(() => jobs.close());
+
+  it('loads the first chunks in growing windows, then whole ones, every record once', async () => {
+    const count = 60_000; // ~1.5 MB: windows of 256 KiB, 1 MiB, then the rest
+    const csv = `id,qty,note\n${Array.from({ length: count }, (_, i) => `${i + 1},${i % 7},note number ${i + 1}\n`).join('')}`;
+    const launched = await upload(jobs, { target: 'items' }, csv);
+    await jobs.runAll();
+    const done = await jobs.execution(launched.id);
+    assert.equal(done.status, 'COMPLETED');
+    const [step] = done.steps;
+    assert.deepEqual([step.readCount, step.writeCount, step.commitCount], [count, count, 3]);
+    const [{ n, ids }] = await jobs.db.query<{ n: string; ids: string }>(
+      `SELECT count(*) AS n, sum(id) AS ids FROM items`,
+    );
+    assert.deepEqual([Number(n), Number(ids)], [count, (count * (count + 1)) / 2]);
+  });
+});
