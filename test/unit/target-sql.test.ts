@@ -189,10 +189,16 @@ describe('targetStatement: update and increment', () => {
 
   it('increment adds each delta to the current value', () => {
     const statement = targetStatement(plan(items, 'increment', ['price', 'qty'], ['id']));
-    const sets = `SET "price" = t."price" + v.c1, "qty" = t."qty" + v.c2`;
-    assert.ok(statement.sql.includes(`UPDATE "public"."items" AS t ${sets} FROM (SELECT (o.row_values->>E''price'')`));
-    assert.ok(
-      statement.sql.includes(`UPDATE "public"."items" AS t ${sets} FROM v WHERE t."id" = v.c3 RETURNING v.op)`),
+    const rows =
+      "SELECT (o.row_values->>E'price')::numeric AS c1, (o.row_values->>E'qty')::integer AS c2, (o.row_key->>E'id')::integer AS c3, " +
+      FROM_OPERATIONS;
+    const update = `UPDATE "public"."items" AS t SET "price" = t."price" + v.c1, "qty" = t."qty" + v.c2`;
+    assert.equal(
+      statement.sql,
+      throughKeyIndex(
+        `${update} FROM (${rows}) v WHERE t."id" = v.c3`,
+        `WITH v AS MATERIALIZED (${rows}), changed AS (${update} FROM v WHERE t."id" = v.c3${CASTING_EVERY_ROW}`,
+      ),
     );
   });
 
