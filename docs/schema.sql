@@ -479,6 +479,15 @@ $function$
 
 CREATE OR REPLACE FUNCTION batch.claim(targets text[], caps integer[], horizon bigint, max_operations integer, target_lock_space integer)
  RETURNS TABLE(id bigint, count integer, client_id bigint, target_index integer, priority smallint, attempts integer, failures integer, bytes bigint, shape text, identity text, chars bigint, deferred boolean)
+ LANGUAGE sql
+AS $function$
+  SELECT c.id, c.count, c.client_id, c.target_index, c.priority, c.attempts, c.failures, c.bytes, c.shape, c.identity, c.chars, c.deferred
+    FROM batch.claim(targets, caps, horizon, max_operations, target_lock_space, NULL, NULL) AS c
+$function$
+;
+
+CREATE OR REPLACE FUNCTION batch.claim(targets text[], caps integer[], horizon bigint, max_operations integer, target_lock_space integer, keys_versions text[], byte_share bigint)
+ RETURNS TABLE(id bigint, count integer, client_id bigint, target_index integer, priority smallint, attempts integer, failures integer, bytes bigint, shape text, identity text, chars bigint, deferred boolean, ids text)
  LANGUAGE plpgsql
  SET enable_seqscan TO 'off'
  SET enable_bitmapscan TO 'off'
@@ -495,11 +504,14 @@ AS $function$
     lead_n int;
     keyed_lead boolean;
     lead record;
+    rounds record;
+    target_bytes bigint; -- of what the target gave so far, where known (NULL once operations came one a row)
   BEGIN
     FOR t IN 1 .. cardinality(targets) LOOP
       EXIT WHEN left_operations <= 0;
       CONTINUE WHEN NOT pg_try_advisory_xact_lock(target_lock_space, hashtext(targets[t]));
       cap := least(caps[t], left_operations);
+      target_bytes := 0;
       FOR stream IN
         SELECT s.priority, s.taken_through, w.stream, w.types, w.deferred,
                EXISTS (SELECT FROM batch.outcomes x
@@ -549,8 +561,9 @@ AS $function$
           IF lead.leads AND lead.last_id - lead.first_id + 1 = lead.n AND lead.client_id = lead.last_client_id
              AND lead.shape = lead.last_shape AND (NOT keyed_lead OR (lead.tokens = lead.n AND lead.key = lead.last_key)) THEN
             RETURN QUERY SELECT lead.first_id, lead.n, lead.client_id, t, stream.priority, 0, 0, lead.bytes::bigint,
-                                lead.shape::text, NULL::text, lead.chars::bigint, false;
+                                lead.shape::text, NULL::text, lead.chars::bigint, false, NULL::text;
             in_runs := lead.n;
+            target_bytes := target_bytes + lead.bytes;
             after := lead.last_id;
           ELSE
             IF keyed_lead THEN
@@ -587,30 +600,69 @@ AS $function$
                              WHERE w.leading) w
                      GROUP BY w.client_id, w.shape, w.run) r;
             IF runs.n > 0 THEN
-              RETURN QUERY SELECT u.id, u.count, u.client_id, t, stream.priority, 0, 0, u.bytes, u.shape::text, NULL::text, u.chars, false
+              RETURN QUERY SELECT u.id, u.count, u.client_id, t, stream.priority, 0, 0, u.bytes, u.shape::text, NULL::text, u.chars, false, NULL::text
                              FROM unnest(runs.ids, runs.counts, runs.clients, runs.bytes, runs.shapes, runs.chars)
                                   AS u(id, count, client_id, bytes, shape, chars);
               in_runs := runs.n;
+              target_bytes := target_bytes + (SELECT sum(b) FROM unnest(runs.bytes) AS b);
               after := runs.last_id;
             END IF;
           END IF;
         END IF;
-        IF in_runs < cap AND NOT stream.deferred THEN
+        IF in_runs < cap AND NOT stream.deferred AND NOT stream.cancelled AND keys_versions[t] IS NOT NULL AND target_bytes IS NOT NULL THEN
+          -- Rounds, where what follows allows them (see above).
+          SELECT array_agg(r.first_id ORDER BY r.round, r.first_id) AS ids, array_agg(r.n ORDER BY r.round, r.first_id) AS counts,
+                 array_agg(r.bytes ORDER BY r.round, r.first_id) AS bytes, array_agg(r.shape ORDER BY r.round, r.first_id) AS shapes,
+                 array_agg(r.chars ORDER BY r.round, r.first_id) AS chars, array_agg(r.list ORDER BY r.round, r.first_id) AS lists,
+                 coalesce(sum(r.n), 0)::int AS n, min(r.client_id) AS client_id,
+                 min(r.client_id) = max(r.last_client_id) AND bool_and(r.one_token) AND max(r.barrier) = ''
+                   AND min(r.key) = max(r.last_key) AND min(r.key) LIKE 'k%' AND strpos(min(r.key), ' ') = 0
+                   AND bool_and(r.type IN ('insert', 'update', 'delete', 'increment') AND r.shape LIKE '%,"' || keys_versions[t] || '"]')
+                   AND NOT (bool_or(r.type = 'insert') AND bool_or(r.type = 'delete'))
+                   AND count(*) FILTER (WHERE r.type = 'insert') <= 1 AND bool_and(r.type <> 'insert' OR r.round = 1)
+                   AND coalesce(sum(r.bytes), 0) + target_bytes <= byte_share AS allowed
+            INTO rounds
+            FROM (SELECT w.round, w.shape, split_part(w.shape, '"', 2) AS type, min(w.id) AS first_id, count(*)::int AS n,
+                         min(w.client_id) AS client_id, max(w.client_id) AS last_client_id, min(w.key) AS key, max(w.key) AS last_key,
+                         sum(w.bytes) AS bytes, sum(w.chars) AS chars, array_agg(w.id ORDER BY w.id)::text AS list,
+                         bool_and(w.token <> '' AND strpos(w.token, ' ') = 0) AS one_token, max(w.barrier) AS barrier
+                    FROM (SELECT a.*, row_number() OVER (PARTITION BY hashtext(a.token) ORDER BY a.id) AS round -- tokens hashed alike: later rounds
+                            FROM (SELECT o.id, o.client_id, o.shape COLLATE "C" AS shape, coalesce(pg_column_size(o.row_values), 0) AS bytes,
+                                         (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4)) AS chars,
+                                         split_part(o.identity, '|', 1) AS token,
+                                         split_part(o.identity, '|', CASE WHEN o.type = 'insert' THEN 3 ELSE 2 END) AS key,
+                                         split_part(o.identity, '|', 4) AS barrier
+                                    FROM batch.operations o
+                                   WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, after) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
+                                   ORDER BY o.target, o.priority, o.id LIMIT cap - in_runs) a) w
+                   GROUP BY w.round, w.shape) r;
+          IF rounds.allowed THEN
+            RETURN QUERY SELECT u.id, u.count, rounds.client_id, t, stream.priority, 0, 0, u.bytes, u.shape::text, NULL::text, u.chars, false, u.list
+                           FROM unnest(rounds.ids, rounds.counts, rounds.bytes, rounds.shapes, rounds.chars, rounds.lists)
+                                AS u(id, count, bytes, shape, chars, list);
+            one_by_one := rounds.n;
+            target_bytes := target_bytes + (SELECT sum(b) FROM unnest(rounds.bytes) AS b);
+          END IF;
+        END IF;
+        IF one_by_one > 0 THEN
+          NULL; -- the rounds took what follows
+        ELSIF in_runs < cap AND NOT stream.deferred THEN
           -- Nothing to merge: the stream in its index's order, not sorted again.
           RETURN QUERY
             SELECT o.id, 1, o.client_id, t, o.priority, 0, 0, coalesce(pg_column_size(o.row_values), 0)::bigint, o.shape,
                    o.identity, (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4))::bigint,
-                   false
+                   false, NULL::text
               FROM batch.operations o
              WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, after) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
                AND (NOT stream.cancelled OR NOT EXISTS (SELECT FROM batch.outcomes x WHERE x.operation_id = o.id))
              ORDER BY o.target, o.priority, o.id LIMIT cap - in_runs;
           GET DIAGNOSTICS one_by_one = ROW_COUNT;
+          target_bytes := NULL;
         ELSIF in_runs < cap THEN
           RETURN QUERY
             (SELECT o.id, 1, o.client_id, t, o.priority, 0, 0, coalesce(pg_column_size(o.row_values), 0)::bigint, o.shape,
                     o.identity, (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4))::bigint,
-                    false
+                    false, NULL::text
                FROM batch.operations o
               WHERE stream.stream AND (o.target, o.priority, o.id) > (targets[t], stream.priority, after) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
                 AND (NOT stream.cancelled OR NOT EXISTS (SELECT FROM batch.outcomes x WHERE x.operation_id = o.id))
@@ -618,12 +670,13 @@ AS $function$
             UNION ALL
             (SELECT d.id, 1, d.client_id, t, d.priority, d.attempts, d.failures, d.bytes::bigint, d.shape, d.identity,
                     (coalesce(length(to_json(d.idempotency_key)::text), 4) + coalesce(length(to_json(d.label)::text), 4))::bigint,
-                    true
+                    true, NULL::text
                FROM batch.deferred d
               WHERE stream.deferred AND d.due_at IS NULL AND d.target = targets[t] AND d.priority = stream.priority AND d.id <= horizon
               ORDER BY d.target, d.priority DESC, d.id LIMIT cap - in_runs)
             ORDER BY 1 LIMIT cap - in_runs;
           GET DIAGNOSTICS one_by_one = ROW_COUNT;
+          target_bytes := NULL;
         END IF;
         IF in_runs + one_by_one = 0 THEN
           UPDATE batch.streams s SET taken_through = greatest(s.taken_through, horizon)

@@ -17,13 +17,18 @@ import type { IOperationError, OperationType } from './operation.interfaces';
 export interface ClaimedOperation {
   /** Its id; a run's first. */
   id: string;
-  /** 1, or how many operations the run holds: the ids from `id` on. */
+  /** 1, or how many operations the run holds: the ids from `id` on (or, for a round, its `ids`). */
   count: number;
+  /**
+   * A round's ids, ascending: the k-th operations on the rows of a stream, of one shape (see batch.claim), which one
+   * statement applies; absent for a run or one operation.
+   */
+  ids?: string[];
   clientId: string;
   target: string;
   /** Its type, columns and key columns, and the version of the table's keys its identity was computed against. */
   shape: string;
-  /** The rows it may touch; null for a run. */
+  /** The rows it may touch; null for a run or a round. */
   identity: string | null;
   /** Higher is applied earlier (order of application: priority, then id). */
   priority: number;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { AuthenticatedClient } from '../../src/services/access/client.service';
-import type { IOperationsSettledEvent } from '../../src/interfaces/operation.interfaces';
+import type { ICreateBatchOperationRequest, IOperationsSettledEvent } from '../../src/interfaces/operation.interfaces';
 import { ChunkService } from '../../src/services/observability/chunk.service';
 import { OperationService } from '../../src/services/ingest/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
@@ -275,6 +275,45 @@ describe('chunk step (real PostgreSQL)', () => {
       [1, 2, 3],
     );
     assert.equal((await t.db.query('SELECT 1 FROM batch.chunk_steps WHERE chunk_id = $1', [executionId])).length, 3);
+  });
+
+  it('applies a stream of rows each inserted, incremented twice and updated as rounds: a statement per round and type', async () => {
+    const rows = 100;
+    const created = await operations.createMany(
+      billing,
+      Array.from({ length: rows }, (_, i): ICreateBatchOperationRequest[] => [
+        insert({ id: i + 1, qty: i }),
+        { target: 'items', type: 'increment' as const, key: { id: i + 1 }, values: { qty: 1 } },
+        { target: 'items', type: 'increment' as const, key: { id: i + 1 }, values: { qty: 2 } },
+        { target: 'items', type: 'update' as const, key: { id: i + 1 }, values: { note: `n${i + 1}` } },
+      ]).flat(),
+    );
+    const { chunkId, read } = await step.execute(4 * rows);
+    assert.equal(read, 4 * rows);
+    const table = await t.db.query<{ id: number; qty: number; note: string }>(
+      'SELECT id, qty, note FROM public.items ORDER BY seq',
+    );
+    assert.deepEqual(
+      table,
+      Array.from({ length: rows }, (_, i) => ({ id: i + 1, qty: i + 3, note: `n${i + 1}` })),
+    );
+    for (const { id } of created) assert.equal((await statusOf(id)).rows_affected, 1);
+    // the first row's insert leads as a run, then rounds: its increments and update each join the other rows' round
+    assert.ok((await statementsOf(chunkId!)) <= 7, `${await statementsOf(chunkId!)} statements`);
+  });
+
+  it('keeps inserts in order in rounds where a row is inserted after another operation on it (serial defaults)', async () => {
+    await operations.createMany(billing, [
+      insert({ id: 3 }),
+      { target: 'items', type: 'update' as const, key: { id: 2 }, values: { note: 'none yet' } },
+      insert({ id: 2 }),
+      insert({ id: 1 }),
+    ]);
+    await step.execute();
+    assert.deepEqual(
+      (await t.db.query('SELECT id FROM public.items ORDER BY seq')).map((r) => r.id),
+      [3, 2, 1],
+    );
   });
 
   it('waits for notBefore without holding back later operations', async () => {

@@ -109,7 +109,14 @@ describe('queue health: what the claim reads does not grow with the backlog or w
         (await connection.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql}`, params)).rows[0]['QUERY PLAN'][0];
       const targets = await plan(TARGETS_SQL);
       const heads = (await connection.query(TARGETS_SQL)).rows as { horizon: string; target: string }[];
-      const params = [heads.map((h) => h.target), heads.map(() => 1000), heads[0]?.horizon ?? '0', 1000];
+      const params = [
+        heads.map((h) => h.target),
+        heads.map(() => 1000),
+        heads[0]?.horizon ?? '0',
+        1000,
+        heads.map(() => null),
+        2 ** 40,
+      ];
       const claim = await plan(CLAIM_TEXT_SQL, params);
       const [{ lines }] = (await connection.query(CLAIM_TEXT_SQL, params)).rows as { lines: string | null }[];
       // each line's second field: how many operations it stands for (one, or a run's)

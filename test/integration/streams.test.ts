@@ -182,7 +182,7 @@ describe("runs: a stream's leading inserts and upserts claimed whole (real Postg
 
   const insert = (id: number) => ({ target: 'items', type: 'insert' as const, values: { id, qty: 1 } });
 
-  it("claims runs of one client and shape, in order of id, then each operation after the stream's first update", async () => {
+  it("claims runs of one client and shape, in order of id, then what follows the stream's first update as rounds", async () => {
     const created = [
       ...(await operations.createMany(alice, [insert(1), insert(2), insert(3)])),
       ...(await operations.createMany(bob, [insert(4), insert(5)])),
@@ -199,19 +199,19 @@ describe("runs: a stream's leading inserts and upserts claimed whole (real Postg
       .transaction(async (tx) => {
         const read = await t.app.get<ItemReader>(ItemReader).read(tx, 100);
         assert.deepEqual(
-          read.map((r) => [r.id, r.count, r.clientId, r.identity === null]),
+          read.map((r) => [r.id, r.count, r.clientId, r.identity === null, r.ids]),
           [
-            [ids[0], 3, alice.id, true],
-            [ids[3], 2, bob.id, true],
-            [ids[5], 1, alice.id, true],
-            [ids[6], 1, alice.id, true],
-            [ids[7], 1, alice.id, false],
-            [ids[8], 1, alice.id, false],
+            [ids[0], 3, alice.id, true, undefined],
+            [ids[3], 2, bob.id, true, undefined],
+            [ids[5], 1, alice.id, true, undefined],
+            [ids[6], 1, alice.id, true, undefined],
+            [ids[7], 1, alice.id, true, [ids[7]]], // round 1: the update of row 2 and the insert of row 8
+            [ids[8], 1, alice.id, true, [ids[8]]],
           ],
         );
         throw Object.assign(new Error('rollback'), { rollback: true });
       })
-      .catch((error: { rollback?: boolean }) => assert.ok(error.rollback));
+      .catch((error: { rollback?: boolean }) => assert.ok(error.rollback, String(error)));
 
     assert.equal((await t.get(ChunkStep).execute()).read, 9);
     assert.deepEqual(await t.db.query(`SELECT id, qty, note FROM public.items ORDER BY id`), [
@@ -241,35 +241,30 @@ describe("runs: a stream's leading inserts and upserts claimed whole (real Postg
       values: { n: 1 },
     });
     const claimed = async () => {
-      let read: [string, number, boolean][] = [];
+      let read: [string, number, string[] | undefined][] = [];
       await t
         .get(Database)
         .transaction(async (tx) => {
-          read = (await t.app.get<ItemReader>(ItemReader).read(tx, 100)).map((r) => [
-            r.id,
-            r.count,
-            r.identity === null,
-          ]);
+          read = (await t.app.get<ItemReader>(ItemReader).read(tx, 100)).map((r) => [r.id, r.count, r.ids]);
           throw Object.assign(new Error('rollback'), { rollback: true });
         })
-        .catch((error: { rollback?: boolean }) => assert.ok(error.rollback));
+        .catch((error: { rollback?: boolean }) => assert.ok(error.rollback, String(error)));
       return read;
     };
 
     const distinct = (await operations.createMany(alice, [increment(1), increment(2), increment(3)])).map((c) => c.id);
-    assert.deepEqual(await claimed(), [[distinct[0], 3, true]], 'each row once: one run');
+    assert.deepEqual(await claimed(), [[distinct[0], 3, undefined]], 'each row once: one run');
     assert.equal((await t.get(ChunkStep).execute()).read, 3);
 
     const again = (await operations.createMany(alice, [1, 4, 1, 1, 2].map(increment))).map((c) => c.id);
     assert.deepEqual(
       await claimed(),
       [
-        [again[0], 2, true],
-        [again[2], 1, false],
-        [again[3], 1, false],
-        [again[4], 1, false],
+        [again[0], 2, undefined],
+        [again[2], 2, [again[2], again[4]]],
+        [again[3], 1, [again[3]]],
       ],
-      'the third meets row 1 again: it and what follows, one by one',
+      'the third meets row 1 again: it and what follows as rounds, the k-th increment of each row in round k',
     );
     assert.equal((await t.get(ChunkStep).execute()).read, 5);
     assert.deepEqual(await t.db.query(`SELECT id, n FROM public.counters ORDER BY id`), [

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { idRuns, runParams } from '../../src/services/storage/id-runs';
+import { eachOperation, idRuns, lastId, runParams, splitRun } from '../../src/services/storage/id-runs';
 
 describe('runs of consecutive ids', () => {
   it('finds them in order, whatever the order given and however large the ids', () => {
@@ -50,5 +50,26 @@ describe('runs of consecutive ids', () => {
   it('passes them as two array literals, the first ids and the last ids', () => {
     assert.deepEqual(runParams(['7', '8', '9', '11']), ['{7,11}', '{9,11}']);
     assert.deepEqual(runParams([]), ['{}', '{}']);
+  });
+
+  it('takes a round (ids listed, not consecutive) as its ids one by one', () => {
+    const round = { id: '2', count: 3, ids: ['2', '6', '10'], bytes: 30, chars: 9 };
+    assert.deepEqual(idRuns([round, { id: '3', count: 3 }]), [
+      ['2', '6'],
+      ['10', '10'],
+    ]);
+    assert.equal(lastId(round), '10');
+    assert.deepEqual(splitRun(round, 2), [
+      { id: '2', count: 2, ids: ['2', '6'], bytes: 20, chars: 6 },
+      { id: '10', count: 1, ids: ['10'], bytes: 10, chars: 3 },
+    ]);
+    assert.deepEqual(
+      eachOperation(round).map((op) => [op.id, op.count, op.ids, op.bytes]),
+      [
+        ['2', 1, undefined, 10],
+        ['6', 1, undefined, 10],
+        ['10', 1, undefined, 10],
+      ],
+    );
   });
 });

@@ -475,4 +475,22 @@ describe('planning runs: inserts and upserts taken whole from a stream', () => {
       [['1+1'], ['2+1'], ['3+1']],
     );
   });
+
+  it('gives each round statements of its own, cut where a statement is full, never merged with a run or another round', () => {
+    const round = (ids: string[]) => ({ ...run(ids[0], ids.length), ids });
+    const statements = planRuns(
+      single,
+      [run('1', 1), round(['2', '6', '10']), round(['3', '7']), round(['4', '8', '12', '16'])],
+      { rows: 3, bytes: Infinity },
+    );
+    assert.deepEqual(
+      statements.map((s) => s.operations.map((o) => o.ids ?? `${o.id}+${o.count}`)),
+      [['1+1'], [['2', '6', '10']], [['3', '7']], [['4', '8', '12']], [['16']]],
+    );
+    assert.deepEqual(
+      statements.slice(3).map((s) => s.operations.map((o) => [o.id, o.count, o.bytes])),
+      [[['4', 3, 30]], [['16', 1, 10]]],
+      'a round cut shares its bytes',
+    );
+  });
 });

@@ -6,14 +6,25 @@
 -- (count, and bytes and chars together), which the chunk applies without planning them one by one. Leading are its
 -- first inserts and upserts, or its first updates, deletes and increments as long as each addresses another row through
 -- the same unique key (a statement must not meet a row twice: where an insert would fail, an update would not). What
--- follows them, and every other stream, one operation a row. It returns each target's operations in order of application, takes
--- nothing (the chunk's record does), and only moves on a stream that holds nothing to take up to the horizon but
--- cancelled operations. A stream is a range of its index, bounded by row comparisons, (target, priority, id) > (its
+-- follows them comes as rounds where it can (below), else, as every other stream, one operation a row. It returns each
+-- target's operations in order of application (rounds in order of round), takes nothing (the chunk's record does), and
+-- only moves on a stream that holds nothing to take up to the horizon but cancelled operations. A stream is a range of its index, bounded by row comparisons, (target, priority, id) > (its
 -- target, its priority, its position): only that index serves them. It reads ranges of indexes that stop at its limit:
 -- a scan of a table or of a whole index range is never the better plan, whatever the statistics say, and while a backlog
 -- is being written they are stale.
-CREATE OR REPLACE FUNCTION batch.claim(targets text[], caps integer[], horizon bigint, max_operations integer, target_lock_space integer)
- RETURNS TABLE(id bigint, count integer, client_id bigint, target_index integer, priority smallint, attempts integer, failures integer, bytes bigint, shape text, identity text, chars bigint, deferred boolean)
+--
+-- What follows the lead comes as rounds where the worker names the target's keys version (keys_versions, else NULL:
+-- never), the stream has nothing to merge, and the operations that follow, up to the cap and within the target's share
+-- of the chunk's bytes (byte_share), are of one client and address their rows through one unique key, each by one
+-- token, with canonical key values: inserts (of one shape), updates, increments and deletes (not deletes with inserts),
+-- none changing a unique column, all planned against that keys version. The k-th operations on the rows (row_number by
+-- token) are then round k, given as one row per round and shape with its ids listed (ids, ascending): operations of
+-- one round address pairwise different rows and commute, a row's operations are in rounds in their order, and the
+-- inserts, all in round 1, keep their order in one statement; so the rounds' statements, in order of round, give what
+-- the operations one at a time would, without the worker planning each operation.
+CREATE OR REPLACE FUNCTION batch.claim(targets text[], caps integer[], horizon bigint, max_operations integer, target_lock_space integer,
+                                       keys_versions text[], byte_share bigint)
+ RETURNS TABLE(id bigint, count integer, client_id bigint, target_index integer, priority smallint, attempts integer, failures integer, bytes bigint, shape text, identity text, chars bigint, deferred boolean, ids text)
  LANGUAGE plpgsql
  SET enable_seqscan TO 'off'
  SET enable_bitmapscan TO 'off'
@@ -30,11 +41,14 @@ AS $$
     lead_n int;
     keyed_lead boolean;
     lead record;
+    rounds record;
+    target_bytes bigint; -- of what the target gave so far, where known (NULL once operations came one a row)
   BEGIN
     FOR t IN 1 .. cardinality(targets) LOOP
       EXIT WHEN left_operations <= 0;
       CONTINUE WHEN NOT pg_try_advisory_xact_lock(target_lock_space, hashtext(targets[t]));
       cap := least(caps[t], left_operations);
+      target_bytes := 0;
       FOR stream IN
         SELECT s.priority, s.taken_through, w.stream, w.types, w.deferred,
                EXISTS (SELECT FROM batch.outcomes x
@@ -84,8 +98,9 @@ AS $$
           IF lead.leads AND lead.last_id - lead.first_id + 1 = lead.n AND lead.client_id = lead.last_client_id
              AND lead.shape = lead.last_shape AND (NOT keyed_lead OR (lead.tokens = lead.n AND lead.key = lead.last_key)) THEN
             RETURN QUERY SELECT lead.first_id, lead.n, lead.client_id, t, stream.priority, 0, 0, lead.bytes::bigint,
-                                lead.shape::text, NULL::text, lead.chars::bigint, false;
+                                lead.shape::text, NULL::text, lead.chars::bigint, false, NULL::text;
             in_runs := lead.n;
+            target_bytes := target_bytes + lead.bytes;
             after := lead.last_id;
           ELSE
             IF keyed_lead THEN
@@ -122,30 +137,69 @@ AS $$
                              WHERE w.leading) w
                      GROUP BY w.client_id, w.shape, w.run) r;
             IF runs.n > 0 THEN
-              RETURN QUERY SELECT u.id, u.count, u.client_id, t, stream.priority, 0, 0, u.bytes, u.shape::text, NULL::text, u.chars, false
+              RETURN QUERY SELECT u.id, u.count, u.client_id, t, stream.priority, 0, 0, u.bytes, u.shape::text, NULL::text, u.chars, false, NULL::text
                              FROM unnest(runs.ids, runs.counts, runs.clients, runs.bytes, runs.shapes, runs.chars)
                                   AS u(id, count, client_id, bytes, shape, chars);
               in_runs := runs.n;
+              target_bytes := target_bytes + (SELECT sum(b) FROM unnest(runs.bytes) AS b);
               after := runs.last_id;
             END IF;
           END IF;
         END IF;
-        IF in_runs < cap AND NOT stream.deferred THEN
+        IF in_runs < cap AND NOT stream.deferred AND NOT stream.cancelled AND keys_versions[t] IS NOT NULL AND target_bytes IS NOT NULL THEN
+          -- Rounds, where what follows allows them (see above).
+          SELECT array_agg(r.first_id ORDER BY r.round, r.first_id) AS ids, array_agg(r.n ORDER BY r.round, r.first_id) AS counts,
+                 array_agg(r.bytes ORDER BY r.round, r.first_id) AS bytes, array_agg(r.shape ORDER BY r.round, r.first_id) AS shapes,
+                 array_agg(r.chars ORDER BY r.round, r.first_id) AS chars, array_agg(r.list ORDER BY r.round, r.first_id) AS lists,
+                 coalesce(sum(r.n), 0)::int AS n, min(r.client_id) AS client_id,
+                 min(r.client_id) = max(r.last_client_id) AND bool_and(r.one_token) AND max(r.barrier) = ''
+                   AND min(r.key) = max(r.last_key) AND min(r.key) LIKE 'k%' AND strpos(min(r.key), ' ') = 0
+                   AND bool_and(r.type IN ('insert', 'update', 'delete', 'increment') AND r.shape LIKE '%,"' || keys_versions[t] || '"]')
+                   AND NOT (bool_or(r.type = 'insert') AND bool_or(r.type = 'delete'))
+                   AND count(*) FILTER (WHERE r.type = 'insert') <= 1 AND bool_and(r.type <> 'insert' OR r.round = 1)
+                   AND coalesce(sum(r.bytes), 0) + target_bytes <= byte_share AS allowed
+            INTO rounds
+            FROM (SELECT w.round, w.shape, split_part(w.shape, '"', 2) AS type, min(w.id) AS first_id, count(*)::int AS n,
+                         min(w.client_id) AS client_id, max(w.client_id) AS last_client_id, min(w.key) AS key, max(w.key) AS last_key,
+                         sum(w.bytes) AS bytes, sum(w.chars) AS chars, array_agg(w.id ORDER BY w.id)::text AS list,
+                         bool_and(w.token <> '' AND strpos(w.token, ' ') = 0) AS one_token, max(w.barrier) AS barrier
+                    FROM (SELECT a.*, row_number() OVER (PARTITION BY hashtext(a.token) ORDER BY a.id) AS round -- tokens hashed alike: later rounds
+                            FROM (SELECT o.id, o.client_id, o.shape COLLATE "C" AS shape, coalesce(pg_column_size(o.row_values), 0) AS bytes,
+                                         (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4)) AS chars,
+                                         split_part(o.identity, '|', 1) AS token,
+                                         split_part(o.identity, '|', CASE WHEN o.type = 'insert' THEN 3 ELSE 2 END) AS key,
+                                         split_part(o.identity, '|', 4) AS barrier
+                                    FROM batch.operations o
+                                   WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, after) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
+                                   ORDER BY o.target, o.priority, o.id LIMIT cap - in_runs) a) w
+                   GROUP BY w.round, w.shape) r;
+          IF rounds.allowed THEN
+            RETURN QUERY SELECT u.id, u.count, rounds.client_id, t, stream.priority, 0, 0, u.bytes, u.shape::text, NULL::text, u.chars, false, u.list
+                           FROM unnest(rounds.ids, rounds.counts, rounds.bytes, rounds.shapes, rounds.chars, rounds.lists)
+                                AS u(id, count, bytes, shape, chars, list);
+            one_by_one := rounds.n;
+            target_bytes := target_bytes + (SELECT sum(b) FROM unnest(rounds.bytes) AS b);
+          END IF;
+        END IF;
+        IF one_by_one > 0 THEN
+          NULL; -- the rounds took what follows
+        ELSIF in_runs < cap AND NOT stream.deferred THEN
           -- Nothing to merge: the stream in its index's order, not sorted again.
           RETURN QUERY
             SELECT o.id, 1, o.client_id, t, o.priority, 0, 0, coalesce(pg_column_size(o.row_values), 0)::bigint, o.shape,
                    o.identity, (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4))::bigint,
-                   false
+                   false, NULL::text
               FROM batch.operations o
              WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, after) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
                AND (NOT stream.cancelled OR NOT EXISTS (SELECT FROM batch.outcomes x WHERE x.operation_id = o.id))
              ORDER BY o.target, o.priority, o.id LIMIT cap - in_runs;
           GET DIAGNOSTICS one_by_one = ROW_COUNT;
+          target_bytes := NULL;
         ELSIF in_runs < cap THEN
           RETURN QUERY
             (SELECT o.id, 1, o.client_id, t, o.priority, 0, 0, coalesce(pg_column_size(o.row_values), 0)::bigint, o.shape,
                     o.identity, (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4))::bigint,
-                    false
+                    false, NULL::text
                FROM batch.operations o
               WHERE stream.stream AND (o.target, o.priority, o.id) > (targets[t], stream.priority, after) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
                 AND (NOT stream.cancelled OR NOT EXISTS (SELECT FROM batch.outcomes x WHERE x.operation_id = o.id))
@@ -153,12 +207,13 @@ AS $$
             UNION ALL
             (SELECT d.id, 1, d.client_id, t, d.priority, d.attempts, d.failures, d.bytes::bigint, d.shape, d.identity,
                     (coalesce(length(to_json(d.idempotency_key)::text), 4) + coalesce(length(to_json(d.label)::text), 4))::bigint,
-                    true
+                    true, NULL::text
                FROM batch.deferred d
               WHERE stream.deferred AND d.due_at IS NULL AND d.target = targets[t] AND d.priority = stream.priority AND d.id <= horizon
               ORDER BY d.target, d.priority DESC, d.id LIMIT cap - in_runs)
             ORDER BY 1 LIMIT cap - in_runs;
           GET DIAGNOSTICS one_by_one = ROW_COUNT;
+          target_bytes := NULL;
         END IF;
         IF in_runs + one_by_one = 0 THEN
           UPDATE batch.streams s SET taken_through = greatest(s.taken_through, horizon)
@@ -169,4 +224,13 @@ AS $$
       END LOOP;
     END LOOP;
   END
+$$;
+
+-- The claim as processes of an earlier build call it while a deploy replaces them: without rounds.
+CREATE OR REPLACE FUNCTION batch.claim(targets text[], caps integer[], horizon bigint, max_operations integer, target_lock_space integer)
+ RETURNS TABLE(id bigint, count integer, client_id bigint, target_index integer, priority smallint, attempts integer, failures integer, bytes bigint, shape text, identity text, chars bigint, deferred boolean)
+ LANGUAGE sql
+AS $$
+  SELECT c.id, c.count, c.client_id, c.target_index, c.priority, c.attempts, c.failures, c.bytes, c.shape, c.identity, c.chars, c.deferred
+    FROM batch.claim(targets, caps, horizon, max_operations, target_lock_space, NULL, NULL) AS c
 $$;

@@ -5,6 +5,8 @@ import { ClaimedOperation, ItemReader } from '../../interfaces/chunk.interfaces'
 import { INGEST_LOCK, TARGET_LOCK_SPACE } from '../storage/advisory-locks';
 import { afterPosition } from '../storage/streams';
 import { splitRun } from '../storage/id-runs';
+import { CatalogService } from '../storage/catalog.service';
+import { keysVersion } from '../ingest/row-identity';
 
 /** Scheduled operations made due per claim at most; more are made due by the next ones. */
 const PROMOTIONS = 10_000;
@@ -61,25 +63,26 @@ export const TARGETS_SQL = `
  */
 export const CLAIM_TEXT_SQL = `
   SELECT string_agg(concat_ws(E'\\t', id, count, client_id, target_index, priority, attempts, failures, bytes,
-                              coalesce(shape, ''), coalesce(identity, ''), chars, deferred), E'\\n' ORDER BY n) AS lines
-    FROM batch.claim($1::text[], $2::int[], $3::bigint, $4::int, ${TARGET_LOCK_SPACE}) WITH ORDINALITY AS c(id, count, client_id,
-         target_index, priority, attempts, failures, bytes, shape, identity, chars, deferred, n)`;
+                              coalesce(shape, ''), coalesce(identity, ''), chars, deferred, coalesce(ids, '')), E'\\n' ORDER BY n) AS lines
+    FROM batch.claim($1::text[], $2::int[], $3::bigint, $4::int, ${TARGET_LOCK_SPACE}, $5::text[], $6::bigint) WITH ORDINALITY
+         AS c(id, count, client_id, target_index, priority, attempts, failures, bytes, shape, identity, chars, deferred, ids, n)`;
 
 /**
  * The claimed operations and runs, each target's cut at its share of the byte budget (the budget divided among the
  * targets): a target's rows come in order of application, so what it takes is a prefix, and what is left stays to be
- * claimed again. A run is cut by its average size.
+ * claimed again. A run is cut by its average size. Rounds come in order of round, not of id, and only where they fit
+ * in the share (batch.claim): never cut.
  */
 function withinBudget(lines: string | null, targets: string[], share: number): ClaimedOperation[] {
   const operations: ClaimedOperation[] = [];
   let target = -1;
   let bytes = 0;
   for (const line of lines === null ? [] : lines.split('\n')) {
-    const [id, count, clientId, index, priority, attempts, failures, size, shape, identity, chars, deferred] =
+    const [id, count, clientId, index, priority, attempts, failures, size, shape, identity, chars, deferred, ids] =
       line.split('\t');
     const n = Number(index);
     if (n !== target) [target, bytes] = [n, 0];
-    else if (bytes >= share) continue;
+    else if (bytes >= share && ids === '') continue;
     const claimed: ClaimedOperation = {
       id,
       count: Number(count),
@@ -94,8 +97,9 @@ function withinBudget(lines: string | null, targets: string[], share: number): C
       chars: Number(chars),
       deferred: deferred === 't',
     };
+    if (ids !== '') claimed.ids = ids.slice(1, -1).split(',');
     const [taken] =
-      bytes + claimed.bytes > share
+      bytes + claimed.bytes > share && !claimed.ids
         ? splitRun(claimed, Math.ceil(((share - bytes) * claimed.count) / claimed.bytes))
         : [claimed];
     bytes += taken.bytes;
@@ -124,7 +128,10 @@ function withinBudget(lines: string | null, targets: string[], share: number): C
 export class ChunkReader extends ItemReader {
   private lastWasSuspect = false;
 
-  constructor(private readonly config: AppConfig) {
+  constructor(
+    private readonly config: AppConfig,
+    private readonly catalog: CatalogService,
+  ) {
     super();
   }
 
@@ -143,11 +150,25 @@ export class ChunkReader extends ItemReader {
       ? [{ target: suspect!.target, cap: Math.min(limit, suspect!.chunk_size ?? limit) }]
       : healthy.map((t) => ({ target: t.target, cap: limit }));
     const names = claims.map((c) => c.target);
+    const share = Math.floor(this.config.poll.maxChunkBytes / names.length);
     const { rows } = await tx.query<{ lines: string | null }>({
       name: 'chunk-claim',
       text: CLAIM_TEXT_SQL,
-      values: [names, claims.map((c) => c.cap), targets[0].horizon, limit],
+      values: [names, claims.map((c) => c.cap), targets[0].horizon, limit, await this.roundsVersions(names), share],
     });
-    return withinBudget(rows[0].lines, names, this.config.poll.maxChunkBytes / names.length);
+    return withinBudget(rows[0].lines, names, share);
+  }
+
+  /**
+   * Per target, the version of its unique keys that rounds must have been planned against, or null where a target
+   * takes no rounds: one it cannot find, or whose statements apply one operation each (in order of id).
+   */
+  private async roundsVersions(targets: string[]): Promise<(string | null)[]> {
+    const versions: (string | null)[] = [];
+    for (const target of targets) {
+      const table = await this.catalog.find(target);
+      versions.push(table && !table.oneRowStatements ? keysVersion(table) : null);
+    }
+    return versions;
   }
 }

@@ -4,7 +4,7 @@ import type { PoolClient } from 'pg';
 import type { ClaimedOperation, OperationOutcome, StepCounts } from '../../interfaces/chunk.interfaces';
 import { SETTLED_ROUTING_KEY_PREFIX } from '../../interfaces/operation.interfaces';
 import { Database, numberArray } from '../storage/database';
-import { lastId, runParams } from '../storage/id-runs';
+import { eachOperation, lastId, runParams } from '../storage/id-runs';
 import { publicReason } from '../storage/database-error';
 import { lockTargets } from '../storage/advisory-locks';
 import { settledMessages } from '../outbox/settled-events';
@@ -231,7 +231,8 @@ export class ChunkRepository {
    * is held back for `holdMs`, then claimed in chunks of the given size (the retry policy's). Its targets are locked
    * first, so that what it reads is what other workers committed meanwhile.
    */
-  async holdBack(chunk: ClaimedOperation[], chunkSizes: Map<string, number>, holdMs: number): Promise<void> {
+  async holdBack(claimed: ClaimedOperation[], chunkSizes: Map<string, number>, holdMs: number): Promise<void> {
+    const chunk = claimed.flatMap((op) => (op.ids ? eachOperation(op) : [op])); // runs, and a round's operations
     await this.db.transaction(async (tx) => {
       await lockTargets(tx, [...chunkSizes.keys()]);
       await tx.query(

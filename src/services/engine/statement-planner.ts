@@ -133,8 +133,9 @@ function firstAtLeast(sorted: number[], min: number): number {
  * order is all that must be kept: a statement inserts in plan order, and where two of its operations meet one row it
  * fails and is applied one at a time, as they would be. Updates, deletes and increments lead a stream only where each
  * addresses another row through the same unique key, so they commute; a statement takes them from one stream only
- * (one priority), as another stream's may address the same rows. Where the table needs statements of one row, every
- * operation gets its own.
+ * (one priority), as another stream's may address the same rows. A round (batch.claim) gets statements of its own: its
+ * operations address pairwise different rows, which the rounds before and after it address too. Where the table needs
+ * statements of one row, every operation gets its own.
  */
 export function planRuns(table: TargetTable, runs: ClaimedOperation[], limits: StatementLimits): StatementPlan[] {
   const statements: StatementPlan[] = [];
@@ -152,6 +153,8 @@ export function planRuns(table: TargetTable, runs: ClaimedOperation[], limits: S
         !last ||
         last.operations[0].shape !== rest.shape ||
         (keyed && last.operations[0].priority !== rest.priority) || // other streams may address the same rows
+        rest.ids !== undefined || // a round meets the rows of the rounds around it
+        last.operations[0].ids !== undefined ||
         rows >= maxRows ||
         bytes >= limits.bytes
       ) {

@@ -1,9 +1,13 @@
 import { numberArray } from './database';
 
-/** Operations by their first id and how many consecutive ids from it: one operation (count 1), or a run of them. */
+/**
+ * Operations by their first id and how many consecutive ids from it: one operation (count 1), or a run of them; or a
+ * round, whose ids are listed (`ids`, ascending, `count` of them): the k-th operations on the rows of a stream.
+ */
 export interface IdSpan {
   id: string;
   count: number;
+  ids?: string[];
 }
 
 /** A run of operations with what it carries besides its ids, known of it as a whole: its values' size, and its notification's. */
@@ -19,8 +23,14 @@ export interface Run extends IdSpan {
  * or spans of them, in any order; spans that meet are merged.
  */
 export function idRuns(spans: (string | IdSpan)[]): [string, string][] {
-  const ids = spans.map((span) => (typeof span === 'string' ? span : span.id));
-  const counts = spans.map((span) => (typeof span === 'string' ? 1 : span.count));
+  const ids: string[] = [];
+  const counts: number[] = [];
+  const add = (id: string, count: number) => (ids.push(id), counts.push(count));
+  for (const span of spans) {
+    if (typeof span === 'string') add(span, 1);
+    else if (span.ids) for (const id of span.ids) add(id, 1);
+    else add(span.id, span.count);
+  }
   // Numbers where every id is one exactly (15 digits at most: ids of a billion a day for 2,700 years), else BigInts.
   if (!ids.every((id) => id.length <= 15)) return bigIdRuns(ids, counts);
   const firsts = Float64Array.from(ids, Number);
@@ -74,8 +84,8 @@ export function idAfter(id: string, offset: number): string {
 }
 
 /** The last id of a span. */
-export function lastId({ id, count }: IdSpan): string {
-  return idAfter(id, count - 1);
+export function lastId({ id, count, ids }: IdSpan): string {
+  return ids ? ids[ids.length - 1] : idAfter(id, count - 1);
 }
 
 /** How many operations these are, each run counted whole. */
@@ -92,16 +102,22 @@ export function splitRun<T extends Run>(run: T, count: number): [T, T | null] {
   const head = { ...run, count, bytes: share(run.bytes), chars: share(run.chars) };
   const rest = {
     ...run,
-    id: idAfter(run.id, count),
+    id: run.ids ? run.ids[count] : idAfter(run.id, count),
     count: run.count - count,
     bytes: run.bytes - head.bytes,
     chars: run.chars - head.chars,
   };
+  if (run.ids) [head.ids, rest.ids] = [run.ids.slice(0, count), run.ids.slice(count)];
   return [head, rest];
 }
 
-/** A run taken apart into its operations, in order of id (an operation alone: itself). */
+/** A run or a round taken apart into its operations, in order of id (an operation alone: itself). */
 export function eachOperation<T extends Run>(run: T): T[] {
+  if (run.ids) {
+    const bytes = run.bytes / run.count;
+    const chars = run.chars / run.count;
+    return run.ids.map((id) => ({ ...run, id, count: 1, ids: undefined, bytes, chars }));
+  }
   const operations: T[] = [];
   for (let rest: T | null = run; rest;) {
     const [head, next]: [T, T | null] = splitRun(rest, 1);
