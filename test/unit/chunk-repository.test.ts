@@ -211,6 +211,18 @@ describe('the job repository: what a chunk records, in one statement', () => {
     assert.ok(messages[0].size > 3 * label.length, 'the estimate counts what the text holds');
   });
 
+  it('cuts rounds into messages in order of id: each message a range of ids', () => {
+    const label = 'x'.repeat(MAX_MESSAGE_CHARS / 4);
+    const chars = JSON.stringify(label).length + 'null'.length;
+    const round = (ids: string[]) =>
+      completed({ ...operation(ids[0], '1'), count: ids.length, ids, chars: chars * ids.length });
+    const messages = settledMessages([round(['1', '3', '5']), round(['2', '4', '6'])]);
+    assert.deepEqual(
+      messages.map((m) => m.operations),
+      ['{[1,3]}', '{[4,6]}'],
+    );
+  });
+
   it("cuts a run across messages by its operations' average size, reporting each operation once", () => {
     const each = 4_000; // each operation's label and key, as JSON
     const run = { ...operation('1', '1'), count: 600, chars: 600 * each };

@@ -1,5 +1,5 @@
 import type { ClaimedOperation, OperationOutcome } from '../../interfaces/chunk.interfaces';
-import { IdSpan, idRuns, lastId, splitRun } from '../storage/id-runs';
+import { eachOperation, IdSpan, idRuns, lastId, splitRun } from '../storage/id-runs';
 
 /**
  * The `operations.settled` notifications (CONTRACT.md, section 3). A chunk writes, with its work, one outbox row per
@@ -35,7 +35,7 @@ const LONGEST_TYPE = 'increment'.length;
 
 /**
  * The messages of a chunk's outcomes: each client's operations in order of id, cut at about MAX_MESSAGE_CHARS (a run
- * where it does not fit, by its operations' average size).
+ * where it does not fit, by its operations' average size; a round taken apart first).
  */
 export function settledMessages(outcomes: OperationOutcome[]): SettledMessage[] {
   const open = new Map<string, { spans: IdSpan[]; exceptions: Record<string, string>; size: number }>();
@@ -53,7 +53,11 @@ export function settledMessages(outcomes: OperationOutcome[]): SettledMessage[] 
     open.delete(clientId);
   };
   const targets = new Map<string, number>();
-  for (const { operation, status, rowsAffected, error } of [...outcomes].sort(byId)) {
+  // a round's operations apart, so that each message holds a range of ids, not every fourth id of the chunk
+  const inOrder = outcomes.flatMap((o) =>
+    o.operation.ids ? eachOperation(o.operation).map((operation) => ({ ...o, operation })) : [o],
+  );
+  for (const { operation, status, rowsAffected, error } of inOrder.sort(byId)) {
     const outcome =
       status === 'COMPLETED' && rowsAffected === 1
         ? null
