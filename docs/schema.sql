@@ -505,6 +505,9 @@ AS $function$
     keyed_lead boolean;
     lead record;
     rounds record;
+    rounds_possible boolean;
+    rounds_tried boolean;
+    rounds_allowed boolean;
     target_bytes bigint; -- of what the target gave so far, where known (NULL once operations came one a row)
   BEGIN
     FOR t IN 1 .. cardinality(targets) LOOP
@@ -533,6 +536,7 @@ AS $function$
         after := stream.taken_through;
         in_runs := 0;
         one_by_one := 0;
+        rounds_allowed := false;
         -- Where the stream's first operations change from inserts and upserts to the other types or back, what leads
         -- it ends (so that a stream of a few of each does not read a whole chunk's worth to find its runs).
         SELECT coalesce(min(u.k) - 1, cap) INTO lead_n
@@ -540,7 +544,16 @@ AS $function$
          WHERE (u.type IN ('insert', 'upsert')) <> (stream.types[1] IN ('insert', 'upsert'));
         lead_n := least(lead_n, cap);
         keyed_lead := coalesce(NOT stream.deferred AND NOT stream.cancelled AND stream.types[1] NOT IN ('insert', 'upsert'), false);
-        IF NOT stream.deferred AND NOT stream.cancelled AND lead_n > 0 THEN
+        -- Rounds from the start where the kinds change within the first operations, or where what leads is not one run;
+        -- where they may not be had, the lead and what follows it as below (rounds again after a lead).
+        rounds_possible := NOT stream.deferred AND NOT stream.cancelled AND keys_versions[t] IS NOT NULL AND target_bytes IS NOT NULL;
+        rounds_tried := rounds_possible AND lead_n < cap;
+        IF rounds_tried THEN
+          SELECT * INTO rounds
+            FROM batch.claim_rounds(targets[t], stream.priority, after, horizon, cap, keys_versions[t], byte_share - target_bytes);
+          rounds_allowed := coalesce(rounds.allowed, false);
+        END IF;
+        IF NOT rounds_allowed AND NOT stream.deferred AND NOT stream.cancelled AND lead_n > 0 THEN
           -- The usual lead of a backlog, told in one pass: one run (one client and shape, consecutive ids) of operations
           -- that all lead (see above), the key-addressed ones through one key, each row once. Else the passes below.
           SELECT count(*)::int AS n, min(a.id) AS first_id, max(a.id) AS last_id, min(a.client_id) AS client_id,
@@ -566,86 +579,68 @@ AS $function$
             target_bytes := target_bytes + lead.bytes;
             after := lead.last_id;
           ELSE
-            IF keyed_lead THEN
-              -- Key-addressed operations lead: as many as address pairwise different rows through one unique key, with
-              -- canonical key values (the identity's key kN) and no unique column changed (no barrier b).
-              SELECT count(*) INTO lead_n
-                FROM (SELECT bool_and(coalesce(w.keyed AND w.key = w.first_key AND w.nth = 1, false))
-                               OVER (ORDER BY w.id ROWS UNBOUNDED PRECEDING) AS leading
-                        FROM (SELECT a.*, first_value(a.key) OVER (ORDER BY a.id) AS first_key,
-                                     row_number() OVER (PARTITION BY a.token ORDER BY a.id) AS nth
-                                FROM (SELECT o.id, split_part(o.identity, '|', 1) COLLATE "C" AS token, split_part(o.identity, '|', 2) AS key,
-                                             o.type IN ('update', 'delete', 'increment') AND split_part(o.identity, '|', 2) LIKE 'k%'
-                                               AND split_part(o.identity, '|', 4) = '' AS keyed
+            IF rounds_possible AND NOT rounds_tried THEN
+              rounds_tried := true;
+              SELECT * INTO rounds
+                FROM batch.claim_rounds(targets[t], stream.priority, after, horizon, cap, keys_versions[t], byte_share - target_bytes);
+              rounds_allowed := coalesce(rounds.allowed, false);
+            END IF;
+            IF NOT rounds_allowed THEN
+              IF keyed_lead THEN
+                -- Key-addressed operations lead: as many as address pairwise different rows through one unique key, with
+                -- canonical key values (the identity's key kN) and no unique column changed (no barrier b).
+                SELECT count(*) INTO lead_n
+                  FROM (SELECT bool_and(coalesce(w.keyed AND w.key = w.first_key AND w.nth = 1, false))
+                                 OVER (ORDER BY w.id ROWS UNBOUNDED PRECEDING) AS leading
+                          FROM (SELECT a.*, first_value(a.key) OVER (ORDER BY a.id) AS first_key,
+                                       row_number() OVER (PARTITION BY a.token ORDER BY a.id) AS nth
+                                  FROM (SELECT o.id, split_part(o.identity, '|', 1) COLLATE "C" AS token, split_part(o.identity, '|', 2) AS key,
+                                               o.type IN ('update', 'delete', 'increment') AND split_part(o.identity, '|', 2) LIKE 'k%'
+                                                 AND split_part(o.identity, '|', 4) = '' AS keyed
+                                          FROM batch.operations o
+                                         WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, stream.taken_through) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
+                                         ORDER BY o.target, o.priority, o.id LIMIT lead_n) a) w) l
+                 WHERE l.leading;
+              END IF;
+              SELECT array_agg(r.first_id ORDER BY r.first_id) AS ids, array_agg(r.n ORDER BY r.first_id) AS counts,
+                     array_agg(r.client_id ORDER BY r.first_id) AS clients, array_agg(r.bytes ORDER BY r.first_id) AS bytes,
+                     array_agg(r.shape ORDER BY r.first_id) AS shapes, array_agg(r.chars ORDER BY r.first_id) AS chars,
+                     coalesce(sum(r.n), 0)::int AS n, max(r.last_id) AS last_id
+                INTO runs
+                FROM (SELECT min(w.id) AS first_id, max(w.id) AS last_id, count(*)::int AS n, w.client_id, w.shape,
+                             sum(w.bytes) AS bytes, sum(w.chars) AS chars
+                        FROM (SELECT w.*, w.id - row_number() OVER (PARTITION BY w.client_id, w.shape ORDER BY w.id) AS run
+                                FROM (SELECT o.id, o.client_id, o.shape COLLATE "C" AS shape, coalesce(pg_column_size(o.row_values), 0) AS bytes,
+                                             (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4)) AS chars,
+                                             bool_and(keyed_lead OR o.type IN ('insert', 'upsert'))
+                                               OVER (ORDER BY o.target, o.priority, o.id ROWS UNBOUNDED PRECEDING) AS leading
                                         FROM batch.operations o
                                        WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, stream.taken_through) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
-                                       ORDER BY o.target, o.priority, o.id LIMIT lead_n) a) w) l
-               WHERE l.leading;
-            END IF;
-            SELECT array_agg(r.first_id ORDER BY r.first_id) AS ids, array_agg(r.n ORDER BY r.first_id) AS counts,
-                   array_agg(r.client_id ORDER BY r.first_id) AS clients, array_agg(r.bytes ORDER BY r.first_id) AS bytes,
-                   array_agg(r.shape ORDER BY r.first_id) AS shapes, array_agg(r.chars ORDER BY r.first_id) AS chars,
-                   coalesce(sum(r.n), 0)::int AS n, max(r.last_id) AS last_id
-              INTO runs
-              FROM (SELECT min(w.id) AS first_id, max(w.id) AS last_id, count(*)::int AS n, w.client_id, w.shape,
-                           sum(w.bytes) AS bytes, sum(w.chars) AS chars
-                      FROM (SELECT w.*, w.id - row_number() OVER (PARTITION BY w.client_id, w.shape ORDER BY w.id) AS run
-                              FROM (SELECT o.id, o.client_id, o.shape COLLATE "C" AS shape, coalesce(pg_column_size(o.row_values), 0) AS bytes,
-                                           (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4)) AS chars,
-                                           bool_and(keyed_lead OR o.type IN ('insert', 'upsert'))
-                                             OVER (ORDER BY o.target, o.priority, o.id ROWS UNBOUNDED PRECEDING) AS leading
-                                      FROM batch.operations o
-                                     WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, stream.taken_through) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
-                                     ORDER BY o.target, o.priority, o.id LIMIT lead_n) w
-                             WHERE w.leading) w
-                     GROUP BY w.client_id, w.shape, w.run) r;
-            IF runs.n > 0 THEN
-              RETURN QUERY SELECT u.id, u.count, u.client_id, t, stream.priority, 0, 0, u.bytes, u.shape::text, NULL::text, u.chars, false, NULL::text
-                             FROM unnest(runs.ids, runs.counts, runs.clients, runs.bytes, runs.shapes, runs.chars)
-                                  AS u(id, count, client_id, bytes, shape, chars);
-              in_runs := runs.n;
-              target_bytes := target_bytes + (SELECT sum(b) FROM unnest(runs.bytes) AS b);
-              after := runs.last_id;
+                                       ORDER BY o.target, o.priority, o.id LIMIT lead_n) w
+                               WHERE w.leading) w
+                       GROUP BY w.client_id, w.shape, w.run) r;
+              IF runs.n > 0 THEN
+                RETURN QUERY SELECT u.id, u.count, u.client_id, t, stream.priority, 0, 0, u.bytes, u.shape::text, NULL::text, u.chars, false, NULL::text
+                               FROM unnest(runs.ids, runs.counts, runs.clients, runs.bytes, runs.shapes, runs.chars)
+                                    AS u(id, count, client_id, bytes, shape, chars);
+                in_runs := runs.n;
+                target_bytes := target_bytes + (SELECT sum(b) FROM unnest(runs.bytes) AS b);
+                after := runs.last_id;
+              END IF;
             END IF;
           END IF;
         END IF;
-        IF in_runs < cap AND NOT stream.deferred AND NOT stream.cancelled AND keys_versions[t] IS NOT NULL AND target_bytes IS NOT NULL THEN
-          -- Rounds, where what follows allows them (see above).
-          SELECT array_agg(r.first_id ORDER BY r.round, r.first_id) AS ids, array_agg(r.n ORDER BY r.round, r.first_id) AS counts,
-                 array_agg(r.bytes ORDER BY r.round, r.first_id) AS bytes, array_agg(r.shape ORDER BY r.round, r.first_id) AS shapes,
-                 array_agg(r.chars ORDER BY r.round, r.first_id) AS chars, array_agg(r.list ORDER BY r.round, r.first_id) AS lists,
-                 coalesce(sum(r.n), 0)::int AS n, min(r.client_id) AS client_id,
-                 min(r.client_id) = max(r.last_client_id) AND bool_and(r.one_token) AND max(r.barrier) = ''
-                   AND min(r.key) = max(r.last_key) AND min(r.key) LIKE 'k%' AND strpos(min(r.key), ' ') = 0
-                   AND bool_and(r.type IN ('insert', 'update', 'delete', 'increment') AND r.shape LIKE '%,"' || keys_versions[t] || '"]')
-                   AND NOT (bool_or(r.type = 'insert') AND bool_or(r.type = 'delete'))
-                   AND count(*) FILTER (WHERE r.type = 'insert') <= 1 AND bool_and(r.type <> 'insert' OR r.round = 1)
-                   AND coalesce(sum(r.bytes), 0) + target_bytes <= byte_share AS allowed
-            INTO rounds
-            FROM (SELECT w.round, w.shape, split_part(w.shape, '"', 2) AS type, min(w.id) AS first_id, count(*)::int AS n,
-                         min(w.client_id) AS client_id, max(w.client_id) AS last_client_id, min(w.key) AS key, max(w.key) AS last_key,
-                         sum(w.bytes) AS bytes, sum(w.chars) AS chars, array_agg(w.id ORDER BY w.id)::text AS list,
-                         bool_and(w.token <> '' AND strpos(w.token, ' ') = 0) AS one_token, max(w.barrier) AS barrier
-                    FROM (SELECT a.*, row_number() OVER (PARTITION BY hashtext(a.token) ORDER BY a.id) AS round -- tokens hashed alike: later rounds
-                            FROM (SELECT o.id, o.client_id, o.shape COLLATE "C" AS shape, coalesce(pg_column_size(o.row_values), 0) AS bytes,
-                                         (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4)) AS chars,
-                                         split_part(o.identity, '|', 1) AS token,
-                                         split_part(o.identity, '|', CASE WHEN o.type = 'insert' THEN 3 ELSE 2 END) AS key,
-                                         split_part(o.identity, '|', 4) AS barrier
-                                    FROM batch.operations o
-                                   WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, after) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
-                                   ORDER BY o.target, o.priority, o.id LIMIT cap - in_runs) a) w
-                   GROUP BY w.round, w.shape) r;
-          IF rounds.allowed THEN
-            RETURN QUERY SELECT u.id, u.count, rounds.client_id, t, stream.priority, 0, 0, u.bytes, u.shape::text, NULL::text, u.chars, false, u.list
-                           FROM unnest(rounds.ids, rounds.counts, rounds.bytes, rounds.shapes, rounds.chars, rounds.lists)
-                                AS u(id, count, bytes, shape, chars, list);
-            one_by_one := rounds.n;
-            target_bytes := target_bytes + (SELECT sum(b) FROM unnest(rounds.bytes) AS b);
-          END IF;
+        IF rounds_possible AND NOT rounds_allowed AND (NOT rounds_tried OR in_runs > 0) AND in_runs < cap THEN
+          SELECT * INTO rounds
+            FROM batch.claim_rounds(targets[t], stream.priority, after, horizon, cap - in_runs, keys_versions[t], byte_share - target_bytes);
+          rounds_allowed := coalesce(rounds.allowed, false);
         END IF;
-        IF one_by_one > 0 THEN
-          NULL; -- the rounds took what follows
+        IF rounds_allowed THEN
+          RETURN QUERY SELECT u.id, u.count, rounds.client_id, t, stream.priority, 0, 0, u.bytes, u.shape::text, NULL::text, u.chars, false, u.list
+                         FROM unnest(rounds.ids, rounds.counts, rounds.bytes, rounds.shapes, rounds.chars, rounds.lists)
+                              AS u(id, count, bytes, shape, chars, list);
+          one_by_one := rounds.n;
+          target_bytes := target_bytes + (SELECT sum(b) FROM unnest(rounds.bytes) AS b);
         ELSIF in_runs < cap AND NOT stream.deferred THEN
           -- Nothing to merge: the stream in its index's order, not sorted again.
           RETURN QUERY
@@ -687,6 +682,38 @@ AS $function$
       END LOOP;
     END LOOP;
   END
+$function$
+;
+
+CREATE OR REPLACE FUNCTION batch.claim_rounds(stream_target text, stream_priority smallint, after_id bigint, horizon_id bigint, max_operations integer, keys_version text, byte_share bigint)
+ RETURNS TABLE(ids bigint[], counts integer[], bytes bigint[], shapes text[], chars bigint[], lists text[], n integer, client_id bigint, allowed boolean)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT array_agg(r.first_id ORDER BY r.round, r.first_id) AS ids, array_agg(r.n ORDER BY r.round, r.first_id) AS counts,
+         array_agg(r.bytes ORDER BY r.round, r.first_id) AS bytes, array_agg(r.shape ORDER BY r.round, r.first_id) AS shapes,
+         array_agg(r.chars ORDER BY r.round, r.first_id) AS chars, array_agg(r.list ORDER BY r.round, r.first_id) AS lists,
+         coalesce(sum(r.n), 0)::int AS n, min(r.client_id) AS client_id,
+         min(r.client_id) = max(r.last_client_id) AND bool_and(r.one_token) AND max(r.barrier) = ''
+           AND min(r.key) = max(r.last_key) AND min(r.key) LIKE 'k%' AND strpos(min(r.key), ' ') = 0
+           AND bool_and(r.type IN ('insert', 'update', 'delete', 'increment') AND r.shape LIKE '%,"' || keys_version || '"]')
+           AND NOT (bool_or(r.type = 'insert') AND bool_or(r.type = 'delete'))
+           AND count(*) FILTER (WHERE r.type = 'insert') <= 1 AND bool_and(r.type <> 'insert' OR r.round = 1)
+           AND coalesce(sum(r.bytes), 0) <= byte_share AS allowed
+    FROM (SELECT w.round, w.shape, split_part(w.shape, '"', 2) AS type, min(w.id) AS first_id, count(*)::int AS n,
+                 min(w.client_id) AS client_id, max(w.client_id) AS last_client_id, min(w.key) AS key, max(w.key) AS last_key,
+                 sum(w.bytes) AS bytes, sum(w.chars) AS chars, array_agg(w.id ORDER BY w.id)::text AS list,
+                 bool_and(w.token <> '' AND strpos(w.token, ' ') = 0) AS one_token, max(w.barrier) AS barrier
+            FROM (SELECT a.*, row_number() OVER (PARTITION BY hashtext(a.token) ORDER BY a.id) AS round -- tokens hashed alike: later rounds
+                    FROM (SELECT o.id, o.client_id, o.shape COLLATE "C" AS shape, coalesce(pg_column_size(o.row_values), 0) AS bytes,
+                                 (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4)) AS chars,
+                                 split_part(o.identity, '|', 1) AS token,
+                                 split_part(o.identity, '|', CASE WHEN o.type = 'insert' THEN 3 ELSE 2 END) AS key,
+                                 split_part(o.identity, '|', 4) AS barrier
+                            FROM batch.operations o
+                           WHERE (o.target, o.priority, o.id) > (stream_target, stream_priority, after_id) AND (o.target, o.priority, o.id) <= (stream_target, stream_priority, horizon_id) AND o.not_before IS NULL
+                           ORDER BY o.target, o.priority, o.id LIMIT max_operations) a) w
+           GROUP BY w.round, w.shape) r
 $function$
 ;
 

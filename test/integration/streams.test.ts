@@ -231,7 +231,7 @@ describe("runs: a stream's leading inserts and upserts claimed whole (real Postg
     );
   });
 
-  it('claims leading increments as one run up to the first that meets a row again', async () => {
+  it('claims increments as one run where each meets another row, else as rounds', async () => {
     await t.db.query(`CREATE TABLE public.counters (id int PRIMARY KEY, n int NOT NULL CHECK (n < 3))`);
     await t.db.query(`INSERT INTO public.counters SELECT g, 0 FROM generate_series(1, 4) g`);
     const increment = (id: number) => ({
@@ -260,11 +260,11 @@ describe("runs: a stream's leading inserts and upserts claimed whole (real Postg
     assert.deepEqual(
       await claimed(),
       [
-        [again[0], 2, undefined],
-        [again[2], 2, [again[2], again[4]]],
+        [again[0], 3, [again[0], again[1], again[4]]],
+        [again[2], 1, [again[2]]],
         [again[3], 1, [again[3]]],
       ],
-      'the third meets row 1 again: it and what follows as rounds, the k-th increment of each row in round k',
+      'the third meets row 1 again: the stream as rounds, the k-th increment of each row in round k',
     );
     assert.equal((await t.get(ChunkStep).execute()).read, 5);
     assert.deepEqual(await t.db.query(`SELECT id, n FROM public.counters ORDER BY id`), [

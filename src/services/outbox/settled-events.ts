@@ -53,7 +53,7 @@ export function settledMessages(outcomes: OperationOutcome[]): SettledMessage[] 
     open.delete(clientId);
   };
   const targets = new Map<string, number>();
-  // a round's operations apart, so that each message holds a range of ids, not every fourth id of the chunk
+  // a round's operations apart, so that each message holds ranges of ids, not ids scattered over the chunk
   const inOrder = outcomes.flatMap((o) =>
     o.operation.ids ? eachOperation(o.operation).map((operation) => ({ ...o, operation })) : [o],
   );
