@@ -17,9 +17,10 @@ import { scanRecords, ScannedRecords } from './record-scanner';
 import { ByteWriter, csvFields, flatRecordInto, ndjsonRecord, RecordKeys, RecordProblem } from './records';
 
 /**
- * Bytes read for a chunk: as many as its records took last time (a little more), else WINDOW; doubled while they hold
- * no record. The first chunks read less, four times more each: nothing overlaps the first one's reading and converting
- * (the next chunk is read and converted while a chunk's COPY runs), and its code runs before V8 compiled it.
+ * Bytes read for a chunk: as many as its records took last time (a little more), else the last window (grown to WINDOW
+ * where it was less); doubled while they hold no record. The first chunks read less, four times more each: nothing
+ * overlaps the first one's reading and converting (the next chunk is read and converted while a chunk's COPY runs),
+ * and its code runs before V8 compiled it.
  */
 const FIRST_WINDOW = 256 << 10;
 const WINDOW = 4 << 20;
@@ -211,7 +212,11 @@ export class ImportJob implements JobProvider {
     const { buffer, records: scanned, atEnd, converted } = await this.scan(tx, file, offset, line, size, quote, window);
     const count = recordsKept(buffer, scanned, atEnd);
     const full = scanned.starts.length === size;
-    const next = full ? Math.max(SMALL_WINDOW, Math.ceil(scanned.end * 1.05)) : Math.min(window * 4, WINDOW);
+    const next = full
+      ? Math.max(SMALL_WINDOW, Math.ceil(scanned.end * 1.05))
+      : window < WINDOW
+        ? Math.min(window * 4, WINDOW)
+        : window;
     if (!atEnd) this.readAhead(plan, file, offset + scanned.end, next, scanned.endLine, size);
     const refused: Refusal[] = [];
     if (count > 0) {
