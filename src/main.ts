@@ -124,6 +124,14 @@ async function bootstrap(): Promise<void> {
     const rpc = app.connectMicroservice<MicroserviceOptions>({ strategy: server }, { inheritAppConfig: true });
     app.get(BrokerHealthIndicator).watchRpcConsumer(rpc.status);
     await app.startAllMicroservices();
+    const requests = config.rmq.warmUpRequests;
+    if (requests > 0) {
+      const started = performance.now();
+      const answered = await server.warmUp(requests);
+      logger.log(
+        `warmed up: ${answered} of ${requests} requests answered in ${Math.round(performance.now() - started)} ms`,
+      );
+    }
   }
   await app.listen(config.port);
   logger.log(`Batch Service (${config.role}) listening on port ${config.port}, RPC queue "${config.rmq.queue}"`);

@@ -18,7 +18,14 @@ export abstract class AppConfig {
     password: string;
     poolSize: number;
   }>;
-  readonly rmq: Readonly<{ url: string; queue: string; eventsExchange: string; prefetch: number }>;
+  /** `warmUpRequests`: how many refused requests an RPC-serving process answers itself before it says it is ready. */
+  readonly rmq: Readonly<{
+    url: string;
+    queue: string;
+    eventsExchange: string;
+    prefetch: number;
+    warmUpRequests: number;
+  }>;
   readonly redisUrl: string;
   readonly apiKeySecret: string;
   readonly adminApiKey: string | undefined;
@@ -142,6 +149,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       queue: name(env, 'BATCH_SERVICE_RMQ_QUEUE', 'batch_service'),
       eventsExchange: name(env, 'BATCH_SERVICE_EVENTS_EXCHANGE', 'batch_service.events'),
       prefetch: integer(env, 'BATCH_RMQ_PREFETCH', 200, 1, 10000),
+      warmUpRequests: integer(env, 'BATCH_WARMUP_REQUESTS', 2000, 0, 100_000),
     },
     redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
     apiKeySecret,

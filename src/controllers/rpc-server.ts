@@ -1,11 +1,12 @@
 import { Logger } from '@nestjs/common';
 import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
 import type { Channel, ConsumeMessage } from 'amqplib';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { lastValueFrom } from 'rxjs';
 import { RmqContext, RmqOptions, ServerRMQ } from '@nestjs/microservices';
 import { coalesceFrameWrites } from '../config/amqp';
-import { BATCH_EVENT_PATTERNS } from '../interfaces/operation.interfaces';
+import { BATCH_EVENT_PATTERNS, BATCH_PATTERNS } from '../interfaces/operation.interfaces';
 import { BatchError } from '../services/batch-error';
 import type { BytesInFlight } from './bytes-in-flight';
 import { stringifyJson } from '../services/exact-json';
@@ -14,6 +15,10 @@ import { readRpcRequest, RpcRequest } from './request-body';
 
 const REQUESTS = new WeakMap<object, RpcRequest & { id: string }>();
 const OUTCOMES = new WeakMap<object, string>();
+/** The requests of RpcServer.warmUp, left out of the metrics. */
+const WARM_UP = new WeakSet<object>();
+/** How long a warm-up may take before the process says it is ready all the same. */
+const WARM_UP_TIMEOUT_MS = 10_000;
 
 /** The RPC request id (the wire format's `id`): the implicit idempotency key of a create, and in the log context. */
 export function rpcRequestId(context: RmqContext): string {
@@ -56,6 +61,8 @@ const EVENT_REQUEUE_DELAY_MS = 1000;
  */
 export class RpcServer extends ServerRMQ {
   private readonly log = new Logger('RpcCall');
+  /** The channel the queue is consumed on (set up again after a reconnection). */
+  private consuming: Channel | null = null;
 
   constructor(
     options: NonNullable<RmqOptions['options']>,
@@ -70,6 +77,7 @@ export class RpcServer extends ServerRMQ {
    * role declares it (the relay's workers too), so callers may start before any worker has.
    */
   async setupChannel(channel: Channel, callback: () => void): Promise<void> {
+    this.consuming = channel;
     await channel.assertQueue(deadLetterQueue(this.queue), DEAD_LETTER_OPTIONS);
     await channel.assertExchange(this.settings.eventsExchange, 'topic', { durable: true });
     return super.setupChannel(channel, callback);
@@ -118,7 +126,7 @@ export class RpcServer extends ServerRMQ {
     REQUESTS.set(message, call);
     const context = new RmqContext([message, channel, read.pattern]);
     const correlationId: unknown = message.properties.correlationId;
-    const end = this.metrics.rpcDuration.startTimer({ pattern: read.pattern });
+    const end = WARM_UP.has(message) ? () => 0 : this.metrics.rpcDuration.startTimer({ pattern: read.pattern });
     let settle = () => channel.ack(message);
     try {
       const response$ = this.transformToObservable(await handler(read.data, context));
@@ -147,6 +155,47 @@ export class RpcServer extends ServerRMQ {
       };
       this.log.debug(logged, `${read.pattern} ${outcome} in ${durationMs} ms`);
     }
+  }
+
+  /**
+   * Requests this process sends itself before it says it is ready (main.ts): just started, it runs its code cold,
+   * several times slower until V8 has compiled it, and a deploy's first callers would queue behind it. Each goes through
+   * the broker and this server's path up to the API key check and back: a createOperation with a key of no client,
+   * refused UNAUTHENTICATED (the path beyond would store operations). On queues of their own, exclusive and deleted with
+   * their consumers (the RPC queue is shared with the other processes); not counted in the metrics. Resolves with the
+   * requests answered, once all are or after WARM_UP_TIMEOUT_MS; a broker that fails meanwhile only ends it early.
+   */
+  async warmUp(requests: number): Promise<number> {
+    const channel = this.consuming;
+    let answered = 0;
+    if (!channel) return answered;
+    const consumers: string[] = [];
+    try {
+      const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true });
+      const { queue: replies } = await channel.assertQueue('', { exclusive: true, autoDelete: true });
+      let allAnswered = () => {};
+      const done = new Promise<void>((resolve) => (allAnswered = resolve));
+      const heard = await channel.consume(replies, () => ++answered === requests && allAnswered(), { noAck: true });
+      consumers.push(heard.consumerTag);
+      const served = await channel.consume(queue, (message) => {
+        if (!message) return;
+        WARM_UP.add(message);
+        void this.handleMessage(message as never, channel);
+      });
+      consumers.push(served.consumerTag);
+      const headers = { 'x-api-key': randomBytes(24).toString('base64url') };
+      for (let i = 0; i < requests; i++) {
+        const id = `warm-up-${i}`;
+        const data = { target: 'warm_up', type: 'insert', values: { id: i, note: 'warm-up' } };
+        const request = Buffer.from(JSON.stringify({ pattern: BATCH_PATTERNS.createOperation, data, id }));
+        channel.sendToQueue(queue, request, { replyTo: replies, correlationId: id, headers });
+      }
+      await Promise.race([done, delay(WARM_UP_TIMEOUT_MS, undefined, { ref: false })]);
+    } catch (error) {
+      this.log.warn(`warm-up ended early: ${(error as Error).message}`);
+    }
+    for (const tag of consumers) await channel.cancel(tag).catch(() => undefined);
+    return answered;
   }
 
   /** Replies only where a reply can go; a reply that cannot be published (channel closed) is left to the redelivery. */

@@ -2,6 +2,7 @@ import amqp from 'amqplib';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { deadLetterQueue } from '../../src/controllers/rpc-server';
 import { TestDb } from '../support/harness';
 import { openRawRpc } from '../support/raw-rpc';
 import { eventually, http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
@@ -114,5 +115,32 @@ describe('RPC delivery (built service, raw AMQP)', () => {
       'the queue to be empty',
     );
     assert.equal(await db.count(`SELECT count(*) AS n FROM batch.operations`), 3, 'nothing stored');
+  });
+});
+
+/**
+ * The warm-up (BATCH_WARMUP_REQUESTS): before it says it is ready, a process answers requests it sent itself, refused
+ * at the API key check, on queues of its own; none is counted, dead-lettered or stored.
+ */
+describe('RPC warm-up before ready (built service)', () => {
+  it('answers its own refused requests before it listens, and counts, dead-letters and stores none of them', async () => {
+    const service = await startService(serviceEnv({ LOG_LEVEL: 'info', BATCH_WARMUP_REQUESTS: '300' }));
+    const db = new TestDb(service.env.DB_NAME);
+    const { connection, channel } = await openRawRpc();
+    try {
+      const logs = service.logs();
+      const warmed = logs.indexOf('warmed up: 300 of 300 requests answered');
+      assert.ok(warmed >= 0 && warmed < logs.indexOf('listening on port'), logs);
+      const metrics = await (await fetch(`${service.url}/metrics`)).text();
+      assert.doesNotMatch(metrics, /batch_rpc_request_duration_seconds_count\{/);
+      assert.doesNotMatch(metrics, /batch_rpc_dead_lettered_total\{/);
+      const deadLetters = await channel.checkQueue(deadLetterQueue(service.env.BATCH_SERVICE_RMQ_QUEUE));
+      assert.equal(deadLetters.messageCount, 0);
+      assert.equal(await db.count(`SELECT count(*) AS n FROM batch.operations`), 0);
+    } finally {
+      await connection.close();
+      await db.close();
+      await service.destroy();
+    }
   });
 });

@@ -36,6 +36,7 @@ describe('loadConfig: defaults (CONTRACT.md section 5)', () => {
     assert.equal(config.rmq.url, 'amqp://guest:guest@127.0.0.1:5672');
     assert.equal(config.rmq.queue, 'batch_service');
     assert.equal(config.rmq.eventsExchange, 'batch_service.events');
+    assert.equal(config.rmq.warmUpRequests, 2000);
     assert.equal(config.redisUrl, 'redis://127.0.0.1:6379');
     assert.deepEqual(config.targetSchemas, ['public']);
     assert.equal(config.adminApiKey, undefined);
@@ -81,6 +82,7 @@ describe('loadConfig: valid values', () => {
       BATCH_SERVICE_RMQ_URL: 'amqps://u:p@rabbit:5671/vhost',
       BATCH_SERVICE_RMQ_QUEUE: 'batch.queue',
       BATCH_SERVICE_EVENTS_EXCHANGE: 'events:x',
+      BATCH_WARMUP_REQUESTS: '0',
       REDIS_URL: 'rediss://cache:6380/2',
       API_KEY_ENCRYPTION_SECRET: STRONG_SECRET,
       BATCH_ADMIN_API_KEY: STRONG_ADMIN_KEY,
@@ -111,6 +113,7 @@ describe('loadConfig: valid values', () => {
     assert.equal(config.rmq.url, 'amqps://u:p@rabbit:5671/vhost');
     assert.equal(config.rmq.queue, 'batch.queue');
     assert.equal(config.rmq.eventsExchange, 'events:x');
+    assert.equal(config.rmq.warmUpRequests, 0);
     assert.equal(config.redisUrl, 'rediss://cache:6380/2');
     assert.equal(config.apiKeySecret, STRONG_SECRET);
     assert.equal(config.adminApiKey, STRONG_ADMIN_KEY);
@@ -188,6 +191,7 @@ describe('loadConfig: invalid values throw a ConfigError naming the variable', (
     assertRejects({ BATCH_OUTBOX_INTERVAL: '0' }, 'BATCH_OUTBOX_INTERVAL');
     assertRejects({ BATCH_CATALOG_TTL: '-5' }, 'BATCH_CATALOG_TTL');
     assertRejects({ BATCH_RMQ_PREFETCH: '0' }, 'BATCH_RMQ_PREFETCH');
+    assertRejects({ BATCH_WARMUP_REQUESTS: '-1' }, 'BATCH_WARMUP_REQUESTS');
   });
 
   it('BATCH_ROLE outside all | api | worker', () => {
