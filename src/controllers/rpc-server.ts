@@ -15,7 +15,7 @@ import { readRpcRequest, RpcRequest } from './request-body';
 
 const REQUESTS = new WeakMap<object, RpcRequest & { id: string }>();
 const OUTCOMES = new WeakMap<object, string>();
-/** The requests of RpcServer.warmUp, left out of the metrics. */
+/** The requests of RpcServer.warmUp, left out of the metrics and the log. */
 const WARM_UP = new WeakSet<object>();
 /** How long a warm-up may take before the process says it is ready all the same. */
 const WARM_UP_TIMEOUT_MS = 10_000;
@@ -126,7 +126,7 @@ export class RpcServer extends ServerRMQ {
     REQUESTS.set(message, call);
     const context = new RmqContext([message, channel, read.pattern]);
     const correlationId: unknown = message.properties.correlationId;
-    const end = WARM_UP.has(message) ? () => 0 : this.metrics.rpcDuration.startTimer({ pattern: read.pattern });
+    const end = this.metrics.rpcDuration.startTimer({ pattern: read.pattern });
     let settle = () => channel.ack(message);
     try {
       const response$ = this.transformToObservable(await handler(read.data, context));
@@ -144,16 +144,18 @@ export class RpcServer extends ServerRMQ {
       }
     } finally {
       whileOpen(settle);
-      const outcome = OUTCOMES.get(message) ?? 'OK';
-      const durationMs = Math.round(end({ outcome }) * 1000);
-      const logged = {
-        requestId: call.id,
-        correlationId: textOrUndefined(correlationId),
-        pattern: read.pattern,
-        outcome,
-        durationMs,
-      };
-      this.log.debug(logged, `${read.pattern} ${outcome} in ${durationMs} ms`);
+      if (!WARM_UP.has(message)) {
+        const outcome = OUTCOMES.get(message) ?? 'OK';
+        const durationMs = Math.round(end({ outcome }) * 1000);
+        const logged = {
+          requestId: call.id,
+          correlationId: textOrUndefined(correlationId),
+          pattern: read.pattern,
+          outcome,
+          durationMs,
+        };
+        this.log.debug(logged, `${read.pattern} ${outcome} in ${durationMs} ms`);
+      }
     }
   }
 
@@ -162,7 +164,7 @@ export class RpcServer extends ServerRMQ {
    * several times slower until V8 has compiled it, and a deploy's first callers would queue behind it. Each goes through
    * the broker and this server's path up to the API key check and back: a createOperation with a key of no client,
    * refused UNAUTHENTICATED (the path beyond would store operations). On queues of their own, exclusive and deleted with
-   * their consumers (the RPC queue is shared with the other processes); not counted in the metrics. Resolves with the
+   * their consumers (the RPC queue is shared with the other processes); neither counted nor logged. Resolves with the
    * requests answered, once all are or after WARM_UP_TIMEOUT_MS; a broker that fails meanwhile only ends it early.
    */
   async warmUp(requests: number): Promise<number> {

@@ -92,7 +92,8 @@ describe('fault: job workers killed and stopped mid-copy (built service, real br
   });
 
   it('startLimit: a copy whose worker dies at every start ends FAILED and is not started again', async () => {
-    const launched = await launch('limited');
+    // small chunks: a start not killed (a replacement still starting) must not finish the copy meanwhile
+    const launched = await launch('limited', { chunkSize: 100 });
     for (let start = 1; start <= 3; start++)
       await group.killAndReplace(await group.leaseHolder(launched.instanceId, 2));
     const ended = await eventually(
