@@ -214,9 +214,7 @@ export class ImportJob implements JobProvider {
     const full = scanned.starts.length === size;
     const next = full
       ? Math.max(SMALL_WINDOW, Math.ceil(scanned.end * 1.05))
-      : window < WINDOW
-        ? Math.min(window * 4, WINDOW)
-        : window;
+      : Math.max(window, Math.min(window * 4, WINDOW));
     if (!atEnd) this.readAhead(plan, file, offset + scanned.end, next, scanned.endLine, size);
     const refused: Refusal[] = [];
     if (count > 0) {
