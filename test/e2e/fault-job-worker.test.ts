@@ -20,7 +20,10 @@ describe('fault: job workers killed and stopped mid-copy (built service, real br
   let key: string;
 
   before(async () => {
-    group = new ServiceGroup(serviceEnv({ BATCH_JOB_LEASE_MS: LEASE_MS, BATCH_JOB_POLL_INTERVAL: '100' }));
+    // no warm-up: a replacement's second of it shares the two cores with a survivor renewing its 2 s lease
+    group = new ServiceGroup(
+      serviceEnv({ BATCH_JOB_LEASE_MS: LEASE_MS, BATCH_JOB_POLL_INTERVAL: '100', BATCH_WARMUP_REQUESTS: '0' }),
+    );
     const first = await group.start();
     await group.start();
     await group.db.query(`CREATE TABLE src ${TABLE}`);
