@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import type { IJobExecution } from '../../src/interfaces/job.interfaces';
 import { ServiceGroup } from '../support/harness';
 import { sleep } from '../support/private-services';
-import { eventually, http, serviceEnv } from '../support/service-process';
+import { eventually, http, shortLeaseEnv } from '../support/service-process';
 
 const ROWS = 300_000;
 const CSV = `id,qty,note\n${Array.from({ length: ROWS }, (_, i) => `${i + 1},${i % 97},"n ${i + 1}"`).join('\n')}\n`;
@@ -19,10 +19,7 @@ describe('fault: imports through killed processes (built service, real broker an
   let key: string;
 
   before(async () => {
-    // no warm-up: a replacement's second of it shares the two cores with a survivor renewing its 2 s lease
-    group = new ServiceGroup(
-      serviceEnv({ BATCH_JOB_LEASE_MS: '2000', BATCH_JOB_POLL_INTERVAL: '100', BATCH_WARMUP_REQUESTS: '0' }),
-    );
+    group = new ServiceGroup(shortLeaseEnv('2000'));
     const first = await group.start();
     await group.start();
     await group.db.query(`CREATE TABLE items (id int PRIMARY KEY, qty int, note text)`);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sleep } from '../support/private-services';
 import { ServiceGroup } from '../support/harness';
-import { eventually, http, serviceEnv } from '../support/service-process';
+import { eventually, http, shortLeaseEnv } from '../support/service-process';
 import type { IJobExecution } from '../../src/interfaces/job.interfaces';
 
 const TABLE = `(id int PRIMARY KEY, qty int, price numeric(12,2), note text, at timestamptz)`;
@@ -20,10 +20,7 @@ describe('fault: job workers killed and stopped mid-copy (built service, real br
   let key: string;
 
   before(async () => {
-    // no warm-up: a replacement's second of it shares the two cores with a survivor renewing its 2 s lease
-    group = new ServiceGroup(
-      serviceEnv({ BATCH_JOB_LEASE_MS: LEASE_MS, BATCH_JOB_POLL_INTERVAL: '100', BATCH_WARMUP_REQUESTS: '0' }),
-    );
+    group = new ServiceGroup(shortLeaseEnv(LEASE_MS));
     const first = await group.start();
     await group.start();
     await group.db.query(`CREATE TABLE src ${TABLE}`);

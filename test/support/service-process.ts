@@ -65,6 +65,14 @@ export function serviceEnv(overrides: Record<string, string> = {}): Record<strin
   };
 }
 
+/**
+ * serviceEnv for tests that kill job workers: leases of `leaseMs`, the job poller every 100 ms, and no RPC warm-up (a
+ * replacement's second of it would share the two cores with a survivor renewing its lease).
+ */
+export function shortLeaseEnv(leaseMs: string): Record<string, string> {
+  return serviceEnv({ BATCH_JOB_LEASE_MS: leaseMs, BATCH_JOB_POLL_INTERVAL: '100', BATCH_WARMUP_REQUESTS: '0' });
+}
+
 export async function startService(env: Record<string, string> = serviceEnv()): Promise<ServiceProcess> {
   const port = env.PORT ?? String(await freePort());
   const fullEnv: Record<string, string> = { ...env, PORT: port };
