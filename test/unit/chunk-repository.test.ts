@@ -242,6 +242,30 @@ describe('the job repository: what a chunk records, in one statement', () => {
     reported.forEach(([first], i) => i > 0 && assert.equal(first, reported[i - 1][1] + 1, 'next to the last one'));
   });
 
+  it("records a stream's rounds as the runs they make together, each client's apart", () => {
+    const round = (ids: string[], clientId = '1') =>
+      ({ ...operation(ids[0], clientId), count: ids.length, ids, chars: 8 * ids.length }) as ClaimedOperation;
+    const params = recordChunkParams({
+      startedAt,
+      read: 9,
+      filtered: 0,
+      steps: [],
+      outcomes: [
+        completed(round(['1', '3', '5'])),
+        completed(round(['2', '4', '6'])),
+        completed(operation('7', '1'), 0),
+        completed(round(['8', '10'], '2')),
+      ],
+    });
+    assert.deepEqual(params.slice(3, 5), ['{7}', '{1}'], 'an operation that changed no row: a row of its own');
+    assert.deepEqual(params.slice(9, 11), ['{1,8,10}', '{6,8,10}'], "client 1's rounds one run, client 2's apart");
+    assert.deepEqual(params.slice(16, 18), [
+      ['1', '2'],
+      ['{[1,7]}', '{[8,8],[10,10]}'],
+    ]);
+    assert.deepEqual(params.slice(20, 24), ['{1}', '{0}', '{10}', '{}'], 'the stream taken through its last id');
+  });
+
   it('records a run of completions as a run of ids and counts its operations; its stream is taken through its last id', () => {
     const params = recordChunkParams({
       startedAt,

@@ -4,7 +4,7 @@ import type { PoolClient } from 'pg';
 import type { ClaimedOperation, OperationOutcome, StepCounts } from '../../interfaces/chunk.interfaces';
 import { SETTLED_ROUTING_KEY_PREFIX } from '../../interfaces/operation.interfaces';
 import { Database, numberArray } from '../storage/database';
-import { eachOperation, lastId, runParams } from '../storage/id-runs';
+import { eachOperation, idRuns, lastId, runParams } from '../storage/id-runs';
 import { publicReason } from '../storage/database-error';
 import { lockTargets } from '../storage/advisory-locks';
 import { settledMessages } from '../outbox/settled-events';
@@ -145,7 +145,8 @@ export function recordChunkParams({ startedAt, read, filtered, steps, outcomes }
   const counts = new Map<string, { clientId: string; target: number; completed: number; settled: number }>();
   const streams = new Map<string, { target: number; priority: number; last: string }>(); // the last id read of each
   const deferred: string[] = [];
-  for (const outcome of outcomes) {
+  const settled = roundsAsRuns(outcomes);
+  for (const outcome of settled) {
     const { id, count: operations, clientId, target, priority } = outcome.operation;
     let index = targetIndex.get(target);
     if (index === undefined) targetIndex.set(target, (index = targetIndex.size + 1));
@@ -167,7 +168,7 @@ export function recordChunkParams({ startedAt, read, filtered, steps, outcomes }
     plain.push(outcome.operation);
     count.completed += operations;
   }
-  const messages = settledMessages(outcomes);
+  const messages = settledMessages(settled);
   return [
     JSON.stringify(chunk),
     JSON.stringify(stepRows),
@@ -193,6 +194,38 @@ export function recordChunkParams({ startedAt, read, filtered, steps, outcomes }
     numberArray([...streams.values()].map((s) => s.last)),
     numberArray(deferred),
   ];
+}
+
+/**
+ * Rounds that completed plainly, merged stream by stream into runs of consecutive ids: a stream's rounds (the k-th
+ * operations of its rows) interleave, and together they are a few runs, which the record and the notifications then
+ * take a run at a time instead of an operation at a time. Their bytes and chars are shared out by count.
+ */
+function roundsAsRuns(outcomes: OperationOutcome[]): OperationOutcome[] {
+  const streams = new Map<string, { first: OperationOutcome; ids: string[]; bytes: number; chars: number }>();
+  const others: OperationOutcome[] = [];
+  for (const outcome of outcomes) {
+    const { ids, clientId, target, priority, bytes, chars } = outcome.operation;
+    if (!ids || !isPlain(outcome)) {
+      others.push(outcome);
+      continue;
+    }
+    const key = `${clientId} ${target} ${priority}`;
+    let stream = streams.get(key);
+    if (!stream) streams.set(key, (stream = { first: outcome, ids: [], bytes: 0, chars: 0 }));
+    for (const id of ids) stream.ids.push(id);
+    stream.bytes += bytes;
+    stream.chars += chars;
+  }
+  for (const { first, ids, bytes, chars } of streams.values()) {
+    for (const [id, last] of idRuns(ids)) {
+      const count = Number(BigInt(last) - BigInt(id)) + 1;
+      const share = (total: number) => (total * count) / ids.length;
+      const operation = { ...first.operation, id, count, ids: undefined, bytes: share(bytes), chars: share(chars) };
+      others.push({ ...first, operation });
+    }
+  }
+  return others;
 }
 
 /** Ids are decimal strings: the longer is the larger. */
