@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -143,7 +143,7 @@ export function dataSourceOptions(config: AppConfig): DataSourceOptions {
     applicationName: `batch-service:${config.role}`,
     extra: {
       max: config.db.poolSize,
-      // a pool of a fixed size, opened at start (Database.onApplicationBootstrap), as HikariCP keeps one: an idle
+      // a pool of a fixed size, opened at start (Database.onModuleInit), as HikariCP keeps one: an idle
       // connection closed is opened again under the next burst of work, at its cost
       idleTimeoutMillis: 0,
       connectionTimeoutMillis: 5000,
@@ -192,17 +192,19 @@ export interface NamedStatement {
  * connection. The chunk engine and the ingest path use it; TypeORM repositories serve simple reads.
  */
 @Injectable()
-export class Database implements OnApplicationBootstrap {
+export class Database implements OnModuleInit {
   private readonly logger = new Logger(Database.name);
 
   constructor(readonly dataSource: DataSource) {}
 
   /**
-   * Opens every connection of the pool before the process says it is ready. A connection opened under the first
-   * requests after a deploy costs the database 10-20 ms of CPU (a backend started, its first statement), when the
-   * process is busiest warming up. Not fatal: the pool opens what it lacks when it is needed.
+   * Opens every connection of the pool before the process says it is ready, and before the background loops start
+   * (they start at the application's bootstrap, which follows every module's init): a connection opened under the
+   * first requests or chunks after a deploy costs the database 10-20 ms of CPU (a backend started, its first
+   * statement), when the process is busiest warming up, and the first chunk waited for it. Not fatal: the pool opens
+   * what it lacks when it is needed.
    */
-  async onApplicationBootstrap(): Promise<void> {
+  async onModuleInit(): Promise<void> {
     const opening = Array.from({ length: this.pool.options.max }, () => this.pool.connect());
     const opened = await Promise.allSettled(opening);
     for (const result of opened) if (result.status === 'fulfilled') result.value.release();
