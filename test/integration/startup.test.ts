@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CatalogService } from '../../src/services/storage/catalog.service';
+import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { Database } from '../../src/services/storage/database';
 import { createTestApp, TestApp } from '../support/app-context';
 
@@ -23,6 +24,22 @@ describe('what a process has ready before it says it is ready (real PostgreSQL)'
     } finally {
       await started.close();
     }
+  });
+
+  it("opens its pool before the worker's first chunk", async () => {
+    const execute = ChunkStep.prototype.execute;
+    let openAtFirstChunk: number | null = null;
+    ChunkStep.prototype.execute = function (this: ChunkStep, ...args: Parameters<ChunkStep['execute']>) {
+      openAtFirstChunk ??= (this as unknown as { db: Database }).db.pool.totalCount;
+      return execute.apply(this, args);
+    };
+    try {
+      const started = await first.withConfig({ BATCH_ROLE: 'worker', DB_POOL_SIZE: '4' });
+      await started.close();
+    } finally {
+      ChunkStep.prototype.execute = execute;
+    }
+    assert.equal(openAtFirstChunk, 4);
   });
 
   it('knows the tables that existed at start without reading the database again', async () => {
