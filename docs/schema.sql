@@ -856,6 +856,10 @@ CREATE OR REPLACE FUNCTION batch.settled_message(message batch.outbox)
  RETURNS text
  LANGUAGE sql
  STABLE
+ SET enable_seqscan TO 'off'
+ SET enable_bitmapscan TO 'off'
+ SET enable_hashjoin TO 'off'
+ SET enable_mergejoin TO 'off'
 AS $function$
   SELECT '{"type":"operations.settled","client":' || to_json(c.name)::text || ',"executionId":"' || e.id
       || '","settledAt":"' || to_char(e.ended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '","operations":['
@@ -865,7 +869,7 @@ AS $function$
                              || ',"target":' || to_json(o.target)::text || ',"type":"' || o.type || '","idempotencyKey":'
                              || coalesce(to_json(o.idempotency_key)::text, 'null') || ',"label":'
                              || coalesce(to_json(o.label)::text, 'null') || '}',
-                             ',' ORDER BY o.id)
+                             ',')
              FROM unnest(message.operations) AS r(ids)
              JOIN batch.operations o ON o.id >= lower(r.ids) AND o.id < upper(r.ids)), '')
       || ']}'

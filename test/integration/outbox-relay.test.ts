@@ -63,4 +63,34 @@ describe('the outbox relay takes a bounded batch (real PostgreSQL)', () => {
       operations: [],
     });
   });
+
+  it("lists a message's operations in order of id, whatever order the queue holds them in", async () => {
+    const client = await t.client('ordered');
+    const [{ id: execution }] = await t.db.query<{ id: string }>(
+      `INSERT INTO batch.chunks (status, worker, started_at, ended_at) VALUES ('COMPLETED', 'w', now(), now()) RETURNING id`,
+    );
+    // stored last id first, so that the table's own order is the reverse
+    await t.db.query(
+      `INSERT INTO batch.operations (id, client_id, target, type, label)
+       SELECT g, $1, 'public.t', 'delete', 'op ' || g FROM generate_series(2009, 2000, -1) g`,
+      [client.id],
+    );
+    await t.db.query(`ANALYZE batch.operations`);
+    await t.db.query(`UPDATE batch.outbox SET sent_at = now()`);
+    await t.db.query(
+      `INSERT INTO batch.outbox (routing_key, chunk_id, client_id, operations, exceptions, size)
+       VALUES ('k', $1, $2, '{[2000,2002],[2005,2009]}', '{"2006": "\\"status\\":\\"FAILED\\""}', 100)`,
+      [execution, client.id],
+    );
+    const [{ payload }] = await t.get(Database).transaction((tx) => unsentMessages(tx, 1, 1000));
+    const { operations } = JSON.parse(payload) as { operations: { id: string; label: string; status: string }[] };
+    assert.deepEqual(
+      operations.map((o) => [o.id, o.label, o.status]),
+      [2000, 2001, 2002, 2005, 2006, 2007, 2008, 2009].map((id) => [
+        String(id),
+        `op ${id}`,
+        id === 2006 ? 'FAILED' : 'COMPLETED',
+      ]),
+    );
+  });
 });
