@@ -59,9 +59,9 @@ interface Refusal {
 interface Records {
   data: Buffer;
   /** Where each record starts in `data`, and where the last one ends: one more than the records. */
-  bounds: number[];
+  bounds: ArrayLike<number>;
   /** The physical line of `data` where each record starts (a quoted newline makes a record two lines). */
-  lines: number[];
+  lines: ArrayLike<number>;
   origin(i: number): { line: number; byteOffset: number; text: string };
 }
 
@@ -652,8 +652,9 @@ function endOf(scanned: ScannedRecords, i: number): number {
 }
 
 function csvRecords(buffer: Buffer, scanned: ScannedRecords, count: number, base: number): Records {
-  const bounds = scanned.starts.slice(0, count);
-  bounds.push(count < scanned.starts.length ? scanned.starts[count] : scanned.end);
+  const bounds = new Float64Array(count + 1);
+  bounds.set(scanned.starts.subarray(0, count));
+  bounds[count] = count < scanned.starts.length ? scanned.starts[count] : scanned.end;
   return {
     data: buffer,
     bounds,
@@ -744,19 +745,21 @@ function recordAt(records: Records, first: number, end: number, failure: unknown
 
 /** The records but the rejected ones (given in order), as one COPY's data; each keeps its place in the file. */
 function without(records: Records, rejected: number[]): Records {
-  const kept: number[] = [];
+  const indexes = new Float64Array(records.bounds.length - 1);
   const parts: Buffer[] = [];
-  let from = 0;
+  let [from, count] = [0, 0];
   for (const bad of [...rejected, records.bounds.length - 1]) {
-    for (let i = from; i < bad; i++) kept.push(i);
+    for (let i = from; i < bad; i++) indexes[count++] = i;
     if (bad > from) parts.push(records.data.subarray(records.bounds[from], records.bounds[bad]));
     from = bad + 1;
   }
-  const bounds = [0];
-  const lines = [0];
-  for (const [k, i] of kept.entries()) {
-    bounds.push(bounds[k] + records.bounds[i + 1] - records.bounds[i]);
-    if (k + 1 < kept.length) lines.push(lines[k] + records.lines[i + 1] - records.lines[i]);
+  const kept = indexes.subarray(0, count);
+  const bounds = new Float64Array(count + 1);
+  const lines = new Float64Array(count);
+  for (let k = 0; k < count; k++) {
+    const i = kept[k];
+    bounds[k + 1] = bounds[k] + records.bounds[i + 1] - records.bounds[i];
+    if (k + 1 < count) lines[k + 1] = lines[k] + records.lines[i + 1] - records.lines[i];
   }
   return { data: Buffer.concat(parts), bounds, lines, origin: (k) => records.origin(kept[k]) };
 }

@@ -3,9 +3,9 @@ const NEWLINE = 0x0a;
 /** Records found in a buffer: where each starts, on which line, and how far the scan got. */
 export interface ScannedRecords {
   /** Offset in the buffer where each record starts; `end` is one past the last one's end (its newline included). */
-  starts: number[];
+  starts: Float64Array;
   /** The file's physical line (1-based) where each record starts. */
-  lines: number[];
+  lines: Float64Array;
   /** Offset in the buffer after the last complete record. */
   end: number;
   /** The physical line at `end`. */
@@ -28,13 +28,24 @@ export function scanRecords(
   atEnd: boolean,
   line: number,
 ): ScannedRecords {
-  const starts: number[] = [];
-  const lines: number[] = [];
+  // Sized once (a record takes a byte at least): a chunk's hundred thousand offsets in arrays grown as they come were
+  // copied again and again, each copy a large object on the heap.
+  const capacity = Math.max(0, Math.min(max, buffer.length - from));
+  const starts = new Float64Array(capacity);
+  const lines = new Float64Array(capacity);
+  let count = 0;
+  const scanned = (end: number, endLine: number, unterminated: boolean): ScannedRecords => ({
+    starts: starts.subarray(0, count),
+    lines: lines.subarray(0, count),
+    end,
+    endLine,
+    unterminated,
+  });
   let position = from;
   let current = line;
   // where the next quote is (searched again only once passed), so that a record without one is found by indexOf alone
   let nextQuote = quote === null ? -1 : buffer.indexOf(quote, from);
-  while (starts.length < max && position < buffer.length) {
+  while (count < max && position < buffer.length) {
     const start = position;
     const startLine = current;
     if (nextQuote >= 0 && nextQuote < position) nextQuote = buffer.indexOf(quote!, position);
@@ -56,15 +67,15 @@ export function scanRecords(
       nextQuote = newline < 0 ? -1 : buffer.indexOf(quote!, newline);
     }
     if (newline < 0) {
-      if (!atEnd) return { starts, lines, end: start, endLine: startLine, unterminated: false };
-      starts.push(start);
-      lines.push(startLine);
-      return { starts, lines, end: buffer.length, endLine: current, unterminated: quoted };
+      if (!atEnd) return scanned(start, startLine, false);
+      starts[count] = start;
+      lines[count++] = startLine;
+      return scanned(buffer.length, current, quoted);
     }
-    starts.push(start);
-    lines.push(startLine);
+    starts[count] = start;
+    lines[count++] = startLine;
     position = newline + 1;
     current += 1;
   }
-  return { starts, lines, end: position, endLine: current, unterminated: false };
+  return scanned(position, current, false);
 }
