@@ -289,3 +289,53 @@ describe('imports on PostgreSQL: a file of many chunks', () => {
     assert.deepEqual([Number(n), Number(ids)], [count, (count * (count + 1)) / 2]);
   });
 });
+
+describe('imports on PostgreSQL: a refused chunk sifted', () => {
+  let jobs: Jobs;
+  // more values to a record than a function takes arguments (100), and types the sifting reads as COPY does
+  const many = Array.from({ length: 110 }, (_, i) => `n${i + 1}`);
+  before(async () => {
+    jobs = await startJobs({ targets: ['public.wide'] });
+    await jobs.db.query(
+      `CREATE TABLE wide (id int PRIMARY KEY, code varchar(3), day date, tags varchar(2)[], ${many.map((c) => `${c} int`).join(', ')})`,
+    );
+  });
+  after(() => jobs.close());
+
+  it("rejects each record with COPY's own error: its first value refused, a varchar's too long one not cut", async () => {
+    const record = (id: number, code: string, day: string, tags: string, last = '1') =>
+      [id, code, day, tags, ...many.map((_, i) => (i === many.length - 1 ? last : String(i)))].join(',');
+    const csv = [
+      `id,code,day,tags,${many.join(',')}`,
+      record(1, 'abc', '2026-01-31', '{a}'),
+      record(2, 'abc', '2026-02-30', '{a}'), // the refusal that starts the sifting
+      record(3, 'abc', '2026-01-31', '{a}'),
+      record(4, 'abcd', 'soon', '{a}'), // too long for varchar(3), before a day that is none
+      record(5, '"a,b"', '2026-03-01', '"{a,b}"'),
+      record(6, 'abc', '2026-01-31', '{abc}'), // cast, {ab}; COPY refuses it
+      record(7, 'abc', '2026-01-31', '{a}', 'x'), // its 114th value
+      record(8, 'abc', '2026-01-31', '{a}', '3000000000'),
+      record(9, 'abc', '2026-01-31', '{a}'),
+    ].join('\n');
+    const launched = await upload(jobs, { target: 'wide', skipLimit: '10' }, csv);
+    await jobs.runAll();
+    const done = await jobs.execution(launched.id);
+    assert.deepEqual([done.status, done.steps[0].writeCount], ['COMPLETED', 4]);
+    const rejects = (await jobs.operator.rejects(jobs.client, launched.id, 1000)).items;
+    assert.deepEqual(
+      rejects.map((r) => [r.line, r.code, r.column, r.message]),
+      [
+        [3, '22008', 'day', 'date/time field value out of range: "2026-02-30"'],
+        [5, '22001', 'code', 'value too long for type character varying(3)'],
+        [7, '22001', 'tags', 'value too long for type character varying(2)'],
+        [8, '22P02', 'n110', 'invalid input syntax for type integer: "x"'],
+        [9, '22003', 'n110', 'value "3000000000" is out of range for type integer'],
+      ],
+    );
+    const loaded = await jobs.db.query<{ id: number }>(`SELECT id FROM wide ORDER BY id`);
+    assert.deepEqual(
+      loaded.map((r) => r.id),
+      [1, 3, 5, 9],
+    );
+  });
+});

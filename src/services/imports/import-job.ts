@@ -14,6 +14,7 @@ import { Database, quoteIdent } from '../storage/database';
 import { isConcurrencyConflict, isConnectionError } from '../storage/database-error';
 import { ImportFile, ImportFiles } from './import-files';
 import { scanRecords, ScannedRecords } from './record-scanner';
+import { doubtfulRecords, recordShape } from './doubtful-records';
 import { ByteWriter, csvFields, flatRecordInto, ndjsonRecord, RecordKeys, RecordProblem } from './records';
 
 /**
@@ -27,8 +28,6 @@ const WINDOW = 4 << 20;
 const SMALL_WINDOW = 64 << 10;
 const MOST_WINDOW = 1 << 30;
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
-/** Records a sifting window holds at first, and after a refusal at least (ImportJob.sift). */
-const SIFT_WINDOW = 1024;
 /** A reject keeps this much of its record's text. */
 const RECORD_TEXT = 1024;
 
@@ -390,12 +389,11 @@ export class ImportJob implements JobProvider {
 
   /**
    * A chunk the target refused, sifted before it is copied again (the refusal named its record, and the records before
-   * it went in): the records after it are copied into a scratch table of the same columns (temporary: no index, no
-   * WAL, about twice COPY's speed) in windows, each refused window going on after the record it names, each taken one
-   * doubling the next. Those records cannot be read or cast whatever the table holds: they are rejected, and the
-   * chunk's other records are returned to be copied into the target at once, where only what the scratch table cannot
-   * tell (a constraint, a trigger) is narrowed record by record (copyRecords). Each record is read once more, not twice
-   * (nor sent whole again for every refusal). Null, and nothing rejected, when the refusal names no single-line record.
+   * it were taken): of the records after it, those whose text the target takes for certain are left as they are
+   * (doubtful-records.ts), and the others are judged in the database (refusedOf). Those it refuses are rejected, and the
+   * chunk's other records are returned to be copied into the target at once, where only what the text cannot tell (a
+   * constraint, a trigger) is narrowed record by record (copyRecords). Null, and nothing rejected, when the refusal
+   * names no single-line record.
    */
   private async sift(
     tx: PoolClient,
@@ -406,38 +404,72 @@ export class ImportJob implements JobProvider {
     failure: unknown,
   ): Promise<Records | null> {
     const count = records.bounds.length - 1;
-    let bad = recordAt(records, 0, count, failure);
+    const bad = recordAt(records, 0, count, failure);
     if (bad === null) return null;
-    const rejected = [bad];
     refuse(refused, records, bad, failure);
-    const list = columns.map(quoteIdent).join(', ');
-    await tx.query(
-      `DROP TABLE IF EXISTS import_sift; CREATE TEMP TABLE import_sift ON COMMIT DROP AS SELECT ${list} FROM ${tableName(plan.target)} WITH NO DATA;
-       SAVEPOINT sift`,
+    const shape = recordShape(
+      columns.map((name) => plan.target.columns.get(name)!),
+      csvOptions(plan),
     );
-    // one savepoint for the whole sifting: rolling back to it keeps it
-    const copy = `COPY import_sift (${list}) FROM STDIN WITH (${copyOptions(plan)})`;
-    for (let start = bad + 1, window = SIFT_WINDOW; start < count;) {
-      const end = Math.min(count, start + window);
-      const data = records.data.subarray(records.bounds[start], records.bounds[end]);
-      const refusal = await copyInto(tx, copy, data).then(
-        () => null,
-        (error: unknown) => error,
-      );
-      if (refusal === null) {
-        [start, window] = [end, window * 2];
-        continue;
-      }
-      if (isConnectionError(refusal) || isConcurrencyConflict(refusal)) throw refusal;
-      await tx.query('ROLLBACK TO SAVEPOINT sift');
-      const next = recordAt(records, start, end, refusal);
-      if (next === null) break; // the target's COPY narrows it
+    // bytes that are not UTF-8 are COPY's to judge: the tests read bytes
+    const doubtful = isUtf8(records.data)
+      ? doubtfulRecords(records.data, records.bounds, bad + 1, shape)
+      : Array.from({ length: count - bad - 1 }, (_, k) => bad + 1 + k);
+    const rejected = doubtful.length ? await this.refusedOf(tx, plan, columns, refused, only(records, doubtful)) : [];
+    return without(records, [bad, ...rejected.map((k) => doubtful[k])]);
+  }
+
+  /**
+   * The records the target refuses for their text, each a reject, found in the database: copied into a scratch table as
+   * text, each COPY going on after the record it cannot read (a wrong number of fields, say), their values then read as
+   * the target's columns read them (batch.refused_values). Returns their indexes, in order.
+   */
+  private async refusedOf(
+    tx: PoolClient,
+    plan: ImportPlan,
+    columns: string[],
+    refused: Refusal[],
+    records: Records,
+  ): Promise<number[]> {
+    const count = records.bounds.length - 1;
+    const rejected: number[] = [];
+    const fields = columns.map((_, i) => `c${i + 1}`);
+    await tx.query(
+      `DROP TABLE IF EXISTS import_sift; DROP SEQUENCE IF EXISTS import_sift_count;
+       CREATE TEMP TABLE import_sift (${fields.map((field) => `${field} text`).join(', ')},
+         ord bigint GENERATED ALWAYS AS IDENTITY (MINVALUE 0 CACHE 10000)) ON COMMIT DROP;
+       CREATE TEMP SEQUENCE import_sift_count`,
+    );
+    const copy = `COPY import_sift (${fields.join(', ')}) FROM STDIN WITH (${copyOptions(plan)})`;
+    // each row's ord is its record's index
+    const copyText = async (first: number, end: number) => {
+      await tx.query(`SELECT setval(pg_get_serial_sequence('import_sift', 'ord'), $1, false)`, [first]);
+      return attemptCopy(tx, copy, records, first, end);
+    };
+    for (let start = 0; start < count;) {
+      const refusal = await copyText(start, count);
+      if (refusal === null) break;
+      const next = recordAt(records, start, count, refusal);
+      if (next === null) break; // the target's COPY narrows the rest
+      if (next > start) await copyText(start, next); // read before: unless refused now, the target's COPY narrows them
       rejected.push(next);
       refuse(refused, records, next, refusal);
-      [start, window, bad] = [next + 1, Math.max(SIFT_WINDOW, 2 * (next - bad)), next];
+      start = next + 1;
     }
-    await tx.query(`RELEASE SAVEPOINT sift; DROP TABLE import_sift`);
-    return without(records, rejected);
+    let values: { ord: string; code: string; message: string; field: string | null }[] = [];
+    // failed as a whole (a type's input raising what no value should), it leaves the records to the target's COPY
+    await attempt(tx, async () => {
+      ({ rows: values } = await tx.query(
+        `SELECT * FROM batch.refused_values('import_sift', $1::regclass, $2, 'import_sift_count')`,
+        [tableName(plan.target), columns],
+      ));
+    });
+    for (const { ord, code, message, field } of values) {
+      rejected.push(Number(ord));
+      refuse(refused, records, Number(ord), { code, message, column: field });
+    }
+    await tx.query(`DROP TABLE import_sift; DROP SEQUENCE import_sift_count`);
+    return rejected.sort((a, b) => a - b);
   }
 
   /**
@@ -447,18 +479,8 @@ export class ImportJob implements JobProvider {
    * write, rows of one key are the same row, and the one statement leaves what the layers would.
    */
   private async upsertAll(tx: PoolClient, plan: ImportPlan, columns: string[]): Promise<boolean> {
-    let failure: unknown = null;
     const upsert = upsertStatement(plan, columns, 'true');
-    if (
-      await underSavepoint(
-        tx,
-        () => tx.query(upsert),
-        (e) => (failure = e),
-      )
-    )
-      return true;
-    if (isConnectionError(failure) || isConcurrencyConflict(failure)) throw failure;
-    return false;
+    return (await attempt(tx, () => tx.query(upsert))) === null;
   }
 
   /** The copied rows [from, to) of a layer written to the target; refused, halved down to the rows at fault. */
@@ -473,19 +495,12 @@ export class ImportJob implements JobProvider {
     to: number,
   ): Promise<void> {
     if (from >= to) return;
-    let failure: unknown = null;
     const ords = layer.ords.slice(from, to);
-    if (
-      await underSavepoint(
-        tx,
-        () => tx.query(upsert, [ords]),
-        (e) => (failure = e),
-      )
-    ) {
+    const failure = await attempt(tx, () => tx.query(upsert, [ords]));
+    if (failure === null) {
       step.counts.writeCount += to - from;
       return;
     }
-    if (isConnectionError(failure) || isConcurrencyConflict(failure)) throw failure;
     if (to - from === 1) return refuse(refused, records, layer.records[from], failure);
     const middle = Math.floor((from + to) / 2);
     await this.upsertRows(tx, step, refused, upsert, records, layer, from, middle);
@@ -715,16 +730,14 @@ async function attemptCopy(
   first: number,
   end: number,
 ): Promise<unknown> {
-  let failure: unknown = null;
   const data = records.data.subarray(records.bounds[first], records.bounds[end]);
-  if (
-    await underSavepoint(
-      tx,
-      () => copyInto(tx, copy, data),
-      (error) => (failure = error),
-    )
-  )
-    return null;
+  return attempt(tx, () => copyInto(tx, copy, data));
+}
+
+/** Work under a savepoint: null when it went through, else why not (a lost connection or a conflict thrown). */
+async function attempt(tx: PoolClient, work: () => Promise<unknown>): Promise<unknown> {
+  let failure: unknown = null;
+  if (await underSavepoint(tx, work, (error) => (failure = error))) return null;
   if (isConnectionError(failure) || isConcurrencyConflict(failure)) throw failure;
   return failure;
 }
@@ -743,32 +756,47 @@ function recordAt(records: Records, first: number, end: number, failure: unknown
   return record < end && records.lines[record] - records.lines[first] === record - first ? record : null;
 }
 
-/** The records but the rejected ones (given in order), as one COPY's data; each keeps its place in the file. */
+/** The records but the rejected ones (given in order). */
 function without(records: Records, rejected: number[]): Records {
-  const indexes = new Float64Array(records.bounds.length - 1);
-  const parts: Buffer[] = [];
-  let [from, count] = [0, 0];
-  for (const bad of [...rejected, records.bounds.length - 1]) {
-    for (let i = from; i < bad; i++) indexes[count++] = i;
-    if (bad > from) parts.push(records.data.subarray(records.bounds[from], records.bounds[bad]));
-    from = bad + 1;
+  const count = records.bounds.length - 1;
+  const kept = new Float64Array(count - rejected.length);
+  let k = 0;
+  for (let i = 0, r = 0; i < count; i++) {
+    if (i === rejected[r]) r += 1;
+    else kept[k++] = i;
   }
-  const kept = indexes.subarray(0, count);
+  return only(records, kept.subarray(0, k));
+}
+
+/** The records at `indexes` (in order), as one COPY's data; each keeps its place in the file. */
+function only(records: Records, indexes: ArrayLike<number>): Records {
+  const count = indexes.length;
+  const parts: Buffer[] = [];
   const bounds = new Float64Array(count + 1);
   const lines = new Float64Array(count);
-  for (let k = 0; k < count; k++) {
-    const i = kept[k];
+  for (let k = 0, from = 0; k < count; k++) {
+    const i = indexes[k];
     bounds[k + 1] = bounds[k] + records.bounds[i + 1] - records.bounds[i];
-    if (k + 1 < count) lines[k + 1] = lines[k] + records.lines[i + 1] - records.lines[i];
+    if (k > 0) lines[k] = lines[k - 1] + records.lines[indexes[k - 1] + 1] - records.lines[indexes[k - 1]];
+    // a run of records that follow each other is one part
+    if (k + 1 === count || indexes[k + 1] !== i + 1) {
+      parts.push(records.data.subarray(records.bounds[indexes[from]], records.bounds[i + 1]));
+      from = k + 1;
+    }
   }
-  return { data: Buffer.concat(parts), bounds, lines, origin: (k) => records.origin(kept[k]) };
+  return { data: Buffer.concat(parts), bounds, lines, origin: (k) => records.origin(indexes[k]) };
 }
 
 function copyOptions(plan: ImportPlan): string {
-  if (plan.format === 'ndjson') return 'FORMAT csv'; // the lines ndjsonRecord made
-  const options = [`FORMAT csv`, `DELIMITER ${literal(plan.delimiter)}`, `QUOTE ${literal(plan.quote)}`];
-  if (plan.nullText !== null) options.push(`NULL ${literal(plan.nullText)}`);
+  const { delimiter, quote, nullText } = csvOptions(plan);
+  const options = [`FORMAT csv`, `DELIMITER ${literal(delimiter)}`, `QUOTE ${literal(quote)}`];
+  if (nullText !== null) options.push(`NULL ${literal(nullText)}`);
   return options.join(', ');
+}
+
+/** How COPY reads the records: an NDJSON record is a CSV line of COPY's defaults (ndjsonRecord). */
+function csvOptions(plan: ImportPlan): Pick<ImportPlan, 'delimiter' | 'quote' | 'nullText'> {
+  return plan.format === 'ndjson' ? { delimiter: ',', quote: '"', nullText: null } : plan;
 }
 
 /** The upsert of the copied rows that `where` keeps. */
