@@ -304,16 +304,9 @@ export class ImportJob implements JobProvider {
   ): Promise<void> {
     const list = columns.map(quoteIdent).join(', ');
     const options = copyOptions(plan);
+    const copyStatement = (table: string) => `COPY ${table} (${list}) FROM STDIN WITH (${options})`;
     if (!plan.conflictKey) {
-      const copy = `COPY ${tableName(plan.target)} (${list}) FROM STDIN WITH (${options})`;
-      const count = records.bounds.length - 1;
-      const failure = await attemptCopy(tx, copy, records, 0, count);
-      if (failure === null) step.counts.writeCount += count;
-      else {
-        const sifted = await this.sift(tx, plan, columns, refused, records, failure);
-        if (sifted) await this.copyRecords(tx, step, refused, copy, sifted, 0, sifted.bounds.length - 1, null);
-        else await this.copyRecords(tx, step, refused, copy, records, 0, count, null, failure);
-      }
+      await this.copyAll(tx, plan, step, refused, columns, copyStatement(tableName(plan.target)), records, null);
       return;
     }
     await tx.query(
@@ -321,8 +314,7 @@ export class ImportJob implements JobProvider {
        ALTER TABLE import_rows ADD COLUMN ord bigint GENERATED ALWAYS AS IDENTITY`,
     );
     const loaded: number[] = [];
-    const copy = `COPY import_rows (${list}) FROM STDIN WITH (${options})`;
-    await this.copyRecords(tx, step, refused, copy, records, 0, records.bounds.length - 1, loaded);
+    records = await this.copyAll(tx, plan, step, refused, columns, copyStatement('import_rows'), records, loaded);
     if (await this.upsertAll(tx, plan, columns)) step.counts.writeCount += loaded.length;
     else {
       const key = plan.conflictKey.map(quoteIdent).join(', ');
@@ -342,6 +334,43 @@ export class ImportJob implements JobProvider {
         await this.upsertRows(tx, step, refused, upsert, records, layer, 0, layer.ords.length);
     }
     await tx.query(`DROP TABLE import_rows`);
+  }
+
+  /**
+   * The records by `copy` at once; refused, sifted (sift), then narrowed (copyRecords). Returns the records copied
+   * from (the sifted ones, where they were), which `loaded` indexes.
+   */
+  private async copyAll(
+    tx: PoolClient,
+    plan: ImportPlan,
+    step: StepRun,
+    refused: Refusal[],
+    columns: string[],
+    copy: string,
+    records: Records,
+    loaded: number[] | null,
+  ): Promise<Records> {
+    const count = records.bounds.length - 1;
+    const failure = await attemptCopy(tx, copy, records, 0, count);
+    if (failure === null) {
+      if (loaded) for (let i = 0; i < count; i++) loaded.push(i);
+      else step.counts.writeCount += count;
+      return records;
+    }
+    const sifted = await this.sift(tx, plan, columns, refused, records, failure);
+    const from = sifted ?? records;
+    await this.copyRecords(
+      tx,
+      step,
+      refused,
+      copy,
+      from,
+      0,
+      from.bounds.length - 1,
+      loaded,
+      sifted ? undefined : failure,
+    );
+    return from;
   }
 
   /**
