@@ -36,7 +36,7 @@ export function recordShape(
   };
 }
 
-/** The records [from, count) that the database must judge: `bounds[i]` is where record i starts, each ends in a newline. */
+/** The records from `from` on that the database must judge: record i is `data` [bounds[i], bounds[i + 1]), a line. */
 export function doubtfulRecords(data: Buffer, bounds: ArrayLike<number>, from: number, shape: RecordShape): number[] {
   const doubtful: number[] = [];
   for (let i = from; i < bounds.length - 1; i++) if (!vouched(data, bounds[i], bounds[i + 1], shape)) doubtful.push(i);
@@ -106,7 +106,6 @@ function fieldTest(column: TargetColumn): FieldTest | null {
     case 'real':
     case 'double precision':
       return numericTest(15, 16); // far from a float's overflow and underflow
-
     case 'text':
     case 'character varying':
     case 'bpchar': {
@@ -175,7 +174,7 @@ function isDate(data: Buffer, at: number): boolean {
 /** YYYY-MM-DD[T ]HH:MM:SS, up to six decimals, then Z or ±HH[:MM] or nothing. */
 function isTimestamp(data: Buffer, from: number, to: number): boolean {
   if (to - from < 19 || !isDate(data, from) || (data[from + 10] !== T && data[from + 10] !== SPACE)) return false;
-  if (!isClock(data, from + 11, 23)) return false;
+  if (!isClock(data, from + 11)) return false;
   let at = from + 19;
   if (data[at] === DOT) {
     const digits = at + 1;
@@ -189,12 +188,12 @@ function isTimestamp(data: Buffer, from: number, to: number): boolean {
   return to - at === 6 && data[at + 3] === COLON && number(data, at + 1, 2) <= 14 && number(data, at + 4, 2) <= 59;
 }
 
-/** HH:MM:SS at `at`, hours up to `hours`. */
-function isClock(data: Buffer, at: number, hours: number): boolean {
+/** HH:MM:SS at `at`, a time of day. */
+function isClock(data: Buffer, at: number): boolean {
   return (
     data[at + 2] === COLON &&
     data[at + 5] === COLON &&
-    number(data, at, 2) <= hours &&
+    number(data, at, 2) <= 23 &&
     number(data, at + 3, 2) <= 59 &&
     number(data, at + 6, 2) <= 59
   );
