@@ -23,7 +23,8 @@ import {
   SettledEventsConsumer,
 } from '../src/client';
 import { AppConfig, loadConfig } from '../src/config/app-config';
-import { clientConfig, quoteIdent } from '../src/services/storage/database';
+import { quoteIdent } from '../src/services/storage/database';
+import { clientConfig } from '../src/services/storage/pg-client';
 
 const CLIENT_NAME = 'demo';
 const INVENTORY = 'demo_inventory';

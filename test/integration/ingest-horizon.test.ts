@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { AuthenticatedClient } from '../../src/services/access/client.service';
-import { clientConfig } from '../../src/services/storage/database';
+import { clientConfig } from '../../src/services/storage/pg-client';
 import { INGEST_LOCK } from '../../src/services/storage/advisory-locks';
 import { OperationService } from '../../src/services/ingest/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';

@@ -11,7 +11,7 @@ import { RequestsWithTheirIds1765200000000 } from '../../src/migrations/17652000
 import { Jobs1766100000000 } from '../../src/migrations/1766100000000-jobs';
 import { JobOperator } from '../../src/services/jobs/job-operator.service';
 import { BatchError } from '../../src/services/batch-error';
-import { unsentMessages } from '../../src/services/outbox/outbox-relay.service';
+import { unsentMessages } from '../../src/services/outbox/outbox-relay';
 import type { IOperationsSettledEvent } from '../../src/interfaces/operation.interfaces';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { OperationService } from '../../src/services/ingest/operation.service';

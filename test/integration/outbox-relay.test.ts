@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { unsentMessages } from '../../src/services/outbox/outbox-relay.service';
+import type { Worker } from 'node:worker_threads';
+import { unsentMessages } from '../../src/services/outbox/outbox-relay';
+import { OutboxRelay } from '../../src/services/outbox/outbox-relay.service';
+import { OutboxWakeup } from '../../src/services/outbox/outbox-wakeup';
 import { Database } from '../../src/services/storage/database';
 import { createTestApp, TestApp } from '../support/app-context';
 
@@ -92,5 +95,46 @@ describe('the outbox relay takes a bounded batch (real PostgreSQL)', () => {
         id === 2006 ? 'FAILED' : 'COMPLETED',
       ]),
     );
+  });
+});
+
+describe('the outbox relay runs in a thread of its own (real PostgreSQL, RabbitMQ)', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await createTestApp({ BATCH_ROLE: 'worker', BATCH_OUTBOX_INTERVAL: '3600000' });
+  });
+  after(() => t.close());
+
+  const relay = () => t.get(OutboxRelay);
+  const thread = () => (relay() as unknown as { thread: { worker: Worker } | null }).thread;
+  async function until(what: string, holds: () => Promise<boolean> | boolean): Promise<void> {
+    for (let i = 0; i < 100 && !(await holds()); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(await holds(), what);
+  }
+  async function relayed(): Promise<void> {
+    const [{ id }] = await t.db.query<{ id: string }>(
+      `INSERT INTO batch.outbox (routing_key, payload) VALUES ('operations.settled.nobody', '{}') RETURNING id`,
+    );
+    t.get(OutboxWakeup).notify(); // woken, not polled: the interval is an hour
+    await until('the message was sent', async () => {
+      const [row] = await t.db.query<{ sent: boolean }>(
+        `SELECT sent_at IS NOT NULL AS sent FROM batch.outbox WHERE id = $1`,
+        [id],
+      );
+      return row.sent;
+    });
+  }
+
+  it('connects to the broker and publishes what a wake-up names', async () => {
+    await until('the relay connected', () => relay().brokerConnected);
+    await relayed();
+  });
+
+  it('is started again when its thread ends, and publishes again', async () => {
+    const ended = thread();
+    assert.ok(ended);
+    await ended.worker.terminate();
+    await until('another thread', () => thread() !== null && thread() !== ended && relay().brokerConnected);
+    await relayed();
   });
 });

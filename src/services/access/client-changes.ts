@@ -1,7 +1,7 @@
 import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { Client } from 'pg';
 import { AppConfig } from '../../config/app-config';
-import { clientConfig } from '../storage/database';
+import { clientConfig } from '../storage/pg-client';
 
 /** Where a change of batch.clients is notified (migration ClientChangesNotified). */
 const CHANNEL = 'batch_clients_changed';

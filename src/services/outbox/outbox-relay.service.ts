@@ -1,122 +1,78 @@
-import { Injectable, Logger } from '@nestjs/common';
-import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
-import type { ConfirmChannel } from 'amqplib';
-import type { PoolClient } from 'pg';
+import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { AppConfig } from '../../config/app-config';
-import { Database } from '../storage/database';
-import { WorkerLoop } from '../worker-loop';
 import { OutboxWakeup } from './outbox-wakeup';
-import { connectAmqp } from '../../config/amqp';
-import { JOB_FINISHED_ROUTING_KEY_PREFIX } from '../../interfaces/job.interfaces';
+import type { RelayThreadCommand, RelayThreadData, RelayThreadMessage } from './relay-thread';
 
-/** Messages per batch at most, and their size at most (beyond the first): a backlog of large ones fits in memory. */
-const BATCH_SIZE = 500;
-const BATCH_BYTES = 16 * 1024 * 1024;
-const PUBLISH_TIMEOUT_MS = 10_000;
-
-/** The AMQP `type` of an outbox message, so consumers can tell the two kinds apart without parsing. */
-function messageType(routingKey: string): string {
-  return routingKey.startsWith(JOB_FINISHED_ROUTING_KEY_PREFIX) ? 'job.finished' : 'operations.settled';
-}
+/** How long a relay thread that ended on its own waits before it is started again. */
+const RESTART_MS = 1000;
 
 /**
- * Unsent messages, oldest first, up to $1 of them and about $2 bytes, each made into its text (batch.settled_message)
- * unless it was written whole; locked so that relays share the work.
- */
-const UNSENT_MESSAGES_SQL = `
-  SELECT id, routing_key, coalesce(payload, batch.settled_message(o)) AS payload FROM batch.outbox o
-   WHERE sent_at IS NULL AND id = ANY (ARRAY(
-     SELECT id FROM (SELECT id, coalesce(size, octet_length(payload)) AS size, sum(coalesce(size, octet_length(payload))) OVER (ORDER BY id) AS running
-                       FROM batch.outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1) unsent
-      WHERE running - size < $2))
-   ORDER BY id FOR UPDATE SKIP LOCKED`;
-
-/** Unsent messages, locked for this transaction (UNSENT_MESSAGES_SQL), each with its text. */
-export async function unsentMessages(
-  tx: PoolClient,
-  count: number,
-  bytes: number,
-): Promise<{ id: string; routing_key: string; payload: string }[]> {
-  return (await tx.query({ name: 'relay-unsent', text: UNSENT_MESSAGES_SQL, values: [count, bytes] })).rows;
-}
-
-/**
- * Publishes the outbox after commit (each message as a chunk wrote it, settled-events.ts): locks a batch of unsent
- * rows, publishes each as a persistent message on a confirm channel, and marks them sent only once the broker
- * confirmed all of them. A crash or a broker outage in between leaves them unsent, so they are published again:
- * delivery is at least once.
+ * The outbox relay (RelayLoop) in a worker thread of this process: woken when notifications were written, started
+ * again should it end, stopped last at shutdown (it publishes what is left first).
  */
 @Injectable()
-export class OutboxRelay extends WorkerLoop {
-  protected readonly logger = new Logger(OutboxRelay.name);
-  private connection: AmqpConnectionManager | null = null;
-  private channel: ChannelWrapper | null = null;
+export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(OutboxRelay.name);
+  private thread: { worker: Worker; exited: Promise<unknown> } | null = null;
+  private connected = false;
+  private running = false;
 
   constructor(
     private readonly config: AppConfig,
-    private readonly db: Database,
-    wakeup: OutboxWakeup,
-  ) {
-    super(wakeup, config.outboxIntervalMs);
-  }
+    private readonly wakeup: OutboxWakeup,
+  ) {}
 
   onApplicationBootstrap(): void {
-    const exchange = this.config.rmq.eventsExchange;
-    this.connection = connectAmqp([this.config.rmq.url]);
-    this.connection.on('disconnect', ({ err }) =>
-      this.logger.warn(`broker connection lost: ${err?.message ?? 'closed'}`),
-    );
-    this.channel = this.connection.createChannel({
-      confirm: true,
-      publishTimeout: PUBLISH_TIMEOUT_MS,
-      setup: (channel: ConfirmChannel) => channel.assertExchange(exchange, 'topic', { durable: true }),
-    });
-    // a setup that fails (the channel ended midway) is tried again at the next reconnect; unheard, it is a rejection
-    this.channel.on('error', (error: Error) => this.logger.warn(`broker channel setup failed: ${error.message}`));
-    super.onApplicationBootstrap();
+    this.running = true;
+    this.wakeup.listen(() => this.command('wake'));
+    this.start();
+  }
+
+  beforeApplicationShutdown(): Promise<void> {
+    return this.stop();
   }
 
   /** Whether the relay's broker connection is up (false while it reconnects). */
   get brokerConnected(): boolean {
-    return this.connection?.isConnected() ?? false;
+    return this.connected;
   }
 
-  /** Stops the loop, publishes what is left (bounded by PUBLISH_TIMEOUT_MS), and closes the connection. */
+  /** Lets the relay publish what is left (bounded by its publish timeout) and waits for its thread to end. */
   async stop(): Promise<void> {
-    if (!this.connection) return;
-    await super.stop();
-    const deadline = Date.now() + PUBLISH_TIMEOUT_MS;
-    while (Date.now() < deadline && (await this.relayBatch().catch(() => 0)) > 0);
-    await this.channel?.close().catch(() => undefined);
-    await this.connection.close().catch(() => undefined);
-    this.connection = null;
+    this.running = false;
+    const thread = this.thread;
+    if (!thread) return;
+    this.command('stop');
+    await thread.exited;
   }
 
-  protected async turn(): Promise<boolean> {
-    return (await this.relayBatch()) > 0;
-  }
-
-  /** Publishes one batch of unsent messages; returns how many. */
-  relayBatch(): Promise<number> {
-    return this.db.transaction(async (tx) => {
-      const rows = await unsentMessages(tx, BATCH_SIZE, BATCH_BYTES);
-      if (rows.length === 0) return 0;
-      await Promise.all(
-        rows.map((row) =>
-          this.channel!.publish(this.config.rmq.eventsExchange, row.routing_key, Buffer.from(row.payload), {
-            persistent: true,
-            contentType: 'application/json',
-            messageId: `outbox-${row.id}`,
-            type: messageType(row.routing_key),
-          }),
-        ),
-      );
-      await tx.query({
-        name: 'relay-sent',
-        text: `UPDATE batch.outbox SET sent_at = now() WHERE id = ANY($1::bigint[])`,
-        values: [rows.map((r) => r.id)],
-      });
-      return rows.length;
+  private start(): void {
+    const { config } = this;
+    const workerData: RelayThreadData = {
+      db: config.db,
+      applicationName: `batch-service:${config.role}:relay`,
+      url: config.rmq.url,
+      exchange: config.rmq.eventsExchange,
+      intervalMs: config.outboxIntervalMs,
+    };
+    const worker = new Worker(join(__dirname, 'relay-thread.js'), { workerData });
+    worker.on('message', (message: RelayThreadMessage) => {
+      if ('connected' in message) this.connected = message.connected;
+      else this.logger[message.level]?.(message.message);
     });
+    worker.on('error', (error) => this.logger.error(`outbox relay thread failed: ${error.message}`));
+    const exited = once(worker, 'exit').then(() => {
+      this.connected = false;
+      this.thread = null;
+      if (this.running) setTimeout(() => this.running && !this.thread && this.start(), RESTART_MS).unref();
+    });
+    this.thread = { worker, exited };
+  }
+
+  private command(command: RelayThreadCommand): void {
+    this.thread?.worker.postMessage(command);
   }
 }

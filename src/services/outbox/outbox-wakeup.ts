@@ -1,10 +1,22 @@
 import { Injectable } from '@nestjs/common';
 import { ChunkListener } from '../../interfaces/chunk.interfaces';
-import { Wakeup } from '../worker-loop';
 
-/** Notified when a chunk committed: the outbox relay has messages to publish. */
+/**
+ * Notified when notifications were written (a chunk committed, a job execution ended): the outbox relay, which
+ * listens, has messages to publish.
+ */
 @Injectable()
-export class OutboxWakeup extends Wakeup {}
+export class OutboxWakeup {
+  private listener: () => void = () => undefined;
+
+  notify(): void {
+    this.listener();
+  }
+
+  listen(listener: () => void): void {
+    this.listener = listener;
+  }
+}
 
 /** Wakes the outbox relay after each commit, so notifications leave at once. */
 @Injectable()

@@ -2,7 +2,8 @@ import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client, ClientConfig, Pool, PoolClient, types } from 'pg';
+import { Client, Pool, PoolClient, types } from 'pg';
+import { clientConfig, inTransaction } from './pg-client';
 import { parseJson } from '../exact-json';
 import { DataSource, DataSourceOptions, MigrationInterface } from 'typeorm';
 import { AppConfig } from '../../config/app-config';
@@ -24,11 +25,6 @@ export const MIGRATIONS: (new () => MigrationInterface)[] = readdirSync(join(__d
     >;
     return Object.values(module)[0];
   });
-
-/** Connection settings of a single pg Client for the configured database (or another one on the same server). */
-export function clientConfig(db: AppConfig['db'], database = db.name): ClientConfig {
-  return { host: db.host, port: db.port, user: db.username, password: db.password, database };
-}
 
 /** Creates the service's database when it is missing and the user may create it. */
 async function ensureDatabase(db: AppConfig['db']): Promise<void> {
@@ -221,27 +217,8 @@ export class Database implements OnModuleInit {
     return (await this.pool.query({ ...statement, values: params })).rows as T[];
   }
 
-  /**
-   * Runs `work` in one transaction on one connection; rolls back when it throws. A connection that dies meanwhile
-   * (the database restarted) fails the running query, is destroyed instead of returned to the pool, and never
-   * raises an unhandled 'error' event. `setup` (parameterless statements, such as SET) goes with the BEGIN.
-   */
-  async transaction<T>(work: (tx: PoolClient) => Promise<T>, setup?: string): Promise<T> {
-    const tx = await this.pool.connect();
-    let broken = false;
-    const onError = () => (broken = true);
-    tx.on('error', onError);
-    try {
-      await tx.query(setup ? `BEGIN; ${setup}` : 'BEGIN');
-      const result = await work(tx);
-      await tx.query('COMMIT');
-      return result;
-    } catch (error) {
-      await tx.query('ROLLBACK').catch(() => (broken = true));
-      throw error;
-    } finally {
-      tx.off('error', onError);
-      tx.release(broken ? true : undefined);
-    }
+  /** Runs `work` in one transaction on one connection of the pool (inTransaction). */
+  transaction<T>(work: (tx: PoolClient) => Promise<T>, setup?: string): Promise<T> {
+    return inTransaction(this.pool, work, setup);
   }
 }

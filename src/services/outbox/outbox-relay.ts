@@ -1,0 +1,125 @@
+import { Logger } from '@nestjs/common';
+import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
+import type { ConfirmChannel } from 'amqplib';
+import type { Pool, PoolClient } from 'pg';
+import { Wakeup, WorkerLoop } from '../worker-loop';
+import { inTransaction } from '../storage/pg-client';
+import { connectAmqp } from '../../config/amqp';
+import { JOB_FINISHED_ROUTING_KEY_PREFIX } from '../../interfaces/job.interfaces';
+
+/** Messages per batch at most, and their size at most (beyond the first): a backlog of large ones fits in memory. */
+const BATCH_SIZE = 500;
+const BATCH_BYTES = 16 * 1024 * 1024;
+const PUBLISH_TIMEOUT_MS = 10_000;
+
+/** The AMQP `type` of an outbox message, so consumers can tell the two kinds apart without parsing. */
+function messageType(routingKey: string): string {
+  return routingKey.startsWith(JOB_FINISHED_ROUTING_KEY_PREFIX) ? 'job.finished' : 'operations.settled';
+}
+
+/**
+ * Unsent messages, oldest first, up to $1 of them and about $2 bytes, each made into its text (batch.settled_message)
+ * unless it was written whole; locked so that relays share the work.
+ */
+const UNSENT_MESSAGES_SQL = `
+  SELECT id, routing_key, coalesce(payload, batch.settled_message(o)) AS payload FROM batch.outbox o
+   WHERE sent_at IS NULL AND id = ANY (ARRAY(
+     SELECT id FROM (SELECT id, coalesce(size, octet_length(payload)) AS size, sum(coalesce(size, octet_length(payload))) OVER (ORDER BY id) AS running
+                       FROM batch.outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1) unsent
+      WHERE running - size < $2))
+   ORDER BY id FOR UPDATE SKIP LOCKED`;
+
+/** Unsent messages, locked for this transaction (UNSENT_MESSAGES_SQL), each with its text. */
+export async function unsentMessages(
+  tx: PoolClient,
+  count: number,
+  bytes: number,
+): Promise<{ id: string; routing_key: string; payload: string }[]> {
+  return (await tx.query({ name: 'relay-unsent', text: UNSENT_MESSAGES_SQL, values: [count, bytes] })).rows;
+}
+
+/** What the relay needs to know: the broker, the exchange it publishes to, and how often it looks when not woken. */
+export interface RelaySettings {
+  url: string;
+  exchange: string;
+  intervalMs: number;
+}
+
+/**
+ * Publishes the outbox after commit (each message as a chunk wrote it, settled-events.ts): locks a batch of unsent
+ * rows, publishes each as a persistent message on a confirm channel, and marks them sent only once the broker
+ * confirmed all of them. A crash or a broker outage in between leaves them unsent, so they are published again:
+ * delivery is at least once. It runs in a thread of its own (relay-thread.ts); `onBroker` hears its connection
+ * come and go.
+ */
+export class RelayLoop extends WorkerLoop {
+  protected readonly logger = new Logger('OutboxRelay');
+  private connection: AmqpConnectionManager | null = null;
+  private channel: ChannelWrapper | null = null;
+
+  constructor(
+    private readonly settings: RelaySettings,
+    private readonly pool: Pool,
+    wakeup: Wakeup,
+    private readonly onBroker: (connected: boolean) => void,
+  ) {
+    super(wakeup, settings.intervalMs);
+  }
+
+  onApplicationBootstrap(): void {
+    const { exchange } = this.settings;
+    this.connection = connectAmqp([this.settings.url]);
+    this.connection.on('connect', () => this.onBroker(true));
+    this.connection.on('disconnect', ({ err }) => {
+      this.onBroker(false);
+      this.logger.warn(`broker connection lost: ${err?.message ?? 'closed'}`);
+    });
+    this.channel = this.connection.createChannel({
+      confirm: true,
+      publishTimeout: PUBLISH_TIMEOUT_MS,
+      setup: (channel: ConfirmChannel) => channel.assertExchange(exchange, 'topic', { durable: true }),
+    });
+    // a setup that fails (the channel ended midway) is tried again at the next reconnect; unheard, it is a rejection
+    this.channel.on('error', (error: Error) => this.logger.warn(`broker channel setup failed: ${error.message}`));
+    super.onApplicationBootstrap();
+  }
+
+  /** Stops the loop, publishes what is left (bounded by PUBLISH_TIMEOUT_MS), and closes the connection. */
+  async stop(): Promise<void> {
+    if (!this.connection) return;
+    await super.stop();
+    const deadline = Date.now() + PUBLISH_TIMEOUT_MS;
+    while (Date.now() < deadline && (await this.relayBatch().catch(() => 0)) > 0);
+    await this.channel?.close().catch(() => undefined);
+    await this.connection.close().catch(() => undefined);
+    this.connection = null;
+  }
+
+  protected async turn(): Promise<boolean> {
+    return (await this.relayBatch()) > 0;
+  }
+
+  /** Publishes one batch of unsent messages; returns how many. */
+  relayBatch(): Promise<number> {
+    return inTransaction(this.pool, async (tx) => {
+      const rows = await unsentMessages(tx, BATCH_SIZE, BATCH_BYTES);
+      if (rows.length === 0) return 0;
+      await Promise.all(
+        rows.map((row) =>
+          this.channel!.publish(this.settings.exchange, row.routing_key, Buffer.from(row.payload), {
+            persistent: true,
+            contentType: 'application/json',
+            messageId: `outbox-${row.id}`,
+            type: messageType(row.routing_key),
+          }),
+        ),
+      );
+      await tx.query({
+        name: 'relay-sent',
+        text: `UPDATE batch.outbox SET sent_at = now() WHERE id = ANY($1::bigint[])`,
+        values: [rows.map((r) => r.id)],
+      });
+      return rows.length;
+    });
+  }
+}

@@ -1,0 +1,59 @@
+import { Logger, LogLevel } from '@nestjs/common';
+import { parentPort, workerData } from 'node:worker_threads';
+import { Pool } from 'pg';
+import type { AppConfig } from '../../config/app-config';
+import { clientConfig } from '../storage/pg-client';
+import { Wakeup } from '../worker-loop';
+import { RelayLoop, RelaySettings } from './outbox-relay';
+
+/** What the thread is started with. */
+export interface RelayThreadData extends RelaySettings {
+  db: AppConfig['db'];
+  applicationName: string;
+}
+
+/** Messages from the thread: its broker connection came or went, or a line to log. */
+export type RelayThreadMessage = { connected: boolean } | { level: LogLevel; message: string };
+
+/** Messages to the thread: notifications were written, or it is to publish what is left and end. */
+export type RelayThreadCommand = 'wake' | 'stop';
+
+// The outbox relay's thread: the relay loop with a connection of its own to the database and one to the broker. Its
+// work is megabytes of text a chunk (read from PostgreSQL, written to the broker): on the worker's own event loop it
+// held the next chunk's statements back while it ran.
+const port = parentPort!;
+const data = workerData as RelayThreadData;
+const send = (message: RelayThreadMessage) => port.postMessage(message);
+const line =
+  (level: LogLevel) =>
+  (message: unknown): void =>
+    send({ level, message: String(message) });
+Logger.overrideLogger({ log: line('log'), warn: line('warn'), error: line('error'), debug: line('debug') });
+process.on('unhandledRejection', (reason) =>
+  send({
+    level: 'error',
+    message: `unhandled rejection: ${reason instanceof Error ? reason.message : String(reason)}`,
+  }),
+);
+
+const pool = new Pool({
+  ...clientConfig(data.db),
+  max: 1,
+  idleTimeoutMillis: 0,
+  connectionTimeoutMillis: 5000,
+  options: '-c jit=off',
+  application_name: data.applicationName,
+});
+// a connection that dies while idle (the database restarted) is dropped from the pool; the next turn opens another
+pool.on('error', (error) => send({ level: 'warn', message: `relay database connection lost: ${error.message}` }));
+const wakeup = new Wakeup();
+const relay = new RelayLoop(data, pool, wakeup, (connected) => send({ connected }));
+relay.onApplicationBootstrap();
+
+port.on('message', (command: RelayThreadCommand) => {
+  if (command === 'wake') return wakeup.notify();
+  void relay
+    .stop()
+    .then(() => pool.end())
+    .finally(() => process.exit(0));
+});

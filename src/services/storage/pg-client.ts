@@ -1,0 +1,31 @@
+import type { ClientConfig, Pool, PoolClient } from 'pg';
+import type { AppConfig } from '../../config/app-config';
+
+/** Connection settings of a single pg Client for the configured database (or another one on the same server). */
+export function clientConfig(db: AppConfig['db'], database = db.name): ClientConfig {
+  return { host: db.host, port: db.port, user: db.username, password: db.password, database };
+}
+
+/**
+ * Runs `work` in one transaction on one connection of `pool`; rolls back when it throws. A connection that dies
+ * meanwhile (the database restarted) fails the running query, is destroyed instead of returned to the pool, and never
+ * raises an unhandled 'error' event. `setup` (parameterless statements, such as SET) goes with the BEGIN.
+ */
+export async function inTransaction<T>(pool: Pool, work: (tx: PoolClient) => Promise<T>, setup?: string): Promise<T> {
+  const tx = await pool.connect();
+  let broken = false;
+  const onError = () => (broken = true);
+  tx.on('error', onError);
+  try {
+    await tx.query(setup ? `BEGIN; ${setup}` : 'BEGIN');
+    const result = await work(tx);
+    await tx.query('COMMIT');
+    return result;
+  } catch (error) {
+    await tx.query('ROLLBACK').catch(() => (broken = true));
+    throw error;
+  } finally {
+    tx.off('error', onError);
+    tx.release(broken ? true : undefined);
+  }
+}
