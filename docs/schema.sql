@@ -556,23 +556,27 @@ AS $function$
         IF NOT rounds_allowed AND NOT stream.deferred AND NOT stream.cancelled AND lead_n > 0 THEN
           -- The usual lead of a backlog, told in one pass: one run (one client and shape, consecutive ids) of operations
           -- that all lead (see above), the key-addressed ones through one key, each row once. Else the passes below.
+          -- Key-addressed identities alike after their token (|kN||: one token, through unique key N, no barrier) name
+          -- one row each where they differ, which a 64-bit hash of each tells without sorting the texts (a collision
+          -- only sends the lead to the passes below).
           SELECT count(*)::int AS n, min(a.id) AS first_id, max(a.id) AS last_id, min(a.client_id) AS client_id,
                  max(a.client_id) AS last_client_id, min(a.shape) AS shape, max(a.shape) AS last_shape,
                  sum(a.bytes) AS bytes, sum(a.chars) AS chars, bool_and(a.leads) AS leads,
-                 count(DISTINCT a.token) AS tokens, min(a.key) AS key, max(a.key) AS last_key
+                 count(DISTINCT a.row_hash) AS rows, min(a.addressing) AS addressing, max(a.addressing) AS last_addressing
             INTO lead
             FROM (SELECT o.id, o.client_id, o.shape COLLATE "C" AS shape, coalesce(pg_column_size(o.row_values), 0) AS bytes,
                          (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4)) AS chars,
-                         CASE WHEN keyed_lead THEN o.type IN ('update', 'delete', 'increment') AND split_part(o.identity, '|', 2) LIKE 'k%'
-                                                   AND split_part(o.identity, '|', 4) = ''
+                         CASE WHEN keyed_lead THEN o.type IN ('update', 'delete', 'increment')
                               ELSE o.type IN ('insert', 'upsert') END AS leads,
-                         CASE WHEN keyed_lead THEN split_part(o.identity, '|', 1) COLLATE "C" END AS token,
-                         CASE WHEN keyed_lead THEN split_part(o.identity, '|', 2) COLLATE "C" END AS key
+                         CASE WHEN keyed_lead THEN hashtextextended(o.identity, 0) END AS row_hash,
+                         CASE WHEN keyed_lead THEN substr(o.identity, strpos(o.identity, '|')) COLLATE "C" END AS addressing
                     FROM batch.operations o
                    WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, stream.taken_through) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
                    ORDER BY o.target, o.priority, o.id LIMIT lead_n) a;
           IF lead.leads AND lead.last_id - lead.first_id + 1 = lead.n AND lead.client_id = lead.last_client_id
-             AND lead.shape = lead.last_shape AND (NOT keyed_lead OR (lead.tokens = lead.n AND lead.key = lead.last_key)) THEN
+             AND lead.shape = lead.last_shape
+             AND (NOT keyed_lead OR (lead.rows = lead.n AND lead.addressing = lead.last_addressing
+                                     AND lead.addressing ~ '^\|k[0-9]+\|\|$')) THEN
             RETURN QUERY SELECT lead.first_id, lead.n, lead.client_id, t, stream.priority, 0, 0, lead.bytes::bigint,
                                 lead.shape::text, NULL::text, lead.chars::bigint, false, NULL::text;
             in_runs := lead.n;

@@ -231,6 +231,33 @@ describe("runs: a stream's leading inserts and upserts claimed whole (real Postg
     );
   });
 
+  it('claims updates as one run only where each names its row by canonical key values', async () => {
+    await t.db.query(`CREATE TABLE public.prices (code numeric PRIMARY KEY, n int)`);
+    await t.db.query(`INSERT INTO public.prices VALUES (1, 0), (2, 0)`);
+    const update = (code: string) => ({ target: 'prices', type: 'update' as const, key: { code }, values: { n: 1 } });
+    const ids = (await operations.createMany(alice, [update('1'), update('2.0')])).map((c) => c.id);
+    await t
+      .get(Database)
+      .transaction(async (tx) => {
+        const read = await t.app.get<ItemReader>(ItemReader).read(tx, 100);
+        assert.deepEqual(
+          read.map((r) => [r.id, r.count]),
+          [
+            [ids[0], 1],
+            [ids[1], 1],
+          ],
+          'numeric keys have no one text (2.0 is 2): not told apart by their tokens, so one at a time',
+        );
+        throw Object.assign(new Error('rollback'), { rollback: true });
+      })
+      .catch((error: { rollback?: boolean }) => assert.ok(error.rollback, String(error)));
+    assert.equal((await t.get(ChunkStep).execute()).read, 2);
+    assert.deepEqual(await t.db.query(`SELECT code::text, n FROM public.prices ORDER BY code`), [
+      { code: '1', n: 1 },
+      { code: '2', n: 1 },
+    ]);
+  });
+
   it('claims increments as one run where each meets another row, else as rounds', async () => {
     await t.db.query(`CREATE TABLE public.counters (id int PRIMARY KEY, n int NOT NULL CHECK (n < 3))`);
     await t.db.query(`INSERT INTO public.counters SELECT g, 0 FROM generate_series(1, 4) g`);
