@@ -9,8 +9,9 @@ import { PollerWakeup } from './poller-wakeup.service';
  * woken) when idle, and backs off exponentially while the database cannot be reached.
  *
  * Chunks are sized to the backlog: BATCH_PROCESS_OPERATION_LIMIT while the queue is short (small chunks, short
- * waits), twice as many after each full one while a backlog drains, up to BATCH_CHUNK_MAX_OPERATIONS: a commit costs
- * as much as thousands of rows, and large chunks spread it (always within the chunk's byte budget).
+ * waits), and after a full one BATCH_CHUNK_MAX_OPERATIONS until one is not full: a full chunk says a backlog waits,
+ * and a chunk costs its claim, its statements' starts and its commit whatever its size, so large chunks spread them
+ * (always within the chunk's byte budget); doubling up to it made the first chunks of every drain small.
  */
 @Injectable()
 export class Poller extends WorkerLoop {
@@ -28,7 +29,7 @@ export class Poller extends WorkerLoop {
 
   protected async turn(): Promise<boolean> {
     const { full } = await this.step.execute(this.limit);
-    this.limit = full ? Math.min(this.config.poll.maxLimit, this.limit * 2) : this.config.poll.limit;
+    this.limit = full ? this.config.poll.maxLimit : this.config.poll.limit;
     return full;
   }
 
