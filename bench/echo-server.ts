@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Controller, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MessagePattern, MicroserviceOptions, Payload, Transport } from '@nestjs/microservices';
-import { AMQP_SOCKET_OPTIONS } from '../src/config/amqp';
+import { AMQP_SOCKET_OPTIONS } from '../src/config/amqp-connection';
 
 /** The ingest baseline: a bare NestJS RMQ handler that answers each request with its payload (its queue goes with it). */
 @Controller()

@@ -4,7 +4,8 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { firstValueFrom } from 'rxjs';
 
-import { AMQP_SOCKET_OPTIONS, RmqClient, SILENT_LOGGER } from '../src/config/amqp';
+import { RmqClient, SILENT_LOGGER } from '../src/config/amqp';
+import { AMQP_SOCKET_OPTIONS } from '../src/config/amqp-connection';
 import { CpuMeter } from './cpu';
 import { RMQ_URL } from '../test/support/harness';
 import type { Figure } from './report';

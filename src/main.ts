@@ -19,7 +19,7 @@ import { OutboxRelay } from './services/outbox/outbox-relay.service';
 import { Poller } from './services/engine/poller.service';
 import { JobWorker } from './services/jobs/job-worker.service';
 import { ScheduleLoop } from './services/jobs/job-schedules.service';
-import { AMQP_SOCKET_OPTIONS } from './config/amqp';
+import { AMQP_SOCKET_OPTIONS } from './config/amqp-connection';
 import { httpLogger } from './config/logging';
 import { httpRequestMetrics } from './controllers/http-request-metrics';
 import { BrokerHealthIndicator } from './services/observability/health-indicators';

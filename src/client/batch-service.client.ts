@@ -2,7 +2,8 @@ import { Injectable, LoggerService, OnModuleDestroy } from '@nestjs/common';
 import { RmqRecordBuilder } from '@nestjs/microservices';
 import type { Readable } from 'node:stream';
 import { firstValueFrom, lastValueFrom, timeout } from 'rxjs';
-import { AMQP_SOCKET_OPTIONS, RmqClient, SILENT_LOGGER } from '../config/amqp';
+import { RmqClient, SILENT_LOGGER } from '../config/amqp';
+import { AMQP_SOCKET_OPTIONS } from '../config/amqp-connection';
 import {
   BATCH_PATTERNS,
   IBatchErrorResponse,

@@ -2,7 +2,7 @@ import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-mana
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { IOperationsSettledEvent, SETTLED_ROUTING_KEY_PREFIX } from '../interfaces/operation.interfaces';
 import { IJobFinishedEvent, JOB_FINISHED_ROUTING_KEY_PREFIX } from '../interfaces/job.interfaces';
-import { connectAmqp } from '../config/amqp';
+import { connectAmqp } from '../config/amqp-connection';
 
 export interface SettledEventsOptions {
   url: string;

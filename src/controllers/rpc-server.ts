@@ -5,7 +5,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { lastValueFrom } from 'rxjs';
 import { RmqContext, RmqOptions, ServerRMQ } from '@nestjs/microservices';
-import { coalesceFrameWrites } from '../config/amqp';
+import { coalesceFrameWrites } from '../config/amqp-connection';
 import { BATCH_EVENT_PATTERNS, BATCH_PATTERNS } from '../interfaces/operation.interfaces';
 import { BatchError } from '../services/batch-error';
 import type { BytesInFlight } from './bytes-in-flight';

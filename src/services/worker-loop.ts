@@ -1,4 +1,4 @@
-import { BeforeApplicationShutdown, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import type { BeforeApplicationShutdown, LoggerService, OnApplicationBootstrap } from '@nestjs/common';
 import { setTimeout as delay } from 'node:timers/promises';
 
 const MAX_BACKOFF_MS = 30_000;
@@ -48,7 +48,7 @@ export class Wakeup {
  * from the application's bootstrap to its shutdown; stop() lets the turn in flight finish.
  */
 export abstract class WorkerLoop implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  protected abstract readonly logger: Logger;
+  protected abstract readonly logger: Pick<LoggerService, 'warn'>;
   private running = false;
   private loop: Promise<void> | null = null;
   private readonly stopping = new AbortController();

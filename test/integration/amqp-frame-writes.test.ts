@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { connectAmqp } from '../../src/config/amqp';
+import { connectAmqp } from '../../src/config/amqp-connection';
 import { RMQ_URL } from '../support/harness';
 import { uniqueName } from '../support/test-database';
 

@@ -1,4 +1,4 @@
-import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { BeforeApplicationShutdown, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -8,13 +8,19 @@ import type { RelayThreadCommand, RelayThreadData, RelayThreadMessage } from './
 
 /** How long a relay thread that ended on its own waits before it is started again. */
 const RESTART_MS = 1000;
+/**
+ * The thread's young generation at most: the process's flags (scripts/node-flags) let the worker's own grow large for
+ * its throughput, and the thread would inherit them; its work is mostly large strings, which never live there.
+ */
+const RELAY_YOUNG_GENERATION_MB = 16;
 
 /**
- * The outbox relay (RelayLoop) in a worker thread of this process: woken when notifications were written, started
- * again should it end, stopped last at shutdown (it publishes what is left first).
+ * The outbox relay (RelayLoop) in a worker thread of this process: started before the process says it is ready and
+ * before the loops start (so that loading it does not slow the first chunks), woken when notifications were written,
+ * started again should it end, stopped last at shutdown (it publishes what is left first).
  */
 @Injectable()
-export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class OutboxRelay implements OnModuleInit, BeforeApplicationShutdown {
   private readonly logger = new Logger(OutboxRelay.name);
   private thread: { worker: Worker; exited: Promise<unknown> } | null = null;
   private connected = false;
@@ -25,10 +31,10 @@ export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShu
     private readonly wakeup: OutboxWakeup,
   ) {}
 
-  onApplicationBootstrap(): void {
+  onModuleInit(): Promise<void> {
     this.running = true;
     this.wakeup.listen(() => this.command('wake'));
-    this.start();
+    return this.start();
   }
 
   beforeApplicationShutdown(): Promise<void> {
@@ -49,7 +55,8 @@ export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShu
     await thread.exited;
   }
 
-  private start(): void {
+  /** Starts the thread; resolves once it has started (or ended). */
+  private start(): Promise<void> {
     const { config } = this;
     const workerData: RelayThreadData = {
       db: config.db,
@@ -58,18 +65,26 @@ export class OutboxRelay implements OnApplicationBootstrap, BeforeApplicationShu
       exchange: config.rmq.eventsExchange,
       intervalMs: config.outboxIntervalMs,
     };
-    const worker = new Worker(join(__dirname, 'relay-thread.js'), { workerData });
+    const worker = new Worker(join(__dirname, 'relay-thread.js'), {
+      workerData,
+      resourceLimits: { maxYoungGenerationSizeMb: RELAY_YOUNG_GENERATION_MB },
+    });
+    let started: () => void;
+    const starting = new Promise<void>((resolve) => (started = resolve));
     worker.on('message', (message: RelayThreadMessage) => {
-      if ('connected' in message) this.connected = message.connected;
+      if ('started' in message) started();
+      else if ('connected' in message) this.connected = message.connected;
       else this.logger[message.level]?.(message.message);
     });
     worker.on('error', (error) => this.logger.error(`outbox relay thread failed: ${error.message}`));
     const exited = once(worker, 'exit').then(() => {
+      started();
       this.connected = false;
       this.thread = null;
-      if (this.running) setTimeout(() => this.running && !this.thread && this.start(), RESTART_MS).unref();
+      if (this.running) setTimeout(() => this.running && !this.thread && void this.start(), RESTART_MS).unref();
     });
     this.thread = { worker, exited };
+    return starting;
   }
 
   private command(command: RelayThreadCommand): void {

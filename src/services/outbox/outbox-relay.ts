@@ -1,10 +1,10 @@
-import { Logger } from '@nestjs/common';
+import type { LoggerService } from '@nestjs/common';
 import type { AmqpConnectionManager, ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel } from 'amqplib';
 import type { Pool, PoolClient } from 'pg';
 import { Wakeup, WorkerLoop } from '../worker-loop';
 import { inTransaction } from '../storage/pg-client';
-import { connectAmqp } from '../../config/amqp';
+import { connectAmqp } from '../../config/amqp-connection';
 import { JOB_FINISHED_ROUTING_KEY_PREFIX } from '../../interfaces/job.interfaces';
 
 /** Messages per batch at most, and their size at most (beyond the first): a backlog of large ones fits in memory. */
@@ -49,11 +49,10 @@ export interface RelaySettings {
  * Publishes the outbox after commit (each message as a chunk wrote it, settled-events.ts): locks a batch of unsent
  * rows, publishes each as a persistent message on a confirm channel, and marks them sent only once the broker
  * confirmed all of them. A crash or a broker outage in between leaves them unsent, so they are published again:
- * delivery is at least once. It runs in a thread of its own (relay-thread.ts); `onBroker` hears its connection
- * come and go.
+ * delivery is at least once. It runs in a thread of its own (relay-thread.ts), which gives it its logger and hears
+ * its broker connection come and go (`onBroker`).
  */
 export class RelayLoop extends WorkerLoop {
-  protected readonly logger = new Logger('OutboxRelay');
   private connection: AmqpConnectionManager | null = null;
   private channel: ChannelWrapper | null = null;
 
@@ -61,6 +60,7 @@ export class RelayLoop extends WorkerLoop {
     private readonly settings: RelaySettings,
     private readonly pool: Pool,
     wakeup: Wakeup,
+    protected readonly logger: Pick<LoggerService, 'warn'>,
     private readonly onBroker: (connected: boolean) => void,
   ) {
     super(wakeup, settings.intervalMs);

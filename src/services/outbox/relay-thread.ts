@@ -1,4 +1,4 @@
-import { Logger, LogLevel } from '@nestjs/common';
+import type { LogLevel } from '@nestjs/common';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Pool } from 'pg';
 import type { AppConfig } from '../../config/app-config';
@@ -12,8 +12,8 @@ export interface RelayThreadData extends RelaySettings {
   applicationName: string;
 }
 
-/** Messages from the thread: its broker connection came or went, or a line to log. */
-export type RelayThreadMessage = { connected: boolean } | { level: LogLevel; message: string };
+/** Messages from the thread: it has started, its broker connection came or went, or a line to log. */
+export type RelayThreadMessage = { started: true } | { connected: boolean } | { level: LogLevel; message: string };
 
 /** Messages to the thread: notifications were written, or it is to publish what is left and end. */
 export type RelayThreadCommand = 'wake' | 'stop';
@@ -24,11 +24,6 @@ export type RelayThreadCommand = 'wake' | 'stop';
 const port = parentPort!;
 const data = workerData as RelayThreadData;
 const send = (message: RelayThreadMessage) => port.postMessage(message);
-const line =
-  (level: LogLevel) =>
-  (message: unknown): void =>
-    send({ level, message: String(message) });
-Logger.overrideLogger({ log: line('log'), warn: line('warn'), error: line('error'), debug: line('debug') });
 process.on('unhandledRejection', (reason) =>
   send({
     level: 'error',
@@ -47,8 +42,10 @@ const pool = new Pool({
 // a connection that dies while idle (the database restarted) is dropped from the pool; the next turn opens another
 pool.on('error', (error) => send({ level: 'warn', message: `relay database connection lost: ${error.message}` }));
 const wakeup = new Wakeup();
-const relay = new RelayLoop(data, pool, wakeup, (connected) => send({ connected }));
+const logger = { warn: (message: string) => send({ level: 'warn', message }) };
+const relay = new RelayLoop(data, pool, wakeup, logger, (connected) => send({ connected }));
 relay.onApplicationBootstrap();
+send({ started: true });
 
 port.on('message', (command: RelayThreadCommand) => {
   if (command === 'wake') return wakeup.notify();
