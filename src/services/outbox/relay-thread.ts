@@ -2,7 +2,7 @@ import type { LogLevel } from '@nestjs/common';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Pool } from 'pg';
 import type { AppConfig } from '../../config/app-config';
-import { clientConfig } from '../storage/pg-client';
+import { clientConfig, POOL_SETTINGS } from '../storage/pg-client';
 import { Wakeup } from '../worker-loop';
 import { RelayLoop, RelaySettings } from './outbox-relay';
 
@@ -34,9 +34,7 @@ process.on('unhandledRejection', (reason) =>
 const pool = new Pool({
   ...clientConfig(data.db),
   max: 1,
-  idleTimeoutMillis: 0,
-  connectionTimeoutMillis: 5000,
-  options: '-c jit=off',
+  ...POOL_SETTINGS,
   application_name: data.applicationName,
 });
 // a connection that dies while idle (the database restarted) is dropped from the pool; the next turn opens another

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Pool, PoolClient, types } from 'pg';
-import { clientConfig, inTransaction } from './pg-client';
+import { clientConfig, inTransaction, POOL_SETTINGS } from './pg-client';
 import { parseJson } from '../exact-json';
 import { DataSource, DataSourceOptions, MigrationInterface } from 'typeorm';
 import { AppConfig } from '../../config/app-config';
@@ -139,13 +139,7 @@ export function dataSourceOptions(config: AppConfig): DataSourceOptions {
     applicationName: `batch-service:${config.role}`,
     extra: {
       max: config.db.poolSize,
-      // a pool of a fixed size, opened at start (Database.onModuleInit), as HikariCP keeps one: an idle
-      // connection closed is opened again under the next burst of work, at its cost
-      idleTimeoutMillis: 0,
-      connectionTimeoutMillis: 5000,
-      // The service's statements are short even over thousands of rows: compiling one (PostgreSQL's JIT, for a plan
-      // estimated expensive) took longer than running it, and never paid back.
-      options: '-c jit=off',
+      ...POOL_SETTINGS,
       // jsonb read as exactly as requests are (an operation's values, echoed by getOperation)
       types: {
         getTypeParser: (oid: number, format?: 'text' | 'binary') =>

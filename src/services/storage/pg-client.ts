@@ -1,6 +1,17 @@
 import type { ClientConfig, Pool, PoolClient } from 'pg';
 import type { AppConfig } from '../../config/app-config';
 
+/** How the service's pools keep and set up their connections: the worker's and API's pool, and the relay thread's. */
+export const POOL_SETTINGS = {
+  // a pool of a fixed size, opened at start (Database.onModuleInit), as HikariCP keeps one: an idle connection closed
+  // is opened again under the next burst of work, at its cost
+  idleTimeoutMillis: 0,
+  connectionTimeoutMillis: 5000,
+  // The service's statements are short even over thousands of rows: compiling one (PostgreSQL's JIT, for a plan
+  // estimated expensive) took longer than running it, and never paid back.
+  options: '-c jit=off',
+};
+
 /** Connection settings of a single pg Client for the configured database (or another one on the same server). */
 export function clientConfig(db: AppConfig['db'], database = db.name): ClientConfig {
   return { host: db.host, port: db.port, user: db.username, password: db.password, database };
