@@ -399,6 +399,33 @@ CREATE VIEW batch.operation_states AS
                  LIMIT 1) last
           WHERE last.last_id >= o.id) r ON true;
 
+CREATE OR REPLACE FUNCTION batch.apply_folded(statement text, first_ids bigint[], last_ids bigint[], rounds integer[], chunk_failure text)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ SET enable_mergejoin TO 'off'
+ SET enable_hashjoin TO 'off'
+ SET enable_seqscan TO 'off'
+ SET enable_hashagg TO 'off'
+AS $function$
+  DECLARE
+    folded boolean;
+    code text;
+  BEGIN
+    EXECUTE statement USING first_ids, last_ids, rounds INTO folded;
+    IF folded THEN
+      RETURN true;
+    END IF;
+    RAISE SQLSTATE 'BS001'; -- undoes it
+  EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE;
+    IF code ~ chunk_failure THEN
+      RAISE;
+    END IF;
+    RETURN false;
+  END
+$function$
+;
+
 CREATE OR REPLACE FUNCTION batch.apply_in_parts(statement text, ids bigint[], every_row boolean, chunk_failure text)
  RETURNS TABLE(op bigint, affected integer, code text, message text, statements integer)
  LANGUAGE plpgsql

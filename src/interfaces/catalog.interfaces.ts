@@ -34,6 +34,12 @@ export interface TargetTable {
    * gets a statement of its own (still inside the chunk's transaction).
    */
   oneRowStatements: boolean;
+  /**
+   * Neither check constraints, foreign keys, stored generated columns, row security, rules, partitions nor anything
+   * that makes oneRowStatements: nothing sees or checks a row's values between two of its changes in one statement's
+   * time, so a chunk's successive updates and increments of a row may be applied as one change (see foldedStatement).
+   */
+  foldsRowChanges: boolean;
 }
 
 /** A table or view a `copy` job may read (in BATCH_SOURCE_SCHEMAS), as the live catalog describes it. */

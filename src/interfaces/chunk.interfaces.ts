@@ -104,6 +104,12 @@ export abstract class ItemWriter {
    * took. An error that fails the chunk as a whole (RetryPolicy) is thrown.
    */
   abstract writeInParts(tx: PoolClient, plan: StatementPlan): Promise<{ outcomes: PartOutcome[]; statements: number }>;
+  /**
+   * Applies rounds of updates and increments as one change of each row (foldRounds): true when that applied and each
+   * operation affected its row; else nothing of it stays, and the statements are to be run as they are. An error that
+   * fails the chunk as a whole is thrown.
+   */
+  abstract writeFolded(tx: PoolClient, plans: StatementPlan[]): Promise<boolean>;
 }
 
 export abstract class SkipPolicy {

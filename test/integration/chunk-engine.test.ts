@@ -33,7 +33,7 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
 
   beforeEach(async () => {
     await t.db.query(
-      `DROP TABLE IF EXISTS public.stock, public.wide, public.flaky, public.deferred, public.flags, public.notes, public.hosts`,
+      `DROP TABLE IF EXISTS public.stock, public.wide, public.flaky, public.deferred, public.flags, public.notes, public.hosts, public.tallies`,
     );
     await t.db.query(
       `CREATE TABLE public.stock (id int PRIMARY KEY, sku text NOT NULL UNIQUE, qty int NOT NULL DEFAULT 0 CHECK (qty >= 0), note text)`,
@@ -187,6 +187,74 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
       { id: 1, qty: 1 },
       { id: 2, qty: 2 },
     ]);
+  });
+
+  describe('rounds of updates and increments folded into one change of each row', () => {
+    beforeEach(async () => {
+      await t.db.query(`CREATE TABLE public.tallies (id int PRIMARY KEY, n smallint, amount numeric(4,1), note text)`);
+      await t.db.query(`INSERT INTO public.tallies SELECT g, 0, 1.0, 'seed' FROM generate_series(1, 3) g`);
+    });
+    const tally = (type: 'update' | 'increment', id: number, values: Record<string, number | string>) => ({
+      target: 'tallies',
+      type,
+      key: { id },
+      values,
+    });
+
+    it('rounds each step as its own statement would', async () => {
+      const { steps, outcomes } = await run([
+        ...range(3).map((id) => tally('increment', id, { amount: 0.05 })),
+        ...range(3).map((id) => tally('increment', id, { amount: 0.05, n: id })),
+        ...range(3).map((id) => tally('update', id, { note: `x${id}` })),
+      ]);
+      assert.ok(outcomes.every((o) => o.status === 'COMPLETED' && o.rows_affected === 1));
+      const messages = await t.db.query<{ exit_message: string | null }>(
+        `SELECT exit_message FROM batch.chunk_steps WHERE chunk_id = (SELECT max(id) FROM batch.chunks) ORDER BY id`,
+      );
+      assert.deepEqual(
+        messages.map((m) => m.exit_message),
+        Array(steps.length).fill(`applied as one statement with the ${steps.length - 1} other rounds of its rows`),
+      );
+      // 1.0 + 0.05 is stored as 1.1, and 1.1 + 0.05 as 1.2, where a sum of the increments would give 1.1.
+      assert.deepEqual(await t.db.query('SELECT id, n, amount, note FROM public.tallies ORDER BY id'), [
+        { id: 1, n: 1, amount: '1.2', note: 'x1' },
+        { id: 2, n: 2, amount: '1.2', note: 'x2' },
+        { id: 3, n: 3, amount: '1.2', note: 'x3' },
+      ]);
+    });
+
+    it('runs the rounds as they are where a step in between fails, or a row is missing', async () => {
+      const failing = await run([
+        tally('update', 1, { n: 32_000 }),
+        tally('increment', 2, { n: 1 }),
+        tally('increment', 1, { n: 1_000 }),
+        tally('increment', 2, { n: 1 }),
+        tally('update', 1, { n: 5 }),
+      ]);
+      assert.deepEqual(
+        failing.outcomes.map((o) => [o.status, o.rows_affected, o.error_code]),
+        [
+          ['COMPLETED', 1, null],
+          ['COMPLETED', 1, null],
+          ['FAILED', null, '22003'],
+          ['COMPLETED', 1, null],
+          ['COMPLETED', 1, null],
+        ],
+      );
+      assert.deepEqual(await t.db.query('SELECT id, n FROM public.tallies WHERE id < 3 ORDER BY id'), [
+        { id: 1, n: 5 },
+        { id: 2, n: 2 },
+      ]);
+      const missing = await run([tally('update', 9, { n: 1 }), tally('increment', 9, { n: 1 })]);
+      assert.deepEqual(
+        missing.outcomes.map((o) => [o.status, o.rows_affected]),
+        [
+          ['COMPLETED', 0],
+          ['COMPLETED', 0],
+        ],
+      );
+      assert.equal(missing.steps.length, 2, 'a statement per round');
+    });
   });
 
   it('fails an increment that overflows or breaks a check, and keeps the rest', async () => {

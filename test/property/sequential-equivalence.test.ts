@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ICreateBatchOperationRequest, JsonValue } from '../../src/interfaces/operation.interfaces';
 import { BatchError } from '../../src/services/batch-error';
-import { ItemReader } from '../../src/interfaces/chunk.interfaces';
+import { ItemReader, ItemWriter } from '../../src/interfaces/chunk.interfaces';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { AuthenticatedClient } from '../../src/services/access/client.service';
 import { Database } from '../../src/services/storage/database';
@@ -35,11 +35,14 @@ const SCHEMA = (schema: string) => `
     addr inet,
     label text
   );
-  CREATE TABLE ${schema}.counters (name text PRIMARY KEY, n int NOT NULL DEFAULT 0 CHECK (n < 10));`;
+  CREATE TABLE ${schema}.counters (name text PRIMARY KEY, n int NOT NULL DEFAULT 0 CHECK (n < 10));
+  CREATE TABLE ${schema}.tallies (name text PRIMARY KEY, n smallint NOT NULL DEFAULT 0, amount numeric(4,1), tag text);`;
 
 const RESET = (schema: string) => `
-  TRUNCATE ${schema}.items, ${schema}.counters, ${schema}.parents;
+  TRUNCATE ${schema}.items, ${schema}.counters, ${schema}.parents, ${schema}.tallies;
   ALTER TABLE ${schema}.items ALTER COLUMN label DROP NOT NULL;
+  ALTER TABLE ${schema}.tallies ALTER COLUMN tag DROP NOT NULL;
+  INSERT INTO ${schema}.tallies VALUES ('x', 1, 1.0, 'seed'), ('y', 0, NULL, 'seed'), ('z', -5, 0.5, 'seed');
   INSERT INTO ${schema}.parents VALUES (1), (2), (3);
   INSERT INTO ${schema}.items (id, code, qty, label) VALUES (1, 'a', 1, 'seed'), (2, 'b', 0, 'seed');
   INSERT INTO ${schema}.counters (name, n) VALUES ('x', 8);`;
@@ -104,10 +107,13 @@ const stream = fc.array(
 );
 /**
  * Streams a chunk takes as rounds (batch.claim): one table, one unique key, one client; inserts, updates and increments,
- * or updates, increments and deletes; checks, overflows and duplicate rows failing among them.
+ * or updates, increments and deletes; checks, overflows and duplicate rows failing among them. On `tallies`, which has
+ * no check constraint, a chunk's successive rounds of updates and increments are folded into one change of each row
+ * (foldRounds): there overflows and rounding of a numeric(4,1) at each step, and a column made NOT NULL after create.
  */
-const roundsStream = fc.boolean().chain((withDeletes) =>
-  fc.array(
+const tallyName = fc.constantFrom('x', 'y', 'z');
+const roundsOn: Record<'counters' | 'tallies', (withDeletes: boolean) => fc.Arbitrary<ICreateBatchOperationRequest>> = {
+  counters: (withDeletes: boolean) =>
     fc.oneof(
       fc
         .tuple(counterName, fc.integer({ min: -1, max: 4 }))
@@ -121,9 +127,42 @@ const roundsStream = fc.boolean().chain((withDeletes) =>
             .tuple(counterName, fc.integer({ min: 0, max: 12 }))
             .map(([name, n]) => ({ target: 'counters', type: 'insert' as const, values: { name, n } })),
     ),
-    { minLength: 1, maxLength: 40 },
-  ),
-);
+  tallies: (withDeletes: boolean) =>
+    fc.oneof(
+      fc
+        .tuple(
+          tallyName,
+          fc.record(
+            { n: fc.constantFrom(-1, 3, 5, 7, 30_000), amount: fc.constantFrom(0.05, 0.15, 1, 2.5, 999.9) },
+            { requiredKeys: [] },
+          ),
+        )
+        .filter(([, values]) => Object.keys(values).length > 0)
+        .map(([name, values]) => ({ target: 'tallies', type: 'increment' as const, key: { name }, values })),
+      fc
+        .tuple(
+          tallyName,
+          fc.record(
+            {
+              n: fc.constantFrom(0, 7, 32_000),
+              amount: fc.constantFrom(null, 2.5, 10),
+              tag: fc.constantFrom('t', 'u', 'v', 'w', null),
+            },
+            { requiredKeys: [] },
+          ),
+        )
+        .filter(([, values]) => Object.keys(values).length > 0)
+        .map(([name, values]) => ({ target: 'tallies', type: 'update' as const, key: { name }, values })),
+      withDeletes
+        ? tallyName.map((name) => ({ target: 'tallies', type: 'delete' as const, key: { name } }))
+        : fc
+            .tuple(tallyName, fc.constantFrom<JsonValue>('t', null))
+            .map(([name, tag]) => ({ target: 'tallies', type: 'insert' as const, values: { name, tag } })),
+    ),
+};
+const roundsStream = fc
+  .tuple(fc.constantFrom('counters' as const, 'tallies' as const), fc.boolean())
+  .chain(([table, withDeletes]) => fc.array(roundsOn[table](withDeletes), { minLength: 1, maxLength: 40 }));
 const MAX_STATEMENT_ROWS = 8;
 const chunking = fc.record({
   limits: fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 5 }),
@@ -219,6 +258,9 @@ describe('sequential equivalence (property, real PostgreSQL)', () => {
         if (!(error instanceof BatchError)) throw error;
       }
     }
+    await t.db.query(
+      `ALTER TABLE batched.tallies ALTER COLUMN tag SET NOT NULL; ALTER TABLE reference.tallies ALTER COLUMN tag SET NOT NULL`,
+    );
     await t.db
       .query(
         `ALTER TABLE batched.items ALTER COLUMN label SET NOT NULL; ALTER TABLE reference.items ALTER COLUMN label SET NOT NULL`,
@@ -245,6 +287,7 @@ describe('sequential equivalence (property, real PostgreSQL)', () => {
     );
     assert.deepEqual(await table('batched', 'items'), await table('reference', 'items'), 'items');
     assert.deepEqual(await table('batched', 'counters'), await table('reference', 'counters'), 'counters');
+    assert.deepEqual(await table('batched', 'tallies'), await table('reference', 'tallies'), 'tallies');
   }
 
   it(`holds for ${RUNS} random streams (seed ${SEED})`, async () => {
@@ -257,6 +300,7 @@ describe('sequential equivalence (property, real PostgreSQL)', () => {
 
   it(`holds for ${RUNS} random streams taken as rounds (seed ${SEED})`, async () => {
     let rounds = 0; // claimed, over all runs: the streams are taken as rounds, not planned one operation at a time
+    let folds = 0; // rounds applied as one change of each row
     for (const engine of engines.filter(Boolean)) {
       const reader = engine.get(ItemReader as Type<ItemReader>);
       const read = reader.read.bind(reader);
@@ -265,6 +309,13 @@ describe('sequential equivalence (property, real PostgreSQL)', () => {
         rounds += claimed.filter((op) => op.ids !== undefined).length;
         return claimed;
       };
+      const writer = engine.get(ItemWriter as Type<ItemWriter>);
+      const writeFolded = writer.writeFolded.bind(writer);
+      writer.writeFolded = async (tx, plans) => {
+        const folded = await writeFolded(tx, plans);
+        if (folded) folds += 1;
+        return folded;
+      };
     }
     await fc.assert(fc.asyncProperty(roundsStream, chunking, sameAsOneAtATime), {
       numRuns: RUNS,
@@ -272,5 +323,6 @@ describe('sequential equivalence (property, real PostgreSQL)', () => {
       includeErrorInReport: true,
     });
     assert.ok(rounds >= RUNS, `${rounds} rounds claimed`);
+    assert.ok(folds >= RUNS / 10, `${folds} folds applied`);
   });
 });

@@ -32,6 +32,7 @@ export function targetTable(
     primaryKey: null,
     uniqueKeys: [],
     oneRowStatements: false,
+    foldsRowChanges: true,
     ...keys,
   };
 }

@@ -4,7 +4,7 @@ import type { StatementPlan } from '../../src/interfaces/chunk.interfaces';
 import type { OperationType, RowValues } from '../../src/interfaces/operation.interfaces';
 import type { TargetTable } from '../../src/interfaces/catalog.interfaces';
 import { canonicalValue, parseIdentity, planningOf } from '../../src/services/ingest/row-identity';
-import { planRuns, planStatements as planClaimed } from '../../src/services/engine/statement-planner';
+import { foldRounds, planRuns, planStatements as planClaimed } from '../../src/services/engine/statement-planner';
 import { column, targetTable } from '../support/catalog-fixtures';
 import { claimed, claimedId, RawOperation } from '../support/claimed';
 
@@ -492,5 +492,55 @@ describe('planning runs: inserts and upserts taken whole from a stream', () => {
       [[['4', 3, 30]], [['16', 1, 10]]],
       'a round cut shares its bytes',
     );
+  });
+});
+
+describe('foldRounds: rounds of updates and increments applied as one change of each row', () => {
+  const tallies = targetTable(
+    'public.tallies',
+    [
+      column('id', 'int4'),
+      column('n', 'int4'),
+      column('amount', 'numeric', { sqlType: 'numeric(4,1)', typmod: ((4 << 16) | 1) + 4 }),
+      column('tag', 'varchar', { sqlType: 'character varying(4)', typmod: 8 }),
+      column('tags', 'text', { isArray: true }),
+    ],
+    { primaryKey: ['id'], uniqueKeys: [['id']] },
+  );
+  /** A statement of one round (ids listed) or of one run, of a type setting `columns` through the primary key. */
+  const statement = (type: OperationType, columns: string[], round = true, table = tallies): StatementPlan => {
+    const { shape } = claimed(table, op(type, Object.fromEntries(columns.map((c) => [c, 1])), { id: 1 }));
+    const operation = claimedId(String(nextId++), { shape, ...(round ? { ids: [String(nextId)] } : {}) });
+    return { table, type, columns, keyColumns: ['id'], operations: [operation] };
+  };
+  const sizes = (statements: StatementPlan[]) => foldRounds(statements).map((group) => group.length);
+
+  it('folds successive rounds of updates and increments, and nothing else', () => {
+    const insert = { ...statement('update', ['n']), type: 'insert' as const, keyColumns: null };
+    assert.deepEqual(
+      sizes([insert, statement('increment', ['n']), statement('increment', ['amount']), statement('update', ['n'])]),
+      [1, 3],
+    );
+    assert.deepEqual(
+      sizes([statement('update', ['n']), statement('delete', []), statement('increment', ['n'])]),
+      [1, 1, 1],
+      'a delete ends a fold',
+    );
+    assert.deepEqual(sizes([statement('update', ['n']), statement('update', ['n'], false)]), [1, 1], 'not a run');
+  });
+
+  it('not where a cast would differ from an assignment, nor for arrays, nor where the table checks rows', () => {
+    assert.deepEqual(sizes([statement('update', ['n']), statement('update', ['tag'])]), [1, 1], 'varchar(4) is cut');
+    assert.deepEqual(sizes([statement('update', ['n']), statement('update', ['tags'])]), [1, 1]);
+    assert.deepEqual(sizes([statement('update', ['n']), statement('update', ['amount'])]), [2], 'numeric rounds');
+    const checked = { ...tallies, foldsRowChanges: false };
+    assert.deepEqual(
+      sizes([statement('update', ['n'], true, checked), statement('increment', ['n'], true, checked)]),
+      [1, 1],
+    );
+  });
+
+  it('folds at most 16 rounds into one statement', () => {
+    assert.deepEqual(sizes(Array.from({ length: 20 }, () => statement('increment', ['n']))), [16, 4]);
   });
 });

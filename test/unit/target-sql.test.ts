@@ -5,6 +5,7 @@ import type { OperationType } from '../../src/interfaces/operation.interfaces';
 import type { TargetColumn, TargetTable } from '../../src/interfaces/catalog.interfaces';
 import {
   deleteStatement,
+  foldedStatement,
   insertStatement,
   qualifiedName,
   targetStatement,
@@ -228,5 +229,48 @@ describe('deleteStatement', () => {
     assert.equal(statement.everyRow, false);
     assert.deepEqual(statement.params, ['{1}', '{2}']);
     assert.deepEqual(targetStatement(p), statement);
+  });
+});
+
+describe('foldedStatement: rounds of updates and increments as one change of each row', () => {
+  const tallies = targetTable(
+    'public.tallies',
+    [
+      col('id', 'int4', 'integer'),
+      col('n', 'int4', 'integer', { notNull: true }),
+      col('amount', 'numeric', 'numeric', { sqlType: 'numeric(4,1)', typmod: ((4 << 16) | 1) + 4 }),
+    ],
+    { primaryKey: ['id'], uniqueKeys: [['id']] },
+  );
+  const round = (ids: string[]) => claimedId(ids[0], { count: ids.length, ids });
+
+  it('chains each column through the rounds in order, every step evaluated, and refuses NULL for NOT NULL', () => {
+    const { sql, params } = foldedStatement([
+      {
+        table: tallies,
+        type: 'increment',
+        columns: ['amount'],
+        keyColumns: ['id'],
+        operations: [round(['2', '6', '7'])],
+      },
+      { table: tallies, type: 'update', columns: ['n', 'amount'], keyColumns: ['id'], operations: [round(['3', '8'])] },
+    ]);
+    const rows =
+      `SELECT (o.row_key->>E'id')::integer AS k1, ` +
+      `bool_or(r.round = 1) AS p1, (array_agg((o.row_values->>E'amount')::numeric) FILTER (WHERE r.round = 1))[1] AS p1v1, ` +
+      `bool_or(r.round = 2) AS p2, (array_agg((o.row_values->>E'n')::integer) FILTER (WHERE r.round = 2))[1] AS p2v1, ` +
+      `(array_agg((o.row_values->>E'amount')::numeric::numeric(4,1)) FILTER (WHERE r.round = 2))[1] AS p2v2, ` +
+      `coalesce(bool_or((r.round = 2 AND (o.row_values->>E'n')::integer IS NULL)), false) AS refused ` +
+      `FROM unnest($1::bigint[], $2::bigint[], $3::int[]) AS r(first_id, last_id, round) ` +
+      `JOIN batch.operations o ON o.id BETWEEN r.first_id AND r.last_id GROUP BY 1`;
+    const amount = `(ARRAY[(t."amount" + coalesce(g.p1v1, '-0'))::numeric(4,1), g.p2v2])[CASE WHEN g.p2 THEN 2 ELSE 1 END]`;
+    const n = `(ARRAY[t."n", g.p2v1])[CASE WHEN g.p2 THEN 2 ELSE 1 END]`;
+    assert.equal(
+      sql,
+      `WITH g AS MATERIALIZED (${rows}), changed AS (UPDATE "public"."tallies" AS t SET "amount" = ${amount}, "n" = ${n} ` +
+        `FROM g WHERE t."id" = g.k1 AND NOT g.refused RETURNING 1) ` +
+        `SELECT (SELECT count(*) FROM changed) = (SELECT count(*) FROM g) AS folded`,
+    );
+    assert.deepEqual(params, ['{2,6,3,8}', '{2,7,3,8}', '{1,1,2,2}'], 'runs of ids, and the round of each');
   });
 });

@@ -27,6 +27,7 @@ import { emptyCounts, ChunkRepository, StepRecord } from './chunk-repository';
 import { backOffMs } from '../worker-loop';
 import { shapeType } from '../ingest/row-identity';
 import { eachOperation, operationCount } from '../storage/id-runs';
+import { foldRounds } from './statement-planner';
 
 export interface ChunkResult {
   chunkId: string | null;
@@ -131,7 +132,10 @@ export class ChunkStep {
   ): Promise<HeldTarget | null> {
     const [settled, ran] = [outcomes.length, steps.length];
     try {
-      for (const statement of statements) steps.push(await this.runStatement(tx, statement, outcomes));
+      for (const group of foldRounds(statements)) {
+        if (group.length > 1 && (await this.applyFolded(tx, group, outcomes, steps))) continue;
+        for (const statement of group) steps.push(await this.runStatement(tx, statement, outcomes));
+      }
       return null;
     } catch (error) {
       if (!isConcurrencyConflict(error)) throw error;
@@ -216,20 +220,35 @@ export class ChunkStep {
     return { chunkId: summary.chunkId, read: 1, full: true };
   }
 
+  /**
+   * Rounds applied as one change of each row (foldRounds): each operation affected its row, and each round is recorded
+   * as a step of its own, as it would have been; false, with nothing applied, where the rounds are to run as they are.
+   */
+  private async applyFolded(
+    tx: PoolClient,
+    plans: StatementPlan[],
+    outcomes: OperationOutcome[],
+    steps: StepRecord[],
+  ): Promise<boolean> {
+    const startedAt = new Date();
+    if (!(await this.writer.writeFolded(tx, plans))) return false;
+    const endedAt = new Date();
+    for (const plan of plans) {
+      for (const operation of plan.operations) outcomes.push(completed(operation, 1));
+      const step = stepOf(plan, startedAt);
+      step.endedAt = endedAt;
+      step.writeCount = step.readCount;
+      step.exitMessage = `applied as one statement with the ${plans.length - 1} other rounds of its rows`;
+      steps.push(step);
+      for (const listener of this.listeners.all)
+        listener.onStatement?.(plan, false, (endedAt.getTime() - startedAt.getTime()) / plans.length);
+    }
+    return true;
+  }
+
   /** One statement for the whole plan; when it fails, its operations in parts (settleFailed). */
   private async runStatement(tx: PoolClient, plan: StatementPlan, outcomes: OperationOutcome[]): Promise<StepRecord> {
-    const step: StepRecord = {
-      ...emptyCounts(),
-      name: `${plan.type} ${plan.table.name} (${plan.columns.join(', ')})${plan.keyColumns ? ` by (${plan.keyColumns.join(', ')})` : ''}`,
-      target: plan.table.name,
-      type: plan.type,
-      status: 'COMPLETED',
-      exitMessage: null,
-      startedAt: new Date(),
-      endedAt: new Date(),
-      readCount: operationCount(plan.operations),
-      commitCount: 1,
-    };
+    const step = stepOf(plan, new Date());
     const error = await this.applyWhole(tx, plan, outcomes, step);
     if (error !== null) {
       step.rollbackCount += 1;
@@ -310,6 +329,22 @@ export class ChunkStep {
       for (const listener of this.listeners.all) listener.onSkip?.(outcome);
     }
   }
+}
+
+/** A statement's step, before it runs. */
+function stepOf(plan: StatementPlan, startedAt: Date): StepRecord {
+  return {
+    ...emptyCounts(),
+    name: `${plan.type} ${plan.table.name} (${plan.columns.join(', ')})${plan.keyColumns ? ` by (${plan.keyColumns.join(', ')})` : ''}`,
+    target: plan.table.name,
+    type: plan.type,
+    status: 'COMPLETED',
+    exitMessage: null,
+    startedAt,
+    endedAt: startedAt,
+    readCount: operationCount(plan.operations),
+    commitCount: 1,
+  };
 }
 
 /** A target of a chunk whose statements met other work: its operations, left pending, and why. */

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import { ItemWriter, PartOutcome, StatementPlan } from '../../interfaces/chunk.interfaces';
-import { targetStatement } from './target-sql';
+import { foldedStatement, targetStatement } from './target-sql';
 import { eachOperation } from '../storage/id-runs';
 import { numberArray } from '../storage/database';
 import { CHUNK_FAILURE_SQLSTATE } from '../storage/database-error';
@@ -41,5 +41,15 @@ export class ChunkWriter extends ItemWriter {
       error: code === null ? null : { code, message: message ?? '' },
     }));
     return { outcomes, statements: rows.at(-1)?.statements ?? 0 };
+  }
+
+  /** Rounds as one change of each row: batch.apply_folded, which undoes it unless every operation affected its row. */
+  async writeFolded(tx: PoolClient, plans: StatementPlan[]): Promise<boolean> {
+    const { sql, params } = foldedStatement(plans);
+    const { rows } = await tx.query<{ folded: boolean }>(
+      'SELECT batch.apply_folded($1, $2::bigint[], $3::bigint[], $4::int[], $5) AS folded',
+      [sql, ...params, CHUNK_FAILURE_SQLSTATE],
+    );
+    return rows[0].folded;
   }
 }

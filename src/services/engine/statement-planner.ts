@@ -178,3 +178,53 @@ export function planRuns(table: TargetTable, runs: ClaimedOperation[], limits: S
 function statementOf(table: TargetTable, shape: Shape): Omit<StatementPlan, 'operations'> {
   return { table, type: shape.type, columns: shape.columns, keyColumns: shape.keyColumns };
 }
+
+/** Types whose modifier a cast applies as an assignment does (rounding, range), where another type's truncates. */
+const CAST_AS_ASSIGNED = new Set(['numeric', 'timestamp', 'timestamptz', 'time', 'timetz', 'interval']);
+
+/** At most this many rounds are folded into one statement (its text grows with each). */
+const MOST_FOLDED = 16;
+
+/**
+ * A target's statements, in order, as the groups to apply: rounds (batch.claim) of updates and increments that follow
+ * one another through the same unique key, on a table where nothing sees or checks a row between its changes
+ * (foldsRowChanges), make one group, applied as one change of each row (foldedStatement): a row inserted and then
+ * incremented twice and updated is written twice, not four times. Every other statement is a group of its own. A fold
+ * is exact only where each step is evaluated as its own statement would be: so not for array columns, nor for columns
+ * whose modifier a cast would apply otherwise than an assignment (a `varchar(n)` value is cut by a cast, refused by an
+ * assignment).
+ */
+export function foldRounds(statements: StatementPlan[]): StatementPlan[][] {
+  const groups: StatementPlan[][] = [];
+  for (const statement of statements) {
+    const group = groups.at(-1);
+    const first = group?.[0];
+    if (
+      group &&
+      first &&
+      group.length < MOST_FOLDED &&
+      foldable(first) &&
+      foldable(statement) &&
+      first.keyColumns!.join() === statement.keyColumns!.join()
+    )
+      group.push(statement);
+    else groups.push([statement]);
+  }
+  return groups;
+}
+
+function foldable({ table, type, columns, operations }: StatementPlan): boolean {
+  return (
+    table.foldsRowChanges &&
+    (type === 'update' || type === 'increment') &&
+    operations.every((op) => op.ids !== undefined && parseShape(op.shape).keysVersion === keysVersion(table)) &&
+    columns.every((name) => {
+      const column = table.columns.get(name);
+      return (
+        column !== undefined &&
+        !column.isArray &&
+        (type === 'increment' || column.typmod < 0 || CAST_AS_ASSIGNED.has(column.baseType))
+      );
+    })
+  );
+}

@@ -1,7 +1,8 @@
 import type { StatementPlan } from '../../interfaces/chunk.interfaces';
 import type { TargetColumn, TargetTable } from '../../interfaces/catalog.interfaces';
 import { quoteIdent, quoteLiteral } from '../storage/database';
-import { runParams } from '../storage/id-runs';
+import { idRuns, runParams } from '../storage/id-runs';
+import { numberArray } from '../storage/database';
 
 /**
  * The SQL that applies a statement plan to a target table. The values never travel through the service: each
@@ -144,6 +145,56 @@ function updateStatement(
     (v) => `UPDATE ${qualifiedName(table)} AS t SET ${sets.join(', ')} FROM ${v} WHERE ${match.join(' AND ')}`,
   );
   return { sql, params: rows.params, everyRow: false };
+}
+
+/**
+ * Rounds of updates and increments (foldRounds), one after another, as one `UPDATE`: each row found once, its new value
+ * of each column the chain of the rounds' changes to it in order, every step evaluated as its own statement would: an
+ * increment adds and is cast to the column's type (rounding, range and domain checked at each step, adding -0 where the
+ * row has none: x + -0 = x), an update picks its value through an array (built whole, unlike a lazy CASE, so that no
+ * step goes unevaluated). Every value is cast as the rounds' own statements would (input()), and a chain's update value
+ * to the column's full type. Its parameters: the runs of the rounds' ids and the round (1…) of each run. It returns
+ * `folded`, true when it changed a row per key, none refused (an update setting a NOT NULL column to NULL, as a column
+ * altered since its operation was created may be): else what it did is undone (batch.apply_folded) and the rounds run
+ * as they are.
+ */
+export function foldedStatement(plans: StatementPlan[]): { sql: string; params: [string, string, string] } {
+  const { table } = plans[0];
+  const keys = plans[0].keyColumns!.map((name) => column(table, name));
+  const selected = keys.map((c, k) => `${storedValue(c, 'key')} AS k${k + 1}`);
+  const refusals: string[] = [];
+  const chains = new Map<string, string>();
+  plans.forEach((plan, j) => {
+    const round = `r.round = ${j + 1}`;
+    selected.push(`bool_or(${round}) AS p${j + 1}`);
+    plan.columns.forEach((name, i) => {
+      const c = column(table, name);
+      const cast = storedValue(c, 'values');
+      const value = plan.type === 'update' && c.typmod >= 0 ? `${cast}::${c.sqlType}` : cast;
+      const alias = `p${j + 1}v${i + 1}`;
+      selected.push(`(array_agg(${value}) FILTER (WHERE ${round}))[1] AS ${alias}`);
+      if (plan.type === 'update' && c.notNull) refusals.push(`(${round} AND ${value} IS NULL)`);
+      const before = chains.get(name) ?? `t.${quoteIdent(name)}`;
+      chains.set(
+        name,
+        plan.type === 'update'
+          ? `(ARRAY[${before}, g.${alias}])[CASE WHEN g.p${j + 1} THEN 2 ELSE 1 END]`
+          : `(${before} + coalesce(g.${alias}, '-0'))::${c.sqlType}`,
+      );
+    });
+  });
+  selected.push(`${refusals.length ? `coalesce(bool_or(${refusals.join(' OR ')}), false)` : 'false'} AS refused`);
+  const rows =
+    `SELECT ${selected.join(', ')} FROM unnest($1::bigint[], $2::bigint[], $3::int[]) AS r(first_id, last_id, round) ` +
+    `JOIN batch.operations o ON o.id BETWEEN r.first_id AND r.last_id GROUP BY ${keys.map((_, k) => k + 1).join(', ')}`;
+  const sets = [...chains].map(([name, chain]) => `${quoteIdent(name)} = ${chain}`);
+  const match = keys.map((c, k) => `t.${quoteIdent(c.name)} = g.k${k + 1}`);
+  const sql =
+    `WITH g AS MATERIALIZED (${rows}), changed AS (UPDATE ${qualifiedName(table)} AS t SET ${sets.join(', ')} ` +
+    `FROM g WHERE ${match.join(' AND ')} AND NOT g.refused RETURNING 1) ` +
+    `SELECT (SELECT count(*) FROM changed) = (SELECT count(*) FROM g) AS folded`;
+  const runs = plans.flatMap((plan, j) => idRuns(plan.operations).map(([first, last]) => [first, last, j + 1]));
+  return { sql, params: [0, 1, 2].map((k) => numberArray(runs.map((run) => run[k]))) as [string, string, string] };
 }
 
 /** `DELETE … USING (typed rows) WHERE key matches`. */

@@ -54,7 +54,11 @@ const TABLES_SQL = `
       OR EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conrelid = c.oid AND f.confrelid = c.oid)
       OR EXISTS (SELECT 1 FROM pg_constraint x WHERE x.contype = 'x' AND x.conrelid = c.oid)
       OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND (i.indpred IS NOT NULL OR i.indexprs IS NOT NULL))
-         AS one_row_statements
+         AS one_row_statements,
+         c.relkind = 'r' AND NOT c.relrowsecurity AND NOT c.relhasrules
+     AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype IN ('c', 'f'))
+     AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND a.attgenerated <> '')
+         AS folds_row_changes
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1) AND n.nspname <> 'batch'`;
@@ -176,7 +180,10 @@ export class CatalogService implements OnApplicationBootstrap {
     const [columns, keys, flags] = await Promise.all([
       this.db.query<ColumnRow>(COLUMNS_SQL, [schemas]),
       this.db.query<KeyRow>(KEYS_SQL, [schemas]),
-      this.db.query<{ schema: string; table: string; one_row_statements: boolean }>(TABLES_SQL, [schemas]),
+      this.db.query<{ schema: string; table: string; one_row_statements: boolean; folds_row_changes: boolean }>(
+        TABLES_SQL,
+        [schemas],
+      ),
     ]);
     const tables = new Map<string, TargetTable>();
     for (const row of columns) {
@@ -191,6 +198,7 @@ export class CatalogService implements OnApplicationBootstrap {
           primaryKey: null,
           uniqueKeys: [],
           oneRowStatements: false,
+          foldsRowChanges: false,
         };
         tables.set(name, table);
       }
@@ -215,7 +223,9 @@ export class CatalogService implements OnApplicationBootstrap {
     }
     for (const flag of flags) {
       const table = tables.get(`${flag.schema}.${flag.table}`);
-      if (table) table.oneRowStatements = flag.one_row_statements;
+      if (!table) continue;
+      table.oneRowStatements = flag.one_row_statements;
+      table.foldsRowChanges = flag.folds_row_changes && !flag.one_row_statements;
     }
     this.tables = tables;
     this.loadedAt = Date.now();
