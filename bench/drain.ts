@@ -52,12 +52,16 @@ interface Backlog {
   make: (i: number) => ICreateBatchOperationRequest;
   seeded: number;
   scheduled?: number;
+  /** Notifications consumed on this machine while it drains (else held in their queue, and received after). */
+  consumed?: boolean;
 }
 
 /**
  * Drains a backlog: it is filled through RPC with no worker running, then a worker is started with `npm start`, as a
  * deploy after an outage would find it; the drain is timed from its first chunk's start to the last operation settled
- * (its commit made the target rows visible), the notifications to the last one received. The worker is stopped after.
+ * (its commit made the target rows visible), the notifications to the last one confirmed by the broker, or, where
+ * `consumed`, received. Unless `consumed`, they are received after (and counted, untimed): callers consume them on
+ * machines of their own, and a consumer here would take the CPU the service drains with. The worker is stopped after.
  */
 export async function drainBacklog(service: BenchService, backlog: Backlog): Promise<Drained> {
   const { db } = service;
@@ -65,7 +69,8 @@ export async function drainBacklog(service: BenchService, backlog: Backlog): Pro
   await db.query(`DROP TABLE IF EXISTS public.bench; CREATE TABLE public.bench ${TABLE}`);
   await seed(db, 'public.bench', backlog.seeded);
   const rpc = service.rpc();
-  const notified = await service.notifications();
+  const consumed = backlog.consumed ? await service.notifications() : null;
+  const held = consumed ? null : await service.heldNotifications();
   if (scheduled > 0) {
     const later = new Date(Date.now() + 86_400_000).toISOString();
     await db.query(`CREATE TABLE IF NOT EXISTS public.bench_later ${TABLE}`);
@@ -77,9 +82,10 @@ export async function drainBacklog(service: BenchService, backlog: Backlog): Pro
   await fill(rpc, count, backlog.make);
   await service.startRole('worker');
   const cpu = new CpuMeter(service.pids());
-  const notifiedAt = await notified.settled(count);
+  const notifiedAt = consumed ? await consumed.settled(count) : await confirmed(db, chunksBefore, count);
   const cpuPerOperation = cpu.perUnit(count);
-  await notified.stop();
+  await consumed?.stop();
+  await held?.receive(count);
   await rpc.close();
   await service.stopRole('worker');
 
@@ -102,6 +108,23 @@ export async function drainBacklog(service: BenchService, backlog: Backlog): Pro
     chunks: chunks.length,
     cpu: cpuPerOperation,
   };
+}
+
+/**
+ * When the broker confirmed the last notification of the chunks after `chunksBefore`, once they have settled `count`
+ * operations and each of their outbox messages is sent (the relay marks it sent on the broker's confirm).
+ */
+async function confirmed(db: BenchService['db'], chunksBefore: string, count: number): Promise<number> {
+  for (;;) {
+    const [state] = await db.query<{ settled: number; unsent: boolean; sent: Date | null }>(
+      `SELECT (SELECT coalesce(sum(read_count), 0)::int FROM batch.chunks WHERE id > $1 AND status = 'COMPLETED') AS settled,
+              EXISTS (SELECT FROM batch.outbox WHERE chunk_id > $1 AND sent_at IS NULL) AS unsent,
+              (SELECT max(sent_at) FROM batch.outbox WHERE chunk_id > $1) AS sent`,
+      [chunksBefore],
+    );
+    if (state.settled >= count && !state.unsent && state.sent) return state.sent.getTime();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /** Operations per second over the first chunks that hold a fifth of the backlog (each chunk timed from the one before). */
@@ -214,7 +237,8 @@ export function mixedOperation(i: number): ICreateBatchOperationRequest {
 
 /**
  * The drain as users get it: one worker started with `npm start` at the default chunk limit (and an API process taking
- * the RPC fill), a backlog of each type and a mixed one; inserts against COPY of the same rows (in one transaction and
+ * the RPC fill), a backlog of each type and a mixed one, their notifications received after the drain (drainBacklog),
+ * and inserts once more with a consumer receiving them meanwhile; inserts against COPY of the same rows (in one transaction and
  * committed per 1,000), the caller's own per-row autocommit INSERT, and a BullMQ queue with a NestJS worker
  * (bullmq.ts); each other type against its statement written by hand (HAND_WRITTEN).
  */
@@ -273,12 +297,25 @@ export async function benchDrain(options: {
         target: 0.8,
       },
       {
-        name: 'drain insert, notified',
+        name: 'drain insert, notified (confirmed by the broker)',
         value: insert.notifiedRate,
         unit: 'ops/s',
         baseline: { name: 'COPY, one transaction', value: copy },
       },
     ];
+    const consumed = await drainBacklog(service, {
+      count: options.rows,
+      make: (i) => operation('insert', i),
+      seeded: 0,
+      consumed: true,
+    });
+    figures.push({
+      name: 'drain insert, its notifications consumed on this machine meanwhile',
+      value: consumed.rate,
+      unit: 'ops/s',
+      baseline: { name: 'consumed after', value: insert.rate },
+      note: `notified (received): ${Math.round(consumed.notifiedRate).toLocaleString('en-US')} ops/s; CPU per operation: ${consumed.cpu}`,
+    });
     for (const type of TYPES.filter((t) => t !== 'insert')) {
       const rows = options.otherRows;
       const drained = await drainBacklog(service, { count: rows, make: (i) => operation(type, i), seeded: rows });

@@ -3,8 +3,10 @@ import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BatchServiceClient, SettledEventsConsumer } from '../src/client';
+import { SETTLED_ROUTING_KEY_PREFIX } from '../src/interfaces/operation.interfaces';
 import { RMQ_URL, TestDb } from '../test/support/harness';
-import { deleteBrokerObjects, freePort, http, serviceEnv } from '../test/support/service-process';
+import { connect } from 'amqplib';
+import { deleteBrokerObjects, freePort, http, serviceEnv, settledQueue } from '../test/support/service-process';
 import { dropDatabase } from '../test/support/test-database';
 
 const ROOT = join(__dirname, '..', '..');
@@ -182,6 +184,40 @@ export class BenchService {
       settled: (count) =>
         seen >= count ? Promise.resolve(Date.now()) : new Promise((resolve) => (waiter = { count, resolve })),
       stop: () => consumer.stop(),
+    };
+  }
+
+  /**
+   * Holds the notifications to the bench client in a queue of their own, consuming none: callers consume elsewhere,
+   * and a consumer on this machine would take a large share of the two cores the drain is timed on. `receive(count)`
+   * then consumes them, resolving once `count` operations have been notified (the queue is deleted at stop()).
+   */
+  async heldNotifications(): Promise<{ receive(count: number): Promise<void> }> {
+    const queue = settledQueue(this.env, 'bench');
+    const exchange = this.env.BATCH_SERVICE_EVENTS_EXCHANGE;
+    const broker = await connect(RMQ_URL);
+    try {
+      const channel = await broker.createChannel();
+      await channel.assertExchange(exchange, 'topic', { durable: true });
+      await channel.assertQueue(queue, { durable: true });
+      await channel.bindQueue(queue, exchange, `${SETTLED_ROUTING_KEY_PREFIX}bench`);
+    } finally {
+      await broker.close();
+    }
+    return {
+      receive: async (count) => {
+        let seen = 0;
+        const consumer = new SettledEventsConsumer({ url: RMQ_URL, exchange, client: 'bench', queue, prefetch: 200 });
+        await new Promise<void>((resolve, reject) => {
+          consumer
+            .start((event) => {
+              seen += event.operations.length;
+              if (seen >= count) resolve();
+            })
+            .catch(reject);
+        });
+        await consumer.stop();
+      },
     };
   }
 
