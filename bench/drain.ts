@@ -238,7 +238,7 @@ export function mixedOperation(i: number): ICreateBatchOperationRequest {
 /**
  * The drain as users get it: one worker started with `npm start` at the default chunk limit (and an API process taking
  * the RPC fill), a backlog of each type and a mixed one, their notifications received after the drain (drainBacklog),
- * and inserts once more with a consumer receiving them meanwhile; inserts against COPY of the same rows (in one transaction and
+ * and deletes once more with a consumer receiving them meanwhile; inserts against COPY of the same rows (in one transaction and
  * committed per 1,000), the caller's own per-row autocommit INSERT, and a BullMQ queue with a NestJS worker
  * (bullmq.ts); each other type against its statement written by hand (HAND_WRITTEN).
  */
@@ -303,19 +303,6 @@ export async function benchDrain(options: {
         baseline: { name: 'COPY, one transaction', value: copy },
       },
     ];
-    const consumed = await drainBacklog(service, {
-      count: options.rows,
-      make: (i) => operation('insert', i),
-      seeded: 0,
-      consumed: true,
-    });
-    figures.push({
-      name: 'drain insert, its notifications consumed on this machine meanwhile',
-      value: consumed.rate,
-      unit: 'ops/s',
-      baseline: { name: 'consumed after', value: insert.rate },
-      note: `notified (received): ${Math.round(consumed.notifiedRate).toLocaleString('en-US')} ops/s; CPU per operation: ${consumed.cpu}`,
-    });
     for (const type of TYPES.filter((t) => t !== 'insert')) {
       const rows = options.otherRows;
       const drained = await drainBacklog(service, { count: rows, make: (i) => operation(type, i), seeded: rows });
@@ -328,6 +315,20 @@ export async function benchDrain(options: {
         note: `CPU per operation: ${drained.cpu}; ${drained.chunks} chunks`,
       });
     }
+    const deletes = figures.find((figure) => figure.name.startsWith('drain delete'))!;
+    const consumed = await drainBacklog(service, {
+      count: options.otherRows,
+      make: (i) => operation('delete', i),
+      seeded: options.otherRows,
+      consumed: true,
+    });
+    figures.push({
+      name: 'drain delete, its notifications consumed on this machine meanwhile',
+      value: consumed.rate,
+      unit: 'ops/s',
+      baseline: { name: 'received after', value: deletes.value },
+      note: `notified (received): ${Math.round(consumed.notifiedRate).toLocaleString('en-US')} ops/s; CPU per operation: ${consumed.cpu}`,
+    });
     const mixed = await drainBacklog(service, { count: options.otherRows, make: mixedOperation, seeded: 0 });
     figures.push({
       name: `drain mixed (insert, 2 increments, update a row), ${size(options.otherRows)}`,

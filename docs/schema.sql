@@ -400,7 +400,7 @@ CREATE VIEW batch.operation_states AS
           WHERE last.last_id >= o.id) r ON true;
 
 CREATE OR REPLACE FUNCTION batch.apply_folded(statement text, first_ids bigint[], last_ids bigint[], rounds integer[], chunk_failure text)
- RETURNS boolean
+ RETURNS TABLE(folded boolean, missed bigint[])
  LANGUAGE plpgsql
  SET enable_mergejoin TO 'off'
  SET enable_hashjoin TO 'off'
@@ -408,20 +408,22 @@ CREATE OR REPLACE FUNCTION batch.apply_folded(statement text, first_ids bigint[]
  SET enable_hashagg TO 'off'
 AS $function$
   DECLARE
-    folded boolean;
     code text;
   BEGIN
-    EXECUTE statement USING first_ids, last_ids, rounds INTO folded;
-    IF folded THEN
-      RETURN true;
-    END IF;
-    RAISE SQLSTATE 'BS001'; -- undoes it
-  EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE;
-    IF code ~ chunk_failure THEN
-      RAISE;
-    END IF;
-    RETURN false;
+    BEGIN
+      EXECUTE statement USING first_ids, last_ids, rounds INTO folded, missed;
+      IF NOT folded THEN
+        RAISE SQLSTATE 'BS001'; -- undoes it
+      END IF;
+    EXCEPTION WHEN OTHERS THEN
+      GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE;
+      IF code ~ chunk_failure THEN
+        RAISE;
+      END IF;
+      folded := false;
+      missed := NULL;
+    END;
+    RETURN NEXT;
   END
 $function$
 ;

@@ -105,11 +105,11 @@ export abstract class ItemWriter {
    */
   abstract writeInParts(tx: PoolClient, plan: StatementPlan): Promise<{ outcomes: PartOutcome[]; statements: number }>;
   /**
-   * Applies rounds of updates and increments as one change of each row (foldRounds): true when that applied and each
-   * operation affected its row; else nothing of it stays, and the statements are to be run as they are. An error that
-   * fails the chunk as a whole is thrown.
+   * Applies rounds of updates and increments as one change of each row (foldRounds): where that applied, the ids of the
+   * operations whose row was missing (each affected none; every other one row); else null, nothing of it stays, and the
+   * statements are to be run as they are. An error that fails the chunk as a whole is thrown.
    */
-  abstract writeFolded(tx: PoolClient, plans: StatementPlan[]): Promise<boolean>;
+  abstract writeFolded(tx: PoolClient, plans: StatementPlan[]): Promise<Set<string> | null>;
 }
 
 export abstract class SkipPolicy {

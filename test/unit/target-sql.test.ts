@@ -244,7 +244,7 @@ describe('foldedStatement: rounds of updates and increments as one change of eac
   );
   const round = (ids: string[]) => claimedId(ids[0], { count: ids.length, ids });
 
-  it('chains each column through the rounds in order, every step evaluated, and refuses NULL for NOT NULL', () => {
+  it('chains each column through the rounds in order, every step evaluated, refuses NULL for NOT NULL, tells missed rows', () => {
     const { sql, params } = foldedStatement([
       {
         table: tallies,
@@ -260,7 +260,8 @@ describe('foldedStatement: rounds of updates and increments as one change of eac
       `bool_or(r.round = 1) AS p1, (array_agg((o.row_values->>E'amount')::numeric) FILTER (WHERE r.round = 1))[1] AS p1v1, ` +
       `bool_or(r.round = 2) AS p2, (array_agg((o.row_values->>E'n')::integer) FILTER (WHERE r.round = 2))[1] AS p2v1, ` +
       `(array_agg((o.row_values->>E'amount')::numeric::numeric(4,1)) FILTER (WHERE r.round = 2))[1] AS p2v2, ` +
-      `coalesce(bool_or((r.round = 2 AND (o.row_values->>E'n')::integer IS NULL)), false) AS refused ` +
+      `coalesce(bool_or((r.round = 2 AND (o.row_values->>E'n')::integer IS NULL)), false) AS refused, ` +
+      `array_agg(o.id) AS ops ` +
       `FROM unnest($1::bigint[], $2::bigint[], $3::int[]) AS r(first_id, last_id, round) ` +
       `JOIN batch.operations o ON o.id BETWEEN r.first_id AND r.last_id GROUP BY 1`;
     const amount = `(ARRAY[(t."amount" + coalesce(g.p1v1, '-0'))::numeric(4,1), g.p2v2])[CASE WHEN g.p2 THEN 2 ELSE 1 END]`;
@@ -268,8 +269,10 @@ describe('foldedStatement: rounds of updates and increments as one change of eac
     assert.equal(
       sql,
       `WITH g AS MATERIALIZED (${rows}), changed AS (UPDATE "public"."tallies" AS t SET "amount" = ${amount}, "n" = ${n} ` +
-        `FROM g WHERE t."id" = g.k1 AND NOT g.refused RETURNING 1) ` +
-        `SELECT (SELECT count(*) FROM changed) = (SELECT count(*) FROM g) AS folded`,
+        `FROM g WHERE t."id" = g.k1 AND NOT g.refused RETURNING g.ops) ` +
+        `SELECT NOT EXISTS (SELECT FROM g WHERE g.refused) AS folded, ` +
+        `CASE WHEN (SELECT count(*) FROM changed) < (SELECT count(*) FROM g) ` +
+        `THEN ARRAY(SELECT unnest(g.ops) FROM g EXCEPT ALL SELECT unnest(c.ops) FROM changed c) END AS missed`,
     );
     assert.deepEqual(params, ['{2,6,3,8}', '{2,7,3,8}', '{1,1,2,2}'], 'runs of ids, and the round of each');
   });

@@ -221,8 +221,9 @@ export class ChunkStep {
   }
 
   /**
-   * Rounds applied as one change of each row (foldRounds): each operation affected its row, and each round is recorded
-   * as a step of its own, as it would have been; false, with nothing applied, where the rounds are to run as they are.
+   * Rounds applied as one change of each row (foldRounds): each operation affected its row, or none where the row was
+   * missing, and each round is recorded as a step of its own, as it would have been; false, with nothing applied, where
+   * the rounds are to run as they are.
    */
   private async applyFolded(
     tx: PoolClient,
@@ -231,10 +232,14 @@ export class ChunkStep {
     steps: StepRecord[],
   ): Promise<boolean> {
     const startedAt = new Date();
-    if (!(await this.writer.writeFolded(tx, plans))) return false;
+    const missed = await this.writer.writeFolded(tx, plans);
+    if (missed === null) return false;
     const endedAt = new Date();
     for (const plan of plans) {
-      for (const operation of plan.operations) outcomes.push(completed(operation, 1));
+      if (missed.size === 0) for (const operation of plan.operations) outcomes.push(completed(operation, 1));
+      else
+        for (const operation of plan.operations.flatMap(eachOperation))
+          outcomes.push(completed(operation, missed.has(operation.id) ? 0 : 1));
       const step = stepOf(plan, startedAt);
       step.endedAt = endedAt;
       step.writeCount = step.readCount;

@@ -43,13 +43,13 @@ export class ChunkWriter extends ItemWriter {
     return { outcomes, statements: rows.at(-1)?.statements ?? 0 };
   }
 
-  /** Rounds as one change of each row: batch.apply_folded, which undoes it unless every operation affected its row. */
-  async writeFolded(tx: PoolClient, plans: StatementPlan[]): Promise<boolean> {
+  /** Rounds as one change of each row: batch.apply_folded, which undoes it where a step failed or refused. */
+  async writeFolded(tx: PoolClient, plans: StatementPlan[]): Promise<Set<string> | null> {
     const { sql, params } = foldedStatement(plans);
-    const { rows } = await tx.query<{ folded: boolean }>(
-      'SELECT batch.apply_folded($1, $2::bigint[], $3::bigint[], $4::int[], $5) AS folded',
+    const { rows } = await tx.query<{ folded: boolean; missed: string[] | null }>(
+      'SELECT * FROM batch.apply_folded($1, $2::bigint[], $3::bigint[], $4::int[], $5)',
       [sql, ...params, CHUNK_FAILURE_SQLSTATE],
     );
-    return rows[0].folded;
+    return rows[0].folded ? new Set(rows[0].missed) : null;
   }
 }

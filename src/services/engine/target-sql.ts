@@ -154,9 +154,10 @@ function updateStatement(
  * row has none: x + -0 = x), an update picks its value through an array (built whole, unlike a lazy CASE, so that no
  * step goes unevaluated). Every value is cast as the rounds' own statements would (input()), and a chain's update value
  * to the column's full type. Its parameters: the runs of the rounds' ids and the round (1…) of each run. It returns
- * `folded`, true when it changed a row per key, none refused (an update setting a NOT NULL column to NULL, as a column
- * altered since its operation was created may be): else what it did is undone (batch.apply_folded) and the rounds run
- * as they are.
+ * `folded`, false where it refused (an update setting a NOT NULL column to NULL, as a column altered since its operation
+ * was created may be: batch.apply_folded then undoes it, and the rounds run as they are); and `missed`, NULL when it
+ * changed a row for every key, else the operations whose key found no row (each affected none: no step of a fold
+ * inserts or deletes a row).
  */
 export function foldedStatement(plans: StatementPlan[]): { sql: string; params: [string, string, string] } {
   const { table } = plans[0];
@@ -184,6 +185,7 @@ export function foldedStatement(plans: StatementPlan[]): { sql: string; params: 
     });
   });
   selected.push(`${refusals.length ? `coalesce(bool_or(${refusals.join(' OR ')}), false)` : 'false'} AS refused`);
+  selected.push('array_agg(o.id) AS ops');
   const rows =
     `SELECT ${selected.join(', ')} FROM unnest($1::bigint[], $2::bigint[], $3::int[]) AS r(first_id, last_id, round) ` +
     `JOIN batch.operations o ON o.id BETWEEN r.first_id AND r.last_id GROUP BY ${keys.map((_, k) => k + 1).join(', ')}`;
@@ -191,8 +193,10 @@ export function foldedStatement(plans: StatementPlan[]): { sql: string; params: 
   const match = keys.map((c, k) => `t.${quoteIdent(c.name)} = g.k${k + 1}`);
   const sql =
     `WITH g AS MATERIALIZED (${rows}), changed AS (UPDATE ${qualifiedName(table)} AS t SET ${sets.join(', ')} ` +
-    `FROM g WHERE ${match.join(' AND ')} AND NOT g.refused RETURNING 1) ` +
-    `SELECT (SELECT count(*) FROM changed) = (SELECT count(*) FROM g) AS folded`;
+    `FROM g WHERE ${match.join(' AND ')} AND NOT g.refused RETURNING g.ops) ` +
+    `SELECT NOT EXISTS (SELECT FROM g WHERE g.refused) AS folded, ` +
+    `CASE WHEN (SELECT count(*) FROM changed) < (SELECT count(*) FROM g) ` +
+    `THEN ARRAY(SELECT unnest(g.ops) FROM g EXCEPT ALL SELECT unnest(c.ops) FROM changed c) END AS missed`;
   const runs = plans.flatMap((plan, j) => idRuns(plan.operations).map(([first, last]) => [first, last, j + 1]));
   return { sql, params: [0, 1, 2].map((k) => numberArray(runs.map((run) => run[k]))) as [string, string, string] };
 }
