@@ -31,4 +31,4 @@ EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # With the Node flags of `npm start` (scripts/node-flags); exec, so that node gets the signals.
-CMD ["sh", "-c", "exec node $(cat scripts/node-flags) dist/src/main.js"]
+CMD ["sh", "-c", "exec env MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2} node $(cat scripts/node-flags) dist/src/main.js"]

@@ -76,7 +76,15 @@ function startCommand(): string[] {
   const flags = readFileSync(join(ROOT, 'scripts', 'node-flags'), 'utf8')
     .trim()
     .split(/\s+/);
-  return [process.execPath, '--cpu-prof', `--cpu-prof-dir=${dir}`, ...flags, 'dist/src/main.js'];
+  return [
+    'env',
+    `MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? 2}`,
+    process.execPath,
+    '--cpu-prof',
+    `--cpu-prof-dir=${dir}`,
+    ...flags,
+    'dist/src/main.js',
+  ];
 }
 
 /** The node process that npm started (npm → sh → node), found through /proc. */

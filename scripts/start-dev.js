@@ -17,6 +17,7 @@ const children = [
   spawn(process.execPath, ['--watch-path=dist/src', ...nodeFlags, 'dist/src/main.js'], {
     cwd: root,
     stdio: 'inherit',
+    env: { ...process.env, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' }, // npm start's
   }),
 ];
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => children.forEach((child) => child.kill(signal)));

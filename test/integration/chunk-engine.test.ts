@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import type { ICreateBatchOperationRequest } from '../../src/interfaces/operation.interfaces';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
+import { CatalogService } from '../../src/services/storage/catalog.service';
 import { AuthenticatedClient } from '../../src/services/access/client.service';
 import { OperationService } from '../../src/services/ingest/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
@@ -207,6 +208,34 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
       type,
       key: { id },
       values,
+    });
+
+    it('are planned only for tables where nothing sees or checks a row between its changes', async () => {
+      await t.db.query(`
+        DROP TABLE IF EXISTS public.fold_checked, public.fold_parent, public.fold_child, public.fold_generated;
+        CREATE TABLE public.fold_checked (id int PRIMARY KEY, n int CHECK (n > 0));
+        CREATE TABLE public.fold_parent (id int PRIMARY KEY, n int);
+        CREATE TABLE public.fold_child () INHERITS (public.fold_parent);
+        CREATE TABLE public.fold_generated (id int PRIMARY KEY, n int, twice int GENERATED ALWAYS AS (n * 2) STORED)`);
+      const catalog = t.get(CatalogService);
+      await catalog.reload();
+      const folds = async (name: string) => (await catalog.find(name))?.foldsRowChanges;
+      try {
+        assert.deepEqual(
+          [
+            await folds('tallies'),
+            await folds('fold_checked'),
+            await folds('fold_parent'),
+            await folds('fold_generated'),
+          ],
+          [true, false, false, false],
+        );
+        assert.equal(await folds('stock'), false, 'a check constraint');
+      } finally {
+        await t.db.query(
+          `DROP TABLE public.fold_checked, public.fold_child, public.fold_parent, public.fold_generated`,
+        );
+      }
     });
 
     it('rounds each step as its own statement would', async () => {

@@ -1,8 +1,7 @@
 import type { StatementPlan } from '../../interfaces/chunk.interfaces';
 import type { TargetColumn, TargetTable } from '../../interfaces/catalog.interfaces';
-import { quoteIdent, quoteLiteral } from '../storage/database';
+import { numberArray, quoteIdent, quoteLiteral } from '../storage/database';
 import { idRuns, runParams } from '../storage/id-runs';
-import { numberArray } from '../storage/database';
 
 /**
  * The SQL that applies a statement plan to a target table. The values never travel through the service: each

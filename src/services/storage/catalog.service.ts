@@ -55,7 +55,7 @@ const TABLES_SQL = `
       OR EXISTS (SELECT 1 FROM pg_constraint x WHERE x.contype = 'x' AND x.conrelid = c.oid)
       OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND (i.indpred IS NOT NULL OR i.indexprs IS NOT NULL))
          AS one_row_statements,
-         c.relkind = 'r' AND NOT c.relrowsecurity AND NOT c.relhasrules
+         c.relkind = 'r' AND NOT c.relhassubclass AND NOT c.relrowsecurity AND NOT c.relhasrules
      AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype IN ('c', 'f'))
      AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND a.attgenerated <> '')
          AS folds_row_changes
