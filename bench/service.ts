@@ -169,11 +169,12 @@ export class BenchService {
   }
 
   /**
-   * Counts the operations notified to the bench client (and hands each id to `each`); `settled()` resolves once
-   * `count` have been.
+   * Counts the operations notified to the bench client (and hands each id to `each`), from a queue of its own or from
+   * `queue`; `settled()` resolves once `count` have been.
    */
   async notifications(
     each: (id: string) => void = () => undefined,
+    queue?: string,
   ): Promise<{ settled(count: number): Promise<number>; stop(): Promise<void> }> {
     let seen = 0;
     let waiter: { count: number; resolve: (at: number) => void } | null = null;
@@ -181,6 +182,7 @@ export class BenchService {
       url: RMQ_URL,
       exchange: this.env.BATCH_SERVICE_EVENTS_EXCHANGE,
       client: 'bench',
+      queue,
       prefetch: 200,
     });
     await consumer.start((event) => {
@@ -214,17 +216,9 @@ export class BenchService {
     }
     return {
       receive: async (count) => {
-        let seen = 0;
-        const consumer = new SettledEventsConsumer({ url: RMQ_URL, exchange, client: 'bench', queue, prefetch: 200 });
-        await new Promise<void>((resolve, reject) => {
-          consumer
-            .start((event) => {
-              seen += event.operations.length;
-              if (seen >= count) resolve();
-            })
-            .catch(reject);
-        });
-        await consumer.stop();
+        const received = await this.notifications(undefined, queue);
+        await received.settled(count);
+        await received.stop();
       },
     };
   }
