@@ -297,6 +297,27 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
       assert.deepEqual(await exitMessages(), [folded(2), folded(2)], 'a step per round');
       assert.deepEqual(await t.db.query('SELECT id, n FROM public.tallies WHERE id IN (1, 9)'), [{ id: 1, n: 2 }]);
     });
+
+    it('reads its operations by ranges of ids and leaves out those between them that are not its own', async () => {
+      const untouched = `SELECT xmin::text AS version, n FROM public.tallies WHERE id = 2`;
+      const before = await t.db.query(untouched);
+      const { outcomes } = await run([
+        tally('update', 1, { n: 7 }),
+        { target: 'stock', type: 'update', key: { id: 2 }, values: { note: 'stock' } },
+        tally('increment', 1, { n: 1 }),
+      ]);
+      assert.deepEqual(
+        outcomes.map((o) => [o.status, o.rows_affected]),
+        [
+          ['COMPLETED', 1],
+          ['COMPLETED', 1],
+          ['COMPLETED', 1],
+        ],
+      );
+      assert.deepEqual(await exitMessages(), [folded(2), folded(2), null], 'the fold, then the stock update');
+      assert.deepEqual(await t.db.query('SELECT n FROM public.tallies WHERE id = 1'), [{ n: 8 }]);
+      assert.deepEqual(await t.db.query(untouched), before, "the other target's key changes nothing here");
+    });
   });
 
   it('fails an increment that overflows or breaks a check, and keeps the rest', async () => {

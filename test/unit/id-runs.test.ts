@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { eachOperation, idRuns, lastId, runParams, splitRun } from '../../src/services/storage/id-runs';
+import { eachOperation, idRuns, lastId, runParams, splitRun, taggedSpans } from '../../src/services/storage/id-runs';
 
 describe('runs of consecutive ids', () => {
   it('finds them in order, whatever the order given and however large the ids', () => {
@@ -70,6 +70,44 @@ describe('runs of consecutive ids', () => {
         ['6', 1, undefined, 10],
         ['10', 1, undefined, 10],
       ],
+    );
+  });
+
+  it('reads tagged runs as ranges: runs a few ids apart as one, the ids between them tagged 0', () => {
+    // A mixed stream's rounds: each row's insert, then its three changes (rounds 1 to 3) at the next ids.
+    assert.deepEqual(
+      taggedSpans([
+        ['7', '7', 2],
+        ['2', '2', 1],
+        ['3', '3', 2],
+        ['6', '6', 1],
+        ['4', '4', 3],
+        ['8', '8', 3],
+      ]),
+      ['{2}', '{8}', '{1,2,3,0,1,2,3}'],
+    );
+    assert.deepEqual(
+      taggedSpans([
+        ['10', '12', 1],
+        ['17', '17', 2],
+        ['9007199254740993', '9007199254740994', 1],
+      ]),
+      ['{10,17,9007199254740993}', '{12,17,9007199254740994}', '{1,1,1,2,1,1}'],
+      'runs 4 or more ids apart are ranges of their own, however large the ids',
+    );
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.integer({ min: 1, max: 200 }), { maxLength: 40 }), (ids) => {
+        const [firsts, lasts, tags] = taggedSpans(ids.map((id) => [String(id), String(id), (id % 3) + 1])).map(
+          (literal) => (literal === '{}' ? [] : literal.slice(1, -1).split(',').map(Number)),
+        );
+        const read = firsts.flatMap((first, k) => Array.from({ length: lasts[k] - first + 1 }, (_, i) => first + i));
+        assert.equal(read.length, tags.length);
+        assert.deepEqual(
+          read.filter((_, i) => tags[i] > 0),
+          [...ids].sort((a, b) => a - b),
+        );
+        read.forEach((id, i) => assert.equal(tags[i], ids.includes(id) ? (id % 3) + 1 : 0));
+      }),
     );
   });
 });

@@ -257,13 +257,15 @@ describe('foldedStatement: rounds of updates and increments as one change of eac
     ]);
     const rows =
       `SELECT (o.row_key->>E'id')::integer AS k1, ` +
-      `bool_or(r.round = 1) AS p1, (array_agg((o.row_values->>E'amount')::numeric) FILTER (WHERE r.round = 1))[1] AS p1v1, ` +
-      `bool_or(r.round = 2) AS p2, (array_agg((o.row_values->>E'n')::integer) FILTER (WHERE r.round = 2))[1] AS p2v1, ` +
-      `(array_agg((o.row_values->>E'amount')::numeric::numeric(4,1)) FILTER (WHERE r.round = 2))[1] AS p2v2, ` +
-      `coalesce(bool_or((r.round = 2 AND (o.row_values->>E'n')::integer IS NULL)), false) AS refused, ` +
+      `bool_or(o.round = 1) AS p1, (array_agg((o.row_values->>E'amount')::numeric) FILTER (WHERE o.round = 1))[1] AS p1v1, ` +
+      `bool_or(o.round = 2) AS p2, (array_agg((o.row_values->>E'n')::integer) FILTER (WHERE o.round = 2))[1] AS p2v1, ` +
+      `(array_agg((o.row_values->>E'amount')::numeric::numeric(4,1)) FILTER (WHERE o.round = 2))[1] AS p2v2, ` +
+      `coalesce(bool_or((o.round = 2 AND (o.row_values->>E'n')::integer IS NULL)), false) AS refused, ` +
       `array_agg(o.id) AS ops ` +
-      `FROM unnest($1::bigint[], $2::bigint[], $3::int[]) AS r(first_id, last_id, round) ` +
-      `JOIN batch.operations o ON o.id BETWEEN r.first_id AND r.last_id GROUP BY 1`;
+      `FROM (SELECT op.id, op.row_key, op.row_values, ($3::int[])[(s.base + op.id)::int] AS round ` +
+      `FROM (SELECT s.first_id, s.last_id, sum(s.last_id - s.first_id + 1) OVER (ORDER BY s.k)::bigint - s.last_id AS base ` +
+      `FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS s(first_id, last_id, k)) s ` +
+      `JOIN batch.operations op ON op.id BETWEEN s.first_id AND s.last_id OFFSET 0) o WHERE o.round > 0 GROUP BY 1`;
     const amount = `(ARRAY[(t."amount" + coalesce(g.p1v1, '-0'))::numeric(4,1), g.p2v2])[CASE WHEN g.p2 THEN 2 ELSE 1 END]`;
     const n = `(ARRAY[t."n", g.p2v1])[CASE WHEN g.p2 THEN 2 ELSE 1 END]`;
     assert.equal(
@@ -274,6 +276,6 @@ describe('foldedStatement: rounds of updates and increments as one change of eac
         `CASE WHEN (SELECT count(*) FROM changed) < (SELECT count(*) FROM g) ` +
         `THEN ARRAY(SELECT unnest(g.ops) FROM g EXCEPT ALL SELECT unnest(c.ops) FROM changed c) END AS missed`,
     );
-    assert.deepEqual(params, ['{2,6,3,8}', '{2,7,3,8}', '{1,1,2,2}'], 'runs of ids, and the round of each');
+    assert.deepEqual(params, ['{2}', '{8}', '{1,2,0,0,1,1,2}'], 'ranges of ids, and the round of each id (0: none)');
   });
 });

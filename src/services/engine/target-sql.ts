@@ -1,7 +1,7 @@
 import type { StatementPlan } from '../../interfaces/chunk.interfaces';
 import type { TargetColumn, TargetTable } from '../../interfaces/catalog.interfaces';
-import { numberArray, quoteIdent, quoteLiteral } from '../storage/database';
-import { idRuns, runParams } from '../storage/id-runs';
+import { quoteIdent, quoteLiteral } from '../storage/database';
+import { idRuns, runParams, taggedSpans } from '../storage/id-runs';
 
 /**
  * The SQL that applies a statement plan to a target table. The values never travel through the service: each
@@ -152,7 +152,8 @@ function updateStatement(
  * increment adds and is cast to the column's type (rounding, range and domain checked at each step, adding -0 where the
  * row has none: x + -0 = x), an update picks its value through an array (built whole, unlike a lazy CASE, so that no
  * step goes unevaluated). Every value is cast as the rounds' own statements would (input()), and a chain's update value
- * to the column's full type. Its parameters: the runs of the rounds' ids and the round (1…) of each run. It returns
+ * to the column's full type. Its parameters: ranges of ids holding the rounds' operations and the round (1…) of each
+ * id they hold, 0 where it is of none (taggedSpans): in a mixed stream the rounds' ids are a few apart. It returns
  * `folded`, false where it refused (an update setting a NOT NULL column to NULL, as a column altered since its operation
  * was created may be: batch.apply_folded then undoes it, and the rounds run as they are); and `missed`, NULL when it
  * changed a row for every key, else the operations whose key found no row (each affected none: no step of a fold
@@ -165,7 +166,7 @@ export function foldedStatement(plans: StatementPlan[]): { sql: string; params: 
   const refusals: string[] = [];
   const chains = new Map<string, string>();
   plans.forEach((plan, j) => {
-    const round = `r.round = ${j + 1}`;
+    const round = `o.round = ${j + 1}`;
     selected.push(`bool_or(${round}) AS p${j + 1}`);
     plan.columns.forEach((name, i) => {
       const c = column(table, name);
@@ -185,9 +186,15 @@ export function foldedStatement(plans: StatementPlan[]): { sql: string; params: 
   });
   selected.push(`${refusals.length ? `coalesce(bool_or(${refusals.join(' OR ')}), false)` : 'false'} AS refused`);
   selected.push('array_agg(o.id) AS ops');
+  const ranges =
+    `SELECT s.first_id, s.last_id, sum(s.last_id - s.first_id + 1) OVER (ORDER BY s.k)::bigint - s.last_id AS base ` +
+    `FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS s(first_id, last_id, k)`;
+  const operations =
+    `SELECT op.id, op.row_key, op.row_values, ($3::int[])[(s.base + op.id)::int] AS round FROM (${ranges}) s ` +
+    `JOIN batch.operations op ON op.id BETWEEN s.first_id AND s.last_id OFFSET 0`; // each id's round looked up once, not per use
   const rows =
-    `SELECT ${selected.join(', ')} FROM unnest($1::bigint[], $2::bigint[], $3::int[]) AS r(first_id, last_id, round) ` +
-    `JOIN batch.operations o ON o.id BETWEEN r.first_id AND r.last_id GROUP BY ${keys.map((_, k) => k + 1).join(', ')}`;
+    `SELECT ${selected.join(', ')} FROM (${operations}) o WHERE o.round > 0 ` +
+    `GROUP BY ${keys.map((_, k) => k + 1).join(', ')}`;
   const sets = [...chains].map(([name, chain]) => `${quoteIdent(name)} = ${chain}`);
   const match = keys.map((c, k) => `t.${quoteIdent(c.name)} = g.k${k + 1}`);
   const sql =
@@ -196,8 +203,10 @@ export function foldedStatement(plans: StatementPlan[]): { sql: string; params: 
     `SELECT NOT EXISTS (SELECT FROM g WHERE g.refused) AS folded, ` +
     `CASE WHEN (SELECT count(*) FROM changed) < (SELECT count(*) FROM g) ` +
     `THEN ARRAY(SELECT unnest(g.ops) FROM g EXCEPT ALL SELECT unnest(c.ops) FROM changed c) END AS missed`;
-  const runs = plans.flatMap((plan, j) => idRuns(plan.operations).map(([first, last]) => [first, last, j + 1]));
-  return { sql, params: [0, 1, 2].map((k) => numberArray(runs.map((run) => run[k]))) as [string, string, string] };
+  const runs = plans.flatMap((plan, j) =>
+    idRuns(plan.operations).map(([first, last]): [string, string, number] => [first, last, j + 1]),
+  );
+  return { sql, params: taggedSpans(runs) };
 }
 
 /** `DELETE … USING (typed rows) WHERE key matches`. */

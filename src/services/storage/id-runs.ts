@@ -78,6 +78,42 @@ export function runParams(spans: (string | IdSpan)[]): [string, string] {
   return [numberArray(runs.map(([first]) => first)), numberArray(runs.map(([, last]) => last))];
 }
 
+/** Ids at most this far apart are read as one range, the ids between them read and left out (taggedSpans). */
+const SPAN_GAP = 4;
+
+/**
+ * Runs of ids, each with a tag (1 or more), as ranges of the primary key to read and the tag of every id they hold (0
+ * for ids of none of the runs): runs close together are read as one range (SPAN_GAP), where a lookup each would cost
+ * several times the rows between them. Returns the ranges' first and last ids and the tags of their ids, in order
+ * (PostgreSQL array literals). A statement reads the tag of id `i` of the range that ends at `last`, its k-th, as
+ * `tags[(ranges' lengths through the k-th) - last + i]`.
+ */
+export function taggedSpans(runs: [string, string, number][]): [string, string, string] {
+  const sorted = [...runs].sort(([a], [b]) => compareIds(a, b));
+  const spans: [string, string][] = [];
+  const tags: number[] = [];
+  for (const [first, last, tag] of sorted) {
+    const span = spans.at(-1);
+    const gap = span ? idDistance(span[1], first) - 1 : Infinity;
+    if (span && gap < SPAN_GAP) {
+      for (let k = 0; k < gap; k++) tags.push(0);
+      span[1] = last;
+    } else spans.push([first, last]);
+    for (let k = idDistance(first, last); k >= 0; k--) tags.push(tag);
+  }
+  return [numberArray(spans.map(([first]) => first)), numberArray(spans.map(([, last]) => last)), numberArray(tags)];
+}
+
+/** Ids (canonical decimals) in numeric order. */
+function compareIds(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/** How many ids `to` is after `from`. */
+function idDistance(from: string, to: string): number {
+  return from.length <= 15 && to.length <= 15 ? Number(to) - Number(from) : Number(BigInt(to) - BigInt(from));
+}
+
 /** The id `offset` places after `id`. */
 export function idAfter(id: string, offset: number): string {
   return offset === 0 ? id : (BigInt(id) + BigInt(offset)).toString();
