@@ -3,6 +3,9 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { eachOperation, idRuns, lastId, runParams, splitRun, taggedSpans } from '../../src/services/storage/id-runs';
 
+/** Ids read per id of a group at most: itself and the 3 before it (SPAN_GAP). */
+const SPAN_GAP_BOUND = 4;
+
 describe('runs of consecutive ids', () => {
   it('finds them in order, whatever the order given and however large the ids', () => {
     assert.deepEqual(idRuns([]), []);
@@ -73,40 +76,59 @@ describe('runs of consecutive ids', () => {
     );
   });
 
-  it('reads tagged runs as ranges: runs a few ids apart as one, the ids between them tagged 0', () => {
+  it('reads tagged groups as ranges: runs a few ids apart as one, the ids between them tagged 0', () => {
     // A mixed stream's rounds: each row's insert, then its three changes (rounds 1 to 3) at the next ids.
+    const round = (ids: string[]) => ({ id: ids[0], count: ids.length, ids });
     assert.deepEqual(
       taggedSpans([
-        ['7', '7', 2],
-        ['2', '2', 1],
-        ['3', '3', 2],
-        ['6', '6', 1],
-        ['4', '4', 3],
-        ['8', '8', 3],
+        { spans: [round(['2', '6'])], tag: 1 },
+        { spans: [round(['3', '7'])], tag: 2 },
+        { spans: [round(['4', '8'])], tag: 3 },
       ]),
       ['{2}', '{8}', '{1,2,3,0,1,2,3}'],
     );
     assert.deepEqual(
       taggedSpans([
-        ['10', '12', 1],
-        ['17', '17', 2],
-        ['9007199254740993', '9007199254740994', 1],
+        { spans: [{ id: '10', count: 3 }], tag: 1 },
+        { spans: [{ id: '17', count: 1 }], tag: 2 },
       ]),
-      ['{10,17,9007199254740993}', '{12,17,9007199254740994}', '{1,1,1,2,1,1}'],
-      'runs 4 or more ids apart are ranges of their own, however large the ids',
+      ['{10,17}', '{12,17}', '{1,1,1,2}'],
+      'runs with 4 or more ids between them are ranges of their own',
+    );
+    assert.deepEqual(
+      taggedSpans([
+        { spans: [{ id: '9007199254740993', count: 2 }, '10'], tag: 1 },
+        { spans: ['11'], tag: 2 },
+      ]),
+      ['{10,9007199254740993,11}', '{10,9007199254740994,11}', '{1,1,1,2}'],
+      'ids past 15 digits: each run a range of its own, exactly',
+    );
+    assert.throws(
+      () =>
+        taggedSpans([
+          { spans: ['5'], tag: 1 },
+          { spans: ['5'], tag: 2 },
+        ]),
+      /in two groups/,
     );
     fc.assert(
       fc.property(fc.uniqueArray(fc.integer({ min: 1, max: 200 }), { maxLength: 40 }), (ids) => {
-        const [firsts, lasts, tags] = taggedSpans(ids.map((id) => [String(id), String(id), (id % 3) + 1])).map(
-          (literal) => (literal === '{}' ? [] : literal.slice(1, -1).split(',').map(Number)),
+        const tagOf = (id: number) => (id % 3) + 1;
+        const groups = [1, 2, 3].map((tag) => ({
+          spans: ids.filter((id) => tagOf(id) === tag).map(String),
+          tag,
+        }));
+        const [firsts, lasts, tags] = taggedSpans(groups).map((literal) =>
+          literal === '{}' ? [] : literal.slice(1, -1).split(',').map(Number),
         );
         const read = firsts.flatMap((first, k) => Array.from({ length: lasts[k] - first + 1 }, (_, i) => first + i));
         assert.equal(read.length, tags.length);
+        assert.ok(read.length <= ids.length * SPAN_GAP_BOUND, 'the ids between runs are bounded');
+        read.forEach((id, i) => assert.equal(tags[i], ids.includes(id) ? tagOf(id) : 0));
         assert.deepEqual(
-          read.filter((_, i) => tags[i] > 0),
+          read.filter((_, i) => tags[i] > 0).sort((a, b) => a - b),
           [...ids].sort((a, b) => a - b),
         );
-        read.forEach((id, i) => assert.equal(tags[i], ids.includes(id) ? (id % 3) + 1 : 0));
       }),
     );
   });

@@ -1,7 +1,7 @@
 import type { StatementPlan } from '../../interfaces/chunk.interfaces';
 import type { TargetColumn, TargetTable } from '../../interfaces/catalog.interfaces';
 import { quoteIdent, quoteLiteral } from '../storage/database';
-import { idRuns, runParams, taggedSpans } from '../storage/id-runs';
+import { runParams, taggedSpans } from '../storage/id-runs';
 
 /**
  * The SQL that applies a statement plan to a target table. The values never travel through the service: each
@@ -203,10 +203,7 @@ export function foldedStatement(plans: StatementPlan[]): { sql: string; params: 
     `SELECT NOT EXISTS (SELECT FROM g WHERE g.refused) AS folded, ` +
     `CASE WHEN (SELECT count(*) FROM changed) < (SELECT count(*) FROM g) ` +
     `THEN ARRAY(SELECT unnest(g.ops) FROM g EXCEPT ALL SELECT unnest(c.ops) FROM changed c) END AS missed`;
-  const runs = plans.flatMap((plan, j) =>
-    idRuns(plan.operations).map(([first, last]): [string, string, number] => [first, last, j + 1]),
-  );
-  return { sql, params: taggedSpans(runs) };
+  return { sql, params: taggedSpans(plans.map((plan, j) => ({ spans: plan.operations, tag: j + 1 }))) };
 }
 
 /** `DELETE … USING (typed rows) WHERE key matches`. */

@@ -23,26 +23,45 @@ export interface Run extends IdSpan {
  * or spans of them, in any order; spans that meet are merged.
  */
 export function idRuns(spans: (string | IdSpan)[]): [string, string][] {
+  const runs = numericRuns(spans);
+  if (!runs) return bigIdRuns(spans);
+  return Array.from(runs.firsts, (first, k): [string, string] => [String(first), String(runs.lasts[k])]);
+}
+
+/**
+ * Runs as numbers, their first and last ids, in order; null where an id has more than 15 digits (each number is then
+ * an id exactly: ids of a billion a day for 2,700 years), left to bigIdRuns.
+ */
+function numericRuns(spans: (string | IdSpan)[]): { firsts: number[]; lasts: number[] } | null {
   const ids: string[] = [];
   const counts: number[] = [];
-  const add = (id: string, count: number) => (ids.push(id), counts.push(count));
   for (const span of spans) {
-    if (typeof span === 'string') add(span, 1);
-    else if (span.ids) for (const id of span.ids) add(id, 1);
-    else add(span.id, span.count);
+    const count = typeof span === 'string' || span.ids ? 1 : span.count;
+    for (const id of typeof span === 'string' ? [span] : (span.ids ?? [span.id])) {
+      ids.push(id);
+      counts.push(count);
+    }
   }
-  // Numbers where every id is one exactly (15 digits at most: ids of a billion a day for 2,700 years), else BigInts.
-  if (!ids.every((id) => id.length <= 15)) return bigIdRuns(ids, counts);
-  const firsts = Float64Array.from(ids, Number);
-  const lasts = firsts.map((first, i) => first + counts[i] - 1);
-  if (firsts.some((first, i) => i > 0 && first < firsts[i - 1])) sortTogether(firsts, lasts);
-  const runs: [number, number][] = [];
+  const firsts = new Float64Array(ids.length);
+  const lasts = new Float64Array(ids.length);
+  let sorted = true;
+  for (let i = 0; i < ids.length; i++) {
+    if (ids[i].length > 15) return null;
+    firsts[i] = Number(ids[i]);
+    lasts[i] = firsts[i] + counts[i] - 1;
+    if (i > 0 && firsts[i] < firsts[i - 1]) sorted = false;
+  }
+  if (!sorted) sortTogether(firsts, lasts);
+  const runs = { firsts: [] as number[], lasts: [] as number[] };
   for (let i = 0; i < firsts.length; i++) {
-    const run = runs.at(-1);
-    if (run && firsts[i] === run[1] + 1) run[1] = lasts[i];
-    else runs.push([firsts[i], lasts[i]]);
+    const end = runs.lasts.length - 1;
+    if (end >= 0 && firsts[i] === runs.lasts[end] + 1) runs.lasts[end] = lasts[i];
+    else {
+      runs.firsts.push(firsts[i]);
+      runs.lasts.push(lasts[i]);
+    }
   }
-  return runs.map(([first, last]) => [String(first), String(last)]);
+  return runs;
 }
 
 /**
@@ -60,8 +79,13 @@ function sortTogether(firsts: Float64Array, lasts: Float64Array): void {
   lasts.set(sortedLasts);
 }
 
-function bigIdRuns(ids: string[], counts: number[]): [string, string][] {
-  const bounds = ids.map((id, i): [bigint, bigint] => [BigInt(id), BigInt(id) + BigInt(counts[i] - 1)]);
+function bigIdRuns(spans: (string | IdSpan)[]): [string, string][] {
+  const bounds: [bigint, bigint][] = [];
+  for (const span of spans) {
+    if (typeof span === 'string') bounds.push([BigInt(span), BigInt(span)]);
+    else if (span.ids) for (const id of span.ids) bounds.push([BigInt(id), BigInt(id)]);
+    else bounds.push([BigInt(span.id), BigInt(span.id) + BigInt(span.count - 1)]);
+  }
   bounds.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const runs: [bigint, bigint][] = [];
   for (const [first, last] of bounds) {
@@ -78,40 +102,50 @@ export function runParams(spans: (string | IdSpan)[]): [string, string] {
   return [numberArray(runs.map(([first]) => first)), numberArray(runs.map(([, last]) => last))];
 }
 
-/** Ids at most this far apart are read as one range, the ids between them read and left out (taggedSpans). */
+/** Runs with fewer ids than this between them are read as one range, the ids between read and left out (taggedSpans). */
 const SPAN_GAP = 4;
 
 /**
- * Runs of ids, each with a tag (1 or more), as ranges of the primary key to read and the tag of every id they hold (0
- * for ids of none of the runs): runs close together are read as one range (SPAN_GAP), where a lookup each would cost
+ * Groups of operations, each with a tag (1 or more), as ranges of the primary key to read and the tag of every id they
+ * hold (0 for ids of no group): runs close together are read as one range (SPAN_GAP), where a lookup each would cost
  * several times the rows between them. Returns the ranges' first and last ids and the tags of their ids, in order
  * (PostgreSQL array literals). A statement reads the tag of id `i` of the range that ends at `last`, its k-th, as
  * `tags[(ranges' lengths through the k-th) - last + i]`.
  */
-export function taggedSpans(runs: [string, string, number][]): [string, string, string] {
-  const sorted = [...runs].sort(([a], [b]) => compareIds(a, b));
-  const spans: [string, string][] = [];
-  const tags: number[] = [];
-  for (const [first, last, tag] of sorted) {
-    const span = spans.at(-1);
-    const gap = span ? idDistance(span[1], first) - 1 : Infinity;
-    if (span && gap < SPAN_GAP) {
+export function taggedSpans(groups: { spans: (string | IdSpan)[]; tag: number }[]): [string, string, string] {
+  const numeric = groups.map(({ spans }) => numericRuns(spans));
+  if (numeric.includes(null)) return bigTaggedSpans(groups);
+  const runs = numeric as { firsts: number[]; lasts: number[] }[];
+  const [firsts, lasts, tags]: number[][] = [[], [], []];
+  const next = runs.map(() => 0); // each group's runs are in order: merged, the lowest first id next
+  for (;;) {
+    let g = -1;
+    for (let h = 0; h < runs.length; h++)
+      if (next[h] < runs[h].firsts.length && (g < 0 || runs[h].firsts[next[h]] < runs[g].firsts[next[g]])) g = h;
+    if (g < 0) break;
+    const [first, last] = [runs[g].firsts[next[g]], runs[g].lasts[next[g]++]];
+    const gap = first - lasts[lasts.length - 1] - 1; // NaN for the first
+    // An id in two groups would shift every tag after it: each operation is of one group.
+    if (gap < 0) throw new Error(`id ${first} is in two groups`);
+    if (gap < SPAN_GAP) {
       for (let k = 0; k < gap; k++) tags.push(0);
-      span[1] = last;
-    } else spans.push([first, last]);
-    for (let k = idDistance(first, last); k >= 0; k--) tags.push(tag);
+      lasts[lasts.length - 1] = last;
+    } else {
+      firsts.push(first);
+      lasts.push(last);
+    }
+    for (let id = first; id <= last; id++) tags.push(groups[g].tag);
   }
-  return [numberArray(spans.map(([first]) => first)), numberArray(spans.map(([, last]) => last)), numberArray(tags)];
+  return [numberArray(firsts), numberArray(lasts), numberArray(tags)];
 }
 
-/** Ids (canonical decimals) in numeric order. */
-function compareIds(a: string, b: string): number {
-  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
-}
-
-/** How many ids `to` is after `from`. */
-function idDistance(from: string, to: string): number {
-  return from.length <= 15 && to.length <= 15 ? Number(to) - Number(from) : Number(BigInt(to) - BigInt(from));
+/** taggedSpans where an id has more than 15 digits: each group's runs as they are, none merged. */
+function bigTaggedSpans(groups: { spans: (string | IdSpan)[]; tag: number }[]): [string, string, string] {
+  const runs = groups.flatMap(({ spans, tag }) => idRuns(spans).map(([first, last]) => ({ first, last, tag })));
+  const tags = runs.flatMap(({ first, last, tag }) =>
+    Array<number>(Number(BigInt(last) - BigInt(first)) + 1).fill(tag),
+  );
+  return [numberArray(runs.map((r) => r.first)), numberArray(runs.map((r) => r.last)), numberArray(tags)];
 }
 
 /** The id `offset` places after `id`. */
