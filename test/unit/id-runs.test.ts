@@ -109,7 +109,7 @@ describe('runs of consecutive ids', () => {
           { spans: ['5'], tag: 1 },
           { spans: ['5'], tag: 2 },
         ]),
-      /in two groups/,
+      /given twice/,
     );
     fc.assert(
       fc.property(fc.uniqueArray(fc.integer({ min: 1, max: 200 }), { maxLength: 40 }), (ids) => {

@@ -125,8 +125,8 @@ export function taggedSpans(groups: { spans: (string | IdSpan)[]; tag: number }[
     if (g < 0) break;
     const [first, last] = [runs[g].firsts[next[g]], runs[g].lasts[next[g]++]];
     const gap = first - lasts[lasts.length - 1] - 1; // NaN for the first
-    // An id in two groups would shift every tag after it: each operation is of one group.
-    if (gap < 0) throw new Error(`id ${first} is in two groups`);
+    // An id given twice would shift every tag after it: each operation is in one group, once.
+    if (gap < 0) throw new Error(`id ${first} is given twice`);
     if (gap < SPAN_GAP) {
       for (let k = 0; k < gap; k++) tags.push(0);
       lasts[lasts.length - 1] = last;
