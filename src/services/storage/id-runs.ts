@@ -33,15 +33,7 @@ export function idRuns(spans: (string | IdSpan)[]): [string, string][] {
  * an id exactly: ids of a billion a day for 2,700 years), left to bigIdRuns.
  */
 function numericRuns(spans: (string | IdSpan)[]): { firsts: number[]; lasts: number[] } | null {
-  const ids: string[] = [];
-  const counts: number[] = [];
-  for (const span of spans) {
-    const count = typeof span === 'string' || span.ids ? 1 : span.count;
-    for (const id of typeof span === 'string' ? [span] : (span.ids ?? [span.id])) {
-      ids.push(id);
-      counts.push(count);
-    }
-  }
+  const { ids, counts } = spanStarts(spans);
   const firsts = new Float64Array(ids.length);
   const lasts = new Float64Array(ids.length);
   let sorted = true;
@@ -79,13 +71,30 @@ function sortTogether(firsts: Float64Array, lasts: Float64Array): void {
   lasts.set(sortedLasts);
 }
 
-function bigIdRuns(spans: (string | IdSpan)[]): [string, string][] {
-  const bounds: [bigint, bigint][] = [];
+/** Each span's first id and how many ids from it it holds: a round's listed ids one by one, each holding itself. */
+function spanStarts(spans: (string | IdSpan)[]): { ids: string[]; counts: number[] } {
+  const ids: string[] = [];
+  const counts: number[] = [];
   for (const span of spans) {
-    if (typeof span === 'string') bounds.push([BigInt(span), BigInt(span)]);
-    else if (span.ids) for (const id of span.ids) bounds.push([BigInt(id), BigInt(id)]);
-    else bounds.push([BigInt(span.id), BigInt(span.id) + BigInt(span.count - 1)]);
+    if (typeof span === 'string') {
+      ids.push(span);
+      counts.push(1);
+    } else if (span.ids) {
+      for (const id of span.ids) {
+        ids.push(id);
+        counts.push(1);
+      }
+    } else {
+      ids.push(span.id);
+      counts.push(span.count);
+    }
   }
+  return { ids, counts };
+}
+
+function bigIdRuns(spans: (string | IdSpan)[]): [string, string][] {
+  const { ids, counts } = spanStarts(spans);
+  const bounds = ids.map((id, i): [bigint, bigint] => [BigInt(id), BigInt(id) + BigInt(counts[i] - 1)]);
   bounds.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const runs: [bigint, bigint][] = [];
   for (const [first, last] of bounds) {
