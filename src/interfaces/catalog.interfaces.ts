@@ -36,8 +36,9 @@ export interface TargetTable {
   oneRowStatements: boolean;
   /**
    * Neither check constraints, foreign keys, stored generated columns, row security, rules, partitions, inheriting
-   * tables nor anything that makes oneRowStatements: nothing sees or checks a row's values between two of its changes in one statement's
-   * time, so a chunk's successive updates and increments of a row may be applied as one change (see foldedStatement).
+   * tables nor anything that makes oneRowStatements: nothing sees or checks a row's values between two of its changes
+   * in one statement's time, so a chunk's successive updates and increments of a row may be applied as one change (see
+   * foldedStatement).
    */
   foldsRowChanges: boolean;
 }
