@@ -53,4 +53,8 @@ export interface SourceTable {
   columns: Map<string, string>;
   /** The single column of its primary key; null for a view, or a key of several columns. */
   key: string | null;
+  /** The columns that are NOT NULL and unique by an index on the column alone (none for a view). */
+  uniqueKeys: string[];
+  /** A view: the catalog cannot say which of its columns are unique. */
+  isView: boolean;
 }

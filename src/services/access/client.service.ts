@@ -243,12 +243,23 @@ export class ClientService implements OnApplicationBootstrap {
     return { mayWrite: (clientId, target) => clients.has(clientId) && mayWrite(clients.get(clientId)!, target) };
   }
 
-  /** What the client (by id) is not granted of a job's tables, as it is now; a revoked client nothing. */
-  async missingGrant(clientId: string, grants: JobGrants): Promise<string | null> {
-    const [client] = await this.db.query<ClientRow>(
-      `SELECT targets, sources, admin, revoked_at FROM batch.clients WHERE id = $1`,
-      [clientId],
-    );
+  /**
+   * What the client (by id) is not granted of a job's tables, as it is now; a revoked client nothing. In a job chunk's
+   * transaction `tx`, read once no change of the client is in progress, holding its lock shared to the end, as a
+   * queue's chunk reads its clients (batch.client_grants): a revocation or narrowing answered before is seen, and one
+   * that comes later waits for the chunk to commit.
+   */
+  async missingGrant(clientId: string, grants: JobGrants, tx?: PoolClient): Promise<string | null> {
+    const sql = `SELECT targets, sources, admin, revoked_at FROM batch.clients WHERE id = $1`;
+    let client: ClientRow | undefined;
+    if (tx) {
+      await tx.query({
+        name: 'job-client-lock',
+        text: `SELECT pg_advisory_xact_lock_shared(${CLIENT_LOCK_SPACE}, ($1::bigint % 2147483647)::int)`,
+        values: [clientId],
+      });
+      [client] = (await tx.query<ClientRow>({ name: 'job-client-grants', text: sql, values: [clientId] })).rows;
+    } else [client] = await this.db.query<ClientRow>(sql, [clientId]);
     if (!client || client.revoked_at) return 'the client was revoked';
     return missingGrant(client, grants);
   }

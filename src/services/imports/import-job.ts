@@ -97,7 +97,6 @@ export class ImportJob implements JobProvider {
       .parameter('columns', { type: 'names', description: 'CSV without a header: the columns of its fields, in order' })
       .parameter('format', { type: 'string', values: ['csv', 'ndjson'], required: true, description: 'the format' })
       .parameter('sha256', { type: 'string', required: true, description: 'of the body as uploaded' })
-      .parameter('runId', { type: 'string', description: 'any text, to load the same data set once more' })
       .option('header', { type: 'boolean', default: true, description: 'CSV: the first record names the columns' })
       .option('delimiter', { type: 'string', default: ',', description: 'CSV: the field delimiter, one character' })
       .option('quote', { type: 'string', default: '"', description: 'CSV: the quote, one character' })
@@ -119,6 +118,11 @@ export class ImportJob implements JobProvider {
       .validate(async (parameters, options) => {
         const plan = await this.planOf(parameters, options);
         if (plan.format === 'csv' && !plan.header) checkColumns(plan, plan.columns);
+      })
+      .identify(async (parameters) => {
+        const target = await this.catalog.find(String(parameters.target));
+        if (!target) throw new BatchError('UNKNOWN_TARGET', `No target table ${String(parameters.target)}`);
+        return { ...parameters, target: target.name, conflictKey: conflictKeyOf(parameters, target) };
       })
       .step(
         'load',

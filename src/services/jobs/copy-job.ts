@@ -89,6 +89,7 @@ export class CopyJob implements JobProvider {
         writes: [(await this.catalog.find(String(parameters.target)))?.name ?? String(parameters.target)],
       }))
       .validate((parameters) => this.validate(parameters))
+      .identify((parameters) => this.identify(parameters))
       .step(
         'copy',
         partitioned(
@@ -115,6 +116,7 @@ export class CopyJob implements JobProvider {
       });
     await cast(from, 'from');
     await cast(to, 'to');
+    if (plan.source.isView) await this.checkViewKey(plan, from, to);
     if (from !== null && to !== null) {
       const [{ inverted }] = await this.db.query<{ inverted: boolean }>(
         `SELECT $1::${plan.keyType} > $2::${plan.keyType} AS inverted`,
@@ -131,6 +133,45 @@ export class CopyJob implements JobProvider {
     });
   }
 
+  /** A launch as what it means: its tables, columns and key as the catalog names them, its bounds as key values. */
+  private async identify(parameters: JobParameters): Promise<JobParameters> {
+    const plan = await this.planOf(parameters);
+    const value = async (bound: string | null) =>
+      bound === null
+        ? null
+        : (await this.db.query<{ value: string }>(`SELECT $1::${plan.keyType}::text AS value`, [bound]))[0].value;
+    return {
+      ...parameters,
+      source: plan.source.name,
+      target: plan.target.name,
+      columns: Object.fromEntries(plan.columns),
+      keyColumn: plan.key,
+      conflictKey: plan.conflictKey,
+      from: await value(keyText(parameters.from)),
+      to: await value(keyText(parameters.to)),
+    };
+  }
+
+  /**
+   * A view's key, checked over the range by reading it (the catalog cannot tell): a key that is NULL or repeated would
+   * have rows read twice or never.
+   */
+  private async checkViewKey(plan: CopyPlan, from: string | null, to: string | null): Promise<void> {
+    const key = quoteIdent(plan.key);
+    const { where, values } = range(plan, from, to);
+    const [{ nulls, repeated }] = await this.db.query<{ nulls: boolean; repeated: boolean }>(
+      `SELECT EXISTS (SELECT FROM ${sourceName(plan)} WHERE ${key} IS NULL) AS nulls,
+              EXISTS (SELECT FROM ${sourceName(plan)} ${where} GROUP BY ${key} HAVING count(*) > 1) AS repeated`,
+      values,
+    );
+    if (nulls || repeated)
+      throw invalidField(
+        'keyColumn',
+        `must be unique and NOT NULL, for the rows to be read in its order once each: ${plan.source.name}.${plan.key} ` +
+          (nulls ? 'is NULL in some rows' : 'repeats a value'),
+      );
+  }
+
   /** The tables and columns a launch names, resolved in the catalog; the contract's error for each that is not there. */
   private async planOf(parameters: JobParameters): Promise<CopyPlan> {
     const target = await this.catalog.find(String(parameters.target));
@@ -145,6 +186,12 @@ export class CopyJob implements JobProvider {
         `is needed: ${source.name} has no primary key of one column to read it in order of`,
       );
     if (!source.columns.has(key)) throw unknownColumn(source.name, key);
+    if (!source.isView && !source.uniqueKeys.includes(key))
+      throw invalidField(
+        'keyColumn',
+        `must be unique and NOT NULL, for the rows to be read in its order once each: ${source.name}.${key} ` +
+          `has no unique index of its own or may be NULL`,
+      );
     const conflictKey = conflictKeyOf(parameters, target);
     const unwritten = conflictKey?.find((column) => !columns.some(([written]) => written === column));
     if (unwritten) throw invalidField('conflictKey', `names ${unwritten}, which the copy does not write`);
@@ -232,6 +279,7 @@ export class CopyJob implements JobProvider {
       (error) => (failure = error),
     );
     if (copied !== null) {
+      // rows read but not written: a trigger dropped them, or DO NOTHING met a conflict
       const { read, written } = copied as CopiedPart;
       step.counts.readCount += read;
       step.counts.writeCount += written;
@@ -307,9 +355,12 @@ function range(plan: CopyPlan, after: string | null, to: string | null): { where
 }
 
 /**
- * A chunk's statement and its parameters: up to `limit` rows of the range in order of the key (one index range scan,
- * however far the copy is), written by one INSERT; it answers the rows read and written and the last key. Sent as
- * text: an unnamed statement is planned for its bounds at each run.
+ * A chunk's statement and its parameters: up to `limit` rows of the range in the source's order (index range scans,
+ * however far the copy is), written by one INSERT; it answers the rows read and written and the last key read. The
+ * count and the position come from the source, never from what the target returns: a trigger may drop or rewrite a
+ * row, and the target may order the key otherwise (another collation). The `limit`-th key bounds the chunk; past the
+ * last such key, the range's greatest key does, and the rows are counted. Sent as text: an unnamed statement is
+ * planned for its bounds at each run.
  */
 function chunkStatement(
   plan: CopyPlan,
@@ -319,50 +370,31 @@ function chunkStatement(
 ): { text: string; values: unknown[] } {
   const key = quoteIdent(plan.key);
   const { where, values } = range(plan, after, to);
+  const source = `${sourceName(plan)} ${where}`;
   const read = plan.columns.map(([, column], i) => `${quoteIdent(column)} AS c${i}`).join(', ');
   const written = plan.columns.map(([column]) => quoteIdent(column)).join(', ');
-  const columns = plan.columns.map((_, i) => `c${i}`).join(', ');
   let upsert = '';
   if (plan.conflictKey) {
     // in order of the key, so that of two rows with one conflict key the later one wins, as one at a time would
     const updated = plan.columns.filter(([column]) => !plan.conflictKey!.includes(column));
-    upsert = `ORDER BY k ON CONFLICT (${plan.conflictKey.map(quoteIdent).join(', ')}) ${
+    upsert = `ON CONFLICT (${plan.conflictKey.map(quoteIdent).join(', ')}) ${
       updated.length
         ? `DO UPDATE SET ${updated.map(([c]) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}`
         : 'DO NOTHING'
     }`;
   }
   const target = `${quoteIdent(plan.target.schema)}.${quoteIdent(plan.target.table)}`;
-  const keyColumn = returnedKey(plan);
-  const text = keyColumn
-    ? `
-    WITH written AS (
-      INSERT INTO ${target} (${written})
-      SELECT ${read} FROM ${sourceName(plan)} ${where} ORDER BY ${key} LIMIT $${values.length + 1}
-      ${upsert.replace('ORDER BY k ', '')} RETURNING ${quoteIdent(keyColumn)} AS k)
-    SELECT count(*)::int AS read, count(*)::int AS written, max(k)::text AS last FROM written`
-    : `
-    WITH chunk AS MATERIALIZED (
-      SELECT ${key} AS k, ${read} FROM ${sourceName(plan)} ${where} ORDER BY ${key} LIMIT $${values.length + 1}),
+  const last = `coalesce((SELECT k FROM nth), (SELECT ${key} FROM ${source} ORDER BY ${key} DESC LIMIT 1))`;
+  const text = `
+    WITH nth AS (SELECT ${key} AS k FROM ${source} ORDER BY ${key} OFFSET $${values.length + 1} - 1 LIMIT 1),
     written AS (
       INSERT INTO ${target} (${written})
-      SELECT ${columns} FROM chunk ${upsert} RETURNING 1)
-    SELECT (SELECT count(*) FROM chunk)::int AS read, (SELECT count(*) FROM written)::int AS written,
-           (SELECT k FROM chunk ORDER BY k DESC LIMIT 1)::text AS last`;
+      SELECT ${read} FROM ${source} ${where ? 'AND' : 'WHERE'} ${key} <= ${last} ORDER BY ${key} ${upsert}
+      RETURNING 1)
+    SELECT (CASE WHEN EXISTS (SELECT FROM nth) THEN $${values.length + 1} ELSE (SELECT count(*) FROM ${source}) END)::int
+             AS read,
+           (SELECT count(*) FROM written)::int AS written, ${last}::text AS last`;
   return { text, values: [...values, limit] };
-}
-
-/**
- * The target column a chunk's INSERT can return the source key from, when there is one: the key written unchanged
- * (same type) into a column, and every row read also returned (no DO NOTHING). The chunk is then one INSERT …
- * SELECT; otherwise its rows are first materialized to count them and find their last key, which costs a copy of
- * every row (the performance log has the figures).
- */
-function returnedKey(plan: CopyPlan): string | null {
-  const mapped = plan.columns.find(([, source]) => source === plan.key);
-  if (!mapped || plan.target.columns.get(mapped[0])?.castType !== plan.keyType) return null;
-  const nothingUpdated = plan.conflictKey && plan.columns.every(([column]) => plan.conflictKey!.includes(column));
-  return nothingUpdated ? null : mapped[0];
 }
 
 function unknownColumn(table: string, column: string): BatchError {

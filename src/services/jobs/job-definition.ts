@@ -126,7 +126,19 @@ export interface JobDefinition {
    * UNKNOWN_COLUMN, VALIDATION_FAILED) before anything runs.
    */
   validate: (parameters: JobParameters, options: JobParameters) => Promise<void>;
+  /**
+   * The parameters (with their defaults) as what they mean, for the instance's identity: tables by their catalog
+   * name, key bounds as the key's values, defaults that depend on the tables filled in. Two spellings of one launch
+   * are then one instance.
+   */
+  identify: (parameters: JobParameters) => Promise<JobParameters>;
 }
+
+/** The identifying parameter every job takes: any text, to run an instance that completed once more. */
+export const RUN_ID: ParameterSpec = {
+  type: 'string',
+  description: 'any text: the same other parameters with another runId are another instance, run again',
+};
 
 /** The default start limit: starts per instance, the first included. */
 export const DEFAULT_START_LIMIT = 3;
@@ -289,6 +301,7 @@ export class JobBuilder {
       restartable: true,
       grants: async () => ({ reads: [], writes: [] }),
       validate: async () => undefined,
+      identify: async (parameters) => parameters,
     };
   }
 
@@ -330,6 +343,11 @@ export class JobBuilder {
     return this;
   }
 
+  identify(identify: JobDefinition['identify']): this {
+    this.definition.identify = identify;
+    return this;
+  }
+
   step(name: string, definition: StepDefinition): this {
     if (this.definition.steps.some((step) => step.name === name)) throw new Error(`step ${name} defined twice`);
     this.definition.steps.push({ name, definition, transitions: new Map() });
@@ -345,6 +363,7 @@ export class JobBuilder {
   }
 
   build(): JobDefinition {
+    if (!this.definition.parameters.has('runId')) this.definition.parameters.set('runId', RUN_ID);
     const names = new Set(this.definition.steps.map((step) => step.name));
     if (names.size === 0) throw new Error(`job ${this.definition.name} has no step`);
     for (const step of this.definition.steps)

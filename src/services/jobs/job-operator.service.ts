@@ -83,10 +83,11 @@ export class JobOperator {
     definition: JobDefinition,
     launch: { parameters: JobParameters; options: JobParameters },
   ): Promise<string> {
+    const meaning = await definition.identify(withDefaults(definition.parameters, launch.parameters));
     const { executionId, outcome } = await this.repository.launch(tx, {
       clientId: client.id,
       job: definition.name,
-      identity: instanceIdentity(definition, launch.parameters),
+      identity: instanceIdentity(definition, meaning),
       parameters: launch.parameters,
       options: launch.options,
       startLimit: definition.startLimit,
@@ -162,8 +163,10 @@ export class JobOperator {
   /** FAILED or STOPPED → ABANDONED: its instance is never run again. */
   async abandon(client: AuthenticatedClient, id: string): Promise<IJobExecution> {
     await this.get(client, id);
-    const status = await this.repository.abandon(id);
+    const abandoned = await this.repository.abandon(id);
+    const status = abandoned?.status ?? null;
     if (status !== 'FAILED' && status !== 'STOPPED') throw wrongStatus(id, status, 'abandoned', 'FAILED or STOPPED');
+    if (abandoned?.done) throw refusal('JOB_INSTANCE_COMPLETE', abandoned.done);
     this.signals.finished();
     return this.get(client, id);
   }
@@ -195,7 +198,8 @@ function scope(client: AuthenticatedClient): string | null {
 
 const REFUSALS: Record<Exclude<LaunchOutcome, 'LAUNCHED'>, string> = {
   JOB_EXECUTION_RUNNING: 'an execution of this job instance is running',
-  JOB_INSTANCE_COMPLETE: 'this job instance is complete: add an identifying parameter (such as runId) to run it again',
+  JOB_INSTANCE_COMPLETE:
+    'this job instance is complete: launch it with another runId (an identifying parameter every job takes) to run it again',
   JOB_NOT_RESTARTABLE: 'this job is never started twice, and this instance was started',
   START_LIMIT_EXCEEDED: 'this job instance was started as many times as its job allows',
 };

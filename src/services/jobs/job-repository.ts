@@ -263,18 +263,26 @@ export class JobRepository {
     });
   }
 
-  /** FAILED or STOPPED → ABANDONED (never restarted); returns the status it had, or null when there is none. */
-  abandon(id: string): Promise<JobStatus | null> {
+  /**
+   * FAILED or STOPPED → ABANDONED (never restarted), unless another execution of its instance completed or was
+   * abandoned since (its instance is done already: `done` names that one). Returns the status it had, or null when
+   * there is none. The instance's row is locked, as launches lock it, so that two abandons take turns.
+   */
+  abandon(id: string): Promise<{ status: JobStatus; done: string | null } | null> {
     return this.db.transaction(async (tx) => {
-      const { rows } = await tx.query<{ status: JobStatus; exit_description: string | null }>(
-        `SELECT status, exit_description FROM batch.job_executions WHERE id = $1 FOR UPDATE`,
+      const { rows } = await tx.query<{ status: JobStatus; exit_description: string | null; done: string | null }>(
+        `SELECT e.status, e.exit_description,
+                (SELECT d.id FROM batch.job_executions d
+                  WHERE d.instance_id = e.instance_id AND d.status IN ('COMPLETED', 'ABANDONED')) AS done
+           FROM batch.job_executions e JOIN batch.job_instances i ON i.id = e.instance_id
+          WHERE e.id = $1 FOR UPDATE`,
         [id],
       );
       if (rows.length === 0) return null;
-      const { status, exit_description } = rows[0];
-      if (status === 'FAILED' || status === 'STOPPED')
+      const { status, exit_description, done } = rows[0];
+      if ((status === 'FAILED' || status === 'STOPPED') && done === null)
         await this.end(tx, id, null, { status: 'ABANDONED', code: status, description: exit_description });
-      return status;
+      return { status, done };
     });
   }
 

@@ -7,8 +7,10 @@ import { emptyCounts } from '../engine/chunk-repository';
 import { Database } from '../storage/database';
 import { isConcurrencyConflict, isConnectionError, logReason } from '../storage/database-error';
 import { backOffMs } from '../worker-loop';
+import { BatchError } from '../batch-error';
 import {
   JobDefinition,
+  JobGrants,
   JobRun,
   JobStep,
   nextStep,
@@ -51,6 +53,7 @@ export class Hold {
 @Injectable()
 export class JobRunner {
   private readonly logger = new Logger(JobRunner.name);
+  private readonly grants = new WeakMap<JobRun, Promise<JobGrants>>();
 
   constructor(
     private readonly config: AppConfig,
@@ -92,7 +95,7 @@ export class JobRunner {
   ): Promise<Ending | null> {
     if (!definition || !run) return failed(`no job named ${row.job} is defined in this version of the service`);
     if (row.status === 'STOPPING') return { status: 'STOPPED', code: 'STOPPED', description: null };
-    const refused = await this.clients.missingGrant(row.client_id, await definition.grants(run.parameters));
+    const refused = await this.clients.missingGrant(row.client_id, await this.grantsOf(run));
     if (refused) return failed(`FORBIDDEN: ${refused}`);
     if (row.first_start) this.registry.notify(row.job, 'beforeJob', run);
     return this.runFlow(owner, definition, row, run, hold);
@@ -294,8 +297,11 @@ export class JobRunner {
     definition: TaskletStep,
     step: ChunkContext,
   ): Promise<RepeatStatus | 'STOP'> {
+    const grants = this.grantsOf(step.job);
     const status = await this.db.transaction(async (tx) => {
       if ((await this.repository.guardChunk(tx, row.id, owner)) === 'STOPPING') return 'STOP';
+      const refused = await this.clients.missingGrant(step.job.clientId, await grants, tx);
+      if (refused) throw new BatchError('FORBIDDEN', refused);
       const repeat = await definition.execute(tx, step);
       await this.repository.saveChunk(tx, row, step.counts, step.context, step.rejects);
       return repeat;
@@ -306,6 +312,16 @@ export class JobRunner {
       step.committed();
     }
     return status;
+  }
+
+  /** The tables a run reads and writes, worked out once per run: its grants are checked again at every chunk. */
+  private grantsOf(run: JobRun): Promise<JobGrants> {
+    let grants = this.grants.get(run);
+    if (!grants) {
+      grants = this.registry.get(run.job)!.grants(run.parameters);
+      this.grants.set(run, grants);
+    }
+    return grants;
   }
 
   private async endStep(owner: string, row: StepRow, step: StepRun, ending: Ending): Promise<Ending> {

@@ -76,12 +76,18 @@ const KEYS_SQL = `
 
 /**
  * A table, view or materialized view of the source schemas ($1) named $3 (in schema $2, or the first of them that has
- * it), with its columns and the column of its primary key when that has one.
+ * it), with its columns, the column of its primary key when that has one, and the columns that are NOT NULL and
+ * unique by an index of their own (whole, on the column itself): the keys it can be read in order of.
  */
 const SOURCE_SQL = `
   SELECT n.nspname AS schema, c.relname AS table, a.attname AS column, format_type(a.atttypid, NULL) AS cast_type,
          (SELECT k.attname FROM pg_index i JOIN pg_attribute k ON k.attrelid = i.indrelid AND k.attnum = i.indkey[0]
-           WHERE i.indrelid = c.oid AND i.indisprimary AND i.indnkeyatts = 1) AS key
+           WHERE i.indrelid = c.oid AND i.indisprimary AND i.indnkeyatts = 1) AS key,
+         ARRAY(SELECT k.attname::text FROM pg_index i
+                 JOIN pg_attribute k ON k.attrelid = i.indrelid AND k.attnum = i.indkey[0]
+                WHERE i.indrelid = c.oid AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL
+                  AND i.indexprs IS NULL AND i.indisvalid AND k.attnotnull) AS unique_keys,
+         c.relkind = 'v' AS is_view
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -137,6 +143,8 @@ export class CatalogService implements OnApplicationBootstrap {
       column: string;
       cast_type: string;
       key: string | null;
+      unique_keys: string[];
+      is_view: boolean;
     }>(SOURCE_SQL, [this.config.sourceSchemas, schema, table]);
     if (rows.length === 0) return null;
     const found = rows.filter((row) => row.schema === rows[0].schema);
@@ -146,6 +154,8 @@ export class CatalogService implements OnApplicationBootstrap {
       table: rows[0].table,
       columns: new Map(found.map((row) => [row.column, row.cast_type])),
       key: rows[0].key,
+      uniqueKeys: rows[0].unique_keys,
+      isView: rows[0].is_view,
     };
   }
 
