@@ -44,7 +44,14 @@ export abstract class AppConfig {
     lockTimeoutMs: number;
   }>;
   readonly outboxIntervalMs: number;
-  readonly jobs: Readonly<{ leaseMs: number; pollIntervalMs: number; concurrency: number }>;
+  readonly jobs: Readonly<{
+    leaseMs: number;
+    pollIntervalMs: number;
+    concurrency: number;
+    /** Executions of one client run at once, across all workers (its others wait their turn). */
+    maxRunningPerClient: number;
+    maxSchedulesPerClient: number;
+  }>;
   readonly retention: Readonly<{ hours: number; intervalMs: number }>;
   readonly limits: Readonly<{
     maxMessageBytes: number;
@@ -172,6 +179,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
       leaseMs: integer(env, 'BATCH_JOB_LEASE_MS', 30_000, 1000, 3_600_000),
       pollIntervalMs: integer(env, 'BATCH_JOB_POLL_INTERVAL', 1000, 10, 60_000),
       concurrency: integer(env, 'BATCH_JOB_CONCURRENCY', 2, 1, 64),
+      maxRunningPerClient: integer(env, 'BATCH_JOB_MAX_RUNNING_PER_CLIENT', 4, 1, 10_000),
+      maxSchedulesPerClient: integer(env, 'BATCH_JOB_MAX_SCHEDULES_PER_CLIENT', 100, 0, 1_000_000),
     },
     limits: {
       maxMessageBytes: integer(env, 'BATCH_MAX_MESSAGE_BYTES', 5 * 1024 * 1024, 1024, 512 * 1024 * 1024),

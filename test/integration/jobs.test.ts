@@ -176,26 +176,37 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
       { source: 'public.src', target: 'public.dst', from: 0, to: 100, mode: 'upsert' },
       {},
     );
-    const restarted: string[] = [];
-    for (let start = 1; start <= 3; start++) {
+    const started: string[] = [];
+    const dies = async () => {
       const claimed = await jobs.repository.claimExecution('dead-worker', 1);
-      assert.ok(claimed, `start ${start} was launched`);
+      assert.ok(claimed, `start ${started.length + 1} was launched`);
       await new Promise((resolve) => setTimeout(resolve, 5));
       const { ended } = await jobs.repository.reapExpired((tx, lost) => jobs.operator.restartLost(tx, lost));
       assert.deepEqual(
         ended.map((e) => e.id),
         [claimed.id],
       );
-      restarted.push(claimed.id);
+      started.push(claimed.id);
       const lost = await jobs.execution(claimed.id);
       assert.equal(lost.status, 'FAILED');
       assert.match(lost.exitStatus?.description ?? '', /lease/);
-    }
-    assert.equal(restarted[0], launched.id);
+      return lost;
+    };
+    await dies();
+    assert.equal(started[0], launched.id);
+    const again = await dies();
+    assert.equal(again.startCount, 2, 'launched again after it was lost');
+    assert.match(
+      again.exitStatus?.description ?? '',
+      /not launched again: the execution before it was lost at the same/,
+    );
+    assert.equal(await jobs.repository.claimExecution('dead-worker', 1), null, 'lost twice at one position: not again');
+    await jobs.operator.restart(jobs.client, started[1]);
+    await dies();
     assert.equal(await jobs.repository.claimExecution('dead-worker', 1), null, 'startLimit 3: no fourth start');
-    assert.deepEqual(await conflictOf(jobs.operator.restart(jobs.client, restarted[2])), {
+    assert.deepEqual(await conflictOf(jobs.operator.restart(jobs.client, started[2])), {
       reason: 'START_LIMIT_EXCEEDED',
-      executionId: restarted[2],
+      executionId: started[2],
     });
   });
 

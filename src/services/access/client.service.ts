@@ -44,13 +44,13 @@ function mayWrite({ admin, targets }: { admin: boolean; targets: string[] }, tar
  */
 export function missingGrant(
   client: { admin: boolean; targets: string[]; sources: string[] },
-  { reads, writes }: JobGrants,
+  { reads, writes, given = {} }: JobGrants,
 ): string | null {
   if (client.admin) return null;
   const unread = reads.find((table) => !granted(client.sources, table));
-  if (unread) return `the client may not read ${unread} (its sources)`;
+  if (unread) return `the client may not read ${given[unread] ?? unread} (its sources)`;
   const unwritten = writes.find((table) => !granted(client.targets, table));
-  return unwritten ? `the client may not write ${unwritten} (its targets)` : null;
+  return unwritten ? `the client may not write ${given[unwritten] ?? unwritten} (its targets)` : null;
 }
 
 export interface ClientCreate {

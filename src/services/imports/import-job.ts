@@ -111,10 +111,11 @@ export class ImportJob implements JobProvider {
         max: 1_000_000,
         description: 'records per chunk (fewer where 4 MiB of the file holds fewer)',
       })
-      .grants(async (parameters) => ({
-        reads: [],
-        writes: [(await this.catalog.find(String(parameters.target)))?.name ?? String(parameters.target)],
-      }))
+      .grants(async (parameters) => {
+        const target = String(parameters.target);
+        const written = (await this.catalog.find(target))?.name ?? target;
+        return { reads: [], writes: [written], given: { [written]: target } };
+      })
       .validate(async (parameters, options) => {
         const plan = await this.planOf(parameters, options);
         if (plan.format === 'csv' && !plan.header) checkColumns(plan, plan.columns);

@@ -84,10 +84,12 @@ export class CopyJob implements JobProvider {
         max: 64,
         description: 'key ranges copied side by side by any workers (integer keys)',
       })
-      .grants(async (parameters) => ({
-        reads: [(await this.catalog.source(String(parameters.source)))?.name ?? String(parameters.source)],
-        writes: [(await this.catalog.find(String(parameters.target)))?.name ?? String(parameters.target)],
-      }))
+      .grants(async (parameters) => {
+        const [source, target] = [String(parameters.source), String(parameters.target)];
+        const read = (await this.catalog.source(source))?.name ?? source;
+        const written = (await this.catalog.find(target))?.name ?? target;
+        return { reads: [read], writes: [written], given: { [read]: source, [written]: target } };
+      })
       .validate((parameters) => this.validate(parameters))
       .identify((parameters) => this.identify(parameters))
       .step(

@@ -105,10 +105,15 @@ export interface JobStep {
   transitions: Map<string, Transition>;
 }
 
-/** What a launch needs its client to be granted: tables to read and tables to write. */
+/**
+ * What a launch needs its client to be granted: tables to read and tables to write (`schema.table` as the catalog
+ * names them, else as given), and how the launch spelled each, for a refusal to say: spelled as the catalog does, it
+ * would tell a client which tables exist.
+ */
 export interface JobGrants {
   reads: string[];
   writes: string[];
+  given?: Record<string, string>;
 }
 
 export interface JobDefinition {

@@ -98,11 +98,20 @@ export class JobOperator {
     return executionId;
   }
 
-  /** Executions whose worker died, launched again (same parameters and options) within their job's start limit. */
+  /**
+   * Executions whose worker died, launched again (same parameters and options) within their job's start limit; but not
+   * one that died before it committed a chunk right after the one before it died too: it would die where they both did
+   * (a record too large for the worker, say), until its start limit.
+   */
   async restartLost(tx: PoolClient, ids: string[]): Promise<void> {
     for (const lost of await this.repository.launchesOf(tx, ids)) {
       const definition = this.registry.get(lost.job);
       if (!definition?.restartable) continue;
+      if (lost.lost_again) {
+        const why = 'not launched again: the execution before it was lost at the same position; restart it by hand';
+        await this.repository.keepEnded(tx, lost.id, why);
+        continue;
+      }
       await this.repository.launch(tx, {
         clientId: lost.client_id,
         job: lost.job,

@@ -9,6 +9,7 @@ import type {
   JobParameters,
   JobStatus,
 } from '../../interfaces/job.interfaces';
+import { AppConfig } from '../../config/app-config';
 import { stringifyJson } from '../exact-json';
 import { Database } from '../storage/database';
 import type { Partition } from './job-definition';
@@ -63,6 +64,8 @@ export interface PartitionStatus {
 export type LaunchOutcome = 'LAUNCHED' | JobConflictReason;
 
 const RUNNING: JobStatus[] = ['STARTING', 'STARTED', 'STOPPING'];
+/** How the description of an execution whose worker was lost begins. */
+const LOST = 'its worker';
 
 const STEP_COLUMNS = `s.id, s.job_execution_id, s.name, s.partition, s.status, s.exit_code, s.exit_description,
   s.execution_context, (s.read_skip_count + s.process_skip_count + s.write_skip_count)::float8 AS skips`;
@@ -130,7 +133,10 @@ interface StepViewRow {
 
 @Injectable()
 export class JobRepository {
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    private readonly config: AppConfig,
+  ) {}
 
   /** batch.launch_job: a new execution, or what stands in the way. */
   async launch(
@@ -174,12 +180,26 @@ export class JobRepository {
       identity: string;
       parameters: JobParameters;
       options: JobParameters;
+      /** Lost without committing a chunk, right after the execution before it was lost: where it stood. */
+      lost_again: boolean;
     }[]
   > {
-    const sql = `SELECT e.id, e.client_id, e.job, i.identity, e.parameters, e.options
+    const sql = `SELECT e.id, e.client_id, e.job, i.identity, e.parameters, e.options,
+                        NOT EXISTS (SELECT FROM batch.step_executions s WHERE s.job_execution_id = e.id AND s.commit_count > 0)
+                        AND (SELECT p.exit_description FROM batch.job_executions p
+                              WHERE p.instance_id = e.instance_id AND p.id < e.id ORDER BY p.id DESC LIMIT 1)
+                            LIKE '${LOST} %' AS lost_again
                    FROM batch.job_executions e JOIN batch.job_instances i ON i.id = e.instance_id
                   WHERE e.id = ANY ($1::bigint[]) ORDER BY e.id`;
     return tx ? (await tx.query(sql, [ids])).rows : this.db.query(sql, [ids]);
+  }
+
+  /** Says in a lost execution's description that it is not launched again, and why. */
+  async keepEnded(tx: PoolClient, id: string, why: string): Promise<void> {
+    await tx.query(
+      `UPDATE batch.job_executions SET exit_description = left(exit_description || '; ' || $2, 2000) WHERE id = $1`,
+      [id, why],
+    );
   }
 
   /** Executions as the contract shows them, with their steps; `clientId` limits them to one client's. */
@@ -304,34 +324,52 @@ export class JobRepository {
   }
 
   /**
-   * Claims the oldest execution that needs a worker: launched (STARTING → STARTED), or running without one (handed
-   * back at a worker's shutdown, or STOPPING); held by `owner` for `leaseMs`.
+   * Claims an execution that needs a worker: launched (STARTING → STARTED), or running without one (handed back at a
+   * worker's shutdown, or STOPPING); held by `owner` for `leaseMs`. Clients take turns, as the queue's do: the oldest
+   * waiting execution of the client that runs the fewest now, and a client that runs BATCH_JOB_MAX_RUNNING_PER_CLIENT
+   * starts no more (one handed back is continued), so that one client's hundreds of launches delay nobody else's.
    */
   async claimExecution(owner: string, leaseMs: number): Promise<ExecutionRow | null> {
     const [row] = await this.db.query<ExecutionRow>(
-      `WITH claimed AS (
-         SELECT id, status = 'STARTING' AS first_start FROM batch.job_executions
-          WHERE status IN ('STARTING', 'STARTED', 'STOPPING') AND lease_owner IS NULL
-          ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+      `WITH running AS (
+         SELECT client_id, count(*) AS n FROM batch.job_executions
+          WHERE status IN ('STARTED', 'STOPPING') AND lease_owner IS NOT NULL GROUP BY client_id),
+       waiting AS (
+         SELECT DISTINCT ON (client_id) id FROM batch.job_executions
+          WHERE status IN ('STARTING', 'STARTED', 'STOPPING') AND lease_owner IS NULL ORDER BY client_id, id),
+       claimed AS (
+         SELECT e.id, e.status = 'STARTING' AS first_start FROM batch.job_executions e
+           JOIN waiting w ON w.id = e.id LEFT JOIN running r ON r.client_id = e.client_id
+          WHERE e.status IN ('STARTING', 'STARTED', 'STOPPING') AND e.lease_owner IS NULL
+            AND (e.status <> 'STARTING' OR coalesce(r.n, 0) < $3)
+          ORDER BY coalesce(r.n, 0), e.id LIMIT 1 FOR UPDATE OF e SKIP LOCKED)
        UPDATE batch.job_executions e
           SET status = CASE WHEN e.status = 'STARTING' THEN 'STARTED' ELSE e.status END,
               started_at = coalesce(e.started_at, now()), lease_owner = $1, lease_until = now() + $2 * interval '1 ms'
          FROM claimed WHERE e.id = claimed.id
        RETURNING e.id, e.instance_id, e.job, e.client_id, e.parameters, e.options, e.status, e.started_at,
                  claimed.first_start`,
-      [owner, leaseMs],
+      [owner, leaseMs, this.config.jobs.maxRunningPerClient],
     );
     return row ?? null;
   }
 
-  /** Claims an open partition whose execution is running (of `executionId` only, when given), for `owner`. */
+  /**
+   * Claims an open partition whose execution is running (of `executionId` only, when given), for `owner`; clients take
+   * turns: one of the client whose partitions are run the least now.
+   */
   async claimPartition(owner: string, leaseMs: number, executionId?: string): Promise<StepRow | null> {
     const [row] = await this.db.query<StepRow>(
-      `WITH claimed AS (
+      `WITH running AS (
+         SELECT e.client_id, count(*) AS n FROM batch.step_executions p JOIN batch.job_executions e ON e.id = p.job_execution_id
+          WHERE p.partition IS NOT NULL AND p.status IN ('STARTING', 'STARTED') AND p.lease_owner IS NOT NULL
+          GROUP BY e.client_id),
+       claimed AS (
          SELECT p.id FROM batch.step_executions p JOIN batch.job_executions e ON e.id = p.job_execution_id
+           LEFT JOIN running r ON r.client_id = e.client_id
           WHERE p.partition IS NOT NULL AND p.status IN ('STARTING', 'STARTED') AND p.lease_owner IS NULL
             AND e.status = 'STARTED' AND ($3::bigint IS NULL OR p.job_execution_id = $3)
-          ORDER BY p.id LIMIT 1 FOR UPDATE OF p SKIP LOCKED)
+          ORDER BY coalesce(r.n, 0), p.id LIMIT 1 FOR UPDATE OF p SKIP LOCKED)
        UPDATE batch.step_executions s
           SET status = 'STARTED', started_at = coalesce(s.started_at, now()), lease_owner = $1,
               lease_until = now() + $2 * interval '1 ms', updated_at = now()
@@ -396,7 +434,7 @@ export class JobRepository {
          UPDATE batch.job_executions e
             SET status = CASE e.status WHEN 'STOPPING' THEN 'STOPPED' ELSE 'FAILED' END,
                 exit_code = CASE e.status WHEN 'STOPPING' THEN 'STOPPED' ELSE 'FAILED' END,
-                exit_description = 'its worker (' || e.lease_owner || ') stopped renewing its lease: it was killed or lost',
+                exit_description = '${LOST} (' || e.lease_owner || ') stopped renewing its lease: it was killed or lost',
                 ended_at = now(), lease_owner = NULL, lease_until = NULL
            FROM lost WHERE e.id = lost.id
          RETURNING e.id, e.job, e.status`,
