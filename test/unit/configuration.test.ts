@@ -7,9 +7,9 @@ import { loadConfig } from '../../src/config/app-config';
 const ROOT = join(__dirname, '..', '..', '..');
 const read = (file: string) => readFileSync(join(ROOT, file), 'utf8');
 
-/** The README's table under "Configure it": each variable with its default (null when it is unset by default). */
-function readmeTable(): Map<string, string | null> {
-  const section = read('README.md').split('## Configure it')[1].split('\n## ')[0];
+/** The table of docs/configuration.md: each variable with its default (null when it is unset by default). */
+function documentedTable(): Map<string, string | null> {
+  const section = read('docs/configuration.md');
   const rows = new Map<string, string | null>();
   for (const [, name, fallback] of section.matchAll(/^\| `([A-Z][A-Z0-9_]+)` +\| ([^|]*?) +\|/gm))
     rows.set(name, /^`[^`]*`$/.test(fallback) ? fallback.slice(1, -1) : null);
@@ -31,15 +31,15 @@ function loaderVariables(): Set<string> {
 }
 
 describe('the configuration, written in three places', () => {
-  it('names the same variables in the README, .env.example and the loader', () => {
+  it('names the same variables in docs/configuration.md, .env.example and the loader', () => {
     const loader = [...loaderVariables()].sort();
-    assert.deepEqual([...readmeTable().keys()].sort(), loader, 'README');
+    assert.deepEqual([...documentedTable().keys()].sort(), loader, 'docs/configuration.md');
     assert.deepEqual([...envExample().keys()].sort(), loader, '.env.example');
   });
 
-  it('gives the same defaults: the README as .env.example, and .env.example as the loader', () => {
+  it('gives the same defaults: docs/configuration.md as .env.example, and .env.example as the loader', () => {
     const example = envExample();
-    for (const [name, fallback] of readmeTable()) assert.equal(fallback, example.get(name), name);
+    for (const [name, fallback] of documentedTable()) assert.equal(fallback, example.get(name), name);
     const set = Object.fromEntries([...example].filter(([, value]) => value !== null)) as Record<string, string>;
     assert.deepEqual(loadConfig(set), loadConfig({}), '.env.example sets every variable to its default');
   });
