@@ -62,15 +62,19 @@ import { ImportController } from './controllers/import.controller';
 import { ImportFiles } from './services/imports/import-files';
 import { ImportJob } from './services/imports/import-job';
 import { ImportUploads } from './services/imports/import-uploads.service';
-import { CopyJob } from './services/jobs/copy-job';
+import { CopyJob } from './services/copy/copy-job';
 import { JobOperator } from './services/jobs/job-operator.service';
 import { JobRegistry } from './services/jobs/job-registry.service';
-import { JobRepository } from './services/jobs/job-repository';
+import { JobLaunches } from './services/jobs/repository/job-launches';
+import { JobLeases } from './services/jobs/repository/job-leases';
+import { JobViews } from './services/jobs/repository/job-views';
+import { StepExecutions } from './services/jobs/repository/step-executions';
 import { JobRunner } from './services/jobs/job-runner.service';
 import { JobSchedules, ScheduleLoop, ScheduleWakeup } from './services/jobs/job-schedules.service';
 import { JobSignals, JobWakeup } from './services/jobs/job-signals';
 import { JobWorker } from './services/jobs/job-worker.service';
 import { MetricsJobListener } from './services/observability/metrics-job-listener';
+import { TeamJobsModule } from './jobs/team-jobs.module';
 
 /**
  * What only worker processes run (roles worker and all): the loops that apply chunks, run jobs, launch scheduled ones,
@@ -88,6 +92,7 @@ export class AppModule {
         LoggerModule.forRoot(loggerParams(config)),
         TerminusModule,
         DiscoveryModule,
+        TeamJobsModule,
       ],
       controllers: [
         OperationController,
@@ -149,7 +154,10 @@ export class AppModule {
         BrokerHealthIndicator,
         RedisHealthIndicator,
         JobRegistry,
-        JobRepository,
+        JobLaunches,
+        JobLeases,
+        StepExecutions,
+        JobViews,
         JobRunner,
         JobOperator,
         JobWakeup,

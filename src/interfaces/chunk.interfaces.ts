@@ -157,15 +157,3 @@ export abstract class ChunkListener {
 export class ChunkListeners {
   constructor(readonly all: ChunkListener[]) {}
 }
-
-/** Counters of a step or a whole execution (Spring Batch's names). */
-export interface StepCounts {
-  readCount: number;
-  writeCount: number;
-  filterCount: number;
-  readSkipCount: number;
-  processSkipCount: number;
-  writeSkipCount: number;
-  commitCount: number;
-  rollbackCount: number;
-}

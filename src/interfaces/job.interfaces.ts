@@ -164,3 +164,14 @@ export const JOB_FINISHED_ROUTING_KEY_PREFIX = 'jobs.finished.';
 /** Why a launch was refused with CONFLICT: `details.reason`. */
 export type JobConflictReason =
   'JOB_EXECUTION_RUNNING' | 'JOB_INSTANCE_COMPLETE' | 'START_LIMIT_EXCEEDED' | 'JOB_NOT_RESTARTABLE';
+
+/**
+ * What a launch needs its client to be granted: tables to read and tables to write (`schema.table` as the catalog
+ * names them, else as given), and how the launch spelled each, for a refusal to say: spelled as the catalog does, it
+ * would tell a client which tables exist.
+ */
+export interface JobGrants {
+  reads: string[];
+  writes: string[];
+  given?: Record<string, string>;
+}

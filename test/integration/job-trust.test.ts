@@ -144,7 +144,7 @@ describe('jobs: grants at every chunk, instances by meaning, ends that stay ende
     for (let n = 1; n <= 10; n++) many.push((await jobs.operator.launch(jobs.client, 'noop', { n }, {})).id);
     const one = (await jobs.operator.launch(other, 'noop', { n: 1 }, {})).id;
     const claims = [];
-    for (let i = 0; i < 4; i++) claims.push((await jobs.repository.claimExecution('worker', 30_000))?.id ?? null);
+    for (let i = 0; i < 4; i++) claims.push((await jobs.leases.claimExecution('worker', 30_000))?.id ?? null);
     assert.deepEqual(claims, [many[0], one, many[1], null], 'in turn; then the first client is at its limit of 2');
     await jobs.db.query(
       `UPDATE batch.job_executions SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = 'worker'`,

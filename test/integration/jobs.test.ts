@@ -178,10 +178,10 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
     );
     const started: string[] = [];
     const dies = async () => {
-      const claimed = await jobs.repository.claimExecution('dead-worker', 1);
+      const claimed = await jobs.leases.claimExecution('dead-worker', 1);
       assert.ok(claimed, `start ${started.length + 1} was launched`);
       await new Promise((resolve) => setTimeout(resolve, 5));
-      const { ended } = await jobs.repository.reapExpired((tx, lost) => jobs.operator.restartLost(tx, lost));
+      const { ended } = await jobs.leases.reapExpired((tx, lost) => jobs.operator.restartLost(tx, lost));
       assert.deepEqual(
         ended.map((e) => e.id),
         [claimed.id],
@@ -200,10 +200,10 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
       again.exitStatus?.description ?? '',
       /not launched again: the execution before it was lost at the same/,
     );
-    assert.equal(await jobs.repository.claimExecution('dead-worker', 1), null, 'lost twice at one position: not again');
+    assert.equal(await jobs.leases.claimExecution('dead-worker', 1), null, 'lost twice at one position: not again');
     await jobs.operator.restart(jobs.client, started[1]);
     await dies();
-    assert.equal(await jobs.repository.claimExecution('dead-worker', 1), null, 'startLimit 3: no fourth start');
+    assert.equal(await jobs.leases.claimExecution('dead-worker', 1), null, 'startLimit 3: no fourth start');
     assert.deepEqual(await conflictOf(jobs.operator.restart(jobs.client, started[2])), {
       reason: 'START_LIMIT_EXCEEDED',
       executionId: started[2],

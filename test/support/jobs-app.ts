@@ -5,7 +5,7 @@ import { AppModule } from '../../src/app.module';
 import type { IJobExecution } from '../../src/interfaces/job.interfaces';
 import { AuthenticatedClient, ClientService } from '../../src/services/access/client.service';
 import { JobOperator } from '../../src/services/jobs/job-operator.service';
-import { JobRepository } from '../../src/services/jobs/job-repository';
+import { JobLeases } from '../../src/services/jobs/repository/job-leases';
 import { Hold, JobRunner } from '../../src/services/jobs/job-runner.service';
 import { createTestDatabase, TestDatabase } from './test-database';
 
@@ -14,7 +14,7 @@ export interface Jobs {
   db: TestDatabase;
   app: INestApplicationContext;
   operator: JobOperator;
-  repository: JobRepository;
+  leases: JobLeases;
   client: AuthenticatedClient;
   /** Runs what is claimable (executions, then partitions) until nothing is, as one worker named `owner`. */
   runAll(owner?: string): Promise<void>;
@@ -37,23 +37,23 @@ export async function startJobs(
   const created = await clients.create({ name: 'copier', targets: grants.targets });
   await db.query(`UPDATE batch.clients SET sources = $1 WHERE name = 'copier'`, [grants.sources ?? []]);
   const client = (await clients.authenticate(created.apiKey))!;
-  const repository = app.get(JobRepository);
+  const leases = app.get(JobLeases);
   const runner = app.get(JobRunner);
   const operator = app.get(JobOperator);
   return {
     db,
     app,
     operator,
-    repository,
+    leases,
     client,
     runAll: async (owner = 'worker-a') => {
       for (;;) {
-        const execution = await repository.claimExecution(owner, 30_000);
+        const execution = await leases.claimExecution(owner, 30_000);
         if (execution) {
           await runner.runExecution(owner, execution, new Hold(execution.id));
           continue;
         }
-        const partition = await repository.claimPartition(owner, 30_000);
+        const partition = await leases.claimPartition(owner, 30_000);
         if (!partition) return;
         await runner.runPartition(owner, partition, new Hold(null));
       }

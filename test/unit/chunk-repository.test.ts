@@ -1,13 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ClaimedOperation, OperationOutcome } from '../../src/interfaces/chunk.interfaces';
-import {
-  emptyCounts,
-  RECORD_CHUNK_SQL,
-  recordChunkParams,
-  StepRecord,
-  WORKER,
-} from '../../src/services/engine/chunk-repository';
+import { RECORD_CHUNK_SQL, recordChunkParams, StepRecord, WORKER } from '../../src/services/engine/chunk-repository';
+import { emptyCounts } from '../../src/services/step-counts';
 import { MAX_MESSAGE_CHARS, settledMessages } from '../../src/services/outbox/settled-events';
 import { claimedId } from '../support/claimed';
 

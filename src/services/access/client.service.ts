@@ -9,7 +9,7 @@ import type { Grants } from '../../interfaces/chunk.interfaces';
 import { CLIENT_LOCK_SPACE, lockClient, lockTargets } from '../storage/advisory-locks';
 import { afterPosition } from '../storage/streams';
 import { ClientChanges } from './client-changes';
-import type { JobGrants } from '../jobs/job-definition';
+import type { JobGrants } from '../../interfaces/job.interfaces';
 
 /** The caller of a request, once its API key is verified. */
 export class AuthenticatedClient {

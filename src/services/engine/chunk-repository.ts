@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { hostname } from 'node:os';
 import type { PoolClient } from 'pg';
-import type { ClaimedOperation, OperationOutcome, StepCounts } from '../../interfaces/chunk.interfaces';
+import type { ClaimedOperation, OperationOutcome } from '../../interfaces/chunk.interfaces';
+import { COUNTERS, emptyCounts, StepCounts } from '../step-counts';
 import { SETTLED_ROUTING_KEY_PREFIX } from '../../interfaces/operation.interfaces';
 import { Database, numberArray } from '../storage/database';
 import { eachOperation, idRuns, lastId, runParams } from '../storage/id-runs';
@@ -34,22 +35,6 @@ export const WORKER = `${hostname()}:${process.pid}`;
 
 /** A hold's chunk size when it does not cut the target's chunks (batch.holds.chunk_size is never null). */
 const MAX_CHUNK_SIZE = 2 ** 31 - 1;
-
-/** The counters in the order of Spring Batch's names, as the columns of batch.chunks and batch.chunk_steps. */
-export const COUNTERS = [
-  'readCount',
-  'writeCount',
-  'filterCount',
-  'readSkipCount',
-  'processSkipCount',
-  'writeSkipCount',
-  'commitCount',
-  'rollbackCount',
-] as const;
-
-export function emptyCounts(): StepCounts {
-  return Object.fromEntries(COUNTERS.map((counter) => [counter, 0])) as unknown as StepCounts;
-}
 
 /**
  * Everything a chunk records, in its own transaction and one statement (data-modifying CTEs all run): what it took

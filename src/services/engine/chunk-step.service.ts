@@ -23,7 +23,8 @@ import {
   operationError,
   publicReason,
 } from '../storage/database-error';
-import { emptyCounts, ChunkRepository, StepRecord } from './chunk-repository';
+import { emptyCounts } from '../step-counts';
+import { ChunkRepository, StepRecord } from './chunk-repository';
 import { backOffMs } from '../worker-loop';
 import { shapeType } from '../ingest/row-identity';
 import { eachOperation, operationCount } from '../storage/id-runs';

@@ -2,16 +2,8 @@ import { Injectable, OnApplicationBootstrap } from '@nestjs/common';
 import type Redis from 'ioredis';
 import { AppConfig } from '../../config/app-config';
 import { IngestListener, StoredOperation } from '../../interfaces/ingest.interfaces';
-import { RedisService } from '../storage/redis.service';
+import { channelOf, RedisService } from '../storage/redis.service';
 import { PollerWakeup } from './poller-wakeup.service';
-
-/**
- * A Redis channel of one service's processes (`wakeup` for pollers, `jobs` for job workers): named after the database,
- * so services on others never wake these.
- */
-export function channelOf(config: AppConfig, name = 'wakeup'): string {
-  return `batch-service:${config.db.host}:${config.db.port}:${config.db.name}:${name}`;
-}
 
 /**
  * Wakes the workers as soon as a chunk's worth of operations was stored (flush on size); smaller amounts wait

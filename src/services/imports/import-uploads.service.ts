@@ -65,10 +65,9 @@ export class ImportUploads {
     );
     const executionId = await this.db.transaction(async (tx) => {
       const sha256 = await this.store(tx, client, plan, request, body);
-      return this.operator.decide(tx, client, definition, {
-        parameters: { ...launch.parameters, sha256 },
-        options: launch.options,
-      });
+      const parameters = { ...launch.parameters, sha256 };
+      const identity = await this.operator.identityOf(definition, parameters);
+      return this.operator.decide(tx, client, definition, { parameters, options: launch.options, identity });
     });
     this.signals.wake(); // now that it is committed
     return this.operator.get(client, executionId);

@@ -1,7 +1,8 @@
 import type { PoolClient } from 'pg';
-import type { StepCounts } from '../../interfaces/chunk.interfaces';
+import type { StepCounts } from '../step-counts';
 import type {
   IJobDefinition,
+  JobGrants,
   IJobParameterDescription,
   IJobReject,
   JobParameters,
@@ -103,17 +104,6 @@ export interface JobStep {
   definition: StepDefinition;
   /** Exit code (or `*`) → where it leads; otherwise the next step when it completed, the job's end when not. */
   transitions: Map<string, Transition>;
-}
-
-/**
- * What a launch needs its client to be granted: tables to read and tables to write (`schema.table` as the catalog
- * names them, else as given), and how the launch spelled each, for a refusal to say: spelled as the catalog does, it
- * would tell a client which tables exist.
- */
-export interface JobGrants {
-  reads: string[];
-  writes: string[];
-  given?: Record<string, string>;
 }
 
 export interface JobDefinition {

@@ -14,7 +14,9 @@ import { Database } from '../storage/database';
 import { describeJob, JobDefinition } from './job-definition';
 import { checkLaunch, instanceIdentity, withDefaults } from './job-parameters';
 import { JobRegistry } from './job-registry.service';
-import { JobRepository, LaunchOutcome } from './job-repository';
+import { JobLaunches } from './repository/job-launches';
+import type { LaunchOutcome } from './repository/job-rows';
+import { JobViews } from './repository/job-views';
 import { JobSignals } from './job-signals';
 
 /** A client as a launch needs it: who, and what it is granted. */
@@ -36,7 +38,8 @@ export class JobOperator {
   constructor(
     private readonly db: Database,
     private readonly registry: JobRegistry,
-    private readonly repository: JobRepository,
+    private readonly launches: JobLaunches,
+    private readonly views: JobViews,
     private readonly signals: JobSignals,
   ) {}
 
@@ -54,8 +57,8 @@ export class JobOperator {
     const definition = this.registry.get(job);
     if (!definition) throw new BatchError('NOT_FOUND', `No job named ${String(job).slice(0, 100)}`);
     const launch = await this.check(client, definition, parameters, options);
-    const executionId = await this.decide(this.db, client, definition, launch);
-    return (await this.repository.executions({ id: executionId }))[0];
+    const executionId = await this.launchChecked(client, definition, launch);
+    return (await this.views.executions({ id: executionId }))[0];
   }
 
   /**
@@ -76,24 +79,42 @@ export class JobOperator {
     return launch;
   }
 
-  /** Stores a checked launch in `tx` (batch.launch_job) and wakes the workers; CONFLICT when it is refused. */
+  /** The identity of the instance these parameters name: a hash of them as what they mean (JobDefinition.identify). */
+  async identityOf(definition: JobDefinition, parameters: JobParameters): Promise<string> {
+    return instanceIdentity(definition, await definition.identify(withDefaults(definition.parameters, parameters)));
+  }
+
+  /**
+   * Stores a checked launch of the instance `identity` names in `tx` (batch.launch_job); CONFLICT when it is refused.
+   * The caller wakes the workers once `tx` committed.
+   */
   async decide(
-    tx: PoolClient | Database,
+    tx: PoolClient,
     client: Launcher,
     definition: JobDefinition,
-    launch: { parameters: JobParameters; options: JobParameters },
+    launch: { parameters: JobParameters; options: JobParameters; identity: string },
   ): Promise<string> {
-    const meaning = await definition.identify(withDefaults(definition.parameters, launch.parameters));
-    const { executionId, outcome } = await this.repository.launch(tx, {
+    const { executionId, outcome } = await this.launches.launch(tx, {
       clientId: client.id,
       job: definition.name,
-      identity: instanceIdentity(definition, meaning),
+      identity: launch.identity,
       parameters: launch.parameters,
       options: launch.options,
       startLimit: definition.startLimit,
       restartable: definition.restartable,
     });
     if (outcome !== 'LAUNCHED') throw refusal(outcome, executionId);
+    return executionId;
+  }
+
+  /** A checked launch in a transaction of its own, its identity worked out before; the workers woken after. */
+  private async launchChecked(
+    client: Launcher,
+    definition: JobDefinition,
+    launch: { parameters: JobParameters; options: JobParameters },
+  ): Promise<string> {
+    const identity = await this.identityOf(definition, launch.parameters);
+    const executionId = await this.db.transaction((tx) => this.decide(tx, client, definition, { ...launch, identity }));
     this.signals.wake();
     return executionId;
   }
@@ -104,15 +125,15 @@ export class JobOperator {
    * (a record too large for the worker, say), until its start limit.
    */
   async restartLost(tx: PoolClient, ids: string[]): Promise<void> {
-    for (const lost of await this.repository.launchesOf(tx, ids)) {
+    for (const lost of await this.launches.launchesOf(tx, ids)) {
       const definition = this.registry.get(lost.job);
       if (!definition?.restartable) continue;
       if (lost.lost_again) {
         const why = 'not launched again: the execution before it was lost at the same position; restart it by hand';
-        await this.repository.keepEnded(tx, lost.id, why);
+        await this.launches.keepEnded(tx, lost.id, why);
         continue;
       }
-      await this.repository.launch(tx, {
+      await this.launches.launch(tx, {
         clientId: lost.client_id,
         job: lost.job,
         identity: lost.identity,
@@ -129,7 +150,7 @@ export class JobOperator {
     query: { job?: string; status?: JobStatus; limit?: number; cursor?: string },
   ): Promise<IJobExecutionList> {
     const limit = query.limit ?? 50;
-    const items = await this.repository.executions({
+    const items = await this.views.executions({
       clientId: scope(client),
       job: query.job,
       status: query.status,
@@ -140,7 +161,7 @@ export class JobOperator {
   }
 
   async get(client: AuthenticatedClient, id: string): Promise<IJobExecution> {
-    const [execution] = await this.repository.executions({ id, clientId: scope(client) });
+    const [execution] = await this.views.executions({ id, clientId: scope(client) });
     if (!execution) throw new BatchError('NOT_FOUND', `No job execution ${id}`);
     return execution;
   }
@@ -148,7 +169,7 @@ export class JobOperator {
   /** STARTING → STOPPED at once, STARTED → STOPPING (STOPPED at the next chunk boundary); STOPPING stays so. */
   async stop(client: AuthenticatedClient, id: string): Promise<IJobExecution> {
     await this.get(client, id);
-    const status = await this.repository.stop(id);
+    const status = await this.launches.stop(id);
     if (status !== 'STARTING' && status !== 'STARTED' && status !== 'STOPPING')
       throw wrongStatus(id, status, 'stopped', 'STARTING or STARTED');
     this.signals.finished();
@@ -162,17 +183,17 @@ export class JobOperator {
       throw wrongStatus(id, execution.status, 'restarted', 'FAILED or STOPPED');
     const definition = this.registry.get(execution.job);
     if (!definition) throw new BatchError('NOT_FOUND', `No job named ${execution.job} in this version of the service`);
-    const [{ client_id }] = await this.repository.launchesOf(null, [id]);
-    const launcher = client.admin && client.id !== client_id ? await this.launcherOf(client_id) : client;
+    const launcher =
+      client.admin && client.name !== execution.client ? await this.launcherOf(execution.client) : client;
     const launch = await this.check(launcher, definition, execution.parameters, execution.options);
-    const executionId = await this.decide(this.db, launcher, definition, launch);
+    const executionId = await this.launchChecked(launcher, definition, launch);
     return this.get(client, executionId);
   }
 
   /** FAILED or STOPPED → ABANDONED: its instance is never run again. */
   async abandon(client: AuthenticatedClient, id: string): Promise<IJobExecution> {
     await this.get(client, id);
-    const abandoned = await this.repository.abandon(id);
+    const abandoned = await this.launches.abandon(id);
     const status = abandoned?.status ?? null;
     if (status !== 'FAILED' && status !== 'STOPPED') throw wrongStatus(id, status, 'abandoned', 'FAILED or STOPPED');
     if (abandoned?.done) throw refusal('JOB_INSTANCE_COMPLETE', abandoned.done);
@@ -182,18 +203,18 @@ export class JobOperator {
 
   async rejects(client: AuthenticatedClient, id: string, limit = 100, cursor?: string): Promise<IJobRejectList> {
     await this.get(client, id);
-    const rows = await this.repository.rejects(id, cursor ?? null, limit);
+    const rows = await this.views.rejects(id, cursor ?? null, limit);
     return {
       items: rows.map(({ id: _, ...reject }) => reject),
       nextCursor: rows.length === limit ? rows[rows.length - 1].id : null,
     };
   }
 
-  /** The client that owns an execution, as a restart by an admin launches it. */
-  private async launcherOf(clientId: string): Promise<Launcher> {
+  /** The client that owns an execution (by its name, its own for good), as a restart by an admin launches it. */
+  private async launcherOf(name: string): Promise<Launcher> {
     const [row] = await this.db.query<Launcher>(
-      `SELECT id, admin, targets, sources FROM batch.clients WHERE id = $1 AND revoked_at IS NULL`,
-      [clientId],
+      `SELECT id, admin, targets, sources FROM batch.clients WHERE name = $1 AND revoked_at IS NULL`,
+      [name],
     );
     if (!row) throw new BatchError('FORBIDDEN', 'the client of this execution was revoked');
     return row;

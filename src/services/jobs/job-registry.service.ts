@@ -2,7 +2,7 @@ import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import type { IJobReject } from '../../interfaces/job.interfaces';
 import type { JobDefinition, JobRun, StepRun } from './job-definition';
-import type { Ending } from './job-repository';
+import type { Ending } from './repository/job-rows';
 
 const BATCH_JOB = 'batch:job';
 const JOB_LISTENER = 'batch:job-listener';
@@ -20,7 +20,7 @@ export interface JobProvider {
   readonly definition: JobDefinition;
 }
 
-type ListenerKind = 'beforeJob' | 'afterJob' | 'beforeStep' | 'afterStep' | 'afterChunk' | 'onSkip';
+type ListenerKind = 'beforeJob' | 'afterJob' | 'beforeStep' | 'afterStep' | 'afterChunk' | 'onSkip' | 'onLeaseLost';
 
 function listener(kind: ListenerKind) {
   return (job?: string): MethodDecorator =>
@@ -37,7 +37,9 @@ function listener(kind: ListenerKind) {
  * - `@BeforeJob()` (run: JobRun), when an execution starts; `@AfterJob()` (run: JobRun, ending: Ending), when it ends;
  * - `@BeforeStep()` (step: StepRun), `@AfterStep()` (step: StepRun, ending: Ending), around each step or partition;
  * - `@AfterChunk()` (step: StepRun), after each committed chunk, `step.counts` being the chunk's;
- * - `@OnSkip()` (step: StepRun, reject: IJobReject), for each item skipped, once its chunk committed.
+ * - `@OnSkip()` (step: StepRun, reject: IJobReject), for each item skipped, once its chunk committed;
+ * - `@OnLeaseLost()` (job: string), for each execution or partition whose worker stopped renewing its lease, once
+ *   another worker ended or freed it.
  */
 export const BeforeJob = listener('beforeJob');
 export const AfterJob = listener('afterJob');
@@ -45,6 +47,7 @@ export const BeforeStep = listener('beforeStep');
 export const AfterStep = listener('afterStep');
 export const AfterChunk = listener('afterChunk');
 export const OnSkip = listener('onSkip');
+export const OnLeaseLost = listener('onLeaseLost');
 
 interface Listeners {
   beforeJob: ((run: JobRun) => unknown)[];
@@ -53,6 +56,7 @@ interface Listeners {
   afterStep: ((step: StepRun, ending: Ending) => unknown)[];
   afterChunk: ((step: StepRun) => unknown)[];
   onSkip: ((step: StepRun, reject: IJobReject) => unknown)[];
+  onLeaseLost: ((job: string) => unknown)[];
 }
 
 /** The jobs and job listeners of the application, found among its providers at start. */
@@ -116,7 +120,15 @@ export class JobRegistry implements OnModuleInit {
   private listenersOf(job: string): Listeners {
     let listeners = this.listeners.get(job);
     if (!listeners) {
-      listeners = { beforeJob: [], afterJob: [], beforeStep: [], afterStep: [], afterChunk: [], onSkip: [] };
+      listeners = {
+        beforeJob: [],
+        afterJob: [],
+        beforeStep: [],
+        afterStep: [],
+        afterChunk: [],
+        onSkip: [],
+        onLeaseLost: [],
+      };
       this.listeners.set(job, listeners);
     }
     return listeners;

@@ -1,16 +1,15 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { IJobReject } from '../../interfaces/job.interfaces';
+import type { IJobReject, JobGrants } from '../../interfaces/job.interfaces';
 import { AppConfig } from '../../config/app-config';
 import { ClientService } from '../access/client.service';
-import { emptyCounts } from '../engine/chunk-repository';
+import { emptyCounts } from '../step-counts';
 import { Database } from '../storage/database';
 import { isConcurrencyConflict, isConnectionError, logReason } from '../storage/database-error';
 import { backOffMs } from '../worker-loop';
 import { BatchError } from '../batch-error';
 import {
   JobDefinition,
-  JobGrants,
   JobRun,
   JobStep,
   nextStep,
@@ -22,7 +21,9 @@ import {
 } from './job-definition';
 import { withDefaults } from './job-parameters';
 import { JobRegistry } from './job-registry.service';
-import { Ending, ExecutionRow, isRunning, JobRepository, LeaseLost, PartitionStatus, StepRow } from './job-repository';
+import { Ending, ExecutionRow, isRunning, LeaseLost, StepRow } from './repository/job-rows';
+import { JobLeases } from './repository/job-leases';
+import { PartitionStatus, StepExecutions } from './repository/step-executions';
 import { JobSignals } from './job-signals';
 
 /** How often the owner of a partitioned step looks whether its partitions have ended. */
@@ -47,7 +48,7 @@ export class Hold {
 /**
  * Runs what a worker claimed: an execution's flow of steps (as its owner), or a partition of a partitioned step. A
  * step is its tasklet run again and again, each run one transaction guarded by the lease that also saves the step's
- * position, counters and rejects (JobRepository.saveChunk): a chunk is committed with its position or not at all,
+ * position, counters and rejects (StepExecutions.saveChunk): a chunk is committed with its position or not at all,
  * so whoever continues the step, after a restart, a hand-back or a lost lease, neither repeats nor misses one.
  */
 @Injectable()
@@ -58,7 +59,8 @@ export class JobRunner {
   constructor(
     private readonly config: AppConfig,
     private readonly db: Database,
-    private readonly repository: JobRepository,
+    private readonly leases: JobLeases,
+    private readonly steps: StepExecutions,
     private readonly registry: JobRegistry,
     private readonly clients: ClientService,
     private readonly signals: JobSignals,
@@ -71,11 +73,11 @@ export class JobRunner {
     try {
       const ending = await this.decide(owner, definition, row, run, hold);
       if (ending === null) {
-        await this.repository.handBack(owner, row.id, []);
+        await this.leases.handBack(owner, row.id, []);
         this.signals.wake();
         return;
       }
-      await this.repository.endExecution(row.id, owner, ending);
+      await this.leases.endExecution(row.id, owner, ending);
       this.signals.finished();
       if (run) this.registry.notify(row.job, 'afterJob', run, ending);
     } catch (error) {
@@ -127,7 +129,7 @@ export class JobRunner {
         return { status: 'FAILED', code, description: ending.description ?? `step ${step.name} exited ${ending.code}` };
       }
       if (!STANDARD_CODES.includes(ending.code)) return { status: 'COMPLETED', code: ending.code, description: null };
-      const skipped = await this.repository.hasSkips(row.id);
+      const skipped = await this.steps.hasSkips(row.id);
       return { status: 'COMPLETED', code: skipped ? 'COMPLETED_WITH_SKIPS' : 'COMPLETED', description: null };
     }
   }
@@ -143,15 +145,15 @@ export class JobRunner {
     run: JobRun,
     hold: Hold,
   ): Promise<Ending | null> {
-    let current = await this.repository.step(row.id, step.name);
+    let current = await this.steps.step(row.id, step.name);
     if (current && !isRunning(current.status)) return endingOf(current);
     let prior: StepRow | null = null;
-    if (current) await this.repository.takeStep(current, owner);
+    if (current) await this.steps.takeStep(current, owner);
     else {
-      prior = await this.repository.priorStep(row.instance_id, row.id, step.name);
+      prior = await this.steps.priorStep(row.instance_id, row.id, step.name);
       if (prior?.status === 'COMPLETED') return endingOf(prior);
       const resumed = step.definition.kind === 'tasklet' ? (prior?.execution_context ?? {}) : {};
-      current = await this.repository.startStep(row.id, step.name, owner, resumed);
+      current = await this.steps.startStep(row.id, step.name, owner, resumed);
     }
     hold.steps.add(current.id);
     try {
@@ -177,26 +179,26 @@ export class JobRunner {
   ): Promise<Ending | null> {
     if (!step.execution_context.partitioned) {
       const partitions = prior?.execution_context.partitioned
-        ? await this.repository.unfinishedPartitions(prior)
+        ? await this.steps.unfinishedPartitions(prior)
         : await definition.partitions(run);
-      await this.repository.createPartitions(step, owner, partitions);
+      await this.steps.createPartitions(step, owner, partitions);
       this.signals.wake();
     }
     for (;;) {
       if (hold.handBack) return this.handBack(owner, step);
       if (hold.lost) throw new LeaseLost();
-      if (hold.stopping) await this.repository.stopOpenPartitions(step);
+      if (hold.stopping) await this.steps.stopOpenPartitions(step);
       else {
-        const partition = await this.repository.claimPartition(owner, leaseMs(this.config), run.id);
+        const partition = await this.leases.claimPartition(owner, leaseMs(this.config), run.id);
         if (partition) {
           await this.runClaimedPartition(owner, partition, definition.step, run, hold);
           continue;
         }
       }
-      const partitions = await this.repository.partitionStatuses(step);
+      const partitions = await this.steps.partitionStatuses(step);
       if (partitions.every(({ status }) => !isRunning(status))) {
         const ending = partitionsEnding(partitions);
-        await this.repository.endStep(step, owner, ending);
+        await this.steps.endStep(step, owner, ending);
         return ending;
       }
       await delay(PARTITION_POLL_MS);
@@ -206,11 +208,11 @@ export class JobRunner {
   /** Runs a partition this worker claimed, of an execution another worker (or this one) owns. */
   async runPartition(owner: string, partition: StepRow, hold: Hold): Promise<void> {
     try {
-      const row = await this.repository.executionOf(partition.job_execution_id);
+      const row = await this.leases.executionOf(partition.job_execution_id);
       const definition = this.registry.get(row.job);
       const step = definition?.steps.find((s) => s.name === partition.name)?.definition;
       if (!definition || step?.kind !== 'partitioned') {
-        await this.repository.endStep(partition, owner, failed(`no partitioned step ${partition.name} in ${row.job}`));
+        await this.steps.endStep(partition, owner, failed(`no partitioned step ${partition.name} in ${row.job}`));
         return;
       }
       await this.runClaimedPartition(owner, partition, step.step, jobRun(definition, row), hold);
@@ -253,7 +255,7 @@ export class JobRunner {
     this.registry.notify(run.job, 'beforeStep', step);
     if (definition.open) {
       await definition.open(step);
-      await this.repository.saveContext(row, owner, step.context);
+      await this.steps.saveContext(row, owner, step.context);
       step.committed();
     }
     let attempts = 0;
@@ -272,7 +274,7 @@ export class JobRunner {
           await delay(backOffMs(this.config.jobs.pollIntervalMs, attempts));
           continue;
         }
-        await this.repository.countRollback(row, owner);
+        await this.steps.countRollback(row, owner);
         if (isConcurrencyConflict(error) && attempts <= CONFLICT_RETRIES) continue;
         return this.endStep(owner, row, step, failed(failureOf(error)));
       }
@@ -299,11 +301,11 @@ export class JobRunner {
   ): Promise<RepeatStatus | 'STOP'> {
     const grants = this.grantsOf(step.job);
     const status = await this.db.transaction(async (tx) => {
-      if ((await this.repository.guardChunk(tx, row.id, owner)) === 'STOPPING') return 'STOP';
+      if ((await this.steps.guardChunk(tx, row.id, owner)) === 'STOPPING') return 'STOP';
       const refused = await this.clients.missingGrant(step.job.clientId, await grants, tx);
       if (refused) throw new BatchError('FORBIDDEN', refused);
       const repeat = await definition.execute(tx, step);
-      await this.repository.saveChunk(tx, row, step.counts, step.context, step.rejects);
+      await this.steps.saveChunk(tx, row, step.counts, step.context, step.rejects);
       return repeat;
     }, CHUNK_COMMIT);
     if (status !== 'STOP') {
@@ -325,13 +327,13 @@ export class JobRunner {
   }
 
   private async endStep(owner: string, row: StepRow, step: StepRun, ending: Ending): Promise<Ending> {
-    await this.repository.endStep(row, owner, ending);
+    await this.steps.endStep(row, owner, ending);
     this.registry.notify(step.job.job, 'afterStep', step, ending);
     return ending;
   }
 
   private async handBack(owner: string, row: StepRow): Promise<null> {
-    await this.repository.handBack(owner, null, [row.id]);
+    await this.leases.handBack(owner, null, [row.id]);
     return null;
   }
 }

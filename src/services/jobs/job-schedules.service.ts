@@ -11,6 +11,7 @@ import { WorkerLoop, Wakeup } from '../worker-loop';
 import { SCHEDULED_AT } from './job-parameters';
 import { JobOperator, Launcher } from './job-operator.service';
 import { JobRegistry } from './job-registry.service';
+import { JobSignals } from './job-signals';
 
 export interface ScheduleRequest {
   job: string;
@@ -58,6 +59,7 @@ export class JobSchedules {
     private readonly db: Database,
     private readonly registry: JobRegistry,
     private readonly operator: JobOperator,
+    private readonly signals: JobSignals,
   ) {}
 
   /** Creates or replaces a schedule; its ticks are launched from the first one after this answers. */
@@ -143,8 +145,8 @@ export class JobSchedules {
    * most overdue schedule first, then each one's second, so that a client with a thousand schedules due at the same
    * minute delays another's by one turn, not by its thousand launches.
    */
-  tick(): Promise<number> {
-    return this.db.transaction(async (tx) => {
+  async tick(): Promise<number> {
+    const due = await this.db.transaction(async (tx) => {
       const { rows } = await tx.query<ScheduleRow & { now: Date; client_id: string } & Launcher>(
         `WITH due AS (
            SELECT name, row_number() OVER (PARTITION BY client_id ORDER BY next_tick_at, name) AS turn
@@ -157,6 +159,8 @@ export class JobSchedules {
       for (const schedule of rows) await this.launchDue(tx, schedule, schedule);
       return rows.length;
     });
+    if (due > 0) this.signals.wake(); // once the launches committed
+    return due;
   }
 
   /** A schedule's due ticks, each launched unless it is older than its backfill window, and its next tick moved on. */
@@ -181,7 +185,8 @@ export class JobSchedules {
     try {
       if (!definition) throw new BatchError('NOT_FOUND', `no job named ${schedule.job}`);
       const launch = await this.operator.check(client, definition, parameters, schedule.options);
-      await this.operator.decide(tx, client, definition, launch);
+      const identity = await this.operator.identityOf(definition, launch.parameters);
+      await this.operator.decide(tx, client, definition, { ...launch, identity });
       await tx.query('RELEASE SAVEPOINT tick');
     } catch (error) {
       await tx.query('ROLLBACK TO SAVEPOINT tick; RELEASE SAVEPOINT tick');

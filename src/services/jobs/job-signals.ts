@@ -1,9 +1,8 @@
 import { Injectable, OnApplicationBootstrap } from '@nestjs/common';
 import type Redis from 'ioredis';
 import { AppConfig } from '../../config/app-config';
-import { channelOf } from '../engine/poller-wakeup-broadcast.service';
 import { OutboxWakeup } from '../outbox/outbox-wakeup';
-import { RedisService } from '../storage/redis.service';
+import { channelOf, RedisService } from '../storage/redis.service';
 import { Wakeup } from '../worker-loop';
 
 /** Wakes a worker process's job worker: there is an execution or a partition to claim. */

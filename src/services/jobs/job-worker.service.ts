@@ -3,10 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { AppConfig } from '../../config/app-config';
 import { logReason } from '../storage/database-error';
-import { Metrics } from '../observability/metrics.service';
 import { WorkerLoop } from '../worker-loop';
 import { JobOperator } from './job-operator.service';
-import { JobRepository } from './job-repository';
+import { JobRegistry } from './job-registry.service';
+import { JobLeases } from './repository/job-leases';
 import { Hold, JobRunner, leaseMs } from './job-runner.service';
 import { JobSignals, JobWakeup } from './job-signals';
 
@@ -28,11 +28,11 @@ export class JobWorker extends WorkerLoop implements OnApplicationBootstrap {
 
   constructor(
     private readonly config: AppConfig,
-    private readonly repository: JobRepository,
+    private readonly leases: JobLeases,
     private readonly runner: JobRunner,
     private readonly operator: JobOperator,
     private readonly signals: JobSignals,
-    private readonly metrics: Metrics,
+    private readonly registry: JobRegistry,
     private readonly jobWakeup: JobWakeup,
   ) {
     super(jobWakeup, config.jobs.pollIntervalMs);
@@ -55,12 +55,12 @@ export class JobWorker extends WorkerLoop implements OnApplicationBootstrap {
   protected async turn(): Promise<boolean> {
     await this.reap();
     while (this.holds.size < this.config.jobs.concurrency) {
-      const execution = await this.repository.claimExecution(this.owner, leaseMs(this.config));
+      const execution = await this.leases.claimExecution(this.owner, leaseMs(this.config));
       if (execution) {
         this.hold(new Hold(execution.id), (hold) => this.runner.runExecution(this.owner, execution, hold));
         continue;
       }
-      const partition = await this.repository.claimPartition(this.owner, leaseMs(this.config));
+      const partition = await this.leases.claimPartition(this.owner, leaseMs(this.config));
       if (!partition) break;
       this.hold(new Hold(null), (hold) => this.runner.runPartition(this.owner, partition, hold));
     }
@@ -69,8 +69,8 @@ export class JobWorker extends WorkerLoop implements OnApplicationBootstrap {
 
   /** Ends what dead workers held, launches it again within its start limit, and frees their partitions. */
   private async reap(): Promise<void> {
-    const { ended, partitions } = await this.repository.reapExpired((tx, lost) => this.operator.restartLost(tx, lost));
-    for (const { job } of [...ended, ...partitions]) this.metrics.jobLeaseLosses.inc({ job });
+    const { ended, partitions } = await this.leases.reapExpired((tx, lost) => this.operator.restartLost(tx, lost));
+    for (const { job } of [...ended, ...partitions]) this.registry.notify(job, 'onLeaseLost', job);
     if (ended.length > 0) this.signals.finished();
     if (ended.length > 0 || partitions.length > 0) this.jobWakeup.notify();
   }
@@ -92,7 +92,7 @@ export class JobWorker extends WorkerLoop implements OnApplicationBootstrap {
     const steps = holds.flatMap((hold) => [...hold.steps]);
     if (executions.length === 0 && steps.length === 0) return;
     try {
-      const held = await this.repository.renew(this.owner, leaseMs(this.config), executions, steps);
+      const held = await this.leases.renew(this.owner, leaseMs(this.config), executions, steps);
       for (const hold of holds) {
         if (hold.executionId) {
           const status = held.executions.get(hold.executionId);

@@ -1,9 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Gauge } from 'prom-client';
-import type { StepRun } from '../jobs/job-definition';
+import type { StepRun } from '../jobs';
 import type { IJobProgress } from '../../interfaces/job.interfaces';
-import { AfterChunk } from '../jobs/job-registry.service';
-import { JobRepository } from '../jobs/job-repository';
+import { AfterChunk, OnLeaseLost } from '../jobs';
+import { JobViews } from '../jobs/repository/job-views';
 import { Metrics, QUEUE_STATS_TTL_MS, sharedFor } from './metrics.service';
 
 /** Running executions whose progress a scrape shows at most (the newest). */
@@ -19,7 +19,7 @@ export class MetricsJobListener {
 
   constructor(
     private readonly metrics: Metrics,
-    jobs: JobRepository,
+    jobs: JobViews,
   ) {
     const executions = sharedFor(QUEUE_STATS_TTL_MS, () => jobs.countsByStatus());
     const logger = this.logger;
@@ -71,5 +71,10 @@ export class MetricsJobListener {
   @AfterChunk()
   countRows(step: StepRun): void {
     this.metrics.jobRows.inc({ job: step.job.job }, step.counts.writeCount);
+  }
+
+  @OnLeaseLost()
+  countLeaseLost(job: string): void {
+    this.metrics.jobLeaseLosses.inc({ job });
   }
 }

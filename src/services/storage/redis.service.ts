@@ -50,3 +50,11 @@ export class RedisService implements OnApplicationShutdown {
     await Promise.all(this.connections.map((c) => c.quit().catch(() => c.disconnect())));
   }
 }
+
+/**
+ * A Redis channel of one service's processes (`wakeup` for pollers, `jobs` for job workers): named after the database,
+ * so services on others never wake these.
+ */
+export function channelOf(config: AppConfig, name = 'wakeup'): string {
+  return `batch-service:${config.db.host}:${config.db.port}:${config.db.name}:${name}`;
+}

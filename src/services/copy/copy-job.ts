@@ -7,19 +7,22 @@ import { CatalogService } from '../storage/catalog.service';
 import { Database, quoteIdent } from '../storage/database';
 import { isConcurrencyConflict, isConnectionError, sqlState } from '../storage/database-error';
 import {
+  BatchJob,
+  CONFLICT_KEY,
+  conflictKeyOf,
   job,
   JobDefinition,
+  JobProvider,
   JobRun,
+  keyText,
+  MODE,
   Partition,
   partitioned,
   skip,
   StepRun,
   tasklet,
   underSavepoint,
-} from './job-definition';
-import { keyText } from './job-parameters';
-import { BatchJob, JobProvider } from './job-registry.service';
-import { CONFLICT_KEY, conflictKeyOf, MODE } from './write-mode';
+} from '../jobs';
 
 /** What a copy runs: its tables, the columns written from the columns read, the key, and its chunk statement. */
 interface CopyPlan {

@@ -1,0 +1,48 @@
+/**
+ * The job framework as a job's author uses it (docs/jobs.md, "Writing a job"): the builder and its step kinds, the
+ * decorators that register a job and its listeners, what a step sees of its execution, and the helpers of the jobs
+ * that write a target. The built-in `copy` and `import` are written against this alone, as a team's own jobs are.
+ */
+export {
+  chunk,
+  job,
+  JobBuilder,
+  partitioned,
+  RUN_ID,
+  skip,
+  SkipLimitExceeded,
+  tasklet,
+  underSavepoint,
+} from './job-definition';
+export type {
+  ChunkOrientedStep,
+  ItemProcessor,
+  ItemReader,
+  ItemWriter,
+  JobDefinition,
+  JobRun,
+  ParameterSpec,
+  Partition,
+  PartitionedStep,
+  RepeatStatus,
+  StepDefinition,
+  StepRun,
+  Tasklet,
+  TaskletStep,
+} from './job-definition';
+export { keyText, namesOf, withDefaults } from './job-parameters';
+export {
+  AfterChunk,
+  AfterJob,
+  AfterStep,
+  BatchJob,
+  BeforeJob,
+  BeforeStep,
+  OnLeaseLost,
+  OnSkip,
+  type JobProvider,
+} from './job-registry.service';
+export type { Ending } from './repository/job-rows';
+export { CONFLICT_KEY, conflictKeyOf, MODE } from './write-mode';
+export { JobOperator, type Launcher } from './job-operator.service';
+export { JobSignals } from './job-signals';
