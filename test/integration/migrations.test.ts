@@ -23,10 +23,10 @@ import {
   MIGRATIONS,
   prepareMigrations,
 } from '../../src/services/storage/database';
-import { newSchema, SCHEMA_FILE } from '../../scripts/schema';
+import { AREAS, describeSchema, newSchema, SCHEMA_FILE } from '../../scripts/schema';
 import { readFileSync } from 'node:fs';
 import { createTestApp, TestApp } from '../support/app-context';
-import { dropDatabase, testConfig } from '../support/test-database';
+import { createTestDatabase, dropDatabase, testConfig } from '../support/test-database';
 import type { AppConfig } from '../../src/config/app-config';
 
 /** The database of `config` with the migrations before `migration` applied: the schema an upgrade starts from. */
@@ -70,6 +70,56 @@ describe('the schema in one place (real PostgreSQL)', () => {
       readFileSync(SCHEMA_FILE, 'utf8'),
       'docs/schema.sql is not the schema the migrations make: run `npm run schema` and commit it',
     );
+  });
+
+  it('places every table, view and function in an area, each saying what it is for, or names what to do', async () => {
+    const db = await createTestDatabase();
+    try {
+      const query = <T>(sql: string) => db.query<T>(sql);
+      await db.query(`
+        CREATE TABLE batch.scratch (id int);
+        CREATE FUNCTION batch.scratch_size(n int) RETURNS int LANGUAGE sql AS 'SELECT n';
+        CREATE SEQUENCE batch.scratch_numbers;
+        COMMENT ON TABLE batch.holds IS NULL`);
+      await assert.rejects(describeSchema(query), (error: Error) => {
+        assert.deepEqual(error.message.split('\n').slice(1), [
+          '- table batch.holds has no comment: say what it is for and who writes and reads it, ' +
+            "COMMENT ON TABLE batch.holds IS '…', in the migration that creates it",
+          '- table batch.scratch is in no area: add it to AREAS in scripts/schema.ts, where it belongs',
+          '- table batch.scratch has no comment: say what it is for and who writes and reads it, ' +
+            "COMMENT ON TABLE batch.scratch IS '…', in the migration that creates it",
+          '- function batch.scratch_size(n integer) is in no area: add it to AREAS in scripts/schema.ts, where it belongs',
+          '- function batch.scratch_size(n integer) has no comment: say what it does and who calls it, ' +
+            "COMMENT ON FUNCTION batch.scratch_size(n integer) IS '…', in its definition (src/migrations/definitions)",
+          '- sequence batch.scratch_numbers is of a kind that scripts/schema.ts does not write: teach describeSchema to write it',
+        ]);
+        return true;
+      });
+
+      await db.query(`
+        DROP SEQUENCE batch.scratch_numbers;
+        COMMENT ON TABLE batch.holds IS 'Held back.';
+        COMMENT ON TABLE batch.scratch IS 'For the test''s sake.';
+        COMMENT ON FUNCTION batch.scratch_size(int) IS 'Its size.'`);
+      const scratch = { heading: 'Scratch', tables: ['scratch'], functions: ['scratch_size'] };
+      await assert.rejects(
+        describeSchema(query, [...AREAS, scratch, { heading: 'Gone', tables: ['gone', 'scratch'] }]),
+        (error: Error) => {
+          assert.deepEqual(error.message.split('\n').slice(1), [
+            '- AREAS in scripts/schema.ts lists table batch.scratch 2 times: keep one',
+            '- AREAS in scripts/schema.ts lists table batch.gone, which the schema does not have: remove it',
+          ]);
+          return true;
+        },
+      );
+      const schema = await describeSchema(query, [...AREAS, scratch]);
+      assert.match(
+        schema,
+        /\n-- Scratch\n-- =+\n\nCREATE TABLE batch.scratch \(\n {2}id integer\n\);\nCOMMENT ON TABLE batch.scratch IS 'For the test''s sake.';\n\nCREATE OR REPLACE FUNCTION batch.scratch_size\(n integer\)\n[^]*?\nCOMMENT ON FUNCTION batch.scratch_size\(n integer\) IS 'Its size.';\n$/,
+      );
+    } finally {
+      await db.close();
+    }
   });
 
   it('applies the definitions once after the migrations, and again only when they change', async () => {

@@ -34,3 +34,4 @@ AS $$
     RETURN NEXT;
   END
 $$;
+COMMENT ON FUNCTION batch.apply_folded(text, bigint[], bigint[], integer[], text) IS 'Applies rounds of updates and increments as one change of each row, or undoes it and answers false so that the chunk writer runs the rounds'' own statements. Called by the chunk writer.';

@@ -68,3 +68,4 @@ AS $$
     END LOOP;
   END
 $$;
+COMMENT ON FUNCTION batch.apply_in_parts(text, bigint[], boolean, text) IS 'Applies a statement that failed as a whole again in parts, down to its failing operations, in one round trip: each operation''s rows affected or its own error. Called by the chunk writer.';

@@ -15,3 +15,4 @@ AS $$
         FROM jsonb_array_elements(value) WITH ORDINALITY AS a(e, i)), '') || '}';
   END
 $$;
+COMMENT ON FUNCTION batch.array_literal(jsonb, boolean) IS 'A JSON array as a PostgreSQL array literal, for the chunks'' statements that read array values from the stored JSON.';

@@ -34,3 +34,4 @@ AS $$
                            ORDER BY o.target, o.priority, o.id LIMIT max_operations) a) w
            GROUP BY w.round, w.shape) r
 $$;
+COMMENT ON FUNCTION batch.claim_rounds(text, smallint, bigint, bigint, integer, text, bigint) IS 'What follows a position in a stream as rounds (one row of arrays), and whether they may be applied as rounds. Called by batch.claim.';

@@ -231,3 +231,6 @@ AS $$
   SELECT c.id, c.count, c.client_id, c.target_index, c.priority, c.attempts, c.failures, c.bytes, c.shape, c.identity, c.chars, c.deferred
     FROM batch.claim(targets, caps, horizon, max_operations, target_lock_space, NULL, NULL) AS c
 $$;
+
+COMMENT ON FUNCTION batch.claim(text[], integer[], bigint, integer, integer, text[], bigint) IS 'The claim of a chunk: the due operations of its targets, target by target, in order of application, as runs, rounds or one by one; takes nothing (the chunk''s record does). Called by the chunk reader.';
+COMMENT ON FUNCTION batch.claim(text[], integer[], bigint, integer, integer) IS 'The claim without rounds, as processes of an earlier build call it while a deploy replaces them.';

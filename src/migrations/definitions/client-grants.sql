@@ -11,3 +11,4 @@ AS $$
     RETURN QUERY SELECT c.id, c.targets, c.admin FROM batch.clients c WHERE c.id = ANY (ids) AND c.revoked_at IS NULL;
   END
 $$;
+COMMENT ON FUNCTION batch.client_grants(bigint[], integer) IS 'The grants of a chunk''s clients once no revocation or change of theirs is in progress (their advisory locks taken shared). Called by every chunk before it applies.';

@@ -9,3 +9,4 @@ AS $$
     RAISE EXCEPTION 'batch.clients rows are revoked (revoked_at), never deleted: operations refer to them';
   END
 $$;
+COMMENT ON FUNCTION batch.clients_are_revoked_not_deleted() IS 'Trigger function of clients_never_deleted: refuses to delete clients, which are revoked instead.';

@@ -24,3 +24,4 @@ AS $$
     RETURN NULL;
   END
 $$;
+COMMENT ON FUNCTION batch.count_outcomes_changes() IS 'Trigger function of batch.outcomes'' count_* triggers: adds each statement''s changes of its rows to batch.operation_counts.';

@@ -14,3 +14,4 @@ AS $$
     RETURN horizon;
   END
 $$;
+COMMENT ON FUNCTION batch.ingest_horizon(bigint) IS 'The id horizon of a claim: the last id drawn, once no ingest transaction can still hold one at or below it. Called by the chunk reader.';

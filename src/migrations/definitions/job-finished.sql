@@ -23,3 +23,4 @@ AS $$
    WHERE e.id = ANY (ids)
    ORDER BY e.id
 $$;
+COMMENT ON FUNCTION batch.job_finished(bigint[]) IS 'Writes the job.finished notifications of executions that have just ended to the outbox, in the transaction that ends them. Called wherever an execution ends: by its worker, a stop or abandon, the reaping of lost leases.';

@@ -41,3 +41,4 @@ AS $$
     END IF;
   END
 $$;
+COMMENT ON FUNCTION batch.launch_job(bigint, text, text, jsonb, jsonb, integer, boolean) IS 'Launches a job instance, or answers the execution in the way and why, so that concurrent launches race in the database. Called by the job operator.';

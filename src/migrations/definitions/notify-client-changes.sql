@@ -11,3 +11,4 @@ AS $$
     RETURN NULL;
   END
 $$;
+COMMENT ON FUNCTION batch.notify_client_changes() IS 'Trigger function of clients_changed: notifies the channel batch_clients_changed, so that every process forgets the clients it keeps.';

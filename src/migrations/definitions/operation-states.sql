@@ -17,3 +17,4 @@ SELECT o.id, o.client_id, o.target, o.type, o.row_values, o.row_key, o.conflict_
     SELECT last.chunk_id, last.settled_at
       FROM (SELECT * FROM batch.settled_runs r WHERE r.first_id <= o.id ORDER BY first_id DESC LIMIT 1) last
      WHERE last.last_id >= o.id) r ON true;
+COMMENT ON VIEW batch.operation_states IS 'Each operation as callers see it: PENDING, else its outcome, else COMPLETED by the run that holds its id. Read by the API''s operation reads, a request delivered again, and psql.';

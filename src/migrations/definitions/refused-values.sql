@@ -61,3 +61,4 @@ AS $$
     END LOOP;
   END;
 $$;
+COMMENT ON FUNCTION batch.refused_values(regclass, regclass, text[], regclass) IS 'The records of an import''s scratch table whose values the target''s columns refuse, in one scan, each with the SQLSTATE, message and column of its first refused value. Called by an import''s chunk whose COPY failed.';

@@ -30,3 +30,4 @@ AS $$
     FROM batch.clients c, batch.chunks e
    WHERE c.id = message.client_id AND e.id = message.chunk_id
 $$;
+COMMENT ON FUNCTION batch.settled_message(batch.outbox) IS 'The text of an operations.settled notification, made from what its chunk wrote: by the outbox relay as it sends it, and by retention before the operations it reports go.';

@@ -12,3 +12,4 @@ AS $$
               ELSE (SELECT array_agg(k ORDER BY k COLLATE "C") FROM jsonb_object_keys(row_key) k) END,
     '')::text
 $$;
+COMMENT ON FUNCTION batch.shape_of(text, jsonb, jsonb, text[]) IS 'The planning shape of an operation stored without one, from its JSON; its empty keys version gives it a statement of its own. Used when such an operation is retried.';

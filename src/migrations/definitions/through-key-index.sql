@@ -50,3 +50,5 @@ AS $$
     RETURN ops;
   END
 $$;
+COMMENT ON FUNCTION batch.through_key_index(text, bigint[], bigint[]) IS 'Runs a statement of a chunk through a unique key''s index (nested loops only), as processes of an earlier build call it while a deploy replaces them.';
+COMMENT ON FUNCTION batch.through_key_index(text, text, bigint[], bigint[]) IS 'Runs a chunk''s update or delete through a unique key''s index (nested loops only): the bare change, and the statement that tells which operations changed a row only where the count says it must. Called by the chunk writer.';
