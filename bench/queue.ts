@@ -1,5 +1,5 @@
 import type { PoolClient } from 'pg';
-import { ItemReader } from '../src/interfaces/chunk.interfaces';
+import { ChunkClaimer } from '../src/services/engine/chunk-claimer.service';
 import { Database } from '../src/services/storage/database';
 import { operationCount } from '../src/services/storage/id-runs';
 import { OperationService } from '../src/services/ingest/operation.service';
@@ -29,7 +29,7 @@ export async function benchQueue(options: { settled: number; chunk: number }): P
   try {
     const client = await t.client('queue');
     await t.db.query(`CREATE TABLE public.bench (id int PRIMARY KEY)`);
-    const reader = t.app.get<ItemReader>(ItemReader);
+    const claimer = t.app.get(ChunkClaimer);
     const db = t.get(Database);
     // settled as chunks record them: one in a hundred failed (an outcome row), the others completed in runs
     const settle = (count: number) =>
@@ -52,7 +52,7 @@ export async function benchQueue(options: { settled: number; chunk: number }): P
     const claim = () =>
       db
         .transaction(async (tx: PoolClient) => {
-          const claimed = await reader.read(tx, options.chunk);
+          const claimed = await claimer.claim(tx, options.chunk);
           if (operationCount(claimed) !== options.chunk) throw new Error(`claimed ${operationCount(claimed)}`);
           throw Object.assign(new Error('rollback'), { rollback: true });
         })

@@ -12,24 +12,15 @@ import { OperationRpcController } from './controllers/operation-rpc.controller';
 import { OperationController } from './controllers/operation.controller';
 import { StatsController } from './controllers/stats.controller';
 import { TargetController } from './controllers/target.controller';
-import {
-  BackOffPolicy,
-  ChunkListener,
-  ChunkListeners,
-  ItemProcessor,
-  ItemReader,
-  ItemWriter,
-  RetryPolicy,
-  SkipPolicy,
-} from './interfaces/chunk.interfaces';
+import { ChunkListener, ChunkListeners } from './interfaces/chunk.interfaces';
 import { LoggingChunkListener } from './services/engine/logging-chunk-listener';
 import { OutboxWakeup, OutboxWakeupListener } from './services/outbox/outbox-wakeup';
 import { CatalogService } from './services/storage/catalog.service';
-import { ChunkProcessor } from './services/engine/chunk-processor.service';
-import { ChunkReader } from './services/engine/chunk-reader.service';
+import { ChunkPlanner } from './services/engine/chunk-planner.service';
+import { ChunkClaimer } from './services/engine/chunk-claimer.service';
 import { ChunkStep } from './services/engine/chunk-step.service';
 import { ChunkRepository } from './services/engine/chunk-repository';
-import { ChunkWriter } from './services/engine/chunk-writer.service';
+import { StatementApplier } from './services/engine/statement-applier.service';
 import { ClientService } from './services/access/client.service';
 import { ClientChanges } from './services/access/client-changes';
 import { Database, dataSourceOptions } from './services/storage/database';
@@ -126,12 +117,12 @@ export class AppModule {
         RedisService,
         PollerWakeupBroadcast,
         RateLimiter,
-        { provide: ItemReader, useClass: ChunkReader },
-        { provide: ItemProcessor, useClass: ChunkProcessor },
-        { provide: ItemWriter, useClass: ChunkWriter },
-        { provide: SkipPolicy, useClass: DataErrorSkipPolicy },
-        { provide: RetryPolicy, useClass: ChunkRetryPolicy },
-        { provide: BackOffPolicy, useClass: ExponentialBackOffPolicy },
+        ChunkClaimer,
+        ChunkPlanner,
+        StatementApplier,
+        DataErrorSkipPolicy,
+        ChunkRetryPolicy,
+        ExponentialBackOffPolicy,
         LoggingChunkListener,
         OutboxWakeupListener,
         MetricsChunkListener,

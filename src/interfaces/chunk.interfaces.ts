@@ -1,10 +1,9 @@
-import type { PoolClient } from 'pg';
 import type { TargetTable } from './catalog.interfaces';
 import type { IOperationError, OperationType } from './operation.interfaces';
 
 /**
- * The chunk engine's vocabulary, after Spring Batch: a reader claims a chunk of operations, a processor plans
- * it into set-based statements, a writer runs each statement, and policies decide what a failure means.
+ * The queue's chunk engine in its own words: a chunk claims pending operations, plans them into set-based statements
+ * and applies each statement, and policies decide what a failure means; its records are chunks and chunk steps.
  */
 
 /**
@@ -70,19 +69,9 @@ export interface ChunkPlan {
   filtered: OperationOutcome[];
 }
 
-export abstract class ItemReader {
-  /** Claims up to `limit` pending operations in order of application, locked for this transaction. */
-  abstract read(tx: PoolClient, limit: number): Promise<ClaimedOperation[]>;
-}
-
 /** Who may write what, as the chunk's transaction reads the clients: a revoked client may write nothing. */
 export interface Grants {
   mayWrite(clientId: string, target: string): boolean;
-}
-
-export abstract class ItemProcessor {
-  /** Plans the chunk; an operation its client may no longer write (Grants) is refused, not planned. */
-  abstract process(chunk: ClaimedOperation[], grants: Grants): Promise<ChunkPlan>;
 }
 
 /** An operation of a statement applied in parts: the rows it affected, or the database's error of its own. */
@@ -90,51 +79,6 @@ export interface PartOutcome {
   operation: ClaimedOperation;
   rowsAffected: number | null;
   error: { code: string; message: string } | null;
-}
-
-export abstract class ItemWriter {
-  /**
-   * Runs one statement; returns null when each of its operations affected one row, else the rows each affected, in
-   * order, its runs taken apart (eachOperation).
-   */
-  abstract write(tx: PoolClient, plan: StatementPlan): Promise<number[] | null>;
-  /**
-   * Applies a statement of several operations that failed as a whole in parts, in order, down to its failing
-   * operations, each alone: each operation's outcome in order (its runs taken apart), and how many statements that
-   * took. An error that fails the chunk as a whole (RetryPolicy) is thrown.
-   */
-  abstract writeInParts(tx: PoolClient, plan: StatementPlan): Promise<{ outcomes: PartOutcome[]; statements: number }>;
-  /**
-   * Applies rounds of updates and increments as one change of each row (foldRounds): where that applied, the ids of the
-   * operations whose row was missing (each affected none; every other one row); else null, nothing of it stays, and the
-   * statements are to be run as they are. An error that fails the chunk as a whole is thrown.
-   */
-  abstract writeFolded(tx: PoolClient, plans: StatementPlan[]): Promise<Set<string> | null>;
-}
-
-export abstract class SkipPolicy {
-  /**
-   * True when the operation that raised `error` should end FAILED while the chunk goes on; `skipped` is how many
-   * operations this execution has failed so far. False fails the whole execution (rolled back, retried later).
-   */
-  abstract shouldSkip(error: unknown, skipped: number): boolean;
-}
-
-export abstract class RetryPolicy {
-  /** True when `error` fails the chunk as a whole (rolled back, claimed again) rather than the operation at hand. */
-  abstract isRetryable(error: unknown): boolean;
-  /**
-   * How many operations of a target to claim next after `failed` of them were in a chunk that failed as a whole for
-   * the `failures`-th time: as many while retries are left, then fewer and fewer, down to one.
-   */
-  abstract nextChunkSize(failed: number, failures: number): number;
-  /** True when a chunk of `claimed` operations failed as a whole for the `failures`-th time is one that cannot be applied. */
-  abstract givesUp(claimed: number, failures: number): boolean;
-}
-
-export abstract class BackOffPolicy {
-  /** How long to wait before retry number `attempt` (1-based). */
-  abstract delayMs(attempt: number): number;
 }
 
 export interface ChunkSummary {

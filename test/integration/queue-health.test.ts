@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
-import { CLAIM_TEXT_SQL, TARGETS_SQL } from '../../src/services/engine/chunk-reader.service';
+import { CLAIM_TEXT_SQL, TARGETS_SQL } from '../../src/services/engine/chunk-claimer.service';
 import { Database } from '../../src/services/storage/database';
 import { OperationService } from '../../src/services/ingest/operation.service';
 import { AuthenticatedClient } from '../../src/services/access/client.service';

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { ItemReader } from '../../src/interfaces/chunk.interfaces';
+import { ChunkClaimer } from '../../src/services/engine/chunk-claimer.service';
 import { AuthenticatedClient } from '../../src/services/access/client.service';
-import { TARGETS_SQL } from '../../src/services/engine/chunk-reader.service';
+import { TARGETS_SQL } from '../../src/services/engine/chunk-claimer.service';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { ChunkRepository } from '../../src/services/engine/chunk-repository';
 import { BatchError } from '../../src/services/batch-error';
@@ -91,7 +91,7 @@ describe('streams: each target and priority taken in order of id from its positi
     let cancel: Promise<unknown> | undefined;
     let cancelled = false;
     await t.get(Database).transaction(async (tx) => {
-      const read = await t.app.get<ItemReader>(ItemReader).read(tx, 10);
+      const read = await t.app.get(ChunkClaimer).claim(tx, 10);
       assert.deepEqual(
         read.map((r) => [r.id, r.count]),
         [[created[0].id, 3]],
@@ -197,7 +197,7 @@ describe("runs: a stream's leading inserts and upserts claimed whole (real Postg
     await t
       .get(Database)
       .transaction(async (tx) => {
-        const read = await t.app.get<ItemReader>(ItemReader).read(tx, 100);
+        const read = await t.app.get(ChunkClaimer).claim(tx, 100);
         assert.deepEqual(
           read.map((r) => [r.id, r.count, r.clientId, r.identity === null, r.ids]),
           [
@@ -239,7 +239,7 @@ describe("runs: a stream's leading inserts and upserts claimed whole (real Postg
     await t
       .get(Database)
       .transaction(async (tx) => {
-        const read = await t.app.get<ItemReader>(ItemReader).read(tx, 100);
+        const read = await t.app.get(ChunkClaimer).claim(tx, 100);
         assert.deepEqual(
           read.map((r) => [r.id, r.count]),
           [
@@ -272,7 +272,7 @@ describe("runs: a stream's leading inserts and upserts claimed whole (real Postg
       await t
         .get(Database)
         .transaction(async (tx) => {
-          read = (await t.app.get<ItemReader>(ItemReader).read(tx, 100)).map((r) => [r.id, r.count, r.ids]);
+          read = (await t.app.get(ChunkClaimer).claim(tx, 100)).map((r) => [r.id, r.count, r.ids]);
           throw Object.assign(new Error('rollback'), { rollback: true });
         })
         .catch((error: { rollback?: boolean }) => assert.ok(error.rollback, String(error)));

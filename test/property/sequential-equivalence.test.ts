@@ -1,10 +1,10 @@
-import type { Type } from '@nestjs/common';
 import fc from 'fast-check';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ICreateBatchOperationRequest, JsonValue } from '../../src/interfaces/operation.interfaces';
 import { BatchError } from '../../src/services/batch-error';
-import { ItemReader, ItemWriter } from '../../src/interfaces/chunk.interfaces';
+import { ChunkClaimer } from '../../src/services/engine/chunk-claimer.service';
+import { StatementApplier } from '../../src/services/engine/statement-applier.service';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { AuthenticatedClient } from '../../src/services/access/client.service';
 import { Database } from '../../src/services/storage/database';
@@ -302,17 +302,17 @@ describe('sequential equivalence (property, real PostgreSQL)', () => {
     let rounds = 0; // claimed, over all runs: the streams are taken as rounds, not planned one operation at a time
     let folds = 0; // rounds applied as one change of each row
     for (const engine of engines.filter(Boolean)) {
-      const reader = engine.get(ItemReader as Type<ItemReader>);
-      const read = reader.read.bind(reader);
-      reader.read = async (tx, limit) => {
+      const claimer = engine.get(ChunkClaimer);
+      const read = claimer.claim.bind(claimer);
+      claimer.claim = async (tx, limit) => {
         const claimed = await read(tx, limit);
         rounds += claimed.filter((op) => op.ids !== undefined).length;
         return claimed;
       };
-      const writer = engine.get(ItemWriter as Type<ItemWriter>);
-      const writeFolded = writer.writeFolded.bind(writer);
-      writer.writeFolded = async (tx, plans) => {
-        const missed = await writeFolded(tx, plans);
+      const applier = engine.get(StatementApplier);
+      const applyFolded = applier.applyFolded.bind(applier);
+      applier.applyFolded = async (tx, plans) => {
+        const missed = await applyFolded(tx, plans);
         if (missed !== null) folds += 1;
         return missed;
       };

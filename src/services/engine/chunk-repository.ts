@@ -25,7 +25,7 @@ export interface StepRecord extends StepCounts {
 export interface ChunkRecord {
   startedAt: Date;
   read: number;
-  /** Operations the processor refused before any statement (their table is gone). */
+  /** Operations the planner refused before any statement (their table is gone). */
   filtered: number;
   steps: StepRecord[];
   outcomes: OperationOutcome[];

@@ -1,18 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import { AppConfig } from '../../config/app-config';
-import {
-  BackOffPolicy,
-  ChunkListeners,
-  ClaimedOperation,
-  ItemProcessor,
-  ItemReader,
-  ItemWriter,
-  OperationOutcome,
-  RetryPolicy,
-  SkipPolicy,
-  StatementPlan,
-} from '../../interfaces/chunk.interfaces';
+import { ChunkListeners, ClaimedOperation, OperationOutcome, StatementPlan } from '../../interfaces/chunk.interfaces';
 import { Database } from '../storage/database';
 import { ClientService } from '../access/client.service';
 import {
@@ -29,6 +18,10 @@ import { backOffMs } from '../worker-loop';
 import { shapeType } from '../ingest/row-identity';
 import { eachOperation, operationCount } from '../storage/id-runs';
 import { foldRounds } from './statement-planner';
+import { ChunkClaimer } from './chunk-claimer.service';
+import { ChunkPlanner } from './chunk-planner.service';
+import { ChunkRetryPolicy, DataErrorSkipPolicy, ExponentialBackOffPolicy } from './chunk-policies';
+import { StatementApplier } from './statement-applier.service';
 
 export interface ChunkResult {
   chunkId: string | null;
@@ -38,7 +31,7 @@ export interface ChunkResult {
 }
 
 /** More operations failed than BATCH_SKIP_LIMIT allows: the chunk fails and is rolled back. */
-export class SkipLimitExceededError extends EngineError {
+export class FailureLimitExceeded extends EngineError {
   constructor(limit: number | null, cause: unknown) {
     super(`skip limit ${limit} exceeded; last error: ${publicReason(cause)}`, { cause });
   }
@@ -48,8 +41,9 @@ export class SkipLimitExceededError extends EngineError {
 const DEFERRED_CONSTRAINTS_PER_STATEMENT = 'SET CONSTRAINTS ALL IMMEDIATE';
 
 /**
- * One chunk, one transaction: claim (reader), plan (processor), write each statement (writer; falling back to
- * item-by-item under savepoints when one fails, the skip policy deciding), then record it all (job repository).
+ * One chunk, one transaction: claim (ChunkClaimer), plan (ChunkPlanner), apply each statement (StatementApplier;
+ * applied in parts down to the failing operations when one fails, the skip policy deciding), then record it all
+ * (ChunkRepository).
  * A crash anywhere rolls all of it back and the operations are simply claimed again.
  *
  * A chunk that fails as a whole is recorded as a FAILED chunk in a transaction of its own. When the database
@@ -63,12 +57,12 @@ export class ChunkStep {
   constructor(
     private readonly db: Database,
     private readonly config: AppConfig,
-    private readonly reader: ItemReader,
-    private readonly processor: ItemProcessor,
-    private readonly writer: ItemWriter,
-    private readonly skipPolicy: SkipPolicy,
-    private readonly retryPolicy: RetryPolicy,
-    private readonly backOffPolicy: BackOffPolicy,
+    private readonly claimer: ChunkClaimer,
+    private readonly planner: ChunkPlanner,
+    private readonly applier: StatementApplier,
+    private readonly skipPolicy: DataErrorSkipPolicy,
+    private readonly retryPolicy: ChunkRetryPolicy,
+    private readonly backOffPolicy: ExponentialBackOffPolicy,
     private readonly chunkRepository: ChunkRepository,
     private readonly listeners: ChunkListeners,
     private readonly clients: ClientService,
@@ -82,10 +76,10 @@ export class ChunkStep {
     try {
       // Every round trip counts: under load each wait for a reply also waits its turn in the event loop.
       const summary = await this.db.transaction(async (tx) => {
-        chunk = await this.reader.read(tx, limit);
+        chunk = await this.claimer.claim(tx, limit);
         if (chunk.length === 0) return null;
         const clientIds = [...new Set(chunk.map((operation) => operation.clientId))];
-        const plan = await this.processor.process(chunk, await this.clients.grantsNow(tx, clientIds));
+        const plan = await this.planner.plan(chunk, await this.clients.grantsNow(tx, clientIds));
         const outcomes: OperationOutcome[] = [...plan.filtered];
         const steps: StepRecord[] = [];
         // Each target under a savepoint of its own, the one before released as the next is taken; the lock timeout
@@ -233,7 +227,7 @@ export class ChunkStep {
     steps: StepRecord[],
   ): Promise<boolean> {
     const startedAt = new Date();
-    const missed = await this.writer.writeFolded(tx, plans);
+    const missed = await this.applier.applyFolded(tx, plans);
     if (missed === null) return false;
     const endedAt = new Date();
     for (const plan of plans) {
@@ -281,7 +275,7 @@ export class ChunkStep {
   ): Promise<unknown> {
     await tx.query('SAVEPOINT statement');
     try {
-      const rows = await this.writer.write(tx, plan);
+      const rows = await this.applier.apply(tx, plan);
       await tx.query('RELEASE SAVEPOINT statement');
       if (rows === null) for (const operation of plan.operations) outcomes.push(completed(operation, 1));
       else
@@ -299,7 +293,7 @@ export class ChunkStep {
 
   /**
    * The operations of a statement that failed with `error`: one alone fails with it (the skip policy decides, counting
-   * `skipped` before this statement); more are applied in parts down to the failing operations (ItemWriter), each
+   * `skipped` before this statement); more are applied in parts down to the failing operations (StatementApplier), each
    * of which the skip policy decides the same way. A statement over a part, in order, gives what applying that part
    * one at a time would, so the parts do too.
    */
@@ -313,7 +307,7 @@ export class ChunkStep {
   ): Promise<void> {
     const parts =
       operationCount(plan.operations) > 1
-        ? await this.writer.writeInParts(tx, plan)
+        ? await this.applier.applyInParts(tx, plan)
         : { outcomes: [{ operation: plan.operations[0], rowsAffected: null, error }], statements: 0 };
     step.exitMessage += ` (${parts.statements + 1} statements)`;
     for (const part of parts.outcomes) {
@@ -323,7 +317,7 @@ export class ChunkStep {
         continue;
       }
       if (!this.skipPolicy.shouldSkip(part.error, skipped + step.writeSkipCount))
-        throw new SkipLimitExceededError(this.config.poll.skipLimit, part.error);
+        throw new FailureLimitExceeded(this.config.poll.skipLimit, part.error);
       const outcome: OperationOutcome = {
         operation: part.operation,
         status: 'FAILED',
@@ -359,7 +353,7 @@ interface HeldTarget {
   error: unknown;
 }
 
-/** A chunk's statements, target by target (the processor plans them so: each target's in order, one after another). */
+/** A chunk's statements, target by target (the planner plans them so: each target's in order, one after another). */
 function byTarget(statements: StatementPlan[]): StatementPlan[][] {
   const targets: StatementPlan[][] = [];
   for (const statement of statements) {

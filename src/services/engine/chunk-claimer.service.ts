@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import { AppConfig } from '../../config/app-config';
-import { ClaimedOperation, ItemReader } from '../../interfaces/chunk.interfaces';
+import { ClaimedOperation } from '../../interfaces/chunk.interfaces';
 import { INGEST_LOCK, TARGET_LOCK_SPACE } from '../storage/advisory-locks';
 import { afterPosition } from '../storage/streams';
 import { splitRun } from '../storage/id-runs';
@@ -16,7 +16,7 @@ const PROMOTIONS = 10_000;
  * first operation after each stream's position (one probe of the stream index per stream), and the first due deferred
  * operation of each target (a loose index scan of the deferred set's due index: one descent per target). Scheduled
  * operations whose time has come are made due first (their targets are among those returned; the claim, a statement
- * of its own, sees them due), and the id horizon is taken (see ChunkReader); held targets are left out.
+ * of its own, sees them due), and the id horizon is taken (see ChunkClaimer); held targets are left out.
  */
 export const TARGETS_SQL = `
   WITH RECURSIVE
@@ -125,17 +125,16 @@ function withinBudget(lines: string | null, targets: string[], share: number): C
  *   chunks, so that those keep flowing while it is worked out.
  */
 @Injectable()
-export class ChunkReader extends ItemReader {
+export class ChunkClaimer {
   private lastWasSuspect = false;
 
   constructor(
     private readonly config: AppConfig,
     private readonly catalog: CatalogService,
-  ) {
-    super();
-  }
+  ) {}
 
-  async read(tx: PoolClient, limit: number): Promise<ClaimedOperation[]> {
+  /** Claims up to `limit` pending operations in order of application, locked for this transaction. */
+  async claim(tx: PoolClient, limit: number): Promise<ClaimedOperation[]> {
     const { rows: targets } = await tx.query<{
       horizon: string;
       target: string;

@@ -1,15 +1,19 @@
 import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
-import { ItemWriter, PartOutcome, StatementPlan } from '../../interfaces/chunk.interfaces';
+import { PartOutcome, StatementPlan } from '../../interfaces/chunk.interfaces';
 import { foldedStatement, targetStatement } from './target-sql';
 import { eachOperation } from '../storage/id-runs';
 import { numberArray } from '../storage/database';
 import { CHUNK_FAILURE_SQLSTATE } from '../storage/database-error';
 
-/** Runs one statement plan as one set-based statement reading the operations' stored values by id. */
+/** Applies statement plans, each as one set-based statement reading the operations' stored values by id. */
 @Injectable()
-export class ChunkWriter extends ItemWriter {
-  async write(tx: PoolClient, plan: StatementPlan): Promise<number[] | null> {
+export class StatementApplier {
+  /**
+   * Runs one statement; returns null when each of its operations affected one row, else the rows each affected, in
+   * order, its runs taken apart (eachOperation).
+   */
+  async apply(tx: PoolClient, plan: StatementPlan): Promise<number[] | null> {
     const statement = targetStatement(plan);
     const result = await tx.query<{ ops: string[] | null }>(statement.sql, statement.params);
     const changed = statement.everyRow ? null : result.rows[0].ops;
@@ -19,8 +23,12 @@ export class ChunkWriter extends ItemWriter {
     return [...affected.values()];
   }
 
-  /** The same statement over parts of its operations, inside the database: batch.apply_in_parts (one round trip). */
-  async writeInParts(tx: PoolClient, plan: StatementPlan): Promise<{ outcomes: PartOutcome[]; statements: number }> {
+  /**
+   * A statement of several operations that failed as a whole, applied in parts down to its failing operations, inside
+   * the database (batch.apply_in_parts, one round trip): each operation's outcome in order (its runs taken apart), and
+   * how many statements that took. An error that fails the chunk as a whole (ChunkRetryPolicy) is thrown.
+   */
+  async applyInParts(tx: PoolClient, plan: StatementPlan): Promise<{ outcomes: PartOutcome[]; statements: number }> {
     const statement = targetStatement(plan);
     const operations = new Map(plan.operations.flatMap(eachOperation).map((op) => [op.id, op]));
     const { rows } = await tx.query<{
@@ -43,8 +51,12 @@ export class ChunkWriter extends ItemWriter {
     return { outcomes, statements: rows.at(-1)?.statements ?? 0 };
   }
 
-  /** Rounds as one change of each row: batch.apply_folded, which undoes it where a step failed or refused. */
-  async writeFolded(tx: PoolClient, plans: StatementPlan[]): Promise<Set<string> | null> {
+  /**
+   * Rounds of updates and increments as one change of each row (foldRounds; batch.apply_folded, which undoes it where a
+   * step failed or refused): where that applied, the ids of the operations whose row was missing (each affected none;
+   * every other one row); else null, and the statements are to be run as they are.
+   */
+  async applyFolded(tx: PoolClient, plans: StatementPlan[]): Promise<Set<string> | null> {
     const { sql, params } = foldedStatement(plans);
     const { rows } = await tx.query<{ folded: boolean; missed: string[] | null }>(
       'SELECT * FROM batch.apply_folded($1, $2::bigint[], $3::bigint[], $4::int[], $5)',

@@ -5,7 +5,7 @@ import type { ClaimedOperation, Grants } from '../../src/interfaces/chunk.interf
 import type { RowValues } from '../../src/interfaces/operation.interfaces';
 import type { TargetTable } from '../../src/interfaces/catalog.interfaces';
 import type { CatalogService } from '../../src/services/storage/catalog.service';
-import { ChunkProcessor } from '../../src/services/engine/chunk-processor.service';
+import { ChunkPlanner } from '../../src/services/engine/chunk-planner.service';
 import { column, targetTable } from '../support/catalog-fixtures';
 import { claimed } from '../support/claimed';
 
@@ -30,12 +30,12 @@ function insert(targetName: string, values: RowValues): ClaimedOperation {
   return claimed(target(targetName), { id: String(nextId++), type: 'insert', values, key: null, conflictKey: null });
 }
 
-describe('ChunkProcessor', () => {
+describe('ChunkPlanner', () => {
   it('plans each target separately, looking each up once', async () => {
     const { catalog: fake, asked } = catalog(['public.a', 'public.b']);
-    const processor = new ChunkProcessor(fake, loadConfig({}));
+    const processor = new ChunkPlanner(fake, loadConfig({}));
     const chunk = [insert('public.a', { id: 1 }), insert('public.b', { id: 1 }), insert('public.a', { id: 2 })];
-    const { statements, filtered } = await processor.process(chunk, everyone);
+    const { statements, filtered } = await processor.plan(chunk, everyone);
     assert.deepEqual(filtered, []);
     assert.deepEqual(
       statements.map((s) => [s.table.name, s.operations.map((o) => o.id)]),
@@ -49,9 +49,9 @@ describe('ChunkProcessor', () => {
 
   it('fails the operations of a table that no longer exists with 42P01, without a statement', async () => {
     const { catalog: fake } = catalog(['public.a']);
-    const processor = new ChunkProcessor(fake, loadConfig({}));
+    const processor = new ChunkPlanner(fake, loadConfig({}));
     const chunk = [insert('public.gone', { id: 1 }), insert('public.a', { id: 1 }), insert('public.gone', { id: 2 })];
-    const { statements, filtered } = await processor.process(chunk, everyone);
+    const { statements, filtered } = await processor.plan(chunk, everyone);
     assert.deepEqual(
       statements.map((s) => s.table.name),
       ['public.a'],
@@ -74,11 +74,11 @@ describe('ChunkProcessor', () => {
 
   it('refuses with FORBIDDEN, without a statement, what a client may no longer write', async () => {
     const { catalog: fake } = catalog(['public.a', 'public.b']);
-    const processor = new ChunkProcessor(fake, loadConfig({}));
+    const processor = new ChunkPlanner(fake, loadConfig({}));
     const chunk = [insert('public.a', { id: 1 }), insert('public.b', { id: 1 }), insert('public.a', { id: 2 })];
     chunk[2].clientId = 'revoked';
     const grants: Grants = { mayWrite: (clientId, target) => clientId !== 'revoked' && target === 'public.a' };
-    const { statements, filtered } = await processor.process(chunk, grants);
+    const { statements, filtered } = await processor.plan(chunk, grants);
     assert.deepEqual(
       statements.map((s) => [s.table.name, s.operations.map((o) => o.id)]),
       [['public.a', [chunk[0].id]]],
@@ -94,9 +94,9 @@ describe('ChunkProcessor', () => {
 
   it('splits statements at BATCH_STATEMENT_MAX_ROWS', async () => {
     const { catalog: fake } = catalog(['public.a']);
-    const processor = new ChunkProcessor(fake, loadConfig({ BATCH_STATEMENT_MAX_ROWS: '2' }));
+    const processor = new ChunkPlanner(fake, loadConfig({ BATCH_STATEMENT_MAX_ROWS: '2' }));
     const chunk = [1, 2, 3, 4, 5].map((id) => insert('public.a', { id }));
-    const { statements } = await processor.process(chunk, everyone);
+    const { statements } = await processor.plan(chunk, everyone);
     assert.deepEqual(
       statements.map((s) => s.operations.length),
       [2, 2, 1],

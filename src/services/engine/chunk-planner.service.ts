@@ -4,7 +4,6 @@ import {
   ChunkPlan,
   ClaimedOperation,
   Grants,
-  ItemProcessor,
   OperationOutcome,
   StatementPlan,
 } from '../../interfaces/chunk.interfaces';
@@ -15,15 +14,14 @@ import { eachOperation } from '../storage/id-runs';
 
 /** Plans a chunk, target by target, into set-based statements (see planStatements and planRuns). */
 @Injectable()
-export class ChunkProcessor extends ItemProcessor {
+export class ChunkPlanner {
   constructor(
     private readonly catalog: CatalogService,
     private readonly config: AppConfig,
-  ) {
-    super();
-  }
+  ) {}
 
-  async process(chunk: ClaimedOperation[], grants: Grants): Promise<ChunkPlan> {
+  /** Plans the chunk; an operation its client may no longer write (Grants) is refused, not planned. */
+  async plan(chunk: ClaimedOperation[], grants: Grants): Promise<ChunkPlan> {
     const statements: StatementPlan[] = [];
     const filtered: OperationOutcome[] = [];
     const refuse = (operations: ClaimedOperation[], error: IOperationError) =>
