@@ -35,8 +35,11 @@ export interface Records {
 export interface Scan {
   buffer: Buffer;
   records: ScannedRecords;
+  /** The records end the file. */
   atEnd: boolean;
   converted?: NdjsonLines;
+  /** The window starts with a record longer than the limit: `records` is it alone, or none where its end is further. */
+  tooLong?: boolean;
 }
 
 /** A chunk's NDJSON records as CSV lines, in runs of records with the same keys (a COPY names its columns). */
@@ -132,7 +135,10 @@ export async function ndjsonLines(
   return converted;
 }
 
-/** Up to `max` records found in the bytes read from `offset`; null when there is none and the file goes on. */
+/**
+ * Up to `max` records found in the bytes read from `offset`, up to the first one longer than `most` bytes (tooLong when
+ * it is the first, or when there is none in `most` bytes or more); null when there is none and the file goes on.
+ */
 export function scanWindow(
   buffer: Buffer,
   file: ImportFile,
@@ -140,10 +146,28 @@ export function scanWindow(
   line: number,
   max: number,
   quote: number | null,
+  most: number,
 ): Scan | null {
   const atEnd = offset + buffer.length >= file.bytes;
   const records = scanRecords(buffer, 0, max, quote, atEnd, line);
-  return records.starts.length > 0 || atEnd ? { buffer, records, atEnd } : null;
+  const count = records.starts.length;
+  if (count === 0 && !atEnd) return buffer.length >= most ? { buffer, records, atEnd, tooLong: true } : null;
+  for (let i = 0; i < count; i++)
+    if (endOf(records, i) - records.starts[i] > most)
+      return { buffer, records: firstOf(records, Math.max(i, 1)), atEnd: false, tooLong: i === 0 };
+  return { buffer, records, atEnd };
+}
+
+/** The first `count` records scanned, as though the scan had stopped after them. */
+function firstOf(scanned: ScannedRecords, count: number): ScannedRecords {
+  if (count === scanned.starts.length) return scanned;
+  return {
+    starts: scanned.starts.subarray(0, count),
+    lines: scanned.lines.subarray(0, count),
+    end: scanned.starts[count],
+    endLine: scanned.lines[count],
+    unterminated: false,
+  };
 }
 
 /** How many of the scanned records are loaded: all but blank lines at the very end of the file. */

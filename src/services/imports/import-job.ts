@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { isUtf8 } from 'node:buffer';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import { AppConfig } from '../../config/app-config';
 import type { TargetTable } from '../../interfaces/catalog.interfaces';
 import type { JobParameters } from '../../interfaces/job.interfaces';
 import { BatchError, invalidField } from '../batch-error';
@@ -19,6 +20,7 @@ import {
   only,
   Records,
   recordsKept,
+  recordText,
   Refusal,
   Scan,
   scanWindow,
@@ -26,18 +28,18 @@ import {
 } from './chunk-records';
 import { ImportFile, ImportFiles } from './import-files';
 import { doubtfulRecords, recordShape } from './doubtful-records';
-import { csvFields } from './records';
+import { recordEndIn } from './record-scanner';
+import { csvFields, RecordProblem } from './records';
 
 /**
  * Bytes read for a chunk: as many as its records took last time (a little more), else the last window (grown to WINDOW
- * where it was less); doubled while they hold no record. The first chunks read less, four times more each: nothing
- * overlaps the first one's reading and converting (the next chunk is read and converted while a chunk's COPY runs),
- * and its code runs before V8 compiled it.
+ * where it was less); doubled while they hold no record, up to the longest record taken (BATCH_IMPORT_MAX_RECORD_BYTES).
+ * The first chunks read less, four times more each: nothing overlaps the first one's reading and converting (the next
+ * chunk is read and converted while a chunk's COPY runs), and its code runs before V8 compiled it.
  */
 const FIRST_WINDOW = 256 << 10;
 const WINDOW = 4 << 20;
 const SMALL_WINDOW = 64 << 10;
-const MOST_WINDOW = 1 << 30;
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 /** What an import runs with: its target, how the data set is written, and how COPY reads it. */
 export interface ImportPlan {
@@ -72,12 +74,16 @@ export class ImportJob implements JobProvider {
    * that the database and the service work on both at once), by where it starts and how many bytes it read.
    */
   private readonly ahead = new Map<string, { offset: number; window: number; scan: Promise<Scan | null> }>();
+  /** The longest record loaded; a longer one is a reject, read past a window at a time. */
+  private readonly maxRecordBytes: number;
 
   constructor(
+    config: AppConfig,
     private readonly db: Database,
     private readonly catalog: CatalogService,
     private readonly files: ImportFiles,
   ) {
+    this.maxRecordBytes = config.limits.maxImportRecordBytes;
     this.definition = job('import')
       .describe('Loads an uploaded CSV or NDJSON data set into a target table (POST /api/imports)')
       .parameter('target', { type: 'string', required: true, description: 'the table written (`schema.table`)' })
@@ -191,6 +197,7 @@ export class ImportJob implements JobProvider {
     if (plan.format === 'csv' && step.context.columns === undefined) {
       if (plan.header) {
         const header = await this.scan(tx, file, offset, line, 1, quote, SMALL_WINDOW);
+        if (header.tooLong) throw new Error(`the header is longer than ${this.maxRecordBytes} bytes`); // refused at upload
         const text = header.buffer.toString('utf8', 0, header.records.end).replace(/\r?\n$/, '');
         step.context.columns = checkColumns(plan, csvFields(text, plan.delimiter, plan.quote));
         offset += header.records.end;
@@ -199,7 +206,9 @@ export class ImportJob implements JobProvider {
     }
     const size = Number(step.job.options.chunkSize);
     const window = Number(step.context.window ?? FIRST_WINDOW);
-    const { buffer, records: scanned, atEnd, converted } = await this.scan(tx, file, offset, line, size, quote, window);
+    const found = await this.scan(tx, file, offset, line, size, quote, window);
+    if (found.tooLong) return this.passLongRecord(tx, step, file, offset, line, quote, found);
+    const { buffer, records: scanned, atEnd, converted } = found;
     const count = recordsKept(buffer, scanned, atEnd);
     const full = scanned.starts.length === size;
     const next = full
@@ -216,17 +225,51 @@ export class ImportJob implements JobProvider {
         await this.loadNdjson(tx, plan, step, refused, lines);
       }
     }
-    for (const { error, origin, column, read } of refused.sort((a, b) => a.origin.byteOffset - b.origin.byteOffset)) {
-      skip(step, error, origin.text, { line: origin.line, byteOffset: origin.byteOffset, column });
-      if (read) step.counts.readSkipCount += 1;
-      else step.counts.writeSkipCount += 1;
-    }
+    rejectAll(step, refused);
     step.counts.readCount += count;
     step.context.window = next; // a full chunk's bytes, and a little more, are what the next one reads first
     step.context.offset = offset + scanned.end;
     step.context.line = scanned.endLine;
     step.progress(Number(step.context.offset), file.bytes, 'bytes');
     return atEnd && scanned.end >= buffer.length ? 'FINISHED' : 'CONTINUABLE';
+  }
+
+  /**
+   * A chunk of one record longer than BATCH_IMPORT_MAX_RECORD_BYTES, at `offset`: a reject, its end found by reading on
+   * a window at a time where the scan's window did not hold it (the record is never held whole).
+   */
+  private async passLongRecord(
+    tx: PoolClient,
+    step: StepRun,
+    file: ImportFile,
+    offset: number,
+    line: number,
+    quote: number | null,
+    scan: Scan,
+  ): Promise<'CONTINUABLE' | 'FINISHED'> {
+    const { buffer, records } = scan;
+    let [end, endLine] = [offset + records.end, records.endLine];
+    if (records.starts.length === 0) {
+      const cursor = { quoted: false, newlines: 0 };
+      let piece = buffer;
+      for (end = offset; ; piece = await this.files.read(tx, file.id, end, WINDOW)) {
+        const found = recordEndIn(piece, quote, cursor);
+        end += found < 0 ? piece.length : found;
+        endLine = line + cursor.newlines + (found < 0 ? 0 : 1);
+        if (found >= 0 || end >= file.bytes || piece.length === 0) break;
+      }
+    }
+    const problem = new RecordProblem(
+      'RECORD_TOO_LARGE',
+      `the record is longer than ${this.maxRecordBytes} bytes (BATCH_IMPORT_MAX_RECORD_BYTES)`,
+    );
+    const origin = { line, byteOffset: offset, text: recordText(buffer, 0, buffer.length) };
+    rejectAll(step, [{ error: problem, origin, column: null, read: true }]);
+    step.counts.readCount += 1;
+    step.context.offset = end;
+    step.context.line = endLine;
+    step.progress(end, file.bytes, 'bytes');
+    return end >= file.bytes ? 'FINISHED' : 'CONTINUABLE';
   }
 
   /** Up to `max` records from `offset`: the bytes read (from `offset`) and where the records are in them. */
@@ -243,10 +286,11 @@ export class ImportJob implements JobProvider {
     this.ahead.delete(file.id);
     const scanned = ahead && ahead.offset === offset && ahead.window === first ? await ahead.scan : null;
     if (scanned) return scanned;
-    for (let window = first; ; window *= 2) {
-      const found = scanWindow(await this.files.read(tx, file.id, offset, window), file, offset, line, max, quote);
+    const most = this.maxRecordBytes;
+    for (let window = first; ; window = Math.min(window * 2, most)) {
+      const buffer = await this.files.read(tx, file.id, offset, window);
+      const found = scanWindow(buffer, file, offset, line, max, quote, most);
       if (found) return found;
-      if (window >= MOST_WINDOW) throw new Error(`a record at line ${line} is longer than ${MOST_WINDOW} bytes`);
     }
   }
 
@@ -259,8 +303,8 @@ export class ImportJob implements JobProvider {
     const scan = this.files
       .read(this.db.pool, file.id, offset, window)
       .then(async (buffer) => {
-        const found = scanWindow(buffer, file, offset, line, max, quote);
-        if (found && plan.format === 'ndjson') {
+        const found = scanWindow(buffer, file, offset, line, max, quote, this.maxRecordBytes);
+        if (found && !found.tooLong && plan.format === 'ndjson') {
           const count = recordsKept(found.buffer, found.records, found.atEnd);
           found.converted = await ndjsonLines(found.buffer, found.records, count, offset, plan.target.columns);
         }
@@ -552,6 +596,15 @@ export function checkColumns(plan: ImportPlan, columns: string[]): string[] {
 
 function refuse(refused: Refusal[], records: Records, i: number, error: unknown): void {
   refused.push({ error, origin: records.origin(i), column: columnOf(error), read: false });
+}
+
+/** A chunk's refused records, each a reject in file order (or the skip limit's failure). */
+function rejectAll(step: StepRun, refused: Refusal[]): void {
+  for (const { error, origin, column, read } of refused.sort((a, b) => a.origin.byteOffset - b.origin.byteOffset)) {
+    skip(step, error, origin.text, { line: origin.line, byteOffset: origin.byteOffset, column });
+    if (read) step.counts.readSkipCount += 1;
+    else step.counts.writeSkipCount += 1;
+  }
 }
 
 /** The record (1-based, of the COPY's data) COPY names in its error's context: `COPY t, line 3, column qty: …`. */

@@ -34,8 +34,6 @@ const FORMATS: Record<string, string> = {
   'application/ndjson': 'ndjson',
   'application/jsonl': 'ndjson',
 };
-/** A CSV header (or NDJSON first record) longer than this is refused before more of the body is stored. */
-const MOST_HEADER_BYTES = 16 << 20;
 
 /**
  * POST /api/imports: the body streamed into ImportFiles inside one transaction (its sha256 computed on the way, its
@@ -136,7 +134,7 @@ export class ImportUploads {
         if (head) {
           head = Buffer.concat([head, chunk]);
           try {
-            if (checkHead(plan, head, false)) head = null;
+            if (checkHead(plan, head, false, this.config.limits.maxImportRecordBytes)) head = null;
           } catch (error) {
             throw (refused = error as BatchError);
           }
@@ -157,7 +155,7 @@ export class ImportUploads {
     });
     await append(true);
     if (received === 0) throw new BatchError('VALIDATION_FAILED', 'The data set is empty');
-    if (head) checkHead(plan, head, true);
+    if (head) checkHead(plan, head, true, this.config.limits.maxImportRecordBytes);
     const sha256 = hash.digest('hex');
     await this.files.finish(tx, client.id, fileId, sha256, received);
     return sha256;
@@ -190,9 +188,10 @@ function typed(value: string): string | number | boolean {
 
 /**
  * The start of the data set checked against the catalog once its first record has arrived: a CSV header's columns
- * (checkColumns), an NDJSON first record's keys. False while it has not arrived.
+ * (checkColumns), an NDJSON first record's keys. False while it has not arrived. A CSV header longer than the longest
+ * record taken (`most` bytes) is refused; an NDJSON record that long is left to the load, which rejects it.
  */
-function checkHead(plan: ImportPlan, head: Buffer, atEnd: boolean): boolean {
+function checkHead(plan: ImportPlan, head: Buffer, atEnd: boolean, most: number): boolean {
   if (plan.format === 'csv' && !plan.header) return true;
   const start = head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? 3 : 0;
   const quote = plan.format === 'csv' ? plan.quote.charCodeAt(0) : null;
@@ -200,8 +199,9 @@ function checkHead(plan: ImportPlan, head: Buffer, atEnd: boolean): boolean {
     const scanned = scanRecords(head, from, 1, quote, atEnd, line);
     if (scanned.starts.length === 0) {
       if (atEnd) return true;
-      if (head.length > MOST_HEADER_BYTES) throw invalidField('header', `is longer than ${MOST_HEADER_BYTES} bytes`);
-      return false;
+      if (head.length <= most) return false;
+      if (plan.format === 'ndjson') return true;
+      throw invalidField('header', `is longer than ${most} bytes (BATCH_IMPORT_MAX_RECORD_BYTES)`);
     }
     const text = head.toString('utf8', from, scanned.end).replace(/\r?\n$/, '');
     if (plan.format === 'csv') {

@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { after, before, describe, it } from 'node:test';
+import type { IJobExecution } from '../../src/interfaces/job.interfaces';
+import { ImportUploads, UploadRequest } from '../../src/services/imports/import-uploads.service';
+import { Jobs, startJobs } from '../support/jobs-app';
+
+/** BATCH_IMPORT_MAX_RECORD_BYTES here: small, so that the records past it are quick to make. */
+const MAX_RECORD_BYTES = 64 << 10;
+const NDJSON = { contentType: 'application/x-ndjson' };
+
+/** An upload of `body` in pieces of 64 KiB, as a socket delivers it. */
+function upload(
+  jobs: Jobs,
+  query: Record<string, string>,
+  body: string | Buffer,
+  headers: Partial<UploadRequest> = {},
+) {
+  const data = typeof body === 'string' ? Buffer.from(body) : body;
+  const pieces = Array.from({ length: Math.ceil(data.length / 65536) }, (_, i) =>
+    data.subarray(i * 65536, i * 65536 + 65536),
+  );
+  return jobs.app
+    .get(ImportUploads)
+    .upload(
+      jobs.client,
+      { query, contentType: 'text/csv', contentEncoding: undefined, ...headers },
+      Readable.from(pieces),
+    );
+}
+
+/** A quoted CSV field of about `bytes` bytes, a newline in it every 1,000. */
+const longField = (bytes: number) => `"${('x'.repeat(999) + '\n').repeat(Math.ceil(bytes / 1000))}"`;
+
+/** The records a load may meet from a careless or hostile caller: each a reject or a refusal, never a failed load. */
+describe('imports on PostgreSQL: records no load may take', () => {
+  let jobs: Jobs;
+  const run = async (launched: IJobExecution) => {
+    await jobs.runAll();
+    return jobs.execution(launched.id);
+  };
+  const rejects = async (id: string) => (await jobs.operator.rejects(jobs.client, id, 1000)).items;
+  const ids = async () => (await jobs.db.query<{ id: number }>(`SELECT id FROM items ORDER BY id`)).map((r) => r.id);
+
+  before(async () => {
+    jobs = await startJobs({ targets: ['public.items'] }, [], {
+      BATCH_IMPORT_MAX_RECORD_BYTES: String(MAX_RECORD_BYTES),
+    });
+    await jobs.db.query(`CREATE TABLE items (id int PRIMARY KEY, qty int CHECK (qty >= 0), note text, doc jsonb)`);
+  });
+  after(() => jobs.close());
+
+  it('a gzip of one record past BATCH_IMPORT_MAX_RECORD_BYTES: a reject with its line, the records around it load', async () => {
+    const csv = `id,qty,note\n1,1,a\n2,2,b\n3,3,${longField(3_000_000)}\n4,4,d\n5,5,e\n`;
+    const launched = await upload(jobs, { target: 'items', skipLimit: '1' }, gzipSync(csv), {
+      contentEncoding: 'gzip',
+    });
+    const done = await run(launched);
+    assert.deepEqual([done.status, done.exitStatus?.code], ['COMPLETED', 'COMPLETED_WITH_SKIPS']);
+    assert.deepEqual([done.steps[0].readCount, done.steps[0].writeCount, done.steps[0].readSkipCount], [5, 4, 1]);
+    assert.deepEqual(await ids(), [1, 2, 4, 5]);
+    const [reject] = await rejects(launched.id);
+    assert.deepEqual([reject.line, reject.byteOffset, reject.code, reject.column], [4, 24, 'RECORD_TOO_LARGE', null]);
+    assert.match(reject.message, new RegExp(`longer than ${MAX_RECORD_BYTES} bytes.*BATCH_IMPORT_MAX_RECORD_BYTES`));
+    assert.equal(reject.record, csv.slice(24, 24 + 1024));
+  });
+
+  it('a record past the limit is a reject wherever the chunks split, and the lines after it stay right', async () => {
+    const csv = [
+      'id,qty,note',
+      '10,1,a',
+      `11,1,${longField(200_000)}`, // within the first bytes read
+      '12,1,b',
+      `13,1,${longField(1_000_000)}`, // longer than any window
+      '14,-1,refused',
+      '15,1,c',
+    ].join('\n');
+    const ndjson = [
+      '{"id": 10, "qty": 1}',
+      JSON.stringify({ id: 11, note: 'x'.repeat(200_000) }),
+      '{"id": 12}',
+      JSON.stringify({ id: 13, note: 'x'.repeat(1_000_000) }),
+      '{"id": 14, "qty": -1}',
+      '{"id": 15}',
+    ].join('\n');
+    // the long CSV fields hold 200 and 1,000 newlines
+    const lines = { csv: [3, 205, 1206], ndjson: [2, 4, 5] };
+    for (const [format, body, headers] of [
+      ['csv', csv, {}],
+      ['ndjson', ndjson, NDJSON],
+    ] as const)
+      for (const chunkSize of ['1', '2', '100']) {
+        await jobs.db.query(`TRUNCATE items`);
+        const launched = await upload(
+          jobs,
+          { target: 'items', skipLimit: '3', chunkSize, runId: chunkSize },
+          body,
+          headers,
+        );
+        const done = await run(launched);
+        assert.equal(done.exitStatus?.code, 'COMPLETED_WITH_SKIPS', `${format} ${chunkSize}`);
+        assert.deepEqual(await ids(), [10, 12, 15], `${format} ${chunkSize}`);
+        assert.deepEqual(
+          (await rejects(launched.id)).map((r) => [r.line, r.code]),
+          [
+            [lines[format][0], 'RECORD_TOO_LARGE'],
+            [lines[format][1], 'RECORD_TOO_LARGE'],
+            [lines[format][2], '23514'],
+          ],
+          `${format} ${chunkSize}`,
+        );
+      }
+  });
+});
