@@ -112,4 +112,41 @@ describe('imports on PostgreSQL: records no load may take', () => {
         );
       }
   });
+
+  it("any byte is a reject's record: a NUL and bytes that are not UTF-8 stored and shown escaped", async () => {
+    await jobs.db.query(`TRUNCATE items`);
+    const csv = Buffer.concat([
+      Buffer.from('id,qty,note\n20,1,a\0b\n21,1,'),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('\n22,1,ok\n'),
+    ]);
+    const launched = await upload(jobs, { target: 'items', skipLimit: '2' }, csv);
+    const done = await run(launched);
+    assert.equal(done.exitStatus?.code, 'COMPLETED_WITH_SKIPS', done.exitStatus?.description ?? '');
+    assert.deepEqual(
+      (await rejects(launched.id)).map((r) => [r.line, r.code, r.record]),
+      [
+        [2, '22021', '20,1,a\\u0000b'],
+        [3, '22021', '21,1,\ufffd\ufffd'],
+      ],
+    );
+    const ndjson = Buffer.concat([
+      Buffer.from('{"id": 23, "note": "a\\u0000b"}\n{"id": 24, "k\\u0000": 1}\n{"id": 25, "note": "a\0b"}\n'),
+      Buffer.from('{"id": 26, "note": "a'),
+      Buffer.from([0xff]),
+      Buffer.from('b"}\n{"id": 27}\n'),
+    ]);
+    const loaded = await upload(jobs, { target: 'items', skipLimit: '4' }, ndjson, NDJSON);
+    assert.equal((await run(loaded)).exitStatus?.code, 'COMPLETED_WITH_SKIPS');
+    assert.deepEqual(
+      (await rejects(loaded.id)).map((r) => [r.line, r.code, r.column, r.record]),
+      [
+        [1, '22021', null, '{"id": 23, "note": "a\\u0000b"}'],
+        [2, 'UNKNOWN_COLUMN', 'k\\u0000', '{"id": 24, "k\\u0000": 1}'],
+        [3, 'MALFORMED_JSON', null, '{"id": 25, "note": "a\\u0000b"}'],
+        [4, '22021', null, '{"id": 26, "note": "a\ufffdb"}'],
+      ],
+    );
+    assert.deepEqual(await ids(), [22, 27]);
+  });
 });

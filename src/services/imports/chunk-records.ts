@@ -54,8 +54,8 @@ const CONVERTED_PER_TURN = 1000;
 
 /**
  * The `count` NDJSON records scanned in `buffer` (read from `base`), each made a CSV line: written from its bytes where
- * it is flat (flatRecordInto, most records), else by ndjsonRecord from its text (blank lines are no records). Bytes
- * that are not UTF-8 are all read as text, as ndjsonRecord reads them.
+ * it is flat (flatRecordInto, most records), else by ndjsonRecord from its text (blank lines are no records). Where the
+ * chunk's bytes are not all UTF-8, every record is read as text, and one that is not UTF-8 is unreadable.
  */
 export async function ndjsonLines(
   buffer: Buffer,
@@ -116,10 +116,13 @@ export async function ndjsonLines(
       add(to, i, 1); // a flat record's line holds no newline but its end
       continue;
     }
-    const text = buffer.toString('utf8', start, end).trim();
-    if (text === '') continue; // a blank line is no record
     let record;
     try {
+      // as COPY refuses such bytes in a CSV file: read as text, they would be loaded as U+FFFD
+      if (!utf8 && !isUtf8(buffer.subarray(start, end)))
+        throw new RecordProblem('22021', 'the record is not UTF-8: it holds an invalid byte sequence');
+      const text = buffer.toString('utf8', start, end).trim();
+      if (text === '') continue; // a blank line is no record
       record = ndjsonRecord(text, columns);
     } catch (error) {
       if (!(error instanceof RecordProblem)) throw error;

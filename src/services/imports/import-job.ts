@@ -29,7 +29,7 @@ import {
 import { ImportFile, ImportFiles } from './import-files';
 import { doubtfulRecords, recordShape } from './doubtful-records';
 import { recordEndIn } from './record-scanner';
-import { csvFields, RecordProblem } from './records';
+import { csvFields, RecordProblem, shownText } from './records';
 
 /**
  * Bytes read for a chunk: as many as its records took last time (a little more), else the last window (grown to WINDOW
@@ -598,10 +598,18 @@ function refuse(refused: Refusal[], records: Records, i: number, error: unknown)
   refused.push({ error, origin: records.origin(i), column: columnOf(error), read: false });
 }
 
-/** A chunk's refused records, each a reject in file order (or the skip limit's failure). */
+/**
+ * A chunk's refused records, each a reject in file order (or the skip limit's failure), their text as it can be stored
+ * and shown (shownText: a record may hold any byte).
+ */
 function rejectAll(step: StepRun, refused: Refusal[]): void {
   for (const { error, origin, column, read } of refused.sort((a, b) => a.origin.byteOffset - b.origin.byteOffset)) {
-    skip(step, error, origin.text, { line: origin.line, byteOffset: origin.byteOffset, column });
+    const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+    skip(step, { code, message: shownText(String(message ?? error)) }, shownText(origin.text), {
+      line: origin.line,
+      byteOffset: origin.byteOffset,
+      column: column === null ? null : shownText(column),
+    });
     if (read) step.counts.readSkipCount += 1;
     else step.counts.writeSkipCount += 1;
   }

@@ -62,6 +62,18 @@ export function ndjsonRecord(text: string, columns: Map<string, TargetColumn>): 
   return { columns: names, line: fields.join(',') + '\n' };
 }
 
+/** A UTF-16 surrogate without its other half. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * Text of a reject (its record, message, column) as it is stored and shown: a NUL, which PostgreSQL's text and jsonb
+ * cannot hold, as the six characters \u0000, and a lone UTF-16 surrogate as U+FFFD, as bytes that are not UTF-8 already
+ * are once read as text. The reject's byteOffset finds the bytes themselves.
+ */
+export function shownText(text: string): string {
+  return text.replace(/\0/g, '\\u0000').replace(LONE_SURROGATE, '\ufffd');
+}
+
 function csvField(value: unknown, column: TargetColumn): string {
   if (value === null) return '';
   if (typeof value === 'string') return quoted(value);
