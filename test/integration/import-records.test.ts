@@ -149,4 +149,21 @@ describe('imports on PostgreSQL: records no load may take', () => {
     );
     assert.deepEqual(await ids(), [22, 27]);
   });
+
+  it('a record nested deeper than 64 levels is a reject, as a later line and as the first one', async () => {
+    const nested = (depth: number) => `{"id": ${depth}, "doc": ${'['.repeat(depth - 1)}${']'.repeat(depth - 1)}}`;
+    for (const body of [
+      [nested(64), nested(65), nested(30_000), '{"id": 1}'].join('\n'),
+      [nested(30_000), nested(64), nested(65), '{"id": 1}'].join('\n'),
+    ]) {
+      await jobs.db.query(`TRUNCATE items`);
+      const launched = await upload(jobs, { target: 'items', skipLimit: '2' }, body, NDJSON);
+      assert.equal((await run(launched)).exitStatus?.code, 'COMPLETED_WITH_SKIPS');
+      assert.deepEqual(
+        (await rejects(launched.id)).map((r) => [r.code, r.message]),
+        Array(2).fill(['NESTED_TOO_DEEP', 'the record is nested deeper than 64 levels']),
+      );
+      assert.deepEqual(await ids(), [1, 64]);
+    }
+  });
 });

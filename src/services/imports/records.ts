@@ -39,12 +39,18 @@ export class RecordProblem extends Error {
   }
 }
 
+/** How deep an NDJSON record may nest (the record itself is the first level), as deep as a request body. */
+export const MAX_RECORD_DEPTH = 64;
+
 /**
  * An NDJSON line as a CSV record of its keys' values, for the same COPY as a CSV file (numbers kept exactly as
  * written, a JSON null as NULL, an object or an array as its JSON text, or as an array literal for an array column);
- * a line that is not a JSON object of the target's columns is a RecordProblem.
+ * a line that is not a JSON object of the target's columns, nested at most MAX_RECORD_DEPTH levels, is a RecordProblem.
  */
 export function ndjsonRecord(text: string, columns: Map<string, TargetColumn>): CsvRecord {
+  // before anything recursive (a parser, a writer) meets the record
+  if (nestedDeeper(text, MAX_RECORD_DEPTH))
+    throw new RecordProblem('NESTED_TOO_DEEP', `the record is nested deeper than ${MAX_RECORD_DEPTH} levels`);
   let value: unknown;
   try {
     value = parseJson(text);
@@ -72,6 +78,20 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  */
 export function shownText(text: string): string {
   return text.replace(/\0/g, '\\u0000').replace(LONE_SURROGATE, '\ufffd');
+}
+
+/** Whether JSON text nests deeper than `depth` levels, counted without parsing it (malformed text gives some answer). */
+function nestedDeeper(text: string, depth: number): boolean {
+  let open = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b || c === 0x5b) {
+      if (++open > depth) return true;
+    } else if (c === 0x7d || c === 0x5d) open -= 1;
+    else if (c === 0x22)
+      for (i += 1; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+  }
+  return false;
 }
 
 function csvField(value: unknown, column: TargetColumn): string {
