@@ -166,4 +166,26 @@ describe('imports on PostgreSQL: records no load may take', () => {
       assert.deepEqual(await ids(), [1, 64]);
     }
   });
+
+  it('a key given twice in a record is a reject, at any depth and however it is spelled', async () => {
+    const ndjson = [
+      '{"id": 30, "qty": 1, "qty": 2}',
+      '{"id": 31, "qty": 1, "q\\u0074y": 2}',
+      '{"id": 32, "doc": {"a": 1, "b": {"c": 1, "c": 2}}}',
+      '{"id": 33, "doc": {"a": 1, "b": {"a": 2}}, "qty": 3}',
+      '{"id": 34, "doc": [{"a": 1}, {"a": 2}]}',
+    ].join('\n');
+    await jobs.db.query(`TRUNCATE items`);
+    const launched = await upload(jobs, { target: 'items', skipLimit: '3' }, ndjson, NDJSON);
+    assert.equal((await run(launched)).exitStatus?.code, 'COMPLETED_WITH_SKIPS');
+    assert.deepEqual(
+      (await rejects(launched.id)).map((r) => [r.line, r.code, r.column, r.message]),
+      [
+        [1, 'DUPLICATE_KEY', 'qty', 'the key qty is given twice'],
+        [2, 'DUPLICATE_KEY', 'qty', 'the key qty is given twice'],
+        [3, 'DUPLICATE_KEY', 'doc', 'the key c is given twice'],
+      ],
+    );
+    assert.deepEqual(await ids(), [33, 34]);
+  });
 });

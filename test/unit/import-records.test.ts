@@ -118,6 +118,12 @@ describe('records', () => {
       ['[1, 2]', 'MALFORMED_JSON', null],
       ['7', 'MALFORMED_JSON', null],
       ['{"id": 1, "nope": 2}', 'UNKNOWN_COLUMN', 'nope'],
+      ['{"id": 1, "nope": 2, "nope": 3}', 'UNKNOWN_COLUMN', 'nope'],
+      ['{"id": 1, "id": 2}', 'DUPLICATE_KEY', 'id'],
+      ['{"id": 1, "note": "a", "i\\u0064": 2}', 'DUPLICATE_KEY', 'id'],
+      ['{"id": 1, "doc": {"a": [{"b": 1, "b": 2}]}}', 'DUPLICATE_KEY', 'doc'],
+      [`{"doc": ${'['.repeat(64)}${']'.repeat(64)}}`, 'NESTED_TOO_DEEP', null],
+      [`{"doc": ${'{"a":'.repeat(64)}1${'}'.repeat(64)}}`, 'NESTED_TOO_DEEP', null],
     ] as const) {
       assert.throws(
         () => ndjsonRecord(text, columns),
@@ -125,6 +131,15 @@ describe('records', () => {
         text,
       );
     }
+  });
+
+  it('takes keys given once in each object, strings that look like keys or nesting, and 64 levels', () => {
+    for (const text of [
+      '{"id": 1, "doc": {"id": 2, "a": {"id": 3}}, "note": "\\"id\\": 4"}',
+      '{"doc": [{"a": 1}, {"a": 2}], "note": "id\\":"}',
+      `{"doc": ${'['.repeat(63)}${']'.repeat(63)}, "note": "${'['.repeat(100)}"}`,
+    ])
+      assert.doesNotThrow(() => ndjsonRecord(text, columns), text);
   });
 
   describe('flat records, written from their bytes', () => {
