@@ -188,4 +188,43 @@ describe('imports on PostgreSQL: records no load may take', () => {
     );
     assert.deepEqual(await ids(), [33, 34]);
   });
+
+  it('a carriage return: the same records rejected and loaded wherever the chunks split', async () => {
+    // LF and CRLF line ends mixed, carriage returns inside quotes and outside them
+    const csv = [
+      'id,qty,note\n',
+      '40,1,a\n',
+      '41,1,b\rc\n', // outside quotes: refused
+      '42,1,"b\rc"\r\n',
+      '43,1,d\r\n',
+      '44,1,e\n',
+      '45,1,f\r\r\n',
+      '46,1,"g\r\nh"\n',
+      '47,1,\rk\r\n',
+      '48,1,z\r',
+    ].join('');
+    const results = [];
+    for (const chunkSize of ['1', '2', '3', '4', '5', '100']) {
+      await jobs.db.query(`TRUNCATE items`);
+      const launched = await upload(
+        jobs,
+        { target: 'items', skipLimit: '10', chunkSize, runId: `cr${chunkSize}` },
+        csv,
+      );
+      const done = await run(launched);
+      const notes = await jobs.db.query<{ id: number; note: string }>(`SELECT id, note FROM items ORDER BY id`);
+      results.push({
+        chunkSize,
+        status: done.exitStatus?.code,
+        rows: notes.map((r) => `${r.id}:${JSON.stringify(r.note)}`),
+        rejects: (await rejects(launched.id)).map((r) => [r.line, r.code, r.message]),
+      });
+    }
+    const expected = {
+      status: 'COMPLETED_WITH_SKIPS',
+      rows: ['40:"a"', '42:"b\\rc"', '43:"d"', '44:"e"', '46:"g\\r\\nh"', '48:"z"'],
+      rejects: [3, 7, 10].map((line) => [line, '22P04', 'unquoted carriage return found in data']),
+    };
+    for (const { chunkSize, ...result } of results) assert.deepEqual(result, expected, `chunkSize ${chunkSize}`);
+  });
 });

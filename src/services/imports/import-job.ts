@@ -28,6 +28,7 @@ import {
 } from './chunk-records';
 import { ImportFile, ImportFiles } from './import-files';
 import { doubtfulRecords, recordShape } from './doubtful-records';
+import { endedByLineFeed, lineEnds } from './line-ends';
 import { recordEndIn } from './record-scanner';
 import { csvFields, RecordProblem, shownText } from './records';
 
@@ -218,7 +219,7 @@ export class ImportJob implements JobProvider {
     const refused: Refusal[] = [];
     if (count > 0) {
       if (plan.format === 'csv') {
-        const records = csvRecords(buffer, scanned, count, offset);
+        const records = evenLineEnds(csvRecords(buffer, scanned, count, offset), quote!, refused);
         await this.load(tx, plan, step, refused, step.context.columns as string[], records);
       } else {
         const lines = converted ?? (await ndjsonLines(buffer, scanned, count, offset, plan.target.columns));
@@ -596,6 +597,15 @@ export function checkColumns(plan: ImportPlan, columns: string[]): string[] {
 
 function refuse(refused: Refusal[], records: Records, i: number, error: unknown): void {
   refused.push({ error, origin: records.origin(i), column: columnOf(error), read: false });
+}
+
+/** CSV records as COPY reads them the same way whatever record it starts with (line-ends.ts); the others refused. */
+function evenLineEnds(records: Records, quote: number, refused: Refusal[]): Records {
+  const { lone, mixed } = lineEnds(records.data, records.bounds, quote);
+  for (const i of lone)
+    refuse(refused, records, i, { code: '22P04', message: 'unquoted carriage return found in data' });
+  const kept = lone.length > 0 ? without(records, lone) : records;
+  return mixed ? { ...kept, ...endedByLineFeed(kept.data, kept.bounds) } : kept;
 }
 
 /**
