@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import type { IJobExecution } from '../../src/interfaces/job.interfaces';
+import { BatchError } from '../../src/services/batch-error';
 import { ImportUploads, UploadRequest } from '../../src/services/imports/import-uploads.service';
 import { Jobs, startJobs } from '../support/jobs-app';
 
@@ -28,6 +29,15 @@ function upload(
       { query, contentType: 'text/csv', contentEncoding: undefined, ...headers },
       Readable.from(pieces),
     );
+}
+
+async function refusal(promise: Promise<unknown>): Promise<BatchError> {
+  const error = await promise.then(
+    () => assert.fail('expected a refusal'),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof BatchError, String(error));
+  return error;
 }
 
 /** A quoted CSV field of about `bytes` bytes, a newline in it every 1,000. */
@@ -226,5 +236,22 @@ describe('imports on PostgreSQL: records no load may take', () => {
       rejects: [3, 7, 10].map((line) => [line, '22P04', 'unquoted carriage return found in data']),
     };
     for (const { chunkSize, ...result } of results) assert.deepEqual(result, expected, `chunkSize ${chunkSize}`);
+  });
+
+  it('an import launched with a sha256 of no data set this client uploaded is refused at launch', async () => {
+    const launched = await upload(jobs, { target: 'items', runId: 'sha' }, 'id\n50\n');
+    await run(launched);
+    const sha256 = launched.parameters.sha256 as string;
+    const launch = (parameters: Record<string, unknown>) =>
+      jobs.operator.launch(jobs.client, 'import', { target: 'items', format: 'csv', ...parameters }, {});
+    for (const unknown of ['0'.repeat(64), 'pending', sha256.toUpperCase()]) {
+      const refused = await refusal(launch({ sha256: unknown }));
+      assert.equal(refused.code, 'VALIDATION_FAILED');
+      assert.deepEqual((refused.details as { problems: { field: string }[] }).problems[0].field, 'sha256');
+    }
+    await jobs.db.query(`TRUNCATE items`);
+    const again = await launch({ sha256, runId: 'sha again' });
+    const ran = await run(again);
+    assert.equal(ran.status, 'COMPLETED', ran.exitStatus?.description ?? '');
   });
 });

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { isUtf8 } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { AppConfig } from '../../config/app-config';
@@ -77,6 +78,11 @@ export class ImportJob implements JobProvider {
   private readonly ahead = new Map<string, { offset: number; window: number; scan: Promise<Scan | null> }>();
   /** The longest record loaded; a longer one is a reject, read past a window at a time. */
   private readonly maxRecordBytes: number;
+  /**
+   * The sha256 an upload launches with while its body is stored (it is known at the body's end): this process's own,
+   * so that no launch from a caller can name it.
+   */
+  readonly uploading = `pending-${randomBytes(16).toString('hex')}`;
 
   constructor(
     config: AppConfig,
@@ -112,9 +118,12 @@ export class ImportJob implements JobProvider {
         reads: [],
         writes: [(await this.catalog.find(String(parameters.target)))?.name ?? String(parameters.target)],
       }))
-      .validate(async (parameters, options) => {
+      .validate(async (parameters, options, clientId) => {
         const plan = await this.planOf(parameters, options);
         if (plan.format === 'csv' && !plan.header) checkColumns(plan, plan.columns);
+        const sha256 = String(parameters.sha256);
+        if (sha256 !== this.uploading && !(await this.files.find(clientId, sha256)))
+          throw invalidField('sha256', 'names no data set this client uploaded (POST /api/imports stores one)');
       })
       .step(
         'load',

@@ -56,7 +56,12 @@ export class ImportUploads {
     const { parameters, options } = launchOf(request);
     const definition = this.job.definition;
     // everything but the data checked before any of it is stored; the sha256 is known at its end
-    const launch = await this.operator.check(client, definition, { ...parameters, sha256: 'pending' }, options);
+    const launch = await this.operator.check(
+      client,
+      definition,
+      { ...parameters, sha256: this.job.uploading },
+      options,
+    );
     const plan = await this.job.planOf(
       withDefaults(definition.parameters, launch.parameters),
       withDefaults(definition.options, launch.options),

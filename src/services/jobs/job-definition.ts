@@ -122,10 +122,10 @@ export interface JobDefinition {
   /** The grants a launch with these parameters needs (tables as `schema.table`). */
   grants: (parameters: JobParameters) => Promise<JobGrants>;
   /**
-   * Checks at launch that go beyond types (tables, columns): throws the contract's error (UNKNOWN_TARGET,
-   * UNKNOWN_COLUMN, VALIDATION_FAILED) before anything runs.
+   * Checks at launch that go beyond types (tables, columns, what the launching client stored): throws the contract's
+   * error (UNKNOWN_TARGET, UNKNOWN_COLUMN, VALIDATION_FAILED) before anything runs.
    */
-  validate: (parameters: JobParameters, options: JobParameters) => Promise<void>;
+  validate: (parameters: JobParameters, options: JobParameters, clientId: string) => Promise<void>;
 }
 
 /** The default start limit: starts per instance, the first included. */
