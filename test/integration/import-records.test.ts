@@ -254,4 +254,37 @@ describe('imports on PostgreSQL: records no load may take', () => {
     const ran = await run(again);
     assert.equal(ran.status, 'COMPLETED', ran.exitStatus?.description ?? '');
   });
+
+  it('refuses options that contradict each other, at upload and at launch', async () => {
+    const cases: [Record<string, string>, string][] = [
+      [{ null: ',' }, 'null'],
+      [{ null: 'a,b' }, 'null'],
+      [{ null: '"' }, 'null'],
+      [{ null: 'N', quote: 'N' }, 'null'],
+      [{ null: 'a\rb' }, 'null'],
+      [{ delimiter: ';', quote: ';' }, 'quote'],
+    ];
+    const launched = await upload(jobs, { target: 'items', runId: 'options' }, 'id\n60\n');
+    for (const [options, field] of cases) {
+      const refused = await refusal(upload(jobs, { target: 'items', ...options }, 'id\n61\n'));
+      const launch = refusal(
+        jobs.operator.launch(
+          jobs.client,
+          'import',
+          { ...launched.parameters, runId: 'options again' },
+          { ...launched.options, ...options },
+        ),
+      );
+      for (const answer of [refused, await launch]) {
+        assert.equal(answer.code, 'VALIDATION_FAILED', JSON.stringify(options));
+        assert.equal((answer.details as { problems: { field: string }[] }).problems[0].field, field);
+      }
+    }
+    const fine = await upload(
+      jobs,
+      { target: 'items', runId: 'fine', null: 'NULL', delimiter: ';' },
+      'id;qty\n62;NULL\n',
+    );
+    assert.equal((await run(fine)).status, 'COMPLETED');
+  });
 });

@@ -149,6 +149,14 @@ export class ImportJob implements JobProvider {
       if (Buffer.byteLength(char) !== 1 || char === '\n' || char === '\r')
         throw invalidField(name, 'must be one single-byte character other than a newline');
     if (delimiter === quote) throw invalidField('quote', 'must differ from the delimiter');
+    // COPY refuses them only once it runs, each chunk again
+    const nullText = options.null === undefined ? null : String(options.null);
+    if (nullText !== null && /[\n\r]/.test(nullText)) throw invalidField('null', 'must not hold a newline');
+    for (const [name, char] of [
+      ['delimiter', delimiter],
+      ['quote', quote],
+    ])
+      if (nullText?.includes(char)) throw invalidField('null', `must not hold the ${name} (${char})`);
     const columns =
       parameters.columns === undefined
         ? [...target.columns.values()].filter((c) => !c.generatedAlways).map((c) => c.name)
@@ -161,7 +169,7 @@ export class ImportJob implements JobProvider {
       columns,
       delimiter,
       quote,
-      nullText: options.null === undefined ? null : String(options.null),
+      nullText,
     };
   }
 
