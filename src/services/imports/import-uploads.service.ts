@@ -101,6 +101,8 @@ export class ImportUploads {
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     let head: Buffer | null = Buffer.alloc(0); // until the header is checked
+    let unchecked: Buffer[] = []; // pieces received since, not yet joined to it
+    const most = this.config.limits.maxImportRecordBytes;
     // the whole blocks received so far (all of it when final) go to the database while the next ones are received: one
     // write in flight at a time, awaited before the next
     let writing: Promise<void> = Promise.resolve();
@@ -136,10 +138,14 @@ export class ImportUploads {
             'PAYLOAD_TOO_LARGE',
             `The data set is larger than ${limit} bytes (decompressed)`,
           ));
-        if (head) {
-          head = Buffer.concat([head, chunk]);
+        if (head) unchecked.push(chunk);
+        // joined and checked when a piece brings a newline (where the first record may end) or passes the limit: at
+        // every piece, a first record of megabytes was copied again with each, in time its length squared
+        if (head && (chunk.includes(0x0a) || received > most)) {
+          head = Buffer.concat([head, ...unchecked]);
+          unchecked = [];
           try {
-            if (checkHead(plan, head, false, this.config.limits.maxImportRecordBytes)) head = null;
+            if (checkHead(plan, head, false, most)) head = null;
           } catch (error) {
             throw (refused = error as BatchError);
           }
@@ -160,7 +166,7 @@ export class ImportUploads {
     });
     await append(true);
     if (received === 0) throw new BatchError('VALIDATION_FAILED', 'The data set is empty');
-    if (head) checkHead(plan, head, true, this.config.limits.maxImportRecordBytes);
+    if (head) checkHead(plan, Buffer.concat([head, ...unchecked]), true, most);
     const sha256 = hash.digest('hex');
     await this.files.finish(tx, client.id, fileId, sha256, received);
     return sha256;
