@@ -57,6 +57,7 @@ export abstract class AppConfig {
     maxMessageBytes: number;
     maxBytesInFlight: number;
     maxImportBytes: number;
+    maxImportRecordBytes: number;
     defaultRateLimitPerSecond: number | null;
     notBeforeMaxDays: number;
   }>;
@@ -186,6 +187,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxMessageBytes: integer(env, 'BATCH_MAX_MESSAGE_BYTES', 5 * 1024 * 1024, 1024, 512 * 1024 * 1024),
       maxBytesInFlight: integer(env, 'BATCH_MAX_BYTES_IN_FLIGHT', 32 * 1024 * 1024, 1024, 16 * 1024 * 1024 * 1024),
       maxImportBytes: integer(env, 'BATCH_IMPORT_MAX_BYTES', 4 * 1024 ** 3, 1, 1024 ** 4),
+      maxImportRecordBytes: integer(env, 'BATCH_IMPORT_MAX_RECORD_BYTES', 16 * 1024 ** 2, 1024, 256 * 1024 ** 2),
       defaultRateLimitPerSecond: env.BATCH_DEFAULT_RATE_LIMIT
         ? integer(env, 'BATCH_DEFAULT_RATE_LIMIT', 0, 1, 10_000_000)
         : null,

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { TargetColumn } from '../../src/interfaces/catalog.interfaces';
+import { endedByLineFeed, lineEnds } from '../../src/services/imports/line-ends';
 import { scanRecords } from '../../src/services/imports/record-scanner';
 import {
   ByteWriter,
@@ -118,6 +119,12 @@ describe('records', () => {
       ['[1, 2]', 'MALFORMED_JSON', null],
       ['7', 'MALFORMED_JSON', null],
       ['{"id": 1, "nope": 2}', 'UNKNOWN_COLUMN', 'nope'],
+      ['{"id": 1, "nope": 2, "nope": 3}', 'UNKNOWN_COLUMN', 'nope'],
+      ['{"id": 1, "id": 2}', 'DUPLICATE_KEY', 'id'],
+      ['{"id": 1, "note": "a", "i\\u0064": 2}', 'DUPLICATE_KEY', 'id'],
+      ['{"id": 1, "doc": {"a": [{"b": 1, "b": 2}]}}', 'DUPLICATE_KEY', 'doc'],
+      [`{"doc": ${'['.repeat(64)}${']'.repeat(64)}}`, 'NESTED_TOO_DEEP', null],
+      [`{"doc": ${'{"a":'.repeat(64)}1${'}'.repeat(64)}}`, 'NESTED_TOO_DEEP', null],
     ] as const) {
       assert.throws(
         () => ndjsonRecord(text, columns),
@@ -125,6 +132,15 @@ describe('records', () => {
         text,
       );
     }
+  });
+
+  it('takes keys given once in each object, strings that look like keys or nesting, and 64 levels', () => {
+    for (const text of [
+      '{"id": 1, "doc": {"id": 2, "a": {"id": 3}}, "note": "\\"id\\": 4"}',
+      '{"doc": [{"a": 1}, {"a": 2}], "note": "id\\":"}',
+      `{"doc": ${'['.repeat(63)}${']'.repeat(63)}, "note": "${'['.repeat(100)}"}`,
+    ])
+      assert.doesNotThrow(() => ndjsonRecord(text, columns), text);
   });
 
   describe('flat records, written from their bytes', () => {
@@ -185,5 +201,54 @@ describe('records', () => {
       for (const text of ['{"id":1e2}', '{"note":"a\\"b"}', '{"id":[1]}', '{}', '{"id":1,"id":2}', '{"nope":1}'])
         assert.equal(flat(text), null, text);
     });
+  });
+});
+
+describe('line ends', () => {
+  const CR = 0x0d;
+  /** Records of `text` as the scanner finds them, and what lineEnds says of them. */
+  const ends = (text: string) => {
+    const data = Buffer.from(text);
+    const scanned = scanRecords(data, 0, 1e9, QUOTE, true, 1);
+    const bounds = [...scanned.starts, scanned.end];
+    return { data, bounds, ...lineEnds(data, bounds, QUOTE) };
+  };
+
+  it('rejects a carriage return outside quotes but at a line end; mixed line ends all become LF', () => {
+    const text = 'a,b\n"c\rd",e\r\nf\rg\n"h\r\ni"\r\nj\r\r\nk\r';
+    const { data, bounds, lone, mixed } = ends(text);
+    assert.deepEqual([lone, mixed], [[2, 4], true]);
+    const kept = [0, 1, 3, 5].map((i) => data.subarray(bounds[i], bounds[i + 1]));
+    const starts = kept.map((_, i) => Buffer.concat(kept.slice(0, i + 1)).length);
+    const even = endedByLineFeed(Buffer.concat(kept), [0, ...starts]);
+    assert.equal(even.data.toString(), 'a,b\n"c\rd",e\n"h\r\ni"\nk');
+    assert.deepEqual([...even.bounds], [0, 4, 12, 19, 20]);
+    for (const uniform of ['a\r\nb\r\nc', 'a\nb\nc', 'a\r\n"b\r"\r\n'])
+      assert.deepEqual([ends(uniform).lone, ends(uniform).mixed], [[], false], uniform);
+  });
+
+  it('says of each record what it says of it alone (property)', () => {
+    const field = fc.oneof(
+      fc.string({ unit: fc.constantFrom('a', '\r', '\n', '"', ',') }).map((s) => `"${s.replace(/"/g, '""')}"`),
+      fc.string({ unit: fc.constantFrom('a', '\r', ' ') }),
+    );
+    const record = fc.tuple(fc.array(field, { minLength: 1, maxLength: 3 }), fc.constantFrom('\n', '\r\n'));
+    fc.assert(
+      fc.property(fc.array(record, { minLength: 1, maxLength: 8 }), (records) => {
+        const text = records.map(([fields, end]) => fields.join(',') + end).join('');
+        const whole = ends(text);
+        const alone = whole.bounds.slice(0, -1).map((start, i) => {
+          const record = whole.data.subarray(start, whole.bounds[i + 1]);
+          return lineEnds(record, [0, record.length], QUOTE).lone.length > 0;
+        });
+        assert.deepEqual(
+          whole.lone,
+          alone.flatMap((lone, i) => (lone ? [i] : [])),
+        );
+        const cr = (i: number) => whole.data[whole.bounds[i + 1] - 2] === CR;
+        const kept = whole.bounds.slice(0, -1).flatMap((_, i) => (whole.lone.includes(i) ? [] : [cr(i)]));
+        assert.equal(whole.mixed, new Set(kept).size > 1);
+      }),
+    );
   });
 });

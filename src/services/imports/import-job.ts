@@ -1,8 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { isUtf8 } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { TargetColumn, TargetTable } from '../../interfaces/catalog.interfaces';
+import { AppConfig } from '../../config/app-config';
+import type { TargetTable } from '../../interfaces/catalog.interfaces';
 import type { JobParameters } from '../../interfaces/job.interfaces';
 import { BatchError, invalidField } from '../batch-error';
 import { job, JobDefinition, JobRun, skip, StepRun, tasklet, underSavepoint } from '../jobs/job-definition';
@@ -12,25 +14,35 @@ import { CONFLICT_KEY, conflictKeyOf, MODE } from '../jobs/write-mode';
 import { CatalogService } from '../storage/catalog.service';
 import { Database, quoteIdent } from '../storage/database';
 import { isConcurrencyConflict, isConnectionError } from '../storage/database-error';
+import {
+  csvRecords,
+  NdjsonLines,
+  ndjsonLines,
+  only,
+  Records,
+  recordsKept,
+  recordText,
+  Refusal,
+  Scan,
+  scanWindow,
+  without,
+} from './chunk-records';
 import { ImportFile, ImportFiles } from './import-files';
-import { scanRecords, ScannedRecords } from './record-scanner';
 import { doubtfulRecords, recordShape } from './doubtful-records';
-import { ByteWriter, csvFields, flatRecordInto, ndjsonRecord, RecordKeys, RecordProblem } from './records';
+import { endedByLineFeed, lineEnds } from './line-ends';
+import { recordEndIn } from './record-scanner';
+import { csvFields, RecordProblem, shownText } from './records';
 
 /**
  * Bytes read for a chunk: as many as its records took last time (a little more), else the last window (grown to WINDOW
- * where it was less); doubled while they hold no record. The first chunks read less, four times more each: nothing
- * overlaps the first one's reading and converting (the next chunk is read and converted while a chunk's COPY runs),
- * and its code runs before V8 compiled it.
+ * where it was less); doubled while they hold no record, up to the longest record taken (BATCH_IMPORT_MAX_RECORD_BYTES).
+ * The first chunks read less, four times more each: nothing overlaps the first one's reading and converting (the next
+ * chunk is read and converted while a chunk's COPY runs), and its code runs before V8 compiled it.
  */
 const FIRST_WINDOW = 256 << 10;
 const WINDOW = 4 << 20;
 const SMALL_WINDOW = 64 << 10;
-const MOST_WINDOW = 1 << 30;
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
-/** A reject keeps this much of its record's text. */
-const RECORD_TEXT = 1024;
-
 /** What an import runs with: its target, how the data set is written, and how COPY reads it. */
 export interface ImportPlan {
   target: TargetTable;
@@ -43,25 +55,6 @@ export interface ImportPlan {
   quote: string;
   /** The text of NULL in CSV; null: COPY's default, the empty unquoted field. */
   nullText: string | null;
-}
-
-/** A record a chunk refuses, kept until the chunk's end so that its rejects are recorded in file order. */
-interface Refusal {
-  error: unknown;
-  origin: { line: number; byteOffset: number; text: string };
-  column: string | null;
-  /** Unreadable (malformed JSON, an unknown key), or refused by the target. */
-  read: boolean;
-}
-
-/** Records of a chunk as COPY takes them: their bytes, where each starts, and where each came from in the file. */
-interface Records {
-  data: Buffer;
-  /** Where each record starts in `data`, and where the last one ends: one more than the records. */
-  bounds: ArrayLike<number>;
-  /** The physical line of `data` where each record starts (a quoted newline makes a record two lines). */
-  lines: ArrayLike<number>;
-  origin(i: number): { line: number; byteOffset: number; text: string };
 }
 
 /**
@@ -83,12 +76,21 @@ export class ImportJob implements JobProvider {
    * that the database and the service work on both at once), by where it starts and how many bytes it read.
    */
   private readonly ahead = new Map<string, { offset: number; window: number; scan: Promise<Scan | null> }>();
+  /** The longest record loaded; a longer one is a reject, read past a window at a time. */
+  private readonly maxRecordBytes: number;
+  /**
+   * The sha256 an upload launches with while its body is stored (it is known at the body's end): this process's own,
+   * so that no launch from a caller can name it.
+   */
+  readonly uploading = `pending-${randomBytes(16).toString('hex')}`;
 
   constructor(
+    config: AppConfig,
     private readonly db: Database,
     private readonly catalog: CatalogService,
     private readonly files: ImportFiles,
   ) {
+    this.maxRecordBytes = config.limits.maxImportRecordBytes;
     this.definition = job('import')
       .describe('Loads an uploaded CSV or NDJSON data set into a target table (POST /api/imports)')
       .parameter('target', { type: 'string', required: true, description: 'the table written (`schema.table`)' })
@@ -116,9 +118,12 @@ export class ImportJob implements JobProvider {
         const written = (await this.catalog.find(target))?.name ?? target;
         return { reads: [], writes: [written], given: { [written]: target } };
       })
-      .validate(async (parameters, options) => {
+      .validate(async (parameters, options, clientId) => {
         const plan = await this.planOf(parameters, options);
         if (plan.format === 'csv' && !plan.header) checkColumns(plan, plan.columns);
+        const sha256 = String(parameters.sha256);
+        if (sha256 !== this.uploading && !(await this.files.find(clientId, sha256)))
+          throw invalidField('sha256', 'names no data set this client uploaded (POST /api/imports stores one)');
       })
       .identify(async (parameters) => {
         const target = await this.catalog.find(String(parameters.target));
@@ -149,6 +154,14 @@ export class ImportJob implements JobProvider {
       if (Buffer.byteLength(char) !== 1 || char === '\n' || char === '\r')
         throw invalidField(name, 'must be one single-byte character other than a newline');
     if (delimiter === quote) throw invalidField('quote', 'must differ from the delimiter');
+    // COPY refuses them only once it runs, each chunk again
+    const nullText = options.null === undefined ? null : String(options.null);
+    if (nullText !== null && /[\n\r]/.test(nullText)) throw invalidField('null', 'must not hold a newline');
+    for (const [name, char] of [
+      ['delimiter', delimiter],
+      ['quote', quote],
+    ])
+      if (nullText?.includes(char)) throw invalidField('null', `must not hold the ${name} (${char})`);
     const columns =
       parameters.columns === undefined
         ? [...target.columns.values()].filter((c) => !c.generatedAlways).map((c) => c.name)
@@ -161,7 +174,7 @@ export class ImportJob implements JobProvider {
       columns,
       delimiter,
       quote,
-      nullText: options.null === undefined ? null : String(options.null),
+      nullText,
     };
   }
 
@@ -207,6 +220,7 @@ export class ImportJob implements JobProvider {
     if (plan.format === 'csv' && step.context.columns === undefined) {
       if (plan.header) {
         const header = await this.scan(tx, file, offset, line, 1, quote, SMALL_WINDOW);
+        if (header.tooLong) throw new Error(`the header is longer than ${this.maxRecordBytes} bytes`); // refused at upload
         const text = header.buffer.toString('utf8', 0, header.records.end).replace(/\r?\n$/, '');
         step.context.columns = checkColumns(plan, csvFields(text, plan.delimiter, plan.quote));
         offset += header.records.end;
@@ -215,7 +229,9 @@ export class ImportJob implements JobProvider {
     }
     const size = Number(step.job.options.chunkSize);
     const window = Number(step.context.window ?? FIRST_WINDOW);
-    const { buffer, records: scanned, atEnd, converted } = await this.scan(tx, file, offset, line, size, quote, window);
+    const found = await this.scan(tx, file, offset, line, size, quote, window);
+    if (found.tooLong) return this.passLongRecord(tx, step, file, offset, line, quote, found);
+    const { buffer, records: scanned, atEnd, converted } = found;
     const count = recordsKept(buffer, scanned, atEnd);
     const full = scanned.starts.length === size;
     const next = full
@@ -225,24 +241,58 @@ export class ImportJob implements JobProvider {
     const refused: Refusal[] = [];
     if (count > 0) {
       if (plan.format === 'csv') {
-        const records = csvRecords(buffer, scanned, count, offset);
+        const records = evenLineEnds(csvRecords(buffer, scanned, count, offset), quote!, refused);
         await this.load(tx, plan, step, refused, step.context.columns as string[], records);
       } else {
         const lines = converted ?? (await ndjsonLines(buffer, scanned, count, offset, plan.target.columns));
         await this.loadNdjson(tx, plan, step, refused, lines);
       }
     }
-    for (const { error, origin, column, read } of refused.sort((a, b) => a.origin.byteOffset - b.origin.byteOffset)) {
-      skip(step, error, origin.text, { line: origin.line, byteOffset: origin.byteOffset, column });
-      if (read) step.counts.readSkipCount += 1;
-      else step.counts.writeSkipCount += 1;
-    }
+    rejectAll(step, refused);
     step.counts.readCount += count;
     step.context.window = next; // a full chunk's bytes, and a little more, are what the next one reads first
     step.context.offset = offset + scanned.end;
     step.context.line = scanned.endLine;
     step.progress(Number(step.context.offset), file.bytes, 'bytes');
     return atEnd && scanned.end >= buffer.length ? 'FINISHED' : 'CONTINUABLE';
+  }
+
+  /**
+   * A chunk of one record longer than BATCH_IMPORT_MAX_RECORD_BYTES, at `offset`: a reject, its end found by reading on
+   * a window at a time where the scan's window did not hold it (the record is never held whole).
+   */
+  private async passLongRecord(
+    tx: PoolClient,
+    step: StepRun,
+    file: ImportFile,
+    offset: number,
+    line: number,
+    quote: number | null,
+    scan: Scan,
+  ): Promise<'CONTINUABLE' | 'FINISHED'> {
+    const { buffer, records } = scan;
+    let [end, endLine] = [offset + records.end, records.endLine];
+    if (records.starts.length === 0) {
+      const cursor = { quoted: false, newlines: 0 };
+      let piece = buffer;
+      for (end = offset; ; piece = await this.files.read(tx, file.id, end, WINDOW)) {
+        const found = recordEndIn(piece, quote, cursor);
+        end += found < 0 ? piece.length : found;
+        endLine = line + cursor.newlines + (found < 0 ? 0 : 1);
+        if (found >= 0 || end >= file.bytes || piece.length === 0) break;
+      }
+    }
+    const problem = new RecordProblem(
+      'RECORD_TOO_LARGE',
+      `the record is longer than ${this.maxRecordBytes} bytes (BATCH_IMPORT_MAX_RECORD_BYTES)`,
+    );
+    const origin = { line, byteOffset: offset, text: recordText(buffer, 0, buffer.length) };
+    rejectAll(step, [{ error: problem, origin, column: null, read: true }]);
+    step.counts.readCount += 1;
+    step.context.offset = end;
+    step.context.line = endLine;
+    step.progress(end, file.bytes, 'bytes');
+    return end >= file.bytes ? 'FINISHED' : 'CONTINUABLE';
   }
 
   /** Up to `max` records from `offset`: the bytes read (from `offset`) and where the records are in them. */
@@ -259,10 +309,11 @@ export class ImportJob implements JobProvider {
     this.ahead.delete(file.id);
     const scanned = ahead && ahead.offset === offset && ahead.window === first ? await ahead.scan : null;
     if (scanned) return scanned;
-    for (let window = first; ; window *= 2) {
-      const found = scanWindow(await this.files.read(tx, file.id, offset, window), file, offset, line, max, quote);
+    const most = this.maxRecordBytes;
+    for (let window = first; ; window = Math.min(window * 2, most)) {
+      const buffer = await this.files.read(tx, file.id, offset, window);
+      const found = scanWindow(buffer, file, offset, line, max, quote, most);
       if (found) return found;
-      if (window >= MOST_WINDOW) throw new Error(`a record at line ${line} is longer than ${MOST_WINDOW} bytes`);
     }
   }
 
@@ -275,8 +326,8 @@ export class ImportJob implements JobProvider {
     const scan = this.files
       .read(this.db.pool, file.id, offset, window)
       .then(async (buffer) => {
-        const found = scanWindow(buffer, file, offset, line, max, quote);
-        if (found && plan.format === 'ndjson') {
+        const found = scanWindow(buffer, file, offset, line, max, quote, this.maxRecordBytes);
+        if (found && !found.tooLong && plan.format === 'ndjson') {
           const count = recordsKept(found.buffer, found.records, found.atEnd);
           found.converted = await ndjsonLines(found.buffer, found.records, count, offset, plan.target.columns);
         }
@@ -566,173 +617,34 @@ export function checkColumns(plan: ImportPlan, columns: string[]): string[] {
   return columns;
 }
 
-/** A window of a file's bytes from some offset, and the records found in it (NDJSON: made CSV lines, when ahead). */
-interface Scan {
-  buffer: Buffer;
-  records: ScannedRecords;
-  atEnd: boolean;
-  converted?: NdjsonLines;
-}
-
-/** A chunk's NDJSON records as CSV lines, in runs of records with the same keys (a COPY names its columns). */
-interface NdjsonLines {
-  runs: { columns: string[]; records: Records }[];
-  /** Records that are no JSON object of the target's columns. */
-  unreadable: Refusal[];
-}
-
-/** Records converted between two turns of the event loop, so that a chunk's conversion does not hold it up. */
-const CONVERTED_PER_TURN = 1000;
-
-/**
- * The `count` NDJSON records scanned in `buffer` (read from `base`), each made a CSV line: written from its bytes where
- * it is flat (flatRecordInto, most records), else by ndjsonRecord from its text (blank lines are no records). Bytes
- * that are not UTF-8 are all read as text, as ndjsonRecord reads them.
- */
-async function ndjsonLines(
-  buffer: Buffer,
-  scanned: ScannedRecords,
-  count: number,
-  base: number,
-  columns: Map<string, TargetColumn>,
-): Promise<NdjsonLines> {
-  const origin = (i: number) => ({
-    line: scanned.lines[i],
-    byteOffset: base + scanned.starts[i],
-    text: recordText(buffer, scanned.starts[i], endOf(scanned, i)),
-  });
-  const converted: NdjsonLines = { runs: [], unreadable: [] };
-  const utf8 = isUtf8(buffer.subarray(scanned.starts[0] ?? 0, count > 0 ? endOf(scanned, count - 1) : 0));
-  const keys: RecordKeys = { names: [], bytes: [] };
-  type Run = { columns: string[]; out: ByteWriter; bounds: number[]; lines: number[]; origins: number[] };
-  let run = null as Run | null; // set by the closures below
-  const close = () => {
-    if (!run) return;
-    const { origins } = run;
-    converted.runs.push({
-      columns: run.columns,
-      records: { data: run.out.data(), bounds: run.bounds, lines: run.lines, origin: (i) => origin(origins[i]) },
-    });
-    run = null;
-  };
-  /** A new run after the open one, its bytes in `out`. */
-  const open = (columns: string[], out = new ByteWriter()): Run => {
-    close();
-    return (run = { columns, out, bounds: [0], lines: [1], origins: [] });
-  };
-  const add = (to: Run, i: number, newlines: number) => {
-    to.bounds.push(to.out.length);
-    to.lines.push(to.lines[to.lines.length - 1] + newlines);
-    to.origins.push(i);
-  };
-  let spare = new ByteWriter(); // where a record is written while no run is open
-  for (let i = 0; i < count; i++) {
-    if (i > 0 && i % CONVERTED_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
-    const [start, end] = [scanned.starts[i], endOf(scanned, i)];
-    // a flat record is written straight into the open run, and moved when it starts another
-    const out: ByteWriter = run ? run.out : spare;
-    const mark = out.length;
-    const names = utf8 ? flatRecordInto(buffer, start, end, columns, out, keys) : null;
-    if (names) {
-      let to: Run;
-      if (!run) {
-        to = open(names, spare);
-        spare = new ByteWriter();
-      } else if (sameColumns(run.columns, names)) to = run;
-      else {
-        const line = Buffer.from(out.data().subarray(mark));
-        out.length = mark;
-        to = open(names);
-        to.out.bytes(line, 0, line.length);
-      }
-      add(to, i, 1); // a flat record's line holds no newline but its end
-      continue;
-    }
-    const text = buffer.toString('utf8', start, end).trim();
-    if (text === '') continue; // a blank line is no record
-    let record;
-    try {
-      record = ndjsonRecord(text, columns);
-    } catch (error) {
-      if (!(error instanceof RecordProblem)) throw error;
-      converted.unreadable.push({ error, origin: origin(i), column: error.column, read: true });
-      continue;
-    }
-    const to: Run = run && sameColumns(run.columns, record.columns) ? run : open(record.columns);
-    const line = Buffer.from(record.line);
-    to.out.bytes(line, 0, line.length);
-    add(to, i, newlines(line));
-  }
-  close();
-  return converted;
-}
-
-/** Up to `max` records found in the bytes read from `offset`; null when there is none and the file goes on. */
-function scanWindow(
-  buffer: Buffer,
-  file: ImportFile,
-  offset: number,
-  line: number,
-  max: number,
-  quote: number | null,
-): Scan | null {
-  const atEnd = offset + buffer.length >= file.bytes;
-  const records = scanRecords(buffer, 0, max, quote, atEnd, line);
-  return records.starts.length > 0 || atEnd ? { buffer, records, atEnd } : null;
-}
-
-/** How many of the scanned records are loaded: all but blank lines at the very end of the file. */
-function recordsKept(buffer: Buffer, scanned: ScannedRecords, atEnd: boolean): number {
-  let count = scanned.starts.length;
-  if (!atEnd) return count;
-  while (
-    count > 0 &&
-    buffer
-      .subarray(scanned.starts[count - 1], endOf(scanned, count - 1))
-      .toString()
-      .trim() === ''
-  )
-    count -= 1;
-  return count;
-}
-
-function endOf(scanned: ScannedRecords, i: number): number {
-  return i + 1 < scanned.starts.length ? scanned.starts[i + 1] : scanned.end;
-}
-
-function csvRecords(buffer: Buffer, scanned: ScannedRecords, count: number, base: number): Records {
-  const bounds = new Float64Array(count + 1);
-  bounds.set(scanned.starts.subarray(0, count));
-  bounds[count] = count < scanned.starts.length ? scanned.starts[count] : scanned.end;
-  return {
-    data: buffer,
-    bounds,
-    lines: scanned.lines,
-    origin: (i) => ({
-      line: scanned.lines[i],
-      byteOffset: base + scanned.starts[i],
-      text: recordText(buffer, bounds[i], bounds[i + 1]),
-    }),
-  };
-}
-
 function refuse(refused: Refusal[], records: Records, i: number, error: unknown): void {
   refused.push({ error, origin: records.origin(i), column: columnOf(error), read: false });
 }
 
-function sameColumns(a: string[], b: string[]): boolean {
-  return a === b || (a.length === b.length && a.every((name, i) => name === b[i]));
+/** CSV records as COPY reads them the same way whatever record it starts with (line-ends.ts); the others refused. */
+function evenLineEnds(records: Records, quote: number, refused: Refusal[]): Records {
+  const { lone, mixed } = lineEnds(records.data, records.bounds, quote);
+  for (const i of lone)
+    refuse(refused, records, i, { code: '22P04', message: 'unquoted carriage return found in data' });
+  const kept = lone.length > 0 ? without(records, lone) : records;
+  return mixed ? { ...kept, ...endedByLineFeed(kept.data, kept.bounds) } : kept;
 }
 
-function newlines(bytes: Buffer): number {
-  let count = 0;
-  for (let at = bytes.indexOf(0x0a); at >= 0; at = bytes.indexOf(0x0a, at + 1)) count += 1;
-  return count;
-}
-
-/** A record's text for its reject: its first RECORD_TEXT bytes, without its newline. */
-function recordText(buffer: Buffer, start: number, end: number): string {
-  return buffer.toString('utf8', start, Math.min(end, start + RECORD_TEXT)).replace(/\r?\n$/, '');
+/**
+ * A chunk's refused records, each a reject in file order (or the skip limit's failure), their text as it can be stored
+ * and shown (shownText: a record may hold any byte).
+ */
+function rejectAll(step: StepRun, refused: Refusal[]): void {
+  for (const { error, origin, column, read } of refused.sort((a, b) => a.origin.byteOffset - b.origin.byteOffset)) {
+    const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+    skip(step, { code, message: shownText(String(message ?? error)) }, shownText(origin.text), {
+      line: origin.line,
+      byteOffset: origin.byteOffset,
+      column: column === null ? null : shownText(column),
+    });
+    if (read) step.counts.readSkipCount += 1;
+    else step.counts.writeSkipCount += 1;
+  }
 }
 
 /** The record (1-based, of the COPY's data) COPY names in its error's context: `COPY t, line 3, column qty: …`. */
@@ -788,37 +700,6 @@ function recordAt(records: Records, first: number, end: number, failure: unknown
   if (line === null || !String(code).startsWith('22') || !String(where).startsWith('COPY ')) return null;
   const record = first + line - 1;
   return record < end && records.lines[record] - records.lines[first] === record - first ? record : null;
-}
-
-/** The records but the rejected ones (given in order). */
-function without(records: Records, rejected: number[]): Records {
-  const count = records.bounds.length - 1;
-  const kept = new Float64Array(count - rejected.length);
-  let k = 0;
-  for (let i = 0, r = 0; i < count; i++) {
-    if (i === rejected[r]) r += 1;
-    else kept[k++] = i;
-  }
-  return only(records, kept.subarray(0, k));
-}
-
-/** The records at `indexes` (in order), as one COPY's data; each keeps its place in the file. */
-function only(records: Records, indexes: ArrayLike<number>): Records {
-  const count = indexes.length;
-  const parts: Buffer[] = [];
-  const bounds = new Float64Array(count + 1);
-  const lines = new Float64Array(count);
-  for (let k = 0, from = 0; k < count; k++) {
-    const i = indexes[k];
-    bounds[k + 1] = bounds[k] + records.bounds[i + 1] - records.bounds[i];
-    if (k > 0) lines[k] = lines[k - 1] + records.lines[indexes[k - 1] + 1] - records.lines[indexes[k - 1]];
-    // a run of records that follow each other is one part
-    if (k + 1 === count || indexes[k + 1] !== i + 1) {
-      parts.push(records.data.subarray(records.bounds[indexes[from]], records.bounds[i + 1]));
-      from = k + 1;
-    }
-  }
-  return { data: Buffer.concat(parts), bounds, lines, origin: (k) => records.origin(indexes[k]) };
 }
 
 function copyOptions(plan: ImportPlan): string {

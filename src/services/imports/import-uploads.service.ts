@@ -34,8 +34,6 @@ const FORMATS: Record<string, string> = {
   'application/ndjson': 'ndjson',
   'application/jsonl': 'ndjson',
 };
-/** A CSV header (or NDJSON first record) longer than this is refused before more of the body is stored. */
-const MOST_HEADER_BYTES = 16 << 20;
 
 /**
  * POST /api/imports: the body streamed into ImportFiles inside one transaction (its sha256 computed on the way, its
@@ -58,7 +56,12 @@ export class ImportUploads {
     const { parameters, options } = launchOf(request);
     const definition = this.job.definition;
     // everything but the data checked before any of it is stored; the sha256 is known at its end
-    const launch = await this.operator.check(client, definition, { ...parameters, sha256: 'pending' }, options);
+    const launch = await this.operator.check(
+      client,
+      definition,
+      { ...parameters, sha256: this.job.uploading },
+      options,
+    );
     const plan = await this.job.planOf(
       withDefaults(definition.parameters, launch.parameters),
       withDefaults(definition.options, launch.options),
@@ -97,6 +100,8 @@ export class ImportUploads {
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     let head: Buffer | null = Buffer.alloc(0); // until the header is checked
+    let unchecked: Buffer[] = []; // pieces received since, not yet joined to it
+    const most = this.config.limits.maxImportRecordBytes;
     // the whole blocks received so far (all of it when final) go to the database while the next ones are received: one
     // write in flight at a time, awaited before the next
     let writing: Promise<void> = Promise.resolve();
@@ -132,10 +137,14 @@ export class ImportUploads {
             'PAYLOAD_TOO_LARGE',
             `The data set is larger than ${limit} bytes (decompressed)`,
           ));
-        if (head) {
-          head = Buffer.concat([head, chunk]);
+        if (head) unchecked.push(chunk);
+        // joined and checked when a piece brings a newline (where the first record may end) or passes the limit: at
+        // every piece, a first record of megabytes was copied again with each, in time its length squared
+        if (head && (chunk.includes(0x0a) || received > most)) {
+          head = Buffer.concat([head, ...unchecked]);
+          unchecked = [];
           try {
-            if (checkHead(plan, head, false)) head = null;
+            if (checkHead(plan, head, false, most)) head = null;
           } catch (error) {
             throw (refused = error as BatchError);
           }
@@ -156,7 +165,7 @@ export class ImportUploads {
     });
     await append(true);
     if (received === 0) throw new BatchError('VALIDATION_FAILED', 'The data set is empty');
-    if (head) checkHead(plan, head, true);
+    if (head) checkHead(plan, Buffer.concat([head, ...unchecked]), true, most);
     const sha256 = hash.digest('hex');
     await this.files.finish(tx, client.id, fileId, sha256, received);
     return sha256;
@@ -189,9 +198,10 @@ function typed(value: string): string | number | boolean {
 
 /**
  * The start of the data set checked against the catalog once its first record has arrived: a CSV header's columns
- * (checkColumns), an NDJSON first record's keys. False while it has not arrived.
+ * (checkColumns), an NDJSON first record's keys. False while it has not arrived. A CSV header longer than the longest
+ * record taken (`most` bytes) is refused; an NDJSON record that long is left to the load, which rejects it.
  */
-function checkHead(plan: ImportPlan, head: Buffer, atEnd: boolean): boolean {
+function checkHead(plan: ImportPlan, head: Buffer, atEnd: boolean, most: number): boolean {
   if (plan.format === 'csv' && !plan.header) return true;
   const start = head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? 3 : 0;
   const quote = plan.format === 'csv' ? plan.quote.charCodeAt(0) : null;
@@ -199,8 +209,9 @@ function checkHead(plan: ImportPlan, head: Buffer, atEnd: boolean): boolean {
     const scanned = scanRecords(head, from, 1, quote, atEnd, line);
     if (scanned.starts.length === 0) {
       if (atEnd) return true;
-      if (head.length > MOST_HEADER_BYTES) throw invalidField('header', `is longer than ${MOST_HEADER_BYTES} bytes`);
-      return false;
+      if (head.length <= most) return false;
+      if (plan.format === 'ndjson') return true;
+      throw invalidField('header', `is longer than ${most} bytes (BATCH_IMPORT_MAX_RECORD_BYTES)`);
     }
     const text = head.toString('utf8', from, scanned.end).replace(/\r?\n$/, '');
     if (plan.format === 'csv') {

@@ -79,3 +79,30 @@ export function scanRecords(
   }
   return scanned(position, current, false);
 }
+
+/** How far a record read piece by piece has got: whether a quoted field is open, and the newlines it held so far. */
+export interface RecordCursor {
+  quoted: boolean;
+  newlines: number;
+}
+
+/**
+ * Where a record read piece by piece (one too long to be held whole) ends in `piece`: one past the newline that ends
+ * it, or -1 when it goes on after `piece` (`cursor` carries what was seen to the next piece). CSV (`quote` given) as
+ * scanRecords reads it, NDJSON (`quote` null) a line.
+ */
+export function recordEndIn(piece: Buffer, quote: number | null, cursor: RecordCursor): number {
+  if (quote === null) {
+    const newline = piece.indexOf(NEWLINE);
+    return newline < 0 ? -1 : newline + 1;
+  }
+  for (let i = 0; i < piece.length; i++) {
+    const byte = piece[i];
+    if (byte === quote) cursor.quoted = !cursor.quoted;
+    else if (byte === NEWLINE) {
+      if (!cursor.quoted) return i + 1;
+      cursor.newlines += 1;
+    }
+  }
+  return -1;
+}

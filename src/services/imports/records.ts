@@ -39,12 +39,20 @@ export class RecordProblem extends Error {
   }
 }
 
+/** How deep an NDJSON record may nest (the record itself is the first level), as deep as a request body. */
+export const MAX_RECORD_DEPTH = 64;
+
 /**
  * An NDJSON line as a CSV record of its keys' values, for the same COPY as a CSV file (numbers kept exactly as
  * written, a JSON null as NULL, an object or an array as its JSON text, or as an array literal for an array column);
- * a line that is not a JSON object of the target's columns is a RecordProblem.
+ * a line that is not a JSON object of the target's columns, each once, nested at most MAX_RECORD_DEPTH levels, is a
+ * RecordProblem.
  */
 export function ndjsonRecord(text: string, columns: Map<string, TargetColumn>): CsvRecord {
+  // before anything recursive (a parser, a writer) meets the record, and before JSON.parse keeps a key's last value
+  const shape = jsonShape(text);
+  if (shape.tooDeep)
+    throw new RecordProblem('NESTED_TOO_DEEP', `the record is nested deeper than ${MAX_RECORD_DEPTH} levels`);
   let value: unknown;
   try {
     value = parseJson(text);
@@ -54,12 +62,68 @@ export function ndjsonRecord(text: string, columns: Map<string, TargetColumn>): 
   if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof JsonNumber)
     throw new RecordProblem('MALFORMED_JSON', 'a record must be a JSON object');
   const names = Object.keys(value);
-  const fields = names.map((name) => {
-    const column = columns.get(name);
-    if (!column) throw new RecordProblem('UNKNOWN_COLUMN', `the target has no column ${name}`, name);
-    return csvField((value as Record<string, unknown>)[name], column);
-  });
+  for (const name of names)
+    if (!columns.has(name)) throw new RecordProblem('UNKNOWN_COLUMN', `the target has no column ${name}`, name);
+  if (shape.twice)
+    throw new RecordProblem('DUPLICATE_KEY', `the key ${shape.twice.key} is given twice`, shape.twice.column);
+  const fields = names.map((name) => csvField((value as Record<string, unknown>)[name], columns.get(name)!));
   return { columns: names, line: fields.join(',') + '\n' };
+}
+
+/**
+ * What JSON text holds that JSON.parse does not tell, found without parsing it: whether it nests deeper than
+ * MAX_RECORD_DEPTH, and the first key given twice in one object (with the record's key it is under). Malformed text
+ * gives some answer; the parse that follows refuses it.
+ */
+function jsonShape(text: string): { tooDeep: boolean; twice: { key: string; column: string } | null } {
+  const objects: (Set<string> | null)[] = []; // the keys of each open object; null for an array
+  let twice: { key: string; column: string } | null = null;
+  let column = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b || c === 0x5b) {
+      if (objects.length === MAX_RECORD_DEPTH) return { tooDeep: true, twice };
+      objects.push(c === 0x7b ? new Set() : null);
+    } else if (c === 0x7d || c === 0x5d) objects.pop();
+    else if (c === 0x22) {
+      const start = i + 1;
+      let escaped = false;
+      for (i = start; i < text.length && text.charCodeAt(i) !== 0x22; i++)
+        if (text.charCodeAt(i) === 0x5c) [escaped, i] = [true, i + 1];
+      const keys = objects[objects.length - 1];
+      let after = i + 1;
+      while (after < text.length && JSON_SPACE.test(text[after])) after++;
+      if (!keys || text[after] !== ':' || twice) continue; // a value, not a key
+      const key = escaped ? keyOf(text.slice(start - 1, i + 1)) : text.slice(start, i);
+      if (objects.length === 1) column = key;
+      if (keys.has(key)) twice = { key, column };
+      keys.add(key);
+    }
+  }
+  return { tooDeep: false, twice };
+}
+
+const JSON_SPACE = /[ \t\n\r]/;
+
+/** A key's JSON string as the key it names ("q\u0074y" is qty); malformed, its text. */
+function keyOf(literal: string): string {
+  try {
+    return JSON.parse(literal) as string;
+  } catch {
+    return literal;
+  }
+}
+
+/** A UTF-16 surrogate without its other half. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * Text of a reject (its record, message, column) as it is stored and shown: a NUL, which PostgreSQL's text and jsonb
+ * cannot hold, as the six characters \u0000, and a lone UTF-16 surrogate as U+FFFD, as bytes that are not UTF-8 already
+ * are once read as text. The reject's byteOffset finds the bytes themselves.
+ */
+export function shownText(text: string): string {
+  return text.replace(/\0/g, '\\u0000').replace(LONE_SURROGATE, '\ufffd');
 }
 
 function csvField(value: unknown, column: TargetColumn): string {

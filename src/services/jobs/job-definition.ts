@@ -117,10 +117,10 @@ export interface JobDefinition {
   /** The grants a launch with these parameters needs (tables as `schema.table`). */
   grants: (parameters: JobParameters) => Promise<JobGrants>;
   /**
-   * Checks at launch that go beyond types (tables, columns): throws the contract's error (UNKNOWN_TARGET,
-   * UNKNOWN_COLUMN, VALIDATION_FAILED) before anything runs.
+   * Checks at launch that go beyond types (tables, columns, what the launching client stored): throws the contract's
+   * error (UNKNOWN_TARGET, UNKNOWN_COLUMN, VALIDATION_FAILED) before anything runs.
    */
-  validate: (parameters: JobParameters, options: JobParameters) => Promise<void>;
+  validate: (parameters: JobParameters, options: JobParameters, clientId: string) => Promise<void>;
   /**
    * The parameters (with their defaults) as what they mean, for the instance's identity: tables by their catalog
    * name, key bounds as the key's values, defaults that depend on the tables filled in. Two spellings of one launch

@@ -75,7 +75,7 @@ export class JobOperator {
     const effective = withDefaults(definition.parameters, launch.parameters);
     const refused = missingGrant(client, await definition.grants(effective));
     if (refused) throw new BatchError('FORBIDDEN', refused.replace('the client', 'this client'));
-    await definition.validate(effective, withDefaults(definition.options, launch.options));
+    await definition.validate(effective, withDefaults(definition.options, launch.options), client.id);
     return launch;
   }
 
