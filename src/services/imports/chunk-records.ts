@@ -37,16 +37,17 @@ export interface Scan {
   records: ScannedRecords;
   /** The records end the file. */
   atEnd: boolean;
-  converted?: NdjsonLines;
+  /** Its records as COPY takes them, where they were made while the chunk before loaded (RecordFormat.toCopy). */
+  converted?: CopyRuns;
   /** The window starts with a record longer than the limit: `records` is it alone, or none where its end is further. */
   tooLong?: boolean;
 }
 
-/** A chunk's NDJSON records as CSV lines, in runs of records with the same keys (a COPY names its columns). */
-export interface NdjsonLines {
+/** A chunk's records as COPY takes them: in runs of records with the same columns (a COPY names its columns). */
+export interface CopyRuns {
   runs: { columns: string[]; records: Records }[];
-  /** Records that are no JSON object of the target's columns. */
-  unreadable: Refusal[];
+  /** Records refused before any COPY: an NDJSON record that is no JSON object of the target's columns, say. */
+  refused: Refusal[];
 }
 
 /** Records converted between two turns of the event loop, so that a chunk's conversion does not hold it up. */
@@ -63,13 +64,13 @@ export async function ndjsonLines(
   count: number,
   base: number,
   columns: Map<string, TargetColumn>,
-): Promise<NdjsonLines> {
+): Promise<CopyRuns> {
   const origin = (i: number) => ({
     line: scanned.lines[i],
     byteOffset: base + scanned.starts[i],
     text: recordText(buffer, scanned.starts[i], endOf(scanned, i)),
   });
-  const converted: NdjsonLines = { runs: [], unreadable: [] };
+  const converted: CopyRuns = { runs: [], refused: [] };
   const utf8 = isUtf8(buffer.subarray(scanned.starts[0] ?? 0, count > 0 ? endOf(scanned, count - 1) : 0));
   const keys: RecordKeys = { names: [], bytes: [] };
   type Run = { columns: string[]; out: ByteWriter; bounds: number[]; lines: number[]; origins: number[] };
@@ -126,7 +127,7 @@ export async function ndjsonLines(
       record = ndjsonRecord(text, columns);
     } catch (error) {
       if (!(error instanceof RecordProblem)) throw error;
-      converted.unreadable.push({ error, origin: origin(i), column: error.column, read: true });
+      converted.refused.push({ error, origin: origin(i), column: error.column, read: true });
       continue;
     }
     const to: Run = run && sameColumns(run.columns, record.columns) ? run : open(record.columns);
@@ -221,6 +222,23 @@ function newlines(bytes: Buffer): number {
 /** A record's text for its reject: its first RECORD_TEXT bytes, without its newline. */
 export function recordText(buffer: Buffer, start: number, end: number): string {
   return buffer.toString('utf8', start, Math.min(end, start + RECORD_TEXT)).replace(/\r?\n$/, '');
+}
+
+/** Refuses record `i` (for `error`, which may name its column): the target would not take it. */
+export function refuse(refused: Refusal[], records: Records, i: number, error: unknown): void {
+  refused.push({ error, origin: records.origin(i), column: columnOf(error), read: false });
+}
+
+/** The record (1-based, of the COPY's data) COPY names in its error's context: `COPY t, line 3, column qty: …`. */
+export function copyLineOf(error: unknown): number | null {
+  const match = /^COPY [^,]*, line (\d+)/m.exec(String((error as { where?: unknown })?.where ?? ''));
+  return match ? Number(match[1]) : null;
+}
+
+function columnOf(error: unknown): string | null {
+  const e = error as { where?: unknown; column?: unknown } | null;
+  const match = /^COPY [^,]*, line \d+, column ([^:]+):/m.exec(String(e?.where ?? ''));
+  return match ? match[1] : typeof e?.column === 'string' ? e.column : null;
 }
 
 /** The records but the rejected ones (given in order). */

@@ -9,14 +9,13 @@ import { AppConfig } from '../../config/app-config';
 import type { IJobExecution, JobParameters } from '../../interfaces/job.interfaces';
 import { AuthenticatedClient } from '../access/client.service';
 import { BatchError, invalidField } from '../batch-error';
-import { withDefaults } from '../jobs/job-parameters';
-import { JobOperator } from '../jobs/job-operator.service';
-import { JobSignals } from '../jobs/job-signals';
+import { JobOperator, JobSignals, withDefaults } from '../jobs';
 import { Database } from '../storage/database';
 import { BLOCK_BYTES, ImportFiles } from './import-files';
-import { checkColumns, ImportJob, ImportPlan } from './import-job';
+import { formatOfContentType } from './formats/formats';
+import { ImportJob } from './import-job';
+import type { ImportPlan } from './import-plan';
 import { scanRecords } from './record-scanner';
-import { csvFields, ndjsonRecord, RecordProblem } from './records';
 
 /** How an upload is described: the query of POST /api/imports and two headers. */
 export interface UploadRequest {
@@ -27,13 +26,6 @@ export interface UploadRequest {
 
 const PARAMETERS = ['target', 'mode', 'conflictKey', 'columns', 'format', 'runId'];
 const OPTIONS = ['header', 'delimiter', 'quote', 'null', 'skipLimit', 'chunkSize'];
-const FORMATS: Record<string, string> = {
-  'text/csv': 'csv',
-  'application/csv': 'csv',
-  'application/x-ndjson': 'ndjson',
-  'application/ndjson': 'ndjson',
-  'application/jsonl': 'ndjson',
-};
 
 /**
  * POST /api/imports: the body streamed into ImportFiles inside one transaction (its sha256 computed on the way, its
@@ -182,7 +174,7 @@ function launchOf(request: UploadRequest): { parameters: JobParameters; options:
     else if (OPTIONS.includes(name)) options[name] = typed(value);
     else throw invalidField(name.slice(0, 100), 'is not a parameter of an import');
   }
-  parameters.format ??= FORMATS[(request.contentType ?? '').split(';')[0].trim().toLowerCase()];
+  parameters.format ??= formatOfContentType(request.contentType)?.name;
   if (parameters.format === undefined)
     throw invalidField('format', 'is needed: format=csv or ndjson, or Content-Type text/csv or application/x-ndjson');
   if (options.null === '') delete options.null; // the empty unquoted field, COPY's own default
@@ -202,35 +194,20 @@ function typed(value: string): string | number | boolean {
  * record taken (`most` bytes) is refused; an NDJSON record that long is left to the load, which rejects it.
  */
 function checkHead(plan: ImportPlan, head: Buffer, atEnd: boolean, most: number): boolean {
-  if (plan.format === 'csv' && !plan.header) return true;
+  const { format } = plan;
+  if (!format.checksFirst(plan)) return true;
   const start = head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? 3 : 0;
-  const quote = plan.format === 'csv' ? plan.quote.charCodeAt(0) : null;
+  const quote = format.quote(plan);
   for (let from = start, line = 1; ;) {
     const scanned = scanRecords(head, from, 1, quote, atEnd, line);
     if (scanned.starts.length === 0) {
       if (atEnd) return true;
       if (head.length <= most) return false;
-      if (plan.format === 'ndjson') return true;
+      if (!format.refusesLongFirst) return true;
       throw invalidField('header', `is longer than ${most} bytes (BATCH_IMPORT_MAX_RECORD_BYTES)`);
     }
     const text = head.toString('utf8', from, scanned.end).replace(/\r?\n$/, '');
-    if (plan.format === 'csv') {
-      checkColumns(plan, csvFields(text, plan.delimiter, plan.quote));
-      return true;
-    }
-    if (text.trim() !== '') {
-      try {
-        ndjsonRecord(text, plan.target.columns);
-      } catch (error) {
-        // a malformed record is a reject of the load; a key that is no column refuses the whole data set
-        if (error instanceof RecordProblem && error.code === 'UNKNOWN_COLUMN')
-          throw new BatchError('UNKNOWN_COLUMN', `${plan.target.name} has no column ${error.column}`, {
-            column: error.column,
-          });
-        if (!(error instanceof RecordProblem)) throw error;
-      }
-      return true;
-    }
+    if (format.checkFirst(plan, text)) return true;
     from = scanned.end;
     line = scanned.endLine;
   }

@@ -1,0 +1,45 @@
+import type { CopyRuns, Scan } from '../chunk-records';
+import type { ImportPlan } from '../import-plan';
+
+/** How COPY reads the lines a format hands it: CSV with these settings. */
+export interface CsvOptions {
+  delimiter: string;
+  quote: string;
+  /** The text of NULL; null: COPY's default, the empty unquoted field. */
+  nullText: string | null;
+}
+
+/**
+ * A format of uploaded data sets: how its records are found in the bytes, checked at upload, and handed to COPY. An
+ * import knows a format only through this; another format is one more implementation, listed in FORMATS.
+ */
+export interface RecordFormat {
+  /** The `format` parameter's value. */
+  readonly name: string;
+  /** The content types that mean this format when an upload names none. */
+  readonly contentTypes: readonly string[];
+  /** The byte that quotes newlines inside a record (CSV's quote), for the record scanner; null: a newline ends one. */
+  quote(plan: ImportPlan): number | null;
+  /** How COPY reads the lines that toCopy makes. */
+  copyOptions(plan: ImportPlan): CsvOptions;
+  /** Checks at launch what the plan says of the records: the columns given for a CSV file without a header. */
+  checkPlan(plan: ImportPlan): void;
+  /** Whether the data starts with a record that names its columns (a CSV header), read before the first chunk. */
+  readsHeader(plan: ImportPlan): boolean;
+  /** The columns a header names, checked against the target (UNKNOWN_COLUMN, VALIDATION_FAILED). */
+  headerColumns(plan: ImportPlan, text: string): string[];
+  /** Whether an upload's first record is checked before the rest is stored (checkFirst). */
+  checksFirst(plan: ImportPlan): boolean;
+  /**
+   * Checks an upload's first record against the target before the rest is stored: a header's columns, or an NDJSON
+   * record's keys. False when `text` is no record (a blank line), to check the next one; true once checked.
+   */
+  checkFirst(plan: ImportPlan, text: string): boolean;
+  /** Whether an upload whose first record is longer than the longest record taken is refused (a CSV header). */
+  readonly refusesLongFirst: boolean;
+  /**
+   * The first `count` records of a scan of the bytes read from `base`, as COPY takes them; `columns` are the header's,
+   * where the format reads one. Records it cannot read are refused, each with where it came from.
+   */
+  toCopy(scan: Scan, count: number, base: number, plan: ImportPlan, columns: string[] | undefined): Promise<CopyRuns>;
+}
