@@ -1,4 +1,4 @@
-import { DynamicModule, Module } from '@nestjs/common';
+import { DynamicModule, Module, Provider } from '@nestjs/common';
 import { APP_GUARD, DiscoveryModule } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
@@ -73,6 +73,90 @@ import { TeamJobsModule } from './jobs/team-jobs.module';
  */
 const WORKER_LOOPS = [Poller, OutboxRelay, RetentionSchedule, PollerWakeupSubscriber, JobWorker, ScheduleLoop];
 
+const CONTROLLERS = [
+  OperationController,
+  OperationRpcController,
+  ChunkController,
+  TargetController,
+  StatsController,
+  ClientController,
+  DashboardController,
+  HealthController,
+  MetricsController,
+  JobController,
+  ImportController,
+  JobScheduleController,
+  JobRpcController,
+];
+
+/** Storage, clients and their grants, what every part uses. */
+const FOUNDATIONS: Provider[] = [
+  { provide: APP_GUARD, useClass: AuthGuard },
+  Database,
+  CatalogService,
+  ClientService,
+  ClientChanges,
+  RedisService,
+  RateLimiter,
+];
+
+/** The operation queue: intake, the chunk engine and its listeners, notifications, retention, its read side. */
+const QUEUE: Provider[] = [
+  OperationValidator,
+  OperationService,
+  IngestBuffer,
+  ChunkService,
+  StatsService,
+  PollerWakeup,
+  OutboxWakeup,
+  PollerWakeupBroadcast,
+  ChunkClaimer,
+  ChunkPlanner,
+  StatementApplier,
+  DataErrorSkipPolicy,
+  ChunkRetryPolicy,
+  ExponentialBackOffPolicy,
+  LoggingChunkListener,
+  OutboxWakeupListener,
+  MetricsChunkListener,
+  {
+    provide: ChunkListeners,
+    inject: [LoggingChunkListener, OutboxWakeupListener, MetricsChunkListener],
+    useFactory: (...listeners: ChunkListener[]) => new ChunkListeners(listeners),
+  },
+  ChunkRepository,
+  ChunkStep,
+  RetentionService,
+  MetricsIngestListener,
+  {
+    provide: IngestListeners,
+    inject: [MetricsIngestListener, PollerWakeupBroadcast],
+    useFactory: (...listeners: IngestListener[]) => new IngestListeners(listeners),
+  },
+];
+
+const OBSERVABILITY: Provider[] = [Metrics, DatabaseHealthIndicator, BrokerHealthIndicator, RedisHealthIndicator];
+
+/** The job framework, and the built-in jobs. */
+const JOBS: Provider[] = [
+  JobRegistry,
+  JobLaunches,
+  JobLeases,
+  StepExecutions,
+  JobViews,
+  JobRunner,
+  JobOperator,
+  JobWakeup,
+  JobSignals,
+  JobSchedules,
+  ScheduleWakeup,
+  MetricsJobListener,
+  CopyJob,
+  ImportJob,
+  ImportFiles,
+  ImportUploads,
+];
+
 @Module({})
 export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
@@ -85,81 +169,13 @@ export class AppModule {
         DiscoveryModule,
         TeamJobsModule,
       ],
-      controllers: [
-        OperationController,
-        OperationRpcController,
-        ChunkController,
-        TargetController,
-        StatsController,
-        ClientController,
-        DashboardController,
-        HealthController,
-        MetricsController,
-        JobController,
-        ImportController,
-        JobScheduleController,
-        JobRpcController,
-      ],
+      controllers: CONTROLLERS,
       providers: [
         { provide: AppConfig, useValue: config },
-        { provide: APP_GUARD, useClass: AuthGuard },
-        Database,
-        CatalogService,
-        ClientService,
-        ClientChanges,
-        OperationValidator,
-        OperationService,
-        IngestBuffer,
-        ChunkService,
-        StatsService,
-        PollerWakeup,
-        OutboxWakeup,
-        RedisService,
-        PollerWakeupBroadcast,
-        RateLimiter,
-        ChunkClaimer,
-        ChunkPlanner,
-        StatementApplier,
-        DataErrorSkipPolicy,
-        ChunkRetryPolicy,
-        ExponentialBackOffPolicy,
-        LoggingChunkListener,
-        OutboxWakeupListener,
-        MetricsChunkListener,
-        {
-          provide: ChunkListeners,
-          inject: [LoggingChunkListener, OutboxWakeupListener, MetricsChunkListener],
-          useFactory: (...listeners: ChunkListener[]) => new ChunkListeners(listeners),
-        },
-        ChunkRepository,
-        ChunkStep,
-        RetentionService,
-        Metrics,
-        MetricsIngestListener,
-        {
-          provide: IngestListeners,
-          inject: [MetricsIngestListener, PollerWakeupBroadcast],
-          useFactory: (...listeners: IngestListener[]) => new IngestListeners(listeners),
-        },
-        DatabaseHealthIndicator,
-        BrokerHealthIndicator,
-        RedisHealthIndicator,
-        JobRegistry,
-        JobLaunches,
-        JobLeases,
-        StepExecutions,
-        JobViews,
-        JobRunner,
-        JobOperator,
-        JobWakeup,
-        JobSignals,
-        JobSchedules,
-        ScheduleWakeup,
-        MetricsJobListener,
-        CopyJob,
-        ImportJob,
-        ImportFiles,
-        ImportUploads,
+        ...FOUNDATIONS,
+        ...QUEUE,
+        ...OBSERVABILITY,
+        ...JOBS,
         ...(config.role === 'api' ? [] : WORKER_LOOPS),
       ],
     };

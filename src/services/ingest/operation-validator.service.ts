@@ -123,89 +123,85 @@ export const MAX_COLUMNS = 1600;
 
 /** Every reason the operation cannot be applied as sent; empty when it can. */
 export function checkShape(target: TargetTable, request: ICreateBatchOperationRequest): Problem[] {
+  const tooWide = (['values', 'key'] as const)
+    .filter((section) => Object.keys(request[section] ?? {}).length > MAX_COLUMNS)
+    .map((section) => invalid(section, `"${section}" names more than ${MAX_COLUMNS} columns`));
+  if (tooWide.length > 0) return tooWide;
+  const problems = [...sectionProblems(request), ...columnProblems(target, request)];
+  return problems.length > 0 ? problems : keyProblems(target, request);
+}
+
+function invalid(field: string, message: string): Problem {
+  return { code: 'VALIDATION_FAILED', field, message };
+}
+
+function unknownColumn(field: string, name: string, target: TargetTable): Problem {
+  return { code: 'UNKNOWN_COLUMN', field, message: `Unknown column "${name}" on target "${target.name}"` };
+}
+
+/** The sections the type needs given, and none it does not take. */
+function sectionProblems({ type, values, key, conflictKey }: ICreateBatchOperationRequest): Problem[] {
   const problems: Problem[] = [];
-  const fail = (field: string, message: string) => problems.push({ code: 'VALIDATION_FAILED', field, message });
-  const values = request.values;
-  const key = request.key;
-  const needsValues = request.type !== 'delete';
-  const needsKey = request.type === 'update' || request.type === 'delete' || request.type === 'increment';
-
-  for (const [section, row] of [
-    ['values', values],
-    ['key', key],
-  ] as const) {
-    if (row && Object.keys(row).length > MAX_COLUMNS)
-      fail(section, `"${section}" names more than ${MAX_COLUMNS} columns`);
-  }
-  if (problems.length > 0) return problems;
+  const needsValues = type !== 'delete';
+  const needsKey = type === 'update' || type === 'delete' || type === 'increment';
   if (needsValues && (!values || Object.keys(values).length === 0))
-    fail('values', `${request.type} needs at least one column in "values"`);
-  if (!needsValues && values !== undefined) fail('values', 'delete takes no "values"');
-  if (needsKey && (!key || Object.keys(key).length === 0)) fail('key', `${request.type} needs a "key"`);
-  if (!needsKey && key !== undefined) fail('key', `${request.type} takes no "key"; it writes "values"`);
-  if (request.type !== 'upsert' && request.conflictKey !== undefined)
-    fail('conflictKey', 'only upsert takes a "conflictKey"');
+    problems.push(invalid('values', `${type} needs at least one column in "values"`));
+  if (!needsValues && values !== undefined) problems.push(invalid('values', 'delete takes no "values"'));
+  if (needsKey && (!key || Object.keys(key).length === 0)) problems.push(invalid('key', `${type} needs a "key"`));
+  if (!needsKey && key !== undefined) problems.push(invalid('key', `${type} takes no "key"; it writes "values"`));
+  if (type !== 'upsert' && conflictKey !== undefined)
+    problems.push(invalid('conflictKey', 'only upsert takes a "conflictKey"'));
+  return problems;
+}
 
-  for (const [section, row] of [
-    ['values', values],
-    ['key', key],
-  ] as const) {
-    for (const [name, value] of Object.entries(row ?? {})) {
+/** Each column of `values` and `key`: one of the target's, and its value one the column takes. */
+function columnProblems(target: TargetTable, request: ICreateBatchOperationRequest): Problem[] {
+  const problems: Problem[] = [];
+  for (const section of ['values', 'key'] as const) {
+    for (const [name, value] of Object.entries(request[section] ?? {})) {
       const column = target.columns.get(name);
       if (!column) {
-        problems.push({
-          code: 'UNKNOWN_COLUMN',
-          field: `${section}.${name}`,
-          message: `Unknown column "${name}" on target "${target.name}"`,
-        });
+        problems.push(unknownColumn(`${section}.${name}`, name, target));
         continue;
       }
       const increment = section === 'values' && request.type === 'increment';
       const problem =
         valueProblem(column, value, section === 'key' || increment) ?? (increment ? incrementProblem(value) : null);
-      if (problem) fail(`${section}.${name}`, `Column "${name}" ${problem}`);
+      if (problem) problems.push(invalid(`${section}.${name}`, `Column "${name}" ${problem}`));
       if (section === 'values' && column.generatedAlways)
-        fail(`values.${name}`, `Column "${name}" is generated and cannot be written`);
-      if (section === 'values' && request.type === 'increment' && !isNumericColumn(column)) {
-        fail(`values.${name}`, `Column "${name}" is not numeric and cannot be incremented`);
-      }
+        problems.push(invalid(`values.${name}`, `Column "${name}" is generated and cannot be written`));
+      if (increment && !isNumericColumn(column))
+        problems.push(invalid(`values.${name}`, `Column "${name}" is not numeric and cannot be incremented`));
     }
   }
-  if (problems.length > 0) return problems;
+  return problems;
+}
 
-  if (needsKey && key && !target.uniqueKeys.some((k) => sameColumns(k, Object.keys(key)))) {
-    fail(
-      'key',
-      `"key" must name exactly the primary key or one unique key of "${target.name}": ${describeKeys(target)}`,
+/** The key a unique key of the target; an insert's or upsert's required columns given; an upsert's conflict key. */
+function keyProblems(target: TargetTable, { type, values, key, conflictKey }: ICreateBatchOperationRequest): Problem[] {
+  const problems: Problem[] = [];
+  const mustBeUnique = (field: string) =>
+    invalid(
+      field,
+      `"${field}" must name exactly the primary key or one unique key of "${target.name}": ${describeKeys(target)}`,
     );
-  }
-  if (request.type === 'insert' || request.type === 'upsert') {
-    for (const column of target.columns.values()) {
+  if (key && !target.uniqueKeys.some((k) => sameColumns(k, Object.keys(key)))) problems.push(mustBeUnique('key'));
+  if (type === 'insert' || type === 'upsert') {
+    for (const column of target.columns.values())
       if (column.notNull && !column.hasDefault && !Object.hasOwn(values!, column.name))
-        fail(`values.${column.name}`, `Column "${column.name}" is required`);
-    }
+        problems.push(invalid(`values.${column.name}`, `Column "${column.name}" is required`));
   }
-  if (request.type === 'upsert') {
-    const conflictKey = request.conflictKey ?? target.primaryKey;
-    if (!conflictKey) fail('conflictKey', `"${target.name}" has no primary key; give a "conflictKey"`);
-    else if (conflictKey.some((c) => !target.columns.has(c))) {
-      const column = conflictKey.find((c) => !target.columns.has(c))!;
-      problems.push({
-        code: 'UNKNOWN_COLUMN',
-        field: 'conflictKey',
-        message: `Unknown column "${column}" on target "${target.name}"`,
-      });
-    } else if (!target.uniqueKeys.some((k) => sameColumns(k, conflictKey))) {
-      fail(
-        'conflictKey',
-        `"conflictKey" must name exactly the primary key or one unique key of "${target.name}": ${describeKeys(target)}`,
-      );
-    } else {
-      for (const c of conflictKey)
-        if (!Object.hasOwn(values!, c) || values![c] === null)
-          fail(`values.${c}`, `Column "${c}" of the conflict key needs a value`);
-    }
-  }
+  if (type !== 'upsert') return problems;
+  const conflictColumns = conflictKey ?? target.primaryKey;
+  const unknown = conflictColumns?.find((c) => !target.columns.has(c));
+  if (!conflictColumns)
+    problems.push(invalid('conflictKey', `"${target.name}" has no primary key; give a "conflictKey"`));
+  else if (unknown !== undefined) problems.push(unknownColumn('conflictKey', unknown, target));
+  else if (!target.uniqueKeys.some((k) => sameColumns(k, conflictColumns))) problems.push(mustBeUnique('conflictKey'));
+  else
+    for (const c of conflictColumns)
+      if (!Object.hasOwn(values!, c) || values![c] === null)
+        problems.push(invalid(`values.${c}`, `Column "${c}" of the conflict key needs a value`));
   return problems;
 }
 
