@@ -62,6 +62,7 @@ import { ImportController } from './controllers/import.controller';
 import { ImportFiles } from './services/imports/import-files';
 import { ImportJob } from './services/imports/import-job';
 import { ImportUploads } from './services/imports/import-uploads.service';
+import { UploadCapacity } from './services/imports/upload-capacity';
 import { CopyJob } from './services/jobs/copy-job';
 import { JobOperator } from './services/jobs/job-operator.service';
 import { JobRegistry } from './services/jobs/job-registry.service';
@@ -161,6 +162,7 @@ export class AppModule {
         ImportJob,
         ImportFiles,
         ImportUploads,
+        UploadCapacity,
         ...(config.role === 'api' ? [] : WORKER_LOOPS),
       ],
     };

@@ -339,3 +339,40 @@ describe('imports on PostgreSQL: a refused chunk sifted', () => {
     );
   });
 });
+
+describe('imports on PostgreSQL: what uploads may take', () => {
+  let jobs: Jobs;
+  const files = async () =>
+    (await jobs.db.query<{ bytes: string }>(`SELECT bytes FROM batch.import_files ORDER BY id`)).map((r) =>
+      Number(r.bytes),
+    );
+  /** A body that sends `start` and then nothing, as a caller that stalls. */
+  const stalled = (start: string) => {
+    const body = new Readable({ read() {} });
+    body.push(start);
+    return body;
+  };
+  const uploadOf = (body: Readable) =>
+    jobs.app
+      .get(ImportUploads)
+      .upload(jobs.client, { query: { target: 'items' }, contentType: 'text/csv', contentEncoding: undefined }, body);
+
+  before(async () => {
+    jobs = await startJobs({ targets: ['public.items'] }, [], {
+      BATCH_IMPORT_IDLE_TIMEOUT_MS: '300',
+    });
+    await jobs.db.query(`CREATE TABLE items ${TABLE}`);
+  });
+  after(() => jobs.close());
+
+  it('cuts a body that sends nothing for BATCH_IMPORT_IDLE_TIMEOUT_MS: REQUEST_TIMEOUT, nothing stored', async () => {
+    const executions = await jobs.db.query(`SELECT id FROM batch.job_executions`);
+    const body = stalled('id,qty,note\n1,1,a\n');
+    const refused = await refusal(uploadOf(body));
+    assert.equal(refused.code, 'REQUEST_TIMEOUT');
+    assert.deepEqual(await files(), []);
+    assert.deepEqual(await jobs.db.query(`SELECT id FROM batch.job_executions`), executions, 'nothing launched');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.ok(body.destroyed, 'a body still silent after the answer is closed');
+  });
+});
