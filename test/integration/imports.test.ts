@@ -346,6 +346,9 @@ describe('imports on PostgreSQL: what uploads may take', () => {
     (await jobs.db.query<{ bytes: string }>(`SELECT bytes FROM batch.import_files ORDER BY id`)).map((r) =>
       Number(r.bytes),
     );
+  /** A CSV file of about `bytes` bytes, its rows numbered from `first`. */
+  const csvOf = (first: number, bytes: number) =>
+    `id,qty,note\n${Array.from({ length: Math.ceil(bytes / 20) }, (_, i) => `${first + i},1,${'n'.repeat(12)}\n`).join('')}`;
   /** A body that sends `start` and then nothing, as a caller that stalls. */
   const stalled = (start: string) => {
     const body = new Readable({ read() {} });
@@ -359,11 +362,30 @@ describe('imports on PostgreSQL: what uploads may take', () => {
 
   before(async () => {
     jobs = await startJobs({ targets: ['public.items'] }, [], {
+      BATCH_IMPORT_MAX_UPLOADS: '20',
+      BATCH_IMPORT_MAX_CLIENT_UPLOADS: '20',
       BATCH_IMPORT_IDLE_TIMEOUT_MS: '300',
     });
     await jobs.db.query(`CREATE TABLE items ${TABLE}`);
   });
   after(() => jobs.close());
+
+  it('twenty uploads of the same bytes at once: one launches, every other is CONFLICT, none an error', async () => {
+    const csv = csvOf(1, 2000);
+    const answers = await Promise.allSettled(Array.from({ length: 20 }, () => upload(jobs, { target: 'items' }, csv)));
+    const launched = answers.filter((answer) => answer.status === 'fulfilled');
+    assert.equal(launched.length, 1);
+    for (const answer of answers) {
+      if (answer.status === 'fulfilled') continue;
+      const error = answer.reason as BatchError;
+      assert.ok(error instanceof BatchError, String(error));
+      assert.equal(error.code, 'CONFLICT');
+      assert.deepEqual(error.details, { reason: 'JOB_EXECUTION_RUNNING', executionId: launched[0].value.id });
+    }
+    assert.equal((await files()).length, 1, 'stored once');
+    await jobs.runAll();
+    await jobs.db.query(`DELETE FROM items; DELETE FROM batch.import_files`);
+  });
 
   it('cuts a body that sends nothing for BATCH_IMPORT_IDLE_TIMEOUT_MS: REQUEST_TIMEOUT, nothing stored', async () => {
     const executions = await jobs.db.query(`SELECT id FROM batch.job_executions`);

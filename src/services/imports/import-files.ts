@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { BatchError } from '../batch-error';
+import { IMPORT_FILES_LOCK_SPACE } from '../storage/advisory-locks';
 import { Database } from '../storage/database';
 
 /** The size of a stored block: a chunk reads the blocks its byte range touches. */
@@ -44,9 +45,14 @@ export class ImportFiles {
   /**
    * Names the file by the sha256 of the body as sent; when the client stored the same body before, the new copy is
    * dropped and the one stored first is used (the same bytes sent once compressed and once not are refused: they are
-   * two data sets of one name). Returns the file's id.
+   * two data sets of one name). Holds the client's files locked to the end of `tx` (IMPORT_FILES_LOCK_SPACE): uploads
+   * of one client take turns here, each finding what the one before it committed, where two of the same bytes at once
+   * both named their file and the second met the unique key. Returns the file's id.
    */
   async finish(tx: PoolClient, clientId: string, fileId: string, sha256: string, bytes: number): Promise<string> {
+    await tx.query(`SELECT pg_advisory_xact_lock(${IMPORT_FILES_LOCK_SPACE}, ($1::bigint % 2147483647)::int)`, [
+      clientId,
+    ]);
     const { rows } = await tx.query<{ id: string; same: boolean }>(
       `SELECT f.id, f.gzip = n.gzip AS same FROM batch.import_files f, batch.import_files n
         WHERE f.client_id = $1 AND f.sha256 = $2 AND n.id = $3`,
