@@ -55,12 +55,13 @@ export abstract class AppConfig {
   }>;
   /**
    * Uploads (POST /api/imports): at once per process (each on a connection of their own), at once per client in a
-   * process, and how long a body may send nothing.
+   * process, how long a body may send nothing, and how many bytes a client's stored data sets may take.
    */
   readonly uploads: Readonly<{
     maxUploads: number;
     maxClientUploads: number;
     idleTimeoutMs: number;
+    clientQuotaBytes: number;
   }>;
   readonly catalogTtlMs: number;
 }
@@ -196,6 +197,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxUploads,
       maxClientUploads: Math.min(maxUploads, integer(env, 'BATCH_IMPORT_MAX_CLIENT_UPLOADS', 2, 1, 100)),
       idleTimeoutMs: integer(env, 'BATCH_IMPORT_IDLE_TIMEOUT_MS', 30_000, 100, 300_000),
+      clientQuotaBytes: integer(env, 'BATCH_IMPORT_CLIENT_QUOTA_BYTES', 8 * 1024 ** 3, 1, 1024 ** 5),
     },
     retention: {
       hours: integer(env, 'BATCH_RETENTION_HOURS', 168, 1, 87_600),

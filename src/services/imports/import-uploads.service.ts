@@ -12,7 +12,7 @@ import { BatchError, invalidField } from '../batch-error';
 import { withDefaults } from '../jobs/job-parameters';
 import { JobOperator } from '../jobs/job-operator.service';
 import { JobSignals } from '../jobs/job-signals';
-import { BLOCK_BYTES, ImportFiles } from './import-files';
+import { BLOCK_BYTES, ImportFiles, overQuota } from './import-files';
 import { checkColumns, ImportJob, ImportPlan } from './import-job';
 import { scanRecords } from './record-scanner';
 import { csvFields, ndjsonRecord, RecordProblem } from './records';
@@ -39,11 +39,11 @@ const MOST_HEADER_BYTES = 16 << 20;
 
 /**
  * POST /api/imports: the body streamed into ImportFiles inside one transaction (its sha256 computed on the way, its
- * size counted after decompression against BATCH_IMPORT_MAX_BYTES, its header checked against the catalog as soon as
- * it has arrived), and the `import` job launched in the same transaction. So the 202 comes once the data is durable,
- * and an upload that breaks off, stalls, is refused or is too large leaves nothing and launches nothing. The
- * transaction runs on a connection of the uploads' own (UploadCapacity), never on the pool the queue and the API use,
- * whatever the caller's pace.
+ * size counted after decompression against BATCH_IMPORT_MAX_BYTES and the client's quota, its header checked against
+ * the catalog as soon as it has arrived), and the `import` job launched in the same transaction. So the 202 comes once
+ * the data is durable, and an upload that breaks off, stalls, is refused or is too large leaves nothing and launches
+ * nothing. The transaction runs on a connection of the uploads' own (UploadCapacity), never on the pool the queue and
+ * the API use, whatever the caller's pace.
  */
 @Injectable()
 export class ImportUploads {
@@ -110,6 +110,8 @@ export class ImportUploads {
     const gzip = /^\s*gzip\s*$/i.test(request.contentEncoding ?? '');
     if (request.contentEncoding && !gzip && !/^\s*identity\s*$/i.test(request.contentEncoding))
       throw new BatchError('VALIDATION_FAILED', `Content-Encoding ${request.contentEncoding} is not taken (gzip is)`);
+    const quota = this.config.uploads.clientQuotaBytes;
+    const storedBefore = await this.files.storedBytes(tx, client.id);
     const fileId = await this.files.create(tx, client.id, gzip);
     const hash = createHash('sha256');
     const hashed = new Transform({
@@ -161,6 +163,7 @@ export class ImportUploads {
             'PAYLOAD_TOO_LARGE',
             `The data set is larger than ${limit} bytes (decompressed)`,
           ));
+        if (storedBefore + received > quota) throw (refused = overQuota(quota, storedBefore));
         if (head) {
           head = Buffer.concat([head, chunk]);
           try {
@@ -187,7 +190,7 @@ export class ImportUploads {
     if (received === 0) throw new BatchError('VALIDATION_FAILED', 'The data set is empty');
     if (head) checkHead(plan, head, true);
     const sha256 = hash.digest('hex');
-    await this.files.finish(tx, client.id, fileId, sha256, received);
+    await this.files.finish(tx, client.id, fileId, sha256, received, quota);
     return sha256;
   }
 }

@@ -41,6 +41,6 @@ export async function lockClient(tx: PoolClient, id: string): Promise<void> {
 /**
  * Key space of the locks on a client's uploaded files, (IMPORT_FILES_LOCK_SPACE, id mod 2^31 - 1): an upload holds its
  * client's from naming its file to its commit (ImportFiles.finish), so that what it finds stored is what the uploads
- * before it committed: the same bytes sent twice at once are stored once.
+ * before it committed: the same bytes sent twice at once are stored once, and the client's quota counts every file.
  */
 export const IMPORT_FILES_LOCK_SPACE = 4244;
