@@ -54,6 +54,7 @@ import { ImportFiles } from './services/imports/import-files';
 import { ImportJob } from './services/imports/import-job';
 import { ImportUploads } from './services/imports/import-uploads.service';
 import { CopyJob } from './services/copy/copy-job';
+import { UploadCapacity } from './services/imports/upload-capacity';
 import { JobOperator } from './services/jobs/job-operator.service';
 import { JobRegistry } from './services/jobs/job-registry.service';
 import { JobLaunches } from './services/jobs/repository/job-launches';
@@ -155,6 +156,7 @@ const JOBS: Provider[] = [
   ImportJob,
   ImportFiles,
   ImportUploads,
+  UploadCapacity,
 ];
 
 @Module({})

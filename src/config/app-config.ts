@@ -61,6 +61,16 @@ export abstract class AppConfig {
     defaultRateLimitPerSecond: number | null;
     notBeforeMaxDays: number;
   }>;
+  /**
+   * Uploads (POST /api/imports): at once per process (each on a connection of their own), at once per client in a
+   * process, how long a body may send nothing, and how many bytes a client's stored data sets may take.
+   */
+  readonly uploads: Readonly<{
+    maxUploads: number;
+    maxClientUploads: number;
+    idleTimeoutMs: number;
+    clientQuotaBytes: number;
+  }>;
   readonly catalogTtlMs: number;
 }
 
@@ -138,6 +148,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const targetSchemas = schemas(env, 'BATCH_TARGET_SCHEMAS', 'public');
   const sourceSchemas = schemas(env, 'BATCH_SOURCE_SCHEMAS', targetSchemas.join(','));
   const chunkLimit = integer(env, 'BATCH_PROCESS_OPERATION_LIMIT', 1000, 1, 50_000);
+  const maxUploads = integer(env, 'BATCH_IMPORT_MAX_UPLOADS', 4, 1, 100);
 
   return deepFreeze({
     nodeEnv,
@@ -192,6 +203,12 @@ export function loadConfig(env: Env = process.env): AppConfig {
         ? integer(env, 'BATCH_DEFAULT_RATE_LIMIT', 0, 1, 10_000_000)
         : null,
       notBeforeMaxDays: integer(env, 'BATCH_NOT_BEFORE_MAX_DAYS', 365, 1, 36_500),
+    },
+    uploads: {
+      maxUploads,
+      maxClientUploads: Math.min(maxUploads, integer(env, 'BATCH_IMPORT_MAX_CLIENT_UPLOADS', 2, 1, 100)),
+      idleTimeoutMs: integer(env, 'BATCH_IMPORT_IDLE_TIMEOUT_MS', 30_000, 100, 300_000),
+      clientQuotaBytes: integer(env, 'BATCH_IMPORT_CLIENT_QUOTA_BYTES', 8 * 1024 ** 3, 1, 1024 ** 5),
     },
     retention: {
       hours: integer(env, 'BATCH_RETENTION_HOURS', 168, 1, 87_600),

@@ -39,11 +39,25 @@ const HTTP_CODES: Record<number, BatchError['code']> = {
   401: 'UNAUTHENTICATED',
   403: 'FORBIDDEN',
   404: 'NOT_FOUND',
+  408: 'REQUEST_TIMEOUT',
   409: 'CONFLICT',
   413: 'PAYLOAD_TOO_LARGE',
   429: 'RATE_LIMITED',
   503: 'UNAVAILABLE',
 };
+
+/**
+ * The headers an error's HTTP answer carries besides its body: when to try again (Retry-After, in whole seconds, as
+ * details.retryAfterMs says in milliseconds), and for a request whose body stalled, that its connection is closed
+ * (the rest of such a body is not waited for).
+ */
+export function httpHeadersOf(error: BatchError): [string, string][] {
+  const retryAfterMs = (error.details as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+  if (error.code === 'RATE_LIMITED' && typeof retryAfterMs === 'number')
+    return [['Retry-After', String(Math.max(1, Math.ceil(retryAfterMs / 1000)))]];
+  if (error.code === 'REQUEST_TIMEOUT') return [['Connection', 'close']];
+  return [];
+}
 
 /** Turns anything thrown into the contract's error shape: JSON body over REST, `err` over RPC. */
 @Catch()
@@ -64,7 +78,9 @@ export class BatchErrorFilter implements ExceptionFilter {
       setRpcOutcome(rpc, error.code);
       return throwError(() => error.toResponse());
     }
-    host.switchToHttp().getResponse<Response>().status(error.httpStatus).json(error.toResponse());
+    const response = host.switchToHttp().getResponse<Response>();
+    for (const [name, value] of httpHeadersOf(error)) response.setHeader(name, value);
+    response.status(error.httpStatus).json(error.toResponse());
   }
 
   private toBatchError(exception: unknown): BatchError {

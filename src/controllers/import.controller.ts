@@ -43,7 +43,7 @@ export class ImportController {
   @ApiQuery({ name: 'chunkSize', required: false, type: Number })
   @ApiQuery({ name: 'runId', required: false })
   @ApiAcceptedResponse({ type: JobExecutionDto })
-  @ApiErrors(400, 403, 409, 413)
+  @ApiErrors(400, 403, 408, 409, 413)
   upload(@Caller() client: AuthenticatedClient, @Req() request: Request): Promise<JobExecutionDto> {
     return this.uploads.upload(
       client,

@@ -29,6 +29,45 @@ async function post(
   return { status: response.status, body: (await response.json()) as never };
 }
 
+/** An HTTP answer read off a raw socket: its status, its headers (lower-cased names) and its JSON body. */
+interface RawAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: { code?: string; details?: { retryAfterMs?: number } };
+}
+
+/**
+ * An upload that declares 10 MB and sends a few bytes, then nothing, as a caller that stalls: its answer (once the
+ * server closes the connection), and whether it is still open.
+ */
+function stalledUpload(service: ServiceProcess, key: string): { answer: Promise<RawAnswer>; open(): boolean } {
+  const url = new URL(service.url);
+  let open = true;
+  const answer = new Promise<RawAnswer>((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname, () =>
+      socket.write(
+        `POST /api/imports?target=items HTTP/1.1\r\nHost: x\r\nx-api-key: ${key}\r\n` +
+          `content-type: text/csv\r\ncontent-length: 10000000\r\n\r\nid,qty,note\n1,`,
+      ),
+    );
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (data: string) => (text += data));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      open = false;
+      const [head, body] = text.split('\r\n\r\n');
+      const [statusLine, ...lines] = (head ?? '').split('\r\n');
+      const headers = Object.fromEntries(
+        lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]),
+      );
+      const json = /^[0-9a-f]+\r\n/.test(body ?? '') ? body.split('\r\n')[1] : body; // chunked or not
+      resolve({ status: Number(statusLine.split(' ')[1]), headers, body: json ? (JSON.parse(json) as never) : {} });
+    });
+  });
+  return { answer, open: () => open };
+}
+
 /**
  * Imports as callers make them, on the built service: the command line and the client package, and the bad input of
  * CONTRACT.md section 7 over HTTP, each answered with the contract's code and nothing stored half-way.
@@ -49,7 +88,11 @@ describe('imports (built service, real broker and database)', () => {
 
   before(async () => {
     service = await startService(
-      serviceEnv({ BATCH_JOB_POLL_INTERVAL: '100', BATCH_IMPORT_MAX_BYTES: String(40 * 1024 * 1024) }),
+      serviceEnv({
+        BATCH_JOB_POLL_INTERVAL: '100',
+        BATCH_IMPORT_MAX_BYTES: String(40 * 1024 * 1024),
+        BATCH_IMPORT_IDLE_TIMEOUT_MS: '5000',
+      }),
     );
     db = new TestDb(service.env.DB_NAME);
     await db.query(
@@ -233,6 +276,71 @@ describe('imports (built service, real broker and database)', () => {
       socket.on('error', reject);
     });
     await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.deepEqual(
+      [await executions(), await files()],
+      [executionsBefore, filesBefore],
+      'nothing stored, nothing launched',
+    );
+  });
+
+  // Uploads cannot starve anything else: they run on connections of their own, a few at once per process and per
+  // client, and a body that sends nothing is cut (BATCH_IMPORT_IDLE_TIMEOUT_MS).
+  it('fifty stalled uploads: creates, reads and /health answer meanwhile; each stalled one is 429 or 408', async () => {
+    const keys: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const created = await http<{ apiKey: string }>(service, 'POST', '/api/clients', service.adminKey, {
+        name: `uploader-${i}`,
+        targets: ['items'],
+      });
+      keys.push(created.body.apiKey);
+    }
+    const executions = () => db.count(`SELECT count(*) AS n FROM batch.job_executions`);
+    const files = () => db.count(`SELECT count(*) AS n FROM batch.import_files`);
+    const [executionsBefore, filesBefore] = [await executions(), await files()];
+    const uploads = keys.flatMap((key) => Array.from({ length: 10 }, () => stalledUpload(service, key)));
+    await new Promise((resolve) => setTimeout(resolve, 500)); // every one sent, and taken or refused
+    // not a measure of speed: on the service's shared pool, these waited for a connection 2 to 5 s, then failed
+    const timed = async (what: string, request: () => Promise<{ status: number }>, status: number) => {
+      const started = performance.now();
+      const answer = await request();
+      const ms = performance.now() - started;
+      assert.equal(answer.status, status, what);
+      assert.ok(ms < 1000, `${what} answered in ${Math.round(ms)} ms`);
+    };
+    for (let i = 0; i < 3; i++) {
+      await timed('GET /health', () => fetch(`${service.url}/health`), 200);
+      await timed(
+        'POST /api/operations',
+        () =>
+          http(service, 'POST', '/api/operations', keys[0], {
+            target: 'items',
+            type: 'insert',
+            values: { id: 900_000 + i, qty: 1, note: 'meanwhile' },
+          }),
+        201,
+      );
+      await timed('GET /api/jobs/executions', () => http(service, 'GET', '/api/jobs/executions', keys[1]), 200);
+    }
+    assert.equal(uploads.filter((upload) => upload.open()).length, 50, 'the stalled uploads were open meanwhile');
+
+    const answers = await Promise.all(uploads.map((upload) => upload.answer));
+    const statuses = answers.map((answer) => answer.status);
+    assert.deepEqual(
+      statuses.filter((status) => status !== 408 && status !== 429),
+      [],
+      JSON.stringify(statuses),
+    );
+    const cut = answers.filter((answer) => answer.status === 408);
+    assert.ok(cut.length >= 1 && cut.length <= 4, `${cut.length} taken at once (BATCH_IMPORT_MAX_UPLOADS: 4)`);
+    for (const answer of cut) {
+      assert.equal(answer.body.code, 'REQUEST_TIMEOUT');
+      assert.equal(answer.headers.connection, 'close');
+    }
+    for (const answer of answers.filter((a) => a.status === 429)) {
+      assert.equal(answer.body.code, 'RATE_LIMITED');
+      assert.ok(answer.body.details!.retryAfterMs! > 0);
+      assert.ok(Number(answer.headers['retry-after']) >= 1, JSON.stringify(answer.headers));
+    }
     assert.deepEqual(
       [await executions(), await files()],
       [executionsBefore, filesBefore],

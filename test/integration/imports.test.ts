@@ -339,3 +339,93 @@ describe('imports on PostgreSQL: a refused chunk sifted', () => {
     );
   });
 });
+
+describe('imports on PostgreSQL: what uploads may take', () => {
+  let jobs: Jobs;
+  const QUOTA = 100_000;
+  const files = async () =>
+    (await jobs.db.query<{ bytes: string }>(`SELECT bytes FROM batch.import_files ORDER BY id`)).map((r) =>
+      Number(r.bytes),
+    );
+  /** A CSV file of about `bytes` bytes, its rows numbered from `first`. */
+  const csvOf = (first: number, bytes: number) =>
+    `id,qty,note\n${Array.from({ length: Math.ceil(bytes / 20) }, (_, i) => `${first + i},1,${'n'.repeat(12)}\n`).join('')}`;
+  /** A body that sends `start` and then nothing, as a caller that stalls. */
+  const stalled = (start: string) => {
+    const body = new Readable({ read() {} });
+    body.push(start);
+    return body;
+  };
+  const uploadOf = (body: Readable) =>
+    jobs.app
+      .get(ImportUploads)
+      .upload(jobs.client, { query: { target: 'items' }, contentType: 'text/csv', contentEncoding: undefined }, body);
+
+  before(async () => {
+    jobs = await startJobs({ targets: ['public.items'] }, [], {
+      BATCH_IMPORT_MAX_UPLOADS: '20',
+      BATCH_IMPORT_MAX_CLIENT_UPLOADS: '20',
+      BATCH_IMPORT_CLIENT_QUOTA_BYTES: String(QUOTA),
+      BATCH_IMPORT_IDLE_TIMEOUT_MS: '300',
+    });
+    await jobs.db.query(`CREATE TABLE items ${TABLE}`);
+  });
+  after(() => jobs.close());
+
+  it('twenty uploads of the same bytes at once: one launches, every other is CONFLICT, none an error', async () => {
+    const csv = csvOf(1, 2000);
+    const answers = await Promise.allSettled(Array.from({ length: 20 }, () => upload(jobs, { target: 'items' }, csv)));
+    const launched = answers.filter((answer) => answer.status === 'fulfilled');
+    assert.equal(launched.length, 1);
+    for (const answer of answers) {
+      if (answer.status === 'fulfilled') continue;
+      const error = answer.reason as BatchError;
+      assert.ok(error instanceof BatchError, String(error));
+      assert.equal(error.code, 'CONFLICT');
+      assert.deepEqual(error.details, { reason: 'JOB_EXECUTION_RUNNING', executionId: launched[0].value.id });
+    }
+    assert.equal((await files()).length, 1, 'stored once');
+    await jobs.runAll();
+    await jobs.db.query(`DELETE FROM items; DELETE FROM batch.import_files`);
+  });
+
+  it("holds a client's stored data sets to its quota, counted as the body arrives and again when it is named", async () => {
+    const first = await upload(jobs, { target: 'items' }, csvOf(1, 60_000));
+    const [storedFirst] = await files();
+    const refused = await refusal(upload(jobs, { target: 'items' }, csvOf(10_000, 60_000)));
+    assert.equal(refused.code, 'PAYLOAD_TOO_LARGE');
+    assert.match(refused.message, new RegExp(`quota of ${QUOTA} bytes .*: ${storedFirst} bytes are stored`));
+    // a gzip bomb is refused once its decompressed bytes pass the quota, far below BATCH_IMPORT_MAX_BYTES
+    const bomb = gzipSync(Buffer.concat([Buffer.from('id,qty,note\n'), Buffer.alloc(20_000_000, '1,1,a\n')]));
+    const exploded = await refusal(upload(jobs, { target: 'items' }, bomb, { contentEncoding: 'gzip' }));
+    assert.deepEqual([exploded.code, /quota/.test(exploded.message)], ['PAYLOAD_TOO_LARGE', true]);
+    // each fits beside what was stored when it began; named one after the other, the second no longer does
+    const both = await Promise.allSettled([
+      upload(jobs, { target: 'items' }, csvOf(20_000, 25_000)),
+      upload(jobs, { target: 'items' }, csvOf(30_000, 25_000)),
+    ]);
+    assert.deepEqual(both.map((answer) => answer.status).sort(), ['fulfilled', 'rejected']);
+    const second = both.find((answer) => answer.status === 'rejected')!.reason as BatchError;
+    assert.equal(second.code, 'PAYLOAD_TOO_LARGE');
+    assert.ok((await files()).reduce((sum, bytes) => sum + bytes, 0) <= QUOTA, 'within the quota');
+    // what retention deleted no longer counts
+    await jobs.runAll();
+    assert.equal((await jobs.execution(first.id)).status, 'COMPLETED');
+    await jobs.db.query(`UPDATE batch.import_files SET created_at = now() - interval '1 year'`);
+    await jobs.app.get(RetentionService).purge();
+    assert.equal((await upload(jobs, { target: 'items' }, csvOf(10_000, 60_000))).status, 'STARTING');
+    await jobs.runAll();
+    await jobs.db.query(`DELETE FROM items; DELETE FROM batch.import_files`);
+  });
+
+  it('cuts a body that sends nothing for BATCH_IMPORT_IDLE_TIMEOUT_MS: REQUEST_TIMEOUT, nothing stored', async () => {
+    const executions = await jobs.db.query(`SELECT id FROM batch.job_executions`);
+    const body = stalled('id,qty,note\n1,1,a\n');
+    const refused = await refusal(uploadOf(body));
+    assert.equal(refused.code, 'REQUEST_TIMEOUT');
+    assert.deepEqual(await files(), []);
+    assert.deepEqual(await jobs.db.query(`SELECT id FROM batch.job_executions`), executions, 'nothing launched');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.ok(body.destroyed, 'a body still silent after the answer is closed');
+  });
+});

@@ -5,7 +5,7 @@ import { BatchError, toBatchError } from '../../src/services/batch-error';
 import { isConnectionError } from '../../src/services/storage/database-error';
 
 describe('BatchError', () => {
-  it('maps every code to the HTTP status of CONTRACT.md section 2', () => {
+  it("maps every code to its HTTP status: the contract's, and 408 for a body that stalls", () => {
     const expected: Record<ErrorCode, number> = {
       VALIDATION_FAILED: 400,
       UNKNOWN_TARGET: 400,
@@ -13,6 +13,7 @@ describe('BatchError', () => {
       UNAUTHENTICATED: 401,
       FORBIDDEN: 403,
       NOT_FOUND: 404,
+      REQUEST_TIMEOUT: 408,
       CONFLICT: 409,
       PAYLOAD_TOO_LARGE: 413,
       RATE_LIMITED: 429,

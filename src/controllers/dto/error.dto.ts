@@ -15,6 +15,7 @@ const DESCRIPTIONS: Record<number, string> = {
   401: 'UNAUTHENTICATED: no or wrong API key',
   403: "FORBIDDEN: target not granted, another client's operation, or admin only",
   404: 'NOT_FOUND',
+  408: 'REQUEST_TIMEOUT: the body sent nothing for too long; nothing was stored',
   409: 'CONFLICT: wrong state',
   413: 'PAYLOAD_TOO_LARGE',
   429: 'RATE_LIMITED (details.retryAfterMs)',

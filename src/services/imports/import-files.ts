@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { BatchError } from '../batch-error';
+import { IMPORT_FILES_LOCK_SPACE } from '../storage/advisory-locks';
 import { Database } from '../storage/database';
 
 /** The size of a stored block: a chunk reads the blocks its byte range touches. */
@@ -42,11 +43,37 @@ export class ImportFiles {
   }
 
   /**
+   * The bytes (decompressed) of the client's files stored and committed: all it uploaded that retention has not deleted
+   * yet (BATCH_RETENTION_HOURS after its upload, once no import of it runs).
+   */
+  async storedBytes(tx: PoolClient, clientId: string): Promise<number> {
+    const { rows } = await tx.query<{ bytes: string }>(
+      `SELECT coalesce(sum(bytes), 0) AS bytes FROM batch.import_files WHERE client_id = $1`,
+      [clientId],
+    );
+    return Number(rows[0].bytes);
+  }
+
+  /**
    * Names the file by the sha256 of the body as sent; when the client stored the same body before, the new copy is
    * dropped and the one stored first is used (the same bytes sent once compressed and once not are refused: they are
-   * two data sets of one name). Returns the file's id.
+   * two data sets of one name). Otherwise the client's files, this one included, must fit in `quota` bytes. Holds the
+   * client's files locked to the end of `tx` (IMPORT_FILES_LOCK_SPACE): uploads of one client take turns here, each
+   * finding what the one before it committed, where two of the same bytes at once both named their file and the second
+   * met the unique key, and two that each fitted beside what was stored when they began could together pass the quota.
+   * Returns the file's id.
    */
-  async finish(tx: PoolClient, clientId: string, fileId: string, sha256: string, bytes: number): Promise<string> {
+  async finish(
+    tx: PoolClient,
+    clientId: string,
+    fileId: string,
+    sha256: string,
+    bytes: number,
+    quota: number,
+  ): Promise<string> {
+    await tx.query(`SELECT pg_advisory_xact_lock(${IMPORT_FILES_LOCK_SPACE}, ($1::bigint % 2147483647)::int)`, [
+      clientId,
+    ]);
     const { rows } = await tx.query<{ id: string; same: boolean }>(
       `SELECT f.id, f.gzip = n.gzip AS same FROM batch.import_files f, batch.import_files n
         WHERE f.client_id = $1 AND f.sha256 = $2 AND n.id = $3`,
@@ -61,6 +88,8 @@ export class ImportFiles {
       await tx.query(`DELETE FROM batch.import_files WHERE id = $1`, [fileId]);
       return rows[0].id;
     }
+    const stored = await this.storedBytes(tx, clientId);
+    if (stored + bytes > quota) throw overQuota(quota, stored);
     await tx.query(`UPDATE batch.import_files SET sha256 = $2, bytes = $3 WHERE id = $1`, [fileId, sha256, bytes]);
     return fileId;
   }
@@ -94,6 +123,16 @@ export class ImportFiles {
       if (client !== tx) client.release();
     }
   }
+}
+
+/** PAYLOAD_TOO_LARGE for an upload that would take a client's stored data sets past its quota. */
+export function overQuota(quota: number, stored: number): BatchError {
+  return new BatchError(
+    'PAYLOAD_TOO_LARGE',
+    `This upload would take the client's stored data sets past its quota of ${quota} bytes (decompressed): ` +
+      `${stored} bytes are stored, each data set kept until retention deletes it`,
+    { quotaBytes: quota, storedBytes: stored },
+  );
 }
 
 /**

@@ -10,12 +10,12 @@ import type { IJobExecution, JobParameters } from '../../interfaces/job.interfac
 import { AuthenticatedClient } from '../access/client.service';
 import { BatchError, invalidField } from '../batch-error';
 import { JobOperator, JobSignals, withDefaults } from '../jobs';
-import { Database } from '../storage/database';
-import { BLOCK_BYTES, ImportFiles } from './import-files';
+import { BLOCK_BYTES, ImportFiles, overQuota } from './import-files';
 import { formatOfContentType } from './formats/formats';
 import { ImportJob } from './import-job';
 import type { ImportPlan } from './import-plan';
 import { scanRecords } from './record-scanner';
+import { UploadCapacity } from './upload-capacity';
 
 /** How an upload is described: the query of POST /api/imports and two headers. */
 export interface UploadRequest {
@@ -29,15 +29,17 @@ const OPTIONS = ['header', 'delimiter', 'quote', 'null', 'skipLimit', 'chunkSize
 
 /**
  * POST /api/imports: the body streamed into ImportFiles inside one transaction (its sha256 computed on the way, its
- * size counted after decompression against BATCH_IMPORT_MAX_BYTES, its header checked against the catalog as soon as
- * it has arrived), and the `import` job launched in the same transaction. So the 202 comes once the data is durable,
- * and an upload that breaks off, is refused or is too large leaves nothing and launches nothing.
+ * size counted after decompression against BATCH_IMPORT_MAX_BYTES and the client's quota, its header checked against
+ * the catalog as soon as it has arrived), and the `import` job launched in the same transaction. So the 202 comes once
+ * the data is durable, and an upload that breaks off, stalls, is refused or is too large leaves nothing and launches
+ * nothing. The transaction runs on a connection of the uploads' own (UploadCapacity), never on the pool the queue and
+ * the API use, whatever the caller's pace.
  */
 @Injectable()
 export class ImportUploads {
   constructor(
     private readonly config: AppConfig,
-    private readonly db: Database,
+    private readonly capacity: UploadCapacity,
     private readonly operator: JobOperator,
     private readonly job: ImportJob,
     private readonly files: ImportFiles,
@@ -45,6 +47,30 @@ export class ImportUploads {
   ) {}
 
   async upload(client: AuthenticatedClient, request: UploadRequest, body: Readable): Promise<IJobExecution> {
+    const idle = new IdleBody(body, this.config.uploads.idleTimeoutMs);
+    let executionId: string;
+    try {
+      const release = this.capacity.admit(client);
+      try {
+        executionId = await this.launch(client, request, body, idle);
+      } finally {
+        release();
+      }
+    } catch (error) {
+      idle.drain(); // the rest of a refused body is read, unstored, so that the answer reaches the caller
+      throw error;
+    }
+    this.signals.wake(); // now that it is committed
+    return this.operator.get(client, executionId);
+  }
+
+  /** The body stored and the job launched, in one transaction: the new execution's id. */
+  private async launch(
+    client: AuthenticatedClient,
+    request: UploadRequest,
+    body: Readable,
+    idle: IdleBody,
+  ): Promise<string> {
     const { parameters, options } = launchOf(request);
     const definition = this.job.definition;
     // everything but the data checked before any of it is stored; the sha256 is known at its end
@@ -58,14 +84,12 @@ export class ImportUploads {
       withDefaults(definition.parameters, launch.parameters),
       withDefaults(definition.options, launch.options),
     );
-    const executionId = await this.db.transaction(async (tx) => {
-      const sha256 = await this.store(tx, client, plan, request, body);
+    return this.capacity.transaction(async (tx) => {
+      const sha256 = await this.store(tx, client, plan, request, body, idle);
       const parameters = { ...launch.parameters, sha256 };
       const identity = await this.operator.identityOf(definition, parameters);
       return this.operator.decide(tx, client, definition, { parameters, options: launch.options, identity });
     });
-    this.signals.wake(); // now that it is committed
-    return this.operator.get(client, executionId);
   }
 
   /** The body stored block by block in `tx`: the sha256 of the body as sent. */
@@ -75,18 +99,23 @@ export class ImportUploads {
     plan: ImportPlan,
     request: UploadRequest,
     body: Readable,
+    idle: IdleBody,
   ): Promise<string> {
     const gzip = /^\s*gzip\s*$/i.test(request.contentEncoding ?? '');
     if (request.contentEncoding && !gzip && !/^\s*identity\s*$/i.test(request.contentEncoding))
       throw new BatchError('VALIDATION_FAILED', `Content-Encoding ${request.contentEncoding} is not taken (gzip is)`);
+    const quota = this.config.uploads.clientQuotaBytes;
+    const storedBefore = await this.files.storedBytes(tx, client.id);
     const fileId = await this.files.create(tx, client.id, gzip);
     const hash = createHash('sha256');
     const hashed = new Transform({
       transform(chunk: Buffer, _encoding, done) {
+        idle.arrived();
         hash.update(chunk);
         done(null, chunk);
       },
     });
+    hashed.on('drain', () => idle.arrived()); // the body is read again: from here its caller's pace counts
     const limit = this.config.limits.maxImportBytes;
     let stored = 0;
     let pending: Buffer[] = [];
@@ -115,6 +144,7 @@ export class ImportUploads {
     };
     let received = 0;
     let refused: BatchError | null = null; // the pipeline reports its own abort, not why
+    idle.cut = (error) => hashed.destroy((refused = error));
     // the request is piped rather than part of the pipeline, so that a refusal leaves it open to be answered
     body.once('error', (error) => hashed.destroy(error));
     body.once('close', () => {
@@ -129,6 +159,7 @@ export class ImportUploads {
             'PAYLOAD_TOO_LARGE',
             `The data set is larger than ${limit} bytes (decompressed)`,
           ));
+        if (storedBefore + received > quota) throw (refused = overQuota(quota, storedBefore));
         if (head) unchecked.push(chunk);
         // joined and checked when a piece brings a newline (where the first record may end) or passes the limit: at
         // every piece, a first record of megabytes was copied again with each, in time its length squared
@@ -147,7 +178,7 @@ export class ImportUploads {
       }
     }).catch(async (error: unknown) => {
       body.unpipe(hashed);
-      body.resume(); // read to its end, unstored, so that the answer reaches the caller
+      idle.drain();
       await writing.catch(() => undefined); // the transaction is rolled back only once no write uses it
       if (refused) throw refused;
       if (error instanceof BatchError) throw error;
@@ -159,8 +190,55 @@ export class ImportUploads {
     if (received === 0) throw new BatchError('VALIDATION_FAILED', 'The data set is empty');
     if (head) checkHead(plan, Buffer.concat([head, ...unchecked]), true, most);
     const sha256 = hash.digest('hex');
-    await this.files.finish(tx, client.id, fileId, sha256, received);
+    await this.files.finish(tx, client.id, fileId, sha256, received, quota);
     return sha256;
+  }
+}
+
+/**
+ * A request body watched for a caller that sends nothing: once it has sent nothing for `ms` while it was read, `cut`
+ * refuses the upload (REQUEST_TIMEOUT: its transaction rolls back, and the answer closes the connection); a body that
+ * still sends nothing after that, or while it is drained after a refusal, is destroyed with its connection. Time the
+ * service holds the body back (not read yet, or paused while a block is written) is not the caller's and never counts.
+ */
+class IdleBody {
+  /** What an idle period does while the body is stored: refuse the upload with the error given. */
+  cut: ((error: BatchError) => void) | null = null;
+  private readonly timer: NodeJS.Timeout;
+  private draining = false;
+
+  constructor(
+    private readonly body: Readable,
+    private readonly ms: number,
+  ) {
+    this.timer = setTimeout(() => this.idle(), ms).unref();
+    const stop = () => clearTimeout(this.timer);
+    body.once('end', stop);
+    body.once('close', stop);
+  }
+
+  /** Bytes arrived (or the body is read again): the idle period starts over. */
+  arrived(): void {
+    this.timer.refresh();
+  }
+
+  /** The rest of the body read and dropped, to its end (or until it stalls). */
+  drain(): void {
+    this.cut = null;
+    if (this.draining) return;
+    this.draining = true;
+    this.body.on('data', () => this.arrived());
+    this.body.resume();
+  }
+
+  private idle(): void {
+    if (this.body.readableFlowing !== true) return void this.timer.refresh(); // held back by the service
+    const cut = this.cut;
+    this.cut = null;
+    if (cut) {
+      cut(new BatchError('REQUEST_TIMEOUT', `The upload sent nothing for ${this.ms} ms; nothing was stored`));
+      this.timer.refresh();
+    } else this.body.destroy();
   }
 }
 

@@ -37,3 +37,10 @@ export async function lockTargets(tx: PoolClient, targets: string[]): Promise<vo
 export async function lockClient(tx: PoolClient, id: string): Promise<void> {
   await tx.query(`SELECT pg_advisory_xact_lock(${CLIENT_LOCK_SPACE}, ($1::bigint % 2147483647)::int)`, [id]);
 }
+
+/**
+ * Key space of the locks on a client's uploaded files, (IMPORT_FILES_LOCK_SPACE, id mod 2^31 - 1): an upload holds its
+ * client's from naming its file to its commit (ImportFiles.finish), so that what it finds stored is what the uploads
+ * before it committed: the same bytes sent twice at once are stored once, and the client's quota counts every file.
+ */
+export const IMPORT_FILES_LOCK_SPACE = 4244;
