@@ -65,56 +65,22 @@ export async function ndjsonLines(
   base: number,
   columns: Map<string, TargetColumn>,
 ): Promise<CopyRuns> {
-  const origin = (i: number) => ({
+  const runs = new LineRuns((i) => ({
     line: scanned.lines[i],
     byteOffset: base + scanned.starts[i],
     text: recordText(buffer, scanned.starts[i], endOf(scanned, i)),
-  });
-  const converted: CopyRuns = { runs: [], refused: [] };
+  }));
   const utf8 = isUtf8(buffer.subarray(scanned.starts[0] ?? 0, count > 0 ? endOf(scanned, count - 1) : 0));
   const keys: RecordKeys = { names: [], bytes: [] };
-  type Run = { columns: string[]; out: ByteWriter; bounds: number[]; lines: number[]; origins: number[] };
-  let run = null as Run | null; // set by the closures below
-  const close = () => {
-    if (!run) return;
-    const { origins } = run;
-    converted.runs.push({
-      columns: run.columns,
-      records: { data: run.out.data(), bounds: run.bounds, lines: run.lines, origin: (i) => origin(origins[i]) },
-    });
-    run = null;
-  };
-  /** A new run after the open one, its bytes in `out`. */
-  const open = (columns: string[], out = new ByteWriter()): Run => {
-    close();
-    return (run = { columns, out, bounds: [0], lines: [1], origins: [] });
-  };
-  const add = (to: Run, i: number, newlines: number) => {
-    to.bounds.push(to.out.length);
-    to.lines.push(to.lines[to.lines.length - 1] + newlines);
-    to.origins.push(i);
-  };
-  let spare = new ByteWriter(); // where a record is written while no run is open
   for (let i = 0; i < count; i++) {
     if (i > 0 && i % CONVERTED_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
     const [start, end] = [scanned.starts[i], endOf(scanned, i)];
     // a flat record is written straight into the open run, and moved when it starts another
-    const out: ByteWriter = run ? run.out : spare;
+    const out = runs.writer();
     const mark = out.length;
     const names = utf8 ? flatRecordInto(buffer, start, end, columns, out, keys) : null;
     if (names) {
-      let to: Run;
-      if (!run) {
-        to = open(names, spare);
-        spare = new ByteWriter();
-      } else if (sameColumns(run.columns, names)) to = run;
-      else {
-        const line = Buffer.from(out.data().subarray(mark));
-        out.length = mark;
-        to = open(names);
-        to.out.bytes(line, 0, line.length);
-      }
-      add(to, i, 1); // a flat record's line holds no newline but its end
+      runs.addWritten(i, names, mark);
       continue;
     }
     let record;
@@ -127,16 +93,85 @@ export async function ndjsonLines(
       record = ndjsonRecord(text, columns);
     } catch (error) {
       if (!(error instanceof RecordProblem)) throw error;
-      converted.refused.push({ error, origin: origin(i), column: error.column, read: true });
+      runs.refuse(i, error);
       continue;
     }
-    const to: Run = run && sameColumns(run.columns, record.columns) ? run : open(record.columns);
-    const line = Buffer.from(record.line);
-    to.out.bytes(line, 0, line.length);
-    add(to, i, newlines(line));
+    runs.add(i, record.columns, Buffer.from(record.line));
   }
-  close();
-  return converted;
+  return runs.done();
+}
+
+/**
+ * A chunk's NDJSON records as CSV lines, gathered into runs of records with the same columns: each run one COPY's data,
+ * each record in it knowing where it came from (`origin`, by the record's index in the chunk).
+ */
+class LineRuns {
+  private readonly converted: CopyRuns = { runs: [], refused: [] };
+  private run: { columns: string[]; out: ByteWriter; bounds: number[]; lines: number[]; origins: number[] } | null =
+    null;
+  /** Where a record is written while no run is open. */
+  private spare = new ByteWriter();
+
+  constructor(private readonly origin: (i: number) => Refusal['origin']) {}
+
+  /** Where the next record's line may be written straight away: the open run's bytes. */
+  writer(): ByteWriter {
+    return this.run ? this.run.out : this.spare;
+  }
+
+  /** Record `i`, written into writer() from `mark` on (one line: a flat record holds no newline but its end). */
+  addWritten(i: number, columns: string[], mark: number): void {
+    if (!this.run) {
+      this.open(columns, this.spare);
+      this.spare = new ByteWriter();
+    } else if (!sameColumns(this.run.columns, columns)) {
+      const out = this.run.out;
+      const line = Buffer.from(out.data().subarray(mark));
+      out.length = mark;
+      this.open(columns).out.bytes(line, 0, line.length);
+    }
+    this.count(i, 1);
+  }
+
+  /** Record `i` as the CSV line `line`. */
+  add(i: number, columns: string[], line: Buffer): void {
+    if (!this.run || !sameColumns(this.run.columns, columns)) this.open(columns);
+    this.run!.out.bytes(line, 0, line.length);
+    this.count(i, newlines(line));
+  }
+
+  refuse(i: number, error: RecordProblem): void {
+    this.converted.refused.push({ error, origin: this.origin(i), column: error.column, read: true });
+  }
+
+  done(): CopyRuns {
+    this.close();
+    return this.converted;
+  }
+
+  /** A new run after the open one, its bytes in `out`. */
+  private open(columns: string[], out = new ByteWriter()) {
+    this.close();
+    return (this.run = { columns, out, bounds: [0], lines: [1], origins: [] });
+  }
+
+  private count(i: number, newlines: number): void {
+    const run = this.run!;
+    run.bounds.push(run.out.length);
+    run.lines.push(run.lines[run.lines.length - 1] + newlines);
+    run.origins.push(i);
+  }
+
+  private close(): void {
+    if (!this.run) return;
+    const { columns, out, bounds, lines, origins } = this.run;
+    const origin = this.origin;
+    this.converted.runs.push({
+      columns,
+      records: { data: out.data(), bounds, lines, origin: (k) => origin(origins[k]) },
+    });
+    this.run = null;
+  }
 }
 
 /**

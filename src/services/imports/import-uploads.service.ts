@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { createHash } from 'node:crypto';
+import { createHash, Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -105,43 +105,13 @@ export class ImportUploads {
     if (request.contentEncoding && !gzip && !/^\s*identity\s*$/i.test(request.contentEncoding))
       throw new BatchError('VALIDATION_FAILED', `Content-Encoding ${request.contentEncoding} is not taken (gzip is)`);
     const quota = this.config.uploads.clientQuotaBytes;
+    const limit = this.config.limits.maxImportBytes;
     const storedBefore = await this.files.storedBytes(tx, client.id);
     const fileId = await this.files.create(tx, client.id, gzip);
+    const blocks = new FileBlocks(this.files, tx, fileId);
+    const head = new HeadCheck(plan, this.config.limits.maxImportRecordBytes);
     const hash = createHash('sha256');
-    const hashed = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        idle.arrived();
-        hash.update(chunk);
-        done(null, chunk);
-      },
-    });
-    hashed.on('drain', () => idle.arrived()); // the body is read again: from here its caller's pace counts
-    const limit = this.config.limits.maxImportBytes;
-    let stored = 0;
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
-    let head: Buffer | null = Buffer.alloc(0); // until the header is checked
-    let unchecked: Buffer[] = []; // pieces received since, not yet joined to it
-    const most = this.config.limits.maxImportRecordBytes;
-    // the whole blocks received so far (all of it when final) go to the database while the next ones are received: one
-    // write in flight at a time, awaited before the next
-    let writing: Promise<void> = Promise.resolve();
-    const append = async (final: boolean) => {
-      const data = Buffer.concat(pending);
-      const whole = final ? data.length : data.length - (data.length % BLOCK_BYTES);
-      pending = whole < data.length ? [data.subarray(whole)] : [];
-      pendingBytes = data.length - whole;
-      await writing;
-      writing = (async () => {
-        for (let offset = 0; offset < whole; offset += BLOCK_BYTES) {
-          const block = data.subarray(offset, Math.min(whole, offset + BLOCK_BYTES));
-          await this.files.append(tx, fileId, stored, block);
-          stored += block.length;
-        }
-      })();
-      writing.catch(() => undefined); // awaited at the next append or the end; meanwhile not an unhandled rejection
-      if (final) await writing;
-    };
+    const hashed = hashing(hash, idle);
     let received = 0;
     let refused: BatchError | null = null; // the pipeline reports its own abort, not why
     idle.cut = (error) => hashed.destroy((refused = error));
@@ -154,41 +124,29 @@ export class ImportUploads {
     await pipeline(hashed, gzip ? createGunzip() : new PassThrough(), async (source: AsyncIterable<Buffer>) => {
       for await (const chunk of source) {
         received += chunk.length;
-        if (received > limit)
-          throw (refused = new BatchError(
-            'PAYLOAD_TOO_LARGE',
-            `The data set is larger than ${limit} bytes (decompressed)`,
-          ));
-        if (storedBefore + received > quota) throw (refused = overQuota(quota, storedBefore));
-        if (head) unchecked.push(chunk);
-        // joined and checked when a piece brings a newline (where the first record may end) or passes the limit: at
-        // every piece, a first record of megabytes was copied again with each, in time its length squared
-        if (head && (chunk.includes(0x0a) || received > most)) {
-          head = Buffer.concat([head, ...unchecked]);
-          unchecked = [];
-          try {
-            if (checkHead(plan, head, false, most)) head = null;
-          } catch (error) {
-            throw (refused = error as BatchError);
-          }
+        try {
+          if (received > limit)
+            throw new BatchError('PAYLOAD_TOO_LARGE', `The data set is larger than ${limit} bytes (decompressed)`);
+          if (storedBefore + received > quota) throw overQuota(quota, storedBefore);
+          head.add(chunk, received);
+        } catch (error) {
+          throw (refused = error as BatchError);
         }
-        pending.push(chunk);
-        pendingBytes += chunk.length;
-        if (pendingBytes >= BLOCK_BYTES) await append(false);
+        await blocks.add(chunk);
       }
     }).catch(async (error: unknown) => {
       body.unpipe(hashed);
       idle.drain();
-      await writing.catch(() => undefined); // the transaction is rolled back only once no write uses it
+      await blocks.settled(); // the transaction is rolled back only once no write uses it
       if (refused) throw refused;
       if (error instanceof BatchError) throw error;
       if ((error as { code?: string }).code?.startsWith('Z_'))
         throw new BatchError('VALIDATION_FAILED', `The body is not valid gzip: ${(error as Error).message}`);
       throw error;
     });
-    await append(true);
+    await blocks.finish();
     if (received === 0) throw new BatchError('VALIDATION_FAILED', 'The data set is empty');
-    if (head) checkHead(plan, Buffer.concat([head, ...unchecked]), true, most);
+    head.finish();
     const sha256 = hash.digest('hex');
     await this.files.finish(tx, client.id, fileId, sha256, received, quota);
     return sha256;
@@ -239,6 +197,96 @@ class IdleBody {
       cut(new BatchError('REQUEST_TIMEOUT', `The upload sent nothing for ${this.ms} ms; nothing was stored`));
       this.timer.refresh();
     } else this.body.destroy();
+  }
+}
+
+/** The body's pieces on their way: hashed (`hash`, of the body as sent), and each counted as the caller's progress. */
+function hashing(hash: Hash, idle: IdleBody): Transform {
+  const hashed = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      idle.arrived();
+      hash.update(chunk);
+      done(null, chunk);
+    },
+  });
+  hashed.on('drain', () => idle.arrived()); // the body is read again: from here its caller's pace counts
+  return hashed;
+}
+
+/**
+ * A file's blocks written as the body arrives: the whole blocks received so far (all of it at the end) go to the
+ * database while the next ones are received, one write in flight at a time, awaited before the next.
+ */
+class FileBlocks {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private stored = 0;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly files: ImportFiles,
+    private readonly tx: PoolClient,
+    private readonly fileId: string,
+  ) {}
+
+  async add(chunk: Buffer): Promise<void> {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes >= BLOCK_BYTES) await this.append(false);
+  }
+
+  finish(): Promise<void> {
+    return this.append(true);
+  }
+
+  /** Once no write is in flight (whether it went through or not). */
+  settled(): Promise<void> {
+    return this.writing.catch(() => undefined);
+  }
+
+  private async append(final: boolean): Promise<void> {
+    const data = Buffer.concat(this.pending);
+    const whole = final ? data.length : data.length - (data.length % BLOCK_BYTES);
+    this.pending = whole < data.length ? [data.subarray(whole)] : [];
+    this.pendingBytes = data.length - whole;
+    await this.writing;
+    this.writing = (async () => {
+      for (let offset = 0; offset < whole; offset += BLOCK_BYTES) {
+        const block = data.subarray(offset, Math.min(whole, offset + BLOCK_BYTES));
+        await this.files.append(this.tx, this.fileId, this.stored, block);
+        this.stored += block.length;
+      }
+    })();
+    this.writing.catch(() => undefined); // awaited at the next append or the end; meanwhile not an unhandled rejection
+    if (final) await this.writing;
+  }
+}
+
+/**
+ * The start of the body checked against the catalog as it arrives (checkHead), until its first record has: joined
+ * and checked when a piece brings a newline (where the first record may end) or passes the longest record taken. At
+ * every piece, a first record of megabytes was copied again with each, in time its length squared.
+ */
+class HeadCheck {
+  private head: Buffer | null = Buffer.alloc(0);
+  private unchecked: Buffer[] = []; // pieces received since, not yet joined to it
+
+  constructor(
+    private readonly plan: ImportPlan,
+    private readonly most: number,
+  ) {}
+
+  add(chunk: Buffer, received: number): void {
+    if (!this.head) return;
+    this.unchecked.push(chunk);
+    if (!chunk.includes(0x0a) && received <= this.most) return;
+    this.head = Buffer.concat([this.head, ...this.unchecked]);
+    this.unchecked = [];
+    if (checkHead(this.plan, this.head, false, this.most)) this.head = null;
+  }
+
+  finish(): void {
+    if (this.head) checkHead(this.plan, Buffer.concat([this.head, ...this.unchecked]), true, this.most);
   }
 }
 
