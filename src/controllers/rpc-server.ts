@@ -100,28 +100,9 @@ export class RpcServer extends ServerRMQ {
     const replyTo = textOrUndefined(message.properties.replyTo) || undefined;
     const read = readRpcRequest(message.content, this.settings.maxMessageBytes);
     if ('problem' in read) return this.refuse(message, channel, read.problem, undefined);
-    if (read.id === undefined && replyTo !== undefined) {
-      const noId = new BatchError(
-        'VALIDATION_FAILED',
-        'A request with a replyTo needs a string "id", unique per request',
-      );
-      return this.refuse(message, channel, noId, undefined);
-    }
     const handler = this.getHandlerByPattern(read.pattern);
-    if (!handler) {
-      const unknown = new BatchError(
-        'VALIDATION_FAILED',
-        `Unknown pattern ${JSON.stringify(read.pattern.slice(0, 100))}`,
-      );
-      return this.refuse(message, channel, unknown, read.id);
-    }
-    if (read.id === undefined && !BATCH_EVENT_PATTERNS.includes(read.pattern)) {
-      const notEvent = new BatchError(
-        'VALIDATION_FAILED',
-        `${read.pattern} is answered only as a request (send, not emit); events may be ${BATCH_EVENT_PATTERNS.join(' or ')}`,
-      );
-      return this.refuse(message, channel, notEvent, undefined);
-    }
+    const refused = refusalOf(read, replyTo, handler !== null && handler !== undefined);
+    if (refused) return this.refuse(message, channel, refused.error, refused.id);
     const call = { ...read, id: read.id ?? randomUUID() };
     REQUESTS.set(message, call);
     const context = new RmqContext([message, channel, read.pattern]);
@@ -129,7 +110,7 @@ export class RpcServer extends ServerRMQ {
     const end = this.metrics.rpcDuration.startTimer({ pattern: read.pattern });
     let settle = () => channel.ack(message);
     try {
-      const response$ = this.transformToObservable(await handler(read.data, context));
+      const response$ = this.transformToObservable(await handler!(read.data, context));
       if (replyTo !== undefined) {
         this.send(response$, (reply) =>
           this.sendMessage({ id: call.id, ...reply }, replyTo, correlationId as string, context),
@@ -278,4 +259,24 @@ function whileOpen(action: () => unknown): void {
   } catch {
     // channel closed: the request comes again
   }
+}
+
+/**
+ * Why a readable request is refused before any handler runs (and the id to answer it under), or null: a request with a
+ * replyTo but no id, an unknown pattern, a pattern that is answered only as a request sent as an event.
+ */
+function refusalOf(
+  read: { pattern: string; id?: string },
+  replyTo: string | undefined,
+  known: boolean,
+): { error: BatchError; id: string | undefined } | null {
+  const refused = (message: string, id?: string) => ({ error: new BatchError('VALIDATION_FAILED', message), id });
+  if (read.id === undefined && replyTo !== undefined)
+    return refused('A request with a replyTo needs a string "id", unique per request');
+  if (!known) return refused(`Unknown pattern ${JSON.stringify(read.pattern.slice(0, 100))}`, read.id);
+  if (read.id === undefined && !BATCH_EVENT_PATTERNS.includes(read.pattern))
+    return refused(
+      `${read.pattern} is answered only as a request (send, not emit); events may be ${BATCH_EVENT_PATTERNS.join(' or ')}`,
+    );
+  return null;
 }

@@ -104,59 +104,13 @@ function isPlain(outcome: OperationOutcome): boolean {
 }
 
 /** The parameters of RECORD_CHUNK_SQL for a chunk. */
-export function recordChunkParams({ startedAt, read, filtered, steps, outcomes }: ChunkRecord): unknown[] {
-  const totals = emptyCounts();
-  for (const step of steps) for (const counter of COUNTERS) totals[counter] += step[counter];
-  const failed = outcomes.filter((o) => o.status === 'FAILED');
-  const chunk = {
-    exit_message: failed.length > 0 ? `${failed.length} of ${read} operations failed` : null,
-    worker: WORKER,
-    ...columns({ ...totals, readCount: read, processSkipCount: filtered, commitCount: 1 }),
-    started_at: startedAt,
-  };
-  const stepRows = steps.map((step) => ({
-    name: step.name,
-    target: step.target,
-    type: step.type,
-    status: step.status,
-    exit_message: step.exitMessage,
-    ...columns(step),
-    started_at: step.startedAt,
-    ended_at: step.endedAt,
-  }));
-  const targetIndex = new Map<string, number>();
-  const plain: ClaimedOperation[] = [];
-  const rows: OperationOutcome[] = [];
-  const counts = new Map<string, { clientId: string; target: number; completed: number; settled: number }>();
-  const streams = new Map<string, { target: number; priority: number; last: string }>(); // the last id read of each
-  const deferred: string[] = [];
-  const settled = roundsAsRuns(outcomes);
-  for (const outcome of settled) {
-    const { id, count: operations, clientId, target, priority } = outcome.operation;
-    let index = targetIndex.get(target);
-    if (index === undefined) targetIndex.set(target, (index = targetIndex.size + 1));
-    const key = `${clientId} ${index}`;
-    let count = counts.get(key);
-    if (!count) counts.set(key, (count = { clientId, target: index, completed: 0, settled: 0 }));
-    count.settled += operations;
-    if (outcome.operation.deferred) deferred.push(id);
-    else {
-      const last = lastId(outcome.operation);
-      const stream = streams.get(`${index} ${priority}`);
-      if (!stream) streams.set(`${index} ${priority}`, { target: index, priority, last });
-      else if (isAfter(last, stream.last)) stream.last = last;
-    }
-    if (!isPlain(outcome)) {
-      rows.push(outcome);
-      continue;
-    }
-    plain.push(outcome.operation);
-    count.completed += operations;
-  }
+export function recordChunkParams(record: ChunkRecord): unknown[] {
+  const failed = record.outcomes.filter((o) => o.status === 'FAILED');
+  const settled = roundsAsRuns(record.outcomes);
+  const { targetIndex, plain, rows, counts, streams, deferred } = sortOutcomes(settled);
   const messages = settledMessages(settled);
   return [
-    JSON.stringify(chunk),
-    JSON.stringify(stepRows),
+    ...chunkRows(record, failed.length),
     [...targetIndex.keys()],
     numberArray(rows.map((o) => o.operation.id)),
     numberArray(rows.map((o) => o.operation.clientId)),
@@ -179,6 +133,66 @@ export function recordChunkParams({ startedAt, read, filtered, steps, outcomes }
     numberArray([...streams.values()].map((s) => s.last)),
     numberArray(deferred),
   ];
+}
+
+/** The chunk's row and its steps' rows, as JSON named like their columns. */
+function chunkRows({ startedAt, read, filtered, steps }: ChunkRecord, failed: number): [string, string] {
+  const totals = emptyCounts();
+  for (const step of steps) for (const counter of COUNTERS) totals[counter] += step[counter];
+  const chunk = {
+    exit_message: failed > 0 ? `${failed} of ${read} operations failed` : null,
+    worker: WORKER,
+    ...columns({ ...totals, readCount: read, processSkipCount: filtered, commitCount: 1 }),
+    started_at: startedAt,
+  };
+  const stepRows = steps.map((step) => ({
+    name: step.name,
+    target: step.target,
+    type: step.type,
+    status: step.status,
+    exit_message: step.exitMessage,
+    ...columns(step),
+    started_at: step.startedAt,
+    ended_at: step.endedAt,
+  }));
+  return [JSON.stringify(chunk), JSON.stringify(stepRows)];
+}
+
+/**
+ * The chunk's outcomes sorted for its record: its targets numbered, the plain completions (to record as runs) apart
+ * from the outcomes that need a row, the counts by client and target, the last id read of each stream, and the
+ * operations taken from the deferred set.
+ */
+function sortOutcomes(settled: OperationOutcome[]) {
+  const targetIndex = new Map<string, number>();
+  const plain: ClaimedOperation[] = [];
+  const rows: OperationOutcome[] = [];
+  const counts = new Map<string, { clientId: string; target: number; completed: number; settled: number }>();
+  const streams = new Map<string, { target: number; priority: number; last: string }>(); // the last id read of each
+  const deferred: string[] = [];
+  for (const outcome of settled) {
+    const { id, count: operations, clientId, target, priority } = outcome.operation;
+    let index = targetIndex.get(target);
+    if (index === undefined) targetIndex.set(target, (index = targetIndex.size + 1));
+    const key = `${clientId} ${index}`;
+    let count = counts.get(key);
+    if (!count) counts.set(key, (count = { clientId, target: index, completed: 0, settled: 0 }));
+    count.settled += operations;
+    if (outcome.operation.deferred) deferred.push(id);
+    else {
+      const last = lastId(outcome.operation);
+      const stream = streams.get(`${index} ${priority}`);
+      if (!stream) streams.set(`${index} ${priority}`, { target: index, priority, last });
+      else if (isAfter(last, stream.last)) stream.last = last;
+    }
+    if (!isPlain(outcome)) {
+      rows.push(outcome);
+      continue;
+    }
+    plain.push(outcome.operation);
+    count.completed += operations;
+  }
+  return { targetIndex, plain, rows, counts, streams, deferred };
 }
 
 /**

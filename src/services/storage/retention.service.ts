@@ -7,6 +7,8 @@ import { MAX_ID } from './streams';
 export const THROUGHPUT_SINCE = `date_trunc('minute', now()) - interval '14 minutes'`;
 
 const BATCH_SIZE = 1000;
+/** Uploaded data sets deleted per statement: each goes with its blocks, up to BATCH_IMPORT_MAX_BYTES of them. */
+const FILES_PER_BATCH = 10;
 /** Runs hold up to a chunk's operations each: a few per statement. */
 const RUNS_PER_BATCH = 10;
 
@@ -43,6 +45,37 @@ export class RetentionService {
     importFiles: number;
   }> {
     const cutoff = new Date(Date.now() - this.config.retention.hours * 3_600_000);
+    const result = {
+      ...(await this.purgeOperations(cutoff)),
+      outbox: await this.inBatches(
+        `DELETE FROM batch.outbox WHERE id IN (SELECT id FROM batch.outbox WHERE sent_at < $1 ORDER BY id LIMIT ${BATCH_SIZE})`,
+        [cutoff],
+      ),
+      executions: await this.inBatches(
+        `DELETE FROM batch.chunks WHERE id IN (SELECT id FROM batch.chunks WHERE ended_at < $1 LIMIT ${BATCH_SIZE})`,
+        [cutoff],
+      ),
+      // an uploaded data set, once no execution of an import of it runs (one that failed cannot be restarted after);
+      // a few at a time, each with its blocks (up to 4 GiB)
+      importFiles: await this.inBatches(
+        `DELETE FROM batch.import_files WHERE id IN (
+           SELECT f.id FROM batch.import_files f
+            WHERE f.created_at < $1 AND NOT EXISTS (
+              SELECT 1 FROM batch.job_instances i JOIN batch.job_executions e ON e.instance_id = i.id
+               WHERE i.client_id = f.client_id AND i.job = 'import' AND i.parameters->>'sha256' = f.sha256
+                 AND e.status IN ('STARTING', 'STARTED', 'STOPPING'))
+            LIMIT ${FILES_PER_BATCH})`,
+        [cutoff],
+        FILES_PER_BATCH,
+      ),
+    };
+    if (Object.values(result).some((deleted) => deleted > 0))
+      this.logger.log(`retention deleted ${JSON.stringify(result)}`);
+    return result;
+  }
+
+  /** Operations settled before `cutoff`, with their outcomes and runs, and the requests no operation kept recalls. */
+  private async purgeOperations(cutoff: Date): Promise<{ operations: number; requests: number }> {
     // An operation settled before the cutoff was created before it, so none lies past the first one created since:
     // the batches walk only the old rows, not (when there is nothing to delete) the whole table, seconds with millions.
     const [{ horizon, requestHorizon }] = await this.db.query<{
@@ -58,44 +91,21 @@ export class RetentionService {
       `UPDATE batch.outbox o SET payload = batch.settled_message(o) WHERE sent_at IS NULL AND payload IS NULL AND created_at < $1`,
       [cutoff],
     );
-    const result = {
-      operations:
-        (await this.inBatches(
-          `WITH old AS (
-             DELETE FROM batch.outcomes WHERE operation_id IN (
-               SELECT operation_id FROM batch.outcomes WHERE operation_id < $2 AND settled_at < $1 ORDER BY operation_id LIMIT ${BATCH_SIZE})
-             RETURNING operation_id)
-           DELETE FROM batch.operations WHERE id IN (SELECT operation_id FROM old)`,
-          [cutoff, horizon ?? MAX_ID],
-        )) + (await this.purgeRuns(cutoff, horizon ?? MAX_ID)),
-      // a request is remembered (a redelivery stores nothing) as long as operations created with it
-      requests: await this.inBatches(
-        `DELETE FROM batch.requests WHERE id IN (SELECT id FROM batch.requests WHERE id < $1 ORDER BY id LIMIT ${BATCH_SIZE})`,
-        [requestHorizon ?? MAX_ID],
-      ),
-      outbox: await this.inBatches(
-        `DELETE FROM batch.outbox WHERE id IN (SELECT id FROM batch.outbox WHERE sent_at < $1 ORDER BY id LIMIT ${BATCH_SIZE})`,
-        [cutoff],
-      ),
-      executions: await this.inBatches(
-        `DELETE FROM batch.chunks WHERE id IN (SELECT id FROM batch.chunks WHERE ended_at < $1 LIMIT ${BATCH_SIZE})`,
-        [cutoff],
-      ),
-      // an uploaded data set, once no execution of an import of it runs (one that failed cannot be restarted after)
-      importFiles: await this.inBatches(
-        `DELETE FROM batch.import_files WHERE id IN (
-           SELECT f.id FROM batch.import_files f
-            WHERE f.created_at < $1 AND NOT EXISTS (
-              SELECT 1 FROM batch.job_instances i JOIN batch.job_executions e ON e.instance_id = i.id
-               WHERE i.client_id = f.client_id AND i.job = 'import' AND i.parameters->>'sha256' = f.sha256
-                 AND e.status IN ('STARTING', 'STARTED', 'STOPPING'))
-            LIMIT 10)`,
-        [cutoff],
-      ),
-    };
-    if (Object.values(result).some((deleted) => deleted > 0))
-      this.logger.log(`retention deleted ${JSON.stringify(result)}`);
-    return result;
+    const operations =
+      (await this.inBatches(
+        `WITH old AS (
+           DELETE FROM batch.outcomes WHERE operation_id IN (
+             SELECT operation_id FROM batch.outcomes WHERE operation_id < $2 AND settled_at < $1 ORDER BY operation_id LIMIT ${BATCH_SIZE})
+           RETURNING operation_id)
+         DELETE FROM batch.operations WHERE id IN (SELECT operation_id FROM old)`,
+        [cutoff, horizon ?? MAX_ID],
+      )) + (await this.purgeRuns(cutoff, horizon ?? MAX_ID));
+    // a request is remembered (a redelivery stores nothing) as long as operations created with it
+    const requests = await this.inBatches(
+      `DELETE FROM batch.requests WHERE id IN (SELECT id FROM batch.requests WHERE id < $1 ORDER BY id LIMIT ${BATCH_SIZE})`,
+      [requestHorizon ?? MAX_ID],
+    );
+    return { operations, requests };
   }
 
   /**
@@ -155,12 +165,12 @@ export class RetentionService {
     }
   }
 
-  private async inBatches(sql: string, params: unknown[]): Promise<number> {
+  private async inBatches(sql: string, params: unknown[], size = BATCH_SIZE): Promise<number> {
     let total = 0;
     for (;;) {
       const deleted = (await this.db.pool.query(sql, params)).rowCount ?? 0;
       total += deleted;
-      if (deleted < BATCH_SIZE) return total;
+      if (deleted < size) return total;
     }
   }
 }
