@@ -16,9 +16,9 @@ import {
   FINAL_JOB_STATUSES,
   IJobExecution,
   IJobExecutionList,
+  IListJobExecutionsRequest,
   JOB_PATTERNS,
   JobParameters,
-  JobStatus,
 } from '../interfaces/job.interfaces';
 import { BatchServiceError } from './batch-service.error';
 import { importFile, ImportParams } from './import-file';
@@ -103,9 +103,8 @@ export class BatchServiceClient implements OnModuleDestroy {
     return this.call(JOB_PATTERNS.getJobExecution, { id });
   }
 
-  listJobExecutions(
-    query: { job?: string; status?: JobStatus; limit?: number; cursor?: string } = {},
-  ): Promise<IJobExecutionList> {
+  /** Newest first, a page of `limit` (default 50); `instanceId` gives one instance's executions, restarts included. */
+  listJobExecutions(query: IListJobExecutionsRequest = {}): Promise<IJobExecutionList> {
     return this.call(JOB_PATTERNS.listJobExecutions, query);
   }
 

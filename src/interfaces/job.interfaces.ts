@@ -76,6 +76,8 @@ export interface IJobExecutionIdRequest {
 export interface IListJobExecutionsRequest {
   job?: string;
   status?: JobStatus;
+  /** One job instance's executions: the first and each restart, automatic ones included. */
+  instanceId?: string;
   limit?: number;
   cursor?: string;
 }

@@ -5,6 +5,7 @@ import type {
   IJobExecution,
   IJobExecutionList,
   IJobRejectList,
+  IListJobExecutionsRequest,
   JobParameters,
   JobStatus,
 } from '../../interfaces/job.interfaces';
@@ -145,15 +146,13 @@ export class JobOperator {
     }
   }
 
-  async list(
-    client: AuthenticatedClient,
-    query: { job?: string; status?: JobStatus; limit?: number; cursor?: string },
-  ): Promise<IJobExecutionList> {
+  async list(client: AuthenticatedClient, query: IListJobExecutionsRequest): Promise<IJobExecutionList> {
     const limit = query.limit ?? 50;
     const items = await this.views.executions({
       clientId: scope(client),
       job: query.job,
       status: query.status,
+      instanceId: query.instanceId,
       before: query.cursor,
       limit,
     });
