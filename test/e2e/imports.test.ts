@@ -80,7 +80,10 @@ describe('imports (built service, real broker and database)', () => {
     rows[99] = '100,-5,negative';
     writeFileSync(file, gzipSync(`id,qty,note\n${rows.join('\n')}\n`));
     const args = [CLI, 'import', file, '--target', 'items', '--url', service.url, '--key', key, '--chunk-size', '5000'];
-    const completed = await run(process.execPath, [...args, '--skip-limit', '5']);
+    const completed = await run(process.execPath, [...args, '--skip-limit', '5']).catch(
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+    assert.equal((completed as { code?: number }).code, 4, 'completed with skips');
     assert.match(
       completed.stdout,
       /^COMPLETED \(COMPLETED_WITH_SKIPS\): 20000 records read, 19999 written, 1 rejected/,
