@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { JOB_PATTERNS } from '../../src/interfaces/job.interfaces';
+import { BATCH_PATTERNS, ERROR_CODES } from '../../src/interfaces/operation.interfaces';
+
+const ROOT = join(__dirname, '..', '..', '..');
+const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
+const API = read('docs/api.md');
+
+/** Every file under `path` (a folder or a file), as paths from the repository's root. */
+function files(path: string): string[] {
+  const full = join(ROOT, path);
+  if (!existsSync(full)) return [];
+  if (!statSync(full).isDirectory()) return [path];
+  return readdirSync(full).flatMap((entry) => files(join(path, entry)));
+}
+
+/** `GET /api/jobs/executions/:id` and the like, from the controllers' decorators, in the order they are declared. */
+function restRoutes(): string[] {
+  const routes: string[] = [];
+  for (const file of files('src/controllers').filter((f) => f.endsWith('.controller.ts'))) {
+    let prefix = '';
+    const decorators = /@(Controller|Get|Post|Put|Patch|Delete)\((?:'([^']*)')?\)/g;
+    for (const [, decorator, path = ''] of read(file).matchAll(decorators)) {
+      if (decorator === 'Controller') prefix = path;
+      else routes.push(`${decorator.toUpperCase()} /${[prefix, path].filter(Boolean).join('/')}`);
+    }
+  }
+  return routes;
+}
+
+describe('the API reference (docs/api.md)', () => {
+  it('lists every REST endpoint the controllers declare', () => {
+    const routes = restRoutes();
+    assert.ok(routes.length > 20, `routes found: ${routes.join(', ')}`);
+    for (const route of routes) {
+      const quoted = new RegExp('`' + route.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&') + '[`?]');
+      assert.match(API, quoted, `${route} is not in docs/api.md`);
+    }
+  });
+
+  it('lists every RPC pattern with its data and response, and every error code', () => {
+    for (const pattern of [...Object.values(BATCH_PATTERNS), ...Object.values(JOB_PATTERNS)])
+      assert.match(API, new RegExp(`^\\| \`${pattern}\` +\\|`, 'm'), pattern);
+    for (const code of ERROR_CODES) assert.match(API, new RegExp(`^\\| \`${code}\` +\\| \\d{3} `, 'm'), code);
+    for (const name of ['operations.settled', 'job.finished', 'operations.settled.<client name>'])
+      assert.ok(API.includes(`\`${name}\``), name);
+  });
+});
