@@ -94,7 +94,10 @@ export class BatchServiceClient implements OnModuleDestroy {
     return this.call(BATCH_PATTERNS.cancelOperation, { id });
   }
 
-  /** Launches `job` (CONTRACT.md section 6): the new execution, STARTING; CONFLICT when its instance runs or ran. */
+  /**
+   * Launches `job` with its identifying `parameters` and its `options`: the new execution, STARTING; CONFLICT when its
+   * instance runs or ran (`details.reason`, `details.executionId`).
+   */
   launchJob(job: string, parameters: JobParameters = {}, options: JobParameters = {}): Promise<IJobExecution> {
     return this.call(JOB_PATTERNS.launchJob, { job, parameters, options });
   }
@@ -138,9 +141,9 @@ export class BatchServiceClient implements OnModuleDestroy {
   }
 
   /**
-   * Uploads a CSV or NDJSON data set (a path, or a stream) to be loaded into a table by the job `import` (CONTRACT.md
-   * section 7), streamed over HTTP (the `httpUrl` option); resolves with the execution once the service stored the
-   * whole body. `waitForJobExecution` awaits its end.
+   * Uploads a CSV or NDJSON data set (a path, or a stream) to be loaded into a table by the job `import`, streamed over
+   * HTTP (the `httpUrl` option); resolves with the execution once the service stored the whole body.
+   * `waitForJobExecution` awaits its end.
    */
   importFile(
     source: string | Readable,

@@ -31,7 +31,7 @@ async function post(
 
 /**
  * Imports as callers make them, on the built service: the command line and the client package, and the bad input of
- * CONTRACT.md section 7 over HTTP, each answered with the contract's code and nothing stored half-way.
+ * docs/api.md#imports over HTTP, each answered with the contract's code and nothing stored half-way.
  */
 describe('imports (built service, real broker and database)', () => {
   let service: ServiceProcess;

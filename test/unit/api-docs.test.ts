@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { JOB_PATTERNS } from '../../src/interfaces/job.interfaces';
 import { BATCH_PATTERNS, ERROR_CODES } from '../../src/interfaces/operation.interfaces';
@@ -47,5 +47,38 @@ describe('the API reference (docs/api.md)', () => {
     for (const code of ERROR_CODES) assert.match(API, new RegExp(`^\\| \`${code}\` +\\| \\d{3} `, 'm'), code);
     for (const name of ['operations.settled', 'job.finished', 'operations.settled.<client name>'])
       assert.ok(API.includes(`\`${name}\``), name);
+  });
+});
+
+describe('the documentation, whole in the repository', () => {
+  const documents = [
+    'README.md',
+    'ARCHITECTURE.md',
+    ...files('docs'),
+    ...files('src/client'),
+    ...files('bench'),
+  ].filter((f) => f.endsWith('.md'));
+
+  it('links only to files of the repository (or to web addresses), and each link is there', () => {
+    for (const document of documents) {
+      for (const [, target] of read(document).matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^(https?:|mailto:|#)/.test(target)) continue;
+        const path = resolve(ROOT, dirname(document), target.split('#')[0]);
+        assert.ok(!relative(ROOT, path).startsWith('..'), `${document} links outside the repository: ${target}`);
+        assert.ok(existsSync(path), `${document} links to a missing ${target}`);
+      }
+    }
+  });
+
+  it('names no document kept outside the repository', () => {
+    const outside = new RegExp(['CONTRACT', 'DESIGN'].map((name) => `${name}\\.md`).join('|'));
+    const checked = [
+      ...['src', 'test', 'docs', 'scripts', 'bench'].flatMap(files),
+      'README.md',
+      'ARCHITECTURE.md',
+      '.env.example',
+    ];
+    for (const file of checked.filter((f) => /\.(ts|js|md|sql|json|example)$/.test(f)))
+      assert.doesNotMatch(read(file), outside, file);
   });
 });

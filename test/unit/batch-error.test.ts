@@ -5,7 +5,7 @@ import { BatchError, toBatchError } from '../../src/services/batch-error';
 import { isConnectionError } from '../../src/services/storage/database-error';
 
 describe('BatchError', () => {
-  it('maps every code to the HTTP status of CONTRACT.md section 2', () => {
+  it('maps every code to the HTTP status of docs/api.md#errors', () => {
     const expected: Record<ErrorCode, number> = {
       VALIDATION_FAILED: 400,
       UNKNOWN_TARGET: 400,

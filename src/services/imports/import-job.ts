@@ -65,7 +65,7 @@ interface Records {
 }
 
 /**
- * The built-in `import` (CONTRACT.md section 7): an uploaded CSV or NDJSON data set (ImportFiles) into a target table.
+ * The built-in `import` (docs/jobs.md#import): an uploaded CSV or NDJSON data set (ImportFiles) into a target table.
  * A chunk is `chunkSize` records found by a quote-aware scan of the stored bytes (record-scanner.ts), whose raw bytes
  * go to `COPY … FROM STDIN` (an NDJSON record is first made a CSV line); an upsert copies them into a temporary table
  * and writes them with `INSERT … SELECT … ON CONFLICT`. The step's position (byte offset and line) is saved with
