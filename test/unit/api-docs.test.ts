@@ -82,3 +82,35 @@ describe('the documentation, whole in the repository', () => {
       assert.doesNotMatch(read(file), outside, file);
   });
 });
+
+describe("the client package's README", () => {
+  const readme = read('src/client/README.md');
+  /** The fields of an exported interface of a source file. */
+  const fields = (file: string, name: string) => {
+    const body = new RegExp(`export interface ${name} \\{([\\s\\S]*?)\\n\\}`).exec(read(file))![1];
+    return [...body.matchAll(/^ {2}(\w+)\??:/gm)].map(([, field]) => field);
+  };
+
+  it('lists every option of the client, the consumers and importFile, by name', () => {
+    for (const [file, name] of [
+      ['src/client/batch-service.client.ts', 'BatchServiceClientOptions'],
+      ['src/client/settled-events.consumer.ts', 'SettledEventsOptions'],
+      ['src/client/import-file.ts', 'ImportParams'],
+    ]) {
+      const names = fields(file, name);
+      assert.ok(names.length >= 5, `${name}: ${names.join(', ')}`);
+      for (const field of names) assert.match(readme, new RegExp(`\\| \`${field}\` +\\|`), `${name}.${field}`);
+    }
+  });
+
+  it("lists every public method of BatchServiceClient, and the command line's flags", () => {
+    const source = read('src/client/batch-service.client.ts');
+    const methods = [...source.matchAll(/^ {2}(?:async )?([a-z]\w*)(?:<\w+>)?\(/gm)]
+      .map(([, method]) => method)
+      .filter((method) => !['constructor', 'onModuleDestroy'].includes(method));
+    assert.ok(methods.length >= 14, methods.join(', '));
+    for (const method of methods) assert.ok(readme.includes(`\`${method}(`), method);
+    for (const [, flag] of read('src/client/cli-args.ts').matchAll(/^ {2}'?([a-z][\w-]*)'?: \{ type:/gm))
+      if (flag !== 'help') assert.ok(readme.includes(`\`--${flag}`), `--${flag}`);
+  });
+});
