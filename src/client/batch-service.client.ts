@@ -16,9 +16,9 @@ import {
   FINAL_JOB_STATUSES,
   IJobExecution,
   IJobExecutionList,
+  IListJobExecutionsRequest,
   JOB_PATTERNS,
   JobParameters,
-  JobStatus,
 } from '../interfaces/job.interfaces';
 import { BatchServiceError } from './batch-service.error';
 import { importFile, ImportParams } from './import-file';
@@ -94,7 +94,10 @@ export class BatchServiceClient implements OnModuleDestroy {
     return this.call(BATCH_PATTERNS.cancelOperation, { id });
   }
 
-  /** Launches `job` (CONTRACT.md section 6): the new execution, STARTING; CONFLICT when its instance runs or ran. */
+  /**
+   * Launches `job` with its identifying `parameters` and its `options`: the new execution, STARTING; CONFLICT when its
+   * instance runs or ran (`details.reason`, `details.executionId`).
+   */
   launchJob(job: string, parameters: JobParameters = {}, options: JobParameters = {}): Promise<IJobExecution> {
     return this.call(JOB_PATTERNS.launchJob, { job, parameters, options });
   }
@@ -103,9 +106,8 @@ export class BatchServiceClient implements OnModuleDestroy {
     return this.call(JOB_PATTERNS.getJobExecution, { id });
   }
 
-  listJobExecutions(
-    query: { job?: string; status?: JobStatus; limit?: number; cursor?: string } = {},
-  ): Promise<IJobExecutionList> {
+  /** Newest first, a page of `limit` (default 50); `instanceId` gives one instance's executions, restarts included. */
+  listJobExecutions(query: IListJobExecutionsRequest = {}): Promise<IJobExecutionList> {
     return this.call(JOB_PATTERNS.listJobExecutions, query);
   }
 
@@ -139,9 +141,9 @@ export class BatchServiceClient implements OnModuleDestroy {
   }
 
   /**
-   * Uploads a CSV or NDJSON data set (a path, or a stream) to be loaded into a table by the job `import` (CONTRACT.md
-   * section 7), streamed over HTTP (the `httpUrl` option); resolves with the execution once the service stored the
-   * whole body. `waitForJobExecution` awaits its end.
+   * Uploads a CSV or NDJSON data set (a path, or a stream) to be loaded into a table by the job `import`, streamed over
+   * HTTP (the `httpUrl` option); resolves with the execution once the service stored the whole body.
+   * `waitForJobExecution` awaits its end.
    */
   importFile(
     source: string | Readable,

@@ -1,112 +1,100 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
+import { existsSync, statSync } from 'node:fs';
 import type { IJobExecution, IJobRejectList } from '../interfaces/job.interfaces';
-import { BatchServiceError } from './batch-service.error';
-import { answerOf, importFile, ImportParams, ImportTarget } from './import-file';
-
-const USAGE = `batch-service import <file> --target <table> [options]
-
-Uploads a CSV or NDJSON file (optionally .gz) to the Batch Service, which loads it into the table, and follows the
-load to its end: progress on the terminal, then the rejected records. Exit code 0 when the import completed (with or
-without rejects), 1 when it failed or stopped, 2 when the upload was refused.
-
-  --target <table>         the table loaded (required)
-  --mode insert|upsert     default insert
-  --conflict-key <a,b>     upsert: a unique key (default the primary key)
-  --format csv|ndjson      default from the file name
-  --no-header              CSV: the first record is data; --columns names the fields
-  --columns <a,b,c>        CSV without a header: the columns in file order
-  --delimiter <c>  --quote <c>  --null <text>
-  --skip-limit <n>         records that may be rejected (default 0)
-  --chunk-size <n>         records per transaction
-  --run-id <text>          load the same file once more
-  --url <url>              the service (default $BATCH_SERVICE_URL or http://127.0.0.1:3000)
-  --key <key>              the API key (default $BATCH_API_KEY)`;
-
-const FLAGS = {
-  target: { type: 'string' },
-  mode: { type: 'string' },
-  'conflict-key': { type: 'string' },
-  format: { type: 'string' },
-  'no-header': { type: 'boolean' },
-  columns: { type: 'string' },
-  delimiter: { type: 'string' },
-  quote: { type: 'string' },
-  null: { type: 'string' },
-  'skip-limit': { type: 'string' },
-  'chunk-size': { type: 'string' },
-  'run-id': { type: 'string' },
-  url: { type: 'string' },
-  key: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
+import { EXIT, parseCommand, refusal, USAGE } from './cli-args';
+import { decide, look, startFollowing, unreachableReason } from './follow';
+import { answerOf, importFile, ImportTarget } from './import-file';
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: FLAGS, allowPositionals: true });
-  const [command, file] = positionals;
-  if (values.help || command !== 'import' || !file || !values.target) {
-    console.error(USAGE);
-    return values.help ? 0 : 2;
+  const command = parseCommand(argv, process.env);
+  if (command.kind === 'help') {
+    console.log(USAGE);
+    return EXIT.completed;
   }
-  const service: ImportTarget = {
-    url: values.url ?? process.env.BATCH_SERVICE_URL ?? 'http://127.0.0.1:3000',
-    apiKey: values.key ?? process.env.BATCH_API_KEY ?? '',
-  };
-  const count = (text: string | undefined) => (text === undefined ? undefined : Number(text));
-  const params: ImportParams = {
-    target: values.target,
-    mode: values.mode as ImportParams['mode'],
-    conflictKey: values['conflict-key'],
-    format: values.format as ImportParams['format'],
-    header: values['no-header'] ? false : undefined,
-    columns: values.columns,
-    delimiter: values.delimiter,
-    quote: values.quote,
-    null: values.null,
-    skipLimit: count(values['skip-limit']),
-    chunkSize: count(values['chunk-size']),
-    runId: values['run-id'],
-  };
+  if (command.kind === 'wrong') {
+    console.error(`batch-service: ${command.problem}`);
+    return EXIT.refused;
+  }
+  const { file, service, params, timeoutMs } = command;
+  if (!existsSync(file) || !statSync(file).isFile()) {
+    console.error(`batch-service: there is no file ${file}`);
+    return EXIT.refused;
+  }
   const bar = new ProgressBar();
-  let execution: IJobExecution;
+  let launched: IJobExecution;
+  let sent = 0;
+  const uploaded = (bytes: number, total: number | null) => bar.show('upload', (sent = bytes), total, 'B');
   try {
-    execution = await importFile(service, file, params, (sent, total) => bar.show('upload', sent, total, 'B'));
+    launched = await importFile(service, file, params, uploaded);
   } catch (error) {
     bar.done();
-    console.error(`refused: ${error instanceof BatchServiceError ? `${error.code}: ${error.message}` : error}`);
-    return 2;
+    const reason = unreachableReason(error);
+    if (reason === null) {
+      console.error(`refused: ${refusal(error)}`);
+      return EXIT.refused;
+    }
+    console.error(
+      `cannot reach the service at ${service.url} (${reason}): is it running, and is that its address ` +
+        '(--url or $BATCH_SERVICE_URL)?',
+    );
+    if (sent > 0)
+      console.error(
+        'The upload broke off: nothing was launched unless the service had stored the whole file. The same ' +
+          'command again tells which: a stored file is refused as running or loaded.',
+      );
+    return EXIT.unreachable;
   }
   bar.done();
-  console.error(`execution ${execution.id} of job instance ${execution.instanceId}`);
-  const get = async <T>(path: string) =>
-    answerOf<T>(await fetch(service.url + path, { headers: { 'x-api-key': service.apiKey } }));
+  console.error(`execution ${launched.id} of job instance ${launched.instanceId}`);
+
+  const state = startFollowing(launched, Date.now(), timeoutMs);
   for (;;) {
-    execution = await get<IJobExecution>(`/api/jobs/executions/${execution.id}`);
-    const { progress } = execution;
-    if (progress) bar.show('load', progress.done, progress.total, 'B', progress.etaSeconds);
-    if (['COMPLETED', 'FAILED', 'STOPPED', 'ABANDONED'].includes(execution.status)) break;
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    const seen = await look(service, launched.instanceId);
+    const move = decide(state, seen, Date.now());
+    for (const line of move.say) bar.note(line);
+    const progress = seen.kind === 'executions' ? seen.items[0]?.progress : null;
+    if (progress) bar.show('load', progress.done, progress.total, progress.unit, progress.etaSeconds);
+    if (move.kind === 'end') {
+      bar.done();
+      if (seen.kind === 'executions') await report(service, state.executions);
+      return move.exit;
+    }
+    await new Promise((resolve) => setTimeout(resolve, move.ms));
   }
-  bar.done();
-  const step = execution.steps[0];
-  const rejected = step ? step.readSkipCount + step.processSkipCount + step.writeSkipCount : 0;
+}
+
+/** The outcome on stdout: the last execution's status, the counts of all of the instance's, then the rejects. */
+async function report(service: ImportTarget, executions: IJobExecution[]): Promise<void> {
+  const last = executions[0];
+  const steps = executions.flatMap((e) => e.steps);
+  const sum = (count: (step: (typeof steps)[number]) => number) => steps.reduce((total, s) => total + count(s), 0);
+  const rejected = sum((s) => s.readSkipCount + s.processSkipCount + s.writeSkipCount);
+  const starts = executions.length > 1 ? ` (in ${executions.length} executions)` : '';
   console.log(
-    `${execution.status} (${execution.exitStatus?.code ?? '-'}): ${step?.readCount ?? 0} records read, ` +
-      `${step?.writeCount ?? 0} written, ${rejected} rejected` +
-      (execution.exitStatus?.description ? `\n${execution.exitStatus.description}` : ''),
+    `${last.status} (${last.exitStatus?.code ?? '-'}): ${sum((s) => s.readCount)} records read, ` +
+      `${sum((s) => s.writeCount)} written, ${rejected} rejected${starts}` +
+      (last.exitStatus?.description && last.status !== 'COMPLETED' ? `\n${last.exitStatus.description}` : ''),
   );
-  if (rejected > 0) {
-    const { items } = await get<IJobRejectList>(`/api/jobs/executions/${execution.id}/rejects?limit=20`);
-    for (const r of items)
+  let listed = 0;
+  for (const execution of [...executions].reverse()) {
+    const skips = execution.steps.reduce((n, s) => n + s.readSkipCount + s.processSkipCount + s.writeSkipCount, 0);
+    if (skips === 0 || listed >= 20) continue;
+    const path = `/api/jobs/executions/${execution.id}/rejects`;
+    const response = await fetch(`${service.url}${path}?limit=${20 - listed}`, {
+      headers: { 'x-api-key': service.apiKey },
+    }).catch(() => null);
+    const page = response ? await answerOf<IJobRejectList>(response).catch(() => null) : null;
+    for (const r of page?.items ?? [])
       console.log(`  line ${r.line}${r.column ? `, column ${r.column}` : ''}: ${r.code} ${r.message}`);
-    if (rejected > items.length) console.log(`  … all of them: GET /api/jobs/executions/${execution.id}/rejects`);
+    listed += page?.items.length ?? 0;
+    if (skips > (page?.items.length ?? 0)) console.log(`  … all of them: GET ${path}`);
   }
-  return execution.status === 'COMPLETED' ? 0 : 1;
 }
 
 /** One line on a terminal, redrawn in place; a line every 10 % elsewhere (a log, a pipe). */
 class ProgressBar {
   private shown = -1;
+  private drawn = false;
 
   show(what: string, done: number, total: number | null, unit: string, eta?: number | null): void {
     const share = total ? Math.min(1, done / total) : null;
@@ -119,17 +107,25 @@ class ProgressBar {
       share === null ? '' : `[${'#'.repeat(Math.round(share * 30)).padEnd(30, '.')}] ${(share * 100).toFixed(0)}% `;
     const line = `${what} ${bar}${human(done)}${total ? `/${human(total)}` : ''} ${unit}${eta ? `, ${eta} s left` : ''}`;
     process.stderr.write(process.stderr.isTTY ? `\r${line}\u001b[K` : `${line}\n`);
+    this.drawn = process.stderr.isTTY;
+  }
+
+  /** A line of its own, below the bar; the bar is drawn again at its next update. */
+  note(line: string): void {
+    this.done();
+    process.stderr.write(`${line}\n`);
   }
 
   done(): void {
-    if (process.stderr.isTTY && this.shown !== -2) process.stderr.write('\n');
+    if (this.drawn) process.stderr.write('\n');
+    this.drawn = false;
     this.shown = -1;
   }
 }
 
-function human(bytes: number): string {
+function human(count: number): string {
   const units = ['', 'k', 'M', 'G', 'T'];
-  let value = bytes;
+  let value = count;
   let unit = 0;
   for (; value >= 1000 && unit < units.length - 1; unit++) value /= 1000;
   return `${unit === 0 ? value : value.toFixed(1)}${units[unit]}`;
@@ -139,6 +135,6 @@ main(process.argv.slice(2)).then(
   (code) => (process.exitCode = code),
   (error: unknown) => {
     console.error(error instanceof Error ? error.message : error);
-    process.exitCode = 2;
+    process.exitCode = EXIT.refused;
   },
 );

@@ -4,7 +4,7 @@ import type { IJobExecution } from '../interfaces/job.interfaces';
 import type { IBatchErrorResponse } from '../interfaces/operation.interfaces';
 import { BatchServiceError } from './batch-service.error';
 
-/** What an import is (CONTRACT.md section 7): its parameters and options, as `POST /api/imports` takes them. */
+/** What an import is (docs/api.md#imports in the service's repository): its parameters and options, as `POST /api/imports` takes them. */
 export interface ImportParams {
   target: string;
   mode?: 'insert' | 'upsert';

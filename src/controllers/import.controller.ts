@@ -15,7 +15,7 @@ import { Caller } from './auth';
 import { ApiErrors } from './dto/error.dto';
 import { JobExecutionDto } from './dto/job.dto';
 
-/** Imports (CONTRACT.md section 7): a data set uploaded as the request body, loaded by the job `import`. */
+/** Imports (docs/api.md#imports): a data set uploaded as the request body, loaded by the job `import`. */
 @ApiTags('jobs')
 @ApiSecurity('api-key')
 @ApiBearerAuth()

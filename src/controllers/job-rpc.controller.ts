@@ -12,7 +12,7 @@ import { JobOperator } from '../services/jobs/job-operator.service';
 import { Caller } from './auth';
 import { JobExecutionIdDto, JobExecutionListRpcDto, JobLaunchRpcDto, JobRejectsRpcDto } from './dto/job.dto';
 
-/** The RPC patterns of jobs (CONTRACT.md section 6), as their REST endpoints. */
+/** The RPC patterns of jobs (docs/api.md#patterns), as their REST endpoints. */
 @Controller()
 export class JobRpcController {
   constructor(private readonly operator: JobOperator) {}

@@ -31,7 +31,7 @@ import {
   ScheduleNameDto,
 } from './dto/job.dto';
 
-/** Jobs (CONTRACT.md section 6): launch, inspect and control executions; a client its own, an admin all. */
+/** Jobs (docs/api.md#jobs): launch, inspect and control executions; a client its own, an admin all. */
 @ApiTags('jobs')
 @ApiSecurity('api-key')
 @ApiBearerAuth()

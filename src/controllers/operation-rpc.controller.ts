@@ -12,7 +12,7 @@ import { Caller } from './auth';
 import { rpcRequestId } from './rpc-server';
 import { OperationCreateDto, OperationIdDto, OperationsCreateDto } from './dto/operation.dto';
 
-/** The RPC patterns of CONTRACT.md section 2, on the queue BATCH_SERVICE_RMQ_QUEUE. */
+/** The operations' RPC patterns (docs/api.md#patterns), on the queue BATCH_SERVICE_RMQ_QUEUE. */
 @Controller()
 export class OperationRpcController {
   constructor(private readonly operations: OperationService) {}

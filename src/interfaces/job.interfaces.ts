@@ -1,4 +1,4 @@
-/** The public contract of jobs (CONTRACT.md section 6): what callers send and receive. */
+/** The public API of jobs (docs/api.md#jobs): what callers send and receive. */
 
 export const JOB_STATUSES = ['STARTING', 'STARTED', 'STOPPING', 'STOPPED', 'COMPLETED', 'FAILED', 'ABANDONED'] as const;
 /** Spring Batch's BatchStatus. */
@@ -76,6 +76,8 @@ export interface IJobExecutionIdRequest {
 export interface IListJobExecutionsRequest {
   job?: string;
   status?: JobStatus;
+  /** One job instance's executions: the first and each restart, automatic ones included. */
+  instanceId?: string;
   limit?: number;
   cursor?: string;
 }
@@ -130,7 +132,7 @@ export interface IJobSchedule {
   nextTickAt: string;
 }
 
-/** The `job.finished` notification (CONTRACT.md section 6). */
+/** The `job.finished` notification (docs/api.md#jobfinished). */
 export interface IJobFinishedEvent {
   type: 'job.finished';
   client: string;

@@ -1,4 +1,4 @@
-/** The public contract (CONTRACT.md): what callers send and receive. */
+/** The public API (docs/api.md): what callers send and receive. */
 
 export const OPERATION_TYPES = ['insert', 'upsert', 'update', 'delete', 'increment'] as const;
 export type OperationType = (typeof OPERATION_TYPES)[number];

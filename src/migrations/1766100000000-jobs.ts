@@ -1,7 +1,7 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
 
 /**
- * Jobs (CONTRACT.md section 6), after Spring Batch's job repository:
+ * Jobs (docs/jobs.md), after Spring Batch's job repository:
  * - a job instance is a job and its identifying parameters, for one client (a client never meets another's
  *   instances): unique on the hash of the parameters;
  * - its executions, at most one not ended (job_executions_running) and at most one that ends it for good

@@ -1,7 +1,7 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
 
 /**
- * Imports (CONTRACT.md section 7): an uploaded data set is kept in PostgreSQL, where every worker can read it, so
+ * Imports (docs/jobs.md#import): an uploaded data set is kept in PostgreSQL, where every worker can read it, so
  * nothing else needs sharing. A file is one client's, known by the sha256 of its body as sent (an upload of the same
  * bytes again finds it, and must send them as it did, compressed or not); its bytes, decompressed, are kept in blocks addressed by their first byte's offset, so a
  * chunk (or a restart) reads only the blocks it needs. The blocks are stored uncompressed (EXTERNAL): they are read

@@ -224,6 +224,27 @@ console.log(JSON.stringify({ status: created.status, refused: refused instanceof
     assert.deepEqual(await labels(), ['classic', 'classic emitted', 'nodenext', 'bundler', 'plain']);
   });
 
+  it('brings its command line, run by `npx batch-service`: help with the exit codes, then an import', async () => {
+    const npx = (...command: string[]) =>
+      run('npx', ['batch-service', ...command], { cwd: scratch, timeout: 120_000, env: { ...process.env } });
+    const help = await npx('--help');
+    assert.match(help.stdout, /^batch-service import <file> --target <table> \[options\]/);
+    assert.match(help.stdout, /Exit codes:\n {2}0 {2}completed\n/);
+    writeFileSync(join(scratch, 'parcels.csv'), 'id,label\n6,npx\n');
+    const { stdout } = await npx(
+      'import',
+      'parcels.csv',
+      '--target',
+      'parcels',
+      '--url',
+      service.url,
+      '--key',
+      args[3],
+    );
+    assert.match(stdout, /^COMPLETED \(COMPLETED\): 1 records read, 1 written, 0 rejected/);
+    assert.deepEqual((await labels()).at(-1), 'npx');
+  });
+
   it('refuses, to TypeScript, a name the package does not export', async () => {
     const dir = caller('wrong', {
       'tsconfig.json': { compilerOptions: { module: 'nodenext', strict: true, noEmit: true }, files: ['main.ts'] },

@@ -430,7 +430,7 @@ describe('chunk step (real PostgreSQL)', () => {
         )
       )[0].payload;
 
-    it('is the operations.settled message of CONTRACT.md section 3, field for field', async () => {
+    it('is the operations.settled message of docs/api.md, field for field', async () => {
       await t.db.query(`INSERT INTO public.items (id, sku) VALUES (1000, 'taken')`);
       const [ok, dup] = await operations.createMany(billing, [
         insert({ id: 1, sku: 'a' }, { idempotencyKey: 'r-1 "ü\\', label: 'RÉSERVE 🎫' }),

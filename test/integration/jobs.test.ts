@@ -208,6 +208,16 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
       reason: 'START_LIMIT_EXCEEDED',
       executionId: started[2],
     });
+    // a follower finds each start of the instance, the automatic one included, and none of another instance
+    const other = await jobs.operator.launch(jobs.client, 'copy', { source: 'public.src', target: 'public.dst' }, {});
+    await jobs.operator.stop(jobs.client, other.id);
+    const instance = await jobs.operator.list(jobs.client, { instanceId: launched.instanceId });
+    assert.deepEqual(
+      instance.items.map((e) => e.id),
+      [...started].reverse(),
+    );
+    const page = await jobs.operator.list(jobs.client, { instanceId: launched.instanceId, limit: 1 });
+    assert.deepEqual([page.items[0].id, page.nextCursor], [started[2], started[2]]);
   });
 
   it('flow: a step exiting with a custom code routes to the step named for it; listeners see each step', async () => {

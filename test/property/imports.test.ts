@@ -9,7 +9,7 @@ import { Database } from '../../src/services/storage/database';
 import { Jobs, startJobs } from '../support/jobs-app';
 
 /**
- * The proof of CONTRACT.md section 7's meaning: random CSV files (quoted fields with delimiters, quotes and newlines,
+ * The proof of an import's meaning (docs/api.md#imports): random CSV files (quoted fields with delimiters, quotes and newlines,
  * NULL markers, Unicode, CRLF, bad records of several kinds mixed in) imported in random chunk sizes, as inserts or
  * upserts, leave the same table and the same rejects (line and SQLSTATE) as applying the records one at a time in
  * file order, each alone through its own COPY (and, for an upsert, INSERT … ON CONFLICT) under a savepoint.

@@ -12,7 +12,7 @@ import { OperationService } from '../../src/services/ingest/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
 
 /**
- * The proof of CONTRACT.md section 1: random streams of all five operation types over a small key space, with
+ * The proof of sequential equivalence (docs/engine.md): random streams of all five operation types over a small key space, with
  * failing operations mixed in, pushed through the real service path (create-time validation, ingest, chunk
  * step with random chunk and statement sizes) must leave the same tables and the same outcomes as applying
  * the same stream one operation at a time, in id order, each in its own transaction.

@@ -17,7 +17,7 @@ function assertRejects(env: Record<string, string | undefined>, variable: string
   );
 }
 
-describe('loadConfig: defaults (CONTRACT.md section 5)', () => {
+describe('loadConfig: defaults (docs/configuration.md)', () => {
   const config = loadConfig({});
 
   it('serves a local machine with the documented defaults', () => {

@@ -5,7 +5,7 @@ import { BatchError, toBatchError } from '../../src/services/batch-error';
 import { isConnectionError } from '../../src/services/storage/database-error';
 
 describe('BatchError', () => {
-  it("maps every code to its HTTP status: the contract's, and 408 for a body that stalls", () => {
+  it('maps every code to the HTTP status of docs/api.md#errors, 408 for a body that stalls', () => {
     const expected: Record<ErrorCode, number> = {
       VALIDATION_FAILED: 400,
       UNKNOWN_TARGET: 400,

@@ -31,3 +31,23 @@ describe("the client package's manifest (src/client/package.json)", () => {
     }
   });
 });
+
+describe('the command `batch-service`', () => {
+  const bins = (file: string) =>
+    (JSON.parse(readFileSync(join(ROOT, file), 'utf8')) as { bin: Record<string, string> }).bin;
+  const clientBuild = JSON.parse(readFileSync(join(ROOT, 'tsconfig.client.json'), 'utf8')) as { include: string[] };
+
+  it("is the client package's bin, compiled from src/client/cli.ts into the package's lib/", () => {
+    assert.equal(bins('src/client/package.json')['batch-service'], './lib/client/cli.js');
+    assert.ok(clientBuild.include.includes('src/client/cli.ts'));
+    assert.match(readFileSync(join(ROOT, 'src', 'client', 'cli.ts'), 'utf8'), /^#!\/usr\/bin\/env node\n/);
+  });
+
+  it("is this repository's bin too, so that `npx batch-service` runs it in a checkout (compiled into dist/)", () => {
+    const script = bins('package.json')['batch-service'];
+    const text = readFileSync(join(ROOT, script), 'utf8');
+    assert.match(text, /^#!\/usr\/bin\/env node\n/);
+    assert.match(text, /'dist', 'src', 'client', 'cli\.js'/);
+    assert.match(text, /build-if-stale\.js/);
+  });
+});

@@ -76,6 +76,11 @@ export class JobExecutionListQueryDto {
   @IsIn(JOB_STATUSES)
   status?: JobStatus;
 
+  @ApiPropertyOptional({ example: '3', description: "one job instance's executions, restarts included" })
+  @IsOptional()
+  @Matches(/^\d{1,18}$/, { message: 'instanceId must be a decimal string' })
+  instanceId?: string;
+
   @ApiPropertyOptional({ minimum: 1, maximum: 500, default: 50 })
   @IsOptional()
   @Type(() => Number)

@@ -1,5 +1,5 @@
--- The `job.finished` notifications of executions that have just ended (CONTRACT.md section 6), written to the outbox in
--- the transaction that ends them: the relay publishes them after commit, at least once, to `jobs.finished.<client>`.
+-- The `job.finished` notifications of executions that have just ended (docs/api.md#jobfinished), written to the outbox
+-- in the transaction that ends them: the relay publishes them after commit, at least once, to `jobs.finished.<client>`.
 CREATE OR REPLACE FUNCTION batch.job_finished(ids bigint[])
  RETURNS void
  LANGUAGE sql

@@ -1,4 +1,4 @@
--- A launch of a job instance (CONTRACT.md section 6), decided here so that concurrent launches race in the database:
+-- A launch of a job instance (docs/jobs.md#the-model), decided here so that concurrent launches race in the database:
 -- the instance's row is inserted or locked first, so launches of one instance take turns, and each sees the
 -- executions the one before committed. Answers the new execution and LAUNCHED, or the execution that stands in the
 -- way and why: JOB_EXECUTION_RUNNING (one not ended), JOB_INSTANCE_COMPLETE (one COMPLETED or ABANDONED),

@@ -45,7 +45,7 @@ interface CopiedPart {
 const INTEGER_TYPES = ['smallint', 'integer', 'bigint'];
 
 /**
- * The built-in `copy` job (CONTRACT.md section 6): rows of a source table or view into a target table, in chunks
+ * The built-in `copy` job (docs/jobs.md#copy): rows of a source table or view into a target table, in chunks
  * ordered by a unique key, the rows never leaving PostgreSQL: each chunk is one `INSERT … SELECT … WHERE key > $last
  * ORDER BY key LIMIT n` (upserts `ON CONFLICT … DO UPDATE`), committed with the position. A chunk the target refuses
  * is split in halves down to the rows it refuses, each skipped as the `skipLimit` option allows. The key range is cut

@@ -31,7 +31,7 @@ import { upsertRecords } from './upsert-layers';
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 
 /**
- * The built-in `import` (docs/jobs.md): an uploaded data set (ImportFiles) into a target table, in chunks of
+ * The built-in `import` (docs/jobs.md#import): an uploaded data set (ImportFiles) into a target table, in chunks of
  * `chunkSize` records. A chunk's records are found in a window of the stored bytes (ChunkWindows) and made ready for
  * COPY by their format (RecordFormat: CSV as they are, an NDJSON record made a CSV line); an insert copies them into
  * the target, narrowed down to the records it refuses (copy-loading.ts); an upsert through a temporary table

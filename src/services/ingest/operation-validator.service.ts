@@ -27,7 +27,7 @@ interface Problem {
   message: string;
 }
 
-/** Checks an operation against the live catalog and the client's grants (CONTRACT.md, section 1). */
+/** Checks an operation against the live catalog and the client's grants (docs/api.md#operations). */
 @Injectable()
 export class OperationValidator {
   constructor(

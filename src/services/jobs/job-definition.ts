@@ -11,7 +11,7 @@ import type {
 } from '../../interfaces/job.interfaces';
 
 /**
- * How a job is defined (CONTRACT.md section 6, after Spring Batch): a name, typed parameters (identifying) and options
+ * How a job is defined (docs/jobs.md, after Spring Batch): a name, typed parameters (identifying) and options
  * (not), steps run in order unless a step's exit code routes elsewhere, a start limit. A step is a tasklet run again
  * and again, each run one transaction that also saves the step's position and counters, until it says FINISHED; a
  * chunk-oriented step (reader → processor → writer) and a partitioned step are built on that. Written with `job()`:

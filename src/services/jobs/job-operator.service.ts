@@ -5,6 +5,7 @@ import type {
   IJobExecution,
   IJobExecutionList,
   IJobRejectList,
+  IListJobExecutionsRequest,
   JobParameters,
   JobStatus,
 } from '../../interfaces/job.interfaces';
@@ -28,7 +29,7 @@ export interface Launcher {
 }
 
 /**
- * Spring Batch's JobLauncher and JobOperator, for REST, RPC and schedules (CONTRACT.md section 6): a launch is checked
+ * Spring Batch's JobLauncher and JobOperator, for REST, RPC and schedules (docs/jobs.md#the-model): a launch is checked
  * (the job, its parameters' types, the client's grants, the tables and columns they name) before anything is stored,
  * then decided in the database (batch.launch_job). A client sees and controls its own executions only (an admin
  * all): another's id is NOT_FOUND, as one that does not exist.
@@ -145,15 +146,13 @@ export class JobOperator {
     }
   }
 
-  async list(
-    client: AuthenticatedClient,
-    query: { job?: string; status?: JobStatus; limit?: number; cursor?: string },
-  ): Promise<IJobExecutionList> {
+  async list(client: AuthenticatedClient, query: IListJobExecutionsRequest): Promise<IJobExecutionList> {
     const limit = query.limit ?? 50;
     const items = await this.views.executions({
       clientId: scope(client),
       job: query.job,
       status: query.status,
+      instanceId: query.instanceId,
       before: query.cursor,
       limit,
     });

@@ -44,7 +44,7 @@ interface ScheduleRow {
 }
 
 /**
- * Schedules (CONTRACT.md section 6): each launches its job as its client at each tick of its cron expression, with the
+ * Schedules (docs/jobs.md#schedules): each launches its job as its client at each tick of its cron expression, with the
  * identifying parameter `scheduledAt`. A schedule's row holds its next tick; the worker that launches due ticks locks
  * the row (SKIP LOCKED) and moves the next tick on in the transaction of the launches, so that across any number of
  * processes each tick is launched once; and as `scheduledAt` identifies the instance, the launcher would refuse a

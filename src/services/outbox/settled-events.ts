@@ -2,7 +2,7 @@ import type { ClaimedOperation, OperationOutcome } from '../../interfaces/chunk.
 import { eachOperation, IdSpan, idRuns, lastId, splitRun } from '../storage/id-runs';
 
 /**
- * The `operations.settled` notifications (CONTRACT.md, section 3). A chunk writes, with its work, one outbox row per
+ * The `operations.settled` notifications (docs/api.md#operationssettled). A chunk writes, with its work, one outbox row per
  * client (more for a large chunk) saying what its message reports (settledMessages); the message's text is made when
  * it is sent, in PostgreSQL (batch.settled_message, migration 1764900000000): the client's name, the execution and
  * when it ended, and each operation in order of id with its outcome, target, type, idempotency key and label.

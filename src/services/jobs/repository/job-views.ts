@@ -82,6 +82,7 @@ export class JobViews {
     clientId?: string | null;
     job?: string;
     status?: JobStatus;
+    instanceId?: string;
     before?: string;
     limit?: number;
   }): Promise<IJobExecution[]> {
@@ -95,6 +96,7 @@ export class JobViews {
     if (filter.clientId) add('e.client_id = ?', filter.clientId);
     if (filter.job !== undefined) add('e.job = ?', filter.job);
     if (filter.status !== undefined) add('e.status = ?', filter.status);
+    if (filter.instanceId !== undefined) add('e.instance_id = ?', filter.instanceId);
     if (filter.before !== undefined) add('e.id < ?', filter.before);
     values.push(filter.limit ?? 1);
     const rows = await this.db.query<ExecutionViewRow>(
