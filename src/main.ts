@@ -63,6 +63,10 @@ function readConfig(): AppConfig {
   }
 }
 
+/**
+ * Starts the service in its order: configuration, migrations, the application, HTTP and the RPC consumer by role,
+ * the shutdown sequence. One function over 60 lines on purpose: the order is the point, and it reads top to bottom.
+ */
 async function bootstrap(): Promise<void> {
   // A reply published while the broker goes away rejects inside @nestjs/microservices, where nobody awaits it;
   // the request is redelivered and answered again, so such a rejection is logged, not fatal.

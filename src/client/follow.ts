@@ -83,19 +83,8 @@ export function decide(
       say: [`the service refused to answer: ${seen.error.code}: ${seen.error.message}`],
     };
   }
-  if (seen.kind === 'unreachable' || seen.kind === 'unavailable') {
-    state.lostSince ??= now;
-    state.attempts += 1;
-    const away = seconds(now - state.lostSince);
-    if (timedOut) {
-      say.push(`--timeout passed, the service away for ${away} s (${seen.reason}); the import goes on without us`);
-      return { kind: 'end', exit: EXIT.unreachable, say };
-    }
-    const ms = Math.min(settings.maxBackoffMs, settings.firstBackoffMs * 2 ** Math.min(30, state.attempts - 1));
-    const what = seen.kind === 'unreachable' ? 'cannot be reached' : 'cannot answer';
-    say.push(`the service ${what} (${seen.reason}); retrying in ${seconds(ms)} s (attempt ${state.attempts})`);
-    return { kind: 'wait', ms, say };
-  }
+  if (seen.kind === 'unreachable' || seen.kind === 'unavailable')
+    return whileAway(state, seen, now, settings, timedOut);
   if (state.lostSince !== null) {
     say.push(`reached the service again after ${seconds(now - state.lostSince)} s`);
     state.lostSince = null;
@@ -137,6 +126,30 @@ export function decide(
     return { kind: 'end', exit: EXIT.timedOut, say };
   }
   return { kind: 'wait', ms: settings.pollMs, say };
+}
+
+/** The service could not be reached or could not answer: wait longer each time, until --timeout. */
+function whileAway(
+  state: FollowState,
+  seen: Extract<Observation, { kind: 'unreachable' | 'unavailable' }>,
+  now: number,
+  settings: FollowSettings,
+  timedOut: boolean,
+): Move {
+  state.lostSince ??= now;
+  state.attempts += 1;
+  const away = seconds(now - state.lostSince);
+  if (timedOut) {
+    const say = [`--timeout passed, the service away for ${away} s (${seen.reason}); the import goes on without us`];
+    return { kind: 'end', exit: EXIT.unreachable, say };
+  }
+  const ms = Math.min(settings.maxBackoffMs, settings.firstBackoffMs * 2 ** Math.min(30, state.attempts - 1));
+  const what = seen.kind === 'unreachable' ? 'cannot be reached' : 'cannot answer';
+  return {
+    kind: 'wait',
+    ms,
+    say: [`the service ${what} (${seen.reason}); retrying in ${seconds(ms)} s (attempt ${state.attempts})`],
+  };
 }
 
 /** One look at the instance's executions; never throws. */

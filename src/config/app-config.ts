@@ -132,6 +132,10 @@ function name(env: Env, variable: string, fallback: string): string {
   return value;
 }
 
+/**
+ * The configuration read from `env` once, every variable checked (a ConfigError naming the first that is wrong). One
+ * function over 60 lines on purpose: a line per setting, in the shape of AppConfig, is the table a reader looks for.
+ */
 export function loadConfig(env: Env = process.env): AppConfig {
   const nodeEnv = text(env, 'NODE_ENV', 'development');
   const production = nodeEnv === 'production';

@@ -32,6 +32,11 @@ export interface StatementLimits {
   bytes: number;
 }
 
+/**
+ * One function over 60 lines on purpose: one pass over the operations, keeping per token, key and type the last
+ * statement each was placed in; split up, that state would travel between the pieces and the rules above would no
+ * longer read in one place.
+ */
 export function planStatements(
   table: TargetTable,
   operations: ClaimedOperation[],
