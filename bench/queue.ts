@@ -4,7 +4,7 @@ import { Database } from '../src/services/storage/database';
 import { operationCount } from '../src/services/storage/id-runs';
 import { OperationService } from '../src/services/ingest/operation.service';
 import { RetentionService } from '../src/services/storage/retention.service';
-import { StatsService } from '../src/services/observability/stats.service';
+import { StatsService } from '../src/services/queue-views/stats.service';
 import { createTestApp } from '../test/support/app-context';
 import type { Figure } from './report';
 

@@ -1,7 +1,7 @@
 import { Controller, Get, Param, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { AuthenticatedClient } from '../services/access/client.service';
-import { ChunkService } from '../services/observability/chunk.service';
+import { ChunkService } from '../services/queue-views/chunk.service';
 import { Caller } from './auth';
 import { ApiErrors } from './dto/error.dto';
 import { ChunkListDto, ChunkListQueryDto, ChunkResponseDto } from './dto/chunk.dto';

@@ -1,7 +1,7 @@
 import { Controller, Get } from '@nestjs/common';
 import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProperty, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { AuthenticatedClient } from '../services/access/client.service';
-import { QueueStats, StatsService } from '../services/observability/stats.service';
+import { QueueStats, StatsService } from '../services/queue-views/stats.service';
 import { Caller } from './auth';
 import { ApiErrors } from './dto/error.dto';
 

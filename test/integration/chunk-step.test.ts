@@ -3,7 +3,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { AuthenticatedClient } from '../../src/services/access/client.service';
 import type { ICreateBatchOperationRequest, IOperationsSettledEvent } from '../../src/interfaces/operation.interfaces';
-import { ChunkService } from '../../src/services/observability/chunk.service';
+import { ChunkService } from '../../src/services/queue-views/chunk.service';
 import { OperationService } from '../../src/services/ingest/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
 

@@ -5,7 +5,7 @@ import { Client } from 'pg';
 import { BatchError } from '../../src/services/batch-error';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { AuthenticatedClient } from '../../src/services/access/client.service';
-import { ChunkService } from '../../src/services/observability/chunk.service';
+import { ChunkService } from '../../src/services/queue-views/chunk.service';
 import { OperationService } from '../../src/services/ingest/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
 import { dbClientConfig } from '../support/shared-services';

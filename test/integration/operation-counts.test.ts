@@ -5,7 +5,7 @@ import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { AuthenticatedClient } from '../../src/services/access/client.service';
 import { OperationService } from '../../src/services/ingest/operation.service';
 import { RetentionService } from '../../src/services/storage/retention.service';
-import { StatsService } from '../../src/services/observability/stats.service';
+import { StatsService } from '../../src/services/queue-views/stats.service';
 import { createTestApp, TestApp } from '../support/app-context';
 
 /** Counts by client, target and status: `recount` of the operations table, `kept` the counts the database keeps. */

@@ -6,7 +6,7 @@ import { CLAIM_TEXT_SQL, TARGETS_SQL } from '../../src/services/engine/chunk-cla
 import { Database } from '../../src/services/storage/database';
 import { OperationService } from '../../src/services/ingest/operation.service';
 import { AuthenticatedClient } from '../../src/services/access/client.service';
-import { StatsService } from '../../src/services/observability/stats.service';
+import { StatsService } from '../../src/services/queue-views/stats.service';
 import { createTestApp, TestApp } from '../support/app-context';
 
 describe("queue health: a chunk reads the queue's tables through their indexes (real PostgreSQL)", () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { OperationService } from '../../src/services/ingest/operation.service';
-import { StatsService } from '../../src/services/observability/stats.service';
+import { StatsService } from '../../src/services/queue-views/stats.service';
 import { createTestApp, TestApp } from '../support/app-context';
 
 describe('queue stats (real PostgreSQL)', () => {

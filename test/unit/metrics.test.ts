@@ -14,7 +14,7 @@ import {
   MetricsIngestListener,
   sharedFor,
 } from '../../src/services/observability/metrics.service';
-import type { QueueStats, StatsService } from '../../src/services/observability/stats.service';
+import type { QueueStats, StatsService } from '../../src/services/queue-views/stats.service';
 import { claimedId } from '../support/claimed';
 
 const QUEUE: QueueStats = {

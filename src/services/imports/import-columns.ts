@@ -1,11 +1,11 @@
 import { BatchError, invalidField } from '../batch-error';
-import type { ImportPlan } from './import-plan';
+import type { ImportSettings } from './formats/record-format';
 
 /**
  * The columns a CSV header (or the `columns` parameter) names, checked against the target: each a writable column,
  * none twice, every NOT NULL column without a default among them, and for an upsert its conflict key.
  */
-export function checkColumns(plan: ImportPlan, columns: string[]): string[] {
+export function checkColumns(plan: ImportSettings, columns: string[]): string[] {
   const { target } = plan;
   const seen = new Set<string>();
   for (const name of columns) {

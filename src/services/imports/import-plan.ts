@@ -1,23 +1,13 @@
-import type { TargetTable } from '../../interfaces/catalog.interfaces';
 import type { JobParameters } from '../../interfaces/job.interfaces';
 import { BatchError, invalidField } from '../batch-error';
 import { conflictKeyOf, namesOf } from '../jobs';
 import type { CatalogService } from '../storage/catalog.service';
 import { formatNamed } from './formats/formats';
-import type { RecordFormat } from './formats/record-format';
+import type { ImportSettings, RecordFormat } from './formats/record-format';
 
-/** What an import runs with: its target, how the data set is written, and how its records are read. */
-export interface ImportPlan {
-  target: TargetTable;
+/** What an import runs with: its target, how the data set is written, and its records' format and settings. */
+export interface ImportPlan extends ImportSettings {
   format: RecordFormat;
-  conflictKey: string[] | null;
-  header: boolean;
-  /** The columns of a CSV file without a header (the `columns` parameter, or every writable column in order). */
-  columns: string[];
-  delimiter: string;
-  quote: string;
-  /** The text of NULL in CSV; null: COPY's default, the empty unquoted field. */
-  nullText: string | null;
 }
 
 /** The launch's target and reading settings, checked: the contract's error for what is not right. */

@@ -3,7 +3,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { ChunkListener, ChunkSummary, StatementPlan } from '../../interfaces/chunk.interfaces';
 import { IngestListener, StoredOperation } from '../../interfaces/ingest.interfaces';
 import { OPERATION_STATUSES } from '../../interfaces/operation.interfaces';
-import { QueueStats, StatsService } from './stats.service';
+import { QueueStats, StatsService } from '../queue-views/stats.service';
 
 /** How long one reading of the queue serves scrapes, so that a scrape storm cannot load the database. */
 export const QUEUE_STATS_TTL_MS = 1000;

@@ -1,9 +1,8 @@
 import { csvRecords, CopyRuns, Refusal, refuse, Records, Scan, without } from '../chunk-records';
 import { checkColumns } from '../import-columns';
-import type { ImportPlan } from '../import-plan';
 import { endedByLineFeed, lineEnds } from '../line-ends';
 import { csvFields } from '../records';
-import type { CsvOptions, RecordFormat } from './record-format';
+import type { CsvOptions, ImportSettings, RecordFormat } from './record-format';
 
 /** CSV (RFC 4180, with the plan's delimiter, quote and NULL text): its records go to COPY as they are. */
 export const CSV: RecordFormat = {
@@ -22,7 +21,7 @@ export const CSV: RecordFormat = {
     return true;
   },
   refusesLongFirst: true,
-  async toCopy(scan: Scan, count: number, base: number, plan: ImportPlan, columns: string[] | undefined) {
+  async toCopy(scan: Scan, count: number, base: number, plan: ImportSettings, columns: string[] | undefined) {
     const refused: Refusal[] = [];
     const records = evenLineEnds(csvRecords(scan.buffer, scan.records, count, base), plan.quote.charCodeAt(0), refused);
     return { runs: [{ columns: columns ?? plan.columns, records }], refused } satisfies CopyRuns;

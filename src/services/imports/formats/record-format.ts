@@ -1,5 +1,18 @@
+import type { TargetTable } from '../../../interfaces/catalog.interfaces';
 import type { CopyRuns, Scan } from '../chunk-records';
-import type { ImportPlan } from '../import-plan';
+
+/** What a format reads records with: an import's plan (ImportPlan) without its format. */
+export interface ImportSettings {
+  target: TargetTable;
+  conflictKey: string[] | null;
+  header: boolean;
+  /** The columns of a CSV file without a header (the `columns` parameter, or every writable column in order). */
+  columns: string[];
+  delimiter: string;
+  quote: string;
+  /** The text of NULL in CSV; null: COPY's default, the empty unquoted field. */
+  nullText: string | null;
+}
 
 /** How COPY reads the lines a format hands it: CSV with these settings. */
 export interface CsvOptions {
@@ -19,27 +32,33 @@ export interface RecordFormat {
   /** The content types that mean this format when an upload names none. */
   readonly contentTypes: readonly string[];
   /** The byte that quotes newlines inside a record (CSV's quote), for the record scanner; null: a newline ends one. */
-  quote(plan: ImportPlan): number | null;
+  quote(plan: ImportSettings): number | null;
   /** How COPY reads the lines that toCopy makes. */
-  copyOptions(plan: ImportPlan): CsvOptions;
+  copyOptions(plan: ImportSettings): CsvOptions;
   /** Checks at launch what the plan says of the records: the columns given for a CSV file without a header. */
-  checkPlan(plan: ImportPlan): void;
+  checkPlan(plan: ImportSettings): void;
   /** Whether the data starts with a record that names its columns (a CSV header), read before the first chunk. */
-  readsHeader(plan: ImportPlan): boolean;
+  readsHeader(plan: ImportSettings): boolean;
   /** The columns a header names, checked against the target (UNKNOWN_COLUMN, VALIDATION_FAILED). */
-  headerColumns(plan: ImportPlan, text: string): string[];
+  headerColumns(plan: ImportSettings, text: string): string[];
   /** Whether an upload's first record is checked before the rest is stored (checkFirst). */
-  checksFirst(plan: ImportPlan): boolean;
+  checksFirst(plan: ImportSettings): boolean;
   /**
    * Checks an upload's first record against the target before the rest is stored: a header's columns, or an NDJSON
    * record's keys. False when `text` is no record (a blank line), to check the next one; true once checked.
    */
-  checkFirst(plan: ImportPlan, text: string): boolean;
+  checkFirst(plan: ImportSettings, text: string): boolean;
   /** Whether an upload whose first record is longer than the longest record taken is refused (a CSV header). */
   readonly refusesLongFirst: boolean;
   /**
    * The first `count` records of a scan of the bytes read from `base`, as COPY takes them; `columns` are the header's,
    * where the format reads one. Records it cannot read are refused, each with where it came from.
    */
-  toCopy(scan: Scan, count: number, base: number, plan: ImportPlan, columns: string[] | undefined): Promise<CopyRuns>;
+  toCopy(
+    scan: Scan,
+    count: number,
+    base: number,
+    plan: ImportSettings,
+    columns: string[] | undefined,
+  ): Promise<CopyRuns>;
 }
