@@ -23,9 +23,13 @@ export type ExactNumber = number | JsonNumber;
 export type ExactJsonValue =
   string | number | boolean | null | JsonNumber | ExactJsonValue[] | { [key: string]: ExactJsonValue };
 
-/** No JSON value a request can carry holds a NUL (bodies and values with one are refused), so none holds the marker. */
-const MARKER = '\u0000#';
-const MARKED = /"\\u0000#([^"]*)"/g;
+/**
+ * What a JsonNumber is written as in JSON.stringify's text, to be swapped for its digits: a NUL and a random nonce of
+ * this process, which no value can hold by chance (an NDJSON record may hold a NUL, where a request may not).
+ */
+const MARKER = `\u0000#${randomBytes(8).toString('hex')}:`;
+const MARKED_TEXT = JSON.stringify(MARKER).slice(1, -1);
+const MARKED = new RegExp(`"${MARKED_TEXT.replace(/\\/g, '\\\\')}([^"]*)"`, 'g');
 
 /**
  * Whether JSON text holds a number that a double may not hold exactly: 16 or more digits (a decimal point counted
@@ -100,7 +104,7 @@ function isExactDouble(literal: string): boolean {
 /** JSON.stringify, with each JsonNumber written as its text. */
 export function stringifyJson(value: unknown): string {
   const text = JSON.stringify(value);
-  return text.includes('\\u0000#') ? text.replace(MARKED, '$1') : text;
+  return text.includes(MARKED_TEXT) ? text.replace(MARKED, '$1') : text;
 }
 
 /** A decimal as sign, significant digits and the power of ten of the last one; null for text that is no JSON-like number. */

@@ -78,3 +78,13 @@ describe('exact JSON numbers', () => {
     assert.match(numericRangeProblem(decimalOf('1.0e-16383')!)!, /16383 digits after/);
   });
 });
+
+describe('stringifyJson: text that looks like its marker', () => {
+  it('writes a string holding a NUL and # as the string it is, never as a number', () => {
+    assert.equal(stringifyJson({ a: '\u0000#5', b: ['\u0000#x'] }), '{"a":"\\u0000#5","b":["\\u0000#x"]}');
+    assert.equal(
+      stringifyJson({ a: new JsonNumber('12345678901234567890'), b: '\u0000#7' }),
+      '{"a":12345678901234567890,"b":"\\u0000#7"}',
+    );
+  });
+});
