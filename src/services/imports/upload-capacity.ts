@@ -22,6 +22,7 @@ export class UploadCapacity implements OnModuleDestroy {
   private readonly logger = new Logger(UploadCapacity.name);
   private readonly pool: Pool;
   private uploads = 0;
+  private ended: Promise<void> | null = null;
   private readonly uploadsByClient = new Map<string, number>();
 
   constructor(private readonly config: AppConfig) {
@@ -68,7 +69,11 @@ export class UploadCapacity implements OnModuleDestroy {
     return inTransaction(this.pool, work);
   }
 
-  async onModuleDestroy(): Promise<void> {
-    await this.pool.end();
+  /**
+   * Closes the pool once: a shutdown closes the RPC microservice, which runs the modules' destroy hooks, and then the
+   * application, which runs them again (a second end() of a pool rejects, and stopped the shutdown).
+   */
+  onModuleDestroy(): Promise<void> {
+    return (this.ended ??= this.pool.end());
   }
 }
