@@ -24,9 +24,13 @@ import { httpLogger } from './config/logging';
 import { httpRequestMetrics } from './controllers/http-request-metrics';
 import { BrokerHealthIndicator } from './services/observability/health-indicators';
 import { Metrics } from './services/observability/metrics.service';
+import { developmentDatabase } from './config/development-services';
+import type { EmbeddedPostgres } from './services/storage/embedded-postgres';
 
 const SHUTDOWN_TIMEOUT_MS = 30_000;
 const logger = new Logger('Bootstrap');
+/** The PostgreSQL a development start runs itself (development-services.ts), stopped last. */
+let embeddedDatabase: EmbeddedPostgres | null = null;
 
 /**
  * Stops taking RPC requests (unacknowledged ones go back to the queue), lets the chunk in flight commit or roll
@@ -47,6 +51,7 @@ async function shutdown(app: INestApplication, signal: string): Promise<void> {
     await app.get(OutboxRelay).stop(); // then the notifications they wrote
   }
   await app.close();
+  await embeddedDatabase?.stop();
   process.exit(0);
 }
 
@@ -70,6 +75,9 @@ async function bootstrap(): Promise<void> {
     logger.error(`unhandled rejection: ${reason instanceof Error ? reason.message : String(reason)}`),
   );
   const config = readConfig();
+  const database = await developmentDatabase(config);
+  embeddedDatabase = database.server;
+  if (database.notice) logger.log(database.notice);
   await migrate(config);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     bodyParser: false,
@@ -137,7 +145,8 @@ async function bootstrap(): Promise<void> {
   logger.log(`Batch Service (${config.role}) listening on port ${config.port}, RPC queue "${config.rmq.queue}"`);
 }
 
-bootstrap().catch((error) => {
+bootstrap().catch(async (error) => {
   console.error('Batch Service failed to start:', error);
+  await embeddedDatabase?.stop();
   process.exit(1);
 });
