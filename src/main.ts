@@ -24,7 +24,7 @@ import { httpLogger } from './config/logging';
 import { httpRequestMetrics } from './controllers/http-request-metrics';
 import { BrokerHealthIndicator } from './services/observability/health-indicators';
 import { Metrics } from './services/observability/metrics.service';
-import { developmentDatabase } from './config/development-services';
+import { brokerAnswered, developmentDatabase, missingBroker } from './config/development-services';
 import type { EmbeddedPostgres } from './services/storage/embedded-postgres';
 
 const SHUTDOWN_TIMEOUT_MS = 30_000;
@@ -78,6 +78,8 @@ async function bootstrap(): Promise<void> {
   const database = await developmentDatabase(config);
   embeddedDatabase = database.server;
   if (database.notice) logger.log(database.notice);
+  const brokerMissing = await missingBroker(config);
+  if (brokerMissing) logger.warn(brokerMissing);
   await migrate(config);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     bodyParser: false,
@@ -116,6 +118,7 @@ async function bootstrap(): Promise<void> {
     jsonDocumentUrl: 'api/docs-json',
   });
 
+  if (brokerMissing) app.get(BrokerHealthIndicator).optional(brokerMissing);
   if (config.role !== 'worker') {
     const server = new RpcServer(
       {
@@ -131,18 +134,29 @@ async function bootstrap(): Promise<void> {
     );
     const rpc = app.connectMicroservice<MicroserviceOptions>({ strategy: server }, { inheritAppConfig: true });
     app.get(BrokerHealthIndicator).watchRpcConsumer(rpc.status);
-    await app.startAllMicroservices();
-    const requests = config.rmq.warmUpRequests;
-    if (requests > 0) {
-      const started = performance.now();
-      const answered = await server.warmUp(requests);
-      logger.log(
-        `warmed up: ${answered} of ${requests} requests answered in ${Math.round(performance.now() - started)} ms`,
-      );
-    }
+    const startRpc = () => app.startAllMicroservices().then(() => warmUp(server, config.rmq.warmUpRequests));
+    // without a broker (development), HTTP serves at once, and RPC starts once one answers
+    if (brokerMissing)
+      void brokerAnswered(config)
+        .then(startRpc)
+        .then(
+          () => logger.log(`a broker answered: RPC serves the queue "${config.rmq.queue}"`),
+          (error: Error) => logger.error(`RPC did not start: ${error.message}`),
+        );
+    else await startRpc();
   }
   await app.listen(config.port);
   logger.log(`Batch Service (${config.role}) listening on port ${config.port}, RPC queue "${config.rmq.queue}"`);
+}
+
+/** Answers `requests` refused requests before the process says it is ready, so that callers meet compiled code. */
+async function warmUp(server: RpcServer, requests: number): Promise<void> {
+  if (requests === 0) return;
+  const started = performance.now();
+  const answered = await server.warmUp(requests);
+  logger.log(
+    `warmed up: ${answered} of ${requests} requests answered in ${Math.round(performance.now() - started)} ms`,
+  );
 }
 
 bootstrap().catch(async (error) => {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { BatchServiceError } from '../../src/client';
 import { Caller, createCaller, settleAll, TestDb } from '../support/harness';
@@ -315,13 +316,19 @@ describe('operating it: human-readable logs in development', () => {
   });
 });
 
-/** Not ready: a worker whose broker is unreachable answers 503 with terminus' body; Redis down does not count. */
+/**
+ * Not ready: a production worker whose broker is unreachable answers 503 with terminus' body; Redis down does not
+ * count. (A development process started without a broker is ready: without-broker.test.ts.)
+ */
 describe('operating it: readiness when a dependency is down', () => {
   let service: ServiceProcess;
 
   before(async () => {
     service = await startService(
       serviceEnv({
+        NODE_ENV: 'production',
+        API_KEY_ENCRYPTION_SECRET: randomBytes(32).toString('hex'),
+        BATCH_ADMIN_API_KEY: randomBytes(32).toString('hex'),
         BATCH_ROLE: 'worker',
         BATCH_SERVICE_RMQ_URL: 'amqp://guest:guest@127.0.0.1:1',
         REDIS_URL: 'redis://127.0.0.1:1',
