@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { BatchServiceError } from '../../src/client';
 import { Caller, createCaller, settleAll, TestDb } from '../support/harness';
 import { eventually, http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
+import { withoutBroker } from '../support/shared-services';
 
 const STRONG_SECRET = 'obs-e2e-secret-0123456789abcdefghijklmnop';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -37,6 +38,7 @@ type LogLine = Record<string, unknown> & { level: string; time: string; msg: str
  * was sent, readiness and liveness probes, and JSON log lines carrying request and execution ids.
  */
 describe('operating it: metrics, health and structured logs (built service in production mode)', () => {
+  if (withoutBroker()) return;
   let service: ServiceProcess;
   let db: TestDb;
   let shop: Caller;
