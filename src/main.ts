@@ -24,9 +24,13 @@ import { httpLogger } from './config/logging';
 import { httpRequestMetrics } from './controllers/http-request-metrics';
 import { BrokerHealthIndicator } from './services/observability/health-indicators';
 import { Metrics } from './services/observability/metrics.service';
+import { brokerAnswered, developmentDatabase, missingBroker } from './config/development-services';
+import type { EmbeddedPostgres } from './services/storage/embedded-postgres';
 
 const SHUTDOWN_TIMEOUT_MS = 30_000;
 const logger = new Logger('Bootstrap');
+/** The PostgreSQL a development start runs itself (development-services.ts), stopped last. */
+let embeddedDatabase: EmbeddedPostgres | null = null;
 
 /**
  * Stops taking RPC requests (unacknowledged ones go back to the queue), lets the chunk in flight commit or roll
@@ -47,6 +51,7 @@ async function shutdown(app: INestApplication, signal: string): Promise<void> {
     await app.get(OutboxRelay).stop(); // then the notifications they wrote
   }
   await app.close();
+  await embeddedDatabase?.stop();
   process.exit(0);
 }
 
@@ -74,6 +79,11 @@ async function bootstrap(): Promise<void> {
     logger.error(`unhandled rejection: ${reason instanceof Error ? reason.message : String(reason)}`),
   );
   const config = readConfig();
+  const database = await developmentDatabase(config);
+  embeddedDatabase = database.server;
+  if (database.notice) logger.log(database.notice);
+  const brokerMissing = await missingBroker(config);
+  if (brokerMissing) logger.warn(brokerMissing);
   await migrate(config);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     bodyParser: false,
@@ -112,6 +122,7 @@ async function bootstrap(): Promise<void> {
     jsonDocumentUrl: 'api/docs-json',
   });
 
+  if (brokerMissing) app.get(BrokerHealthIndicator).optional(brokerMissing);
   if (config.role !== 'worker') {
     const server = new RpcServer(
       {
@@ -127,21 +138,33 @@ async function bootstrap(): Promise<void> {
     );
     const rpc = app.connectMicroservice<MicroserviceOptions>({ strategy: server }, { inheritAppConfig: true });
     app.get(BrokerHealthIndicator).watchRpcConsumer(rpc.status);
-    await app.startAllMicroservices();
-    const requests = config.rmq.warmUpRequests;
-    if (requests > 0) {
-      const started = performance.now();
-      const answered = await server.warmUp(requests);
-      logger.log(
-        `warmed up: ${answered} of ${requests} requests answered in ${Math.round(performance.now() - started)} ms`,
-      );
-    }
+    const startRpc = () => app.startAllMicroservices().then(() => warmUp(server, config.rmq.warmUpRequests));
+    // without a broker (development), HTTP serves at once, and RPC starts once one answers
+    if (brokerMissing)
+      void brokerAnswered(config)
+        .then(startRpc)
+        .then(
+          () => logger.log(`a broker answered: RPC serves the queue "${config.rmq.queue}"`),
+          (error: Error) => logger.error(`RPC did not start: ${error.message}`),
+        );
+    else await startRpc();
   }
   await app.listen(config.port);
   logger.log(`Batch Service (${config.role}) listening on port ${config.port}, RPC queue "${config.rmq.queue}"`);
 }
 
-bootstrap().catch((error) => {
+/** Answers `requests` refused requests before the process says it is ready, so that callers meet compiled code. */
+async function warmUp(server: RpcServer, requests: number): Promise<void> {
+  if (requests === 0) return;
+  const started = performance.now();
+  const answered = await server.warmUp(requests);
+  logger.log(
+    `warmed up: ${answered} of ${requests} requests answered in ${Math.round(performance.now() - started)} ms`,
+  );
+}
+
+bootstrap().catch(async (error) => {
   console.error('Batch Service failed to start:', error);
+  await embeddedDatabase?.stop();
   process.exit(1);
 });

@@ -17,6 +17,12 @@ export abstract class AppConfig {
     username: string;
     password: string;
     poolSize: number;
+    /**
+     * Whether `npm start` may run a PostgreSQL of its own when none answers at host and port: in development, and only
+     * while no DB_* variable is set (one that is set names the server to use, and its absence is an error; an empty
+     * one is unset, as everywhere).
+     */
+    embedded: boolean;
   }>;
   /** `warmUpRequests`: how many refused requests an RPC-serving process answers itself before it says it is ready. */
   readonly rmq: Readonly<{
@@ -166,6 +172,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       username: text(env, 'DB_USERNAME', 'postgres'),
       password: env.DB_PASSWORD ?? '',
       poolSize: integer(env, 'DB_POOL_SIZE', 10, 2, 200),
+      embedded: !production && !Object.entries(env).some(([variable, value]) => variable.startsWith('DB_') && value),
     },
     rmq: {
       url: url(env, 'BATCH_SERVICE_RMQ_URL', 'amqp://guest:guest@127.0.0.1:5672', ['amqp:', 'amqps:']),

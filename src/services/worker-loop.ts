@@ -54,7 +54,7 @@ export abstract class WorkerLoop implements OnApplicationBootstrap, BeforeApplic
   private readonly stopping = new AbortController();
 
   protected constructor(
-    private readonly wakeup: Wakeup,
+    protected readonly wakeup: Wakeup,
     private readonly intervalMs: number,
   ) {}
 

@@ -6,6 +6,7 @@ import { BatchServiceClient, BatchServiceError } from '../../src/client';
 import { createCaller, RMQ_URL, settleAll, TestDb, type Caller } from '../support/harness';
 import { openRawRpc } from '../support/raw-rpc';
 import { eventually, http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
+import { withoutBroker } from '../support/shared-services';
 
 /**
  * The bad-input suite: hundreds of malformed requests over RPC and REST — wrong types, unknown and look-alike
@@ -73,6 +74,7 @@ const insert = (values: unknown, extra: Record<string, unknown> = {}) => ({
 });
 
 describe('bad input over RPC and REST (built service)', () => {
+  if (withoutBroker()) return;
   let service: ServiceProcess;
   let db: TestDb;
   let alice: Caller;

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { TestDb } from '../support/harness';
 import { eventually, http, serviceEnv, ServiceProcess, settledQueue, startService } from '../support/service-process';
+import { withoutBroker } from '../support/shared-services';
 
 const run = promisify(execFile);
 const ROOT = join(__dirname, '..', '..', '..');
@@ -22,6 +23,7 @@ const rootPackage = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
  * TypeScript where it is TypeScript.
  */
 describe('the client package, installed into a caller of each kind (built service)', () => {
+  if (withoutBroker()) return;
   let service: ServiceProcess;
   let db: TestDb;
   let scratch: string;

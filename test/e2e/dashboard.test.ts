@@ -7,6 +7,7 @@ import { BrowserContext, chromium, Page } from 'playwright-core';
 import { findChromium, HOW_TO_GET_A_BROWSER } from '../support/browser';
 import { createCaller, settleAll, TestDb, type Caller } from '../support/harness';
 import { http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
+import { withoutBroker } from '../support/shared-services';
 
 const CHROMIUM = findChromium();
 /**
@@ -58,6 +59,7 @@ const number = (text: string | null) => Number((text ?? '').replace(/,/g, ''));
  * unique constraint, one by a check), driven in headless Chromium; what it shows is compared with batch.operations.
  */
 describe('dashboard: GET / in a browser (built service, real database and broker)', { skip: NO_BROWSER }, () => {
+  if (withoutBroker()) return;
   let service: ServiceProcess;
   let db: TestDb;
   let caller: Caller;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { TestDb } from '../support/harness';
 import { serviceEnv, ServiceProcess, startService } from '../support/service-process';
+import { withoutBroker } from '../support/shared-services';
 
 /** The compiled `npm run demo` script (build/scripts/demo.js next to build/test/). */
 const DEMO = join(__dirname, '..', '..', 'scripts', 'demo.js');
@@ -33,6 +34,7 @@ function summary(output: string): { sent: number; settled: number; completed: nu
 
 /** `npm run demo` against the built service: it sends a stream, counts outcomes from notifications, stops by itself. */
 describe('demo: a caller process streaming operations (built service, real database and broker)', () => {
+  if (withoutBroker()) return;
   let service: ServiceProcess;
   let db: TestDb;
 

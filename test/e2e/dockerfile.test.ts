@@ -7,6 +7,7 @@ import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { dropDatabase } from '../support/test-database';
 import { deleteBrokerObjects, freePort, serviceEnv } from '../support/service-process';
+import { withoutBroker } from '../support/shared-services';
 
 const run = promisify(execFile);
 const ROOT = join(__dirname, '..', '..', '..');
@@ -38,6 +39,7 @@ function stagesOf(dockerfile: string): Stage[] {
  * /health. A file a stage needs but does not copy fails its command here as it would in `docker build`.
  */
 describe('the Dockerfile, stage by stage without a Docker engine', () => {
+  if (withoutBroker()) return;
   const scratch = mkdtempSync(join(tmpdir(), 'batch-image-'));
   const env = serviceEnv();
   after(async () => {

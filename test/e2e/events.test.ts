@@ -6,6 +6,7 @@ import { lastValueFrom } from 'rxjs';
 import { deadLetterQueue } from '../../src/controllers/rpc-server';
 import { Caller, createCaller, RMQ_URL, settleAll, TestDb } from '../support/harness';
 import { eventually, http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
+import { withoutBroker } from '../support/shared-services';
 
 /**
  * Events: callers that `emit` createOperation(s) with NestJS's own ClientProxy (not this project's client), as the
@@ -13,6 +14,7 @@ import { eventually, http, serviceEnv, ServiceProcess, startService } from '../s
  * nobody; a refused event lands in the dead-letter queue with its reason.
  */
 describe('events: createOperation(s) emitted with the stock ClientProxy (built service)', () => {
+  if (withoutBroker()) return;
   let service: ServiceProcess;
   let db: TestDb;
   let caller: Caller;

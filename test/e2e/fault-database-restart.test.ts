@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { lastValueFrom } from 'rxjs';
 import { createCaller, settleAll, steadyLoad, TestDb } from '../support/harness';
 import { POSTGRES_MISSING, PrivatePostgres, sleep, startPostgres } from '../support/private-services';
+import { withoutBroker } from '../support/shared-services';
 import { eventually, http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
 
 /**
@@ -15,6 +16,7 @@ describe(
   'fault: PostgreSQL restarted mid-load (built service, private PostgreSQL)',
   { skip: POSTGRES_MISSING ?? false },
   () => {
+    if (withoutBroker()) return;
     let postgres: PrivatePostgres;
     let service: ServiceProcess;
     let db: TestDb;

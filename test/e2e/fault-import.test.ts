@@ -5,6 +5,7 @@ import type { IJobExecution } from '../../src/interfaces/job.interfaces';
 import { ServiceGroup } from '../support/harness';
 import { sleep } from '../support/private-services';
 import { eventually, http, shortLeaseEnv } from '../support/service-process';
+import { withoutBroker } from '../support/shared-services';
 
 const ROWS = 300_000;
 const CSV = `id,qty,note\n${Array.from({ length: ROWS }, (_, i) => `${i + 1},${i % 97},"n ${i + 1}"`).join('\n')}\n`;
@@ -15,6 +16,7 @@ const CSV = `id,qty,note\n${Array.from({ length: ROWS }, (_, i) => `${i + 1},${i
  * process killed in the middle of an upload leaves nothing stored and nothing launched.
  */
 describe('fault: imports through killed processes (built service, real broker and database)', () => {
+  if (withoutBroker()) return;
   let group: ServiceGroup;
   let key: string;
 

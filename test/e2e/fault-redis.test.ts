@@ -3,9 +3,11 @@ import { after, before, describe, it } from 'node:test';
 import { PrivateRedis, REDIS_MISSING, startRedis } from '../support/private-services';
 import { createCaller, ServiceGroup, settleAll } from '../support/harness';
 import { eventually, http, serviceEnv } from '../support/service-process';
+import { withoutBroker } from '../support/shared-services';
 
 /** Redis (a private server of the test's own) stopped: the service keeps working (workers poll on their interval, rate limits fail open) and says so in its log. */
 describe('fault: Redis stopped (built service, private Redis)', { skip: REDIS_MISSING ?? false }, () => {
+  if (withoutBroker()) return;
   let redis: PrivateRedis;
   let group: ServiceGroup;
 

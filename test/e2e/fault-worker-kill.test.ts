@@ -3,6 +3,7 @@ import { after, describe, it } from 'node:test';
 import { sleep } from '../support/private-services';
 import { createCaller, ServiceGroup, settleAll } from '../support/harness';
 import { serviceEnv } from '../support/service-process';
+import { withoutBroker } from '../support/shared-services';
 
 /**
  * kill -9 of the worker at random moments while it applies tens of thousands of operations, several times in
@@ -10,6 +11,7 @@ import { serviceEnv } from '../support/service-process';
  * settled one was notified at least once.
  */
 describe('fault: kill -9 of a worker mid-load (built service, real broker and database)', () => {
+  if (withoutBroker()) return;
   let group: ServiceGroup;
 
   after(() => group?.close());

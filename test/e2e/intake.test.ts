@@ -7,6 +7,7 @@ import { deadLetterQueue } from '../../src/controllers/rpc-server';
 import { RMQ_URL, TestDb } from '../support/harness';
 import { openRawRpc } from '../support/raw-rpc';
 import { eventually, http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
+import { withoutBroker } from '../support/shared-services';
 
 type IntakeReply = { id?: string; err?: { status: string; code: string; message: string }; isDisposed?: boolean };
 
@@ -16,6 +17,7 @@ type IntakeReply = { id?: string; err?: { status: string; code: string; message:
  * An API-only instance (no worker) is enough: it declares the events exchange too.
  */
 describe('intake under garbage (built service, API role only, raw AMQP)', () => {
+  if (withoutBroker()) return;
   let service: ServiceProcess;
   let db: TestDb;
   let connection: amqp.ChannelModel;

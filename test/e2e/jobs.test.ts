@@ -9,6 +9,7 @@ import {
 } from '../../src/client';
 import { createCaller, TestDb, type Caller } from '../support/harness';
 import { eventually, http, RMQ_URL, serviceEnv, ServiceProcess, startService } from '../support/service-process';
+import { withoutBroker } from '../support/shared-services';
 
 const TABLE = `(id int PRIMARY KEY, qty int, price numeric(12,2), note text, at timestamptz)`;
 
@@ -18,6 +19,7 @@ const TABLE = `(id int PRIMARY KEY, qty int, price numeric(12,2), note text, at 
  * another, and the operation queue served while a copy runs.
  */
 describe('jobs (built service, real broker and database)', () => {
+  if (withoutBroker()) return;
   let service: ServiceProcess;
   let db: TestDb;
   let copier: { key: string; rpc: BatchServiceClient };

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { BatchServiceError } from '../../src/client';
 import { Caller, createCaller, settleAll, TestDb } from '../support/harness';
 import { eventually, http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
+import { withoutBroker } from '../support/shared-services';
 
 const STRONG_SECRET = 'obs-e2e-secret-0123456789abcdefghijklmnop';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -36,6 +38,7 @@ type LogLine = Record<string, unknown> & { level: string; time: string; msg: str
  * was sent, readiness and liveness probes, and JSON log lines carrying request and execution ids.
  */
 describe('operating it: metrics, health and structured logs (built service in production mode)', () => {
+  if (withoutBroker()) return;
   let service: ServiceProcess;
   let db: TestDb;
   let shop: Caller;
@@ -315,13 +318,19 @@ describe('operating it: human-readable logs in development', () => {
   });
 });
 
-/** Not ready: a worker whose broker is unreachable answers 503 with terminus' body; Redis down does not count. */
+/**
+ * Not ready: a production worker whose broker is unreachable answers 503 with terminus' body; Redis down does not
+ * count. (A development process started without a broker is ready: without-broker.test.ts.)
+ */
 describe('operating it: readiness when a dependency is down', () => {
   let service: ServiceProcess;
 
   before(async () => {
     service = await startService(
       serviceEnv({
+        NODE_ENV: 'production',
+        API_KEY_ENCRYPTION_SECRET: randomBytes(32).toString('hex'),
+        BATCH_ADMIN_API_KEY: randomBytes(32).toString('hex'),
         BATCH_ROLE: 'worker',
         BATCH_SERVICE_RMQ_URL: 'amqp://guest:guest@127.0.0.1:1',
         REDIS_URL: 'redis://127.0.0.1:1',

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createCaller, TestDb, type Caller } from '../support/harness';
 import { eventually, serviceEnv, ServiceProcess, startService } from '../support/service-process';
+import { withoutBroker } from '../support/shared-services';
 
 /**
  * A poison operation — one whose chunk fails as a whole every time (here a trigger raising a deadlock error for one
@@ -9,6 +10,7 @@ import { eventually, serviceEnv, ServiceProcess, startService } from '../support
  * is retried a bounded number of times with back-off, then split until the poison is alone, and it ends FAILED.
  */
 describe('a poison operation fails alone while other targets flow (built service)', () => {
+  if (withoutBroker()) return;
   let service: ServiceProcess;
   let db: TestDb;
   let caller: Caller;

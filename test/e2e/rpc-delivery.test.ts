@@ -6,12 +6,14 @@ import { deadLetterQueue } from '../../src/controllers/rpc-server';
 import { TestDb } from '../support/harness';
 import { openRawRpc } from '../support/raw-rpc';
 import { eventually, http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
+import { withoutBroker } from '../support/shared-services';
 
 /**
  * The RPC wire format spoken by hand with amqplib, as any caller may: a redelivered request (the same request
  * id) stores nothing new, and rejected or unreadable input is answered and acknowledged, never requeued.
  */
 describe('RPC delivery (built service, raw AMQP)', () => {
+  if (withoutBroker()) return;
   let service: ServiceProcess;
   let db: TestDb;
   let connection: amqp.ChannelModel;
@@ -123,6 +125,7 @@ describe('RPC delivery (built service, raw AMQP)', () => {
  * at the API key check, on queues of its own; none is counted, dead-lettered or stored.
  */
 describe('RPC warm-up before ready (built service)', () => {
+  if (withoutBroker()) return;
   it('answers its own refused requests before it listens, and counts, dead-letters and stores none of them', async () => {
     const service = await startService(serviceEnv({ LOG_LEVEL: 'info', BATCH_WARMUP_REQUESTS: '300' }));
     const db = new TestDb(service.env.DB_NAME);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { createCaller, ServiceGroup, settleAll } from '../support/harness';
 import { serviceEnv } from '../support/service-process';
+import { withoutBroker } from '../support/shared-services';
 
 /**
  * Two API processes and two worker processes side by side: they share the load, no operation is applied twice,
@@ -9,6 +10,7 @@ import { serviceEnv } from '../support/service-process';
  * AND 1) would fail an operation if any two were swapped).
  */
 describe('scale-out: two API and two worker processes (built service, real broker and database)', () => {
+  if (withoutBroker()) return;
   let group: ServiceGroup;
 
   after(() => group?.close());

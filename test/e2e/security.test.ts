@@ -3,9 +3,11 @@ import { after, before, describe, it } from 'node:test';
 import { BatchServiceClient, BatchServiceError } from '../../src/client';
 import { createCaller, RMQ_URL, settleAll, TestDb, type Caller } from '../support/harness';
 import { eventually, http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
+import { withoutBroker } from '../support/shared-services';
 
 /** Keys, isolation and rate limits across two API instances (built service, real broker, database and Redis). */
 describe('security: keys, isolation, rate limits (two API instances)', () => {
+  if (withoutBroker()) return;
   const instances: ServiceProcess[] = [];
   let db: TestDb;
   let alice: Caller;

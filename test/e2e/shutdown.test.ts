@@ -3,6 +3,7 @@ import { after, describe, it } from 'node:test';
 import { sleep } from '../support/private-services';
 import { createCaller, ServiceGroup, settleAll } from '../support/harness';
 import { serviceEnv } from '../support/service-process';
+import { withoutBroker } from '../support/shared-services';
 
 /**
  * SIGTERM under load: the service stops taking requests, finishes or rolls back the chunk in flight, and exits 0
@@ -10,6 +11,7 @@ import { serviceEnv } from '../support/service-process';
  * acknowledged is applied exactly once.
  */
 describe('SIGTERM during load (built service, real broker and database)', () => {
+  if (withoutBroker()) return;
   let group: ServiceGroup;
 
   after(() => group?.close());

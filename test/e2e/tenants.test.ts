@@ -6,13 +6,14 @@ import { Client } from 'pg';
 import { Caller, createCaller, settleAll, steadyLoad, TestDb } from '../support/harness';
 import { openRawRpc } from '../support/raw-rpc';
 import { eventually, http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
-import { dbClientConfig } from '../support/shared-services';
+import { dbClientConfig, withoutBroker } from '../support/shared-services';
 
 /**
  * One caller's bad day stays its own (built service, real database and broker): what a client does, or has done to
  * it, never reaches another client's work.
  */
 describe("one caller's bad day stays its own (built service)", () => {
+  if (withoutBroker()) return;
   let service: ServiceProcess;
   let db: TestDb;
   const callers: Caller[] = [];

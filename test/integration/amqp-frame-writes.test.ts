@@ -7,9 +7,11 @@ import { after, before, describe, it } from 'node:test';
 import { connectAmqp } from '../../src/config/amqp-connection';
 import { RMQ_URL } from '../support/harness';
 import { uniqueName } from '../support/test-database';
+import { withoutBroker } from '../support/shared-services';
 
 /** Frames written in one turn leave in one socket write, on every connection the manager opens. */
 describe('AMQP frame writes (RabbitMQ)', () => {
+  if (withoutBroker()) return;
   const queue = uniqueName('frames');
   let manager: AmqpConnectionManager;
   let channel: ChannelWrapper;

@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { BatchServiceClient, SettledEventsConsumer } from '../../src/client';
 import { RMQ_URL } from '../support/harness';
 import { uniqueName } from '../support/test-database';
+import { withoutBroker } from '../support/shared-services';
 
 /** Open TCP sockets of this process. */
 const openSockets = () => process.getActiveResourcesInfo().filter((resource) => resource === 'TCPSocketWrap').length;
@@ -21,6 +22,7 @@ async function socketsBackTo(count: number): Promise<void> {
  * from run to run, and either way nothing may be left open.
  */
 describe('the client package when the broker refuses its setup (RabbitMQ)', () => {
+  if (withoutBroker()) return;
   const exchange = uniqueName('taken_exchange');
   const queue = uniqueName('taken_queue');
   let connection: amqplib.ChannelModel;

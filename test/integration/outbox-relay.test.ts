@@ -6,6 +6,7 @@ import { OutboxRelay } from '../../src/services/outbox/outbox-relay.service';
 import { OutboxWakeup } from '../../src/services/outbox/outbox-wakeup';
 import { Database } from '../../src/services/storage/database';
 import { createTestApp, TestApp } from '../support/app-context';
+import { withoutBroker } from '../support/shared-services';
 
 describe('the outbox relay takes a bounded batch (real PostgreSQL)', () => {
   let t: TestApp;
@@ -99,6 +100,7 @@ describe('the outbox relay takes a bounded batch (real PostgreSQL)', () => {
 });
 
 describe('the outbox relay runs in a thread of its own (real PostgreSQL, RabbitMQ)', () => {
+  if (withoutBroker()) return;
   let t: TestApp;
   before(async () => {
     t = await createTestApp({ BATCH_ROLE: 'worker', BATCH_OUTBOX_INTERVAL: '3600000' });

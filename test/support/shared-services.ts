@@ -1,5 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import { it } from 'node:test';
 import type { ClientConfig } from 'pg';
 import { loadConfig } from '../../src/config/app-config';
+import { brokerAddress } from '../../src/config/development-services';
 
 /**
  * Where the tests find PostgreSQL, RabbitMQ and Redis: where the service's own variables say, with its defaults
@@ -15,6 +18,32 @@ const given = Object.fromEntries(
 const config = loadConfig(given);
 
 export const RMQ_URL = config.rmq.url;
+
+/** Whether something accepts TCP connections at host and port, asked of a child (test files declare their skips synchronously). */
+export function answersNow(host: string, port: number): boolean {
+  const probe = `require('node:net').connect({ host: ${JSON.stringify(host)}, port: ${port}, timeout: 2000 })
+     .on('connect', () => process.exit(0)).on('error', () => process.exit(1)).on('timeout', () => process.exit(1))`;
+  return spawnSync(process.execPath, ['-e', probe], { timeout: 10_000 }).status === 0;
+}
+
+const broker = brokerAddress(RMQ_URL);
+/**
+ * Null when RabbitMQ answers where the tests look; otherwise the line a test that needs it is skipped with (on a
+ * machine without it, the tests of the database and of REST run all the same).
+ */
+export const BROKER_MISSING = answersNow(broker.host, broker.port)
+  ? null
+  : `needs RabbitMQ at ${broker.shown}: docker compose up -d rabbitmq, or apt install rabbitmq-server (brew install rabbitmq)`;
+
+/**
+ * The first line of a suite that needs RabbitMQ, as `if (withoutBroker()) return;`: where it is missing, the suite
+ * holds one skipped test saying what to install, and registers nothing else (no hook starts a service).
+ */
+export function withoutBroker(): boolean {
+  if (!BROKER_MISSING) return false;
+  it('runs against RabbitMQ', { skip: BROKER_MISSING }, () => undefined);
+  return true;
+}
 
 export const REDIS_URL = config.redisUrl;
 

@@ -32,6 +32,7 @@ describe('loadConfig: defaults (docs/configuration.md)', () => {
       username: 'postgres',
       password: '',
       poolSize: 10,
+      embedded: true,
     });
     assert.equal(config.rmq.url, 'amqp://guest:guest@127.0.0.1:5672');
     assert.equal(config.rmq.queue, 'batch_service');
@@ -64,6 +65,20 @@ describe('loadConfig: defaults (docs/configuration.md)', () => {
     assert.equal(empty.db.host, '127.0.0.1');
     assert.deepEqual(empty.targetSchemas, ['public']);
     assert.equal(empty.adminApiKey, undefined);
+  });
+});
+
+describe('loadConfig: the embedded PostgreSQL of development', () => {
+  it('may run only in development with no DB_* variable set (an empty one is unset)', () => {
+    assert.equal(loadConfig({}).db.embedded, true);
+    assert.equal(loadConfig({ DB_HOST: '', NODE_ENV: 'development' }).db.embedded, true);
+    for (const variable of ['DB_HOST', 'DB_PORT', 'DB_NAME', 'DB_USERNAME', 'DB_PASSWORD', 'DB_POOL_SIZE'])
+      assert.equal(
+        loadConfig({ [variable]: variable === 'DB_HOST' ? '127.0.0.1' : '10' }).db.embedded,
+        false,
+        variable,
+      );
+    assert.equal(loadConfig({ NODE_ENV: 'production', API_KEY_ENCRYPTION_SECRET: STRONG_SECRET }).db.embedded, false);
   });
 });
 
@@ -109,6 +124,7 @@ describe('loadConfig: valid values', () => {
       username: 'svc',
       password: 'p@ss word',
       poolSize: 10,
+      embedded: false,
     });
     assert.equal(config.rmq.url, 'amqps://u:p@rabbit:5671/vhost');
     assert.equal(config.rmq.queue, 'batch.queue');

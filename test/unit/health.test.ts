@@ -85,6 +85,23 @@ describe('BrokerHealthIndicator', () => {
     assert.equal(broker.check('broker').broker.status, 'up');
   });
 
+  it('says what is missing while down, once the process started without a broker (development)', () => {
+    const broker = indicator('all', false);
+    assert.equal(broker.isOptional, false);
+    broker.optional('No RabbitMQ answers at amqp://127.0.0.1:5672: … (docker compose up -d rabbitmq starts one)');
+    assert.equal(broker.isOptional, true);
+    assert.deepEqual(broker.check('broker'), {
+      broker: {
+        status: 'down',
+        rpcConsumer: 'not connected yet',
+        outboxRelay: 'disconnected',
+        message: 'No RabbitMQ answers at amqp://127.0.0.1:5672: … (docker compose up -d rabbitmq starts one)',
+      },
+    });
+    broker.watchRpcConsumer(new BehaviorSubject('connected'));
+    assert.equal(indicator('worker', true).check('broker').broker.status, 'up');
+  });
+
   it('checks only the connections of its role', () => {
     assert.deepEqual(indicator('worker', true).check('broker'), { broker: { status: 'up', outboxRelay: 'connected' } });
     assert.deepEqual(indicator('worker', false).check('broker'), {

@@ -44,11 +44,14 @@ export class DatabaseHealthIndicator {
 
 /**
  * The service's own broker connections are up: the RPC consumer's (roles api and all) and the outbox relay's (roles
- * worker and all). Both reconnect by themselves; while either is down, this process cannot do its part.
+ * worker and all). Both reconnect by themselves; while either is down, this process cannot do its part. A
+ * development process started without a broker serves REST all the same: there the broker is optional (`optional`),
+ * and its result says what is missing while it is down.
  */
 @Injectable()
 export class BrokerHealthIndicator {
   private rpcConsumer = 'not connected yet';
+  private missing: string | null = null;
 
   constructor(
     private readonly indicators: HealthIndicatorService,
@@ -61,12 +64,22 @@ export class BrokerHealthIndicator {
     status.subscribe((state) => (this.rpcConsumer = state === 'unblocked' ? 'connected' : state));
   }
 
+  /** Makes the broker optional for this process (it started without one); `missing` says what to do about it. */
+  optional(missing: string): void {
+    this.missing = missing;
+  }
+
+  get isOptional(): boolean {
+    return this.missing !== null;
+  }
+
   check(key: 'broker'): HealthIndicatorResult<'broker'> {
     const connections: Record<string, string> = {};
     if (this.config.role !== 'worker') connections.rpcConsumer = this.rpcConsumer;
     if (this.relay) connections.outboxRelay = this.relay.brokerConnected ? 'connected' : 'disconnected';
     const up = Object.values(connections).every((state) => state === 'connected');
-    return up ? this.indicators.check(key).up(connections) : this.indicators.check(key).down(connections);
+    if (up) return this.indicators.check(key).up(connections);
+    return this.indicators.check(key).down(this.missing ? { ...connections, message: this.missing } : connections);
   }
 }
 

@@ -50,11 +50,13 @@ export interface RelaySettings {
  * rows, publishes each as a persistent message on a confirm channel, and marks them sent only once the broker
  * confirmed all of them. A crash or a broker outage in between leaves them unsent, so they are published again:
  * delivery is at least once. It runs in a thread of its own (relay-thread.ts), which gives it its logger and hears
- * its broker connection come and go (`onBroker`).
+ * its broker connection come and go (`onBroker`). While there is no broker (never reached yet, or lost) it leaves the
+ * outbox alone, and starts again when one answers.
  */
 export class RelayLoop extends WorkerLoop {
   private connection: AmqpConnectionManager | null = null;
   private channel: ChannelWrapper | null = null;
+  private connected = false;
 
   constructor(
     private readonly settings: RelaySettings,
@@ -69,8 +71,13 @@ export class RelayLoop extends WorkerLoop {
   onApplicationBootstrap(): void {
     const { exchange } = this.settings;
     this.connection = connectAmqp([this.settings.url]);
-    this.connection.on('connect', () => this.onBroker(true));
+    this.connection.on('connect', () => {
+      this.connected = true;
+      this.onBroker(true);
+      this.wakeup.notify();
+    });
     this.connection.on('disconnect', ({ err }) => {
+      this.connected = false;
       this.onBroker(false);
       this.logger.warn(`broker connection lost: ${err?.message ?? 'closed'}`);
     });
@@ -84,19 +91,23 @@ export class RelayLoop extends WorkerLoop {
     super.onApplicationBootstrap();
   }
 
-  /** Stops the loop, publishes what is left (bounded by PUBLISH_TIMEOUT_MS), and closes the connection. */
+  /**
+   * Stops the loop, publishes what is left (bounded by PUBLISH_TIMEOUT_MS) when there is a broker, and closes the
+   * connection.
+   */
   async stop(): Promise<void> {
     if (!this.connection) return;
     await super.stop();
     const deadline = Date.now() + PUBLISH_TIMEOUT_MS;
-    while (Date.now() < deadline && (await this.relayBatch().catch(() => 0)) > 0);
+    while (this.connected && Date.now() < deadline && (await this.relayBatch().catch(() => 0)) > 0);
     await this.channel?.close().catch(() => undefined);
     await this.connection.close().catch(() => undefined);
     this.connection = null;
   }
 
+  /** Without a broker there is nothing to do: publishing would wait for one while holding the rows it took. */
   protected async turn(): Promise<boolean> {
-    return (await this.relayBatch()) > 0;
+    return this.connected && (await this.relayBatch()) > 0;
   }
 
   /** Publishes one batch of unsent messages; returns how many. */
