@@ -54,6 +54,8 @@ export interface IJobExecution {
   startedAt: string | null;
   endedAt: string | null;
   startCount: number;
+  /** A restart would start a new execution: FAILED or STOPPED, its instance's newest, with starts left. */
+  restartable: boolean;
   progress: IJobProgress | null;
   steps: IStepExecution[];
 }

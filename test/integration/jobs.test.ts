@@ -130,15 +130,19 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
     assert.equal(failed.status, 'FAILED');
     assert.match(failed.exitStatus!.description ?? '', /not_25001|skip/);
     assert.equal(failed.steps[0].writeCount, 15000, 'the chunks before the bad row stay');
+    assert.equal(failed.restartable, true, 'FAILED, the newest of its instance, starts left');
     assert.equal(await countOf(jobs.db, 'dst'), 25000);
 
     await jobs.db.query(`ALTER TABLE dst DROP CONSTRAINT not_25001`);
     const second = await jobs.operator.restart(jobs.client, first.id);
     assert.equal(second.startCount, 2);
     assert.equal(second.instanceId, first.instanceId);
+    assert.equal(second.restartable, false, 'not ended');
+    assert.equal((await jobs.execution(first.id)).restartable, false, 'a newer execution of its instance exists');
     await jobs.runAll();
     const completed = await jobs.execution(second.id);
     assert.equal(completed.status, 'COMPLETED');
+    assert.equal(completed.restartable, false);
     assert.equal(completed.steps[0].readCount, 15000, 'the restart reads only what the failed run did not commit');
     assert.equal(completed.progress?.done, 30000);
     assert.equal(await countOf(jobs.db, 'dst'), 40000);
@@ -204,6 +208,7 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
     await jobs.operator.restart(jobs.client, started[1]);
     await dies();
     assert.equal(await jobs.leases.claimExecution('dead-worker', 1), null, 'startLimit 3: no fourth start');
+    assert.equal((await jobs.execution(started[2])).restartable, false, 'the start limit is reached');
     assert.deepEqual(await conflictOf(jobs.operator.restart(jobs.client, started[2])), {
       reason: 'START_LIMIT_EXCEEDED',
       executionId: started[2],
@@ -249,6 +254,7 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
     const failed = await jobs.operator.launch(jobs.client, 'once', { day: 'monday' }, {});
     await jobs.runAll();
     assert.equal((await jobs.execution(failed.id)).status, 'FAILED');
+    assert.equal((await jobs.execution(failed.id)).restartable, false, 'the job is never started twice');
     assert.deepEqual(await conflictOf(jobs.operator.restart(jobs.client, failed.id)), {
       reason: 'JOB_NOT_RESTARTABLE',
       executionId: failed.id,

@@ -200,6 +200,11 @@ export class JobExecutionDto implements IJobExecution {
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) startedAt: string | null;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) endedAt: string | null;
   @ApiProperty({ description: "the instance's executions so far, this one included" }) startCount: number;
+  @ApiProperty({
+    description:
+      "a restart would start: FAILED or STOPPED, its instance's newest execution, the job's start limit not reached",
+  })
+  restartable: boolean;
   @ApiProperty({ type: JobProgressDto, nullable: true }) progress: JobProgressDto | null;
   @ApiProperty({ type: [StepExecutionDto] }) steps: StepExecutionDto[];
 }
