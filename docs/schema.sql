@@ -911,13 +911,15 @@ CREATE TABLE batch.job_schedules (
   next_tick_at timestamp with time zone NOT NULL,
   created_at timestamp with time zone NOT NULL DEFAULT now(),
   updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  enabled boolean NOT NULL DEFAULT true,
+  last_tick_at timestamp with time zone,
   CONSTRAINT job_schedules_backfill_seconds_check CHECK ((backfill_seconds >= 0)),
   CONSTRAINT job_schedules_client_id_fkey FOREIGN KEY (client_id) REFERENCES batch.clients(id),
   CONSTRAINT job_schedules_pkey PRIMARY KEY (name)
 );
-COMMENT ON TABLE batch.job_schedules IS 'Schedules that launch a job as their client at each tick of a cron expression, with the next tick. Written by the admin API (/api/jobs/schedules); the worker that launches due ticks locks a row and moves its next tick on.';
+COMMENT ON TABLE batch.job_schedules IS 'Schedules that launch a job as their client at each tick of a cron expression, with the next tick, the newest tick launched and whether they are enabled. Written by the admin API (/api/jobs/schedules); the worker that launches due ticks locks a row, launches its ticks and moves its next tick on.';
 
-CREATE INDEX job_schedules_next_tick ON batch.job_schedules USING btree (next_tick_at);
+CREATE INDEX job_schedules_next_tick ON batch.job_schedules USING btree (next_tick_at) WHERE enabled;
 
 CREATE OR REPLACE FUNCTION batch.launch_job(client_id bigint, job text, identity text, parameters jsonb, options jsonb, start_limit integer, restartable boolean)
  RETURNS TABLE(execution_id bigint, outcome text)

@@ -131,7 +131,12 @@ export interface IJobSchedule {
   options: JobParameters;
   client: string;
   backfillSeconds: number;
-  nextTickAt: string;
+  /** A disabled schedule is kept, and launches nothing. */
+  enabled: boolean;
+  /** The next tick to be launched; null while disabled. */
+  nextTickAt: string | null;
+  /** The newest tick launched (a launch refused is logged), null before the first. */
+  lastTickAt: string | null;
 }
 
 /** The `job.finished` notification (docs/api.md#jobfinished). */

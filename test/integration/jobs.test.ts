@@ -306,6 +306,10 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
       assert.equal(new Set(ticks).size, ticks.length, 'no tick launched twice');
       for (let i = 1; i < ticks.length; i++)
         assert.equal(Date.parse(ticks[i]) - Date.parse(ticks[i - 1]), 1000, 'no tick missed');
+      const [listed] = await here.list('every-second');
+      assert.equal(listed.lastTickAt, ticks[ticks.length - 1], 'the newest tick launched');
+      assert.ok(Date.parse(listed.nextTickAt!) > Date.parse(listed.lastTickAt!), 'the next tick after it');
+      assert.equal(listed.enabled, true);
 
       // the service was down 30 s: the ticks of the last 15 s (backfillSeconds) are launched, the older ones not
       await here.put('every-second', {
@@ -322,6 +326,21 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
       const backfilled = (await scheduledTicks(jobs.db, 20)).map((t) => Date.parse(t));
       assert.ok(backfilled.length >= 15 && backfilled.length <= 17, `backfilled ${backfilled.length}`);
       assert.ok(Date.now() - backfilled[0] <= 16_000, 'nothing older than the backfill window');
+
+      // disabled: kept, listed without a next tick, and no tick is launched
+      const disabled = await here.put('every-second', {
+        job: 'copy',
+        cron: '* * * * * *',
+        client: 'copier',
+        parameters: { source: 'public.src', target: 'public.dst', mode: 'upsert', to: 20 },
+        enabled: false,
+      });
+      assert.deepEqual([disabled.enabled, disabled.nextTickAt], [false, null]);
+      assert.equal(disabled.lastTickAt, new Date(backfilled[backfilled.length - 1]).toISOString(), 'kept');
+      const whileEnabled = (await scheduledTicks(jobs.db, 20)).length;
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      await Promise.all([here.tick(), there.tick()]);
+      assert.equal((await scheduledTicks(jobs.db, 20)).length, whileEnabled, 'no tick while disabled');
 
       await here.delete('every-second');
       const before = (await scheduledTicks(jobs.db, 20)).length;

@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsObject, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
 import {
   IExitStatus,
   IJobDefinition,
@@ -164,6 +164,11 @@ export class ScheduleDto {
   @Min(0)
   @Max(366 * 24 * 3600)
   backfillSeconds?: number;
+
+  @ApiPropertyOptional({ default: true, description: 'a disabled schedule is kept, and launches no tick' })
+  @IsOptional()
+  @IsBoolean()
+  enabled?: boolean;
 }
 
 export class ExitStatusDto implements IExitStatus {
@@ -261,5 +266,9 @@ export class JobScheduleDto implements IJobSchedule {
   @ApiProperty({ type: 'object', additionalProperties: true }) options: JobParameters;
   @ApiProperty() client: string;
   @ApiProperty() backfillSeconds: number;
-  @ApiProperty({ format: 'date-time' }) nextTickAt: string;
+  @ApiProperty() enabled: boolean;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, description: 'null while disabled' })
+  nextTickAt: string | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, description: 'the newest tick launched' })
+  lastTickAt: string | null;
 }
