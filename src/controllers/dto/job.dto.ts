@@ -17,8 +17,8 @@ import {
 } from '../../interfaces/job.interfaces';
 import { StepCountsDto } from './chunk.dto';
 
-const NAME = /^[A-Za-z0-9_.-]{1,100}$/;
-const NAME_MESSAGE = 'must be 1..100 letters, digits or _.-';
+export const NAME = /^[A-Za-z0-9_.-]{1,100}$/;
+export const NAME_MESSAGE = 'must be 1..100 letters, digits or _.-';
 
 export class JobNameDto {
   @ApiProperty({ example: 'copy' })
