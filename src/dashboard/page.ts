@@ -76,7 +76,7 @@ code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px
 .progress { display: inline-block; width: 160px; height: 8px; margin-right: 8px; border-radius: 4px; background: var(--line); vertical-align: middle; overflow: hidden; }
 .progress > span { display: block; height: 100%; background: var(--accent); }
 .progress.unknown > span { width: 30%; opacity: .5; }
-td.actions { white-space: nowrap; }
+td.actions, td.nowrap { white-space: nowrap; }
 td.actions button { padding: 2px 10px; font-size: 12px; margin-left: 8px; }
 a { color: var(--accent); }
 .params { display: flex; flex-wrap: wrap; gap: 2px 10px; max-width: 420px; color: var(--muted); font-size: 12px; }
@@ -509,17 +509,17 @@ const SCRIPT = String.raw`
   }
 
   function tickCell(iso, timeZone, testId) {
-    return el('td', { 'data-testid': testId, 'data-at': iso || '', title: iso || '' }, [iso ? inZone(iso, timeZone) : '–']);
+    return el('td', { class: 'nowrap', 'data-testid': testId, 'data-at': iso || '', title: iso || '' }, [iso ? inZone(iso, timeZone) : '–']);
   }
 
   /** Schedules are an admin's: for another key (null) the table says so. */
   function renderSchedules(schedules) {
     fill(byId('schedules'), (schedules || []).map(function (s) {
       return el('tr', { 'data-testid': 'schedule-row', 'data-name': s.name, 'data-enabled': String(s.enabled) }, [
-        el('td', {}, [el('code', {}, [s.name])]),
+        el('td', { class: 'nowrap' }, [el('code', {}, [s.name])]),
         el('td', {}, [el('code', {}, [s.job])]),
         el('td', {}, [s.client]),
-        el('td', { 'data-testid': 'schedule-cron' }, [el('code', {}, [s.cron])]),
+        el('td', { class: 'nowrap', 'data-testid': 'schedule-cron' }, [el('code', {}, [s.cron])]),
         el('td', { 'data-testid': 'schedule-time-zone' }, [s.timeZone]),
         el('td', {}, [parameterList(s.parameters)]),
         tickCell(s.lastTickAt, s.timeZone, 'schedule-last-tick'),

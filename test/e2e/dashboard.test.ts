@@ -641,6 +641,7 @@ describe('dashboard: GET / in a browser (built service, real database and broker
       / 03:00:00$/,
       "the next tick at 3 o'clock in its own time zone",
     );
+    await page.getByTestId('schedules-table').screenshot({ path: SCREENSHOT.replace('.png', '-schedules.png') });
     assert.deepEqual(pageErrors, [], 'no script errors and no blocked script or style in the page');
   });
 
