@@ -120,6 +120,8 @@ describe('job alerts (built service, a webhook on this machine)', () => {
         BATCH_JOB_POLL_INTERVAL: '100',
         BATCH_ALERT_RETRY_MS: String(RETRY_MS),
         BATCH_ALERT_MAX_ATTEMPTS: '4',
+        // long enough that the held call is surely still open when the copy launched meanwhile has ended
+        BATCH_ALERT_TIMEOUT_MS: '60000',
       }),
     );
     db = new TestDb(service.env.DB_NAME);
