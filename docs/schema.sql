@@ -783,27 +783,37 @@ CREATE OR REPLACE FUNCTION batch.job_finished(ids bigint[])
  RETURNS void
  LANGUAGE sql
 AS $function$
-  INSERT INTO batch.outbox (routing_key, payload, client_id)
-  SELECT 'jobs.finished.' || c.name,
-         json_build_object(
-           'type', 'job.finished', 'client', c.name, 'executionId', e.id::text, 'job', e.job,
-           'instanceId', e.instance_id::text, 'parameters', e.parameters, 'status', e.status,
-           'exitStatus', json_build_object('code', e.exit_code, 'description', e.exit_description),
-           'readCount', t.read_count, 'writeCount', t.write_count, 'skipCount', t.skip_count,
-           'startedAt', to_char(e.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-           'endedAt', to_char(e.ended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))::text,
-         c.id
-    FROM batch.job_executions e
-    JOIN batch.clients c ON c.id = e.client_id
-   CROSS JOIN LATERAL (
-     SELECT coalesce(sum(s.read_count), 0) AS read_count, coalesce(sum(s.write_count), 0) AS write_count,
-            coalesce(sum(s.read_skip_count + s.process_skip_count + s.write_skip_count), 0) AS skip_count
-       FROM batch.step_executions s WHERE s.job_execution_id = e.id) t
-   WHERE e.id = ANY (ids)
-   ORDER BY e.id
+  WITH finished AS (
+    SELECT e.id, e.job, e.client_id, e.status, e.exit_code, c.name AS client,
+           json_build_object(
+             'type', 'job.finished', 'client', c.name, 'executionId', e.id::text, 'job', e.job,
+             'instanceId', e.instance_id::text, 'parameters', e.parameters, 'status', e.status,
+             'exitStatus', json_build_object('code', e.exit_code, 'description', e.exit_description),
+             'readCount', t.read_count, 'writeCount', t.write_count, 'skipCount', t.skip_count,
+             'startedAt', to_char(e.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+             'endedAt', to_char(e.ended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) AS event
+      FROM batch.job_executions e
+      JOIN batch.clients c ON c.id = e.client_id
+     CROSS JOIN LATERAL (
+       SELECT coalesce(sum(s.read_count), 0) AS read_count, coalesce(sum(s.write_count), 0) AS write_count,
+              coalesce(sum(s.read_skip_count + s.process_skip_count + s.write_skip_count), 0) AS skip_count
+         FROM batch.step_executions s WHERE s.job_execution_id = e.id) t
+     WHERE e.id = ANY (ids)
+  ), notified AS (
+    INSERT INTO batch.outbox (routing_key, payload, client_id)
+    SELECT 'jobs.finished.' || f.client, f.event::text, f.client_id FROM finished f ORDER BY f.id
+  )
+  INSERT INTO batch.alert_deliveries (alert, execution_id, event)
+  SELECT a.name, f.id, f.event::jsonb
+    FROM finished f
+    JOIN batch.job_alerts a
+      ON (a.job IS NULL OR a.job = f.job) AND (a.client_id IS NULL OR a.client_id = f.client_id)
+     AND (f.status = 'FAILED' AND 'FAILED' = ANY (a.on_exit)
+          OR f.status = 'COMPLETED' AND f.exit_code = 'COMPLETED_WITH_SKIPS' AND 'COMPLETED_WITH_SKIPS' = ANY (a.on_exit))
+   ORDER BY f.id, a.name
 $function$
 ;
-COMMENT ON FUNCTION batch.job_finished(ids bigint[]) IS 'Writes the job.finished notifications of executions that have just ended to the outbox, in the transaction that ends them. Called wherever an execution ends: by its worker, a stop or abandon, the reaping of lost leases.';
+COMMENT ON FUNCTION batch.job_finished(ids bigint[]) IS 'Writes the job.finished notifications of executions that have just ended to the outbox, and the deliveries owed to the job alerts they match, in the transaction that ends them. Called wherever an execution ends: by its worker, a stop or abandon, the reaping of lost leases.';
 
 -- =====================================================================================================================
 -- Jobs: Spring Batch's job repository, and schedules
@@ -911,13 +921,15 @@ CREATE TABLE batch.job_schedules (
   next_tick_at timestamp with time zone NOT NULL,
   created_at timestamp with time zone NOT NULL DEFAULT now(),
   updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  enabled boolean NOT NULL DEFAULT true,
+  last_tick_at timestamp with time zone,
   CONSTRAINT job_schedules_backfill_seconds_check CHECK ((backfill_seconds >= 0)),
   CONSTRAINT job_schedules_client_id_fkey FOREIGN KEY (client_id) REFERENCES batch.clients(id),
   CONSTRAINT job_schedules_pkey PRIMARY KEY (name)
 );
-COMMENT ON TABLE batch.job_schedules IS 'Schedules that launch a job as their client at each tick of a cron expression, with the next tick. Written by the admin API (/api/jobs/schedules); the worker that launches due ticks locks a row and moves its next tick on.';
+COMMENT ON TABLE batch.job_schedules IS 'Schedules that launch a job as their client at each tick of a cron expression, with the next tick, the newest tick launched and whether they are enabled. Written by the admin API (/api/jobs/schedules); the worker that launches due ticks locks a row, launches its ticks and moves its next tick on.';
 
-CREATE INDEX job_schedules_next_tick ON batch.job_schedules USING btree (next_tick_at);
+CREATE INDEX job_schedules_next_tick ON batch.job_schedules USING btree (next_tick_at) WHERE enabled;
 
 CREATE OR REPLACE FUNCTION batch.launch_job(client_id bigint, job text, identity text, parameters jsonb, options jsonb, start_limit integer, restartable boolean)
  RETURNS TABLE(execution_id bigint, outcome text)
@@ -957,6 +969,45 @@ AS $function$
 $function$
 ;
 COMMENT ON FUNCTION batch.launch_job(client_id bigint, job text, identity text, parameters jsonb, options jsonb, start_limit integer, restartable boolean) IS 'Launches a job instance, or answers the execution in the way and why, so that concurrent launches race in the database. Called by the job operator.';
+
+-- =====================================================================================================================
+-- Job alerts: webhooks called when an execution fails, and the deliveries each is owed
+-- =====================================================================================================================
+
+CREATE TABLE batch.job_alerts (
+  name text NOT NULL,
+  url text NOT NULL,
+  job text,
+  client_id bigint,
+  on_exit text[] NOT NULL,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  CONSTRAINT job_alerts_on_exit_check CHECK (((cardinality(on_exit) > 0) AND (on_exit <@ ARRAY['FAILED'::text, 'COMPLETED_WITH_SKIPS'::text]))),
+  CONSTRAINT job_alerts_client_id_fkey FOREIGN KEY (client_id) REFERENCES batch.clients(id),
+  CONSTRAINT job_alerts_pkey PRIMARY KEY (name)
+);
+COMMENT ON TABLE batch.job_alerts IS 'Webhooks called when a job execution ends FAILED (or COMPLETED_WITH_SKIPS, as on_exit asks): for one job, one client''s jobs (client_id), both, or every execution. Written by the admin API only (/api/jobs/alerts), never from what a client sends; read by batch.job_finished.';
+
+CREATE TABLE batch.alert_deliveries (
+  id bigint NOT NULL DEFAULT nextval('batch.alert_deliveries_id_seq'::regclass),
+  alert text NOT NULL,
+  execution_id bigint NOT NULL,
+  event jsonb NOT NULL,
+  attempts integer NOT NULL DEFAULT 0,
+  due_at timestamp with time zone NOT NULL DEFAULT now(),
+  delivered_at timestamp with time zone,
+  failed_at timestamp with time zone,
+  last_error text,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  CONSTRAINT alert_deliveries_alert_fkey FOREIGN KEY (alert) REFERENCES batch.job_alerts(name) ON DELETE CASCADE,
+  CONSTRAINT alert_deliveries_execution_id_fkey FOREIGN KEY (execution_id) REFERENCES batch.job_executions(id) ON DELETE CASCADE,
+  CONSTRAINT alert_deliveries_pkey PRIMARY KEY (id)
+);
+COMMENT ON TABLE batch.alert_deliveries IS 'Each call an alert owes: the job.finished notification of the execution that matched it, written by batch.job_finished in the transaction that ends the execution; the worker processes'' delivery loop takes the due ones (SKIP LOCKED, leased until a call''s timeout has passed), calls the alert''s URL, and records the answer: delivered, due again after a back-off, or failed after the last attempt. Deleted with its alert or its execution.';
+
+CREATE INDEX alert_deliveries_alert ON batch.alert_deliveries USING btree (alert, id);
+CREATE INDEX alert_deliveries_due ON batch.alert_deliveries USING btree (due_at) WHERE ((delivered_at IS NULL) AND (failed_at IS NULL));
+CREATE INDEX alert_deliveries_execution ON batch.alert_deliveries USING btree (execution_id);
 
 -- =====================================================================================================================
 -- Imports: uploaded data sets

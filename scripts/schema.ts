@@ -66,6 +66,10 @@ export const AREAS: Area[] = [
     functions: ['launch_job'],
   },
   {
+    heading: 'Job alerts: webhooks called when an execution fails, and the deliveries each is owed',
+    tables: ['job_alerts', 'alert_deliveries'],
+  },
+  {
     heading: 'Imports: uploaded data sets',
     tables: ['import_files', 'import_blocks'],
     functions: ['refused_values'],

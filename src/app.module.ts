@@ -67,12 +67,23 @@ import { JobSignals, JobWakeup } from './services/jobs/job-signals';
 import { JobWorker } from './services/jobs/job-worker.service';
 import { MetricsJobListener } from './services/observability/metrics-job-listener';
 import { TeamJobsModule } from './jobs/team-jobs.module';
+import { JobAlertController } from './controllers/job-alert.controller';
+import { JobAlerts } from './services/outbox/job-alerts';
+import { AlertDeliveryLoop } from './services/outbox/alert-delivery';
 
 /**
  * What only worker processes run (roles worker and all): the loops that apply chunks, run jobs, launch scheduled ones,
- * publish and clean up.
+ * publish, call the job alerts' webhooks and clean up.
  */
-const WORKER_LOOPS = [Poller, OutboxRelay, RetentionSchedule, PollerWakeupSubscriber, JobWorker, ScheduleLoop];
+const WORKER_LOOPS = [
+  Poller,
+  OutboxRelay,
+  RetentionSchedule,
+  PollerWakeupSubscriber,
+  JobWorker,
+  ScheduleLoop,
+  AlertDeliveryLoop,
+];
 
 const CONTROLLERS = [
   OperationController,
@@ -87,6 +98,7 @@ const CONTROLLERS = [
   JobController,
   ImportController,
   JobScheduleController,
+  JobAlertController,
   JobRpcController,
 ];
 
@@ -151,6 +163,7 @@ const JOBS: Provider[] = [
   JobSignals,
   JobSchedules,
   ScheduleWakeup,
+  JobAlerts,
   MetricsJobListener,
   CopyJob,
   ImportJob,

@@ -58,6 +58,11 @@ export abstract class AppConfig {
     maxRunningPerClient: number;
     maxSchedulesPerClient: number;
   }>;
+  /**
+   * Job alerts' webhooks (docs/operating.md#job-alerts): how long one call may take, how many calls a delivery gets,
+   * and the wait after the first failed one (doubled after each, up to an hour).
+   */
+  readonly alerts: Readonly<{ timeoutMs: number; maxAttempts: number; retryMs: number }>;
   readonly retention: Readonly<{ hours: number; intervalMs: number }>;
   readonly limits: Readonly<{
     maxMessageBytes: number;
@@ -220,6 +225,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxClientUploads: Math.min(maxUploads, integer(env, 'BATCH_IMPORT_MAX_CLIENT_UPLOADS', 2, 1, 100)),
       idleTimeoutMs: integer(env, 'BATCH_IMPORT_IDLE_TIMEOUT_MS', 30_000, 100, 300_000),
       clientQuotaBytes: integer(env, 'BATCH_IMPORT_CLIENT_QUOTA_BYTES', 8 * 1024 ** 3, 1, 1024 ** 5),
+    },
+    alerts: {
+      timeoutMs: integer(env, 'BATCH_ALERT_TIMEOUT_MS', 10_000, 100, 120_000),
+      maxAttempts: integer(env, 'BATCH_ALERT_MAX_ATTEMPTS', 10, 1, 100),
+      retryMs: integer(env, 'BATCH_ALERT_RETRY_MS', 5000, 10, 3_600_000),
     },
     retention: {
       hours: integer(env, 'BATCH_RETENTION_HOURS', 168, 1, 87_600),

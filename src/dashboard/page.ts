@@ -3,8 +3,10 @@ import { createHash } from 'node:crypto';
 /**
  * The operator's dashboard (`GET /`): one static page, plain JavaScript and CSS, no build step and nothing loaded
  * from elsewhere. It asks for an API key (kept in localStorage, sent as `x-api-key`) and polls the REST API:
- * `/api/stats`, `/api/executions`, `/api/operations?status=FAILED`, `/api/jobs/executions`. Everything it shows is written with
- * `textContent` or `setAttribute`, never as HTML, because operation errors carry database messages.
+ * `/api/stats`, `/api/executions`, `/api/operations?status=FAILED`, `/api/jobs/executions`, `/api/jobs/schedules`, and
+ * the execution the address names (`#job-execution-<id>`) with a page of its rejects. It launches copies and uploads
+ * imports with the same key. Everything it shows is written with `textContent` or `setAttribute`, never as HTML,
+ * because operation errors and rejected records carry database messages and the callers' data.
  *
  * Kept as a TypeScript module so that `tsc` ships it in dist/ with the rest of the code.
  */
@@ -66,15 +68,28 @@ td.empty { color: var(--muted); text-align: center; padding: 14px; }
 code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600; }
 .badge.PENDING { color: var(--pending); background: var(--pending-bg); }
-.badge.COMPLETED { color: var(--completed); background: var(--completed-bg); }
+.badge.COMPLETED, .badge.enabled { color: var(--completed); background: var(--completed-bg); }
 .badge.FAILED { color: var(--failed); background: var(--failed-bg); }
-.badge.CANCELLED, .badge.ABANDONED { color: var(--cancelled); background: var(--cancelled-bg); }
+.badge.CANCELLED, .badge.ABANDONED, .badge.disabled { color: var(--cancelled); background: var(--cancelled-bg); }
 .badge.STARTING, .badge.STARTED, .badge.STOPPING { color: var(--accent); background: #eff4ff; }
 .badge.STOPPED { color: var(--pending); background: var(--pending-bg); }
 .progress { display: inline-block; width: 160px; height: 8px; margin-right: 8px; border-radius: 4px; background: var(--line); vertical-align: middle; overflow: hidden; }
 .progress > span { display: block; height: 100%; background: var(--accent); }
 .progress.unknown > span { width: 30%; opacity: .5; }
-td.actions button { padding: 2px 10px; font-size: 12px; }
+td.actions, td.nowrap { white-space: nowrap; }
+td.actions button { padding: 2px 10px; font-size: 12px; margin-left: 8px; }
+a { color: var(--accent); }
+.params { display: flex; flex-wrap: wrap; gap: 2px 10px; max-width: 420px; color: var(--muted); font-size: 12px; }
+.params code { color: var(--ink); overflow-wrap: anywhere; }
+dl.facts { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: 4px 16px; margin: 0 0 14px; }
+dl.facts dt { color: var(--muted); font-size: 12px; }
+dl.facts dd { margin: 0; overflow-wrap: anywhere; }
+.pager { display: flex; align-items: center; gap: 10px; margin-top: 8px; color: var(--muted); font-size: 12px; }
+form.job-form { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: 8px 12px; align-items: center; }
+form.job-form input, form.job-form select { width: 100%; padding: 5px 8px; border: 1px solid #d0d5dd; border-radius: 6px; font: inherit; }
+form.job-form input[type=checkbox] { width: auto; justify-self: start; }
+form.job-form label { color: var(--muted); font-size: 12px; }
+form.job-form button { grid-column: 2; justify-self: start; }
 footer { padding: 4px 24px 20px; color: var(--muted); font-size: 12px; }
 footer a { color: var(--accent); }
 `;
@@ -112,6 +127,7 @@ const SCRIPT = String.raw`
 
   function count(value) { return numbers.format(value); }
   function numberCell(value) { return el('td', { class: value === 0 ? 'n zero' : 'n' }, [count(value)]); }
+  function withTestId(node, id) { node.setAttribute('data-testid', id); return node; }
   function badge(status) { return el('span', { class: 'badge ' + status }, [status]); }
   function clock(iso) { return iso ? new Date(iso).toLocaleTimeString('en-GB', { hour12: false }) : ''; }
   function age(seconds) {
@@ -123,8 +139,15 @@ const SCRIPT = String.raw`
 
   function apiKey() { return localStorage.getItem(KEY_STORAGE) || ''; }
 
-  async function api(method, path) {
-    var response = await fetch(path, { method: method, headers: { 'x-api-key': apiKey(), accept: 'application/json' } });
+  /** A call with the key; its body an object sent as JSON, or a Blob (a file) sent as it is, with its headers. */
+  async function api(method, path, body, headers) {
+    var init = { method: method, headers: Object.assign({ 'x-api-key': apiKey(), accept: 'application/json' }, headers || {}) };
+    if (body instanceof Blob) init.body = body;
+    else if (body !== undefined) {
+      init.body = JSON.stringify(body);
+      init.headers['content-type'] = 'application/json';
+    }
+    var response = await fetch(path, init);
     var text = await response.text();
     var body = null;
     try { body = text ? JSON.parse(text) : null; } catch (ignored) { body = null; }
@@ -276,10 +299,40 @@ const SCRIPT = String.raw`
     byId('failed-note').textContent = total > items.length ? 'newest ' + items.length + ' of ' + count(total) : '';
   }
 
+  // Jobs: the executions running and ended, each with its parameters, the link to its steps and rejects, Stop and Restart.
   var RUNNING = ['STARTING', 'STARTED', 'STOPPING'];
 
   function written(execution) {
     return execution.steps.reduce(function (sum, step) { return sum + step.writeCount; }, 0);
+  }
+
+  function skipped(steps) {
+    return steps.reduce(function (sum, s) { return sum + s.readSkipCount + s.processSkipCount + s.writeSkipCount; }, 0);
+  }
+
+  /** What tells runs apart first (source, target, the file and its format, the mode), then the other parameters. */
+  var FIRST_PARAMETERS = ['source', 'target', 'sha256', 'format', 'mode'];
+
+  function parameterText(value) {
+    if (Array.isArray(value)) return value.join(',');
+    return value !== null && typeof value === 'object' ? JSON.stringify(value) : String(value);
+  }
+
+  /** Each parameter as name and value; a data set's sha256 shortened to its first 12 digits (whole in the title). */
+  function parameterList(parameters) {
+    var names = Object.keys(parameters || {}).sort(function (a, b) {
+      var x = FIRST_PARAMETERS.indexOf(a), y = FIRST_PARAMETERS.indexOf(b);
+      return (x < 0 ? 99 : x) - (y < 0 ? 99 : y) || (a < b ? -1 : a > b ? 1 : 0);
+    });
+    return el('span', { class: 'params' }, names.map(function (name) {
+      var text = parameterText(parameters[name]);
+      var shown = name === 'sha256' ? el('code', { title: text }, [text.slice(0, 12) + '…']) : el('code', {}, [text]);
+      return el('span', { 'data-testid': 'job-parameter', 'data-name': name, 'data-value': text }, [(name === 'sha256' ? 'file' : name) + ' ', shown]);
+    }));
+  }
+
+  function detailsLink(execution) {
+    return el('a', { href: '#job-execution-' + execution.id, 'data-testid': 'job-details-link', 'data-id': execution.id }, ['steps · rejects']);
   }
 
   /** A bar of done / total, with the rate and the time left; a bar without an end when the total is unknown. */
@@ -295,13 +348,14 @@ const SCRIPT = String.raw`
     return el('td', { 'data-testid': 'job-progress', 'data-done': String(progress.done), 'data-total': String(progress.total) }, [bar, text]);
   }
 
+  /** The link to its steps and rejects; Stop while it runs, Restart only where a restart would start (restartable). */
   function jobAction(execution) {
     var action = RUNNING.indexOf(execution.status) >= 0 && execution.status !== 'STOPPING' ? 'stop'
-      : execution.status === 'FAILED' || execution.status === 'STOPPED' ? 'restart' : null;
-    if (!action) return el('td', { class: 'actions' }, []);
+      : execution.restartable ? 'restart' : null;
+    if (!action) return el('td', { class: 'actions' }, [detailsLink(execution)]);
     var button = el('button', { type: 'button', 'data-testid': 'job-' + action, 'data-id': execution.id }, [action === 'stop' ? 'Stop' : 'Restart']);
     button.addEventListener('click', function () { controlJob(execution.id, action, button); });
-    return el('td', { class: 'actions' }, [button]);
+    return el('td', { class: 'actions' }, [detailsLink(execution), button]);
   }
 
   function renderJobs(items) {
@@ -311,27 +365,30 @@ const SCRIPT = String.raw`
       return el('tr', { 'data-testid': 'job-running-row', 'data-id': e.id, 'data-status': e.status }, [
         el('td', {}, [e.id]),
         el('td', {}, [el('code', {}, [e.job])]),
+        el('td', { 'data-testid': 'job-parameters' }, [parameterList(e.parameters)]),
         el('td', {}, [badge(e.status)]),
         progressCell(e.progress),
         el('td', {}, [clock(e.startedAt)]),
         numberCell(written(e)),
         jobAction(e),
       ]);
-    }), 7, 'No job running');
+    }), 8, 'No job running');
     fill(byId('jobs-history'), ended.map(function (e) {
       return el('tr', { 'data-testid': 'job-history-row', 'data-id': e.id, 'data-status': e.status }, [
         el('td', {}, [e.id]),
         el('td', {}, [el('code', {}, [e.job])]),
+        el('td', { 'data-testid': 'job-parameters' }, [parameterList(e.parameters)]),
         el('td', {}, [badge(e.status)]),
-        el('td', {}, [e.exitStatus ? e.exitStatus.code : '']),
+        el('td', { 'data-testid': 'job-exit' }, [e.exitStatus ? e.exitStatus.code : '']),
         el('td', {}, [clock(e.startedAt)]),
         el('td', {}, [clock(e.endedAt)]),
-        numberCell(written(e)),
-        el('td', { class: 'n' }, [count(e.startCount)]),
+        withTestId(numberCell(written(e)), 'job-written'),
+        withTestId(numberCell(skipped(e.steps)), 'job-skipped'),
+        el('td', { class: 'n', 'data-testid': 'job-starts' }, [count(e.startCount)]),
         el('td', { class: 'message' }, [e.exitStatus && e.exitStatus.description ? e.exitStatus.description : '']),
         jobAction(e),
       ]);
-    }), 10, 'No job has ended yet');
+    }), 12, 'No job has ended yet');
   }
 
   async function controlJob(id, action, button) {
@@ -343,6 +400,188 @@ const SCRIPT = String.raw`
     } catch (error) {
       notify((action === 'stop' ? 'Stop' : 'Restart') + ' of job execution ' + id + ' failed: ' + error.message, 'error');
       button.disabled = false;
+    }
+  }
+
+  // The execution whose steps and rejects are shown, as the address names it (#job-execution-<id>), and the page of
+  // its rejects: the cursor of each page seen, so that Previous goes back.
+  var REJECTS_PAGE = 20;
+  var detail = { id: null, cursors: [null], page: 0, next: null };
+  var detailLoads = 0;
+
+  function openFromAddress() {
+    var match = /^#job-execution-(\d{1,18})$/.exec(location.hash);
+    var id = match ? match[1] : null;
+    if (id === detail.id) return;
+    detail = { id: id, cursors: [null], page: 0, next: null };
+    byId('job-detail').hidden = id === null;
+    if (id === null) return;
+    ['job-detail-facts', 'job-steps', 'job-rejects'].forEach(function (part) { byId(part).replaceChildren(); });
+    byId('job-detail-title').textContent = 'Job execution ' + id;
+    byId('job-detail').scrollIntoView();
+    refreshDetail();
+  }
+
+  async function refreshDetail() {
+    var id = detail.id;
+    var mine = ++detailLoads;
+    if (id === null || !apiKey()) return;
+    var path = '/api/jobs/executions/' + encodeURIComponent(id);
+    var cursor = detail.cursors[detail.page];
+    try {
+      var results = await Promise.all([
+        api('GET', path),
+        api('GET', path + '/rejects?limit=' + REJECTS_PAGE + (cursor ? '&cursor=' + encodeURIComponent(cursor) : '')),
+      ]);
+      if (mine === detailLoads) renderDetail(results[0], results[1]);
+    } catch (error) {
+      if (mine === detailLoads) byId('job-detail-title').textContent = 'Job execution ' + id + ': ' + error.message;
+    }
+  }
+
+  function fact(term, value) {
+    return [el('dt', {}, [term]), el('dd', { 'data-testid': 'fact-' + term.toLowerCase() }, [value])];
+  }
+
+  function renderDetail(e, rejects) {
+    byId('job-detail-title').textContent = 'Job execution ' + e.id + ' · ' + e.job;
+    var facts = [].concat(
+      fact('Status', el('span', {}, [badge(e.status), ' ', e.exitStatus ? e.exitStatus.code : ''])),
+      fact('Client', e.client),
+      fact('Parameters', parameterList(e.parameters)),
+      fact('Options', parameterList(e.options)),
+      fact('Started', e.startedAt ? inZone(e.startedAt) : '–'),
+      fact('Ended', e.endedAt ? inZone(e.endedAt) : '–'),
+      fact('Starts', count(e.startCount) + ' (of instance ' + e.instanceId + ')'),
+      fact('Description', e.exitStatus && e.exitStatus.description ? e.exitStatus.description : '–'));
+    byId('job-detail-facts').replaceChildren.apply(byId('job-detail-facts'), facts);
+    fill(byId('job-steps'), e.steps.map(function (step) {
+      return el('tr', { 'data-testid': 'step-row', 'data-name': step.name }, [
+        el('td', {}, [el('code', {}, [step.name])]),
+        el('td', {}, [badge(step.status)]),
+        el('td', {}, [step.exitStatus ? step.exitStatus.code : '']),
+        withTestId(numberCell(step.readCount), 'step-read'),
+        withTestId(numberCell(step.writeCount), 'step-written'),
+        numberCell(step.filterCount),
+        withTestId(numberCell(skipped([step])), 'step-skipped'),
+        numberCell(step.commitCount),
+        numberCell(step.rollbackCount),
+        el('td', {}, [clock(step.startedAt)]),
+        el('td', {}, [clock(step.endedAt)]),
+        el('td', { class: 'message' }, [step.exitStatus && step.exitStatus.description ? step.exitStatus.description : '']),
+      ]);
+    }), 12, 'No step has started');
+    fill(byId('job-rejects'), rejects.items.map(function (r) {
+      return el('tr', { 'data-testid': 'reject-row', 'data-line': r.line === null ? '' : String(r.line) }, [
+        el('td', { class: 'n', 'data-testid': 'reject-line' }, [r.line === null ? '' : count(r.line)]),
+        el('td', { 'data-testid': 'reject-column' }, [r.column || '']),
+        el('td', { 'data-testid': 'reject-code' }, [el('code', {}, [r.code])]),
+        el('td', { class: 'message', 'data-testid': 'reject-message' }, [r.message]),
+        el('td', { class: 'message', 'data-testid': 'reject-record' }, [r.record === null ? '' : r.record]),
+      ]);
+    }), 5, detail.page === 0 ? 'No record was rejected' : 'No more rejects');
+    detail.next = rejects.nextCursor;
+    var first = detail.page * REJECTS_PAGE + 1;
+    byId('rejects-page').textContent = rejects.items.length
+      ? 'page ' + (detail.page + 1) + ': rejects ' + count(first) + '–' + count(first + rejects.items.length - 1)
+      : 'page ' + (detail.page + 1);
+    byId('rejects-previous').disabled = detail.page === 0;
+    byId('rejects-next').disabled = !detail.next;
+  }
+
+  function turnRejectsPage(step) {
+    if (step > 0 && !detail.next) return;
+    if (step > 0) detail.cursors[detail.page + 1] = detail.next;
+    detail.page = Math.max(0, detail.page + step);
+    refreshDetail();
+  }
+
+  // Schedules (an admin's), each tick in the schedule's own time zone, as its cron reads it.
+
+  /** A time to the second, in the time zone given (a schedule's, as its cron reads it) or else the browser's. */
+  function inZone(iso, timeZone) {
+    var parts = {};
+    new Intl.DateTimeFormat('en-GB', {
+      timeZone: timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
+      second: '2-digit', hourCycle: 'h23',
+    }).formatToParts(new Date(iso)).forEach(function (part) { parts[part.type] = part.value; });
+    return parts.year + '-' + parts.month + '-' + parts.day + ' ' + parts.hour + ':' + parts.minute + ':' + parts.second;
+  }
+
+  function tickCell(iso, timeZone, testId) {
+    return el('td', { class: 'nowrap', 'data-testid': testId, 'data-at': iso || '', title: iso || '' }, [iso ? inZone(iso, timeZone) : '–']);
+  }
+
+  /** Schedules are an admin's: for another key (null) the table says so. */
+  function renderSchedules(schedules) {
+    fill(byId('schedules'), (schedules || []).map(function (s) {
+      return el('tr', { 'data-testid': 'schedule-row', 'data-name': s.name, 'data-enabled': String(s.enabled) }, [
+        el('td', { class: 'nowrap' }, [el('code', {}, [s.name])]),
+        el('td', {}, [el('code', {}, [s.job])]),
+        el('td', {}, [s.client]),
+        el('td', { class: 'nowrap', 'data-testid': 'schedule-cron' }, [el('code', {}, [s.cron])]),
+        el('td', { 'data-testid': 'schedule-time-zone' }, [s.timeZone]),
+        el('td', {}, [parameterList(s.parameters)]),
+        tickCell(s.lastTickAt, s.timeZone, 'schedule-last-tick'),
+        tickCell(s.nextTickAt, s.timeZone, 'schedule-next-tick'),
+        el('td', { 'data-testid': 'schedule-enabled' }, [el('span', { class: 'badge ' + (s.enabled ? 'enabled' : 'disabled') }, [s.enabled ? 'enabled' : 'disabled'])]),
+      ]);
+    }), 9, schedules ? 'No schedule' : 'Schedules are listed for an admin key');
+  }
+
+  // Launching from the page: a copy, and an upload of a data set that the service then imports. The forms are sent by
+  // script with the key (the policy allows no form to be submitted), and the answer is shown as the notice.
+
+  async function launchCopy(event) {
+    event.preventDefault();
+    var parameters = { source: byId('copy-source').value.trim(), target: byId('copy-target').value.trim(), mode: byId('copy-mode').value };
+    var runId = byId('copy-run-id').value.trim();
+    if (runId) parameters.runId = runId;
+    byId('copy-launch').disabled = true;
+    try {
+      var execution = await api('POST', '/api/jobs/copy/executions', { parameters: parameters });
+      notify('The copy was launched: job execution ' + execution.id + ' is ' + execution.status + '.', '');
+      await refresh();
+    } catch (error) {
+      notify('The copy was not launched: ' + error.message, 'error');
+    } finally {
+      byId('copy-launch').disabled = false;
+    }
+  }
+
+  /** The query of an upload, from the form: only what differs from the service's defaults. */
+  function importQuery(file) {
+    var format = byId('import-format').value || (/\.(ndjson|jsonl)(\.gz)?$/i.test(file.name) ? 'ndjson' : 'csv');
+    var query = new URLSearchParams({ target: byId('import-target').value.trim(), mode: byId('import-mode').value });
+    if (byId('import-format').value) query.set('format', format);
+    var delimiter = byId('import-delimiter').value;
+    if (delimiter === '\\t' || /^tab$/i.test(delimiter)) delimiter = '\t';
+    if (format === 'csv' && !byId('import-header').checked) query.set('header', 'false');
+    if (format === 'csv' && delimiter && delimiter !== ',') query.set('delimiter', delimiter);
+    [['columns', 'import-columns'], ['skipLimit', 'import-skip-limit'], ['runId', 'import-run-id']].forEach(function (field) {
+      var value = byId(field[1]).value.trim();
+      if (value) query.set(field[0], value);
+    });
+    return { query: query, contentType: format === 'ndjson' ? 'application/x-ndjson' : 'text/csv' };
+  }
+
+  async function uploadImport(event) {
+    event.preventDefault();
+    var file = byId('import-file').files[0];
+    if (!file) return notify('Choose a file to upload.', 'error');
+    var upload = importQuery(file);
+    var headers = { 'content-type': upload.contentType };
+    if (/\.gz$/i.test(file.name)) headers['content-encoding'] = 'gzip';
+    byId('import-upload').disabled = true;
+    notify('Uploading ' + file.name + ' (' + count(file.size) + ' bytes)…', '');
+    try {
+      var execution = await api('POST', '/api/imports?' + upload.query.toString(), file, headers);
+      notify('The import of ' + file.name + ' was launched: job execution ' + execution.id + ' is ' + execution.status + '.', '');
+      await refresh();
+    } catch (error) {
+      notify('The import of ' + file.name + ' was refused: ' + error.message, 'error');
+    } finally {
+      byId('import-upload').disabled = false;
     }
   }
 
@@ -373,6 +612,10 @@ const SCRIPT = String.raw`
         api('GET', '/api/executions?limit=10'),
         api('GET', '/api/operations?status=FAILED&limit=20'),
         api('GET', '/api/jobs/executions?limit=20'),
+        api('GET', '/api/jobs/schedules').catch(function (error) {
+          if (error.code === 'FORBIDDEN') return null;
+          throw error;
+        }),
       ]);
       if (mine !== generation) return;
       renderStats(results[0]);
@@ -380,6 +623,8 @@ const SCRIPT = String.raw`
       renderChunks(results[1].items);
       renderFailed(results[2].items, results[0].byStatus.FAILED);
       renderJobs(results[3].items);
+      renderSchedules(results[4]);
+      await refreshDetail();
       showStatus('Updated ' + clock(new Date().toISOString()) + ' · every ' + REFRESH_MS / 1000 + ' s', 'ok');
     } catch (error) {
       if (mine !== generation) return;
@@ -396,6 +641,12 @@ const SCRIPT = String.raw`
     notify('', '');
     refresh();
   });
+  byId('copy-form').addEventListener('submit', launchCopy);
+  byId('import-form').addEventListener('submit', uploadImport);
+  byId('rejects-next').addEventListener('click', function () { turnRejectsPage(1); });
+  byId('rejects-previous').addEventListener('click', function () { turnRejectsPage(-1); });
+  window.addEventListener('hashchange', openFromAddress);
+  openFromAddress();
   byId('forget').addEventListener('click', function () {
     localStorage.removeItem(KEY_STORAGE);
     notify('The key is forgotten in this browser.', '');
@@ -446,16 +697,68 @@ const BODY = `
       <tbody id="chunks"></tbody>
     </table>
   </section>
-  <section class="panel">
+  <section class="panel" id="jobs">
     <h2>Jobs running <small>with their progress; stopped at the next chunk</small></h2>
     <table data-testid="jobs-running-table">
-      <thead><tr><th>#</th><th>Job</th><th>Status</th><th>Progress</th><th>Started</th><th class="n">Written</th><th></th></tr></thead>
+      <thead><tr><th>#</th><th>Job</th><th>Parameters</th><th>Status</th><th>Progress</th><th>Started</th><th class="n">Written</th><th></th></tr></thead>
       <tbody id="jobs-running"></tbody>
     </table>
     <h2>Job history <small>the newest executions that ended</small></h2>
     <table data-testid="jobs-history-table">
-      <thead><tr><th>#</th><th>Job</th><th>Status</th><th>Exit</th><th>Started</th><th>Ended</th><th class="n">Written</th><th class="n">Starts</th><th>Description</th><th></th></tr></thead>
+      <thead><tr><th>#</th><th>Job</th><th>Parameters</th><th>Status</th><th>Exit</th><th>Started</th><th>Ended</th><th class="n">Written</th><th class="n">Rejected</th><th class="n">Starts</th><th>Description</th><th></th></tr></thead>
       <tbody id="jobs-history"></tbody>
+    </table>
+  </section>
+  <section class="panel" id="job-detail" data-testid="job-detail" hidden>
+    <h2><span id="job-detail-title" data-testid="job-detail-title"></span> <small><a href="#jobs" data-testid="job-detail-close">close</a></small></h2>
+    <dl class="facts" id="job-detail-facts"></dl>
+    <table data-testid="job-steps-table">
+      <thead><tr><th>Step</th><th>Status</th><th>Exit</th><th class="n">Read</th><th class="n">Written</th><th class="n">Filtered</th><th class="n">Skipped</th><th class="n">Commits</th><th class="n">Rollbacks</th><th>Started</th><th>Ended</th><th>Description</th></tr></thead>
+      <tbody id="job-steps"></tbody>
+    </table>
+    <h2>Rejects <small>the records its steps skipped, in the order of the data</small></h2>
+    <table data-testid="job-rejects-table">
+      <thead><tr><th class="n">Line</th><th>Column</th><th>Code</th><th>Message</th><th>Record</th></tr></thead>
+      <tbody id="job-rejects"></tbody>
+    </table>
+    <div class="pager">
+      <button type="button" id="rejects-previous" data-testid="rejects-previous">Previous</button>
+      <span id="rejects-page" data-testid="rejects-page"></span>
+      <button type="button" id="rejects-next" data-testid="rejects-next">Next</button>
+    </div>
+  </section>
+  <div class="row">
+    <section class="panel">
+      <h2>Launch a copy <small>a table or view into a table, inside PostgreSQL</small></h2>
+      <form id="copy-form" class="job-form" data-testid="copy-form">
+        <label for="copy-source">Source</label><input id="copy-source" data-testid="copy-source" required placeholder="schema.table" autocomplete="off">
+        <label for="copy-target">Target</label><input id="copy-target" data-testid="copy-target" required placeholder="schema.table" autocomplete="off">
+        <label for="copy-mode">Mode</label><select id="copy-mode" data-testid="copy-mode"><option>insert</option><option>upsert</option></select>
+        <label for="copy-run-id">Run id</label><input id="copy-run-id" data-testid="copy-run-id" placeholder="optional: the same copy again" autocomplete="off">
+        <button type="submit" class="primary" id="copy-launch" data-testid="copy-launch">Launch copy</button>
+      </form>
+    </section>
+    <section class="panel">
+      <h2>Upload an import <small>CSV or NDJSON, gzip too; launched once stored</small></h2>
+      <form id="import-form" class="job-form" data-testid="import-form">
+        <label for="import-file">File</label><input id="import-file" data-testid="import-file" type="file" required>
+        <label for="import-target">Target</label><input id="import-target" data-testid="import-target" required placeholder="schema.table" autocomplete="off">
+        <label for="import-mode">Mode</label><select id="import-mode" data-testid="import-mode"><option>insert</option><option>upsert</option></select>
+        <label for="import-format">Format</label><select id="import-format" data-testid="import-format"><option value="">by the file's name</option><option>csv</option><option>ndjson</option></select>
+        <label for="import-header">CSV header</label><input id="import-header" data-testid="import-header" type="checkbox" checked>
+        <label for="import-delimiter">CSV delimiter</label><input id="import-delimiter" data-testid="import-delimiter" value="," maxlength="3" autocomplete="off">
+        <label for="import-columns">CSV columns</label><input id="import-columns" data-testid="import-columns" placeholder="without a header: the columns in order, comma-separated" autocomplete="off">
+        <label for="import-skip-limit">Skip limit</label><input id="import-skip-limit" data-testid="import-skip-limit" type="number" min="0" placeholder="0: the first reject fails it">
+        <label for="import-run-id">Run id</label><input id="import-run-id" data-testid="import-run-id" placeholder="optional: the same data again" autocomplete="off">
+        <button type="submit" class="primary" id="import-upload" data-testid="import-upload">Upload</button>
+      </form>
+    </section>
+  </div>
+  <section class="panel">
+    <h2>Schedules <small>each tick launches its job as its client; ticks in the schedule's time zone</small></h2>
+    <table data-testid="schedules-table">
+      <thead><tr><th>Name</th><th>Job</th><th>Client</th><th>Cron</th><th>Time zone</th><th>Parameters</th><th>Last tick</th><th>Next tick</th><th></th></tr></thead>
+      <tbody id="schedules"></tbody>
     </table>
   </section>
   <section class="panel">
@@ -466,7 +769,7 @@ const BODY = `
     </table>
   </section>
 </main>
-<footer>Reads <code>/api/stats</code>, <code>/api/executions</code>, <code>/api/operations</code> and <code>/api/jobs/executions</code> with your key · <a href="/api/docs">API docs</a></footer>
+<footer>Reads <code>/api/stats</code>, <code>/api/executions</code>, <code>/api/operations</code>, <code>/api/jobs/executions</code> and <code>/api/jobs/schedules</code> with your key; launches with <code>/api/jobs/copy/executions</code> and <code>/api/imports</code> · <a href="/api/docs">API docs</a></footer>
 `;
 
 export const DASHBOARD_HTML = `<!doctype html>

@@ -54,6 +54,8 @@ export interface IJobExecution {
   startedAt: string | null;
   endedAt: string | null;
   startCount: number;
+  /** A restart would start a new execution: FAILED or STOPPED, its instance's newest, with starts left. */
+  restartable: boolean;
   progress: IJobProgress | null;
   steps: IStepExecution[];
 }
@@ -129,7 +131,43 @@ export interface IJobSchedule {
   options: JobParameters;
   client: string;
   backfillSeconds: number;
-  nextTickAt: string;
+  /** A disabled schedule is kept, and launches nothing. */
+  enabled: boolean;
+  /** The next tick to be launched; null while disabled. */
+  nextTickAt: string | null;
+  /** The newest tick launched (a launch refused is logged), null before the first. */
+  lastTickAt: string | null;
+}
+
+/** How an execution ends that a job alert is called for: its status FAILED, or COMPLETED with skips. */
+export const JOB_ALERT_EXITS = ['FAILED', 'COMPLETED_WITH_SKIPS'] as const;
+export type JobAlertExit = (typeof JOB_ALERT_EXITS)[number];
+
+/** A job alert (docs/api.md#job-alerts): a webhook an admin points a job, a client's jobs, or both at. */
+export interface IJobAlert {
+  name: string;
+  url: string;
+  /** The job it is for; null for every job. */
+  job: string | null;
+  /** The client whose executions it is for; null for every client's. */
+  client: string | null;
+  on: JobAlertExit[];
+  createdAt: string;
+  updatedAt: string;
+  /** Its newest delivery, null before the first. */
+  lastDelivery: IJobAlertDelivery | null;
+}
+
+export interface IJobAlertDelivery {
+  executionId: string;
+  /** PENDING until the webhook answered 2xx (DELIVERED) or the last attempt failed (FAILED). */
+  status: 'PENDING' | 'DELIVERED' | 'FAILED';
+  attempts: number;
+  lastError: string | null;
+  createdAt: string;
+  deliveredAt: string | null;
+  /** When it is called next, while PENDING. */
+  nextAttemptAt: string | null;
 }
 
 /** The `job.finished` notification (docs/api.md#jobfinished). */

@@ -3,9 +3,12 @@ import { setTimeout as delay } from 'node:timers/promises';
 
 const MAX_BACKOFF_MS = 30_000;
 
-/** Exponential back-off: base × 2^attempt, capped at 30 s, less up to 20 % jitter so that processes do not retry in step. */
-export function backOffMs(baseMs: number, attempt: number): number {
-  return Math.round(Math.min(baseMs * 2 ** attempt, MAX_BACKOFF_MS) * (1 - Math.random() * 0.2));
+/**
+ * Exponential back-off: base × 2^attempt, capped at `maxMs` (30 s unless given), less up to 20 % jitter so that
+ * processes do not retry in step.
+ */
+export function backOffMs(baseMs: number, attempt: number, maxMs = MAX_BACKOFF_MS): number {
+  return Math.round(Math.min(baseMs * 2 ** attempt, maxMs) * (1 - Math.random() * 0.2));
 }
 
 /**

@@ -3,10 +3,11 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BrowserContext, chromium, Page } from 'playwright-core';
+import { BrowserContext, chromium, Locator, Page } from 'playwright-core';
+import type { IJobExecution, IJobRejectList, IJobSchedule } from '../../src/interfaces/job.interfaces';
 import { findChromium, HOW_TO_GET_A_BROWSER } from '../support/browser';
 import { createCaller, settleAll, TestDb, type Caller } from '../support/harness';
-import { http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
+import { eventually, http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
 import { withoutBroker } from '../support/shared-services';
 
 const CHROMIUM = findChromium();
@@ -54,6 +55,34 @@ async function until<T>(
 const MONTH_AHEAD = new Date(Date.now() + 30 * 86_400_000).toISOString();
 const number = (text: string | null) => Number((text ?? '').replace(/,/g, ''));
 
+/** A time as the page shows a schedule's ticks: to the second, in the schedule's time zone. */
+function inZone(iso: string, timeZone: string): string {
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat('en-GB', {
+      timeZone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+      hourCycle: 'h23',
+    })
+      .formatToParts(new Date(iso))
+      .map((part) => [part.type, part.value]),
+  );
+  return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second}`;
+}
+
+/** The parameters a job row shows, by name, each value whole. */
+function parametersShown(row: Locator): Promise<Record<string, string>> {
+  return row
+    .getByTestId('job-parameter')
+    .evaluateAll((items) =>
+      Object.fromEntries(items.map((i) => [i.getAttribute('data-name'), i.getAttribute('data-value')])),
+    );
+}
+
 /**
  * The dashboard at `GET /` as an operator uses it: the built service, real operations (one of them refused by a
  * unique constraint, one by a check), driven in headless Chromium; what it shows is compared with batch.operations.
@@ -68,6 +97,7 @@ describe('dashboard: GET / in a browser (built service, real database and broker
   let userDataDir: string;
   const pageErrors: string[] = [];
   let doubleBooking: string;
+  let archivistKey: string;
   let negativePrice: string;
 
   before(async () => {
@@ -399,9 +429,244 @@ describe('dashboard: GET / in a browser (built service, real database and broker
       .locator(`[data-testid="job-history-row"][data-id="${restartedId}"][data-status="COMPLETED"]`)
       .waitFor({ timeout: 60_000 });
     assert.equal(await db.count(`SELECT count(*) AS n FROM public.seats_copy`), 400_000);
-    const cells = await page.locator(`[data-testid="job-history-row"][data-id="${restartedId}"] td`).allTextContents();
-    assert.equal(number(cells[6]), 400_000 - kept, 'written by the restart: what the stopped one had not');
-    assert.equal(cells[7], '2', 'the instance started twice');
+    const restarted = page.locator(`[data-testid="job-history-row"][data-id="${restartedId}"]`);
+    assert.equal(
+      number(await restarted.getByTestId('job-written').textContent()),
+      400_000 - kept,
+      'written by the restart: what the stopped one had not',
+    );
+    assert.equal(await restarted.getByTestId('job-starts').textContent(), '2', 'the instance started twice');
+    await stopped.getByTestId('job-restart').waitFor({ state: 'detached', timeout: 10_000 });
+    assert.equal(await page.getByTestId('job-restart').count(), 0, 'no Restart where a restart would not start');
+    archivistKey = copier.body.apiKey;
+    assert.deepEqual(pageErrors, [], 'no script errors and no blocked script or style in the page');
+  });
+
+  it('launches a copy from its form; the run shows its parameters; a refused launch says why', async () => {
+    await db.query(
+      `CREATE TABLE public.depots (id int PRIMARY KEY, city text); CREATE TABLE public.depots_copy (LIKE public.depots);
+       ALTER TABLE public.depots_copy ADD PRIMARY KEY (id);
+       INSERT INTO public.depots SELECT g, 'city ' || g FROM generate_series(1, 500) g`,
+    );
+    await page.getByTestId('copy-source').fill('public.depots');
+    await page.getByTestId('copy-target').fill('public.depots_copy');
+    await page.getByTestId('copy-mode').selectOption('upsert');
+    await page.getByTestId('copy-launch').click();
+    const notice = page.getByTestId('notice').filter({ hasText: 'The copy was launched: job execution' });
+    await notice.waitFor({ timeout: 10_000 });
+    const id = /job execution (\d+)/.exec((await notice.textContent()) ?? '')![1];
+    const row = page.locator(`[data-testid="job-history-row"][data-id="${id}"][data-status="COMPLETED"]`);
+    await row.waitFor({ timeout: 30_000 });
+    assert.equal(await db.count(`SELECT count(*) AS n FROM public.depots_copy`), 500);
+    assert.deepEqual(await parametersShown(row), {
+      source: 'public.depots',
+      target: 'public.depots_copy',
+      mode: 'upsert',
+    });
+    const [launched] = await db.query<{ client: string }>(
+      `SELECT c.name AS client FROM batch.job_executions e JOIN batch.clients c ON c.id = e.client_id WHERE e.id = $1`,
+      [id],
+    );
+    assert.equal(launched.client, 'admin', 'launched with the key the page uses');
+
+    await page.getByTestId('copy-launch').click(); // the same instance again: complete
+    await page
+      .getByTestId('notice')
+      .filter({ hasText: 'The copy was not launched: ' })
+      .filter({ hasText: 'runId' })
+      .waitFor({ timeout: 10_000 });
+    assert.match((await page.getByTestId('notice').getAttribute('class')) ?? '', /error/);
+    assert.deepEqual(pageErrors, [], 'no script errors and no blocked script or style in the page');
+  });
+
+  it('uploads an import from its form; its steps and rejects, paged, are those the API lists, as text', async () => {
+    await db.query(`CREATE TABLE public.stations (id int PRIMARY KEY, name text NOT NULL, elevation numeric(6,1))`);
+    // 60 records, the even ones up to 50 with an elevation that is markup, not a number: 25 rejects, two pages
+    const records = Array.from({ length: 60 }, (_, i) => {
+      const n = i + 1;
+      return `${n},station ${n},${n % 2 === 0 && n <= 50 ? '"<b>high</b>"' : n * 10}`;
+    });
+    await page.getByTestId('import-file').setInputFiles({
+      name: 'stations.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from(['id,name,elevation', ...records].join('\n') + '\n'),
+    });
+    await page.getByTestId('import-target').fill('public.stations');
+    await page.getByTestId('import-skip-limit').fill('30');
+    await page.getByTestId('import-upload').click();
+    const notice = page.getByTestId('notice').filter({ hasText: 'The import of stations.csv was launched' });
+    await notice.waitFor({ timeout: 15_000 });
+    const id = /job execution (\d+)/.exec((await notice.textContent()) ?? '')![1];
+    const row = page.locator(`[data-testid="job-history-row"][data-id="${id}"][data-status="COMPLETED"]`);
+    await row.waitFor({ timeout: 30_000 });
+    assert.equal(await row.getByTestId('job-exit').textContent(), 'COMPLETED_WITH_SKIPS');
+    assert.equal(number(await row.getByTestId('job-skipped').textContent()), 25);
+    assert.equal(await db.count(`SELECT count(*) AS n FROM public.stations`), 35);
+    const execution = await http<IJobExecution>(service, 'GET', `/api/jobs/executions/${id}`, service.adminKey);
+    const shown = await parametersShown(row);
+    assert.equal(shown.target, 'public.stations');
+    assert.equal(shown.sha256, execution.body.parameters.sha256, 'the data set, by its sha256');
+    assert.equal(shown.format, 'csv');
+    assert.equal(shown.mode, 'insert');
+
+    await row.getByTestId('job-details-link').click();
+    assert.equal(new URL(page.url()).hash, `#job-execution-${id}`, 'a link, so the address names it');
+    const detail = page.getByTestId('job-detail');
+    await detail
+      .getByTestId('job-detail-title')
+      .filter({ hasText: `Job execution ${id} · import` })
+      .waitFor();
+    const steps = await detail
+      .getByTestId('step-row')
+      .evaluateAll((rows) =>
+        rows.map((r) => [
+          r.getAttribute('data-name'),
+          ...['step-read', 'step-written', 'step-skipped'].map((t) =>
+            Number(r.querySelector(`[data-testid="${t}"]`)!.textContent!.replace(/,/g, '')),
+          ),
+        ]),
+      );
+    assert.deepEqual(
+      steps,
+      execution.body.steps.map((s) => [
+        s.name,
+        s.readCount,
+        s.writeCount,
+        s.readSkipCount + s.processSkipCount + s.writeSkipCount,
+      ]),
+    );
+
+    const rejectsShown = () =>
+      detail
+        .getByTestId('reject-row')
+        .evaluateAll((rows) =>
+          rows.map((r) =>
+            ['reject-line', 'reject-column', 'reject-code', 'reject-record'].map(
+              (t) => r.querySelector(`[data-testid="${t}"]`)!.textContent,
+            ),
+          ),
+        );
+    const rejectsListed = async (cursor?: string) => {
+      const listed = await http<IJobRejectList>(
+        service,
+        'GET',
+        `/api/jobs/executions/${id}/rejects?limit=20${cursor ? `&cursor=${cursor}` : ''}`,
+        service.adminKey,
+      );
+      return {
+        rows: listed.body.items.map((r) => [String(r.line), r.column ?? '', r.code, r.record ?? '']),
+        next: listed.body.nextCursor,
+      };
+    };
+    const first = await rejectsListed();
+    assert.equal(first.rows.length, 20);
+    await until(rejectsShown, async () => first.rows, 'the first page of rejects');
+    assert.equal(first.rows[0][0], '3', 'record 2 is on line 3, after the header');
+    assert.match(first.rows[0][3], /<b>high<\/b>/);
+    assert.equal(await detail.locator('b').count(), 0, 'records are shown as text, never as markup');
+    assert.equal(await detail.getByTestId('rejects-previous').isDisabled(), true);
+
+    await detail.getByTestId('rejects-next').click();
+    const second = await rejectsListed(first.next!);
+    assert.equal(second.rows.length, 5);
+    await until(rejectsShown, async () => second.rows, 'the second page of rejects');
+    assert.equal(await detail.getByTestId('rejects-next').isDisabled(), true, 'the last page');
+    assert.match((await detail.getByTestId('rejects-page').textContent()) ?? '', /page 2: rejects 21–25/);
+
+    await detail.getByTestId('rejects-previous').click();
+    await until(rejectsShown, async () => first.rows, 'back to the first page');
+    await page.reload(); // the address keeps it open
+    await until(rejectsShown, async () => first.rows, 'the execution the address names, after a reload');
+    await page.screenshot({ path: SCREENSHOT.replace('.png', '-execution.png'), fullPage: true });
+    await detail.getByTestId('job-detail-close').click();
+    await detail.waitFor({ state: 'hidden' });
+    assert.deepEqual(pageErrors, [], 'no script errors and no blocked script or style in the page');
+  });
+
+  it('lists the schedules with their cron, time zone, last and next tick, and whether enabled', async () => {
+    const put = (name: string, body: Record<string, unknown>) =>
+      http<IJobSchedule>(service, 'PUT', `/api/jobs/schedules/${name}`, service.adminKey, { client: 'admin', ...body });
+    const nightly = await put('nightly-depots', {
+      job: 'copy',
+      cron: '0 3 * * *',
+      timeZone: 'Europe/Berlin',
+      parameters: { source: 'public.depots', target: 'public.depots_copy', mode: 'upsert' },
+    });
+    assert.equal(nightly.status, 200, JSON.stringify(nightly.body));
+    const everySecond = {
+      job: 'copy',
+      cron: '* * * * * *',
+      timeZone: 'America/New_York',
+      parameters: { source: 'public.depots', target: 'public.depots_copy', mode: 'upsert', runId: 'ticks' },
+    };
+    await put('paused', everySecond);
+    await eventually(
+      async () =>
+        (await http<IJobSchedule[]>(service, 'GET', '/api/jobs/schedules', service.adminKey)).body.find(
+          (s) => s.name === 'paused',
+        )?.lastTickAt ?? undefined,
+      15_000,
+      'a tick of the schedule every second',
+    );
+    await put('paused', { ...everySecond, enabled: false });
+    const listed = (await http<IJobSchedule[]>(service, 'GET', '/api/jobs/schedules', service.adminKey)).body;
+    const rows = page.getByTestId('schedule-row');
+    await until(
+      async () =>
+        rows.evaluateAll((all) => all.map((r) => [r.getAttribute('data-name'), r.getAttribute('data-enabled')])),
+      async () => [
+        ['nightly-depots', 'true'],
+        ['paused', 'false'],
+      ],
+      'the schedules',
+    );
+    for (const schedule of listed) {
+      const row = page.locator(`[data-testid="schedule-row"][data-name="${schedule.name}"]`);
+      assert.equal(await row.getByTestId('schedule-cron').textContent(), schedule.cron);
+      assert.equal(await row.getByTestId('schedule-time-zone').textContent(), schedule.timeZone);
+      assert.equal(await row.getByTestId('schedule-enabled').textContent(), schedule.enabled ? 'enabled' : 'disabled');
+      for (const [testId, at] of [
+        ['schedule-last-tick', schedule.lastTickAt],
+        ['schedule-next-tick', schedule.nextTickAt],
+      ] as const) {
+        const cell = row.getByTestId(testId);
+        assert.equal(await cell.getAttribute('data-at'), at ?? '');
+        assert.equal(await cell.textContent(), at ? inZone(at, schedule.timeZone) : '–', `${schedule.name} ${testId}`);
+      }
+    }
+    assert.equal(listed[0].lastTickAt, null, 'the nightly one has not ticked');
+    assert.equal(listed[1].nextTickAt, null, 'a disabled one has no next tick');
+    assert.match(
+      (await page
+        .locator('[data-testid="schedule-row"][data-name="nightly-depots"] [data-testid="schedule-next-tick"]')
+        .textContent()) ?? '',
+      / 03:00:00$/,
+      "the next tick at 3 o'clock in its own time zone",
+    );
+    await page.getByTestId('schedules-table').screenshot({ path: SCREENSHOT.replace('.png', '-schedules.png') });
+    assert.deepEqual(pageErrors, [], 'no script errors and no blocked script or style in the page');
+  });
+
+  it('with a key that is no admin, shows its own jobs and says that schedules are listed for an admin', async () => {
+    await page.getByTestId('api-key-input').fill(archivistKey);
+    await page.getByTestId('api-key-save').click();
+    await page
+      .getByTestId('schedules-table')
+      .getByText('Schedules are listed for an admin key')
+      .waitFor({ timeout: 10_000 });
+    assert.match((await page.getByTestId('status').textContent()) ?? '', /Updated/);
+    const clients = await page
+      .getByTestId('job-history-row')
+      .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id')));
+    const own = await db.query<{ id: string }>(
+      `SELECT e.id FROM batch.job_executions e JOIN batch.clients c ON c.id = e.client_id
+        WHERE c.name = 'archivist' AND e.status NOT IN ('STARTING', 'STARTED', 'STOPPING') ORDER BY e.id DESC`,
+    );
+    assert.deepEqual(
+      clients,
+      own.map((r) => r.id),
+      "only this client's executions",
+    );
     assert.deepEqual(pageErrors, [], 'no script errors and no blocked script or style in the page');
   });
 });

@@ -130,15 +130,19 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
     assert.equal(failed.status, 'FAILED');
     assert.match(failed.exitStatus!.description ?? '', /not_25001|skip/);
     assert.equal(failed.steps[0].writeCount, 15000, 'the chunks before the bad row stay');
+    assert.equal(failed.restartable, true, 'FAILED, the newest of its instance, starts left');
     assert.equal(await countOf(jobs.db, 'dst'), 25000);
 
     await jobs.db.query(`ALTER TABLE dst DROP CONSTRAINT not_25001`);
     const second = await jobs.operator.restart(jobs.client, first.id);
     assert.equal(second.startCount, 2);
     assert.equal(second.instanceId, first.instanceId);
+    assert.equal(second.restartable, false, 'not ended');
+    assert.equal((await jobs.execution(first.id)).restartable, false, 'a newer execution of its instance exists');
     await jobs.runAll();
     const completed = await jobs.execution(second.id);
     assert.equal(completed.status, 'COMPLETED');
+    assert.equal(completed.restartable, false);
     assert.equal(completed.steps[0].readCount, 15000, 'the restart reads only what the failed run did not commit');
     assert.equal(completed.progress?.done, 30000);
     assert.equal(await countOf(jobs.db, 'dst'), 40000);
@@ -204,6 +208,7 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
     await jobs.operator.restart(jobs.client, started[1]);
     await dies();
     assert.equal(await jobs.leases.claimExecution('dead-worker', 1), null, 'startLimit 3: no fourth start');
+    assert.equal((await jobs.execution(started[2])).restartable, false, 'the start limit is reached');
     assert.deepEqual(await conflictOf(jobs.operator.restart(jobs.client, started[2])), {
       reason: 'START_LIMIT_EXCEEDED',
       executionId: started[2],
@@ -249,6 +254,7 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
     const failed = await jobs.operator.launch(jobs.client, 'once', { day: 'monday' }, {});
     await jobs.runAll();
     assert.equal((await jobs.execution(failed.id)).status, 'FAILED');
+    assert.equal((await jobs.execution(failed.id)).restartable, false, 'the job is never started twice');
     assert.deepEqual(await conflictOf(jobs.operator.restart(jobs.client, failed.id)), {
       reason: 'JOB_NOT_RESTARTABLE',
       executionId: failed.id,
@@ -300,6 +306,10 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
       assert.equal(new Set(ticks).size, ticks.length, 'no tick launched twice');
       for (let i = 1; i < ticks.length; i++)
         assert.equal(Date.parse(ticks[i]) - Date.parse(ticks[i - 1]), 1000, 'no tick missed');
+      const [listed] = await here.list('every-second');
+      assert.equal(listed.lastTickAt, ticks[ticks.length - 1], 'the newest tick launched');
+      assert.ok(Date.parse(listed.nextTickAt!) > Date.parse(listed.lastTickAt!), 'the next tick after it');
+      assert.equal(listed.enabled, true);
 
       // the service was down 30 s: the ticks of the last 15 s (backfillSeconds) are launched, the older ones not
       await here.put('every-second', {
@@ -316,6 +326,21 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
       const backfilled = (await scheduledTicks(jobs.db, 20)).map((t) => Date.parse(t));
       assert.ok(backfilled.length >= 15 && backfilled.length <= 17, `backfilled ${backfilled.length}`);
       assert.ok(Date.now() - backfilled[0] <= 16_000, 'nothing older than the backfill window');
+
+      // disabled: kept, listed without a next tick, and no tick is launched
+      const disabled = await here.put('every-second', {
+        job: 'copy',
+        cron: '* * * * * *',
+        client: 'copier',
+        parameters: { source: 'public.src', target: 'public.dst', mode: 'upsert', to: 20 },
+        enabled: false,
+      });
+      assert.deepEqual([disabled.enabled, disabled.nextTickAt], [false, null]);
+      assert.equal(disabled.lastTickAt, new Date(backfilled[backfilled.length - 1]).toISOString(), 'kept');
+      const whileEnabled = (await scheduledTicks(jobs.db, 20)).length;
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      await Promise.all([here.tick(), there.tick()]);
+      assert.equal((await scheduledTicks(jobs.db, 20)).length, whileEnabled, 'no tick while disabled');
 
       await here.delete('every-second');
       const before = (await scheduledTicks(jobs.db, 20)).length;

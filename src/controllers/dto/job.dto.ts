@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsObject, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
 import {
   IExitStatus,
   IJobDefinition,
@@ -17,8 +17,8 @@ import {
 } from '../../interfaces/job.interfaces';
 import { StepCountsDto } from './chunk.dto';
 
-const NAME = /^[A-Za-z0-9_.-]{1,100}$/;
-const NAME_MESSAGE = 'must be 1..100 letters, digits or _.-';
+export const NAME = /^[A-Za-z0-9_.-]{1,100}$/;
+export const NAME_MESSAGE = 'must be 1..100 letters, digits or _.-';
 
 export class JobNameDto {
   @ApiProperty({ example: 'copy' })
@@ -164,6 +164,11 @@ export class ScheduleDto {
   @Min(0)
   @Max(366 * 24 * 3600)
   backfillSeconds?: number;
+
+  @ApiPropertyOptional({ default: true, description: 'a disabled schedule is kept, and launches no tick' })
+  @IsOptional()
+  @IsBoolean()
+  enabled?: boolean;
 }
 
 export class ExitStatusDto implements IExitStatus {
@@ -200,6 +205,11 @@ export class JobExecutionDto implements IJobExecution {
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) startedAt: string | null;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) endedAt: string | null;
   @ApiProperty({ description: "the instance's executions so far, this one included" }) startCount: number;
+  @ApiProperty({
+    description:
+      "a restart would start: FAILED or STOPPED, its instance's newest execution, the job's start limit not reached",
+  })
+  restartable: boolean;
   @ApiProperty({ type: JobProgressDto, nullable: true }) progress: JobProgressDto | null;
   @ApiProperty({ type: [StepExecutionDto] }) steps: StepExecutionDto[];
 }
@@ -256,5 +266,9 @@ export class JobScheduleDto implements IJobSchedule {
   @ApiProperty({ type: 'object', additionalProperties: true }) options: JobParameters;
   @ApiProperty() client: string;
   @ApiProperty() backfillSeconds: number;
-  @ApiProperty({ format: 'date-time' }) nextTickAt: string;
+  @ApiProperty() enabled: boolean;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, description: 'null while disabled' })
+  nextTickAt: string | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, description: 'the newest tick launched' })
+  lastTickAt: string | null;
 }

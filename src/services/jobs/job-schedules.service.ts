@@ -21,6 +21,7 @@ export interface ScheduleRequest {
   options?: unknown;
   client: string;
   backfillSeconds?: number;
+  enabled?: boolean;
 }
 
 /**
@@ -41,6 +42,8 @@ interface ScheduleRow {
   client: string;
   backfill_seconds: number;
   next_tick_at: Date;
+  last_tick_at: Date | null;
+  enabled: boolean;
 }
 
 /**
@@ -78,11 +81,13 @@ export class JobSchedules {
       throw invalidField(`parameters.${SCHEDULED_AT}`, 'is given by each tick');
     const launch = await this.operator.check(client, definition, request.parameters, request.options);
     await this.db.query(
-      `INSERT INTO batch.job_schedules (name, job, cron, time_zone, parameters, options, client_id, backfill_seconds, next_tick_at)
-       VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7, $8, $9)
+      `INSERT INTO batch.job_schedules (name, job, cron, time_zone, parameters, options, client_id, backfill_seconds,
+                                        next_tick_at, enabled)
+       VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7, $8, $9, $10)
        ON CONFLICT (name) DO UPDATE SET job = EXCLUDED.job, cron = EXCLUDED.cron, time_zone = EXCLUDED.time_zone,
          parameters = EXCLUDED.parameters, options = EXCLUDED.options, client_id = EXCLUDED.client_id,
-         backfill_seconds = EXCLUDED.backfill_seconds, next_tick_at = EXCLUDED.next_tick_at, updated_at = now()`,
+         backfill_seconds = EXCLUDED.backfill_seconds, next_tick_at = EXCLUDED.next_tick_at,
+         enabled = EXCLUDED.enabled, updated_at = now()`,
       [
         name,
         definition.name,
@@ -93,6 +98,7 @@ export class JobSchedules {
         client.id,
         request.backfillSeconds ?? 0,
         cron.nextRun(new Date()),
+        request.enabled ?? true,
       ],
     );
     return (await this.list(name))[0];
@@ -116,7 +122,7 @@ export class JobSchedules {
   async list(name?: string): Promise<IJobSchedule[]> {
     const rows = await this.db.query<ScheduleRow>(
       `SELECT s.name, s.job, s.cron, s.time_zone, s.parameters, s.options, c.name AS client, s.backfill_seconds,
-              s.next_tick_at
+              s.next_tick_at, s.last_tick_at, s.enabled
          FROM batch.job_schedules s JOIN batch.clients c ON c.id = s.client_id
         WHERE $1::text IS NULL OR s.name = $1 ORDER BY s.name`,
       [name ?? null],
@@ -130,7 +136,9 @@ export class JobSchedules {
       options: row.options,
       client: row.client,
       backfillSeconds: row.backfill_seconds,
-      nextTickAt: row.next_tick_at.toISOString(),
+      enabled: row.enabled,
+      nextTickAt: row.enabled ? row.next_tick_at.toISOString() : null,
+      lastTickAt: row.last_tick_at?.toISOString() ?? null,
     }));
   }
 
@@ -150,11 +158,11 @@ export class JobSchedules {
       const { rows } = await tx.query<ScheduleRow & { now: Date; client_id: string } & Launcher>(
         `WITH due AS (
            SELECT name, row_number() OVER (PARTITION BY client_id ORDER BY next_tick_at, name) AS turn
-             FROM batch.job_schedules WHERE next_tick_at <= now())
+             FROM batch.job_schedules WHERE next_tick_at <= now() AND enabled)
          SELECT s.name, s.job, s.cron, s.time_zone, s.parameters, s.options, s.backfill_seconds, s.next_tick_at,
                 c.name AS client, c.id, c.admin, c.targets, c.sources, now() AS now
            FROM batch.job_schedules s JOIN due d ON d.name = s.name JOIN batch.clients c ON c.id = s.client_id
-          WHERE s.next_tick_at <= now() ORDER BY d.turn, s.next_tick_at LIMIT 20 FOR UPDATE OF s SKIP LOCKED`,
+          WHERE s.next_tick_at <= now() AND s.enabled ORDER BY d.turn, s.next_tick_at LIMIT 20 FOR UPDATE OF s SKIP LOCKED`,
       );
       for (const schedule of rows) await this.launchDue(tx, schedule, schedule);
       return rows.length;
@@ -168,14 +176,15 @@ export class JobSchedules {
     const cron = new Cron(schedule.cron, { timezone: schedule.time_zone, paused: true });
     const oldest = schedule.now.getTime() - Math.max(schedule.backfill_seconds * 1000, LATE_TICK_MS);
     let tick: Date | null = schedule.next_tick_at;
+    let launched: Date | null = null;
     for (let n = 0; tick && tick <= schedule.now && n < MAX_TICKS_PER_TURN; n++) {
-      if (tick.getTime() >= oldest) await this.launchTick(tx, schedule, client, tick);
+      if (tick.getTime() >= oldest) await this.launchTick(tx, schedule, client, (launched = tick));
       tick = cron.nextRun(tick);
     }
-    await tx.query(`UPDATE batch.job_schedules SET next_tick_at = $2 WHERE name = $1`, [
-      schedule.name,
-      tick ?? new Date('9999-12-31T00:00:00Z'),
-    ]);
+    await tx.query(
+      `UPDATE batch.job_schedules SET next_tick_at = $2, last_tick_at = coalesce($3, last_tick_at) WHERE name = $1`,
+      [schedule.name, tick ?? new Date('9999-12-31T00:00:00Z'), launched],
+    );
   }
 
   private async launchTick(tx: PoolClient, schedule: ScheduleRow, client: Launcher, tick: Date): Promise<void> {

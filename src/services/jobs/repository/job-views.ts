@@ -7,13 +7,15 @@ import type {
   JobStatus,
 } from '../../../interfaces/job.interfaces';
 import { Database } from '../../storage/database';
+import { JobRegistry } from '../job-registry.service';
 import { progressOf, StepProgress } from './job-progress';
 
 /** Executions, their steps and rejects as the API and the metrics read them. */
 
 const EXECUTION_VIEW = `
   SELECT e.id, e.job, e.instance_id, e.parameters, e.options, c.name AS client, e.status, e.exit_code,
-         e.exit_description, e.created_at, e.started_at, e.ended_at, e.start_count
+         e.exit_description, e.created_at, e.started_at, e.ended_at, e.start_count,
+         NOT EXISTS (SELECT 1 FROM batch.job_executions n WHERE n.instance_id = e.instance_id AND n.id > e.id) AS latest
     FROM batch.job_executions e JOIN batch.clients c ON c.id = e.client_id`;
 
 /** Each step of the executions, once: a partitioned step with the sums of its partitions. */
@@ -51,6 +53,8 @@ interface ExecutionViewRow {
   started_at: Date | null;
   ended_at: Date | null;
   start_count: number;
+  /** No newer execution of its instance exists. */
+  latest: boolean;
 }
 
 interface StepViewRow {
@@ -74,7 +78,10 @@ interface StepViewRow {
 
 @Injectable()
 export class JobViews {
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    private readonly registry: JobRegistry,
+  ) {}
 
   /** Executions as the contract shows them, with their steps; `clientId` limits them to one client's. */
   async executions(filter: {
@@ -109,7 +116,24 @@ export class JobViews {
       executionView(
         row,
         steps.filter((step) => step.job_execution_id === row.id),
+        this.restartable(row),
       ),
+    );
+  }
+
+  /**
+   * Whether a restart of this execution would start (batch.launch_job): it ended FAILED or STOPPED and is its
+   * instance's newest (so nothing runs and nothing completed the instance since), and its job restarts and has starts
+   * left.
+   */
+  private restartable(row: ExecutionViewRow): boolean {
+    const definition = this.registry.get(row.job);
+    return (
+      (row.status === 'FAILED' || row.status === 'STOPPED') &&
+      row.latest &&
+      definition !== undefined &&
+      definition.restartable &&
+      row.start_count < definition.startLimit
     );
   }
 
@@ -151,7 +175,7 @@ function iso(date: Date | null): string | null {
   return date === null ? null : date.toISOString();
 }
 
-function executionView(row: ExecutionViewRow, steps: StepViewRow[]): IJobExecution {
+function executionView(row: ExecutionViewRow, steps: StepViewRow[], restartable: boolean): IJobExecution {
   const current = steps.findLast((step) => step.progress) ?? null;
   return {
     id: row.id,
@@ -166,6 +190,7 @@ function executionView(row: ExecutionViewRow, steps: StepViewRow[]): IJobExecuti
     startedAt: iso(row.started_at),
     endedAt: iso(row.ended_at),
     startCount: row.start_count,
+    restartable,
     progress: current
       ? progressOf(
           current.progress,
