@@ -68,7 +68,7 @@ import { JobWorker } from './services/jobs/job-worker.service';
 import { MetricsJobListener } from './services/observability/metrics-job-listener';
 import { TeamJobsModule } from './jobs/team-jobs.module';
 import { JobAlertController } from './controllers/job-alert.controller';
-import { JobAlerts } from './services/outbox/job-alerts';
+import { JobAlerts } from './services/jobs/job-alerts';
 import { AlertDeliveryLoop } from './services/outbox/alert-delivery';
 
 /**

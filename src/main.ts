@@ -24,7 +24,7 @@ import { httpLogger } from './config/logging';
 import { httpRequestMetrics } from './controllers/http-request-metrics';
 import { BrokerHealthIndicator } from './services/observability/health-indicators';
 import { Metrics } from './services/observability/metrics.service';
-import { brokerAnswered, developmentDatabase, missingBroker } from './config/development-services';
+import { brokerAnswered, developmentDatabase, missingBroker } from './development-services';
 import type { EmbeddedPostgres } from './services/storage/embedded-postgres';
 
 const SHUTDOWN_TIMEOUT_MS = 30_000;

@@ -7,7 +7,7 @@ import {
   ApiSecurity,
   ApiTags,
 } from '@nestjs/swagger';
-import { JobAlerts } from '../services/outbox/job-alerts';
+import { JobAlerts } from '../services/jobs/job-alerts';
 import { AdminOnly } from './auth';
 import { JobAlertDto, JobAlertNameDto, JobAlertRequestDto } from './dto/alert.dto';
 import { ApiErrors } from './dto/error.dto';

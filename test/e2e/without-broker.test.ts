@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createServer, connect, Server, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { BatchServiceClient, IOperationsSettledEvent, SettledEventsConsumer } from '../../src/client';
-import { brokerAddress } from '../../src/config/development-services';
+import { brokerAddress } from '../../src/development-services';
 import { TestDb } from '../support/harness';
 import { BROKER_MISSING } from '../support/shared-services';
 import {

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { it } from 'node:test';
 import type { ClientConfig } from 'pg';
 import { loadConfig } from '../../src/config/app-config';
-import { brokerAddress } from '../../src/config/development-services';
+import { brokerAddress } from '../../src/development-services';
 
 /**
  * Where the tests find PostgreSQL, RabbitMQ and Redis: where the service's own variables say, with its defaults

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/app-config';
-import { answers } from '../../src/config/development-services';
+import { answers } from '../../src/development-services';
 import { EmbeddedPostgres, startEmbeddedPostgres } from '../../src/services/storage/embedded-postgres';
 import { freePort } from './service-process';
 

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/app-config';
-import { answers, brokerAddress, developmentDatabase, missingBroker } from '../../src/config/development-services';
+import { answers, brokerAddress, developmentDatabase, missingBroker } from '../../src/development-services';
 
 /** A port nothing listens on (one the system handed out, then freed). */
 async function closedPort(): Promise<number> {

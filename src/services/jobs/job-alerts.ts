@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { IJobAlert, IJobAlertDelivery, JobAlertExit } from '../../interfaces/job.interfaces';
 import { BatchError, invalidField } from '../batch-error';
-import { JobRegistry } from '../jobs/job-registry.service';
+import { JobRegistry } from './job-registry.service';
 import { Database } from '../storage/database';
 
 /** A job alert as an admin puts it: the webhook, and which executions' ends it is called for. */

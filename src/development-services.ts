@@ -4,8 +4,8 @@ import {
   EmbeddedPostgres,
   embeddedPostgresInstalled,
   startEmbeddedPostgres,
-} from '../services/storage/embedded-postgres';
-import type { AppConfig } from './app-config';
+} from './services/storage/embedded-postgres';
+import type { AppConfig } from './config/app-config';
 
 /**
  * What a development machine may lack: PostgreSQL, replaced by an embedded one (its data in a git-ignored folder of
