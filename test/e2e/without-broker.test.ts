@@ -145,7 +145,12 @@ describe('a development start without a broker (built service)', () => {
         const health = await http<Health>(service, 'GET', '/health', null);
         assert.equal(health.status, 200);
         assert.equal(health.body.details.broker.status, 'up', JSON.stringify(health.body.details.broker));
-        assert.match(service.logs(), /a broker answered: RPC serves the queue/);
+        // said once RPC's warm-up is done, which may be after the broker is up and answering
+        await eventually(
+          async () => (/a broker answered: RPC serves the queue/.test(service.logs()) ? true : undefined),
+          30_000,
+          'the line that RPC serves',
+        );
       } finally {
         await rpc.close().catch(() => undefined);
         await consumer.stop().catch(() => undefined);
