@@ -78,10 +78,14 @@ export interface TaskletStep {
   execute: Tasklet;
 }
 
-/** One partition of a partitioned step: its name and the context it starts with (its bounds). */
+/**
+ * One partition of a partitioned step: its name, the context it starts with (its bounds), and its size where it is
+ * known at once: the step's progress then has its total before every partition began.
+ */
 export interface Partition {
   name: string;
   context: Record<string, unknown>;
+  size?: { total: number; unit: string };
 }
 
 /**

@@ -23,6 +23,7 @@ import { withDefaults } from './job-parameters';
 import { JobRegistry } from './job-registry.service';
 import { Ending, ExecutionRow, isRunning, LeaseLost, StepRow } from './repository/job-rows';
 import { JobLeases } from './repository/job-leases';
+import { resumedContext, StepProgress } from './repository/job-progress';
 import { PartitionStatus, StepExecutions } from './repository/step-executions';
 import { JobSignals } from './job-signals';
 
@@ -152,7 +153,7 @@ export class JobRunner {
     else {
       prior = await this.steps.priorStep(row.instance_id, row.id, step.name);
       if (prior?.status === 'COMPLETED') return endingOf(prior);
-      const resumed = step.definition.kind === 'tasklet' ? (prior?.execution_context ?? {}) : {};
+      const resumed = step.definition.kind === 'tasklet' ? resumedContext(prior?.execution_context ?? {}) : {};
       current = await this.steps.startStep(row.id, step.name, owner, resumed);
     }
     hold.steps.add(current.id);
@@ -179,8 +180,11 @@ export class JobRunner {
   ): Promise<Ending | null> {
     if (!step.execution_context.partitioned) {
       const partitions = prior?.execution_context.partitioned
-        ? await this.steps.unfinishedPartitions(prior)
-        : await definition.partitions(run);
+        ? (await this.steps.unfinishedPartitions(prior)).map((p) => ({ ...p, context: resumedContext(p.context) }))
+        : (await definition.partitions(run)).map(({ name, context, size }) => ({
+            name,
+            context: size ? { ...context, progress: { ...size, done: 0, base: 0 } satisfies StepProgress } : context,
+          }));
       await this.steps.createPartitions(step, owner, partitions);
       this.signals.wake();
     }
@@ -382,7 +386,8 @@ class ChunkContext implements StepRun {
   }
 
   progress(done: number, total: number | null, unit = 'items'): void {
-    this.context.progress = { unit, done, total };
+    const base = (this.context.progress as StepProgress | undefined)?.base ?? 0;
+    this.context.progress = { unit, done, total, base } satisfies StepProgress;
   }
 
   /** The chunk committed: its context is the saved one, its counts are the step's. */

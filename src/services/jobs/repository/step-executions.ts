@@ -132,7 +132,10 @@ export class StepExecutions {
     return rows[0].status;
   }
 
-  /** Saves a chunk's counts, the step's position and the chunk's rejects, in the chunk's transaction. */
+  /**
+   * Saves a chunk's counts, the step's position and the chunk's rejects, in the chunk's transaction; `updated_at` is
+   * when the chunk's work was done (not when its transaction began), what the progress's rate is measured to.
+   */
   async saveChunk(
     tx: PoolClient,
     step: StepRow,
@@ -146,7 +149,8 @@ export class StepExecutions {
                 SET read_count = read_count + $2, write_count = write_count + $3, filter_count = filter_count + $4,
                     read_skip_count = read_skip_count + $5, process_skip_count = process_skip_count + $6,
                     write_skip_count = write_skip_count + $7, commit_count = commit_count + 1,
-                    rollback_count = rollback_count + $8, execution_context = $9::text::jsonb, updated_at = now()
+                    rollback_count = rollback_count + $8, execution_context = $9::text::jsonb,
+                    updated_at = clock_timestamp()
               WHERE id = $1`,
       values: [
         step.id,
