@@ -318,9 +318,8 @@ export class CopyJob implements JobProvider {
         `SELECT ${quoteIdent(plan.key)}::text AS key FROM ${sourceName(plan)} ${where} ORDER BY ${quoteIdent(plan.key)} LIMIT 1`,
         values,
       );
-      skip(step, failure, `${plan.key} = ${rows[0].key}`);
+      skip(step, failure, `${plan.key} = ${rows[0].key}`, {}, 'write');
       step.counts.readCount += 1;
-      step.counts.writeSkipCount += 1;
       return { read: 1, written: 0, last: rows[0].key };
     }
     const half = Math.ceil(limit / 2);

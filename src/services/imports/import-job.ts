@@ -4,6 +4,7 @@ import type { PoolClient } from 'pg';
 import { AppConfig } from '../../config/app-config';
 import type { JobParameters } from '../../interfaces/job.interfaces';
 import { BatchError, invalidField } from '../batch-error';
+import { parseJson, stringifyJson } from '../exact-json';
 import {
   BatchJob,
   CONFLICT_KEY,
@@ -25,7 +26,7 @@ import { copyAll, copyOptions, tableName } from './copy-loading';
 import { FORMATS } from './formats/formats';
 import { ImportFile, ImportFiles } from './import-files';
 import { ImportPlan, planOf } from './import-plan';
-import { RecordProblem, shownText } from './records';
+import { csvFields, RecordProblem, shownText } from './records';
 import { upsertRecords } from './upsert-layers';
 
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
@@ -85,6 +86,11 @@ export class ImportJob implements JobProvider {
         max: 1_000_000,
         description: 'records per chunk (fewer where 4 MiB of the file holds fewer)',
       })
+      .skipAdvice(
+        (limit) =>
+          `upload the same file again with skipLimit=N above ${limit} (the command line: --skip-limit N), or launch ` +
+          `POST /api/jobs/import/executions with its sha256 and that option`,
+      )
       .grants(async (parameters) => {
         const target = String(parameters.target);
         const written = (await this.catalog.find(target))?.name ?? target;
@@ -187,7 +193,7 @@ export class ImportJob implements JobProvider {
       refused.push(...ready.refused);
       for (const run of ready.runs) await this.load(tx, plan, step, refused, run.columns, run.records);
     }
-    rejectAll(step, refused);
+    rejectAll(step, refused, plan, columns);
     step.counts.readCount += count;
     step.context.window = next; // a full chunk's bytes, and a little more, are what the next one reads first
     step.context.offset = offset + scanned.end;
@@ -212,7 +218,7 @@ export class ImportJob implements JobProvider {
       `the record is longer than ${this.windows.maxRecordBytes} bytes (BATCH_IMPORT_MAX_RECORD_BYTES)`,
     );
     const origin = { line, byteOffset: offset, text: recordText(scan.buffer, 0, scan.buffer.length) };
-    rejectAll(step, [{ error: problem, origin, column: null, read: true }]);
+    rejectAll(step, [{ error: problem, origin, column: null, read: true }], await this.plan(step.job), undefined);
     step.counts.readCount += 1;
     step.context.offset = end;
     step.context.line = endLine;
@@ -240,15 +246,45 @@ export class ImportJob implements JobProvider {
  * A chunk's refused records, each a reject in file order (or the skip limit's failure), their text as it can be stored
  * and shown (shownText: a record may hold any byte).
  */
-function rejectAll(step: StepRun, refused: Refusal[]): void {
+function rejectAll(step: StepRun, refused: Refusal[], plan: ImportPlan, columns: string[] | undefined): void {
   for (const { error, origin, column, read } of refused.sort((a, b) => a.origin.byteOffset - b.origin.byteOffset)) {
     const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-    skip(step, { code, message: shownText(String(message ?? error)) }, shownText(origin.text), {
+    const value = valueIn(plan, columns, origin.text, column);
+    const at = {
       line: origin.line,
       byteOffset: origin.byteOffset,
       column: column === null ? null : shownText(column),
-    });
-    if (read) step.counts.readSkipCount += 1;
-    else step.counts.writeSkipCount += 1;
+      value: value === null ? null : shownText(value),
+    };
+    skip(
+      step,
+      { code, message: shownText(String(message ?? error)) },
+      shownText(origin.text),
+      at,
+      read ? 'read' : 'write',
+    );
   }
+}
+
+/**
+ * The value of `column` in a record's text (a CSV field by the data's columns, an NDJSON record's key), as a failed
+ * import's description quotes it; null where the text does not tell (cut, or malformed).
+ */
+export function valueIn(
+  plan: ImportPlan,
+  columns: string[] | undefined,
+  text: string,
+  column: string | null,
+): string | null {
+  if (column === null) return null;
+  if (plan.format.quote(plan) === null) {
+    try {
+      const value = (parseJson(text) as Record<string, unknown>)[column];
+      return value === undefined ? null : typeof value === 'string' ? value : stringifyJson(value);
+    } catch {
+      return null;
+    }
+  }
+  const index = (columns ?? plan.columns).indexOf(column);
+  return index < 0 ? null : (csvFields(text, plan.delimiter, plan.quote)[index] ?? null);
 }
