@@ -83,7 +83,7 @@ describe('imports on PostgreSQL: upload, load, rejects, restart', () => {
       [4, '22P02', 'qty'],
       [5, '23514', null],
       [7, '23505', null],
-      [10, '22P04', null],
+      [10, '22P04', 'note'],
       [11, '22P04', null],
     ]);
     const [first] = (await jobs.operator.rejects(jobs.client, launched.id)).items;

@@ -1,25 +1,7 @@
 import assert from 'node:assert/strict';
-import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { IJobExecution, IJobReject } from '../../src/interfaces/job.interfaces';
-import { ImportUploads, UploadRequest } from '../../src/services/imports/import-uploads.service';
-import { Jobs, startJobs } from '../support/jobs-app';
-
-/** An upload of `body` with the query given, as one piece. */
-export function upload(
-  jobs: Jobs,
-  query: Record<string, string>,
-  body: string | Buffer,
-  headers: Partial<UploadRequest> = {},
-): Promise<IJobExecution> {
-  return jobs.app
-    .get(ImportUploads)
-    .upload(
-      jobs.client,
-      { query, contentType: 'text/csv', contentEncoding: undefined, ...headers },
-      Readable.from([typeof body === 'string' ? Buffer.from(body) : body]),
-    );
-}
+import { Jobs, startJobs, upload } from '../support/jobs-app';
 
 describe('a job past its skip limit: where, why, what to change, and the rejects that failed it', () => {
   let jobs: Jobs;

@@ -212,12 +212,12 @@ export class ImportJob implements JobProvider {
     quote: number | null,
     scan: Scan,
   ): Promise<'CONTINUABLE' | 'FINISHED'> {
-    const { end, endLine } = await this.windows.endOfLongRecord(tx, file, offset, line, quote, scan);
+    const { end, endLine, lastLine } = await this.windows.endOfLongRecord(tx, file, offset, line, quote, scan);
     const problem = new RecordProblem(
       'RECORD_TOO_LARGE',
       `the record is longer than ${this.windows.maxRecordBytes} bytes (BATCH_IMPORT_MAX_RECORD_BYTES)`,
     );
-    const origin = { line, byteOffset: offset, text: recordText(scan.buffer, 0, scan.buffer.length) };
+    const origin = { line, lastLine, byteOffset: offset, text: recordText(scan.buffer, 0, scan.buffer.length) };
     rejectAll(step, [{ error: problem, origin, column: null, read: true }], await this.plan(step.job), undefined);
     step.counts.readCount += 1;
     step.context.offset = end;
@@ -250,20 +250,27 @@ function rejectAll(step: StepRun, refused: Refusal[], plan: ImportPlan, columns:
   for (const { error, origin, column, read } of refused.sort((a, b) => a.origin.byteOffset - b.origin.byteOffset)) {
     const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
     const value = valueIn(plan, columns, origin.text, column);
+    const spans = origin.lastLine !== undefined && origin.lastLine > origin.line;
     const at = {
       line: origin.line,
       byteOffset: origin.byteOffset,
       column: column === null ? null : shownText(column),
       value: value === null ? null : shownText(value),
     };
-    skip(
-      step,
-      { code, message: shownText(String(message ?? error)) },
-      shownText(origin.text),
-      at,
-      read ? 'read' : 'write',
-    );
+    const why = shownText(String(message ?? error)) + (spans ? spanNote(origin.line, origin.lastLine!) : '');
+    skip(step, { code, message: why }, shownText(origin.text), at, read ? 'read' : 'write');
   }
+}
+
+/**
+ * What a reject of a record over several lines says: where it ends, and what to look at, as a quote that was meant as
+ * a character opens a field that takes every line to the next quote (or to the end of the file).
+ */
+function spanNote(line: number, lastLine: number): string {
+  return (
+    ` (the record runs from line ${line} to line ${lastLine}, a quoted field holding the newlines between: ` +
+    `if a quote on line ${line} is meant as a character, double it inside a quoted field)`
+  );
 }
 
 /**
