@@ -1,4 +1,5 @@
 import type { IJobReject } from '../../interfaces/job.interfaces';
+import { quoted } from '../quoted';
 import type { StepCounts } from '../step-counts';
 import type { StepRun } from './job-definition';
 
@@ -60,15 +61,6 @@ function errorOf(error: unknown): { code: string; message: string } {
   const e = error as { code?: unknown; message?: unknown } | null;
   const code = typeof e?.code === 'string' ? e.code : 'ITEM_FAILED';
   return { code, message: String(e?.message ?? error).slice(0, 2000) };
-}
-
-/** A value as a description quotes it: its first 100 characters, those that do not print escaped. */
-function quoted(value: string): string {
-  const cut = value.length > 100 ? `${value.slice(0, 100)}…` : value;
-  return JSON.stringify(cut).replace(
-    /[\u007f-\u009f\ufffd]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
 }
 
 /**
