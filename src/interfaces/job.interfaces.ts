@@ -54,6 +54,11 @@ export interface IJobExecution {
   startedAt: string | null;
   endedAt: string | null;
   startCount: number;
+  /**
+   * Whether a restart would start a new execution now: FAILED or STOPPED, the last execution of its instance, within
+   * its job's startLimit.
+   */
+  restartable: boolean;
   progress: IJobProgress | null;
   steps: IStepExecution[];
 }

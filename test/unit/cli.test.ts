@@ -124,6 +124,7 @@ function execution(id: string, status: JobStatus, exit: string | null = null, de
     startedAt: null,
     endedAt: null,
     startCount: Number(id),
+    restartable: false,
     progress: null,
     steps: [],
   };

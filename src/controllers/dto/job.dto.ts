@@ -200,6 +200,12 @@ export class JobExecutionDto implements IJobExecution {
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) startedAt: string | null;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) endedAt: string | null;
   @ApiProperty({ description: "the instance's executions so far, this one included" }) startCount: number;
+  @ApiProperty({
+    description:
+      'whether POST …/restart would start a new execution now: FAILED or STOPPED, the last execution of its ' +
+      "instance (none ran or completed it since), within its job's startLimit",
+  })
+  restartable: boolean;
   @ApiProperty({ type: JobProgressDto, nullable: true }) progress: JobProgressDto | null;
   @ApiProperty({ type: [StepExecutionDto] }) steps: StepExecutionDto[];
 }

@@ -7,13 +7,15 @@ import type {
   JobStatus,
 } from '../../../interfaces/job.interfaces';
 import { Database } from '../../storage/database';
+import { JobRegistry } from '../job-registry.service';
 import { progressOf, StepProgress } from './job-progress';
 
 /** Executions, their steps and rejects as the API and the metrics read them. */
 
 const EXECUTION_VIEW = `
   SELECT e.id, e.job, e.instance_id, e.parameters, e.options, c.name AS client, e.status, e.exit_code,
-         e.exit_description, e.created_at, e.started_at, e.ended_at, e.start_count
+         e.exit_description, e.created_at, e.started_at, e.ended_at, e.start_count,
+         NOT EXISTS (SELECT FROM batch.job_executions n WHERE n.instance_id = e.instance_id AND n.id > e.id) AS last
     FROM batch.job_executions e JOIN batch.clients c ON c.id = e.client_id`;
 
 /**
@@ -60,6 +62,8 @@ interface ExecutionViewRow {
   started_at: Date | null;
   ended_at: Date | null;
   start_count: number;
+  /** No execution of the instance came after it. */
+  last: boolean;
 }
 
 interface StepViewRow {
@@ -85,7 +89,10 @@ interface StepViewRow {
 
 @Injectable()
 export class JobViews {
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    private readonly registry: JobRegistry,
+  ) {}
 
   /** Executions as the contract shows them, with their steps; `clientId` limits them to one client's. */
   async executions(filter: {
@@ -120,7 +127,23 @@ export class JobViews {
       executionView(
         row,
         steps.filter((step) => step.job_execution_id === row.id),
+        this.restartable(row),
       ),
+    );
+  }
+
+  /**
+   * Whether a restart of the execution would start one (POST …/restart): it ended FAILED or STOPPED, no execution of
+   * its instance came after it (none runs, none completed it), and its job restarts instances within its startLimit.
+   */
+  private restartable(row: ExecutionViewRow): boolean {
+    const definition = this.registry.get(row.job);
+    return (
+      (row.status === 'FAILED' || row.status === 'STOPPED') &&
+      row.last &&
+      definition !== undefined &&
+      definition.restartable &&
+      row.start_count < definition.startLimit
     );
   }
 
@@ -162,7 +185,7 @@ function iso(date: Date | null): string | null {
   return date === null ? null : date.toISOString();
 }
 
-function executionView(row: ExecutionViewRow, steps: StepViewRow[]): IJobExecution {
+function executionView(row: ExecutionViewRow, steps: StepViewRow[], restartable: boolean): IJobExecution {
   const current = steps.findLast((step) => step.progress) ?? null;
   return {
     id: row.id,
@@ -177,6 +200,7 @@ function executionView(row: ExecutionViewRow, steps: StepViewRow[]): IJobExecuti
     startedAt: iso(row.started_at),
     endedAt: iso(row.ended_at),
     startCount: row.start_count,
+    restartable,
     progress: current
       ? progressOf(current.progress, {
           worked: current.worked,
