@@ -70,7 +70,9 @@ function errorOf(error: unknown): { code: string; message: string } {
  */
 export function skipLimitDescription(error: SkipLimitExceeded, executionId: string, advice: string): string {
   const { reject, limit, value } = error;
-  const item = reject.record !== null && reject.record.length > 200 ? `${reject.record.slice(0, 200)}…` : reject.record;
+  // cut, so that what to change fits in the description (2,000 characters)
+  const cut = (text: string, most: number) => (text.length > most ? `${text.slice(0, most)}…` : text);
+  const item = reject.record === null ? null : cut(reject.record, 200);
   const place = [
     reject.line !== null ? `line ${reject.line}` : item,
     reject.column !== null ? `column ${reject.column}` : null,
@@ -79,7 +81,7 @@ export function skipLimitDescription(error: SkipLimitExceeded, executionId: stri
   const refused =
     limit === 0 ? 'nothing refused may be skipped' : `${limit} refused may be skipped, and this is one more`;
   return (
-    `${place.length ? `${place.join(', ')}: ` : ''}${reject.code} ${reject.message}. ` +
+    `${place.length ? `${place.join(', ')}: ` : ''}${reject.code} ${cut(reject.message, 600)}. ` +
     `The skip limit is ${limit} (the option skipLimit): ${refused}; ` +
     `the rejects are listed by GET /api/jobs/executions/${executionId}/rejects. ` +
     `To skip them and go on, ${advice}: it goes on after the last committed chunk.`
