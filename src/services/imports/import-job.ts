@@ -277,12 +277,7 @@ function spanNote(line: number, lastLine: number): string {
  * The value of `column` in a record's text (a CSV field by the data's columns, an NDJSON record's key), as a failed
  * import's description quotes it; null where the text does not tell (cut, or malformed).
  */
-export function valueIn(
-  plan: ImportPlan,
-  columns: string[] | undefined,
-  text: string,
-  column: string | null,
-): string | null {
+function valueIn(plan: ImportPlan, columns: string[] | undefined, text: string, column: string | null): string | null {
   if (column === null) return null;
   if (plan.format.quote(plan) === null) {
     try {
