@@ -53,7 +53,8 @@ async function main(argv: string[]): Promise<number> {
     const move = decide(state, seen, Date.now());
     for (const line of move.say) bar.note(line);
     const progress = seen.kind === 'executions' ? seen.items[0]?.progress : null;
-    if (progress) bar.show('load', progress.done, progress.total, progress.unit, progress.etaSeconds);
+    if (progress)
+      bar.show('load', progress.done, progress.total, progress.unit, progress.etaSeconds, progress.perSecond);
     if (move.kind === 'end') {
       bar.done();
       if (seen.kind === 'executions') await report(service, state.executions);
@@ -96,7 +97,14 @@ class ProgressBar {
   private shown = -1;
   private drawn = false;
 
-  show(what: string, done: number, total: number | null, unit: string, eta?: number | null): void {
+  show(
+    what: string,
+    done: number,
+    total: number | null,
+    unit: string,
+    eta?: number | null,
+    perSecond?: number | null,
+  ): void {
     const share = total ? Math.min(1, done / total) : null;
     if (!process.stderr.isTTY) {
       const tenth = share === null ? -1 : Math.floor(share * 10);
@@ -105,7 +113,8 @@ class ProgressBar {
     }
     const bar =
       share === null ? '' : `[${'#'.repeat(Math.round(share * 30)).padEnd(30, '.')}] ${(share * 100).toFixed(0)}% `;
-    const line = `${what} ${bar}${human(done)}${total ? `/${human(total)}` : ''} ${unit}${eta ? `, ${eta} s left` : ''}`;
+    const rate = perSecond ? `, ${human(perSecond)} ${unit}/s` : '';
+    const line = `${what} ${bar}${human(done)}${total ? `/${human(total)}` : ''} ${unit}${rate}${eta ? `, ${eta} s left` : ''}`;
     process.stderr.write(process.stderr.isTTY ? `\r${line}\u001b[K` : `${line}\n`);
     this.drawn = process.stderr.isTTY;
   }

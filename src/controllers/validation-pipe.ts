@@ -1,6 +1,7 @@
 import { ArgumentMetadata, ValidationPipe } from '@nestjs/common';
 import { RpcParamtype } from '@nestjs/microservices/enums/rpc-paramtype.enum';
 import { BatchError } from '../services/batch-error';
+import { JobLaunchDto, JobLaunchRpcDto, ScheduleDto } from './dto/job.dto';
 import { validationFailed } from './errors';
 import { acceptedAsSent } from './validation-precheck';
 
@@ -42,7 +43,9 @@ export class RequestValidationPipe extends ValidationPipe {
         throw new BatchError('VALIDATION_FAILED', `${field}: property should not exist`, {
           problems: [{ field, message: 'property should not exist' }],
         });
-      const dto = await super.transform(value, metadata);
+      const dto = await super.transform(value, metadata).catch((error: unknown) => {
+        throw JOB_BODIES.has(metadata.metatype) ? underParameters(error) : error;
+      });
       for (const { path, field, row } of rows) {
         const holder = path.reduce<unknown>(
           (object, key) => (object as Record<string, unknown> | undefined)?.[key],
@@ -55,6 +58,29 @@ export class RequestValidationPipe extends ValidationPipe {
       for (const { holder, field, row } of rows) holder[field] = row;
     }
   }
+}
+
+/** Bodies that launch a job: a field of their own they do not have is most likely a parameter put beside them. */
+const JOB_BODIES = new Set<unknown>([JobLaunchDto, JobLaunchRpcDto, ScheduleDto]);
+
+/** A launch refused for a field at its top level, saying where a job's parameters and options go. */
+function underParameters(error: unknown): unknown {
+  if (!(error instanceof BatchError) || error.code !== 'VALIDATION_FAILED') return error;
+  const { problems } = error.details as { problems: { field: string; message: string }[] };
+  const hinted = problems.map(({ field, message }) =>
+    !field.includes('.') && message === `property ${field} should not exist`
+      ? {
+          field,
+          message:
+            `${message}: a job's parameters go under "parameters" ({"parameters": {"${field}": …}}), its options ` +
+            `(chunkSize, skipLimit, …) under "options"`,
+        }
+      : { field, message },
+  );
+  return new BatchError('VALIDATION_FAILED', hinted.map((p) => `${p.field}: ${p.message}`).join('; '), {
+    ...(error.details as object),
+    problems: hinted,
+  });
 }
 
 /** A REST body or query, or an RPC payload: what a caller wrote (not a context object of the transport). */

@@ -83,7 +83,7 @@ describe('imports on PostgreSQL: upload, load, rejects, restart', () => {
       [4, '22P02', 'qty'],
       [5, '23514', null],
       [7, '23505', null],
-      [10, '22P04', null],
+      [10, '22P04', 'note'],
       [11, '22P04', null],
     ]);
     const [first] = (await jobs.operator.rejects(jobs.client, launched.id)).items;
@@ -183,7 +183,7 @@ describe('imports on PostgreSQL: upload, load, rejects, restart', () => {
     const launched = await upload(jobs, { target: 'items', chunkSize: '5' }, csv);
     const failed = await run(launched);
     assert.equal(failed.status, 'FAILED');
-    assert.match(failed.exitStatus?.description ?? '', /skip limit of 0.*below_1015/);
+    assert.match(failed.exitStatus?.description ?? '', /^line 17: 23514 .*below_1015.*The skip limit is 0/);
     assert.equal(failed.steps[0].writeCount, 15, 'the chunks before the bad record stay');
     await jobs.db.query(`ALTER TABLE items DROP CONSTRAINT below_1015`);
     const restarted = await jobs.operator.restart(jobs.client, launched.id);

@@ -108,6 +108,15 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
       assert.deepEqual(error.details, { reason: 'JOB_EXECUTION_RUNNING', executionId });
     }
     assert.equal((await jobs.db.query(`SELECT 1 FROM batch.job_instances`)).length, 1);
+    const unknown = await jobs.operator.launch(jobs.client, 'nope', {}, {}).catch((error: BatchError) => error);
+    assert.deepEqual(
+      [(unknown as BatchError).code, (unknown as BatchError).message],
+      [
+        'NOT_FOUND',
+        'No job named "nope": the jobs are copy, flow, import, once (GET /api/jobs, or listJobs over RPC, describes ' +
+          'each with its parameters)',
+      ],
+    );
 
     await jobs.runAll();
     const done = await jobs.execution(executionId);
@@ -132,6 +141,7 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
     assert.equal(failed.steps[0].writeCount, 15000, 'the chunks before the bad row stay');
     assert.equal(failed.restartable, true, 'FAILED, the newest of its instance, starts left');
     assert.equal(await countOf(jobs.db, 'dst'), 25000);
+    assert.equal(failed.restartable, true);
 
     await jobs.db.query(`ALTER TABLE dst DROP CONSTRAINT not_25001`);
     const second = await jobs.operator.restart(jobs.client, first.id);
@@ -142,7 +152,11 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
     await jobs.runAll();
     const completed = await jobs.execution(second.id);
     assert.equal(completed.status, 'COMPLETED');
-    assert.equal(completed.restartable, false);
+    assert.deepEqual(
+      [completed.restartable, (await jobs.execution(first.id)).restartable],
+      [false, false],
+      'completed, and restarted since',
+    );
     assert.equal(completed.steps[0].readCount, 15000, 'the restart reads only what the failed run did not commit');
     assert.equal(completed.progress?.done, 30000);
     assert.equal(await countOf(jobs.db, 'dst'), 40000);
@@ -200,6 +214,8 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
     assert.equal(started[0], launched.id);
     const again = await dies();
     assert.equal(again.startCount, 2, 'launched again after it was lost');
+    assert.equal((await jobs.execution(started[0])).restartable, false, 'launched again already');
+    assert.equal(again.restartable, true, 'not launched again: a restart by hand starts it');
     assert.match(
       again.exitStatus?.description ?? '',
       /not launched again: the execution before it was lost at the same/,
@@ -208,7 +224,7 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
     await jobs.operator.restart(jobs.client, started[1]);
     await dies();
     assert.equal(await jobs.leases.claimExecution('dead-worker', 1), null, 'startLimit 3: no fourth start');
-    assert.equal((await jobs.execution(started[2])).restartable, false, 'the start limit is reached');
+    assert.equal((await jobs.execution(started[2])).restartable, false, 'at its startLimit');
     assert.deepEqual(await conflictOf(jobs.operator.restart(jobs.client, started[2])), {
       reason: 'START_LIMIT_EXCEEDED',
       executionId: started[2],
@@ -253,8 +269,10 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
   it('preventRestart: an instance that failed is not started again', async () => {
     const failed = await jobs.operator.launch(jobs.client, 'once', { day: 'monday' }, {});
     await jobs.runAll();
-    assert.equal((await jobs.execution(failed.id)).status, 'FAILED');
-    assert.equal((await jobs.execution(failed.id)).restartable, false, 'the job is never started twice');
+    assert.deepEqual(
+      [(await jobs.execution(failed.id)).status, (await jobs.execution(failed.id)).restartable],
+      ['FAILED', false],
+    );
     assert.deepEqual(await conflictOf(jobs.operator.restart(jobs.client, failed.id)), {
       reason: 'JOB_NOT_RESTARTABLE',
       executionId: failed.id,

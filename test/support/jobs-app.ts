@@ -1,9 +1,11 @@
 import type { Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { Readable } from 'node:stream';
 import type { INestApplicationContext } from '@nestjs/common';
 import { AppModule } from '../../src/app.module';
 import type { IJobExecution } from '../../src/interfaces/job.interfaces';
 import { AuthenticatedClient, ClientService } from '../../src/services/access/client.service';
+import { ImportUploads, UploadRequest } from '../../src/services/imports/import-uploads.service';
 import { JobOperator } from '../../src/services/jobs/job-operator.service';
 import { JobLeases } from '../../src/services/jobs/repository/job-leases';
 import { Hold, JobRunner } from '../../src/services/jobs/job-runner.service';
@@ -64,4 +66,20 @@ export async function startJobs(
       await db.close();
     },
   };
+}
+
+/** An upload of `body` by the jobs' client with the query given (CSV unless the headers say otherwise), as one piece. */
+export function upload(
+  jobs: Jobs,
+  query: Record<string, string>,
+  body: string | Buffer,
+  headers: Partial<UploadRequest> = {},
+): Promise<IJobExecution> {
+  return jobs.app
+    .get(ImportUploads)
+    .upload(
+      jobs.client,
+      { query, contentType: 'text/csv', contentEncoding: undefined, ...headers },
+      Readable.from([typeof body === 'string' ? Buffer.from(body) : body]),
+    );
 }

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BatchError } from '../../src/services/batch-error';
-import { job, nextStep, tasklet } from '../../src/services/jobs/job-definition';
+import type { IJobReject } from '../../src/interfaces/job.interfaces';
+import { emptyCounts } from '../../src/services/step-counts';
+import { job, nextStep, tasklet, type StepRun } from '../../src/services/jobs/job-definition';
+import { skip, SkipLimitExceeded, skipLimitDescription } from '../../src/services/jobs/job-skips';
 import { checkLaunch, instanceIdentity, withDefaults } from '../../src/services/jobs/job-parameters';
 import { cronOf } from '../../src/services/jobs/job-schedules.service';
 
@@ -127,6 +130,58 @@ describe('schedule cron expressions', () => {
         () => cronOf(expression, zone),
         (e: unknown) => e instanceof BatchError && e.code === 'VALIDATION_FAILED',
         `${expression} in ${zone}`,
+      );
+    }
+  });
+});
+
+describe('skips', () => {
+  /** A StepRun with `skipLimit`, and `before` skips committed before. */
+  function stepWith(skipLimit: number, before = 0) {
+    const rejects: IJobReject[] = [];
+    const step = {
+      job: { id: '7', job: 'report', clientId: '1', parameters: {}, options: { skipLimit } },
+      counts: emptyCounts(),
+      skippedBefore: before,
+      reject: (reject: IJobReject) => void rejects.push(reject),
+    } as unknown as StepRun;
+    return { step, rejects };
+  }
+
+  it('count each skip by its kind; one past the limit is recorded too, then fails the step', () => {
+    const { step, rejects } = stepWith(2, 1);
+    skip(step, { code: '22P02', message: 'bad' }, 'a', { line: 3, column: 'qty' }, 'read');
+    assert.deepEqual([step.counts.readSkipCount, step.counts.writeSkipCount], [1, 0]);
+    const past = (() => {
+      try {
+        skip(step, { code: '23514', message: 'check' }, 'b', { line: 4, value: 'x' });
+      } catch (error) {
+        return error;
+      }
+    })();
+    assert.ok(past instanceof SkipLimitExceeded);
+    assert.deepEqual([past.limit, past.value, past.reject.line], [2, 'x', 4]);
+    assert.deepEqual(
+      rejects.map((r) => [r.line, r.code]),
+      [
+        [3, '22P02'],
+        [4, '23514'],
+      ],
+    );
+    assert.equal(step.counts.writeSkipCount, 1);
+  });
+
+  it('are described with the place and value, bytes that do not print escaped, and what to change', () => {
+    const { step } = stepWith(0);
+    try {
+      skip(step, { code: '22P02', message: 'invalid' }, 'x', { line: 2, column: 'qty', value: '\u001f\ufffd\b' });
+      assert.fail('past the limit');
+    } catch (error) {
+      assert.equal(
+        skipLimitDescription(error as SkipLimitExceeded, '7', 'raise it'),
+        'line 2, column qty, value "\\u001f\\ufffd\\b": 22P02 invalid. The skip limit is 0 (the option skipLimit): ' +
+          'nothing refused may be skipped; the rejects are listed by GET /api/jobs/executions/7/rejects. To skip ' +
+          'them and go on, raise it: it goes on after the last committed chunk.',
       );
     }
   });

@@ -9,8 +9,10 @@ import {
   OperationListQueryDto,
   OperationsCreateDto,
 } from '../../src/controllers/dto/operation.dto';
+import { JobLaunchDto, JobLaunchRpcDto } from '../../src/controllers/dto/job.dto';
 import { acceptedAsSent } from '../../src/controllers/validation-precheck';
 import { RequestValidationPipe } from '../../src/controllers/validation-pipe';
+import type { BatchError } from '../../src/services/batch-error';
 
 /**
  * The precheck only ever says "accepted as sent": whatever it accepts, class-transformer and class-validator (the
@@ -138,5 +140,33 @@ describe('validation precheck', () => {
     await assert.rejects(pipe.transform({ ...body, priority: 101 }, payload(OperationCreateDto)), (error: Error) =>
       /priority/.test(JSON.stringify(error)),
     );
+  });
+});
+
+describe('a job launch with a field of its own it does not have', () => {
+  it('says to put a parameter under parameters, an option under options', async () => {
+    for (const [metatype, job] of [
+      [JobLaunchDto, {}],
+      [JobLaunchRpcDto, { job: 'copy' }],
+    ] as const) {
+      const error = await pipe
+        .transform({ ...job, source: 'orders', parameters: { target: 'archive' } }, payload(metatype))
+        .then(
+          () => assert.fail('refused'),
+          (e: unknown) => e as BatchError,
+        );
+      assert.equal(error.code, 'VALIDATION_FAILED');
+      assert.equal(
+        error.message,
+        'source: property source should not exist: a job\'s parameters go under "parameters" ({"parameters": ' +
+          '{"source": …}}), its options (chunkSize, skipLimit, …) under "options"',
+      );
+      assert.deepEqual(
+        (error.details as { problems: { field: string }[] }).problems.map((p) => p.field),
+        ['source'],
+      );
+    }
+    const other = await pipe.transform({ id: '1', extra: 1 }, payload(OperationIdDto)).catch((e: BatchError) => e);
+    assert.equal((other as BatchError).message, 'extra: property extra should not exist', 'other bodies as before');
   });
 });

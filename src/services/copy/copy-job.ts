@@ -209,11 +209,24 @@ export class CopyJob implements JobProvider {
     return plan;
   }
 
+  /** The key ranges (ranges), each with the rows it holds now: the step's progress has its total from the start. */
+  private async partitions(run: JobRun): Promise<Partition[]> {
+    const plan = await this.plan(run);
+    const partitions = await this.ranges(run);
+    for (const partition of partitions) {
+      const { position, to } = partition.context as { position: string | null; to: string | null };
+      const total = await this.rowsIn(plan, position, to);
+      partition.context = { ...partition.context, total, done: 0 };
+      partition.size = { total, unit: 'rows' };
+    }
+    return partitions;
+  }
+
   /**
    * The key range cut into the `partitions` option's number of ranges of about as many keys (for an integer key
    * between its least and greatest value; any other key is one range).
    */
-  private async partitions(run: JobRun): Promise<Partition[]> {
+  private async ranges(run: JobRun): Promise<Partition[]> {
     const plan = await this.plan(run);
     const [from, to] = [keyText(run.parameters.from), keyText(run.parameters.to)];
     const whole: Partition[] = [{ name: '1', context: { position: from, to } }];
@@ -235,19 +248,25 @@ export class CopyJob implements JobProvider {
     }));
   }
 
-  /** A partition starts or resumes: how many rows its range holds now, for its progress. */
+  /** A partition starts or resumes: how many rows its range holds now, for its progress (where not counted yet). */
   private async open(step: StepRun): Promise<void> {
     if (typeof step.context.total === 'number') return;
     const plan = await this.plan(step.job);
     const { position, to } = step.context as { position: string | null; to: string | null };
-    const { where, values } = range(plan, position, to);
+    const total = await this.rowsIn(plan, position, to);
+    step.context.total = total;
+    step.context.done ??= 0;
+    step.progress(Number(step.context.done), total, 'rows');
+  }
+
+  /** The rows of the source in a key range. */
+  private async rowsIn(plan: CopyPlan, after: string | null, to: string | null): Promise<number> {
+    const { where, values } = range(plan, after, to);
     const [{ total }] = await this.db.query<{ total: number }>(
       `SELECT count(*)::float8 AS total FROM ${sourceName(plan)} ${where}`,
       values,
     );
-    step.context.total = total;
-    step.context.done ??= 0;
-    step.progress(Number(step.context.done), total, 'rows');
+    return total;
   }
 
   /** One chunk of the partition's range, after its position. */
@@ -299,9 +318,8 @@ export class CopyJob implements JobProvider {
         `SELECT ${quoteIdent(plan.key)}::text AS key FROM ${sourceName(plan)} ${where} ORDER BY ${quoteIdent(plan.key)} LIMIT 1`,
         values,
       );
-      skip(step, failure, `${plan.key} = ${rows[0].key}`);
+      skip(step, failure, `${plan.key} = ${rows[0].key}`, {}, 'write');
       step.counts.readCount += 1;
-      step.counts.writeSkipCount += 1;
       return { read: 1, written: 0, last: rows[0].key };
     }
     const half = Math.ceil(limit / 2);

@@ -12,10 +12,21 @@ import { ByteWriter, flatRecordInto, ndjsonRecord, RecordKeys, RecordProblem } f
 /** A reject keeps this much of its record's text. */
 const RECORD_TEXT = 1024;
 
+/**
+ * Where a record came from in the file: the physical line it starts on (and the one it ends on, where a quoted field
+ * holds newlines), its byte offset, and its text as a reject keeps it.
+ */
+export interface Origin {
+  line: number;
+  lastLine?: number;
+  byteOffset: number;
+  text: string;
+}
+
 /** A record a chunk refuses, kept until the chunk's end so that its rejects are recorded in file order. */
 export interface Refusal {
   error: unknown;
-  origin: { line: number; byteOffset: number; text: string };
+  origin: Origin;
   column: string | null;
   /** Unreadable (malformed JSON, an unknown key), or refused by the target. */
   read: boolean;
@@ -28,7 +39,7 @@ export interface Records {
   bounds: ArrayLike<number>;
   /** The physical line of `data` where each record starts (a quoted newline makes a record two lines). */
   lines: ArrayLike<number>;
-  origin(i: number): { line: number; byteOffset: number; text: string };
+  origin(i: number): Origin;
 }
 
 /** A window of a file's bytes from some offset, and the records found in it (NDJSON: made CSV lines, when ahead). */
@@ -238,10 +249,18 @@ export function csvRecords(buffer: Buffer, scanned: ScannedRecords, count: numbe
     lines: scanned.lines,
     origin: (i) => ({
       line: scanned.lines[i],
+      lastLine: scanned.lines[i] + newlinesWithin(buffer, bounds[i], bounds[i + 1]),
       byteOffset: base + scanned.starts[i],
       text: recordText(buffer, bounds[i], bounds[i + 1]),
     }),
   };
+}
+
+/** The newlines inside a record's bytes [start, end): those before the one that ends it. */
+export function newlinesWithin(buffer: Buffer, start: number, end: number): number {
+  let count = 0;
+  for (let at = buffer.indexOf(0x0a, start); at >= 0 && at < end; at = buffer.indexOf(0x0a, at + 1)) count += 1;
+  return end > start && buffer[end - 1] === 0x0a ? count - 1 : count;
 }
 
 function sameColumns(a: string[], b: string[]): boolean {
@@ -270,10 +289,13 @@ export function copyLineOf(error: unknown): number | null {
   return match ? Number(match[1]) : null;
 }
 
+/** The column a refusal names: COPY's context, the error's column, or the column a record lacks a field for. */
 function columnOf(error: unknown): string | null {
-  const e = error as { where?: unknown; column?: unknown } | null;
+  const e = error as { where?: unknown; column?: unknown; message?: unknown } | null;
   const match = /^COPY [^,]*, line \d+, column ([^:]+):/m.exec(String(e?.where ?? ''));
-  return match ? match[1] : typeof e?.column === 'string' ? e.column : null;
+  if (match) return match[1];
+  if (typeof e?.column === 'string') return e.column;
+  return /^missing data for column "(.+)"$/.exec(String(e?.message ?? ''))?.[1] ?? null;
 }
 
 /** The records but the rejected ones (given in order). */

@@ -85,8 +85,9 @@ export class ChunkWindows {
   }
 
   /**
-   * Where a record longer than maxRecordBytes that starts at `offset` ends (a scan found it too long), found by reading
-   * on a window at a time where the scan's window did not hold it: the record is never held whole.
+   * Where a record longer than maxRecordBytes that starts at `offset` ends (a scan found it too long), and its last
+   * line, found by reading on a window at a time where the scan's window did not hold it: the record is never held
+   * whole.
    */
   async endOfLongRecord(
     tx: PoolClient,
@@ -95,16 +96,19 @@ export class ChunkWindows {
     line: number,
     quote: number | null,
     scan: Scan,
-  ): Promise<{ end: number; endLine: number }> {
+  ): Promise<{ end: number; endLine: number; lastLine: number }> {
     const { buffer, records } = scan;
-    if (records.starts.length > 0) return { end: offset + records.end, endLine: records.endLine };
+    if (records.starts.length > 0) {
+      const ended = buffer[records.end - 1] === 0x0a; // else at the end of the file
+      return { end: offset + records.end, endLine: records.endLine, lastLine: records.endLine - (ended ? 1 : 0) };
+    }
     const cursor = { quoted: false, newlines: 0 };
     let end = offset;
     for (let piece = buffer; ; piece = await this.files.read(tx, file.id, end, WINDOW)) {
       const found = recordEndIn(piece, quote, cursor);
       end += found < 0 ? piece.length : found;
       if (found >= 0 || end >= file.bytes || piece.length === 0)
-        return { end, endLine: line + cursor.newlines + (found < 0 ? 0 : 1) };
+        return { end, endLine: line + cursor.newlines + (found < 0 ? 0 : 1), lastLine: line + cursor.newlines };
     }
   }
 }

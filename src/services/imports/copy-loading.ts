@@ -146,7 +146,7 @@ async function refusedOf(
     return attemptCopy(tx, copy, records, first, end);
   };
   for (let start = 0; start < count;) {
-    const refusal = await copyText(start, count);
+    const refusal = inColumnNames(await copyText(start, count), columns);
     if (refusal === null) break;
     const next = recordAt(records, start, count, refusal);
     if (next === null) break; // the target's COPY narrows the rest
@@ -169,6 +169,24 @@ async function refusedOf(
   }
   await tx.query(`DROP TABLE import_sift; DROP SEQUENCE import_sift_count`);
   return rejected.sort((a, b) => a - b);
+}
+
+/**
+ * A refusal of the scratch table's COPY in the data's own names: its fields c1 … cn are `columns`, which a reject
+ * names (`missing data for column "state"`, not `"c4"`).
+ */
+function inColumnNames(refusal: unknown, columns: string[]): unknown {
+  if (refusal === null) return null;
+  const { code, message, where } = refusal as { code?: unknown; message?: unknown; where?: unknown };
+  const name = (field: string) => columns[Number(field.slice(1)) - 1] ?? field;
+  return {
+    code,
+    message: String(message ?? refusal).replace(/"(c\d+)"/g, (_, field: string) => `"${name(field)}"`),
+    where: String(where ?? '').replace(
+      /^(COPY [^,]*, line \d+, column )(c\d+):/m,
+      (_, at: string, field: string) => `${at}${name(field)}:`,
+    ),
+  };
 }
 
 function copyInto(tx: PoolClient, copy: string, data: Buffer): Promise<void> {

@@ -25,11 +25,14 @@ export interface ImportFile {
 export class ImportFiles {
   constructor(private readonly db: Database) {}
 
-  /** Starts a file in `tx`; its blocks are added with `append`, and `finish` names it by its sha256. */
-  async create(tx: PoolClient, clientId: string, gzip: boolean): Promise<string> {
+  /**
+   * Starts a file in `tx`; its blocks are added with `append`, and `finish` names it by its sha256 (and says whether
+   * the body was gzip).
+   */
+  async create(tx: PoolClient, clientId: string): Promise<string> {
     const { rows } = await tx.query<{ id: string }>(
-      `INSERT INTO batch.import_files (client_id, sha256, gzip, bytes) VALUES ($1, $2, $3, 0) RETURNING id`,
-      [clientId, `uploading-${randomBytes(12).toString('hex')}`, gzip],
+      `INSERT INTO batch.import_files (client_id, sha256, gzip, bytes) VALUES ($1, $2, false, 0) RETURNING id`,
+      [clientId, `uploading-${randomBytes(12).toString('hex')}`],
     );
     return rows[0].id;
   }
@@ -67,17 +70,16 @@ export class ImportFiles {
     tx: PoolClient,
     clientId: string,
     fileId: string,
-    sha256: string,
-    bytes: number,
+    body: { sha256: string; bytes: number; gzip: boolean },
     quota: number,
   ): Promise<string> {
+    const { sha256, bytes, gzip } = body;
     await tx.query(`SELECT pg_advisory_xact_lock(${IMPORT_FILES_LOCK_SPACE}, ($1::bigint % 2147483647)::int)`, [
       clientId,
     ]);
     const { rows } = await tx.query<{ id: string; same: boolean }>(
-      `SELECT f.id, f.gzip = n.gzip AS same FROM batch.import_files f, batch.import_files n
-        WHERE f.client_id = $1 AND f.sha256 = $2 AND n.id = $3`,
-      [clientId, sha256, fileId],
+      `SELECT id, gzip = $3 AS same FROM batch.import_files WHERE client_id = $1 AND sha256 = $2`,
+      [clientId, sha256, gzip],
     );
     if (rows.length > 0) {
       if (!rows[0].same)
@@ -90,7 +92,12 @@ export class ImportFiles {
     }
     const stored = await this.storedBytes(tx, clientId);
     if (stored + bytes > quota) throw overQuota(quota, stored);
-    await tx.query(`UPDATE batch.import_files SET sha256 = $2, bytes = $3 WHERE id = $1`, [fileId, sha256, bytes]);
+    await tx.query(`UPDATE batch.import_files SET sha256 = $2, bytes = $3, gzip = $4 WHERE id = $1`, [
+      fileId,
+      sha256,
+      bytes,
+      gzip,
+    ]);
     return fileId;
   }
 

@@ -2,8 +2,9 @@ import { Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import { AppConfig } from '../../config/app-config';
-import type { JobParameters } from '../../interfaces/job.interfaces';
+import type { JobGrants, JobParameters } from '../../interfaces/job.interfaces';
 import { BatchError, invalidField } from '../batch-error';
+import { parseJson, stringifyJson } from '../exact-json';
 import {
   BatchJob,
   CONFLICT_KEY,
@@ -25,7 +26,7 @@ import { copyAll, copyOptions, tableName } from './copy-loading';
 import { FORMATS } from './formats/formats';
 import { ImportFile, ImportFiles } from './import-files';
 import { ImportPlan, planOf } from './import-plan';
-import { RecordProblem, shownText } from './records';
+import { csvFields, RecordProblem, shownText } from './records';
 import { upsertRecords } from './upsert-layers';
 
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
@@ -85,23 +86,14 @@ export class ImportJob implements JobProvider {
         max: 1_000_000,
         description: 'records per chunk (fewer where 4 MiB of the file holds fewer)',
       })
-      .grants(async (parameters) => {
-        const target = String(parameters.target);
-        const written = (await this.catalog.find(target))?.name ?? target;
-        return { reads: [], writes: [written], given: { [written]: target } };
-      })
-      .validate(async (parameters, options, clientId) => {
-        const plan = await this.planOf(parameters, options);
-        plan.format.checkPlan(plan);
-        const sha256 = String(parameters.sha256);
-        if (sha256 !== this.uploading && !(await this.files.find(clientId, sha256)))
-          throw invalidField('sha256', 'names no data set this client uploaded (POST /api/imports stores one)');
-      })
-      .identify(async (parameters) => {
-        const target = await this.catalog.find(String(parameters.target));
-        if (!target) throw new BatchError('UNKNOWN_TARGET', `No target table ${String(parameters.target)}`);
-        return { ...parameters, target: target.name, conflictKey: conflictKeyOf(parameters, target) };
-      })
+      .skipAdvice(
+        (limit) =>
+          `upload the same file again with skipLimit=N above ${limit} (the command line: --skip-limit N), or launch ` +
+          `POST /api/jobs/import/executions with its sha256 and that option`,
+      )
+      .grants((parameters) => this.grants(parameters))
+      .validate((parameters, options, clientId) => this.validate(parameters, options, clientId))
+      .identify((parameters) => this.identify(parameters))
       .step(
         'load',
         tasklet(
@@ -110,6 +102,28 @@ export class ImportJob implements JobProvider {
         ),
       )
       .build();
+  }
+
+  private async grants(parameters: JobParameters): Promise<JobGrants> {
+    const target = String(parameters.target);
+    const written = (await this.catalog.find(target))?.name ?? target;
+    return { reads: [], writes: [written], given: { [written]: target } };
+  }
+
+  /** A launch's plan checked, down to its data set being one this client uploaded. */
+  private async validate(parameters: JobParameters, options: JobParameters, clientId: string): Promise<void> {
+    const plan = await this.planOf(parameters, options);
+    plan.format.checkPlan(plan);
+    const sha256 = String(parameters.sha256);
+    if (sha256 !== this.uploading && !(await this.files.find(clientId, sha256)))
+      throw invalidField('sha256', 'names no data set this client uploaded (POST /api/imports stores one)');
+  }
+
+  /** A launch as what it means: its target as the catalog names it, its conflict key filled in. */
+  private async identify(parameters: JobParameters): Promise<JobParameters> {
+    const target = await this.catalog.find(String(parameters.target));
+    if (!target) throw new BatchError('UNKNOWN_TARGET', `No target table ${String(parameters.target)}`);
+    return { ...parameters, target: target.name, conflictKey: conflictKeyOf(parameters, target) };
   }
 
   /** The launch's target and reading settings, checked: the contract's error for what is not right. */
@@ -187,7 +201,7 @@ export class ImportJob implements JobProvider {
       refused.push(...ready.refused);
       for (const run of ready.runs) await this.load(tx, plan, step, refused, run.columns, run.records);
     }
-    rejectAll(step, refused);
+    rejectAll(step, refused, plan, columns);
     step.counts.readCount += count;
     step.context.window = next; // a full chunk's bytes, and a little more, are what the next one reads first
     step.context.offset = offset + scanned.end;
@@ -206,13 +220,13 @@ export class ImportJob implements JobProvider {
     quote: number | null,
     scan: Scan,
   ): Promise<'CONTINUABLE' | 'FINISHED'> {
-    const { end, endLine } = await this.windows.endOfLongRecord(tx, file, offset, line, quote, scan);
+    const { end, endLine, lastLine } = await this.windows.endOfLongRecord(tx, file, offset, line, quote, scan);
     const problem = new RecordProblem(
       'RECORD_TOO_LARGE',
       `the record is longer than ${this.windows.maxRecordBytes} bytes (BATCH_IMPORT_MAX_RECORD_BYTES)`,
     );
-    const origin = { line, byteOffset: offset, text: recordText(scan.buffer, 0, scan.buffer.length) };
-    rejectAll(step, [{ error: problem, origin, column: null, read: true }]);
+    const origin = { line, lastLine, byteOffset: offset, text: recordText(scan.buffer, 0, scan.buffer.length) };
+    rejectAll(step, [{ error: problem, origin, column: null, read: true }], await this.plan(step.job), undefined);
     step.counts.readCount += 1;
     step.context.offset = end;
     step.context.line = endLine;
@@ -240,15 +254,47 @@ export class ImportJob implements JobProvider {
  * A chunk's refused records, each a reject in file order (or the skip limit's failure), their text as it can be stored
  * and shown (shownText: a record may hold any byte).
  */
-function rejectAll(step: StepRun, refused: Refusal[]): void {
+function rejectAll(step: StepRun, refused: Refusal[], plan: ImportPlan, columns: string[] | undefined): void {
   for (const { error, origin, column, read } of refused.sort((a, b) => a.origin.byteOffset - b.origin.byteOffset)) {
     const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-    skip(step, { code, message: shownText(String(message ?? error)) }, shownText(origin.text), {
+    const value = valueIn(plan, columns, origin.text, column);
+    const spans = origin.lastLine !== undefined && origin.lastLine > origin.line;
+    const at = {
       line: origin.line,
       byteOffset: origin.byteOffset,
       column: column === null ? null : shownText(column),
-    });
-    if (read) step.counts.readSkipCount += 1;
-    else step.counts.writeSkipCount += 1;
+      value: value === null ? null : shownText(value),
+    };
+    const why = shownText(String(message ?? error)) + (spans ? spanNote(origin.line, origin.lastLine!) : '');
+    skip(step, { code, message: why }, shownText(origin.text), at, read ? 'read' : 'write');
   }
+}
+
+/**
+ * What a reject of a record over several lines says: where it ends, and what to look at, as a quote that was meant as
+ * a character opens a field that takes every line to the next quote (or to the end of the file).
+ */
+function spanNote(line: number, lastLine: number): string {
+  return (
+    ` (the record runs from line ${line} to line ${lastLine}, a quoted field holding the newlines between: ` +
+    `if a quote on line ${line} is meant as a character, double it inside a quoted field)`
+  );
+}
+
+/**
+ * The value of `column` in a record's text (a CSV field by the data's columns, an NDJSON record's key), as a failed
+ * import's description quotes it; null where the text does not tell (cut, or malformed).
+ */
+function valueIn(plan: ImportPlan, columns: string[] | undefined, text: string, column: string | null): string | null {
+  if (column === null) return null;
+  if (plan.format.quote(plan) === null) {
+    try {
+      const value = (parseJson(text) as Record<string, unknown>)[column];
+      return value === undefined ? null : typeof value === 'string' ? value : stringifyJson(value);
+    } catch {
+      return null;
+    }
+  }
+  const index = (columns ?? plan.columns).indexOf(column);
+  return index < 0 ? null : (csvFields(text, plan.delimiter, plan.quote)[index] ?? null);
 }

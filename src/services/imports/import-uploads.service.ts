@@ -1,7 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { createHash, Hash } from 'node:crypto';
-import type { Readable } from 'node:stream';
-import { PassThrough, Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { PoolClient } from 'pg';
@@ -9,6 +8,7 @@ import { AppConfig } from '../../config/app-config';
 import type { IJobExecution, JobParameters } from '../../interfaces/job.interfaces';
 import { AuthenticatedClient } from '../access/client.service';
 import { BatchError, invalidField } from '../batch-error';
+import { quoted } from '../quoted';
 import { JobOperator, JobSignals, withDefaults } from '../jobs';
 import { BLOCK_BYTES, ImportFiles, overQuota } from './import-files';
 import { formatOfContentType } from './formats/formats';
@@ -101,13 +101,12 @@ export class ImportUploads {
     body: Readable,
     idle: IdleBody,
   ): Promise<string> {
-    const gzip = /^\s*gzip\s*$/i.test(request.contentEncoding ?? '');
-    if (request.contentEncoding && !gzip && !/^\s*identity\s*$/i.test(request.contentEncoding))
-      throw new BatchError('VALIDATION_FAILED', `Content-Encoding ${request.contentEncoding} is not taken (gzip is)`);
+    const declared = declaredGzip(request.contentEncoding);
     const quota = this.config.uploads.clientQuotaBytes;
     const limit = this.config.limits.maxImportBytes;
     const storedBefore = await this.files.storedBytes(tx, client.id);
-    const fileId = await this.files.create(tx, client.id, gzip);
+    const fileId = await this.files.create(tx, client.id);
+    let gzip = false;
     const blocks = new FileBlocks(this.files, tx, fileId);
     const head = new HeadCheck(plan, this.config.limits.maxImportRecordBytes);
     const hash = createHash('sha256');
@@ -121,7 +120,8 @@ export class ImportUploads {
       if ((body as { complete?: boolean }).complete === false) hashed.destroy(new Error('the upload broke off'));
     });
     body.pipe(hashed);
-    await pipeline(hashed, gzip ? createGunzip() : new PassThrough(), async (source: AsyncIterable<Buffer>) => {
+    const decoded = gunzipped(declared, (found) => (gzip = found));
+    await pipeline(hashed, decoded, async (source: AsyncIterable<Buffer>) => {
       for await (const chunk of source) {
         received += chunk.length;
         try {
@@ -148,9 +148,44 @@ export class ImportUploads {
     if (received === 0) throw new BatchError('VALIDATION_FAILED', 'The data set is empty');
     head.finish();
     const sha256 = hash.digest('hex');
-    await this.files.finish(tx, client.id, fileId, sha256, received, quota);
+    await this.files.finish(tx, client.id, fileId, { sha256, bytes: received, gzip }, quota);
     return sha256;
   }
+}
+
+/** How a gzip stream starts (RFC 1952): whatever the headers say, a body that starts so is gzip. */
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
+
+/**
+ * The body as the data set: decompressed where it is gzip, as its first bytes tell (a body sent without its
+ * Content-Encoding, as a .csv.gz file often is, is not loaded as binary); one declared gzip that does not start as gzip
+ * is refused. `found` is told which it was, before any byte is passed on.
+ */
+function gunzipped(declared: boolean, found: (gzip: boolean) => void) {
+  return async function* (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    const pieces = source[Symbol.asyncIterator]();
+    let head = Buffer.alloc(0);
+    while (head.length < GZIP_MAGIC.length) {
+      const next = await pieces.next();
+      if (next.done) break;
+      head = Buffer.concat([head, next.value]);
+    }
+    const gzip = head.subarray(0, GZIP_MAGIC.length).equals(GZIP_MAGIC);
+    if (declared && !gzip && head.length > 0)
+      throw new BatchError(
+        'VALIDATION_FAILED',
+        'The body is not gzip, as its Content-Encoding says: send the data as it is without that header',
+      );
+    found(gzip);
+    const body = (async function* () {
+      if (head.length > 0) yield head;
+      for (let next = await pieces.next(); !next.done; next = await pieces.next()) yield next.value;
+    })();
+    if (!gzip) return yield* body;
+    const gunzip = createGunzip();
+    pipeline(Readable.from(body), gunzip).catch(() => undefined); // a failure ends gunzip's reading below with it
+    yield* gunzip;
+  };
 }
 
 /**
@@ -198,6 +233,17 @@ class IdleBody {
       this.timer.refresh();
     } else this.body.destroy();
   }
+}
+
+/** Whether an upload says its body is gzip (Content-Encoding gzip), or as it is (none, identity); else refused. */
+function declaredGzip(contentEncoding: string | undefined): boolean {
+  const gzip = /^\s*gzip\s*$/i.test(contentEncoding ?? '');
+  if (contentEncoding && !gzip && !/^\s*identity\s*$/i.test(contentEncoding))
+    throw new BatchError(
+      'VALIDATION_FAILED',
+      `Content-Encoding ${quoted(contentEncoding, 40)} is not taken: send gzip, or the data as it is`,
+    );
+  return gzip;
 }
 
 /** The body's pieces on their way: hashed (`hash`, of the body as sent), and each counted as the caller's progress. */

@@ -3,17 +3,8 @@
  * decorators that register a job and its listeners, what a step sees of its execution, and the helpers of the jobs
  * that write a target. The built-in `copy` and `import` are written against this alone, as a team's own jobs are.
  */
-export {
-  chunk,
-  job,
-  JobBuilder,
-  partitioned,
-  RUN_ID,
-  skip,
-  SkipLimitExceeded,
-  tasklet,
-  underSavepoint,
-} from './job-definition';
+export { chunk, job, JobBuilder, partitioned, RUN_ID, tasklet, underSavepoint } from './job-definition';
+export { skip, SkipLimitExceeded, skipLimitDescription, type SkipKind, type SkipPlace } from './job-skips';
 export type {
   ChunkOrientedStep,
   ItemProcessor,

@@ -9,6 +9,7 @@ import type {
   JobParameterType,
   JobParameterValue,
 } from '../../interfaces/job.interfaces';
+import { skip } from './job-skips';
 
 /**
  * How a job is defined (docs/jobs.md, after Spring Batch): a name, typed parameters (identifying) and options
@@ -78,10 +79,14 @@ export interface TaskletStep {
   execute: Tasklet;
 }
 
-/** One partition of a partitioned step: its name and the context it starts with (its bounds). */
+/**
+ * One partition of a partitioned step: its name, the context it starts with (its bounds), and its size where it is
+ * known at once: the step's progress then has its total before every partition began.
+ */
 export interface Partition {
   name: string;
   context: Record<string, unknown>;
+  size?: { total: number; unit: string };
 }
 
 /**
@@ -114,6 +119,11 @@ export interface JobDefinition {
   steps: JobStep[];
   startLimit: number;
   restartable: boolean;
+  /**
+   * How a user of this job lets more items be skipped than `limit`, for the description of an execution that went past
+   * it: a clause (`launch it again with …`).
+   */
+  skipAdvice: (limit: number) => string;
   /** The grants a launch with these parameters needs (tables as `schema.table`). */
   grants: (parameters: JobParameters) => Promise<JobGrants>;
   /**
@@ -184,8 +194,7 @@ export function chunk<T, U = T>(definition: ChunkOrientedStep<T, U>): TaskletSte
         if (output === null) step.counts.filterCount += 1;
         else processed.push({ item, output });
       } catch (error) {
-        skip(step, error, describe(item));
-        step.counts.processSkipCount += 1;
+        skip(step, error, describe(item), {}, 'process');
       }
     }
     await writeOrSkip(tx, step, processed, writer, describe);
@@ -222,10 +231,7 @@ async function writeOrSkip<T, U>(
       (error) => (failure = error),
     );
     if (written) step.counts.writeCount += 1;
-    else {
-      skip(step, failure, describe(item));
-      step.counts.writeSkipCount += 1;
-    }
+    else skip(step, failure, describe(item), {}, 'write');
   }
 }
 
@@ -247,36 +253,6 @@ export async function underSavepoint(
   }
 }
 
-/** Thrown when a step skipped more items than its `skipLimit` option allows: the step fails. */
-export class SkipLimitExceeded extends Error {
-  constructor(limit: number, cause: unknown) {
-    super(`${limit + 1} items refused, more than the skip limit of ${limit}`, { cause });
-  }
-}
-
-/**
- * Records a skipped item (where it is, for an item of a file), or fails the step when that is one more than the
- * `skipLimit` option allows.
- */
-export function skip(
-  step: StepRun,
-  error: unknown,
-  record: string | null,
-  at: Partial<Pick<IJobReject, 'line' | 'byteOffset' | 'column'>> = {},
-): void {
-  const limit = Number(step.job.options.skipLimit ?? 0);
-  const { code, message } = errorOf(error);
-  const skipped = step.counts.readSkipCount + step.counts.processSkipCount + step.counts.writeSkipCount;
-  if (skipped + step.skippedBefore >= limit) throw new SkipLimitExceeded(limit, error);
-  step.reject({ line: null, byteOffset: null, column: null, ...at, code, message, record });
-}
-
-function errorOf(error: unknown): { code: string; message: string } {
-  const e = error as { code?: unknown; message?: unknown } | null;
-  const code = typeof e?.code === 'string' ? e.code : 'ITEM_FAILED';
-  return { code, message: String(e?.message ?? error).slice(0, 2000) };
-}
-
 /** Starts a job definition (see the comment at the top of this file). */
 export function job(name: string): JobBuilder {
   return new JobBuilder(name);
@@ -294,6 +270,8 @@ export class JobBuilder {
       steps: [],
       startLimit: DEFAULT_START_LIMIT,
       restartable: true,
+      skipAdvice: (limit) =>
+        `launch it again with the same parameters (POST /api/jobs/${name}/executions) and the option skipLimit above ${limit}`,
       grants: async () => ({ reads: [], writes: [] }),
       validate: async () => undefined,
       identify: async (parameters) => parameters,
@@ -325,6 +303,12 @@ export class JobBuilder {
   /** An execution that failed or stopped is never started again: its instance is done. */
   preventRestart(): this {
     this.definition.restartable = false;
+    return this;
+  }
+
+  /** How a user of this job lets more items be skipped (JobDefinition.skipAdvice). */
+  skipAdvice(advice: JobDefinition['skipAdvice']): this {
+    this.definition.skipAdvice = advice;
     return this;
   }
 

@@ -55,8 +55,7 @@ export class JobOperator {
     parameters: unknown,
     options: unknown,
   ): Promise<IJobExecution> {
-    const definition = this.registry.get(job);
-    if (!definition) throw new BatchError('NOT_FOUND', `No job named ${String(job).slice(0, 100)}`);
+    const definition = this.registry.named(job);
     const launch = await this.check(client, definition, parameters, options);
     const executionId = await this.launchChecked(client, definition, launch);
     return (await this.views.executions({ id: executionId }))[0];

@@ -1,6 +1,8 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import type { IJobReject } from '../../interfaces/job.interfaces';
+import { BatchError } from '../batch-error';
+import { quoted } from '../quoted';
 import type { JobDefinition, JobRun, StepRun } from './job-definition';
 import type { Ending } from './repository/job-rows';
 
@@ -93,6 +95,18 @@ export class JobRegistry implements OnModuleInit {
 
   get(name: string): JobDefinition | undefined {
     return this.jobs.get(name);
+  }
+
+  /** The job of that name, as a launch or a schedule names it; NOT_FOUND saying which jobs there are. */
+  named(name: unknown): JobDefinition {
+    const definition = typeof name === 'string' ? this.jobs.get(name) : undefined;
+    if (definition) return definition;
+    const names = this.all().map((job) => job.name);
+    throw new BatchError(
+      'NOT_FOUND',
+      `No job named ${quoted(String(name), 100)}: the jobs are ${names.join(', ')} ` +
+        '(GET /api/jobs, or listJobs over RPC, describes each with its parameters)',
+    );
   }
 
   all(): JobDefinition[] {

@@ -1,9 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { IJobReject, JobGrants } from '../../interfaces/job.interfaces';
+import type { JobGrants } from '../../interfaces/job.interfaces';
 import { AppConfig } from '../../config/app-config';
 import { ClientService } from '../access/client.service';
-import { emptyCounts } from '../step-counts';
 import { Database } from '../storage/database';
 import { isConcurrencyConflict, isConnectionError, logReason } from '../storage/database-error';
 import { backOffMs } from '../worker-loop';
@@ -15,15 +14,17 @@ import {
   nextStep,
   PartitionedStep,
   RepeatStatus,
-  SkipLimitExceeded,
   StepRun,
   TaskletStep,
 } from './job-definition';
+import { SkipLimitExceeded, skipLimitDescription } from './job-skips';
+import { ChunkContext } from './chunk-context';
 import { withDefaults } from './job-parameters';
 import { JobRegistry } from './job-registry.service';
 import { Ending, ExecutionRow, isRunning, LeaseLost, StepRow } from './repository/job-rows';
 import { JobLeases } from './repository/job-leases';
-import { PartitionStatus, StepExecutions } from './repository/step-executions';
+import { resumedContext, StepProgress } from './repository/job-progress';
+import { PartitionStatus, SkippedAtEnd, StepExecutions } from './repository/step-executions';
 import { JobSignals } from './job-signals';
 
 /** How often the owner of a partitioned step looks whether its partitions have ended. */
@@ -152,7 +153,7 @@ export class JobRunner {
     else {
       prior = await this.steps.priorStep(row.instance_id, row.id, step.name);
       if (prior?.status === 'COMPLETED') return endingOf(prior);
-      const resumed = step.definition.kind === 'tasklet' ? (prior?.execution_context ?? {}) : {};
+      const resumed = step.definition.kind === 'tasklet' ? resumedContext(prior?.execution_context ?? {}) : {};
       current = await this.steps.startStep(row.id, step.name, owner, resumed);
     }
     hold.steps.add(current.id);
@@ -179,8 +180,11 @@ export class JobRunner {
   ): Promise<Ending | null> {
     if (!step.execution_context.partitioned) {
       const partitions = prior?.execution_context.partitioned
-        ? await this.steps.unfinishedPartitions(prior)
-        : await definition.partitions(run);
+        ? (await this.steps.unfinishedPartitions(prior)).map((p) => ({ ...p, context: resumedContext(p.context) }))
+        : (await definition.partitions(run)).map(({ name, context, size }) => ({
+            name,
+            context: size ? { ...context, progress: { ...size, done: 0, base: 0 } satisfies StepProgress } : context,
+          }));
       await this.steps.createPartitions(step, owner, partitions);
       this.signals.wake();
     }
@@ -267,6 +271,7 @@ export class JobRunner {
         status = await this.chunk(owner, row, definition, step);
         attempts = 0;
       } catch (error) {
+        const skipped = error instanceof SkipLimitExceeded ? step.skips() : undefined;
         step.rolledBack();
         if (error instanceof LeaseLost) throw error;
         attempts += 1;
@@ -276,7 +281,7 @@ export class JobRunner {
         }
         await this.steps.countRollback(row, owner);
         if (isConcurrencyConflict(error) && attempts <= CONFLICT_RETRIES) continue;
-        return this.endStep(owner, row, step, failed(failureOf(error)));
+        return this.endStep(owner, row, step, failed(this.failureOf(error, run)), skipped);
       }
       if (status === 'STOP')
         return this.endStep(owner, row, step, { status: 'STOPPED', code: 'STOPPED', description: null });
@@ -326,10 +331,27 @@ export class JobRunner {
     return grants;
   }
 
-  private async endStep(owner: string, row: StepRow, step: StepRun, ending: Ending): Promise<Ending> {
-    await this.steps.endStep(row, owner, ending);
+  /** Ends a step; `skipped`: the rejects of a chunk that went past the skip limit, recorded with the ending. */
+  private async endStep(
+    owner: string,
+    row: StepRow,
+    step: StepRun,
+    ending: Ending,
+    skipped?: SkippedAtEnd,
+  ): Promise<Ending> {
+    await this.steps.endStep(row, owner, ending, skipped);
     this.registry.notify(step.job.job, 'afterStep', step, ending);
     return ending;
+  }
+
+  /**
+   * Why a chunk failed, for the step's description: past the skip limit, the item and what to change (the job's
+   * skipAdvice); else the error itself.
+   */
+  private failureOf(error: unknown, run: JobRun): string {
+    if (!(error instanceof SkipLimitExceeded)) return logReason(error);
+    const advice = this.registry.get(run.job)?.skipAdvice(error.limit) ?? 'raise the option skipLimit';
+    return skipLimitDescription(error, run.id, advice);
   }
 
   private async handBack(owner: string, row: StepRow): Promise<null> {
@@ -347,61 +369,6 @@ export function leaseMs(config: AppConfig): number {
 }
 
 const STANDARD_CODES = ['COMPLETED', 'COMPLETED_WITH_SKIPS', 'FAILED', 'STOPPED'];
-
-/**
- * A step's StepRun across its chunks: the context as last committed plus what the chunk in flight changed (rolled
- * back with it), the chunk's counts and rejects, and the skips committed before.
- */
-class ChunkContext implements StepRun {
-  readonly name: string;
-  readonly partition: string | null;
-  context: Record<string, unknown>;
-  counts = emptyCounts();
-  rejects: IJobReject[] = [];
-  exitCode: string | null = null;
-  skipped: number;
-  private saved: Record<string, unknown>;
-
-  constructor(
-    readonly job: JobRun,
-    row: StepRow,
-  ) {
-    this.name = row.name;
-    this.partition = row.partition;
-    this.saved = row.execution_context;
-    this.context = structuredClone(this.saved);
-    this.skipped = row.skips;
-  }
-
-  get skippedBefore(): number {
-    return this.skipped;
-  }
-
-  reject(reject: IJobReject): void {
-    this.rejects.push(reject);
-  }
-
-  progress(done: number, total: number | null, unit = 'items'): void {
-    this.context.progress = { unit, done, total };
-  }
-
-  /** The chunk committed: its context is the saved one, its counts are the step's. */
-  committed(): void {
-    const { readSkipCount, processSkipCount, writeSkipCount } = this.counts;
-    this.skipped += readSkipCount + processSkipCount + writeSkipCount;
-    this.saved = this.context;
-    this.context = structuredClone(this.saved);
-    this.counts = emptyCounts();
-    this.rejects = [];
-  }
-
-  /** The chunk rolled back: back to the saved context. */
-  rolledBack(): void {
-    this.context = structuredClone(this.saved);
-    this.counts = emptyCounts();
-    this.rejects = [];
-  }
-}
 
 function jobRun(definition: JobDefinition, row: ExecutionRow): JobRun {
   return {
@@ -435,10 +402,4 @@ function partitionsEnding(partitions: PartitionStatus[]): Ending {
   if (partitions.some(({ status }) => status === 'STOPPED'))
     return { status: 'STOPPED', code: 'STOPPED', description: null };
   return { status: 'COMPLETED', code: 'COMPLETED', description: null };
-}
-
-/** Why a chunk failed, for its owner: the skip limit with the item's error, or the error itself. */
-function failureOf(error: unknown): string {
-  if (error instanceof SkipLimitExceeded) return `${error.message}: ${logReason(error.cause)}`;
-  return logReason(error);
 }

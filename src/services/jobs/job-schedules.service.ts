@@ -67,8 +67,7 @@ export class JobSchedules {
 
   /** Creates or replaces a schedule; its ticks are launched from the first one after this answers. */
   async put(name: string, request: ScheduleRequest): Promise<IJobSchedule> {
-    const definition = this.registry.get(request.job);
-    if (!definition) throw new BatchError('NOT_FOUND', `No job named ${request.job}`);
+    const definition = this.registry.named(request.job);
     const timeZone = request.timeZone ?? 'UTC';
     const cron = cronOf(request.cron, timeZone);
     const [client] = await this.db.query<Launcher>(

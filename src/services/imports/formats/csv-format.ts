@@ -11,7 +11,7 @@ export const CSV: RecordFormat = {
   quote: (plan) => plan.quote.charCodeAt(0),
   copyOptions: (plan): CsvOptions => plan,
   checkPlan(plan) {
-    if (!plan.header) checkColumns(plan, plan.columns);
+    if (!plan.header) checkColumns(plan, plan.columns, 'columns');
   },
   readsHeader: (plan) => plan.header,
   headerColumns: (plan, text) => checkColumns(plan, csvFields(text, plan.delimiter, plan.quote)),

@@ -1,5 +1,5 @@
-import { BatchError } from '../../batch-error';
 import { ndjsonLines } from '../chunk-records';
+import { unknownColumn } from '../import-columns';
 import { ndjsonRecord, RecordProblem } from '../records';
 import type { RecordFormat } from './record-format';
 
@@ -22,9 +22,7 @@ export const NDJSON: RecordFormat = {
     } catch (error) {
       // a malformed record is a reject of the load; a key that is no column refuses the whole data set
       if (error instanceof RecordProblem && error.code === 'UNKNOWN_COLUMN')
-        throw new BatchError('UNKNOWN_COLUMN', `${plan.target.name} has no column ${error.column}`, {
-          column: error.column,
-        });
+        throw unknownColumn(plan, error.column!, 'keys');
       if (!(error instanceof RecordProblem)) throw error;
     }
     return true;

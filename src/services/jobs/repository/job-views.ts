@@ -18,10 +18,16 @@ const EXECUTION_VIEW = `
          NOT EXISTS (SELECT 1 FROM batch.job_executions n WHERE n.instance_id = e.instance_id AND n.id > e.id) AS latest
     FROM batch.job_executions e JOIN batch.clients c ON c.id = e.client_id`;
 
-/** Each step of the executions, once: a partitioned step with the sums of its partitions. */
+/**
+ * Each step of the executions, once: a partitioned step with the sums of its partitions; how long its work took in
+ * this execution, from its start to its last committed chunk (a partition's, in a partitioned step), and how long ago
+ * that chunk committed, on the database's clock.
+ */
 const STEPS_VIEW = `
   SELECT s.job_execution_id, s.name, s.status, s.exit_code, s.exit_description, s.started_at, s.ended_at,
          coalesce(p.progress, s.execution_context -> 'progress') AS progress,
+         coalesce(extract(epoch FROM coalesce(p.updated_at, s.updated_at) - s.started_at), 0)::float8 AS worked,
+         greatest(extract(epoch FROM now() - coalesce(p.updated_at, s.updated_at)), 0)::float8 AS since_commit,
          ${['read', 'write', 'filter', 'read_skip', 'process_skip', 'write_skip', 'commit', 'rollback']
            .map((c) => `(s.${c}_count + coalesce(p.${c}_count, 0))::float8 AS ${c}_count`)
            .join(', ')}
@@ -30,10 +36,13 @@ const STEPS_VIEW = `
       SELECT ${['read', 'write', 'filter', 'read_skip', 'process_skip', 'write_skip', 'commit', 'rollback']
         .map((c) => `sum(p.${c}_count) AS ${c}_count`)
         .join(', ')},
+             max(p.updated_at) AS updated_at,
              CASE WHEN count(*) > 0 THEN jsonb_build_object(
                'unit', min(p.execution_context -> 'progress' ->> 'unit'),
                'done', sum((p.execution_context -> 'progress' ->> 'done')::float8),
-               'total', sum((p.execution_context -> 'progress' ->> 'total')::float8)) END AS progress
+               'total', CASE WHEN count(*) = count(p.execution_context -> 'progress' ->> 'total')
+                             THEN sum((p.execution_context -> 'progress' ->> 'total')::float8) END,
+               'base', sum(coalesce((p.execution_context -> 'progress' ->> 'base')::float8, 0))) END AS progress
         FROM batch.step_executions p
        WHERE p.job_execution_id = s.job_execution_id AND p.name = s.name AND p.partition IS NOT NULL) p ON true
    WHERE s.job_execution_id = ANY ($1::bigint[]) AND s.partition IS NULL
@@ -66,6 +75,8 @@ interface StepViewRow {
   started_at: Date | null;
   ended_at: Date | null;
   progress: StepProgress | null;
+  worked: number;
+  since_commit: number;
   read_count: number;
   write_count: number;
   filter_count: number;
@@ -192,12 +203,11 @@ function executionView(row: ExecutionViewRow, steps: StepViewRow[], restartable:
     startCount: row.start_count,
     restartable,
     progress: current
-      ? progressOf(
-          current.progress,
-          steps.reduce((sum, s) => sum + s.read_count, 0),
-          row.started_at,
-          row.ended_at,
-        )
+      ? progressOf(current.progress, {
+          worked: current.worked,
+          sinceCommit: current.since_commit,
+          running: row.ended_at === null,
+        })
       : null,
     steps: steps.map(stepView),
   };

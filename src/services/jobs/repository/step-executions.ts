@@ -10,6 +10,15 @@ import { Ending, LeaseLost, StepRow } from './job-rows';
 export const STEP_COLUMNS = `s.id, s.job_execution_id, s.name, s.partition, s.status, s.exit_code, s.exit_description,
   s.execution_context, (s.read_skip_count + s.process_skip_count + s.write_skip_count)::float8 AS skips`;
 
+/**
+ * What a chunk that went past the skip limit had skipped: recorded as its step ends, though the chunk rolled back, so
+ * that the rejects that failed the step are listed and counted.
+ */
+export interface SkippedAtEnd {
+  counts: Pick<StepCounts, 'readSkipCount' | 'processSkipCount' | 'writeSkipCount'>;
+  rejects: IJobReject[];
+}
+
 /** Where a partition of a step is, and why it failed. */
 export interface PartitionStatus {
   partition: string;
@@ -132,7 +141,10 @@ export class StepExecutions {
     return rows[0].status;
   }
 
-  /** Saves a chunk's counts, the step's position and the chunk's rejects, in the chunk's transaction. */
+  /**
+   * Saves a chunk's counts, the step's position and the chunk's rejects, in the chunk's transaction; `updated_at` is
+   * when the chunk's work was done (not when its transaction began), what the progress's rate is measured to.
+   */
   async saveChunk(
     tx: PoolClient,
     step: StepRow,
@@ -146,7 +158,8 @@ export class StepExecutions {
                 SET read_count = read_count + $2, write_count = write_count + $3, filter_count = filter_count + $4,
                     read_skip_count = read_skip_count + $5, process_skip_count = process_skip_count + $6,
                     write_skip_count = write_skip_count + $7, commit_count = commit_count + 1,
-                    rollback_count = rollback_count + $8, execution_context = $9::text::jsonb, updated_at = now()
+                    rollback_count = rollback_count + $8, execution_context = $9::text::jsonb,
+                    updated_at = clock_timestamp()
               WHERE id = $1`,
       values: [
         step.id,
@@ -160,14 +173,7 @@ export class StepExecutions {
         stringifyJson(context),
       ],
     });
-    if (rejects.length === 0) return;
-    await tx.query(
-      `INSERT INTO batch.job_rejects (job_execution_id, step, line, byte_offset, column_name, code, message, record)
-       SELECT $1, $2, r.line, r."byteOffset", r."column", r.code, r.message, r.record
-         FROM jsonb_to_recordset($3::text::jsonb)
-           AS r(line bigint, "byteOffset" bigint, "column" text, code text, message text, record text)`,
-      [step.job_execution_id, step.name, JSON.stringify(rejects)],
-    );
+    await saveRejects(tx, step, rejects);
   }
 
   /** Saves a step's position outside any chunk (what its `open` worked out). */
@@ -187,16 +193,30 @@ export class StepExecutions {
     );
   }
 
-  /** Ends a step or partition held by `owner`. */
-  async endStep(step: StepRow, owner: string, ending: Ending): Promise<void> {
-    const rows = await this.db.query(
-      `UPDATE batch.step_executions
-          SET status = $3, exit_code = $4, exit_description = left($5, 2000), ended_at = now(), lease_owner = NULL,
-              lease_until = NULL, updated_at = now()
-        WHERE id = $1 AND lease_owner = $2 RETURNING 1`,
-      [step.id, owner, ending.status, ending.code, ending.description],
-    );
-    if (rows.length === 0) throw new LeaseLost();
+  /** Ends a step or partition held by `owner`, with what a chunk past the skip limit skipped (`skipped`). */
+  async endStep(step: StepRow, owner: string, ending: Ending, skipped?: SkippedAtEnd): Promise<void> {
+    const skips = skipped?.counts ?? { readSkipCount: 0, processSkipCount: 0, writeSkipCount: 0 };
+    await this.db.transaction(async (tx) => {
+      const { rowCount } = await tx.query(
+        `UPDATE batch.step_executions
+            SET status = $3, exit_code = $4, exit_description = left($5, 2000), ended_at = now(), lease_owner = NULL,
+                lease_until = NULL, updated_at = now(), read_skip_count = read_skip_count + $6,
+                process_skip_count = process_skip_count + $7, write_skip_count = write_skip_count + $8
+          WHERE id = $1 AND lease_owner = $2`,
+        [
+          step.id,
+          owner,
+          ending.status,
+          ending.code,
+          ending.description,
+          skips.readSkipCount,
+          skips.processSkipCount,
+          skips.writeSkipCount,
+        ],
+      );
+      if (!rowCount) throw new LeaseLost();
+      await saveRejects(tx, step, skipped?.rejects ?? []);
+    });
   }
 
   /** Whether the execution has any step with skips. */
@@ -208,4 +228,16 @@ export class StepExecutions {
     );
     return row.skipped;
   }
+}
+
+/** A step's rejects, in the transaction that saves its chunk (or ends it). */
+async function saveRejects(tx: PoolClient, step: StepRow, rejects: IJobReject[]): Promise<void> {
+  if (rejects.length === 0) return;
+  await tx.query(
+    `INSERT INTO batch.job_rejects (job_execution_id, step, line, byte_offset, column_name, code, message, record)
+     SELECT $1, $2, r.line, r."byteOffset", r."column", r.code, r.message, r.record
+       FROM jsonb_to_recordset($3::text::jsonb)
+         AS r(line bigint, "byteOffset" bigint, "column" text, code text, message text, record text)`,
+    [step.job_execution_id, step.name, JSON.stringify(rejects)],
+  );
 }
