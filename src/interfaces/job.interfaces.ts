@@ -25,10 +25,8 @@ export interface IJobProgress {
   etaSeconds: number | null;
 }
 
-export interface IStepExecution {
-  name: string;
-  status: JobStatus;
-  exitStatus: IExitStatus | null;
+/** Counters of a step (Spring Batch's names): a job's step, or a step of one of the queue's chunks. */
+export interface StepCounts {
   readCount: number;
   writeCount: number;
   filterCount: number;
@@ -37,6 +35,12 @@ export interface IStepExecution {
   writeSkipCount: number;
   commitCount: number;
   rollbackCount: number;
+}
+
+export interface IStepExecution extends StepCounts {
+  name: string;
+  status: JobStatus;
+  exitStatus: IExitStatus | null;
   startedAt: string | null;
   endedAt: string | null;
 }

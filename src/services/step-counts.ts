@@ -1,14 +1,6 @@
-/** Counters of a step (Spring Batch's names): a job's step, or a step of one of the queue's chunks. */
-export interface StepCounts {
-  readCount: number;
-  writeCount: number;
-  filterCount: number;
-  readSkipCount: number;
-  processSkipCount: number;
-  writeSkipCount: number;
-  commitCount: number;
-  rollbackCount: number;
-}
+import type { StepCounts } from '../interfaces/job.interfaces';
+
+export type { StepCounts };
 
 /** The counters in the order of Spring Batch's names, as the columns of the steps' tables. */
 export const COUNTERS = [
