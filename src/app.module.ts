@@ -164,6 +164,9 @@ export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
+      // what a team's own jobs (TeamJobsModule) may inject besides the job framework: the database and its catalog
+      global: true,
+      exports: [Database, CatalogService],
       imports: [
         TypeOrmModule.forRoot({ ...dataSourceOptions(config), migrationsRun: false }), // main.ts migrated first
         LoggerModule.forRoot(loggerParams(config)),

@@ -46,3 +46,4 @@ export type { Ending } from './repository/job-rows';
 export { CONFLICT_KEY, conflictKeyOf, MODE } from './write-mode';
 export { JobOperator, type Launcher } from './job-operator.service';
 export { JobSignals } from './job-signals';
+export { cursorReader, pagingReader, type CursorReaderOptions, type PagingReaderOptions } from './toolkit/readers';
