@@ -47,3 +47,11 @@ export { CONFLICT_KEY, conflictKeyOf, MODE } from './write-mode';
 export { JobOperator, type Launcher } from './job-operator.service';
 export { JobSignals } from './job-signals';
 export { cursorReader, pagingReader, type CursorReaderOptions, type PagingReaderOptions } from './toolkit/readers';
+export {
+  copyWriter,
+  tableWriter,
+  valueText,
+  type CopyWriterOptions,
+  type TableWriterOptions,
+  type WriteType,
+} from './toolkit/writers';
