@@ -4,7 +4,6 @@
  * that write a target. The built-in `copy` and `import` are written against this alone, as a team's own jobs are.
  */
 export {
-  chunk,
   job,
   JobBuilder,
   partitioned,
@@ -16,6 +15,7 @@ export {
 } from './job-definition';
 export type {
   ChunkOrientedStep,
+  ItemListeners,
   ItemProcessor,
   ItemReader,
   ItemWriter,
@@ -33,13 +33,18 @@ export type {
 export { keyText, namesOf, withDefaults } from './job-parameters';
 export {
   AfterChunk,
+  AfterChunkError,
   AfterJob,
   AfterStep,
   BatchJob,
+  BeforeChunk,
   BeforeJob,
   BeforeStep,
   OnLeaseLost,
+  OnProcessError,
+  OnReadError,
   OnSkip,
+  OnWriteError,
   type JobProvider,
 } from './job-registry.service';
 export type { Ending } from './repository/job-rows';
@@ -55,3 +60,6 @@ export {
   type TableWriterOptions,
   type WriteType,
 } from './toolkit/writers';
+export { chunk } from './toolkit/chunk-step';
+export { compose, ItemInvalid, validate } from './toolkit/processors';
+export { backoffMs, ChunkRetry, type Backoff, type RetryPolicy } from './toolkit/retry';

@@ -9,6 +9,7 @@ import { isConcurrencyConflict, isConnectionError, logReason } from '../storage/
 import { backOffMs } from '../worker-loop';
 import { BatchError } from '../batch-error';
 import {
+  ItemListeners,
   JobDefinition,
   JobRun,
   JobStep,
@@ -25,6 +26,7 @@ import { Ending, ExecutionRow, isRunning, LeaseLost, StepRow } from './repositor
 import { JobLeases } from './repository/job-leases';
 import { PartitionStatus, StepExecutions } from './repository/step-executions';
 import { JobSignals } from './job-signals';
+import { ChunkRetry } from './toolkit/retry';
 
 /** How often the owner of a partitioned step looks whether its partitions have ended. */
 const PARTITION_POLL_MS = 200;
@@ -251,7 +253,7 @@ export class JobRunner {
     run: JobRun,
     hold: Hold,
   ): Promise<Ending | null> {
-    const step = new ChunkContext(run, row);
+    const step = new ChunkContext(run, row, this.registry);
     this.registry.notify(run.job, 'beforeStep', step);
     if (definition.open) {
       await definition.open(step);
@@ -269,6 +271,12 @@ export class JobRunner {
       } catch (error) {
         step.rolledBack();
         if (error instanceof LeaseLost) throw error;
+        if (error instanceof ChunkRetry) {
+          // a chunk step's retry, waited for with no transaction open
+          await this.steps.countRollback(row, owner);
+          await delay(error.delayMs);
+          continue;
+        }
         attempts += 1;
         if (isConnectionError(error)) {
           await delay(backOffMs(this.config.jobs.pollIntervalMs, attempts));
@@ -365,6 +373,7 @@ class ChunkContext implements StepRun {
   constructor(
     readonly job: JobRun,
     row: StepRow,
+    private readonly registry: JobRegistry,
   ) {
     this.name = row.name;
     this.partition = row.partition;
@@ -383,6 +392,10 @@ class ChunkContext implements StepRun {
 
   progress(done: number, total: number | null, unit = 'items'): void {
     this.context.progress = { unit, done, total };
+  }
+
+  notify<K extends keyof ItemListeners>(kind: K, ...args: Parameters<ItemListeners[K]>): void {
+    this.registry.notify(this.job.job, kind, ...args);
   }
 
   /** The chunk committed: its context is the saved one, its counts are the step's. */
