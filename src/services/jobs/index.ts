@@ -61,5 +61,8 @@ export {
   type WriteType,
 } from './toolkit/writers';
 export { chunk } from './toolkit/chunk-step';
+// what a job's readers and writers are given: a job injects them in its constructor
+export { CatalogService } from '../storage/catalog.service';
+export { Database } from '../storage/database';
 export { compose, ItemInvalid, validate } from './toolkit/processors';
 export { backoffMs, ChunkRetry, type Backoff, type RetryPolicy } from './toolkit/retry';
