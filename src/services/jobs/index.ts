@@ -65,4 +65,5 @@ export { chunk } from './toolkit/chunk-step';
 export { CatalogService } from '../storage/catalog.service';
 export { Database } from '../storage/database';
 export { compose, ItemInvalid, validate } from './toolkit/processors';
+export { threadProcessor, ThreadProcessorError, type ThreadProcessorOptions } from './toolkit/thread-processor';
 export { backoffMs, ChunkRetry, type Backoff, type RetryPolicy } from './toolkit/retry';
