@@ -46,6 +46,7 @@ class PagingTableJob {
       copyStep(
         pagingReader<Row>({
           table: 'public.items',
+          columns: ['n', 'grp'], // the key's column is read too
           key: 'id',
           where: 'n % $1 <> 0',
           params: (step) => [step.job.parameters.skipEvery],

@@ -1,7 +1,10 @@
 /**
  * The job framework as a job's author uses it (docs/jobs.md, "Writing a job"): the builder and its step kinds, the
- * decorators that register a job and its listeners, what a step sees of its execution, and the helpers of the jobs
- * that write a target. The built-in `copy` and `import` are written against this alone, as a team's own jobs are.
+ * decorators that register a job and its listeners, what a step sees of its execution, the helpers of the jobs that
+ * write a target, and the toolkit (toolkit/): the chunk step with retry and concurrency, ready readers, writers and
+ * processors, and what they are given (the database, its catalog). The built-in `copy` and `import` are written
+ * against this alone, as a team's own jobs are; a reader of an uploaded data set stands on the imports and is theirs
+ * (imports/dataset-reader.ts).
  */
 export {
   job,

@@ -16,7 +16,7 @@ export interface PagingReaderOptions {
   params?: QueryParameters;
   /** The columns that are unique and never NULL in the rows read: the order, and the position saved. */
   key: string | string[];
-  /** The columns read (of a table; by default all). */
+  /** The columns read (of a table; by default all); the key's are read whether named or not. */
   columns?: string[];
 }
 
@@ -33,9 +33,11 @@ export function pagingReader<T extends QueryResultRow = Record<string, unknown>>
   if (key.length === 0) throw new Error('pagingReader needs a key');
   if ((options.table === undefined) === (options.query === undefined))
     throw new Error('pagingReader reads a table or a query, one of them');
+  // the key's columns are read too, whether `columns` names them or not: the position is taken from them
+  const columns = options.columns && [...new Set([...options.columns, ...key])];
   const source =
     options.table !== undefined
-      ? `(SELECT ${options.columns?.map(quoteIdent).join(', ') ?? '*'} FROM ${qualified(options.table)}` +
+      ? `(SELECT ${columns?.map(quoteIdent).join(', ') ?? '*'} FROM ${qualified(options.table)}` +
         `${options.where ? ` WHERE ${options.where}` : ''}) page`
       : `(${options.query}) page`;
   const keyColumns = key.map((column) => `page.${quoteIdent(column)}`).join(', ');
