@@ -68,16 +68,13 @@ export interface TableWriterOptions {
  * once. When the statement fails, the chunk step writes the items one at a time to skip the ones at fault.
  */
 export function tableWriter<T extends Row = Row>(options: TableWriterOptions): ItemWriter<T> {
-  let target: Promise<TargetTable> | null = null;
-  const resolve = () =>
-    (target ??= options.catalog.find(options.table).then((found) => {
-      if (!found) throw new Error(`no target table ${options.table}`);
-      return found;
-    }));
   return async (tx, items) => {
     if (items.length === 0) return;
-    const table = await resolve().catch((error: unknown) => ((target = null), Promise.reject(error)));
-    const plan = planOf(table, options, Object.keys(items[0]));
+    const fields = options.columns ?? Object.keys(items[0]);
+    // the catalog as CatalogService caches it (BATCH_CATALOG_TTL): a column added since is seen once it reloads
+    const table = await options.catalog.find(options.table);
+    if (!table) throw new Error(`no target table ${options.table}`);
+    const plan = planOf(table, options, fields);
     const values = plan.bound.map((column) => items.map((item) => valueText(item[column.name])));
     await tx.query(plan.sql, values);
   };
@@ -101,7 +98,7 @@ function planOf(table: TargetTable, options: TableWriterOptions, fields: string[
   };
   const key =
     options.type === 'insert' ? [] : keyOf(options.type === 'upsert' ? options.conflictKey : options.key, 'key');
-  const written = (options.columns ?? fields).filter((name) => !key.some((k) => k.name === name)).map(column);
+  const written = fields.filter((name) => !key.some((k) => k.name === name)).map(column);
   const bound = options.type === 'delete' ? key : [...key, ...written];
   const name = `${quoteIdent(table.schema)}.${quoteIdent(table.table)}`;
   const list = (columns: TargetColumn[], prefix = '') => columns.map((c) => prefix + quoteIdent(c.name)).join(', ');
