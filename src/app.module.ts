@@ -177,6 +177,10 @@ export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     return {
       module: AppModule,
+      // what a team's own jobs (TeamJobsModule) may inject besides the job framework: the database, its catalog, the
+      // uploaded data sets
+      global: true,
+      exports: [Database, CatalogService, ImportFiles],
       imports: [
         TypeOrmModule.forRoot({ ...dataSourceOptions(config), migrationsRun: false }), // main.ts migrated first
         LoggerModule.forRoot(loggerParams(config)),

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { BatchJob, chunk, job } from '../services/jobs';
+import { BatchJob, CatalogService, chunk, job, pagingReader, tableWriter, type JobDefinition } from '../services/jobs';
 
 /**
  * An example of a team's own job (the README's): deletes the seat holds that expired before `before`, 5,000 a
@@ -8,27 +8,29 @@ import { BatchJob, chunk, job } from '../services/jobs';
 @BatchJob()
 @Injectable()
 export class ExpireHoldsJob {
-  readonly definition = job('expire-holds')
-    .describe('Deletes expired seat holds')
-    .parameter('before', { type: 'timestamp', required: true, description: 'holds that expired before this' })
-    .grants(async () => ({ reads: ['public.holds'], writes: ['public.holds'] }))
-    .step(
-      'delete',
-      chunk<{ id: string }>({
-        chunkSize: 5000,
-        // the position (the last id deleted) is saved with each chunk: a restart goes on after it
-        reader: async (tx, step, count) => {
-          const { rows } = await tx.query<{ id: string }>(
-            `SELECT id FROM holds WHERE expires_at < $1 AND id > $2 ORDER BY id LIMIT $3`,
-            [step.job.parameters.before, step.context.lastId ?? 0, count],
-          );
-          if (rows.length > 0) step.context.lastId = rows[rows.length - 1].id;
-          return rows;
-        },
-        writer: async (tx, holds) => {
-          await tx.query(`DELETE FROM holds WHERE id = ANY($1::bigint[])`, [holds.map((h) => h.id)]);
-        },
-      }),
-    )
-    .build();
+  readonly definition: JobDefinition;
+
+  constructor(catalog: CatalogService) {
+    this.definition = job('expire-holds')
+      .describe('Deletes expired seat holds')
+      .parameter('before', { type: 'timestamp', required: true, description: 'holds that expired before this' })
+      .grants(async () => ({ reads: ['public.holds'], writes: ['public.holds'] }))
+      .step(
+        'delete',
+        chunk({
+          chunkSize: 5000,
+          // keyset-paged by id: the last id read is saved with each chunk, and a restart goes on after it
+          reader: pagingReader({
+            table: 'holds',
+            columns: ['id'],
+            where: 'expires_at < $1',
+            params: (step) => [step.job.parameters.before],
+            key: 'id',
+          }),
+          // each chunk one DELETE … USING unnest($1::text[]), the ids read by the column's type
+          writer: tableWriter({ catalog, table: 'holds', type: 'delete' }),
+        }),
+      )
+      .build();
+  }
 }

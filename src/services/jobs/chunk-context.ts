@@ -1,6 +1,7 @@
 import type { IJobReject } from '../../interfaces/job.interfaces';
 import { emptyCounts } from '../step-counts';
-import type { JobRun, StepRun } from './job-definition';
+import type { ItemListeners, JobRun, StepRun } from './job-definition';
+import type { JobRegistry } from './job-registry.service';
 import type { StepProgress } from './repository/job-progress';
 import type { StepRow } from './repository/job-rows';
 import type { SkippedAtEnd } from './repository/step-executions';
@@ -22,6 +23,7 @@ export class ChunkContext implements StepRun {
   constructor(
     readonly job: JobRun,
     row: StepRow,
+    private readonly registry: JobRegistry,
   ) {
     this.name = row.name;
     this.partition = row.partition;
@@ -41,6 +43,10 @@ export class ChunkContext implements StepRun {
   progress(done: number, total: number | null, unit = 'items'): void {
     const base = (this.context.progress as StepProgress | undefined)?.base ?? 0;
     this.context.progress = { unit, done, total, base } satisfies StepProgress;
+  }
+
+  notify<K extends keyof ItemListeners>(kind: K, ...args: Parameters<ItemListeners[K]>): void {
+    this.registry.notify(this.job.job, kind, ...args);
   }
 
   /** The chunk committed: its context is the saved one, its counts are the step's. */

@@ -9,7 +9,7 @@ import type {
   JobParameterType,
   JobParameterValue,
 } from '../../interfaces/job.interfaces';
-import { skip } from './job-skips';
+import type { RetryPolicy } from './toolkit/retry';
 
 /**
  * How a job is defined (docs/jobs.md, after Spring Batch): a name, typed parameters (identifying) and options
@@ -65,6 +65,17 @@ export interface StepRun {
   reject(reject: IJobReject): void;
   /** How far the step is: `done` of `total` (null when unknown) in `unit`s. */
   progress(done: number, total: number | null, unit?: string): void;
+  /** Tells the job's chunk and item listeners (`@BeforeChunk()`, `@OnReadError()`, …); the chunk step does. */
+  notify<K extends keyof ItemListeners>(kind: K, ...args: Parameters<ItemListeners[K]>): void;
+}
+
+/** The listeners a chunk step tells, in its chunk's course (job-registry.service.ts has their decorators). */
+export interface ItemListeners {
+  beforeChunk: (step: StepRun) => unknown;
+  onReadError: (step: StepRun, error: unknown) => unknown;
+  onProcessError: (step: StepRun, item: unknown, error: unknown) => unknown;
+  onWriteError: (step: StepRun, items: unknown[], error: unknown) => unknown;
+  afterChunkError: (step: StepRun, error: unknown) => unknown;
 }
 
 export type RepeatStatus = 'CONTINUABLE' | 'FINISHED';
@@ -172,67 +183,10 @@ export interface ChunkOrientedStep<T, U> {
   open?: TaskletStep['open'];
   /** How an item is shown in a reject. */
   describe?: (item: T) => string;
-}
-
-/**
- * A chunk-oriented step: each chunk reads up to chunkSize items, processes them and writes them in one transaction
- * with the step's position. An item the processor or the writer refuses is skipped (recorded as a reject) while the
- * `skipLimit` option (default 0) allows, else the step fails; when the writer refuses a chunk, its items are written
- * one at a time, each under a savepoint, to find which.
- */
-export function chunk<T, U = T>(definition: ChunkOrientedStep<T, U>): TaskletStep {
-  const { reader, writer, describe = (item: T) => JSON.stringify(item) } = definition;
-  const process = definition.processor ?? ((item: T) => item as unknown as U);
-  return tasklet(async (tx, step) => {
-    const size = Number(step.job.options.chunkSize ?? definition.chunkSize);
-    const items = await reader(tx, step, size);
-    step.counts.readCount += items.length;
-    const processed: { item: T; output: U }[] = [];
-    for (const item of items) {
-      try {
-        const output = await process(item, step);
-        if (output === null) step.counts.filterCount += 1;
-        else processed.push({ item, output });
-      } catch (error) {
-        skip(step, error, describe(item), {}, 'process');
-      }
-    }
-    await writeOrSkip(tx, step, processed, writer, describe);
-    return items.length < size ? 'FINISHED' : 'CONTINUABLE';
-  }, definition.open);
-}
-
-async function writeOrSkip<T, U>(
-  tx: PoolClient,
-  step: StepRun,
-  processed: { item: T; output: U }[],
-  writer: ItemWriter<U>,
-  describe: (item: T) => string,
-): Promise<void> {
-  if (processed.length === 0) return;
-  if (
-    await underSavepoint(tx, () =>
-      writer(
-        tx,
-        processed.map((p) => p.output),
-        step,
-      ),
-    )
-  ) {
-    step.counts.writeCount += processed.length;
-    return;
-  }
-  step.counts.rollbackCount += 1;
-  for (const { item, output } of processed) {
-    let failure: unknown = null;
-    const written = await underSavepoint(
-      tx,
-      () => writer(tx, [output], step),
-      (error) => (failure = error),
-    );
-    if (written) step.counts.writeCount += 1;
-    else skip(step, failure, describe(item), {}, 'write');
-  }
+  /** Errors tried again before they skip (toolkit/retry.ts). */
+  retry?: RetryPolicy;
+  /** Items of a chunk processed at once (default 1); they are written in the order read. */
+  concurrency?: number;
 }
 
 /** Runs `work` under a savepoint: true when it succeeded, false (rolled back to the savepoint) when it threw. */

@@ -3,7 +3,7 @@ import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import type { IJobReject } from '../../interfaces/job.interfaces';
 import { BatchError } from '../batch-error';
 import { quoted } from '../quoted';
-import type { JobDefinition, JobRun, StepRun } from './job-definition';
+import type { ItemListeners, JobDefinition, JobRun, StepRun } from './job-definition';
 import type { Ending } from './repository/job-rows';
 
 const BATCH_JOB = 'batch:job';
@@ -22,7 +22,7 @@ export interface JobProvider {
   readonly definition: JobDefinition;
 }
 
-type ListenerKind = 'beforeJob' | 'afterJob' | 'beforeStep' | 'afterStep' | 'afterChunk' | 'onSkip' | 'onLeaseLost';
+type ListenerKind = keyof Listeners;
 
 function listener(kind: ListenerKind) {
   return (job?: string): MethodDecorator =>
@@ -42,6 +42,11 @@ function listener(kind: ListenerKind) {
  * - `@OnSkip()` (step: StepRun, reject: IJobReject), for each item skipped, once its chunk committed;
  * - `@OnLeaseLost()` (job: string), for each execution or partition whose worker stopped renewing its lease, once
  *   another worker ended or freed it.
+ * A chunk step (toolkit/chunk-step.ts) tells these too, as its chunk goes, before the chunk commits or rolls back:
+ * - `@BeforeChunk()` (step: StepRun), as each chunk (or each attempt of one) begins;
+ * - `@OnReadError()` (step, error), `@OnProcessError()` (step, item, error), `@OnWriteError()` (step, items, error:
+ *   the chunk's, then each item's that fails alone), for each failure, retried or skipped or not;
+ * - `@AfterChunkError()` (step, error), when a chunk fails (to be tried again, or failing the step).
  */
 export const BeforeJob = listener('beforeJob');
 export const AfterJob = listener('afterJob');
@@ -50,6 +55,11 @@ export const AfterStep = listener('afterStep');
 export const AfterChunk = listener('afterChunk');
 export const OnSkip = listener('onSkip');
 export const OnLeaseLost = listener('onLeaseLost');
+export const BeforeChunk = listener('beforeChunk');
+export const OnReadError = listener('onReadError');
+export const OnProcessError = listener('onProcessError');
+export const OnWriteError = listener('onWriteError');
+export const AfterChunkError = listener('afterChunkError');
 
 interface Listeners {
   beforeJob: ((run: JobRun) => unknown)[];
@@ -59,6 +69,11 @@ interface Listeners {
   afterChunk: ((step: StepRun) => unknown)[];
   onSkip: ((step: StepRun, reject: IJobReject) => unknown)[];
   onLeaseLost: ((job: string) => unknown)[];
+  beforeChunk: ItemListeners['beforeChunk'][];
+  onReadError: ItemListeners['onReadError'][];
+  onProcessError: ItemListeners['onProcessError'][];
+  onWriteError: ItemListeners['onWriteError'][];
+  afterChunkError: ItemListeners['afterChunkError'][];
 }
 
 /** The jobs and job listeners of the application, found among its providers at start. */
@@ -142,6 +157,11 @@ export class JobRegistry implements OnModuleInit {
         afterChunk: [],
         onSkip: [],
         onLeaseLost: [],
+        beforeChunk: [],
+        onReadError: [],
+        onProcessError: [],
+        onWriteError: [],
+        afterChunkError: [],
       };
       this.listeners.set(job, listeners);
     }

@@ -26,6 +26,7 @@ import { JobLeases } from './repository/job-leases';
 import { resumedContext, StepProgress } from './repository/job-progress';
 import { PartitionStatus, SkippedAtEnd, StepExecutions } from './repository/step-executions';
 import { JobSignals } from './job-signals';
+import { ChunkRetry } from './toolkit/retry';
 
 /** How often the owner of a partitioned step looks whether its partitions have ended. */
 const PARTITION_POLL_MS = 200;
@@ -255,7 +256,7 @@ export class JobRunner {
     run: JobRun,
     hold: Hold,
   ): Promise<Ending | null> {
-    const step = new ChunkContext(run, row);
+    const step = new ChunkContext(run, row, this.registry);
     this.registry.notify(run.job, 'beforeStep', step);
     if (definition.open) {
       await definition.open(step);
@@ -274,6 +275,12 @@ export class JobRunner {
         const skipped = error instanceof SkipLimitExceeded ? step.skips() : undefined;
         step.rolledBack();
         if (error instanceof LeaseLost) throw error;
+        if (error instanceof ChunkRetry) {
+          // a chunk step's retry, waited for with no transaction open
+          await this.steps.countRollback(row, owner);
+          await delay(error.delayMs);
+          continue;
+        }
         attempts += 1;
         if (isConnectionError(error)) {
           await delay(backOffMs(this.config.jobs.pollIntervalMs, attempts));

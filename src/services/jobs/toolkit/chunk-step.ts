@@ -1,0 +1,168 @@
+import type { PoolClient } from 'pg';
+import {
+  tasklet,
+  underSavepoint,
+  type ChunkOrientedStep,
+  type ItemWriter,
+  type StepRun,
+  type TaskletStep,
+} from '../job-definition';
+import { skip } from '../job-skips';
+import { backoffMs, ChunkRetry, isRetryable } from './retry';
+
+/**
+ * A chunk-oriented step (Spring Batch's fault-tolerant one): each chunk reads up to chunkSize items, processes them
+ * (`concurrency` at a time) and writes them in one transaction with the step's position.
+ *
+ * An item the processor refuses, or the writer refuses once it writes the chunk's items one at a time (each under a
+ * savepoint), is skipped (recorded as a reject) while the `skipLimit` option (default 0) allows, else the step fails.
+ * With `retry`, an error it names is first tried again: the chunk is rolled back, the runner waits the back-off outside
+ * any transaction, and runs the chunk again from the same position, up to `retry.limit` attempts of an item's
+ * processing or of the chunk's write; the items processed in an attempt before are not processed again.
+ * The retries are counted in `step.context.retryCount`, saved with the chunk that went through.
+ */
+export function chunk<T, U = T>(definition: ChunkOrientedStep<T, U>): TaskletStep {
+  const { reader, writer, retry, describe = (item: T) => JSON.stringify(item) } = definition;
+  const process = definition.processor ?? ((item: T) => item as unknown as U);
+  const concurrency = Math.max(1, Math.trunc(definition.concurrency ?? 1));
+  const attempts = new WeakMap<StepRun, Attempt<U>>();
+
+  /** The chunk's attempt so far: the same one while the chunk is run again from the same position. */
+  const attemptOf = (step: StepRun): Attempt<U> => {
+    const position = JSON.stringify(step.context);
+    let attempt = attempts.get(step);
+    if (!attempt || attempt.position !== position) {
+      attempt = { position, outcomes: new Map(), itemFailures: new Map(), writeFailures: 0, retries: 0 };
+      attempts.set(step, attempt);
+    }
+    return attempt;
+  };
+
+  const processAll = async (step: StepRun, items: T[], attempt: Attempt<U>): Promise<{ item: T; output: U }[]> => {
+    let wait: number | null = null;
+    await inTurns(items.length, concurrency, async (index) => {
+      const item = items[index];
+      const seen = JSON.stringify(item);
+      if (attempt.outcomes.get(index)?.item === seen) return;
+      try {
+        attempt.outcomes.set(index, { item: seen, output: await process(item, step) });
+      } catch (error) {
+        step.notify('onProcessError', step, item, error);
+        const failed = (attempt.itemFailures.get(seen) ?? 0) + 1;
+        attempt.itemFailures.set(seen, failed);
+        if (isRetryable(retry, error) && failed < retry!.limit) {
+          attempt.retries += 1;
+          wait = Math.max(wait ?? 0, backoffMs(retry!.backoff, failed));
+        } else attempt.outcomes.set(index, { item: seen, refused: error });
+      }
+    });
+    if (wait !== null) throw new ChunkRetry(wait, 'an item to process again');
+    const processed: { item: T; output: U }[] = [];
+    items.forEach((item, index) => {
+      const outcome = attempt.outcomes.get(index)!;
+      if ('refused' in outcome) {
+        skip(step, outcome.refused, describe(item), {}, 'process');
+      } else if (outcome.output === null) step.counts.filterCount += 1;
+      else processed.push({ item, output: outcome.output });
+    });
+    return processed;
+  };
+
+  const execute = async (tx: PoolClient, step: StepRun) => {
+    step.notify('beforeChunk', step);
+    const size = Number(step.job.options.chunkSize ?? definition.chunkSize);
+    const attempt = attemptOf(step);
+    let items: T[];
+    try {
+      items = await reader(tx, step, size);
+    } catch (error) {
+      step.notify('onReadError', step, error);
+      throw error;
+    }
+    step.counts.readCount += items.length;
+    const processed = await processAll(step, items, attempt);
+    await writeOrSkip(tx, step, processed, writer, describe, (error) => {
+      if (!isRetryable(retry, error) || attempt.writeFailures + 1 >= retry!.limit) return;
+      attempt.writeFailures += 1;
+      attempt.retries += 1;
+      throw new ChunkRetry(backoffMs(retry!.backoff, attempt.writeFailures), error);
+    });
+    if (attempt.retries > 0) step.context.retryCount = Number(step.context.retryCount ?? 0) + attempt.retries;
+    return items.length < size ? ('FINISHED' as const) : ('CONTINUABLE' as const);
+  };
+
+  return tasklet(async (tx, step) => {
+    try {
+      return await execute(tx, step);
+    } catch (error) {
+      step.notify('afterChunkError', step, error);
+      throw error;
+    }
+  }, definition.open);
+}
+
+interface Attempt<U> {
+  /** The step's context when the chunk began: the same when it is run again after a rollback. */
+  position: string;
+  /**
+   * What became of each item, by its place in the chunk, with the item (as JSON) it is of: its output, or the error
+   * that refused it for good (not retried, or retried up to the limit).
+   */
+  outcomes: Map<number, { item: string; output: U | null } | { item: string; refused: unknown }>;
+  /** Failed attempts to process an item (by its JSON). */
+  itemFailures: Map<string, number>;
+  writeFailures: number;
+  /** Retries made for this chunk, across its attempts. */
+  retries: number;
+}
+
+/** Runs `work` for 0..count-1, `concurrency` at a time; waits for all of them even when one fails. */
+async function inTurns(count: number, concurrency: number, work: (index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < count) await work(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane));
+}
+
+/**
+ * Writes the chunk's outputs under a savepoint; when the writer throws, `refused` may ask for the chunk again (by
+ * throwing ChunkRetry), else each item is written alone under a savepoint and the ones refused are skipped.
+ */
+async function writeOrSkip<T, U>(
+  tx: PoolClient,
+  step: StepRun,
+  processed: { item: T; output: U }[],
+  writer: ItemWriter<U>,
+  describe: (item: T) => string,
+  refused: (error: unknown) => void,
+): Promise<void> {
+  if (processed.length === 0) return;
+  const outputs = processed.map((p) => p.output);
+  let failure: unknown = null;
+  if (
+    await underSavepoint(
+      tx,
+      () => writer(tx, outputs, step),
+      (error) => (failure = error),
+    )
+  ) {
+    step.counts.writeCount += processed.length;
+    return;
+  }
+  step.notify('onWriteError', step, outputs, failure);
+  refused(failure);
+  step.counts.rollbackCount += 1;
+  for (const { item, output } of processed) {
+    const written = await underSavepoint(
+      tx,
+      () => writer(tx, [output], step),
+      (error) => (failure = error),
+    );
+    if (written) step.counts.writeCount += 1;
+    else {
+      step.notify('onWriteError', step, [output], failure);
+      skip(step, failure, describe(item), {}, 'write');
+    }
+  }
+}
