@@ -13,8 +13,8 @@ import type { AppConfig } from './config/app-config';
  * answers. In production neither applies: a missing service stops the start, or holds it until it answers.
  */
 
-/** The checkout (this file is dist/src/config/ or build/src/config/ in it). */
-const CHECKOUT = join(__dirname, '..', '..', '..');
+/** The checkout (this file is dist/src/ or build/src/ in it). */
+const CHECKOUT = join(__dirname, '..', '..');
 /** The embedded PostgreSQL's data and log, kept across starts (git-ignored, never copied into an image). */
 export const EMBEDDED_POSTGRES_FOLDER = join(CHECKOUT, '.embedded-postgres');
 
