@@ -23,55 +23,18 @@ import { backoffMs, ChunkRetry, isRetryable } from './retry';
  */
 export function chunk<T, U = T>(definition: ChunkOrientedStep<T, U>): TaskletStep {
   const { reader, writer, retry, describe = (item: T) => JSON.stringify(item) } = definition;
-  const process = definition.processor ?? ((item: T) => item as unknown as U);
-  const concurrency = Math.max(1, Math.trunc(definition.concurrency ?? 1));
+  const processing: Processing<T, U> = {
+    process: definition.processor ?? ((item: T) => item as unknown as U),
+    retry,
+    concurrency: Math.max(1, Math.trunc(definition.concurrency ?? 1)),
+    describe,
+  };
   const attempts = new WeakMap<StepRun, Attempt<U>>();
-
-  /** The chunk's attempt so far: the same one while the chunk is run again from the same position. */
-  const attemptOf = (step: StepRun): Attempt<U> => {
-    const position = JSON.stringify(step.context);
-    let attempt = attempts.get(step);
-    if (!attempt || attempt.position !== position) {
-      attempt = { position, outcomes: new Map(), itemFailures: new Map(), writeFailures: 0, retries: 0 };
-      attempts.set(step, attempt);
-    }
-    return attempt;
-  };
-
-  const processAll = async (step: StepRun, items: T[], attempt: Attempt<U>): Promise<{ item: T; output: U }[]> => {
-    let wait: number | null = null;
-    await inTurns(items.length, concurrency, async (index) => {
-      const item = items[index];
-      const seen = JSON.stringify(item);
-      if (attempt.outcomes.get(index)?.item === seen) return;
-      try {
-        attempt.outcomes.set(index, { item: seen, output: await process(item, step) });
-      } catch (error) {
-        step.notify('onProcessError', step, item, error);
-        const failed = (attempt.itemFailures.get(seen) ?? 0) + 1;
-        attempt.itemFailures.set(seen, failed);
-        if (isRetryable(retry, error) && failed < retry!.limit) {
-          attempt.retries += 1;
-          wait = Math.max(wait ?? 0, backoffMs(retry!.backoff, failed));
-        } else attempt.outcomes.set(index, { item: seen, refused: error });
-      }
-    });
-    if (wait !== null) throw new ChunkRetry(wait, 'an item to process again');
-    const processed: { item: T; output: U }[] = [];
-    items.forEach((item, index) => {
-      const outcome = attempt.outcomes.get(index)!;
-      if ('refused' in outcome) {
-        skip(step, outcome.refused, describe(item), {}, 'process');
-      } else if (outcome.output === null) step.counts.filterCount += 1;
-      else processed.push({ item, output: outcome.output });
-    });
-    return processed;
-  };
 
   const execute = async (tx: PoolClient, step: StepRun) => {
     step.notify('beforeChunk', step);
     const size = Number(step.job.options.chunkSize ?? definition.chunkSize);
-    const attempt = attemptOf(step);
+    const attempt = attemptOf(attempts, step);
     let items: T[];
     try {
       items = await reader(tx, step, size);
@@ -80,7 +43,7 @@ export function chunk<T, U = T>(definition: ChunkOrientedStep<T, U>): TaskletSte
       throw error;
     }
     step.counts.readCount += items.length;
-    const processed = await processAll(step, items, attempt);
+    const processed = await processAll(step, items, attempt, processing);
     await writeOrSkip(tx, step, processed, writer, describe, (error) => {
       if (!isRetryable(retry, error) || attempt.writeFailures + 1 >= retry!.limit) return;
       attempt.writeFailures += 1;
@@ -99,6 +62,64 @@ export function chunk<T, U = T>(definition: ChunkOrientedStep<T, U>): TaskletSte
       throw error;
     }
   }, definition.open);
+}
+
+/** How a chunk step processes its items. */
+interface Processing<T, U> {
+  process: (item: T, step: StepRun) => Promise<U | null> | U | null;
+  retry: ChunkOrientedStep<T, U>['retry'];
+  concurrency: number;
+  describe: (item: T) => string;
+}
+
+/** The chunk's attempt so far: the same one while the chunk is run again from the same position. */
+function attemptOf<U>(attempts: WeakMap<StepRun, Attempt<U>>, step: StepRun): Attempt<U> {
+  const position = JSON.stringify(step.context);
+  let attempt = attempts.get(step);
+  if (!attempt || attempt.position !== position) {
+    attempt = { position, outcomes: new Map(), itemFailures: new Map(), writeFailures: 0, retries: 0 };
+    attempts.set(step, attempt);
+  }
+  return attempt;
+}
+
+/**
+ * The chunk's items processed, `concurrency` at a time, each once per attempt (an item an attempt before processed
+ * keeps its outcome): the outputs in the order read; a refused item skipped, a filtered one counted. An error the
+ * retry names throws ChunkRetry (after the back-off the chunk runs again), within its limit.
+ */
+async function processAll<T, U>(
+  step: StepRun,
+  items: T[],
+  attempt: Attempt<U>,
+  { process, retry, concurrency, describe }: Processing<T, U>,
+): Promise<{ item: T; output: U }[]> {
+  let wait: number | null = null;
+  await inTurns(items.length, concurrency, async (index) => {
+    const item = items[index];
+    const seen = JSON.stringify(item);
+    if (attempt.outcomes.get(index)?.item === seen) return;
+    try {
+      attempt.outcomes.set(index, { item: seen, output: await process(item, step) });
+    } catch (error) {
+      step.notify('onProcessError', step, item, error);
+      const failed = (attempt.itemFailures.get(seen) ?? 0) + 1;
+      attempt.itemFailures.set(seen, failed);
+      if (isRetryable(retry, error) && failed < retry!.limit) {
+        attempt.retries += 1;
+        wait = Math.max(wait ?? 0, backoffMs(retry!.backoff, failed));
+      } else attempt.outcomes.set(index, { item: seen, refused: error });
+    }
+  });
+  if (wait !== null) throw new ChunkRetry(wait, 'an item to process again');
+  const processed: { item: T; output: U }[] = [];
+  items.forEach((item, index) => {
+    const outcome = attempt.outcomes.get(index)!;
+    if ('refused' in outcome) skip(step, outcome.refused, describe(item), {}, 'process');
+    else if (outcome.output === null) step.counts.filterCount += 1;
+    else processed.push({ item, output: outcome.output });
+  });
+  return processed;
 }
 
 interface Attempt<U> {
