@@ -1,10 +1,10 @@
 import { isUtf8 } from 'node:buffer';
 import type { PoolClient } from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
 import type { TargetTable } from '../../interfaces/catalog.interfaces';
 import { StepRun, underSavepoint } from '../jobs';
 import { quoteIdent } from '../storage/database';
 import { isConcurrencyConflict, isConnectionError } from '../storage/database-error';
+import { copyInto } from '../storage/pg-client';
 import { copyLineOf, only, Records, Refusal, refuse, without } from './chunk-records';
 import { doubtfulRecords, recordShape } from './doubtful-records';
 import type { ImportPlan } from './import-plan';
@@ -187,15 +187,6 @@ function inColumnNames(refusal: unknown, columns: string[]): unknown {
       (_, at: string, field: string) => `${at}${name(field)}:`,
     ),
   };
-}
-
-function copyInto(tx: PoolClient, copy: string, data: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const stream = tx.query(copyFrom(copy));
-    stream.on('error', reject);
-    stream.on('finish', resolve);
-    stream.end(data);
-  });
 }
 
 /** A COPY of records [first, end) under a savepoint: null when they went in, else why not (a lost connection thrown). */

@@ -1,3 +1,4 @@
+import { from as copyFrom } from 'pg-copy-streams';
 import type { ClientConfig, Pool, PoolClient } from 'pg';
 import type { AppConfig } from '../../config/app-config';
 
@@ -39,4 +40,14 @@ export async function inTransaction<T>(pool: Pool, work: (tx: PoolClient) => Pro
     tx.off('error', onError);
     tx.release(broken ? true : undefined);
   }
+}
+
+/** `COPY … FROM STDIN` (the statement `copy`) of `data` in `tx`: settled once the database took it all, or refused. */
+export function copyInto(tx: PoolClient, copy: string, data: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const stream = tx.query(copyFrom(copy));
+    stream.on('error', reject);
+    stream.on('finish', resolve);
+    stream.end(data);
+  });
 }

@@ -1,8 +1,7 @@
-import type { PoolClient } from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
 import type { TargetColumn, TargetTable } from '../../../interfaces/catalog.interfaces';
 import type { CatalogService } from '../../storage/catalog.service';
 import { quoteIdent } from '../../storage/database';
+import { copyInto } from '../../storage/pg-client';
 import type { ItemWriter } from '../job-definition';
 
 /** An item a writer takes: column → value. */
@@ -28,15 +27,6 @@ export function copyWriter<T extends Row = Row>(options: CopyWriterOptions): Ite
     const lines = items.map((item) => options.columns.map((column) => csvField(item[column])).join(',') + '\n');
     await copyInto(tx, copy, Buffer.from(lines.join('')));
   };
-}
-
-function copyInto(tx: PoolClient, copy: string, data: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const stream = tx.query(copyFrom(copy));
-    stream.on('error', reject);
-    stream.on('finish', resolve);
-    stream.end(data);
-  });
 }
 
 function csvField(value: unknown): string {
