@@ -112,15 +112,8 @@ export class CopyJob implements JobProvider {
   private async validate(parameters: JobParameters): Promise<void> {
     const plan = await this.planOf(parameters);
     const [from, to] = [keyText(parameters.from), keyText(parameters.to)];
-    const cast = (value: string | null, name: string) =>
-      this.db.query(`SELECT $1::${plan.keyType}`, [value]).catch((error: unknown) => {
-        throw invalidField(
-          name,
-          `is not a value of the key column's type ${plan.keyType}: ${(error as Error).message}`,
-        );
-      });
-    await cast(from, 'from');
-    await cast(to, 'to');
+    await this.keyValue(plan, from, 'from');
+    await this.keyValue(plan, to, 'to');
     if (plan.source.isView) await this.checkViewKey(plan, from, to);
     if (from !== null && to !== null) {
       const [{ inverted }] = await this.db.query<{ inverted: boolean }>(
@@ -141,10 +134,6 @@ export class CopyJob implements JobProvider {
   /** A launch as what it means: its tables, columns and key as the catalog names them, its bounds as key values. */
   private async identify(parameters: JobParameters): Promise<JobParameters> {
     const plan = await this.planOf(parameters);
-    const value = async (bound: string | null) =>
-      bound === null
-        ? null
-        : (await this.db.query<{ value: string }>(`SELECT $1::${plan.keyType}::text AS value`, [bound]))[0].value;
     return {
       ...parameters,
       source: plan.source.name,
@@ -152,9 +141,23 @@ export class CopyJob implements JobProvider {
       columns: Object.fromEntries(plan.columns),
       keyColumn: plan.key,
       conflictKey: plan.conflictKey,
-      from: await value(keyText(parameters.from)),
-      to: await value(keyText(parameters.to)),
+      from: await this.keyValue(plan, keyText(parameters.from), 'from'),
+      to: await this.keyValue(plan, keyText(parameters.to), 'to'),
     };
+  }
+
+  /** A key bound (`name`) as a value of the key column's type, written as PostgreSQL writes it; null stays null. */
+  private async keyValue(plan: CopyPlan, bound: string | null, name: string): Promise<string | null> {
+    if (bound === null) return null;
+    const [{ value }] = await this.db
+      .query<{ value: string }>(`SELECT $1::${plan.keyType}::text AS value`, [bound])
+      .catch((error: unknown) => {
+        throw invalidField(
+          name,
+          `is not a value of the key column's type ${plan.keyType}: ${(error as Error).message}`,
+        );
+      });
+    return value;
   }
 
   /**
