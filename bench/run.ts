@@ -6,6 +6,7 @@ import { benchDrain } from './drain';
 import { benchIngest } from './ingest';
 import { benchImports } from './imports';
 import { benchJobs } from './jobs';
+import { benchToolkit } from './toolkit';
 import { benchLatency } from './latency';
 import { benchQueue } from './queue';
 
@@ -25,7 +26,7 @@ type SizeSetting = (typeof SIZES)[keyof typeof SIZES]['setting'];
 const USAGE = `npm run bench [-- options]: the service started with npm start, driven through RabbitMQ, every figure
 against a baseline measured in the same run.
   --quick                  a run under a minute (small sizes, one latency interval)
-  --only SECTIONS          some of drain,ingest,latency,queue,jobs,imports
+  --only SECTIONS          some of drain,ingest,latency,queue,jobs,toolkit,imports
 ${Object.entries(SIZES)
   .map(
     ([option, size]) =>
@@ -79,6 +80,7 @@ async function main(): Promise<void> {
         figures.push(...(await benchLatency({ rate: settings.rate, seconds: 20, interval })).slice(0, 2));
   }
   if (runs('jobs')) figures.push(...(await benchJobs({ rows: settings.rows, rate: 1_000 })));
+  if (runs('toolkit')) figures.push(...(await benchToolkit({ rows: settings.rows })));
   if (runs('imports')) figures.push(...(await benchImports(settings)));
   if (runs('queue')) figures.push(...(await benchQueue({ settled: settings.settled, chunk: 1000 })));
   console.log(table(figures));

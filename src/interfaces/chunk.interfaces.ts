@@ -61,6 +61,11 @@ export interface StatementPlan {
   /** update/delete/increment: the key columns; upsert: the conflict key; insert: null. */
   keyColumns: string[] | null;
   operations: ClaimedOperation[];
+  /**
+   * The table holding the operations' values (`id`, `row_values`, `row_key`, `priority`): the queue's
+   * `batch.operations` when absent, a job writer's items staged in a temporary table otherwise.
+   */
+  source?: string;
 }
 
 /** What a chunk's planning gives: statements to run in order, and operations refused before any statement. */

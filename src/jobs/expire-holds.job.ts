@@ -27,7 +27,7 @@ export class ExpireHoldsJob {
             params: (step) => [step.job.parameters.before],
             key: 'id',
           }),
-          // each chunk one DELETE … USING unnest($1::text[]), the ids read by the column's type
+          // each chunk applied as the queue applies deletes: one DELETE for the chunk, checked and planned as operations
           writer: tableWriter({ catalog, table: 'holds', type: 'delete' }),
         }),
       )

@@ -57,7 +57,38 @@ class CopyWriterJob {
     .build();
 }
 
-@Module({ providers: [TableWriterJob, CopyWriterJob] })
+/** Items with the values a processor gives in JavaScript: a Date, a bigint, a Buffer, an object, a nested array. */
+@BatchJob()
+@Injectable()
+class KindsWriterJob {
+  readonly definition: JobDefinition;
+
+  constructor(catalog: CatalogService) {
+    this.definition = job('kinds-writer')
+      .describe('inserts values of many kinds')
+      .option('skipLimit', { type: 'integer', description: 'items skipped at most' })
+      .step(
+        'write',
+        chunk<{ item: Item }, Item>({
+          chunkSize: 10,
+          reader: pagingReader({ table: 'changes', key: 'seq', columns: ['seq', 'item'] }),
+          processor: ({ item }) => ({
+            id: item.id,
+            at: new Date(item.at as string),
+            big: BigInt(item.big as string),
+            raw: Buffer.from(item.raw as string),
+            doc: item.doc,
+            grid: item.grid,
+            ratio: Number(item.ratio),
+          }),
+          writer: tableWriter({ catalog, table: 'kinds', type: 'insert' }),
+        }),
+      )
+      .build();
+  }
+}
+
+@Module({ providers: [TableWriterJob, CopyWriterJob, KindsWriterJob] })
 class WriterJobsModule {}
 
 interface Account {
@@ -72,11 +103,13 @@ describe('job toolkit: the writers', () => {
   let jobs: Jobs;
   let run = 0;
   before(async () => {
-    jobs = await startJobs({ targets: ['public.accounts'] }, [WriterJobsModule]);
+    jobs = await startJobs({ targets: ['public.accounts', 'public.kinds'] }, [WriterJobsModule]);
     await jobs.db.query(`
       CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL, balance numeric(12,2) NOT NULL DEFAULT 0,
                              tags text[], CHECK (balance >= 0));
-      CREATE TABLE changes (seq serial PRIMARY KEY, item jsonb NOT NULL);`);
+      CREATE TABLE changes (seq serial PRIMARY KEY, item jsonb NOT NULL);
+      CREATE TABLE kinds (id int PRIMARY KEY, at timestamptz, big numeric, raw bytea, doc jsonb, grid int[],
+                          ratio float8);`);
   });
   after(() => jobs.close());
 
@@ -156,7 +189,7 @@ describe('job toolkit: the writers', () => {
     );
   });
 
-  it('a statement refused: the chunk is written item by item, the item at fault skipped within skipLimit', async () => {
+  it('a statement refused: applied in parts down to the item at fault, skipped within skipLimit', async () => {
     const items = [10, 11, 12, 13, 14].map((id) => ({ id, name: `n${id}`, balance: id === 12 ? -1 : id }));
     const { done, step, accounts } = await write('table-writer', items, { type: 'insert' }, 1);
     assert.equal(done.exitStatus?.code, 'COMPLETED_WITH_SKIPS');
@@ -165,6 +198,64 @@ describe('job toolkit: the writers', () => {
       accounts.filter((a) => a.id >= 10).map((a) => a.id),
       [10, 11, 13, 14],
     );
+  });
+
+  it('items of other shapes on one row apply one after the other, in order (the queue’s planner)', async () => {
+    await jobs.db.query(`TRUNCATE accounts`);
+    const items = [
+      { id: 20, name: 'first', balance: 1 },
+      { id: 20, name: 'second', tags: ['x'] },
+      { id: 21, name: 'other', tags: ['t'] },
+      { id: 20, name: 'last', balance: 5 },
+    ];
+    const { done, step, accounts } = await write('table-writer', items, { type: 'upsert' });
+    assert.equal(done.status, 'COMPLETED', JSON.stringify(done.exitStatus));
+    assert.deepEqual([step.writeCount, step.rollbackCount], [4, 0]);
+    assert.deepEqual(accounts, [account(20, 'last', '5.00', ['x']), account(21, 'other', '0.00', ['t'])]);
+  });
+
+  it('an item the queue would refuse at creation is skipped with its code, the others written', async () => {
+    await jobs.db.query(`TRUNCATE accounts`);
+    const items = [
+      { id: 30, name: 'ok', balance: 1 },
+      { id: 31, name: 'bad', balance: 'a lot' },
+      { id: 32, name: 'unknown', colour: 'red' },
+      { id: 33, name: 'ok too' },
+    ];
+    const { done, step, accounts } = await write('table-writer', items, { type: 'insert' }, 2);
+    assert.equal(done.exitStatus?.code, 'COMPLETED_WITH_SKIPS');
+    assert.deepEqual([step.writeCount, step.writeSkipCount, step.rollbackCount], [2, 2, 0]);
+    assert.deepEqual(
+      accounts.map((a) => a.id),
+      [30, 33],
+    );
+    const rejects = await jobs.operator.rejects(jobs.client, done.id);
+    assert.deepEqual(
+      rejects.items.map((r) => r.code),
+      ['VALIDATION_FAILED', 'UNKNOWN_COLUMN'],
+    );
+    assert.match(rejects.items[0].message, /Column "balance"/);
+  });
+
+  it('values as JavaScript gives them: a Date, a bigint exactly, a Buffer, an object, a nested array, NaN', async () => {
+    const item = {
+      id: 1,
+      at: '2026-11-26T10:00:00.123Z',
+      big: '123456789012345678901234567890',
+      raw: 'bytes\\',
+      doc: { a: [1, 'two', null], 'b"\\': { c: true } },
+      grid: [
+        [1, 2],
+        [3, 4],
+      ],
+      ratio: 'NaN',
+    };
+    const { done } = await write('kinds-writer', [item]);
+    assert.equal(done.status, 'COMPLETED');
+    const rows = await jobs.db.query(
+      `SELECT at = '2026-11-26T10:00:00.123Z' AS at, big::text, convert_from(raw, 'UTF8') AS raw, doc, grid, ratio::text FROM kinds`,
+    );
+    assert.deepEqual(rows, [{ at: true, big: item.big, raw: 'bytes\\', doc: item.doc, grid: item.grid, ratio: 'NaN' }]);
   });
 
   it('copyWriter: COPY of the items (quotes, commas, newlines, NULLs, arrays), an item refused skipped', async () => {

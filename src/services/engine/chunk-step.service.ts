@@ -246,74 +246,25 @@ export class ChunkStep {
     return true;
   }
 
-  /** One statement for the whole plan; when it fails, its operations in parts (settleFailed). */
+  /**
+   * One statement for the whole plan; when it fails, its operations in parts down to the failing ones
+   * (StatementApplier.applyOrSettle), each of which the skip policy decides, counting the operations this chunk failed
+   * before.
+   */
   private async runStatement(tx: PoolClient, plan: StatementPlan, outcomes: OperationOutcome[]): Promise<StepRecord> {
     const step = stepOf(plan, new Date());
-    const error = await this.applyWhole(tx, plan, outcomes, step);
-    if (error !== null) {
+    const skipped = outcomes.filter((o) => o.status === 'FAILED').length;
+    const applied = await this.applier.applyOrSettle(tx, plan, (error) => this.retryPolicy.isRetryable(error));
+    if (applied.error !== null) {
       step.rollbackCount += 1;
-      step.exitMessage = `statement failed with ${publicReason(error)}; applied in parts down to the failing operations`;
-      const skipped = outcomes.filter((o) => o.status === 'FAILED').length;
-      await this.settleFailed(tx, plan, error, outcomes, step, skipped);
+      step.exitMessage =
+        `statement failed with ${publicReason(applied.error)}; applied in parts down to the failing operations ` +
+        `(${applied.statements + 1} statements)`;
     }
-    step.endedAt = new Date();
-    for (const listener of this.listeners.all) {
-      listener.onStatement?.(plan, error !== null, step.endedAt.getTime() - step.startedAt.getTime());
-    }
-    return step;
-  }
-
-  /**
-   * A plan's operations as one statement under a savepoint: null and their outcomes when it succeeds; else the error of
-   * the data, rolled back to the savepoint (an error of the chunk as a whole is thrown).
-   */
-  private async applyWhole(
-    tx: PoolClient,
-    plan: StatementPlan,
-    outcomes: OperationOutcome[],
-    step: StepRecord,
-  ): Promise<unknown> {
-    await tx.query('SAVEPOINT statement');
-    try {
-      const rows = await this.applier.apply(tx, plan);
-      await tx.query('RELEASE SAVEPOINT statement');
-      if (rows === null) for (const operation of plan.operations) outcomes.push(completed(operation, 1));
-      else
-        plan.operations.flatMap(eachOperation).forEach((operation, i) => outcomes.push(completed(operation, rows[i])));
-      step.writeCount += operationCount(plan.operations);
-      return null;
-    } catch (error) {
-      if (this.retryPolicy.isRetryable(error)) throw error;
-      // Released too: a savepoint rolled back to stays open, and each open level takes a transaction id and a lock at
-      // the next write, so failed statements would pile locks up to the end of the server's lock table.
-      await tx.query('ROLLBACK TO SAVEPOINT statement; RELEASE SAVEPOINT statement');
-      return error;
-    }
-  }
-
-  /**
-   * The operations of a statement that failed with `error`: one alone fails with it (the skip policy decides, counting
-   * `skipped` before this statement); more are applied in parts down to the failing operations (StatementApplier), each
-   * of which the skip policy decides the same way. A statement over a part, in order, gives what applying that part
-   * one at a time would, so the parts do too.
-   */
-  private async settleFailed(
-    tx: PoolClient,
-    plan: StatementPlan,
-    error: unknown,
-    outcomes: OperationOutcome[],
-    step: StepRecord,
-    skipped: number,
-  ): Promise<void> {
-    const parts =
-      operationCount(plan.operations) > 1
-        ? await this.applier.applyInParts(tx, plan)
-        : { outcomes: [{ operation: plan.operations[0], rowsAffected: null, error }], statements: 0 };
-    step.exitMessage += ` (${parts.statements + 1} statements)`;
-    for (const part of parts.outcomes) {
+    for (const part of applied.outcomes) {
       if (part.error === null) {
         outcomes.push(completed(part.operation, part.rowsAffected!));
-        step.writeCount += 1;
+        step.writeCount += operationCount([part.operation]);
         continue;
       }
       if (!this.skipPolicy.shouldSkip(part.error, skipped + step.writeSkipCount))
@@ -322,12 +273,17 @@ export class ChunkStep {
         operation: part.operation,
         status: 'FAILED',
         rowsAffected: null,
-        error: operationError(part.error),
+        error: part.error,
       };
       outcomes.push(outcome);
       step.writeSkipCount += 1;
       for (const listener of this.listeners.all) listener.onSkip?.(outcome);
     }
+    step.endedAt = new Date();
+    for (const listener of this.listeners.all) {
+      listener.onStatement?.(plan, applied.error !== null, step.endedAt.getTime() - step.startedAt.getTime());
+    }
+    return step;
   }
 }
 

@@ -2,9 +2,9 @@ import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import { PartOutcome, StatementPlan } from '../../interfaces/chunk.interfaces';
 import { foldedStatement, targetStatement } from './target-sql';
-import { eachOperation } from '../storage/id-runs';
+import { eachOperation, operationCount } from '../storage/id-runs';
 import { numberArray } from '../storage/database';
-import { CHUNK_FAILURE_SQLSTATE } from '../storage/database-error';
+import { CHUNK_FAILURE_SQLSTATE, operationError } from '../storage/database-error';
 
 /** Applies statement plans, each as one set-based statement reading the operations' stored values by id. */
 @Injectable()
@@ -21,6 +21,43 @@ export class StatementApplier {
     const affected = new Map(plan.operations.flatMap(eachOperation).map((op) => [op.id, 0]));
     for (const op of changed) affected.set(op, affected.get(op)! + 1);
     return [...affected.values()];
+  }
+
+  /**
+   * One statement under a savepoint; when it fails with an error of its data (not one `failsChunk` says fails the
+   * chunk as a whole, which is thrown), rolled back and applied in parts down to its failing operations (applyInParts;
+   * an operation alone fails with the statement's error). Errors are the operations' (operationError). Returns each operation's outcome in order (a run's kept whole
+   * where the statement went through), the statement's error (null when it went through), and how many statements the
+   * parts took. A statement over a part, in order, gives what applying that part one at a time would, so the parts do.
+   */
+  async applyOrSettle(
+    tx: PoolClient,
+    plan: StatementPlan,
+    failsChunk: (error: unknown) => boolean,
+  ): Promise<{ outcomes: PartOutcome[]; error: unknown; statements: number }> {
+    await tx.query('SAVEPOINT statement');
+    try {
+      const rows = await this.apply(tx, plan);
+      await tx.query('RELEASE SAVEPOINT statement');
+      const outcomes =
+        rows === null
+          ? plan.operations.map((operation) => ({ operation, rowsAffected: 1, error: null }))
+          : plan.operations
+              .flatMap(eachOperation)
+              .map((operation, i) => ({ operation, rowsAffected: rows[i], error: null }));
+      return { outcomes, error: null, statements: 0 };
+    } catch (error) {
+      if (failsChunk(error)) throw error;
+      // Released too: a savepoint rolled back to stays open, and each open level takes a transaction id and a lock at
+      // the next write, so failed statements would pile locks up to the end of the server's lock table.
+      await tx.query('ROLLBACK TO SAVEPOINT statement; RELEASE SAVEPOINT statement');
+      if (operationCount(plan.operations) > 1) return { ...(await this.applyInParts(tx, plan)), error };
+      return {
+        outcomes: [{ operation: plan.operations[0], rowsAffected: null, error: operationError(error) }],
+        error,
+        statements: 0,
+      };
+    }
   }
 
   /**
@@ -46,7 +83,7 @@ export class StatementApplier {
     const outcomes = rows.map(({ op, affected, code, message }) => ({
       operation: operations.get(op)!,
       rowsAffected: affected,
-      error: code === null ? null : { code, message: message ?? '' },
+      error: code === null ? null : operationError({ code, message: message ?? '' }),
     }));
     return { outcomes, statements: rows.at(-1)?.statements ?? 0 };
   }

@@ -53,7 +53,8 @@ function input(table: TargetTable, plan: StatementPlan, fields: { name: string; 
   const aliases = fields.map((_, i) => `c${i + 1}`);
   const sql =
     `SELECT ${columns.map((c, i) => `${storedValue(c, fields[i].from)} AS ${aliases[i]}`).join(', ')}, o.id AS op, o.priority ` +
-    `FROM unnest($1::bigint[], $2::bigint[]) AS r(first_id, last_id) JOIN batch.operations o ON o.id BETWEEN r.first_id AND r.last_id`;
+    `FROM unnest($1::bigint[], $2::bigint[]) AS r(first_id, last_id) ` +
+    `JOIN ${plan.source ?? 'batch.operations'} o ON o.id BETWEEN r.first_id AND r.last_id`;
   return { columns, params: runParams(plan.operations), sql, aliases };
 }
 

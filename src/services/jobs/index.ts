@@ -14,6 +14,7 @@ export type {
   ItemProcessor,
   ItemReader,
   ItemWriter,
+  WriteRefusal,
   JobDefinition,
   JobRun,
   ParameterSpec,

@@ -171,8 +171,17 @@ export function partitioned(partitions: PartitionedStep['partitions'], step: Tas
 export type ItemReader<T> = (tx: PoolClient, step: StepRun, count: number) => Promise<T[]>;
 /** An item as it is to be written, or null to filter it out; throwing skips it (a process skip). */
 export type ItemProcessor<T, U> = (item: T, step: StepRun) => Promise<U | null> | U | null;
-/** Writes a chunk's items; when it throws, each item is written alone to find the ones to skip. */
-export type ItemWriter<U> = (tx: PoolClient, items: U[], step: StepRun) => Promise<void>;
+/**
+ * Writes a chunk's items; when it throws, each item is written alone to find the ones to skip. A writer that finds
+ * them itself returns them: those items were not written, the others were.
+ */
+export type ItemWriter<U> = (tx: PoolClient, items: U[], step: StepRun) => Promise<void | WriteRefusal[]>;
+
+/** An item a writer did not write: its place among the items it was given, and why. */
+export interface WriteRefusal {
+  index: number;
+  error: unknown;
+}
 
 export interface ChunkOrientedStep<T, U> {
   reader: ItemReader<T>;

@@ -6,6 +6,7 @@ import {
   type ItemWriter,
   type StepRun,
   type TaskletStep,
+  type WriteRefusal,
 } from '../job-definition';
 import { skip } from '../job-skips';
 import { backoffMs, ChunkRetry, isRetryable } from './retry';
@@ -24,7 +25,7 @@ import { backoffMs, ChunkRetry, isRetryable } from './retry';
 export function chunk<T, U = T>(definition: ChunkOrientedStep<T, U>): TaskletStep {
   const { reader, writer, retry, describe = (item: T) => JSON.stringify(item) } = definition;
   const processing: Processing<T, U> = {
-    process: definition.processor ?? ((item: T) => item as unknown as U),
+    process: definition.processor,
     retry,
     concurrency: Math.max(1, Math.trunc(definition.concurrency ?? 1)),
     describe,
@@ -66,7 +67,8 @@ export function chunk<T, U = T>(definition: ChunkOrientedStep<T, U>): TaskletSte
 
 /** How a chunk step processes its items. */
 interface Processing<T, U> {
-  process: (item: T, step: StepRun) => Promise<U | null> | U | null;
+  /** None: each item is written as read. */
+  process?: (item: T, step: StepRun) => Promise<U | null> | U | null;
   retry: ChunkOrientedStep<T, U>['retry'];
   concurrency: number;
   describe: (item: T) => string;
@@ -94,10 +96,12 @@ async function processAll<T, U>(
   attempt: Attempt<U>,
   { process, retry, concurrency, describe }: Processing<T, U>,
 ): Promise<{ item: T; output: U }[]> {
+  if (!process) return items.map((item) => ({ item, output: item as unknown as U }));
   let wait: number | null = null;
   await inTurns(items.length, concurrency, async (index) => {
     const item = items[index];
-    const seen = JSON.stringify(item);
+    // where nothing is tried again, an item is known by itself: no attempt after this one reads the same object
+    const seen: unknown = retry ? JSON.stringify(item) : item;
     if (attempt.outcomes.get(index)?.item === seen) return;
     try {
       attempt.outcomes.set(index, { item: seen, output: await process(item, step) });
@@ -129,9 +133,9 @@ interface Attempt<U> {
    * What became of each item, by its place in the chunk, with the item (as JSON) it is of: its output, or the error
    * that refused it for good (not retried, or retried up to the limit).
    */
-  outcomes: Map<number, { item: string; output: U | null } | { item: string; refused: unknown }>;
-  /** Failed attempts to process an item (by its JSON). */
-  itemFailures: Map<string, number>;
+  outcomes: Map<number, { item: unknown; output: U | null } | { item: unknown; refused: unknown }>;
+  /** Failed attempts to process an item (by its JSON where a retry may come, else by the item itself). */
+  itemFailures: Map<unknown, number>;
   writeFailures: number;
   /** Retries made for this chunk, across its attempts. */
   retries: number;
@@ -147,8 +151,9 @@ async function inTurns(count: number, concurrency: number, work: (index: number)
 }
 
 /**
- * Writes the chunk's outputs under a savepoint; when the writer throws, `refused` may ask for the chunk again (by
- * throwing ChunkRetry), else each item is written alone under a savepoint and the ones refused are skipped.
+ * Writes the chunk's outputs under a savepoint; the items the writer refuses itself (WriteRefusal) are skipped. When
+ * the writer throws, `refused` may ask for the chunk again (by throwing ChunkRetry), else each item is written alone
+ * under a savepoint and the ones refused are skipped.
  */
 async function writeOrSkip<T, U>(
   tx: PoolClient,
@@ -159,31 +164,37 @@ async function writeOrSkip<T, U>(
   refused: (error: unknown) => void,
 ): Promise<void> {
   if (processed.length === 0) return;
-  const outputs = processed.map((p) => p.output);
-  let failure: unknown = null;
-  if (
-    await underSavepoint(
-      tx,
-      () => writer(tx, outputs, step),
-      (error) => (failure = error),
-    )
-  ) {
-    step.counts.writeCount += processed.length;
-    return;
-  }
-  step.notify('onWriteError', step, outputs, failure);
-  refused(failure);
-  step.counts.rollbackCount += 1;
-  for (const { item, output } of processed) {
+  const write = async (part: { item: T; output: U }[]): Promise<{ failure: unknown } | null> => {
+    const outputs = part.map((p) => p.output);
+    const refusals: WriteRefusal[] = [];
+    let failure: unknown = null;
     const written = await underSavepoint(
       tx,
-      () => writer(tx, [output], step),
+      async () => refusals.push(...((await writer(tx, outputs, step)) ?? [])),
       (error) => (failure = error),
     );
-    if (written) step.counts.writeCount += 1;
-    else {
-      step.notify('onWriteError', step, [output], failure);
-      skip(step, failure, describe(item), {}, 'write');
+    if (!written) return { failure };
+    for (const { index, error } of refusals) {
+      step.notify('onWriteError', step, [outputs[index]], error);
+      skip(step, error, describe(part[index].item), {}, 'write');
     }
+    step.counts.writeCount += part.length - refusals.length;
+    return null;
+  };
+  const whole = await write(processed);
+  if (whole === null) return;
+  step.notify(
+    'onWriteError',
+    step,
+    processed.map((p) => p.output),
+    whole.failure,
+  );
+  refused(whole.failure);
+  step.counts.rollbackCount += 1;
+  for (const one of processed) {
+    const alone = await write([one]);
+    if (alone === null) continue;
+    step.notify('onWriteError', step, [one.output], alone.failure);
+    skip(step, alone.failure, describe(one.item), {}, 'write');
   }
 }

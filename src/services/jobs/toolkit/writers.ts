@@ -1,8 +1,16 @@
-import type { TargetColumn, TargetTable } from '../../../interfaces/catalog.interfaces';
+import type { TargetTable } from '../../../interfaces/catalog.interfaces';
+import type { ClaimedOperation } from '../../../interfaces/chunk.interfaces';
+import type { ICreateBatchOperationRequest, OperationType, RowValues } from '../../../interfaces/operation.interfaces';
+import { StatementApplier } from '../../engine/statement-applier.service';
+import { planStatements } from '../../engine/statement-planner';
+import { ExactJsonValue, JsonNumber, stringifyJson } from '../../exact-json';
+import { checkShape } from '../../ingest/operation-validator.service';
+import { planningOf } from '../../ingest/row-identity';
 import type { CatalogService } from '../../storage/catalog.service';
 import { quoteIdent } from '../../storage/database';
+import { isConcurrencyConflict, isConnectionError } from '../../storage/database-error';
 import { copyInto } from '../../storage/pg-client';
-import type { ItemWriter } from '../job-definition';
+import type { ItemWriter, WriteRefusal } from '../job-definition';
 
 /** An item a writer takes: column → value. */
 export type Row = Record<string, unknown>;
@@ -35,7 +43,7 @@ function csvField(value: unknown): string {
 }
 
 /** The five ways a tableWriter applies an item, the operation queue's types. */
-export type WriteType = 'insert' | 'upsert' | 'update' | 'delete' | 'increment';
+export type WriteType = OperationType;
 
 export interface TableWriterOptions {
   /** The catalog of target tables: the job injects CatalogService and passes it. */
@@ -43,7 +51,7 @@ export interface TableWriterOptions {
   /** A target table (`table` or `schema.table`, in BATCH_TARGET_SCHEMAS). */
   table: string;
   type: WriteType;
-  /** The columns written (by default the first item's fields); for increment, the ones added to. */
+  /** The columns written (by default each item's fields); for increment, the ones added to. */
   columns?: string[];
   /** update, delete, increment: the columns that find the row (by default the table's primary key). */
   key?: string[];
@@ -51,79 +59,104 @@ export interface TableWriterOptions {
   conflictKey?: string[];
 }
 
+/** Where a tableWriter stages a chunk's items for the engine's statements: a temporary table of the connection. */
+const STAGED = 'pg_temp.batch_job_items';
+const STAGE =
+  'CREATE TEMPORARY TABLE IF NOT EXISTS batch_job_items ' +
+  '(id bigint PRIMARY KEY, row_values jsonb, row_key jsonb, priority int NOT NULL DEFAULT 0) ON COMMIT DELETE ROWS; ' +
+  // a writer called again in the same transaction; deferred constraints checked per statement, as the queue's
+  `DELETE FROM ${STAGED}; SET CONSTRAINTS ALL IMMEDIATE`;
+
+/** A chunk is the job's to size: the planner cuts statements only where sequential equivalence asks. */
+const NO_LIMITS = { rows: Number.MAX_SAFE_INTEGER, bytes: Number.MAX_SAFE_INTEGER };
+
 /**
- * A chunk in one set-based statement: each column's values bound as one array (of text, read by the column's type
- * from the catalog), unnested in the items' order. Items of one chunk that share a key come out as if applied one
- * after the other: an update or upsert keeps the last one's values, an increment adds them all, a delete deletes
- * once. When the statement fails, the chunk step writes the items one at a time to skip the ones at fault.
+ * Items applied as the operation queue applies its operations: each item an operation of `type` on the table, checked
+ * against the catalog as a created operation is (an unknown column, a value its column cannot take, a missing key: that
+ * item refused), staged in a temporary table, planned by the queue's statement planner into a few set-based
+ * statements whose result is that of applying the items one after the other, in order, and applied by its statements.
+ * A statement that fails is applied in parts down to the items at fault, in the same round trip, which are refused
+ * (the chunk step skips them within `skipLimit`) while the others are written; a lost connection or a deadlock fails
+ * the chunk as a whole.
  */
 export function tableWriter<T extends Row = Row>(options: TableWriterOptions): ItemWriter<T> {
-  return async (tx, items) => {
+  const applier = new StatementApplier();
+  const failsChunk = (error: unknown) => isConnectionError(error) || isConcurrencyConflict(error);
+  return async (tx, items, step) => {
     if (items.length === 0) return;
-    const fields = options.columns ?? Object.keys(items[0]);
     // the catalog as CatalogService caches it (BATCH_CATALOG_TTL): a column added since is seen once it reloads
     const table = await options.catalog.find(options.table);
     if (!table) throw new Error(`no target table ${options.table}`);
-    const plan = planOf(table, options, fields);
-    const values = plan.bound.map((column) => items.map((item) => valueText(item[column.name])));
-    await tx.query(plan.sql, values);
+    const refused: WriteRefusal[] = [];
+    const operations: ClaimedOperation[] = [];
+    const staged: string[] = [];
+    items.forEach((item, index) => {
+      const request = requestOf(table, options, item);
+      const problems = checkShape(table, request);
+      if (problems.length > 0) {
+        const error = Object.assign(new Error(problems.map((p) => p.message).join('; ')), { code: problems[0].code });
+        return refused.push({ index, error });
+      }
+      const [values, key] = [request.values, request.key].map((v) => (v === undefined ? null : stringifyJson(v)));
+      const id = String(index + 1);
+      staged.push(`${id}\t${copyText(values)}\t${copyText(key)}\n`);
+      const conflictKey = request.type === 'upsert' ? (request.conflictKey ?? table.primaryKey) : null;
+      const planning = planningOf(table, {
+        type: request.type,
+        values: request.values ?? null,
+        key: request.key ?? null,
+        conflictKey,
+      });
+      const bytes = (values?.length ?? 0) + (key?.length ?? 0);
+      const unclaimed = { clientId: '', priority: 0, attempts: 0, failures: 0, chars: 0, deferred: false };
+      operations.push({ id, count: 1, target: table.name, ...planning, bytes, ...unclaimed });
+    });
+    if (operations.length === 0) return refused;
+    await tx.query(STAGE);
+    await copyInto(tx, `COPY ${STAGED} (id, row_values, row_key) FROM STDIN`, Buffer.from(staged.join('')));
+    for (const plan of planStatements(table, operations, NO_LIMITS)) {
+      const { outcomes, error: whole } = await applier.applyOrSettle(tx, { ...plan, source: STAGED }, failsChunk);
+      if (whole !== null) step.counts.rollbackCount += 1; // the statement, before its parts
+      for (const { operation, error } of outcomes)
+        if (error)
+          refused.push({ index: Number(operation.id) - 1, error: Object.assign(new Error(error.message), error) });
+    }
+    return refused.sort((a, b) => a.index - b.index);
   };
 }
 
-interface Plan {
-  sql: string;
-  bound: TargetColumn[];
+/** An item as the operation of `options.type` it stands for: its key columns in `key` (or `conflictKey`), the rest in `values`. */
+function requestOf(table: TargetTable, options: TableWriterOptions, item: Row): ICreateBatchOperationRequest {
+  const fields = (options.columns ?? Object.keys(item)).filter((name) => item[name] !== undefined);
+  const { type } = options;
+  const pick = (names: string[]) => Object.fromEntries(names.map((name) => [name, jsonValue(item[name])])) as RowValues;
+  if (type === 'insert') return { target: table.name, type, values: pick(fields) };
+  if (type === 'upsert') return { target: table.name, type, values: pick(fields), conflictKey: options.conflictKey };
+  const key = options.key ?? table.primaryKey;
+  if (!key) throw new Error(`${table.name} has no primary key: a ${type} writer needs a "key"`);
+  const values = type === 'delete' ? undefined : pick(fields.filter((name) => !key.includes(name)));
+  return { target: table.name, type, values, key: pick(key.filter((name) => item[name] !== undefined)) };
 }
 
-function planOf(table: TargetTable, options: TableWriterOptions, fields: string[]): Plan {
-  const column = (name: string): TargetColumn => {
-    const found = table.columns.get(name);
-    if (!found) throw new Error(`${table.name} has no column ${name}`);
-    return found;
-  };
-  const keyOf = (names: string[] | undefined, what: string): TargetColumn[] => {
-    const key = names ?? table.primaryKey;
-    if (!key || key.length === 0) throw new Error(`${table.name}: a ${options.type} needs a ${what}`);
-    return key.map(column);
-  };
-  const key =
-    options.type === 'insert' ? [] : keyOf(options.type === 'upsert' ? options.conflictKey : options.key, 'key');
-  const written = fields.filter((name) => !key.some((k) => k.name === name)).map(column);
-  const bound = options.type === 'delete' ? key : [...key, ...written];
-  const name = `${quoteIdent(table.schema)}.${quoteIdent(table.table)}`;
-  const list = (columns: TargetColumn[], prefix = '') => columns.map((c) => prefix + quoteIdent(c.name)).join(', ');
-  // the values as the items give them, each cast by its column's type, with the item's place in the chunk
-  const rows =
-    `SELECT ${bound.map((c) => `v.${quoteIdent(c.name)}::${c.castType} AS ${quoteIdent(c.name)}`).join(', ')}, v.__ord ` +
-    `FROM unnest(${bound.map((_, i) => `$${i + 1}::text[]`).join(', ')}) WITH ORDINALITY AS v(${list(bound)}, __ord)`;
-  // of the items that share a key, the last one (an update or upsert as if applied one after the other)
-  const last = `SELECT DISTINCT ON (${list(key)}) * FROM (${rows}) r ORDER BY ${list(key)}, __ord DESC`;
-  const matches = key.map((k) => `t.${quoteIdent(k.name)} = v.${quoteIdent(k.name)}`).join(' AND ');
-  switch (options.type) {
-    case 'insert':
-      return {
-        bound,
-        sql: `INSERT INTO ${name} (${list(bound)}) SELECT ${list(bound)} FROM (${rows}) v ORDER BY __ord`,
-      };
-    case 'upsert': {
-      const set = written.map((c) => `${quoteIdent(c.name)} = EXCLUDED.${quoteIdent(c.name)}`).join(', ');
-      const action = written.length > 0 ? `DO UPDATE SET ${set}` : 'DO NOTHING';
-      const insert = `INSERT INTO ${name} (${list(bound)}) SELECT ${list(bound)} FROM (${last}) v`;
-      return { bound, sql: `${insert} ON CONFLICT (${list(key)}) ${action}` };
-    }
-    case 'update': {
-      const set = written.map((c) => `${quoteIdent(c.name)} = v.${quoteIdent(c.name)}`).join(', ');
-      return { bound, sql: `UPDATE ${name} t SET ${set} FROM (${last}) v WHERE ${matches}` };
-    }
-    case 'increment': {
-      const sums = written.map((c) => `sum(${quoteIdent(c.name)}) AS ${quoteIdent(c.name)}`).join(', ');
-      const totals = `SELECT ${list(key)}, ${sums} FROM (${rows}) r GROUP BY ${list(key)}`;
-      const set = written.map((c) => `${quoteIdent(c.name)} = t.${quoteIdent(c.name)} + v.${quoteIdent(c.name)}`);
-      return { bound, sql: `UPDATE ${name} t SET ${set.join(', ')} FROM (${totals}) v WHERE ${matches}` };
-    }
-    case 'delete':
-      return { bound, sql: `DELETE FROM ${name} t USING (${rows}) v WHERE ${matches}` };
-  }
+/**
+ * A field of an item as the JSON value an operation would carry: a Date as ISO 8601, a bigint exactly, a Buffer as
+ * `bytea` hex, NaN and the infinities as float input reads them; arrays and objects element by element.
+ */
+function jsonValue(value: unknown): ExactJsonValue {
+  if (value === null || value === undefined) return null;
+  if (value instanceof Date) return value.toISOString();
+  if (typeof value === 'bigint') return new JsonNumber(value.toString());
+  if (Buffer.isBuffer(value)) return `\\x${value.toString('hex')}`;
+  if (typeof value === 'number') return Number.isFinite(value) ? value : String(value);
+  if (Array.isArray(value)) return value.map(jsonValue);
+  if (typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([name, field]) => [name, jsonValue(field)]));
+  return value as string | boolean;
+}
+
+/** JSON text as a field of COPY's text format (JSON escapes every control character; a backslash is doubled). */
+function copyText(json: string | null): string {
+  return json === null ? '\\N' : json.replace(/\\/g, '\\\\');
 }
 
 /** A value as PostgreSQL's input of its column's type reads it; null for SQL NULL. */
