@@ -41,7 +41,11 @@ interface Drained {
 }
 
 /** Fills a fresh bench table with rows 1..`rows` for the other types to change, and analyzes it. */
-async function seed(db: { query(text: string, values?: unknown[]): Promise<unknown> }, table: string, rows: number) {
+export async function seed(
+  db: { query(text: string, values?: unknown[]): Promise<unknown> },
+  table: string,
+  rows: number,
+) {
   await db.query(`INSERT INTO ${table} SELECT g, 1, 1, 'seed', now() FROM generate_series(1, $1) g`, [rows]);
   await db.query(`VACUUM ANALYZE ${table}`);
 }

@@ -11,6 +11,8 @@ export interface Figure {
   target?: number;
   max?: boolean;
   note?: string;
+  /** A figure measured more than once: each run's ratio (or value, without a baseline); every one is to meet the target. */
+  runs?: number[];
 }
 
 export function ratio(f: Figure): number | null {
@@ -19,14 +21,41 @@ export function ratio(f: Figure): number | null {
 
 export function meets(f: Figure): boolean | null {
   if (f.target === undefined) return null;
-  const measured = ratio(f) ?? f.value;
-  return f.max ? measured <= f.target : measured >= f.target;
+  const measured = f.runs ?? [ratio(f) ?? f.value];
+  return measured.every((m) => (f.max ? m <= f.target! : m >= f.target!));
+}
+
+export function median(values: number[]): number {
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+}
+
+/**
+ * The figures of repeated runs of a section as one figure each (by name): its median value against its baseline's
+ * median, and each run's ratio (or value, without a baseline) as its runs.
+ */
+export function merged(repeats: Figure[][]): Figure[] {
+  const byName = new Map<string, Figure[]>();
+  for (const figure of repeats.flat()) byName.set(figure.name, [...(byName.get(figure.name) ?? []), figure]);
+  return [...byName.values()].map((runs) => {
+    if (runs.length === 1) return runs[0];
+    const [first] = runs;
+    const baseline = first.baseline && { name: first.baseline.name, value: median(runs.map((f) => f.baseline!.value)) };
+    return { ...first, value: median(runs.map((f) => f.value)), baseline, runs: runs.map((f) => ratio(f) ?? f.value) };
+  });
+}
+
+/** A figure's runs as `min / median / max` (one run: its value alone). */
+function spread(f: Figure): string {
+  if (!f.runs) return '1 run';
+  const sorted = [...f.runs].sort((a, b) => a - b);
+  const unit = ratio(f) === null ? '' : '×';
+  return `${[sorted[0], sorted[Math.floor(sorted.length / 2)], sorted.at(-1)!].map((v) => fmt(v) + unit).join(' / ')} (${sorted.length} runs)`;
 }
 
 const fmt = (n: number) => (Math.abs(n) >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2));
 
 export function table(figures: Figure[]): string {
-  const rows = [['figure', 'value', 'baseline', 'ratio', 'target', 'ok']];
+  const rows = [['figure', 'value', 'baseline', 'ratio', 'min / median / max', 'target', 'ok']];
   for (const f of figures) {
     const r = ratio(f);
     const ok = meets(f);
@@ -35,6 +64,7 @@ export function table(figures: Figure[]): string {
       `${fmt(f.value)} ${f.unit}`,
       f.baseline ? `${fmt(f.baseline.value)} (${f.baseline.name})` : '',
       r === null ? '' : `${r.toFixed(2)}×`,
+      spread(f),
       f.target === undefined ? '' : `${f.max ? '≤' : '≥'} ${f.target}${r === null ? ` ${f.unit}` : '×'}`,
       ok === null ? '' : ok ? 'yes' : 'NO',
     ]);

@@ -1,12 +1,13 @@
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Logger } from '@nestjs/common';
-import { Figure, save, table } from './report';
+import { Figure, merged, save, table } from './report';
 import { benchDrain } from './drain';
 import { benchIngest } from './ingest';
 import { benchImports } from './imports';
 import { benchJobs } from './jobs';
 import { benchToolkit } from './toolkit';
+import { benchReleased } from './released';
 import { benchLatency } from './latency';
 import { benchQueue } from './queue';
 
@@ -19,6 +20,8 @@ const SIZES = {
   'bulk-messages': { setting: 'bulkMessages', full: 300, quick: 10, what: 'createOperations messages of 1,000' },
   seconds: { setting: 'latencySeconds', full: 600, quick: 8, what: 'the latency run' },
   settled: { setting: 'settled', full: 5_000_000, quick: 200_000, what: 'settled operations for queue health' },
+  'released-runs': { setting: 'releasedRuns', full: 5, quick: 1, what: 'runs of the released backlogs' },
+  repeat: { setting: 'repeat', full: 3, quick: 1, what: 'runs of each section but latency and released' },
   'memory-rows': { setting: 'memoryRows', full: 10_000_000, quick: 0, what: 'the import whose memory is watched' },
 } as const;
 type SizeSetting = (typeof SIZES)[keyof typeof SIZES]['setting'];
@@ -26,7 +29,7 @@ type SizeSetting = (typeof SIZES)[keyof typeof SIZES]['setting'];
 const USAGE = `npm run bench [-- options]: the service started with npm start, driven through RabbitMQ, every figure
 against a baseline measured in the same run.
   --quick                  a run under a minute (small sizes, one latency interval)
-  --only SECTIONS          some of drain,ingest,latency,queue,jobs,toolkit,imports
+  --only SECTIONS          some of drain,released,ingest,latency,queue,jobs,toolkit,imports
 ${Object.entries(SIZES)
   .map(
     ([option, size]) =>
@@ -70,8 +73,16 @@ async function main(): Promise<void> {
   const only = values.only?.split(',');
   const runs = (section: string) => !only || only.includes(section);
   const figures: Figure[] = [];
-  if (runs('drain')) figures.push(...(await benchDrain(settings)));
-  if (runs('ingest')) figures.push(...(await benchIngest(settings)));
+  /** A section run `repeat` times over, one after the other: each figure with its runs' min, median and max. */
+  const repeated = async (section: () => Promise<Figure[]>) => {
+    const repeats: Figure[][] = [];
+    for (let run = 0; run < settings.repeat; run++) repeats.push(await section());
+    return merged(repeats);
+  };
+  if (runs('drain')) figures.push(...(await repeated(() => benchDrain(settings))));
+  if (runs('released'))
+    figures.push(...(await benchReleased({ rows: settings.otherRows, runs: quick ? 1 : settings.releasedRuns })));
+  if (runs('ingest')) figures.push(...(await repeated(() => benchIngest(settings))));
   if (runs('latency')) {
     figures.push(...(await benchLatency({ rate: settings.rate, seconds: settings.latencySeconds, interval: 100 })));
     // "never worse than interval + 250 ms at any interval": a short run at a few more intervals
@@ -79,10 +90,10 @@ async function main(): Promise<void> {
       for (const interval of [10, 1000, 5000])
         figures.push(...(await benchLatency({ rate: settings.rate, seconds: 20, interval })).slice(0, 2));
   }
-  if (runs('jobs')) figures.push(...(await benchJobs({ rows: settings.rows, rate: 1_000 })));
-  if (runs('toolkit')) figures.push(...(await benchToolkit({ rows: settings.rows })));
-  if (runs('imports')) figures.push(...(await benchImports(settings)));
-  if (runs('queue')) figures.push(...(await benchQueue({ settled: settings.settled, chunk: 1000 })));
+  if (runs('jobs')) figures.push(...(await repeated(() => benchJobs({ rows: settings.rows, rate: 1_000 }))));
+  if (runs('toolkit')) figures.push(...(await repeated(() => benchToolkit({ rows: settings.rows }))));
+  if (runs('imports')) figures.push(...(await repeated(() => benchImports(settings))));
+  if (runs('queue')) figures.push(...(await repeated(() => benchQueue({ settled: settings.settled, chunk: 1000 }))));
   console.log(table(figures));
   const written = save(join(__dirname, '..', '..', 'bench', 'results'), full ? 'latest' : 'partial', figures, settings);
   console.log(`\nwritten: ${written.map((path) => relative(process.cwd(), path)).join(', ')}`);

@@ -119,10 +119,16 @@ type Role = 'all' | 'api' | 'worker';
  * allowed every target and source.
  */
 export class BenchService {
-  readonly env = serviceEnv({ LOG_LEVEL: 'error', BATCH_PROCESS_OPERATION_INTERVAL: '100' });
-  readonly db = new TestDb(this.env.DB_NAME);
+  readonly env: Record<string, string>;
+  readonly db: TestDb;
   readonly processes = new Map<Role, NpmService>();
   apiKey = '';
+
+  /** `settings`: more of the service's environment than the README's defaults. */
+  constructor(settings: Record<string, string> = {}) {
+    this.env = serviceEnv({ LOG_LEVEL: 'error', BATCH_PROCESS_OPERATION_INTERVAL: '100', ...settings });
+    this.db = new TestDb(this.env.DB_NAME);
+  }
 
   /** The process of a role (`api` and `worker` are the same process when it runs as `all`). */
   process(role: Role): NpmService {

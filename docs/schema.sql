@@ -161,9 +161,10 @@ CREATE TABLE batch.holds (
   until timestamp with time zone NOT NULL,
   chunk_size integer NOT NULL,
   deferrals integer NOT NULL DEFAULT 0,
+  locked_relation oid,
   CONSTRAINT holds_pkey PRIMARY KEY (target)
 );
-COMMENT ON TABLE batch.holds IS 'Targets kept out of claims for a while after a chunk of theirs failed as a whole or waited past the lock timeout, with how many operations their next chunk takes and how many such waits in a row. Written and released by the chunks, read by the chunk reader.';
+COMMENT ON TABLE batch.holds IS 'Targets kept out of claims for a while after a chunk of theirs failed as a whole or waited past the lock timeout, with how many operations their next chunk takes, how many such waits in a row, and the table whose lock another transaction held or waited for when the last wait ended (taken again as soon as that lock is gone). Written and released by the chunks, read by the chunk reader.';
 
 CREATE OR REPLACE FUNCTION batch.ingest_horizon(ingest_lock bigint)
  RETURNS bigint

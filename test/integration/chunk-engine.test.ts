@@ -481,6 +481,10 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
         `SELECT exit_message FROM batch.chunks WHERE status = 'FAILED' ORDER BY id DESC LIMIT 1`,
       );
       assert.match(held.exit_message, /row is locked elsewhere; public.stock left alone for \d+ ms\): SQLSTATE 55P03$/);
+      const [{ remembered }] = await t.db.query<{ remembered: string | null }>(
+        `SELECT locked_relation AS remembered FROM batch.holds WHERE target = 'public.stock'`,
+      );
+      assert.equal(remembered, null, 'a row lock: the hold is waited out');
       for (let round = 0; round < 5; round++) {
         await t.db.query(`UPDATE batch.holds SET until = now()`);
         await step.execute();
@@ -498,6 +502,35 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     } finally {
       if (outside.isTransactionActive) await outside.rollbackTransaction();
       await outside.release();
+    }
+  });
+
+  it('takes a target held behind a lock on its table again as soon as the lock goes, not at the end of its hold', async () => {
+    const step = await stepWith({ BATCH_LOCK_TIMEOUT: '200' });
+    await t.db.query(`CREATE TABLE public.ledger (id int PRIMARY KEY, v text)`);
+    const statusOf = async (id: string) =>
+      (await t.db.query<{ status: string }>('SELECT status FROM batch.operation_states WHERE id = $1', [id]))[0].status;
+    const migration = await t.db.dataSource.createQueryRunner();
+    try {
+      const [upsert] = await operations.createMany(client, [
+        { target: 'ledger', type: 'upsert', values: { id: 1, v: 'x' } },
+      ]);
+      await migration.startTransaction();
+      await migration.query(`LOCK TABLE public.ledger IN SHARE MODE`);
+      assert.equal((await step.execute()).read, 1);
+      assert.equal(await statusOf(upsert.id), 'PENDING');
+      const [{ remembered }] = await t.db.query<{ remembered: boolean }>(
+        `SELECT locked_relation = 'public.ledger'::regclass AS remembered FROM batch.holds WHERE target = 'public.ledger'`,
+      );
+      assert.equal(remembered, true);
+      await t.db.query(`UPDATE batch.holds SET until = now() + interval '1 hour'`); // a hold far longer than the lock
+      assert.equal((await step.execute()).read, 0, 'held while the lock is');
+      await migration.commitTransaction();
+      assert.equal((await step.execute()).read, 1, 'taken at once, its hold not waited out');
+      assert.equal(await statusOf(upsert.id), 'COMPLETED');
+    } finally {
+      if (migration.isTransactionActive) await migration.rollbackTransaction();
+      await migration.release();
     }
   });
 

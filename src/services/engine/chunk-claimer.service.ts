@@ -3,6 +3,7 @@ import type { PoolClient } from 'pg';
 import { AppConfig } from '../../config/app-config';
 import { ClaimedOperation } from '../../interfaces/chunk.interfaces';
 import { INGEST_LOCK, TARGET_LOCK_SPACE } from '../storage/advisory-locks';
+import { LOCKED_ELSEWHERE } from '../storage/table-locks';
 import { afterPosition } from '../storage/streams';
 import { splitRun } from '../storage/id-runs';
 import { CatalogService } from '../storage/catalog.service';
@@ -16,7 +17,8 @@ const PROMOTIONS = 10_000;
  * first operation after each stream's position (one probe of the stream index per stream), and the first due deferred
  * operation of each target (a loose index scan of the deferred set's due index: one descent per target). Scheduled
  * operations whose time has come are made due first (their targets are among those returned; the claim, a statement
- * of its own, sees them due), and the id horizon is taken (see ChunkClaimer); held targets are left out.
+ * of its own, sees them due), and the id horizon is taken (see ChunkClaimer); held targets are left out, but for one
+ * held behind a lock on its table that is gone (ChunkRepository.deferTargets).
  */
 export const TARGETS_SQL = `
   WITH RECURSIVE
@@ -47,7 +49,7 @@ export const TARGETS_SQL = `
      ORDER BY target, priority DESC, id)
   SELECT (SELECT id FROM horizon) AS horizon, heads.target, heads.failures, h.chunk_size
     FROM heads LEFT JOIN batch.holds h ON h.target = heads.target
-   WHERE h.until IS NULL OR h.until <= now()
+   WHERE h.until IS NULL OR h.until <= now() OR (h.locked_relation IS NOT NULL AND NOT ${LOCKED_ELSEWHERE('h.locked_relation')})
    ORDER BY heads.priority DESC, heads.id`;
 
 /**

@@ -9,6 +9,7 @@ import { eachOperation, idRuns, lastId, runParams } from '../storage/id-runs';
 import { publicReason } from '../storage/database-error';
 import { lockTargets } from '../storage/advisory-locks';
 import { settledMessages } from '../outbox/settled-events';
+import { LOCKED_ELSEWHERE } from '../storage/table-locks';
 
 /** A statement of a chunk (Spring Batch's step), as the job repository records it. */
 export interface StepRecord extends StepCounts {
@@ -285,7 +286,7 @@ export class ChunkRepository {
             WHERE s.target = a.target AND s.priority = a.priority)
          INSERT INTO batch.holds (target, until, chunk_size)
          SELECT target, now() + $6 * interval '1 millisecond', size FROM unnest($4::text[], $5::int[]) AS h(target, size)
-         ON CONFLICT (target) DO UPDATE SET until = EXCLUDED.until, chunk_size = EXCLUDED.chunk_size`,
+         ON CONFLICT (target) DO UPDATE SET until = EXCLUDED.until, chunk_size = EXCLUDED.chunk_size, locked_relation = NULL`,
         [
           chunk.map((op) => op.id),
           chunk.map((op) => op.count),
@@ -301,15 +302,22 @@ export class ChunkRepository {
   /**
    * Targets whose statements waited past the lock timeout for a row locked elsewhere: left out of claims for
    * `delayMs(deferrals)`, deferrals counting the times in a row (a hold that ended over a minute ago starts again at
-   * one). Their operations count no failure and keep their places. Returns the delay.
+   * one). Their operations count no failure and keep their places. Where another transaction holds or waits for a
+   * lock on the target's table that its writes wait behind (a migration's, say), the hold remembers the table, and the
+   * chunk reader takes the target again as soon as that lock is gone (TARGETS_SQL). Returns the delay.
    */
   async deferTargets(targets: string[], delayMs: (deferrals: number) => number): Promise<number> {
     return this.db.transaction(async (tx) => {
       const { rows } = await tx.query<{ deferrals: number }>(
-        `INSERT INTO batch.holds (target, until, chunk_size, deferrals)
-         SELECT target, now(), $2, 1 FROM unnest($1::text[]) AS target
+        `INSERT INTO batch.holds (target, until, chunk_size, deferrals, locked_relation)
+         SELECT target, now(), $2, 1,
+                (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = split_part(target, '.', 1) AND c.relname = substr(target, length(split_part(target, '.', 1)) + 2)
+                    AND ${LOCKED_ELSEWHERE('c.oid')})
+           FROM unnest($1::text[]) AS target
          ON CONFLICT (target) DO UPDATE
-            SET deferrals = CASE WHEN batch.holds.until < now() - interval '1 minute' THEN 1 ELSE batch.holds.deferrals + 1 END
+            SET deferrals = CASE WHEN batch.holds.until < now() - interval '1 minute' THEN 1 ELSE batch.holds.deferrals + 1 END,
+                locked_relation = EXCLUDED.locked_relation
          RETURNING deferrals`,
         [targets, MAX_CHUNK_SIZE],
       );
