@@ -15,6 +15,7 @@ import { TargetController } from './controllers/target.controller';
 import { ChunkListener, ChunkListeners } from './interfaces/chunk.interfaces';
 import { LoggingChunkListener } from './services/engine/logging-chunk-listener';
 import { OutboxWakeup, OutboxWakeupListener } from './services/outbox/outbox-wakeup';
+import { NamedDatabases } from './services/storage/named-databases';
 import { CatalogService } from './services/storage/catalog.service';
 import { ChunkPlanner } from './services/engine/chunk-planner.service';
 import { ChunkClaimer } from './services/engine/chunk-claimer.service';
@@ -44,6 +45,7 @@ import { IngestListener, IngestListeners } from './interfaces/ingest.interfaces'
 import {
   BrokerHealthIndicator,
   DatabaseHealthIndicator,
+  NamedDatabasesHealthIndicator,
   RedisHealthIndicator,
 } from './services/observability/health-indicators';
 import { Metrics, MetricsChunkListener, MetricsIngestListener } from './services/observability/metrics.service';
@@ -106,6 +108,7 @@ const CONTROLLERS = [
 const FOUNDATIONS: Provider[] = [
   { provide: APP_GUARD, useClass: AuthGuard },
   Database,
+  NamedDatabases,
   CatalogService,
   ClientService,
   ClientChanges,
@@ -148,7 +151,13 @@ const QUEUE: Provider[] = [
   },
 ];
 
-const OBSERVABILITY: Provider[] = [Metrics, DatabaseHealthIndicator, BrokerHealthIndicator, RedisHealthIndicator];
+const OBSERVABILITY: Provider[] = [
+  Metrics,
+  DatabaseHealthIndicator,
+  NamedDatabasesHealthIndicator,
+  BrokerHealthIndicator,
+  RedisHealthIndicator,
+];
 
 /** The job framework, and the built-in jobs. */
 const JOBS: Provider[] = [
@@ -180,7 +189,7 @@ export class AppModule {
       // what a team's own jobs (TeamJobsModule) may inject besides the job framework: the database, its catalog, the
       // uploaded data sets
       global: true,
-      exports: [Database, CatalogService, ImportFiles],
+      exports: [Database, NamedDatabases, CatalogService, ImportFiles],
       imports: [
         TypeOrmModule.forRoot({ ...dataSourceOptions(config), migrationsRun: false }), // main.ts migrated first
         LoggerModule.forRoot(loggerParams(config)),

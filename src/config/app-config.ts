@@ -1,3 +1,6 @@
+import { ConfigError } from './config-error';
+import { NamedDatabase, parseDatabases } from './databases';
+
 /**
  * The service's configuration: read from the environment once, validated, typed.
  * Nothing else in the code reads process.env.
@@ -83,13 +86,11 @@ export abstract class AppConfig {
     clientQuotaBytes: number;
   }>;
   readonly catalogTtlMs: number;
+  /** The databases other than its own that the service reads and writes (BATCH_DATABASES), by name. */
+  readonly databases: readonly NamedDatabase[];
 }
 
-export class ConfigError extends Error {
-  constructor(variable: string, problem: string) {
-    super(`Invalid configuration: ${variable} ${problem}`);
-  }
-}
+export { ConfigError };
 
 type Env = Record<string, string | undefined>;
 
@@ -164,6 +165,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const sourceSchemas = schemas(env, 'BATCH_SOURCE_SCHEMAS', targetSchemas.join(','));
   const chunkLimit = integer(env, 'BATCH_PROCESS_OPERATION_LIMIT', 1000, 1, 50_000);
   const maxUploads = integer(env, 'BATCH_IMPORT_MAX_UPLOADS', 4, 1, 100);
+  const mainDb = {
+    host: text(env, 'DB_HOST', '127.0.0.1'),
+    port: integer(env, 'DB_PORT', 5432, 1, 65535),
+    name: name(env, 'DB_NAME', 'batch_service'),
+  };
 
   return deepFreeze({
     nodeEnv,
@@ -171,9 +177,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['error', 'warn', 'info', 'debug'] as const),
     role: oneOf(env, 'BATCH_ROLE', 'all', ['all', 'api', 'worker'] as const),
     db: {
-      host: text(env, 'DB_HOST', '127.0.0.1'),
-      port: integer(env, 'DB_PORT', 5432, 1, 65535),
-      name: name(env, 'DB_NAME', 'batch_service'),
+      host: mainDb.host,
+      port: mainDb.port,
+      name: mainDb.name,
       username: text(env, 'DB_USERNAME', 'postgres'),
       password: env.DB_PASSWORD ?? '',
       poolSize: integer(env, 'DB_POOL_SIZE', 10, 2, 200),
@@ -236,6 +242,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       intervalMs: integer(env, 'BATCH_RETENTION_INTERVAL', 60_000, 100, 86_400_000),
     },
     catalogTtlMs: integer(env, 'BATCH_CATALOG_TTL', 5000, 0, 3_600_000),
+    databases: parseDatabases(env.BATCH_DATABASES, mainDb),
   });
 }
 

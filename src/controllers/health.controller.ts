@@ -5,6 +5,7 @@ import type { Response } from 'express';
 import {
   BrokerHealthIndicator,
   DatabaseHealthIndicator,
+  NamedDatabasesHealthIndicator,
   RedisHealthIndicator,
   withOptionalIndicator,
 } from '../services/observability/health-indicators';
@@ -20,6 +21,7 @@ export class HealthController {
     private readonly database: DatabaseHealthIndicator,
     private readonly broker: BrokerHealthIndicator,
     private readonly redis: RedisHealthIndicator,
+    private readonly databases: NamedDatabasesHealthIndicator,
   ) {}
 
   @Get()
@@ -28,7 +30,8 @@ export class HealthController {
     summary: 'Readiness: the database answers and the broker connections are up (503 otherwise)',
     description:
       'Redis is reported too, but it is optional: Redis down never makes the service unready. So is the broker of a ' +
-      'development process started without one: it serves REST, and the broker is listed as down with how to get one.',
+      'development process started without one: it serves REST, and the broker is listed as down with how to get one. ' +
+      'So are the databases of BATCH_DATABASES, under `databases`, each `up` or `down`.',
   })
   async readiness(@Res({ passthrough: true }) response: Response): Promise<HealthCheckResult> {
     const brokerOptional = this.broker.isOptional;
@@ -43,7 +46,9 @@ export class HealthController {
       this.redis.check('redis'),
     ]);
     const withBroker = brokerOptional ? withOptionalIndicator(result, this.broker.check('broker')) : result;
-    return withOptionalIndicator(withBroker, redis);
+    const databases = this.databases.check('databases');
+    const withRedis = withOptionalIndicator(withBroker, redis);
+    return databases ? withOptionalIndicator(withRedis, databases) : withRedis;
   }
 
   @Get('live')

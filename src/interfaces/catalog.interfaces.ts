@@ -45,8 +45,10 @@ export interface TargetTable {
 
 /** A table or view a `copy` job may read (in BATCH_SOURCE_SCHEMAS), as the live catalog describes it. */
 export interface SourceTable {
-  /** Canonical `schema.table`. */
+  /** Canonical `schema.table`, `database:schema.table` in a database other than the service's own. */
   name: string;
+  /** `main` (the service's own) or a name of BATCH_DATABASES. */
+  database: string;
   schema: string;
   table: string;
   /** Each column's type without its modifier (`format_type`), for casts, in the table's order. */

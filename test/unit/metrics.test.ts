@@ -16,6 +16,7 @@ import {
 } from '../../src/services/observability/metrics.service';
 import type { QueueStats, StatsService } from '../../src/services/queue-views/stats.service';
 import { claimedId } from '../support/claimed';
+import type { NamedDatabases } from '../../src/services/storage/named-databases';
 
 const QUEUE: QueueStats = {
   byStatus: { PENDING: 3, COMPLETED: 40, FAILED: 2, CANCELLED: 1 },
@@ -93,10 +94,13 @@ describe('sharedFor', () => {
   });
 });
 
+/** No database besides the service's own. */
+const NO_DATABASES = { all: () => [] } as unknown as NamedDatabases;
+
 describe('Metrics', () => {
   it('reads the queue gauges from StatsService on scrape, once for all of them and for a burst of scrapes', async () => {
     const source = stats();
-    const metrics = new Metrics(source);
+    const metrics = new Metrics(source, NO_DATABASES);
     const scrapes = await Promise.all(Array.from({ length: 20 }, () => metrics.registry.metrics()));
     assert.equal(source.calls, 1);
     const text = scrapes[19];
@@ -110,7 +114,10 @@ describe('Metrics', () => {
 
   it('shows NaN in the queue gauges, neither stale values nor 0, while the database does not answer, and still serves the rest', async () => {
     let fail = false;
-    const metrics = new Metrics(stats(async () => (fail ? Promise.reject(new Error('connection refused')) : QUEUE)));
+    const metrics = new Metrics(
+      stats(async () => (fail ? Promise.reject(new Error('connection refused')) : QUEUE)),
+      NO_DATABASES,
+    );
     assert.equal(sample(await metrics.registry.metrics(), 'batch_outbox_backlog'), 7);
     fail = true;
     await new Promise((resolve) => setTimeout(resolve, 1050)); // past the cache
@@ -127,8 +134,8 @@ describe('Metrics', () => {
   });
 
   it('keeps a registry per instance, so that two apps in one process do not clash', async () => {
-    const a = new Metrics(stats());
-    const b = new Metrics(stats());
+    const a = new Metrics(stats(), NO_DATABASES);
+    const b = new Metrics(stats(), NO_DATABASES);
     a.chunkFailures.inc();
     assert.equal(sample(await a.registry.metrics(), 'batch_chunk_failures_total'), 1);
     assert.equal(sample(await b.registry.metrics(), 'batch_chunk_failures_total'), 0);
@@ -137,7 +144,7 @@ describe('Metrics', () => {
 
 describe('metrics listeners', () => {
   it('count created operations by target and type: /metrics needs no key, so it names no client', async () => {
-    const metrics = new Metrics(stats());
+    const metrics = new Metrics(stats(), NO_DATABASES);
     const created = (target: string, type: OperationType) => ({ target, type });
     new MetricsIngestListener(metrics).afterCreate([
       created('public.a', 'insert'),
@@ -151,7 +158,7 @@ describe('metrics listeners', () => {
   });
 
   it('count settled operations by status and target, and observe chunk duration and size', async () => {
-    const metrics = new Metrics(stats());
+    const metrics = new Metrics(stats(), NO_DATABASES);
     const listener = new MetricsChunkListener(metrics);
     const a = operation('1', 'public.a', 'booking');
     const b = operation('2', 'public.a', 'billing');
@@ -177,7 +184,7 @@ describe('metrics listeners', () => {
   });
 
   it('count statements and their fallbacks, and time them', async () => {
-    const metrics = new Metrics(stats());
+    const metrics = new Metrics(stats(), NO_DATABASES);
     const listener = new MetricsChunkListener(metrics);
     const plan: StatementPlan = {
       table: targetTable('public.a', []),

@@ -5,6 +5,7 @@ import { ClientEntity } from '../../entities';
 import { BatchError } from '../batch-error';
 import type { PoolClient } from 'pg';
 import { Database, numberArray } from '../storage/database';
+import { databaseOf } from '../storage/named-databases';
 import type { Grants } from '../../interfaces/chunk.interfaces';
 import { CLIENT_LOCK_SPACE, lockClient, lockTargets } from '../storage/advisory-locks';
 import { afterPosition } from '../storage/streams';
@@ -27,10 +28,19 @@ export class AuthenticatedClient {
   }
 }
 
-/** A grant is `*`, a canonical `schema.table`, or a bare table name in any allowed schema. */
+/**
+ * A grant is `*` (every table of every database), or a table of one database (`main`, the service's own, where the
+ * grant names none): `database:*` (all of its tables), a canonical `schema.table`, or a bare table name in any of its
+ * allowed schemas.
+ */
 function granted(grants: string[], table: string): boolean {
-  const bare = table.slice(table.indexOf('.') + 1);
-  return grants.some((grant) => grant === '*' || grant === table || grant === bare);
+  const { database, local } = databaseOf(table);
+  const bare = local.slice(local.indexOf('.') + 1);
+  return grants.some((grant) => {
+    if (grant === '*') return true;
+    const granting = databaseOf(grant);
+    return granting.database === database && [local, bare, '*'].includes(granting.local);
+  });
 }
 
 /** Admins may write all targets. */

@@ -4,7 +4,11 @@ import type { SourceTable, TargetTable } from '../../interfaces/catalog.interfac
 import type { JobParameters } from '../../interfaces/job.interfaces';
 import { BatchError, invalidField } from '../batch-error';
 import { CatalogService } from '../storage/catalog.service';
-import { Database, quoteIdent } from '../storage/database';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { Database, quoteIdent, quoteLiteral } from '../storage/database';
+import { databaseOf, MAIN, NamedDatabases } from '../storage/named-databases';
 import { isConcurrencyConflict, isConnectionError, sqlState } from '../storage/database-error';
 import {
   BatchJob,
@@ -47,7 +51,8 @@ const INTEGER_TYPES = ['smallint', 'integer', 'bigint'];
 /**
  * The built-in `copy` job (docs/jobs.md#copy): rows of a source table or view into a target table, in chunks
  * ordered by a unique key, the rows never leaving PostgreSQL: each chunk is one `INSERT … SELECT … WHERE key > $last
- * ORDER BY key LIMIT n` (upserts `ON CONFLICT … DO UPDATE`), committed with the position. A chunk the target refuses
+ * ORDER BY key LIMIT n` (upserts `ON CONFLICT … DO UPDATE`), committed with the position; from another database
+ * (BATCH_DATABASES), a COPY from there into here (copyAcross), committed with the position here. A chunk the target refuses
  * is split in halves down to the rows it refuses, each skipped as the `skipLimit` option allows. The key range is cut
  * into `partitions` ranges (integer keys) that any workers copy side by side.
  */
@@ -61,10 +66,15 @@ export class CopyJob implements JobProvider {
   constructor(
     private readonly db: Database,
     private readonly catalog: CatalogService,
+    private readonly databases: NamedDatabases,
   ) {
     this.definition = job('copy')
-      .describe('Copies rows of a table or view into a target table inside PostgreSQL, in chunks ordered by a key')
-      .parameter('source', { type: 'string', required: true, description: 'the table or view read (`schema.table`)' })
+      .describe('Copies rows of a table or view into a target table, in chunks ordered by a key')
+      .parameter('source', {
+        type: 'string',
+        required: true,
+        description: 'the table or view read (`[database:]schema.table`)',
+      })
       .parameter('target', { type: 'string', required: true, description: 'the table written (`schema.table`)' })
       .parameter('mode', MODE)
       .parameter('conflictKey', CONFLICT_KEY)
@@ -90,7 +100,7 @@ export class CopyJob implements JobProvider {
       .grants(async (parameters) => {
         const [source, target] = [String(parameters.source), String(parameters.target)];
         const read = (await this.catalog.source(source))?.name ?? source;
-        const written = (await this.catalog.find(target))?.name ?? target;
+        const written = (await this.catalog.find(databaseOf(target).local))?.name ?? target;
         return { reads: [read], writes: [written], given: { [read]: source, [written]: target } };
       })
       .validate((parameters) => this.validate(parameters))
@@ -116,12 +126,15 @@ export class CopyJob implements JobProvider {
     await this.keyValue(plan, to, 'to');
     if (plan.source.isView) await this.checkViewKey(plan, from, to);
     if (from !== null && to !== null) {
-      const [{ inverted }] = await this.db.query<{ inverted: boolean }>(
+      const [{ inverted }] = await this.read<{ inverted: boolean }>(
+        plan,
         `SELECT $1::${plan.keyType} > $2::${plan.keyType} AS inverted`,
         [from, to],
       );
       if (inverted) throw invalidField('from', 'is greater than to');
     }
+    // rows of another database are checked by the target as each chunk is copied (mappedColumns found the columns)
+    if (plan.source.database !== MAIN) return;
     const statement = chunkStatement(plan, from, to, 1);
     await this.db.query(`EXPLAIN ${statement.text}`, statement.values).catch((error: unknown) => {
       throw new BatchError(
@@ -149,14 +162,11 @@ export class CopyJob implements JobProvider {
   /** A key bound (`name`) as a value of the key column's type, written as PostgreSQL writes it; null stays null. */
   private async keyValue(plan: CopyPlan, bound: string | null, name: string): Promise<string | null> {
     if (bound === null) return null;
-    const [{ value }] = await this.db
-      .query<{ value: string }>(`SELECT $1::${plan.keyType}::text AS value`, [bound])
-      .catch((error: unknown) => {
-        throw invalidField(
-          name,
-          `is not a value of the key column's type ${plan.keyType}: ${(error as Error).message}`,
-        );
-      });
+    const [{ value }] = await this.read<{ value: string }>(plan, `SELECT $1::${plan.keyType}::text AS value`, [
+      bound,
+    ]).catch((error: unknown) => {
+      throw invalidField(name, `is not a value of the key column's type ${plan.keyType}: ${(error as Error).message}`);
+    });
     return value;
   }
 
@@ -167,7 +177,8 @@ export class CopyJob implements JobProvider {
   private async checkViewKey(plan: CopyPlan, from: string | null, to: string | null): Promise<void> {
     const key = quoteIdent(plan.key);
     const { where, values } = range(plan, from, to);
-    const [{ nulls, repeated }] = await this.db.query<{ nulls: boolean; repeated: boolean }>(
+    const [{ nulls, repeated }] = await this.read<{ nulls: boolean; repeated: boolean }>(
+      plan,
       `SELECT EXISTS (SELECT FROM ${sourceName(plan)} WHERE ${key} IS NULL) AS nulls,
               EXISTS (SELECT FROM ${sourceName(plan)} ${where} GROUP BY ${key} HAVING count(*) > 1) AS repeated`,
       values,
@@ -182,7 +193,10 @@ export class CopyJob implements JobProvider {
 
   /** The tables and columns a launch names, resolved in the catalog; the contract's error for each that is not there. */
   private async planOf(parameters: JobParameters): Promise<CopyPlan> {
-    const target = await this.catalog.find(String(parameters.target));
+    const { database, local } = databaseOf(String(parameters.target));
+    if (database !== MAIN)
+      throw invalidField('target', `is in the database "${database}": a copy writes into the service's own (main)`);
+    const target = await this.catalog.find(local);
     if (!target) throw new BatchError('UNKNOWN_TARGET', `No target table ${String(parameters.target)}`);
     const source = await this.catalog.source(String(parameters.source));
     if (!source) throw new BatchError('UNKNOWN_TARGET', `No source table or view ${String(parameters.source)}`);
@@ -236,7 +250,8 @@ export class CopyJob implements JobProvider {
     const count = Number(run.options.partitions);
     if (count === 1 || !INTEGER_TYPES.includes(plan.keyType)) return whole;
     const { where, values } = range(plan, from, to);
-    const [keys] = await this.db.query<{ least: string | null; greatest: string | null }>(
+    const [keys] = await this.read<{ least: string | null; greatest: string | null }>(
+      plan,
       `SELECT min(${quoteIdent(plan.key)})::text AS least, max(${quoteIdent(plan.key)})::text AS greatest
          FROM ${sourceName(plan)} ${where}`,
       values,
@@ -265,7 +280,8 @@ export class CopyJob implements JobProvider {
   /** The rows of the source in a key range. */
   private async rowsIn(plan: CopyPlan, after: string | null, to: string | null): Promise<number> {
     const { where, values } = range(plan, after, to);
-    const [{ total }] = await this.db.query<{ total: number }>(
+    const [{ total }] = await this.read<{ total: number }>(
+      plan,
       `SELECT count(*)::float8 AS total FROM ${sourceName(plan)} ${where}`,
       values,
     );
@@ -281,6 +297,71 @@ export class CopyJob implements JobProvider {
     step.context.done = Number(step.context.done ?? 0) + part.read;
     step.progress(Number(step.context.done), Number(step.context.total ?? 0) || null, 'rows');
     return part.read < size ? 'FINISHED' : 'CONTINUABLE';
+  }
+
+  /** A statement reading the source, in its database (`tx`: the chunk's transaction, where that is main). */
+  private async read<T>(plan: CopyPlan, sql: string, values: unknown[], tx?: PoolClient): Promise<T[]> {
+    if (plan.source.database !== MAIN) return this.databases.query<T>(plan.source.database, sql, values);
+    return tx ? (await tx.query(sql, values)).rows : this.db.query<T>(sql, values);
+  }
+
+  /**
+   * A chunk from a source in another database: the `limit`-th key after `after` read there (or, past the last such
+   * key, the range's greatest), then the rows up to it streamed by `COPY (SELECT …) TO STDOUT` there into `COPY …
+   * FROM STDIN` here (into a temporary table first, for an upsert's `INSERT … ON CONFLICT`), in the chunk's
+   * transaction, which commits the position with the rows. The count and the position are the source's.
+   */
+  private async copyAcross(
+    tx: PoolClient,
+    plan: CopyPlan,
+    after: string | null,
+    to: string | null,
+    limit: number,
+  ): Promise<CopiedPart> {
+    const key = quoteIdent(plan.key);
+    const { where, values } = range(plan, after, to);
+    const source = `${sourceName(plan)} ${where}`;
+    const [{ last }] = await this.read<{ last: string | null }>(
+      plan,
+      `SELECT coalesce((SELECT ${key} FROM ${source} ORDER BY ${key} OFFSET $${values.length + 1} - 1 LIMIT 1),
+                       (SELECT ${key} FROM ${source} ORDER BY ${key} DESC LIMIT 1))::text AS last`,
+      [...values, limit],
+    );
+    if (last === null) return { read: 0, written: 0, last: null };
+    // COPY takes no parameters: the bounds as literals of the key's type
+    const bound = (value: string) => `${quoteLiteral(value)}::${plan.keyType}`;
+    const rows =
+      `SELECT ${plan.columns.map(([, column]) => quoteIdent(column)).join(', ')} FROM ${sourceName(plan)} ` +
+      `WHERE ${after === null ? '' : `${key} > ${bound(after)} AND `}${key} <= ${bound(last)} ORDER BY ${key}`;
+    const written = plan.columns.map(([column]) => quoteIdent(column)).join(', ');
+    const target = `${quoteIdent(plan.target.schema)}.${quoteIdent(plan.target.table)}`;
+    const into = plan.conflictKey ? 'pg_temp.batch_copy_rows' : target;
+    if (plan.conflictKey)
+      await tx.query(
+        `CREATE TEMPORARY TABLE IF NOT EXISTS batch_copy_rows (LIKE ${target}) ON COMMIT DROP; TRUNCATE ${into}`,
+      );
+    const reader = await this.databases.connect(plan.source.database);
+    let read = 0;
+    try {
+      const out = reader.query(copyTo(`COPY (${rows}) TO STDOUT`));
+      const counted = new Transform({
+        transform(data: Buffer, _, done) {
+          for (let at = data.indexOf(10); at >= 0; at = data.indexOf(10, at + 1)) read += 1;
+          done(null, data);
+        },
+      });
+      const copy = tx.query(copyFrom(`COPY ${into} (${written}) FROM STDIN`));
+      await pipeline(out, counted, copy);
+    } catch (error) {
+      reader.release(true); // it may be in the middle of its COPY
+      throw error;
+    }
+    reader.release();
+    if (!plan.conflictKey) return { read, written: read, last };
+    const { rowCount } = await tx.query(
+      `INSERT INTO ${target} (${written}) SELECT ${written} FROM ${into} ${upsertClause(plan)}`,
+    );
+    return { read, written: rowCount ?? 0, last };
   }
 
   /**
@@ -300,8 +381,10 @@ export class CopyJob implements JobProvider {
     await underSavepoint(
       tx,
       async () => {
-        const { rows } = await tx.query<CopiedPart>(chunkStatement(plan, after, to, limit));
-        copied = rows[0];
+        copied =
+          plan.source.database === MAIN
+            ? (await tx.query<CopiedPart>(chunkStatement(plan, after, to, limit))).rows[0]
+            : await this.copyAcross(tx, plan, after, to, limit);
       },
       (error) => (failure = error),
     );
@@ -317,9 +400,11 @@ export class CopyJob implements JobProvider {
     step.counts.rollbackCount += 1;
     if (limit === 1) {
       const { where, values } = range(plan, after, to);
-      const { rows } = await tx.query<{ key: string }>(
+      const rows = await this.read<{ key: string }>(
+        plan,
         `SELECT ${quoteIdent(plan.key)}::text AS key FROM ${sourceName(plan)} ${where} ORDER BY ${quoteIdent(plan.key)} LIMIT 1`,
         values,
+        tx,
       );
       skip(step, failure, `${plan.key} = ${rows[0].key}`, {}, 'write');
       step.counts.readCount += 1;
@@ -399,16 +484,7 @@ function chunkStatement(
   const source = `${sourceName(plan)} ${where}`;
   const read = plan.columns.map(([, column], i) => `${quoteIdent(column)} AS c${i}`).join(', ');
   const written = plan.columns.map(([column]) => quoteIdent(column)).join(', ');
-  let upsert = '';
-  if (plan.conflictKey) {
-    // in order of the key, so that of two rows with one conflict key the later one wins, as one at a time would
-    const updated = plan.columns.filter(([column]) => !plan.conflictKey!.includes(column));
-    upsert = `ON CONFLICT (${plan.conflictKey.map(quoteIdent).join(', ')}) ${
-      updated.length
-        ? `DO UPDATE SET ${updated.map(([c]) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}`
-        : 'DO NOTHING'
-    }`;
-  }
+  const upsert = upsertClause(plan);
   const target = `${quoteIdent(plan.target.schema)}.${quoteIdent(plan.target.table)}`;
   const last = `coalesce((SELECT k FROM nth), (SELECT ${key} FROM ${source} ORDER BY ${key} DESC LIMIT 1))`;
   const text = `
@@ -421,6 +497,17 @@ function chunkStatement(
              AS read,
            (SELECT count(*) FROM written)::int AS written, ${last}::text AS last`;
   return { text, values: [...values, limit] };
+}
+
+/** An upsert's `ON CONFLICT` clause (none for inserts). */
+function upsertClause(plan: CopyPlan): string {
+  if (!plan.conflictKey) return '';
+  const updated = plan.columns.filter(([column]) => !plan.conflictKey!.includes(column));
+  return `ON CONFLICT (${plan.conflictKey.map(quoteIdent).join(', ')}) ${
+    updated.length
+      ? `DO UPDATE SET ${updated.map(([c]) => `${quoteIdent(c)} = EXCLUDED.${quoteIdent(c)}`).join(', ')}`
+      : 'DO NOTHING'
+  }`;
 }
 
 function unknownColumn(table: string, column: string): BatchError {

@@ -4,6 +4,7 @@ import type Redis from 'ioredis';
 import type { Observable } from 'rxjs';
 import { AppConfig } from '../../config/app-config';
 import { Database } from '../storage/database';
+import { NamedDatabases } from '../storage/named-databases';
 import { OutboxRelay } from '../outbox/outbox-relay.service';
 import { RedisService } from '../storage/redis.service';
 
@@ -39,6 +40,27 @@ export class DatabaseHealthIndicator {
     } catch (error) {
       return indicator.down({ message: (error as Error).message });
     }
+  }
+}
+
+/**
+ * The databases of BATCH_DATABASES, each `up` or `down` as its last check found it (NamedDatabases checks them every
+ * 10 s): optional, for a database that does not answer stalls only what is read from or written to it.
+ */
+@Injectable()
+export class NamedDatabasesHealthIndicator {
+  constructor(
+    private readonly indicators: HealthIndicatorService,
+    private readonly databases: NamedDatabases,
+  ) {}
+
+  /** Null when BATCH_DATABASES names none. */
+  check(key: 'databases'): HealthIndicatorResult<'databases'> | null {
+    const all = this.databases.all();
+    if (all.length === 0) return null;
+    const states = Object.fromEntries(all.map(({ name, up }) => [name, up ? 'up' : 'down']));
+    const indicator = this.indicators.check(key);
+    return all.every(({ up }) => up) ? indicator.up(states) : indicator.down(states);
   }
 }
 

@@ -1,4 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { NamedDatabases } from '../storage/named-databases';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ChunkListener, ChunkSummary, StatementPlan } from '../../interfaces/chunk.interfaces';
 import { IngestListener, StoredOperation } from '../../interfaces/ingest.interfaces';
@@ -131,8 +132,17 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(stats: StatsService) {
+  constructor(stats: StatsService, databases: NamedDatabases) {
     collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'batch_database_up',
+      help: 'Whether each database of BATCH_DATABASES answered its last check (1) or not (0), by database',
+      labelNames: ['database'],
+      registers: [this.registry],
+      collect(this: Gauge<string>) {
+        for (const { name, up } of databases.all()) this.set({ database: name }, up ? 1 : 0);
+      },
+    });
     const queue = sharedFor(QUEUE_STATS_TTL_MS, () => stats.queue(null));
     const logger = this.logger;
     const fromQueue = (read: (gauge: Gauge<string>, stats: QueueStats) => void) =>

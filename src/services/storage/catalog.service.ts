@@ -2,6 +2,8 @@ import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config';
 import type { SourceTable, TargetTable } from '../../interfaces/catalog.interfaces';
 import { Database } from './database';
+import { BatchError } from '../batch-error';
+import { databaseOf, MAIN, NamedDatabases } from './named-databases';
 
 interface ColumnRow {
   schema: string;
@@ -16,6 +18,16 @@ interface ColumnRow {
   has_default: boolean;
   generated_always: boolean;
   enum_labels: string[] | null;
+}
+
+interface SourceRow {
+  schema: string;
+  table: string;
+  column: string;
+  cast_type: string;
+  key: string | null;
+  unique_keys: string[];
+  is_view: boolean;
 }
 
 interface KeyRow {
@@ -110,6 +122,7 @@ export class CatalogService implements OnApplicationBootstrap {
   constructor(
     private readonly db: Database,
     private readonly config: AppConfig,
+    private readonly databases: NamedDatabases,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -133,23 +146,33 @@ export class CatalogService implements OnApplicationBootstrap {
     return target;
   }
 
-  /** A table or view of BATCH_SOURCE_SCHEMAS (`table` or `schema.table`), read from the catalog as it is now. */
+  /**
+   * A table or view a copy may read, read from the catalog as it is now: `[database:][schema.]table`, in the schemas
+   * of BATCH_SOURCE_SCHEMAS (the service's own database, `main`) or of its database's `sourceSchemas`; null when there
+   * is none there. An unknown database is UNKNOWN_TARGET, named.
+   */
   async source(name: string): Promise<SourceTable | null> {
-    const dot = name.indexOf('.');
-    const [schema, table] = dot < 0 ? [null, name] : [name.slice(0, dot), name.slice(dot + 1)];
-    const rows = await this.db.query<{
-      schema: string;
-      table: string;
-      column: string;
-      cast_type: string;
-      key: string | null;
-      unique_keys: string[];
-      is_view: boolean;
-    }>(SOURCE_SQL, [this.config.sourceSchemas, schema, table]);
+    const { database, local } = databaseOf(name);
+    const named = database === MAIN ? null : this.databases.get(database);
+    if (database !== MAIN && !named)
+      throw new BatchError(
+        'UNKNOWN_TARGET',
+        `Unknown database "${database}" (BATCH_DATABASES names no such database)`,
+        {
+          database,
+        },
+      );
+    const dot = local.indexOf('.');
+    const [schema, table] = dot < 0 ? [null, local] : [local.slice(0, dot), local.slice(dot + 1)];
+    const params = [named?.sourceSchemas ?? this.config.sourceSchemas, schema, table];
+    const rows = named
+      ? await this.databases.query<SourceRow>(database, SOURCE_SQL, params)
+      : await this.db.query<SourceRow>(SOURCE_SQL, params);
     if (rows.length === 0) return null;
     const found = rows.filter((row) => row.schema === rows[0].schema);
     return {
-      name: `${rows[0].schema}.${rows[0].table}`,
+      name: `${database === MAIN ? '' : `${database}:`}${rows[0].schema}.${rows[0].table}`,
+      database,
       schema: rows[0].schema,
       table: rows[0].table,
       columns: new Map(found.map((row) => [row.column, row.cast_type])),

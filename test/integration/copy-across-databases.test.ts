@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Client } from 'pg';
+import { BatchError } from '../../src/services/batch-error';
+import { ClientService } from '../../src/services/access/client.service';
+import { Jobs, startJobs } from '../support/jobs-app';
+import { dbClientConfig, SHARED_DB } from '../support/shared-services';
+import { dropDatabase, uniqueName } from '../support/test-database';
+
+const ORDERS = `(id bigint PRIMARY KEY, customer text, total numeric(10,2) CHECK (total >= 0), note text)`;
+
+/**
+ * `copy` from a table of another database (BATCH_DATABASES) into the service's own: streamed from there by COPY, its
+ * position committed with the rows here, so that every row arrives once, through failures and restarts.
+ */
+describe('copy from another database (BATCH_DATABASES)', () => {
+  const legacyName = uniqueName('legacy');
+  let legacy: Client;
+  let jobs: Jobs;
+
+  before(async () => {
+    const admin = new Client(dbClientConfig('postgres'));
+    await admin.connect();
+    await admin.query(`CREATE DATABASE "${legacyName}"`);
+    await admin.end();
+    legacy = new Client(dbClientConfig(legacyName));
+    await legacy.connect();
+    await legacy.query(`
+      CREATE TABLE orders ${ORDERS};
+      INSERT INTO orders SELECT g, 'customer ' || g, g / 100.0,
+             CASE g % 4 WHEN 0 THEN NULL WHEN 1 THEN E'tab\\there, new\\nline' WHEN 2 THEN 'back\\slash ☃' ELSE '' END
+        FROM generate_series(1, 2500) g;`);
+    const url = `postgres://${SHARED_DB.user}:${encodeURIComponent(String(SHARED_DB.password ?? ''))}@${SHARED_DB.host}:${SHARED_DB.port}/${legacyName}`;
+    jobs = await startJobs({ targets: ['*'], sources: ['legacy:*'] }, [], {
+      BATCH_DATABASES: JSON.stringify({ legacy: url }),
+    });
+    await jobs.db.query(`CREATE TABLE orders ${ORDERS}; CREATE TABLE kept ${ORDERS};`);
+  });
+  after(async () => {
+    await jobs?.close();
+    await legacy?.end();
+    await dropDatabase(legacyName);
+  });
+
+  async function copy(parameters: Record<string, unknown>, options: Record<string, number> = {}) {
+    const launched = await jobs.operator.launch(jobs.client, 'copy', parameters, { chunkSize: 300, ...options });
+    await jobs.runAll();
+    return jobs.execution(launched.id);
+  }
+
+  /** The rows of a table, as one text, in the source's database or the service's. */
+  async function contents(where: 'legacy' | 'main', table: string): Promise<string> {
+    const sql = `SELECT md5(string_agg(t::text, '|' ORDER BY id)) AS digest, count(*)::int AS rows FROM ${table} t`;
+    const [row] = where === 'legacy' ? (await legacy.query(sql)).rows : await jobs.db.query(sql);
+    return `${row.rows} rows, ${row.digest}`;
+  }
+
+  it('copies every row once, the values as they are there, in chunks over partitions', async () => {
+    const done = await copy({ source: 'legacy:public.orders', target: 'orders' }, { partitions: 3 });
+    assert.equal(done.status, 'COMPLETED', JSON.stringify(done.exitStatus));
+    const read = done.steps.reduce((sum, step) => sum + step.readCount, 0);
+    assert.equal(read, 2500);
+    assert.equal(await contents('main', 'orders'), await contents('legacy', 'orders'));
+  });
+
+  it('upserts: rows that are there already updated, the others inserted', async () => {
+    await jobs.db.query(`INSERT INTO kept SELECT g, 'old', 0, 'old' FROM generate_series(1, 2500, 2) g`);
+    const done = await copy({ source: 'legacy:orders', target: 'main:public.kept', mode: 'upsert' });
+    assert.equal(done.status, 'COMPLETED', JSON.stringify(done.exitStatus));
+    assert.equal(await contents('main', 'kept'), await contents('legacy', 'orders'));
+  });
+
+  it('a row the target refuses fails the copy at its chunk; a restart after the fix goes on without a row twice', async () => {
+    await jobs.db.query(`TRUNCATE orders`);
+    await legacy.query(
+      `ALTER TABLE orders DROP CONSTRAINT orders_total_check; UPDATE orders SET total = -1 WHERE id = 1000`,
+    );
+    const failed = await copy({ source: 'legacy:public.orders', target: 'orders', runId: 'restart' });
+    assert.equal(failed.status, 'FAILED');
+    assert.equal((await jobs.db.query(`SELECT count(*)::int AS n FROM orders`))[0].n, 900, 'the chunks before it');
+    await legacy.query(`UPDATE orders SET total = 10 WHERE id = 1000`);
+    const restarted = await jobs.operator.restart(jobs.client, failed.id);
+    await jobs.runAll();
+    const done = await jobs.execution(restarted.id);
+    assert.equal(done.status, 'COMPLETED', JSON.stringify(done.exitStatus));
+    assert.equal(await contents('main', 'orders'), await contents('legacy', 'orders'));
+  });
+
+  it('with a skip limit, the refused row is skipped alone and named', async () => {
+    await jobs.db.query(`TRUNCATE orders`);
+    await legacy.query(`UPDATE orders SET total = -1 WHERE id = 1234`);
+    const done = await copy({ source: 'legacy:public.orders', target: 'orders', runId: 'skip' }, { skipLimit: 1 });
+    assert.equal(done.exitStatus?.code, 'COMPLETED_WITH_SKIPS');
+    assert.deepEqual(
+      [done.steps[0].readCount, done.steps[0].writeCount, done.steps[0].writeSkipCount],
+      [2500, 2499, 1],
+    );
+    const rejects = await jobs.operator.rejects(jobs.client, done.id);
+    assert.equal(rejects.items[0].record, 'id = 1234');
+    await legacy.query(`UPDATE orders SET total = 12.34 WHERE id = 1234`);
+  });
+
+  it('refuses an unknown database, a target in another database, and a source the client is not granted', async () => {
+    await assert.rejects(
+      jobs.operator.launch(jobs.client, 'copy', { source: 'nowhere:orders', target: 'orders' }, {}),
+      (error: BatchError) => error.code === 'UNKNOWN_TARGET' && /nowhere/.test(error.message),
+    );
+    await assert.rejects(
+      jobs.operator.launch(jobs.client, 'copy', { source: 'legacy:orders', target: 'legacy:orders' }, {}),
+      (error: BatchError) => error.code === 'VALIDATION_FAILED' && /target/.test(error.message),
+    );
+    const clients = jobs.app.get(ClientService);
+    const created = await clients.create({ name: 'main-only', targets: ['*'], sources: ['orders', 'main:*'] });
+    const mainOnly = (await clients.authenticate(created.apiKey))!;
+    await assert.rejects(
+      jobs.operator.launch(mainOnly, 'copy', { source: 'legacy:orders', target: 'orders' }, {}),
+      (error: BatchError) => error.code === 'FORBIDDEN' && /legacy:orders/.test(error.message),
+    );
+  });
+});
