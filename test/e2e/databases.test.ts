@@ -13,7 +13,7 @@ type Health = { status: string; details: Record<string, Record<string, unknown>>
 async function databaseAppearsOn(port: number): Promise<Server> {
   const sockets = new Set<Socket>();
   const relay = createServer((client) => {
-    const upstream = connect(SHARED_DB.port, SHARED_DB.host);
+    const upstream = connect(Number(SHARED_DB.port), SHARED_DB.host ?? '127.0.0.1');
     for (const socket of [client, upstream]) {
       sockets.add(socket);
       socket.on('error', () => undefined).on('close', () => sockets.delete(socket));
