@@ -8,7 +8,7 @@ import type { Figure } from './report';
 import { BenchService } from './service';
 import { TABLE } from './target';
 import { dbClientConfig } from '../test/support/shared-services';
-import { dropDatabase, uniqueName } from '../test/support/test-database';
+import { createDatabase, dropDatabase, uniqueName } from '../test/support/test-database';
 
 /** Polls an execution (every 20 ms) until `done` says so. */
 async function until(
@@ -38,10 +38,7 @@ export async function benchJobs(options: { rows: number; rate: number }): Promis
     BATCH_DATABASES: JSON.stringify({ legacy: `postgres://${user}@${host}:${port}/${legacy}` }),
   });
   const { db } = service;
-  const source = new Client(dbClientConfig('postgres'));
-  await source.connect();
-  await source.query(`CREATE DATABASE "${legacy}"`);
-  await source.end();
+  await createDatabase(legacy);
   const legacyDb = new Client(dbClientConfig(legacy));
   await legacyDb.connect();
   try {

@@ -1,30 +1,19 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { connect, createServer, Server, Socket } from 'node:net';
+import type { Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { Client } from 'pg';
-import { dbClientConfig, SHARED_DB } from '../support/shared-services';
-import { dropDatabase, uniqueName } from '../support/test-database';
-import { eventually, freePort, http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
+import { SHARED_DB } from '../support/shared-services';
+import { createDatabase, dropDatabase, uniqueName } from '../support/test-database';
+import {
+  eventually,
+  freePort,
+  http,
+  relayTo,
+  serviceEnv,
+  ServiceProcess,
+  startService,
+} from '../support/service-process';
 
 type Health = { status: string; details: Record<string, Record<string, unknown>> };
-
-/** A TCP relay from `port` to the shared PostgreSQL: a database "appears" there when it listens. */
-async function databaseAppearsOn(port: number): Promise<Server> {
-  const sockets = new Set<Socket>();
-  const relay = createServer((client) => {
-    const upstream = connect(Number(SHARED_DB.port), SHARED_DB.host ?? '127.0.0.1');
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('error', () => undefined).on('close', () => sockets.delete(socket));
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  relay.on('close', () => sockets.forEach((socket) => socket.destroy()));
-  relay.listen(port, '127.0.0.1');
-  await once(relay, 'listening');
-  return relay;
-}
 
 /**
  * The databases of BATCH_DATABASES as an operator sees them (built service): each up or down in /health and the
@@ -38,10 +27,7 @@ describe('other databases: reported, retried, never stopping the service (built 
   let port: number;
 
   before(async () => {
-    const admin = new Client(dbClientConfig('postgres'));
-    await admin.connect();
-    await admin.query(`CREATE DATABASE "${legacyName}"`);
-    await admin.end();
+    await createDatabase(legacyName);
     port = await freePort();
     const user = `${SHARED_DB.user}:${encodeURIComponent(String(SHARED_DB.password ?? ''))}`;
     service = await startService(
@@ -85,7 +71,7 @@ describe('other databases: reported, retried, never stopping the service (built 
   });
 
   it('is tried again, and up once it answers', async () => {
-    relay = await databaseAppearsOn(port);
+    relay = await relayTo(port, SHARED_DB.host ?? '127.0.0.1', Number(SHARED_DB.port));
     await eventually(async () => ((await health()).details.databases?.status === 'up' ? true : undefined), 25_000);
     assert.deepEqual(await gauge(), [
       'batch_database_up{database="legacy"} 1',

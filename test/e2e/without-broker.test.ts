@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, connect, Server, Socket } from 'node:net';
+import type { Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { BatchServiceClient, IOperationsSettledEvent, SettledEventsConsumer } from '../../src/client';
 import { brokerAddress } from '../../src/development-services';
@@ -10,6 +9,7 @@ import {
   eventually,
   freePort,
   http,
+  relayTo,
   RMQ_URL,
   serviceEnv,
   ServiceProcess,
@@ -22,22 +22,10 @@ type Health = {
   details: Record<string, { status: string; optional?: boolean; message?: string }>;
 };
 
-/** A TCP relay from `port` to the tests' broker: the broker "appears" on that port when it listens. */
-async function brokerAppearsOn(port: number): Promise<Server> {
+/** The tests' broker "appears" on `port` when the relay listens. */
+function brokerAppearsOn(port: number): Promise<Server> {
   const broker = brokerAddress(RMQ_URL);
-  const sockets = new Set<Socket>();
-  const relay = createServer((client) => {
-    const upstream = connect(broker.port, broker.host);
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('error', () => undefined).on('close', () => sockets.delete(socket));
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  relay.on('close', () => sockets.forEach((socket) => socket.destroy()));
-  relay.listen(port, '127.0.0.1');
-  await once(relay, 'listening');
-  return relay;
+  return relayTo(port, broker.host, broker.port);
 }
 
 /**

@@ -5,7 +5,7 @@ import { BatchError } from '../../src/services/batch-error';
 import { ClientService } from '../../src/services/access/client.service';
 import { Jobs, startJobs } from '../support/jobs-app';
 import { dbClientConfig, SHARED_DB } from '../support/shared-services';
-import { dropDatabase, uniqueName } from '../support/test-database';
+import { createDatabase, dropDatabase, uniqueName } from '../support/test-database';
 
 const ORDERS = `(id bigint PRIMARY KEY, customer text, total numeric(10,2) CHECK (total >= 0), note text)`;
 
@@ -19,10 +19,7 @@ describe('copy from another database (BATCH_DATABASES)', () => {
   let jobs: Jobs;
 
   before(async () => {
-    const admin = new Client(dbClientConfig('postgres'));
-    await admin.connect();
-    await admin.query(`CREATE DATABASE "${legacyName}"`);
-    await admin.end();
+    await createDatabase(legacyName);
     legacy = new Client(dbClientConfig(legacyName));
     await legacy.connect();
     await legacy.query(`

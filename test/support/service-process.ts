@@ -2,7 +2,7 @@ import { connect } from 'amqplib';
 import { ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect as netConnect, createServer, Server, Socket } from 'node:net';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { deadLetterQueue } from '../../src/controllers/rpc-server';
@@ -183,4 +183,21 @@ export async function eventually<T>(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** A TCP relay from `port` to `host:to`: a server "appears" on that port when it listens; closing it cuts every link. */
+export async function relayTo(port: number, host: string, to: number): Promise<Server> {
+  const sockets = new Set<Socket>();
+  const relay = createServer((client) => {
+    const upstream = netConnect(to, host);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => undefined).on('close', () => sockets.delete(socket));
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  relay.on('close', () => sockets.forEach((socket) => socket.destroy()));
+  relay.listen(port, '127.0.0.1');
+  await once(relay, 'listening');
+  return relay;
 }

@@ -54,3 +54,14 @@ export async function dropDatabase(name: string, env: Record<string, string> = {
     await admin.end();
   }
 }
+
+/** Creates an empty database `name` on the shared server (a second database of a test's own; dropDatabase drops it). */
+export async function createDatabase(name: string): Promise<void> {
+  const admin = new Client(dbClientConfig('postgres'));
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE "${name}"`);
+  } finally {
+    await admin.end();
+  }
+}
