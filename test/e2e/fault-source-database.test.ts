@@ -49,6 +49,8 @@ describe(
     });
 
     after(async () => {
+      // a service that exited: what it said last
+      if (service && service.process.exitCode !== null) console.error(service.logs().slice(-4000));
       await db?.close();
       await service?.destroy();
       await legacy?.destroy();

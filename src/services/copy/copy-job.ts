@@ -340,9 +340,8 @@ export class CopyJob implements JobProvider {
       await tx.query(
         `CREATE TEMPORARY TABLE IF NOT EXISTS batch_copy_rows (LIKE ${target}) ON COMMIT DROP; TRUNCATE ${into}`,
       );
-    const reader = await this.databases.connect(plan.source.database);
     let read = 0;
-    try {
+    await this.databases.using(plan.source.database, async (reader) => {
       const out = reader.query(copyTo(`COPY (${rows}) TO STDOUT`));
       const counted = new Transform({
         transform(data: Buffer, _, done) {
@@ -350,13 +349,8 @@ export class CopyJob implements JobProvider {
           done(null, data);
         },
       });
-      const copy = tx.query(copyFrom(`COPY ${into} (${written}) FROM STDIN`));
-      await pipeline(out, counted, copy);
-    } catch (error) {
-      reader.release(true); // it may be in the middle of its COPY
-      throw error;
-    }
-    reader.release();
+      await pipeline(out, counted, tx.query(copyFrom(`COPY ${into} (${written}) FROM STDIN`)));
+    });
     if (!plan.conflictKey) return { read, written: read, last };
     const { rowCount } = await tx.query(
       `INSERT INTO ${target} (${written}) SELECT ${written} FROM ${into} ${upsertClause(plan)}`,

@@ -80,9 +80,23 @@ export class NamedDatabases implements OnApplicationBootstrap, OnApplicationShut
     return rows as T[];
   }
 
-  /** A connection of `name`'s pool, released by the caller. */
-  connect(name: string): Promise<PoolClient> {
-    return this.require(name).pool.connect();
+  /**
+   * `work` on a connection of `name`'s pool, given back after it (closed where `work` failed: it may be in the middle
+   * of a COPY). A connection that dies meanwhile (the server stopped) fails `work`, never the process.
+   */
+  async using<T>(name: string, work: (connection: PoolClient) => Promise<T>): Promise<T> {
+    const connection = await this.require(name).pool.connect();
+    const died = (error: Error) => this.logger.warn(`database ${name}: ${error.message}`);
+    connection.on('error', died);
+    let failed = true;
+    try {
+      const result = await work(connection);
+      failed = false;
+      return result;
+    } finally {
+      connection.off('error', died);
+      connection.release(failed);
+    }
   }
 
   /** Checks each database (`SELECT 1` within CHECK_TIMEOUT_MS); a change of state is logged. */
