@@ -52,9 +52,9 @@ const INTEGER_TYPES = ['smallint', 'integer', 'bigint'];
  * The built-in `copy` job (docs/jobs.md#copy): rows of a source table or view into a target table, in chunks
  * ordered by a unique key, the rows never leaving PostgreSQL: each chunk is one `INSERT … SELECT … WHERE key > $last
  * ORDER BY key LIMIT n` (upserts `ON CONFLICT … DO UPDATE`), committed with the position; from another database
- * (BATCH_DATABASES), a COPY from there into here (copyAcross), committed with the position here. A chunk the target refuses
- * is split in halves down to the rows it refuses, each skipped as the `skipLimit` option allows. The key range is cut
- * into `partitions` ranges (integer keys) that any workers copy side by side.
+ * (BATCH_DATABASES), a COPY from there into here (copyAcross), committed with the position here. A chunk the target
+ * refuses is split in halves down to the rows it refuses, each skipped as the `skipLimit` option allows. The key range
+ * is cut into `partitions` ranges (integer keys) that any workers copy side by side.
  */
 @Injectable()
 @BatchJob()
@@ -334,7 +334,7 @@ export class CopyJob implements JobProvider {
       `SELECT ${plan.columns.map(([, column]) => quoteIdent(column)).join(', ')} FROM ${sourceName(plan)} ` +
       `WHERE ${after === null ? '' : `${key} > ${bound(after)} AND `}${key} <= ${bound(last)} ORDER BY ${key}`;
     const written = plan.columns.map(([column]) => quoteIdent(column)).join(', ');
-    const target = `${quoteIdent(plan.target.schema)}.${quoteIdent(plan.target.table)}`;
+    const target = targetName(plan);
     const into = plan.conflictKey ? 'pg_temp.batch_copy_rows' : target;
     if (plan.conflictKey)
       await tx.query(
@@ -440,6 +440,10 @@ function sourceName(plan: CopyPlan): string {
   return `${quoteIdent(plan.source.schema)}.${quoteIdent(plan.source.table)}`;
 }
 
+function targetName(plan: CopyPlan): string {
+  return `${quoteIdent(plan.target.schema)}.${quoteIdent(plan.target.table)}`;
+}
+
 /**
  * The WHERE clause of a key range after `after` (exclusive; none: from the first) up to `to` (inclusive; none: to the
  * last), and its parameters, numbered from $1.
@@ -479,7 +483,7 @@ function chunkStatement(
   const read = plan.columns.map(([, column], i) => `${quoteIdent(column)} AS c${i}`).join(', ');
   const written = plan.columns.map(([column]) => quoteIdent(column)).join(', ');
   const upsert = upsertClause(plan);
-  const target = `${quoteIdent(plan.target.schema)}.${quoteIdent(plan.target.table)}`;
+  const target = targetName(plan);
   const last = `coalesce((SELECT k FROM nth), (SELECT ${key} FROM ${source} ORDER BY ${key} DESC LIMIT 1))`;
   const text = `
     WITH nth AS (SELECT ${key} AS k FROM ${source} ORDER BY ${key} OFFSET $${values.length + 1} - 1 LIMIT 1),
@@ -493,7 +497,10 @@ function chunkStatement(
   return { text, values: [...values, limit] };
 }
 
-/** An upsert's `ON CONFLICT` clause (none for inserts). */
+/**
+ * An upsert's `ON CONFLICT` clause (none for inserts). Its rows go in in order of the key, so that of two rows with one
+ * conflict key the later one wins, as one at a time would.
+ */
 function upsertClause(plan: CopyPlan): string {
   if (!plan.conflictKey) return '';
   const updated = plan.columns.filter(([column]) => !plan.conflictKey!.includes(column));

@@ -13,7 +13,7 @@ export class StatementApplier {
    * Runs one statement; returns null when each of its operations affected one row, else the rows each affected, in
    * order, its runs taken apart (eachOperation).
    */
-  async apply(tx: PoolClient, plan: StatementPlan): Promise<number[] | null> {
+  private async apply(tx: PoolClient, plan: StatementPlan): Promise<number[] | null> {
     const statement = targetStatement(plan);
     const result = await tx.query<{ ops: string[] | null }>(statement.sql, statement.params);
     const changed = statement.everyRow ? null : result.rows[0].ops;
@@ -26,9 +26,10 @@ export class StatementApplier {
   /**
    * One statement under a savepoint; when it fails with an error of its data (not one `failsChunk` says fails the
    * chunk as a whole, which is thrown), rolled back and applied in parts down to its failing operations (applyInParts;
-   * an operation alone fails with the statement's error). Errors are the operations' (operationError). Returns each operation's outcome in order (a run's kept whole
-   * where the statement went through), the statement's error (null when it went through), and how many statements the
-   * parts took. A statement over a part, in order, gives what applying that part one at a time would, so the parts do.
+   * an operation alone fails with the statement's error). Returns each operation's outcome in order (a run's kept
+   * whole where the statement went through; errors as operationError gives them), the statement's error (null when it
+   * went through), and how many statements the parts took. A statement over a part, in order, gives what applying
+   * that part one at a time would, so the parts do.
    */
   async applyOrSettle(
     tx: PoolClient,
@@ -65,7 +66,10 @@ export class StatementApplier {
    * the database (batch.apply_in_parts, one round trip): each operation's outcome in order (its runs taken apart), and
    * how many statements that took. An error that fails the chunk as a whole (ChunkRetryPolicy) is thrown.
    */
-  async applyInParts(tx: PoolClient, plan: StatementPlan): Promise<{ outcomes: PartOutcome[]; statements: number }> {
+  private async applyInParts(
+    tx: PoolClient,
+    plan: StatementPlan,
+  ): Promise<{ outcomes: PartOutcome[]; statements: number }> {
     const statement = targetStatement(plan);
     const operations = new Map(plan.operations.flatMap(eachOperation).map((op) => [op.id, op]));
     const { rows } = await tx.query<{

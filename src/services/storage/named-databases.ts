@@ -44,6 +44,7 @@ export class NamedDatabases implements OnApplicationBootstrap, OnApplicationShut
         connectionString: database.url,
         max: database.poolSize,
         ...POOL_SETTINGS,
+        // unlike the service's own, opened as used: a database a copy read once keeps no connection open
         idleTimeoutMillis: 30_000,
         application_name: 'batch-service',
       });
