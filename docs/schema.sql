@@ -732,6 +732,32 @@ $function$
 COMMENT ON FUNCTION batch.array_literal(value jsonb, json_elements boolean) IS 'A JSON array as a PostgreSQL array literal, for the chunks'' statements that read array values from the stored JSON.';
 
 -- =====================================================================================================================
+-- Other databases: chunks between their commits there and here
+-- =====================================================================================================================
+
+CREATE TABLE batch.queue (
+  id uuid NOT NULL DEFAULT gen_random_uuid(),
+  single boolean NOT NULL DEFAULT true,
+  CONSTRAINT queue_single_check CHECK (single),
+  CONSTRAINT queue_pkey PRIMARY KEY (single)
+);
+COMMENT ON TABLE batch.queue IS 'This queue''s id, which the ledgers of other databases key its chunks by.';
+
+CREATE TABLE batch.prepared_chunks (
+  id bigint NOT NULL,
+  database text NOT NULL,
+  targets text[] NOT NULL,
+  operations int8multirange NOT NULL,
+  claimed text NOT NULL,
+  worker text NOT NULL,
+  attempts integer NOT NULL DEFAULT 0,
+  prepared_at timestamp with time zone NOT NULL DEFAULT now(),
+  lease_until timestamp with time zone NOT NULL,
+  CONSTRAINT prepared_chunks_pkey PRIMARY KEY (id)
+);
+COMMENT ON TABLE batch.prepared_chunks IS 'Chunks for targets in another database between their commits: claimed here, applied there with a ledger row, settled here (which deletes the row). Their targets are not claimed and their operations not cancelled meanwhile; a chunk whose lease ran out is finished by any worker, from the ledger where it was applied.';
+
+-- =====================================================================================================================
 -- Notifications (outbox): written with what they report, published by the relay
 -- =====================================================================================================================
 

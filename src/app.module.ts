@@ -21,6 +21,8 @@ import { ChunkPlanner } from './services/engine/chunk-planner.service';
 import { ChunkClaimer } from './services/engine/chunk-claimer.service';
 import { ChunkStep } from './services/engine/chunk-step.service';
 import { ChunkRepository } from './services/engine/chunk-repository';
+import { PreparedChunks } from './services/engine/prepared-chunks';
+import { TargetLedgers } from './services/storage/target-ledger';
 import { StatementApplier } from './services/engine/statement-applier.service';
 import { ClientService } from './services/access/client.service';
 import { ClientChanges } from './services/access/client-changes';
@@ -141,6 +143,8 @@ const QUEUE: Provider[] = [
     useFactory: (...listeners: ChunkListener[]) => new ChunkListeners(listeners),
   },
   ChunkRepository,
+  PreparedChunks,
+  TargetLedgers,
   ChunkStep,
   RetentionService,
   MetricsIngestListener,

@@ -51,6 +51,8 @@ export abstract class AppConfig {
     maxStatementBytes: number;
     retryLimit: number;
     lockTimeoutMs: number;
+    /** How long a worker holds a chunk for another database between its commits before any worker may finish it. */
+    leaseMs: number;
   }>;
   readonly outboxIntervalMs: number;
   readonly jobs: Readonly<{
@@ -207,6 +209,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxStatementBytes: integer(env, 'BATCH_STATEMENT_MAX_BYTES', 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
       retryLimit: integer(env, 'BATCH_CHUNK_RETRY_LIMIT', 3, 0, 100),
       lockTimeoutMs: integer(env, 'BATCH_LOCK_TIMEOUT', 1000, 0, 3_600_000),
+      leaseMs: integer(env, 'BATCH_CHUNK_LEASE_MS', 60_000, 1000, 3_600_000),
     },
     outboxIntervalMs: integer(env, 'BATCH_OUTBOX_INTERVAL', 100, 1, 3_600_000),
     jobs: {

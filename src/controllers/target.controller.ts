@@ -13,7 +13,10 @@ class TargetColumnDto {
 }
 
 class TargetDto {
-  @ApiProperty({ example: 'public.reservations' }) name: string;
+  @ApiProperty({ example: 'public.reservations', description: '`database:schema.table` outside the main database' })
+  name: string;
+  @ApiProperty({ example: 'main', description: "`main` (the service's own) or a name of BATCH_DATABASES" })
+  database: string;
   @ApiProperty({ type: [TargetColumnDto] }) columns: TargetColumnDto[];
   @ApiProperty({ type: [String], nullable: true }) primaryKey: string[] | null;
   @ApiProperty({ type: 'array', items: { type: 'array', items: { type: 'string' } } }) uniqueKeys: string[][];
@@ -35,6 +38,7 @@ export class TargetController {
       .filter((t) => client.mayWrite(t.name))
       .map((t) => ({
         name: t.name,
+        database: t.database,
         columns: [...t.columns.values()].map((c) => ({
           name: c.name,
           type: c.sqlType,

@@ -19,8 +19,10 @@ export interface TargetColumn {
 }
 
 export interface TargetTable {
-  /** Canonical `schema.table`. */
+  /** Canonical `schema.table`, `database:schema.table` in a database other than the service's own. */
   name: string;
+  /** `main` (the service's own) or a name of BATCH_DATABASES. */
+  database: string;
   schema: string;
   table: string;
   columns: Map<string, TargetColumn>;

@@ -66,6 +66,11 @@ export interface StatementPlan {
    * `batch.operations` when absent, a job writer's items staged in a temporary table otherwise.
    */
   source?: string;
+  /**
+   * The schema of the writer's functions (`array_literal`, `apply_in_parts`, …) in the target's database: the queue's
+   * `batch` when absent, `batch_ledger` in another database.
+   */
+  helpers?: string;
 }
 
 /** What a chunk's planning gives: statements to run in order, and operations refused before any statement. */

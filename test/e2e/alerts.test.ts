@@ -202,7 +202,11 @@ describe('job alerts (built service, a webhook on this machine)', () => {
     assert.equal(completed.status, 'COMPLETED');
     const failed = await copy(nightly, 'first');
     assert.equal(failed.status, 'FAILED', JSON.stringify(failed.exitStatus));
-    await eventually(async () => (webhook.to('/flaky').some((c) => c.answered === 200) ? true : undefined), 30_000);
+    // The service records the delivery once the answer reaches it, a moment after the webhook has answered.
+    const delivered = await eventually(async () => {
+      const rows = await deliveries('nightly-failures');
+      return rows.some((row) => row.delivered) ? rows : undefined;
+    }, 30_000);
 
     const calls = webhook.to('/flaky');
     assert.deepEqual(
@@ -222,7 +226,7 @@ describe('job alerts (built service, a webhook on this machine)', () => {
     );
     assert.match(body.text, new RegExp(`^Job copy, execution ${failed.id} of client nightly, ended FAILED: `));
     assert.match(body.text, /source public\.src, target public\.dst, mode upsert, runId first; \d+ read/);
-    assert.deepEqual(await deliveries('nightly-failures'), [
+    assert.deepEqual(delivered, [
       { execution_id: failed.id, attempts: 3, delivered: true, failed: false, last_error: 'answered 500' },
     ]);
     const [listed] = await alerts();

@@ -54,7 +54,7 @@ describe('retention (real PostgreSQL)', () => {
     await t.db.query(`UPDATE batch.chunks SET ended_at = now() - interval '25 hours'`);
 
     const deleted = await t.get(RetentionService).purge();
-    assert.deepEqual(deleted, { operations: 2501, requests: 6, outbox: 1, executions: 1, importFiles: 0 });
+    assert.deepEqual(deleted, { operations: 2501, requests: 6, outbox: 1, executions: 1, importFiles: 0, ledgers: 0 });
     const left = await t.db.query<{ id: string; status: string }>(
       'SELECT id, status FROM batch.operation_states ORDER BY id',
     );
@@ -90,6 +90,7 @@ describe('retention (real PostgreSQL)', () => {
       outbox: 0,
       executions: 0,
       importFiles: 0,
+      ledgers: 0,
     });
     const [{ payload }] = await t.db.query<{ payload: string }>(
       `SELECT payload FROM batch.outbox WHERE sent_at IS NULL ORDER BY id DESC LIMIT 1`,

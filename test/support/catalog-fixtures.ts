@@ -26,6 +26,7 @@ export function targetTable(
   const [schema, table] = name.split('.');
   return {
     name,
+    database: 'main',
     schema,
     table,
     columns: new Map(columns.map((c) => [c.name, c])),

@@ -111,6 +111,7 @@ describe('loadConfig: valid values', () => {
       BATCH_STATEMENT_MAX_BYTES: '65536',
       BATCH_CHUNK_RETRY_LIMIT: '5',
       BATCH_LOCK_TIMEOUT: '2500',
+      BATCH_CHUNK_LEASE_MS: '15000',
       BATCH_NOT_BEFORE_MAX_DAYS: '30',
     });
     assert.equal(config.nodeEnv, 'production');
@@ -144,6 +145,7 @@ describe('loadConfig: valid values', () => {
       maxStatementBytes: 65_536,
       retryLimit: 5,
       lockTimeoutMs: 2500,
+      leaseMs: 15000,
     });
     assert.equal(config.limits.notBeforeMaxDays, 30);
   });

@@ -8,6 +8,7 @@ import { afterPosition } from '../storage/streams';
 import { splitRun } from '../storage/id-runs';
 import { CatalogService } from '../storage/catalog.service';
 import { keysVersion } from '../ingest/row-identity';
+import { databaseOf, MAIN, NamedDatabases } from '../storage/named-databases';
 
 /** Scheduled operations made due per claim at most; more are made due by the next ones. */
 const PROMOTIONS = 10_000;
@@ -18,7 +19,8 @@ const PROMOTIONS = 10_000;
  * operation of each target (a loose index scan of the deferred set's due index: one descent per target). Scheduled
  * operations whose time has come are made due first (their targets are among those returned; the claim, a statement
  * of its own, sees them due), and the id horizon is taken (see ChunkClaimer); held targets are left out, but for one
- * held behind a lock on its table that is gone (ChunkRepository.deferTargets).
+ * held behind a lock on its table that is gone (ChunkRepository.deferTargets), and so are targets of a chunk prepared
+ * for another database and not settled yet (PreparedChunks).
  */
 export const TARGETS_SQL = `
   WITH RECURSIVE
@@ -49,7 +51,8 @@ export const TARGETS_SQL = `
      ORDER BY target, priority DESC, id)
   SELECT (SELECT id FROM horizon) AS horizon, heads.target, heads.failures, h.chunk_size
     FROM heads LEFT JOIN batch.holds h ON h.target = heads.target
-   WHERE h.until IS NULL OR h.until <= now() OR (h.locked_relation IS NOT NULL AND NOT ${LOCKED_ELSEWHERE('h.locked_relation')})
+   WHERE (h.until IS NULL OR h.until <= now() OR (h.locked_relation IS NOT NULL AND NOT ${LOCKED_ELSEWHERE('h.locked_relation')}))
+     AND NOT EXISTS (SELECT FROM batch.prepared_chunks p WHERE heads.target = ANY (p.targets))
    ORDER BY heads.priority DESC, heads.id`;
 
 /**
@@ -80,26 +83,10 @@ function withinBudget(lines: string | null, targets: string[], share: number): C
   let target = -1;
   let bytes = 0;
   for (const line of lines === null ? [] : lines.split('\n')) {
-    const [id, count, clientId, index, priority, attempts, failures, size, shape, identity, chars, deferred, ids] =
-      line.split('\t');
-    const n = Number(index);
+    const claimed = claimedOf(line, targets);
+    const n = targets.indexOf(claimed.target);
     if (n !== target) [target, bytes] = [n, 0];
-    else if (bytes >= share && ids === '') continue;
-    const claimed: ClaimedOperation = {
-      id,
-      count: Number(count),
-      clientId,
-      target: targets[n - 1],
-      shape,
-      identity: identity === '' ? null : identity,
-      priority: Number(priority),
-      attempts: Number(attempts),
-      failures: Number(failures),
-      bytes: Number(size),
-      chars: Number(chars),
-      deferred: deferred === 't',
-    };
-    if (ids !== '') claimed.ids = ids.slice(1, -1).split(',');
+    else if (bytes >= share && !claimed.ids) continue;
     const [taken] =
       bytes + claimed.bytes > share && !claimed.ids
         ? splitRun(claimed, Math.ceil(((share - bytes) * claimed.count) / claimed.bytes))
@@ -108,6 +95,55 @@ function withinBudget(lines: string | null, targets: string[], share: number): C
     operations.push(taken);
   }
   return operations;
+}
+
+/** An operation as a line of CLAIM_TEXT_SQL's text: its target by its place (from 1) in `targets`. */
+function claimedOf(line: string, targets: string[]): ClaimedOperation {
+  const [id, count, clientId, index, priority, attempts, failures, size, shape, identity, chars, deferred, ids] =
+    line.split('\t');
+  const claimed: ClaimedOperation = {
+    id,
+    count: Number(count),
+    clientId,
+    target: targets[Number(index) - 1],
+    shape,
+    identity: identity === '' ? null : identity,
+    priority: Number(priority),
+    attempts: Number(attempts),
+    failures: Number(failures),
+    bytes: Number(size),
+    chars: Number(chars),
+    deferred: deferred === 't',
+  };
+  if (ids !== '') claimed.ids = ids.slice(1, -1).split(',');
+  return claimed;
+}
+
+/** A chunk's operations as CLAIM_TEXT_SQL gives them, for a prepared chunk to keep (claimedChunk reads them back). */
+export function claimedText(chunk: ClaimedOperation[]): { targets: string[]; lines: string } {
+  const targets = [...new Set(chunk.map((operation) => operation.target))];
+  const lines = chunk.map((op) =>
+    [
+      op.id,
+      op.count,
+      op.clientId,
+      targets.indexOf(op.target) + 1,
+      op.priority,
+      op.attempts,
+      op.failures,
+      op.bytes,
+      op.shape,
+      op.identity ?? '',
+      op.chars,
+      op.deferred ? 't' : 'f',
+      op.ids ? `{${op.ids.join(',')}}` : '',
+    ].join('\t'),
+  );
+  return { targets, lines: lines.join('\n') };
+}
+
+export function claimedChunk(targets: string[], lines: string): ClaimedOperation[] {
+  return lines.split('\n').map((line) => claimedOf(line, targets));
 }
 
 /**
@@ -122,6 +158,8 @@ function withinBudget(lines: string | null, targets: string[], share: number): C
  *   what the claim reads is what committed before (a cancel, say); targets locked elsewhere are left.
  * - What a chunk reads is taken when it is recorded, in the same transaction (ChunkRepository.recordChunk): its streams'
  *   positions move past what it took from them, and what it took from the deferred set leaves it.
+ * - A chunk applies operations of one database (BATCH_DATABASES; the service's own is `main`): databases take turns,
+ *   and one found down is passed over, its operations left pending until it answers again.
  * - A target whose first operation was in a chunk that failed as a whole is claimed alone, as many operations as its
  *   hold says (the retry policy's: retried whole, then split); such chunks take turns with the other targets'
  *   chunks, so that those keep flowing while it is worked out.
@@ -129,10 +167,12 @@ function withinBudget(lines: string | null, targets: string[], share: number): C
 @Injectable()
 export class ChunkClaimer {
   private lastWasSuspect = false;
+  private lastDatabase: string | null = null;
 
   constructor(
     private readonly config: AppConfig,
     private readonly catalog: CatalogService,
+    private readonly databases: NamedDatabases,
   ) {}
 
   /** Claims up to `limit` pending operations in order of application, locked for this transaction. */
@@ -143,9 +183,11 @@ export class ChunkClaimer {
       failures: number;
       chunk_size: number | null;
     }>({ name: 'chunk-targets', text: TARGETS_SQL });
-    if (targets.length === 0) return [];
-    const suspect = targets.find((t) => t.failures > 0);
-    const healthy = targets.filter((t) => t.failures === 0);
+    const database = this.nextDatabase(targets.map((t) => databaseOf(t.target).database));
+    if (database === null) return [];
+    const ofDatabase = targets.filter((t) => databaseOf(t.target).database === database);
+    const suspect = ofDatabase.find((t) => t.failures > 0);
+    const healthy = ofDatabase.filter((t) => t.failures === 0);
     this.lastWasSuspect = suspect !== undefined && (healthy.length === 0 || !this.lastWasSuspect);
     const claims = this.lastWasSuspect
       ? [{ target: suspect!.target, cap: Math.min(limit, suspect!.chunk_size ?? limit) }]
@@ -158,6 +200,20 @@ export class ChunkClaimer {
       values: [names, claims.map((c) => c.cap), targets[0].horizon, limit, await this.roundsVersions(names), share],
     });
     return withinBudget(rows[0].lines, names, share);
+  }
+
+  /**
+   * The database this chunk is for, of those whose targets have operations to take (`databases`, in order of their
+   * first operations): another than the last chunk's where there is one, so that databases take turns; never one that
+   * was found down (its operations wait for it) or that BATCH_DATABASES no longer names. Null where none is left.
+   */
+  private nextDatabase(databases: string[]): string | null {
+    const usable = [...new Set(databases)].filter(
+      (name) => name === MAIN || (this.databases.get(name) !== undefined && this.databases.get(name)!.up !== false),
+    );
+    const next = usable.find((name) => name !== this.lastDatabase) ?? usable[0] ?? null;
+    this.lastDatabase = next;
+    return next;
   }
 
   /**

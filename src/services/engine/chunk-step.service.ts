@@ -1,7 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import { AppConfig } from '../../config/app-config';
-import { ChunkListeners, ClaimedOperation, OperationOutcome, StatementPlan } from '../../interfaces/chunk.interfaces';
+import {
+  ChunkListeners,
+  ChunkPlan,
+  ClaimedOperation,
+  Grants,
+  OperationOutcome,
+  StatementPlan,
+} from '../../interfaces/chunk.interfaces';
 import { Database } from '../storage/database';
 import { ClientService } from '../access/client.service';
 import {
@@ -22,6 +29,13 @@ import { ChunkClaimer } from './chunk-claimer.service';
 import { ChunkPlanner } from './chunk-planner.service';
 import { ChunkRetryPolicy, DataErrorSkipPolicy, ExponentialBackOffPolicy } from './chunk-policies';
 import { StatementApplier } from './statement-applier.service';
+import { PreparedChunk, PreparedChunks } from './prepared-chunks';
+import { AppliedChunk, appliedFromLedger, ledgerOutcomes, planElsewhere, stageOperations } from './other-database';
+import { databaseOf, MAIN, NamedDatabases } from '../storage/named-databases';
+import { LedgerUnavailable, TargetLedgers } from '../storage/target-ledger';
+import { transactionOn } from '../storage/pg-client';
+import { lockTargets } from '../storage/advisory-locks';
+import { killPoint } from '../kill-points';
 
 export interface ChunkResult {
   chunkId: string | null;
@@ -36,6 +50,9 @@ export class FailureLimitExceeded extends EngineError {
     super(`skip limit ${limit} exceeded; last error: ${publicReason(cause)}`, { cause });
   }
 }
+
+/** How often a worker looks for chunks for other databases left between their commits. */
+const UNFINISHED_CHECK_MS = 1000;
 
 /** Deferred constraints are checked per statement, so that their violations fail one operation, not the commit. */
 const DEFERRED_CONSTRAINTS_PER_STATEMENT = 'SET CONSTRAINTS ALL IMMEDIATE';
@@ -54,6 +71,7 @@ const DEFERRED_CONSTRAINTS_PER_STATEMENT = 'SET CONSTRAINTS ALL IMMEDIATE';
  */
 @Injectable()
 export class ChunkStep {
+  private unfinishedCheckAt = 0;
   constructor(
     private readonly db: Database,
     private readonly config: AppConfig,
@@ -66,41 +84,40 @@ export class ChunkStep {
     private readonly chunkRepository: ChunkRepository,
     private readonly listeners: ChunkListeners,
     private readonly clients: ClientService,
+    private readonly databases: NamedDatabases,
+    private readonly preparedChunks: PreparedChunks,
+    private readonly ledgers: TargetLedgers,
   ) {}
 
-  /** Runs a chunk of up to `limit` operations; throws only when the database could not be reached (or the claim failed). */
+  /**
+   * Runs a chunk of up to `limit` operations; throws only when the queue's database could not be reached (or the claim
+   * failed). A chunk for another database is prepared here, and finished by finishElsewhere; one whose worker stopped
+   * between its commits is finished first, by whoever finds it.
+   */
   async execute(limit = this.config.poll.limit): Promise<ChunkResult> {
     const startedAt = new Date();
+    const unfinished = await this.unfinishedElsewhere();
+    if (unfinished) return this.finishElsewhere(unfinished, startedAt, limit);
     let chunk: ClaimedOperation[] = [];
-    const held: HeldTarget[] = [];
+    let held: HeldTarget[] = [];
+    const prepared: { chunk?: PreparedChunk } = {};
+    let summary;
     try {
       // Every round trip counts: under load each wait for a reply also waits its turn in the event loop.
-      const summary = await this.db.transaction(async (tx) => {
+      summary = await this.db.transaction(async (tx) => {
         chunk = await this.claimer.claim(tx, limit);
         if (chunk.length === 0) return null;
-        const clientIds = [...new Set(chunk.map((operation) => operation.clientId))];
-        const plan = await this.planner.plan(chunk, await this.clients.grantsNow(tx, clientIds));
-        const outcomes: OperationOutcome[] = [...plan.filtered];
-        const steps: StepRecord[] = [];
-        // Each target under a savepoint of its own, the one before released as the next is taken; the lock timeout
-        // holds from the first (the claim's waits are its own).
-        let savepoint = `SET LOCAL lock_timeout = ${this.config.poll.lockTimeoutMs}; SAVEPOINT target`;
-        for (const statements of byTarget(plan.statements)) {
-          await tx.query(savepoint);
-          savepoint = 'RELEASE SAVEPOINT target; SAVEPOINT target';
-          const conflict = await this.applyTarget(tx, statements, outcomes, steps);
-          if (conflict) held.push(conflict);
+        const { database } = databaseOf(chunk[0].target);
+        if (database !== MAIN) {
+          prepared.chunk = await this.preparedChunks.prepare(tx, database, chunk);
+          return null;
         }
-        if (outcomes.length === 0) return null; // every target held back
-        const record = { startedAt, read: settledCount(outcomes), filtered: plan.filtered.length, steps, outcomes };
+        const applied = await this.applyPlan(tx, await this.planner.plan(chunk, await this.grants(tx, chunk)));
+        held = applied.held;
+        if (applied.outcomes.length === 0) return null; // every target held back
+        const record = { startedAt, read: settledCount(applied.outcomes), ...applied };
         return { ...record, chunkId: await this.chunkRepository.recordChunk(tx, record) };
       }, DEFERRED_CONSTRAINTS_PER_STATEMENT);
-      for (const { operations, error } of held) await this.failChunk(startedAt, operations, error);
-      if (summary) for (const listener of this.listeners.all) listener.afterChunk?.(summary);
-      const read = operationCount(chunk);
-      const bytes = chunk.reduce((sum, op) => sum + op.bytes, 0);
-      const full = read > 0 && (read >= limit || bytes * 2 >= this.config.poll.maxChunkBytes);
-      return { chunkId: summary?.chunkId ?? null, read, full };
     } catch (error) {
       const read = operationCount(chunk);
       for (const listener of this.listeners.all) listener.afterChunkError?.(error, read);
@@ -111,6 +128,118 @@ export class ChunkStep {
       }
       return this.failChunk(startedAt, chunk, error);
     }
+    if (prepared.chunk) return this.finishElsewhere(prepared.chunk, startedAt, limit);
+    for (const { operations, error } of held) await this.failChunk(startedAt, operations, error);
+    if (summary) for (const listener of this.listeners.all) listener.afterChunk?.(summary);
+    return { chunkId: summary?.chunkId ?? null, read: operationCount(chunk), full: this.isFull(chunk, limit) };
+  }
+
+  /**
+   * A chunk for another database whose worker stopped between its commits (its lease ran out), or whose database
+   * failed it a while ago: now this worker's to finish. Looked for at most every UNFINISHED_CHECK_MS, in databases
+   * that answer.
+   */
+  private async unfinishedElsewhere(): Promise<PreparedChunk | null> {
+    const databases = this.databases.all().filter((database) => database.up !== false);
+    if (databases.length === 0 || Date.now() < this.unfinishedCheckAt) return null;
+    const found = await this.preparedChunks.takeOver(databases.map((database) => database.name));
+    this.unfinishedCheckAt = found ? 0 : Date.now() + UNFINISHED_CHECK_MS;
+    return found;
+  }
+
+  /**
+   * A chunk prepared for another database, applied there and settled here. Where its database cannot be reached it
+   * stays prepared (its targets not claimed, its operations pending) and is tried again after a back-off, by any
+   * worker; where it fails as a whole, it is given up and its operations count the failure as a chunk here does.
+   */
+  private async finishElsewhere(prepared: PreparedChunk, startedAt: Date, limit: number): Promise<ChunkResult> {
+    const { chunk } = prepared;
+    const read = operationCount(chunk);
+    let applied: AppliedChunk;
+    try {
+      applied = await this.applyElsewhere(prepared);
+    } catch (error) {
+      for (const listener of this.listeners.all) listener.afterChunkError?.(error, read);
+      if (isConnectionError(error) || error instanceof LedgerUnavailable) {
+        if (isConnectionError(error)) this.databases.markDown(prepared.database, error);
+        const delayMs = backOffMs(this.config.poll.intervalMs, prepared.attempts + 1);
+        await this.preparedChunks.postpone(prepared, delayMs);
+        await this.chunkRepository
+          .recordFailure(startedAt, read, error, `database ${prepared.database}: to be retried in ${delayMs} ms`)
+          .catch(() => undefined);
+        return { chunkId: null, read, full: false };
+      }
+      const result = await this.failChunk(startedAt, chunk, error);
+      await this.preparedChunks.drop(prepared);
+      return result;
+    }
+    killPoint('between-commits'); // applied there, not settled here: the fault test's point
+    const summary = await this.db.transaction(async (tx) => {
+      await lockTargets(tx, [...new Set(chunk.map((operation) => operation.target))]);
+      if (!(await this.preparedChunks.drop(prepared, tx)) || applied.outcomes.length === 0) return null;
+      const record = { startedAt, read: settledCount(applied.outcomes), ...applied };
+      return { ...record, chunkId: await this.chunkRepository.recordChunk(tx, record) };
+    });
+    for (const { operations, error } of applied.held) await this.failChunk(startedAt, operations, error);
+    if (summary) for (const listener of this.listeners.all) listener.afterChunk?.(summary);
+    return { chunkId: summary?.chunkId ?? null, read, full: this.isFull(chunk, limit) };
+  }
+
+  /**
+   * The chunk applied in its database, in one transaction there with its ledger row: its operations staged from the
+   * queue, its plan (grants as the queue reads them now) applied as here. Where the ledger already has the chunk (its
+   * worker stopped after that commit), the outcomes are read from there, and nothing is applied again.
+   */
+  private async applyElsewhere({ id, database, chunk }: PreparedChunk): Promise<AppliedChunk> {
+    await this.ledgers.ensure(database).catch((error: Error) => {
+      throw new LedgerUnavailable(database, error);
+    });
+    const plan = await this.db.transaction(async (tx) => this.planner.plan(chunk, await this.grants(tx, chunk)));
+    const applied = await this.databases.using(database, (connection) =>
+      transactionOn(
+        connection,
+        async (tx) => {
+          if (!(await this.ledgers.take(tx, id))) return null;
+          await stageOperations(this.db, tx, chunk);
+          const result = await this.applyPlan(tx, planElsewhere(plan));
+          await this.ledgers.record(tx, id, ledgerOutcomes(result));
+          return result;
+        },
+        DEFERRED_CONSTRAINTS_PER_STATEMENT,
+      ),
+    );
+    return applied ?? appliedFromLedger((await this.ledgers.find(database, id))!.outcomes, chunk);
+  }
+
+  /** The chunk took as much as it could: there may be more at once. */
+  private isFull(chunk: ClaimedOperation[], limit: number): boolean {
+    const read = operationCount(chunk);
+    const bytes = chunk.reduce((sum, op) => sum + op.bytes, 0);
+    return read > 0 && (read >= limit || bytes * 2 >= this.config.poll.maxChunkBytes);
+  }
+
+  /** Who may write what, as `tx` reads the chunk's clients now (ClientService.grantsNow). */
+  private grants(tx: PoolClient, chunk: ClaimedOperation[]): Promise<Grants> {
+    return this.clients.grantsNow(tx, [...new Set(chunk.map((operation) => operation.clientId))]);
+  }
+
+  /**
+   * A chunk's plan applied in `tx` (of the targets' database): each target under a savepoint of its own, the one
+   * before released as the next is taken; the lock timeout holds from the first (the claim's waits are its own). The
+   * outcomes, the planner's refusals first; the statements' steps; the targets held back (applyTarget).
+   */
+  private async applyPlan(tx: PoolClient, plan: ChunkPlan): Promise<AppliedChunk> {
+    const outcomes: OperationOutcome[] = [...plan.filtered];
+    const steps: StepRecord[] = [];
+    const held: HeldTarget[] = [];
+    let savepoint = `SET LOCAL lock_timeout = ${this.config.poll.lockTimeoutMs}; SAVEPOINT target`;
+    for (const statements of byTarget(plan.statements)) {
+      await tx.query(savepoint);
+      savepoint = 'RELEASE SAVEPOINT target; SAVEPOINT target';
+      const conflict = await this.applyTarget(tx, statements, outcomes, steps);
+      if (conflict) held.push(conflict);
+    }
+    return { outcomes, steps, held, filtered: plan.filtered.length };
   }
 
   /**
@@ -304,10 +433,7 @@ function stepOf(plan: StatementPlan, startedAt: Date): StepRecord {
 }
 
 /** A target of a chunk whose statements met other work: its operations, left pending, and why. */
-interface HeldTarget {
-  operations: ClaimedOperation[];
-  error: unknown;
-}
+type HeldTarget = AppliedChunk['held'][number];
 
 /** A chunk's statements, target by target (the planner plans them so: each target's in order, one after another). */
 function byTarget(statements: StatementPlan[]): StatementPlan[][] {

@@ -78,7 +78,7 @@ export class StatementApplier {
       code: string | null;
       message: string | null;
       statements: number;
-    }>('SELECT * FROM batch.apply_in_parts($1, $2::bigint[], $3, $4)', [
+    }>(`SELECT * FROM ${plan.helpers ?? 'batch'}.apply_in_parts($1, $2::bigint[], $3, $4)`, [
       statement.sql,
       numberArray([...operations.keys()]),
       statement.everyRow,
@@ -100,7 +100,7 @@ export class StatementApplier {
   async applyFolded(tx: PoolClient, plans: StatementPlan[]): Promise<Set<string> | null> {
     const { sql, params } = foldedStatement(plans);
     const { rows } = await tx.query<{ folded: boolean; missed: string[] | null }>(
-      'SELECT * FROM batch.apply_folded($1, $2::bigint[], $3::bigint[], $4::int[], $5)',
+      `SELECT * FROM ${plans[0].helpers ?? 'batch'}.apply_folded($1, $2::bigint[], $3::bigint[], $4::int[], $5)`,
       [sql, ...params, CHUNK_FAILURE_SQLSTATE],
     );
     return rows[0].folded ? new Set(rows[0].missed) : null;

@@ -52,7 +52,7 @@ function input(table: TargetTable, plan: StatementPlan, fields: { name: string; 
   const columns = fields.map((f) => column(table, f.name));
   const aliases = fields.map((_, i) => `c${i + 1}`);
   const sql =
-    `SELECT ${columns.map((c, i) => `${storedValue(c, fields[i].from)} AS ${aliases[i]}`).join(', ')}, o.id AS op, o.priority ` +
+    `SELECT ${columns.map((c, i) => `${storedValue(c, fields[i].from, plan.helpers)} AS ${aliases[i]}`).join(', ')}, o.id AS op, o.priority ` +
     `FROM unnest($1::bigint[], $2::bigint[]) AS r(first_id, last_id) ` +
     `JOIN ${plan.source ?? 'batch.operations'} o ON o.id BETWEEN r.first_id AND r.last_id`;
   return { columns, params: runParams(plan.operations), sql, aliases };
@@ -65,11 +65,11 @@ const PLAN_ORDER = 'v.priority DESC, v.op';
  * A column's value read from an operation's stored JSON and cast to the column's type: JSON text for JSON columns
  * (JSON null is SQL NULL), a PostgreSQL array literal for arrays (batch.array_literal), else the value's text.
  */
-function storedValue(column: TargetColumn, from: 'values' | 'key'): string {
+function storedValue(column: TargetColumn, from: 'values' | 'key', helpers = 'batch'): string {
   const source = `o.${from === 'values' ? 'row_values' : 'row_key'}`;
   const name = quoteLiteral(column.name);
   const json = column.baseType === 'json' || column.baseType === 'jsonb';
-  if (column.isArray) return `batch.array_literal(${source}->${name}, ${json})::${column.castType}`;
+  if (column.isArray) return `${helpers}.array_literal(${source}->${name}, ${json})::${column.castType}`;
   if (json) return `nullif(${source}->${name}, 'null')::${column.castType}`;
   return `(${source}->>${name})::${column.castType}`;
 }
@@ -141,6 +141,7 @@ function updateStatement(
   const sets = plan.columns.map((_, i) => assign(rows.columns[i], `v.${rows.aliases[i]}`));
   const match = keyColumns.map((name, k) => `t.${quoteIdent(name)} = v.${rows.aliases[plan.columns.length + k]}`);
   const sql = castingEveryRow(
+    plan,
     rows.sql,
     (v) => `UPDATE ${qualifiedName(table)} AS t SET ${sets.join(', ')} FROM ${v} WHERE ${match.join(' AND ')}`,
   );
@@ -163,7 +164,8 @@ function updateStatement(
 export function foldedStatement(plans: StatementPlan[]): { sql: string; params: [string, string, string] } {
   const { table } = plans[0];
   const keys = plans[0].keyColumns!.map((name) => column(table, name));
-  const selected = keys.map((c, k) => `${storedValue(c, 'key')} AS k${k + 1}`);
+  const { helpers, source } = plans[0];
+  const selected = keys.map((c, k) => `${storedValue(c, 'key', helpers)} AS k${k + 1}`);
   const refusals: string[] = [];
   const chains = new Map<string, string>();
   plans.forEach((plan, j) => {
@@ -171,7 +173,7 @@ export function foldedStatement(plans: StatementPlan[]): { sql: string; params: 
     selected.push(`bool_or(${round}) AS p${j + 1}`);
     plan.columns.forEach((name, i) => {
       const c = column(table, name);
-      const cast = storedValue(c, 'values');
+      const cast = storedValue(c, 'values', helpers);
       const value = plan.type === 'update' && c.typmod >= 0 ? `${cast}::${c.sqlType}` : cast;
       const alias = `p${j + 1}v${i + 1}`;
       selected.push(`(array_agg(${value}) FILTER (WHERE ${round}))[1] AS ${alias}`);
@@ -192,7 +194,7 @@ export function foldedStatement(plans: StatementPlan[]): { sql: string; params: 
     `FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS s(first_id, last_id, k)`;
   const operations =
     `SELECT op.id, op.row_key, op.row_values, ($3::int[])[(s.base + op.id)::int] AS round FROM (${ranges}) s ` +
-    `JOIN batch.operations op ON op.id BETWEEN s.first_id AND s.last_id OFFSET 0`; // each id's round looked up once, not per use
+    `JOIN ${source ?? 'batch.operations'} op ON op.id BETWEEN s.first_id AND s.last_id OFFSET 0`; // each id's round looked up once, not per use
   const rows =
     `SELECT ${selected.join(', ')} FROM (${operations}) o WHERE o.round > 0 ` +
     `GROUP BY ${keys.map((_, k) => k + 1).join(', ')}`;
@@ -217,6 +219,7 @@ export function deleteStatement(table: TargetTable, plan: StatementPlan): Target
   );
   const match = keyColumns.map((name, k) => `t.${quoteIdent(name)} = v.${rows.aliases[k]}`);
   const sql = castingEveryRow(
+    plan,
     rows.sql,
     (v) => `DELETE FROM ${qualifiedName(table)} AS t USING ${v} WHERE ${match.join(' AND ')}`,
   );
@@ -240,9 +243,9 @@ const AFFECTED_OPERATIONS =
  * batch.through_key_index, which finds each row by one lookup of the key's index, and which runs the change alone
  * first: where it changes a row per operation, as nearly always, that says all (see there).
  */
-function castingEveryRow(rows: string, change: (v: string) => string): string {
+function castingEveryRow(plan: StatementPlan, rows: string, change: (v: string) => string): string {
   const exact = `WITH v AS MATERIALIZED (${rows}), changed AS (${change('v')} RETURNING v.op) ${AFFECTED_OPERATIONS}`;
-  return `SELECT batch.through_key_index(${quoteLiteral(change(`(${rows}) v`))}, ${quoteLiteral(exact)}, $1, $2) AS ops`;
+  return `SELECT ${plan.helpers ?? 'batch'}.through_key_index(${quoteLiteral(change(`(${rows}) v`))}, ${quoteLiteral(exact)}, $1, $2) AS ops`;
 }
 
 function column(table: TargetTable, name: string): TargetColumn {

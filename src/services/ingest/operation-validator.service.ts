@@ -50,12 +50,12 @@ export class OperationValidator {
         ...Object.keys(request.key ?? {}),
         ...(request.conflictKey ?? []),
       ];
-      let target = targets.get(request.target);
-      if (target === undefined || (target !== null && !hasColumns(target, columns))) {
-        target = await this.catalog.findWithColumns(request.target, columns);
-        targets.set(request.target, target);
-      }
       try {
+        let target = targets.get(request.target);
+        if (target === undefined || (target !== null && !hasColumns(target, columns))) {
+          target = await this.catalog.findWithColumns(request.target, columns);
+          targets.set(request.target, target);
+        }
         valid.push(validate(client, request, target, latestNotBefore));
       } catch (error) {
         if (error instanceof BatchError && requests.length > 1) {

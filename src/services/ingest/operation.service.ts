@@ -206,13 +206,17 @@ export class OperationService {
     return { items, nextCursor: rows.length > limit ? items[items.length - 1].id : null };
   }
 
-  /** PENDING → CANCELLED (leaving the deferred set if it is there); CONFLICT from any other state. */
+  /**
+   * PENDING → CANCELLED (leaving the deferred set if it is there); CONFLICT from any other state, and while its chunk is
+   * between its commits in another database (PreparedChunks).
+   */
   async cancel(client: AuthenticatedClient, id: string): Promise<IGetBatchOperationResponse> {
     return this.transition(
       client,
       await this.findOwned(client, id),
       'PENDING',
-      `WITH cancelled AS (SELECT id, client_id, target, attempts FROM batch.operation_states WHERE id = $1 AND status = 'PENDING'),
+      `WITH cancelled AS (SELECT id, client_id, target, attempts FROM batch.operation_states WHERE id = $1 AND status = 'PENDING'
+                            AND NOT EXISTS (SELECT FROM batch.prepared_chunks p WHERE p.operations @> $1::bigint)),
        undeferred AS (DELETE FROM batch.deferred d USING cancelled c WHERE d.id = c.id),
        counted AS (
          INSERT INTO batch.operation_counts (client_id, target, status, minute, added, removed)
@@ -263,6 +267,8 @@ export class OperationService {
       return (await tx.query(change, [id])).rows;
     });
     const current = await this.findOwned(client, id);
+    if (changed.length === 0 && current.status === from)
+      throw new BatchError('CONFLICT', `Operation ${id} is being applied in its target's database`, { status: from });
     if (changed.length === 0)
       throw new BatchError('CONFLICT', `Operation ${id} is ${current.status}, not ${from}`, { status: current.status });
     return toResponse(current);

@@ -57,7 +57,7 @@ const COLUMNS_SQL = `
     JOIN pg_type t ON t.oid = a.atttypid
     LEFT JOIN pg_type et ON t.typcategory = 'A' AND et.oid = t.typelem
     JOIN pg_type bt ON bt.oid = COALESCE(NULLIF(COALESCE(et.typbasetype, t.typbasetype), 0), et.oid, t.oid)
-   WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1) AND n.nspname <> 'batch'
+   WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1) AND n.nspname NOT IN ('batch', 'batch_ledger')
    ORDER BY n.nspname, c.relname, a.attnum`;
 
 const TABLES_SQL = `
@@ -73,7 +73,7 @@ const TABLES_SQL = `
          AS folds_row_changes
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1) AND n.nspname <> 'batch'`;
+   WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1) AND n.nspname NOT IN ('batch', 'batch_ledger')`;
 
 const KEYS_SQL = `
   SELECT n.nspname AS schema, c.relname AS table, i.indisprimary AS primary,
@@ -83,7 +83,7 @@ const KEYS_SQL = `
     JOIN pg_class c ON c.oid = i.indrelid
     JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indisvalid
-     AND c.relkind IN ('r', 'p') AND n.nspname = ANY($1) AND n.nspname <> 'batch'
+     AND c.relkind IN ('r', 'p') AND n.nspname = ANY($1) AND n.nspname NOT IN ('batch', 'batch_ledger')
    ORDER BY i.indisprimary DESC, i.indexrelid`;
 
 /**
@@ -103,7 +103,7 @@ const SOURCE_SQL = `
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-   WHERE c.relkind IN ('r', 'p', 'v', 'm') AND n.nspname = ANY ($1) AND n.nspname <> 'batch'
+   WHERE c.relkind IN ('r', 'p', 'v', 'm') AND n.nspname = ANY ($1) AND n.nspname NOT IN ('batch', 'batch_ledger')
      AND c.relname = $3 AND ($2::text IS NULL OR n.nspname = $2)
    ORDER BY array_position($1, n.nspname::text), a.attnum`;
 
@@ -115,7 +115,8 @@ const SOURCE_SQL = `
 @Injectable()
 export class CatalogService implements OnApplicationBootstrap {
   private readonly logger = new Logger(CatalogService.name);
-  private tables = new Map<string, TargetTable>();
+  /** Each database's tables by `schema.table`, as last read. */
+  private tables = new Map<string, Map<string, TargetTable>>();
   private loadedAt = 0;
   private loading: Promise<void> | null = null;
 
@@ -130,7 +131,10 @@ export class CatalogService implements OnApplicationBootstrap {
     await this.reload().catch((error: Error) => this.logger.warn(`catalog not loaded at start: ${error.message}`));
   }
 
-  /** Resolves `table` or `schema.table` to a target, or null when there is none in the allowed schemas. */
+  /**
+   * Resolves `[database:][schema.]table` to a target, or null when there is none in that database's target schemas. An
+   * unknown database is UNKNOWN_TARGET; one whose catalog was never read (it has not answered yet) UNAVAILABLE.
+   */
   async find(name: string): Promise<TargetTable | null> {
     await this.ensureFresh();
     return this.lookup(name) ?? (await this.reload(), this.lookup(name));
@@ -154,14 +158,7 @@ export class CatalogService implements OnApplicationBootstrap {
   async source(name: string): Promise<SourceTable | null> {
     const { database, local } = databaseOf(name);
     const named = database === MAIN ? null : this.databases.get(database);
-    if (database !== MAIN && !named)
-      throw new BatchError(
-        'UNKNOWN_TARGET',
-        `Unknown database "${database}" (BATCH_DATABASES names no such database)`,
-        {
-          database,
-        },
-      );
+    if (database !== MAIN && !named) throw unknownDatabase(database);
     const dot = local.indexOf('.');
     const [schema, table] = dot < 0 ? [null, local] : [local.slice(0, dot), local.slice(dot + 1)];
     const params = [named?.sourceSchemas ?? this.config.sourceSchemas, schema, table];
@@ -184,18 +181,32 @@ export class CatalogService implements OnApplicationBootstrap {
 
   async list(): Promise<TargetTable[]> {
     await this.ensureFresh();
-    return [...this.tables.values()];
+    return [...this.tables.values()].flatMap((tables) => [...tables.values()]);
   }
 
   private lookup(name: string): TargetTable | null {
-    const direct = this.tables.get(name);
+    const { database, local } = databaseOf(name);
+    const tables = this.tables.get(database);
+    if (!tables) {
+      if (database !== MAIN && !this.databases.get(database)) throw unknownDatabase(database);
+      if (database !== MAIN)
+        throw new BatchError('UNAVAILABLE', `Database "${database}" has not answered yet; try again later`, {
+          database,
+        });
+      return null;
+    }
+    const direct = tables.get(local);
     if (direct) return direct;
-    if (name.includes('.')) return null;
-    for (const schema of this.config.targetSchemas) {
-      const table = this.tables.get(`${schema}.${name}`);
+    if (local.includes('.')) return null;
+    for (const schema of this.targetSchemas(database)) {
+      const table = tables.get(`${schema}.${local}`);
       if (table) return table;
     }
     return null;
+  }
+
+  private targetSchemas(database: string): readonly string[] {
+    return database === MAIN ? this.config.targetSchemas : this.databases.get(database)!.targetSchemas;
   }
 
   private async ensureFresh(): Promise<void> {
@@ -208,23 +219,49 @@ export class CatalogService implements OnApplicationBootstrap {
     return this.loading;
   }
 
+  /**
+   * Reads the catalog of every database; one that does not answer (or was found down by its last check) keeps the
+   * tables last read from it, so that operations for it are still checked while it is away.
+   */
   private async load(): Promise<void> {
-    const schemas = this.config.targetSchemas;
-    const [columns, keys, flags] = await Promise.all([
-      this.db.query<ColumnRow>(COLUMNS_SQL, [schemas]),
-      this.db.query<KeyRow>(KEYS_SQL, [schemas]),
-      this.db.query<{ schema: string; table: string; one_row_statements: boolean; folds_row_changes: boolean }>(
-        TABLES_SQL,
-        [schemas],
+    const others = this.databases.all().filter((database) => database.up !== false);
+    const loaded = await Promise.all([
+      this.loadFrom(MAIN, (sql, params) => this.db.query(sql, params)),
+      ...others.map((database) =>
+        this.loadFrom(database.name, (sql, params) => this.databases.query(database.name, sql, params)).catch(
+          (error: Error) => {
+            this.logger.warn(`catalog of database ${database.name} not read: ${error.message}`);
+            return null;
+          },
+        ),
       ),
+    ]);
+    const tables = new Map(this.tables);
+    for (const [database, read] of loaded.filter((entry) => entry !== null)) tables.set(database, read);
+    this.tables = tables;
+    this.loadedAt = Date.now();
+  }
+
+  private async loadFrom(
+    database: string,
+    query: <T>(sql: string, params: unknown[]) => Promise<T[]>,
+  ): Promise<[string, Map<string, TargetTable>]> {
+    const schemas = this.targetSchemas(database);
+    const [columns, keys, flags] = await Promise.all([
+      query<ColumnRow>(COLUMNS_SQL, [schemas]),
+      query<KeyRow>(KEYS_SQL, [schemas]),
+      query<{ schema: string; table: string; one_row_statements: boolean; folds_row_changes: boolean }>(TABLES_SQL, [
+        schemas,
+      ]),
     ]);
     const tables = new Map<string, TargetTable>();
     for (const row of columns) {
-      const name = `${row.schema}.${row.table}`;
-      let table = tables.get(name);
+      const local = `${row.schema}.${row.table}`;
+      let table = tables.get(local);
       if (!table) {
         table = {
-          name,
+          name: targetName(database, local),
+          database,
           schema: row.schema,
           table: row.table,
           columns: new Map(),
@@ -233,7 +270,7 @@ export class CatalogService implements OnApplicationBootstrap {
           oneRowStatements: false,
           foldsRowChanges: false,
         };
-        tables.set(name, table);
+        tables.set(local, table);
       }
       table.columns.set(row.column, {
         name: row.column,
@@ -260,9 +297,22 @@ export class CatalogService implements OnApplicationBootstrap {
       table.oneRowStatements = flag.one_row_statements;
       table.foldsRowChanges = flag.folds_row_changes && !flag.one_row_statements;
     }
-    this.tables = tables;
-    this.loadedAt = Date.now();
+    return [database, tables];
   }
+}
+
+/**
+ * A table's name in full: `database:schema.table`, or `schema.table` in `main`, but for a name that holds a colon, which
+ * `main:` keeps from being read as a database's name.
+ */
+export function targetName(database: string, local: string): string {
+  return database === MAIN && !local.includes(':') ? local : `${database}:${local}`;
+}
+
+function unknownDatabase(database: string): BatchError {
+  return new BatchError('UNKNOWN_TARGET', `Unknown database "${database}" (BATCH_DATABASES names no such database)`, {
+    database,
+  });
 }
 
 /** Whether the table, as loaded, has every one of these columns. */

@@ -100,6 +100,14 @@ export class NamedDatabases implements OnApplicationBootstrap, OnApplicationShut
     }
   }
 
+  /** A database that failed a statement for want of a connection: down until its next check answers. */
+  markDown(name: string, error: unknown): void {
+    const database = this.databases.get(name);
+    if (!database || database.up === false) return;
+    database.up = false;
+    this.logger.warn(`database ${name} (${database.where}) does not answer: ${(error as Error).message}; tried again`);
+  }
+
   /** Checks each database (`SELECT 1` within CHECK_TIMEOUT_MS); a change of state is logged. */
   async checkAll(): Promise<void> {
     await Promise.all(

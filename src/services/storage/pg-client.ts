@@ -42,6 +42,23 @@ export async function inTransaction<T>(pool: Pool, work: (tx: PoolClient) => Pro
   }
 }
 
+/** Runs `work` in one transaction on `connection`, which the caller gives back; rolls back when it throws. */
+export async function transactionOn<T>(
+  connection: PoolClient,
+  work: (tx: PoolClient) => Promise<T>,
+  setup?: string,
+): Promise<T> {
+  await connection.query(setup ? `BEGIN; ${setup}` : 'BEGIN');
+  try {
+    const result = await work(connection);
+    await connection.query('COMMIT');
+    return result;
+  } catch (error) {
+    await connection.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
 /** `COPY … FROM STDIN` (the statement `copy`) of `data` in `tx`: settled once the database took it all, or refused. */
 export function copyInto(tx: PoolClient, copy: string, data: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -1,5 +1,6 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config';
+import { TargetLedgers } from './target-ledger';
 import { Database } from './database';
 import { MAX_ID } from './streams';
 
@@ -27,6 +28,7 @@ export class RetentionService {
   constructor(
     private readonly config: AppConfig,
     private readonly db: Database,
+    private readonly ledgers: TargetLedgers,
   ) {}
 
   /** One run: purge, fold the counts, vacuum where autovacuum is off. */
@@ -43,6 +45,7 @@ export class RetentionService {
     outbox: number;
     executions: number;
     importFiles: number;
+    ledgers: number;
   }> {
     const cutoff = new Date(Date.now() - this.config.retention.hours * 3_600_000);
     const result = {
@@ -68,6 +71,7 @@ export class RetentionService {
         [cutoff],
         FILES_PER_BATCH,
       ),
+      ledgers: await this.ledgers.deleteBefore(cutoff),
     };
     if (Object.values(result).some((deleted) => deleted > 0))
       this.logger.log(`retention deleted ${JSON.stringify(result)}`);

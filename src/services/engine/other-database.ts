@@ -1,0 +1,99 @@
+import type { PoolClient } from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { pipeline } from 'node:stream/promises';
+import type { ChunkPlan, ClaimedOperation, OperationOutcome } from '../../interfaces/chunk.interfaces';
+import type { Database } from '../storage/database';
+import { runParams } from '../storage/id-runs';
+import { LEDGER_SCHEMA } from '../storage/target-ledger';
+import type { StepRecord } from './chunk-repository';
+
+/**
+ * How a chunk for a target in another database gets there: its operations' values staged in a temporary table of
+ * the target's connection, which its statements read in place of batch.operations, with the writer's functions of
+ * that database's batch_ledger.
+ */
+const STAGED = 'pg_temp.batch_chunk_operations';
+const STAGE =
+  'CREATE TEMPORARY TABLE IF NOT EXISTS batch_chunk_operations ' +
+  '(id bigint PRIMARY KEY, priority smallint NOT NULL, row_values jsonb, row_key jsonb) ON COMMIT DELETE ROWS';
+
+/** The plan's statements as they run in the target's database, over the staged operations. */
+export function planElsewhere(plan: ChunkPlan): ChunkPlan {
+  return { ...plan, statements: plan.statements.map((s) => ({ ...s, source: STAGED, helpers: LEDGER_SCHEMA })) };
+}
+
+/**
+ * Copies the chunk's operations from the queue (`COPY … TO STDOUT` of their rows, by runs of ids) into the staging
+ * table of `target`, a connection in the transaction that applies them.
+ */
+export async function stageOperations(db: Database, target: PoolClient, chunk: ClaimedOperation[]): Promise<void> {
+  await target.query(STAGE);
+  // COPY takes no parameters: the runs as array literals of numbers (runParams)
+  const [firsts, lasts] = runParams(chunk);
+  const rows =
+    `SELECT o.id, o.priority, o.row_values, o.row_key ` +
+    `FROM unnest('${firsts}'::bigint[], '${lasts}'::bigint[]) AS r(first_id, last_id) ` +
+    `JOIN batch.operations o ON o.id BETWEEN r.first_id AND r.last_id`;
+  const source = await db.pool.connect();
+  let broken = false;
+  const onError = () => (broken = true);
+  source.on('error', onError);
+  try {
+    await pipeline(
+      source.query(copyTo(`COPY (${rows}) TO STDOUT`)),
+      target.query(copyFrom(`COPY ${STAGED} (id, priority, row_values, row_key) FROM STDIN`)),
+    );
+  } catch (error) {
+    broken = true; // it may be in the middle of the COPY
+    throw error;
+  } finally {
+    source.off('error', onError);
+    source.release(broken ? true : undefined);
+  }
+}
+
+/** What applying a chunk's plan gave: outcomes, steps, the targets held back, the planner's refusals. */
+export interface AppliedChunk {
+  outcomes: OperationOutcome[];
+  steps: StepRecord[];
+  held: { operations: ClaimedOperation[]; error: unknown }[];
+  filtered: number;
+}
+
+/**
+ * A chunk's outcomes as its ledger row keeps them, to settle it from there should its worker stop before it records
+ * them: its steps, the targets held back (their operations left pending), and its outcomes, null where each of the
+ * other operations completed, affecting one row (nearly always: nothing more to write).
+ */
+interface LedgerOutcomes {
+  steps: StepRecord[];
+  filtered: number;
+  held: string[];
+  outcomes: OperationOutcome[] | null;
+}
+
+export function ledgerOutcomes(applied: AppliedChunk): LedgerOutcomes {
+  const plain = applied.outcomes.every((o) => o.status === 'COMPLETED' && o.rowsAffected === 1);
+  return {
+    steps: applied.steps,
+    filtered: applied.filtered,
+    held: [...new Set(applied.held.flatMap((h) => h.operations.map((op) => op.target)))],
+    outcomes: plain ? null : applied.outcomes,
+  };
+}
+
+/** The chunk as applied, from its ledger row: what settles it. Its held targets are simply claimed again. */
+export function appliedFromLedger(recorded: unknown, chunk: ClaimedOperation[]): AppliedChunk {
+  const { steps, filtered, held, outcomes } = recorded as LedgerOutcomes;
+  const settled =
+    outcomes ??
+    chunk
+      .filter((operation) => !held.includes(operation.target))
+      .map((operation) => ({ operation, status: 'COMPLETED' as const, rowsAffected: 1, error: null }));
+  const dated = steps.map((step) => ({
+    ...step,
+    startedAt: new Date(step.startedAt),
+    endedAt: new Date(step.endedAt),
+  }));
+  return { outcomes: settled, steps: dated, held: [], filtered };
+}

@@ -1,0 +1,162 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { PoolClient } from 'pg';
+import { Database, DEFINITIONS } from './database';
+import { NamedDatabases } from './named-databases';
+
+/** The schema the service keeps in a database other than its own: the ledger, and the writer's functions. */
+export const LEDGER_SCHEMA = 'batch_ledger';
+
+/** The chunk writer's functions, as the queue's definitions define them in `batch`: a target's database needs them. */
+const WRITER_FUNCTIONS = ['apply-folded.sql', 'apply-in-parts.sql', 'array-literal.sql', 'through-key-index.sql'];
+
+/**
+ * What the service needs in a database it writes into, as one script (docs/target-database.sql gives it to a DBA whose
+ * service user may not create a schema): the ledger of applied chunks and the writer's functions, in `batch_ledger`.
+ * Idempotent; the schema's comment names its version, so a service that finds it current runs nothing.
+ */
+export function targetDatabaseSql(): string {
+  const functions = WRITER_FUNCTIONS.map((file) =>
+    readFileSync(join(DEFINITIONS, file), 'utf8').replace(/\bbatch\./g, `${LEDGER_SCHEMA}.`),
+  );
+  const body = [
+    `CREATE SCHEMA IF NOT EXISTS ${LEDGER_SCHEMA};`,
+    `-- A row per chunk of a queue applied here, written in the transaction of its statements: the ids of its queue and
+-- of the chunk there, and its outcomes, from which a chunk whose queue did not record them (its worker stopped
+-- between the two commits) is settled without being applied again.
+CREATE TABLE IF NOT EXISTS ${LEDGER_SCHEMA}.applied_chunks (
+  queue uuid NOT NULL,
+  chunk_id bigint NOT NULL,
+  outcomes json,
+  applied_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (queue, chunk_id));`,
+    ...functions,
+  ].join('\n');
+  return `${body}\nCOMMENT ON SCHEMA ${LEDGER_SCHEMA} IS 'batch-service ${version(body)}';\n`;
+}
+
+function version(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
+
+/** A database's ledger cannot be made current (its schema cannot be created there): its chunks wait. */
+export class LedgerUnavailable extends Error {
+  constructor(database: string, cause: Error) {
+    super(`database ${database}: ${LEDGER_SCHEMA} is not there and cannot be created (${cause.message})`, { cause });
+  }
+}
+
+/** A chunk's record in a target database's ledger: null while it is not there (it was not applied). */
+export type LedgerEntry = { outcomes: unknown } | null;
+
+/**
+ * The ledgers of the databases the queue writes into (DESIGN: prepare here, apply there with a ledger row, settle
+ * here). A database's `batch_ledger` is made current the first time a chunk goes there (again after a failure): where
+ * the service's user may not create it, the chunk waits and the log says to run docs/target-database.sql.
+ */
+@Injectable()
+export class TargetLedgers {
+  private readonly logger = new Logger(TargetLedgers.name);
+  private readonly ready = new Map<string, Promise<void>>();
+  private queueId: Promise<string> | null = null;
+  private readonly script = targetDatabaseSql();
+
+  constructor(
+    private readonly db: Database,
+    private readonly databases: NamedDatabases,
+  ) {}
+
+  /** This queue's id (batch.queue), which the ledgers key its chunks by. */
+  queue(): Promise<string> {
+    this.queueId ??= this.db.query<{ id: string }>('SELECT id FROM batch.queue').then(([row]) => row.id);
+    return this.queueId;
+  }
+
+  /** Makes `database`'s ledger current (once per process, again after a failure). */
+  ensure(database: string): Promise<void> {
+    let ready = this.ready.get(database);
+    if (!ready) {
+      ready = this.create(database);
+      ready.catch(() => this.ready.delete(database));
+      this.ready.set(database, ready);
+    }
+    return ready;
+  }
+
+  private async create(database: string): Promise<void> {
+    const current = this.script.match(/COMMENT ON SCHEMA \S+ IS '(.*)';/)![1];
+    const [found] = await this.databases.query<{ comment: string | null }>(
+      database,
+      `SELECT obj_description(oid, 'pg_namespace') AS comment FROM pg_namespace WHERE nspname = $1`,
+      [LEDGER_SCHEMA],
+    );
+    if (found?.comment === current) return;
+    try {
+      // one process at a time: CREATE OR REPLACE of one function by two at once fails one of them
+      await this.databases.query(
+        database,
+        `SELECT pg_advisory_xact_lock(hashtext('${LEDGER_SCHEMA}'));\n${this.script}`,
+      );
+    } catch (error) {
+      this.logger.error(
+        `database ${database}: ${LEDGER_SCHEMA} cannot be made current (${(error as Error).message}); its operations ` +
+          `wait: run docs/target-database.sql there as a user who may`,
+      );
+      throw error;
+    }
+  }
+
+  /**
+   * Takes the chunk's row in the ledger, first thing in its transaction `tx` there: true where it is this
+   * transaction's to apply; false where the chunk was applied before (the row was there, or another worker's
+   * transaction committed it meanwhile: the insert waits for it).
+   */
+  async take(tx: PoolClient, chunkId: string): Promise<boolean> {
+    const { rowCount } = await tx.query(
+      `INSERT INTO ${LEDGER_SCHEMA}.applied_chunks (queue, chunk_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+      [await this.queue(), chunkId],
+    );
+    return rowCount === 1;
+  }
+
+  /** Writes the chunk's outcomes into the row `take` inserted, in the same transaction. */
+  async record(tx: PoolClient, chunkId: string, outcomes: unknown): Promise<void> {
+    await tx.query(`UPDATE ${LEDGER_SCHEMA}.applied_chunks SET outcomes = $3 WHERE queue = $1 AND chunk_id = $2`, [
+      await this.queue(),
+      chunkId,
+      JSON.stringify(outcomes),
+    ]);
+  }
+
+  /** The chunk's outcomes as applied, where it was. */
+  async find(database: string, chunkId: string): Promise<LedgerEntry> {
+    const [row] = await this.databases.query<{ outcomes: unknown }>(
+      database,
+      `SELECT outcomes FROM ${LEDGER_SCHEMA}.applied_chunks WHERE queue = $1 AND chunk_id = $2`,
+      [await this.queue(), chunkId],
+    );
+    return row ?? null;
+  }
+
+  /**
+   * Deletes the rows of this queue's chunks applied before `cutoff` in every database it reaches, but for chunks still
+   * to be settled; returns how many.
+   */
+  async deleteBefore(cutoff: Date): Promise<number> {
+    const prepared = (await this.db.query<{ id: string }>('SELECT id FROM batch.prepared_chunks')).map((row) => row.id);
+    let deleted = 0;
+    for (const database of this.databases.all().filter((d) => d.up === true && this.ready.has(d.name))) {
+      const rows = await this.databases.query<{ n: number }>(
+        database.name,
+        `WITH gone AS (DELETE FROM ${LEDGER_SCHEMA}.applied_chunks
+                         WHERE queue = $1 AND applied_at < $2 AND chunk_id <> ALL ($3::bigint[]) RETURNING 1)
+         SELECT count(*)::int AS n FROM gone`,
+        [await this.queue(), cutoff, prepared],
+      );
+      deleted += rows[0].n;
+    }
+    return deleted;
+  }
+}

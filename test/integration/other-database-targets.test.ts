@@ -1,0 +1,214 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { Client } from 'pg';
+import type { AuthenticatedClient } from '../../src/services/access/client.service';
+import { BatchError } from '../../src/services/batch-error';
+import { ChunkClaimer } from '../../src/services/engine/chunk-claimer.service';
+import { ChunkStep } from '../../src/services/engine/chunk-step.service';
+import { PreparedChunks } from '../../src/services/engine/prepared-chunks';
+import { OperationService } from '../../src/services/ingest/operation.service';
+import { Database } from '../../src/services/storage/database';
+import { RetentionService } from '../../src/services/storage/retention.service';
+import type { ICreateBatchOperationRequest } from '../../src/interfaces/operation.interfaces';
+import { createTestApp, TestApp } from '../support/app-context';
+import { dbClientConfig, SHARED_DB } from '../support/shared-services';
+import { createDatabase, dropDatabase, uniqueName } from '../support/test-database';
+
+const INVOICES = `(id int PRIMARY KEY, amount numeric(10,2) NOT NULL CHECK (amount >= 0), note text)`;
+
+/**
+ * Targets in another database (BATCH_DATABASES `billing`, on the same server): operations checked against its
+ * catalog, applied there in chunks of that database only, each with a row of its ledger in the same transaction, and
+ * settled here; a chunk whose worker stopped between the two commits settled from the ledger, never applied twice.
+ */
+describe('targets in another database (BATCH_DATABASES)', () => {
+  const billingName = uniqueName('billing');
+  let billing: Client;
+  let t: TestApp;
+  let operations: OperationService;
+  let step: ChunkStep;
+  let caller: AuthenticatedClient;
+
+  before(async () => {
+    await createDatabase(billingName);
+    billing = new Client(dbClientConfig(billingName));
+    await billing.connect();
+    const url = `postgres://${SHARED_DB.user}:${encodeURIComponent(String(SHARED_DB.password ?? ''))}@${SHARED_DB.host}:${SHARED_DB.port}/${billingName}`;
+    t = await createTestApp({
+      BATCH_DATABASES: JSON.stringify({ billing: url }),
+      BATCH_PROCESS_OPERATION_LIMIT: '1000',
+    });
+    operations = t.get(OperationService);
+    step = t.get(ChunkStep);
+    caller = await t.client('accounts', ['billing:*', 'ledger_lines']);
+  });
+  after(async () => {
+    await t?.close();
+    await billing?.end();
+    await dropDatabase(billingName);
+  });
+
+  beforeEach(async () => {
+    await billing.query(`DROP TABLE IF EXISTS invoices; CREATE TABLE invoices ${INVOICES}`);
+    await t.db.query(`DROP TABLE IF EXISTS ledger_lines; CREATE TABLE ledger_lines (id int PRIMARY KEY, note text)`);
+  });
+
+  const invoice = (request: Omit<ICreateBatchOperationRequest, 'target'>): ICreateBatchOperationRequest => ({
+    target: 'billing:invoices',
+    ...request,
+  });
+
+  /** A worker looks for chunks left between their commits once a second (ChunkStep): past that, then the queue. */
+  async function drainAfterLeases(): Promise<void> {
+    await t.db.query(`UPDATE batch.prepared_chunks SET lease_until = now() - interval '1 second'`);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await drain();
+  }
+
+  async function drain(): Promise<void> {
+    for (let i = 0; i < 50; i++) if ((await step.execute()).read === 0) return;
+    assert.fail('the queue did not drain');
+  }
+
+  async function states(ids: string[]) {
+    return t.db.query<{ id: string; status: string; rows_affected: number | null; error_code: string | null }>(
+      `SELECT id, status, rows_affected, error_code FROM batch.operation_states WHERE id = ANY ($1) ORDER BY id`,
+      [ids],
+    );
+  }
+
+  it('applies the five types there as they would apply one by one, and names the target in full', async () => {
+    const created = await operations.createMany(caller, [
+      invoice({ type: 'insert', values: { id: 1, amount: 10, note: 'new' } }),
+      invoice({ type: 'insert', values: { id: 2, amount: 5 } }),
+      invoice({ type: 'increment', key: { id: 1 }, values: { amount: 2.5 } }),
+      invoice({ type: 'update', key: { id: 2 }, values: { note: 'paid' } }),
+      invoice({ type: 'upsert', values: { id: 3, amount: 7, note: 'upserted' } }),
+      invoice({ type: 'upsert', values: { id: 1, amount: 1, note: 'replaced' } }),
+      invoice({ type: 'delete', key: { id: 2 } }),
+      invoice({ type: 'update', key: { id: 9 }, values: { note: 'no such row' } }),
+    ]);
+    await drain();
+    const read = await operations.get(caller, created[0].id);
+    assert.equal(read.target, 'billing:public.invoices', 'the database named in full');
+    const { rows } = await billing.query(`SELECT id, amount::text, note FROM invoices ORDER BY id`);
+    assert.deepEqual(rows, [
+      { id: 1, amount: '1.00', note: 'replaced' },
+      { id: 3, amount: '7.00', note: 'upserted' },
+    ]);
+    const settled = await states(created.map((op) => op.id));
+    assert.deepEqual(
+      settled.map((s) => [s.status, s.rows_affected]),
+      [...Array(7).fill(['COMPLETED', 1]), ['COMPLETED', 0]],
+    );
+    const { rows: ledger } = await billing.query(`SELECT count(*)::int AS n FROM batch_ledger.applied_chunks`);
+    assert.ok(ledger[0].n >= 1, 'a ledger row per chunk applied there');
+    const { rows: schemas } = await billing.query(
+      `SELECT nspname FROM pg_namespace WHERE nspname LIKE 'batch%' ORDER BY 1`,
+    );
+    assert.deepEqual(
+      schemas.map((s: { nspname: string }) => s.nspname),
+      ['batch_ledger'],
+      'nothing of the queue there',
+    );
+    assert.equal((await t.db.query(`SELECT count(*)::int AS n FROM batch.prepared_chunks`))[0].n, 0, 'all settled');
+
+    await billing.query(`UPDATE batch_ledger.applied_chunks SET applied_at = now() - interval '1 year'`);
+    assert.equal((await t.get(RetentionService).purge()).ledgers, ledger[0].n, 'old ledger rows go with retention');
+  });
+
+  it('skips an operation that fails there with its error, the others applied; a chunk holds one database', async () => {
+    const created = await operations.createMany(caller, [
+      invoice({ type: 'insert', values: { id: 1, amount: 1 } }),
+      { target: 'ledger_lines', type: 'insert', values: { id: 1, note: 'main' } },
+      invoice({ type: 'insert', values: { id: 2, amount: -1 } }),
+      invoice({ type: 'insert', values: { id: 3, amount: 3 } }),
+      { target: 'main:ledger_lines', type: 'insert', values: { id: 2, note: 'main' } },
+    ]);
+    await drain();
+    assert.deepEqual(
+      (await states(created.map((op) => op.id))).map((s) => [s.status, s.error_code]),
+      [
+        ['COMPLETED', null],
+        ['COMPLETED', null],
+        ['FAILED', '23514'],
+        ['COMPLETED', null],
+        ['COMPLETED', null],
+      ],
+    );
+    assert.deepEqual((await billing.query(`SELECT id FROM invoices ORDER BY id`)).rows, [{ id: 1 }, { id: 3 }]);
+    const chunks = await t.db.query<{ targets: string[] }>(
+      `SELECT array_agg(DISTINCT target ORDER BY target) AS targets FROM batch.outcomes o
+        WHERE operation_id = ANY ($1) GROUP BY chunk_id`,
+      [created.map((op) => op.id)],
+    );
+    assert.ok(
+      chunks.every((c) => c.targets.every((target) => target.startsWith('billing:')) || c.targets.length === 1),
+      `each chunk in one database: ${JSON.stringify(chunks)}`,
+    );
+  });
+
+  it('refuses an unknown database, a column it does not have, a table not granted', async () => {
+    const refused = async (request: ICreateBatchOperationRequest) =>
+      operations.createMany(caller, [request]).then(
+        () => assert.fail('accepted'),
+        (error: BatchError) => error.code,
+      );
+    assert.equal(await refused({ target: 'nowhere:invoices', type: 'insert', values: { id: 1 } }), 'UNKNOWN_TARGET');
+    assert.equal(await refused(invoice({ type: 'insert', values: { id: 1, amount: 1, x: 1 } })), 'UNKNOWN_COLUMN');
+    assert.equal(await refused(invoice({ type: 'insert', values: { id: 1, amount: 'ten' } })), 'VALIDATION_FAILED');
+    const mainOnly = await t.client('main-only', ['ledger_lines']);
+    await assert.rejects(
+      operations.createMany(mainOnly, [invoice({ type: 'insert', values: { id: 1, amount: 1 } })]),
+      (error: BatchError) => error.code === 'FORBIDDEN',
+    );
+  });
+
+  it('settles a chunk whose worker stopped after it applied there from the ledger, without applying it again', async () => {
+    await billing.query(`INSERT INTO invoices VALUES (1, 0, null)`);
+    const created = await operations.createMany(
+      caller,
+      Array.from({ length: 10 }, () => invoice({ type: 'increment', key: { id: 1 }, values: { amount: 1 } })),
+    );
+    // as a worker does, up to its stop: claimed and prepared here, applied there with its ledger row, not settled
+    const prepared = await t.get(Database).transaction(async (tx) => {
+      const chunk = await t.get(ChunkClaimer).claim(tx, 1000);
+      return t.get(PreparedChunks).prepare(tx, 'billing', chunk);
+    });
+    await (step as unknown as { applyElsewhere(p: typeof prepared): Promise<unknown> }).applyElsewhere(prepared);
+    assert.equal((await billing.query(`SELECT amount::int AS n FROM invoices`)).rows[0].n, 10);
+    assert.deepEqual(
+      [...new Set((await states(created.map((op) => op.id))).map((s) => s.status))],
+      ['PENDING'],
+      'not settled yet',
+    );
+    await assert.rejects(operations.cancel(caller, created[0].id), (error: BatchError) => error.code === 'CONFLICT');
+    await operations.createMany(caller, [invoice({ type: 'increment', key: { id: 1 }, values: { amount: 100 } })]);
+    assert.equal((await step.execute()).read, 0, 'its target is not claimed while it is prepared and held');
+
+    await drainAfterLeases();
+    assert.equal((await billing.query(`SELECT amount::int AS n FROM invoices`)).rows[0].n, 110, 'each increment once');
+    assert.deepEqual(
+      (await states(created.map((op) => op.id))).map((s) => s.status),
+      Array(10).fill('COMPLETED'),
+    );
+  });
+
+  it('applies again a chunk prepared whose worker stopped before it applied there', async () => {
+    await billing.query(`INSERT INTO invoices VALUES (1, 0, null)`);
+    const created = await operations.createMany(
+      caller,
+      Array.from({ length: 5 }, () => invoice({ type: 'increment', key: { id: 1 }, values: { amount: 2 } })),
+    );
+    await t.get(Database).transaction(async (tx) => {
+      const chunk = await t.get(ChunkClaimer).claim(tx, 1000);
+      return t.get(PreparedChunks).prepare(tx, 'billing', chunk);
+    });
+    await drainAfterLeases();
+    assert.equal((await billing.query(`SELECT amount::int AS n FROM invoices`)).rows[0].n, 10);
+    assert.deepEqual(
+      (await states(created.map((op) => op.id))).map((s) => s.status),
+      Array(5).fill('COMPLETED'),
+    );
+  });
+});
