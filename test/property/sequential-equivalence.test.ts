@@ -10,6 +10,9 @@ import { AuthenticatedClient } from '../../src/services/access/client.service';
 import { Database } from '../../src/services/storage/database';
 import { OperationService } from '../../src/services/ingest/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
+import { Client } from 'pg';
+import { dbClientConfig, SHARED_DB } from '../support/shared-services';
+import { createDatabase, dropDatabase, uniqueName } from '../support/test-database';
 
 /**
  * The proof of sequential equivalence (docs/engine.md): random streams of all five operation types over a small key space, with
@@ -175,154 +178,188 @@ interface Outcome {
   code: string | null;
 }
 
-describe('sequential equivalence (property, real PostgreSQL)', () => {
-  let t: TestApp;
-  let operations: OperationService;
-  /** A chunk step per statement size (AppConfig is read-only), index = BATCH_STATEMENT_MAX_ROWS. */
-  const engines: TestApp[] = [];
-  let client: AuthenticatedClient;
+equivalence('main', RUNS);
+// the same through the three commits of a chunk for another database (its values staged there, its ledger row)
+equivalence('another database', Math.ceil(RUNS / 4));
 
-  before(async () => {
-    t = await createTestApp({ BATCH_TARGET_SCHEMAS: 'batched', BATCH_CATALOG_TTL: '0' });
-    await t.db.query(SCHEMA('batched'));
-    await t.db.query(SCHEMA('reference'));
-    operations = t.get(OperationService);
-    for (let rows = 1; rows <= MAX_STATEMENT_ROWS; rows++)
-      engines[rows] = await t.withConfig({ BATCH_STATEMENT_MAX_ROWS: String(rows) });
-    client = await t.client('property');
-  });
-  after(async () => {
-    for (const engine of engines.filter(Boolean)) await engine.close();
-    await t.close();
-  });
+/**
+ * The property, the batched tables in the service's own database (`main`) or in another database of BATCH_DATABASES
+ * on the same server; the reference tables are always in the service's own.
+ */
+function equivalence(where: 'main' | 'another database', runs: number) {
+  describe(`sequential equivalence in ${where} (property, real PostgreSQL)`, () => {
+    let t: TestApp;
+    let operations: OperationService;
+    /** A chunk step per statement size (AppConfig is read-only), index = BATCH_STATEMENT_MAX_ROWS. */
+    const engines: TestApp[] = [];
+    let client: AuthenticatedClient;
+    const otherName = uniqueName('property_other');
+    let other: Client | null = null;
+    /** The batched tables' database, and their names' prefix there. */
+    const batched = {
+      prefix: where === 'main' ? '' : 'other:',
+      query: async (sql: string) => (other ? (await other.query(sql)).rows : t.db.query(sql)),
+    };
 
-  /** The meaning of each type, one operation in its own transaction (autocommit), written independently of the writer. */
-  async function applyOneAtATime(op: ICreateBatchOperationRequest): Promise<Outcome> {
-    const table = `reference.${op.target}`;
-    const values = op.values ?? {};
-    const key = op.key ?? {};
-    const columns = Object.keys(values);
-    const params = [...Object.values(values), ...Object.values(key)];
-    const where = Object.keys(key)
-      .map((c, i) => `${c} = $${columns.length + i + 1}`)
-      .join(' AND ');
-    let sql: string;
-    switch (op.type) {
-      case 'insert':
-        sql = `INSERT INTO ${table} (${columns}) VALUES (${columns.map((_, i) => `$${i + 1}`)})`;
-        break;
-      case 'upsert': {
-        const conflictKey = op.conflictKey ?? [op.target === 'items' ? 'id' : 'name'];
-        const others = columns.filter((c) => !conflictKey.includes(c));
-        sql =
-          `INSERT INTO ${table} (${columns}) VALUES (${columns.map((_, i) => `$${i + 1}`)}) ON CONFLICT (${conflictKey}) ` +
-          (others.length ? `DO UPDATE SET ${others.map((c) => `${c} = EXCLUDED.${c}`)}` : 'DO NOTHING');
-        break;
+    before(async () => {
+      let env: Record<string, string> = { BATCH_TARGET_SCHEMAS: 'batched', BATCH_CATALOG_TTL: '0' };
+      if (where !== 'main') {
+        await createDatabase(otherName);
+        other = new Client(dbClientConfig(otherName));
+        await other.connect();
+        const url = `postgres://${SHARED_DB.user}:${encodeURIComponent(String(SHARED_DB.password ?? ''))}@${SHARED_DB.host}:${SHARED_DB.port}/${otherName}`;
+        env = { ...env, BATCH_DATABASES: JSON.stringify({ other: { url, targetSchemas: ['batched'] } }) };
       }
-      case 'update':
-        sql = `UPDATE ${table} SET ${columns.map((c, i) => `${c} = $${i + 1}`)} WHERE ${where}`;
-        break;
-      case 'increment':
-        sql = `UPDATE ${table} SET ${columns.map((c, i) => `${c} = ${c} + $${i + 1}`)} WHERE ${where}`;
-        break;
-      case 'delete':
-        sql = `DELETE FROM ${table} WHERE ${where}`;
-        break;
-    }
-    try {
-      const result = await t.get(Database).pool.query(sql, params);
-      return { status: 'COMPLETED', rowsAffected: result.rowCount, code: null };
-    } catch (error) {
-      return { status: 'FAILED', rowsAffected: null, code: (error as { code: string }).code };
-    }
-  }
+      t = await createTestApp(env);
+      await batched.query(SCHEMA('batched'));
+      await t.db.query(SCHEMA('reference'));
+      operations = t.get(OperationService);
+      for (let rows = 1; rows <= MAX_STATEMENT_ROWS; rows++)
+        engines[rows] = await t.withConfig({ BATCH_STATEMENT_MAX_ROWS: String(rows) });
+      client = await t.client('property');
+    });
+    after(async () => {
+      for (const engine of engines.filter(Boolean)) await engine.close();
+      await t.close();
+      if (other) {
+        await other.end();
+        await dropDatabase(otherName);
+      }
+    });
 
-  async function table(schema: string, name: string) {
-    return t.db.query(`SELECT * FROM ${schema}.${name} ORDER BY 1`);
-  }
-
-  /** Applies `ops` through the service and one at a time, and compares the outcomes and the tables. */
-  async function sameAsOneAtATime(
-    ops: ICreateBatchOperationRequest[],
-    { limits, statementMaxRows }: { limits: number[]; statementMaxRows: number },
-  ): Promise<void> {
-    await t.db.query(
-      `TRUNCATE batch.operations, batch.streams, batch.deferred, batch.outcomes; DELETE FROM batch.outbox; ${RESET('batched')} ${RESET('reference')}`,
-    );
-    // Through the real create path; what create-time validation refuses is neither stored nor applied.
-    const accepted: { id: string; op: ICreateBatchOperationRequest }[] = [];
-    for (const op of ops) {
+    /** The meaning of each type, one operation in its own transaction (autocommit), written independently of the writer. */
+    async function applyOneAtATime(op: ICreateBatchOperationRequest): Promise<Outcome> {
+      const table = `reference.${op.target}`;
+      const values = op.values ?? {};
+      const key = op.key ?? {};
+      const columns = Object.keys(values);
+      const params = [...Object.values(values), ...Object.values(key)];
+      const where = Object.keys(key)
+        .map((c, i) => `${c} = $${columns.length + i + 1}`)
+        .join(' AND ');
+      let sql: string;
+      switch (op.type) {
+        case 'insert':
+          sql = `INSERT INTO ${table} (${columns}) VALUES (${columns.map((_, i) => `$${i + 1}`)})`;
+          break;
+        case 'upsert': {
+          const conflictKey = op.conflictKey ?? [op.target === 'items' ? 'id' : 'name'];
+          const others = columns.filter((c) => !conflictKey.includes(c));
+          sql =
+            `INSERT INTO ${table} (${columns}) VALUES (${columns.map((_, i) => `$${i + 1}`)}) ON CONFLICT (${conflictKey}) ` +
+            (others.length ? `DO UPDATE SET ${others.map((c) => `${c} = EXCLUDED.${c}`)}` : 'DO NOTHING');
+          break;
+        }
+        case 'update':
+          sql = `UPDATE ${table} SET ${columns.map((c, i) => `${c} = $${i + 1}`)} WHERE ${where}`;
+          break;
+        case 'increment':
+          sql = `UPDATE ${table} SET ${columns.map((c, i) => `${c} = ${c} + $${i + 1}`)} WHERE ${where}`;
+          break;
+        case 'delete':
+          sql = `DELETE FROM ${table} WHERE ${where}`;
+          break;
+      }
       try {
-        accepted.push({ id: (await operations.create(client, op)).id, op });
+        const result = await t.get(Database).pool.query(sql, params);
+        return { status: 'COMPLETED', rowsAffected: result.rowCount, code: null };
       } catch (error) {
-        if (!(error instanceof BatchError)) throw error;
+        return { status: 'FAILED', rowsAffected: null, code: (error as { code: string }).code };
       }
     }
-    await t.db.query(
-      `ALTER TABLE batched.tallies ALTER COLUMN tag SET NOT NULL; ALTER TABLE reference.tallies ALTER COLUMN tag SET NOT NULL`,
-    );
-    await t.db
-      .query(
-        `ALTER TABLE batched.items ALTER COLUMN label SET NOT NULL; ALTER TABLE reference.items ALTER COLUMN label SET NOT NULL`,
-      )
-      .catch(() =>
-        t.db.query(`UPDATE batched.items SET label = 'seed'; UPDATE reference.items SET label = 'seed';
-                      ALTER TABLE batched.items ALTER COLUMN label SET NOT NULL; ALTER TABLE reference.items ALTER COLUMN label SET NOT NULL`),
-      );
 
-    const step = engines[statementMaxRows].get(ChunkStep);
-    for (let i = 0; ; i++) if ((await step.execute(limits[i % limits.length])).read === 0) break;
-
-    const expected = new Map<string, Outcome>();
-    const inOrderOfApplication = [...accepted].sort((a, b) => (b.op.priority ?? 0) - (a.op.priority ?? 0)); // stable: id order within a priority
-    for (const { id, op } of inOrderOfApplication) expected.set(id, await applyOneAtATime(op));
-    const actual = await t.db.query<{ status: string; rows_affected: number | null; error_code: string | null }>(
-      `SELECT status, rows_affected, error_code FROM batch.operation_states WHERE id = ANY($1::bigint[]) ORDER BY id`,
-      [accepted.map((a) => a.id)],
-    );
-    assert.deepEqual(
-      actual.map((a) => ({ status: a.status, rowsAffected: a.rows_affected, code: a.error_code })),
-      accepted.map((a) => expected.get(a.id)),
-      'every operation ends as it would one at a time',
-    );
-    assert.deepEqual(await table('batched', 'items'), await table('reference', 'items'), 'items');
-    assert.deepEqual(await table('batched', 'counters'), await table('reference', 'counters'), 'counters');
-    assert.deepEqual(await table('batched', 'tallies'), await table('reference', 'tallies'), 'tallies');
-  }
-
-  it(`holds for ${RUNS} random streams (seed ${SEED})`, async () => {
-    await fc.assert(fc.asyncProperty(stream, chunking, sameAsOneAtATime), {
-      numRuns: RUNS,
-      seed: SEED,
-      includeErrorInReport: true,
-    });
-  });
-
-  it(`holds for ${RUNS} random streams taken as rounds (seed ${SEED})`, async () => {
-    let rounds = 0; // claimed, over all runs: the streams are taken as rounds, not planned one operation at a time
-    let folds = 0; // rounds applied as one change of each row
-    for (const engine of engines.filter(Boolean)) {
-      const claimer = engine.get(ChunkClaimer);
-      const read = claimer.claim.bind(claimer);
-      claimer.claim = async (tx, limit) => {
-        const claimed = await read(tx, limit);
-        rounds += claimed.filter((op) => op.ids !== undefined).length;
-        return claimed;
-      };
-      const applier = engine.get(StatementApplier);
-      const applyFolded = applier.applyFolded.bind(applier);
-      applier.applyFolded = async (tx, plans) => {
-        const missed = await applyFolded(tx, plans);
-        if (missed !== null) folds += 1;
-        return missed;
-      };
+    async function table(schema: string, name: string) {
+      const sql = `SELECT * FROM ${schema}.${name} ORDER BY 1`;
+      return schema === 'batched' ? batched.query(sql) : t.db.query(sql);
     }
-    await fc.assert(fc.asyncProperty(roundsStream, chunking, sameAsOneAtATime), {
-      numRuns: RUNS,
-      seed: SEED,
-      includeErrorInReport: true,
+
+    /** Applies `ops` through the service and one at a time, and compares the outcomes and the tables. */
+    async function sameAsOneAtATime(
+      ops: ICreateBatchOperationRequest[],
+      { limits, statementMaxRows }: { limits: number[]; statementMaxRows: number },
+    ): Promise<void> {
+      await t.db.query(
+        `TRUNCATE batch.operations, batch.streams, batch.deferred, batch.outcomes; DELETE FROM batch.outbox; ${RESET('reference')}`,
+      );
+      await batched.query(RESET('batched'));
+      // Through the real create path; what create-time validation refuses is neither stored nor applied.
+      const accepted: { id: string; op: ICreateBatchOperationRequest }[] = [];
+      for (const op of ops) {
+        try {
+          accepted.push({
+            id: (await operations.create(client, { ...op, target: batched.prefix + op.target })).id,
+            op,
+          });
+        } catch (error) {
+          if (!(error instanceof BatchError)) throw error;
+        }
+      }
+      for (const [schema, query] of [
+        ['batched', batched.query],
+        ['reference', (sql: string) => t.db.query(sql)],
+      ] as const) {
+        await query(`ALTER TABLE ${schema}.tallies ALTER COLUMN tag SET NOT NULL`);
+        await query(`ALTER TABLE ${schema}.items ALTER COLUMN label SET NOT NULL`).catch(() =>
+          query(
+            `UPDATE ${schema}.items SET label = 'seed'; ALTER TABLE ${schema}.items ALTER COLUMN label SET NOT NULL`,
+          ),
+        );
+      }
+
+      const step = engines[statementMaxRows].get(ChunkStep);
+      for (let i = 0; ; i++) if ((await step.execute(limits[i % limits.length])).read === 0) break;
+
+      const expected = new Map<string, Outcome>();
+      const inOrderOfApplication = [...accepted].sort((a, b) => (b.op.priority ?? 0) - (a.op.priority ?? 0)); // stable: id order within a priority
+      for (const { id, op } of inOrderOfApplication) expected.set(id, await applyOneAtATime(op));
+      const actual = await t.db.query<{ status: string; rows_affected: number | null; error_code: string | null }>(
+        `SELECT status, rows_affected, error_code FROM batch.operation_states WHERE id = ANY($1::bigint[]) ORDER BY id`,
+        [accepted.map((a) => a.id)],
+      );
+      assert.deepEqual(
+        actual.map((a) => ({ status: a.status, rowsAffected: a.rows_affected, code: a.error_code })),
+        accepted.map((a) => expected.get(a.id)),
+        'every operation ends as it would one at a time',
+      );
+      assert.deepEqual(await table('batched', 'items'), await table('reference', 'items'), 'items');
+      assert.deepEqual(await table('batched', 'counters'), await table('reference', 'counters'), 'counters');
+      assert.deepEqual(await table('batched', 'tallies'), await table('reference', 'tallies'), 'tallies');
+    }
+
+    it(`holds for ${runs} random streams (seed ${SEED})`, async () => {
+      await fc.assert(fc.asyncProperty(stream, chunking, sameAsOneAtATime), {
+        numRuns: runs,
+        seed: SEED,
+        includeErrorInReport: true,
+      });
     });
-    assert.ok(rounds >= RUNS, `${rounds} rounds claimed`);
-    assert.ok(folds >= RUNS / 10, `${folds} folds applied`);
+
+    it(`holds for ${runs} random streams taken as rounds (seed ${SEED})`, async () => {
+      let rounds = 0; // claimed, over all runs: the streams are taken as rounds, not planned one operation at a time
+      let folds = 0; // rounds applied as one change of each row
+      for (const engine of engines.filter(Boolean)) {
+        const claimer = engine.get(ChunkClaimer);
+        const read = claimer.claim.bind(claimer);
+        claimer.claim = async (tx, limit) => {
+          const claimed = await read(tx, limit);
+          rounds += claimed.filter((op) => op.ids !== undefined).length;
+          return claimed;
+        };
+        const applier = engine.get(StatementApplier);
+        const applyFolded = applier.applyFolded.bind(applier);
+        applier.applyFolded = async (tx, plans) => {
+          const missed = await applyFolded(tx, plans);
+          if (missed !== null) folds += 1;
+          return missed;
+        };
+      }
+      await fc.assert(fc.asyncProperty(roundsStream, chunking, sameAsOneAtATime), {
+        numRuns: runs,
+        seed: SEED,
+        includeErrorInReport: true,
+      });
+      assert.ok(rounds >= runs, `${rounds} rounds claimed`);
+      assert.ok(folds >= runs / 10, `${folds} folds applied`);
+    });
   });
-});
+}

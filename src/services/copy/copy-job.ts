@@ -3,12 +3,14 @@ import type { PoolClient } from 'pg';
 import type { SourceTable, TargetTable } from '../../interfaces/catalog.interfaces';
 import type { JobParameters } from '../../interfaces/job.interfaces';
 import { BatchError, invalidField } from '../batch-error';
+import { TargetLedgers } from '../storage/target-ledger';
+import { transactionOn } from '../storage/pg-client';
 import { CatalogService } from '../storage/catalog.service';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { Database, quoteIdent, quoteLiteral } from '../storage/database';
-import { databaseOf, MAIN, NamedDatabases } from '../storage/named-databases';
+import { MAIN, NamedDatabases } from '../storage/named-databases';
 import { isConcurrencyConflict, isConnectionError, sqlState } from '../storage/database-error';
 import {
   BatchJob,
@@ -51,8 +53,9 @@ const INTEGER_TYPES = ['smallint', 'integer', 'bigint'];
 /**
  * The built-in `copy` job (docs/jobs.md#copy): rows of a source table or view into a target table, in chunks
  * ordered by a unique key, the rows never leaving PostgreSQL: each chunk is one `INSERT … SELECT … WHERE key > $last
- * ORDER BY key LIMIT n` (upserts `ON CONFLICT … DO UPDATE`), committed with the position; from another database
- * (BATCH_DATABASES), a COPY from there into here (copyAcross), committed with the position here. A chunk the target
+ * ORDER BY key LIMIT n` (upserts `ON CONFLICT … DO UPDATE`), committed with the position; between two databases
+ * (BATCH_DATABASES), a COPY from the source's into the target's (copyAcross). Into another database, a chunk's rows
+ * commit there with the position in its ledger, then the position here (copyChunkThere). A chunk the target
  * refuses is split in halves down to the rows it refuses, each skipped as the `skipLimit` option allows. The key range
  * is cut into `partitions` ranges (integer keys) that any workers copy side by side.
  */
@@ -67,6 +70,7 @@ export class CopyJob implements JobProvider {
     private readonly db: Database,
     private readonly catalog: CatalogService,
     private readonly databases: NamedDatabases,
+    private readonly ledgers: TargetLedgers,
   ) {
     this.definition = job('copy')
       .describe('Copies rows of a table or view into a target table, in chunks ordered by a key')
@@ -75,7 +79,11 @@ export class CopyJob implements JobProvider {
         required: true,
         description: 'the table or view read (`[database:]schema.table`)',
       })
-      .parameter('target', { type: 'string', required: true, description: 'the table written (`schema.table`)' })
+      .parameter('target', {
+        type: 'string',
+        required: true,
+        description: 'the table written (`[database:]schema.table`)',
+      })
       .parameter('mode', MODE)
       .parameter('conflictKey', CONFLICT_KEY)
       .parameter('columns', {
@@ -100,7 +108,7 @@ export class CopyJob implements JobProvider {
       .grants(async (parameters) => {
         const [source, target] = [String(parameters.source), String(parameters.target)];
         const read = (await this.catalog.source(source))?.name ?? source;
-        const written = (await this.catalog.find(databaseOf(target).local))?.name ?? target;
+        const written = (await this.catalog.find(target))?.name ?? target;
         return { reads: [read], writes: [written], given: { [read]: source, [written]: target } };
       })
       .validate((parameters) => this.validate(parameters))
@@ -134,9 +142,9 @@ export class CopyJob implements JobProvider {
       if (inverted) throw invalidField('from', 'is greater than to');
     }
     // rows of another database are checked by the target as each chunk is copied (mappedColumns found the columns)
-    if (plan.source.database !== MAIN) return;
+    if (plan.source.database !== plan.target.database) return;
     const statement = chunkStatement(plan, from, to, 1);
-    await this.db.query(`EXPLAIN ${statement.text}`, statement.values).catch((error: unknown) => {
+    await this.read(plan, `EXPLAIN ${statement.text}`, statement.values).catch((error: unknown) => {
       throw new BatchError(
         'VALIDATION_FAILED',
         `the target does not take the rows as mapped: SQLSTATE ${sqlState(error) ?? '?'}: ${(error as Error).message}`,
@@ -193,10 +201,7 @@ export class CopyJob implements JobProvider {
 
   /** The tables and columns a launch names, resolved in the catalog; the contract's error for each that is not there. */
   private async planOf(parameters: JobParameters): Promise<CopyPlan> {
-    const { database, local } = databaseOf(String(parameters.target));
-    if (database !== MAIN)
-      throw invalidField('target', `is in the database "${database}": a copy writes into the service's own (main)`);
-    const target = await this.catalog.find(local);
+    const target = await this.catalog.find(String(parameters.target));
     if (!target) throw new BatchError('UNKNOWN_TARGET', `No target table ${String(parameters.target)}`);
     const source = await this.catalog.source(String(parameters.source));
     if (!source) throw new BatchError('UNKNOWN_TARGET', `No source table or view ${String(parameters.source)}`);
@@ -288,9 +293,17 @@ export class CopyJob implements JobProvider {
     return total;
   }
 
-  /** One chunk of the partition's range, after its position. */
+  /**
+   * One chunk of the partition's range, after its position, in `tx` (the job's chunk transaction, in main); into
+   * another database, in a transaction there which also writes the position in its ledger (copyChunkThere).
+   */
   private async copyChunk(tx: PoolClient, step: StepRun): Promise<'CONTINUABLE' | 'FINISHED'> {
     const plan = await this.plan(step.job);
+    if (plan.target.database !== MAIN) return this.copyChunkThere(plan, step);
+    return this.copyChunkIn(tx, plan, step);
+  }
+
+  private async copyChunkIn(tx: PoolClient, plan: CopyPlan, step: StepRun): Promise<'CONTINUABLE' | 'FINISHED'> {
     const size = Number(step.job.options.chunkSize);
     const part = await this.copyPart(tx, plan, step, (step.context.position as string | null) ?? null, size);
     if (part.last !== null) step.context.position = part.last;
@@ -299,17 +312,64 @@ export class CopyJob implements JobProvider {
     return part.read < size ? 'FINISHED' : 'CONTINUABLE';
   }
 
-  /** A statement reading the source, in its database (`tx`: the chunk's transaction, where that is main). */
+  /**
+   * A chunk into another database: its rows and the step's position in that database's ledger commit together there,
+   * then the step's context here (the job's chunk transaction). Where the ledger is ahead of the context (the worker
+   * stopped between the two commits), the context takes the ledger's position, and nothing is written again.
+   */
+  private async copyChunkThere(plan: CopyPlan, step: StepRun): Promise<'CONTINUABLE' | 'FINISHED'> {
+    const { database } = plan.target;
+    const key = `${step.job.instanceId}/${step.name}/${step.partition ?? ''}`;
+    await this.ledgers.ensure(database);
+    return this.databases.using(database, (connection) =>
+      transactionOn(connection, async (tx) => {
+        const ledger = await this.ledgers.position(tx, key);
+        if (ledger && ledger.done > Number(step.context.done ?? 0)) {
+          [step.context.position, step.context.done] = [ledger.position, ledger.done];
+          step.progress(ledger.done, Number(step.context.total ?? 0) || null, 'rows');
+          return 'CONTINUABLE';
+        }
+        const status = await this.copyChunkIn(tx, plan, step);
+        await this.ledgers.savePosition(
+          tx,
+          key,
+          (step.context.position as string | null) ?? null,
+          Number(step.context.done),
+        );
+        return status;
+      }),
+    );
+  }
+
+  /** A statement reading the source, in its database (`tx`: the chunk's transaction, where it is in that one). */
   private async read<T>(plan: CopyPlan, sql: string, values: unknown[], tx?: PoolClient): Promise<T[]> {
+    if (tx && plan.source.database === plan.target.database) return (await tx.query(sql, values)).rows;
     if (plan.source.database !== MAIN) return this.databases.query<T>(plan.source.database, sql, values);
-    return tx ? (await tx.query(sql, values)).rows : this.db.query<T>(sql, values);
+    return this.db.query<T>(sql, values);
+  }
+
+  /** `work` on a connection of the source's database (its pool's, given back after). */
+  private async usingSource<T>(plan: CopyPlan, work: (connection: PoolClient) => Promise<T>): Promise<T> {
+    if (plan.source.database !== MAIN) return this.databases.using(plan.source.database, work);
+    const connection = await this.db.pool.connect();
+    const died = () => undefined; // a connection that dies fails `work`, never the process
+    connection.on('error', died);
+    let failed = true;
+    try {
+      const result = await work(connection);
+      failed = false;
+      return result;
+    } finally {
+      connection.off('error', died);
+      connection.release(failed);
+    }
   }
 
   /**
-   * A chunk from a source in another database: the `limit`-th key after `after` read there (or, past the last such
-   * key, the range's greatest), then the rows up to it streamed by `COPY (SELECT …) TO STDOUT` there into `COPY …
-   * FROM STDIN` here (into a temporary table first, for an upsert's `INSERT … ON CONFLICT`), in the chunk's
-   * transaction, which commits the position with the rows. The count and the position are the source's.
+   * A chunk from a source in another database than the target's: the `limit`-th key after `after` read there (or,
+   * past the last such key, the range's greatest), then the rows up to it streamed by `COPY (SELECT …) TO STDOUT`
+   * there into `COPY … FROM STDIN` in `tx`, the target's (into a temporary table first, for an upsert's `INSERT … ON
+   * CONFLICT`), which commits the position with the rows. The count and the position are the source's.
    */
   private async copyAcross(
     tx: PoolClient,
@@ -341,7 +401,7 @@ export class CopyJob implements JobProvider {
         `CREATE TEMPORARY TABLE IF NOT EXISTS batch_copy_rows (LIKE ${target}) ON COMMIT DROP; TRUNCATE ${into}`,
       );
     let read = 0;
-    await this.databases.using(plan.source.database, async (reader) => {
+    await this.usingSource(plan, async (reader) => {
       const out = reader.query(copyTo(`COPY (${rows}) TO STDOUT`));
       const counted = new Transform({
         transform(data: Buffer, _, done) {
@@ -376,7 +436,7 @@ export class CopyJob implements JobProvider {
       tx,
       async () => {
         copied =
-          plan.source.database === MAIN
+          plan.source.database === plan.target.database
             ? (await tx.query<CopiedPart>(chunkStatement(plan, after, to, limit))).rows[0]
             : await this.copyAcross(tx, plan, after, to, limit);
       },

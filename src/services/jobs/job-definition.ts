@@ -38,7 +38,10 @@ export interface ParameterSpec {
 
 /** A job's execution as its steps see it. */
 export interface JobRun {
+  /** The execution's id. */
   readonly id: string;
+  /** Its job instance's: the same for every execution of a restarted instance. */
+  readonly instanceId: string;
   readonly job: string;
   readonly clientId: string;
   readonly parameters: JobParameters;

@@ -380,6 +380,7 @@ const STANDARD_CODES = ['COMPLETED', 'COMPLETED_WITH_SKIPS', 'FAILED', 'STOPPED'
 function jobRun(definition: JobDefinition, row: ExecutionRow): JobRun {
   return {
     id: row.id,
+    instanceId: row.instance_id,
     job: row.job,
     clientId: row.client_id,
     parameters: withDefaults(definition.parameters, row.parameters),

@@ -32,6 +32,16 @@ CREATE TABLE IF NOT EXISTS ${LEDGER_SCHEMA}.applied_chunks (
   outcomes json,
   applied_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (queue, chunk_id));`,
+    `-- Per step (a partition's, in a partitioned step) of a job instance writing here, how far it is: written in the
+-- transaction of each chunk's rows, so that a restart after a stop between that commit and the queue's goes on from
+-- here, without writing a chunk twice.
+CREATE TABLE IF NOT EXISTS ${LEDGER_SCHEMA}.job_positions (
+  queue uuid NOT NULL,
+  step text NOT NULL,
+  position text,
+  done bigint NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (queue, step));`,
     ...functions,
   ].join('\n');
   return `${body}\nCOMMENT ON SCHEMA ${LEDGER_SCHEMA} IS 'batch-service ${version(body)}';\n`;
@@ -130,6 +140,27 @@ export class TargetLedgers {
     ]);
   }
 
+  /**
+   * How far a job's step got writing here (`step`: its instance, step and partition), its row locked to the end of
+   * `tx`, the transaction of its next chunk there; null before its first chunk.
+   */
+  async position(tx: PoolClient, step: string): Promise<{ position: string | null; done: number } | null> {
+    const { rows } = await tx.query<{ position: string | null; done: string }>(
+      `SELECT position, done FROM ${LEDGER_SCHEMA}.job_positions WHERE queue = $1 AND step = $2 FOR UPDATE`,
+      [await this.queue(), step],
+    );
+    return rows[0] ? { position: rows[0].position, done: Number(rows[0].done) } : null;
+  }
+
+  /** The step's position after a chunk, written in the transaction of its rows. */
+  async savePosition(tx: PoolClient, step: string, position: string | null, done: number): Promise<void> {
+    await tx.query(
+      `INSERT INTO ${LEDGER_SCHEMA}.job_positions (queue, step, position, done) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (queue, step) DO UPDATE SET position = EXCLUDED.position, done = EXCLUDED.done, updated_at = now()`,
+      [await this.queue(), step, position, done],
+    );
+  }
+
   /** The chunk's outcomes as applied, where it was. */
   async find(database: string, chunkId: string): Promise<LedgerEntry> {
     const [row] = await this.databases.query<{ outcomes: unknown }>(
@@ -148,14 +179,15 @@ export class TargetLedgers {
     const prepared = (await this.db.query<{ id: string }>('SELECT id FROM batch.prepared_chunks')).map((row) => row.id);
     let deleted = 0;
     for (const database of this.databases.all().filter((d) => d.up === true && this.ready.has(d.name))) {
-      const rows = await this.databases.query<{ n: number }>(
+      const rows = await this.databases.query<{ n: string }>(
         database.name,
-        `WITH gone AS (DELETE FROM ${LEDGER_SCHEMA}.applied_chunks
-                         WHERE queue = $1 AND applied_at < $2 AND chunk_id <> ALL ($3::bigint[]) RETURNING 1)
-         SELECT count(*)::int AS n FROM gone`,
+        `WITH chunks AS (DELETE FROM ${LEDGER_SCHEMA}.applied_chunks
+                           WHERE queue = $1 AND applied_at < $2 AND chunk_id <> ALL ($3::bigint[]) RETURNING 1),
+              positions AS (DELETE FROM ${LEDGER_SCHEMA}.job_positions WHERE queue = $1 AND updated_at < $2 RETURNING 1)
+         SELECT (SELECT count(*) FROM chunks) + (SELECT count(*) FROM positions) AS n`,
         [await this.queue(), cutoff, prepared],
       );
-      deleted += rows[0].n;
+      deleted += Number(rows[0].n);
     }
     return deleted;
   }
