@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
 import { BatchError } from '../../src/services/batch-error';
+import { Readable } from 'node:stream';
 import { ClientService } from '../../src/services/access/client.service';
+import { ImportUploads } from '../../src/services/imports/import-uploads.service';
 import { Jobs, startJobs } from '../support/jobs-app';
 import { dbClientConfig, SHARED_DB } from '../support/shared-services';
 import { createDatabase, dropDatabase, uniqueName } from '../support/test-database';
@@ -137,6 +139,52 @@ describe('copy from another database (BATCH_DATABASES)', () => {
       assert.equal(await contents('legacy', 'exported'), await contents('legacy', 'orders'), 'every row once');
     } finally {
       await jobs.db.query(`DROP TRIGGER fail_once ON batch.step_executions; DROP FUNCTION public.fail_once()`);
+    }
+  });
+
+  it('imports into another database: rejects as at home, and a chunk committed there not loaded twice', async () => {
+    await legacy.query(`DROP TABLE IF EXISTS items; CREATE TABLE items (id int PRIMARY KEY, qty int CHECK (qty >= 0))`);
+    const csv = 'id,qty\n' + Array.from({ length: 100 }, (_, i) => `${i + 1},${i === 41 ? -1 : i}`).join('\n') + '\n';
+    // the queue's commit of the chunk that passes byte 300 fails, once, after its records committed there
+    await jobs.db.query(`
+      CREATE SEQUENCE public.fail_import;
+      CREATE FUNCTION public.fail_import() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF (NEW.execution_context->>'offset')::int >= 300 THEN
+            IF nextval('public.fail_import') = 1 THEN
+              RAISE EXCEPTION 'the worker stops here';
+            END IF;
+          END IF;
+          RETURN NEW;
+        END $$;
+      CREATE TRIGGER fail_import BEFORE UPDATE ON batch.step_executions FOR EACH ROW EXECUTE FUNCTION public.fail_import()`);
+    try {
+      const launched = await jobs.app.get(ImportUploads).upload(
+        jobs.client,
+        {
+          query: { target: 'legacy:items', skipLimit: '5', chunkSize: '10' },
+          contentType: 'text/csv',
+          contentEncoding: undefined,
+        },
+        Readable.from([Buffer.from(csv)]),
+      );
+      await jobs.runAll();
+      const failed = await jobs.execution(launched.id);
+      assert.equal(failed.status, 'FAILED');
+      const restarted = await jobs.operator.restart(jobs.client, failed.id);
+      await jobs.runAll();
+      const done = await jobs.execution(restarted.id);
+      assert.equal(done.status, 'COMPLETED', JSON.stringify(done.exitStatus));
+      const { rows } = await legacy.query(`SELECT count(*)::int AS n, sum(id)::int AS ids FROM items`);
+      assert.deepEqual(rows[0], { n: 99, ids: 5050 - 42 }, 'every record once but the refused one');
+      // refused in a chunk before the failure, committed with it (here and there)
+      const rejects = await jobs.operator.rejects(jobs.client, failed.id);
+      assert.deepEqual(
+        rejects.items.map((r) => [r.line, r.code]),
+        [[43, '23514']],
+      );
+    } finally {
+      await jobs.db.query(`DROP TRIGGER fail_import ON batch.step_executions; DROP FUNCTION public.fail_import()`);
     }
   });
 

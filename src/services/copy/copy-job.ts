@@ -4,7 +4,6 @@ import type { SourceTable, TargetTable } from '../../interfaces/catalog.interfac
 import type { JobParameters } from '../../interfaces/job.interfaces';
 import { BatchError, invalidField } from '../batch-error';
 import { TargetLedgers } from '../storage/target-ledger';
-import { transactionOn } from '../storage/pg-client';
 import { CatalogService } from '../storage/catalog.service';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -318,27 +317,15 @@ export class CopyJob implements JobProvider {
    * stopped between the two commits), the context takes the ledger's position, and nothing is written again.
    */
   private async copyChunkThere(plan: CopyPlan, step: StepRun): Promise<'CONTINUABLE' | 'FINISHED'> {
-    const { database } = plan.target;
-    const key = `${step.job.instanceId}/${step.name}/${step.partition ?? ''}`;
-    await this.ledgers.ensure(database);
-    return this.databases.using(database, (connection) =>
-      transactionOn(connection, async (tx) => {
-        const ledger = await this.ledgers.position(tx, key);
-        if (ledger && ledger.done > Number(step.context.done ?? 0)) {
-          [step.context.position, step.context.done] = [ledger.position, ledger.done];
-          step.progress(ledger.done, Number(step.context.total ?? 0) || null, 'rows');
-          return 'CONTINUABLE';
-        }
-        const status = await this.copyChunkIn(tx, plan, step);
-        await this.ledgers.savePosition(
-          tx,
-          key,
-          (step.context.position as string | null) ?? null,
-          Number(step.context.done),
-        );
-        return status;
-      }),
-    );
+    return this.ledgers.jobChunk(plan.target.database, step, Number(step.context.done ?? 0), {
+      write: (tx) => this.copyChunkIn(tx, plan, step),
+      position: () => ({ position: (step.context.position as string | null) ?? null, done: Number(step.context.done) }),
+      catchUp: ({ position, done }) => {
+        [step.context.position, step.context.done] = [position, done];
+        step.progress(done, Number(step.context.total ?? 0) || null, 'rows');
+        return 'CONTINUABLE';
+      },
+    });
   }
 
   /** A statement reading the source, in its database (`tx`: the chunk's transaction, where it is in that one). */

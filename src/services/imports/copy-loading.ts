@@ -3,6 +3,8 @@ import type { PoolClient } from 'pg';
 import type { TargetTable } from '../../interfaces/catalog.interfaces';
 import { StepRun, underSavepoint } from '../jobs';
 import { quoteIdent } from '../storage/database';
+import { MAIN } from '../storage/named-databases';
+import { LEDGER_SCHEMA } from '../storage/target-ledger';
 import { isConcurrencyConflict, isConnectionError } from '../storage/database-error';
 import { copyInto } from '../storage/pg-client';
 import { copyLineOf, only, Records, Refusal, refuse, without } from './chunk-records';
@@ -159,7 +161,7 @@ async function refusedOf(
   // failed as a whole (a type's input raising what no value should), it leaves the records to the target's COPY
   await attempt(tx, async () => {
     ({ rows: values } = await tx.query(
-      `SELECT * FROM batch.refused_values('import_sift', $1::regclass, $2, 'import_sift_count')`,
+      `SELECT * FROM ${plan.target.database === MAIN ? 'batch' : LEDGER_SCHEMA}.refused_values('import_sift', $1::regclass, $2, 'import_sift_count')`,
       [tableName(plan.target), columns],
     ));
   });

@@ -19,6 +19,8 @@ import {
   tasklet,
 } from '../jobs';
 import { CatalogService } from '../storage/catalog.service';
+import { MAIN } from '../storage/named-databases';
+import { TargetLedgers } from '../storage/target-ledger';
 import { Database, quoteIdent } from '../storage/database';
 import { Records, recordsKept, recordText, Refusal, Scan } from './chunk-records';
 import { ChunkWindows, FIRST_WINDOW, nextWindow, SMALL_WINDOW } from './chunk-windows';
@@ -57,11 +59,12 @@ export class ImportJob implements JobProvider {
     db: Database,
     private readonly catalog: CatalogService,
     private readonly files: ImportFiles,
+    private readonly ledgers: TargetLedgers,
   ) {
     this.windows = new ChunkWindows(files, db, config.limits.maxImportRecordBytes);
     this.definition = job('import')
       .describe('Loads an uploaded CSV or NDJSON data set into a target table (POST /api/imports)')
-      .parameter('target', { type: 'string', required: true, description: 'the table written (`schema.table`)' })
+      .parameter('target', { type: 'string', required: true, description: 'the table written (`[database:]schema.table`)' })
       .parameter('mode', MODE)
       .parameter('conflictKey', CONFLICT_KEY)
       .parameter('columns', { type: 'names', description: 'CSV without a header: the columns of its fields, in order' })
@@ -159,9 +162,31 @@ export class ImportJob implements JobProvider {
     step.progress(Number(step.context.offset), file.bytes, 'bytes');
   }
 
-  /** The next `chunkSize` records after the saved position, loaded; the position moved past them. */
+  /**
+   * The next `chunkSize` records after the saved position, loaded; the position moved past them. The data set is read
+   * in `tx` (the job's chunk transaction); its records go into the target's database, in `tx` where that is the
+   * service's own, else in a transaction there that commits the position with them (TargetLedgers.jobChunk).
+   */
   private async loadChunk(tx: PoolClient, step: StepRun): Promise<'CONTINUABLE' | 'FINISHED'> {
     const plan = await this.plan(step.job);
+    const { database } = plan.target;
+    if (database === MAIN) return this.loadChunkInto(tx, tx, plan, step);
+    return this.ledgers.jobChunk(database, step, Number(step.context.offset ?? 0), {
+      write: (target) => this.loadChunkInto(tx, target, plan, step),
+      position: () => ({ position: JSON.stringify(step.context), done: Number(step.context.offset) }),
+      catchUp: ({ position }) => {
+        Object.assign(step.context, JSON.parse(position!));
+        return 'CONTINUABLE';
+      },
+    });
+  }
+
+  private async loadChunkInto(
+    tx: PoolClient,
+    target: PoolClient,
+    plan: ImportPlan,
+    step: StepRun,
+  ): Promise<'CONTINUABLE' | 'FINISHED'> {
     const file = await this.fileOf(step.job);
     const { format } = plan;
     let offset = Number(step.context.offset ?? 0);
@@ -199,7 +224,7 @@ export class ImportJob implements JobProvider {
     if (count > 0) {
       const ready = found.converted ?? (await format.toCopy(found, count, offset, plan, columns));
       refused.push(...ready.refused);
-      for (const run of ready.runs) await this.load(tx, plan, step, refused, run.columns, run.records);
+      for (const run of ready.runs) await this.load(target, plan, step, refused, run.columns, run.records);
     }
     rejectAll(step, refused, plan, columns);
     step.counts.readCount += count;

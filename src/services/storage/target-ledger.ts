@@ -5,12 +5,20 @@ import { join } from 'node:path';
 import type { PoolClient } from 'pg';
 import { Database, DEFINITIONS } from './database';
 import { NamedDatabases } from './named-databases';
+import { transactionOn } from './pg-client';
+import type { StepRun } from '../jobs/job-definition';
 
 /** The schema the service keeps in a database other than its own: the ledger, and the writer's functions. */
 export const LEDGER_SCHEMA = 'batch_ledger';
 
-/** The chunk writer's functions, as the queue's definitions define them in `batch`: a target's database needs them. */
-const WRITER_FUNCTIONS = ['apply-folded.sql', 'apply-in-parts.sql', 'array-literal.sql', 'through-key-index.sql'];
+/** The writers' functions, as the queue's definitions define them in `batch`: a target's database needs them. */
+const WRITER_FUNCTIONS = [
+  'apply-folded.sql',
+  'apply-in-parts.sql',
+  'array-literal.sql',
+  'refused-values.sql', // an import's
+  'through-key-index.sql',
+];
 
 /**
  * What the service needs in a database it writes into, as one script (docs/target-database.sql gives it to a DBA whose
@@ -56,6 +64,12 @@ export class LedgerUnavailable extends Error {
   constructor(database: string, cause: Error) {
     super(`database ${database}: ${LEDGER_SCHEMA} is not there and cannot be created (${cause.message})`, { cause });
   }
+}
+
+/** How far a job's step got: its position (as the job writes it) and a count that only grows (rows, bytes). */
+export interface StepPosition {
+  position: string | null;
+  done: number;
 }
 
 /** A chunk's record in a target database's ledger: null while it is not there (it was not applied). */
@@ -141,24 +155,47 @@ export class TargetLedgers {
   }
 
   /**
-   * How far a job's step got writing here (`step`: its instance, step and partition), its row locked to the end of
-   * `tx`, the transaction of its next chunk there; null before its first chunk.
+   * A job's chunk whose rows go into `database` (DESIGN: the position commits with the rows there): `chunk.write` in a
+   * transaction there, committed with the step's position after it (`chunk.position()`) in the ledger; the job's chunk
+   * transaction here commits the step's context after. Where the ledger is ahead of the context (`doneHere`: the
+   * worker stopped between the two commits), `chunk.catchUp` takes the ledger's position instead, and nothing is
+   * written again.
    */
-  async position(tx: PoolClient, step: string): Promise<{ position: string | null; done: number } | null> {
+  async jobChunk<T>(
+    database: string,
+    step: StepRun,
+    doneHere: number,
+    chunk: {
+      write(tx: PoolClient): Promise<T>;
+      position(): StepPosition;
+      catchUp(saved: StepPosition): T;
+    },
+  ): Promise<T> {
+    await this.ensure(database);
+    const key = `${step.job.instanceId}/${step.name}/${step.partition ?? ''}`;
+    return this.databases.using(database, (connection) =>
+      transactionOn(connection, async (tx) => {
+        const saved = await this.position(tx, key);
+        if (saved && saved.done > doneHere) return chunk.catchUp(saved);
+        const result = await chunk.write(tx);
+        const { position, done } = chunk.position();
+        await tx.query(
+          `INSERT INTO ${LEDGER_SCHEMA}.job_positions (queue, step, position, done) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (queue, step) DO UPDATE SET position = EXCLUDED.position, done = EXCLUDED.done, updated_at = now()`,
+          [await this.queue(), key, position, done],
+        );
+        return result;
+      }),
+    );
+  }
+
+  /** How far a job's step got writing here, its row locked to the end of `tx`; null before its first chunk. */
+  private async position(tx: PoolClient, step: string): Promise<StepPosition | null> {
     const { rows } = await tx.query<{ position: string | null; done: string }>(
       `SELECT position, done FROM ${LEDGER_SCHEMA}.job_positions WHERE queue = $1 AND step = $2 FOR UPDATE`,
       [await this.queue(), step],
     );
     return rows[0] ? { position: rows[0].position, done: Number(rows[0].done) } : null;
-  }
-
-  /** The step's position after a chunk, written in the transaction of its rows. */
-  async savePosition(tx: PoolClient, step: string, position: string | null, done: number): Promise<void> {
-    await tx.query(
-      `INSERT INTO ${LEDGER_SCHEMA}.job_positions (queue, step, position, done) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (queue, step) DO UPDATE SET position = EXCLUDED.position, done = EXCLUDED.done, updated_at = now()`,
-      [await this.queue(), step, position, done],
-    );
   }
 
   /** The chunk's outcomes as applied, where it was. */
