@@ -14,6 +14,16 @@ CREATE TABLE IF NOT EXISTS batch_ledger.applied_chunks (
   outcomes json,
   applied_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (queue, chunk_id));
+-- Per step (a partition's, in a partitioned step) of a job instance writing here, how far it is: written in the
+-- transaction of each chunk's rows, so that a restart after a stop between that commit and the queue's goes on from
+-- here, without writing a chunk twice.
+CREATE TABLE IF NOT EXISTS batch_ledger.job_positions (
+  queue uuid NOT NULL,
+  step text NOT NULL,
+  position text,
+  done bigint NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (queue, step));
 -- Rounds of updates and increments applied as one change of each row (the writer's folded statement, returning
 -- `folded` and `missed`), its rows found by one lookup of the key's index each (see batch_ledger.through_key_index). It reads
 -- its operations by ranges of ids, `first_ids` to `last_ids`, and `rounds` holds the round of each id of the ranges in
@@ -143,6 +153,71 @@ AS $$
 $$;
 COMMENT ON FUNCTION batch_ledger.array_literal(jsonb, boolean) IS 'A JSON array as a PostgreSQL array literal, for the chunks'' statements that read array values from the stored JSON.';
 
+-- The records of an import's scratch table whose values the target's columns refuse, found in one scan per refused
+-- record: a COPY per stretch between two of them pays COPY's start (and its first thousand rows' slots) each time.
+-- `source` holds the records as COPY read them, their fields as text in c1 … cn (the order of `columns`), and `ord`,
+-- each one's place. Each field is read as COPY reads it: by its type's input function with the column's type modifier
+-- (a value too long for varchar(n) is refused, not cut). Where that function cannot be called from SQL (it returns a
+-- pseudo-type: arrays, domains, enums, ranges, composites) the field is cast instead, which cuts what is too long for an
+-- array of varchar(n) or a domain over it: the target then refuses that record itself, and only a record refused for a
+-- later field too is reported for that one. The scan's every record first counts itself with `counter` (a sequence: a
+-- refused scan's count stays), so that the record a scan stopped at is its count's n-th in the same order, and the next
+-- scan starts after it. Returns each refused record's ord with the SQLSTATE and message of its first value refused,
+-- and that value's column.
+CREATE OR REPLACE FUNCTION batch_ledger.refused_values(source regclass, target regclass, columns text[], counter regclass)
+ RETURNS TABLE(ord bigint, code text, message text, field text)
+ LANGUAGE plpgsql
+AS $$
+  DECLARE
+    casts text[];
+    scan text;
+    started bigint;
+    after tid := '(0,0)';
+    refused tid;
+  BEGIN
+    SELECT array_agg(CASE
+             WHEN r.typtype = 'p' THEN format('c%s::%s', n, format_type(a.atttypid, a.atttypmod))
+             WHEN f.pronargs = 1 THEN format('%s(c%s::cstring)', f.oid::regproc, n)
+             ELSE format('%s(c%s::cstring, %s, %s)', f.oid::regproc, n,
+                         CASE WHEN t.typelem <> 0 THEN t.typelem ELSE t.oid END, a.atttypmod)
+           END ORDER BY n) INTO casts
+      FROM unnest(columns) WITH ORDINALITY AS c(name, n)
+      JOIN pg_attribute a ON a.attrelid = target AND a.attname = c.name
+      JOIN pg_type t ON t.oid = a.atttypid
+      JOIN pg_proc f ON f.oid = t.typinput
+      JOIN pg_type r ON r.oid = f.prorettype;
+    -- num_nulls takes every value, in order, after the count (an AND or a row could stop at a NULL, or be reordered);
+    -- a function takes 100 arguments at most: the values go in groups
+    SELECT format('SELECT FROM %s WHERE ctid > $1 AND num_nulls(nextval(%L), %s) < 0', source, counter,
+                  string_agg(format('num_nulls(%s)', array_to_string(casts[g * 90 + 1 : g * 90 + 90], ', ')), ', '))
+      INTO scan
+      FROM generate_series(0, (cardinality(casts) - 1) / 90) g;
+    LOOP
+      started := nextval(counter);
+      BEGIN
+        EXECUTE scan USING after;
+        RETURN;
+      EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
+        GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
+      END;
+      EXECUTE format('SELECT ctid, ord FROM %s WHERE ctid > $1 OFFSET $2 LIMIT 1', source)
+        INTO refused, ord USING after, currval(counter) - started - 1;
+      field := NULL;
+      FOR i IN 1 .. cardinality(casts) LOOP
+        BEGIN
+          EXECUTE format('SELECT %s FROM %s WHERE ctid = $1', casts[i], source) USING refused;
+        EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
+          field := columns[i];
+          EXIT;
+        END;
+      END LOOP;
+      RETURN NEXT;
+      after := refused;
+    END LOOP;
+  END;
+$$;
+COMMENT ON FUNCTION batch_ledger.refused_values(regclass, regclass, text[], regclass) IS 'The records of an import''s scratch table whose values the target''s columns refuse, in one scan, each with the SQLSTATE, message and column of its first refused value. Called by an import''s chunk whose COPY failed.';
+
 -- A statement that finds its rows of a target through a unique key (the writer's UPDATE … FROM or DELETE … USING over
 -- the operations' typed rows, returning one row of ids), run with nested loops only: each of its rows one lookup of
 -- the key's index. Left to choose, the planner joins a statement's thousands of rows with a merge join, which reads
@@ -198,4 +273,4 @@ $$;
 COMMENT ON FUNCTION batch_ledger.through_key_index(text, bigint[], bigint[]) IS 'Runs a statement of a chunk through a unique key''s index (nested loops only), as processes of an earlier build call it while a deploy replaces them.';
 COMMENT ON FUNCTION batch_ledger.through_key_index(text, text, bigint[], bigint[]) IS 'Runs a chunk''s update or delete through a unique key''s index (nested loops only): the bare change, and the statement that tells which operations changed a row only where the count says it must. Called by the chunk writer.';
 
-COMMENT ON SCHEMA batch_ledger IS 'batch-service 4c13bd7e6220228a';
+COMMENT ON SCHEMA batch_ledger IS 'batch-service 52fe1c8884918b9e';

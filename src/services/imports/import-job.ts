@@ -64,7 +64,11 @@ export class ImportJob implements JobProvider {
     this.windows = new ChunkWindows(files, db, config.limits.maxImportRecordBytes);
     this.definition = job('import')
       .describe('Loads an uploaded CSV or NDJSON data set into a target table (POST /api/imports)')
-      .parameter('target', { type: 'string', required: true, description: 'the table written (`[database:]schema.table`)' })
+      .parameter('target', {
+        type: 'string',
+        required: true,
+        description: 'the table written (`[database:]schema.table`)',
+      })
       .parameter('mode', MODE)
       .parameter('conflictKey', CONFLICT_KEY)
       .parameter('columns', { type: 'names', description: 'CSV without a header: the columns of its fields, in order' })
