@@ -727,7 +727,10 @@ describe('bad input over RPC and REST (built service)', () => {
     const targets = await http<{ name: string }[]>(service, 'GET', '/api/targets', service.adminKey);
     assert.deepEqual(targets.body.map((t) => t.name).sort(), ['public.accounts', 'public.secret_stuff']);
     const metrics = await (await fetch(`${service.url}/metrics`)).text();
-    assert.match(metrics, /batch_operations_created_total\{target="public.accounts",type="insert"\} \d/);
+    assert.match(
+      metrics,
+      /batch_operations_created_total\{database="main",target="public.accounts",type="insert"\} \d/,
+    );
     assert.doesNotMatch(metrics, /alice|bob/);
   });
 

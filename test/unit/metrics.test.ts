@@ -152,8 +152,8 @@ describe('metrics listeners', () => {
       created('public.b', 'delete'),
     ]);
     const text = await metrics.registry.metrics();
-    assert.equal(sample(text, 'batch_operations_created_total{target="public.a",type="insert"}'), 2);
-    assert.equal(sample(text, 'batch_operations_created_total{target="public.b",type="delete"}'), 1);
+    assert.equal(sample(text, 'batch_operations_created_total{database="main",target="public.a",type="insert"}'), 2);
+    assert.equal(sample(text, 'batch_operations_created_total{database="main",target="public.b",type="delete"}'), 1);
     assert.doesNotMatch(text, /client="/, 'no client label: a listener is not told who created them');
   });
 
@@ -172,8 +172,8 @@ describe('metrics listeners', () => {
     listener.afterChunk(summary);
     listener.afterChunkError();
     const text = await metrics.registry.metrics();
-    assert.equal(sample(text, 'batch_operations_settled_total{status="COMPLETED",target="public.a"}'), 2);
-    assert.equal(sample(text, 'batch_operations_settled_total{status="FAILED",target="public.a"}'), 1);
+    assert.equal(sample(text, 'batch_operations_settled_total{status="COMPLETED",database="main",target="public.a"}'), 2);
+    assert.equal(sample(text, 'batch_operations_settled_total{status="FAILED",database="main",target="public.a"}'), 1);
     assert.doesNotMatch(text, /booking|billing/);
     assert.equal(sample(text, 'batch_chunk_operations_sum'), 3);
     assert.equal(sample(text, 'batch_chunk_operations_count'), 1);
@@ -197,10 +197,10 @@ describe('metrics listeners', () => {
     listener.onStatement(plan, true, 30);
     listener.onStatement({ ...plan, type: 'insert', keyColumns: null }, false, 2);
     const text = await metrics.registry.metrics();
-    assert.equal(sample(text, 'batch_statements_total{target="public.a",type="update"}'), 2);
-    assert.equal(sample(text, 'batch_statements_total{target="public.a",type="insert"}'), 1);
-    assert.equal(sample(text, 'batch_statement_fallbacks_total{target="public.a",type="update"}'), 1);
-    assert.equal(sample(text, 'batch_statement_fallbacks_total{target="public.a",type="insert"}'), undefined);
+    assert.equal(sample(text, 'batch_statements_total{database="main",target="public.a",type="update"}'), 2);
+    assert.equal(sample(text, 'batch_statements_total{database="main",target="public.a",type="insert"}'), 1);
+    assert.equal(sample(text, 'batch_statement_fallbacks_total{database="main",target="public.a",type="update"}'), 1);
+    assert.equal(sample(text, 'batch_statement_fallbacks_total{database="main",target="public.a",type="insert"}'), undefined);
     assert.equal(sample(text, 'batch_statement_duration_seconds_sum{type="update",fallback="true"}'), 0.03);
     assert.equal(sample(text, 'batch_statement_duration_seconds_count{type="update",fallback="false"}'), 1);
   });

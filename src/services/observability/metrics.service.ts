@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { NamedDatabases } from '../storage/named-databases';
+import { databaseOf, NamedDatabases } from '../storage/named-databases';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ChunkListener, ChunkSummary, StatementPlan } from '../../interfaces/chunk.interfaces';
 import { IngestListener, StoredOperation } from '../../interfaces/ingest.interfaces';
@@ -54,13 +54,13 @@ export class Metrics {
   readonly operationsCreated = new Counter({
     name: 'batch_operations_created_total',
     help: 'Operations stored by creates (duplicates of earlier creates are not counted)',
-    labelNames: ['target', 'type'] as const,
+    labelNames: ['database', 'target', 'type'] as const,
     registers: [this.registry],
   });
   readonly operationsSettled = new Counter({
     name: 'batch_operations_settled_total',
     help: "Operations applied by this process's chunks, by outcome (COMPLETED or FAILED)",
-    labelNames: ['status', 'target'] as const,
+    labelNames: ['status', 'database', 'target'] as const,
     registers: [this.registry],
   });
   readonly chunkDuration = new Histogram({
@@ -83,13 +83,13 @@ export class Metrics {
   readonly statements = new Counter({
     name: 'batch_statements_total',
     help: 'Set-based statements executed by chunks',
-    labelNames: ['target', 'type'] as const,
+    labelNames: ['database', 'target', 'type'] as const,
     registers: [this.registry],
   });
   readonly statementFallbacks = new Counter({
     name: 'batch_statement_fallbacks_total',
     help: 'Statements that failed and whose operations were then applied one by one',
-    labelNames: ['target', 'type'] as const,
+    labelNames: ['database', 'target', 'type'] as const,
     registers: [this.registry],
   });
   readonly statementDuration = new Histogram({
@@ -178,6 +178,11 @@ export class Metrics {
   }
 }
 
+/** A target's labels: its database (`main`, the service's own, or a name of BATCH_DATABASES) and its name. */
+function where(target: string): { database: string; target: string } {
+  return { database: databaseOf(target).database, target };
+}
+
 /** Counts operations as creates store them. */
 @Injectable()
 export class MetricsIngestListener extends IngestListener {
@@ -186,7 +191,7 @@ export class MetricsIngestListener extends IngestListener {
   }
 
   afterCreate(operations: readonly StoredOperation[]): void {
-    for (const { target, type } of operations) this.metrics.operationsCreated.inc({ target, type });
+    for (const { target, type } of operations) this.metrics.operationsCreated.inc({ ...where(target), type });
   }
 }
 
@@ -207,7 +212,7 @@ export class MetricsChunkListener extends ChunkListener {
       byTarget.set(operation.target, (byTarget.get(operation.target) ?? 0) + operation.count);
     }
     for (const [status, byTarget] of settled)
-      for (const [target, count] of byTarget) this.metrics.operationsSettled.inc({ status, target }, count);
+      for (const [target, count] of byTarget) this.metrics.operationsSettled.inc({ status, ...where(target) }, count);
   }
 
   afterChunkError(): void {
@@ -215,8 +220,8 @@ export class MetricsChunkListener extends ChunkListener {
   }
 
   onStatement({ table: { name: target }, type }: StatementPlan, fallback: boolean, durationMs: number): void {
-    this.metrics.statements.inc({ target, type });
-    if (fallback) this.metrics.statementFallbacks.inc({ target, type });
+    this.metrics.statements.inc({ ...where(target), type });
+    if (fallback) this.metrics.statementFallbacks.inc({ ...where(target), type });
     this.metrics.statementDuration.observe({ type, fallback: String(fallback) }, durationMs / 1000);
   }
 }
