@@ -172,7 +172,10 @@ describe('metrics listeners', () => {
     listener.afterChunk(summary);
     listener.afterChunkError();
     const text = await metrics.registry.metrics();
-    assert.equal(sample(text, 'batch_operations_settled_total{status="COMPLETED",database="main",target="public.a"}'), 2);
+    assert.equal(
+      sample(text, 'batch_operations_settled_total{status="COMPLETED",database="main",target="public.a"}'),
+      2,
+    );
     assert.equal(sample(text, 'batch_operations_settled_total{status="FAILED",database="main",target="public.a"}'), 1);
     assert.doesNotMatch(text, /booking|billing/);
     assert.equal(sample(text, 'batch_chunk_operations_sum'), 3);
@@ -200,7 +203,10 @@ describe('metrics listeners', () => {
     assert.equal(sample(text, 'batch_statements_total{database="main",target="public.a",type="update"}'), 2);
     assert.equal(sample(text, 'batch_statements_total{database="main",target="public.a",type="insert"}'), 1);
     assert.equal(sample(text, 'batch_statement_fallbacks_total{database="main",target="public.a",type="update"}'), 1);
-    assert.equal(sample(text, 'batch_statement_fallbacks_total{database="main",target="public.a",type="insert"}'), undefined);
+    assert.equal(
+      sample(text, 'batch_statement_fallbacks_total{database="main",target="public.a",type="insert"}'),
+      undefined,
+    );
     assert.equal(sample(text, 'batch_statement_duration_seconds_sum{type="update",fallback="true"}'), 0.03);
     assert.equal(sample(text, 'batch_statement_duration_seconds_count{type="update",fallback="false"}'), 1);
   });
