@@ -192,7 +192,7 @@ export class ChunkStep {
    */
   private async applyElsewhere({ id, database, chunk }: PreparedChunk): Promise<AppliedChunk> {
     await this.ledgers.ensure(database).catch((error: Error) => {
-      throw new LedgerUnavailable(database, error);
+      throw isConnectionError(error) ? error : new LedgerUnavailable(database, error);
     });
     const plan = await this.db.transaction(async (tx) => this.planner.plan(chunk, await this.grants(tx, chunk)));
     const applied = await this.databases.using(database, (connection) =>

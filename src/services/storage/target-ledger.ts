@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PoolClient } from 'pg';
 import { Database, DEFINITIONS } from './database';
+import { isConnectionError } from './database-error';
 import { NamedDatabases } from './named-databases';
 import { transactionOn } from './pg-client';
 import type { StepRun } from '../jobs/job-definition';
@@ -124,6 +125,7 @@ export class TargetLedgers {
         `SELECT pg_advisory_xact_lock(hashtext('${LEDGER_SCHEMA}'));\n${this.script}`,
       );
     } catch (error) {
+      if (isConnectionError(error)) throw error;
       this.logger.error(
         `database ${database}: ${LEDGER_SCHEMA} cannot be made current (${(error as Error).message}); its operations ` +
           `wait: run docs/target-database.sql there as a user who may`,
