@@ -31,22 +31,23 @@ export class HealthController {
     description:
       'Redis is reported too, but it is optional: Redis down never makes the service unready. So is the broker of a ' +
       'development process started without one: it serves REST, and the broker is listed as down with how to get one. ' +
-      'So are the databases of BATCH_DATABASES, under `databases`, each `up` or `down`.',
+      'So are the databases of BATCH_DATABASES, under `databases`, each `up` or `down`, and any database no longer ' +
+      'configured whose operations wait for it.',
   })
   async readiness(@Res({ passthrough: true }) response: Response): Promise<HealthCheckResult> {
     const brokerOptional = this.broker.isOptional;
     const required: HealthIndicatorFunction[] = [() => this.database.check('database')];
     if (!brokerOptional) required.push(() => this.broker.check('broker'));
-    const [result, redis] = await Promise.all([
+    const [result, redis, databases] = await Promise.all([
       this.health.check(required).catch((error: unknown) => {
         if (!(error instanceof ServiceUnavailableException)) throw error;
         response.status(503);
         return error.getResponse() as HealthCheckResult;
       }),
       this.redis.check('redis'),
+      this.databases.check('databases'),
     ]);
     const withBroker = brokerOptional ? withOptionalIndicator(result, this.broker.check('broker')) : result;
-    const databases = this.databases.check('databases');
     const withRedis = withOptionalIndicator(withBroker, redis);
     return databases ? withOptionalIndicator(withRedis, databases) : withRedis;
   }

@@ -8,6 +8,7 @@ import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { PreparedChunks } from '../../src/services/engine/prepared-chunks';
 import { OperationService } from '../../src/services/ingest/operation.service';
 import { Database } from '../../src/services/storage/database';
+import { NamedDatabasesHealthIndicator } from '../../src/services/observability/health-indicators';
 import { RetentionService } from '../../src/services/storage/retention.service';
 import type { ICreateBatchOperationRequest } from '../../src/interfaces/operation.interfaces';
 import { createTestApp, TestApp } from '../support/app-context';
@@ -161,6 +162,28 @@ describe('targets in another database (BATCH_DATABASES)', () => {
     await assert.rejects(
       operations.createMany(mainOnly, [invoice({ type: 'insert', values: { id: 1, amount: 1 } })]),
       (error: BatchError) => error.code === 'FORBIDDEN',
+    );
+  });
+
+  it('leaves the operations of a database no longer configured pending, and says so in /health', async () => {
+    const created = await operations.createMany(caller, [invoice({ type: 'insert', values: { id: 1, amount: 1 } })]);
+    const without = await t.withConfig({ BATCH_DATABASES: '{}' });
+    try {
+      assert.equal((await without.get(ChunkStep).execute()).read, 0, 'nothing claimed for it');
+      assert.deepEqual(
+        (await states([created[0].id])).map((s) => s.status),
+        ['PENDING'],
+      );
+      const health = await without.get(NamedDatabasesHealthIndicator).check('databases');
+      assert.deepEqual(health, { databases: { status: 'down', billing: 'not configured: its operations wait' } });
+    } finally {
+      await without.close();
+    }
+    await drain();
+    assert.deepEqual(
+      (await states([created[0].id])).map((s) => s.status),
+      ['COMPLETED'],
+      'applied once it is back',
     );
   });
 

@@ -202,13 +202,14 @@ function equivalence(where: 'main' | 'another database', runs: number) {
     };
 
     before(async () => {
-      let env: Record<string, string> = { BATCH_TARGET_SCHEMAS: 'batched', BATCH_CATALOG_TTL: '0' };
+      // nine apps at once (one per statement size): small pools, within the server's connections
+      let env: Record<string, string> = { BATCH_TARGET_SCHEMAS: 'batched', BATCH_CATALOG_TTL: '0', DB_POOL_SIZE: '3' };
       if (where !== 'main') {
         await createDatabase(otherName);
         other = new Client(dbClientConfig(otherName));
         await other.connect();
         const url = `postgres://${SHARED_DB.user}:${encodeURIComponent(String(SHARED_DB.password ?? ''))}@${SHARED_DB.host}:${SHARED_DB.port}/${otherName}`;
-        env = { ...env, BATCH_DATABASES: JSON.stringify({ other: { url, targetSchemas: ['batched'] } }) };
+        env = { ...env, BATCH_DATABASES: JSON.stringify({ other: { url, poolSize: 2, targetSchemas: ['batched'] } }) };
       }
       t = await createTestApp(env);
       await batched.query(SCHEMA('batched'));

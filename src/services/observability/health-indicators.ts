@@ -4,7 +4,7 @@ import type Redis from 'ioredis';
 import type { Observable } from 'rxjs';
 import { AppConfig } from '../../config/app-config';
 import { Database } from '../storage/database';
-import { NamedDatabases } from '../storage/named-databases';
+import { MAIN, NamedDatabases } from '../storage/named-databases';
 import { OutboxRelay } from '../outbox/outbox-relay.service';
 import { RedisService } from '../storage/redis.service';
 
@@ -52,15 +52,41 @@ export class NamedDatabasesHealthIndicator {
   constructor(
     private readonly indicators: HealthIndicatorService,
     private readonly databases: NamedDatabases,
+    private readonly db: Database,
   ) {}
 
-  /** Null when BATCH_DATABASES names none. */
-  check(key: 'databases'): HealthIndicatorResult<'databases'> | null {
+  /**
+   * Each database of BATCH_DATABASES `up` or `down`, and each database no longer configured whose operations wait
+   * for it; null when there are neither.
+   */
+  async check(key: 'databases'): Promise<HealthIndicatorResult<'databases'> | null> {
     const all = this.databases.all();
-    if (all.length === 0) return null;
-    const states = Object.fromEntries(all.map(({ name, up }) => [name, up ? 'up' : 'down']));
+    const removed = await withTimeout(this.removedWithPending(all.map(({ name }) => name)), DATABASE_TIMEOUT_MS).catch(
+      () => [], // the service's own database is reported down under `database`
+    );
+    if (all.length === 0 && removed.length === 0) return null;
+    const states = Object.fromEntries([
+      ...all.map(({ name, up }) => [name, up ? 'up' : 'down']),
+      ...removed.map((name) => [name, 'not configured: its operations wait']),
+    ]);
     const indicator = this.indicators.check(key);
-    return all.every(({ up }) => up) ? indicator.up(states) : indicator.down(states);
+    return all.every(({ up }) => up) && removed.length === 0 ? indicator.up(states) : indicator.down(states);
+  }
+
+  /** Databases that BATCH_DATABASES does not name but operations still pending do (each stream probed once). */
+  private async removedWithPending(configured: string[]): Promise<string[]> {
+    const rows = await this.db.query<{ database: string }>(
+      `SELECT DISTINCT split_part(s.target, ':', 1) AS database FROM batch.streams s
+        WHERE s.target LIKE '%:%' AND split_part(s.target, ':', 1) <> ALL ($1)
+          AND EXISTS (SELECT FROM batch.operations o WHERE o.target = s.target AND o.priority = s.priority
+                         AND o.not_before IS NULL AND o.id > s.taken_through)
+       UNION
+       SELECT DISTINCT split_part(target, ':', 1) FROM batch.deferred
+        WHERE target LIKE '%:%' AND split_part(target, ':', 1) <> ALL ($1)
+       ORDER BY 1`,
+      [[MAIN, ...configured]],
+    );
+    return rows.map((row) => row.database);
   }
 }
 
