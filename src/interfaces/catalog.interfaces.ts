@@ -37,6 +37,11 @@ export interface TargetTable {
    */
   oneRowStatements: boolean;
   /**
+   * Neither rules (which COPY ignores), row security (which refuses COPY) nor anything that makes oneRowStatements:
+   * `COPY` of rows in order does what an `INSERT … SELECT` of them in that order does.
+   */
+  copyIsInsert: boolean;
+  /**
    * Neither check constraints, foreign keys, stored generated columns, row security, rules, partitions, inheriting
    * tables nor anything that makes oneRowStatements: nothing sees or checks a row's values between two of its changes
    * in one statement's time, so a chunk's successive updates and increments of a row may be applied as one change (see

@@ -149,6 +149,45 @@ describe('targets in another database (BATCH_DATABASES)', () => {
     );
   });
 
+  it('copies a chunk of inserts alone, and applies it as statements where the copy is refused', async () => {
+    const good = await operations.createMany(
+      caller,
+      Array.from({ length: 20 }, (_, i) =>
+        invoice({ type: 'insert', values: { id: i + 1, amount: i, note: `n\t${i}\\` } }),
+      ),
+    );
+    await drain();
+    const steps = await t.db.query<{ exit_message: string }>(
+      `SELECT s.exit_message FROM batch.chunk_steps s JOIN batch.operation_states o ON o.chunk_id = s.chunk_id
+        WHERE o.id = $1`,
+      [good[0].id],
+    );
+    assert.deepEqual(
+      steps.map((step) => step.exit_message),
+      ['copied'],
+    );
+    const { rows } = await billing.query(`SELECT count(*)::int AS n, max(note) AS note FROM invoices`);
+    assert.deepEqual(rows[0], { n: 20, note: 'n\t9\\' }, 'every row, its text as sent');
+
+    const mixed = await operations.createMany(caller, [
+      invoice({ type: 'insert', values: { id: 100, amount: 1 } }),
+      invoice({ type: 'insert', values: { id: 101, amount: -1 } }),
+      invoice({ type: 'insert', values: { id: 1, amount: 1 } }),
+      invoice({ type: 'insert', values: { id: 102, amount: 2 } }),
+    ]);
+    await drain();
+    assert.deepEqual(
+      (await states(mixed.map((op) => op.id))).map((s) => [s.status, s.error_code]),
+      [
+        ['COMPLETED', null],
+        ['FAILED', '23514'],
+        ['FAILED', '23505'],
+        ['COMPLETED', null],
+      ],
+    );
+    assert.equal((await billing.query(`SELECT count(*)::int AS n FROM invoices`)).rows[0].n, 22);
+  });
+
   it('refuses an unknown database, a column it does not have, a table not granted', async () => {
     const refused = async (request: ICreateBatchOperationRequest) =>
       operations.createMany(caller, [request]).then(

@@ -33,6 +33,7 @@ export function targetTable(
     primaryKey: null,
     uniqueKeys: [],
     oneRowStatements: false,
+    copyIsInsert: true,
     foldsRowChanges: true,
     ...keys,
   };

@@ -30,7 +30,15 @@ import { ChunkPlanner } from './chunk-planner.service';
 import { ChunkRetryPolicy, DataErrorSkipPolicy, ExponentialBackOffPolicy } from './chunk-policies';
 import { StatementApplier } from './statement-applier.service';
 import { PreparedChunk, PreparedChunks } from './prepared-chunks';
-import { AppliedChunk, appliedFromLedger, ledgerOutcomes, planElsewhere, stageOperations } from './other-database';
+import {
+  AppliedChunk,
+  appliedFromLedger,
+  copiesAsInserts,
+  copyInserts,
+  ledgerOutcomes,
+  planElsewhere,
+  stageOperations,
+} from './other-database';
 import { databaseOf, MAIN, NamedDatabases } from '../storage/named-databases';
 import { LedgerUnavailable, TargetLedgers } from '../storage/target-ledger';
 import { transactionOn } from '../storage/pg-client';
@@ -195,20 +203,53 @@ export class ChunkStep {
       throw isConnectionError(error) ? error : new LedgerUnavailable(database, error);
     });
     const plan = await this.db.transaction(async (tx) => this.planner.plan(chunk, await this.grants(tx, chunk)));
-    const applied = await this.databases.using(database, (connection) =>
-      transactionOn(
-        connection,
-        async (tx) => {
-          if (!(await this.ledgers.take(tx, id))) return null;
-          await stageOperations(this.db, tx, chunk);
-          const result = await this.applyPlan(tx, planElsewhere(plan));
-          await this.ledgers.record(tx, id, ledgerOutcomes(result));
-          return result;
-        },
-        DEFERRED_CONSTRAINTS_PER_STATEMENT,
-      ),
-    );
+    const applied = await this.databases.using(database, async (connection) => {
+      // the ledger's row taken first, without a lock timeout: a worker that took the chunk over waits there for the
+      // one before, and settles from its row where it committed
+      const inTransaction = (work: (tx: PoolClient) => Promise<AppliedChunk>) =>
+        transactionOn(
+          connection,
+          async (tx) => {
+            if (!(await this.ledgers.take(tx, id))) return null;
+            const result = await work(tx);
+            await this.ledgers.record(tx, id, ledgerOutcomes(result));
+            return result;
+          },
+          DEFERRED_CONSTRAINTS_PER_STATEMENT,
+        );
+      if (copiesAsInserts(plan)) {
+        // refused (a value, a constraint, a lock): all of it undone, and applied as statements, which settle each one
+        const copied = await inTransaction((tx) => this.copyPlan(tx, plan)).catch((error: unknown) => {
+          if (isConnectionError(error)) throw error;
+          return undefined;
+        });
+        if (copied !== undefined) return copied;
+      }
+      return inTransaction(async (tx) => {
+        await stageOperations(this.db, tx, chunk);
+        return this.applyPlan(tx, planElsewhere(plan));
+      });
+    });
     return applied ?? appliedFromLedger((await this.ledgers.find(database, id))!.outcomes, chunk);
+  }
+
+  /** A plan of inserts alone, each statement a `COPY` (copyInserts): every operation completed, one row each. */
+  private async copyPlan(tx: PoolClient, plan: ChunkPlan): Promise<AppliedChunk> {
+    const outcomes: OperationOutcome[] = [];
+    const steps: StepRecord[] = [];
+    await tx.query(`SET LOCAL lock_timeout = ${this.config.poll.lockTimeoutMs}`);
+    for (const statement of plan.statements) {
+      const step = stepOf(statement, new Date());
+      await copyInserts(this.db, tx, statement);
+      step.endedAt = new Date();
+      step.writeCount = step.readCount;
+      step.exitMessage = 'copied';
+      steps.push(step);
+      for (const operation of statement.operations) outcomes.push(completed(operation, 1));
+      for (const listener of this.listeners.all)
+        listener.onStatement?.(statement, false, step.endedAt.getTime() - step.startedAt.getTime());
+    }
+    return { outcomes, steps, held: [], filtered: 0 };
   }
 
   /** The chunk took as much as it could: there may be more at once. */

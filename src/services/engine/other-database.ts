@@ -1,8 +1,9 @@
 import type { PoolClient } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
-import type { ChunkPlan, ClaimedOperation, OperationOutcome } from '../../interfaces/chunk.interfaces';
-import type { Database } from '../storage/database';
+import type { ChunkPlan, ClaimedOperation, OperationOutcome, StatementPlan } from '../../interfaces/chunk.interfaces';
+import { type Database, quoteIdent, quoteLiteral } from '../storage/database';
+import { qualifiedName } from './target-sql';
 import { runParams } from '../storage/id-runs';
 import { LEDGER_SCHEMA } from '../storage/target-ledger';
 import type { StepRecord } from './chunk-repository';
@@ -28,21 +29,57 @@ export function planElsewhere(plan: ChunkPlan): ChunkPlan {
  */
 export async function stageOperations(db: Database, target: PoolClient, chunk: ClaimedOperation[]): Promise<void> {
   await target.query(STAGE);
-  // COPY takes no parameters: the runs as array literals of numbers (runParams)
-  const [firsts, lasts] = runParams(chunk);
-  const rows =
-    `SELECT o.id, o.priority, o.row_values, o.row_key ` +
-    `FROM unnest('${firsts}'::bigint[], '${lasts}'::bigint[]) AS r(first_id, last_id) ` +
-    `JOIN batch.operations o ON o.id BETWEEN r.first_id AND r.last_id`;
+  const rows = `SELECT o.id, o.priority, o.row_values, o.row_key FROM ${operationsOf(chunk)}`;
+  await copyFromQueue(db, target, rows, `COPY ${STAGED} (id, priority, row_values, row_key) FROM STDIN`);
+}
+
+/** The operations as rows `o` of the queue, by runs of ids (COPY takes no parameters: array literals of numbers). */
+function operationsOf(operations: ClaimedOperation[]): string {
+  const [firsts, lasts] = runParams(operations);
+  return (
+    `unnest('${firsts}'::bigint[], '${lasts}'::bigint[]) AS r(first_id, last_id) ` +
+    `JOIN batch.operations o ON o.id BETWEEN r.first_id AND r.last_id`
+  );
+}
+
+/**
+ * A chunk of inserts alone, into tables where COPY is an INSERT (copyIsInsert), goes in by `COPY` of the values' text
+ * (copyInserts), each column's text read by its type's input as the statement's cast and assignment would read it.
+ */
+export function copiesAsInserts(plan: ChunkPlan): boolean {
+  return (
+    plan.filtered.length === 0 &&
+    plan.statements.every((statement) => statement.type === 'insert' && statement.table.copyIsInsert)
+  );
+}
+
+/**
+ * An insert statement's operations streamed from the queue into its table by `COPY`, in the statement's order
+ * (`priority DESC, id`: defaults are drawn in it): each column's value as text (JSON as its text, arrays as array
+ * literals, SQL NULL for JSON null), which the target's `COPY` reads with the column's type. Nothing is staged; a
+ * refusal fails the COPY, and the chunk is then applied as statements over staged values (ChunkStep.applyElsewhere).
+ */
+export async function copyInserts(db: Database, target: PoolClient, plan: StatementPlan): Promise<void> {
+  const values = plan.columns.map((name) => {
+    const column = plan.table.columns.get(name);
+    const json = column?.baseType === 'json' || column?.baseType === 'jsonb';
+    const value = `o.row_values->${quoteLiteral(name)}`;
+    if (column?.isArray) return `batch.array_literal(${value}, ${json})`;
+    return json ? `nullif(${value}, 'null')::text` : `o.row_values->>${quoteLiteral(name)}`;
+  });
+  const rows = `SELECT ${values.join(', ')} FROM ${operationsOf(plan.operations)} ORDER BY o.priority DESC, o.id`;
+  const columns = plan.columns.map(quoteIdent).join(', ');
+  await copyFromQueue(db, target, rows, `COPY ${qualifiedName(plan.table)} (${columns}) FROM STDIN`);
+}
+
+/** `rows` of the queue's database streamed by `COPY … TO STDOUT` there into `copy` (a `COPY … FROM STDIN`) in `target`. */
+async function copyFromQueue(db: Database, target: PoolClient, rows: string, copy: string): Promise<void> {
   const source = await db.pool.connect();
   let broken = false;
   const onError = () => (broken = true);
   source.on('error', onError);
   try {
-    await pipeline(
-      source.query(copyTo(`COPY (${rows}) TO STDOUT`)),
-      target.query(copyFrom(`COPY ${STAGED} (id, priority, row_values, row_key) FROM STDIN`)),
-    );
+    await pipeline(source.query(copyTo(`COPY (${rows}) TO STDOUT`)), target.query(copyFrom(copy)));
   } catch (error) {
     broken = true; // it may be in the middle of the COPY
     throw error;

@@ -67,6 +67,7 @@ const TABLES_SQL = `
       OR EXISTS (SELECT 1 FROM pg_constraint x WHERE x.contype = 'x' AND x.conrelid = c.oid)
       OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND (i.indpred IS NOT NULL OR i.indexprs IS NOT NULL))
          AS one_row_statements,
+         NOT c.relhasrules AND NOT c.relrowsecurity AS copy_is_insert,
          c.relkind = 'r' AND NOT c.relhassubclass AND NOT c.relrowsecurity AND NOT c.relhasrules
      AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype IN ('c', 'f'))
      AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND a.attgenerated <> '')
@@ -250,9 +251,13 @@ export class CatalogService implements OnApplicationBootstrap {
     const [columns, keys, flags] = await Promise.all([
       query<ColumnRow>(COLUMNS_SQL, [schemas]),
       query<KeyRow>(KEYS_SQL, [schemas]),
-      query<{ schema: string; table: string; one_row_statements: boolean; folds_row_changes: boolean }>(TABLES_SQL, [
-        schemas,
-      ]),
+      query<{
+        schema: string;
+        table: string;
+        one_row_statements: boolean;
+        copy_is_insert: boolean;
+        folds_row_changes: boolean;
+      }>(TABLES_SQL, [schemas]),
     ]);
     const tables = new Map<string, TargetTable>();
     for (const row of columns) {
@@ -268,6 +273,7 @@ export class CatalogService implements OnApplicationBootstrap {
           primaryKey: null,
           uniqueKeys: [],
           oneRowStatements: false,
+          copyIsInsert: false,
           foldsRowChanges: false,
         };
         tables.set(local, table);
@@ -295,6 +301,7 @@ export class CatalogService implements OnApplicationBootstrap {
       const table = tables.get(`${flag.schema}.${flag.table}`);
       if (!table) continue;
       table.oneRowStatements = flag.one_row_statements;
+      table.copyIsInsert = flag.copy_is_insert && !flag.one_row_statements;
       table.foldsRowChanges = flag.folds_row_changes && !flag.one_row_statements;
     }
     return [database, tables];
