@@ -4,7 +4,7 @@ import { Client } from 'pg';
 import { createCaller, ServiceGroup, settleAll, TestDb } from '../support/harness';
 import { POSTGRES_MISSING, PrivatePostgres, sleep, startPostgres } from '../support/private-services';
 import { eventually, http, ServiceProcess, serviceEnv, startService } from '../support/service-process';
-import { dbClientConfig, SHARED_DB, withoutBroker } from '../support/shared-services';
+import { dbClientConfig, sharedDatabaseUrl, withoutBroker } from '../support/shared-services';
 import { createDatabase, dropDatabase, uniqueName } from '../support/test-database';
 
 const EVENTS = `(id bigserial PRIMARY KEY, ref bigint NOT NULL UNIQUE)`;
@@ -58,7 +58,7 @@ describe('fault: workers killed between the commits of chunks for another databa
     await billing.connect();
     await billing.query(`CREATE TABLE events ${EVENTS}; CREATE TABLE counters ${COUNTERS};
                          INSERT INTO counters SELECT 'c' || g, 0 FROM generate_series(0, 9) g`);
-    const url = `postgres://${SHARED_DB.user}:${encodeURIComponent(String(SHARED_DB.password ?? ''))}@${SHARED_DB.host}:${SHARED_DB.port}/${billingName}`;
+    const url = sharedDatabaseUrl(billingName);
     const env = serviceEnv({
       BATCH_DATABASES: JSON.stringify({ billing: url }),
       BATCH_PROCESS_OPERATION_LIMIT: '10',

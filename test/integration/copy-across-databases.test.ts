@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { ClientService } from '../../src/services/access/client.service';
 import { ImportUploads } from '../../src/services/imports/import-uploads.service';
 import { Jobs, startJobs } from '../support/jobs-app';
-import { dbClientConfig, SHARED_DB } from '../support/shared-services';
+import { dbClientConfig, sharedDatabaseUrl } from '../support/shared-services';
 import { createDatabase, dropDatabase, uniqueName } from '../support/test-database';
 
 const ORDERS = `(id bigint PRIMARY KEY, customer text, total numeric(10,2) CHECK (total >= 0), note text)`;
@@ -29,7 +29,7 @@ describe('copy from another database (BATCH_DATABASES)', () => {
       INSERT INTO orders SELECT g, 'customer ' || g, g / 100.0,
              CASE g % 4 WHEN 0 THEN NULL WHEN 1 THEN E'tab\\there, new\\nline' WHEN 2 THEN 'back\\slash ☃' ELSE '' END
         FROM generate_series(1, 2500) g;`);
-    const url = `postgres://${SHARED_DB.user}:${encodeURIComponent(String(SHARED_DB.password ?? ''))}@${SHARED_DB.host}:${SHARED_DB.port}/${legacyName}`;
+    const url = sharedDatabaseUrl(legacyName);
     jobs = await startJobs({ targets: ['*'], sources: ['*'] }, [], {
       BATCH_DATABASES: JSON.stringify({ legacy: url }),
     });
@@ -52,6 +52,30 @@ describe('copy from another database (BATCH_DATABASES)', () => {
     const sql = `SELECT md5(string_agg(t::text, '|' ORDER BY id)) AS digest, count(*)::int AS rows FROM ${table} t`;
     const [row] = where === 'legacy' ? (await legacy.query(sql)).rows : await jobs.db.query(sql);
     return `${row.rows} rows, ${row.digest}`;
+  }
+
+  /**
+   * The queue's commit of the first chunk whose saved context has `field` ≥ `threshold` fails, once (a trigger): as a
+   * worker that stopped between the commit in the target's database and the queue's.
+   */
+  async function failQueueCommitOnce(field: string, threshold: number): Promise<{ remove(): Promise<unknown> }> {
+    await jobs.db.query(`
+      CREATE SEQUENCE public.fail_once;
+      CREATE FUNCTION public.fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF (NEW.execution_context->>'${field}')::int >= ${threshold} THEN
+            IF nextval('public.fail_once') = 1 THEN
+              RAISE EXCEPTION 'the worker stops here';
+            END IF;
+          END IF;
+          RETURN NEW;
+        END $$;
+      CREATE TRIGGER fail_once BEFORE UPDATE ON batch.step_executions FOR EACH ROW EXECUTE FUNCTION public.fail_once()`);
+    return {
+      remove: () =>
+        jobs.db.query(`DROP TRIGGER fail_once ON batch.step_executions; DROP FUNCTION public.fail_once();
+                       DROP SEQUENCE public.fail_once`),
+    };
   }
 
   it('copies every row once, the values as they are there, in chunks over partitions', async () => {
@@ -116,18 +140,7 @@ describe('copy from another database (BATCH_DATABASES)', () => {
   it('a chunk committed there whose position was not committed here is not copied again: the restart goes on', async () => {
     await legacy.query(`DROP TABLE IF EXISTS exported; CREATE TABLE exported ${ORDERS}`);
     // the queue's commit of the chunk that reaches 600 rows fails, once, after its rows and ledger row committed there
-    await jobs.db.query(`
-      CREATE SEQUENCE public.fail_once;
-      CREATE FUNCTION public.fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-          IF (NEW.execution_context->>'done')::int >= 600 THEN
-            IF nextval('public.fail_once') = 1 THEN
-              RAISE EXCEPTION 'the worker stops here';
-            END IF;
-          END IF;
-          RETURN NEW;
-        END $$;
-      CREATE TRIGGER fail_once BEFORE UPDATE ON batch.step_executions FOR EACH ROW EXECUTE FUNCTION public.fail_once()`);
+    const stopped = await failQueueCommitOnce('done', 600);
     try {
       const failed = await copy({ source: 'orders', target: 'legacy:exported', runId: 'stopped' });
       assert.equal(failed.status, 'FAILED');
@@ -138,7 +151,7 @@ describe('copy from another database (BATCH_DATABASES)', () => {
       assert.equal(done.status, 'COMPLETED', JSON.stringify(done.exitStatus));
       assert.equal(await contents('legacy', 'exported'), await contents('legacy', 'orders'), 'every row once');
     } finally {
-      await jobs.db.query(`DROP TRIGGER fail_once ON batch.step_executions; DROP FUNCTION public.fail_once()`);
+      await stopped.remove();
     }
   });
 
@@ -146,18 +159,7 @@ describe('copy from another database (BATCH_DATABASES)', () => {
     await legacy.query(`DROP TABLE IF EXISTS items; CREATE TABLE items (id int PRIMARY KEY, qty int CHECK (qty >= 0))`);
     const csv = 'id,qty\n' + Array.from({ length: 100 }, (_, i) => `${i + 1},${i === 41 ? -1 : i}`).join('\n') + '\n';
     // the queue's commit of the chunk that passes byte 300 fails, once, after its records committed there
-    await jobs.db.query(`
-      CREATE SEQUENCE public.fail_import;
-      CREATE FUNCTION public.fail_import() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-          IF (NEW.execution_context->>'offset')::int >= 300 THEN
-            IF nextval('public.fail_import') = 1 THEN
-              RAISE EXCEPTION 'the worker stops here';
-            END IF;
-          END IF;
-          RETURN NEW;
-        END $$;
-      CREATE TRIGGER fail_import BEFORE UPDATE ON batch.step_executions FOR EACH ROW EXECUTE FUNCTION public.fail_import()`);
+    const stopped = await failQueueCommitOnce('offset', 300);
     try {
       const launched = await jobs.app.get(ImportUploads).upload(
         jobs.client,
@@ -184,7 +186,7 @@ describe('copy from another database (BATCH_DATABASES)', () => {
         [[43, '23514']],
       );
     } finally {
-      await jobs.db.query(`DROP TRIGGER fail_import ON batch.step_executions; DROP FUNCTION public.fail_import()`);
+      await stopped.remove();
     }
   });
 

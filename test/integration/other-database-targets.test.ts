@@ -12,7 +12,7 @@ import { NamedDatabasesHealthIndicator } from '../../src/services/observability/
 import { RetentionService } from '../../src/services/storage/retention.service';
 import type { ICreateBatchOperationRequest } from '../../src/interfaces/operation.interfaces';
 import { createTestApp, TestApp } from '../support/app-context';
-import { dbClientConfig, SHARED_DB } from '../support/shared-services';
+import { dbClientConfig, sharedDatabaseUrl } from '../support/shared-services';
 import { createDatabase, dropDatabase, uniqueName } from '../support/test-database';
 
 const INVOICES = `(id int PRIMARY KEY, amount numeric(10,2) NOT NULL CHECK (amount >= 0), note text)`;
@@ -34,7 +34,7 @@ describe('targets in another database (BATCH_DATABASES)', () => {
     await createDatabase(billingName);
     billing = new Client(dbClientConfig(billingName));
     await billing.connect();
-    const url = `postgres://${SHARED_DB.user}:${encodeURIComponent(String(SHARED_DB.password ?? ''))}@${SHARED_DB.host}:${SHARED_DB.port}/${billingName}`;
+    const url = sharedDatabaseUrl(billingName);
     t = await createTestApp({
       BATCH_DATABASES: JSON.stringify({ billing: url }),
       BATCH_PROCESS_OPERATION_LIMIT: '1000',

@@ -11,7 +11,7 @@ import { Database } from '../../src/services/storage/database';
 import { OperationService } from '../../src/services/ingest/operation.service';
 import { createTestApp, TestApp } from '../support/app-context';
 import { Client } from 'pg';
-import { dbClientConfig, SHARED_DB } from '../support/shared-services';
+import { dbClientConfig, sharedDatabaseUrl } from '../support/shared-services';
 import { createDatabase, dropDatabase, uniqueName } from '../support/test-database';
 
 /**
@@ -208,7 +208,7 @@ function equivalence(where: 'main' | 'another database', runs: number) {
         await createDatabase(otherName);
         other = new Client(dbClientConfig(otherName));
         await other.connect();
-        const url = `postgres://${SHARED_DB.user}:${encodeURIComponent(String(SHARED_DB.password ?? ''))}@${SHARED_DB.host}:${SHARED_DB.port}/${otherName}`;
+        const url = sharedDatabaseUrl(otherName);
         env = { ...env, BATCH_DATABASES: JSON.stringify({ other: { url, poolSize: 2, targetSchemas: ['batched'] } }) };
       }
       t = await createTestApp(env);

@@ -57,6 +57,12 @@ export const SHARED_DB: DbServer = {
   password: config.db.password,
 };
 
+/** A database of the shared server as BATCH_DATABASES names one: its `postgres://` URL. */
+export function sharedDatabaseUrl(database: string): string {
+  const { user, password, host, port } = SHARED_DB;
+  return `postgres://${user}:${encodeURIComponent(String(password ?? ''))}@${host}:${port}/${database}`;
+}
+
 /** The service's variables that point it at the shared services. */
 export function sharedServicesEnv(): Record<string, string> {
   return {

@@ -4,6 +4,7 @@ import type { SourceTable, TargetTable } from '../../interfaces/catalog.interfac
 import type { JobParameters } from '../../interfaces/job.interfaces';
 import { BatchError, invalidField } from '../batch-error';
 import { TargetLedgers } from '../storage/target-ledger';
+import { usingConnection } from '../storage/pg-client';
 import { CatalogService } from '../storage/catalog.service';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -336,20 +337,9 @@ export class CopyJob implements JobProvider {
   }
 
   /** `work` on a connection of the source's database (its pool's, given back after). */
-  private async usingSource<T>(plan: CopyPlan, work: (connection: PoolClient) => Promise<T>): Promise<T> {
+  private usingSource<T>(plan: CopyPlan, work: (connection: PoolClient) => Promise<T>): Promise<T> {
     if (plan.source.database !== MAIN) return this.databases.using(plan.source.database, work);
-    const connection = await this.db.pool.connect();
-    const died = () => undefined; // a connection that dies fails `work`, never the process
-    connection.on('error', died);
-    let failed = true;
-    try {
-      const result = await work(connection);
-      failed = false;
-      return result;
-    } finally {
-      connection.off('error', died);
-      connection.release(failed);
-    }
+    return usingConnection(this.db.pool, work);
   }
 
   /**

@@ -5,6 +5,7 @@ import type { ChunkPlan, ClaimedOperation, OperationOutcome, StatementPlan } fro
 import { type Database, quoteIdent, quoteLiteral } from '../storage/database';
 import { qualifiedName } from './target-sql';
 import { runParams } from '../storage/id-runs';
+import { usingConnection } from '../storage/pg-client';
 import { LEDGER_SCHEMA } from '../storage/target-ledger';
 import type { StepRecord } from './chunk-repository';
 
@@ -74,19 +75,9 @@ export async function copyInserts(db: Database, target: PoolClient, plan: Statem
 
 /** `rows` of the queue's database streamed by `COPY … TO STDOUT` there into `copy` (a `COPY … FROM STDIN`) in `target`. */
 async function copyFromQueue(db: Database, target: PoolClient, rows: string, copy: string): Promise<void> {
-  const source = await db.pool.connect();
-  let broken = false;
-  const onError = () => (broken = true);
-  source.on('error', onError);
-  try {
-    await pipeline(source.query(copyTo(`COPY (${rows}) TO STDOUT`)), target.query(copyFrom(copy)));
-  } catch (error) {
-    broken = true; // it may be in the middle of the COPY
-    throw error;
-  } finally {
-    source.off('error', onError);
-    source.release(broken ? true : undefined);
-  }
+  await usingConnection(db.pool, (source) =>
+    pipeline(source.query(copyTo(`COPY (${rows}) TO STDOUT`)), target.query(copyFrom(copy))),
+  );
 }
 
 /** What applying a chunk's plan gave: outcomes, steps, the targets held back, the planner's refusals. */

@@ -2,7 +2,7 @@ import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } fro
 import { Pool, type PoolClient } from 'pg';
 import { AppConfig } from '../../config/app-config';
 import type { NamedDatabase } from '../../config/databases';
-import { POOL_SETTINGS } from './pg-client';
+import { POOL_SETTINGS, usingConnection } from './pg-client';
 
 /** The service's own database, as names spell it (`main:public.orders`). */
 export const MAIN = 'main';
@@ -85,19 +85,10 @@ export class NamedDatabases implements OnApplicationBootstrap, OnApplicationShut
    * `work` on a connection of `name`'s pool, given back after it (closed where `work` failed: it may be in the middle
    * of a COPY). A connection that dies meanwhile (the server stopped) fails `work`, never the process.
    */
-  async using<T>(name: string, work: (connection: PoolClient) => Promise<T>): Promise<T> {
-    const connection = await this.require(name).pool.connect();
-    const died = (error: Error) => this.logger.warn(`database ${name}: ${error.message}`);
-    connection.on('error', died);
-    let failed = true;
-    try {
-      const result = await work(connection);
-      failed = false;
-      return result;
-    } finally {
-      connection.off('error', died);
-      connection.release(failed);
-    }
+  using<T>(name: string, work: (connection: PoolClient) => Promise<T>): Promise<T> {
+    return usingConnection(this.require(name).pool, work, (error) =>
+      this.logger.warn(`database ${name}: ${error.message}`),
+    );
   }
 
   /** A database that failed a statement for want of a connection: down until its next check answers. */

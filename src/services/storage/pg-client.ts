@@ -42,6 +42,29 @@ export async function inTransaction<T>(pool: Pool, work: (tx: PoolClient) => Pro
   }
 }
 
+/**
+ * `work` on a connection of `pool`, given back after it (closed where `work` failed: it may be in the middle of a
+ * COPY). A connection that dies meanwhile (its server stopped) fails `work` and is told to `died`, never raises an
+ * unhandled 'error' event.
+ */
+export async function usingConnection<T>(
+  pool: Pool,
+  work: (connection: PoolClient) => Promise<T>,
+  died: (error: Error) => void = () => undefined,
+): Promise<T> {
+  const connection = await pool.connect();
+  connection.on('error', died);
+  let failed = true;
+  try {
+    const result = await work(connection);
+    failed = false;
+    return result;
+  } finally {
+    connection.off('error', died);
+    connection.release(failed);
+  }
+}
+
 /** Runs `work` in one transaction on `connection`, which the caller gives back; rolls back when it throws. */
 export async function transactionOn<T>(
   connection: PoolClient,
