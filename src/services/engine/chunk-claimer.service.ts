@@ -208,9 +208,10 @@ export class ChunkClaimer {
    * was found down (its operations wait for it) or that BATCH_DATABASES no longer names. Null where none is left.
    */
   private nextDatabase(databases: string[]): string | null {
-    const usable = [...new Set(databases)].filter(
-      (name) => name === MAIN || (this.databases.get(name) !== undefined && this.databases.get(name)!.up !== false),
-    );
+    const usable = [...new Set(databases)].filter((name) => {
+      const database = name === MAIN ? null : this.databases.get(name);
+      return database === null || (database !== undefined && database.up !== false); // up null: not checked yet
+    });
     const next = usable.find((name) => name !== this.lastDatabase) ?? usable[0] ?? null;
     this.lastDatabase = next;
     return next;
