@@ -10,6 +10,7 @@ import { benchToolkit } from './toolkit';
 import { benchReleased } from './released';
 import { benchLatency } from './latency';
 import { benchQueue } from './queue';
+import { benchFaults } from './faults';
 
 /** The sizes a run takes as options: the setting each gives, its default in a full run and in a quick one. */
 const SIZES = {
@@ -20,6 +21,12 @@ const SIZES = {
   'bulk-messages': { setting: 'bulkMessages', full: 300, quick: 10, what: 'createOperations messages of 1,000' },
   seconds: { setting: 'latencySeconds', full: 600, quick: 8, what: 'the latency run' },
   settled: { setting: 'settled', full: 5_000_000, quick: 200_000, what: 'settled operations for queue health' },
+  'fault-operations': {
+    setting: 'faultOperations',
+    full: 10_000,
+    quick: 1_000,
+    what: 'inserts and increments each, killed workers',
+  },
   'released-runs': { setting: 'releasedRuns', full: 5, quick: 1, what: 'runs of the released backlogs' },
   repeat: { setting: 'repeat', full: 3, quick: 1, what: 'runs of each section but latency and released' },
   'memory-rows': { setting: 'memoryRows', full: 10_000_000, quick: 0, what: 'the import whose memory is watched' },
@@ -29,7 +36,7 @@ type SizeSetting = (typeof SIZES)[keyof typeof SIZES]['setting'];
 const USAGE = `npm run bench [-- options]: the service started with npm start, driven through RabbitMQ, every figure
 against a baseline measured in the same run.
   --quick                  a run under a minute (small sizes, one latency interval)
-  --only SECTIONS          some of drain,released,ingest,latency,queue,jobs,toolkit,imports
+  --only SECTIONS          some of drain,released,ingest,latency,queue,jobs,toolkit,imports,faults
 ${Object.entries(SIZES)
   .map(
     ([option, size]) =>
@@ -94,6 +101,7 @@ async function main(): Promise<void> {
   if (runs('toolkit')) figures.push(...(await repeated(() => benchToolkit({ rows: settings.rows }))));
   if (runs('imports')) figures.push(...(await repeated(() => benchImports(settings))));
   if (runs('queue')) figures.push(...(await repeated(() => benchQueue({ settled: settings.settled, chunk: 1000 }))));
+  if (runs('faults')) figures.push(...(await benchFaults({ operations: settings.faultOperations })));
   console.log(table(figures));
   const written = save(join(__dirname, '..', '..', 'bench', 'results'), full ? 'latest' : 'partial', figures, settings);
   console.log(`\nwritten: ${written.map((path) => relative(process.cwd(), path)).join(', ')}`);

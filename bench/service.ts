@@ -22,6 +22,8 @@ export interface NpmService {
   url: string;
   /** The service's own process (node dist/src/main.js), for its CPU time. */
   pid(): number;
+  /** It ended on its own (npm start exited). */
+  exited(): boolean;
   stop(): Promise<void>;
 }
 
@@ -57,6 +59,7 @@ export async function npmStart(env: Record<string, string>): Promise<NpmService>
   return {
     url,
     pid: () => service,
+    exited: () => child.exitCode !== null || child.signalCode !== null,
     stop: async () => {
       if (child.exitCode === null) process.kill(-child.pid!, 'SIGTERM');
       await exited;

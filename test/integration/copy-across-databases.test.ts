@@ -86,6 +86,34 @@ describe('copy from another database (BATCH_DATABASES)', () => {
     assert.equal(await contents('main', 'orders'), await contents('legacy', 'orders'));
   });
 
+  it('copies values of every kind as they are there: built-in types in binary, a type of its own as text', async () => {
+    const KINDS = `(id int PRIMARY KEY, s smallint, b bigint, r real, d double precision, n numeric(12,3), f boolean,
+      t text, v varchar(20), y bytea, u uuid, dt date, tm time, ts timestamp, tz timestamptz, iv interval, j json,
+      jb jsonb, a int[], ta text[])`;
+    const rows = `SELECT g, g - 300, g * 10000000000, g / 7.0, g / 3.0, g / 9.0, g % 2 = 0, E'tab\\t ☃ ' || g,
+                         'v' || g, decode(md5(g::text), 'hex'), md5(g::text)::uuid, date '2026-01-01' + g,
+                         time '10:00' + g * interval '1 second', timestamp '2026-01-01' + g * interval '1 minute',
+                         timestamptz '2026-01-01 00:00+02' + g * interval '1 hour', g * interval '1 day 1 second',
+                         json_build_object('g', g, 'list', json_build_array(g, null, 'x')),
+                         jsonb_build_object('g', g, 'nested', jsonb_build_object('deep', g)),
+                         ARRAY[g, NULL, -g], ARRAY['a' || g, NULL, '']
+                    FROM generate_series(1, 700) g`;
+    const moody = `(id int PRIMARY KEY, tz timestamptz, m mood)`;
+    await legacy.query(`CREATE TABLE kinds ${KINDS}; INSERT INTO kinds ${rows};
+                        INSERT INTO kinds (id) SELECT g FROM generate_series(701, 750) g;
+                        CREATE TYPE mood AS ENUM ('sad', 'ok');
+                        CREATE TABLE moods ${moody}; INSERT INTO moods SELECT id, tz, 'ok' FROM kinds`);
+    await jobs.db.query(
+      `CREATE TABLE kinds ${KINDS}; CREATE TYPE mood AS ENUM ('ok', 'sad'); CREATE TABLE moods ${moody}`,
+    );
+    for (const table of ['kinds', 'moods']) {
+      const done = await copy({ source: `legacy:${table}`, target: table });
+      assert.equal(done.status, 'COMPLETED', JSON.stringify(done.exitStatus));
+      assert.equal(done.steps[0].readCount, 750);
+      assert.equal(await contents('main', table), await contents('legacy', table));
+    }
+  });
+
   it('upserts: rows that are there already updated, the others inserted', async () => {
     await jobs.db.query(`INSERT INTO kept SELECT g, 'old', 0, 'old' FROM generate_series(1, 2500, 2) g`);
     const done = await copy({ source: 'legacy:orders', target: 'main:public.kept', mode: 'upsert' });

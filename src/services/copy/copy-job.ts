@@ -6,7 +6,7 @@ import { BatchError, invalidField } from '../batch-error';
 import { TargetLedgers } from '../storage/target-ledger';
 import { usingConnection } from '../storage/pg-client';
 import { CatalogService } from '../storage/catalog.service';
-import { Transform } from 'node:stream';
+import { binaryCopies, CopiedRows } from './copied-rows';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { Database, quoteIdent, quoteLiteral } from '../storage/database';
@@ -39,6 +39,8 @@ interface CopyPlan {
   /** Target column ← source column. */
   columns: [string, string][];
   conflictKey: string[] | null;
+  /** Rows streamed in COPY's binary format (copiesBinary), as worked out for a run; false where a launch is checked. */
+  binary: boolean;
 }
 
 /** One chunk's statement's answer: rows read, rows written, and the last key read (the next chunk starts after it). */
@@ -222,12 +224,38 @@ export class CopyJob implements JobProvider {
     const conflictKey = conflictKeyOf(parameters, target);
     const unwritten = conflictKey?.find((column) => !columns.some(([written]) => written === column));
     if (unwritten) throw invalidField('conflictKey', `names ${unwritten}, which the copy does not write`);
-    return { source, target, key, keyType: source.columns.get(key)!, columns, conflictKey };
+    return { source, target, key, keyType: source.columns.get(key)!, columns, conflictKey, binary: false };
+  }
+
+  /**
+   * Whether a copy between two databases can stream its rows in COPY's binary format: both servers of one major
+   * version, and each column pair of one built-in type (binaryCopies).
+   */
+  private async copiesBinary(plan: CopyPlan): Promise<boolean> {
+    const types = plan.columns.map(([written, read]): [string, string] => [
+      plan.source.columns.get(read)!,
+      plan.target.columns.get(written)!.castType,
+    ]);
+    if (plan.source.database === plan.target.database || !binaryCopies(types)) return false;
+    const version = `SELECT current_setting('server_version_num')::int / 10000 AS major`;
+    const [[source], [target]] = await Promise.all([
+      this.read<{ major: number }>(plan, version, []),
+      plan.target.database === MAIN
+        ? this.db.query<{ major: number }>(version)
+        : this.databases.query<{ major: number }>(plan.target.database, version, []),
+    ]);
+    return source.major === target.major;
   }
 
   private plan(run: JobRun): Promise<CopyPlan> {
     let plan = this.plans.get(run);
-    if (!plan) this.plans.set(run, (plan = this.planOf(run.parameters)));
+    if (!plan) {
+      plan = this.planOf(run.parameters).then(async (planned) => ({
+        ...planned,
+        binary: await this.copiesBinary(planned),
+      }));
+      this.plans.set(run, plan);
+    }
     return plan;
   }
 
@@ -346,7 +374,8 @@ export class CopyJob implements JobProvider {
    * A chunk from a source in another database than the target's: the `limit`-th key after `after` read there (or,
    * past the last such key, the range's greatest), then the rows up to it streamed by `COPY (SELECT …) TO STDOUT`
    * there into `COPY … FROM STDIN` in `tx`, the target's (into a temporary table first, for an upsert's `INSERT … ON
-   * CONFLICT`), which commits the position with the rows. The count and the position are the source's.
+   * CONFLICT`), which commits the position with the rows; in the binary format where the plan says so. The count and
+   * the position are the source's.
    */
   private async copyAcross(
     tx: PoolClient,
@@ -377,17 +406,16 @@ export class CopyJob implements JobProvider {
       await tx.query(
         `CREATE TEMPORARY TABLE IF NOT EXISTS batch_copy_rows (LIKE ${target}) ON COMMIT DROP; TRUNCATE ${into}`,
       );
-    let read = 0;
-    await this.usingSource(plan, async (reader) => {
-      const out = reader.query(copyTo(`COPY (${rows}) TO STDOUT`));
-      const counted = new Transform({
-        transform(data: Buffer, _, done) {
-          for (let at = data.indexOf(10); at >= 0; at = data.indexOf(10, at + 1)) read += 1;
-          done(null, data);
-        },
-      });
-      await pipeline(out, counted, tx.query(copyFrom(`COPY ${into} (${written}) FROM STDIN`)));
-    });
+    const format = plan.binary ? ' (FORMAT binary)' : '';
+    const counted = new CopiedRows(plan.binary);
+    await this.usingSource(plan, (reader) =>
+      pipeline(
+        reader.query(copyTo(`COPY (${rows}) TO STDOUT${format}`)),
+        counted,
+        tx.query(copyFrom(`COPY ${into} (${written}) FROM STDIN${format}`)),
+      ),
+    );
+    const read = counted.rows;
     if (!plan.conflictKey) return { read, written: read, last };
     const { rowCount } = await tx.query(
       `INSERT INTO ${target} (${written}) SELECT ${written} FROM ${into} ${upsertClause(plan)}`,
