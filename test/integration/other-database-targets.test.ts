@@ -274,3 +274,46 @@ describe('targets in another database (BATCH_DATABASES)', () => {
     );
   });
 });
+
+/** A worker applying a chunk there for longer than BATCH_CHUNK_LEASE_MS keeps it: no other takes it over meanwhile. */
+describe('a chunk for another database, held while it applies', () => {
+  const billingName = uniqueName('billing');
+  let billing: Client;
+  let t: TestApp;
+
+  after(async () => {
+    await t?.close();
+    await billing?.end();
+    await dropDatabase(billingName);
+  });
+
+  it('renews its lease while it applies for longer than the lease', async () => {
+    await createDatabase(billingName);
+    billing = new Client(dbClientConfig(billingName));
+    await billing.connect();
+    await billing.query(`CREATE TABLE invoices ${INVOICES};
+      CREATE FUNCTION slowly() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(2.5); RETURN NULL; END $$;
+      CREATE TRIGGER slowly AFTER INSERT ON invoices FOR EACH STATEMENT EXECUTE FUNCTION slowly()`);
+    t = await createTestApp({
+      BATCH_DATABASES: JSON.stringify({ billing: sharedDatabaseUrl(billingName) }),
+      BATCH_CHUNK_LEASE_MS: '1000',
+    });
+    const caller = await t.client('accounts', ['billing:*']);
+    const created = await t.get(OperationService).createMany(
+      caller,
+      [1, 2, 3].map((id) => ({ target: 'billing:invoices', type: 'insert' as const, values: { id, amount: id } })),
+    );
+    const applying = t.get(ChunkStep).execute();
+    await new Promise((resolve) => setTimeout(resolve, 1800));
+    assert.equal(await t.get(PreparedChunks).takeOver(['billing']), null, 'still held by the worker applying it');
+    assert.equal((await applying).read, 3);
+    const settled = await t.db.query<{ status: string }>(
+      `SELECT status FROM batch.operation_states WHERE id = ANY ($1)`,
+      [created.map((op) => op.id)],
+    );
+    assert.deepEqual(
+      settled.map((s) => s.status),
+      ['COMPLETED', 'COMPLETED', 'COMPLETED'],
+    );
+  });
+});

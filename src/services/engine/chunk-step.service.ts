@@ -165,7 +165,7 @@ export class ChunkStep {
     const read = operationCount(chunk);
     let applied: AppliedChunk;
     try {
-      applied = await this.applyElsewhere(prepared);
+      applied = await this.whileHeld(prepared, () => this.applyElsewhere(prepared));
     } catch (error) {
       for (const listener of this.listeners.all) listener.afterChunkError?.(error, read);
       if (isConnectionError(error) || error instanceof LedgerUnavailable) {
@@ -191,6 +191,20 @@ export class ChunkStep {
     for (const { operations, error } of applied.held) await this.failChunk(startedAt, operations, error);
     if (summary) for (const listener of this.listeners.all) listener.afterChunk?.(summary);
     return { chunkId: summary?.chunkId ?? null, read, full: this.isFull(chunk, limit) };
+  }
+
+  /**
+   * `work` on a prepared chunk, its lease renewed meanwhile however long it takes: past the lease, another worker would
+   * take the chunk over and wait there for this one's transaction.
+   */
+  private async whileHeld<T>(prepared: PreparedChunk, work: () => Promise<T>): Promise<T> {
+    const renew = () => void this.preparedChunks.renew(prepared).catch(() => undefined);
+    const renewal = setInterval(renew, this.config.poll.leaseMs / 3);
+    try {
+      return await work();
+    } finally {
+      clearInterval(renewal);
+    }
   }
 
   /**

@@ -60,6 +60,14 @@ export class PreparedChunks {
     return row ? preparedOf(row) : null;
   }
 
+  /** The holder's lease of the chunk made BATCH_CHUNK_LEASE_MS long again from now (while it applies it). */
+  async renew(prepared: PreparedChunk): Promise<void> {
+    await this.db.query(
+      `UPDATE batch.prepared_chunks SET lease_until = now() + $3 * interval '1 millisecond' WHERE id = $1 AND worker = $2`,
+      [prepared.id, prepared.holder, this.config.poll.leaseMs],
+    );
+  }
+
   /** Leaves the chunk to be tried again after `delayMs` (its database failed), by any worker. */
   async postpone(prepared: PreparedChunk, delayMs: number): Promise<void> {
     await this.db.query(
