@@ -7,6 +7,7 @@ import { CreateStream, percentile } from './latency';
 import type { Figure } from './report';
 import { BenchService } from './service';
 import { TABLE } from './target';
+import { checkpoint } from './drain';
 import { dbClientConfig } from '../test/support/shared-services';
 import { createDatabase, dropDatabase, uniqueName } from '../test/support/test-database';
 
@@ -68,13 +69,17 @@ export async function benchJobs(options: { rows: number; rate: number }): Promis
       return { seconds: (performance.now() - started) / 1000, execution: done };
     };
 
+    await checkpoint(db);
     const oneShotStarted = performance.now();
     await db.query(`INSERT INTO oneshot SELECT * FROM source`);
     const oneShot = options.rows / ((performance.now() - oneShotStarted) / 1000);
+    await checkpoint(db);
     const single = await copy('copied');
+    await checkpoint(db);
     const partitioned = await copy('partitioned', { partitions: 4 });
     const baseline = { name: 'INSERT … SELECT, one transaction', value: oneShot };
     const piped = options.rows / (await pipedCopy(legacy, service.env.DB_NAME, 'source', 'piped'));
+    await checkpoint(db);
     const across = await copy('across', {}, 'legacy:public.source');
 
     // launch → STARTED, one launch at a time with the workers idle
@@ -93,6 +98,7 @@ export async function benchJobs(options: { rows: number; rate: number }): Promis
     }
 
     // the queue's latency over the copy's duration, without a copy and with one
+    await checkpoint(db);
     const stream = new CreateStream(service, options.rate);
     await stream.start();
     await sleep(3000);
@@ -100,6 +106,7 @@ export async function benchJobs(options: { rows: number; rate: number }): Promis
     await sleep(single.seconds * 1000);
     const without = percentile(await stream.stop(), 99);
     await db.query(`TRUNCATE during`);
+    await checkpoint(db);
     const loaded = new CreateStream(service, options.rate);
     await loaded.start();
     await sleep(3000);
@@ -167,6 +174,7 @@ async function pipedCopy(from: string, to: string, source: string, target: strin
   const [reader, writer] = [new Client(dbClientConfig(from)), new Client(dbClientConfig(to))];
   await Promise.all([reader.connect(), writer.connect()]);
   try {
+    await checkpoint(writer);
     const started = performance.now();
     await writer.query('BEGIN');
     await pipeline(

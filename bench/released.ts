@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import { fill, handWrittenRate, seed } from './drain';
+import { checkpoint, fill, handWrittenRate, seed } from './drain';
 import { median, type Figure } from './report';
 import { BenchService } from './service';
 import { operation, TABLE, Type } from './target';
@@ -35,6 +35,7 @@ async function releasedDrain(service: BenchService, type: Keyed, count: number):
   try {
     await holder.query(`BEGIN; LOCK TABLE public.bench IN ACCESS EXCLUSIVE MODE`);
     await fill(rpc, count, (i) => operation(type, i));
+    await checkpoint(db);
     const released = Date.now();
     await holder.query('COMMIT');
     for (;;) {

@@ -13,6 +13,8 @@ export interface Figure {
   note?: string;
   /** A figure measured more than once: each run's ratio (or value, without a baseline); every one is to meet the target. */
   runs?: number[];
+  /** Each run's value and baseline, in the order they ran: which of the two moved where the ratio swings. */
+  measured?: { value: number; baseline?: number }[];
 }
 
 export function ratio(f: Figure): number | null {
@@ -40,7 +42,13 @@ export function merged(repeats: Figure[][]): Figure[] {
     if (runs.length === 1) return runs[0];
     const [first] = runs;
     const baseline = first.baseline && { name: first.baseline.name, value: median(runs.map((f) => f.baseline!.value)) };
-    return { ...first, value: median(runs.map((f) => f.value)), baseline, runs: runs.map((f) => ratio(f) ?? f.value) };
+    return {
+      ...first,
+      value: median(runs.map((f) => f.value)),
+      baseline,
+      runs: runs.map((f) => ratio(f) ?? f.value),
+      measured: runs.map((f) => ({ value: f.value, baseline: f.baseline?.value })),
+    };
   });
 }
 
@@ -71,6 +79,11 @@ export function table(figures: Figure[]): string {
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   const notes = figures.filter((f) => f.note).map((f) => `- ${f.name}: ${f.note}`);
+  const eachRun = (f: Figure) =>
+    f.measured!.map((run) => fmt(run.value) + (run.baseline === undefined ? '' : ` vs ${fmt(run.baseline)}`));
+  notes.push(
+    ...figures.filter((f) => f.measured && f.baseline).map((f) => `- ${f.name}, run by run: ${eachRun(f).join('; ')}`),
+  );
   return [
     ...rows.map((row) => row.map((cell, c) => cell.padEnd(widths[c])).join('  ')),
     ...(notes.length ? ['', ...notes] : []),
