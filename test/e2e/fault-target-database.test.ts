@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Client } from 'pg';
+import type { IJobExecution } from '../../src/interfaces/job.interfaces';
 import { createCaller, ServiceGroup, settleAll, TestDb } from '../support/harness';
 import { POSTGRES_MISSING, PrivatePostgres, sleep, startPostgres } from '../support/private-services';
 import { eventually, http, ServiceProcess, serviceEnv, startService } from '../support/service-process';
@@ -177,6 +178,90 @@ describe(
       assert.equal(await count(billing, `SELECT count(*) AS n FROM events`), BILLED / 2, 'each insert once');
       assert.equal(await count(billing, `SELECT sum(n) AS n FROM counters`), BILLED / 2, 'each increment once');
       await caller.close();
+    });
+  },
+);
+
+/**
+ * The server a copy writes to (a private PostgreSQL, `billing`) stopped mid-copy and started again: the copy waits at
+ * its chunk and goes on once the server is back, each chunk's rows and position committed together there, so that
+ * every row arrives once.
+ */
+describe(
+  "fault: a copy's target database stopped and started mid-copy (built service, private PostgreSQL)",
+  { skip: POSTGRES_MISSING ?? false },
+  () => {
+    if (withoutBroker()) return;
+    const ROWS = 1_000_000; // seconds of copying in chunks of 1,000: the server is stopped in the middle
+    let server: PrivatePostgres;
+    let service: ServiceProcess;
+    let db: TestDb;
+    let billing: Client | undefined;
+
+    after(async () => {
+      if (service && service.process.exitCode !== null) console.error(service.logs().slice(-4000));
+      await billing?.end().catch(() => undefined);
+      await db?.close();
+      await service?.destroy();
+      await server?.destroy();
+    });
+
+    it('waits while its target is down and goes on where it stopped: every row once', async () => {
+      server = await startPostgres();
+      const connect = async () => {
+        const client = new Client({ host: '127.0.0.1', port: Number(server.env.DB_PORT), user: 'postgres' });
+        client.on('error', () => undefined);
+        await client.connect();
+        return client;
+      };
+      billing = await connect();
+      // no key: a row copied twice would be there twice
+      await billing.query(`CREATE TABLE copied (id int NOT NULL, note text)`);
+      await billing.end();
+      service = await startService(
+        serviceEnv({
+          BATCH_DATABASES: JSON.stringify({ billing: `postgres://postgres@127.0.0.1:${server.env.DB_PORT}/postgres` }),
+        }),
+      );
+      db = new TestDb(service.env.DB_NAME, service.env);
+      await db.query(`CREATE TABLE src (id int PRIMARY KEY, note text);
+                      INSERT INTO src SELECT g, 'n' || g FROM generate_series(1, ${ROWS}) g`);
+      const created = await http<{ apiKey: string }>(service, 'POST', '/api/clients', service.adminKey, {
+        name: 'mover',
+        targets: ['billing:*'],
+        sources: ['src'],
+      });
+      const key = created.body.apiKey;
+      const launched = await http<IJobExecution>(service, 'POST', '/api/jobs/copy/executions', key, {
+        parameters: { source: 'src', target: 'billing:copied' },
+        options: { chunkSize: 1000 },
+      });
+      assert.equal(launched.status, 202, JSON.stringify(launched.body));
+      const execution = async () =>
+        (await http<IJobExecution>(service, 'GET', `/api/jobs/executions/${launched.body.id}`, key)).body;
+      await eventually(async () => ((await execution()).steps[0]?.writeCount > 20_000 ? true : undefined));
+      await server.stop();
+      const stopped = await execution();
+      assert.ok(stopped.steps[0].writeCount < ROWS, 'stopped mid-copy');
+      await sleep(2000);
+      const waiting = await execution();
+      assert.equal(waiting.status, 'STARTED', 'the copy waits for its target: no failure');
+      assert.equal(waiting.steps[0].writeCount, stopped.steps[0].writeCount, 'nothing written meanwhile');
+
+      await server.start();
+      const done = await eventually(
+        async () => {
+          const now = await execution();
+          return ['COMPLETED', 'FAILED'].includes(now.status) ? now : undefined;
+        },
+        120_000,
+        'the copy to end',
+      );
+      assert.equal(done.status, 'COMPLETED', JSON.stringify(done.exitStatus));
+      billing = await connect();
+      assert.equal(await count(billing, `SELECT count(*) AS n FROM copied`), ROWS, 'no row lost or doubled');
+      assert.equal(await count(billing, `SELECT count(DISTINCT id) AS n FROM copied`), ROWS);
+      assert.equal(await count(billing, `SELECT count(*) AS n FROM copied WHERE note <> 'n' || id`), 0);
     });
   },
 );
