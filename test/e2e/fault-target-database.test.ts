@@ -32,6 +32,14 @@ function workload(target: (table: string) => string, inserts: number, increments
   ];
 }
 
+/** A connection to the private server's `postgres` database, which lives on through the server's stops. */
+async function connectTo(server: PrivatePostgres): Promise<Client> {
+  const client = new Client({ host: '127.0.0.1', port: Number(server.env.DB_PORT), user: 'postgres' });
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
+}
+
 async function count(client: Client, sql: string): Promise<number> {
   return Number((await client.query<{ n: string }>(sql)).rows[0].n);
 }
@@ -124,13 +132,7 @@ describe(
 
     it('holds back only its own operations while it is down, and applies them once when it returns', async () => {
       server = await startPostgres();
-      const connect = async () => {
-        const client = new Client({ host: '127.0.0.1', port: Number(server.env.DB_PORT), user: 'postgres' });
-        client.on('error', () => undefined);
-        await client.connect();
-        return client;
-      };
-      billing = await connect();
+      billing = await connectTo(server);
       await billing.query(`CREATE TABLE events ${EVENTS}; CREATE TABLE counters ${COUNTERS};
                            INSERT INTO counters SELECT 'c' || g, 0 FROM generate_series(0, 9) g`);
       service = await startService(
@@ -171,7 +173,7 @@ describe(
       );
 
       await server.start();
-      billing = await connect();
+      billing = await connectTo(server);
       const settled = await settleAll(db, caller, 120_000);
       assert.equal(settled.length, BILLED + LOCAL);
       assert.ok(settled.every((o) => o.status === 'COMPLETED'));
@@ -208,13 +210,7 @@ describe(
 
     it('waits while its target is down and goes on where it stopped: every row once', async () => {
       server = await startPostgres();
-      const connect = async () => {
-        const client = new Client({ host: '127.0.0.1', port: Number(server.env.DB_PORT), user: 'postgres' });
-        client.on('error', () => undefined);
-        await client.connect();
-        return client;
-      };
-      billing = await connect();
+      billing = await connectTo(server);
       // no key: a row copied twice would be there twice
       await billing.query(`CREATE TABLE copied (id int NOT NULL, note text)`);
       await billing.end();
@@ -258,7 +254,7 @@ describe(
         'the copy to end',
       );
       assert.equal(done.status, 'COMPLETED', JSON.stringify(done.exitStatus));
-      billing = await connect();
+      billing = await connectTo(server);
       assert.equal(await count(billing, `SELECT count(*) AS n FROM copied`), ROWS, 'no row lost or doubled');
       assert.equal(await count(billing, `SELECT count(DISTINCT id) AS n FROM copied`), ROWS);
       assert.equal(await count(billing, `SELECT count(*) AS n FROM copied WHERE note <> 'n' || id`), 0);
