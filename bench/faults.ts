@@ -6,8 +6,8 @@ import { BenchService, npmStart } from './service';
 import { dbClientConfig, sharedDatabaseUrl } from '../test/support/shared-services';
 import { createDatabase, dropDatabase, uniqueName } from '../test/support/test-database';
 
-/** The chance that a worker passing the injection point dies there: a few kills over the run's chunks. */
-const KILL_CHANCE = 0.004;
+/** About as many workers killed at the injection point in a run of any size (its chunks: `operations` / 5). */
+const KILLS = 8;
 
 /**
  * The kill-between-commits fault run: `operations` inserts and as many increments for tables in another database
@@ -52,12 +52,13 @@ export async function benchFaults({ operations }: { operations: number }): Promi
           )
         )[0].n,
       );
+    const chance = Math.min(0.1, (KILLS * 5) / operations);
     let kills = 0;
     while ((await pending()) > 0) {
       const worker = await npmStart({
         ...service.env,
         BATCH_ROLE: 'worker',
-        BATCH_TEST_KILL_AT: `between-commits:${KILL_CHANCE}`,
+        BATCH_TEST_KILL_AT: `between-commits:${chance}`,
       }).catch(
         () => null, // killed before it answered /health
       );

@@ -35,7 +35,7 @@ type SizeSetting = (typeof SIZES)[keyof typeof SIZES]['setting'];
 
 const USAGE = `npm run bench [-- options]: the service started with npm start, driven through RabbitMQ, every figure
 against a baseline measured in the same run.
-  --quick                  a run under a minute (small sizes, one latency interval)
+  --quick                  every section in a few minutes (small sizes, one latency interval)
   --only SECTIONS          some of drain,released,ingest,latency,queue,jobs,toolkit,imports,faults
 ${Object.entries(SIZES)
   .map(
