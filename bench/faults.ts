@@ -44,14 +44,7 @@ export async function benchFaults({ operations }: { operations: number }): Promi
     }));
     await rpc.close();
 
-    const pending = async () =>
-      Number(
-        (
-          await service.db.query<{ n: string }>(
-            `SELECT count(*) AS n FROM batch.operation_states WHERE status = 'PENDING'`,
-          )
-        )[0].n,
-      );
+    const pending = () => service.db.count(`SELECT count(*) AS n FROM batch.operation_states WHERE status = 'PENDING'`);
     const chance = Math.min(0.1, (KILLS * 5) / operations);
     let kills = 0;
     while ((await pending()) > 0) {
