@@ -13,8 +13,8 @@ import { createDatabase, dropDatabase, uniqueName } from '../test/support/test-d
 
 /**
  * Writes out the dirty buffers before a timed phase: PostgreSQL requests a checkpoint after every max_wal_size of WAL,
- * and the phases before write gigabytes, so one would otherwise fall into one phase or another at random (the same
- * figure of identical runs swung 0.5-0.8× with it).
+ * and the phases before write gigabytes, so one would otherwise fall into one phase or another at random, and the
+ * same figure swing between identical runs.
  */
 export async function checkpoint(db: { query(text: string): Promise<unknown> }): Promise<void> {
   await db.query('CHECKPOINT');

@@ -10,7 +10,7 @@ import { importFile, type IJobExecution, type ImportParams } from '../src/client
 import { dbClientConfig } from '../test/support/shared-services';
 import type { Figure } from './report';
 import { bullmqRate } from './bullmq';
-import { fill } from './drain';
+import { checkpoint, fill } from './drain';
 import { BenchService, residentMegabytes } from './service';
 import { operation, TABLE } from './target';
 
@@ -86,15 +86,12 @@ export async function benchImports(options: {
       await db.query(`VACUUM ANALYZE ${table}`);
     }
 
-    // Each timed phase starts on a fresh checkpoint: the ones PostgreSQL requests after every max_wal_size of WAL
-    // (the phases before write gigabytes) would otherwise fall into one phase or another, at random.
-    const checkpoint = () => db.query('CHECKPOINT');
-    await checkpoint();
+    await checkpoint(db);
     const copy = await timed(() => copyFile(service.env.DB_NAME, clean, 'copied'));
-    await checkpoint();
+    await checkpoint(db);
     const upsertBaseline = await timed(() => upsertFile(service.env.DB_NAME, clean, 'upsert_base'));
     const load = async (file: string, params: ImportParams) => {
-      await checkpoint();
+      await checkpoint(db);
       const started = performance.now();
       const launched = await importFile(target, file, params);
       const done = await until(service, launched.id);

@@ -40,6 +40,21 @@ async function connectTo(server: PrivatePostgres): Promise<Client> {
   return client;
 }
 
+/** What a test against a private target server started, stopped (what the service said last, where it exited). */
+async function tearDown(started: {
+  service?: ServiceProcess;
+  db?: TestDb;
+  billing?: Client;
+  server?: PrivatePostgres;
+}) {
+  const { service, db, billing, server } = started;
+  if (service && service.process.exitCode !== null) console.error(service.logs().slice(-4000));
+  await billing?.end().catch(() => undefined);
+  await db?.close();
+  await service?.destroy();
+  await server?.destroy();
+}
+
 async function count(client: Client, sql: string): Promise<number> {
   return Number((await client.query<{ n: string }>(sql)).rows[0].n);
 }
@@ -122,13 +137,7 @@ describe(
     let db: TestDb;
     let billing: Client;
 
-    after(async () => {
-      if (service && service.process.exitCode !== null) console.error(service.logs().slice(-4000));
-      await billing?.end().catch(() => undefined);
-      await db?.close();
-      await service?.destroy();
-      await server?.destroy();
-    });
+    after(() => tearDown({ service, db, billing, server }));
 
     it('holds back only its own operations while it is down, and applies them once when it returns', async () => {
       server = await startPostgres();
@@ -200,13 +209,7 @@ describe(
     let db: TestDb;
     let billing: Client | undefined;
 
-    after(async () => {
-      if (service && service.process.exitCode !== null) console.error(service.logs().slice(-4000));
-      await billing?.end().catch(() => undefined);
-      await db?.close();
-      await service?.destroy();
-      await server?.destroy();
-    });
+    after(() => tearDown({ service, db, billing, server }));
 
     it('waits while its target is down and goes on where it stopped: every row once', async () => {
       server = await startPostgres();
