@@ -114,6 +114,24 @@ describe('copy from another database (BATCH_DATABASES)', () => {
     }
   });
 
+  it('takes chunks of 100,000 rows between two databases where chunkSize is not given, 10,000 inside one', async () => {
+    const rows = `SELECT g FROM generate_series(1, 100001) g`;
+    await legacy.query(`CREATE TABLE many (id int PRIMARY KEY); INSERT INTO many ${rows}`);
+    await jobs.db.query(`CREATE TABLE many (id int PRIMARY KEY); CREATE TABLE many_here (id int PRIMARY KEY);
+                         INSERT INTO many_here ${rows}`);
+    const chunks = async (source: string) => {
+      const launched = await jobs.operator.launch(jobs.client, 'copy', { source, target: 'many' }, {});
+      await jobs.runAll();
+      const done = await jobs.execution(launched.id);
+      assert.equal(done.status, 'COMPLETED', JSON.stringify(done.exitStatus));
+      assert.equal(done.steps[0].readCount, 100001);
+      await jobs.db.query(`TRUNCATE many`);
+      return done.steps[0].commitCount;
+    };
+    assert.equal(await chunks('legacy:many'), 2);
+    assert.equal(await chunks('main:many_here'), 11);
+  });
+
   it('upserts: rows that are there already updated, the others inserted', async () => {
     await jobs.db.query(`INSERT INTO kept SELECT g, 'old', 0, 'old' FROM generate_series(1, 2500, 2) g`);
     const done = await copy({ source: 'legacy:orders', target: 'main:public.kept', mode: 'upsert' });
