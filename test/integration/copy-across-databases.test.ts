@@ -5,6 +5,9 @@ import { BatchError } from '../../src/services/batch-error';
 import { Readable } from 'node:stream';
 import { ClientService } from '../../src/services/access/client.service';
 import { ImportUploads } from '../../src/services/imports/import-uploads.service';
+import type { StepRun } from '../../src/services/jobs/job-definition';
+import { TargetLedgers } from '../../src/services/storage/target-ledger';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Jobs, startJobs } from '../support/jobs-app';
 import { dbClientConfig, sharedDatabaseUrl } from '../support/shared-services';
 import { createDatabase, dropDatabase, uniqueName } from '../support/test-database';
@@ -24,6 +27,11 @@ describe('copy from another database (BATCH_DATABASES)', () => {
     await createDatabase(legacyName);
     legacy = new Client(dbClientConfig(legacyName));
     await legacy.connect();
+    // a source whose sessions (the service's, opened later) write values otherwise: dates day first, floats cut short;
+    // this test's own session reads them as the service's do, so that equal values read as the same text
+    for (const setting of [`DateStyle = 'SQL, DMY'`, `IntervalStyle = 'sql_standard'`, 'extra_float_digits = 0'])
+      await legacy.query(`ALTER DATABASE "${legacyName}" SET ${setting}`);
+    await legacy.query(`SET DateStyle = 'ISO, MDY'; SET IntervalStyle = postgres; SET extra_float_digits = 3`);
     await legacy.query(`
       CREATE TABLE orders ${ORDERS};
       INSERT INTO orders SELECT g, 'customer ' || g, g / 100.0,
@@ -86,7 +94,7 @@ describe('copy from another database (BATCH_DATABASES)', () => {
     assert.equal(await contents('main', 'orders'), await contents('legacy', 'orders'));
   });
 
-  it('copies values of every kind as they are there: built-in types in binary, a type of its own as text', async () => {
+  it("copies values of every kind as they are there: built-in types in binary, else as text, whatever the source server's settings", async () => {
     const KINDS = `(id int PRIMARY KEY, s smallint, b bigint, r real, d double precision, n numeric(12,3), f boolean,
       t text, v varchar(20), y bytea, u uuid, dt date, tm time, ts timestamp, tz timestamptz, iv interval, j json,
       jb jsonb, a int[], ta text[])`;
@@ -98,11 +106,11 @@ describe('copy from another database (BATCH_DATABASES)', () => {
                          jsonb_build_object('g', g, 'nested', jsonb_build_object('deep', g)),
                          ARRAY[g, NULL, -g], ARRAY['a' || g, NULL, '']
                     FROM generate_series(1, 700) g`;
-    const moody = `(id int PRIMARY KEY, tz timestamptz, m mood)`;
+    const moody = KINDS.replace(/\)$/, ', m mood)');
     await legacy.query(`CREATE TABLE kinds ${KINDS}; INSERT INTO kinds ${rows};
                         INSERT INTO kinds (id) SELECT g FROM generate_series(701, 750) g;
                         CREATE TYPE mood AS ENUM ('sad', 'ok');
-                        CREATE TABLE moods ${moody}; INSERT INTO moods SELECT id, tz, 'ok' FROM kinds`);
+                        CREATE TABLE moods ${moody}; INSERT INTO moods SELECT *, 'ok' FROM kinds`);
     await jobs.db.query(
       `CREATE TABLE kinds ${KINDS}; CREATE TYPE mood AS ENUM ('ok', 'sad'); CREATE TABLE moods ${moody}`,
     );
@@ -130,6 +138,78 @@ describe('copy from another database (BATCH_DATABASES)', () => {
     };
     assert.equal(await chunks('legacy:many'), 2);
     assert.equal(await chunks('main:many_here'), 11);
+  });
+
+  it('reads a key of char(n) in order, its bounds kept whole', async () => {
+    const CODED = `(code char(2) PRIMARY KEY, n int)`;
+    const rows = `VALUES ('A', 1), ('AA', 2), ('AB', 3), ('AC', 4), ('B', 5)`;
+    await legacy.query(`CREATE TABLE coded ${CODED}; INSERT INTO coded ${rows}`);
+    await jobs.db.query(
+      `CREATE TABLE coded ${CODED}; CREATE TABLE coded_here ${CODED}; INSERT INTO coded_here ${rows}`,
+    );
+    for (const source of ['legacy:coded', 'main:coded_here']) {
+      const done = await copy({ source, target: 'coded' }, { chunkSize: 2 });
+      assert.equal(done.status, 'COMPLETED', JSON.stringify(done.exitStatus));
+      const [{ copied }] = await jobs.db.query(`SELECT string_agg(code || n, ',' ORDER BY code) AS copied FROM coded`);
+      assert.equal(copied, 'A1,AA2,AB3,AC4,B5', source);
+      await jobs.db.query(`TRUNCATE coded`);
+    }
+  });
+
+  it('upserts into a target with columns it does not write: an identity, a NOT NULL default', async () => {
+    await jobs.db.query(`CREATE TABLE stamped (n bigint GENERATED ALWAYS AS IDENTITY, id bigint PRIMARY KEY,
+                           customer text, total numeric(10,2), note text, at timestamptz NOT NULL DEFAULT now());
+                         INSERT INTO stamped (id, customer) SELECT g, 'old' FROM generate_series(1, 2500, 2) g`);
+    const done = await copy({ source: 'legacy:orders', target: 'stamped', mode: 'upsert' });
+    assert.equal(done.status, 'COMPLETED', JSON.stringify(done.exitStatus));
+    const written = `SELECT md5(string_agg(concat_ws('|', id, customer, total, note), ',' ORDER BY id)) AS digest`;
+    const [[here], { rows: there }] = await Promise.all([
+      jobs.db.query(`${written} FROM stamped`),
+      legacy.query(`${written} FROM orders`),
+    ]);
+    assert.equal(here.digest, there[0].digest);
+  });
+
+  it('a row refused while the source still streams a large chunk fails the copy at once, its connections closed', async () => {
+    const BULKY = `(id int PRIMARY KEY, total numeric(10,2) CHECK (total >= 0), pad text)`;
+    await legacy.query(`CREATE TABLE bulky (id int PRIMARY KEY, total numeric(10,2), pad text);
+                        INSERT INTO bulky SELECT g, CASE g WHEN 5000 THEN -1 ELSE g END, repeat('x', 50)
+                          FROM generate_series(1, 200000) g`);
+    await jobs.db.query(`CREATE TABLE bulky ${BULKY}`);
+    const done = await copy({ source: 'legacy:bulky', target: 'bulky' }, { chunkSize: 200_000 });
+    assert.equal(done.status, 'FAILED');
+    assert.match(done.exitStatus?.description ?? '', /id = 5000/);
+    const { rows } = await legacy.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state <> 'idle'`,
+    );
+    assert.equal(rows[0].n, 1, 'no source session left reading (this one only)');
+  });
+
+  it("two workers on a step's first chunk there: the second waits for the first's commit and takes its position", async () => {
+    const ledgers = jobs.app.get(TargetLedgers);
+    const step = { job: { instanceId: 'race' }, name: 'copy', partition: null } as unknown as StepRun;
+    let writes = 0;
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let entered = () => {};
+    const writing = new Promise<void>((resolve) => (entered = resolve));
+    const chunk = (name: string, wait: Promise<void> | null) => ({
+      write: async () => {
+        writes += 1;
+        entered();
+        await wait;
+        return `${name} wrote`;
+      },
+      position: () => ({ position: '100', done: 100 }),
+      catchUp: ({ done }: { done: number }) => `${name} caught up at ${done}`,
+    });
+    const first = ledgers.jobChunk('legacy', step, 0, chunk('first', held));
+    await writing;
+    const second = ledgers.jobChunk('legacy', step, 0, chunk('second', null));
+    await sleep(300); // the second is waiting there by now
+    release();
+    assert.deepEqual(await Promise.all([first, second]), ['first wrote', 'second caught up at 100']);
+    assert.equal(writes, 1);
   });
 
   it('upserts: rows that are there already updated, the others inserted', async () => {

@@ -61,6 +61,15 @@ const CHUNK_SIZE = 10_000;
 const CHUNK_SIZE_ACROSS = 100_000;
 
 /**
+ * How a chunk reads its source in another database: its last key and its rows in one snapshot, so that the two agree
+ * however the source changes meanwhile (a row deleted in between would end the copy there); values written as
+ * `pg_dump` writes them, whatever the source server's own settings (a date in `SQL, DMY` style read by a target in
+ * `MDY`, floats cut by `extra_float_digits = 0`).
+ */
+const SOURCE_READ = `SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;
+  SET LOCAL DateStyle = ISO; SET LOCAL IntervalStyle = postgres; SET LOCAL extra_float_digits = 3`;
+
+/**
  * The built-in `copy` job (docs/jobs.md#copy): rows of a source table or view into a target table, in chunks
  * ordered by a unique key, the rows never leaving PostgreSQL: each chunk is one `INSERT … SELECT … WHERE key > $last
  * ORDER BY key LIMIT n` (upserts `ON CONFLICT … DO UPDATE`), committed with the position; between two databases
@@ -386,11 +395,11 @@ export class CopyJob implements JobProvider {
   }
 
   /**
-   * A chunk from a source in another database than the target's: the `limit`-th key after `after` read there (or,
-   * past the last such key, the range's greatest), then the rows up to it streamed by `COPY (SELECT …) TO STDOUT`
-   * there into `COPY … FROM STDIN` in `tx`, the target's (into a temporary table first, for an upsert's `INSERT … ON
-   * CONFLICT`), which commits the position with the rows; in the binary format where the plan says so. The count and
-   * the position are the source's.
+   * A chunk from a source in another database than the target's, read there in one transaction (SOURCE_READ): the
+   * `limit`-th key after `after` (or, past the last such key, the range's greatest), then the rows up to it streamed
+   * by `COPY (SELECT …) TO STDOUT` into `COPY … FROM STDIN` in `tx`, the target's (into a temporary table of the
+   * written columns first, for an upsert's `INSERT … ON CONFLICT`), which commits the position with the rows; in the
+   * binary format where the plan says so. The count and the position are the source's.
    */
   private async copyAcross(
     tx: PoolClient,
@@ -402,34 +411,42 @@ export class CopyJob implements JobProvider {
     const key = quoteIdent(plan.key);
     const { where, values } = range(plan, after, to);
     const source = `${sourceName(plan)} ${where}`;
-    const [{ last }] = await this.read<{ last: string | null }>(
-      plan,
-      `SELECT coalesce((SELECT ${key} FROM ${source} ORDER BY ${key} OFFSET $${values.length + 1} - 1 LIMIT 1),
-                       (SELECT ${key} FROM ${source} ORDER BY ${key} DESC LIMIT 1))::text AS last`,
-      [...values, limit],
-    );
-    if (last === null) return { read: 0, written: 0, last: null };
-    // COPY takes no parameters: the bounds as literals of the key's type
-    const bound = (value: string) => `${quoteLiteral(value)}::${plan.keyType}`;
-    const rows =
-      `SELECT ${plan.columns.map(([, column]) => quoteIdent(column)).join(', ')} FROM ${sourceName(plan)} ` +
-      `WHERE ${after === null ? '' : `${key} > ${bound(after)} AND `}${key} <= ${bound(last)} ORDER BY ${key}`;
     const written = plan.columns.map(([column]) => quoteIdent(column)).join(', ');
     const target = targetName(plan);
     const into = plan.conflictKey ? 'pg_temp.batch_copy_rows' : target;
-    if (plan.conflictKey)
-      await tx.query(
-        `CREATE TEMPORARY TABLE IF NOT EXISTS batch_copy_rows (LIKE ${target}) ON COMMIT DROP; TRUNCATE ${into}`,
-      );
     const format = plan.binary ? ' (FORMAT binary)' : '';
     const counted = new CopiedRows(plan.binary);
-    await this.usingSource(plan, (reader) =>
-      pipeline(
-        reader.query(copyTo(`COPY (${rows}) TO STDOUT${format}`)),
-        counted,
-        tx.query(copyFrom(`COPY ${into} (${written}) FROM STDIN${format}`)),
-      ),
-    );
+    // no ROLLBACK where the COPY fails: it would wait behind the rows still streaming; the connection is closed instead
+    const last = await this.usingSource(plan, async (reader) => {
+      await reader.query(`BEGIN; ${SOURCE_READ}`);
+      const [{ last }] = (
+        await reader.query<{ last: string | null }>(
+          `SELECT coalesce((SELECT ${key} FROM ${source} ORDER BY ${key} OFFSET $${values.length + 1} - 1 LIMIT 1),
+                           (SELECT ${key} FROM ${source} ORDER BY ${key} DESC LIMIT 1))::text AS last`,
+          [...values, limit],
+        )
+      ).rows;
+      if (last !== null) {
+        // COPY takes no parameters: the bounds as literals of the key's type
+        const bound = (value: string) => `${quoteLiteral(value)}::${plan.keyType}`;
+        const rows =
+          `SELECT ${plan.columns.map(([, column]) => quoteIdent(column)).join(', ')} FROM ${sourceName(plan)} ` +
+          `WHERE ${after === null ? '' : `${key} > ${bound(after)} AND `}${key} <= ${bound(last)} ORDER BY ${key}`;
+        if (plan.conflictKey)
+          await tx.query(
+            `CREATE TEMPORARY TABLE IF NOT EXISTS batch_copy_rows ON COMMIT DROP AS SELECT ${written} FROM ${target}
+               WITH NO DATA; TRUNCATE ${into}`,
+          );
+        await pipeline(
+          reader.query(copyTo(`COPY (${rows}) TO STDOUT${format}`)),
+          counted,
+          tx.query(copyFrom(`COPY ${into} (${written}) FROM STDIN${format}`)),
+        );
+      }
+      await reader.query('COMMIT');
+      return last;
+    });
+    if (last === null) return { read: 0, written: 0, last: null };
     const read = counted.rows;
     if (!plan.conflictKey) return { read, written: read, last };
     const { rowCount } = await tx.query(

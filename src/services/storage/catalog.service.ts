@@ -37,12 +37,16 @@ interface KeyRow {
   columns: string[];
 }
 
+/**
+ * A column's type as a cast names it (the column `a`, its type `t`): without a modifier, "character" and "bit" mean
+ * length 1, so those cast to the unbounded bpchar and varbit instead.
+ */
+const CAST_TYPE = `CASE t.typname WHEN 'bpchar' THEN 'bpchar' WHEN '_bpchar' THEN 'bpchar[]' WHEN 'bit' THEN 'varbit'
+                                  WHEN '_bit' THEN 'varbit[]' ELSE format_type(a.atttypid, NULL) END`;
+
 const COLUMNS_SQL = `
   SELECT n.nspname AS schema, c.relname AS table, a.attname AS column,
-         format_type(a.atttypid, a.atttypmod) AS sql_type,
-         -- without a modifier, "character" and "bit" mean length 1: cast to the unbounded bpchar and varbit instead
-         CASE t.typname WHEN 'bpchar' THEN 'bpchar' WHEN '_bpchar' THEN 'bpchar[]' WHEN 'bit' THEN 'varbit' WHEN '_bit' THEN 'varbit[]'
-                        ELSE format_type(a.atttypid, NULL) END AS cast_type,
+         format_type(a.atttypid, a.atttypmod) AS sql_type, ${CAST_TYPE} AS cast_type,
          bt.typname AS base_type, (et.oid IS NOT NULL) AS is_array,
          -- a domain's modifier and NOT NULL are the column's too (its CHECK constraints are left to the database)
          coalesce(nullif(a.atttypmod, -1), nullif(et.typtypmod, -1), nullif(t.typtypmod, -1), -1) AS typmod,
@@ -93,7 +97,7 @@ const KEYS_SQL = `
  * unique by an index of their own (whole, on the column itself): the keys it can be read in order of.
  */
 const SOURCE_SQL = `
-  SELECT n.nspname AS schema, c.relname AS table, a.attname AS column, format_type(a.atttypid, NULL) AS cast_type,
+  SELECT n.nspname AS schema, c.relname AS table, a.attname AS column, ${CAST_TYPE} AS cast_type,
          (SELECT k.attname FROM pg_index i JOIN pg_attribute k ON k.attrelid = i.indrelid AND k.attnum = i.indkey[0]
            WHERE i.indrelid = c.oid AND i.indisprimary AND i.indnkeyatts = 1) AS key,
          ARRAY(SELECT k.attname::text FROM pg_index i
@@ -104,6 +108,7 @@ const SOURCE_SQL = `
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    JOIN pg_type t ON t.oid = a.atttypid
    WHERE c.relkind IN ('r', 'p', 'v', 'm') AND n.nspname = ANY ($1) AND n.nspname NOT IN ('batch', 'batch_ledger')
      AND c.relname = $3 AND ($2::text IS NULL OR n.nspname = $2)
    ORDER BY array_position($1, n.nspname::text), a.attnum`;

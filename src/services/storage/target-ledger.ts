@@ -178,12 +178,12 @@ export class TargetLedgers {
     return this.databases.using(database, (connection) =>
       transactionOn(connection, async (tx) => {
         const saved = await this.position(tx, key);
-        if (saved && saved.done > doneHere) return chunk.catchUp(saved);
+        if (saved.done > doneHere) return chunk.catchUp(saved);
         const result = await chunk.write(tx);
         const { position, done } = chunk.position();
         await tx.query(
-          `INSERT INTO ${LEDGER_SCHEMA}.job_positions (queue, step, position, done) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (queue, step) DO UPDATE SET position = EXCLUDED.position, done = EXCLUDED.done, updated_at = now()`,
+          `UPDATE ${LEDGER_SCHEMA}.job_positions SET position = $3, done = $4, updated_at = now()
+            WHERE queue = $1 AND step = $2`,
           [await this.queue(), key, position, done],
         );
         return result;
@@ -191,13 +191,23 @@ export class TargetLedgers {
     );
   }
 
-  /** How far a job's step got writing here, its row locked to the end of `tx`; null before its first chunk. */
-  private async position(tx: PoolClient, step: string): Promise<StepPosition | null> {
+  /**
+   * How far a job's step got writing here (none yet: no position, 0 done), its row locked to the end of `tx`. The row
+   * is made first where there is none, so that a second worker on the step's first chunk waits for the first one's
+   * commit there as it waits on any later chunk (a lock on no row would let both write).
+   */
+  private async position(tx: PoolClient, step: string): Promise<StepPosition> {
+    const queue = await this.queue();
+    await tx.query(
+      `INSERT INTO ${LEDGER_SCHEMA}.job_positions (queue, step, position, done) VALUES ($1, $2, NULL, 0)
+       ON CONFLICT DO NOTHING`,
+      [queue, step],
+    );
     const { rows } = await tx.query<{ position: string | null; done: string }>(
       `SELECT position, done FROM ${LEDGER_SCHEMA}.job_positions WHERE queue = $1 AND step = $2 FOR UPDATE`,
-      [await this.queue(), step],
+      [queue, step],
     );
-    return rows[0] ? { position: rows[0].position, done: Number(rows[0].done) } : null;
+    return { position: rows[0].position, done: Number(rows[0].done) };
   }
 
   /** The chunk's outcomes as applied, where it was. */
