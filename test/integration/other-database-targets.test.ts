@@ -256,6 +256,39 @@ describe('targets in another database (BATCH_DATABASES)', () => {
     );
   });
 
+  it('never claims operations of a chunk prepared after the claim read its targets, before it locked them', async () => {
+    await billing.query(`INSERT INTO invoices VALUES (1, 0, null)`);
+    const created = await operations.createMany(
+      caller,
+      Array.from({ length: 10 }, () => invoice({ type: 'increment', key: { id: 1 }, values: { amount: 1 } })),
+    );
+    const [db, claimer, prepared] = [t.get(Database), t.get(ChunkClaimer), t.get(PreparedChunks)];
+    const prepare = () => db.transaction(async (tx) => prepared.prepare(tx, 'billing', await claimer.claim(tx, 1000)));
+    // worker B reads the targets; worker A claims and prepares the chunk and commits; then B claims
+    let first: Awaited<ReturnType<typeof prepare>> | undefined;
+    const second = await db.transaction(async (tx) => {
+      const query = tx.query.bind(tx) as (...args: unknown[]) => Promise<unknown>;
+      tx.query = (async (...args: unknown[]) => {
+        const result = await query(...args);
+        if ((args[0] as { name?: string }).name === 'chunk-targets') first ??= await prepare();
+        return result;
+      }) as typeof tx.query;
+      try {
+        return await claimer.claim(tx, 1000);
+      } finally {
+        tx.query = query as typeof tx.query;
+      }
+    });
+    assert.equal(first?.chunk.length, 10, "worker A's chunk");
+    assert.deepEqual(second, [], 'nothing for worker B');
+    await drainAfterLeases();
+    assert.equal((await billing.query(`SELECT amount::int AS n FROM invoices`)).rows[0].n, 10, 'each increment once');
+    assert.deepEqual(
+      (await states(created.map((op) => op.id))).map((s) => s.status),
+      Array(10).fill('COMPLETED'),
+    );
+  });
+
   it('applies again a chunk prepared whose worker stopped before it applied there', async () => {
     await billing.query(`INSERT INTO invoices VALUES (1, 0, null)`);
     const created = await operations.createMany(

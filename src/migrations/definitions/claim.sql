@@ -48,6 +48,9 @@ AS $$
     FOR t IN 1 .. cardinality(targets) LOOP
       EXIT WHEN left_operations <= 0;
       CONTINUE WHEN NOT pg_try_advisory_xact_lock(target_lock_space, hashtext(targets[t]));
+      -- a chunk prepared for another database holds its targets until it is settled; the worker may have read the
+      -- targets before that chunk's prepare committed, this sees it
+      CONTINUE WHEN EXISTS (SELECT FROM batch.prepared_chunks p WHERE claim.targets[t] = ANY (p.targets));
       cap := least(caps[t], left_operations);
       target_bytes := 0;
       FOR stream IN
