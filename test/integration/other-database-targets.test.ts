@@ -350,3 +350,65 @@ describe('a chunk for another database, held while it applies', () => {
     );
   });
 });
+
+/**
+ * A worker takes over a chunk whose lease ran out while its first worker still applies it there (renewals that did
+ * not get through): it waits for the first one's commit there and settles from its ledger row, whatever that
+ * database sets for its sessions.
+ */
+describe('a chunk taken over while its first worker still applies it there', () => {
+  for (const setting of [`lock_timeout = '500ms'`, `default_transaction_isolation = 'repeatable read'`])
+    it(`applies it once where the database sets ${setting}`, async () => {
+      const billingName = uniqueName('billing');
+      await createDatabase(billingName);
+      const billing = new Client(dbClientConfig(billingName));
+      await billing.connect();
+      let a: TestApp | undefined;
+      let b: TestApp | undefined;
+      try {
+        // the first chunk's statement sleeps past the lease
+        await billing.query(`CREATE TABLE invoices ${INVOICES}; INSERT INTO invoices VALUES (1, 0, null);
+          CREATE FUNCTION slowly() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF (SELECT count(*) FROM batch_ledger.applied_chunks) < 2 THEN PERFORM pg_sleep(3); END IF; RETURN NULL; END $$;
+          CREATE TRIGGER slowly AFTER UPDATE ON invoices FOR EACH STATEMENT EXECUTE FUNCTION slowly();
+          ALTER DATABASE "${billingName}" SET ${setting}`);
+        a = await createTestApp({
+          BATCH_DATABASES: JSON.stringify({ billing: sharedDatabaseUrl(billingName) }),
+          BATCH_CHUNK_LEASE_MS: '1000',
+        });
+        b = await a.withConfig({});
+        const caller = await a.client('accounts', ['billing:*']);
+        const created = await a.get(OperationService).createMany(
+          caller,
+          Array.from({ length: 10 }, () => ({
+            target: 'billing:invoices',
+            type: 'increment' as const,
+            key: { id: 1 },
+            values: { amount: 1 },
+          })),
+        );
+        a.get(PreparedChunks).renew = async () => undefined;
+        const first = a.get(ChunkStep).execute();
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        const second = await b.get(ChunkStep).execute();
+        assert.equal(second.read, 10, 'taken over, settled from the ledger');
+        await first;
+        await a.db.query(`DELETE FROM batch.holds`);
+        while ((await b.get(ChunkStep).execute()).read > 0);
+        assert.equal((await billing.query(`SELECT amount::int AS n FROM invoices`)).rows[0].n, 10, 'applied once');
+        const states = await a.db.query<{ status: string }>(
+          `SELECT status FROM batch.operation_states WHERE id = ANY ($1)`,
+          [created.map((op) => op.id)],
+        );
+        assert.deepEqual(
+          states.map((s) => s.status),
+          Array(10).fill('COMPLETED'),
+        );
+      } finally {
+        await b?.close();
+        await a?.close();
+        await billing.end();
+        await dropDatabase(billingName);
+      }
+    });
+});

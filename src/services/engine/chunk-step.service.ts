@@ -40,7 +40,7 @@ import {
   stageOperations,
 } from './other-database';
 import { databaseOf, MAIN, NamedDatabases } from '../storage/named-databases';
-import { LedgerUnavailable, TargetLedgers } from '../storage/target-ledger';
+import { LEDGER_TRANSACTION, LedgerUnavailable, TargetLedgers } from '../storage/target-ledger';
 import { transactionOn } from '../storage/pg-client';
 import { lockTargets } from '../storage/advisory-locks';
 import { killPoint } from '../kill-points';
@@ -229,7 +229,7 @@ export class ChunkStep {
             await this.ledgers.record(tx, id, ledgerOutcomes(result));
             return result;
           },
-          DEFERRED_CONSTRAINTS_PER_STATEMENT,
+          `${LEDGER_TRANSACTION}; ${DEFERRED_CONSTRAINTS_PER_STATEMENT}`,
         );
       if (copiesAsInserts(plan)) {
         // refused (a value, a constraint, a lock): all of it undone, and applied as statements, which settle each one

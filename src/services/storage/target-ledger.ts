@@ -140,9 +140,12 @@ export class TargetLedgers {
    * transaction committed it meanwhile: the insert waits for it).
    */
   async take(tx: PoolClient, chunkId: string): Promise<boolean> {
-    const { rowCount } = await tx.query(
-      `INSERT INTO ${LEDGER_SCHEMA}.applied_chunks (queue, chunk_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-      [await this.queue(), chunkId],
+    const queue = await this.queue();
+    const { rowCount } = await waitingAsLong(tx, () =>
+      tx.query(`INSERT INTO ${LEDGER_SCHEMA}.applied_chunks (queue, chunk_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [
+        queue,
+        chunkId,
+      ]),
     );
     return rowCount === 1;
   }
@@ -176,18 +179,22 @@ export class TargetLedgers {
     await this.ensure(database);
     const key = `${step.job.instanceId}/${step.name}/${step.partition ?? ''}`;
     return this.databases.using(database, (connection) =>
-      transactionOn(connection, async (tx) => {
-        const saved = await this.position(tx, key);
-        if (saved.done > doneHere) return chunk.catchUp(saved);
-        const result = await chunk.write(tx);
-        const { position, done } = chunk.position();
-        await tx.query(
-          `UPDATE ${LEDGER_SCHEMA}.job_positions SET position = $3, done = $4, updated_at = now()
+      transactionOn(
+        connection,
+        async (tx) => {
+          const saved = await this.position(tx, key);
+          if (saved.done > doneHere) return chunk.catchUp(saved);
+          const result = await chunk.write(tx);
+          const { position, done } = chunk.position();
+          await tx.query(
+            `UPDATE ${LEDGER_SCHEMA}.job_positions SET position = $3, done = $4, updated_at = now()
             WHERE queue = $1 AND step = $2`,
-          [await this.queue(), key, position, done],
-        );
-        return result;
-      }),
+            [await this.queue(), key, position, done],
+          );
+          return result;
+        },
+        LEDGER_TRANSACTION,
+      ),
     );
   }
 
@@ -198,15 +205,17 @@ export class TargetLedgers {
    */
   private async position(tx: PoolClient, step: string): Promise<StepPosition> {
     const queue = await this.queue();
-    await tx.query(
-      `INSERT INTO ${LEDGER_SCHEMA}.job_positions (queue, step, position, done) VALUES ($1, $2, NULL, 0)
-       ON CONFLICT DO NOTHING`,
-      [queue, step],
-    );
-    const { rows } = await tx.query<{ position: string | null; done: string }>(
-      `SELECT position, done FROM ${LEDGER_SCHEMA}.job_positions WHERE queue = $1 AND step = $2 FOR UPDATE`,
-      [queue, step],
-    );
+    const { rows } = await waitingAsLong(tx, async () => {
+      await tx.query(
+        `INSERT INTO ${LEDGER_SCHEMA}.job_positions (queue, step, position, done) VALUES ($1, $2, NULL, 0)
+         ON CONFLICT DO NOTHING`,
+        [queue, step],
+      );
+      return tx.query<{ position: string | null; done: string }>(
+        `SELECT position, done FROM ${LEDGER_SCHEMA}.job_positions WHERE queue = $1 AND step = $2 FOR UPDATE`,
+        [queue, step],
+      );
+    });
     return { position: rows[0].position, done: Number(rows[0].done) };
   }
 
@@ -240,4 +249,23 @@ export class TargetLedgers {
     }
     return deleted;
   }
+}
+
+/**
+ * How a transaction with a ledger row begins there: read committed, whatever that database's default, for its row to
+ * wait for another worker's transaction and then see what it committed (under repeatable read the wait ends in a
+ * serialization failure).
+ */
+export const LEDGER_TRANSACTION = 'SET TRANSACTION ISOLATION LEVEL READ COMMITTED';
+
+/**
+ * `take` (the ledger's row taken or locked) with no lock or statement timeout, whatever that database sets: the row
+ * may wait for the transaction of a worker whose lease ran out while it applied, and a timeout here would have this
+ * worker give the chunk up, and the other one's commit would then go unsettled and be applied again.
+ */
+async function waitingAsLong<T>(tx: PoolClient, take: () => Promise<T>): Promise<T> {
+  await tx.query('SET LOCAL lock_timeout = 0; SET LOCAL statement_timeout = 0');
+  const taken = await take();
+  await tx.query('SET LOCAL lock_timeout TO DEFAULT; SET LOCAL statement_timeout TO DEFAULT');
+  return taken;
 }
