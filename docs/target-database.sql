@@ -24,6 +24,8 @@ CREATE TABLE IF NOT EXISTS batch_ledger.job_positions (
   done bigint NOT NULL,
   updated_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (queue, step));
+-- The last chunk's counts and rejects, for the step to record them where it goes on from here.
+ALTER TABLE batch_ledger.job_positions ADD COLUMN IF NOT EXISTS last_chunk json;
 -- Rounds of updates and increments applied as one change of each row (the writer's folded statement, returning
 -- `folded` and `missed`), its rows found by one lookup of the key's index each (see batch_ledger.through_key_index). It reads
 -- its operations by ranges of ids, `first_ids` to `last_ids`, and `rounds` holds the round of each id of the ranges in
@@ -273,4 +275,4 @@ $$;
 COMMENT ON FUNCTION batch_ledger.through_key_index(text, bigint[], bigint[]) IS 'Runs a statement of a chunk through a unique key''s index (nested loops only), as processes of an earlier build call it while a deploy replaces them.';
 COMMENT ON FUNCTION batch_ledger.through_key_index(text, text, bigint[], bigint[]) IS 'Runs a chunk''s update or delete through a unique key''s index (nested loops only): the bare change, and the statement that tells which operations changed a row only where the count says it must. Called by the chunk writer.';
 
-COMMENT ON SCHEMA batch_ledger IS 'batch-service 52fe1c8884918b9e';
+COMMENT ON SCHEMA batch_ledger IS 'batch-service dc4165dc02ae3078';

@@ -187,7 +187,14 @@ describe('copy from another database (BATCH_DATABASES)', () => {
 
   it("two workers on a step's first chunk there: the second waits for the first's commit and takes its position", async () => {
     const ledgers = jobs.app.get(TargetLedgers);
-    const step = { job: { instanceId: 'race' }, name: 'copy', partition: null } as unknown as StepRun;
+    const step = {
+      job: { instanceId: 'race' },
+      name: 'copy',
+      partition: null,
+      counts: { readCount: 0 },
+      rejects: [],
+      reject: () => undefined,
+    } as unknown as StepRun;
     let writes = 0;
     let release = () => {};
     const held = new Promise<void>((resolve) => (release = resolve));
@@ -261,6 +268,31 @@ describe('copy from another database (BATCH_DATABASES)', () => {
     const exported = await copy({ source: 'orders', target: 'legacy:public.exported', mode: 'upsert' });
     assert.equal(exported.status, 'COMPLETED', JSON.stringify(exported.exitStatus));
     assert.equal(await contents('legacy', 'exported'), await contents('legacy', 'orders'));
+  });
+
+  it('a chunk caught up from the ledger there is counted with its rejects in the execution that goes on', async () => {
+    await legacy.query(
+      `DROP TABLE IF EXISTS exported; CREATE TABLE exported ${ORDERS}; ALTER TABLE exported ADD CHECK (id <> 450)`,
+    );
+    // the chunk of rows 301 to 600 skips row 450 there, commits, and its position here fails once
+    const stopped = await failQueueCommitOnce('done', 600);
+    try {
+      const failed = await copy({ source: 'orders', target: 'legacy:exported', runId: 'counted' }, { skipLimit: 1 });
+      assert.equal(failed.status, 'FAILED');
+      const restarted = await jobs.operator.restart(jobs.client, failed.id);
+      await jobs.runAll();
+      const done = await jobs.execution(restarted.id);
+      assert.equal(done.exitStatus?.code, 'COMPLETED_WITH_SKIPS', JSON.stringify(done.exitStatus));
+      const [{ readCount, writeCount, writeSkipCount }] = done.steps;
+      assert.deepEqual([readCount, writeCount, writeSkipCount], [2200, 2199, 1], 'rows 301 to 2,500');
+      const rejects = await jobs.operator.rejects(jobs.client, done.id);
+      assert.deepEqual(
+        rejects.items.map((reject) => reject.record),
+        ['id = 450'],
+      );
+    } finally {
+      await stopped.remove();
+    }
   });
 
   it('a chunk committed there whose position was not committed here is not copied again: the restart goes on', async () => {

@@ -66,6 +66,8 @@ export interface StepRun {
   exitCode: string | null;
   /** Records an item the step skipped; committed with the chunk. */
   reject(reject: IJobReject): void;
+  /** The items the chunk in flight skipped so far. */
+  readonly rejects: readonly IJobReject[];
   /** How far the step is: `done` of `total` (null when unknown) in `unit`s. */
   progress(done: number, total: number | null, unit?: string): void;
   /** Tells the job's chunk and item listeners (`@BeforeChunk()`, `@OnReadError()`, …); the chunk step does. */

@@ -8,6 +8,7 @@ import { isConnectionError } from './database-error';
 import { NamedDatabases } from './named-databases';
 import { transactionOn } from './pg-client';
 import type { StepRun } from '../jobs/job-definition';
+import type { IJobReject, StepCounts } from '../../interfaces/job.interfaces';
 
 /** The schema the service keeps in a database other than its own: the ledger, and the writer's functions. */
 export const LEDGER_SCHEMA = 'batch_ledger';
@@ -50,7 +51,9 @@ CREATE TABLE IF NOT EXISTS ${LEDGER_SCHEMA}.job_positions (
   position text,
   done bigint NOT NULL,
   updated_at timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (queue, step));`,
+  PRIMARY KEY (queue, step));
+-- The last chunk's counts and rejects, for the step to record them where it goes on from here.
+ALTER TABLE ${LEDGER_SCHEMA}.job_positions ADD COLUMN IF NOT EXISTS last_chunk json;`,
     ...functions,
   ].join('\n');
   return `${body}\nCOMMENT ON SCHEMA ${LEDGER_SCHEMA} IS 'batch-service ${version(body)}';\n`;
@@ -71,6 +74,11 @@ export class LedgerUnavailable extends Error {
 export interface StepPosition {
   position: string | null;
   done: number;
+}
+
+/** A step's position as its ledger row holds it, with what its last chunk there counted and rejected. */
+interface SavedPosition extends StepPosition {
+  lastChunk: { counts: StepCounts; rejects: IJobReject[] } | null;
 }
 
 /** A chunk's record in a target database's ledger: null while it is not there (it was not applied). */
@@ -183,13 +191,21 @@ export class TargetLedgers {
         connection,
         async (tx) => {
           const saved = await this.position(tx, key);
-          if (saved.done > doneHere) return chunk.catchUp(saved);
+          if (saved.done > doneHere) {
+            // the chunk's counts and rejects, committed there with its rows, are recorded with the step here now
+            if (saved.lastChunk) {
+              Object.assign(step.counts, saved.lastChunk.counts);
+              for (const reject of saved.lastChunk.rejects) step.reject(reject);
+            }
+            return chunk.catchUp(saved);
+          }
           const result = await chunk.write(tx);
           const { position, done } = chunk.position();
+          const lastChunk = JSON.stringify({ counts: step.counts, rejects: step.rejects });
           await tx.query(
-            `UPDATE ${LEDGER_SCHEMA}.job_positions SET position = $3, done = $4, updated_at = now()
-            WHERE queue = $1 AND step = $2`,
-            [await this.queue(), key, position, done],
+            `UPDATE ${LEDGER_SCHEMA}.job_positions SET position = $3, done = $4, last_chunk = $5, updated_at = now()
+              WHERE queue = $1 AND step = $2`,
+            [await this.queue(), key, position, done, lastChunk],
           );
           return result;
         },
@@ -203,7 +219,7 @@ export class TargetLedgers {
    * is made first where there is none, so that a second worker on the step's first chunk waits for the first one's
    * commit there as it waits on any later chunk (a lock on no row would let both write).
    */
-  private async position(tx: PoolClient, step: string): Promise<StepPosition> {
+  private async position(tx: PoolClient, step: string): Promise<SavedPosition> {
     const queue = await this.queue();
     const { rows } = await waitingAsLong(tx, async () => {
       await tx.query(
@@ -211,12 +227,13 @@ export class TargetLedgers {
          ON CONFLICT DO NOTHING`,
         [queue, step],
       );
-      return tx.query<{ position: string | null; done: string }>(
-        `SELECT position, done FROM ${LEDGER_SCHEMA}.job_positions WHERE queue = $1 AND step = $2 FOR UPDATE`,
+      return tx.query<{ position: string | null; done: string; last_chunk: SavedPosition['lastChunk'] }>(
+        `SELECT position, done, last_chunk FROM ${LEDGER_SCHEMA}.job_positions
+          WHERE queue = $1 AND step = $2 FOR UPDATE`,
         [queue, step],
       );
     });
-    return { position: rows[0].position, done: Number(rows[0].done) };
+    return { position: rows[0].position, done: Number(rows[0].done), lastChunk: rows[0].last_chunk };
   }
 
   /** The chunk's outcomes as applied, where it was. */
