@@ -7,6 +7,7 @@ import { ClientService } from '../../src/services/access/client.service';
 import { ImportUploads } from '../../src/services/imports/import-uploads.service';
 import type { StepRun } from '../../src/services/jobs/job-definition';
 import { TargetLedgers } from '../../src/services/storage/target-ledger';
+import { RetentionService } from '../../src/services/storage/retention.service';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Jobs, startJobs } from '../support/jobs-app';
 import { dbClientConfig, sharedDatabaseUrl } from '../support/shared-services';
@@ -293,6 +294,30 @@ describe('copy from another database (BATCH_DATABASES)', () => {
     } finally {
       await stopped.remove();
     }
+  });
+
+  it('retention keeps the positions there of a copy that may still go on, however old', async () => {
+    await legacy.query(`DROP TABLE IF EXISTS exported; CREATE TABLE exported ${ORDERS}`);
+    const stopped = await failQueueCommitOnce('done', 900);
+    let failed;
+    try {
+      failed = await copy({ source: 'orders', target: 'legacy:exported', runId: 'kept' });
+    } finally {
+      await stopped.remove();
+    }
+    assert.equal(failed.status, 'FAILED');
+    await legacy.query(`UPDATE batch_ledger.job_positions SET updated_at = now() - interval '1 year'`);
+    await jobs.app.get(RetentionService).purge();
+    const { rows } = await legacy.query(`SELECT step FROM batch_ledger.job_positions`);
+    assert.deepEqual(
+      rows.map((row: { step: string }) => row.step),
+      [`${failed.instanceId}/copy/1`],
+      "the failed copy's only",
+    );
+    const restarted = await jobs.operator.restart(jobs.client, failed.id);
+    await jobs.runAll();
+    assert.equal((await jobs.execution(restarted.id)).status, 'COMPLETED');
+    assert.equal(await contents('legacy', 'exported'), await contents('legacy', 'orders'), 'every row once');
   });
 
   it('a chunk committed there whose position was not committed here is not copied again: the restart goes on', async () => {

@@ -248,19 +248,29 @@ export class TargetLedgers {
 
   /**
    * Deletes the rows of this queue's chunks applied before `cutoff` in every database it reaches, but for chunks still
-   * to be settled; returns how many.
+   * to be settled, and the positions of job steps not written since, but for instances that may still go on (one whose
+   * worker stopped between the two commits is restarted from that row, however late); returns how many.
    */
   async deleteBefore(cutoff: Date): Promise<number> {
     const prepared = (await this.db.query<{ id: string }>('SELECT id FROM batch.prepared_chunks')).map((row) => row.id);
+    const unfinished = (
+      await this.db.query<{ id: string }>(
+        `SELECT DISTINCT e.instance_id::text AS id FROM batch.job_executions e
+          WHERE e.status NOT IN ('COMPLETED', 'ABANDONED')
+            AND NOT EXISTS (SELECT FROM batch.job_executions c WHERE c.instance_id = e.instance_id AND c.status = 'COMPLETED')`,
+      )
+    ).map((row) => row.id);
     let deleted = 0;
     for (const database of this.databases.all().filter((d) => d.up === true && this.ready.has(d.name))) {
       const rows = await this.databases.query<{ n: string }>(
         database.name,
         `WITH chunks AS (DELETE FROM ${LEDGER_SCHEMA}.applied_chunks
                            WHERE queue = $1 AND applied_at < $2 AND chunk_id <> ALL ($3::bigint[]) RETURNING 1),
-              positions AS (DELETE FROM ${LEDGER_SCHEMA}.job_positions WHERE queue = $1 AND updated_at < $2 RETURNING 1)
+              positions AS (DELETE FROM ${LEDGER_SCHEMA}.job_positions
+                              WHERE queue = $1 AND updated_at < $2 AND split_part(step, '/', 1) <> ALL ($4::text[])
+                              RETURNING 1)
          SELECT (SELECT count(*) FROM chunks) + (SELECT count(*) FROM positions) AS n`,
-        [await this.queue(), cutoff, prepared],
+        [await this.queue(), cutoff, prepared, unfinished],
       );
       deleted += Number(rows[0].n);
     }
