@@ -82,6 +82,11 @@ describe('toBatchError', () => {
       { code: '57P01', message: 'terminating connection due to administrator command' },
       { code: '57P03', message: 'the database system is starting up' },
       { code: '53300', message: 'sorry, too many clients already' },
+      { code: '25006', message: 'cannot execute INSERT in a read-only transaction' }, // a standby after a failover
+      { code: '28P01', message: 'password authentication failed for user "svc"' },
+      { code: '3D000', message: 'database "billing" does not exist' },
+      Object.assign(new Error('getaddrinfo EAI_AGAIN db'), { code: 'EAI_AGAIN' }),
+      Object.assign(new Error('connect ENETUNREACH'), { code: 'ENETUNREACH' }),
       new Error('Connection terminated unexpectedly'),
       new Error('Connection terminated due to connection timeout'),
       new Error('Client has encountered a connection error and is not queryable'),

@@ -7,16 +7,19 @@ import type { IOperationError } from '../../interfaces/operation.interfaces';
 
 /**
  * SQLSTATEs meaning the database cannot be reached or take work now: connection, shutdown, too many connections, disk
- * full. Nothing about the work itself: wait, and retry once it is back.
+ * full, a server that is read-only (a standby after a failover), a login refused or a database not there (a
+ * configuration being changed). Nothing about the work itself: wait, and retry once it is back.
  */
-const CONNECTION_SQLSTATE = /^(08|57P0[1-3]|53[013]00)/;
+const CONNECTION_SQLSTATE = /^(08|57P0[1-3]|53[013]00|25006|28000|28P01|3D000)/;
 const CONNECTION_NODE_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
   'ETIMEDOUT',
   'EPIPE',
   'ENOTFOUND',
+  'EAI_AGAIN',
   'EHOSTUNREACH',
+  'ENETUNREACH',
 ]);
 const CONNECTION_MESSAGES =
   /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i;
