@@ -6,6 +6,7 @@ import {
   BatchJob,
   CatalogService,
   chunk,
+  Database,
   copyWriter,
   job,
   pagingReader,
@@ -23,13 +24,16 @@ const COLUMNS = ['id', 'qty', 'price', 'note', 'at'];
 /** Where the call job's endpoint answers: set once the bench's server listens. */
 let endpoint = '';
 
-/** source → `target`, paged by id, 10,000 rows a chunk, written by the writer the `writer` parameter names. */
+/**
+ * source → `target`, paged by id (each next page read while a chunk is written), 10,000 rows a chunk, written by the
+ * writer the `writer` parameter names.
+ */
 @BatchJob()
 @Injectable()
 class MoveJob {
   readonly definition: JobDefinition;
 
-  constructor(catalog: CatalogService) {
+  constructor(catalog: CatalogService, db: Database) {
     const writers: Record<string, (target: string) => ItemWriter<Row>> = {
       table: (target) => tableWriter({ catalog, table: target, type: 'insert' }),
       copy: (target) => copyWriter({ table: target, columns: COLUMNS }),
@@ -47,7 +51,7 @@ class MoveJob {
         'move',
         chunk<Row>({
           chunkSize: 10_000,
-          reader: pagingReader({ table: 'source', columns: COLUMNS, key: 'id' }),
+          reader: pagingReader({ table: 'source', columns: COLUMNS, key: 'id', readAhead: db }),
           writer: (tx, items, step) => {
             const { writer, target } = step.job.parameters as { writer: string; target: string };
             return writers[writer](target)(tx, items, step);

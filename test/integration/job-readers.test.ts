@@ -76,7 +76,35 @@ class CursorJob {
   }
 }
 
-@Module({ providers: [PagingTableJob, PagingQueryJob, CursorJob] })
+/** Where the read-ahead job's writer fails once, with an error its retry names. */
+let flakyAt: number | null = null;
+class Flaky extends Error {}
+
+@BatchJob()
+@Injectable()
+class ReadAheadJob {
+  readonly definition: JobDefinition;
+
+  constructor(db: Database) {
+    const step = chunk<Row>({
+      chunkSize: 7,
+      reader: pagingReader<Row>({ table: 'ahead', key: 'id', readAhead: db }),
+      writer: async (tx, rows) => {
+        // changes rows after the page, which the page read ahead (before this commits) does not see
+        if (rows[0].id === 1) await tx.query(`UPDATE ahead SET grp = 'z' WHERE id > 7`);
+        if (rows.some((row) => row.n === flakyAt)) {
+          flakyAt = null;
+          throw new Flaky('once');
+        }
+        await copied(tx, rows);
+      },
+      retry: { on: [Flaky], limit: 2, backoff: { initialMs: 1 } },
+    });
+    this.definition = job('read-ahead').describe('pages a table reading ahead').step('copy', step).build();
+  }
+}
+
+@Module({ providers: [PagingTableJob, PagingQueryJob, CursorJob, ReadAheadJob] })
 class ReaderJobsModule {}
 
 /** The ready readers: each goes on after its last committed chunk when a chunk fails and the execution restarts. */
@@ -123,6 +151,25 @@ describe('job toolkit: the readers, restarted mid-way', () => {
     const order = (n: number) => `${String.fromCharCode(97 + (n % 3))}${String(n).padStart(3, '0')}`;
     const expected = Array.from({ length: 50 }, (_, i) => i + 1).sort((a, b) => order(a).localeCompare(order(b)));
     assert.deepEqual(after, expected);
+  });
+
+  it('pagingReader reading ahead: the next page read before the chunk commits, read again after a retry', async () => {
+    await jobs.db.query(`TRUNCATE copied RESTART IDENTITY; DROP TABLE IF EXISTS ahead;
+      CREATE TABLE ahead AS SELECT * FROM items; ALTER TABLE ahead ADD PRIMARY KEY (id)`);
+    flakyAt = 24; // the fourth chunk, 22–28, fails once and is run again from its key
+    const launched = await jobs.operator.launch(jobs.client, 'read-ahead', {}, {});
+    await jobs.runAll();
+    const done = await jobs.execution(launched.id);
+    assert.equal(done.status, 'COMPLETED');
+    assert.equal(flakyAt, null);
+    const rows = await jobs.db.query<{ n: number; grp: string }>(`SELECT n, grp FROM copied ORDER BY at`);
+    assert.deepEqual(
+      rows.map((row) => row.n),
+      Array.from({ length: 50 }, (_, i) => i + 1),
+    );
+    // the second chunk's page was read ahead, before the first chunk's update committed; the third's after it
+    const grp = (n: number) => rows[n - 1].grp;
+    assert.deepEqual([grp(7), grp(8), grp(14), grp(15), grp(50)], ['b', 'c', 'c', 'z', 'z']);
   });
 
   it('cursorReader: streams the query; a restart runs it again and skips the rows committed', async () => {

@@ -258,21 +258,27 @@ describe('job toolkit: the writers', () => {
     assert.deepEqual(rows, [{ at: true, big: item.big, raw: 'bytes\\', doc: item.doc, grid: item.grid, ratio: 'NaN' }]);
   });
 
-  it('copyWriter: COPY of the items (quotes, commas, newlines, NULLs, arrays), an item refused skipped', async () => {
+  it('copyWriter: COPY of the items (quotes, commas, line ends, NULLs, empty, backslashes, arrays), one refused skipped', async () => {
     await jobs.db.query(`TRUNCATE accounts`);
     const items = [
       { id: 1, name: 'a "quoted", \n name', balance: '1.5', tags: ['x,y', 'q"', null] },
       { id: 2, name: '\\N', balance: 2, tags: null },
       { id: 3, name: 'bad', balance: -3 },
       { id: 4, name: 'plain', balance: 4, tags: [] },
+      { id: 5, name: '', balance: 0.5 },
+      { id: 6, name: '\\.', balance: '6' },
+      { id: 7, name: ' \\ spaced \r', balance: 7 },
     ];
     const { done, step, accounts } = await write('copy-writer', items, {}, 1);
     assert.equal(done.status, 'COMPLETED');
-    assert.deepEqual([step.writeCount, step.writeSkipCount], [3, 1]);
+    assert.deepEqual([step.writeCount, step.writeSkipCount], [6, 1]);
     assert.deepEqual(accounts, [
       account(1, 'a "quoted", \n name', '1.50', ['x,y', 'q"', null as unknown as string]),
       account(2, '\\N', '2.00'),
       account(4, 'plain', '4.00', []),
+      account(5, '', '0.50'),
+      account(6, '\\.', '6.00'),
+      account(7, ' \\ spaced \r', '7.00'),
     ]);
   });
 });

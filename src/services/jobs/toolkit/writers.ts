@@ -31,15 +31,25 @@ export function copyWriter<T extends Row = Row>(options: CopyWriterOptions): Ite
   const copy =
     `COPY ${qualified(options.table)} (${options.columns.map(quoteIdent).join(', ')}) ` +
     `FROM STDIN (FORMAT csv, NULL '\\N')`;
+  const { columns } = options;
   return async (tx, items) => {
-    const lines = items.map((item) => options.columns.map((column) => csvField(item[column])).join(',') + '\n');
-    await copyInto(tx, copy, Buffer.from(lines.join('')));
+    let text = '';
+    for (const item of items) {
+      for (let i = 0; i < columns.length; i++) text += (i === 0 ? '' : ',') + csvField(item[columns[i]]);
+      text += '\n';
+    }
+    await copyInto(tx, copy, Buffer.from(text));
   };
 }
 
+/** Text CSV must quote: a delimiter, quote or line end in it, or read as NULL (`\N`) or the end of data (`\.`). */
+const QUOTED = /[",\r\n]|^$|^\\/;
+
 function csvField(value: unknown): string {
+  if (typeof value === 'number') return String(value);
   const text = valueText(value);
-  return text === null ? '\\N' : `"${text.replace(/"/g, '""')}"`;
+  if (text === null) return '\\N';
+  return QUOTED.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
 /** The five ways a tableWriter applies an item, the operation queue's types. */
