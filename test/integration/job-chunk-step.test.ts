@@ -6,8 +6,13 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import type { PoolClient } from 'pg';
 import {
   AfterChunkError,
+  AfterProcess,
+  AfterRead,
+  AfterWrite,
   BatchJob,
   BeforeChunk,
+  BeforeProcess,
+  BeforeWrite,
   chunk,
   compose,
   job,
@@ -156,6 +161,31 @@ class ConcurrentJob {
       }),
     )
     .build();
+
+  @AfterRead('concurrent')
+  afterRead(_step: StepRun, item: Input): void {
+    world.events.push(`afterRead ${item.id}`);
+  }
+
+  @BeforeProcess('concurrent')
+  beforeProcess(_step: StepRun, item: Input): void {
+    world.events.push(`beforeProcess ${item.id}`);
+  }
+
+  @AfterProcess('concurrent')
+  afterProcess(_step: StepRun, item: Input, result: Input | null): void {
+    world.events.push(`afterProcess ${item.id} ${result?.name ?? null}`);
+  }
+
+  @BeforeWrite('concurrent')
+  beforeWrite(_step: StepRun, items: Input[]): void {
+    world.events.push(`beforeWrite ${items.map((i) => i.id).join(',')}`);
+  }
+
+  @AfterWrite('concurrent')
+  afterWrite(_step: StepRun, items: Input[]): void {
+    world.events.push(`afterWrite ${items.map((i) => i.id).join(',')}`);
+  }
 }
 
 @Module({ providers: [RetryJob, ConcurrentJob] })
@@ -277,5 +307,36 @@ describe('job toolkit: the chunk step', () => {
       `SELECT code, message FROM batch.job_rejects ORDER BY id`,
     );
     assert.deepEqual(stored.at(-1), { code: 'VALIDATION_FAILED', message: 'id must not be greater than 8' });
+  });
+
+  it('item listeners: after each read, around each processing that returns, around each write', async () => {
+    await launch('concurrent', 2);
+    const { events } = world;
+    const kinds = (prefix: string) => events.filter((e) => e.startsWith(prefix));
+    assert.deepEqual(
+      kinds('afterRead'),
+      Array.from({ length: 10 }, (_, i) => `afterRead ${i + 1}`),
+    );
+    assert.equal(kinds('beforeProcess').length, 10);
+    // 4 filtered (null); 9 and 10 refused by validate: no afterProcess
+    assert.deepEqual(kinds('afterProcess').sort(), [
+      'afterProcess 1 N1',
+      'afterProcess 2 N2',
+      'afterProcess 3 N3',
+      'afterProcess 4 null',
+      'afterProcess 5 N5',
+      'afterProcess 6 N6',
+      'afterProcess 7 N7',
+      'afterProcess 8 N8',
+    ]);
+    assert.deepEqual(
+      events.filter((e) => e.includes('Write')),
+      ['beforeWrite 1,2,3,5,6', 'afterWrite 1,2,3,5,6', 'beforeWrite 7,8', 'afterWrite 7,8'],
+    );
+    // each chunk's items read before any is processed; all processed before the chunk's write
+    const at = (event: string) => events.indexOf(event);
+    assert.ok(at('afterRead 6') < Math.min(...[1, 2, 3, 4, 5, 6].map((id) => at(`beforeProcess ${id}`))));
+    assert.ok(at('beforeWrite 1,2,3,5,6') > at('afterProcess 6 N6'));
+    assert.ok(at('afterRead 7') > at('afterWrite 1,2,3,5,6'));
   });
 });

@@ -77,8 +77,13 @@ export interface StepRun {
 /** The listeners a chunk step tells, in its chunk's course (job-registry.service.ts has their decorators). */
 export interface ItemListeners {
   beforeChunk: (step: StepRun) => unknown;
+  afterRead: (step: StepRun, item: unknown) => unknown;
   onReadError: (step: StepRun, error: unknown) => unknown;
+  beforeProcess: (step: StepRun, item: unknown) => unknown;
+  afterProcess: (step: StepRun, item: unknown, result: unknown) => unknown;
   onProcessError: (step: StepRun, item: unknown, error: unknown) => unknown;
+  beforeWrite: (step: StepRun, items: unknown[]) => unknown;
+  afterWrite: (step: StepRun, items: unknown[]) => unknown;
   onWriteError: (step: StepRun, items: unknown[], error: unknown) => unknown;
   afterChunkError: (step: StepRun, error: unknown) => unknown;
 }

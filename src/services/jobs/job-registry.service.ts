@@ -43,7 +43,12 @@ function listener(kind: ListenerKind) {
  * - `@OnLeaseLost()` (job: string), for each execution or partition whose worker stopped renewing its lease, once
  *   another worker ended or freed it.
  * A chunk step (toolkit/chunk-step.ts) tells these too, as its chunk goes, before the chunk commits or rolls back:
- * - `@BeforeChunk()` (step: StepRun), as each chunk (or each attempt of one) begins;
+ * - `@BeforeChunk()` (step: StepRun), as each chunk (or each attempt of one) begins, before its items are read;
+ * - `@AfterRead()` (step, item), for each item read (a reader reads a chunk's items at once: no before-read);
+ * - `@BeforeProcess()` (step, item) and `@AfterProcess()` (step, item, result: null where filtered), around each
+ *   processing that returns, in a step with a processor (with `concurrency`, in the order the processings go);
+ * - `@BeforeWrite()` (step, items) and `@AfterWrite()` (step, items written), around each write: the chunk's, then
+ *   each item's alone where the chunk's failed;
  * - `@OnReadError()` (step, error), `@OnProcessError()` (step, item, error), `@OnWriteError()` (step, items, error:
  *   the chunk's, then each item's that fails alone), for each failure, retried or skipped or not;
  * - `@AfterChunkError()` (step, error), when a chunk fails (to be tried again, or failing the step).
@@ -56,12 +61,17 @@ export const AfterChunk = listener('afterChunk');
 export const OnSkip = listener('onSkip');
 export const OnLeaseLost = listener('onLeaseLost');
 export const BeforeChunk = listener('beforeChunk');
+export const AfterRead = listener('afterRead');
 export const OnReadError = listener('onReadError');
+export const BeforeProcess = listener('beforeProcess');
+export const AfterProcess = listener('afterProcess');
 export const OnProcessError = listener('onProcessError');
+export const BeforeWrite = listener('beforeWrite');
+export const AfterWrite = listener('afterWrite');
 export const OnWriteError = listener('onWriteError');
 export const AfterChunkError = listener('afterChunkError');
 
-interface Listeners {
+interface Listeners extends ItemListenerLists {
   beforeJob: ((run: JobRun) => unknown)[];
   afterJob: ((run: JobRun, ending: Ending) => unknown)[];
   beforeStep: ((step: StepRun) => unknown)[];
@@ -69,12 +79,10 @@ interface Listeners {
   afterChunk: ((step: StepRun) => unknown)[];
   onSkip: ((step: StepRun, reject: IJobReject) => unknown)[];
   onLeaseLost: ((job: string) => unknown)[];
-  beforeChunk: ItemListeners['beforeChunk'][];
-  onReadError: ItemListeners['onReadError'][];
-  onProcessError: ItemListeners['onProcessError'][];
-  onWriteError: ItemListeners['onWriteError'][];
-  afterChunkError: ItemListeners['afterChunkError'][];
 }
+
+/** Each item listener, a list of them. */
+type ItemListenerLists = { [K in keyof ItemListeners]: ItemListeners[K][] };
 
 /** The jobs and job listeners of the application, found among its providers at start. */
 @Injectable()
@@ -130,14 +138,18 @@ export class JobRegistry implements OnModuleInit {
 
   /** Calls the listeners of `kind` of this job and of all jobs. */
   notify<K extends ListenerKind>(job: string, kind: K, ...args: Parameters<Listeners[K][number]>): void {
-    for (const key of ['*', job]) {
-      for (const handler of this.listeners.get(key)?.[kind] ?? []) {
-        try {
-          const result = (handler as (...a: unknown[]) => unknown)(...args);
-          if (result instanceof Promise) result.catch((error: unknown) => this.failed(kind, error));
-        } catch (error) {
-          this.failed(kind, error);
-        }
+    // called for each item by the item listeners: nothing made where no listener listens
+    this.call(this.listeners.get('*')?.[kind], kind, args);
+    this.call(this.listeners.get(job)?.[kind], kind, args);
+  }
+
+  private call(handlers: Listeners[ListenerKind] | undefined, kind: string, args: unknown[]): void {
+    for (const handler of handlers ?? []) {
+      try {
+        const result = (handler as (...a: unknown[]) => unknown)(...args);
+        if (result instanceof Promise) result.catch((error: unknown) => this.failed(kind, error));
+      } catch (error) {
+        this.failed(kind, error);
       }
     }
   }
@@ -158,8 +170,13 @@ export class JobRegistry implements OnModuleInit {
         onSkip: [],
         onLeaseLost: [],
         beforeChunk: [],
+        afterRead: [],
         onReadError: [],
+        beforeProcess: [],
+        afterProcess: [],
         onProcessError: [],
+        beforeWrite: [],
+        afterWrite: [],
         onWriteError: [],
         afterChunkError: [],
       };

@@ -44,6 +44,7 @@ export function chunk<T, U = T>(definition: ChunkOrientedStep<T, U>): TaskletSte
       throw error;
     }
     step.counts.readCount += items.length;
+    for (const item of items) step.notify('afterRead', step, item);
     const processed = await processAll(step, items, attempt, processing);
     await writeOrSkip(tx, step, processed, writer, describe, (error) => {
       if (!isRetryable(retry, error) || attempt.writeFailures + 1 >= retry!.limit) return;
@@ -104,7 +105,10 @@ async function processAll<T, U>(
     const seen: unknown = retry ? JSON.stringify(item) : item;
     if (attempt.outcomes.get(index)?.item === seen) return;
     try {
-      attempt.outcomes.set(index, { item: seen, output: await process(item, step) });
+      step.notify('beforeProcess', step, item);
+      const output = await process(item, step);
+      step.notify('afterProcess', step, item, output);
+      attempt.outcomes.set(index, { item: seen, output });
     } catch (error) {
       step.notify('onProcessError', step, item, error);
       const failed = (attempt.itemFailures.get(seen) ?? 0) + 1;
@@ -168,6 +172,7 @@ async function writeOrSkip<T, U>(
     const outputs = part.map((p) => p.output);
     const refusals: WriteRefusal[] = [];
     let failure: unknown = null;
+    step.notify('beforeWrite', step, outputs);
     const written = await underSavepoint(
       tx,
       async () => refusals.push(...((await writer(tx, outputs, step)) ?? [])),
@@ -178,6 +183,8 @@ async function writeOrSkip<T, U>(
       step.notify('onWriteError', step, [outputs[index]], error);
       skip(step, error, describe(part[index].item), {}, 'write');
     }
+    const refused = new Set(refusals.map((r) => r.index));
+    step.notify('afterWrite', step, refused.size === 0 ? outputs : outputs.filter((_, i) => !refused.has(i)));
     step.counts.writeCount += part.length - refusals.length;
     return null;
   };
