@@ -466,11 +466,12 @@ const SCRIPT = String.raw`
         withTestId(numberCell(skipped([step])), 'step-skipped'),
         numberCell(step.commitCount),
         numberCell(step.rollbackCount),
+        withTestId(numberCell(step.retryCount), 'step-retries'),
         el('td', {}, [clock(step.startedAt)]),
         el('td', {}, [clock(step.endedAt)]),
         el('td', { class: 'message' }, [step.exitStatus && step.exitStatus.description ? step.exitStatus.description : '']),
       ]);
-    }), 12, 'No step has started');
+    }), 13, 'No step has started');
     fill(byId('job-rejects'), rejects.items.map(function (r) {
       return el('tr', { 'data-testid': 'reject-row', 'data-line': r.line === null ? '' : String(r.line) }, [
         el('td', { class: 'n', 'data-testid': 'reject-line' }, [r.line === null ? '' : count(r.line)]),
@@ -713,7 +714,7 @@ const BODY = `
     <h2><span id="job-detail-title" data-testid="job-detail-title"></span> <small><a href="#jobs" data-testid="job-detail-close">close</a></small></h2>
     <dl class="facts" id="job-detail-facts"></dl>
     <table data-testid="job-steps-table">
-      <thead><tr><th>Step</th><th>Status</th><th>Exit</th><th class="n">Read</th><th class="n">Written</th><th class="n">Filtered</th><th class="n">Skipped</th><th class="n">Commits</th><th class="n">Rollbacks</th><th>Started</th><th>Ended</th><th>Description</th></tr></thead>
+      <thead><tr><th>Step</th><th>Status</th><th>Exit</th><th class="n">Read</th><th class="n">Written</th><th class="n">Filtered</th><th class="n">Skipped</th><th class="n">Commits</th><th class="n">Rollbacks</th><th class="n">Retries</th><th>Started</th><th>Ended</th><th>Description</th></tr></thead>
       <tbody id="job-steps"></tbody>
     </table>
     <h2>Rejects <small>the records its steps skipped, in the order of the data</small></h2>

@@ -40,6 +40,8 @@ export interface StepCounts {
 export interface IStepExecution extends StepCounts {
   name: string;
   status: JobStatus;
+  /** A chunk step's retries (of an item's processing or of a chunk's write) in the chunks committed. */
+  retryCount: number;
   exitStatus: IExitStatus | null;
   startedAt: string | null;
   endedAt: string | null;

@@ -245,6 +245,7 @@ describe('job toolkit: the chunk step', () => {
     );
     assert.deepEqual([step.processSkipCount, step.writeCount, step.rollbackCount], [2, 8, 4]);
     assert.equal(context.retryCount, 4);
+    assert.equal(step.retryCount, 4, 'shown with the step');
     // items processed before a retry are not processed again; 3 and 7 were tried 3 times each
     assert.deepEqual(
       [...world.calls].sort((a, b) => a[0] - b[0]).map(([, calls]) => calls),
@@ -263,7 +264,7 @@ describe('job toolkit: the chunk step', () => {
       written.map((w) => w.id),
       [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
     );
-    assert.deepEqual([step.writeCount, step.rollbackCount, context.retryCount], [10, 2, 2]);
+    assert.deepEqual([step.writeCount, step.rollbackCount, context.retryCount, step.retryCount], [10, 2, 2, 2]);
     assert.equal(world.calls.get(6), 1, 'the chunk’s items are not processed again');
     // each attempt's transaction began after the back-off (200 ms, then 300 ms at most) that followed the failure
     const attempts = world.transactionsAt.slice(1, 4);

@@ -187,6 +187,8 @@ export class JobProgressDto implements IJobProgress {
 export class StepExecutionDto extends StepCountsDto implements IStepExecution {
   @ApiProperty() name: string;
   @ApiProperty({ enum: JOB_STATUSES }) status: JobStatus;
+  @ApiProperty({ description: 'retries of an item’s processing or a chunk’s write, in the chunks committed' })
+  retryCount: number;
   @ApiProperty({ type: ExitStatusDto, nullable: true }) exitStatus: ExitStatusDto | null;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) startedAt: string | null;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) endedAt: string | null;

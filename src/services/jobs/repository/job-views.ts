@@ -18,6 +18,11 @@ const EXECUTION_VIEW = `
          NOT EXISTS (SELECT 1 FROM batch.job_executions n WHERE n.instance_id = e.instance_id AND n.id > e.id) AS latest
     FROM batch.job_executions e JOIN batch.clients c ON c.id = e.client_id`;
 
+/** The retries a chunk step counted in its context (toolkit/chunk-step.ts); 0 where it holds no number. */
+const RETRIES = (s: string) =>
+  `CASE WHEN jsonb_typeof(${s}.execution_context -> 'retryCount') = 'number' ` +
+  `THEN (${s}.execution_context ->> 'retryCount')::float8 ELSE 0 END`;
+
 /**
  * Each step of the executions, once: a partitioned step with the sums of its partitions; how long its work took in
  * this execution, from its start to its last committed chunk (a partition's, in a partitioned step), and how long ago
@@ -30,12 +35,14 @@ const STEPS_VIEW = `
          greatest(extract(epoch FROM now() - coalesce(p.updated_at, s.updated_at)), 0)::float8 AS since_commit,
          ${['read', 'write', 'filter', 'read_skip', 'process_skip', 'write_skip', 'commit', 'rollback']
            .map((c) => `(s.${c}_count + coalesce(p.${c}_count, 0))::float8 AS ${c}_count`)
-           .join(', ')}
+           .join(', ')},
+         ${RETRIES('s')} + coalesce(p.retry_count, 0) AS retry_count
     FROM batch.step_executions s
     LEFT JOIN LATERAL (
       SELECT ${['read', 'write', 'filter', 'read_skip', 'process_skip', 'write_skip', 'commit', 'rollback']
         .map((c) => `sum(p.${c}_count) AS ${c}_count`)
         .join(', ')},
+             sum(${RETRIES('p')}) AS retry_count,
              max(p.updated_at) AS updated_at,
              CASE WHEN count(*) > 0 THEN jsonb_build_object(
                'unit', min(p.execution_context -> 'progress' ->> 'unit'),
@@ -85,6 +92,7 @@ interface StepViewRow {
   write_skip_count: number;
   commit_count: number;
   rollback_count: number;
+  retry_count: number;
 }
 
 @Injectable()
@@ -226,6 +234,7 @@ function stepView(step: StepViewRow): IStepExecution {
     writeSkipCount: step.write_skip_count,
     commitCount: step.commit_count,
     rollbackCount: step.rollback_count,
+    retryCount: step.retry_count,
     startedAt: iso(step.started_at),
     endedAt: iso(step.ended_at),
   };
