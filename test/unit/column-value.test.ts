@@ -1,9 +1,16 @@
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { describe, it } from 'node:test';
 import type { JsonValue } from '../../src/interfaces/operation.interfaces';
 import type { TargetColumn } from '../../src/interfaces/catalog.interfaces';
 import { column } from '../support/catalog-fixtures';
-import { columnValueProblem, isNumericColumn, roundedIntegerDigits } from '../../src/services/ingest/column-value';
+import {
+  columnValueProblem,
+  isNumericColumn,
+  roundedIntegerDigits,
+  scalarText,
+} from '../../src/services/ingest/column-value';
+import { canonicalValue } from '../../src/services/ingest/row-identity';
 import { ExactJsonValue, JsonNumber } from '../../src/services/exact-json';
 
 /** A column as the catalog would describe it; `baseType` is the element type's for arrays. */
@@ -63,6 +70,25 @@ describe('columnValueProblem: integers', () => {
     accepts(int8, 2 ** 53, new JsonNumber('9007199254740993'), new JsonNumber('-9223372036854775808'), 1e18);
     rejects(int8, /out of range for bigint/, 2 ** 63, new JsonNumber('9223372036854775808'), 1e21);
     rejects(int8, /expects an integer/, new JsonNumber('9007199254740993.5'), new JsonNumber('1.0000000000000000001'));
+  });
+
+  it('a safe integer is judged and written as the same number given as its JSON text', () => {
+    const columns = ['int2', 'int4', 'int8'].map((type) => col(type));
+    const edges = [0, -0, 1, -1, 32767, 32768, -32768, -32769, 2 ** 31 - 1, 2 ** 31, -(2 ** 31), -(2 ** 31) - 1];
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.constantFrom(...edges, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER), fc.maxSafeInteger()),
+        (n) => {
+          const exact = new JsonNumber(String(n));
+          assert.equal(scalarText(n), scalarText(exact));
+          for (const column of columns) {
+            assert.equal(columnValueProblem(column, n), columnValueProblem(column, exact));
+            assert.equal(canonicalValue(column, n), canonicalValue(column, exact as unknown as JsonValue));
+          }
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
 
   it("reads text as PostgreSQL's integer input does: ASCII white space only", () => {

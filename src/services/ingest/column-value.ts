@@ -128,6 +128,8 @@ function decimalOfValue(value: ExactJsonValue): Decimal | null {
 
 /** The text PostgreSQL reads for a scalar from the stored JSON: a number as PostgreSQL writes numerics. */
 export function scalarText(value: Scalar): string {
+  // a safe integer's text is its digits: what the general path gives, without parsing the number's text
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
   if (typeof value === 'number' || value instanceof JsonNumber) return numericText(decimalOf(numberLiteral(value))!);
   return String(value);
 }
@@ -139,10 +141,12 @@ function encodedBytes(value: ExactJsonValue): number {
 
 function integerProblem(column: TargetColumn, value: ExactJsonValue): string | null {
   if (typeof value === 'boolean') return `expects an integer (${column.sqlType})`;
+  const [min, max] = INTEGER_RANGES[column.baseType];
+  if (typeof value === 'number' && Number.isSafeInteger(value))
+    return value < min || value > max ? `is out of range for ${column.sqlType}` : null;
   // A JSON number is read as the text PostgreSQL gives it (1e3 is 1000); text must be digits, as integer input wants.
   const text = typeof value === 'string' ? pgTrim(value) : scalarText(value as number | JsonNumber);
   if (!/^[+-]?\d+$/.test(text)) return `expects an integer (${column.sqlType})`;
-  const [min, max] = INTEGER_RANGES[column.baseType];
   const n = text.length > 21 ? null : BigInt(text);
   return n === null || n < min || n > max ? `is out of range for ${column.sqlType}` : null;
 }

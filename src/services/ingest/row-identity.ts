@@ -203,6 +203,7 @@ export function canonicalValue(column: TargetColumn, value: JsonValue | undefine
     case 'int2':
     case 'int4':
     case 'int8':
+      if (typeof value === 'number' && Number.isSafeInteger(value)) return text;
       return /^[ \t\n\r\v\f]*[+-]?\d+[ \t\n\r\v\f]*$/.test(text) ? BigInt(text.trim()).toString() : null;
     case 'text':
     case 'varchar':

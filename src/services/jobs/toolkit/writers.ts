@@ -139,7 +139,11 @@ export function tableWriter<T extends Row = Row>(options: TableWriterOptions): I
 function requestOf(table: TargetTable, options: TableWriterOptions, item: Row): ICreateBatchOperationRequest {
   const fields = (options.columns ?? Object.keys(item)).filter((name) => item[name] !== undefined);
   const { type } = options;
-  const pick = (names: string[]) => Object.fromEntries(names.map((name) => [name, jsonValue(item[name])])) as RowValues;
+  const pick = (names: string[]) => {
+    const row: Record<string, ExactJsonValue> = {};
+    for (const name of names) row[name] = jsonValue(item[name]);
+    return row as RowValues;
+  };
   if (type === 'insert') return { target: table.name, type, values: pick(fields) };
   if (type === 'upsert') return { target: table.name, type, values: pick(fields), conflictKey: options.conflictKey };
   const key = options.key ?? table.primaryKey;
@@ -153,6 +157,7 @@ function requestOf(table: TargetTable, options: TableWriterOptions, item: Row): 
  * `bytea` hex, NaN and the infinities as float input reads them; arrays and objects element by element.
  */
 function jsonValue(value: unknown): ExactJsonValue {
+  if (typeof value === 'string' || typeof value === 'boolean') return value;
   if (value === null || value === undefined) return null;
   if (value instanceof Date) return value.toISOString();
   if (typeof value === 'bigint') return new JsonNumber(value.toString());
