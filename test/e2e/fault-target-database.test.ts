@@ -100,7 +100,8 @@ describe('fault: workers killed between the commits of chunks for another databa
     let kills = 0;
     const pending = () => group.db.count(`SELECT count(*) AS n FROM batch.operation_states WHERE status = 'PENDING'`);
     for (let round = 0; round < 60 && (await pending()) > 0; round++) {
-      const worker = await startService({ ...env, BATCH_ROLE: 'worker', BATCH_TEST_KILL_AT: 'between-commits:0.008' });
+      const killing = { ...env, BATCH_ROLE: 'worker', BATCH_TEST_KILL_AT: 'between-commits:0.008' };
+      const worker = await startService(killing, { mayBeKilled: true });
       group.processes.push(worker);
       while (worker.process.exitCode === null && worker.process.signalCode === null && (await pending()) > 0)
         await sleep(200);

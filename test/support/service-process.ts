@@ -73,7 +73,15 @@ export function shortLeaseEnv(leaseMs: string): Record<string, string> {
   return serviceEnv({ BATCH_JOB_LEASE_MS: leaseMs, BATCH_JOB_POLL_INTERVAL: '100', BATCH_WARMUP_REQUESTS: '0' });
 }
 
-export async function startService(env: Record<string, string> = serviceEnv()): Promise<ServiceProcess> {
+/**
+ * Starts the built service and waits until it answers HTTP. A process killed by a signal before that fails the start,
+ * unless `mayBeKilled` (a process with BATCH_TEST_KILL_AT may kill itself at its first chunks, before it listens): then
+ * it is returned as it is, killed.
+ */
+export async function startService(
+  env: Record<string, string> = serviceEnv(),
+  { mayBeKilled = false } = {},
+): Promise<ServiceProcess> {
   const port = env.PORT ?? String(await freePort());
   const fullEnv: Record<string, string> = { ...env, PORT: port };
   const child = spawn(process.execPath, [...NODE_FLAGS, ...cpuProfileFlags(), MAIN], {
@@ -107,6 +115,10 @@ export async function startService(env: Record<string, string> = serviceEnv()): 
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`service exited with ${child.exitCode}:\n${output}`);
+    if (child.signalCode !== null) {
+      if (mayBeKilled) return service;
+      throw new Error(`service killed by ${child.signalCode}:\n${output}`);
+    }
     try {
       const response = await fetch(`${url}/api/docs-json`);
       if (response.ok) return service;
