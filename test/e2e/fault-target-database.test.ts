@@ -49,6 +49,7 @@ async function tearDown(started: {
 }) {
   const { service, db, billing, server } = started;
   if (service && service.process.exitCode !== null) console.error(service.logs().slice(-4000));
+  await server?.thaw().catch(() => undefined); // a frozen server's clients would wait for it to end their connections
   await billing?.end().catch(() => undefined);
   await db?.close();
   await service?.destroy();
@@ -189,6 +190,80 @@ describe(
       assert.ok(settled.every((o) => o.status === 'COMPLETED'));
       assert.equal(await count(billing, `SELECT count(*) AS n FROM events`), BILLED / 2, 'each insert once');
       assert.equal(await count(billing, `SELECT sum(n) AS n FROM counters`), BILLED / 2, 'each increment once');
+      await caller.close();
+    });
+  },
+);
+
+/**
+ * The server of a target's database frozen (every process stopped by SIGSTOP, its connections left open: a frozen host,
+ * a lost route) while a chunk for it is being applied there: the chunk waits for it without holding back the service's
+ * own database, /health names it down, and once it answers again every operation is applied there once.
+ */
+describe(
+  "fault: a target's database that stops answering mid-chunk (built service, private PostgreSQL)",
+  { skip: POSTGRES_MISSING ?? false },
+  () => {
+    if (withoutBroker()) return;
+    let server: PrivatePostgres;
+    let service: ServiceProcess;
+    let db: TestDb;
+    let billing: Client;
+
+    after(() => tearDown({ service, db, billing, server }));
+
+    it('holds back only its own operations while it does not answer, and applies them once when it does', async () => {
+      server = await startPostgres();
+      billing = await connectTo(server);
+      await billing.query(`CREATE TABLE events ${EVENTS}`);
+      service = await startService(
+        serviceEnv({
+          BATCH_DATABASES: JSON.stringify({ billing: `postgres://postgres@127.0.0.1:${server.env.DB_PORT}/postgres` }),
+          BATCH_CHUNK_LEASE_MS: '2000',
+          BATCH_CATALOG_TTL: '200', // creates for it read its catalog again, from a server that does not answer
+        }),
+      );
+      db = new TestDb(service.env.DB_NAME, service.env);
+      await db.query(`CREATE TABLE events ${EVENTS}`);
+      const caller = await createCaller(service, 'loader', ['billing:*', 'events']);
+      const [first, second] = workload((table) => `billing:${table}`, 2000, 0);
+      await caller.rpc.createOperations(first);
+      // applied there: the worker's connections to it are open and idle, as between chunks
+      await eventually(async () => ((await count(billing, `SELECT count(*) AS n FROM events`)) > 0 ? true : undefined));
+      await server.freeze();
+      await caller.rpc.createOperations(second);
+      await sleep(1000); // claimed, and waiting for the frozen server
+
+      const LOCAL = 5000;
+      for (const operations of workload(() => 'events', LOCAL, 0)) await caller.rpc.createOperations(operations);
+      await eventually(
+        async () => ((await db.count(`SELECT count(*) AS n FROM events`)) === LOCAL ? true : undefined),
+        30_000,
+        "the service's own target drained while billing does not answer",
+      );
+      await eventually(
+        async () => {
+          const health = await http<{ details: Record<string, Record<string, string>> }>(
+            service,
+            'GET',
+            '/health',
+            null,
+          );
+          return health.status === 200 && health.body.details.databases?.billing === 'down' ? true : undefined;
+        },
+        30_000,
+        'ready, with billing down',
+      );
+      const states = await db.query<{ status: string; n: string }>(
+        `SELECT status, count(*) AS n FROM batch.operation_states WHERE target LIKE 'billing:%' GROUP BY 1`,
+      );
+      assert.ok(!states.some((s) => s.status === 'FAILED'), `none failed for it: ${JSON.stringify(states)}`);
+
+      await server.thaw();
+      const settled = await settleAll(db, caller, 120_000);
+      assert.equal(settled.length, 2000 + LOCAL);
+      assert.ok(settled.every((o) => o.status === 'COMPLETED'));
+      assert.equal(await count(billing, `SELECT count(*) AS n FROM events`), 2000, 'each insert once');
       await caller.close();
     });
   },

@@ -1,4 +1,4 @@
-import { ChildProcess, execFile, spawn } from 'node:child_process';
+import { ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import {
   accessSync,
@@ -9,6 +9,7 @@ import {
   mkdtempSync,
   openSync,
   readdirSync,
+  readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -115,6 +116,13 @@ export interface PrivatePostgres {
   stop(): Promise<void>;
   /** Started again on the same port and data (nothing when it runs). */
   start(): Promise<void>;
+  /**
+   * Every process of the server stopped where it is (SIGSTOP), its connections left open: it accepts connections and
+   * takes statements, and answers nothing, as a server on a frozen host or behind a lost route.
+   */
+  freeze(): Promise<void>;
+  /** Answering again (SIGCONT) from where it stopped. */
+  thaw(): Promise<void>;
   destroy(): Promise<void>;
 }
 
@@ -134,7 +142,24 @@ export async function startPostgres(): Promise<PrivatePostgres> {
   const stop = (mode: string) => pg(pgCtl!, ['-D', data, '-m', mode, '-w', 'stop']);
   await start();
   let running = true;
-  const kill = () => void stop('immediate').catch(() => undefined);
+  // the postmaster's pid is the first line of its pid file; its children are the backends and helpers (stopped after
+  // it, so that it starts none meanwhile)
+  const signal = (name: 'STOP' | 'CONT') => {
+    const postmaster = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    process.kill(postmaster, `SIG${name}`);
+    spawnSync('pkill', [`-${name}`, '-P', String(postmaster)]);
+  };
+  const thaw = () => {
+    try {
+      signal('CONT');
+    } catch {
+      // not running
+    }
+  };
+  const kill = () => {
+    thaw();
+    void stop('immediate').catch(() => undefined);
+  };
   started.add(kill);
   return {
     env: { DB_HOST: '127.0.0.1', DB_PORT: String(port), DB_USERNAME: 'postgres', DB_PASSWORD: '' },
@@ -146,8 +171,11 @@ export async function startPostgres(): Promise<PrivatePostgres> {
       if (!running) await start();
       running = true;
     },
+    freeze: async () => signal('STOP'),
+    thaw: async () => signal('CONT'),
     destroy: async () => {
       started.delete(kill);
+      thaw();
       await stop('immediate').catch(() => undefined);
       rmSync(folder, { recursive: true, force: true });
     },

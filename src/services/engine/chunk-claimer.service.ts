@@ -175,15 +175,19 @@ export class ChunkClaimer {
     private readonly databases: NamedDatabases,
   ) {}
 
-  /** Claims up to `limit` pending operations in order of application, locked for this transaction. */
-  async claim(tx: PoolClient, limit: number): Promise<ClaimedOperation[]> {
+  /**
+   * Claims up to `limit` pending operations in order of application, locked for this transaction; none of the
+   * databases `passOver` (a chunk of this worker's is in flight there).
+   */
+  async claim(tx: PoolClient, limit: number, passOver: string[] = []): Promise<ClaimedOperation[]> {
     const { rows: targets } = await tx.query<{
       horizon: string;
       target: string;
       failures: number;
       chunk_size: number | null;
     }>({ name: 'chunk-targets', text: TARGETS_SQL });
-    const database = this.nextDatabase(targets.map((t) => databaseOf(t.target).database));
+    const databases = targets.map((t) => databaseOf(t.target).database).filter((name) => !passOver.includes(name));
+    const database = this.nextDatabase(databases);
     if (database === null) return [];
     const ofDatabase = targets.filter((t) => databaseOf(t.target).database === database);
     const suspect = ofDatabase.find((t) => t.failures > 0);

@@ -44,6 +44,7 @@ import { LEDGER_TRANSACTION, LedgerUnavailable, TargetLedgers } from '../storage
 import { transactionOn } from '../storage/pg-client';
 import { lockTargets } from '../storage/advisory-locks';
 import { killPoint } from '../kill-points';
+import type { DatabaseLanes } from './database-lanes';
 
 export interface ChunkResult {
   chunkId: string | null;
@@ -99,13 +100,14 @@ export class ChunkStep {
 
   /**
    * Runs a chunk of up to `limit` operations; throws only when the queue's database could not be reached (or the claim
-   * failed). A chunk for another database is prepared here, and finished by finishElsewhere; one whose worker stopped
-   * between its commits is finished first, by whoever finds it.
+   * failed). A chunk for another database is prepared here, and finished by finishElsewhere (in its lane, given
+   * `lanes`: databases with a chunk in flight there are passed over); one whose worker stopped between its commits is
+   * finished first, by whoever finds it.
    */
-  async execute(limit = this.config.poll.limit): Promise<ChunkResult> {
+  async execute(limit = this.config.poll.limit, lanes?: DatabaseLanes): Promise<ChunkResult> {
     const startedAt = new Date();
-    const unfinished = await this.unfinishedElsewhere();
-    if (unfinished) return this.finishElsewhere(unfinished, startedAt, limit);
+    const unfinished = await this.unfinishedElsewhere(lanes?.busy() ?? []);
+    if (unfinished) return this.finishElsewhereIn(lanes, unfinished, startedAt, limit);
     let chunk: ClaimedOperation[] = [];
     let held: HeldTarget[] = [];
     const prepared: { chunk?: PreparedChunk } = {};
@@ -113,7 +115,7 @@ export class ChunkStep {
     try {
       // Every round trip counts: under load each wait for a reply also waits its turn in the event loop.
       summary = await this.db.transaction(async (tx) => {
-        chunk = await this.claimer.claim(tx, limit);
+        chunk = await this.claimer.claim(tx, limit, lanes?.busy());
         if (chunk.length === 0) return null;
         const { database } = databaseOf(chunk[0].target);
         if (database !== MAIN) {
@@ -136,7 +138,7 @@ export class ChunkStep {
       }
       return this.failChunk(startedAt, chunk, error);
     }
-    if (prepared.chunk) return this.finishElsewhere(prepared.chunk, startedAt, limit);
+    if (prepared.chunk) return this.finishElsewhereIn(lanes, prepared.chunk, startedAt, limit);
     for (const { operations, error } of held) await this.failChunk(startedAt, operations, error);
     if (summary) for (const listener of this.listeners.all) listener.afterChunk?.(summary);
     return { chunkId: summary?.chunkId ?? null, read: operationCount(chunk), full: this.isFull(chunk, limit) };
@@ -147,12 +149,27 @@ export class ChunkStep {
    * failed it a while ago: now this worker's to finish. Looked for at most every UNFINISHED_CHECK_MS, in databases
    * that answer.
    */
-  private async unfinishedElsewhere(): Promise<PreparedChunk | null> {
-    const databases = this.databases.all().filter((database) => database.up !== false);
+  private async unfinishedElsewhere(busy: string[]): Promise<PreparedChunk | null> {
+    const databases = this.databases.all().filter((d) => d.up !== false && !busy.includes(d.name));
     if (databases.length === 0 || Date.now() < this.unfinishedCheckAt) return null;
     const found = await this.preparedChunks.takeOver(databases.map((database) => database.name));
     this.unfinishedCheckAt = found ? 0 : Date.now() + UNFINISHED_CHECK_MS;
     return found;
+  }
+
+  /**
+   * A prepared chunk finished now, or, given lanes (the poller's), in its database's lane while the caller goes on:
+   * there may be more to claim at once, for the other databases.
+   */
+  private async finishElsewhereIn(
+    lanes: DatabaseLanes | undefined,
+    prepared: PreparedChunk,
+    startedAt: Date,
+    limit: number,
+  ): Promise<ChunkResult> {
+    if (!lanes) return this.finishElsewhere(prepared, startedAt, limit);
+    lanes.start(prepared.database, this.finishElsewhere(prepared, startedAt, limit));
+    return { chunkId: null, read: operationCount(prepared.chunk), full: true };
   }
 
   /**

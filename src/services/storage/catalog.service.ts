@@ -4,6 +4,13 @@ import type { SourceTable, TargetTable } from '../../interfaces/catalog.interfac
 import { Database } from './database';
 import { BatchError } from '../batch-error';
 import { databaseOf, MAIN, NamedDatabases } from './named-databases';
+import { isConnectionError } from './database-error';
+
+/**
+ * How long another database's catalog may take to read (a few small queries, milliseconds on a server that answers)
+ * before it counts as not answering, as a connection that could not be opened does.
+ */
+const CATALOG_TIMEOUT_MS = 5000;
 
 interface ColumnRow {
   schema: string;
@@ -122,9 +129,10 @@ const SOURCE_SQL = `
 export class CatalogService implements OnApplicationBootstrap {
   private readonly logger = new Logger(CatalogService.name);
   /** Each database's tables by `schema.table`, as last read. */
-  private tables = new Map<string, Map<string, TargetTable>>();
-  private loadedAt = 0;
-  private loading: Promise<void> | null = null;
+  private readonly tables = new Map<string, Map<string, TargetTable>>();
+  /** When each database's catalog was last read (or found unreadable), and its read in flight. */
+  private readonly loadedAt = new Map<string, number>();
+  private readonly loading = new Map<string, Promise<void>>();
 
   constructor(
     private readonly db: Database,
@@ -142,15 +150,16 @@ export class CatalogService implements OnApplicationBootstrap {
    * unknown database is UNKNOWN_TARGET; one whose catalog was never read (it has not answered yet) UNAVAILABLE.
    */
   async find(name: string): Promise<TargetTable | null> {
-    await this.ensureFresh();
-    return this.lookup(name) ?? (await this.reload(), this.lookup(name));
+    const { database } = databaseOf(name);
+    await this.ensureFresh(database);
+    return this.lookup(name) ?? (await this.reload(database), this.lookup(name));
   }
 
   /** Like find, but reloads when a column is missing (it may have been added since the last load). */
   async findWithColumns(name: string, columns: string[]): Promise<TargetTable | null> {
     const target = await this.find(name);
     if (target && !hasColumns(target, columns)) {
-      await this.reload();
+      await this.reload(target.database);
       return this.lookup(name);
     }
     return target;
@@ -186,7 +195,7 @@ export class CatalogService implements OnApplicationBootstrap {
   }
 
   async list(): Promise<TargetTable[]> {
-    await this.ensureFresh();
+    await Promise.all(this.names().map((database) => this.ensureFresh(database)));
     return [...this.tables.values()].flatMap((tables) => [...tables.values()]);
   }
 
@@ -215,43 +224,58 @@ export class CatalogService implements OnApplicationBootstrap {
     return database === MAIN ? this.config.targetSchemas : this.databases.get(database)!.targetSchemas;
   }
 
-  private async ensureFresh(): Promise<void> {
-    if (Date.now() - this.loadedAt > this.config.catalogTtlMs) await this.reload();
+  /** `main` and the databases of BATCH_DATABASES. */
+  private names(): string[] {
+    return [MAIN, ...this.databases.all().map((database) => database.name)];
   }
 
-  /** Loads the catalog; concurrent callers share one load. */
-  reload(): Promise<void> {
-    this.loading ??= this.load().finally(() => (this.loading = null));
-    return this.loading;
+  private async ensureFresh(database: string): Promise<void> {
+    if (Date.now() - (this.loadedAt.get(database) ?? 0) > this.config.catalogTtlMs) await this.reload(database);
   }
 
   /**
-   * Reads the catalog of every database; one that does not answer (or was found down by its last check) keeps the
-   * tables last read from it, so that operations for it are still checked while it is away.
+   * Reads the catalog of `database`, or of every database when none is given: each on its own, concurrent callers
+   * sharing one read of it, so that no database's lookups wait for another's (one that does not answer, say).
    */
-  private async load(): Promise<void> {
-    const others = this.databases.all().filter((database) => database.up !== false);
-    const loaded = await Promise.all([
-      this.loadFrom(MAIN, (sql, params) => this.db.query(sql, params)),
-      ...others.map((database) =>
-        this.loadFrom(database.name, (sql, params) => this.databases.query(database.name, sql, params)).catch(
-          (error: Error) => {
-            this.logger.warn(`catalog of database ${database.name} not read: ${error.message}`);
-            return null;
-          },
-        ),
-      ),
-    ]);
-    const tables = new Map(this.tables);
-    for (const [database, read] of loaded.filter((entry) => entry !== null)) tables.set(database, read);
-    this.tables = tables;
-    this.loadedAt = Date.now();
+  async reload(database?: string): Promise<void> {
+    if (database === undefined) {
+      await Promise.all(this.names().map((name) => this.reload(name)));
+      return;
+    }
+    if (database !== MAIN && !this.databases.get(database)) return; // unknown: lookup says so
+    let loading = this.loading.get(database);
+    if (!loading) {
+      loading = this.load(database).finally(() => this.loading.delete(database));
+      this.loading.set(database, loading);
+    }
+    return loading;
+  }
+
+  /**
+   * Reads one database's catalog. Another database that does not answer within CATALOG_TIMEOUT_MS (its connection is
+   * then closed), or that its last check found down, keeps the tables last read from it, so that operations for it are
+   * still checked while it is away, without waiting for it each time.
+   */
+  private async load(database: string): Promise<void> {
+    if (database === MAIN) {
+      this.tables.set(MAIN, await this.loadFrom(MAIN, (sql, params) => this.db.query(sql, params)));
+    } else if (this.databases.get(database)!.up !== false) {
+      const query = <T>(sql: string, params: unknown[]) =>
+        this.databases.query<T>(database, sql, params, CATALOG_TIMEOUT_MS);
+      const read = await this.loadFrom(database, query).catch((error: Error) => {
+        this.logger.warn(`catalog of database ${database} not read: ${error.message}`);
+        if (isConnectionError(error)) this.databases.markDown(database, error);
+        return null;
+      });
+      if (read) this.tables.set(database, read);
+    }
+    this.loadedAt.set(database, Date.now());
   }
 
   private async loadFrom(
     database: string,
     query: <T>(sql: string, params: unknown[]) => Promise<T[]>,
-  ): Promise<[string, Map<string, TargetTable>]> {
+  ): Promise<Map<string, TargetTable>> {
     const schemas = this.targetSchemas(database);
     const [columns, keys, flags] = await Promise.all([
       query<ColumnRow>(COLUMNS_SQL, [schemas]),
@@ -309,7 +333,7 @@ export class CatalogService implements OnApplicationBootstrap {
       table.copyIsInsert = flag.copy_is_insert && !flag.one_row_statements;
       table.foldsRowChanges = flag.folds_row_changes && !flag.one_row_statements;
     }
-    return [database, tables];
+    return tables;
   }
 }
 

@@ -21,8 +21,9 @@ const CONNECTION_NODE_CODES = new Set([
   'EHOSTUNREACH',
   'ENETUNREACH',
 ]);
+// "Query read timeout": a statement given a timeout of its own (NamedDatabases.query) that the server did not answer
 const CONNECTION_MESSAGES =
-  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i;
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|Query read timeout/i;
 
 /** The database could not be reached, or went away: nothing about the work itself; retry once it is back. */
 export function isConnectionError(error: unknown): boolean {

@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { Pool, type PoolClient } from 'pg';
+import { Pool, type PoolClient, type QueryConfig } from 'pg';
 import { AppConfig } from '../../config/app-config';
 import type { NamedDatabase } from '../../config/databases';
 import { POOL_SETTINGS, usingConnection } from './pg-client';
@@ -75,9 +75,13 @@ export class NamedDatabases implements OnApplicationBootstrap, OnApplicationShut
     return [...this.databases.values()];
   }
 
-  /** A statement in `name`, on a connection of its pool. */
-  async query<T>(name: string, sql: string, params?: unknown[]): Promise<T[]> {
-    const { rows } = await this.require(name).pool.query(sql, params);
+  /**
+   * A statement in `name`, on a connection of its pool; with `timeoutMs`, one that has not answered by then fails as a
+   * lost connection would, and its connection is closed (a server that stopped answering keeps none).
+   */
+  async query<T>(name: string, sql: string, params?: unknown[], timeoutMs?: number): Promise<T[]> {
+    const statement: QueryConfig & { query_timeout?: number } = { text: sql, values: params, query_timeout: timeoutMs };
+    const { rows } = await this.require(name).pool.query(statement);
     return rows as T[];
   }
 
@@ -103,8 +107,8 @@ export class NamedDatabases implements OnApplicationBootstrap, OnApplicationShut
   async checkAll(): Promise<void> {
     await Promise.all(
       this.all().map(async (database) => {
-        // the query goes on past the deadline, and gives its connection back (connectionTimeoutMillis) by itself
-        const problem = await withDeadline(database.pool.query('SELECT 1')).then(
+        // past the deadline, a connection being opened goes on (connectionTimeoutMillis); a statement sent is given up
+        const problem = await withDeadline(this.query(database.name, 'SELECT 1', [], CHECK_TIMEOUT_MS)).then(
           () => null,
           (error: Error) => error.message,
         );
