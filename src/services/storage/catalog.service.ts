@@ -178,7 +178,7 @@ export class CatalogService implements OnApplicationBootstrap {
     const [schema, table] = dot < 0 ? [null, local] : [local.slice(0, dot), local.slice(dot + 1)];
     const params = [named?.sourceSchemas ?? this.config.sourceSchemas, schema, table];
     const rows = named
-      ? await this.databases.query<SourceRow>(database, SOURCE_SQL, params)
+      ? await this.databases.query<SourceRow>(database, SOURCE_SQL, params, CATALOG_TIMEOUT_MS)
       : await this.db.query<SourceRow>(SOURCE_SQL, params);
     if (rows.length === 0) return null;
     const found = rows.filter((row) => row.schema === rows[0].schema);
