@@ -8,6 +8,7 @@ import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { PreparedChunks } from '../../src/services/engine/prepared-chunks';
 import { OperationService } from '../../src/services/ingest/operation.service';
 import { Database } from '../../src/services/storage/database';
+import { NamedDatabases } from '../../src/services/storage/named-databases';
 import { NamedDatabasesHealthIndicator } from '../../src/services/observability/health-indicators';
 import { RetentionService } from '../../src/services/storage/retention.service';
 import type { ICreateBatchOperationRequest } from '../../src/interfaces/operation.interfaces';
@@ -202,6 +203,25 @@ describe('targets in another database (BATCH_DATABASES)', () => {
       operations.createMany(mainOnly, [invoice({ type: 'insert', values: { id: 1, amount: 1 } })]),
       (error: BatchError) => error.code === 'FORBIDDEN',
     );
+  });
+
+  it('says a database whose every connection is at work up', async () => {
+    const named = t.get(NamedDatabases);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const busy = Array.from({ length: named.get('billing')!.poolSize }, () =>
+      named.using('billing', async (connection) => {
+        await connection.query('SELECT 1');
+        await released;
+      }),
+    );
+    try {
+      await named.checkAll();
+      assert.equal(named.get('billing')!.up, true);
+    } finally {
+      release();
+      await Promise.all(busy);
+    }
   });
 
   it('leaves the operations of a database no longer configured pending, and says so in /health', async () => {

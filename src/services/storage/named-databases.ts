@@ -23,6 +23,8 @@ const CHECK_TIMEOUT_MS = 2000;
 /** A database of BATCH_DATABASES with its pool, and what its last check found. */
 export interface ConnectedDatabase extends NamedDatabase {
   pool: Pool;
+  /** One connection of its own for the checks, so that a pool busy with work never reads as a database down. */
+  checks: Pool;
   /** Whether it answered its last check (null before the first). */
   up: boolean | null;
 }
@@ -40,17 +42,22 @@ export class NamedDatabases implements OnApplicationBootstrap, OnApplicationShut
 
   constructor(config: AppConfig) {
     for (const database of config.databases) {
-      const pool = new Pool({
-        connectionString: database.url,
-        max: database.poolSize,
-        ...POOL_SETTINGS,
-        // unlike the service's own, opened as used: a database a copy read once keeps no connection open
-        idleTimeoutMillis: 30_000,
-        application_name: 'batch-service',
-      });
-      // a connection that dies while idle is dropped by the pool; its error says so here, without the URL
-      pool.on('error', (error) => this.logger.warn(`database ${database.name} (${database.where}): ${error.message}`));
-      this.databases.set(database.name, { ...database, pool, up: null });
+      const open = (max: number) => {
+        const pool = new Pool({
+          connectionString: database.url,
+          max,
+          ...POOL_SETTINGS,
+          // unlike the service's own, opened as used: a database a copy read once keeps no connection open
+          idleTimeoutMillis: 30_000,
+          application_name: 'batch-service',
+        });
+        // a connection that dies while idle is dropped by the pool; its error says so here, without the URL
+        pool.on('error', (error) =>
+          this.logger.warn(`database ${database.name} (${database.where}): ${error.message}`),
+        );
+        return pool;
+      };
+      this.databases.set(database.name, { ...database, pool: open(database.poolSize), checks: open(1), up: null });
     }
   }
 
@@ -63,7 +70,8 @@ export class NamedDatabases implements OnApplicationBootstrap, OnApplicationShut
 
   async onApplicationShutdown(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await Promise.all([...this.databases.values()].map((database) => database.pool.end().catch(() => undefined)));
+    const pools = [...this.databases.values()].flatMap((database) => [database.pool, database.checks]);
+    await Promise.all(pools.map((pool) => pool.end().catch(() => undefined)));
   }
 
   /** The database of that name, or undefined when BATCH_DATABASES names none (`main` is not among them). */
@@ -80,9 +88,7 @@ export class NamedDatabases implements OnApplicationBootstrap, OnApplicationShut
    * lost connection would, and its connection is closed (a server that stopped answering keeps none).
    */
   async query<T>(name: string, sql: string, params?: unknown[], timeoutMs?: number): Promise<T[]> {
-    const statement: QueryConfig & { query_timeout?: number } = { text: sql, values: params, query_timeout: timeoutMs };
-    const { rows } = await this.require(name).pool.query(statement);
-    return rows as T[];
+    return queryOn<T>(this.require(name).pool, sql, params, timeoutMs);
   }
 
   /**
@@ -108,7 +114,7 @@ export class NamedDatabases implements OnApplicationBootstrap, OnApplicationShut
     await Promise.all(
       this.all().map(async (database) => {
         // past the deadline, a connection being opened goes on (connectionTimeoutMillis); a statement sent is given up
-        const problem = await withDeadline(this.query(database.name, 'SELECT 1', [], CHECK_TIMEOUT_MS)).then(
+        const problem = await withDeadline(queryOn(database.checks, 'SELECT 1', [], CHECK_TIMEOUT_MS)).then(
           () => null,
           (error: Error) => error.message,
         );
@@ -136,4 +142,9 @@ function withDeadline<T>(work: Promise<T>): Promise<T> {
     timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
   });
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+async function queryOn<T>(pool: Pool, sql: string, params?: unknown[], timeoutMs?: number): Promise<T[]> {
+  const statement: QueryConfig & { query_timeout?: number } = { text: sql, values: params, query_timeout: timeoutMs };
+  return (await pool.query(statement)).rows as T[];
 }
