@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
 import type { IJobExecution } from '../../src/interfaces/job.interfaces';
-import { TestDb } from '../support/harness';
+import { reportedDown, TestDb } from '../support/harness';
 import { POSTGRES_MISSING, PrivatePostgres, sleep, startPostgres } from '../support/private-services';
 import { eventually, http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
 import { withoutBroker } from '../support/shared-services';
@@ -74,19 +74,7 @@ describe(
         (await execution(launched.body.id)).steps[0]?.writeCount > 20_000 ? true : undefined,
       );
       await legacy.stop();
-      await eventually(
-        async () => {
-          const health = await http<{ details: Record<string, Record<string, string>> }>(
-            service,
-            'GET',
-            '/health',
-            null,
-          );
-          return health.status === 200 && health.body.details.databases?.legacy === 'down' ? true : undefined;
-        },
-        25_000,
-        'legacy reported down, the service ready',
-      );
+      await reportedDown(service, 'legacy', 25_000);
       const waiting = await execution(launched.body.id);
       assert.equal(waiting.status, 'STARTED', 'the copy waits for its source: no failure');
       const copiedSoFar = await db.count(`SELECT count(*) AS n FROM copied`);

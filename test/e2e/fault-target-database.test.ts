@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Client } from 'pg';
 import type { IJobExecution } from '../../src/interfaces/job.interfaces';
-import { createCaller, ServiceGroup, settleAll, TestDb } from '../support/harness';
+import { createCaller, reportedDown, ServiceGroup, settleAll, TestDb } from '../support/harness';
 import { POSTGRES_MISSING, PrivatePostgres, sleep, startPostgres } from '../support/private-services';
 import { eventually, http, ServiceProcess, serviceEnv, startService } from '../support/service-process';
 import { dbClientConfig, sharedDatabaseUrl, withoutBroker } from '../support/shared-services';
@@ -241,19 +241,7 @@ describe(
         30_000,
         "the service's own target drained while billing does not answer",
       );
-      await eventually(
-        async () => {
-          const health = await http<{ details: Record<string, Record<string, string>> }>(
-            service,
-            'GET',
-            '/health',
-            null,
-          );
-          return health.status === 200 && health.body.details.databases?.billing === 'down' ? true : undefined;
-        },
-        30_000,
-        'ready, with billing down',
-      );
+      await reportedDown(service, 'billing', 30_000);
       const states = await db.query<{ status: string; n: string }>(
         `SELECT status, count(*) AS n FROM batch.operation_states WHERE target LIKE 'billing:%' GROUP BY 1`,
       );

@@ -12,6 +12,18 @@ import { dbClientConfig } from './shared-services';
 export { RMQ_URL };
 
 /** A connection to the service's database for a test, which survives a restart of PostgreSQL by reconnecting. */
+/** Resolves once the service is ready with the database `name` of BATCH_DATABASES reported down in /health. */
+export async function reportedDown(service: ServiceProcess, name: string, timeoutMs: number): Promise<void> {
+  await eventually(
+    async () => {
+      const health = await http<{ details: Record<string, Record<string, string>> }>(service, 'GET', '/health', null);
+      return health.status === 200 && health.body.details.databases?.[name] === 'down' ? true : undefined;
+    },
+    timeoutMs,
+    `${name} reported down, the service ready`,
+  );
+}
+
 export class TestDb {
   private client: Client | null = null;
 
