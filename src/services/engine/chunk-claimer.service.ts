@@ -159,7 +159,8 @@ export function claimedChunk(targets: string[], lines: string): ClaimedOperation
  * - What a chunk reads is taken when it is recorded, in the same transaction (ChunkRepository.recordChunk): its streams'
  *   positions move past what it took from them, and what it took from the deferred set leaves it.
  * - A chunk applies operations of one database (BATCH_DATABASES; the service's own is `main`): databases take turns,
- *   and one found down is passed over, its operations left pending until it answers again.
+ *   and one found down is passed over, its operations left pending until it answers again, as is one with a chunk of
+ *   this worker's in flight (the poller's lanes).
  * - A target whose first operation was in a chunk that failed as a whole is claimed alone, as many operations as its
  *   hold says (the retry policy's: retried whole, then split); such chunks take turns with the other targets'
  *   chunks, so that those keep flowing while it is worked out.
