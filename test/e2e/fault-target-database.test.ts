@@ -258,73 +258,91 @@ describe(
 );
 
 /**
- * The server a copy writes to (a private PostgreSQL, `billing`) stopped mid-copy and started again: the copy waits at
- * its chunk and goes on once the server is back, each chunk's rows and position committed together there, so that
+ * The server a copy writes to (a private PostgreSQL, `billing`) stopped mid-copy and started again, or frozen (SIGSTOP:
+ * its connections open, its statements waiting) and thawed: the copy waits at its chunk, another job runs meanwhile,
+ * and the copy goes on once the server is back, each chunk's rows and position committed together there, so that
  * every row arrives once.
  */
-describe(
-  "fault: a copy's target database stopped and started mid-copy (built service, private PostgreSQL)",
-  { skip: POSTGRES_MISSING ?? false },
-  () => {
-    if (withoutBroker()) return;
-    const ROWS = 1_000_000; // seconds of copying in chunks of 1,000: the server is stopped in the middle
-    let server: PrivatePostgres;
-    let service: ServiceProcess;
-    let db: TestDb;
-    let billing: Client | undefined;
+for (const [broken, mended, breakIt, mendIt] of [
+  ['stopped', 'started', (server: PrivatePostgres) => server.stop(), (server: PrivatePostgres) => server.start()],
+  ['frozen', 'thawed', (server: PrivatePostgres) => server.freeze(), (server: PrivatePostgres) => server.thaw()],
+] as const)
+  describe(
+    `fault: a copy's target database ${broken} and ${mended} mid-copy (built service, private PostgreSQL)`,
+    { skip: POSTGRES_MISSING ?? false },
+    () => {
+      if (withoutBroker()) return;
+      const ROWS = 1_000_000; // seconds of copying in chunks of 1,000: the server is stopped in the middle
+      let server: PrivatePostgres;
+      let service: ServiceProcess;
+      let db: TestDb;
+      let billing: Client | undefined;
 
-    after(() => tearDown({ service, db, billing, server }));
+      after(() => tearDown({ service, db, billing, server }));
 
-    it('waits while its target is down and goes on where it stopped: every row once', async () => {
-      server = await startPostgres();
-      billing = await connectTo(server);
-      // no key: a row copied twice would be there twice
-      await billing.query(`CREATE TABLE copied (id int NOT NULL, note text)`);
-      await billing.end();
-      service = await startService(
-        serviceEnv({
-          BATCH_DATABASES: JSON.stringify({ billing: `postgres://postgres@127.0.0.1:${server.env.DB_PORT}/postgres` }),
-        }),
-      );
-      db = new TestDb(service.env.DB_NAME, service.env);
-      await db.query(`CREATE TABLE src (id int PRIMARY KEY, note text);
+      it('waits while its target is down and goes on where it stopped: every row once', async () => {
+        server = await startPostgres();
+        billing = await connectTo(server);
+        // no key: a row copied twice would be there twice
+        await billing.query(`CREATE TABLE copied (id int NOT NULL, note text)`);
+        await billing.end();
+        service = await startService(
+          serviceEnv({
+            BATCH_DATABASES: JSON.stringify({
+              billing: `postgres://postgres@127.0.0.1:${server.env.DB_PORT}/postgres`,
+            }),
+          }),
+        );
+        db = new TestDb(service.env.DB_NAME, service.env);
+        await db.query(`CREATE TABLE src (id int PRIMARY KEY, note text);
                       INSERT INTO src SELECT g, 'n' || g FROM generate_series(1, ${ROWS}) g`);
-      const created = await http<{ apiKey: string }>(service, 'POST', '/api/clients', service.adminKey, {
-        name: 'mover',
-        targets: ['billing:*'],
-        sources: ['src'],
-      });
-      const key = created.body.apiKey;
-      const launched = await http<IJobExecution>(service, 'POST', '/api/jobs/copy/executions', key, {
-        parameters: { source: 'src', target: 'billing:copied' },
-        options: { chunkSize: 1000 },
-      });
-      assert.equal(launched.status, 202, JSON.stringify(launched.body));
-      const execution = async () =>
-        (await http<IJobExecution>(service, 'GET', `/api/jobs/executions/${launched.body.id}`, key)).body;
-      await eventually(async () => ((await execution()).steps[0]?.writeCount > 20_000 ? true : undefined));
-      await server.stop();
-      const stopped = await execution();
-      assert.ok(stopped.steps[0].writeCount < ROWS, 'stopped mid-copy');
-      await sleep(2000);
-      const waiting = await execution();
-      assert.equal(waiting.status, 'STARTED', 'the copy waits for its target: no failure');
-      assert.equal(waiting.steps[0].writeCount, stopped.steps[0].writeCount, 'nothing written meanwhile');
-
-      await server.start();
-      const done = await eventually(
-        async () => {
-          const now = await execution();
+        const created = await http<{ apiKey: string }>(service, 'POST', '/api/clients', service.adminKey, {
+          name: 'mover',
+          targets: ['billing:*', 'local_copy'],
+          sources: ['src'],
+        });
+        const key = created.body.apiKey;
+        const launched = await http<IJobExecution>(service, 'POST', '/api/jobs/copy/executions', key, {
+          parameters: { source: 'src', target: 'billing:copied' },
+          options: { chunkSize: 1000 },
+        });
+        assert.equal(launched.status, 202, JSON.stringify(launched.body));
+        const execution = async () =>
+          (await http<IJobExecution>(service, 'GET', `/api/jobs/executions/${launched.body.id}`, key)).body;
+        await eventually(async () => ((await execution()).steps[0]?.writeCount > 20_000 ? true : undefined));
+        await breakIt(server);
+        await sleep(1000); // a chunk committed there just before is recorded here
+        const stopped = await execution();
+        assert.ok(stopped.steps[0].writeCount < ROWS, 'stopped mid-copy');
+        // another job, within the service's own database, runs meanwhile
+        await db.query(`CREATE TABLE local_copy (id int PRIMARY KEY, note text)`);
+        const other = await http<IJobExecution>(service, 'POST', '/api/jobs/copy/executions', key, {
+          parameters: { source: 'src', target: 'local_copy', to: 100_000 },
+        });
+        assert.equal(other.status, 202, JSON.stringify(other.body));
+        const otherDone = await eventually(async () => {
+          const now = (await http<IJobExecution>(service, 'GET', `/api/jobs/executions/${other.body.id}`, key)).body;
           return ['COMPLETED', 'FAILED'].includes(now.status) ? now : undefined;
-        },
-        120_000,
-        'the copy to end',
-      );
-      assert.equal(done.status, 'COMPLETED', JSON.stringify(done.exitStatus));
-      billing = await connectTo(server);
-      assert.equal(await count(billing, `SELECT count(*) AS n FROM copied`), ROWS, 'no row lost or doubled');
-      assert.equal(await count(billing, `SELECT count(DISTINCT id) AS n FROM copied`), ROWS);
-      assert.equal(await count(billing, `SELECT count(*) AS n FROM copied WHERE note <> 'n' || id`), 0);
-    });
-  },
-);
+        }, 60_000);
+        assert.equal(otherDone.status, 'COMPLETED', JSON.stringify(otherDone.exitStatus));
+        const waiting = await execution();
+        assert.equal(waiting.status, 'STARTED', 'the copy waits for its target: no failure');
+        assert.equal(waiting.steps[0].writeCount, stopped.steps[0].writeCount, 'nothing written meanwhile');
+
+        await mendIt(server);
+        const done = await eventually(
+          async () => {
+            const now = await execution();
+            return ['COMPLETED', 'FAILED'].includes(now.status) ? now : undefined;
+          },
+          120_000,
+          'the copy to end',
+        );
+        assert.equal(done.status, 'COMPLETED', JSON.stringify(done.exitStatus));
+        billing = await connectTo(server);
+        assert.equal(await count(billing, `SELECT count(*) AS n FROM copied`), ROWS, 'no row lost or doubled');
+        assert.equal(await count(billing, `SELECT count(DISTINCT id) AS n FROM copied`), ROWS);
+        assert.equal(await count(billing, `SELECT count(*) AS n FROM copied WHERE note <> 'n' || id`), 0);
+      });
+    },
+  );
