@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
 import type { IJobExecution } from '../../src/interfaces/job.interfaces';
-import { reportedDown, TestDb } from '../support/harness';
+import { jobEnded, jobExecution, reportedDown, TestDb } from '../support/harness';
 import { POSTGRES_MISSING, PrivatePostgres, sleep, startPostgres } from '../support/private-services';
 import { eventually, http, serviceEnv, ServiceProcess, startService } from '../support/service-process';
 import { withoutBroker } from '../support/shared-services';
@@ -68,8 +68,7 @@ describe(
         options: { chunkSize: 1000 },
       });
       assert.equal(launched.status, 202, JSON.stringify(launched.body));
-      const execution = async (id: string) =>
-        (await http<IJobExecution>(service, 'GET', `/api/jobs/executions/${id}`, key)).body;
+      const execution = (id: string) => jobExecution(service, key, id);
       await eventually(async () =>
         (await execution(launched.body.id)).steps[0]?.writeCount > 20_000 ? true : undefined,
       );
@@ -83,14 +82,7 @@ describe(
       assert.equal(await db.count(`SELECT count(*) AS n FROM copied`), copiedSoFar, 'nothing written meanwhile');
 
       await legacy.start();
-      const done = await eventually(
-        async () => {
-          const now = await execution(launched.body.id);
-          return ['COMPLETED', 'FAILED'].includes(now.status) ? now : undefined;
-        },
-        120_000,
-        'the copy to end',
-      );
+      const done = await jobEnded(service, key, launched.body.id, 120_000);
       assert.equal(done.status, 'COMPLETED', JSON.stringify(done.exitStatus));
       assert.equal(done.startCount, 1, 'the same execution went on where it stopped');
       assert.equal(await db.count(`SELECT count(*) AS n FROM copied`), ROWS, 'no row lost or doubled');

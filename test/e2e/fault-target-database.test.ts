@@ -2,7 +2,16 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Client } from 'pg';
 import type { IJobExecution } from '../../src/interfaces/job.interfaces';
-import { createCaller, reportedDown, ServiceGroup, settleAll, TestDb } from '../support/harness';
+import {
+  Caller,
+  createCaller,
+  jobEnded,
+  jobExecution,
+  reportedDown,
+  ServiceGroup,
+  settleAll,
+  TestDb,
+} from '../support/harness';
 import { POSTGRES_MISSING, PrivatePostgres, sleep, startPostgres } from '../support/private-services';
 import { eventually, http, ServiceProcess, serviceEnv, startService } from '../support/service-process';
 import { dbClientConfig, sharedDatabaseUrl, withoutBroker } from '../support/shared-services';
@@ -54,6 +63,16 @@ async function tearDown(started: {
   await db?.close();
   await service?.destroy();
   await server?.destroy();
+}
+
+/** `inserts` operations on the service's own `events`, drained while billing is away (`how` says how). */
+async function drainsOwnTarget(caller: Caller, db: TestDb, inserts: number, timeoutMs: number, how: string) {
+  for (const operations of workload(() => 'events', inserts, 0)) await caller.rpc.createOperations(operations);
+  await eventually(
+    async () => ((await db.count(`SELECT count(*) AS n FROM events`)) === inserts ? true : undefined),
+    timeoutMs,
+    `the service's own target drained while billing ${how}`,
+  );
 }
 
 async function count(client: Client, sql: string): Promise<number> {
@@ -165,12 +184,7 @@ describe(
       await server.stop();
 
       const LOCAL = 5000;
-      for (const operations of workload(() => 'events', LOCAL, 0)) await caller.rpc.createOperations(operations);
-      await eventually(
-        async () => ((await db.count(`SELECT count(*) AS n FROM events`)) === LOCAL ? true : undefined),
-        60_000,
-        "the service's own target drained while billing is down",
-      );
+      await drainsOwnTarget(caller, db, LOCAL, 60_000, 'is down');
       const health = await http<{ details: Record<string, Record<string, string>> }>(service, 'GET', '/health', null);
       assert.equal(health.status, 200, 'ready while main is up');
       assert.equal(health.body.details.databases?.billing, 'down');
@@ -235,12 +249,7 @@ describe(
       await sleep(1000); // claimed, and waiting for the frozen server
 
       const LOCAL = 5000;
-      for (const operations of workload(() => 'events', LOCAL, 0)) await caller.rpc.createOperations(operations);
-      await eventually(
-        async () => ((await db.count(`SELECT count(*) AS n FROM events`)) === LOCAL ? true : undefined),
-        30_000,
-        "the service's own target drained while billing does not answer",
-      );
+      await drainsOwnTarget(caller, db, LOCAL, 30_000, 'does not answer');
       await reportedDown(service, 'billing', 30_000);
       const states = await db.query<{ status: string; n: string }>(
         `SELECT status, count(*) AS n FROM batch.operation_states WHERE target LIKE 'billing:%' GROUP BY 1`,
@@ -307,8 +316,7 @@ for (const [broken, mended, breakIt, mendIt] of [
           options: { chunkSize: 1000 },
         });
         assert.equal(launched.status, 202, JSON.stringify(launched.body));
-        const execution = async () =>
-          (await http<IJobExecution>(service, 'GET', `/api/jobs/executions/${launched.body.id}`, key)).body;
+        const execution = () => jobExecution(service, key, launched.body.id);
         await eventually(async () => ((await execution()).steps[0]?.writeCount > 20_000 ? true : undefined));
         await breakIt(server);
         await sleep(1000); // a chunk committed there just before is recorded here
@@ -320,24 +328,14 @@ for (const [broken, mended, breakIt, mendIt] of [
           parameters: { source: 'src', target: 'local_copy', to: 100_000 },
         });
         assert.equal(other.status, 202, JSON.stringify(other.body));
-        const otherDone = await eventually(async () => {
-          const now = (await http<IJobExecution>(service, 'GET', `/api/jobs/executions/${other.body.id}`, key)).body;
-          return ['COMPLETED', 'FAILED'].includes(now.status) ? now : undefined;
-        }, 60_000);
+        const otherDone = await jobEnded(service, key, other.body.id, 60_000);
         assert.equal(otherDone.status, 'COMPLETED', JSON.stringify(otherDone.exitStatus));
         const waiting = await execution();
         assert.equal(waiting.status, 'STARTED', 'the copy waits for its target: no failure');
         assert.equal(waiting.steps[0].writeCount, stopped.steps[0].writeCount, 'nothing written meanwhile');
 
         await mendIt(server);
-        const done = await eventually(
-          async () => {
-            const now = await execution();
-            return ['COMPLETED', 'FAILED'].includes(now.status) ? now : undefined;
-          },
-          120_000,
-          'the copy to end',
-        );
+        const done = await jobEnded(service, key, launched.body.id, 120_000);
         assert.equal(done.status, 'COMPLETED', JSON.stringify(done.exitStatus));
         billing = await connectTo(server);
         assert.equal(await count(billing, `SELECT count(*) AS n FROM copied`), ROWS, 'no row lost or doubled');

@@ -6,12 +6,30 @@ import {
   IOperationsSettledEvent,
   SettledEventsConsumer,
 } from '../../src/client';
+import type { IJobExecution } from '../../src/interfaces/job.interfaces';
 import { eventually, http, RMQ_URL, ServiceProcess, settledQueue, startService } from './service-process';
 import { dbClientConfig } from './shared-services';
 
 export { RMQ_URL };
 
 /** A connection to the service's database for a test, which survives a restart of PostgreSQL by reconnecting. */
+/** A job execution as `key`'s client sees it over REST. */
+export async function jobExecution(service: ServiceProcess, key: string, id: string): Promise<IJobExecution> {
+  return (await http<IJobExecution>(service, 'GET', `/api/jobs/executions/${id}`, key)).body;
+}
+
+/** The job execution once it ended COMPLETED or FAILED, within `timeoutMs`. */
+export function jobEnded(service: ServiceProcess, key: string, id: string, timeoutMs: number): Promise<IJobExecution> {
+  return eventually(
+    async () => {
+      const now = await jobExecution(service, key, id);
+      return ['COMPLETED', 'FAILED'].includes(now.status) ? now : undefined;
+    },
+    timeoutMs,
+    `job execution ${id} to end`,
+  );
+}
+
 /** Resolves once the service is ready with the database `name` of BATCH_DATABASES reported down in /health. */
 export async function reportedDown(service: ServiceProcess, name: string, timeoutMs: number): Promise<void> {
   await eventually(
