@@ -25,7 +25,7 @@ import { Ending, ExecutionRow, isRunning, LeaseLost, StepRow } from './repositor
 import { JobLeases } from './repository/job-leases';
 import { resumedContext, StepProgress } from './repository/job-progress';
 import { PartitionStatus, SkippedAtEnd, StepExecutions } from './repository/step-executions';
-import { JobSignals } from './job-signals';
+import { JobSignals, JobWakeup } from './job-signals';
 import { ChunkRetry } from './toolkit/retry';
 
 /** How often the owner of a partitioned step looks whether its partitions have ended. */
@@ -41,6 +41,12 @@ export class Hold {
   handBack = false;
   stopping = false;
   lost = false;
+  /**
+   * An execution waiting for partitions that other holds (of this worker or another) run: it takes no slot of
+   * BATCH_JOB_CONCURRENCY meanwhile, for a partition or another execution to use. (It takes one again when they have
+   * ended and its flow goes on, beside what the worker claimed meanwhile.)
+   */
+  waiting = false;
   readonly steps = new Set<string>();
   readonly lostSteps = new Set<string>();
 
@@ -66,6 +72,7 @@ export class JobRunner {
     private readonly registry: JobRegistry,
     private readonly clients: ClientService,
     private readonly signals: JobSignals,
+    private readonly wakeup: JobWakeup,
   ) {}
 
   /** Runs an execution this worker (`owner`) claimed until it ends, is handed back, or the lease is lost. */
@@ -189,24 +196,33 @@ export class JobRunner {
       await this.steps.createPartitions(step, owner, partitions);
       this.signals.wake();
     }
-    for (;;) {
-      if (hold.handBack) return this.handBack(owner, step);
-      if (hold.lost) throw new LeaseLost();
-      if (hold.stopping) await this.steps.stopOpenPartitions(step);
-      else {
-        const partition = await this.leases.claimPartition(owner, leaseMs(this.config), run.id);
-        if (partition) {
-          await this.runClaimedPartition(owner, partition, definition.step, run, hold);
-          continue;
+    try {
+      for (;;) {
+        if (hold.handBack) return await this.handBack(owner, step);
+        if (hold.lost) throw new LeaseLost();
+        if (hold.stopping) await this.steps.stopOpenPartitions(step);
+        else if (!hold.waiting) {
+          // runs its partitions itself while some are unclaimed; once it waited, those freed later go to a slot
+          const partition = await this.leases.claimPartition(owner, leaseMs(this.config), run.id);
+          if (partition) {
+            await this.runClaimedPartition(owner, partition, definition.step, run, hold);
+            continue;
+          }
         }
+        const partitions = await this.steps.partitionStatuses(step);
+        if (partitions.every(({ status }) => !isRunning(status))) {
+          const ending = partitionsEnding(partitions);
+          await this.steps.endStep(step, owner, ending);
+          return ending;
+        }
+        if (!hold.waiting) {
+          hold.waiting = true;
+          this.wakeup.notify(); // its slot is free
+        }
+        await delay(PARTITION_POLL_MS);
       }
-      const partitions = await this.steps.partitionStatuses(step);
-      if (partitions.every(({ status }) => !isRunning(status))) {
-        const ending = partitionsEnding(partitions);
-        await this.steps.endStep(step, owner, ending);
-        return ending;
-      }
-      await delay(PARTITION_POLL_MS);
+    } finally {
+      hold.waiting = false;
     }
   }
 

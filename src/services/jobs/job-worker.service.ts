@@ -54,7 +54,7 @@ export class JobWorker extends WorkerLoop implements OnApplicationBootstrap {
 
   protected async turn(): Promise<boolean> {
     await this.reap();
-    while (this.holds.size < this.config.jobs.concurrency) {
+    while (this.working() < this.config.jobs.concurrency) {
       const execution = await this.leases.claimExecution(this.owner, leaseMs(this.config));
       if (execution) {
         this.hold(new Hold(execution.id), (hold) => this.runner.runExecution(this.owner, execution, hold));
@@ -65,6 +65,11 @@ export class JobWorker extends WorkerLoop implements OnApplicationBootstrap {
       this.hold(new Hold(null), (hold) => this.runner.runPartition(this.owner, partition, hold));
     }
     return false;
+  }
+
+  /** The holds that take a slot: all but executions waiting for their partitions. */
+  private working(): number {
+    return [...this.holds.keys()].filter((hold) => !hold.waiting).length;
   }
 
   /** Ends what dead workers held, launches it again within its start limit, and frees their partitions. */
