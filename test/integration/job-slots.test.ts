@@ -51,7 +51,33 @@ class NoteJob {
     .build();
 }
 
-@Module({ providers: [GatedJob, NoteJob] })
+/** While `down`, its step cannot reach a database: the first open, then every chunk, lose their connection. */
+const outage = { down: true, opens: 0, chunks: 0 };
+const lost = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' });
+
+@BatchJob()
+@Injectable()
+class UnreachableJob {
+  readonly definition = job('unreachable')
+    .describe('reads a database that is down for a while')
+    .step(
+      'read',
+      tasklet(
+        async () => {
+          outage.chunks += 1;
+          if (outage.down) throw lost();
+          return 'FINISHED';
+        },
+        async () => {
+          outage.opens += 1;
+          if (outage.opens === 1) throw lost();
+        },
+      ),
+    )
+    .build();
+}
+
+@Module({ providers: [GatedJob, NoteJob, UnreachableJob] })
 class SlotJobsModule {}
 
 /** A worker process's job slots (BATCH_JOB_CONCURRENCY), its job worker running as in the service. */
@@ -65,6 +91,11 @@ describe('job slots', () => {
     });
     await jobs.db.query(`CREATE TABLE notes (note text)`);
   });
+  const ended = (id: string) =>
+    eventually(async () => {
+      const execution = await jobs.execution(id);
+      return ['COMPLETED', 'FAILED'].includes(execution.status) ? execution : undefined;
+    }, 20_000);
   after(() => jobs.close());
 
   it('an execution waiting for a partition another worker runs leaves its slot to other work', async () => {
@@ -75,18 +106,32 @@ describe('job slots', () => {
     gate.open.resolve(); // partition 1 ends: the owner waits for partition 2
 
     const note = await jobs.operator.launch(jobs.client, 'note', {}, {});
-    const noted = await eventually(async () => {
-      const execution = await jobs.execution(note.id);
-      return execution.status === 'COMPLETED' ? execution : undefined;
-    }, 10_000);
-    assert.equal(noted.exitStatus?.code, 'COMPLETED');
+    assert.equal((await ended(note.id)).exitStatus?.code, 'COMPLETED');
     assert.equal((await jobs.execution(gated.id)).status, 'STARTED', 'still waiting for partition 2');
 
     await jobs.app.get(JobRunner).runPartition('worker-b', second, new Hold(null));
-    const ended = await eventually(async () => {
-      const execution = await jobs.execution(gated.id);
-      return execution.status === 'COMPLETED' ? execution : undefined;
-    }, 10_000);
-    assert.equal(ended.steps[0].status, 'COMPLETED');
+    const done = await ended(gated.id);
+    assert.equal(done.status, 'COMPLETED');
+    assert.equal(done.steps[0].status, 'COMPLETED');
+  });
+
+  it('an execution that cannot reach a database is handed back for its back-off, its slot left to other work', async () => {
+    const unreachable = await jobs.operator.launch(jobs.client, 'unreachable', {}, {});
+    await eventually(async () => (outage.chunks >= 3 ? true : undefined)); // opened at its second claim, then chunks
+    const [paused] = await jobs.db.query<{ owner: string | null; ahead: boolean }>(
+      `SELECT lease_owner AS owner, lease_until > now() AS ahead FROM batch.job_executions WHERE id = $1`,
+      [unreachable.id],
+    );
+    assert.equal(paused.owner, null, 'no worker holds it between tries');
+    assert.equal(paused.ahead, true, 'nor claims it before its back-off ends');
+
+    const note = await jobs.operator.launch(jobs.client, 'note', { runId: 'while unreachable' }, {});
+    assert.equal((await ended(note.id)).exitStatus?.code, 'COMPLETED', 'the one slot ran another job meanwhile');
+    assert.equal((await jobs.execution(unreachable.id)).status, 'STARTED', 'it waits: no failure');
+
+    outage.down = false;
+    const done = await ended(unreachable.id);
+    assert.equal(done.status, 'COMPLETED');
+    assert.equal(outage.opens, outage.chunks + 1, 'each try after the open that failed a claim of its own');
   });
 });

@@ -63,6 +63,8 @@ export class Hold {
 export class JobRunner {
   private readonly logger = new Logger(JobRunner.name);
   private readonly grants = new WeakMap<JobRun, Promise<JobGrants>>();
+  /** A step's database outages in a row, by step id, for the back-off of its pauses (as this worker saw them). */
+  private readonly outages = new Map<string, number>();
 
   constructor(
     private readonly config: AppConfig,
@@ -274,19 +276,22 @@ export class JobRunner {
   ): Promise<Ending | null> {
     const step = new ChunkContext(run, row, this.registry);
     this.registry.notify(run.job, 'beforeStep', step);
-    if (definition.open) {
-      await definition.open(step);
-      await this.steps.saveContext(row, owner, step.context);
-      step.committed();
-    }
+    let opened = !definition.open;
     let attempts = 0;
     for (;;) {
       if (hold.handBack) return this.handBack(owner, row);
       if (hold.lost || hold.lostSteps.has(row.id)) throw new LeaseLost();
       let status: RepeatStatus | 'STOP';
       try {
+        if (!opened) {
+          await definition.open!(step);
+          await this.steps.saveContext(row, owner, step.context);
+          step.committed();
+          opened = true;
+        }
         status = await this.chunk(owner, row, definition, step);
         attempts = 0;
+        this.outages.delete(row.id);
       } catch (error) {
         const skipped = error instanceof SkipLimitExceeded ? step.skips() : undefined;
         step.rolledBack();
@@ -297,11 +302,15 @@ export class JobRunner {
           await delay(error.delayMs);
           continue;
         }
-        attempts += 1;
         if (isConnectionError(error)) {
-          await delay(backOffMs(this.config.jobs.pollIntervalMs, attempts));
+          const outage = (this.outages.get(row.id) ?? 0) + 1;
+          this.outages.set(row.id, outage);
+          const pauseMs = backOffMs(this.config.jobs.pollIntervalMs, outage);
+          if (await this.pause(owner, row, pauseMs)) return null;
+          await delay(pauseMs);
           continue;
         }
+        attempts += 1;
         await this.steps.countRollback(row, owner);
         if (isConcurrencyConflict(error) && attempts <= CONFLICT_RETRIES) continue;
         return this.endStep(owner, row, step, failed(this.failureOf(error, run)), skipped);
@@ -380,6 +389,22 @@ export class JobRunner {
   private async handBack(owner: string, row: StepRow): Promise<null> {
     await this.leases.handBack(owner, null, [row.id]);
     return null;
+  }
+
+  /**
+   * A step that lost its connection to a database (one it reads or writes) hands itself back for `ms`, and its
+   * execution with it when the step is the execution's own (not a partition), so that its slot serves other work
+   * meanwhile; any worker continues it after. False when the service's own database cannot be reached either: it
+   * waits in its slot.
+   */
+  private async pause(owner: string, row: StepRow, ms: number): Promise<boolean> {
+    try {
+      await this.leases.pause(owner, row.partition === null ? row.job_execution_id : null, row.id, ms);
+      return true;
+    } catch (error) {
+      if (isConnectionError(error)) return false;
+      throw error;
+    }
   }
 }
 

@@ -16,9 +16,10 @@ export class JobLeases {
 
   /**
    * Claims an execution that needs a worker: launched (STARTING → STARTED), or running without one (handed back at a
-   * worker's shutdown, or STOPPING); held by `owner` for `leaseMs`. Clients take turns, as the queue's do: the oldest
-   * waiting execution of the client that runs the fewest now, and a client that runs BATCH_JOB_MAX_RUNNING_PER_CLIENT
-   * starts no more (one handed back is continued), so that one client's hundreds of launches delay nobody else's.
+   * worker's shutdown, or STOPPING; one paused is not claimed before its pause ends, unless to be stopped); held by
+   * `owner` for `leaseMs`. Clients take turns, as the queue's do: the oldest waiting execution of the client that runs
+   * the fewest now, and a client that runs BATCH_JOB_MAX_RUNNING_PER_CLIENT starts no more (one handed back is
+   * continued), so that one client's hundreds of launches delay nobody else's.
    */
   async claimExecution(owner: string, leaseMs: number): Promise<ExecutionRow | null> {
     const [row] = await this.db.query<ExecutionRow>(
@@ -27,11 +28,13 @@ export class JobLeases {
           WHERE status IN ('STARTED', 'STOPPING') AND lease_owner IS NOT NULL GROUP BY client_id),
        waiting AS (
          SELECT DISTINCT ON (client_id) id FROM batch.job_executions
-          WHERE status IN ('STARTING', 'STARTED', 'STOPPING') AND lease_owner IS NULL ORDER BY client_id, id),
+          WHERE status IN ('STARTING', 'STARTED', 'STOPPING') AND lease_owner IS NULL
+            AND (lease_until IS NULL OR lease_until <= now() OR status = 'STOPPING') ORDER BY client_id, id),
        claimed AS (
          SELECT e.id, e.status = 'STARTING' AS first_start FROM batch.job_executions e
            JOIN waiting w ON w.id = e.id LEFT JOIN running r ON r.client_id = e.client_id
           WHERE e.status IN ('STARTING', 'STARTED', 'STOPPING') AND e.lease_owner IS NULL
+            AND (e.lease_until IS NULL OR e.lease_until <= now() OR e.status = 'STOPPING')
             AND (e.status <> 'STARTING' OR coalesce(r.n, 0) < $3)
           ORDER BY coalesce(r.n, 0), e.id LIMIT 1 FOR UPDATE OF e SKIP LOCKED)
        UPDATE batch.job_executions e
@@ -46,8 +49,8 @@ export class JobLeases {
   }
 
   /**
-   * Claims an open partition whose execution is running (of `executionId` only, when given), for `owner`; clients take
-   * turns: one of the client whose partitions are run the least now.
+   * Claims an open partition whose execution is running (of `executionId` only, when given) and that is not paused, for
+   * `owner`; clients take turns: one of the client whose partitions are run the least now.
    */
   async claimPartition(owner: string, leaseMs: number, executionId?: string): Promise<StepRow | null> {
     const [row] = await this.db.query<StepRow>(
@@ -59,7 +62,8 @@ export class JobLeases {
          SELECT p.id FROM batch.step_executions p JOIN batch.job_executions e ON e.id = p.job_execution_id
            LEFT JOIN running r ON r.client_id = e.client_id
           WHERE p.partition IS NOT NULL AND p.status IN ('STARTING', 'STARTED') AND p.lease_owner IS NULL
-            AND e.status = 'STARTED' AND ($3::bigint IS NULL OR p.job_execution_id = $3)
+            AND (p.lease_until IS NULL OR p.lease_until <= now()) AND e.status = 'STARTED'
+            AND ($3::bigint IS NULL OR p.job_execution_id = $3)
           ORDER BY coalesce(r.n, 0), p.id LIMIT 1 FOR UPDATE OF p SKIP LOCKED)
        UPDATE batch.step_executions s
           SET status = 'STARTED', started_at = coalesce(s.started_at, now()), lease_owner = $1,
@@ -167,6 +171,20 @@ export class JobLeases {
                    WHERE id = ANY ($3::bigint[]) AND lease_owner = $1)
        UPDATE batch.job_executions SET lease_owner = NULL, lease_until = NULL WHERE id = $2 AND lease_owner = $1`,
       [owner, executionId, stepIds],
+    );
+  }
+
+  /**
+   * Gives back a step `owner` holds, and its execution when given, for `ms`: no worker claims them before (the lease's
+   * end with no owner is the time they may be claimed again).
+   */
+  async pause(owner: string, executionId: string | null, stepId: string, ms: number): Promise<void> {
+    await this.db.query(
+      `WITH s AS (UPDATE batch.step_executions SET lease_owner = NULL, lease_until = now() + $4 * interval '1 ms'
+                   WHERE id = $3 AND lease_owner = $1)
+       UPDATE batch.job_executions SET lease_owner = NULL, lease_until = now() + $4 * interval '1 ms'
+        WHERE id = $2 AND lease_owner = $1`,
+      [owner, executionId, stepId, ms],
     );
   }
 
