@@ -257,6 +257,24 @@ describe('copy from another database (BATCH_DATABASES)', () => {
     await legacy.query(`UPDATE orders SET total = 12.34 WHERE id = 1234`);
   });
 
+  it('a row the source fails to read fails the copy at its chunk, however many rows it may skip', async () => {
+    await jobs.db.query(`TRUNCATE orders`);
+    await legacy.query(`CREATE VIEW failing_orders AS
+                          SELECT id, customer, CASE WHEN id = 1234 THEN total / 0 ELSE total END AS total, note FROM orders`);
+    const done = await copy(
+      { source: 'legacy:public.failing_orders', target: 'orders', keyColumn: 'id', runId: 'source fails' },
+      { skipLimit: 10 },
+    );
+    assert.equal(done.status, 'FAILED');
+    assert.match(
+      done.exitStatus?.description ?? '',
+      /reading the source legacy:public\.failing_orders failed: division by zero/,
+    );
+    assert.equal(done.steps[0].writeSkipCount, 0, 'no row skipped');
+    assert.equal((await jobs.operator.rejects(jobs.client, done.id)).items.length, 0);
+    assert.equal((await jobs.db.query(`SELECT count(*)::int AS n FROM orders`))[0].n, 1200, 'the chunks before it');
+  });
+
   it("copies into another database: within it, and from the service's own", async () => {
     await legacy.query(
       `DROP TABLE IF EXISTS copied, exported; CREATE TABLE copied ${ORDERS}; CREATE TABLE exported ${ORDERS}`,

@@ -70,6 +70,17 @@ const SOURCE_READ = `SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;
   SET LOCAL DateStyle = ISO; SET LOCAL IntervalStyle = postgres; SET LOCAL extra_float_digits = 3`;
 
 /**
+ * Errors the source's database raised while a chunk read it there (between two databases): the chunk fails as a whole,
+ * no row of it skipped, as the skip policy is for rows the target refuses.
+ */
+const SOURCE_ERRORS = new WeakSet<object>();
+
+function raisedBySource(error: unknown): never {
+  if (typeof error === 'object' && error !== null) SOURCE_ERRORS.add(error);
+  throw error;
+}
+
+/**
  * The built-in `copy` job (docs/jobs.md#copy): rows of a source table or view into a target table, in chunks
  * ordered by a unique key, the rows never leaving PostgreSQL: each chunk is one `INSERT … SELECT … WHERE key > $last
  * ORDER BY key LIMIT n` (upserts `ON CONFLICT … DO UPDATE`), committed with the position; between two databases
@@ -418,13 +429,15 @@ export class CopyJob implements JobProvider {
     const counted = new CopiedRows(plan.binary);
     // no ROLLBACK where the COPY fails: it would wait behind the rows still streaming; the connection is closed instead
     const last = await this.usingSource(plan, async (reader) => {
-      await reader.query(`BEGIN; ${SOURCE_READ}`);
+      await reader.query(`BEGIN; ${SOURCE_READ}`).catch(raisedBySource);
       const [{ last }] = (
-        await reader.query<{ last: string | null }>(
-          `SELECT coalesce((SELECT ${key} FROM ${source} ORDER BY ${key} OFFSET $${values.length + 1} - 1 LIMIT 1),
-                           (SELECT ${key} FROM ${source} ORDER BY ${key} DESC LIMIT 1))::text AS last`,
-          [...values, limit],
-        )
+        await reader
+          .query<{ last: string | null }>(
+            `SELECT coalesce((SELECT ${key} FROM ${source} ORDER BY ${key} OFFSET $${values.length + 1} - 1 LIMIT 1),
+                             (SELECT ${key} FROM ${source} ORDER BY ${key} DESC LIMIT 1))::text AS last`,
+            [...values, limit],
+          )
+          .catch(raisedBySource)
       ).rows;
       if (last !== null) {
         // COPY takes no parameters: the bounds as literals of the key's type
@@ -437,13 +450,18 @@ export class CopyJob implements JobProvider {
             `CREATE TEMPORARY TABLE IF NOT EXISTS batch_copy_rows ON COMMIT DROP AS SELECT ${written} FROM ${target}
                WITH NO DATA; TRUNCATE ${into}`,
           );
-        await pipeline(
-          reader.query(copyTo(`COPY (${rows}) TO STDOUT${format}`)),
-          counted,
-          tx.query(copyFrom(`COPY ${into} (${written}) FROM STDIN${format}`)),
-        );
+        const read = reader.query(copyTo(`COPY (${rows}) TO STDOUT${format}`));
+        const write = tx.query(copyFrom(`COPY ${into} (${written}) FROM STDIN${format}`));
+        // whichever side failed first: the pipeline then destroys the other with the same error
+        let failedFirst: 'source' | 'target' | null = null;
+        read.once('error', () => (failedFirst ??= 'source'));
+        write.once('error', () => (failedFirst ??= 'target'));
+        await pipeline(read, counted, write).catch((error: unknown) => {
+          if (failedFirst === 'source') raisedBySource(error);
+          throw error;
+        });
       }
-      await reader.query('COMMIT');
+      await reader.query('COMMIT').catch(raisedBySource);
       return last;
     });
     if (last === null) return { read: 0, written: 0, last: null };
@@ -488,6 +506,8 @@ export class CopyJob implements JobProvider {
       return copied;
     }
     if (isConnectionError(failure) || isConcurrencyConflict(failure)) throw failure;
+    if (SOURCE_ERRORS.has(failure as object))
+      throw new Error(`reading the source ${plan.source.name} failed: ${(failure as Error).message}`);
     step.counts.rollbackCount += 1;
     if (limit === 1) {
       const { where, values } = range(plan, after, to);
