@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { JobGrants } from '../../interfaces/job.interfaces';
+import type { JobGrants, JobStatus } from '../../interfaces/job.interfaces';
 import { AppConfig } from '../../config/app-config';
 import { ClientService } from '../access/client.service';
 import { Database } from '../storage/database';
@@ -51,6 +51,20 @@ export class Hold {
   readonly lostSteps = new Set<string>();
 
   constructor(readonly executionId: string | null) {}
+
+  /**
+   * What a renewal of this hold's leases found, where `steps` are the steps it held as the renewal began: its
+   * execution's status (none: lost), and which of those steps are no longer held. A step taken while the renewal ran
+   * was not in it, and is not lost for that.
+   */
+  renewed(steps: readonly string[], held: { executions: Map<string, JobStatus>; steps: Set<string> }): void {
+    if (this.executionId) {
+      const status = held.executions.get(this.executionId);
+      if (status === undefined) this.lost = true;
+      this.stopping = status === 'STOPPING';
+    }
+    for (const step of steps) if (!held.steps.has(step) && this.steps.has(step)) this.lostSteps.add(step);
+  }
 }
 
 /**

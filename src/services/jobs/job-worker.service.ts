@@ -92,20 +92,13 @@ export class JobWorker extends WorkerLoop implements OnApplicationBootstrap {
 
   /** Renews every lease this worker holds; what was not renewed was lost, and is given up at its next chunk. */
   private async renew(): Promise<void> {
-    const holds = [...this.holds.keys()];
-    const executions = holds.flatMap((hold) => (hold.executionId ? [hold.executionId] : []));
-    const steps = holds.flatMap((hold) => [...hold.steps]);
+    const renewed = [...this.holds.keys()].map((hold) => ({ hold, steps: [...hold.steps] }));
+    const executions = renewed.flatMap(({ hold }) => (hold.executionId ? [hold.executionId] : []));
+    const steps = renewed.flatMap(({ steps }) => steps);
     if (executions.length === 0 && steps.length === 0) return;
     try {
       const held = await this.leases.renew(this.owner, leaseMs(this.config), executions, steps);
-      for (const hold of holds) {
-        if (hold.executionId) {
-          const status = held.executions.get(hold.executionId);
-          if (status === undefined) hold.lost = true;
-          hold.stopping = status === 'STOPPING';
-        }
-        for (const step of hold.steps) if (!held.steps.has(step)) hold.lostSteps.add(step);
-      }
+      for (const { hold, steps } of renewed) hold.renewed(steps, held);
     } catch (error) {
       this.logger.warn(`could not renew job leases: ${logReason(error)}`);
     }
