@@ -277,9 +277,9 @@ export class JobRunner {
   }
 
   /**
-   * A tasklet step (or partition), chunk after chunk until it says FINISHED, a stop was requested, the worker hands it
-   * back, or a chunk fails: a lost connection is waited out, a conflict with other transactions tried again, anything
-   * else fails the step.
+   * A tasklet step (or partition), opened, then chunk after chunk until it says FINISHED, a stop was requested, the
+   * worker hands it back, or a chunk fails: a lost connection pauses the step (see pause), a conflict with other
+   * transactions is tried again, anything else fails the step.
    */
   private async runTasklet(
     owner: string,
