@@ -413,7 +413,7 @@ export class JobRunner {
    */
   private async pause(owner: string, row: StepRow, ms: number): Promise<boolean> {
     try {
-      await this.leases.pause(owner, row.partition === null ? row.job_execution_id : null, row.id, ms);
+      await this.leases.handBack(owner, row.partition === null ? row.job_execution_id : null, [row.id], ms);
       return true;
     } catch (error) {
       if (isConnectionError(error)) return false;

@@ -164,27 +164,22 @@ export class JobLeases {
     });
   }
 
-  /** Gives back what `owner` holds of an execution (its lease, its running steps'): another worker continues it. */
-  async handBack(owner: string, executionId: string | null, stepIds: string[]): Promise<void> {
-    await this.db.query(
-      `WITH s AS (UPDATE batch.step_executions SET lease_owner = NULL, lease_until = NULL
-                   WHERE id = ANY ($3::bigint[]) AND lease_owner = $1)
-       UPDATE batch.job_executions SET lease_owner = NULL, lease_until = NULL WHERE id = $2 AND lease_owner = $1`,
-      [owner, executionId, stepIds],
-    );
-  }
-
   /**
-   * Gives back a step `owner` holds, and its execution when given, for `ms`: no worker claims them before (the lease's
-   * end with no owner is the time they may be claimed again).
+   * Gives back what `owner` holds of an execution (its lease, its running steps'): another worker continues it, at
+   * once, or after `pauseMs` (a pause: the lease's end with no owner is when it may be claimed again).
    */
-  async pause(owner: string, executionId: string | null, stepId: string, ms: number): Promise<void> {
+  async handBack(
+    owner: string,
+    executionId: string | null,
+    stepIds: string[],
+    pauseMs: number | null = null,
+  ): Promise<void> {
     await this.db.query(
       `WITH s AS (UPDATE batch.step_executions SET lease_owner = NULL, lease_until = now() + $4 * interval '1 ms'
-                   WHERE id = $3 AND lease_owner = $1)
+                   WHERE id = ANY ($3::bigint[]) AND lease_owner = $1)
        UPDATE batch.job_executions SET lease_owner = NULL, lease_until = now() + $4 * interval '1 ms'
         WHERE id = $2 AND lease_owner = $1`,
-      [owner, executionId, stepId, ms],
+      [owner, executionId, stepIds, pauseMs],
     );
   }
 
