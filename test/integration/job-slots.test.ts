@@ -13,7 +13,12 @@ function signal(): { promise: Promise<void>; resolve: () => void } {
 }
 
 /** Partition 1 runs until the test opens the gate; the test learns when it has begun. */
-const gate = { begun: signal(), open: signal() };
+const gated = () => ({ begun: signal(), open: signal() });
+let gate = gated();
+/** Runs of the gated job's step after its partitions. */
+let afterSplit = 0;
+/** The held job runs until the test opens its gate. */
+const held = gated();
 
 @BatchJob()
 @Injectable()
@@ -35,6 +40,26 @@ class GatedJob {
           return 'FINISHED';
         }),
       ),
+    )
+    .step(
+      'after',
+      tasklet(async () => ((afterSplit += 1), 'FINISHED')),
+    )
+    .build();
+}
+
+@BatchJob()
+@Injectable()
+class HeldJob {
+  readonly definition = job('held')
+    .describe('runs until the test opens its gate')
+    .step(
+      'wait',
+      tasklet(async () => {
+        held.begun.resolve();
+        await held.open.promise;
+        return 'FINISHED';
+      }),
     )
     .build();
 }
@@ -77,7 +102,7 @@ class UnreachableJob {
     .build();
 }
 
-@Module({ providers: [GatedJob, NoteJob, UnreachableJob] })
+@Module({ providers: [GatedJob, HeldJob, NoteJob, UnreachableJob] })
 class SlotJobsModule {}
 
 /** A worker process's job slots (BATCH_JOB_CONCURRENCY), its job worker running as in the service. */
@@ -113,6 +138,37 @@ describe('job slots', () => {
     const done = await ended(gated.id);
     assert.equal(done.status, 'COMPLETED');
     assert.equal(done.steps[0].status, 'COMPLETED');
+  });
+
+  it('an execution whose partitions ended while it waited goes on only in a free slot', async () => {
+    gate = gated();
+    afterSplit = 0;
+    const split = await jobs.operator.launch(jobs.client, 'gated', { runId: 'slots' }, {});
+    await gate.begun.promise;
+    const second = await jobs.leases.claimPartition('worker-b', 60_000);
+    assert.equal(second?.partition, '2');
+    gate.open.resolve(); // the owner waits for partition 2, its slot free
+    const other = await jobs.operator.launch(jobs.client, 'held', {}, {});
+    await held.begun.promise; // and the held job runs in it
+
+    await jobs.app.get(JobRunner).runPartition('worker-b', second, new Hold(null));
+    await eventually(async () =>
+      (await jobs.execution(split.id)).steps[0]?.status === 'COMPLETED' ? true : undefined,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1_000)); // five polls of the owner, ten of the worker
+    const ranMeanwhile = afterSplit;
+    held.open.resolve();
+    assert.equal(ranMeanwhile, 0, 'the next step waits for a slot');
+    assert.equal((await ended(other.id)).status, 'COMPLETED');
+    const done = await ended(split.id);
+    assert.deepEqual(
+      done.steps.map((s) => [s.name, s.status]),
+      [
+        ['split', 'COMPLETED'],
+        ['after', 'COMPLETED'],
+      ],
+    );
+    assert.equal(afterSplit, 1);
   });
 
   it('an execution that cannot reach a database is handed back for its back-off, its slot left to other work', async () => {

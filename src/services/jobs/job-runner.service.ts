@@ -43,8 +43,8 @@ export class Hold {
   lost = false;
   /**
    * An execution waiting for partitions that other holds (of this worker or another) run: it takes no slot of
-   * BATCH_JOB_CONCURRENCY meanwhile, for a partition or another execution to use. (It takes one again when they have
-   * ended and its flow goes on, beside what the worker claimed meanwhile.)
+   * BATCH_JOB_CONCURRENCY meanwhile, for a partition or another execution to use; when they have ended it is handed
+   * back, for its flow to go on in a slot (runPartitioned).
    */
   waiting = false;
   readonly steps = new Set<string>();
@@ -192,7 +192,8 @@ export class JobRunner {
 
   /**
    * A partitioned step, as its execution's owner: makes the partitions (on a restart, the last run's unfinished ones,
-   * from where they stopped), runs those it can claim, and ends the step once every partition has ended.
+   * from where they stopped), runs those it can claim, and ends the step once every partition has ended; null (handed
+   * back) where it waited for partitions out of its slot meanwhile.
    */
   private async runPartitioned(
     owner: string,
@@ -229,7 +230,8 @@ export class JobRunner {
         if (partitions.every(({ status }) => !isRunning(status))) {
           const ending = partitionsEnding(partitions);
           await this.steps.endStep(step, owner, ending);
-          return ending;
+          // an owner that left its slot goes on only once claimed again through one, as after a hand-back
+          return hold.waiting ? null : ending;
         }
         if (!hold.waiting) {
           hold.waiting = true;
