@@ -913,6 +913,7 @@ CREATE TABLE batch.step_executions (
   updated_at timestamp with time zone NOT NULL DEFAULT now(),
   lease_owner text,
   lease_until timestamp with time zone,
+  outages integer NOT NULL DEFAULT 0,
   CONSTRAINT step_executions_status_check CHECK ((status = ANY (ARRAY['STARTING'::text, 'STARTED'::text, 'STOPPING'::text, 'STOPPED'::text, 'COMPLETED'::text, 'FAILED'::text, 'ABANDONED'::text]))),
   CONSTRAINT step_executions_job_execution_id_fkey FOREIGN KEY (job_execution_id) REFERENCES batch.job_executions(id) ON DELETE CASCADE,
   CONSTRAINT step_executions_pkey PRIMARY KEY (id),

@@ -174,12 +174,19 @@ describe('job slots', () => {
   it('an execution that cannot reach a database is handed back for its back-off, its slot left to other work', async () => {
     const unreachable = await jobs.operator.launch(jobs.client, 'unreachable', {}, {});
     await eventually(async () => (outage.chunks >= 3 ? true : undefined)); // opened at its second claim, then chunks
+    const step = () =>
+      jobs.db
+        .query<{ outages: number }>(`SELECT outages FROM batch.step_executions WHERE job_execution_id = $1`, [
+          unreachable.id,
+        ])
+        .then(([row]) => row.outages);
     const [paused] = await jobs.db.query<{ owner: string | null; ahead: boolean }>(
       `SELECT lease_owner AS owner, lease_until > now() AS ahead FROM batch.job_executions WHERE id = $1`,
       [unreachable.id],
     );
     assert.equal(paused.owner, null, 'no worker holds it between tries');
     assert.equal(paused.ahead, true, 'nor claims it before its back-off ends');
+    assert.ok((await step()) >= 2, "its outages in a row are the step's, counted across its claims");
 
     const note = await jobs.operator.launch(jobs.client, 'note', { runId: 'while unreachable' }, {});
     assert.equal((await ended(note.id)).exitStatus?.code, 'COMPLETED', 'the one slot ran another job meanwhile');
@@ -189,5 +196,6 @@ describe('job slots', () => {
     const done = await ended(unreachable.id);
     assert.equal(done.status, 'COMPLETED');
     assert.equal(outage.opens, outage.chunks + 1, 'each try after the open that failed a claim of its own');
+    assert.equal(await step(), 0, 'the chunk that committed ended the outage');
   });
 });

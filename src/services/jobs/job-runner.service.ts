@@ -77,8 +77,6 @@ export class Hold {
 export class JobRunner {
   private readonly logger = new Logger(JobRunner.name);
   private readonly grants = new WeakMap<JobRun, Promise<JobGrants>>();
-  /** A step's database outages in a row, by step id, for the back-off of its pauses (as this worker saw them). */
-  private readonly outages = new Map<string, number>();
 
   constructor(
     private readonly config: AppConfig,
@@ -294,6 +292,7 @@ export class JobRunner {
     this.registry.notify(run.job, 'beforeStep', step);
     let opened = !definition.open;
     let attempts = 0;
+    let outages = row.outages;
     for (;;) {
       if (hold.handBack) return this.handBack(owner, row);
       if (hold.lost || hold.lostSteps.has(row.id)) throw new LeaseLost();
@@ -307,7 +306,7 @@ export class JobRunner {
         }
         status = await this.chunk(owner, row, definition, step);
         attempts = 0;
-        this.outages.delete(row.id);
+        outages = 0;
       } catch (error) {
         const skipped = error instanceof SkipLimitExceeded ? step.skips() : undefined;
         step.rolledBack();
@@ -319,11 +318,10 @@ export class JobRunner {
           continue;
         }
         if (isConnectionError(error)) {
-          const outage = (this.outages.get(row.id) ?? 0) + 1;
-          this.outages.set(row.id, outage);
-          const pauseMs = backOffMs(this.config.jobs.pollIntervalMs, outage);
-          if (await this.pause(owner, row, pauseMs)) return null;
-          await delay(pauseMs);
+          outages += 1;
+          const pause = { ms: backOffMs(this.config.jobs.pollIntervalMs, outages), outages };
+          if (await this.pause(owner, row, pause)) return null;
+          await delay(pause.ms);
           continue;
         }
         attempts += 1;
@@ -408,14 +406,14 @@ export class JobRunner {
   }
 
   /**
-   * A step that lost its connection to a database (one it reads or writes) hands itself back for `ms`, and its
-   * execution with it when the step is the execution's own (not a partition), so that its slot serves other work
-   * meanwhile; any worker continues it after. False when the service's own database cannot be reached either: it
-   * waits in its slot.
+   * A step that lost its connection to a database (one it reads or writes) hands itself back for the pause's `ms`, and
+   * its execution with it when the step is the execution's own (not a partition), so that its slot serves other work
+   * meanwhile; any worker continues it after, its back-off doubling from the outages noted. False when the service's
+   * own database cannot be reached either: it waits in its slot.
    */
-  private async pause(owner: string, row: StepRow, ms: number): Promise<boolean> {
+  private async pause(owner: string, row: StepRow, pause: { ms: number; outages: number }): Promise<boolean> {
     try {
-      await this.leases.handBack(owner, row.partition === null ? row.job_execution_id : null, [row.id], ms);
+      await this.leases.handBack(owner, row.partition === null ? row.job_execution_id : null, [row.id], pause);
       return true;
     } catch (error) {
       if (isConnectionError(error)) return false;

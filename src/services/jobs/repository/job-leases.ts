@@ -166,20 +166,22 @@ export class JobLeases {
 
   /**
    * Gives back what `owner` holds of an execution (its lease, its running steps'): another worker continues it, at
-   * once, or after `pauseMs` (a pause: the lease's end with no owner is when it may be claimed again).
+   * once, or after a pause (its `ms`: the lease's end with no owner is when it may be claimed again), the steps'
+   * outages in a row noted for the back-off of whoever continues them.
    */
   async handBack(
     owner: string,
     executionId: string | null,
     stepIds: string[],
-    pauseMs: number | null = null,
+    pause: { ms: number; outages: number } | null = null,
   ): Promise<void> {
     await this.db.query(
-      `WITH s AS (UPDATE batch.step_executions SET lease_owner = NULL, lease_until = now() + $4 * interval '1 ms'
+      `WITH s AS (UPDATE batch.step_executions
+                     SET lease_owner = NULL, lease_until = now() + $4 * interval '1 ms', outages = coalesce($5, outages)
                    WHERE id = ANY ($3::bigint[]) AND lease_owner = $1)
        UPDATE batch.job_executions SET lease_owner = NULL, lease_until = now() + $4 * interval '1 ms'
         WHERE id = $2 AND lease_owner = $1`,
-      [owner, executionId, stepIds, pauseMs],
+      [owner, executionId, stepIds, pause?.ms ?? null, pause?.outages ?? null],
     );
   }
 

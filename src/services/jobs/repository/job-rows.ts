@@ -34,6 +34,8 @@ export interface StepRow {
   exit_description: string | null;
   execution_context: Record<string, unknown>;
   skips: number;
+  /** Chunks in a row that lost their connection (the back-off of its pauses). */
+  outages: number;
 }
 
 /** How a step or an execution ended. */

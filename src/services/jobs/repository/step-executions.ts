@@ -8,7 +8,7 @@ import type { Partition } from '../job-definition';
 import { Ending, LeaseLost, StepRow } from './job-rows';
 
 export const STEP_COLUMNS = `s.id, s.job_execution_id, s.name, s.partition, s.status, s.exit_code, s.exit_description,
-  s.execution_context, (s.read_skip_count + s.process_skip_count + s.write_skip_count)::float8 AS skips`;
+  s.execution_context, (s.read_skip_count + s.process_skip_count + s.write_skip_count)::float8 AS skips, s.outages`;
 
 /**
  * What a chunk that went past the skip limit had skipped: recorded as its step ends, though the chunk rolled back, so
@@ -158,7 +158,7 @@ export class StepExecutions {
                 SET read_count = read_count + $2, write_count = write_count + $3, filter_count = filter_count + $4,
                     read_skip_count = read_skip_count + $5, process_skip_count = process_skip_count + $6,
                     write_skip_count = write_skip_count + $7, commit_count = commit_count + 1,
-                    rollback_count = rollback_count + $8, execution_context = $9::text::jsonb,
+                    rollback_count = rollback_count + $8, execution_context = $9::text::jsonb, outages = 0,
                     updated_at = clock_timestamp()
               WHERE id = $1`,
       values: [
