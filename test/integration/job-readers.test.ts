@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { Injectable, Module } from '@nestjs/common';
 import { after, before, describe, it } from 'node:test';
+import type { QueryArrayConfig } from 'pg';
 import {
   BatchJob,
   chunk,
@@ -12,6 +13,7 @@ import {
 } from '../../src/services/jobs';
 import { Database } from '../../src/services/storage/database';
 import { Jobs, startJobs } from '../support/jobs-app';
+import { signal } from '../support/signal';
 
 interface Row {
   id: number;
@@ -86,12 +88,18 @@ class ReadAheadJob {
   readonly definition: JobDefinition;
 
   constructor(db: Database) {
+    // the pool's queries observed: the first chunk commits only once the page after it has been read
+    const firstPageAhead = signal();
+    const pool = { query: (page: QueryArrayConfig) => db.pool.query(page).finally(() => firstPageAhead.resolve()) };
     const step = chunk<Row>({
       chunkSize: 7,
-      reader: pagingReader<Row>({ table: 'ahead', key: 'id', readAhead: db }),
+      reader: pagingReader<Row>({ table: 'ahead', key: 'id', readAhead: { pool } as unknown as Database }),
       writer: async (tx, rows) => {
         // changes rows after the page, which the page read ahead (before this commits) does not see
-        if (rows[0].id === 1) await tx.query(`UPDATE ahead SET grp = 'z' WHERE id > 7`);
+        if (rows[0].id === 1) {
+          await tx.query(`UPDATE ahead SET grp = 'z' WHERE id > 7`);
+          await firstPageAhead.promise;
+        }
         if (rows.some((row) => row.n === flakyAt)) {
           flakyAt = null;
           throw new Flaky('once');

@@ -5,12 +5,7 @@ import { BatchJob, job, partitioned, tasklet } from '../../src/services/jobs';
 import { Hold, JobRunner } from '../../src/services/jobs/job-runner.service';
 import { Jobs, startJobs } from '../support/jobs-app';
 import { eventually } from '../support/service-process';
-
-function signal(): { promise: Promise<void>; resolve: () => void } {
-  let resolve = () => {};
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
+import { signal } from '../support/signal';
 
 /** Partition 1 runs until the test opens the gate; the test learns when it has begun. */
 const gated = () => ({ begun: signal(), open: signal() });

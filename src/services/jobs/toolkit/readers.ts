@@ -32,10 +32,11 @@ export interface PagingReaderOptions {
  * never. Each page is one indexed query: no cost grows with the position.
  *
  * With `readAhead`, once a chunk's page is read in full, the page after it is read on another connection of the pool
- * (in a snapshot of its own, taken before the chunk commits) and kept for the next chunk, which takes it if it starts
- * from that key (else, after a rollback or a retry, it reads its page as without). So a step whose writer changes the
- * rows after its page, in the table it reads, must not read ahead; a step that writes elsewhere, or the rows it read,
- * may.
+ * and kept for the next chunk, which takes it if it starts from that key (else, after a rollback or a retry, it reads
+ * its page as without). Its snapshot is its own, taken when the pool runs the query: usually before the chunk commits,
+ * after it where the pool must first open a connection or is busy. So a step whose writer changes the rows after its
+ * page, in the table it reads, must not read ahead (it would see those changes or not, by timing); a step that writes
+ * elsewhere, or the rows it read, may.
  */
 export function pagingReader<T extends QueryResultRow = Record<string, unknown>>(
   options: PagingReaderOptions,
