@@ -3,6 +3,7 @@ import { Injectable, Module } from '@nestjs/common';
 import { after, before, describe, it } from 'node:test';
 import { BatchJob, job, partitioned, tasklet } from '../../src/services/jobs';
 import { Hold, JobRunner } from '../../src/services/jobs/job-runner.service';
+import { JobWorker } from '../../src/services/jobs/job-worker.service';
 import { Jobs, startJobs } from '../support/jobs-app';
 import { eventually } from '../support/service-process';
 import { signal } from '../support/signal';
@@ -10,8 +11,9 @@ import { signal } from '../support/signal';
 /** Partition 1 runs until the test opens the gate; the test learns when it has begun. */
 const gated = () => ({ begun: signal(), open: signal() });
 let gate = gated();
-/** Runs of the gated job's step after its partitions. */
+/** Runs of the gated job's step after its partitions; its partitions' chunks, by name. */
 let afterSplit = 0;
+const partitionChunks: string[] = [];
 /** The held job runs until the test opens its gate. */
 const held = gated();
 
@@ -28,6 +30,7 @@ class GatedJob {
           { name: '2', context: {} },
         ],
         tasklet(async (_tx, step) => {
+          partitionChunks.push(step.partition!);
           if (step.partition === '1') {
             gate.begun.resolve();
             await gate.open.promise;
@@ -192,5 +195,34 @@ describe('job slots', () => {
     assert.equal(done.status, 'COMPLETED');
     assert.equal(outage.opens, outage.chunks + 1, 'each try after the open that failed a claim of its own');
     assert.equal(await step(), 0, 'the chunk that committed ended the outage');
+  });
+
+  // last: it shuts the job worker down
+  it('an execution stopped while handed back ends its steps, and a partition another worker holds writes no more', async () => {
+    gate = gated();
+    partitionChunks.length = 0;
+    const split = await jobs.operator.launch(jobs.client, 'gated', { runId: 'stopped' }, {});
+    await gate.begun.promise;
+    const second = await jobs.leases.claimPartition('worker-b', 60_000);
+    assert.equal(second?.partition, '2');
+    const shutdown = jobs.app.get(JobWorker).stop(); // hands the execution back at the partition's end
+    gate.open.resolve();
+    await shutdown;
+    await jobs.operator.stop(jobs.client, split.id); // STOPPING, held by no worker
+
+    const reclaimed = await jobs.leases.claimExecution('worker-c', 60_000);
+    assert.equal(reclaimed?.id, split.id);
+    await jobs.app.get(JobRunner).runExecution('worker-c', reclaimed, new Hold(reclaimed.id));
+    await jobs.app.get(JobRunner).runPartition('worker-b', second, new Hold(null));
+
+    assert.deepEqual(partitionChunks, ['1'], 'partition 2 wrote nothing after its execution ended');
+    const stopped = await jobs.execution(split.id);
+    assert.equal(stopped.status, 'STOPPED');
+    const open = await jobs.db.query(
+      `SELECT name, partition, status FROM batch.step_executions
+        WHERE job_execution_id = $1 AND status IN ('STARTING', 'STARTED', 'STOPPING')`,
+      [split.id],
+    );
+    assert.deepEqual(open, [], 'no step or partition left open');
   });
 });

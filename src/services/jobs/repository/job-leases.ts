@@ -136,15 +136,7 @@ export class JobLeases {
       );
       if (ended.length > 0) {
         const ids = ended.map((row) => row.id);
-        await tx.query(
-          `UPDATE batch.step_executions s
-              SET status = e.status, exit_code = e.status, exit_description = e.exit_description, ended_at = now(),
-                  lease_owner = NULL, lease_until = NULL
-             FROM batch.job_executions e
-            WHERE e.id = s.job_execution_id AND s.job_execution_id = ANY ($1::bigint[])
-              AND s.status IN ('STARTING', 'STARTED', 'STOPPING')`,
-          [ids],
-        );
+        await endOpenSteps(tx, ids);
         await tx.query(`SELECT batch.job_finished($1::bigint[])`, [ids]);
         await restart(
           tx,
@@ -193,8 +185,8 @@ export class JobLeases {
 }
 
 /**
- * Ends an execution (held by `owner`, or by nobody when null) with `ending` and writes its `job.finished`
- * notification; false when it is not held so.
+ * Ends an execution (held by `owner`, or by nobody when null) with `ending`, and its steps with it, and writes its
+ * `job.finished` notification; false when it is not held so.
  */
 export async function endExecution(tx: PoolClient, id: string, owner: string | null, ending: Ending): Promise<boolean> {
   const { rowCount } = await tx.query(
@@ -205,6 +197,24 @@ export async function endExecution(tx: PoolClient, id: string, owner: string | n
     [id, owner, ending.status, ending.code, ending.description],
   );
   if (!rowCount) return false;
+  await endOpenSteps(tx, [id]);
   await tx.query(`SELECT batch.job_finished(ARRAY[$1::bigint])`, [id]);
   return true;
+}
+
+/**
+ * The steps and partitions still open of executions that have just ended, ended as they did: where an execution ends
+ * outside its flow (its worker lost, a stop taken while it was handed back, a grant gone), a worker still running one
+ * of its partitions finds it lost at its next chunk, and writes no more of it.
+ */
+async function endOpenSteps(tx: PoolClient, executionIds: string[]): Promise<void> {
+  await tx.query(
+    `UPDATE batch.step_executions s
+        SET status = e.status, exit_code = e.status, exit_description = e.exit_description, ended_at = now(),
+            lease_owner = NULL, lease_until = NULL
+       FROM batch.job_executions e
+      WHERE e.id = s.job_execution_id AND s.job_execution_id = ANY ($1::bigint[])
+        AND s.status IN ('STARTING', 'STARTED', 'STOPPING')`,
+    [executionIds],
+  );
 }
