@@ -25,6 +25,8 @@ export class JobWorker extends WorkerLoop implements OnApplicationBootstrap {
   readonly owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   private readonly holds = new Map<Hold, Promise<void>>();
   private renewals: NodeJS.Timeout | null = null;
+  /** Set as shutdown begins: nothing more is claimed, and what a turn in flight still claims is handed back. */
+  private shuttingDown = false;
 
   constructor(
     private readonly config: AppConfig,
@@ -45,6 +47,7 @@ export class JobWorker extends WorkerLoop implements OnApplicationBootstrap {
 
   /** Hands everything back at the next chunk boundary, waits for that, then stops. */
   async stop(): Promise<void> {
+    this.shuttingDown = true;
     for (const hold of this.holds.keys()) hold.handBack = true;
     await super.stop();
     await Promise.all(this.holds.values());
@@ -54,7 +57,7 @@ export class JobWorker extends WorkerLoop implements OnApplicationBootstrap {
 
   protected async turn(): Promise<boolean> {
     await this.reap();
-    while (this.working() < this.config.jobs.concurrency) {
+    while (!this.shuttingDown && this.working() < this.config.jobs.concurrency) {
       const execution = await this.leases.claimExecution(this.owner, leaseMs(this.config));
       if (execution) {
         this.hold(new Hold(execution.id), (hold) => this.runner.runExecution(this.owner, execution, hold));
@@ -81,6 +84,7 @@ export class JobWorker extends WorkerLoop implements OnApplicationBootstrap {
   }
 
   private hold(hold: Hold, run: (hold: Hold) => Promise<void>): void {
+    hold.handBack = this.shuttingDown; // claimed by a turn that was in flight as shutdown began
     const done = run(hold)
       .catch((error: unknown) => this.logger.error(`job work stopped: ${logReason(error)}`))
       .finally(() => {
