@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { loadConfig } from '../../src/config/app-config';
 import type { Hold, JobRunner } from '../../src/services/jobs/job-runner.service';
 import { JobWakeup } from '../../src/services/jobs/job-signals';
@@ -39,5 +40,58 @@ describe('JobWorker: shutdown', () => {
 
     assert.deepEqual(handedBack, [true], 'run only to be handed back at once');
     assert.deepEqual(claims, ['execution'], 'no claim after shutdown began, though a slot was free');
+  });
+});
+
+/** A worker that claims one execution, whose reaps and renewals fail while `database.down`; its reaps counted. */
+function workerWithOutage(database: { down: boolean; reaps: number }) {
+  let claimable = 1;
+  const lost = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+  const leases = {
+    reapExpired: async () => {
+      database.reaps += 1;
+      if (database.down) throw lost();
+      return { ended: [], partitions: [] };
+    },
+    renew: async () => {
+      if (database.down) throw lost();
+      return { executions: new Map(), steps: new Set() };
+    },
+    claimExecution: async () => (claimable-- > 0 ? ({ id: '1' } as ExecutionRow) : null),
+    claimPartition: async () => null,
+  } as unknown as JobLeases;
+  const runner = { runExecution: () => new Promise(() => {}) } as unknown as JobRunner; // runs until the test ends
+  const config = loadConfig({ BATCH_JOB_LEASE_MS: '1000', BATCH_JOB_POLL_INTERVAL: '60000' });
+  const noop = {} as never;
+  return new JobWorker(config, leases, runner, noop, noop, noop, new JobWakeup()) as unknown as {
+    turn(): Promise<boolean>;
+    afterFailure(): void;
+    renew(): Promise<void>;
+  };
+}
+
+describe('JobWorker: leases after an outage of the database', () => {
+  it('reaps none for a lease after a turn failed: live workers renew first', async () => {
+    const database = { down: true, reaps: 0 };
+    const worker = workerWithOutage(database);
+    await assert.rejects(worker.turn());
+    worker.afterFailure(); // as the loop does when a turn fails
+    database.down = false;
+    await worker.turn();
+    assert.equal(database.reaps, 1, 'no reap right after the outage');
+    await delay(1_000);
+    await worker.turn();
+    assert.equal(database.reaps, 2, 'reaps again a lease later');
+  });
+
+  it('reaps none for a lease after a renewal failed', async () => {
+    const database = { down: false, reaps: 0 };
+    const worker = workerWithOutage(database);
+    await worker.turn(); // reaps, and claims an execution it holds
+    database.down = true;
+    await worker.renew();
+    database.down = false;
+    await worker.turn();
+    assert.equal(database.reaps, 1, 'no reap right after the renewal failed');
   });
 });

@@ -27,6 +27,12 @@ export class JobWorker extends WorkerLoop implements OnApplicationBootstrap {
   private renewals: NodeJS.Timeout | null = null;
   /** Set as shutdown begins: nothing more is claimed, and what a turn in flight still claims is handed back. */
   private shuttingDown = false;
+  /**
+   * When a renewal or a turn of this worker last failed (the database down, most often). The leases that ran out
+   * meanwhile may be those of live workers that could not renew either: none is reaped until a lease's length later,
+   * when every live worker has renewed (four times a lease).
+   */
+  private failedAt = -Infinity;
 
   constructor(
     private readonly config: AppConfig,
@@ -75,8 +81,13 @@ export class JobWorker extends WorkerLoop implements OnApplicationBootstrap {
     return [...this.holds.keys()].filter((hold) => !hold.waiting).length;
   }
 
+  protected afterFailure(): void {
+    this.failedAt = Date.now();
+  }
+
   /** Ends what dead workers held, launches it again within its start limit, and frees their partitions. */
   private async reap(): Promise<void> {
+    if (Date.now() - this.failedAt < this.config.jobs.leaseMs) return;
     const { ended, partitions } = await this.leases.reapExpired((tx, lost) => this.operator.restartLost(tx, lost));
     for (const { job } of [...ended, ...partitions]) this.registry.notify(job, 'onLeaseLost', job);
     if (ended.length > 0) this.signals.finished();
@@ -104,6 +115,7 @@ export class JobWorker extends WorkerLoop implements OnApplicationBootstrap {
       const held = await this.leases.renew(this.owner, leaseMs(this.config), executions, steps);
       for (const { hold, steps } of renewed) hold.renewed(steps, held);
     } catch (error) {
+      this.failedAt = Date.now();
       this.logger.warn(`could not renew job leases: ${logReason(error)}`);
     }
   }
