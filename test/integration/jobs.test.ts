@@ -4,6 +4,8 @@ import { NestFactory } from '@nestjs/core';
 import { after, before, describe, it } from 'node:test';
 import type { PoolClient } from 'pg';
 import { AppModule } from '../../src/app.module';
+import { ClientService } from '../../src/services/access/client.service';
+import { CatalogService } from '../../src/services/storage/catalog.service';
 import { BatchError } from '../../src/services/batch-error';
 import { job, tasklet, type JobDefinition, type StepRun } from '../../src/services/jobs/job-definition';
 import { AfterStep, BatchJob, OnSkip } from '../../src/services/jobs/job-registry.service';
@@ -161,6 +163,16 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
     assert.equal(completed.progress?.done, 30000);
     assert.equal(await countOf(jobs.db, 'dst'), 40000);
     await conflictOf(jobs.operator.restart(jobs.client, second.id));
+
+    // a column added to both tables since changes what the parameters mean, not which instance the failed run was of
+    await jobs.db.query(`ALTER TABLE src ADD COLUMN extra int; ALTER TABLE dst ADD COLUMN extra int`);
+    await jobs.app.get(CatalogService).reload(); // as after BATCH_CATALOG_TTL
+    try {
+      assert.equal((await conflictOf(jobs.operator.restart(jobs.client, first.id))).reason, 'JOB_INSTANCE_COMPLETE');
+    } finally {
+      await jobs.db.query(`ALTER TABLE src DROP COLUMN extra; ALTER TABLE dst DROP COLUMN extra`);
+      await jobs.app.get(CatalogService).reload();
+    }
   });
 
   it('a partitioned copy: every key range by whichever worker claims it, the step the sum of its partitions', async () => {
@@ -359,6 +371,23 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
       await new Promise((resolve) => setTimeout(resolve, 1100));
       await Promise.all([here.tick(), there.tick()]);
       assert.equal((await scheduledTicks(jobs.db, 20)).length, whileEnabled, 'no tick while disabled');
+
+      // its client revoked: each tick is skipped (not launched to fail at start), and the schedule moves on
+      const clients = processes[0].get(ClientService);
+      const revoked = await clients.create({ name: 'revoked', targets: ['public.dst'], sources: ['public.src'] });
+      await here.put('of-revoked', {
+        job: 'copy',
+        cron: '* * * * * *',
+        client: 'revoked',
+        parameters: { source: 'public.src', target: 'public.dst', mode: 'upsert', to: 30 },
+      });
+      await clients.revoke(revoked.id);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      await here.tick();
+      assert.deepEqual(await scheduledTicks(jobs.db, 30), [], 'nothing launched for a revoked client');
+      const [skipping] = await here.list('of-revoked');
+      assert.ok(Date.parse(skipping.nextTickAt!) > Date.now() - 1000, 'its due tick passed over');
+      await here.delete('of-revoked');
 
       await here.delete('every-second');
       const before = (await scheduledTicks(jobs.db, 20)).length;

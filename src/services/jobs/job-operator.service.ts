@@ -107,13 +107,17 @@ export class JobOperator {
     return executionId;
   }
 
-  /** A checked launch in a transaction of its own, its identity worked out before; the workers woken after. */
+  /**
+   * A checked launch in a transaction of its own, its identity worked out before (unless given); the workers woken
+   * after.
+   */
   private async launchChecked(
     client: Launcher,
     definition: JobDefinition,
     launch: { parameters: JobParameters; options: JobParameters },
+    known?: string,
   ): Promise<string> {
-    const identity = await this.identityOf(definition, launch.parameters);
+    const identity = known ?? (await this.identityOf(definition, launch.parameters));
     const executionId = await this.db.transaction((tx) => this.decide(tx, client, definition, { ...launch, identity }));
     this.signals.wake();
     return executionId;
@@ -174,7 +178,11 @@ export class JobOperator {
     return this.get(client, id);
   }
 
-  /** A FAILED or STOPPED execution's instance launched again, from where it stopped: the new execution. */
+  /**
+   * A FAILED or STOPPED execution's instance launched again, from where it stopped: the new execution. The instance is
+   * the one stored, not worked out again from its parameters: what they mean may have changed since (a column added to
+   * a copy's tables), and the instance must not become a new one that starts over.
+   */
   async restart(client: AuthenticatedClient, id: string): Promise<IJobExecution> {
     const execution = await this.get(client, id);
     if (execution.status !== 'FAILED' && execution.status !== 'STOPPED')
@@ -184,7 +192,11 @@ export class JobOperator {
     const launcher =
       client.admin && client.name !== execution.client ? await this.launcherOf(execution.client) : client;
     const launch = await this.check(launcher, definition, execution.parameters, execution.options);
-    const executionId = await this.launchChecked(launcher, definition, launch);
+    const [{ identity }] = await this.db.query<{ identity: string }>(
+      `SELECT i.identity FROM batch.job_executions e JOIN batch.job_instances i ON i.id = e.instance_id WHERE e.id = $1`,
+      [id],
+    );
+    const executionId = await this.launchChecked(launcher, definition, launch, identity);
     return this.get(client, executionId);
   }
 

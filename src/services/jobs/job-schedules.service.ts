@@ -154,24 +154,31 @@ export class JobSchedules {
    */
   async tick(): Promise<number> {
     const due = await this.db.transaction(async (tx) => {
-      const { rows } = await tx.query<ScheduleRow & { now: Date; client_id: string } & Launcher>(
+      const { rows } = await tx.query<ScheduleRow & { now: Date; client_id: string; revoked: boolean } & Launcher>(
         `WITH due AS (
            SELECT name, row_number() OVER (PARTITION BY client_id ORDER BY next_tick_at, name) AS turn
              FROM batch.job_schedules WHERE next_tick_at <= now() AND enabled)
          SELECT s.name, s.job, s.cron, s.time_zone, s.parameters, s.options, s.backfill_seconds, s.next_tick_at,
-                c.name AS client, c.id, c.admin, c.targets, c.sources, now() AS now
+                c.name AS client, c.id, c.admin, c.targets, c.sources, c.revoked_at IS NOT NULL AS revoked, now() AS now
            FROM batch.job_schedules s JOIN due d ON d.name = s.name JOIN batch.clients c ON c.id = s.client_id
           WHERE s.next_tick_at <= now() AND s.enabled ORDER BY d.turn, s.next_tick_at LIMIT 20 FOR UPDATE OF s SKIP LOCKED`,
       );
-      for (const schedule of rows) await this.launchDue(tx, schedule, schedule);
+      for (const schedule of rows) await this.launchDue(tx, schedule, schedule.revoked ? null : schedule);
       return rows.length;
     });
     if (due > 0) this.signals.wake(); // once the launches committed
     return due;
   }
 
-  /** A schedule's due ticks, each launched unless it is older than its backfill window, and its next tick moved on. */
-  private async launchDue(tx: PoolClient, schedule: ScheduleRow & { now: Date }, client: Launcher): Promise<void> {
+  /**
+   * A schedule's due ticks, each launched unless it is older than its backfill window, and its next tick moved on; none
+   * launched for a client revoked (`client` null).
+   */
+  private async launchDue(
+    tx: PoolClient,
+    schedule: ScheduleRow & { now: Date },
+    client: Launcher | null,
+  ): Promise<void> {
     const cron = new Cron(schedule.cron, { timezone: schedule.time_zone, paused: true });
     const oldest = schedule.now.getTime() - Math.max(schedule.backfill_seconds * 1000, LATE_TICK_MS);
     let tick: Date | null = schedule.next_tick_at;
@@ -186,11 +193,12 @@ export class JobSchedules {
     );
   }
 
-  private async launchTick(tx: PoolClient, schedule: ScheduleRow, client: Launcher, tick: Date): Promise<void> {
+  private async launchTick(tx: PoolClient, schedule: ScheduleRow, client: Launcher | null, tick: Date): Promise<void> {
     const definition = this.registry.get(schedule.job);
     const parameters = { ...schedule.parameters, [SCHEDULED_AT]: tick.toISOString() };
     await tx.query('SAVEPOINT tick');
     try {
+      if (!client) throw new BatchError('FORBIDDEN', `the client ${schedule.client} was revoked`);
       if (!definition) throw new BatchError('NOT_FOUND', `no job named ${schedule.job}`);
       const launch = await this.operator.check(client, definition, parameters, schedule.options);
       const identity = await this.operator.identityOf(definition, launch.parameters);
