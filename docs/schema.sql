@@ -775,6 +775,8 @@ CREATE TABLE batch.outbox (
   operations int8multirange,
   exceptions jsonb,
   size integer,
+  refusals integer NOT NULL DEFAULT 0,
+  retry_at timestamp with time zone,
   CONSTRAINT outbox_pkey PRIMARY KEY (id)
 ) WITH (autovacuum_vacuum_scale_factor=0.01);
 COMMENT ON TABLE batch.outbox IS 'Messages to publish, written in the transaction of what they report: operations.settled by each chunk (the ids it settled and the outcomes other than plain completion, made into text when sent by batch.settled_message) and job.finished by batch.job_finished. The outbox relay publishes them in order of id and marks them sent; retention deletes sent ones.';

@@ -1,12 +1,16 @@
+import amqplib from 'amqplib';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Worker } from 'node:worker_threads';
-import { unsentMessages } from '../../src/services/outbox/outbox-relay';
+import { RelayLoop, unsentMessages } from '../../src/services/outbox/outbox-relay';
 import { OutboxRelay } from '../../src/services/outbox/outbox-relay.service';
 import { OutboxWakeup } from '../../src/services/outbox/outbox-wakeup';
 import { Database } from '../../src/services/storage/database';
+import { Wakeup } from '../../src/services/worker-loop';
 import { createTestApp, TestApp } from '../support/app-context';
 import { withoutBroker } from '../support/shared-services';
+import { RMQ_URL } from '../support/harness';
+import { uniqueName } from '../support/test-database';
 
 describe('the outbox relay takes a bounded batch (real PostgreSQL)', () => {
   let t: TestApp;
@@ -138,5 +142,70 @@ describe('the outbox relay runs in a thread of its own (real PostgreSQL, RabbitM
     await ended.worker.terminate();
     await until('another thread', () => thread() !== null && thread() !== ended && relay().brokerConnected);
     await relayed();
+  });
+});
+
+describe('the outbox relay and a caller whose queue refuses messages (real PostgreSQL, RabbitMQ)', () => {
+  if (withoutBroker()) return;
+  let t: TestApp;
+  const exchange = uniqueName('refusals');
+  before(async () => {
+    t = await createTestApp({ BATCH_ROLE: 'api' });
+  });
+  after(() => t.close());
+
+  it('tries a refused message again after a back-off, and relays the others meanwhile', async () => {
+    const url = RMQ_URL;
+    const connection = await amqplib.connect(url);
+    const channel = await connection.createChannel();
+    await channel.assertExchange(exchange, 'topic', { durable: true });
+    // a caller's queue that is full and refuses what is published to it: the broker answers with a negative confirm
+    const { queue } = await channel.assertQueue('', {
+      exclusive: true,
+      arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' },
+    });
+    await channel.bindQueue(queue, exchange, 'operations.settled.full');
+    const relay = new RelayLoop(
+      { url, exchange, intervalMs: 3_600_000 },
+      t.get(Database).pool,
+      new Wakeup(),
+      {
+        warn: () => {},
+      },
+      () => {},
+    );
+    try {
+      await t.db.query(`UPDATE batch.outbox SET sent_at = now() WHERE sent_at IS NULL`);
+      await t.db.query(
+        `INSERT INTO batch.outbox (routing_key, payload)
+         VALUES ('operations.settled.full', '{}'), ('operations.settled.open', '{}'), ('operations.settled.open', '{}')`,
+      );
+      relay.onApplicationBootstrap(); // connects, and relays at once
+      const state = () =>
+        t.db.query<{ routing_key: string; sent: boolean; refusals: number; later: boolean }>(
+          `SELECT routing_key, sent_at IS NOT NULL AS sent, refusals, retry_at > now() AS later
+             FROM batch.outbox WHERE sent_at IS NULL OR refusals > 0 OR routing_key LIKE '%.open' ORDER BY id`,
+        );
+      for (let i = 0; i < 100 && (await state()).some((row) => row.routing_key.endsWith('open') && !row.sent); i++)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.deepEqual(await state(), [
+        { routing_key: 'operations.settled.full', sent: false, refusals: 1, later: true },
+        { routing_key: 'operations.settled.open', sent: true, refusals: 0, later: null },
+        { routing_key: 'operations.settled.open', sent: true, refusals: 0, later: null },
+      ]);
+      assert.equal(await relay.relayBatch(), 0, 'nothing to publish before its retry time');
+
+      await channel.unbindQueue(queue, exchange, 'operations.settled.full'); // room again: nothing refuses it
+      await t.db.query(`UPDATE batch.outbox SET retry_at = now() WHERE refusals > 0`);
+      assert.equal(await relay.relayBatch(), 1);
+      assert.deepEqual(
+        (await state()).filter((row) => !row.sent),
+        [],
+      );
+    } finally {
+      await relay.stop();
+      await channel.deleteExchange(exchange);
+      await connection.close();
+    }
   });
 });

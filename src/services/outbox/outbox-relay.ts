@@ -19,15 +19,18 @@ function messageType(routingKey: string): string {
 
 /**
  * Unsent messages, oldest first, up to $1 of them and about $2 bytes, each made into its text (batch.settled_message)
- * unless it was written whole; locked so that relays share the work.
+ * unless it was written whole; locked so that relays share the work. One the broker refused waits for its retry time.
  */
 const UNSENT_MESSAGES_SQL = `
   SELECT id, routing_key, coalesce(payload, batch.settled_message(o)) AS payload FROM batch.outbox o
    WHERE sent_at IS NULL AND id = ANY (ARRAY(
      SELECT id FROM (SELECT id, coalesce(size, octet_length(payload)) AS size, sum(coalesce(size, octet_length(payload))) OVER (ORDER BY id) AS running
-                       FROM batch.outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1) unsent
+                       FROM batch.outbox WHERE sent_at IS NULL AND (retry_at IS NULL OR retry_at <= now()) ORDER BY id LIMIT $1) unsent
       WHERE running - size < $2))
    ORDER BY id FOR UPDATE SKIP LOCKED`;
+
+/** The error amqplib confirms a message with when the broker refused it (a negative acknowledgement). */
+const REFUSED = 'message nacked';
 
 /** Unsent messages, locked for this transaction (UNSENT_MESSAGES_SQL), each with its text. */
 export async function unsentMessages(
@@ -110,12 +113,15 @@ export class RelayLoop extends WorkerLoop {
     return this.connected && (await this.relayBatch()) > 0;
   }
 
-  /** Publishes one batch of unsent messages; returns how many. */
+  /**
+   * Publishes one batch of unsent messages; returns how many. Those the broker refused are tried again after their
+   * back-off, the others marked sent; any other failure (a timeout, a lost channel) leaves the whole batch unsent.
+   */
   relayBatch(): Promise<number> {
     return inTransaction(this.pool, async (tx) => {
       const rows = await unsentMessages(tx, BATCH_SIZE, BATCH_BYTES);
       if (rows.length === 0) return 0;
-      await Promise.all(
+      const confirms = await Promise.allSettled(
         rows.map((row) =>
           this.channel!.publish(this.settings.exchange, row.routing_key, Buffer.from(row.payload), {
             persistent: true,
@@ -125,11 +131,23 @@ export class RelayLoop extends WorkerLoop {
           }),
         ),
       );
+      const failure = confirms.find((c) => c.status === 'rejected' && (c.reason as Error)?.message !== REFUSED);
+      if (failure) throw (failure as PromiseRejectedResult).reason;
+      const refused = rows.filter((_, i) => confirms[i].status === 'rejected');
       await tx.query({
         name: 'relay-sent',
-        text: `UPDATE batch.outbox SET sent_at = now() WHERE id = ANY($1::bigint[])`,
-        values: [rows.map((r) => r.id)],
+        text: `UPDATE batch.outbox
+                  SET sent_at = CASE WHEN id = ANY($2::bigint[]) THEN NULL ELSE now() END,
+                      refusals = refusals + (id = ANY($2::bigint[]))::int,
+                      retry_at = CASE WHEN id = ANY($2::bigint[])
+                                      THEN now() + least(interval '5 minutes', interval '1 second' * 2 ^ least(refusals, 9)) END
+                WHERE id = ANY($1::bigint[])`,
+        values: [rows.map((r) => r.id), refused.map((r) => r.id)],
       });
+      if (refused.length > 0) {
+        const keys = [...new Set(refused.map((r) => r.routing_key))].join(', ');
+        this.logger.warn(`the broker refused ${refused.length} message(s) (${keys}): tried again after a back-off`);
+      }
       return rows.length;
     });
   }
