@@ -208,4 +208,42 @@ describe('the outbox relay and a caller whose queue refuses messages (real Postg
       await connection.close();
     }
   });
+
+  it('opens its channel again when the broker closed it, the connection up (its exchange deleted)', async () => {
+    const connection = await amqplib.connect(RMQ_URL);
+    const channel = await connection.createChannel();
+    const wakeup = new Wakeup();
+    const relay = new RelayLoop(
+      { url: RMQ_URL, exchange, intervalMs: 100 },
+      t.get(Database).pool,
+      wakeup,
+      {
+        warn: () => {},
+      },
+      () => {},
+    );
+    const sent = async (id: string) =>
+      (
+        await t.db.query<{ sent: boolean }>(`SELECT sent_at IS NOT NULL AS sent FROM batch.outbox WHERE id = $1`, [id])
+      )[0].sent;
+    const publish = async () => {
+      const [{ id }] = await t.db.query<{ id: string }>(
+        `INSERT INTO batch.outbox (routing_key, payload) VALUES ('operations.settled.open', '{}') RETURNING id`,
+      );
+      wakeup.notify();
+      for (let i = 0; i < 300 && !(await sent(id)); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+      return sent(id);
+    };
+    try {
+      await t.db.query(`UPDATE batch.outbox SET sent_at = now() WHERE sent_at IS NULL`);
+      relay.onApplicationBootstrap();
+      assert.equal(await publish(), true);
+      await channel.deleteExchange(exchange); // the relay's next publish closes its channel (404), not the connection
+      assert.equal(await publish(), true, 'sent on a channel opened again, its exchange declared again');
+    } finally {
+      await relay.stop();
+      await channel.deleteExchange(exchange);
+      await connection.close();
+    }
+  });
 });
