@@ -70,7 +70,22 @@ class OnceJob {
     .build();
 }
 
-@Module({ providers: [FlowJob, OnceJob] })
+/** A job whose one step always fails. */
+@BatchJob()
+@Injectable()
+class FailingJob {
+  readonly definition: JobDefinition = job('fails')
+    .describe('fails at its first chunk')
+    .step(
+      'fail',
+      tasklet(async () => {
+        throw new Error('always');
+      }),
+    )
+    .build();
+}
+
+@Module({ providers: [FlowJob, OnceJob, FailingJob] })
 class FlowJobModule {}
 
 const TABLE = `(id int PRIMARY KEY, qty int, price numeric(12,2), note text, at timestamptz)`;
@@ -115,7 +130,7 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
       [(unknown as BatchError).code, (unknown as BatchError).message],
       [
         'NOT_FOUND',
-        'No job named "nope": the jobs are copy, flow, import, once (GET /api/jobs, or listJobs over RPC, describes ' +
+        'No job named "nope": the jobs are copy, fails, flow, import, once (GET /api/jobs, or listJobs over RPC, describes ' +
           'each with its parameters)',
       ],
     );
@@ -289,6 +304,28 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
       reason: 'JOB_NOT_RESTARTABLE',
       executionId: failed.id,
     });
+  });
+
+  it('abandon: refused while a restart of the instance runs; of two abandons at once, one', async () => {
+    const first = await jobs.operator.launch(jobs.client, 'fails', { runId: 'abandoned' }, {});
+    await jobs.runAll();
+    const second = await jobs.operator.restart(jobs.client, first.id);
+    assert.deepEqual(await conflictOf(jobs.operator.abandon(jobs.client, first.id)), {
+      reason: 'JOB_EXECUTION_RUNNING',
+      executionId: second.id,
+    });
+    await jobs.runAll();
+    assert.equal((await jobs.execution(second.id)).status, 'FAILED');
+
+    const both = await Promise.allSettled([first.id, second.id].map((id) => jobs.operator.abandon(jobs.client, id)));
+    assert.equal(both.filter((outcome) => outcome.status === 'fulfilled').length, 1, 'one abandon, the other refused');
+    const [abandoned] = await jobs.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM batch.job_executions WHERE id IN ($1, $2) AND status = 'ABANDONED'`,
+      [first.id, second.id],
+    );
+    assert.equal(abandoned.n, 1);
+    const other = both[0].status === 'fulfilled' ? second.id : first.id;
+    assert.equal((await conflictOf(jobs.operator.abandon(jobs.client, other))).reason, 'JOB_INSTANCE_COMPLETE');
   });
 
   it('grants are checked again when a worker starts an execution: a narrowed client runs nothing', async () => {

@@ -207,6 +207,7 @@ export class JobOperator {
     const status = abandoned?.status ?? null;
     if (status !== 'FAILED' && status !== 'STOPPED') throw wrongStatus(id, status, 'abandoned', 'FAILED or STOPPED');
     if (abandoned?.done) throw refusal('JOB_INSTANCE_COMPLETE', abandoned.done);
+    if (abandoned?.running) throw refusal('JOB_EXECUTION_RUNNING', abandoned.running);
     this.signals.finished();
     return this.get(client, id);
   }

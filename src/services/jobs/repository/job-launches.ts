@@ -98,24 +98,36 @@ export class JobLaunches {
 
   /**
    * FAILED or STOPPED → ABANDONED (never restarted), unless another execution of its instance completed or was
-   * abandoned since (its instance is done already: `done` names that one). Returns the status it had, or null when
-   * there is none. The instance's row is locked, as launches lock it, so that two abandons take turns.
+   * abandoned since (its instance is done already: `done` names that one) or runs (a restart of it: `running`).
+   * Returns the status it had, or null when there is none. The instance's row is locked first, in a statement of its
+   * own, as launches lock it: an abandon and a launch or another abandon take turns, and each reads what the one
+   * before it committed.
    */
-  abandon(id: string): Promise<{ status: JobStatus; done: string | null } | null> {
+  abandon(id: string): Promise<{ status: JobStatus; done: string | null; running: string | null } | null> {
     return this.db.transaction(async (tx) => {
-      const { rows } = await tx.query<{ status: JobStatus; exit_description: string | null; done: string | null }>(
+      await tx.query(
+        `SELECT FROM batch.job_instances i JOIN batch.job_executions e ON e.instance_id = i.id WHERE e.id = $1 FOR UPDATE OF i`,
+        [id],
+      );
+      const { rows } = await tx.query<{
+        status: JobStatus;
+        exit_description: string | null;
+        done: string | null;
+        running: string | null;
+      }>(
         `SELECT e.status, e.exit_description,
                 (SELECT d.id FROM batch.job_executions d
-                  WHERE d.instance_id = e.instance_id AND d.status IN ('COMPLETED', 'ABANDONED')) AS done
-           FROM batch.job_executions e JOIN batch.job_instances i ON i.id = e.instance_id
-          WHERE e.id = $1 FOR UPDATE`,
+                  WHERE d.instance_id = e.instance_id AND d.status IN ('COMPLETED', 'ABANDONED') ORDER BY d.id LIMIT 1) AS done,
+                (SELECT r.id FROM batch.job_executions r
+                  WHERE r.instance_id = e.instance_id AND r.status IN ('STARTING', 'STARTED', 'STOPPING') ORDER BY r.id LIMIT 1) AS running
+           FROM batch.job_executions e WHERE e.id = $1 FOR UPDATE`,
         [id],
       );
       if (rows.length === 0) return null;
-      const { status, exit_description, done } = rows[0];
-      if ((status === 'FAILED' || status === 'STOPPED') && done === null)
+      const { status, exit_description, done, running } = rows[0];
+      if ((status === 'FAILED' || status === 'STOPPED') && done === null && running === null)
         await endExecution(tx, id, null, { status: 'ABANDONED', code: status, description: exit_description });
-      return { status, done };
+      return { status, done, running };
     });
   }
 }
