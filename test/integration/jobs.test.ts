@@ -6,6 +6,7 @@ import type { PoolClient } from 'pg';
 import { AppModule } from '../../src/app.module';
 import { ClientService } from '../../src/services/access/client.service';
 import { CatalogService } from '../../src/services/storage/catalog.service';
+import { Database } from '../../src/services/storage/database';
 import { BatchError } from '../../src/services/batch-error';
 import { job, tasklet, type JobDefinition, type StepRun } from '../../src/services/jobs/job-definition';
 import { AfterStep, BatchJob, OnSkip } from '../../src/services/jobs/job-registry.service';
@@ -434,6 +435,45 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
     } finally {
       await Promise.all(processes.map((p) => p.close()));
     }
+  });
+  it('schedules: a put waits for a tick being launched and arms the one after; a cron that no longer parses stops only its own', async () => {
+    const schedules = jobs.app.get(JobSchedules);
+    const copy = (to: number) => ({ source: 'public.src', target: 'public.dst', mode: 'upsert', to });
+    await schedules.put('nightly', { job: 'copy', cron: '0 0 * * *', client: 'copier', parameters: copy(40) });
+    const [{ next }] = await jobs.db.query<{ next: Date }>(
+      `SELECT next_tick_at AS next FROM batch.job_schedules WHERE name = 'nightly'`,
+    );
+    // a worker launching that tick holds the row, then moves it on; a put meanwhile waits for it
+    const launching = await jobs.app.get(Database).pool.connect();
+    try {
+      await launching.query('BEGIN');
+      await launching.query(
+        `UPDATE batch.job_schedules SET last_tick_at = $1, next_tick_at = $1::timestamptz + interval '1 day' WHERE name = 'nightly'`,
+        [next],
+      );
+      const put = schedules.put('nightly', { job: 'copy', cron: '0 0 * * *', client: 'copier', parameters: copy(41) });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await launching.query('COMMIT');
+      const replaced = await put;
+      assert.equal(
+        Date.parse(replaced.nextTickAt!),
+        next.getTime() + 86_400_000,
+        'the tick launched is not armed again',
+      );
+    } finally {
+      launching.release();
+    }
+    await schedules.delete('nightly');
+
+    for (const name of ['broken', 'sound'])
+      await schedules.put(name, { job: 'copy', cron: '* * * * * *', client: 'copier', parameters: copy(42) });
+    await jobs.db.query(`UPDATE batch.job_schedules SET cron = 'every now and then' WHERE name = 'broken'`);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await schedules.tick();
+    const [broken, sound] = await Promise.all(['broken', 'sound'].map(async (name) => (await schedules.list(name))[0]));
+    assert.equal(broken.nextTickAt, '9999-12-31T00:00:00.000Z', 'stopped until it is put again');
+    assert.ok(Date.parse(sound.lastTickAt!) > Date.now() - 3000, 'the other one launched');
+    await Promise.all(['broken', 'sound'].map((name) => schedules.delete(name)));
   });
 });
 

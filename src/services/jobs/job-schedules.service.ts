@@ -79,27 +79,37 @@ export class JobSchedules {
     if (typeof request.parameters === 'object' && request.parameters !== null && SCHEDULED_AT in request.parameters)
       throw invalidField(`parameters.${SCHEDULED_AT}`, 'is given by each tick');
     const launch = await this.operator.check(client, definition, request.parameters, request.options);
-    await this.db.query(
-      `INSERT INTO batch.job_schedules (name, job, cron, time_zone, parameters, options, client_id, backfill_seconds,
+    await this.db.transaction(async (tx) => {
+      // its first tick after now and after the last one launched, both read once a tick being launched has committed
+      const locked = await tx.query<{ last: Date | null }>(
+        `SELECT last_tick_at AS last FROM batch.job_schedules WHERE name = $1 FOR UPDATE`,
+        [name],
+      );
+      const last = locked.rows[0]?.last ?? null;
+      const { now } = (await tx.query<{ now: Date }>(`SELECT statement_timestamp() AS now`)).rows[0];
+      const from = last && last > now ? last : now;
+      await tx.query(
+        `INSERT INTO batch.job_schedules (name, job, cron, time_zone, parameters, options, client_id, backfill_seconds,
                                         next_tick_at, enabled)
        VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7, $8, $9, $10)
        ON CONFLICT (name) DO UPDATE SET job = EXCLUDED.job, cron = EXCLUDED.cron, time_zone = EXCLUDED.time_zone,
          parameters = EXCLUDED.parameters, options = EXCLUDED.options, client_id = EXCLUDED.client_id,
          backfill_seconds = EXCLUDED.backfill_seconds, next_tick_at = EXCLUDED.next_tick_at,
          enabled = EXCLUDED.enabled, updated_at = now()`,
-      [
-        name,
-        definition.name,
-        request.cron,
-        timeZone,
-        stringifyJson(launch.parameters),
-        stringifyJson(launch.options),
-        client.id,
-        request.backfillSeconds ?? 0,
-        cron.nextRun(new Date()),
-        request.enabled ?? true,
-      ],
-    );
+        [
+          name,
+          definition.name,
+          request.cron,
+          timeZone,
+          stringifyJson(launch.parameters),
+          stringifyJson(launch.options),
+          client.id,
+          request.backfillSeconds ?? 0,
+          cron.nextRun(from),
+          request.enabled ?? true,
+        ],
+      );
+    });
     return (await this.list(name))[0];
   }
 
@@ -179,18 +189,40 @@ export class JobSchedules {
     schedule: ScheduleRow & { now: Date },
     client: Launcher | null,
   ): Promise<void> {
-    const cron = new Cron(schedule.cron, { timezone: schedule.time_zone, paused: true });
+    const cron = this.storedCron(schedule);
     const oldest = schedule.now.getTime() - Math.max(schedule.backfill_seconds * 1000, LATE_TICK_MS);
-    let tick: Date | null = schedule.next_tick_at;
+    let tick: Date | null = cron ? schedule.next_tick_at : null;
     let launched: Date | null = null;
-    for (let n = 0; tick && tick <= schedule.now && n < MAX_TICKS_PER_TURN; n++) {
+    const late: Date[] = [];
+    for (let n = 0; cron && tick && tick <= schedule.now && n < MAX_TICKS_PER_TURN; n++) {
       if (tick.getTime() >= oldest) await this.launchTick(tx, schedule, client, (launched = tick));
+      else late.push(tick);
       tick = cron.nextRun(tick);
     }
+    if (late.length > 0)
+      this.logger.warn(
+        `schedule ${schedule.name}: ${late.length} tick(s) from ${late[0].toISOString()} were not launched: older than ` +
+          `its backfill window (${Math.max(schedule.backfill_seconds, LATE_TICK_MS / 1000)} s)`,
+      );
     await tx.query(
       `UPDATE batch.job_schedules SET next_tick_at = $2, last_tick_at = coalesce($3, last_tick_at) WHERE name = $1`,
       [schedule.name, tick ?? new Date('9999-12-31T00:00:00Z'), launched],
     );
+  }
+
+  /**
+   * The schedule's cron, or null where it no longer parses (a parser upgraded since it was put): that schedule is
+   * logged and launches nothing more until it is put again, and the others go on.
+   */
+  private storedCron(schedule: ScheduleRow): Cron | null {
+    try {
+      return new Cron(schedule.cron, { timezone: schedule.time_zone, paused: true });
+    } catch (error) {
+      this.logger.error(
+        `schedule ${schedule.name}: its cron ${schedule.cron} no longer parses (${logReason(error)}): put it again`,
+      );
+      return null;
+    }
   }
 
   private async launchTick(tx: PoolClient, schedule: ScheduleRow, client: Launcher | null, tick: Date): Promise<void> {
