@@ -5,7 +5,15 @@ import { AuthenticatedClient } from '../../src/services/access/client.service';
 import type { ICreateBatchOperationRequest, IOperationsSettledEvent } from '../../src/interfaces/operation.interfaces';
 import { ChunkService } from '../../src/services/queue-views/chunk.service';
 import { OperationService } from '../../src/services/ingest/operation.service';
+import { CatalogService } from '../../src/services/storage/catalog.service';
+import { insertStatement } from '../../src/services/engine/target-sql';
 import { createTestApp, TestApp } from '../support/app-context';
+import { claimedId } from '../support/claimed';
+
+interface PlanNode {
+  'Node Type': string;
+  Plans?: PlanNode[];
+}
 
 /** A notification's text, as the relay sends it (over `o`, the outbox row). */
 const MESSAGE = 'coalesce(payload, batch.settled_message(o))';
@@ -61,6 +69,30 @@ describe('chunk step (real PostgreSQL)', () => {
       }>('SELECT status, rows_affected, error_code, chunk_id FROM batch.operation_states WHERE id = $1', [id])
     )[0];
   }
+
+  it("reads a run of inserts by one range of the primary key in order of id, with no sort: a backlog's statement", async () => {
+    const created = await operations.createMany(
+      billing,
+      Array.from({ length: 1000 }, (_, i) => insert({ id: 1000 - i, sku: `s${i}` })),
+    );
+    const table = (await t.get(CatalogService).find('items'))!;
+    const plan = { table, type: 'insert' as const, columns: ['id', 'sku'], keyColumns: null };
+    const statement = insertStatement(table, { ...plan, operations: created.map(({ id }) => claimedId(id)) });
+    await t.db.query('ANALYZE batch.operations');
+    const [explained] = await t.db.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(
+      `EXPLAIN (FORMAT JSON) ${statement.sql}`,
+      statement.params,
+    );
+    const nodes = (node: PlanNode): string[] => [node['Node Type'], ...(node.Plans ?? []).flatMap(nodes)];
+    assert.deepEqual(nodes(explained['QUERY PLAN'][0].Plan), ['ModifyTable', 'Subquery Scan', 'Index Scan']);
+    // and in the order of application: the serial drawn in order of the operations' ids
+    await t.db.query(statement.sql, statement.params);
+    const rows = await t.db.query<{ id: number }>('SELECT id FROM public.items ORDER BY seq');
+    assert.deepEqual(
+      rows.map((row) => row.id),
+      Array.from({ length: 1000 }, (_, i) => 1000 - i),
+    );
+  });
 
   it('applies a chunk of inserts as one statement and records outcomes, execution, steps and outbox', async () => {
     const created = await operations.createMany(

@@ -66,6 +66,9 @@ const throughKeyIndex = (change: string, exact: string) =>
 
 const FROM_OPERATIONS =
   'o.id AS op, o.priority FROM unnest($1::bigint[], $2::bigint[]) AS r(first_id, last_id) JOIN batch.operations o ON o.id BETWEEN r.first_id AND r.last_id';
+/** How an insert reads one run of one priority: one range of the primary key, in order of id. */
+const FROM_ONE_RUN =
+  'o.id AS op, o.priority FROM batch.operations o WHERE o.id BETWEEN ($1::bigint[])[1] AND ($2::bigint[])[cardinality($2::bigint[])]';
 
 describe('qualifiedName', () => {
   it('quotes schema and table, doubling embedded double quotes', () => {
@@ -81,9 +84,23 @@ describe('insertStatement', () => {
       statement.sql,
       'INSERT INTO "public"."items" ("id", "price", "sku") SELECT v.c1, v.c2, v.c3 FROM (' +
         "SELECT (o.row_values->>E'id')::integer AS c1, (o.row_values->>E'price')::numeric AS c2, (o.row_values->>E'sku')::character varying AS c3, " +
-        `${FROM_OPERATIONS}) v ORDER BY v.priority DESC, v.op`,
+        `${FROM_ONE_RUN}) v ORDER BY v.op`,
     );
     assert.equal(statement.everyRow, true);
+  });
+
+  it('reads runs, or operations of several priorities, by ranges, and then orders them by priority and id', () => {
+    const oneRun = (ids: string[], priorities: number[]) => ({
+      ...plan(items, 'insert', ['id'], null, ids),
+      operations: ids.map((id, i) => ({ ...op(id), priority: priorities[i] })),
+    });
+    for (const p of [oneRun(['1', '3'], [0, 0]), oneRun(['2', '1'], [0, 5])]) {
+      const { sql } = insertStatement(items, p);
+      assert.ok(sql.endsWith(`${FROM_OPERATIONS}) v ORDER BY v.priority DESC, v.op`), sql);
+    }
+    const { sql, params } = insertStatement(items, oneRun(['2', '1', '3'], [5, 5, 5]));
+    assert.ok(sql.endsWith(`${FROM_ONE_RUN}) v ORDER BY v.op`), sql);
+    assert.deepEqual(params, ['{1}', '{3}']);
   });
 
   it('does not cast to the type modifier (the assignment applies length and precision)', () => {
@@ -112,7 +129,7 @@ describe('insertStatement', () => {
       sql,
       'INSERT INTO "my schema"."we""ird" ("a""b", "it\'s\\") SELECT v.c1, v.c2 FROM (' +
         "SELECT (o.row_values->>E'a\"b')::text AS c1, (o.row_values->>E'it''s\\\\')::integer AS c2, " +
-        `${FROM_OPERATIONS}) v ORDER BY v.priority DESC, v.op`,
+        `${FROM_ONE_RUN}) v ORDER BY v.op`,
     );
   });
 
@@ -138,7 +155,7 @@ describe('upsertStatement', () => {
       statement.sql,
       'INSERT INTO "public"."items" ("id", "note", "qty") SELECT v.c1, v.c2, v.c3 FROM (' +
         "SELECT (o.row_values->>E'id')::integer AS c1, (o.row_values->>E'note')::text AS c2, (o.row_values->>E'qty')::integer AS c3, " +
-        `${FROM_OPERATIONS}) v ORDER BY v.priority DESC, v.op ON CONFLICT ("id") DO UPDATE SET "note" = EXCLUDED."note", "qty" = EXCLUDED."qty"`,
+        `${FROM_ONE_RUN}) v ORDER BY v.op ON CONFLICT ("id") DO UPDATE SET "note" = EXCLUDED."note", "qty" = EXCLUDED."qty"`,
     );
     assert.equal(statement.everyRow, true);
   });

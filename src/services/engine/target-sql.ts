@@ -1,7 +1,7 @@
 import type { StatementPlan } from '../../interfaces/chunk.interfaces';
 import type { TargetColumn, TargetTable } from '../../interfaces/catalog.interfaces';
 import { quoteIdent, quoteLiteral } from '../storage/database';
-import { runParams, taggedSpans } from '../storage/id-runs';
+import { idRuns, paramsOfRuns, taggedSpans } from '../storage/id-runs';
 
 /**
  * The SQL that applies a statement plan to a target table. The values never travel through the service: each
@@ -44,18 +44,33 @@ export function qualifiedName(table: TargetTable): string {
  * The operations as typed rows, found through the primary key by runs of consecutive ids: `SELECT
  * (o.row_values->>'c')::type AS c1, …, o.id AS op, o.priority FROM unnest($1, $2) r JOIN batch.operations o ON o.id
  * BETWEEN r.first_id AND r.last_id`, a range of the index per run where a lookup per id read ~3 times the buffers. A
- * statement's operations are in the order of application of their chunk, `priority DESC, id` (PLAN_ORDER). Every
+ * statement's operations are in the order of application of their chunk, `priority DESC, id` (`order`). Every
  * value is cast for every operation, also where an update or delete then matches no row, as a one-row statement with
  * a bad value would fail even when its WHERE matches nothing.
+ *
+ * `inOrder` (a statement that takes its rows in order): where the operations are one run of one priority, as a backlog's
+ * statements are, they are read as one range of the primary key, from the first id given to the last, which the index
+ * gives in their order: no sort, about a seventh of an insert's time. What is given may also be each id of a part of
+ * that run (batch.apply_in_parts): a part of a run is a run too.
  */
-function input(table: TargetTable, plan: StatementPlan, fields: { name: string; from: 'values' | 'key' }[]) {
+function input(
+  table: TargetTable,
+  plan: StatementPlan,
+  fields: { name: string; from: 'values' | 'key' }[],
+  inOrder = false,
+) {
   const columns = fields.map((f) => column(table, f.name));
   const aliases = fields.map((_, i) => `c${i + 1}`);
+  const runs = idRuns(plan.operations);
+  const oneRange =
+    inOrder && runs.length === 1 && plan.operations.every((op) => op.priority === plan.operations[0].priority);
+  const operations = plan.source ?? 'batch.operations';
   const sql =
     `SELECT ${columns.map((c, i) => `${storedValue(c, fields[i].from, plan.helpers)} AS ${aliases[i]}`).join(', ')}, o.id AS op, o.priority ` +
-    `FROM unnest($1::bigint[], $2::bigint[]) AS r(first_id, last_id) ` +
-    `JOIN ${plan.source ?? 'batch.operations'} o ON o.id BETWEEN r.first_id AND r.last_id`;
-  return { columns, params: runParams(plan.operations), sql, aliases };
+    (oneRange
+      ? `FROM ${operations} o WHERE o.id BETWEEN ($1::bigint[])[1] AND ($2::bigint[])[cardinality($2::bigint[])]`
+      : `FROM unnest($1::bigint[], $2::bigint[]) AS r(first_id, last_id) JOIN ${operations} o ON o.id BETWEEN r.first_id AND r.last_id`);
+  return { columns, params: paramsOfRuns(runs), sql, aliases, order: oneRange ? 'v.op' : PLAN_ORDER };
 }
 
 /** The order of a statement's operations: their chunk's order of application. */
@@ -80,10 +95,11 @@ export function insertStatement(table: TargetTable, plan: StatementPlan): Target
     table,
     plan,
     plan.columns.map((name) => ({ name, from: 'values' as const })),
+    true,
   );
   const sql =
     `INSERT INTO ${qualifiedName(table)} (${rows.columns.map((c) => quoteIdent(c.name)).join(', ')}) ` +
-    `SELECT ${rows.aliases.map((a) => `v.${a}`).join(', ')} FROM (${rows.sql}) v ORDER BY ${PLAN_ORDER}`;
+    `SELECT ${rows.aliases.map((a) => `v.${a}`).join(', ')} FROM (${rows.sql}) v ORDER BY ${rows.order}`;
   return { sql, params: rows.params, everyRow: true };
 }
 
@@ -93,20 +109,21 @@ export function insertStatement(table: TargetTable, plan: StatementPlan): Target
  */
 export function upsertStatement(table: TargetTable, plan: StatementPlan): TargetStatement {
   const conflictKey = plan.keyColumns!;
+  const updates = plan.columns
+    .filter((name) => !conflictKey.includes(name))
+    .map((name) => `${quoteIdent(name)} = EXCLUDED.${quoteIdent(name)}`);
   const rows = input(
     table,
     plan,
     plan.columns.map((name) => ({ name, from: 'values' as const })),
+    updates.length > 0,
   );
   const names = rows.columns.map((c) => quoteIdent(c.name)).join(', ');
   const selected = rows.aliases.map((a) => `v.${a}`).join(', ');
   const conflict = conflictKey.map(quoteIdent).join(', ');
-  const updates = rows.columns
-    .filter((c) => !conflictKey.includes(c.name))
-    .map((c) => `${quoteIdent(c.name)} = EXCLUDED.${quoteIdent(c.name)}`);
   if (updates.length > 0) {
     const sql =
-      `INSERT INTO ${qualifiedName(table)} (${names}) SELECT ${selected} FROM (${rows.sql}) v ORDER BY ${PLAN_ORDER} ` +
+      `INSERT INTO ${qualifiedName(table)} (${names}) SELECT ${selected} FROM (${rows.sql}) v ORDER BY ${rows.order} ` +
       `ON CONFLICT (${conflict}) DO UPDATE SET ${updates.join(', ')}`;
     return { sql, params: rows.params, everyRow: true };
   }
