@@ -436,7 +436,7 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
       await Promise.all(processes.map((p) => p.close()));
     }
   });
-  it('schedules: a put waits for a tick being launched and arms the one after; a cron that no longer parses stops only its own', async () => {
+  it('schedules: a put waits for a tick being launched; a broken cron stops only its own; a failed launch is tried again', async () => {
     const schedules = jobs.app.get(JobSchedules);
     const copy = (to: number) => ({ source: 'public.src', target: 'public.dst', mode: 'upsert', to });
     await schedules.put('nightly', { job: 'copy', cron: '0 0 * * *', client: 'copier', parameters: copy(40) });
@@ -474,6 +474,31 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
     assert.equal(broken.nextTickAt, '9999-12-31T00:00:00.000Z', 'stopped until it is put again');
     assert.ok(Date.parse(sound.lastTickAt!) > Date.now() - 3000, 'the other one launched');
     await Promise.all(['broken', 'sound'].map((name) => schedules.delete(name)));
+
+    // a launch the database refuses for a moment (a serialization failure): the tick stays due and is launched next turn
+    await jobs.db.query(`CREATE SEQUENCE public.launch_failures;
+      CREATE FUNCTION public.fail_first_launch() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF nextval('public.launch_failures') = 1 THEN RAISE EXCEPTION 'could not serialize' USING ERRCODE = '40001'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER fail_first_launch BEFORE INSERT ON batch.job_executions FOR EACH ROW EXECUTE FUNCTION public.fail_first_launch()`);
+    try {
+      await schedules.put('hourly', { job: 'copy', cron: '0 * * * *', client: 'copier', parameters: copy(43) });
+      await jobs.db.query(
+        `UPDATE batch.job_schedules SET next_tick_at = date_trunc('second', now()) WHERE name = 'hourly'`,
+      );
+      const [due] = await schedules.list('hourly');
+      assert.equal(await schedules.tick(), 0, 'no next tick moved on');
+      assert.deepEqual(await scheduledTicks(jobs.db, 43), []);
+      assert.equal((await schedules.list('hourly'))[0].nextTickAt, due.nextTickAt, 'the failed tick stays the next');
+      assert.equal(await schedules.tick(), 1);
+      assert.deepEqual(await scheduledTicks(jobs.db, 43), [due.nextTickAt], 'launched at the next turn');
+    } finally {
+      await jobs.db.query(`DROP TRIGGER fail_first_launch ON batch.job_executions;
+        DROP FUNCTION public.fail_first_launch(); DROP SEQUENCE public.launch_failures`);
+      await schedules.delete('hourly').catch(() => undefined);
+    }
   });
 });
 

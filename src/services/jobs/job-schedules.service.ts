@@ -158,7 +158,7 @@ export class JobSchedules {
   }
 
   /**
-   * Launches the ticks that are due, each once; answers how many schedules had some. Clients take turns: each one's
+   * Launches the ticks that are due, each once; answers how many schedules' next tick moved on. Clients take turns: each one's
    * most overdue schedule first, then each one's second, so that a client with a thousand schedules due at the same
    * minute delays another's by one turn, not by its thousand launches.
    */
@@ -173,8 +173,9 @@ export class JobSchedules {
            FROM batch.job_schedules s JOIN due d ON d.name = s.name JOIN batch.clients c ON c.id = s.client_id
           WHERE s.next_tick_at <= now() AND s.enabled ORDER BY d.turn, s.next_tick_at LIMIT 20 FOR UPDATE OF s SKIP LOCKED`,
       );
-      for (const schedule of rows) await this.launchDue(tx, schedule, schedule.revoked ? null : schedule);
-      return rows.length;
+      let moved = 0;
+      for (const schedule of rows) if (await this.launchDue(tx, schedule, schedule.revoked ? null : schedule)) moved++;
+      return moved;
     });
     if (due > 0) this.signals.wake(); // once the launches committed
     return due;
@@ -182,21 +183,24 @@ export class JobSchedules {
 
   /**
    * A schedule's due ticks, each launched unless it is older than its backfill window, and its next tick moved on; none
-   * launched for a client revoked (`client` null).
+   * launched for a client revoked (`client` null). A tick whose launch failed other than by a refusal (the database
+   * said no: a lock or serialization conflict, say) stays the next one, tried again at the next turn while it is within
+   * the window. Answers whether the next tick moved on.
    */
   private async launchDue(
     tx: PoolClient,
     schedule: ScheduleRow & { now: Date },
     client: Launcher | null,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const cron = this.storedCron(schedule);
     const oldest = schedule.now.getTime() - Math.max(schedule.backfill_seconds * 1000, LATE_TICK_MS);
     let tick: Date | null = cron ? schedule.next_tick_at : null;
     let launched: Date | null = null;
     const late: Date[] = [];
     for (let n = 0; cron && tick && tick <= schedule.now && n < MAX_TICKS_PER_TURN; n++) {
-      if (tick.getTime() >= oldest) await this.launchTick(tx, schedule, client, (launched = tick));
-      else late.push(tick);
+      if (tick.getTime() < oldest) late.push(tick);
+      else if (await this.launchTick(tx, schedule, client, tick)) launched = tick;
+      else break;
       tick = cron.nextRun(tick);
     }
     if (late.length > 0)
@@ -204,10 +208,12 @@ export class JobSchedules {
         `schedule ${schedule.name}: ${late.length} tick(s) from ${late[0].toISOString()} were not launched: older than ` +
           `its backfill window (${Math.max(schedule.backfill_seconds, LATE_TICK_MS / 1000)} s)`,
       );
+    const next = tick ?? new Date('9999-12-31T00:00:00Z');
     await tx.query(
       `UPDATE batch.job_schedules SET next_tick_at = $2, last_tick_at = coalesce($3, last_tick_at) WHERE name = $1`,
-      [schedule.name, tick ?? new Date('9999-12-31T00:00:00Z'), launched],
+      [schedule.name, next, launched],
     );
+    return next.getTime() !== schedule.next_tick_at.getTime();
   }
 
   /**
@@ -225,7 +231,13 @@ export class JobSchedules {
     }
   }
 
-  private async launchTick(tx: PoolClient, schedule: ScheduleRow, client: Launcher | null, tick: Date): Promise<void> {
+  /** Launches a tick; answers false where its launch failed other than by a refusal (a BatchError), to be tried again. */
+  private async launchTick(
+    tx: PoolClient,
+    schedule: ScheduleRow,
+    client: Launcher | null,
+    tick: Date,
+  ): Promise<boolean> {
     const definition = this.registry.get(schedule.job);
     const parameters = { ...schedule.parameters, [SCHEDULED_AT]: tick.toISOString() };
     await tx.query('SAVEPOINT tick');
@@ -236,10 +248,13 @@ export class JobSchedules {
       const identity = await this.operator.identityOf(definition, launch.parameters);
       await this.operator.decide(tx, client, definition, { ...launch, identity });
       await tx.query('RELEASE SAVEPOINT tick');
+      return true;
     } catch (error) {
       await tx.query('ROLLBACK TO SAVEPOINT tick; RELEASE SAVEPOINT tick');
-      const reason = error instanceof BatchError ? `${error.code}: ${error.message}` : logReason(error);
+      const refused = error instanceof BatchError;
+      const reason = refused ? `${error.code}: ${error.message}` : `${logReason(error)}; tried again`;
       this.logger.warn(`schedule ${schedule.name}: the tick of ${tick.toISOString()} was not launched: ${reason}`);
+      return refused;
     }
   }
 }
