@@ -196,16 +196,16 @@ export class JobSchedules {
     const oldest = schedule.now.getTime() - Math.max(schedule.backfill_seconds * 1000, LATE_TICK_MS);
     let tick: Date | null = cron ? schedule.next_tick_at : null;
     let launched: Date | null = null;
-    const late: Date[] = [];
+    let late = 0; // the first ticks, those older than the window
     for (let n = 0; cron && tick && tick <= schedule.now && n < MAX_TICKS_PER_TURN; n++) {
-      if (tick.getTime() < oldest) late.push(tick);
+      if (tick.getTime() < oldest) late++;
       else if (await this.launchTick(tx, schedule, client, tick)) launched = tick;
       else break;
       tick = cron.nextRun(tick);
     }
-    if (late.length > 0)
+    if (late > 0)
       this.logger.warn(
-        `schedule ${schedule.name}: ${late.length} tick(s) from ${late[0].toISOString()} were not launched: older than ` +
+        `schedule ${schedule.name}: ${late} tick(s) from ${schedule.next_tick_at.toISOString()} were not launched: older than ` +
           `its backfill window (${Math.max(schedule.backfill_seconds, LATE_TICK_MS / 1000)} s)`,
       );
     const next = tick ?? new Date('9999-12-31T00:00:00Z');
