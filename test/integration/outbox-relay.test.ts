@@ -72,6 +72,39 @@ describe('the outbox relay takes a bounded batch (real PostgreSQL)', () => {
     });
   });
 
+  it('makes the text of the messages it locked only, not of those another relay holds', async () => {
+    const client = await t.client('held-elsewhere');
+    const [{ id: execution }] = await t.db.query<{ id: string }>(
+      `INSERT INTO batch.chunks (status, worker, started_at, ended_at) VALUES ('COMPLETED', 'w', now(), now()) RETURNING id`,
+    );
+    await t.db.query(`UPDATE batch.outbox SET sent_at = now()`);
+    await t.db.query(
+      `INSERT INTO batch.outbox (routing_key, chunk_id, client_id, operations, size)
+       SELECT 'k', $1, $2, '{}', 100 FROM generate_series(1, 3)`,
+      [execution, client.id],
+    );
+    // each text made counted: batch.settled_message wrapped by a function that counts its calls
+    await t.db.query(`CREATE SEQUENCE public.texts_made;
+      ALTER FUNCTION batch.settled_message(batch.outbox) RENAME TO settled_message_counted;
+      CREATE FUNCTION batch.settled_message(o batch.outbox) RETURNS text LANGUAGE plpgsql AS $$
+        BEGIN PERFORM nextval('public.texts_made'); RETURN batch.settled_message_counted(o); END $$`);
+    const elsewhere = await t.get(Database).pool.connect();
+    try {
+      await elsewhere.query('BEGIN');
+      await elsewhere.query(`SELECT id FROM batch.outbox WHERE sent_at IS NULL ORDER BY id LIMIT 2 FOR UPDATE`);
+      assert.equal(await unsent(500, 1_000_000), 1, 'the one message no other relay holds');
+      const [{ made }] = await t.db.query<{ made: string }>(
+        `SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS made FROM public.texts_made`,
+      );
+      assert.equal(Number(made), 1, 'one text made');
+    } finally {
+      await elsewhere.query('ROLLBACK');
+      elsewhere.release();
+      await t.db.query(`DROP FUNCTION batch.settled_message(batch.outbox);
+        ALTER FUNCTION batch.settled_message_counted(batch.outbox) RENAME TO settled_message; DROP SEQUENCE public.texts_made`);
+    }
+  });
+
   it("lists a message's operations in order of id, whatever order the queue holds them in", async () => {
     const client = await t.client('ordered');
     const [{ id: execution }] = await t.db.query<{ id: string }>(

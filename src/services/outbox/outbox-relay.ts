@@ -19,15 +19,19 @@ function messageType(routingKey: string): string {
 
 /**
  * Unsent messages, oldest first, up to $1 of them and about $2 bytes, each made into its text (batch.settled_message)
- * unless it was written whole; locked so that relays share the work. One the broker refused waits for its retry time.
+ * unless it was written whole; locked so that relays share the work, and made into text only once locked: a row
+ * another relay holds is skipped before its text is made, not after. One the broker refused waits for its retry time.
  */
 const UNSENT_MESSAGES_SQL = `
-  SELECT id, routing_key, coalesce(payload, batch.settled_message(o)) AS payload FROM batch.outbox o
-   WHERE sent_at IS NULL AND id = ANY (ARRAY(
-     SELECT id FROM (SELECT id, coalesce(size, octet_length(payload)) AS size, sum(coalesce(size, octet_length(payload))) OVER (ORDER BY id) AS running
-                       FROM batch.outbox WHERE sent_at IS NULL AND (retry_at IS NULL OR retry_at <= now()) ORDER BY id LIMIT $1) unsent
-      WHERE running - size < $2))
-   ORDER BY id FOR UPDATE SKIP LOCKED`;
+  WITH locked AS MATERIALIZED (
+    SELECT o FROM batch.outbox o
+     WHERE sent_at IS NULL AND id = ANY (ARRAY(
+       SELECT id FROM (SELECT id, coalesce(size, octet_length(payload)) AS size, sum(coalesce(size, octet_length(payload))) OVER (ORDER BY id) AS running
+                         FROM batch.outbox WHERE sent_at IS NULL AND (retry_at IS NULL OR retry_at <= now()) ORDER BY id LIMIT $1) unsent
+        WHERE running - size < $2))
+     ORDER BY id FOR UPDATE SKIP LOCKED)
+  SELECT (l.o).id, (l.o).routing_key, coalesce((l.o).payload, batch.settled_message(l.o)) AS payload
+    FROM locked l ORDER BY (l.o).id`;
 
 /** The error amqplib confirms a message with when the broker refused it (a negative acknowledgement). */
 const REFUSED = 'message nacked';
