@@ -257,11 +257,12 @@ AS $function$
           -- that all lead (see above), the key-addressed ones through one key, each row once. Else the passes below.
           -- Key-addressed identities alike after their token (|kN||: one token, through unique key N, no barrier) name
           -- one row each where they differ, which a 64-bit hash of each tells without sorting the texts (a collision
-          -- only sends the lead to the passes below).
+          -- only sends the lead to the passes below). Rows are counted for a keyed lead alone: the count sorts what it is
+          -- given, NULLs too: a quarter of an insert lead's time.
           SELECT count(*)::int AS n, min(a.id) AS first_id, max(a.id) AS last_id, min(a.client_id) AS client_id,
                  max(a.client_id) AS last_client_id, min(a.shape) AS shape, max(a.shape) AS last_shape,
                  sum(a.bytes) AS bytes, sum(a.chars) AS chars, bool_and(a.leads) AS leads,
-                 count(DISTINCT a.row_hash) AS rows, min(a.addressing) AS addressing, max(a.addressing) AS last_addressing
+                 count(DISTINCT a.row_hash) FILTER (WHERE keyed_lead) AS rows, min(a.addressing) AS addressing, max(a.addressing) AS last_addressing
             INTO lead
             FROM (SELECT o.id, o.client_id, o.shape COLLATE "C" AS shape, coalesce(pg_column_size(o.row_values), 0) AS bytes,
                          (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4)) AS chars,
