@@ -257,8 +257,8 @@ AS $function$
           -- that all lead (see above), the key-addressed ones through one key, each row once. Else the passes below.
           -- Key-addressed identities alike after their token (|kN||: one token, through unique key N, no barrier) name
           -- one row each where they differ, which a 64-bit hash of each tells without sorting the texts (a collision
-          -- only sends the lead to the passes below). Rows are counted for a keyed lead alone: the count sorts what it is
-          -- given, NULLs too: a quarter of an insert lead's time.
+          -- only sends the lead to the passes below). Rows are counted for a keyed lead alone: the count sorts what
+          -- it is given, NULLs too, a quarter of an insert lead's time.
           SELECT count(*)::int AS n, min(a.id) AS first_id, max(a.id) AS last_id, min(a.client_id) AS client_id,
                  max(a.client_id) AS last_client_id, min(a.shape) AS shape, max(a.shape) AS last_shape,
                  sum(a.bytes) AS bytes, sum(a.chars) AS chars, bool_and(a.leads) AS leads,

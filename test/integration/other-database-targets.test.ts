@@ -52,6 +52,7 @@ describe('targets in another database (BATCH_DATABASES)', () => {
 
   beforeEach(async () => {
     await billing.query(`DROP TABLE IF EXISTS invoices; CREATE TABLE invoices ${INVOICES}`);
+    await billing.query(`DROP TABLE IF EXISTS lines; CREATE TABLE lines (id int PRIMARY KEY, seq bigserial)`);
     await t.db.query(`DROP TABLE IF EXISTS ledger_lines; CREATE TABLE ledger_lines (id int PRIMARY KEY, note text)`);
   });
 
@@ -169,6 +170,19 @@ describe('targets in another database (BATCH_DATABASES)', () => {
     );
     const { rows } = await billing.query(`SELECT count(*)::int AS n, max(note) AS note FROM invoices`);
     assert.deepEqual(rows[0], { n: 20, note: 'n\t9\\' }, 'every row, its text as sent');
+
+    // in their order of application, as one by one would: the serial drawn in the order of the operations
+    const ids = [5, 3, 9, 1, 7];
+    await operations.createMany(
+      caller,
+      ids.map((id) => ({ target: 'billing:lines', type: 'insert' as const, values: { id } })),
+    );
+    await drain();
+    const lines = await billing.query<{ id: number }>(`SELECT id FROM lines ORDER BY seq`);
+    assert.deepEqual(
+      lines.rows.map((line) => line.id),
+      ids,
+    );
 
     const mixed = await operations.createMany(caller, [
       invoice({ type: 'insert', values: { id: 100, amount: 1 } }),

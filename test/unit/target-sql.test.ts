@@ -7,10 +7,12 @@ import {
   deleteStatement,
   foldedStatement,
   insertStatement,
+  oneRun,
   qualifiedName,
   targetStatement,
   upsertStatement,
 } from '../../src/services/engine/target-sql';
+import { valueRows } from '../../src/services/engine/other-database';
 import { column, targetTable } from '../support/catalog-fixtures';
 import { claimedId } from '../support/claimed';
 
@@ -144,6 +146,33 @@ describe('insertStatement', () => {
     assert.match(
       sql,
       /^INSERT INTO "public"\."items" \("gone"\) SELECT v\.c1 FROM \(SELECT \(o\.row_values->>E'gone'\)::text AS c1, o\.id AS op/,
+    );
+  });
+});
+
+describe('oneRun: operations read in order of id, without a sort', () => {
+  const ofPriorities = (ids: string[], priorities: number[]) =>
+    ids.map((id, i) => ({ ...op(id), priority: priorities[i] }));
+
+  it('is the one run that operations of one priority are, in any order given, else null', () => {
+    assert.deepEqual(oneRun(ofPriorities(['2', '1', '3'], [5, 5, 5])), ['1', '3']);
+    assert.deepEqual(oneRun([{ ...op('10'), count: 1000 }]), ['10', '1009']);
+    assert.equal(oneRun(ofPriorities(['1', '3'], [0, 0])), null, 'two runs');
+    assert.equal(oneRun(ofPriorities(['1', '2'], [0, 5])), null, 'two priorities');
+  });
+
+  it("copies one run's values into another database by one range in order of id, others by runs, sorted", () => {
+    const values = ["o.row_values->>E'id'"];
+    const copied = (ids: string[], priorities: number[]) =>
+      valueRows({ ...plan(items, 'insert', ['id'], null), operations: ofPriorities(ids, priorities) }, values);
+    assert.equal(
+      copied(['1', '2', '3'], [0, 0, 0]),
+      "SELECT o.row_values->>E'id' FROM batch.operations o WHERE o.id BETWEEN 1 AND 3 ORDER BY o.id",
+    );
+    assert.equal(
+      copied(['1', '3'], [0, 0]),
+      "SELECT o.row_values->>E'id' FROM unnest('{1,3}'::bigint[], '{1,3}'::bigint[]) AS r(first_id, last_id) " +
+        'JOIN batch.operations o ON o.id BETWEEN r.first_id AND r.last_id ORDER BY o.priority DESC, o.id',
     );
   });
 });

@@ -3,7 +3,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
 import type { ChunkPlan, ClaimedOperation, OperationOutcome, StatementPlan } from '../../interfaces/chunk.interfaces';
 import { type Database, quoteIdent, quoteLiteral } from '../storage/database';
-import { qualifiedName } from './target-sql';
+import { oneRun, qualifiedName } from './target-sql';
 import { runParams } from '../storage/id-runs';
 import { usingConnection } from '../storage/pg-client';
 import { LEDGER_SCHEMA } from '../storage/target-ledger';
@@ -68,9 +68,16 @@ export async function copyInserts(db: Database, target: PoolClient, plan: Statem
     if (column?.isArray) return `batch.array_literal(${value}, ${json})`;
     return json ? `nullif(${value}, 'null')::text` : `o.row_values->>${quoteLiteral(name)}`;
   });
-  const rows = `SELECT ${values.join(', ')} FROM ${operationsOf(plan.operations)} ORDER BY o.priority DESC, o.id`;
   const columns = plan.columns.map(quoteIdent).join(', ');
-  await copyFromQueue(db, target, rows, `COPY ${qualifiedName(plan.table)} (${columns}) FROM STDIN`);
+  await copyFromQueue(db, target, valueRows(plan, values), `COPY ${qualifiedName(plan.table)} (${columns}) FROM STDIN`);
+}
+
+/** The statement's operations' `values` in its order: one run of one priority (oneRun) by one range, in order of id. */
+export function valueRows(plan: StatementPlan, values: string[]): string {
+  const run = oneRun(plan.operations);
+  return run
+    ? `SELECT ${values.join(', ')} FROM batch.operations o WHERE o.id BETWEEN ${run[0]} AND ${run[1]} ORDER BY o.id`
+    : `SELECT ${values.join(', ')} FROM ${operationsOf(plan.operations)} ORDER BY o.priority DESC, o.id`;
 }
 
 /** `rows` of the queue's database streamed by `COPY … TO STDOUT` there into `copy` (a `COPY … FROM STDIN`) in `target`. */

@@ -1,7 +1,7 @@
-import type { StatementPlan } from '../../interfaces/chunk.interfaces';
+import type { ClaimedOperation, StatementPlan } from '../../interfaces/chunk.interfaces';
 import type { TargetColumn, TargetTable } from '../../interfaces/catalog.interfaces';
 import { quoteIdent, quoteLiteral } from '../storage/database';
-import { idRuns, paramsOfRuns, taggedSpans } from '../storage/id-runs';
+import { idRuns, runParams, taggedSpans } from '../storage/id-runs';
 
 /**
  * The SQL that applies a statement plan to a target table. The values never travel through the service: each
@@ -48,10 +48,10 @@ export function qualifiedName(table: TargetTable): string {
  * value is cast for every operation, also where an update or delete then matches no row, as a one-row statement with
  * a bad value would fail even when its WHERE matches nothing.
  *
- * `inOrder` (a statement that takes its rows in order): where the operations are one run of one priority, as a backlog's
- * statements are, they are read as one range of the primary key, from the first id given to the last, which the index
- * gives in their order: no sort, about a seventh of an insert's time. What is given may also be each id of a part of
- * that run (batch.apply_in_parts): a part of a run is a run too.
+ * `inOrder` (a statement that takes its rows in order): where the operations are one run of one priority, as a
+ * backlog's statements are, they are read as one range of the primary key, from the first id given to the last, which
+ * the index gives in their order: no sort, about a seventh of an insert's time. What is given may also be each id of
+ * a part of that run (batch.apply_in_parts): a part of a run is a run too.
  */
 function input(
   table: TargetTable,
@@ -61,16 +61,24 @@ function input(
 ) {
   const columns = fields.map((f) => column(table, f.name));
   const aliases = fields.map((_, i) => `c${i + 1}`);
-  const runs = idRuns(plan.operations);
-  const oneRange =
-    inOrder && runs.length === 1 && plan.operations.every((op) => op.priority === plan.operations[0].priority);
+  const run = inOrder ? oneRun(plan.operations) : null;
   const operations = plan.source ?? 'batch.operations';
   const sql =
     `SELECT ${columns.map((c, i) => `${storedValue(c, fields[i].from, plan.helpers)} AS ${aliases[i]}`).join(', ')}, o.id AS op, o.priority ` +
-    (oneRange
+    (run
       ? `FROM ${operations} o WHERE o.id BETWEEN ($1::bigint[])[1] AND ($2::bigint[])[cardinality($2::bigint[])]`
       : `FROM unnest($1::bigint[], $2::bigint[]) AS r(first_id, last_id) JOIN ${operations} o ON o.id BETWEEN r.first_id AND r.last_id`);
-  return { columns, params: paramsOfRuns(runs), sql, aliases, order: oneRange ? 'v.op' : PLAN_ORDER };
+  return { columns, params: runParams(plan.operations), sql, aliases, order: run ? 'v.op' : PLAN_ORDER };
+}
+
+/**
+ * The one run of ids (its first and last) that operations of one priority are, as a backlog's statements are; else
+ * null. Read as one range of the primary key, they come in order of id, which is then their order of application.
+ */
+export function oneRun(operations: ClaimedOperation[]): [string, string] | null {
+  if (!operations.every((op) => op.priority === operations[0].priority)) return null;
+  const runs = idRuns(operations);
+  return runs.length === 1 ? runs[0] : null;
 }
 
 /** The order of a statement's operations: their chunk's order of application. */

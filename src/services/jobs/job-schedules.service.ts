@@ -158,9 +158,9 @@ export class JobSchedules {
   }
 
   /**
-   * Launches the ticks that are due, each once; answers how many schedules' next tick moved on. Clients take turns: each one's
-   * most overdue schedule first, then each one's second, so that a client with a thousand schedules due at the same
-   * minute delays another's by one turn, not by its thousand launches.
+   * Launches the ticks that are due, each once; answers how many schedules' next tick moved on. Clients take turns:
+   * each one's most overdue schedule first, then each one's second, so that a client with a thousand schedules due at
+   * the same minute delays another's by one turn, not by its thousand launches.
    */
   async tick(): Promise<number> {
     const due = await this.db.transaction(async (tx) => {
@@ -231,7 +231,7 @@ export class JobSchedules {
     }
   }
 
-  /** Launches a tick; answers false where its launch failed other than by a refusal (a BatchError), to be tried again. */
+  /** Launches a tick; answers false where its launch failed other than by a refusal (a BatchError): to be tried again. */
   private async launchTick(
     tx: PoolClient,
     schedule: ScheduleRow,

@@ -107,11 +107,7 @@ function bigIdRuns(spans: (string | IdSpan)[]): [string, string][] {
 
 /** The runs of the given ids as two parameters, their first and their last ids (PostgreSQL array literals). */
 export function runParams(spans: (string | IdSpan)[]): [string, string] {
-  return paramsOfRuns(idRuns(spans));
-}
-
-/** Runs (idRuns) as two parameters, their first and their last ids. */
-export function paramsOfRuns(runs: [string, string][]): [string, string] {
+  const runs = idRuns(spans);
   return [numberArray(runs.map(([first]) => first)), numberArray(runs.map(([, last]) => last))];
 }
 
