@@ -26,6 +26,21 @@ describe('the outbox relay takes a bounded batch (real PostgreSQL)', () => {
   const unsent = (count: number, bytes: number) =>
     t.get(Database).transaction(async (tx) => (await unsentMessages(tx, count, bytes)).length);
 
+  /** The only unsent messages: three a chunk wrote for `client`, each counted as 100 bytes; the chunk's id. */
+  async function threeMessagesOf(client: string): Promise<string> {
+    const { id: clientId } = await t.client(client);
+    const [{ id: execution }] = await t.db.query<{ id: string }>(
+      `INSERT INTO batch.chunks (status, worker, started_at, ended_at) VALUES ('COMPLETED', 'w', now(), now()) RETURNING id`,
+    );
+    await t.db.query(`UPDATE batch.outbox SET sent_at = now()`);
+    await t.db.query(
+      `INSERT INTO batch.outbox (routing_key, chunk_id, client_id, operations, size)
+       SELECT 'k', $1, $2, '{}', 100 FROM generate_series(1, 3)`,
+      [execution, clientId],
+    );
+    return execution;
+  }
+
   it('takes the oldest unsent messages up to a count and, beyond the first, up to a size', async () => {
     assert.equal(await unsent(500, 1_000_000), 5);
     assert.equal(await unsent(2, 1_000_000), 2);
@@ -50,16 +65,7 @@ describe('the outbox relay takes a bounded batch (real PostgreSQL)', () => {
   });
 
   it('counts a message written as what it reports by its estimated size, and makes its text', async () => {
-    const client = await t.client('relayed');
-    const [{ id: execution }] = await t.db.query<{ id: string }>(
-      `INSERT INTO batch.chunks (status, worker, started_at, ended_at) VALUES ('COMPLETED', 'w', now(), now()) RETURNING id`,
-    );
-    await t.db.query(`UPDATE batch.outbox SET sent_at = now()`);
-    await t.db.query(
-      `INSERT INTO batch.outbox (routing_key, chunk_id, client_id, operations, size)
-       SELECT 'k', $1, $2, '{}', 100 FROM generate_series(1, 3)`,
-      [execution, client.id],
-    );
+    const execution = await threeMessagesOf('relayed');
     assert.equal(await unsent(500, 150), 2, '100 + 100 bytes: the second starts below the budget');
     const [{ payload }] = await t.get(Database).transaction((tx) => unsentMessages(tx, 1, 1000));
     const message = JSON.parse(payload) as { settledAt: string };
@@ -73,16 +79,7 @@ describe('the outbox relay takes a bounded batch (real PostgreSQL)', () => {
   });
 
   it('makes the text of the messages it locked only, not of those another relay holds', async () => {
-    const client = await t.client('held-elsewhere');
-    const [{ id: execution }] = await t.db.query<{ id: string }>(
-      `INSERT INTO batch.chunks (status, worker, started_at, ended_at) VALUES ('COMPLETED', 'w', now(), now()) RETURNING id`,
-    );
-    await t.db.query(`UPDATE batch.outbox SET sent_at = now()`);
-    await t.db.query(
-      `INSERT INTO batch.outbox (routing_key, chunk_id, client_id, operations, size)
-       SELECT 'k', $1, $2, '{}', 100 FROM generate_series(1, 3)`,
-      [execution, client.id],
-    );
+    await threeMessagesOf('held-elsewhere');
     // each text made counted: batch.settled_message wrapped by a function that counts its calls
     await t.db.query(`CREATE SEQUENCE public.texts_made;
       ALTER FUNCTION batch.settled_message(batch.outbox) RENAME TO settled_message_counted;
