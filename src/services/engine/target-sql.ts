@@ -48,10 +48,9 @@ export function qualifiedName(table: TargetTable): string {
  * value is cast for every operation, also where an update or delete then matches no row, as a one-row statement with
  * a bad value would fail even when its WHERE matches nothing.
  *
- * `inOrder` (a statement that takes its rows in order): where the operations are one run of one priority, as a
- * backlog's statements are, they are read as one range of the primary key, from the first id given to the last, which
- * the index gives in their order: no sort, about a seventh of an insert's time. What is given may also be each id of
- * a part of that run (batch.apply_in_parts): a part of a run is a run too.
+ * `inOrder` (a statement that takes its rows in order): operations that are one run (oneRun) are read as one range of
+ * the primary key, from the first id given to the last: no sort, about a seventh of an insert's time. What is given
+ * may also be each id of a part of that run (batch.apply_in_parts): a part of a run is a run too.
  */
 function input(
   table: TargetTable,
