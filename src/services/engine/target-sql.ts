@@ -1,7 +1,7 @@
 import type { ClaimedOperation, StatementPlan } from '../../interfaces/chunk.interfaces';
 import type { TargetColumn, TargetTable } from '../../interfaces/catalog.interfaces';
 import { quoteIdent, quoteLiteral } from '../storage/database';
-import { idRuns, runParams, taggedSpans } from '../storage/id-runs';
+import { idRuns, paramsOfRuns, taggedSpans } from '../storage/id-runs';
 
 /**
  * The SQL that applies a statement plan to a target table. The values never travel through the service: each
@@ -60,24 +60,24 @@ function input(
 ) {
   const columns = fields.map((f) => column(table, f.name));
   const aliases = fields.map((_, i) => `c${i + 1}`);
-  const run = inOrder ? oneRun(plan.operations) : null;
+  const runs = idRuns(plan.operations);
+  const run = inOrder ? oneRun(plan.operations, runs) : null;
   const operations = plan.source ?? 'batch.operations';
   const sql =
     `SELECT ${columns.map((c, i) => `${storedValue(c, fields[i].from, plan.helpers)} AS ${aliases[i]}`).join(', ')}, o.id AS op, o.priority ` +
     (run
       ? `FROM ${operations} o WHERE o.id BETWEEN ($1::bigint[])[1] AND ($2::bigint[])[cardinality($2::bigint[])]`
       : `FROM unnest($1::bigint[], $2::bigint[]) AS r(first_id, last_id) JOIN ${operations} o ON o.id BETWEEN r.first_id AND r.last_id`);
-  return { columns, params: runParams(plan.operations), sql, aliases, order: run ? 'v.op' : PLAN_ORDER };
+  return { columns, params: paramsOfRuns(runs), sql, aliases, order: run ? 'v.op' : PLAN_ORDER };
 }
 
 /**
  * The one run of ids (its first and last) that operations of one priority are, as a backlog's statements are; else
- * null. Read as one range of the primary key, they come in order of id, which is then their order of application.
+ * null (`runs`: their idRuns, where already known). Read as one range of the primary key, they come in order of id,
+ * which is then their order of application.
  */
-export function oneRun(operations: ClaimedOperation[]): [string, string] | null {
-  if (!operations.every((op) => op.priority === operations[0].priority)) return null;
-  const runs = idRuns(operations);
-  return runs.length === 1 ? runs[0] : null;
+export function oneRun(operations: ClaimedOperation[], runs = idRuns(operations)): [string, string] | null {
+  return runs.length === 1 && operations.every((op) => op.priority === operations[0].priority) ? runs[0] : null;
 }
 
 /** The order of a statement's operations: their chunk's order of application. */

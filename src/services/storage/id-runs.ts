@@ -107,7 +107,11 @@ function bigIdRuns(spans: (string | IdSpan)[]): [string, string][] {
 
 /** The runs of the given ids as two parameters, their first and their last ids (PostgreSQL array literals). */
 export function runParams(spans: (string | IdSpan)[]): [string, string] {
-  const runs = idRuns(spans);
+  return paramsOfRuns(idRuns(spans));
+}
+
+/** Runs (idRuns) as the two parameters of runParams. */
+export function paramsOfRuns(runs: [string, string][]): [string, string] {
   return [numberArray(runs.map(([first]) => first)), numberArray(runs.map(([, last]) => last))];
 }
 
