@@ -50,9 +50,10 @@ describe('a development start without a broker (built service)', () => {
   });
 
   after(async () => {
-    relay?.close();
     await db?.close();
+    // while the relay still listens: what the service declared through it is deleted through it
     await service?.destroy();
+    relay?.close();
   });
 
   it('says at start what is missing and how to get it', () => {
