@@ -124,7 +124,7 @@ $function$
 COMMENT ON FUNCTION batch.shape_of(type text, row_values jsonb, row_key jsonb, conflict_key text[]) IS 'The planning shape of an operation stored without one, from its JSON; its empty keys version gives it a statement of its own. Used when such an operation is retried.';
 
 -- =====================================================================================================================
--- The queue's claim: streams, the deferred set, held-back targets
+-- The queue's claim: streams, their runs, the deferred set, held-back targets
 -- =====================================================================================================================
 
 CREATE TABLE batch.streams (
@@ -134,6 +134,19 @@ CREATE TABLE batch.streams (
   CONSTRAINT streams_pkey PRIMARY KEY (target, priority)
 );
 COMMENT ON TABLE batch.streams IS 'Per stream (a target and a priority), the id up to which chunks have taken its operations. Ingest adds a stream it meets first; a chunk moves its position on when it records what it took, in the same transaction.';
+
+CREATE TABLE batch.stream_runs (
+  target text NOT NULL,
+  priority smallint NOT NULL,
+  last_id bigint NOT NULL,
+  first_id bigint NOT NULL,
+  client_id bigint NOT NULL,
+  shape text NOT NULL,
+  bytes bigint NOT NULL,
+  chars bigint NOT NULL,
+  CONSTRAINT stream_runs_pkey PRIMARY KEY (target, priority, last_id)
+);
+COMMENT ON TABLE batch.stream_runs IS 'Runs of pending inserts and upserts: operations of one stream, client and shape, stored by one flush with consecutive ids (first_id to last_id, all of them). Written by ingest; a cancel deletes the run of its operation, a chunk the runs its stream moved past. The claim reads a lead from them, not from its operations.';
 
 CREATE TABLE batch.deferred (
   id bigint NOT NULL,
@@ -200,6 +213,7 @@ AS $function$
     lead_n int;
     keyed_lead boolean;
     lead record;
+    run_found boolean;
     rounds record;
     rounds_possible boolean;
     rounds_tried boolean;
@@ -258,21 +272,33 @@ AS $function$
           -- Key-addressed identities alike after their token (|kN||: one token, through unique key N, no barrier) name
           -- one row each where they differ, which a 64-bit hash of each tells without sorting the texts (a collision
           -- only sends the lead to the passes below). Rows are counted for a keyed lead alone: the count sorts what
-          -- it is given, NULLs too, a quarter of an insert lead's time.
-          SELECT count(*)::int AS n, min(a.id) AS first_id, max(a.id) AS last_id, min(a.client_id) AS client_id,
-                 max(a.client_id) AS last_client_id, min(a.shape) AS shape, max(a.shape) AS last_shape,
-                 sum(a.bytes) AS bytes, sum(a.chars) AS chars, bool_and(a.leads) AS leads,
-                 count(DISTINCT a.row_hash) FILTER (WHERE keyed_lead) AS rows, min(a.addressing) AS addressing, max(a.addressing) AS last_addressing
-            INTO lead
-            FROM (SELECT o.id, o.client_id, o.shape COLLATE "C" AS shape, coalesce(pg_column_size(o.row_values), 0) AS bytes,
-                         (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4)) AS chars,
-                         CASE WHEN keyed_lead THEN o.type IN ('update', 'delete', 'increment')
-                              ELSE o.type IN ('insert', 'upsert') END AS leads,
-                         CASE WHEN keyed_lead THEN hashtextextended(o.identity, 0) END AS row_hash,
-                         CASE WHEN keyed_lead THEN substr(o.identity, strpos(o.identity, '|')) COLLATE "C" END AS addressing
-                    FROM batch.operations o
-                   WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, stream.taken_through) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
-                   ORDER BY o.target, o.priority, o.id LIMIT lead_n) a;
+          -- it is given, NULLs too, a quarter of an insert lead's time. A lead of inserts or upserts is read from the runs
+          -- stored with them where it is one (batch.run_lead), without reading its operations.
+          run_found := false;
+          IF NOT keyed_lead THEN
+            SELECT (r.last_id - r.first_id + 1)::int AS n, r.first_id, r.last_id, r.client_id, r.client_id AS last_client_id,
+                   r.shape, r.shape AS last_shape, r.bytes, r.chars, true AS leads, NULL::bigint AS rows, NULL::text AS addressing,
+                   NULL::text AS last_addressing
+              INTO lead
+              FROM batch.run_lead(targets[t], stream.priority, stream.taken_through, horizon, lead_n) r;
+            run_found := FOUND;
+          END IF;
+          IF NOT run_found THEN
+            SELECT count(*)::int AS n, min(a.id) AS first_id, max(a.id) AS last_id, min(a.client_id) AS client_id,
+                   max(a.client_id) AS last_client_id, min(a.shape) AS shape, max(a.shape) AS last_shape,
+                   sum(a.bytes) AS bytes, sum(a.chars) AS chars, bool_and(a.leads) AS leads,
+                   count(DISTINCT a.row_hash) FILTER (WHERE keyed_lead) AS rows, min(a.addressing) AS addressing, max(a.addressing) AS last_addressing
+              INTO lead
+              FROM (SELECT o.id, o.client_id, o.shape COLLATE "C" AS shape, coalesce(pg_column_size(o.row_values), 0) AS bytes,
+                           (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4)) AS chars,
+                           CASE WHEN keyed_lead THEN o.type IN ('update', 'delete', 'increment')
+                                ELSE o.type IN ('insert', 'upsert') END AS leads,
+                           CASE WHEN keyed_lead THEN hashtextextended(o.identity, 0) END AS row_hash,
+                           CASE WHEN keyed_lead THEN substr(o.identity, strpos(o.identity, '|')) COLLATE "C" END AS addressing
+                      FROM batch.operations o
+                     WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, stream.taken_through) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
+                     ORDER BY o.target, o.priority, o.id LIMIT lead_n) a;
+          END IF;
           IF lead.leads AND lead.last_id - lead.first_id + 1 = lead.n AND lead.client_id = lead.last_client_id
              AND lead.shape = lead.last_shape
              AND (NOT keyed_lead OR (lead.rows = lead.n AND lead.addressing = lead.last_addressing
@@ -399,6 +425,63 @@ AS $function$
 $function$
 ;
 COMMENT ON FUNCTION batch.claim(targets text[], caps integer[], horizon bigint, max_operations integer, target_lock_space integer) IS 'The claim without rounds, as processes of an earlier build call it while a deploy replaces them.';
+
+CREATE OR REPLACE FUNCTION batch.run_lead(target text, priority smallint, after bigint, horizon bigint, max_operations integer)
+ RETURNS TABLE(first_id bigint, last_id bigint, client_id bigint, shape text, bytes bigint, chars bigint)
+ LANGUAGE plpgsql
+ STABLE
+ SET enable_seqscan TO 'off'
+ SET enable_bitmapscan TO 'off'
+AS $function$
+  DECLARE
+    run record;
+    upto bigint;
+    taken bigint := after;
+    part bigint;
+  BEGIN
+    FOR run IN
+      SELECT r.first_id, r.last_id, r.client_id, r.shape COLLATE "C" AS shape, r.bytes, r.chars FROM batch.stream_runs r
+       WHERE (r.target, r.priority, r.last_id) > (run_lead.target, run_lead.priority, after)
+         AND (r.target, r.priority, r.last_id) <= (run_lead.target, run_lead.priority, 9223372036854775807)
+       ORDER BY r.target, r.priority, r.last_id
+    LOOP
+      IF taken = after THEN
+        first_id := (SELECT o.id FROM batch.operations o
+                      WHERE (o.target, o.priority, o.id) > (run_lead.target, run_lead.priority, after)
+                        AND (o.target, o.priority, o.id) <= (run_lead.target, run_lead.priority, horizon) AND o.not_before IS NULL
+                      ORDER BY o.target, o.priority, o.id LIMIT 1);
+        EXIT WHEN first_id IS NULL OR first_id NOT BETWEEN run.first_id AND run.last_id;
+        client_id := run.client_id;
+        shape := run.shape;
+        bytes := 0;
+        chars := 0;
+        upto := least(horizon, first_id + max_operations - 1);
+      ELSE
+        EXIT WHEN run.first_id <> taken + 1 OR run.client_id <> client_id OR run.shape <> shape;
+      END IF;
+      part := least(run.last_id, upto) - greatest(run.first_id, taken + 1) + 1;
+      bytes := bytes + run.bytes * part / (run.last_id - run.first_id + 1);
+      chars := chars + run.chars * part / (run.last_id - run.first_id + 1);
+      taken := least(run.last_id, upto);
+      -- a run's operations stay while it lasts (a cancel ends it); its last one taken is looked up all the same, so that
+      -- runs whose operations went another way (deleted by hand) give no lead
+      IF NOT EXISTS (SELECT FROM batch.operations o WHERE o.id = taken) THEN
+        RETURN;
+      END IF;
+      EXIT WHEN taken = upto;
+    END LOOP;
+    IF taken = after OR (taken < upto AND EXISTS (
+         SELECT FROM batch.operations o
+          WHERE (o.target, o.priority, o.id) > (run_lead.target, run_lead.priority, taken)
+            AND (o.target, o.priority, o.id) <= (run_lead.target, run_lead.priority, horizon) AND o.not_before IS NULL)) THEN
+      RETURN;
+    END IF;
+    last_id := taken;
+    RETURN NEXT;
+  END
+$function$
+;
+COMMENT ON FUNCTION batch.run_lead(target text, priority smallint, after bigint, horizon bigint, max_operations integer) IS 'A stream''s lead as one run, read from the runs stored with its operations; no row where it is not one whole run. Called by the claim.';
 
 CREATE OR REPLACE FUNCTION batch.claim_rounds(stream_target text, stream_priority smallint, after_id bigint, horizon_id bigint, max_operations integer, keys_version text, byte_share bigint)
  RETURNS TABLE(ids bigint[], counts integer[], bytes bigint[], shapes text[], chars bigint[], lists text[], n integer, client_id bigint, allowed boolean)

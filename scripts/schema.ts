@@ -59,9 +59,9 @@ export const AREAS: Area[] = [
     functions: ['shape_of'],
   },
   {
-    heading: "The queue's claim: streams, the deferred set, held-back targets",
-    tables: ['streams', 'deferred', 'holds'],
-    functions: ['ingest_horizon', 'claim', 'claim_rounds'],
+    heading: "The queue's claim: streams, their runs, the deferred set, held-back targets",
+    tables: ['streams', 'stream_runs', 'deferred', 'holds'],
+    functions: ['ingest_horizon', 'claim', 'run_lead', 'claim_rounds'],
   },
   {
     heading: "The queue's chunks and outcomes: how operations are applied and settled",

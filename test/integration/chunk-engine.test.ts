@@ -41,7 +41,7 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     );
     await t.db.query(`INSERT INTO public.stock SELECT g, 'sku' || g, 10 FROM generate_series(1, 200) g`);
     await t.db.query(
-      `TRUNCATE batch.operations, batch.streams, batch.deferred, batch.outcomes, batch.holds; DELETE FROM batch.chunks`,
+      `TRUNCATE batch.operations, batch.streams, batch.stream_runs, batch.deferred, batch.outcomes, batch.holds; DELETE FROM batch.chunks`,
     );
   });
 

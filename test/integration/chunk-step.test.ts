@@ -39,7 +39,7 @@ describe('chunk step (real PostgreSQL)', () => {
     await t.db.query(`CREATE TABLE public.items (
       id integer PRIMARY KEY, sku varchar(10) UNIQUE, qty integer NOT NULL DEFAULT 0 CHECK (qty >= 0), note text, seq bigserial)`);
     await t.db.query(
-      `TRUNCATE batch.operations, batch.streams, batch.deferred, batch.outcomes; DELETE FROM batch.outbox`,
+      `TRUNCATE batch.operations, batch.streams, batch.stream_runs, batch.deferred, batch.outcomes; DELETE FROM batch.outbox`,
     );
   });
 

@@ -36,7 +36,9 @@ describe('operation ingest (real PostgreSQL)', () => {
   });
   after(() => t.close());
   beforeEach(() =>
-    t.db.query('TRUNCATE batch.operations, batch.streams, batch.deferred, batch.outcomes, batch.settled_runs'),
+    t.db.query(
+      'TRUNCATE batch.operations, batch.streams, batch.stream_runs, batch.deferred, batch.outcomes, batch.settled_runs',
+    ),
   );
 
   const count = async () =>

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { ChunkClaimer } from '../../src/services/engine/chunk-claimer.service';
+import type { ClaimedOperation } from '../../src/interfaces/chunk.interfaces';
 import { AuthenticatedClient } from '../../src/services/access/client.service';
 import { TARGETS_SQL } from '../../src/services/engine/chunk-claimer.service';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
@@ -28,7 +29,9 @@ describe('streams: each target and priority taken in order of id from its positi
   beforeEach(async () => {
     // `applied` is drawn as rows go in: the order in which the operations were applied
     await t.db.query(`DROP TABLE IF EXISTS public.items, public.flags`);
-    await t.db.query(`TRUNCATE batch.operations, batch.streams, batch.deferred, batch.outcomes, batch.holds`);
+    await t.db.query(
+      `TRUNCATE batch.operations, batch.streams, batch.stream_runs, batch.deferred, batch.outcomes, batch.holds`,
+    );
     await t.db.query(`CREATE TABLE public.items (id int PRIMARY KEY, applied bigint GENERATED ALWAYS AS IDENTITY)`);
   });
 
@@ -310,6 +313,88 @@ describe("runs: a stream's leading inserts and upserts claimed whole (real Postg
         { status: 'FAILED', error_code: '23514' },
       ],
       "row 1's third and fourth increments break its check, as each would alone",
+    );
+  });
+
+  /** What a claim of up to `limit` operations reads, rolled back. */
+  async function claimedNow(limit: number): Promise<ClaimedOperation[]> {
+    let read: ClaimedOperation[] = [];
+    await t
+      .get(Database)
+      .transaction(async (tx) => {
+        read = await t.app.get(ChunkClaimer).claim(tx, limit);
+        throw Object.assign(new Error('rollback'), { rollback: true });
+      })
+      .catch((error: { rollback?: boolean }) => assert.ok(error.rollback, String(error)));
+    return read;
+  }
+  const runsRecorded = async () =>
+    (
+      await t.db.query<{ first_id: string; last_id: string }>(
+        `SELECT first_id, last_id FROM batch.stream_runs WHERE target = 'public.lines' ORDER BY last_id`,
+      )
+    ).map((r) => [r.first_id, r.last_id]);
+
+  it('reads a lead from the runs recorded at ingest, not from its operations, taking a run in part at the limit', async () => {
+    await t.db.query(`CREATE TABLE public.lines (id int PRIMARY KEY)`);
+    const line = (id: number) => ({ target: 'lines', type: 'insert' as const, values: { id } });
+    const requests = [];
+    for (const from of [0, 600, 1200]) {
+      requests.push(
+        await operations.createMany(
+          alice,
+          Array.from({ length: 600 }, (_, k) => line(from + k)),
+        ),
+      );
+    }
+    const ids = requests.flat().map((c) => c.id);
+    assert.deepEqual(await runsRecorded(), [
+      [ids[0], ids[599]],
+      [ids[600], ids[1199]],
+      [ids[1200], ids[1799]],
+    ]);
+    // sizes no operation has: what the claim reports comes from the runs
+    await t.db.query(`UPDATE batch.stream_runs SET bytes = 600000 WHERE target = 'public.lines'`);
+
+    assert.deepEqual(
+      (await claimedNow(1000)).map((r) => [r.id, r.count, r.bytes]),
+      [[ids[0], 1000, 1_000_000]],
+      'one run, the second taken in part',
+    );
+    assert.equal((await t.get(ChunkStep).execute()).read, 1000);
+    assert.deepEqual(
+      await runsRecorded(),
+      [
+        [ids[600], ids[1199]],
+        [ids[1200], ids[1799]],
+      ],
+      'a run passed is gone',
+    );
+    assert.deepEqual(
+      (await claimedNow(1000)).map((r) => [r.id, r.count, r.bytes]),
+      [[ids[1000], 800, 800_000]],
+      'from within the second run',
+    );
+    assert.equal((await t.get(ChunkStep).execute()).read, 800);
+    assert.deepEqual(await runsRecorded(), []);
+    const [{ n }] = await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.lines`);
+    assert.equal(n, 1800);
+  });
+
+  it('ends the run of a cancelled operation, so that one gone from the table is never claimed', async () => {
+    await t.db.query(`CREATE TABLE public.marks (id int PRIMARY KEY)`);
+    const mark = (id: number) => ({ target: 'marks', type: 'insert' as const, values: { id } });
+    const ids = (await operations.createMany(alice, [1, 2, 3, 4, 5].map(mark))).map((c) => c.id);
+    await operations.cancel(alice, ids[1]);
+    // retention deletes a cancelled operation, in time, even one its stream has not passed yet
+    await t.db.query(`DELETE FROM batch.outcomes WHERE operation_id = $1`, [ids[1]]);
+    await t.db.query(`DELETE FROM batch.operations WHERE id = $1`, [ids[1]]);
+    const read = (await claimedNow(100)).map((r) => [r.id, r.count, r.ids]);
+    assert.deepEqual(read, [[ids[0], 4, [ids[0], ids[2], ids[3], ids[4]]]], 'not one run: a round of four');
+    assert.equal((await t.get(ChunkStep).execute()).read, 4);
+    assert.deepEqual(
+      await t.db.query(`SELECT id FROM public.marks ORDER BY id`),
+      [1, 3, 4, 5].map((id) => ({ id })),
     );
   });
 });

@@ -280,7 +280,7 @@ function equivalence(where: 'main' | 'another database', runs: number) {
       { limits, statementMaxRows }: { limits: number[]; statementMaxRows: number },
     ): Promise<void> {
       await t.db.query(
-        `TRUNCATE batch.operations, batch.streams, batch.deferred, batch.outcomes; DELETE FROM batch.outbox; ${RESET('reference')}`,
+        `TRUNCATE batch.operations, batch.streams, batch.stream_runs, batch.deferred, batch.outcomes; DELETE FROM batch.outbox; ${RESET('reference')}`,
       );
       await batched.query(RESET('batched'));
       // Through the real create path; what create-time validation refuses is neither stored nor applied.

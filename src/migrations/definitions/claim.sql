@@ -39,6 +39,7 @@ AS $$
     lead_n int;
     keyed_lead boolean;
     lead record;
+    run_found boolean;
     rounds record;
     rounds_possible boolean;
     rounds_tried boolean;
@@ -97,21 +98,33 @@ AS $$
           -- Key-addressed identities alike after their token (|kN||: one token, through unique key N, no barrier) name
           -- one row each where they differ, which a 64-bit hash of each tells without sorting the texts (a collision
           -- only sends the lead to the passes below). Rows are counted for a keyed lead alone: the count sorts what
-          -- it is given, NULLs too, a quarter of an insert lead's time.
-          SELECT count(*)::int AS n, min(a.id) AS first_id, max(a.id) AS last_id, min(a.client_id) AS client_id,
-                 max(a.client_id) AS last_client_id, min(a.shape) AS shape, max(a.shape) AS last_shape,
-                 sum(a.bytes) AS bytes, sum(a.chars) AS chars, bool_and(a.leads) AS leads,
-                 count(DISTINCT a.row_hash) FILTER (WHERE keyed_lead) AS rows, min(a.addressing) AS addressing, max(a.addressing) AS last_addressing
-            INTO lead
-            FROM (SELECT o.id, o.client_id, o.shape COLLATE "C" AS shape, coalesce(pg_column_size(o.row_values), 0) AS bytes,
-                         (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4)) AS chars,
-                         CASE WHEN keyed_lead THEN o.type IN ('update', 'delete', 'increment')
-                              ELSE o.type IN ('insert', 'upsert') END AS leads,
-                         CASE WHEN keyed_lead THEN hashtextextended(o.identity, 0) END AS row_hash,
-                         CASE WHEN keyed_lead THEN substr(o.identity, strpos(o.identity, '|')) COLLATE "C" END AS addressing
-                    FROM batch.operations o
-                   WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, stream.taken_through) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
-                   ORDER BY o.target, o.priority, o.id LIMIT lead_n) a;
+          -- it is given, NULLs too, a quarter of an insert lead's time. A lead of inserts or upserts is read from the runs
+          -- stored with them where it is one (batch.run_lead), without reading its operations.
+          run_found := false;
+          IF NOT keyed_lead THEN
+            SELECT (r.last_id - r.first_id + 1)::int AS n, r.first_id, r.last_id, r.client_id, r.client_id AS last_client_id,
+                   r.shape, r.shape AS last_shape, r.bytes, r.chars, true AS leads, NULL::bigint AS rows, NULL::text AS addressing,
+                   NULL::text AS last_addressing
+              INTO lead
+              FROM batch.run_lead(targets[t], stream.priority, stream.taken_through, horizon, lead_n) r;
+            run_found := FOUND;
+          END IF;
+          IF NOT run_found THEN
+            SELECT count(*)::int AS n, min(a.id) AS first_id, max(a.id) AS last_id, min(a.client_id) AS client_id,
+                   max(a.client_id) AS last_client_id, min(a.shape) AS shape, max(a.shape) AS last_shape,
+                   sum(a.bytes) AS bytes, sum(a.chars) AS chars, bool_and(a.leads) AS leads,
+                   count(DISTINCT a.row_hash) FILTER (WHERE keyed_lead) AS rows, min(a.addressing) AS addressing, max(a.addressing) AS last_addressing
+              INTO lead
+              FROM (SELECT o.id, o.client_id, o.shape COLLATE "C" AS shape, coalesce(pg_column_size(o.row_values), 0) AS bytes,
+                           (coalesce(length(to_json(o.idempotency_key)::text), 4) + coalesce(length(to_json(o.label)::text), 4)) AS chars,
+                           CASE WHEN keyed_lead THEN o.type IN ('update', 'delete', 'increment')
+                                ELSE o.type IN ('insert', 'upsert') END AS leads,
+                           CASE WHEN keyed_lead THEN hashtextextended(o.identity, 0) END AS row_hash,
+                           CASE WHEN keyed_lead THEN substr(o.identity, strpos(o.identity, '|')) COLLATE "C" END AS addressing
+                      FROM batch.operations o
+                     WHERE (o.target, o.priority, o.id) > (targets[t], stream.priority, stream.taken_through) AND (o.target, o.priority, o.id) <= (targets[t], stream.priority, horizon) AND o.not_before IS NULL
+                     ORDER BY o.target, o.priority, o.id LIMIT lead_n) a;
+          END IF;
           IF lead.leads AND lead.last_id - lead.first_id + 1 = lead.n AND lead.client_id = lead.last_client_id
              AND lead.shape = lead.last_shape
              AND (NOT keyed_lead OR (lead.rows = lead.n AND lead.addressing = lead.last_addressing

@@ -39,7 +39,8 @@ const MAX_CHUNK_SIZE = 2 ** 31 - 1;
 
 /**
  * Everything a chunk records, in its own transaction and one statement (data-modifying CTEs all run): what it took
- * (its streams' positions move past the operations it read from them; those it read from the deferred set leave it),
+ * (its streams' positions move past the operations it read from them, and the runs recorded of those go; those it read
+ * from the deferred set leave it),
  * the chunk (ended now), its steps, each operation's outcome, which clients it settled for, and their
  * notifications (settled-events.ts). Operations that completed plainly (one row affected, first attempt: nearly all
  * of them) are recorded as runs of consecutive ids (batch.settled_runs); every other outcome as a row of its own. The
@@ -96,6 +97,9 @@ export const RECORD_CHUNK_SQL = `
     UPDATE batch.streams s SET taken_through = greatest(s.taken_through, t.last_id)
       FROM unnest($21::int[], $22::int[], $23::bigint[]) AS t(target, priority, last_id)
      WHERE s.target = ($3::text[])[t.target] AND s.priority = t.priority),
+  runs_passed AS (
+    DELETE FROM batch.stream_runs r USING unnest($21::int[], $22::int[], $23::bigint[]) AS t(target, priority, last_id)
+     WHERE r.target = ($3::text[])[t.target] AND r.priority = t.priority AND r.last_id <= t.last_id),
   undeferred AS (DELETE FROM batch.deferred WHERE id = ANY ($24::bigint[]))
   SELECT id FROM chunk`;
 
@@ -283,7 +287,10 @@ export class ChunkRepository {
          passed AS (
            UPDATE batch.streams s SET taken_through = a.last_id
              FROM (SELECT target, priority, max(id) AS last_id FROM set_apart GROUP BY 1, 2) a
-            WHERE s.target = a.target AND s.priority = a.priority)
+            WHERE s.target = a.target AND s.priority = a.priority),
+         runs_passed AS (
+           DELETE FROM batch.stream_runs r USING (SELECT target, priority, max(id) AS last_id FROM set_apart GROUP BY 1, 2) a
+            WHERE r.target = a.target AND r.priority = a.priority AND r.last_id <= a.last_id)
          INSERT INTO batch.holds (target, until, chunk_size)
          SELECT target, now() + $6 * interval '1 millisecond', size FROM unnest($4::text[], $5::int[]) AS h(target, size)
          ON CONFLICT (target) DO UPDATE SET until = EXCLUDED.until, chunk_size = EXCLUDED.chunk_size, locked_relation = NULL`,

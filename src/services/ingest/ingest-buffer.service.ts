@@ -42,6 +42,8 @@ const MAX_FLUSHES = 4;
  * One statement, its own transaction: each request recorded once (batch.requests; a request recorded before is left
  * out, operations and all), and its operations, which join their stream (target and priority: a row of batch.streams
  * for a stream new to it) and count as PENDING; one with a not-before time goes into the deferred set, due then.
+ * Inserts and upserts of one stream, client and shape with consecutive ids are recorded as a run (batch.stream_runs),
+ * which the claim reads instead of each of them.
  * An operation whose idempotency key its client used before is left out (the conflict clause goes only into a flush
  * that has keys: checking it costs every operation, with keys or without). The ingest lock (shared) is taken before the
  * first id is drawn and held to the commit, which is what the chunk reader's id horizon relies on. The ids are drawn
@@ -83,12 +85,20 @@ const insertSql = (idempotencyKeys: boolean) => `
       FROM input i JOIN requests r ON r.client_id = i.client_id AND r.request_id = i.request_id
      ORDER BY i.id
     ${idempotencyKeys ? 'ON CONFLICT (client_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING' : ''}
-    RETURNING id, client_id, target, priority, not_before, pg_column_size(row_values) AS bytes, shape, identity, idempotency_key, label, created_at,
-              request_ref, request_index),
+    RETURNING id, client_id, target, type, priority, not_before, pg_column_size(row_values) AS bytes, shape, identity, idempotency_key, label,
+              created_at, request_ref, request_index),
   deferred AS (
     INSERT INTO batch.deferred (id, client_id, target, priority, due_at, bytes, shape, identity, idempotency_key, label)
     SELECT id, client_id, target, priority, CASE WHEN not_before > now() THEN not_before END, coalesce(bytes, 0), shape, identity, idempotency_key, label
       FROM stored WHERE not_before IS NOT NULL),
+  runs AS (
+    INSERT INTO batch.stream_runs (target, priority, last_id, first_id, client_id, shape, bytes, chars)
+    SELECT target, priority, max(id), min(id), client_id, shape, sum(bytes), sum(chars)
+      FROM (SELECT id, target, priority, client_id, shape, coalesce(bytes, 0) AS bytes,
+                   coalesce(length(to_json(idempotency_key)::text), 4) + coalesce(length(to_json(label)::text), 4) AS chars,
+                   id - row_number() OVER (PARTITION BY target, priority, client_id, shape ORDER BY id) AS run
+              FROM stored WHERE not_before IS NULL AND type IN ('insert', 'upsert') AND shape IS NOT NULL) s
+     GROUP BY target, priority, client_id, shape, run),
   streams AS (
     INSERT INTO batch.streams (target, priority)
     SELECT s.target, s.priority FROM (SELECT DISTINCT target, priority FROM stored) s

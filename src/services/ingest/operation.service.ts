@@ -207,8 +207,9 @@ export class OperationService {
   }
 
   /**
-   * PENDING → CANCELLED (leaving the deferred set if it is there); CONFLICT from any other state, and while its chunk is
-   * between its commits in another database (PreparedChunks).
+   * PENDING → CANCELLED (leaving the deferred set if it is there, and ending the run it was in: a run stands for
+   * operations that are all pending); CONFLICT from any other state, and while its chunk is between its commits in
+   * another database (PreparedChunks).
    */
   async cancel(client: AuthenticatedClient, id: string): Promise<IGetBatchOperationResponse> {
     return this.transition(
@@ -218,6 +219,8 @@ export class OperationService {
       `WITH cancelled AS (SELECT id, client_id, target, attempts FROM batch.operation_states WHERE id = $1 AND status = 'PENDING'
                             AND NOT EXISTS (SELECT FROM batch.prepared_chunks p WHERE p.operations @> $1::bigint)),
        undeferred AS (DELETE FROM batch.deferred d USING cancelled c WHERE d.id = c.id),
+       unrun AS (DELETE FROM batch.stream_runs r USING cancelled c JOIN batch.operations o ON o.id = c.id
+                  WHERE r.target = o.target AND r.priority = o.priority AND r.last_id >= c.id AND r.first_id <= c.id),
        counted AS (
          INSERT INTO batch.operation_counts (client_id, target, status, minute, added, removed)
          SELECT client_id, target, 'PENDING', date_trunc('minute', now()), 0, 1 FROM cancelled)
