@@ -185,6 +185,19 @@ describe("runs: a stream's leading inserts and upserts claimed whole (real Postg
 
   const insert = (id: number) => ({ target: 'items', type: 'insert' as const, values: { id, qty: 1 } });
 
+  /** What a claim of up to `limit` operations reads, rolled back. */
+  async function claimedNow(limit: number): Promise<ClaimedOperation[]> {
+    let read: ClaimedOperation[] = [];
+    await t
+      .get(Database)
+      .transaction(async (tx) => {
+        read = await t.app.get(ChunkClaimer).claim(tx, limit);
+        throw Object.assign(new Error('rollback'), { rollback: true });
+      })
+      .catch((error: { rollback?: boolean }) => assert.ok(error.rollback, String(error)));
+    return read;
+  }
+
   it("claims runs of one client and shape, in order of id, then what follows the stream's first update as rounds", async () => {
     const created = [
       ...(await operations.createMany(alice, [insert(1), insert(2), insert(3)])),
@@ -197,24 +210,18 @@ describe("runs: a stream's leading inserts and upserts claimed whole (real Postg
       ])),
     ];
     const ids = created.map((c) => c.id);
-    await t
-      .get(Database)
-      .transaction(async (tx) => {
-        const read = await t.app.get(ChunkClaimer).claim(tx, 100);
-        assert.deepEqual(
-          read.map((r) => [r.id, r.count, r.clientId, r.identity === null, r.ids]),
-          [
-            [ids[0], 3, alice.id, true, undefined],
-            [ids[3], 2, bob.id, true, undefined],
-            [ids[5], 1, alice.id, true, undefined],
-            [ids[6], 1, alice.id, true, undefined],
-            [ids[7], 1, alice.id, true, [ids[7]]], // round 1: the update of row 2 and the insert of row 8
-            [ids[8], 1, alice.id, true, [ids[8]]],
-          ],
-        );
-        throw Object.assign(new Error('rollback'), { rollback: true });
-      })
-      .catch((error: { rollback?: boolean }) => assert.ok(error.rollback, String(error)));
+    const read = await claimedNow(100);
+    assert.deepEqual(
+      read.map((r) => [r.id, r.count, r.clientId, r.identity === null, r.ids]),
+      [
+        [ids[0], 3, alice.id, true, undefined],
+        [ids[3], 2, bob.id, true, undefined],
+        [ids[5], 1, alice.id, true, undefined],
+        [ids[6], 1, alice.id, true, undefined],
+        [ids[7], 1, alice.id, true, [ids[7]]], // round 1: the update of row 2 and the insert of row 8
+        [ids[8], 1, alice.id, true, [ids[8]]],
+      ],
+    );
 
     assert.equal((await t.get(ChunkStep).execute()).read, 9);
     assert.deepEqual(await t.db.query(`SELECT id, qty, note FROM public.items ORDER BY id`), [
@@ -239,21 +246,15 @@ describe("runs: a stream's leading inserts and upserts claimed whole (real Postg
     await t.db.query(`INSERT INTO public.prices VALUES (1, 0), (2, 0)`);
     const update = (code: string) => ({ target: 'prices', type: 'update' as const, key: { code }, values: { n: 1 } });
     const ids = (await operations.createMany(alice, [update('1'), update('2.0')])).map((c) => c.id);
-    await t
-      .get(Database)
-      .transaction(async (tx) => {
-        const read = await t.app.get(ChunkClaimer).claim(tx, 100);
-        assert.deepEqual(
-          read.map((r) => [r.id, r.count]),
-          [
-            [ids[0], 1],
-            [ids[1], 1],
-          ],
-          'numeric keys have no one text (2.0 is 2): not told apart by their tokens, so one at a time',
-        );
-        throw Object.assign(new Error('rollback'), { rollback: true });
-      })
-      .catch((error: { rollback?: boolean }) => assert.ok(error.rollback, String(error)));
+    const read = await claimedNow(100);
+    assert.deepEqual(
+      read.map((r) => [r.id, r.count]),
+      [
+        [ids[0], 1],
+        [ids[1], 1],
+      ],
+      'numeric keys have no one text (2.0 is 2): not told apart by their tokens, so one at a time',
+    );
     assert.equal((await t.get(ChunkStep).execute()).read, 2);
     assert.deepEqual(await t.db.query(`SELECT code::text, n FROM public.prices ORDER BY code`), [
       { code: '1', n: 1 },
@@ -270,17 +271,7 @@ describe("runs: a stream's leading inserts and upserts claimed whole (real Postg
       key: { id },
       values: { n: 1 },
     });
-    const claimed = async () => {
-      let read: [string, number, string[] | undefined][] = [];
-      await t
-        .get(Database)
-        .transaction(async (tx) => {
-          read = (await t.app.get(ChunkClaimer).claim(tx, 100)).map((r) => [r.id, r.count, r.ids]);
-          throw Object.assign(new Error('rollback'), { rollback: true });
-        })
-        .catch((error: { rollback?: boolean }) => assert.ok(error.rollback, String(error)));
-      return read;
-    };
+    const claimed = async () => (await claimedNow(100)).map((r) => [r.id, r.count, r.ids]);
 
     const distinct = (await operations.createMany(alice, [increment(1), increment(2), increment(3)])).map((c) => c.id);
     assert.deepEqual(await claimed(), [[distinct[0], 3, undefined]], 'each row once: one run');
@@ -316,18 +307,6 @@ describe("runs: a stream's leading inserts and upserts claimed whole (real Postg
     );
   });
 
-  /** What a claim of up to `limit` operations reads, rolled back. */
-  async function claimedNow(limit: number): Promise<ClaimedOperation[]> {
-    let read: ClaimedOperation[] = [];
-    await t
-      .get(Database)
-      .transaction(async (tx) => {
-        read = await t.app.get(ChunkClaimer).claim(tx, limit);
-        throw Object.assign(new Error('rollback'), { rollback: true });
-      })
-      .catch((error: { rollback?: boolean }) => assert.ok(error.rollback, String(error)));
-    return read;
-  }
   const runsRecorded = async () =>
     (
       await t.db.query<{ first_id: string; last_id: string }>(
