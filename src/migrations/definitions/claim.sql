@@ -98,8 +98,8 @@ AS $$
           -- Key-addressed identities alike after their token (|kN||: one token, through unique key N, no barrier) name
           -- one row each where they differ, which a 64-bit hash of each tells without sorting the texts (a collision
           -- only sends the lead to the passes below). Rows are counted for a keyed lead alone: the count sorts what
-          -- it is given, NULLs too, a quarter of an insert lead's time. A lead of inserts or upserts is read from the runs
-          -- stored with them where it is one (batch.run_lead), without reading its operations.
+          -- it is given, NULLs too, a quarter of an insert lead's time. A lead of inserts or upserts is read from the
+          -- runs stored with them where it is one (batch.run_lead), without reading its operations.
           run_found := false;
           IF NOT keyed_lead THEN
             SELECT (r.last_id - r.first_id + 1)::int AS n, r.first_id, r.last_id, r.client_id, r.client_id AS last_client_id,

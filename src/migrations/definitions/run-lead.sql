@@ -2,8 +2,9 @@
 -- operation: its operations after `after`, up to the horizon and `max_operations`, where they are all of one client and
 -- shape with consecutive ids (inserts or upserts: runs are made of nothing else). The first run must hold the stream's
 -- next operation, each next run must follow the last at the next id and have its last operation taken stored, and the
--- lead must be whole: as many as it may take, or all that the stream holds up to the horizon. Otherwise, or where the stream holds something no run records,
--- no row: the claim reads its operations. Of a run taken in part, bytes and chars are its share by count.
+-- lead must be whole: as many as it may take, or all that the stream holds up to the horizon. Otherwise, or where the
+-- stream holds something no run records, no row: the claim reads its operations. Of a run taken in part, bytes and
+-- chars are its share by count.
 CREATE OR REPLACE FUNCTION batch.run_lead(target text, priority smallint, after bigint, horizon bigint, max_operations integer)
  RETURNS TABLE(first_id bigint, last_id bigint, client_id bigint, shape text, bytes bigint, chars bigint)
  LANGUAGE plpgsql
@@ -41,8 +42,8 @@ AS $$
       bytes := bytes + run.bytes * part / (run.last_id - run.first_id + 1);
       chars := chars + run.chars * part / (run.last_id - run.first_id + 1);
       taken := least(run.last_id, upto);
-      -- a run's operations stay while it lasts (a cancel ends it); its last one taken is looked up all the same, so that
-      -- runs whose operations went another way (deleted by hand) give no lead
+      -- a run's operations stay while it lasts (a cancel ends it); its last one taken is looked up all the same, so
+      -- that runs whose operations went another way (deleted by hand) give no lead
       IF NOT EXISTS (SELECT FROM batch.operations o WHERE o.id = taken) THEN
         RETURN;
       END IF;
