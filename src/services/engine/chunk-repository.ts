@@ -93,13 +93,15 @@ export const RECORD_CHUNK_SQL = `
     SELECT $16 || c.name, e.id, c.id, m.operations, m.exceptions, m.size
       FROM chunk e, unnest($17::bigint[], $18::int8multirange[], $19::jsonb[], $20::int[]) AS m(client_id, operations, exceptions, size)
       JOIN batch.clients c ON c.id = m.client_id),
+  taken AS (
+    SELECT ($3::text[])[t.target] AS target, t.priority, t.last_id
+      FROM unnest($21::int[], $22::int[], $23::bigint[]) AS t(target, priority, last_id)),
   passed AS (
     UPDATE batch.streams s SET taken_through = greatest(s.taken_through, t.last_id)
-      FROM unnest($21::int[], $22::int[], $23::bigint[]) AS t(target, priority, last_id)
-     WHERE s.target = ($3::text[])[t.target] AND s.priority = t.priority),
+      FROM taken t WHERE s.target = t.target AND s.priority = t.priority),
   runs_passed AS (
-    DELETE FROM batch.stream_runs r USING unnest($21::int[], $22::int[], $23::bigint[]) AS t(target, priority, last_id)
-     WHERE r.target = ($3::text[])[t.target] AND r.priority = t.priority AND r.last_id <= t.last_id),
+    DELETE FROM batch.stream_runs r USING taken t
+     WHERE r.target = t.target AND r.priority = t.priority AND r.last_id <= t.last_id),
   undeferred AS (DELETE FROM batch.deferred WHERE id = ANY ($24::bigint[]))
   SELECT id FROM chunk`;
 
@@ -284,12 +286,12 @@ export class ChunkRepository {
              FROM chunk c JOIN batch.operations o ON o.id = c.id JOIN batch.streams s ON s.target = o.target AND s.priority = o.priority
             WHERE NOT c.deferred AND o.id > s.taken_through AND NOT EXISTS (SELECT FROM batch.outcomes x WHERE x.operation_id = o.id)
            RETURNING id, target, priority),
+         moved AS (SELECT target, priority, max(id) AS last_id FROM set_apart GROUP BY 1, 2),
          passed AS (
-           UPDATE batch.streams s SET taken_through = a.last_id
-             FROM (SELECT target, priority, max(id) AS last_id FROM set_apart GROUP BY 1, 2) a
+           UPDATE batch.streams s SET taken_through = a.last_id FROM moved a
             WHERE s.target = a.target AND s.priority = a.priority),
          runs_passed AS (
-           DELETE FROM batch.stream_runs r USING (SELECT target, priority, max(id) AS last_id FROM set_apart GROUP BY 1, 2) a
+           DELETE FROM batch.stream_runs r USING moved a
             WHERE r.target = a.target AND r.priority = a.priority AND r.last_id <= a.last_id)
          INSERT INTO batch.holds (target, until, chunk_size)
          SELECT target, now() + $6 * interval '1 millisecond', size FROM unnest($4::text[], $5::int[]) AS h(target, size)
