@@ -38,6 +38,18 @@ export const WORKER = `${hostname()}:${process.pid}`;
 const MAX_CHUNK_SIZE = 2 ** 31 - 1;
 
 /**
+ * Two CTEs that move each stream named in `moved` (target, priority, last_id) past its last id, and delete its runs
+ * recorded at ingest that it passed: what a chunk took and what a hold set apart leave its stream the same way.
+ */
+const streamsPassed = (moved: string) => `
+  passed AS (
+    UPDATE batch.streams s SET taken_through = greatest(s.taken_through, m.last_id)
+      FROM ${moved} m WHERE s.target = m.target AND s.priority = m.priority),
+  runs_passed AS (
+    DELETE FROM batch.stream_runs r USING ${moved} m
+     WHERE r.target = m.target AND r.priority = m.priority AND r.last_id <= m.last_id)`;
+
+/**
  * Everything a chunk records, in its own transaction and one statement (data-modifying CTEs all run): what it took
  * (its streams' positions move past the operations it read from them, and the runs recorded of those go; those it read
  * from the deferred set leave it),
@@ -96,12 +108,7 @@ export const RECORD_CHUNK_SQL = `
   taken AS (
     SELECT ($3::text[])[t.target] AS target, t.priority, t.last_id
       FROM unnest($21::int[], $22::int[], $23::bigint[]) AS t(target, priority, last_id)),
-  passed AS (
-    UPDATE batch.streams s SET taken_through = greatest(s.taken_through, t.last_id)
-      FROM taken t WHERE s.target = t.target AND s.priority = t.priority),
-  runs_passed AS (
-    DELETE FROM batch.stream_runs r USING taken t
-     WHERE r.target = t.target AND r.priority = t.priority AND r.last_id <= t.last_id),
+  ${streamsPassed('taken')},
   undeferred AS (DELETE FROM batch.deferred WHERE id = ANY ($24::bigint[]))
   SELECT id FROM chunk`;
 
@@ -287,12 +294,7 @@ export class ChunkRepository {
             WHERE NOT c.deferred AND o.id > s.taken_through AND NOT EXISTS (SELECT FROM batch.outcomes x WHERE x.operation_id = o.id)
            RETURNING id, target, priority),
          moved AS (SELECT target, priority, max(id) AS last_id FROM set_apart GROUP BY 1, 2),
-         passed AS (
-           UPDATE batch.streams s SET taken_through = a.last_id FROM moved a
-            WHERE s.target = a.target AND s.priority = a.priority),
-         runs_passed AS (
-           DELETE FROM batch.stream_runs r USING moved a
-            WHERE r.target = a.target AND r.priority = a.priority AND r.last_id <= a.last_id)
+         ${streamsPassed('moved')}
          INSERT INTO batch.holds (target, until, chunk_size)
          SELECT target, now() + $6 * interval '1 millisecond', size FROM unnest($4::text[], $5::int[]) AS h(target, size)
          ON CONFLICT (target) DO UPDATE SET until = EXCLUDED.until, chunk_size = EXCLUDED.chunk_size, locked_relation = NULL`,

@@ -192,10 +192,7 @@ export class JobOperator {
     const launcher =
       client.admin && client.name !== execution.client ? await this.launcherOf(execution.client) : client;
     const launch = await this.check(launcher, definition, execution.parameters, execution.options);
-    const [{ identity }] = await this.db.query<{ identity: string }>(
-      `SELECT i.identity FROM batch.job_executions e JOIN batch.job_instances i ON i.id = e.instance_id WHERE e.id = $1`,
-      [id],
-    );
+    const identity = await this.launches.instanceIdentity(id);
     const executionId = await this.launchChecked(launcher, definition, launch, identity);
     return this.get(client, executionId);
   }

@@ -38,6 +38,15 @@ export class JobLaunches {
     return { executionId: rows[0].execution_id, outcome: rows[0].outcome };
   }
 
+  /** The identity of the instance an execution belongs to, as stored (what a restart launches again). */
+  async instanceIdentity(executionId: string): Promise<string> {
+    const [{ identity }] = await this.db.query<{ identity: string }>(
+      `SELECT i.identity FROM batch.job_executions e JOIN batch.job_instances i ON i.id = e.instance_id WHERE e.id = $1`,
+      [executionId],
+    );
+    return identity;
+  }
+
   /** Executions as a launch of their instance again needs them: client, job, identity, parameters and options. */
   async launchesOf(
     tx: PoolClient,
