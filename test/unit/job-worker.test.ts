@@ -43,9 +43,8 @@ describe('JobWorker: shutdown', () => {
   });
 });
 
-/** A worker that claims one execution, whose reaps and renewals fail while `database.down`; its reaps counted. */
-function workerWithOutage(database: { down: boolean; reaps: number }) {
-  let claimable = 1;
+/** A worker that claims `claimable` executions (one), whose reaps and renewals fail while `database.down`; its reaps counted. */
+function workerWithOutage(database: { down: boolean; reaps: number }, claimable = 1) {
   const lost = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
   const leases = {
     reapExpired: async () => {
@@ -93,5 +92,14 @@ describe('JobWorker: leases after an outage of the database', () => {
     database.down = false;
     await worker.turn();
     assert.equal(database.reaps, 1, 'no reap right after the renewal failed');
+  });
+
+  it('reaps none for a lease after an outage it held nothing through, between two turns a minute apart', async () => {
+    const database = { down: true, reaps: 0 };
+    const worker = workerWithOutage(database, 0);
+    await worker.renew(); // its renewals go on, every quarter of a lease, while it waits for its next turn
+    database.down = false;
+    await worker.turn();
+    assert.equal(database.reaps, 0, 'no reap right after the outage');
   });
 });

@@ -30,7 +30,9 @@ export class JobWorker extends WorkerLoop implements OnApplicationBootstrap {
   /**
    * When a renewal or a turn of this worker last failed (the database down, most often). The leases that ran out
    * meanwhile may be those of live workers that could not renew either: none is reaped until a lease's length later,
-   * when every live worker has renewed (four times a lease).
+   * when every live worker has renewed (four times a lease). Renewals go to the database every quarter of a lease even
+   * when this worker holds nothing, so that it sees any outage long enough to end a live worker's lease, however long
+   * it waits between turns.
    */
   private failedAt = -Infinity;
 
@@ -105,12 +107,14 @@ export class JobWorker extends WorkerLoop implements OnApplicationBootstrap {
     this.holds.set(hold, done);
   }
 
-  /** Renews every lease this worker holds; what was not renewed was lost, and is given up at its next chunk. */
+  /**
+   * Renews every lease this worker holds (none, as a sign of the database's life: failedAt); what was not renewed was
+   * lost, and is given up at its next chunk.
+   */
   private async renew(): Promise<void> {
     const renewed = [...this.holds.keys()].map((hold) => ({ hold, steps: [...hold.steps] }));
     const executions = renewed.flatMap(({ hold }) => (hold.executionId ? [hold.executionId] : []));
     const steps = renewed.flatMap(({ steps }) => steps);
-    if (executions.length === 0 && steps.length === 0) return;
     try {
       const held = await this.leases.renew(this.owner, leaseMs(this.config), executions, steps);
       for (const { hold, steps } of renewed) hold.renewed(steps, held);
