@@ -856,20 +856,20 @@ CREATE TABLE batch.outbox (
   sent_at timestamp with time zone,
   chunk_id bigint,
   client_id bigint,
-  operations int8multirange,
   exceptions jsonb,
   size integer,
   refusals integer NOT NULL DEFAULT 0,
   retry_at timestamp with time zone,
+  runs jsonb,
   CONSTRAINT outbox_pkey PRIMARY KEY (id)
 ) WITH (autovacuum_vacuum_scale_factor=0.01);
-COMMENT ON TABLE batch.outbox IS 'Messages to publish, written in the transaction of what they report: operations.settled by each chunk (the ids it settled and the outcomes other than plain completion, made into text when sent by batch.settled_message) and job.finished by batch.job_finished. The outbox relay publishes them in order of id and marks them sent; retention deletes sent ones.';
+COMMENT ON TABLE batch.outbox IS 'Messages to publish, written in the transaction of what they report: operations.settled by each chunk (its runs of operations and the outcomes other than plain completion, made into text when sent) and job.finished by batch.job_finished (payload). The outbox relay publishes them in order of id and marks them sent; retention deletes sent ones.';
 
 CREATE INDEX outbox_sent ON batch.outbox USING btree (sent_at) WHERE (sent_at IS NOT NULL);
 CREATE INDEX outbox_unsent ON batch.outbox USING btree (id) WHERE (sent_at IS NULL);
 
-CREATE OR REPLACE FUNCTION batch.settled_message(message batch.outbox)
- RETURNS text
+CREATE OR REPLACE FUNCTION batch.settled_parts(message batch.outbox)
+ RETURNS json
  LANGUAGE sql
  STABLE
  SET enable_seqscan TO 'off'
@@ -877,23 +877,21 @@ CREATE OR REPLACE FUNCTION batch.settled_message(message batch.outbox)
  SET enable_hashjoin TO 'off'
  SET enable_mergejoin TO 'off'
 AS $function$
-  SELECT '{"type":"operations.settled","client":' || to_json(c.name)::text || ',"executionId":"' || e.id
-      || '","settledAt":"' || to_char(e.ended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '","operations":['
-      || coalesce((
-           SELECT string_agg('{"id":"' || o.id || '",'
-                             || coalesce(message.exceptions ->> o.id::text, '"status":"COMPLETED","rowsAffected":1,"error":null')
-                             || ',"target":' || to_json(o.target)::text || ',"type":"' || o.type || '","idempotencyKey":'
-                             || coalesce(to_json(o.idempotency_key)::text, 'null') || ',"label":'
-                             || coalesce(to_json(o.label)::text, 'null') || '}',
-                             ',')
-             FROM unnest(message.operations) AS r(ids)
-             JOIN batch.operations o ON o.id >= lower(r.ids) AND o.id < upper(r.ids)), '')
-      || ']}'
+  SELECT json_build_object(
+           'client', c.name,
+           'executionId', e.id::text,
+           'settledAt', to_char(e.ended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'operations', coalesce((
+             SELECT json_agg(json_build_array(o.id::text, o.target, o.type, o.idempotency_key, o.label))
+               FROM jsonb_array_elements(message.runs) AS r(run)
+               JOIN batch.operations o ON o.id BETWEEN (r.run->>0)::bigint AND (r.run->>1)::bigint
+              WHERE o.idempotency_key IS NOT NULL OR o.label IS NOT NULL
+                 OR o.target IS DISTINCT FROM r.run->>2 OR o.type IS DISTINCT FROM r.run->>3), '[]'))
     FROM batch.clients c, batch.chunks e
    WHERE c.id = message.client_id AND e.id = message.chunk_id
 $function$
 ;
-COMMENT ON FUNCTION batch.settled_message(message batch.outbox) IS 'The text of an operations.settled notification, made from what its chunk wrote: by the outbox relay as it sends it, and by retention before the operations it reports go.';
+COMMENT ON FUNCTION batch.settled_parts(message batch.outbox) IS 'What an operations.settled notification''s text is made of besides its runs: the client''s name, the chunk and when it ended, and the operations with an idempotency key or a label. Read by the outbox relay as it sends the message, and by retention before the operations it reports go.';
 
 CREATE OR REPLACE FUNCTION batch.job_finished(ids bigint[])
  RETURNS void

@@ -76,7 +76,7 @@ export const AREAS: Area[] = [
   {
     heading: 'Notifications (outbox): written with what they report, published by the relay',
     tables: ['outbox'],
-    functions: ['settled_message', 'job_finished'],
+    functions: ['settled_parts', 'job_finished'],
   },
   {
     heading: "Jobs: Spring Batch's job repository, and schedules",

@@ -9,14 +9,25 @@ import { CatalogService } from '../../src/services/storage/catalog.service';
 import { insertStatement } from '../../src/services/engine/target-sql';
 import { createTestApp, TestApp } from '../support/app-context';
 import { claimedId } from '../support/claimed';
+import { messageText, SETTLED_MESSAGE_COLUMNS, SettledMessageColumns } from '../../src/services/outbox/settled-events';
 
 interface PlanNode {
   'Node Type': string;
   Plans?: PlanNode[];
 }
 
-/** A notification's text, as the relay sends it (over `o`, the outbox row). */
-const MESSAGE = 'coalesce(payload, batch.settled_message(o))';
+/** The outbox's notifications, oldest first, each with its text made as the relay makes it (`where` over `o`, a row). */
+async function outboxMessages<T = IOperationsSettledEvent>(
+  db: TestApp['db'],
+  where = 'true',
+  params: unknown[] = [],
+): Promise<{ routing_key: string; payload: T }[]> {
+  const rows = await db.query<{ routing_key: string } & SettledMessageColumns>(
+    `SELECT routing_key, ${SETTLED_MESSAGE_COLUMNS('o')} FROM batch.outbox o WHERE ${where} ORDER BY id`,
+    params,
+  );
+  return rows.map((row) => ({ routing_key: row.routing_key, payload: JSON.parse(messageText(row)) as T }));
+}
 
 describe('chunk step (real PostgreSQL)', () => {
   let t: TestApp;
@@ -125,10 +136,7 @@ describe('chunk step (real PostgreSQL)', () => {
     );
     assert.equal(steps.length, 1, 'one statement for the whole chunk');
     assert.equal(steps[0].write_count, 50);
-    const outbox = await t.db.query<{
-      routing_key: string;
-      payload: { operations: { id: string; status: string }[]; executionId: string };
-    }>(`SELECT routing_key, ${MESSAGE}::json AS payload FROM batch.outbox o`);
+    const outbox = await outboxMessages(t.db);
     assert.equal(outbox.length, 1);
     assert.equal(outbox[0].routing_key, 'operations.settled.billing');
     assert.equal(outbox[0].payload.executionId, result.chunkId);
@@ -390,10 +398,10 @@ describe('chunk step (real PostgreSQL)', () => {
     );
     assert.equal((await step.execute()).read, 100);
     assert.equal((await step.execute()).read, 40);
-    const outbox = await t.db.query<{ routing_key: string; n: number }>(
-      `SELECT routing_key, sum(json_array_length(${MESSAGE}::json->'operations'))::int AS n FROM batch.outbox o
-        GROUP BY routing_key ORDER BY routing_key`,
-    );
+    const counted = new Map<string, number>();
+    for (const { routing_key, payload } of await outboxMessages(t.db))
+      counted.set(routing_key, (counted.get(routing_key) ?? 0) + payload.operations.length);
+    const outbox = [...counted].sort().map(([routing_key, n]) => ({ routing_key, n }));
     assert.deepEqual(outbox, [
       { routing_key: 'operations.settled.billing', n: 70 },
       { routing_key: 'operations.settled.shipping', n: 70 },
@@ -455,12 +463,7 @@ describe('chunk step (real PostgreSQL)', () => {
 
   describe('the settled notification (written with the chunk, its text made when it is sent)', () => {
     const event = async (clientName: string) =>
-      (
-        await t.db.query<{ payload: IOperationsSettledEvent }>(
-          `SELECT ${MESSAGE}::json AS payload FROM batch.outbox o WHERE routing_key = $1 ORDER BY id DESC LIMIT 1`,
-          [`operations.settled.${clientName}`],
-        )
-      )[0].payload;
+      (await outboxMessages(t.db, 'routing_key = $1', [`operations.settled.${clientName}`])).at(-1)!.payload;
 
     it('is the operations.settled message of docs/api.md, field for field', async () => {
       await t.db.query(`INSERT INTO public.items (id, sku) VALUES (1000, 'taken')`);
@@ -521,9 +524,7 @@ describe('chunk step (real PostgreSQL)', () => {
       const [failedOne] = await operations.createMany(billing, [insert({ id: 1, qty: -1 })]);
       await step.execute();
       await operations.retry(billing, failedOne.id);
-      const [row] = await t.db.query<{ payload: IOperationsSettledEvent | null }>(
-        `SELECT ${MESSAGE}::json AS payload FROM batch.outbox o ORDER BY id DESC LIMIT 1`,
-      );
+      const row = (await outboxMessages(t.db)).at(-1)!;
       assert.deepEqual(
         row.payload!.operations.map((o) => [o.id, o.status, o.error?.code]),
         [[failedOne.id, 'FAILED', '23514']],

@@ -9,6 +9,7 @@ import { RequestsRecordedOnce1765000000000 } from '../../src/migrations/17650000
 import { OperationsTakenFromStreams1765100000000 } from '../../src/migrations/1765100000000-operations-taken-from-streams';
 import { RequestsWithTheirIds1765200000000 } from '../../src/migrations/1765200000000-requests-with-their-ids';
 import { Jobs1766100000000 } from '../../src/migrations/1766100000000-jobs';
+import { MessagesMadeByTheRelay1766490000000 } from '../../src/migrations/1766490000000-messages-made-by-the-relay';
 import { JobOperator } from '../../src/services/jobs/job-operator.service';
 import { BatchError } from '../../src/services/batch-error';
 import { unsentMessages } from '../../src/services/outbox/outbox-relay';
@@ -529,6 +530,40 @@ describe('requests with the range of their ids (real PostgreSQL)', () => {
       await app.db.query(`SELECT indexname FROM pg_indexes WHERE indexname = 'operations_request'`),
       [],
       'the index of request_ref is gone',
+    );
+  });
+});
+
+describe('messages made by the relay (real PostgreSQL)', () => {
+  const { config, upgraded } = databaseToUpgrade();
+
+  it('writes out the text of a message the service before left unsent, which is then sent as it is', async () => {
+    const old = await schemaBefore(config, MessagesMadeByTheRelay1766490000000);
+    const client = await oldClient(old);
+    const [{ id: chunk }] = await old.query(
+      `INSERT INTO batch.chunks (status, worker, started_at, ended_at)
+       VALUES ('COMPLETED', 'w', now(), '2026-11-21T06:00:00Z') RETURNING id`,
+    );
+    const stored: { id: string }[] = await old.query(
+      `INSERT INTO batch.operations (client_id, target, type, idempotency_key)
+       SELECT $1, 'public.items', 'insert', 'k' || g FROM generate_series(1, 3) g RETURNING id`,
+      [client],
+    );
+    await old.query(
+      `INSERT INTO batch.outbox (routing_key, chunk_id, client_id, operations, size)
+       VALUES ('operations.settled.old', $1, $2, int8multirange(int8range($3, $4, '[]')), 100)`,
+      [chunk, client, stored[0].id, stored[2].id],
+    );
+    await old.destroy();
+
+    const app = await upgraded(); // runs the rest of the migrations
+    const [message] = await app.get(Database).transaction((tx) => unsentMessages(tx, 10, 10_000_000));
+    const made = JSON.parse(message.payload) as IOperationsSettledEvent;
+    assert.equal(made.executionId, String(chunk));
+    assert.equal(made.settledAt, '2026-11-21T06:00:00.000Z');
+    assert.deepEqual(
+      made.operations.map((o) => [o.id, o.status, o.target, o.idempotencyKey]),
+      stored.map(({ id }, i) => [String(id), 'COMPLETED', 'public.items', `k${i + 1}`]),
     );
   });
 });

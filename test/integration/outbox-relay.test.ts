@@ -34,8 +34,8 @@ describe('the outbox relay takes a bounded batch (real PostgreSQL)', () => {
     );
     await t.db.query(`UPDATE batch.outbox SET sent_at = now()`);
     await t.db.query(
-      `INSERT INTO batch.outbox (routing_key, chunk_id, client_id, operations, size)
-       SELECT 'k', $1, $2, '{}', 100 FROM generate_series(1, 3)`,
+      `INSERT INTO batch.outbox (routing_key, chunk_id, client_id, runs, size)
+       SELECT 'k', $1, $2, '[]', 100 FROM generate_series(1, 3)`,
       [execution, clientId],
     );
     return execution;
@@ -78,13 +78,13 @@ describe('the outbox relay takes a bounded batch (real PostgreSQL)', () => {
     });
   });
 
-  it('makes the text of the messages it locked only, not of those another relay holds', async () => {
+  it('reads what makes the text of the messages it locked only, not of those another relay holds', async () => {
     await threeMessagesOf('held-elsewhere');
-    // each text made counted: batch.settled_message wrapped by a function that counts its calls
+    // each message's parts read counted: batch.settled_parts wrapped by a function that counts its calls
     await t.db.query(`CREATE SEQUENCE public.texts_made;
-      ALTER FUNCTION batch.settled_message(batch.outbox) RENAME TO settled_message_counted;
-      CREATE FUNCTION batch.settled_message(o batch.outbox) RETURNS text LANGUAGE plpgsql AS $$
-        BEGIN PERFORM nextval('public.texts_made'); RETURN batch.settled_message_counted(o); END $$`);
+      ALTER FUNCTION batch.settled_parts(batch.outbox) RENAME TO settled_parts_counted;
+      CREATE FUNCTION batch.settled_parts(o batch.outbox) RETURNS json LANGUAGE plpgsql AS $$
+        BEGIN PERFORM nextval('public.texts_made'); RETURN batch.settled_parts_counted(o); END $$`);
     const elsewhere = await t.get(Database).pool.connect();
     try {
       await elsewhere.query('BEGIN');
@@ -93,12 +93,12 @@ describe('the outbox relay takes a bounded batch (real PostgreSQL)', () => {
       const [{ made }] = await t.db.query<{ made: string }>(
         `SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS made FROM public.texts_made`,
       );
-      assert.equal(Number(made), 1, 'one text made');
+      assert.equal(Number(made), 1, "one message's parts read");
     } finally {
       await elsewhere.query('ROLLBACK');
       elsewhere.release();
-      await t.db.query(`DROP FUNCTION batch.settled_message(batch.outbox);
-        ALTER FUNCTION batch.settled_message_counted(batch.outbox) RENAME TO settled_message; DROP SEQUENCE public.texts_made`);
+      await t.db.query(`DROP FUNCTION batch.settled_parts(batch.outbox);
+        ALTER FUNCTION batch.settled_parts_counted(batch.outbox) RENAME TO settled_parts; DROP SEQUENCE public.texts_made`);
     }
   });
 
@@ -116,8 +116,9 @@ describe('the outbox relay takes a bounded batch (real PostgreSQL)', () => {
     await t.db.query(`ANALYZE batch.operations`);
     await t.db.query(`UPDATE batch.outbox SET sent_at = now()`);
     await t.db.query(
-      `INSERT INTO batch.outbox (routing_key, chunk_id, client_id, operations, exceptions, size)
-       VALUES ('k', $1, $2, '{[2000,2002],[2005,2009]}', '{"2006": "\\"status\\":\\"FAILED\\""}', 100)`,
+      `INSERT INTO batch.outbox (routing_key, chunk_id, client_id, runs, exceptions, size)
+       VALUES ('k', $1, $2, '[["2000","2002","public.t","delete"],["2005","2009","public.t","delete"]]',
+               '{"2006": "\\"status\\":\\"FAILED\\""}', 100)`,
       [execution, client.id],
     );
     const [{ payload }] = await t.get(Database).transaction((tx) => unsentMessages(tx, 1, 1000));

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { ClaimedOperation, OperationOutcome } from '../../src/interfaces/chunk.interfaces';
 import { RECORD_CHUNK_SQL, recordChunkParams, StepRecord, WORKER } from '../../src/services/engine/chunk-repository';
 import { emptyCounts } from '../../src/services/step-counts';
-import { MAX_MESSAGE_CHARS, settledMessages } from '../../src/services/outbox/settled-events';
+import { MAX_MESSAGE_CHARS, MessageRun, settledMessages } from '../../src/services/outbox/settled-events';
 import { claimedId } from '../support/claimed';
 
 /** An operation read from its stream, or when it was applied before (a retry), from the deferred set. */
@@ -11,6 +11,10 @@ function operation(id: string, clientId: string, target = 'public.reservations',
   const shape = JSON.stringify(['upsert', ['id', 'note'], ['id'], '1']);
   return claimedId(id, { clientId, target, shape, attempts, deferred: attempts > 0 });
 }
+
+/** A message's runs as ranges of ids (numbers). */
+const ranges = (message: { runs: string }) =>
+  (JSON.parse(message.runs) as MessageRun[]).map(([first, last]) => [Number(first), Number(last)]);
 
 const completed = (op: ClaimedOperation, rowsAffected = 1): OperationOutcome => ({
   operation: op,
@@ -51,7 +55,7 @@ describe('the job repository: what a chunk records, in one statement', () => {
       'INSERT INTO batch.settled_runs',
       'INSERT INTO batch.operation_counts',
       'INSERT INTO batch.chunk_clients',
-      'INSERT INTO batch.outbox (routing_key, chunk_id, client_id, operations, exceptions, size)',
+      'INSERT INTO batch.outbox (routing_key, chunk_id, client_id, runs, exceptions, size)',
       'UPDATE batch.streams',
       'DELETE FROM batch.deferred',
     ]) {
@@ -95,7 +99,7 @@ describe('the job repository: what a chunk records, in one statement', () => {
       countsSettled,
       prefix,
       messageClients,
-      messageOperations,
+      messageRuns,
       messageExceptions,
       messageSizes,
       streamTargets,
@@ -160,7 +164,18 @@ describe('the job repository: what a chunk records, in one statement', () => {
     assert.deepEqual(JSON.parse(failures as string), [{ id: '12', code: '23505', message: 'duplicate key' }]);
     assert.equal(prefix, 'operations.settled.');
     assert.deepEqual(messageClients, ['1', '2']);
-    assert.deepEqual(messageOperations, ['{[11,11],[13,17]}', '{[12,12]}'], "each client's operations, as runs");
+    assert.deepEqual(
+      (messageRuns as string[]).map((runs) => JSON.parse(runs) as unknown),
+      [
+        [
+          ['11', '11', 'public.reservations', 'upsert'],
+          ['13', '13', 'public.reservations', 'upsert'],
+          ['14', '17', 'public.stock', 'upsert'],
+        ],
+        [['12', '12', 'public.stock', 'upsert']],
+      ],
+      "each client's operations, as runs of ids with their target and type",
+    );
     assert.deepEqual(
       (messageExceptions as string[]).map((e) => JSON.parse(e) as unknown),
       [
@@ -179,10 +194,10 @@ describe('the job repository: what a chunk records, in one statement', () => {
       completed(operation('3', '2')),
     ]);
     assert.deepEqual(
-      messages.map(({ clientId, operations, exceptions }) => ({ clientId, operations, exceptions })),
+      messages.map(({ clientId, exceptions, ...m }) => ({ clientId, operations: ranges(m), exceptions })),
       [
-        { clientId: '2', operations: '{[3,3]}', exceptions: null },
-        { clientId: '1', operations: '{[9,10]}', exceptions: null },
+        { clientId: '2', operations: [[3, 3]], exceptions: null },
+        { clientId: '1', operations: [[9, 10]], exceptions: null },
       ],
     );
   });
@@ -193,13 +208,13 @@ describe('the job repository: what a chunk records, in one statement', () => {
     const outcomes = Array.from({ length: 10 }, (_, i) => completed({ ...operation(String(i + 1), '1'), chars }));
     const messages = settledMessages([...outcomes, completed(operation('11', '2'))]);
     assert.deepEqual(
-      messages.map((m) => [m.clientId, m.operations]),
+      messages.map((m) => [m.clientId, ranges(m)]),
       [
-        ['1', '{[1,3]}'],
-        ['1', '{[4,6]}'],
-        ['1', '{[7,9]}'],
-        ['1', '{[10,10]}'],
-        ['2', '{[11,11]}'],
+        ['1', [[1, 3]]],
+        ['1', [[4, 6]]],
+        ['1', [[7, 9]]],
+        ['1', [[10, 10]]],
+        ['2', [[11, 11]]],
       ],
     );
     for (const { size } of messages) assert.ok(size <= MAX_MESSAGE_CHARS);
@@ -212,10 +227,7 @@ describe('the job repository: what a chunk records, in one statement', () => {
     const round = (ids: string[]) =>
       completed({ ...operation(ids[0], '1'), count: ids.length, ids, chars: chars * ids.length });
     const messages = settledMessages([round(['1', '3', '5']), round(['2', '4', '6'])]);
-    assert.deepEqual(
-      messages.map((m) => m.operations),
-      ['{[1,3]}', '{[4,6]}'],
-    );
+    assert.deepEqual(messages.map(ranges), [[[1, 3]], [[4, 6]]]);
   });
 
   it("cuts a run across messages by its operations' average size, reporting each operation once", () => {
@@ -223,18 +235,17 @@ describe('the job repository: what a chunk records, in one statement', () => {
     const run = { ...operation('1', '1'), count: 600, chars: 600 * each };
     const messages = settledMessages([completed(run), completed({ ...operation('601', '1'), chars: 8 })]);
     const fits = Math.floor(MAX_MESSAGE_CHARS / each); // and a little less: each operation's id, outcome, target, type
-    assert.deepEqual(messages[0].operations, `{[1,${messages[0].operations.match(/,(\d+)\]/)![1]}]}`);
-    const firstLast = Number(messages[0].operations.match(/,(\d+)\]/)![1]);
-    assert.ok(firstLast > fits * 0.9 && firstLast <= fits, `${firstLast} operations in the first, about ${fits} fit`);
-    assert.equal(messages.at(-1)!.operations.match(/,(\d+)\]\}$/)![1], '601', 'every operation, each once');
-    for (const { size } of messages) assert.ok(size <= MAX_MESSAGE_CHARS);
-    const reported = messages.map((m) =>
-      m.operations
-        .match(/\[(\d+),(\d+)\]/)!
-        .slice(1)
-        .map(Number),
+    const reported = messages.map(ranges);
+    assert.ok(
+      reported.every((runs) => runs.length === 1),
+      'each message one range',
     );
-    reported.forEach(([first], i) => i > 0 && assert.equal(first, reported[i - 1][1] + 1, 'next to the last one'));
+    const [[[first, firstLast]]] = reported;
+    assert.equal(first, 1);
+    assert.ok(firstLast > fits * 0.9 && firstLast <= fits, `${firstLast} operations in the first, about ${fits} fit`);
+    assert.equal(reported.at(-1)![0][1], 601, 'every operation, each once');
+    for (const { size } of messages) assert.ok(size <= MAX_MESSAGE_CHARS);
+    reported.forEach(([[first]], i) => i > 0 && assert.equal(first, reported[i - 1][0][1] + 1, 'next to the last one'));
   });
 
   it("records a stream's rounds as the runs they make together, each client's apart", () => {
@@ -256,7 +267,10 @@ describe('the job repository: what a chunk records, in one statement', () => {
     assert.deepEqual(params.slice(9, 11), ['{1,8,10}', '{6,8,10}'], "client 1's rounds one run, client 2's apart");
     assert.deepEqual(params.slice(16, 18), [
       ['1', '2'],
-      ['{[1,7]}', '{[8,8],[10,10]}'],
+      [
+        '[["1","7","public.reservations","upsert"]]',
+        '[["8","8","public.reservations","upsert"],["10","10","public.reservations","upsert"]]',
+      ],
     ]);
     assert.deepEqual(params.slice(20, 24), ['{1}', '{0}', '{10}', '{}'], 'the stream taken through its last id');
   });

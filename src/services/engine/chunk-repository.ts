@@ -64,7 +64,7 @@ const streamsPassed = (moved: string) => `
  * $1 chunk, $2 steps (JSON); $3 the targets (others refer to them by index); outcome rows: $4 id, $5 client,
  * $6 target, $7 attempts before, $8 rows affected (NULL when it failed), $9 the failures' codes and messages (JSON);
  * runs: $10 first and $11 last ids; counts: $12 client, $13 target, $14 completed in runs, $15 settled; $16 the routing
- * key's prefix; the notifications (settledMessages): $17 client, $18 operations, $19 exceptions, $20 size; the streams
+ * key's prefix; the notifications (settledMessages): $17 client, $18 runs, $19 exceptions, $20 size; the streams
  * taken from: $21 target, $22 priority, $23 last id taken; $24 the ids taken from the deferred set.
  */
 export const RECORD_CHUNK_SQL = `
@@ -101,9 +101,9 @@ export const RECORD_CHUNK_SQL = `
     INSERT INTO batch.chunk_clients (client_id, chunk_id)
     SELECT DISTINCT m.client_id, e.id FROM chunk e, unnest($17::bigint[]) AS m(client_id)),
   notified AS (
-    INSERT INTO batch.outbox (routing_key, chunk_id, client_id, operations, exceptions, size)
-    SELECT $16 || c.name, e.id, c.id, m.operations, m.exceptions, m.size
-      FROM chunk e, unnest($17::bigint[], $18::int8multirange[], $19::jsonb[], $20::int[]) AS m(client_id, operations, exceptions, size)
+    INSERT INTO batch.outbox (routing_key, chunk_id, client_id, runs, exceptions, size)
+    SELECT $16 || c.name, e.id, c.id, m.runs, m.exceptions, m.size
+      FROM chunk e, unnest($17::bigint[], $18::jsonb[], $19::jsonb[], $20::int[]) AS m(client_id, runs, exceptions, size)
       JOIN batch.clients c ON c.id = m.client_id),
   taken AS (
     SELECT ($3::text[])[t.target] AS target, t.priority, t.last_id
@@ -139,7 +139,7 @@ export function recordChunkParams(record: ChunkRecord): unknown[] {
     numberArray([...counts.values()].map((c) => c.settled)),
     SETTLED_ROUTING_KEY_PREFIX,
     messages.map((m) => m.clientId),
-    messages.map((m) => m.operations),
+    messages.map((m) => m.runs),
     messages.map((m) => m.exceptions),
     messages.map((m) => m.size),
     numberArray([...streams.values()].map((s) => s.target)),

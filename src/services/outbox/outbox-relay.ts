@@ -6,6 +6,7 @@ import { Wakeup, WorkerLoop } from '../worker-loop';
 import { inTransaction } from '../storage/pg-client';
 import { connectAmqp } from '../../config/amqp-connection';
 import { JOB_FINISHED_ROUTING_KEY_PREFIX } from '../../interfaces/job.interfaces';
+import { messageText, SETTLED_MESSAGE_COLUMNS, SettledMessageColumns } from './settled-events';
 
 /** Messages per batch at most, and their size at most (beyond the first): a backlog of large ones fits in memory. */
 const BATCH_SIZE = 500;
@@ -18,9 +19,10 @@ function messageType(routingKey: string): string {
 }
 
 /**
- * Unsent messages, oldest first, up to $1 of them and about $2 bytes, each made into its text (batch.settled_message)
- * unless it was written whole; locked so that relays share the work, and made into text only once locked: a row
- * another relay holds is skipped before its text is made, not after. One the broker refused waits for its retry time.
+ * Unsent messages, oldest first, up to $1 of them and about $2 bytes, each with its text (payload) or what its text is
+ * made of (its runs, its exceptions and batch.settled_parts); locked so that relays share the work, and read only once
+ * locked: a row another relay holds is skipped before its parts are read, not after. One the broker refused waits for
+ * its retry time.
  */
 const UNSENT_MESSAGES_SQL = `
   WITH locked AS MATERIALIZED (
@@ -30,7 +32,7 @@ const UNSENT_MESSAGES_SQL = `
                          FROM batch.outbox WHERE sent_at IS NULL AND (retry_at IS NULL OR retry_at <= now()) ORDER BY id LIMIT $1) unsent
         WHERE running - size < $2))
      ORDER BY id FOR UPDATE SKIP LOCKED)
-  SELECT (l.o).id, (l.o).routing_key, coalesce((l.o).payload, batch.settled_message(l.o)) AS payload
+  SELECT (l.o).id, (l.o).routing_key, ${SETTLED_MESSAGE_COLUMNS('(l.o)')}
     FROM locked l ORDER BY (l.o).id`;
 
 /** The error amqplib confirms a message with when the broker refused it (a negative acknowledgement). */
@@ -42,7 +44,12 @@ export async function unsentMessages(
   count: number,
   bytes: number,
 ): Promise<{ id: string; routing_key: string; payload: string }[]> {
-  return (await tx.query({ name: 'relay-unsent', text: UNSENT_MESSAGES_SQL, values: [count, bytes] })).rows;
+  const { rows } = await tx.query<{ id: string; routing_key: string } & SettledMessageColumns>({
+    name: 'relay-unsent',
+    text: UNSENT_MESSAGES_SQL,
+    values: [count, bytes],
+  });
+  return rows.map(({ id, routing_key, ...message }) => ({ id, routing_key, payload: messageText(message) }));
 }
 
 /** What the relay needs to know: the broker, the exchange it publishes to, and how often it looks when not woken. */

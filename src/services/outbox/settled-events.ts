@@ -1,18 +1,24 @@
 import type { ClaimedOperation, OperationOutcome } from '../../interfaces/chunk.interfaces';
+import { shapeType } from '../ingest/row-identity';
 import { eachOperation, IdSpan, idRuns, lastId, splitRun } from '../storage/id-runs';
 
 /**
  * The `operations.settled` notifications (docs/api.md#operationssettled). A chunk writes, with its work, one outbox row per
- * client (more for a large chunk) saying what its message reports (settledMessages); the message's text is made when
- * it is sent, in PostgreSQL (batch.settled_message, migration 1764900000000): the client's name, the execution and
- * when it ended, and each operation in order of id with its outcome, target, type, idempotency key and label.
+ * client (more for a large chunk) saying what its message reports (settledMessages): its operations as runs of ids
+ * with the target and type they share, and the outcomes other than plain completion. The message's text is made when
+ * it is sent, by the relay (or by retention, before the operations go): the database gives the client's name, the
+ * chunk and when it ended, and the few operations the runs do not say all of (those with an idempotency key or a label,
+ * batch.settled_parts); settledText writes the rest, each operation in order of id.
  */
+
+/** Runs of a message's operations: first and last id, and the target and type they share (null where not known). */
+export type MessageRun = [first: string, last: string, target: string, type: string | null];
 
 /** A message as the outbox holds it until it is sent. */
 export interface SettledMessage {
   clientId: string;
-  /** The ids of the operations it reports, as an int8multirange literal. */
-  operations: string;
+  /** The operations it reports, in order of id, as JSON text of MessageRun[]. */
+  runs: string;
   /** The outcomes other than "completed, one row affected", by operation id: each one's fields as JSON text. */
   exceptions: string | null;
   /** The length of its text, about. */
@@ -29,7 +35,7 @@ export const MAX_MESSAGE_CHARS = 1_000_000;
 const ENVELOPE_CHARS = 300;
 /** An operation's text but for its id, outcome, target, type, idempotency key and label (and the comma after it). */
 const ITEM_CHARS = '{"id":"",,"target":,"type":"","idempotencyKey":,"label":},'.length;
-/** The outcome of nearly every operation, as batch.settled_message writes it when the message has no other. */
+/** The outcome of nearly every operation, as settledText writes it when the message has no other. */
 const PLAIN_OUTCOME = '"status":"COMPLETED","rowsAffected":1,"error":null';
 const LONGEST_TYPE = 'increment'.length;
 
@@ -38,15 +44,17 @@ const LONGEST_TYPE = 'increment'.length;
  * where it does not fit, by its operations' average size; a round taken apart first).
  */
 export function settledMessages(outcomes: OperationOutcome[]): SettledMessage[] {
-  const open = new Map<string, { spans: IdSpan[]; exceptions: Record<string, string>; size: number }>();
+  const open = new Map<string, { groups: SpanGroup[]; exceptions: Record<string, string>; size: number }>();
   const messages: SettledMessage[] = [];
   const close = (clientId: string) => {
-    const { spans, exceptions, size } = open.get(clientId)!;
-    const runs = idRuns(spans).map(([first, last]) => `[${first},${last}]`);
+    const { groups, exceptions, size } = open.get(clientId)!;
+    const runs = groups.flatMap(({ spans, target, type }) =>
+      idRuns(spans).map(([first, last]): MessageRun => [first, last, target, type]),
+    );
     const exceptional = Object.keys(exceptions).length > 0;
     messages.push({
       clientId,
-      operations: `{${runs.join(',')}}`,
+      runs: JSON.stringify(runs),
       exceptions: exceptional ? JSON.stringify(exceptions) : null,
       size,
     });
@@ -62,6 +70,7 @@ export function settledMessages(outcomes: OperationOutcome[]): SettledMessage[] 
       status === 'COMPLETED' && rowsAffected === 1
         ? null
         : JSON.stringify({ status, rowsAffected, error }).slice(1, -1);
+    const type = shapeType(operation.shape) ?? null;
     let target = targets.get(operation.target);
     if (target === undefined) targets.set(operation.target, (target = JSON.stringify(operation.target).length));
     // each operation's text but for its idempotency key and label (chars): the last id's length is the longest
@@ -73,9 +82,11 @@ export function settledMessages(outcomes: OperationOutcome[]): SettledMessage[] 
         close(rest.clientId);
         message = undefined;
       }
-      if (!message) open.set(rest.clientId, (message = { spans: [], exceptions: {}, size: ENVELOPE_CHARS }));
+      if (!message) open.set(rest.clientId, (message = { groups: [], exceptions: {}, size: ENVELOPE_CHARS }));
       const [head, next]: [ClaimedOperation, ClaimedOperation | null] = splitRun(rest, Math.max(1, fits(message.size)));
-      message.spans.push(head);
+      const group = message.groups.at(-1);
+      if (group?.target === head.target && group.type === type) group.spans.push(head);
+      else message.groups.push({ spans: [head], target: head.target, type });
       if (outcome !== null) message.exceptions[head.id] = outcome;
       message.size += each * head.count + head.chars;
       rest = next;
@@ -85,9 +96,72 @@ export function settledMessages(outcomes: OperationOutcome[]): SettledMessage[] 
   return messages;
 }
 
+/** Operations of a message one after the other in order of id, of one target and type. */
+interface SpanGroup {
+  spans: IdSpan[];
+  target: string;
+  type: string | null;
+}
+
 /** Ids are decimal strings of up to 18 digits: the shorter is the smaller. */
 function byId(a: OperationOutcome, b: OperationOutcome): number {
   const x = a.operation.id;
   const y = b.operation.id;
   return x.length - y.length || (x < y ? -1 : x > y ? 1 : 0);
+}
+
+/** What the database gives of a message to make its text (batch.settled_parts). */
+export interface SettledParts {
+  client: string;
+  executionId: string;
+  settledAt: string;
+  /** The operations its runs do not say all of: id, target, type, idempotency key, label. */
+  operations: [string, string, string, string | null, string | null][];
+}
+
+/** A message's text: its operations in order of id, each with its outcome, target, type, idempotency key and label. */
+export function settledText(
+  runs: MessageRun[],
+  exceptions: Record<string, string> | null,
+  parts: SettledParts,
+): string {
+  const own = new Map(parts.operations.map((operation) => [operation[0], operation]));
+  const items: string[] = [];
+  for (const [first, last, target, type] of runs) {
+    const shared = `,"target":${JSON.stringify(target)},"type":${JSON.stringify(type)},"idempotencyKey":null,"label":null}`;
+    eachId(first, last, (id) => {
+      const o = own.get(id);
+      const rest = o
+        ? `,"target":${JSON.stringify(o[1])},"type":${JSON.stringify(o[2])},"idempotencyKey":${JSON.stringify(o[3])},"label":${JSON.stringify(o[4])}}`
+        : shared;
+      items.push(`{"id":"${id}",${exceptions?.[id] ?? PLAIN_OUTCOME}${rest}`);
+    });
+  }
+  return `{"type":"operations.settled","client":${JSON.stringify(parts.client)},"executionId":"${parts.executionId}","settledAt":"${parts.settledAt}","operations":[${items.join(',')}]}`;
+}
+
+/** Calls `each` with the ids from `first` through `last`, as decimal strings. */
+function eachId(first: string, last: string, each: (id: string) => void): void {
+  if (last.length <= 15) for (let id = Number(first), end = Number(last); id <= end; id++) each(String(id));
+  else for (let id = BigInt(first), end = BigInt(last); id <= end; id++) each(String(id));
+}
+
+/**
+ * The columns a message's text is made of, of the outbox row `row` (an expression): its text when it was written whole
+ * (job.finished, or made by retention), else its runs, exceptions and batch.settled_parts.
+ */
+export const SETTLED_MESSAGE_COLUMNS = (row: string) =>
+  `${row}.payload, ${row}.runs, ${row}.exceptions, CASE WHEN ${row}.payload IS NULL THEN batch.settled_parts(${row}) END AS parts`;
+
+/** SETTLED_MESSAGE_COLUMNS as node-postgres reads them (json and jsonb parsed). */
+export interface SettledMessageColumns {
+  payload: string | null;
+  runs: MessageRun[] | null;
+  exceptions: Record<string, string> | null;
+  parts: SettledParts | null;
+}
+
+/** The text of a message read with SETTLED_MESSAGE_COLUMNS. */
+export function messageText({ payload, runs, exceptions, parts }: SettledMessageColumns): string {
+  return payload ?? settledText(runs!, exceptions, parts!);
 }

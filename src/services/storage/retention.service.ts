@@ -3,6 +3,7 @@ import { AppConfig } from '../../config/app-config';
 import { TargetLedgers } from './target-ledger';
 import { Database } from './database';
 import { MAX_ID } from './streams';
+import { messageText, SETTLED_MESSAGE_COLUMNS, SettledMessageColumns } from '../outbox/settled-events';
 
 /** The first minute of the throughput (/api/stats): the last 15 minutes, the current one included, kept per minute. */
 export const THROUGHPUT_SINCE = `date_trunc('minute', now()) - interval '14 minutes'`;
@@ -10,6 +11,8 @@ export const THROUGHPUT_SINCE = `date_trunc('minute', now()) - interval '14 minu
 const BATCH_SIZE = 1000;
 /** Uploaded data sets deleted per statement: each goes with its blocks, up to BATCH_IMPORT_MAX_BYTES of them. */
 const FILES_PER_BATCH = 10;
+/** Unsent messages written out as their text per statement: each up to about a megabyte. */
+const MESSAGES_PER_BATCH = 20;
 /** Runs hold up to a chunk's operations each: a few per statement. */
 const RUNS_PER_BATCH = 10;
 
@@ -90,11 +93,7 @@ export class RetentionService {
               (SELECT id FROM batch.requests WHERE created_at >= $1 ORDER BY id LIMIT 1) AS "requestHorizon"`,
       [cutoff],
     );
-    // A message not sent yet (the broker down for as long) is made into its text before the operations it reports go.
-    await this.db.query(
-      `UPDATE batch.outbox o SET payload = batch.settled_message(o) WHERE sent_at IS NULL AND payload IS NULL AND created_at < $1`,
-      [cutoff],
-    );
+    await this.writeUnsentMessages(cutoff);
     const operations =
       (await this.inBatches(
         `WITH old AS (
@@ -110,6 +109,25 @@ export class RetentionService {
       [requestHorizon ?? MAX_ID],
     );
     return { operations, requests };
+  }
+
+  /**
+   * Messages not sent yet (the broker down for as long) written out as their text, a few at a time, before the
+   * operations they report go.
+   */
+  private async writeUnsentMessages(cutoff: Date): Promise<void> {
+    for (;;) {
+      const messages = await this.db.query<{ id: string } & SettledMessageColumns>(
+        `SELECT o.id, ${SETTLED_MESSAGE_COLUMNS('o')} FROM batch.outbox o
+          WHERE sent_at IS NULL AND payload IS NULL AND created_at < $1 ORDER BY id LIMIT ${MESSAGES_PER_BATCH}`,
+        [cutoff],
+      );
+      if (messages.length === 0) return;
+      await this.db.query(
+        `UPDATE batch.outbox o SET payload = m.payload FROM unnest($1::bigint[], $2::text[]) AS m(id, payload) WHERE o.id = m.id`,
+        [messages.map((m) => m.id), messages.map(messageText)],
+      );
+    }
   }
 
   /**
