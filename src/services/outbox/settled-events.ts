@@ -61,6 +61,8 @@ export function settledMessages(outcomes: OperationOutcome[]): SettledMessage[] 
     open.delete(clientId);
   };
   const targets = new Map<string, number>();
+  let shape: string | undefined;
+  let type: string | null = null;
   // a round's operations apart, so that each message holds ranges of ids, not ids scattered over the chunk
   const inOrder = outcomes.flatMap((o) =>
     o.operation.ids ? eachOperation(o.operation).map((operation) => ({ ...o, operation })) : [o],
@@ -70,7 +72,7 @@ export function settledMessages(outcomes: OperationOutcome[]): SettledMessage[] 
       status === 'COMPLETED' && rowsAffected === 1
         ? null
         : JSON.stringify({ status, rowsAffected, error }).slice(1, -1);
-    const type = shapeType(operation.shape) ?? null;
+    if (operation.shape !== shape) type = shapeType((shape = operation.shape)) ?? null; // a chunk's shapes repeat
     let target = targets.get(operation.target);
     if (target === undefined) targets.set(operation.target, (target = JSON.stringify(operation.target).length));
     // each operation's text but for its idempotency key and label (chars): the last id's length is the longest
