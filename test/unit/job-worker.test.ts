@@ -43,8 +43,8 @@ describe('JobWorker: shutdown', () => {
   });
 });
 
-/** A worker that claims `claimable` executions (one), whose reaps and renewals fail while `database.down`; its reaps counted. */
-function workerWithOutage(database: { down: boolean; reaps: number }, claimable = 1) {
+/** A worker that claims `claimable` executions (one), whose reaps and renewals fail while `database.down`; its reaps and warnings counted. */
+function workerWithOutage(database: { down: boolean; reaps: number; warnings?: string[] }, claimable = 1) {
   const lost = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
   const leases = {
     reapExpired: async () => {
@@ -62,11 +62,14 @@ function workerWithOutage(database: { down: boolean; reaps: number }, claimable 
   const runner = { runExecution: () => new Promise(() => {}) } as unknown as JobRunner; // runs until the test ends
   const config = loadConfig({ BATCH_JOB_LEASE_MS: '1000', BATCH_JOB_POLL_INTERVAL: '60000' });
   const noop = {} as never;
-  return new JobWorker(config, leases, runner, noop, noop, noop, new JobWakeup()) as unknown as {
+  const worker = new JobWorker(config, leases, runner, noop, noop, noop, new JobWakeup()) as unknown as {
     turn(): Promise<boolean>;
     afterFailure(): void;
     renew(): Promise<void>;
+    logger: { warn(message: string): void };
   };
+  worker.logger = { warn: (message) => void database.warnings?.push(message) };
+  return worker;
 }
 
 describe('JobWorker: leases after an outage of the database', () => {
@@ -84,7 +87,7 @@ describe('JobWorker: leases after an outage of the database', () => {
   });
 
   it('reaps none for a lease after a renewal failed', async () => {
-    const database = { down: false, reaps: 0 };
+    const database = { down: false, reaps: 0, warnings: [] as string[] };
     const worker = workerWithOutage(database);
     await worker.turn(); // reaps, and claims an execution it holds
     database.down = true;
@@ -92,14 +95,16 @@ describe('JobWorker: leases after an outage of the database', () => {
     database.down = false;
     await worker.turn();
     assert.equal(database.reaps, 1, 'no reap right after the renewal failed');
+    assert.equal(database.warnings.length, 1, 'the lease it could not renew is told');
   });
 
   it('reaps none for a lease after an outage it held nothing through, between two turns a minute apart', async () => {
-    const database = { down: true, reaps: 0 };
+    const database = { down: true, reaps: 0, warnings: [] as string[] };
     const worker = workerWithOutage(database, 0);
     await worker.renew(); // its renewals go on, every quarter of a lease, while it waits for its next turn
     database.down = false;
     await worker.turn();
     assert.equal(database.reaps, 0, 'no reap right after the outage');
+    assert.deepEqual(database.warnings, [], 'holding nothing, it lost nothing to tell of');
   });
 });

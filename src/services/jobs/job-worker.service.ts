@@ -120,7 +120,8 @@ export class JobWorker extends WorkerLoop implements OnApplicationBootstrap {
       for (const { hold, steps } of renewed) hold.renewed(steps, held);
     } catch (error) {
       this.failedAt = Date.now();
-      this.logger.warn(`could not renew job leases: ${logReason(error)}`);
+      // holding nothing, nothing is lost: the loop's own turns report the outage
+      if (renewed.length > 0) this.logger.warn(`could not renew job leases: ${logReason(error)}`);
     }
   }
 }
