@@ -767,22 +767,24 @@ AS $function$
     changed bigint;
     ops bigint[];
   BEGIN
-    BEGIN
-      EXECUTE change USING first_ids, last_ids;
-      GET DIAGNOSTICS changed = ROW_COUNT;
-      IF changed = (SELECT sum(r.last_id - r.first_id + 1) FROM unnest(first_ids, last_ids) AS r(first_id, last_id)) THEN
-        RETURN NULL;
-      END IF;
-      RAISE SQLSTATE 'BS001'; -- undoes it
-    EXCEPTION WHEN SQLSTATE 'BS001' THEN
-      NULL;
-    END;
+    IF change IS NOT NULL THEN
+      BEGIN
+        EXECUTE change USING first_ids, last_ids;
+        GET DIAGNOSTICS changed = ROW_COUNT;
+        IF changed = (SELECT sum(r.last_id - r.first_id + 1) FROM unnest(first_ids, last_ids) AS r(first_id, last_id)) THEN
+          RETURN NULL;
+        END IF;
+        RAISE SQLSTATE 'BS001'; -- undoes it
+      EXCEPTION WHEN SQLSTATE 'BS001' THEN
+        NULL;
+      END;
+    END IF;
     EXECUTE exact USING first_ids, last_ids INTO ops;
     RETURN ops;
   END
 $function$
 ;
-COMMENT ON FUNCTION batch.through_key_index(change text, exact text, first_ids bigint[], last_ids bigint[]) IS 'Runs a chunk''s update or delete through a unique key''s index (nested loops only): the bare change, and the statement that tells which operations changed a row only where the count says it must. Called by the chunk writer.';
+COMMENT ON FUNCTION batch.through_key_index(change text, exact text, first_ids bigint[], last_ids bigint[]) IS 'Runs a chunk''s update or delete through a unique key''s index (nested loops only): the bare change (unless NULL), and the statement that tells which operations changed a row only where the count says it must. Called by the chunk writer.';
 
 CREATE OR REPLACE FUNCTION batch.through_key_index(statement text, first_ids bigint[], last_ids bigint[])
  RETURNS bigint[]

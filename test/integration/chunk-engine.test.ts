@@ -107,6 +107,16 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
     assert.equal(Number((await t.db.query<{ n: string }>('SELECT count(*) AS n FROM public.stock'))[0].n), 150);
   });
 
+  it('runs deletes after one that missed a row in the form that tells each, at once, and bare again after none missed', async () => {
+    const deletes = (ids: number[]) => ids.map((id) => ({ target: 'stock', type: 'delete' as const, key: { id } }));
+    const affected = async (ids: number[]) => (await run(deletes(ids))).outcomes.map((o) => o.rows_affected);
+    assert.deepEqual(await affected([1, 2, 999]), [1, 1, 0]); // bare, undone, then told
+    assert.deepEqual(await affected([3, 998, 4, 3]), [1, 0, 1, 0]); // told at once (StatementApplier: the unit test)
+    assert.deepEqual(await affected([5, 6]), [1, 1]); // told at once, missed none
+    assert.deepEqual(await affected([7, 997]), [1, 0]); // bare again, undone, told
+    assert.equal(Number((await t.db.query<{ n: string }>('SELECT count(*) AS n FROM public.stock'))[0].n), 193);
+  });
+
   it('fails an update or a delete whose value only the database can refuse, also when no row matches', async () => {
     await t.db.query(`CREATE TABLE public.hosts (id int PRIMARY KEY, addr inet UNIQUE)`); // empty
     const { outcomes } = await run([

@@ -13,6 +13,7 @@ import {
   upsertStatement,
 } from '../../src/services/engine/target-sql';
 import { valueRows } from '../../src/services/engine/other-database';
+import { StatementApplier } from '../../src/services/engine/statement-applier.service';
 import { column, targetTable } from '../support/catalog-fixtures';
 import { claimedId } from '../support/claimed';
 
@@ -275,6 +276,46 @@ describe('deleteStatement', () => {
     assert.equal(statement.everyRow, false);
     assert.deepEqual(statement.params, ['{1}', '{2}']);
     assert.deepEqual(targetStatement(p), statement);
+  });
+});
+
+describe('keyed statements after one that missed rows', () => {
+  it('not bareFirst: the form that tells which operations changed a row, at once', () => {
+    const p = plan(items, 'delete', [], ['id'], ['1', '2']);
+    const bare = deleteStatement(items, p);
+    const exact = targetStatement(p, false);
+    assert.match(exact.sql, /^SELECT batch\.through_key_index\(NULL, E'WITH v AS MATERIALIZED/);
+    assert.equal(exact.sql.replace('(NULL, ', '('), bare.sql.replace(/\(E'DELETE .*?', E'WITH/, "(E'WITH"));
+    assert.match(targetStatement(plan(items, 'update', ['qty'], ['id']), false).sql, /through_key_index\(NULL, /);
+    assert.match(targetStatement(plan(items, 'increment', ['qty'], ['id']), false).sql, /through_key_index\(NULL, /);
+  });
+
+  it('the applier runs a kind at once in that form on a table where its last statement missed, until one misses none', async () => {
+    const sent: string[] = [];
+    const answers: (string[] | null)[] = [['1'], null, null, ['2'], null];
+    const tx = {
+      query: (sql: string) => {
+        sent.push(sql);
+        return Promise.resolve({ rows: sql.includes('through_key_index') ? [{ ops: answers.shift() }] : [] });
+      },
+    };
+    const applier = new StatementApplier();
+    const deletes = plan(items, 'delete', [], ['id'], ['1', '2']);
+    const updates = plan(items, 'update', ['qty'], ['id'], ['1', '2']);
+    const never = () => false;
+    const outcomes = [];
+    for (const p of [deletes, updates, deletes, deletes, deletes])
+      outcomes.push((await applier.applyOrSettle(tx as never, p, never)).outcomes.map((o) => o.rowsAffected));
+    const bareFirst = sent.filter((sql) => sql.includes('through_key_index')).map((sql) => !sql.includes('(NULL, '));
+    // a delete missed: the update still bare, the next delete at once exact; it missed none: bare again, and so on
+    assert.deepEqual(bareFirst, [true, true, false, true, false]);
+    assert.deepEqual(outcomes, [
+      [1, 0],
+      [1, 1],
+      [1, 1],
+      [0, 1],
+      [1, 1],
+    ]);
   });
 });
 

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import { PartOutcome, StatementPlan } from '../../interfaces/chunk.interfaces';
+import type { TargetTable } from '../../interfaces/catalog.interfaces';
 import { foldedStatement, targetStatement } from './target-sql';
 import { eachOperation, operationCount } from '../storage/id-runs';
 import { numberArray } from '../storage/database';
@@ -10,17 +11,32 @@ import { CHUNK_FAILURE_SQLSTATE, operationError } from '../storage/database-erro
 @Injectable()
 export class StatementApplier {
   /**
-   * Runs one statement; returns null when each of its operations affected one row, else the rows each affected, in
-   * order, its runs taken apart (eachOperation).
+   * Per table, the kinds of statement whose last one there missed rows (an update or delete of rows gone: a stream
+   * that deletes rows twice, say). The next of such a kind runs at once the form that tells which operations changed a
+   * row, where the bare change would be undone and run again in that form; one that misses nothing clears it.
    */
-  private async apply(tx: PoolClient, plan: StatementPlan): Promise<number[] | null> {
-    const statement = targetStatement(plan);
+  private readonly missing = new WeakMap<TargetTable, Set<StatementPlan['type']>>();
+
+  /**
+   * Runs one statement; returns null when each of its operations affected one row, else each one's outcome, in order,
+   * its runs taken apart (eachOperation).
+   */
+  private async apply(tx: PoolClient, plan: StatementPlan): Promise<PartOutcome[] | null> {
+    let missing = this.missing.get(plan.table);
+    const statement = targetStatement(plan, !missing?.has(plan.type));
     const result = await tx.query<{ ops: string[] | null }>(statement.sql, statement.params);
     const changed = statement.everyRow ? null : result.rows[0].ops;
-    if (changed === null) return null;
-    const affected = new Map(plan.operations.flatMap(eachOperation).map((op) => [op.id, 0]));
-    for (const op of changed) affected.set(op, affected.get(op)! + 1);
-    return [...affected.values()];
+    if (changed === null) {
+      missing?.delete(plan.type);
+      return null;
+    }
+    if (!missing) this.missing.set(plan.table, (missing = new Set()));
+    missing.add(plan.type);
+    const affected = new Map<string, number>();
+    for (const op of changed) affected.set(op, (affected.get(op) ?? 0) + 1);
+    return plan.operations
+      .flatMap(eachOperation)
+      .map((operation) => ({ operation, rowsAffected: affected.get(operation.id) ?? 0, error: null }));
   }
 
   /**
@@ -38,14 +54,9 @@ export class StatementApplier {
   ): Promise<{ outcomes: PartOutcome[]; error: unknown; statements: number }> {
     await tx.query('SAVEPOINT statement');
     try {
-      const rows = await this.apply(tx, plan);
+      const applied = await this.apply(tx, plan);
       await tx.query('RELEASE SAVEPOINT statement');
-      const outcomes =
-        rows === null
-          ? plan.operations.map((operation) => ({ operation, rowsAffected: 1, error: null }))
-          : plan.operations
-              .flatMap(eachOperation)
-              .map((operation, i) => ({ operation, rowsAffected: rows[i], error: null }));
+      const outcomes = applied ?? plan.operations.map((operation) => ({ operation, rowsAffected: 1, error: null }));
       return { outcomes, error: null, statements: 0 };
     } catch (error) {
       if (failsChunk(error)) throw error;

@@ -20,7 +20,11 @@ export interface TargetStatement {
   everyRow: boolean;
 }
 
-export function targetStatement(plan: StatementPlan): TargetStatement {
+/**
+ * `bareFirst`: an update, increment or delete runs its change alone first (castingEveryRow); false runs at once the
+ * form that tells which operations changed a row, as where its kind's last statement on the table missed rows.
+ */
+export function targetStatement(plan: StatementPlan, bareFirst = true): TargetStatement {
   const { table } = plan;
   switch (plan.type) {
     case 'insert':
@@ -28,11 +32,16 @@ export function targetStatement(plan: StatementPlan): TargetStatement {
     case 'upsert':
       return upsertStatement(table, plan);
     case 'update':
-      return updateStatement(table, plan, (c, v) => `${quoteIdent(c.name)} = ${v}`);
+      return updateStatement(table, plan, bareFirst, (c, v) => `${quoteIdent(c.name)} = ${v}`);
     case 'increment':
-      return updateStatement(table, plan, (c, v) => `${quoteIdent(c.name)} = t.${quoteIdent(c.name)} + ${v}`);
+      return updateStatement(
+        table,
+        plan,
+        bareFirst,
+        (c, v) => `${quoteIdent(c.name)} = t.${quoteIdent(c.name)} + ${v}`,
+      );
     case 'delete':
-      return deleteStatement(table, plan);
+      return deleteStatement(table, plan, bareFirst);
   }
 }
 
@@ -154,6 +163,7 @@ export function upsertStatement(table: TargetTable, plan: StatementPlan): Target
 function updateStatement(
   table: TargetTable,
   plan: StatementPlan,
+  bareFirst: boolean,
   assign: (column: TargetColumn, value: string) => string,
 ): TargetStatement {
   const keyColumns = plan.keyColumns!;
@@ -168,6 +178,7 @@ function updateStatement(
     plan,
     rows.sql,
     (v) => `UPDATE ${qualifiedName(table)} AS t SET ${sets.join(', ')} FROM ${v} WHERE ${match.join(' AND ')}`,
+    bareFirst,
   );
   return { sql, params: rows.params, everyRow: false };
 }
@@ -234,7 +245,7 @@ export function foldedStatement(plans: StatementPlan[]): { sql: string; params: 
 }
 
 /** `DELETE … USING (typed rows) WHERE key matches`. */
-export function deleteStatement(table: TargetTable, plan: StatementPlan): TargetStatement {
+export function deleteStatement(table: TargetTable, plan: StatementPlan, bareFirst = true): TargetStatement {
   const keyColumns = plan.keyColumns!;
   const rows = input(
     table,
@@ -246,6 +257,7 @@ export function deleteStatement(table: TargetTable, plan: StatementPlan): Target
     plan,
     rows.sql,
     (v) => `DELETE FROM ${qualifiedName(table)} AS t USING ${v} WHERE ${match.join(' AND ')}`,
+    bareFirst,
   );
   return { sql, params: rows.params, everyRow: false };
 }
@@ -265,11 +277,12 @@ const AFFECTED_OPERATIONS =
  * statement casts its values whether or not its WHERE matches a row; so the statement also counts the typed rows,
  * casting every value, and tells the operations whose row it changed (AFFECTED_OPERATIONS). It runs through
  * batch.through_key_index, which finds each row by one lookup of the key's index, and which runs the change alone
- * first: where it changes a row per operation, as nearly always, that says all (see there).
+ * first (unless not `bareFirst`): where it changes a row per operation, as nearly always, that says all (see there).
  */
-function castingEveryRow(plan: StatementPlan, rows: string, change: (v: string) => string): string {
+function castingEveryRow(plan: StatementPlan, rows: string, change: (v: string) => string, bareFirst: boolean): string {
   const exact = `WITH v AS MATERIALIZED (${rows}), changed AS (${change('v')} RETURNING v.op) ${AFFECTED_OPERATIONS}`;
-  return `SELECT ${plan.helpers ?? 'batch'}.through_key_index(${quoteLiteral(change(`(${rows}) v`))}, ${quoteLiteral(exact)}, $1, $2) AS ops`;
+  const bare = bareFirst ? quoteLiteral(change(`(${rows}) v`)) : 'NULL';
+  return `SELECT ${plan.helpers ?? 'batch'}.through_key_index(${bare}, ${quoteLiteral(exact)}, $1, $2) AS ops`;
 }
 
 function column(table: TargetTable, name: string): TargetColumn {
