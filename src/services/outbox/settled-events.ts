@@ -61,6 +61,7 @@ export function settledMessages(outcomes: OperationOutcome[]): SettledMessage[] 
     open.delete(clientId);
   };
   const targets = new Map<string, number>();
+  const errorless: Record<string, string> = {};
   let shape: string | undefined;
   let type: string | null = null;
   // a round's operations apart, so that each message holds ranges of ids, not ids scattered over the chunk
@@ -71,7 +72,9 @@ export function settledMessages(outcomes: OperationOutcome[]): SettledMessage[] 
     const outcome =
       status === 'COMPLETED' && rowsAffected === 1
         ? null
-        : JSON.stringify({ status, rowsAffected, error }).slice(1, -1);
+        : error === null // a chunk's outcomes without an error repeat: each text written once
+          ? (errorless[`${status} ${rowsAffected}`] ??= JSON.stringify({ status, rowsAffected, error }).slice(1, -1))
+          : JSON.stringify({ status, rowsAffected, error }).slice(1, -1);
     if (operation.shape !== shape) type = shapeType((shape = operation.shape)) ?? null; // a chunk's shapes repeat
     let target = targets.get(operation.target);
     if (target === undefined) targets.set(operation.target, (target = JSON.stringify(operation.target).length));
