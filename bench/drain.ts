@@ -227,7 +227,13 @@ const HAND_WRITTEN: Record<Exclude<Type, 'insert'>, { sql: string; values: (i: n
   },
 };
 
-export async function handWrittenRate(database: string, type: Exclude<Type, 'insert'>, rows: number): Promise<number> {
+/** Statements by hand of `rows` operations of `type`, operation i on row `key(i)`; rows per second. */
+export async function handWrittenRate(
+  database: string,
+  type: Exclude<Type, 'insert'>,
+  rows: number,
+  key = (i: number) => i,
+): Promise<number> {
   const client = new Client(dbClientConfig(database));
   await client.connect();
   const { sql, values } = HAND_WRITTEN[type];
@@ -237,7 +243,7 @@ export async function handWrittenRate(database: string, type: Exclude<Type, 'ins
     await checkpoint(client);
     const started = process.hrtime.bigint();
     for (let first = 1; first <= rows; first += 1000) {
-      const batch = Array.from({ length: Math.min(1000, rows + 1 - first) }, (_, k) => values(first + k));
+      const batch = Array.from({ length: Math.min(1000, rows + 1 - first) }, (_, k) => values(key(first + k)));
       const columns = batch[0].map((_, c) => batch.map((row) => row[c]));
       await client.query('BEGIN');
       await client.query(sql, columns);

@@ -8,13 +8,30 @@ import { dbClientConfig } from '../test/support/shared-services';
 type Keyed = Exclude<Type, 'insert'>;
 const SEQUENCE: Keyed[] = ['update', 'increment', 'delete', 'upsert'];
 
-/** What the table shows once every operation of a backlog of `count` applied, as one boolean query. */
-const APPLIED: Record<Keyed, string> = {
-  update: `SELECT count(*) FILTER (WHERE note LIKE 'updated %') = $1 AS done FROM public.bench`,
-  increment: `SELECT sum(qty) = 2 * $1 AS done FROM public.bench`,
-  delete: `SELECT count(*) = 0 AND $1 > 0 AS done FROM public.bench`,
-  upsert: `SELECT count(*) FILTER (WHERE note LIKE 'note %') = $1 AS done FROM public.bench`,
+/**
+ * What the table shows once every operation of a backlog of `count` applied, as one boolean query of what it expects
+ * ($1), given how many rows the operations name (`named`).
+ */
+const APPLIED: Record<Keyed, { sql: string; expected: (count: number, named: number) => number }> = {
+  update: {
+    sql: `SELECT count(*) FILTER (WHERE note LIKE 'updated %') = $1 AS done FROM public.bench`,
+    expected: (c) => c,
+  },
+  increment: { sql: `SELECT sum(qty) = $1 AS done FROM public.bench`, expected: (c) => 2 * c },
+  delete: { sql: `SELECT count(*) = $1 AS done FROM public.bench`, expected: (c, named) => c - named },
+  upsert: {
+    sql: `SELECT count(*) FILTER (WHERE note LIKE 'note %') = $1 AS done FROM public.bench`,
+    expected: (c) => c,
+  },
 };
+
+/** Rows 1…`rows` each once, in order: the check's shape. */
+const inOrder = (i: number) => i;
+/**
+ * A row of 1…`rows` picked at random for each operation, the same in every run (a multiplicative hash): about a third
+ * of the operations name a row that an earlier one named, so that a delete finds its row gone.
+ */
+const atRandom = (rows: number) => (i: number) => 1 + (((i * 2654435761) % 2 ** 32) % rows);
 
 /**
  * One backlog of `type` built up behind a lock and released at once: the target (holding `count` rows) is locked by
@@ -22,7 +39,7 @@ const APPLIED: Record<Keyed, string> = {
  * on the lock; the lock is released, and the drain is timed from the release to the commit of the chunk that settled
  * the last operation (the table then shows every change: checked). Operations per second.
  */
-async function releasedDrain(service: BenchService, type: Keyed, count: number): Promise<number> {
+async function releasedDrain(service: BenchService, type: Keyed, count: number, key = inOrder): Promise<number> {
   const { db } = service;
   await db.query(`DROP TABLE IF EXISTS public.bench; CREATE TABLE public.bench ${TABLE}`);
   await seed(db, 'public.bench', count);
@@ -34,7 +51,7 @@ async function releasedDrain(service: BenchService, type: Keyed, count: number):
   const held = await service.heldNotifications();
   try {
     await holder.query(`BEGIN; LOCK TABLE public.bench IN ACCESS EXCLUSIVE MODE`);
-    await fill(rpc, count, (i) => operation(type, i));
+    await fill(rpc, count, (i) => operation(type, key(i)));
     await checkpoint(db);
     const released = Date.now();
     await holder.query('COMMIT');
@@ -45,7 +62,9 @@ async function releasedDrain(service: BenchService, type: Keyed, count: number):
         [last],
       );
       if (state.settled >= count) {
-        const [{ done }] = await db.query<{ done: boolean }>(APPLIED[type], [count]);
+        const named = new Set(Array.from({ length: count }, (_, i) => key(i + 1))).size;
+        const { sql, expected } = APPLIED[type];
+        const [{ done }] = await db.query<{ done: boolean }>(sql, [expected(count, named)]);
         if (!done) throw new Error(`${type}: every operation settled, the table does not show it`);
         await held.receive(count);
         return count / ((state.ended!.getTime() - released) / 1000);
@@ -64,7 +83,7 @@ type Runs = { value: number; baseline: number }[];
 /**
  * Backlogs released at once: one service (`npm start`, one process, BATCH_LOCK_TIMEOUT=0 so that its worker waits on
  * the lock), each type in turn (update, increment, delete, upsert) built up behind a lock and released (releasedDrain),
- * `runs` times over, each run a service started anew on the database the runs before left; then updates set aside: a
+ * then deletes of rows picked at random (some twice), `runs` times over, each run a service started anew on the database the runs before left; then updates set aside: a
  * service on the defaults, whose worker gives up on the locked target after the lock timeout (1 s) and leaves it
  * alone. Each against its statement written by hand (HAND_WRITTEN) in the same run. A figure per series: the median,
  * and each run's ratio (min / median / max), every one of which is to meet the target.
@@ -72,10 +91,12 @@ type Runs = { value: number; baseline: number }[];
 export async function benchReleased(options: { rows: number; runs: number }): Promise<Figure[]> {
   const size = options.rows.toLocaleString('en');
   const waited = new Map<Keyed, Runs>(SEQUENCE.map((type) => [type, []]));
+  const deletedAtRandom: Runs = [];
   await withService({ BATCH_LOCK_TIMEOUT: '0' }, async (service) => {
     for (let run = 0; run < options.runs; run++) {
       if (run > 0) await service.startRole('all');
       for (const type of SEQUENCE) waited.get(type)!.push(await measured(service, type, options.rows));
+      deletedAtRandom.push(await measured(service, 'delete', options.rows, atRandom(options.rows)));
       await service.stopRole('all');
     }
   });
@@ -85,6 +106,7 @@ export async function benchReleased(options: { rows: number; runs: number }): Pr
   });
   return [
     ...SEQUENCE.map((type) => figure(`${type} backlog of ${size} released at once`, type, waited.get(type)!)),
+    figure(`delete backlog of ${size} released at once, rows picked at random`, 'delete', deletedAtRandom),
     figure(`update backlog of ${size} set aside behind a lock (lock timeout 1 s), released`, 'update', setAside),
   ];
 }
@@ -99,9 +121,9 @@ async function withService(settings: Record<string, string>, work: (service: Ben
   }
 }
 
-async function measured(service: BenchService, type: Keyed, rows: number): Promise<Runs[number]> {
-  const value = await releasedDrain(service, type, rows);
-  return { value, baseline: await handWrittenRate(service.env.DB_NAME, type, rows) };
+async function measured(service: BenchService, type: Keyed, rows: number, key = inOrder): Promise<Runs[number]> {
+  const value = await releasedDrain(service, type, rows, key);
+  return { value, baseline: await handWrittenRate(service.env.DB_NAME, type, rows, key) };
 }
 
 function figure(name: string, type: Keyed, runs: Runs): Figure {
