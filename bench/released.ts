@@ -83,10 +83,11 @@ type Runs = { value: number; baseline: number }[];
 /**
  * Backlogs released at once: one service (`npm start`, one process, BATCH_LOCK_TIMEOUT=0 so that its worker waits on
  * the lock), each type in turn (update, increment, delete, upsert) built up behind a lock and released (releasedDrain),
- * then deletes of rows picked at random (some twice), `runs` times over, each run a service started anew on the database the runs before left; then updates set aside: a
- * service on the defaults, whose worker gives up on the locked target after the lock timeout (1 s) and leaves it
- * alone. Each against its statement written by hand (HAND_WRITTEN) in the same run. A figure per series: the median,
- * and each run's ratio (min / median / max), every one of which is to meet the target.
+ * then deletes of rows picked at random (some twice), `runs` times over, each run a service started anew on the
+ * database the runs before left; then updates set aside: a service on the defaults, whose worker gives up on the
+ * locked target after the lock timeout (1 s) and leaves it alone. Each against its statement written by hand
+ * (HAND_WRITTEN) in the same run. A figure per series: the median, and each run's ratio (min / median / max), every one
+ * of which is to meet the target.
  */
 export async function benchReleased(options: { rows: number; runs: number }): Promise<Figure[]> {
   const size = options.rows.toLocaleString('en');
