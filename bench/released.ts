@@ -31,7 +31,7 @@ const inOrder = (i: number) => i;
  * A row of 1…`rows` picked at random for each operation, the same in every run (a multiplicative hash): about a third
  * of the operations name a row that an earlier one named, so that a delete finds its row gone.
  */
-const atRandom = (rows: number) => (i: number) => 1 + (((i * 2654435761) % 2 ** 32) % rows);
+export const atRandom = (rows: number) => (i: number) => 1 + (((i * 2654435761) % 2 ** 32) % rows);
 
 /**
  * One backlog of `type` built up behind a lock and released at once: the target (holding `count` rows) is locked by
@@ -39,7 +39,7 @@ const atRandom = (rows: number) => (i: number) => 1 + (((i * 2654435761) % 2 ** 
  * on the lock; the lock is released, and the drain is timed from the release to the commit of the chunk that settled
  * the last operation (the table then shows every change: checked). Operations per second.
  */
-async function releasedDrain(service: BenchService, type: Keyed, count: number, key = inOrder): Promise<number> {
+export async function releasedDrain(service: BenchService, type: Keyed, count: number, key = inOrder): Promise<number> {
   const { db } = service;
   await db.query(`DROP TABLE IF EXISTS public.bench; CREATE TABLE public.bench ${TABLE}`);
   await seed(db, 'public.bench', count);

@@ -591,7 +591,7 @@ CREATE TABLE batch.outcomes (
   CONSTRAINT outcomes_status_check CHECK ((status = ANY (ARRAY['COMPLETED'::text, 'FAILED'::text, 'CANCELLED'::text]))),
   CONSTRAINT outcomes_pkey PRIMARY KEY (operation_id)
 );
-COMMENT ON TABLE batch.outcomes IS 'How an operation settled, where not completed plainly: FAILED, CANCELLED, rows affected other than one, or after a retry; one row each, inserted by chunks, cancels and revocations, deleted by a retry or retention. Read through batch.operation_states; its triggers keep batch.operation_counts.';
+COMMENT ON TABLE batch.outcomes IS 'How an operation settled, where not recorded in a run: FAILED, CANCELLED, rows affected other than one or none, or after a retry; one row each, inserted by chunks, cancels and revocations, deleted by a retry or retention. Read through batch.operation_states; its triggers keep batch.operation_counts.';
 
 CREATE INDEX outcomes_by_client ON batch.outcomes USING btree (client_id, operation_id);
 CREATE INDEX outcomes_cancelled ON batch.outcomes USING btree (operation_id DESC) WHERE (status = 'CANCELLED'::text);
@@ -607,10 +607,11 @@ CREATE TABLE batch.settled_runs (
   last_id bigint NOT NULL,
   chunk_id bigint NOT NULL,
   settled_at timestamp with time zone NOT NULL,
+  no_rows bytea,
   CONSTRAINT settled_runs_check CHECK ((last_id >= first_id)),
   CONSTRAINT settled_runs_pkey PRIMARY KEY (first_id)
 );
-COMMENT ON TABLE batch.settled_runs IS 'The operations a chunk completed plainly (one row affected, first attempt) as runs of consecutive ids, a row per run, never overlapping; inserted by the chunk''s record. Read through batch.operation_states; retention deletes them with their operations.';
+COMMENT ON TABLE batch.settled_runs IS 'The operations a chunk completed on their first attempt as runs of consecutive ids, a row per run, never overlapping; each affected one row, or none where its bit in no_rows is set. Inserted by the chunk''s record. Read through batch.operation_states; retention deletes them with their operations.';
 
 CREATE VIEW batch.operation_states AS
  SELECT o.id,
@@ -638,7 +639,7 @@ CREATE VIEW batch.operation_states AS
         END, 0) AS attempts,
     COALESCE(oc.rows_affected,
         CASE
-            WHEN r.chunk_id IS NOT NULL THEN 1
+            WHEN r.chunk_id IS NOT NULL THEN 1 - COALESCE(get_bit(r.no_rows, o.id - r.first_id), 0)
             ELSE NULL::integer
         END) AS rows_affected,
     oc.error_code,
@@ -652,11 +653,14 @@ CREATE VIEW batch.operation_states AS
      LEFT JOIN batch.deferred d ON d.id = o.id
      LEFT JOIN batch.outcomes oc ON oc.operation_id = o.id
      LEFT JOIN LATERAL ( SELECT last.chunk_id,
-            last.settled_at
+            last.settled_at,
+            last.first_id,
+            last.no_rows
            FROM ( SELECT r_1.first_id,
                     r_1.last_id,
                     r_1.chunk_id,
-                    r_1.settled_at
+                    r_1.settled_at,
+                    r_1.no_rows
                    FROM batch.settled_runs r_1
                   WHERE r_1.first_id <= o.id
                   ORDER BY r_1.first_id DESC

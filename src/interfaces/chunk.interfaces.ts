@@ -43,12 +43,16 @@ export interface ClaimedOperation {
   deferred: boolean;
 }
 
-/** How an operation settled; a run's operations all completed, each affecting one row. */
+/**
+ * How an operation settled; a run's (or a round's) operations all completed, each affecting one row but those listed in
+ * `missed`, which found no row and affected none.
+ */
 export interface OperationOutcome {
   operation: ClaimedOperation;
   status: 'COMPLETED' | 'FAILED';
   rowsAffected: number | null;
   error: IOperationError | null;
+  missed?: string[];
 }
 
 /** Operations of one target that one statement applies together, in order. */
@@ -89,6 +93,8 @@ export interface PartOutcome {
   operation: ClaimedOperation;
   rowsAffected: number | null;
   error: { code: string; message: string } | null;
+  /** A run's or a round's operations that found no row (OperationOutcome). */
+  missed?: string[];
 }
 
 export interface ChunkSummary {

@@ -4,6 +4,7 @@ import { Client } from 'pg';
 import {
   BatchServiceClient,
   BatchServiceError,
+  ICreateBatchOperationRequest,
   IOperationsSettledEvent,
   SettledEventsConsumer,
 } from '../../src/client';
@@ -181,6 +182,30 @@ describe('end to end: insert operations over RabbitMQ (built service, real broke
     assert.equal(execution.body.writeSkipCount, 1);
     assert.equal(execution.body.rollbackCount, 1);
     assert.equal(execution.body.steps.length, 1);
+  });
+
+  it('notifies deletes of rows gone, in bulk, as completed with no row affected', async () => {
+    const settle = async (ops: ICreateBatchOperationRequest[]) => {
+      const { operations } = await caller.createOperations(ops);
+      return eventually(async () =>
+        operations.every((o) => settled.has(o.id)) ? operations.map((o) => settled.get(o.id)!) : undefined,
+      );
+    };
+    await settle(
+      [700, 701, 702].map((id) => ({ target: 'reservations', type: 'insert', values: { id, seat: `G${id}` } })),
+    );
+    const deleted = [700, 7_000_000, 701, 702, 701].map((id) => ({
+      target: 'reservations',
+      type: 'delete',
+      key: { id },
+    }));
+    const outcomes = await settle(deleted as ICreateBatchOperationRequest[]);
+    assert.deepEqual(
+      outcomes.map((o) => [o.status, o.rowsAffected, o.error]),
+      [1, 0, 1, 1, 0].map((rows) => ['COMPLETED', rows, null]),
+    );
+    assert.equal((await caller.getOperation(outcomes[1].id)).rowsAffected, 0);
+    assert.equal((await caller.getOperation(outcomes[2].id)).rowsAffected, 1);
   });
 
   it('rejects bad operations with the contract error and stores nothing', async () => {

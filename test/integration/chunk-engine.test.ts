@@ -104,6 +104,14 @@ describe('chunk engine: every type in batches, policies, job repository (real Po
       { status: 'COMPLETED', rows_affected: 0, error_code: null },
       'a delete that matches no row completes with 0',
     );
+    assert.deepEqual(
+      await t.db.query(`SELECT encode(no_rows, 'hex') AS no_rows FROM batch.settled_runs WHERE chunk_id = $1`, [
+        deletes.executionId,
+      ]),
+      [{ no_rows: '00000000000000000000000010' }],
+      'recorded in the run of the 101 deletes, its 101st operation marked; no outcome row',
+    );
+    assert.equal((await t.db.query('SELECT FROM batch.outcomes')).length, 0);
     assert.equal(Number((await t.db.query<{ n: string }>('SELECT count(*) AS n FROM public.stock'))[0].n), 150);
   });
 

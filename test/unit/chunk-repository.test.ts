@@ -66,12 +66,12 @@ describe('the job repository: what a chunk records, in one statement', () => {
         .map((p) => Number(p.slice(1)))
         .sort((a, b) => a - b)
         .at(-1),
-      24,
-      'twenty-four parameters',
+      25,
+      'twenty-five parameters',
     );
   });
 
-  it('passes the execution and its steps as JSON named like their columns, plain completions as runs, other outcomes as rows', () => {
+  it('passes the execution and its steps as JSON named like their columns, first attempts as runs, other outcomes as rows', () => {
     const outcomes = [
       completed(operation('11', '1')),
       failed(operation('12', '2', 'public.stock', 2), '23505', 'duplicate key'),
@@ -106,6 +106,7 @@ describe('the job repository: what a chunk records, in one statement', () => {
       streamPriorities,
       streamLasts,
       deferred,
+      noRows,
     ] = recordChunkParams({
       startedAt,
       read: 5,
@@ -146,13 +147,14 @@ describe('the job repository: what a chunk records, in one statement', () => {
     assert.deepEqual(targetNames, ['public.reservations', 'public.stock']);
     assert.deepEqual(
       [ids, clients, targets, attempts, rows],
-      ['{12,13,17}', '{2,1,1}', '{2,1,2}', '{2,0,1}', '{NULL,0,1}'],
-      'outcome rows: failed, no row affected, a second attempt',
+      ['{12,17}', '{2,1}', '{2,2}', '{2,1}', '{NULL,1}'],
+      'outcome rows: failed, a second attempt',
     );
-    assert.deepEqual([firsts, lasts], ['{11,14}', '{11,16}'], 'runs of consecutive ids');
+    assert.deepEqual([firsts, lasts], ['{11,13}', '{11,16}'], 'runs of consecutive ids, no row affected or one');
+    assert.deepEqual(noRows, [null, '01'], 'the first operation of the second run (13) affected no row');
     assert.deepEqual(
       [countClients, countTargets, countsCompleted, countsSettled],
-      ['{1,2,1}', '{1,2,2}', '{1,0,3}', '{2,1,4}'],
+      ['{1,2,1}', '{1,2,2}', '{2,0,3}', '{2,1,4}'],
       'by client and target: completed in runs, and settled (no longer pending)',
     );
     assert.deepEqual(
@@ -169,7 +171,7 @@ describe('the job repository: what a chunk records, in one statement', () => {
       [
         [
           ['11', '11', 'public.reservations', 'upsert'],
-          ['13', '13', 'public.reservations', 'upsert'],
+          ['13', '13', 'public.reservations', 'upsert', '01'],
           ['14', '17', 'public.stock', 'upsert'],
         ],
         [['12', '12', 'public.stock', 'upsert']],
@@ -178,11 +180,8 @@ describe('the job repository: what a chunk records, in one statement', () => {
     );
     assert.deepEqual(
       (messageExceptions as string[]).map((e) => JSON.parse(e) as unknown),
-      [
-        { '13': '"status":"COMPLETED","rowsAffected":0,"error":null' },
-        { '12': '"status":"FAILED","rowsAffected":null,"error":{"code":"23505","message":"duplicate key"}' },
-      ],
-      'the outcomes but "completed, one row affected", as the fields of their notification',
+      [null, { '12': '"status":"FAILED","rowsAffected":null,"error":{"code":"23505","message":"duplicate key"}' }],
+      'the outcomes but "completed, one row affected or none", as the fields of their notification',
     );
     assert.ok((messageSizes as number[]).every((size) => size > 0));
   });
@@ -263,12 +262,13 @@ describe('the job repository: what a chunk records, in one statement', () => {
         completed(round(['8', '10'], '2')),
       ],
     });
-    assert.deepEqual(params.slice(3, 5), ['{7}', '{1}'], 'an operation that changed no row: a row of its own');
-    assert.deepEqual(params.slice(9, 11), ['{1,8,10}', '{6,8,10}'], "client 1's rounds one run, client 2's apart");
+    assert.deepEqual(params.slice(3, 5), ['{}', '{}'], 'no outcome row');
+    assert.deepEqual(params.slice(9, 11), ['{1,10}', '{8,10}'], 'runs that meet are one, whoever sent them');
+    assert.deepEqual(params[24], ['40', null], 'the operation that changed no row (7) marked in its run');
     assert.deepEqual(params.slice(16, 18), [
       ['1', '2'],
       [
-        '[["1","7","public.reservations","upsert"]]',
+        '[["1","7","public.reservations","upsert","40"]]',
         '[["8","8","public.reservations","upsert"],["10","10","public.reservations","upsert"]]',
       ],
     ]);

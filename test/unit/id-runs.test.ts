@@ -1,7 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { eachOperation, idRuns, lastId, runParams, splitRun, taggedSpans } from '../../src/services/storage/id-runs';
+import {
+  eachOperation,
+  idBitmap,
+  idRuns,
+  isMarked,
+  lastId,
+  runParams,
+  splitRun,
+  taggedSpans,
+} from '../../src/services/storage/id-runs';
 
 /** Ids read per id of a group at most: itself and the 3 before it (SPAN_GAP). */
 const SPAN_GAP_BOUND = 4;
@@ -128,6 +137,28 @@ describe('runs of consecutive ids', () => {
         assert.deepEqual(
           read.filter((_, i) => tags[i] > 0).sort((a, b) => a - b),
           [...ids].sort((a, b) => a - b),
+        );
+      }),
+    );
+  });
+});
+
+describe('a bitmap of the ids of a run', () => {
+  it('sets bit k, the lowest of each byte first, for the id k places after the first: as get_bit reads it', () => {
+    assert.equal(idBitmap('10', '25', new Set(['10', '12', '19', '99'])), '0502');
+    assert.equal(idBitmap('10', '25', new Set(['9', '26'])), null, 'none of its ids: none');
+    assert.equal(idBitmap('10', '10', new Set()), null);
+    assert.equal(idBitmap('9007199254740993', '9007199254741000', new Set(['9007199254741000'])), '80');
+  });
+
+  it('marks exactly the ids given, whatever they are', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 5000 }), fc.uniqueArray(fc.nat(70)), (first, offsets) => {
+        const bitmap = idBitmap(String(first), String(first + 63), new Set(offsets.map((k) => String(first + k))));
+        const marked = Array.from({ length: 64 }, (_, k) => bitmap !== null && isMarked(Buffer.from(bitmap, 'hex'), k));
+        assert.deepEqual(
+          marked.flatMap((m, k) => (m ? [k] : [])),
+          offsets.filter((k) => k < 64).sort((a, b) => a - b),
         );
       }),
     );

@@ -28,6 +28,15 @@ describe('the text of an operations.settled notification', () => {
     );
   });
 
+  it('writes the operations its run marks as having found no row with no row affected', () => {
+    const text = settledText([['8', '16', 'public.t', 'delete', '0101']], null, parts());
+    const { operations } = JSON.parse(text) as { operations: { id: string; rowsAffected: number }[] };
+    assert.deepEqual(
+      operations.map(({ id, rowsAffected }) => [id, rowsAffected]),
+      [8, 9, 10, 11, 12, 13, 14, 15, 16].map((id) => [String(id), id === 8 || id === 16 ? 0 : 1]),
+    );
+  });
+
   it('escapes what callers wrote: keys, labels, a client named oddly', () => {
     const key = 'k "quoted" \\ \n\t\u0001 é 𝄞 \u2028';
     const text = settledText([['7', '7', 'public.t', 'update']], null, {

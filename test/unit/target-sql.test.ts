@@ -13,7 +13,7 @@ import {
   upsertStatement,
 } from '../../src/services/engine/target-sql';
 import { valueRows } from '../../src/services/engine/other-database';
-import { StatementApplier } from '../../src/services/engine/statement-applier.service';
+import { missedOutcomes, StatementApplier } from '../../src/services/engine/statement-applier.service';
 import { column, targetTable } from '../support/catalog-fixtures';
 import { claimedId } from '../support/claimed';
 
@@ -316,6 +316,38 @@ describe('keyed statements after one that missed rows', () => {
       [0, 1],
       [1, 1],
     ]);
+  });
+});
+
+describe('the outcomes of a statement that missed rows', () => {
+  it('keeps a run or a round whole, listing the operations that found no row; takes apart one that met two', () => {
+    const affected = new Map([
+      ['11', 0],
+      ['13', 0],
+      ['20', 0],
+      ['31', 2],
+    ]);
+    const outcomes = missedOutcomes(
+      [
+        claimedId('10', { count: 4 }),
+        claimedId('20', { count: 2, ids: ['20', '22'] }),
+        claimedId('25'),
+        claimedId('30', { count: 2 }),
+        claimedId('13'),
+      ],
+      (id) => affected.get(id) ?? 1,
+    );
+    assert.deepEqual(
+      outcomes.map(({ operation: { id, count }, rowsAffected, missed }) => [id, count, rowsAffected, missed]),
+      [
+        ['10', 4, 1, ['11', '13']],
+        ['20', 2, 1, ['20']],
+        ['25', 1, 1, undefined],
+        ['30', 1, 1, undefined],
+        ['31', 1, 2, undefined],
+        ['13', 1, 0, undefined],
+      ],
+    );
   });
 });
 

@@ -5,10 +5,10 @@ import type { ClaimedOperation, OperationOutcome } from '../../interfaces/chunk.
 import { COUNTERS, emptyCounts, StepCounts } from '../step-counts';
 import { SETTLED_ROUTING_KEY_PREFIX } from '../../interfaces/operation.interfaces';
 import { Database, numberArray } from '../storage/database';
-import { eachOperation, idRuns, lastId, runParams } from '../storage/id-runs';
+import { eachOperation, idBitmap, idRuns, lastId, paramsOfRuns } from '../storage/id-runs';
 import { publicReason } from '../storage/database-error';
 import { lockTargets } from '../storage/advisory-locks';
-import { settledMessages } from '../outbox/settled-events';
+import { missedIds, settledMessages } from '../outbox/settled-events';
 import { LOCKED_ELSEWHERE } from '../storage/table-locks';
 
 /** A statement of a chunk (Spring Batch's step), as the job repository records it. */
@@ -54,8 +54,9 @@ const streamsPassed = (moved: string) => `
  * (its streams' positions move past the operations it read from them, and the runs recorded of those go; those it read
  * from the deferred set leave it),
  * the chunk (ended now), its steps, each operation's outcome, which clients it settled for, and their
- * notifications (settled-events.ts). Operations that completed plainly (one row affected, first attempt: nearly all
- * of them) are recorded as runs of consecutive ids (batch.settled_runs); every other outcome as a row of its own. The
+ * notifications (settled-events.ts). Operations that completed on their first attempt (nearly all of them) are recorded
+ * as runs of consecutive ids (batch.settled_runs), those that affected no row marked in their run's bitmap (a stream
+ * that deletes rows already gone has thousands in a chunk); every other outcome as a row of its own. The
  * counts: PENDING less every operation settled, COMPLETED more by those in runs (the outcome rows' trigger counts
  * theirs). The chunk and its steps travel as JSON named like their columns; the outcome rows as array literals,
  * which PostgreSQL reads faster than JSON records and node-postgres does not escape; each notification as what it
@@ -65,7 +66,8 @@ const streamsPassed = (moved: string) => `
  * $6 target, $7 attempts before, $8 rows affected (NULL when it failed), $9 the failures' codes and messages (JSON);
  * runs: $10 first and $11 last ids; counts: $12 client, $13 target, $14 completed in runs, $15 settled; $16 the routing
  * key's prefix; the notifications (settledMessages): $17 client, $18 runs, $19 exceptions, $20 size; the streams
- * taken from: $21 target, $22 priority, $23 last id taken; $24 the ids taken from the deferred set.
+ * taken from: $21 target, $22 priority, $23 last id taken; $24 the ids taken from the deferred set; $25 each run's
+ * operations that affected no row (idBitmap, NULL for none).
  */
 export const RECORD_CHUNK_SQL = `
   WITH chunk AS (
@@ -89,8 +91,9 @@ export const RECORD_CHUNK_SQL = `
            o.rows_affected, f.code, f.message, e.id, e.ended_at
       FROM chunk e, operations o LEFT JOIN json_to_recordset($9::json) AS f(id bigint, code text, message text) ON f.id = o.id),
   runs AS (
-    INSERT INTO batch.settled_runs (first_id, last_id, chunk_id, settled_at)
-    SELECT r.first_id, r.last_id, e.id, e.ended_at FROM chunk e, unnest($10::bigint[], $11::bigint[]) AS r(first_id, last_id)),
+    INSERT INTO batch.settled_runs (first_id, last_id, no_rows, chunk_id, settled_at)
+    SELECT r.first_id, r.last_id, decode(r.no_rows, 'hex'), e.id, e.ended_at
+      FROM chunk e, unnest($10::bigint[], $11::bigint[], $25::text[]) AS r(first_id, last_id, no_rows)),
   counted AS (
     INSERT INTO batch.operation_counts (client_id, target, status, minute, added, removed)
     SELECT c.client_id, ($3::text[])[c.target], n.status, date_trunc('minute', now()), n.added, n.removed
@@ -112,17 +115,23 @@ export const RECORD_CHUNK_SQL = `
   undeferred AS (DELETE FROM batch.deferred WHERE id = ANY ($24::bigint[]))
   SELECT id FROM chunk`;
 
-/** Completed with one row affected on its first attempt: recorded in a run, not in a row of its own. */
-function isPlain(outcome: OperationOutcome): boolean {
-  return outcome.status === 'COMPLETED' && outcome.rowsAffected === 1 && outcome.operation.attempts === 0;
+/**
+ * Completed on its first attempt, each of its operations affecting one row or, where missed, none: recorded in a run,
+ * not in a row of its own.
+ */
+function inRun(outcome: OperationOutcome): boolean {
+  const { status, rowsAffected, operation } = outcome;
+  return status === 'COMPLETED' && (rowsAffected === 1 || rowsAffected === 0) && operation.attempts === 0;
 }
 
 /** The parameters of RECORD_CHUNK_SQL for a chunk. */
 export function recordChunkParams(record: ChunkRecord): unknown[] {
   const failed = record.outcomes.filter((o) => o.status === 'FAILED');
+  const missed = missedIds(record.outcomes);
   const settled = roundsAsRuns(record.outcomes);
-  const { targetIndex, plain, rows, counts, streams, deferred } = sortOutcomes(settled);
-  const messages = settledMessages(settled);
+  const { targetIndex, inRuns, rows, counts, streams, deferred } = sortOutcomes(settled);
+  const messages = settledMessages(settled, missed);
+  const runs = idRuns(inRuns);
   return [
     ...chunkRows(record, failed.length),
     [...targetIndex.keys()],
@@ -132,7 +141,7 @@ export function recordChunkParams(record: ChunkRecord): unknown[] {
     numberArray(rows.map((o) => o.operation.attempts)),
     numberArray(rows.map((o) => o.rowsAffected)),
     JSON.stringify(failed.map((o) => ({ id: o.operation.id, code: o.error!.code, message: o.error!.message }))),
-    ...runParams(plain),
+    ...paramsOfRuns(runs),
     numberArray([...counts.values()].map((c) => c.clientId)),
     numberArray([...counts.values()].map((c) => c.target)),
     numberArray([...counts.values()].map((c) => c.completed)),
@@ -146,6 +155,7 @@ export function recordChunkParams(record: ChunkRecord): unknown[] {
     numberArray([...streams.values()].map((s) => s.priority)),
     numberArray([...streams.values()].map((s) => s.last)),
     numberArray(deferred),
+    runs.map(([first, last]) => idBitmap(first, last, missed)),
   ];
 }
 
@@ -173,13 +183,13 @@ function chunkRows({ startedAt, read, filtered, steps }: ChunkRecord, failed: nu
 }
 
 /**
- * The chunk's outcomes sorted for its record: its targets numbered, the plain completions (to record as runs) apart
+ * The chunk's outcomes sorted for its record: its targets numbered, the completions to record in runs (inRun) apart
  * from the outcomes that need a row, the counts by client and target, the last id read of each stream, and the
  * operations taken from the deferred set.
  */
 function sortOutcomes(settled: OperationOutcome[]) {
   const targetIndex = new Map<string, number>();
-  const plain: ClaimedOperation[] = [];
+  const inRuns: ClaimedOperation[] = [];
   const rows: OperationOutcome[] = [];
   const counts = new Map<string, { clientId: string; target: number; completed: number; settled: number }>();
   const streams = new Map<string, { target: number; priority: number; last: string }>(); // the last id read of each
@@ -199,27 +209,28 @@ function sortOutcomes(settled: OperationOutcome[]) {
       if (!stream) streams.set(`${index} ${priority}`, { target: index, priority, last });
       else if (isAfter(last, stream.last)) stream.last = last;
     }
-    if (!isPlain(outcome)) {
+    if (!inRun(outcome)) {
       rows.push(outcome);
       continue;
     }
-    plain.push(outcome.operation);
+    inRuns.push(outcome.operation);
     count.completed += operations;
   }
-  return { targetIndex, plain, rows, counts, streams, deferred };
+  return { targetIndex, inRuns, rows, counts, streams, deferred };
 }
 
 /**
- * Rounds that completed plainly, merged stream by stream into runs of consecutive ids: a stream's rounds (the k-th
+ * Rounds to record in runs (inRun), merged stream by stream into runs of consecutive ids: a stream's rounds (the k-th
  * operations of its rows) interleave, and together they are a few runs, which the record and the notifications then
- * take a run at a time instead of an operation at a time. Their bytes and chars are shared out by count.
+ * take a run at a time instead of an operation at a time. Their bytes and chars are shared out by count; which of
+ * their operations affected no row, the chunk's missedIds tell.
  */
 function roundsAsRuns(outcomes: OperationOutcome[]): OperationOutcome[] {
   const streams = new Map<string, { first: OperationOutcome; ids: string[]; bytes: number; chars: number }>();
   const others: OperationOutcome[] = [];
   for (const outcome of outcomes) {
     const { ids, clientId, target, priority, bytes, chars } = outcome.operation;
-    if (!ids || !isPlain(outcome)) {
+    if (!ids || !inRun(outcome)) {
       others.push(outcome);
       continue;
     }

@@ -7,6 +7,7 @@ import {
   ClaimedOperation,
   Grants,
   OperationOutcome,
+  PartOutcome,
   StatementPlan,
 } from '../../interfaces/chunk.interfaces';
 import { Database } from '../storage/database';
@@ -23,12 +24,12 @@ import { emptyCounts } from '../step-counts';
 import { ChunkRepository, StepRecord } from './chunk-repository';
 import { backOffMs } from '../worker-loop';
 import { shapeType } from '../ingest/row-identity';
-import { eachOperation, operationCount } from '../storage/id-runs';
+import { operationCount } from '../storage/id-runs';
 import { foldRounds } from './statement-planner';
 import { ChunkClaimer } from './chunk-claimer.service';
 import { ChunkPlanner } from './chunk-planner.service';
 import { ChunkRetryPolicy, DataErrorSkipPolicy, ExponentialBackOffPolicy } from './chunk-policies';
-import { StatementApplier } from './statement-applier.service';
+import { missedOutcomes, StatementApplier } from './statement-applier.service';
 import { PreparedChunk, PreparedChunks } from './prepared-chunks';
 import {
   AppliedChunk,
@@ -434,8 +435,8 @@ export class ChunkStep {
     for (const plan of plans) {
       if (missed.size === 0) for (const operation of plan.operations) outcomes.push(completed(operation, 1));
       else
-        for (const operation of plan.operations.flatMap(eachOperation))
-          outcomes.push(completed(operation, missed.has(operation.id) ? 0 : 1));
+        for (const part of missedOutcomes(plan.operations, (id) => (missed.has(id) ? 0 : 1)))
+          outcomes.push(settled(part));
       const step = stepOf(plan, startedAt);
       step.endedAt = endedAt;
       step.writeCount = step.readCount;
@@ -464,7 +465,7 @@ export class ChunkStep {
     }
     for (const part of applied.outcomes) {
       if (part.error === null) {
-        outcomes.push(completed(part.operation, part.rowsAffected!));
+        outcomes.push(settled(part));
         step.writeCount += operationCount([part.operation]);
         continue;
       }
@@ -525,4 +526,9 @@ function settledCount(outcomes: OperationOutcome[]): number {
 
 function completed(operation: ClaimedOperation, rowsAffected: number): OperationOutcome {
   return { operation, status: 'COMPLETED', rowsAffected, error: null };
+}
+
+/** A statement's outcome of operations that went through. */
+function settled({ operation, rowsAffected, missed }: PartOutcome): OperationOutcome {
+  return { ...completed(operation, rowsAffected!), ...(missed && { missed }) };
 }

@@ -108,7 +108,7 @@ interface LedgerOutcomes {
 }
 
 export function ledgerOutcomes(applied: AppliedChunk): LedgerOutcomes {
-  const plain = applied.outcomes.every((o) => o.status === 'COMPLETED' && o.rowsAffected === 1);
+  const plain = applied.outcomes.every((o) => o.status === 'COMPLETED' && o.rowsAffected === 1 && !o.missed);
   return {
     steps: applied.steps,
     filtered: applied.filtered,

@@ -1,11 +1,38 @@
 import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
-import { PartOutcome, StatementPlan } from '../../interfaces/chunk.interfaces';
+import { ClaimedOperation, PartOutcome, StatementPlan } from '../../interfaces/chunk.interfaces';
 import type { TargetTable } from '../../interfaces/catalog.interfaces';
 import { foldedStatement, targetStatement } from './target-sql';
-import { eachOperation, operationCount } from '../storage/id-runs';
+import { eachIdOf, eachOperation, operationCount } from '../storage/id-runs';
 import { numberArray } from '../storage/database';
 import { CHUNK_FAILURE_SQLSTATE, operationError } from '../storage/database-error';
+
+/**
+ * The outcomes of operations a statement applied, given the rows each id affected: a run or a round whose operations
+ * each affected one row or none is kept whole, those that affected none listed (missed), since a statement of a
+ * thousand deletes of rows gone would otherwise be a thousand outcomes; anything else is taken apart (eachOperation).
+ */
+export function missedOutcomes(operations: ClaimedOperation[], affected: (id: string) => number): PartOutcome[] {
+  const outcomes: PartOutcome[] = [];
+  for (const operation of operations) {
+    if (operation.count === 1 && !operation.ids) {
+      outcomes.push({ operation, rowsAffected: affected(operation.id), error: null });
+      continue;
+    }
+    const missed: string[] = [];
+    let whole = true;
+    eachIdOf(operation, (id) => {
+      const rows = affected(id);
+      if (rows === 0) missed.push(id);
+      else if (rows !== 1) whole = false;
+    });
+    if (whole) outcomes.push({ operation, rowsAffected: 1, error: null, ...(missed.length > 0 && { missed }) });
+    else
+      for (const one of eachOperation(operation))
+        outcomes.push({ operation: one, rowsAffected: affected(one.id), error: null });
+  }
+  return outcomes;
+}
 
 /** Applies statement plans, each as one set-based statement reading the operations' stored values by id. */
 @Injectable()
@@ -18,8 +45,8 @@ export class StatementApplier {
   private readonly missing = new WeakMap<TargetTable, Set<StatementPlan['type']>>();
 
   /**
-   * Runs one statement; returns null when each of its operations affected one row, else each one's outcome, in order,
-   * its runs taken apart (eachOperation).
+   * Runs one statement; returns null when each of its operations affected one row, else each one's outcome, in order
+   * (missedOutcomes).
    */
   private async apply(tx: PoolClient, plan: StatementPlan): Promise<PartOutcome[] | null> {
     let missing = this.missing.get(plan.table);
@@ -34,9 +61,7 @@ export class StatementApplier {
     missing.add(plan.type);
     const affected = new Map<string, number>();
     for (const op of changed) affected.set(op, (affected.get(op) ?? 0) + 1);
-    return plan.operations
-      .flatMap(eachOperation)
-      .map((operation) => ({ operation, rowsAffected: affected.get(operation.id) ?? 0, error: null }));
+    return missedOutcomes(plan.operations, (id) => affected.get(id) ?? 0);
   }
 
   /**

@@ -1,6 +1,6 @@
 import type { ClaimedOperation, OperationOutcome } from '../../interfaces/chunk.interfaces';
 import { shapeType } from '../ingest/row-identity';
-import { eachOperation, IdSpan, idRuns, lastId, splitRun } from '../storage/id-runs';
+import { eachId, eachOperation, idBitmap, IdSpan, idRuns, isMarked, lastId, splitRun } from '../storage/id-runs';
 
 /**
  * The `operations.settled` notifications (docs/api.md#operationssettled). A chunk writes, with its work, one outbox row per
@@ -11,15 +11,18 @@ import { eachOperation, IdSpan, idRuns, lastId, splitRun } from '../storage/id-r
  * batch.settled_parts); settledText writes the rest, each operation in order of id.
  */
 
-/** Runs of a message's operations: first and last id, and the target and type they share (null where not known). */
-export type MessageRun = [first: string, last: string, target: string, type: string | null];
+/**
+ * Runs of a message's operations: first and last id, the target and type they share (null where not known), and, where
+ * some completed affecting no row, which (idBitmap).
+ */
+export type MessageRun = [first: string, last: string, target: string, type: string | null, noRows?: string];
 
 /** A message as the outbox holds it until it is sent. */
 export interface SettledMessage {
   clientId: string;
   /** The operations it reports, in order of id, as JSON text of MessageRun[]. */
   runs: string;
-  /** The outcomes other than "completed, one row affected", by operation id: each one's fields as JSON text. */
+  /** The outcomes other than "completed, one row affected" or none, by operation id: each one's fields as JSON text. */
   exceptions: string | null;
   /** The length of its text, about. */
   size: number;
@@ -37,19 +40,39 @@ const ENVELOPE_CHARS = 300;
 const ITEM_CHARS = '{"id":"",,"target":,"type":"","idempotencyKey":,"label":},'.length;
 /** The outcome of nearly every operation, as settledText writes it when the message has no other. */
 const PLAIN_OUTCOME = '"status":"COMPLETED","rowsAffected":1,"error":null';
+/** The outcome of an operation that found no row (an update or delete of a row gone), as its run's bitmap says. */
+const NO_ROW_OUTCOME = '"status":"COMPLETED","rowsAffected":0,"error":null';
 const LONGEST_TYPE = 'increment'.length;
+
+/** The ids of the operations that completed affecting no row: those missed in runs and rounds, and single ones. */
+export function missedIds(outcomes: OperationOutcome[]): Set<string> {
+  const missed = new Set<string>();
+  for (const { status, rowsAffected, operation, missed: ids } of outcomes) {
+    if (status !== 'COMPLETED') continue;
+    if (rowsAffected === 0) missed.add(operation.id);
+    if (ids) for (const id of ids) missed.add(id);
+  }
+  return missed;
+}
 
 /**
  * The messages of a chunk's outcomes: each client's operations in order of id, cut at about MAX_MESSAGE_CHARS (a run
- * where it does not fit, by its operations' average size; a round taken apart first).
+ * where it does not fit, by its operations' average size; a round taken apart first). Those that completed affecting
+ * no row (`missed`: the chunk's, its outcomes' missedIds unless given) are marked in their runs, not written out.
  */
-export function settledMessages(outcomes: OperationOutcome[]): SettledMessage[] {
+export function settledMessages(
+  outcomes: OperationOutcome[],
+  missed: ReadonlySet<string> = missedIds(outcomes),
+): SettledMessage[] {
   const open = new Map<string, { groups: SpanGroup[]; exceptions: Record<string, string>; size: number }>();
   const messages: SettledMessage[] = [];
   const close = (clientId: string) => {
     const { groups, exceptions, size } = open.get(clientId)!;
     const runs = groups.flatMap(({ spans, target, type }) =>
-      idRuns(spans).map(([first, last]): MessageRun => [first, last, target, type]),
+      idRuns(spans).map(([first, last]): MessageRun => {
+        const noRows = idBitmap(first, last, missed);
+        return noRows === null ? [first, last, target, type] : [first, last, target, type, noRows];
+      }),
     );
     const exceptional = Object.keys(exceptions).length > 0;
     messages.push({
@@ -70,7 +93,7 @@ export function settledMessages(outcomes: OperationOutcome[]): SettledMessage[] 
   );
   for (const { operation, status, rowsAffected, error } of inOrder.sort(byId)) {
     const outcome =
-      status === 'COMPLETED' && rowsAffected === 1
+      status === 'COMPLETED' && (rowsAffected === 1 || rowsAffected === 0)
         ? null
         : error === null // a chunk's outcomes without an error repeat: each text written once
           ? (errorless[`${status} ${rowsAffected}`] ??= JSON.stringify({ status, rowsAffected, error }).slice(1, -1))
@@ -132,23 +155,21 @@ export function settledText(
 ): string {
   const own = new Map(parts.operations.map((operation) => [operation[0], operation]));
   const items: string[] = [];
-  for (const [first, last, target, type] of runs) {
+  for (const [first, last, target, type, noRows] of runs) {
     const shared = `,"target":${JSON.stringify(target)},"type":${JSON.stringify(type)},"idempotencyKey":null,"label":null}`;
+    const missed = noRows === undefined ? null : Buffer.from(noRows, 'hex');
+    let k = 0;
     eachId(first, last, (id) => {
+      const completed = missed !== null && isMarked(missed, k) ? NO_ROW_OUTCOME : PLAIN_OUTCOME;
+      k++;
       const o = own.get(id);
       const rest = o
         ? `,"target":${JSON.stringify(o[1])},"type":${JSON.stringify(o[2])},"idempotencyKey":${JSON.stringify(o[3])},"label":${JSON.stringify(o[4])}}`
         : shared;
-      items.push(`{"id":"${id}",${exceptions?.[id] ?? PLAIN_OUTCOME}${rest}`);
+      items.push(`{"id":"${id}",${exceptions?.[id] ?? completed}${rest}`);
     });
   }
   return `{"type":"operations.settled","client":${JSON.stringify(parts.client)},"executionId":"${parts.executionId}","settledAt":"${parts.settledAt}","operations":[${items.join(',')}]}`;
-}
-
-/** Calls `each` with the ids from `first` through `last`, as decimal strings. */
-function eachId(first: string, last: string, each: (id: string) => void): void {
-  if (last.length <= 15) for (let id = Number(first), end = Number(last); id <= end; id++) each(String(id));
-  else for (let id = BigInt(first), end = BigInt(last); id <= end; id++) each(String(id));
 }
 
 /**

@@ -194,6 +194,42 @@ export function splitRun<T extends Run>(run: T, count: number): [T, T | null] {
   return [head, rest];
 }
 
+/** Calls `each` with the ids from `first` through `last`, as decimal strings. */
+export function eachId(first: string, last: string, each: (id: string) => void): void {
+  if (last.length <= 15) for (let id = Number(first), end = Number(last); id <= end; id++) each(String(id));
+  else for (let id = BigInt(first), end = BigInt(last); id <= end; id++) each(String(id));
+}
+
+/** Calls `each` with the ids of a span: a run's, or a round's listed ones. */
+export function eachIdOf(span: IdSpan, each: (id: string) => void): void {
+  if (span.ids) span.ids.forEach((id) => each(id));
+  else eachId(span.id, lastId(span), each);
+}
+
+/**
+ * The ids from `first` through `last` that are `marked`, as a bitmap in hex: bit k (the lowest of a byte first, as
+ * PostgreSQL's get_bit counts) for the id k places after `first`. Null where none is marked.
+ */
+export function idBitmap(first: string, last: string, marked: ReadonlySet<string>): string | null {
+  if (marked.size === 0) return null;
+  const bitmap = Buffer.alloc(Math.floor(Number(BigInt(last) - BigInt(first)) / 8) + 1);
+  let k = 0;
+  let any = false;
+  eachId(first, last, (id) => {
+    if (marked.has(id)) {
+      bitmap[k >> 3] |= 1 << (k & 7);
+      any = true;
+    }
+    k++;
+  });
+  return any ? bitmap.toString('hex') : null;
+}
+
+/** Whether the bitmap (idBitmap's bytes) marks the id `offset` places after its first. */
+export function isMarked(bitmap: Buffer, offset: number): boolean {
+  return ((bitmap[offset >> 3] >> (offset & 7)) & 1) === 1;
+}
+
 /** A run or a round taken apart into its operations, in order of id (an operation alone: itself). */
 export function eachOperation<T extends Run>(run: T): T[] {
   if (run.ids) {
