@@ -84,7 +84,6 @@ export function settledMessages(
     open.delete(clientId);
   };
   const targets = new Map<string, number>();
-  const errorless: Record<string, string> = {};
   let shape: string | undefined;
   let type: string | null = null;
   // a round's operations apart, so that each message holds ranges of ids, not ids scattered over the chunk
@@ -92,12 +91,11 @@ export function settledMessages(
     o.operation.ids ? eachOperation(o.operation).map((operation) => ({ ...o, operation })) : [o],
   );
   for (const { operation, status, rowsAffected, error } of inOrder.sort(byId)) {
+    // none where it completed affecting one row, or none (its run's bitmap tells)
     const outcome =
       status === 'COMPLETED' && (rowsAffected === 1 || rowsAffected === 0)
         ? null
-        : error === null // a chunk's outcomes without an error repeat: each text written once
-          ? (errorless[`${status} ${rowsAffected}`] ??= JSON.stringify({ status, rowsAffected, error }).slice(1, -1))
-          : JSON.stringify({ status, rowsAffected, error }).slice(1, -1);
+        : JSON.stringify({ status, rowsAffected, error }).slice(1, -1);
     if (operation.shape !== shape) type = shapeType((shape = operation.shape)) ?? null; // a chunk's shapes repeat
     let target = targets.get(operation.target);
     if (target === undefined) targets.set(operation.target, (target = JSON.stringify(operation.target).length));
