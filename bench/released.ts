@@ -15,13 +15,13 @@ const SEQUENCE: Keyed[] = ['update', 'increment', 'delete', 'upsert'];
 const APPLIED: Record<Keyed, { sql: string; expected: (count: number, named: number) => number }> = {
   update: {
     sql: `SELECT count(*) FILTER (WHERE note LIKE 'updated %') = $1 AS done FROM public.bench`,
-    expected: (c) => c,
+    expected: (c, named) => named,
   },
   increment: { sql: `SELECT sum(qty) = $1 AS done FROM public.bench`, expected: (c) => 2 * c },
   delete: { sql: `SELECT count(*) = $1 AS done FROM public.bench`, expected: (c, named) => c - named },
   upsert: {
     sql: `SELECT count(*) FILTER (WHERE note LIKE 'note %') = $1 AS done FROM public.bench`,
-    expected: (c) => c,
+    expected: (c, named) => named,
   },
 };
 
