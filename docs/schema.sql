@@ -639,7 +639,7 @@ CREATE VIEW batch.operation_states AS
         END, 0) AS attempts,
     COALESCE(oc.rows_affected,
         CASE
-            WHEN r.chunk_id IS NOT NULL THEN 1 - COALESCE(get_bit(r.no_rows, o.id - r.first_id), 0)
+            WHEN r.chunk_id IS NOT NULL THEN 1 - COALESCE(get_bit(r.no_rows, (o.id - r.first_id)::integer::bigint), 0)
             ELSE NULL::integer
         END) AS rows_affected,
     oc.error_code,

@@ -21,7 +21,7 @@ export class RunsMarkRowsMissed1766500000000 implements MigrationInterface {
       INSERT INTO batch.outcomes (operation_id, client_id, target, status, attempts, rows_affected, chunk_id, settled_at)
       SELECT o.id, o.client_id, o.target, 'COMPLETED', 1, 0, r.chunk_id, r.settled_at
         FROM batch.settled_runs r JOIN batch.operations o ON o.id BETWEEN r.first_id AND r.last_id
-       WHERE r.no_rows IS NOT NULL AND get_bit(r.no_rows, o.id - r.first_id) = 1;
+       WHERE r.no_rows IS NOT NULL AND get_bit(r.no_rows, (o.id - r.first_id)::int) = 1;
       ALTER TABLE batch.settled_runs DROP COLUMN no_rows`);
   }
 }

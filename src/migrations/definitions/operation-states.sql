@@ -7,7 +7,7 @@ SELECT o.id, o.client_id, o.target, o.type, o.row_values, o.row_key, o.conflict_
        o.priority, o.not_before, o.created_at,
        CASE WHEN oc.operation_id IS NOT NULL THEN oc.status WHEN r.chunk_id IS NOT NULL THEN 'COMPLETED' ELSE 'PENDING' END AS status,
        coalesce(d.attempts, oc.attempts, CASE WHEN r.chunk_id IS NOT NULL THEN 1 END, 0) AS attempts,
-       coalesce(oc.rows_affected, CASE WHEN r.chunk_id IS NOT NULL THEN 1 - coalesce(get_bit(r.no_rows, o.id - r.first_id), 0) END) AS rows_affected,
+       coalesce(oc.rows_affected, CASE WHEN r.chunk_id IS NOT NULL THEN 1 - coalesce(get_bit(r.no_rows, (o.id - r.first_id)::int), 0) END) AS rows_affected,
        oc.error_code, oc.error_message, coalesce(oc.chunk_id, r.chunk_id) AS chunk_id,
        coalesce(oc.settled_at, r.settled_at, o.created_at) AS updated_at, coalesce(oc.settled_at, r.settled_at) AS settled_at,
        o.request_ref, o.request_index
