@@ -85,6 +85,18 @@ describe('runs of consecutive ids', () => {
     );
   });
 
+  it('takes a run apart into its operations, ids exact past 2^53, bytes and chars shared out whole', () => {
+    const run = { id: '9007199254740991', count: 3, bytes: 10, chars: 8 };
+    assert.deepEqual(
+      eachOperation(run).map((op) => [op.id, op.count, op.bytes, op.chars]),
+      [
+        ['9007199254740991', 1, 3, 3],
+        ['9007199254740992', 1, 4, 2],
+        ['9007199254740993', 1, 3, 3],
+      ],
+    );
+  });
+
   it('reads tagged groups as ranges: runs a few ids apart as one, the ids between them tagged 0', () => {
     // A mixed stream's rounds: each row's insert, then its three changes (rounds 1 to 3) at the next ids.
     const round = (ids: string[]) => ({ id: ids[0], count: ids.length, ids });

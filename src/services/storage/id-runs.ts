@@ -238,16 +238,13 @@ export function eachOperation<T extends Run>(run: T): T[] {
     return run.ids.map((id) => ({ ...run, id, count: 1, ids: undefined, bytes, chars }));
   }
   if (run.count === 1) return [run];
-  // each with its share of the run's bytes and chars, whole numbers that add up to the run's; ids counted as numbers
-  // where those are exact
+  // each with its share of the run's bytes and chars, whole numbers that add up to the run's
   const share = (total: number, i: number) =>
     Math.round((total * (i + 1)) / run.count) - Math.round((total * i) / run.count);
-  const first = Number(run.id);
-  const exact = Number.isSafeInteger(first + run.count);
   const operations: T[] = [];
-  for (let i = 0; i < run.count; i++) {
-    const id = exact ? String(first + i) : idAfter(run.id, i);
+  eachId(run.id, lastId(run), (id) => {
+    const i = operations.length;
     operations.push({ ...run, id, count: 1, bytes: share(run.bytes, i), chars: share(run.chars, i) });
-  }
+  });
   return operations;
 }
