@@ -517,6 +517,141 @@ $function$
 COMMENT ON FUNCTION batch.claim_rounds(stream_target text, stream_priority smallint, after_id bigint, horizon_id bigint, max_operations integer, keys_version text, byte_share bigint) IS 'What follows a position in a stream as rounds (one row of arrays), and whether they may be applied as rounds. Called by batch.claim.';
 
 -- =====================================================================================================================
+-- Inserts' values kept typed: a stage per target, written at ingest, read by the writer
+-- =====================================================================================================================
+
+CREATE TABLE batch.typed_targets (
+  target text NOT NULL,
+  stage text,
+  columns text[],
+  types text[],
+  CONSTRAINT typed_targets_pkey PRIMARY KEY (target)
+);
+COMMENT ON TABLE batch.typed_targets IS 'Each target written by inserts, with the stage that keeps their values in the target''s types (an unlogged table in the schema batch; NULL where the target''s types are not kept so) and the target''s columns and types it was made for. Written at ingest (batch.typed_stage), read by the writer; retention empties the stages of operations taken and drops stages no longer named here.';
+
+CREATE OR REPLACE FUNCTION batch.typed_stage(target text)
+ RETURNS batch.typed_targets
+ LANGUAGE plpgsql
+AS $function$
+  DECLARE
+    found batch.typed_targets;
+    relation oid;
+    names text[];
+    types text[];
+    typeable boolean;
+    stage text;
+  BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('batch.typed_stage'), hashtext(target));
+    SELECT c.oid INTO relation FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p') AND n.nspname || '.' || c.relname = typed_stage.target AND n.nspname <> 'batch';
+    SELECT array_agg(a.attname::text ORDER BY a.attnum),
+           array_agg(CASE t.typname WHEN 'bpchar' THEN 'bpchar' ELSE format_type(a.atttypid, NULL) END ORDER BY a.attnum),
+           coalesce(bool_and(t.typtype = 'b' AND t.typname IN ('int2', 'int4', 'int8', 'numeric', 'float4', 'float8', 'bool',
+                     'uuid', 'text', 'varchar', 'bpchar', 'date', 'timestamp', 'timestamptz', 'time', 'timetz', 'bytea')), false)
+      INTO names, types, typeable
+      FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+     WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped;
+    typeable := typeable AND NOT 'operation_id' = ANY (names); -- the stage's own column
+    SELECT * INTO found FROM batch.typed_targets t WHERE t.target = typed_stage.target;
+    IF found.target IS NOT NULL AND found.columns IS NOT DISTINCT FROM names AND found.types IS NOT DISTINCT FROM types THEN
+      RETURN found;
+    END IF;
+    IF relation IS NOT NULL AND typeable THEN
+      -- named after what it keeps: where a target's columns come back to what they were, so does its stage (whose
+      -- rows, each written once from its operation, are still right)
+      stage := 'typed_rows_' || left(md5(target || ' ' || names::text || ' ' || types::text), 16);
+      -- operation_id is unique, but a unique index costs ingest a lookup per row, twice what a plain one does
+      EXECUTE format('CREATE UNLOGGED TABLE IF NOT EXISTS batch.%I (operation_id bigint NOT NULL, %s)', stage,
+                     (SELECT string_agg(format('%I %s', n, t), ', ') FROM unnest(names, types) AS u(n, t)));
+      EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON batch.%I (operation_id)', stage || '_operation', stage);
+    END IF;
+    INSERT INTO batch.typed_targets AS t (target, stage, columns, types)
+    VALUES (typed_stage.target, CASE WHEN stage IS NOT NULL THEN 'batch.' || quote_ident(stage) END, names, types)
+    ON CONFLICT ON CONSTRAINT typed_targets_pkey
+    DO UPDATE SET stage = excluded.stage, columns = excluded.columns, types = excluded.types
+    RETURNING * INTO found;
+    RETURN found;
+  END
+$function$
+;
+COMMENT ON FUNCTION batch.typed_stage(target text) IS 'The stage of a target''s inserts (batch.typed_targets), made where it has none or its columns changed. Called by batch.type_inserts.';
+
+CREATE OR REPLACE FUNCTION batch.type_inserts(target text, shape text, ids bigint[], row_values jsonb[])
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+  DECLARE
+    stage batch.typed_targets;
+    given text[];
+    names text;
+    casts text;
+    written integer;
+  BEGIN
+    given := ARRAY(SELECT jsonb_array_elements_text(shape::jsonb -> 1));
+    SELECT * INTO stage FROM batch.typed_targets t WHERE t.target = type_inserts.target;
+    IF stage.target IS NULL OR (stage.stage IS NOT NULL AND NOT given <@ stage.columns) THEN
+      stage := batch.typed_stage(target);
+    END IF;
+    IF stage.stage IS NULL OR NOT given <@ stage.columns THEN
+      RETURN 0;
+    END IF;
+    SELECT string_agg(quote_ident(g.c), ', ' ORDER BY g.k), string_agg(format('(u.v->>%L)::%s', g.c, s.t), ', ' ORDER BY g.k)
+      INTO names, casts
+      FROM unnest(given) WITH ORDINALITY AS g(c, k) JOIN unnest(stage.columns, stage.types) AS s(n, t) ON s.n = g.c;
+    EXECUTE format('INSERT INTO %s (operation_id, %s) SELECT u.id, %s FROM unnest($1, $2) AS u(id, v) ORDER BY u.id',
+                   stage.stage, names, casts)
+      USING ids, row_values;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+  EXCEPTION WHEN OTHERS THEN
+    RETURN 0; -- a cache: whatever went wrong, the operations are applied from their JSON
+  END
+$function$
+;
+COMMENT ON FUNCTION batch.type_inserts(target text, shape text, ids bigint[], row_values jsonb[]) IS 'The typed rows of a flush''s inserts of one target and shape, written to its stage (batch.typed_targets). Called by the ingest flush.';
+
+CREATE OR REPLACE FUNCTION batch.empty_typed_stages()
+ RETURNS bigint
+ LANGUAGE plpgsql
+AS $function$
+  DECLARE
+    stage record;
+    taken bigint;
+    deleted bigint := 0;
+    n bigint;
+  BEGIN
+    FOR stage IN
+      SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = 'batch' AND c.relkind = 'r' AND c.relname LIKE 'typed\_rows\_%'
+         AND NOT EXISTS (SELECT FROM batch.typed_targets t WHERE t.stage = 'batch.' || quote_ident(c.relname))
+    LOOP
+      BEGIN
+        SET LOCAL lock_timeout = '100ms';
+        EXECUTE format('DROP TABLE IF EXISTS batch.%I', stage.relname);
+      EXCEPTION WHEN lock_not_available THEN
+        NULL;
+      END;
+    END LOOP;
+    FOR stage IN SELECT t.target, t.stage FROM batch.typed_targets t WHERE t.stage IS NOT NULL LOOP
+      SELECT coalesce(min(s.taken_through) FILTER (WHERE s.left), max(s.taken_through)) INTO taken
+        FROM (SELECT s.taken_through,
+                     EXISTS (SELECT FROM batch.operations o
+                              WHERE (o.target, o.priority, o.id) > (s.target, s.priority, s.taken_through)
+                                AND (o.target, o.priority, o.id) <= (s.target, s.priority, 9223372036854775807)
+                                AND o.not_before IS NULL) AS left
+                FROM batch.streams s WHERE s.target = stage.target) s;
+      CONTINUE WHEN taken IS NULL;
+      EXECUTE format('DELETE FROM %s WHERE operation_id <= $1', stage.stage) USING taken;
+      GET DIAGNOSTICS n = ROW_COUNT;
+      deleted := deleted + n;
+    END LOOP;
+    RETURN deleted;
+  END
+$function$
+;
+COMMENT ON FUNCTION batch.empty_typed_stages() IS 'Retention of the stages of inserts (batch.typed_targets). Called by retention.';
+
+-- =====================================================================================================================
 -- The queue's chunks and outcomes: how operations are applied and settled
 -- =====================================================================================================================
 

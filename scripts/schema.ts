@@ -64,6 +64,11 @@ export const AREAS: Area[] = [
     functions: ['ingest_horizon', 'claim', 'run_lead', 'claim_rounds'],
   },
   {
+    heading: "Inserts' values kept typed: a stage per target, written at ingest, read by the writer",
+    tables: ['typed_targets'],
+    functions: ['typed_stage', 'type_inserts', 'empty_typed_stages'],
+  },
+  {
     heading: "The queue's chunks and outcomes: how operations are applied and settled",
     tables: ['chunks', 'chunk_steps', 'chunk_clients', 'outcomes', 'settled_runs'],
     views: ['operation_states'],

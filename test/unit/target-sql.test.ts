@@ -10,6 +10,7 @@ import {
   oneRun,
   qualifiedName,
   targetStatement,
+  typedInsertStatement,
   upsertStatement,
 } from '../../src/services/engine/target-sql';
 import { valueRows } from '../../src/services/engine/other-database';
@@ -77,6 +78,18 @@ describe('qualifiedName', () => {
   it('quotes schema and table, doubling embedded double quotes', () => {
     assert.equal(qualifiedName(items), '"public"."items"');
     assert.equal(qualifiedName(table('Sales "EU"', 'or"ders', [])), '"Sales ""EU"""."or""ders"');
+  });
+});
+
+describe('typedInsertStatement', () => {
+  it("inserts one run from its target's stage, its columns as they are there, in order of id", () => {
+    const { sql, params } = typedInsertStatement(items, ['id', 'sku'], 'batch.typed_rows_1', ['7', '9']);
+    assert.equal(
+      sql,
+      'INSERT INTO "public"."items" ("id", "sku") SELECT "id", "sku" FROM batch.typed_rows_1 ' +
+        'WHERE operation_id BETWEEN $1 AND $2 ORDER BY operation_id',
+    );
+    assert.deepEqual(params, ['7', '9']);
   });
 });
 

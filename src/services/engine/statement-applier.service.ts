@@ -2,7 +2,8 @@ import { Injectable } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import { ClaimedOperation, PartOutcome, StatementPlan } from '../../interfaces/chunk.interfaces';
 import type { TargetTable } from '../../interfaces/catalog.interfaces';
-import { foldedStatement, targetStatement } from './target-sql';
+import { foldedStatement, oneRun, targetStatement, typedInsertStatement } from './target-sql';
+import { MAIN } from '../storage/named-databases';
 import { eachIdOf, eachOperation, operationCount } from '../storage/id-runs';
 import { numberArray } from '../storage/database';
 import { CHUNK_FAILURE_SQLSTATE, operationError } from '../storage/database-error';
@@ -34,9 +35,34 @@ export function missedOutcomes(operations: ClaimedOperation[], affected: (id: st
   return outcomes;
 }
 
+/** A target's stage (batch.typed_targets): the table its inserts' values are kept typed in, and each column's type. */
+interface Stage {
+  relation: string;
+  types: Map<string, string>;
+}
+
+/**
+ * A statement under a savepoint of its own, undone where it fails or does not affect `rows` rows: whether it went
+ * through.
+ */
+async function underSavepoint(tx: PoolClient, sql: string, params: unknown[], rows?: number): Promise<boolean> {
+  await tx.query('SAVEPOINT typed');
+  const done = await tx.query(sql, params).then(
+    (result) => rows === undefined || result.rowCount === rows,
+    () => false,
+  );
+  await tx.query(done ? 'RELEASE SAVEPOINT typed' : 'ROLLBACK TO SAVEPOINT typed; RELEASE SAVEPOINT typed');
+  return done;
+}
+
+/** How long the stage of a target is taken as read: one made meanwhile is used that much later. */
+const STAGE_READ_MS = 5000;
+
 /** Applies statement plans, each as one set-based statement reading the operations' stored values by id. */
 @Injectable()
 export class StatementApplier {
+  private readonly stages = new Map<string, { stage: Stage | null; readAt: number }>();
+
   /**
    * Per table, the kinds of statement whose last one there missed rows (an update or delete of rows gone: a stream
    * that deletes rows twice, say). The next of such a kind runs at once the form that tells which operations changed a
@@ -49,6 +75,7 @@ export class StatementApplier {
    * (missedOutcomes).
    */
   private async apply(tx: PoolClient, plan: StatementPlan): Promise<PartOutcome[] | null> {
+    if (await this.appliedTyped(tx, plan)) return null;
     let missing = this.missing.get(plan.table);
     const statement = targetStatement(plan, !missing?.has(plan.type));
     const result = await tx.query<{ ops: string[] | null }>(statement.sql, statement.params);
@@ -62,6 +89,43 @@ export class StatementApplier {
     const affected = new Map<string, number>();
     for (const op of changed) affected.set(op, (affected.get(op) ?? 0) + 1);
     return missedOutcomes(plan.operations, (id) => affected.get(id) ?? 0);
+  }
+
+  /**
+   * Inserts of one run, of a target whose stage keeps each of their columns in the type it has now, applied from
+   * their typed rows (typedInsertStatement): whether that went through with a row for each. Where it did not (rows
+   * missing there, any error), it is undone, and they are applied from their JSON, which gives their outcome. Where a
+   * column was retyped since the stage was made, a stage for the columns as they are is made, for inserts stored from
+   * now on.
+   */
+  private async appliedTyped(tx: PoolClient, plan: StatementPlan): Promise<boolean> {
+    if (plan.type !== 'insert' || plan.table.database !== MAIN || plan.source || plan.helpers) return false;
+    const run = oneRun(plan.operations);
+    if (!run) return false;
+    const stage = await this.stageOf(tx, plan.table);
+    if (!stage) return false;
+    if (plan.columns.some((c) => stage.types.get(c) !== plan.table.columns.get(c)?.castType)) {
+      this.stages.delete(plan.table.name);
+      await underSavepoint(tx, 'SELECT batch.typed_stage($1)', [plan.table.name]);
+      return false;
+    }
+    const { sql, params } = typedInsertStatement(plan.table, plan.columns, stage.relation, run);
+    return underSavepoint(tx, sql, params, operationCount(plan.operations));
+  }
+
+  private async stageOf(tx: PoolClient, table: TargetTable): Promise<Stage | null> {
+    const read = this.stages.get(table.name);
+    if (read && Date.now() - read.readAt < STAGE_READ_MS) return read.stage;
+    const { rows } = await tx.query<{ stage: string | null; columns: string[] | null; types: string[] | null }>(
+      'SELECT stage, columns, types FROM batch.typed_targets WHERE target = $1',
+      [table.name],
+    );
+    const [row] = rows;
+    const stage = row?.stage
+      ? { relation: row.stage, types: new Map(row.columns!.map((c, i) => [c, row.types![i]])) }
+      : null;
+    this.stages.set(table.name, { stage, readAt: Date.now() });
+    return stage;
   }
 
   /**

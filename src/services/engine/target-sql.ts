@@ -120,6 +120,24 @@ export function insertStatement(table: TargetTable, plan: StatementPlan): Target
 }
 
 /**
+ * The insert of one run of operations (their first and last ids) from their target's stage, where their values were
+ * written typed at ingest (typed-inserts.sql), in order of id: no JSON read, no cast. Inserts no row for an operation
+ * without one there, which its caller checks.
+ */
+export function typedInsertStatement(
+  table: TargetTable,
+  columns: string[],
+  stage: string,
+  run: [string, string],
+): { sql: string; params: [string, string] } {
+  const names = columns.map(quoteIdent).join(', ');
+  const sql =
+    `INSERT INTO ${qualifiedName(table)} (${names}) SELECT ${names} FROM ${stage} ` +
+    `WHERE operation_id BETWEEN $1 AND $2 ORDER BY operation_id`;
+  return { sql, params: run };
+}
+
+/**
  * `INSERT … ON CONFLICT (key) DO UPDATE SET` every other given column. With nothing else to set, `DO NOTHING`,
  * and the rows actually inserted are matched back to their operations by the conflict key.
  */

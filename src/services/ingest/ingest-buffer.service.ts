@@ -43,7 +43,8 @@ const MAX_FLUSHES = 4;
  * out, operations and all), and its operations, which join their stream (target and priority: a row of batch.streams
  * for a stream new to it) and count as PENDING; one with a not-before time goes into the deferred set, due then.
  * Inserts and upserts of one stream, client and shape with consecutive ids are recorded as a run (batch.stream_runs),
- * which the claim reads instead of each of them.
+ * which the claim reads instead of each of them. Inserts' values are also written typed, to their target's stage
+ * (batch.type_inserts; `typed` is named in the answer's WHERE only so that it runs).
  * An operation whose idempotency key its client used before is left out (the conflict clause goes only into a flush
  * that has keys: checking it costs every operation, with keys or without). The ingest lock (shared) is taken before the
  * first id is drawn and held to the commit, which is what the chunk reader's id horizon relies on. The ids are drawn
@@ -85,8 +86,11 @@ const insertSql = (idempotencyKeys: boolean) => `
       FROM input i JOIN requests r ON r.client_id = i.client_id AND r.request_id = i.request_id
      ORDER BY i.id
     ${idempotencyKeys ? 'ON CONFLICT (client_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING' : ''}
-    RETURNING id, client_id, target, type, priority, not_before, pg_column_size(row_values) AS bytes, shape, identity, idempotency_key, label,
-              created_at, request_ref, request_index),
+    RETURNING id, client_id, target, type, priority, not_before, row_values, pg_column_size(row_values) AS bytes, shape, identity,
+              idempotency_key, label, created_at, request_ref, request_index),
+  typed AS (
+    SELECT batch.type_inserts(target, shape, array_agg(id ORDER BY id), array_agg(row_values ORDER BY id)) AS rows
+      FROM stored WHERE type = 'insert' AND not_before IS NULL GROUP BY target, shape),
   deferred AS (
     INSERT INTO batch.deferred (id, client_id, target, priority, due_at, bytes, shape, identity, idempotency_key, label)
     SELECT id, client_id, target, priority, CASE WHEN not_before > now() THEN not_before END, coalesce(bytes, 0), shape, identity, idempotency_key, label
@@ -108,7 +112,8 @@ const insertSql = (idempotencyKeys: boolean) => `
     INSERT INTO batch.operation_counts (client_id, target, status, minute, added, removed)
     SELECT client_id, target, 'PENDING', date_trunc('minute', now()), count(*), 0 FROM stored GROUP BY 1, 2)
   SELECT s.id, s.created_at::text AS created_at, i.submission::int AS submission, s.request_index
-    FROM stored s JOIN requests r ON r.id = s.request_ref JOIN submitted i ON i.client_id = r.client_id AND i.request_id = r.request_id`;
+    FROM stored s JOIN requests r ON r.id = s.request_ref JOIN submitted i ON i.client_id = r.client_id AND i.request_id = r.request_id
+   WHERE (SELECT count(rows) FROM typed) >= 0`;
 
 const INSERT: NamedStatement = { name: 'ingest-flush', text: insertSql(false) };
 const INSERT_WITH_KEYS: NamedStatement = { name: 'ingest-flush-with-keys', text: insertSql(true) };

@@ -20,8 +20,8 @@ const RUNS_PER_BATCH = 10;
  * Deletes what is older than BATCH_RETENTION_HOURS, in small batches so that no long lock or transaction
  * builds up: settled operations, requests, sent outbox rows, chunks (with their steps), uploaded data sets. Ids grow with time, so
  * each batch walks the primary key from the oldest row, up to the first operation (request) created since the cutoff.
- * Idempotency keys and requests are remembered for as long as operations of their time are kept. Then the operation
- * counts are folded,
+ * Idempotency keys and requests are remembered for as long as operations of their time are kept. The stages of inserts
+ * (batch.empty_typed_stages) are emptied of the operations taken. Then the operation counts are folded,
  * and where the server runs without autovacuum, the queue tables are vacuumed here too.
  */
 @Injectable()
@@ -37,6 +37,7 @@ export class RetentionService {
   /** One run: purge, fold the counts, vacuum where autovacuum is off. */
   async run(): Promise<void> {
     await this.purge();
+    await this.db.query('SELECT batch.empty_typed_stages()');
     await this.foldCounts();
     await this.vacuumWithoutAutovacuum();
   }
@@ -157,8 +158,12 @@ export class RetentionService {
       `SELECT current_setting('autovacuum') AS autovacuum`,
     );
     if (autovacuum === 'on') return false;
+    const stages = await this.db.query<{ stage: string }>(
+      'SELECT stage FROM batch.typed_targets WHERE stage IS NOT NULL',
+    );
     await this.db.query(
-      'VACUUM (SKIP_LOCKED, ANALYZE) batch.deferred, batch.streams, batch.outcomes, batch.settled_runs, batch.operations, batch.requests, batch.outbox, batch.operation_counts',
+      'VACUUM (SKIP_LOCKED, ANALYZE) batch.deferred, batch.streams, batch.outcomes, batch.settled_runs, batch.operations, batch.requests, batch.outbox, batch.operation_counts' +
+        stages.map(({ stage }) => `, ${stage}`).join(''),
     );
     return true;
   }
