@@ -542,8 +542,10 @@ AS $function$
     stage text;
   BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('batch.typed_stage'), hashtext(target));
-    SELECT c.oid INTO relation FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p') AND n.nspname || '.' || c.relname = typed_stage.target AND n.nspname <> 'batch';
+    -- the table whose schema and name make the target's name, unless two do (a dot in a name)
+    SELECT min(c.oid) INTO relation FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p') AND n.nspname || '.' || c.relname = typed_stage.target AND n.nspname <> 'batch'
+    HAVING count(*) = 1;
     SELECT array_agg(a.attname::text ORDER BY a.attnum),
            array_agg(CASE t.typname WHEN 'bpchar' THEN 'bpchar' ELSE format_type(a.atttypid, NULL) END ORDER BY a.attnum),
            coalesce(bool_and(t.typtype = 'b' AND t.typname IN ('int2', 'int4', 'int8', 'numeric', 'float4', 'float8', 'bool',

@@ -1,10 +1,10 @@
 -- The values of inserts kept in their target's types beside their JSON, written at ingest, so that applying them reads
 -- typed rows: an insert statement that casts each value from the stored JSON costs about a third more than COPY of the
 -- same rows, one that reads them typed about as much. A target's stage is an unlogged table in the schema batch
--- (batch.typed_targets names it): the operation's id (operation_id) and each column of the target in the type the writer casts to.
--- Only a cache: the JSON stays what operations are read and applied from wherever a row is missing (a crash empties
--- an unlogged table; operations stored before the stage existed have none), and the writer checks that a statement
--- found a row for each of its operations.
+-- (batch.typed_targets names it): the operation's id (operation_id) and each column of the target in the type the
+-- writer casts to. Only a cache: the JSON stays what operations are read and applied from wherever a row is missing
+-- (a crash empties an unlogged table; operations stored before the stage existed have none), and the writer checks
+-- that a statement found a row for each of its operations.
 
 -- The stage of a target, made where it has none yet or its columns changed since (a new stage; the old one is dropped
 -- by retention): NULL stage where a column of the target is of a type whose text could read differently when the
@@ -23,8 +23,10 @@ AS $$
     stage text;
   BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('batch.typed_stage'), hashtext(target));
-    SELECT c.oid INTO relation FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p') AND n.nspname || '.' || c.relname = typed_stage.target AND n.nspname <> 'batch';
+    -- the table whose schema and name make the target's name, unless two do (a dot in a name)
+    SELECT min(c.oid) INTO relation FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p') AND n.nspname || '.' || c.relname = typed_stage.target AND n.nspname <> 'batch'
+    HAVING count(*) = 1;
     SELECT array_agg(a.attname::text ORDER BY a.attnum),
            array_agg(CASE t.typname WHEN 'bpchar' THEN 'bpchar' ELSE format_type(a.atttypid, NULL) END ORDER BY a.attnum),
            coalesce(bool_and(t.typtype = 'b' AND t.typname IN ('int2', 'int4', 'int8', 'numeric', 'float4', 'float8', 'bool',

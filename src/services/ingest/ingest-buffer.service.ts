@@ -90,7 +90,7 @@ const insertSql = (idempotencyKeys: boolean) => `
               idempotency_key, label, created_at, request_ref, request_index),
   typed AS (
     SELECT batch.type_inserts(target, shape, array_agg(id ORDER BY id), array_agg(row_values ORDER BY id)) AS rows
-      FROM stored WHERE type = 'insert' AND not_before IS NULL GROUP BY target, shape),
+      FROM stored WHERE type = 'insert' GROUP BY target, shape),
   deferred AS (
     INSERT INTO batch.deferred (id, client_id, target, priority, due_at, bytes, shape, identity, idempotency_key, label)
     SELECT id, client_id, target, priority, CASE WHEN not_before > now() THEN not_before END, coalesce(bytes, 0), shape, identity, idempotency_key, label
