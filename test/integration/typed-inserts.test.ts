@@ -47,12 +47,15 @@ describe("inserts' values kept typed beside their JSON, and applied from there (
     while ((await step.execute()).read > 0);
   };
 
+  /** Ids 1 … n: statements of fewer than a hundred inserts are applied from their JSON. */
+  const ids = (n = 120) => Array.from({ length: n }, (_, i) => i + 1);
+
   it("writes each insert's values typed at ingest, and the chunk reads them from there", async () => {
-    await operations.createMany(client, [1, 2, 3].map(insert));
+    await operations.createMany(client, ids().map(insert));
     const relation = await stage();
     assert.ok(relation, 'the target has a stage');
     const typed = await t.db.query<{ id: number; price: string; note: string }>(
-      `SELECT id, price, note FROM ${relation} ORDER BY operation_id`,
+      `SELECT id, price, note FROM ${relation} ORDER BY operation_id LIMIT 3`,
     );
     assert.deepEqual(
       typed.map((r) => [r.id, r.price, r.note]),
@@ -65,24 +68,30 @@ describe("inserts' values kept typed beside their JSON, and applied from there (
     const rows = await items();
     assert.deepEqual(
       rows.map((r) => [r.id, r.price, r.note]),
-      [
-        [1, '1.01', 'note 1'],
-        [2, '1.01', 'from the stage'],
-        [3, '1.01', 'note 3'],
-      ],
+      ids().map((id) => [id, '1.01', id === 2 ? 'from the stage' : `note ${id}`]),
     );
     assert.equal(rows[0].at.toISOString(), '2026-11-21T04:30:00.000Z');
   });
 
+  it('applies a statement of fewer than a hundred inserts from their JSON', async () => {
+    await operations.createMany(client, ids(99).map(insert));
+    await t.db.query(`UPDATE ${await stage()} SET note = 'from the stage'`);
+    await drain();
+    assert.deepEqual(
+      (await items()).map((r) => r.note),
+      ids(99).map((id) => `note ${id}`),
+    );
+  });
+
   it('applies a run from its JSON where a row is missing from the stage, each operation once', async () => {
-    const created = await operations.createMany(client, [1, 2, 3, 4].map(insert));
+    const created = await operations.createMany(client, ids().map(insert));
     const relation = await stage();
     await t.db.query(`UPDATE ${relation} SET note = 'from the stage'`);
     await t.db.query(`DELETE FROM ${relation} WHERE operation_id = $1`, [created[2].id]);
     await drain();
     assert.deepEqual(
       (await items()).map((r) => [r.id, r.note]),
-      [1, 2, 3, 4].map((id) => [id, `note ${id}`]),
+      ids().map((id) => [id, `note ${id}`]),
     );
     const states = await t.db.query<{ status: string; rows_affected: number }>(
       `SELECT status, rows_affected FROM batch.operation_states WHERE id = ANY ($1::bigint[]) ORDER BY id`,
@@ -90,12 +99,12 @@ describe("inserts' values kept typed beside their JSON, and applied from there (
     );
     assert.deepEqual(
       states.map((s) => [s.status, s.rows_affected]),
-      [1, 2, 3, 4].map(() => ['COMPLETED', 1]),
+      ids().map(() => ['COMPLETED', 1]),
     );
   });
 
   it("applies from the JSON once a column's type changed, and stages later inserts anew", async () => {
-    await operations.createMany(client, [1, 2].map(insert));
+    await operations.createMany(client, ids().map(insert));
     const before = await stage();
     await t.db.query(`UPDATE ${before} SET note = 'from the stage'`);
     await t.db.query(`ALTER TABLE public.items ALTER COLUMN note TYPE text`);
@@ -103,9 +112,9 @@ describe("inserts' values kept typed beside their JSON, and applied from there (
     await drain();
     assert.deepEqual(
       (await items()).map((r) => r.note),
-      ['note 1', 'note 2'],
+      ids().map((id) => `note ${id}`),
     );
-    await operations.createMany(client, [insert(3)]);
+    await operations.createMany(client, [insert(1000)]);
     const renewed = await stage();
     assert.notEqual(renewed, before, 'a new stage, for the columns as they are');
     const [{ types }] = await t.db.query<{ types: string[] }>(

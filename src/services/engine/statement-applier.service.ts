@@ -6,7 +6,7 @@ import { foldedStatement, oneRun, targetStatement, typedInsertStatement } from '
 import { MAIN } from '../storage/named-databases';
 import { eachIdOf, eachOperation, operationCount } from '../storage/id-runs';
 import { numberArray } from '../storage/database';
-import { CHUNK_FAILURE_SQLSTATE, operationError } from '../storage/database-error';
+import { CHUNK_FAILURE_SQLSTATE, isConcurrencyConflict, operationError } from '../storage/database-error';
 
 /**
  * The outcomes of operations a statement applied, given the rows each id affected: a run or a round whose operations
@@ -43,17 +43,29 @@ interface Stage {
 
 /**
  * A statement under a savepoint of its own, undone where it fails or does not affect `rows` rows: whether it went
- * through.
+ * through. A conflict with other work (a lock waited for too long, a deadlock; isConcurrencyConflict) is thrown once
+ * undone: the statement from the JSON would meet it too.
  */
 async function underSavepoint(tx: PoolClient, sql: string, params: unknown[], rows?: number): Promise<boolean> {
   await tx.query('SAVEPOINT typed');
+  let conflict: unknown = null;
   const done = await tx.query(sql, params).then(
     (result) => rows === undefined || result.rowCount === rows,
-    () => false,
+    (error: unknown) => {
+      if (isConcurrencyConflict(error)) conflict = error;
+      return false;
+    },
   );
   await tx.query(done ? 'RELEASE SAVEPOINT typed' : 'ROLLBACK TO SAVEPOINT typed; RELEASE SAVEPOINT typed');
+  if (conflict) throw conflict;
   return done;
 }
+
+/**
+ * Fewer inserts than this are applied from their JSON: the typed statement's savepoint costs two round trips, about
+ * what reading the values of a hundred inserts typed saves.
+ */
+const TYPED_MIN_OPERATIONS = 100;
 
 /** How long the stage of a target is taken as read: one made meanwhile is used that much later. */
 const STAGE_READ_MS = 5000;
@@ -101,12 +113,12 @@ export class StatementApplier {
   private async appliedTyped(tx: PoolClient, plan: StatementPlan): Promise<boolean> {
     if (plan.type !== 'insert' || plan.table.database !== MAIN || plan.source || plan.helpers) return false;
     const run = oneRun(plan.operations);
-    if (!run) return false;
+    if (!run || operationCount(plan.operations) < TYPED_MIN_OPERATIONS) return false;
     const stage = await this.stageOf(tx, plan.table);
     if (!stage) return false;
     if (plan.columns.some((c) => stage.types.get(c) !== plan.table.columns.get(c)?.castType)) {
       this.stages.delete(plan.table.name);
-      await underSavepoint(tx, 'SELECT batch.typed_stage($1)', [plan.table.name]);
+      await underSavepoint(tx, 'SELECT batch.typed_stage($1)', [plan.table.name]).catch(() => false);
       return false;
     }
     const { sql, params } = typedInsertStatement(plan.table, plan.columns, stage.relation, run);
