@@ -600,7 +600,7 @@ AS $function$
     SELECT string_agg(quote_ident(g.c), ', ' ORDER BY g.k), string_agg(format('(u.v->>%L)::%s', g.c, s.t), ', ' ORDER BY g.k)
       INTO names, casts
       FROM unnest(given) WITH ORDINALITY AS g(c, k) JOIN unnest(stage.columns, stage.types) AS s(n, t) ON s.n = g.c;
-    EXECUTE format('INSERT INTO %s (operation_id, %s) SELECT u.id, %s FROM unnest($1, $2) AS u(id, v) ORDER BY u.id',
+    EXECUTE format('INSERT INTO %s (operation_id, %s) SELECT u.id, %s FROM unnest($1, $2) AS u(id, v)',
                    stage.stage, names, casts)
       USING ids, row_values;
     GET DIAGNOSTICS written = ROW_COUNT;

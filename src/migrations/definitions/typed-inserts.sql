@@ -58,10 +58,10 @@ AS $$
 $$;
 COMMENT ON FUNCTION batch.typed_stage(target text) IS 'The stage of a target''s inserts (batch.typed_targets), made where it has none or its columns changed. Called by batch.type_inserts.';
 
--- Writes the typed rows of a flush's inserts of one target and shape (their ids and values, in order); returns how
--- many. None where the target has no stage, or one without a column the shape gives and the target does not have
--- either, or where anything fails (a value refused, say): the operations are then applied from their JSON, and fail
--- there as they would have.
+-- Writes the typed rows of a flush's inserts of one target and shape (their ids and values as the flush stored them:
+-- in order of id, which no sort is paid for, as nothing depends on it); returns how many. None where the target has no
+-- stage, or one without a column the shape gives and the target does not have either, or where anything fails (a
+-- value refused, say): the operations are then applied from their JSON, and fail there as they would have.
 CREATE OR REPLACE FUNCTION batch.type_inserts(target text, shape text, ids bigint[], row_values jsonb[])
  RETURNS integer
  LANGUAGE plpgsql
@@ -84,7 +84,7 @@ AS $$
     SELECT string_agg(quote_ident(g.c), ', ' ORDER BY g.k), string_agg(format('(u.v->>%L)::%s', g.c, s.t), ', ' ORDER BY g.k)
       INTO names, casts
       FROM unnest(given) WITH ORDINALITY AS g(c, k) JOIN unnest(stage.columns, stage.types) AS s(n, t) ON s.n = g.c;
-    EXECUTE format('INSERT INTO %s (operation_id, %s) SELECT u.id, %s FROM unnest($1, $2) AS u(id, v) ORDER BY u.id',
+    EXECUTE format('INSERT INTO %s (operation_id, %s) SELECT u.id, %s FROM unnest($1, $2) AS u(id, v)',
                    stage.stage, names, casts)
       USING ids, row_values;
     GET DIAGNOSTICS written = ROW_COUNT;

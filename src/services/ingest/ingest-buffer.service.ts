@@ -89,7 +89,7 @@ const insertSql = (idempotencyKeys: boolean) => `
     RETURNING id, client_id, target, type, priority, not_before, row_values, pg_column_size(row_values) AS bytes, shape, identity,
               idempotency_key, label, created_at, request_ref, request_index),
   typed AS (
-    SELECT batch.type_inserts(target, shape, array_agg(id ORDER BY id), array_agg(row_values ORDER BY id)) AS rows
+    SELECT batch.type_inserts(target, shape, array_agg(id), array_agg(row_values)) AS rows
       FROM stored WHERE type = 'insert' GROUP BY target, shape),
   deferred AS (
     INSERT INTO batch.deferred (id, client_id, target, priority, due_at, bytes, shape, identity, idempotency_key, label)
