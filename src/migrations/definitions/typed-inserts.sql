@@ -27,6 +27,7 @@ AS $$
     SELECT min(c.oid) INTO relation FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p') AND n.nspname || '.' || c.relname = typed_stage.target AND n.nspname <> 'batch'
     HAVING count(*) = 1;
+    -- each type as the catalog's cast type names it (CAST_TYPE in catalog.service.ts, for the types kept here)
     SELECT array_agg(a.attname::text ORDER BY a.attnum),
            array_agg(CASE t.typname WHEN 'bpchar' THEN 'bpchar' ELSE format_type(a.atttypid, NULL) END ORDER BY a.attnum),
            coalesce(bool_and(t.typtype = 'b' AND t.typname IN ('int2', 'int4', 'int8', 'numeric', 'float4', 'float8', 'bool',

@@ -111,9 +111,10 @@ export class StatementApplier {
    * now on.
    */
   private async appliedTyped(tx: PoolClient, plan: StatementPlan): Promise<boolean> {
-    if (plan.type !== 'insert' || plan.table.database !== MAIN || plan.source || plan.helpers) return false;
+    if (plan.type !== 'insert' || plan.table.database !== MAIN || plan.source) return false;
     const run = oneRun(plan.operations);
-    if (!run || operationCount(plan.operations) < TYPED_MIN_OPERATIONS) return false;
+    const count = operationCount(plan.operations);
+    if (!run || count < TYPED_MIN_OPERATIONS) return false;
     const stage = await this.stageOf(tx, plan.table);
     if (!stage) return false;
     if (plan.columns.some((c) => stage.types.get(c) !== plan.table.columns.get(c)?.castType)) {
@@ -122,7 +123,7 @@ export class StatementApplier {
       return false;
     }
     const { sql, params } = typedInsertStatement(plan.table, plan.columns, stage.relation, run);
-    return underSavepoint(tx, sql, params, operationCount(plan.operations));
+    return underSavepoint(tx, sql, params, count);
   }
 
   private async stageOf(tx: PoolClient, table: TargetTable): Promise<Stage | null> {

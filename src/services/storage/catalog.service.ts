@@ -46,7 +46,8 @@ interface KeyRow {
 
 /**
  * A column's type as a cast names it (the column `a`, its type `t`): without a modifier, "character" and "bit" mean
- * length 1, so those cast to the unbounded bpchar and varbit instead.
+ * length 1, so those cast to the unbounded bpchar and varbit instead. batch.typed_stage (typed-inserts.sql) names the
+ * types of its stages the same way, and the writer reads a stage only where the two agree.
  */
 const CAST_TYPE = `CASE t.typname WHEN 'bpchar' THEN 'bpchar' WHEN '_bpchar' THEN 'bpchar[]' WHEN 'bit' THEN 'varbit'
                                   WHEN '_bit' THEN 'varbit[]' ELSE format_type(a.atttypid, NULL) END`;
