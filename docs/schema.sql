@@ -541,22 +541,28 @@ AS $function$
     typeable boolean;
     stage text;
   BEGIN
-    PERFORM pg_advisory_xact_lock(hashtext('batch.typed_stage'), hashtext(target));
+    -- one at a time per target, and never waited for: whoever finds another transaction making it goes without
+    IF NOT pg_try_advisory_xact_lock(hashtext('batch.typed_stage'), hashtext(target)) THEN
+      SELECT * INTO found FROM batch.typed_targets t WHERE t.target = typed_stage.target;
+      RETURN found;
+    END IF;
     -- the table whose schema and name make the target's name, unless two do (a dot in a name)
     SELECT min(c.oid) INTO relation FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p') AND n.nspname || '.' || c.relname = typed_stage.target AND n.nspname <> 'batch'
     HAVING count(*) = 1;
-    -- each type as the catalog's cast type names it (CAST_TYPE in catalog.service.ts, for the types kept here)
+    -- each type as the catalog's cast type names it (CAST_TYPE in catalog.service.ts): the writer compares the two
     SELECT array_agg(a.attname::text ORDER BY a.attnum),
-           array_agg(CASE t.typname WHEN 'bpchar' THEN 'bpchar' ELSE format_type(a.atttypid, NULL) END ORDER BY a.attnum),
+           array_agg(CASE t.typname WHEN 'bpchar' THEN 'bpchar' WHEN '_bpchar' THEN 'bpchar[]' WHEN 'bit' THEN 'varbit'
+                                    WHEN '_bit' THEN 'varbit[]' ELSE format_type(a.atttypid, NULL) END ORDER BY a.attnum),
            coalesce(bool_and(t.typtype = 'b' AND t.typname IN ('int2', 'int4', 'int8', 'numeric', 'float4', 'float8', 'bool',
-                     'uuid', 'text', 'varchar', 'bpchar', 'date', 'timestamp', 'timestamptz', 'time', 'timetz', 'bytea')), false)
+                     'uuid', 'text', 'varchar', 'bpchar', 'date', 'timestamp', 'timestamptz', 'time', 'bytea')), false)
       INTO names, types, typeable
       FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
      WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped;
     typeable := typeable AND NOT 'operation_id' = ANY (names); -- the stage's own column
     SELECT * INTO found FROM batch.typed_targets t WHERE t.target = typed_stage.target;
-    IF found.target IS NOT NULL AND found.columns IS NOT DISTINCT FROM names AND found.types IS NOT DISTINCT FROM types THEN
+    IF found.target IS NOT NULL AND found.columns IS NOT DISTINCT FROM names AND found.types IS NOT DISTINCT FROM types
+       AND (found.stage IS NULL OR to_regclass(found.stage) IS NOT NULL) THEN -- a stage dropped by hand is made again
       RETURN found;
     END IF;
     IF relation IS NOT NULL AND typeable THEN
@@ -577,7 +583,7 @@ AS $function$
   END
 $function$
 ;
-COMMENT ON FUNCTION batch.typed_stage(target text) IS 'The stage of a target''s inserts (batch.typed_targets), made where it has none or its columns changed. Called by batch.type_inserts.';
+COMMENT ON FUNCTION batch.typed_stage(target text) IS 'The stage of a target''s inserts (batch.typed_targets), made where it has none, its columns changed or it was dropped. Called by batch.type_inserts.';
 
 CREATE OR REPLACE FUNCTION batch.type_inserts(target text, shape text, ids bigint[], row_values jsonb[])
  RETURNS integer
@@ -592,7 +598,8 @@ AS $function$
   BEGIN
     given := ARRAY(SELECT jsonb_array_elements_text(shape::jsonb -> 1));
     SELECT * INTO stage FROM batch.typed_targets t WHERE t.target = type_inserts.target;
-    IF stage.target IS NULL OR (stage.stage IS NOT NULL AND NOT given <@ stage.columns) THEN
+    IF stage.target IS NULL
+       OR (stage.stage IS NOT NULL AND (NOT given <@ stage.columns OR to_regclass(stage.stage) IS NULL)) THEN
       stage := batch.typed_stage(target);
     END IF;
     IF stage.stage IS NULL OR NOT given <@ stage.columns THEN
@@ -622,20 +629,24 @@ AS $function$
     taken bigint;
     deleted bigint := 0;
     n bigint;
+    waits text := current_setting('lock_timeout');
   BEGIN
+    PERFORM set_config('lock_timeout', '100ms', true);
     FOR stage IN
       SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
        WHERE n.nspname = 'batch' AND c.relkind = 'r' AND c.relname LIKE 'typed\_rows\_%'
          AND NOT EXISTS (SELECT FROM batch.typed_targets t WHERE t.stage = 'batch.' || quote_ident(c.relname))
     LOOP
+      -- named again meanwhile (a target's columns back to what they were)?
+      CONTINUE WHEN EXISTS (SELECT FROM batch.typed_targets t WHERE t.stage = 'batch.' || quote_ident(stage.relname));
       BEGIN
-        SET LOCAL lock_timeout = '100ms';
         EXECUTE format('DROP TABLE IF EXISTS batch.%I', stage.relname);
       EXCEPTION WHEN lock_not_available THEN
         NULL;
       END;
     END LOOP;
-    FOR stage IN SELECT t.target, t.stage FROM batch.typed_targets t WHERE t.stage IS NOT NULL LOOP
+    PERFORM set_config('lock_timeout', waits, true);
+    FOR stage IN SELECT t.target, t.stage FROM batch.typed_targets t WHERE to_regclass(t.stage) IS NOT NULL LOOP
       SELECT coalesce(min(s.taken_through) FILTER (WHERE s.left), max(s.taken_through)) INTO taken
         FROM (SELECT s.taken_through,
                      EXISTS (SELECT FROM batch.operations o

@@ -83,13 +83,28 @@ describe('qualifiedName', () => {
 
 describe('typedInsertStatement', () => {
   it("inserts one run from its target's stage, its columns as they are there, in order of id", () => {
-    const { sql, params } = typedInsertStatement(items, ['id', 'sku'], 'batch.typed_rows_1', ['7', '9']);
+    const { sql, params } = typedInsertStatement(items, ['id', 'sku'], 'batch.typed_rows_1', ['7', '9'], 3);
     assert.equal(
       sql,
       'INSERT INTO "public"."items" ("id", "sku") SELECT "id", "sku" FROM batch.typed_rows_1 ' +
         'WHERE operation_id BETWEEN $1 AND $2 ORDER BY operation_id',
     );
     assert.deepEqual(params, ['7', '9']);
+  });
+
+  it('inserts nothing unless every row is there, where a column left out draws a default', () => {
+    const drawn = table('public', 'drawn', [
+      col('id', 'int4', 'integer'),
+      col('seq', 'int8', 'bigint', { hasDefault: true }),
+    ]);
+    const { sql, params } = typedInsertStatement(drawn, ['id'], 'batch.typed_rows_2', ['7', '9'], 3);
+    assert.equal(
+      sql,
+      'INSERT INTO "public"."drawn" ("id") SELECT "id" FROM batch.typed_rows_2 WHERE operation_id BETWEEN $1 AND $2 ' +
+        'AND (SELECT count(*) FROM batch.typed_rows_2 WHERE operation_id BETWEEN $1 AND $2) = $3 ORDER BY operation_id',
+    );
+    assert.deepEqual(params, ['7', '9', 3]);
+    assert.doesNotMatch(typedInsertStatement(drawn, ['id', 'seq'], 'batch.typed_rows_2', ['7', '9'], 3).sql, /count/);
   });
 });
 

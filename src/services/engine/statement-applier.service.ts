@@ -35,9 +35,12 @@ export function missedOutcomes(operations: ClaimedOperation[], affected: (id: st
   return outcomes;
 }
 
-/** A target's stage (batch.typed_targets): the table its inserts' values are kept typed in, and each column's type. */
+/**
+ * A target's entry in batch.typed_targets: the table its inserts' values are kept typed in (null where it keeps none),
+ * and the type of each of its columns when the entry was made.
+ */
 interface Stage {
-  relation: string;
+  relation: string | null;
   types: Map<string, string>;
 }
 
@@ -107,8 +110,9 @@ export class StatementApplier {
    * Inserts of one run, of a target whose stage keeps each of their columns in the type it has now, applied from
    * their typed rows (typedInsertStatement): whether that went through with a row for each. Where it did not (rows
    * missing there, any error), it is undone, and they are applied from their JSON, which gives their outcome. Where a
-   * column was retyped since the stage was made, a stage for the columns as they are is made, for inserts stored from
-   * now on.
+   * column was retyped since the entry was made, the entry is made again for the columns as they are, for inserts
+   * stored from now on: a stage of new types, or a first one where a column of a type kept nowhere (an enum, say) got
+   * one that can be.
    */
   private async appliedTyped(tx: PoolClient, plan: StatementPlan): Promise<boolean> {
     if (plan.type !== 'insert' || plan.table.database !== MAIN || plan.source) return false;
@@ -116,13 +120,14 @@ export class StatementApplier {
     const count = operationCount(plan.operations);
     if (!run || count < TYPED_MIN_OPERATIONS) return false;
     const stage = await this.stageOf(tx, plan.table);
-    if (!stage) return false;
+    if (!stage || stage.types.size === 0) return false; // none yet (ingest makes it), or no table of that name found
     if (plan.columns.some((c) => stage.types.get(c) !== plan.table.columns.get(c)?.castType)) {
       this.stages.delete(plan.table.name);
       await underSavepoint(tx, 'SELECT batch.typed_stage($1)', [plan.table.name]).catch(() => false);
       return false;
     }
-    const { sql, params } = typedInsertStatement(plan.table, plan.columns, stage.relation, run);
+    if (!stage.relation) return false;
+    const { sql, params } = typedInsertStatement(plan.table, plan.columns, stage.relation, run, count);
     return underSavepoint(tx, sql, params, count);
   }
 
@@ -134,8 +139,8 @@ export class StatementApplier {
       [table.name],
     );
     const [row] = rows;
-    const stage = row?.stage
-      ? { relation: row.stage, types: new Map(row.columns!.map((c, i) => [c, row.types![i]])) }
+    const stage = row
+      ? { relation: row.stage, types: new Map((row.columns ?? []).map((c, i) => [c, row.types![i]])) }
       : null;
     this.stages.set(table.name, { stage, readAt: Date.now() });
     return stage;

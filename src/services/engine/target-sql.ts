@@ -120,21 +120,27 @@ export function insertStatement(table: TargetTable, plan: StatementPlan): Target
 }
 
 /**
- * The insert of one run of operations (their first and last ids) from their target's stage, where their values were
- * written typed at ingest (typed-inserts.sql), in order of id: no JSON read, no cast. Inserts no row for an operation
- * without one there, which its caller checks.
+ * The insert of one run of `count` operations (their first and last ids) from their target's stage, where their
+ * values were written typed at ingest (typed-inserts.sql), in order of id: no JSON read, no cast. Inserts no row for an
+ * operation without one there, which its caller checks. Where a column left out takes a default, it inserts nothing
+ * unless the stage has a row for each (counted first, a one-time filter): a short stage would otherwise draw values of
+ * serial and identity columns for rows that the statement from the JSON draws again.
  */
 export function typedInsertStatement(
   table: TargetTable,
   columns: string[],
   stage: string,
   run: [string, string],
-): { sql: string; params: [string, string] } {
+  count: number,
+): { sql: string; params: (string | number)[] } {
   const names = columns.map(quoteIdent).join(', ');
+  const rows = `FROM ${stage} WHERE operation_id BETWEEN $1 AND $2`;
+  const drawsDefaults = [...table.columns.values()].some((c) => c.hasDefault && !columns.includes(c.name));
   const sql =
-    `INSERT INTO ${qualifiedName(table)} (${names}) SELECT ${names} FROM ${stage} ` +
-    `WHERE operation_id BETWEEN $1 AND $2 ORDER BY operation_id`;
-  return { sql, params: run };
+    `INSERT INTO ${qualifiedName(table)} (${names}) SELECT ${names} ${rows} ` +
+    (drawsDefaults ? `AND (SELECT count(*) ${rows}) = $3 ` : '') +
+    'ORDER BY operation_id';
+  return { sql, params: drawsDefaults ? [...run, count] : run };
 }
 
 /**

@@ -159,7 +159,7 @@ export class RetentionService {
     );
     if (autovacuum === 'on') return false;
     const stages = await this.db.query<{ stage: string }>(
-      'SELECT stage FROM batch.typed_targets WHERE stage IS NOT NULL',
+      'SELECT stage FROM batch.typed_targets WHERE to_regclass(stage) IS NOT NULL',
     );
     await this.db.query(
       'VACUUM (SKIP_LOCKED, ANALYZE) batch.deferred, batch.streams, batch.outcomes, batch.settled_runs, batch.operations, batch.requests, batch.outbox, batch.operation_counts' +
