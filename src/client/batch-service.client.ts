@@ -14,8 +14,10 @@ import {
 } from '../interfaces/operation.interfaces';
 import {
   FINAL_JOB_STATUSES,
+  IJobDefinitionList,
   IJobExecution,
   IJobExecutionList,
+  IJobRejectList,
   IListJobExecutionsRequest,
   JOB_PATTERNS,
   JobParameters,
@@ -117,6 +119,21 @@ export class BatchServiceClient implements OnModuleDestroy {
 
   restartJobExecution(id: string): Promise<IJobExecution> {
     return this.call(JOB_PATTERNS.restartJobExecution, { id });
+  }
+
+  /** A FAILED or STOPPED execution abandoned: its instance never runs again. */
+  abandonJobExecution(id: string): Promise<IJobExecution> {
+    return this.call(JOB_PATTERNS.abandonJobExecution, { id });
+  }
+
+  /** The items an execution skipped, in order, a page of `limit` (default 50). */
+  getJobRejects(id: string, page: { limit?: number; cursor?: string } = {}): Promise<IJobRejectList> {
+    return this.call(JOB_PATTERNS.getJobRejects, { id, ...page });
+  }
+
+  /** The jobs this service runs: each one's steps, parameters and options with their types. */
+  listJobs(): Promise<IJobDefinitionList> {
+    return this.call(JOB_PATTERNS.listJobs, {});
   }
 
   /**

@@ -139,7 +139,7 @@ export class JobScheduleController {
   @Put(':name')
   @ApiOperation({ summary: 'Create or replace a schedule; ticks are launched from the first one after this answers' })
   @ApiOkResponse({ type: JobScheduleDto })
-  @ApiErrors(400, 404)
+  @ApiErrors(400, 404, 409)
   put(@Param() { name }: ScheduleNameDto, @Body() dto: ScheduleDto): Promise<JobScheduleDto> {
     return this.schedules.put(name, dto);
   }

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import amqp from 'amqplib';
 import {
   BatchServiceClient,
   BatchServiceError,
+  IJobDefinitionList,
   IJobExecution,
   IJobFinishedEvent,
   JobFinishedConsumer,
@@ -37,7 +39,7 @@ describe('jobs (built service, real broker and database)', () => {
     await db.query(`INSERT INTO src SELECT g, g % 100, g / 7.0, 'note ' || g, now() FROM generate_series(1, 200000) g`);
     const created = await http<{ apiKey: string }>(service, 'POST', '/api/clients', service.adminKey, {
       name: 'copier',
-      targets: ['public.dst', 'public.big_copy', 'public.events', 'public.ghost'],
+      targets: ['public.dst', 'public.big_copy', 'public.events', 'public.ghost', 'public.checked', 'public.slow_dst'],
       sources: ['public.src', 'public.big', 'public.ghost'],
     });
     assert.equal(created.status, 201, JSON.stringify(created.body));
@@ -254,6 +256,159 @@ describe('jobs (built service, real broker and database)', () => {
       assert.equal(refused, 'VALIDATION_FAILED', JSON.stringify(payload));
     }
     assert.equal(await executions(), before, 'nothing was launched');
+  });
+
+  it('the lifecycle over RPC and REST: definitions, a failed copy, its rejects, restart, abandon, stop', async () => {
+    await db.query(
+      `CREATE TABLE checked (id int PRIMARY KEY, qty int CHECK (qty < 15), price numeric(12,2), note text, at timestamptz);
+       CREATE TABLE slow_dst ${TABLE}`,
+    );
+    // every job.finished of the copier, as the broker delivers it: persistent, under the copier's routing key
+    const connection = await amqp.connect(RMQ_URL);
+    const delivered: { routingKey: string; deliveryMode: unknown; event: IJobFinishedEvent }[] = [];
+    try {
+      const channel = await connection.createChannel();
+      const { queue } = await channel.assertQueue('', { exclusive: true });
+      await channel.bindQueue(queue, service.env.BATCH_SERVICE_EVENTS_EXCHANGE, 'jobs.finished.copier');
+      await channel.consume(queue, (message) => {
+        if (!message) return;
+        const { routingKey } = message.fields;
+        delivered.push({
+          routingKey,
+          deliveryMode: message.properties.deliveryMode,
+          event: JSON.parse(`${message.content}`),
+        });
+      });
+      const heard = (id: string, status: string) =>
+        eventually(async () => (finished.find((e) => e.executionId === id && e.status === status) ? true : undefined));
+
+      // the definitions, the same over RPC and REST
+      const defined = await copier.rpc.listJobs();
+      const rest = await http<IJobDefinitionList>(service, 'GET', '/api/jobs', copier.key);
+      assert.equal(rest.status, 200);
+      assert.deepEqual(rest.body, JSON.parse(JSON.stringify(defined)));
+      const copy = defined.jobs.find((job) => job.name === 'copy');
+      assert.ok(copy && defined.jobs.some((job) => job.name === 'import'));
+      assert.ok(copy.description.length > 0 && copy.steps.length > 0);
+      const parameter = (name: string) => copy.parameters.find((p) => p.name === name);
+      assert.deepEqual([parameter('source')?.type, parameter('source')?.required], ['string', true]);
+      assert.deepEqual([parameter('mode')?.default, parameter('from')?.type], ['insert', 'key']);
+      assert.deepEqual(
+        copy.options.find((o) => o.name === 'skipLimit'),
+        { name: 'skipLimit', type: 'integer', required: false, default: 0, description: 'rows the target may refuse' },
+      );
+
+      // a copy whose target refuses rows 15…20: the third refusal is one more than skipLimit allows
+      const parameters = { source: 'public.src', target: 'public.checked', from: 0, to: 20 };
+      const failed = await copier.rpc.launchJob('copy', parameters, { skipLimit: 2 });
+      const first = await copier.rpc.waitForJobExecution(failed.id, { intervalMs: 100, timeoutMs: 60_000 });
+      assert.deepEqual([first.status, first.exitStatus?.code, first.restartable], ['FAILED', 'FAILED', true]);
+      const rejects = await copier.rpc.getJobRejects(failed.id, { limit: 2 });
+      assert.deepEqual(
+        rejects.items.map((r) => [r.record, r.code]),
+        [
+          ['id = 15', '23514'],
+          ['id = 16', '23514'],
+        ],
+      );
+      const rest2 = await copier.rpc.getJobRejects(failed.id, { cursor: rejects.nextCursor! });
+      assert.deepEqual([rest2.items.map((r) => r.record), rest2.nextCursor], [['id = 17'], null]);
+      const csv = await fetch(`${service.url}/api/jobs/executions/${failed.id}/rejects?limit=2`, {
+        headers: { 'x-api-key': copier.key, accept: 'text/csv' },
+      });
+      assert.match(csv.headers.get('content-type') ?? '', /^text\/csv/);
+      assert.equal(csv.headers.get('x-next-cursor'), rejects.nextCursor);
+      const lines = (await csv.text()).split('\r\n');
+      assert.equal(lines[0], 'line,byteOffset,column,code,message,record');
+      assert.equal(lines.length, 4, 'a header, two rejects and the final line end');
+      const message = rejects.items[0].message;
+      assert.equal(lines[1], `,,,23514,"${message.replace(/"/g, '""')}",id = 15`);
+      await heard(failed.id, 'FAILED');
+
+      // restarted by REST: a new execution of the same instance, which fails the same way
+      const restarted = await http<IJobExecution>(
+        service,
+        'POST',
+        `/api/jobs/executions/${failed.id}/restart`,
+        copier.key,
+      );
+      assert.equal(restarted.status, 202, JSON.stringify(restarted.body));
+      assert.notEqual(restarted.body.id, failed.id);
+      assert.deepEqual([restarted.body.instanceId, restarted.body.startCount], [failed.instanceId, 2]);
+      const second = await copier.rpc.waitForJobExecution(restarted.body.id, { intervalMs: 100, timeoutMs: 60_000 });
+      assert.equal(second.status, 'FAILED');
+      const instance = await copier.rpc.listJobExecutions({ instanceId: failed.instanceId });
+      assert.deepEqual(
+        instance.items.map((e) => [e.id, e.status]),
+        [
+          [second.id, 'FAILED'],
+          [failed.id, 'FAILED'],
+        ],
+      );
+
+      // abandoned over RPC: its instance never runs again, neither launched nor restarted
+      const abandoned = await copier.rpc.abandonJobExecution(second.id);
+      assert.equal(abandoned.status, 'ABANDONED');
+      await heard(second.id, 'ABANDONED');
+      const relaunched = await copier.rpc.launchJob('copy', parameters).then(
+        () => assert.fail('an abandoned instance runs no more'),
+        (e: BatchServiceError) => e,
+      );
+      assert.deepEqual(
+        [relaunched.code, relaunched.details],
+        ['CONFLICT', { reason: 'JOB_INSTANCE_COMPLETE', executionId: second.id }],
+      );
+      const restartedAgain = await http<{ code: string }>(
+        service,
+        'POST',
+        `/api/jobs/executions/${second.id}/restart`,
+        copier.key,
+      );
+      assert.deepEqual([restartedAgain.status, restartedAgain.body.code], [409, 'CONFLICT']);
+
+      // stopped over RPC at a chunk boundary: the chunks committed stay; then abandoned by REST
+      const long = await copier.rpc.launchJob(
+        'copy',
+        { source: 'public.src', target: 'public.slow_dst' },
+        { chunkSize: 200 },
+      );
+      await eventually(async () =>
+        (await copier.rpc.getJobExecution(long.id)).steps[0]?.commitCount > 0 ? true : undefined,
+      );
+      const stopping = await copier.rpc.stopJobExecution(long.id);
+      assert.ok(['STOPPING', 'STOPPED'].includes(stopping.status), stopping.status);
+      const stopped = await copier.rpc.waitForJobExecution(long.id, { intervalMs: 100, timeoutMs: 60_000 });
+      assert.deepEqual([stopped.status, stopped.exitStatus?.code], ['STOPPED', 'STOPPED']);
+      assert.ok(stopped.steps[0].writeCount < 200000, 'stopped before the end');
+      assert.equal(await db.count(`SELECT count(*) AS n FROM slow_dst`), stopped.steps[0].writeCount);
+      await heard(long.id, 'STOPPED');
+      const gone = await http<IJobExecution>(service, 'POST', `/api/jobs/executions/${long.id}/abandon`, copier.key);
+      assert.deepEqual([gone.status, gone.body.status], [200, 'ABANDONED']);
+      await heard(long.id, 'ABANDONED');
+      const byStatus = await copier.rpc.listJobExecutions({ job: 'copy', status: 'ABANDONED' });
+      assert.deepEqual(
+        byStatus.items.map((e) => e.id),
+        [long.id, second.id],
+      );
+
+      const ends = [failed.id, second.id, second.id, long.id, long.id];
+      await eventually(async () => (delivered.length >= ends.length ? true : undefined));
+      for (const message of delivered) {
+        assert.deepEqual([message.routingKey, message.deliveryMode], ['jobs.finished.copier', 2]);
+      }
+      assert.deepEqual(
+        delivered.map((m) => [m.event.executionId, m.event.status]).filter(([id]) => ends.includes(id)),
+        [
+          [failed.id, 'FAILED'],
+          [second.id, 'FAILED'],
+          [second.id, 'ABANDONED'],
+          [long.id, 'STOPPED'],
+          [long.id, 'ABANDONED'],
+        ],
+      );
+    } finally {
+      await connection.close();
+    }
   });
 
   it('the operation queue is served while a long copy runs', async () => {

@@ -280,6 +280,30 @@ describe('end to end: insert operations over RabbitMQ (built service, real broke
     assert.equal(list.body.items.length, 5);
     assert.ok(list.body.items.every((o) => o.status === 'COMPLETED'));
     assert.ok(list.body.nextCursor);
+    // the cursor followed to the end: every completed operation once, newest first
+    const seen = list.body.items.map((o) => o.id);
+    type Page = { items: { id: string }[]; nextCursor: string | null };
+    let cursor: string | null = list.body.nextCursor;
+    while (cursor) {
+      const page: { status: number; body: Page } = await http<Page>(
+        service,
+        'GET',
+        `/api/operations?limit=5&status=COMPLETED&cursor=${encodeURIComponent(cursor)}`,
+        apiKey,
+      );
+      assert.equal(page.status, 200);
+      seen.push(...page.body.items.map((o) => o.id));
+      cursor = page.body.nextCursor;
+    }
+    assert.deepEqual(
+      seen,
+      [...new Set(seen)].sort((a, b) => (BigInt(b) > BigInt(a) ? 1 : -1)),
+    );
+    const { rows } = await db.query<{ n: string }>(
+      `SELECT count(*) AS n FROM batch.operation_states s JOIN batch.clients c ON c.id = s.client_id
+        WHERE c.name = 'booking' AND s.status = 'COMPLETED'`,
+    );
+    assert.equal(seen.length, Number(rows[0].n));
     const executions = await http<{ items: { id: string; readCount: number }[] }>(
       service,
       'GET',

@@ -520,6 +520,23 @@ describe('chunk step (real PostgreSQL)', () => {
       assert.deepEqual(created.map((c) => c.id).slice(2, 4), ['9007199254740993', '9007199254740994']);
     });
 
+    it('notifies a retried operation again when it settles anew', async () => {
+      await t.db.query(`INSERT INTO public.items (id, sku) VALUES (7, 'held')`);
+      const [refused] = await operations.createMany(billing, [insert({ id: 8, sku: 'held' })]);
+      await step.execute();
+      assert.deepEqual(
+        (await event('billing')).operations.map((o) => [o.id, o.status, o.error?.code]),
+        [[refused.id, 'FAILED', '23505']],
+      );
+      await t.db.query(`DELETE FROM public.items WHERE id = 7`);
+      await operations.retry(billing, refused.id);
+      await step.execute();
+      assert.deepEqual(
+        (await event('billing')).operations.map((o) => [o.id, o.status, o.rowsAffected, o.error]),
+        [[refused.id, 'COMPLETED', 1, null]],
+      );
+    });
+
     it('says how it was settled even when an operation it holds is retried before it was published', async () => {
       const [failedOne] = await operations.createMany(billing, [insert({ id: 1, qty: -1 })]);
       await step.execute();

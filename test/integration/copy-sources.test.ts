@@ -27,6 +27,7 @@ describe('copy: every source row exactly once, whatever the target does with it'
       INSERT INTO words_c SELECT w, row_number() OVER () FROM unnest(ARRAY['a', 'B', 'c', 'D', 'e', 'F', 'g', 'H', 'i', 'J']) w;
       CREATE TABLE words_icu (w text COLLATE "und-x-icu" PRIMARY KEY, n int);
       CREATE TABLE plain (id int, note text);
+      CREATE TABLE renamed (ref int PRIMARY KEY, label text, untouched text DEFAULT 'kept');
       CREATE VIEW repeated AS SELECT third AS id, note FROM src;
       CREATE VIEW distinct_ids AS SELECT id, note FROM src WHERE id <= 100;`);
   });
@@ -92,6 +93,20 @@ describe('copy: every source row exactly once, whatever the target does with it'
     assert.equal(k.status, 'COMPLETED', 'a NOT NULL column unique by its own index is a key');
     const view = await copy({ source: 'distinct_ids', target: 'plain', keyColumn: 'id', to: 50 }, 5);
     assert.equal(view.status, 'COMPLETED', "a view's key is checked by reading it");
+  });
+
+  it('columns maps target columns to source columns by other names; the rest take their defaults', async () => {
+    const done = await copy({ source: 'src', target: 'renamed', columns: { ref: 'k', label: 'note' }, to: 40 }, 15);
+    assert.equal(done.status, 'COMPLETED');
+    assert.equal(done.steps[0].writeCount, 40);
+    const rows = await jobs.db.query<{ ref: number; label: string; untouched: string }>(
+      `SELECT ref, label, untouched FROM renamed ORDER BY ref`,
+    );
+    assert.deepEqual(rows[0], { ref: 1, label: 'n1', untouched: 'kept' });
+    assert.deepEqual(
+      rows.map((r) => [r.ref, r.label]),
+      Array.from({ length: 40 }, (_, i) => [i + 1, `n${i + 1}`]),
+    );
   });
 
   async function count(table: string): Promise<number> {

@@ -50,10 +50,10 @@ describe('imports on PostgreSQL: upload, load, rejects, restart', () => {
   };
 
   before(async () => {
-    jobs = await startJobs({ targets: ['public.items', 'public.others', 'public.children'] }, [], {
+    jobs = await startJobs({ targets: ['public.items', 'public.others', 'public.children', 'public.headless'] }, [], {
       BATCH_IMPORT_MAX_BYTES: '100000',
     });
-    await jobs.db.query(`CREATE TABLE items ${TABLE}; CREATE TABLE others ${TABLE}`);
+    await jobs.db.query(`CREATE TABLE items ${TABLE}; CREATE TABLE others ${TABLE}; CREATE TABLE headless ${TABLE}`);
   });
   after(() => jobs.close());
 
@@ -257,6 +257,25 @@ describe('imports on PostgreSQL: upload, load, rejects, restart', () => {
     await run(launched);
     assert.equal((await retention.purge()).importFiles, 1);
     assert.equal(await stored(), 0);
+  });
+
+  it('header=false: the first line is a record, its fields the columns given, in their order', async () => {
+    const csv = "first;2;1\nsecond;NULL;2\n'a;b';4;3\n";
+    const query = {
+      target: 'headless',
+      header: 'false',
+      columns: 'note,qty,id',
+      delimiter: ';',
+      quote: "'",
+      null: 'NULL',
+    };
+    const done = await run(await upload(jobs, query, csv));
+    assert.deepEqual([done.status, done.steps[0].readCount, done.steps[0].writeCount], ['COMPLETED', 3, 3]);
+    assert.deepEqual(await rows('headless'), [
+      { id: 1, qty: 2, note: 'first' },
+      { id: 2, qty: null, note: 'second' },
+      { id: 3, qty: 4, note: 'a;b' },
+    ]);
   });
 
   it('a file of only a header loads nothing and completes', async () => {

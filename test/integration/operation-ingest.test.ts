@@ -254,6 +254,15 @@ describe('operation ingest (real PostgreSQL)', () => {
     assert.equal(page3.nextCursor, null);
     assert.equal((await operations.list(billing, { label: 'odd' })).items.length, 2);
     assert.equal((await operations.list(billing, { target: 'accounts', status: 'PENDING' })).items.length, 5);
+    const both = await t.client('both', ['accounts', 'secrets']);
+    await operations.createMany(both, [account(50), { target: 'secrets', type: 'insert', values: { id: 1 } }]);
+    for (const target of ['accounts', 'secrets']) {
+      const listed = await operations.list(both, { target });
+      assert.deepEqual(
+        listed.items.map((op) => op.target),
+        [`public.${target}`],
+      );
+    }
   });
 
   it('lists each status wherever it is recorded (runs or rows), not walking a backlog that came after', async () => {
