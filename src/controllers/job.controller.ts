@@ -10,12 +10,12 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import type { Response } from 'express';
-import type { IJobReject } from '../interfaces/job.interfaces';
 import { AuthenticatedClient } from '../services/access/client.service';
 import { JobOperator } from '../services/jobs/job-operator.service';
 import { JobSchedules } from '../services/jobs/job-schedules.service';
 import { AdminOnly, Caller } from './auth';
 import { ApiErrors } from './dto/error.dto';
+import { rejectsCsv } from './rejects-csv';
 import {
   JobDefinitionListDto,
   JobExecutionDto,
@@ -159,17 +159,4 @@ export class JobScheduleController {
   delete(@Param() { name }: ScheduleNameDto): Promise<void> {
     return this.schedules.delete(name);
   }
-}
-
-const CSV_COLUMNS: (keyof IJobReject)[] = ['line', 'byteOffset', 'column', 'code', 'message', 'record'];
-
-/** Rejects as RFC 4180 CSV, with a header. */
-function rejectsCsv(rejects: IJobReject[]): string {
-  const field = (value: unknown) => {
-    const text = value === null || value === undefined ? '' : String(value);
-    return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-  };
-  return (
-    [CSV_COLUMNS.join(','), ...rejects.map((r) => CSV_COLUMNS.map((c) => field(r[c])).join(','))].join('\r\n') + '\r\n'
-  );
 }
