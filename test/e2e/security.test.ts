@@ -129,6 +129,41 @@ describe('security: keys, isolation, rate limits (two API instances)', () => {
     );
   });
 
+  it("a client created with admin: true is an admin: it lists clients, sees another's operation", async () => {
+    const created = await http<{ apiKey: string }>(instances[0], 'POST', '/api/clients', instances[0].adminKey, {
+      name: 'auditor',
+      targets: ['notes'],
+      admin: true,
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const auditor = created.body.apiKey;
+    const [{ id: bobs }] = await db.query<{ id: string }>(
+      `SELECT o.id FROM batch.operations o JOIN batch.clients c ON c.id = o.client_id WHERE c.name = 'bob' LIMIT 1`,
+    );
+    // what a client that is no admin is refused, for contrast
+    assert.equal((await http(instances[0], 'GET', '/api/clients', alice.apiKey)).status, 403);
+    assert.equal((await http(instances[0], 'GET', `/api/operations/${bobs}`, alice.apiKey)).status, 403);
+
+    for (const instance of instances) {
+      // the other instance knows the new client once its row has committed
+      await soon(() => status(instance, auditor), 200);
+      const clients = await http<{ name: string; admin: boolean }[]>(instance, 'GET', '/api/clients', auditor);
+      assert.equal(clients.status, 200);
+      assert.deepEqual(
+        clients.body
+          .filter((c) => ['alice', 'auditor'].includes(c.name))
+          .map((c) => [c.name, c.admin])
+          .sort(),
+        [
+          ['alice', false],
+          ['auditor', true],
+        ],
+      );
+      const operation = await http<{ id: string }>(instance, 'GET', `/api/operations/${bobs}`, auditor);
+      assert.deepEqual([operation.status, operation.body.id], [200, bobs], "bob's operation");
+    }
+  });
+
   it("changes a client's grants and rate limit with effect from its next request, on every instance as it commits", async () => {
     const created = await http<{ id: string; apiKey: string }>(
       instances[0],

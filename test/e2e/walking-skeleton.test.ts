@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import amqp from 'amqplib';
 import { Client } from 'pg';
 import {
   BatchServiceClient,
@@ -24,6 +25,9 @@ describe('end to end: insert operations over RabbitMQ (built service, real broke
   let consumer: SettledEventsConsumer;
   const settled = new Map<string, IOperationsSettledEvent['operations'][number]>();
   let notifications = 0;
+  let broker: amqp.ChannelModel;
+  /** Every operations.settled of the caller as the broker delivers it, with the message's properties. */
+  const delivered: { routingKey: string; deliveryMode: unknown; event: IOperationsSettledEvent }[] = [];
 
   before(async () => {
     service = await startService(serviceEnv());
@@ -63,11 +67,28 @@ describe('end to end: insert operations over RabbitMQ (built service, real broke
       assert.equal(event.client, 'booking');
       for (const operation of event.operations) settled.set(operation.id, operation);
     });
+    broker = await amqp.connect(RMQ_URL);
+    const channel = await broker.createChannel();
+    const { queue } = await channel.assertQueue('', { exclusive: true });
+    await channel.bindQueue(queue, service.env.BATCH_SERVICE_EVENTS_EXCHANGE, 'operations.settled.booking');
+    await channel.consume(
+      queue,
+      (message) => {
+        if (!message) return;
+        delivered.push({
+          routingKey: message.fields.routingKey,
+          deliveryMode: message.properties.deliveryMode,
+          event: JSON.parse(`${message.content}`),
+        });
+      },
+      { noAck: true },
+    );
   });
 
   after(async () => {
     await caller?.close();
     await consumer?.stop();
+    await broker?.close();
     await db?.end();
     const code = await service.stop();
     await service.destroy();
@@ -95,6 +116,13 @@ describe('end to end: insert operations over RabbitMQ (built service, real broke
       idempotencyKey: 'r-1',
       label: 'RESERVE',
     });
+    // persistent, so that a broker restarted before the caller read it still holds it for its durable queue
+    const message = await eventually(
+      async () => delivered.find((m) => m.event.operations.some((o) => o.id === created.id)),
+      15_000,
+      'the settled notification, as the broker delivers it',
+    );
+    assert.deepEqual([message.routingKey, message.deliveryMode], ['operations.settled.booking', 2]);
     const { rows } = await db.query('SELECT id, seat, guest FROM public.reservations WHERE id = 1');
     assert.deepEqual(rows, [{ id: '1', seat: '1A', guest: 'Ada' }]);
     const fetched = await caller.getOperation(created.id);

@@ -148,6 +148,22 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
     );
   });
 
+  it('a stop of an execution still STARTING ends it STOPPED at once: no worker has to see it first', async () => {
+    // this app runs no job worker (role api): nothing but the stop itself can move the execution out of STARTING
+    const parameters = { source: 'public.src', target: 'public.dst', runId: 'stopped-before-it-started' };
+    const launched = await jobs.operator.launch(jobs.client, 'copy', parameters, {});
+    assert.equal(launched.status, 'STARTING');
+    const stopped = await jobs.operator.stop(jobs.client, launched.id);
+    assert.deepEqual(
+      [stopped.status, stopped.exitStatus?.code, stopped.startedAt],
+      ['STOPPED', 'STOPPED', null],
+      'the answer to the stop is the execution stopped, never started',
+    );
+    assert.ok(stopped.endedAt, 'ended');
+    assert.equal((await jobs.execution(launched.id)).status, 'STOPPED', 'as read again');
+    assert.equal(await jobs.leases.claimExecution('worker-a', 30_000), null, 'nothing left for a worker to claim');
+  });
+
   it('a restart after FAILED resumes at the last committed chunk: nothing read twice, nothing missed', async () => {
     await jobs.db.query(`ALTER TABLE dst ADD CONSTRAINT not_25001 CHECK (id <> 25001)`);
     const parameters = { source: 'public.src', target: 'public.dst', from: 10000, to: '40000' };

@@ -219,6 +219,76 @@ describe('targets in another database (BATCH_DATABASES)', () => {
     );
   });
 
+  it('takes a bare name as the first of its targetSchemas that has the table, as search_path would', async () => {
+    await billing.query(`DROP SCHEMA IF EXISTS first CASCADE; DROP SCHEMA IF EXISTS second CASCADE;
+      CREATE SCHEMA first; CREATE SCHEMA second;
+      CREATE TABLE second.only_second (id int PRIMARY KEY); CREATE TABLE first.both (id int PRIMARY KEY);
+      CREATE TABLE second.both (id int PRIMARY KEY)`);
+    const url = sharedDatabaseUrl(billingName);
+    const schemas = await t.withConfig({
+      BATCH_DATABASES: JSON.stringify({ billing: { url, targetSchemas: ['first', 'second'] } }),
+    });
+    try {
+      const created = await schemas.get(OperationService).createMany(caller, [
+        { target: 'billing:only_second', type: 'insert', values: { id: 1 } },
+        { target: 'billing:both', type: 'insert', values: { id: 2 } },
+      ]);
+      const named = await Promise.all(created.map(async (op) => (await operations.get(caller, op.id)).target));
+      assert.deepEqual(named, ['billing:second.only_second', 'billing:first.both'], 'the table each resolved to');
+      for (let i = 0; (await schemas.get(ChunkStep).execute()).read > 0; i++) assert.ok(i < 50, 'the queue drains');
+      assert.deepEqual(
+        (await states(created.map((op) => op.id))).map((s) => [s.status, s.rows_affected]),
+        [
+          ['COMPLETED', 1],
+          ['COMPLETED', 1],
+        ],
+      );
+      const { rows } = await billing.query(`SELECT 'second.only_second' AS t, id FROM second.only_second
+        UNION ALL SELECT 'first.both', id FROM first.both
+        UNION ALL SELECT 'second.both', id FROM second.both ORDER BY id`);
+      assert.deepEqual(rows, [
+        { t: 'second.only_second', id: 1 },
+        { t: 'first.both', id: 2 },
+      ]);
+    } finally {
+      await schemas.close();
+      await billing.query(`DROP SCHEMA first CASCADE; DROP SCHEMA second CASCADE`);
+    }
+  });
+
+  it("reaches a table of the service's own database whose name holds a colon with main: before it", async () => {
+    await t.db.query(`DROP TABLE IF EXISTS "odd:name"; CREATE TABLE "odd:name" (id int PRIMARY KEY)`);
+    const anywhere = await t.client('colons', ['*']);
+    try {
+      // without main: the text before the colon names a database, and there is none named "odd"
+      await assert.rejects(
+        operations.createMany(anywhere, [{ target: 'odd:name', type: 'insert', values: { id: 9 } }]),
+        (error: BatchError) => error.code === 'UNKNOWN_TARGET',
+      );
+      const created = await operations.createMany(anywhere, [
+        { target: 'main:odd:name', type: 'insert', values: { id: 1 } },
+        { target: 'main:public.odd:name', type: 'insert', values: { id: 2 } },
+      ]);
+      // the name an answer spells it with reaches it again
+      const spelled = (await operations.get(anywhere, created[0].id)).target;
+      created.push(
+        ...(await operations.createMany(anywhere, [{ target: spelled, type: 'insert', values: { id: 3 } }])),
+      );
+      await drain();
+      assert.deepEqual(
+        (await states(created.map((op) => op.id))).map((s) => [s.status, s.rows_affected]),
+        Array(3).fill(['COMPLETED', 1]),
+      );
+      assert.deepEqual(await t.db.query(`SELECT id FROM public."odd:name" ORDER BY id`), [
+        { id: 1 },
+        { id: 2 },
+        { id: 3 },
+      ]);
+    } finally {
+      await t.db.query(`DROP TABLE "odd:name"`);
+    }
+  });
+
   it('says a database whose every connection is at work up', async () => {
     const named = t.get(NamedDatabases);
     let release!: () => void;
