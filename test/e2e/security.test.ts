@@ -282,25 +282,25 @@ describe('security: keys, isolation, rate limits (two API instances)', () => {
       apiKey: key,
       timeoutMs: 10_000,
     });
-    const outcomes: string[] = [];
-    for (let i = 0; i < 8; i++) {
-      const response = await http<{ code?: string; details?: { retryAfterMs: number } }>(
-        instances[i % 2],
-        'POST',
-        '/api/operations',
-        key,
-        { target: 'notes', type: 'insert', values: { id: 100 + i } },
-      );
-      outcomes.push(response.status === 201 ? 'ok' : `${response.status} ${response.body.code}`);
-      if (response.status === 429)
-        assert.ok(response.body.details!.retryAfterMs > 0 && response.body.details!.retryAfterMs <= 1000);
-    }
+    // All at once: sent one after another, on a busy machine each answer can take longer than the bucket takes to
+    // gain a token back (200 ms), and more than five get through.
+    const responses = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        http<{ code?: string; details?: { retryAfterMs: number } }>(instances[i % 2], 'POST', '/api/operations', key, {
+          target: 'notes',
+          type: 'insert',
+          values: { id: 100 + i },
+        }),
+      ),
+    );
+    const outcomes = responses.map((r) => (r.status === 201 ? 'ok' : `${r.status} ${r.body.code}`));
     assert.deepEqual(
-      outcomes.filter((o) => o === 'ok').length,
-      5,
+      [outcomes.filter((o) => o === 'ok').length, outcomes.filter((o) => o === '429 RATE_LIMITED').length],
+      [5, 3],
       `a bucket of 5 shared by both instances: ${outcomes}`,
     );
-    assert.ok(outcomes.slice(5).every((o) => o === '429 RATE_LIMITED'));
+    for (const response of responses.filter((r) => r.status === 429))
+      assert.ok(response.body.details!.retryAfterMs > 0 && response.body.details!.retryAfterMs <= 1000);
     await assert.rejects(
       rpc.createOperation({ target: 'notes', type: 'insert', values: { id: 200 } }),
       (e: BatchServiceError) => e.code === 'RATE_LIMITED' && (e.details as { retryAfterMs: number }).retryAfterMs > 0,
