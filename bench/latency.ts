@@ -101,7 +101,7 @@ const WARM_UP_MS = 60_000;
  * Latency and memory, as callers see them after a deploy: a steady stream of createOperation calls at `rate` per second
  * for `seconds`, from the moment the service answers /health (nothing left out for warming up), each timed from the
  * call to its settled notification, over the first minute and over the whole run; the service's resident memory
- * sampled all along.
+ * sampled all along, its growth read after the first minute (WARM_UP_MS).
  */
 export async function benchLatency(options: { rate: number; seconds: number; interval: number }): Promise<Figure[]> {
   const service = new BenchService();
@@ -116,14 +116,13 @@ export async function benchLatency(options: { rate: number; seconds: number; int
     stream.measuring = true;
     await stream.start();
     const memory: number[] = [];
-    /** The samples after the first minute, when V8 has grown its heap to what the load keeps it at. */
-    const settled: number[] = [];
+    const afterWarmUp: number[] = [];
     const began = performance.now();
     const until = began + options.seconds * 1000;
     while (performance.now() < until) {
       const megabytes = residentMegabytes(pid);
       memory.push(megabytes);
-      if (performance.now() - began >= WARM_UP_MS) settled.push(megabytes);
+      if (performance.now() - began >= WARM_UP_MS) afterWarmUp.push(megabytes);
       await sleep(500);
     }
     const sorted = await stream.stop();
@@ -134,7 +133,7 @@ export async function benchLatency(options: { rate: number; seconds: number; int
          FROM batch.operation_states op WHERE op.id >= $1`,
       [String(firstMeasured)],
     );
-    const watched = settled.length >= 3 ? settled : memory;
+    const watched = afterWarmUp.length >= 3 ? afterWarmUp : memory;
     const third = Math.max(1, Math.floor(watched.length / 3));
     const average = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
     const growth = average(watched.slice(-third)) - average(watched.slice(0, third));
