@@ -157,6 +157,12 @@ describe('operating it: metrics, health and structured logs (built service in pr
     assert.equal(sum(samples, 'batch_queue_operations', { status: 'FAILED' }), 1);
     assert.equal(sum(samples, 'batch_queue_operations', { status: 'CANCELLED' }), 0);
     assert.equal(sum(samples, 'batch_queue_oldest_pending_age_seconds'), 0);
+    // the relay runs in a thread with a V8 heap of its own, which the nodejs_heap_* metrics leave out
+    const relayHeap = ['used', 'total'].map((kind) => sum(samples, 'batch_outbox_relay_heap_bytes', { kind }));
+    assert.ok(
+      relayHeap[0] > 0 && relayHeap[1] >= relayHeap[0],
+      `the relay thread's heap, used and total: ${relayHeap}`,
+    );
 
     assert.equal(
       sum(samples, 'batch_rpc_request_duration_seconds_count', { pattern: 'createOperations', outcome: 'OK' }),

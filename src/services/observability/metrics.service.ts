@@ -124,6 +124,12 @@ export class Metrics {
     labelNames: ['job'] as const,
     registers: [this.registry],
   });
+  private readonly relayHeapBytes = new Gauge({
+    name: 'batch_outbox_relay_heap_bytes',
+    help: "The outbox relay thread's V8 heap, used and total (the nodejs_heap_* metrics are the main thread's alone)",
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
   readonly httpDuration = new Histogram({
     name: 'batch_http_request_duration_seconds',
     help: 'Duration of HTTP requests, by method, route and status code',
@@ -175,6 +181,12 @@ export class Metrics {
       registers: [this.registry],
       collect: fromQueue((gauge, { outboxBacklog }) => gauge.set(outboxBacklog)),
     });
+  }
+
+  /** The relay thread's heap as it last reported it. */
+  relayHeap({ used, total }: { used: number; total: number }): void {
+    this.relayHeapBytes.set({ kind: 'used' }, used);
+    this.relayHeapBytes.set({ kind: 'total' }, total);
   }
 }
 

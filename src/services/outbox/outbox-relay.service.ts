@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { AppConfig } from '../../config/app-config';
+import { Metrics } from '../observability/metrics.service';
 import { OutboxWakeup } from './outbox-wakeup';
 import type { RelayThreadCommand, RelayThreadData, RelayThreadMessage } from './relay-thread';
 
@@ -29,6 +30,7 @@ export class OutboxRelay implements OnModuleInit, BeforeApplicationShutdown {
   constructor(
     private readonly config: AppConfig,
     private readonly wakeup: OutboxWakeup,
+    private readonly metrics: Metrics,
   ) {}
 
   onModuleInit(): Promise<void> {
@@ -74,6 +76,7 @@ export class OutboxRelay implements OnModuleInit, BeforeApplicationShutdown {
     worker.on('message', (message: RelayThreadMessage) => {
       if ('started' in message) started();
       else if ('connected' in message) this.connected = message.connected;
+      else if ('heap' in message) this.metrics.relayHeap(message.heap);
       else this.logger[message.level]?.(message.message);
     });
     worker.on('error', (error) => this.logger.error(`outbox relay thread failed: ${error.message}`));

@@ -1,4 +1,5 @@
 import type { LogLevel } from '@nestjs/common';
+import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Pool } from 'pg';
 import type { AppConfig } from '../../config/app-config';
@@ -12,8 +13,15 @@ export interface RelayThreadData extends RelaySettings {
   applicationName: string;
 }
 
-/** Messages from the thread: it has started, its broker connection came or went, or a line to log. */
-export type RelayThreadMessage = { started: true } | { connected: boolean } | { level: LogLevel; message: string };
+/** Messages from the thread: it has started, its broker connection came or went, a line to log, or its V8 heap. */
+export type RelayThreadMessage =
+  | { started: true }
+  | { connected: boolean }
+  | { level: LogLevel; message: string }
+  | { heap: { used: number; total: number } };
+
+/** How often the thread reports its heap: a thread has a V8 heap of its own, which the process's metrics leave out. */
+const HEAP_REPORT_MS = 5000;
 
 /** Messages to the thread: notifications were written, or it is to publish what is left and end. */
 export type RelayThreadCommand = 'wake' | 'stop';
@@ -44,6 +52,12 @@ const logger = { warn: (message: string) => send({ level: 'warn', message }) };
 const relay = new RelayLoop(data, pool, wakeup, logger, (connected) => send({ connected }));
 relay.onApplicationBootstrap();
 send({ started: true });
+const reportHeap = () => {
+  const heap = getHeapStatistics();
+  send({ heap: { used: heap.used_heap_size, total: heap.total_heap_size } });
+};
+reportHeap();
+setInterval(reportHeap, HEAP_REPORT_MS).unref();
 
 port.on('message', (command: RelayThreadCommand) => {
   if (command === 'wake') return wakeup.notify();
