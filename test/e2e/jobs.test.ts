@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import amqp from 'amqplib';
 import {
   BatchServiceClient,
   BatchServiceError,
@@ -10,6 +9,7 @@ import {
   JobFinishedConsumer,
 } from '../../src/client';
 import { createCaller, TestDb, type Caller } from '../support/harness';
+import { deliveredEvents } from '../support/raw-rpc';
 import { eventually, http, RMQ_URL, serviceEnv, ServiceProcess, startService } from '../support/service-process';
 import { withoutBroker } from '../support/shared-services';
 
@@ -264,21 +264,12 @@ describe('jobs (built service, real broker and database)', () => {
        CREATE TABLE slow_dst ${TABLE}`,
     );
     // every job.finished of the copier, as the broker delivers it: persistent, under the copier's routing key
-    const connection = await amqp.connect(RMQ_URL);
-    const delivered: { routingKey: string; deliveryMode: unknown; event: IJobFinishedEvent }[] = [];
+    const copierEvents = await deliveredEvents<IJobFinishedEvent>(
+      service.env.BATCH_SERVICE_EVENTS_EXCHANGE,
+      'jobs.finished.copier',
+    );
+    const { delivered } = copierEvents;
     try {
-      const channel = await connection.createChannel();
-      const { queue } = await channel.assertQueue('', { exclusive: true });
-      await channel.bindQueue(queue, service.env.BATCH_SERVICE_EVENTS_EXCHANGE, 'jobs.finished.copier');
-      await channel.consume(queue, (message) => {
-        if (!message) return;
-        const { routingKey } = message.fields;
-        delivered.push({
-          routingKey,
-          deliveryMode: message.properties.deliveryMode,
-          event: JSON.parse(`${message.content}`),
-        });
-      });
       const heard = (id: string, status: string) =>
         eventually(async () => (finished.find((e) => e.executionId === id && e.status === status) ? true : undefined));
 
@@ -407,7 +398,7 @@ describe('jobs (built service, real broker and database)', () => {
         ],
       );
     } finally {
-      await connection.close();
+      await copierEvents.close();
     }
   });
 

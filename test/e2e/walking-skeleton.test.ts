@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import amqp from 'amqplib';
 import { Client } from 'pg';
 import {
   BatchServiceClient,
@@ -10,6 +9,7 @@ import {
   SettledEventsConsumer,
 } from '../../src/client';
 import { eventually, http, RMQ_URL, serviceEnv, ServiceProcess, startService } from '../support/service-process';
+import { deliveredEvents, type DeliveredEvents } from '../support/raw-rpc';
 import { dbClientConfig, withoutBroker } from '../support/shared-services';
 
 /**
@@ -25,9 +25,8 @@ describe('end to end: insert operations over RabbitMQ (built service, real broke
   let consumer: SettledEventsConsumer;
   const settled = new Map<string, IOperationsSettledEvent['operations'][number]>();
   let notifications = 0;
-  let broker: amqp.ChannelModel;
   /** Every operations.settled of the caller as the broker delivers it, with the message's properties. */
-  const delivered: { routingKey: string; deliveryMode: unknown; event: IOperationsSettledEvent }[] = [];
+  let bookingEvents: DeliveredEvents<IOperationsSettledEvent>;
 
   before(async () => {
     service = await startService(serviceEnv());
@@ -67,28 +66,13 @@ describe('end to end: insert operations over RabbitMQ (built service, real broke
       assert.equal(event.client, 'booking');
       for (const operation of event.operations) settled.set(operation.id, operation);
     });
-    broker = await amqp.connect(RMQ_URL);
-    const channel = await broker.createChannel();
-    const { queue } = await channel.assertQueue('', { exclusive: true });
-    await channel.bindQueue(queue, service.env.BATCH_SERVICE_EVENTS_EXCHANGE, 'operations.settled.booking');
-    await channel.consume(
-      queue,
-      (message) => {
-        if (!message) return;
-        delivered.push({
-          routingKey: message.fields.routingKey,
-          deliveryMode: message.properties.deliveryMode,
-          event: JSON.parse(`${message.content}`),
-        });
-      },
-      { noAck: true },
-    );
+    bookingEvents = await deliveredEvents(service.env.BATCH_SERVICE_EVENTS_EXCHANGE, 'operations.settled.booking');
   });
 
   after(async () => {
     await caller?.close();
     await consumer?.stop();
-    await broker?.close();
+    await bookingEvents?.close();
     await db?.end();
     const code = await service.stop();
     await service.destroy();
@@ -118,7 +102,7 @@ describe('end to end: insert operations over RabbitMQ (built service, real broke
     });
     // persistent, so that a broker restarted before the caller read it still holds it for its durable queue
     const message = await eventually(
-      async () => delivered.find((m) => m.event.operations.some((o) => o.id === created.id)),
+      async () => bookingEvents.delivered.find((m) => m.event.operations.some((o) => o.id === created.id)),
       15_000,
       'the settled notification, as the broker delivers it',
     );

@@ -25,3 +25,39 @@ export async function openRawRpc<Reply = Record<string, unknown>>(): Promise<Raw
   );
   return { connection, channel, replyQueue, replies };
 }
+
+/** A message of the events exchange as the broker delivered it. */
+export interface DeliveredEvent<Event> {
+  routingKey: string;
+  deliveryMode: unknown;
+  event: Event;
+}
+
+export interface DeliveredEvents<Event> {
+  delivered: DeliveredEvent<Event>[];
+  close(): Promise<void>;
+}
+
+/**
+ * Every message published to `exchange` under `routingKey` from now on, as the broker delivers it (to an exclusive
+ * queue of its own), with the properties the client package does not show: `delivered` grows as they arrive.
+ */
+export async function deliveredEvents<Event>(exchange: string, routingKey: string): Promise<DeliveredEvents<Event>> {
+  const connection = await amqp.connect(RMQ_URL);
+  const channel = await connection.createChannel();
+  const { queue } = await channel.assertQueue('', { exclusive: true });
+  await channel.bindQueue(queue, exchange, routingKey);
+  const delivered: DeliveredEvent<Event>[] = [];
+  await channel.consume(
+    queue,
+    (message) =>
+      message &&
+      delivered.push({
+        routingKey: message.fields.routingKey,
+        deliveryMode: message.properties.deliveryMode,
+        event: JSON.parse(message.content.toString()) as Event,
+      }),
+    { noAck: true },
+  );
+  return { delivered, close: () => connection.close() };
+}
