@@ -178,9 +178,17 @@ describe('job slots', () => {
           unreachable.id,
         ])
         .then(([row]) => row.outages);
-    const [paused] = await jobs.db.query<{ owner: string | null; ahead: boolean }>(
-      `SELECT lease_owner AS owner, lease_until > now() AS ahead FROM batch.job_executions WHERE id = $1`,
-      [unreachable.id],
+    // the try that failed hands the execution back in a transaction of its own, after the chunk counted above threw
+    const paused = await eventually(
+      async () => {
+        const [row] = await jobs.db.query<{ owner: string | null; ahead: boolean }>(
+          `SELECT lease_owner AS owner, lease_until > now() AS ahead FROM batch.job_executions WHERE id = $1`,
+          [unreachable.id],
+        );
+        return row.owner === null ? row : undefined;
+      },
+      10_000,
+      'no worker holds it between tries',
     );
     assert.equal(paused.owner, null, 'no worker holds it between tries');
     assert.equal(paused.ahead, true, 'nor claims it before its back-off ends');
