@@ -305,7 +305,7 @@ export async function benchDrain(options: {
         value: insert.rate,
         unit: 'ops/s',
         baseline: { name: 'COPY, one transaction', value: copy },
-        target: 0.25,
+        target: 0.7,
         note: `CPU per operation: ${insert.cpu}; ${insert.chunks} chunks`,
       },
       {

@@ -62,7 +62,8 @@ function spread(f: Figure): string {
 
 const fmt = (n: number) => (Math.abs(n) >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2));
 
-export function table(figures: Figure[]): string {
+/** The figures as rows of cells, a header first, and their notes (each figure's note, then each run's value and baseline). */
+function cells(figures: Figure[]): { rows: string[][]; notes: string[] } {
   const rows = [['figure', 'value', 'baseline', 'ratio', 'min / median / max', 'target', 'ok']];
   for (const f of figures) {
     const r = ratio(f);
@@ -77,16 +78,40 @@ export function table(figures: Figure[]): string {
       ok === null ? '' : ok ? 'yes' : 'NO',
     ]);
   }
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   const notes = figures.filter((f) => f.note).map((f) => `- ${f.name}: ${f.note}`);
   const eachRun = (f: Figure) =>
     f.measured!.map((run) => fmt(run.value) + (run.baseline === undefined ? '' : ` vs ${fmt(run.baseline)}`));
   notes.push(
     ...figures.filter((f) => f.measured && f.baseline).map((f) => `- ${f.name}, run by run: ${eachRun(f).join('; ')}`),
   );
+  return { rows, notes };
+}
+
+/** The figures as the terminal shows them: aligned columns, then the notes. */
+export function table(figures: Figure[]): string {
+  const { rows, notes } = cells(figures);
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   return [
     ...rows.map((row) => row.map((cell, c) => cell.padEnd(widths[c])).join('  ')),
     ...(notes.length ? ['', ...notes] : []),
+  ].join('\n');
+}
+
+/** The figures as a Markdown page: when and with what settings they were measured, the table, then the notes. */
+export function markdown(figures: Figure[], measuredAt: string, settings: Record<string, unknown>): string {
+  const { rows, notes } = cells(figures);
+  const line = (row: string[]) => `| ${row.map((cell) => cell.replace(/\|/g, '\\|')).join(' | ')} |`;
+  return [
+    '# Benchmark results',
+    '',
+    `Measured ${measuredAt} by \`npm run bench\` (see [the bench's README](../README.md) for what each figure is), with`,
+    `\`${JSON.stringify(settings)}\`.`,
+    '',
+    line(rows[0]),
+    line(rows[0].map(() => '---')),
+    ...rows.slice(1).map(line),
+    '',
+    ...notes,
   ].join('\n');
 }
 
@@ -121,12 +146,17 @@ function escape(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-/** Writes `<name>.json` (figures, ratios, settings) and `<name>.svg` (the chart) into `directory`; returns their paths. */
+/**
+ * Writes `<name>.json` (figures, ratios, settings), `<name>.svg` (the chart) and `<name>.md` (the table) into
+ * `directory`; returns their paths.
+ */
 export function save(directory: string, name: string, figures: Figure[], settings: Record<string, unknown>): string[] {
   mkdirSync(directory, { recursive: true });
+  const measuredAt = new Date().toISOString();
   const results = figures.map((f) => ({ ...f, ratio: ratio(f), meetsTarget: meets(f) }));
-  const [json, chart] = [join(directory, `${name}.json`), join(directory, `${name}.svg`)];
-  writeFileSync(json, JSON.stringify({ measuredAt: new Date().toISOString(), settings, results }, null, 2) + '\n');
-  writeFileSync(chart, svg(figures) + '\n');
-  return [json, chart];
+  const paths = ['json', 'svg', 'md'].map((extension) => join(directory, `${name}.${extension}`));
+  writeFileSync(paths[0], JSON.stringify({ measuredAt, settings, results }, null, 2) + '\n');
+  writeFileSync(paths[1], svg(figures) + '\n');
+  writeFileSync(paths[2], markdown(figures, measuredAt, settings) + '\n');
+  return paths;
 }

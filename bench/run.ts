@@ -43,8 +43,8 @@ ${Object.entries(SIZES)
       `  --${`${option} N`.padEnd(23)}${size.what} (${size.full.toLocaleString('en')}; quick ${size.quick.toLocaleString('en')})`,
   )
   .join('\n')}
-A full run (no options) writes bench/results/latest.json and .svg, the results the README shows; any other run
-writes bench/results/partial.json and .svg (not committed).`;
+A full run (no options) writes bench/results/latest.json, .svg and .md, the results the README shows; any other run
+writes bench/results/partial.json, .svg and .md (not committed).`;
 
 /**
  * `npm run bench`: the service started as the README starts it (`npm start`), driven through RabbitMQ, every figure
