@@ -360,8 +360,8 @@ describe('messages made when they are sent (real PostgreSQL)', () => {
       .createMany(client, [{ target: 'items', type: 'insert', values: { id: 1 } }]);
     const { chunkId } = await app.get(ChunkStep).execute();
     const sent = await app.get(Database).transaction((tx) => unsentMessages(tx, 10, 10_000_000));
-    assert.equal(sent[0].payload, written, 'as it was written');
-    const made = JSON.parse(sent[1].payload) as IOperationsSettledEvent;
+    assert.equal(sent[0].payload.toString(), written, 'as it was written');
+    const made = JSON.parse(sent[1].payload.toString()) as IOperationsSettledEvent;
     assert.equal(made.executionId, chunkId);
     assert.deepEqual(made.operations, [
       {
@@ -558,7 +558,7 @@ describe('messages made by the relay (real PostgreSQL)', () => {
 
     const app = await upgraded(); // runs the rest of the migrations
     const [message] = await app.get(Database).transaction((tx) => unsentMessages(tx, 10, 10_000_000));
-    const made = JSON.parse(message.payload) as IOperationsSettledEvent;
+    const made = JSON.parse(message.payload.toString()) as IOperationsSettledEvent;
     assert.equal(made.executionId, String(chunk));
     assert.equal(made.settledAt, '2026-11-21T06:00:00.000Z');
     assert.deepEqual(

@@ -68,7 +68,7 @@ describe('the outbox relay takes a bounded batch (real PostgreSQL)', () => {
     const execution = await threeMessagesOf('relayed');
     assert.equal(await unsent(500, 150), 2, '100 + 100 bytes: the second starts below the budget');
     const [{ payload }] = await t.get(Database).transaction((tx) => unsentMessages(tx, 1, 1000));
-    const message = JSON.parse(payload) as { settledAt: string };
+    const message = JSON.parse(payload.toString()) as { settledAt: string };
     assert.deepEqual(message, {
       type: 'operations.settled',
       client: 'relayed',
@@ -122,7 +122,9 @@ describe('the outbox relay takes a bounded batch (real PostgreSQL)', () => {
       [execution, client.id],
     );
     const [{ payload }] = await t.get(Database).transaction((tx) => unsentMessages(tx, 1, 1000));
-    const { operations } = JSON.parse(payload) as { operations: { id: string; label: string; status: string }[] };
+    const { operations } = JSON.parse(payload.toString()) as {
+      operations: { id: string; label: string; status: string }[];
+    };
     assert.deepEqual(
       operations.map((o) => [o.id, o.label, o.status]),
       [2000, 2001, 2002, 2005, 2006, 2007, 2008, 2009].map((id) => [

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { settledText, SettledParts } from '../../src/services/outbox/settled-events';
+import { settledBytes, settledText, SettledParts } from '../../src/services/outbox/settled-events';
 
 const parts = (operations: SettledParts['operations'] = []): SettledParts => ({
   client: 'billing',
@@ -66,5 +66,15 @@ describe('the text of an operations.settled notification', () => {
         ['9007199254740994', 'upsert'],
       ],
     );
+  });
+  it('writes a large message whole, as UTF-8', () => {
+    const failed = '"status":"FAILED","rowsAffected":null,"error":{"code":"P0001","message":"é 𝄞"}';
+    const bytes = settledBytes([['1', '30000', 'public.t', 'insert']], { '777': failed }, parts());
+    const message = JSON.parse(bytes.toString('utf8')) as {
+      operations: { id: string; error: { message: string } | null }[];
+    };
+    assert.equal(message.operations.length, 30_000);
+    assert.deepEqual([message.operations[0].id, message.operations.at(-1)!.id], ['1', '30000']);
+    assert.equal(message.operations[776].error!.message, 'é 𝄞');
   });
 });

@@ -10,8 +10,8 @@ import type { RelayThreadCommand, RelayThreadData, RelayThreadMessage } from './
 /** How long a relay thread that ended on its own waits before it is started again. */
 const RESTART_MS = 1000;
 /**
- * The thread's young generation at most: the process's flags (scripts/node-flags) let the worker's own grow large for
- * its throughput, and the thread would inherit them; its work is mostly large strings, which never live there.
+ * The thread's young generation at most, where the process runs without scripts/node-flags. With them V8's
+ * --max-semi-space-size wins over a worker's resource limits, and the thread's young generation is the process's.
  */
 const RELAY_YOUNG_GENERATION_MB = 16;
 

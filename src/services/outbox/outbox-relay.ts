@@ -6,7 +6,7 @@ import { Wakeup, WorkerLoop } from '../worker-loop';
 import { inTransaction } from '../storage/pg-client';
 import { connectAmqp } from '../../config/amqp-connection';
 import { JOB_FINISHED_ROUTING_KEY_PREFIX } from '../../interfaces/job.interfaces';
-import { messageText, SETTLED_MESSAGE_COLUMNS, SettledMessageColumns } from './settled-events';
+import { messageBytes, SETTLED_MESSAGE_COLUMNS, SettledMessageColumns } from './settled-events';
 
 /** Messages per batch at most, and their size at most (beyond the first): a backlog of large ones fits in memory. */
 const BATCH_SIZE = 500;
@@ -38,18 +38,18 @@ const UNSENT_MESSAGES_SQL = `
 /** The error amqplib confirms a message with when the broker refused it (a negative acknowledgement). */
 const REFUSED = 'message nacked';
 
-/** Unsent messages, locked for this transaction (UNSENT_MESSAGES_SQL), each with its text. */
+/** Unsent messages, locked for this transaction (UNSENT_MESSAGES_SQL), each with its text as UTF-8. */
 export async function unsentMessages(
   tx: PoolClient,
   count: number,
   bytes: number,
-): Promise<{ id: string; routing_key: string; payload: string }[]> {
+): Promise<{ id: string; routing_key: string; payload: Buffer }[]> {
   const { rows } = await tx.query<{ id: string; routing_key: string } & SettledMessageColumns>({
     name: 'relay-unsent',
     text: UNSENT_MESSAGES_SQL,
     values: [count, bytes],
   });
-  return rows.map(({ id, routing_key, ...message }) => ({ id, routing_key, payload: messageText(message) }));
+  return rows.map(({ id, routing_key, ...message }) => ({ id, routing_key, payload: messageBytes(message) }));
 }
 
 /** What the relay needs to know: the broker, the exchange it publishes to, and how often it looks when not woken. */
@@ -134,7 +134,7 @@ export class RelayLoop extends WorkerLoop {
       if (rows.length === 0) return 0;
       const confirms = await Promise.allSettled(
         rows.map((row) =>
-          this.channel!.publish(this.settings.exchange, row.routing_key, Buffer.from(row.payload), {
+          this.channel!.publish(this.settings.exchange, row.routing_key, row.payload, {
             persistent: true,
             contentType: 'application/json',
             messageId: `outbox-${row.id}`,
