@@ -2,16 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { TargetColumn } from '../../src/interfaces/catalog.interfaces';
+import { ByteWriter } from '../../src/services/byte-writer';
 import { endedByLineFeed, lineEnds } from '../../src/services/imports/line-ends';
 import { scanRecords } from '../../src/services/imports/record-scanner';
-import {
-  ByteWriter,
-  csvFields,
-  flatRecordInto,
-  ndjsonRecord,
-  RecordKeys,
-  RecordProblem,
-} from '../../src/services/imports/records';
+import { csvFields, flatRecordInto, ndjsonRecord, RecordKeys, RecordProblem } from '../../src/services/imports/records';
 
 const QUOTE = '"'.charCodeAt(0);
 /** What the scanner found, its offsets and lines as plain arrays. */

@@ -2,7 +2,8 @@ import { isUtf8 } from 'node:buffer';
 import type { TargetColumn } from '../../interfaces/catalog.interfaces';
 import type { ImportFile } from './import-files';
 import { scanRecords, ScannedRecords } from './record-scanner';
-import { ByteWriter, flatRecordInto, ndjsonRecord, RecordKeys, RecordProblem } from './records';
+import { ByteWriter } from '../byte-writer';
+import { flatRecordInto, ndjsonRecord, RecordKeys, RecordProblem } from './records';
 
 /**
  * A chunk's records as an import finds them in the bytes it read (scanWindow) and hands them to COPY (Records): CSV

@@ -1,4 +1,5 @@
 import type { TargetColumn } from '../../interfaces/catalog.interfaces';
+import { ByteWriter } from '../byte-writer';
 import { JsonNumber, parseJson, stringifyJson } from '../exact-json';
 
 /** The fields of one CSV record (the header): RFC 4180 quoting, with `quote` doubled inside a quoted field. */
@@ -148,43 +149,6 @@ function arrayLiteral(values: unknown[]): string {
     return `"${text.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
   };
   return `{${values.map(element).join(',')}}`;
-}
-
-/** Up to how many bytes a loop copies faster than Buffer.copy. */
-const SHORT_COPY = 32;
-
-/** Bytes written one after another into a buffer that grows as needed. */
-export class ByteWriter {
-  private buffer = Buffer.allocUnsafe(1 << 16);
-  /** How many bytes are written; set back to drop what was written since. */
-  length = 0;
-
-  private room(bytes: number): void {
-    if (this.length + bytes <= this.buffer.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + bytes));
-    this.buffer.copy(grown, 0, 0, this.length);
-    this.buffer = grown;
-  }
-
-  byte(value: number): void {
-    this.room(1);
-    this.buffer[this.length++] = value;
-  }
-
-  bytes(source: Buffer, start: number, end: number): void {
-    this.room(end - start);
-    if (end - start > SHORT_COPY) this.length += source.copy(this.buffer, this.length, start, end);
-    else for (let i = start; i < end; i++) this.buffer[this.length++] = source[i]; // no native call for a few bytes
-  }
-
-  text(text: string): void {
-    this.room(Buffer.byteLength(text));
-    this.length += this.buffer.write(text, this.length);
-  }
-
-  data(): Buffer {
-    return this.buffer.subarray(0, this.length);
-  }
 }
 
 const QUOTE = 0x22;

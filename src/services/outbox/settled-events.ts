@@ -1,4 +1,5 @@
 import type { ClaimedOperation, OperationOutcome } from '../../interfaces/chunk.interfaces';
+import { ByteWriter } from '../byte-writer';
 import { shapeType } from '../ingest/row-identity';
 import { eachId, eachOperation, idBitmap, IdSpan, idRuns, isMarked, lastId, splitRun } from '../storage/id-runs';
 
@@ -157,8 +158,8 @@ export function settledBytes(
   parts: SettledParts,
 ): Buffer {
   const own = new Map(parts.operations.map((operation) => [operation[0], operation]));
-  const text = new TextBytes();
-  text.write(
+  const out = new ByteWriter(4096); // a message of one operation takes a few hundred bytes
+  out.text(
     `{"type":"operations.settled","client":${JSON.stringify(parts.client)},"executionId":"${parts.executionId}","settledAt":"${parts.settledAt}","operations":[`,
   );
   let comma = '';
@@ -173,12 +174,12 @@ export function settledBytes(
       const rest = o
         ? `,"target":${JSON.stringify(o[1])},"type":${JSON.stringify(o[2])},"idempotencyKey":${JSON.stringify(o[3])},"label":${JSON.stringify(o[4])}}`
         : shared;
-      text.write(`${comma}{"id":"${id}",${exceptions?.[id] ?? completed}${rest}`);
+      out.text(`${comma}{"id":"${id}",${exceptions?.[id] ?? completed}${rest}`);
       comma = ',';
     });
   }
-  text.write(']}');
-  return text.bytes();
+  out.text(']}');
+  return out.data();
 }
 
 /** A message's text (settledBytes) as a string: for retention, which writes it to the outbox row. */
@@ -188,26 +189,6 @@ export function settledText(
   parts: SettledParts,
 ): string {
   return settledBytes(runs, exceptions, parts).toString('utf8');
-}
-
-/** Text written as UTF-8 into a buffer that doubles as it fills. */
-class TextBytes {
-  private buffer = Buffer.allocUnsafe(4096);
-  private length = 0;
-
-  write(text: string): void {
-    const most = this.length + text.length * 3; // a UTF-16 unit takes three bytes of UTF-8 at most
-    if (most > this.buffer.length) {
-      const larger = Buffer.allocUnsafe(Math.max(most, this.buffer.length * 2));
-      this.buffer.copy(larger, 0, 0, this.length);
-      this.buffer = larger;
-    }
-    this.length += this.buffer.write(text, this.length);
-  }
-
-  bytes(): Buffer {
-    return this.buffer.subarray(0, this.length);
-  }
 }
 
 /**
