@@ -529,15 +529,12 @@ CREATE TABLE batch.typed_targets (
 );
 COMMENT ON TABLE batch.typed_targets IS 'Each target written by inserts, with the stage that keeps their values in the target''s types (an unlogged table in the schema batch; NULL where the target''s types are not kept so) and the target''s columns and types it was made for. Written at ingest (batch.typed_stage), read by the writer; retention empties the stages of operations taken and drops stages no longer named here.';
 
-CREATE OR REPLACE FUNCTION batch.typed_stage(target text)
+CREATE OR REPLACE FUNCTION batch.typed_stage(target text, names text[], types text[])
  RETURNS batch.typed_targets
  LANGUAGE plpgsql
 AS $function$
   DECLARE
     found batch.typed_targets;
-    relation oid;
-    names text[];
-    types text[];
     typeable boolean;
     stage text;
   BEGIN
@@ -546,26 +543,19 @@ AS $function$
       SELECT * INTO found FROM batch.typed_targets t WHERE t.target = typed_stage.target;
       RETURN found;
     END IF;
-    -- the table whose schema and name make the target's name, unless two do (a dot in a name)
-    SELECT min(c.oid) INTO relation FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p') AND n.nspname || '.' || c.relname = typed_stage.target AND n.nspname <> 'batch'
-    HAVING count(*) = 1;
-    -- each type as the catalog's cast type names it (CAST_TYPE in catalog.service.ts): the writer compares the two
-    SELECT array_agg(a.attname::text ORDER BY a.attnum),
-           array_agg(CASE t.typname WHEN 'bpchar' THEN 'bpchar' WHEN '_bpchar' THEN 'bpchar[]' WHEN 'bit' THEN 'varbit'
-                                    WHEN '_bit' THEN 'varbit[]' ELSE format_type(a.atttypid, NULL) END ORDER BY a.attnum),
-           coalesce(bool_and(t.typtype = 'b' AND t.typname IN ('int2', 'int4', 'int8', 'numeric', 'float4', 'float8', 'bool',
-                     'uuid', 'text', 'varchar', 'bpchar', 'date', 'timestamp', 'timestamptz', 'time', 'bytea')), false)
-      INTO names, types, typeable
-      FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-     WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped;
-    typeable := typeable AND NOT 'operation_id' = ANY (names); -- the stage's own column
+    -- built-in types as format_type spells them: it qualifies a type of the same name in another schema
+    SELECT coalesce(bool_and(t IN ('smallint', 'integer', 'bigint', 'numeric', 'real', 'double precision', 'boolean',
+                                   'uuid', 'text', 'character varying', 'bpchar', 'date', 'timestamp without time zone',
+                                   'timestamp with time zone', 'time without time zone', 'bytea')), false)
+      INTO typeable FROM unnest(types) AS u(t);
+    typeable := typeable AND cardinality(names) = cardinality(types)
+                AND NOT 'operation_id' = ANY (names); -- the stage's own column
     SELECT * INTO found FROM batch.typed_targets t WHERE t.target = typed_stage.target;
     IF found.target IS NOT NULL AND found.columns IS NOT DISTINCT FROM names AND found.types IS NOT DISTINCT FROM types
        AND (found.stage IS NULL OR to_regclass(found.stage) IS NOT NULL) THEN -- a stage dropped by hand is made again
       RETURN found;
     END IF;
-    IF relation IS NOT NULL AND typeable THEN
+    IF typeable THEN
       -- named after what it keeps: where a target's columns come back to what they were, so does its stage (whose
       -- rows, each written once from its operation, are still right)
       stage := 'typed_rows_' || left(md5(target || ' ' || names::text || ' ' || types::text), 16);
@@ -583,7 +573,25 @@ AS $function$
   END
 $function$
 ;
-COMMENT ON FUNCTION batch.typed_stage(target text) IS 'The stage of a target''s inserts (batch.typed_targets), made where it has none, its columns changed or it was dropped. Called by batch.type_inserts.';
+COMMENT ON FUNCTION batch.typed_stage(target text, names text[], types text[]) IS 'The stage of a target''s inserts (batch.typed_targets) for the columns and types given, made where it has none, its columns changed or it was dropped. Called by the writer for a target in another database, whose catalog the service reads.';
+
+CREATE OR REPLACE FUNCTION batch.typed_stage(target text)
+ RETURNS batch.typed_targets
+ LANGUAGE sql
+AS $function$
+  SELECT batch.typed_stage(target, array_agg(a.attname::text ORDER BY a.attnum),
+                           array_agg(CASE t.typname WHEN 'bpchar' THEN 'bpchar' WHEN '_bpchar' THEN 'bpchar[]'
+                                                    WHEN 'bit' THEN 'varbit' WHEN '_bit' THEN 'varbit[]'
+                                                    ELSE format_type(a.atttypid, NULL) END ORDER BY a.attnum))
+    FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+   -- the table whose schema and name make the target's name, unless two do (a dot in a name)
+   WHERE a.attrelid = (SELECT min(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                        WHERE c.relkind IN ('r', 'p') AND n.nspname || '.' || c.relname = target AND n.nspname <> 'batch'
+                       HAVING count(*) = 1)
+     AND a.attnum > 0 AND NOT a.attisdropped;
+$function$
+;
+COMMENT ON FUNCTION batch.typed_stage(target text) IS 'The stage of a target''s inserts (batch.typed_targets) for a table of the main database. Called by batch.type_inserts and the writer.';
 
 CREATE OR REPLACE FUNCTION batch.type_inserts(target text, shape text, ids bigint[], row_values jsonb[])
  RETURNS integer

@@ -7,6 +7,7 @@ import { ChunkClaimer } from '../../src/services/engine/chunk-claimer.service';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { PreparedChunks } from '../../src/services/engine/prepared-chunks';
 import { OperationService } from '../../src/services/ingest/operation.service';
+import { CatalogService } from '../../src/services/storage/catalog.service';
 import { Database } from '../../src/services/storage/database';
 import { NamedDatabases } from '../../src/services/storage/named-databases';
 import { NamedDatabasesHealthIndicator } from '../../src/services/observability/health-indicators';
@@ -54,6 +55,7 @@ describe('targets in another database (BATCH_DATABASES)', () => {
     await billing.query(`DROP TABLE IF EXISTS invoices; CREATE TABLE invoices ${INVOICES}`);
     await billing.query(`DROP TABLE IF EXISTS lines; CREATE TABLE lines (id int PRIMARY KEY, seq bigserial)`);
     await t.db.query(`DROP TABLE IF EXISTS ledger_lines; CREATE TABLE ledger_lines (id int PRIMARY KEY, note text)`);
+    await t.get(CatalogService).reload('billing');
   });
 
   const invoice = (request: Omit<ICreateBatchOperationRequest, 'target'>): ICreateBatchOperationRequest => ({
@@ -201,6 +203,69 @@ describe('targets in another database (BATCH_DATABASES)', () => {
       ],
     );
     assert.equal((await billing.query(`SELECT count(*)::int AS n FROM invoices`)).rows[0].n, 22);
+  });
+
+  it('copies a run of inserts from their values kept typed here, else from their JSON, each once', async () => {
+    const inserts = (target: string, ids: number[]) =>
+      operations.createMany(
+        caller,
+        ids.map((id) => ({ target, type: 'insert' as const, values: { id, amount: '1.005', note: `note ${id}` } })),
+      );
+    const range = (from: number, n = 120) => Array.from({ length: n }, (_, i) => from + i);
+    const stageOf = async (target: string) =>
+      (
+        await t.db.query<{ stage: string | null; types: string[] }>(
+          `SELECT stage, types FROM batch.typed_targets WHERE target = $1`,
+          [target],
+        )
+      )[0];
+    const notes = async (ids: number[]) =>
+      (
+        await billing.query<{ note: string; amount: string }>(
+          `SELECT note, amount FROM invoices WHERE id = ANY ($1) ORDER BY id`,
+          [ids],
+        )
+      ).rows.map((r) => `${r.note} ${r.amount}`);
+
+    await inserts('billing:invoices', range(1));
+    const first = await stageOf('billing:public.invoices');
+    assert.ok(first?.stage, 'made at ingest from the catalog of that database');
+    assert.deepEqual(first.types, ['integer', 'numeric', 'text']);
+    // what the copy reads is what is there: a value changed in the stage shows in the target
+    await t.db.query(`UPDATE ${first.stage} SET note = 'typed' WHERE id = 2`);
+    await drain();
+    assert.deepEqual(await notes([1, 2]), ['note 1 1.01', 'typed 1.01'], "the column's precision applied there");
+
+    // a column retyped there: the run stored before copied from its JSON, and the stage made anew for the columns as
+    // they are, beside a new one that draws a serial
+    await billing.query(`ALTER TABLE invoices ALTER COLUMN note TYPE varchar(40), ADD COLUMN seq bigserial`);
+    await t.get(CatalogService).reload('billing');
+    const retyped = await inserts('billing:invoices', range(201));
+    await t.db.query(`UPDATE ${first.stage} SET note = 'typed'`);
+    await drain();
+    assert.deepEqual(await notes([201, 320]), ['note 201 1.01', 'note 320 1.01']);
+    const second = await stageOf('billing:public.invoices');
+    assert.deepEqual(second.types, ['integer', 'numeric', 'character varying', 'bigint']);
+    assert.notEqual(second.stage, first.stage);
+
+    // a row missing from the stage: the run copied from its JSON, nothing drawn for the rows the stage had
+    const missing = await inserts('billing:invoices', range(401));
+    await t.db.query(`UPDATE ${second.stage} SET note = 'typed'`);
+    await t.db.query(`DELETE FROM ${second.stage} WHERE operation_id = $1`, [missing[5].id]);
+    await drain();
+    assert.deepEqual(await notes([401, 406, 520]), ['note 401 1.01', 'note 406 1.01', 'note 520 1.01']);
+    const drawn = await billing.query<{ seq: string }>(`SELECT seq FROM invoices WHERE id >= 401 ORDER BY seq`);
+    assert.equal(Number(drawn.rows[119].seq) - Number(drawn.rows[0].seq), 119, 'one value drawn per row');
+    assert.deepEqual(
+      [...new Set((await states([...retyped, ...missing].map((op) => op.id))).map((s) => s.status))],
+      ['COMPLETED'],
+    );
+
+    // the next run read typed again
+    await inserts('billing:invoices', range(601));
+    await t.db.query(`UPDATE ${second.stage} SET note = 'typed'`);
+    await drain();
+    assert.deepEqual(await notes([601, 720]), ['typed 1.01', 'typed 1.01']);
   });
 
   it('refuses an unknown database, a column it does not have, a table not granted', async () => {

@@ -13,7 +13,7 @@ import {
   typedInsertStatement,
   upsertStatement,
 } from '../../src/services/engine/target-sql';
-import { valueRows } from '../../src/services/engine/other-database';
+import { typedRows, valueRows } from '../../src/services/engine/other-database';
 import { missedOutcomes, StatementApplier } from '../../src/services/engine/statement-applier.service';
 import { column, targetTable } from '../support/catalog-fixtures';
 import { claimedId } from '../support/claimed';
@@ -202,6 +202,18 @@ describe('oneRun: operations read in order of id, without a sort', () => {
       copied(['1', '3'], [0, 0]),
       "SELECT o.row_values->>E'id' FROM unnest('{1,3}'::bigint[], '{1,3}'::bigint[]) AS r(first_id, last_id) " +
         'JOIN batch.operations o ON o.id BETWEEN r.first_id AND r.last_id ORDER BY o.priority DESC, o.id',
+    );
+  });
+
+  it("copies one run's typed rows into another database, each of them or none", () => {
+    const run = {
+      ...plan(items, 'insert', ['id', 'note'], null),
+      operations: ofPriorities(['4', '5', '6'], [0, 0, 0]),
+    };
+    assert.equal(
+      typedRows(run, 'batch.typed_rows_1'),
+      'SELECT "id", "note" FROM batch.typed_rows_1 WHERE operation_id BETWEEN 4 AND 6 ' +
+        'AND (SELECT count(*) FROM batch.typed_rows_1 WHERE operation_id BETWEEN 4 AND 6) = 3 ORDER BY operation_id',
     );
   });
 });

@@ -7,19 +7,17 @@
 -- that a statement found a row for each of its operations.
 
 -- The stage of a target, made where it has none yet, its columns changed since (a new stage; the old one is dropped
--- by retention) or it was dropped by hand (made again, empty): NULL stage where a column of the target is of a type
--- whose text could read differently when the operation is applied (what the validator does not check exactly:
--- intervals, enums, domains, arrays, …; a time with a time zone given without its offset takes the one of the day it
--- is read on) or where no table of the main database has that name.
-CREATE OR REPLACE FUNCTION batch.typed_stage(target text)
+-- by retention) or it was dropped by hand (made again, empty), for the columns (names) and types given, as the
+-- catalog's cast type names them (CAST_TYPE in catalog.service.ts: the writer compares the two). NULL stage where a
+-- column is of a type whose text could read differently when the operation is applied (what the validator does not
+-- check exactly: intervals, enums, domains, arrays, …; a time with a time zone given without its offset takes the one
+-- of the day it is read on), or where names is NULL (no such table).
+CREATE OR REPLACE FUNCTION batch.typed_stage(target text, names text[], types text[])
  RETURNS batch.typed_targets
  LANGUAGE plpgsql
 AS $$
   DECLARE
     found batch.typed_targets;
-    relation oid;
-    names text[];
-    types text[];
     typeable boolean;
     stage text;
   BEGIN
@@ -28,26 +26,19 @@ AS $$
       SELECT * INTO found FROM batch.typed_targets t WHERE t.target = typed_stage.target;
       RETURN found;
     END IF;
-    -- the table whose schema and name make the target's name, unless two do (a dot in a name)
-    SELECT min(c.oid) INTO relation FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p') AND n.nspname || '.' || c.relname = typed_stage.target AND n.nspname <> 'batch'
-    HAVING count(*) = 1;
-    -- each type as the catalog's cast type names it (CAST_TYPE in catalog.service.ts): the writer compares the two
-    SELECT array_agg(a.attname::text ORDER BY a.attnum),
-           array_agg(CASE t.typname WHEN 'bpchar' THEN 'bpchar' WHEN '_bpchar' THEN 'bpchar[]' WHEN 'bit' THEN 'varbit'
-                                    WHEN '_bit' THEN 'varbit[]' ELSE format_type(a.atttypid, NULL) END ORDER BY a.attnum),
-           coalesce(bool_and(t.typtype = 'b' AND t.typname IN ('int2', 'int4', 'int8', 'numeric', 'float4', 'float8', 'bool',
-                     'uuid', 'text', 'varchar', 'bpchar', 'date', 'timestamp', 'timestamptz', 'time', 'bytea')), false)
-      INTO names, types, typeable
-      FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-     WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped;
-    typeable := typeable AND NOT 'operation_id' = ANY (names); -- the stage's own column
+    -- built-in types as format_type spells them: it qualifies a type of the same name in another schema
+    SELECT coalesce(bool_and(t IN ('smallint', 'integer', 'bigint', 'numeric', 'real', 'double precision', 'boolean',
+                                   'uuid', 'text', 'character varying', 'bpchar', 'date', 'timestamp without time zone',
+                                   'timestamp with time zone', 'time without time zone', 'bytea')), false)
+      INTO typeable FROM unnest(types) AS u(t);
+    typeable := typeable AND cardinality(names) = cardinality(types)
+                AND NOT 'operation_id' = ANY (names); -- the stage's own column
     SELECT * INTO found FROM batch.typed_targets t WHERE t.target = typed_stage.target;
     IF found.target IS NOT NULL AND found.columns IS NOT DISTINCT FROM names AND found.types IS NOT DISTINCT FROM types
        AND (found.stage IS NULL OR to_regclass(found.stage) IS NOT NULL) THEN -- a stage dropped by hand is made again
       RETURN found;
     END IF;
-    IF relation IS NOT NULL AND typeable THEN
+    IF typeable THEN
       -- named after what it keeps: where a target's columns come back to what they were, so does its stage (whose
       -- rows, each written once from its operation, are still right)
       stage := 'typed_rows_' || left(md5(target || ' ' || names::text || ' ' || types::text), 16);
@@ -64,7 +55,26 @@ AS $$
     RETURN found;
   END
 $$;
-COMMENT ON FUNCTION batch.typed_stage(target text) IS 'The stage of a target''s inserts (batch.typed_targets), made where it has none, its columns changed or it was dropped. Called by batch.type_inserts.';
+COMMENT ON FUNCTION batch.typed_stage(target text, names text[], types text[]) IS 'The stage of a target''s inserts (batch.typed_targets) for the columns and types given, made where it has none, its columns changed or it was dropped. Called by the writer for a target in another database, whose catalog the service reads.';
+
+-- The same for a table of the main database, its columns and types read from the catalog here (no table of that name:
+-- a target in another database, whose stage the service makes; a NULL stage until it does).
+CREATE OR REPLACE FUNCTION batch.typed_stage(target text)
+ RETURNS batch.typed_targets
+ LANGUAGE sql
+AS $$
+  SELECT batch.typed_stage(target, array_agg(a.attname::text ORDER BY a.attnum),
+                           array_agg(CASE t.typname WHEN 'bpchar' THEN 'bpchar' WHEN '_bpchar' THEN 'bpchar[]'
+                                                    WHEN 'bit' THEN 'varbit' WHEN '_bit' THEN 'varbit[]'
+                                                    ELSE format_type(a.atttypid, NULL) END ORDER BY a.attnum))
+    FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+   -- the table whose schema and name make the target's name, unless two do (a dot in a name)
+   WHERE a.attrelid = (SELECT min(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                        WHERE c.relkind IN ('r', 'p') AND n.nspname || '.' || c.relname = target AND n.nspname <> 'batch'
+                       HAVING count(*) = 1)
+     AND a.attnum > 0 AND NOT a.attisdropped;
+$$;
+COMMENT ON FUNCTION batch.typed_stage(target text) IS 'The stage of a target''s inserts (batch.typed_targets) for a table of the main database. Called by batch.type_inserts and the writer.';
 
 -- Writes the typed rows of a flush's inserts of one target and shape (their ids and values as the flush stored them:
 -- in order of id, which no sort is paid for, as nothing depends on it); returns how many. The target's stage is made

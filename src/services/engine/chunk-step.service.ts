@@ -38,6 +38,7 @@ import {
   copyInserts,
   ledgerOutcomes,
   planElsewhere,
+  sameMajorVersion,
   stageOperations,
 } from './other-database';
 import { databaseOf, MAIN, NamedDatabases } from '../storage/named-databases';
@@ -270,9 +271,12 @@ export class ChunkStep {
     const outcomes: OperationOutcome[] = [];
     const steps: StepRecord[] = [];
     await tx.query(`SET LOCAL lock_timeout = ${this.config.poll.lockTimeoutMs}`);
+    let sameVersion: Promise<boolean> | undefined;
     for (const statement of plan.statements) {
       const step = stepOf(statement, new Date());
-      await copyInserts(this.db, tx, statement);
+      const stage = await this.applier.stageToCopy(this.db.pool, statement);
+      const typed = stage && { ...stage, sameMajorVersion: await (sameVersion ??= sameMajorVersion(this.db, tx)) };
+      await copyInserts(this.db, tx, statement, typed);
       step.endedAt = new Date();
       step.writeCount = step.readCount;
       step.exitMessage = 'copied';

@@ -4,9 +4,10 @@ import { pipeline } from 'node:stream/promises';
 import type { ChunkPlan, ClaimedOperation, OperationOutcome, StatementPlan } from '../../interfaces/chunk.interfaces';
 import { type Database, quoteIdent, quoteLiteral } from '../storage/database';
 import { oneRun, qualifiedName } from './target-sql';
-import { runParams } from '../storage/id-runs';
+import { operationCount, runParams } from '../storage/id-runs';
 import { usingConnection } from '../storage/pg-client';
 import { LEDGER_SCHEMA } from '../storage/target-ledger';
+import { binaryCopies } from '../copy/copied-rows';
 import type { StepRecord } from './chunk-repository';
 
 /**
@@ -56,11 +57,24 @@ export function copiesAsInserts(plan: ChunkPlan): boolean {
 
 /**
  * An insert statement's operations streamed from the queue into its table by `COPY`, in the statement's order
- * (`priority DESC, id`: defaults are drawn in it): each column's value as text (JSON as its text, arrays as array
- * literals, SQL NULL for JSON null), which the target's `COPY` reads with the column's type. Nothing is staged; a
- * refusal fails the COPY, and the chunk is then applied as statements over staged values (ChunkStep.applyElsewhere).
+ * (`priority DESC, id`: defaults are drawn in it): from their typed rows where `stage` (StatementApplier.stageToCopy)
+ * has one for each of them (typedRows), else each column's value as text (JSON as its text, arrays as array literals,
+ * SQL NULL for JSON null), which the target's `COPY` reads with the column's type. Nothing is staged there; a refusal
+ * fails the COPY, and the chunk is then applied as statements over staged values (ChunkStep.applyElsewhere).
  */
-export async function copyInserts(db: Database, target: PoolClient, plan: StatementPlan): Promise<void> {
+export async function copyInserts(
+  db: Database,
+  target: PoolClient,
+  plan: StatementPlan,
+  typed: TypedCopy | null = null,
+): Promise<void> {
+  const columns = plan.columns.map(quoteIdent).join(', ');
+  const copy = `COPY ${qualifiedName(plan.table)} (${columns}) FROM STDIN`;
+  if (typed) {
+    const types = plan.columns.map((c): [string, string] => [typed.types.get(c)!, typed.types.get(c)!]);
+    const format = typed.sameMajorVersion && binaryCopies(types) ? ' (FORMAT binary)' : '';
+    if ((await copyFromQueue(db, target, typedRows(plan, typed.stage), copy, format)) > 0) return;
+  }
   const values = plan.columns.map((name) => {
     const column = plan.table.columns.get(name);
     const json = column?.baseType === 'json' || column?.baseType === 'jsonb';
@@ -68,8 +82,7 @@ export async function copyInserts(db: Database, target: PoolClient, plan: Statem
     if (column?.isArray) return `batch.array_literal(${value}, ${json})`;
     return json ? `nullif(${value}, 'null')::text` : `o.row_values->>${quoteLiteral(name)}`;
   });
-  const columns = plan.columns.map(quoteIdent).join(', ');
-  await copyFromQueue(db, target, valueRows(plan, values), `COPY ${qualifiedName(plan.table)} (${columns}) FROM STDIN`);
+  await copyFromQueue(db, target, valueRows(plan, values), copy);
 }
 
 /** The statement's operations' `values` in its order: one run of one priority (oneRun) by one range, in order of id. */
@@ -80,11 +93,52 @@ export function valueRows(plan: StatementPlan, values: string[]): string {
     : `SELECT ${values.join(', ')} FROM ${operationsOf(plan.operations)} ORDER BY o.priority DESC, o.id`;
 }
 
-/** `rows` of the queue's database streamed by `COPY … TO STDOUT` there into `copy` (a `COPY … FROM STDIN`) in `target`. */
-async function copyFromQueue(db: Database, target: PoolClient, rows: string, copy: string): Promise<void> {
-  await usingConnection(db.pool, (source) =>
-    pipeline(source.query(copyTo(`COPY (${rows}) TO STDOUT`)), target.query(copyFrom(copy))),
-  );
+/**
+ * The typed rows of a statement of one run (oneRun) in its stage, in order of id: each of them, or none where the stage
+ * lacks a row for any (counted first, a one-time filter), so that nothing is drawn for a row the copy from the JSON
+ * draws again.
+ */
+export function typedRows(plan: StatementPlan, stage: string): string {
+  const [first, last] = oneRun(plan.operations)!;
+  const rows = `FROM ${stage} WHERE operation_id BETWEEN ${first} AND ${last}`;
+  const count = operationCount(plan.operations);
+  return `SELECT ${plan.columns.map(quoteIdent).join(', ')} ${rows} AND (SELECT count(*) ${rows}) = ${count} ORDER BY operation_id`;
+}
+
+/**
+ * A statement's stage to copy its typed rows from (StatementApplier.stageToCopy), with the types it keeps them in, and
+ * whether the queue's server and the target's are of one major version: columns of the same built-in type then go in
+ * COPY's binary format (binaryCopies), which neither writes nor parses each value's text.
+ */
+export interface TypedCopy {
+  stage: string;
+  types: Map<string, string>;
+  sameMajorVersion: boolean;
+}
+
+/** Whether the queue's server and `target`'s are of one major version. */
+export async function sameMajorVersion(db: Database, target: PoolClient): Promise<boolean> {
+  const version = `SELECT current_setting('server_version_num')::int / 10000 AS major`;
+  const [[here], there] = await Promise.all([db.query<{ major: number }>(version), target.query(version)]);
+  return here.major === there.rows[0].major;
+}
+
+/**
+ * `rows` of the queue's database streamed by `COPY … TO STDOUT` there into `copy` (a `COPY … FROM STDIN`) in `target`,
+ * both in `format`: how many rows that copied.
+ */
+async function copyFromQueue(
+  db: Database,
+  target: PoolClient,
+  rows: string,
+  copy: string,
+  format = '',
+): Promise<number> {
+  return usingConnection(db.pool, async (source) => {
+    const into = target.query(copyFrom(copy + format));
+    await pipeline(source.query(copyTo(`COPY (${rows}) TO STDOUT${format}`)), into);
+    return into.rowCount;
+  });
 }
 
 /** What applying a chunk's plan gave: outcomes, steps, the targets held back, the planner's refusals. */

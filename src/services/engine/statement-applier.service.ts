@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import type { PoolClient } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { ClaimedOperation, PartOutcome, StatementPlan } from '../../interfaces/chunk.interfaces';
 import type { TargetTable } from '../../interfaces/catalog.interfaces';
 import { foldedStatement, oneRun, targetStatement, typedInsertStatement } from './target-sql';
+import { makeTypedStage } from '../storage/typed-stages';
 import { MAIN } from '../storage/named-databases';
 import { eachIdOf, eachOperation, operationCount } from '../storage/id-runs';
 import { numberArray } from '../storage/database';
@@ -70,6 +71,18 @@ async function underSavepoint(tx: PoolClient, sql: string, params: unknown[], ro
  */
 const TYPED_MIN_OPERATIONS = 100;
 
+/** A plan's run (its first and last ids) and count, where it is a run of inserts long enough to read typed. */
+function typedRun(plan: StatementPlan): [[string, string], number] | null {
+  const run = oneRun(plan.operations);
+  const count = operationCount(plan.operations);
+  return plan.type === 'insert' && run && count >= TYPED_MIN_OPERATIONS ? [run, count] : null;
+}
+
+/** Whether the stage keeps each of the plan's columns in the type it has now. */
+function typedAsNow(stage: Stage, plan: StatementPlan): boolean {
+  return plan.columns.every((c) => stage.types.get(c) === plan.table.columns.get(c)?.castType);
+}
+
 /** How long the stage of a target is taken as read: one made meanwhile is used that much later. */
 const STAGE_READ_MS = 5000;
 
@@ -115,23 +128,37 @@ export class StatementApplier {
    * one that can be.
    */
   private async appliedTyped(tx: PoolClient, plan: StatementPlan): Promise<boolean> {
-    if (plan.type !== 'insert' || plan.table.database !== MAIN || plan.source) return false;
-    const run = oneRun(plan.operations);
-    const count = operationCount(plan.operations);
-    if (!run || count < TYPED_MIN_OPERATIONS) return false;
+    if (plan.table.database !== MAIN || plan.source) return false;
+    const run = typedRun(plan);
+    if (!run) return false;
     const stage = await this.stageOf(tx, plan.table);
     if (!stage || stage.types.size === 0) return false; // none yet (ingest makes it), or no table of that name found
-    if (plan.columns.some((c) => stage.types.get(c) !== plan.table.columns.get(c)?.castType)) {
+    if (!typedAsNow(stage, plan)) {
       this.stages.delete(plan.table.name);
       await underSavepoint(tx, 'SELECT batch.typed_stage($1)', [plan.table.name]).catch(() => false);
       return false;
     }
     if (!stage.relation) return false;
-    const { sql, params } = typedInsertStatement(plan.table, plan.columns, stage.relation, run, count);
-    return underSavepoint(tx, sql, params, count);
+    const { sql, params } = typedInsertStatement(plan.table, plan.columns, stage.relation, ...run);
+    return underSavepoint(tx, sql, params, run[1]);
   }
 
-  private async stageOf(tx: PoolClient, table: TargetTable): Promise<Stage | null> {
+  /**
+   * The stage that a run of inserts into a table of another database is copied from (copyInserts), and the types it
+   * keeps, read through `queue`, the queue's database: null where there is none to read from. Where a column was retyped
+   * since it was made (or the stage is not made yet), it is made for the columns as they are, for inserts stored from
+   * now on.
+   */
+  async stageToCopy(queue: Pool, plan: StatementPlan): Promise<{ stage: string; types: Map<string, string> } | null> {
+    if (!typedRun(plan)) return null;
+    const stage = await this.stageOf(queue, plan.table);
+    if (stage && typedAsNow(stage, plan)) return stage.relation ? { stage: stage.relation, types: stage.types } : null;
+    this.stages.delete(plan.table.name);
+    await makeTypedStage(queue, plan.table).catch(() => undefined);
+    return null;
+  }
+
+  private async stageOf(tx: Pool | PoolClient, table: TargetTable): Promise<Stage | null> {
     const read = this.stages.get(table.name);
     if (read && Date.now() - read.readAt < STAGE_READ_MS) return read.stage;
     const { rows } = await tx.query<{ stage: string | null; columns: string[] | null; types: string[] | null }>(

@@ -16,6 +16,9 @@ import { Database } from '../storage/database';
 import { lockTargets } from '../storage/advisory-locks';
 import { afterPosition, MAX_ID } from '../storage/streams';
 import { IngestBuffer } from './ingest-buffer.service';
+import { CatalogService } from '../storage/catalog.service';
+import { MAIN } from '../storage/named-databases';
+import { makeTypedStage } from '../storage/typed-stages';
 import { OperationValidator, ValidOperation } from './operation-validator.service';
 
 export interface OperationRow {
@@ -109,7 +112,11 @@ export class OperationService {
     private readonly validator: OperationValidator,
     private readonly ingest: IngestBuffer,
     private readonly listeners: IngestListeners,
+    private readonly catalog: CatalogService,
   ) {}
+
+  /** Targets of the inserts this process stored: those in another database have had their stage made (typedElsewhere). */
+  private readonly insertedInto = new Set<string>();
 
   async create(
     client: AuthenticatedClient,
@@ -131,6 +138,7 @@ export class OperationService {
     requestId: string = randomUUID(),
   ): Promise<ICreateBatchOperationResponse[]> {
     const operations = await this.validator.validateAll(client, requests);
+    await this.typedElsewhere(operations);
     const rows = await this.ingest.store(client.id, requestId, operations);
     const stored = operations.filter((_, index) => rows[index] !== null);
     for (const listener of this.listeners.all) listener.afterCreate?.(stored);
@@ -144,6 +152,20 @@ export class OperationService {
       if (!first) throw new BatchError('CONFLICT', 'The operation was created concurrently and is gone; retry');
       return { id: first.id, status: first.status, createdAt: first.created_at.toISOString(), duplicate: true };
     });
+  }
+
+  /**
+   * The first inserts into a table of another database that this process stores make its stage (makeTypedStage), so
+   * that their values are kept typed from then on (batch.type_inserts) and copied there from typed rows: the queue's
+   * database cannot read that table's catalog to make it itself. Where that fails, they are copied from their JSON.
+   */
+  private async typedElsewhere(operations: ValidOperation[]): Promise<void> {
+    for (const { type, target } of operations) {
+      if (type !== 'insert' || this.insertedInto.has(target)) continue;
+      this.insertedInto.add(target);
+      const table = await this.catalog.find(target).catch(() => null);
+      if (table && table.database !== MAIN) await makeTypedStage(this.db.pool, table).catch(() => undefined);
+    }
   }
 
   /**
