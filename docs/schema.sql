@@ -573,7 +573,7 @@ AS $function$
   END
 $function$
 ;
-COMMENT ON FUNCTION batch.typed_stage(target text, names text[], types text[]) IS 'The stage of a target''s inserts (batch.typed_targets) for the columns and types given, made where it has none, its columns changed or it was dropped. Called by the writer for a target in another database, whose catalog the service reads.';
+COMMENT ON FUNCTION batch.typed_stage(target text, names text[], types text[]) IS 'The stage of a target''s inserts (batch.typed_targets) for the columns and types given, made where it has none, its columns changed or it was dropped. Called by the service for a target in another database, whose catalog it reads: at its first insert, and where a column was retyped.';
 
 CREATE OR REPLACE FUNCTION batch.typed_stage(target text)
  RETURNS batch.typed_targets

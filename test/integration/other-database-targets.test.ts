@@ -206,10 +206,10 @@ describe('targets in another database (BATCH_DATABASES)', () => {
   });
 
   it('copies a run of inserts from their values kept typed here, else from their JSON, each once', async () => {
-    const inserts = (target: string, ids: number[]) =>
+    const inserts = (ids: number[]) =>
       operations.createMany(
         caller,
-        ids.map((id) => ({ target, type: 'insert' as const, values: { id, amount: '1.005', note: `note ${id}` } })),
+        ids.map((id) => invoice({ type: 'insert', values: { id, amount: '1.005', note: `note ${id}` } })),
       );
     const range = (from: number, n = 120) => Array.from({ length: n }, (_, i) => from + i);
     const stageOf = async (target: string) =>
@@ -227,7 +227,7 @@ describe('targets in another database (BATCH_DATABASES)', () => {
         )
       ).rows.map((r) => `${r.note} ${r.amount}`);
 
-    await inserts('billing:invoices', range(1));
+    await inserts(range(1));
     const first = await stageOf('billing:public.invoices');
     assert.ok(first?.stage, 'made at ingest from the catalog of that database');
     assert.deepEqual(first.types, ['integer', 'numeric', 'text']);
@@ -240,7 +240,7 @@ describe('targets in another database (BATCH_DATABASES)', () => {
     // they are, beside a new one that draws a serial
     await billing.query(`ALTER TABLE invoices ALTER COLUMN note TYPE varchar(40), ADD COLUMN seq bigserial`);
     await t.get(CatalogService).reload('billing');
-    const retyped = await inserts('billing:invoices', range(201));
+    const retyped = await inserts(range(201));
     await t.db.query(`UPDATE ${first.stage} SET note = 'typed'`);
     await drain();
     assert.deepEqual(await notes([201, 320]), ['note 201 1.01', 'note 320 1.01']);
@@ -249,7 +249,7 @@ describe('targets in another database (BATCH_DATABASES)', () => {
     assert.notEqual(second.stage, first.stage);
 
     // a row missing from the stage: the run copied from its JSON, nothing drawn for the rows the stage had
-    const missing = await inserts('billing:invoices', range(401));
+    const missing = await inserts(range(401));
     await t.db.query(`UPDATE ${second.stage} SET note = 'typed'`);
     await t.db.query(`DELETE FROM ${second.stage} WHERE operation_id = $1`, [missing[5].id]);
     await drain();
@@ -262,7 +262,7 @@ describe('targets in another database (BATCH_DATABASES)', () => {
     );
 
     // the next run read typed again
-    await inserts('billing:invoices', range(601));
+    await inserts(range(601));
     await t.db.query(`UPDATE ${second.stage} SET note = 'typed'`);
     await drain();
     assert.deepEqual(await notes([601, 720]), ['typed 1.01', 'typed 1.01']);

@@ -55,7 +55,7 @@ AS $$
     RETURN found;
   END
 $$;
-COMMENT ON FUNCTION batch.typed_stage(target text, names text[], types text[]) IS 'The stage of a target''s inserts (batch.typed_targets) for the columns and types given, made where it has none, its columns changed or it was dropped. Called by the writer for a target in another database, whose catalog the service reads.';
+COMMENT ON FUNCTION batch.typed_stage(target text, names text[], types text[]) IS 'The stage of a target''s inserts (batch.typed_targets) for the columns and types given, made where it has none, its columns changed or it was dropped. Called by the service for a target in another database, whose catalog it reads: at its first insert, and where a column was retyped.';
 
 -- The same for a table of the main database, its columns and types read from the catalog here (no table of that name:
 -- a target in another database, whose stage the service makes; a NULL stage until it does).
