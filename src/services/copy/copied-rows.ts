@@ -31,6 +31,9 @@ export function binaryCopies(types: [string, string][]): boolean {
   return types.every(([read, written]) => read === written && BINARY_TYPES.has(read.replace(/\[\]$/, '')));
 }
 
+/** A server's major version, as `major`: binary COPY between two servers needs the same on both sides. */
+export const SERVER_MAJOR_VERSION = `SELECT current_setting('server_version_num')::int / 10000 AS major`;
+
 const NOTHING = Buffer.alloc(0);
 
 /**

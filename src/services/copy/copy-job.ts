@@ -6,7 +6,7 @@ import { BatchError, invalidField } from '../batch-error';
 import { TargetLedgers } from '../storage/target-ledger';
 import { usingConnection } from '../storage/pg-client';
 import { CatalogService } from '../storage/catalog.service';
-import { binaryCopies, CopiedRows } from './copied-rows';
+import { binaryCopies, CopiedRows, SERVER_MAJOR_VERSION } from './copied-rows';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { Database, quoteIdent, quoteLiteral } from '../storage/database';
@@ -270,12 +270,11 @@ export class CopyJob implements JobProvider {
       plan.target.columns.get(written)!.castType,
     ]);
     if (plan.source.database === plan.target.database || !binaryCopies(types)) return false;
-    const version = `SELECT current_setting('server_version_num')::int / 10000 AS major`;
     const [[source], [target]] = await Promise.all([
-      this.read<{ major: number }>(plan, version, []),
+      this.read<{ major: number }>(plan, SERVER_MAJOR_VERSION, []),
       plan.target.database === MAIN
-        ? this.db.query<{ major: number }>(version)
-        : this.databases.query<{ major: number }>(plan.target.database, version, []),
+        ? this.db.query<{ major: number }>(SERVER_MAJOR_VERSION)
+        : this.databases.query<{ major: number }>(plan.target.database, SERVER_MAJOR_VERSION, []),
     ]);
     return source.major === target.major;
   }

@@ -7,7 +7,7 @@ import { oneRun, qualifiedName } from './target-sql';
 import { operationCount, runParams } from '../storage/id-runs';
 import { usingConnection } from '../storage/pg-client';
 import { LEDGER_SCHEMA } from '../storage/target-ledger';
-import { binaryCopies } from '../copy/copied-rows';
+import { binaryCopies, SERVER_MAJOR_VERSION } from '../copy/copied-rows';
 import type { StepRecord } from './chunk-repository';
 
 /**
@@ -118,8 +118,10 @@ export interface TypedCopy {
 
 /** Whether the queue's server and `target`'s are of one major version. */
 export async function sameMajorVersion(db: Database, target: PoolClient): Promise<boolean> {
-  const version = `SELECT current_setting('server_version_num')::int / 10000 AS major`;
-  const [[here], there] = await Promise.all([db.query<{ major: number }>(version), target.query(version)]);
+  const [[here], there] = await Promise.all([
+    db.query<{ major: number }>(SERVER_MAJOR_VERSION),
+    target.query(SERVER_MAJOR_VERSION),
+  ]);
   return here.major === there.rows[0].major;
 }
 
