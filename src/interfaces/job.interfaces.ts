@@ -21,7 +21,8 @@ export interface IJobProgress {
   unit: string;
   done: number;
   total: number | null;
-  perSecond: number | null;
+  /** 0 until a chunk of this execution committed. */
+  perSecond: number;
   etaSeconds: number | null;
 }
 
@@ -62,7 +63,8 @@ export interface IJobExecution {
   startCount: number;
   /** A restart would start a new execution: FAILED or STOPPED, its instance's newest, with starts left. */
   restartable: boolean;
-  progress: IJobProgress | null;
+  /** Before a step reported any: nothing done yet, in `items`. */
+  progress: IJobProgress;
   steps: IStepExecution[];
 }
 

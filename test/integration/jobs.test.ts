@@ -153,6 +153,11 @@ describe('jobs on PostgreSQL: launch, restart, leases, flow, schedules', () => {
     const parameters = { source: 'public.src', target: 'public.dst', runId: 'stopped-before-it-started' };
     const launched = await jobs.operator.launch(jobs.client, 'copy', parameters, {});
     assert.equal(launched.status, 'STARTING');
+    assert.deepEqual(
+      [launched.exitStatus, launched.progress],
+      [null, { unit: 'items', done: 0, total: null, perSecond: 0, etaSeconds: null }],
+      'no exit status before its end; a progress of nothing done yet, before a step reported any',
+    );
     const stopped = await jobs.operator.stop(jobs.client, launched.id);
     assert.deepEqual(
       [stopped.status, stopped.exitStatus?.code, stopped.startedAt],

@@ -125,7 +125,7 @@ function execution(id: string, status: JobStatus, exit: string | null = null, de
     endedAt: null,
     startCount: Number(id),
     restartable: false,
-    progress: null,
+    progress: { unit: 'bytes', done: 0, total: null, perSecond: 0, etaSeconds: null },
     steps: [],
   };
 }

@@ -31,12 +31,12 @@ describe('job progress', () => {
     assert.deepEqual([at(0), at(4), at(9.8), at(10), at(30)], [10, 6, 1, null, null]);
   });
 
-  it('has no rate before a chunk committed, and no time left once the execution ended short of its total', () => {
+  it('has a rate of 0 before a chunk committed, and no time left once the execution ended short of its total', () => {
     assert.deepEqual(progressOf({ unit: 'rows', done: 0, total: 1000 }, { ...running, worked: 0 }), {
       unit: 'rows',
       done: 0,
       total: 1000,
-      perSecond: null,
+      perSecond: 0,
       etaSeconds: null,
     });
     const ended = { worked: 10, sinceCommit: 0, running: false };
@@ -45,6 +45,10 @@ describe('job progress', () => {
       [null, { unit: 'items', done: 1000, total: 1000, perSecond: 100, etaSeconds: 0 }],
     );
     assert.equal(progressOf({ done: 10, total: null }, running).etaSeconds, null, 'no total, no time left');
-    assert.equal(progressOf(null, running).perSecond, null);
+    assert.deepEqual(
+      progressOf(null, { worked: 0, sinceCommit: 0, running: true }),
+      { unit: 'items', done: 0, total: null, perSecond: 0, etaSeconds: null },
+      'no step reported yet',
+    );
   });
 });

@@ -180,7 +180,7 @@ export class JobProgressDto implements IJobProgress {
   @ApiProperty({ example: 'rows' }) unit: string;
   @ApiProperty() done: number;
   @ApiProperty({ type: Number, nullable: true }) total: number | null;
-  @ApiProperty({ type: Number, nullable: true }) perSecond: number | null;
+  @ApiProperty({ description: '0 until a chunk of this execution committed' }) perSecond: number;
   @ApiProperty({ type: Number, nullable: true }) etaSeconds: number | null;
 }
 
@@ -212,7 +212,7 @@ export class JobExecutionDto implements IJobExecution {
       "a restart would start: FAILED or STOPPED, its instance's newest execution, the job's start limit not reached",
   })
   restartable: boolean;
-  @ApiProperty({ type: JobProgressDto, nullable: true }) progress: JobProgressDto | null;
+  @ApiProperty({ type: JobProgressDto }) progress: JobProgressDto;
   @ApiProperty({ type: [StepExecutionDto] }) steps: StepExecutionDto[];
 }
 

@@ -26,13 +26,14 @@ export interface ProgressTiming {
  * How far an execution is, by its current step's progress: the rate is the units this execution did (done − base)
  * over the time it took to commit them, and the time left is what remains at that rate, counted from the last commit.
  * Once that time has run out with work left (a chunk slower than the ones before), the time left is unknown (null)
- * rather than zero.
+ * rather than zero. Before a chunk committed, the rate is 0 and the time left unknown; before a step reported any
+ * progress (`progress` null), nothing is done yet, in `items`.
  */
 export function progressOf(progress: StepProgress | null, timing: ProgressTiming): IJobProgress {
   const done = Number(progress?.done ?? 0);
   const total = progress?.total === null || progress?.total === undefined ? null : Number(progress.total);
   const own = done - Number(progress?.base ?? 0);
-  const perSecond = timing.worked > 0 && own > 0 ? Math.round((own / timing.worked) * 10) / 10 : null;
+  const perSecond = timing.worked > 0 && own > 0 ? Math.round((own / timing.worked) * 10) / 10 : 0;
   let etaSeconds: number | null = null;
   if (total !== null && done >= total) etaSeconds = 0;
   else if (total !== null && perSecond && timing.running) {

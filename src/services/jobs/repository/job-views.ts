@@ -210,13 +210,11 @@ function executionView(row: ExecutionViewRow, steps: StepViewRow[], restartable:
     endedAt: iso(row.ended_at),
     startCount: row.start_count,
     restartable,
-    progress: current
-      ? progressOf(current.progress, {
-          worked: current.worked,
-          sinceCommit: current.since_commit,
-          running: row.ended_at === null,
-        })
-      : null,
+    progress: progressOf(current?.progress ?? null, {
+      worked: current?.worked ?? 0,
+      sinceCommit: current?.since_commit ?? 0,
+      running: row.ended_at === null,
+    }),
     steps: steps.map(stepView),
   };
 }
