@@ -9,11 +9,13 @@ import { existsSync } from 'node:fs';
 import type { NextFunction, Request, Response } from 'express';
 import { AppModule } from './app.module';
 import { AppConfig, ConfigError, loadConfig } from './config/app-config';
+import { apiKeyOf } from './controllers/auth';
 import { BatchErrorFilter } from './controllers/errors';
 import { BytesInFlight } from './controllers/bytes-in-flight';
 import { RequestValidationPipe } from './controllers/validation-pipe';
 import { RpcServer } from './controllers/rpc-server';
 import { JSON_CONTENT_TYPES, readJsonBody, writeExactJson } from './controllers/request-body';
+import { ClientService } from './services/access/client.service';
 import { migrate } from './services/storage/database';
 import { OutboxRelay } from './services/outbox/outbox-relay.service';
 import { Poller } from './services/engine/poller.service';
@@ -28,6 +30,8 @@ import { brokerAnswered, developmentDatabase, missingBroker } from './developmen
 import type { EmbeddedPostgres } from './services/storage/embedded-postgres';
 
 const SHUTDOWN_TIMEOUT_MS = 30_000;
+/** The import route, as Express routes it: any case, a trailing slash or none. */
+const IMPORTS_PATH = /^\/api\/imports\/?$/i;
 const logger = new Logger('Bootstrap');
 /** The PostgreSQL a development start runs itself (development-services.ts), stopped last. */
 let embeddedDatabase: EmbeddedPostgres | null = null;
@@ -93,12 +97,15 @@ async function bootstrap(): Promise<void> {
   app.use(httpLogger(config));
   app.use(httpRequestMetrics(app.get(Metrics)));
   const bytesInFlight = new BytesInFlight(config.limits.maxBytesInFlight);
-  const admitted = bytesInFlight.forHttp(config.limits.maxMessageBytes);
+  const clients = app.get(ClientService);
+  const admitted = bytesInFlight.forHttp(config.limits.maxMessageBytes, (request) =>
+    clients.authenticate(apiKeyOf(request)),
+  );
   // an import's body is streamed into storage in blocks, never held whole: it takes nothing of the budget
   app.use((request: Request, response: Response, next: NextFunction) =>
-    request.path === '/api/imports' ? next() : admitted(request, response, next),
+    IMPORTS_PATH.test(request.path) ? next() : admitted(request, response, next),
   );
-  app.useBodyParser('text', { type: JSON_CONTENT_TYPES, limit: config.limits.maxMessageBytes });
+  app.useBodyParser('raw', { type: JSON_CONTENT_TYPES, limit: config.limits.maxMessageBytes });
   app.use(readJsonBody);
   app.use(writeExactJson);
   app.useGlobalPipes(new RequestValidationPipe());

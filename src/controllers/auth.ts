@@ -27,7 +27,8 @@ export const Caller = createParamDecorator((_: unknown, context: ExecutionContex
   return client;
 });
 
-function apiKeyOf(request: Request): string | undefined {
+/** The API key a REST request carries: `x-api-key`, or `Authorization: Bearer <key>`. */
+export function apiKeyOf(request: Request): string | undefined {
   const header = request.headers['x-api-key'];
   if (typeof header === 'string') return header;
   const authorization = request.headers.authorization;

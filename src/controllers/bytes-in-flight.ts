@@ -55,20 +55,31 @@ export class BytesInFlight {
 
   /**
    * Express middleware before the body parser: a request's body counts from its arrival to its response (its declared
-   * length, or `unknownLength` when it has none, a chunked body, which the parser still holds to its limit).
+   * length, or `maxBytes` when it has none, a chunked body, which the parser still holds to that limit). Only a caller
+   * that `authenticate` accepts is given any of the budget, and only a length within `maxBytes`: anyone else is answered
+   * at once, the connection closed without reading the body, so that no one can hold the budget with a body announced
+   * and never sent.
    */
-  forHttp(unknownLength: number) {
+  forHttp(maxBytes: number, authenticate: (request: Request) => Promise<unknown>) {
     return (request: Request, response: Response, next: NextFunction): void => {
       const declared = Number(request.headers['content-length']);
-      const bytes = Number.isFinite(declared) ? declared : request.headers['transfer-encoding'] ? unknownLength : 0;
+      const bytes = Number.isFinite(declared) ? declared : request.headers['transfer-encoding'] ? maxBytes : 0;
       if (bytes === 0) return next();
-      try {
-        response.once('close', this.admit(bytes));
-        next();
-      } catch (error) {
-        request.resume(); // the body is not read; drained, so the connection can answer and be reused
+      const unread = (error: unknown) => {
+        response.set('Connection', 'close');
         next(error);
-      }
+      };
+      if (bytes > maxBytes)
+        return unread(new BatchError('PAYLOAD_TOO_LARGE', `A body of ${bytes} bytes is over the limit of ${maxBytes}`));
+      authenticate(request).then(() => {
+        try {
+          response.once('close', this.admit(bytes));
+          next();
+        } catch (error) {
+          request.resume(); // the body is not read; drained, so the connection can answer and be reused
+          next(error);
+        }
+      }, unread);
     };
   }
 }

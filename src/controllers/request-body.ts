@@ -36,7 +36,8 @@ export function payloadProblem(body: unknown): string | null {
   while (stack.length > 0) {
     const [value, depth] = stack.pop()!;
     if (value instanceof JsonNumber) {
-      const problem = numericRangeProblem(decimalOf(value.text)!);
+      const decimal = decimalOf(value.text); // null where even its exponent is beyond a safe integer
+      const problem = decimal ? numericRangeProblem(decimal) : 'has an exponent beyond any range';
       if (problem) return `a number ${problem}, more than PostgreSQL holds`;
     } else if (typeof value === 'string') {
       if (LONE_SURROGATE.test(value)) return 'a string holds a lone UTF-16 surrogate (not Unicode text)';
@@ -126,19 +127,30 @@ export function readRpcRequest(content: Buffer, maxBytes: number): RpcRequest | 
 /** The content types read as JSON: application/json and application/*+json, as body-parser's json parser takes them. */
 export const JSON_CONTENT_TYPES = ['application/json', 'application/*+json'];
 
+/** A declared charset other than UTF-8, which JSON exchanged between systems must be (RFC 8259). */
+const OTHER_CHARSET = /;\s*charset\s*=(?!\s*"?utf-?8"?\s*(?:;|$))/i;
+
 /**
- * Express middleware after the text body parser (for JSON_CONTENT_TYPES): a REST body read as the RPC reader reads a
- * message, nesting counted on the text, numbers exact (parseJson), and held to payloadProblem(); an object or an
- * array, as body-parser's strict json parser wants.
+ * Express middleware after the raw body parser (for JSON_CONTENT_TYPES): a REST body read as the RPC reader reads a
+ * message, its bytes UTF-8 (another charset could carry what UTF-8 cannot, such as a lone surrogate), nesting counted
+ * on the text, numbers exact (parseJson), and held to payloadProblem(); an object or an array, as body-parser's strict
+ * json parser wants.
  */
 export function readJsonBody(request: Request, _response: Response, next: NextFunction): void {
-  const text: unknown = request.body;
-  if (typeof text !== 'string') return next();
-  if (text === '') {
+  const bytes: unknown = request.body;
+  if (!Buffer.isBuffer(bytes)) return next();
+  if (bytes.length === 0) {
     request.body = {}; // as body-parser's json parser reads an empty body
     return next();
   }
   const refuse = (message: string) => next(new BatchError('VALIDATION_FAILED', message));
+  if (OTHER_CHARSET.test(request.get('content-type') ?? '')) return refuse('A JSON body must be UTF-8 (charset=utf-8)');
+  let text: string;
+  try {
+    text = UTF8.decode(bytes);
+  } catch {
+    return refuse('The body is not UTF-8 text');
+  }
   if (nestingOver(text, MAX_PAYLOAD_DEPTH)) return refuse(`The body is nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
   let body: unknown;
   try {

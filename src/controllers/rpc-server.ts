@@ -98,7 +98,7 @@ export class RpcServer extends ServerRMQ {
   /** One message of the queue, once its bytes fit in the budget (BytesInFlight): see the class. */
   private async serve(message: ConsumeMessage, channel: Channel): Promise<void> {
     const replyTo = textOrUndefined(message.properties.replyTo) || undefined;
-    const read = readRpcRequest(message.content, this.settings.maxMessageBytes);
+    const read = readSafely(message.content, this.settings.maxMessageBytes);
     if ('problem' in read) return this.refuse(message, channel, read.problem, undefined);
     const handler = this.getHandlerByPattern(read.pattern);
     const refused = refusalOf(read, replyTo, handler !== null && handler !== undefined);
@@ -279,4 +279,18 @@ function refusalOf(
       `${read.pattern} is answered only as a request (send, not emit); events may be ${BATCH_EVENT_PATTERNS.join(' or ')}`,
     );
   return null;
+}
+
+/**
+ * readRpcRequest, whatever it meets: a message it failed on is refused (dead-lettered and acknowledged) like one it
+ * refused, never left unacknowledged, where it would hold a slot of the prefetch until the broker closed the channel.
+ */
+function readSafely(content: Buffer, maxBytes: number): ReturnType<typeof readRpcRequest> {
+  try {
+    return readRpcRequest(content, maxBytes);
+  } catch (error) {
+    return {
+      problem: new BatchError('VALIDATION_FAILED', `The message could not be read: ${(error as Error).message}`),
+    };
+  }
 }

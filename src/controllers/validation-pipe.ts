@@ -1,6 +1,7 @@
 import { ArgumentMetadata, ValidationPipe } from '@nestjs/common';
 import { RpcParamtype } from '@nestjs/microservices/enums/rpc-paramtype.enum';
 import { BatchError } from '../services/batch-error';
+import { JsonNumber } from '../services/exact-json';
 import { JobLaunchDto, JobLaunchRpcDto, ScheduleDto } from './dto/job.dto';
 import { validationFailed } from './errors';
 import { acceptedAsSent } from './validation-precheck';
@@ -94,6 +95,12 @@ function setRowsAside(value: unknown, path: string[], rows: Row[]): string | nul
   const holder = value as Record<string, unknown>;
   for (const [name, child] of Object.entries(holder)) {
     if (RESERVED_FIELDS.has(name)) return [...path, name].join('.');
+    if (ROWS.has(name) && !Array.isArray(holder) && child instanceof JsonNumber) {
+      // no row but a number kept exactly, which class-transformer would rebuild as an object: checked as a number
+      rows.push({ path, holder, field: name, row: child });
+      holder[name] = 0;
+      continue;
+    }
     if (
       ROWS.has(name) &&
       !Array.isArray(holder) &&

@@ -1,6 +1,7 @@
 import amqp from 'amqplib';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { BatchServiceClient, BatchServiceError } from '../../src/client';
 import { createCaller, RMQ_URL, settleAll, TestDb, type Caller } from '../support/harness';
@@ -519,6 +520,9 @@ describe('bad input over RPC and REST (built service)', () => {
     raw('-1e200000 inside jsonb (beyond numeric)', row(',"meta":{"n":-1e200000}'), 'VALIDATION_FAILED');
     raw('a bigint beyond its range by one, as a JSON number', row(',"big":9223372036854775808'), 'VALIDATION_FAILED');
     raw('a lone surrogate in a value', row(',"meta":{"s":"\\ud800"}'), 'VALIDATION_FAILED');
+    raw('an exponent beyond a safe integer', row(',"meta":{"n":1e9007199254740993}'), 'VALIDATION_FAILED');
+    raw('values a number', '{"target":"accounts","type":"insert","values":12345678901234567890}', 'VALIDATION_FAILED');
+    raw('a key a number', '{"target":"accounts","type":"delete","key":1e400}', 'VALIDATION_FAILED');
     raw(
       'a lone surrogate in a text column',
       `{"target":"accounts","type":"insert","values":{"id":9,"email":"\\udc00"}}`,
@@ -721,6 +725,45 @@ describe('bad input over RPC and REST (built service)', () => {
     assert.equal(service.process.exitCode, null, 'the service is still running');
     assert.equal((await http(service, 'GET', '/api/targets', alice.apiKey)).status, 200);
     assert.equal(await fingerprint(), before, 'the database holds exactly what it held before');
+  });
+
+  it('reads a JSON body as UTF-8 only, and gives no budget to a body announced by a caller without a key', async () => {
+    // the lone surrogate itself, not its escape (as JSON.stringify writes it), which only another charset can carry
+    const body = JSON.stringify(insert({ id: 9, email: 'z@x', meta: { s: '\ud800' } })).replace('\\ud800', '\ud800');
+    const utf16 = await fetch(`${service.url}/api/operations`, {
+      method: 'POST',
+      headers: { 'x-api-key': alice.apiKey, 'content-type': 'application/json; charset=utf-16le' },
+      body: Buffer.from(body, 'utf16le'),
+    });
+    assert.deepEqual([utf16.status, ((await utf16.json()) as { code: string }).code], [400, 'VALIDATION_FAILED']);
+    // bodies of the largest size announced without a key, and never sent: more than the whole budget together
+    const max = 5 * 1024 * 1024; // BATCH_MAX_MESSAGE_BYTES; 8 of them are more than BATCH_MAX_BYTES_IN_FLIGHT
+    const announce = (key: string | null, length: number) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(new URL(service.url).port), '127.0.0.1');
+        let answer = '';
+        socket.on('data', (data) => (answer += data.toString()));
+        socket.on('close', () => resolve(answer.split('\r\n')[0]));
+        socket.on('error', reject);
+        socket.write(
+          `POST /api/operations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n` +
+            (key === null ? '' : `x-api-key: ${key}\r\n`) +
+            '\r\n',
+        );
+      });
+    const answers = await Promise.all(Array.from({ length: 8 }, () => announce(null, max)));
+    assert.deepEqual(
+      new Set(answers),
+      new Set(['HTTP/1.1 401 Unauthorized']),
+      'answered at once, the connection closed',
+    );
+    assert.equal(
+      await announce(alice.apiKey, 1e12),
+      'HTTP/1.1 413 Payload Too Large',
+      'over the limit: refused at once',
+    );
+    const admitted = await http(service, 'POST', '/api/operations', alice.apiKey, {});
+    assert.equal(admitted.status, 400, 'a body of a caller with a key is read (not 429: no budget was taken)');
   });
 
   it("never lists the service's own tables as targets, and names no client in the keyless metrics", async () => {

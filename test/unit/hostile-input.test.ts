@@ -160,6 +160,22 @@ describe('hostile input (property): never INTERNAL', () => {
     }
   });
 
+  it('refuses a number whose exponent is beyond any range, as a message and as a value', () => {
+    for (const number of ['1e9007199254740993', '0e9007199254740993', '1e-9007199254740993', '-5E99999999999999999']) {
+      const read = readRpcRequest(Buffer.from(`{"pattern":"createOperation","id":"1","data":{"v":${number}}}`), 1024);
+      assert.ok('problem' in read && read.problem.code === 'VALIDATION_FAILED', number);
+      assert.match(read.problem.message, /beyond any range/, number);
+    }
+  });
+
+  it('refuses a number kept exactly where values or key must be an object, not as a column named "text"', async () => {
+    for (const field of ['values', 'key'])
+      for (const number of ['12345678901234567890', '1e400']) {
+        const text = `{"target":"accounts","type":"update","values":{"email":"a"},"key":{"id":1},"${field}":${number}}`;
+        assert.equal(await answer(parseExactly(text), OperationCreateDto), 'VALIDATION_FAILED', text);
+      }
+  });
+
   it('reads every random RPC message as a request or refuses it with VALIDATION_FAILED', () => {
     fc.assert(
       fc.property(

@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
 import {
   IExitStatus,
   IJobDefinition,
@@ -16,6 +16,7 @@ import {
   type JobStatus,
 } from '../../interfaces/job.interfaces';
 import { StepCountsDto } from './chunk.dto';
+import { IsJsonObject } from './json-object';
 
 export const NAME = /^[A-Za-z0-9_.-]{1,100}$/;
 export const NAME_MESSAGE = 'must be 1..100 letters, digits or _.-';
@@ -35,7 +36,7 @@ export class JobLaunchDto {
     description: "identifying: another value is another job instance (GET /api/jobs lists each job's)",
   })
   @IsOptional()
-  @IsObject()
+  @IsJsonObject()
   parameters?: JobParameters;
 
   @ApiPropertyOptional({
@@ -45,7 +46,7 @@ export class JobLaunchDto {
     description: 'not identifying: chunkSize, skipLimit, …',
   })
   @IsOptional()
-  @IsObject()
+  @IsJsonObject()
   options?: JobParameters;
 }
 
@@ -145,12 +146,12 @@ export class ScheduleDto {
 
   @ApiPropertyOptional({ type: 'object', additionalProperties: true, description: 'each tick adds scheduledAt' })
   @IsOptional()
-  @IsObject()
+  @IsJsonObject()
   parameters?: JobParameters;
 
   @ApiPropertyOptional({ type: 'object', additionalProperties: true })
   @IsOptional()
-  @IsObject()
+  @IsJsonObject()
   options?: JobParameters;
 
   @ApiProperty({ example: 'billing', description: 'the name of the client the ticks are launched as' })

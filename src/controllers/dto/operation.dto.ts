@@ -6,7 +6,6 @@ import {
   IsArray,
   IsIn,
   IsInt,
-  IsObject,
   IsOptional,
   IsString,
   Length,
@@ -29,6 +28,7 @@ import {
   type OperationType,
   type RowValues,
 } from '../../interfaces/operation.interfaces';
+import { IsJsonObject } from './json-object';
 import { NoNulCharacter } from './no-nul-character';
 
 export const MAX_BULK_OPERATIONS = 1000;
@@ -53,7 +53,7 @@ export class OperationCreateDto implements ICreateBatchOperationRequest {
     description: 'insert/upsert: the row; update: the columns to set; increment: column → numeric delta',
   })
   @IsOptional()
-  @IsObject()
+  @IsJsonObject()
   values?: RowValues;
 
   @ApiPropertyOptional({
@@ -63,7 +63,7 @@ export class OperationCreateDto implements ICreateBatchOperationRequest {
     description: 'update/delete/increment: exactly the primary key or one unique key',
   })
   @IsOptional()
-  @IsObject()
+  @IsJsonObject()
   key?: RowValues;
 
   @ApiPropertyOptional({ type: [String], description: 'upsert only: the unique key columns; default the primary key' })
