@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { TargetColumn } from '../../src/interfaces/catalog.interfaces';
 import { ByteWriter } from '../../src/services/byte-writer';
+import { endMarkersQuoted } from '../../src/services/imports/formats/csv-format';
 import { endedByLineFeed, lineEnds } from '../../src/services/imports/line-ends';
 import { scanRecords } from '../../src/services/imports/record-scanner';
 import { csvFields, flatRecordInto, ndjsonRecord, RecordKeys, RecordProblem } from '../../src/services/imports/records';
@@ -244,5 +245,27 @@ describe('line ends', () => {
         assert.equal(whole.mixed, new Set(kept).size > 1);
       }),
     );
+  });
+});
+
+describe("COPY's end-of-data marker", () => {
+  /** Records of `lines`, one a line, after `before` bytes of something else in the buffer. */
+  const recordsOf = (lines: string[], before = 'zz') => {
+    const bounds = [before.length];
+    for (const line of lines) bounds.push(bounds[bounds.length - 1] + Buffer.byteLength(line));
+    const data = Buffer.from(before + lines.join(''));
+    return { data, bounds, lines: lines.map((_, i) => i + 1), origin: () => assert.fail('not read') };
+  };
+  const texts = (records: { data: Buffer; bounds: ArrayLike<number> }) =>
+    Array.from({ length: records.bounds.length - 1 }, (_, i) =>
+      records.data.subarray(records.bounds[i], records.bounds[i + 1]).toString(),
+    );
+
+  it('quotes a record that is \\. alone on its line, whatever its line end; \\. within a record stays', () => {
+    const lines = ['1,a\n', '\\.\n', '2,\\.\n', '\\.\r\n', '\\.x\n', '"\\."\n', '\\.'];
+    const quoted = endMarkersQuoted(recordsOf(lines), 0x27);
+    assert.deepEqual(texts(quoted), ['1,a\n', "'\\.'\n", '2,\\.\n', "'\\.'\r\n", '\\.x\n', '"\\."\n', "'\\.'"]);
+    const none = recordsOf(['1,a\n', '2,\\.\n']);
+    assert.equal(endMarkersQuoted(none, 0x22), none, 'none: the records as they were');
   });
 });
