@@ -225,6 +225,13 @@ describe('imports on PostgreSQL: upload, load, rejects, restart', () => {
         () => upload(jobs, { target: 'items' }, '{"nope": 1}\n', { contentType: 'application/x-ndjson' }),
         'UNKNOWN_COLUMN',
       ],
+      // the first record after blank lines, a byte order mark, a quoted newline: found however the pieces cut them
+      [
+        () => upload(jobs, { target: 'items' }, '\n\n\n{"nope": 1}\n', { contentType: 'application/x-ndjson' }),
+        'UNKNOWN_COLUMN',
+      ],
+      [() => upload(jobs, { target: 'items' }, '\ufeffid,nope\n1,2\n'), 'UNKNOWN_COLUMN'],
+      [() => upload(jobs, { target: 'items' }, '"id\nx",qty\n1,2\n'), 'UNKNOWN_COLUMN'],
     ];
     for (const [answer, code] of cases) assert.equal((await refusal(answer())).code, code, answer.toString());
     const broken = new Readable({
@@ -244,6 +251,15 @@ describe('imports on PostgreSQL: upload, load, rejects, restart', () => {
       /went away/,
     );
     assert.deepEqual([await stored(), await executions()], [files, launched]);
+  });
+
+  it('finds the first record after 64 KiB of blank lines, the check going on where the last piece left it', async () => {
+    const body = `${'\n'.repeat(1 << 16)}{"id": 9100, "qty": 1}\n`;
+    const launched = await upload(jobs, { target: 'items', runId: 'blank' }, body, {
+      contentType: 'application/x-ndjson',
+    });
+    assert.equal((await run(launched)).exitStatus?.code, 'COMPLETED');
+    assert.deepEqual(await jobs.db.query(`SELECT id, qty FROM items WHERE id = 9100`), [{ id: 9100, qty: 1 }]);
   });
 
   it('keeps an uploaded file while an import of it runs, and deletes it past retention', async () => {

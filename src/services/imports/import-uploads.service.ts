@@ -128,7 +128,7 @@ export class ImportUploads {
           if (received > limit)
             throw new BatchError('PAYLOAD_TOO_LARGE', `The data set is larger than ${limit} bytes (decompressed)`);
           if (storedBefore + received > quota) throw overQuota(quota, storedBefore);
-          head.add(chunk, received);
+          head.add(chunk);
         } catch (error) {
           throw (refused = error as BatchError);
         }
@@ -309,30 +309,49 @@ class FileBlocks {
 }
 
 /**
- * The start of the body checked against the catalog as it arrives (checkHead), until its first record has: joined
- * and checked when a piece brings a newline (where the first record may end) or passes the longest record taken. At
- * every piece, a first record of megabytes was copied again with each, in time its length squared.
+ * The start of the body checked against the catalog as it arrives (checkHead), until its first record has. It keeps
+ * only what it has not read whole (from the start of the first record not yet ended, where the next check goes on),
+ * and checks again when a piece brings a newline (where that record may end) once that part has doubled since the last
+ * check, or passes the longest record taken: so however the records before it (blank NDJSON lines) and the record itself
+ * (an open quote over many lines) arrive, each byte is scanned a bounded number of times.
  */
 class HeadCheck {
   private head: Buffer | null = Buffer.alloc(0);
   private unchecked: Buffer[] = []; // pieces received since, not yet joined to it
+  private uncheckedBytes = 0;
+  private line = 1;
+  private atStart = true;
+  private due = 0;
 
   constructor(
     private readonly plan: ImportPlan,
     private readonly most: number,
   ) {}
 
-  add(chunk: Buffer, received: number): void {
+  add(chunk: Buffer): void {
     if (!this.head) return;
     this.unchecked.push(chunk);
-    if (!chunk.includes(0x0a) && received <= this.most) return;
-    this.head = Buffer.concat([this.head, ...this.unchecked]);
-    this.unchecked = [];
-    if (checkHead(this.plan, this.head, false, this.most)) this.head = null;
+    this.uncheckedBytes += chunk.length;
+    const length = this.head.length + this.uncheckedBytes;
+    if (length <= this.most && (length < this.due || !chunk.includes(0x0a))) return;
+    this.check(false);
   }
 
   finish(): void {
-    if (this.head) checkHead(this.plan, Buffer.concat([this.head, ...this.unchecked]), true, this.most);
+    if (this.head) this.check(true);
+  }
+
+  private check(atEnd: boolean): void {
+    const head = Buffer.concat([this.head!, ...this.unchecked]);
+    [this.unchecked, this.uncheckedBytes] = [[], 0];
+    const left = checkHead(this.plan, head, { atEnd, most: this.most, line: this.line, atStart: this.atStart });
+    if (left === true) {
+      this.head = null;
+      return;
+    }
+    this.head = head.subarray(left.from);
+    [this.line, this.atStart] = [left.line, this.atStart && left.from === 0];
+    this.due = 2 * this.head.length;
   }
 }
 
@@ -362,21 +381,26 @@ function typed(value: string): string | number | boolean {
 
 /**
  * The start of the data set checked against the catalog once its first record has arrived: a CSV header's columns
- * (checkColumns), an NDJSON first record's keys. False while it has not arrived. A CSV header longer than the longest
- * record taken (`most` bytes) is refused; an NDJSON record that long is left to the load, which rejects it.
+ * (checkColumns), an NDJSON first record's keys. Where it has not arrived, where to go on: the start of the record not
+ * yet ended in `head`, and its line. A CSV header longer than the longest record taken (`most` bytes) is refused; an
+ * NDJSON record that long is left to the load, which rejects it.
  */
-function checkHead(plan: ImportPlan, head: Buffer, atEnd: boolean, most: number): boolean {
+function checkHead(
+  plan: ImportPlan,
+  head: Buffer,
+  at: { atEnd: boolean; most: number; line: number; atStart: boolean },
+): true | { from: number; line: number } {
   const { format } = plan;
   if (!format.checksFirst(plan)) return true;
-  const start = head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? 3 : 0;
+  const bom = at.atStart && head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf;
   const quote = format.quote(plan);
-  for (let from = start, line = 1; ;) {
-    const scanned = scanRecords(head, from, 1, quote, atEnd, line);
+  for (let from = bom ? 3 : 0, line = at.line; ;) {
+    const scanned = scanRecords(head, from, 1, quote, at.atEnd, line);
     if (scanned.starts.length === 0) {
-      if (atEnd) return true;
-      if (head.length <= most) return false;
+      if (at.atEnd) return true;
+      if (head.length - from <= at.most) return { from, line };
       if (!format.refusesLongFirst) return true;
-      throw invalidField('header', `is longer than ${most} bytes (BATCH_IMPORT_MAX_RECORD_BYTES)`);
+      throw invalidField('header', `is longer than ${at.most} bytes (BATCH_IMPORT_MAX_RECORD_BYTES)`);
     }
     const text = head.toString('utf8', from, scanned.end).replace(/\r?\n$/, '');
     if (format.checkFirst(plan, text)) return true;
