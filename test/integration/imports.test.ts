@@ -294,6 +294,18 @@ describe('imports on PostgreSQL: upload, load, rejects, restart', () => {
     ]);
   });
 
+  it('takes options that are text as text, whatever they spell: null=0, delimiter=9', async () => {
+    const csv = 'id9qty9note\n801909a\n802959true\n';
+    const done = await run(
+      await upload(jobs, { target: 'items', delimiter: '9', null: '0', runId: 'text-options' }, csv),
+    );
+    assert.equal(done.exitStatus?.code, 'COMPLETED');
+    assert.deepEqual(await jobs.db.query(`SELECT id, qty, note FROM items WHERE id IN (801, 802) ORDER BY id`), [
+      { id: 801, qty: null, note: 'a' },
+      { id: 802, qty: 5, note: 'true' },
+    ]);
+  });
+
   it('a file of only a header loads nothing and completes', async () => {
     const launched = await upload(jobs, { target: 'items', runId: 'empty' }, 'id,qty,note\n');
     const done = await run(launched);

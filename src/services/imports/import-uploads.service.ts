@@ -26,6 +26,8 @@ export interface UploadRequest {
 
 const PARAMETERS = ['target', 'mode', 'conflictKey', 'columns', 'format', 'runId'];
 const OPTIONS = ['header', 'delimiter', 'quote', 'null', 'skipLimit', 'chunkSize'];
+/** The options that are text, whatever they spell (`null=0`, `delimiter=1`): the others are counts and a flag. */
+const TEXT_OPTIONS = ['delimiter', 'quote', 'null'];
 
 /**
  * POST /api/imports: the body streamed into ImportFiles inside one transaction (its sha256 computed on the way, its
@@ -362,7 +364,7 @@ function launchOf(request: UploadRequest): { parameters: JobParameters; options:
   for (const [name, value] of Object.entries(request.query)) {
     if (typeof value !== 'string') throw invalidField(name.slice(0, 100), 'must be given once, as text');
     if (PARAMETERS.includes(name)) parameters[name] = value;
-    else if (OPTIONS.includes(name)) options[name] = typed(value);
+    else if (OPTIONS.includes(name)) options[name] = TEXT_OPTIONS.includes(name) ? value : typed(value);
     else throw invalidField(name.slice(0, 100), 'is not a parameter of an import');
   }
   parameters.format ??= formatOfContentType(request.contentType)?.name;
