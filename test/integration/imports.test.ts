@@ -177,6 +177,31 @@ describe('imports on PostgreSQL: upload, load, rejects, restart', () => {
     }
   });
 
+  it('rejects an NDJSON upsert record without its conflict key, as its upsert would be refused, and loads the rest', async () => {
+    const ndjson = ['{"id": 210, "qty": 1}', '{"qty": 2}', '{"qty": 3, "note": "x"}', '{"id": 211, "qty": 4}'].join(
+      '\n',
+    );
+    for (const chunkSize of ['1', '100']) {
+      const launched = await upload(
+        jobs,
+        { target: 'items', mode: 'upsert', skipLimit: '2', chunkSize, runId: `unkeyed${chunkSize}` },
+        ndjson,
+        {
+          contentType: 'application/x-ndjson',
+        },
+      );
+      assert.equal((await run(launched)).exitStatus?.code, 'COMPLETED_WITH_SKIPS', `chunkSize ${chunkSize}`);
+      assert.deepEqual(await jobs.db.query(`SELECT id, qty FROM items WHERE id IN (210, 211) ORDER BY id`), [
+        { id: 210, qty: 1 },
+        { id: 211, qty: 4 },
+      ]);
+      assert.deepEqual(await rejects(launched.id), [
+        [2, 'VALIDATION_FAILED', 'id'],
+        [3, 'VALIDATION_FAILED', 'id'],
+      ]);
+    }
+  });
+
   it('fails past skipLimit keeping the chunks before; a restart goes on from the saved offset', async () => {
     await jobs.db.query(`ALTER TABLE items ADD CONSTRAINT below_1015 CHECK (id < 1015)`);
     const csv = 'id,qty,note\n' + Array.from({ length: 30 }, (_, i) => `${1000 + i},1,n${i}\n`).join('');
@@ -232,6 +257,11 @@ describe('imports on PostgreSQL: upload, load, rejects, restart', () => {
       ],
       [() => upload(jobs, { target: 'items' }, '\ufeffid,nope\n1,2\n'), 'UNKNOWN_COLUMN'],
       [() => upload(jobs, { target: 'items' }, '"id\nx",qty\n1,2\n'), 'UNKNOWN_COLUMN'],
+      // an NDJSON first record is checked as a header is
+      [
+        () => upload(jobs, { target: 'items' }, '{"qty": 1}\n', { contentType: 'application/x-ndjson' }),
+        'VALIDATION_FAILED',
+      ],
     ];
     for (const [answer, code] of cases) assert.equal((await refusal(answer())).code, code, answer.toString());
     const broken = new Readable({

@@ -4,6 +4,7 @@ import { quoteIdent } from '../storage/database';
 import { Records, Refusal, refuse } from './chunk-records';
 import { attempt, copyAll, tableName } from './copy-loading';
 import type { ImportPlan } from './import-plan';
+import { RecordProblem } from './records';
 
 /**
  * Records upserted into the target: copied into a temporary table (copyAll: the ones COPY refuses narrowed down to),
@@ -20,6 +21,17 @@ export async function upsertRecords(
   records: Records,
   copyStatement: (table: string) => string,
 ): Promise<void> {
+  const unkeyed = plan.conflictKey!.find((name) => !columns.includes(name));
+  if (unkeyed) {
+    // NDJSON records whose keys leave out the conflict key: as the upsert of each would be refused, each a reject
+    const problem = new RecordProblem(
+      'VALIDATION_FAILED',
+      `the record has no ${unkeyed}, of the conflict key`,
+      unkeyed,
+    );
+    for (let i = 0; i < records.bounds.length - 1; i++) refuse(refused, records, i, problem);
+    return;
+  }
   const list = columns.map(quoteIdent).join(', ');
   await tx.query(
     `CREATE TEMP TABLE IF NOT EXISTS import_rows ON COMMIT DROP AS SELECT ${list} FROM ${tableName(plan.target)} WITH NO DATA;

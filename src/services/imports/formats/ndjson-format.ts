@@ -1,5 +1,5 @@
 import { ndjsonLines } from '../chunk-records';
-import { unknownColumn } from '../import-columns';
+import { checkColumns, unknownColumn } from '../import-columns';
 import { ndjsonRecord, RecordProblem } from '../records';
 import type { RecordFormat } from './record-format';
 
@@ -17,14 +17,18 @@ export const NDJSON: RecordFormat = {
   checksFirst: () => true,
   checkFirst(plan, text) {
     if (text.trim() === '') return false;
+    let record;
     try {
-      ndjsonRecord(text, plan.target.columns);
+      record = ndjsonRecord(text, plan.target.columns);
     } catch (error) {
       // a malformed record is a reject of the load; a key that is no column refuses the whole data set
       if (error instanceof RecordProblem && error.code === 'UNKNOWN_COLUMN')
         throw unknownColumn(plan, error.column!, 'keys');
       if (!(error instanceof RecordProblem)) throw error;
+      return true;
     }
+    // as a CSV header is: a NOT NULL column without a default, or the conflict key, left out refuses it too
+    checkColumns(plan, record.columns, 'keys');
     return true;
   },
   // left to the load, which rejects it
