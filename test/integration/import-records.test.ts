@@ -229,6 +229,26 @@ describe('imports on PostgreSQL: records no load may take', () => {
     }
   });
 
+  it('stores an NDJSON string into a jsonb column as a JSON string, as an operation does', async () => {
+    const ndjson = [
+      '{"id": 220, "doc": "hello"}',
+      '{"id": 221, "doc": "{\\"a\\": 1}"}',
+      '{"id": 222, "doc": {"a": 1}}',
+    ];
+    const launched = await upload(jobs, { target: 'items', runId: 'json-strings' }, ndjson.join('\n'), {
+      contentType: 'application/x-ndjson',
+    });
+    assert.equal((await run(launched)).exitStatus?.code, 'COMPLETED');
+    const docs = await jobs.db.query(
+      `SELECT id, jsonb_typeof(doc) AS type, doc FROM items WHERE id >= 220 AND id < 230 ORDER BY id`,
+    );
+    assert.deepEqual(docs, [
+      { id: 220, type: 'string', doc: 'hello' },
+      { id: 221, type: 'string', doc: '{"a": 1}' },
+      { id: 222, type: 'object', doc: { a: 1 } },
+    ]);
+  });
+
   it('a carriage return: the same records rejected and loaded wherever the chunks split', async () => {
     // LF and CRLF line ends mixed, carriage returns inside quotes and outside them
     const csv = [

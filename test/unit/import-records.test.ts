@@ -86,12 +86,12 @@ describe('records', () => {
     assert.deepEqual(csvFields("id;'n;m'", ';', "'"), ['id', 'n;m']);
   });
 
-  const column = (name: string, isArray = false) => ({ name, isArray }) as TargetColumn;
+  const column = (name: string, isArray = false, baseType = 'text') => ({ name, isArray, baseType }) as TargetColumn;
   const columns = new Map([
     ['id', column('id')],
     ['note', column('note')],
     ['tags', column('tags', true)],
-    ['doc', column('doc')],
+    ['doc', column('doc', false, 'jsonb')],
   ]);
 
   it('makes an NDJSON record a CSV line: numbers exact, null as NULL, objects as JSON, arrays as array literals', () => {
@@ -106,6 +106,14 @@ describe('records', () => {
       },
     );
     assert.deepEqual(ndjsonRecord('{"note": null, "id": true}', columns), { columns: ['note', 'id'], line: ',true\n' });
+  });
+
+  it('writes a string into a json column as a JSON string, as an operation stores it', () => {
+    assert.deepEqual(ndjsonRecord('{"doc": "hello", "note": "hello"}', columns), {
+      columns: ['doc', 'note'],
+      line: '"""hello""","hello"\n',
+    });
+    assert.equal(ndjsonRecord('{"doc": "42"}', columns).line, '"""42"""\n', 'the string "42", not the number');
   });
 
   it('refuses what is not an object of the columns', () => {

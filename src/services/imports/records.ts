@@ -129,11 +129,16 @@ export function shownText(text: string): string {
 
 function csvField(value: unknown, column: TargetColumn): string {
   if (value === null) return '';
-  if (typeof value === 'string') return quoted(value);
+  if (typeof value === 'string') return quoted(isJson(column) ? stringifyJson(value) : value);
   if (value instanceof JsonNumber) return value.text;
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   if (Array.isArray(value) && column.isArray) return quoted(arrayLiteral(value));
   return quoted(stringifyJson(value));
+}
+
+/** A json or jsonb column (not an array of them): a string goes into it as a JSON string, as an operation's does. */
+function isJson(column: TargetColumn): boolean {
+  return !column.isArray && (column.baseType === 'json' || column.baseType === 'jsonb');
 }
 
 function quoted(text: string): string {
@@ -222,7 +227,7 @@ export function flatRecordInto(
     if (k > 0) out.byte(COMMA);
     if (data[at] === QUOTE) {
       const valueEnd = plainStringEnd(data, at + 1, end);
-      if (valueEnd < 0) return fail();
+      if (valueEnd < 0 || isJson(columns.get(name)!)) return fail();
       out.bytes(data, at, valueEnd + 1); // quoted as CSV quotes it: no quote inside
       at = valueEnd + 1;
     } else {
