@@ -232,6 +232,7 @@ describe('imports on PostgreSQL: upload, load, rejects, restart', () => {
       [() => upload(jobs, { target: 'items' }, 'qty,note\n1,a\n'), 'VALIDATION_FAILED'],
       [() => upload(jobs, { target: 'items', mode: 'upsert', conflictKey: 'qty' }, 'id\n1\n'), 'VALIDATION_FAILED'],
       [() => upload(jobs, { target: 'items' }, ''), 'VALIDATION_FAILED'],
+      [() => upload(jobs, { target: 'items' }, '\ufeff'), 'VALIDATION_FAILED'],
       [() => upload(jobs, { target: 'items' }, 'id\n1\n', { contentType: 'text/plain' }), 'VALIDATION_FAILED'],
       [() => upload(jobs, { target: 'items', format: 'xml' }, 'id\n1\n'), 'VALIDATION_FAILED'],
       [() => upload(jobs, { target: 'items', nope: '1' }, 'id\n1\n'), 'VALIDATION_FAILED'],

@@ -108,6 +108,13 @@ describe('records', () => {
     assert.deepEqual(ndjsonRecord('{"note": null, "id": true}', columns), { columns: ['note', 'id'], line: ',true\n' });
   });
 
+  it('refuses a lone surrogate, which only an escape can make, as an operation does; a pair is a character', () => {
+    // (inside a jsonb value it stays an escape, which PostgreSQL refuses: a reject either way)
+    for (const text of ['{"note": "\\ud800"}', '{"note": "a\\udc00b"}'])
+      assert.throws(() => ndjsonRecord(text, columns), { code: 'VALIDATION_FAILED' }, text);
+    assert.equal(ndjsonRecord('{"note": "\\ud83d\\ude00"}', columns).line, '"\u{1F600}"\n');
+  });
+
   it('writes a string into a json column as a JSON string, as an operation stores it', () => {
     assert.deepEqual(ndjsonRecord('{"doc": "hello", "note": "hello"}', columns), {
       columns: ['doc', 'note'],

@@ -395,6 +395,7 @@ function checkHead(
   const { format } = plan;
   if (!format.checksFirst(plan)) return true;
   const bom = at.atStart && head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf;
+  if (bom && at.atEnd && head.length === 3) throw new BatchError('VALIDATION_FAILED', 'The data set is empty');
   const quote = format.quote(plan);
   for (let from = bom ? 3 : 0, line = at.line; ;) {
     const scanned = scanRecords(head, from, 1, quote, at.atEnd, line);

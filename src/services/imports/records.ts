@@ -68,7 +68,11 @@ export function ndjsonRecord(text: string, columns: Map<string, TargetColumn>): 
   if (shape.twice)
     throw new RecordProblem('DUPLICATE_KEY', `the key ${shape.twice.key} is given twice`, shape.twice.column);
   const fields = names.map((name) => csvField((value as Record<string, unknown>)[name], columns.get(name)!));
-  return { columns: names, line: fields.join(',') + '\n' };
+  const line = fields.join(',') + '\n';
+  // only an escape can make one (the text is UTF-8); written as UTF-8 it would be stored as U+FFFD
+  if (SURROGATE_ESCAPE.test(text) && HAS_LONE_SURROGATE.test(line))
+    throw new RecordProblem('VALIDATION_FAILED', 'a string holds a lone UTF-16 surrogate (not Unicode text)');
+  return { columns: names, line };
 }
 
 /**
@@ -115,8 +119,12 @@ function keyOf(literal: string): string {
   }
 }
 
+/** What in JSON text may parse to a UTF-16 surrogate: its escape. */
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
+
 /** A UTF-16 surrogate without its other half. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const HAS_LONE_SURROGATE = new RegExp(LONE_SURROGATE.source);
 
 /**
  * Text of a reject (its record, message, column) as it is stored and shown: a NUL, which PostgreSQL's text and jsonb
