@@ -142,6 +142,7 @@ describe('records', () => {
         text,
       );
     }
+    assert.throws(() => ndjsonRecord(' {} ', columns), { code: 'VALIDATION_FAILED' }, 'no column: as an empty insert');
   });
 
   it('takes keys given once in each object, strings that look like keys or nesting, and 64 levels', () => {

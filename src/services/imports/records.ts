@@ -63,6 +63,7 @@ export function ndjsonRecord(text: string, columns: Map<string, TargetColumn>): 
   if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof JsonNumber)
     throw new RecordProblem('MALFORMED_JSON', 'a record must be a JSON object');
   const names = Object.keys(value);
+  if (names.length === 0) throw new RecordProblem('VALIDATION_FAILED', 'the record names no column, as a write needs');
   for (const name of names)
     if (!columns.has(name)) throw new RecordProblem('UNKNOWN_COLUMN', `the target has no column ${name}`, name);
   if (shape.twice)
