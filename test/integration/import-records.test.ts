@@ -52,6 +52,19 @@ describe('imports on PostgreSQL: records no load may take', () => {
   };
   const rejects = async (id: string) => (await jobs.operator.rejects(jobs.client, id, 1000)).items;
   const ids = async () => (await jobs.db.query<{ id: number }>(`SELECT id FROM items ORDER BY id`)).map((r) => r.id);
+  /** `csv` loaded into `items`, emptied first, once for each chunk size: each load's status, rows and rejects. */
+  const loadedInChunks = async (csv: string, chunkSizes: string[], runId: string) => {
+    const loads = [];
+    for (const chunkSize of chunkSizes) {
+      await jobs.db.query(`TRUNCATE items`);
+      const query = { target: 'items', skipLimit: '10', chunkSize, runId: `${runId}${chunkSize}` };
+      const launched = await upload(jobs, query, csv);
+      const { exitStatus } = await run(launched);
+      const rows = await jobs.db.query<{ id: number; note: string }>(`SELECT id, note FROM items ORDER BY id`);
+      loads.push({ chunkSize, status: exitStatus?.code, rows, rejected: await rejects(launched.id) });
+    }
+    return loads;
+  };
 
   before(async () => {
     jobs = await startJobs({ targets: ['public.items'] }, [], {
@@ -201,22 +214,9 @@ describe('imports on PostgreSQL: records no load may take', () => {
 
   it("a line of \\. alone, COPY's end of data: a record as any other, and the rest loaded", async () => {
     const csv = ['id,qty,note\n', '50,1,a\n', '\\.\n', '51,1,\\.\n', '\\.\r\n', '52,1,c\n', '\\.'].join('');
-    for (const chunkSize of ['1', '2', '100']) {
-      await jobs.db.query(`TRUNCATE items`);
-      const launched = await upload(
-        jobs,
-        { target: 'items', skipLimit: '10', chunkSize, runId: `eod${chunkSize}` },
-        csv,
-      );
-      const done = await run(launched);
-      const notes = await jobs.db.query<{ id: number; note: string }>(`SELECT id, note FROM items ORDER BY id`);
-      const rejected = await rejects(launched.id);
+    for (const { chunkSize, status, rows, rejected } of await loadedInChunks(csv, ['1', '2', '100'], 'eod')) {
       assert.deepEqual(
-        {
-          status: done.exitStatus?.code,
-          rows: notes.map((r) => `${r.id}:${r.note}`),
-          rejects: rejected.map((r) => [r.line, r.record]),
-        },
+        { status, rows: rows.map((r) => `${r.id}:${r.note}`), rejects: rejected.map((r) => [r.line, r.record]) },
         {
           status: 'COMPLETED_WITH_SKIPS',
           rows: ['50:a', '51:\\.', '52:c'],
@@ -263,23 +263,12 @@ describe('imports on PostgreSQL: records no load may take', () => {
       '47,1,\rk\r\n',
       '48,1,z\r',
     ].join('');
-    const results = [];
-    for (const chunkSize of ['1', '2', '3', '4', '5', '100']) {
-      await jobs.db.query(`TRUNCATE items`);
-      const launched = await upload(
-        jobs,
-        { target: 'items', skipLimit: '10', chunkSize, runId: `cr${chunkSize}` },
-        csv,
-      );
-      const done = await run(launched);
-      const notes = await jobs.db.query<{ id: number; note: string }>(`SELECT id, note FROM items ORDER BY id`);
-      results.push({
-        chunkSize,
-        status: done.exitStatus?.code,
-        rows: notes.map((r) => `${r.id}:${JSON.stringify(r.note)}`),
-        rejects: (await rejects(launched.id)).map((r) => [r.line, r.code, r.message]),
-      });
-    }
+    const results = (await loadedInChunks(csv, ['1', '2', '3', '4', '5', '100'], 'cr')).map((load) => ({
+      chunkSize: load.chunkSize,
+      status: load.status,
+      rows: load.rows.map((r) => `${r.id}:${JSON.stringify(r.note)}`),
+      rejects: load.rejected.map((r) => [r.line, r.code, r.message]),
+    }));
     const expected = {
       status: 'COMPLETED_WITH_SKIPS',
       rows: ['40:"a"', '42:"b\\rc"', '43:"d"', '44:"e"', '46:"g\\r\\nh"', '48:"z"'],
