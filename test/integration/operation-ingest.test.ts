@@ -4,6 +4,8 @@ import { BatchError } from '../../src/services/batch-error';
 import { AuthenticatedClient } from '../../src/services/access/client.service';
 import { ChunkStep } from '../../src/services/engine/chunk-step.service';
 import { OperationService } from '../../src/services/ingest/operation.service';
+import { CatalogService } from '../../src/services/storage/catalog.service';
+import { MAIN } from '../../src/services/storage/named-databases';
 import { createTestApp, TestApp } from '../support/app-context';
 
 async function rejects(promise: Promise<unknown>, code: string, message?: RegExp): Promise<BatchError> {
@@ -200,6 +202,33 @@ describe('operation ingest (real PostgreSQL)', () => {
     await t.db.query(`CREATE TABLE public.late (id int PRIMARY KEY)`);
     await operations.create(admin, { target: 'late', type: 'insert', values: { id: 1 } });
     assert.equal(await count(), 4);
+  });
+
+  it('reads the whole catalog again for a miss only where the database now has what was missed', async () => {
+    const catalog = t.get(CatalogService);
+    let reloads = 0;
+    const reload = catalog.reload.bind(catalog);
+    catalog.reload = (database?: string) => ((reloads += 1), reload(database));
+    try {
+      const admin = await t.client('admin3', ['*']);
+      await reload(MAIN); // fresh for BATCH_CATALOG_TTL (5 s): what follows takes milliseconds
+      for (let i = 0; i < 5; i++) {
+        await rejects(
+          operations.create(admin, { target: 'ghost', type: 'insert', values: { id: 1 } }),
+          'UNKNOWN_TARGET',
+        );
+        await rejects(operations.create(billing, account(1, { ghost: 1 })), 'UNKNOWN_COLUMN');
+      }
+      assert.equal(reloads, 0, 'ten misses of what is not there: no reload');
+      await reload(MAIN);
+      await t.db.query(`CREATE TABLE public.ghost (id int PRIMARY KEY)`);
+      await t.db.query(`ALTER TABLE public.accounts ADD COLUMN ghost int`);
+      await operations.create(admin, { target: 'ghost', type: 'insert', values: { id: 1 } });
+      await operations.create(billing, account(1, { ghost: 1 }));
+      assert.equal(reloads, 1, 'found once there: one read for the table, which finds the column too');
+    } finally {
+      catalog.reload = reload;
+    }
   });
 
   it('cancels a pending operation once, and only its own client may', async () => {

@@ -100,6 +100,21 @@ const KEYS_SQL = `
    ORDER BY i.indisprimary DESC, i.indexrelid`;
 
 /**
+ * Whether a table of the target schemas ($1) named $3 (in schema $2, or any of them) has every column of $4: what a
+ * miss asks before the whole catalog is read again for it.
+ */
+const FOUND_SQL = `
+  SELECT EXISTS (
+    SELECT FROM pg_class c
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY ($1) AND n.nspname NOT IN ('batch', 'batch_ledger')
+       AND c.relname = $3 AND ($2::text IS NULL OR n.nspname = $2)
+       AND NOT EXISTS (SELECT FROM unnest($4::text[]) w(name)
+                        WHERE NOT EXISTS (SELECT FROM pg_attribute a
+                                           WHERE a.attrelid = c.oid AND a.attname = w.name AND a.attnum > 0
+                                             AND NOT a.attisdropped))) AS found`;
+
+/**
  * A table, view or materialized view of the source schemas ($1) named $3 (in schema $2, or the first of them that has
  * it), with its columns, the column of its primary key when that has one, and the columns that are NOT NULL and
  * unique by an index of their own (whole, on the column itself): the keys it can be read in order of.
@@ -123,7 +138,9 @@ const SOURCE_SQL = `
 
 /**
  * The target tables, discovered from the live database catalog of the allowed schemas.
- * Cached for BATCH_CATALOG_TTL ms; a miss reloads at once, so tables and columns created after start are found.
+ * Cached for BATCH_CATALOG_TTL ms; a miss reloads at once where the database now has what was missed, so that tables
+ * and columns created after start are found, and a caller naming what is not there costs one small query, not a read
+ * of the whole catalog.
  * Loaded before the process says it is ready, so that the first requests and the first chunk do not wait for it.
  */
 @Injectable()
@@ -151,19 +168,42 @@ export class CatalogService implements OnApplicationBootstrap {
    * unknown database is UNKNOWN_TARGET; one whose catalog was never read (it has not answered yet) UNAVAILABLE.
    */
   async find(name: string): Promise<TargetTable | null> {
-    const { database } = databaseOf(name);
+    const { database, local } = databaseOf(name);
     await this.ensureFresh(database);
-    return this.lookup(name) ?? (await this.reload(database), this.lookup(name));
+    const found = this.lookup(name);
+    if (found || !(await this.nowHas(database, local, []))) return found;
+    await this.reload(database);
+    return this.lookup(name);
   }
 
   /** Like find, but reloads when a column is missing (it may have been added since the last load). */
   async findWithColumns(name: string, columns: string[]): Promise<TargetTable | null> {
     const target = await this.find(name);
-    if (target && !hasColumns(target, columns)) {
-      await this.reload(target.database);
-      return this.lookup(name);
+    const missing = target ? columns.filter((column) => !target.columns.has(column)) : [];
+    if (missing.length === 0 || !(await this.nowHas(target!.database, `${target!.schema}.${target!.table}`, missing)))
+      return target;
+    await this.reload(target!.database);
+    return this.lookup(name);
+  }
+
+  /**
+   * Whether `database` has a target table `[schema.]table` (`local`) with `columns` now, as FOUND_SQL asks; true where
+   * it cannot tell (the database does not answer): the reload decides then, as it does.
+   */
+  private async nowHas(database: string, local: string, columns: string[]): Promise<boolean> {
+    if (database !== MAIN && !this.databases.get(database)) return true; // unknown: lookup says so
+    const dot = local.indexOf('.');
+    const [schema, table] = dot < 0 ? [null, local] : [local.slice(0, dot), local.slice(dot + 1)];
+    const params = [this.targetSchemas(database), schema, table, columns];
+    try {
+      const [row] =
+        database === MAIN
+          ? await this.db.query<{ found: boolean }>(FOUND_SQL, params)
+          : await this.databases.query<{ found: boolean }>(database, FOUND_SQL, params, CATALOG_TIMEOUT_MS);
+      return row.found;
+    } catch {
+      return true;
     }
-    return target;
   }
 
   /**
