@@ -53,7 +53,8 @@ async function main(argv: string[]): Promise<number> {
     const move = decide(state, seen, Date.now());
     for (const line of move.say) bar.note(line);
     const progress = seen.kind === 'executions' ? seen.items[0]?.progress : null;
-    if (progress)
+    // nothing yet until the load reports its bytes (before it, an execution's progress is 0 items)
+    if (progress && (progress.done > 0 || progress.total !== null))
       bar.show('load', progress.done, progress.total, progress.unit, progress.etaSeconds, progress.perSecond);
     if (move.kind === 'end') {
       bar.done();
