@@ -337,7 +337,8 @@ const SCRIPT = String.raw`
 
   /** A bar of done / total, with the rate and the time left; a bar without an end when the total is unknown. */
   function progressCell(progress) {
-    if (!progress) return el('td', { 'data-testid': 'job-progress' }, ['']);
+    // nothing yet until its step reports (before it, an execution's progress is 0 items of no total)
+    if (!progress || (!progress.done && progress.total === null)) return el('td', { 'data-testid': 'job-progress' }, ['']);
     var share = progress.total ? Math.min(1, progress.done / progress.total) : null;
     var fillNode = el('span', {}, []);
     if (share !== null) fillNode.style.width = (share * 100).toFixed(1) + '%'; // CSSOM: the policy allows no style attribute
