@@ -173,6 +173,7 @@ describe('job alerts (built service, a webhook on this machine)', () => {
       [{ url: 'ftp://127.0.0.1/hook' }, 400, 'VALIDATION_FAILED'],
       [{ url: 'hooks.example/no-scheme' }, 400, 'VALIDATION_FAILED'],
       [{ url: 'http://user:secret@127.0.0.1/hook' }, 400, 'VALIDATION_FAILED'],
+      [{ url: `${webhook.url}/a\u0000b` }, 400, 'VALIDATION_FAILED'],
       [{ url: `${webhook.url}/x`, on: ['STOPPED'] }, 400, 'VALIDATION_FAILED'],
       [{ url: `${webhook.url}/x`, on: [] }, 400, 'VALIDATION_FAILED'],
       [{ url: `${webhook.url}/x`, client: 'nobody' }, 400, 'VALIDATION_FAILED'],

@@ -29,7 +29,9 @@ describe('copy: every source row exactly once, whatever the target does with it'
       CREATE TABLE plain (id int, note text);
       CREATE TABLE renamed (ref int PRIMARY KEY, label text, untouched text DEFAULT 'kept');
       CREATE VIEW repeated AS SELECT third AS id, note FROM src;
-      CREATE VIEW distinct_ids AS SELECT id, note FROM src WHERE id <= 100;`);
+      CREATE VIEW distinct_ids AS SELECT id, note FROM src WHERE id <= 100;
+      CREATE VIEW json_keyed AS SELECT to_json(id) AS id, note FROM src;
+      CREATE TABLE computed (id int PRIMARY KEY, twice int GENERATED ALWAYS AS (id * 2) STORED);`);
   });
   after(() => jobs.close());
 
@@ -93,6 +95,20 @@ describe('copy: every source row exactly once, whatever the target does with it'
     assert.equal(k.status, 'COMPLETED', 'a NOT NULL column unique by its own index is a key');
     const view = await copy({ source: 'distinct_ids', target: 'plain', keyColumn: 'id', to: 50 }, 5);
     assert.equal(view.status, 'COMPLETED', "a view's key is checked by reading it");
+  });
+
+  it('refuses at launch a copy into its own source, onto a generated column, or by a key without equality', async () => {
+    for (const [parameters, pattern] of [
+      [{ source: 'src', target: 'public.src' }, /source: is the target itself/],
+      [{ source: 'src', target: 'computed', columns: { id: 'id', twice: 'k' } }, /twice, which is generated/],
+      [{ source: 'json_keyed', target: 'plain', keyColumn: 'id' }, /keyColumn: must be of a type with equality/],
+    ] as const) {
+      const error = await jobs.operator.launch(jobs.client, 'copy', parameters, {}).then(
+        () => assert.fail(`${JSON.stringify(parameters)} was accepted`),
+        (e: unknown) => e as BatchError,
+      );
+      assert.deepEqual([error.code, pattern.test(error.message)], ['VALIDATION_FAILED', true], error.message);
+    }
   });
 
   it('columns maps target columns to source columns by other names; the rest take their defaults', async () => {

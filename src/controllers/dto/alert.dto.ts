@@ -2,6 +2,7 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { IJobAlert, IJobAlertDelivery, JOB_ALERT_EXITS, type JobAlertExit } from '../../interfaces/job.interfaces';
 import { NAME, NAME_MESSAGE } from './job.dto';
+import { NoNulCharacter } from './no-nul-character';
 
 export class JobAlertNameDto {
   @ApiProperty({ example: 'nightly-failures' })
@@ -17,6 +18,7 @@ export class JobAlertRequestDto {
   })
   @IsString()
   @MaxLength(2000)
+  @NoNulCharacter()
   url: string;
 
   @ApiPropertyOptional({ type: String, nullable: true, example: 'copy', description: 'the job; every job when absent' })

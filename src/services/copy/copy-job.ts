@@ -225,7 +225,12 @@ export class CopyJob implements JobProvider {
       `SELECT EXISTS (SELECT FROM ${sourceName(plan)} WHERE ${key} IS NULL) AS nulls,
               EXISTS (SELECT FROM ${sourceName(plan)} ${where} GROUP BY ${key} HAVING count(*) > 1) AS repeated`,
       values,
-    );
+    ).catch((error: { code?: string }) => {
+      // a type without equality (json, point, xml) cannot order the rows either
+      if (error.code === '42883' || error.code === '42P18')
+        throw invalidField('keyColumn', `must be of a type with equality and order: ${plan.source.name}.${plan.key}`);
+      throw error;
+    });
     if (nulls || repeated)
       throw invalidField(
         'keyColumn',
@@ -240,6 +245,8 @@ export class CopyJob implements JobProvider {
     if (!target) throw new BatchError('UNKNOWN_TARGET', `No target table ${String(parameters.target)}`);
     const source = await this.catalog.source(String(parameters.source));
     if (!source) throw new BatchError('UNKNOWN_TARGET', `No source table or view ${String(parameters.source)}`);
+    // each chunk would read the rows the one before wrote: a copy that may never end
+    if (source.name === target.name) throw invalidField('source', `is the target itself, ${target.name}`);
     const columns = mappedColumns(parameters.columns as Record<string, string> | undefined, source, target);
     const key = parameters.keyColumn === undefined ? source.key : String(parameters.keyColumn);
     if (key === null)
@@ -540,6 +547,8 @@ function mappedColumns(
   if (mapping) {
     for (const [written, read] of Object.entries(mapping)) {
       if (!target.columns.has(written)) throw unknownColumn(target.name, written);
+      if (target.columns.get(written)!.generatedAlways)
+        throw invalidField('columns', `names ${written}, which is generated and cannot be written`);
       if (!source.columns.has(read)) throw unknownColumn(source.name, read);
     }
     return Object.entries(mapping);
