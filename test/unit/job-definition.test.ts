@@ -63,6 +63,15 @@ describe('job parameters', () => {
       problemsOf(() => checkLaunch(report, { day: '2026-01-01', scheduledAt: 'soon' }, {})),
       ['parameters.scheduledAt'],
     );
+    // what Date.parse takes and PostgreSQL does not, or reads as another day
+    for (const day of ['1', 'March 7', '2026-02-30', '2026-01-01T25:00:00Z', '2026-1-1'])
+      assert.deepEqual(
+        problemsOf(() => checkLaunch(report, { day }, {})),
+        ['parameters.day'],
+        day,
+      );
+    for (const day of ['2026-01-01', '2026-01-01T06:00:00Z', '2026-01-01 06:00:00.5+02:00', '2026-01-01T06:00'])
+      assert.doesNotThrow(() => checkLaunch(report, { day }, {}), day);
   });
 
   it('are echoed as given; the job runs with the defaults added', () => {

@@ -226,6 +226,11 @@ function textProblem(column: TargetColumn, text: string): string | null {
 }
 
 /** A date-time with a time zone, on the calendar and the clock: `2026-11-21T10:00:00Z`, `2026-11-21 10:00+05:30`. */
+/** A date or date-time in ISO 8601's form PostgreSQL reads the same (a zone optional), of a real day and time. */
+export function isTimestampText(text: string): boolean {
+  return dateProblem(TIMESTAMP_TEXT.exec(text)) === null;
+}
+
 export function isInstant(text: string): boolean {
   const match = TIMESTAMP_TEXT.exec(text);
   return match?.[5] !== undefined && match[10] !== undefined && dateProblem(match) === null;

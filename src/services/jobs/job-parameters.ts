@@ -3,6 +3,7 @@ import type { JobParameters, JobParameterValue } from '../../interfaces/job.inte
 import { BatchError } from '../batch-error';
 import { JsonNumber, numberLiteral, stringifyJson } from '../exact-json';
 import type { JobDefinition, ParameterSpec } from './job-definition';
+import { isTimestampText } from '../ingest/column-value';
 
 /** The identifying parameter a schedule's ticks add (the tick's time); any job takes it. */
 export const SCHEDULED_AT = 'scheduledAt';
@@ -98,7 +99,9 @@ function valueProblem(spec: ParameterSpec, value: unknown): string | null {
         ? null
         : 'must be a number or a string';
     case 'timestamp':
-      return isText(value) && !Number.isNaN(Date.parse(value)) ? null : 'must be a timestamp (ISO 8601)';
+      return isText(value) && isTimestampText(value)
+        ? null
+        : 'must be a timestamp (ISO 8601: 2026-11-21 or 2026-11-21T06:00:00Z)';
     case 'names':
       return namesOf(value)
         ? null
