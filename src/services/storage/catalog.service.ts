@@ -192,8 +192,7 @@ export class CatalogService implements OnApplicationBootstrap {
    */
   private async nowHas(database: string, local: string, columns: string[]): Promise<boolean> {
     if (database !== MAIN && !this.databases.get(database)) return true; // unknown: lookup says so
-    const dot = local.indexOf('.');
-    const [schema, table] = dot < 0 ? [null, local] : [local.slice(0, dot), local.slice(dot + 1)];
+    const [schema, table] = schemaAndTable(local);
     const params = [this.targetSchemas(database), schema, table, columns];
     try {
       const [row] =
@@ -215,8 +214,7 @@ export class CatalogService implements OnApplicationBootstrap {
     const { database, local } = databaseOf(name);
     const named = database === MAIN ? null : this.databases.get(database);
     if (database !== MAIN && !named) throw unknownDatabase(database);
-    const dot = local.indexOf('.');
-    const [schema, table] = dot < 0 ? [null, local] : [local.slice(0, dot), local.slice(dot + 1)];
+    const [schema, table] = schemaAndTable(local);
     const params = [named?.sourceSchemas ?? this.config.sourceSchemas, schema, table];
     const rows = named
       ? await this.databases.query<SourceRow>(database, SOURCE_SQL, params, CATALOG_TIMEOUT_MS)
@@ -390,6 +388,12 @@ function unknownDatabase(database: string): BatchError {
   return new BatchError('UNKNOWN_TARGET', `Unknown database "${database}" (BATCH_DATABASES names no such database)`, {
     database,
   });
+}
+
+/** `schema.table` as its schema and table; a bare `table` has no schema (the first of the schemas that has it). */
+function schemaAndTable(local: string): [string | null, string] {
+  const dot = local.indexOf('.');
+  return dot < 0 ? [null, local] : [local.slice(0, dot), local.slice(dot + 1)];
 }
 
 /** Whether the table, as loaded, has every one of these columns. */
